@@ -1,0 +1,173 @@
+// The relay's whole configuration: the contract between the operator (which compiles MailRelay,
+// MailDomainPolicy and RelayCredential objects into it, see operator/compile/) and the relay (which
+// loads it from its config directory and enforces it). Secrets never appear here, only the paths of
+// the files that hold them, relative to the config directory: the operator mounts the referenced
+// Secrets there as projected volumes, and the relay reads them when it loads the config.
+//
+// Layout of the config directory (as kubelet writes it; the tests and the demo write it the same way):
+//   <dir>/config.json                        this document (from the relay's ConfigMap)
+//   <dir>/tls/tls.crt, tls.key               the server certificate (cert-manager Secret)
+//   <dir>/secrets/<secret>/<key>             passwords, client keys, CA bundles, S/MIME certificates
+import { z } from "zod";
+
+export const CONFIG_FILE = "config.json";
+export const CONFIG_VERSION = 1;
+
+/** A file inside the config directory, relative to it (no absolute paths, no `..`). */
+export const ConfigPath = z
+  .string()
+  .min(1)
+  .refine((p) => !p.startsWith("/") && !p.split("/").includes(".."), {
+    message: "must be a path relative to the config directory, without '..'",
+  });
+
+export const Requirement = z.enum(["none", "tls", "auth", "tls+auth"]);
+export type Requirement = z.infer<typeof Requirement>;
+
+export const TlsMode = z.enum(["none", "opportunistic", "required", "verify", "mta-sts", "dane"]);
+export type TlsMode = z.infer<typeof TlsMode>;
+
+export const TlsVersion = z.enum(["TLSv1.2", "TLSv1.3"]);
+export type TlsVersion = z.infer<typeof TlsVersion>;
+
+/** IPv4 or IPv6 CIDR, e.g. 203.0.113.0/24 or 2001:db8::/32; a bare address means a single host. */
+export const Cidr = z.string().min(2);
+
+/** An exact domain (partner.example) or a wildcard for its subdomains (*.partner.example). */
+export const DomainPattern = z
+  .string()
+  .regex(/^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i, "a domain name or *.domain");
+
+export const HostPort = z.object({
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(25),
+});
+export type HostPort = z.infer<typeof HostPort>;
+
+export const Listener = z.object({
+  enabled: z.boolean().default(true),
+  port: z.number().int().min(1).max(65535),
+  /** Address to bind; tests use 127.0.0.1. */
+  host: z.string().default("0.0.0.0"),
+});
+
+export const PasswordCredential = z.object({
+  type: z.literal("password"),
+  usage: z.enum(["outbound", "inbound"]),
+  username: z.string().min(1),
+  passwordFile: ConfigPath,
+});
+
+export const ClientCertificateCredential = z.object({
+  type: z.literal("clientCertificate"),
+  usage: z.enum(["outbound", "inbound"]),
+  certFile: ConfigPath,
+  keyFile: ConfigPath,
+});
+
+export const Credential = z.discriminatedUnion("type", [PasswordCredential, ClientCertificateCredential]);
+export type Credential = z.infer<typeof Credential>;
+
+export const OutboundTls = z.object({
+  mode: TlsMode,
+  minVersion: TlsVersion.default("TLSv1.2"),
+  /** PEM bundle to verify the peer against; absent: the system roots (only under verify/mta-sts). */
+  caFile: ConfigPath.optional(),
+  /** Names the peer certificate must carry (verify); absent: the next hop's host name. */
+  matchNames: z.array(z.string().min(1)).optional(),
+  /** Name of a clientCertificate credential (usage outbound) to present. */
+  clientCredential: z.string().optional(),
+});
+export type OutboundTls = z.infer<typeof OutboundTls>;
+
+export const SmimeEncryption = z.object({
+  /** Files holding recipient certificates (PEM, one or several), matched by their email SAN. */
+  certificateFiles: z.array(ConfigPath).min(1),
+  /** What to do with a recipient that has no certificate. */
+  missingCertificate: z.enum(["defer", "bounce", "sendClear"]).default("defer"),
+  sign: z.boolean().default(false),
+});
+
+export const Outbound = z.object({
+  tls: OutboundTls,
+  /** Name of a password credential (usage outbound); only ever used inside TLS. */
+  authCredential: z.string().optional(),
+  /** Explicit next hop; absent: MX lookup of the recipient domain. */
+  nextHop: HostPort.optional(),
+  smime: SmimeEncryption.optional(),
+});
+export type Outbound = z.infer<typeof Outbound>;
+
+export const InboundRule = z.object({
+  /** The partner's sending hosts. */
+  hosts: z.array(Cidr).min(1),
+  require: Requirement,
+  /** Names of inbound credentials these hosts may log in with; absent: any inbound credential. */
+  credentials: z.array(z.string()).optional(),
+});
+
+export const Policy = z.object({
+  /** namespace/name of the MailDomainPolicy, for logs, metrics and status. */
+  name: z.string().min(1),
+  domains: z.array(DomainPattern).min(1),
+  outbound: Outbound,
+  inbound: InboundRule.optional(),
+});
+export type Policy = z.infer<typeof Policy>;
+
+export const RelayConfig = z.object({
+  version: z.literal(CONFIG_VERSION),
+  /** namespace/name of the MailRelay and the generation the operator compiled. */
+  relay: z.string().min(1),
+  generation: z.number().int().nonnegative().default(0),
+  /** EHLO name and the DNS name of the server certificate. */
+  hostname: z.string().min(1),
+  listeners: z.object({
+    /** Port 25: STARTTLS offered. */
+    smtp: Listener.default({ enabled: true, port: 25, host: "0.0.0.0" }),
+    /** Port 465: implicit TLS (RFC 8314). */
+    smtps: Listener.default({ enabled: true, port: 465, host: "0.0.0.0" }),
+    /** Port 587: submission, AUTH required. */
+    submission: Listener.default({ enabled: true, port: 587, host: "0.0.0.0" }),
+  }),
+  admin: z.object({ port: z.number().int().default(8080), host: z.string().default("0.0.0.0") }).default({
+    port: 8080,
+    host: "0.0.0.0",
+  }),
+  /** Server certificate and key (PEM), reloaded when they change. */
+  tls: z.object({ certFile: ConfigPath, keyFile: ConfigPath }),
+  inbound: z.object({
+    /** Requirement for every connecting host; a policy's host rule can only make it stricter. */
+    require: Requirement.default("none"),
+    /** Internal senders allowed to relay to any domain. */
+    relayFrom: z.array(Cidr).default([]),
+    /** Domains accepted from anyone and forwarded to internalNextHop. */
+    localDomains: z.array(DomainPattern).default([]),
+    internalNextHop: HostPort.optional(),
+    maxMessageSize: z
+      .number()
+      .int()
+      .positive()
+      .default(50 * 1024 * 1024),
+    maxRecipients: z.number().int().positive().default(100),
+  }),
+  credentials: z.record(z.string(), Credential).default({}),
+  policies: z.array(Policy).default([]),
+  /** For recipient domains no policy matches. */
+  defaultOutbound: Outbound.default({ tls: { mode: "opportunistic", minVersion: "TLSv1.2" } }),
+  queue: z.object({
+    /** Spool directory on the pod's volume (absolute, outside the config directory). */
+    dir: z.string().min(1),
+    /** Seconds a message may stay queued before it bounces. */
+    maxAge: z.number().int().positive().default(5 * 24 * 3600),
+    retry: z
+      .object({ initial: z.number().positive().default(60), max: z.number().positive().default(3600) })
+      .default({ initial: 60, max: 3600 }),
+    /** Concurrent deliveries. */
+    workers: z.number().int().positive().default(16),
+  }),
+  /** DNS servers (ip or ip:port) for MX lookups; absent: the system resolver. Tests use loopback. */
+  dns: z.object({ servers: z.array(z.string()).optional() }).default({}),
+});
+export type RelayConfig = z.infer<typeof RelayConfig>;
+export type RelayConfigInput = z.input<typeof RelayConfig>;

@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+// Runs the test suite with node's own test runner (through tsx's loader), so the closing summary is
+// node's standard one. `node scripts/run-tests.mjs [unit|integration|mail|e2e|<path fragment>...]`
+// picks files whose path contains any of the words; no word runs everything.
+// Node 20's `--test` takes no globs, hence the file walk here.
+import { spawnSync } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { join, relative } from "node:path";
+
+const root = new URL("..", import.meta.url).pathname;
+const filters = process.argv.slice(2);
+
+function walk(dir) {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) return e.name === "support" || e.name === "fixtures" ? [] : walk(p);
+    return e.name.endsWith(".test.ts") ? [relative(root, p)] : [];
+  });
+}
+
+const files = walk(join(root, "test"))
+  .filter((f) => filters.length === 0 || filters.some((w) => f.includes(w)))
+  .sort();
+if (files.length === 0) {
+  console.error(`no test files match ${filters.join(" ")}`);
+  process.exit(1);
+}
+// One file at a time: integration files each start a control plane or mail peers, and the machine
+// has two cores; parallel files would only race each other for them.
+const r = spawnSync(
+  process.execPath,
+  ["--import", "tsx", "--test", "--test-concurrency=1", "--test-reporter=spec", ...files],
+  { stdio: "inherit", cwd: root },
+);
+process.exit(r.status ?? 1);
