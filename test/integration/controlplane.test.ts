@@ -74,7 +74,12 @@ describe("real control plane", () => {
       const ref = { group: "test.sealpost.dev", version: "v1", namespace: "default", plural: "widgets" };
       await objects.createNamespacedCustomObject({
         ...ref,
-        body: { apiVersion: "test.sealpost.dev/v1", kind: "Widget", metadata: { name: "w1" }, spec: { size: 3 } },
+        body: {
+          apiVersion: "test.sealpost.dev/v1",
+          kind: "Widget",
+          metadata: { name: "w1" },
+          spec: { size: 3 },
+        },
       });
       await objects.patchNamespacedCustomObject(
         { ...ref, name: "w1", body: [{ op: "replace", path: "/spec/size", value: 4 }] },
@@ -98,7 +103,12 @@ describe("real control plane", () => {
         version: "v1",
         namespace: "default",
         plural: "widgets",
-        body: { apiVersion: "test.sealpost.dev/v1", kind: "Widget", metadata: { name: "bad" }, spec: { size: 99 } },
+        body: {
+          apiVersion: "test.sealpost.dev/v1",
+          kind: "Widget",
+          metadata: { name: "bad" },
+          spec: { size: 99 },
+        },
       }),
       (e: { code?: number; body?: string }) => {
         assert.equal(e.code, 422);

@@ -55,7 +55,11 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       dnsNames: ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
       ipAddresses: ["127.0.0.1"],
     });
-    const admin = await makeLeaf(ca, { cn: "sealpost-test-admin", organization: "system:masters", client: true });
+    const admin = await makeLeaf(ca, {
+      cn: "sealpost-test-admin",
+      organization: "system:masters",
+      client: true,
+    });
     const saKey = join(dir, "pki", "sa.key");
     const saPub = join(dir, "pki", "sa.pub");
     await run("openssl", ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", saKey]);
@@ -120,7 +124,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     await waitFor(
       "kube-apiserver /readyz",
       async () => {
-        if (apiserver.child.exitCode !== null) throw new Error(`kube-apiserver exited: ${await tail(apiserver)}`);
+        if (apiserver.child.exitCode !== null)
+          throw new Error(`kube-apiserver exited: ${await tail(apiserver)}`);
         return (await get(server + "/readyz", caPem!, certPem!, keyPem!)) === 200 ? true : undefined;
       },
       90_000,
@@ -158,7 +163,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         return await p;
       } catch (e) {
         const err = e as { stderr?: string; message: string };
-        throw new Error(`kubectl ${args.join(" ")}: ${err.stderr || err.message}`);
+        throw new Error(`kubectl ${args.join(" ")}: ${err.stderr || err.message}`, { cause: e });
       }
     };
 
@@ -191,7 +196,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     for (const p of [...processes].reverse()) await p.stop(1000);
     const logs = await Promise.all(processes.map(tail));
     await rm(dir, { recursive: true, force: true });
-    throw new Error(`control plane failed to start: ${(e as Error).message}\n${logs.join("\n")}`);
+    throw new Error(`control plane failed to start: ${(e as Error).message}\n${logs.join("\n")}`, {
+      cause: e,
+    });
   }
 }
 

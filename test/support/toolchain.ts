@@ -9,7 +9,8 @@ import { fileURLToPath } from "node:url";
 export const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 const script = join(repoRoot, "scripts/toolchain/build.sh");
 
-export type Tool = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kubectl" | "helm" | "cert-manager-controller";
+export type Tool =
+  "etcd" | "kube-apiserver" | "kube-controller-manager" | "kubectl" | "helm" | "cert-manager-controller";
 
 let cached: string | undefined;
 
