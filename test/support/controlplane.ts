@@ -176,7 +176,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       processes,
       kubectl,
       applyCrds: async (files) => {
-        for (const path of await applyCrds(kubeConfig, files)) {
+        for (const path of await applyCrds(kubectl, files)) {
           // A new resource's watch cache answers 429 until it has initialised; wait for it here so that
           // every test (and the operator's informers) can watch right away.
           await waitFor(`watch of ${path}`, async () =>
@@ -202,36 +202,26 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   }
 }
 
-/** Creates or replaces the CRDs, waits until Established, returns the collection path of each. */
-async function applyCrds(kc: k8s.KubeConfig, files: string[]): Promise<string[]> {
-  const api = kc.makeApiClient(k8s.ApiextensionsV1Api);
+/**
+ * Applies the CRDs (server-side, through kubectl: client-node's typed serializer would silently drop
+ * `enum`, `default` and every `x-kubernetes-*` key of a plain object) and waits until each is
+ * Established; returns the collection path of each.
+ */
+async function applyCrds(kubectl: ControlPlane["kubectl"], files: string[]): Promise<string[]> {
   const names: string[] = [];
   const paths: string[] = [];
   for (const f of files) {
     for (const doc of parseAllDocuments(await readFile(f, "utf8"))) {
       const crd = doc.toJS() as k8s.V1CustomResourceDefinition | null;
       if (!crd || crd.kind !== "CustomResourceDefinition") continue;
-      const name = crd.metadata!.name!;
-      names.push(name);
+      names.push(crd.metadata!.name!);
       const version = crd.spec.versions.find((v) => v.storage) ?? crd.spec.versions[0]!;
       paths.push(`/apis/${crd.spec.group}/${version.name}/${crd.spec.names.plural}`);
-      try {
-        const existing = await api.readCustomResourceDefinition({ name });
-        crd.metadata!.resourceVersion = existing.metadata!.resourceVersion;
-        await api.replaceCustomResourceDefinition({ name, body: crd });
-      } catch (e) {
-        if ((e as { code?: number }).code !== 404) throw e;
-        await api.createCustomResourceDefinition({ body: crd });
-      }
     }
   }
-  for (const name of names) {
-    await waitFor(`CRD ${name} Established`, async () => {
-      const crd = await api.readCustomResourceDefinition({ name });
-      const ok = crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True");
-      return ok ? true : undefined;
-    });
-  }
+  if (names.length === 0) return paths;
+  await kubectl(["apply", "--server-side", "--force-conflicts", ...files.flatMap((f) => ["-f", f])]);
+  await kubectl(["wait", "--for=condition=Established", "--timeout=60s", ...names.map((n) => `crd/${n}`)]);
   return paths;
 }
 

@@ -1,0 +1,107 @@
+// sealpost.dev/v1alpha1: the API as zod schemas (the single source of truth), the TypeScript types the
+// operator and relay use (z.infer), and what the CRD generator needs to know about each kind.
+import type { z } from "zod";
+import { MailDomainPolicySpec, MailDomainPolicyStatus } from "./maildomainpolicy.js";
+import { MailRelaySpec, MailRelayStatus } from "./mailrelay.js";
+import { RelayCredentialSpec, RelayCredentialStatus } from "./relaycredential.js";
+
+export * from "./common.js";
+export * from "./maildomainpolicy.js";
+export * from "./mailrelay.js";
+export * from "./relaycredential.js";
+export * from "./units.js";
+
+export interface PrinterColumn {
+  name: string;
+  type: "string" | "integer" | "number" | "boolean" | "date";
+  jsonPath: string;
+  description: string;
+  priority?: number;
+}
+
+/** A kind as its CRD presents it. */
+export interface KindDefinition {
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  description: string;
+  spec: z.ZodType;
+  status: z.ZodType;
+  printerColumns: PrinterColumn[];
+}
+
+const ready: PrinterColumn = {
+  name: "Ready",
+  type: "string",
+  jsonPath: '.status.conditions[?(@.type=="Ready")].status',
+  description: "Whether the object is in force (the Ready condition).",
+};
+const age: PrinterColumn = {
+  name: "Age",
+  type: "date",
+  jsonPath: ".metadata.creationTimestamp",
+  description: "Time since the object was created.",
+};
+
+export const kinds: readonly KindDefinition[] = [
+  {
+    kind: "MailRelay",
+    plural: "mailrelays",
+    singular: "mailrelay",
+    shortNames: ["mr"],
+    description:
+      "A Sealpost mail relay: pods that accept mail on SMTP ports and deliver it under the MailDomainPolicies it selects, never in a weaker way than a policy demands.",
+    spec: MailRelaySpec,
+    status: MailRelayStatus,
+    printerColumns: [
+      {
+        name: "Hostname",
+        type: "string",
+        jsonPath: ".spec.hostname",
+        description: "EHLO and certificate name.",
+      },
+      { name: "Replicas", type: "integer", jsonPath: ".spec.replicas", description: "Desired relay pods." },
+      ready,
+      age,
+    ],
+  },
+  {
+    kind: "MailDomainPolicy",
+    plural: "maildomainpolicies",
+    singular: "maildomainpolicy",
+    shortNames: ["mdp"],
+    description:
+      "How mail to and from a partner's domains must be protected: outbound TLS mode, certificates, SMTP AUTH, S/MIME; inbound TLS/AUTH requirements for the partner's servers. Fail closed: a requirement that cannot be met defers the mail.",
+    spec: MailDomainPolicySpec,
+    status: MailDomainPolicyStatus,
+    printerColumns: [
+      {
+        name: "Mode",
+        type: "string",
+        jsonPath: ".spec.outbound.tls.mode",
+        description: "Outbound TLS mode.",
+      },
+      { name: "Domains", type: "string", jsonPath: ".spec.domains", description: "Recipient domains." },
+      ready,
+      age,
+    ],
+  },
+  {
+    kind: "RelayCredential",
+    plural: "relaycredentials",
+    singular: "relaycredential",
+    shortNames: ["rcred"],
+    description:
+      "An SMTP AUTH account (username and a password in a Secret) or a TLS client certificate, used by the relay to log in to a partner (outbound) or by a partner to log in to the relay (inbound).",
+    spec: RelayCredentialSpec,
+    status: RelayCredentialStatus,
+    printerColumns: [
+      { name: "Type", type: "string", jsonPath: ".spec.type", description: "password or clientCertificate." },
+      { name: "Usage", type: "string", jsonPath: ".spec.usage", description: "outbound or inbound." },
+      age,
+    ],
+  },
+];
+
+export const CATEGORIES = ["sealpost"];

@@ -1,0 +1,305 @@
+// MailDomainPolicy: how mail to a partner's domains must travel (outbound) and what the partner's own
+// sending servers must do to hand mail to us (inbound). The relay never downgrades: a requirement it
+// cannot meet defers the message and retries, it never sends in clear instead.
+import { z } from "zod";
+import {
+  API_VERSION,
+  cel,
+  cidr,
+  domainPattern,
+  exactlyOne,
+  host,
+  int64,
+  keyRef,
+  localRef,
+  ObjectMeta,
+  POLICY_DOMAIN_PATTERN,
+  port,
+  statusBase,
+  timestamp,
+} from "./common.js";
+
+export const TlsMode = z
+  .enum(["none", "opportunistic", "required", "verify", "mta-sts", "dane"])
+  .describe(
+    [
+      "How the connection to the partner is protected; a requirement that cannot be met defers the message, never a fallback to clear text.",
+      "- none: never STARTTLS, always clear text (only for peers that break on TLS).",
+      "- opportunistic: STARTTLS when offered, certificate not checked; clear text when not offered (the Internet default).",
+      "- required: STARTTLS or no delivery; certificate not checked.",
+      "- verify: STARTTLS with a certificate that chains to caBundle (or to public CAs, with trustSystemRoots) and carries one of matchNames (default: the host name connected to).",
+      "- mta-sts: the partner's published MTA-STS policy (RFC 8461) decides, verified against public CAs.",
+      "- dane: the partner's DNSSEC-signed TLSA records (RFC 7672) decide; needs a DNSSEC-validating resolver.",
+    ].join("\n"),
+  );
+export type TlsMode = z.infer<typeof TlsMode>;
+
+/** The modes that never send a byte of the message in clear: the only ones that may carry credentials. */
+export const ENCRYPTING_MODES = [
+  "required",
+  "verify",
+  "mta-sts",
+  "dane",
+] as const satisfies readonly TlsMode[];
+const encrypting = `[${ENCRYPTING_MODES.map((m) => `'${m}'`).join(", ")}]`;
+
+export const TlsVersion = z.enum(["TLSv1.2", "TLSv1.3"]);
+export type TlsVersion = z.infer<typeof TlsVersion>;
+
+export const InboundRequirement = z.enum(["none", "tls", "auth", "tls+auth"]);
+export type InboundRequirement = z.infer<typeof InboundRequirement>;
+
+const CaBundle = z
+  .object({
+    configMapRef: keyRef("ConfigMap holding the PEM bundle.", "ConfigMap", "ca.crt").optional(),
+    secretRef: keyRef("Secret holding the PEM bundle.", "Secret", "ca.crt").optional(),
+  })
+  .describe(
+    "PEM certificates of the CAs the partner's certificate must chain to (mode verify), from a ConfigMap or a Secret in the policy's namespace.",
+  )
+  .meta(cel(exactlyOne("configMapRef", "secretRef", "caBundle")));
+
+export const OutboundTls = z
+  .object({
+    mode: TlsMode,
+    minVersion: TlsVersion.optional().describe(
+      "Lowest TLS version accepted from the partner: TLSv1.2 or TLSv1.3. Absent: TLSv1.2. Not allowed with mode none.",
+    ),
+    caBundle: CaBundle.optional(),
+    trustSystemRoots: z
+      .boolean()
+      .optional()
+      .describe(
+        "mode verify: also accept certificates from the public CAs the relay image trusts. Mode verify needs this or caBundle, so that trusting the whole Web PKI is a choice, not an accident.",
+      ),
+    matchNames: z
+      .array(domainPattern("A name, or *.domain for any one of its subdomains."))
+      .min(1)
+      .max(16)
+      .optional()
+      .describe(
+        "mode verify: names the partner's certificate must carry (one is enough), e.g. mx.partner.example. Absent: the host name the relay connects to (the MX or nextHop host).",
+      )
+      .meta({ "x-kubernetes-list-type": "set" }),
+    clientCertificateRef: localRef(
+      "A RelayCredential of type clientCertificate and usage outbound: the certificate the relay presents to the partner. Needs a TLS mode that always encrypts (required, verify, mta-sts, dane). A credential of the wrong type or usage is reported in the policy's Accepted condition.",
+      "Name of the RelayCredential in the same namespace.",
+    ).optional(),
+  })
+  .describe("TLS for connections to the partner's servers (STARTTLS on port 25 or nextHop's port).")
+  .meta(
+    cel(
+      {
+        rule: "self.mode != 'none' || !has(self.minVersion)",
+        message:
+          "minVersion needs a TLS mode; mode none never uses TLS: remove minVersion or choose another mode",
+        fieldPath: ".minVersion",
+        reason: "FieldValueForbidden",
+      },
+      {
+        rule: "self.mode != 'verify' || has(self.caBundle) || (has(self.trustSystemRoots) && self.trustSystemRoots)",
+        message:
+          "mode verify needs something to verify against: set caBundle (the partner's CA) or trustSystemRoots: true (public CAs)",
+        fieldPath: ".caBundle",
+        reason: "FieldValueRequired",
+      },
+      {
+        rule: "self.mode == 'verify' || !has(self.caBundle)",
+        message:
+          "caBundle is only used by mode verify; other modes do not check it (mta-sts uses public CAs, dane TLSA records): use mode verify or remove caBundle",
+        fieldPath: ".caBundle",
+        reason: "FieldValueForbidden",
+      },
+      {
+        rule: "self.mode == 'verify' || !has(self.trustSystemRoots)",
+        message: "trustSystemRoots is only used by mode verify: use mode verify or remove it",
+        fieldPath: ".trustSystemRoots",
+        reason: "FieldValueForbidden",
+      },
+      {
+        rule: "self.mode == 'verify' || !has(self.matchNames)",
+        message: "matchNames is only checked by mode verify: use mode verify or remove matchNames",
+        fieldPath: ".matchNames",
+        reason: "FieldValueForbidden",
+      },
+      {
+        rule: `!has(self.clientCertificateRef) || self.mode in ${encrypting}`,
+        message:
+          "a client certificate needs a TLS mode that always encrypts (required, verify, mta-sts or dane); with none or opportunistic it may never be presented",
+        fieldPath: ".clientCertificateRef",
+        reason: "FieldValueForbidden",
+      },
+    ),
+  );
+export type OutboundTls = z.infer<typeof OutboundTls>;
+
+const Smime = z
+  .object({
+    recipientCertificates: z
+      .object({
+        secretRef: localRef(
+          "A Secret whose every key ending in .crt or .pem holds recipient certificates (PEM).",
+          "Name of the Secret in the same namespace.",
+        ).optional(),
+        configMapRef: localRef(
+          "A ConfigMap whose every key ending in .crt or .pem holds recipient certificates (PEM).",
+          "Name of the ConfigMap in the same namespace.",
+        ).optional(),
+      })
+      .describe(
+        "Where the recipients' S/MIME certificates are (public certificates only, no keys). A certificate is used for the recipient addresses in its email subjectAltName.",
+      )
+      .meta(cel(exactlyOne("secretRef", "configMapRef", "recipientCertificates"))),
+    missingCertificate: z
+      .enum(["defer", "bounce", "sendClear"])
+      .default("defer")
+      .describe(
+        "What to do with a recipient who has no certificate: defer (retry until one is added or the queue lifetime ends), bounce (return to sender now), sendClear (deliver unencrypted; only TLS protects it).",
+      ),
+    sign: z.boolean().default(false).describe("Also sign the message with the relay's certificate."),
+  })
+  .describe(
+    "Encrypt each message to its recipients' certificates (S/MIME, CMS EnvelopedData) before it leaves: only the recipients can read it, whatever the servers in between do.",
+  );
+
+export const PolicyOutbound = z
+  .object({
+    tls: OutboundTls,
+    auth: z
+      .object({
+        credentialRef: localRef(
+          "A RelayCredential of type password and usage outbound; the wrong type or usage is reported in the policy's Accepted condition.",
+          "Name of the RelayCredential in the same namespace.",
+        ),
+      })
+      .optional()
+      .describe(
+        "Log in to the partner's server with SMTP AUTH. Only ever inside TLS: needs tls.mode required, verify, mta-sts or dane.",
+      ),
+    nextHop: z
+      .object({
+        host: host("DNS name or IP address of the server, e.g. smtp.partner.example."),
+        port: port("TCP port; 25 for server-to-server mail, 587 for submission with AUTH.").default(25),
+      })
+      .optional()
+      .describe("Send to this server instead of the domain's MX hosts."),
+    messageEncryption: z
+      .object({ smime: Smime })
+      .optional()
+      .describe("Encryption of the message itself, on top of TLS for the connection."),
+  })
+  .describe("How mail to these domains leaves the relay.")
+  .meta(
+    cel({
+      rule: `!has(self.auth) || self.tls.mode in ${encrypting}`,
+      message:
+        "SMTP AUTH sends the password to the partner, so it needs tls.mode required, verify, mta-sts or dane; with none or opportunistic it could travel in clear",
+      fieldPath: ".auth",
+      reason: "FieldValueForbidden",
+    }),
+  );
+export type PolicyOutbound = z.infer<typeof PolicyOutbound>;
+
+export const PolicyInbound = z
+  .object({
+    hosts: z
+      .array(cidr("An address or CIDR range, e.g. 203.0.113.0/24 or 2001:db8:5::/48."))
+      .min(1)
+      .max(64)
+      .describe("The partner's sending servers, as IP addresses or CIDR ranges.")
+      .meta({ "x-kubernetes-list-type": "set" }),
+    require: InboundRequirement.describe(
+      "What these hosts must do before the relay accepts mail from them: none, tls (STARTTLS first), auth (SMTP AUTH; the relay offers AUTH only inside TLS, so this implies TLS), tls+auth (both, stated explicitly). The relay applies the stricter of this and the MailRelay's inbound.require.",
+    ),
+    credentialRef: localRef(
+      "The RelayCredential (type password or clientCertificate, usage inbound) these hosts must log in with. Absent: any inbound credential of the relay. Only with require auth or tls+auth.",
+      "Name of the RelayCredential in the same namespace.",
+    ).optional(),
+  })
+  .describe("Rules for mail the partner's servers send to us.")
+  .meta(
+    cel({
+      rule: "!has(self.credentialRef) || self.require in ['auth', 'tls+auth']",
+      message: "credentialRef is only used when the hosts must log in: set require to auth or tls+auth",
+      fieldPath: ".credentialRef",
+      reason: "FieldValueForbidden",
+    }),
+  );
+export type PolicyInbound = z.infer<typeof PolicyInbound>;
+
+export const MailDomainPolicySpec = z
+  .object({
+    domains: z
+      .array(
+        z
+          .string()
+          .max(253)
+          .regex(POLICY_DOMAIN_PATTERN, "must be a lower-case domain, *.domain or *")
+          .describe("A recipient domain pattern."),
+      )
+      .min(1)
+      .max(64)
+      .describe(
+        'Recipient domains this policy decides, lower case: partner.example (exactly that domain), *.partner.example (its subdomains, not the domain itself), or "*" alone (every domain no other policy matches). When several policies match, the most specific wins; two equally specific matches are an error on both.',
+      )
+      .meta({
+        "x-kubernetes-list-type": "set",
+        ...cel({
+          rule: "!self.exists(d, d == '*') || self.size() == 1",
+          message: 'the catch-all "*" must be the only domain of its policy',
+        }),
+      }),
+    outbound: PolicyOutbound,
+    inbound: PolicyInbound.optional(),
+  })
+  .describe(
+    "A partner's domains and the protection their mail gets. Selected by a MailRelay's policySelector.",
+  );
+export type MailDomainPolicySpec = z.infer<typeof MailDomainPolicySpec>;
+export type MailDomainPolicySpecInput = z.input<typeof MailDomainPolicySpec>;
+
+export const MailDomainPolicyStatus = z
+  .object({
+    ...statusBase,
+    lastDelivery: z
+      .object({
+        time: timestamp("When the message was accepted by the partner."),
+        host: z.string().max(253).optional().describe("The server that accepted it."),
+        tlsVersion: z
+          .string()
+          .max(32)
+          .optional()
+          .describe("TLS version of the connection; absent: clear text."),
+        cipher: z.string().max(128).optional().describe("TLS cipher suite of the connection."),
+        peerVerified: z
+          .boolean()
+          .describe("Whether the partner's certificate was verified (chain and name, or DANE/MTA-STS)."),
+      })
+      .optional()
+      .describe("The most recent delivery under this policy, as a relay reported it."),
+    counters: z
+      .object({
+        deliveries: int64("Messages delivered.").optional(),
+        deferrals: int64(
+          "Delivery attempts deferred, e.g. because TLS could not be established or verified.",
+        ).optional(),
+        bounces: int64("Messages returned to their senders.").optional(),
+      })
+      .optional()
+      .describe(
+        "Totals since the relay pods started, summed over pods; for a trend, use the relay's metrics.",
+      ),
+  })
+  .describe(
+    "Set by the operator. Conditions: Accepted (references resolve to objects of the right type), Enforced (every relay pod runs it), Ready (both).",
+  );
+export type MailDomainPolicyStatus = z.infer<typeof MailDomainPolicyStatus>;
+
+export const MailDomainPolicy = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal("MailDomainPolicy"),
+  metadata: ObjectMeta,
+  spec: MailDomainPolicySpec,
+  status: MailDomainPolicyStatus.optional(),
+});
+export type MailDomainPolicy = z.infer<typeof MailDomainPolicy>;

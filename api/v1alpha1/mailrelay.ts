@@ -1,0 +1,258 @@
+// MailRelay: one relay fleet (a StatefulSet the operator runs), its listeners, certificate, queue and
+// inbound defaults, and which MailDomainPolicies it enforces.
+import { z } from "zod";
+import {
+  API_VERSION,
+  DURATION_PATTERN,
+  cel,
+  cidr,
+  domainName,
+  domainPattern,
+  host,
+  IssuerRef,
+  int64,
+  labelSelector,
+  localRef,
+  ObjectMeta,
+  port,
+  duration,
+  quantity,
+  statusBase,
+  timestamp,
+} from "./common.js";
+import { InboundRequirement } from "./maildomainpolicy.js";
+
+/**
+ * A CEL comparison of duration fields that only runs when each field is well-formed: a malformed one
+ * is already reported by its pattern, and a second error about a "type conversion" would only confuse.
+ */
+const durations = (fields: string[], comparison: string) =>
+  fields.map((f) => `!self.${f}.matches('${DURATION_PATTERN.source}')`).join(" || ") + ` || ${comparison}`;
+
+const listener = (what: string, defaultPort: number) =>
+  z
+    .object({
+      enabled: z.boolean().default(true).describe("Whether the relay listens for this service."),
+      port: port(`Container and Service port (default ${defaultPort}).`).default(defaultPort),
+    })
+    .prefault({})
+    .describe(what);
+
+const Listeners = z
+  .object({
+    smtp: listener(
+      "SMTP (default port 25): mail from other servers and internal senders; STARTTLS offered.",
+      25,
+    ),
+    smtps: listener("SMTPS (default port 465): submission with implicit TLS (RFC 8314).", 465),
+    submission: listener(
+      "Submission (default port 587): mail clients; STARTTLS then SMTP AUTH with an inbound RelayCredential required.",
+      587,
+    ),
+  })
+  .prefault({})
+  .describe("The SMTP services the relay offers. All three are on by default.")
+  .meta(
+    cel(
+      {
+        rule: "self.smtp.enabled || self.smtps.enabled || self.submission.enabled",
+        message: "at least one listener must be enabled",
+      },
+      {
+        rule: "!(self.smtp.enabled && self.smtps.enabled && self.smtp.port == self.smtps.port) && !(self.smtp.enabled && self.submission.enabled && self.smtp.port == self.submission.port) && !(self.smtps.enabled && self.submission.enabled && self.smtps.port == self.submission.port)",
+        message: "two enabled listeners use the same port: give each its own port",
+      },
+    ),
+  );
+
+const Certificate = z
+  .object({
+    issuerRef: IssuerRef.optional(),
+    secretRef: localRef(
+      "An existing Secret of type kubernetes.io/tls for the hostname, if you manage the certificate yourself.",
+      "Name of the Secret in the same namespace.",
+    ).optional(),
+  })
+  .describe(
+    "The relay's server certificate for STARTTLS and SMTPS, for spec.hostname: issued by cert-manager (issuerRef) or an existing Secret (secretRef). Renewals are picked up without dropping connections.",
+  )
+  .meta(
+    cel({
+      rule: "has(self.issuerRef) != has(self.secretRef)",
+      message:
+        "set exactly one of issuerRef (cert-manager issues the certificate) or secretRef (an existing TLS Secret)",
+    }),
+  );
+
+const RelayInbound = z
+  .object({
+    require: InboundRequirement.default("none").describe(
+      "What every connecting host must do before the relay accepts mail: none, tls (STARTTLS first), auth (SMTP AUTH, offered only inside TLS), tls+auth. A MailDomainPolicy's inbound rule can make it stricter for the partner's hosts, never looser. Port 587 always requires AUTH.",
+    ),
+    relayFrom: z
+      .array(cidr("An address or CIDR range, e.g. 10.0.0.0/8."))
+      .max(64)
+      .optional()
+      .describe(
+        "Internal senders (e.g. your Exchange or application servers) allowed to send mail to any domain. Everyone else may only send to localDomains, unless logged in with an inbound RelayCredential.",
+      )
+      .meta({ "x-kubernetes-list-type": "set" }),
+    localDomains: z
+      .array(domainPattern("A domain or *.domain, e.g. example.com."))
+      .max(64)
+      .optional()
+      .describe("Your own domains: mail to them is accepted from anyone and forwarded to internalNextHop.")
+      .meta({ "x-kubernetes-list-type": "set" }),
+    internalNextHop: z
+      .object({
+        host: host("DNS name or IP address, e.g. exchange.mail.svc."),
+        port: port("TCP port.").default(25),
+      })
+      .optional()
+      .describe("Your internal mail server, which receives mail for localDomains."),
+    credentialRefs: z
+      .array(
+        localRef(
+          "A RelayCredential of usage inbound; the wrong usage is reported in the relay's Accepted condition.",
+          "Name of the RelayCredential in the same namespace.",
+        ),
+      )
+      .max(64)
+      .optional()
+      .describe(
+        "Accounts that may log in from any host and then send to any domain (e.g. mail clients and applications on port 587). A partner's account belongs in its MailDomainPolicy instead, which limits it to the partner's hosts.",
+      )
+      .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] }),
+    maxMessageSize: quantity(
+      "Largest message accepted, e.g. 50Mi; larger ones are refused with 552.",
+    ).default("50Mi"),
+    maxRecipients: z.int32().min(1).max(10000).default(100).describe("Most recipients accepted per message."),
+  })
+  .prefault({})
+  .describe("Who may send mail through the relay, and to where.")
+  .meta(
+    cel({
+      rule: "!has(self.localDomains) || size(self.localDomains) == 0 || has(self.internalNextHop)",
+      message: "mail for localDomains is forwarded to internalNextHop: set internalNextHop",
+      fieldPath: ".internalNextHop",
+      reason: "FieldValueRequired",
+    }),
+  );
+
+const Queue = z
+  .object({
+    size: quantity("Size of each pod's queue volume (a PersistentVolumeClaim), e.g. 10Gi.").default("10Gi"),
+    storageClassName: z
+      .string()
+      .max(253)
+      .optional()
+      .describe("StorageClass of the queue volumes; absent: the cluster's default."),
+    maxAge: duration(
+      "How long a message may wait for delivery before it is returned to its sender with a failure notice, e.g. 120h (5 days).",
+    ).default("120h"),
+    retry: z
+      .object({
+        initial: duration("Wait before the first retry of a deferred message, e.g. 60s.").default("60s"),
+        max: duration(
+          "Longest wait between retries; the wait doubles from initial up to this, e.g. 1h.",
+        ).default("1h"),
+      })
+      .prefault({})
+      .describe("Retry schedule of deferred messages (exponential backoff).")
+      .meta(
+        cel({
+          rule: durations(["initial", "max"], "duration(self.initial) <= duration(self.max)"),
+          message: "retry.initial must not be longer than retry.max",
+          fieldPath: ".initial",
+        }),
+      ),
+  })
+  .prefault({})
+  .describe("The durable queue: every accepted message is on disk before the relay answers 250.")
+  .meta(
+    cel(
+      {
+        rule: durations(["maxAge"], "duration(self.maxAge) > duration('0s')"),
+        message: "maxAge must be longer than 0s",
+        fieldPath: ".maxAge",
+      },
+      {
+        rule: durations(["retry.max", "maxAge"], "duration(self.retry.max) <= duration(self.maxAge)"),
+        message: "retry.max must not be longer than maxAge, or a message would expire between two attempts",
+        fieldPath: ".retry.max",
+      },
+    ),
+  );
+
+export const MailRelaySpec = z
+  .object({
+    hostname: domainName(
+      "The relay's public host name, lower case: its EHLO name, the name in its server certificate, and what your MX or SPF records should point at. e.g. relay.example.com.",
+    ),
+    replicas: z
+      .int32()
+      .min(0)
+      .max(100)
+      .default(2)
+      .describe(
+        "Number of relay pods. Each has its own queue volume; 0 stops the relay, keeping the queued messages on their volumes.",
+      ),
+    certificate: Certificate,
+    listeners: Listeners,
+    inbound: RelayInbound,
+    queue: Queue,
+    service: z
+      .object({
+        type: z
+          .enum(["ClusterIP", "NodePort", "LoadBalancer"])
+          .default("ClusterIP")
+          .describe("Kubernetes Service type; LoadBalancer to receive mail from the Internet."),
+        annotations: z
+          .record(z.string().max(317), z.string().max(4096))
+          .optional()
+          .describe("Annotations for the Service, e.g. for your cloud's load balancer."),
+      })
+      .prefault({})
+      .describe("The Service in front of the relay pods."),
+    policySelector: labelSelector(
+      "Which MailDomainPolicies of this namespace the relay enforces, by label (e.g. matchLabels: {relay: edge}). Absent or {}: all of them.",
+    ).optional(),
+  })
+  .describe("A relay fleet and what it enforces.");
+export type MailRelaySpec = z.infer<typeof MailRelaySpec>;
+export type MailRelaySpecInput = z.input<typeof MailRelaySpec>;
+
+export const MailRelayStatus = z
+  .object({
+    ...statusBase,
+    replicas: z.int32().min(0).optional().describe("Relay pods that exist."),
+    readyReplicas: z.int32().min(0).optional().describe("Relay pods ready to accept mail."),
+    configHash: z
+      .string()
+      .max(128)
+      .optional()
+      .describe("Hash of the compiled relay configuration; each pod reports the hash it runs."),
+    policyCount: z.int32().min(0).optional().describe("MailDomainPolicies selected and compiled in."),
+    certificate: z
+      .object({
+        ready: z.boolean().describe("Whether the server certificate is issued and valid."),
+        secretName: z.string().max(253).optional().describe("The Secret holding it."),
+        notAfter: timestamp("When it expires.").optional(),
+      })
+      .optional()
+      .describe("The server certificate."),
+    queuedMessages: int64("Messages waiting in the queues, summed over pods.").optional(),
+  })
+  .describe(
+    "Set by the operator. Conditions: Accepted (spec and references valid), Enforced (every pod runs configHash), Degraded, Ready.",
+  );
+export type MailRelayStatus = z.infer<typeof MailRelayStatus>;
+
+export const MailRelay = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal("MailRelay"),
+  metadata: ObjectMeta,
+  spec: MailRelaySpec,
+  status: MailRelayStatus.optional(),
+});
+export type MailRelay = z.infer<typeof MailRelay>;

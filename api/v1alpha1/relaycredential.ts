@@ -1,0 +1,132 @@
+// RelayCredential: an SMTP AUTH account or a client certificate, either ours to log in to a partner
+// (usage outbound) or one a partner logs in to us with (usage inbound). Only references to Secrets
+// live here; the secret material never enters the object.
+import { z } from "zod";
+import {
+  API_VERSION,
+  domainName,
+  IssuerRef,
+  keyRef,
+  localRef,
+  ObjectMeta,
+  statusBase,
+  type CelRule,
+} from "./common.js";
+
+export const CredentialType = z
+  .enum(["password", "clientCertificate"])
+  .describe(
+    "password: a username and a password (SMTP AUTH PLAIN/LOGIN, only ever inside TLS). clientCertificate: a TLS client certificate presented during the handshake.",
+  );
+export type CredentialType = z.infer<typeof CredentialType>;
+
+export const CredentialUsage = z
+  .enum(["outbound", "inbound"])
+  .describe(
+    "outbound: the relay logs in to a partner with it (referenced from a MailDomainPolicy's outbound section). inbound: a partner or an internal client logs in to the relay with it.",
+  );
+export type CredentialUsage = z.infer<typeof CredentialUsage>;
+
+/** A field that only one credential type uses: its absence elsewhere keeps a spec from saying two things. */
+const onlyFor = (field: string, type: CredentialType): CelRule => ({
+  rule: `self.type == '${type}' || !has(self.${field})`,
+  message: `${field} is only used by type ${type}: remove it or change type`,
+  fieldPath: `.${field}`,
+  reason: "FieldValueForbidden",
+});
+const requiredFor = (field: string, type: CredentialType, why: string): CelRule => ({
+  rule: `self.type != '${type}' || has(self.${field})`,
+  message: `type ${type} needs ${field}: ${why}`,
+  fieldPath: `.${field}`,
+  reason: "FieldValueRequired",
+});
+
+export const RelayCredentialSpec = z
+  .object({
+    type: CredentialType,
+    usage: CredentialUsage,
+    username: z
+      .string()
+      .min(1)
+      .max(256)
+      .optional()
+      .describe(
+        "type password: the login name (for inbound credentials, the name the partner logs in with).",
+      ),
+    passwordSecretRef: keyRef(
+      "type password: the Secret key holding the password (for inbound credentials, the password the partner must present).",
+      "Secret",
+      "password",
+    ).optional(),
+    secretRef: localRef(
+      "type clientCertificate: an existing Secret of type kubernetes.io/tls (tls.crt, tls.key). Outbound: the certificate and key the relay presents. Inbound: the certificate a partner must present (the key is not needed). A Secret of another type is reported in the Accepted condition.",
+      "Name of the Secret in the same namespace.",
+    ).optional(),
+    issuerRef: IssuerRef.optional().describe(
+      "type clientCertificate: have cert-manager issue the certificate instead of referencing a Secret. The operator creates a Certificate (and its kubernetes.io/tls Secret, named in status.secretName) for dnsNames; for an inbound credential, hand that Secret to the partner.",
+    ),
+    dnsNames: z
+      .array(domainName("A DNS name, e.g. relay.example.com."))
+      .min(1)
+      .max(16)
+      .optional()
+      .describe(
+        "With issuerRef: the names the issued certificate carries, usually the relay's hostname (the name the partner checks).",
+      )
+      .meta({ "x-kubernetes-list-type": "set" }),
+  })
+  .describe("The account or certificate, and which way it is used.")
+  .meta({
+    "x-kubernetes-validations": [
+      requiredFor("username", "password", "the login name"),
+      requiredFor("passwordSecretRef", "password", "the Secret key holding the password"),
+      onlyFor("username", "password"),
+      onlyFor("passwordSecretRef", "password"),
+      {
+        rule: "self.type != 'clientCertificate' || has(self.secretRef) || has(self.issuerRef)",
+        message:
+          "type clientCertificate needs secretRef (an existing kubernetes.io/tls Secret) or issuerRef (cert-manager issues the certificate)",
+        fieldPath: ".secretRef",
+        reason: "FieldValueRequired",
+      },
+      onlyFor("secretRef", "clientCertificate"),
+      onlyFor("issuerRef", "clientCertificate"),
+      {
+        rule: "!has(self.secretRef) || !has(self.issuerRef)",
+        message: "set secretRef (use this Secret) or issuerRef (issue a new certificate), not both",
+        fieldPath: ".issuerRef",
+        reason: "FieldValueForbidden",
+      },
+      {
+        rule: "has(self.issuerRef) == has(self.dnsNames)",
+        message:
+          "issuerRef and dnsNames go together: the issued certificate needs names, and names need an issuer",
+        fieldPath: ".dnsNames",
+      },
+    ],
+  });
+export type RelayCredentialSpec = z.infer<typeof RelayCredentialSpec>;
+export type RelayCredentialSpecInput = z.input<typeof RelayCredentialSpec>;
+
+export const RelayCredentialStatus = z
+  .object({
+    ...statusBase,
+    secretName: z
+      .string()
+      .max(253)
+      .optional()
+      .describe("type clientCertificate: the kubernetes.io/tls Secret in use (issued or referenced)."),
+  })
+  .describe(
+    "Set by the operator. Conditions: Accepted (the referenced Secret exists with the expected keys and type; an issued certificate is ready), Ready.",
+  );
+export type RelayCredentialStatus = z.infer<typeof RelayCredentialStatus>;
+
+export const RelayCredential = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal("RelayCredential"),
+  metadata: ObjectMeta,
+  spec: RelayCredentialSpec,
+  status: RelayCredentialStatus.optional(),
+});
+export type RelayCredential = z.infer<typeof RelayCredential>;
