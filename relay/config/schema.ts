@@ -159,7 +159,11 @@ export const RelayConfig = z.object({
     /** Spool directory on the pod's volume (absolute, outside the config directory). */
     dir: z.string().min(1),
     /** Seconds a message may stay queued before it bounces. */
-    maxAge: z.number().int().positive().default(5 * 24 * 3600),
+    maxAge: z
+      .number()
+      .int()
+      .positive()
+      .default(5 * 24 * 3600),
     retry: z
       .object({ initial: z.number().positive().default(60), max: z.number().positive().default(3600) })
       .default({ initial: 60, max: 3600 }),
