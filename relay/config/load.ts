@@ -1,0 +1,175 @@
+// Loads the relay's configuration directory: config.json (validated with the zod schema) and every
+// file it references (server certificate and key, passwords, CA bundles, client certificates).
+// Reads go through the `..data` symlink that kubelet swaps atomically, resolved once, so one load
+// never mixes files of two generations.
+import { createHash, createPrivateKey, X509Certificate } from "node:crypto";
+import { readFile, realpath } from "node:fs/promises";
+import { join } from "node:path";
+import { createSecureContext } from "node:tls";
+import { compileInbound } from "../inbound/rules.js";
+import { errorMessage, fail, ok, type Result } from "../result.js";
+import { CONFIG_FILE, RelayConfig, type Credential } from "./schema.js";
+
+export interface LoadedConfig {
+  /** The directory as given (the mount point). */
+  dir: string;
+  config: RelayConfig;
+  /** sha256 (hex) of the config.json bytes: reported on /status, compared by the operator. */
+  hash: string;
+  /** sha256 over config.json and every referenced file: changes on a certificate renewal too. */
+  fingerprint: string;
+  /** Every referenced file's bytes, by its path relative to the config directory. */
+  files: ReadonlyMap<string, Buffer>;
+  loadedAt: Date;
+}
+
+export interface LoadOutcome {
+  result: Result<LoadedConfig>;
+  /** Fingerprint of what was read, also for an invalid config (so a watcher reports it once). */
+  fingerprint: string;
+}
+
+/** Paths (relative to the config directory) the config references. Pure. */
+export function referencedFiles(c: RelayConfig): string[] {
+  const out = new Set<string>([c.tls.certFile, c.tls.keyFile]);
+  for (const cred of Object.values(c.credentials)) {
+    if (cred.type === "password") out.add(cred.passwordFile);
+    else {
+      out.add(cred.certFile);
+      out.add(cred.keyFile);
+    }
+  }
+  for (const o of [c.defaultOutbound, ...c.policies.map((p) => p.outbound)]) {
+    if (o.tls.caFile) out.add(o.tls.caFile);
+    for (const f of o.smime?.certificateFiles ?? []) out.add(f);
+  }
+  return [...out];
+}
+
+/** Cross-field checks the schema cannot express. Pure; returns problems (empty when fine). */
+export function checkReferences(c: RelayConfig): string[] {
+  const problems: string[] = [];
+  const cred = (name: string): Credential | undefined => c.credentials[name];
+  const outbounds = [
+    { what: "defaultOutbound", o: c.defaultOutbound },
+    ...c.policies.map((p) => ({ what: `policy ${p.name}`, o: p.outbound })),
+  ];
+  for (const { what, o } of outbounds) {
+    if (o.authCredential !== undefined) {
+      const k = cred(o.authCredential);
+      if (!k || k.type !== "password" || k.usage !== "outbound")
+        problems.push(`${what}: authCredential ${o.authCredential} is not an outbound password credential`);
+    }
+    if (o.tls.clientCredential !== undefined) {
+      const k = cred(o.tls.clientCredential);
+      if (!k || k.type !== "clientCertificate" || k.usage !== "outbound")
+        problems.push(
+          `${what}: clientCredential ${o.tls.clientCredential} is not an outbound clientCertificate credential`,
+        );
+    }
+  }
+  for (const p of c.policies) {
+    for (const n of p.inbound?.credentials ?? []) {
+      const k = cred(n);
+      if (!k || k.type !== "password" || k.usage !== "inbound")
+        problems.push(`policy ${p.name}: inbound credential ${n} is not an inbound password credential`);
+    }
+  }
+  // Exactly one policy decides a domain: the same pattern in two policies is ambiguous.
+  const owner = new Map<string, string>();
+  for (const p of c.policies) {
+    for (const d of p.domains) {
+      const k = d.toLowerCase();
+      const prev = owner.get(k);
+      if (prev !== undefined && prev !== p.name)
+        problems.push(`domain pattern ${d} is claimed by both ${prev} and ${p.name}`);
+      owner.set(k, p.name);
+    }
+  }
+  const compiled = compileInbound(c);
+  if (!compiled.ok) problems.push(compiled.message);
+  return problems;
+}
+
+function sha256(...parts: Buffer[]): string {
+  const h = createHash("sha256");
+  for (const p of parts) h.update(p);
+  return h.digest("hex");
+}
+
+async function generationRoot(dir: string): Promise<string> {
+  // kubelet layout: <dir>/..data -> ..2024_01_01_00_00_00.123 (atomic swap); read through the target
+  try {
+    return await realpath(join(dir, "..data"));
+  } catch {
+    return dir;
+  }
+}
+
+/** Strips one trailing newline (files created with `echo`/kubectl from-file often carry one). */
+export function secretText(b: Buffer): string {
+  return b.toString("utf8").replace(/\r?\n$/, "");
+}
+
+export async function loadConfig(dir: string): Promise<LoadOutcome> {
+  const root = await generationRoot(dir);
+  let raw: Buffer;
+  try {
+    raw = await readFile(join(root, CONFIG_FILE));
+  } catch (e) {
+    return { result: fail("CONFIG_UNREADABLE", true, `${CONFIG_FILE}: ${errorMessage(e)}`), fingerprint: "" };
+  }
+  const hash = sha256(raw);
+  let json: unknown;
+  try {
+    json = JSON.parse(raw.toString("utf8"));
+  } catch (e) {
+    return { result: fail("CONFIG_INVALID", false, `${CONFIG_FILE}: ${errorMessage(e)}`), fingerprint: hash };
+  }
+  const parsed = RelayConfig.safeParse(json);
+  if (!parsed.success) {
+    const msg = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    return { result: fail("CONFIG_INVALID", false, msg), fingerprint: hash };
+  }
+  const config = parsed.data;
+  const files = new Map<string, Buffer>();
+  const parts: Buffer[] = [raw];
+  const missing: string[] = [];
+  for (const rel of referencedFiles(config).sort()) {
+    try {
+      const b = await readFile(join(root, rel));
+      files.set(rel, b);
+      parts.push(Buffer.from(`\0${rel}\0`), b);
+    } catch (e) {
+      missing.push(`${rel}: ${errorMessage(e)}`);
+      parts.push(Buffer.from(`\0${rel}\0missing`));
+    }
+  }
+  const fingerprint = sha256(...parts);
+  if (missing.length) return { result: fail("CONFIG_FILES_MISSING", true, missing.join("; ")), fingerprint };
+  const problems = checkReferences(config);
+  // The server certificate must load; a broken renewal keeps the last good one.
+  try {
+    createSecureContext({ cert: files.get(config.tls.certFile), key: files.get(config.tls.keyFile) });
+  } catch (e) {
+    problems.push(`server certificate/key: ${errorMessage(e)}`);
+  }
+  for (const [name, k] of Object.entries(config.credentials)) {
+    if (k.type !== "clientCertificate") continue;
+    try {
+      new X509Certificate(files.get(k.certFile) ?? "");
+      createPrivateKey(files.get(k.keyFile) ?? "");
+    } catch (e) {
+      problems.push(`credential ${name}: ${errorMessage(e)}`);
+    }
+  }
+  if (problems.length) return { result: fail("CONFIG_INVALID", false, problems.join("; ")), fingerprint };
+  return { result: ok({ dir, config, hash, fingerprint, files, loadedAt: new Date() }), fingerprint };
+}
+
+/** Bytes of a referenced file (present after a successful load). */
+export function fileOf(l: LoadedConfig, rel: string): Buffer {
+  const b = l.files.get(rel);
+  if (!b) throw new Error(`file ${rel} was not loaded`);
+  return b;
+}

@@ -1,0 +1,80 @@
+// Watches the config directory and hands every new valid config to `onChange`. kubelet replaces the
+// `..data` symlink atomically; fs.watch on the directory notices that quickly, and a poll (every
+// `intervalMs`) catches whatever fs.watch misses (it is not reliable on every filesystem). A change
+// is detected by the fingerprint over config.json and every file it references, so a renewed
+// certificate triggers a reload even when config.json is unchanged. An invalid new config is
+// reported once to `onInvalid` and the last good one stays.
+import { watch, type FSWatcher } from "node:fs";
+import type { Failure } from "../result.js";
+import { loadConfig, type LoadedConfig } from "./load.js";
+
+export interface WatchOptions {
+  dir: string;
+  /** Fingerprint of the config already applied. */
+  current: string;
+  intervalMs?: number;
+  onChange(next: LoadedConfig): void | Promise<void>;
+  onInvalid(err: Failure, fingerprint: string): void;
+}
+
+export interface ConfigWatcher {
+  /** Checks now (also what the timer and fs.watch do). */
+  check(): Promise<void>;
+  close(): void;
+}
+
+export function watchConfig(o: WatchOptions): ConfigWatcher {
+  let seen = o.current;
+  let running: Promise<void> | undefined;
+  let again = false;
+  let closed = false;
+
+  const run = async (): Promise<void> => {
+    const { result, fingerprint } = await loadConfig(o.dir);
+    if (closed || fingerprint === seen) return;
+    seen = fingerprint;
+    if (!result.ok) {
+      o.onInvalid(result, fingerprint);
+      return;
+    }
+    await o.onChange(result.value);
+  };
+
+  const check = async (): Promise<void> => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        try {
+          await run();
+        } catch {
+          // loadConfig returns errors as values; anything else is retried on the next tick
+        }
+      } while (again && !closed);
+    })().finally(() => {
+      running = undefined;
+    });
+    return running;
+  };
+
+  const timer = setInterval(() => void check(), o.intervalMs ?? 1000);
+  timer.unref();
+  let watcher: FSWatcher | undefined;
+  try {
+    watcher = watch(o.dir, { persistent: false }, () => void check());
+    watcher.on("error", () => watcher?.close());
+  } catch {
+    watcher = undefined;
+  }
+  return {
+    check,
+    close() {
+      closed = true;
+      clearInterval(timer);
+      watcher?.close();
+    },
+  };
+}

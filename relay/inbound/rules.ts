@@ -1,0 +1,166 @@
+// Inbound requirement resolution, pure: for a connecting IP, the relay default and every matching
+// policy host rule combine to the strictest requirement (TLS and/or AUTH); which inbound
+// credentials that host may use; whether it may relay to non-local domains.
+import { BlockList, isIP } from "node:net";
+import type { RelayConfig, Requirement } from "../config/schema.js";
+import { matchesAny } from "../domains.js";
+import { fail, ok, type Result } from "../result.js";
+
+export type ListenerKind = "smtp" | "smtps" | "submission";
+
+export interface Need {
+  tls: boolean;
+  auth: boolean;
+}
+
+export function needOf(r: Requirement): Need {
+  return { tls: r === "tls" || r === "tls+auth", auth: r === "auth" || r === "tls+auth" };
+}
+
+/** Strictest of two needs (each requirement only adds). */
+export function strictest(a: Need, b: Need): Need {
+  return { tls: a.tls || b.tls, auth: a.auth || b.auth };
+}
+
+export function requirementOf(n: Need): Requirement {
+  return n.tls && n.auth ? "tls+auth" : n.tls ? "tls" : n.auth ? "auth" : "none";
+}
+
+export interface Cidr {
+  address: string;
+  prefix: number;
+  family: "ipv4" | "ipv6";
+}
+
+/** IPv4-mapped IPv6 (::ffff:10.0.0.1) is treated as the IPv4 address. */
+export function normalizeIp(ip: string): string {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  return m?.[1] ?? ip;
+}
+
+export function parseCidr(s: string): Result<Cidr> {
+  const [addr = "", len, ...rest] = s.trim().split("/");
+  const v = isIP(addr);
+  if (v === 0 || rest.length) return fail("BAD_CIDR", false, `invalid CIDR ${JSON.stringify(s)}`);
+  const max = v === 4 ? 32 : 128;
+  const prefix = len === undefined ? max : Number(len);
+  if (!/^\d+$/.test(len ?? String(max)) || prefix > max)
+    return fail("BAD_CIDR", false, `invalid prefix length in ${JSON.stringify(s)}`);
+  return ok({ address: addr, prefix, family: v === 4 ? "ipv4" : "ipv6" });
+}
+
+function blockList(cidrs: readonly string[], what: string): Result<BlockList> {
+  const list = new BlockList();
+  for (const c of cidrs) {
+    const r = parseCidr(c);
+    if (!r.ok) return fail(r.code, false, `${what}: ${r.message}`);
+    list.addSubnet(r.value.address, r.value.prefix, r.value.family);
+  }
+  return ok(list);
+}
+
+function contains(list: BlockList, ip: string): boolean {
+  const a = normalizeIp(ip);
+  const v = isIP(a);
+  if (v === 0) return false;
+  return list.check(a, v === 4 ? "ipv4" : "ipv6");
+}
+
+interface CompiledRule {
+  policy: string;
+  hosts: BlockList;
+  need: Need;
+  credentials?: string[];
+}
+
+export interface CompiledInbound {
+  defaultNeed: Need;
+  relayFrom: BlockList;
+  localDomains: string[];
+  rules: CompiledRule[];
+}
+
+export function compileInbound(c: RelayConfig): Result<CompiledInbound> {
+  const relayFrom = blockList(c.inbound.relayFrom, "inbound.relayFrom");
+  if (!relayFrom.ok) return relayFrom;
+  const rules: CompiledRule[] = [];
+  for (const p of c.policies) {
+    if (!p.inbound) continue;
+    const hosts = blockList(p.inbound.hosts, `policy ${p.name} inbound.hosts`);
+    if (!hosts.ok) return hosts;
+    rules.push({
+      policy: p.name,
+      hosts: hosts.value,
+      need: needOf(p.inbound.require),
+      ...(p.inbound.credentials ? { credentials: p.inbound.credentials } : {}),
+    });
+  }
+  return ok({
+    defaultNeed: needOf(c.inbound.require),
+    relayFrom: relayFrom.value,
+    localDomains: c.inbound.localDomains,
+    rules,
+  });
+}
+
+export interface InboundDecision {
+  need: Need;
+  /** Policies whose host rules matched (for logs). */
+  policies: string[];
+  /** Inbound credential names this host may log in with; undefined: any inbound credential. */
+  credentials?: string[];
+  /** May relay to non-local domains without authenticating. */
+  relayFrom: boolean;
+}
+
+/** What the relay requires of a host connecting from `ip` on `listener`. */
+export function decideInbound(ci: CompiledInbound, ip: string, listener: ListenerKind): InboundDecision {
+  let need = ci.defaultNeed;
+  if (listener === "submission") need = strictest(need, { tls: true, auth: true });
+  if (listener === "smtps") need = strictest(need, { tls: true, auth: false });
+  const policies: string[] = [];
+  let credentials: string[] | undefined;
+  for (const r of ci.rules) {
+    if (!contains(r.hosts, ip)) continue;
+    policies.push(r.policy);
+    need = strictest(need, r.need);
+    if (r.credentials) credentials = [...(credentials ?? []), ...r.credentials];
+  }
+  return {
+    need,
+    policies,
+    ...(credentials ? { credentials: [...new Set(credentials)] } : {}),
+    relayFrom: contains(ci.relayFrom, ip),
+  };
+}
+
+export interface Reply {
+  code: number;
+  /** Text starting with the enhanced status code. */
+  text: string;
+}
+
+/** Checked at MAIL FROM: does the session meet the host's requirement? */
+export function checkMailFrom(
+  d: InboundDecision,
+  s: { secure: boolean; authenticated: boolean },
+): Reply | undefined {
+  // AUTH is only offered inside TLS, so a host that must authenticate must first encrypt.
+  if ((d.need.tls || d.need.auth) && !s.secure)
+    return { code: 530, text: "5.7.0 Must issue a STARTTLS command first" };
+  if (d.need.auth && !s.authenticated) return { code: 530, text: "5.7.0 Authentication required" };
+  return undefined;
+}
+
+/** Checked at RCPT TO: not an open relay. */
+export function checkRecipient(
+  ci: CompiledInbound,
+  d: InboundDecision,
+  s: { authenticated: boolean },
+  domain: string,
+): Reply | undefined {
+  if (!domain) return { code: 550, text: "5.1.3 Recipient address must have a domain" };
+  if (matchesAny(ci.localDomains, domain)) return undefined;
+  if (s.authenticated || d.relayFrom) return undefined;
+  return { code: 550, text: "5.7.1 Relaying denied" };
+}

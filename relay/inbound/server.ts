@@ -1,0 +1,369 @@
+// Inbound SMTP listeners (smtp-server): 25 with STARTTLS, 465 implicit TLS, 587 submission with AUTH
+// required. Every decision comes from the config loaded at that moment (a reload applies to the
+// next command of an open session, without dropping it): the host's requirement is checked at
+// MAIL FROM, relaying at RCPT TO; AUTH is neither advertised nor accepted before TLS. DATA is
+// written to the durable queue and acknowledged only once it is on disk.
+import {
+  SMTPServer,
+  type SMTPServerAuthentication,
+  type SMTPServerDataStream,
+  type SMTPServerSession,
+} from "smtp-server";
+import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
+import type { LoadedConfig } from "../config/load.js";
+import { domainOf } from "../domains.js";
+import type { Logger } from "../log.js";
+import type { Metrics } from "../metrics.js";
+import { newQueueId, type Envelope, type Spool } from "../queue/spool.js";
+import { authenticate, type InboundAccount } from "./auth.js";
+import { installReplyCodes, smtpError } from "./replies.js";
+import {
+  checkMailFrom,
+  checkRecipient,
+  decideInbound,
+  normalizeIp,
+  requirementOf,
+  type CompiledInbound,
+  type ListenerKind,
+  type Reply,
+} from "./rules.js";
+
+export interface InboundState {
+  loaded: LoadedConfig;
+  inbound: CompiledInbound;
+  accounts: InboundAccount[];
+}
+
+export interface InboundDeps {
+  current(): InboundState;
+  spool: Spool;
+  onQueued(env: Envelope): void;
+  metrics: Metrics;
+  log: Logger;
+}
+
+interface SessionLog {
+  listener: ListenerKind;
+  peer: string;
+  started: number;
+  tlsVersion?: string;
+  cipher?: string;
+  sni?: string;
+  clientCertSubject?: string;
+  authMechanism?: string;
+  authOutcome?: "ok" | "failed";
+  authUser?: string;
+  requirement?: string;
+  policies?: string[];
+  queued: string[];
+  rejected: { stage: string; reply: string }[];
+}
+
+const KINDS: ListenerKind[] = ["smtp", "smtps", "submission"];
+
+function errFor(r: Reply): Error {
+  return smtpError(r.code, r.text);
+}
+
+export class InboundListeners {
+  private servers = new Map<ListenerKind, SMTPServer>();
+  private sessions = new Map<string, SessionLog>();
+  /** Sessions whose DATA is being written to the queue. */
+  private busy = new Set<string>();
+  private closing = false;
+
+  constructor(private d: InboundDeps) {
+    installReplyCodes();
+  }
+
+  /** Ports actually bound (after start), by listener. */
+  readonly bound = new Map<ListenerKind, number>();
+
+  async start(): Promise<void> {
+    const { loaded } = this.d.current();
+    const c = loaded.config;
+    for (const kind of KINDS) {
+      const l = c.listeners[kind];
+      if (!l.enabled) continue;
+      const server = this.create(kind);
+      this.servers.set(kind, server);
+      await new Promise<void>((resolve, reject) => {
+        const onError = (e: Error): void => reject(e);
+        server.server.once("error", onError);
+        server.listen(l.port, l.host, () => {
+          server.server.off("error", onError);
+          const a = server.server.address();
+          this.bound.set(kind, typeof a === "object" && a ? a.port : l.port);
+          resolve();
+        });
+      });
+      server.on("error", (e: Error) =>
+        this.d.log.warn({ event: "listener-error", listener: kind, err: e.message }, "listener error"),
+      );
+    }
+  }
+
+  /** New sessions get the new certificate; open sessions keep theirs. */
+  updateCertificate(cert: Buffer, key: Buffer): void {
+    for (const s of this.servers.values()) s.updateSecureContext({ cert, key });
+  }
+
+  /**
+   * Stops accepting; a session in the middle of a transaction gets up to graceMs to finish it, an
+   * idle one (or one that has finished) is told 421 and closed. (smtp-server's own close() would
+   * answer every further command with 421 at once, cutting transactions in flight.)
+   */
+  async close(graceMs: number): Promise<void> {
+    this.closing = true;
+    const servers = [...this.servers.values()];
+    this.servers.clear();
+    const listening = servers.map((s) => new Promise<void>((resolve) => s.server.close(() => resolve())));
+    const deadline = Date.now() + graceMs;
+    for (;;) {
+      let open = 0;
+      for (const s of servers) {
+        for (const c of s.connections) {
+          const busy =
+            c.session.envelope.mailFrom !== false || Boolean(c._dataStream) || this.busy.has(c.session.id);
+          if (busy && Date.now() < deadline) {
+            open++;
+            continue;
+          }
+          c.send(421, "4.3.2 Service shutting down");
+          c.close();
+        }
+      }
+      if (!open) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await Promise.all(listening);
+  }
+
+  private create(kind: ListenerKind): SMTPServer {
+    const { loaded } = this.d.current();
+    const c = loaded.config;
+    const files = loaded.files;
+    return new SMTPServer({
+      secure: kind === "smtps",
+      name: c.hostname,
+      banner: "Sealpost",
+      key: files.get(c.tls.keyFile),
+      cert: files.get(c.tls.certFile),
+      size: c.inbound.maxMessageSize,
+      authMethods: ["PLAIN", "LOGIN"],
+      authOptional: true,
+      disableReverseLookup: true,
+      hideREQUIRETLS: true,
+      logger: false,
+      onConnect: (session, cb) => this.onConnect(kind, session, cb),
+      onSecure: (socket, session, cb) => this.onSecure(socket, session, cb),
+      onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),
+      onMailFrom: (_addr, session, cb) => this.onMailFrom(session, cb),
+      onRcptTo: (addr, session, cb) => this.onRcptTo(addr.address, session, cb),
+      onData: (stream, session, cb) => void this.onData(kind, stream, session, cb),
+      onClose: (session) => this.onClose(session),
+    });
+  }
+
+  private state(session: SMTPServerSession, kind: ListenerKind = "smtp"): SessionLog {
+    let s = this.sessions.get(session.id);
+    if (!s) {
+      s = {
+        listener: kind,
+        peer: normalizeIp(session.remoteAddress),
+        started: Date.now(),
+        queued: [],
+        rejected: [],
+      };
+      this.sessions.set(session.id, s);
+    }
+    return s;
+  }
+
+  private reject(session: SMTPServerSession, stage: string, r: Reply): Error {
+    this.state(session).rejected.push({ stage, reply: `${r.code} ${r.text}` });
+    this.d.metrics.rejected.inc({ reason: `${stage}:${r.code}` });
+    return errFor(r);
+  }
+
+  private decision(session: SMTPServerSession) {
+    const s = this.state(session);
+    const cur = this.d.current();
+    const d = decideInbound(cur.inbound, s.peer, s.listener);
+    s.requirement = requirementOf(d.need);
+    s.policies = d.policies;
+    return { d, cur };
+  }
+
+  private onConnect(kind: ListenerKind, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    this.state(session, kind);
+    // AUTH is not advertised nor accepted in a cleartext session (onSecure lifts this).
+    if (!session.secure) session.disabledCommands = ["AUTH"];
+    this.decision(session);
+    cb();
+  }
+
+  private onSecure(
+    socket: Socket | TLSSocket,
+    session: SMTPServerSession,
+    cb: (err?: Error | null) => void,
+  ): void {
+    session.disabledCommands = [];
+    const s = this.state(session);
+    const t = socket as TLSSocket;
+    if (typeof t.getProtocol === "function") {
+      s.tlsVersion = t.getProtocol() ?? undefined;
+      s.cipher = t.getCipher()?.name;
+      s.sni = typeof t.servername === "string" ? t.servername : undefined;
+      const peer = t.getPeerCertificate();
+      if (peer?.subject)
+        s.clientCertSubject = Object.entries(peer.subject)
+          .map(([k, v]) => `${k}=${String(v)}`)
+          .join(",");
+      this.d.metrics.tls.inc({ direction: "inbound", version: s.tlsVersion ?? "unknown" });
+    }
+    cb();
+  }
+
+  private onAuth(
+    auth: SMTPServerAuthentication,
+    session: SMTPServerSession,
+    cb: (err: Error | null | undefined, response?: { user?: unknown }) => void,
+  ): void {
+    const s = this.state(session);
+    s.authMechanism = auth.method;
+    if (!session.secure)
+      return cb(
+        this.reject(session, "AUTH", {
+          code: 538,
+          text: "5.7.11 Encryption required for requested authentication mechanism",
+        }),
+      );
+    const { d, cur } = this.decision(session);
+    const user =
+      auth.method === "PLAIN" || auth.method === "LOGIN"
+        ? authenticate(cur.accounts, auth.username ?? "", auth.password ?? "", d.credentials)
+        : undefined;
+    if (!user) {
+      s.authOutcome = "failed";
+      this.d.metrics.authFailures.inc();
+      return cb(
+        this.reject(session, "AUTH", { code: 535, text: "5.7.8 Authentication credentials invalid" }),
+      );
+    }
+    s.authOutcome = "ok";
+    s.authUser = user;
+    cb(null, { user });
+  }
+
+  private onMailFrom(session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    if (this.closing)
+      return cb(this.reject(session, "MAIL", { code: 421, text: "4.3.2 Service shutting down" }));
+    const { d } = this.decision(session);
+    const r = checkMailFrom(d, { secure: session.secure, authenticated: Boolean(session.user) });
+    cb(r ? this.reject(session, "MAIL", r) : null);
+  }
+
+  private onRcptTo(address: string, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    const { d, cur } = this.decision(session);
+    if (session.envelope.rcptTo.length >= cur.loaded.config.inbound.maxRecipients)
+      return cb(this.reject(session, "RCPT", { code: 452, text: "4.5.3 Too many recipients" }));
+    const again = checkMailFrom(d, { secure: session.secure, authenticated: Boolean(session.user) });
+    if (again) return cb(this.reject(session, "RCPT", again));
+    const r = checkRecipient(cur.inbound, d, { authenticated: Boolean(session.user) }, domainOf(address));
+    cb(r ? this.reject(session, "RCPT", r) : null);
+  }
+
+  private async onData(
+    kind: ListenerKind,
+    stream: SMTPServerDataStream,
+    session: SMTPServerSession,
+    cb: (err?: Error | null, message?: string) => void,
+  ): Promise<void> {
+    this.busy.add(session.id);
+    try {
+      await this.receive(kind, stream, session, cb);
+    } finally {
+      this.busy.delete(session.id);
+    }
+  }
+
+  private async receive(
+    kind: ListenerKind,
+    stream: SMTPServerDataStream,
+    session: SMTPServerSession,
+    cb: (err?: Error | null, message?: string) => void,
+  ): Promise<void> {
+    const s = this.state(session);
+    const { loaded } = this.d.current();
+    const c = loaded.config;
+    const id = newQueueId();
+    const rcpts = session.envelope.rcptTo.map((r) => r.address);
+    const tls = session.secure ? ` (${s.tlsVersion ?? "TLS"}${s.cipher ? ` ${s.cipher}` : ""})` : "";
+    const proto = `ESMTP${session.secure ? "S" : ""}${session.user ? "A" : ""}`;
+    const received =
+      `Received: from ${session.hostNameAppearsAs || "unknown"} ([${s.peer}])\r\n` +
+      `\tby ${c.hostname} (Sealpost) with ${proto}${tls} id ${id}` +
+      `${rcpts.length === 1 ? `\r\n\tfor <${rcpts[0]}>` : ""};\r\n\t${new Date().toUTCString().replace("GMT", "+0000")}\r\n`;
+    const mailFrom = session.envelope.mailFrom;
+    const r = await this.d.spool.enqueue(
+      {
+        id,
+        from: mailFrom ? mailFrom.address : "",
+        recipients: rcpts.map((address) => ({ address, state: "pending" as const })),
+        receivedAt: Date.now(),
+        peer: s.peer,
+      },
+      Buffer.from(received, "latin1"),
+      stream,
+      c.inbound.maxMessageSize,
+    );
+    if (stream.readable) stream.resume(); // drain whatever an early failure left unread
+    if (!r.ok || stream.sizeExceeded) {
+      const reply: Reply =
+        r.ok || r.code === "MESSAGE_TOO_BIG" || stream.sizeExceeded
+          ? { code: 552, text: "5.3.4 Message too big" }
+          : { code: 451, text: "4.3.0 Queue write failed, try again later" };
+      if (r.ok) await this.d.spool.remove(id);
+      if (!r.ok)
+        this.d.log.error(
+          { event: "queue-error", queueId: id, code: r.code, err: r.message },
+          "enqueue failed",
+        );
+      return cb(this.reject(session, "DATA", reply));
+    }
+    s.queued.push(id);
+    this.d.metrics.accepted.inc({ listener: kind });
+    this.d.onQueued(r.value);
+    cb(null, `2.0.0 Ok: queued as ${id}`);
+  }
+
+  private onClose(session: SMTPServerSession): void {
+    const s = this.sessions.get(session.id);
+    if (!s) return;
+    this.sessions.delete(session.id);
+    this.d.log.info(
+      {
+        event: "session",
+        sessionId: session.id,
+        listener: s.listener,
+        peer: s.peer,
+        helo: session.hostNameAppearsAs || undefined,
+        tls: s.tlsVersion
+          ? { version: s.tlsVersion, cipher: s.cipher, sni: s.sni, clientCert: s.clientCertSubject ?? null }
+          : null,
+        auth: s.authMechanism
+          ? { mechanism: s.authMechanism, outcome: s.authOutcome, user: s.authUser }
+          : null,
+        requirement: s.requirement,
+        policies: s.policies,
+        queued: s.queued,
+        rejected: s.rejected,
+        result: s.queued.length ? "queued" : s.rejected.length ? "rejected" : "no-mail",
+        durationMs: Date.now() - s.started,
+      },
+      "inbound session",
+    );
+  }
+}

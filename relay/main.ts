@@ -1,0 +1,50 @@
+// CLI entry: `tsx relay/main.ts --config <dir>` (the container runs the same with node). Ports come
+// from the config (listeners.*, admin); SIGTERM/SIGINT shut down gracefully
+// (SEALPOST_GRACE_SECONDS, default 20).
+import { parseArgs } from "node:util";
+import { createLogger } from "./log.js";
+import { Relay } from "./relay.js";
+
+const { values } = parseArgs({
+  options: {
+    config: { type: "string", short: "c" },
+    /** Config directory poll interval (ms); fs.watch triggers earlier checks. */
+    "poll-ms": { type: "string" },
+    /** Port for MX-resolved next hops (default 25); for tests with peers on other ports. */
+    "mx-port": { type: "string" },
+  },
+  strict: true,
+});
+const dir = values.config ?? process.env.SEALPOST_CONFIG_DIR;
+if (!dir) {
+  process.stderr.write("usage: relay --config <dir>\n");
+  process.exit(2);
+}
+const log = createLogger();
+const graceMs = Number(process.env.SEALPOST_GRACE_SECONDS ?? 20) * 1000;
+try {
+  const relay = await Relay.start({
+    configDir: dir,
+    logger: log,
+    graceMs,
+    ...(values["poll-ms"] ? { pollMs: Number(values["poll-ms"]) } : {}),
+    ...(values["mx-port"] ? { mxPort: Number(values["mx-port"]) } : {}),
+  });
+  let stopping = false;
+  for (const sig of ["SIGTERM", "SIGINT"] as const) {
+    process.on(sig, () => {
+      if (stopping) return;
+      stopping = true;
+      relay.stop().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    });
+  }
+} catch (e) {
+  log.fatal(
+    { event: "start-failed", err: e instanceof Error ? e.message : String(e) },
+    "relay failed to start",
+  );
+  process.exitCode = 1;
+}

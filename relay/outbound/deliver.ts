@@ -1,0 +1,373 @@
+// One delivery attempt for one route group of one message: resolve the next hops, and for each
+// (in order) connect with the policy's transport plan, enforce it (encrypted? verified?), AUTH only
+// inside TLS, send, and map the replies to per-recipient results. A connection, TLS or AUTH
+// failure moves on to the next hop; when none is left the recipients are deferred with the last
+// reason. Never a downgrade: nothing is sent on a session that does not meet the policy.
+import SMTPConnection from "nodemailer/lib/smtp-connection";
+import type { TLSSocket } from "node:tls";
+import { statusFromReply } from "../dsn.js";
+import { errorMessage, fail, type Failure } from "../result.js";
+import type { Dns } from "./mx.js";
+import { resolveHops } from "./mx.js";
+import type { ConnectionPool, Pooled, SessionInfo } from "./pool.js";
+import type { Route } from "./route.js";
+import {
+  planTransport,
+  type Hop,
+  type Material,
+  type Timeouts,
+  type TransportPlan,
+} from "./transport-options.js";
+
+export interface RecipientResult {
+  address: string;
+  outcome: "delivered" | "deferred" | "failed";
+  code: string;
+  message: string;
+  /** Enhanced status code (for the DSN). */
+  status: string;
+  remoteMta?: string;
+}
+
+/** One line of the protocol log per attempt (per hop tried). */
+export interface AttemptRecord {
+  queueId: string;
+  policy: string;
+  mode: string;
+  nextHop?: string;
+  address?: string;
+  port?: number;
+  reused?: boolean;
+  session?: SessionInfo;
+  result: "delivered" | "partial" | "deferred" | "failed";
+  code?: string;
+  reason?: string;
+  response?: string;
+  recipients: number;
+}
+
+export interface DeliveryRequest {
+  queueId: string;
+  from: string;
+  recipients: string[];
+  message: Buffer;
+  route: Route;
+}
+
+export interface DelivererDeps {
+  pool: ConnectionPool;
+  dns(): Dns | undefined;
+  material(route: Route): Material | Failure;
+  ehloName(): string;
+  timeouts: Timeouts;
+  mxPort: number;
+  onAttempt(r: AttemptRecord): void;
+}
+
+type Errorish = Error & {
+  code?: string;
+  responseCode?: number;
+  response?: string;
+  command?: string;
+  recipient?: string;
+  rejectedErrors?: Errorish[];
+};
+
+const STARTTLS_NOT_OFFERED = "STARTTLS not offered by the server";
+
+function isVerifyError(msg: string): boolean {
+  return /certificate|altname|does not match|self[- ]signed|unable to (get|verify)|CERT_|issuer/i.test(msg);
+}
+
+/** Maps an SMTP client error during connect/STARTTLS/EHLO to a reason. */
+export function classifyConnectError(
+  e: Errorish,
+  plan: Pick<TransportPlan, "verify">,
+  upgrading = false,
+): Failure {
+  const msg = errorMessage(e);
+  if (msg.includes(STARTTLS_NOT_OFFERED)) return fail("TLS_NOT_OFFERED", true, STARTTLS_NOT_OFFERED);
+  if (plan.verify && isVerifyError(msg)) return fail("TLS_VERIFY_FAILED", true, msg);
+  if (e.code === "ETLS" || upgrading) {
+    if (e.command === "STARTTLS" && e.responseCode) return fail("TLS_STARTTLS_REFUSED", true, msg);
+    if (plan.verify && isVerifyError(msg)) return fail("TLS_VERIFY_FAILED", true, msg);
+    return fail("TLS_HANDSHAKE_FAILED", true, msg);
+  }
+  if (e.code === "EAUTH") return fail("AUTH_FAILED", true, msg);
+  if (e.responseCode) return fail("CONNECT_REJECTED", true, msg);
+  return fail("CONNECT_FAILED", true, msg);
+}
+
+function sessionInfo(conn: SMTPConnection): SessionInfo {
+  const s = conn._socket as TLSSocket | false | null;
+  if (!conn.secure || !s || typeof s.getProtocol !== "function") return {};
+  const cert = s.getPeerCertificate();
+  const cipher = s.getCipher();
+  return {
+    tlsVersion: s.getProtocol() ?? undefined,
+    cipher: cipher?.name,
+    peerSubject: cert?.subject
+      ? Object.entries(cert.subject)
+          .map(([k, v]) => `${k}=${String(v)}`)
+          .join(",")
+      : undefined,
+    peerVerified: s.authorized,
+    ...(s.authorizationError ? { verifyError: String(s.authorizationError) } : {}),
+  };
+}
+
+/** Makes the client fail (instead of trying STARTTLS anyway) when TLS is required but not offered. */
+function refuseMissingStartTls(conn: SMTPConnection): void {
+  const c = conn as unknown as {
+    _actionEHLO?: (str: string) => void;
+    _onError?: (err: Error, type: string, data: string, command: string) => void;
+    secure: boolean;
+  };
+  const original = c._actionEHLO;
+  if (typeof original !== "function" || typeof c._onError !== "function") return; // nodemailer still fails closed
+  c._actionEHLO = function (this: typeof c, str: string) {
+    if (!this.secure && str.startsWith("2") && !/[ -]STARTTLS\b/im.test(str)) {
+      this._onError!(new Error(STARTTLS_NOT_OFFERED), "ETLS", "", "EHLO");
+      return;
+    }
+    original.call(this, str);
+  };
+}
+
+function settle<T>(run: (done: (v: T) => void) => void): Promise<T> {
+  return new Promise<T>((resolve) => {
+    let settled = false;
+    run((v) => {
+      if (!settled) {
+        settled = true;
+        resolve(v);
+      }
+    });
+  });
+}
+
+async function open(plan: TransportPlan): Promise<Pooled | Failure> {
+  const conn = new SMTPConnection(plan.options);
+  let lastError: Errorish | undefined;
+  conn.on("error", (e: Errorish) => {
+    lastError = e;
+  });
+  if (plan.requireSecure) refuseMissingStartTls(conn);
+  const failure = await settle<Failure | undefined>((done) => {
+    // A socket error while the STARTTLS handshake runs is a TLS failure, not a connection one.
+    const classify = (e: Errorish): Failure => classifyConnectError(e, plan, conn.upgrading === true);
+    conn.once("error", (e: Errorish) => done(classify(e)));
+    conn.once("end", () =>
+      done(lastError ? classify(lastError) : fail("CONNECT_FAILED", true, "connection closed")),
+    );
+    conn.connect((err) => done(err ? classify(err) : undefined));
+  });
+  if (failure) {
+    conn.close();
+    return failure;
+  }
+  const info = sessionInfo(conn);
+  const bail = (f: Failure): Failure => {
+    conn.close();
+    return f;
+  };
+  // Belt and braces over the client options: never go on with a session weaker than the policy.
+  if (plan.requireSecure && !conn.secure) return bail(fail("TLS_REQUIRED", true, "session is not encrypted"));
+  if (plan.verify && !info.peerVerified)
+    return bail(
+      fail("TLS_VERIFY_FAILED", true, `peer certificate not verified: ${info.verifyError ?? "unknown"}`),
+    );
+  if (plan.auth) {
+    if (!conn.secure) {
+      info.authOutcome = "skipped";
+      return bail(
+        fail("AUTH_REQUIRES_TLS", true, "AUTH credential configured but the session is not encrypted"),
+      );
+    }
+    if (!conn.allowsAuth) return bail(fail("AUTH_NOT_OFFERED", true, "server does not offer AUTH"));
+    const auth = plan.auth;
+    const authErr = await settle<Errorish | undefined>((done) => {
+      conn.once("end", () => done(lastError ?? new Error("connection closed during AUTH")));
+      conn.login({ user: auth.user, pass: auth.pass }, (err) => done(err ?? undefined));
+    });
+    const mech = (conn as unknown as { _authMethod?: string })._authMethod;
+    if (mech) info.authMechanism = mech;
+    info.authOutcome = authErr ? "failed" : "ok";
+    if (authErr)
+      return bail(fail("AUTH_FAILED", true, `AUTH failed: ${authErr.response ?? errorMessage(authErr)}`));
+  }
+  return { conn, info, key: plan.poolKey };
+}
+
+type Sent =
+  | { kind: "sent"; accepted: string[]; rejected: Errorish[]; response: string }
+  | { kind: "error"; err: Errorish };
+
+function send(conn: SMTPConnection, from: string, to: string[], message: Buffer): Promise<Sent> {
+  return settle<Sent>((done) => {
+    const onEnd = (): void =>
+      done({ kind: "error", err: Object.assign(new Error("connection closed"), { code: "ECONNECTION" }) });
+    conn.once("end", onEnd);
+    conn.send({ from, to }, message, (err, info) => {
+      conn.off("end", onEnd);
+      if (err) done({ kind: "error", err: err });
+      else
+        done({
+          kind: "sent",
+          accepted: info?.accepted ?? [],
+          rejected: info?.rejectedErrors ?? [],
+          response: info?.response ?? "",
+        });
+    });
+  });
+}
+
+function replyResult(address: string, e: Errorish, hop: Hop): RecipientResult {
+  const response = e.response ?? errorMessage(e);
+  const permanent = (e.responseCode ?? 0) >= 500;
+  return {
+    address,
+    outcome: permanent ? "failed" : "deferred",
+    code: permanent ? "REJECTED" : e.responseCode ? "TEMPORARY_REJECT" : "CONNECTION_LOST",
+    message: response,
+    status: statusFromReply(response, permanent),
+    remoteMta: hop.name,
+  };
+}
+
+export class Deliverer {
+  constructor(private d: DelivererDeps) {}
+
+  async deliver(req: DeliveryRequest): Promise<RecipientResult[]> {
+    const { route } = req;
+    const all = (f: Failure, hop?: Hop): RecipientResult[] =>
+      req.recipients.map((address) => ({
+        address,
+        outcome: f.temporary ? "deferred" : "failed",
+        code: f.code,
+        message: f.message,
+        status: f.temporary ? "4.4.0" : f.code === "NULL_MX" ? "5.1.10" : "5.1.2",
+        ...(hop ? { remoteMta: hop.name } : {}),
+      }));
+    const base = {
+      queueId: req.queueId,
+      policy: route.policy,
+      mode: route.outbound.tls.mode,
+      recipients: req.recipients.length,
+    };
+    // Refuse unimplemented modes before any DNS or network traffic.
+    if (route.outbound.tls.mode === "mta-sts" || route.outbound.tls.mode === "dane") {
+      const f = fail("MODE_NOT_IMPLEMENTED", true, "mode not implemented");
+      this.d.onAttempt({ ...base, result: "deferred", code: f.code, reason: f.message });
+      return all(f);
+    }
+    const material = this.d.material(route);
+    if ("ok" in material) {
+      this.d.onAttempt({ ...base, result: "deferred", code: material.code, reason: material.message });
+      return all(material);
+    }
+    const hops = await resolveHops(route.domain, route.nextHop, this.d.dns(), this.d.mxPort);
+    if (!hops.ok) {
+      this.d.onAttempt({
+        ...base,
+        result: hops.temporary ? "deferred" : "failed",
+        code: hops.code,
+        reason: hops.message,
+      });
+      return all(hops);
+    }
+    let last: Failure = fail("NO_NEXT_HOP", true, "no next hop");
+    for (const hop of hops.value) {
+      const plan = planTransport(route.outbound, hop, material, this.d.ehloName(), this.d.timeouts);
+      if (!plan.ok) {
+        this.d.onAttempt({
+          ...base,
+          nextHop: hop.name,
+          result: "deferred",
+          code: plan.code,
+          reason: plan.message,
+        });
+        return all(plan);
+      }
+      const r = await this.viaHop(req, plan.value, hop, base);
+      if (Array.isArray(r)) return r;
+      last = r;
+    }
+    return all(last);
+  }
+
+  private async viaHop(
+    req: DeliveryRequest,
+    plan: TransportPlan,
+    hop: Hop,
+    base: Pick<AttemptRecord, "queueId" | "policy" | "mode" | "recipients">,
+  ): Promise<RecipientResult[] | Failure> {
+    const at = { ...base, nextHop: hop.name, address: hop.address, port: hop.port };
+    for (let tryNo = 0; tryNo < 2; tryNo++) {
+      const pooled = this.d.pool.take(plan.poolKey);
+      const reused = pooled !== undefined;
+      const p = pooled ?? (await open(plan));
+      if ("ok" in p) {
+        this.d.onAttempt({ ...at, reused: false, result: "deferred", code: p.code, reason: p.message });
+        return p;
+      }
+      const sent = await send(p.conn, req.from, req.recipients, req.message);
+      if (sent.kind === "error") {
+        const e = sent.err;
+        p.conn.close();
+        if (reused && !e.responseCode && tryNo === 0) continue; // stale pooled connection: once more, fresh
+        if (!e.responseCode) {
+          const f = fail("CONNECTION_LOST", true, errorMessage(e));
+          this.d.onAttempt({
+            ...at,
+            reused,
+            session: p.info,
+            result: "deferred",
+            code: f.code,
+            reason: f.message,
+          });
+          return f;
+        }
+        // A reply: per recipient (RCPT) or for all of them (MAIL FROM, DATA).
+        const byRcpt = new Map((e.rejectedErrors ?? []).map((x) => [x.recipient ?? "", x]));
+        const results = req.recipients.map((a) => replyResult(a, byRcpt.get(a) ?? e, hop));
+        this.d.onAttempt({
+          ...at,
+          reused,
+          session: p.info,
+          result: results.every((x) => x.outcome === "failed") ? "failed" : "deferred",
+          code: results[0]?.code,
+          response: e.response,
+        });
+        return results;
+      }
+      const rejected = new Map(sent.rejected.map((x) => [x.recipient ?? "", x]));
+      const results = req.recipients.map((a): RecipientResult => {
+        const r = rejected.get(a);
+        if (r) return replyResult(a, r, hop);
+        return {
+          address: a,
+          outcome: "delivered",
+          code: "DELIVERED",
+          message: sent.response,
+          status: "2.0.0",
+          remoteMta: hop.name,
+        };
+      });
+      this.d.onAttempt({
+        ...at,
+        reused,
+        session: p.info,
+        result: rejected.size ? "partial" : "delivered",
+        response: sent.response,
+      });
+      const conn = p.conn;
+      conn.reset((err) => {
+        if (err) conn.close();
+        else this.d.pool.put(p);
+      });
+      return results;
+    }
+    return fail("CONNECTION_LOST", true, "connection lost");
+  }
+}

@@ -1,0 +1,96 @@
+// Idle SMTP client connections, reused for the next message to the same next hop under the same
+// transport plan (the key covers address, TLS mode, names, CA, client certificate and credential,
+// so a policy change never reuses a connection set up under the old one).
+import type SMTPConnection from "nodemailer/lib/smtp-connection";
+
+export interface SessionInfo {
+  tlsVersion?: string;
+  cipher?: string;
+  peerSubject?: string;
+  peerVerified?: boolean;
+  verifyError?: string;
+  authMechanism?: string;
+  authOutcome?: "ok" | "failed" | "skipped";
+}
+
+export interface Pooled {
+  conn: SMTPConnection;
+  info: SessionInfo;
+  key: string;
+}
+
+interface Idle extends Pooled {
+  timer: NodeJS.Timeout;
+  gone: boolean;
+  drop: () => void;
+}
+
+export class ConnectionPool {
+  private idle = new Map<string, Idle[]>();
+
+  constructor(
+    private idleMs = 5000,
+    private maxIdlePerKey = 4,
+  ) {}
+
+  take(key: string): Pooled | undefined {
+    const list = this.idle.get(key);
+    while (list?.length) {
+      const c = list.pop()!;
+      clearTimeout(c.timer);
+      c.conn.off("end", c.drop);
+      if (!c.gone && !c.conn.destroyed) return { conn: c.conn, info: c.info, key };
+    }
+    return undefined;
+  }
+
+  put(p: Pooled): void {
+    const list = this.idle.get(p.key) ?? [];
+    if (list.length >= this.maxIdlePerKey) {
+      quit(p.conn);
+      return;
+    }
+    const entry: Idle = {
+      ...p,
+      gone: false,
+      drop: () => {
+        entry.gone = true;
+        clearTimeout(entry.timer);
+        remove(list, entry);
+      },
+      timer: setTimeout(() => {
+        entry.gone = true;
+        remove(list, entry);
+        quit(p.conn);
+      }, this.idleMs),
+    };
+    entry.timer.unref();
+    p.conn.once("end", entry.drop);
+    list.push(entry);
+    this.idle.set(p.key, list);
+  }
+
+  /** Closes every idle connection (config reload, shutdown). */
+  clear(): void {
+    for (const list of this.idle.values()) {
+      for (const c of list) {
+        clearTimeout(c.timer);
+        quit(c.conn);
+      }
+    }
+    this.idle.clear();
+  }
+}
+
+function remove(list: Idle[], e: Idle): void {
+  const i = list.indexOf(e);
+  if (i >= 0) list.splice(i, 1);
+}
+
+function quit(conn: SMTPConnection): void {
+  try {
+    conn.quit();
+  } catch {
+    conn.close();
+  }
+}

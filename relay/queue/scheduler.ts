@@ -1,0 +1,246 @@
+// Delivery scheduling over the spool: up to `queue.workers` messages in flight; each attempt splits
+// the pending recipients by route (under the config loaded at that moment), delivers the groups,
+// and persists per-recipient state after every group (a partial success is never re-sent to the
+// recipients that got it). Temporary failures back off exponentially; 5xx replies and expiry
+// bounce with a DSN to the sender (none for the null sender); a message is removed only when no
+// recipient is pending any more.
+import type { LoadedConfig } from "../config/load.js";
+import { composeDsn } from "../dsn.js";
+import type { Logger } from "../log.js";
+import type { Metrics } from "../metrics.js";
+import type { Deliverer, RecipientResult } from "../outbound/deliver.js";
+import { groupRecipients } from "../outbound/route.js";
+import { errorMessage } from "../result.js";
+import { expired, nextAttemptAt } from "./backoff.js";
+import { newQueueId, type Envelope, type Spool } from "./spool.js";
+
+export interface SchedulerDeps {
+  spool: Spool;
+  config(): LoadedConfig;
+  deliverer: Deliverer;
+  log: Logger;
+  metrics: Metrics;
+  now?: () => number;
+}
+
+export class Scheduler {
+  private entries = new Map<string, Envelope>();
+  private inFlight = new Map<string, Promise<void>>();
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private readonly now: () => number;
+
+  constructor(private d: SchedulerDeps) {
+    this.now = d.now ?? Date.now;
+  }
+
+  depth(): number {
+    return this.entries.size;
+  }
+
+  oldestAgeSeconds(): number {
+    let oldest = Infinity;
+    for (const e of this.entries.values()) oldest = Math.min(oldest, e.receivedAt);
+    return oldest === Infinity ? 0 : Math.max(0, (this.now() - oldest) / 1000);
+  }
+
+  add(env: Envelope): void {
+    this.entries.set(env.id, env);
+    this.kick();
+  }
+
+  /** Retry everything now (e.g. after a config change). */
+  retryAll(): void {
+    for (const e of this.entries.values())
+      if (!this.inFlight.has(e.id)) e.nextAttemptAt = Math.min(e.nextAttemptAt, this.now());
+    this.kick();
+  }
+
+  kick(): void {
+    if (this.stopped) return;
+    setImmediate(() => this.pump());
+  }
+
+  private pump(): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const workers = this.d.config().config.queue.workers;
+    const now = this.now();
+    const due = [...this.entries.values()]
+      .filter((e) => !this.inFlight.has(e.id))
+      .sort((a, b) => a.nextAttemptAt - b.nextAttemptAt);
+    for (const e of due) {
+      if (this.inFlight.size >= workers) break;
+      if (e.nextAttemptAt > now) break;
+      const p = this.attempt(e)
+        .catch((err) =>
+          this.d.log.error({ event: "queue-error", queueId: e.id, err: errorMessage(err) }, "attempt failed"),
+        )
+        .finally(() => {
+          this.inFlight.delete(e.id);
+          this.kick();
+        });
+      this.inFlight.set(e.id, p);
+    }
+    const next = [...this.entries.values()]
+      .filter((e) => !this.inFlight.has(e.id))
+      .reduce((m, e) => Math.min(m, e.nextAttemptAt), Infinity);
+    if (next !== Infinity && this.inFlight.size < workers) {
+      this.timer = setTimeout(() => this.pump(), Math.max(10, next - this.now()));
+      this.timer.unref();
+    }
+  }
+
+  private async attempt(env: Envelope): Promise<void> {
+    const loaded = this.d.config();
+    const c = loaded.config;
+    const { spool, metrics, log } = this.d;
+    const pending = env.recipients.filter((r) => r.state === "pending");
+    if (pending.length) {
+      let message: Buffer | undefined;
+      try {
+        message = await spool.readMessage(env.id);
+      } catch (e) {
+        log.error({ event: "queue-error", queueId: env.id, err: errorMessage(e) }, "message file unreadable");
+      }
+      const groups = groupRecipients(
+        pending.map((r) => r.address),
+        c,
+      );
+      let writes = Promise.resolve();
+      const persist = (): Promise<void> => (writes = writes.then(() => spool.update(env)));
+      await Promise.all(
+        groups.map(async (g) => {
+          const results: RecipientResult[] = message
+            ? await this.d.deliverer.deliver({
+                queueId: env.id,
+                from: env.from,
+                recipients: g.recipients,
+                message,
+                route: g.route,
+              })
+            : g.recipients.map((address) => ({
+                address,
+                outcome: "deferred",
+                code: "MESSAGE_UNREADABLE",
+                message: "message file unreadable",
+                status: "4.3.0",
+              }));
+          let deferredReason: string | undefined;
+          for (const r of results) {
+            const rec = env.recipients.find((x) => x.address === r.address && x.state === "pending");
+            if (!rec) continue;
+            if (r.outcome === "delivered") {
+              rec.state = "delivered";
+              delete rec.lastError;
+              metrics.delivered.inc({ policy: g.route.policy });
+            } else {
+              rec.lastError = {
+                code: r.code,
+                message: r.message,
+                status: r.status,
+                ...(r.remoteMta ? { remoteMta: r.remoteMta } : {}),
+              };
+              if (r.outcome === "failed") {
+                rec.state = "failed";
+                metrics.bounced.inc({ policy: g.route.policy, reason: r.code });
+              } else deferredReason = r.code;
+            }
+          }
+          if (deferredReason) metrics.deferred.inc({ policy: g.route.policy, reason: deferredReason });
+          await persist();
+        }),
+      );
+      await writes;
+    }
+    env.attempts += 1;
+    const now = this.now();
+    if (env.recipients.some((r) => r.state === "pending") && expired(env.receivedAt, now, c.queue.maxAge)) {
+      for (const r of env.recipients.filter((x) => x.state === "pending")) {
+        r.state = "failed";
+        r.lastError = {
+          code: "EXPIRED",
+          message: `delivery time expired; last error: ${r.lastError?.message ?? "none"}`,
+          status: "4.4.7",
+          ...(r.lastError?.remoteMta ? { remoteMta: r.lastError.remoteMta } : {}),
+        };
+        metrics.bounced.inc({ policy: "n/a", reason: "EXPIRED" });
+      }
+    }
+    await this.notify(env, loaded, now);
+    if (env.recipients.every((r) => r.state !== "pending")) {
+      await spool.remove(env.id);
+      this.entries.delete(env.id);
+      log.info(
+        {
+          event: "queue-done",
+          queueId: env.id,
+          delivered: env.recipients.filter((r) => r.state === "delivered").length,
+          failed: env.recipients.filter((r) => r.state === "failed").length,
+        },
+        "message done",
+      );
+      return;
+    }
+    env.nextAttemptAt = nextAttemptAt(now, env.attempts, c.queue.retry.initial, c.queue.retry.max);
+    await spool.update(env);
+  }
+
+  /** Queues one DSN for the recipients that failed since the last one (never for the null sender). */
+  private async notify(env: Envelope, loaded: LoadedConfig, now: number): Promise<void> {
+    const failed = env.recipients.filter((r) => r.state === "failed" && !r.notified);
+    if (!failed.length) return;
+    if (env.from !== "") {
+      let original: Buffer = Buffer.alloc(0);
+      try {
+        original = await this.d.spool.readMessage(env.id);
+      } catch {
+        // headers unavailable: the DSN goes out without them
+      }
+      const dsn = composeDsn({
+        reportingMta: loaded.config.hostname,
+        queueId: env.id,
+        originalSender: env.from,
+        arrivalDate: new Date(env.receivedAt),
+        now: new Date(now),
+        original,
+        recipients: failed.map((r) => ({
+          address: r.address,
+          status: r.lastError?.status ?? "5.0.0",
+          diagnostic: r.lastError?.message ?? "failed",
+          remote: /^\d{3}[ -]/.test(r.lastError?.message ?? ""),
+          ...(r.lastError?.remoteMta ? { remoteMta: r.lastError.remoteMta } : {}),
+        })),
+      });
+      const id = newQueueId(now);
+      const r = await this.d.spool.enqueue(
+        {
+          id,
+          from: "",
+          recipients: [{ address: env.from, state: "pending" }],
+          receivedAt: now,
+          peer: "local (dsn)",
+        },
+        Buffer.alloc(0),
+        dsn,
+      );
+      if (!r.ok) throw new Error(`could not queue DSN: ${r.message}`);
+      this.d.log.info(
+        { event: "dsn", queueId: env.id, dsnId: id, to: env.from, recipients: failed.length },
+        "bounce queued",
+      );
+      this.add(r.value);
+    }
+    for (const r of failed) r.notified = true;
+    await this.d.spool.update(env);
+  }
+
+  /** Stops starting attempts; waits (up to graceMs) for the ones in flight. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    const all = Promise.allSettled([...this.inFlight.values()]);
+    await Promise.race([all, new Promise((r) => setTimeout(r, graceMs).unref())]);
+  }
+}

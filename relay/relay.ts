@@ -1,0 +1,268 @@
+// The relay process, composed: config (load + watch), durable queue and scheduler, outbound
+// deliverer with its connection pool, inbound listeners, admin port. `Relay.start` is what
+// relay/main.ts runs and what the tests start in-process.
+import type { Server } from "node:http";
+import { startAdmin, type AdminStatus } from "./admin.js";
+import { fileOf, loadConfig, secretText, type LoadedConfig } from "./config/load.js";
+import { watchConfig, type ConfigWatcher } from "./config/watch.js";
+import type { InboundAccount } from "./inbound/auth.js";
+import { compileInbound } from "./inbound/rules.js";
+import { InboundListeners, type InboundState } from "./inbound/server.js";
+import { createLogger, type Logger } from "./log.js";
+import { createMetrics, type Metrics } from "./metrics.js";
+import { Deliverer } from "./outbound/deliver.js";
+import { makeResolver, type Dns } from "./outbound/mx.js";
+import { ConnectionPool } from "./outbound/pool.js";
+import type { Route } from "./outbound/route.js";
+import { DEFAULT_TIMEOUTS, type Material, type Timeouts } from "./outbound/transport-options.js";
+import { Scheduler } from "./queue/scheduler.js";
+import { Spool } from "./queue/spool.js";
+import { fail, type Failure } from "./result.js";
+
+export interface RelayOptions {
+  configDir: string;
+  logger?: Logger;
+  /** Config directory poll interval (fs.watch triggers earlier checks). */
+  pollMs?: number;
+  /** Shutdown grace period for open sessions and deliveries in flight. */
+  graceMs?: number;
+  timeouts?: Timeouts;
+  /** Idle time of pooled outbound connections. */
+  poolIdleMs?: number;
+  /** Port for MX-resolved next hops (25; tests run peers on other ports). */
+  mxPort?: number;
+}
+
+function accountsOf(l: LoadedConfig): InboundAccount[] {
+  const out: InboundAccount[] = [];
+  for (const [name, k] of Object.entries(l.config.credentials)) {
+    if (k.type === "password" && k.usage === "inbound")
+      out.push({ name, username: k.username, password: secretText(fileOf(l, k.passwordFile)) });
+  }
+  return out;
+}
+
+function inboundState(l: LoadedConfig): InboundState {
+  const ci = compileInbound(l.config);
+  if (!ci.ok) throw new Error(ci.message); // validated by loadConfig
+  return { loaded: l, inbound: ci.value, accounts: accountsOf(l) };
+}
+
+export function materialFor(l: LoadedConfig, route: Route): Material | Failure {
+  const o = route.outbound;
+  const m: Material = {};
+  if (o.tls.caFile) m.ca = fileOf(l, o.tls.caFile);
+  if (o.tls.clientCredential) {
+    const k = l.config.credentials[o.tls.clientCredential];
+    if (k?.type !== "clientCertificate")
+      return fail("CREDENTIAL_MISSING", true, `client credential ${o.tls.clientCredential} missing`);
+    m.clientCert = { cert: fileOf(l, k.certFile), key: fileOf(l, k.keyFile) };
+  }
+  if (o.authCredential) {
+    const k = l.config.credentials[o.authCredential];
+    if (k?.type !== "password")
+      return fail("CREDENTIAL_MISSING", true, `credential ${o.authCredential} missing`);
+    m.auth = { user: k.username, pass: secretText(fileOf(l, k.passwordFile)) };
+  }
+  return m;
+}
+
+export class Relay {
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  private state!: InboundState;
+  private resolver: Dns | undefined;
+  private listeners!: InboundListeners;
+  private scheduler!: Scheduler;
+  private pool: ConnectionPool;
+  private watcher: ConfigWatcher | undefined;
+  private admin: { server: Server; port: number } | undefined;
+  private listening = false;
+  private lastReloadError: string | undefined;
+  private stopping: Promise<void> | undefined;
+
+  private constructor(private o: RelayOptions) {
+    this.log = o.logger ?? createLogger();
+    this.metrics = createMetrics();
+    this.pool = new ConnectionPool(o.poolIdleMs ?? 5000);
+  }
+
+  get loaded(): LoadedConfig {
+    return this.state.loaded;
+  }
+
+  static async start(o: RelayOptions): Promise<Relay> {
+    const r = new Relay(o);
+    await r.init();
+    return r;
+  }
+
+  private async init(): Promise<void> {
+    const { result } = await loadConfig(this.o.configDir);
+    if (!result.ok) throw new Error(`config ${this.o.configDir}: ${result.code}: ${result.message}`);
+    this.apply(result.value, true);
+    const c = result.value.config;
+    const { spool, envelopes, problems } = await Spool.open(c.queue.dir);
+    for (const p of problems)
+      this.log.error({ event: "queue-error", err: p }, "unreadable envelope kept aside");
+    const deliverer = new Deliverer({
+      pool: this.pool,
+      dns: () => this.resolver,
+      material: (route) => materialFor(this.state.loaded, route),
+      ehloName: () => this.state.loaded.config.hostname,
+      timeouts: this.o.timeouts ?? DEFAULT_TIMEOUTS,
+      mxPort: this.o.mxPort ?? 25,
+      onAttempt: (a) => {
+        if (a.session?.tlsVersion)
+          this.metrics.tls.inc({ direction: "outbound", version: a.session.tlsVersion });
+        const level = a.result === "delivered" || a.result === "partial" ? "info" : "warn";
+        this.log[level]({ event: "delivery", ...a }, `delivery ${a.result}`);
+      },
+    });
+    this.scheduler = new Scheduler({
+      spool,
+      config: () => this.state.loaded,
+      deliverer,
+      log: this.log,
+      metrics: this.metrics,
+    });
+    this.metrics.bindQueue(this.scheduler);
+    for (const e of envelopes) this.scheduler.add(e);
+    if (envelopes.length)
+      this.log.info({ event: "queue-recovered", messages: envelopes.length }, "queue resumed");
+    this.listeners = new InboundListeners({
+      current: () => this.state,
+      spool,
+      onQueued: (env) => this.scheduler.add(env),
+      metrics: this.metrics,
+      log: this.log,
+    });
+    await this.listeners.start();
+    this.listening = true;
+    this.admin = await startAdmin(
+      {
+        ready: () => this.listening && !this.stopping,
+        status: () => this.status(),
+        registry: this.metrics.registry,
+      },
+      c.admin.port,
+      c.admin.host,
+    );
+    this.watcher = watchConfig({
+      dir: this.o.configDir,
+      current: result.value.fingerprint,
+      intervalMs: this.o.pollMs ?? 1000,
+      onChange: (next) => this.reload(next),
+      onInvalid: (err) => {
+        this.lastReloadError = `${err.code}: ${err.message}`;
+        this.metrics.reloads.inc({ result: "failed" });
+        this.log.error(
+          { event: "config-reload", result: "failed", code: err.code, err: err.message },
+          "new config rejected, keeping the last good one",
+        );
+      },
+    });
+    this.log.info(
+      {
+        event: "started",
+        relay: c.relay,
+        generation: c.generation,
+        configHash: result.value.hash,
+        ports: this.ports(),
+      },
+      "relay started",
+    );
+  }
+
+  private apply(l: LoadedConfig, first: boolean): void {
+    const prev = first ? undefined : this.state.loaded;
+    this.state = inboundState(l);
+    this.resolver = makeResolver(l.config.dns.servers);
+    this.metrics.configInfo.reset();
+    this.metrics.configInfo.set({ hash: l.hash, generation: String(l.config.generation) }, 1);
+    if (!prev) return;
+    const c = l.config;
+    const p = prev.config;
+    if (
+      JSON.stringify(p.listeners) !== JSON.stringify(c.listeners) ||
+      JSON.stringify(p.admin) !== JSON.stringify(c.admin) ||
+      p.queue.dir !== c.queue.dir
+    )
+      this.log.warn(
+        {
+          event: "config-reload",
+          note: "listener, admin or queue.dir changes take effect at the next restart",
+        },
+        "restart needed for some changes",
+      );
+    const cert = fileOf(l, c.tls.certFile);
+    const key = fileOf(l, c.tls.keyFile);
+    if (!cert.equals(fileOf(prev, p.tls.certFile)) || !key.equals(fileOf(prev, p.tls.keyFile))) {
+      this.listeners.updateCertificate(cert, key);
+      this.log.info({ event: "certificate-reloaded" }, "server certificate reloaded");
+    }
+  }
+
+  private reload(next: LoadedConfig): void {
+    try {
+      this.apply(next, false);
+    } catch (e) {
+      this.metrics.reloads.inc({ result: "failed" });
+      this.log.error({ event: "config-reload", result: "failed", err: String(e) }, "reload failed");
+      return;
+    }
+    this.lastReloadError = undefined;
+    this.pool.clear(); // no connection set up under the old policies is reused
+    this.metrics.reloads.inc({ result: "ok" });
+    this.log.info(
+      { event: "config-reload", result: "ok", generation: next.config.generation, configHash: next.hash },
+      "config reloaded",
+    );
+    this.scheduler.retryAll();
+  }
+
+  /** Checks the config directory now (tests; the watcher does this on its own). */
+  async checkConfig(): Promise<void> {
+    await this.watcher?.check();
+  }
+
+  ports(): Record<string, number> {
+    const out: Record<string, number> = Object.fromEntries(this.listeners?.bound ?? []);
+    if (this.admin) out.admin = this.admin.port;
+    return out;
+  }
+
+  status(): AdminStatus {
+    const l = this.state.loaded;
+    return {
+      relay: l.config.relay,
+      generation: l.config.generation,
+      configHash: l.hash,
+      loadedAt: l.loadedAt.toISOString(),
+      ...(this.lastReloadError ? { lastReloadError: this.lastReloadError } : {}),
+      listeners: Object.fromEntries(this.listeners?.bound ?? []),
+      queue: {
+        depth: this.scheduler?.depth() ?? 0,
+        oldestAgeSeconds: this.scheduler?.oldestAgeSeconds() ?? 0,
+      },
+    };
+  }
+
+  /** Graceful shutdown: stop accepting, let sessions and deliveries finish (grace), close. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      const grace = this.o.graceMs ?? 20_000;
+      this.watcher?.close();
+      this.log.info({ event: "stopping", graceMs: grace }, "stopping");
+      await Promise.all([this.listeners?.close(grace), this.scheduler?.stop(grace)]);
+      this.listening = false;
+      this.pool.clear();
+      const admin = this.admin?.server;
+      const closed = new Promise<void>((r) => (admin ? admin.close(() => r()) : r()));
+      admin?.closeAllConnections();
+      await closed;
+      this.log.info({ event: "stopped" }, "stopped");
+    })();
+    return this.stopping;
+  }
+}

@@ -1,0 +1,127 @@
+// MX routing through the configured DNS servers (a DNS server on loopback): MX preference order,
+// verify against the MX host name, the A fallback when a domain has no MX, null MX bounces.
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import type { Relay } from "../../relay/relay.js";
+import { makeCa, makeLeaf } from "../support/certs.js";
+import { startDnsServer, type DnsServer } from "../support/dns-server.js";
+import { startPostfix, type PostfixPeer } from "../support/postfix.js";
+import { waitFor } from "../support/process.js";
+import {
+  startRelay,
+  testConfig,
+  testPorts,
+  writeConfigDir,
+  type LogCapture,
+  type TestPorts,
+} from "../support/relay.js";
+import { startSink, type Sink } from "../support/sink.js";
+import { swaks } from "../support/swaks.js";
+
+let work: string;
+let ports: TestPorts;
+let relay: Relay;
+let logs: LogCapture;
+let postfix: PostfixPeer;
+let dns: DnsServer;
+let local: Sink;
+
+before(async () => {
+  work = await mkdtemp(join(tmpdir(), "relay-dns-"));
+  const ca = await makeCa(join(work, "ca"));
+  const relayCert = await makeLeaf(ca, { cn: "relay.test", dnsNames: ["relay.test"] });
+  const mx = await makeLeaf(ca, { cn: "mx1.partner.test", dnsNames: ["mx1.partner.test"] });
+  postfix = await startPostfix({ domains: ["partner.test", "bare.test"], tls: "require", cert: mx });
+  local = await startSink();
+  dns = await startDnsServer({
+    // the preferred MX does not exist (NXDOMAIN for its address): the relay moves on to the next one
+    "partner.test": {
+      MX: [
+        { preference: 20, exchange: "mx1.partner.test" },
+        { preference: 10, exchange: "mx0.partner.test" },
+      ],
+    },
+    "mx1.partner.test": { A: ["127.0.0.1"] },
+    "bare.test": { A: ["127.0.0.1"] },
+    "nullmx.test": { MX: [{ preference: 0, exchange: "." }] },
+  });
+  ports = await testPorts();
+  const cfg = testConfig(ports, join(work, "queue"), {
+    inbound: {
+      relayFrom: ["127.0.0.1"],
+      localDomains: ["local.test"],
+      internalNextHop: { host: "127.0.0.1", port: local.port },
+    },
+    dns: { servers: [dns.address] },
+    policies: [
+      {
+        name: "p/partner",
+        domains: ["partner.test"],
+        outbound: { tls: { mode: "verify", caFile: "ca.crt" } },
+      },
+    ],
+    defaultOutbound: { tls: { mode: "opportunistic" } },
+  });
+  await writeConfigDir(join(work, "config"), {
+    "config.json": JSON.stringify(cfg),
+    "tls/tls.crt": await readFile(relayCert.certFile),
+    "tls/tls.key": await readFile(relayCert.keyFile),
+    "ca.crt": await readFile(ca.certFile),
+  });
+  // Postfix listens on a free port, not 25: MX next hops use it (the CLI's --mx-port).
+  ({ relay, logs } = await startRelay(join(work, "config"), { mxPort: postfix.port }));
+});
+
+after(async () => {
+  await relay?.stop();
+  await Promise.all([postfix?.stop(), dns?.stop(), local?.close()]);
+  await rm(work, { recursive: true, force: true });
+});
+
+async function submit(to: string, tag: string): Promise<string> {
+  const r = await swaks({
+    server: "127.0.0.1",
+    port: ports.smtp,
+    from: "alice@local.test",
+    to,
+    headers: { "X-Test-Id": tag },
+  });
+  assert.equal(r.code, 0, r.transcript);
+  return r.queueId!;
+}
+
+describe("relay MX routing", () => {
+  it("MX lookup through the configured DNS server; verify matches the MX host name", async () => {
+    const id = await submit("bob@partner.test", "mx-verify");
+    const msgs = await postfix.waitForMessages(1);
+    assert.equal(msgs[0]!.headers["x-test-id"]?.[0], "mx-verify");
+    const l = await waitFor("log", () =>
+      logs.find((x) => x.event === "delivery" && x.queueId === id && x.result === "delivered"),
+    );
+    assert.equal(l.nextHop, "mx1.partner.test");
+    assert.equal((l.session as { peerVerified: boolean }).peerVerified, true);
+    assert.ok(dns.queries.some((q) => q.name === "partner.test" && q.type === "MX"));
+  });
+
+  it("no MX: falls back to the domain's A record", async () => {
+    await submit("carol@bare.test", "a-fallback");
+    const msgs = await postfix.waitForMessages(2);
+    assert.ok(msgs.some((m) => m.headers["x-test-id"]?.[0] === "a-fallback"));
+  });
+
+  it("null MX: bounced at once with a DSN (5.1.10)", async () => {
+    const id = await submit("dave@nullmx.test", "null-mx");
+    const dsn = await waitFor(
+      "DSN",
+      () => local.messages.find((m) => m.data.toString().includes(`X-Queue-ID: ${id}`)),
+      15_000,
+    );
+    assert.match(
+      dsn.data.toString(),
+      /Final-Recipient: rfc822; dave@nullmx\.test\r\nAction: failed\r\nStatus: 5\.1\.10\r\n/,
+    );
+  });
+});

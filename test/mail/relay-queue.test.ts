@@ -1,0 +1,102 @@
+// Queue lifetime and bounces: a message whose next hop stays unreachable past queue.maxAge bounces
+// with a DSN (Status 4.4.7) to its sender; a bounce itself (null sender) never gets a DSN.
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, it } from "node:test";
+import type { Relay } from "../../relay/relay.js";
+import { makeCa, makeLeaf } from "../support/certs.js";
+import { freePort } from "../support/ports.js";
+import { waitFor } from "../support/process.js";
+import {
+  rawSession,
+  startRelay,
+  testConfig,
+  testPorts,
+  writeConfigDir,
+  type LogCapture,
+  type TestPorts,
+} from "../support/relay.js";
+import { startSink, type Sink } from "../support/sink.js";
+
+let work: string;
+let ports: TestPorts;
+let relay: Relay;
+let logs: LogCapture;
+let local: Sink;
+
+before(async () => {
+  work = await mkdtemp(join(tmpdir(), "relay-queue-"));
+  const ca = await makeCa(join(work, "ca"));
+  const leaf = await makeLeaf(ca, { cn: "relay.test", dnsNames: ["relay.test"] });
+  local = await startSink();
+  ports = await testPorts();
+  const dead = await freePort(); // nothing listens there
+  const cfg = testConfig(ports, join(work, "queue"), {
+    inbound: {
+      relayFrom: ["127.0.0.1"],
+      localDomains: ["local.test"],
+      internalNextHop: { host: "127.0.0.1", port: local.port },
+    },
+    queue: { dir: join(work, "queue"), maxAge: 2, retry: { initial: 0.3, max: 0.5 } },
+    policies: [
+      {
+        name: "t/dead",
+        domains: ["dead.test"],
+        outbound: { tls: { mode: "none" }, nextHop: { host: "127.0.0.1", port: dead } },
+      },
+    ],
+  });
+  await writeConfigDir(join(work, "config"), {
+    "config.json": JSON.stringify(cfg),
+    "tls/tls.crt": await readFile(leaf.certFile),
+    "tls/tls.key": await readFile(leaf.keyFile),
+  });
+  ({ relay, logs } = await startRelay(join(work, "config")));
+});
+
+after(async () => {
+  await relay?.stop();
+  await local?.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+async function send(from: string, to: string, tag: string): Promise<string> {
+  const s = await rawSession(ports.smtp);
+  await s.cmd("EHLO client.test");
+  assert.match(await s.cmd(`MAIL FROM:<${from}>`), /^250 /);
+  assert.match(await s.cmd(`RCPT TO:<${to}>`), /^250 /);
+  await s.cmd("DATA");
+  const r = await s.data(`Subject: ${tag}\r\nX-Test-Id: ${tag}\r\n\r\nbody`);
+  s.close();
+  return r.split(" ").pop()!;
+}
+
+it("expires after queue.maxAge with a 4.4.7 DSN; none for the null sender", async () => {
+  const id = await send("alice@local.test", "bob@dead.test", "expire-me");
+  const nullId = await send("", "carol@dead.test", "null-sender");
+  const dsn = await waitFor(
+    "DSN",
+    () => local.messages.find((m) => m.data.toString().includes(`X-Queue-ID: ${id}`)),
+    20_000,
+  );
+  const text = dsn.data.toString();
+  assert.equal(dsn.from, "");
+  assert.match(text, /Final-Recipient: rfc822; bob@dead\.test\r\nAction: failed\r\nStatus: 4\.4\.7\r\n/);
+  assert.match(text, /delivery time expired; last error: .*/);
+  await waitFor(
+    "both done",
+    () => (logs.find((l) => l.event === "queue-done" && l.queueId === nullId) ? true : undefined),
+    20_000,
+  );
+  assert.equal(
+    local.messages.some((m) => m.data.toString().includes(`X-Queue-ID: ${nullId}`)),
+    false,
+  );
+  assert.ok(logs.find((l) => l.event === "delivery" && l.queueId === id && l.code === "CONNECT_FAILED"));
+  assert.match(
+    await relay.metrics.registry.metrics(),
+    /sealpost_relay_recipients_bounced_total\{policy="n\/a",reason="EXPIRED"\} 2/,
+  );
+});

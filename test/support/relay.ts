@@ -1,0 +1,262 @@
+// Test helper for the relay: writes a config directory the way kubelet does (files in a timestamped
+// `..<gen>` directory, the `..data` symlink swapped atomically by rename, top-level names linking
+// through `..data`), and starts the relay in-process (Relay.start) or as a child process
+// (`tsx relay/main.ts --config <dir>`).
+import { mkdir, readdir, readlink, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import * as net from "node:net";
+import type { Socket } from "node:net";
+import { Writable } from "node:stream";
+import * as tls from "node:tls";
+import type { RelayConfigInput } from "../../relay/config/schema.js";
+import { createLogger, type Logger } from "../../relay/log.js";
+import { Relay, type RelayOptions } from "../../relay/relay.js";
+import { freePort } from "./ports.js";
+import { startProcess, waitFor, type Managed } from "./process.js";
+
+const root = new URL("../..", import.meta.url).pathname;
+let generation = 0;
+
+/** Writes `files` (relative path -> content) as a new generation of `dir`, atomically. */
+export async function writeConfigDir(dir: string, files: Record<string, string | Buffer>): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const gen = `..${new Date().toISOString().replace(/[-:]/g, "_")}.${process.pid}.${++generation}`;
+  const genDir = join(dir, gen);
+  for (const [rel, content] of Object.entries(files)) {
+    await mkdir(dirname(join(genDir, rel)), { recursive: true });
+    await writeFile(join(genDir, rel), content, { mode: 0o600 });
+  }
+  let old: string | undefined;
+  try {
+    old = await readlink(join(dir, "..data"));
+  } catch {
+    old = undefined;
+  }
+  await rm(join(dir, "..data_tmp"), { force: true });
+  await symlink(gen, join(dir, "..data_tmp"));
+  await rename(join(dir, "..data_tmp"), join(dir, "..data"));
+  const top = new Set(Object.keys(files).map((f) => f.split("/")[0]!));
+  for (const name of top) {
+    try {
+      await readlink(join(dir, name));
+    } catch {
+      await symlink(join("..data", name), join(dir, name));
+    }
+  }
+  if (old) await rm(join(dir, old), { recursive: true, force: true });
+  // entries of the old generation that are gone now
+  for (const e of await readdir(dir)) {
+    if (e.startsWith("..") || top.has(e)) continue;
+    await rm(join(dir, e), { force: true });
+  }
+}
+
+export interface TestPorts {
+  smtp: number;
+  smtps: number;
+  submission: number;
+  admin: number;
+}
+
+export async function testPorts(): Promise<TestPorts> {
+  return {
+    smtp: await freePort(),
+    smtps: await freePort(),
+    submission: await freePort(),
+    admin: await freePort(),
+  };
+}
+
+/** A config on loopback with small retry intervals; override anything with `patch`. */
+export function testConfig(
+  ports: TestPorts,
+  queueDir: string,
+  patch: Partial<RelayConfigInput> = {},
+): RelayConfigInput {
+  return {
+    version: 1,
+    relay: "test/edge",
+    generation: 1,
+    hostname: "relay.test",
+    listeners: {
+      smtp: { port: ports.smtp, host: "127.0.0.1" },
+      smtps: { port: ports.smtps, host: "127.0.0.1" },
+      submission: { port: ports.submission, host: "127.0.0.1" },
+    },
+    admin: { port: ports.admin, host: "127.0.0.1" },
+    tls: { certFile: "tls/tls.crt", keyFile: "tls/tls.key" },
+    inbound: { require: "none", relayFrom: ["127.0.0.1"], localDomains: ["local.test"] },
+    queue: { dir: queueDir, retry: { initial: 0.2, max: 1 }, workers: 8 },
+    ...patch,
+  };
+}
+
+export interface LogCapture {
+  lines: Record<string, unknown>[];
+  find(pred: (l: Record<string, unknown>) => boolean): Record<string, unknown> | undefined;
+}
+
+/** A pino logger that keeps every line (parsed) for assertions; also echoes with RELAY_LOG=1. */
+export function captureLogger(): { logger: Logger; capture: LogCapture } {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of chunk.toString("utf8").split("\n")) {
+        if (!l.trim()) continue;
+        lines.push(JSON.parse(l) as Record<string, unknown>);
+        if (process.env.RELAY_LOG) process.stderr.write(l + "\n");
+      }
+      cb();
+    },
+  });
+  return {
+    logger: createLogger(stream, "debug"),
+    capture: { lines, find: (pred) => lines.find(pred) },
+  };
+}
+
+export async function startRelay(
+  configDir: string,
+  o: Partial<RelayOptions> = {},
+): Promise<{ relay: Relay; logs: LogCapture }> {
+  const { logger, capture } = captureLogger();
+  const relay = await Relay.start({ configDir, logger, pollMs: 200, graceMs: 2000, poolIdleMs: 1000, ...o });
+  return { relay, logs: capture };
+}
+
+/** The relay as a child process; resolves when /readyz answers 200. */
+export async function startRelayProcess(
+  configDir: string,
+  adminPort: number,
+  logFile: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<Managed> {
+  const m = startProcess(
+    "relay",
+    process.execPath,
+    ["--import", "tsx", join(root, "relay/main.ts"), "--config", configDir, "--poll-ms", "200"],
+    logFile,
+    {
+      cwd: root,
+      env: { ...process.env, SEALPOST_GRACE_SECONDS: "2", ...env },
+    },
+  );
+  await waitFor(
+    "relay /readyz",
+    async () => {
+      if (m.child.exitCode !== null) throw new Error(`relay exited: ${await m.log()}`);
+      const r = await fetch(`http://127.0.0.1:${adminPort}/readyz`).catch(() => undefined);
+      return r?.status === 200 ? true : undefined;
+    },
+    30_000,
+    100,
+  );
+  return m;
+}
+
+/** A raw SMTP client session for exact-reply assertions (optionally from a given loopback address). */
+export interface RawSession {
+  greeting: string;
+  /** Sends one line, resolves with the full (possibly multi-line) reply. */
+  cmd(line: string): Promise<string>;
+  /** Sends raw bytes (DATA content) and resolves with the next reply. */
+  data(body: string): Promise<string>;
+  /** STARTTLS and the TLS handshake (no verification); resolves with the STARTTLS reply. */
+  starttls(): Promise<string>;
+  close(): void;
+}
+
+export async function rawSession(
+  port: number,
+  o: { host?: string; localAddress?: string; implicitTls?: boolean } = {},
+): Promise<RawSession> {
+  let socket: Socket = o.implicitTls
+    ? tls.connect({
+        host: o.host ?? "127.0.0.1",
+        port,
+        rejectUnauthorized: false,
+        ...(o.localAddress ? { localAddress: o.localAddress } : {}),
+      })
+    : net.connect({
+        host: o.host ?? "127.0.0.1",
+        port,
+        ...(o.localAddress ? { localAddress: o.localAddress } : {}),
+      });
+  let buf = "";
+  let waiter: ((reply: string) => void) | undefined;
+  const onData = (d: Buffer): void => {
+    buf += d.toString("latin1");
+    const m = /(^|\r\n)(\d{3}) [^\r\n]*\r\n$/.exec(buf);
+    if (m && waiter) {
+      const w = waiter;
+      waiter = undefined;
+      const reply = buf.trimEnd();
+      buf = "";
+      w(reply);
+    }
+  };
+  let failed: Error | undefined;
+  let onFail: ((e: Error) => void) | undefined;
+  socket.on("data", onData);
+  const fail = (e: Error): void => {
+    failed ??= e;
+    onFail?.(e);
+  };
+  socket.on("error", fail);
+  socket.on("close", () => fail(new Error(`connection closed; buffer: ${buf}`)));
+  const next = (): Promise<string> =>
+    new Promise((resolve, reject) => {
+      if (failed && !buf) return reject(failed);
+      const t = setTimeout(() => reject(new Error(`no reply; buffer: ${buf}`)), 10_000);
+      onFail = (e) => {
+        clearTimeout(t);
+        reject(e);
+      };
+      waiter = (r) => {
+        clearTimeout(t);
+        onFail = undefined;
+        resolve(r);
+      };
+      onData(Buffer.alloc(0));
+    });
+  const greeting = await next();
+  return {
+    greeting,
+    cmd(line) {
+      const p = next();
+      socket.write(line + "\r\n");
+      return p;
+    },
+    data(body) {
+      const p = next();
+      socket.write(body.replace(/\r?\n/g, "\r\n") + "\r\n.\r\n");
+      return p;
+    },
+    async starttls() {
+      const p = next();
+      socket.write("STARTTLS\r\n");
+      const reply = await p;
+      if (!reply.startsWith("220")) return reply;
+      socket.off("data", onData);
+      const secure = tls.connect({ socket, rejectUnauthorized: false, servername: "relay.test" });
+      await new Promise<void>((resolve, reject) => {
+        secure.once("secureConnect", resolve);
+        secure.once("error", reject);
+      });
+      secure.on("data", onData);
+      secure.on("error", fail);
+      socket.removeAllListeners("close");
+      secure.on("close", () => fail(new Error(`connection closed; buffer: ${buf}`)));
+      socket = secure;
+      return reply;
+    },
+    close() {
+      socket.destroy();
+    },
+  };
+}
+
+/** Base64 of an AUTH PLAIN token. */
+export function plainToken(user: string, pass: string): string {
+  return Buffer.from(`\0${user}\0${pass}`).toString("base64");
+}

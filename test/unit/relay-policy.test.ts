@@ -1,0 +1,503 @@
+// Pure relay decisions, table-tested: policy matching, transport options per TLS mode, inbound
+// requirement resolution, relaying, backoff, DSN composition, AUTH comparison.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { checkReferences } from "../../relay/config/load.js";
+import { RelayConfig, type RelayConfigInput } from "../../relay/config/schema.js";
+import { domainOf, matchSpecificity } from "../../relay/domains.js";
+import { composeDsn, headerBlock, statusFromReply } from "../../relay/dsn.js";
+import { authenticate, constantTimeEqual } from "../../relay/inbound/auth.js";
+import {
+  checkMailFrom,
+  checkRecipient,
+  compileInbound,
+  decideInbound,
+  parseCidr,
+  requirementOf,
+  type CompiledInbound,
+} from "../../relay/inbound/rules.js";
+import { isNullMx, sortMx } from "../../relay/outbound/mx.js";
+import { groupRecipients, matchPolicy, routeFor } from "../../relay/outbound/route.js";
+import { identityChecker, planTransport } from "../../relay/outbound/transport-options.js";
+import { backoffSeconds, expired } from "../../relay/queue/backoff.js";
+import { classifyConnectError } from "../../relay/outbound/deliver.js";
+
+type PolicyInput = NonNullable<RelayConfigInput["policies"]>[number];
+
+function config(patch: Partial<RelayConfigInput> = {}): RelayConfig {
+  return RelayConfig.parse({
+    version: 1,
+    relay: "mail/edge",
+    hostname: "relay.example.com",
+    listeners: {},
+    tls: { certFile: "tls/tls.crt", keyFile: "tls/tls.key" },
+    inbound: { localDomains: ["example.com"] },
+    queue: { dir: "/var/spool/sealpost" },
+    ...patch,
+  });
+}
+
+const pol = (
+  name: string,
+  domains: string[],
+  mode: PolicyInput["outbound"]["tls"]["mode"] = "verify",
+  extra: Partial<PolicyInput> = {},
+): PolicyInput => ({
+  name,
+  domains,
+  outbound: { tls: { mode } },
+  ...extra,
+});
+
+describe("domain patterns", () => {
+  const cases: [string, string, boolean][] = [
+    ["partner.example", "partner.example", true],
+    ["partner.example", "PARTNER.example.", true],
+    ["partner.example", "a.partner.example", false],
+    ["*.partner.example", "a.partner.example", true],
+    ["*.partner.example", "a.b.partner.example", true],
+    ["*.partner.example", "partner.example", false],
+    ["*.partner.example", "xpartner.example", false],
+  ];
+  for (const [p, d, want] of cases)
+    it(`${p} ${want ? "matches" : "does not match"} ${d}`, () =>
+      assert.equal(matchSpecificity(p, d) !== undefined, want));
+  it("domainOf", () => assert.equal(domainOf("Bob@Sub.Example.COM"), "sub.example.com"));
+});
+
+describe("policy matching: most specific wins", () => {
+  const policies = [
+    pol("wild", ["*.partner.example"]),
+    pol("deep", ["*.eu.partner.example"]),
+    pol("exact", ["mx.eu.partner.example", "partner.example"]),
+  ].map((p) => RelayConfig.shape.policies.parse([p])[0]!);
+  const cases: [string, string | undefined][] = [
+    ["partner.example", "exact"],
+    ["a.partner.example", "wild"],
+    ["x.eu.partner.example", "deep"],
+    ["mx.eu.partner.example", "exact"],
+    ["eu.partner.example", "wild"],
+    ["other.example", undefined],
+  ];
+  for (const [d, want] of cases)
+    it(`${d} -> ${want ?? "default"}`, () => assert.equal(matchPolicy(d, policies)?.name, want));
+  it("order of policies does not matter", () => {
+    for (const [d, want] of cases) assert.equal(matchPolicy(d, [...policies].reverse())?.name, want);
+  });
+});
+
+describe("routing and splitting", () => {
+  const c = config({
+    inbound: { localDomains: ["example.com"], internalNextHop: { host: "exchange.mail.svc", port: 25 } },
+    policies: [
+      {
+        ...pol("p", ["partner.example", "*.partner.example"]),
+        outbound: { tls: { mode: "verify" }, nextHop: { host: "smtp.partner.example", port: 2525 } },
+      },
+      pol("q", ["q.example"], "required"),
+    ],
+  });
+  it("local domains go to the internal next hop under the default policy", () => {
+    const r = routeFor("example.com", c);
+    assert.equal(r.policy, "default");
+    assert.deepEqual(r.nextHop, { host: "exchange.mail.svc", port: 25 });
+    assert.equal(r.outbound.tls.mode, "opportunistic");
+  });
+  it("explicit next hop; MX otherwise", () => {
+    assert.deepEqual(routeFor("a.partner.example", c).nextHop, { host: "smtp.partner.example", port: 2525 });
+    assert.equal(routeFor("q.example", c).nextHop, undefined);
+  });
+  it("groups recipients by policy and next hop, MX routes per domain", () => {
+    const g = groupRecipients(
+      [
+        "a@partner.example",
+        "b@x.partner.example",
+        "c@q.example",
+        "d@other.example",
+        "e@another.example",
+        "f@q.example",
+      ],
+      c,
+    );
+    assert.deepEqual(
+      g.map((x) => [x.route.policy, x.recipients]),
+      [
+        ["p", ["a@partner.example", "b@x.partner.example"]],
+        ["q", ["c@q.example", "f@q.example"]],
+        ["default", ["d@other.example"]],
+        ["default", ["e@another.example"]],
+      ],
+    );
+  });
+});
+
+describe("transport options per TLS mode", () => {
+  const hop = { name: "mx.partner.example", address: "192.0.2.10", port: 25 };
+  const plan = (tls: PolicyInput["outbound"]["tls"], material = {}) => {
+    const o = RelayConfig.shape.defaultOutbound.parse({ tls });
+    return planTransport(o, hop, material, "relay.example.com");
+  };
+  const table: [string, PolicyInput["outbound"]["tls"], Record<string, unknown>][] = [
+    [
+      "none",
+      { mode: "none" },
+      { ignoreTLS: true, requireTLS: false, requireSecure: false, verify: false, rejectUnauthorized: false },
+    ],
+    [
+      "opportunistic",
+      { mode: "opportunistic" },
+      { ignoreTLS: false, requireTLS: false, requireSecure: false, verify: false, rejectUnauthorized: false },
+    ],
+    [
+      "required",
+      { mode: "required" },
+      { ignoreTLS: false, requireTLS: true, requireSecure: true, verify: false, rejectUnauthorized: false },
+    ],
+    [
+      "verify",
+      { mode: "verify" },
+      { ignoreTLS: false, requireTLS: true, requireSecure: true, verify: true, rejectUnauthorized: true },
+    ],
+  ];
+  for (const [name, tls, want] of table) {
+    it(name, () => {
+      const p = plan(tls);
+      assert.ok(p.ok);
+      const got = {
+        ignoreTLS: p.value.options.ignoreTLS,
+        requireTLS: p.value.options.requireTLS,
+        requireSecure: p.value.requireSecure,
+        verify: p.value.verify,
+        rejectUnauthorized: p.value.options.tls?.rejectUnauthorized,
+      };
+      assert.deepEqual(got, want);
+      assert.equal(
+        p.value.options.opportunisticTLS,
+        false,
+        "never falls back to clear after a failed STARTTLS",
+      );
+      assert.equal(p.value.options.host, "192.0.2.10");
+      assert.equal(p.value.options.servername, "mx.partner.example");
+      assert.equal(p.value.options.tls?.minVersion, "TLSv1.2");
+    });
+  }
+  for (const mode of ["mta-sts", "dane"] as const) {
+    it(`${mode}: not implemented -> temporary failure`, () => {
+      const p = plan({ mode });
+      assert.deepEqual(p, {
+        ok: false,
+        code: "MODE_NOT_IMPLEMENTED",
+        temporary: true,
+        message: `mode not implemented: ${mode}`,
+      });
+    });
+  }
+  it("verify: names default to the next hop; matchNames override; CA file used", () => {
+    const a = plan({ mode: "verify" });
+    assert.ok(a.ok);
+    assert.deepEqual(a.value.expectedNames, ["mx.partner.example"]);
+    const b = plan(
+      { mode: "verify", matchNames: ["mx1.partner.example"], caFile: "ca.crt", minVersion: "TLSv1.3" },
+      { ca: Buffer.from("PEM") },
+    );
+    assert.ok(b.ok);
+    assert.deepEqual(b.value.expectedNames, ["mx1.partner.example"]);
+    assert.equal(String(b.value.options.tls?.ca), "PEM");
+    assert.equal(b.value.options.tls?.minVersion, "TLSv1.3");
+  });
+  it("AUTH under none is refused up front", () => {
+    const p = plan({ mode: "none" }, { auth: { user: "u", pass: "p" } });
+    assert.equal(p.ok, false);
+    assert.equal(!p.ok && p.code, "AUTH_REQUIRES_TLS");
+  });
+  it("pool keys differ by mode and credential, not by message", () => {
+    const keys = [
+      plan({ mode: "opportunistic" }),
+      plan({ mode: "required" }),
+      plan({ mode: "required" }, { auth: { user: "u", pass: "p" } }),
+      plan({ mode: "required" }),
+    ].map((p) => (p.ok ? p.value.poolKey : ""));
+    assert.equal(new Set(keys).size, 3);
+    assert.equal(keys[1], keys[3]);
+  });
+  it("an IP next hop gets no SNI", () => {
+    const o = RelayConfig.shape.defaultOutbound.parse({ tls: { mode: "required" } });
+    const p = planTransport(o, { name: "192.0.2.1", address: "192.0.2.1", port: 25 }, {}, "relay");
+    assert.ok(p.ok);
+    assert.equal(p.value.options.servername, undefined);
+  });
+});
+
+describe("identity check (verify)", () => {
+  // A certificate object as tls.checkServerIdentity reads it.
+  const cert = {
+    subject: { CN: "mx.partner.example" },
+    subjectaltname: "DNS:mx.partner.example, DNS:*.mx.partner.example",
+  } as never;
+  it("accepts any of the expected names", () =>
+    assert.equal(identityChecker(["other.example", "mx.partner.example"])("x", cert), undefined));
+  it("wildcard SAN covers one label", () =>
+    assert.equal(identityChecker(["a.mx.partner.example"])("x", cert), undefined));
+  it("rejects a name the certificate does not carry", () =>
+    assert.ok(identityChecker(["evil.example"])("mx.partner.example", cert) instanceof Error));
+});
+
+describe("connect error classification", () => {
+  const e = (message: string, extra: Record<string, unknown> = {}) =>
+    Object.assign(new Error(message), extra);
+  const table: [Error, boolean, string][] = [
+    [e("STARTTLS not offered by the server", { code: "ETLS" }), false, "TLS_NOT_OFFERED"],
+    [e("unable to verify the first certificate", { code: "ESOCKET" }), true, "TLS_VERIFY_FAILED"],
+    [e("certificate does not match mx", { code: "ESOCKET" }), true, "TLS_VERIFY_FAILED"],
+    [
+      e("Error upgrading connection with STARTTLS: 454 4.7.0 TLS not available", {
+        code: "ETLS",
+        command: "STARTTLS",
+        responseCode: 454,
+      }),
+      false,
+      "TLS_STARTTLS_REFUSED",
+    ],
+    [e("wrong version number", { code: "ESOCKET" }), false, "CONNECT_FAILED"],
+    [e("connect ECONNREFUSED", { code: "ESOCKET" }), false, "CONNECT_FAILED"],
+    [e("554 go away", { code: "EPROTOCOL", responseCode: 554 }), false, "CONNECT_REJECTED"],
+  ];
+  for (const [err, verify, want] of table)
+    it(`${err.message} -> ${want}`, () => assert.equal(classifyConnectError(err, { verify }).code, want));
+  it("a socket error during the STARTTLS handshake is a TLS failure", () =>
+    assert.equal(
+      classifyConnectError(e("wrong version number", { code: "ESOCKET" }), { verify: false }, true).code,
+      "TLS_HANDSHAKE_FAILED",
+    ));
+});
+
+describe("inbound requirements (strictest wins)", () => {
+  const c = config({
+    inbound: { require: "tls", relayFrom: ["10.0.0.0/8"], localDomains: ["example.com", "*.example.com"] },
+    policies: [
+      pol("partner", ["partner.example"], "verify", {
+        inbound: { hosts: ["203.0.113.0/24", "2001:db8::/32"], require: "auth", credentials: ["partner-in"] },
+      }),
+      pol("host", ["other.example"], "verify", { inbound: { hosts: ["203.0.113.7"], require: "none" } }),
+    ],
+  });
+  const ci = compileInbound(c);
+  assert.ok(ci.ok);
+  const compiled: CompiledInbound = ci.value;
+  const table: [string, "smtp" | "submission", string, string[], boolean][] = [
+    ["198.51.100.1", "smtp", "tls", [], false],
+    ["10.1.2.3", "smtp", "tls", [], true],
+    ["::ffff:10.1.2.3", "smtp", "tls", [], true],
+    ["203.0.113.5", "smtp", "tls+auth", ["partner"], false],
+    ["203.0.113.7", "smtp", "tls+auth", ["partner", "host"], false], // a looser rule never relaxes
+    ["2001:db8::1", "smtp", "tls+auth", ["partner"], false],
+    ["198.51.100.1", "submission", "tls+auth", [], false],
+  ];
+  for (const [ip, listener, req, policies, relay] of table) {
+    it(`${ip} on ${listener}: ${req}`, () => {
+      const d = decideInbound(compiled, ip, listener);
+      assert.equal(requirementOf(d.need), req);
+      assert.deepEqual(d.policies, policies);
+      assert.equal(d.relayFrom, relay);
+    });
+  }
+  it("partner hosts may only use their listed credentials", () =>
+    assert.deepEqual(decideInbound(compiled, "203.0.113.5", "smtp").credentials, ["partner-in"]));
+  it("MAIL FROM: 530 without TLS, then 530 without AUTH", () => {
+    const d = decideInbound(compiled, "203.0.113.5", "smtp");
+    assert.deepEqual(checkMailFrom(d, { secure: false, authenticated: false }), {
+      code: 530,
+      text: "5.7.0 Must issue a STARTTLS command first",
+    });
+    assert.deepEqual(checkMailFrom(d, { secure: true, authenticated: false }), {
+      code: 530,
+      text: "5.7.0 Authentication required",
+    });
+    assert.equal(checkMailFrom(d, { secure: true, authenticated: true }), undefined);
+  });
+  it("a host that must authenticate is first sent to STARTTLS (AUTH only exists inside TLS)", () => {
+    const need = { tls: false, auth: true };
+    const d = { need, policies: [], relayFrom: false };
+    assert.equal(
+      checkMailFrom(d, { secure: false, authenticated: false })?.text,
+      "5.7.0 Must issue a STARTTLS command first",
+    );
+    assert.equal(
+      checkMailFrom(d, { secure: true, authenticated: false })?.text,
+      "5.7.0 Authentication required",
+    );
+  });
+  it("not an open relay", () => {
+    const stranger = decideInbound(compiled, "198.51.100.1", "smtp");
+    const internal = decideInbound(compiled, "10.0.0.1", "smtp");
+    assert.equal(checkRecipient(compiled, stranger, { authenticated: false }, "example.com"), undefined);
+    assert.equal(checkRecipient(compiled, stranger, { authenticated: false }, "sub.example.com"), undefined);
+    assert.deepEqual(checkRecipient(compiled, stranger, { authenticated: false }, "elsewhere.example"), {
+      code: 550,
+      text: "5.7.1 Relaying denied",
+    });
+    assert.equal(checkRecipient(compiled, stranger, { authenticated: true }, "elsewhere.example"), undefined);
+    assert.equal(
+      checkRecipient(compiled, internal, { authenticated: false }, "elsewhere.example"),
+      undefined,
+    );
+  });
+  it("CIDR parsing", () => {
+    assert.ok(parseCidr("10.0.0.0/8").ok);
+    assert.ok(parseCidr("2001:db8::/32").ok);
+    assert.deepEqual(parseCidr("192.0.2.1"), {
+      ok: true,
+      value: { address: "192.0.2.1", prefix: 32, family: "ipv4" },
+    });
+    for (const bad of ["10.0.0.0/33", "nonsense", "10.0.0.0/8/1", "10.0.0.0/x"])
+      assert.equal(parseCidr(bad).ok, false, bad);
+  });
+});
+
+describe("config cross-checks", () => {
+  it("accepts a consistent config", () => {
+    assert.deepEqual(
+      checkReferences(
+        config({
+          credentials: { l: { type: "password", usage: "outbound", username: "u", passwordFile: "p" } },
+          policies: [
+            { ...pol("a", ["a.example"]), outbound: { tls: { mode: "required" }, authCredential: "l" } },
+          ],
+        }),
+      ),
+      [],
+    );
+  });
+  it("rejects dangling or mistyped credential references, duplicate domains, bad CIDRs", () => {
+    const problems = checkReferences(
+      config({
+        inbound: { relayFrom: ["not-a-cidr"] },
+        credentials: { inb: { type: "password", usage: "inbound", username: "u", passwordFile: "p" } },
+        policies: [
+          {
+            ...pol("a", ["a.example"]),
+            outbound: { tls: { mode: "required", clientCredential: "inb" }, authCredential: "missing" },
+          },
+          pol("b", ["A.example"]),
+        ],
+      }),
+    );
+    assert.equal(problems.length, 4, problems.join("\n"));
+  });
+});
+
+describe("backoff and expiry", () => {
+  const table: [number, number][] = [
+    [0, 0],
+    [1, 60],
+    [2, 120],
+    [3, 240],
+    [6, 1920],
+    [7, 3600],
+    [100, 3600],
+  ];
+  for (const [attempt, want] of table)
+    it(`attempt ${attempt} -> ${want}s`, () => assert.equal(backoffSeconds(attempt, 60, 3600), want));
+  it("expiry", () => {
+    assert.equal(expired(0, 9_999, 10), false);
+    assert.equal(expired(0, 10_000, 10), true);
+  });
+});
+
+describe("MX helpers", () => {
+  it("sorts by preference", () =>
+    assert.deepEqual(
+      sortMx([
+        { exchange: "b", priority: 20 },
+        { exchange: "a", priority: 10 },
+      ]).map((m) => m.exchange),
+      ["a", "b"],
+    ));
+  it("null MX", () => {
+    assert.equal(isNullMx([{ exchange: "", priority: 0 }]), true);
+    assert.equal(isNullMx([{ exchange: ".", priority: 0 }]), true);
+    assert.equal(isNullMx([{ exchange: "mx", priority: 0 }]), false);
+  });
+});
+
+describe("DSN (RFC 3464)", () => {
+  const original = Buffer.from(
+    "From: a@example.com\r\nSubject: hi\r\nMessage-ID: <1@x>\r\n\r\nsecret body\r\n",
+  );
+  const dsn = composeDsn({
+    reportingMta: "relay.example.com",
+    queueId: "Q1",
+    originalSender: "a@example.com",
+    arrivalDate: new Date("2026-01-01T00:00:00Z"),
+    now: new Date("2026-01-02T00:00:00Z"),
+    boundary: "BOUNDARY",
+    original,
+    recipients: [
+      {
+        address: "x@partner.example",
+        status: "5.1.1",
+        diagnostic: "550 5.1.1 no such user",
+        remote: true,
+        remoteMta: "mx.partner.example",
+      },
+      { address: "y@partner.example", status: "4.4.7", diagnostic: "delivery time expired", remote: false },
+    ],
+  }).toString();
+  it("is a multipart/report of type delivery-status", () => {
+    assert.match(
+      dsn,
+      /^From: Mail Delivery System <MAILER-DAEMON@relay\.example\.com>\r\nTo: <a@example\.com>\r\n/,
+    );
+    assert.match(
+      dsn,
+      /\r\nContent-Type: multipart\/report; report-type=delivery-status; boundary="BOUNDARY"\r\n/,
+    );
+    assert.match(
+      dsn,
+      /\r\n--BOUNDARY\r\nContent-Type: message\/delivery-status\r\n\r\nReporting-MTA: dns; relay\.example\.com\r\n/,
+    );
+    assert.match(dsn, /\r\n--BOUNDARY--\r\n$/);
+  });
+  it("has per-recipient Action/Status/Diagnostic-Code", () => {
+    assert.match(
+      dsn,
+      /Final-Recipient: rfc822; x@partner\.example\r\nAction: failed\r\nStatus: 5\.1\.1\r\nRemote-MTA: dns; mx\.partner\.example\r\nDiagnostic-Code: smtp; 550 5\.1\.1 no such user\r\n/,
+    );
+    assert.match(
+      dsn,
+      /Final-Recipient: rfc822; y@partner\.example\r\nAction: failed\r\nStatus: 4\.4\.7\r\nDiagnostic-Code: x-local; delivery time expired\r\n/,
+    );
+  });
+  it("returns the headers, not the body", () => {
+    assert.match(
+      dsn,
+      /Content-Type: text\/rfc822-headers\r\n\r\nFrom: a@example\.com\r\nSubject: hi\r\nMessage-ID: <1@x>\r\n/,
+    );
+    assert.doesNotMatch(dsn, /secret body/);
+    assert.equal(headerBlock(Buffer.from("A: b\nC: d\n\nbody")), "A: b\r\nC: d");
+  });
+  it("status from a reply", () => {
+    assert.equal(statusFromReply("550 5.7.1 relaying denied", true), "5.7.1");
+    assert.equal(statusFromReply("451 try later", false), "4.0.0");
+    assert.equal(statusFromReply("554 rejected", true), "5.0.0");
+  });
+});
+
+describe("inbound AUTH", () => {
+  const accounts = [
+    { name: "partner-in", username: "partner", password: "pw1" },
+    { name: "other-in", username: "other", password: "pw2" },
+  ];
+  it("constant-time compare", () => {
+    assert.equal(constantTimeEqual("abc", "abc"), true);
+    assert.equal(constantTimeEqual("abc", "abd"), false);
+    assert.equal(constantTimeEqual("abc", "abcd"), false);
+  });
+  it("authenticates, and honours the host's allowed credentials", () => {
+    assert.equal(authenticate(accounts, "partner", "pw1"), "partner-in");
+    assert.equal(authenticate(accounts, "partner", "pw2"), undefined);
+    assert.equal(authenticate(accounts, "other", "pw2", ["partner-in"]), undefined);
+    assert.equal(authenticate(accounts, "other", "pw2", ["other-in"]), "other-in");
+    assert.equal(authenticate([], "x", "y"), undefined);
+  });
+});
