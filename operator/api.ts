@@ -1,0 +1,15 @@
+// The API types and schemas the operator works with (the single source is api/v1alpha1).
+export {
+  MailRelay,
+  MailDomainPolicy,
+  RelayCredential,
+  ConditionType,
+  durationSeconds,
+  quantityBytes,
+  API_VERSION,
+  type IssuerRef,
+  type LabelSelector,
+  type MailRelayStatus,
+  type MailDomainPolicyStatus,
+  type RelayCredentialStatus,
+} from "../api/v1alpha1/index.js";

@@ -1,0 +1,413 @@
+// Compiles one MailRelay and the MailDomainPolicies it selects (with the RelayCredentials, Secrets and
+// ConfigMaps they reference) into the relay's RelayConfig. Pure: the caller passes what the cluster
+// holds (from the informer caches); the result is the config (validated by the relay's own zod schema
+// and cross-reference checks) plus, per policy, why it was left out. A policy is all in or all out:
+// - two policies claiming the same domain pattern (equal specificity) are both left out
+//   (DomainConflict, each naming the other) — never a coin toss, never half-applied;
+// - a reference to a Secret/ConfigMap key or RelayCredential that does not exist → MissingReference;
+// - a credential of the wrong type or usage → InvalidReference;
+// - anything the relay's schema rejects → InvalidSpec.
+import { createHash } from "node:crypto";
+import {
+  CONFIG_VERSION,
+  Policy as PolicySchema,
+  RelayConfig as RelayConfigSchema,
+  type Credential,
+  type Policy,
+  type RelayConfig,
+} from "../../relay/config/schema.js";
+import { checkReferences } from "../../relay/config/load.js";
+import { normalizeDomain } from "../../relay/domains.js";
+import type { MailDomainPolicy, MailRelay, RelayCredential } from "../api.js";
+import type { ProjectedSource } from "../render/input.js";
+import { ADMIN_PORT, QUEUE_DIR } from "../render/meta.js";
+import { durationSeconds, MailDomainPolicy as MailDomainPolicySchema, quantityBytes } from "../api.js";
+
+export type ProblemReason = "DomainConflict" | "MissingReference" | "InvalidReference" | "InvalidSpec";
+
+export interface PolicyProblem {
+  reason: ProblemReason;
+  message: string;
+}
+
+/** What the cluster holds that policies may reference, by name, in the relay's namespace. */
+export interface ClusterView {
+  credentials: ReadonlyMap<string, RelayCredential>;
+  /** Secret name → its type and data keys. */
+  secrets: ReadonlyMap<string, SecretInfo>;
+  /** ConfigMap name → its data keys. */
+  configMaps: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
+export interface SecretInfo {
+  type?: string;
+  keys: ReadonlySet<string>;
+}
+
+export interface CompileResult {
+  config: RelayConfig;
+  /** config.json exactly as written to the ConfigMap, and its sha256 (hex). */
+  json: string;
+  hash: string;
+  /** sha256 of what the relay cannot hot-reload (listeners, admin, queue dir). */
+  restartHash: string;
+  /** namespace/name of the policies in the config. */
+  included: string[];
+  /** Problems of the policies left out, by namespace/name. */
+  problems: Map<string, PolicyProblem[]>;
+  /** Problems of the relay's own references (spec.inbound.credentialRefs); those credentials are left out. */
+  relayProblems: PolicyProblem[];
+  /** Secrets and ConfigMaps to project into /etc/sealpost. */
+  sources: ProjectedSource[];
+  /** TCP ports the relay connects out to besides 25/465/587. */
+  egressPorts: number[];
+}
+
+export const secretPath = (secret: string, key: string): string => `secrets/${secret}/${key}`;
+export const configMapPath = (cm: string, key: string): string => `configmaps/${cm}/${key}`;
+
+export function keyOf(o: { metadata: { namespace?: string; name?: string } }): string {
+  return `${o.metadata.namespace ?? ""}/${o.metadata.name ?? ""}`;
+}
+
+export function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/** Policies that claim a domain pattern another policy claims too: name → the others, per pattern. Pure. */
+export function findConflicts(policies: readonly MailDomainPolicy[]): Map<string, { domain: string; others: string[] }[]> {
+  const owners = new Map<string, string[]>();
+  for (const p of policies) {
+    for (const d of new Set(p.spec.domains.map(normalizeDomain))) {
+      const list = owners.get(d) ?? [];
+      list.push(keyOf(p));
+      owners.set(d, list);
+    }
+  }
+  const out = new Map<string, { domain: string; others: string[] }[]>();
+  for (const [domain, names] of [...owners].sort((a, b) => a[0].localeCompare(b[0]))) {
+    if (names.length < 2) continue;
+    for (const n of names) {
+      const list = out.get(n) ?? [];
+      list.push({ domain, others: names.filter((x) => x !== n).sort() });
+      out.set(n, list);
+    }
+  }
+  return out;
+}
+
+class Refs {
+  readonly problems: PolicyProblem[] = [];
+  /** Secret/ConfigMap name → key → path. */
+  readonly secrets = new Map<string, Map<string, string>>();
+  readonly configMaps = new Map<string, Map<string, string>>();
+  readonly credentials = new Map<string, Credential>();
+
+  constructor(
+    private readonly ns: string,
+    private readonly view: ClusterView,
+  ) {}
+
+  missing(message: string): void {
+    this.problems.push({ reason: "MissingReference", message });
+  }
+  invalid(message: string): void {
+    this.problems.push({ reason: "InvalidReference", message });
+  }
+
+  secretKey(name: string, key: string): string | undefined {
+    const keys = this.view.secrets.get(name)?.keys;
+    if (!keys) return this.missing(`Secret ${this.ns}/${name} not found`), undefined;
+    if (!keys.has(key)) return this.missing(`Secret ${this.ns}/${name} key "${key}" not found`), undefined;
+    const path = secretPath(name, key);
+    const m = this.secrets.get(name) ?? new Map<string, string>();
+    m.set(key, path);
+    this.secrets.set(name, m);
+    return path;
+  }
+
+  /** Every key ending in .crt or .pem of a Secret or ConfigMap (sorted): S/MIME recipient certificates. */
+  pemKeys(kind: "Secret" | "ConfigMap", name: string): string[] | undefined {
+    const keys = kind === "Secret" ? this.view.secrets.get(name)?.keys : this.view.configMaps.get(name);
+    if (!keys) return this.missing(`${kind} ${this.ns}/${name} not found`), undefined;
+    const pem = [...keys].filter((k) => /\.(crt|pem)$/.test(k)).sort();
+    if (!pem.length) return this.missing(`${kind} ${this.ns}/${name} has no key ending in .crt or .pem`), undefined;
+    return pem.map((k) => (kind === "Secret" ? this.secretKey(name, k) : this.configMapKey(name, k))!);
+  }
+
+  configMapKey(name: string, key: string): string | undefined {
+    const keys = this.view.configMaps.get(name);
+    if (!keys) return this.missing(`ConfigMap ${this.ns}/${name} not found`), undefined;
+    if (!keys.has(key)) return this.missing(`ConfigMap ${this.ns}/${name} key "${key}" not found`), undefined;
+    const path = configMapPath(name, key);
+    const m = this.configMaps.get(name) ?? new Map<string, string>();
+    m.set(key, path);
+    this.configMaps.set(name, m);
+    return path;
+  }
+
+  /** A RelayCredential of one of the given types and the usage, compiled; its name, or undefined (problem noted). */
+  credential(name: string, types: Credential["type"][], usage: Credential["usage"], role: string): string | undefined {
+    const c = this.view.credentials.get(name);
+    if (!c) return this.missing(`RelayCredential ${this.ns}/${name} not found`), undefined;
+    if (!types.includes(c.spec.type) || c.spec.usage !== usage) {
+      this.invalid(
+        `RelayCredential ${this.ns}/${name} is type ${c.spec.type} usage ${c.spec.usage}; ${role} needs type ${types.join(" or ")} usage ${usage}`,
+      );
+      return undefined;
+    }
+    const compiled = compileCredential(c, this);
+    if (compiled) this.credentials.set(name, compiled);
+    return compiled ? name : undefined;
+  }
+
+  secretType(name: string): string | undefined {
+    return this.view.secrets.get(name)?.type;
+  }
+
+  get namespace(): string {
+    return this.ns;
+  }
+}
+
+/** The kubernetes.io/tls Secret a clientCertificate credential uses: referenced, or issued by cert-manager. */
+export function credentialSecretName(c: RelayCredential): string {
+  return c.spec.secretRef?.name ?? `${c.metadata.name}-client-tls`;
+}
+
+function compileCredential(c: RelayCredential, refs: Refs): Credential | undefined {
+  const name = `${refs.namespace}/${c.metadata.name}`;
+  if (c.spec.type === "password") {
+    if (!c.spec.username || !c.spec.passwordSecretRef) {
+      refs.invalid(`RelayCredential ${name} of type password needs username and passwordSecretRef`);
+      return undefined;
+    }
+    const file = refs.secretKey(c.spec.passwordSecretRef.name, c.spec.passwordSecretRef.key ?? "password");
+    return file ? { type: "password", usage: c.spec.usage, username: c.spec.username, passwordFile: file } : undefined;
+  }
+  const secret = credentialSecretName(c);
+  if (c.spec.secretRef) {
+    const t = refs.secretType(secret);
+    if (t !== undefined && t !== "kubernetes.io/tls") {
+      refs.invalid(`Secret ${refs.namespace}/${secret} of RelayCredential ${name} is type ${t}, not kubernetes.io/tls`);
+      return undefined;
+    }
+  }
+  const certFile = refs.secretKey(secret, "tls.crt");
+  const keyFile = refs.secretKey(secret, "tls.key");
+  return certFile && keyFile ? { type: "clientCertificate", usage: c.spec.usage, certFile, keyFile } : undefined;
+}
+
+/** The catch-all pattern: its policy becomes the relay's defaultOutbound. */
+export const CATCH_ALL = "*";
+
+function compilePolicy(p: MailDomainPolicy, refs: Refs): Policy | undefined {
+  const s = p.spec;
+  const tls = s.outbound.tls;
+  const outbound: Policy["outbound"] = { tls: { mode: tls.mode, minVersion: tls.minVersion ?? "TLSv1.2" } };
+  const ca = tls.caBundle;
+  if (ca?.configMapRef) {
+    const f = refs.configMapKey(ca.configMapRef.name, ca.configMapRef.key ?? "ca.crt");
+    if (f) outbound.tls.caFile = f;
+  } else if (ca?.secretRef) {
+    const f = refs.secretKey(ca.secretRef.name, ca.secretRef.key ?? "ca.crt");
+    if (f) outbound.tls.caFile = f;
+  }
+  if (tls.matchNames?.length) outbound.tls.matchNames = [...tls.matchNames];
+  if (tls.clientCertificateRef) {
+    const n = refs.credential(tls.clientCertificateRef.name, ["clientCertificate"], "outbound", "outbound.tls.clientCertificateRef");
+    if (n) outbound.tls.clientCredential = n;
+  }
+  if (s.outbound.auth?.credentialRef) {
+    const n = refs.credential(s.outbound.auth.credentialRef.name, ["password"], "outbound", "outbound.auth.credentialRef");
+    if (n) outbound.authCredential = n;
+  }
+  if (s.outbound.nextHop) outbound.nextHop = { host: s.outbound.nextHop.host, port: s.outbound.nextHop.port ?? 25 };
+  const smime = s.outbound.messageEncryption?.smime;
+  if (smime) {
+    const rc = smime.recipientCertificates;
+    const files = rc.secretRef ? refs.pemKeys("Secret", rc.secretRef.name) : rc.configMapRef ? refs.pemKeys("ConfigMap", rc.configMapRef.name) : undefined;
+    if (files?.length) {
+      outbound.smime = { certificateFiles: files, missingCertificate: smime.missingCertificate ?? "defer", sign: smime.sign ?? false };
+    }
+  }
+  const domains = s.domains.map(normalizeDomain);
+  const policy: Policy = { name: keyOf(p), domains, outbound };
+  if (s.inbound) {
+    policy.inbound = { hosts: [...s.inbound.hosts], require: s.inbound.require };
+    if (s.inbound.credentialRef) {
+      // the relay's config knows inbound password accounts only (an inbound client certificate has no
+      // representation in RelayConfig yet)
+      const n = refs.credential(s.inbound.credentialRef.name, ["password"], "inbound", "inbound.credentialRef");
+      if (n) policy.inbound.credentials = [n];
+    }
+  }
+  if (domains.includes(CATCH_ALL) && s.inbound) {
+    refs.problems.push({ reason: "InvalidSpec", message: 'the catch-all "*" policy cannot carry inbound rules (no domain to attach them to)' });
+  }
+  if (refs.problems.length) return undefined;
+  // the catch-all is validated as a policy for one placeholder domain; compileRelayConfig moves it
+  const parsed = PolicySchema.safeParse(domains.includes(CATCH_ALL) ? { ...policy, domains: ["catch-all.invalid"] } : policy);
+  if (!parsed.success) {
+    refs.problems.push({
+      reason: "InvalidSpec",
+      message: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
+    });
+    return undefined;
+  }
+  return { ...parsed.data, domains };
+}
+
+/** The references of one policy, for mapping Secret/ConfigMap/RelayCredential events back to it. Pure. */
+export function policyReferences(
+  p: MailDomainPolicy,
+  credentials: ReadonlyMap<string, RelayCredential>,
+): { secrets: Set<string>; configMaps: Set<string>; credentials: Set<string> } {
+  const out = { secrets: new Set<string>(), configMaps: new Set<string>(), credentials: new Set<string>() };
+  const s = p.spec;
+  const ca = s.outbound.tls.caBundle;
+  if (ca?.configMapRef) out.configMaps.add(ca.configMapRef.name);
+  if (ca?.secretRef) out.secrets.add(ca.secretRef.name);
+  const rc = s.outbound.messageEncryption?.smime?.recipientCertificates;
+  if (rc?.secretRef) out.secrets.add(rc.secretRef.name);
+  if (rc?.configMapRef) out.configMaps.add(rc.configMapRef.name);
+  for (const ref of [s.outbound.tls.clientCertificateRef, s.outbound.auth?.credentialRef, s.inbound?.credentialRef]) {
+    if (!ref) continue;
+    out.credentials.add(ref.name);
+    const c = credentials.get(ref.name);
+    if (c?.spec.passwordSecretRef) out.secrets.add(c.spec.passwordSecretRef.name);
+    if (c?.spec.type === "clientCertificate") out.secrets.add(credentialSecretName(c));
+  }
+  return out;
+}
+
+/** The parts of the config a relay applies only on restart. */
+export function restartRelevant(c: RelayConfig): unknown {
+  return { listeners: c.listeners, admin: c.admin, queueDir: c.queue.dir };
+}
+
+/**
+ * Compiles the relay. `policies` are the ones its policySelector matches (any order). Throws only if
+ * the relay's own settings are invalid (the MailRelay reconciler reports that on the MailRelay).
+ */
+export function compileRelayConfig(relay: MailRelay, selected: readonly unknown[], view: ClusterView): CompileResult {
+  const ns = relay.metadata.namespace ?? "";
+  const problems = new Map<string, PolicyProblem[]>();
+  // objects from the cluster passed the CRD's schema; zod applies the API's defaults (and would catch a
+  // CRD that drifted from the schema)
+  const policies: MailDomainPolicy[] = [];
+  for (const raw of selected) {
+    const parsed = MailDomainPolicySchema.safeParse(raw);
+    if (parsed.success) policies.push(parsed.data);
+    else
+      problems.set(keyOf(raw as MailDomainPolicy), [
+        { reason: "InvalidSpec", message: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") },
+      ]);
+  }
+  const sorted = [...policies].sort((a, b) => keyOf(a).localeCompare(keyOf(b)));
+  const conflicts = findConflicts(sorted);
+  const compiled: Policy[] = [];
+  const credentials: Record<string, Credential> = {};
+  const secretItems = new Map<string, Map<string, string>>();
+  const configMapItems = new Map<string, Map<string, string>>();
+  const egress = new Set<number>();
+  for (const p of sorted) {
+    const key = keyOf(p);
+    const refs = new Refs(ns, view);
+    const pol = compilePolicy(p, refs);
+    const list: PolicyProblem[] = [];
+    for (const c of conflicts.get(key) ?? [])
+      list.push({
+        reason: "DomainConflict",
+        message: `domain ${c.domain} is also claimed by MailDomainPolicy ${c.others.join(", ")} with equal specificity`,
+      });
+    list.push(...refs.problems);
+    if (list.length || !pol) {
+      problems.set(key, list);
+      continue;
+    }
+    compiled.push(pol);
+    for (const [name, c] of refs.credentials) credentials[name] = c;
+    for (const [name, m] of refs.secrets) for (const [k, v] of m) mapIn(secretItems, name).set(k, v);
+    for (const [name, m] of refs.configMaps) for (const [k, v] of m) mapIn(configMapItems, name).set(k, v);
+    if (pol.outbound.nextHop) egress.add(pol.outbound.nextHop.port);
+  }
+
+  const catchAll = compiled.find((p) => p.domains.includes(CATCH_ALL));
+  const spec = relay.spec;
+  const inbound = spec.inbound;
+  const queue = spec.queue;
+  // relay-wide inbound accounts (e.g. mail clients on 587)
+  const relayProblems: PolicyProblem[] = [];
+  for (const ref of inbound.credentialRefs ?? []) {
+    const refs = new Refs(ns, view);
+    const n = refs.credential(ref.name, ["password"], "inbound", "spec.inbound.credentialRefs");
+    relayProblems.push(...refs.problems);
+    if (!n) continue;
+    for (const [name, c] of refs.credentials) credentials[name] = c;
+    for (const [name, m] of refs.secrets) for (const [k, v] of m) mapIn(secretItems, name).set(k, v);
+  }
+  const l = spec.listeners;
+  const input = {
+    version: CONFIG_VERSION,
+    relay: keyOf(relay),
+    generation: relay.metadata.generation ?? 0,
+    hostname: spec.hostname,
+    listeners: {
+      smtp: { enabled: l.smtp.enabled, port: l.smtp.port, host: "0.0.0.0" },
+      smtps: { enabled: l.smtps.enabled, port: l.smtps.port, host: "0.0.0.0" },
+      submission: { enabled: l.submission.enabled, port: l.submission.port, host: "0.0.0.0" },
+    },
+    admin: { port: ADMIN_PORT, host: "0.0.0.0" },
+    tls: { certFile: "tls/tls.crt", keyFile: "tls/tls.key" },
+    inbound: {
+      require: inbound.require,
+      relayFrom: [...(inbound.relayFrom ?? [])],
+      localDomains: (inbound.localDomains ?? []).map(normalizeDomain),
+      ...(inbound.internalNextHop
+        ? { internalNextHop: { host: inbound.internalNextHop.host, port: inbound.internalNextHop.port } }
+        : {}),
+      maxMessageSize: quantityBytes(inbound.maxMessageSize),
+      maxRecipients: inbound.maxRecipients,
+    },
+    credentials: Object.fromEntries(Object.entries(credentials).sort((a, b) => a[0].localeCompare(b[0]))),
+    policies: compiled.filter((p) => !p.domains.includes(CATCH_ALL)),
+    ...(catchAll ? { defaultOutbound: catchAll.outbound } : {}),
+    queue: {
+      dir: QUEUE_DIR,
+      maxAge: Math.round(durationSeconds(queue.maxAge)),
+      retry: { initial: durationSeconds(queue.retry.initial), max: durationSeconds(queue.retry.max) },
+    },
+  };
+  if (input.inbound.internalNextHop) egress.add(input.inbound.internalNextHop.port);
+  const config = RelayConfigSchema.parse(input);
+  const refProblems = checkReferences(config);
+  if (refProblems.length) throw new Error(`compiled config fails the relay's checks: ${refProblems.join("; ")}`);
+  const json = JSON.stringify(config, null, 2) + "\n";
+  const sources: ProjectedSource[] = [
+    ...[...secretItems].map(([name, m]) => source("secret", name, m)),
+    ...[...configMapItems].map(([name, m]) => source("configMap", name, m)),
+  ];
+  return {
+    config,
+    json,
+    hash: sha256(json),
+    restartHash: sha256(JSON.stringify(restartRelevant(config))).slice(0, 32),
+    included: compiled.map((p) => p.name),
+    problems,
+    relayProblems,
+    sources,
+    egressPorts: [...egress].filter((p) => ![25, 465, 587].includes(p)).sort((a, b) => a - b),
+  };
+}
+
+function mapIn<K, V>(m: Map<K, Map<string, V>>, k: K): Map<string, V> {
+  let v = m.get(k);
+  if (!v) m.set(k, (v = new Map<string, V>()));
+  return v;
+}
+
+function source(kind: ProjectedSource["kind"], name: string, m: Map<string, string>): ProjectedSource {
+  const items = [...m].sort((a, b) => a[0].localeCompare(b[0])).map(([key, path]) => ({ key, path }));
+  return { kind, name, items, optional: true };
+}

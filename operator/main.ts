@@ -1,0 +1,155 @@
+// sealpost operator CLI.
+//   tsx operator/main.ts [--kubeconfig FILE] [--namespaces a,b] [--leader-elect] [--metrics-port 8080]
+//     [--health-port 8081] [--log-level info] [--relay-image IMG] [--relay-command "node dist/relay/main.js"]
+// Every flag has an environment variable (SEALPOST_<FLAG_IN_CAPS>, e.g. SEALPOST_RELAY_IMAGE); flags win.
+import { hostname } from "node:os";
+import { parseArgs } from "node:util";
+import * as k8s from "@kubernetes/client-node";
+import { pino } from "pino";
+import { Operator } from "./operator.js";
+import { serveHttp } from "./runtime/health.js";
+import { LeaderElector } from "./runtime/leader.js";
+import { OperatorMetrics } from "./runtime/metrics.js";
+
+const options = {
+  kubeconfig: { type: "string" },
+  namespaces: { type: "string" },
+  "leader-elect": { type: "boolean" },
+  "leader-election-namespace": { type: "string" },
+  "leader-election-id": { type: "string" },
+  "lease-duration": { type: "string" },
+  "renew-deadline": { type: "string" },
+  "retry-period": { type: "string" },
+  "metrics-port": { type: "string" },
+  "health-port": { type: "string" },
+  "bind-address": { type: "string" },
+  "log-level": { type: "string" },
+  "relay-image": { type: "string" },
+  "relay-image-pull-policy": { type: "string" },
+  "relay-command": { type: "string" },
+  "operator-namespace": { type: "string" },
+  "operator-pod-labels": { type: "string" },
+  "resync-period": { type: "string" },
+  identity: { type: "string" },
+  help: { type: "boolean" },
+} as const;
+
+function flag(values: Record<string, unknown>, name: keyof typeof options): string | undefined {
+  const v = values[name];
+  if (typeof v === "string") return v;
+  if (v === true) return "true";
+  return process.env[`SEALPOST_${name.toUpperCase().replace(/-/g, "_")}`];
+}
+
+function seconds(v: string | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v.replace(/s$/, ""));
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`invalid duration ${v}`);
+  return n * 1000;
+}
+
+function labels(v: string): Record<string, string> {
+  return Object.fromEntries(
+    v.split(",").filter(Boolean).map((kv) => {
+      const [k, val = ""] = kv.split("=");
+      return [k!.trim(), val.trim()];
+    }),
+  );
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options, allowPositionals: false });
+  if (values.help) {
+    console.log(`usage: sealpost-operator ${Object.keys(options).map((o) => `[--${o}]`).join(" ")}`);
+    return;
+  }
+  const log = pino({ level: flag(values, "log-level") ?? "info", base: { component: "operator" } });
+  const kc = new k8s.KubeConfig();
+  const kubeconfig = flag(values, "kubeconfig");
+  if (kubeconfig) kc.loadFromFile(kubeconfig);
+  else kc.loadFromDefault();
+
+  const identity = flag(values, "identity") ?? `${hostname()}_${process.pid}`;
+  const operatorNamespace = flag(values, "operator-namespace") ?? process.env.POD_NAMESPACE ?? "sealpost-system";
+  const namespaces = flag(values, "namespaces")?.split(",").map((s) => s.trim()).filter(Boolean);
+  const command = flag(values, "relay-command");
+  const metrics = new OperatorMetrics(true);
+  const op = new Operator({
+    kubeConfig: kc,
+    namespaces,
+    log,
+    identity,
+    metrics,
+    resyncMs: seconds(flag(values, "resync-period"), 300),
+    settings: {
+      image: flag(values, "relay-image") ?? "ghcr.io/sealpost/sealpost:latest",
+      imagePullPolicy: (flag(values, "relay-image-pull-policy") as "IfNotPresent" | undefined) ?? "IfNotPresent",
+      ...(command ? { command: command.split(" ").filter(Boolean) } : {}),
+      operatorNamespace,
+      operatorPodLabels: labels(flag(values, "operator-pod-labels") ?? "app.kubernetes.io/name=sealpost-operator"),
+    },
+  });
+
+  let leader: LeaderElector | undefined;
+  let leaderHealthy = true;
+  const bind = flag(values, "bind-address") ?? "0.0.0.0";
+  const healthPort = Number(flag(values, "health-port") ?? 8081);
+  const metricsPort = Number(flag(values, "metrics-port") ?? 8080);
+  const health = { healthy: () => leaderHealthy, ready: () => op.hasSynced() };
+  const servers: Awaited<ReturnType<typeof serveHttp>>[] = [];
+  if (healthPort === metricsPort) servers.push(await serveHttp(healthPort, bind, { health, registry: metrics.registry }));
+  else {
+    servers.push(await serveHttp(healthPort, bind, { health }));
+    servers.push(await serveHttp(metricsPort, bind, { registry: metrics.registry }));
+  }
+  log.info({ identity, namespaces: namespaces ?? "all", health: servers[0]!.port, metrics: servers.at(-1)!.port }, "starting");
+
+  op.startInformers();
+  let stopping = false;
+  const shutdown = async (code: number): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.info("shutting down");
+    const hard = setTimeout(() => process.exit(code), 20_000);
+    hard.unref();
+    await op.stop().catch(() => {});
+    await leader?.stop();
+    for (const s of servers) s.server.close();
+    process.exit(code);
+  };
+  process.once("SIGTERM", () => void shutdown(0));
+  process.once("SIGINT", () => void shutdown(0));
+
+  if (flag(values, "leader-elect") === "true") {
+    leader = new LeaderElector(op.client, {
+      namespace: flag(values, "leader-election-namespace") ?? operatorNamespace,
+      name: flag(values, "leader-election-id") ?? "sealpost-operator",
+      identity,
+      leaseDurationMs: seconds(flag(values, "lease-duration"), 15),
+      renewDeadlineMs: seconds(flag(values, "renew-deadline"), 10),
+      retryPeriodMs: seconds(flag(values, "retry-period"), 2),
+      log,
+      onStartedLeading: () => {
+        metrics.leader.set(1);
+        op.startControllers().catch((e: Error) => log.error({ err: e.message }, "controllers failed to start"));
+      },
+      onStoppedLeading: () => {
+        metrics.leader.set(0);
+        // never reconcile without the lease: stop and let the Deployment restart us as a candidate
+        leaderHealthy = false;
+        if (!stopping) {
+          log.error("leadership lost; exiting");
+          void shutdown(1);
+        }
+      },
+    });
+    leader.start();
+  } else {
+    await op.startControllers();
+  }
+}
+
+main().catch((e: Error) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,216 @@
+// The operator: informers (started at once, so a standby has warm caches), one controller per kind
+// (started when this process leads), and the mapping from every watched object back to the keys of
+// the MailRelays, MailDomainPolicies and RelayCredentials it affects.
+import type * as k8s from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { policyReferences } from "./compile/relay-config.js";
+import { RELAY_LABEL } from "./render/meta.js";
+import type { RelaySettings } from "./render/input.js";
+import { Controller } from "./runtime/controller.js";
+import { EventRecorder } from "./runtime/events.js";
+import type { EventType } from "./runtime/informer.js";
+import { KubeClient, type KubeObject } from "./runtime/kube.js";
+import { OperatorMetrics } from "./runtime/metrics.js";
+import { httpStatusProbe, type ReconcilerDeps, type StatusProbe } from "./reconcilers/common.js";
+import { reconcileMailDomainPolicy } from "./reconcilers/maildomainpolicy.js";
+import { reconcileMailRelay } from "./reconcilers/mailrelay.js";
+import { reconcileRelayCredential } from "./reconcilers/relaycredential.js";
+import { allInformers, ClusterState, makeCaches, type Caches, type CredentialObject } from "./state.js";
+
+export interface OperatorOptions {
+  kubeConfig: k8s.KubeConfig;
+  /** Namespaces to watch; undefined/empty: all. */
+  namespaces?: string[];
+  settings: RelaySettings;
+  log: Logger;
+  identity: string;
+  resyncMs?: number;
+  probe?: StatusProbe;
+  enforcePollMs?: number;
+  metrics?: OperatorMetrics;
+  workers?: number;
+  /** Backoff of failed reconciles. */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+}
+
+const key = (o: { metadata: { namespace?: string; name?: string } }): string => `${o.metadata.namespace ?? ""}/${o.metadata.name ?? ""}`;
+
+export class Operator {
+  readonly client: KubeClient;
+  readonly caches: Caches;
+  readonly state: ClusterState;
+  readonly metrics: OperatorMetrics;
+  readonly controllers: { relays: Controller; policies: Controller; credentials: Controller };
+  private running = false;
+
+  constructor(readonly o: OperatorOptions) {
+    this.client = new KubeClient(o.kubeConfig);
+    this.metrics = o.metrics ?? new OperatorMetrics();
+    this.client.listeners.add((i) => this.metrics.apiRequests.inc({ method: i.method, code: String(i.status) }));
+    this.caches = makeCaches(this.client, { namespaces: o.namespaces, resyncMs: o.resyncMs ?? 300_000, log: o.log });
+    this.state = new ClusterState(this.caches);
+    const deps: ReconcilerDeps = {
+      client: this.client,
+      state: this.state,
+      settings: o.settings,
+      events: new EventRecorder(this.client, o.identity, o.log),
+      log: o.log,
+      probe: o.probe ?? httpStatusProbe,
+      enforcePollMs: o.enforcePollMs ?? 10_000,
+      now: () => new Date(),
+    };
+    const copts = {
+      workers: o.workers ?? 2,
+      metrics: this.metrics,
+      log: o.log,
+      queue: { baseDelayMs: o.retryBaseMs ?? 200, maxDelayMs: o.retryMaxMs ?? 60_000 },
+    };
+    this.controllers = {
+      relays: new Controller("mailrelay", (k) => reconcileMailRelay(deps, k), copts),
+      policies: new Controller("maildomainpolicy", (k) => reconcileMailDomainPolicy(deps, k), copts),
+      credentials: new Controller("relaycredential", (k) => reconcileRelayCredential(deps, k), copts),
+    };
+    this.wire();
+  }
+
+  /** Starts the informers (also on a standby: its caches are warm when it takes over). */
+  startInformers(): void {
+    for (const i of allInformers(this.caches)) i.start();
+  }
+
+  async waitForSync(): Promise<void> {
+    await Promise.all(allInformers(this.caches).map((i) => i.waitForSync()));
+  }
+
+  hasSynced(): boolean {
+    return allInformers(this.caches).every((i) => i.hasSynced());
+  }
+
+  /** Starts reconciling (once leading): every known object is queued. */
+  async startControllers(): Promise<void> {
+    if (this.running) return;
+    await this.waitForSync();
+    this.running = true;
+    for (const c of Object.values(this.controllers)) c.start();
+    this.resync();
+  }
+
+  isRunning(): boolean {
+    return this.running;
+  }
+
+  /** Queues every MailRelay, MailDomainPolicy and RelayCredential (what the periodic resync does). */
+  resync(): void {
+    for (const r of this.caches.relays.list()) this.controllers.relays.enqueue(key(r));
+    for (const p of this.caches.policies.list()) this.controllers.policies.enqueue(key(p));
+    for (const c of this.caches.credentials.list()) this.controllers.credentials.enqueue(key(c));
+  }
+
+  /** Resolves when no controller has queued or running work (delayed requeues don't count). */
+  async waitIdle(): Promise<void> {
+    for (;;) {
+      await Promise.all(Object.values(this.controllers).map((c) => c.queue.whenIdle()));
+      // a reconcile of one kind may have queued another; settle for a moment and look again
+      await new Promise((r) => setTimeout(r, 50));
+      if (Object.values(this.controllers).every((c) => c.queue.isIdle())) return;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(Object.values(this.controllers).map((c) => c.stop()));
+    await Promise.all(allInformers(this.caches).map((i) => i.stop()));
+  }
+
+  private enqueueNamespace(ns: string | undefined, what: { relays?: boolean; policies?: boolean }): void {
+    if (what.relays) for (const r of this.caches.relays.list(ns)) this.controllers.relays.enqueue(key(r));
+    if (what.policies) for (const p of this.caches.policies.list(ns)) this.controllers.policies.enqueue(key(p));
+  }
+
+  /** Policies (and the relays selecting them) that reference a Secret/ConfigMap/RelayCredential by name. */
+  private enqueueReferencing(ns: string, kind: "secrets" | "configMaps" | "credentials", name: string): void {
+    const creds = new Map<string, CredentialObject>();
+    for (const c of this.caches.credentials.list(ns)) creds.set(c.metadata.name, c);
+    for (const p of this.caches.policies.list(ns)) {
+      let refs;
+      try {
+        refs = policyReferences(p, creds);
+      } catch {
+        continue;
+      }
+      if (!refs[kind].has(name)) continue;
+      this.controllers.policies.enqueue(key(p));
+      for (const r of this.state.relaysSelecting(p)) this.controllers.relays.enqueue(key(r));
+    }
+    // relay-wide inbound credentials, and relays using a Secret for their server certificate
+    for (const r of this.caches.relays.list(ns)) {
+      const spec = r.spec as { inbound?: { credentialRefs?: { name: string }[] }; certificate?: { secretRef?: { name: string } } };
+      if (kind === "credentials" && spec.inbound?.credentialRefs?.some((c) => c.name === name)) this.controllers.relays.enqueue(key(r));
+      if (kind === "secrets") {
+        if (spec.certificate?.secretRef?.name === name) this.controllers.relays.enqueue(key(r));
+        for (const ref of spec.inbound?.credentialRefs ?? []) {
+          const c = creds.get(ref.name);
+          if (c?.spec.passwordSecretRef?.name === name) this.controllers.relays.enqueue(key(r));
+        }
+      }
+    }
+    if (kind === "secrets")
+      for (const c of creds.values()) {
+        const s = c.spec as { passwordSecretRef?: { name: string }; secretRef?: { name: string } };
+        if (s.passwordSecretRef?.name === name || s.secretRef?.name === name || `${c.metadata.name}-client-tls` === name)
+          this.controllers.credentials.enqueue(key(c));
+      }
+  }
+
+  private ownerKey(o: KubeObject, kind: string): string | undefined {
+    const ref = o.metadata.ownerReferences?.find((r) => r.kind === kind && r.apiVersion.startsWith("sealpost.dev/"));
+    return ref ? `${o.metadata.namespace ?? ""}/${ref.name}` : undefined;
+  }
+
+  private wire(): void {
+    const c = this.caches;
+    const ctl = this.controllers;
+    c.relays.on((_t: EventType, r) => {
+      ctl.relays.enqueue(key(r));
+      // selection may have changed: the namespace's policies re-evaluate their status
+      this.enqueueNamespace(r.metadata.namespace, { policies: true });
+    });
+    c.policies.on((t: EventType, p) => {
+      if (t !== "delete") ctl.policies.enqueue(key(p));
+      // any policy change can change a relay's config (and conflicts of the other policies)
+      this.enqueueNamespace(p.metadata.namespace, { relays: t !== "resync" });
+      if (t !== "resync") this.enqueueNamespace(p.metadata.namespace, { policies: true });
+    });
+    c.credentials.on((t: EventType, cr) => {
+      if (t !== "delete") ctl.credentials.enqueue(key(cr));
+      if (t !== "resync") this.enqueueReferencing(cr.metadata.namespace ?? "", "credentials", cr.metadata.name);
+    });
+    c.secrets.on((_t, s) => this.enqueueReferencing(s.metadata.namespace ?? "", "secrets", s.metadata.name));
+    c.configMaps.on((_t, cm) => {
+      const owner = this.ownerKey(cm, "MailRelay");
+      if (owner) ctl.relays.enqueue(owner);
+      else this.enqueueReferencing(cm.metadata.namespace ?? "", "configMaps", cm.metadata.name);
+    });
+    c.statefulSets.on((_t, s) => {
+      const owner = this.ownerKey(s, "MailRelay");
+      if (owner) ctl.relays.enqueue(owner);
+    });
+    c.certificates.on((_t, cert) => {
+      const relay = this.ownerKey(cert, "MailRelay");
+      if (relay) ctl.relays.enqueue(relay);
+      const cred = this.ownerKey(cert, "RelayCredential");
+      if (cred) {
+        ctl.credentials.enqueue(cred);
+        const { metadata } = cert;
+        this.enqueueReferencing(metadata.namespace ?? "", "credentials", cred.split("/")[1]!);
+      }
+    });
+    c.pods.on((_t, p) => {
+      const relay = p.metadata.labels?.[RELAY_LABEL];
+      if (!relay) return;
+      ctl.relays.enqueue(`${p.metadata.namespace ?? ""}/${relay}`);
+      this.enqueueNamespace(p.metadata.namespace, { policies: true });
+    });
+  }
+}

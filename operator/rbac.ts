@@ -1,0 +1,58 @@
+// The operator's least-privilege ClusterRole, as data: the Helm chart renders it, and the integration
+// tests run the operator under exactly these rules (a missing verb fails a test, not a production
+// rollout). Keep it in step with what operator/ reads and writes.
+
+export interface PolicyRule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+
+const READ = ["get", "list", "watch"];
+/** Server-side apply is PATCH (it creates the object when missing, which the apiserver authorises as create). */
+const MANAGE = ["get", "list", "watch", "create", "patch"];
+
+/** Cluster-wide (or bound per namespace with RoleBindings when --namespaces restricts the operator). */
+export const operatorClusterRules: PolicyRule[] = [
+  { apiGroups: ["sealpost.dev"], resources: ["mailrelays", "maildomainpolicies", "relaycredentials"], verbs: READ },
+  {
+    apiGroups: ["sealpost.dev"],
+    resources: ["mailrelays/status", "maildomainpolicies/status", "relaycredentials/status"],
+    verbs: ["get", "patch", "update"],
+  },
+  // presence of referenced keys only; values are dropped from the operator's cache as they arrive
+  { apiGroups: [""], resources: ["secrets"], verbs: READ },
+  { apiGroups: [""], resources: ["configmaps", "services", "serviceaccounts"], verbs: MANAGE },
+  // relay pods: readiness and pod IP for the /status probe
+  { apiGroups: [""], resources: ["pods"], verbs: READ },
+  { apiGroups: ["apps"], resources: ["statefulsets"], verbs: MANAGE },
+  { apiGroups: ["policy"], resources: ["poddisruptionbudgets"], verbs: MANAGE },
+  { apiGroups: ["networking.k8s.io"], resources: ["networkpolicies"], verbs: MANAGE },
+  { apiGroups: ["cert-manager.io"], resources: ["certificates"], verbs: MANAGE },
+  { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
+];
+
+/** In the operator's own namespace (a Role): its leader-election Lease. */
+export const operatorLeaderElectionRules: PolicyRule[] = [
+  { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] },
+];
+
+/** ClusterRole manifest (for the chart and tests). */
+export function operatorClusterRole(name = "sealpost-operator"): Record<string, unknown> {
+  return {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "ClusterRole",
+    metadata: { name, labels: { "app.kubernetes.io/name": "sealpost-operator" } },
+    rules: operatorClusterRules,
+  };
+}
+
+export function operatorLeaderElectionRole(namespace: string, name = "sealpost-operator-leader-election"): Record<string, unknown> {
+  return {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "Role",
+    metadata: { name, namespace, labels: { "app.kubernetes.io/name": "sealpost-operator" } },
+    rules: operatorLeaderElectionRules,
+  };
+}

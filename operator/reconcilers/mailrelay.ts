@@ -1,0 +1,158 @@
+// MailRelay reconciler: compile the relay's config from the cluster's view, render every object the
+// relay needs, server-side apply them under the field manager "sealpost" (owner references make the
+// garbage collector remove them with the relay), then report status. Level-triggered: it reads
+// everything from the informer caches each time and holds nothing between runs.
+import { MailRelay as MailRelaySchema, type MailRelay } from "../api.js";
+import { keyOf, type CompileResult } from "../compile/relay-config.js";
+import { certificateState, renderServerCertificate } from "../render/certificate.js";
+import { renderRelayObjects } from "../render/index.js";
+import type { RelayRenderInput } from "../render/input.js";
+import { names, type Owner } from "../render/meta.js";
+import type { ReconcileResult } from "../runtime/controller.js";
+import type { ConditionInput } from "../runtime/conditions.js";
+import { ApiError, type KubeObject } from "../runtime/kube.js";
+import { splitKey, type MailRelayObject } from "../state.js";
+import { probeRelay, writeStatus, type ReconcilerDeps } from "./common.js";
+
+function ownerOf(r: MailRelayObject): Owner {
+  return {
+    apiVersion: r.apiVersion ?? "sealpost.dev/v1alpha1",
+    kind: r.kind ?? "MailRelay",
+    name: r.metadata.name,
+    namespace: r.metadata.namespace ?? "",
+    uid: r.metadata.uid ?? "",
+  };
+}
+
+/** The queue size of an existing StatefulSet: volumeClaimTemplates can't change after creation. */
+function liveQueueSize(sts: KubeObject | undefined): string | undefined {
+  const spec = sts?.spec as
+    | { volumeClaimTemplates?: { metadata?: { name?: string }; spec?: { resources?: { requests?: { storage?: string } } } }[] }
+    | undefined;
+  return spec?.volumeClaimTemplates?.find((v) => v.metadata?.name === "queue")?.spec?.resources?.requests?.storage;
+}
+
+export function renderInput(relay: MailRelay, owner: Owner, compiled: CompileResult, deps: Pick<ReconcilerDeps, "settings">, queueSize: string): RelayRenderInput {
+  const l = relay.spec.listeners;
+  const listeners = (["smtp", "smtps", "submission"] as const).filter((n) => l[n].enabled).map((n) => ({ name: n, port: l[n].port }));
+  return {
+    owner,
+    listeners,
+    service: { type: relay.spec.service.type, ...(relay.spec.service.annotations ? { annotations: relay.spec.service.annotations } : {}) },
+    serverCertSecret: relay.spec.certificate.secretRef?.name ?? names.serverCertificateSecret(owner.name),
+    replicas: relay.spec.replicas,
+    queueSize,
+    ...(relay.spec.queue.storageClassName ? { storageClassName: relay.spec.queue.storageClassName } : {}),
+    configJson: compiled.json,
+    configHash: compiled.hash,
+    restartHash: compiled.restartHash,
+    sources: compiled.sources,
+    egressPorts: compiled.egressPorts,
+    settings: deps.settings,
+  };
+}
+
+export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Promise<ReconcileResult | void> {
+  const { namespace, name } = splitKey(key);
+  const raw = deps.state.caches.relays.get(namespace, name);
+  if (!raw || raw.metadata.deletionTimestamp) return; // owner references: the garbage collector cleans up
+  const generation = raw.metadata.generation;
+  const parsed = MailRelaySchema.safeParse(raw);
+  if (!parsed.success) {
+    const message = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    await writeStatus(deps, raw, { observedGeneration: generation }, [
+      { type: "Ready", status: "False", reason: "InvalidSpec", message, observedGeneration: generation },
+      { type: "Accepted", status: "False", reason: "InvalidSpec", message, observedGeneration: generation },
+    ]);
+    return;
+  }
+  const relay = parsed.data;
+  const owner = ownerOf(raw);
+  let compiled: CompileResult;
+  try {
+    compiled = deps.state.compile(relay);
+  } catch (e) {
+    const message = (e as Error).message;
+    await writeStatus(deps, raw, { observedGeneration: generation }, [
+      { type: "Ready", status: "False", reason: "InvalidSpec", message, observedGeneration: generation },
+      { type: "Accepted", status: "False", reason: "InvalidSpec", message, observedGeneration: generation },
+    ]);
+    return;
+  }
+
+  const sts = deps.state.caches.statefulSets.get(namespace, names.statefulSet(name));
+  const desiredSize = relay.spec.queue.size;
+  const liveSize = liveQueueSize(sts);
+  const input = renderInput(relay, owner, compiled, deps, liveSize ?? desiredSize);
+  for (const obj of renderRelayObjects(input)) await deps.client.apply(obj);
+
+  // the server certificate, when cert-manager issues it
+  let certProblem: string | undefined;
+  const issuerRef = relay.spec.certificate.issuerRef;
+  if (issuerRef) {
+    try {
+      await deps.client.apply(renderServerCertificate(owner, relay.spec.hostname, issuerRef));
+    } catch (e) {
+      if (!(e instanceof ApiError) || e.code !== 404) throw e;
+      certProblem = "cert-manager's Certificate API is not installed";
+    }
+  }
+
+  // status
+  const stsStatus = (sts?.status ?? {}) as { replicas?: number; readyReplicas?: number };
+  const readyPods = deps.state.readyPods(relay);
+  const probe = readyPods.length ? await probeRelay(deps, readyPods, compiled.hash) : undefined;
+  const cert = issuerRef
+    ? certificateState(deps.state.caches.certificates.get(namespace, names.serverCertificate(name)))
+    : { ready: deps.state.caches.secrets.get(namespace, input.serverCertSecret) !== undefined };
+  const g = generation;
+  const conditions: ConditionInput[] = [];
+  const excluded = [...compiled.problems.keys()];
+  const relayProblems = compiled.relayProblems;
+  const accepted: ConditionInput = relayProblems.length
+    ? { type: "Accepted", status: "False", reason: relayProblems[0]!.reason, message: relayProblems.map((p) => p.message).join("; "), observedGeneration: g }
+    : { type: "Accepted", status: "True", reason: "Compiled", message: `configuration compiled with ${compiled.included.length} policies`, observedGeneration: g };
+  let enforced: ConditionInput;
+  if (relay.spec.replicas === 0) enforced = { type: "Enforced", status: "Unknown", reason: "ScaledToZero", message: "replicas is 0", observedGeneration: g };
+  else if (!probe) enforced = { type: "Enforced", status: "Unknown", reason: "NoReadyReplicas", message: "no relay pod is ready to report its configuration", observedGeneration: g };
+  else if (probe.behind.length)
+    enforced = { type: "Enforced", status: "False", reason: "Pending", message: `${probe.behind.length} of ${probe.ready} ready pods do not run configuration ${compiled.hash.slice(0, 12)} yet: ${probe.behind.join(", ")}`, observedGeneration: g };
+  else enforced = { type: "Enforced", status: "True", reason: "Enforced", message: `all ${probe.ready} ready pods run configuration ${compiled.hash.slice(0, 12)}`, observedGeneration: g };
+  const degradedReasons: string[] = [];
+  if (excluded.length) degradedReasons.push(`${excluded.length} selected policies left out: ${excluded.join(", ")}`);
+  if (liveSize && liveSize !== desiredSize)
+    degradedReasons.push(`queue size ${desiredSize} not applied: the StatefulSet's volumes are ${liveSize} (resize the PVCs by hand)`);
+  const degraded: ConditionInput = degradedReasons.length
+    ? { type: "Degraded", status: "True", reason: excluded.length ? "PoliciesExcluded" : "QueueResizeUnsupported", message: degradedReasons.join("; "), observedGeneration: g }
+    : { type: "Degraded", status: "False", reason: "AsExpected", message: "all selected policies compiled in", observedGeneration: g };
+  const readyReplicas = stsStatus.readyReplicas ?? 0;
+  let ready: ConditionInput;
+  if (accepted.status !== "True") ready = { ...accepted, type: "Ready", status: "False" };
+  else if (certProblem || !cert?.ready)
+    ready = { type: "Ready", status: "False", reason: "CertificateNotReady", message: certProblem ?? cert?.message ?? `server certificate Secret ${input.serverCertSecret} not ready`, observedGeneration: g };
+  else if (readyReplicas < relay.spec.replicas)
+    ready = { type: "Ready", status: "False", reason: "ReplicasNotReady", message: `${readyReplicas} of ${relay.spec.replicas} pods ready`, observedGeneration: g };
+  else if (enforced.status === "False") ready = { ...enforced, type: "Ready" };
+  else ready = { type: "Ready", status: "True", reason: "Ready", message: `${readyReplicas} pods ready`, observedGeneration: g };
+  conditions.push(ready, accepted, enforced, degraded);
+
+  await writeStatus(
+    deps,
+    raw,
+    {
+      observedGeneration: g,
+      replicas: stsStatus.replicas ?? 0,
+      readyReplicas,
+      configHash: compiled.hash,
+      policyCount: compiled.included.length,
+      certificate: {
+        ready: cert?.ready ?? false,
+        secretName: input.serverCertSecret,
+        ...(cert && "notAfter" in cert && cert.notAfter ? { notAfter: cert.notAfter } : {}),
+      },
+    },
+    conditions,
+  );
+  deps.log.debug({ relay: keyOf(raw), hash: compiled.hash, policies: compiled.included.length }, "relay reconciled");
+  if (enforced.status === "False") return { requeueAfterMs: deps.enforcePollMs };
+}

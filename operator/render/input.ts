@@ -1,0 +1,52 @@
+// What the renderers need to know about one relay: the MailRelay reduced to plain values plus the
+// operator's own settings and the compiled configuration. Built by the MailRelay reconciler.
+import type { Owner } from "./meta.js";
+
+/** One source of the projected config volume: a Secret's or ConfigMap's keys at paths in /etc/sealpost. */
+export interface ProjectedSource {
+  kind: "secret" | "configMap";
+  name: string;
+  items: { key: string; path: string }[];
+  /** Optional sources don't block pod start when missing (the compiler already left out what needs them). */
+  optional: boolean;
+}
+
+export interface RelaySettings {
+  image: string;
+  imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
+  /** Overrides the image's entrypoint; args are always `relay --config /etc/sealpost`. */
+  command?: string[];
+  /** Where the operator runs, for the NetworkPolicy's admin-port rule. */
+  operatorNamespace: string;
+  operatorPodLabels: Record<string, string>;
+}
+
+/** An enabled SMTP listener: its name (smtp, smtps, submission) and port (container = Service port). */
+export interface ListenerPort {
+  name: string;
+  port: number;
+}
+
+export interface RelayRenderInput {
+  owner: Owner;
+  /** Enabled listeners. */
+  listeners: ListenerPort[];
+  service: { type: "ClusterIP" | "NodePort" | "LoadBalancer"; annotations?: Record<string, string> };
+  /** The kubernetes.io/tls Secret with the server certificate (issued by cert-manager or the user's). */
+  serverCertSecret: string;
+  replicas: number;
+  /** Queue volume size per pod, a Kubernetes quantity. */
+  queueSize: string;
+  storageClassName?: string;
+  resources?: Record<string, unknown>;
+  /** The compiled config.json text and its sha256 (hex). */
+  configJson: string;
+  configHash: string;
+  /** sha256 of the parts of the config the relay cannot hot-reload (listeners, admin, queue dir). */
+  restartHash: string;
+  /** Secrets and ConfigMaps the compiled config references (besides the config and server certificate). */
+  sources: ProjectedSource[];
+  /** TCP ports the relay connects out to (25, 465, 587 and explicit next hops). */
+  egressPorts: number[];
+  settings: RelaySettings;
+}

@@ -1,0 +1,57 @@
+// Names, labels and owner references shared by the rendered objects. Pure.
+import type { KubeObject, OwnerReference } from "../runtime/kube.js";
+
+export const RELAY_NAME_LABEL = "app.kubernetes.io/name";
+export const RELAY_APP = "sealpost-relay";
+export const RELAY_LABEL = "sealpost.dev/relay";
+export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
+export const MANAGED_BY = "sealpost-operator";
+/** Pod template annotation: changes only when the relay must restart to apply a change. */
+export const RESTART_HASH_ANNOTATION = "sealpost.dev/restart-hash";
+/** ConfigMap annotation: sha256 (hex) of config.json, what the relay reports on /status. */
+export const CONFIG_HASH_ANNOTATION = "sealpost.dev/config-hash";
+
+/** The relay's config directory inside the pod, and what the container is started with. */
+export const CONFIG_DIR = "/etc/sealpost";
+export const QUEUE_DIR = "/var/spool/sealpost";
+export const CONFIG_KEY = "config.json";
+
+/** The relay's admin HTTP port (/healthz, /readyz, /metrics, /status). */
+export const ADMIN_PORT = 8080;
+
+export interface Owner {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace: string;
+  uid: string;
+}
+
+export function ownerReference(o: Owner): OwnerReference {
+  return { apiVersion: o.apiVersion, kind: o.kind, name: o.name, uid: o.uid, controller: true, blockOwnerDeletion: true };
+}
+
+export function relaySelector(relay: string): Record<string, string> {
+  return { [RELAY_NAME_LABEL]: RELAY_APP, [RELAY_LABEL]: relay };
+}
+
+export function relayLabels(relay: string): Record<string, string> {
+  return { ...relaySelector(relay), "app.kubernetes.io/instance": relay, [MANAGED_BY_LABEL]: MANAGED_BY };
+}
+
+export function objectMeta(owner: Owner, name: string, labels: Record<string, string>, annotations?: Record<string, string>): KubeObject["metadata"] {
+  const m: KubeObject["metadata"] = { name, namespace: owner.namespace, labels, ownerReferences: [ownerReference(owner)] };
+  if (annotations && Object.keys(annotations).length) m.annotations = annotations;
+  return m;
+}
+
+export const names = {
+  serviceAccount: (relay: string) => relay,
+  statefulSet: (relay: string) => relay,
+  service: (relay: string) => relay,
+  configMap: (relay: string) => `${relay}-config`,
+  serverCertificate: (relay: string) => `${relay}-tls`,
+  serverCertificateSecret: (relay: string) => `${relay}-tls`,
+  pdb: (relay: string) => relay,
+  networkPolicy: (relay: string) => relay,
+};

@@ -1,0 +1,132 @@
+// The relay StatefulSet: one queue volume per pod, config directory projected read-only from the
+// config ConfigMap, the server certificate Secret and the referenced Secrets/ConfigMaps; no API
+// access (no token mounted), non-root, read-only root filesystem, no capabilities. Pure.
+import type { KubeObject } from "../runtime/kube.js";
+import type { ProjectedSource, RelayRenderInput } from "./input.js";
+import {
+  CONFIG_DIR,
+  CONFIG_KEY,
+  names,
+  objectMeta,
+  ADMIN_PORT,
+  QUEUE_DIR,
+  relayLabels,
+  relaySelector,
+  RESTART_HASH_ANNOTATION,
+} from "./meta.js";
+
+const RUN_AS = 65532;
+
+/** The projected volume's sources in a stable order (so equal inputs render byte-equal pod templates). */
+export function projectedSources(input: RelayRenderInput): Record<string, unknown>[] {
+  const relay = input.owner.name;
+  const out: Record<string, unknown>[] = [
+    { configMap: { name: names.configMap(relay), items: [{ key: CONFIG_KEY, path: CONFIG_KEY }] } },
+    {
+      secret: {
+        name: input.serverCertSecret,
+        items: [
+          { key: "tls.crt", path: "tls/tls.crt" },
+          { key: "tls.key", path: "tls/tls.key" },
+        ],
+      },
+    },
+  ];
+  const sorted = [...input.sources].sort((a, b) => (a.kind + a.name).localeCompare(b.kind + b.name));
+  for (const s of sorted) out.push({ [s.kind]: source(s) });
+  return out;
+}
+
+function source(s: ProjectedSource): Record<string, unknown> {
+  const items = [...s.items].sort((a, b) => a.path.localeCompare(b.path)).map((i) => ({ key: i.key, path: i.path, mode: 0o440 }));
+  return { name: s.name, items, optional: s.optional };
+}
+
+export function renderStatefulSet(input: RelayRenderInput): KubeObject {
+  const relay = input.owner.name;
+  const labels = relayLabels(relay);
+  const s = input.settings;
+  const container: Record<string, unknown> = {
+    name: "relay",
+    image: s.image,
+    imagePullPolicy: s.imagePullPolicy ?? "IfNotPresent",
+    ...(s.command?.length ? { command: s.command } : {}),
+    args: ["relay", "--config", CONFIG_DIR],
+    ports: [
+      ...input.listeners.map((l) => ({ name: l.name, containerPort: l.port, protocol: "TCP" })),
+      { name: "admin", containerPort: ADMIN_PORT, protocol: "TCP" },
+    ],
+    env: [
+      { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+      { name: "NODE_OPTIONS", value: "--enable-source-maps" },
+    ],
+    readinessProbe: { httpGet: { path: "/readyz", port: "admin" }, periodSeconds: 5, failureThreshold: 2 },
+    livenessProbe: { httpGet: { path: "/healthz", port: "admin" }, periodSeconds: 10, failureThreshold: 6 },
+    resources: input.resources ?? { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: RUN_AS,
+      runAsGroup: RUN_AS,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      privileged: false,
+      capabilities: { drop: ["ALL"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    },
+    volumeMounts: [
+      { name: "config", mountPath: CONFIG_DIR, readOnly: true },
+      { name: "queue", mountPath: QUEUE_DIR },
+      { name: "tmp", mountPath: "/tmp" },
+    ],
+  };
+  return {
+    apiVersion: "apps/v1",
+    kind: "StatefulSet",
+    metadata: objectMeta(input.owner, names.statefulSet(relay), labels),
+    spec: {
+      replicas: input.replicas,
+      serviceName: names.service(relay),
+      podManagementPolicy: "Parallel",
+      updateStrategy: { type: "RollingUpdate" },
+      // a queue volume may hold accepted mail: never delete it with the relay or on scale-down
+      persistentVolumeClaimRetentionPolicy: { whenDeleted: "Retain", whenScaled: "Retain" },
+      selector: { matchLabels: relaySelector(relay) },
+      template: {
+        metadata: { labels, annotations: { [RESTART_HASH_ANNOTATION]: input.restartHash } },
+        spec: {
+          serviceAccountName: names.serviceAccount(relay),
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          terminationGracePeriodSeconds: 60,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: RUN_AS,
+            runAsGroup: RUN_AS,
+            fsGroup: RUN_AS,
+            seccompProfile: { type: "RuntimeDefault" },
+            // SMTP's ports are below 1024: let the non-root relay bind them without any capability
+            // (a namespaced, "safe" sysctl that the restricted Pod Security profile allows)
+            sysctls: [{ name: "net.ipv4.ip_unprivileged_port_start", value: "0" }],
+          },
+          containers: [container],
+          volumes: [
+            { name: "config", projected: { defaultMode: 0o440, sources: projectedSources(input) } },
+            { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "64Mi" } },
+          ],
+        },
+      },
+      volumeClaimTemplates: [
+        {
+          apiVersion: "v1",
+          kind: "PersistentVolumeClaim",
+          metadata: { name: "queue", labels },
+          spec: {
+            accessModes: ["ReadWriteOnce"],
+            ...(input.storageClassName ? { storageClassName: input.storageClassName } : {}),
+            resources: { requests: { storage: input.queueSize } },
+          },
+        },
+      ],
+    },
+  };
+}

@@ -1,0 +1,62 @@
+// Kubernetes Events (events.k8s.io/v1) for condition transitions and failures. Best effort: a failed
+// Event never fails a reconcile. Events are emitted on transitions only (the reconciler compares the
+// status it read with the status it writes), so a steady state emits nothing.
+import { randomBytes } from "node:crypto";
+import type { Logger } from "pino";
+import { R, type KubeClient, type KubeObject } from "./kube.js";
+
+export const REPORTING_CONTROLLER = "sealpost.dev/operator";
+
+export interface EventInput {
+  type: "Normal" | "Warning";
+  reason: string;
+  action: string;
+  note: string;
+}
+
+/** events.k8s.io/v1 MicroTime: RFC 3339 with microseconds. */
+export function microTime(d: Date): string {
+  return d.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+}
+
+/** The Event object for `regarding` (pure). */
+export function renderEvent(regarding: KubeObject, e: EventInput, instance: string, now: Date, suffix: string): KubeObject {
+  const ns = regarding.metadata.namespace ?? "default";
+  return {
+    apiVersion: R.Event.apiVersion,
+    kind: R.Event.kind,
+    metadata: { name: `${regarding.metadata.name}.${suffix}`, namespace: ns },
+    eventTime: microTime(now),
+    reportingController: REPORTING_CONTROLLER,
+    reportingInstance: instance.slice(0, 128),
+    action: e.action.slice(0, 128),
+    reason: e.reason.slice(0, 128),
+    type: e.type,
+    note: e.note.slice(0, 1024),
+    regarding: {
+      apiVersion: regarding.apiVersion,
+      kind: regarding.kind,
+      name: regarding.metadata.name,
+      namespace: ns,
+      uid: regarding.metadata.uid,
+      resourceVersion: regarding.metadata.resourceVersion,
+    },
+  };
+}
+
+export class EventRecorder {
+  constructor(
+    private readonly client: KubeClient,
+    private readonly instance: string,
+    private readonly log?: Logger,
+  ) {}
+
+  async record(regarding: KubeObject, e: EventInput): Promise<void> {
+    const ev = renderEvent(regarding, e, this.instance, new Date(), randomBytes(8).toString("hex"));
+    try {
+      await this.client.create(ev);
+    } catch (err) {
+      this.log?.warn({ err: (err as Error).message, reason: e.reason }, "could not record event");
+    }
+  }
+}

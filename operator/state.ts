@@ -1,0 +1,119 @@
+// The operator's read side: informer caches of everything reconciles look at, and the derived views
+// (which policies a relay selects, what a namespace holds) computed from them on demand. Nothing here
+// is state the cluster doesn't hold.
+import type { Logger } from "pino";
+import type { MailDomainPolicy, MailRelay, RelayCredential } from "./api.js";
+import { compileRelayConfig, keyOf, type ClusterView, type CompileResult, type SecretInfo } from "./compile/relay-config.js";
+import { selectorMatches } from "./compile/selector.js";
+import { Informer } from "./runtime/informer.js";
+import { R, type KubeClient, type KubeObject } from "./runtime/kube.js";
+import { MANAGED_BY, MANAGED_BY_LABEL, RELAY_APP, RELAY_NAME_LABEL } from "./render/meta.js";
+
+export type MailRelayObject = MailRelay & KubeObject;
+export type PolicyObject = MailDomainPolicy & KubeObject;
+export type CredentialObject = RelayCredential & KubeObject;
+
+export interface SecretObject extends KubeObject {
+  type?: string;
+  data?: Record<string, string>;
+}
+export interface ConfigMapObject extends KubeObject {
+  data?: Record<string, string>;
+  binaryData?: Record<string, string>;
+}
+
+export interface PodObject extends KubeObject {
+  status?: { podIP?: string; phase?: string; conditions?: { type: string; status: string }[] };
+}
+
+export interface Caches {
+  relays: Informer<MailRelayObject>;
+  policies: Informer<PolicyObject>;
+  credentials: Informer<CredentialObject>;
+  secrets: Informer<SecretObject>;
+  configMaps: Informer<ConfigMapObject>;
+  pods: Informer<PodObject>;
+  statefulSets: Informer<KubeObject>;
+  certificates: Informer<KubeObject>;
+}
+
+/** Secret values never stay in the operator's memory: only which keys exist matters. */
+export function dropSecretValues(s: SecretObject): void {
+  if (s.data) for (const k of Object.keys(s.data)) s.data[k] = "";
+  delete (s as { stringData?: unknown }).stringData;
+}
+
+export function makeCaches(client: KubeClient, opts: { namespaces?: string[]; resyncMs: number; log: Logger }): Caches {
+  const base = { namespaces: opts.namespaces, resyncMs: opts.resyncMs, log: opts.log };
+  const managed = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
+  return {
+    relays: new Informer(client, R.MailRelay, base),
+    policies: new Informer(client, R.MailDomainPolicy, base),
+    credentials: new Informer(client, R.RelayCredential, base),
+    secrets: new Informer<SecretObject>(client, R.Secret, { ...base, resyncMs: 0, transform: dropSecretValues }),
+    configMaps: new Informer(client, R.ConfigMap, { ...base, resyncMs: 0 }),
+    pods: new Informer(client, R.Pod, { ...base, resyncMs: 0, labelSelector: `${RELAY_NAME_LABEL}=${RELAY_APP}` }),
+    statefulSets: new Informer(client, R.StatefulSet, { ...base, resyncMs: 0, labelSelector: managed }),
+    certificates: new Informer(client, R.Certificate, { ...base, resyncMs: 0, labelSelector: managed, optional: true }),
+  };
+}
+
+export function allInformers(c: Caches): Informer<KubeObject>[] {
+  return Object.values(c) as Informer<KubeObject>[];
+}
+
+export function splitKey(key: string): { namespace: string; name: string } {
+  const i = key.indexOf("/");
+  return { namespace: key.slice(0, i), name: key.slice(i + 1) };
+}
+
+export class ClusterState {
+  constructor(readonly caches: Caches) {}
+
+  /** The policies a relay's policySelector matches in its namespace. */
+  selectedPolicies(relay: MailRelay): PolicyObject[] {
+    return this.caches.policies
+      .list(relay.metadata.namespace)
+      .filter((p) => !p.metadata.deletionTimestamp && selectorMatches(relay.spec.policySelector ?? {}, p.metadata.labels));
+  }
+
+  /** The relays (not being deleted) whose policySelector matches a policy. */
+  relaysSelecting(policy: MailDomainPolicy): MailRelayObject[] {
+    return this.caches.relays
+      .list(policy.metadata.namespace)
+      .filter((r) => !r.metadata.deletionTimestamp && selectorMatches(r.spec.policySelector ?? {}, policy.metadata.labels))
+      .sort((a, b) => keyOf(a).localeCompare(keyOf(b)));
+  }
+
+  view(namespace: string): ClusterView {
+    const secrets = new Map<string, SecretInfo>();
+    for (const s of this.caches.secrets.list(namespace))
+      secrets.set(s.metadata.name, { type: s.type, keys: new Set(Object.keys(s.data ?? {})) });
+    const configMaps = new Map<string, Set<string>>();
+    for (const c of this.caches.configMaps.list(namespace))
+      configMaps.set(c.metadata.name, new Set([...Object.keys(c.data ?? {}), ...Object.keys(c.binaryData ?? {})]));
+    const credentials = new Map<string, RelayCredential>();
+    for (const c of this.caches.credentials.list(namespace)) credentials.set(c.metadata.name, c);
+    return { secrets, configMaps, credentials };
+  }
+
+  compile(relay: MailRelay): CompileResult {
+    return compileRelayConfig(relay, this.selectedPolicies(relay), this.view(relay.metadata.namespace ?? ""));
+  }
+
+  /** Relay pods that are Ready and not terminating. */
+  readyPods(relay: MailRelay): PodObject[] {
+    return this.relayPods(relay).filter(
+      (p) =>
+        !p.metadata.deletionTimestamp &&
+        p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") === true,
+    );
+  }
+
+  relayPods(relay: MailRelay): PodObject[] {
+    return this.caches.pods
+      .list(relay.metadata.namespace)
+      .filter((p) => p.metadata.labels?.["sealpost.dev/relay"] === relay.metadata.name)
+      .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  }
+}

@@ -1,0 +1,139 @@
+// examples/ applied as the README says (kubectl apply -n mail -f examples/) with cert-manager running
+// and a `corp-ca` ClusterIssuer: every scenario ends up in the relay's configuration, the server and
+// client certificates are issued, and a resync changes nothing.
+/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-explicit-any -- assertions walk the apiserver's JSON */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import type { Operator } from "../../operator/operator.js";
+import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
+import { RelayConfig } from "../../relay/config/schema.js";
+import { startCertManager, type CertManager } from "../support/cert-manager.js";
+import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
+import { waitFor } from "../support/process.js";
+import { ensureNamespace, operatorIdentity, sealpostCrdFiles, startOperator } from "../support/operator.js";
+import { repoRoot } from "../support/toolchain.js";
+
+const NS = "mail";
+type Obj = KubeObject & { spec?: any; status?: any; data?: Record<string, string> };
+
+const corpCa = `
+apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata: { name: selfsigned }
+spec: { selfSigned: {} }
+---
+apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: { name: corp-ca, namespace: kube-system }
+spec:
+  isCA: true
+  commonName: corp-ca
+  secretName: corp-ca
+  privateKey: { algorithm: ECDSA, size: 256 }
+  issuerRef: { name: selfsigned, kind: ClusterIssuer, group: cert-manager.io }
+---
+apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata: { name: corp-ca }
+spec: { ca: { secretName: corp-ca } }
+`;
+
+describe("examples/ on a real apiserver with cert-manager", () => {
+  let cp: ControlPlane;
+  let cm: CertManager;
+  let admin: KubeClient;
+  let op: Operator;
+  const get = (r: (typeof R)[keyof typeof R], name: string) => admin.find<Obj>(r, NS, name);
+  const config = async () => {
+    const c = await get(R.ConfigMap, "edge-config");
+    return c?.data?.["config.json"] ? RelayConfig.parse(JSON.parse(c.data["config.json"])) : undefined;
+  };
+
+  before(async () => {
+    cp = await startControlPlane();
+    admin = new KubeClient(cp.kubeConfig);
+    await cp.applyCrds(sealpostCrdFiles());
+    cm = await startCertManager(cp);
+    await cp.kubectl(["apply", "-f", "-"], corpCa);
+    await ensureNamespace(admin, NS);
+    op = await startOperator((await operatorIdentity(cp)).kubeConfig);
+    await cp.kubectl(["apply", "-n", NS, "-f", join(repoRoot, "examples")]);
+  });
+  after(async () => {
+    await op?.stop();
+    await cm?.stop();
+    await cp?.stop();
+  });
+
+  it("compiles every scenario into the relay's configuration", async () => {
+    const cfg = await waitFor(
+      "all example policies compiled in",
+      async () => {
+        const c = await config();
+        return c && c.policies.length === 4 ? c : undefined;
+      },
+      90_000,
+      250,
+    );
+    assert.deepEqual(cfg.policies.map((p) => p.name).sort(), ["mail/doug", "mail/partner-a", "mail/partner-c", "mail/partner-d"].sort());
+    const byName = new Map(cfg.policies.map((p) => [p.name, p]));
+    const doug = byName.get("mail/doug")!;
+    assert.equal(doug.outbound.tls.mode, "verify");
+    assert.equal(doug.outbound.tls.caFile, "configmaps/doug-ca/ca.crt");
+    assert.equal(doug.outbound.authCredential, "doug-outbound");
+    assert.deepEqual(doug.inbound, { hosts: ["198.51.100.0/24"], require: "tls+auth", credentials: ["doug-inbound"] });
+    assert.equal(byName.get("mail/partner-c")!.outbound.tls.clientCredential, "partner-c-client");
+    assert.deepEqual(byName.get("mail/partner-d")!.outbound.smime?.certificateFiles, [
+      "configmaps/partner-d-smime/alice.crt",
+      "configmaps/partner-d-smime/bob.crt",
+    ]);
+    assert.equal(cfg.defaultOutbound.tls.mode, "opportunistic", "05: the catch-all policy");
+    assert.ok(cfg.credentials["scanner-submission"], "relay-wide inbound account");
+    assert.equal(cfg.listeners.smtps.enabled, false);
+
+    const sts = (await get(R.StatefulSet, "edge"))!;
+    assert.equal(sts.spec.replicas, 2);
+    assert.deepEqual(
+      sts.spec.template.spec.containers[0].ports.map((p: { containerPort: number }) => p.containerPort),
+      [25, 587, 8080],
+    );
+    const svc = (await get(R.Service, "edge"))!;
+    assert.equal(svc.spec.type, "LoadBalancer");
+    assert.deepEqual(svc.spec.ports.map((p: { port: number }) => p.port), [25, 587]);
+    const cert = (await get(R.Certificate, "edge-tls"))!;
+    assert.deepEqual(cert.spec.dnsNames, ["relay.example.com"]);
+    assert.deepEqual(cert.spec.issuerRef, { name: "corp-ca", kind: "ClusterIssuer", group: "cert-manager.io" });
+  });
+
+  it("gets the certificates issued and reports them in status", async () => {
+    await waitFor("edge certificate ready in status", async () => ((await get(R.MailRelay, "edge"))?.status?.certificate?.ready ? true : undefined), 60_000);
+    const cred = await waitFor("client certificate credential Ready", async () => {
+      const c = await get(R.RelayCredential, "partner-c-client");
+      return c?.status?.conditions?.find((x: { type: string; status: string }) => x.type === "Ready" && x.status === "True") ? c : undefined;
+    }, 60_000);
+    assert.equal(cred.status.secretName, "partner-c-client-client-tls");
+    for (const p of ["partner-a", "doug", "partner-c", "partner-d", "everyone-else"]) {
+      const pol = await waitFor(`${p} Accepted`, async () => {
+        const o = await get(R.MailDomainPolicy, p);
+        return o?.status?.conditions?.find((x: { type: string }) => x.type === "Accepted") ? o : undefined;
+      });
+      const acc = pol.status.conditions.find((x: { type: string }) => x.type === "Accepted");
+      assert.equal(acc.status, "True", `${p}: ${acc.message}`);
+    }
+  });
+
+  it("changes nothing on a forced resync", async () => {
+    await op.waitIdle();
+    const rvs = async () =>
+      Promise.all(
+        [[R.StatefulSet, "edge"], [R.ConfigMap, "edge-config"], [R.Service, "edge"], [R.Certificate, "edge-tls"], [R.MailRelay, "edge"], [R.MailDomainPolicy, "doug"]].map(
+          async ([r, n]) => (await get(r as (typeof R)[keyof typeof R], n as string))?.metadata.resourceVersion,
+        ),
+      );
+    const before = await rvs();
+    op.resync();
+    await op.waitIdle();
+    assert.deepEqual(await rvs(), before);
+  });
+});

@@ -1,0 +1,118 @@
+// Running the operator against a test control plane: the CRDs, the operator's own identity (a
+// ServiceAccount bound to exactly the rules in operator/rbac.ts, with a TokenRequest token, so a
+// missing permission fails a test), an in-process Operator with an injectable pod-status probe, and
+// helpers to read objects.
+import { readdirSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import * as k8s from "@kubernetes/client-node";
+import { pino } from "pino";
+import { Operator, type OperatorOptions } from "../../operator/operator.js";
+import { operatorClusterRole, operatorLeaderElectionRole } from "../../operator/rbac.js";
+import { KubeClient } from "../../operator/runtime/kube.js";
+import type { ControlPlane } from "./controlplane.js";
+import { toolchainBin, repoRoot } from "./toolchain.js";
+
+export const OPERATOR_NS = "sealpost-system";
+
+export function sealpostCrdFiles(): string[] {
+  const dir = join(repoRoot, "crds");
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".yaml"))
+    .map((f) => join(dir, f));
+}
+
+/** cert-manager's CRDs only (no controller): Certificates are stored, never issued. */
+export function certManagerCrdFiles(): string[] {
+  const dir = join(toolchainBin(["etcd", "kube-apiserver", "kubectl"]), "cert-manager-crds");
+  try {
+    return readdirSync(dir)
+      .filter((f) => /^cert-manager\.io_(certificates|issuers|clusterissuers)\.yaml$/.test(f))
+      .map((f) => join(dir, f));
+  } catch {
+    return [];
+  }
+}
+
+export async function ensureNamespace(client: KubeClient, name: string): Promise<void> {
+  await client
+    .request("POST", "/api/v1/namespaces", { body: { apiVersion: "v1", kind: "Namespace", metadata: { name } } })
+    .catch((e: { code?: number }) => {
+      if (e.code !== 409) throw e;
+    });
+}
+
+/**
+ * A kubeconfig for the operator's ServiceAccount, bound to operator/rbac.ts's rules (cluster-wide) and
+ * the leader-election Role in OPERATOR_NS. Returns it as an object and as a file.
+ */
+export async function operatorIdentity(cp: ControlPlane): Promise<{ kubeConfig: k8s.KubeConfig; kubeconfigPath: string }> {
+  const admin = new KubeClient(cp.kubeConfig);
+  await ensureNamespace(admin, OPERATOR_NS);
+  const post = (path: string, body: unknown) => admin.request("POST", path, { body }).catch((e: { code?: number }) => {
+    if (e.code !== 409) throw e;
+  });
+  await post(`/api/v1/namespaces/${OPERATOR_NS}/serviceaccounts`, { metadata: { name: "sealpost-operator" } });
+  await post("/apis/rbac.authorization.k8s.io/v1/clusterroles", operatorClusterRole());
+  await post("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
+    metadata: { name: "sealpost-operator" },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "sealpost-operator" },
+    subjects: [{ kind: "ServiceAccount", name: "sealpost-operator", namespace: OPERATOR_NS }],
+  });
+  await post(`/apis/rbac.authorization.k8s.io/v1/namespaces/${OPERATOR_NS}/roles`, operatorLeaderElectionRole(OPERATOR_NS));
+  await post(`/apis/rbac.authorization.k8s.io/v1/namespaces/${OPERATOR_NS}/rolebindings`, {
+    metadata: { name: "sealpost-operator-leader-election" },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "sealpost-operator-leader-election" },
+    subjects: [{ kind: "ServiceAccount", name: "sealpost-operator", namespace: OPERATOR_NS }],
+  });
+  const tr = await admin.request<{ status: { token: string } }>(
+    "POST",
+    `/api/v1/namespaces/${OPERATOR_NS}/serviceaccounts/sealpost-operator/token`,
+    { body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 7200 } } },
+  );
+  const cluster = cp.kubeConfig.getCurrentCluster()!;
+  const yaml = `apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster: { server: ${cluster.server}, certificate-authority-data: ${cluster.caData} }
+users:
+- name: sealpost-operator
+  user: { token: ${tr.status.token} }
+contexts:
+- name: operator
+  context: { cluster: test, user: sealpost-operator }
+current-context: operator
+`;
+  const kubeconfigPath = join(cp.dir, "operator.kubeconfig");
+  await writeFile(kubeconfigPath, yaml, { mode: 0o600 });
+  const kubeConfig = new k8s.KubeConfig();
+  kubeConfig.loadFromString(yaml);
+  return { kubeConfig, kubeconfigPath };
+}
+
+export const testSettings: OperatorOptions["settings"] = {
+  image: "registry.example/sealpost:test",
+  imagePullPolicy: "IfNotPresent",
+  command: ["node", "/app/dist/relay/main.js"],
+  operatorNamespace: OPERATOR_NS,
+  operatorPodLabels: { "app.kubernetes.io/name": "sealpost-operator" },
+};
+
+/** An in-process operator (no leader election) that reconciles right away. */
+export async function startOperator(kubeConfig: k8s.KubeConfig, opts: Partial<OperatorOptions> = {}): Promise<Operator> {
+  const op = new Operator({
+    kubeConfig,
+    settings: testSettings,
+    log: pino({ level: process.env.SEALPOST_TEST_LOG ?? "warn" }),
+    identity: "test-operator",
+    resyncMs: 0,
+    enforcePollMs: 300,
+    retryBaseMs: 100,
+    retryMaxMs: 2000,
+    ...opts,
+  });
+  op.startInformers();
+  await op.startControllers();
+  return op;
+}

@@ -1,0 +1,206 @@
+// Pure compile and render: MailRelay + policies + credentials + what exists → RelayConfig (or
+// per-policy problems), and the Kubernetes objects rendered from it. No cluster.
+/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-explicit-any -- assertions walk the apiserver's JSON */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { MailRelay, type MailDomainPolicy, type RelayCredential } from "../../api/v1alpha1/index.js";
+import { compileRelayConfig, findConflicts, policyReferences, type ClusterView } from "../../operator/compile/relay-config.js";
+import { renderInput } from "../../operator/reconcilers/mailrelay.js";
+import { renderRelayObjects } from "../../operator/render/index.js";
+import { renderServerCertificate } from "../../operator/render/certificate.js";
+import { RelayConfig } from "../../relay/config/schema.js";
+import type { KubeObject } from "../../operator/runtime/kube.js";
+
+const relay = (spec: Record<string, unknown> = {}) =>
+  MailRelay.parse({
+    apiVersion: "sealpost.dev/v1alpha1",
+    kind: "MailRelay",
+    metadata: { name: "edge", namespace: "mail", uid: "u1", generation: 3 },
+    spec: {
+      hostname: "relay.example.com",
+      certificate: { issuerRef: { kind: "ClusterIssuer", name: "corp-ca" } },
+      inbound: { relayFrom: ["10.0.0.0/8"], localDomains: ["example.com"], internalNextHop: { host: "exchange.mail.svc" } },
+      policySelector: { matchLabels: { relay: "edge" } },
+      ...spec,
+    },
+  });
+
+const policy = (name: string, spec: Partial<MailDomainPolicy["spec"]> & { domains: string[] }): MailDomainPolicy => ({
+  apiVersion: "sealpost.dev/v1alpha1",
+  kind: "MailDomainPolicy",
+  metadata: { name, namespace: "mail", labels: { relay: "edge" } },
+  spec: { outbound: { tls: { mode: "required" } }, ...spec },
+});
+
+const cred = (name: string, spec: RelayCredential["spec"]): RelayCredential => ({
+  apiVersion: "sealpost.dev/v1alpha1",
+  kind: "RelayCredential",
+  metadata: { name, namespace: "mail" },
+  spec,
+});
+
+function view(opts: { secrets?: Record<string, string[] | { type: string; keys: string[] }>; configMaps?: Record<string, string[]>; credentials?: RelayCredential[] } = {}): ClusterView {
+  return {
+    secrets: new Map(
+      Object.entries(opts.secrets ?? {}).map(([n, v]) => [n, Array.isArray(v) ? { type: "Opaque", keys: new Set(v) } : { type: v.type, keys: new Set(v.keys) }]),
+    ),
+    configMaps: new Map(Object.entries(opts.configMaps ?? {}).map(([n, v]) => [n, new Set(v)])),
+    credentials: new Map((opts.credentials ?? []).map((c) => [c.metadata.name!, c])),
+  };
+}
+
+const login = cred("partner-login", { type: "password", usage: "outbound", username: "relay-edge", passwordSecretRef: { name: "partner-login", key: "password" } });
+
+describe("compile", () => {
+  it("compiles a relay with a fully referenced policy into a valid RelayConfig", () => {
+    const p = policy("partner-lab", {
+      domains: ["partner.example", "*.partner.example"],
+      outbound: {
+        tls: { mode: "verify", caBundle: { configMapRef: { name: "partner-ca", key: "ca.crt" } }, matchNames: ["mx.partner.example"] },
+        auth: { credentialRef: { name: "partner-login" } },
+        nextHop: { host: "smtp.partner.example", port: 2525 },
+      },
+      inbound: { hosts: ["203.0.113.0/24"], require: "tls" },
+    });
+    const r = compileRelayConfig(relay(), [p], view({ secrets: { "partner-login": ["password"] }, configMaps: { "partner-ca": ["ca.crt"] }, credentials: [login] }));
+    assert.deepEqual(r.included, ["mail/partner-lab"]);
+    assert.equal(r.problems.size, 0);
+    RelayConfig.parse(JSON.parse(r.json));
+    assert.equal(r.config.generation, 3);
+    assert.equal(r.config.policies[0]!.outbound.tls.caFile, "configmaps/partner-ca/ca.crt");
+    assert.equal(r.config.credentials["partner-login"]?.type, "password");
+    assert.equal(r.config.inbound.internalNextHop?.port, 25);
+    assert.equal(r.config.inbound.maxMessageSize, 50 * 1024 * 1024);
+    assert.deepEqual(r.egressPorts, [2525]);
+    assert.deepEqual(
+      r.sources.map((s) => [s.kind, s.name, s.items.map((i) => i.path)]),
+      [
+        ["secret", "partner-login", ["secrets/partner-login/password"]],
+        ["configMap", "partner-ca", ["configmaps/partner-ca/ca.crt"]],
+      ],
+    );
+  });
+
+  it("is deterministic: input order does not change the config or its hash", () => {
+    const a = policy("a", { domains: ["a.example"] });
+    const b = policy("b", { domains: ["b.example"] });
+    assert.equal(compileRelayConfig(relay(), [a, b], view()).hash, compileRelayConfig(relay(), [b, a], view()).hash);
+  });
+
+  it("leaves out both policies of a domain conflict, each naming the other; different specificity is no conflict", () => {
+    const a = policy("a", { domains: ["partner.example"] });
+    const b = policy("b", { domains: ["partner.example", "b.example"] });
+    const c = policy("c", { domains: ["*.partner.example"] });
+    const r = compileRelayConfig(relay(), [a, b, c], view());
+    assert.deepEqual(r.included, ["mail/c"]);
+    assert.equal(r.problems.get("mail/a")![0]!.reason, "DomainConflict");
+    assert.match(r.problems.get("mail/a")![0]!.message, /mail\/b/);
+    assert.match(r.problems.get("mail/b")![0]!.message, /mail\/a/);
+    assert.deepEqual([...findConflicts([a, c]).keys()], []);
+  });
+
+  it("names exactly what is missing", () => {
+    const p = policy("p", { domains: ["p.example"], outbound: { tls: { mode: "required" }, auth: { credentialRef: { name: "partner-login" } } } });
+    const missingKey = compileRelayConfig(relay(), [p], view({ secrets: { "partner-login": ["user"] }, credentials: [login] }));
+    assert.deepEqual(missingKey.problems.get("mail/p"), [{ reason: "MissingReference", message: 'Secret mail/partner-login key "password" not found' }]);
+    const missingSecret = compileRelayConfig(relay(), [p], view({ credentials: [login] }));
+    assert.equal(missingSecret.problems.get("mail/p")![0]!.message, "Secret mail/partner-login not found");
+    const missingCred = compileRelayConfig(relay(), [p], view());
+    assert.equal(missingCred.problems.get("mail/p")![0]!.message, "RelayCredential mail/partner-login not found");
+    const ca = policy("ca", { domains: ["ca.example"], outbound: { tls: { mode: "verify", caBundle: { configMapRef: { name: "cas", key: "ca.crt" } } } } });
+    assert.equal(compileRelayConfig(relay(), [ca], view()).problems.get("mail/ca")![0]!.message, "ConfigMap mail/cas not found");
+    assert.deepEqual(missingKey.included, []);
+  });
+
+  it("rejects a credential of the wrong type or usage", () => {
+    const cc = cred("cc", { type: "clientCertificate", usage: "outbound", secretRef: { name: "cc" } });
+    const inbound = cred("in", { type: "password", usage: "inbound", username: "u", passwordSecretRef: { name: "in", key: "password" } });
+    const v = view({ secrets: { cc: { type: "kubernetes.io/tls", keys: ["tls.crt", "tls.key"] }, in: ["password"] }, credentials: [cc, inbound] });
+    const wrongType = policy("t", { domains: ["t.example"], outbound: { tls: { mode: "required" }, auth: { credentialRef: { name: "cc" } } } });
+    const wrongUsage = policy("u", { domains: ["u.example"], outbound: { tls: { mode: "required" }, auth: { credentialRef: { name: "in" } } } });
+    const r = compileRelayConfig(relay(), [wrongType, wrongUsage], v);
+    assert.equal(r.problems.get("mail/t")![0]!.reason, "InvalidReference");
+    assert.equal(r.problems.get("mail/u")![0]!.reason, "InvalidReference");
+    const ok = policy("ok", { domains: ["ok.example"], outbound: { tls: { mode: "required", clientCertificateRef: { name: "cc" } } } });
+    const r2 = compileRelayConfig(relay(), [ok], v);
+    assert.deepEqual(r2.config.credentials.cc, { type: "clientCertificate", usage: "outbound", certFile: "secrets/cc/tls.crt", keyFile: "secrets/cc/tls.key" });
+    const opaque = view({ secrets: { cc: ["tls.crt", "tls.key"] }, credentials: [cc] });
+    assert.match(compileRelayConfig(relay(), [ok], opaque).problems.get("mail/ok")![0]!.message, /not kubernetes.io\/tls/);
+  });
+
+  it("turns the catch-all policy into defaultOutbound", () => {
+    const star = policy("all", { domains: ["*"], outbound: { tls: { mode: "required", minVersion: "TLSv1.3" } } });
+    const r = compileRelayConfig(relay(), [star], view());
+    assert.equal(r.config.defaultOutbound.tls.mode, "required");
+    assert.equal(r.config.defaultOutbound.tls.minVersion, "TLSv1.3");
+    assert.deepEqual(r.config.policies, []);
+    assert.deepEqual(r.included, ["mail/all"]);
+  });
+
+  it("changes the restart hash for listener changes only", () => {
+    const base = compileRelayConfig(relay(), [policy("a", { domains: ["a.example"] })], view());
+    const mode = compileRelayConfig(relay(), [policy("a", { domains: ["a.example"], outbound: { tls: { mode: "none" } } })], view());
+    const port = compileRelayConfig(relay({ listeners: { smtp: { port: 2525 } } }), [policy("a", { domains: ["a.example"] })], view());
+    assert.notEqual(base.hash, mode.hash);
+    assert.equal(base.restartHash, mode.restartHash);
+    assert.notEqual(base.restartHash, port.restartHash);
+  });
+
+  it("lists a policy's references (Secrets through its credentials too)", () => {
+    const p = policy("p", { domains: ["p.example"], outbound: { tls: { mode: "verify", caBundle: { secretRef: { name: "ca", key: "ca.crt" } } }, auth: { credentialRef: { name: "partner-login" } } } });
+    const refs = policyReferences(p, new Map([["partner-login", login]]));
+    assert.deepEqual([...refs.secrets].sort(), ["ca", "partner-login"]);
+    assert.deepEqual([...refs.credentials], ["partner-login"]);
+  });
+});
+
+describe("render", () => {
+  const settings = { image: "img:1", operatorNamespace: "sealpost-system", operatorPodLabels: { "app.kubernetes.io/name": "sealpost-operator" } };
+  const r = relay();
+  const owner = { apiVersion: "sealpost.dev/v1alpha1", kind: "MailRelay", name: "edge", namespace: "mail", uid: "u1" };
+  const compiled = compileRelayConfig(r, [], view());
+  const objs = renderRelayObjects(renderInput(r, owner, compiled, { settings }, "10Gi"));
+  const byKind = (k: string) => objs.find((o) => o.kind === k) as KubeObject & { spec: any };
+
+  it("renders every object with a controller owner reference", () => {
+    assert.deepEqual(objs.map((o) => o.kind), ["ServiceAccount", "ConfigMap", "Service", "StatefulSet", "PodDisruptionBudget", "NetworkPolicy"]);
+    for (const o of objs)
+      assert.deepEqual(o.metadata.ownerReferences, [
+        { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, uid: owner.uid, controller: true, blockOwnerDeletion: true },
+      ]);
+  });
+
+  it("locks the relay pod down", () => {
+    const pod = byKind("StatefulSet").spec.template.spec;
+    assert.equal(pod.automountServiceAccountToken, false);
+    assert.equal(pod.securityContext.runAsNonRoot, true);
+    const c = pod.containers[0];
+    assert.deepEqual(c.securityContext.capabilities, { drop: ["ALL"] });
+    assert.equal(c.securityContext.readOnlyRootFilesystem, true);
+    assert.equal(c.securityContext.allowPrivilegeEscalation, false);
+    assert.equal(c.securityContext.seccompProfile.type, "RuntimeDefault");
+    assert.deepEqual(c.args, ["relay", "--config", "/etc/sealpost"]);
+    assert.equal(byKind("StatefulSet").spec.template.metadata.annotations["sealpost.dev/restart-hash"], compiled.restartHash);
+  });
+
+  it("leaves disabled listeners out of the Service, the pod and the NetworkPolicy", () => {
+    const r2 = relay({ listeners: { smtps: { enabled: false } } });
+    const o2 = renderRelayObjects(renderInput(r2, owner, compileRelayConfig(r2, [], view()), { settings }, "10Gi"));
+    const svc = o2.find((o) => o.kind === "Service") as KubeObject & { spec: { ports: { port: number }[] } };
+    assert.deepEqual(svc.spec.ports.map((p) => p.port), [25, 587]);
+  });
+
+  it("allows the admin port only from the operator's pods", () => {
+    const np = byKind("NetworkPolicy").spec;
+    const admin = np.ingress.find((i: { from?: unknown }) => i.from);
+    assert.deepEqual(admin.ports, [{ protocol: "TCP", port: 8080 }]);
+    assert.deepEqual(admin.from[0].namespaceSelector.matchLabels, { "kubernetes.io/metadata.name": "sealpost-system" });
+  });
+
+  it("renders the server Certificate from the issuerRef", () => {
+    const c = renderServerCertificate(owner, "relay.example.com", r.spec.certificate.issuerRef!);
+    assert.deepEqual(c.spec.issuerRef, { name: "corp-ca", kind: "ClusterIssuer", group: "cert-manager.io" });
+    assert.deepEqual(c.spec.dnsNames, ["relay.example.com"]);
+    assert.equal(c.spec.secretName, "edge-tls");
+  });
+});
