@@ -29,7 +29,16 @@ if (files.length === 0) {
 // has two cores; parallel files would only race each other for them.
 const r = spawnSync(
   process.execPath,
-  ["--import", "tsx", "--test", "--test-concurrency=1", "--test-reporter=spec", ...files],
+  [
+    "--import",
+    "tsx",
+    "--test",
+    "--test-concurrency=1",
+    // a hung test fails after 5 minutes instead of eating CI's whole budget
+    "--test-timeout=300000",
+    "--test-reporter=spec",
+    ...files,
+  ],
   { stdio: "inherit", cwd: root },
 );
 process.exit(r.status ?? 1);
