@@ -50,17 +50,24 @@ function seconds(v: string | undefined, dflt: number): number {
 
 function labels(v: string): Record<string, string> {
   return Object.fromEntries(
-    v.split(",").filter(Boolean).map((kv) => {
-      const [k, val = ""] = kv.split("=");
-      return [k!.trim(), val.trim()];
-    }),
+    v
+      .split(",")
+      .filter(Boolean)
+      .map((kv) => {
+        const [k, val = ""] = kv.split("=");
+        return [k!.trim(), val.trim()];
+      }),
   );
 }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options, allowPositionals: false });
   if (values.help) {
-    console.log(`usage: sealpost-operator ${Object.keys(options).map((o) => `[--${o}]`).join(" ")}`);
+    console.log(
+      `usage: sealpost-operator ${Object.keys(options)
+        .map((o) => `[--${o}]`)
+        .join(" ")}`,
+    );
     return;
   }
   const log = pino({ level: flag(values, "log-level") ?? "info", base: { component: "operator" } });
@@ -70,8 +77,12 @@ async function main(): Promise<void> {
   else kc.loadFromDefault();
 
   const identity = flag(values, "identity") ?? `${hostname()}_${process.pid}`;
-  const operatorNamespace = flag(values, "operator-namespace") ?? process.env.POD_NAMESPACE ?? "sealpost-system";
-  const namespaces = flag(values, "namespaces")?.split(",").map((s) => s.trim()).filter(Boolean);
+  const operatorNamespace =
+    flag(values, "operator-namespace") ?? process.env.POD_NAMESPACE ?? "sealpost-system";
+  const namespaces = flag(values, "namespaces")
+    ?.split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   const command = flag(values, "relay-command");
   const metrics = new OperatorMetrics(true);
   const op = new Operator({
@@ -83,10 +94,13 @@ async function main(): Promise<void> {
     resyncMs: seconds(flag(values, "resync-period"), 300),
     settings: {
       image: flag(values, "relay-image") ?? "ghcr.io/sealpost/sealpost:latest",
-      imagePullPolicy: (flag(values, "relay-image-pull-policy") as "IfNotPresent" | undefined) ?? "IfNotPresent",
+      imagePullPolicy:
+        (flag(values, "relay-image-pull-policy") as "IfNotPresent" | undefined) ?? "IfNotPresent",
       ...(command ? { command: command.split(" ").filter(Boolean) } : {}),
       operatorNamespace,
-      operatorPodLabels: labels(flag(values, "operator-pod-labels") ?? "app.kubernetes.io/name=sealpost-operator"),
+      operatorPodLabels: labels(
+        flag(values, "operator-pod-labels") ?? "app.kubernetes.io/name=sealpost-operator",
+      ),
     },
   });
 
@@ -97,12 +111,16 @@ async function main(): Promise<void> {
   const metricsPort = Number(flag(values, "metrics-port") ?? 8080);
   const health = { healthy: () => leaderHealthy, ready: () => op.hasSynced() };
   const servers: Awaited<ReturnType<typeof serveHttp>>[] = [];
-  if (healthPort === metricsPort) servers.push(await serveHttp(healthPort, bind, { health, registry: metrics.registry }));
+  if (healthPort === metricsPort)
+    servers.push(await serveHttp(healthPort, bind, { health, registry: metrics.registry }));
   else {
     servers.push(await serveHttp(healthPort, bind, { health }));
     servers.push(await serveHttp(metricsPort, bind, { registry: metrics.registry }));
   }
-  log.info({ identity, namespaces: namespaces ?? "all", health: servers[0]!.port, metrics: servers.at(-1)!.port }, "starting");
+  log.info(
+    { identity, namespaces: namespaces ?? "all", health: servers[0]!.port, metrics: servers.at(-1)!.port },
+    "starting",
+  );
 
   op.startInformers();
   let stopping = false;
@@ -131,7 +149,9 @@ async function main(): Promise<void> {
       log,
       onStartedLeading: () => {
         metrics.leader.set(1);
-        op.startControllers().catch((e: Error) => log.error({ err: e.message }, "controllers failed to start"));
+        op.startControllers().catch((e: Error) =>
+          log.error({ err: e.message }, "controllers failed to start"),
+        );
       },
       onStoppedLeading: () => {
         metrics.leader.set(0);

@@ -34,7 +34,8 @@ export interface OperatorOptions {
   retryMaxMs?: number;
 }
 
-const key = (o: { metadata: { namespace?: string; name?: string } }): string => `${o.metadata.namespace ?? ""}/${o.metadata.name ?? ""}`;
+const key = (o: { metadata: { namespace?: string; name?: string } }): string =>
+  `${o.metadata.namespace ?? ""}/${o.metadata.name ?? ""}`;
 
 export class Operator {
   readonly client: KubeClient;
@@ -47,8 +48,14 @@ export class Operator {
   constructor(readonly o: OperatorOptions) {
     this.client = new KubeClient(o.kubeConfig);
     this.metrics = o.metrics ?? new OperatorMetrics();
-    this.client.listeners.add((i) => this.metrics.apiRequests.inc({ method: i.method, code: String(i.status) }));
-    this.caches = makeCaches(this.client, { namespaces: o.namespaces, resyncMs: o.resyncMs ?? 300_000, log: o.log });
+    this.client.listeners.add((i) =>
+      this.metrics.apiRequests.inc({ method: i.method, code: String(i.status) }),
+    );
+    this.caches = makeCaches(this.client, {
+      namespaces: o.namespaces,
+      resyncMs: o.resyncMs ?? 300_000,
+      log: o.log,
+    });
     this.state = new ClusterState(this.caches);
     const deps: ReconcilerDeps = {
       client: this.client,
@@ -125,7 +132,8 @@ export class Operator {
 
   private enqueueNamespace(ns: string | undefined, what: { relays?: boolean; policies?: boolean }): void {
     if (what.relays) for (const r of this.caches.relays.list(ns)) this.controllers.relays.enqueue(key(r));
-    if (what.policies) for (const p of this.caches.policies.list(ns)) this.controllers.policies.enqueue(key(p));
+    if (what.policies)
+      for (const p of this.caches.policies.list(ns)) this.controllers.policies.enqueue(key(p));
   }
 
   /** Policies (and the relays selecting them) that reference a Secret/ConfigMap/RelayCredential by name. */
@@ -145,8 +153,12 @@ export class Operator {
     }
     // relay-wide inbound credentials, and relays using a Secret for their server certificate
     for (const r of this.caches.relays.list(ns)) {
-      const spec = r.spec as { inbound?: { credentialRefs?: { name: string }[] }; certificate?: { secretRef?: { name: string } } };
-      if (kind === "credentials" && spec.inbound?.credentialRefs?.some((c) => c.name === name)) this.controllers.relays.enqueue(key(r));
+      const spec = r.spec as {
+        inbound?: { credentialRefs?: { name: string }[] };
+        certificate?: { secretRef?: { name: string } };
+      };
+      if (kind === "credentials" && spec.inbound?.credentialRefs?.some((c) => c.name === name))
+        this.controllers.relays.enqueue(key(r));
       if (kind === "secrets") {
         if (spec.certificate?.secretRef?.name === name) this.controllers.relays.enqueue(key(r));
         for (const ref of spec.inbound?.credentialRefs ?? []) {
@@ -158,13 +170,19 @@ export class Operator {
     if (kind === "secrets")
       for (const c of creds.values()) {
         const s = c.spec as { passwordSecretRef?: { name: string }; secretRef?: { name: string } };
-        if (s.passwordSecretRef?.name === name || s.secretRef?.name === name || `${c.metadata.name}-client-tls` === name)
+        if (
+          s.passwordSecretRef?.name === name ||
+          s.secretRef?.name === name ||
+          `${c.metadata.name}-client-tls` === name
+        )
           this.controllers.credentials.enqueue(key(c));
       }
   }
 
   private ownerKey(o: KubeObject, kind: string): string | undefined {
-    const ref = o.metadata.ownerReferences?.find((r) => r.kind === kind && r.apiVersion.startsWith("sealpost.dev/"));
+    const ref = o.metadata.ownerReferences?.find(
+      (r) => r.kind === kind && r.apiVersion.startsWith("sealpost.dev/"),
+    );
     return ref ? `${o.metadata.namespace ?? ""}/${ref.name}` : undefined;
   }
 
@@ -184,7 +202,8 @@ export class Operator {
     });
     c.credentials.on((t: EventType, cr) => {
       if (t !== "delete") ctl.credentials.enqueue(key(cr));
-      if (t !== "resync") this.enqueueReferencing(cr.metadata.namespace ?? "", "credentials", cr.metadata.name);
+      if (t !== "resync")
+        this.enqueueReferencing(cr.metadata.namespace ?? "", "credentials", cr.metadata.name);
     });
     c.secrets.on((_t, s) => this.enqueueReferencing(s.metadata.namespace ?? "", "secrets", s.metadata.name));
     c.configMaps.on((_t, cm) => {

@@ -15,7 +15,11 @@ const MANAGE = ["get", "list", "watch", "create", "patch"];
 
 /** Cluster-wide (or bound per namespace with RoleBindings when --namespaces restricts the operator). */
 export const operatorClusterRules: PolicyRule[] = [
-  { apiGroups: ["sealpost.dev"], resources: ["mailrelays", "maildomainpolicies", "relaycredentials"], verbs: READ },
+  {
+    apiGroups: ["sealpost.dev"],
+    resources: ["mailrelays", "maildomainpolicies", "relaycredentials"],
+    verbs: READ,
+  },
   {
     apiGroups: ["sealpost.dev"],
     resources: ["mailrelays/status", "maildomainpolicies/status", "relaycredentials/status"],
@@ -48,7 +52,10 @@ export function operatorClusterRole(name = "sealpost-operator"): Record<string, 
   };
 }
 
-export function operatorLeaderElectionRole(namespace: string, name = "sealpost-operator-leader-election"): Record<string, unknown> {
+export function operatorLeaderElectionRole(
+  namespace: string,
+  name = "sealpost-operator-leader-election",
+): Record<string, unknown> {
   return {
     apiVersion: "rbac.authorization.k8s.io/v1",
     kind: "Role",

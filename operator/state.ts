@@ -3,7 +3,13 @@
 // is state the cluster doesn't hold.
 import type { Logger } from "pino";
 import type { MailDomainPolicy, MailRelay, RelayCredential } from "./api.js";
-import { compileRelayConfig, keyOf, type ClusterView, type CompileResult, type SecretInfo } from "./compile/relay-config.js";
+import {
+  compileRelayConfig,
+  keyOf,
+  type ClusterView,
+  type CompileResult,
+  type SecretInfo,
+} from "./compile/relay-config.js";
 import { selectorMatches } from "./compile/selector.js";
 import { Informer } from "./runtime/informer.js";
 import { R, type KubeClient, type KubeObject } from "./runtime/kube.js";
@@ -43,18 +49,34 @@ export function dropSecretValues(s: SecretObject): void {
   delete (s as { stringData?: unknown }).stringData;
 }
 
-export function makeCaches(client: KubeClient, opts: { namespaces?: string[]; resyncMs: number; log: Logger }): Caches {
+export function makeCaches(
+  client: KubeClient,
+  opts: { namespaces?: string[]; resyncMs: number; log: Logger },
+): Caches {
   const base = { namespaces: opts.namespaces, resyncMs: opts.resyncMs, log: opts.log };
   const managed = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
   return {
     relays: new Informer(client, R.MailRelay, base),
     policies: new Informer(client, R.MailDomainPolicy, base),
     credentials: new Informer(client, R.RelayCredential, base),
-    secrets: new Informer<SecretObject>(client, R.Secret, { ...base, resyncMs: 0, transform: dropSecretValues }),
+    secrets: new Informer<SecretObject>(client, R.Secret, {
+      ...base,
+      resyncMs: 0,
+      transform: dropSecretValues,
+    }),
     configMaps: new Informer(client, R.ConfigMap, { ...base, resyncMs: 0 }),
-    pods: new Informer(client, R.Pod, { ...base, resyncMs: 0, labelSelector: `${RELAY_NAME_LABEL}=${RELAY_APP}` }),
+    pods: new Informer(client, R.Pod, {
+      ...base,
+      resyncMs: 0,
+      labelSelector: `${RELAY_NAME_LABEL}=${RELAY_APP}`,
+    }),
     statefulSets: new Informer(client, R.StatefulSet, { ...base, resyncMs: 0, labelSelector: managed }),
-    certificates: new Informer(client, R.Certificate, { ...base, resyncMs: 0, labelSelector: managed, optional: true }),
+    certificates: new Informer(client, R.Certificate, {
+      ...base,
+      resyncMs: 0,
+      labelSelector: managed,
+      optional: true,
+    }),
   };
 }
 
@@ -74,14 +96,22 @@ export class ClusterState {
   selectedPolicies(relay: MailRelay): PolicyObject[] {
     return this.caches.policies
       .list(relay.metadata.namespace)
-      .filter((p) => !p.metadata.deletionTimestamp && selectorMatches(relay.spec.policySelector ?? {}, p.metadata.labels));
+      .filter(
+        (p) =>
+          !p.metadata.deletionTimestamp &&
+          selectorMatches(relay.spec.policySelector ?? {}, p.metadata.labels),
+      );
   }
 
   /** The relays (not being deleted) whose policySelector matches a policy. */
   relaysSelecting(policy: MailDomainPolicy): MailRelayObject[] {
     return this.caches.relays
       .list(policy.metadata.namespace)
-      .filter((r) => !r.metadata.deletionTimestamp && selectorMatches(r.spec.policySelector ?? {}, policy.metadata.labels))
+      .filter(
+        (r) =>
+          !r.metadata.deletionTimestamp &&
+          selectorMatches(r.spec.policySelector ?? {}, policy.metadata.labels),
+      )
       .sort((a, b) => keyOf(a).localeCompare(keyOf(b)));
   }
 
@@ -91,7 +121,10 @@ export class ClusterState {
       secrets.set(s.metadata.name, { type: s.type, keys: new Set(Object.keys(s.data ?? {})) });
     const configMaps = new Map<string, Set<string>>();
     for (const c of this.caches.configMaps.list(namespace))
-      configMaps.set(c.metadata.name, new Set([...Object.keys(c.data ?? {}), ...Object.keys(c.binaryData ?? {})]));
+      configMaps.set(
+        c.metadata.name,
+        new Set([...Object.keys(c.data ?? {}), ...Object.keys(c.binaryData ?? {})]),
+      );
     const credentials = new Map<string, RelayCredential>();
     for (const c of this.caches.credentials.list(namespace)) credentials.set(c.metadata.name, c);
     return { secrets, configMaps, credentials };

@@ -12,12 +12,18 @@ const { values } = parseArgs({
     "poll-ms": { type: "string" },
     /** Port for MX-resolved next hops (default 25); for tests with peers on other ports. */
     "mx-port": { type: "string" },
+    help: { type: "boolean", short: "h" },
   },
   strict: true,
 });
+const USAGE = "usage: relay --config <dir> [--poll-ms <ms>] [--mx-port <port>]\n";
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 const dir = values.config ?? process.env.SEALPOST_CONFIG_DIR;
 if (!dir) {
-  process.stderr.write("usage: relay --config <dir>\n");
+  process.stderr.write(USAGE);
   process.exit(2);
 }
 const log = createLogger();

@@ -75,7 +75,9 @@ export function sha256(text: string): string {
 }
 
 /** Policies that claim a domain pattern another policy claims too: name → the others, per pattern. Pure. */
-export function findConflicts(policies: readonly MailDomainPolicy[]): Map<string, { domain: string; others: string[] }[]> {
+export function findConflicts(
+  policies: readonly MailDomainPolicy[],
+): Map<string, { domain: string; others: string[] }[]> {
   const owners = new Map<string, string[]>();
   for (const p of policies) {
     for (const d of new Set(p.spec.domains.map(normalizeDomain))) {
@@ -117,8 +119,8 @@ class Refs {
 
   secretKey(name: string, key: string): string | undefined {
     const keys = this.view.secrets.get(name)?.keys;
-    if (!keys) return this.missing(`Secret ${this.ns}/${name} not found`), undefined;
-    if (!keys.has(key)) return this.missing(`Secret ${this.ns}/${name} key "${key}" not found`), undefined;
+    if (!keys) return (this.missing(`Secret ${this.ns}/${name} not found`), undefined);
+    if (!keys.has(key)) return (this.missing(`Secret ${this.ns}/${name} key "${key}" not found`), undefined);
     const path = secretPath(name, key);
     const m = this.secrets.get(name) ?? new Map<string, string>();
     m.set(key, path);
@@ -129,16 +131,18 @@ class Refs {
   /** Every key ending in .crt or .pem of a Secret or ConfigMap (sorted): S/MIME recipient certificates. */
   pemKeys(kind: "Secret" | "ConfigMap", name: string): string[] | undefined {
     const keys = kind === "Secret" ? this.view.secrets.get(name)?.keys : this.view.configMaps.get(name);
-    if (!keys) return this.missing(`${kind} ${this.ns}/${name} not found`), undefined;
+    if (!keys) return (this.missing(`${kind} ${this.ns}/${name} not found`), undefined);
     const pem = [...keys].filter((k) => /\.(crt|pem)$/.test(k)).sort();
-    if (!pem.length) return this.missing(`${kind} ${this.ns}/${name} has no key ending in .crt or .pem`), undefined;
+    if (!pem.length)
+      return (this.missing(`${kind} ${this.ns}/${name} has no key ending in .crt or .pem`), undefined);
     return pem.map((k) => (kind === "Secret" ? this.secretKey(name, k) : this.configMapKey(name, k))!);
   }
 
   configMapKey(name: string, key: string): string | undefined {
     const keys = this.view.configMaps.get(name);
-    if (!keys) return this.missing(`ConfigMap ${this.ns}/${name} not found`), undefined;
-    if (!keys.has(key)) return this.missing(`ConfigMap ${this.ns}/${name} key "${key}" not found`), undefined;
+    if (!keys) return (this.missing(`ConfigMap ${this.ns}/${name} not found`), undefined);
+    if (!keys.has(key))
+      return (this.missing(`ConfigMap ${this.ns}/${name} key "${key}" not found`), undefined);
     const path = configMapPath(name, key);
     const m = this.configMaps.get(name) ?? new Map<string, string>();
     m.set(key, path);
@@ -147,9 +151,14 @@ class Refs {
   }
 
   /** A RelayCredential of one of the given types and the usage, compiled; its name, or undefined (problem noted). */
-  credential(name: string, types: Credential["type"][], usage: Credential["usage"], role: string): string | undefined {
+  credential(
+    name: string,
+    types: Credential["type"][],
+    usage: Credential["usage"],
+    role: string,
+  ): string | undefined {
     const c = this.view.credentials.get(name);
-    if (!c) return this.missing(`RelayCredential ${this.ns}/${name} not found`), undefined;
+    if (!c) return (this.missing(`RelayCredential ${this.ns}/${name} not found`), undefined);
     if (!types.includes(c.spec.type) || c.spec.usage !== usage) {
       this.invalid(
         `RelayCredential ${this.ns}/${name} is type ${c.spec.type} usage ${c.spec.usage}; ${role} needs type ${types.join(" or ")} usage ${usage}`,
@@ -183,19 +192,25 @@ function compileCredential(c: RelayCredential, refs: Refs): Credential | undefin
       return undefined;
     }
     const file = refs.secretKey(c.spec.passwordSecretRef.name, c.spec.passwordSecretRef.key ?? "password");
-    return file ? { type: "password", usage: c.spec.usage, username: c.spec.username, passwordFile: file } : undefined;
+    return file
+      ? { type: "password", usage: c.spec.usage, username: c.spec.username, passwordFile: file }
+      : undefined;
   }
   const secret = credentialSecretName(c);
   if (c.spec.secretRef) {
     const t = refs.secretType(secret);
     if (t !== undefined && t !== "kubernetes.io/tls") {
-      refs.invalid(`Secret ${refs.namespace}/${secret} of RelayCredential ${name} is type ${t}, not kubernetes.io/tls`);
+      refs.invalid(
+        `Secret ${refs.namespace}/${secret} of RelayCredential ${name} is type ${t}, not kubernetes.io/tls`,
+      );
       return undefined;
     }
   }
   const certFile = refs.secretKey(secret, "tls.crt");
   const keyFile = refs.secretKey(secret, "tls.key");
-  return certFile && keyFile ? { type: "clientCertificate", usage: c.spec.usage, certFile, keyFile } : undefined;
+  return certFile && keyFile
+    ? { type: "clientCertificate", usage: c.spec.usage, certFile, keyFile }
+    : undefined;
 }
 
 /** The catch-all pattern: its policy becomes the relay's defaultOutbound. */
@@ -215,20 +230,39 @@ function compilePolicy(p: MailDomainPolicy, refs: Refs): Policy | undefined {
   }
   if (tls.matchNames?.length) outbound.tls.matchNames = [...tls.matchNames];
   if (tls.clientCertificateRef) {
-    const n = refs.credential(tls.clientCertificateRef.name, ["clientCertificate"], "outbound", "outbound.tls.clientCertificateRef");
+    const n = refs.credential(
+      tls.clientCertificateRef.name,
+      ["clientCertificate"],
+      "outbound",
+      "outbound.tls.clientCertificateRef",
+    );
     if (n) outbound.tls.clientCredential = n;
   }
   if (s.outbound.auth?.credentialRef) {
-    const n = refs.credential(s.outbound.auth.credentialRef.name, ["password"], "outbound", "outbound.auth.credentialRef");
+    const n = refs.credential(
+      s.outbound.auth.credentialRef.name,
+      ["password"],
+      "outbound",
+      "outbound.auth.credentialRef",
+    );
     if (n) outbound.authCredential = n;
   }
-  if (s.outbound.nextHop) outbound.nextHop = { host: s.outbound.nextHop.host, port: s.outbound.nextHop.port ?? 25 };
+  if (s.outbound.nextHop)
+    outbound.nextHop = { host: s.outbound.nextHop.host, port: s.outbound.nextHop.port ?? 25 };
   const smime = s.outbound.messageEncryption?.smime;
   if (smime) {
     const rc = smime.recipientCertificates;
-    const files = rc.secretRef ? refs.pemKeys("Secret", rc.secretRef.name) : rc.configMapRef ? refs.pemKeys("ConfigMap", rc.configMapRef.name) : undefined;
+    const files = rc.secretRef
+      ? refs.pemKeys("Secret", rc.secretRef.name)
+      : rc.configMapRef
+        ? refs.pemKeys("ConfigMap", rc.configMapRef.name)
+        : undefined;
     if (files?.length) {
-      outbound.smime = { certificateFiles: files, missingCertificate: smime.missingCertificate ?? "defer", sign: smime.sign ?? false };
+      outbound.smime = {
+        certificateFiles: files,
+        missingCertificate: smime.missingCertificate ?? "defer",
+        sign: smime.sign ?? false,
+      };
     }
   }
   const domains = s.domains.map(normalizeDomain);
@@ -238,16 +272,26 @@ function compilePolicy(p: MailDomainPolicy, refs: Refs): Policy | undefined {
     if (s.inbound.credentialRef) {
       // the relay's config knows inbound password accounts only (an inbound client certificate has no
       // representation in RelayConfig yet)
-      const n = refs.credential(s.inbound.credentialRef.name, ["password"], "inbound", "inbound.credentialRef");
+      const n = refs.credential(
+        s.inbound.credentialRef.name,
+        ["password"],
+        "inbound",
+        "inbound.credentialRef",
+      );
       if (n) policy.inbound.credentials = [n];
     }
   }
   if (domains.includes(CATCH_ALL) && s.inbound) {
-    refs.problems.push({ reason: "InvalidSpec", message: 'the catch-all "*" policy cannot carry inbound rules (no domain to attach them to)' });
+    refs.problems.push({
+      reason: "InvalidSpec",
+      message: 'the catch-all "*" policy cannot carry inbound rules (no domain to attach them to)',
+    });
   }
   if (refs.problems.length) return undefined;
   // the catch-all is validated as a policy for one placeholder domain; compileRelayConfig moves it
-  const parsed = PolicySchema.safeParse(domains.includes(CATCH_ALL) ? { ...policy, domains: ["catch-all.invalid"] } : policy);
+  const parsed = PolicySchema.safeParse(
+    domains.includes(CATCH_ALL) ? { ...policy, domains: ["catch-all.invalid"] } : policy,
+  );
   if (!parsed.success) {
     refs.problems.push({
       reason: "InvalidSpec",
@@ -271,7 +315,11 @@ export function policyReferences(
   const rc = s.outbound.messageEncryption?.smime?.recipientCertificates;
   if (rc?.secretRef) out.secrets.add(rc.secretRef.name);
   if (rc?.configMapRef) out.configMaps.add(rc.configMapRef.name);
-  for (const ref of [s.outbound.tls.clientCertificateRef, s.outbound.auth?.credentialRef, s.inbound?.credentialRef]) {
+  for (const ref of [
+    s.outbound.tls.clientCertificateRef,
+    s.outbound.auth?.credentialRef,
+    s.inbound?.credentialRef,
+  ]) {
     if (!ref) continue;
     out.credentials.add(ref.name);
     const c = credentials.get(ref.name);
@@ -290,7 +338,11 @@ export function restartRelevant(c: RelayConfig): unknown {
  * Compiles the relay. `policies` are the ones its policySelector matches (any order). Throws only if
  * the relay's own settings are invalid (the MailRelay reconciler reports that on the MailRelay).
  */
-export function compileRelayConfig(relay: MailRelay, selected: readonly unknown[], view: ClusterView): CompileResult {
+export function compileRelayConfig(
+  relay: MailRelay,
+  selected: readonly unknown[],
+  view: ClusterView,
+): CompileResult {
   const ns = relay.metadata.namespace ?? "";
   const problems = new Map<string, PolicyProblem[]>();
   // objects from the cluster passed the CRD's schema; zod applies the API's defaults (and would catch a
@@ -301,7 +353,10 @@ export function compileRelayConfig(relay: MailRelay, selected: readonly unknown[
     if (parsed.success) policies.push(parsed.data);
     else
       problems.set(keyOf(raw as MailDomainPolicy), [
-        { reason: "InvalidSpec", message: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") },
+        {
+          reason: "InvalidSpec",
+          message: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
+        },
       ]);
   }
   const sorted = [...policies].sort((a, b) => keyOf(a).localeCompare(keyOf(b)));
@@ -382,7 +437,8 @@ export function compileRelayConfig(relay: MailRelay, selected: readonly unknown[
   if (input.inbound.internalNextHop) egress.add(input.inbound.internalNextHop.port);
   const config = RelayConfigSchema.parse(input);
   const refProblems = checkReferences(config);
-  if (refProblems.length) throw new Error(`compiled config fails the relay's checks: ${refProblems.join("; ")}`);
+  if (refProblems.length)
+    throw new Error(`compiled config fails the relay's checks: ${refProblems.join("; ")}`);
   const json = JSON.stringify(config, null, 2) + "\n";
   const sources: ProjectedSource[] = [
     ...[...secretItems].map(([name, m]) => source("secret", name, m)),

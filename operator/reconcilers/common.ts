@@ -3,7 +3,13 @@ import { request } from "node:http";
 import type { Logger } from "pino";
 import type { RelaySettings } from "../render/input.js";
 import { ADMIN_PORT } from "../render/meta.js";
-import { jsonEqual, mergeConditions, transitions, type Condition, type ConditionInput } from "../runtime/conditions.js";
+import {
+  jsonEqual,
+  mergeConditions,
+  transitions,
+  type Condition,
+  type ConditionInput,
+} from "../runtime/conditions.js";
 import type { EventRecorder } from "../runtime/events.js";
 import type { KubeClient, KubeObject } from "../runtime/kube.js";
 import type { ClusterState, PodObject } from "../state.js";
@@ -22,7 +28,11 @@ export const httpStatusProbe: StatusProbe = (pod, port) =>
       res.on("end", () => {
         try {
           const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { configHash?: unknown };
-          resolve(res.statusCode === 200 && typeof body.configHash === "string" ? { configHash: body.configHash } : undefined);
+          resolve(
+            res.statusCode === 200 && typeof body.configHash === "string"
+              ? { configHash: body.configHash }
+              : undefined,
+          );
         } catch {
           resolve(undefined);
         }
@@ -51,7 +61,9 @@ export async function probeRelay(
   pods: PodObject[],
   hash: string,
 ): Promise<{ ready: number; current: string[]; behind: string[] }> {
-  const results = await Promise.all(pods.map(async (p) => ({ p, r: await deps.probe(p, ADMIN_PORT).catch(() => undefined) })));
+  const results = await Promise.all(
+    pods.map(async (p) => ({ p, r: await deps.probe(p, ADMIN_PORT).catch(() => undefined) })),
+  );
   const current = results.filter((x) => x.r?.configHash === hash).map((x) => x.p.metadata.name);
   const behind = results.filter((x) => x.r?.configHash !== hash).map((x) => x.p.metadata.name);
   return { ready: pods.length, current, behind };
@@ -73,7 +85,12 @@ export async function writeStatus(
   for (const k of Object.keys(status)) if (status[k] === undefined) delete status[k];
   if (jsonEqual(prev, status)) return false;
   await deps.client.apply(
-    { apiVersion: obj.apiVersion, kind: obj.kind, metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace }, status },
+    {
+      apiVersion: obj.apiVersion,
+      kind: obj.kind,
+      metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace },
+      status,
+    },
     { subresource: "status" },
   );
   for (const t of transitions(prev.conditions, conditions)) {

@@ -10,7 +10,10 @@ import type { ConditionInput } from "../runtime/conditions.js";
 import { splitKey } from "../state.js";
 import { probeRelay, writeStatus, type ReconcilerDeps } from "./common.js";
 
-export async function reconcileMailDomainPolicy(deps: ReconcilerDeps, key: string): Promise<ReconcileResult | void> {
+export async function reconcileMailDomainPolicy(
+  deps: ReconcilerDeps,
+  key: string,
+): Promise<ReconcileResult | void> {
   const { namespace, name } = splitKey(key);
   const raw = deps.state.caches.policies.get(namespace, name);
   if (!raw || raw.metadata.deletionTimestamp) return;
@@ -20,7 +23,10 @@ export async function reconcileMailDomainPolicy(deps: ReconcilerDeps, key: strin
   const problems: PolicyProblem[] = [];
   const included: { relay: string; hash: string; relayObj: (typeof relays)[number] }[] = [];
   if (!parsed.success) {
-    problems.push({ reason: "InvalidSpec", message: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") });
+    problems.push({
+      reason: "InvalidSpec",
+      message: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
+    });
   } else {
     for (const r of relays) {
       const rp = MailRelaySchema.safeParse(r);
@@ -33,7 +39,8 @@ export async function reconcileMailDomainPolicy(deps: ReconcilerDeps, key: strin
       }
       const mine = res.problems.get(key);
       if (mine) {
-        for (const p of mine) if (!problems.some((x) => x.reason === p.reason && x.message === p.message)) problems.push(p);
+        for (const p of mine)
+          if (!problems.some((x) => x.reason === p.reason && x.message === p.message)) problems.push(p);
       } else if (res.included.includes(key)) included.push({ relay: keyOf(r), hash: res.hash, relayObj: r });
     }
   }
@@ -43,9 +50,21 @@ export async function reconcileMailDomainPolicy(deps: ReconcilerDeps, key: strin
     // the most actionable reason first: conflicts, then missing, then invalid
     const order = ["DomainConflict", "MissingReference", "InvalidReference", "InvalidSpec"];
     problems.sort((a, b) => order.indexOf(a.reason) - order.indexOf(b.reason));
-    accepted = { type: "Accepted", status: "False", reason: problems[0]!.reason, message: problems.map((p) => p.message).join("; "), observedGeneration: g };
+    accepted = {
+      type: "Accepted",
+      status: "False",
+      reason: problems[0]!.reason,
+      message: problems.map((p) => p.message).join("; "),
+      observedGeneration: g,
+    };
   } else if (!relays.length) {
-    accepted = { type: "Accepted", status: "True", reason: "NoRelay", message: "valid; no MailRelay in this namespace selects it", observedGeneration: g };
+    accepted = {
+      type: "Accepted",
+      status: "True",
+      reason: "NoRelay",
+      message: "valid; no MailRelay in this namespace selects it",
+      observedGeneration: g,
+    };
   } else {
     accepted = {
       type: "Accepted",
@@ -58,9 +77,21 @@ export async function reconcileMailDomainPolicy(deps: ReconcilerDeps, key: strin
 
   let enforced: ConditionInput;
   if (accepted.status !== "True") {
-    enforced = { type: "Enforced", status: "False", reason: "NotAccepted", message: "not in any relay configuration", observedGeneration: g };
+    enforced = {
+      type: "Enforced",
+      status: "False",
+      reason: "NotAccepted",
+      message: "not in any relay configuration",
+      observedGeneration: g,
+    };
   } else if (!included.length) {
-    enforced = { type: "Enforced", status: "Unknown", reason: "NoRelay", message: "no MailRelay selects this policy", observedGeneration: g };
+    enforced = {
+      type: "Enforced",
+      status: "Unknown",
+      reason: "NoRelay",
+      message: "no MailRelay selects this policy",
+      observedGeneration: g,
+    };
   } else {
     let ready = 0;
     const behind: string[] = [];
@@ -72,17 +103,42 @@ export async function reconcileMailDomainPolicy(deps: ReconcilerDeps, key: strin
       behind.push(...pr.behind.map((p) => `${namespace}/${p}`));
     }
     if (!ready)
-      enforced = { type: "Enforced", status: "Unknown", reason: "NoReadyReplicas", message: "no ready relay pod to confirm the configuration", observedGeneration: g };
+      enforced = {
+        type: "Enforced",
+        status: "Unknown",
+        reason: "NoReadyReplicas",
+        message: "no ready relay pod to confirm the configuration",
+        observedGeneration: g,
+      };
     else if (behind.length)
-      enforced = { type: "Enforced", status: "False", reason: "Pending", message: `${behind.length} of ${ready} ready relay pods have not loaded it yet: ${behind.join(", ")}`, observedGeneration: g };
-    else enforced = { type: "Enforced", status: "True", reason: "Enforced", message: `loaded by all ${ready} ready relay pods`, observedGeneration: g };
+      enforced = {
+        type: "Enforced",
+        status: "False",
+        reason: "Pending",
+        message: `${behind.length} of ${ready} ready relay pods have not loaded it yet: ${behind.join(", ")}`,
+        observedGeneration: g,
+      };
+    else
+      enforced = {
+        type: "Enforced",
+        status: "True",
+        reason: "Enforced",
+        message: `loaded by all ${ready} ready relay pods`,
+        observedGeneration: g,
+      };
   }
 
   const ready: ConditionInput =
     accepted.status !== "True"
       ? { ...accepted, type: "Ready", status: "False" }
       : enforced.status === "True"
-        ? { type: "Ready", status: "True", reason: "Enforced", message: enforced.message, observedGeneration: g }
+        ? {
+            type: "Ready",
+            status: "True",
+            reason: "Enforced",
+            message: enforced.message,
+            observedGeneration: g,
+          }
         : { ...enforced, type: "Ready", status: "False" };
   await writeStatus(deps, raw, { observedGeneration: g }, [ready, accepted, enforced]);
   if (enforced.reason === "Pending") return { requeueAfterMs: deps.enforcePollMs };

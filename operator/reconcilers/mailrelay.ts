@@ -27,18 +27,35 @@ function ownerOf(r: MailRelayObject): Owner {
 /** The queue size of an existing StatefulSet: volumeClaimTemplates can't change after creation. */
 function liveQueueSize(sts: KubeObject | undefined): string | undefined {
   const spec = sts?.spec as
-    | { volumeClaimTemplates?: { metadata?: { name?: string }; spec?: { resources?: { requests?: { storage?: string } } } }[] }
+    | {
+        volumeClaimTemplates?: {
+          metadata?: { name?: string };
+          spec?: { resources?: { requests?: { storage?: string } } };
+        }[];
+      }
     | undefined;
-  return spec?.volumeClaimTemplates?.find((v) => v.metadata?.name === "queue")?.spec?.resources?.requests?.storage;
+  return spec?.volumeClaimTemplates?.find((v) => v.metadata?.name === "queue")?.spec?.resources?.requests
+    ?.storage;
 }
 
-export function renderInput(relay: MailRelay, owner: Owner, compiled: CompileResult, deps: Pick<ReconcilerDeps, "settings">, queueSize: string): RelayRenderInput {
+export function renderInput(
+  relay: MailRelay,
+  owner: Owner,
+  compiled: CompileResult,
+  deps: Pick<ReconcilerDeps, "settings">,
+  queueSize: string,
+): RelayRenderInput {
   const l = relay.spec.listeners;
-  const listeners = (["smtp", "smtps", "submission"] as const).filter((n) => l[n].enabled).map((n) => ({ name: n, port: l[n].port }));
+  const listeners = (["smtp", "smtps", "submission"] as const)
+    .filter((n) => l[n].enabled)
+    .map((n) => ({ name: n, port: l[n].port }));
   return {
     owner,
     listeners,
-    service: { type: relay.spec.service.type, ...(relay.spec.service.annotations ? { annotations: relay.spec.service.annotations } : {}) },
+    service: {
+      type: relay.spec.service.type,
+      ...(relay.spec.service.annotations ? { annotations: relay.spec.service.annotations } : {}),
+    },
     serverCertSecret: relay.spec.certificate.secretRef?.name ?? names.serverCertificateSecret(owner.name),
     replicas: relay.spec.replicas,
     queueSize,
@@ -110,30 +127,104 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   const excluded = [...compiled.problems.keys()];
   const relayProblems = compiled.relayProblems;
   const accepted: ConditionInput = relayProblems.length
-    ? { type: "Accepted", status: "False", reason: relayProblems[0]!.reason, message: relayProblems.map((p) => p.message).join("; "), observedGeneration: g }
-    : { type: "Accepted", status: "True", reason: "Compiled", message: `configuration compiled with ${compiled.included.length} policies`, observedGeneration: g };
+    ? {
+        type: "Accepted",
+        status: "False",
+        reason: relayProblems[0]!.reason,
+        message: relayProblems.map((p) => p.message).join("; "),
+        observedGeneration: g,
+      }
+    : {
+        type: "Accepted",
+        status: "True",
+        reason: "Compiled",
+        message: `configuration compiled with ${compiled.included.length} policies`,
+        observedGeneration: g,
+      };
   let enforced: ConditionInput;
-  if (relay.spec.replicas === 0) enforced = { type: "Enforced", status: "Unknown", reason: "ScaledToZero", message: "replicas is 0", observedGeneration: g };
-  else if (!probe) enforced = { type: "Enforced", status: "Unknown", reason: "NoReadyReplicas", message: "no relay pod is ready to report its configuration", observedGeneration: g };
+  if (relay.spec.replicas === 0)
+    enforced = {
+      type: "Enforced",
+      status: "Unknown",
+      reason: "ScaledToZero",
+      message: "replicas is 0",
+      observedGeneration: g,
+    };
+  else if (!probe)
+    enforced = {
+      type: "Enforced",
+      status: "Unknown",
+      reason: "NoReadyReplicas",
+      message: "no relay pod is ready to report its configuration",
+      observedGeneration: g,
+    };
   else if (probe.behind.length)
-    enforced = { type: "Enforced", status: "False", reason: "Pending", message: `${probe.behind.length} of ${probe.ready} ready pods do not run configuration ${compiled.hash.slice(0, 12)} yet: ${probe.behind.join(", ")}`, observedGeneration: g };
-  else enforced = { type: "Enforced", status: "True", reason: "Enforced", message: `all ${probe.ready} ready pods run configuration ${compiled.hash.slice(0, 12)}`, observedGeneration: g };
+    enforced = {
+      type: "Enforced",
+      status: "False",
+      reason: "Pending",
+      message: `${probe.behind.length} of ${probe.ready} ready pods do not run configuration ${compiled.hash.slice(0, 12)} yet: ${probe.behind.join(", ")}`,
+      observedGeneration: g,
+    };
+  else
+    enforced = {
+      type: "Enforced",
+      status: "True",
+      reason: "Enforced",
+      message: `all ${probe.ready} ready pods run configuration ${compiled.hash.slice(0, 12)}`,
+      observedGeneration: g,
+    };
   const degradedReasons: string[] = [];
-  if (excluded.length) degradedReasons.push(`${excluded.length} selected policies left out: ${excluded.join(", ")}`);
+  if (excluded.length)
+    degradedReasons.push(`${excluded.length} selected policies left out: ${excluded.join(", ")}`);
   if (liveSize && liveSize !== desiredSize)
-    degradedReasons.push(`queue size ${desiredSize} not applied: the StatefulSet's volumes are ${liveSize} (resize the PVCs by hand)`);
+    degradedReasons.push(
+      `queue size ${desiredSize} not applied: the StatefulSet's volumes are ${liveSize} (resize the PVCs by hand)`,
+    );
   const degraded: ConditionInput = degradedReasons.length
-    ? { type: "Degraded", status: "True", reason: excluded.length ? "PoliciesExcluded" : "QueueResizeUnsupported", message: degradedReasons.join("; "), observedGeneration: g }
-    : { type: "Degraded", status: "False", reason: "AsExpected", message: "all selected policies compiled in", observedGeneration: g };
+    ? {
+        type: "Degraded",
+        status: "True",
+        reason: excluded.length ? "PoliciesExcluded" : "QueueResizeUnsupported",
+        message: degradedReasons.join("; "),
+        observedGeneration: g,
+      }
+    : {
+        type: "Degraded",
+        status: "False",
+        reason: "AsExpected",
+        message: "all selected policies compiled in",
+        observedGeneration: g,
+      };
   const readyReplicas = stsStatus.readyReplicas ?? 0;
   let ready: ConditionInput;
   if (accepted.status !== "True") ready = { ...accepted, type: "Ready", status: "False" };
   else if (certProblem || !cert?.ready)
-    ready = { type: "Ready", status: "False", reason: "CertificateNotReady", message: certProblem ?? cert?.message ?? `server certificate Secret ${input.serverCertSecret} not ready`, observedGeneration: g };
+    ready = {
+      type: "Ready",
+      status: "False",
+      reason: "CertificateNotReady",
+      message:
+        certProblem ?? cert?.message ?? `server certificate Secret ${input.serverCertSecret} not ready`,
+      observedGeneration: g,
+    };
   else if (readyReplicas < relay.spec.replicas)
-    ready = { type: "Ready", status: "False", reason: "ReplicasNotReady", message: `${readyReplicas} of ${relay.spec.replicas} pods ready`, observedGeneration: g };
+    ready = {
+      type: "Ready",
+      status: "False",
+      reason: "ReplicasNotReady",
+      message: `${readyReplicas} of ${relay.spec.replicas} pods ready`,
+      observedGeneration: g,
+    };
   else if (enforced.status === "False") ready = { ...enforced, type: "Ready" };
-  else ready = { type: "Ready", status: "True", reason: "Ready", message: `${readyReplicas} pods ready`, observedGeneration: g };
+  else
+    ready = {
+      type: "Ready",
+      status: "True",
+      reason: "Ready",
+      message: `${readyReplicas} pods ready`,
+      observedGeneration: g,
+    };
   conditions.push(ready, accepted, enforced, degraded);
 
   await writeStatus(
@@ -153,6 +244,9 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     },
     conditions,
   );
-  deps.log.debug({ relay: keyOf(raw), hash: compiled.hash, policies: compiled.included.length }, "relay reconciled");
+  deps.log.debug(
+    { relay: keyOf(raw), hash: compiled.hash, policies: compiled.included.length },
+    "relay reconciled",
+  );
   if (enforced.status === "False") return { requeueAfterMs: deps.enforcePollMs };
 }

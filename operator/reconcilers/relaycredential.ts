@@ -9,7 +9,10 @@ import { ApiError } from "../runtime/kube.js";
 import { splitKey } from "../state.js";
 import { writeStatus, type ReconcilerDeps } from "./common.js";
 
-export async function reconcileRelayCredential(deps: ReconcilerDeps, key: string): Promise<ReconcileResult | void> {
+export async function reconcileRelayCredential(
+  deps: ReconcilerDeps,
+  key: string,
+): Promise<ReconcileResult | void> {
   const { namespace, name } = splitKey(key);
   const raw = deps.state.caches.credentials.get(namespace, name);
   if (!raw || raw.metadata.deletionTimestamp) return;
@@ -18,16 +21,23 @@ export async function reconcileRelayCredential(deps: ReconcilerDeps, key: string
   const problems: { reason: string; message: string }[] = [];
   let secretName: string | undefined;
   if (!parsed.success) {
-    problems.push({ reason: "InvalidSpec", message: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") });
+    problems.push({
+      reason: "InvalidSpec",
+      message: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
+    });
   } else {
     const c = parsed.data;
     const secretKeys = (n: string) => deps.state.caches.secrets.get(namespace, n);
     if (c.spec.type === "password") {
       const ref = c.spec.passwordSecretRef!;
       const s = secretKeys(ref.name);
-      if (!s) problems.push({ reason: "MissingReference", message: `Secret ${namespace}/${ref.name} not found` });
+      if (!s)
+        problems.push({ reason: "MissingReference", message: `Secret ${namespace}/${ref.name} not found` });
       else if (!(ref.key in (s.data ?? {})))
-        problems.push({ reason: "MissingReference", message: `Secret ${namespace}/${ref.name} key "${ref.key}" not found` });
+        problems.push({
+          reason: "MissingReference",
+          message: `Secret ${namespace}/${ref.name} key "${ref.key}" not found`,
+        });
     } else {
       secretName = credentialSecretName(c);
       if (c.spec.issuerRef) {
@@ -42,26 +52,62 @@ export async function reconcileRelayCredential(deps: ReconcilerDeps, key: string
           );
         } catch (e) {
           if (!(e instanceof ApiError) || e.code !== 404) throw e;
-          problems.push({ reason: "CertificateNotReady", message: "cert-manager's Certificate API is not installed" });
+          problems.push({
+            reason: "CertificateNotReady",
+            message: "cert-manager's Certificate API is not installed",
+          });
         }
         const st = certificateState(deps.state.caches.certificates.get(namespace, secretName));
         if (!problems.length && !st?.ready)
-          problems.push({ reason: "CertificateNotReady", message: st?.message ?? `Certificate ${namespace}/${secretName} not issued yet` });
+          problems.push({
+            reason: "CertificateNotReady",
+            message: st?.message ?? `Certificate ${namespace}/${secretName} not issued yet`,
+          });
       } else {
         const s = secretKeys(secretName);
         const needed = c.spec.usage === "outbound" ? ["tls.crt", "tls.key"] : ["tls.crt"];
-        if (!s) problems.push({ reason: "MissingReference", message: `Secret ${namespace}/${secretName} not found` });
+        if (!s)
+          problems.push({
+            reason: "MissingReference",
+            message: `Secret ${namespace}/${secretName} not found`,
+          });
         else if (s.type !== "kubernetes.io/tls")
-          problems.push({ reason: "InvalidReference", message: `Secret ${namespace}/${secretName} is type ${s.type ?? "Opaque"}, not kubernetes.io/tls` });
+          problems.push({
+            reason: "InvalidReference",
+            message: `Secret ${namespace}/${secretName} is type ${s.type ?? "Opaque"}, not kubernetes.io/tls`,
+          });
         else
           for (const k of needed)
-            if (!(k in (s.data ?? {}))) problems.push({ reason: "MissingReference", message: `Secret ${namespace}/${secretName} key "${k}" not found` });
+            if (!(k in (s.data ?? {})))
+              problems.push({
+                reason: "MissingReference",
+                message: `Secret ${namespace}/${secretName} key "${k}" not found`,
+              });
       }
     }
   }
   const accepted: ConditionInput = problems.length
-    ? { type: "Accepted", status: "False", reason: problems[0]!.reason, message: problems.map((p) => p.message).join("; "), observedGeneration: g }
-    : { type: "Accepted", status: "True", reason: "Valid", message: "the referenced Secret holds what this credential needs", observedGeneration: g };
-  const ready: ConditionInput = { ...accepted, type: "Ready", reason: problems.length ? accepted.reason : "Ready" };
-  await writeStatus(deps, raw, { observedGeneration: g, ...(secretName ? { secretName } : {}) }, [ready, accepted]);
+    ? {
+        type: "Accepted",
+        status: "False",
+        reason: problems[0]!.reason,
+        message: problems.map((p) => p.message).join("; "),
+        observedGeneration: g,
+      }
+    : {
+        type: "Accepted",
+        status: "True",
+        reason: "Valid",
+        message: "the referenced Secret holds what this credential needs",
+        observedGeneration: g,
+      };
+  const ready: ConditionInput = {
+    ...accepted,
+    type: "Ready",
+    reason: problems.length ? accepted.reason : "Ready",
+  };
+  await writeStatus(deps, raw, { observedGeneration: g, ...(secretName ? { secretName } : {}) }, [
+    ready,
+    accepted,
+  ]);
 }

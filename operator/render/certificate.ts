@@ -29,7 +29,12 @@ export function renderServerCertificate(owner: Owner, hostname: string, ref: Iss
   };
 }
 
-export function renderClientCertificate(owner: Owner, secretName: string, dnsNames: string[], ref: IssuerRef): CertificateObject {
+export function renderClientCertificate(
+  owner: Owner,
+  secretName: string,
+  dnsNames: string[],
+  ref: IssuerRef,
+): CertificateObject {
   const labels = { [MANAGED_BY_LABEL]: MANAGED_BY, "sealpost.dev/credential": owner.name };
   return {
     apiVersion: "cert-manager.io/v1",
@@ -47,7 +52,9 @@ export function renderClientCertificate(owner: Owner, secretName: string, dnsNam
 }
 
 /** cert-manager's Ready condition and notAfter of a Certificate (undefined when missing). */
-export function certificateState(c: KubeObject | undefined): { ready: boolean; notAfter?: string; message?: string } | undefined {
+export function certificateState(
+  c: KubeObject | undefined,
+): { ready: boolean; notAfter?: string; message?: string } | undefined {
   if (!c) return undefined;
   const st = c.status as cm.CertificateStatus | undefined;
   const ready = st?.conditions?.find((x) => x.type === "Ready");

@@ -28,7 +28,14 @@ export interface Owner {
 }
 
 export function ownerReference(o: Owner): OwnerReference {
-  return { apiVersion: o.apiVersion, kind: o.kind, name: o.name, uid: o.uid, controller: true, blockOwnerDeletion: true };
+  return {
+    apiVersion: o.apiVersion,
+    kind: o.kind,
+    name: o.name,
+    uid: o.uid,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
 }
 
 export function relaySelector(relay: string): Record<string, string> {
@@ -39,8 +46,18 @@ export function relayLabels(relay: string): Record<string, string> {
   return { ...relaySelector(relay), "app.kubernetes.io/instance": relay, [MANAGED_BY_LABEL]: MANAGED_BY };
 }
 
-export function objectMeta(owner: Owner, name: string, labels: Record<string, string>, annotations?: Record<string, string>): KubeObject["metadata"] {
-  const m: KubeObject["metadata"] = { name, namespace: owner.namespace, labels, ownerReferences: [ownerReference(owner)] };
+export function objectMeta(
+  owner: Owner,
+  name: string,
+  labels: Record<string, string>,
+  annotations?: Record<string, string>,
+): KubeObject["metadata"] {
+  const m: KubeObject["metadata"] = {
+    name,
+    namespace: owner.namespace,
+    labels,
+    ownerReferences: [ownerReference(owner)],
+  };
   if (annotations && Object.keys(annotations).length) m.annotations = annotations;
   return m;
 }

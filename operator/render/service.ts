@@ -12,7 +12,12 @@ export function renderService(input: RelayRenderInput): KubeObject {
     spec: {
       type: input.service.type,
       selector: relaySelector(relay),
-      ports: input.listeners.map((l) => ({ name: l.name, port: l.port, targetPort: l.name, protocol: "TCP" })),
+      ports: input.listeners.map((l) => ({
+        name: l.name,
+        port: l.port,
+        targetPort: l.name,
+        protocol: "TCP",
+      })),
     },
   };
 }

@@ -38,7 +38,9 @@ export function projectedSources(input: RelayRenderInput): Record<string, unknow
 }
 
 function source(s: ProjectedSource): Record<string, unknown> {
-  const items = [...s.items].sort((a, b) => a.path.localeCompare(b.path)).map((i) => ({ key: i.key, path: i.path, mode: 0o440 }));
+  const items = [...s.items]
+    .sort((a, b) => a.path.localeCompare(b.path))
+    .map((i) => ({ key: i.key, path: i.path, mode: 0o440 }));
   return { name: s.name, items, optional: s.optional };
 }
 

@@ -23,12 +23,23 @@ export function kubeTime(d: Date): string {
  * The new condition list: `desired` in the given order, each keeping its previous lastTransitionTime
  * when its status did not change. Conditions of other types are dropped (the reconciler owns them all).
  */
-export function mergeConditions(previous: readonly Condition[] | undefined, desired: ConditionInput[], now: Date): Condition[] {
+export function mergeConditions(
+  previous: readonly Condition[] | undefined,
+  desired: ConditionInput[],
+  now: Date,
+): Condition[] {
   const prev = new Map((previous ?? []).map((c) => [c.type, c]));
   return desired.map((c) => {
     const p = prev.get(c.type);
-    const lastTransitionTime = p && p.status === c.status && p.lastTransitionTime ? p.lastTransitionTime : kubeTime(now);
-    const out: Condition = { type: c.type, status: c.status, reason: c.reason, message: c.message, lastTransitionTime };
+    const lastTransitionTime =
+      p && p.status === c.status && p.lastTransitionTime ? p.lastTransitionTime : kubeTime(now);
+    const out: Condition = {
+      type: c.type,
+      status: c.status,
+      reason: c.reason,
+      message: c.message,
+      lastTransitionTime,
+    };
     if (c.observedGeneration !== undefined) out.observedGeneration = c.observedGeneration;
     return out;
   });
@@ -46,7 +57,8 @@ export function transitions(
   const out: { condition: Condition; from?: Condition }[] = [];
   for (const c of next) {
     const p = findCondition(previous, c.type);
-    if (!p || p.status !== c.status || p.reason !== c.reason) out.push(p ? { condition: c, from: p } : { condition: c });
+    if (!p || p.status !== c.status || p.reason !== c.reason)
+      out.push(p ? { condition: c, from: p } : { condition: c });
   }
   return out;
 }

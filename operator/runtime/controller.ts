@@ -18,7 +18,12 @@ export class Controller {
   constructor(
     readonly name: string,
     private readonly reconcile: Reconcile,
-    private readonly opts: { workers?: number; metrics?: OperatorMetrics; log?: Logger; queue?: WorkQueueOptions } = {},
+    private readonly opts: {
+      workers?: number;
+      metrics?: OperatorMetrics;
+      log?: Logger;
+      queue?: WorkQueueOptions;
+    } = {},
   ) {
     this.queue = new WorkQueue(opts.queue);
   }
@@ -57,7 +62,10 @@ export class Controller {
         const delay = this.queue.addRateLimited(key);
         m?.reconciles.inc({ ...labels, result: "error" });
         m?.errors.inc(labels);
-        this.opts.log?.warn({ controller: this.name, key, err: (e as Error).message, retryInMs: delay }, "reconcile failed");
+        this.opts.log?.warn(
+          { controller: this.name, key, err: (e as Error).message, retryInMs: delay },
+          "reconcile failed",
+        );
       } finally {
         end?.();
         this.queue.done(key);

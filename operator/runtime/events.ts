@@ -20,7 +20,13 @@ export function microTime(d: Date): string {
 }
 
 /** The Event object for `regarding` (pure). */
-export function renderEvent(regarding: KubeObject, e: EventInput, instance: string, now: Date, suffix: string): KubeObject {
+export function renderEvent(
+  regarding: KubeObject,
+  e: EventInput,
+  instance: string,
+  now: Date,
+  suffix: string,
+): KubeObject {
   const ns = regarding.metadata.namespace ?? "default";
   return {
     apiVersion: R.Event.apiVersion,

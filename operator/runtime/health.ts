@@ -19,8 +19,10 @@ export async function serveHttp(
       res.writeHead(code, { "content-type": type, "cache-control": "no-store" });
       res.end(body);
     };
-    if (routes.health && path === "/healthz") return routes.health.healthy() ? send(200, "ok\n") : send(500, "unhealthy\n");
-    if (routes.health && path === "/readyz") return routes.health.ready() ? send(200, "ok\n") : send(503, "not ready\n");
+    if (routes.health && path === "/healthz")
+      return routes.health.healthy() ? send(200, "ok\n") : send(500, "unhealthy\n");
+    if (routes.health && path === "/readyz")
+      return routes.health.ready() ? send(200, "ok\n") : send(503, "not ready\n");
     if (routes.registry && path === "/metrics") {
       const reg = routes.registry;
       reg.metrics().then(

@@ -143,9 +143,14 @@ export class Informer<T extends KubeObject> {
     const listFn = async (): Promise<k8s.KubernetesListObject<k8s.KubernetesObject>> => {
       let list;
       try {
-        list = await this.client.list<T>(this.resource, namespace, selector ? { labelSelector: selector } : {});
+        list = await this.client.list<T>(
+          this.resource,
+          namespace,
+          selector ? { labelSelector: selector } : {},
+        );
       } catch (e) {
-        if (this.opts.optional && (e as { code?: number }).code === 404) setImmediate(() => this.markSynced(stream));
+        if (this.opts.optional && (e as { code?: number }).code === 404)
+          setImmediate(() => this.markSynced(stream));
         throw e;
       }
       for (const it of list.items) this.opts.transform?.(it);
@@ -155,7 +160,13 @@ export class Informer<T extends KubeObject> {
       setImmediate(() => this.markSynced(stream));
       return list as unknown as k8s.KubernetesListObject<k8s.KubernetesObject>;
     };
-    const lw: LW = new k8s.ListWatch(path, new ThrottledWatch(this.client.kubeConfig), listFn, false, selector);
+    const lw: LW = new k8s.ListWatch(
+      path,
+      new ThrottledWatch(this.client.kubeConfig),
+      listFn,
+      false,
+      selector,
+    );
     Object.assign(stream, { namespace, lw, synced: false, failures: 0 });
     const transform = this.opts.transform;
     // ListWatch hands watch events' objects to these callbacks after storing them; transform first.

@@ -55,7 +55,12 @@ export interface Resource {
 }
 
 export const R = {
-  MailRelay: { apiVersion: "sealpost.dev/v1alpha1", kind: "MailRelay", plural: "mailrelays", namespaced: true },
+  MailRelay: {
+    apiVersion: "sealpost.dev/v1alpha1",
+    kind: "MailRelay",
+    plural: "mailrelays",
+    namespaced: true,
+  },
   MailDomainPolicy: {
     apiVersion: "sealpost.dev/v1alpha1",
     kind: "MailDomainPolicy",
@@ -86,7 +91,12 @@ export const R = {
     plural: "networkpolicies",
     namespaced: true,
   },
-  Certificate: { apiVersion: "cert-manager.io/v1", kind: "Certificate", plural: "certificates", namespaced: true },
+  Certificate: {
+    apiVersion: "cert-manager.io/v1",
+    kind: "Certificate",
+    plural: "certificates",
+    namespaced: true,
+  },
   Lease: { apiVersion: "coordination.k8s.io/v1", kind: "Lease", plural: "leases", namespaced: true },
   Event: { apiVersion: "events.k8s.io/v1", kind: "Event", plural: "events", namespaced: true },
 } as const satisfies Record<string, Resource>;
@@ -115,8 +125,7 @@ export class ApiError extends Error {
     readonly path: string,
     readonly body: unknown,
   ) {
-    const msg =
-      body && typeof body === "object" && "message" in body ? String(body.message) : "";
+    const msg = body && typeof body === "object" && "message" in body ? String(body.message) : "";
     super(`${method} ${path}: ${code}${msg ? ` ${msg}` : ""}`);
     this.name = "ApiError";
   }
@@ -156,7 +165,8 @@ export class KubeClient {
     const cluster = this.kubeConfig.getCurrentCluster();
     if (!cluster) throw new Error("kubeconfig has no current cluster");
     const url = new URL(cluster.server.replace(/\/$/, "") + path);
-    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    for (const [k, v] of Object.entries(opts.query ?? {}))
+      if (v !== undefined) url.searchParams.set(k, String(v));
     const options: RequestOptions & { headers: Record<string, string> } = {
       method,
       headers: { Accept: "application/json" },
@@ -173,7 +183,9 @@ export class KubeClient {
       const req = send(url, options, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }));
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }),
+        );
         res.on("error", reject);
       });
       req.setTimeout(opts.timeoutMs ?? 30_000, () => req.destroy(new Error(`${method} ${path}: timed out`)));
@@ -196,7 +208,11 @@ export class KubeClient {
   }
 
   /** Like get, undefined for 404. */
-  async find<T extends KubeObject>(r: Resource, namespace: string | undefined, name: string): Promise<T | undefined> {
+  async find<T extends KubeObject>(
+    r: Resource,
+    namespace: string | undefined,
+    name: string,
+  ): Promise<T | undefined> {
     try {
       return await this.get<T>(r, namespace, name);
     } catch (e) {
@@ -255,11 +271,15 @@ export class KubeClient {
     opts: { subresource?: "status"; fieldManager?: string; force?: boolean } = {},
   ): Promise<T> {
     const r = resourceFor(obj.apiVersion!, obj.kind!);
-    return this.request<T>("PATCH", resourcePath(r, obj.metadata.namespace, obj.metadata.name, opts.subresource), {
-      body: obj,
-      contentType: "application/apply-patch+yaml",
-      query: { fieldManager: opts.fieldManager ?? FIELD_MANAGER, force: opts.force ?? true },
-    });
+    return this.request<T>(
+      "PATCH",
+      resourcePath(r, obj.metadata.namespace, obj.metadata.name, opts.subresource),
+      {
+        body: obj,
+        contentType: "application/apply-patch+yaml",
+        query: { fieldManager: opts.fieldManager ?? FIELD_MANAGER, force: opts.force ?? true },
+      },
+    );
   }
 
   async mergePatch<T extends KubeObject>(

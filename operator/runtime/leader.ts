@@ -49,7 +49,8 @@ export function leaseDecision(
   const holder = spec?.holderIdentity ?? "";
   if (holder === identity) return "renew";
   if (!holder) return "acquire";
-  const duration = spec?.leaseDurationSeconds !== undefined ? spec.leaseDurationSeconds * 1000 : leaseDurationMs;
+  const duration =
+    spec?.leaseDurationSeconds !== undefined ? spec.leaseDurationSeconds * 1000 : leaseDurationMs;
   return observedAtMs + duration <= nowMs ? "acquire" : "wait";
 }
 
@@ -83,7 +84,12 @@ export class LeaderElector {
       try {
         const l = await this.client.get<LeaseObject>(R.Lease, this.o.namespace, this.o.name);
         if (l.spec?.holderIdentity === this.o.identity) {
-          l.spec = { ...l.spec, holderIdentity: null, leaseDurationSeconds: 1, renewTime: leaseTime(Date.now()) };
+          l.spec = {
+            ...l.spec,
+            holderIdentity: null,
+            leaseDurationSeconds: 1,
+            renewTime: leaseTime(Date.now()),
+          };
           await this.client.replace(l);
           this.o.log?.info({ lease: this.o.name }, "released leadership");
         }
@@ -113,7 +119,10 @@ export class LeaderElector {
       this.lastRenew = now;
       if (!this.leading) {
         this.leading = true;
-        this.o.log?.info({ identity: this.o.identity, lease: `${this.o.namespace}/${this.o.name}` }, "became leader");
+        this.o.log?.info(
+          { identity: this.o.identity, lease: `${this.o.namespace}/${this.o.name}` },
+          "became leader",
+        );
         this.o.onStartedLeading();
       }
     } else if (this.leading && now - this.lastRenew > this.o.renewDeadlineMs) {
@@ -163,7 +172,10 @@ export class LeaderElector {
         leaseDurationSeconds: durationS,
         renewTime: leaseTime(now),
         ...(decision === "acquire"
-          ? { acquireTime: leaseTime(now), leaseTransitions: (spec.leaseTransitions ?? 0) + (spec.holderIdentity ? 1 : 0) }
+          ? {
+              acquireTime: leaseTime(now),
+              leaseTransitions: (spec.leaseTransitions ?? 0) + (spec.holderIdentity ? 1 : 0),
+            }
           : {}),
       },
     };

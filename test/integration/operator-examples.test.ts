@@ -76,13 +76,20 @@ describe("examples/ on a real apiserver with cert-manager", () => {
       90_000,
       250,
     );
-    assert.deepEqual(cfg.policies.map((p) => p.name).sort(), ["mail/doug", "mail/partner-a", "mail/partner-c", "mail/partner-d"].sort());
+    assert.deepEqual(
+      cfg.policies.map((p) => p.name).sort(),
+      ["mail/doug", "mail/partner-a", "mail/partner-c", "mail/partner-d"].sort(),
+    );
     const byName = new Map(cfg.policies.map((p) => [p.name, p]));
     const doug = byName.get("mail/doug")!;
     assert.equal(doug.outbound.tls.mode, "verify");
     assert.equal(doug.outbound.tls.caFile, "configmaps/doug-ca/ca.crt");
     assert.equal(doug.outbound.authCredential, "doug-outbound");
-    assert.deepEqual(doug.inbound, { hosts: ["198.51.100.0/24"], require: "tls+auth", credentials: ["doug-inbound"] });
+    assert.deepEqual(doug.inbound, {
+      hosts: ["198.51.100.0/24"],
+      require: "tls+auth",
+      credentials: ["doug-inbound"],
+    });
     assert.equal(byName.get("mail/partner-c")!.outbound.tls.clientCredential, "partner-c-client");
     assert.deepEqual(byName.get("mail/partner-d")!.outbound.smime?.certificateFiles, [
       "configmaps/partner-d-smime/alice.crt",
@@ -100,18 +107,37 @@ describe("examples/ on a real apiserver with cert-manager", () => {
     );
     const svc = (await get(R.Service, "edge"))!;
     assert.equal(svc.spec.type, "LoadBalancer");
-    assert.deepEqual(svc.spec.ports.map((p: { port: number }) => p.port), [25, 587]);
+    assert.deepEqual(
+      svc.spec.ports.map((p: { port: number }) => p.port),
+      [25, 587],
+    );
     const cert = (await get(R.Certificate, "edge-tls"))!;
     assert.deepEqual(cert.spec.dnsNames, ["relay.example.com"]);
-    assert.deepEqual(cert.spec.issuerRef, { name: "corp-ca", kind: "ClusterIssuer", group: "cert-manager.io" });
+    assert.deepEqual(cert.spec.issuerRef, {
+      name: "corp-ca",
+      kind: "ClusterIssuer",
+      group: "cert-manager.io",
+    });
   });
 
   it("gets the certificates issued and reports them in status", async () => {
-    await waitFor("edge certificate ready in status", async () => ((await get(R.MailRelay, "edge"))?.status?.certificate?.ready ? true : undefined), 60_000);
-    const cred = await waitFor("client certificate credential Ready", async () => {
-      const c = await get(R.RelayCredential, "partner-c-client");
-      return c?.status?.conditions?.find((x: { type: string; status: string }) => x.type === "Ready" && x.status === "True") ? c : undefined;
-    }, 60_000);
+    await waitFor(
+      "edge certificate ready in status",
+      async () => ((await get(R.MailRelay, "edge"))?.status?.certificate?.ready ? true : undefined),
+      60_000,
+    );
+    const cred = await waitFor(
+      "client certificate credential Ready",
+      async () => {
+        const c = await get(R.RelayCredential, "partner-c-client");
+        return c?.status?.conditions?.find(
+          (x: { type: string; status: string }) => x.type === "Ready" && x.status === "True",
+        )
+          ? c
+          : undefined;
+      },
+      60_000,
+    );
     assert.equal(cred.status.secretName, "partner-c-client-client-tls");
     for (const p of ["partner-a", "doug", "partner-c", "partner-d", "everyone-else"]) {
       const pol = await waitFor(`${p} Accepted`, async () => {
@@ -127,8 +153,16 @@ describe("examples/ on a real apiserver with cert-manager", () => {
     await op.waitIdle();
     const rvs = async () =>
       Promise.all(
-        [[R.StatefulSet, "edge"], [R.ConfigMap, "edge-config"], [R.Service, "edge"], [R.Certificate, "edge-tls"], [R.MailRelay, "edge"], [R.MailDomainPolicy, "doug"]].map(
-          async ([r, n]) => (await get(r as (typeof R)[keyof typeof R], n as string))?.metadata.resourceVersion,
+        [
+          [R.StatefulSet, "edge"],
+          [R.ConfigMap, "edge-config"],
+          [R.Service, "edge"],
+          [R.Certificate, "edge-tls"],
+          [R.MailRelay, "edge"],
+          [R.MailDomainPolicy, "doug"],
+        ].map(
+          async ([r, n]) =>
+            (await get(r as (typeof R)[keyof typeof R], n as string))?.metadata.resourceVersion,
         ),
       );
     const before = await rvs();

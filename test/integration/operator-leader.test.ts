@@ -23,7 +23,11 @@ describe("leader election between two operator processes", () => {
     apiVersion: "sealpost.dev/v1alpha1",
     kind: "MailRelay",
     metadata: { name, namespace: NS },
-    spec: { hostname: `${name}.example.com`, replicas: 1, certificate: { secretRef: { name: `${name}-cert` } } },
+    spec: {
+      hostname: `${name}.example.com`,
+      replicas: 1,
+      certificate: { secretRef: { name: `${name}-cert` } },
+    },
   });
   const exists = async (r: (typeof R)[keyof typeof R], name: string) => {
     try {
@@ -34,7 +38,9 @@ describe("leader election between two operator processes", () => {
       throw e;
     }
   };
-  const holder = async () => (await admin.find<LeaseObject>(R.Lease, OPERATOR_NS, "sealpost-operator"))?.spec?.holderIdentity ?? undefined;
+  const holder = async () =>
+    (await admin.find<LeaseObject>(R.Lease, OPERATOR_NS, "sealpost-operator"))?.spec?.holderIdentity ??
+    undefined;
 
   before(async () => {
     cp = await startControlPlane();
@@ -81,7 +87,8 @@ describe("leader election between two operator processes", () => {
         ),
       );
       // start them one after the other so the first is the leader
-      if (id === "op-a") await waitFor("op-a leads", async () => ((await holder()) === "op-a" ? true : undefined), 60_000);
+      if (id === "op-a")
+        await waitFor("op-a leads", async () => ((await holder()) === "op-a" ? true : undefined), 60_000);
     }
   });
   after(async () => {
@@ -91,7 +98,11 @@ describe("leader election between two operator processes", () => {
 
   it("only the lease holder reconciles", async () => {
     await admin.apply(relay("one"), { fieldManager: "test-user" });
-    await waitFor("relay one's ConfigMap", () => exists(R.ConfigMap, "one-config").then((x) => x || undefined), 60_000);
+    await waitFor(
+      "relay one's ConfigMap",
+      () => exists(R.ConfigMap, "one-config").then((x) => x || undefined),
+      60_000,
+    );
     assert.equal(await holder(), "op-a");
     // op-b is running (caches warm) but has not reconciled anything
     const logB = await procs.get("op-b")!.log();
@@ -104,9 +115,17 @@ describe("leader election between two operator processes", () => {
   it("the standby takes over when the leader is killed, and reconciles", async () => {
     await procs.get("op-a")!.kill();
     // a killed leader never releases the Lease: the standby waits for it to expire
-    await waitFor("op-b leads", async () => ((await holder()) === "op-b" ? true : undefined), LEASE_SECONDS * 1000 * 4);
+    await waitFor(
+      "op-b leads",
+      async () => ((await holder()) === "op-b" ? true : undefined),
+      LEASE_SECONDS * 1000 * 4,
+    );
     await admin.apply(relay("two"), { fieldManager: "test-user" });
-    await waitFor("relay two's ConfigMap", () => exists(R.ConfigMap, "two-config").then((x) => x || undefined), 60_000);
+    await waitFor(
+      "relay two's ConfigMap",
+      () => exists(R.ConfigMap, "two-config").then((x) => x || undefined),
+      60_000,
+    );
     assert.match(await procs.get("op-b")!.log(), /became leader/);
     const lease = await admin.get<LeaseObject>(R.Lease, OPERATOR_NS, "sealpost-operator");
     assert.equal(lease.spec?.leaseTransitions, 1);

@@ -70,7 +70,10 @@ describe("operator reconciles against a real apiserver", () => {
     await ensureNamespace(admin, NS);
     const id = await operatorIdentity(cp);
     op = await startOperator(id.kubeConfig, {
-      probe: (pod: PodObject) => Promise.resolve(reported.has(pod.metadata.name) ? { configHash: reported.get(pod.metadata.name)! } : undefined),
+      probe: (pod: PodObject) =>
+        Promise.resolve(
+          reported.has(pod.metadata.name) ? { configHash: reported.get(pod.metadata.name)! } : undefined,
+        ),
     });
   });
   after(async () => {
@@ -80,8 +83,20 @@ describe("operator reconciles against a real apiserver", () => {
 
   it("renders the relay's objects from a MailRelay and its policies", async () => {
     await apply(secret("partner-login", { password: "s3cret" }));
-    await apply({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "partner-ca", namespace: NS }, data: { "ca.crt": "-----BEGIN CERTIFICATE-----\n" } });
-    await apply(credential("partner-login", { type: "password", usage: "outbound", username: "relay-edge", passwordSecretRef: { name: "partner-login", key: "password" } }));
+    await apply({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "partner-ca", namespace: NS },
+      data: { "ca.crt": "-----BEGIN CERTIFICATE-----\n" },
+    });
+    await apply(
+      credential("partner-login", {
+        type: "password",
+        usage: "outbound",
+        username: "relay-edge",
+        passwordSecretRef: { name: "partner-login", key: "password" },
+      }),
+    );
     await apply({
       apiVersion: "sealpost.dev/v1alpha1",
       kind: "MailRelay",
@@ -90,7 +105,12 @@ describe("operator reconciles against a real apiserver", () => {
         hostname: "relay.example.com",
         replicas: 2,
         certificate: { issuerRef: { kind: "ClusterIssuer", name: "corp-ca" } },
-        inbound: { require: "none", relayFrom: ["10.0.0.0/8"], localDomains: ["example.com"], internalNextHop: { host: "exchange.mail.svc", port: 25 } },
+        inbound: {
+          require: "none",
+          relayFrom: ["10.0.0.0/8"],
+          localDomains: ["example.com"],
+          internalNextHop: { host: "exchange.mail.svc", port: 25 },
+        },
         queue: { size: "1Gi", maxAge: "120h", retry: { initial: "60s", max: "1h" } },
         policySelector: { matchLabels: { relay: "edge" } },
       },
@@ -99,23 +119,41 @@ describe("operator reconciles against a real apiserver", () => {
       policy("partner-lab", {
         domains: ["partner.example", "*.partner.example"],
         outbound: {
-          tls: { mode: "verify", minVersion: "TLSv1.2", caBundle: { configMapRef: { name: "partner-ca", key: "ca.crt" } }, matchNames: ["mx.partner.example"] },
+          tls: {
+            mode: "verify",
+            minVersion: "TLSv1.2",
+            caBundle: { configMapRef: { name: "partner-ca", key: "ca.crt" } },
+            matchNames: ["mx.partner.example"],
+          },
           auth: { credentialRef: { name: "partner-login" } },
           nextHop: { host: "smtp.partner.example", port: 2525 },
         },
       }),
     );
     // not selected: other label
-    await apply(policy("other-relay", { domains: ["other.example"], outbound: { tls: { mode: "required" } } }, { relay: "core" }));
+    await apply(
+      policy(
+        "other-relay",
+        { domains: ["other.example"], outbound: { tls: { mode: "required" } } },
+        { relay: "core" },
+      ),
+    );
 
-    const cfg = await waitFor("relay config with the policy", async () => ((await policyNames()).includes("mail/partner-lab") ? config() : undefined));
+    const cfg = await waitFor("relay config with the policy", async () =>
+      (await policyNames()).includes("mail/partner-lab") ? config() : undefined,
+    );
     assert.deepEqual(await policyNames(), ["mail/partner-lab"]);
     const p = cfg.policies[0]!;
     assert.deepEqual(p.domains, ["partner.example", "*.partner.example"]);
     assert.equal(p.outbound.tls.mode, "verify");
     assert.equal(p.outbound.tls.caFile, "configmaps/partner-ca/ca.crt");
     assert.equal(p.outbound.authCredential, "partner-login");
-    assert.deepEqual(cfg.credentials["partner-login"], { type: "password", usage: "outbound", username: "relay-edge", passwordFile: "secrets/partner-login/password" });
+    assert.deepEqual(cfg.credentials["partner-login"], {
+      type: "password",
+      usage: "outbound",
+      username: "relay-edge",
+      passwordFile: "secrets/partner-login/password",
+    });
     assert.equal(cfg.hostname, "relay.example.com");
     assert.equal(cfg.queue.maxAge, 120 * 3600);
     assert.equal(cfg.relay, "mail/edge");
@@ -138,10 +176,18 @@ describe("operator reconciles against a real apiserver", () => {
     assert.deepEqual(c.securityContext.capabilities.drop, ["ALL"]);
     assert.deepEqual(
       c.ports.map((x: { name: string; containerPort: number }) => [x.name, x.containerPort]),
-      [["smtp", 25], ["smtps", 465], ["submission", 587], ["admin", 8080]],
+      [
+        ["smtp", 25],
+        ["smtps", 465],
+        ["submission", 587],
+        ["admin", 8080],
+      ],
     );
-    const sources = pod.volumes.find((v: { name: string }) => v.name === "config").projected.sources as Record<string, { name: string; items: { key: string; path: string }[] }>[];
-    const paths = sources.flatMap((s) => Object.values(s)[0]!.items.map((i) => `${Object.values(s)[0]!.name}:${i.key}->${i.path}`));
+    const sources = pod.volumes.find((v: { name: string }) => v.name === "config").projected
+      .sources as Record<string, { name: string; items: { key: string; path: string }[] }>[];
+    const paths = sources.flatMap((s) =>
+      Object.values(s)[0]!.items.map((i) => `${Object.values(s)[0]!.name}:${i.key}->${i.path}`),
+    );
     assert.deepEqual(paths, [
       "edge-config:config.json->config.json",
       "edge-tls:tls.crt->tls/tls.crt",
@@ -153,7 +199,10 @@ describe("operator reconciles against a real apiserver", () => {
     assert.equal(sts.metadata.ownerReferences?.[0]?.kind, "MailRelay");
 
     const svc = (await get(R.Service, "edge"))!;
-    assert.deepEqual(svc.spec.ports.map((x: { port: number }) => x.port), [25, 465, 587]);
+    assert.deepEqual(
+      svc.spec.ports.map((x: { port: number }) => x.port),
+      [25, 465, 587],
+    );
     const sa = (await get(R.ServiceAccount, "edge"))!;
     assert.equal(sa.automountServiceAccountToken, false);
     const np = (await get(R.NetworkPolicy, "edge"))!;
@@ -163,7 +212,11 @@ describe("operator reconciles against a real apiserver", () => {
 
     const cert = (await get(R.Certificate, "edge-tls"))!;
     assert.deepEqual(cert.spec.dnsNames, ["relay.example.com"]);
-    assert.deepEqual(cert.spec.issuerRef, { name: "corp-ca", kind: "ClusterIssuer", group: "cert-manager.io" });
+    assert.deepEqual(cert.spec.issuerRef, {
+      name: "corp-ca",
+      kind: "ClusterIssuer",
+      group: "cert-manager.io",
+    });
     assert.equal(cert.spec.secretName, "edge-tls");
 
     const pol = await waitFor("policy Accepted", async () => {
@@ -192,16 +245,24 @@ describe("operator reconciles against a real apiserver", () => {
     const snapshot = async () => {
       const out: Record<string, string | undefined> = {};
       for (const [r, n] of [
-        [R.StatefulSet, "edge"], [R.Service, "edge"], [R.ConfigMap, "edge-config"], [R.ServiceAccount, "edge"],
-        [R.PodDisruptionBudget, "edge"], [R.NetworkPolicy, "edge"], [R.Certificate, "edge-tls"],
-        [R.MailRelay, "edge"], [R.MailDomainPolicy, "partner-lab"], [R.RelayCredential, "partner-login"],
+        [R.StatefulSet, "edge"],
+        [R.Service, "edge"],
+        [R.ConfigMap, "edge-config"],
+        [R.ServiceAccount, "edge"],
+        [R.PodDisruptionBudget, "edge"],
+        [R.NetworkPolicy, "edge"],
+        [R.Certificate, "edge-tls"],
+        [R.MailRelay, "edge"],
+        [R.MailDomainPolicy, "partner-lab"],
+        [R.RelayCredential, "partner-login"],
       ] as const)
         out[`${r.kind}/${n}`] = (await get(r, n))?.metadata.resourceVersion;
       return out;
     };
     const before = await snapshot();
     let writes = 0;
-    const count = (i: { method: string; status: number }) => void (i.method !== "GET" && i.status < 300 && writes++);
+    const count = (i: { method: string; status: number }) =>
+      void (i.method !== "GET" && i.status < 300 && writes++);
     op.client.listeners.add(count);
     op.resync();
     await op.waitIdle();
@@ -213,17 +274,32 @@ describe("operator reconciles against a real apiserver", () => {
   });
 
   it("updates the ConfigMap and observedGeneration when a policy's mode changes, without a restart", async () => {
-    const restartBefore = (await get(R.StatefulSet, "edge"))!.spec.template.metadata.annotations["sealpost.dev/restart-hash"];
-    await admin.mergePatch(R.MailDomainPolicy, NS, "partner-lab", { spec: { outbound: { tls: { mode: "required", caBundle: null, matchNames: null } } } });
-    await waitFor("mode required in config", async () => ((await config())?.policies[0]?.outbound.tls.mode === "required" ? true : undefined));
-    await waitFor("observedGeneration 2", async () => ((await get(R.MailDomainPolicy, "partner-lab"))?.status?.observedGeneration === 2 ? true : undefined));
+    const restartBefore = (await get(R.StatefulSet, "edge"))!.spec.template.metadata.annotations[
+      "sealpost.dev/restart-hash"
+    ];
+    await admin.mergePatch(R.MailDomainPolicy, NS, "partner-lab", {
+      spec: { outbound: { tls: { mode: "required", caBundle: null, matchNames: null } } },
+    });
+    await waitFor("mode required in config", async () =>
+      (await config())?.policies[0]?.outbound.tls.mode === "required" ? true : undefined,
+    );
+    await waitFor("observedGeneration 2", async () =>
+      (await get(R.MailDomainPolicy, "partner-lab"))?.status?.observedGeneration === 2 ? true : undefined,
+    );
     const sts = (await get(R.StatefulSet, "edge"))!;
-    assert.equal(sts.spec.template.metadata.annotations["sealpost.dev/restart-hash"], restartBefore, "policy changes hot-reload");
+    assert.equal(
+      sts.spec.template.metadata.annotations["sealpost.dev/restart-hash"],
+      restartBefore,
+      "policy changes hot-reload",
+    );
   });
 
   it("reports a domain conflict on both policies, leaves both out, and recovers when one goes", async () => {
     await apply(policy("partner-dup", { domains: ["partner.example"], outbound: { tls: { mode: "none" } } }));
-    for (const [name, other] of [["partner-lab", "mail/partner-dup"], ["partner-dup", "mail/partner-lab"]]) {
+    for (const [name, other] of [
+      ["partner-lab", "mail/partner-dup"],
+      ["partner-dup", "mail/partner-lab"],
+    ]) {
       const o = await waitFor(`${name} DomainConflict`, async () => {
         const x = await get(R.MailDomainPolicy, name!);
         return cond(x, "Ready")?.reason === "DomainConflict" ? x : undefined;
@@ -238,14 +314,30 @@ describe("operator reconciles against a real apiserver", () => {
     });
     assert.match(cond(relay, "Degraded")!.message, /partner-dup/);
     await admin.delete(R.MailDomainPolicy, NS, "partner-dup");
-    await waitFor("partner-lab back", async () => ((await policyNames()).includes("mail/partner-lab") ? true : undefined));
-    await waitFor("conflict cleared", async () => (cond(await get(R.MailDomainPolicy, "partner-lab"), "Accepted")?.status === "True" ? true : undefined));
+    await waitFor("partner-lab back", async () =>
+      (await policyNames()).includes("mail/partner-lab") ? true : undefined,
+    );
+    await waitFor("conflict cleared", async () =>
+      cond(await get(R.MailDomainPolicy, "partner-lab"), "Accepted")?.status === "True" ? true : undefined,
+    );
   });
 
   it("names a missing Secret key and picks the policy up once the key appears", async () => {
     await apply(secret("partner2-login", { user: "x" }));
-    await apply(credential("partner2-login", { type: "password", usage: "outbound", username: "u", passwordSecretRef: { name: "partner2-login", key: "password" } }));
-    await apply(policy("partner2", { domains: ["partner2.example"], outbound: { tls: { mode: "required" }, auth: { credentialRef: { name: "partner2-login" } } } }));
+    await apply(
+      credential("partner2-login", {
+        type: "password",
+        usage: "outbound",
+        username: "u",
+        passwordSecretRef: { name: "partner2-login", key: "password" },
+      }),
+    );
+    await apply(
+      policy("partner2", {
+        domains: ["partner2.example"],
+        outbound: { tls: { mode: "required" }, auth: { credentialRef: { name: "partner2-login" } } },
+      }),
+    );
     const o = await waitFor("MissingReference", async () => {
       const x = await get(R.MailDomainPolicy, "partner2");
       return cond(x, "Accepted")?.reason === "MissingReference" ? x : undefined;
@@ -254,31 +346,69 @@ describe("operator reconciles against a real apiserver", () => {
     assert.equal(cond(o, "Ready")!.reason, "MissingReference");
     assert.ok(!(await policyNames()).includes("mail/partner2"));
     await apply(secret("partner2-login", { user: "x", password: "pw" }));
-    await waitFor("partner2 compiled in", async () => ((await policyNames()).includes("mail/partner2") ? true : undefined));
-    await waitFor("partner2 Accepted", async () => (cond(await get(R.MailDomainPolicy, "partner2"), "Accepted")?.status === "True" ? true : undefined));
+    await waitFor("partner2 compiled in", async () =>
+      (await policyNames()).includes("mail/partner2") ? true : undefined,
+    );
+    await waitFor("partner2 Accepted", async () =>
+      cond(await get(R.MailDomainPolicy, "partner2"), "Accepted")?.status === "True" ? true : undefined,
+    );
   });
 
   it("rejects a credential of the wrong type (InvalidReference) until the reference is fixed", async () => {
     await apply(secret("client-cert", { "tls.crt": "c", "tls.key": "k" }, "kubernetes.io/tls"));
-    await apply(credential("client-cert", { type: "clientCertificate", usage: "outbound", secretRef: { name: "client-cert" } }));
-    await apply(policy("partner3", { domains: ["partner3.example"], outbound: { tls: { mode: "required" }, auth: { credentialRef: { name: "client-cert" } } } }));
+    await apply(
+      credential("client-cert", {
+        type: "clientCertificate",
+        usage: "outbound",
+        secretRef: { name: "client-cert" },
+      }),
+    );
+    await apply(
+      policy("partner3", {
+        domains: ["partner3.example"],
+        outbound: { tls: { mode: "required" }, auth: { credentialRef: { name: "client-cert" } } },
+      }),
+    );
     const o = await waitFor("InvalidReference", async () => {
       const x = await get(R.MailDomainPolicy, "partner3");
       return cond(x, "Accepted")?.reason === "InvalidReference" ? x : undefined;
     });
-    assert.match(cond(o, "Accepted")!.message, /RelayCredential mail\/client-cert is type clientCertificate usage outbound; outbound\.auth\.credentialRef needs type password usage outbound/);
-    await admin.mergePatch(R.MailDomainPolicy, NS, "partner3", { spec: { outbound: { auth: { credentialRef: { name: "partner-login" } } } } });
-    await waitFor("partner3 Accepted", async () => (cond(await get(R.MailDomainPolicy, "partner3"), "Accepted")?.status === "True" ? true : undefined));
+    assert.match(
+      cond(o, "Accepted")!.message,
+      /RelayCredential mail\/client-cert is type clientCertificate usage outbound; outbound\.auth\.credentialRef needs type password usage outbound/,
+    );
+    await admin.mergePatch(R.MailDomainPolicy, NS, "partner3", {
+      spec: { outbound: { auth: { credentialRef: { name: "partner-login" } } } },
+    });
+    await waitFor("partner3 Accepted", async () =>
+      cond(await get(R.MailDomainPolicy, "partner3"), "Accepted")?.status === "True" ? true : undefined,
+    );
     assert.ok((await policyNames()).includes("mail/partner3"));
   });
 
   it("restores a field it owns that someone else changed, and leaves foreign fields alone", async () => {
-    await admin.mergePatch(R.StatefulSet, NS, "edge", { spec: { replicas: 5 }, metadata: { annotations: { "example.com/owner": "team-mail" } } }, { fieldManager: "kubectl-edit" });
-    await waitFor("replicas restored", async () => ((await get(R.StatefulSet, "edge"))?.spec.replicas === 2 ? true : undefined));
+    await admin.mergePatch(
+      R.StatefulSet,
+      NS,
+      "edge",
+      { spec: { replicas: 5 }, metadata: { annotations: { "example.com/owner": "team-mail" } } },
+      { fieldManager: "kubectl-edit" },
+    );
+    await waitFor("replicas restored", async () =>
+      (await get(R.StatefulSet, "edge"))?.spec.replicas === 2 ? true : undefined,
+    );
     const sts = (await get(R.StatefulSet, "edge"))!;
     assert.equal(sts.metadata.annotations?.["example.com/owner"], "team-mail");
-    await admin.mergePatch(R.ConfigMap, NS, "edge-config", { data: { "config.json": "{}" } }, { fieldManager: "kubectl-edit" });
-    await waitFor("config restored", async () => ((await config().catch(() => undefined))?.relay === "mail/edge" ? true : undefined));
+    await admin.mergePatch(
+      R.ConfigMap,
+      NS,
+      "edge-config",
+      { data: { "config.json": "{}" } },
+      { fieldManager: "kubectl-edit" },
+    );
+    await waitFor("config restored", async () =>
+      (await config().catch(() => undefined))?.relay === "mail/edge" ? true : undefined,
+    );
   });
 
   it("sets Enforced once every ready relay pod reports the config hash", async () => {
@@ -289,10 +419,20 @@ describe("operator reconciles against a real apiserver", () => {
       await admin.create<Obj>({
         apiVersion: "v1",
         kind: "Pod",
-        metadata: { name: n, namespace: NS, labels: { "app.kubernetes.io/name": "sealpost-relay", "sealpost.dev/relay": "edge" } },
+        metadata: {
+          name: n,
+          namespace: NS,
+          labels: { "app.kubernetes.io/name": "sealpost-relay", "sealpost.dev/relay": "edge" },
+        },
         spec: { containers: [{ name: "relay", image: "x" }] },
       });
-      await admin.mergePatch(R.Pod, NS, n, { status: { podIP: "127.0.0.1", conditions: [{ type: "Ready", status: "True" }] } }, { subresource: "status" });
+      await admin.mergePatch(
+        R.Pod,
+        NS,
+        n,
+        { status: { podIP: "127.0.0.1", conditions: [{ type: "Ready", status: "True" }] } },
+        { subresource: "status" },
+      );
     }
     const pending = await waitFor("Enforced Pending for edge-1", async () => {
       const x = await get(R.MailDomainPolicy, "partner-lab");
@@ -307,25 +447,41 @@ describe("operator reconciles against a real apiserver", () => {
       return cond(x, "Enforced")?.status === "True" ? x : undefined;
     });
     assert.equal(cond(done, "Ready")?.status, "True");
-    await waitFor("relay Enforced", async () => (cond(await get(R.MailRelay, "edge"), "Enforced")?.status === "True" ? true : undefined));
+    await waitFor("relay Enforced", async () =>
+      cond(await get(R.MailRelay, "edge"), "Enforced")?.status === "True" ? true : undefined,
+    );
   });
 
   it("removes a deleted policy from the relay config", async () => {
     await admin.delete(R.MailDomainPolicy, NS, "partner3");
-    await waitFor("partner3 gone from config", async () => (!(await policyNames()).includes("mail/partner3") ? true : undefined));
+    await waitFor("partner3 gone from config", async () =>
+      !(await policyNames()).includes("mail/partner3") ? true : undefined,
+    );
   });
 
   it("garbage-collects the relay's objects when the MailRelay is deleted", async () => {
     await admin.delete(R.MailRelay, NS, "edge");
-    for (const [r, n] of [[R.StatefulSet, "edge"], [R.Service, "edge"], [R.ConfigMap, "edge-config"], [R.ServiceAccount, "edge"], [R.PodDisruptionBudget, "edge"], [R.NetworkPolicy, "edge"], [R.Certificate, "edge-tls"]] as const) {
-      await waitFor(`${r.kind} ${n} deleted`, async () => {
-        try {
-          await admin.get(r, NS, n);
-          return undefined;
-        } catch (e) {
-          return isNotFound(e) ? true : undefined;
-        }
-      }, 60_000);
+    for (const [r, n] of [
+      [R.StatefulSet, "edge"],
+      [R.Service, "edge"],
+      [R.ConfigMap, "edge-config"],
+      [R.ServiceAccount, "edge"],
+      [R.PodDisruptionBudget, "edge"],
+      [R.NetworkPolicy, "edge"],
+      [R.Certificate, "edge-tls"],
+    ] as const) {
+      await waitFor(
+        `${r.kind} ${n} deleted`,
+        async () => {
+          try {
+            await admin.get(r, NS, n);
+            return undefined;
+          } catch (e) {
+            return isNotFound(e) ? true : undefined;
+          }
+        },
+        60_000,
+      );
     }
   });
 });

@@ -36,7 +36,9 @@ export function certManagerCrdFiles(): string[] {
 
 export async function ensureNamespace(client: KubeClient, name: string): Promise<void> {
   await client
-    .request("POST", "/api/v1/namespaces", { body: { apiVersion: "v1", kind: "Namespace", metadata: { name } } })
+    .request("POST", "/api/v1/namespaces", {
+      body: { apiVersion: "v1", kind: "Namespace", metadata: { name } },
+    })
     .catch((e: { code?: number }) => {
       if (e.code !== 409) throw e;
     });
@@ -46,29 +48,47 @@ export async function ensureNamespace(client: KubeClient, name: string): Promise
  * A kubeconfig for the operator's ServiceAccount, bound to operator/rbac.ts's rules (cluster-wide) and
  * the leader-election Role in OPERATOR_NS. Returns it as an object and as a file.
  */
-export async function operatorIdentity(cp: ControlPlane): Promise<{ kubeConfig: k8s.KubeConfig; kubeconfigPath: string }> {
+export async function operatorIdentity(
+  cp: ControlPlane,
+): Promise<{ kubeConfig: k8s.KubeConfig; kubeconfigPath: string }> {
   const admin = new KubeClient(cp.kubeConfig);
   await ensureNamespace(admin, OPERATOR_NS);
-  const post = (path: string, body: unknown) => admin.request("POST", path, { body }).catch((e: { code?: number }) => {
-    if (e.code !== 409) throw e;
+  const post = (path: string, body: unknown) =>
+    admin.request("POST", path, { body }).catch((e: { code?: number }) => {
+      if (e.code !== 409) throw e;
+    });
+  await post(`/api/v1/namespaces/${OPERATOR_NS}/serviceaccounts`, {
+    metadata: { name: "sealpost-operator" },
   });
-  await post(`/api/v1/namespaces/${OPERATOR_NS}/serviceaccounts`, { metadata: { name: "sealpost-operator" } });
   await post("/apis/rbac.authorization.k8s.io/v1/clusterroles", operatorClusterRole());
   await post("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
     metadata: { name: "sealpost-operator" },
     roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "sealpost-operator" },
     subjects: [{ kind: "ServiceAccount", name: "sealpost-operator", namespace: OPERATOR_NS }],
   });
-  await post(`/apis/rbac.authorization.k8s.io/v1/namespaces/${OPERATOR_NS}/roles`, operatorLeaderElectionRole(OPERATOR_NS));
+  await post(
+    `/apis/rbac.authorization.k8s.io/v1/namespaces/${OPERATOR_NS}/roles`,
+    operatorLeaderElectionRole(OPERATOR_NS),
+  );
   await post(`/apis/rbac.authorization.k8s.io/v1/namespaces/${OPERATOR_NS}/rolebindings`, {
     metadata: { name: "sealpost-operator-leader-election" },
-    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "sealpost-operator-leader-election" },
+    roleRef: {
+      apiGroup: "rbac.authorization.k8s.io",
+      kind: "Role",
+      name: "sealpost-operator-leader-election",
+    },
     subjects: [{ kind: "ServiceAccount", name: "sealpost-operator", namespace: OPERATOR_NS }],
   });
   const tr = await admin.request<{ status: { token: string } }>(
     "POST",
     `/api/v1/namespaces/${OPERATOR_NS}/serviceaccounts/sealpost-operator/token`,
-    { body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 7200 } } },
+    {
+      body: {
+        apiVersion: "authentication.k8s.io/v1",
+        kind: "TokenRequest",
+        spec: { expirationSeconds: 7200 },
+      },
+    },
   );
   const cluster = cp.kubeConfig.getCurrentCluster()!;
   const yaml = `apiVersion: v1
@@ -100,7 +120,10 @@ export const testSettings: OperatorOptions["settings"] = {
 };
 
 /** An in-process operator (no leader election) that reconciles right away. */
-export async function startOperator(kubeConfig: k8s.KubeConfig, opts: Partial<OperatorOptions> = {}): Promise<Operator> {
+export async function startOperator(
+  kubeConfig: k8s.KubeConfig,
+  opts: Partial<OperatorOptions> = {},
+): Promise<Operator> {
   const op = new Operator({
     kubeConfig,
     settings: testSettings,

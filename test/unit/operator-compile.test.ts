@@ -4,7 +4,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { MailRelay, type MailDomainPolicy, type RelayCredential } from "../../api/v1alpha1/index.js";
-import { compileRelayConfig, findConflicts, policyReferences, type ClusterView } from "../../operator/compile/relay-config.js";
+import {
+  compileRelayConfig,
+  findConflicts,
+  policyReferences,
+  type ClusterView,
+} from "../../operator/compile/relay-config.js";
 import { renderInput } from "../../operator/reconcilers/mailrelay.js";
 import { renderRelayObjects } from "../../operator/render/index.js";
 import { renderServerCertificate } from "../../operator/render/certificate.js";
@@ -19,13 +24,20 @@ const relay = (spec: Record<string, unknown> = {}) =>
     spec: {
       hostname: "relay.example.com",
       certificate: { issuerRef: { kind: "ClusterIssuer", name: "corp-ca" } },
-      inbound: { relayFrom: ["10.0.0.0/8"], localDomains: ["example.com"], internalNextHop: { host: "exchange.mail.svc" } },
+      inbound: {
+        relayFrom: ["10.0.0.0/8"],
+        localDomains: ["example.com"],
+        internalNextHop: { host: "exchange.mail.svc" },
+      },
       policySelector: { matchLabels: { relay: "edge" } },
       ...spec,
     },
   });
 
-const policy = (name: string, spec: Partial<MailDomainPolicy["spec"]> & { domains: string[] }): MailDomainPolicy => ({
+const policy = (
+  name: string,
+  spec: Partial<MailDomainPolicy["spec"]> & { domains: string[] },
+): MailDomainPolicy => ({
   apiVersion: "sealpost.dev/v1alpha1",
   kind: "MailDomainPolicy",
   metadata: { name, namespace: "mail", labels: { relay: "edge" } },
@@ -39,30 +51,56 @@ const cred = (name: string, spec: RelayCredential["spec"]): RelayCredential => (
   spec,
 });
 
-function view(opts: { secrets?: Record<string, string[] | { type: string; keys: string[] }>; configMaps?: Record<string, string[]>; credentials?: RelayCredential[] } = {}): ClusterView {
+function view(
+  opts: {
+    secrets?: Record<string, string[] | { type: string; keys: string[] }>;
+    configMaps?: Record<string, string[]>;
+    credentials?: RelayCredential[];
+  } = {},
+): ClusterView {
   return {
     secrets: new Map(
-      Object.entries(opts.secrets ?? {}).map(([n, v]) => [n, Array.isArray(v) ? { type: "Opaque", keys: new Set(v) } : { type: v.type, keys: new Set(v.keys) }]),
+      Object.entries(opts.secrets ?? {}).map(([n, v]) => [
+        n,
+        Array.isArray(v) ? { type: "Opaque", keys: new Set(v) } : { type: v.type, keys: new Set(v.keys) },
+      ]),
     ),
     configMaps: new Map(Object.entries(opts.configMaps ?? {}).map(([n, v]) => [n, new Set(v)])),
     credentials: new Map((opts.credentials ?? []).map((c) => [c.metadata.name!, c])),
   };
 }
 
-const login = cred("partner-login", { type: "password", usage: "outbound", username: "relay-edge", passwordSecretRef: { name: "partner-login", key: "password" } });
+const login = cred("partner-login", {
+  type: "password",
+  usage: "outbound",
+  username: "relay-edge",
+  passwordSecretRef: { name: "partner-login", key: "password" },
+});
 
 describe("compile", () => {
   it("compiles a relay with a fully referenced policy into a valid RelayConfig", () => {
     const p = policy("partner-lab", {
       domains: ["partner.example", "*.partner.example"],
       outbound: {
-        tls: { mode: "verify", caBundle: { configMapRef: { name: "partner-ca", key: "ca.crt" } }, matchNames: ["mx.partner.example"] },
+        tls: {
+          mode: "verify",
+          caBundle: { configMapRef: { name: "partner-ca", key: "ca.crt" } },
+          matchNames: ["mx.partner.example"],
+        },
         auth: { credentialRef: { name: "partner-login" } },
         nextHop: { host: "smtp.partner.example", port: 2525 },
       },
       inbound: { hosts: ["203.0.113.0/24"], require: "tls" },
     });
-    const r = compileRelayConfig(relay(), [p], view({ secrets: { "partner-login": ["password"] }, configMaps: { "partner-ca": ["ca.crt"] }, credentials: [login] }));
+    const r = compileRelayConfig(
+      relay(),
+      [p],
+      view({
+        secrets: { "partner-login": ["password"] },
+        configMaps: { "partner-ca": ["ca.crt"] },
+        credentials: [login],
+      }),
+    );
     assert.deepEqual(r.included, ["mail/partner-lab"]);
     assert.equal(r.problems.size, 0);
     RelayConfig.parse(JSON.parse(r.json));
@@ -84,7 +122,10 @@ describe("compile", () => {
   it("is deterministic: input order does not change the config or its hash", () => {
     const a = policy("a", { domains: ["a.example"] });
     const b = policy("b", { domains: ["b.example"] });
-    assert.equal(compileRelayConfig(relay(), [a, b], view()).hash, compileRelayConfig(relay(), [b, a], view()).hash);
+    assert.equal(
+      compileRelayConfig(relay(), [a, b], view()).hash,
+      compileRelayConfig(relay(), [b, a], view()).hash,
+    );
   });
 
   it("leaves out both policies of a domain conflict, each naming the other; different specificity is no conflict", () => {
@@ -100,36 +141,82 @@ describe("compile", () => {
   });
 
   it("names exactly what is missing", () => {
-    const p = policy("p", { domains: ["p.example"], outbound: { tls: { mode: "required" }, auth: { credentialRef: { name: "partner-login" } } } });
-    const missingKey = compileRelayConfig(relay(), [p], view({ secrets: { "partner-login": ["user"] }, credentials: [login] }));
-    assert.deepEqual(missingKey.problems.get("mail/p"), [{ reason: "MissingReference", message: 'Secret mail/partner-login key "password" not found' }]);
+    const p = policy("p", {
+      domains: ["p.example"],
+      outbound: { tls: { mode: "required" }, auth: { credentialRef: { name: "partner-login" } } },
+    });
+    const missingKey = compileRelayConfig(
+      relay(),
+      [p],
+      view({ secrets: { "partner-login": ["user"] }, credentials: [login] }),
+    );
+    assert.deepEqual(missingKey.problems.get("mail/p"), [
+      { reason: "MissingReference", message: 'Secret mail/partner-login key "password" not found' },
+    ]);
     const missingSecret = compileRelayConfig(relay(), [p], view({ credentials: [login] }));
     assert.equal(missingSecret.problems.get("mail/p")![0]!.message, "Secret mail/partner-login not found");
     const missingCred = compileRelayConfig(relay(), [p], view());
-    assert.equal(missingCred.problems.get("mail/p")![0]!.message, "RelayCredential mail/partner-login not found");
-    const ca = policy("ca", { domains: ["ca.example"], outbound: { tls: { mode: "verify", caBundle: { configMapRef: { name: "cas", key: "ca.crt" } } } } });
-    assert.equal(compileRelayConfig(relay(), [ca], view()).problems.get("mail/ca")![0]!.message, "ConfigMap mail/cas not found");
+    assert.equal(
+      missingCred.problems.get("mail/p")![0]!.message,
+      "RelayCredential mail/partner-login not found",
+    );
+    const ca = policy("ca", {
+      domains: ["ca.example"],
+      outbound: { tls: { mode: "verify", caBundle: { configMapRef: { name: "cas", key: "ca.crt" } } } },
+    });
+    assert.equal(
+      compileRelayConfig(relay(), [ca], view()).problems.get("mail/ca")![0]!.message,
+      "ConfigMap mail/cas not found",
+    );
     assert.deepEqual(missingKey.included, []);
   });
 
   it("rejects a credential of the wrong type or usage", () => {
     const cc = cred("cc", { type: "clientCertificate", usage: "outbound", secretRef: { name: "cc" } });
-    const inbound = cred("in", { type: "password", usage: "inbound", username: "u", passwordSecretRef: { name: "in", key: "password" } });
-    const v = view({ secrets: { cc: { type: "kubernetes.io/tls", keys: ["tls.crt", "tls.key"] }, in: ["password"] }, credentials: [cc, inbound] });
-    const wrongType = policy("t", { domains: ["t.example"], outbound: { tls: { mode: "required" }, auth: { credentialRef: { name: "cc" } } } });
-    const wrongUsage = policy("u", { domains: ["u.example"], outbound: { tls: { mode: "required" }, auth: { credentialRef: { name: "in" } } } });
+    const inbound = cred("in", {
+      type: "password",
+      usage: "inbound",
+      username: "u",
+      passwordSecretRef: { name: "in", key: "password" },
+    });
+    const v = view({
+      secrets: { cc: { type: "kubernetes.io/tls", keys: ["tls.crt", "tls.key"] }, in: ["password"] },
+      credentials: [cc, inbound],
+    });
+    const wrongType = policy("t", {
+      domains: ["t.example"],
+      outbound: { tls: { mode: "required" }, auth: { credentialRef: { name: "cc" } } },
+    });
+    const wrongUsage = policy("u", {
+      domains: ["u.example"],
+      outbound: { tls: { mode: "required" }, auth: { credentialRef: { name: "in" } } },
+    });
     const r = compileRelayConfig(relay(), [wrongType, wrongUsage], v);
     assert.equal(r.problems.get("mail/t")![0]!.reason, "InvalidReference");
     assert.equal(r.problems.get("mail/u")![0]!.reason, "InvalidReference");
-    const ok = policy("ok", { domains: ["ok.example"], outbound: { tls: { mode: "required", clientCertificateRef: { name: "cc" } } } });
+    const ok = policy("ok", {
+      domains: ["ok.example"],
+      outbound: { tls: { mode: "required", clientCertificateRef: { name: "cc" } } },
+    });
     const r2 = compileRelayConfig(relay(), [ok], v);
-    assert.deepEqual(r2.config.credentials.cc, { type: "clientCertificate", usage: "outbound", certFile: "secrets/cc/tls.crt", keyFile: "secrets/cc/tls.key" });
+    assert.deepEqual(r2.config.credentials.cc, {
+      type: "clientCertificate",
+      usage: "outbound",
+      certFile: "secrets/cc/tls.crt",
+      keyFile: "secrets/cc/tls.key",
+    });
     const opaque = view({ secrets: { cc: ["tls.crt", "tls.key"] }, credentials: [cc] });
-    assert.match(compileRelayConfig(relay(), [ok], opaque).problems.get("mail/ok")![0]!.message, /not kubernetes.io\/tls/);
+    assert.match(
+      compileRelayConfig(relay(), [ok], opaque).problems.get("mail/ok")![0]!.message,
+      /not kubernetes.io\/tls/,
+    );
   });
 
   it("turns the catch-all policy into defaultOutbound", () => {
-    const star = policy("all", { domains: ["*"], outbound: { tls: { mode: "required", minVersion: "TLSv1.3" } } });
+    const star = policy("all", {
+      domains: ["*"],
+      outbound: { tls: { mode: "required", minVersion: "TLSv1.3" } },
+    });
     const r = compileRelayConfig(relay(), [star], view());
     assert.equal(r.config.defaultOutbound.tls.mode, "required");
     assert.equal(r.config.defaultOutbound.tls.minVersion, "TLSv1.3");
@@ -139,15 +226,29 @@ describe("compile", () => {
 
   it("changes the restart hash for listener changes only", () => {
     const base = compileRelayConfig(relay(), [policy("a", { domains: ["a.example"] })], view());
-    const mode = compileRelayConfig(relay(), [policy("a", { domains: ["a.example"], outbound: { tls: { mode: "none" } } })], view());
-    const port = compileRelayConfig(relay({ listeners: { smtp: { port: 2525 } } }), [policy("a", { domains: ["a.example"] })], view());
+    const mode = compileRelayConfig(
+      relay(),
+      [policy("a", { domains: ["a.example"], outbound: { tls: { mode: "none" } } })],
+      view(),
+    );
+    const port = compileRelayConfig(
+      relay({ listeners: { smtp: { port: 2525 } } }),
+      [policy("a", { domains: ["a.example"] })],
+      view(),
+    );
     assert.notEqual(base.hash, mode.hash);
     assert.equal(base.restartHash, mode.restartHash);
     assert.notEqual(base.restartHash, port.restartHash);
   });
 
   it("lists a policy's references (Secrets through its credentials too)", () => {
-    const p = policy("p", { domains: ["p.example"], outbound: { tls: { mode: "verify", caBundle: { secretRef: { name: "ca", key: "ca.crt" } } }, auth: { credentialRef: { name: "partner-login" } } } });
+    const p = policy("p", {
+      domains: ["p.example"],
+      outbound: {
+        tls: { mode: "verify", caBundle: { secretRef: { name: "ca", key: "ca.crt" } } },
+        auth: { credentialRef: { name: "partner-login" } },
+      },
+    });
     const refs = policyReferences(p, new Map([["partner-login", login]]));
     assert.deepEqual([...refs.secrets].sort(), ["ca", "partner-login"]);
     assert.deepEqual([...refs.credentials], ["partner-login"]);
@@ -155,18 +256,38 @@ describe("compile", () => {
 });
 
 describe("render", () => {
-  const settings = { image: "img:1", operatorNamespace: "sealpost-system", operatorPodLabels: { "app.kubernetes.io/name": "sealpost-operator" } };
+  const settings = {
+    image: "img:1",
+    operatorNamespace: "sealpost-system",
+    operatorPodLabels: { "app.kubernetes.io/name": "sealpost-operator" },
+  };
   const r = relay();
-  const owner = { apiVersion: "sealpost.dev/v1alpha1", kind: "MailRelay", name: "edge", namespace: "mail", uid: "u1" };
+  const owner = {
+    apiVersion: "sealpost.dev/v1alpha1",
+    kind: "MailRelay",
+    name: "edge",
+    namespace: "mail",
+    uid: "u1",
+  };
   const compiled = compileRelayConfig(r, [], view());
   const objs = renderRelayObjects(renderInput(r, owner, compiled, { settings }, "10Gi"));
   const byKind = (k: string) => objs.find((o) => o.kind === k) as KubeObject & { spec: any };
 
   it("renders every object with a controller owner reference", () => {
-    assert.deepEqual(objs.map((o) => o.kind), ["ServiceAccount", "ConfigMap", "Service", "StatefulSet", "PodDisruptionBudget", "NetworkPolicy"]);
+    assert.deepEqual(
+      objs.map((o) => o.kind),
+      ["ServiceAccount", "ConfigMap", "Service", "StatefulSet", "PodDisruptionBudget", "NetworkPolicy"],
+    );
     for (const o of objs)
       assert.deepEqual(o.metadata.ownerReferences, [
-        { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, uid: owner.uid, controller: true, blockOwnerDeletion: true },
+        {
+          apiVersion: owner.apiVersion,
+          kind: owner.kind,
+          name: owner.name,
+          uid: owner.uid,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
       ]);
   });
 
@@ -180,21 +301,31 @@ describe("render", () => {
     assert.equal(c.securityContext.allowPrivilegeEscalation, false);
     assert.equal(c.securityContext.seccompProfile.type, "RuntimeDefault");
     assert.deepEqual(c.args, ["relay", "--config", "/etc/sealpost"]);
-    assert.equal(byKind("StatefulSet").spec.template.metadata.annotations["sealpost.dev/restart-hash"], compiled.restartHash);
+    assert.equal(
+      byKind("StatefulSet").spec.template.metadata.annotations["sealpost.dev/restart-hash"],
+      compiled.restartHash,
+    );
   });
 
   it("leaves disabled listeners out of the Service, the pod and the NetworkPolicy", () => {
     const r2 = relay({ listeners: { smtps: { enabled: false } } });
-    const o2 = renderRelayObjects(renderInput(r2, owner, compileRelayConfig(r2, [], view()), { settings }, "10Gi"));
+    const o2 = renderRelayObjects(
+      renderInput(r2, owner, compileRelayConfig(r2, [], view()), { settings }, "10Gi"),
+    );
     const svc = o2.find((o) => o.kind === "Service") as KubeObject & { spec: { ports: { port: number }[] } };
-    assert.deepEqual(svc.spec.ports.map((p) => p.port), [25, 587]);
+    assert.deepEqual(
+      svc.spec.ports.map((p) => p.port),
+      [25, 587],
+    );
   });
 
   it("allows the admin port only from the operator's pods", () => {
     const np = byKind("NetworkPolicy").spec;
     const admin = np.ingress.find((i: { from?: unknown }) => i.from);
     assert.deepEqual(admin.ports, [{ protocol: "TCP", port: 8080 }]);
-    assert.deepEqual(admin.from[0].namespaceSelector.matchLabels, { "kubernetes.io/metadata.name": "sealpost-system" });
+    assert.deepEqual(admin.from[0].namespaceSelector.matchLabels, {
+      "kubernetes.io/metadata.name": "sealpost-system",
+    });
   });
 
   it("renders the server Certificate from the issuerRef", () => {

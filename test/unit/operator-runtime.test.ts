@@ -3,7 +3,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { backoffDelay, WorkQueue } from "../../operator/runtime/workqueue.js";
-import { jsonEqual, kubeTime, mergeConditions, transitions, type Condition } from "../../operator/runtime/conditions.js";
+import {
+  jsonEqual,
+  kubeTime,
+  mergeConditions,
+  transitions,
+  type Condition,
+} from "../../operator/runtime/conditions.js";
 import { selectorMatches } from "../../operator/compile/selector.js";
 import { leaseDecision } from "../../operator/runtime/leader.js";
 import { microTime } from "../../operator/runtime/events.js";
@@ -121,9 +127,17 @@ describe("conditions", () => {
   const t0 = new Date("2025-01-01T00:00:00.123Z");
   const t1 = new Date("2025-01-01T01:00:00Z");
   it("keeps lastTransitionTime while the status stays, changes it when the status changes", () => {
-    const first = mergeConditions(undefined, [{ type: "Ready", status: "False", reason: "A", message: "a", observedGeneration: 1 }], t0);
+    const first = mergeConditions(
+      undefined,
+      [{ type: "Ready", status: "False", reason: "A", message: "a", observedGeneration: 1 }],
+      t0,
+    );
     assert.equal(first[0]!.lastTransitionTime, "2025-01-01T00:00:00Z");
-    const same = mergeConditions(first, [{ type: "Ready", status: "False", reason: "B", message: "b", observedGeneration: 2 }], t1);
+    const same = mergeConditions(
+      first,
+      [{ type: "Ready", status: "False", reason: "B", message: "b", observedGeneration: 2 }],
+      t1,
+    );
     assert.equal(same[0]!.lastTransitionTime, "2025-01-01T00:00:00Z");
     assert.equal(same[0]!.reason, "B");
     assert.equal(same[0]!.observedGeneration, 2);
@@ -132,7 +146,9 @@ describe("conditions", () => {
   });
 
   it("reports transitions of status or reason only", () => {
-    const a: Condition[] = [{ type: "Ready", status: "False", reason: "X", message: "m", lastTransitionTime: "t" }];
+    const a: Condition[] = [
+      { type: "Ready", status: "False", reason: "X", message: "m", lastTransitionTime: "t" },
+    ];
     assert.equal(transitions(a, [{ ...a[0]!, message: "other" }]).length, 0);
     assert.equal(transitions(a, [{ ...a[0]!, reason: "Y" }]).length, 1);
     assert.equal(transitions(undefined, a).length, 1);
@@ -156,8 +172,12 @@ describe("label selectors", () => {
     assert.ok(!selectorMatches({ matchLabels: { relay: "core" } }, labels));
     assert.ok(selectorMatches({}, labels), "empty selects all");
     assert.ok(!selectorMatches(undefined, labels), "absent selects none");
-    assert.ok(selectorMatches({ matchExpressions: [{ key: "tier", operator: "In", values: ["a", "b"] }] }, labels));
-    assert.ok(!selectorMatches({ matchExpressions: [{ key: "tier", operator: "NotIn", values: ["a"] }] }, labels));
+    assert.ok(
+      selectorMatches({ matchExpressions: [{ key: "tier", operator: "In", values: ["a", "b"] }] }, labels),
+    );
+    assert.ok(
+      !selectorMatches({ matchExpressions: [{ key: "tier", operator: "NotIn", values: ["a"] }] }, labels),
+    );
     assert.ok(selectorMatches({ matchExpressions: [{ key: "x", operator: "DoesNotExist" }] }, labels));
     assert.ok(!selectorMatches({ matchExpressions: [{ key: "x", operator: "Exists" }] }, labels));
   });
@@ -168,8 +188,14 @@ describe("lease decision", () => {
     assert.equal(leaseDecision({ holderIdentity: "me" }, "me", 0, 0, 15000), "renew");
     assert.equal(leaseDecision(undefined, "me", 0, 0, 15000), "acquire");
     assert.equal(leaseDecision({ holderIdentity: null }, "me", 0, 0, 15000), "acquire");
-    assert.equal(leaseDecision({ holderIdentity: "other", leaseDurationSeconds: 15 }, "me", 1000, 10_000, 15000), "wait");
-    assert.equal(leaseDecision({ holderIdentity: "other", leaseDurationSeconds: 15 }, "me", 1000, 16_000, 15000), "acquire");
+    assert.equal(
+      leaseDecision({ holderIdentity: "other", leaseDurationSeconds: 15 }, "me", 1000, 10_000, 15000),
+      "wait",
+    );
+    assert.equal(
+      leaseDecision({ holderIdentity: "other", leaseDurationSeconds: 15 }, "me", 1000, 16_000, 15000),
+      "acquire",
+    );
   });
 });
 

@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+// The image's single entry point (ENTRYPOINT ["node", "/app/dist/bin/sealpost.js"]):
+//   sealpost operator [flags]          the operator (operator/main.ts; `operator --help` lists flags)
+//   sealpost relay --config <dir>      a relay (relay/main.ts); the operator starts relay pods this way
+// Both main modules run on import and parse process.argv themselves, so the subcommand is taken off
+// argv before the module is loaded (dynamically: a relay never loads the operator's code, and back).
+const USAGE = `usage: sealpost <command> [flags]
+
+commands:
+  operator [flags]         run the operator (sealpost operator --help lists its flags)
+  relay --config <dir>     run a mail relay from the config directory the operator mounts
+`;
+
+const commands: Record<string, string> = {
+  operator: "../operator/main.js",
+  relay: "../relay/main.js",
+};
+
+const command = process.argv[2];
+if (command === "--help" || command === "-h" || command === "help") {
+  process.stdout.write(USAGE);
+} else if (command === undefined || !(command in commands)) {
+  process.stderr.write(command === undefined ? USAGE : `sealpost: unknown command "${command}"\n\n${USAGE}`);
+  process.exitCode = 2;
+} else {
+  // node:util parseArgs reads process.argv.slice(2): make that the subcommand's own arguments
+  process.argv.splice(2, 1);
+  await import(commands[command]!);
+}
