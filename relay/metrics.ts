@@ -49,6 +49,18 @@ export function createMetrics() {
       labelNames: ["direction", "version"],
       registers: [registry],
     }),
+    smime: new Counter({
+      name: `${p}smime_recipients_total`,
+      help: "S/MIME outcomes per recipient: encrypted, signed-encrypted, sent-clear, deferred, bounced, failed.",
+      labelNames: ["policy", "result"],
+      registers: [registry],
+    }),
+    mtaSts: new Counter({
+      name: `${p}mta_sts_total`,
+      help: "MTA-STS decisions per delivery: enforced, not-enforced, mx-mismatch, testing-mx-mismatch, sts-policy-fetch-error, ...",
+      labelNames: ["policy", "sts_mode", "result"],
+      registers: [registry],
+    }),
     reloads: new Counter({
       name: `${p}config_reloads_total`,
       help: "Config reloads by result.",

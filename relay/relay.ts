@@ -10,7 +10,9 @@ import { compileInbound } from "./inbound/rules.js";
 import { InboundListeners, type InboundState } from "./inbound/server.js";
 import { createLogger, type Logger } from "./log.js";
 import { createMetrics, type Metrics } from "./metrics.js";
-import { Deliverer } from "./outbound/deliver.js";
+import { Deliverer, type SmimeMaterial } from "./outbound/deliver.js";
+import { loadCertificates, loadSigner } from "./outbound/smime.js";
+import { MtaSts } from "./outbound/mta-sts.js";
 import { makeResolver, type Dns } from "./outbound/mx.js";
 import { ConnectionPool } from "./outbound/pool.js";
 import type { Route } from "./outbound/route.js";
@@ -67,6 +69,44 @@ export function materialFor(l: LoadedConfig, route: Route): Material | Failure {
   return m;
 }
 
+const smimeCache = new WeakMap<LoadedConfig, Map<string, Promise<SmimeMaterial | Failure>>>();
+
+/** Recipient certificates and signer of a route's policy, parsed once per loaded config. */
+export function smimeMaterialFor(
+  l: LoadedConfig,
+  route: Route,
+  log?: Logger,
+): Promise<SmimeMaterial | Failure> {
+  let byPolicy = smimeCache.get(l);
+  if (!byPolicy) smimeCache.set(l, (byPolicy = new Map<string, Promise<SmimeMaterial | Failure>>()));
+  const cached = byPolicy.get(route.policy);
+  if (cached) return cached;
+  const p = (async (): Promise<SmimeMaterial | Failure> => {
+    const s = route.outbound.smime;
+    if (!s) return fail("SMIME_UNAVAILABLE", true, "policy has no smime section");
+    const { certs, problems } = loadCertificates(s.certificateFiles.map((f) => fileOf(l, f)));
+    if (problems.length)
+      log?.warn(
+        { event: "smime-certificates", policy: route.policy, problems },
+        "unusable S/MIME certificates",
+      );
+    if (!s.sign) return { certs };
+    let certFile = l.config.tls.certFile;
+    let keyFile = l.config.tls.keyFile;
+    if (s.signingCredential) {
+      const k = l.config.credentials[s.signingCredential];
+      if (k?.type !== "clientCertificate")
+        return fail("CREDENTIAL_MISSING", true, `signing credential ${s.signingCredential} missing`);
+      ({ certFile, keyFile } = k);
+    }
+    const signer = await loadSigner(fileOf(l, certFile), fileOf(l, keyFile));
+    if (!signer.ok) return signer;
+    return { certs, signer: signer.value };
+  })();
+  byPolicy.set(route.policy, p);
+  return p;
+}
+
 export class Relay {
   readonly log: Logger;
   readonly metrics: Metrics;
@@ -105,11 +145,32 @@ export class Relay {
     const { spool, envelopes, problems } = await Spool.open(c.queue.dir);
     for (const p of problems)
       this.log.error({ event: "queue-error", err: p }, "unreadable envelope kept aside");
+    const mtaSts = new MtaSts({
+      dns: () => this.resolver,
+      cacheDir: () => c.queue.dir,
+      ca: () => {
+        const f = this.state.loaded.config.mtaSts.caFile;
+        return f ? fileOf(this.state.loaded, f) : undefined;
+      },
+      httpsPort: () => this.state.loaded.config.mtaSts.httpsPort ?? 443,
+    });
     const deliverer = new Deliverer({
       pool: this.pool,
       dns: () => this.resolver,
       material: (route) => materialFor(this.state.loaded, route),
       ehloName: () => this.state.loaded.config.hostname,
+      mtaSts: (domain) => mtaSts.lookup(domain),
+      onMtaSts: (r) => {
+        this.metrics.mtaSts.inc({ policy: r.policy, sts_mode: r.stsMode, result: r.result });
+        const bad = /mismatch|error|invalid/.test(r.result);
+        this.log[bad ? "warn" : "info"]({ event: "mta-sts", ...r }, `MTA-STS ${r.result}`);
+      },
+      smime: (route) => smimeMaterialFor(this.state.loaded, route, this.log),
+      onSmime: (r) => {
+        for (const _ of r.recipients) this.metrics.smime.inc({ policy: r.policy, result: r.result });
+        const level = r.result === "encrypted" || r.result === "signed-encrypted" ? "info" : "warn";
+        this.log[level]({ event: "smime", ...r }, `S/MIME ${r.result}`);
+      },
       timeouts: this.o.timeouts ?? DEFAULT_TIMEOUTS,
       mxPort: this.o.mxPort ?? 25,
       onAttempt: (a) => {

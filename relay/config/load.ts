@@ -39,6 +39,7 @@ export function referencedFiles(c: RelayConfig): string[] {
       out.add(cred.keyFile);
     }
   }
+  if (c.mtaSts.caFile) out.add(c.mtaSts.caFile);
   for (const o of [c.defaultOutbound, ...c.policies.map((p) => p.outbound)]) {
     if (o.tls.caFile) out.add(o.tls.caFile);
     for (const f of o.smime?.certificateFiles ?? []) out.add(f);
@@ -59,6 +60,14 @@ export function checkReferences(c: RelayConfig): string[] {
       const k = cred(o.authCredential);
       if (!k || k.type !== "password" || k.usage !== "outbound")
         problems.push(`${what}: authCredential ${o.authCredential} is not an outbound password credential`);
+    }
+    const signing = o.smime?.signingCredential;
+    if (signing !== undefined) {
+      const k = cred(signing);
+      if (!k || k.type !== "clientCertificate" || k.usage !== "outbound")
+        problems.push(
+          `${what}: smime.signingCredential ${signing} is not an outbound clientCertificate credential`,
+        );
     }
     if (o.tls.clientCredential !== undefined) {
       const k = cred(o.tls.clientCredential);

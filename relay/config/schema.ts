@@ -49,6 +49,10 @@ export const Listener = z.object({
   port: z.number().int().min(1).max(65535),
   /** Address to bind; tests use 127.0.0.1. */
   host: z.string().default("0.0.0.0"),
+  /** PROXY protocol v1/v2 from a load balancer: only from trustedCidrs, and then required. */
+  proxyProtocol: z
+    .object({ enabled: z.boolean().default(false), trustedCidrs: z.array(Cidr).default([]) })
+    .optional(),
 });
 
 export const PasswordCredential = z.object({
@@ -86,6 +90,11 @@ export const SmimeEncryption = z.object({
   /** What to do with a recipient that has no certificate. */
   missingCertificate: z.enum(["defer", "bounce", "sendClear"]).default("defer"),
   sign: z.boolean().default(false),
+  /**
+   * Name of an outbound clientCertificate credential whose certificate and key sign (an S/MIME
+   * certificate: emailProtection); absent: the relay's server certificate (tls.certFile/keyFile).
+   */
+  signingCredential: z.string().optional(),
 });
 
 export const Outbound = z.object({
@@ -130,10 +139,14 @@ export const RelayConfig = z.object({
     /** Port 587: submission, AUTH required. */
     submission: Listener.default({ enabled: true, port: 587, host: "0.0.0.0" }),
   }),
-  admin: z.object({ port: z.number().int().default(8080), host: z.string().default("0.0.0.0") }).default({
-    port: 8080,
-    host: "0.0.0.0",
-  }),
+  admin: z
+    .object({
+      port: z.number().int().default(8080),
+      host: z.string().default("0.0.0.0"),
+      /** Bearer token for the /queue endpoints (read at each request); absent: they answer 403. */
+      tokenFile: ConfigPath.optional(),
+    })
+    .default({ port: 8080, host: "0.0.0.0" }),
   /** Server certificate and key (PEM), reloaded when they change. */
   tls: z.object({ certFile: ConfigPath, keyFile: ConfigPath }),
   inbound: z.object({
@@ -150,6 +163,20 @@ export const RelayConfig = z.object({
       .positive()
       .default(50 * 1024 * 1024),
     maxRecipients: z.number().int().positive().default(100),
+    /** Abuse limits (relay/inbound/limits.ts, throttle.ts); timeouts apply to new listeners only. */
+    limits: z
+      .object({
+        maxConnections: z.number().int().positive().default(500),
+        maxConnectionsPerIp: z.number().int().positive().default(20),
+        /** No input from the client for this long: 421 and close (RFC 5321 4.5.3.2: >= 5 min). */
+        idleTimeoutSeconds: z.number().positive().default(300),
+        /** A whole session, however busy: 421 and close. */
+        sessionTimeoutSeconds: z.number().positive().default(1800),
+        authMaxFailuresPerIp: z.number().int().positive().default(10),
+        authMaxFailuresPerAccount: z.number().int().positive().default(5),
+        authWindowSeconds: z.number().positive().default(900),
+      })
+      .prefault({}),
   }),
   credentials: z.record(z.string(), Credential).default({}),
   policies: z.array(Policy).default([]),
@@ -172,6 +199,13 @@ export const RelayConfig = z.object({
   }),
   /** DNS servers (ip or ip:port) for MX lookups; absent: the system resolver. Tests use loopback. */
   dns: z.object({ servers: z.array(z.string()).optional() }).default({}),
+  /**
+   * MTA-STS policy fetch (mode mta-sts). For tests only: caFile trusts a private CA for
+   * https://mta-sts.<domain>/ instead of the system roots; httpsPort replaces 443. Leave unset.
+   */
+  mtaSts: z
+    .object({ caFile: ConfigPath.optional(), httpsPort: z.number().int().min(1).max(65535).optional() })
+    .default({}),
 });
 export type RelayConfig = z.infer<typeof RelayConfig>;
 export type RelayConfigInput = z.input<typeof RelayConfig>;

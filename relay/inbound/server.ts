@@ -17,7 +17,16 @@ import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
 import { newQueueId, type Envelope, type Spool } from "../queue/spool.js";
 import { authenticate, type InboundAccount } from "./auth.js";
+import {
+  checkAddressCharset,
+  ConnectionLimiter,
+  ContentGuard,
+  installProtocolLimits,
+  MAX_COMMAND_LENGTH,
+} from "./limits.js";
+import { ProxyFronts } from "./proxy-protocol.js";
 import { installReplyCodes, smtpError } from "./replies.js";
+import { REQUIRETLS_SERVER_OPTIONS, requireTlsOf } from "./requiretls.js";
 import {
   checkMailFrom,
   checkRecipient,
@@ -28,6 +37,7 @@ import {
   type ListenerKind,
   type Reply,
 } from "./rules.js";
+import { AuthThrottle, throttleLimits } from "./throttle.js";
 
 export interface InboundState {
   loaded: LoadedConfig;
@@ -46,6 +56,8 @@ export interface InboundDeps {
 interface SessionLog {
   listener: ListenerKind;
   peer: string;
+  /** The load balancer a PROXY-protocol session came through (`peer` is then the real client). */
+  proxiedBy?: string;
   started: number;
   tlsVersion?: string;
   cipher?: string;
@@ -57,6 +69,7 @@ interface SessionLog {
   requirement?: string;
   policies?: string[];
   queued: string[];
+  requireTls?: boolean;
   rejected: { stage: string; reply: string }[];
 }
 
@@ -68,13 +81,18 @@ function errFor(r: Reply): Error {
 
 export class InboundListeners {
   private servers = new Map<ListenerKind, SMTPServer>();
+  private proxies = new ProxyFronts();
   private sessions = new Map<string, SessionLog>();
   /** Sessions whose DATA is being written to the queue. */
   private busy = new Set<string>();
   private closing = false;
+  private limiter = new ConnectionLimiter();
+  private throttle = new AuthThrottle();
+  private sessionTimers = new Map<string, NodeJS.Timeout>();
 
   constructor(private d: InboundDeps) {
     installReplyCodes();
+    installProtocolLimits();
   }
 
   /** Ports actually bound (after start), by listener. */
@@ -88,12 +106,21 @@ export class InboundListeners {
       if (!l.enabled) continue;
       const server = this.create(kind);
       this.servers.set(kind, server);
+      const socket = l.proxyProtocol?.enabled
+        ? this.proxies.front(server, {
+            listener: kind,
+            trustedCidrs: l.proxyProtocol.trustedCidrs,
+            hostname: c.hostname,
+            log: this.d.log,
+            onRefused: () => this.d.metrics.rejected.inc({ reason: "PROXY:421" }),
+          })
+        : server.server;
       await new Promise<void>((resolve, reject) => {
         const onError = (e: Error): void => reject(e);
-        server.server.once("error", onError);
-        server.listen(l.port, l.host, () => {
-          server.server.off("error", onError);
-          const a = server.server.address();
+        socket.once("error", onError);
+        socket.listen(l.port, l.host, () => {
+          socket.off("error", onError);
+          const a = socket.address();
           this.bound.set(kind, typeof a === "object" && a ? a.port : l.port);
           resolve();
         });
@@ -119,6 +146,7 @@ export class InboundListeners {
     const servers = [...this.servers.values()];
     this.servers.clear();
     const listening = servers.map((s) => new Promise<void>((resolve) => s.server.close(() => resolve())));
+    listening.push(...this.proxies.close());
     const deadline = Date.now() + graceMs;
     for (;;) {
       let open = 0;
@@ -154,12 +182,15 @@ export class InboundListeners {
       authMethods: ["PLAIN", "LOGIN"],
       authOptional: true,
       disableReverseLookup: true,
-      hideREQUIRETLS: true,
+      socketTimeout: c.inbound.limits.idleTimeoutSeconds * 1000,
+      ...{ maxCommandLength: MAX_COMMAND_LENGTH },
+      ...REQUIRETLS_SERVER_OPTIONS,
+      ...(c.listeners[kind].proxyProtocol?.enabled ? { useProxy: true } : {}),
       logger: false,
       onConnect: (session, cb) => this.onConnect(kind, session, cb),
       onSecure: (socket, session, cb) => this.onSecure(socket, session, cb),
       onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),
-      onMailFrom: (_addr, session, cb) => this.onMailFrom(session, cb),
+      onMailFrom: (addr, session, cb) => this.onMailFrom(session, cb, addr.address),
       onRcptTo: (addr, session, cb) => this.onRcptTo(addr.address, session, cb),
       onData: (stream, session, cb) => void this.onData(kind, stream, session, cb),
       onClose: (session) => this.onClose(session),
@@ -172,6 +203,7 @@ export class InboundListeners {
       s = {
         listener: kind,
         peer: normalizeIp(session.remoteAddress),
+        proxiedBy: this.proxies.proxiedBy(session.remoteAddress, session.remotePort),
         started: Date.now(),
         queued: [],
         rejected: [],
@@ -197,7 +229,10 @@ export class InboundListeners {
   }
 
   private onConnect(kind: ListenerKind, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
-    this.state(session, kind);
+    const limits = this.d.current().loaded.config.inbound.limits;
+    const refused = this.limiter.admit(session.id, this.state(session, kind).peer, limits);
+    if (refused) return cb(this.reject(session, "CONNECT", refused));
+    this.armSessionTimer(kind, session, limits.sessionTimeoutSeconds);
     // AUTH is not advertised nor accepted in a cleartext session (onSecure lifts this).
     if (!session.secure) session.disabledCommands = ["AUTH"];
     this.decision(session);
@@ -241,6 +276,12 @@ export class InboundListeners {
         }),
       );
     const { d, cur } = this.decision(session);
+    const tl = throttleLimits(cur.loaded.config.inbound.limits);
+    const verdict = this.throttle.check(s.peer, auth.username ?? "", tl);
+    if (!verdict.ok) {
+      s.authOutcome = "failed";
+      return cb(this.reject(session, "AUTH", verdict));
+    }
     const user =
       auth.method === "PLAIN" || auth.method === "LOGIN"
         ? authenticate(cur.accounts, auth.username ?? "", auth.password ?? "", d.credentials)
@@ -248,6 +289,7 @@ export class InboundListeners {
     if (!user) {
       s.authOutcome = "failed";
       this.d.metrics.authFailures.inc();
+      this.throttle.failed(s.peer, auth.username ?? "", tl);
       return cb(
         this.reject(session, "AUTH", { code: 535, text: "5.7.8 Authentication credentials invalid" }),
       );
@@ -257,9 +299,11 @@ export class InboundListeners {
     cb(null, { user });
   }
 
-  private onMailFrom(session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+  private onMailFrom(session: SMTPServerSession, cb: (err?: Error | null) => void, address = ""): void {
     if (this.closing)
       return cb(this.reject(session, "MAIL", { code: 421, text: "4.3.2 Service shutting down" }));
+    const charset = checkAddressCharset(address, Boolean(session.envelope.smtpUtf8));
+    if (charset) return cb(this.reject(session, "MAIL", charset));
     const { d } = this.decision(session);
     const r = checkMailFrom(d, { secure: session.secure, authenticated: Boolean(session.user) });
     cb(r ? this.reject(session, "MAIL", r) : null);
@@ -267,6 +311,8 @@ export class InboundListeners {
 
   private onRcptTo(address: string, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     const { d, cur } = this.decision(session);
+    const charset = checkAddressCharset(address, Boolean(session.envelope.smtpUtf8));
+    if (charset) return cb(this.reject(session, "RCPT", charset));
     if (session.envelope.rcptTo.length >= cur.loaded.config.inbound.maxRecipients)
       return cb(this.reject(session, "RCPT", { code: 452, text: "4.5.3 Too many recipients" }));
     const again = checkMailFrom(d, { secure: session.secure, authenticated: Boolean(session.user) });
@@ -307,6 +353,7 @@ export class InboundListeners {
       `\tby ${c.hostname} (Sealpost) with ${proto}${tls} id ${id}` +
       `${rcpts.length === 1 ? `\r\n\tfor <${rcpts[0]}>` : ""};\r\n\t${new Date().toUTCString().replace("GMT", "+0000")}\r\n`;
     const mailFrom = session.envelope.mailFrom;
+    const guard = ContentGuard.over(stream);
     const r = await this.d.spool.enqueue(
       {
         id,
@@ -314,19 +361,22 @@ export class InboundListeners {
         recipients: rcpts.map((address) => ({ address, state: "pending" as const })),
         receivedAt: Date.now(),
         peer: s.peer,
+        ...(requireTlsOf(session) ? { requireTls: true } : {}),
       },
       Buffer.from(received, "latin1"),
-      stream,
+      guard,
       c.inbound.maxMessageSize,
     );
     if (stream.readable) stream.resume(); // drain whatever an early failure left unread
-    if (!r.ok || stream.sizeExceeded) {
+    if (!r.ok || stream.sizeExceeded || guard.violation) {
       const reply: Reply =
-        r.ok || r.code === "MESSAGE_TOO_BIG" || stream.sizeExceeded
-          ? { code: 552, text: "5.3.4 Message too big" }
-          : { code: 451, text: "4.3.0 Queue write failed, try again later" };
+        guard.violation && !stream.sizeExceeded
+          ? guard.violation.reply
+          : r.ok || r.code === "MESSAGE_TOO_BIG" || stream.sizeExceeded
+            ? { code: 552, text: "5.3.4 Message too big" }
+            : { code: 451, text: "4.3.0 Queue write failed, try again later" };
       if (r.ok) await this.d.spool.remove(id);
-      if (!r.ok)
+      if (!r.ok && !guard.violation)
         this.d.log.error(
           { event: "queue-error", queueId: id, code: r.code, err: r.message },
           "enqueue failed",
@@ -334,12 +384,28 @@ export class InboundListeners {
       return cb(this.reject(session, "DATA", reply));
     }
     s.queued.push(id);
+    if (r.value.requireTls) s.requireTls = true;
     this.d.metrics.accepted.inc({ listener: kind });
     this.d.onQueued(r.value);
     cb(null, `2.0.0 Ok: queued as ${id}`);
   }
 
+  /** A whole session, however busy, is closed with 421 after `seconds`. */
+  private armSessionTimer(kind: ListenerKind, session: SMTPServerSession, seconds: number): void {
+    const timer = setTimeout(() => {
+      const conn = [...(this.servers.get(kind)?.connections ?? [])].find((c) => c.session.id === session.id);
+      const r = { code: 421, text: "4.4.2 Session time limit reached, closing connection" };
+      this.reject(session, "SESSION", r);
+      conn?.send(r.code, r.text);
+    }, seconds * 1000);
+    timer.unref();
+    this.sessionTimers.set(session.id, timer);
+  }
+
   private onClose(session: SMTPServerSession): void {
+    this.limiter.release(session.id);
+    clearTimeout(this.sessionTimers.get(session.id));
+    this.sessionTimers.delete(session.id);
     const s = this.sessions.get(session.id);
     if (!s) return;
     this.sessions.delete(session.id);
@@ -349,6 +415,7 @@ export class InboundListeners {
         sessionId: session.id,
         listener: s.listener,
         peer: s.peer,
+        ...(s.proxiedBy ? { proxiedBy: s.proxiedBy } : {}),
         helo: session.hostNameAppearsAs || undefined,
         tls: s.tlsVersion
           ? { version: s.tlsVersion, cipher: s.cipher, sni: s.sni, clientCert: s.clientCertSubject ?? null }
@@ -359,6 +426,7 @@ export class InboundListeners {
         requirement: s.requirement,
         policies: s.policies,
         queued: s.queued,
+        ...(s.requireTls ? { requireTls: true } : {}),
         rejected: s.rejected,
         result: s.queued.length ? "queued" : s.rejected.length ? "rejected" : "no-mail",
         durationMs: Date.now() - s.started,

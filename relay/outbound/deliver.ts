@@ -10,7 +10,16 @@ import { errorMessage, fail, type Failure } from "../result.js";
 import type { Dns } from "./mx.js";
 import { resolveHops } from "./mx.js";
 import type { ConnectionPool, Pooled, SessionInfo } from "./pool.js";
-import type { Route } from "./route.js";
+import { mxAllowed, type StsLookup } from "./mta-sts.js";
+import { isTlsFailure, requireTlsPrecheck, requireTlsStatus, tlsRequiredNo } from "./requiretls.js";
+import { DEFAULT_POLICY, type Route } from "./route.js";
+import {
+  chooseCertificates,
+  planSmime,
+  protectMessage,
+  type RecipientCertificate,
+  type Signer,
+} from "./smime.js";
 import {
   planTransport,
   type Hop,
@@ -52,9 +61,47 @@ export interface DeliveryRequest {
   recipients: string[];
   message: Buffer;
   route: Route;
+  /** REQUIRETLS (RFC 8689): verified TLS and a next hop offering REQUIRETLS, else bounce. */
+  requireTls?: boolean;
+}
+
+/** What S/MIME needs for a route: the recipient certificates and, when signing, the signer. */
+export interface SmimeMaterial {
+  certs: RecipientCertificate[];
+  signer?: Signer;
+}
+
+/** One S/MIME decision (log line + metric), never with key material. */
+export interface SmimeRecord {
+  queueId: string;
+  policy: string;
+  result: "encrypted" | "signed-encrypted" | "sent-clear" | "deferred" | "bounced" | "failed";
+  recipients: string[];
+  code?: string;
+  reason?: string;
+  /** Certificates encrypted to (subject and sha256 fingerprint). */
+  certificates?: { subject: string; fingerprint: string }[];
+}
+
+/** One MTA-STS decision (log line + metric; TLS-RPT result types where they apply). */
+export interface MtaStsRecord {
+  queueId: string;
+  policy: string;
+  domain: string;
+  source: StsLookup["source"];
+  stsMode: string;
+  result: string;
+  reason?: string;
 }
 
 export interface DelivererDeps {
+  /** MTA-STS policy of a recipient domain (mode mta-sts). */
+  mtaSts?(domain: string): Promise<StsLookup>;
+  onMtaSts?(r: MtaStsRecord): void;
+  /** S/MIME material of a route whose policy has outbound.smime. */
+  smime?(route: Route): Promise<SmimeMaterial | Failure>;
+  onSmime?(r: SmimeRecord): void;
+  now?(): Date;
   pool: ConnectionPool;
   dns(): Dns | undefined;
   material(route: Route): Material | Failure;
@@ -203,12 +250,20 @@ type Sent =
   | { kind: "sent"; accepted: string[]; rejected: Errorish[]; response: string }
   | { kind: "error"; err: Errorish };
 
-function send(conn: SMTPConnection, from: string, to: string[], message: Buffer): Promise<Sent> {
+function send(
+  conn: SMTPConnection,
+  from: string,
+  to: string[],
+  message: Buffer,
+  requireTls = false,
+): Promise<Sent> {
   return settle<Sent>((done) => {
     const onEnd = (): void =>
       done({ kind: "error", err: Object.assign(new Error("connection closed"), { code: "ECONNECTION" }) });
     conn.once("end", onEnd);
-    conn.send({ from, to }, message, (err, info) => {
+    // nodemailer adds REQUIRETLS to MAIL FROM, or fails (EREQUIRETLS) when the server lacks it
+    const envelope = { from, to, ...(requireTls ? { requireTLSExtensionEnabled: true } : {}) };
+    conn.send(envelope, message, (err, info) => {
       conn.off("end", onEnd);
       if (err) done({ kind: "error", err: err });
       else
@@ -239,6 +294,95 @@ export class Deliverer {
   constructor(private d: DelivererDeps) {}
 
   async deliver(req: DeliveryRequest): Promise<RecipientResult[]> {
+    if (!req.route.outbound.smime) return this.transmit(req);
+    return this.deliverSmime(req);
+  }
+
+  /**
+   * S/MIME: recipients with a usable certificate get one message encrypted to all of their
+   * certificates; the others get the policy's choice (defer, bounce, or the clear message).
+   */
+  private async deliverSmime(req: DeliveryRequest): Promise<RecipientResult[]> {
+    const smime = req.route.outbound.smime!;
+    const base = { queueId: req.queueId, policy: req.route.policy };
+    const refuse = (addresses: string[], code: string, reason: string, temporary: boolean) =>
+      addresses.map((address): RecipientResult => ({
+        address,
+        outcome: temporary ? "deferred" : "failed",
+        code,
+        message: reason,
+        // RFC 3463 X.7.5: a key needed for the cryptographic operation is not available
+        status: temporary ? "4.7.5" : "5.7.5",
+      }));
+    const material = this.d.smime
+      ? await this.d.smime(req.route)
+      : fail("SMIME_UNAVAILABLE", true, "no S/MIME support wired");
+    if ("ok" in material) {
+      this.d.onSmime?.({
+        ...base,
+        result: "deferred",
+        recipients: req.recipients,
+        code: material.code,
+        reason: material.message,
+      });
+      return refuse(req.recipients, material.code, material.message, true);
+    }
+    const now = this.d.now?.() ?? new Date();
+    const plan = planSmime(chooseCertificates(material.certs, req.recipients, now), smime.missingCertificate);
+    const results: RecipientResult[] = [];
+    for (const r of plan.refused) {
+      this.d.onSmime?.({
+        ...base,
+        result: r.temporary ? "deferred" : "bounced",
+        recipients: [r.address],
+        code: "SMIME_NO_CERTIFICATE",
+        reason: r.reason,
+      });
+      results.push(...refuse([r.address], "SMIME_NO_CERTIFICATE", `S/MIME: ${r.reason}`, r.temporary));
+    }
+    if (plan.encrypt.length) {
+      const to = plan.encrypt.map((e) => e.address);
+      const signer = smime.sign ? material.signer : undefined;
+      const certs = plan.encrypt.map((e) => e.cert);
+      const sealed =
+        smime.sign && !signer
+          ? fail("SMIME_SIGNER_MISSING", true, "policy signs but no signing certificate is loaded")
+          : await protectMessage(req.message, certs, signer, now);
+      if (!sealed.ok) {
+        this.d.onSmime?.({
+          ...base,
+          result: "failed",
+          recipients: to,
+          code: sealed.code,
+          reason: sealed.message,
+        });
+        results.push(...refuse(to, sealed.code, sealed.message, sealed.temporary));
+      } else {
+        this.d.onSmime?.({
+          ...base,
+          result: signer ? "signed-encrypted" : "encrypted",
+          recipients: to,
+          certificates: certs.map((c) => ({ subject: c.subject, fingerprint: c.fingerprint })),
+        });
+        results.push(...(await this.transmit({ ...req, recipients: to, message: sealed.value })));
+      }
+    }
+    if (plan.clear.length) {
+      const to = plan.clear.map((c) => c.address);
+      this.d.onSmime?.({
+        ...base,
+        result: "sent-clear",
+        recipients: to,
+        code: "SMIME_NO_CERTIFICATE",
+        reason: plan.clear.map((c) => `${c.address}: ${c.reason}`).join("; "),
+      });
+      results.push(...(await this.transmit({ ...req, recipients: to })));
+    }
+    return results;
+  }
+
+  /** One SMTP transaction per next hop tried, for the request's recipients and bytes as given. */
+  private async transmit(req: DeliveryRequest): Promise<RecipientResult[]> {
     const { route } = req;
     const all = (f: Failure, hop?: Hop): RecipientResult[] =>
       req.recipients.map((address) => ({
@@ -246,7 +390,9 @@ export class Deliverer {
         outcome: f.temporary ? "deferred" : "failed",
         code: f.code,
         message: f.message,
-        status: f.temporary ? "4.4.0" : f.code === "NULL_MX" ? "5.1.10" : "5.1.2",
+        status:
+          (req.requireTls ? requireTlsStatus(f.code) : undefined) ??
+          (f.temporary ? "4.4.0" : f.code === "NULL_MX" ? "5.1.10" : "5.1.2"),
         ...(hop ? { remoteMta: hop.name } : {}),
       }));
     const base = {
@@ -256,29 +402,101 @@ export class Deliverer {
       recipients: req.recipients.length,
     };
     // Refuse unimplemented modes before any DNS or network traffic.
-    if (route.outbound.tls.mode === "mta-sts" || route.outbound.tls.mode === "dane") {
+    if (route.outbound.tls.mode === "dane") {
       const f = fail("MODE_NOT_IMPLEMENTED", true, "mode not implemented");
       this.d.onAttempt({ ...base, result: "deferred", code: f.code, reason: f.message });
       return all(f);
+    }
+    // MTA-STS: the recipient's published policy decides the effective mode (and the MX names)
+    let outbound = route.outbound;
+    let sts: StsLookup | undefined;
+    if (outbound.tls.mode === "mta-sts") {
+      sts = this.d.mtaSts
+        ? await this.d.mtaSts(route.domain)
+        : { source: "none", failure: { type: "sts-policy-fetch-error", reason: "MTA-STS not wired" } };
+      // TLS-Required: No (RFC 8689 section 5) relaxes a discovered MTA-STS policy only for the
+      // default route, and never for a REQUIRETLS message (see requiretls.ts)
+      const relaxed =
+        !req.requireTls &&
+        route.policy === DEFAULT_POLICY &&
+        sts.policy?.mode === "enforce" &&
+        tlsRequiredNo(req.message);
+      const enforce = sts.policy?.mode === "enforce" && !relaxed;
+      outbound = {
+        ...outbound,
+        tls: enforce
+          ? { ...outbound.tls, mode: "verify", matchNames: undefined }
+          : { ...outbound.tls, mode: "opportunistic" },
+      };
+      this.d.onMtaSts?.({
+        queueId: req.queueId,
+        policy: route.policy,
+        domain: route.domain,
+        source: sts.source,
+        stsMode: sts.policy?.mode ?? "no-policy",
+        result: relaxed
+          ? "tls-required-no"
+          : sts.failure
+            ? sts.failure.type
+            : enforce
+              ? "enforced"
+              : "not-enforced",
+        ...(sts.failure ? { reason: sts.failure.reason } : {}),
+      });
+    }
+    if (req.requireTls) {
+      const f = requireTlsPrecheck(outbound.tls.mode);
+      if (f) {
+        this.d.onAttempt({ ...base, result: "failed", code: f.code, reason: f.message });
+        return all(f);
+      }
     }
     const material = this.d.material(route);
     if ("ok" in material) {
       this.d.onAttempt({ ...base, result: "deferred", code: material.code, reason: material.message });
       return all(material);
     }
-    const hops = await resolveHops(route.domain, route.nextHop, this.d.dns(), this.d.mxPort);
-    if (!hops.ok) {
+    const resolved = await resolveHops(route.domain, route.nextHop, this.d.dns(), this.d.mxPort);
+    if (!resolved.ok) {
       this.d.onAttempt({
         ...base,
-        result: hops.temporary ? "deferred" : "failed",
-        code: hops.code,
-        reason: hops.message,
+        result: resolved.temporary ? "deferred" : "failed",
+        code: resolved.code,
+        reason: resolved.message,
       });
-      return all(hops);
+      return all(resolved);
+    }
+    let hops = resolved.value;
+    const stsPolicy = sts?.policy;
+    if (stsPolicy && stsPolicy.mode !== "none") {
+      const allowed = hops.filter((h) => mxAllowed(stsPolicy, h.name));
+      const outside = [...new Set(hops.filter((h) => !allowed.includes(h)).map((h) => h.name))];
+      if (outside.length)
+        this.d.onMtaSts?.({
+          queueId: req.queueId,
+          policy: route.policy,
+          domain: route.domain,
+          source: sts!.source,
+          stsMode: stsPolicy.mode,
+          result: outbound.tls.mode === "verify" ? "mx-mismatch" : "testing-mx-mismatch",
+          reason: `MX ${outside.join(", ")} not in the policy's mx ${stsPolicy.mx.join(", ")}`,
+        });
+      if (outbound.tls.mode === "verify") {
+        if (!allowed.length) {
+          const f = fail(
+            "MTA_STS_MX_MISMATCH",
+            true,
+            `no MX of ${route.domain} matches its MTA-STS policy (mx: ${stsPolicy.mx.join(", ")})`,
+          );
+          this.d.onAttempt({ ...base, mode: "mta-sts", result: "deferred", code: f.code, reason: f.message });
+          return all(f);
+        }
+        hops = allowed;
+      }
     }
     let last: Failure = fail("NO_NEXT_HOP", true, "no next hop");
-    for (const hop of hops.value) {
-      const plan = planTransport(route.outbound, hop, material, this.d.ehloName(), this.d.timeouts);
+    for (const hop of hops) {
+      const plan = planTransport(outbound, hop, material, this.d.ehloName(), this.d.timeouts);
       if (!plan.ok) {
         this.d.onAttempt({
           ...base,
@@ -293,6 +511,8 @@ export class Deliverer {
       if (Array.isArray(r)) return r;
       last = r;
     }
+    // REQUIRETLS: no hop gave verified TLS: a bounce (5.7.10), not a deferral until expiry
+    if (req.requireTls && isTlsFailure(last.code)) return all({ ...last, temporary: false });
     return all(last);
   }
 
@@ -311,10 +531,29 @@ export class Deliverer {
         this.d.onAttempt({ ...at, reused: false, result: "deferred", code: p.code, reason: p.message });
         return p;
       }
-      const sent = await send(p.conn, req.from, req.recipients, req.message);
+      const sent = await send(p.conn, req.from, req.recipients, req.message, req.requireTls);
       if (sent.kind === "error") {
         const e = sent.err;
         p.conn.close();
+        if (e.code === "EREQUIRETLS") {
+          const f = fail("REQUIRETLS_NOT_SUPPORTED", false, `next hop ${hop.name} does not offer REQUIRETLS`);
+          this.d.onAttempt({
+            ...at,
+            reused,
+            session: p.info,
+            result: "failed",
+            code: f.code,
+            reason: f.message,
+          });
+          return req.recipients.map((address) => ({
+            address,
+            outcome: "failed",
+            code: f.code,
+            message: f.message,
+            status: requireTlsStatus(f.code) ?? "5.7.30",
+            remoteMta: hop.name,
+          }));
+        }
         if (reused && !e.responseCode && tryNo === 0) continue; // stale pooled connection: once more, fresh
         if (!e.responseCode) {
           const f = fail("CONNECTION_LOST", true, errorMessage(e));

@@ -13,6 +13,8 @@ export interface Dns {
   resolveMx(name: string): Promise<{ exchange: string; priority: number }[]>;
   resolve4(name: string): Promise<string[]>;
   resolve6(name: string): Promise<string[]>;
+  /** TXT records (MTA-STS discovery); node's Resolver has it. */
+  resolveTxt?(name: string): Promise<string[][]>;
 }
 
 export function makeResolver(servers: string[] | undefined, timeoutMs = 5000): Dns | undefined {

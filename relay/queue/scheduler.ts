@@ -119,6 +119,7 @@ export class Scheduler {
                 recipients: g.recipients,
                 message,
                 route: g.route,
+                ...(env.requireTls ? { requireTls: true } : {}),
               })
             : g.recipients.map((address) => ({
                 address,
@@ -234,6 +235,54 @@ export class Scheduler {
     }
     for (const r of failed) r.notified = true;
     await this.d.spool.update(env);
+  }
+
+  /** Admin (relay/queue/admin-api.ts): the queued messages, oldest first. */
+  list(): Envelope[] {
+    return [...this.entries.values()].sort((a, b) => a.receivedAt - b.receivedAt);
+  }
+
+  /** Admin: one queued message, and whether a delivery attempt is running for it. */
+  get(id: string): { env: Envelope; inFlight: boolean } | undefined {
+    const env = this.entries.get(id);
+    return env ? { env, inFlight: this.inFlight.has(id) } : undefined;
+  }
+
+  /** Admin: attempt this message now (false: not queued). */
+  retry(id: string): boolean {
+    const e = this.entries.get(id);
+    if (!e) return false;
+    if (!this.inFlight.has(id)) e.nextAttemptAt = Math.min(e.nextAttemptAt, this.now());
+    this.kick();
+    return true;
+  }
+
+  /**
+   * Admin: gives up on a message (after a running attempt ends): its pending recipients fail with
+   * `reason` (5.0.0), the sender gets a DSN, the message leaves the queue. false: not queued.
+   */
+  async bounce(id: string, reason: string): Promise<boolean> {
+    await this.inFlight.get(id);
+    const env = this.entries.get(id);
+    if (!env) return false;
+    const p = (async () => {
+      for (const r of env.recipients.filter((x) => x.state === "pending")) {
+        r.state = "failed";
+        r.lastError = { code: "ADMIN_BOUNCE", message: reason, status: "5.0.0" };
+        this.d.metrics.bounced.inc({ policy: "n/a", reason: "ADMIN_BOUNCE" });
+      }
+      await this.notify(env, this.d.config(), this.now());
+      await this.d.spool.remove(id);
+      this.entries.delete(id);
+      this.d.log.info({ event: "queue-done", queueId: id, bounced: true, reason }, "message bounced by admin");
+    })();
+    this.inFlight.set(id, p);
+    try {
+      await p;
+    } finally {
+      this.inFlight.delete(id);
+    }
+    return true;
   }
 
   /** Stops starting attempts; waits (up to graceMs) for the ones in flight. */

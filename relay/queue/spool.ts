@@ -36,6 +36,8 @@ export interface Envelope {
   size: number;
   /** Client that handed it to us (for the DSN and logs). */
   peer?: string;
+  /** MAIL FROM carried REQUIRETLS (RFC 8689): deliver only over verified TLS, else bounce. */
+  requireTls?: boolean;
 }
 
 export function newQueueId(now = Date.now()): string {

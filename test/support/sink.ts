@@ -13,6 +13,8 @@ export interface SinkMessage {
   tlsVersion?: string;
   sni?: string;
   authUser?: string;
+  /** MAIL FROM carried REQUIRETLS (RFC 8689). */
+  requireTls?: boolean;
 }
 
 export interface SinkOptions {
@@ -24,6 +26,8 @@ export interface SinkOptions {
   auth?: { user: string; pass: string };
   /** Reply for a recipient: undefined accepts; e.g. "550 5.1.1 no such user". */
   rcptReply?(address: string): string | undefined;
+  /** Advertise REQUIRETLS (RFC 8689) inside TLS; default: not offered. */
+  requireTls?: boolean;
 }
 
 export interface Sink {
@@ -50,6 +54,7 @@ export async function startSink(o: SinkOptions = {}): Promise<Sink> {
     disableReverseLookup: true,
     authOptional: !o.auth,
     authMethods: ["PLAIN", "LOGIN"],
+    hideREQUIRETLS: !o.requireTls,
     ...(o.tls
       ? { cert: o.tls.cert, key: o.tls.key }
       : { disabledCommands: o.auth ? ["STARTTLS"] : ["STARTTLS", "AUTH"] }),
@@ -94,6 +99,7 @@ export async function startSink(o: SinkOptions = {}): Promise<Sink> {
           ...(t?.version ? { tlsVersion: t.version } : {}),
           ...(t?.sni ? { sni: t.sni } : {}),
           ...(session.user ? { authUser: String(session.user) } : {}),
+          ...(session.envelope.requireTLS ? { requireTls: true } : {}),
         });
         cb(null, "2.0.0 Ok: sunk");
       });

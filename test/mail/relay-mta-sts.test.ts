@@ -1,0 +1,137 @@
+// MTA-STS (RFC 8461) end to end: the relay discovers _mta-sts.<domain> on a loopback DNS server,
+// fetches the policy over HTTPS (validated against the test CA), caches it by id in the queue
+// directory, and enforces it: enforce + matching MX -> delivered over verified TLS; enforce + no
+// matching MX -> deferred; testing + no matching MX -> delivered, reported (log + metric).
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import type { Relay } from "../../relay/relay.js";
+import { makeCa, makeLeaf } from "../support/certs.js";
+import { startDnsServer, type DnsServer } from "../support/dns-server.js";
+import { startMtaStsServer, stsPolicy, type MtaStsServer } from "../support/mta-sts-server.js";
+import { waitFor } from "../support/process.js";
+import {
+  startRelay,
+  testConfig,
+  testPorts,
+  writeConfigDir,
+  type LogCapture,
+  type TestPorts,
+} from "../support/relay.js";
+import { startSink, type Sink } from "../support/sink.js";
+import { swaks } from "../support/swaks.js";
+
+let work: string;
+let ports: TestPorts;
+let relay: Relay;
+let logs: LogCapture;
+let sink: Sink;
+let dns: DnsServer;
+let sts: MtaStsServer;
+const domains = ["enforce-ok.test", "enforce-bad.test", "testing.test"];
+
+before(async () => {
+  work = await mkdtemp(join(tmpdir(), "relay-mta-sts-"));
+  const ca = await makeCa(join(work, "ca"));
+  const relayCert = await makeLeaf(ca, { cn: "relay.test", dnsNames: ["relay.test"] });
+  const mx = await makeLeaf(ca, { cn: "mx1.partner.test", dnsNames: ["mx1.partner.test"] });
+  const web = await makeLeaf(ca, { cn: "mta-sts", dnsNames: domains.map((d) => `mta-sts.${d}`) });
+  sink = await startSink({ tls: { cert: await readFile(mx.certFile), key: await readFile(mx.keyFile) } });
+  sts = await startMtaStsServer({ cert: await readFile(web.certFile), key: await readFile(web.keyFile) });
+  sts.setPolicy("enforce-ok.test", stsPolicy("enforce", ["*.partner.test"]));
+  sts.setPolicy("enforce-bad.test", stsPolicy("enforce", ["mx.elsewhere.test"]));
+  sts.setPolicy("testing.test", stsPolicy("testing", ["mx.elsewhere.test"]));
+  const zone: Parameters<typeof startDnsServer>[0] = { "mx1.partner.test": { A: ["127.0.0.1"] } };
+  for (const d of domains) {
+    zone[d] = { MX: [{ preference: 10, exchange: "mx1.partner.test" }] };
+    zone[`_mta-sts.${d}`] = { TXT: ["v=STSv1; id=20260101T000000;"] };
+    zone[`mta-sts.${d}`] = { A: ["127.0.0.1"] };
+  }
+  dns = await startDnsServer(zone);
+  ports = await testPorts();
+  const cfg = testConfig(ports, join(work, "queue"), {
+    dns: { servers: [dns.address] },
+    mtaSts: { caFile: "ca.crt", httpsPort: sts.port },
+    policies: [{ name: "p/sts", domains, outbound: { tls: { mode: "mta-sts", caFile: "ca.crt" } } }],
+  });
+  await writeConfigDir(join(work, "config"), {
+    "config.json": JSON.stringify(cfg),
+    "tls/tls.crt": await readFile(relayCert.certFile),
+    "tls/tls.key": await readFile(relayCert.keyFile),
+    "ca.crt": await readFile(ca.certFile),
+  });
+  ({ relay, logs } = await startRelay(join(work, "config"), { mxPort: sink.port }));
+});
+
+after(async () => {
+  await relay?.stop();
+  await Promise.all([sink?.close(), dns?.stop(), sts?.close()]);
+  await rm(work, { recursive: true, force: true });
+});
+
+async function submit(rcpt: string, tag: string): Promise<string> {
+  const r = await swaks({
+    server: "127.0.0.1",
+    port: ports.smtp,
+    from: "alice@local.test",
+    to: rcpt,
+    headers: { "X-Test-Id": tag },
+  });
+  assert.equal(r.code, 0, r.transcript);
+  return r.queueId!;
+}
+
+const arrived = (tag: string) => sink.messages.find((m) => m.data.toString().includes(`X-Test-Id: ${tag}`));
+const stsLog = (id: string, result: string) => () =>
+  logs.find((l) => l.event === "mta-sts" && l.queueId === id && l.result === result);
+
+describe("MTA-STS", () => {
+  it("enforce, MX matches (*.partner.test): delivered over verified TLS; policy cached by id", async () => {
+    const id = await submit("bob@enforce-ok.test", "sts-ok");
+    const m = await waitFor("delivered", () => arrived("sts-ok"), 20_000);
+    assert.equal(m.secure, true);
+    const l = await waitFor("delivery log", () =>
+      logs.find((x) => x.event === "delivery" && x.queueId === id && x.result === "delivered"),
+    );
+    assert.equal((l.session as { peerVerified: boolean }).peerVerified, true);
+    assert.ok(logs.find((x) => x.event === "mta-sts" && x.queueId === id && x.result === "enforced"));
+    const cached = JSON.parse(
+      await readFile(join(work, "queue", "mta-sts", "enforce-ok.test.json"), "utf8"),
+    ) as { id: string; policy: { mode: string } };
+    assert.equal(cached.id, "20260101T000000");
+    assert.equal(cached.policy.mode, "enforce");
+    // the same id: served from the cache, no second fetch
+    const fetches = sts.requests.filter((h) => h === "mta-sts.enforce-ok.test").length;
+    const id2 = await submit("carol@enforce-ok.test", "sts-ok2");
+    await waitFor("delivered", () => arrived("sts-ok2"), 20_000);
+    const l2 = await waitFor("sts log", stsLog(id2, "enforced"));
+    assert.equal(l2.source, "cache");
+    assert.equal(sts.requests.filter((h) => h === "mta-sts.enforce-ok.test").length, fetches);
+  });
+
+  it("enforce, no MX matches the policy: deferred, never delivered", async () => {
+    const id = await submit("dave@enforce-bad.test", "sts-bad");
+    const l = await waitFor("deferral", () =>
+      logs.find((x) => x.event === "delivery" && x.queueId === id && x.code === "MTA_STS_MX_MISMATCH"),
+    );
+    assert.equal(l.result, "deferred");
+    await waitFor("mismatch report", stsLog(id, "mx-mismatch"));
+    await new Promise((r) => setTimeout(r, 800)); // a few retries
+    assert.equal(arrived("sts-bad"), undefined);
+    assert.ok(relay.status().queue.depth >= 1);
+  });
+
+  it("testing, no MX matches: delivered anyway, reported in the log and the metrics", async () => {
+    const id = await submit("erin@testing.test", "sts-testing");
+    await waitFor("delivered", () => arrived("sts-testing"), 20_000);
+    const r = await waitFor("report", stsLog(id, "testing-mx-mismatch"));
+    assert.match(String(r.reason), /mx1\.partner\.test not in the policy's mx mx\.elsewhere\.test/);
+    const metrics = await relay.metrics.registry.metrics();
+    assert.match(
+      metrics,
+      /sealpost_relay_mta_sts_total\{policy="p\/sts",sts_mode="testing",result="testing-mx-mismatch"\} [1-9]/,
+    );
+  });
+});

@@ -1,0 +1,161 @@
+// REQUIRETLS (RFC 8689) end to end: advertised only inside TLS, MAIL FROM ... REQUIRETLS refused in
+// clear; such a message goes out only over verified TLS to a next hop offering REQUIRETLS (with the
+// option on MAIL FROM), else it bounces at once with a DSN (5.7.10, or 5.7.30 for a next hop
+// without the extension), never deferred and never downgraded.
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import type { Relay } from "../../relay/relay.js";
+import { makeCa, makeLeaf } from "../support/certs.js";
+import { waitFor } from "../support/process.js";
+import {
+  rawSession,
+  startRelay,
+  testConfig,
+  testPorts,
+  writeConfigDir,
+  type LogCapture,
+  type TestPorts,
+} from "../support/relay.js";
+import { startSink, type Sink } from "../support/sink.js";
+
+let work: string;
+let ports: TestPorts;
+let relay: Relay;
+let logs: LogCapture;
+let secure: Sink; // STARTTLS + REQUIRETLS
+let noExt: Sink; // STARTTLS, no REQUIRETLS
+let local: Sink; // internal next hop: where DSNs to local senders go
+
+before(async () => {
+  work = await mkdtemp(join(tmpdir(), "relay-requiretls-"));
+  const ca = await makeCa(join(work, "ca"));
+  const relayCert = await makeLeaf(ca, { cn: "relay.test", dnsNames: ["relay.test"] });
+  const mx = await makeLeaf(ca, { cn: "mx.partner.test", dnsNames: ["mx.partner.test"] });
+  const tls = { cert: await readFile(mx.certFile), key: await readFile(mx.keyFile) };
+  [secure, noExt, local] = await Promise.all([
+    startSink({ tls, requireTls: true }),
+    startSink({ tls }),
+    startSink(),
+  ]);
+  ports = await testPorts();
+  const verify = { mode: "verify" as const, caFile: "ca.crt", matchNames: ["mx.partner.test"] };
+  const cfg = testConfig(ports, join(work, "queue"), {
+    inbound: {
+      relayFrom: ["127.0.0.1"],
+      localDomains: ["local.test"],
+      internalNextHop: { host: "127.0.0.1", port: local.port },
+    },
+    policies: [
+      {
+        name: "p/verified",
+        domains: ["verified.test"],
+        outbound: { tls: verify, nextHop: { host: "127.0.0.1", port: secure.port } },
+      },
+      {
+        name: "p/plain",
+        domains: ["plain.test"],
+        outbound: { tls: { mode: "required" }, nextHop: { host: "127.0.0.1", port: secure.port } },
+      },
+      {
+        name: "p/noext",
+        domains: ["noext.test"],
+        outbound: { tls: verify, nextHop: { host: "127.0.0.1", port: noExt.port } },
+      },
+    ],
+  });
+  await writeConfigDir(join(work, "config"), {
+    "config.json": JSON.stringify(cfg),
+    "tls/tls.crt": await readFile(relayCert.certFile),
+    "tls/tls.key": await readFile(relayCert.keyFile),
+    "ca.crt": await readFile(ca.certFile),
+  });
+  ({ relay, logs } = await startRelay(join(work, "config")));
+});
+
+after(async () => {
+  await relay?.stop();
+  await Promise.all([secure?.close(), noExt?.close(), local?.close()]);
+  await rm(work, { recursive: true, force: true });
+});
+
+/** STARTTLS, then MAIL FROM ... REQUIRETLS; returns the relay's queue id. */
+async function submitRequireTls(rcpt: string, tag: string): Promise<string> {
+  const s = await rawSession(ports.smtp);
+  try {
+    await s.cmd("EHLO client.test");
+    assert.match(await s.starttls(), /^220/);
+    assert.match(await s.cmd("EHLO client.test"), /250[ -]REQUIRETLS/);
+    assert.match(await s.cmd("MAIL FROM:<alice@local.test> REQUIRETLS"), /^250/);
+    assert.match(await s.cmd(`RCPT TO:<${rcpt}>`), /^250/);
+    assert.match(await s.cmd("DATA"), /^354/);
+    const reply = await s.data(
+      `From: alice@local.test\nTo: ${rcpt}\nSubject: ${tag}\nX-Test-Id: ${tag}\n\nconfidential\n`,
+    );
+    const m = /queued as ([0-9A-F]+)/.exec(reply);
+    assert.ok(m, reply);
+    return m[1]!;
+  } finally {
+    s.close();
+  }
+}
+
+const tagged = (sink: Sink, tag: string) =>
+  sink.messages.find((m) => m.data.toString().includes(`X-Test-Id: ${tag}`));
+
+describe("REQUIRETLS", () => {
+  it("is advertised only inside TLS; MAIL FROM ... REQUIRETLS in clear is refused", async () => {
+    const s = await rawSession(ports.smtp);
+    try {
+      assert.doesNotMatch(await s.cmd("EHLO client.test"), /REQUIRETLS/);
+      assert.match(await s.cmd("MAIL FROM:<alice@local.test> REQUIRETLS"), /^530 /);
+    } finally {
+      s.close();
+    }
+  });
+
+  it("verified TLS to a next hop with REQUIRETLS: delivered with the option on MAIL FROM", async () => {
+    const id = await submitRequireTls("bob@verified.test", "rt-ok");
+    const m = await waitFor("delivered", () => tagged(secure, "rt-ok"), 20_000);
+    assert.equal(m.requireTls, true);
+    assert.equal(m.secure, true);
+    const session = await waitFor("session log", () =>
+      logs.find((l) => l.event === "session" && (l.queued as string[]).includes(id)),
+    );
+    assert.equal(session.requireTls, true);
+  });
+
+  it("unverified TLS (mode required): bounced at once with a 5.7.10 DSN, never sent", async () => {
+    const id = await submitRequireTls("carol@plain.test", "rt-unverified");
+    const l = await waitFor("failed attempt", () =>
+      logs.find((x) => x.event === "delivery" && x.queueId === id && x.result === "failed"),
+    );
+    assert.equal(l.code, "REQUIRETLS_UNMET");
+    const dsn = await waitFor(
+      "DSN",
+      () => local.messages.find((m) => m.data.toString().includes(`X-Queue-ID: ${id}`)),
+      20_000,
+    );
+    assert.equal(dsn.from, "");
+    assert.match(dsn.data.toString(), /Status: 5\.7\.10/);
+    assert.doesNotMatch(dsn.data.toString(), /confidential/);
+    assert.equal(tagged(secure, "rt-unverified"), undefined);
+  });
+
+  it("next hop without REQUIRETLS: bounced with 5.7.30", async () => {
+    const id = await submitRequireTls("dan@noext.test", "rt-noext");
+    const l = await waitFor("failed attempt", () =>
+      logs.find((x) => x.event === "delivery" && x.queueId === id && x.result === "failed"),
+    );
+    assert.equal(l.code, "REQUIRETLS_NOT_SUPPORTED");
+    const dsn = await waitFor(
+      "DSN",
+      () => local.messages.find((m) => m.data.toString().includes(`X-Queue-ID: ${id}`)),
+      20_000,
+    );
+    assert.match(dsn.data.toString(), /Status: 5\.7\.30/);
+    assert.equal(tagged(noExt, "rt-noext"), undefined);
+  });
+});

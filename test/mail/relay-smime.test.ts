@@ -1,0 +1,282 @@
+// S/MIME gateway encryption end to end: swaks -> relay -> Postfix, and OpenSSL (an independent CMS
+// implementation) decrypts what Postfix stored with each recipient's key and gets back the exact
+// inner entity (Content-* headers, body, attachment); the signed variant verifies against the CA.
+// Recipients without a certificate get the policy's choice: defer, bounce (DSN 5.7.5), send clear.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import type { RelayConfigInput } from "../../relay/config/schema.js";
+import type { Relay } from "../../relay/relay.js";
+import { makeCa, makeLeaf, type Ca, type Leaf } from "../support/certs.js";
+import { startPostfix, type Message, type PostfixPeer } from "../support/postfix.js";
+import { waitFor } from "../support/process.js";
+import {
+  startRelay,
+  testConfig,
+  testPorts,
+  writeConfigDir,
+  type LogCapture,
+  type TestPorts,
+} from "../support/relay.js";
+import { swaks } from "../support/swaks.js";
+
+const run = promisify(execFile);
+type Smime = NonNullable<NonNullable<RelayConfigInput["policies"]>[number]["outbound"]["smime"]>;
+
+let work: string;
+let ca: Ca;
+let relayCert: Leaf;
+let bob: Leaf; // RSA: key transport (RSA-OAEP)
+let carol: Leaf; // EC P-256 with keyAgreement: ECDH
+let signing: Leaf;
+let expiredDave: Leaf;
+let ports: TestPorts;
+let relay: Relay;
+let logs: LogCapture;
+let postfix: PostfixPeer;
+let configDir: string;
+let generation = 0;
+
+/** An EC recipient certificate with keyUsage keyAgreement (certs.ts makes keyEncipherment ones). */
+async function ecRecipient(c: Ca, name: string, email: string): Promise<Leaf> {
+  const keyFile = join(c.dir, `${name}.key`);
+  const certFile = join(c.dir, `${name}.crt`);
+  const csr = join(c.dir, `${name}.csr`);
+  const ext = join(c.dir, `${name}.ext`);
+  await run("openssl", [
+    "genpkey",
+    "-algorithm",
+    "EC",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-out",
+    keyFile,
+  ]);
+  await run("openssl", ["req", "-new", "-key", keyFile, "-out", csr, "-subj", `/CN=${name}`]);
+  await writeFile(
+    ext,
+    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyAgreement\n" +
+      `extendedKeyUsage=emailProtection\nsubjectAltName=email:${email}\n`,
+  );
+  await run("openssl", [
+    "x509", "-req", "-in", csr, "-CA", c.certFile, "-CAkey", c.keyFile, "-CAcreateserial",
+    "-out", certFile, "-extfile", ext, "-days", "30",
+  ]); // prettier-ignore
+  return { certFile, keyFile, caFile: c.certFile };
+}
+
+async function configure(smime: Smime): Promise<void> {
+  const cfg = testConfig(ports, join(work, "queue"), {
+    generation: ++generation,
+    credentials: {
+      "smime-signer": {
+        type: "clientCertificate",
+        usage: "outbound",
+        certFile: "secrets/smime-signer/tls.crt",
+        keyFile: "secrets/smime-signer/tls.key",
+      },
+    },
+    policies: [
+      {
+        name: "partner/smime",
+        domains: ["partner.test"],
+        outbound: { tls: { mode: "required" }, nextHop: { host: postfix.host, port: postfix.port }, smime },
+      },
+    ],
+  });
+  const certs = Buffer.concat(await Promise.all([bob, carol, expiredDave].map((l) => readFile(l.certFile))));
+  await writeConfigDir(configDir, {
+    "config.json": JSON.stringify(cfg),
+    "tls/tls.crt": await readFile(relayCert.certFile),
+    "tls/tls.key": await readFile(relayCert.keyFile),
+    "secrets/partner-smime/certs.pem": certs,
+    "secrets/smime-signer/tls.crt": await readFile(signing.certFile),
+    "secrets/smime-signer/tls.key": await readFile(signing.keyFile),
+  });
+  await relay?.checkConfig();
+}
+
+// The message as the sender writes it: a multipart with a text part and a binary attachment.
+function original(tag: string, to: string): { data: string; inner: Buffer } {
+  const attachment = Buffer.from(Array.from({ length: 300 }, (_, i) => i % 256)).toString("base64");
+  const contentHeaders =
+    `Content-Type: multipart/mixed; boundary="sep-${tag}"\r\n` + `Content-Language: en\r\n`;
+  const body =
+    `--sep-${tag}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n` +
+    `Grüße, the secret number is 4711.\r\n` +
+    `--sep-${tag}\r\nContent-Type: application/octet-stream; name=data.bin\r\n` +
+    `Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=data.bin\r\n\r\n` +
+    `${attachment.replace(/(.{76})/g, "$1\r\n")}\r\n` +
+    `--sep-${tag}--\r\n`;
+  const data =
+    `From: alice@local.test\r\nTo: ${to}\r\nSubject: quarterly ${tag}\r\n` +
+    `Date: Thu, 01 Jan 2026 00:00:00 +0000\r\nMessage-ID: <${tag}@local.test>\r\nX-Test-Id: ${tag}\r\n` +
+    `MIME-Version: 1.0\r\n${contentHeaders}\r\n${body}`;
+  // swaks ends the DATA with CRLF . CRLF, so the last line's CRLF is part of the message exactly once
+  return { data: data.replace(/\r\n$/, ""), inner: Buffer.from(`${contentHeaders}\r\n${body}`, "utf8") };
+}
+
+async function submit(to: string[], tag: string): Promise<{ id: string; inner: Buffer }> {
+  const o = original(tag, to.join(", "));
+  const r = await swaks({
+    server: "127.0.0.1",
+    port: ports.smtp,
+    from: "alice@local.test",
+    to,
+    data: o.data,
+  });
+  assert.equal(r.code, 0, r.transcript);
+  return { id: r.queueId!, inner: o.inner };
+}
+
+async function delivered(tag: string, rcpt: string): Promise<Message> {
+  return waitFor(
+    `${tag} delivered to ${rcpt}`,
+    async () =>
+      (await postfix.messages()).find((m) => m.headers["x-test-id"]?.[0] === tag && m.recipient === rcpt),
+    20_000,
+  );
+}
+
+/** openssl cms -decrypt of a stored message with a recipient's key: the inner entity's bytes. */
+async function decrypt(m: Message, who: Leaf): Promise<Buffer> {
+  const inFile = join(work, `in-${Math.random().toString(16).slice(2)}.eml`);
+  const outFile = `${inFile}.out`;
+  await writeFile(inFile, m.raw);
+  await run("openssl", [
+    "cms",
+    "-decrypt",
+    "-in",
+    inFile,
+    "-recip",
+    who.certFile,
+    "-inkey",
+    who.keyFile,
+    "-out",
+    outFile,
+  ]);
+  return readFile(outFile);
+}
+
+function smimeLog(queueId: string, result: string) {
+  return () => logs.find((l) => l.event === "smime" && l.queueId === queueId && l.result === result);
+}
+
+before(async () => {
+  work = await mkdtemp(join(tmpdir(), "relay-smime-"));
+  configDir = join(work, "config");
+  ca = await makeCa(join(work, "ca"), "Partner CA");
+  relayCert = await makeLeaf(ca, { cn: "relay.test", dnsNames: ["relay.test"] });
+  const mx = await makeLeaf(ca, { cn: "mx.partner.test", dnsNames: ["mx.partner.test"] });
+  bob = await makeLeaf(ca, { cn: "Bob", emails: ["bob@partner.test"], rsa: true });
+  carol = await ecRecipient(ca, "carol", "carol@partner.test");
+  expiredDave = await makeLeaf(ca, { cn: "Dave", emails: ["dave@partner.test"], rsa: true, expired: true });
+  signing = await makeLeaf(ca, { cn: "Relay Signing", emails: ["postmaster@relay.test"], name: "signer" });
+  postfix = await startPostfix({
+    domains: ["partner.test"],
+    tls: "require",
+    cert: mx,
+    hostname: "mx.partner.test",
+  });
+  ports = await testPorts();
+  await configure({ certificateFiles: ["secrets/partner-smime/certs.pem"], missingCertificate: "defer" });
+  ({ relay, logs } = await startRelay(configDir));
+});
+
+after(async () => {
+  await relay?.stop();
+  await postfix?.stop();
+  await rm(work, { recursive: true, force: true });
+});
+
+describe("S/MIME gateway encryption", () => {
+  it("encrypts once to every recipient's certificate (RSA-OAEP and ECDH); openssl recovers the exact entity", async () => {
+    const { id, inner } = await submit(["bob@partner.test", "carol@partner.test"], "sm-enc");
+    const forBob = await delivered("sm-enc", "bob@partner.test");
+    const forCarol = await delivered("sm-enc", "carol@partner.test");
+    // routing headers outside, content headers inside
+    assert.match(
+      forBob.headers["content-type"]?.[0] ?? "",
+      /^application\/pkcs7-mime; smime-type=enveloped-data; name=smime\.p7m/,
+    );
+    assert.equal(forBob.headers["content-transfer-encoding"]?.[0], "base64");
+    assert.equal(forBob.headers.subject?.[0], "quarterly sm-enc");
+    assert.equal(forBob.headers["message-id"]?.[0], "<sm-enc@local.test>");
+    assert.equal(forBob.headers["content-language"], undefined);
+    assert.ok(forBob.headers.received?.some((r) => /by relay\.test \(Sealpost\)/.test(r)));
+    assert.doesNotMatch(forBob.raw, /secret number|data\.bin/);
+    // one encryption for both: the same ciphertext reached both mailboxes
+    assert.equal(forBob.body, forCarol.body);
+    assert.deepEqual(await decrypt(forBob, bob), inner);
+    assert.deepEqual(await decrypt(forCarol, carol), inner);
+    const l = await waitFor("smime log", smimeLog(id, "encrypted"));
+    assert.equal((l.certificates as unknown[]).length, 2);
+    const metrics = await relay.metrics.registry.metrics();
+    assert.match(
+      metrics,
+      /sealpost_relay_smime_recipients_total\{policy="partner\/smime",result="encrypted"\} 2/,
+    );
+  });
+
+  it("signs first (opaque SignedData), then encrypts; openssl cms -verify -CAfile accepts it", async () => {
+    await configure({
+      certificateFiles: ["secrets/partner-smime/certs.pem"],
+      sign: true,
+      signingCredential: "smime-signer",
+    });
+    const { id, inner } = await submit(["bob@partner.test"], "sm-sign");
+    const m = await delivered("sm-sign", "bob@partner.test");
+    const signed = await decrypt(m, bob);
+    assert.match(signed.toString("latin1"), /^Content-Type: application\/pkcs7-mime; smime-type=signed-data/);
+    const signedFile = join(work, "signed.eml");
+    const content = join(work, "verified.out");
+    await writeFile(signedFile, signed);
+    const v = await run("openssl", [
+      "cms",
+      "-verify",
+      "-CAfile",
+      ca.certFile,
+      "-in",
+      signedFile,
+      "-out",
+      content,
+    ]);
+    assert.match(v.stderr, /Verification successful/);
+    assert.deepEqual(await readFile(content), inner);
+    await waitFor("smime log", smimeLog(id, "signed-encrypted"));
+  });
+
+  it("no usable certificate: defer keeps it queued, bounce sends a 5.7.5 DSN, sendClear logs the reason", async () => {
+    await configure({ certificateFiles: ["secrets/partner-smime/certs.pem"], missingCertificate: "defer" });
+    const deferred = await submit(["dave@partner.test"], "sm-defer"); // only an expired certificate
+    const d = await waitFor("deferral", smimeLog(deferred.id, "deferred"));
+    assert.equal(d.code, "SMIME_NO_CERTIFICATE");
+    assert.match(String(d.reason), /expired/);
+
+    await configure({ certificateFiles: ["secrets/partner-smime/certs.pem"], missingCertificate: "bounce" });
+    const b = await waitFor("bounce", smimeLog(deferred.id, "bounced"));
+    assert.match(String(b.reason), /expired/);
+    await waitFor("DSN queued", () => logs.find((l) => l.event === "dsn" && l.queueId === deferred.id));
+
+    await configure({
+      certificateFiles: ["secrets/partner-smime/certs.pem"],
+      missingCertificate: "sendClear",
+    });
+    const mixed = await submit(["erin@partner.test", "bob@partner.test"], "sm-clear");
+    const clear = await delivered("sm-clear", "erin@partner.test");
+    assert.match(clear.raw, /secret number is 4711/);
+    const enc = await delivered("sm-clear", "bob@partner.test");
+    assert.deepEqual(await decrypt(enc, bob), mixed.inner);
+    const c = await waitFor("sent-clear log", smimeLog(mixed.id, "sent-clear"));
+    assert.deepEqual(c.recipients, ["erin@partner.test"]);
+    assert.match(String(c.reason), /erin@partner\.test: no certificate/);
+    assert.equal(
+      await postfix.messages().then((ms) => ms.some((m) => m.headers["x-test-id"]?.[0] === "sm-defer")),
+      false,
+    );
+  });
+});
