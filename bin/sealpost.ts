@@ -9,11 +9,14 @@ const USAGE = `usage: sealpost <command> [flags]
 commands:
   operator [flags]         run the operator (sealpost operator --help lists its flags)
   relay --config <dir>     run a mail relay from the config directory the operator mounts
+  queue <list|show|retry|delete> [flags]
+                           inspect and act on a relay's queue over its admin port (queue --help)
 `;
 
 const commands: Record<string, string> = {
   operator: "../operator/main.js",
   relay: "../relay/main.js",
+  queue: "./queue.js",
 };
 
 const command = process.argv[2];

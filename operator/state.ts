@@ -45,7 +45,9 @@ export interface Caches {
 
 /** Secret values never stay in the operator's memory: only which keys exist matters. */
 export function dropSecretValues(s: SecretObject): void {
-  if (s.data) for (const k of Object.keys(s.data)) s.data[k] = "";
+  // a TLS Secret's certificate is public: kept for the relay's CertificateExpiring condition
+  const keep = s.type === "kubernetes.io/tls" ? "tls.crt" : undefined;
+  if (s.data) for (const k of Object.keys(s.data)) if (k !== keep) s.data[k] = "";
   delete (s as { stringData?: unknown }).stringData;
 }
 

@@ -1,7 +1,7 @@
 // Admin HTTP port: /healthz (the process serves), /readyz (listeners up and a config loaded),
 // /metrics (Prometheus), /status (the loaded config's hash, generation and relay name: the
 // operator compares the hash with what it rendered to set the Enforced condition).
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Registry } from "prom-client";
 
 export interface AdminStatus {
@@ -12,12 +12,16 @@ export interface AdminStatus {
   lastReloadError?: string;
   listeners: Record<string, number>;
   queue: { depth: number; oldestAgeSeconds: number };
+  /** Delivery figures per policy since the relay started (relay/queue/admin-api.ts). */
+  policies?: Record<string, unknown>;
 }
 
 export interface AdminDeps {
   ready(): boolean;
   status(): AdminStatus;
   registry: Registry;
+  /** Serves further paths (the /queue endpoints); true when it answered. */
+  handle?(req: IncomingMessage, res: ServerResponse): boolean;
 }
 
 export async function startAdmin(
@@ -26,6 +30,7 @@ export async function startAdmin(
   host: string,
 ): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
+    if (d.handle?.(req, res)) return;
     const path = (req.url ?? "/").split("?")[0];
     const send = (code: number, type: string, body: string): void => {
       res.writeHead(code, { "content-type": type, "cache-control": "no-store" });

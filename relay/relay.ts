@@ -13,12 +13,14 @@ import { createMetrics, type Metrics } from "./metrics.js";
 import { Deliverer, type SmimeMaterial } from "./outbound/deliver.js";
 import { loadCertificates, loadSigner } from "./outbound/smime.js";
 import { MtaSts } from "./outbound/mta-sts.js";
+import { dayOf, eventOf, sendDay, TlsRptStore, type ResultType, type SentReport } from "./outbound/tlsrpt.js";
 import { makeResolver, type Dns } from "./outbound/mx.js";
 import { ConnectionPool } from "./outbound/pool.js";
 import type { Route } from "./outbound/route.js";
 import { DEFAULT_TIMEOUTS, type Material, type Timeouts } from "./outbound/transport-options.js";
+import { handleQueueRequest, PolicyFiguresBook } from "./queue/admin-api.js";
 import { Scheduler } from "./queue/scheduler.js";
-import { Spool } from "./queue/spool.js";
+import { newQueueId, Spool } from "./queue/spool.js";
 import { fail, type Failure } from "./result.js";
 
 export interface RelayOptions {
@@ -120,6 +122,9 @@ export class Relay {
   private listening = false;
   private lastReloadError: string | undefined;
   private stopping: Promise<void> | undefined;
+  private figures = new PolicyFiguresBook();
+  private tlsRpt:
+    { store: TlsRptStore; send(day: string): Promise<SentReport[]>; timer: NodeJS.Timeout } | undefined;
 
   private constructor(private o: RelayOptions) {
     this.log = o.logger ?? createLogger();
@@ -163,6 +168,14 @@ export class Relay {
       onMtaSts: (r) => {
         this.metrics.mtaSts.inc({ policy: r.policy, sts_mode: r.stsMode, result: r.result });
         const bad = /mismatch|error|invalid/.test(r.result);
+        if (bad && r.result.startsWith("sts-") && this.state.loaded.config.tlsRpt)
+          void this.tlsRpt?.store.record({
+            t: Date.now(),
+            domain: r.domain,
+            policy: { type: "sts", strings: [] },
+            result: r.result as ResultType,
+            ...(r.reason ? { reason: r.reason } : {}),
+          });
         this.log[bad ? "warn" : "info"]({ event: "mta-sts", ...r }, `MTA-STS ${r.result}`);
       },
       smime: (route) => smimeMaterialFor(this.state.loaded, route, this.log),
@@ -174,6 +187,9 @@ export class Relay {
       timeouts: this.o.timeouts ?? DEFAULT_TIMEOUTS,
       mxPort: this.o.mxPort ?? 25,
       onAttempt: (a) => {
+        this.figures.record(a);
+        const rpt = this.state.loaded.config.tlsRpt ? eventOf(a, Date.now()) : undefined;
+        if (rpt) void this.tlsRpt?.store.record(rpt);
         if (a.session?.tlsVersion)
           this.metrics.tls.inc({ direction: "outbound", version: a.session.tlsVersion });
         const level = a.result === "delivered" || a.result === "partial" ? "info" : "warn";
@@ -188,6 +204,7 @@ export class Relay {
       metrics: this.metrics,
     });
     this.metrics.bindQueue(this.scheduler);
+    this.startTlsRpt(new TlsRptStore(c.queue.dir), spool);
     for (const e of envelopes) this.scheduler.add(e);
     if (envelopes.length)
       this.log.info({ event: "queue-recovered", messages: envelopes.length }, "queue resumed");
@@ -205,6 +222,12 @@ export class Relay {
         ready: () => this.listening && !this.stopping,
         status: () => this.status(),
         registry: this.metrics.registry,
+        handle: (req, res) =>
+          handleQueueRequest(
+            { queue: this.scheduler, config: () => this.state.loaded.config, configDir: this.o.configDir },
+            req,
+            res,
+          ),
       },
       c.admin.port,
       c.admin.host,
@@ -306,7 +329,70 @@ export class Relay {
         depth: this.scheduler?.depth() ?? 0,
         oldestAgeSeconds: this.scheduler?.oldestAgeSeconds() ?? 0,
       },
+      policies: this.figures.snapshot(),
     };
+  }
+
+  /** TLS-RPT: sends each finished day's reports once (checked hourly and at start). */
+  private startTlsRpt(store: TlsRptStore, spool: Spool): void {
+    const send = (day: string): Promise<SentReport[]> =>
+      sendDay(day, {
+        store,
+        dns: () => this.resolver,
+        meta: () => {
+          const c = this.state.loaded.config;
+          const t = c.tlsRpt ?? { organizationName: c.hostname, contactInfo: `postmaster@${c.hostname}` };
+          return {
+            organizationName: t.organizationName,
+            contactInfo: t.contactInfo,
+            submitter: c.hostname,
+            from: c.tlsRpt?.from ?? `tlsrpt-noreply@${c.hostname}`,
+          };
+        },
+        httpsCa: () => {
+          const f = this.state.loaded.config.tlsRpt?.caFile;
+          return f ? fileOf(this.state.loaded, f) : undefined;
+        },
+        enqueue: async (from, to, message) => {
+          const now = Date.now();
+          const r = await spool.enqueue(
+            {
+              id: newQueueId(now),
+              from,
+              recipients: to.map((address) => ({ address, state: "pending" as const })),
+              receivedAt: now,
+              peer: "local (tlsrpt)",
+            },
+            Buffer.alloc(0),
+            message,
+          );
+          if (!r.ok) throw new Error(r.message);
+          this.scheduler.add(r.value);
+          return r.value.id;
+        },
+      });
+    const tick = async (): Promise<void> => {
+      if (!this.state.loaded.config.tlsRpt || this.stopping) return;
+      for (const day of await store.pendingDays(dayOf(Date.now()))) await this.sendTlsReports(day);
+    };
+    const timer = setInterval(() => void tick(), 3_600_000);
+    timer.unref();
+    this.tlsRpt = { store, send, timer };
+    void tick();
+  }
+
+  /** Builds and sends the TLS-RPT reports of one UTC day (YYYY-MM-DD) now, and marks it sent. */
+  async sendTlsReports(day: string): Promise<SentReport[]> {
+    if (!this.tlsRpt) return [];
+    await this.tlsRpt.store.flushed();
+    const sent = await this.tlsRpt.send(day);
+    for (const r of sent)
+      this.log[r.result === "failed" ? "warn" : "info"](
+        { event: "tlsrpt", day, ...r },
+        `TLS-RPT ${r.result}`,
+      );
+    if (sent.every((r) => r.result !== "failed")) await this.tlsRpt.store.markSent(day, sent);
+    return sent;
   }
 
   /** Graceful shutdown: stop accepting, let sessions and deliveries finish (grace), close. */
@@ -314,6 +400,7 @@ export class Relay {
     this.stopping ??= (async () => {
       const grace = this.o.graceMs ?? 20_000;
       this.watcher?.close();
+      if (this.tlsRpt) clearInterval(this.tlsRpt.timer);
       this.log.info({ event: "stopping", graceMs: grace }, "stopping");
       await Promise.all([this.listeners?.close(grace), this.scheduler?.stop(grace)]);
       this.listening = false;

@@ -29,11 +29,38 @@ import { InboundRequirement } from "./maildomainpolicy.js";
 const durations = (fields: string[], comparison: string) =>
   fields.map((f) => `!self.${f}.matches('${DURATION_PATTERN.source}')`).join(" || ") + ` || ${comparison}`;
 
+const ProxyProtocol = z
+  .object({
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe("Expect a PROXY protocol (v1 or v2) header on every connection."),
+    trustedCidrs: z
+      .array(cidr("An address or CIDR range of the load balancer, e.g. 10.0.0.0/16."))
+      .max(64)
+      .default([])
+      .describe(
+        "Where the load balancer connects from. Connections from elsewhere are refused (421), and so are connections from these addresses without a valid header.",
+      )
+      .meta({ "x-kubernetes-list-type": "set" }),
+  })
+  .describe(
+    "PROXY protocol from a TCP load balancer (e.g. AWS NLB with proxy protocol v2), so host rules and relayFrom see the real client address.",
+  )
+  .meta(
+    cel({
+      rule: "!self.enabled || size(self.trustedCidrs) > 0",
+      message: "proxyProtocol.enabled needs trustedCidrs: the load balancer's addresses",
+      fieldPath: ".trustedCidrs",
+    }),
+  );
+
 const listener = (what: string, defaultPort: number) =>
   z
     .object({
       enabled: z.boolean().default(true).describe("Whether the relay listens for this service."),
       port: port(`Container and Service port (default ${defaultPort}).`).default(defaultPort),
+      proxyProtocol: ProxyProtocol.optional(),
     })
     .prefault({})
     .describe(what);
@@ -211,9 +238,35 @@ export const MailRelaySpec = z
           .record(z.string().max(317), z.string().max(4096))
           .optional()
           .describe("Annotations for the Service, e.g. for your cloud's load balancer."),
+        externalTrafficPolicy: z
+          .enum(["Cluster", "Local"])
+          .optional()
+          .describe(
+            "For LoadBalancer and NodePort: Local keeps the client's source address (no SNAT; only nodes with a relay pod get traffic). Absent: the cluster default (Cluster).",
+          ),
+        loadBalancerSourceRanges: z
+          .array(cidr("A CIDR range allowed to connect, e.g. 203.0.113.0/24."))
+          .max(64)
+          .optional()
+          .describe("For LoadBalancer: only these client ranges may connect (where the cloud supports it).")
+          .meta({ "x-kubernetes-list-type": "set" }),
       })
       .prefault({})
       .describe("The Service in front of the relay pods."),
+    admin: z
+      .object({
+        tokenSecretRef: z
+          .object({
+            name: z.string().min(1).max(253).describe("Name of the Secret in the same namespace."),
+            key: z.string().min(1).max(253).default("token").describe("Key holding the token."),
+          })
+          .optional()
+          .describe(
+            "A Secret with the bearer token for the relay's /queue admin endpoints (sealpost queue). Absent: those endpoints are disabled; /healthz, /readyz, /metrics and /status need no token.",
+          ),
+      })
+      .optional()
+      .describe("The relay's admin port (8080)."),
     policySelector: labelSelector(
       "Which MailDomainPolicies of this namespace the relay enforces, by label (e.g. matchLabels: {relay: edge}). Absent or {}: all of them.",
     ).optional(),

@@ -403,17 +403,26 @@ export function compileRelayConfig(
     for (const [name, m] of refs.secrets) for (const [k, v] of m) mapIn(secretItems, name).set(k, v);
   }
   const l = spec.listeners;
+  // the /queue admin endpoints' bearer token (absent: they are disabled)
+  const tokenRef = spec.admin?.tokenSecretRef;
+  const adminToken = tokenRef ? secretPath(tokenRef.name, tokenRef.key) : undefined;
+  if (tokenRef && adminToken) mapIn(secretItems, tokenRef.name).set(tokenRef.key, adminToken);
   const input = {
     version: CONFIG_VERSION,
     relay: keyOf(relay),
     generation: relay.metadata.generation ?? 0,
     hostname: spec.hostname,
     listeners: {
-      smtp: { enabled: l.smtp.enabled, port: l.smtp.port, host: "0.0.0.0" },
-      smtps: { enabled: l.smtps.enabled, port: l.smtps.port, host: "0.0.0.0" },
-      submission: { enabled: l.submission.enabled, port: l.submission.port, host: "0.0.0.0" },
+      smtp: { enabled: l.smtp.enabled, port: l.smtp.port, host: "0.0.0.0", ...proxyOf(l.smtp) },
+      smtps: { enabled: l.smtps.enabled, port: l.smtps.port, host: "0.0.0.0", ...proxyOf(l.smtps) },
+      submission: {
+        enabled: l.submission.enabled,
+        port: l.submission.port,
+        host: "0.0.0.0",
+        ...proxyOf(l.submission),
+      },
     },
-    admin: { port: ADMIN_PORT, host: "0.0.0.0" },
+    admin: { port: ADMIN_PORT, host: "0.0.0.0", ...(adminToken ? { tokenFile: adminToken } : {}) },
     tls: { certFile: "tls/tls.crt", keyFile: "tls/tls.key" },
     inbound: {
       require: inbound.require,
@@ -455,6 +464,14 @@ export function compileRelayConfig(
     sources,
     egressPorts: [...egress].filter((p) => ![25, 465, 587].includes(p)).sort((a, b) => a - b),
   };
+}
+
+function proxyOf(l: { proxyProtocol?: { enabled: boolean; trustedCidrs: string[] } | undefined }): {
+  proxyProtocol?: { enabled: boolean; trustedCidrs: string[] };
+} {
+  return l.proxyProtocol?.enabled
+    ? { proxyProtocol: { enabled: true, trustedCidrs: [...l.proxyProtocol.trustedCidrs] } }
+    : {};
 }
 
 function mapIn<K, V>(m: Map<K, Map<string, V>>, k: K): Map<string, V> {

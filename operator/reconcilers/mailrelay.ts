@@ -12,6 +12,7 @@ import type { ReconcileResult } from "../runtime/controller.js";
 import type { ConditionInput } from "../runtime/conditions.js";
 import { ApiError, type KubeObject } from "../runtime/kube.js";
 import { splitKey, type MailRelayObject } from "../state.js";
+import { certificateExpiringCondition, certificateNotAfter } from "../status/certificate-expiry.js";
 import { probeRelay, writeStatus, type ReconcilerDeps } from "./common.js";
 
 function ownerOf(r: MailRelayObject): Owner {
@@ -55,6 +56,12 @@ export function renderInput(
     service: {
       type: relay.spec.service.type,
       ...(relay.spec.service.annotations ? { annotations: relay.spec.service.annotations } : {}),
+      ...(relay.spec.service.externalTrafficPolicy
+        ? { externalTrafficPolicy: relay.spec.service.externalTrafficPolicy }
+        : {}),
+      ...(relay.spec.service.loadBalancerSourceRanges
+        ? { loadBalancerSourceRanges: [...relay.spec.service.loadBalancerSourceRanges] }
+        : {}),
     },
     serverCertSecret: relay.spec.certificate.secretRef?.name ?? names.serverCertificateSecret(owner.name),
     replicas: relay.spec.replicas,
@@ -226,6 +233,20 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
       observedGeneration: g,
     };
   conditions.push(ready, accepted, enforced, degraded);
+  const certSecret = deps.state.caches.secrets.get(namespace, input.serverCertSecret);
+  const notAfter = certificateNotAfter(certSecret?.data?.["tls.crt"]);
+  const expiring = certificateExpiringCondition(notAfter, deps.now(), g ?? 0);
+  if (certSecret) conditions.push(expiring);
+  const wasExpiring = (
+    raw.status as { conditions?: { type: string; status: string }[] } | undefined
+  )?.conditions?.find((c) => c.type === "CertificateExpiring");
+  if (certSecret && expiring.status === "True" && wasExpiring?.status !== "True")
+    await deps.events.record(raw, {
+      type: "Warning",
+      reason: expiring.reason,
+      action: "CertificateExpiring",
+      note: expiring.message,
+    });
 
   await writeStatus(
     deps,
@@ -239,7 +260,11 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
       certificate: {
         ready: cert?.ready ?? false,
         secretName: input.serverCertSecret,
-        ...(cert && "notAfter" in cert && cert.notAfter ? { notAfter: cert.notAfter } : {}),
+        ...(cert && "notAfter" in cert && cert.notAfter
+          ? { notAfter: cert.notAfter }
+          : notAfter
+            ? { notAfter: notAfter.toISOString().replace(/\.\d{3}Z$/, "Z") }
+            : {}),
       },
     },
     conditions,

@@ -31,7 +31,12 @@ export interface RelayRenderInput {
   owner: Owner;
   /** Enabled listeners. */
   listeners: ListenerPort[];
-  service: { type: "ClusterIP" | "NodePort" | "LoadBalancer"; annotations?: Record<string, string> };
+  service: {
+    type: "ClusterIP" | "NodePort" | "LoadBalancer";
+    annotations?: Record<string, string>;
+    externalTrafficPolicy?: "Cluster" | "Local";
+    loadBalancerSourceRanges?: string[];
+  };
   /** The kubernetes.io/tls Secret with the server certificate (issued by cert-manager or the user's). */
   serverCertSecret: string;
   replicas: number;

@@ -11,6 +11,13 @@ export function renderService(input: RelayRenderInput): KubeObject {
     metadata: objectMeta(input.owner, names.service(relay), relayLabels(relay), input.service.annotations),
     spec: {
       type: input.service.type,
+      // source addresses survive only without SNAT: Local (NodePort/LoadBalancer only)
+      ...(input.service.externalTrafficPolicy && input.service.type !== "ClusterIP"
+        ? { externalTrafficPolicy: input.service.externalTrafficPolicy }
+        : {}),
+      ...(input.service.loadBalancerSourceRanges?.length && input.service.type === "LoadBalancer"
+        ? { loadBalancerSourceRanges: input.service.loadBalancerSourceRanges }
+        : {}),
       selector: relaySelector(relay),
       ports: input.listeners.map((l) => ({
         name: l.name,

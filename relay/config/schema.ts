@@ -206,6 +206,20 @@ export const RelayConfig = z.object({
   mtaSts: z
     .object({ caFile: ConfigPath.optional(), httpsPort: z.number().int().min(1).max(65535).optional() })
     .default({}),
+  /**
+   * TLS-RPT (RFC 8460): absent: nothing recorded. Sessions are counted per policy domain in
+   * <queue.dir>/tlsrpt/; each finished UTC day is reported to the domain's _smtp._tls rua URIs.
+   */
+  tlsRpt: z
+    .object({
+      organizationName: z.string().min(1),
+      contactInfo: z.string().min(1),
+      /** Envelope/header sender of mailto: reports; default tlsrpt-noreply@<hostname>. */
+      from: z.string().optional(),
+      /** For tests only: trusts a private CA for https: rua endpoints. */
+      caFile: ConfigPath.optional(),
+    })
+    .optional(),
 });
 export type RelayConfig = z.infer<typeof RelayConfig>;
 export type RelayConfigInput = z.input<typeof RelayConfig>;

@@ -12,7 +12,7 @@
 //    998 octets (RFC 5322 2.1.1) is refused with `552 5.6.0`;
 //  - non-ASCII addresses only with MAIL FROM ... SMTPUTF8 (RFC 6531): else `553 5.6.7`;
 //  - connections: per client IP and in total over all listeners, `421 4.7.0` past either limit.
-import { Transform, type TransformCallback } from "node:stream";
+import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { SMTPConnection } from "smtp-server/lib/smtp-connection.js";
 import type { Reply } from "./rules.js";
 
@@ -43,11 +43,11 @@ interface ConnInternals {
 /** Installs the command-line and SIZE reply rules on smtp-server's connection (once per process). */
 export function installProtocolLimits(): void {
   const proto = SMTPConnection.prototype as unknown as Record<symbol, boolean> & {
-    _onCommand(this: SMTPConnection, command: Buffer, callback?: () => void): void;
-    _validateMailParams(
+    _onCommand: (this: SMTPConnection, command: Buffer, callback?: () => void) => void;
+    _validateMailParams: (
       this: SMTPConnection,
       parsed: unknown,
-    ): { code: number; message: string; enhancedCode: string | null } | null;
+    ) => { code: number; message: string; enhancedCode: string | null } | null;
   };
   if (proto[PATCHED]) return;
   const onCommand = proto._onCommand;
@@ -68,7 +68,8 @@ export function installProtocolLimits(): void {
   const validate = proto._validateMailParams;
   proto._validateMailParams = function (parsed) {
     const r = validate.call(this, parsed);
-    if (r && r.code === 552) return { code: 552, message: "5.3.4 Message size exceeds fixed limit", enhancedCode: null };
+    if (r && r.code === 552)
+      return { code: 552, message: "5.3.4 Message size exceeds fixed limit", enhancedCode: null };
     return r;
   };
   proto[PATCHED] = true;
@@ -82,6 +83,20 @@ export function checkAddressCharset(address: string, smtpUtf8: boolean): Reply |
   if (!smtpUtf8 && NON_ASCII.test(address))
     return { code: 553, text: "5.6.7 Non-ASCII address requires the SMTPUTF8 parameter" };
   return undefined;
+}
+
+/** MAIL FROM / RCPT TO parameters the relay understands (advertised in EHLO); others: 555. */
+const KNOWN_PARAMS = {
+  MAIL: new Set(["SIZE", "BODY", "SMTPUTF8", "REQUIRETLS", "RET", "ENVID", "AUTH"]),
+  RCPT: new Set(["NOTIFY", "ORCPT"]),
+};
+
+/** RFC 5321 4.1.1.11: a parameter the server does not know is refused with 555. */
+export function checkParams(stage: "MAIL" | "RCPT", args: unknown): Reply | undefined {
+  if (!args || typeof args !== "object") return undefined;
+  const unknown = Object.keys(args).find((k) => !KNOWN_PARAMS[stage].has(k.toUpperCase()));
+  if (unknown === undefined) return undefined;
+  return { code: 555, text: `5.5.4 ${stage === "MAIL" ? "MAIL FROM" : "RCPT TO"} parameter not recognized` };
 }
 
 /** A message content violation: the reply for DATA. */
@@ -105,6 +120,20 @@ export class ContentGuard extends Transform {
   private prevCR = false;
   private inHeaders = true;
   private lineLen = 0;
+
+  constructor() {
+    super();
+    // The failure is kept in `violation` and reaches the consumer through its read; without this
+    // listener, pipe() would rethrow it as an uncaught 'error' when nothing reads yet.
+    this.on("error", () => undefined);
+  }
+
+  /** `source` piped through a new guard. */
+  static over(source: Readable): ContentGuard {
+    const g = new ContentGuard();
+    source.pipe(g);
+    return g;
+  }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     const v = this.scan(chunk);

@@ -5,6 +5,7 @@
 // written to the durable queue and acknowledged only once it is on disk.
 import {
   SMTPServer,
+  type SMTPServerAddress,
   type SMTPServerAuthentication,
   type SMTPServerDataStream,
   type SMTPServerSession,
@@ -19,6 +20,7 @@ import { newQueueId, type Envelope, type Spool } from "../queue/spool.js";
 import { authenticate, type InboundAccount } from "./auth.js";
 import {
   checkAddressCharset,
+  checkParams,
   ConnectionLimiter,
   ContentGuard,
   installProtocolLimits,
@@ -190,8 +192,8 @@ export class InboundListeners {
       onConnect: (session, cb) => this.onConnect(kind, session, cb),
       onSecure: (socket, session, cb) => this.onSecure(socket, session, cb),
       onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),
-      onMailFrom: (addr, session, cb) => this.onMailFrom(session, cb, addr.address),
-      onRcptTo: (addr, session, cb) => this.onRcptTo(addr.address, session, cb),
+      onMailFrom: (addr, session, cb) => this.onMailFrom(session, cb, addr),
+      onRcptTo: (addr, session, cb) => this.onRcptTo(addr.address, session, cb, addr.args),
       onData: (stream, session, cb) => void this.onData(kind, stream, session, cb),
       onClose: (session) => this.onClose(session),
     });
@@ -299,20 +301,31 @@ export class InboundListeners {
     cb(null, { user });
   }
 
-  private onMailFrom(session: SMTPServerSession, cb: (err?: Error | null) => void, address = ""): void {
+  private onMailFrom(
+    session: SMTPServerSession,
+    cb: (err?: Error | null) => void,
+    addr?: SMTPServerAddress,
+  ): void {
     if (this.closing)
       return cb(this.reject(session, "MAIL", { code: 421, text: "4.3.2 Service shutting down" }));
-    const charset = checkAddressCharset(address, Boolean(session.envelope.smtpUtf8));
-    if (charset) return cb(this.reject(session, "MAIL", charset));
+    const bad =
+      checkParams("MAIL", addr?.args) ??
+      checkAddressCharset(addr?.address ?? "", Boolean(session.envelope.smtpUtf8));
+    if (bad) return cb(this.reject(session, "MAIL", bad));
     const { d } = this.decision(session);
     const r = checkMailFrom(d, { secure: session.secure, authenticated: Boolean(session.user) });
     cb(r ? this.reject(session, "MAIL", r) : null);
   }
 
-  private onRcptTo(address: string, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+  private onRcptTo(
+    address: string,
+    session: SMTPServerSession,
+    cb: (err?: Error | null) => void,
+    args?: unknown,
+  ): void {
     const { d, cur } = this.decision(session);
-    const charset = checkAddressCharset(address, Boolean(session.envelope.smtpUtf8));
-    if (charset) return cb(this.reject(session, "RCPT", charset));
+    const bad = checkParams("RCPT", args) ?? checkAddressCharset(address, Boolean(session.envelope.smtpUtf8));
+    if (bad) return cb(this.reject(session, "RCPT", bad));
     if (session.envelope.rcptTo.length >= cur.loaded.config.inbound.maxRecipients)
       return cb(this.reject(session, "RCPT", { code: 452, text: "4.5.3 Too many recipients" }));
     const again = checkMailFrom(d, { secure: session.secure, authenticated: Boolean(session.user) });

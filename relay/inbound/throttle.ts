@@ -14,6 +14,19 @@ export interface ThrottleLimits {
   windowMs: number;
 }
 
+/** The limits from the config's inbound.limits. */
+export function throttleLimits(l: {
+  authMaxFailuresPerIp: number;
+  authMaxFailuresPerAccount: number;
+  authWindowSeconds: number;
+}): ThrottleLimits {
+  return {
+    maxFailuresPerIp: l.authMaxFailuresPerIp,
+    maxFailuresPerAccount: l.authMaxFailuresPerAccount,
+    windowMs: l.authWindowSeconds * 1000,
+  };
+}
+
 export type ThrottleVerdict = { ok: true } | { ok: false; scope: "ip" | "account"; code: 454; text: string };
 
 export const THROTTLED_TEXT = "4.7.0 Too many failed authentication attempts, try again later";

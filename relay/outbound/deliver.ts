@@ -12,6 +12,7 @@ import { resolveHops } from "./mx.js";
 import type { ConnectionPool, Pooled, SessionInfo } from "./pool.js";
 import { mxAllowed, type StsLookup } from "./mta-sts.js";
 import { isTlsFailure, requireTlsPrecheck, requireTlsStatus, tlsRequiredNo } from "./requiretls.js";
+import type { TlsRptPolicy } from "./tlsrpt.js";
 import { DEFAULT_POLICY, type Route } from "./route.js";
 import {
   chooseCertificates,
@@ -53,6 +54,25 @@ export interface AttemptRecord {
   reason?: string;
   response?: string;
   recipients: number;
+  /** Recipient (policy) domain and the TLS policy that applied: TLS-RPT (RFC 8460) input. */
+  domain?: string;
+  tlsPolicy?: TlsRptPolicy;
+}
+
+/** The TLS-RPT policy of an attempt: the MTA-STS policy when one applied, else no-policy-found. */
+function tlsRptPolicy(sts: StsLookup | undefined): TlsRptPolicy {
+  const p = sts?.policy;
+  if (!p) return { type: "no-policy-found", strings: [] };
+  return {
+    type: "sts",
+    strings: [
+      `version: ${p.version}`,
+      `mode: ${p.mode}`,
+      ...p.mx.map((m) => `mx: ${m}`),
+      `max_age: ${p.maxAge}`,
+    ],
+    mxHosts: p.mx,
+  };
 }
 
 export interface DeliveryRequest {
@@ -290,6 +310,8 @@ function replyResult(address: string, e: Errorish, hop: Hop): RecipientResult {
   };
 }
 
+type AttemptBase = "queueId" | "policy" | "mode" | "recipients" | "domain" | "tlsPolicy";
+
 export class Deliverer {
   constructor(private d: DelivererDeps) {}
 
@@ -395,11 +417,12 @@ export class Deliverer {
           (f.temporary ? "4.4.0" : f.code === "NULL_MX" ? "5.1.10" : "5.1.2"),
         ...(hop ? { remoteMta: hop.name } : {}),
       }));
-    const base = {
+    const base: Pick<AttemptRecord, AttemptBase> = {
       queueId: req.queueId,
       policy: route.policy,
       mode: route.outbound.tls.mode,
       recipients: req.recipients.length,
+      domain: route.domain,
     };
     // Refuse unimplemented modes before any DNS or network traffic.
     if (route.outbound.tls.mode === "dane") {
@@ -444,6 +467,7 @@ export class Deliverer {
         ...(sts.failure ? { reason: sts.failure.reason } : {}),
       });
     }
+    base.tlsPolicy = tlsRptPolicy(sts);
     if (req.requireTls) {
       const f = requireTlsPrecheck(outbound.tls.mode);
       if (f) {
@@ -520,7 +544,7 @@ export class Deliverer {
     req: DeliveryRequest,
     plan: TransportPlan,
     hop: Hop,
-    base: Pick<AttemptRecord, "queueId" | "policy" | "mode" | "recipients">,
+    base: Pick<AttemptRecord, AttemptBase>,
   ): Promise<RecipientResult[] | Failure> {
     const at = { ...base, nextHop: hop.name, address: hop.address, port: hop.port };
     for (let tryNo = 0; tryNo < 2; tryNo++) {

@@ -274,7 +274,10 @@ export class Scheduler {
       await this.notify(env, this.d.config(), this.now());
       await this.d.spool.remove(id);
       this.entries.delete(id);
-      this.d.log.info({ event: "queue-done", queueId: id, bounced: true, reason }, "message bounced by admin");
+      this.d.log.info(
+        { event: "queue-done", queueId: id, bounced: true, reason },
+        "message bounced by admin",
+      );
     })();
     this.inFlight.set(id, p);
     try {

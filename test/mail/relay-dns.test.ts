@@ -1,39 +1,27 @@
 // MX routing through the configured DNS servers (a DNS server on loopback): MX preference order,
 // verify against the MX host name, the A fallback when a domain has no MX, null MX bounces.
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFile } from "node:fs/promises";
 import { after, before, describe, it } from "node:test";
-import type { Relay } from "../../relay/relay.js";
-import { makeCa, makeLeaf } from "../support/certs.js";
+import { makeLeaf } from "../support/certs.js";
 import { startDnsServer, type DnsServer } from "../support/dns-server.js";
 import { startPostfix, type PostfixPeer } from "../support/postfix.js";
 import { waitFor } from "../support/process.js";
-import {
-  startRelay,
-  testConfig,
-  testPorts,
-  writeConfigDir,
-  type LogCapture,
-  type TestPorts,
-} from "../support/relay.js";
+import { relayFixture, type LogCapture, type RelayFixture, type TestPorts } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
 import { swaks } from "../support/swaks.js";
 
-let work: string;
+let f: RelayFixture;
 let ports: TestPorts;
-let relay: Relay;
 let logs: LogCapture;
 let postfix: PostfixPeer;
 let dns: DnsServer;
 let local: Sink;
 
 before(async () => {
-  work = await mkdtemp(join(tmpdir(), "relay-dns-"));
-  const ca = await makeCa(join(work, "ca"));
-  const relayCert = await makeLeaf(ca, { cn: "relay.test", dnsNames: ["relay.test"] });
-  const mx = await makeLeaf(ca, { cn: "mx1.partner.test", dnsNames: ["mx1.partner.test"] });
+  f = await relayFixture("relay-dns");
+  ports = f.ports;
+  const mx = await makeLeaf(f.ca, { cn: "mx1.partner.test", dnsNames: ["mx1.partner.test"] });
   postfix = await startPostfix({ domains: ["partner.test", "bare.test"], tls: "require", cert: mx });
   local = await startSink();
   dns = await startDnsServer({
@@ -48,37 +36,31 @@ before(async () => {
     "bare.test": { A: ["127.0.0.1"] },
     "nullmx.test": { MX: [{ preference: 0, exchange: "." }] },
   });
-  ports = await testPorts();
-  const cfg = testConfig(ports, join(work, "queue"), {
-    inbound: {
-      relayFrom: ["127.0.0.1"],
-      localDomains: ["local.test"],
-      internalNextHop: { host: "127.0.0.1", port: local.port },
-    },
-    dns: { servers: [dns.address] },
-    policies: [
-      {
-        name: "p/partner",
-        domains: ["partner.test"],
-        outbound: { tls: { mode: "verify", caFile: "ca.crt" } },
+  await f.configure(
+    {
+      inbound: {
+        relayFrom: ["127.0.0.1"],
+        localDomains: ["local.test"],
+        internalNextHop: { host: "127.0.0.1", port: local.port },
       },
-    ],
-    defaultOutbound: { tls: { mode: "opportunistic" } },
-  });
-  await writeConfigDir(join(work, "config"), {
-    "config.json": JSON.stringify(cfg),
-    "tls/tls.crt": await readFile(relayCert.certFile),
-    "tls/tls.key": await readFile(relayCert.keyFile),
-    "ca.crt": await readFile(ca.certFile),
-  });
+      dns: { servers: [dns.address] },
+      policies: [
+        {
+          name: "p/partner",
+          domains: ["partner.test"],
+          outbound: { tls: { mode: "verify", caFile: "ca.crt" } },
+        },
+      ],
+      defaultOutbound: { tls: { mode: "opportunistic" } },
+    },
+    { files: { "ca.crt": await readFile(f.ca.certFile) } },
+  );
   // Postfix listens on a free port, not 25: MX next hops use it (the CLI's --mx-port).
-  ({ relay, logs } = await startRelay(join(work, "config"), { mxPort: postfix.port }));
+  ({ logs } = await f.start({ mxPort: postfix.port }));
 });
 
 after(async () => {
-  await relay?.stop();
-  await Promise.all([postfix?.stop(), dns?.stop(), local?.close()]);
-  await rm(work, { recursive: true, force: true });
+  await f?.stop(() => Promise.all([postfix?.stop(), dns?.stop(), local?.close()]));
 });
 
 async function submit(to: string, tag: string): Promise<string> {

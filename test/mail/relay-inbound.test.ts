@@ -2,28 +2,26 @@
 // different hosts: TLS/AUTH requirements per host (strictest wins), AUTH only after TLS, no open
 // relay, enhanced status codes; implicit TLS (465) and submission (587); certificate reload.
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { connect as tlsConnect, type PeerCertificate } from "node:tls";
 import { after, before, describe, it } from "node:test";
 import type { Relay } from "../../relay/relay.js";
-import { makeCa, makeLeaf, type Ca, type Leaf } from "../support/certs.js";
+import { makeLeaf, type Ca, type Leaf } from "../support/certs.js";
 import { waitFor } from "../support/process.js";
 import {
   plainToken,
   rawSession,
-  startRelay,
-  testConfig,
-  testPorts,
+  relayFixture,
   writeConfigDir,
   type LogCapture,
+  type RelayFixture,
   type TestPorts,
 } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
 import { swaks } from "../support/swaks.js";
 
-let work: string;
+let f: RelayFixture;
 let ca: Ca;
 let cert1: Leaf;
 let cert2: Leaf;
@@ -38,56 +36,57 @@ const PARTNER = "127.0.0.3"; // partner rule: tls+auth
 const TLS_HOST = "127.0.0.4"; // host rule: tls
 
 async function writeConfig(cert: Leaf, generation = 1): Promise<void> {
-  const cfg = testConfig(ports, join(work, "queue"), {
-    generation,
-    inbound: {
-      require: "none",
-      relayFrom: ["127.0.0.1"],
-      localDomains: ["local.test"],
-      internalNextHop: { host: "127.0.0.1", port: sink.port },
+  await f.configure(
+    {
+      generation,
+      inbound: {
+        require: "none",
+        relayFrom: ["127.0.0.1"],
+        localDomains: ["local.test"],
+        internalNextHop: { host: "127.0.0.1", port: sink.port },
+      },
+      credentials: {
+        "partner-in": {
+          type: "password",
+          usage: "inbound",
+          username: "partner",
+          passwordFile: "secrets/partner-in/password",
+        },
+        "other-in": {
+          type: "password",
+          usage: "inbound",
+          username: "other",
+          passwordFile: "secrets/other-in/password",
+        },
+      },
+      policies: [
+        {
+          name: "mail/partner",
+          domains: ["partner.test"],
+          outbound: { tls: { mode: "none" }, nextHop: { host: "127.0.0.1", port: sink.port } },
+          inbound: { hosts: ["127.0.0.3/32"], require: "tls+auth", credentials: ["partner-in"] },
+        },
+        {
+          name: "mail/tls-host",
+          domains: ["tlshost.test"],
+          outbound: { tls: { mode: "none" } },
+          inbound: { hosts: ["127.0.0.4"], require: "tls" },
+        },
+      ],
     },
-    credentials: {
-      "partner-in": {
-        type: "password",
-        usage: "inbound",
-        username: "partner",
-        passwordFile: "secrets/partner-in/password",
-      },
-      "other-in": {
-        type: "password",
-        usage: "inbound",
-        username: "other",
-        passwordFile: "secrets/other-in/password",
+    {
+      cert,
+      files: {
+        "secrets/partner-in/password": "partner-pw\n",
+        "secrets/other-in/password": "other-pw",
       },
     },
-    policies: [
-      {
-        name: "mail/partner",
-        domains: ["partner.test"],
-        outbound: { tls: { mode: "none" }, nextHop: { host: "127.0.0.1", port: sink.port } },
-        inbound: { hosts: ["127.0.0.3/32"], require: "tls+auth", credentials: ["partner-in"] },
-      },
-      {
-        name: "mail/tls-host",
-        domains: ["tlshost.test"],
-        outbound: { tls: { mode: "none" } },
-        inbound: { hosts: ["127.0.0.4"], require: "tls" },
-      },
-    ],
-  });
-  await writeConfigDir(configDir, {
-    "config.json": JSON.stringify(cfg),
-    "tls/tls.crt": await readFile(cert.certFile),
-    "tls/tls.key": await readFile(cert.keyFile),
-    "secrets/partner-in/password": "partner-pw\n",
-    "secrets/other-in/password": "other-pw",
-  });
+  );
 }
 
 before(async () => {
-  work = await mkdtemp(join(tmpdir(), "relay-in-"));
-  configDir = join(work, "config");
-  ca = await makeCa(join(work, "ca"));
+  f = await relayFixture("relay-in");
+  ({ configDir, ca, ports } = f);
   cert1 = await makeLeaf(ca, { cn: "relay.test", dnsNames: ["relay.test"], name: "relay1" });
   cert2 = await makeLeaf(ca, {
     cn: "relay.test",
@@ -95,15 +94,12 @@ before(async () => {
     name: "relay2",
   });
   sink = await startSink();
-  ports = await testPorts();
   await writeConfig(cert1);
-  ({ relay, logs } = await startRelay(configDir));
+  ({ relay, logs } = await f.start());
 });
 
 after(async () => {
-  await relay?.stop();
-  await sink?.close();
-  await rm(work, { recursive: true, force: true });
+  await f?.stop(() => sink?.close());
 });
 
 describe("relay inbound rules", () => {

@@ -3,27 +3,19 @@
 // directory, and enforces it: enforce + matching MX -> delivered over verified TLS; enforce + no
 // matching MX -> deferred; testing + no matching MX -> delivered, reported (log + metric).
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Relay } from "../../relay/relay.js";
-import { makeCa, makeLeaf } from "../support/certs.js";
+import { makeLeaf } from "../support/certs.js";
 import { startDnsServer, type DnsServer } from "../support/dns-server.js";
 import { startMtaStsServer, stsPolicy, type MtaStsServer } from "../support/mta-sts-server.js";
 import { waitFor } from "../support/process.js";
-import {
-  startRelay,
-  testConfig,
-  testPorts,
-  writeConfigDir,
-  type LogCapture,
-  type TestPorts,
-} from "../support/relay.js";
+import { relayFixture, type LogCapture, type RelayFixture, type TestPorts } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
 import { swaks } from "../support/swaks.js";
 
-let work: string;
+let f: RelayFixture;
 let ports: TestPorts;
 let relay: Relay;
 let logs: LogCapture;
@@ -33,11 +25,10 @@ let sts: MtaStsServer;
 const domains = ["enforce-ok.test", "enforce-bad.test", "testing.test"];
 
 before(async () => {
-  work = await mkdtemp(join(tmpdir(), "relay-mta-sts-"));
-  const ca = await makeCa(join(work, "ca"));
-  const relayCert = await makeLeaf(ca, { cn: "relay.test", dnsNames: ["relay.test"] });
-  const mx = await makeLeaf(ca, { cn: "mx1.partner.test", dnsNames: ["mx1.partner.test"] });
-  const web = await makeLeaf(ca, { cn: "mta-sts", dnsNames: domains.map((d) => `mta-sts.${d}`) });
+  f = await relayFixture("relay-mta-sts");
+  ports = f.ports;
+  const mx = await makeLeaf(f.ca, { cn: "mx1.partner.test", dnsNames: ["mx1.partner.test"] });
+  const web = await makeLeaf(f.ca, { cn: "mta-sts", dnsNames: domains.map((d) => `mta-sts.${d}`) });
   sink = await startSink({ tls: { cert: await readFile(mx.certFile), key: await readFile(mx.keyFile) } });
   sts = await startMtaStsServer({ cert: await readFile(web.certFile), key: await readFile(web.keyFile) });
   sts.setPolicy("enforce-ok.test", stsPolicy("enforce", ["*.partner.test"]));
@@ -50,25 +41,19 @@ before(async () => {
     zone[`mta-sts.${d}`] = { A: ["127.0.0.1"] };
   }
   dns = await startDnsServer(zone);
-  ports = await testPorts();
-  const cfg = testConfig(ports, join(work, "queue"), {
-    dns: { servers: [dns.address] },
-    mtaSts: { caFile: "ca.crt", httpsPort: sts.port },
-    policies: [{ name: "p/sts", domains, outbound: { tls: { mode: "mta-sts", caFile: "ca.crt" } } }],
-  });
-  await writeConfigDir(join(work, "config"), {
-    "config.json": JSON.stringify(cfg),
-    "tls/tls.crt": await readFile(relayCert.certFile),
-    "tls/tls.key": await readFile(relayCert.keyFile),
-    "ca.crt": await readFile(ca.certFile),
-  });
-  ({ relay, logs } = await startRelay(join(work, "config"), { mxPort: sink.port }));
+  await f.configure(
+    {
+      dns: { servers: [dns.address] },
+      mtaSts: { caFile: "ca.crt", httpsPort: sts.port },
+      policies: [{ name: "p/sts", domains, outbound: { tls: { mode: "mta-sts", caFile: "ca.crt" } } }],
+    },
+    { files: { "ca.crt": await readFile(f.ca.certFile) } },
+  );
+  ({ relay, logs } = await f.start({ mxPort: sink.port }));
 });
 
 after(async () => {
-  await relay?.stop();
-  await Promise.all([sink?.close(), dns?.stop(), sts?.close()]);
-  await rm(work, { recursive: true, force: true });
+  await f?.stop(() => Promise.all([sink?.close(), dns?.stop(), sts?.close()]));
 });
 
 async function submit(rcpt: string, tag: string): Promise<string> {
@@ -98,7 +83,7 @@ describe("MTA-STS", () => {
     assert.equal((l.session as { peerVerified: boolean }).peerVerified, true);
     assert.ok(logs.find((x) => x.event === "mta-sts" && x.queueId === id && x.result === "enforced"));
     const cached = JSON.parse(
-      await readFile(join(work, "queue", "mta-sts", "enforce-ok.test.json"), "utf8"),
+      await readFile(join(f.work, "queue", "mta-sts", "enforce-ok.test.json"), "utf8"),
     ) as { id: string; policy: { mode: string } };
     assert.equal(cached.id, "20260101T000000");
     assert.equal(cached.policy.mode, "enforce");

@@ -2,8 +2,7 @@
 // queue -> policy-routed delivery with the policy's TLS mode enforced. The Postfix-based tests
 // (relay-postfix.test.ts) cover the same against a real MTA.
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import SMTPConnection from "nodemailer/lib/smtp-connection";
@@ -11,22 +10,15 @@ import type { RelayConfigInput } from "../../relay/config/schema.js";
 import type { Relay } from "../../relay/relay.js";
 import { makeCa, makeLeaf, type Ca, type Leaf } from "../support/certs.js";
 import { waitFor } from "../support/process.js";
-import {
-  startRelay,
-  testConfig,
-  testPorts,
-  writeConfigDir,
-  type LogCapture,
-  type TestPorts,
-} from "../support/relay.js";
+import { relayFixture, type LogCapture, type RelayFixture, type TestPorts } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
 
 type PolicyInput = NonNullable<RelayConfigInput["policies"]>[number];
 
+let f: RelayFixture;
 let work: string;
 let ca: Ca;
 let otherCa: Ca;
-let relayCert: Leaf;
 let mxCert: Leaf;
 let ports: TestPorts;
 let relay: Relay;
@@ -36,40 +28,38 @@ let clearSink: Sink; // no STARTTLS
 let authSink: Sink; // STARTTLS + AUTH required
 let localSink: Sink; // internal next hop (local.test: DSNs land here)
 let clearAuthSink: Sink; // AUTH advertised in clear, no STARTTLS
-let configDir: string;
-let serial = 0;
 
 async function writeConfig(
   policies: PolicyInput[],
   extra: Record<string, string | Buffer> = {},
 ): Promise<void> {
-  const cfg = testConfig(ports, join(work, "queue"), {
-    generation: ++serial,
-    inbound: {
-      require: "none",
-      relayFrom: ["127.0.0.1"],
-      localDomains: ["local.test"],
-      internalNextHop: { host: "127.0.0.1", port: localSink.port },
+  await f.configure(
+    {
+      inbound: {
+        require: "none",
+        relayFrom: ["127.0.0.1"],
+        localDomains: ["local.test"],
+        internalNextHop: { host: "127.0.0.1", port: localSink.port },
+      },
+      credentials: {
+        "partner-login": {
+          type: "password",
+          usage: "outbound",
+          username: "relay-edge",
+          passwordFile: "secrets/partner-login/password",
+        },
+      },
+      policies,
     },
-    credentials: {
-      "partner-login": {
-        type: "password",
-        usage: "outbound",
-        username: "relay-edge",
-        passwordFile: "secrets/partner-login/password",
+    {
+      files: {
+        "secrets/partner-ca/ca.crt": await readFile(ca.certFile),
+        "secrets/other-ca/ca.crt": await readFile(otherCa.certFile),
+        "secrets/partner-login/password": "s3cret-pass\n",
+        ...extra,
       },
     },
-    policies,
-  });
-  await writeConfigDir(configDir, {
-    "config.json": JSON.stringify(cfg, null, 2),
-    "tls/tls.crt": await readFile(relayCert.certFile),
-    "tls/tls.key": await readFile(relayCert.keyFile),
-    "secrets/partner-ca/ca.crt": await readFile(ca.certFile),
-    "secrets/other-ca/ca.crt": await readFile(otherCa.certFile),
-    "secrets/partner-login/password": "s3cret-pass\n",
-    ...extra,
-  });
+  );
 }
 
 function policy(
@@ -118,11 +108,9 @@ function deliveryLog(queueId: string, pred: (l: Record<string, unknown>) => bool
 }
 
 before(async () => {
-  work = await mkdtemp(join(tmpdir(), "relay-out-"));
-  configDir = join(work, "config");
-  ca = await makeCa(join(work, "ca"), "Partner CA");
+  f = await relayFixture("relay-out", { caName: "Partner CA" });
+  ({ work, ca, ports } = f);
   otherCa = await makeCa(join(work, "other-ca"), "Other CA");
-  relayCert = await makeLeaf(ca, { cn: "relay.test", dnsNames: ["relay.test"] });
   mxCert = await makeLeaf(ca, { cn: "mx.partner.test", dnsNames: ["mx.partner.test"] });
   const tls = { cert: await readFile(mxCert.certFile), key: await readFile(mxCert.keyFile) };
   tlsSink = await startSink({ tls });
@@ -130,15 +118,14 @@ before(async () => {
   authSink = await startSink({ tls, auth: { user: "relay-edge", pass: "s3cret-pass" } });
   localSink = await startSink();
   clearAuthSink = await startSink({ auth: { user: "relay-edge", pass: "s3cret-pass" } });
-  ports = await testPorts();
   await writeConfig([]);
-  ({ relay, logs } = await startRelay(configDir));
+  ({ relay, logs } = await f.start());
 });
 
 after(async () => {
-  await relay?.stop();
-  await Promise.all([tlsSink, clearSink, authSink, localSink, clearAuthSink].map((s) => s?.close()));
-  await rm(work, { recursive: true, force: true });
+  await f?.stop(() =>
+    Promise.all([tlsSink, clearSink, authSink, localSink, clearAuthSink].map((s) => s?.close())),
+  );
 });
 
 describe("relay outbound (sinks)", () => {

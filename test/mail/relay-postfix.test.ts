@@ -2,8 +2,7 @@
 // verified (Postfix's log shows the TLS session), wrong CA / wrong name deferred and not delivered,
 // SMTP AUTH (Cyrus SASL) with the credential from the config dir, never before TLS.
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { RelayConfigInput } from "../../relay/config/schema.js";
@@ -11,23 +10,16 @@ import type { Relay } from "../../relay/relay.js";
 import { makeCa, makeLeaf, type Ca, type Leaf } from "../support/certs.js";
 import { startPostfix, type PostfixPeer } from "../support/postfix.js";
 import { waitFor } from "../support/process.js";
-import {
-  startRelay,
-  testConfig,
-  testPorts,
-  writeConfigDir,
-  type LogCapture,
-  type TestPorts,
-} from "../support/relay.js";
+import { relayFixture, type LogCapture, type RelayFixture, type TestPorts } from "../support/relay.js";
 import { swaks } from "../support/swaks.js";
 
 type PolicyInput = NonNullable<RelayConfigInput["policies"]>[number];
 type Tls = PolicyInput["outbound"]["tls"];
 
+let f: RelayFixture;
 let work: string;
 let ca: Ca;
 let otherCa: Ca;
-let relayCert: Leaf;
 let mxCert: Leaf;
 let ports: TestPorts;
 let relay: Relay;
@@ -37,38 +29,36 @@ let authPeer: PostfixPeer; // STARTTLS required + AUTH required
 let oldTlsPeer: PostfixPeer; // STARTTLS offered, TLS 1.2 at most
 let ccertPeer: PostfixPeer; // STARTTLS required + a client certificate from our CA required
 let clientCert: Leaf;
-let configDir: string;
-let generation = 0;
 
 async function configure(policies: PolicyInput[]): Promise<void> {
-  const cfg = testConfig(ports, join(work, "queue"), {
-    generation: ++generation,
-    credentials: {
-      "edge-client": {
-        type: "clientCertificate",
-        usage: "outbound",
-        certFile: "secrets/edge-client/tls.crt",
-        keyFile: "secrets/edge-client/tls.key",
+  await f.configure(
+    {
+      credentials: {
+        "edge-client": {
+          type: "clientCertificate",
+          usage: "outbound",
+          certFile: "secrets/edge-client/tls.crt",
+          keyFile: "secrets/edge-client/tls.key",
+        },
+        "partner-login": {
+          type: "password",
+          usage: "outbound",
+          username: "relay-edge",
+          passwordFile: "secrets/partner-login/password",
+        },
       },
-      "partner-login": {
-        type: "password",
-        usage: "outbound",
-        username: "relay-edge",
-        passwordFile: "secrets/partner-login/password",
+      policies,
+    },
+    {
+      files: {
+        "secrets/partner-ca/ca.crt": await readFile(ca.certFile),
+        "secrets/other-ca/ca.crt": await readFile(otherCa.certFile),
+        "secrets/partner-login/password": "relay-secret-pw\n",
+        "secrets/edge-client/tls.crt": await readFile(clientCert.certFile),
+        "secrets/edge-client/tls.key": await readFile(clientCert.keyFile),
       },
     },
-    policies,
-  });
-  await writeConfigDir(configDir, {
-    "config.json": JSON.stringify(cfg),
-    "tls/tls.crt": await readFile(relayCert.certFile),
-    "tls/tls.key": await readFile(relayCert.keyFile),
-    "secrets/partner-ca/ca.crt": await readFile(ca.certFile),
-    "secrets/other-ca/ca.crt": await readFile(otherCa.certFile),
-    "secrets/partner-login/password": "relay-secret-pw\n",
-    "secrets/edge-client/tls.crt": await readFile(clientCert.certFile),
-    "secrets/edge-client/tls.key": await readFile(clientCert.keyFile),
-  });
+  );
   await relay?.checkConfig();
 }
 
@@ -109,11 +99,9 @@ function attempt(queueId: string, pred: (l: Record<string, unknown>) => boolean)
 }
 
 before(async () => {
-  work = await mkdtemp(join(tmpdir(), "relay-postfix-"));
-  configDir = join(work, "config");
-  ca = await makeCa(join(work, "ca"), "Partner CA");
+  f = await relayFixture("relay-postfix", { caName: "Partner CA" });
+  ({ work, ca, ports } = f);
   otherCa = await makeCa(join(work, "other-ca"), "Other CA");
-  relayCert = await makeLeaf(ca, { cn: "relay.test", dnsNames: ["relay.test"] });
   mxCert = await makeLeaf(ca, {
     cn: "mx.partner.test",
     dnsNames: ["mx.partner.test", "mx.secure.test", "mx.auth.test"],
@@ -148,15 +136,14 @@ before(async () => {
       hostname: "mx.ccert.test",
     }),
   ]);
-  ports = await testPorts();
   await configure([]);
-  ({ relay, logs } = await startRelay(configDir));
+  ({ relay, logs } = await f.start());
 });
 
 after(async () => {
-  await relay?.stop();
-  await Promise.all([tlsPeer?.stop(), authPeer?.stop(), oldTlsPeer?.stop(), ccertPeer?.stop()]);
-  await rm(work, { recursive: true, force: true });
+  await f?.stop(() =>
+    Promise.all([tlsPeer?.stop(), authPeer?.stop(), oldTlsPeer?.stop(), ccertPeer?.stop()]),
+  );
 });
 
 describe("relay -> Postfix", () => {

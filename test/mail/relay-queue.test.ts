@@ -1,45 +1,38 @@
 // Queue lifetime and bounces: a message whose next hop stays unreachable past queue.maxAge bounces
 // with a DSN (Status 4.4.7) to its sender; a bounce itself (null sender) never gets a DSN.
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
 import type { Relay } from "../../relay/relay.js";
-import { makeCa, makeLeaf } from "../support/certs.js";
 import { freePort } from "../support/ports.js";
 import { waitFor } from "../support/process.js";
 import {
   rawSession,
-  startRelay,
-  testConfig,
-  testPorts,
-  writeConfigDir,
+  relayFixture,
   type LogCapture,
+  type RelayFixture,
   type TestPorts,
 } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
 
-let work: string;
+let f: RelayFixture;
 let ports: TestPorts;
 let relay: Relay;
 let logs: LogCapture;
 let local: Sink;
 
 before(async () => {
-  work = await mkdtemp(join(tmpdir(), "relay-queue-"));
-  const ca = await makeCa(join(work, "ca"));
-  const leaf = await makeLeaf(ca, { cn: "relay.test", dnsNames: ["relay.test"] });
+  f = await relayFixture("relay-queue");
+  ports = f.ports;
   local = await startSink();
-  ports = await testPorts();
   const dead = await freePort(); // nothing listens there
-  const cfg = testConfig(ports, join(work, "queue"), {
+  await f.configure({
     inbound: {
       relayFrom: ["127.0.0.1"],
       localDomains: ["local.test"],
       internalNextHop: { host: "127.0.0.1", port: local.port },
     },
-    queue: { dir: join(work, "queue"), maxAge: 2, retry: { initial: 0.3, max: 0.5 } },
+    queue: { dir: join(f.work, "queue"), maxAge: 2, retry: { initial: 0.3, max: 0.5 } },
     policies: [
       {
         name: "t/dead",
@@ -48,18 +41,11 @@ before(async () => {
       },
     ],
   });
-  await writeConfigDir(join(work, "config"), {
-    "config.json": JSON.stringify(cfg),
-    "tls/tls.crt": await readFile(leaf.certFile),
-    "tls/tls.key": await readFile(leaf.keyFile),
-  });
-  ({ relay, logs } = await startRelay(join(work, "config")));
+  ({ relay, logs } = await f.start());
 });
 
 after(async () => {
-  await relay?.stop();
-  await local?.close();
-  await rm(work, { recursive: true, force: true });
+  await f?.stop(() => local?.close());
 });
 
 async function send(from: string, to: string, tag: string): Promise<string> {

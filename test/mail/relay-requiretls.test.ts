@@ -3,82 +3,69 @@
 // option on MAIL FROM), else it bounces at once with a DSN (5.7.10, or 5.7.30 for a next hop
 // without the extension), never deferred and never downgraded.
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFile } from "node:fs/promises";
 import { after, before, describe, it } from "node:test";
-import type { Relay } from "../../relay/relay.js";
-import { makeCa, makeLeaf } from "../support/certs.js";
+import { makeLeaf } from "../support/certs.js";
 import { waitFor } from "../support/process.js";
 import {
   rawSession,
-  startRelay,
-  testConfig,
-  testPorts,
-  writeConfigDir,
+  relayFixture,
   type LogCapture,
+  type RelayFixture,
   type TestPorts,
 } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
 
-let work: string;
+let f: RelayFixture;
 let ports: TestPorts;
-let relay: Relay;
 let logs: LogCapture;
 let secure: Sink; // STARTTLS + REQUIRETLS
 let noExt: Sink; // STARTTLS, no REQUIRETLS
 let local: Sink; // internal next hop: where DSNs to local senders go
 
 before(async () => {
-  work = await mkdtemp(join(tmpdir(), "relay-requiretls-"));
-  const ca = await makeCa(join(work, "ca"));
-  const relayCert = await makeLeaf(ca, { cn: "relay.test", dnsNames: ["relay.test"] });
-  const mx = await makeLeaf(ca, { cn: "mx.partner.test", dnsNames: ["mx.partner.test"] });
+  f = await relayFixture("relay-requiretls");
+  ports = f.ports;
+  const mx = await makeLeaf(f.ca, { cn: "mx.partner.test", dnsNames: ["mx.partner.test"] });
   const tls = { cert: await readFile(mx.certFile), key: await readFile(mx.keyFile) };
   [secure, noExt, local] = await Promise.all([
     startSink({ tls, requireTls: true }),
     startSink({ tls }),
     startSink(),
   ]);
-  ports = await testPorts();
   const verify = { mode: "verify" as const, caFile: "ca.crt", matchNames: ["mx.partner.test"] };
-  const cfg = testConfig(ports, join(work, "queue"), {
-    inbound: {
-      relayFrom: ["127.0.0.1"],
-      localDomains: ["local.test"],
-      internalNextHop: { host: "127.0.0.1", port: local.port },
+  await f.configure(
+    {
+      inbound: {
+        relayFrom: ["127.0.0.1"],
+        localDomains: ["local.test"],
+        internalNextHop: { host: "127.0.0.1", port: local.port },
+      },
+      policies: [
+        {
+          name: "p/verified",
+          domains: ["verified.test"],
+          outbound: { tls: verify, nextHop: { host: "127.0.0.1", port: secure.port } },
+        },
+        {
+          name: "p/plain",
+          domains: ["plain.test"],
+          outbound: { tls: { mode: "required" }, nextHop: { host: "127.0.0.1", port: secure.port } },
+        },
+        {
+          name: "p/noext",
+          domains: ["noext.test"],
+          outbound: { tls: verify, nextHop: { host: "127.0.0.1", port: noExt.port } },
+        },
+      ],
     },
-    policies: [
-      {
-        name: "p/verified",
-        domains: ["verified.test"],
-        outbound: { tls: verify, nextHop: { host: "127.0.0.1", port: secure.port } },
-      },
-      {
-        name: "p/plain",
-        domains: ["plain.test"],
-        outbound: { tls: { mode: "required" }, nextHop: { host: "127.0.0.1", port: secure.port } },
-      },
-      {
-        name: "p/noext",
-        domains: ["noext.test"],
-        outbound: { tls: verify, nextHop: { host: "127.0.0.1", port: noExt.port } },
-      },
-    ],
-  });
-  await writeConfigDir(join(work, "config"), {
-    "config.json": JSON.stringify(cfg),
-    "tls/tls.crt": await readFile(relayCert.certFile),
-    "tls/tls.key": await readFile(relayCert.keyFile),
-    "ca.crt": await readFile(ca.certFile),
-  });
-  ({ relay, logs } = await startRelay(join(work, "config")));
+    { files: { "ca.crt": await readFile(f.ca.certFile) } },
+  );
+  ({ logs } = await f.start());
 });
 
 after(async () => {
-  await relay?.stop();
-  await Promise.all([secure?.close(), noExt?.close(), local?.close()]);
-  await rm(work, { recursive: true, force: true });
+  await f?.stop(() => Promise.all([secure?.close(), noExt?.close(), local?.close()]));
 });
 
 /** STARTTLS, then MAIL FROM ... REQUIRETLS; returns the relay's queue id. */

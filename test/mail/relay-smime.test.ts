@@ -4,32 +4,24 @@
 // Recipients without a certificate get the policy's choice: defer, bounce (DSN 5.7.5), send clear.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import type { RelayConfigInput } from "../../relay/config/schema.js";
 import type { Relay } from "../../relay/relay.js";
-import { makeCa, makeLeaf, type Ca, type Leaf } from "../support/certs.js";
+import { makeLeaf, type Ca, type Leaf } from "../support/certs.js";
 import { startPostfix, type Message, type PostfixPeer } from "../support/postfix.js";
 import { waitFor } from "../support/process.js";
-import {
-  startRelay,
-  testConfig,
-  testPorts,
-  writeConfigDir,
-  type LogCapture,
-  type TestPorts,
-} from "../support/relay.js";
+import { relayFixture, type LogCapture, type RelayFixture, type TestPorts } from "../support/relay.js";
 import { swaks } from "../support/swaks.js";
 
 const run = promisify(execFile);
 type Smime = NonNullable<NonNullable<RelayConfigInput["policies"]>[number]["outbound"]["smime"]>;
 
+let f: RelayFixture;
 let work: string;
 let ca: Ca;
-let relayCert: Leaf;
 let bob: Leaf; // RSA: key transport (RSA-OAEP)
 let carol: Leaf; // EC P-256 with keyAgreement: ECDH
 let signing: Leaf;
@@ -38,8 +30,6 @@ let ports: TestPorts;
 let relay: Relay;
 let logs: LogCapture;
 let postfix: PostfixPeer;
-let configDir: string;
-let generation = 0;
 
 /** An EC recipient certificate with keyUsage keyAgreement (certs.ts makes keyEncipherment ones). */
 async function ecRecipient(c: Ca, name: string, email: string): Promise<Leaf> {
@@ -70,33 +60,33 @@ async function ecRecipient(c: Ca, name: string, email: string): Promise<Leaf> {
 }
 
 async function configure(smime: Smime): Promise<void> {
-  const cfg = testConfig(ports, join(work, "queue"), {
-    generation: ++generation,
-    credentials: {
-      "smime-signer": {
-        type: "clientCertificate",
-        usage: "outbound",
-        certFile: "secrets/smime-signer/tls.crt",
-        keyFile: "secrets/smime-signer/tls.key",
+  const certs = Buffer.concat(await Promise.all([bob, carol, expiredDave].map((l) => readFile(l.certFile))));
+  await f.configure(
+    {
+      credentials: {
+        "smime-signer": {
+          type: "clientCertificate",
+          usage: "outbound",
+          certFile: "secrets/smime-signer/tls.crt",
+          keyFile: "secrets/smime-signer/tls.key",
+        },
+      },
+      policies: [
+        {
+          name: "partner/smime",
+          domains: ["partner.test"],
+          outbound: { tls: { mode: "required" }, nextHop: { host: postfix.host, port: postfix.port }, smime },
+        },
+      ],
+    },
+    {
+      files: {
+        "secrets/partner-smime/certs.pem": certs,
+        "secrets/smime-signer/tls.crt": await readFile(signing.certFile),
+        "secrets/smime-signer/tls.key": await readFile(signing.keyFile),
       },
     },
-    policies: [
-      {
-        name: "partner/smime",
-        domains: ["partner.test"],
-        outbound: { tls: { mode: "required" }, nextHop: { host: postfix.host, port: postfix.port }, smime },
-      },
-    ],
-  });
-  const certs = Buffer.concat(await Promise.all([bob, carol, expiredDave].map((l) => readFile(l.certFile))));
-  await writeConfigDir(configDir, {
-    "config.json": JSON.stringify(cfg),
-    "tls/tls.crt": await readFile(relayCert.certFile),
-    "tls/tls.key": await readFile(relayCert.keyFile),
-    "secrets/partner-smime/certs.pem": certs,
-    "secrets/smime-signer/tls.crt": await readFile(signing.certFile),
-    "secrets/smime-signer/tls.key": await readFile(signing.keyFile),
-  });
+  );
   await relay?.checkConfig();
 }
 
@@ -167,10 +157,8 @@ function smimeLog(queueId: string, result: string) {
 }
 
 before(async () => {
-  work = await mkdtemp(join(tmpdir(), "relay-smime-"));
-  configDir = join(work, "config");
-  ca = await makeCa(join(work, "ca"), "Partner CA");
-  relayCert = await makeLeaf(ca, { cn: "relay.test", dnsNames: ["relay.test"] });
+  f = await relayFixture("relay-smime", { caName: "Partner CA" });
+  ({ work, ca, ports } = f);
   const mx = await makeLeaf(ca, { cn: "mx.partner.test", dnsNames: ["mx.partner.test"] });
   bob = await makeLeaf(ca, { cn: "Bob", emails: ["bob@partner.test"], rsa: true });
   carol = await ecRecipient(ca, "carol", "carol@partner.test");
@@ -182,15 +170,12 @@ before(async () => {
     cert: mx,
     hostname: "mx.partner.test",
   });
-  ports = await testPorts();
   await configure({ certificateFiles: ["secrets/partner-smime/certs.pem"], missingCertificate: "defer" });
-  ({ relay, logs } = await startRelay(configDir));
+  ({ relay, logs } = await f.start());
 });
 
 after(async () => {
-  await relay?.stop();
-  await postfix?.stop();
-  await rm(work, { recursive: true, force: true });
+  await f?.stop(() => postfix?.stop());
 });
 
 describe("S/MIME gateway encryption", () => {

@@ -2,69 +2,57 @@
 // relay sends nothing in clear (the proxy sees no MAIL, AUTH or DATA), the message stays queued with
 // a logged reason; under opportunistic it is delivered (in clear, as the policy allows).
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFile } from "node:fs/promises";
 import { after, before, describe, it } from "node:test";
 import type { RelayConfigInput } from "../../relay/config/schema.js";
 import type { Relay } from "../../relay/relay.js";
-import { makeCa, makeLeaf, type Leaf } from "../support/certs.js";
+import { makeLeaf } from "../support/certs.js";
 import { startPostfix, type PostfixPeer } from "../support/postfix.js";
 import { waitFor } from "../support/process.js";
-import {
-  startRelay,
-  testConfig,
-  testPorts,
-  writeConfigDir,
-  type LogCapture,
-  type TestPorts,
-} from "../support/relay.js";
+import { relayFixture, type LogCapture, type RelayFixture, type TestPorts } from "../support/relay.js";
 import { startStripProxy, type StripProxy } from "../support/strip-proxy.js";
 import { swaks } from "../support/swaks.js";
 
 type Tls = NonNullable<RelayConfigInput["policies"]>[number]["outbound"]["tls"];
 
-let work: string;
-let relayCert: Leaf;
+let f: RelayFixture;
 let caFile: string;
 let ports: TestPorts;
 let relay: Relay;
 let logs: LogCapture;
 let postfix: PostfixPeer;
 let proxy: StripProxy;
-let configDir: string;
-let generation = 0;
 
 async function configure(tls: Tls, authCredential?: string): Promise<void> {
-  const cfg = testConfig(ports, join(work, "queue"), {
-    generation: ++generation,
-    credentials: {
-      login: {
-        type: "password",
-        usage: "outbound",
-        username: "relay-edge",
-        passwordFile: "secrets/login/password",
-      },
-    },
-    policies: [
-      {
-        name: "partner/mitm",
-        domains: ["partner.test"],
-        outbound: {
-          tls,
-          nextHop: { host: proxy.host, port: proxy.port },
-          ...(authCredential ? { authCredential } : {}),
+  await f.configure(
+    {
+      credentials: {
+        login: {
+          type: "password",
+          usage: "outbound",
+          username: "relay-edge",
+          passwordFile: "secrets/login/password",
         },
       },
-    ],
-  });
-  await writeConfigDir(configDir, {
-    "config.json": JSON.stringify(cfg),
-    "tls/tls.crt": await readFile(relayCert.certFile),
-    "tls/tls.key": await readFile(relayCert.keyFile),
-    "secrets/ca/ca.crt": await readFile(caFile),
-    "secrets/login/password": "pw",
-  });
+      policies: [
+        {
+          name: "partner/mitm",
+          domains: ["partner.test"],
+          outbound: {
+            tls,
+            nextHop: { host: proxy.host, port: proxy.port },
+            ...(authCredential ? { authCredential } : {}),
+          },
+        },
+      ],
+    },
+    {
+      files: {
+        "secrets/ca/ca.crt": await readFile(caFile),
+        "secrets/login/password": "pw",
+      },
+    },
+  );
   await relay?.checkConfig();
 }
 
@@ -84,24 +72,21 @@ const deferral = (id: string) => () =>
   logs.find((l) => l.event === "delivery" && l.queueId === id && l.result === "deferred");
 
 before(async () => {
-  work = await mkdtemp(join(tmpdir(), "relay-strip-"));
-  configDir = join(work, "config");
-  const ca = await makeCa(join(work, "ca"));
-  caFile = ca.certFile;
-  relayCert = await makeLeaf(ca, { cn: "relay.test", dnsNames: ["relay.test"] });
-  const mx = await makeLeaf(ca, { cn: "mx.partner.test", dnsNames: ["mx.partner.test"] });
+  f = await relayFixture("relay-strip");
+  ports = f.ports;
+  caFile = f.ca.certFile;
+  const mx = await makeLeaf(f.ca, { cn: "mx.partner.test", dnsNames: ["mx.partner.test"] });
   postfix = await startPostfix({ domains: ["partner.test"], tls: "offer", cert: mx });
   proxy = await startStripProxy({ upstream: { host: postfix.host, port: postfix.port }, mode: "strip" });
-  ports = await testPorts();
   await configure({ mode: "required" });
-  ({ relay, logs } = await startRelay(configDir));
+  ({ relay, logs } = await f.start());
 });
 
 after(async () => {
-  await relay?.stop();
-  await proxy?.stop();
-  await postfix?.stop();
-  await rm(work, { recursive: true, force: true });
+  await f?.stop(async () => {
+    await proxy?.stop();
+    await postfix?.stop();
+  });
 });
 
 describe("relay behind a STARTTLS-stripping proxy", () => {

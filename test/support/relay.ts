@@ -2,7 +2,18 @@
 // `..<gen>` directory, the `..data` symlink swapped atomically by rename, top-level names linking
 // through `..data`), and starts the relay in-process (Relay.start) or as a child process
 // (`tsx relay/main.ts --config <dir>`).
-import { mkdir, readdir, readlink, rename, rm, symlink, writeFile } from "node:fs/promises";
+import {
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  rename,
+  rm,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import * as net from "node:net";
 import type { Socket } from "node:net";
@@ -11,6 +22,7 @@ import * as tls from "node:tls";
 import type { RelayConfigInput } from "../../relay/config/schema.js";
 import { createLogger, type Logger } from "../../relay/log.js";
 import { Relay, type RelayOptions } from "../../relay/relay.js";
+import { makeCa, makeLeaf, type Ca, type Leaf } from "./certs.js";
 import { freePort } from "./ports.js";
 import { startProcess, waitFor, type Managed } from "./process.js";
 
@@ -122,6 +134,78 @@ export async function startRelay(
   const { logger, capture } = captureLogger();
   const relay = await Relay.start({ configDir, logger, pollMs: 200, graceMs: 2000, poolIdleMs: 1000, ...o });
   return { relay, logs: capture };
+}
+
+/**
+ * The set-up every relay mail test shares: a temporary work dir, a CA with a `relay.test` leaf
+ * (the relay's own certificate), free loopback ports, a kubelet-style config dir at `<work>/config`
+ * and a queue at `<work>/queue`. Start the peers, `configure()`, then `start()`; `stop()` in after().
+ */
+export interface RelayFixture {
+  work: string;
+  configDir: string;
+  ca: Ca;
+  relayCert: Leaf;
+  ports: TestPorts;
+  /** Set by start(). */
+  relay: Relay | undefined;
+  logs: LogCapture | undefined;
+  /**
+   * Writes testConfig(ports, <work>/queue, patch) as config.json (generation counting up unless the
+   * patch sets one) with the relay's tls/tls.crt + tls/tls.key (from `cert`, default relayCert) and
+   * `files`; returns the config. Does not reload a running relay: call relay.checkConfig() for that.
+   */
+  configure(
+    patch?: Partial<RelayConfigInput>,
+    o?: { files?: Record<string, string | Buffer>; cert?: Leaf },
+  ): Promise<RelayConfigInput>;
+  start(o?: Partial<RelayOptions>): Promise<{ relay: Relay; logs: LogCapture }>;
+  /** Stops the relay, then runs `peers` (closing sinks, DNS, Postfix...), then removes the work dir. */
+  stop(peers?: () => Promise<unknown>): Promise<void>;
+}
+
+export async function relayFixture(name: string, o: { caName?: string } = {}): Promise<RelayFixture> {
+  const work = await mkdtemp(join(tmpdir(), `${name}-`));
+  const ca = await makeCa(join(work, "ca"), o.caName);
+  const relayCert = await makeLeaf(ca, { cn: "relay.test", dnsNames: ["relay.test"] });
+  const ports = await testPorts();
+  const configDir = join(work, "config");
+  let generation = 0;
+  const f: RelayFixture = {
+    work,
+    configDir,
+    ca,
+    relayCert,
+    ports,
+    relay: undefined,
+    logs: undefined,
+    async configure(patch = {}, c = {}) {
+      const cfg = testConfig(ports, join(work, "queue"), { generation: ++generation, ...patch });
+      const cert = c.cert ?? relayCert;
+      await writeConfigDir(configDir, {
+        "config.json": JSON.stringify(cfg),
+        "tls/tls.crt": await readFile(cert.certFile),
+        "tls/tls.key": await readFile(cert.keyFile),
+        ...c.files,
+      });
+      return cfg;
+    },
+    async start(opts = {}) {
+      const r = await startRelay(configDir, opts);
+      f.relay = r.relay;
+      f.logs = r.logs;
+      return r;
+    },
+    async stop(peers) {
+      try {
+        await f.relay?.stop();
+        await peers?.();
+      } finally {
+        await rm(work, { recursive: true, force: true });
+      }
+    },
+  };
+  return f;
 }
 
 /** The relay as a child process; resolves when /readyz answers 200. */

@@ -93,7 +93,15 @@ describe("the CRDs", () => {
   it("print the columns kubectl get shows", () => {
     const columns = (kind: string) =>
       crd(kind).spec.versions[0]!.additionalPrinterColumns!.map((c) => c.name);
-    assert.deepEqual(columns("MailDomainPolicy"), ["Mode", "Domains", "Ready", "Age"]);
+    assert.deepEqual(columns("MailDomainPolicy"), [
+      "Mode",
+      "Domains",
+      "Ready",
+      "Last-Delivery",
+      "TLS",
+      "Deferrals",
+      "Age",
+    ]);
     assert.deepEqual(columns("MailRelay"), ["Hostname", "Replicas", "Ready", "Age"]);
     assert.deepEqual(columns("RelayCredential"), ["Type", "Usage", "Age"]);
   });

@@ -1,0 +1,109 @@
+// `npm run bench` (quick set) and `npm run bench -- --full` (the matrix): the relay against Postfix on
+// loopback, and the operator's convergence against a real kube-apiserver. Prints Markdown tables
+// and writes everything as JSON to bench/results/<timestamp>.json. Figures, not tests: nothing
+// here asserts a time. See docs/benchmarks.md.
+//   --full             relay: 2 KB, 10 KB, 1 MB x C = 1, 16, 64; operator: 100, 1,000, 10,000
+//   --only relay|operator
+//   --messages N       messages per relay case (default 300; --full: 2,000, 200 for 1 MB)
+//   --postfix k=v,...  extra Postfix main.cf settings (experiments)
+//   --cpu-prof         V8 CPU profile of Sealpost's relay (NODE_OPTIONS=--cpu-prof), summarized
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, totalmem, tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { runOperatorBench, type OperatorFigures } from "./operator/index.js";
+import { profileTables, summarizeProfiles, type ProfileSummary } from "./profile.js";
+import { runRelayBench, type RelayCase, type RelayFigures } from "./relay/index.js";
+import { operatorTable, relayTable } from "./table.js";
+
+const { values } = parseArgs({
+  options: {
+    full: { type: "boolean", default: false },
+    only: { type: "string" },
+    messages: { type: "string" },
+    "cpu-prof": { type: "boolean", default: false },
+    postfix: { type: "string" },
+  },
+  strict: true,
+});
+const full = values.full;
+const only = values.only;
+if (only && only !== "relay" && only !== "operator") throw new Error("--only relay|operator");
+const log = (l: string): void => void process.stderr.write(l + "\n");
+
+const KB = 1024;
+function relayCases(): RelayCase[] {
+  const n = values.messages ? Number(values.messages) : undefined;
+  if (!full) return [{ size: 10 * KB, concurrency: 16, messages: n ?? 300 }];
+  const out: RelayCase[] = [];
+  for (const size of [2 * KB, 10 * KB, 1024 * KB])
+    for (const concurrency of [1, 16, 64])
+      out.push({ size, concurrency, messages: n ?? (size >= 1024 * KB ? 200 : 2000) });
+  return out;
+}
+
+const env = {
+  date: new Date().toISOString(),
+  node: process.version,
+  cpus: cpus().length,
+  cpuModel: cpus()[0]?.model ?? "?",
+  memoryGb: Math.round(totalmem() / 2 ** 30),
+  loadAvgAtStart: loadavg().map((x) => Math.round(x * 100) / 100),
+  mode: full ? "full" : "quick",
+};
+const header =
+  `Sealpost benchmarks (${env.mode}) ${env.date}, node ${env.node}, ${env.cpus} CPUs (${env.cpuModel}), ` +
+  `${env.memoryGb} GB, load average at start ${env.loadAvgAtStart.join(" / ")}.\n` +
+  `Loopback only; the machine is shared with other work, so figures are noisy: compare the ratios of ` +
+  `one run, not absolute figures across runs.`;
+log(header);
+
+let relay: RelayFigures[] = [];
+let operator: OperatorFigures[] = [];
+let profile: ProfileSummary | undefined;
+if (only !== "operator") {
+  log("relay: Sealpost vs Postfix");
+  const cpuProfDir = values["cpu-prof"] ? mkdtempSync(join(tmpdir(), "sealpost-cpuprof-")) : undefined;
+  relay = await runRelayBench({
+    cases: relayCases(),
+    relays: ["sealpost", "postfix"],
+    warmup: 50,
+    perSession: 10,
+    ...(cpuProfDir ? { cpuProfDir } : {}),
+    ...(values.postfix
+      ? {
+          postfixConfig: Object.fromEntries(
+            values.postfix.split(",").map((kv) => kv.split("=", 2) as [string, string]),
+          ),
+        }
+      : {}),
+    log,
+  });
+  if (cpuProfDir) {
+    profile = summarizeProfiles(cpuProfDir);
+    log(`CPU profiles in ${cpuProfDir}`);
+  }
+}
+if (only !== "relay") {
+  log("operator: convergence");
+  operator = await runOperatorBench({
+    sizes: full ? [100, 1000, 10_000] : [100, 1000],
+    timeoutMs: (n) => Math.max(120_000, n * 200),
+    log,
+  });
+}
+
+const sections = [`${header}\n`];
+if (relay.length) sections.push(`### Relay: Sealpost vs Postfix\n\n${relayTable(relay)}\n`);
+if (operator.length)
+  sections.push(`### Operator: MailDomainPolicy convergence\n\n${operatorTable(operator)}\n`);
+if (profile) sections.push(`### Sealpost relay CPU profile (self time)\n\n${profileTables(profile)}\n`);
+process.stdout.write(sections.join("\n"));
+
+const dir = new URL("./results/", import.meta.url).pathname;
+mkdirSync(dir, { recursive: true });
+const file = join(dir, `${env.date.replace(/[:.]/g, "-")}.json`);
+writeFileSync(file, JSON.stringify({ env, relay, operator, profile }, null, 2) + "\n");
+log(`results: ${file}`);
+// child processes (sink, relays, control plane) are stopped; exit even if a handle lingers
+process.exit(0);

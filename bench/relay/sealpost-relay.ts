@@ -1,0 +1,73 @@
+// Sealpost's relay under test: a child process (`node --import tsx relay/main.ts`, as the tests
+// start it) from a config directory written kubelet-style, with STARTTLS on its port-25 listener
+// (bound to 127.0.0.1:<free port>), one policy routing the bench domain to the sink with outbound
+// TLS mode `required`, and the durable queue (fsync before 250) in a temp dir.
+import { mkdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { RelayConfigInput } from "../../relay/config/schema.js";
+import { freePort } from "../../test/support/ports.js";
+import type { Managed } from "../../test/support/process.js";
+import { startRelayProcess, writeConfigDir } from "../../test/support/relay.js";
+
+export interface RelayUnderTest {
+  name: string;
+  port: number;
+  /** Root of the process tree to measure. */
+  pid: number;
+  /** Set for a single-process relay: its VmHWM is the exact peak RSS. */
+  singleProcess: boolean;
+  stop(): Promise<void>;
+}
+
+export interface SealpostOptions {
+  dir: string;
+  sinkPort: number;
+  domain: string;
+  cert: { certFile: string; keyFile: string };
+  /** Concurrent deliveries (queue.workers). */
+  workers: number;
+  /** Extra environment for the relay (e.g. NODE_OPTIONS with --cpu-prof). */
+  env?: NodeJS.ProcessEnv;
+}
+
+export async function startSealpost(o: SealpostOptions): Promise<RelayUnderTest> {
+  const configDir = join(o.dir, "config");
+  const queueDir = join(o.dir, "queue");
+  await mkdir(queueDir, { recursive: true });
+  const [smtp, admin] = [await freePort(), await freePort()];
+  const config: RelayConfigInput = {
+    version: 1,
+    relay: "bench/edge",
+    generation: 1,
+    hostname: "relay.bench",
+    listeners: {
+      smtp: { port: smtp, host: "127.0.0.1" },
+      smtps: { enabled: false, port: 465, host: "127.0.0.1" },
+      submission: { enabled: false, port: 587, host: "127.0.0.1" },
+    },
+    admin: { port: admin, host: "127.0.0.1" },
+    tls: { certFile: "tls/tls.crt", keyFile: "tls/tls.key" },
+    inbound: { require: "none", relayFrom: ["127.0.0.1"] },
+    policies: [
+      {
+        name: "bench/sink",
+        domains: [o.domain],
+        outbound: { tls: { mode: "required" }, nextHop: { host: "127.0.0.1", port: o.sinkPort } },
+      },
+    ],
+    queue: { dir: queueDir, workers: o.workers, retry: { initial: 1, max: 5 } },
+  };
+  await writeConfigDir(configDir, {
+    "config.json": JSON.stringify(config, null, 2),
+    "tls/tls.crt": await readFile(o.cert.certFile),
+    "tls/tls.key": await readFile(o.cert.keyFile),
+  });
+  const m: Managed = await startRelayProcess(configDir, admin, join(o.dir, "relay.log"), o.env ?? {});
+  return {
+    name: "sealpost",
+    port: smtp,
+    pid: m.child.pid!,
+    singleProcess: true,
+    stop: () => m.stop(10_000),
+  };
+}

@@ -1,0 +1,58 @@
+// Markdown tables of the figures.
+import type { OperatorFigures } from "./operator/index.js";
+import type { RelayFigures } from "./relay/index.js";
+
+function table(head: string[], rows: (string | number)[][]): string {
+  const cells = [head, ...rows.map((r) => r.map(String))];
+  const width = head.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
+  const fmt = (r: string[]): string => `| ${r.map((c, i) => c.padEnd(width[i]!)).join(" | ")} |`;
+  return [fmt(head), fmt(width.map((w) => "-".repeat(w))), ...cells.slice(1).map(fmt)].join("\n");
+}
+
+const size = (b: number): string => (b >= 1 << 20 ? `${b / (1 << 20)} MB` : `${b / 1024} KB`);
+const ratio = (a: number, b: number): string =>
+  b > 0 && Number.isFinite(a / b) ? `${(a / b).toFixed(2)}x` : "n/a";
+
+export function relayTable(figs: RelayFigures[]): string {
+  const head = [
+    "relay", "size", "C", "msgs", "delivered", "msg/s", "accept p50 ms", "accept p99 ms",
+    "e2e p50 ms", "e2e p99 ms", "CPU s/1000", "peak RSS MB", "peak PSS MB", "procs", "load1",
+  ]; // prettier-ignore
+  const rows: (string | number)[][] = [];
+  const key = (f: RelayFigures): string => `${f.size}/${f.concurrency}/${f.messages}`;
+  figs.forEach((f, i) => {
+    rows.push([
+      f.relay, size(f.size), f.concurrency, f.messages, `${f.delivered}${f.failed ? ` (${f.failed} failed)` : ""}`,
+      f.deliveredPerSec, f.acceptP50Ms, f.acceptP99Ms, f.e2eP50Ms, f.e2eP99Ms, f.cpuSecondsPer1000,
+      f.peakRssMb, f.peakPssMb, f.processes, f.loadAvg1,
+    ]); // prettier-ignore
+    // after the second relay of a case: the ratios
+    const other = figs.slice(0, i).find((x) => x.relay !== f.relay && key(x) === key(f));
+    if (!other) return;
+    const [s, p] = f.relay === "sealpost" ? [f, other] : [other, f];
+    rows.push([
+      "**Sealpost/Postfix**", size(f.size), f.concurrency, f.messages, "",
+      ratio(s.deliveredPerSec, p.deliveredPerSec), ratio(s.acceptP50Ms, p.acceptP50Ms),
+      ratio(s.acceptP99Ms, p.acceptP99Ms), ratio(s.e2eP50Ms, p.e2eP50Ms), ratio(s.e2eP99Ms, p.e2eP99Ms),
+      ratio(s.cpuSecondsPer1000, p.cpuSecondsPer1000), ratio(s.peakRssMb, p.peakRssMb),
+      ratio(s.peakPssMb, p.peakPssMb), "", "",
+    ]); // prettier-ignore
+  });
+  return table(head, rows);
+}
+
+export function operatorTable(figs: OperatorFigures[]): string {
+  const head = [
+    "policies", "converged", "create s", "converge s", "writes", "writes/policy", "writes +3 s",
+    "reconciles (policy/relay)", "change s", "change writes", "config.json KB", "CPU s", "peak RSS MB",
+  ]; // prettier-ignore
+  return table(
+    head,
+    figs.map((f) => [
+      f.policies, f.converged ? "yes" : "**no**", f.createSeconds, f.convergeSeconds, f.writes, f.writesPerPolicy,
+      f.writesAfterSettle, `${f.reconciles.maildomainpolicy ?? 0}/${f.reconciles.mailrelay ?? 0}`,
+      `${f.changeConvergeSeconds}${f.changeConverged ? "" : " (**no**)"}`, f.changeWrites, Math.round(f.configBytes / 102.4) / 10, f.operatorCpuSeconds,
+      f.operatorPeakRssMb,
+    ]), // prettier-ignore
+  );
+}
