@@ -6,8 +6,9 @@ import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { RelayConfigInput } from "../../relay/config/schema.js";
 import { freePort } from "../../test/support/ports.js";
-import type { Managed } from "../../test/support/process.js";
-import { startRelayProcess, writeConfigDir } from "../../test/support/relay.js";
+import { startProcess, waitFor, type Managed } from "../../test/support/process.js";
+import { writeConfigDir } from "../../test/support/relay.js";
+import { repoRoot } from "../../test/support/toolchain.js";
 
 export interface RelayUnderTest {
   name: string;
@@ -26,8 +27,8 @@ export interface SealpostOptions {
   cert: { certFile: string; keyFile: string };
   /** Concurrent deliveries (queue.workers). */
   workers: number;
-  /** Extra environment for the relay (e.g. NODE_OPTIONS with --cpu-prof). */
-  env?: NodeJS.ProcessEnv;
+  /** Write a V8 CPU profile (node --cpu-prof) into this directory when the relay exits. */
+  cpuProfDir?: string;
 }
 
 export async function startSealpost(o: SealpostOptions): Promise<RelayUnderTest> {
@@ -62,7 +63,27 @@ export async function startSealpost(o: SealpostOptions): Promise<RelayUnderTest>
     "tls/tls.crt": await readFile(o.cert.certFile),
     "tls/tls.key": await readFile(o.cert.keyFile),
   });
-  const m: Managed = await startRelayProcess(configDir, admin, join(o.dir, "relay.log"), o.env ?? {});
+  // as test/support/relay.ts startRelayProcess, plus node flags (--cpu-prof is not allowed in NODE_OPTIONS)
+  const m: Managed = startProcess(
+    "relay",
+    process.execPath,
+    [
+      ...(o.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${o.cpuProfDir}`] : []),
+      ...["--import", "tsx", join(repoRoot, "relay/main.ts"), "--config", configDir, "--poll-ms", "200"],
+    ],
+    join(o.dir, "relay.log"),
+    { cwd: repoRoot, env: { ...process.env, SEALPOST_GRACE_SECONDS: "2" } },
+  );
+  await waitFor(
+    "relay /readyz",
+    async () => {
+      if (m.child.exitCode !== null) throw new Error(`relay exited: ${await m.log()}`);
+      const r = await fetch(`http://127.0.0.1:${admin}/readyz`).catch(() => undefined);
+      return r?.status === 200 ? true : undefined;
+    },
+    30_000,
+    100,
+  );
   return {
     name: "sealpost",
     port: smtp,
