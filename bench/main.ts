@@ -5,8 +5,9 @@
 //   --full             relay: 2 KB, 10 KB, 1 MB x C = 1, 16, 64; operator: 100, 1,000, 10,000
 //   --only relay|operator
 //   --messages N       messages per relay case (default 300; --full: 2,000, 200 for 1 MB)
+//   --policies a,b,... operator: these numbers of policies instead
 //   --postfix k=v,...  extra Postfix main.cf settings (experiments)
-//   --cpu-prof         V8 CPU profile of Sealpost's relay (NODE_OPTIONS=--cpu-prof), summarized
+//   --cpu-prof         V8 CPU profile of Sealpost's relay (node --cpu-prof on the relay child), summarized
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,6 +24,7 @@ const { values } = parseArgs({
     messages: { type: "string" },
     "cpu-prof": { type: "boolean", default: false },
     postfix: { type: "string" },
+    policies: { type: "string" },
   },
   strict: true,
 });
@@ -87,7 +89,11 @@ if (only !== "operator") {
 if (only !== "relay") {
   log("operator: convergence");
   operator = await runOperatorBench({
-    sizes: full ? [100, 1000, 10_000] : [100, 1000],
+    sizes: values.policies
+      ? values.policies.split(",").map(Number)
+      : full
+        ? [100, 1000, 10_000]
+        : [100, 1000],
     timeoutMs: (n) => Math.max(120_000, n * 200),
     log,
   });

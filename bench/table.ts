@@ -16,7 +16,7 @@ const ratio = (a: number, b: number): string =>
 export function relayTable(figs: RelayFigures[]): string {
   const head = [
     "relay", "size", "C", "msgs", "delivered", "msg/s", "accept p50 ms", "accept p99 ms",
-    "e2e p50 ms", "e2e p99 ms", "CPU s/1000", "peak RSS MB", "peak PSS MB", "procs", "load1",
+    "e2e p50 ms", "e2e p99 ms", "CPU s/1000", "peak RSS MB", "peak PSS MB", "procs", "conns out", "load1",
   ]; // prettier-ignore
   const rows: (string | number)[][] = [];
   const key = (f: RelayFigures): string => `${f.size}/${f.concurrency}/${f.messages}`;
@@ -24,7 +24,7 @@ export function relayTable(figs: RelayFigures[]): string {
     rows.push([
       f.relay, size(f.size), f.concurrency, f.messages, `${f.delivered}${f.failed ? ` (${f.failed} failed)` : ""}`,
       f.deliveredPerSec, f.acceptP50Ms, f.acceptP99Ms, f.e2eP50Ms, f.e2eP99Ms, f.cpuSecondsPer1000,
-      f.peakRssMb, f.peakPssMb, f.processes, f.loadAvg1,
+      f.peakRssMb, f.peakPssMb, f.processes, f.outboundConnections, f.loadAvg1,
     ]); // prettier-ignore
     // after the second relay of a case: the ratios
     const other = figs.slice(0, i).find((x) => x.relay !== f.relay && key(x) === key(f));
@@ -35,7 +35,7 @@ export function relayTable(figs: RelayFigures[]): string {
       ratio(s.deliveredPerSec, p.deliveredPerSec), ratio(s.acceptP50Ms, p.acceptP50Ms),
       ratio(s.acceptP99Ms, p.acceptP99Ms), ratio(s.e2eP50Ms, p.e2eP50Ms), ratio(s.e2eP99Ms, p.e2eP99Ms),
       ratio(s.cpuSecondsPer1000, p.cpuSecondsPer1000), ratio(s.peakRssMb, p.peakRssMb),
-      ratio(s.peakPssMb, p.peakPssMb), "", "",
+      ratio(s.peakPssMb, p.peakPssMb), "", ratio(s.outboundConnections, p.outboundConnections), "",
     ]); // prettier-ignore
   });
   return table(head, rows);

@@ -30,6 +30,8 @@ const options = {
   "operator-namespace": { type: "string" },
   "operator-pod-labels": { type: "string" },
   "resync-period": { type: "string" },
+  /** How often policy delivery figures (status.lastDelivery, counters) are read from the relay pods. */
+  "policy-figures-period": { type: "string" },
   identity: { type: "string" },
   help: { type: "boolean" },
 } as const;
@@ -92,6 +94,7 @@ async function main(): Promise<void> {
     identity,
     metrics,
     resyncMs: seconds(flag(values, "resync-period"), 300),
+    figuresPollMs: seconds(flag(values, "policy-figures-period"), 30),
     settings: {
       image: flag(values, "relay-image") ?? "ghcr.io/sealpost/sealpost:latest",
       imagePullPolicy:

@@ -27,6 +27,8 @@ export interface OperatorOptions {
   resyncMs?: number;
   probe?: StatusProbe;
   enforcePollMs?: number;
+  /** How often a policy's delivery figures are refreshed from its relay pods (default 30 s). */
+  figuresPollMs?: number;
   metrics?: OperatorMetrics;
   workers?: number;
   /** Backoff of failed reconciles. */
@@ -65,6 +67,7 @@ export class Operator {
       log: o.log,
       probe: o.probe ?? httpStatusProbe,
       enforcePollMs: o.enforcePollMs ?? 10_000,
+      figuresPollMs: o.figuresPollMs ?? 30_000,
       now: () => new Date(),
     };
     const copts = {

@@ -14,6 +14,9 @@ export interface AdminStatus {
   queue: { depth: number; oldestAgeSeconds: number };
   /** Delivery figures per policy since the relay started (relay/queue/admin-api.ts). */
   policies?: Record<string, unknown>;
+  /** A scale-down drain runs or ran (relay/queue/drain.ts): no new mail; `drain` has its progress. */
+  draining?: boolean;
+  drain?: unknown;
 }
 
 export interface AdminDeps {

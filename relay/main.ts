@@ -1,6 +1,7 @@
 // CLI entry: `tsx relay/main.ts --config <dir>` (the container runs the same with node). Ports come
 // from the config (listeners.*, admin); SIGTERM/SIGINT shut down gracefully
-// (SEALPOST_GRACE_SECONDS, default 20).
+// (SEALPOST_GRACE_SECONDS, default 20). With SEALPOST_DRAIN_ON_STOP=true a SIGTERM first drains the
+// queue (relay/queue/drain.ts) for up to SEALPOST_DRAIN_SECONDS (default 300), then stops.
 import { parseArgs } from "node:util";
 import { createLogger } from "./log.js";
 import { Relay } from "./relay.js";
@@ -41,10 +42,17 @@ try {
     process.on(sig, () => {
       if (stopping) return;
       stopping = true;
-      relay.stop().then(
-        () => process.exit(0),
-        () => process.exit(1),
-      );
+      const drain =
+        process.env.SEALPOST_DRAIN_ON_STOP === "true"
+          ? relay.drain({ deadlineMs: Number(process.env.SEALPOST_DRAIN_SECONDS ?? 300) * 1000 })
+          : Promise.resolve();
+      void drain
+        .catch(() => undefined)
+        .then(() => relay.stop())
+        .then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
     });
   }
 } catch (e) {

@@ -1,7 +1,9 @@
 // The relay process, composed: config (load + watch), durable queue and scheduler, outbound
 // deliverer with its connection pool, inbound listeners, admin port. `Relay.start` is what
 // relay/main.ts runs and what the tests start in-process.
+import { readFile } from "node:fs/promises";
 import type { Server } from "node:http";
+import { join } from "node:path";
 import { startAdmin, type AdminStatus } from "./admin.js";
 import { fileOf, loadConfig, secretText, type LoadedConfig } from "./config/load.js";
 import { watchConfig, type ConfigWatcher } from "./config/watch.js";
@@ -15,12 +17,14 @@ import { loadCertificates, loadSigner } from "./outbound/smime.js";
 import { MtaSts } from "./outbound/mta-sts.js";
 import { dayOf, eventOf, sendDay, TlsRptStore, type ResultType, type SentReport } from "./outbound/tlsrpt.js";
 import { makeResolver, type Dns } from "./outbound/mx.js";
+import { makeSecureDns } from "./outbound/dnssec.js";
 import { ConnectionPool } from "./outbound/pool.js";
 import type { Route } from "./outbound/route.js";
 import { DEFAULT_TIMEOUTS, type Material, type Timeouts } from "./outbound/transport-options.js";
 import { handleQueueRequest, PolicyFiguresBook } from "./queue/admin-api.js";
+import { adoptQueuedAt, Drain, type DrainStatus } from "./queue/drain.js";
 import { Scheduler } from "./queue/scheduler.js";
-import { newQueueId, Spool } from "./queue/spool.js";
+import { newQueueId, Spool, type Envelope } from "./queue/spool.js";
 import { fail, type Failure } from "./result.js";
 
 export interface RelayOptions {
@@ -123,6 +127,8 @@ export class Relay {
   private lastReloadError: string | undefined;
   private stopping: Promise<void> | undefined;
   private figures = new PolicyFiguresBook();
+  private spool!: Spool;
+  private drainer: Drain | undefined;
   private tlsRpt:
     { store: TlsRptStore; send(day: string): Promise<SentReport[]>; timer: NodeJS.Timeout } | undefined;
 
@@ -148,6 +154,7 @@ export class Relay {
     this.apply(result.value, true);
     const c = result.value.config;
     const { spool, envelopes, problems } = await Spool.open(c.queue.dir);
+    this.spool = spool;
     for (const p of problems)
       this.log.error({ event: "queue-error", err: p }, "unreadable envelope kept aside");
     const mtaSts = new MtaSts({
@@ -162,6 +169,7 @@ export class Relay {
     const deliverer = new Deliverer({
       pool: this.pool,
       dns: () => this.resolver,
+      secureDns: () => makeSecureDns(this.state.loaded.config.dns.servers),
       material: (route) => materialFor(this.state.loaded, route),
       ehloName: () => this.state.loaded.config.hostname,
       mtaSts: (domain) => mtaSts.lookup(domain),
@@ -211,7 +219,7 @@ export class Relay {
     this.listeners = new InboundListeners({
       current: () => this.state,
       spool,
-      onQueued: (env) => this.scheduler.add(env),
+      onQueued: (env) => this.queued(env),
       metrics: this.metrics,
       log: this.log,
     });
@@ -219,12 +227,20 @@ export class Relay {
     this.listening = true;
     this.admin = await startAdmin(
       {
-        ready: () => this.listening && !this.stopping,
+        ready: () => this.listening && !this.stopping && !this.drainer,
         status: () => this.status(),
         registry: this.metrics.registry,
         handle: (req, res) =>
           handleQueueRequest(
-            { queue: this.scheduler, config: () => this.state.loaded.config, configDir: this.o.configDir },
+            {
+              queue: this.scheduler,
+              config: () => this.state.loaded.config,
+              configDir: this.o.configDir,
+              drain: () => {
+                const done = this.drain();
+                return { status: this.drainer!.status(), done };
+              },
+            },
             req,
             res,
           ),
@@ -330,7 +346,59 @@ export class Relay {
         oldestAgeSeconds: this.scheduler?.oldestAgeSeconds() ?? 0,
       },
       policies: this.figures.snapshot(),
+      ...(this.drainer ? { draining: true, drain: this.drainer.status() } : {}),
     };
+  }
+
+  /** A message was queued by the inbound listeners: a fleet peer's handover keeps its queue time. */
+  private queued(env: Envelope): void {
+    if (this.drainer) return void this.scheduler.add(env);
+    void this.adminToken()
+      .then((key) => adoptQueuedAt(this.spool, env, key))
+      .then(
+        (adopted) => {
+          if (adopted)
+            this.log.info(
+              { event: "queued-at", queueId: env.id, receivedAt: new Date(env.receivedAt).toISOString() },
+              "handed over by a fleet peer: original queue time kept",
+            );
+        },
+        (e: unknown) =>
+          this.log.warn({ event: "queued-at", queueId: env.id, err: String(e) }, "queue time not read"),
+      )
+      .finally(() => this.scheduler.add(env));
+  }
+
+  /** The admin token (the fleet's shared secret), read at each use like the /queue endpoints do. */
+  private async adminToken(): Promise<string | undefined> {
+    const f = this.state.loaded.config.admin.tokenFile;
+    if (!f) return undefined;
+    const t = await readFile(join(this.o.configDir, f), "utf8").then(
+      (x) => x.trim(),
+      () => "",
+    );
+    return t || undefined;
+  }
+
+  /**
+   * Scale-down drain (relay/queue/drain.ts): stops accepting, then hands the queue over to
+   * queue.handover or delivers it normally, until empty or `deadlineMs` passes. Idempotent.
+   */
+  drain(o: { deadlineMs?: number } = {}): Promise<DrainStatus> {
+    this.drainer ??= new Drain({
+      queue: this.scheduler,
+      spool: this.spool,
+      log: this.log,
+      stopAccepting: async () => {
+        await this.listeners.close(this.o.graceMs ?? 20_000);
+        this.listening = false;
+      },
+      handover: () => this.state.loaded.config.queue.handover,
+      ehloName: () => this.state.loaded.config.hostname,
+      key: () => this.adminToken(),
+      graceMs: this.o.graceMs ?? 20_000,
+    });
+    return this.drainer.run(o.deadlineMs ?? 10 * 60_000);
   }
 
   /** TLS-RPT: sends each finished day's reports once (checked hourly and at start). */

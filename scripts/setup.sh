@@ -15,7 +15,7 @@ log() { printf '[setup] %s\n' "$*"; }
 # Tests start private Postfix instances (own config and queue folders, see test/support/postfix.ts);
 # they need the binaries only. postfix-pcre is absent on purpose: static and hash maps are enough.
 # libnet-ssleay-perl: swaks' STARTTLS (without it swaks says "TLS not available").
-packages=(postfix swaks libnet-ssleay-perl openssl sasl2-bin libsasl2-modules ca-certificates)
+packages=(postfix swaks libnet-ssleay-perl openssl sasl2-bin libsasl2-modules ca-certificates nsd unbound ldnsutils)
 
 sudo_if_needed() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -47,8 +47,10 @@ if [ -f /etc/postfix/main.cf ] && sudo_if_needed postfix status >/dev/null 2>&1;
   log "stopping the system Postfix instance"
   sudo_if_needed postfix stop >/dev/null 2>&1 || true
 fi
+# Likewise the system unbound and nsd that Debian's packages start under systemd: the DANE tests run
+# private instances on loopback, and a system unbound would also take over /etc/resolv.conf.
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-  sudo_if_needed systemctl disable --now postfix >/dev/null 2>&1 || true
+  sudo_if_needed systemctl disable --now postfix unbound nsd >/dev/null 2>&1 || true
 fi
 
 # npm ci only when node_modules does not match package-lock.json. npm records what it installed in

@@ -27,6 +27,8 @@ export interface RelayFigures extends RelayCase {
   /** Messages that reached the sink without TLS (must be 0). */
   insecure: number;
   sessions: number;
+  /** Connections the sink received from the relay during the run (outbound connection reuse). */
+  outboundConnections: number;
   /** Accepted messages per second (first connection to last 250). */
   acceptPerSec: number;
   /** Delivered messages per second (first MAIL FROM to last sink receipt). */
@@ -83,9 +85,8 @@ export async function runRelayBench(o: RelayBenchOptions): Promise<RelayFigures[
                 domain: DOMAIN,
                 cert: relayCert,
                 workers: Math.max(16, c.concurrency),
-                ...(o.cpuProfDir
-                  ? { env: { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${o.cpuProfDir}` } }
-                  : {}),
+                maxConnectionsPerIp: Math.max(20, 2 * c.concurrency),
+                ...(o.cpuProfDir ? { cpuProfDir: o.cpuProfDir } : {}),
               })
             : startPostfixRelay({
                 dir: caseDir,
@@ -99,7 +100,9 @@ export async function runRelayBench(o: RelayBenchOptions): Promise<RelayFigures[
           out.push(await measureCase(r, relay, c, sink, o, `${n}`));
           o.log(line(out.at(-1)!));
         } finally {
+          const t = Date.now();
           await r.stop();
+          if (Date.now() - t > 5000) o.log(`  (${relay} took ${Date.now() - t} ms to stop)`);
           await rm(caseDir, { recursive: true, force: true });
         }
       }
@@ -162,6 +165,7 @@ async function measureCase(
     errors: load.errors,
     insecure: sink.insecure,
     sessions: load.sessions,
+    outboundConnections: sink.connections,
     acceptPerSec: round(load.sent / (load.durationMs / 1000)),
     deliveredPerSec: round(delivered / ((last - first) / 1000)),
     acceptP50Ms: round(percentile(load.accept, 50), 2),

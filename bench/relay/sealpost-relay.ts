@@ -25,6 +25,8 @@ export interface SealpostOptions {
   sinkPort: number;
   domain: string;
   cert: { certFile: string; keyFile: string };
+  /** inbound.limits.maxConnectionsPerIp: at least the load's concurrency. */
+  maxConnectionsPerIp: number;
   /** Concurrent deliveries (queue.workers). */
   workers: number;
   /** Write a V8 CPU profile (node --cpu-prof) into this directory when the relay exits. */
@@ -48,7 +50,13 @@ export async function startSealpost(o: SealpostOptions): Promise<RelayUnderTest>
     },
     admin: { port: admin, host: "127.0.0.1" },
     tls: { certFile: "tls/tls.crt", keyFile: "tls/tls.key" },
-    inbound: { require: "none", relayFrom: ["127.0.0.1"] },
+    // The load generator is one trusted internal sender on one address: like Postfix's mynetworks
+    // (exempt from smtpd_client_connection_count_limit), not capped at the per-IP default of 20.
+    inbound: {
+      require: "none",
+      relayFrom: ["127.0.0.1"],
+      limits: { maxConnectionsPerIp: o.maxConnectionsPerIp },
+    },
     policies: [
       {
         name: "bench/sink",

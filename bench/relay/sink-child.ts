@@ -14,9 +14,10 @@ if (!certFile || !keyFile || !process.send) throw new Error("usage: fork sink-ch
 const send = process.send.bind(process);
 
 let batch: Receipt[] = [];
+let connections = 0;
 setInterval(() => {
   if (!batch.length) return;
-  send({ type: "receipts", receipts: batch } satisfies SinkMessage);
+  send({ type: "receipts", receipts: batch, connections } satisfies SinkMessage);
   batch = [];
 }, 20).unref();
 
@@ -29,6 +30,10 @@ const server = new SMTPServer({
   cert: readFileSync(certFile),
   key: readFileSync(keyFile),
   size: 0,
+  onConnect(_session, cb) {
+    connections++;
+    cb();
+  },
   onData(stream, session, cb) {
     let head = "";
     stream.on("data", (c: Buffer) => {

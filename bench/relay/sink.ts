@@ -13,7 +13,8 @@ export interface Receipt {
   secure: boolean;
 }
 
-export type SinkMessage = { type: "listening"; port: number } | { type: "receipts"; receipts: Receipt[] };
+export type SinkMessage =
+  { type: "listening"; port: number } | { type: "receipts"; receipts: Receipt[]; connections: number };
 
 export interface BenchSink {
   port: number;
@@ -21,6 +22,8 @@ export interface BenchSink {
   received: Map<string, number>;
   /** Messages that arrived without TLS (must stay 0: both relays are told to require TLS). */
   insecure: number;
+  /** SMTP connections the sink accepted since the last reset (the relay's outbound connections). */
+  connections: number;
   /** Resolves once every id is in `received`, or after timeoutMs with what arrived. */
   waitFor(ids: Iterable<string>, timeoutMs: number): Promise<boolean>;
   /** Forgets what arrived (between runs). */
@@ -35,13 +38,14 @@ export async function startBenchSink(cert: { certFile: string; keyFile: string }
     { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] },
   );
   const received = new Map<string, number>();
-  const sink = { insecure: 0 };
+  const sink = { insecure: 0, connections: 0, connectionsAtReset: 0 };
   let notify: (() => void) | undefined;
   const port = await new Promise<number>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`sink exited (${code})`)));
     child.on("message", (m: SinkMessage) => {
       if (m.type === "listening") resolve(m.port);
       else {
+        sink.connections = m.connections;
         for (const r of m.receipts) {
           received.set(r.id, r.t);
           if (!r.secure) sink.insecure++;
@@ -55,6 +59,9 @@ export async function startBenchSink(cert: { certFile: string; keyFile: string }
     received,
     get insecure() {
       return sink.insecure;
+    },
+    get connections() {
+      return sink.connections - sink.connectionsAtReset;
     },
     async waitFor(ids, timeoutMs) {
       const want = [...ids];
@@ -72,6 +79,7 @@ export async function startBenchSink(cert: { certFile: string; keyFile: string }
     reset() {
       received.clear();
       sink.insecure = 0;
+      sink.connectionsAtReset = sink.connections;
     },
     async stop() {
       if (child.exitCode !== null) return;

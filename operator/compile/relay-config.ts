@@ -20,7 +20,7 @@ import { checkReferences } from "../../relay/config/load.js";
 import { normalizeDomain } from "../../relay/domains.js";
 import type { MailDomainPolicy, MailRelay, RelayCredential } from "../api.js";
 import type { ProjectedSource } from "../render/input.js";
-import { ADMIN_PORT, QUEUE_DIR } from "../render/meta.js";
+import { ADMIN_PORT, names, QUEUE_DIR } from "../render/meta.js";
 import { durationSeconds, MailDomainPolicy as MailDomainPolicySchema, quantityBytes } from "../api.js";
 
 export type ProblemReason = "DomainConflict" | "MissingReference" | "InvalidReference" | "InvalidSpec";
@@ -407,6 +407,13 @@ export function compileRelayConfig(
   const tokenRef = spec.admin?.tokenSecretRef;
   const adminToken = tokenRef ? secretPath(tokenRef.name, tokenRef.key) : undefined;
   if (tokenRef && adminToken) mapIn(secretItems, tokenRef.name).set(tokenRef.key, adminToken);
+  // scale-down drain (relay/queue/drain.ts): a pod that goes hands its queue over to the fleet's
+  // Service on 25; needs the shared admin token (it signs the original queue time) and a direct
+  // (non-PROXY) smtp listener
+  const handover =
+    adminToken && l.smtp.enabled && !l.smtp.proxyProtocol?.enabled
+      ? { host: `${names.service(relay.metadata.name ?? "")}.${ns}.svc`, port: l.smtp.port }
+      : undefined;
   const input = {
     version: CONFIG_VERSION,
     relay: keyOf(relay),
@@ -441,8 +448,10 @@ export function compileRelayConfig(
       dir: QUEUE_DIR,
       maxAge: Math.round(durationSeconds(queue.maxAge)),
       retry: { initial: durationSeconds(queue.retry.initial), max: durationSeconds(queue.retry.max) },
+      ...(handover ? { handover } : {}),
     },
   };
+  if (handover) egress.add(handover.port);
   if (input.inbound.internalNextHop) egress.add(input.inbound.internalNextHop.port);
   const config = RelayConfigSchema.parse(input);
   const refProblems = checkReferences(config);

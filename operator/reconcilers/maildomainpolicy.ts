@@ -2,13 +2,53 @@
 // the policy it compiles that relay (pure, from the caches) to learn whether the policy is in its
 // config or why not; Accepted when it is in every selecting relay's config, Enforced when every
 // ready pod of those relays reports (admin /status) the config hash that contains it.
+// status.lastDelivery and status.counters come from the same /status answers (`policies`): summed over
+// the ready pods of those relays, written only when they change, refreshed every figuresPollMs.
 import { MailDomainPolicy as PolicySchema } from "../api.js";
 import { keyOf, type PolicyProblem } from "../compile/relay-config.js";
 import { MailRelay as MailRelaySchema } from "../api.js";
 import type { ReconcileResult } from "../runtime/controller.js";
 import type { ConditionInput } from "../runtime/conditions.js";
 import { splitKey } from "../state.js";
-import { probeRelay, writeStatus, type ReconcilerDeps } from "./common.js";
+import {
+  probeRelay,
+  writeStatus,
+  type PodReport,
+  type PolicyFigures,
+  type ReconcilerDeps,
+} from "./common.js";
+
+type LastDelivery = NonNullable<PolicyFigures["lastDelivery"]>;
+interface FigureFields {
+  lastDelivery?: LastDelivery;
+  counters?: { deliveries: number; deferrals: number; bounces: number };
+}
+
+/**
+ * The policy's figures from its pods' reports: counters summed, the newest last delivery. Pods that
+ * did not answer, or answered without figures, count for nothing; with no figures at all the previous
+ * status stays (a probe hiccup does not blank the columns). The last delivery never goes back in time.
+ */
+export function figuresFor(key: string, reports: PodReport[], prev: FigureFields): FigureFields {
+  const withFigures = reports.filter((r) => r.policies !== undefined);
+  if (!withFigures.length)
+    return {
+      ...(prev.lastDelivery ? { lastDelivery: prev.lastDelivery } : {}),
+      ...(prev.counters ? { counters: prev.counters } : {}),
+    };
+  const counters = { deliveries: 0, deferrals: 0, bounces: 0 };
+  let last: LastDelivery | undefined = prev.lastDelivery;
+  for (const r of withFigures) {
+    const f = r.policies![key];
+    if (!f) continue;
+    counters.deliveries += f.deliveries;
+    counters.deferrals += f.deferrals;
+    counters.bounces += f.bounces;
+    if (f.lastDelivery && (!last || Date.parse(f.lastDelivery.time) > Date.parse(last.time)))
+      last = f.lastDelivery;
+  }
+  return { ...(last ? { lastDelivery: last } : {}), counters };
+}
 
 export async function reconcileMailDomainPolicy(
   deps: ReconcilerDeps,
@@ -75,6 +115,9 @@ export async function reconcileMailDomainPolicy(
     };
   }
 
+  let ready = 0;
+  const behind: string[] = [];
+  const reports: PodReport[] = [];
   let enforced: ConditionInput;
   if (accepted.status !== "True") {
     enforced = {
@@ -93,14 +136,13 @@ export async function reconcileMailDomainPolicy(
       observedGeneration: g,
     };
   } else {
-    let ready = 0;
-    const behind: string[] = [];
     for (const i of included) {
       const pods = deps.state.readyPods(i.relayObj);
       if (!pods.length) continue;
       const pr = await probeRelay(deps, pods, i.hash);
       ready += pr.ready;
       behind.push(...pr.behind.map((p) => `${namespace}/${p}`));
+      reports.push(...pr.reports.map((r) => r.report));
     }
     if (!ready)
       enforced = {
@@ -128,7 +170,7 @@ export async function reconcileMailDomainPolicy(
       };
   }
 
-  const ready: ConditionInput =
+  const readyCond: ConditionInput =
     accepted.status !== "True"
       ? { ...accepted, type: "Ready", status: "False" }
       : enforced.status === "True"
@@ -140,6 +182,11 @@ export async function reconcileMailDomainPolicy(
             observedGeneration: g,
           }
         : { ...enforced, type: "Ready", status: "False" };
-  await writeStatus(deps, raw, { observedGeneration: g }, [ready, accepted, enforced]);
-  if (enforced.reason === "Pending") return { requeueAfterMs: deps.enforcePollMs };
+  const prev = (raw.status ?? {}) as FigureFields;
+  const figures = figuresFor(key, reports, prev);
+  await writeStatus(deps, raw, { observedGeneration: g, ...figures }, [readyCond, accepted, enforced]);
+  if (enforced.reason === "Pending")
+    return { requeueAfterMs: Math.min(deps.enforcePollMs, deps.figuresPollMs) };
+  // relay figures change without a cluster event: look again while there are pods to ask
+  if (ready) return { requeueAfterMs: deps.figuresPollMs };
 }

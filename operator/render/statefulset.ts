@@ -17,6 +17,42 @@ import {
 
 const RUN_AS = 65532;
 
+/** Seconds a terminating relay pod gets, mostly for its preStop drain (handing its queue over). */
+export const TERMINATION_GRACE_SECONDS = 120;
+
+/**
+ * The preStop hook that drains the pod's queue (relay/queue/drain.ts) before it stops: the relay
+ * stops accepting and hands every queued message over to the fleet's Service (the compiled
+ * queue.handover); the hook returns when the queue is empty or the drain gives up, and kubelet's
+ * grace period bounds it. Only when the config has a handover target (it needs the admin token).
+ */
+export function drainHook(input: RelayRenderInput): Record<string, unknown> | undefined {
+  const c = JSON.parse(input.configJson) as {
+    admin?: { tokenFile?: string };
+    queue?: { handover?: unknown };
+  };
+  if (!c.queue?.handover || !c.admin?.tokenFile) return undefined;
+  const entry = input.settings.command?.length
+    ? input.settings.command
+    : ["node", "/app/dist/bin/sealpost.js"];
+  return {
+    preStop: {
+      exec: {
+        command: [
+          ...entry,
+          "queue",
+          "drain",
+          "--wait",
+          "--admin",
+          `http://127.0.0.1:${ADMIN_PORT}`,
+          "--token-file",
+          `${CONFIG_DIR}/${c.admin.tokenFile}`,
+        ],
+      },
+    },
+  };
+}
+
 /** The projected volume's sources in a stable order (so equal inputs render byte-equal pod templates). */
 export function projectedSources(input: RelayRenderInput): Record<string, unknown>[] {
   const relay = input.owner.name;
@@ -48,6 +84,7 @@ export function renderStatefulSet(input: RelayRenderInput): KubeObject {
   const relay = input.owner.name;
   const labels = relayLabels(relay);
   const s = input.settings;
+  const lifecycle = drainHook(input);
   const container: Record<string, unknown> = {
     name: "relay",
     image: s.image,
@@ -64,6 +101,7 @@ export function renderStatefulSet(input: RelayRenderInput): KubeObject {
     ],
     readinessProbe: { httpGet: { path: "/readyz", port: "admin" }, periodSeconds: 5, failureThreshold: 2 },
     livenessProbe: { httpGet: { path: "/healthz", port: "admin" }, periodSeconds: 10, failureThreshold: 6 },
+    ...(lifecycle ? { lifecycle } : {}),
     resources: input.resources ?? { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },
     securityContext: {
       runAsNonRoot: true,
@@ -99,7 +137,7 @@ export function renderStatefulSet(input: RelayRenderInput): KubeObject {
           serviceAccountName: names.serviceAccount(relay),
           automountServiceAccountToken: false,
           enableServiceLinks: false,
-          terminationGracePeriodSeconds: 60,
+          terminationGracePeriodSeconds: lifecycle ? TERMINATION_GRACE_SECONDS : 60,
           securityContext: {
             runAsNonRoot: true,
             runAsUser: RUN_AS,

@@ -196,6 +196,11 @@ export const RelayConfig = z.object({
       .default({ initial: 60, max: 3600 }),
     /** Concurrent deliveries. */
     workers: z.number().int().positive().default(16),
+    /**
+     * Scale-down drain (relay/queue/drain.ts): hand the queued messages over by SMTP to this target
+     * (the fleet's Service); absent: a drain delivers them normally.
+     */
+    handover: HostPort.optional(),
   }),
   /** DNS servers (ip or ip:port) for MX lookups; absent: the system resolver. Tests use loopback. */
   dns: z.object({ servers: z.array(z.string()).optional() }).default({}),

@@ -6,9 +6,11 @@
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import type { TLSSocket } from "node:tls";
 import { statusFromReply } from "../dsn.js";
-import { errorMessage, fail, type Failure } from "../result.js";
+import { errorMessage, fail, ok, type Failure } from "../result.js";
 import type { Dns } from "./mx.js";
 import { resolveHops } from "./mx.js";
+import { daneTlsRptPolicy, planDane, resolveDane, type HostDane } from "./dane.js";
+import { makeSecureDns, type SecureDns } from "./dnssec.js";
 import type { ConnectionPool, Pooled, SessionInfo } from "./pool.js";
 import { mxAllowed, type StsLookup } from "./mta-sts.js";
 import { isTlsFailure, requireTlsPrecheck, requireTlsStatus, tlsRequiredNo } from "./requiretls.js";
@@ -124,6 +126,8 @@ export interface DelivererDeps {
   now?(): Date;
   pool: ConnectionPool;
   dns(): Dns | undefined;
+  /** DNSSEC-aware lookups (mode dane): the configured resolver, AD bit read. */
+  secureDns?(): SecureDns;
   material(route: Route): Material | Failure;
   ehloName(): string;
   timeouts: Timeouts;
@@ -244,6 +248,8 @@ async function open(plan: TransportPlan): Promise<Pooled | Failure> {
     return bail(
       fail("TLS_VERIFY_FAILED", true, `peer certificate not verified: ${info.verifyError ?? "unknown"}`),
     );
+  const peerFailure = plan.peerCheck && conn.secure ? plan.peerCheck(conn._socket as TLSSocket) : undefined;
+  if (peerFailure) return bail(peerFailure);
   if (plan.auth) {
     if (!conn.secure) {
       info.authOutcome = "skipped";
@@ -424,12 +430,6 @@ export class Deliverer {
       recipients: req.recipients.length,
       domain: route.domain,
     };
-    // Refuse unimplemented modes before any DNS or network traffic.
-    if (route.outbound.tls.mode === "dane") {
-      const f = fail("MODE_NOT_IMPLEMENTED", true, "mode not implemented");
-      this.d.onAttempt({ ...base, result: "deferred", code: f.code, reason: f.message });
-      return all(f);
-    }
     // MTA-STS: the recipient's published policy decides the effective mode (and the MX names)
     let outbound = route.outbound;
     let sts: StsLookup | undefined;
@@ -480,7 +480,18 @@ export class Deliverer {
       this.d.onAttempt({ ...base, result: "deferred", code: material.code, reason: material.message });
       return all(material);
     }
-    const resolved = await resolveHops(route.domain, route.nextHop, this.d.dns(), this.d.mxPort);
+    // DANE (RFC 7672, dane.ts): validated MX and TLSA lookups decide per host; an insecure domain defers
+    const dane = new Map<Hop, HostDane>();
+    if (outbound.tls.mode === "dane") base.tlsPolicy = { type: "no-policy-found", strings: [] };
+    const resolved =
+      outbound.tls.mode === "dane"
+        ? await resolveDane(
+            route.domain,
+            route.nextHop,
+            this.d.secureDns?.() ?? makeSecureDns(undefined),
+            this.d.mxPort,
+          ).then((r) => (r.ok ? ok(r.value.map((h) => (dane.set(h.hop, h.dane), h.hop))) : r))
+        : await resolveHops(route.domain, route.nextHop, this.d.dns(), this.d.mxPort);
     if (!resolved.ok) {
       this.d.onAttempt({
         ...base,
@@ -520,7 +531,24 @@ export class Deliverer {
     }
     let last: Failure = fail("NO_NEXT_HOP", true, "no next hop");
     for (const hop of hops) {
-      const plan = planTransport(outbound, hop, material, this.d.ehloName(), this.d.timeouts);
+      const d = dane.get(hop);
+      if (d?.kind === "skip") {
+        const at = { ...base, nextHop: hop.name, address: hop.address, port: hop.port };
+        this.d.onAttempt({ ...at, result: "deferred", code: d.failure.code, reason: d.failure.message });
+        last = d.failure;
+        continue;
+      }
+      const plan = d
+        ? planDane(
+            outbound,
+            hop,
+            d,
+            material,
+            this.d.ehloName(),
+            this.d.timeouts,
+            () => this.d.now?.() ?? new Date(),
+          )
+        : planTransport(outbound, hop, material, this.d.ehloName(), this.d.timeouts);
       if (!plan.ok) {
         this.d.onAttempt({
           ...base,
@@ -531,7 +559,12 @@ export class Deliverer {
         });
         return all(plan);
       }
-      const r = await this.viaHop(req, plan.value, hop, base);
+      const r = await this.viaHop(
+        req,
+        plan.value,
+        hop,
+        d ? { ...base, tlsPolicy: daneTlsRptPolicy(d) } : base,
+      );
       if (Array.isArray(r)) return r;
       last = r;
     }

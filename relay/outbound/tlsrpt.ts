@@ -66,6 +66,13 @@ export function resultTypeOf(code: string | undefined, reason = ""): ResultType 
     case "TLS_HANDSHAKE_FAILED":
     case "MTA_STS_MX_MISMATCH":
       return "validation-failure";
+    // DANE (dane.ts)
+    case "DANE_TLSA_MISMATCH":
+      return "tlsa-invalid";
+    case "DANE_DNSSEC_INVALID":
+      return "dnssec-invalid";
+    case "DANE_REQUIRED":
+      return "dane-required";
     default:
       return (RESULT_TYPES as readonly string[]).includes(code ?? "") ? (code as ResultType) : undefined;
   }

@@ -5,13 +5,13 @@
 //   opportunistic  STARTTLS when offered, no verification; clear only when it is not offered
 //   required       STARTTLS or defer, no verification
 //   verify         STARTTLS + chain to the CA file (or the system roots) + a name match, or defer
-//   mta-sts, dane  not implemented yet: defer, never downgrade
+//   mta-sts, dane  refused here: deliver.ts resolves them (mta-sts.ts, dane.ts) into the modes above
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
-import { checkServerIdentity, type PeerCertificate } from "node:tls";
+import { checkServerIdentity, type PeerCertificate, type TLSSocket } from "node:tls";
 import type { SMTPConnectionOptions } from "nodemailer/lib/smtp-connection";
 import type { Outbound, TlsMode } from "../config/schema.js";
-import { fail, ok, type Result } from "../result.js";
+import { fail, ok, type Failure, type Result } from "../result.js";
 
 export interface Hop {
   /** Host name (MX target or configured next hop) or an IP literal. */
@@ -48,6 +48,8 @@ export interface TransportPlan {
   auth?: { user: string; pass: string };
   /** Connections are reused only between plans with the same key. */
   poolKey: string;
+  /** Checked once the session is encrypted, before AUTH or MAIL FROM: a failure ends it (DANE). */
+  peerCheck?(socket: TLSSocket): Failure | undefined;
 }
 
 /** A checkServerIdentity that accepts a certificate carrying any of `names`. */

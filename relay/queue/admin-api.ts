@@ -4,6 +4,8 @@
 //   POST   /queue/<id>/retry      attempt it now
 //   POST   /queue/retry           attempt every queued message now
 //   DELETE /queue/<id>            give up on it: pending recipients fail, the sender gets a DSN
+//   POST   /queue/drain[?wait=true]  scale-down drain (drain.ts): stop accepting, empty the queue;
+//                                 202 with its status, or with wait: 200 drained / 503 incomplete
 // Every /queue request needs `Authorization: Bearer <token>`, the token being the content of the
 // config's admin.tokenFile (read at each request, so a rotated Secret applies at once); without a
 // tokenFile the endpoints answer 403. The listing carries addresses: it is not for everyone either.
@@ -29,6 +31,8 @@ export interface QueueControl {
 
 export interface QueueAdminDeps {
   queue: QueueControl;
+  /** Starts (or joins) the drain; resolves with its status when it ends (relay/queue/drain.ts). */
+  drain?(): { status: unknown; done: Promise<{ state: string }> };
   config(): RelayConfig;
   configDir: string;
   now?: () => number;
@@ -149,6 +153,12 @@ export function handleQueueRequest(d: QueueAdminDeps, req: IncomingMessage, res:
       return json(200, {
         messages: d.queue.list().map((e) => messageView(e, c, Boolean(d.queue.get(e.id)?.inFlight), now)),
       });
+    if (id === "drain" && action === undefined && m === "POST" && d.drain) {
+      const dr = d.drain();
+      if (!/[?&]wait=(true|1)(&|$)/.test(req.url ?? "")) return json(202, dr.status);
+      const st = await dr.done;
+      return json(st.state === "drained" ? 200 : 503, st);
+    }
     if (id === "retry" && action === undefined && m === "POST") {
       d.queue.retryAll();
       return json(200, { retried: d.queue.list().length });

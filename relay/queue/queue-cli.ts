@@ -3,19 +3,21 @@
 //   sealpost queue show <id>
 //   sealpost queue retry <id> | --all
 //   sealpost queue delete <id>             bounce: pending recipients fail, the sender gets a DSN
+//   sealpost queue drain [--wait]          scale-down drain (drain.ts); --wait: until it ends (preStop)
 // --admin defaults to http://127.0.0.1:8080 (inside the relay pod: `kubectl exec`); the token comes
 // from --token-file or SEALPOST_ADMIN_TOKEN.
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import type { MessageView } from "./admin-api.js";
 
-const USAGE = `usage: sealpost queue <list|show <id>|retry <id>|retry --all|delete <id>> [flags]
+const USAGE = `usage: sealpost queue <list|show <id>|retry <id>|retry --all|delete <id>|drain [--wait]> [flags]
 
 flags:
   --admin URL         the relay's admin port (default http://127.0.0.1:8080)
   --token-file FILE   file holding the admin token (default: $SEALPOST_ADMIN_TOKEN)
   --json              print the admin API's JSON instead of text
   --all               with retry: every queued message
+  --wait              with drain: until the queue is empty (exit 0) or the drain gave up (exit 1)
 `;
 
 export interface QueueCliIo {
@@ -93,6 +95,7 @@ export async function runQueueCli(argv: string[], io: QueueCliIo): Promise<numbe
         "token-file": { type: "string" },
         json: { type: "boolean", default: false },
         all: { type: "boolean", default: false },
+        wait: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -157,6 +160,14 @@ export async function runQueueCli(argv: string[], io: QueueCliIo): Promise<numbe
         if (!i) return 2;
         await call("DELETE", `/queue/${encodeURIComponent(i)}`);
         io.out(`${i} removed from the queue; its sender gets a delivery failure notice\n`);
+        return 0;
+      }
+      case "drain": {
+        const r = (await call("POST", `/queue/drain${a.values.wait ? "?wait=true" : ""}`)) as {
+          state: string;
+          remaining: number;
+        };
+        io.out(a.values.json ? JSON.stringify(r, null, 2) + "\n" : `drain ${r.state}: ${r.remaining} left\n`);
         return 0;
       }
       default:

@@ -288,6 +288,11 @@ export class Scheduler {
     return true;
   }
 
+  /** Drain (drain.ts): the message left the queue another way (handed over); forget it. */
+  forget(id: string): void {
+    this.entries.delete(id);
+  }
+
   /** Stops starting attempts; waits (up to graceMs) for the ones in flight. */
   async stop(graceMs: number): Promise<void> {
     this.stopped = true;

@@ -240,15 +240,16 @@ describe("relay outbound (sinks)", () => {
   });
 
   // mta-sts is implemented now: test/mail/relay-mta-sts.test.ts
-  it("dane: deferred with 'mode not implemented', never downgraded", async () => {
+  // dane against real DNSSEC: test/mail/relay-dane.test.ts
+  it("dane: a next hop without DNSSEC-validated addresses (an IP literal) is deferred, never downgraded", async () => {
     await writeConfig([policy("p/dane", "dane.test", tlsSink, { mode: "dane" })]);
     await relay.checkConfig();
     const id = await submit("alice@local.test", ["carol@dane.test"], "sts");
     await waitFor("deferral", () =>
-      logs.lines.find((l) => l.event === "delivery" && l.queueId === id && l.code === "MODE_NOT_IMPLEMENTED"),
+      logs.lines.find((l) => l.event === "delivery" && l.queueId === id && l.code === "DANE_REQUIRED"),
     );
     assert.equal(arrived(tlsSink, "sts"), undefined);
-    assert.equal(deliveryLog(id)?.reason, "mode not implemented");
+    assert.match(String(deliveryLog(id)?.reason), /not DNSSEC-validated/);
   });
 
   it("AUTH with the policy's credential, only inside TLS", async () => {

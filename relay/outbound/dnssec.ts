@@ -1,0 +1,169 @@
+// DNS lookups that report whether the answer was DNSSEC-validated, for DANE (RFC 7672). Node's dns
+// module cannot show the AD (authentic data) bit, so the query is built with dns-packet: recursion
+// desired, EDNS0 with the DO bit, and AD set in the query (RFC 6840 section 5.7); UDP first, TCP when
+// the answer is truncated. The relay does not validate itself: as RFC 7672 section 1.3 allows, it
+// trusts the configured resolver (relay config dns.servers, else the system's) to validate and to be
+// reached over a trusted path (a resolver on the node or in the pod). AD=1 means "secure";
+// SERVFAIL from a validating resolver is a lookup failure (possibly "bogus") and never "insecure".
+import { createSocket } from "node:dgram";
+import { getServers } from "node:dns";
+import { connect, isIP } from "node:net";
+import * as packet from "dns-packet";
+
+export type SecureQueryType = "MX" | "A" | "AAAA" | "TLSA" | "CNAME";
+
+export interface SecureAnswer {
+  /** NOERROR, NXDOMAIN, SERVFAIL, REFUSED, ... or TIMEOUT when no server answered. */
+  rcode: string;
+  /** The resolver set AD: every RRset of the answer validated as secure. */
+  secure: boolean;
+  /** Records of the asked type (after CNAMEs), RRSIGs left out. */
+  answers: packet.Answer[];
+  /** The name the records belong to after following CNAMEs (the asked name when there were none). */
+  finalName: string;
+}
+
+export interface SecureDns {
+  query(name: string, type: SecureQueryType): Promise<SecureAnswer>;
+}
+
+const RCODES = ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"];
+
+interface Server {
+  host: string;
+  port: number;
+}
+
+/** "ip", "ip:port", "[v6]" or "[v6]:port" (the forms Resolver.setServers takes). Pure. */
+export function parseServer(s: string): Server | undefined {
+  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(s);
+  if (v6) return isIP(v6[1]!) ? { host: v6[1]!, port: Number(v6[2] ?? 53) } : undefined;
+  if (isIP(s)) return { host: s, port: 53 };
+  const m = /^([^:]+):(\d+)$/.exec(s);
+  return m && isIP(m[1]!) ? { host: m[1]!, port: Number(m[2]) } : undefined;
+}
+
+function norm(name: string): string {
+  return name.toLowerCase().replace(/\.$/, "");
+}
+
+/** Reads a decoded response: rcode, AD, the records of `type` at the end of any CNAME chain. Pure. */
+export function readAnswer(r: packet.DecodedPacket, name: string, type: SecureQueryType): SecureAnswer {
+  const flags = r.flags ?? 0;
+  const rcode = RCODES[flags & 0x0f] ?? `RCODE${flags & 0x0f}`;
+  const all = r.answers ?? [];
+  let owner = norm(name);
+  // follow CNAMEs in the answer section (bounded)
+  for (let i = 0; i < 8 && type !== "CNAME"; i++) {
+    const c = all.find((a) => a.type === "CNAME" && norm(a.name) === owner);
+    if (!c) break;
+    owner = norm(c.type === "CNAME" ? c.data : owner);
+  }
+  return {
+    rcode,
+    secure: (flags & packet.AUTHENTIC_DATA) !== 0,
+    answers: all.filter((a) => a.type === type && norm(a.name) === owner),
+    finalName: owner,
+  };
+}
+
+function encodeQuery(id: number, name: string, type: SecureQueryType): Buffer {
+  return packet.encode({
+    type: "query",
+    id,
+    flags: packet.RECURSION_DESIRED | packet.AUTHENTIC_DATA,
+    questions: [{ type, name, class: "IN" }],
+    additionals: [
+      {
+        type: "OPT",
+        name: ".",
+        udpPayloadSize: 1232,
+        flags: packet.DNSSEC_OK,
+        extendedRcode: 0,
+        ednsVersion: 0,
+        flag_do: true,
+        options: [],
+      },
+    ],
+  });
+}
+
+function matches(r: packet.DecodedPacket, id: number, name: string, type: string): boolean {
+  const q = r.questions?.[0];
+  return r.id === id && r.type === "response" && !!q && norm(q.name) === norm(name) && q.type === type;
+}
+
+function udpQuery(s: Server, query: Buffer, check: (r: packet.DecodedPacket) => boolean, timeoutMs: number) {
+  return new Promise<packet.DecodedPacket | undefined>((resolve) => {
+    const sock = createSocket(isIP(s.host) === 6 ? "udp6" : "udp4");
+    const done = (r: packet.DecodedPacket | undefined): void => {
+      clearTimeout(timer);
+      sock.close();
+      resolve(r);
+    };
+    const timer = setTimeout(() => done(undefined), timeoutMs);
+    sock.on("error", () => done(undefined));
+    sock.on("message", (msg) => {
+      try {
+        const r = packet.decode(msg);
+        if (check(r)) done(r); // anything else (a stray or spoofed datagram) is ignored
+      } catch {
+        // not DNS: ignore
+      }
+    });
+    sock.send(query, s.port, s.host);
+  });
+}
+
+function tcpQuery(s: Server, query: Buffer, check: (r: packet.DecodedPacket) => boolean, timeoutMs: number) {
+  return new Promise<packet.DecodedPacket | undefined>((resolve) => {
+    const sock = connect({ host: s.host, port: s.port });
+    let buf = Buffer.alloc(0);
+    const done = (r: packet.DecodedPacket | undefined): void => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(r);
+    };
+    const timer = setTimeout(() => done(undefined), timeoutMs);
+    sock.on("error", () => done(undefined));
+    sock.on("close", () => done(undefined));
+    sock.on("connect", () => {
+      const frame = Buffer.alloc(2 + query.length);
+      frame.writeUInt16BE(query.length, 0);
+      query.copy(frame, 2);
+      sock.write(frame);
+    });
+    sock.on("data", (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return;
+      try {
+        const r = packet.decode(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+        done(check(r) ? r : undefined);
+      } catch {
+        done(undefined);
+      }
+    });
+  });
+}
+
+/** A SecureDns asking `servers` in order (each twice); undefined servers: the system's resolvers. */
+export function makeSecureDns(servers: string[] | undefined, timeoutMs = 3000): SecureDns {
+  const list = (servers?.length ? servers : getServers())
+    .map(parseServer)
+    .filter((s): s is Server => s !== undefined);
+  return {
+    async query(name, type) {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        for (const s of list) {
+          const id = Math.floor(Math.random() * 65536);
+          const q = encodeQuery(id, name, type);
+          const check = (r: packet.DecodedPacket) => matches(r, id, name, type);
+          let r = await udpQuery(s, q, check, timeoutMs);
+          if (r && (r.flags ?? 0) & packet.TRUNCATED_RESPONSE) r = await tcpQuery(s, q, check, timeoutMs);
+          if (r) return readAnswer(r, name, type);
+        }
+      }
+      return { rcode: "TIMEOUT", secure: false, answers: [], finalName: norm(name) };
+    },
+  };
+}

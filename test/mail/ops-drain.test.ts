@@ -1,0 +1,235 @@
+// Scale-down drain (relay/queue/drain.ts): relay A holds 500 messages while its next hop (a sink) is
+// down; relay B, the handover target, shares A's next hop and A's admin token (the fleet's secret).
+// POST /queue/drain on A: A stops accepting (readiness false), hands every message over to B by SMTP
+// with its envelope (MAIL FROM incl. the null sender, every pending RCPT) and a signed
+// X-Sealpost-Queued-At header, and empties its spool only after B's 250s. B keeps the original queue
+// time (its spool envelope's receivedAt, the maxAge clock); a forged header from a client is ignored.
+// Then the sink comes up and every message arrives, each exactly once.
+import assert from "node:assert/strict";
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { parseQueuedAt, queuedAtHeader } from "../../relay/queue/drain.js";
+import type { Envelope } from "../../relay/queue/spool.js";
+import { waitFor } from "../support/process.js";
+import { rawSession, relayFixture, type RelayFixture } from "../support/relay.js";
+import { startSink, type Sink } from "../support/sink.js";
+
+const TOKEN = "fleet-admin-token-0123456789";
+const N = 500;
+
+let a: RelayFixture;
+let b: RelayFixture;
+let sink: Sink;
+
+/** id -> the envelope A was given. */
+const sent = new Map<string, { from: string; to: string[] }>();
+
+const auth = { authorization: `Bearer ${TOKEN}` };
+const api = (f: RelayFixture, path: string, init: RequestInit = {}): Promise<Response> =>
+  fetch(`http://127.0.0.1:${f.ports.admin}${path}`, init);
+const testId = (data: Buffer): string | undefined =>
+  /^X-Test-Id: (\S+)\r?$/m.exec(data.toString("latin1"))?.[1];
+
+async function spoolOf(f: RelayFixture): Promise<{ env: Envelope; data: Buffer }[]> {
+  const dir = join(f.work, "queue");
+  const out: { env: Envelope; data: Buffer }[] = [];
+  for (const name of await readdir(join(dir, "env"))) {
+    const env = JSON.parse(await readFile(join(dir, "env", name), "utf8")) as Envelope;
+    out.push({ env, data: await readFile(join(dir, "msg", env.id)) });
+  }
+  return out;
+}
+
+async function configure(f: RelayFixture, handover?: { host: string; port: number }): Promise<void> {
+  await f.configure(
+    {
+      relay: "mail/edge",
+      admin: { port: f.ports.admin, host: "127.0.0.1", tokenFile: "secrets/admin/token" },
+      policies: [
+        {
+          name: "mail/partner",
+          domains: ["partner.test"],
+          outbound: { tls: { mode: "opportunistic" }, nextHop: { host: sink.host, port: sink.port } },
+        },
+      ],
+      queue: {
+        dir: join(f.work, "queue"),
+        maxAge: 7200,
+        retry: { initial: 0.5, max: 2 },
+        workers: 4,
+        ...(handover ? { handover } : {}),
+      },
+    },
+    { files: { "secrets/admin/token": `${TOKEN}\n` } },
+  );
+}
+
+before(async () => {
+  sink = await startSink();
+  sink.setDown(true);
+  b = await relayFixture("ops-drain-b");
+  await configure(b);
+  await b.start();
+  a = await relayFixture("ops-drain-a");
+  await configure(a, { host: "127.0.0.1", port: b.ports.smtp });
+  await a.start();
+});
+
+after(async () => {
+  await a?.stop();
+  await b?.stop(() => sink?.close());
+});
+
+describe("scale-down drain with handover", () => {
+  it("queues 500 messages on A while the next hop is down", async () => {
+    const s = await rawSession(a.ports.smtp);
+    await s.cmd("EHLO app.internal");
+    for (let i = 0; i < N; i++) {
+      const id = `m${i}`;
+      // every 50th: the null sender; every 7th: two recipients
+      const from = i % 50 === 0 ? "" : `app${i % 5}@client.test`;
+      const to = i % 7 === 0 ? [`u${i}@partner.test`, `v${i}@partner.test`] : [`u${i}@partner.test`];
+      assert.match(await s.cmd(`MAIL FROM:<${from}>`), /^250 /);
+      for (const r of to) assert.match(await s.cmd(`RCPT TO:<${r}>`), /^250 /);
+      assert.match(await s.cmd("DATA"), /^354 /);
+      assert.match(
+        await s.data(`Subject: drain ${id}\r\nX-Test-Id: ${id}\r\n\r\nbody of ${id}\r\n`),
+        /^250 /,
+      );
+      sent.set(id, { from, to });
+    }
+    await s.cmd("QUIT");
+    s.close();
+    const st = (await (await api(a, "/status")).json()) as { queue: { depth: number } };
+    assert.equal(st.queue.depth, N);
+    await waitFor("deferrals on A", async () => {
+      const x = (await (await api(a, "/status")).json()) as {
+        policies: Record<string, { deferrals: number }>;
+      };
+      return (x.policies["mail/partner"]?.deferrals ?? 0) > 0 ? true : undefined;
+    });
+    assert.equal(sink.messages.length, 0);
+  });
+
+  it("POST /queue/drain needs the token", async () => {
+    assert.equal((await api(a, "/queue/drain", { method: "POST" })).status, 401);
+    assert.equal((await api(a, "/status")).status, 200);
+    assert.equal((await api(a, "/readyz")).status, 200, "no drain started by the refused request");
+  });
+
+  let queuedAtA: Map<string, number>;
+  let drainStarted: number;
+
+  it("drains A: stops accepting, hands everything over to B, A's queue goes to 0", async () => {
+    queuedAtA = new Map((await spoolOf(a)).map((m) => [testId(m.data)!, m.env.receivedAt]));
+    assert.equal(queuedAtA.size, N);
+    drainStarted = Date.now();
+    const r = await api(a, "/queue/drain?wait=true", { method: "POST", headers: auth });
+    const body = (await r.json()) as { state: string; remaining: number; handedOver: number; mode: string };
+    assert.equal(r.status, 200, JSON.stringify(body));
+    assert.deepEqual(
+      { state: body.state, remaining: body.remaining, handedOver: body.handedOver, mode: body.mode },
+      { state: "drained", remaining: 0, handedOver: N, mode: "handover" },
+    );
+    const st = (await (await api(a, "/status")).json()) as {
+      draining?: boolean;
+      queue: { depth: number };
+      drain: { state: string; remaining: number };
+    };
+    assert.equal(st.draining, true);
+    assert.equal(st.queue.depth, 0);
+    assert.equal(st.drain.state, "drained");
+    assert.equal((await api(a, "/readyz")).status, 503, "readiness false while draining");
+    assert.equal((await spoolOf(a)).length, 0, "A's spool is empty");
+    await assert.rejects(rawSession(a.ports.smtp), "A's listener is closed");
+  });
+
+  it("B holds every message with its envelope and the original queue time", async () => {
+    const held = await spoolOf(b);
+    assert.equal(held.length, N);
+    const ids = new Set<string>();
+    for (const { env, data } of held) {
+      const id = testId(data)!;
+      ids.add(id);
+      const orig = sent.get(id)!;
+      assert.equal(env.from, orig.from, `${id}: MAIL FROM`);
+      assert.deepEqual(
+        env.recipients.map((r) => r.address),
+        orig.to,
+        `${id}: RCPT TO`,
+      );
+      assert.equal(env.receivedAt, queuedAtA.get(id), `${id}: B's maxAge clock runs from A's queue time`);
+      assert.ok(env.receivedAt < drainStarted);
+    }
+    assert.equal(ids.size, N);
+    assert.ok(
+      b.logs!.find((l) => l.event === "queued-at"),
+      "B logged that it kept the original queue time",
+    );
+  });
+
+  it("B ignores a queued-at header it cannot verify", async () => {
+    const forged = queuedAtHeader(Date.parse("2001-01-01T00:00:00Z"), "x@client.test", "not-the-token");
+    const before = Date.now();
+    const s = await rawSession(b.ports.smtp);
+    await s.cmd("EHLO app.internal");
+    await s.cmd("MAIL FROM:<x@client.test>");
+    await s.cmd("RCPT TO:<forged@partner.test>");
+    await s.cmd("DATA");
+    assert.match(await s.data(`${forged}Subject: forged\r\nX-Test-Id: forged\r\n\r\nx\r\n`), /^250 /);
+    s.close();
+    const m = await waitFor("forged message in B's spool", async () =>
+      (await spoolOf(b)).find((x) => testId(x.data) === "forged"),
+    );
+    assert.ok(m.env.receivedAt >= before, "not backdated");
+    sent.set("forged", { from: "x@client.test", to: ["forged@partner.test"] });
+  });
+
+  it("after the sink comes up, every message arrives exactly once", async () => {
+    sink.setDown(false);
+    await b.relay!.checkConfig();
+    const r = await api(b, "/queue/retry", { method: "POST", headers: auth });
+    assert.equal(r.status, 200);
+    await waitFor(
+      "all messages at the sink",
+      () => {
+        const got = new Set(sink.messages.map((m) => testId(m.data)));
+        return Promise.resolve(got.size >= sent.size ? true : undefined);
+      },
+      120_000,
+      200,
+    );
+    await waitFor("B's queue empty", async () => {
+      const x = (await (await api(b, "/status")).json()) as { queue: { depth: number } };
+      return x.queue.depth === 0 ? true : undefined;
+    });
+    const byId = new Map<string, number>();
+    for (const m of sink.messages) {
+      const id = testId(m.data)!;
+      byId.set(id, (byId.get(id) ?? 0) + 1);
+      const orig = sent.get(id)!;
+      assert.equal(m.from, orig.from, `${id}: MAIL FROM at the sink`);
+      assert.deepEqual([...m.to].sort(), [...orig.to].sort(), `${id}: RCPT TO at the sink`);
+    }
+    assert.equal(byId.size, sent.size, "none lost");
+    const dup = [...byId].filter(([, n]) => n > 1);
+    assert.deepEqual(dup, [], "none twice");
+    assert.equal(sink.messages.length, sent.size);
+  });
+});
+
+describe("queued-at header", () => {
+  it("verifies the MAC, the sender and the time", () => {
+    const t = Date.parse("2030-05-06T07:08:09.123Z");
+    const h = Buffer.from(
+      `Received: from x\r\n\tby y; now\r\n${queuedAtHeader(t, "a@b.test", "k")}Subject: s\r\n\r\n`,
+    );
+    assert.equal(parseQueuedAt(h, "a@b.test", "k", t + 1), t);
+    assert.equal(parseQueuedAt(h, "other@b.test", "k", t + 1), undefined, "another sender");
+    assert.equal(parseQueuedAt(h, "a@b.test", "k2", t + 1), undefined, "another key");
+    assert.equal(parseQueuedAt(h, "a@b.test", "k", t - 1), undefined, "in the future");
+    const body = Buffer.from(`Subject: s\r\n\r\n${queuedAtHeader(t, "a@b.test", "k")}`);
+    assert.equal(parseQueuedAt(body, "a@b.test", "k", t + 1), undefined, "only in the header section");
+  });
+});
