@@ -8,10 +8,11 @@
 //   default_destination_concurrency_limit = the same number as Sealpost's queue.workers.
 // The queue is Postfix's own: cleanup fsyncs the queue file before smtpd answers 250 (the default).
 import { execFile } from "node:child_process";
-import { chmod, chown, mkdir, utimes, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { freePort } from "../../test/support/ports.js";
+import { masterCf, writeConfig } from "../../test/support/postfix.js";
 import { startProcess, waitFor } from "../../test/support/process.js";
 import type { RelayUnderTest } from "./sealpost-relay.js";
 
@@ -27,30 +28,10 @@ export interface PostfixRelayOptions {
   config?: Record<string, string>;
 }
 
-// Stock master.cf services, none chrooted, plus smtp/relay and tlsproxy for connection reuse.
-const services = `
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
+// A relay's services beyond the test partner's stock set: smtp/relay out, tlsproxy for connection reuse.
+const relayServices = `smtp      unix  -       -       n       -       -       smtp
 relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
 tlsproxy  unix  -       -       n       -       0       tlsproxy
-postlog   unix-dgram n  -       n       -       1       postlogd
 `;
 
 function mainCf(o: PostfixRelayOptions): string {
@@ -95,13 +76,6 @@ function mainCf(o: PostfixRelayOptions): string {
   );
 }
 
-// Postfix waits until a config file is over a second old; back-dating saves that wait.
-async function writeConfig(file: string, text: string): Promise<void> {
-  await writeFile(file, text);
-  const past = new Date(Date.now() - 60_000);
-  await utimes(file, past, past);
-}
-
 async function uidOf(user: string): Promise<number> {
   const { stdout } = await run("id", ["-u", user]);
   return Number(stdout.trim());
@@ -121,7 +95,7 @@ export async function startPostfixRelay(o: PostfixRelayOptions): Promise<RelayUn
   await chown(join(o.dir, "data"), await uidOf("postfix"), 0);
   const port = await freePort();
   await writeConfig(join(etc, "main.cf"), mainCf(o));
-  await writeConfig(join(etc, "master.cf"), `127.0.0.1:${port} inet n - n - - smtpd\n${services}`);
+  await writeConfig(join(etc, "master.cf"), masterCf(port, relayServices));
   await run("postfix", ["-c", etc, "check"]);
   const master = startProcess(
     "postfix-master",

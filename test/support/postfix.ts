@@ -106,6 +106,11 @@ scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 `;
 
+/** master.cf: smtpd on 127.0.0.1:port, the stock services above, and `extra` service lines. */
+export function masterCf(port: number, extra = ""): string {
+  return `127.0.0.1:${port} inet n - n - - smtpd\n${services}${extra}`;
+}
+
 export async function startPostfix(opts: PostfixOptions): Promise<PostfixPeer> {
   if (userInfo().uid !== 0)
     throw new Error("startPostfix needs root: Postfix's master binds and then drops to the postfix user");
@@ -141,7 +146,7 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixPeer> {
       const port = await freePort();
       const main = mainCf({ opts, tls, hostname, dir, etc, mail, deliverAs: [nobodyUid, nobodyGid] });
       await writeConfig(join(etc, "main.cf"), main);
-      await writeConfig(join(etc, "master.cf"), `127.0.0.1:${port} inet n - n - - smtpd\n${services}`);
+      await writeConfig(join(etc, "master.cf"), masterCf(port));
       // postfix(1) reports into maillog_file rather than stderr, hence the log tail on failure
       await run("postfix", ["-c", etc, "check"]).catch((e: { stderr?: string; message: string }) => {
         throw new Error(`postfix check failed: ${e.stderr || e.message}\n${tail(readLog(dir))}`);
@@ -345,7 +350,7 @@ function peer(a: {
 
 // Postfix waits (300 ms at a time) until a config or table file is over a second old, in case it
 // is still being edited; back-dating our freshly written files saves that wait on every start.
-async function writeConfig(file: string, text: string): Promise<void> {
+export async function writeConfig(file: string, text: string): Promise<void> {
   await writeFile(file, text);
   const past = new Date(Date.now() - 60_000);
   await utimes(file, past, past);
