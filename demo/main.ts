@@ -558,19 +558,26 @@ async function main(): Promise<number> {
     7,
     "sending to bob@doug.example (policy doug: verify against doug-ca + AUTH) through the relay's submission port",
   );
+  // what a mail client on the internal network does: submission port, STARTTLS, AUTH
+  const submit = (to: string, subject: string, body: string) =>
+    rep.wait(
+      "swaks",
+      swaks({
+        server: "127.0.0.1",
+        port: ports.submission!,
+        tls: true,
+        auth: { username: scannerUser, password: pw.scanner },
+        from: "scanner@example.com",
+        to,
+        subject,
+        body,
+      }),
+    );
   const delivered: Outcome = { ok: false, text: "" };
-  const s1 = await rep.wait(
-    "swaks",
-    swaks({
-      server: "127.0.0.1",
-      port: ports.submission!,
-      tls: true,
-      auth: { username: scannerUser, password: pw.scanner },
-      from: "scanner@example.com",
-      to: "bob@doug.example",
-      subject: "Sealpost demo: verified TLS to DOUG",
-      body: "Quarterly figures attached (not really).",
-    }),
+  const s1 = await submit(
+    "bob@doug.example",
+    "Sealpost demo: verified TLS to DOUG",
+    "Quarterly figures attached (not really).",
   );
   rep.info(
     `swaks -> relay submission 127.0.0.1:${ports.submission} (STARTTLS, AUTH ${scannerUser}): ${s1.queued ? `${s1.queued.code} ${s1.queued.lines.join(" ")}` : `failed: ${s1.failure ? `${s1.failure.code} ${s1.failure.lines.join(" ")}` : `exit ${s1.code}`}`}`,
@@ -618,18 +625,10 @@ async function main(): Promise<number> {
     "fail closed: sending to alice@partner-a.example (policy partner-a: TLS required) whose server offers no STARTTLS",
   );
   const deferred: Outcome = { ok: false, text: "" };
-  const s2 = await rep.wait(
-    "swaks",
-    swaks({
-      server: "127.0.0.1",
-      port: ports.submission!,
-      tls: true,
-      auth: { username: scannerUser, password: pw.scanner },
-      from: "scanner@example.com",
-      to: "alice@partner-a.example",
-      subject: "Sealpost demo: must not travel in clear",
-      body: "Contract draft (not really).",
-    }),
+  const s2 = await submit(
+    "alice@partner-a.example",
+    "Sealpost demo: must not travel in clear",
+    "Contract draft (not really).",
   );
   rep.info(
     `swaks -> relay submission: ${s2.queued ? `${s2.queued.code} ${s2.queued.lines.join(" ")}` : `failed (exit ${s2.code})`}`,
