@@ -135,7 +135,7 @@ export class Relay {
   private constructor(private o: RelayOptions) {
     this.log = o.logger ?? createLogger();
     this.metrics = createMetrics();
-    this.pool = new ConnectionPool(o.poolIdleMs ?? 5000);
+    this.pool = new ConnectionPool(o.poolIdleMs ?? 5000, () => this.state.loaded.config.queue.workers);
   }
 
   get loaded(): LoadedConfig {

@@ -4,7 +4,7 @@
 // failure moves on to the next hop; when none is left the recipients are deferred with the last
 // reason. Never a downgrade: nothing is sent on a session that does not meet the policy.
 import SMTPConnection from "nodemailer/lib/smtp-connection";
-import type { TLSSocket } from "node:tls";
+import { createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
 import { statusFromReply } from "../dsn.js";
 import { errorMessage, fail, ok, type Failure } from "../result.js";
 import type { Dns } from "./mx.js";
@@ -217,8 +217,32 @@ function settle<T>(run: (done: (v: T) => void) => void): Promise<T> {
   });
 }
 
+/**
+ * TLS client contexts (CA store, client certificate, minimum version), built once per transport plan
+ * key rather than per connection: the pool key covers everything a context holds (CA and client
+ * certificate digests, minimum version), so a changed policy or material gets a new one.
+ */
+const secureContexts = new Map<string, SecureContext>();
+
+function withSecureContext(plan: TransportPlan): TransportPlan["options"] {
+  const tls = plan.options.tls;
+  if (!tls || plan.options.ignoreTLS || tls.secureContext) return plan.options;
+  let ctx = secureContexts.get(plan.poolKey);
+  if (!ctx) {
+    if (secureContexts.size >= 256) secureContexts.clear();
+    ctx = createSecureContext({
+      ...(tls.minVersion ? { minVersion: tls.minVersion } : {}),
+      ...(tls.ca ? { ca: tls.ca } : {}),
+      ...(tls.cert ? { cert: tls.cert } : {}),
+      ...(tls.key ? { key: tls.key } : {}),
+    });
+    secureContexts.set(plan.poolKey, ctx);
+  }
+  return { ...plan.options, tls: { ...tls, secureContext: ctx } };
+}
+
 async function open(plan: TransportPlan): Promise<Pooled | Failure> {
-  const conn = new SMTPConnection(plan.options);
+  const conn = new SMTPConnection(withSecureContext(plan));
   let lastError: Errorish | undefined;
   conn.on("error", (e: Errorish) => {
     lastError = e;

@@ -28,9 +28,13 @@ interface Idle extends Pooled {
 export class ConnectionPool {
   private idle = new Map<string, Idle[]>();
 
+  /**
+   * `maxIdlePerKey`: idle connections kept per key, a number or read at each use (the relay passes
+   * queue.workers, so every worker can find an idle connection instead of a new handshake).
+   */
   constructor(
     private idleMs = 5000,
-    private maxIdlePerKey = 4,
+    private maxIdlePerKey: number | (() => number) = 4,
   ) {}
 
   take(key: string): Pooled | undefined {
@@ -46,7 +50,8 @@ export class ConnectionPool {
 
   put(p: Pooled): void {
     const list = this.idle.get(p.key) ?? [];
-    if (list.length >= this.maxIdlePerKey) {
+    const max = typeof this.maxIdlePerKey === "function" ? this.maxIdlePerKey() : this.maxIdlePerKey;
+    if (list.length >= max) {
       quit(p.conn);
       return;
     }

@@ -150,7 +150,12 @@ export class Scheduler {
             }
           }
           if (deferredReason) metrics.deferred.inc({ policy: g.route.policy, reason: deferredReason });
-          await persist();
+          // every recipient done and none to notify: the message is removed next, so its state is not
+          // persisted first (a crash in between re-sends it: a duplicate, never a loss)
+          const finished = env.recipients.every(
+            (x) => x.state === "delivered" || (x.state === "failed" && x.notified),
+          );
+          if (!finished) await persist();
         }),
       );
       await writes;

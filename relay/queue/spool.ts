@@ -6,12 +6,15 @@
 //                     250 and is removed at startup)
 // Every write is temp file -> fsync -> rename into place -> fsync the directory, so after a crash
 // (kill -9, power loss) a file is either the old or the new version, never torn. The 250 reply is
-// sent only after the envelope's rename and directory fsync.
+// sent only after the envelope's rename and directory fsync. An accept writes and fsyncs both files
+// in parallel, renames the message then the envelope, and fsyncs both directories (group commit:
+// one directory fsync serves every accept pending at that moment, group-commit.ts).
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readdir, readFile, rename, rm, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { errorMessage, fail, ok, type Result } from "../result.js";
+import { GroupCommit } from "./group-commit.js";
 
 export type RecipientStatus = "pending" | "delivered" | "failed";
 
@@ -53,7 +56,28 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** Message bytes are collected into writes of about this size (not one write per received chunk). */
+const WRITE_BATCH = 64 * 1024;
+
+/** Writes `data` to a new file and fsyncs it. */
+async function writeSynced(path: string, data: Buffer | string): Promise<void> {
+  const fh = await open(path, "wx", 0o600);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Awaits all, then throws the first failure (no promise left running unobserved). */
+async function all(ps: Promise<unknown>[]): Promise<void> {
+  for (const r of await Promise.allSettled(ps)) if (r.status === "rejected") throw r.reason;
+}
+
 export class Spool {
+  private readonly commits = new GroupCommit(fsyncDir);
+
   private constructor(readonly dir: string) {}
 
   private get tmpDir(): string {
@@ -99,15 +123,9 @@ export class Spool {
 
   private async writeAtomically(final: string, finalDir: string, data: Buffer | string): Promise<void> {
     const tmp = join(this.tmpDir, `${randomBytes(8).toString("hex")}.tmp`);
-    const fh = await open(tmp, "wx", 0o600);
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    await writeSynced(tmp, data);
     await rename(tmp, final);
-    await fsyncDir(finalDir);
+    await this.commits.sync(finalDir);
   }
 
   /**
@@ -121,40 +139,54 @@ export class Spool {
     limit = Infinity,
   ): Promise<Result<Envelope>> {
     const tmp = join(this.tmpDir, `${env.id}.msg`);
+    const envTmp = join(this.tmpDir, `${env.id}.env`);
+    const envPath = join(this.envDir, `${env.id}.json`);
     let size = 0;
     let tooBig = false;
+    let full: Envelope | undefined;
     try {
       const fh = await open(tmp, "wx", 0o600);
       try {
-        await fh.write(head);
+        let batch: Buffer[] = [head];
+        let batched = head.length;
+        const flush = async (): Promise<void> => {
+          const { bytesWritten } = await fh.writev(batch);
+          if (bytesWritten !== batched) throw new Error(`short write (${bytesWritten} of ${batched} bytes)`);
+          batch = [];
+          batched = 0;
+        };
         size += head.length;
         const chunks: AsyncIterable<Buffer> | Buffer[] = Buffer.isBuffer(body) ? [body] : body;
         for await (const chunk of chunks) {
           size += chunk.length;
           if (size > limit) tooBig = true; // keep draining the client's data, write nothing more
-          if (!tooBig) await fh.write(chunk);
+          if (tooBig) continue;
+          batch.push(chunk);
+          batched += chunk.length;
+          if (batched >= WRITE_BATCH || batch.length >= 256) await flush();
         }
-        if (!tooBig) await fh.sync();
+        if (!tooBig) {
+          if (batched) await flush();
+          full = { v: 1, ...env, size, attempts: 0, nextAttemptAt: env.nextAttemptAt ?? env.receivedAt };
+          await all([fh.sync(), writeSynced(envTmp, JSON.stringify(full))]);
+        }
       } finally {
         await fh.close();
       }
-      if (tooBig) {
+      if (tooBig || !full) {
         await unlink(tmp).catch(() => undefined);
         return fail("MESSAGE_TOO_BIG", false, `message exceeds ${limit} bytes`);
       }
+      // the envelope (commit record) is renamed after its message: a kill -9 never leaves an
+      // envelope without its message; both renames are durable before the caller's 250
       await rename(tmp, this.messagePath(env.id));
-      await fsyncDir(this.msgDir);
-      const full: Envelope = {
-        v: 1,
-        ...env,
-        size,
-        attempts: 0,
-        nextAttemptAt: env.nextAttemptAt ?? env.receivedAt,
-      };
-      await this.writeAtomically(join(this.envDir, `${env.id}.json`), this.envDir, JSON.stringify(full));
+      await rename(envTmp, envPath);
+      await all([this.commits.sync(this.msgDir), this.commits.sync(this.envDir)]);
       return ok(full);
     } catch (e) {
       await unlink(tmp).catch(() => undefined);
+      await unlink(envTmp).catch(() => undefined);
+      await unlink(envPath).catch(() => undefined);
       await unlink(this.messagePath(env.id)).catch(() => undefined);
       return fail("QUEUE_WRITE_FAILED", true, errorMessage(e));
     }
@@ -168,7 +200,7 @@ export class Spool {
   /** Removes a message once every recipient is done: envelope first (the commit record). */
   async remove(id: string): Promise<void> {
     await unlink(join(this.envDir, `${id}.json`)).catch(() => undefined);
-    await fsyncDir(this.envDir);
+    await this.commits.sync(this.envDir);
     await unlink(this.messagePath(id)).catch(() => undefined);
   }
 

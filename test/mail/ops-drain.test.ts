@@ -101,8 +101,11 @@ describe("scale-down drain with handover", () => {
     }
     await s.cmd("QUIT");
     s.close();
-    const st = (await (await api(a, "/status")).json()) as { queue: { depth: number } };
-    assert.equal(st.queue.depth, N);
+    // the last message joins the scheduler a moment after its 250 (its queue time is read first)
+    await waitFor("all queued on A", async () => {
+      const st = (await (await api(a, "/status")).json()) as { queue: { depth: number } };
+      return st.queue.depth === N ? true : undefined;
+    });
     await waitFor("deferrals on A", async () => {
       const x = (await (await api(a, "/status")).json()) as {
         policies: Record<string, { deferrals: number }>;
