@@ -4,6 +4,7 @@
 import type * as k8s from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { policyReferences } from "./compile/relay-config.js";
+import { policyEventKeys, relayEventKeys, type EventKeys } from "./mapping.js";
 import { RELAY_LABEL } from "./render/meta.js";
 import type { RelaySettings } from "./render/input.js";
 import { Controller } from "./runtime/controller.js";
@@ -133,10 +134,9 @@ export class Operator {
     await Promise.all(allInformers(this.caches).map((i) => i.stop()));
   }
 
-  private enqueueNamespace(ns: string | undefined, what: { relays?: boolean; policies?: boolean }): void {
-    if (what.relays) for (const r of this.caches.relays.list(ns)) this.controllers.relays.enqueue(key(r));
-    if (what.policies)
-      for (const p of this.caches.policies.list(ns)) this.controllers.policies.enqueue(key(p));
+  private enqueueKeys(k: EventKeys): void {
+    for (const r of k.relays) this.controllers.relays.enqueue(r);
+    for (const p of k.policies) this.controllers.policies.enqueue(p);
   }
 
   /** Policies (and the relays selecting them) that reference a Secret/ConfigMap/RelayCredential by name. */
@@ -192,16 +192,16 @@ export class Operator {
   private wire(): void {
     const c = this.caches;
     const ctl = this.controllers;
-    c.relays.on((_t: EventType, r) => {
-      ctl.relays.enqueue(key(r));
-      // selection may have changed: the namespace's policies re-evaluate their status
-      this.enqueueNamespace(r.metadata.namespace, { policies: true });
+    // the relay itself; its policies (before and after) only when its selector/spec changed
+    c.relays.on((t: EventType, r, old) => {
+      if (t === "delete") this.state.forgetCompile(key(r));
+      this.enqueueKeys(relayEventKeys(t, r, old, c.policies.list(r.metadata.namespace)));
     });
-    c.policies.on((t: EventType, p) => {
-      if (t !== "delete") ctl.policies.enqueue(key(p));
-      // any policy change can change a relay's config (and conflicts of the other policies)
-      this.enqueueNamespace(p.metadata.namespace, { relays: t !== "resync" });
-      if (t !== "resync") this.enqueueNamespace(p.metadata.namespace, { policies: true });
+    // the policy itself, the relays selecting it, and the policies claiming one of its domains
+    // (conflicts) — not the whole namespace: a policy's own status write must not fan out to N
+    c.policies.on((t: EventType, p, old) => {
+      const ns = p.metadata.namespace;
+      this.enqueueKeys(policyEventKeys(t, p, old, c.relays.list(ns), c.policies.list(ns)));
     });
     c.credentials.on((t: EventType, cr) => {
       if (t !== "delete") ctl.credentials.enqueue(key(cr));
@@ -228,11 +228,17 @@ export class Operator {
         this.enqueueReferencing(metadata.namespace ?? "", "credentials", cred.split("/")[1]!);
       }
     });
+    c.queueVolumes.on((_t, v) => {
+      const relay = v.metadata.labels?.[RELAY_LABEL];
+      if (relay) ctl.relays.enqueue(`${v.metadata.namespace ?? ""}/${relay}`);
+    });
     c.pods.on((_t, p) => {
       const relay = p.metadata.labels?.[RELAY_LABEL];
       if (!relay) return;
       ctl.relays.enqueue(`${p.metadata.namespace ?? ""}/${relay}`);
-      this.enqueueNamespace(p.metadata.namespace, { policies: true });
+      // the policies whose Enforced this pod reports on
+      const r = c.relays.get(p.metadata.namespace ?? "", relay);
+      if (r) for (const pol of this.state.selectedPolicies(r)) ctl.policies.enqueue(key(pol));
     });
   }
 }

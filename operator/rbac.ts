@@ -30,6 +30,8 @@ export const operatorClusterRules: PolicyRule[] = [
   { apiGroups: [""], resources: ["configmaps", "services", "serviceaccounts"], verbs: MANAGE },
   // relay pods: readiness and pod IP for the /status probe
   { apiGroups: [""], resources: ["pods"], verbs: READ },
+  // the relays' queue PVCs (never written): ones left beyond spec.replicas are reported on the status
+  { apiGroups: [""], resources: ["persistentvolumeclaims"], verbs: READ },
   { apiGroups: ["apps"], resources: ["statefulsets"], verbs: MANAGE },
   { apiGroups: ["policy"], resources: ["poddisruptionbudgets"], verbs: MANAGE },
   { apiGroups: ["networking.k8s.io"], resources: ["networkpolicies"], verbs: MANAGE },

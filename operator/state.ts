@@ -39,6 +39,8 @@ export interface Caches {
   secrets: Informer<SecretObject>;
   configMaps: Informer<ConfigMapObject>;
   pods: Informer<PodObject>;
+  /** The relays' queue PVCs (volumeClaimTemplate labels): orphaned ones after a scale-down. */
+  queueVolumes: Informer<KubeObject>;
   statefulSets: Informer<KubeObject>;
   certificates: Informer<KubeObject>;
 }
@@ -72,6 +74,11 @@ export function makeCaches(
       resyncMs: 0,
       labelSelector: `${RELAY_NAME_LABEL}=${RELAY_APP}`,
     }),
+    queueVolumes: new Informer(client, R.PersistentVolumeClaim, {
+      ...base,
+      resyncMs: 0,
+      labelSelector: `${RELAY_NAME_LABEL}=${RELAY_APP}`,
+    }),
     statefulSets: new Informer(client, R.StatefulSet, { ...base, resyncMs: 0, labelSelector: managed }),
     certificates: new Informer(client, R.Certificate, {
       ...base,
@@ -89,6 +96,30 @@ export function allInformers(c: Caches): Informer<KubeObject>[] {
 export function splitKey(key: string): { namespace: string; name: string } {
   const i = key.indexOf("/");
   return { namespace: key.slice(0, i), name: key.slice(i + 1) };
+}
+
+/**
+ * What compileRelayConfig reads, as a string: the relay's name, generation and spec; per selected
+ * policy its name and generation (the apiserver bumps it on every spec change; resourceVersion would
+ * change with every status write) or, without one, its spec; per Secret its type and keys, per
+ * ConfigMap its keys, per RelayCredential its spec. O(objects in the namespace), no parsing.
+ */
+export function compileFingerprint(
+  relay: MailRelay,
+  selected: readonly PolicyObject[],
+  view: ClusterView,
+): string {
+  const parts: string[] = [keyOf(relay), String(relay.metadata.generation ?? ""), JSON.stringify(relay.spec)];
+  for (const p of selected)
+    parts.push(
+      `p:${p.metadata.name}:${p.metadata.uid ?? ""}:${
+        p.metadata.generation !== undefined ? p.metadata.generation : JSON.stringify(p.spec)
+      }`,
+    );
+  for (const [n, s] of view.secrets) parts.push(`s:${n}:${s.type ?? ""}:${[...s.keys].join(",")}`);
+  for (const [n, keys] of view.configMaps) parts.push(`c:${n}:${[...keys].join(",")}`);
+  for (const [n, c] of view.credentials) parts.push(`r:${n}:${JSON.stringify(c.spec)}`);
+  return parts.join("\n");
 }
 
 export class ClusterState {
@@ -132,9 +163,46 @@ export class ClusterState {
     return { secrets, configMaps, credentials };
   }
 
+  /**
+   * The relay's compiled config. Memoised per relay by a fingerprint of exactly what the compile reads
+   * (the relay's spec and generation, the selected policies' names and generations, the namespace's
+   * Secret/ConfigMap keys and credential specs), so the N policy reconciles of one state share one
+   * compile instead of doing N (O(N²) with 1,000 policies). A cache keyed by inputs, not truth: a
+   * changed input is a different fingerprint, and the result is recomputed. Callers must not mutate it.
+   */
   compile(relay: MailRelay): CompileResult {
-    return compileRelayConfig(relay, this.selectedPolicies(relay), this.view(relay.metadata.namespace ?? ""));
+    const selected = this.selectedPolicies(relay);
+    const view = this.view(relay.metadata.namespace ?? "");
+    const fp = compileFingerprint(relay, selected, view);
+    const k = keyOf(relay);
+    const hit = this.compiled.get(k);
+    if (hit?.fp === fp) {
+      this.compileStats.hits++;
+      if ("error" in hit) throw hit.error;
+      return hit.result;
+    }
+    this.compileStats.misses++;
+    try {
+      const result = compileRelayConfig(relay, selected, view);
+      this.compiled.set(k, { fp, result });
+      return result;
+    } catch (e) {
+      this.compiled.set(k, { fp, error: e });
+      throw e;
+    }
   }
+
+  /** Drops a deleted relay's memoised compile. */
+  forgetCompile(relayKey: string): void {
+    this.compiled.delete(relayKey);
+  }
+
+  private readonly compiled = new Map<
+    string,
+    { fp: string; result: CompileResult } | { fp: string; error: unknown }
+  >();
+  /** Memo hits and misses (tests, debugging). */
+  readonly compileStats = { hits: 0, misses: 0 };
 
   /** Relay pods that are Ready and not terminating. */
   readyPods(relay: MailRelay): PodObject[] {

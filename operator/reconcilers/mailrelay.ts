@@ -13,6 +13,7 @@ import type { ConditionInput } from "../runtime/conditions.js";
 import { ApiError, type KubeObject } from "../runtime/kube.js";
 import { splitKey, type MailRelayObject } from "../state.js";
 import { certificateExpiringCondition, certificateNotAfter } from "../status/certificate-expiry.js";
+import { orphanedQueueVolumes, orphanedQueueVolumesMessage } from "../status/orphaned-volumes.js";
 import { probeRelay, writeStatus, type ReconcilerDeps } from "./common.js";
 
 function ownerOf(r: MailRelayObject): Owner {
@@ -76,6 +77,16 @@ export function renderInput(
   };
 }
 
+/**
+ * config.json above this is not applied: a ConfigMap holds at most 1 MiB (data and metadata together,
+ * and a server-side apply adds managedFields); the relay keeps the last applied config and the MailRelay
+ * reports Degraded=True, reason ConfigTooLarge.
+ */
+export const MAX_CONFIG_BYTES = 900 * 1024;
+
+/** The objects rendered from the compiled config, kept at their last applied version when it is too large. */
+const CONFIG_DERIVED_KINDS = new Set(["ConfigMap", "StatefulSet", "NetworkPolicy"]);
+
 export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Promise<ReconcileResult | void> {
   const { namespace, name } = splitKey(key);
   const raw = deps.state.caches.relays.get(namespace, name);
@@ -108,7 +119,12 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   const desiredSize = relay.spec.queue.size;
   const liveSize = liveQueueSize(sts);
   const input = renderInput(relay, owner, compiled, deps, liveSize ?? desiredSize);
-  for (const obj of renderRelayObjects(input)) await deps.client.apply(obj);
+  const configBytes = Buffer.byteLength(compiled.json);
+  const tooLarge = configBytes > MAX_CONFIG_BYTES;
+  // too large: nothing derived from the new config is applied (no half-apply: the ConfigMap, the pod
+  // template's mounted sources and the egress rules stay as last applied, consistent with each other)
+  for (const obj of renderRelayObjects(input))
+    if (!tooLarge || !CONFIG_DERIVED_KINDS.has(obj.kind ?? "")) await deps.client.apply(obj);
 
   // the server certificate, when cert-manager issues it
   let certProblem: string | undefined;
@@ -182,17 +198,31 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
       observedGeneration: g,
     };
   const degradedReasons: string[] = [];
+  const tooLargeMessage = `config.json is ${configBytes} bytes, over the ${MAX_CONFIG_BYTES}-byte limit of its ConfigMap (1 MiB with metadata): not applied, the relay keeps its last applied configuration; select fewer policies or split them across MailRelays`;
+  if (tooLarge) degradedReasons.push(tooLargeMessage);
   if (excluded.length)
     degradedReasons.push(`${excluded.length} selected policies left out: ${excluded.join(", ")}`);
   if (liveSize && liveSize !== desiredSize)
     degradedReasons.push(
       `queue size ${desiredSize} not applied: the StatefulSet's volumes are ${liveSize} (resize the PVCs by hand)`,
     );
+  const orphans = orphanedQueueVolumes(
+    deps.state.caches.queueVolumes.list(namespace),
+    names.statefulSet(name),
+    relay.spec.replicas,
+  );
+  if (orphans.length) degradedReasons.push(orphanedQueueVolumesMessage(orphans, names.statefulSet(name)));
   const degraded: ConditionInput = degradedReasons.length
     ? {
         type: "Degraded",
         status: "True",
-        reason: excluded.length ? "PoliciesExcluded" : "QueueResizeUnsupported",
+        reason: tooLarge
+          ? "ConfigTooLarge"
+          : excluded.length
+            ? "PoliciesExcluded"
+            : liveSize && liveSize !== desiredSize
+              ? "QueueResizeUnsupported"
+              : "OrphanedQueueVolume",
         message: degradedReasons.join("; "),
         observedGeneration: g,
       }
@@ -206,6 +236,14 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   const readyReplicas = stsStatus.readyReplicas ?? 0;
   let ready: ConditionInput;
   if (accepted.status !== "True") ready = { ...accepted, type: "Ready", status: "False" };
+  else if (tooLarge)
+    ready = {
+      type: "Ready",
+      status: "False",
+      reason: "ConfigTooLarge",
+      message: tooLargeMessage,
+      observedGeneration: g,
+    };
   else if (certProblem || !cert?.ready)
     ready = {
       type: "Ready",
@@ -257,6 +295,7 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
       readyReplicas,
       configHash: compiled.hash,
       policyCount: compiled.included.length,
+      orphanedQueueVolumes: orphans.length ? orphans : undefined,
       certificate: {
         ready: cert?.ready ?? false,
         secretName: input.serverCertSecret,

@@ -71,6 +71,11 @@ export class Controller {
         this.queue.done(key);
         m?.queueDepth.set(labels, this.queue.len());
       }
+      // A reconcile that needs no I/O completes in microtasks, and so does get() with keys queued: a
+      // long queue would run to its end without the event loop polling sockets once (watch events,
+      // and other requests in flight, e.g. a large apply that then times out server-side: "socket
+      // hang up"). Yield to I/O between reconciles.
+      await new Promise<void>((r) => setImmediate(r));
     }
   }
 }

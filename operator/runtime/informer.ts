@@ -9,7 +9,8 @@ import { backoffDelay } from "./workqueue.js";
 import { resourcePath, type KubeClient, type KubeObject, type Resource } from "./kube.js";
 
 export type EventType = "add" | "update" | "delete" | "resync";
-export type Handler<T> = (type: EventType, obj: T) => void;
+/** `old`: for an update, the version the cache held before (for a resync, the object itself). */
+export type Handler<T> = (type: EventType, obj: T, old?: T) => void;
 
 export interface InformerOptions<T> {
   /** Namespaces to watch; undefined or empty: all namespaces (one cluster-wide watch). */
@@ -69,6 +70,8 @@ export class Informer<T extends KubeObject> {
   private resyncTimer?: NodeJS.Timeout;
   private stopped = true;
   private readonly syncWaiters: (() => void)[] = [];
+  /** The last version handed to the handlers per namespace/name: an update's old object (event filters). */
+  private readonly last = new Map<string, T>();
 
   constructor(
     private readonly client: KubeClient,
@@ -124,7 +127,7 @@ export class Informer<T extends KubeObject> {
 
   /** Hands every cached object to the handlers as a "resync" event. */
   resync(): void {
-    for (const o of this.list()) this.emit("resync", o);
+    for (const o of this.list()) this.emit("resync", o, o);
   }
 
   async stop(): Promise<void> {
@@ -175,7 +178,11 @@ export class Informer<T extends KubeObject> {
       (o: k8s.KubernetesObject): void => {
         const obj = o as unknown as T;
         transform?.(obj);
-        this.emit(type, obj);
+        const k = `${obj.metadata.namespace ?? ""}/${obj.metadata.name}`;
+        const old = this.last.get(k);
+        if (type === "delete") this.last.delete(k);
+        else this.last.set(k, obj);
+        this.emit(type, obj, old);
       };
     lw.on(k8s.ADD, wrap("add"));
     lw.on(k8s.UPDATE, wrap("update"));
@@ -212,10 +219,10 @@ export class Informer<T extends KubeObject> {
     if (this.hasSynced()) for (const w of this.syncWaiters.splice(0)) w();
   }
 
-  private emit(type: EventType, obj: T): void {
+  private emit(type: EventType, obj: T, old?: T): void {
     for (const h of this.handlers) {
       try {
-        h(type, obj);
+        h(type, obj, old);
       } catch (e) {
         this.opts.log?.error({ err: e }, "informer handler failed");
       }

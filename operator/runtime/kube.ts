@@ -78,6 +78,12 @@ export const R = {
   Service: { apiVersion: "v1", kind: "Service", plural: "services", namespaced: true },
   ServiceAccount: { apiVersion: "v1", kind: "ServiceAccount", plural: "serviceaccounts", namespaced: true },
   Pod: { apiVersion: "v1", kind: "Pod", plural: "pods", namespaced: true },
+  PersistentVolumeClaim: {
+    apiVersion: "v1",
+    kind: "PersistentVolumeClaim",
+    plural: "persistentvolumeclaims",
+    namespaced: true,
+  },
   StatefulSet: { apiVersion: "apps/v1", kind: "StatefulSet", plural: "statefulsets", namespaced: true },
   PodDisruptionBudget: {
     apiVersion: "policy/v1",

@@ -1,0 +1,91 @@
+// Which keys a MailRelay or MailDomainPolicy watch event queues: controller-runtime's map functions and
+// predicates. A policy event queues that policy, the relays whose selector matches it and, when its
+// spec, labels or existence changed, the policies that claim one of its domains (their DomainConflict
+// verdict may change); never the whole namespace. A relay event queues the relay and, only when its
+// generation (so its selector), deletion or existence changed, the policies it selects (before and
+// after). Status-only updates (the reconcilers' own writes) queue just the object itself. Pure.
+import { normalizeDomain } from "../relay/domains.js";
+import { keyOf } from "./compile/relay-config.js";
+import { selectorMatches } from "./compile/selector.js";
+import { jsonEqual } from "./runtime/conditions.js";
+import type { EventType } from "./runtime/informer.js";
+import type { MailRelayObject, PolicyObject } from "./state.js";
+
+export interface EventKeys {
+  relays: string[];
+  policies: string[];
+}
+
+function domainsOf(p: PolicyObject): string[] {
+  const d = (p.spec as { domains?: unknown } | undefined)?.domains;
+  return Array.isArray(d) ? d.filter((x): x is string => typeof x === "string").map(normalizeDomain) : [];
+}
+
+/** Whether what other objects see of a policy (spec, labels, deletion) differs between two versions. */
+export function policySpecChanged(old: PolicyObject | undefined, cur: PolicyObject): boolean {
+  if (!old) return true;
+  const a = old.metadata;
+  const b = cur.metadata;
+  if (a.uid !== b.uid || a.deletionTimestamp !== b.deletionTimestamp) return true;
+  if (!jsonEqual(a.labels ?? {}, b.labels ?? {})) return true;
+  if (a.generation !== undefined && b.generation !== undefined) return a.generation !== b.generation;
+  return !jsonEqual(old.spec, cur.spec);
+}
+
+/** Whether what the relay's policies see of it (selector, spec, deletion) differs between two versions. */
+export function relaySpecChanged(old: MailRelayObject | undefined, cur: MailRelayObject): boolean {
+  if (!old) return true;
+  const a = old.metadata;
+  const b = cur.metadata;
+  if (a.uid !== b.uid || a.deletionTimestamp !== b.deletionTimestamp) return true;
+  if (a.generation !== undefined && b.generation !== undefined) return a.generation !== b.generation;
+  return !jsonEqual(old.spec, cur.spec);
+}
+
+const selects = (r: MailRelayObject, p: PolicyObject): boolean =>
+  !r.metadata.deletionTimestamp && selectorMatches(r.spec?.policySelector ?? {}, p.metadata.labels);
+
+/**
+ * A MailDomainPolicy event. `relays` and `policies`: what the caches hold in the policy's namespace.
+ * O(relays + policies) without compiling anything.
+ */
+export function policyEventKeys(
+  type: EventType,
+  p: PolicyObject,
+  old: PolicyObject | undefined,
+  relays: readonly MailRelayObject[],
+  policies: readonly PolicyObject[],
+): EventKeys {
+  const self = keyOf(p);
+  const out: EventKeys = { relays: [], policies: type === "delete" ? [] : [self] };
+  // a periodic resync re-reconciles each object by itself; a status write changes nothing others see
+  if (type === "resync" || (type === "update" && !policySpecChanged(old, p))) return out;
+  const versions = old && old !== p ? [p, old] : [p];
+  for (const r of relays) if (versions.some((v) => selects(r, v))) out.relays.push(keyOf(r));
+  const domains = new Set(versions.flatMap(domainsOf));
+  if (domains.size)
+    for (const q of policies) {
+      const k = keyOf(q);
+      if (k !== self && domainsOf(q).some((d) => domains.has(d))) out.policies.push(k);
+    }
+  return out;
+}
+
+/** A MailRelay event. `policies`: what the cache holds in the relay's namespace. */
+export function relayEventKeys(
+  type: EventType,
+  r: MailRelayObject,
+  old: MailRelayObject | undefined,
+  policies: readonly PolicyObject[],
+): EventKeys {
+  const out: EventKeys = { relays: [keyOf(r)], policies: [] };
+  if (type === "resync" || (type === "update" && !relaySpecChanged(old, r))) return out;
+  const versions = old && old !== r ? [r, old] : [r];
+  for (const p of policies) {
+    if (p.metadata.deletionTimestamp) continue;
+    // a deleted or deleting relay selects nothing any more: its former policies re-evaluate
+    if (versions.some((v) => selectorMatches(v.spec?.policySelector ?? {}, p.metadata.labels)))
+      out.policies.push(keyOf(p));
+  }
+  return out;
+}

@@ -1,0 +1,209 @@
+// The watch-event → work-queue mapping (operator/mapping.ts) and the memoised compile (state.ts): a
+// policy event queues only that policy, its relays and the policies sharing a domain; status-only
+// updates queue only the object itself; N policy reconciles of one state share one compile. No cluster.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { policyEventKeys, relayEventKeys } from "../../operator/mapping.js";
+import { ClusterState, type Caches, type MailRelayObject, type PolicyObject } from "../../operator/state.js";
+import type { KubeObject } from "../../operator/runtime/kube.js";
+
+const relay = (name: string, labels: Record<string, string>, generation = 1): MailRelayObject =>
+  ({
+    apiVersion: "sealpost.dev/v1alpha1",
+    kind: "MailRelay",
+    metadata: { name, namespace: "mail", uid: `u-${name}`, generation, resourceVersion: "1" },
+    spec: {
+      hostname: `${name}.example.com`,
+      certificate: { issuerRef: { kind: "ClusterIssuer", name: "ca" } },
+      inbound: { relayFrom: ["10.0.0.0/8"] },
+      policySelector: { matchLabels: labels },
+    },
+  }) as unknown as MailRelayObject;
+
+const policy = (
+  name: string,
+  domains: string[],
+  labels: Record<string, string> = { relay: "edge" },
+  generation = 1,
+  resourceVersion = "1",
+): PolicyObject =>
+  ({
+    apiVersion: "sealpost.dev/v1alpha1",
+    kind: "MailDomainPolicy",
+    metadata: { name, namespace: "mail", uid: `u-${name}`, labels, generation, resourceVersion },
+    spec: { domains, outbound: { tls: { mode: "required" } } },
+  }) as unknown as PolicyObject;
+
+const sorted = (k: { relays: string[]; policies: string[] }) => ({
+  relays: [...k.relays].sort(),
+  policies: [...k.policies].sort(),
+});
+
+describe("event mapping", () => {
+  const edge = relay("edge", { relay: "edge" });
+  const other = relay("other", { relay: "other" });
+  const policies = Array.from({ length: 1000 }, (_, i) => policy(`p${i}`, [`p${i}.example`]));
+  const twin = policy("twin", ["P5.example."]); // same domain as p5 once normalized
+  const all = [...policies, twin];
+
+  it("a policy add queues the policy, the relays selecting it and the policies sharing a domain", () => {
+    assert.deepEqual(sorted(policyEventKeys("add", policies[5]!, undefined, [edge, other], all)), {
+      relays: ["mail/edge"],
+      policies: ["mail/p5", "mail/twin"],
+    });
+    assert.deepEqual(sorted(policyEventKeys("add", policies[6]!, undefined, [edge, other], all)), {
+      relays: ["mail/edge"],
+      policies: ["mail/p6"],
+    });
+  });
+
+  it("a status-only update (same generation and labels) queues only the policy itself", () => {
+    const before = policies[7]!;
+    const after = {
+      ...before,
+      metadata: { ...before.metadata, resourceVersion: "2" },
+      status: { observedGeneration: 1 },
+    };
+    assert.deepEqual(policyEventKeys("update", after, before, [edge, other], all), {
+      relays: [],
+      policies: ["mail/p7"],
+    });
+    assert.deepEqual(policyEventKeys("resync", before, before, [edge, other], all), {
+      relays: [],
+      policies: ["mail/p7"],
+    });
+  });
+
+  it("a spec or label change queues the relays selecting either version and both versions' domain peers", () => {
+    const before = policy("p8", ["p8.example"]);
+    const after = policy("p8", ["p9.example"], { relay: "other" }, 2, "2");
+    assert.deepEqual(sorted(policyEventKeys("update", after, before, [edge, other], all)), {
+      relays: ["mail/edge", "mail/other"],
+      policies: ["mail/p8", "mail/p9"],
+    });
+  });
+
+  it("a delete queues the relays and domain peers, not the deleted policy", () => {
+    assert.deepEqual(sorted(policyEventKeys("delete", twin, twin, [edge, other], all)), {
+      relays: ["mail/edge"],
+      policies: ["mail/p5"],
+    });
+  });
+
+  it("a relay status write queues the relay only; a selector change queues its policies before and after", () => {
+    const status = {
+      ...edge,
+      metadata: { ...edge.metadata, resourceVersion: "2" },
+      status: { policyCount: 1 },
+    };
+    assert.deepEqual(relayEventKeys("update", status, edge, all), { relays: ["mail/edge"], policies: [] });
+    const mixed = [...all.slice(0, 3), policy("q", ["q.example"], { relay: "other" })];
+    const moved = relay("edge", { relay: "other" }, 2);
+    assert.deepEqual(sorted(relayEventKeys("update", moved, edge, mixed)), {
+      relays: ["mail/edge"],
+      policies: ["mail/p0", "mail/p1", "mail/p2", "mail/q"],
+    });
+    assert.equal(relayEventKeys("add", other, undefined, mixed).policies.join(), "mail/q");
+  });
+});
+
+describe("memoised compile", () => {
+  /** Caches holding just these objects (what ClusterState reads: list/get). */
+  function caches(relays: MailRelayObject[], policies: PolicyObject[]): Caches {
+    const inf = <T extends KubeObject>(items: T[]) => ({
+      list: (ns?: string) => items.filter((o) => ns === undefined || o.metadata.namespace === ns),
+      get: (ns: string, name: string) =>
+        items.find((o) => o.metadata.namespace === ns && o.metadata.name === name),
+    });
+    return {
+      relays: inf(relays),
+      policies: inf(policies),
+      credentials: inf([]),
+      secrets: inf([]),
+      configMaps: inf([]),
+      pods: inf([]),
+      statefulSets: inf([]),
+      certificates: inf([]),
+    } as unknown as Caches;
+  }
+
+  it("shares one compile across calls until an input's generation changes, not on status writes", async () => {
+    const { MailRelay } = await import("../../operator/api.js");
+    const r = relay("edge", { relay: "edge" });
+    const parsed = MailRelay.parse(r);
+    const pols = Array.from({ length: 50 }, (_, i) => policy(`p${i}`, [`p${i}.example`]));
+    const state = new ClusterState(caches([r], pols));
+    const first = state.compile(parsed);
+    for (let i = 0; i < 49; i++) assert.equal(state.compile(parsed), first);
+    assert.deepEqual(state.compileStats, { hits: 49, misses: 1 });
+    assert.equal(first.included.length, 50);
+    // a status write: new resourceVersion, same generation → still the same compile
+    pols[3] = { ...pols[3]!, metadata: { ...pols[3]!.metadata, resourceVersion: "9" }, status: {} };
+    assert.equal(state.compile(parsed), first);
+    // a spec change (generation 2) → a new compile that sees it
+    pols[3] = policy("p3", ["p3.example", "new.example"], { relay: "edge" }, 2, "10");
+    const second = state.compile(parsed);
+    assert.notEqual(second, first);
+    assert.ok(second.config.policies.some((p) => p.domains.includes("new.example")));
+    // a label change that deselects a policy → a new compile without it
+    pols[4] = policy("p4", ["p4.example"], { relay: "nobody" }, 1, "11");
+    assert.equal(state.compile(parsed).included.length, 49);
+    assert.deepEqual(state.compileStats, { hits: 50, misses: 3 });
+  });
+});
+
+describe("config size limit", () => {
+  it("a config over MAX_CONFIG_BYTES is not applied (no ConfigMap/StatefulSet/NetworkPolicy) and the relay reports ConfigTooLarge", async () => {
+    const { reconcileMailRelay, MAX_CONFIG_BYTES } = await import("../../operator/reconcilers/mailrelay.js");
+    const r = relay("edge", { relay: "edge" });
+    // long domain names make a config over the limit with few policies
+    const long = (i: number) => `${"x".repeat(60)}.${"y".repeat(60)}.${"z".repeat(60)}.d${i}.example`;
+    const pols = Array.from({ length: 3000 }, (_, i) => policy(`p${i}`, [long(i), `a.${long(i)}`]));
+    const inf = <T extends KubeObject>(items: T[]) => ({
+      list: (ns?: string) => items.filter((o) => ns === undefined || o.metadata.namespace === ns),
+      get: (ns: string, name: string) =>
+        items.find((o) => o.metadata.namespace === ns && o.metadata.name === name),
+    });
+    const c = {
+      relays: inf([r]),
+      policies: inf(pols),
+      credentials: inf([]),
+      secrets: inf([]),
+      configMaps: inf([]),
+      pods: inf([]),
+      statefulSets: inf([]),
+      certificates: inf([]),
+    } as unknown as Caches;
+    const applied: KubeObject[] = [];
+    const deps = {
+      client: { apply: (o: KubeObject) => Promise.resolve((applied.push(o), o)) },
+      state: new ClusterState(c),
+      settings: { image: "img", operatorNamespace: "op", operatorPodLabels: { app: "op" } },
+      events: { record: async () => {} },
+      log: { debug() {}, info() {}, warn() {} },
+      probe: () => Promise.resolve(undefined),
+      enforcePollMs: 10_000,
+      figuresPollMs: 30_000,
+      now: () => new Date(0),
+    } as unknown as Parameters<typeof reconcileMailRelay>[0];
+    assert.ok(
+      Buffer.byteLength(deps.state.compile((await import("../../operator/api.js")).MailRelay.parse(r)).json) >
+        MAX_CONFIG_BYTES,
+    );
+    await reconcileMailRelay(deps, "mail/edge");
+    const kinds = applied.filter((o) => !("status" in o)).map((o) => o.kind);
+    assert.ok(
+      !kinds.includes("ConfigMap") && !kinds.includes("StatefulSet") && !kinds.includes("NetworkPolicy"),
+      kinds.join(),
+    );
+    assert.ok(kinds.includes("Service"));
+    const status = applied.find((o) => "status" in o)?.status as {
+      conditions: { type: string; status: string; reason: string; message: string }[];
+    };
+    const degraded = status.conditions.find((x) => x.type === "Degraded")!;
+    assert.equal(degraded.status, "True");
+    assert.equal(degraded.reason, "ConfigTooLarge");
+    assert.match(degraded.message, /config\.json is \d+ bytes/);
+    assert.equal(status.conditions.find((x) => x.type === "Ready")!.reason, "ConfigTooLarge");
+  });
+});
