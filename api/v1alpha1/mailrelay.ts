@@ -295,6 +295,13 @@ export const MailRelayStatus = z
       .optional()
       .describe("The server certificate."),
     queuedMessages: int64("Messages waiting in the queues, summed over pods.").optional(),
+    orphanedQueueVolumes: z
+      .array(z.string().max(253))
+      .max(1000)
+      .optional()
+      .describe(
+        "Queue PVCs of the StatefulSet for ordinals >= spec.replicas (left by a scale-down): they may still hold queued mail that no pod delivers. See the Degraded condition (reason OrphanedQueueVolume) for how to drain them.",
+      ),
   })
   .describe(
     "Set by the operator. Conditions: Accepted (spec and references valid), Enforced (every pod runs configHash), Degraded, Ready.",

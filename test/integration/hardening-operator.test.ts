@@ -22,6 +22,7 @@ const REVIEWED_CLUSTER: Record<string, string[]> = {
   "core/services": ["create", "get", "list", "patch", "watch"],
   "core/serviceaccounts": ["create", "get", "list", "patch", "watch"],
   "core/pods": ["get", "list", "watch"],
+  "core/persistentvolumeclaims": ["get", "list", "watch"],
   "apps/statefulsets": ["create", "get", "list", "patch", "watch"],
   "policy/poddisruptionbudgets": ["create", "get", "list", "patch", "watch"],
   "networking.k8s.io/networkpolicies": ["create", "get", "list", "patch", "watch"],

@@ -171,6 +171,7 @@ describe("config size limit", () => {
       secrets: inf([]),
       configMaps: inf([]),
       pods: inf([]),
+      queueVolumes: inf([]),
       statefulSets: inf([]),
       certificates: inf([]),
     } as unknown as Caches;
