@@ -120,12 +120,13 @@ export function secretText(b: Buffer): string {
   return b.toString("utf8").replace(/\r?\n$/, "");
 }
 
-export async function loadConfig(dir: string): Promise<LoadOutcome> {
+export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome> {
   const root = await generationRoot(dir);
   let raw: Buffer;
   try {
     raw = await readFile(join(root, CONFIG_FILE));
   } catch (e) {
+    if (retries > 0 && (await generationRoot(dir)) !== root) return loadConfig(dir, retries - 1);
     return { result: fail("CONFIG_UNREADABLE", true, `${CONFIG_FILE}: ${errorMessage(e)}`), fingerprint: "" };
   }
   const hash = sha256(raw);
@@ -155,6 +156,10 @@ export async function loadConfig(dir: string): Promise<LoadOutcome> {
     }
   }
   const fingerprint = sha256(...parts);
+  // kubelet removes the old generation right after swapping `..data`: a read that started in it is
+  // not a broken config; read the new generation instead (bounded)
+  if (missing.length && retries > 0 && (await generationRoot(dir)) !== root)
+    return loadConfig(dir, retries - 1);
   if (missing.length) return { result: fail("CONFIG_FILES_MISSING", true, missing.join("; ")), fingerprint };
   const problems = checkReferences(config);
   // The server certificate must load; a broken renewal keeps the last good one.

@@ -387,7 +387,9 @@ export class InboundListeners {
           ? guard.violation.reply
           : r.ok || r.code === "MESSAGE_TOO_BIG" || stream.sizeExceeded
             ? { code: 552, text: "5.3.4 Message too big" }
-            : { code: 451, text: "4.3.0 Queue write failed, try again later" };
+            : /\b(ENOSPC|EDQUOT)\b|short write/.test(r.message) // queue volume full (RFC 3463 4.3.1)
+              ? { code: 452, text: "4.3.1 Insufficient system storage, try again later" }
+              : { code: 451, text: "4.3.0 Queue write failed, try again later" };
       if (r.ok) await this.d.spool.remove(id);
       if (!r.ok && !guard.violation)
         this.d.log.error(

@@ -74,9 +74,12 @@ export class Scheduler {
       if (this.inFlight.size >= workers) break;
       if (e.nextAttemptAt > now) break;
       const p = this.attempt(e)
-        .catch((err) =>
-          this.d.log.error({ event: "queue-error", queueId: e.id, err: errorMessage(err) }, "attempt failed"),
-        )
+        .catch((err) => {
+          this.d.log.error({ event: "queue-error", queueId: e.id, err: errorMessage(err) }, "attempt failed");
+          // e.g. its state could not be written (disk full): back off like a deferral, never retry at once
+          const r = this.d.config().config.queue.retry;
+          e.nextAttemptAt = nextAttemptAt(this.now(), (e.attempts += 1), r.initial, r.max);
+        })
         .finally(() => {
           this.inFlight.delete(e.id);
           this.kick();

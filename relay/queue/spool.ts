@@ -123,8 +123,13 @@ export class Spool {
 
   private async writeAtomically(final: string, finalDir: string, data: Buffer | string): Promise<void> {
     const tmp = join(this.tmpDir, `${randomBytes(8).toString("hex")}.tmp`);
-    await writeSynced(tmp, data);
-    await rename(tmp, final);
+    try {
+      await writeSynced(tmp, data);
+      await rename(tmp, final);
+    } catch (e) {
+      await unlink(tmp).catch(() => undefined); // a failed write (ENOSPC) leaves no temp file behind
+      throw e;
+    }
     await this.commits.sync(finalDir);
   }
 

@@ -40,6 +40,8 @@ export interface ControlPlane {
   stop(): Promise<void>;
   /** The processes, for fault tests (restart the apiserver, read a log). */
   processes: Managed[];
+  /** Stops kube-apiserver (SIGTERM) and starts a new one on the same port and etcd; waits for /readyz. */
+  restartApiserver(): Promise<void>;
 }
 
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
@@ -87,29 +89,31 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     processes.push(etcd);
 
     const server = `https://127.0.0.1:${apiPort}`;
-    const apiserver = startProcess(
-      "kube-apiserver",
-      join(bin, "kube-apiserver"),
-      [
-        `--etcd-servers=${etcdUrl}`,
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
-        `--secure-port=${apiPort}`,
-        `--cert-dir=${join(dir, "apiserver-certs")}`,
-        `--tls-cert-file=${serving.certFile}`,
-        `--tls-private-key-file=${serving.keyFile}`,
-        `--client-ca-file=${ca.certFile}`,
-        `--service-account-key-file=${saPub}`,
-        `--service-account-signing-key-file=${saKey}`,
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        // an address range the apiserver allocates Service IPs from; nothing is routed there
-        "--service-cluster-ip-range=10.96.0.0/16",
-        "--authorization-mode=RBAC",
-        "--allow-privileged=true",
-        "--v=1",
-      ],
-      join(dir, "kube-apiserver.log"),
-    );
+    const startApiserver = (): Managed =>
+      startProcess(
+        "kube-apiserver",
+        join(bin, "kube-apiserver"),
+        [
+          `--etcd-servers=${etcdUrl}`,
+          "--bind-address=127.0.0.1",
+          "--advertise-address=127.0.0.1",
+          `--secure-port=${apiPort}`,
+          `--cert-dir=${join(dir, "apiserver-certs")}`,
+          `--tls-cert-file=${serving.certFile}`,
+          `--tls-private-key-file=${serving.keyFile}`,
+          `--client-ca-file=${ca.certFile}`,
+          `--service-account-key-file=${saPub}`,
+          `--service-account-signing-key-file=${saKey}`,
+          "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+          // an address range the apiserver allocates Service IPs from; nothing is routed there
+          "--service-cluster-ip-range=10.96.0.0/16",
+          "--authorization-mode=RBAC",
+          "--allow-privileged=true",
+          "--v=1",
+        ],
+        join(dir, "kube-apiserver.log"),
+      );
+    let apiserver = startApiserver();
     processes.push(apiserver);
 
     const kubeconfigPath = join(dir, "admin.kubeconfig");
@@ -185,6 +189,21 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
               : undefined,
           );
         }
+      },
+      async restartApiserver() {
+        await apiserver.stop();
+        const next = startApiserver();
+        processes[processes.indexOf(apiserver)] = next;
+        apiserver = next;
+        await waitFor(
+          "restarted kube-apiserver /readyz",
+          async () => {
+            if (next.child.exitCode !== null) throw new Error(`kube-apiserver exited: ${await tail(next)}`);
+            return (await get(server + "/readyz", caPem!, certPem!, keyPem!)) === 200 ? true : undefined;
+          },
+          90_000,
+          250,
+        );
       },
       async stop() {
         for (const p of [...processes].reverse()) await p.stop();
