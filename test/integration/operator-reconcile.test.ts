@@ -16,6 +16,7 @@ import { startControlPlane, type ControlPlane } from "../support/controlplane.js
 import { waitFor } from "../support/process.js";
 import {
   certManagerCrdFiles,
+  createReadyRelayPods,
   ensureNamespace,
   operatorIdentity,
   sealpostCrdFiles,
@@ -418,25 +419,7 @@ describe("operator reconciles against a real apiserver", () => {
     const hash = (await get(R.ConfigMap, "edge-config"))!.metadata.annotations!["sealpost.dev/config-hash"]!;
     reported.set("edge-0", hash);
     reported.set("edge-1", "stale");
-    for (const n of ["edge-0", "edge-1"]) {
-      await admin.create<Obj>({
-        apiVersion: "v1",
-        kind: "Pod",
-        metadata: {
-          name: n,
-          namespace: NS,
-          labels: { "app.kubernetes.io/name": "sealpost-relay", "sealpost.dev/relay": "edge" },
-        },
-        spec: { containers: [{ name: "relay", image: "x" }] },
-      });
-      await admin.mergePatch(
-        R.Pod,
-        NS,
-        n,
-        { status: { podIP: "127.0.0.1", conditions: [{ type: "Ready", status: "True" }] } },
-        { subresource: "status" },
-      );
-    }
+    await createReadyRelayPods(admin, NS, "edge", ["edge-0", "edge-1"]);
     const pending = await waitFor("Enforced Pending for edge-1", async () => {
       const x = await get(R.MailDomainPolicy, "partner-lab");
       return cond(x, "Enforced")?.message.startsWith("1 of 2 ") ? x : undefined;

@@ -14,6 +14,7 @@ import { startControlPlane, type ControlPlane } from "../support/controlplane.js
 import { waitFor } from "../support/process.js";
 import {
   certManagerCrdFiles,
+  createReadyRelayPods,
   ensureNamespace,
   operatorIdentity,
   sealpostCrdFiles,
@@ -82,25 +83,7 @@ describe("policy status from the relays' /status figures", () => {
     });
     // no kube-controller-manager here: the namespace's default ServiceAccount, which pods need
     await apply({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "default", namespace: NS } });
-    for (const n of ["edge-0", "edge-1"]) {
-      await admin.create<Obj>({
-        apiVersion: "v1",
-        kind: "Pod",
-        metadata: {
-          name: n,
-          namespace: NS,
-          labels: { "app.kubernetes.io/name": "sealpost-relay", "sealpost.dev/relay": "edge" },
-        },
-        spec: { containers: [{ name: "relay", image: "x" }] },
-      });
-      await admin.mergePatch(
-        R.Pod,
-        NS,
-        n,
-        { status: { podIP: "127.0.0.1", conditions: [{ type: "Ready", status: "True" }] } },
-        { subresource: "status" },
-      );
-    }
+    await createReadyRelayPods(admin, NS, "edge", ["edge-0", "edge-1"]);
   });
   after(async () => {
     await op?.stop();

@@ -9,7 +9,7 @@ import * as k8s from "@kubernetes/client-node";
 import { pino } from "pino";
 import { Operator, type OperatorOptions } from "../../operator/operator.js";
 import { operatorClusterRole, operatorLeaderElectionRole } from "../../operator/rbac.js";
-import { KubeClient } from "../../operator/runtime/kube.js";
+import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
 import type { ControlPlane } from "./controlplane.js";
 import { toolchainBin, repoRoot } from "./toolchain.js";
 
@@ -138,4 +138,35 @@ export async function startOperator(
   op.startInformers();
   await op.startControllers();
   return op;
+}
+
+/**
+ * Relay pods as a StatefulSet would make them, marked Ready with podIP 127.0.0.1 (there is no kubelet
+ * in the test control plane): the operator's pod probe then asks about them.
+ */
+export async function createReadyRelayPods(
+  admin: KubeClient,
+  namespace: string,
+  relay: string,
+  names: string[],
+): Promise<void> {
+  for (const name of names) {
+    await admin.create<KubeObject>({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: {
+        name,
+        namespace,
+        labels: { "app.kubernetes.io/name": "sealpost-relay", "sealpost.dev/relay": relay },
+      },
+      spec: { containers: [{ name: "relay", image: "x" }] },
+    });
+    await admin.mergePatch(
+      R.Pod,
+      namespace,
+      name,
+      { status: { podIP: "127.0.0.1", conditions: [{ type: "Ready", status: "True" }] } },
+      { subresource: "status" },
+    );
+  }
 }
