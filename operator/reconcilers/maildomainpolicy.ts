@@ -8,7 +8,7 @@ import { MailDomainPolicy as PolicySchema } from "../api.js";
 import { keyOf, type PolicyProblem } from "../compile/relay-config.js";
 import { MailRelay as MailRelaySchema } from "../api.js";
 import type { ReconcileResult } from "../runtime/controller.js";
-import type { ConditionInput } from "../runtime/conditions.js";
+import { problemsCondition, type ConditionInput } from "../runtime/conditions.js";
 import { splitKey } from "../state.js";
 import {
   probeRelay,
@@ -85,35 +85,20 @@ export async function reconcileMailDomainPolicy(
     }
   }
 
-  let accepted: ConditionInput;
-  if (problems.length) {
-    // the most actionable reason first: conflicts, then missing, then invalid
-    const order = ["DomainConflict", "MissingReference", "InvalidReference", "InvalidSpec"];
-    problems.sort((a, b) => order.indexOf(a.reason) - order.indexOf(b.reason));
-    accepted = {
-      type: "Accepted",
-      status: "False",
-      reason: problems[0]!.reason,
-      message: problems.map((p) => p.message).join("; "),
-      observedGeneration: g,
-    };
-  } else if (!relays.length) {
-    accepted = {
-      type: "Accepted",
-      status: "True",
-      reason: "NoRelay",
-      message: "valid; no MailRelay in this namespace selects it",
-      observedGeneration: g,
-    };
-  } else {
-    accepted = {
-      type: "Accepted",
-      status: "True",
-      reason: "Compiled",
-      message: `compiled into ${included.length} relays: ${included.map((i) => i.relay).join(", ")}`,
-      observedGeneration: g,
-    };
-  }
+  // the most actionable reason first: conflicts, then missing, then invalid
+  const order = ["DomainConflict", "MissingReference", "InvalidReference", "InvalidSpec"];
+  problems.sort((a, b) => order.indexOf(a.reason) - order.indexOf(b.reason));
+  const accepted = problemsCondition(
+    "Accepted",
+    problems,
+    relays.length
+      ? {
+          reason: "Compiled",
+          message: `compiled into ${included.length} relays: ${included.map((i) => i.relay).join(", ")}`,
+        }
+      : { reason: "NoRelay", message: "valid; no MailRelay in this namespace selects it" },
+    g,
+  );
 
   let ready = 0;
   const behind: string[] = [];

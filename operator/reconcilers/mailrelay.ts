@@ -9,7 +9,7 @@ import { renderRelayObjects } from "../render/index.js";
 import type { RelayRenderInput } from "../render/input.js";
 import { names, type Owner } from "../render/meta.js";
 import type { ReconcileResult } from "../runtime/controller.js";
-import type { ConditionInput } from "../runtime/conditions.js";
+import { problemsCondition, type ConditionInput } from "../runtime/conditions.js";
 import { ApiError, type KubeObject } from "../runtime/kube.js";
 import { splitKey, type MailRelayObject } from "../state.js";
 import { certificateExpiringCondition, certificateNotAfter } from "../status/certificate-expiry.js";
@@ -149,21 +149,12 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   const conditions: ConditionInput[] = [];
   const excluded = [...compiled.problems.keys()];
   const relayProblems = compiled.relayProblems;
-  const accepted: ConditionInput = relayProblems.length
-    ? {
-        type: "Accepted",
-        status: "False",
-        reason: relayProblems[0]!.reason,
-        message: relayProblems.map((p) => p.message).join("; "),
-        observedGeneration: g,
-      }
-    : {
-        type: "Accepted",
-        status: "True",
-        reason: "Compiled",
-        message: `configuration compiled with ${compiled.included.length} policies`,
-        observedGeneration: g,
-      };
+  const accepted = problemsCondition(
+    "Accepted",
+    relayProblems,
+    { reason: "Compiled", message: `configuration compiled with ${compiled.included.length} policies` },
+    g,
+  );
   let enforced: ConditionInput;
   if (relay.spec.replicas === 0)
     enforced = {

@@ -4,7 +4,7 @@ import { RelayCredential as CredentialSchema } from "../api.js";
 import { credentialSecretName } from "../compile/relay-config.js";
 import { certificateState, renderClientCertificate } from "../render/certificate.js";
 import type { ReconcileResult } from "../runtime/controller.js";
-import type { ConditionInput } from "../runtime/conditions.js";
+import { problemsCondition, type ConditionInput } from "../runtime/conditions.js";
 import { ApiError } from "../runtime/kube.js";
 import { splitKey } from "../state.js";
 import { writeStatus, type ReconcilerDeps } from "./common.js";
@@ -86,21 +86,12 @@ export async function reconcileRelayCredential(
       }
     }
   }
-  const accepted: ConditionInput = problems.length
-    ? {
-        type: "Accepted",
-        status: "False",
-        reason: problems[0]!.reason,
-        message: problems.map((p) => p.message).join("; "),
-        observedGeneration: g,
-      }
-    : {
-        type: "Accepted",
-        status: "True",
-        reason: "Valid",
-        message: "the referenced Secret holds what this credential needs",
-        observedGeneration: g,
-      };
+  const accepted = problemsCondition(
+    "Accepted",
+    problems,
+    { reason: "Valid", message: "the referenced Secret holds what this credential needs" },
+    g,
+  );
   const ready: ConditionInput = {
     ...accepted,
     type: "Ready",

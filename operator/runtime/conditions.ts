@@ -14,6 +14,27 @@ export interface Condition {
 
 export type ConditionInput = Omit<Condition, "lastTransitionTime">;
 
+/**
+ * `type` False with the first problem's reason and every problem's message, or True with `ok` when
+ * there is none: how each kind reports what stops it from being accepted.
+ */
+export function problemsCondition(
+  type: string,
+  problems: readonly { reason: string; message: string }[],
+  ok: { reason: string; message: string },
+  observedGeneration: number | undefined,
+): ConditionInput {
+  return problems.length
+    ? {
+        type,
+        status: "False",
+        reason: problems[0]!.reason,
+        message: problems.map((p) => p.message).join("; "),
+        observedGeneration,
+      }
+    : { type, status: "True", ...ok, observedGeneration };
+}
+
 /** metav1.Time: RFC 3339 with seconds precision. */
 export function kubeTime(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, "Z");
