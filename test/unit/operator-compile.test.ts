@@ -3,27 +3,16 @@
 /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-explicit-any -- assertions walk the apiserver's JSON */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { MailRelay, type MailDomainPolicy, type RelayCredential } from "../../api/v1alpha1/index.js";
-import {
-  compileRelayConfig,
-  findConflicts,
-  policyReferences,
-  type ClusterView,
-} from "../../operator/compile/relay-config.js";
-import { renderInput } from "../../operator/reconcilers/mailrelay.js";
-import { renderRelayObjects } from "../../operator/render/index.js";
+import type { MailDomainPolicy, RelayCredential } from "../../api/v1alpha1/index.js";
+import { compileRelayConfig, findConflicts, policyReferences } from "../../operator/compile/relay-config.js";
 import { renderServerCertificate } from "../../operator/render/certificate.js";
 import { RelayConfig } from "../../relay/config/schema.js";
+import { clusterView, mailRelay, relayOwner, renderRelay } from "../support/operator-fixtures.js";
 import type { KubeObject } from "../../operator/runtime/kube.js";
 
 const relay = (spec: Record<string, unknown> = {}) =>
-  MailRelay.parse({
-    apiVersion: "sealpost.dev/v1alpha1",
-    kind: "MailRelay",
-    metadata: { name: "edge", namespace: "mail", uid: "u1", generation: 3 },
-    spec: {
-      hostname: "relay.example.com",
-      certificate: { issuerRef: { kind: "ClusterIssuer", name: "corp-ca" } },
+  mailRelay(
+    {
       inbound: {
         relayFrom: ["10.0.0.0/8"],
         localDomains: ["example.com"],
@@ -32,7 +21,8 @@ const relay = (spec: Record<string, unknown> = {}) =>
       policySelector: { matchLabels: { relay: "edge" } },
       ...spec,
     },
-  });
+    3,
+  );
 
 const policy = (
   name: string,
@@ -50,25 +40,6 @@ const cred = (name: string, spec: RelayCredential["spec"]): RelayCredential => (
   metadata: { name, namespace: "mail" },
   spec,
 });
-
-function view(
-  opts: {
-    secrets?: Record<string, string[] | { type: string; keys: string[] }>;
-    configMaps?: Record<string, string[]>;
-    credentials?: RelayCredential[];
-  } = {},
-): ClusterView {
-  return {
-    secrets: new Map(
-      Object.entries(opts.secrets ?? {}).map(([n, v]) => [
-        n,
-        Array.isArray(v) ? { type: "Opaque", keys: new Set(v) } : { type: v.type, keys: new Set(v.keys) },
-      ]),
-    ),
-    configMaps: new Map(Object.entries(opts.configMaps ?? {}).map(([n, v]) => [n, new Set(v)])),
-    credentials: new Map((opts.credentials ?? []).map((c) => [c.metadata.name!, c])),
-  };
-}
 
 const login = cred("partner-login", {
   type: "password",
@@ -95,7 +66,7 @@ describe("compile", () => {
     const r = compileRelayConfig(
       relay(),
       [p],
-      view({
+      clusterView({
         secrets: { "partner-login": ["password"] },
         configMaps: { "partner-ca": ["ca.crt"] },
         credentials: [login],
@@ -123,8 +94,8 @@ describe("compile", () => {
     const a = policy("a", { domains: ["a.example"] });
     const b = policy("b", { domains: ["b.example"] });
     assert.equal(
-      compileRelayConfig(relay(), [a, b], view()).hash,
-      compileRelayConfig(relay(), [b, a], view()).hash,
+      compileRelayConfig(relay(), [a, b], clusterView()).hash,
+      compileRelayConfig(relay(), [b, a], clusterView()).hash,
     );
   });
 
@@ -132,7 +103,7 @@ describe("compile", () => {
     const a = policy("a", { domains: ["partner.example"] });
     const b = policy("b", { domains: ["partner.example", "b.example"] });
     const c = policy("c", { domains: ["*.partner.example"] });
-    const r = compileRelayConfig(relay(), [a, b, c], view());
+    const r = compileRelayConfig(relay(), [a, b, c], clusterView());
     assert.deepEqual(r.included, ["mail/c"]);
     assert.equal(r.problems.get("mail/a")![0]!.reason, "DomainConflict");
     assert.match(r.problems.get("mail/a")![0]!.message, /mail\/b/);
@@ -148,14 +119,14 @@ describe("compile", () => {
     const missingKey = compileRelayConfig(
       relay(),
       [p],
-      view({ secrets: { "partner-login": ["user"] }, credentials: [login] }),
+      clusterView({ secrets: { "partner-login": ["user"] }, credentials: [login] }),
     );
     assert.deepEqual(missingKey.problems.get("mail/p"), [
       { reason: "MissingReference", message: 'Secret mail/partner-login key "password" not found' },
     ]);
-    const missingSecret = compileRelayConfig(relay(), [p], view({ credentials: [login] }));
+    const missingSecret = compileRelayConfig(relay(), [p], clusterView({ credentials: [login] }));
     assert.equal(missingSecret.problems.get("mail/p")![0]!.message, "Secret mail/partner-login not found");
-    const missingCred = compileRelayConfig(relay(), [p], view());
+    const missingCred = compileRelayConfig(relay(), [p], clusterView());
     assert.equal(
       missingCred.problems.get("mail/p")![0]!.message,
       "RelayCredential mail/partner-login not found",
@@ -165,7 +136,7 @@ describe("compile", () => {
       outbound: { tls: { mode: "verify", caBundle: { configMapRef: { name: "cas", key: "ca.crt" } } } },
     });
     assert.equal(
-      compileRelayConfig(relay(), [ca], view()).problems.get("mail/ca")![0]!.message,
+      compileRelayConfig(relay(), [ca], clusterView()).problems.get("mail/ca")![0]!.message,
       "ConfigMap mail/cas not found",
     );
     assert.deepEqual(missingKey.included, []);
@@ -179,7 +150,7 @@ describe("compile", () => {
       username: "u",
       passwordSecretRef: { name: "in", key: "password" },
     });
-    const v = view({
+    const v = clusterView({
       secrets: { cc: { type: "kubernetes.io/tls", keys: ["tls.crt", "tls.key"] }, in: ["password"] },
       credentials: [cc, inbound],
     });
@@ -205,7 +176,7 @@ describe("compile", () => {
       certFile: "secrets/cc/tls.crt",
       keyFile: "secrets/cc/tls.key",
     });
-    const opaque = view({ secrets: { cc: ["tls.crt", "tls.key"] }, credentials: [cc] });
+    const opaque = clusterView({ secrets: { cc: ["tls.crt", "tls.key"] }, credentials: [cc] });
     assert.match(
       compileRelayConfig(relay(), [ok], opaque).problems.get("mail/ok")![0]!.message,
       /not kubernetes.io\/tls/,
@@ -217,7 +188,7 @@ describe("compile", () => {
       domains: ["*"],
       outbound: { tls: { mode: "required", minVersion: "TLSv1.3" } },
     });
-    const r = compileRelayConfig(relay(), [star], view());
+    const r = compileRelayConfig(relay(), [star], clusterView());
     assert.equal(r.config.defaultOutbound.tls.mode, "required");
     assert.equal(r.config.defaultOutbound.tls.minVersion, "TLSv1.3");
     assert.deepEqual(r.config.policies, []);
@@ -225,16 +196,16 @@ describe("compile", () => {
   });
 
   it("changes the restart hash for listener changes only", () => {
-    const base = compileRelayConfig(relay(), [policy("a", { domains: ["a.example"] })], view());
+    const base = compileRelayConfig(relay(), [policy("a", { domains: ["a.example"] })], clusterView());
     const mode = compileRelayConfig(
       relay(),
       [policy("a", { domains: ["a.example"], outbound: { tls: { mode: "none" } } })],
-      view(),
+      clusterView(),
     );
     const port = compileRelayConfig(
       relay({ listeners: { smtp: { port: 2525 } } }),
       [policy("a", { domains: ["a.example"] })],
-      view(),
+      clusterView(),
     );
     assert.notEqual(base.hash, mode.hash);
     assert.equal(base.restartHash, mode.restartHash);
@@ -256,21 +227,8 @@ describe("compile", () => {
 });
 
 describe("render", () => {
-  const settings = {
-    image: "img:1",
-    operatorNamespace: "sealpost-system",
-    operatorPodLabels: { "app.kubernetes.io/name": "sealpost-operator" },
-  };
   const r = relay();
-  const owner = {
-    apiVersion: "sealpost.dev/v1alpha1",
-    kind: "MailRelay",
-    name: "edge",
-    namespace: "mail",
-    uid: "u1",
-  };
-  const compiled = compileRelayConfig(r, [], view());
-  const objs = renderRelayObjects(renderInput(r, owner, compiled, { settings }, "10Gi"));
+  const { compiled, objects: objs } = renderRelay(r, clusterView());
   const byKind = (k: string) => objs.find((o) => o.kind === k) as KubeObject & { spec: any };
 
   it("renders every object with a controller owner reference", () => {
@@ -281,10 +239,10 @@ describe("render", () => {
     for (const o of objs)
       assert.deepEqual(o.metadata.ownerReferences, [
         {
-          apiVersion: owner.apiVersion,
-          kind: owner.kind,
-          name: owner.name,
-          uid: owner.uid,
+          apiVersion: relayOwner.apiVersion,
+          kind: relayOwner.kind,
+          name: relayOwner.name,
+          uid: relayOwner.uid,
           controller: true,
           blockOwnerDeletion: true,
         },
@@ -309,9 +267,7 @@ describe("render", () => {
 
   it("leaves disabled listeners out of the Service, the pod and the NetworkPolicy", () => {
     const r2 = relay({ listeners: { smtps: { enabled: false } } });
-    const o2 = renderRelayObjects(
-      renderInput(r2, owner, compileRelayConfig(r2, [], view()), { settings }, "10Gi"),
-    );
+    const o2 = renderRelay(r2, clusterView()).objects;
     const svc = o2.find((o) => o.kind === "Service") as KubeObject & { spec: { ports: { port: number }[] } };
     assert.deepEqual(
       svc.spec.ports.map((p) => p.port),
@@ -329,7 +285,7 @@ describe("render", () => {
   });
 
   it("renders the server Certificate from the issuerRef", () => {
-    const c = renderServerCertificate(owner, "relay.example.com", r.spec.certificate.issuerRef!);
+    const c = renderServerCertificate(relayOwner, "relay.example.com", r.spec.certificate.issuerRef!);
     assert.deepEqual(c.spec.issuerRef, { name: "corp-ca", kind: "ClusterIssuer", group: "cert-manager.io" });
     assert.deepEqual(c.spec.dnsNames, ["relay.example.com"]);
     assert.equal(c.spec.secretName, "edge-tls");

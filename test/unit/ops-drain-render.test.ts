@@ -5,46 +5,18 @@
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call -- assertions walk rendered manifests */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { MailRelay } from "../../api/v1alpha1/index.js";
-import { compileRelayConfig, type ClusterView } from "../../operator/compile/relay-config.js";
-import { renderInput } from "../../operator/reconcilers/mailrelay.js";
-import { renderRelayObjects } from "../../operator/render/index.js";
 import { TERMINATION_GRACE_SECONDS } from "../../operator/render/statefulset.js";
+import {
+  clusterView,
+  mailRelay,
+  renderRelay,
+  renderSettings as settings,
+} from "../support/operator-fixtures.js";
 
-const settings = {
-  image: "img:1",
-  operatorNamespace: "sealpost-system",
-  operatorPodLabels: { "app.kubernetes.io/name": "sealpost-operator" },
-};
-const owner = {
-  apiVersion: "sealpost.dev/v1alpha1",
-  kind: "MailRelay",
-  name: "edge",
-  namespace: "mail",
-  uid: "u1",
-};
-const view: ClusterView = {
-  secrets: new Map([["edge-admin", { type: "Opaque", keys: new Set(["token"]) }]]),
-  configMaps: new Map(),
-  credentials: new Map(),
-};
-const relay = (spec: Record<string, unknown>) =>
-  MailRelay.parse({
-    apiVersion: "sealpost.dev/v1alpha1",
-    kind: "MailRelay",
-    metadata: { name: "edge", namespace: "mail", uid: "u1", generation: 1 },
-    spec: {
-      hostname: "relay.example.com",
-      certificate: { issuerRef: { kind: "ClusterIssuer", name: "corp-ca" } },
-      ...spec,
-    },
-  });
+const view = clusterView({ secrets: { "edge-admin": ["token"] } });
 const render = (spec: Record<string, unknown>, s: Record<string, unknown> = settings) => {
-  const r = relay(spec);
-  const compiled = compileRelayConfig(r, [], view);
-  const sts = renderRelayObjects(
-    renderInput(r, owner, compiled, { settings: s as typeof settings }, "10Gi"),
-  ).find((o) => o.kind === "StatefulSet") as any;
+  const { compiled, objects } = renderRelay(mailRelay(spec), view, s as typeof settings);
+  const sts = objects.find((o) => o.kind === "StatefulSet") as any;
   return { compiled, pod: sts.spec.template.spec, container: sts.spec.template.spec.containers[0] };
 };
 

@@ -1,0 +1,63 @@
+// Inputs for the operator's pure compile and render functions, shared by the unit tests: a MailRelay
+// "edge" in namespace "mail", the cluster view the compiler reads, and the operator settings.
+import { MailRelay, type RelayCredential } from "../../api/v1alpha1/index.js";
+import { compileRelayConfig, type ClusterView } from "../../operator/compile/relay-config.js";
+import { renderInput } from "../../operator/reconcilers/mailrelay.js";
+import { renderRelayObjects } from "../../operator/render/index.js";
+
+export const renderSettings = {
+  image: "img:1",
+  operatorNamespace: "sealpost-system",
+  operatorPodLabels: { "app.kubernetes.io/name": "sealpost-operator" },
+};
+
+export const relayOwner = {
+  apiVersion: "sealpost.dev/v1alpha1",
+  kind: "MailRelay",
+  name: "edge",
+  namespace: "mail",
+  uid: "u1",
+};
+
+/** MailRelay mail/edge with a hostname and a ClusterIssuer; `spec` overrides or adds fields. */
+export function mailRelay(spec: Record<string, unknown> = {}, generation = 1): MailRelay {
+  return MailRelay.parse({
+    apiVersion: "sealpost.dev/v1alpha1",
+    kind: "MailRelay",
+    metadata: { name: "edge", namespace: "mail", uid: "u1", generation },
+    spec: {
+      hostname: "relay.example.com",
+      certificate: { issuerRef: { kind: "ClusterIssuer", name: "corp-ca" } },
+      ...spec,
+    },
+  });
+}
+
+/** What the compiler sees of the namespace: Secret and ConfigMap keys, and RelayCredentials. */
+export function clusterView(
+  opts: {
+    secrets?: Record<string, string[] | { type: string; keys: string[] }>;
+    configMaps?: Record<string, string[]>;
+    credentials?: RelayCredential[];
+  } = {},
+): ClusterView {
+  return {
+    secrets: new Map(
+      Object.entries(opts.secrets ?? {}).map(([n, v]) => [
+        n,
+        Array.isArray(v) ? { type: "Opaque", keys: new Set(v) } : { type: v.type, keys: new Set(v.keys) },
+      ]),
+    ),
+    configMaps: new Map(Object.entries(opts.configMaps ?? {}).map(([n, v]) => [n, new Set(v)])),
+    credentials: new Map((opts.credentials ?? []).map((c) => [c.metadata.name!, c])),
+  };
+}
+
+/** Compiles the relay without policies and renders its objects. */
+export function renderRelay(r: MailRelay, view: ClusterView, settings = renderSettings) {
+  const compiled = compileRelayConfig(r, [], view);
+  return {
+    compiled,
+    objects: renderRelayObjects(renderInput(r, relayOwner, compiled, { settings }, "10Gi")),
+  };
+}
