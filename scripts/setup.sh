@@ -72,6 +72,9 @@ else
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
+# The Node the image runs (current LTS), for the tests that run the code on it as well
+log "node LTS: scripts/node-lts.sh"
+bash scripts/node-lts.sh >/dev/null
 log "toolchain: scripts/toolchain/build.sh"
 bash scripts/toolchain/build.sh >/dev/null
 log "done"

@@ -4,14 +4,14 @@
 // it: the ENTRYPOINT exists, both subcommands start, no tests or dev dependencies, nothing writable by
 // others, and the flags the Helm chart passes are flags the operator knows.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { cp as copy, lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { parseAllDocuments } from "yaml";
-import { repoRoot, toolchainBin } from "../support/toolchain.js";
+import { ltsNodeBinary, repoRoot, toolchainBin } from "../support/toolchain.js";
 
 const run = promisify(execFile);
 
@@ -64,6 +64,9 @@ describe("Dockerfile", () => {
     assert.equal(dockerfile.length, 2);
     assert.match(build[0]!.args, /^node:26-bookworm-slim AS build$/);
     assert.match(runtime[0]!.args, /^node:26-bookworm-slim$/);
+    // the entry point below runs on the same major (scripts/node-lts.sh pins it)
+    const version = execFileSync(ltsNodeBinary(), ["--version"], { encoding: "utf8" });
+    assert.match(version, /^v26\./);
   });
 
   it("runs as a non-root user with NODE_ENV=production", () => {
@@ -117,14 +120,17 @@ describe("scripts/build-dist.sh (the image's /app)", () => {
     await rm(tmp, { recursive: true, force: true });
   });
 
-  /** Runs the image's ENTRYPOINT with these arguments; resolves with the exit code and output. */
+  /**
+   * Runs the image's ENTRYPOINT with these arguments on the Node the image has (the current LTS, not
+   * this machine's Node 20); resolves with the exit code and output.
+   */
   async function entrypoint(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     const ep = JSON.parse(runtime.find((i) => i.op === "ENTRYPOINT")!.args) as string[];
     assert.equal(ep[0], "node");
     const script = join(out, relative("/app", ep[1]!));
     const env = { ...process.env, NODE_ENV: "production" };
     try {
-      const r = await run(process.execPath, [script, ...args], { env, timeout: 30_000 });
+      const r = await run(ltsNodeBinary(), [script, ...args], { env, timeout: 30_000 });
       return { code: 0, ...r };
     } catch (e) {
       const err = e as { code?: number; stdout?: string; stderr?: string };

@@ -26,3 +26,17 @@ export function toolchainBin(need: Tool[] = ["etcd", "kube-apiserver", "kubectl"
   if (missing.length) throw new Error(`toolchain: ${missing.join(", ")} missing in ${dir} after build`);
   return dir;
 }
+
+let ltsNode: string | undefined;
+
+/** The current LTS node binary, the one the image runs (scripts/node-lts.sh installs it, cached). */
+export function ltsNodeBinary(): string {
+  ltsNode ??= join(
+    execFileSync("bash", [join(repoRoot, "scripts/node-lts.sh")], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+    }).trim(),
+    "node",
+  );
+  return ltsNode;
+}
