@@ -471,6 +471,7 @@ export class Relay {
       if (this.tlsRpt) clearInterval(this.tlsRpt.timer);
       this.log.info({ event: "stopping", graceMs: grace }, "stopping");
       await Promise.all([this.listeners?.close(grace), this.scheduler?.stop(grace)]);
+      await this.spool?.close();
       this.listening = false;
       this.pool.clear();
       const admin = this.admin?.server;

@@ -1,5 +1,5 @@
-// Sealpost's relay under test: a child process (`node --import tsx relay/main.ts`, as the tests
-// start it) from a config directory written kubelet-style, with STARTTLS on its port-25 listener
+// Sealpost's relay under test: a child process running the compiled entry point as the image does
+// (`node <compiled>/bin/sealpost.js relay`, bench/operator/build.ts) from a config directory written kubelet-style, with STARTTLS on its port-25 listener
 // (bound to 127.0.0.1:<free port>), one policy routing the bench domain to the sink with outbound
 // TLS mode `required`, and the durable queue (fsync before 250) in a temp dir.
 import { mkdir, readFile } from "node:fs/promises";
@@ -9,6 +9,7 @@ import { freePort } from "../../test/support/ports.js";
 import { startProcess, waitFor, type Managed } from "../../test/support/process.js";
 import { writeConfigDir } from "../../test/support/relay.js";
 import { repoRoot } from "../../test/support/toolchain.js";
+import { buildCompiled } from "../operator/build.js";
 
 export interface RelayUnderTest {
   name: string;
@@ -71,13 +72,15 @@ export async function startSealpost(o: SealpostOptions): Promise<RelayUnderTest>
     "tls/tls.crt": await readFile(o.cert.certFile),
     "tls/tls.key": await readFile(o.cert.keyFile),
   });
-  // as test/support/relay.ts startRelayProcess, plus node flags (--cpu-prof is not allowed in NODE_OPTIONS)
+  // the compiled JavaScript the image runs (`sealpost relay`), not tsx, so that CPU and memory are
+  // production's; node flags on the command line (--cpu-prof is not allowed in NODE_OPTIONS)
+  const compiled = await buildCompiled();
   const m: Managed = startProcess(
     "relay",
     process.execPath,
     [
       ...(o.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${o.cpuProfDir}`] : []),
-      ...["--import", "tsx", join(repoRoot, "relay/main.ts"), "--config", configDir, "--poll-ms", "200"],
+      ...[join(compiled, "bin/sealpost.js"), "relay", "--config", configDir, "--poll-ms", "200"],
     ],
     join(o.dir, "relay.log"),
     { cwd: repoRoot, env: { ...process.env, SEALPOST_GRACE_SECONDS: "2" } },

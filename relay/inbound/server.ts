@@ -154,8 +154,9 @@ export class InboundListeners {
       let open = 0;
       for (const s of servers) {
         for (const c of s.connections) {
-          const busy =
-            c.session.envelope.mailFrom !== false || Boolean(c._dataStream) || this.busy.has(c.session.id);
+          // a connection not yet greeted has no envelope yet (smtp-server sets it when ready): idle
+          const inTransaction = (c.session.envelope?.mailFrom ?? false) !== false;
+          const busy = inTransaction || Boolean(c._dataStream) || this.busy.has(c.session.id);
           if (busy && Date.now() < deadline) {
             open++;
             continue;

@@ -681,11 +681,10 @@ export class Deliverer {
         result: rejected.size ? "partial" : "delivered",
         response: sent.response,
       });
-      const conn = p.conn;
-      conn.reset((err) => {
-        if (err) conn.close();
-        else this.d.pool.put(p);
-      });
+      // the transaction ended with DATA's reply, so the session is ready for the next MAIL FROM: no
+      // RSET round trip (nodemailer's own pool does the same); a server that dropped it meanwhile is
+      // caught by the retry above
+      this.d.pool.put(p);
       return results;
     }
     return fail("CONNECTION_LOST", true, "connection lost");

@@ -11,7 +11,6 @@
 // token, which the relays of a fleet share (spec.admin.tokenSecretRef): its maxAge clock then runs
 // from the original queue time, and a forged header from outside is ignored.
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { open } from "node:fs/promises";
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import type { Logger } from "../log.js";
 import { errorMessage } from "../result.js";
@@ -63,15 +62,7 @@ export async function adoptQueuedAt(
   now = Date.now(),
 ): Promise<boolean> {
   if (!key) return false;
-  const fh = await open(spool.messagePath(env.id), "r");
-  let head: Buffer;
-  try {
-    const buf = Buffer.alloc(16 * 1024);
-    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
-    head = buf.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
+  const head = await spool.readMessage(env.id, 16 * 1024);
   if (!head.includes(QUEUED_AT_HEADER)) return false;
   const t = parseQueuedAt(head, env.from, key, now);
   if (t === undefined || t >= env.receivedAt) return false;

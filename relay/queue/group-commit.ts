@@ -4,6 +4,17 @@
 // then serves all of them at once: one fsync per directory per round instead of one per message.
 // A caller resolves only after an fsync that *started after its request*; a failed fsync rejects
 // every caller of that round (none of them may answer 250).
+import { open } from "node:fs/promises";
+
+/** fsync of a directory: makes the creations, renames and unlinks made in it durable. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
 
 interface Waiter {
   resolve: () => void;

@@ -1,20 +1,30 @@
 // The durable queue on the pod's volume. Layout under queue.dir:
-//   tmp/<id>.*        files being written (removed at startup: never acknowledged)
-//   msg/<id>          message bytes
-//   env/<id>.json     envelope and per-recipient state: the commit record; a message exists iff
-//                     its envelope does (a msg/ file without one is an orphan of a crash before the
-//                     250 and is removed at startup)
-// Every write is temp file -> fsync -> rename into place -> fsync the directory, so after a crash
-// (kill -9, power loss) a file is either the old or the new version, never torn. The 250 reply is
-// sent only after the envelope's rename and directory fsync. An accept writes and fsyncs both files
-// in parallel, renames the message then the envelope, and fsyncs both directories (group commit:
-// one directory fsync serves every accept pending at that moment, group-commit.ts).
+//   journal/<seq>.log  the write-ahead journal (journal.ts): messages up to `journalMaxBytes`, on their
+//                      first delivery attempt, as accept records; done records when they leave
+//   tmp/<id>.*         files being written (removed at startup: never acknowledged)
+//   msg/<id>           message bytes of a file-resident message
+//   env/<id>.json      its envelope and per-recipient state: the commit record; a file-resident
+//                      message exists iff its envelope does (a msg/ file without one is an orphan of a
+//                      crash before the 250 or during a move, and is removed at startup)
+// Accept: a message whose body fits in `journalMaxBytes` (and in the memory budget for bodies being
+// received) is buffered and appended to the journal with group commit: one durable write serves
+// every accept pending at that moment, and the 250 is sent once it returned. A larger one is written
+// as it arrives to msg/ + env/, each file temp -> fsync -> rename -> fsync of the folder (group
+// commit of the folder fsyncs, group-commit.ts), the 250 once both are durable.
+// A journal message delivered on its first attempt only gets a done record. Any other change of its
+// state (a deferral, a partial delivery, a DSN sent, a handover) moves it to msg/ + env/ first
+// (durably, message before envelope), then marks it done in the journal: files can be rewritten in
+// place, the journal cannot. At startup env/ wins over the journal (a moved message's journal copy
+// is ignored), and a journal message is live iff accepted and not done.
+// After a crash (kill -9, power loss) nothing answered 250 is lost: see journal.ts for the journal's
+// argument; a file is the old or the new version, never torn (rename).
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readdir, readFile, rename, rm, unlink } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, rm, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { errorMessage, fail, ok, type Result } from "../result.js";
-import { GroupCommit } from "./group-commit.js";
+import { fsyncDir, GroupCommit } from "./group-commit.js";
+import { Journal, readRange, scanJournal, type AppendRecords } from "./journal.js";
 
 export type RecipientStatus = "pending" | "delivered" | "failed";
 
@@ -47,15 +57,6 @@ export function newQueueId(now = Date.now()): string {
   return (now.toString(16).padStart(12, "0") + randomBytes(5).toString("hex")).toUpperCase();
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, "r");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 /** Message bytes are collected into writes of about this size (not one write per received chunk). */
 const WRITE_BATCH = 64 * 1024;
 
@@ -75,10 +76,117 @@ async function all(ps: Promise<unknown>[]): Promise<void> {
   for (const r of await Promise.allSettled(ps)) if (r.status === "rejected") throw r.reason;
 }
 
+/** A message written to a temp file as it arrives (too large for the journal). */
+class MessageFile {
+  private batch: Buffer[] = [];
+  private batched = 0;
+  private closed = false;
+
+  private constructor(
+    readonly path: string,
+    private readonly fh: FileHandle,
+  ) {}
+
+  static async create(path: string): Promise<MessageFile> {
+    return new MessageFile(path, await open(path, "wx", 0o600));
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    this.batch.push(chunk);
+    this.batched += chunk.length;
+    if (this.batched >= WRITE_BATCH || this.batch.length >= 256) await this.flush();
+  }
+
+  /** Writes what is batched, fsyncs and closes. */
+  async sync(): Promise<void> {
+    if (this.batched) await this.flush();
+    await this.fh.sync();
+    await this.close();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.fh.close();
+  }
+
+  /** Closes and removes it (a refused or failed message). */
+  async discard(): Promise<void> {
+    await this.close().catch(() => undefined);
+    await unlink(this.path).catch(() => undefined);
+  }
+
+  private async flush(): Promise<void> {
+    const { bytesWritten } = await this.fh.writev(this.batch);
+    if (bytesWritten !== this.batched)
+      throw new Error(`short write (${bytesWritten} of ${this.batched} bytes)`);
+    this.batch = [];
+    this.batched = 0;
+  }
+}
+
+export interface SpoolOptions {
+  /** Messages up to this size (head included) go to the journal, larger ones to msg/ + env/. */
+  journalMaxBytes?: number;
+  /** Bytes of bodies buffered at once while being received; past it a new message goes to a file. */
+  bufferBytes?: number;
+  /** Journal segment size (journal.ts). */
+  segmentBytes?: number;
+  /** Recently accepted journal bodies kept in memory for their first delivery. */
+  cacheBytes?: number;
+  /** Tests: stands in for the journal's durable write. */
+  journalAppend?: AppendRecords;
+}
+
+const DEFAULTS = {
+  journalMaxBytes: 256 * 1024,
+  bufferBytes: 32 * 1024 * 1024,
+  segmentBytes: 16 * 1024 * 1024,
+  cacheBytes: 16 * 1024 * 1024,
+};
+
+/** A live message as a read-only listing sees it. */
+export interface SpoolMessage {
+  env: Envelope;
+  message(): Promise<Buffer>;
+}
+
+/**
+ * The live messages of the spool in `dir`, read-only (tests, tools; safe next to a running relay).
+ * The journal is read before env/: a message moving out meanwhile is then found in env/.
+ */
+export async function readSpool(dir: string): Promise<SpoolMessage[]> {
+  const scan = await scanJournal(join(dir, "journal"));
+  const out = new Map<string, SpoolMessage>();
+  for (const [id, e] of scan.live)
+    out.set(id, { env: e.env, message: () => readRange(e.path, e.offset, e.length) });
+  for (const f of await readdir(join(dir, "env")).catch(() => [] as string[])) {
+    if (!f.endsWith(".json")) continue;
+    const id = f.slice(0, -".json".length);
+    const env = await readFile(join(dir, "env", f), "utf8").then(
+      (t) => JSON.parse(t) as Envelope,
+      () => undefined, // removed meanwhile
+    );
+    if (env) out.set(id, { env, message: () => readFile(join(dir, "msg", id)) });
+  }
+  return [...out.values()];
+}
+
 export class Spool {
   private readonly commits = new GroupCommit(fsyncDir);
+  private journal!: Journal;
+  /** Bytes of message bodies being received into memory (bounded by bufferBytes). */
+  private buffered = 0;
+  /** Per message, the tail of its chain of updates and removal (they run one at a time). */
+  private busy = new Map<string, Promise<void>>();
+  private readonly o: Required<Omit<SpoolOptions, "journalAppend">>;
 
-  private constructor(readonly dir: string) {}
+  private constructor(
+    readonly dir: string,
+    o: SpoolOptions,
+  ) {
+    this.o = { ...DEFAULTS, ...o };
+  }
 
   private get tmpDir(): string {
     return join(this.dir, "tmp");
@@ -89,13 +197,22 @@ export class Spool {
   private get envDir(): string {
     return join(this.dir, "env");
   }
-  messagePath(id: string): string {
+  private msgPath(id: string): string {
     return join(this.msgDir, id);
   }
+  private envPath(id: string): string {
+    return join(this.envDir, `${id}.json`);
+  }
 
-  /** Opens (creating) the spool and recovers it: removes temp files and orphaned messages. */
-  static async open(dir: string): Promise<{ spool: Spool; envelopes: Envelope[]; problems: string[] }> {
-    const s = new Spool(dir);
+  /**
+   * Opens (creating) the spool and recovers it: removes temp files and orphaned messages, then reads
+   * the journal. Returns the live messages' envelopes, oldest first.
+   */
+  static async open(
+    dir: string,
+    o: SpoolOptions = {},
+  ): Promise<{ spool: Spool; envelopes: Envelope[]; problems: string[] }> {
+    const s = new Spool(dir, o);
     for (const d of [s.tmpDir, s.msgDir, s.envDir]) await mkdir(d, { recursive: true });
     await rm(s.tmpDir, { recursive: true, force: true });
     await mkdir(s.tmpDir);
@@ -117,8 +234,25 @@ export class Spool {
     for (const f of await readdir(s.msgDir)) {
       if (!ids.has(f)) await unlink(join(s.msgDir, f)).catch(() => undefined);
     }
+    const { journal, envelopes: journaled } = await Journal.open(join(dir, "journal"), ids, {
+      segmentBytes: s.o.segmentBytes,
+      cacheBytes: s.o.cacheBytes,
+      ...(o.journalAppend ? { append: o.journalAppend } : {}),
+    });
+    s.journal = journal;
+    envelopes.push(...journaled);
     envelopes.sort((a, b) => a.receivedAt - b.receivedAt);
     return { spool: s, envelopes, problems };
+  }
+
+  /** Stopping: waits for the journal's queued rounds and closes its segment. */
+  close(): Promise<void> {
+    return this.journal.close();
+  }
+
+  /** Journal figures (rounds, records, segments), for benchmarks and tests. */
+  stats(): { rounds: number; records: number; segments: number } {
+    return this.journal.stats();
   }
 
   private async writeAtomically(final: string, finalDir: string, data: Buffer | string): Promise<void> {
@@ -133,6 +267,13 @@ export class Spool {
     await this.commits.sync(finalDir);
   }
 
+  /** Reserves memory for `n` more bytes of bodies being received; false when over the budget. */
+  private reserve(n: number): boolean {
+    if (this.buffered + n > this.o.bufferBytes) return false;
+    this.buffered += n;
+    return true;
+  }
+
   /**
    * Writes the message (`head` then the `body` stream) and its envelope durably. Resolves only
    * once both are on disk; the caller may then answer 250. Fails with MESSAGE_TOO_BIG past `limit`.
@@ -143,73 +284,131 @@ export class Spool {
     body: Readable | Buffer,
     limit = Infinity,
   ): Promise<Result<Envelope>> {
-    const tmp = join(this.tmpDir, `${env.id}.msg`);
-    const envTmp = join(this.tmpDir, `${env.id}.env`);
-    const envPath = join(this.envDir, `${env.id}.json`);
-    let size = 0;
+    const parts: Buffer[] = [head];
+    let size = head.length;
+    let reserved = 0;
+    let file: MessageFile | undefined;
     let tooBig = false;
-    let full: Envelope | undefined;
     try {
-      const fh = await open(tmp, "wx", 0o600);
-      try {
-        let batch: Buffer[] = [head];
-        let batched = head.length;
-        const flush = async (): Promise<void> => {
-          const { bytesWritten } = await fh.writev(batch);
-          if (bytesWritten !== batched) throw new Error(`short write (${bytesWritten} of ${batched} bytes)`);
-          batch = [];
-          batched = 0;
-        };
-        size += head.length;
-        const chunks: AsyncIterable<Buffer> | Buffer[] = Buffer.isBuffer(body) ? [body] : body;
-        for await (const chunk of chunks) {
-          size += chunk.length;
-          if (size > limit) tooBig = true; // keep draining the client's data, write nothing more
-          if (tooBig) continue;
-          batch.push(chunk);
-          batched += chunk.length;
-          if (batched >= WRITE_BATCH || batch.length >= 256) await flush();
+      const chunks: AsyncIterable<Buffer> | Buffer[] = Buffer.isBuffer(body) ? [body] : body;
+      for await (const chunk of chunks) {
+        size += chunk.length;
+        if (size > limit) tooBig = true; // keep draining the client's data, write nothing more
+        if (tooBig) continue;
+        if (file) await file.write(chunk);
+        else if (size <= this.o.journalMaxBytes && this.reserve(chunk.length)) {
+          reserved += chunk.length;
+          parts.push(chunk);
+        } else {
+          // too large for the journal, or memory is short: a file, starting with what was buffered
+          file = await MessageFile.create(join(this.tmpDir, `${env.id}.msg`));
+          for (const p of parts.splice(0)) await file.write(p);
+          await file.write(chunk);
+          this.buffered -= reserved;
+          reserved = 0;
         }
-        if (!tooBig) {
-          if (batched) await flush();
-          full = { v: 1, ...env, size, attempts: 0, nextAttemptAt: env.nextAttemptAt ?? env.receivedAt };
-          await all([fh.sync(), writeSynced(envTmp, JSON.stringify(full))]);
-        }
-      } finally {
-        await fh.close();
       }
-      if (tooBig || !full) {
-        await unlink(tmp).catch(() => undefined);
+      if (tooBig) {
+        await file?.discard();
         return fail("MESSAGE_TOO_BIG", false, `message exceeds ${limit} bytes`);
       }
-      // the envelope (commit record) is renamed after its message: a kill -9 never leaves an
-      // envelope without its message; both renames are durable before the caller's 250
-      await rename(tmp, this.messagePath(env.id));
-      await rename(envTmp, envPath);
-      await all([this.commits.sync(this.msgDir), this.commits.sync(this.envDir)]);
+      const full: Envelope = {
+        v: 1,
+        ...env,
+        size,
+        attempts: 0,
+        nextAttemptAt: env.nextAttemptAt ?? env.receivedAt,
+      };
+      if (file) await this.commitFile(full, file);
+      else await this.journal.accept(full, parts);
       return ok(full);
     } catch (e) {
-      await unlink(tmp).catch(() => undefined);
-      await unlink(envTmp).catch(() => undefined);
-      await unlink(envPath).catch(() => undefined);
-      await unlink(this.messagePath(env.id)).catch(() => undefined);
+      if (file) {
+        await file.discard();
+        await unlink(join(this.tmpDir, `${env.id}.env`)).catch(() => undefined);
+        await unlink(this.envPath(env.id)).catch(() => undefined);
+        await unlink(this.msgPath(env.id)).catch(() => undefined);
+      }
       return fail("QUEUE_WRITE_FAILED", true, errorMessage(e));
+    } finally {
+      this.buffered -= reserved;
     }
   }
 
-  /** Persists a changed envelope (per-recipient state) atomically. */
-  async update(env: Envelope): Promise<void> {
-    await this.writeAtomically(join(this.envDir, `${env.id}.json`), this.envDir, JSON.stringify(env));
+  /** The file path of an accept: message and envelope fsync'd, renamed, folders fsync'd. */
+  private async commitFile(env: Envelope, file: MessageFile): Promise<void> {
+    const envTmp = join(this.tmpDir, `${env.id}.env`);
+    await all([file.sync(), writeSynced(envTmp, JSON.stringify(env))]);
+    // the envelope (commit record) is renamed after its message: a kill -9 never leaves an
+    // envelope without its message; both renames are durable before the caller's 250
+    await rename(file.path, this.msgPath(env.id));
+    await rename(envTmp, this.envPath(env.id));
+    await all([this.commits.sync(this.msgDir), this.commits.sync(this.envDir)]);
   }
 
-  /** Removes a message once every recipient is done: envelope first (the commit record). */
-  async remove(id: string): Promise<void> {
-    await unlink(join(this.envDir, `${id}.json`)).catch(() => undefined);
-    await this.commits.sync(this.envDir);
-    await unlink(this.messagePath(id)).catch(() => undefined);
+  /** Runs `fn` after every earlier update or removal of message `id` has finished. */
+  private serially(id: string, fn: () => Promise<void>): Promise<void> {
+    const p = (this.busy.get(id) ?? Promise.resolve()).then(fn);
+    const tail = p.catch(() => undefined);
+    this.busy.set(id, tail);
+    void tail.then(() => {
+      if (this.busy.get(id) === tail) this.busy.delete(id);
+    });
+    return p;
   }
 
-  async readMessage(id: string): Promise<Buffer> {
-    return readFile(this.messagePath(id));
+  /** Persists a changed envelope (per-recipient state) atomically; a journal message moves out first. */
+  update(env: Envelope): Promise<void> {
+    return this.serially(env.id, async () => {
+      if (this.journal.has(env.id)) await this.moveOut(env);
+      else await this.writeAtomically(this.envPath(env.id), this.envDir, JSON.stringify(env));
+    });
+  }
+
+  /** A journal message becomes a file-resident one: msg/, then env/ (durable), then done in the journal. */
+  private async moveOut(env: Envelope): Promise<void> {
+    const message = await this.journal.read(env.id);
+    if (!message) throw new Error(`${env.id}: not in the journal`);
+    try {
+      // the message is durable before its envelope: env/ wins over the journal at startup
+      await this.writeAtomically(this.msgPath(env.id), this.msgDir, message);
+      await this.writeAtomically(this.envPath(env.id), this.envDir, JSON.stringify(env));
+    } catch (e) {
+      await unlink(this.msgPath(env.id)).catch(() => undefined); // still in the journal
+      throw e;
+    }
+    await this.journal.done(env.id);
+  }
+
+  /**
+   * Removes a message once every recipient is done. A journal message gets its done record (never
+   * fails: journal.ts); a file-resident one loses its envelope first (the commit record).
+   */
+  remove(id: string): Promise<void> {
+    return this.serially(id, async () => {
+      if (this.journal.has(id)) return this.journal.done(id);
+      await unlink(this.envPath(id)).catch(() => undefined);
+      await this.commits.sync(this.envDir);
+      await unlink(this.msgPath(id)).catch(() => undefined);
+    });
+  }
+
+  /** The message's bytes (at most `max`: e.g. to look at its header section). */
+  async readMessage(id: string, max = Infinity): Promise<Buffer> {
+    // a journal read can lose the race with a move out of the journal: then the file has it
+    const journaled = await this.journal.read(id, max).catch((e: unknown) => {
+      if (this.journal.has(id)) throw e;
+      return undefined;
+    });
+    if (journaled) return journaled;
+    if (max === Infinity) return readFile(this.msgPath(id));
+    const fh = await open(this.msgPath(id), "r");
+    try {
+      const buf = Buffer.alloc(max);
+      const { bytesRead } = await fh.read(buf, 0, max, 0);
+      return buf.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
   }
 }

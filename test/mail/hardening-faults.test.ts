@@ -21,6 +21,7 @@ import { after, before, describe, it } from "node:test";
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import type { Counter } from "prom-client";
 import type { RelayConfigInput } from "../../relay/config/schema.js";
+import { scanJournal } from "../../relay/queue/journal.js";
 import { makeLeaf, type Leaf } from "../support/certs.js";
 import { startDnsServer, type DnsServer } from "../support/dns-server.js";
 import { waitFor, type Managed } from "../support/process.js";
@@ -82,14 +83,16 @@ function idsAt(sink: Sink): Map<string, number> {
 }
 
 /**
- * The queue's message files: msg/, env/ and enqueue temp files (tmp/<id>.msg|.env); not the
- * short-lived tmp/<random>.tmp of an envelope update that may be in flight at that moment.
+ * What the queue holds: its message files (msg/, env/ and enqueue temp files tmp/<id>.msg|.env; not
+ * the short-lived tmp/<random>.tmp of an envelope update that may be in flight at that moment) and
+ * the journal's live messages (as journal/<id>: accepted, not done).
  */
 async function queueFiles(dir: string, o: { updates?: boolean } = {}): Promise<string[]> {
   const out: string[] = [];
   for (const d of ["tmp", "msg", "env"])
     for (const f of await readdir(join(dir, d)).catch(() => [] as string[]))
       if (o.updates || !f.endsWith(".tmp")) out.push(`${d}/${f}`);
+  for (const id of (await scanJournal(join(dir, "journal"))).live.keys()) out.push(`journal/${id}`);
   return out.sort();
 }
 
@@ -207,11 +210,12 @@ describe("disk full on the queue volume", () => {
     // queued before the disk fills, its next hop down: it must still get out while the disk is full
     assert.match(await sendMessage(f.ports.smtp, "b@held.test", "disk-queued"), /^250 /);
     await fill("filler");
-    // with no space at all: 452 4.3.1 and nothing of the message on the volume
+    // with no space at all: 452 4.3.1 and nothing of the message on the volume (16 KB each: more than
+    // the rest of the journal segment's last page, where a small message would still fit)
     const filesFull = await queueFiles(qfs);
     const replies: string[] = [];
     for (let i = 0; i < 3; i++)
-      replies.push(await sendMessage(f.ports.smtp, "c@sink.test", `disk-full-${i}`));
+      replies.push(await sendMessage(f.ports.smtp, "c@sink.test", `disk-full-${i}`, { size: 16 * 1024 }));
     for (const r of replies) assert.match(r, /^452 4\.3\.1 /, r);
     assert.deepEqual(await queueFiles(qfs), filesFull, "no file left by the refused messages");
     // the queued message's next attempt (deferred again) cannot persist its state: it must back off

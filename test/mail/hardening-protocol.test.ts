@@ -5,11 +5,12 @@
 // Two relays: A (generous timeouts) for everything but the timeouts, B (sub-second idle limit,
 // short session limit) for the slow clients.
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
 import type { RelayConfigInput } from "../../relay/config/schema.js";
+import { readSpool } from "../../relay/queue/spool.js";
 import type { Relay } from "../../relay/relay.js";
 import { makeCa, makeLeaf, type Leaf } from "../support/certs.js";
 import { hostileConnect, type HostileClient } from "../support/hostile-client.js";
@@ -66,8 +67,9 @@ async function connect(port = portsA.smtp, localAddress?: string): Promise<Hosti
   return c;
 }
 
+/** Ids of the live messages in a relay's spool (journal and files). */
 async function queued(relayDir: string): Promise<string[]> {
-  return readdir(join(relayDir, "queue", "env")).catch(() => []);
+  return (await readSpool(join(relayDir, "queue"))).map((m) => m.env.id);
 }
 
 /** The relay takes and delivers a normal message (the proof that it still serves others). */

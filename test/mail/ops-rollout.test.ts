@@ -208,7 +208,7 @@ describe("rolling restart of the fleet under steady traffic", () => {
         Number(res.drain?.handedOver) > 0,
         `its queue went to the other relay through the front: ${JSON.stringify(res.drain)} routed ${fleet.pods.map((p) => p.routed).join(",")}`,
       );
-      assert.equal(await fleet.spoolFiles(ordinal), 0, "the drained volume is empty");
+      assert.equal(await fleet.spoolMessages(ordinal), 0, "the drained volume is empty");
       sender.quota += 40;
       await fleet.configure(ordinal);
       await fleet.start(ordinal);
@@ -247,7 +247,7 @@ describe("rolling restart of the fleet under steady traffic", () => {
         return ((await r.json()) as { queue: { depth: number } }).queue.depth === 0 ? true : undefined;
       });
     for (const p of fleet.pods)
-      assert.equal(await fleet.spoolFiles(p.ordinal), 0, `relay-${p.ordinal} spool`);
+      assert.equal(await fleet.spoolMessages(p.ordinal), 0, `relay-${p.ordinal} spool`);
     const byId = new Map<string, number>();
     for (const m of sink.messages) {
       const id = testId(m.data)!;

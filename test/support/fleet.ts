@@ -10,7 +10,7 @@
 // operator/render/statefulset.ts renders it (`sealpost queue drain --wait ...`, with the admin URL and
 // the token path mapped to this process), then SIGTERM, SIGKILL when terminationGracePeriodSeconds
 // runs out; or, with `sigtermDrain`, no hook and SIGTERM with SEALPOST_DRAIN_ON_STOP=true.
-import { readdir, readFile, mkdtemp, rm } from "node:fs/promises";
+import { readFile, mkdtemp, rm } from "node:fs/promises";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +18,7 @@ import { drainHook, TERMINATION_GRACE_SECONDS } from "../../operator/render/stat
 import { ADMIN_PORT, CONFIG_DIR } from "../../operator/render/meta.js";
 import type { RelayRenderInput } from "../../operator/render/input.js";
 import type { RelayConfigInput } from "../../relay/config/schema.js";
+import { readSpool } from "../../relay/queue/spool.js";
 import { makeCa, makeLeaf, type Ca, type Leaf } from "./certs.js";
 import { freePort } from "./ports.js";
 import { startProcess, type Managed } from "./process.js";
@@ -62,8 +63,8 @@ export interface Fleet {
   /** Starts pod `ordinal` on its config and volume; resolves when /readyz is 200. */
   start(ordinal: number): Promise<void>;
   terminate(ordinal: number, o?: { sigtermDrain?: boolean }): Promise<TerminateResult>;
-  /** Files left in the pod's spool (env/ + msg/). */
-  spoolFiles(ordinal: number): Promise<number>;
+  /** Messages left in the pod's spool (its journal and env/ + msg/, read from the volume). */
+  spoolMessages(ordinal: number): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -204,12 +205,8 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
         .findLast((l) => l.state === "drained" || l.state === "incomplete");
       return out;
     },
-    async spoolFiles(ordinal) {
-      const pod = pods[ordinal]!;
-      let n = 0;
-      for (const sub of ["env", "msg"])
-        n += (await readdir(join(pod.queueDir, sub)).catch(() => [] as string[])).length;
-      return n;
+    async spoolMessages(ordinal) {
+      return (await readSpool(pods[ordinal]!.queueDir)).length;
     },
     async stop() {
       polling = false;

@@ -1,18 +1,53 @@
-// The durable queue on a temp directory: what is on disk after enqueue, recovery after a crash
-// (temp files and orphaned message files removed, envelopes resumed), state updates, removal.
+// The durable queue on a temp directory: small messages accepted into the journal, large ones (or
+// ones arriving while the memory budget is spent) into msg/ + env/; recovery after a crash (temp
+// files and orphaned message files removed, envelopes resumed, env/ winning over the journal); a
+// journal message moving to files on its first state update; removal; the read-only listing.
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
-import { newQueueId, Spool } from "../../relay/queue/spool.js";
+import { newQueueId, readSpool, Spool, type Envelope, type SpoolOptions } from "../../relay/queue/spool.js";
 
 let dir: string;
+const spools: Spool[] = [];
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "relay-spool-"));
 });
-after(async () => rm(dir, { recursive: true, force: true }));
+after(async () => {
+  for (const s of spools) await s.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Spool.open, closed after the tests. */
+async function openSpool(q: string, o?: SpoolOptions): ReturnType<typeof Spool.open> {
+  const r = await Spool.open(q, o);
+  spools.push(r.spool);
+  return r;
+}
+
+const files = async (q: string, sub: string): Promise<string[]> => (await readdir(join(q, sub))).sort();
+
+function accept(spool: Spool, body: Readable | Buffer, recipients = ["b@y.test"], limit?: number) {
+  return spool.enqueue(
+    {
+      id: newQueueId(),
+      from: "a@x.test",
+      recipients: recipients.map((address) => ({ address, state: "pending" as const })),
+      receivedAt: Date.now(),
+    },
+    Buffer.from("Received: x\r\n"),
+    body,
+    limit,
+  );
+}
+
+async function accepted(spool: Spool, body: Readable | Buffer, recipients?: string[]): Promise<Envelope> {
+  const r = await accept(spool, body, recipients);
+  assert.ok(r.ok, r.ok ? "" : r.message);
+  return r.value;
+}
 
 describe("spool", () => {
   it("queue ids sort by time and are unique", () => {
@@ -23,88 +58,138 @@ describe("spool", () => {
     assert.match(a, /^[0-9A-F]{22}$/);
   });
 
-  it("enqueue writes message and envelope; recovery keeps them and drops orphans and temp files", async () => {
-    const q = join(dir, "q1");
-    const { spool } = await Spool.open(q);
-    const id = newQueueId();
-    const r = await spool.enqueue(
-      {
-        id,
-        from: "a@x.test",
-        recipients: [{ address: "b@y.test", state: "pending" }],
-        receivedAt: Date.now(),
-      },
-      Buffer.from("Received: x\r\n"),
+  it("a small message goes to the journal; recovery keeps it and drops orphans and temp files", async () => {
+    const q = join(dir, "small");
+    const { spool } = await openSpool(q);
+    const env = await accepted(
+      spool,
       Readable.from([Buffer.from("Subject: s\r\n\r\n"), Buffer.from("body\r\n")]),
     );
-    assert.ok(r.ok);
-    assert.equal(r.value.size, Buffer.byteLength("Received: x\r\nSubject: s\r\n\r\nbody\r\n"));
-    assert.equal((await spool.readMessage(id)).toString(), "Received: x\r\nSubject: s\r\n\r\nbody\r\n");
+    const text = "Received: x\r\nSubject: s\r\n\r\nbody\r\n";
+    assert.equal(env.size, Buffer.byteLength(text));
+    assert.equal((await spool.readMessage(env.id)).toString(), text);
+    assert.equal((await spool.readMessage(env.id, 8)).toString(), "Received");
+    assert.deepEqual(await files(q, "msg"), []);
+    assert.deepEqual(await files(q, "env"), []);
+    assert.equal((await files(q, "journal")).length, 1);
     // crash leftovers: a temp file and a message file whose envelope was never written (no 250 sent)
     await writeFile(join(q, "tmp", "half.msg"), "partial");
     await writeFile(join(q, "msg", "ORPHAN"), "never acknowledged");
-    const again = await Spool.open(q);
+    const again = await openSpool(q);
     assert.deepEqual(
       again.envelopes.map((e) => e.id),
-      [id],
+      [env.id],
     );
-    assert.deepEqual(await readdir(join(q, "tmp")), []);
-    assert.deepEqual(await readdir(join(q, "msg")), [id]);
+    assert.equal((await again.spool.readMessage(env.id)).toString(), text);
+    assert.deepEqual(await files(q, "tmp"), []);
+    assert.deepEqual(await files(q, "msg"), []);
+    const listed = await readSpool(q);
+    assert.deepEqual(
+      listed.map((m) => m.env.id),
+      [env.id],
+    );
+    assert.equal((await listed[0]!.message()).toString(), text);
   });
 
-  it("update persists per-recipient state; remove deletes envelope and message", async () => {
-    const q = join(dir, "q2");
-    const { spool } = await Spool.open(q);
-    const id = newQueueId();
-    const r = await spool.enqueue(
-      {
-        id,
-        from: "",
-        recipients: [
-          { address: "a@y.test", state: "pending" },
-          { address: "b@y.test", state: "pending" },
-        ],
-        receivedAt: 1,
-      },
-      Buffer.alloc(0),
-      Buffer.from("x"),
+  it("a message over journalMaxBytes is written to msg/ + env/", async () => {
+    const q = join(dir, "large");
+    const { spool } = await openSpool(q, { journalMaxBytes: 100 });
+    const body = Buffer.alloc(300, 0x61);
+    const env = await accepted(spool, Readable.from([body.subarray(0, 50), body.subarray(50)]));
+    assert.deepEqual(await files(q, "msg"), [env.id]);
+    assert.deepEqual(await files(q, "env"), [`${env.id}.json`]);
+    assert.equal((await readFile(join(q, "msg", env.id))).toString(), `Received: x\r\n${body.toString()}`);
+    assert.equal((await spool.readMessage(env.id, 3)).toString(), "Rec");
+    const again = await openSpool(q);
+    assert.deepEqual(
+      again.envelopes.map((e) => e.id),
+      [env.id],
     );
-    assert.ok(r.ok);
-    const env = r.value;
+    await spool.remove(env.id);
+    assert.deepEqual(await files(q, "env"), []);
+    assert.deepEqual(await files(q, "msg"), []);
+  });
+
+  it("with the memory budget spent, a message goes to a file whatever its size", async () => {
+    const q = join(dir, "budget");
+    const { spool } = await openSpool(q, { bufferBytes: 10 });
+    const env = await accepted(spool, Readable.from([Buffer.from("0123456789"), Buffer.from("abc")]));
+    assert.deepEqual(await files(q, "msg"), [env.id]);
+    assert.equal((await spool.readMessage(env.id)).toString(), "Received: x\r\n0123456789abc");
+  });
+
+  it("update moves a journal message to msg/ + env/; env/ wins at recovery; remove deletes it", async () => {
+    const q = join(dir, "move");
+    const { spool } = await openSpool(q);
+    const env = await accepted(spool, Buffer.from("x"), ["a@y.test", "b@y.test"]);
     env.recipients[0]!.state = "delivered";
     env.attempts = 1;
     await spool.update(env);
-    const reopened = await Spool.open(q);
+    assert.deepEqual(await files(q, "msg"), [env.id]);
+    assert.deepEqual(await files(q, "env"), [`${env.id}.json`]);
+    assert.equal((await spool.readMessage(env.id)).toString(), "Received: x\r\nx");
+    const reopened = await openSpool(q);
     assert.deepEqual(
-      reopened.envelopes[0]?.recipients.map((x) => x.state),
-      ["delivered", "pending"],
+      reopened.envelopes.map((e) => e.recipients.map((x) => x.state)),
+      [["delivered", "pending"]],
     );
-    await spool.remove(id);
-    assert.deepEqual(await readdir(join(q, "env")), []);
-    assert.deepEqual(await readdir(join(q, "msg")), []);
+    env.attempts = 2;
+    await spool.update(env); // a file-resident message: the envelope is rewritten in place
+    await spool.remove(env.id);
+    assert.deepEqual(await files(q, "env"), []);
+    assert.deepEqual(await files(q, "msg"), []);
+    assert.deepEqual(await readSpool(q), []);
+    assert.deepEqual((await openSpool(q)).envelopes, []);
   });
 
-  it("a message over the limit is refused and leaves nothing behind", async () => {
-    const q = join(dir, "q3");
-    const { spool } = await Spool.open(q);
-    const r = await spool.enqueue(
-      { id: newQueueId(), from: "a@x", recipients: [{ address: "b@y", state: "pending" }], receivedAt: 1 },
-      Buffer.alloc(0),
-      Readable.from([Buffer.alloc(600), Buffer.alloc(600)]),
-      1000,
+  it("a crash after a move wrote env/ but before its done record: env/ wins, once", async () => {
+    const q = join(dir, "crash-move");
+    const { spool } = await openSpool(q);
+    const env = await accepted(spool, Buffer.from("body"));
+    // what the move had made durable when the process died: both files, no done record
+    await writeFile(join(q, "msg", env.id), "Received: x\r\nbody");
+    await writeFile(join(q, "env", `${env.id}.json`), JSON.stringify({ ...env, attempts: 1 }));
+    const { envelopes, spool: s2 } = await openSpool(q);
+    assert.deepEqual(
+      envelopes.map((e) => [e.id, e.attempts]),
+      [[env.id, 1]],
     );
-    assert.equal(r.ok, false);
-    assert.equal(!r.ok && r.code, "MESSAGE_TOO_BIG");
-    for (const d of ["tmp", "msg", "env"]) assert.deepEqual(await readdir(join(q, d)), [], d);
+    assert.deepEqual(
+      (await readSpool(q)).map((m) => [m.env.id, m.env.attempts]),
+      [[env.id, 1]],
+    );
+    await s2.remove(env.id);
+    assert.deepEqual((await openSpool(q)).envelopes, [], "the journal copy does not come back");
+  });
+
+  it("delivered on the first attempt: remove leaves no live message and no file", async () => {
+    const q = join(dir, "happy");
+    const { spool } = await openSpool(q);
+    const envs = await Promise.all(Array.from({ length: 20 }, () => accepted(spool, Buffer.from("m"))));
+    await Promise.all(envs.map((e) => spool.remove(e.id)));
+    assert.deepEqual(await readSpool(q), []);
+    assert.deepEqual((await openSpool(q)).envelopes, []);
+    assert.ok(spool.stats().rounds < 40, `group commit: ${spool.stats().rounds} rounds for 40 records`);
+  });
+
+  it("a message over the limit is refused and leaves nothing behind (journal and file paths)", async () => {
+    for (const journalMaxBytes of [256 * 1024, 100]) {
+      const q = join(dir, `too-big-${journalMaxBytes}`);
+      const { spool } = await openSpool(q, { journalMaxBytes });
+      const r = await accept(spool, Readable.from([Buffer.alloc(600), Buffer.alloc(600)]), undefined, 1000);
+      assert.equal(r.ok, false);
+      assert.equal(!r.ok && r.code, "MESSAGE_TOO_BIG");
+      for (const d of ["tmp", "msg", "env", "journal"]) assert.deepEqual(await files(q, d), [], d);
+    }
   });
 
   it("a corrupt envelope is reported and its message kept", async () => {
-    const q = join(dir, "q4");
+    const q = join(dir, "corrupt");
     await mkdir(join(q, "env"), { recursive: true });
     await mkdir(join(q, "msg"), { recursive: true });
     await writeFile(join(q, "env", "BAD.json"), "{not json");
     await writeFile(join(q, "msg", "BAD"), "data");
-    const { envelopes, problems } = await Spool.open(q);
+    const { envelopes, problems } = await openSpool(q);
     assert.equal(envelopes.length, 0);
     assert.equal(problems.length, 1);
     assert.equal(await readFile(join(q, "msg", "BAD"), "utf8"), "data");

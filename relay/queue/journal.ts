@@ -1,0 +1,444 @@
+// The write-ahead journal of the accept path (spool.ts puts small messages here, large ones in files).
+// Layout under queue.dir/journal/: segments <seq>.log (seq zero-padded, increasing), each a sequence
+// of records:
+//   0  u32 LE  magic "SPJ1"
+//   4  u8      type: 1 accept (meta = envelope JSON, body = message bytes), 2 done (meta = queue id)
+//   5  3 bytes zero
+//   8  u32 LE  meta length
+//   12 u32 LE  body length
+//   16 u32 LE  CRC-32 of bytes 0-15, meta and body
+//   20 meta, then body
+//
+// Group commit: an accept or done queues its record; while one round (one writev of every queued
+// record, then durable) runs, new records queue for the next round. A round resolves all its records
+// (the inbound session answers 250 only then) or rejects all of them (4xx).
+//
+// Why nothing answered 250 is lost, on kill -9 and on power loss:
+//   - A segment is opened with O_DSYNC (else each round ends with fdatasync): a round's write returns
+//     only once its bytes and the file size are on stable storage. A new segment's directory entry is
+//     fsync'd before its first round is written. So an acknowledged record is on disk, in a file that
+//     is found at startup.
+//   - A crash mid-round leaves a torn tail (part of a record, zeros, or whole records after a page
+//     that was not written): recovery reads each segment up to the first record whose magic, lengths
+//     or CRC do not check and ignores the rest. Nothing there was acknowledged. After a failed round
+//     the segment is cut back to its acknowledged length (best effort; never shorter) and never
+//     appended to again (a failed write leaves the offset unknown); the next round opens a new
+//     segment. A new process never appends to an old segment either.
+//   - A done record is written after the accept it refers to, so it sits in the same segment or a
+//     later one. Segments are unlinked strictly oldest first, once every message in them is done, and
+//     the directory is fsync'd after each: unlinking segment N takes its accepts with it, and the done
+//     records in N only concern segments up to N, already gone. So no message comes back.
+//   - A done record that could not be written is retried with the next round; until then a crash
+//     would deliver that message again: a duplicate, never a loss (the queue's rule everywhere).
+// A message stays in the journal only during its first delivery attempt (spool.ts moves it to files
+// on its first state update), so a segment normally goes within seconds of its last record. A message
+// whose first attempt takes long (a slow next hop, up to the delivery timeouts) pins its segment and
+// every later one until it is done; that costs disk space, never correctness.
+import { constants } from "node:fs";
+import { mkdir, open, readdir, readFile, truncate, unlink, type FileHandle } from "node:fs/promises";
+import { join } from "node:path";
+import { crc32 } from "node:zlib";
+import { fsyncDir } from "./group-commit.js";
+import type { Envelope } from "./spool.js";
+
+const MAGIC = 0x314a5053; // "SPJ1" read as u32 LE
+export const HEADER_BYTES = 20;
+export const ACCEPT = 1;
+export const DONE = 2;
+/** An envelope or id longer than this is garbage, not a record (recovery stops there). */
+const MAX_META = 16 * 1024 * 1024;
+const SEGMENT_NAME = /^(\d{12})\.log$/;
+
+/** One framed record: header (with the CRC) + meta + body, in one buffer. */
+export function frameRecord(type: number, meta: Buffer, body: readonly Buffer[]): Buffer {
+  const bodyLength = body.reduce((n, b) => n + b.length, 0);
+  const r = Buffer.allocUnsafe(HEADER_BYTES + meta.length + bodyLength);
+  r.writeUInt32LE(MAGIC, 0);
+  r.writeUInt32LE(type, 4); // type byte, then three zero bytes
+  r.writeUInt32LE(meta.length, 8);
+  r.writeUInt32LE(bodyLength, 12);
+  let at = HEADER_BYTES + meta.copy(r, HEADER_BYTES);
+  for (const b of body) at += b.copy(r, at);
+  r.writeUInt32LE(crc32(r.subarray(HEADER_BYTES), crc32(r.subarray(0, 16))), 16);
+  return r;
+}
+
+export interface ParsedRecord {
+  type: number;
+  meta: Buffer;
+  /** Where the body starts in the buffer (and the file, for a whole segment), and its length. */
+  bodyOffset: number;
+  bodyLength: number;
+  /** Offset just past this record. */
+  end: number;
+}
+
+/** The records of a segment's bytes, up to the first one that does not check (a torn tail). Pure. */
+export function* parseRecords(buf: Buffer): Generator<ParsedRecord> {
+  for (let at = 0; at + HEADER_BYTES <= buf.length;) {
+    const type = buf.readUInt32LE(at + 4);
+    const metaLength = buf.readUInt32LE(at + 8);
+    const bodyLength = buf.readUInt32LE(at + 12);
+    const end = at + HEADER_BYTES + metaLength + bodyLength;
+    if (buf.readUInt32LE(at) !== MAGIC || (type !== ACCEPT && type !== DONE)) return;
+    if (metaLength > MAX_META || end > buf.length) return;
+    const crc = crc32(buf.subarray(at + HEADER_BYTES, end), crc32(buf.subarray(at, at + 16)));
+    if (crc !== buf.readUInt32LE(at + 16)) return;
+    const meta = buf.subarray(at + HEADER_BYTES, at + HEADER_BYTES + metaLength);
+    yield { type, meta, bodyOffset: at + HEADER_BYTES + metaLength, bodyLength, end };
+    at = end;
+  }
+}
+
+export function segmentName(seq: number): string {
+  return `${String(seq).padStart(12, "0")}.log`;
+}
+
+/** A message accepted into the journal and not done: its envelope as accepted, where its body is. */
+export interface JournalEntry {
+  env: Envelope;
+  seq: number;
+  path: string;
+  offset: number;
+  length: number;
+}
+
+export interface JournalScan {
+  /** Every segment, oldest first, with the end of its last good record. */
+  segments: { seq: number; path: string; end: number }[];
+  /** Accepted and not done, in journal order. */
+  live: Map<string, JournalEntry>;
+}
+
+function emptyIfMissing(e: NodeJS.ErrnoException): string[] {
+  if (e.code === "ENOENT") return [];
+  throw e;
+}
+
+/** Reads every segment of `dir` (read-only; a missing folder is an empty journal). */
+export async function scanJournal(dir: string): Promise<JournalScan> {
+  const names = (await readdir(dir).catch(emptyIfMissing)).filter((n) => SEGMENT_NAME.test(n)).sort();
+  const scan: JournalScan = { segments: [], live: new Map() };
+  for (const name of names) {
+    const path = join(dir, name);
+    const seq = Number(SEGMENT_NAME.exec(name)![1]);
+    let buf: Buffer;
+    try {
+      buf = await readFile(path);
+    } catch (e) {
+      // unlinked meanwhile (a running relay, read by a tool): none of its messages is live
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") continue;
+      throw e;
+    }
+    let end = 0;
+    for (const r of parseRecords(buf)) {
+      if (r.type === DONE) scan.live.delete(r.meta.toString("latin1"));
+      else {
+        let env: Envelope;
+        try {
+          env = JSON.parse(r.meta.toString("utf8")) as Envelope;
+        } catch {
+          break; // a CRC-correct record that is not ours: treat like a torn tail
+        }
+        scan.live.set(env.id, { env, seq, path, offset: r.bodyOffset, length: r.bodyLength });
+      }
+      end = r.end;
+    }
+    scan.segments.push({ seq, path, end });
+  }
+  return scan;
+}
+
+/** Reads `length` bytes at `offset` of the file at `path` (a journal message's body). */
+export async function readRange(path: string, offset: number, length: number): Promise<Buffer> {
+  const fh = await open(path, "r");
+  try {
+    const buf = Buffer.allocUnsafe(length);
+    const { bytesRead } = await fh.read(buf, 0, length, offset);
+    if (bytesRead !== length) throw new Error(`${path}: short read (${bytesRead} of ${length} bytes)`);
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
+
+interface Segment {
+  seq: number;
+  path: string;
+  /** Bytes of acknowledged records: where the next round writes (O_APPEND) while current. */
+  size: number;
+  /** Accepted messages in it not yet done or moved out. */
+  live: number;
+  /** Open for appending while it is the current segment. */
+  fh?: FileHandle;
+}
+
+interface Pending {
+  record: Buffer;
+  /** Called in the round, as soon as it is durable, with where the record went. */
+  resolve(seg: Segment, offset: number): void;
+  reject(e: Error): void;
+}
+
+/** Appends `records` durably to the segment open as `fh`; returns the bytes written. */
+export type AppendRecords = (fh: FileHandle, records: Buffer[]) => Promise<number>;
+
+// O_DSYNC makes the write itself durable (one thread-pool hop per round instead of two)
+const DSYNC: number = constants.O_DSYNC ?? 0;
+
+const appendDurably: AppendRecords = async (fh, records) => {
+  const { bytesWritten } = await fh.writev(records);
+  if (!DSYNC) await fh.datasync();
+  return bytesWritten;
+};
+
+export interface JournalOptions {
+  /** A segment is rolled once it holds this many bytes. */
+  segmentBytes: number;
+  /** Bodies of recently accepted messages kept in memory (for their first delivery), in bytes. */
+  cacheBytes: number;
+  /** Tests: stands in for the durable write (to make a round fail). */
+  append?: AppendRecords;
+}
+
+export class Journal {
+  private segments: Segment[] = [];
+  private current: Segment | undefined;
+  private lastSeq = 0;
+  private where = new Map<string, { seg: Segment; offset: number; length: number }>();
+  private cache = new Map<string, Buffer>();
+  private cached = 0;
+  private pending: Pending[] = [];
+  /** Done records of a failed round, written with the next one. */
+  private retry: Buffer[] = [];
+  /** The running rounds (until nothing is queued), if any. */
+  private committing: Promise<void> | undefined;
+  private collecting: Promise<void> = Promise.resolve();
+  private readonly append: AppendRecords;
+  /** Rounds run and records written so far (figures, tests). */
+  rounds = 0;
+  records = 0;
+
+  private constructor(
+    readonly dir: string,
+    private readonly o: JournalOptions,
+  ) {
+    this.append = o.append ?? appendDurably;
+  }
+
+  /**
+   * Opens the journal in `dir` and recovers it: the live messages (accepted, not done, and not in
+   * `moved`: the spool's env/ wins), oldest first. Segments without a live message are deleted.
+   */
+  static async open(
+    dir: string,
+    moved: ReadonlySet<string>,
+    o: JournalOptions,
+  ): Promise<{ journal: Journal; envelopes: Envelope[] }> {
+    await mkdir(dir, { recursive: true });
+    const j = new Journal(dir, o);
+    const scan = await scanJournal(dir);
+    const bySeq = new Map<number, Segment>();
+    for (const s of scan.segments) {
+      const seg: Segment = { seq: s.seq, path: s.path, size: s.end, live: 0 };
+      j.segments.push(seg);
+      bySeq.set(s.seq, seg);
+      j.lastSeq = s.seq;
+    }
+    const envelopes: Envelope[] = [];
+    for (const [id, e] of scan.live) {
+      if (moved.has(id)) continue;
+      const seg = bySeq.get(e.seq)!;
+      seg.live++;
+      j.where.set(id, { seg, offset: e.offset, length: e.length });
+      envelopes.push(e.env);
+    }
+    j.collect();
+    await j.collecting;
+    return { journal: j, envelopes };
+  }
+
+  has(id: string): boolean {
+    return this.where.has(id);
+  }
+
+  /** Appends an accept record; resolves once it is durable (rejects if its round failed). */
+  async accept(env: Envelope, message: readonly Buffer[]): Promise<void> {
+    const meta = Buffer.from(JSON.stringify(env), "utf8");
+    const record = frameRecord(ACCEPT, meta, message);
+    const bodyOffset = HEADER_BYTES + meta.length;
+    await this.enqueue(record, (seg, offset) => {
+      this.where.set(env.id, { seg, offset: offset + bodyOffset, length: record.length - bodyOffset });
+      seg.live++;
+      this.remember(env.id, record.subarray(bodyOffset));
+    });
+  }
+
+  /**
+   * The message left the journal (delivered, bounced, or moved to the spool's files): appends its
+   * done record. Never fails: a done record that cannot be written is retried with the next round
+   * (until then a crash would deliver the message again).
+   */
+  async done(id: string): Promise<void> {
+    const at = this.where.get(id);
+    if (!at) return;
+    this.where.delete(id);
+    this.forget(id);
+    at.seg.live--;
+    const record = frameRecord(DONE, Buffer.from(id, "latin1"), []);
+    await this.enqueue(record).catch(() => this.retry.push(record));
+    this.collect();
+  }
+
+  /** A journal message's bytes (at most `max`), or undefined when it is not in the journal. */
+  async read(id: string, max = Infinity): Promise<Buffer | undefined> {
+    const cached = this.cache.get(id);
+    if (cached) return cached.subarray(0, Math.min(max, cached.length));
+    const at = this.where.get(id);
+    if (!at) return undefined;
+    return readRange(at.seg.path, at.offset, Math.min(max, at.length));
+  }
+
+  /** Waits for the queued rounds and closes the current segment (stopping; appending later reopens). */
+  async close(): Promise<void> {
+    await this.committing;
+    if (this.current) await this.retire(this.current);
+    await this.collecting;
+  }
+
+  stats(): { rounds: number; records: number; segments: number } {
+    return { rounds: this.rounds, records: this.records, segments: this.segments.length };
+  }
+
+  private remember(id: string, body: Buffer): void {
+    if (body.length > this.o.cacheBytes) return;
+    this.cache.set(id, body);
+    this.cached += body.length;
+    for (const [old, b] of this.cache) {
+      if (this.cached <= this.o.cacheBytes) break;
+      this.cache.delete(old);
+      this.cached -= b.length;
+    }
+  }
+
+  private forget(id: string): void {
+    const b = this.cache.get(id);
+    if (!b) return;
+    this.cache.delete(id);
+    this.cached -= b.length;
+  }
+
+  /** Queues `record` for the next round; `committed` runs within the round, before any later one. */
+  private enqueue(record: Buffer, committed?: (seg: Segment, offset: number) => void): Promise<void> {
+    const p = new Promise<void>((resolve, reject) =>
+      this.pending.push({
+        record,
+        resolve: (seg, offset) => {
+          committed?.(seg, offset);
+          resolve();
+        },
+        reject,
+      }),
+    );
+    // the round starts after the current tick: records queued in the same tick share it
+    this.committing ??= Promise.resolve().then(() => this.commit());
+    return p;
+  }
+
+  /** Runs rounds until nothing is queued. */
+  private async commit(): Promise<void> {
+    while (this.pending.length) {
+      const round = this.retry
+        .splice(0)
+        .map((record): Pending => ({
+          record,
+          resolve: () => undefined,
+          reject: () => this.retry.push(record),
+        }))
+        .concat(this.pending);
+      this.pending = [];
+      this.rounds++;
+      let seg: Segment | undefined;
+      try {
+        seg = await this.writable();
+        const records = round.map((p) => p.record);
+        const bytes = records.reduce((n, r) => n + r.length, 0);
+        const written = await this.append(seg.fh!, records);
+        if (written !== bytes) throw new Error(`short write (${written} of ${bytes} bytes)`);
+        let offset = seg.size;
+        seg.size += bytes;
+        this.records += round.length;
+        for (const p of round) {
+          p.resolve(seg, offset);
+          offset += p.record.length;
+        }
+      } catch (e) {
+        if (seg) await this.abandon(seg);
+        const err = e instanceof Error ? e : new Error(String(e));
+        for (const p of round) p.reject(err);
+      }
+    }
+    this.committing = undefined;
+  }
+
+  /** The segment to append to: the current one, or a new one (rolled by size) made durable first. */
+  private async writable(): Promise<Segment> {
+    if (this.current && this.current.size >= this.o.segmentBytes) await this.retire(this.current);
+    if (this.current) return this.current;
+    const seq = ++this.lastSeq;
+    const path = join(this.dir, segmentName(seq));
+    const flags = constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_APPEND | DSYNC;
+    const seg: Segment = { seq, path, size: 0, live: 0, fh: await open(path, flags, 0o600) };
+    this.segments.push(seg);
+    this.current = seg;
+    try {
+      await fsyncDir(this.dir); // its name is durable before its first record is acknowledged
+    } catch (e) {
+      await this.abandon(seg);
+      throw e;
+    }
+    return seg;
+  }
+
+  /** No more appends to `seg` (full): it goes once its messages are done. */
+  private async retire(seg: Segment): Promise<void> {
+    this.current = undefined;
+    await seg.fh?.close().catch(() => undefined);
+    delete seg.fh;
+    this.collect();
+  }
+
+  /**
+   * A round failed on `seg`: the write's offset is unknown, so no more appends to it. Cut back to
+   * its last acknowledged record so no unacknowledged one is found at recovery (best effort: a
+   * record found anyway is delivered, a duplicate of what the client sends again after its 4xx).
+   */
+  private async abandon(seg: Segment): Promise<void> {
+    // nothing acknowledged in it, not even a done record: it may go out of order
+    const empty = seg.size === 0;
+    if (empty) this.segments = this.segments.filter((s) => s !== seg);
+    await this.retire(seg);
+    if (empty) await unlink(seg.path).catch(() => undefined);
+    else await truncate(seg.path, seg.size).catch(() => undefined);
+  }
+
+  /** Deletes segments, oldest first, while the oldest is not current and holds no live message. */
+  private collect(): void {
+    this.collecting = this.collecting.then(async () => {
+      for (let s = this.segments[0]; s && s !== this.current && s.live === 0; s = this.segments[0]) {
+        try {
+          await unlink(s.path);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== "ENOENT") return; // kept; tried again next time
+        }
+        const gone = s;
+        this.segments = this.segments.filter((x) => x !== gone);
+        try {
+          await fsyncDir(this.dir);
+        } catch {
+          return; // durably gone before the next one goes: its done records must not go first
+        }
+      }
+    });
+  }
+}

@@ -1,0 +1,349 @@
+// The spool's write-ahead journal (relay/queue/journal.ts) on a temp directory: record framing, a
+// torn or garbage tail ignored at recovery, done records, segments deleted oldest first, a failed
+// round rejecting all its records and moving on to a fresh segment, group commit under concurrency,
+// and a writer process killed with SIGKILL again and again: every accept that resolved is recovered.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { appendFile, mkdtemp, readdir, rm, stat, truncate } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import fc from "fast-check";
+import {
+  ACCEPT,
+  DONE,
+  frameRecord,
+  Journal,
+  parseRecords,
+  scanJournal,
+  segmentName,
+  type AppendRecords,
+  type JournalOptions,
+} from "../../relay/queue/journal.js";
+import { newQueueId, Spool, type Envelope } from "../../relay/queue/spool.js";
+
+let root: string;
+let n = 0;
+const journals: Journal[] = [];
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), "relay-journal-"));
+});
+after(async () => {
+  for (const j of journals) await j.close();
+  await rm(root, { recursive: true, force: true });
+});
+
+const fresh = (): string => join(root, `j${++n}`);
+const big = { segmentBytes: 1 << 30, cacheBytes: 1 << 20 };
+
+function envelope(id = newQueueId()): Envelope {
+  return {
+    v: 1,
+    id,
+    from: "a@x.test",
+    recipients: [{ address: "b@y.test", state: "pending" }],
+    receivedAt: 1,
+    attempts: 0,
+    nextAttemptAt: 1,
+    size: 0,
+  };
+}
+
+async function open(dir: string, o: Partial<JournalOptions> = {}, moved = new Set<string>()) {
+  const r = await Journal.open(dir, moved, { ...big, ...o });
+  journals.push(r.journal);
+  return r;
+}
+
+const segments = async (dir: string): Promise<string[]> => (await readdir(dir)).sort();
+
+/** An append whose rounds complete only when the test says so (and may fail). */
+function gatedAppend(): {
+  append: AppendRecords;
+  sizes: number[];
+  release(err?: Error): void;
+  waiting(): number;
+} {
+  const gates: Array<(err?: Error) => void> = [];
+  const sizes: number[] = [];
+  return {
+    sizes,
+    append: async (fh, records) => {
+      sizes.push(records.length);
+      const err = await new Promise<Error | undefined>((r) => gates.push(r));
+      if (err) throw err;
+      const { bytesWritten } = await fh.writev(records);
+      return bytesWritten;
+    },
+    release(err) {
+      const g = gates.shift();
+      assert.ok(g, "a round is waiting");
+      g(err);
+    },
+    waiting: () => gates.length,
+  };
+}
+
+const until = async (cond: () => boolean): Promise<void> => {
+  while (!cond()) await new Promise((r) => setTimeout(r, 2));
+};
+
+describe("journal records", () => {
+  it("framing round-trips any meta and body, however the body is cut", () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.tuple(
+            fc.uint8Array({ maxLength: 64 }),
+            fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 4 }),
+          ),
+          {
+            maxLength: 8,
+          },
+        ),
+        (recs) => {
+          const buf = Buffer.concat(
+            recs.map(([meta, parts], i) =>
+              frameRecord(
+                i % 2 ? DONE : ACCEPT,
+                Buffer.from(meta),
+                parts.map((p) => Buffer.from(p)),
+              ),
+            ),
+          );
+          const got = [...parseRecords(buf)];
+          assert.equal(got.length, recs.length);
+          got.forEach((r, i) => {
+            const [meta, parts] = recs[i]!;
+            assert.equal(r.type, i % 2 ? DONE : ACCEPT);
+            assert.deepEqual(r.meta, Buffer.from(meta));
+            assert.deepEqual(
+              buf.subarray(r.bodyOffset, r.bodyOffset + r.bodyLength),
+              Buffer.concat(parts.map((p) => Buffer.from(p))),
+            );
+          });
+          assert.equal(got.at(-1)?.end ?? 0, buf.length);
+        },
+      ),
+    );
+  });
+
+  it("a torn last record or garbage after the last good one ends the scan there", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ minLength: 1, maxLength: 200 }), { minLength: 1, maxLength: 5 }),
+        fc.nat(),
+        fc.uint8Array({ maxLength: 64 }),
+        (bodies, cutAt, garbage) => {
+          const records = bodies.map((b) => frameRecord(ACCEPT, Buffer.from("{}"), [Buffer.from(b)]));
+          const whole = Buffer.concat(records);
+          const lastStart = whole.length - records.at(-1)!.length;
+          // cut anywhere inside the last record: it is gone, the others stay
+          const cut = lastStart + (cutAt % records.at(-1)!.length);
+          assert.equal([...parseRecords(whole.subarray(0, cut))].length, records.length - 1);
+          // garbage after whole records: never read as a record (unless it happens to be one)
+          const withGarbage = [...parseRecords(Buffer.concat([whole, Buffer.from(garbage)]))];
+          assert.equal(withGarbage.length, records.length);
+        },
+      ),
+    );
+  });
+
+  it("a flipped bit anywhere in a record makes its CRC fail", () => {
+    const rec = frameRecord(ACCEPT, Buffer.from('{"id":"X"}'), [Buffer.from("message body")]);
+    for (let i = 0; i < rec.length; i++)
+      for (const bit of [0x01, 0x80]) {
+        const bad = Buffer.from(rec);
+        bad[i]! ^= bit;
+        assert.equal([...parseRecords(bad)].length, 0, `byte ${i} bit ${bit}`);
+      }
+  });
+});
+
+describe("journal", () => {
+  it("recovers accepted messages, not done ones, and reads bodies from disk after a restart", async () => {
+    const dir = fresh();
+    const { journal } = await open(dir);
+    const [a, b, c] = [envelope(), envelope(), envelope()];
+    await Promise.all([
+      journal.accept(a, [Buffer.from("head "), Buffer.from("of a")]),
+      journal.accept(b, [Buffer.from("b")]),
+      journal.accept(c, [Buffer.from("c")]),
+    ]);
+    assert.equal((await journal.read(a.id))?.toString(), "head of a");
+    assert.equal((await journal.read(a.id, 4))?.toString(), "head");
+    await journal.done(b.id);
+    assert.equal(journal.has(b.id), false);
+    assert.equal(await journal.read(b.id), undefined);
+
+    const again = await open(dir, { cacheBytes: 0 });
+    assert.deepEqual(
+      again.envelopes.map((e) => e.id),
+      [a.id, c.id],
+    );
+    assert.equal((await again.journal.read(a.id))?.toString(), "head of a");
+    assert.equal((await again.journal.read(a.id, 2))?.toString(), "he");
+    // a new process writes to a new segment; the old one stays while it holds live messages
+    await again.journal.done(c.id);
+    assert.deepEqual(await segments(dir), [segmentName(1), segmentName(2)]);
+    await again.journal.done(a.id);
+    await until(() => again.journal.stats().segments === 1);
+    assert.deepEqual(await segments(dir), [segmentName(2)]);
+  });
+
+  it("ignores a torn tail and garbage after a crash", async () => {
+    const dir = fresh();
+    const { journal } = await open(dir);
+    const [a, b] = [envelope(), envelope()];
+    await journal.accept(a, [Buffer.from("kept")]);
+    await journal.accept(b, [Buffer.alloc(1000, 0x62)]);
+    const path = join(dir, segmentName(1));
+    await truncate(path, (await stat(path)).size - 10); // b's last bytes never reached the disk
+    await appendFile(path, Buffer.from("garbage after the tear"));
+    const again = await open(dir);
+    assert.deepEqual(
+      again.envelopes.map((e) => e.id),
+      [a.id],
+    );
+    assert.equal((await again.journal.read(a.id))?.toString(), "kept");
+  });
+
+  it("the ids in `moved` (the spool's env/) win over the journal", async () => {
+    const dir = fresh();
+    const { journal } = await open(dir);
+    const [a, b] = [envelope(), envelope()];
+    await journal.accept(a, [Buffer.from("a")]);
+    await journal.accept(b, [Buffer.from("b")]);
+    const again = await open(dir, {}, new Set([a.id]));
+    assert.deepEqual(
+      again.envelopes.map((e) => e.id),
+      [b.id],
+    );
+    assert.equal(again.journal.has(a.id), false);
+  });
+
+  it("deletes segments strictly oldest first, once all their messages are done", async () => {
+    const dir = fresh();
+    // every round fills a segment: each accept lands in a segment of its own
+    const { journal } = await open(dir, { segmentBytes: 1 });
+    const [a, b] = [envelope(), envelope()];
+    await journal.accept(a, [Buffer.from("a")]); // segment 1
+    await journal.accept(b, [Buffer.from("b")]); // segment 2
+    await journal.done(b.id); // its done record goes to segment 3
+    await new Promise((r) => setTimeout(r, 20));
+    // segment 2 has nothing live but segment 1 (older) does: both stay
+    assert.deepEqual(await segments(dir), [1, 2, 3].map(segmentName));
+    await journal.done(a.id); // segment 4
+    await until(() => journal.stats().segments === 1);
+    assert.deepEqual(await segments(dir), [segmentName(4)]);
+    const again = await open(dir);
+    assert.deepEqual(again.envelopes, []);
+  });
+
+  it("a failed round rejects all its records; the next one goes to a fresh segment", async () => {
+    const dir = fresh();
+    const gate = gatedAppend();
+    const { journal } = await open(dir, { append: gate.append });
+    const kept = envelope();
+    const first = journal.accept(kept, [Buffer.from("acknowledged")]);
+    await until(() => gate.waiting() === 1);
+    gate.release();
+    await first;
+    const lost = [envelope(), envelope(), envelope()];
+    const round = lost.map((e) => journal.accept(e, [Buffer.from("never acknowledged")]));
+    await until(() => gate.waiting() === 1);
+    gate.release(new Error("EIO: i/o error, write"));
+    for (const p of round) await assert.rejects(p, /EIO/);
+    for (const e of lost) assert.equal(journal.has(e.id), false);
+    const next = envelope();
+    const p = journal.accept(next, [Buffer.from("after")]);
+    await until(() => gate.waiting() === 1);
+    gate.release();
+    await p;
+    assert.deepEqual(await segments(dir), [segmentName(1), segmentName(2)]);
+    assert.deepEqual(gate.sizes, [1, 3, 1]);
+    const again = await open(dir);
+    assert.deepEqual(again.envelopes.map((e) => e.id).sort(), [kept.id, next.id].sort());
+  });
+
+  it("a round that fails half-written is cut back to its last acknowledged record", async () => {
+    const dir = fresh();
+    let fail = false;
+    const { journal } = await open(dir, {
+      append: async (fh, records) => {
+        if (!fail) return (await fh.writev(records)).bytesWritten;
+        // the first record of the round reaches the file whole, then the device is full
+        await fh.writev([records[0]!, ...records.slice(1, 2).map((r) => r.subarray(0, 7))]);
+        throw new Error("ENOSPC: no space left on device, write");
+      },
+    });
+    const kept = envelope();
+    await journal.accept(kept, [Buffer.from("ok")]);
+    fail = true;
+    const round = [envelope(), envelope()].map((e) => journal.accept(e, [Buffer.from("refused")]));
+    for (const p of round) await assert.rejects(p, /ENOSPC/);
+    // a new segment after a failure on an empty one is removed, not left behind
+    await assert.rejects(journal.accept(envelope(), [Buffer.from("refused too")]), /ENOSPC/);
+    assert.deepEqual(await segments(dir), [segmentName(1)]);
+    const scan = await scanJournal(dir);
+    assert.deepEqual([...scan.live.keys()], [kept.id], "the 4xx'd messages are not found at recovery");
+    // a done record that could not be written goes out with the next round that works
+    await journal.done(kept.id);
+    fail = false;
+    await journal.accept(envelope(), [Buffer.from("later")]);
+    assert.equal((await scanJournal(dir)).live.has(kept.id), false);
+  });
+
+  it("group commit: records queued while a round runs share the next round", async () => {
+    const dir = fresh();
+    const gate = gatedAppend();
+    const { journal } = await open(dir, { append: gate.append });
+    const first = journal.accept(envelope(), [Buffer.from("first")]);
+    await until(() => gate.waiting() === 1);
+    const more = Array.from({ length: 50 }, () => journal.accept(envelope(), [Buffer.from("x".repeat(100))]));
+    gate.release();
+    await first;
+    await until(() => gate.waiting() === 1);
+    gate.release();
+    await Promise.all(more);
+    assert.deepEqual(gate.sizes, [1, 50]);
+    assert.deepEqual(journal.stats(), { rounds: 2, records: 51, segments: 1 });
+    assert.equal((await scanJournal(dir)).live.size, 51);
+  });
+});
+
+describe("journal under kill -9", () => {
+  it(
+    "every enqueue that resolved is recovered, whatever the moment of the kill",
+    { timeout: 120_000 },
+    async () => {
+      const q = fresh();
+      const writer = new URL("../support/spool-writer.ts", import.meta.url).pathname;
+      const cwd = new URL("../..", import.meta.url).pathname;
+      for (let round = 1; round <= 3; round++) {
+        const child = spawn(process.execPath, ["--import", "tsx", writer, q], {
+          cwd,
+          stdio: ["ignore", "pipe", "inherit"],
+        });
+        const acked = new Set<string>();
+        const removing = new Set<string>();
+        let rest = "";
+        child.stdout.on("data", (d: Buffer) => {
+          const lines = (rest + d.toString()).split("\n");
+          rest = lines.pop()!;
+          for (const l of lines) (l.startsWith("rm ") ? removing : acked).add(l.slice(3));
+        });
+        const exited = new Promise((r) => child.once("exit", r));
+        await until(() => acked.size >= round * 700 || child.exitCode !== null);
+        child.kill("SIGKILL"); // mid-round: accepts and done records being written
+        await exited;
+        const { envelopes, spool } = await Spool.open(q);
+        const live = new Set(envelopes.map((e) => e.id));
+        const lost = [...acked].filter((id) => !removing.has(id) && !live.has(id));
+        assert.deepEqual(lost, [], `round ${round}: ${acked.size} acknowledged, ${live.size} recovered`);
+        for (const e of envelopes) await spool.remove(e.id);
+        await spool.close();
+      }
+    },
+  );
+});
