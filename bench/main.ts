@@ -8,10 +8,14 @@
 //   --policies a,b,... operator: these numbers of policies instead
 //   --postfix k=v,...  extra Postfix main.cf settings (experiments)
 //   --cpu-prof         V8 CPU profile of Sealpost's relay (node --cpu-prof on the relay child), summarized
+//   --node lts|self    the Node that runs Sealpost: the image's, the current LTS (default,
+//                      scripts/node-lts.sh), or the one running this bench
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { ltsNodeBinary } from "../test/support/toolchain.js";
 import { runOperatorBench, type OperatorFigures } from "./operator/index.js";
 import { profileTables, summarizeProfiles, type ProfileSummary } from "./profile.js";
 import { runRelayBench, type RelayCase, type RelayFigures } from "./relay/index.js";
@@ -25,6 +29,7 @@ const { values } = parseArgs({
     "cpu-prof": { type: "boolean", default: false },
     postfix: { type: "string" },
     policies: { type: "string" },
+    node: { type: "string", default: "lts" },
   },
   strict: true,
 });
@@ -44,9 +49,12 @@ function relayCases(): RelayCase[] {
   return out;
 }
 
+if (values.node !== "lts" && values.node !== "self") throw new Error("--node lts|self");
+const sealpostNode = values.node === "lts" ? ltsNodeBinary() : process.execPath;
 const env = {
   date: new Date().toISOString(),
   node: process.version,
+  sealpostNode: execFileSync(sealpostNode, ["--version"], { encoding: "utf8" }).trim(),
   cpus: cpus().length,
   cpuModel: cpus()[0]?.model ?? "?",
   memoryGb: Math.round(totalmem() / 2 ** 30),
@@ -54,7 +62,7 @@ const env = {
   mode: full ? "full" : "quick",
 };
 const header =
-  `Sealpost benchmarks (${env.mode}) ${env.date}, node ${env.node}, ${env.cpus} CPUs (${env.cpuModel}), ` +
+  `Sealpost benchmarks (${env.mode}) ${env.date}, node ${env.node} (Sealpost on ${env.sealpostNode}), ${env.cpus} CPUs (${env.cpuModel}), ` +
   `${env.memoryGb} GB, load average at start ${env.loadAvgAtStart.join(" / ")}.\n` +
   `Loopback only; the machine is shared with other work, so figures are noisy: compare the ratios of ` +
   `one run, not absolute figures across runs.`;
@@ -71,6 +79,7 @@ if (only !== "operator") {
     relays: ["sealpost", "postfix"],
     warmup: 50,
     perSession: 10,
+    node: sealpostNode,
     ...(cpuProfDir ? { cpuProfDir } : {}),
     ...(values.postfix
       ? {

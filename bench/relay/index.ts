@@ -55,6 +55,8 @@ export interface RelayBenchOptions {
   perSession: number;
   /** Sealpost only: write a V8 CPU profile of the relay into this directory. */
   cpuProfDir?: string;
+  /** Sealpost only: the node binary that runs the relay. */
+  node: string;
   /** Extra main.cf settings for Postfix. */
   postfixConfig?: Record<string, string>;
   log(line: string): void;
@@ -86,6 +88,7 @@ export async function runRelayBench(o: RelayBenchOptions): Promise<RelayFigures[
                 cert: relayCert,
                 workers: Math.max(16, c.concurrency),
                 maxConnectionsPerIp: Math.max(20, 2 * c.concurrency),
+                node: o.node,
                 ...(o.cpuProfDir ? { cpuProfDir: o.cpuProfDir } : {}),
               })
             : startPostfixRelay({

@@ -32,6 +32,8 @@ export interface SealpostOptions {
   workers: number;
   /** Write a V8 CPU profile (node --cpu-prof) into this directory when the relay exits. */
   cpuProfDir?: string;
+  /** The node binary to run the relay with (the image's: the current LTS). */
+  node: string;
 }
 
 export async function startSealpost(o: SealpostOptions): Promise<RelayUnderTest> {
@@ -77,7 +79,7 @@ export async function startSealpost(o: SealpostOptions): Promise<RelayUnderTest>
   const compiled = await buildCompiled();
   const m: Managed = startProcess(
     "relay",
-    process.execPath,
+    o.node,
     [
       ...(o.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${o.cpuProfDir}`] : []),
       ...[join(compiled, "bin/sealpost.js"), "relay", "--config", configDir, "--poll-ms", "200"],
