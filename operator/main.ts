@@ -4,8 +4,9 @@
 // Every flag has an environment variable (SEALPOST_<FLAG_IN_CAPS>, e.g. SEALPOST_RELAY_IMAGE); flags win.
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
-import * as k8s from "@kubernetes/client-node";
 import { pino } from "pino";
+import { count, labels, seconds } from "./flags.js";
+import { loadKubeAuth } from "./runtime/kubeconfig.js";
 import { Operator } from "./operator.js";
 import { serveHttp } from "./runtime/health.js";
 import { LeaderElector } from "./runtime/leader.js";
@@ -32,6 +33,10 @@ const options = {
   "resync-period": { type: "string" },
   /** How often policy delivery figures (status.lastDelivery, counters) are read from the relay pods. */
   "policy-figures-period": { type: "string" },
+  /** Concurrent MailDomainPolicy reconciles (default 8). */
+  "policy-workers": { type: "string" },
+  /** A MailRelay is reconciled at most once per this period (default 0.25s): bursts coalesce. */
+  "relay-min-interval": { type: "string" },
   identity: { type: "string" },
   help: { type: "boolean" },
 } as const;
@@ -41,25 +46,6 @@ function flag(values: Record<string, unknown>, name: keyof typeof options): stri
   if (typeof v === "string") return v;
   if (v === true) return "true";
   return process.env[`SEALPOST_${name.toUpperCase().replace(/-/g, "_")}`];
-}
-
-function seconds(v: string | undefined, dflt: number): number {
-  if (v === undefined) return dflt;
-  const n = Number(v.replace(/s$/, ""));
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`invalid duration ${v}`);
-  return n * 1000;
-}
-
-function labels(v: string): Record<string, string> {
-  return Object.fromEntries(
-    v
-      .split(",")
-      .filter(Boolean)
-      .map((kv) => {
-        const [k, val = ""] = kv.split("=");
-        return [k!.trim(), val.trim()];
-      }),
-  );
 }
 
 async function main(): Promise<void> {
@@ -73,10 +59,8 @@ async function main(): Promise<void> {
     return;
   }
   const log = pino({ level: flag(values, "log-level") ?? "info", base: { component: "operator" } });
-  const kc = new k8s.KubeConfig();
-  const kubeconfig = flag(values, "kubeconfig");
-  if (kubeconfig) kc.loadFromFile(kubeconfig);
-  else kc.loadFromDefault();
+  // client-node's KubeConfig only when the kubeconfig needs it (runtime/kubeconfig.ts)
+  const kc = await loadKubeAuth(flag(values, "kubeconfig"));
 
   const identity = flag(values, "identity") ?? `${hostname()}_${process.pid}`;
   const operatorNamespace =
@@ -95,6 +79,8 @@ async function main(): Promise<void> {
     metrics,
     resyncMs: seconds(flag(values, "resync-period"), 300),
     figuresPollMs: seconds(flag(values, "policy-figures-period"), 30),
+    workers: count(flag(values, "policy-workers"), 8),
+    relayIntervalMs: seconds(flag(values, "relay-min-interval"), 0.25),
     settings: {
       image: flag(values, "relay-image") ?? "ghcr.io/sealpost/sealpost:latest",
       imagePullPolicy:

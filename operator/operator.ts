@@ -1,25 +1,33 @@
 // The operator: informers (started at once, so a standby has warm caches), one controller per kind
 // (started when this process leads), and the mapping from every watched object back to the keys of
 // the MailRelays, MailDomainPolicies and RelayCredentials it affects.
-import type * as k8s from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { policyReferences } from "./compile/relay-config.js";
 import { policyEventKeys, relayEventKeys, type EventKeys } from "./mapping.js";
 import { RELAY_LABEL } from "./render/meta.js";
 import type { RelaySettings } from "./render/input.js";
+import { AppliedObjects } from "./runtime/applied.js";
 import { Controller } from "./runtime/controller.js";
 import { EventRecorder } from "./runtime/events.js";
 import type { EventType } from "./runtime/informer.js";
 import { KubeClient, type KubeObject } from "./runtime/kube.js";
+import type { KubeAuth } from "./runtime/kubeconfig.js";
 import { OperatorMetrics } from "./runtime/metrics.js";
-import { httpStatusProbe, type ReconcilerDeps, type StatusProbe } from "./reconcilers/common.js";
+import {
+  httpStatusProbe,
+  SharedProbe,
+  WrittenStatus,
+  type ReconcilerDeps,
+  type StatusProbe,
+} from "./reconcilers/common.js";
 import { reconcileMailDomainPolicy } from "./reconcilers/maildomainpolicy.js";
 import { reconcileMailRelay } from "./reconcilers/mailrelay.js";
 import { reconcileRelayCredential } from "./reconcilers/relaycredential.js";
 import { allInformers, ClusterState, makeCaches, type Caches, type CredentialObject } from "./state.js";
 
 export interface OperatorOptions {
-  kubeConfig: k8s.KubeConfig;
+  /** A client-node KubeConfig, or runtime/kubeconfig.ts's loadKubeAuth(). */
+  kubeConfig: KubeAuth;
   /** Namespaces to watch; undefined/empty: all. */
   namespaces?: string[];
   settings: RelaySettings;
@@ -31,7 +39,14 @@ export interface OperatorOptions {
   /** How often a policy's delivery figures are refreshed from its relay pods (default 30 s). */
   figuresPollMs?: number;
   metrics?: OperatorMetrics;
+  /** Concurrent reconciles of MailDomainPolicies (default 8: mostly status writes, I/O-bound). */
   workers?: number;
+  /**
+   * A MailRelay is reconciled at most once per this many ms (default 250), and at most once per three
+   * times its last reconcile's duration: a burst of policy changes becomes one ConfigMap apply per
+   * interval, not one per policy. 0: no limit.
+   */
+  relayIntervalMs?: number;
   /** Backoff of failed reconciles. */
   retryBaseMs?: number;
   retryMaxMs?: number;
@@ -40,12 +55,21 @@ export interface OperatorOptions {
 const key = (o: { metadata: { namespace?: string; name?: string } }): string =>
   `${o.metadata.namespace ?? ""}/${o.metadata.name ?? ""}`;
 
+/** Whether an AppliedObjects key names one of relay `relay`'s objects (names.* in render/meta.ts). */
+const ownedName = (k: string, relay: string): boolean => {
+  const name = k.slice(k.lastIndexOf("/") + 1);
+  return name === relay || name === `${relay}-config` || name === `${relay}-tls`;
+};
+
 export class Operator {
   readonly client: KubeClient;
   readonly caches: Caches;
   readonly state: ClusterState;
   readonly metrics: OperatorMetrics;
   readonly controllers: { relays: Controller; policies: Controller; credentials: Controller };
+  /** What this process applied and wrote last (skips writes that would change nothing). */
+  readonly applied = new AppliedObjects();
+  readonly written = new WrittenStatus();
   private running = false;
 
   constructor(readonly o: OperatorOptions) {
@@ -54,33 +78,52 @@ export class Operator {
     this.client.listeners.add((i) =>
       this.metrics.apiRequests.inc({ method: i.method, code: String(i.status) }),
     );
+    this.client.onConnection = () => this.metrics.apiConnections.inc();
     this.caches = makeCaches(this.client, {
       namespaces: o.namespaces,
       resyncMs: o.resyncMs ?? 300_000,
       log: o.log,
     });
     this.state = new ClusterState(this.caches);
+    const resyncMs = o.resyncMs ?? 300_000;
     const deps: ReconcilerDeps = {
       client: this.client,
       state: this.state,
       settings: o.settings,
       events: new EventRecorder(this.client, o.identity, o.log),
       log: o.log,
-      probe: o.probe ?? httpStatusProbe,
+      // pods are asked at most twice per poll period, however many policy reconciles want to know
+      probe: new SharedProbe(
+        o.probe ?? httpStatusProbe,
+        Math.min(o.enforcePollMs ?? 10_000, o.figuresPollMs ?? 30_000) / 2,
+      ).get,
       enforcePollMs: o.enforcePollMs ?? 10_000,
       figuresPollMs: o.figuresPollMs ?? 30_000,
       now: () => new Date(),
+      applied: this.applied,
+      reapplyMs: resyncMs,
+      written: this.written,
     };
-    const copts = {
-      workers: o.workers ?? 2,
+    const queue = { baseDelayMs: o.retryBaseMs ?? 200, maxDelayMs: o.retryMaxMs ?? 60_000 };
+    const copts = (workers: number, minIntervalMs = 0, minIntervalFactor = 0) => ({
+      workers,
       metrics: this.metrics,
       log: o.log,
-      queue: { baseDelayMs: o.retryBaseMs ?? 200, maxDelayMs: o.retryMaxMs ?? 60_000 },
-    };
+      queue: { ...queue, minIntervalMs, minIntervalFactor },
+    });
     this.controllers = {
-      relays: new Controller("mailrelay", (k) => reconcileMailRelay(deps, k), copts),
-      policies: new Controller("maildomainpolicy", (k) => reconcileMailDomainPolicy(deps, k), copts),
-      credentials: new Controller("relaycredential", (k) => reconcileRelayCredential(deps, k), copts),
+      relays: new Controller(
+        "mailrelay",
+        (k) => reconcileMailRelay(deps, k),
+        // and at least 3x its last reconcile's duration: a relay with a large config coalesces more
+        copts(2, o.relayIntervalMs ?? 250, o.relayIntervalMs === 0 ? 0 : 3),
+      ),
+      policies: new Controller(
+        "maildomainpolicy",
+        (k) => reconcileMailDomainPolicy(deps, k),
+        copts(o.workers ?? 8),
+      ),
+      credentials: new Controller("relaycredential", (k) => reconcileRelayCredential(deps, k), copts(2)),
     };
     this.wire();
   }
@@ -132,6 +175,7 @@ export class Operator {
     this.running = false;
     await Promise.all(Object.values(this.controllers).map((c) => c.stop()));
     await Promise.all(allInformers(this.caches).map((i) => i.stop()));
+    this.client.close();
   }
 
   private enqueueKeys(k: EventKeys): void {
@@ -194,14 +238,21 @@ export class Operator {
     const ctl = this.controllers;
     // the relay itself; its policies (before and after) only when its selector/spec changed
     c.relays.on((t: EventType, r, old) => {
-      if (t === "delete") this.state.forgetCompile(key(r));
+      if (t === "delete") {
+        this.state.forgetCompile(key(r));
+        const ns = r.metadata.namespace ?? "";
+        this.applied.forget((k) => k.includes(`/${ns}/`) && ownedName(k, r.metadata.name));
+        this.written.forget(`MailRelay/${key(r)}`);
+      }
       this.enqueueKeys(relayEventKeys(t, r, old, c.policies.list(r.metadata.namespace)));
     });
     // the policy itself, the relays selecting it, and the policies claiming one of its domains
     // (conflicts) — not the whole namespace: a policy's own status write must not fan out to N
     c.policies.on((t: EventType, p, old) => {
       const ns = p.metadata.namespace;
-      this.enqueueKeys(policyEventKeys(t, p, old, c.relays.list(ns), c.policies.list(ns)));
+      if (t === "delete") this.written.forget(`MailDomainPolicy/${key(p)}`);
+      const peers = (d: string): string[] => this.state.domainClaimants(ns ?? "", d);
+      this.enqueueKeys(policyEventKeys(t, p, old, c.relays.list(ns), peers));
     });
     c.credentials.on((t: EventType, cr) => {
       if (t !== "delete") ctl.credentials.enqueue(key(cr));

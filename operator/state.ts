@@ -2,16 +2,26 @@
 // (which policies a relay selects, what a namespace holds) computed from them on demand. Nothing here
 // is state the cluster doesn't hold.
 import type { Logger } from "pino";
-import type { MailDomainPolicy, MailRelay, RelayCredential } from "./api.js";
 import {
+  MailRelay as MailRelaySchema,
+  type MailDomainPolicy,
+  type MailRelay,
+  type RelayCredential,
+} from "./api.js";
+import {
+  compilePolicyEntry,
   compileRelayConfig,
+  conflictProblems,
   keyOf,
   type ClusterView,
   type CompileResult,
+  type PolicyEntry,
+  type PolicyProblem,
   type SecretInfo,
 } from "./compile/relay-config.js";
 import { selectorMatches } from "./compile/selector.js";
-import { Informer } from "./runtime/informer.js";
+import { policyDomains } from "./mapping.js";
+import { Informer, type EventType } from "./runtime/informer.js";
 import { R, type KubeClient, type KubeObject } from "./runtime/kube.js";
 import { MANAGED_BY, MANAGED_BY_LABEL, RELAY_APP, RELAY_NAME_LABEL } from "./render/meta.js";
 
@@ -45,30 +55,60 @@ export interface Caches {
   certificates: Informer<KubeObject>;
 }
 
+/**
+ * What every informer does to an object before caching it (controller-runtime's cache transform):
+ * metadata.managedFields is the apiserver's server-side-apply bookkeeping, often larger than the rest
+ * of the object, and nothing in the operator reads it. Mutates in place.
+ */
+export function stripManagedFields(o: KubeObject): void {
+  delete o.metadata.managedFields;
+}
+
 /** Secret values never stay in the operator's memory: only which keys exist matters. */
 export function dropSecretValues(s: SecretObject): void {
+  stripManagedFields(s);
   // a TLS Secret's certificate is public: kept for the relay's CertificateExpiring condition
   const keep = s.type === "kubernetes.io/tls" ? "tls.crt" : undefined;
   if (s.data) for (const k of Object.keys(s.data)) if (k !== keep) s.data[k] = "";
   delete (s as { stringData?: unknown }).stringData;
 }
 
+/**
+ * ConfigMap values are not kept either: the compile reads which keys exist (CA bundles, S/MIME
+ * certificates), the relays' own ConfigMaps are known by their annotations, and a relay's config.json
+ * (up to 900 KiB each) would otherwise sit in the cache next to the compile that produced it.
+ */
+export function dropConfigMapValues(c: ConfigMapObject): void {
+  stripManagedFields(c);
+  if (c.data) for (const k of Object.keys(c.data)) c.data[k] = "";
+  if (c.binaryData) for (const k of Object.keys(c.binaryData)) c.binaryData[k] = "";
+}
+
 export function makeCaches(
   client: KubeClient,
   opts: { namespaces?: string[]; resyncMs: number; log: Logger },
 ): Caches {
-  const base = { namespaces: opts.namespaces, resyncMs: opts.resyncMs, log: opts.log };
+  const base = {
+    namespaces: opts.namespaces,
+    resyncMs: opts.resyncMs,
+    log: opts.log,
+    transform: stripManagedFields,
+  };
   const managed = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
   return {
-    relays: new Informer(client, R.MailRelay, base),
-    policies: new Informer(client, R.MailDomainPolicy, base),
-    credentials: new Informer(client, R.RelayCredential, base),
+    relays: new Informer<MailRelayObject>(client, R.MailRelay, base),
+    policies: new Informer<PolicyObject>(client, R.MailDomainPolicy, base),
+    credentials: new Informer<CredentialObject>(client, R.RelayCredential, base),
     secrets: new Informer<SecretObject>(client, R.Secret, {
       ...base,
       resyncMs: 0,
       transform: dropSecretValues,
     }),
-    configMaps: new Informer(client, R.ConfigMap, { ...base, resyncMs: 0 }),
+    configMaps: new Informer<ConfigMapObject>(client, R.ConfigMap, {
+      ...base,
+      resyncMs: 0,
+      transform: dropConfigMapValues,
+    }),
     pods: new Informer(client, R.Pod, {
       ...base,
       resyncMs: 0,
@@ -98,32 +138,93 @@ export function splitKey(key: string): { namespace: string; name: string } {
   return { namespace: key.slice(0, i), name: key.slice(i + 1) };
 }
 
-/**
- * What compileRelayConfig reads, as a string: the relay's name, generation and spec; per selected
- * policy its name and generation (the apiserver bumps it on every spec change; resourceVersion would
- * change with every status write) or, without one, its spec; per Secret its type and keys, per
- * ConfigMap its keys, per RelayCredential its spec. O(objects in the namespace), no parsing.
- */
-export function compileFingerprint(
-  relay: MailRelay,
-  selected: readonly PolicyObject[],
-  view: ClusterView,
-): string {
-  const parts: string[] = [keyOf(relay), String(relay.metadata.generation ?? ""), JSON.stringify(relay.spec)];
-  for (const p of selected)
-    parts.push(
-      `p:${p.metadata.name}:${p.metadata.uid ?? ""}:${
-        p.metadata.generation !== undefined ? p.metadata.generation : JSON.stringify(p.spec)
-      }`,
-    );
+/** The view as a string: per Secret its type and keys, per ConfigMap its keys, per RelayCredential its spec. */
+export function viewFingerprint(view: ClusterView): string {
+  const parts: string[] = [];
   for (const [n, s] of view.secrets) parts.push(`s:${n}:${s.type ?? ""}:${[...s.keys].join(",")}`);
   for (const [n, keys] of view.configMaps) parts.push(`c:${n}:${[...keys].join(",")}`);
   for (const [n, c] of view.credentials) parts.push(`r:${n}:${JSON.stringify(c.spec)}`);
   return parts.join("\n");
 }
 
+/** How many compiled configurations per relay configEnforces knows. */
+const REVISIONS = 8;
+
+/** A relay's spec identity: uid and generation (or, without one, the spec itself). */
+function relaySpecId(r: MailRelay): string {
+  const g = r.metadata.generation;
+  return `${r.metadata.uid ?? ""}:${g !== undefined ? g : JSON.stringify(r.spec)}`;
+}
+
+/** What a policy's compile depends on of the policy itself: uid and generation (or, without one, the spec). */
+function specId(p: PolicyObject): string {
+  const g = p.metadata.generation;
+  return `${p.metadata.uid ?? ""}:${g !== undefined ? g : JSON.stringify(p.spec)}`;
+}
+
+/**
+ * What compileRelayConfig reads, as a string: the relay's name, generation and spec; per selected
+ * policy its name and generation (the apiserver bumps it on every spec change; resourceVersion would
+ * change with every status write) or, without one, its spec; and the view (viewFingerprint).
+ * O(selected policies), no parsing.
+ */
+export function compileFingerprint(
+  relay: MailRelay,
+  selected: readonly PolicyObject[],
+  viewFp: string,
+): string {
+  const parts: string[] = [keyOf(relay), String(relay.metadata.generation ?? ""), JSON.stringify(relay.spec)];
+  for (const p of selected) parts.push(`p:${p.metadata.name}:${specId(p)}`);
+  parts.push(viewFp);
+  return parts.join("\n");
+}
+
+/** One policy's verdict on one relay: whether the relay's config includes it, or why not. */
+export interface PolicyVerdict {
+  included: boolean;
+  problems: PolicyProblem[];
+}
+
 export class ClusterState {
-  constructor(readonly caches: Caches) {}
+  /** Per namespace: the view and its fingerprint, valid while the informers' versions stay the same. */
+  private readonly views = new Map<string, { versions: string; view: ClusterView; fp: string }>();
+  /** Per policy key: its own compile, valid for one spec (specId) and one view. */
+  private readonly entries = new Map<string, { id: string; viewFp: string; entry: PolicyEntry }>();
+  /** Per namespace: normalized domain pattern → names of the policies claiming it (raw specs). */
+  private readonly claims = new Map<string, Map<string, Set<string>>>();
+  /** Whether `claims` is kept up to date from the policy informer's events (else: scan the cache). */
+  private readonly indexed: boolean;
+
+  constructor(readonly caches: Caches) {
+    this.indexed = typeof (caches.policies as Partial<Informer<PolicyObject>>).on === "function";
+    if (this.indexed) caches.policies.on((t, p, old) => this.observePolicy(t, p, old));
+  }
+
+  private observePolicy(type: EventType, p: PolicyObject, old: PolicyObject | undefined): void {
+    if (type === "resync") return;
+    const ns = p.metadata.namespace ?? "";
+    const name = p.metadata.name;
+    let byDomain = this.claims.get(ns);
+    if (!byDomain) this.claims.set(ns, (byDomain = new Map<string, Set<string>>()));
+    const drop = (q: PolicyObject): void => {
+      for (const d of policyDomains(q)) {
+        const set = byDomain.get(d);
+        set?.delete(name);
+        if (set?.size === 0) byDomain.delete(d);
+      }
+    };
+    if (old && old !== p) drop(old);
+    if (type === "delete") {
+      drop(p);
+      this.entries.delete(keyOf(p));
+      return;
+    }
+    for (const d of policyDomains(p)) {
+      const set = byDomain.get(d);
+      if (set) set.add(name);
+      else byDomain.set(d, new Set([name]));
+    }
+  }
 
   /** The policies a relay's policySelector matches in its namespace. */
   selectedPolicies(relay: MailRelay): PolicyObject[] {
@@ -149,31 +250,147 @@ export class ClusterState {
   }
 
   view(namespace: string): ClusterView {
+    return this.viewOf(namespace).view;
+  }
+
+  /**
+   * The namespace's view and its fingerprint, rebuilt only when the Secret, ConfigMap or
+   * RelayCredential cache of the namespace changed (informer versions).
+   */
+  private viewOf(namespace: string): { view: ClusterView; fp: string } {
+    const c = this.caches;
+    const v = (i: { version?: (ns: string) => number }): string =>
+      typeof i.version === "function" ? String(i.version(namespace)) : "?";
+    const versions = `${v(c.secrets)}:${v(c.configMaps)}:${v(c.credentials)}`;
+    const hit = this.views.get(namespace);
+    if (hit && hit.versions === versions && !versions.includes("?")) return hit;
     const secrets = new Map<string, SecretInfo>();
-    for (const s of this.caches.secrets.list(namespace))
+    for (const s of c.secrets.list(namespace))
       secrets.set(s.metadata.name, { type: s.type, keys: new Set(Object.keys(s.data ?? {})) });
     const configMaps = new Map<string, Set<string>>();
-    for (const c of this.caches.configMaps.list(namespace))
+    for (const cm of c.configMaps.list(namespace))
       configMaps.set(
-        c.metadata.name,
-        new Set([...Object.keys(c.data ?? {}), ...Object.keys(c.binaryData ?? {})]),
+        cm.metadata.name,
+        new Set([...Object.keys(cm.data ?? {}), ...Object.keys(cm.binaryData ?? {})]),
       );
     const credentials = new Map<string, RelayCredential>();
-    for (const c of this.caches.credentials.list(namespace)) credentials.set(c.metadata.name, c);
-    return { secrets, configMaps, credentials };
+    for (const cr of c.credentials.list(namespace)) credentials.set(cr.metadata.name, cr);
+    const view = { secrets, configMaps, credentials };
+    const fp = viewFingerprint(view);
+    // an unchanged fingerprint keeps the previous string: the entries' viewFp compare by identity
+    const entry = { versions, view, fp: hit?.fp === fp ? hit.fp : fp };
+    this.views.set(namespace, entry);
+    return entry;
   }
+
+  /** One policy compiled on its own, memoised per spec and namespace view. Callers must not mutate it. */
+  policyEntry(p: PolicyObject): PolicyEntry {
+    const ns = p.metadata.namespace ?? "";
+    const { view, fp } = this.viewOf(ns);
+    const k = keyOf(p);
+    const id = specId(p);
+    const hit = this.entries.get(k);
+    if (hit && hit.id === id && hit.viewFp === fp) return hit.entry;
+    const entry = compilePolicyEntry(p, ns, view);
+    this.entries.set(k, { id, viewFp: fp, entry });
+    return entry;
+  }
+
+  /**
+   * The keys of the policies in `namespace` whose spec claims the normalized domain pattern `domain`
+   * (any relay, parsed or not): the policies whose DomainConflict verdict a change of it may change.
+   */
+  domainClaimants(namespace: string, domain: string): string[] {
+    if (this.indexed)
+      return [...(this.claims.get(namespace)?.get(domain) ?? [])].map((n) => `${namespace}/${n}`);
+    return this.caches.policies
+      .list(namespace)
+      .filter((p) => policyDomains(p).includes(domain))
+      .map(keyOf);
+  }
+
+  /** The keys of the parsed policies `relay` selects that claim `domain`. */
+  private claimants(relay: MailRelay, domain: string): string[] {
+    const ns = relay.metadata.namespace ?? "";
+    const names = this.indexed
+      ? [...(this.claims.get(ns)?.get(domain) ?? [])]
+      : this.caches.policies
+          .list(ns)
+          .filter((p) => policyDomains(p).includes(domain))
+          .map((p) => p.metadata.name);
+    const out: string[] = [];
+    for (const name of names) {
+      const q = this.caches.policies.get(ns, name);
+      if (!q || q.metadata.deletionTimestamp) continue;
+      if (!selectorMatches(relay.spec.policySelector ?? {}, q.metadata.labels)) continue;
+      const e = this.policyEntry(q);
+      if (e.domains?.includes(domain)) out.push(e.key);
+    }
+    return out;
+  }
+
+  /**
+   * Whether `relay`'s config includes policy `p`, or why not: exactly what compile(relay) says about
+   * it (included / problems), in O(p's domains and the policies sharing them) instead of O(all the
+   * relay's policies). undefined when the relay's own settings do not compile (reported on the relay).
+   */
+  verdict(relay: MailRelay, p: PolicyObject): PolicyVerdict | undefined {
+    if (this.relayError(relay)) return undefined;
+    const e = this.policyEntry(p);
+    if (!e.domains) return { included: false, problems: e.problems };
+    const problems = [...conflictProblems(e.key, e.domains, (d) => this.claimants(relay, d)), ...e.problems];
+    return { included: !problems.length && e.policy !== undefined, problems };
+  }
+
+  /**
+   * A MailRelay as the API schema reads it (defaults applied), or undefined when it does not parse;
+   * memoised per spec (uid and generation), so N policy reconciles do not parse their relay N times.
+   */
+  parsedRelay(raw: MailRelayObject): MailRelay | undefined {
+    const k = keyOf(raw);
+    const id = relaySpecId(raw);
+    const hit = this.relays.get(k);
+    if (hit?.id === id) return hit.relay;
+    const p = MailRelaySchema.safeParse(raw);
+    const relay = p.success ? p.data : undefined;
+    this.relays.set(k, { id, relay });
+    return relay;
+  }
+
+  private readonly relays = new Map<string, { id: string; relay: MailRelay | undefined }>();
+
+  /** The relay's own compile problem (its settings, without policies), memoised per spec and view. */
+  private relayError(relay: MailRelay): unknown {
+    const { view, fp } = this.viewOf(relay.metadata.namespace ?? "");
+    const id = relaySpecId(relay);
+    const k = keyOf(relay);
+    const hit = this.relayChecks.get(k);
+    if (hit && hit.id === id && hit.viewFp === fp) return hit.error;
+    let error: unknown;
+    try {
+      compileRelayConfig(relay, [], view);
+    } catch (e) {
+      error = e ?? new Error("relay does not compile");
+    }
+    this.relayChecks.set(k, { id, viewFp: fp, error });
+    return error;
+  }
+
+  private readonly relayChecks = new Map<string, { id: string; viewFp: string; error: unknown }>();
 
   /**
    * The relay's compiled config. Memoised per relay by a fingerprint of exactly what the compile reads
    * (the relay's spec and generation, the selected policies' names and generations, the namespace's
-   * Secret/ConfigMap keys and credential specs), so the N policy reconciles of one state share one
-   * compile instead of doing N (O(N²) with 1,000 policies). A cache keyed by inputs, not truth: a
-   * changed input is a different fingerprint, and the result is recomputed. Callers must not mutate it.
+   * Secret/ConfigMap keys and credential specs), and each policy's own part per policy (policyEntry),
+   * so a new compile after one policy changed re-parses that policy only. A cache keyed by inputs, not
+   * truth: a changed input is a different fingerprint, and the result is recomputed. Callers must not
+   * mutate it.
    */
   compile(relay: MailRelay): CompileResult {
     const selected = this.selectedPolicies(relay);
-    const view = this.view(relay.metadata.namespace ?? "");
-    const fp = compileFingerprint(relay, selected, view);
+    const ns = relay.metadata.namespace ?? "";
+    const { view, fp: viewFp } = this.viewOf(ns);
+    const fp = compileFingerprint(relay, selected, viewFp);
     const k = keyOf(relay);
     const hit = this.compiled.get(k);
     if (hit?.fp === fp) {
@@ -183,8 +400,11 @@ export class ClusterState {
     }
     this.compileStats.misses++;
     try {
-      const result = compileRelayConfig(relay, selected, view);
+      const result = compileRelayConfig(relay, selected, view, (raw) =>
+        this.policyEntry(raw as PolicyObject),
+      );
       this.compiled.set(k, { fp, result });
+      this.remember(k, result);
       return result;
     } catch (e) {
       this.compiled.set(k, { fp, error: e });
@@ -192,9 +412,43 @@ export class ClusterState {
     }
   }
 
+  /**
+   * Per relay, the configurations compiled lately (config hash → per included policy its token), the
+   * most recently used last: a relay pod reports the hash of the config it runs, and this says what
+   * that config enforces of each policy. Bounded (REVISIONS per relay).
+   */
+  private readonly revisions = new Map<string, Map<string, ReadonlyMap<string, string>>>();
+
+  private remember(relayKey: string, result: CompileResult): void {
+    let r = this.revisions.get(relayKey);
+    if (!r) this.revisions.set(relayKey, (r = new Map<string, ReadonlyMap<string, string>>()));
+    r.delete(result.hash);
+    r.set(result.hash, result.tokens);
+    while (r.size > REVISIONS) r.delete(r.keys().next().value!);
+  }
+
+  /**
+   * Whether the relay config with sha256 `hash` enforces policy `p` as it is compiled now (the same
+   * token), or undefined when this process does not know that config (yet: compile(relay) adds the
+   * current one). A pod running a config from before an unrelated policy changed still enforces `p`.
+   */
+  configEnforces(relay: MailRelay, hash: string, p: PolicyObject): boolean | undefined {
+    const r = this.revisions.get(keyOf(relay));
+    const tokens = r?.get(hash);
+    if (!r || !tokens) return undefined;
+    // most recently used last: the hashes pods report stay while a burst compiles many others
+    r.delete(hash);
+    r.set(hash, tokens);
+    const token = this.policyEntry(p).token;
+    return token !== undefined && tokens.get(keyOf(p)) === token;
+  }
+
   /** Drops a deleted relay's memoised compile. */
   forgetCompile(relayKey: string): void {
     this.compiled.delete(relayKey);
+    this.revisions.delete(relayKey);
+    this.relayChecks.delete(relayKey);
+    this.relays.delete(relayKey);
   }
 
   private readonly compiled = new Map<

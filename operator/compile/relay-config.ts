@@ -53,6 +53,8 @@ export interface CompileResult {
   restartHash: string;
   /** namespace/name of the policies in the config. */
   included: string[];
+  /** Per included policy, its PolicyEntry token: what this config enforces of it. */
+  tokens: Map<string, string>;
   /** Problems of the policies left out, by namespace/name. */
   problems: Map<string, PolicyProblem[]>;
   /** Problems of the relay's own references (spec.inbound.credentialRefs); those credentials are left out. */
@@ -335,56 +337,141 @@ export function restartRelevant(c: RelayConfig): unknown {
 }
 
 /**
+ * One policy compiled on its own: everything about it that does not depend on the other policies
+ * (its spec parsed with the API's defaults, its references resolved against the namespace). Conflicts
+ * are the only verdict that needs the others (conflictProblems). Pure; callers may memoise it per
+ * policy spec and namespace view, and must not mutate it.
+ */
+export interface PolicyEntry {
+  /** namespace/name */
+  key: string;
+  /** The normalized domain patterns, once each; undefined when the spec does not parse (InvalidSpec). */
+  domains?: string[];
+  /** Spec and reference problems (no conflicts): the policy is left out when there is one. */
+  problems: PolicyProblem[];
+  /** The relay config's policy, when there are no problems. */
+  policy?: Policy;
+  /**
+   * With `policy`: what the relay gets of this policy, as a string (the policy and the credentials it
+   * brings). Two configs with the same token for a policy enforce it the same way.
+   */
+  token?: string;
+  /** What the policy brings into the config: credentials, and the Secret/ConfigMap keys it mounts. */
+  credentials: ReadonlyMap<string, Credential>;
+  secrets: ReadonlyMap<string, ReadonlyMap<string, string>>;
+  configMaps: ReadonlyMap<string, ReadonlyMap<string, string>>;
+}
+
+export function compilePolicyEntry(raw: unknown, namespace: string, view: ClusterView): PolicyEntry {
+  const key = keyOf(raw as MailDomainPolicy);
+  const parsed = MailDomainPolicySchema.safeParse(raw);
+  if (!parsed.success)
+    return {
+      key,
+      problems: [
+        {
+          reason: "InvalidSpec",
+          message: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
+        },
+      ],
+      credentials: NONE,
+      secrets: NONE,
+      configMaps: NONE,
+    };
+  const refs = new Refs(namespace, view);
+  const policy = compilePolicy(parsed.data, refs);
+  const ok = policy && !refs.problems.length;
+  return {
+    key,
+    domains: [...new Set(parsed.data.spec.domains.map(normalizeDomain))],
+    problems: refs.problems,
+    ...(ok
+      ? {
+          policy,
+          token: JSON.stringify([policy, [...refs.credentials].sort((a, b) => a[0].localeCompare(b[0]))]),
+        }
+      : {}),
+    // most policies reference nothing: one shared empty map instead of three per policy
+    credentials: refs.credentials.size ? refs.credentials : NONE,
+    secrets: refs.secrets.size ? refs.secrets : NONE,
+    configMaps: refs.configMaps.size ? refs.configMaps : NONE,
+  };
+}
+
+const NONE: ReadonlyMap<string, never> = new Map<string, never>();
+
+/**
+ * The DomainConflict problems of one policy: per domain pattern it claims (in sorted order), the other
+ * policies of the same relay claiming it too. `claimants(domain)`: the keys of every parsed policy the
+ * relay selects that claims `domain` (this one included or not). Pure.
+ */
+export function conflictProblems(
+  key: string,
+  domains: readonly string[],
+  claimants: (domain: string) => readonly string[],
+): PolicyProblem[] {
+  const out: PolicyProblem[] = [];
+  for (const domain of [...domains].sort((a, b) => a.localeCompare(b))) {
+    const others = claimants(domain)
+      .filter((k) => k !== key)
+      .sort();
+    if (others.length)
+      out.push({
+        reason: "DomainConflict",
+        message: `domain ${domain} is also claimed by MailDomainPolicy ${others.join(", ")} with equal specificity`,
+      });
+  }
+  return out;
+}
+
+/**
  * Compiles the relay. `policies` are the ones its policySelector matches (any order). Throws only if
  * the relay's own settings are invalid (the MailRelay reconciler reports that on the MailRelay).
+ * `entryOf` compiles one policy (a memoising caller passes its cache; default: compilePolicyEntry).
  */
 export function compileRelayConfig(
   relay: MailRelay,
   selected: readonly unknown[],
   view: ClusterView,
+  entryOf: (raw: unknown) => PolicyEntry = (raw) =>
+    compilePolicyEntry(raw, relay.metadata.namespace ?? "", view),
 ): CompileResult {
   const ns = relay.metadata.namespace ?? "";
   const problems = new Map<string, PolicyProblem[]>();
   // objects from the cluster passed the CRD's schema; zod applies the API's defaults (and would catch a
   // CRD that drifted from the schema)
-  const policies: MailDomainPolicy[] = [];
+  const entries: PolicyEntry[] = [];
   for (const raw of selected) {
-    const parsed = MailDomainPolicySchema.safeParse(raw);
-    if (parsed.success) policies.push(parsed.data);
-    else
-      problems.set(keyOf(raw as MailDomainPolicy), [
-        {
-          reason: "InvalidSpec",
-          message: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
-        },
-      ]);
+    const e = entryOf(raw);
+    if (e.domains) entries.push(e);
+    else problems.set(e.key, e.problems);
   }
-  const sorted = [...policies].sort((a, b) => keyOf(a).localeCompare(keyOf(b)));
-  const conflicts = findConflicts(sorted);
+  const sorted = entries.sort((a, b) => a.key.localeCompare(b.key));
+  const owners = new Map<string, string[]>();
+  for (const e of sorted)
+    for (const d of e.domains!) {
+      const list = owners.get(d);
+      if (list) list.push(e.key);
+      else owners.set(d, [e.key]);
+    }
   const compiled: Policy[] = [];
   const credentials: Record<string, Credential> = {};
   const secretItems = new Map<string, Map<string, string>>();
   const configMapItems = new Map<string, Map<string, string>>();
   const egress = new Set<number>();
-  for (const p of sorted) {
-    const key = keyOf(p);
-    const refs = new Refs(ns, view);
-    const pol = compilePolicy(p, refs);
-    const list: PolicyProblem[] = [];
-    for (const c of conflicts.get(key) ?? [])
-      list.push({
-        reason: "DomainConflict",
-        message: `domain ${c.domain} is also claimed by MailDomainPolicy ${c.others.join(", ")} with equal specificity`,
-      });
-    list.push(...refs.problems);
-    if (list.length || !pol) {
-      problems.set(key, list);
+  const tokens = new Map<string, string>();
+  for (const e of sorted) {
+    const list = [...conflictProblems(e.key, e.domains!, (d) => owners.get(d) ?? []), ...e.problems];
+    if (list.length || !e.policy) {
+      problems.set(e.key, list);
       continue;
     }
+    const pol = e.policy;
     compiled.push(pol);
-    for (const [name, c] of refs.credentials) credentials[name] = c;
-    for (const [name, m] of refs.secrets) for (const [k, v] of m) mapIn(secretItems, name).set(k, v);
-    for (const [name, m] of refs.configMaps) for (const [k, v] of m) mapIn(configMapItems, name).set(k, v);
+    tokens.set(e.key, e.token ?? "");
+    for (const [name, c] of e.credentials) credentials[name] = c;
+    for (const [name, m] of e.secrets) for (const [k, v] of m) mapIn(secretItems, name).set(k, v);
+    for (const [name, m] of e.configMaps) for (const [k, v] of m) mapIn(configMapItems, name).set(k, v);
     if (pol.outbound.nextHop) egress.add(pol.outbound.nextHop.port);
   }
 
@@ -468,6 +555,7 @@ export function compileRelayConfig(
     hash: sha256(json),
     restartHash: sha256(JSON.stringify(restartRelevant(config))).slice(0, 32),
     included: compiled.map((p) => p.name),
+    tokens,
     problems,
     relayProblems,
     sources,

@@ -4,9 +4,8 @@
 // ready pod of those relays reports (admin /status) the config hash that contains it.
 // status.lastDelivery and status.counters come from the same /status answers (`policies`): summed over
 // the ready pods of those relays, written only when they change, refreshed every figuresPollMs.
-import { MailDomainPolicy as PolicySchema } from "../api.js";
 import { keyOf, type PolicyProblem } from "../compile/relay-config.js";
-import { MailRelay as MailRelaySchema } from "../api.js";
+import type { MailRelay } from "../api.js";
 import type { ReconcileResult } from "../runtime/controller.js";
 import { problemsCondition, type ConditionInput } from "../runtime/conditions.js";
 import { splitKey } from "../state.js";
@@ -58,30 +57,24 @@ export async function reconcileMailDomainPolicy(
   const raw = deps.state.caches.policies.get(namespace, name);
   if (!raw || raw.metadata.deletionTimestamp) return;
   const g = raw.metadata.generation;
-  const parsed = PolicySchema.safeParse(raw);
   const relays = deps.state.relaysSelecting(raw);
   const problems: PolicyProblem[] = [];
-  const included: { relay: string; hash: string; relayObj: (typeof relays)[number] }[] = [];
-  if (!parsed.success) {
-    problems.push({
-      reason: "InvalidSpec",
-      message: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
-    });
+  const included: { relay: string; relayObj: MailRelay }[] = [];
+  // the policy's own compile (spec parsed, references resolved), shared with the relays' compiles
+  const entry = deps.state.policyEntry(raw);
+  if (!entry.domains) {
+    problems.push(...entry.problems); // InvalidSpec
   } else {
     for (const r of relays) {
-      const rp = MailRelaySchema.safeParse(r);
-      if (!rp.success) continue;
-      let res;
-      try {
-        res = deps.state.compile(rp.data);
-      } catch {
-        continue; // the relay's own problem, reported on the MailRelay
-      }
-      const mine = res.problems.get(key);
-      if (mine) {
-        for (const p of mine)
+      const relay = deps.state.parsedRelay(r);
+      if (!relay) continue;
+      // this policy's part of the relay's compile, without compiling the relay's other policies
+      const v = deps.state.verdict(relay, raw);
+      if (!v) continue; // the relay's own problem, reported on the MailRelay
+      if (v.included) included.push({ relay: keyOf(r), relayObj: relay });
+      else
+        for (const p of v.problems)
           if (!problems.some((x) => x.reason === p.reason && x.message === p.message)) problems.push(p);
-      } else if (res.included.includes(key)) included.push({ relay: keyOf(r), hash: res.hash, relayObj: r });
     }
   }
 
@@ -124,7 +117,21 @@ export async function reconcileMailDomainPolicy(
     for (const i of included) {
       const pods = deps.state.readyPods(i.relayObj);
       if (!pods.length) continue;
-      const pr = await probeRelay(deps, pods, i.hash);
+      // a pod is current when the config it reports enforces this policy as it is now: a config
+      // compiled before another policy changed still does (no N status writes per config revision)
+      const enforces = (h: string): boolean => {
+        let known = deps.state.configEnforces(i.relayObj, h, raw);
+        if (known === undefined) {
+          try {
+            deps.state.compile(i.relayObj); // the current config (memoised), then look again
+          } catch {
+            return false;
+          }
+          known = deps.state.configEnforces(i.relayObj, h, raw);
+        }
+        return known === true;
+      };
+      const pr = await probeRelay(deps, pods, enforces);
       ready += pr.ready;
       behind.push(...pr.behind.map((p) => `${namespace}/${p}`));
       reports.push(...pr.reports.map((r) => r.report));

@@ -7,9 +7,10 @@ import { keyOf, type CompileResult } from "../compile/relay-config.js";
 import { certificateState, renderServerCertificate } from "../render/certificate.js";
 import { renderRelayObjects } from "../render/index.js";
 import type { RelayRenderInput } from "../render/input.js";
-import { names, type Owner } from "../render/meta.js";
+import { CONFIG_HASH_ANNOTATION, names, type Owner } from "../render/meta.js";
 import type { ReconcileResult } from "../runtime/controller.js";
 import { problemsCondition, type ConditionInput } from "../runtime/conditions.js";
+import { UNWATCHED, type LiveVersion } from "../runtime/applied.js";
 import { ApiError, type KubeObject } from "../runtime/kube.js";
 import { splitKey, type MailRelayObject } from "../state.js";
 import { certificateExpiringCondition, certificateNotAfter } from "../status/certificate-expiry.js";
@@ -84,6 +85,39 @@ export function renderInput(
  */
 export const MAX_CONFIG_BYTES = 900 * 1024;
 
+/** The kinds the operator watches (informer caches), by kind: their cached resourceVersion. */
+function cachedVersion(deps: ReconcilerDeps, obj: KubeObject): LiveVersion {
+  const c = deps.state.caches;
+  const ns = obj.metadata.namespace ?? "";
+  const cache =
+    obj.kind === "ConfigMap"
+      ? c.configMaps
+      : obj.kind === "StatefulSet"
+        ? c.statefulSets
+        : obj.kind === "Certificate"
+          ? c.certificates
+          : undefined;
+  if (!cache) return UNWATCHED;
+  return { resourceVersion: cache.get(ns, obj.metadata.name)?.metadata.resourceVersion };
+}
+
+/**
+ * Server-side apply of one rendered object, skipped when this process applied exactly this body
+ * last and the object has not changed since (runtime/applied.ts). Returns whether it applied.
+ */
+async function applyIfNeeded(deps: ReconcilerDeps, obj: KubeObject): Promise<boolean> {
+  const now = Date.now();
+  if (deps.applied && !deps.applied.needsApply(obj, cachedVersion(deps, obj), now, deps.reapplyMs ?? 0))
+    return false;
+  const result = await deps.client.apply<KubeObject>(obj);
+  deps.applied?.record(obj, result, now);
+  deps.log.debug(
+    { kind: obj.kind, name: obj.metadata.name, rv: result?.metadata?.resourceVersion },
+    "applied",
+  );
+  return true;
+}
+
 /** The objects rendered from the compiled config, kept at their last applied version when it is too large. */
 const CONFIG_DERIVED_KINDS = new Set(["ConfigMap", "StatefulSet", "NetworkPolicy"]);
 
@@ -123,20 +157,37 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   const tooLarge = configBytes > MAX_CONFIG_BYTES;
   // too large: nothing derived from the new config is applied (no half-apply: the ConfigMap, the pod
   // template's mounted sources and the egress rules stay as last applied, consistent with each other)
-  for (const obj of renderRelayObjects(input))
-    if (!tooLarge || !CONFIG_DERIVED_KINDS.has(obj.kind ?? "")) await deps.client.apply(obj);
+  const cm = deps.state.caches.configMaps.get(namespace, names.configMap(name));
+  const hashBefore = cm?.metadata.annotations?.[CONFIG_HASH_ANNOTATION];
+  let configApplied = false;
+  for (const obj of renderRelayObjects(input)) {
+    if (tooLarge && CONFIG_DERIVED_KINDS.has(obj.kind ?? "")) continue;
+    const announced = obj.kind === "ConfigMap" ? deps.applied?.lastAnnotations(obj) : undefined;
+    if ((await applyIfNeeded(deps, obj)) && obj.kind === "ConfigMap")
+      configApplied = (announced?.[CONFIG_HASH_ANNOTATION] ?? hashBefore) !== compiled.hash;
+  }
 
   // the server certificate, when cert-manager issues it
   let certProblem: string | undefined;
   const issuerRef = relay.spec.certificate.issuerRef;
   if (issuerRef) {
     try {
-      await deps.client.apply(renderServerCertificate(owner, relay.spec.hostname, issuerRef));
+      await applyIfNeeded(deps, renderServerCertificate(owner, relay.spec.hostname, issuerRef));
     } catch (e) {
       if (!(e instanceof ApiError) || e.code !== 404) throw e;
       certProblem = "cert-manager's Certificate API is not installed";
     }
   }
+  // one Event per configuration revision (not one per policy that changed it)
+  if (configApplied)
+    await deps.events.record(raw, {
+      type: "Normal",
+      reason: "ConfigApplied",
+      action: "Apply",
+      note: `configuration ${compiled.hash.slice(0, 12)} applied: ${compiled.included.length} policies${
+        compiled.problems.size ? `, ${compiled.problems.size} left out` : ""
+      }`,
+    });
 
   // status
   const stsStatus = (sts?.status ?? {}) as { replicas?: number; readyReplicas?: number };

@@ -1,6 +1,6 @@
-// Kubernetes Events (events.k8s.io/v1) for condition transitions and failures. Best effort: a failed
-// Event never fails a reconcile. Events are emitted on transitions only (the reconciler compares the
-// status it read with the status it writes), so a steady state emits nothing.
+// Kubernetes Events (events.k8s.io/v1) for problems, their repair, and relay configuration
+// revisions. Best effort: a failed Event never fails a reconcile. Which status changes get one is
+// statusEvents' decision (reconcilers/common.ts); a steady state emits nothing.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import { R, type KubeClient, type KubeObject } from "./kube.js";

@@ -2,9 +2,13 @@
 // token refresh). Objects stay plain JSON as the apiserver sends them (the watch delivers plain JSON
 // too, so the informer caches hold one shape), server-side apply sends our body as is (no model
 // serializer that could drop fields), and the status subresource is a path away.
-import { request as httpRequest, type RequestOptions } from "node:http";
-import { request as httpsRequest } from "node:https";
-import type * as k8s from "@kubernetes/client-node";
+// Connections are kept alive and reused: client-node's applyToHTTPSOptions hands out a new Agent per
+// request (so a new TCP + TLS handshake per request, and a new TLS context with the CA parsed again);
+// we keep one keep-alive Agent per set of TLS settings instead (see agentFor).
+import { createHash } from "node:crypto";
+import { Agent as HttpAgent, request as httpRequest, type RequestOptions } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest, type AgentOptions } from "node:https";
+import type { KubeAuth } from "./kubeconfig.js";
 
 export const FIELD_MANAGER = "sealpost";
 
@@ -161,23 +165,216 @@ export interface RequestOpts {
   timeoutMs?: number;
 }
 
+/** The TLS settings applyToHTTPSOptions puts on request options, which an Agent's sockets are bound to. */
+const TLS_KEYS = [
+  "ca",
+  "cert",
+  "key",
+  "pfx",
+  "passphrase",
+  "rejectUnauthorized",
+  "servername",
+  "ciphers",
+  "secureProtocol",
+  "secureOptions",
+  "crl",
+] as const;
+
+/** A fingerprint of the TLS settings of request options (buffers and strings), for keying Agents. Pure. */
+export function tlsFingerprint(options: Record<string, unknown>): string {
+  const h = createHash("sha256");
+  for (const k of TLS_KEYS) {
+    const v = options[k];
+    h.update(`${k}=`);
+    if (v === undefined) h.update("-");
+    else if (Buffer.isBuffer(v)) h.update(v);
+    else if (Array.isArray(v))
+      for (const x of v as unknown[]) h.update(Buffer.isBuffer(x) ? x : JSON.stringify(x));
+    else h.update(JSON.stringify(v));
+    h.update("\0");
+  }
+  return h.digest("hex");
+}
+
+export interface KubeClientOptions {
+  /** Connections per apiserver kept open at most (in use and idle). Default 32. */
+  maxSockets?: number;
+  /** An idle connection is closed after this long (the apiserver closes idle ones after 90 s). */
+  idleTimeoutMs?: number;
+}
+
+/** Node's errors when the server closed a kept-alive connection just as a request went out on it. */
+const STALE_SOCKET_ERRORS = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED"]);
+
+/** One event of a watch: the apiserver's JSON line. */
+export interface WatchEvent {
+  type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
+  object: KubeObject & { code?: number; reason?: string; message?: string };
+}
+
 export class KubeClient {
   /** Called after every request (metrics; tests count writes). */
   readonly listeners = new Set<(info: RequestInfo) => void>();
+  /** Keep-alive Agents: requests (bounded), watches (one long-lived connection each, unbounded). */
+  private readonly agents = new Map<
+    "request" | "watch",
+    { fingerprint: string; agent: HttpAgent; protocol: string; tls: unknown[] }
+  >();
+  /** Called for every connection this client opens for requests (each a TLS handshake for https). */
+  onConnection?: () => void;
 
-  constructor(readonly kubeConfig: k8s.KubeConfig) {}
+  constructor(
+    readonly kubeConfig: KubeAuth,
+    private readonly clientOpts: KubeClientOptions = {},
+  ) {}
 
-  async request<T>(method: string, path: string, opts: RequestOpts = {}): Promise<T> {
+  /**
+   * One keep-alive Agent per use and TLS settings (a rotated client certificate gets a new one; the
+   * old one's idle sockets close on their idle timeout). A proxy Agent from client-node's KubeConfig
+   * (cluster.proxyUrl) is left as it made it.
+   */
+  private agentFor(
+    options: RequestOptions,
+    protocol: string,
+    use: "request" | "watch",
+  ): HttpAgent | undefined {
+    const made = options.agent;
+    if (made && typeof made === "object" && made.constructor !== HttpsAgent && made.constructor !== HttpAgent)
+      return made;
+    const cur = this.agents.get(use);
+    // the same TLS values as last time (SimpleKubeConfig hands out the same Buffers): no hashing
+    const tls = TLS_KEYS.map((k) => (options as Record<string, unknown>)[k]);
+    if (cur && cur.protocol === protocol && tls.every((v, i) => v === cur.tls[i])) return cur.agent;
+    const fingerprint = `${protocol}${tlsFingerprint(options as Record<string, unknown>)}`;
+    if (cur?.fingerprint === fingerprint) {
+      cur.tls = tls;
+      return cur.agent;
+    }
+    const max = use === "watch" ? Infinity : (this.clientOpts.maxSockets ?? 32);
+    const agentOptions: AgentOptions = {
+      keepAlive: true,
+      maxSockets: max,
+      maxFreeSockets: use === "watch" ? 16 : max,
+      scheduling: "lifo",
+      // idle (free) sockets close after this; a request in flight sets its own timeout
+      timeout: this.clientOpts.idleTimeoutMs ?? 30_000,
+    };
+    for (const k of TLS_KEYS) {
+      const v = (options as Record<string, unknown>)[k];
+      if (v !== undefined) (agentOptions as Record<string, unknown>)[k] = v;
+    }
+    const agent = protocol === "http:" ? new HttpAgent(agentOptions) : new HttpsAgent(agentOptions);
+    if (use === "request") {
+      const createConnection = agent.createConnection.bind(agent);
+      agent.createConnection = (...args: Parameters<typeof agent.createConnection>) => {
+        this.onConnection?.();
+        return createConnection(...args);
+      };
+    }
+    this.agents.set(use, { fingerprint, agent, protocol, tls });
+    return agent;
+  }
+
+  /** Closes the connections (the process exits without waiting for their idle timeout). */
+  close(): void {
+    for (const a of this.agents.values()) a.agent.destroy();
+    this.agents.clear();
+  }
+
+  private async prepare(
+    method: string,
+    path: string,
+    query: RequestOpts["query"],
+    use: "request" | "watch",
+  ): Promise<{ url: URL; options: RequestOptions & { headers: Record<string, string> } }> {
     const cluster = this.kubeConfig.getCurrentCluster();
     if (!cluster) throw new Error("kubeconfig has no current cluster");
     const url = new URL(cluster.server.replace(/\/$/, "") + path);
-    for (const [k, v] of Object.entries(opts.query ?? {}))
-      if (v !== undefined) url.searchParams.set(k, String(v));
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const options: RequestOptions & { headers: Record<string, string> } = {
       method,
       headers: { Accept: "application/json" },
     };
     await this.kubeConfig.applyToHTTPSOptions(options);
+    options.agent = this.agentFor(options, url.protocol, use);
+    return { url, options };
+  }
+
+  /**
+   * Streams a watch (`?watch=1`): calls onEvent per event until the apiserver ends the watch (resolves)
+   * or the connection fails, the response is not 200, or `signal` aborts (rejects). `idleMs`: no byte
+   * for this long ends it with an error (a dead connection).
+   */
+  async watch(
+    path: string,
+    query: RequestOpts["query"],
+    onEvent: (e: WatchEvent) => void,
+    opts: { signal?: AbortSignal; idleMs?: number } = {},
+  ): Promise<void> {
+    const { url, options } = await this.prepare("GET", path, { ...query, watch: 1 }, "watch");
+    const send = url.protocol === "http:" ? httpRequest : httpsRequest;
+    await new Promise<void>((resolve, reject) => {
+      if (opts.signal?.aborted) return reject(new Error("watch aborted"));
+      const req = send(url, options, (res) => {
+        const status = res.statusCode ?? 0;
+        for (const l of this.listeners) l({ method: "GET", path, status });
+        if (status !== 200) {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => {
+            const text = Buffer.concat(chunks).toString("utf8");
+            let body: unknown = text;
+            try {
+              body = JSON.parse(text);
+            } catch {
+              // not JSON
+            }
+            reject(new ApiError(status, "GET", path, body));
+          });
+          res.on("error", reject);
+          return;
+        }
+        // one JSON document per line; a line (a large object) may span many chunks
+        let pending: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => {
+          let start = 0;
+          for (let nl = chunk.indexOf(10); nl >= 0; nl = chunk.indexOf(10, start)) {
+            const part = chunk.subarray(start, nl);
+            const line = pending.length ? Buffer.concat([...pending, part]) : part;
+            pending = [];
+            start = nl + 1;
+            if (line.length === 0) continue;
+            let ev: WatchEvent;
+            try {
+              ev = JSON.parse(line.toString("utf8")) as WatchEvent;
+            } catch {
+              req.destroy(new Error(`watch ${path}: unparsable event`));
+              return;
+            }
+            try {
+              onEvent(ev);
+            } catch (e) {
+              req.destroy(e as Error);
+              return;
+            }
+          }
+          if (start < chunk.length) pending.push(chunk.subarray(start));
+        });
+        res.on("end", () => resolve());
+        res.on("aborted", () => reject(new Error(`watch ${path}: connection closed`)));
+        res.on("error", reject);
+      });
+      req.setTimeout(opts.idleMs ?? 0, () => req.destroy(new Error(`watch ${path}: idle timeout`)));
+      req.on("error", reject);
+      const abort = (): void => void req.destroy(new Error("watch aborted"));
+      opts.signal?.addEventListener("abort", abort, { once: true });
+      req.on("close", () => opts.signal?.removeEventListener("abort", abort));
+      req.end();
+    });
+  }
+
+  async request<T>(method: string, path: string, opts: RequestOpts = {}): Promise<T> {
+    const { url, options } = await this.prepare(method, path, opts.query, "request");
     let payload: string | undefined;
     if (opts.body !== undefined) {
       payload = JSON.stringify(opts.body);
@@ -185,19 +382,36 @@ export class KubeClient {
       options.headers["Content-Length"] = String(Buffer.byteLength(payload));
     }
     const send = url.protocol === "http:" ? httpRequest : httpsRequest;
-    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = send(url, options, (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () =>
-          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }),
+    const once = () =>
+      new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = send(url, options, (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () =>
+            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }),
+          );
+          res.on("error", reject);
+        });
+        req.setTimeout(opts.timeoutMs ?? 30_000, () =>
+          req.destroy(new Error(`${method} ${path}: timed out`)),
         );
-        res.on("error", reject);
+        req.on("error", (e: NodeJS.ErrnoException) =>
+          reject(
+            Object.assign(e, { staleSocket: req.reusedSocket && STALE_SOCKET_ERRORS.has(e.code ?? "") }),
+          ),
+        );
+        req.end(payload);
       });
-      req.setTimeout(opts.timeoutMs ?? 30_000, () => req.destroy(new Error(`${method} ${path}: timed out`)));
-      req.on("error", reject);
-      req.end(payload);
-    });
+    let result: { status: number; text: string };
+    try {
+      result = await once();
+    } catch (e) {
+      // the apiserver closed an idle kept-alive connection as we reused it: the request never reached
+      // it (Node's documented case for one retry on a fresh connection)
+      if (!(e as { staleSocket?: boolean }).staleSocket) throw e;
+      result = await once();
+    }
+    const { status, text } = result;
     for (const l of this.listeners) l({ method, path, status });
     let parsed: unknown;
     try {

@@ -34,6 +34,11 @@ export class OperatorMetrics {
     labelNames: ["method", "code"] as const,
     registers: [this.registry],
   });
+  readonly apiConnections = new Counter({
+    name: "sealpost_operator_api_connections_total",
+    help: "Connections opened to the Kubernetes API for requests (watches not counted); kept alive and reused.",
+    registers: [this.registry],
+  });
   readonly leader = new Gauge({
     name: "sealpost_operator_leader",
     help: "1 while this process holds the leader lease.",

@@ -13,6 +13,17 @@ import {
 import { selectorMatches } from "../../operator/compile/selector.js";
 import { leaseDecision } from "../../operator/runtime/leader.js";
 import { microTime } from "../../operator/runtime/events.js";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { count, seconds } from "../../operator/flags.js";
+import { Informer } from "../../operator/runtime/informer.js";
+import { R } from "../../operator/runtime/kube.js";
+import {
+  inClusterSpec,
+  SimpleKubeConfig,
+  simpleSpecFromKubeconfig,
+} from "../../operator/runtime/kubeconfig.js";
 import { operatorClusterRules } from "../../operator/rbac.js";
 
 /** Manual timers: fire() runs the due ones. */
@@ -206,5 +217,241 @@ describe("RBAC rules", () => {
       assert.ok(!r.verbs.includes("delete") && !r.verbs.includes("deletecollection"));
       if (r.resources.includes("secrets")) assert.deepEqual(r.verbs, ["get", "list", "watch"]);
     }
+  });
+});
+
+describe("work queue minimum interval (coalescing bursts)", () => {
+  it("starts a key at most once per interval; adds in between become one later start", async () => {
+    const t = fakeTimers();
+    const q = new WorkQueue({ minIntervalMs: 250, ...t });
+    q.add("relay");
+    assert.equal(await q.get(), "relay");
+    for (let i = 0; i < 100; i++) q.add("relay"); // a burst of policy events
+    q.done("relay");
+    assert.equal(q.len(), 0, "not before the interval is over");
+    assert.ok(!q.isIdle(), "a key waiting for its interval is pending work");
+    assert.deepEqual(t.pending(), [250]);
+    t.advance(249);
+    assert.equal(q.len(), 0);
+    t.advance(1);
+    assert.equal(q.len(), 1);
+    assert.equal(await q.get(), "relay");
+    q.done("relay");
+    assert.ok(q.isIdle());
+    t.advance(1000);
+    q.add("relay");
+    assert.equal(q.len(), 1, "after a quiet interval: at once");
+    q.add("other");
+    assert.equal(q.len(), 2, "per key");
+  });
+
+  it("shutDown drops keys waiting for their interval", async () => {
+    const t = fakeTimers();
+    const q = new WorkQueue({ minIntervalMs: 100, ...t });
+    q.add("a");
+    await q.get();
+    q.done("a");
+    q.add("a");
+    assert.deepEqual(q.stats(), { queued: 0, processing: 0, delayed: 0, throttled: 1 });
+    q.shutDown();
+    assert.ok(q.isIdle());
+    t.advance(100);
+    assert.equal(q.len(), 0);
+  });
+});
+
+describe("command-line durations", () => {
+  it("are seconds, defaults included (a default of 300 is 300 s, not 300 ms)", () => {
+    assert.equal(seconds(undefined, 300), 300_000);
+    assert.equal(seconds(undefined, 0.25), 250);
+    assert.equal(seconds("15", 1), 15_000);
+    assert.equal(seconds("2s", 1), 2_000);
+    assert.throws(() => seconds("0", 1));
+    assert.throws(() => seconds("x", 1));
+    assert.equal(count(undefined, 8), 8);
+    assert.equal(count("16", 8), 16);
+    assert.throws(() => count("0", 8));
+  });
+});
+
+describe("kubeconfig without client-node", () => {
+  it("reads server, CA, token, client certificate and relative files; sends the rest to client-node", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kc-"));
+    writeFileSync(join(dir, "ca.crt"), "CA");
+    writeFileSync(join(dir, "token"), "tok-1\n");
+    const doc = (user: string, cluster = "") => `
+apiVersion: v1
+kind: Config
+current-context: c
+contexts:
+- name: other
+  context: { cluster: nope, user: nope }
+- name: c
+  context: { cluster: k, user: u }
+clusters:
+- name: k
+  cluster: { server: "https://10.0.0.1:6443", certificate-authority: ca.crt${cluster} }
+users:
+- name: u
+  user: ${user}
+`;
+    const cert = Buffer.from("CERT").toString("base64");
+    const spec = simpleSpecFromKubeconfig(
+      doc(`{ client-certificate-data: ${cert}, client-key-data: ${cert} }`),
+      dir,
+    )!;
+    assert.equal(spec.server, "https://10.0.0.1:6443");
+    assert.equal(spec.ca?.toString(), "CA");
+    assert.equal(spec.cert?.toString(), "CERT");
+    const kc = new SimpleKubeConfig(simpleSpecFromKubeconfig(doc("{ tokenFile: token }"), dir)!);
+    const opts: { headers?: Record<string, string>; ca?: Buffer } = {};
+    await kc.applyToHTTPSOptions(opts);
+    assert.equal(opts.headers?.Authorization, "Bearer tok-1");
+    assert.equal(opts.ca?.toString(), "CA");
+    assert.equal(
+      simpleSpecFromKubeconfig(
+        doc("{ exec: { command: aws, apiVersion: client.authentication.k8s.io/v1 } }"),
+        dir,
+      ),
+      undefined,
+      "exec plugins: client-node",
+    );
+    assert.equal(simpleSpecFromKubeconfig(doc("{ token: t }", ", proxy-url: http://p:3128"), dir), undefined);
+    const sa = inClusterSpec({ KUBERNETES_SERVICE_HOST: "fd00::1", KUBERNETES_SERVICE_PORT: "443" }, dir);
+    assert.equal(sa.server, "https://[fd00::1]:443");
+    assert.equal(sa.tokenFile, join(dir, "token"));
+  });
+
+  it("reads a token file again after a minute (projected service account tokens rotate)", async () => {
+    const file = join(mkdtempSync(join(tmpdir(), "kc-")), "token");
+    writeFileSync(file, "one");
+    let now = 0;
+    const kc = new SimpleKubeConfig({ server: "https://x", tokenFile: file }, () => now);
+    const auth = async () => {
+      const o: { headers?: Record<string, string> } = {};
+      await kc.applyToHTTPSOptions(o);
+      return o.headers?.Authorization;
+    };
+    assert.equal(await auth(), "Bearer one");
+    writeFileSync(file, "two");
+    now = 59_000;
+    assert.equal(await auth(), "Bearer one");
+    now = 60_000;
+    assert.equal(await auth(), "Bearer two");
+  });
+});
+
+describe("informer list/watch", () => {
+  type Obj = {
+    apiVersion: string;
+    kind: string;
+    metadata: { name: string; namespace: string; resourceVersion: string };
+  };
+  const obj = (name: string, rv: string): Obj => ({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name, namespace: "ns", resourceVersion: rv },
+  });
+
+  /** A KubeClient stand-in: lists return `items`; each watch is handed to the test. */
+  function fakeClient() {
+    const state = {
+      items: [] as Obj[],
+      listRv: "10",
+      lists: 0,
+      watches: [] as {
+        query: Record<string, unknown>;
+        emit: (type: string, o: unknown) => void;
+        end: (err?: Error) => void;
+      }[],
+    };
+    const client = {
+      list: () => {
+        state.lists++;
+        return Promise.resolve({
+          metadata: { resourceVersion: state.listRv },
+          items: state.items.map((o) => ({ ...o })),
+        });
+      },
+      watch: (_path: string, query: Record<string, unknown>, onEvent: (e: unknown) => void) =>
+        new Promise<void>((resolve, reject) => {
+          state.watches.push({
+            query,
+            emit: (type, object) => {
+              try {
+                onEvent({ type, object });
+              } catch (e) {
+                reject(e instanceof Error ? e : new Error(String(e)));
+              }
+            },
+            end: (err) => (err ? reject(err) : resolve()),
+          });
+        }),
+    };
+    return { state, client };
+  }
+  const tick = () => new Promise((r) => setTimeout(r, 5));
+
+  it("lists, watches from the list's resourceVersion, and after 410 lists again and reports what is gone", async () => {
+    const { state, client } = fakeClient();
+    state.items = [obj("a", "5"), obj("b", "6")];
+    const events: string[] = [];
+    const inf = new Informer(client as never, R.ConfigMap, {
+      transform: (o: { metadata: { managedFields?: unknown } }) => void delete o.metadata.managedFields,
+    });
+    inf.on((t, o, old) =>
+      events.push(`${t} ${o.metadata.name}${old ? ` (was ${old.metadata.resourceVersion})` : ""}`),
+    );
+    inf.start();
+    await inf.waitForSync();
+    await tick();
+    assert.deepEqual(events.splice(0), ["add a", "add b"]);
+    assert.equal(state.watches[0]?.query.resourceVersion, "10");
+    const v0 = inf.version("ns");
+    state.watches[0]?.emit("MODIFIED", obj("a", "11"));
+    state.watches[0]?.emit("DELETED", obj("b", "12"));
+    state.watches[0]?.emit("BOOKMARK", { metadata: { resourceVersion: "20" } });
+    assert.deepEqual(events.splice(0), ["update a (was 5)", "delete b (was 6)"]);
+    assert.ok(inf.version("ns") > v0);
+    assert.deepEqual(
+      inf.list("ns").map((o) => o.metadata.name),
+      ["a"],
+    );
+    // the watch ends normally: watched again from the bookmark, no list (a watch that ended less than
+    // a second after it started waits 100 ms first: no spinning)
+    state.watches[0]?.end();
+    await tick();
+    assert.equal(state.watches.length, 1);
+    await new Promise((r) => setTimeout(r, 150));
+    assert.equal(state.lists, 1);
+    assert.equal(state.watches[1]?.query.resourceVersion, "20");
+    // 410: list again; "a" is gone meanwhile, "c" is new
+    state.items = [obj("c", "30")];
+    state.listRv = "31";
+    state.watches[1]?.emit("ERROR", { kind: "Status", code: 410, reason: "Expired" });
+    await tick();
+    assert.equal(state.lists, 2);
+    assert.deepEqual(events.splice(0), ["delete a", "add c"]);
+    assert.equal(state.watches[2]?.query.resourceVersion, "31");
+    await inf.stop();
+  });
+});
+
+describe("work queue interval after expensive work", () => {
+  it("waits at least minIntervalFactor x the key's last processing time", async () => {
+    const t = fakeTimers();
+    const q = new WorkQueue({ minIntervalMs: 100, minIntervalFactor: 3, ...t });
+    q.add("relay");
+    await q.get();
+    t.advance(200); // a 200 ms reconcile
+    q.add("relay");
+    q.done("relay");
+    assert.deepEqual(t.pending(), [400], "3 x 200 ms from its start, not 100 ms");
+    t.advance(400);
+    assert.equal(await q.get(), "relay");
+    t.advance(10); // a quick one
+    q.done("relay");
+    q.add("relay");
+    assert.deepEqual(t.pending(), [90], "back to minIntervalMs");
   });
 });

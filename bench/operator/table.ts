@@ -1,0 +1,58 @@
+// Markdown tables of the operator figures: the burst and the change, and the two cold starts.
+import type { ColdStartFigures, OperatorFigures } from "./index.js";
+
+function table(head: string[], rows: (string | number)[][]): string {
+  const cells = [head, ...rows.map((r) => r.map(String))];
+  const width = head.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
+  const fmt = (r: string[]): string => `| ${r.map((c, i) => c.padEnd(width[i]!)).join(" | ")} |`;
+  return [fmt(head), fmt(width.map((w) => "-".repeat(w))), ...cells.slice(1).map(fmt)].join("\n");
+}
+
+const no = (ok: boolean): string => (ok ? "" : " (**no**)");
+const kb = (b: number): number => Math.round(b / 102.4) / 10;
+
+export function operatorBurstTable(figs: OperatorFigures[]): string {
+  const head = [
+    "policies", "relays", "create s", "converge s", "after last POST s", "writes", "writes/policy",
+    "writes +3 s", "connections", "reconciles (policy/relay)", "change s", "change writes",
+    "config.json KB", "CPU s", "apiserver+etcd CPU s", "peak RSS MB",
+  ]; // prettier-ignore
+  return table(
+    head,
+    figs.map((f) => [
+      f.policies, f.relays, f.createSeconds, `${f.convergeSeconds}${no(f.converged)}`, f.afterLastPostSeconds,
+      f.writes, f.writesPerPolicy, f.writesAfterSettle, f.connections,
+      `${f.reconciles.maildomainpolicy ?? 0}/${f.reconciles.mailrelay ?? 0}`,
+      `${f.changeConvergeSeconds}${no(f.changeConverged)}`, f.changeWrites, kb(f.configBytes),
+      f.operatorCpuSeconds, f.controlPlaneCpuSeconds ?? "", f.operatorPeakRssMb,
+    ]), // prettier-ignore
+  );
+}
+
+export function operatorColdStartTable(figs: OperatorFigures[]): string {
+  const rows: (string | number)[][] = [];
+  for (const f of figs)
+    for (const c of [f.coldStart, f.coldStartNoStatus].filter((x): x is ColdStartFigures => !!x))
+      rows.push([
+        f.policies, c.statuses === "accepted" ? "Accepted" : "none", c.readySeconds,
+        `${c.convergeSeconds}${no(c.converged)}`, c.writes, c.writesAfterSettle,
+        `${c.reconciles.maildomainpolicy ?? 0}/${c.reconciles.mailrelay ?? 0}`, c.connections, c.cpuSeconds,
+        c.controlPlaneCpuSeconds ?? "", c.peakRssMb,
+      ]); // prettier-ignore
+  const head = [
+    "policies", "statuses at start", "ready s", "converged s", "writes", "writes +3 s",
+    "reconciles (policy/relay)", "connections", "CPU s", "apiserver+etcd CPU s", "peak RSS MB",
+  ]; // prettier-ignore
+  return table(head, rows);
+}
+
+/** Both tables, for bench/main.ts's report. */
+export function operatorTables(figs: OperatorFigures[]): string {
+  const cold = figs.some((f) => f.coldStart || f.coldStartNoStatus);
+  return (
+    `${operatorBurstTable(figs)}\n` +
+    (cold
+      ? `\nOperator (re)started with the policies already there:\n\n${operatorColdStartTable(figs)}\n`
+      : "")
+  );
+}
