@@ -7,11 +7,12 @@
 //   --messages N       messages per relay case (default 300; --full: 2,000, 200 for 1 MB)
 //   --policies a,b,... operator: these numbers of policies instead
 //   --postfix k=v,...  extra Postfix main.cf settings (experiments)
-//   --cpu-prof         V8 CPU profile of Sealpost's relay (node --cpu-prof on the relay child), summarized
+//   --cpu-prof         V8 CPU profiles of Sealpost's relay and operator processes (node --cpu-prof), summarized
+//   --runtime compiled|tsx  run Sealpost compiled as the image does (default) or from source with tsx
 //   --node lts|self    the Node that runs Sealpost: the image's, the current LTS (default,
 //                      scripts/node-lts.sh), or the one running this bench
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -19,7 +20,8 @@ import { ltsNodeBinary } from "../test/support/toolchain.js";
 import { runOperatorBench, type OperatorFigures } from "./operator/index.js";
 import { profileTables, summarizeProfiles, type ProfileSummary } from "./profile.js";
 import { runRelayBench, type RelayCase, type RelayFigures } from "./relay/index.js";
-import { operatorTable, relayTable } from "./table.js";
+import { operatorTables } from "./operator/table.js";
+import { relayTable } from "./table.js";
 
 const { values } = parseArgs({
   options: {
@@ -30,6 +32,7 @@ const { values } = parseArgs({
     postfix: { type: "string" },
     policies: { type: "string" },
     node: { type: "string", default: "lts" },
+    runtime: { type: "string", default: "compiled" },
   },
   strict: true,
 });
@@ -50,6 +53,8 @@ function relayCases(): RelayCase[] {
 }
 
 if (values.node !== "lts" && values.node !== "self") throw new Error("--node lts|self");
+const runtime = values.runtime;
+if (runtime !== "compiled" && runtime !== "tsx") throw new Error("--runtime compiled|tsx");
 const sealpostNode = values.node === "lts" ? ltsNodeBinary() : process.execPath;
 const env = {
   date: new Date().toISOString(),
@@ -70,7 +75,8 @@ log(header);
 
 let relay: RelayFigures[] = [];
 let operator: OperatorFigures[] = [];
-let profile: ProfileSummary | undefined;
+/** CPU profile summaries by process: "relay", or the operator's run label. */
+const profile: Record<string, ProfileSummary> = {};
 if (only !== "operator") {
   log("relay: Sealpost vs Postfix");
   const cpuProfDir = values["cpu-prof"] ? mkdtempSync(join(tmpdir(), "sealpost-cpuprof-")) : undefined;
@@ -80,6 +86,7 @@ if (only !== "operator") {
     warmup: 50,
     perSession: 10,
     node: sealpostNode,
+    runtime,
     ...(cpuProfDir ? { cpuProfDir } : {}),
     ...(values.postfix
       ? {
@@ -91,12 +98,13 @@ if (only !== "operator") {
     log,
   });
   if (cpuProfDir) {
-    profile = summarizeProfiles(cpuProfDir);
-    log(`CPU profiles in ${cpuProfDir}`);
+    profile.relay = summarizeProfiles(cpuProfDir);
+    log(`relay CPU profiles in ${cpuProfDir}`);
   }
 }
 if (only !== "relay") {
   log("operator: convergence");
+  const operatorProfDir = values["cpu-prof"] ? mkdtempSync(join(tmpdir(), "sealpost-cpuprof-")) : undefined;
   operator = await runOperatorBench({
     sizes: values.policies
       ? values.policies.split(",").map(Number)
@@ -105,14 +113,23 @@ if (only !== "relay") {
         : [100, 1000],
     timeoutMs: (n) => Math.max(120_000, n * 200),
     log,
+    node: sealpostNode,
+    runtime,
+    ...(operatorProfDir ? { cpuProfDir: operatorProfDir } : {}),
   });
+  // one folder per operator process (burst, cold starts), summarised one by one
+  for (const label of operatorProfDir ? readdirSync(operatorProfDir).sort() : []) {
+    profile[`operator ${label}`] = summarizeProfiles(join(operatorProfDir!, label), 25);
+    log(`operator CPU profiles in ${join(operatorProfDir!, label)}`);
+  }
 }
 
 const sections = [`${header}\n`];
 if (relay.length) sections.push(`### Relay: Sealpost vs Postfix\n\n${relayTable(relay)}\n`);
 if (operator.length)
-  sections.push(`### Operator: MailDomainPolicy convergence\n\n${operatorTable(operator)}\n`);
-if (profile) sections.push(`### Sealpost relay CPU profile (self time)\n\n${profileTables(profile)}\n`);
+  sections.push(`### Operator: MailDomainPolicy convergence\n\n${operatorTables(operator)}\n`);
+for (const [name, p] of Object.entries(profile))
+  sections.push(`### Sealpost ${name} CPU profile (self time)\n\n${profileTables(p)}\n`);
 process.stdout.write(sections.join("\n"));
 
 const dir = new URL("./results/", import.meta.url).pathname;

@@ -1,8 +1,8 @@
 // Markdown tables of the figures.
-import type { OperatorFigures } from "./operator/index.js";
 import type { RelayFigures } from "./relay/index.js";
 
-function table(head: string[], rows: (string | number)[][]): string {
+/** A Markdown table, columns padded to their widest cell. */
+export function table(head: string[], rows: (string | number)[][]): string {
   const cells = [head, ...rows.map((r) => r.map(String))];
   const width = head.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
   const fmt = (r: string[]): string => `| ${r.map((c, i) => c.padEnd(width[i]!)).join(" | ")} |`;
@@ -39,20 +39,4 @@ export function relayTable(figs: RelayFigures[]): string {
     ]); // prettier-ignore
   });
   return table(head, rows);
-}
-
-export function operatorTable(figs: OperatorFigures[]): string {
-  const head = [
-    "policies", "converged", "create s", "converge s", "writes", "writes/policy", "writes +3 s",
-    "reconciles (policy/relay)", "change s", "change writes", "config.json KB", "CPU s", "peak RSS MB",
-  ]; // prettier-ignore
-  return table(
-    head,
-    figs.map((f) => [
-      f.policies, f.converged ? "yes" : "**no**", f.createSeconds, f.convergeSeconds, f.writes, f.writesPerPolicy,
-      f.writesAfterSettle, `${f.reconciles.maildomainpolicy ?? 0}/${f.reconciles.mailrelay ?? 0}`,
-      `${f.changeConvergeSeconds}${f.changeConverged ? "" : " (**no**)"}`, f.changeWrites, Math.round(f.configBytes / 102.4) / 10, f.operatorCpuSeconds,
-      f.operatorPeakRssMb,
-    ]), // prettier-ignore
-  );
 }

@@ -1,6 +1,6 @@
 // The operator benchmark: N MailDomainPolicies selected by MailRelays, applied to a real kube-apiserver
 // (a fresh control plane per N), with the operator as a child process running the compiled JavaScript
-// the image runs (bench/operator/build.ts; `SEALPOST_BENCH_OPERATOR_RUNTIME=tsx` runs it from source)
+// the image runs (bench/operator/build.ts; `--runtime tsx` runs it from source)
 // under its own least-privilege identity. Per N:
 //   1. burst: the bench creates the N policies (16 POSTs at a time); measured until every relay's
 //      ConfigMap holds its policies and every policy reports Accepted=True (reason Compiled,
@@ -113,8 +113,10 @@ export interface OperatorBenchOptions {
   log(line: string): void;
   /** V8 CPU profiles of the operator processes (node --cpu-prof) go here. */
   cpuProfDir?: string;
-  /** Default: SEALPOST_BENCH_OPERATOR_RUNTIME, else "compiled". */
+  /** Default "compiled". */
   runtime?: "compiled" | "tsx";
+  /** The node binary that runs the operator (default: the one running the bench). */
+  node?: string;
 }
 
 type Obj = KubeObject & { spec?: Record<string, unknown> };
@@ -175,7 +177,7 @@ async function startOperatorProcess(
   label: string,
 ): Promise<OperatorProcess> {
   const [metricsPort, healthPort] = [await freePort(), await freePort()];
-  const runtime = o.runtime ?? runtimeFromEnv();
+  const runtime = o.runtime ?? "compiled";
   // experiments: extra node flags for the operator (e.g. --max-semi-space-size=8, --heapsnapshot-signal)
   const node: string[] = (process.env.SEALPOST_BENCH_OPERATOR_NODE_OPTIONS ?? "").split(" ").filter(Boolean);
   if (o.cpuProfDir) {
@@ -193,7 +195,7 @@ async function startOperatorProcess(
   const spawnedAt = performance.now();
   const m: Managed = startProcess(
     "operator",
-    process.execPath,
+    o.node ?? process.execPath,
     [
       ...node,
       ...entry,
@@ -221,10 +223,6 @@ async function startOperatorProcess(
     50,
   );
   return { m, metricsPort, spawnedAt, readyAt: performance.now() };
-}
-
-function runtimeFromEnv(): "compiled" | "tsx" {
-  return process.env.SEALPOST_BENCH_OPERATOR_RUNTIME === "tsx" ? "tsx" : "compiled";
 }
 
 export async function runOperatorBench(o: OperatorBenchOptions): Promise<OperatorFigures[]> {
@@ -371,7 +369,7 @@ async function measure(
   return {
     policies: n,
     relays: relays.length,
-    runtime: o.runtime ?? runtimeFromEnv(),
+    runtime: o.runtime ?? "compiled",
     converged,
     changeConverged,
     createSeconds: r2((tLast - t0) / 1000),

@@ -1,12 +1,6 @@
 // Markdown tables of the operator figures: the burst and the change, and the two cold starts.
+import { table } from "../table.js";
 import type { ColdStartFigures, OperatorFigures } from "./index.js";
-
-function table(head: string[], rows: (string | number)[][]): string {
-  const cells = [head, ...rows.map((r) => r.map(String))];
-  const width = head.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
-  const fmt = (r: string[]): string => `| ${r.map((c, i) => c.padEnd(width[i]!)).join(" | ")} |`;
-  return [fmt(head), fmt(width.map((w) => "-".repeat(w))), ...cells.slice(1).map(fmt)].join("\n");
-}
 
 const no = (ok: boolean): string => (ok ? "" : " (**no**)");
 const kb = (b: number): number => Math.round(b / 102.4) / 10;

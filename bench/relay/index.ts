@@ -55,8 +55,9 @@ export interface RelayBenchOptions {
   perSession: number;
   /** Sealpost only: write a V8 CPU profile of the relay into this directory. */
   cpuProfDir?: string;
-  /** Sealpost only: the node binary that runs the relay. */
+  /** Sealpost only: the node binary that runs the relay, and what it runs. */
   node: string;
+  runtime: "compiled" | "tsx";
   /** Extra main.cf settings for Postfix. */
   postfixConfig?: Record<string, string>;
   log(line: string): void;
@@ -89,6 +90,7 @@ export async function runRelayBench(o: RelayBenchOptions): Promise<RelayFigures[
                 workers: Math.max(16, c.concurrency),
                 maxConnectionsPerIp: Math.max(20, 2 * c.concurrency),
                 node: o.node,
+                runtime: o.runtime,
                 ...(o.cpuProfDir ? { cpuProfDir: o.cpuProfDir } : {}),
               })
             : startPostfixRelay({

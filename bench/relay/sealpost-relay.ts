@@ -34,6 +34,8 @@ export interface SealpostOptions {
   cpuProfDir?: string;
   /** The node binary to run the relay with (the image's: the current LTS). */
   node: string;
+  /** The compiled JavaScript the image runs, or the sources through tsx. */
+  runtime: "compiled" | "tsx";
 }
 
 export async function startSealpost(o: SealpostOptions): Promise<RelayUnderTest> {
@@ -76,13 +78,16 @@ export async function startSealpost(o: SealpostOptions): Promise<RelayUnderTest>
   });
   // the compiled JavaScript the image runs (`sealpost relay`), not tsx, so that CPU and memory are
   // production's; node flags on the command line (--cpu-prof is not allowed in NODE_OPTIONS)
-  const compiled = await buildCompiled();
+  const entry =
+    o.runtime === "tsx"
+      ? ["--import", "tsx", join(repoRoot, "relay/main.ts")]
+      : [join(await buildCompiled(), "bin/sealpost.js"), "relay"];
   const m: Managed = startProcess(
     "relay",
     o.node,
     [
       ...(o.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${o.cpuProfDir}`] : []),
-      ...[join(compiled, "bin/sealpost.js"), "relay", "--config", configDir, "--poll-ms", "200"],
+      ...[...entry, "--config", configDir, "--poll-ms", "200"],
     ],
     join(o.dir, "relay.log"),
     { cwd: repoRoot, env: { ...process.env, SEALPOST_GRACE_SECONDS: "2" } },
