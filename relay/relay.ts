@@ -250,7 +250,7 @@ export class Relay {
     );
     this.watcher = watchConfig({
       dir: this.o.configDir,
-      current: result.value.fingerprint,
+      current: result.value,
       intervalMs: this.o.pollMs ?? 1000,
       onChange: (next) => this.reload(next),
       onInvalid: (err) => {

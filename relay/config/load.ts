@@ -120,6 +120,41 @@ export function secretText(b: Buffer): string {
   return b.toString("utf8").replace(/\r?\n$/, "");
 }
 
+/** Reads the files the config references; the fingerprint covers config.json and all of them. */
+async function readReferenced(
+  root: string,
+  raw: Buffer,
+  referenced: string[],
+): Promise<{ files: Map<string, Buffer>; missing: string[]; fingerprint: string }> {
+  const files = new Map<string, Buffer>();
+  const parts: Buffer[] = [raw];
+  const missing: string[] = [];
+  for (const rel of [...referenced].sort()) {
+    try {
+      const b = await readFile(join(root, rel));
+      files.set(rel, b);
+      parts.push(Buffer.from(`\0${rel}\0`), b);
+    } catch (e) {
+      missing.push(`${rel}: ${errorMessage(e)}`);
+      parts.push(Buffer.from(`\0${rel}\0missing`));
+    }
+  }
+  return { files, missing, fingerprint: sha256(...parts) };
+}
+
+/**
+ * The directory's current fingerprint when its config.json is byte-identical to `known`'s (so it
+ * references the same files), without parsing, validating or loading keys again: a poll that finds
+ * nothing changed costs a few reads and a hash, not a stall of the event loop. undefined when
+ * config.json changed or cannot be read: then loadConfig decides.
+ */
+export async function unchangedFingerprint(dir: string, known: LoadedConfig): Promise<string | undefined> {
+  const root = await generationRoot(dir);
+  const raw = await readFile(join(root, CONFIG_FILE)).catch(() => undefined);
+  if (!raw || sha256(raw) !== known.hash) return undefined;
+  return (await readReferenced(root, raw, referencedFiles(known.config))).fingerprint;
+}
+
 export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome> {
   const root = await generationRoot(dir);
   let raw: Buffer;
@@ -142,20 +177,7 @@ export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome>
     return { result: fail("CONFIG_INVALID", false, msg), fingerprint: hash };
   }
   const config = parsed.data;
-  const files = new Map<string, Buffer>();
-  const parts: Buffer[] = [raw];
-  const missing: string[] = [];
-  for (const rel of referencedFiles(config).sort()) {
-    try {
-      const b = await readFile(join(root, rel));
-      files.set(rel, b);
-      parts.push(Buffer.from(`\0${rel}\0`), b);
-    } catch (e) {
-      missing.push(`${rel}: ${errorMessage(e)}`);
-      parts.push(Buffer.from(`\0${rel}\0missing`));
-    }
-  }
-  const fingerprint = sha256(...parts);
+  const { files, missing, fingerprint } = await readReferenced(root, raw, referencedFiles(config));
   // kubelet removes the old generation right after swapping `..data`: a read that started in it is
   // not a broken config; read the new generation instead (bounded)
   if (missing.length && retries > 0 && (await generationRoot(dir)) !== root)

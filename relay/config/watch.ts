@@ -6,12 +6,12 @@
 // reported once to `onInvalid` and the last good one stays.
 import { watch, type FSWatcher } from "node:fs";
 import type { Failure } from "../result.js";
-import { loadConfig, type LoadedConfig } from "./load.js";
+import { loadConfig, unchangedFingerprint, type LoadedConfig } from "./load.js";
 
 export interface WatchOptions {
   dir: string;
-  /** Fingerprint of the config already applied. */
-  current: string;
+  /** The config already applied. */
+  current: LoadedConfig;
   intervalMs?: number;
   onChange(next: LoadedConfig): void | Promise<void>;
   onInvalid(err: Failure, fingerprint: string): void;
@@ -24,12 +24,14 @@ export interface ConfigWatcher {
 }
 
 export function watchConfig(o: WatchOptions): ConfigWatcher {
-  let seen = o.current;
+  let seen = o.current.fingerprint;
+  let known = o.current; // the last good config: when its files are unchanged, nothing is parsed
   let running: Promise<void> | undefined;
   let again = false;
   let closed = false;
 
   const run = async (): Promise<void> => {
+    if ((await unchangedFingerprint(o.dir, known)) === seen) return;
     const { result, fingerprint } = await loadConfig(o.dir);
     if (closed || fingerprint === seen) return;
     seen = fingerprint;
@@ -37,6 +39,7 @@ export function watchConfig(o: WatchOptions): ConfigWatcher {
       o.onInvalid(result, fingerprint);
       return;
     }
+    known = result.value;
     await o.onChange(result.value);
   };
 

@@ -53,8 +53,19 @@ export interface Envelope {
   requireTls?: boolean;
 }
 
+// Random bytes for queue ids, drawn 4 KiB at a time: one call into the CSPRNG per ~800 messages,
+// not one per message (it showed in the relay's CPU profile).
+const ID_BYTES = 5;
+let idPool = Buffer.alloc(0);
+let idOffset = 0;
+
 export function newQueueId(now = Date.now()): string {
-  return (now.toString(16).padStart(12, "0") + randomBytes(5).toString("hex")).toUpperCase();
+  if (idOffset + ID_BYTES > idPool.length) {
+    idPool = randomBytes(4096);
+    idOffset = 0;
+  }
+  const random = idPool.toString("hex", idOffset, (idOffset += ID_BYTES));
+  return (now.toString(16).padStart(12, "0") + random).toUpperCase();
 }
 
 /** Message bytes are collected into writes of about this size (not one write per received chunk). */
