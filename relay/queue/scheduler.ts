@@ -4,6 +4,13 @@
 // recipients that got it). Temporary failures back off exponentially; 5xx replies and expiry
 // bounce with a DSN to the sender (none for the null sender); a message is removed only when no
 // recipient is pending any more.
+// Which message is next comes from a min-heap (due-heap.ts) keyed by nextAttemptAt, then receivedAt,
+// so a pump costs O(log n) per message it starts, however many deferred messages wait for a retry
+// hours away. Invalidation is lazy: a node carries the time it was pushed with; a node whose entry is
+// gone, in flight or pushed again since (superseded) is dropped when it surfaces; one whose entry's
+// nextAttemptAt has changed in place is pushed again with the current time, never dropped, so an
+// entry missing a push is attempted late at worst, never lost. When stale nodes outnumber the
+// entries the heap is rebuilt from the entries (O(n), amortised over the pushes that made them).
 import type { LoadedConfig } from "../config/load.js";
 import { composeDsn } from "../dsn.js";
 import type { Logger } from "../log.js";
@@ -12,6 +19,7 @@ import type { Deliverer, RecipientResult } from "../outbound/deliver.js";
 import { groupRecipients } from "../outbound/route.js";
 import { errorMessage } from "../result.js";
 import { expired, nextAttemptAt } from "./backoff.js";
+import { DueHeap } from "./due-heap.js";
 import { newQueueId, type Envelope, type Spool } from "./spool.js";
 
 export interface SchedulerDeps {
@@ -23,10 +31,51 @@ export interface SchedulerDeps {
   now?: () => number;
 }
 
+/** A heap node: the entry and the nextAttemptAt it was pushed with. */
+interface DueEntry {
+  env: Envelope;
+  at: number;
+  tie: number;
+}
+
+/** Scheduling work done so far (cumulative): for tests and benches. */
+export interface SchedulerStats {
+  /** pump() runs. */
+  pumps: number;
+  /** Nodes pushed (including re-pushes and rebuilds). */
+  pushes: number;
+  /** Nodes popped: attempts started plus stale nodes dropped or re-pushed. */
+  pops: number;
+  /** Popped nodes dropped (entry gone, in flight, or superseded by a newer push). */
+  dropped: number;
+  /** Popped nodes pushed again because their entry's nextAttemptAt had changed in place. */
+  repushed: number;
+  /** Heap rebuilds from the entries. */
+  rebuilds: number;
+  /** Key comparisons in the heap. */
+  compares: number;
+  /** Nodes in the heap now (live and stale). */
+  heapSize: number;
+}
+
+/** The heap key of an entry; a NaN nextAttemptAt (never written by us) counts as due at once. */
+const dueAt = (e: Envelope): number => (Number.isNaN(e.nextAttemptAt) ? -Infinity : e.nextAttemptAt);
+
+/** setTimeout's longest delay (2^31 - 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Rebuild when the heap holds more than 2 x entries + this many nodes. */
+const REBUILD_SLACK = 1024;
+
 export class Scheduler {
   private entries = new Map<string, Envelope>();
   private inFlight = new Map<string, Promise<void>>();
+  private heap = new DueHeap<DueEntry>();
+  /** Each queued entry's newest heap node; older nodes of the same entry are superseded. */
+  private scheduled = new Map<string, DueEntry>();
+  private counters = { pumps: 0, pushes: 0, pops: 0, dropped: 0, repushed: 0, rebuilds: 0 };
   private timer: NodeJS.Timeout | undefined;
+  private pumpPending = false;
   private stopped = false;
   private readonly now: () => number;
 
@@ -44,8 +93,13 @@ export class Scheduler {
     return oldest === Infinity ? 0 : Math.max(0, (this.now() - oldest) / 1000);
   }
 
+  stats(): SchedulerStats {
+    return { ...this.counters, compares: this.heap.compares, heapSize: this.heap.size };
+  }
+
   add(env: Envelope): void {
     this.entries.set(env.id, env);
+    this.schedule(env);
     this.kick();
   }
 
@@ -53,46 +107,114 @@ export class Scheduler {
   retryAll(): void {
     for (const e of this.entries.values())
       if (!this.inFlight.has(e.id)) e.nextAttemptAt = Math.min(e.nextAttemptAt, this.now());
+    this.rebuild();
     this.kick();
   }
 
+  /** Runs pump() once after the current callbacks, however many times it is kicked until then. */
   kick(): void {
-    if (this.stopped) return;
-    setImmediate(() => this.pump());
+    if (this.stopped || this.pumpPending) return;
+    this.pumpPending = true;
+    setImmediate(() => {
+      this.pumpPending = false;
+      this.pump();
+    });
+  }
+
+  /** Pushes a node for `env` with its current nextAttemptAt (superseding older ones). */
+  private schedule(env: Envelope): void {
+    const node: DueEntry = { env, at: dueAt(env), tie: env.receivedAt };
+    this.scheduled.set(env.id, node);
+    this.heap.push(node);
+    this.counters.pushes++;
+    if (this.heap.size > 2 * this.entries.size + REBUILD_SLACK) this.rebuild();
+  }
+
+  /** Replaces the heap by one node per entry not in flight (drops every stale node). */
+  private rebuild(): void {
+    this.scheduled.clear();
+    const nodes: DueEntry[] = [];
+    for (const env of this.entries.values()) {
+      if (this.inFlight.has(env.id)) continue;
+      const node: DueEntry = { env, at: dueAt(env), tie: env.receivedAt };
+      this.scheduled.set(env.id, node);
+      nodes.push(node);
+    }
+    this.heap.reset(nodes);
+    this.counters.pushes += nodes.length;
+    this.counters.rebuilds++;
+  }
+
+  /**
+   * The earliest live node, left in the heap: stale tops are popped on the way (dropped, or pushed
+   * again with their entry's current time). undefined: nothing waits.
+   */
+  private top(): DueEntry | undefined {
+    for (;;) {
+      const n = this.heap.peek();
+      if (!n) return undefined;
+      const id = n.env.id;
+      const latest = this.scheduled.get(id) === n;
+      if (!latest || this.entries.get(id) !== n.env || this.inFlight.has(id)) {
+        this.heap.pop();
+        this.counters.pops++;
+        this.counters.dropped++;
+        if (latest) this.scheduled.delete(id);
+        continue;
+      }
+      if (dueAt(n.env) !== n.at) {
+        // changed in place since the push (e.g. lowered by a caller that did not push): keep it
+        this.heap.pop();
+        this.counters.pops++;
+        this.counters.repushed++;
+        this.schedule(n.env);
+        continue;
+      }
+      return n;
+    }
   }
 
   private pump(): void {
     if (this.stopped) return;
+    this.counters.pumps++;
     clearTimeout(this.timer);
     this.timer = undefined;
     const workers = this.d.config().config.queue.workers;
     const now = this.now();
-    const due = [...this.entries.values()]
-      .filter((e) => !this.inFlight.has(e.id))
-      .sort((a, b) => a.nextAttemptAt - b.nextAttemptAt);
-    for (const e of due) {
-      if (this.inFlight.size >= workers) break;
-      if (e.nextAttemptAt > now) break;
-      const p = this.attempt(e)
-        .catch((err) => {
-          this.d.log.error({ event: "queue-error", queueId: e.id, err: errorMessage(err) }, "attempt failed");
-          // e.g. its state could not be written (disk full): back off like a deferral, never retry at once
-          const r = this.d.config().config.queue.retry;
-          e.nextAttemptAt = nextAttemptAt(this.now(), (e.attempts += 1), r.initial, r.max);
-        })
-        .finally(() => {
-          this.inFlight.delete(e.id);
-          this.kick();
-        });
-      this.inFlight.set(e.id, p);
+    while (this.inFlight.size < workers) {
+      const n = this.top();
+      if (!n || n.at > now) break;
+      this.heap.pop();
+      this.counters.pops++;
+      this.scheduled.delete(n.env.id);
+      this.start(n.env);
     }
-    const next = [...this.entries.values()]
-      .filter((e) => !this.inFlight.has(e.id))
-      .reduce((m, e) => Math.min(m, e.nextAttemptAt), Infinity);
-    if (next !== Infinity && this.inFlight.size < workers) {
-      this.timer = setTimeout(() => this.pump(), Math.max(10, next - this.now()));
-      this.timer.unref();
+    if (this.inFlight.size < workers) {
+      const next = this.top();
+      if (next && next.at !== Infinity) {
+        // beyond setTimeout's range Node would fire after 1 ms: wake at the limit and re-arm instead
+        const delay = Math.min(MAX_TIMER_MS, Math.max(10, next.at - this.now()));
+        this.timer = setTimeout(() => this.pump(), delay);
+        this.timer.unref();
+      }
     }
+  }
+
+  private start(e: Envelope): void {
+    const p = this.attempt(e)
+      .catch((err) => {
+        this.d.log.error({ event: "queue-error", queueId: e.id, err: errorMessage(err) }, "attempt failed");
+        // e.g. its state could not be written (disk full): back off like a deferral, never retry at once
+        const r = this.d.config().config.queue.retry;
+        e.nextAttemptAt = nextAttemptAt(this.now(), (e.attempts += 1), r.initial, r.max);
+      })
+      .finally(() => {
+        this.inFlight.delete(e.id);
+        const cur = this.entries.get(e.id);
+        if (cur) this.schedule(cur);
+        this.kick();
+      });
+    this.inFlight.set(e.id, p);
   }
 
   private async attempt(env: Envelope): Promise<void> {
@@ -260,7 +382,10 @@ export class Scheduler {
   retry(id: string): boolean {
     const e = this.entries.get(id);
     if (!e) return false;
-    if (!this.inFlight.has(id)) e.nextAttemptAt = Math.min(e.nextAttemptAt, this.now());
+    if (!this.inFlight.has(id)) {
+      e.nextAttemptAt = Math.min(e.nextAttemptAt, this.now());
+      this.schedule(e);
+    }
     this.kick();
     return true;
   }
@@ -292,6 +417,12 @@ export class Scheduler {
       await p;
     } finally {
       this.inFlight.delete(id);
+      // the bounce failed part way (e.g. the DSN could not be queued): the message stays queued
+      const cur = this.entries.get(id);
+      if (cur) {
+        this.schedule(cur);
+        this.kick();
+      }
     }
     return true;
   }
@@ -299,12 +430,14 @@ export class Scheduler {
   /** Drain (drain.ts): the message left the queue another way (handed over); forget it. */
   forget(id: string): void {
     this.entries.delete(id);
+    this.scheduled.delete(id); // its node, now superseded, is dropped when it surfaces
   }
 
   /** Stops starting attempts; waits (up to graceMs) for the ones in flight. */
   async stop(graceMs: number): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.timer = undefined;
     const all = Promise.allSettled([...this.inFlight.values()]);
     await Promise.race([all, new Promise((r) => setTimeout(r, graceMs).unref())]);
   }

@@ -1,0 +1,439 @@
+// The delivery scheduler (relay/queue/scheduler.ts) with a fake spool, deliverer and clock: attempts
+// go earliest nextAttemptAt first, at most queue.workers at once (read from the live config), a
+// deferral comes back at its backoff time, retryAll makes everything due, an entry changed in place
+// without a push is still attempted, and a backlog of deferred messages costs a new message only
+// O(log n) heap work (counted, never timed). The due heap (relay/queue/due-heap.ts) against a sorted
+// array under fast-check.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import fc from "fast-check";
+import type { LoadedConfig } from "../../relay/config/load.js";
+import { RelayConfig } from "../../relay/config/schema.js";
+import { createLogger } from "../../relay/log.js";
+import { createMetrics } from "../../relay/metrics.js";
+import type { Deliverer, DeliveryRequest, RecipientResult } from "../../relay/outbound/deliver.js";
+import { DueHeap, type DueNode } from "../../relay/queue/due-heap.js";
+import { Scheduler } from "../../relay/queue/scheduler.js";
+import type { Envelope, Spool } from "../../relay/queue/spool.js";
+
+const T0 = 1_800_000_000_000;
+const HOUR = 3600_000;
+
+type Outcome = RecipientResult["outcome"];
+
+interface Harness {
+  s: Scheduler;
+  /** queue ids in the order their deliveries started */
+  calls: string[];
+  /** deliveries started and not answered yet */
+  running(): number;
+  /** answers the oldest running delivery */
+  release(outcome?: Outcome): void;
+  setNow(t: number): void;
+  setWorkers(n: number): void;
+  updates: string[];
+  removed: string[];
+  spool: FakeSpool;
+}
+
+interface FakeSpool {
+  readMessage(id: string): Promise<Buffer>;
+  update(env: Envelope): Promise<void>;
+  remove(id: string): Promise<void>;
+  enqueue(): Promise<never>;
+  /** when set, remove() waits for it */
+  removeGate?: Promise<void>;
+}
+
+function loaded(workers: number): LoadedConfig {
+  const config = RelayConfig.parse({
+    version: 1,
+    relay: "mail/edge",
+    hostname: "relay.example.com",
+    listeners: {},
+    tls: { certFile: "tls/tls.crt", keyFile: "tls/tls.key" },
+    inbound: {},
+    queue: { dir: "/nonexistent/queue", workers, retry: { initial: 60, max: 3600 } },
+  });
+  return { dir: "/nonexistent", config, hash: "", fingerprint: "", files: new Map(), loadedAt: new Date(T0) };
+}
+
+/**
+ * A scheduler over fakes. `answer` decides each delivery's outcome at once; without it deliveries
+ * wait for release().
+ */
+function harness(o: { workers?: number; answer?: (req: DeliveryRequest) => Outcome } = {}): Harness {
+  let now = T0;
+  let config = loaded(o.workers ?? 16);
+  const calls: string[] = [];
+  const waiting: { req: DeliveryRequest; done: (r: RecipientResult[]) => void }[] = [];
+  const updates: string[] = [];
+  const removed: string[] = [];
+  const results = (req: DeliveryRequest, outcome: Outcome): RecipientResult[] =>
+    req.recipients.map((address) => ({
+      address,
+      outcome,
+      code: outcome === "delivered" ? "OK" : "TEST",
+      message: outcome === "delivered" ? "250 ok" : "451 try later",
+      status: outcome === "delivered" ? "2.0.0" : "4.0.0",
+    }));
+  const deliverer = {
+    deliver(req: DeliveryRequest): Promise<RecipientResult[]> {
+      calls.push(req.queueId);
+      if (o.answer) return Promise.resolve(results(req, o.answer(req)));
+      return new Promise((done) => waiting.push({ req, done }));
+    },
+  };
+  const spool: FakeSpool = {
+    readMessage: () => Promise.resolve(Buffer.from("Subject: t\r\n\r\nbody\r\n")),
+    update: (env) => {
+      updates.push(env.id);
+      return Promise.resolve();
+    },
+    remove: async (id) => {
+      await spool.removeGate;
+      removed.push(id);
+    },
+    enqueue: () => Promise.reject(new Error("no DSN expected in these tests")),
+  };
+  const s = new Scheduler({
+    spool: spool as unknown as Spool,
+    config: () => config,
+    deliverer: deliverer as unknown as Deliverer,
+    log: createLogger(undefined, "silent"),
+    metrics: createMetrics(),
+    now: () => now,
+  });
+  return {
+    s,
+    calls,
+    running: () => waiting.length,
+    release(outcome = "delivered") {
+      const w = waiting.shift();
+      assert.ok(w, "no delivery is running");
+      w.done(results(w.req, outcome));
+    },
+    setNow: (t) => void (now = t),
+    setWorkers: (n) => void (config = loaded(n)),
+    updates,
+    removed,
+    spool,
+  };
+}
+
+let seq = 0;
+function env(o: { nextAttemptAt?: number; receivedAt?: number; id?: string; from?: string } = {}): Envelope {
+  const receivedAt = o.receivedAt ?? T0 - 1000;
+  return {
+    v: 1,
+    id: o.id ?? `Q${String(seq++).padStart(6, "0")}`,
+    from: o.from ?? "a@x.test",
+    recipients: [{ address: "b@y.test", state: "pending" }],
+    receivedAt,
+    attempts: 0,
+    nextAttemptAt: o.nextAttemptAt ?? receivedAt,
+    size: 10,
+  };
+}
+
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/** Lets the event loop run until `cond` holds (at most 200 turns: everything here is immediate). */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (cond()) return;
+    await turn();
+  }
+  assert.fail(`timed out waiting for: ${what}`);
+}
+
+/** A few turns for anything that would happen at once (for "did not happen" checks). */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 10; i++) await turn();
+}
+
+describe("scheduler", () => {
+  it("attempts due messages earliest nextAttemptAt first (then receivedAt), future ones not", async () => {
+    const h = harness({ workers: 1, answer: () => "delivered" });
+    const list = [
+      env({ id: "C", nextAttemptAt: T0 - 10, receivedAt: T0 - 300 }),
+      env({ id: "F", nextAttemptAt: T0 + HOUR }),
+      env({ id: "A", nextAttemptAt: T0 - 30, receivedAt: T0 - 100 }),
+      env({ id: "B2", nextAttemptAt: T0 - 20, receivedAt: T0 - 150 }),
+      env({ id: "B1", nextAttemptAt: T0 - 20, receivedAt: T0 - 200 }),
+      env({ id: "D", nextAttemptAt: T0, receivedAt: T0 - 50 }),
+    ];
+    for (const e of list) h.s.add(e);
+    await until(() => h.calls.length === 5 && h.s.depth() === 1, "five attempts");
+    await settle();
+    assert.deepEqual(h.calls, ["A", "B1", "B2", "C", "D"]);
+    assert.deepEqual(
+      h.s.list().map((e) => e.id),
+      ["F"],
+    );
+    await h.s.stop(100);
+  });
+
+  it("keeps at most queue.workers attempts in flight, read from the live config", async () => {
+    const h = harness({ workers: 3 });
+    for (let i = 0; i < 10; i++) h.s.add(env());
+    await until(() => h.running() === 3, "three running");
+    await settle();
+    assert.equal(h.running(), 3);
+    h.release();
+    await until(() => h.calls.length === 4, "a fourth attempt once one finished");
+    await settle();
+    assert.equal(h.running(), 3);
+    h.setWorkers(5);
+    h.s.kick();
+    await until(() => h.running() === 5, "five running after the config change");
+    await settle();
+    assert.equal(h.running(), 5);
+    assert.equal(h.calls.length, 6);
+    assert.equal(new Set(h.calls).size, 6, "no message attempted twice");
+    let most = 0;
+    await until(() => {
+      most = Math.max(most, h.running());
+      if (h.running()) h.release();
+      return h.s.depth() === 0;
+    }, "queue empty");
+    assert.equal(most, 5);
+    assert.equal(h.calls.length, 10);
+    await h.s.stop(100);
+  });
+
+  it("a deferral comes back at its backoff time (retry.initial), not before", async () => {
+    let outcome: Outcome = "deferred";
+    const h = harness({ answer: () => outcome });
+    const e = env({ nextAttemptAt: T0 });
+    h.s.add(e);
+    await until(() => h.updates.includes(e.id), "deferral persisted");
+    await settle();
+    assert.equal(e.attempts, 1);
+    assert.equal(e.nextAttemptAt, T0 + 60_000);
+    assert.equal(e.recipients[0]?.lastError?.code, "TEST");
+    h.setNow(T0 + 59_999);
+    h.s.kick();
+    await settle();
+    assert.equal(h.calls.length, 1);
+    outcome = "delivered";
+    h.setNow(T0 + 60_000);
+    h.s.kick();
+    await until(() => h.s.depth() === 0, "delivered at the second attempt");
+    assert.deepEqual(h.calls, [e.id, e.id]);
+    assert.deepEqual(h.removed, [e.id]);
+    await h.s.stop(100);
+  });
+
+  it("retryAll makes every deferred message due; admin retry one", async () => {
+    const h = harness();
+    const later = Array.from({ length: 5 }, (_, i) => env({ nextAttemptAt: T0 + (i + 1) * HOUR }));
+    for (const e of later) h.s.add(e);
+    await settle();
+    assert.equal(h.calls.length, 0);
+    const one = later[3]!;
+    assert.equal(h.s.retry(one.id), true);
+    assert.equal(h.s.retry("NOPE"), false);
+    await until(() => h.running() === 1, "the retried one");
+    assert.deepEqual(h.calls, [one.id]);
+    h.release();
+    await until(() => h.s.depth() === 4, "the retried one delivered");
+    // m is in flight during retryAll and comes back deferred (1 min) before the next pump: its valid
+    // node then sits above the others' old ones (1 h+), so only retryAll's own pushes make them due
+    const m = env({ nextAttemptAt: T0 });
+    h.s.add(m);
+    await until(() => h.running() === 1, "m running");
+    h.s.retryAll();
+    h.release("deferred");
+    await until(() => h.running() === 4, "the four others");
+    await settle();
+    assert.equal(h.running(), 4);
+    assert.deepEqual(new Set(h.calls.slice(2)), new Set(later.filter((e) => e !== one).map((e) => e.id)));
+    while (h.running()) h.release();
+    await until(() => h.s.depth() === 1, "all but m delivered");
+    assert.equal(m.nextAttemptAt, T0 + 60_000);
+    await h.s.stop(100);
+  });
+
+  it("an entry whose nextAttemptAt was lowered in place without a push is still attempted", async () => {
+    const h = harness({ answer: () => "delivered" });
+    // alone in the heap: its node is the top, seen stale at the next pump, re-pushed, attempted
+    const a = env({ nextAttemptAt: T0 + HOUR });
+    h.s.add(a);
+    await settle();
+    a.nextAttemptAt = T0;
+    h.s.kick();
+    await until(() => h.calls.length === 1, "attempted");
+    assert.ok(h.s.stats().repushed >= 1);
+    // behind another node: attempted when its old node surfaces at the latest, never lost
+    const b = env({ nextAttemptAt: T0 + 2 * HOUR });
+    const c = env({ nextAttemptAt: T0 + 3 * HOUR });
+    h.s.add(b);
+    h.s.add(c);
+    await settle();
+    c.nextAttemptAt = T0 + HOUR;
+    h.setNow(T0 + HOUR);
+    h.s.kick();
+    await settle();
+    assert.equal(h.calls.length, 1, "late is allowed: its node says 3 h");
+    h.setNow(T0 + 3 * HOUR);
+    h.s.kick();
+    await until(() => h.s.depth() === 0, "both attempted");
+    // b's node (2 h) surfaces first; c's (3 h) then turns out stale and is re-pushed as due
+    assert.deepEqual(h.calls, [a.id, b.id, c.id]);
+    await h.s.stop(100);
+  });
+
+  it("a bounce that fails part way leaves the message scheduled", async () => {
+    const h = harness({ answer: () => "delivered" });
+    const e = env({ nextAttemptAt: T0 + HOUR, from: "" }); // null sender: no DSN to queue
+    h.s.add(e);
+    await settle();
+    let fail!: (err: Error) => void;
+    h.spool.removeGate = new Promise((_, reject) => (fail = reject));
+    const bounced = h.s.bounce(e.id, "gave up");
+    await settle();
+    // meanwhile its node surfaces while the bounce holds it in flight: dropped
+    h.setNow(T0 + HOUR);
+    h.s.kick();
+    await settle();
+    assert.ok(h.s.stats().dropped >= 1);
+    delete h.spool.removeGate; // the next remove() goes through
+    fail(new Error("disk full"));
+    await assert.rejects(bounced, /disk full/);
+    await until(() => h.s.depth() === 0, "removed by a later attempt");
+    assert.deepEqual(h.removed, [e.id]);
+    await h.s.stop(100);
+  });
+
+  it("with 20,000 deferred messages a new one is attempted at once, with O(log n) heap work", async () => {
+    const h = harness({ answer: () => "delivered" });
+    const n = 20_000;
+    for (let i = 0; i < n; i++)
+      h.s.add(env({ nextAttemptAt: T0 + HOUR + (i % 997) * 1000, receivedAt: T0 - i }));
+    await settle();
+    const before = h.s.stats();
+    assert.equal(before.pumps, 1, "20,000 adds in one tick: one pump");
+    assert.equal(before.heapSize, n);
+    assert.equal(h.calls.length, 0);
+
+    const fresh = env({ nextAttemptAt: T0 });
+    h.s.add(fresh);
+    await until(() => h.s.depth() === n, "the new message delivered");
+    await settle();
+    const after = h.s.stats();
+    assert.deepEqual(h.calls, [fresh.id]);
+    const d = (k: keyof typeof after): number => after[k] - before[k];
+    assert.ok(d("pumps") <= 3, `pumps: ${d("pumps")}`);
+    assert.equal(d("pushes"), 1);
+    assert.equal(d("pops"), 1);
+    assert.equal(d("rebuilds"), 0);
+    // one push and one pop in a heap of ~20,000 (log2 ~ 15): a few dozen comparisons, not n
+    assert.ok(d("compares") <= 4 * Math.ceil(Math.log2(n + 1)), `compares: ${d("compares")}`);
+    assert.equal(after.heapSize, n);
+
+    // a stream of new messages: the work per message stays the same
+    for (let i = 0; i < 50; i++) {
+      h.s.add(env({ nextAttemptAt: T0 }));
+      await turn();
+    }
+    await until(() => h.s.depth() === n, "fifty more delivered");
+    const end = h.s.stats();
+    assert.equal(end.pops - after.pops, 50);
+    assert.ok(end.compares - after.compares <= 50 * 4 * Math.ceil(Math.log2(n + 1)));
+    await h.s.stop(100);
+  });
+
+  it("stale nodes are bounded: repeated retryAll and retries do not grow the heap", async () => {
+    let outcome: Outcome = "deferred";
+    const h = harness({ answer: () => outcome, workers: 4 });
+    for (let i = 0; i < 100; i++) h.s.add(env({ nextAttemptAt: T0 + HOUR }));
+    await settle();
+    for (let round = 0; round < 30; round++) {
+      for (const e of h.s.list()) h.s.retry(e.id);
+      await settle();
+    }
+    const st = h.s.stats();
+    assert.ok(st.heapSize <= 2 * h.s.depth() + 1024, `heap ${st.heapSize}`);
+    assert.ok(st.rebuilds >= 1);
+    assert.equal(h.s.depth(), 100);
+    // and the rebuilds lost nothing
+    outcome = "delivered";
+    h.s.retryAll();
+    await until(() => h.s.depth() === 0, "all delivered");
+    await h.s.stop(1000);
+  });
+
+  it("stop(): no new attempts, and it waits for the running ones", async () => {
+    const h = harness({ workers: 1 });
+    h.s.add(env());
+    h.s.add(env());
+    await until(() => h.running() === 1, "one running");
+    const stopped = h.s.stop(5_000);
+    let done = false;
+    void stopped.then(() => (done = true));
+    await settle();
+    assert.equal(done, false);
+    h.release();
+    await stopped;
+    h.s.add(env());
+    h.s.kick();
+    await settle();
+    assert.equal(h.calls.length, 1);
+    assert.equal(h.s.depth(), 2);
+  });
+});
+
+describe("due heap", () => {
+  interface N extends DueNode {
+    id: number;
+  }
+  const byKey = (a: N, b: N): number => a.at - b.at || a.tie - b.tie || a.id - b.id;
+
+  it("pops in (at, tie, push order) order, like a stable sort, under any push/pop/reset sequence", () => {
+    const op = fc.oneof(
+      fc.record({
+        push: fc.record({ at: fc.integer({ min: 0, max: 20 }), tie: fc.integer({ min: 0, max: 3 }) }),
+      }),
+      fc.constant({ pop: true as const }),
+      fc.record({
+        reset: fc.array(
+          fc.record({ at: fc.integer({ min: 0, max: 20 }), tie: fc.integer({ min: 0, max: 3 }) }),
+        ),
+      }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
+        const heap = new DueHeap<N>();
+        let model: N[] = [];
+        let id = 0;
+        for (const o of ops) {
+          if ("push" in o) {
+            const n = { ...o.push, id: id++ };
+            heap.push(n);
+            model.push(n);
+            model.sort(byKey);
+          } else if ("reset" in o) {
+            const nodes = o.reset.map((k) => ({ ...k, id: id++ }));
+            heap.reset(nodes);
+            model = [...nodes].sort(byKey);
+          } else {
+            assert.equal(heap.pop(), model.shift());
+          }
+          assert.equal(heap.size, model.length);
+          assert.equal(heap.peek(), model[0]);
+        }
+        const rest: N[] = [];
+        for (let n = heap.pop(); n; n = heap.pop()) rest.push(n);
+        assert.deepEqual(rest, model);
+      }),
+    );
+  });
+
+  it("an empty heap pops and peeks undefined", () => {
+    const heap = new DueHeap<N>();
+    assert.equal(heap.pop(), undefined);
+    assert.equal(heap.peek(), undefined);
+    assert.equal(heap.size, 0);
+  });
+});
