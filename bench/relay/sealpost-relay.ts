@@ -2,6 +2,7 @@
 // (`node <compiled>/bin/sealpost.js relay`, bench/operator/build.ts) from a config directory written kubelet-style, with STARTTLS on its port-25 listener
 // (bound to 127.0.0.1:<free port>), one policy routing the bench domain to the sink with outbound
 // TLS mode `required`, and the durable queue (fsync before 250) in a temp dir.
+import { closeSync, openSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { RelayConfigInput } from "../../relay/config/schema.js";
@@ -82,6 +83,8 @@ export async function startSealpost(o: SealpostOptions): Promise<RelayUnderTest>
     o.runtime === "tsx"
       ? ["--import", "tsx", join(repoRoot, "relay/main.ts")]
       : [join(await buildCompiled(), "bin/sealpost.js"), "relay"];
+  const logFile = join(o.dir, "relay.log");
+  const logFd = openSync(logFile, "a");
   const m: Managed = startProcess(
     "relay",
     o.node,
@@ -89,9 +92,17 @@ export async function startSealpost(o: SealpostOptions): Promise<RelayUnderTest>
       ...(o.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${o.cpuProfDir}`] : []),
       ...[...entry, "--config", configDir, "--poll-ms", "200"],
     ],
-    join(o.dir, "relay.log"),
-    { cwd: repoRoot, env: { ...process.env, SEALPOST_GRACE_SECONDS: "2" } },
+    logFile,
+    {
+      cwd: repoRoot,
+      env: { ...process.env, SEALPOST_GRACE_SECONDS: "2" },
+      // the relay's log goes straight to its file, as a container's stdout goes to the runtime's
+      // log: not through a pipe into this process, which is the load generator (Postfix logs to
+      // its own postlogd, which is measured with it)
+      stdio: ["ignore", logFd, logFd],
+    },
   );
+  closeSync(logFd); // the child has its own copy
   await waitFor(
     "relay /readyz",
     async () => {

@@ -1,13 +1,15 @@
 // The write-ahead journal of the accept path (spool.ts puts small messages here, large ones in files).
 // Layout under queue.dir/journal/: segments <seq>.log (seq zero-padded, increasing), each a sequence
 // of records:
-//   0  u32 LE  magic "SPJ1"
+//   0  u32 LE  magic "SPJ2"
 //   4  u8      type: 1 accept (meta = envelope JSON, body = message bytes), 2 done (meta = queue id)
 //   5  3 bytes zero
 //   8  u32 LE  meta length
 //   12 u32 LE  body length
-//   16 u32 LE  CRC-32 of bytes 0-15, meta and body
+//   16 u32 LE  CRC-32 of bytes 0-15, meta and body, seeded with the segment's sequence number
 //   20 meta, then body
+// The seed makes a record valid only in the segment it was written to: segments are recycled (below),
+// and what a recycled segment still holds from its previous life never checks.
 //
 // Group commit: an accept or done queues its record; while one round (one writev of every queued
 // record, then durable) runs, new records queue for the next round. A round resolves all its records
@@ -30,27 +32,57 @@
 //     records in N only concern segments up to N, already gone. So no message comes back.
 //   - A done record that could not be written is retried with the next round; until then a crash
 //     would deliver that message again: a duplicate, never a loss (the queue's rule everywhere).
+//   - Recycling: the first segment to go is renamed to `spare` (a name recovery does not read)
+//     instead of unlinked, and the next new segment is that file renamed to its sequence name (each
+//     rename followed by the directory fsync, as an unlink or a creation would be). Rounds then
+//     overwrite blocks the file already has instead of growing it: with O_DSYNC such a write flushes
+//     the data only, where an append also commits the file system's journal (the size changed), which
+//     is the larger and less predictable part of an accept's latency. Stale records after the last
+//     round's end fail their CRC (other seed), torn or not.
 // A message stays in the journal only during its first delivery attempt (spool.ts moves it to files
 // on its first state update), so a segment normally goes within seconds of its last record. A message
 // whose first attempt takes long (a slow next hop, up to the delivery timeouts) pins its segment and
 // every later one until it is done; that costs disk space, never correctness.
 import { constants } from "node:fs";
-import { mkdir, open, readdir, readFile, truncate, unlink, type FileHandle } from "node:fs/promises";
+import {
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  statfs,
+  truncate,
+  unlink,
+  type FileHandle,
+} from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { fsyncDir } from "./group-commit.js";
 import type { Envelope } from "./spool.js";
 
-const MAGIC = 0x314a5053; // "SPJ1" read as u32 LE
+const MAGIC = 0x324a5053; // "SPJ2" read as u32 LE
 export const HEADER_BYTES = 20;
 export const ACCEPT = 1;
 export const DONE = 2;
 /** An envelope or id longer than this is garbage, not a record (recovery stops there). */
 const MAX_META = 16 * 1024 * 1024;
 const SEGMENT_NAME = /^(\d{12})\.log$/;
+/** A segment kept for reuse: not a segment for recovery (its name does not match SEGMENT_NAME). */
+const SPARE = "spare";
 
-/** One framed record: header (with the CRC) + meta + body, in one buffer. */
-export function frameRecord(type: number, meta: Buffer, body: readonly Buffer[]): Buffer {
+/** The CRC of a framed record as written to segment `seq`. */
+function recordCrc(r: Buffer, end: number, seq: number): number {
+  return crc32(r.subarray(HEADER_BYTES, end), crc32(r.subarray(0, 16), seq % 2 ** 32));
+}
+
+/** Writes the CRC of a framed record for segment `seq` (done when its round knows the segment). */
+export function sealRecord(r: Buffer, seq: number): Buffer {
+  r.writeUInt32LE(recordCrc(r, r.length, seq), 16);
+  return r;
+}
+
+/** One framed record: header + meta + body, in one buffer; sealed for segment `seq` if given. */
+export function frameRecord(type: number, meta: Buffer, body: readonly Buffer[], seq?: number): Buffer {
   const bodyLength = body.reduce((n, b) => n + b.length, 0);
   const r = Buffer.allocUnsafe(HEADER_BYTES + meta.length + bodyLength);
   r.writeUInt32LE(MAGIC, 0);
@@ -59,8 +91,7 @@ export function frameRecord(type: number, meta: Buffer, body: readonly Buffer[])
   r.writeUInt32LE(bodyLength, 12);
   let at = HEADER_BYTES + meta.copy(r, HEADER_BYTES);
   for (const b of body) at += b.copy(r, at);
-  r.writeUInt32LE(crc32(r.subarray(HEADER_BYTES), crc32(r.subarray(0, 16))), 16);
-  return r;
+  return seq === undefined ? r : sealRecord(r, seq);
 }
 
 export interface ParsedRecord {
@@ -73,8 +104,11 @@ export interface ParsedRecord {
   end: number;
 }
 
-/** The records of a segment's bytes, up to the first one that does not check (a torn tail). Pure. */
-export function* parseRecords(buf: Buffer): Generator<ParsedRecord> {
+/**
+ * The records of segment `seq`'s bytes, up to the first one that does not check (a torn tail, or
+ * what a recycled segment held before). Pure.
+ */
+export function* parseRecords(buf: Buffer, seq: number): Generator<ParsedRecord> {
   for (let at = 0; at + HEADER_BYTES <= buf.length;) {
     const type = buf.readUInt32LE(at + 4);
     const metaLength = buf.readUInt32LE(at + 8);
@@ -82,8 +116,8 @@ export function* parseRecords(buf: Buffer): Generator<ParsedRecord> {
     const end = at + HEADER_BYTES + metaLength + bodyLength;
     if (buf.readUInt32LE(at) !== MAGIC || (type !== ACCEPT && type !== DONE)) return;
     if (metaLength > MAX_META || end > buf.length) return;
-    const crc = crc32(buf.subarray(at + HEADER_BYTES, end), crc32(buf.subarray(at, at + 16)));
-    if (crc !== buf.readUInt32LE(at + 16)) return;
+    const record = buf.subarray(at, end);
+    if (recordCrc(record, record.length, seq) !== buf.readUInt32LE(at + 16)) return;
     const meta = buf.subarray(at + HEADER_BYTES, at + HEADER_BYTES + metaLength);
     yield { type, meta, bodyOffset: at + HEADER_BYTES + metaLength, bodyLength, end };
     at = end;
@@ -131,7 +165,7 @@ export async function scanJournal(dir: string): Promise<JournalScan> {
       throw e;
     }
     let end = 0;
-    for (const r of parseRecords(buf)) {
+    for (const r of parseRecords(buf, seq)) {
       if (r.type === DONE) scan.live.delete(r.meta.toString("latin1"));
       else {
         let env: Envelope;
@@ -165,7 +199,7 @@ export async function readRange(path: string, offset: number, length: number): P
 interface Segment {
   seq: number;
   path: string;
-  /** Bytes of acknowledged records: where the next round writes (O_APPEND) while current. */
+  /** Bytes of acknowledged records: where the next round writes while current. */
   size: number;
   /** Accepted messages in it not yet done or moved out. */
   live: number;
@@ -180,14 +214,14 @@ interface Pending {
   reject(e: Error): void;
 }
 
-/** Appends `records` durably to the segment open as `fh`; returns the bytes written. */
-export type AppendRecords = (fh: FileHandle, records: Buffer[]) => Promise<number>;
+/** Writes `records` durably at `position` of the segment open as `fh`; returns the bytes written. */
+export type AppendRecords = (fh: FileHandle, records: Buffer[], position: number) => Promise<number>;
 
 // O_DSYNC makes the write itself durable (one thread-pool hop per round instead of two)
 const DSYNC: number = constants.O_DSYNC ?? 0;
 
-const appendDurably: AppendRecords = async (fh, records) => {
-  const { bytesWritten } = await fh.writev(records);
+const appendDurably: AppendRecords = async (fh, records, position) => {
+  const { bytesWritten } = await fh.writev(records, position);
   if (!DSYNC) await fh.datasync();
   return bytesWritten;
 };
@@ -199,6 +233,8 @@ export interface JournalOptions {
   cacheBytes: number;
   /** Tests: stands in for the durable write (to make a round fail). */
   append?: AppendRecords;
+  /** Write a spare at startup when there is none (default true; tests with huge segments: false). */
+  prepareSpare?: boolean;
 }
 
 export class Journal {
@@ -214,6 +250,10 @@ export class Journal {
   /** The running rounds (until nothing is queued), if any. */
   private committing: Promise<void> | undefined;
   private collecting: Promise<void> = Promise.resolve();
+  /** A dead segment's file kept for the next new segment (SPARE), if any. */
+  private spare: string | undefined;
+  /** The first spare is being written (startup): no spare to take until then. */
+  private preparing = false;
   private readonly append: AppendRecords;
   /** Rounds run and records written so far (figures, tests). */
   rounds = 0;
@@ -237,6 +277,8 @@ export class Journal {
   ): Promise<{ journal: Journal; envelopes: Envelope[] }> {
     await mkdir(dir, { recursive: true });
     const j = new Journal(dir, o);
+    const spare = join(dir, SPARE);
+    if ((await readdir(dir)).includes(SPARE)) j.spare = spare;
     const scan = await scanJournal(dir);
     const bySeq = new Map<number, Segment>();
     for (const s of scan.segments) {
@@ -255,6 +297,7 @@ export class Journal {
     }
     j.collect();
     await j.collecting;
+    if (!j.spare && o.prepareSpare !== false) j.prepareSpare();
     return { journal: j, envelopes };
   }
 
@@ -361,9 +404,9 @@ export class Journal {
       let seg: Segment | undefined;
       try {
         seg = await this.writable();
-        const records = round.map((p) => p.record);
+        const records = round.map((p) => sealRecord(p.record, seg!.seq));
         const bytes = records.reduce((n, r) => n + r.length, 0);
-        const written = await this.append(seg.fh!, records);
+        const written = await this.append(seg.fh!, records, seg.size);
         if (written !== bytes) throw new Error(`short write (${written} of ${bytes} bytes)`);
         let offset = seg.size;
         seg.size += bytes;
@@ -381,13 +424,27 @@ export class Journal {
     this.committing = undefined;
   }
 
-  /** The segment to append to: the current one, or a new one (rolled by size) made durable first. */
+  /**
+   * The segment to write to: the current one, or a new one (rolled by size) made durable first: the
+   * spare renamed, else a new file.
+   */
   private async writable(): Promise<Segment> {
-    if (this.current && this.current.size >= this.o.segmentBytes) await this.retire(this.current);
-    if (this.current) return this.current;
+    if (this.current && this.current.size < this.o.segmentBytes) return this.current;
     const seq = ++this.lastSeq;
     const path = join(this.dir, segmentName(seq));
-    const flags = constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_APPEND | DSYNC;
+    // the spare is taken in the collector's turn (it makes and unlinks spares), and before the full
+    // segment is retired (which may become the next spare); a failed rename: a new file below
+    // while the first spare is written, the collector's turn is that: a new file, without waiting
+    const taken = (this.preparing ? Promise.resolve() : this.collecting).then(async () => {
+      if (this.preparing) return;
+      const spare = this.spare;
+      this.spare = undefined;
+      if (spare) await rename(spare, path).catch(() => undefined);
+    });
+    this.collecting = taken;
+    await taken;
+    if (this.current) await this.retire(this.current);
+    const flags = constants.O_CREAT | constants.O_WRONLY | DSYNC;
     const seg: Segment = { seq, path, size: 0, live: 0, fh: await open(path, flags, 0o600) };
     this.segments.push(seg);
     this.current = seg;
@@ -422,12 +479,49 @@ export class Journal {
     else await truncate(seg.path, seg.size).catch(() => undefined);
   }
 
+  /**
+   * A spare before any segment has died (a new or empty volume): a file of `segmentBytes` zeros, its
+   * blocks written and flushed, so that the first segments are overwritten, not grown, like the later
+   * ones. In the background, best effort (a volume without room for it just grows new segments).
+   */
+  private prepareSpare(): void {
+    const tmp = join(this.dir, `${SPARE}.tmp`);
+    this.preparing = true;
+    this.collecting = this.collecting.then(async () => {
+      try {
+        // only with room to spare: a nearly full volume keeps its space for mail
+        const fs = await statfs(this.dir);
+        if (fs.bavail * fs.bsize < 4 * this.o.segmentBytes) return;
+        const fh = await open(tmp, "w", 0o600);
+        try {
+          const zeros = Buffer.alloc(Math.min(this.o.segmentBytes, 1 << 20));
+          for (let at = 0; at < this.o.segmentBytes; at += zeros.length)
+            await fh.write(zeros, 0, Math.min(zeros.length, this.o.segmentBytes - at), at);
+          await fh.datasync();
+        } finally {
+          await fh.close();
+        }
+        await rename(tmp, join(this.dir, SPARE));
+        this.spare ??= join(this.dir, SPARE);
+      } catch {
+        await unlink(tmp).catch(() => undefined);
+      } finally {
+        this.preparing = false;
+      }
+    });
+  }
+
   /** Deletes segments, oldest first, while the oldest is not current and holds no live message. */
   private collect(): void {
     this.collecting = this.collecting.then(async () => {
       for (let s = this.segments[0]; s && s !== this.current && s.live === 0; s = this.segments[0]) {
         try {
-          await unlink(s.path);
+          // the first dead segment becomes the spare: gone for recovery all the same
+          if (this.spare) await unlink(s.path);
+          else {
+            await rename(s.path, join(this.dir, SPARE));
+            this.spare = join(this.dir, SPARE);
+          }
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code !== "ENOENT") return; // kept; tried again next time
         }

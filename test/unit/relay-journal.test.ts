@@ -34,7 +34,7 @@ after(async () => {
 });
 
 const fresh = (): string => join(root, `j${++n}`);
-const big = { segmentBytes: 1 << 30, cacheBytes: 1 << 20 };
+const big = { segmentBytes: 1 << 30, cacheBytes: 1 << 20, prepareSpare: false };
 
 function envelope(id = newQueueId()): Envelope {
   return {
@@ -55,7 +55,11 @@ async function open(dir: string, o: Partial<JournalOptions> = {}, moved = new Se
   return r;
 }
 
-const segments = async (dir: string): Promise<string[]> => (await readdir(dir)).sort();
+const segments = async (dir: string): Promise<string[]> =>
+  (await readdir(dir)).filter((n) => n !== "spare").sort();
+
+/** Any segment number: records are sealed for the segment they are written to. */
+const SEQ = 7;
 
 /** An append whose rounds complete only when the test says so (and may fail). */
 function gatedAppend(): {
@@ -68,11 +72,11 @@ function gatedAppend(): {
   const sizes: number[] = [];
   return {
     sizes,
-    append: async (fh, records) => {
+    append: async (fh, records, position) => {
       sizes.push(records.length);
       const err = await new Promise<Error | undefined>((r) => gates.push(r));
       if (err) throw err;
-      const { bytesWritten } = await fh.writev(records);
+      const { bytesWritten } = await fh.writev(records, position);
       return bytesWritten;
     },
     release(err) {
@@ -108,10 +112,11 @@ describe("journal records", () => {
                 i % 2 ? DONE : ACCEPT,
                 Buffer.from(meta),
                 parts.map((p) => Buffer.from(p)),
+                SEQ,
               ),
             ),
           );
-          const got = [...parseRecords(buf)];
+          const got = [...parseRecords(buf, SEQ)];
           assert.equal(got.length, recs.length);
           got.forEach((r, i) => {
             const [meta, parts] = recs[i]!;
@@ -135,14 +140,14 @@ describe("journal records", () => {
         fc.nat(),
         fc.uint8Array({ maxLength: 64 }),
         (bodies, cutAt, garbage) => {
-          const records = bodies.map((b) => frameRecord(ACCEPT, Buffer.from("{}"), [Buffer.from(b)]));
+          const records = bodies.map((b) => frameRecord(ACCEPT, Buffer.from("{}"), [Buffer.from(b)], SEQ));
           const whole = Buffer.concat(records);
           const lastStart = whole.length - records.at(-1)!.length;
           // cut anywhere inside the last record: it is gone, the others stay
           const cut = lastStart + (cutAt % records.at(-1)!.length);
-          assert.equal([...parseRecords(whole.subarray(0, cut))].length, records.length - 1);
+          assert.equal([...parseRecords(whole.subarray(0, cut), SEQ)].length, records.length - 1);
           // garbage after whole records: never read as a record (unless it happens to be one)
-          const withGarbage = [...parseRecords(Buffer.concat([whole, Buffer.from(garbage)]))];
+          const withGarbage = [...parseRecords(Buffer.concat([whole, Buffer.from(garbage)]), SEQ)];
           assert.equal(withGarbage.length, records.length);
         },
       ),
@@ -150,13 +155,23 @@ describe("journal records", () => {
   });
 
   it("a flipped bit anywhere in a record makes its CRC fail", () => {
-    const rec = frameRecord(ACCEPT, Buffer.from('{"id":"X"}'), [Buffer.from("message body")]);
+    const rec = frameRecord(ACCEPT, Buffer.from('{"id":"X"}'), [Buffer.from("message body")], SEQ);
     for (let i = 0; i < rec.length; i++)
       for (const bit of [0x01, 0x80]) {
         const bad = Buffer.from(rec);
         bad[i]! ^= bit;
-        assert.equal([...parseRecords(bad)].length, 0, `byte ${i} bit ${bit}`);
+        assert.equal([...parseRecords(bad, SEQ)].length, 0, `byte ${i} bit ${bit}`);
       }
+  });
+
+  it("a record is valid only in the segment it was written to (what a recycled segment held)", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 2 ** 40 }), fc.integer({ min: 1, max: 1000 }), (seq, later) => {
+        const rec = frameRecord(ACCEPT, Buffer.from('{"id":"X"}'), [Buffer.from("old body")], seq);
+        assert.equal([...parseRecords(rec, seq)].length, 1);
+        assert.equal([...parseRecords(rec, seq + later)].length, 0);
+      }),
+    );
   });
 });
 
@@ -240,6 +255,32 @@ describe("journal", () => {
     assert.deepEqual(again.envelopes, []);
   });
 
+  it("recycles a dead segment's file as the next segment; what it held before never comes back", async () => {
+    const dir = fresh();
+    const { journal } = await open(dir, { segmentBytes: 1 });
+    const old = [envelope(), envelope(), envelope()];
+    await journal.accept(old[0]!, [Buffer.alloc(4096, "o")]); // segment 1, a large file
+    for (const e of old.slice(1)) await journal.accept(e, [Buffer.alloc(4096, "x")]); // segments 2, 3
+    for (const e of old) await journal.done(e.id); // segments 4-6; 1-5 die, 1 becomes the spare
+    await until(() => journal.stats().segments === 1);
+    assert.deepEqual(await readdir(dir).then((n) => n.sort()), [segmentName(6), "spare"]);
+    const spareSize = (await stat(join(dir, "spare"))).size;
+    // the next segment is the spare renamed: the new record overwrites the start of the old bytes
+    const kept = envelope();
+    await journal.accept(kept, [Buffer.from("new")]); // segment 7
+    // the old bytes are still there past the new record (a new file would hold the record only)
+    assert.ok((await stat(join(dir, segmentName(7)))).size >= spareSize, "the spare's file, overwritten");
+    await until(() => journal.stats().segments === 1); // and 6, dead now, is the next spare
+    assert.deepEqual(await readdir(dir).then((n) => n.sort()), [segmentName(7), "spare"]);
+    const again = await open(dir);
+    assert.deepEqual(
+      again.envelopes.map((e) => e.id),
+      [kept.id],
+      "only the new record: the old ones in the recycled file do not check",
+    );
+    assert.equal((await again.journal.read(kept.id))?.toString(), "new");
+  });
+
   it("a failed round rejects all its records; the next one goes to a fresh segment", async () => {
     const dir = fresh();
     const gate = gatedAppend();
@@ -270,10 +311,10 @@ describe("journal", () => {
     const dir = fresh();
     let fail = false;
     const { journal } = await open(dir, {
-      append: async (fh, records) => {
-        if (!fail) return (await fh.writev(records)).bytesWritten;
+      append: async (fh, records, position) => {
+        if (!fail) return (await fh.writev(records, position)).bytesWritten;
         // the first record of the round reaches the file whole, then the device is full
-        await fh.writev([records[0]!, ...records.slice(1, 2).map((r) => r.subarray(0, 7))]);
+        await fh.writev([records[0]!, ...records.slice(1, 2).map((r) => r.subarray(0, 7))], position);
         throw new Error("ENOSPC: no space left on device, write");
       },
     });

@@ -27,7 +27,9 @@ async function openSpool(q: string, o?: SpoolOptions): ReturnType<typeof Spool.o
   return r;
 }
 
-const files = async (q: string, sub: string): Promise<string[]> => (await readdir(join(q, sub))).sort();
+/** A folder's files; in journal/, its segments (not the spare file kept for reuse). */
+const files = async (q: string, sub: string): Promise<string[]> =>
+  (await readdir(join(q, sub))).filter((f) => !f.startsWith("spare")).sort();
 
 function accept(spool: Spool, body: Readable | Buffer, recipients = ["b@y.test"], limit?: number) {
   return spool.enqueue(
