@@ -4,6 +4,7 @@ import { MailRelay, type RelayCredential } from "../../api/v1alpha1/index.js";
 import { compileRelayConfig, type ClusterView } from "../../operator/compile/relay-config.js";
 import { renderInput } from "../../operator/reconcilers/mailrelay.js";
 import { renderRelayObjects } from "../../operator/render/index.js";
+import type { MailRelayObject, PolicyObject } from "../../operator/state.js";
 
 export const renderSettings = {
   image: "img:1",
@@ -60,4 +61,46 @@ export function renderRelay(r: MailRelay, view: ClusterView, settings = renderSe
     compiled,
     objects: renderRelayObjects(renderInput(r, relayOwner, compiled, { settings }, "10Gi")),
   };
+}
+
+/** A MailRelay object as the informer cache holds it, selecting policies by `selector`. */
+export function relayObject(name: string, selector: Record<string, string>, generation = 1): MailRelayObject {
+  return {
+    apiVersion: "sealpost.dev/v1alpha1",
+    kind: "MailRelay",
+    metadata: { name, namespace: "mail", uid: `u-${name}`, generation, resourceVersion: "1" },
+    spec: {
+      hostname: `${name}.example.com`,
+      certificate: { issuerRef: { kind: "ClusterIssuer", name: "ca" } },
+      inbound: { relayFrom: ["10.0.0.0/8"] },
+      policySelector: { matchLabels: selector },
+    },
+  } as unknown as MailRelayObject;
+}
+
+/** A MailDomainPolicy object for `domains` (outbound TLS required), labelled for relay "edge". */
+export function policyObject(
+  name: string,
+  domains: string[],
+  o: {
+    labels?: Record<string, string>;
+    generation?: number;
+    resourceVersion?: string;
+    uid?: string;
+    spec?: Record<string, unknown>;
+  } = {},
+): PolicyObject {
+  return {
+    apiVersion: "sealpost.dev/v1alpha1",
+    kind: "MailDomainPolicy",
+    metadata: {
+      name,
+      namespace: "mail",
+      uid: o.uid ?? `u-${name}`,
+      labels: o.labels ?? { relay: "edge" },
+      generation: o.generation ?? 1,
+      resourceVersion: o.resourceVersion ?? "1",
+    },
+    spec: { domains, outbound: { tls: { mode: "required" } }, ...o.spec },
+  } as unknown as PolicyObject;
 }

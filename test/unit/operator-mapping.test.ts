@@ -6,33 +6,17 @@ import { describe, it } from "node:test";
 import { policyEventKeys, relayEventKeys } from "../../operator/mapping.js";
 import { ClusterState, type Caches, type MailRelayObject, type PolicyObject } from "../../operator/state.js";
 import type { KubeObject } from "../../operator/runtime/kube.js";
+import { policyObject, relayObject } from "../support/operator-fixtures.js";
 
-const relay = (name: string, labels: Record<string, string>, generation = 1): MailRelayObject =>
-  ({
-    apiVersion: "sealpost.dev/v1alpha1",
-    kind: "MailRelay",
-    metadata: { name, namespace: "mail", uid: `u-${name}`, generation, resourceVersion: "1" },
-    spec: {
-      hostname: `${name}.example.com`,
-      certificate: { issuerRef: { kind: "ClusterIssuer", name: "ca" } },
-      inbound: { relayFrom: ["10.0.0.0/8"] },
-      policySelector: { matchLabels: labels },
-    },
-  }) as unknown as MailRelayObject;
-
+const relay = relayObject;
 const policy = (
   name: string,
   domains: string[],
-  labels: Record<string, string> = { relay: "edge" },
-  generation = 1,
-  resourceVersion = "1",
+  labels?: Record<string, string>,
+  generation?: number,
+  resourceVersion?: string,
 ): PolicyObject =>
-  ({
-    apiVersion: "sealpost.dev/v1alpha1",
-    kind: "MailDomainPolicy",
-    metadata: { name, namespace: "mail", uid: `u-${name}`, labels, generation, resourceVersion },
-    spec: { domains, outbound: { tls: { mode: "required" } } },
-  }) as unknown as PolicyObject;
+  policyObject(name, domains, { ...(labels ? { labels } : {}), generation, resourceVersion });
 
 const sorted = (k: { relays: string[]; policies: string[] }) => ({
   relays: [...k.relays].sort(),

@@ -31,6 +31,7 @@ import {
   type PolicyObject,
   type SecretObject,
 } from "../../operator/state.js";
+import { policyObject, relayObject } from "../support/operator-fixtures.js";
 
 /** An informer's read side over a mutable list, with events like the real one (set/remove). */
 class FakeInformer<T extends KubeObject> {
@@ -88,18 +89,7 @@ function fakeCaches(init: { relays?: MailRelayObject[]; policies?: PolicyObject[
   return { fakes: c, caches: c as unknown as Caches };
 }
 
-const relay = (name: string, selector: Record<string, string>, generation = 1): MailRelayObject =>
-  ({
-    apiVersion: "sealpost.dev/v1alpha1",
-    kind: "MailRelay",
-    metadata: { name, namespace: "mail", uid: `u-${name}`, generation, resourceVersion: "1" },
-    spec: {
-      hostname: `${name}.example.com`,
-      certificate: { issuerRef: { kind: "ClusterIssuer", name: "ca" } },
-      inbound: { relayFrom: ["10.0.0.0/8"] },
-      policySelector: { matchLabels: selector },
-    },
-  }) as unknown as MailRelayObject;
+const relay = relayObject;
 
 let uid = 0;
 const policy = (
@@ -107,19 +97,7 @@ const policy = (
   domains: string[],
   opts: { labels?: Record<string, string>; generation?: number; spec?: Record<string, unknown> } = {},
 ): PolicyObject =>
-  ({
-    apiVersion: "sealpost.dev/v1alpha1",
-    kind: "MailDomainPolicy",
-    metadata: {
-      name,
-      namespace: "mail",
-      uid: `u-${name}-${uid++}`,
-      labels: opts.labels ?? { relay: "edge" },
-      generation: opts.generation ?? 1,
-      resourceVersion: String(uid),
-    },
-    spec: { domains, outbound: { tls: { mode: "required" } }, ...opts.spec },
-  }) as unknown as PolicyObject;
+  policyObject(name, domains, { uid: `u-${name}-${uid++}`, resourceVersion: String(uid), ...opts });
 
 /** What the relay's whole compile says about each selected policy: included, or its problems. */
 function compileVerdicts(state: ClusterState, r: MailRelayObject) {
