@@ -250,8 +250,8 @@ export class Journal {
   /** The running rounds (until nothing is queued), if any. */
   private committing: Promise<void> | undefined;
   private collecting: Promise<void> = Promise.resolve();
-  /** A dead segment's file kept for the next new segment (SPARE), if any. */
-  private spare: string | undefined;
+  /** A dead segment's file is kept as SPARE for the next new segment. */
+  private hasSpare = false;
   /** The first spare is being written (startup): no spare to take until then. */
   private preparing = false;
   private readonly append: AppendRecords;
@@ -277,8 +277,7 @@ export class Journal {
   ): Promise<{ journal: Journal; envelopes: Envelope[] }> {
     await mkdir(dir, { recursive: true });
     const j = new Journal(dir, o);
-    const spare = join(dir, SPARE);
-    if ((await readdir(dir)).includes(SPARE)) j.spare = spare;
+    if ((await readdir(dir)).includes(SPARE)) j.hasSpare = true;
     const scan = await scanJournal(dir);
     const bySeq = new Map<number, Segment>();
     for (const s of scan.segments) {
@@ -297,8 +296,12 @@ export class Journal {
     }
     j.collect();
     await j.collecting;
-    if (!j.spare && o.prepareSpare !== false) j.prepareSpare();
+    if (!j.hasSpare && o.prepareSpare !== false) j.prepareSpare();
     return { journal: j, envelopes };
+  }
+
+  private get sparePath(): string {
+    return join(this.dir, SPARE);
   }
 
   has(id: string): boolean {
@@ -432,17 +435,18 @@ export class Journal {
     if (this.current && this.current.size < this.o.segmentBytes) return this.current;
     const seq = ++this.lastSeq;
     const path = join(this.dir, segmentName(seq));
-    // the spare is taken in the collector's turn (it makes and unlinks spares), and before the full
-    // segment is retired (which may become the next spare); a failed rename: a new file below
-    // while the first spare is written, the collector's turn is that: a new file, without waiting
-    const taken = (this.preparing ? Promise.resolve() : this.collecting).then(async () => {
-      if (this.preparing) return;
-      const spare = this.spare;
-      this.spare = undefined;
-      if (spare) await rename(spare, path).catch(() => undefined);
-    });
-    this.collecting = taken;
-    await taken;
+    // The spare is taken in the collector's turn (which makes, recycles and unlinks spares) and
+    // before the full segment is retired (that one may become the next spare). While the first
+    // spare is still being written (startup), or when the rename fails, the segment is a new file.
+    if (!this.preparing) {
+      const taken = this.collecting.then(async () => {
+        if (!this.hasSpare) return;
+        this.hasSpare = false;
+        await rename(this.sparePath, path).catch(() => undefined);
+      });
+      this.collecting = taken;
+      await taken;
+    }
     if (this.current) await this.retire(this.current);
     const flags = constants.O_CREAT | constants.O_WRONLY | DSYNC;
     const seg: Segment = { seq, path, size: 0, live: 0, fh: await open(path, flags, 0o600) };
@@ -501,8 +505,8 @@ export class Journal {
         } finally {
           await fh.close();
         }
-        await rename(tmp, join(this.dir, SPARE));
-        this.spare ??= join(this.dir, SPARE);
+        await rename(tmp, this.sparePath);
+        this.hasSpare = true;
       } catch {
         await unlink(tmp).catch(() => undefined);
       } finally {
@@ -517,10 +521,10 @@ export class Journal {
       for (let s = this.segments[0]; s && s !== this.current && s.live === 0; s = this.segments[0]) {
         try {
           // the first dead segment becomes the spare: gone for recovery all the same
-          if (this.spare) await unlink(s.path);
+          if (this.hasSpare) await unlink(s.path);
           else {
-            await rename(s.path, join(this.dir, SPARE));
-            this.spare = join(this.dir, SPARE);
+            await rename(s.path, this.sparePath);
+            this.hasSpare = true;
           }
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code !== "ENOENT") return; // kept; tried again next time
