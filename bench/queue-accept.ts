@@ -1,7 +1,7 @@
 // The spool's accept path alone, without SMTP: C concurrent writers each enqueue 10 KB messages (the
 // body as a stream of chunks, as smtp-server hands it over) and, as a delivering worker would, remove
 // each one a few milliseconds after its enqueue resolved. Prints enqueue latency (call to resolve,
-// i.e. what the 250 waits for) and the commit rounds when the spool reports them.
+// i.e. what the 250 waits for) and the journal's commit rounds.
 //   tsx bench/queue-accept.ts [--messages 3000] [--concurrency 16] [--size 10240] [--dir <parent>]
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { parseArgs } from "node:util";
 import { newQueueId, Spool } from "../relay/queue/spool.js";
+import { percentile } from "./relay/measure.js";
 
 const { values } = parseArgs({
   options: {
@@ -71,23 +72,20 @@ const acceptMs = performance.now() - start;
 await Promise.all(removals);
 const wallMs = performance.now() - start;
 
-const sorted = latencies.sort((a, b) => a - b);
-const pct = (p: number): string =>
-  sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!.toFixed(2);
-const stats = (spool as unknown as { stats?: () => Record<string, number> }).stats?.();
+const pct = (p: number): string => percentile(latencies, p).toFixed(2);
 console.log(
   JSON.stringify({
     messages: total,
     concurrency,
     size,
     threadpool: process.env.UV_THREADPOOL_SIZE ?? "4 (default)",
-    p50: pct(0.5),
-    p90: pct(0.9),
-    p99: pct(0.99),
-    max: sorted.at(-1)!.toFixed(2),
+    p50: pct(50),
+    p90: pct(90),
+    p99: pct(99),
+    max: pct(100),
     acceptPerSec: Math.round((total / acceptMs) * 1000),
     wallSec: (wallMs / 1000).toFixed(2),
-    ...(stats ?? {}),
+    ...spool.stats(),
   }),
 );
 await rm(parent, { recursive: true, force: true });
