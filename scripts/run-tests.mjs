@@ -2,10 +2,11 @@
 // Runs the test suite with node's own test runner (through tsx's loader), so the closing summary is
 // node's standard one. `node scripts/run-tests.mjs [unit|integration|mail|e2e|<path fragment>...]`
 // picks files whose path contains any of the words; no word runs everything.
-// Node 20's `--test` takes no globs, hence the file walk here.
+// The files run on the pinned Node LTS (scripts/lts-node.mjs), whatever Node started npm.
 import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join, relative } from "node:path";
+import { ltsNode } from "./lts-node.mjs";
 
 const root = new URL("..", import.meta.url).pathname;
 const filters = process.argv.slice(2);
@@ -28,7 +29,7 @@ if (files.length === 0) {
 // One file at a time: integration files each start a control plane or mail peers, and the machine
 // has two cores; parallel files would only race each other for them.
 const r = spawnSync(
-  process.execPath,
+  ltsNode(),
   [
     "--import",
     "tsx",
