@@ -27,9 +27,9 @@ async function openSpool(q: string, o?: SpoolOptions): ReturnType<typeof Spool.o
   return r;
 }
 
-/** A folder's files; in journal/, its segments (not the spare file kept for reuse). */
+/** A folder's files; in journal/, its segments (not the spare file kept for reuse, nor the mark). */
 const files = async (q: string, sub: string): Promise<string[]> =>
-  (await readdir(join(q, sub))).filter((f) => !f.startsWith("spare")).sort();
+  (await readdir(join(q, sub))).filter((f) => !f.startsWith("spare") && !f.startsWith("hwm")).sort();
 
 function accept(spool: Spool, body: Readable | Buffer, recipients = ["b@y.test"], limit?: number) {
   return spool.enqueue(
