@@ -6,6 +6,7 @@
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import { createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
 import { statusFromReply } from "../dsn.js";
+import { REPLY_READ_MAX, replyText } from "../reply-text.js";
 import { errorMessage, fail, ok, type Failure } from "../result.js";
 import type { Dns } from "./mx.js";
 import { resolveHops } from "./mx.js";
@@ -242,7 +243,8 @@ function withSecureContext(plan: TransportPlan): TransportPlan["options"] {
 }
 
 async function open(plan: TransportPlan): Promise<Pooled | Failure> {
-  const conn = new SMTPConnection(withSecureContext(plan));
+  // a next hop's reply is read up to REPLY_READ_MAX (nodemailer's default is 1 MB); longer: lost session
+  const conn = new SMTPConnection({ ...withSecureContext(plan), maxResponseSize: REPLY_READ_MAX });
   let lastError: Errorish | undefined;
   conn.on("error", (e: Errorish) => {
     lastError = e;
@@ -328,7 +330,8 @@ function send(
 }
 
 function replyResult(address: string, e: Errorish, hop: Hop): RecipientResult {
-  const response = e.response ?? errorMessage(e);
+  // the remote side's text, bounded and cleaned before it is copied per recipient (issue 22.3)
+  const response = replyText(e.response ?? errorMessage(e));
   const permanent = (e.responseCode ?? 0) >= 500;
   return {
     address,
@@ -657,7 +660,7 @@ export class Deliverer {
           session: p.info,
           result: results.every((x) => x.outcome === "failed") ? "failed" : "deferred",
           code: results[0]?.code,
-          response: e.response,
+          ...(e.response !== undefined ? { response: replyText(e.response) } : {}),
         });
         return results;
       }
@@ -669,7 +672,7 @@ export class Deliverer {
           address: a,
           outcome: "delivered",
           code: "DELIVERED",
-          message: sent.response,
+          message: replyText(sent.response),
           status: "2.0.0",
           remoteMta: hop.name,
         };
@@ -679,7 +682,7 @@ export class Deliverer {
         reused,
         session: p.info,
         result: rejected.size ? "partial" : "delivered",
-        response: sent.response,
+        response: replyText(sent.response),
       });
       // the transaction ended with DATA's reply, so the session is ready for the next MAIL FROM: no
       // RSET round trip (nodemailer's own pool does the same); a server that dropped it meanwhile is

@@ -17,6 +17,7 @@ import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
 import type { Deliverer, RecipientResult } from "../outbound/deliver.js";
 import { groupRecipients } from "../outbound/route.js";
+import { replyText } from "../reply-text.js";
 import { errorMessage } from "../result.js";
 import { expired, nextAttemptAt } from "./backoff.js";
 import { DueHeap } from "./due-heap.js";
@@ -264,7 +265,8 @@ export class Scheduler {
             } else {
               rec.lastError = {
                 code: r.code,
-                message: r.message,
+                // what the envelope keeps is bounded, whoever wrote it (a next hop's reply: issue 22.3)
+                message: replyText(r.message),
                 status: r.status,
                 ...(r.remoteMta ? { remoteMta: r.remoteMta } : {}),
               };
@@ -292,7 +294,7 @@ export class Scheduler {
         r.state = "failed";
         r.lastError = {
           code: "EXPIRED",
-          message: `delivery time expired; last error: ${r.lastError?.message ?? "none"}`,
+          message: replyText(`delivery time expired; last error: ${r.lastError?.message ?? "none"}`),
           status: "4.4.7",
           ...(r.lastError?.remoteMta ? { remoteMta: r.lastError.remoteMta } : {}),
         };
