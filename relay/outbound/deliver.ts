@@ -6,6 +6,7 @@
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import { createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
 import { statusFromReply } from "../dsn.js";
+import { bufferBody, type MessageBody } from "../queue/message-body.js";
 import { REPLY_READ_MAX, replyText } from "../reply-text.js";
 import { errorMessage, fail, ok, type Failure } from "../result.js";
 import type { Dns } from "./mx.js";
@@ -82,7 +83,8 @@ export interface DeliveryRequest {
   queueId: string;
   from: string;
   recipients: string[];
-  message: Buffer;
+  /** In memory or streamed from its file per transaction (message-body.ts). */
+  message: MessageBody;
   route: Route;
   /** REQUIRETLS (RFC 8689): verified TLS and a next hop offering REQUIRETLS, else bounce. */
   requireTls?: boolean;
@@ -306,17 +308,23 @@ function send(
   conn: SMTPConnection,
   from: string,
   to: string[],
-  message: Buffer,
+  message: MessageBody,
   requireTls = false,
 ): Promise<Sent> {
+  const body = message.open();
+  // a stream's file is closed however the transaction ends
+  const close = (): void => void (Buffer.isBuffer(body) || body.destroy());
   return settle<Sent>((done) => {
-    const onEnd = (): void =>
+    const onEnd = (): void => {
+      close();
       done({ kind: "error", err: Object.assign(new Error("connection closed"), { code: "ECONNECTION" }) });
+    };
     conn.once("end", onEnd);
     // nodemailer adds REQUIRETLS to MAIL FROM, or fails (EREQUIRETLS) when the server lacks it
     const envelope = { from, to, ...(requireTls ? { requireTLSExtensionEnabled: true } : {}) };
-    conn.send(envelope, message, (err, info) => {
+    conn.send(envelope, body, (err, info) => {
       conn.off("end", onEnd);
+      close();
       if (err) done({ kind: "error", err: err });
       else
         done({
@@ -402,7 +410,7 @@ export class Deliverer {
       const sealed =
         smime.sign && !signer
           ? fail("SMIME_SIGNER_MISSING", true, "policy signs but no signing certificate is loaded")
-          : await protectMessage(req.message, certs, signer, now);
+          : await protectMessage(await req.message.load(), certs, signer, now);
       if (!sealed.ok) {
         this.d.onSmime?.({
           ...base,
@@ -419,7 +427,7 @@ export class Deliverer {
           recipients: to,
           certificates: certs.map((c) => ({ subject: c.subject, fingerprint: c.fingerprint })),
         });
-        results.push(...(await this.transmit({ ...req, recipients: to, message: sealed.value })));
+        results.push(...(await this.transmit({ ...req, recipients: to, message: bufferBody(sealed.value) })));
       }
     }
     if (plan.clear.length) {
@@ -470,7 +478,7 @@ export class Deliverer {
         !req.requireTls &&
         route.policy === DEFAULT_POLICY &&
         sts.policy?.mode === "enforce" &&
-        tlsRequiredNo(req.message);
+        tlsRequiredNo(req.message.head);
       const enforce = sts.policy?.mode === "enforce" && !relaxed;
       outbound = {
         ...outbound,

@@ -112,6 +112,30 @@ describe("spool", () => {
     assert.deepEqual(await files(q, "msg"), []);
   });
 
+  it("issue 15.5: a delivery gets a file-resident message as a stream, a journal one in memory", async () => {
+    const q = join(dir, "open");
+    const { spool } = await openSpool(q, { journalMaxBytes: 1000 });
+    const big = Buffer.alloc(3 * 1024 * 1024 + 7, 0x62);
+    const file = await accepted(spool, big);
+    const small = await accepted(spool, Buffer.from("small"));
+    const f = await spool.openMessage(file.id);
+    assert.equal(f.inMemory, false);
+    assert.equal(f.size, file.size);
+    assert.equal(f.head.toString("latin1", 0, 12), "Received: x\r");
+    for (let n = 0; n < 2; n++) {
+      // a fresh stream per transaction, read in large chunks
+      const stream = f.open();
+      assert.ok(!Buffer.isBuffer(stream));
+      const chunks: Buffer[] = [];
+      for await (const c of stream) chunks.push(c as Buffer);
+      assert.deepEqual(Buffer.concat(chunks), await spool.readMessage(file.id));
+      assert.ok(chunks.length <= 4, `${chunks.length} reads`);
+    }
+    const m = await spool.openMessage(small.id);
+    assert.equal(m.inMemory, true);
+    assert.equal((m.open() as Buffer).toString(), "Received: x\r\nsmall");
+  });
+
   it("with the memory budget spent, a message goes to a file whatever its size", async () => {
     const q = join(dir, "budget");
     const { spool } = await openSpool(q, { bufferBytes: 10 });
