@@ -112,6 +112,36 @@ describe("spool", () => {
     assert.deepEqual(await files(q, "msg"), []);
   });
 
+  it("issue 15.6: delivered mail does not come back after a restart with an empty journal and a crash", async () => {
+    const q = join(dir, "recycled");
+    const o = { segmentBytes: 2000 }; // two 1 KB messages fill a segment
+    const body = (c: string) => Buffer.alloc(1000, c);
+    const until = async (cond: () => Promise<boolean>) => {
+      while (!(await cond())) await new Promise((r) => setTimeout(r, 5));
+    };
+    const hasSpare = async () => (await readdir(join(q, "journal"))).includes("spare");
+    // life 1: a and b in segment 1, both delivered (done records in segment 2); stopped cleanly:
+    // segment 1 is the spare, nothing else is left
+    const first = await openSpool(q, o);
+    await until(hasSpare); // the startup spare (zeros) is taken by segment 1
+    const a = await accepted(first.spool, body("a"));
+    const b = await accepted(first.spool, body("b"));
+    await first.spool.remove(a.id);
+    await first.spool.remove(b.id);
+    await first.spool.close();
+    await until(hasSpare);
+    assert.deepEqual(await files(q, "journal"), []);
+    // life 2: one message of the same size (its record covers a's), then a crash before it is done
+    const second = await openSpool(q, o);
+    const c = await accepted(second.spool, body("c"));
+    // life 3: c only; b was delivered in life 1
+    const third = await openSpool(q, o);
+    assert.deepEqual(
+      third.envelopes.map((e) => e.id),
+      [c.id],
+    );
+  });
+
   it("issue 15.5: a delivery gets a file-resident message as a stream, a journal one in memory", async () => {
     const q = join(dir, "open");
     const { spool } = await openSpool(q, { journalMaxBytes: 1000 });
