@@ -13,6 +13,7 @@ import type { LoadedConfig } from "../relay/config/load.js";
 import { RelayConfig } from "../relay/config/schema.js";
 import { createLogger } from "../relay/log.js";
 import { createMetrics } from "../relay/metrics.js";
+import { bufferBody } from "../relay/queue/message-body.js";
 import type { Deliverer, DeliveryRequest, RecipientResult } from "../relay/outbound/deliver.js";
 import { Scheduler } from "../relay/queue/scheduler.js";
 import type { Envelope, Spool } from "../relay/queue/spool.js";
@@ -86,6 +87,7 @@ async function run(backlog: number): Promise<string[]> {
   };
   const spool = {
     readMessage: () => Promise.resolve(body),
+    openMessage: () => Promise.resolve(bufferBody(body)),
     update: () => Promise.resolve(),
     remove: () => Promise.resolve(),
   };

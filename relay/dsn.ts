@@ -1,6 +1,19 @@
 // Delivery status notifications (RFC 3464), pure: a multipart/report; report-type=delivery-status
 // with a human-readable part, the machine-readable per-recipient status, and the original headers.
+// Bounded whatever it is given (issue 22.3): each diagnostic is one cleaned line of at most
+// REPLY_TEXT_MAX characters (reply-text.ts), the human-readable part lists at most
+// DSN_LISTED_RECIPIENTS of them, the delivery-status part carries diagnostics up to
+// DSN_DIAGNOSTIC_BYTES in all (Diagnostic-Code is optional, RFC 3464 section 2.3.6), and the
+// returned headers are cut at DSN_HEADER_BYTES.
 import { randomBytes } from "node:crypto";
+import { replyText } from "./reply-text.js";
+
+/** Recipients listed with their diagnostic in the human-readable part. */
+export const DSN_LISTED_RECIPIENTS = 50;
+/** Diagnostic-Code text in the delivery-status part, all recipients together. */
+export const DSN_DIAGNOSTIC_BYTES = 64 * 1024;
+/** The original message's header block returned (text/rfc822-headers). */
+export const DSN_HEADER_BYTES = 64 * 1024;
 
 export interface FailedRecipient {
   address: string;
@@ -27,7 +40,7 @@ export interface DsnInput {
 
 /** The header block of a message (up to the first empty line). */
 export function headerBlock(message: Buffer): string {
-  const s = message.subarray(0, Math.min(message.length, 256 * 1024)).toString("latin1");
+  const s = message.subarray(0, Math.min(message.length, DSN_HEADER_BYTES)).toString("latin1");
   const m = /\r?\n\r?\n/.exec(s);
   return (m ? s.slice(0, m.index) : s).replace(/\r?\n/g, "\r\n");
 }
@@ -37,10 +50,6 @@ export function statusFromReply(reply: string, permanent: boolean): string {
   const m = /^\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})\b/.exec(reply.trim());
   if (m?.[1]) return m[1];
   return permanent ? "5.0.0" : "4.0.0";
-}
-
-function clean(s: string): string {
-  return s.replace(/[\r\n]+/g, " ").trim();
 }
 
 export function composeDsn(i: DsnInput): Buffer {
@@ -65,7 +74,12 @@ export function composeDsn(i: DsnInput): Buffer {
     ``,
     `Your message (queue id ${i.queueId}) could not be delivered to one or more recipients.`,
     ``,
-    ...i.recipients.map((r) => `<${r.address}>: ${clean(r.diagnostic)}`),
+    ...i.recipients.slice(0, DSN_LISTED_RECIPIENTS).map((r) => `<${r.address}>: ${replyText(r.diagnostic)}`),
+    ...(i.recipients.length > DSN_LISTED_RECIPIENTS
+      ? [
+          `... and ${i.recipients.length - DSN_LISTED_RECIPIENTS} more recipients (see the delivery status below).`,
+        ]
+      : []),
     ``,
     `--${boundary}`,
     `Content-Type: message/delivery-status`,
@@ -74,14 +88,19 @@ export function composeDsn(i: DsnInput): Buffer {
     `X-Queue-ID: ${i.queueId}`,
     `Arrival-Date: ${i.arrivalDate.toUTCString().replace("GMT", "+0000")}`,
   ];
+  let diagnostics = 0;
   for (const r of i.recipients) {
+    const diagnostic = replyText(r.diagnostic);
+    diagnostics += diagnostic.length;
     lines.push(
       ``,
       `Final-Recipient: rfc822; ${r.address}`,
       `Action: failed`,
       `Status: ${r.status}`,
       ...(r.remoteMta ? [`Remote-MTA: dns; ${r.remoteMta}`] : []),
-      `Diagnostic-Code: ${r.remote ? "smtp" : "x-local"}; ${clean(r.diagnostic)}`,
+      ...(diagnostics <= DSN_DIAGNOSTIC_BYTES
+        ? [`Diagnostic-Code: ${r.remote ? "smtp" : "x-local"}; ${diagnostic}`]
+        : []),
       `Last-Attempt-Date: ${date}`,
     );
   }

@@ -213,7 +213,7 @@ export class Relay {
     });
     this.metrics.bindQueue(this.scheduler);
     this.startTlsRpt(new TlsRptStore(c.queue.dir), spool);
-    for (const e of envelopes) this.scheduler.add(e);
+    this.scheduler.addRecovered(envelopes);
     if (envelopes.length)
       this.log.info({ event: "queue-recovered", messages: envelopes.length }, "queue resumed");
     this.listeners = new InboundListeners({

@@ -197,6 +197,16 @@ export const RelayConfig = z.object({
     /** Concurrent deliveries. */
     workers: z.number().int().positive().default(16),
     /**
+     * Bytes of message data the deliveries may hold in memory at once (relay/queue/memory-budget.ts):
+     * an attempt waits until its share fits. Large bodies are streamed from disk (about 4 MiB per
+     * transaction); S/MIME holds a message several times over.
+     */
+    memoryBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(128 * 1024 * 1024),
+    /**
      * Scale-down drain (relay/queue/drain.ts): hand the queued messages over by SMTP to this target
      * (the fleet's Service); absent: a drain delivers them normally.
      */

@@ -6,6 +6,8 @@
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import { createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
 import { statusFromReply } from "../dsn.js";
+import { bufferBody, type MessageBody } from "../queue/message-body.js";
+import { REPLY_READ_MAX, replyText } from "../reply-text.js";
 import { errorMessage, fail, ok, type Failure } from "../result.js";
 import type { Dns } from "./mx.js";
 import { resolveHops } from "./mx.js";
@@ -81,7 +83,8 @@ export interface DeliveryRequest {
   queueId: string;
   from: string;
   recipients: string[];
-  message: Buffer;
+  /** In memory or streamed from its file per transaction (message-body.ts). */
+  message: MessageBody;
   route: Route;
   /** REQUIRETLS (RFC 8689): verified TLS and a next hop offering REQUIRETLS, else bounce. */
   requireTls?: boolean;
@@ -242,7 +245,8 @@ function withSecureContext(plan: TransportPlan): TransportPlan["options"] {
 }
 
 async function open(plan: TransportPlan): Promise<Pooled | Failure> {
-  const conn = new SMTPConnection(withSecureContext(plan));
+  // a next hop's reply is read up to REPLY_READ_MAX (nodemailer's default is 1 MB); longer: lost session
+  const conn = new SMTPConnection({ ...withSecureContext(plan), maxResponseSize: REPLY_READ_MAX });
   let lastError: Errorish | undefined;
   conn.on("error", (e: Errorish) => {
     lastError = e;
@@ -304,17 +308,23 @@ function send(
   conn: SMTPConnection,
   from: string,
   to: string[],
-  message: Buffer,
+  message: MessageBody,
   requireTls = false,
 ): Promise<Sent> {
+  const body = message.open();
+  // a stream's file is closed however the transaction ends
+  const close = (): void => void (Buffer.isBuffer(body) || body.destroy());
   return settle<Sent>((done) => {
-    const onEnd = (): void =>
+    const onEnd = (): void => {
+      close();
       done({ kind: "error", err: Object.assign(new Error("connection closed"), { code: "ECONNECTION" }) });
+    };
     conn.once("end", onEnd);
     // nodemailer adds REQUIRETLS to MAIL FROM, or fails (EREQUIRETLS) when the server lacks it
     const envelope = { from, to, ...(requireTls ? { requireTLSExtensionEnabled: true } : {}) };
-    conn.send(envelope, message, (err, info) => {
+    conn.send(envelope, body, (err, info) => {
       conn.off("end", onEnd);
+      close();
       if (err) done({ kind: "error", err: err });
       else
         done({
@@ -328,7 +338,8 @@ function send(
 }
 
 function replyResult(address: string, e: Errorish, hop: Hop): RecipientResult {
-  const response = e.response ?? errorMessage(e);
+  // the remote side's text, bounded and cleaned before it is copied per recipient (issue 22.3)
+  const response = replyText(e.response ?? errorMessage(e));
   const permanent = (e.responseCode ?? 0) >= 500;
   return {
     address,
@@ -399,7 +410,7 @@ export class Deliverer {
       const sealed =
         smime.sign && !signer
           ? fail("SMIME_SIGNER_MISSING", true, "policy signs but no signing certificate is loaded")
-          : await protectMessage(req.message, certs, signer, now);
+          : await protectMessage(await req.message.load(), certs, signer, now);
       if (!sealed.ok) {
         this.d.onSmime?.({
           ...base,
@@ -416,7 +427,7 @@ export class Deliverer {
           recipients: to,
           certificates: certs.map((c) => ({ subject: c.subject, fingerprint: c.fingerprint })),
         });
-        results.push(...(await this.transmit({ ...req, recipients: to, message: sealed.value })));
+        results.push(...(await this.transmit({ ...req, recipients: to, message: bufferBody(sealed.value) })));
       }
     }
     if (plan.clear.length) {
@@ -467,7 +478,7 @@ export class Deliverer {
         !req.requireTls &&
         route.policy === DEFAULT_POLICY &&
         sts.policy?.mode === "enforce" &&
-        tlsRequiredNo(req.message);
+        tlsRequiredNo(req.message.head);
       const enforce = sts.policy?.mode === "enforce" && !relaxed;
       outbound = {
         ...outbound,
@@ -657,7 +668,7 @@ export class Deliverer {
           session: p.info,
           result: results.every((x) => x.outcome === "failed") ? "failed" : "deferred",
           code: results[0]?.code,
-          response: e.response,
+          ...(e.response !== undefined ? { response: replyText(e.response) } : {}),
         });
         return results;
       }
@@ -669,7 +680,7 @@ export class Deliverer {
           address: a,
           outcome: "delivered",
           code: "DELIVERED",
-          message: sent.response,
+          message: replyText(sent.response),
           status: "2.0.0",
           remoteMta: hop.name,
         };
@@ -679,7 +690,7 @@ export class Deliverer {
         reused,
         session: p.info,
         result: rejected.size ? "partial" : "delivered",
-        response: sent.response,
+        response: replyText(sent.response),
       });
       // the transaction ended with DATA's reply, so the session is ready for the next MAIL FROM: no
       // RSET round trip (nodemailer's own pool does the same); a server that dropped it meanwhile is

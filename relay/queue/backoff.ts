@@ -12,6 +12,34 @@ export function nextAttemptAt(now: number, attempt: number, initial: number, max
   return now + Math.round(backoffSeconds(attempt, initial, max) * 1000);
 }
 
+/** Recovered messages released per second and per worker, at most (staggerRecovery). */
+export const RECOVERY_PER_WORKER_SECOND = 4;
+/** Recovered message bytes released per second, at most (staggerRecovery). */
+export const RECOVERY_BYTES_SECOND = 256 * 1024 * 1024;
+
+/**
+ * Staggered recovery (issue 15.5): the messages found at startup (oldest first) are not all due at
+ * once. The i-th is due no earlier than now + the seconds it takes to release those before it at
+ * RECOVERY_PER_WORKER_SECOND x workers messages and RECOVERY_BYTES_SECOND bytes per second (the
+ * slower of the two); a later nextAttemptAt stays. Returns the due times, in order. Pure.
+ */
+export function staggerRecovery(
+  envs: readonly { nextAttemptAt: number; size: number }[],
+  now: number,
+  workers: number,
+): number[] {
+  let bytes = 0;
+  return envs.map((e, i) => {
+    const step = Math.max(
+      Math.floor(i / (RECOVERY_PER_WORKER_SECOND * workers)),
+      Math.floor(bytes / RECOVERY_BYTES_SECOND),
+    );
+    bytes += e.size;
+    const at = now + step * 1000;
+    return Number.isNaN(e.nextAttemptAt) ? at : Math.max(e.nextAttemptAt, at);
+  });
+}
+
 export function expired(receivedAt: number, now: number, maxAgeSeconds: number): boolean {
   return now - receivedAt >= maxAgeSeconds * 1000;
 }

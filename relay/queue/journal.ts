@@ -9,7 +9,15 @@
 //   16 u32 LE  CRC-32 of bytes 0-15, meta and body, seeded with the segment's sequence number
 //   20 meta, then body
 // The seed makes a record valid only in the segment it was written to: segments are recycled (below),
-// and what a recycled segment still holds from its previous life never checks.
+// and what a recycled segment still holds from its previous life never checks. That needs a segment
+// number never to be used twice, across restarts too (an empty journal at startup would otherwise
+// count from 1 again, and a spare left by the previous segment 1 would check again: issue 15.6). So
+// `hwm` (high-water mark) holds the highest number this journal may have used: each new segment's
+// number is written there (temp file, fsync, rename) before the file gets that name, and the
+// directory fsync that makes the segment's name durable (before its first record is acknowledged)
+// makes the mark durable too; a process starts numbering above max(hwm, its segments). Format change: the records are as before; a journal without `hwm` (written by an older
+// relay) is read as ever, its spare (of unknown number) is deleted, not recycled, and numbering
+// continues above its segments.
 //
 // Group commit: an accept or done queues its record; while one round (one writev of every queued
 // record, then durable) runs, new records queue for the next round. A round resolves all its records
@@ -69,6 +77,8 @@ const MAX_META = 16 * 1024 * 1024;
 const SEGMENT_NAME = /^(\d{12})\.log$/;
 /** A segment kept for reuse: not a segment for recovery (its name does not match SEGMENT_NAME). */
 const SPARE = "spare";
+/** The highest segment number reserved so far (decimal); never matches SEGMENT_NAME either. */
+const HWM = "hwm";
 
 /** The CRC of a framed record as written to segment `seq`. */
 function recordCrc(r: Buffer, end: number, seq: number): number {
@@ -196,6 +206,34 @@ export async function readRange(path: string, offset: number, length: number): P
   }
 }
 
+/** The journal's high-water mark (`hwm`), or undefined when it has none (new, or an older relay's). */
+async function readHwm(dir: string): Promise<number | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, HWM), "latin1");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw e;
+  }
+  // written by rename, so whole; anything else is not ours to guess about: the relay does not start
+  if (!/^\d{1,15}\n$/.test(text))
+    throw new Error(`${join(dir, HWM)}: not a segment number: ${JSON.stringify(text.slice(0, 40))}`);
+  return Number(text.trim());
+}
+
+/** Makes `seq` the high-water mark (temp file, fsync, rename; durable with the next directory fsync). */
+async function writeHwm(dir: string, seq: number): Promise<void> {
+  const tmp = join(dir, `${HWM}.tmp`);
+  const fh = await open(tmp, "w", 0o600);
+  try {
+    await fh.writeFile(`${seq}\n`, "latin1");
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, join(dir, HWM));
+}
+
 interface Segment {
   seq: number;
   path: string;
@@ -277,14 +315,20 @@ export class Journal {
   ): Promise<{ journal: Journal; envelopes: Envelope[] }> {
     await mkdir(dir, { recursive: true });
     const j = new Journal(dir, o);
-    if ((await readdir(dir)).includes(SPARE)) j.hasSpare = true;
+    const hwm = await readHwm(dir);
+    if ((await readdir(dir)).includes(SPARE)) {
+      // a spare from a relay that kept no mark: its number is unknown, so it is not recycled
+      if (hwm === undefined) await unlink(j.sparePath);
+      else j.hasSpare = true;
+    }
+    j.lastSeq = hwm ?? 0;
     const scan = await scanJournal(dir);
     const bySeq = new Map<number, Segment>();
     for (const s of scan.segments) {
       const seg: Segment = { seq: s.seq, path: s.path, size: s.end, live: 0 };
       j.segments.push(seg);
       bySeq.set(s.seq, seg);
-      j.lastSeq = s.seq;
+      j.lastSeq = Math.max(j.lastSeq, s.seq);
     }
     const envelopes: Envelope[] = [];
     for (const [id, e] of scan.live) {
@@ -433,7 +477,11 @@ export class Journal {
    */
   private async writable(): Promise<Segment> {
     if (this.current && this.current.size < this.o.segmentBytes) return this.current;
-    const seq = ++this.lastSeq;
+    const seq = this.lastSeq + 1;
+    // the mark before any file carries the number (durable with the name, below); a failure fails
+    // the round (4xx) and the number is tried again
+    await writeHwm(this.dir, seq);
+    this.lastSeq = seq;
     const path = join(this.dir, segmentName(seq));
     // The spare is taken in the collector's turn (which makes, recycles and unlinks spares) and
     // before the full segment is retired (that one may become the next spare). While the first

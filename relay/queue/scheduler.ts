@@ -12,14 +12,17 @@
 // entry missing a push is attempted late at worst, never lost. When stale nodes outnumber the
 // entries the heap is rebuilt from the entries (O(n), amortised over the pushes that made them).
 import type { LoadedConfig } from "../config/load.js";
-import { composeDsn } from "../dsn.js";
+import { composeDsn, DSN_HEADER_BYTES } from "../dsn.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
 import type { Deliverer, RecipientResult } from "../outbound/deliver.js";
 import { groupRecipients } from "../outbound/route.js";
+import { replyText } from "../reply-text.js";
 import { errorMessage } from "../result.js";
-import { expired, nextAttemptAt } from "./backoff.js";
+import { expired, nextAttemptAt, staggerRecovery } from "./backoff.js";
 import { DueHeap } from "./due-heap.js";
+import { deliveryCost, MemoryBudget } from "./memory-budget.js";
+import type { MessageBody } from "./message-body.js";
 import { newQueueId, type Envelope, type Spool } from "./spool.js";
 
 export interface SchedulerDeps {
@@ -78,6 +81,8 @@ export class Scheduler {
   private pumpPending = false;
   private stopped = false;
   private readonly now: () => number;
+  /** Message data the attempts hold in memory (issue 15.5). */
+  readonly budget = new MemoryBudget(() => this.d.config().config.queue.memoryBytes);
 
   constructor(private d: SchedulerDeps) {
     this.now = d.now ?? Date.now;
@@ -101,6 +106,15 @@ export class Scheduler {
     this.entries.set(env.id, env);
     this.schedule(env);
     this.kick();
+  }
+
+  /** The messages found at startup (oldest first): due staggered, not all at once (backoff.ts). */
+  addRecovered(envs: readonly Envelope[]): void {
+    const due = staggerRecovery(envs, this.now(), this.d.config().config.queue.workers);
+    envs.forEach((e, i) => {
+      e.nextAttemptAt = due[i]!;
+      this.add(e);
+    });
   }
 
   /** Retry everything now (e.g. after a config change). */
@@ -220,12 +234,12 @@ export class Scheduler {
   private async attempt(env: Envelope): Promise<void> {
     const loaded = this.d.config();
     const c = loaded.config;
-    const { spool, metrics, log } = this.d;
+    const { spool, log } = this.d;
     const pending = env.recipients.filter((r) => r.state === "pending");
     if (pending.length) {
-      let message: Buffer | undefined;
+      let message: MessageBody | undefined;
       try {
-        message = await spool.readMessage(env.id);
+        message = await spool.openMessage(env.id);
       } catch (e) {
         log.error({ event: "queue-error", queueId: env.id, err: errorMessage(e) }, "message file unreadable");
       }
@@ -233,58 +247,89 @@ export class Scheduler {
         pending.map((r) => r.address),
         c,
       );
-      let writes = Promise.resolve();
-      const persist = (): Promise<void> => (writes = writes.then(() => spool.update(env)));
-      await Promise.all(
-        groups.map(async (g) => {
-          const results: RecipientResult[] = message
-            ? await this.d.deliverer.deliver({
-                queueId: env.id,
-                from: env.from,
-                recipients: g.recipients,
-                message,
-                route: g.route,
-                ...(env.requireTls ? { requireTls: true } : {}),
-              })
-            : g.recipients.map((address) => ({
-                address,
-                outcome: "deferred",
-                code: "MESSAGE_UNREADABLE",
-                message: "message file unreadable",
-                status: "4.3.0",
-              }));
-          let deferredReason: string | undefined;
-          for (const r of results) {
-            const rec = env.recipients.find((x) => x.address === r.address && x.state === "pending");
-            if (!rec) continue;
-            if (r.outcome === "delivered") {
-              rec.state = "delivered";
-              delete rec.lastError;
-              metrics.delivered.inc({ policy: g.route.policy });
-            } else {
-              rec.lastError = {
-                code: r.code,
-                message: r.message,
-                status: r.status,
-                ...(r.remoteMta ? { remoteMta: r.remoteMta } : {}),
-              };
-              if (r.outcome === "failed") {
-                rec.state = "failed";
-                metrics.bounced.inc({ policy: g.route.policy, reason: r.code });
-              } else deferredReason = r.code;
-            }
-          }
-          if (deferredReason) metrics.deferred.inc({ policy: g.route.policy, reason: deferredReason });
-          // every recipient done and none to notify: the message is removed next, so its state is not
-          // persisted first (a crash in between re-sends it: a duplicate, never a loss)
-          const finished = env.recipients.every(
-            (x) => x.state === "delivered" || (x.state === "failed" && x.notified),
-          );
-          if (!finished) await persist();
-        }),
-      );
-      await writes;
+      // admitted once what it may hold fits in the budget (a large body is streamed, not held)
+      const release = message
+        ? await this.budget.acquire(
+            deliveryCost(
+              message,
+              groups.map((g) => ({ smime: !!g.route.outbound.smime })),
+            ),
+          )
+        : () => undefined;
+      try {
+        await this.deliverGroups(env, message, groups);
+      } finally {
+        release();
+      }
     }
+    await this.finishAttempt(env, loaded);
+  }
+
+  /** Delivers each route group of `env` (in parallel), persisting per-recipient state as it goes. */
+  private async deliverGroups(
+    env: Envelope,
+    message: MessageBody | undefined,
+    groups: ReturnType<typeof groupRecipients>,
+  ): Promise<void> {
+    const { spool, metrics } = this.d;
+    let writes = Promise.resolve();
+    const persist = (): Promise<void> => (writes = writes.then(() => spool.update(env)));
+    await Promise.all(
+      groups.map(async (g) => {
+        const results: RecipientResult[] = message
+          ? await this.d.deliverer.deliver({
+              queueId: env.id,
+              from: env.from,
+              recipients: g.recipients,
+              message,
+              route: g.route,
+              ...(env.requireTls ? { requireTls: true } : {}),
+            })
+          : g.recipients.map((address) => ({
+              address,
+              outcome: "deferred",
+              code: "MESSAGE_UNREADABLE",
+              message: "message file unreadable",
+              status: "4.3.0",
+            }));
+        let deferredReason: string | undefined;
+        for (const r of results) {
+          const rec = env.recipients.find((x) => x.address === r.address && x.state === "pending");
+          if (!rec) continue;
+          if (r.outcome === "delivered") {
+            rec.state = "delivered";
+            delete rec.lastError;
+            metrics.delivered.inc({ policy: g.route.policy });
+          } else {
+            rec.lastError = {
+              code: r.code,
+              // what the envelope keeps is bounded, whoever wrote it (a next hop's reply: issue 22.3)
+              message: replyText(r.message),
+              status: r.status,
+              ...(r.remoteMta ? { remoteMta: r.remoteMta } : {}),
+            };
+            if (r.outcome === "failed") {
+              rec.state = "failed";
+              metrics.bounced.inc({ policy: g.route.policy, reason: r.code });
+            } else deferredReason = r.code;
+          }
+        }
+        if (deferredReason) metrics.deferred.inc({ policy: g.route.policy, reason: deferredReason });
+        // every recipient done and none to notify: the message is removed next, so its state is not
+        // persisted first (a crash in between re-sends it: a duplicate, never a loss)
+        const finished = env.recipients.every(
+          (x) => x.state === "delivered" || (x.state === "failed" && x.notified),
+        );
+        if (!finished) await persist();
+      }),
+    );
+    await writes;
+  }
+
+  /** After the deliveries: expiry, the DSN, and removal or the next attempt's time. */
+  private async finishAttempt(env: Envelope, loaded: LoadedConfig): Promise<void> {
+    const c = loaded.config;
+    const { spool, metrics, log } = this.d;
     env.attempts += 1;
     const now = this.now();
     if (env.recipients.some((r) => r.state === "pending") && expired(env.receivedAt, now, c.queue.maxAge)) {
@@ -292,7 +337,7 @@ export class Scheduler {
         r.state = "failed";
         r.lastError = {
           code: "EXPIRED",
-          message: `delivery time expired; last error: ${r.lastError?.message ?? "none"}`,
+          message: replyText(`delivery time expired; last error: ${r.lastError?.message ?? "none"}`),
           status: "4.4.7",
           ...(r.lastError?.remoteMta ? { remoteMta: r.lastError.remoteMta } : {}),
         };
@@ -325,7 +370,7 @@ export class Scheduler {
     if (env.from !== "") {
       let original: Buffer = Buffer.alloc(0);
       try {
-        original = await this.d.spool.readMessage(env.id);
+        original = await this.d.spool.readMessage(env.id, DSN_HEADER_BYTES); // its headers only
       } catch {
         // headers unavailable: the DSN goes out without them
       }

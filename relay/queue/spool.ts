@@ -19,12 +19,13 @@
 // After a crash (kill -9, power loss) nothing answered 250 is lost: see journal.ts for the journal's
 // argument; a file is the old or the new version, never torn (rename).
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readdir, readFile, rename, rm, unlink, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { errorMessage, fail, ok, type Result } from "../result.js";
 import { fsyncDir, GroupCommit } from "./group-commit.js";
 import { Journal, readRange, scanJournal, type AppendRecords } from "./journal.js";
+import { bufferBody, fileBody, HEAD_BYTES, type MessageBody } from "./message-body.js";
 
 export type RecipientStatus = "pending" | "delivered" | "failed";
 
@@ -402,6 +403,21 @@ export class Spool {
       await this.commits.sync(this.envDir);
       await unlink(this.msgPath(id)).catch(() => undefined);
     });
+  }
+
+  /**
+   * The message for a delivery: a journal message in memory (small), a file-resident one as its
+   * head plus a stream of its file per transaction (issue 15.5: never the whole file in memory).
+   */
+  async openMessage(id: string): Promise<MessageBody> {
+    const journaled = await this.journal.read(id).catch((e: unknown) => {
+      if (this.journal.has(id)) throw e;
+      return undefined; // moved out meanwhile: the file has it
+    });
+    if (journaled) return bufferBody(journaled);
+    const path = this.msgPath(id);
+    const { size } = await stat(path);
+    return fileBody(path, size, await this.readMessage(id, HEAD_BYTES), () => readFile(path));
   }
 
   /** The message's bytes (at most `max`: e.g. to look at its header section). */

@@ -56,7 +56,7 @@ async function open(dir: string, o: Partial<JournalOptions> = {}, moved = new Se
 }
 
 const segments = async (dir: string): Promise<string[]> =>
-  (await readdir(dir)).filter((n) => n !== "spare").sort();
+  (await readdir(dir)).filter((n) => n.endsWith(".log")).sort();
 
 /** Any segment number: records are sealed for the segment they are written to. */
 const SEQ = 7;
@@ -263,7 +263,7 @@ describe("journal", () => {
     for (const e of old.slice(1)) await journal.accept(e, [Buffer.alloc(4096, "x")]); // segments 2, 3
     for (const e of old) await journal.done(e.id); // segments 4-6; 1-5 die, 1 becomes the spare
     await until(() => journal.stats().segments === 1);
-    assert.deepEqual(await readdir(dir).then((n) => n.sort()), [segmentName(6), "spare"]);
+    assert.deepEqual(await readdir(dir).then((n) => n.sort()), [segmentName(6), "hwm", "spare"]);
     const spareSize = (await stat(join(dir, "spare"))).size;
     // the next segment is the spare renamed: the new record overwrites the start of the old bytes
     const kept = envelope();
@@ -271,7 +271,7 @@ describe("journal", () => {
     // the old bytes are still there past the new record (a new file would hold the record only)
     assert.ok((await stat(join(dir, segmentName(7)))).size >= spareSize, "the spare's file, overwritten");
     await until(() => journal.stats().segments === 1); // and 6, dead now, is the next spare
-    assert.deepEqual(await readdir(dir).then((n) => n.sort()), [segmentName(7), "spare"]);
+    assert.deepEqual(await readdir(dir).then((n) => n.sort()), [segmentName(7), "hwm", "spare"]);
     const again = await open(dir);
     assert.deepEqual(
       again.envelopes.map((e) => e.id),
@@ -279,6 +279,76 @@ describe("journal", () => {
       "only the new record: the old ones in the recycled file do not check",
     );
     assert.equal((await again.journal.read(kept.id))?.toString(), "new");
+  });
+
+  it("issue 15.6: a spare recycled after a restart with an empty journal never brings back old mail", async () => {
+    const dir = fresh();
+    // life 1: two messages in segment 1, both delivered (done records in segment 2); segment 1 dies
+    // and becomes the spare, segment 2 goes at the clean stop: the journal is empty but for the spare
+    const first = await open(dir, { segmentBytes: 1 });
+    const [a, b] = [envelope(), envelope()];
+    await Promise.all([
+      first.journal.accept(a, [Buffer.from("a".repeat(100))]),
+      first.journal.accept(b, [Buffer.from("b".repeat(100))]),
+    ]);
+    await Promise.all([first.journal.done(a.id), first.journal.done(b.id)]);
+    await first.journal.close();
+    assert.deepEqual(await segments(dir), [], "nothing live: only the spare is left");
+    assert.ok((await readdir(dir)).includes("spare"));
+    // life 2: one message of the same size as a (its record covers a's exactly), then kill -9
+    const second = await open(dir, { segmentBytes: 1 });
+    assert.deepEqual(second.envelopes, []);
+    const c = envelope();
+    await second.journal.accept(c, [Buffer.from("c".repeat(100))]);
+    // life 3: only c is live; b, delivered in life 1, must not come back from the recycled file
+    const third = await open(dir, { segmentBytes: 1 });
+    assert.deepEqual(
+      third.envelopes.map((e) => e.id),
+      [c.id],
+    );
+  });
+
+  it("issue 15.6: a restart between taking the spare and its first record brings nothing back", async () => {
+    const dir = fresh();
+    const first = await open(dir, { segmentBytes: 1 });
+    const old = [envelope(), envelope(), envelope()];
+    await Promise.all(old.map((e) => first.journal.accept(e, [Buffer.from("old")])));
+    await Promise.all(old.map((e) => first.journal.done(e.id)));
+    await first.journal.close();
+    // life 2 takes the spare for its first segment and dies before that round's write
+    const gate = gatedAppend();
+    const second = await open(dir, { segmentBytes: 1, append: gate.append });
+    void second.journal.accept(envelope(), [Buffer.from("never acknowledged")]).catch(() => undefined);
+    await until(() => gate.waiting() === 1);
+    const third = await open(dir, { segmentBytes: 1 });
+    assert.deepEqual(third.envelopes, [], "the recycled file's old records do not check");
+    gate.release(new Error("killed"));
+  });
+
+  it("issue 15.6 upgrade: a journal without a mark is read as before, its spare is not recycled", async () => {
+    const dir = fresh();
+    const first = await open(dir, { segmentBytes: 1 });
+    const [a, b] = [envelope(), envelope()];
+    await Promise.all([
+      first.journal.accept(a, [Buffer.from("old")]),
+      first.journal.accept(b, [Buffer.from("old")]),
+    ]);
+    await first.journal.done(a.id); // segment 2; segment 1 stays (b is live)
+    const kept = envelope();
+    await first.journal.accept(kept, [Buffer.from("kept")]); // segment 3
+    await first.journal.done(b.id); // segment 4: 1 becomes the spare, 2 goes, 3 stays (kept is live)
+    await until(() => first.journal.stats().segments === 2);
+    await first.journal.close();
+    await rm(join(dir, "hwm")); // as an older relay left it
+    const again = await open(dir, { segmentBytes: 1 });
+    assert.deepEqual(
+      again.envelopes.map((e) => e.id),
+      [kept.id],
+      "old segments still read",
+    );
+    assert.equal((await readdir(dir)).includes("spare"), false, "a spare of unknown number is deleted");
+    await again.journal.accept(envelope(), [Buffer.from("new")]);
+    assert.deepEqual((await segments(dir)).at(-1), segmentName(5), "numbering continues above the segments");
   });
 
   it("a failed round rejects all its records; the next one goes to a fresh segment", async () => {

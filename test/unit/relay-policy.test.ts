@@ -6,6 +6,7 @@ import { checkReferences } from "../../relay/config/load.js";
 import { RelayConfig, type RelayConfigInput } from "../../relay/config/schema.js";
 import { domainOf, matchSpecificity } from "../../relay/domains.js";
 import { composeDsn, headerBlock, statusFromReply } from "../../relay/dsn.js";
+import { REPLY_TEXT_MAX, replyText } from "../../relay/reply-text.js";
 import { authenticate, constantTimeEqual } from "../../relay/inbound/auth.js";
 import {
   checkMailFrom,
@@ -475,6 +476,42 @@ describe("DSN (RFC 3464)", () => {
     );
     assert.doesNotMatch(dsn, /secret body/);
     assert.equal(headerBlock(Buffer.from("A: b\nC: d\n\nbody")), "A: b\r\nC: d");
+  });
+  it("issue 22.3: bounded whatever the replies: 1,000 recipients with 1 MB diagnostics", () => {
+    const huge = "550 5.1.1 " + "\x1b[2J".repeat(10) + "x".repeat(1 << 20);
+    const big = composeDsn({
+      reportingMta: "relay.example.com",
+      queueId: "Q2",
+      originalSender: "a@example.com",
+      arrivalDate: new Date("2026-01-01T00:00:00Z"),
+      now: new Date("2026-01-02T00:00:00Z"),
+      original: Buffer.concat([Buffer.from("X-Long: " + "h".repeat(1 << 20) + "\r\n"), original]),
+      recipients: Array.from({ length: 1000 }, (_, n) => ({
+        address: `r${n}@partner.example`,
+        status: "5.1.1",
+        diagnostic: huge,
+        remote: true,
+      })),
+    });
+    assert.ok(big.length < 512 * 1024, `DSN of ${big.length} bytes`);
+    const text = big.toString("latin1");
+    for (let n = 0; n < 1000; n++)
+      assert.ok(text.includes(`Final-Recipient: rfc822; r${n}@partner.example\r\n`));
+    assert.match(text, /\.\.\. and 950 more recipients/);
+    assert.ok(!text.includes("\x1b"));
+    for (const m of text.matchAll(/^Diagnostic-Code: smtp; (.*)$/gm))
+      assert.ok(m[1]!.length <= REPLY_TEXT_MAX);
+  });
+  it("issue 22.3: reply text is one printable line of at most REPLY_TEXT_MAX characters", () => {
+    assert.equal(
+      replyText("550-5.1.1 first\n550 5.1.1 \x1b[31mred\x1b[0m\x9b2J\x00 end"),
+      "550-5.1.1 first 550 5.1.1 [31mred [0m 2J end",
+    );
+    assert.equal(replyText("250 ok caf\u00e9"), "250 ok caf?");
+    const cut = replyText("550 " + "y".repeat(1 << 20));
+    assert.equal(cut.length, REPLY_TEXT_MAX);
+    assert.match(cut, /^550 y+ \[\.\.\. truncated, 1048580 characters\]$/);
+    assert.equal(replyText("x".repeat(REPLY_TEXT_MAX)), "x".repeat(REPLY_TEXT_MAX));
   });
   it("status from a reply", () => {
     assert.equal(statusFromReply("550 5.7.1 relaying denied", true), "5.7.1");

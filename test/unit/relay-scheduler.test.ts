@@ -11,6 +11,7 @@ import type { LoadedConfig } from "../../relay/config/load.js";
 import { RelayConfig } from "../../relay/config/schema.js";
 import { createLogger } from "../../relay/log.js";
 import { createMetrics } from "../../relay/metrics.js";
+import { bufferBody, type MessageBody } from "../../relay/queue/message-body.js";
 import type { Deliverer, DeliveryRequest, RecipientResult } from "../../relay/outbound/deliver.js";
 import { DueHeap, type DueNode } from "../../relay/queue/due-heap.js";
 import { Scheduler } from "../../relay/queue/scheduler.js";
@@ -38,6 +39,7 @@ interface Harness {
 
 interface FakeSpool {
   readMessage(id: string): Promise<Buffer>;
+  openMessage(id: string): Promise<MessageBody>;
   update(env: Envelope): Promise<void>;
   remove(id: string): Promise<void>;
   enqueue(): Promise<never>;
@@ -86,6 +88,7 @@ function harness(o: { workers?: number; answer?: (req: DeliveryRequest) => Outco
   };
   const spool: FakeSpool = {
     readMessage: () => Promise.resolve(Buffer.from("Subject: t\r\n\r\nbody\r\n")),
+    openMessage: () => Promise.resolve(bufferBody(Buffer.from("Subject: t\r\n\r\nbody\r\n"))),
     update: (env) => {
       updates.push(env.id);
       return Promise.resolve();

@@ -1,0 +1,95 @@
+// Issue 15.5, the pure parts: size-aware admission of deliveries into the memory budget
+// (relay/queue/memory-budget.ts), what an attempt costs, and the staggered release of the messages
+// recovered at startup (relay/queue/backoff.ts).
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { staggerRecovery } from "../../relay/queue/backoff.js";
+import { deliveryCost, MemoryBudget, SMIME_FACTOR, STREAM_COST } from "../../relay/queue/memory-budget.js";
+
+const MIB = 2 ** 20;
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe("issue 15.5: memory budget for message bodies in flight", () => {
+  it("admits while the costs fit, then makes the next wait (in arrival order) instead of overcommitting", async () => {
+    const budget = new MemoryBudget(() => 100 * MIB);
+    const a = await budget.acquire(60 * MIB);
+    const b = await budget.acquire(30 * MIB);
+    const admitted: string[] = [];
+    const c = budget.acquire(20 * MIB).then((r) => (admitted.push("c"), r));
+    const d = budget.acquire(5 * MIB).then((r) => (admitted.push("d"), r)); // fits, but c is first
+    await tick();
+    assert.deepEqual(admitted, []);
+    assert.deepEqual(budget.stats(), { used: 90 * MIB, waiting: 2 });
+    a();
+    a(); // a second release gives nothing back twice
+    await tick();
+    assert.deepEqual(admitted, ["c", "d"]);
+    assert.equal(budget.stats().used, 55 * MIB);
+    b();
+    (await c)();
+    (await d)();
+    assert.deepEqual(budget.stats(), { used: 0, waiting: 0 });
+  });
+
+  it("a cost larger than the whole budget is admitted alone", async () => {
+    const budget = new MemoryBudget(() => 100 * MIB);
+    const small = await budget.acquire(10 * MIB);
+    const huge: Array<() => void> = [];
+    void budget.acquire(400 * MIB).then((r) => huge.push(r));
+    await tick();
+    assert.equal(huge.length, 0);
+    small();
+    await tick();
+    assert.equal(huge.length, 1);
+    assert.equal(budget.stats().used, 100 * MIB);
+    huge[0]!();
+    assert.equal(budget.stats().used, 0);
+  });
+
+  it("16 workers on 50 MiB messages streamed from disk fit in far less than a 512 MiB pod", () => {
+    const streamed = deliveryCost({ size: 50 * MIB, inMemory: false }, [{ smime: false }]);
+    assert.equal(streamed, STREAM_COST);
+    assert.ok(16 * streamed <= 64 * MIB);
+    // in memory (a journal message) once, however many route groups; S/MIME several times over
+    assert.equal(
+      deliveryCost({ size: 200_000, inMemory: true }, [{ smime: false }, { smime: false }]),
+      200_000,
+    );
+    assert.equal(
+      deliveryCost({ size: 50 * MIB, inMemory: false }, [{ smime: true }]),
+      SMIME_FACTOR * 50 * MIB,
+    );
+  });
+});
+
+describe("issue 15.5: staggered recovery", () => {
+  const now = 1_000_000;
+  it("recovered messages are not all due at once: by count per worker and by bytes", () => {
+    const small = Array.from({ length: 200 }, () => ({ nextAttemptAt: 0, size: 10_000 }));
+    const due = staggerRecovery(small, now, 16);
+    assert.equal(due.filter((t) => t === now).length, 64, "4 per worker in the first second");
+    assert.equal(due.at(-1), now + 3000);
+    assert.deepEqual(
+      [...due].sort((x, y) => x - y),
+      due,
+      "oldest first",
+    );
+    const big = Array.from({ length: 24 }, () => ({ nextAttemptAt: 0, size: 50 * MIB }));
+    const bigDue = staggerRecovery(big, now, 16);
+    assert.equal(bigDue.filter((t) => t === now).length, 6, "256 MiB a second");
+    assert.equal(bigDue.at(-1), now + 4000);
+  });
+  it("a later retry time stays; a NaN one is replaced", () => {
+    assert.deepEqual(
+      staggerRecovery(
+        [
+          { nextAttemptAt: now + 60_000, size: 1 },
+          { nextAttemptAt: NaN, size: 1 },
+        ],
+        now,
+        1,
+      ),
+      [now + 60_000, now],
+    );
+  });
+});
