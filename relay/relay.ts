@@ -8,6 +8,7 @@ import { startAdmin, type AdminStatus } from "./admin.js";
 import { fileOf, loadConfig, secretText, type LoadedConfig } from "./config/load.js";
 import { watchConfig, type ConfigWatcher } from "./config/watch.js";
 import type { InboundAccount } from "./inbound/auth.js";
+import { compileAuthority } from "./inbound/authority.js";
 import { compileInbound } from "./inbound/rules.js";
 import { InboundListeners, type InboundState } from "./inbound/server.js";
 import { createLogger, type Logger } from "./log.js";
@@ -53,7 +54,12 @@ function accountsOf(l: LoadedConfig): InboundAccount[] {
 function inboundState(l: LoadedConfig): InboundState {
   const ci = compileInbound(l.config);
   if (!ci.ok) throw new Error(ci.message); // validated by loadConfig
-  return { loaded: l, inbound: ci.value, accounts: accountsOf(l) };
+  return {
+    loaded: l,
+    inbound: ci.value,
+    accounts: accountsOf(l),
+    authority: compileAuthority(l.config, l.files),
+  };
 }
 
 export function materialFor(l: LoadedConfig, route: Route): Material | Failure {

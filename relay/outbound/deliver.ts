@@ -85,6 +85,8 @@ export interface DeliveryRequest {
   route: Route;
   /** REQUIRETLS (RFC 8689): verified TLS and a next hop offering REQUIRETLS, else bounce. */
   requireTls?: boolean;
+  /** The relay may sign it (Envelope.signable): a policy's smime.sign applies only then. */
+  signable?: boolean;
 }
 
 /** What S/MIME needs for a route: the recipient certificates and, when signing, the signer. */
@@ -394,10 +396,12 @@ export class Deliverer {
     }
     if (plan.encrypt.length) {
       const to = plan.encrypt.map((e) => e.address);
-      const signer = smime.sign ? material.signer : undefined;
+      // signing only what the relay is entitled to sign (its own senders' mail, not a partner's)
+      const sign = smime.sign && req.signable === true;
+      const signer = sign ? material.signer : undefined;
       const certs = plan.encrypt.map((e) => e.cert);
       const sealed =
-        smime.sign && !signer
+        sign && !signer
           ? fail("SMIME_SIGNER_MISSING", true, "policy signs but no signing certificate is loaded")
           : await protectMessage(req.message, certs, signer, now);
       if (!sealed.ok) {
