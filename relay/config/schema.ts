@@ -178,6 +178,8 @@ export const RelayConfig = z.object({
         files: z.array(ConfigPath).default([]),
       })
       .optional(),
+    /** Messages with this many Received: headers or more are refused (554 5.4.6): a mail loop. */
+    hopLimit: z.number().int().positive().default(50),
     maxMessageSize: z
       .number()
       .int()

@@ -52,6 +52,7 @@ import {
   type Reply,
 } from "./rules.js";
 import { AuthThrottle, clientKey, sameAccount, throttleLimits } from "./throttle.js";
+import { HopCounter } from "./trace.js";
 
 export interface InboundState {
   loaded: LoadedConfig;
@@ -428,6 +429,7 @@ export class InboundListeners {
     const g = this.grant(session, d, cur);
     const signable = g !== "revoked" && entitledToSign(cur.authority, d, g, from);
     const guard = ContentGuard.over(stream);
+    const hops = HopCounter.over(guard, c.inbound.hopLimit);
     const r = await this.d.spool.enqueue(
       {
         id,
@@ -439,11 +441,11 @@ export class InboundListeners {
         ...(signable ? { signable: true } : {}),
       },
       Buffer.from(received, "latin1"),
-      guard,
+      hops,
       c.inbound.maxMessageSize,
     );
     if (stream.readable) stream.resume(); // drain whatever an early failure left unread
-    const violation = guard.violation;
+    const violation = guard.violation ?? hops.violation;
     if (!r.ok || stream.sizeExceeded || violation) {
       const reply: Reply =
         violation && !stream.sizeExceeded

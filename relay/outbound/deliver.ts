@@ -8,6 +8,7 @@ import { createSecureContext, type SecureContext, type TLSSocket } from "node:tl
 import { statusFromReply } from "../dsn.js";
 import { errorMessage, fail, ok, type Failure } from "../result.js";
 import type { Dns } from "./mx.js";
+import { MAIL_LOOPS, withoutSelf } from "./loop.js";
 import { resolveHops } from "./mx.js";
 import { daneTlsRptPolicy, planDane, resolveDane, type HostDane } from "./dane.js";
 import { makeSecureDns, type SecureDns } from "./dnssec.js";
@@ -134,6 +135,8 @@ export interface DelivererDeps {
   ehloName(): string;
   timeouts: Timeouts;
   mxPort: number;
+  /** Is this hop one of the relay's own listeners (loop.ts)? */
+  isSelf?: (hop: Hop) => boolean;
   onAttempt(r: AttemptRecord): void;
 }
 
@@ -448,7 +451,13 @@ export class Deliverer {
         message: f.message,
         status:
           (req.requireTls ? requireTlsStatus(f.code) : undefined) ??
-          (f.temporary ? "4.4.0" : f.code === "NULL_MX" ? "5.1.10" : "5.1.2"),
+          (f.temporary
+            ? "4.4.0"
+            : f.code === "NULL_MX"
+              ? "5.1.10"
+              : f.code === MAIL_LOOPS
+                ? "5.4.6"
+                : "5.1.2"),
         ...(hop ? { remoteMta: hop.name } : {}),
       }));
     const base: Pick<AttemptRecord, AttemptBase> = {
@@ -511,7 +520,7 @@ export class Deliverer {
     // DANE (RFC 7672, dane.ts): validated MX and TLSA lookups decide per host; an insecure domain defers
     const dane = new Map<Hop, HostDane>();
     if (outbound.tls.mode === "dane") base.tlsPolicy = { type: "no-policy-found", strings: [] };
-    const resolved =
+    const found =
       outbound.tls.mode === "dane"
         ? await resolveDane(
             route.domain,
@@ -520,6 +529,8 @@ export class Deliverer {
             this.d.mxPort,
           ).then((r) => (r.ok ? ok(r.value.map((h) => (dane.set(h.hop, h.dane), h.hop))) : r))
         : await resolveHops(route.domain, route.nextHop, this.d.dns(), this.d.mxPort);
+    const isSelf = this.d.isSelf;
+    const resolved = found.ok && isSelf ? withoutSelf(route.domain, found.value, isSelf) : found;
     if (!resolved.ok) {
       this.d.onAttempt({
         ...base,
