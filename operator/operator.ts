@@ -201,10 +201,16 @@ export class Operator {
     // relay-wide inbound credentials, and relays using a Secret for their server certificate
     for (const r of this.caches.relays.list(ns)) {
       const spec = r.spec as {
-        inbound?: { credentialRefs?: { name: string }[] };
+        inbound?: {
+          credentialRefs?: { name: string }[];
+          localRecipients?: { configMapRef?: { name: string } };
+        };
         certificate?: { secretRef?: { name: string } };
       };
       if (kind === "credentials" && spec.inbound?.credentialRefs?.some((c) => c.name === name))
+        this.controllers.relays.enqueue(key(r));
+      // the recipients list of the local domains (issue 15 finding 7)
+      if (kind === "configMaps" && spec.inbound?.localRecipients?.configMapRef?.name === name)
         this.controllers.relays.enqueue(key(r));
       if (kind === "secrets") {
         if (spec.certificate?.secretRef?.name === name) this.controllers.relays.enqueue(key(r));

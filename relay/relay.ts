@@ -3,11 +3,13 @@
 // relay/main.ts runs and what the tests start in-process.
 import { readFile } from "node:fs/promises";
 import type { Server } from "node:http";
+import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { startAdmin, type AdminStatus } from "./admin.js";
 import { fileOf, loadConfig, secretText, type LoadedConfig } from "./config/load.js";
 import { watchConfig, type ConfigWatcher } from "./config/watch.js";
 import type { InboundAccount } from "./inbound/auth.js";
+import { compileAuthority } from "./inbound/authority.js";
 import { compileInbound } from "./inbound/rules.js";
 import { InboundListeners, type InboundState } from "./inbound/server.js";
 import { createLogger, type Logger } from "./log.js";
@@ -16,6 +18,7 @@ import { Deliverer, type SmimeMaterial } from "./outbound/deliver.js";
 import { loadCertificates, loadSigner } from "./outbound/smime.js";
 import { MtaSts } from "./outbound/mta-sts.js";
 import { dayOf, eventOf, sendDay, TlsRptStore, type ResultType, type SentReport } from "./outbound/tlsrpt.js";
+import { isSelfHop, type SelfView } from "./outbound/loop.js";
 import { makeResolver, type Dns } from "./outbound/mx.js";
 import { makeSecureDns } from "./outbound/dnssec.js";
 import { ConnectionPool } from "./outbound/pool.js";
@@ -53,7 +56,12 @@ function accountsOf(l: LoadedConfig): InboundAccount[] {
 function inboundState(l: LoadedConfig): InboundState {
   const ci = compileInbound(l.config);
   if (!ci.ok) throw new Error(ci.message); // validated by loadConfig
-  return { loaded: l, inbound: ci.value, accounts: accountsOf(l) };
+  return {
+    loaded: l,
+    inbound: ci.value,
+    accounts: accountsOf(l),
+    authority: compileAuthority(l.config, l.files),
+  };
 }
 
 export function materialFor(l: LoadedConfig, route: Route): Material | Failure {
@@ -194,6 +202,7 @@ export class Relay {
       },
       timeouts: this.o.timeouts ?? DEFAULT_TIMEOUTS,
       mxPort: this.o.mxPort ?? 25,
+      isSelf: (hop) => isSelfHop(this.selfView(), hop),
       onAttempt: (a) => {
         this.figures.record(a);
         const rpt = this.state.loaded.config.tlsRpt ? eventOf(a, Date.now()) : undefined;
@@ -324,6 +333,19 @@ export class Relay {
   /** Checks the config directory now (tests; the watcher does this on its own). */
   async checkConfig(): Promise<void> {
     await this.watcher?.check();
+  }
+
+  /** What loop detection compares next hops with: the listeners as bound, the host's addresses. */
+  private selfView(): SelfView {
+    const c = this.state.loaded.config;
+    const listeners = [...(this.listeners?.bound ?? [])].map(([kind, port]) => ({
+      host: c.listeners[kind].host,
+      port,
+    }));
+    const interfaceAddresses = Object.values(networkInterfaces()).flatMap((l) =>
+      (l ?? []).map((a) => a.address),
+    );
+    return { hostname: c.hostname, listeners, interfaceAddresses };
   }
 
   ports(): Record<string, number> {

@@ -11,6 +11,7 @@ import {
   host,
   IssuerRef,
   int64,
+  keyRef,
   labelSelector,
   localRef,
   ObjectMeta,
@@ -128,7 +129,9 @@ const RelayInbound = z
       .array(domainPattern("A domain or *.domain, e.g. example.com."))
       .max(64)
       .optional()
-      .describe("Your own domains: mail to them is accepted from anyone and forwarded to internalNextHop.")
+      .describe(
+        "Your own domains: mail to them is accepted from anyone (see localRecipients) and forwarded to internalNextHop.",
+      )
       .meta({ "x-kubernetes-list-type": "set" }),
     internalNextHop: z
       .object({
@@ -137,6 +140,53 @@ const RelayInbound = z
       })
       .optional()
       .describe("Your internal mail server, which receives mail for localDomains."),
+    localRecipients: z
+      .object({
+        addresses: z
+          .array(
+            z
+              .string()
+              .min(2)
+              .max(320)
+              .regex(/^[^\s@]*@[^\s@]+$/, "must be user@domain or @domain")
+              .describe("user@domain, or @domain for every address of that domain."),
+          )
+          .max(1000)
+          .optional()
+          .describe("The addresses, inline.")
+          .meta({ "x-kubernetes-list-type": "set" }),
+        configMapRef: keyRef(
+          "A ConfigMap key with one address per line (user@domain or @domain; # starts a comment), for lists too long to inline, e.g. exported from your directory.",
+          "ConfigMap",
+          "recipients",
+        ).optional(),
+      })
+      .optional()
+      .describe(
+        "The recipients that exist in localDomains (like Postfix's local recipient table): mail to any other address of a local domain is refused at RCPT TO with 550 5.1.1, so the relay never accepts mail it cannot deliver and never bounces it to a forged sender (backscatter). Absent: every address of a local domain is accepted and the internal server's rejections become bounces. Matching ignores case.",
+      )
+      .meta(
+        cel({
+          rule: "has(self.addresses) || has(self.configMapRef)",
+          message: "localRecipients needs addresses or configMapRef",
+        }),
+      ),
+    hopLimit: z
+      .int32()
+      .min(5)
+      .max(500)
+      .default(50)
+      .describe(
+        "A message arriving with this many Received: headers is refused with 554 5.4.6 (a mail loop; like Postfix's hopcount_limit). The relay adds its own Received: header and never delivers to itself.",
+      ),
+    ipv6ClientPrefixLength: z
+      .int32()
+      .min(32)
+      .max(128)
+      .default(64)
+      .describe(
+        "IPv6 clients are counted per network of this prefix length for the connection and AUTH failure limits (one host usually holds a whole /64; per /128 an attacker gets a fresh counter per address).",
+      ),
     credentialRefs: z
       .array(
         localRef(
@@ -147,7 +197,7 @@ const RelayInbound = z
       .max(64)
       .optional()
       .describe(
-        "Accounts that may log in from any host and then send to any domain (e.g. mail clients and applications on port 587). A partner's account belongs in its MailDomainPolicy instead, which limits it to the partner's hosts.",
+        "Accounts that may log in from any host (e.g. mail clients and applications on port 587), except from a partner's hosts whose rule names its own credential. Logged in, they send to localDomains, or to any domain when the credential has allowRelay, with MAIL FROM in the credential's senderDomains (default localDomains). A partner's account belongs in its MailDomainPolicy instead, which limits it to the partner's hosts.",
       )
       .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] }),
     maxMessageSize: quantity(

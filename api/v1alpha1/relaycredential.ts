@@ -5,6 +5,7 @@ import { z } from "zod";
 import {
   API_VERSION,
   domainName,
+  domainPattern,
   IssuerRef,
   keyRef,
   localRef,
@@ -26,6 +27,14 @@ export const CredentialUsage = z
     "outbound: the relay logs in to a partner with it (referenced from a MailDomainPolicy's outbound section). inbound: a partner or an internal client logs in to the relay with it.",
   );
 export type CredentialUsage = z.infer<typeof CredentialUsage>;
+
+/** A field only inbound credentials use. */
+const inboundOnly = (field: string): CelRule => ({
+  rule: `self.usage == 'inbound' || !has(self.${field})`,
+  message: `${field} only applies to what a client logged in with an inbound credential may do: remove it or set usage inbound`,
+  fieldPath: `.${field}`,
+  reason: "FieldValueForbidden",
+});
 
 /** A field that only one credential type uses: its absence elsewhere keeps a spec from saying two things. */
 const onlyFor = (field: string, type: CredentialType): CelRule => ({
@@ -74,6 +83,21 @@ export const RelayCredentialSpec = z
         "With issuerRef: the names the issued certificate carries, usually the relay's hostname (the name the partner checks).",
       )
       .meta({ "x-kubernetes-list-type": "set" }),
+    allowRelay: z
+      .boolean()
+      .optional()
+      .describe(
+        "usage inbound: a client logged in with this credential may send to any domain, not only to the relay's localDomains. This makes the relay an open relay for whoever holds the password (spam and phishing from your IP addresses under your domains' reputation, S/MIME-signed by the relay when the sender is in localDomains): grant it to your own mail clients and applications, not to partners. Default false: local domains only.",
+      ),
+    senderDomains: z
+      .array(domainPattern("A domain or *.domain the client may send as, e.g. example.com."))
+      .min(1)
+      .max(64)
+      .optional()
+      .describe(
+        "usage inbound: the domains a client logged in with this credential may use in MAIL FROM (other senders get 553 5.7.1, like Postfix's reject_sender_login_mismatch; the null sender is allowed). Absent: for a credential named in a MailDomainPolicy's inbound.credentialRef, that policy's domains; otherwise the relay's localDomains.",
+      )
+      .meta({ "x-kubernetes-list-type": "set" }),
   })
   .describe("The account or certificate, and which way it is used.")
   .meta({
@@ -82,6 +106,8 @@ export const RelayCredentialSpec = z
       requiredFor("passwordSecretRef", "password", "the Secret key holding the password"),
       onlyFor("username", "password"),
       onlyFor("passwordSecretRef", "password"),
+      inboundOnly("allowRelay"),
+      inboundOnly("senderDomains"),
       {
         rule: "self.type != 'clientCertificate' || has(self.secretRef) || has(self.issuerRef)",
         message:

@@ -195,7 +195,17 @@ function compileCredential(c: RelayCredential, refs: Refs): Credential | undefin
     }
     const file = refs.secretKey(c.spec.passwordSecretRef.name, c.spec.passwordSecretRef.key ?? "password");
     return file
-      ? { type: "password", usage: c.spec.usage, username: c.spec.username, passwordFile: file }
+      ? {
+          type: "password",
+          usage: c.spec.usage,
+          username: c.spec.username,
+          passwordFile: file,
+          // what a client logged in with it may do (relay/inbound/authority.ts)
+          ...(c.spec.usage === "inbound" && c.spec.allowRelay ? { allowRelay: true } : {}),
+          ...(c.spec.usage === "inbound" && c.spec.senderDomains
+            ? { senderDomains: c.spec.senderDomains.map(normalizeDomain) }
+            : {}),
+        }
       : undefined;
   }
   const secret = credentialSecretName(c);
@@ -489,6 +499,17 @@ export function compileRelayConfig(
     for (const [name, c] of refs.credentials) credentials[name] = c;
     for (const [name, m] of refs.secrets) for (const [k, v] of m) mapIn(secretItems, name).set(k, v);
   }
+  // the recipients of the local domains: a missing ConfigMap keeps the inline list only (refusing
+  // more, never accepting every address)
+  const lr = inbound.localRecipients;
+  let recipientFiles: string[] = [];
+  if (lr?.configMapRef) {
+    const refs = new Refs(ns, view);
+    const path = refs.configMapKey(lr.configMapRef.name, lr.configMapRef.key);
+    relayProblems.push(...refs.problems);
+    for (const [name, m] of refs.configMaps) for (const [k, v] of m) mapIn(configMapItems, name).set(k, v);
+    if (path) recipientFiles = [path];
+  }
   const l = spec.listeners;
   // the /queue admin endpoints' bearer token (absent: they are disabled)
   const tokenRef = spec.admin?.tokenSecretRef;
@@ -527,6 +548,9 @@ export function compileRelayConfig(
         : {}),
       maxMessageSize: quantityBytes(inbound.maxMessageSize),
       maxRecipients: inbound.maxRecipients,
+      ...(lr ? { localRecipients: { addresses: [...(lr.addresses ?? [])], files: recipientFiles } } : {}),
+      hopLimit: inbound.hopLimit,
+      limits: { ipv6PrefixLength: inbound.ipv6ClientPrefixLength },
     },
     credentials: Object.fromEntries(Object.entries(credentials).sort((a, b) => a[0].localeCompare(b[0]))),
     policies: compiled.filter((p) => !p.domains.includes(CATCH_ALL)),

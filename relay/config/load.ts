@@ -40,6 +40,7 @@ export function referencedFiles(c: RelayConfig): string[] {
     }
   }
   if (c.mtaSts.caFile) out.add(c.mtaSts.caFile);
+  for (const f of c.inbound.localRecipients?.files ?? []) out.add(f);
   for (const o of [c.defaultOutbound, ...c.policies.map((p) => p.outbound)]) {
     if (o.tls.caFile) out.add(o.tls.caFile);
     for (const f of o.smime?.certificateFiles ?? []) out.add(f);

@@ -60,6 +60,16 @@ export const PasswordCredential = z.object({
   usage: z.enum(["outbound", "inbound"]),
   username: z.string().min(1),
   passwordFile: ConfigPath,
+  /**
+   * Inbound only (relay/inbound/authority.ts): logged in with it, the client may send to any domain;
+   * absent/false: to localDomains only.
+   */
+  allowRelay: z.boolean().optional(),
+  /**
+   * Inbound only: the domains a client logged in with it may use in MAIL FROM (553 5.7.1 otherwise);
+   * absent: the domains of the policies whose host rules name it, or else localDomains.
+   */
+  senderDomains: z.array(DomainPattern).optional(),
 });
 
 export const ClientCertificateCredential = z.object({
@@ -157,6 +167,19 @@ export const RelayConfig = z.object({
     /** Domains accepted from anyone and forwarded to internalNextHop. */
     localDomains: z.array(DomainPattern).default([]),
     internalNextHop: HostPort.optional(),
+    /**
+     * The recipients that exist in localDomains (relay/inbound/authority.ts): `user@domain` or
+     * `@domain` (every address of that domain), from the list and from the files (one per line,
+     * `#` comments). Others get 550 5.1.1 at RCPT TO. Absent: every address of a local domain.
+     */
+    localRecipients: z
+      .object({
+        addresses: z.array(z.string().min(2)).default([]),
+        files: z.array(ConfigPath).default([]),
+      })
+      .optional(),
+    /** Messages with this many Received: headers or more are refused (554 5.4.6): a mail loop. */
+    hopLimit: z.number().int().positive().default(50),
     maxMessageSize: z
       .number()
       .int()
@@ -175,6 +198,11 @@ export const RelayConfig = z.object({
         authMaxFailuresPerIp: z.number().int().positive().default(10),
         authMaxFailuresPerAccount: z.number().int().positive().default(5),
         authWindowSeconds: z.number().positive().default(900),
+        /**
+         * IPv6 clients are counted per network of this prefix length (connections, AUTH failures):
+         * one host usually holds a whole /64.
+         */
+        ipv6PrefixLength: z.number().int().min(1).max(128).default(64),
       })
       .prefault({}),
   }),

@@ -152,15 +152,18 @@ export function checkMailFrom(
   return undefined;
 }
 
-/** Checked at RCPT TO: not an open relay. */
+/**
+ * Checked at RCPT TO: not an open relay. `mayRelay`: the session may send anywhere (relayFrom, or a
+ * login whose credential grants relaying: authority.ts).
+ */
 export function checkRecipient(
   ci: CompiledInbound,
   d: InboundDecision,
-  s: { authenticated: boolean },
+  s: { mayRelay: boolean },
   domain: string,
 ): Reply | undefined {
   if (!domain) return { code: 550, text: "5.1.3 Recipient address must have a domain" };
   if (matchesAny(ci.localDomains, domain)) return undefined;
-  if (s.authenticated || d.relayFrom) return undefined;
+  if (s.mayRelay || d.relayFrom) return undefined;
   return { code: 550, text: "5.7.1 Relaying denied" };
 }

@@ -19,6 +19,18 @@ import type { Metrics } from "../metrics.js";
 import { newQueueId, type Envelope, type Spool } from "../queue/spool.js";
 import { authenticate, type InboundAccount } from "./auth.js";
 import {
+  accountKey,
+  allowedAccounts,
+  checkLocalRecipient,
+  checkSender,
+  currentGrant,
+  entitledToSign,
+  mayRelay,
+  REVOKED,
+  type CompiledAuthority,
+  type Grant,
+} from "./authority.js";
+import {
   checkAddressCharset,
   checkParams,
   ConnectionLimiter,
@@ -39,12 +51,14 @@ import {
   type ListenerKind,
   type Reply,
 } from "./rules.js";
-import { AuthThrottle, throttleLimits } from "./throttle.js";
+import { AuthThrottle, clientKey, sameAccount, throttleLimits } from "./throttle.js";
+import { HopCounter } from "./trace.js";
 
 export interface InboundState {
   loaded: LoadedConfig;
   inbound: CompiledInbound;
   accounts: InboundAccount[];
+  authority: CompiledAuthority;
 }
 
 export interface InboundDeps {
@@ -68,6 +82,8 @@ interface SessionLog {
   authMechanism?: string;
   authOutcome?: "ok" | "failed";
   authUser?: string;
+  /** accountKey() of the login, to notice a revoked or changed credential after a reload. */
+  authKey?: string;
   requirement?: string;
   policies?: string[];
   queued: string[];
@@ -233,7 +249,8 @@ export class InboundListeners {
 
   private onConnect(kind: ListenerKind, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     const limits = this.d.current().loaded.config.inbound.limits;
-    const refused = this.limiter.admit(session.id, this.state(session, kind).peer, limits);
+    const key = clientKey(this.state(session, kind).peer, limits.ipv6PrefixLength);
+    const refused = this.limiter.admit(session.id, key, limits);
     if (refused) return cb(this.reject(session, "CONNECT", refused));
     this.armSessionTimer(kind, session, limits.sessionTimeoutSeconds);
     // AUTH is not advertised nor accepted in a cleartext session (onSecure lifts this).
@@ -279,26 +296,37 @@ export class InboundListeners {
         }),
       );
     const { d, cur } = this.decision(session);
-    const tl = throttleLimits(cur.loaded.config.inbound.limits);
-    const verdict = this.throttle.check(s.peer, auth.username ?? "", tl);
+    const limits = cur.loaded.config.inbound.limits;
+    const tl = throttleLimits(limits);
+    const client = clientKey(s.peer, limits.ipv6PrefixLength);
+    const verdict = this.throttle.check(client, auth.username ?? "", tl);
     if (!verdict.ok) {
       s.authOutcome = "failed";
       return cb(this.reject(session, "AUTH", verdict));
     }
     const user =
       auth.method === "PLAIN" || auth.method === "LOGIN"
-        ? authenticate(cur.accounts, auth.username ?? "", auth.password ?? "", d.credentials)
+        ? authenticate(
+            cur.accounts,
+            auth.username ?? "",
+            auth.password ?? "",
+            allowedAccounts(cur.authority, d),
+          )
         : undefined;
     if (!user) {
       s.authOutcome = "failed";
       this.d.metrics.authFailures.inc();
-      this.throttle.failed(s.peer, auth.username ?? "", tl);
+      this.throttle.failed(client, auth.username ?? "", tl, (u) =>
+        cur.accounts.some((a) => sameAccount(a.username, u)),
+      );
       return cb(
         this.reject(session, "AUTH", { code: 535, text: "5.7.8 Authentication credentials invalid" }),
       );
     }
     s.authOutcome = "ok";
     s.authUser = user;
+    const account = cur.accounts.find((a) => a.name === user);
+    s.authKey = account ? accountKey(account) : undefined;
     cb(null, { user });
   }
 
@@ -313,8 +341,12 @@ export class InboundListeners {
       checkParams("MAIL", addr?.args) ??
       checkAddressCharset(addr?.address ?? "", Boolean(session.envelope.smtpUtf8));
     if (bad) return cb(this.reject(session, "MAIL", bad));
-    const { d } = this.decision(session);
-    const r = checkMailFrom(d, { secure: session.secure, authenticated: Boolean(session.user) });
+    const { d, cur } = this.decision(session);
+    const g = this.grant(session, d, cur);
+    if (g === "revoked") return cb(this.reject(session, "MAIL", REVOKED));
+    const r =
+      checkMailFrom(d, { secure: session.secure, authenticated: Boolean(session.user) }) ??
+      (g ? checkSender(g, addr?.address ?? "") : undefined);
     cb(r ? this.reject(session, "MAIL", r) : null);
   }
 
@@ -329,10 +361,36 @@ export class InboundListeners {
     if (bad) return cb(this.reject(session, "RCPT", bad));
     if (session.envelope.rcptTo.length >= cur.loaded.config.inbound.maxRecipients)
       return cb(this.reject(session, "RCPT", { code: 452, text: "4.5.3 Too many recipients" }));
+    const g = this.grant(session, d, cur);
+    if (g === "revoked") return cb(this.reject(session, "RCPT", REVOKED));
     const again = checkMailFrom(d, { secure: session.secure, authenticated: Boolean(session.user) });
     if (again) return cb(this.reject(session, "RCPT", again));
-    const r = checkRecipient(cur.inbound, d, { authenticated: Boolean(session.user) }, domainOf(address));
+    const relay = mayRelay(d, g);
+    const r =
+      checkRecipient(cur.inbound, d, { mayRelay: relay }, domainOf(address)) ??
+      checkLocalRecipient(cur.authority, relay, address);
     cb(r ? this.reject(session, "RCPT", r) : null);
+  }
+
+  /**
+   * The session's login under the current config (authority.ts): undefined when it did not log in,
+   * "revoked" when that login no longer holds (it is then dropped: the client may log in again).
+   */
+  private grant(
+    session: SMTPServerSession,
+    d: ReturnType<InboundListeners["decision"]>["d"],
+    cur: InboundState,
+  ): Grant | undefined | "revoked" {
+    const s = this.state(session);
+    if (!session.user) return undefined;
+    const g =
+      s.authUser && s.authKey
+        ? currentGrant(cur.authority, cur.accounts, d, s.authUser, s.authKey)
+        : undefined;
+    if (g) return g;
+    session.user = undefined;
+    s.authKey = undefined;
+    return "revoked";
   }
 
   private async onData(
@@ -356,8 +414,8 @@ export class InboundListeners {
     cb: (err?: Error | null, message?: string) => void,
   ): Promise<void> {
     const s = this.state(session);
-    const { loaded } = this.d.current();
-    const c = loaded.config;
+    const { d, cur } = this.decision(session);
+    const c = cur.loaded.config;
     const id = newQueueId();
     const rcpts = session.envelope.rcptTo.map((r) => r.address);
     const tls = session.secure ? ` (${s.tlsVersion ?? "TLS"}${s.cipher ? ` ${s.cipher}` : ""})` : "";
@@ -367,32 +425,38 @@ export class InboundListeners {
       `\tby ${c.hostname} (Sealpost) with ${proto}${tls} id ${id}` +
       `${rcpts.length === 1 ? `\r\n\tfor <${rcpts[0]}>` : ""};\r\n\t${new Date().toUTCString().replace("GMT", "+0000")}\r\n`;
     const mailFrom = session.envelope.mailFrom;
+    const from = mailFrom ? mailFrom.address : "";
+    const g = this.grant(session, d, cur);
+    const signable = g !== "revoked" && entitledToSign(cur.authority, d, g, from);
     const guard = ContentGuard.over(stream);
+    const hops = HopCounter.over(guard, c.inbound.hopLimit);
     const r = await this.d.spool.enqueue(
       {
         id,
-        from: mailFrom ? mailFrom.address : "",
+        from,
         recipients: rcpts.map((address) => ({ address, state: "pending" as const })),
         receivedAt: Date.now(),
         peer: s.peer,
         ...(requireTlsOf(session) ? { requireTls: true } : {}),
+        ...(signable ? { signable: true } : {}),
       },
       Buffer.from(received, "latin1"),
-      guard,
+      hops,
       c.inbound.maxMessageSize,
     );
     if (stream.readable) stream.resume(); // drain whatever an early failure left unread
-    if (!r.ok || stream.sizeExceeded || guard.violation) {
+    const violation = guard.violation ?? hops.violation;
+    if (!r.ok || stream.sizeExceeded || violation) {
       const reply: Reply =
-        guard.violation && !stream.sizeExceeded
-          ? guard.violation.reply
+        violation && !stream.sizeExceeded
+          ? violation.reply
           : r.ok || r.code === "MESSAGE_TOO_BIG" || stream.sizeExceeded
             ? { code: 552, text: "5.3.4 Message too big" }
             : /\b(ENOSPC|EDQUOT)\b|short write/.test(r.message) // queue volume full (RFC 3463 4.3.1)
               ? { code: 452, text: "4.3.1 Insufficient system storage, try again later" }
               : { code: 451, text: "4.3.0 Queue write failed, try again later" };
       if (r.ok) await this.d.spool.remove(id);
-      if (!r.ok && !guard.violation)
+      if (!r.ok && !violation)
         this.d.log.error(
           { event: "queue-error", queueId: id, code: r.code, err: r.message },
           "enqueue failed",

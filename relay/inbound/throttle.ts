@@ -5,8 +5,13 @@
 // the password, until enough failures have aged out of the window. The per-account limit stops a
 // botnet spreading guesses over many IPs; its price is that strangers can lock an account out for
 // one window (the usual trade-off; the per-IP limit is higher, so legitimate hosts keep working
-// for accounts nobody attacks). Memory is bounded: at most `maxKeys` IPs and accounts each, the
-// least recently failed are forgotten first.
+// for accounts nobody attacks). Clients are keyed by clientKey(): an IPv4 address, or an IPv6
+// network (/64 by default: one host usually holds a whole /64, so /128 keys would give an attacker
+// 2^64 fresh counters). Memory is bounded: at most `maxKeys` client keys, the least recently failed
+// forgotten first; accounts are counted only when the username is a configured account's, so their
+// counters are bounded by the number of accounts and nothing an attacker sends can evict them.
+import { isIP } from "node:net";
+import { normalizeIp } from "./rules.js";
 
 export interface ThrottleLimits {
   maxFailuresPerIp: number;
@@ -33,7 +38,7 @@ export const THROTTLED_TEXT = "4.7.0 Too many failed authentication attempts, tr
 
 class Window {
   private byKey = new Map<string, number[]>();
-  constructor(private maxKeys: number) {}
+  constructor(private maxKeys = Infinity) {}
 
   count(key: string, now: number, windowMs: number): number {
     const t = this.byKey.get(key);
@@ -70,7 +75,7 @@ export class AuthThrottle {
     maxKeys = 10_000,
   ) {
     this.ips = new Window(maxKeys);
-    this.accounts = new Window(maxKeys);
+    this.accounts = new Window();
   }
 
   /** May `ip` try to log in as `username` now? */
@@ -83,11 +88,14 @@ export class AuthThrottle {
     return { ok: true };
   }
 
-  /** Records a failed login. */
-  failed(ip: string, username: string, l: ThrottleLimits): void {
+  /**
+   * Records a failed login from client key `ip`; the account's counter only when `username` is a
+   * configured account (`isAccount`), so made-up usernames cannot grow or flush that table.
+   */
+  failed(ip: string, username: string, l: ThrottleLimits, isAccount: (username: string) => boolean): void {
     const now = this.now();
     this.ips.add(ip, now, l.maxFailuresPerIp);
-    if (username) this.accounts.add(account(username), now, l.maxFailuresPerAccount);
+    if (username && isAccount(username)) this.accounts.add(account(username), now, l.maxFailuresPerAccount);
   }
 
   /** Tracked keys (for tests of the memory bound). */
@@ -98,4 +106,43 @@ export class AuthThrottle {
 
 function account(username: string): string {
   return username.normalize("NFC").toLowerCase();
+}
+
+/** Whether two usernames name the same throttled account. */
+export function sameAccount(a: string, b: string): boolean {
+  return account(a) === account(b);
+}
+
+/** The 8 groups of an IPv6 address (with an embedded IPv4 tail), or undefined. */
+function groups6(ip: string): number[] | undefined {
+  let s = ip.replace(/%.*$/, "");
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(s);
+  if (v4) {
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
+    s = s.slice(0, v4.index) + `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = "", tail, ...rest] = s.split("::");
+  if (rest.length) return undefined;
+  const h = head ? head.split(":") : [];
+  const t = tail ? tail.split(":") : [];
+  const fill = tail === undefined ? 0 : 8 - h.length - t.length;
+  if (fill < 0) return undefined;
+  const all = [...h, ...Array<string>(fill).fill("0"), ...t].map((x) => parseInt(x, 16));
+  return all.length === 8 && all.every((x) => x >= 0 && x <= 0xffff) ? all : undefined;
+}
+
+/**
+ * The key a client is counted under (connections, AUTH failures): its IPv4 address, or its IPv6
+ * network of `ipv6Prefix` bits (e.g. "2001:db8:0:1::/64"). Pure.
+ */
+export function clientKey(ip: string, ipv6Prefix: number): string {
+  const a = normalizeIp(ip);
+  if (isIP(a) !== 6) return a;
+  const g = groups6(a);
+  if (!g) return a;
+  const masked = g.map((x, i) => {
+    const bits = Math.min(16, Math.max(0, ipv6Prefix - i * 16));
+    return bits === 16 ? x : x & ((0xffff << (16 - bits)) & 0xffff);
+  });
+  return `${masked.map((x) => x.toString(16)).join(":")}/${ipv6Prefix}`;
 }

@@ -10,6 +10,7 @@ import { bufferBody, type MessageBody } from "../queue/message-body.js";
 import { REPLY_READ_MAX, replyText } from "../reply-text.js";
 import { errorMessage, fail, ok, type Failure } from "../result.js";
 import type { Dns } from "./mx.js";
+import { MAIL_LOOPS, withoutSelf } from "./loop.js";
 import { resolveHops } from "./mx.js";
 import { daneTlsRptPolicy, planDane, resolveDane, type HostDane } from "./dane.js";
 import { makeSecureDns, type SecureDns } from "./dnssec.js";
@@ -88,6 +89,8 @@ export interface DeliveryRequest {
   route: Route;
   /** REQUIRETLS (RFC 8689): verified TLS and a next hop offering REQUIRETLS, else bounce. */
   requireTls?: boolean;
+  /** The relay may sign it (Envelope.signable): a policy's smime.sign applies only then. */
+  signable?: boolean;
 }
 
 /** What S/MIME needs for a route: the recipient certificates and, when signing, the signer. */
@@ -135,6 +138,8 @@ export interface DelivererDeps {
   ehloName(): string;
   timeouts: Timeouts;
   mxPort: number;
+  /** Is this hop one of the relay's own listeners (loop.ts)? */
+  isSelf?: (hop: Hop) => boolean;
   onAttempt(r: AttemptRecord): void;
 }
 
@@ -405,10 +410,12 @@ export class Deliverer {
     }
     if (plan.encrypt.length) {
       const to = plan.encrypt.map((e) => e.address);
-      const signer = smime.sign ? material.signer : undefined;
+      // signing only what the relay is entitled to sign (its own senders' mail, not a partner's)
+      const sign = smime.sign && req.signable === true;
+      const signer = sign ? material.signer : undefined;
       const certs = plan.encrypt.map((e) => e.cert);
       const sealed =
-        smime.sign && !signer
+        sign && !signer
           ? fail("SMIME_SIGNER_MISSING", true, "policy signs but no signing certificate is loaded")
           : await protectMessage(await req.message.load(), certs, signer, now);
       if (!sealed.ok) {
@@ -455,7 +462,13 @@ export class Deliverer {
         message: f.message,
         status:
           (req.requireTls ? requireTlsStatus(f.code) : undefined) ??
-          (f.temporary ? "4.4.0" : f.code === "NULL_MX" ? "5.1.10" : "5.1.2"),
+          (f.temporary
+            ? "4.4.0"
+            : f.code === "NULL_MX"
+              ? "5.1.10"
+              : f.code === MAIL_LOOPS
+                ? "5.4.6"
+                : "5.1.2"),
         ...(hop ? { remoteMta: hop.name } : {}),
       }));
     const base: Pick<AttemptRecord, AttemptBase> = {
@@ -518,7 +531,7 @@ export class Deliverer {
     // DANE (RFC 7672, dane.ts): validated MX and TLSA lookups decide per host; an insecure domain defers
     const dane = new Map<Hop, HostDane>();
     if (outbound.tls.mode === "dane") base.tlsPolicy = { type: "no-policy-found", strings: [] };
-    const resolved =
+    const found =
       outbound.tls.mode === "dane"
         ? await resolveDane(
             route.domain,
@@ -527,6 +540,8 @@ export class Deliverer {
             this.d.mxPort,
           ).then((r) => (r.ok ? ok(r.value.map((h) => (dane.set(h.hop, h.dane), h.hop))) : r))
         : await resolveHops(route.domain, route.nextHop, this.d.dns(), this.d.mxPort);
+    const isSelf = this.d.isSelf;
+    const resolved = found.ok && isSelf ? withoutSelf(route.domain, found.value, isSelf) : found;
     if (!resolved.ok) {
       this.d.onAttempt({
         ...base,

@@ -284,6 +284,7 @@ export class Scheduler {
               message,
               route: g.route,
               ...(env.requireTls ? { requireTls: true } : {}),
+              ...(env.signable ? { signable: true } : {}),
             })
           : g.recipients.map((address) => ({
               address,

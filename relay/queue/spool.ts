@@ -52,6 +52,11 @@ export interface Envelope {
   peer?: string;
   /** MAIL FROM carried REQUIRETLS (RFC 8689): deliver only over verified TLS, else bounce. */
   requireTls?: boolean;
+  /**
+   * The relay may S/MIME-sign it (a policy's smime.sign): mail of its own domains from its own
+   * senders, never a partner's (relay/inbound/authority.ts entitledToSign).
+   */
+  signable?: boolean;
 }
 
 // Random bytes for queue ids, drawn 4 KiB at a time: one call into the CSPRNG per ~800 messages,

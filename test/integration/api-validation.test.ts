@@ -342,6 +342,31 @@ const cases: Case[] = [
     unset: noPassword,
     field: "spec.dnsNames",
   },
+  // issue 15 finding 3: what a logged-in client may do belongs to inbound credentials only
+  {
+    kind: C,
+    name: "allowRelay on an outbound credential",
+    set: { allowRelay: true },
+    field: "spec.allowRelay",
+  },
+  {
+    kind: C,
+    name: "senderDomains on an outbound credential",
+    set: { senderDomains: ["example.com"] },
+    field: "spec.senderDomains",
+  },
+  {
+    kind: R,
+    name: "localRecipients without addresses or a ConfigMap",
+    set: { "inbound.localRecipients": {} },
+    field: "spec.inbound.localRecipients",
+  },
+  {
+    kind: R,
+    name: "localRecipients entry without an @",
+    set: { "inbound.localRecipients": { addresses: ["bob"] } },
+    field: "spec.inbound.localRecipients.addresses[0]",
+  },
 ];
 
 /** A copy of `base` with the case's change: "a.b[0]" addresses a field of a nested object or list element. */
@@ -437,7 +462,13 @@ describe("the apiserver rejects invalid Sealpost objects, naming the field", () 
           smtps: { enabled: true, port: 465 },
           submission: { enabled: true, port: 587 },
         },
-        inbound: { require: "none", maxMessageSize: "50Mi", maxRecipients: 100 },
+        inbound: {
+          require: "none",
+          maxMessageSize: "50Mi",
+          maxRecipients: 100,
+          hopLimit: 50,
+          ipv6ClientPrefixLength: 64,
+        },
         queue: { size: "10Gi", maxAge: "120h", retry: { initial: "60s", max: "1h" } },
         service: { type: "ClusterIP" },
       },

@@ -160,7 +160,9 @@ describe("relay inbound rules", () => {
     );
     assert.match(await s.cmd(`AUTH PLAIN ${plainToken("partner", "partner-pw")}`), /^235 /);
     assert.match(await s.cmd("MAIL FROM:<a@partner.test>"), /^250 /);
-    assert.match(await s.cmd("RCPT TO:<someone@partner.test>"), /^250 /, "authenticated: may relay");
+    // a partner's login sends to the local domains only (issue 15 finding 3), not through us elsewhere
+    assert.equal(await s.cmd("RCPT TO:<someone@partner.test>"), "550 5.7.1 Relaying denied");
+    assert.match(await s.cmd("RCPT TO:<bob@local.test>"), /^250 /);
     await s.cmd("DATA");
     assert.match(
       await s.data("Subject: p\r\nX-Test-Id: partner-auth\r\n\r\nhi"),
@@ -205,7 +207,8 @@ describe("relay inbound rules", () => {
     assert.equal(stranger.replyTo("RCPT")?.enhanced, "5.7.1");
     const partner = await swaks({
       ...base,
-      to: "someone@partner.test",
+      from: "x@partner.test",
+      to: "bob@local.test",
       tls: true,
       auth: { username: "partner", password: "partner-pw" },
       headers: { "X-Test-Id": "swaks-partner" },
@@ -229,8 +232,8 @@ describe("relay inbound rules", () => {
     assert.match(await s.cmd("AUTH LOGIN"), /^334 /);
     assert.match(await s.cmd(Buffer.from("other").toString("base64")), /^334 /);
     assert.match(await s.cmd(Buffer.from("other-pw").toString("base64")), /^235 /);
-    assert.match(await s.cmd("MAIL FROM:<a@x.test>"), /^250 /);
-    assert.match(await s.cmd("RCPT TO:<b@partner.test>"), /^250 /);
+    assert.match(await s.cmd("MAIL FROM:<a@local.test>"), /^250 /);
+    assert.match(await s.cmd("RCPT TO:<b@local.test>"), /^250 /);
     s.close();
   });
 

@@ -70,12 +70,22 @@ async function configure(smime: Smime): Promise<void> {
           certFile: "secrets/smime-signer/tls.crt",
           keyFile: "secrets/smime-signer/tls.key",
         },
+        // a partner's account (named on the host rule below) that may even relay and use our domain
+        "partner-in": {
+          type: "password",
+          usage: "inbound",
+          username: "partner",
+          passwordFile: "secrets/partner-in/password",
+          allowRelay: true,
+          senderDomains: ["local.test", "partner.test"],
+        },
       },
       policies: [
         {
           name: "partner/smime",
           domains: ["partner.test"],
           outbound: { tls: { mode: "required" }, nextHop: { host: postfix.host, port: postfix.port }, smime },
+          inbound: { hosts: [`${PARTNER}/32`], require: "tls+auth", credentials: ["partner-in"] },
         },
       ],
     },
@@ -84,6 +94,7 @@ async function configure(smime: Smime): Promise<void> {
         "secrets/partner-smime/certs.pem": certs,
         "secrets/smime-signer/tls.crt": await readFile(signing.certFile),
         "secrets/smime-signer/tls.key": await readFile(signing.keyFile),
+        "secrets/partner-in/password": "partner-pw",
       },
     },
   );
@@ -110,7 +121,13 @@ function original(tag: string, to: string): { data: string; inner: Buffer } {
   return { data: data.replace(/\r\n$/, ""), inner: Buffer.from(`${contentHeaders}\r\n${body}`, "utf8") };
 }
 
-async function submit(to: string[], tag: string): Promise<{ id: string; inner: Buffer }> {
+const PARTNER = "127.0.0.3";
+
+async function submit(
+  to: string[],
+  tag: string,
+  as?: { from: string; username: string; password: string },
+): Promise<{ id: string; inner: Buffer }> {
   const o = original(tag, to.join(", "));
   const r = await swaks({
     server: "127.0.0.1",
@@ -118,6 +135,13 @@ async function submit(to: string[], tag: string): Promise<{ id: string; inner: B
     from: "alice@local.test",
     to,
     data: o.data,
+    ...(as
+      ? {
+          tls: true,
+          auth: { username: as.username, password: as.password },
+          extraArgs: ["--local-interface", as.from],
+        }
+      : {}),
   });
   assert.equal(r.code, 0, r.transcript);
   return { id: r.queueId!, inner: o.inner };
@@ -233,6 +257,24 @@ describe("S/MIME gateway encryption", () => {
     assert.match(v.stderr, /Verification successful/);
     assert.deepEqual(await readFile(content), inner);
     await waitFor("smime log", smimeLog(id, "signed-encrypted"));
+  });
+
+  it("finding 3 (issue 15): a partner's mail relayed through the relay is encrypted but never signed with the relay's key", async () => {
+    await configure({
+      certificateFiles: ["secrets/partner-smime/certs.pem"],
+      sign: true,
+      signingCredential: "smime-signer",
+    });
+    const { id, inner } = await submit(["bob@partner.test"], "sm-partner", {
+      from: PARTNER,
+      username: "partner",
+      password: "partner-pw",
+    });
+    const m = await delivered("sm-partner", "bob@partner.test");
+    const plain = await decrypt(m, bob);
+    assert.doesNotMatch(plain.toString("latin1"), /smime-type=signed-data/);
+    assert.deepEqual(plain, inner);
+    await waitFor("smime log", smimeLog(id, "encrypted"));
   });
 
   it("no usable certificate: defer keeps it queued, bounce sends a 5.7.5 DSN, sendClear logs the reason", async () => {

@@ -16,6 +16,8 @@ import {
 import { AuthThrottle, THROTTLED_TEXT } from "../../relay/inbound/throttle.js";
 
 const L = { maxFailuresPerIp: 4, maxFailuresPerAccount: 3, windowMs: 60_000 };
+/** Every username is a configured account. */
+const ANY = (): boolean => true;
 
 describe("AuthThrottle", () => {
   it("blocks an account after its limit, from any IP, and lets it in again once failures age out", () => {
@@ -23,7 +25,7 @@ describe("AuthThrottle", () => {
     const t = new AuthThrottle(() => now);
     for (let i = 0; i < 3; i++) {
       assert.deepEqual(t.check(`10.0.0.${i}`, "alice", L), { ok: true });
-      t.failed(`10.0.0.${i}`, "alice", L);
+      t.failed(`10.0.0.${i}`, "alice", L, ANY);
     }
     assert.deepEqual(t.check("10.9.9.9", "Alice", L), {
       ok: false,
@@ -39,19 +41,22 @@ describe("AuthThrottle", () => {
   it("blocks an IP after its limit whatever the account; other IPs are not affected", () => {
     let now = 0;
     const t = new AuthThrottle(() => now);
-    for (let i = 0; i < 4; i++) t.failed("192.0.2.1", `user${i}`, L);
+    for (let i = 0; i < 4; i++) t.failed("192.0.2.1", `user${i}`, L, ANY);
     assert.equal(t.check("192.0.2.1", "fresh", L).ok, false);
     assert.equal(t.check("192.0.2.2", "fresh", L).ok, true);
     now += 30_000;
-    t.failed("192.0.2.2", "x", L);
+    t.failed("192.0.2.2", "x", L, ANY);
     now += 30_001; // the first four are out of the window now
     assert.equal(t.check("192.0.2.1", "fresh", L).ok, true);
   });
 
-  it("memory stays bounded under a spray of IPs and accounts", () => {
+  it("memory stays bounded under a spray of IPs and made-up accounts", () => {
     const t = new AuthThrottle(() => 0, 100);
-    for (let i = 0; i < 5000; i++) t.failed(`ip${i}`, `acct${i}`, L);
-    assert.deepEqual(t.tracked, { ips: 100, accounts: 100 });
+    const configured = new Set(["alice", "bob"]);
+    for (let i = 0; i < 5000; i++)
+      t.failed(`ip${i}`, i % 2 ? `acct${i}` : "alice", L, (u) => configured.has(u));
+    // client keys: the LRU bound; accounts: only configured ones are ever counted
+    assert.deepEqual(t.tracked, { ips: 100, accounts: 1 });
   });
 
   it("property: never more than the limit of failures are let through per account within one window", () => {
@@ -69,7 +74,7 @@ describe("AuthThrottle", () => {
           for (const a of attempts) {
             if (!t.check(a.ip, a.user, L).ok) continue;
             passed.set(a.user, (passed.get(a.user) ?? 0) + 1);
-            t.failed(a.ip, a.user, L); // every guess is wrong
+            t.failed(a.ip, a.user, L, ANY); // every guess is wrong
           }
           for (const n of passed.values()) assert.ok(n <= L.maxFailuresPerAccount);
         },

@@ -90,6 +90,82 @@ describe("compile", () => {
     );
   });
 
+  it("issue 15: compiles inbound authority (allowRelay, senderDomains), localRecipients, hopLimit and the IPv6 prefix", () => {
+    const partnerIn = cred("partner-in", {
+      type: "password",
+      usage: "inbound",
+      username: "partner",
+      passwordSecretRef: { name: "partner-in", key: "password" },
+      senderDomains: ["partner.example", "*.partner.example"],
+    });
+    const app = cred("app", {
+      type: "password",
+      usage: "inbound",
+      username: "app",
+      passwordSecretRef: { name: "app", key: "password" },
+      allowRelay: true,
+    });
+    const p = policy("partner", {
+      domains: ["partner.example"],
+      inbound: { hosts: ["203.0.113.0/24"], require: "tls+auth", credentialRef: { name: "partner-in" } },
+    });
+    const r = compileRelayConfig(
+      relay({
+        inbound: {
+          relayFrom: ["10.0.0.0/8"],
+          localDomains: ["example.com"],
+          internalNextHop: { host: "exchange.mail.svc" },
+          credentialRefs: [{ name: "app" }],
+          localRecipients: { addresses: ["bob@example.com"], configMapRef: { name: "staff", key: "list" } },
+          hopLimit: 30,
+          ipv6ClientPrefixLength: 56,
+        },
+      }),
+      [p],
+      clusterView({
+        secrets: { "partner-in": ["password"], app: ["password"] },
+        configMaps: { staff: ["list"] },
+        credentials: [partnerIn, app],
+      }),
+    );
+    assert.equal(r.problems.size, 0);
+    assert.deepEqual(r.relayProblems, []);
+    const c = r.config;
+    assert.deepEqual(c.credentials["partner-in"], {
+      type: "password",
+      usage: "inbound",
+      username: "partner",
+      passwordFile: "secrets/partner-in/password",
+      senderDomains: ["partner.example", "*.partner.example"],
+    });
+    assert.equal(c.credentials.app?.type === "password" && c.credentials.app.allowRelay, true);
+    assert.deepEqual(c.inbound.localRecipients, {
+      addresses: ["bob@example.com"],
+      files: ["configmaps/staff/list"],
+    });
+    assert.equal(c.inbound.hopLimit, 30);
+    assert.equal(c.inbound.limits.ipv6PrefixLength, 56);
+    assert.ok(r.sources.some((s) => s.kind === "configMap" && s.name === "staff"));
+    // defaults; a missing recipients ConfigMap keeps the inline list (refuses more, never accepts all)
+    const d = compileRelayConfig(
+      relay({
+        inbound: {
+          localDomains: ["example.com"],
+          internalNextHop: { host: "exchange.mail.svc" },
+          localRecipients: { configMapRef: { name: "gone", key: "list" } },
+        },
+      }),
+      [],
+      clusterView(),
+    );
+    assert.equal(d.config.inbound.hopLimit, 50);
+    assert.equal(d.config.inbound.limits.ipv6PrefixLength, 64);
+    assert.deepEqual(d.config.inbound.localRecipients, { addresses: [], files: [] });
+    assert.deepEqual(d.relayProblems, [
+      { reason: "MissingReference", message: "ConfigMap mail/gone not found" },
+    ]);
+  });
+
   it("is deterministic: input order does not change the config or its hash", () => {
     const a = policy("a", { domains: ["a.example"] });
     const b = policy("b", { domains: ["b.example"] });

@@ -331,17 +331,14 @@ describe("inbound requirements (strictest wins)", () => {
   it("not an open relay", () => {
     const stranger = decideInbound(compiled, "198.51.100.1", "smtp");
     const internal = decideInbound(compiled, "10.0.0.1", "smtp");
-    assert.equal(checkRecipient(compiled, stranger, { authenticated: false }, "example.com"), undefined);
-    assert.equal(checkRecipient(compiled, stranger, { authenticated: false }, "sub.example.com"), undefined);
-    assert.deepEqual(checkRecipient(compiled, stranger, { authenticated: false }, "elsewhere.example"), {
+    assert.equal(checkRecipient(compiled, stranger, { mayRelay: false }, "example.com"), undefined);
+    assert.equal(checkRecipient(compiled, stranger, { mayRelay: false }, "sub.example.com"), undefined);
+    assert.deepEqual(checkRecipient(compiled, stranger, { mayRelay: false }, "elsewhere.example"), {
       code: 550,
       text: "5.7.1 Relaying denied",
     });
-    assert.equal(checkRecipient(compiled, stranger, { authenticated: true }, "elsewhere.example"), undefined);
-    assert.equal(
-      checkRecipient(compiled, internal, { authenticated: false }, "elsewhere.example"),
-      undefined,
-    );
+    assert.equal(checkRecipient(compiled, stranger, { mayRelay: true }, "elsewhere.example"), undefined);
+    assert.equal(checkRecipient(compiled, internal, { mayRelay: false }, "elsewhere.example"), undefined);
   });
   it("CIDR parsing", () => {
     assert.ok(parseCidr("10.0.0.0/8").ok);

@@ -1,0 +1,189 @@
+// Inbound authority, pure: what a client that logged in may do, and which addresses of the local
+// domains exist. Decided once per config (compileAuthority) and asked per command:
+//  - which accounts a host may log in with: a credential named on a policy's host rule (a partner's)
+//    only from those hosts; the others (relay-wide accounts) from any host, but not from a partner's
+//    host whose rule names its own credential;
+//  - where a logged-in client may send: local domains only, unless its credential grants relaying
+//    (allowRelay);
+//  - which MAIL FROM it may use (as Postfix's reject_sender_login_mismatch): its senderDomains, by
+//    default the domains of the policies naming it, or else the relay's localDomains;
+//  - whether the session's login still holds after a reload (revocation: the credential is gone, its
+//    password changed, or the host may no longer use it);
+//  - percent-hack (user%elsewhere@local) and bang paths (elsewhere!user@local) only for clients
+//    allowed to relay, since the internal server may forward them on;
+//  - recipient validation for local domains: a table of addresses (`@domain` for a whole domain),
+//    so the relay refuses unknown recipients at RCPT TO instead of bouncing the internal server's
+//    rejection to a (forged) sender: no backscatter;
+//  - whether the relay may S/MIME-sign a message: only mail of its own domains from its own senders
+//    (relayFrom, or an account that is not a partner's), never a partner's mail relayed through it.
+import { createHash } from "node:crypto";
+import type { RelayConfig } from "../config/schema.js";
+import { secretText } from "../config/load.js";
+import { domainOf, matchesAny, normalizeDomain } from "../domains.js";
+import type { InboundAccount } from "./auth.js";
+import type { InboundDecision, Reply } from "./rules.js";
+
+export interface Grant {
+  /** Credential name. */
+  name: string;
+  username: string;
+  /** Named on a policy's host rule: a partner's account, accepted only from those hosts. */
+  partner: boolean;
+  allowRelay: boolean;
+  /** Domain patterns allowed in MAIL FROM. */
+  senderDomains: string[];
+}
+
+export interface RecipientTable {
+  /** Lower-cased addresses. */
+  addresses: ReadonlySet<string>;
+  /** Domains all of whose addresses exist (`@domain` entries). */
+  domains: ReadonlySet<string>;
+}
+
+export interface CompiledAuthority {
+  grants: ReadonlyMap<string, Grant>;
+  /** Credentials named on some policy's host rule. */
+  bound: ReadonlySet<string>;
+  localDomains: readonly string[];
+  /** undefined: every address of a local domain is accepted. */
+  recipients?: RecipientTable;
+}
+
+export function compileAuthority(c: RelayConfig, files: ReadonlyMap<string, Buffer>): CompiledAuthority {
+  const bound = new Set<string>();
+  const partnerDomains = new Map<string, string[]>();
+  for (const p of c.policies)
+    for (const n of p.inbound?.credentials ?? []) {
+      bound.add(n);
+      partnerDomains.set(n, [...(partnerDomains.get(n) ?? []), ...p.domains]);
+    }
+  const grants = new Map<string, Grant>();
+  for (const [name, k] of Object.entries(c.credentials)) {
+    if (k.type !== "password" || k.usage !== "inbound") continue;
+    const partner = bound.has(name);
+    grants.set(name, {
+      name,
+      username: k.username,
+      partner,
+      allowRelay: k.allowRelay ?? false,
+      senderDomains: (k.senderDomains ?? (partner ? partnerDomains.get(name)! : c.inbound.localDomains)).map(
+        normalizeDomain,
+      ),
+    });
+  }
+  const lr = c.inbound.localRecipients;
+  return {
+    grants,
+    bound,
+    localDomains: c.inbound.localDomains,
+    ...(lr
+      ? {
+          recipients: recipientTable([
+            ...lr.addresses,
+            ...lr.files.flatMap((f) => secretText(files.get(f) ?? Buffer.alloc(0)).split(/\r?\n/)),
+          ]),
+        }
+      : {}),
+  };
+}
+
+/** `user@domain` and `@domain` entries; blank lines and `#` comments are skipped. */
+export function recipientTable(entries: readonly string[]): RecipientTable {
+  const addresses = new Set<string>();
+  const domains = new Set<string>();
+  for (const raw of entries) {
+    const e = raw.replace(/#.*/, "").trim().toLowerCase();
+    if (!e) continue;
+    if (e.startsWith("@")) domains.add(normalizeDomain(e.slice(1)));
+    else addresses.add(e);
+  }
+  return { addresses, domains };
+}
+
+/** The accounts a host may log in with: its host rules' credentials, or else every unbound one. */
+export function allowedAccounts(a: CompiledAuthority, d: InboundDecision): string[] {
+  if (d.credentials) return d.credentials;
+  return [...a.grants.keys()].filter((n) => !a.bound.has(n));
+}
+
+/** Identifies one version of an account: a changed password or username is a different login. */
+export function accountKey(a: InboundAccount): string {
+  return createHash("sha256").update(`${a.name}\0${a.username}\0${a.password}`).digest("hex");
+}
+
+/**
+ * The grant of a session logged in as `name` (with `key`, accountKey at login time) under the current
+ * config, or undefined when that login no longer holds (revoked, password changed, host not allowed).
+ */
+export function currentGrant(
+  a: CompiledAuthority,
+  accounts: readonly InboundAccount[],
+  d: InboundDecision,
+  name: string,
+  key: string,
+): Grant | undefined {
+  const account = accounts.find((x) => x.name === name);
+  if (!account || accountKey(account) !== key) return undefined;
+  if (!allowedAccounts(a, d).includes(name)) return undefined;
+  return a.grants.get(name);
+}
+
+export const REVOKED: Reply = {
+  code: 530,
+  text: "5.7.0 Authentication required: the credential this session logged in with is no longer valid",
+};
+
+/** MAIL FROM of a logged-in client: one of its sender domains (the null sender is fine). */
+export function checkSender(g: Grant, from: string): Reply | undefined {
+  if (!from) return undefined;
+  const domain = domainOf(from);
+  if (domain && matchesAny(g.senderDomains, domain)) return undefined;
+  return {
+    code: 553,
+    text: `5.7.1 <${from}>: Sender address rejected: not owned by user ${g.username}`,
+  };
+}
+
+/** May this session send to domains that are not local? */
+export function mayRelay(d: InboundDecision, g: Grant | undefined): boolean {
+  return d.relayFrom || (g?.allowRelay ?? false);
+}
+
+/** A local part that routes on: user%host, host!user, or a quoted "user@host". */
+export function routesOn(address: string): boolean {
+  const at = address.lastIndexOf("@");
+  return /[%!@]/.test(at < 0 ? address : address.slice(0, at));
+}
+
+/**
+ * RCPT TO checks for a local-domain recipient (after the relay check): no address tricks for a
+ * client that may not relay, and the address must exist when there is a recipient table.
+ */
+export function checkLocalRecipient(
+  a: CompiledAuthority,
+  relay: boolean,
+  address: string,
+): Reply | undefined {
+  const domain = domainOf(address);
+  if (!matchesAny(a.localDomains, domain)) return undefined;
+  if (!relay && routesOn(address))
+    return { code: 550, text: "5.7.1 Relaying denied: source routing in the local part is not allowed" };
+  const t = a.recipients;
+  if (!t || t.domains.has(domain) || t.addresses.has(address.toLowerCase())) return undefined;
+  return {
+    code: 550,
+    text: `5.1.1 <${address}>: Recipient address rejected: User unknown in local recipient table`,
+  };
+}
+
+/** May the relay sign this message (S/MIME sign: true)? Only its own domains' mail from its own senders. */
+export function entitledToSign(
+  a: CompiledAuthority,
+  d: InboundDecision,
+  g: Grant | undefined,
+  from: string,
+): boolean {
+  const internal = g ? !g.partner : d.relayFrom;
+  return internal && from !== "" && matchesAny(a.localDomains, domainOf(from));
+}

@@ -1,0 +1,298 @@
+// Issue 15 findings 3, 7 and 8 from the attacker's side of the wire, against a real relay on
+// loopback (different 127.0.0.x source addresses act as different hosts; IPv6 clients come through
+// a trusted PROXY-protocol front, as behind a load balancer):
+//  3. a partner's credential only from the partner's hosts; a logged-in partner may send to local
+//     domains only (unless its credential grants relaying); MAIL FROM tied to the account;
+//  7. unknown local recipients refused at RCPT TO (no backscatter); percent-hack and bang paths
+//     refused for clients that may not relay;
+//  8. AUTH failures and connections counted per IPv6 /64; a revoked credential stops working in
+//     an open session from its next transaction.
+import assert from "node:assert/strict";
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { after, before, describe, it } from "node:test";
+import type { Relay } from "../../relay/relay.js";
+import type { RelayConfigInput } from "../../relay/config/schema.js";
+import { waitFor } from "../support/process.js";
+import {
+  plainToken,
+  rawSession,
+  relayFixture,
+  type RawSession,
+  type RelayFixture,
+} from "../support/relay.js";
+import { startSink, type Sink } from "../support/sink.js";
+import { swaks } from "../support/swaks.js";
+
+let f: RelayFixture;
+let relay: Relay;
+let sink: Sink;
+let front: { server: Server; port: number; sockets: Set<Socket>; next: string[] };
+
+const STRANGER = "127.0.0.2";
+const PARTNER = "127.0.0.3";
+
+/** A load balancer on loopback in front of the submission port: each connection gets a PROXY v1 header. */
+async function startFront(to: number): Promise<typeof front> {
+  const sockets = new Set<Socket>();
+  const next: string[] = [];
+  const server = createServer((client) => {
+    const src = next.shift() ?? "2001:db8::1";
+    const up = connect({ host: "127.0.0.1", port: to });
+    for (const s of [client, up]) {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+      s.on("error", () => (client.destroy(), up.destroy()));
+    }
+    up.once("connect", () => {
+      up.write(`PROXY TCP6 ${src} 2001:db8:ffff::1 40000 587\r\n`);
+      client.pipe(up);
+      up.pipe(client);
+    });
+  });
+  const port = await new Promise<number>((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve((server.address() as { port: number }).port)),
+  );
+  return { server, port, sockets, next };
+}
+
+const FILES = {
+  "secrets/partner-in/password": "partner-pw\n",
+  "secrets/app-in/password": "app-pw",
+  "secrets/other-in/password": "other-pw",
+};
+
+function config(o: { withoutApp?: boolean; generation?: number } = {}): Partial<RelayConfigInput> {
+  return {
+    ...(o.generation ? { generation: o.generation } : {}),
+    listeners: {
+      smtp: { port: f.ports.smtp, host: "127.0.0.1" },
+      smtps: { port: f.ports.smtps, host: "127.0.0.1" },
+      submission: {
+        port: f.ports.submission,
+        host: "127.0.0.1",
+        proxyProtocol: { enabled: true, trustedCidrs: ["127.0.0.1/32"] },
+      },
+    },
+    inbound: {
+      require: "none",
+      relayFrom: ["127.0.0.1"],
+      localDomains: ["local.test"],
+      internalNextHop: { host: "127.0.0.1", port: sink.port },
+      localRecipients: { addresses: ["bob@local.test", "alice@local.test"], files: [] },
+      limits: { authMaxFailuresPerIp: 10, authMaxFailuresPerAccount: 5, maxConnectionsPerIp: 4 },
+    },
+    credentials: {
+      // a partner's account: named on the partner's host rule
+      "partner-in": {
+        type: "password",
+        usage: "inbound",
+        username: "partner",
+        passwordFile: "secrets/partner-in/password",
+      },
+      // a relay-wide account that may send anywhere, as our own users
+      ...(o.withoutApp
+        ? {}
+        : {
+            "app-in": {
+              type: "password" as const,
+              usage: "inbound" as const,
+              username: "app",
+              passwordFile: "secrets/app-in/password",
+              allowRelay: true,
+            },
+          }),
+      // a relay-wide account without relaying
+      "other-in": {
+        type: "password",
+        usage: "inbound",
+        username: "other",
+        passwordFile: "secrets/other-in/password",
+      },
+    },
+    policies: [
+      {
+        name: "mail/partner",
+        domains: ["partner.test"],
+        outbound: { tls: { mode: "none" }, nextHop: { host: "127.0.0.1", port: sink.port } },
+        inbound: { hosts: ["127.0.0.3/32"], require: "tls+auth", credentials: ["partner-in"] },
+      },
+    ],
+    defaultOutbound: { tls: { mode: "none" }, nextHop: { host: "127.0.0.1", port: sink.port } },
+  };
+}
+
+before(async () => {
+  f = await relayFixture("relay-authority");
+  sink = await startSink();
+  front = await startFront(f.ports.submission);
+  await f.configure(config(), { files: FILES });
+  ({ relay } = await f.start());
+});
+
+after(async () => {
+  await f?.stop(async () => {
+    for (const s of front?.sockets ?? []) s.destroy();
+    await new Promise((r) => front?.server.close(r));
+    await sink?.close();
+  });
+});
+
+async function loggedIn(from: string, user: string, pass: string): Promise<RawSession> {
+  const s = await rawSession(f.ports.smtp, { localAddress: from });
+  await s.cmd("EHLO client.test");
+  await s.starttls();
+  await s.cmd("EHLO client.test");
+  const r = await s.cmd(`AUTH PLAIN ${plainToken(user, pass)}`);
+  assert.match(r, /^235 /, `login as ${user} from ${from}`);
+  return s;
+}
+
+/** A submission session through the PROXY front, as client `ip`, after STARTTLS. */
+async function viaFront(ip: string): Promise<RawSession> {
+  front.next.push(ip);
+  const s = await rawSession(front.port);
+  await s.cmd("EHLO client.test");
+  await s.starttls();
+  await s.cmd("EHLO client.test");
+  return s;
+}
+
+describe("inbound authority (issue 15 finding 3)", () => {
+  it("finding 3: a partner's credential is refused from a host outside the partner's host rule", async () => {
+    const s = await rawSession(f.ports.smtp, { localAddress: STRANGER });
+    await s.cmd("EHLO stolen.test");
+    await s.starttls();
+    await s.cmd("EHLO stolen.test");
+    assert.equal(
+      await s.cmd(`AUTH PLAIN ${plainToken("partner", "partner-pw")}`),
+      "535 5.7.8 Authentication credentials invalid",
+    );
+    s.close();
+  });
+
+  it("finding 3: a logged-in partner may send to local domains only, not relay anywhere", async () => {
+    const s = await loggedIn(PARTNER, "partner", "partner-pw");
+    assert.match(await s.cmd("MAIL FROM:<a@partner.test>"), /^250 /);
+    assert.equal(await s.cmd("RCPT TO:<victim@elsewhere.test>"), "550 5.7.1 Relaying denied");
+    assert.equal(await s.cmd("RCPT TO:<someone@partner.test>"), "550 5.7.1 Relaying denied");
+    assert.match(await s.cmd("RCPT TO:<bob@local.test>"), /^250 /);
+    s.close();
+  });
+
+  it("finding 3: MAIL FROM must be one of the account's sender domains (553 5.7.1, as reject_sender_login_mismatch)", async () => {
+    const s = await loggedIn(PARTNER, "partner", "partner-pw");
+    assert.equal(
+      await s.cmd("MAIL FROM:<ceo@local.test>"),
+      "553 5.7.1 <ceo@local.test>: Sender address rejected: not owned by user partner",
+    );
+    assert.match(await s.cmd("MAIL FROM:<a@partner.test>"), /^250 /);
+    s.close();
+    // swaks, as a script kiddie with a stolen relay-wide password would use it
+    const r = await swaks({
+      server: "127.0.0.1",
+      port: f.ports.smtp,
+      from: "paypal@bank.example",
+      to: "bob@local.test",
+      tls: true,
+      auth: { username: "other", password: "other-pw" },
+      extraArgs: ["--local-interface", STRANGER],
+      timeoutSeconds: 10,
+    });
+    assert.equal(r.replyTo("MAIL")?.code, 553, r.transcript);
+    assert.equal(r.replyTo("MAIL")?.enhanced, "5.7.1");
+  });
+
+  it("finding 3: only a credential that grants relaying may send anywhere", async () => {
+    const other = await loggedIn(STRANGER, "other", "other-pw");
+    assert.match(await other.cmd("MAIL FROM:<me@local.test>"), /^250 /);
+    assert.equal(await other.cmd("RCPT TO:<x@elsewhere.test>"), "550 5.7.1 Relaying denied");
+    other.close();
+    const app = await loggedIn(STRANGER, "app", "app-pw");
+    assert.match(await app.cmd("MAIL FROM:<me@local.test>"), /^250 /);
+    assert.match(await app.cmd("RCPT TO:<x@elsewhere.test>"), /^250 /);
+    app.close();
+  });
+});
+
+describe("recipient validation and address tricks (issue 15 finding 7)", () => {
+  it("finding 7: an unknown recipient of a local domain is refused at RCPT TO (550 5.1.1), so nothing bounces", async () => {
+    const s = await rawSession(f.ports.smtp, { localAddress: STRANGER });
+    await s.cmd("EHLO forged.test");
+    assert.match(await s.cmd("MAIL FROM:<victim@forged.test>"), /^250 /);
+    assert.equal(
+      await s.cmd("RCPT TO:<nobody@local.test>"),
+      "550 5.1.1 <nobody@local.test>: Recipient address rejected: User unknown in local recipient table",
+    );
+    assert.match(await s.cmd("RCPT TO:<Bob@local.test>"), /^250 /);
+    s.close();
+  });
+
+  it("finding 7: percent-hack and bang paths are refused (550 5.7.1) for a client that may not relay", async () => {
+    const s = await rawSession(f.ports.smtp, { localAddress: STRANGER });
+    await s.cmd("EHLO trick.test");
+    assert.match(await s.cmd("MAIL FROM:<x@trick.test>"), /^250 /);
+    for (const rcpt of ["victim%gmail.example@local.test", "gmail.example!victim@local.test"])
+      assert.match(await s.cmd(`RCPT TO:<${rcpt}>`), /^550 5\.7\.1 /, rcpt);
+    s.close();
+    const r = await swaks({
+      server: "127.0.0.1",
+      port: f.ports.smtp,
+      from: "x@trick.test",
+      to: "victim%gmail.example@local.test",
+      extraArgs: ["--local-interface", STRANGER],
+      timeoutSeconds: 10,
+    });
+    assert.equal(r.replyTo("RCPT")?.code, 550, r.transcript);
+    assert.equal(r.replyTo("RCPT")?.enhanced, "5.7.1");
+  });
+});
+
+describe("throttling and revocation (issue 15 finding 8)", () => {
+  it("finding 8: AUTH failures from one IPv6 /64 are counted together (a fresh /128 per guess does not help)", async () => {
+    const replies: string[] = [];
+    for (let i = 1; i <= 12; i++) {
+      const s = await viaFront(`2001:db8:0:7::${i.toString(16)}`);
+      replies.push(await s.cmd(`AUTH PLAIN ${plainToken(`guess${i}`, "nope")}`));
+      s.close();
+    }
+    assert.deepEqual(replies.slice(0, 10), Array(10).fill("535 5.7.8 Authentication credentials invalid"));
+    assert.match(replies[10]!, /^454 4\.7\.0 Too many failed authentication attempts/);
+    assert.match(replies[11]!, /^454 4\.7\.0 /);
+    // another /64 is not affected
+    const s = await viaFront("2001:db8:0:8::1");
+    assert.equal(await s.cmd(`AUTH PLAIN ${plainToken("app", "app-pw")}`).then((r) => r.slice(0, 3)), "235");
+    s.close();
+  });
+
+  it("finding 8: connections are limited per IPv6 /64", async () => {
+    const open: RawSession[] = [];
+    for (let i = 1; i <= 4; i++) {
+      front.next.push(`2001:db8:0:9::${i}`);
+      open.push(await rawSession(front.port));
+    }
+    front.next.push("2001:db8:0:9::99");
+    const refused = await rawSession(front.port);
+    assert.match(refused.greeting, /^421 4\.7\.0 Too many connections from your address/);
+    refused.close();
+    for (const s of open) s.close();
+  });
+
+  it("finding 8: a revoked credential stops working in an open session from its next transaction", async () => {
+    const s = await loggedIn(STRANGER, "app", "app-pw");
+    assert.match(await s.cmd("MAIL FROM:<me@local.test>"), /^250 /);
+    assert.match(await s.cmd("RCPT TO:<x@elsewhere.test>"), /^250 /);
+    assert.match(await s.cmd("DATA"), /^354 /);
+    assert.match(await s.data("Subject: before\r\n\r\nhi"), /^250 2\.0\.0 /);
+    await f.configure(config({ withoutApp: true }), { files: FILES });
+    await relay.checkConfig();
+    assert.equal(relay.status().lastReloadError, undefined);
+    assert.match(await s.cmd("MAIL FROM:<me@local.test>"), /^530 5\.7\.0 Authentication required/);
+    // logged out: as an unauthenticated stranger it may not relay
+    assert.match(await s.cmd("MAIL FROM:<me@local.test>"), /^250 /);
+    assert.equal(await s.cmd("RCPT TO:<x@elsewhere.test>"), "550 5.7.1 Relaying denied");
+    s.close();
+    await waitFor("the message sent before the revocation", () =>
+      sink.messages.find((m) => m.data.toString().includes("Subject: before")),
+    );
+  });
+});

@@ -1,0 +1,104 @@
+// Issue 15 findings 3, 7, 8: the pure inbound authority decisions (relay/inbound/authority.ts) and
+// the throttle's keys and bounds (relay/inbound/throttle.ts).
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { RelayConfig } from "../../relay/config/schema.js";
+import {
+  checkSender,
+  compileAuthority,
+  entitledToSign,
+  recipientTable,
+  routesOn,
+} from "../../relay/inbound/authority.js";
+import { compileInbound, decideInbound } from "../../relay/inbound/rules.js";
+import { AuthThrottle, clientKey } from "../../relay/inbound/throttle.js";
+
+const L = { maxFailuresPerIp: 10, maxFailuresPerAccount: 5, windowMs: 900_000 };
+
+describe("throttle keys and bounds (finding 8)", () => {
+  it("finding 8: a spray of made-up usernames cannot evict a real account's failure counter", () => {
+    const t = new AuthThrottle(() => 0, 100);
+    const configured = (u: string): boolean => u === "alice";
+    for (let i = 0; i < 5; i++) t.failed(`192.0.2.${i}`, "alice", L, configured);
+    assert.equal(t.check("198.51.100.1", "alice", L).ok, false);
+    for (let i = 0; i < 20_000; i++) t.failed(`203.0.113.${i % 250}-${i}`, `junk${i}`, L, configured);
+    assert.equal(t.check("198.51.100.1", "alice", L).ok, false, "alice is still locked");
+    assert.ok(t.tracked.accounts <= 1);
+  });
+
+  it("finding 8: IPv6 clients are keyed by their /64 (configurable); IPv4 by address", () => {
+    assert.equal(clientKey("2001:db8:0:7::1", 64), "2001:db8:0:7:0:0:0:0/64");
+    assert.equal(clientKey("2001:db8:0:7:ffff:1:2:3", 64), "2001:db8:0:7:0:0:0:0/64");
+    assert.equal(clientKey("2001:DB8:0:7::1", 48), "2001:db8:0:0:0:0:0:0/48");
+    assert.equal(clientKey("2001:db8::1", 128), "2001:db8:0:0:0:0:0:1/128");
+    assert.equal(clientKey("2001:db8:0:7:8000::", 65), "2001:db8:0:7:8000:0:0:0/65");
+    assert.equal(clientKey("::ffff:192.0.2.7", 64), "192.0.2.7");
+    assert.equal(clientKey("192.0.2.7", 64), "192.0.2.7");
+    assert.equal(clientKey("::1", 64), "0:0:0:0:0:0:0:0/64");
+  });
+});
+
+const config = RelayConfig.parse({
+  version: 1,
+  relay: "t/r",
+  hostname: "relay.test",
+  listeners: {},
+  tls: { certFile: "tls/tls.crt", keyFile: "tls/tls.key" },
+  inbound: {
+    relayFrom: ["10.0.0.0/8"],
+    localDomains: ["example.com"],
+    localRecipients: { addresses: ["bob@example.com", "@sales.example.com"], files: ["r.txt"] },
+  },
+  credentials: {
+    p: { type: "password", usage: "inbound", username: "partner", passwordFile: "p" },
+    app: { type: "password", usage: "inbound", username: "app", passwordFile: "a", allowRelay: true },
+  },
+  policies: [
+    {
+      name: "ns/partner",
+      domains: ["partner.example", "*.partner.example"],
+      outbound: { tls: { mode: "none" } },
+      inbound: { hosts: ["203.0.113.0/24"], require: "tls+auth", credentials: ["p"] },
+    },
+  ],
+  queue: { dir: "/q" },
+});
+
+describe("inbound authority (findings 3, 7)", () => {
+  const a = compileAuthority(config, new Map([["r.txt", Buffer.from("# staff\nCarol@Example.com\n\n")]]));
+  const ci = compileInbound(config);
+  assert.ok(ci.ok);
+  const internal = decideInbound(ci.value, "10.1.2.3", "smtp");
+  const partnerHost = decideInbound(ci.value, "203.0.113.5", "smtp");
+
+  it("sender domains: a partner's are its policies' domains, a relay-wide account's the local domains", () => {
+    assert.deepEqual(a.grants.get("p")?.senderDomains, ["partner.example", "*.partner.example"]);
+    assert.deepEqual(a.grants.get("app")?.senderDomains, ["example.com"]);
+    assert.equal(checkSender(a.grants.get("p")!, "x@mail.partner.example"), undefined);
+    assert.equal(checkSender(a.grants.get("p")!, ""), undefined, "null sender");
+    assert.equal(checkSender(a.grants.get("p")!, "ceo@example.com")?.code, 553);
+  });
+
+  it("recipient table: addresses (case-insensitive), @domain, files with comments", () => {
+    const t = recipientTable(["Bob@Example.com", "@sales.example.com", "# x", ""]);
+    assert.ok(t.addresses.has("bob@example.com"));
+    assert.ok(t.domains.has("sales.example.com"));
+    assert.ok(a.recipients?.addresses.has("carol@example.com"));
+  });
+
+  it("address tricks: %, ! and a quoted @ in the local part route on", () => {
+    assert.equal(routesOn("victim%gmail.example@example.com"), true);
+    assert.equal(routesOn("gmail.example!victim@example.com"), true);
+    assert.equal(routesOn('"victim@gmail.example"@example.com'), true);
+    assert.equal(routesOn("first.last+tag@example.com"), false);
+  });
+
+  it("signing: only mail of the local domains from relayFrom or a relay-wide account", () => {
+    assert.equal(entitledToSign(a, internal, undefined, "alice@example.com"), true);
+    assert.equal(entitledToSign(a, internal, undefined, "alice@partner.example"), false);
+    assert.equal(entitledToSign(a, partnerHost, a.grants.get("p"), "alice@example.com"), false);
+    assert.equal(entitledToSign(a, partnerHost, undefined, "alice@example.com"), false);
+    assert.equal(entitledToSign(a, partnerHost, a.grants.get("app"), "alice@example.com"), true);
+    assert.equal(entitledToSign(a, internal, undefined, ""), false);
+  });
+});
