@@ -13,7 +13,7 @@ import {
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { LoadedConfig } from "../config/load.js";
-import { domainOf } from "../domains.js";
+import { canonicalAddress, canonicalDomain, domainPart } from "../domains.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
 import { newQueueId, type Envelope, type Spool } from "../queue/spool.js";
@@ -331,7 +331,17 @@ export class InboundListeners {
       return cb(this.reject(session, "RCPT", { code: 452, text: "4.5.3 Too many recipients" }));
     const again = checkMailFrom(d, { secure: session.secure, authenticated: Boolean(session.user) });
     if (again) return cb(this.reject(session, "RCPT", again));
-    const r = checkRecipient(cur.inbound, d, { authenticated: Boolean(session.user) }, domainOf(address));
+    // one canonical form for every spelling (relay/domains.ts); none: refused, never routed
+    const spelled = domainPart(address);
+    const domain = spelled ? canonicalDomain(spelled) : "";
+    if (domain === undefined)
+      return cb(
+        this.reject(session, "RCPT", {
+          code: 553,
+          text: "5.1.3 Recipient domain is not a valid domain name (IDNA2008/UTS #46, no address literals)",
+        }),
+      );
+    const r = checkRecipient(cur.inbound, d, { authenticated: Boolean(session.user) }, domain);
     cb(r ? this.reject(session, "RCPT", r) : null);
   }
 
@@ -359,7 +369,8 @@ export class InboundListeners {
     const { loaded } = this.d.current();
     const c = loaded.config;
     const id = newQueueId();
-    const rcpts = session.envelope.rcptTo.map((r) => r.address);
+    // recipients are queued, routed and logged with their domain in canonical form, once each
+    const rcpts = [...new Set(session.envelope.rcptTo.map((r) => canonicalAddress(r.address) ?? r.address))];
     const tls = session.secure ? ` (${s.tlsVersion ?? "TLS"}${s.cipher ? ` ${s.cipher}` : ""})` : "";
     const proto = `ESMTP${session.secure ? "S" : ""}${session.user ? "A" : ""}`;
     const received =
