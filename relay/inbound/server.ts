@@ -309,9 +309,12 @@ export class InboundListeners {
   ): void {
     if (this.closing)
       return cb(this.reject(session, "MAIL", { code: 421, text: "4.3.2 Service shutting down" }));
+    // smtp-server hands over xn-- domains as U-labels: the charset rule applies to the address as it
+    // crosses the wire in canonical form (an A-label needs no SMTPUTF8)
+    const sender = addr?.address ?? "";
     const bad =
       checkParams("MAIL", addr?.args) ??
-      checkAddressCharset(addr?.address ?? "", Boolean(session.envelope.smtpUtf8));
+      checkAddressCharset(canonicalAddress(sender) ?? sender, Boolean(session.envelope.smtpUtf8));
     if (bad) return cb(this.reject(session, "MAIL", bad));
     const { d } = this.decision(session);
     const r = checkMailFrom(d, { secure: session.secure, authenticated: Boolean(session.user) });
@@ -325,7 +328,9 @@ export class InboundListeners {
     args?: unknown,
   ): void {
     const { d, cur } = this.decision(session);
-    const bad = checkParams("RCPT", args) ?? checkAddressCharset(address, Boolean(session.envelope.smtpUtf8));
+    const bad =
+      checkParams("RCPT", args) ??
+      checkAddressCharset(canonicalAddress(address) ?? address, Boolean(session.envelope.smtpUtf8));
     if (bad) return cb(this.reject(session, "RCPT", bad));
     if (session.envelope.rcptTo.length >= cur.loaded.config.inbound.maxRecipients)
       return cb(this.reject(session, "RCPT", { code: 452, text: "4.5.3 Too many recipients" }));
@@ -382,7 +387,7 @@ export class InboundListeners {
     const r = await this.d.spool.enqueue(
       {
         id,
-        from: mailFrom ? mailFrom.address : "",
+        from: mailFrom ? (canonicalAddress(mailFrom.address) ?? mailFrom.address) : "",
         recipients: rcpts.map((address) => ({ address, state: "pending" as const })),
         receivedAt: Date.now(),
         peer: s.peer,
