@@ -4,8 +4,7 @@
 // verdict may change); never the whole namespace. A relay event queues the relay and, only when its
 // generation (so its selector), deletion or existence changed, the policies it selects (before and
 // after). Status-only updates (the reconcilers' own writes) queue just the object itself. Pure.
-import { normalizeDomain } from "../relay/domains.js";
-import { keyOf } from "./compile/relay-config.js";
+import { claimedDomains, keyOf } from "./compile/relay-config.js";
 import { selectorMatches } from "./compile/selector.js";
 import { jsonEqual } from "./runtime/conditions.js";
 import type { EventType } from "./runtime/informer.js";
@@ -16,10 +15,9 @@ export interface EventKeys {
   policies: string[];
 }
 
-/** The normalized domain patterns of a policy's raw spec (whatever parses as strings). */
+/** The canonical domain patterns of a policy's raw spec (whatever of it canonicalises). */
 export function policyDomains(p: PolicyObject): string[] {
-  const d = (p.spec as { domains?: unknown } | undefined)?.domains;
-  return Array.isArray(d) ? d.filter((x): x is string => typeof x === "string").map(normalizeDomain) : [];
+  return claimedDomains(p);
 }
 
 /** Whether what other objects see of a policy (spec, labels, deletion) differs between two versions. */

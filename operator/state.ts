@@ -11,8 +11,9 @@ import {
 import {
   compilePolicyEntry,
   compileRelayConfig,
-  conflictProblems,
   keyOf,
+  policyVerdict,
+  type Claimant,
   type ClusterView,
   type CompileResult,
   type PolicyEntry,
@@ -183,6 +184,8 @@ export function compileFingerprint(
 export interface PolicyVerdict {
   included: boolean;
   problems: PolicyProblem[];
+  /** When not included: the domains whose mail the relay defers meanwhile. */
+  deferred: string[];
 }
 
 export class ClusterState {
@@ -309,8 +312,8 @@ export class ClusterState {
       .map(keyOf);
   }
 
-  /** The keys of the parsed policies `relay` selects that claim `domain`. */
-  private claimants(relay: MailRelay, domain: string): string[] {
+  /** The policies `relay` selects that claim `domain` (parsed or not). */
+  private claimants(relay: MailRelay, domain: string): Claimant[] {
     const ns = relay.metadata.namespace ?? "";
     const names = this.indexed
       ? [...(this.claims.get(ns)?.get(domain) ?? [])]
@@ -318,13 +321,13 @@ export class ClusterState {
           .list(ns)
           .filter((p) => policyDomains(p).includes(domain))
           .map((p) => p.metadata.name);
-    const out: string[] = [];
+    const out: Claimant[] = [];
     for (const name of names) {
       const q = this.caches.policies.get(ns, name);
       if (!q || q.metadata.deletionTimestamp) continue;
       if (!selectorMatches(relay.spec.policySelector ?? {}, q.metadata.labels)) continue;
       const e = this.policyEntry(q);
-      if (e.domains?.includes(domain)) out.push(e.key);
+      if (e.domains.includes(domain)) out.push(e);
     }
     return out;
   }
@@ -337,9 +340,8 @@ export class ClusterState {
   verdict(relay: MailRelay, p: PolicyObject): PolicyVerdict | undefined {
     if (this.relayError(relay)) return undefined;
     const e = this.policyEntry(p);
-    if (!e.domains) return { included: false, problems: e.problems };
-    const problems = [...conflictProblems(e.key, e.domains, (d) => this.claimants(relay, d)), ...e.problems];
-    return { included: !problems.length && e.policy !== undefined, problems };
+    const v = policyVerdict(e, (d) => this.claimants(relay, d));
+    return { included: !v.problems.length, ...v };
   }
 
   /**

@@ -1,31 +1,78 @@
 // Domain names and patterns: exact (partner.example) or a wildcard for subdomains
 // (*.partner.example matches a.partner.example and a.b.partner.example, not partner.example).
-// Pure functions, shared by outbound policy matching and the inbound local-domain check.
+// Pure functions, shared by outbound policy matching, the inbound local-domain check and the operator.
+//
+// One canonical form for every domain the project compares, looks up or logs (issue 14, finding 2):
+// IDNA2008 as UTS #46 maps it, to A-labels (xn--...), lower case, without the root's trailing dot.
+// smtp-server hands the relay U-labels (bücher.example), policies are written in A-labels, and the
+// system resolver maps full-width letters (ｐａｒｔｎｅｒ), the ideographic full stop (。) and ignored
+// code points (zero-width space) onto the ASCII name: every one of those spellings reaches the same
+// MX, so every one of them must meet the same policy. The mapping is node:url's domainToASCII, the
+// WHATWG URL host parser's UTS #46 processing (non-transitional, CheckBidi, CheckJoiners): built into
+// Node (no dependency), and the same table the resolver path applies. On top of it the result must be
+// a host name (LDH labels of 1-63 octets, 253 in all, a last label that starts with a letter): IP
+// addresses, address literals, underscores and names the mapping rejects (a bad xn-- label) have no
+// canonical form, and the relay refuses them instead of guessing (553 5.1.3 at RCPT).
+import { domainToASCII } from "node:url";
 
-export function normalizeDomain(d: string): string {
-  return d.trim().toLowerCase().replace(/\.$/, "");
+const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const TOP_LABEL = /^[a-z]/;
+
+/** The canonical form of a domain as spelled anywhere (see the header), or undefined when it has none. */
+export function canonicalDomain(spelling: string): string | undefined {
+  const ascii = domainToASCII(spelling.trim()).toLowerCase().replace(/\.$/, "");
+  if (!ascii || ascii.length > 253) return undefined;
+  const labels = ascii.split(".");
+  if (!labels.every((l) => LABEL.test(l)) || !TOP_LABEL.test(labels.at(-1)!)) return undefined;
+  return ascii;
 }
 
-/** The domain part of an address (after the last @), lower-cased; "" for none. */
-export function domainOf(address: string): string {
+/** A domain pattern (domain, *.domain or the catch-all "*") in canonical form, or undefined. */
+export function canonicalPattern(pattern: string): string | undefined {
+  const p = pattern.trim();
+  if (p === "*") return p;
+  if (p.startsWith("*.")) {
+    const d = canonicalDomain(p.slice(2));
+    return d === undefined ? undefined : `*.${d}`;
+  }
+  return canonicalDomain(p);
+}
+
+/** The domain part of an address as spelled (after the last @); "" for none. */
+export function domainPart(address: string): string {
   const at = address.lastIndexOf("@");
-  return at < 0 ? "" : normalizeDomain(address.slice(at + 1));
+  return at < 0 ? "" : address.slice(at + 1);
+}
+
+/** The canonical domain of an address; "" when it has none or none can be computed (see canonicalDomain). */
+export function domainOf(address: string): string {
+  return canonicalDomain(domainPart(address)) ?? "";
+}
+
+/** The address with its domain in canonical form; undefined when the domain has none. */
+export function canonicalAddress(address: string): string | undefined {
+  const at = address.lastIndexOf("@");
+  if (at < 0) return undefined;
+  const d = canonicalDomain(address.slice(at + 1));
+  return d === undefined ? undefined : `${address.slice(0, at)}@${d}`;
 }
 
 /**
- * How specifically `pattern` matches `domain`: undefined for no match; otherwise a number where
- * larger is more specific. Any exact match beats any wildcard; a longer wildcard beats a shorter one.
+ * How specifically `pattern` matches `domain` (both canonical): undefined for no match; otherwise a
+ * number where larger is more specific. Any exact match beats any wildcard; a longer wildcard beats a
+ * shorter one.
  */
 export function matchSpecificity(pattern: string, domain: string): number | undefined {
-  const p = normalizeDomain(pattern);
-  const d = normalizeDomain(domain);
-  if (p.startsWith("*.")) {
-    const suffix = p.slice(1); // ".partner.example"
-    if (d.length > suffix.length && d.endsWith(suffix)) return suffix.split(".").length - 1;
+  if (pattern.startsWith("*.")) {
+    const suffix = pattern.slice(1); // ".partner.example"
+    if (domain.length > suffix.length && domain.endsWith(suffix)) return suffix.split(".").length - 1;
     return undefined;
   }
-  return p === d ? 10_000 : undefined;
+  return pattern === domain ? EXACT : undefined;
 }
+
+/** matchSpecificity of an exact match. */
+export const EXACT = 10_000;
 
 export function matchesAny(patterns: readonly string[], domain: string): boolean {
   return patterns.some((p) => matchSpecificity(p, domain) !== undefined);

@@ -240,7 +240,7 @@ export const MailDomainPolicySpec = z
       .min(1)
       .max(64)
       .describe(
-        'Recipient domains this policy decides, lower case: partner.example (exactly that domain), *.partner.example (its subdomains, not the domain itself), or "*" alone (every domain no other policy matches). When several policies match, the most specific wins; two equally specific matches are an error on both.',
+        'Recipient domains this policy decides, lower case: partner.example (exactly that domain), *.partner.example (its subdomains, not the domain itself), or "*" alone (every domain no other policy matches; never a MailRelay\'s localDomains, which only a policy naming them exactly decides). Internationalised domains are written in their A-label form (bücher.example as xn--bcher-kva.example); the relay maps every spelling of a recipient domain (U-labels, full-width letters, ideographic full stop, upper case) to that form before matching, and refuses an address whose domain has no such form (553 5.1.3). When several policies match, the most specific wins. Two policies with the same pattern: the older one (creationTimestamp, then name) keeps it and the newer one gets Accepted=False, reason DomainConflict. While a policy is not accepted (a conflict, a missing or wrong reference), the relay defers the mail to the domains it owns (4.3.5) rather than sending it under another policy or the default.',
       )
       .meta({
         "x-kubernetes-list-type": "set",
@@ -291,7 +291,7 @@ export const MailDomainPolicyStatus = z
       ),
   })
   .describe(
-    "Set by the operator. Conditions: Accepted (references resolve to objects of the right type), Enforced (every relay pod runs it), Ready (both).",
+    "Set by the operator. Conditions: Accepted (references resolve to objects of the right type, no older policy claims its domains; when False its message says what the relay does meanwhile: it defers the mail to the domains this policy owns), Enforced (every relay pod runs it), Ready (both).",
   );
 export type MailDomainPolicyStatus = z.infer<typeof MailDomainPolicyStatus>;
 

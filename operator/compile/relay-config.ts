@@ -2,22 +2,28 @@
 // ConfigMaps they reference) into the relay's RelayConfig. Pure: the caller passes what the cluster
 // holds (from the informer caches); the result is the config (validated by the relay's own zod schema
 // and cross-reference checks) plus, per policy, why it was left out. A policy is all in or all out:
-// - two policies claiming the same domain pattern (equal specificity) are both left out
-//   (DomainConflict, each naming the other) — never a coin toss, never half-applied;
+// - two policies claiming the same domain pattern (equal specificity): the oldest (creationTimestamp,
+//   then name) keeps it, every later one gets DomainConflict naming it — never a coin toss, and a
+//   policy created later cannot take a domain over (issue 14, finding 1);
 // - a reference to a Secret/ConfigMap key or RelayCredential that does not exist → MissingReference;
 // - a credential of the wrong type or usage → InvalidReference;
-// - anything the relay's schema rejects → InvalidSpec.
+// - anything the relay's schema rejects, or a domain without a canonical IDNA form → InvalidSpec.
+// A policy left out never lets its domains fall to a weaker route: the domains it owns go into the
+// config's deferredPolicies, and the relay defers their mail (4.3.5) until the policy is fixed. Domain
+// patterns are compiled to the one canonical form (relay/domains.ts).
 import { createHash } from "node:crypto";
 import {
   CONFIG_VERSION,
+  DomainPattern,
   Policy as PolicySchema,
   RelayConfig as RelayConfigSchema,
   type Credential,
+  type DeferredPolicy,
   type Policy,
   type RelayConfig,
 } from "../../relay/config/schema.js";
 import { checkReferences } from "../../relay/config/load.js";
-import { normalizeDomain } from "../../relay/domains.js";
+import { canonicalPattern } from "../../relay/domains.js";
 import type { MailDomainPolicy, MailRelay, RelayCredential } from "../api.js";
 import type { ProjectedSource } from "../render/input.js";
 import { ADMIN_PORT, names, QUEUE_DIR } from "../render/meta.js";
@@ -74,30 +80,6 @@ export function keyOf(o: { metadata: { namespace?: string; name?: string } }): s
 
 export function sha256(text: string): string {
   return createHash("sha256").update(text).digest("hex");
-}
-
-/** Policies that claim a domain pattern another policy claims too: name → the others, per pattern. Pure. */
-export function findConflicts(
-  policies: readonly MailDomainPolicy[],
-): Map<string, { domain: string; others: string[] }[]> {
-  const owners = new Map<string, string[]>();
-  for (const p of policies) {
-    for (const d of new Set(p.spec.domains.map(normalizeDomain))) {
-      const list = owners.get(d) ?? [];
-      list.push(keyOf(p));
-      owners.set(d, list);
-    }
-  }
-  const out = new Map<string, { domain: string; others: string[] }[]>();
-  for (const [domain, names] of [...owners].sort((a, b) => a[0].localeCompare(b[0]))) {
-    if (names.length < 2) continue;
-    for (const n of names) {
-      const list = out.get(n) ?? [];
-      list.push({ domain, others: names.filter((x) => x !== n).sort() });
-      out.set(n, list);
-    }
-  }
-  return out;
 }
 
 class Refs {
@@ -203,7 +185,7 @@ function compileCredential(c: RelayCredential, refs: Refs): Credential | undefin
           // what a client logged in with it may do (relay/inbound/authority.ts)
           ...(c.spec.usage === "inbound" && c.spec.allowRelay ? { allowRelay: true } : {}),
           ...(c.spec.usage === "inbound" && c.spec.senderDomains
-            ? { senderDomains: c.spec.senderDomains.map(normalizeDomain) }
+            ? { senderDomains: c.spec.senderDomains.flatMap((p) => canonicalPattern(p) ?? []) }
             : {}),
         }
       : undefined;
@@ -277,7 +259,16 @@ function compilePolicy(p: MailDomainPolicy, refs: Refs): Policy | undefined {
       };
     }
   }
-  const domains = s.domains.map(normalizeDomain);
+  const domains: string[] = [];
+  s.domains.forEach((d, i) => {
+    const c = canonicalPattern(d);
+    if (c === undefined)
+      refs.problems.push({
+        reason: "InvalidSpec",
+        message: `spec.domains[${i}]: "${d}" is not a valid domain name (IDNA2008/UTS #46): write its A-label form, e.g. xn--bcher-kva.example for bücher.example`,
+      });
+    else if (!domains.includes(c)) domains.push(c);
+  });
   const policy: Policy = { name: keyOf(p), domains, outbound };
   if (s.inbound) {
     policy.inbound = { hosts: [...s.inbound.hosts], require: s.inbound.require };
@@ -349,14 +340,19 @@ export function restartRelevant(c: RelayConfig): unknown {
 /**
  * One policy compiled on its own: everything about it that does not depend on the other policies
  * (its spec parsed with the API's defaults, its references resolved against the namespace). Conflicts
- * are the only verdict that needs the others (conflictProblems). Pure; callers may memoise it per
+ * are the only verdict that needs the others (policyVerdict). Pure; callers may memoise it per
  * policy spec and namespace view, and must not mutate it.
  */
 export interface PolicyEntry {
   /** namespace/name */
   key: string;
-  /** The normalized domain patterns, once each; undefined when the spec does not parse (InvalidSpec). */
-  domains?: string[];
+  /** metadata.creationTimestamp ("" when absent): the older policy keeps a contested domain. */
+  created: string;
+  /**
+   * The canonical domain patterns it claims, once each; from the raw spec when it does not parse
+   * (InvalidSpec), so that a broken policy still holds its domains.
+   */
+  domains: string[];
   /** Spec and reference problems (no conflicts): the policy is left out when there is one. */
   problems: PolicyProblem[];
   /** The relay config's policy, when there are no problems. */
@@ -372,12 +368,28 @@ export interface PolicyEntry {
   configMaps: ReadonlyMap<string, ReadonlyMap<string, string>>;
 }
 
+/** The canonical domain patterns a raw policy object claims (whatever of spec.domains canonicalises). */
+export function claimedDomains(raw: unknown): string[] {
+  const d = (raw as { spec?: { domains?: unknown } } | undefined)?.spec?.domains;
+  if (!Array.isArray(d)) return [];
+  const out = new Set<string>();
+  for (const x of d) {
+    const c = typeof x === "string" ? canonicalPattern(x) : undefined;
+    if (c !== undefined && (c === CATCH_ALL || DomainPattern.safeParse(c).success)) out.add(c);
+  }
+  return [...out];
+}
+
 export function compilePolicyEntry(raw: unknown, namespace: string, view: ClusterView): PolicyEntry {
   const key = keyOf(raw as MailDomainPolicy);
+  const created = (raw as MailDomainPolicy).metadata?.creationTimestamp ?? "";
+  const domains = claimedDomains(raw);
   const parsed = MailDomainPolicySchema.safeParse(raw);
   if (!parsed.success)
     return {
       key,
+      created,
+      domains,
       problems: [
         {
           reason: "InvalidSpec",
@@ -393,7 +405,8 @@ export function compilePolicyEntry(raw: unknown, namespace: string, view: Cluste
   const ok = policy && !refs.problems.length;
   return {
     key,
-    domains: [...new Set(parsed.data.spec.domains.map(normalizeDomain))],
+    created,
+    domains,
     problems: refs.problems,
     ...(ok
       ? {
@@ -410,28 +423,65 @@ export function compilePolicyEntry(raw: unknown, namespace: string, view: Cluste
 
 const NONE: ReadonlyMap<string, never> = new Map<string, never>();
 
+/** A policy claiming a domain pattern, as the ownership rule reads it. */
+export interface Claimant {
+  key: string;
+  /** creationTimestamp (RFC 3339), "" when unknown (sorts last). */
+  created: string;
+}
+
+/** Who keeps a contested domain: the oldest policy (creationTimestamp), then the name. */
+export function claimOrder(a: Claimant, b: Claimant): number {
+  const ta = a.created ? Date.parse(a.created) : Infinity;
+  const tb = b.created ? Date.parse(b.created) : Infinity;
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+}
+
+/** One policy's verdict on one relay, apart from its own problems. */
+export interface PolicyVerdict {
+  /** DomainConflict problems (the domains it lost to an older policy) followed by its own problems. */
+  problems: PolicyProblem[];
+  /** With problems: the domains it still owns, whose mail the relay defers until it is fixed. */
+  deferred: string[];
+}
+
 /**
- * The DomainConflict problems of one policy: per domain pattern it claims (in sorted order), the other
- * policies of the same relay claiming it too. `claimants(domain)`: the keys of every parsed policy the
- * relay selects that claims `domain` (this one included or not). Pure.
+ * The verdict on one policy: per domain pattern it claims (in sorted order), whether an older policy
+ * of the same relay claims it too (then the other keeps it: DomainConflict); with any problem, the
+ * domains it keeps are deferred. `claimants(domain)`: every policy the relay selects that claims
+ * `domain` (this one included or not). Pure.
  */
-export function conflictProblems(
-  key: string,
-  domains: readonly string[],
-  claimants: (domain: string) => readonly string[],
-): PolicyProblem[] {
-  const out: PolicyProblem[] = [];
-  for (const domain of [...domains].sort((a, b) => a.localeCompare(b))) {
-    const others = claimants(domain)
-      .filter((k) => k !== key)
-      .sort();
-    if (others.length)
-      out.push({
-        reason: "DomainConflict",
-        message: `domain ${domain} is also claimed by MailDomainPolicy ${others.join(", ")} with equal specificity`,
-      });
+export function policyVerdict(
+  e: PolicyEntry,
+  claimants: (domain: string) => readonly Claimant[],
+): PolicyVerdict {
+  const problems: PolicyProblem[] = [];
+  const kept: string[] = [];
+  for (const domain of [...e.domains].sort((a, b) => a.localeCompare(b))) {
+    const owner = [...claimants(domain), e].sort(claimOrder)[0]!;
+    if (owner.key === e.key) {
+      kept.push(domain);
+      continue;
+    }
+    problems.push({
+      reason: "DomainConflict",
+      message: `domain ${domain} is already claimed by MailDomainPolicy ${owner.key}, created earlier, which keeps deciding it; remove ${domain} from this policy (or delete the older one)`,
+    });
   }
-  return out;
+  problems.push(...e.problems);
+  if (!e.policy && !problems.length)
+    problems.push({ reason: "InvalidSpec", message: "the policy does not compile" });
+  return { problems, deferred: problems.length ? kept : [] };
+}
+
+/** What the relay does with the domains of a policy left out (for its Accepted condition). */
+export function deferredNote(deferred: readonly string[]): string {
+  if (!deferred.length) return "";
+  const what = deferred.includes(CATCH_ALL)
+    ? "mail to every domain no other policy matches (local domains excepted)"
+    : `mail to ${deferred.join(", ")}`;
+  return `meanwhile the relay defers ${what} (4.3.5), never sending it under another policy or the default`;
 }
 
 /**
@@ -449,31 +499,32 @@ export function compileRelayConfig(
   const ns = relay.metadata.namespace ?? "";
   const problems = new Map<string, PolicyProblem[]>();
   // objects from the cluster passed the CRD's schema; zod applies the API's defaults (and would catch a
-  // CRD that drifted from the schema)
-  const entries: PolicyEntry[] = [];
-  for (const raw of selected) {
-    const e = entryOf(raw);
-    if (e.domains) entries.push(e);
-    else problems.set(e.key, e.problems);
-  }
-  const sorted = entries.sort((a, b) => a.key.localeCompare(b.key));
-  const owners = new Map<string, string[]>();
+  // CRD that drifted from the schema); a policy that does not parse still holds the domains it claims
+  const sorted = selected.map(entryOf).sort((a, b) => a.key.localeCompare(b.key));
+  const owners = new Map<string, Claimant[]>();
   for (const e of sorted)
-    for (const d of e.domains!) {
+    for (const d of e.domains) {
       const list = owners.get(d);
-      if (list) list.push(e.key);
-      else owners.set(d, [e.key]);
+      if (list) list.push(e);
+      else owners.set(d, [e]);
     }
   const compiled: Policy[] = [];
+  const deferredPolicies: DeferredPolicy[] = [];
   const credentials: Record<string, Credential> = {};
   const secretItems = new Map<string, Map<string, string>>();
   const configMapItems = new Map<string, Map<string, string>>();
   const egress = new Set<number>();
   const tokens = new Map<string, string>();
   for (const e of sorted) {
-    const list = [...conflictProblems(e.key, e.domains!, (d) => owners.get(d) ?? []), ...e.problems];
-    if (list.length || !e.policy) {
-      problems.set(e.key, list);
+    const v = policyVerdict(e, (d) => owners.get(d) ?? []);
+    if (v.problems.length || !e.policy) {
+      problems.set(e.key, v.problems);
+      if (v.deferred.length)
+        deferredPolicies.push({
+          name: e.key,
+          domains: v.deferred,
+          reason: v.problems.map((p) => `${p.reason}: ${p.message}`).join("; "),
+        });
       continue;
     }
     const pol = e.policy;
@@ -542,7 +593,7 @@ export function compileRelayConfig(
     inbound: {
       require: inbound.require,
       relayFrom: [...(inbound.relayFrom ?? [])],
-      localDomains: (inbound.localDomains ?? []).map(normalizeDomain),
+      localDomains: (inbound.localDomains ?? []).map((d) => canonicalPattern(d) ?? d),
       ...(inbound.internalNextHop
         ? { internalNextHop: { host: inbound.internalNextHop.host, port: inbound.internalNextHop.port } }
         : {}),
@@ -554,6 +605,7 @@ export function compileRelayConfig(
     },
     credentials: Object.fromEntries(Object.entries(credentials).sort((a, b) => a[0].localeCompare(b[0]))),
     policies: compiled.filter((p) => !p.domains.includes(CATCH_ALL)),
+    deferredPolicies,
     ...(catchAll ? { defaultOutbound: catchAll.outbound } : {}),
     queue: {
       dir: QUEUE_DIR,

@@ -4,7 +4,7 @@
 // ready pod of those relays reports (admin /status) the config hash that contains it.
 // status.lastDelivery and status.counters come from the same /status answers (`policies`): summed over
 // the ready pods of those relays, written only when they change, refreshed every figuresPollMs.
-import { keyOf, type PolicyProblem } from "../compile/relay-config.js";
+import { deferredNote, keyOf, type PolicyProblem } from "../compile/relay-config.js";
 import type { MailRelay } from "../api.js";
 import type { ReconcileResult } from "../runtime/controller.js";
 import { problemsCondition, type ConditionInput } from "../runtime/conditions.js";
@@ -60,28 +60,29 @@ export async function reconcileMailDomainPolicy(
   const relays = deps.state.relaysSelecting(raw);
   const problems: PolicyProblem[] = [];
   const included: { relay: string; relayObj: MailRelay }[] = [];
-  // the policy's own compile (spec parsed, references resolved), shared with the relays' compiles
-  const entry = deps.state.policyEntry(raw);
-  if (!entry.domains) {
-    problems.push(...entry.problems); // InvalidSpec
-  } else {
-    for (const r of relays) {
-      const relay = deps.state.parsedRelay(r);
-      if (!relay) continue;
-      // this policy's part of the relay's compile, without compiling the relay's other policies
-      const v = deps.state.verdict(relay, raw);
-      if (!v) continue; // the relay's own problem, reported on the MailRelay
-      if (v.included) included.push({ relay: keyOf(r), relayObj: relay });
-      else
-        for (const p of v.problems)
-          if (!problems.some((x) => x.reason === p.reason && x.message === p.message)) problems.push(p);
+  // the domains its relays defer while it is left out (it never falls to a weaker route)
+  const deferred = new Set<string>();
+  for (const r of relays) {
+    const relay = deps.state.parsedRelay(r);
+    if (!relay) continue;
+    // this policy's part of the relay's compile, without compiling the relay's other policies
+    const v = deps.state.verdict(relay, raw);
+    if (!v) continue; // the relay's own problem, reported on the MailRelay
+    if (v.included) included.push({ relay: keyOf(r), relayObj: relay });
+    else {
+      for (const p of v.problems)
+        if (!problems.some((x) => x.reason === p.reason && x.message === p.message)) problems.push(p);
+      for (const d of v.deferred) deferred.add(d);
     }
   }
+  // no relay selects it: its own problems (spec, references) still show
+  if (!relays.length) problems.push(...deps.state.policyEntry(raw).problems);
 
   // the most actionable reason first: conflicts, then missing, then invalid
   const order = ["DomainConflict", "MissingReference", "InvalidReference", "InvalidSpec"];
   problems.sort((a, b) => order.indexOf(a.reason) - order.indexOf(b.reason));
-  const accepted = problemsCondition(
+  const note = deferredNote([...deferred].sort());
+  const checked = problemsCondition(
     "Accepted",
     problems,
     relays.length
@@ -92,6 +93,7 @@ export async function reconcileMailDomainPolicy(
       : { reason: "NoRelay", message: "valid; no MailRelay in this namespace selects it" },
     g,
   );
+  const accepted = note ? { ...checked, message: `${checked.message}; ${note}` } : checked;
 
   let ready = 0;
   const behind: string[] = [];

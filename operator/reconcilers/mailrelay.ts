@@ -243,7 +243,9 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   const tooLargeMessage = `config.json is ${configBytes} bytes, over the ${MAX_CONFIG_BYTES}-byte limit of its ConfigMap (1 MiB with metadata): not applied, the relay keeps its last applied configuration; select fewer policies or split them across MailRelays`;
   if (tooLarge) degradedReasons.push(tooLargeMessage);
   if (excluded.length)
-    degradedReasons.push(`${excluded.length} selected policies left out: ${excluded.join(", ")}`);
+    degradedReasons.push(
+      `${excluded.length} selected policies left out (mail to the domains they own is deferred): ${excluded.join(", ")}`,
+    );
   if (liveSize && liveSize !== desiredSize)
     degradedReasons.push(
       `queue size ${desiredSize} not applied: the StatefulSet's volumes are ${liveSize} (resize the PVCs by hand)`,

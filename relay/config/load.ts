@@ -85,9 +85,10 @@ export function checkReferences(c: RelayConfig): string[] {
         problems.push(`policy ${p.name}: inbound credential ${n} is not an inbound password credential`);
     }
   }
-  // Exactly one policy decides a domain: the same pattern in two policies is ambiguous.
+  // Exactly one policy decides a domain: the same pattern in two policies (or in a policy and a
+  // deferred one) is ambiguous.
   const owner = new Map<string, string>();
-  for (const p of c.policies) {
+  for (const p of [...c.policies, ...c.deferredPolicies]) {
     for (const d of p.domains) {
       const k = d.toLowerCase();
       const prev = owner.get(k);

@@ -9,6 +9,7 @@
 //   <dir>/tls/tls.crt, tls.key               the server certificate (cert-manager Secret)
 //   <dir>/secrets/<secret>/<key>             passwords, client keys, CA bundles, S/MIME certificates
 import { z } from "zod";
+import { canonicalPattern } from "../domains.js";
 
 export const CONFIG_FILE = "config.json";
 export const CONFIG_VERSION = 1;
@@ -33,10 +34,19 @@ export type TlsVersion = z.infer<typeof TlsVersion>;
 /** IPv4 or IPv6 CIDR, e.g. 203.0.113.0/24 or 2001:db8::/32; a bare address means a single host. */
 export const Cidr = z.string().min(2);
 
-/** An exact domain (partner.example) or a wildcard for its subdomains (*.partner.example). */
+/**
+ * An exact domain (partner.example) or a wildcard for its subdomains (*.partner.example), in the
+ * canonical form the relay compares (relay/domains.ts: A-labels, lower case, no trailing dot).
+ */
 export const DomainPattern = z
   .string()
-  .regex(/^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i, "a domain name or *.domain");
+  .regex(
+    /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/,
+    "a domain name or *.domain",
+  )
+  .refine((p) => canonicalPattern(p) === p, {
+    message: "must be in canonical form: IDNA A-labels (xn--...), lower case, no trailing dot",
+  });
 
 export const HostPort = z.object({
   host: z.string().min(1),
@@ -134,6 +144,21 @@ export const Policy = z.object({
 });
 export type Policy = z.infer<typeof Policy>;
 
+/**
+ * The domains of a MailDomainPolicy the operator could not compile (a missing or wrong reference, a
+ * spec it refuses, a conflict it lost on some other domain): mail to them is deferred (4xx) with
+ * `reason` until the policy is fixed, never sent under a weaker policy or the default. "*" is a broken
+ * catch-all: every domain no policy matches defers (local domains excepted).
+ */
+export const DeferredPolicy = z.object({
+  /** namespace/name of the MailDomainPolicy. */
+  name: z.string().min(1),
+  domains: z.array(z.union([DomainPattern, z.literal("*")])).min(1),
+  /** Why, as the policy's Accepted condition says it. */
+  reason: z.string().min(1),
+});
+export type DeferredPolicy = z.infer<typeof DeferredPolicy>;
+
 export const RelayConfig = z.object({
   version: z.literal(CONFIG_VERSION),
   /** namespace/name of the MailRelay and the generation the operator compiled. */
@@ -208,7 +233,9 @@ export const RelayConfig = z.object({
   }),
   credentials: z.record(z.string(), Credential).default({}),
   policies: z.array(Policy).default([]),
-  /** For recipient domains no policy matches. */
+  /** Domains whose policy has a problem: deferred, never routed by a weaker policy (DeferredPolicy). */
+  deferredPolicies: z.array(DeferredPolicy).default([]),
+  /** For recipient domains no policy matches (local domains excepted: see relay/outbound/route.ts). */
   defaultOutbound: Outbound.default({ tls: { mode: "opportunistic", minVersion: "TLSv1.2" } }),
   queue: z.object({
     /** Spool directory on the pod's volume (absolute, outside the config directory). */

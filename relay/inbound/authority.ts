@@ -19,7 +19,7 @@
 import { createHash } from "node:crypto";
 import type { RelayConfig } from "../config/schema.js";
 import { secretText } from "../config/load.js";
-import { domainOf, matchesAny, normalizeDomain } from "../domains.js";
+import { canonicalAddress, canonicalDomain, canonicalPattern, domainOf, matchesAny } from "../domains.js";
 import type { InboundAccount } from "./auth.js";
 import type { InboundDecision, Reply } from "./rules.js";
 
@@ -67,9 +67,10 @@ export function compileAuthority(c: RelayConfig, files: ReadonlyMap<string, Buff
       username: k.username,
       partner,
       allowRelay: k.allowRelay ?? false,
-      senderDomains: (k.senderDomains ?? (partner ? partnerDomains.get(name)! : c.inbound.localDomains)).map(
-        normalizeDomain,
-      ),
+      // canonical patterns (relay/domains.ts); one without a canonical form matches nothing
+      senderDomains: (
+        k.senderDomains ?? (partner ? partnerDomains.get(name)! : c.inbound.localDomains)
+      ).flatMap((p) => canonicalPattern(p) ?? []),
     });
   }
   const lr = c.inbound.localRecipients;
@@ -95,8 +96,11 @@ export function recipientTable(entries: readonly string[]): RecipientTable {
   for (const raw of entries) {
     const e = raw.replace(/#.*/, "").trim().toLowerCase();
     if (!e) continue;
-    if (e.startsWith("@")) domains.add(normalizeDomain(e.slice(1)));
-    else addresses.add(e);
+    // compared with recipients in canonical form (relay/domains.ts); an entry without one matches nothing
+    const canonical = e.startsWith("@") ? canonicalDomain(e.slice(1)) : canonicalAddress(e);
+    if (canonical === undefined) continue;
+    if (e.startsWith("@")) domains.add(canonical);
+    else addresses.add(canonical);
   }
   return { addresses, domains };
 }

@@ -13,7 +13,7 @@ import {
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { LoadedConfig } from "../config/load.js";
-import { domainOf } from "../domains.js";
+import { canonicalAddress, canonicalDomain, domainOf, domainPart } from "../domains.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
 import { newQueueId, type Envelope, type Spool } from "../queue/spool.js";
@@ -337,16 +337,19 @@ export class InboundListeners {
   ): void {
     if (this.closing)
       return cb(this.reject(session, "MAIL", { code: 421, text: "4.3.2 Service shutting down" }));
+    // smtp-server hands over xn-- domains as U-labels: the charset rule applies to the address as it
+    // crosses the wire in canonical form (an A-label needs no SMTPUTF8)
+    const sender = addr?.address ?? "";
     const bad =
       checkParams("MAIL", addr?.args) ??
-      checkAddressCharset(addr?.address ?? "", Boolean(session.envelope.smtpUtf8));
+      checkAddressCharset(canonicalAddress(sender) ?? sender, Boolean(session.envelope.smtpUtf8));
     if (bad) return cb(this.reject(session, "MAIL", bad));
     const { d, cur } = this.decision(session);
     const g = this.grant(session, d, cur);
     if (g === "revoked") return cb(this.reject(session, "MAIL", REVOKED));
     const r =
       checkMailFrom(d, { secure: session.secure, authenticated: Boolean(session.user) }) ??
-      (g ? checkSender(g, addr?.address ?? "") : undefined);
+      (g ? checkSender(g, canonicalAddress(sender) ?? sender) : undefined);
     cb(r ? this.reject(session, "MAIL", r) : null);
   }
 
@@ -357,7 +360,9 @@ export class InboundListeners {
     args?: unknown,
   ): void {
     const { d, cur } = this.decision(session);
-    const bad = checkParams("RCPT", args) ?? checkAddressCharset(address, Boolean(session.envelope.smtpUtf8));
+    const bad =
+      checkParams("RCPT", args) ??
+      checkAddressCharset(canonicalAddress(address) ?? address, Boolean(session.envelope.smtpUtf8));
     if (bad) return cb(this.reject(session, "RCPT", bad));
     if (session.envelope.rcptTo.length >= cur.loaded.config.inbound.maxRecipients)
       return cb(this.reject(session, "RCPT", { code: 452, text: "4.5.3 Too many recipients" }));
@@ -365,10 +370,19 @@ export class InboundListeners {
     if (g === "revoked") return cb(this.reject(session, "RCPT", REVOKED));
     const again = checkMailFrom(d, { secure: session.secure, authenticated: Boolean(session.user) });
     if (again) return cb(this.reject(session, "RCPT", again));
+    // one canonical form for every spelling (relay/domains.ts); none: refused, never routed
+    const canonical = canonicalAddress(address);
+    if (canonical === undefined)
+      return cb(
+        this.reject(session, "RCPT", {
+          code: 553,
+          text: "5.1.3 Recipient domain is not a valid domain name (IDNA2008/UTS #46, no address literals)",
+        }),
+      );
     const relay = mayRelay(d, g);
     const r =
-      checkRecipient(cur.inbound, d, { mayRelay: relay }, domainOf(address)) ??
-      checkLocalRecipient(cur.authority, relay, address);
+      checkRecipient(cur.inbound, d, { mayRelay: relay }, domainOf(canonical)) ??
+      checkLocalRecipient(cur.authority, relay, canonical);
     cb(r ? this.reject(session, "RCPT", r) : null);
   }
 
@@ -417,7 +431,8 @@ export class InboundListeners {
     const { d, cur } = this.decision(session);
     const c = cur.loaded.config;
     const id = newQueueId();
-    const rcpts = session.envelope.rcptTo.map((r) => r.address);
+    // recipients are queued, routed and logged with their domain in canonical form, once each
+    const rcpts = [...new Set(session.envelope.rcptTo.map((r) => canonicalAddress(r.address) ?? r.address))];
     const tls = session.secure ? ` (${s.tlsVersion ?? "TLS"}${s.cipher ? ` ${s.cipher}` : ""})` : "";
     const proto = `ESMTP${session.secure ? "S" : ""}${session.user ? "A" : ""}`;
     const received =
@@ -425,7 +440,7 @@ export class InboundListeners {
       `\tby ${c.hostname} (Sealpost) with ${proto}${tls} id ${id}` +
       `${rcpts.length === 1 ? `\r\n\tfor <${rcpts[0]}>` : ""};\r\n\t${new Date().toUTCString().replace("GMT", "+0000")}\r\n`;
     const mailFrom = session.envelope.mailFrom;
-    const from = mailFrom ? mailFrom.address : "";
+    const from = mailFrom ? (canonicalAddress(mailFrom.address) ?? mailFrom.address) : "";
     const g = this.grant(session, d, cur);
     const signable = g !== "revoked" && entitledToSign(cur.authority, d, g, from);
     const guard = ContentGuard.over(stream);

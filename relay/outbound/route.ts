@@ -1,62 +1,144 @@
-// Outbound routing, pure: which policy decides a recipient domain (most specific match: exact over
-// wildcard, longer wildcard over shorter; no match: defaultOutbound), where it goes (explicit next
-// hop, the internal next hop for local domains, or MX lookup), and how a message's recipients split
-// into groups that share a policy and next hop (one SMTP transaction each).
-import type { HostPort, Outbound, Policy, RelayConfig } from "../config/schema.js";
-import { domainOf, matchesAny, matchSpecificity } from "../domains.js";
+// Outbound routing, pure: which policy decides a recipient domain, where it goes (explicit next hop,
+// the internal next hop for local domains, or MX lookup), and how a message's recipients split into
+// groups that share a policy and next hop (one SMTP transaction each). Fail closed (issue 14):
+// - the domain is first put in its one canonical form (relay/domains.ts): every spelling of a
+//   protected domain meets that domain's policy; a domain without one is refused (5.1.3), never routed;
+// - the most specific pattern decides (exact over wildcard, longer wildcard over shorter); when that
+//   pattern belongs to a policy the operator could not compile (config.deferredPolicies), the mail is
+//   held (4.3.5, the policy's problem as reason) instead of going out under a weaker match or the
+//   default;
+// - a local domain goes to the internal next hop, with opportunistic TLS and nothing else of any
+//   policy, unless a policy names it exactly (no wildcard, no catch-all): a catch-all with a next hop
+//   must not carry the organisation's own mail elsewhere, nor present its credentials to the internal
+//   server;
+// - otherwise: no match, the catch-all (defaultOutbound), or a broken catch-all's hold.
+import type { DeferredPolicy, HostPort, Outbound, Policy, RelayConfig } from "../config/schema.js";
+import { canonicalDomain, domainPart, EXACT, matchesAny, matchSpecificity } from "../domains.js";
 
 export const DEFAULT_POLICY = "default";
+/** Route name of a local domain no policy names exactly. */
+export const LOCAL_POLICY = "local";
+/** What a local domain no policy names exactly gets on the way to the internal next hop. */
+export const LOCAL_OUTBOUND: Outbound = { tls: { mode: "opportunistic", minVersion: "TLSv1.2" } };
 
 export interface Route {
-  /** Policy name, or "default". */
+  /** Policy name, "default" or "local". */
   policy: string;
   outbound: Outbound;
   /** Explicit next hop; undefined: MX lookup of `domain`. */
   nextHop?: HostPort;
+  /** Canonical recipient domain. */
   domain: string;
 }
 
-export function matchPolicy(domain: string, policies: readonly Policy[]): Policy | undefined {
-  let best: Policy | undefined;
-  let bestScore = -1;
-  for (const p of policies) {
-    for (const pattern of p.domains) {
-      const s = matchSpecificity(pattern, domain);
-      if (s !== undefined && s > bestScore) {
-        best = p;
-        bestScore = s;
-      }
+/** Mail the relay must not send now: the recipients are deferred (temporary) or returned (not). */
+export interface Hold {
+  /** The policy whose problem holds the mail, or "default" for a domain without a canonical form. */
+  policy: string;
+  /** The canonical domain, or the spelling when it has none. */
+  domain: string;
+  code: "POLICY_PROBLEM" | "INVALID_DOMAIN";
+  message: string;
+  /** Enhanced status code (RFC 3463). */
+  status: string;
+  temporary: boolean;
+}
+
+export type Routing = { route: Route; hold?: undefined } | { hold: Hold; route?: undefined };
+
+/** The most specific pattern match among `entries` (only exact matches when `exactOnly`). */
+function bestMatch<T extends { domains: readonly string[] }>(
+  domain: string,
+  entries: readonly T[],
+  exactOnly: boolean,
+): { entry: T; score: number } | undefined {
+  let best: { entry: T; score: number } | undefined;
+  for (const entry of entries)
+    for (const pattern of entry.domains) {
+      const score = pattern === "*" ? undefined : matchSpecificity(pattern, domain);
+      if (score === undefined || (exactOnly && score !== EXACT)) continue;
+      if (!best || score > best.score) best = { entry, score };
     }
-  }
   return best;
 }
 
-export function routeFor(domain: string, c: RelayConfig): Route {
-  const p = matchPolicy(domain, c.policies);
-  const outbound = p?.outbound ?? c.defaultOutbound;
+/** The policy whose pattern matches the canonical `domain` most specifically. */
+export function matchPolicy(domain: string, policies: readonly Policy[]): Policy | undefined {
+  return bestMatch(domain, policies, false)?.entry;
+}
+
+function held(p: DeferredPolicy, domain: string): Routing {
+  return {
+    hold: {
+      policy: p.name,
+      domain,
+      code: "POLICY_PROBLEM",
+      message: `policy ${p.name} for ${domain} has a problem, mail is deferred until it is fixed: ${p.reason}`,
+      status: "4.3.5",
+      temporary: true,
+    },
+  };
+}
+
+/** The decision for a recipient domain as spelled anywhere (canonicalised here). */
+export function routeFor(spelling: string, c: RelayConfig): Routing {
+  const domain = canonicalDomain(spelling);
+  if (domain === undefined)
+    return {
+      hold: {
+        policy: DEFAULT_POLICY,
+        domain: spelling,
+        code: "INVALID_DOMAIN",
+        message: `recipient domain "${spelling}" has no valid IDNA form`,
+        status: "5.1.3",
+        temporary: false,
+      },
+    };
   const local = matchesAny(c.inbound.localDomains, domain);
-  const nextHop = outbound.nextHop ?? (local ? c.inbound.internalNextHop : undefined);
-  return { policy: p?.name ?? DEFAULT_POLICY, outbound, ...(nextHop ? { nextHop } : {}), domain };
+  const good = bestMatch(domain, c.policies, local);
+  const bad = bestMatch(domain, c.deferredPolicies, local);
+  if (bad && (!good || bad.score > good.score)) return held(bad.entry, domain);
+  const p = good?.entry;
+  if (p) {
+    const nextHop = p.outbound.nextHop ?? (local ? c.inbound.internalNextHop : undefined);
+    return { route: { policy: p.name, outbound: p.outbound, ...(nextHop ? { nextHop } : {}), domain } };
+  }
+  if (local) {
+    const nextHop = c.inbound.internalNextHop;
+    return {
+      route: { policy: LOCAL_POLICY, outbound: LOCAL_OUTBOUND, ...(nextHop ? { nextHop } : {}), domain },
+    };
+  }
+  const brokenCatchAll = c.deferredPolicies.find((d) => d.domains.includes("*"));
+  if (brokenCatchAll) return held(brokenCatchAll, domain);
+  const outbound = c.defaultOutbound;
+  return {
+    route: {
+      policy: DEFAULT_POLICY,
+      outbound,
+      ...(outbound.nextHop ? { nextHop: outbound.nextHop } : {}),
+      domain,
+    },
+  };
 }
 
-export interface RouteGroup {
-  key: string;
-  route: Route;
-  recipients: string[];
-}
+export type RouteGroup = { key: string; recipients: string[] } & Routing;
 
-/** Splits recipients by policy and next hop; MX-routed recipients split per domain. */
+/** Splits recipients by policy and next hop (held ones by policy); MX-routed recipients split per domain. */
 export function groupRecipients(recipients: readonly string[], c: RelayConfig): RouteGroup[] {
   const groups = new Map<string, RouteGroup>();
   for (const r of recipients) {
-    const route = routeFor(domainOf(r), c);
-    const hop = route.nextHop
-      ? `hop:${route.nextHop.host.toLowerCase()}:${route.nextHop.port}`
-      : `mx:${route.domain}`;
-    const key = `${route.policy}|${hop}`;
+    const routing = routeFor(domainPart(r), c);
+    const key = routing.hold
+      ? `hold:${routing.hold.policy}|${routing.hold.code}|${routing.hold.domain}`
+      : `${routing.route.policy}|${
+          routing.route.nextHop
+            ? `hop:${routing.route.nextHop.host.toLowerCase()}:${routing.route.nextHop.port}`
+            : `mx:${routing.route.domain}`
+        }`;
     const g = groups.get(key);
     if (g) g.recipients.push(r);
-    else groups.set(key, { key, route, recipients: [r] });
+    else groups.set(key, { key, ...routing, recipients: [r] });
   }
   return [...groups.values()];
 }

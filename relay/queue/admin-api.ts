@@ -15,7 +15,7 @@ import { readFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { join } from "node:path";
 import type { RelayConfig } from "../config/schema.js";
-import { domainOf } from "../domains.js";
+import { domainPart } from "../domains.js";
 import type { AttemptRecord } from "../outbound/deliver.js";
 import { routeFor } from "../outbound/route.js";
 import type { Envelope, RecipientState } from "./spool.js";
@@ -91,15 +91,17 @@ export function messageView(env: Envelope, c: RelayConfig, inFlight: boolean, no
     ...(env.requireTls ? { requireTls: true } : {}),
     inFlight,
     recipients: env.recipients.map((r) => {
-      const route = routeFor(domainOf(r.address), c);
-      const hop = route.nextHop
-        ? `${route.nextHop.host}:${route.nextHop.port}`
-        : (r.lastError?.remoteMta ?? `MX of ${route.domain}`);
+      const { route, hold } = routeFor(domainPart(r.address), c);
+      const hop = hold
+        ? `none (held: ${hold.code})`
+        : route.nextHop
+          ? `${route.nextHop.host}:${route.nextHop.port}`
+          : (r.lastError?.remoteMta ?? `MX of ${route.domain}`);
       return {
         address: r.address,
         state: r.state,
-        policy: route.policy,
-        mode: route.outbound.tls.mode,
+        policy: (route ?? hold).policy,
+        mode: route ? route.outbound.tls.mode : "held",
         nextHop: hop,
         ...(r.lastError
           ? {

@@ -252,7 +252,8 @@ export class Scheduler {
         ? await this.budget.acquire(
             deliveryCost(
               message,
-              groups.map((g) => ({ smime: !!g.route.outbound.smime })),
+              // held groups send nothing
+              groups.flatMap((g) => (g.route ? [{ smime: !!g.route.outbound.smime }] : [])),
             ),
           )
         : () => undefined;
@@ -271,28 +272,43 @@ export class Scheduler {
     message: MessageBody | undefined,
     groups: ReturnType<typeof groupRecipients>,
   ): Promise<void> {
-    const { spool, metrics } = this.d;
+    const { spool, metrics, log } = this.d;
     let writes = Promise.resolve();
     const persist = (): Promise<void> => (writes = writes.then(() => spool.update(env)));
     await Promise.all(
       groups.map(async (g) => {
-        const results: RecipientResult[] = message
-          ? await this.d.deliverer.deliver({
-              queueId: env.id,
-              from: env.from,
-              recipients: g.recipients,
-              message,
-              route: g.route,
-              ...(env.requireTls ? { requireTls: true } : {}),
-              ...(env.signable ? { signable: true } : {}),
-            })
-          : g.recipients.map((address) => ({
+        // held by routing (a policy with a problem, a domain without a canonical form): never sent
+        const results: RecipientResult[] = g.hold
+          ? g.recipients.map((address) => ({
               address,
-              outcome: "deferred",
-              code: "MESSAGE_UNREADABLE",
-              message: "message file unreadable",
-              status: "4.3.0",
-            }));
+              outcome: g.hold.temporary ? "deferred" : "failed",
+              code: g.hold.code,
+              message: g.hold.message,
+              status: g.hold.status,
+            }))
+          : message
+            ? await this.d.deliverer.deliver({
+                queueId: env.id,
+                from: env.from,
+                recipients: g.recipients,
+                message,
+                route: g.route,
+                ...(env.requireTls ? { requireTls: true } : {}),
+                ...(env.signable ? { signable: true } : {}),
+              })
+            : g.recipients.map((address) => ({
+                address,
+                outcome: "deferred",
+                code: "MESSAGE_UNREADABLE",
+                message: "message file unreadable",
+                status: "4.3.0",
+              }));
+        const policy = (g.route ?? g.hold).policy;
+        if (g.hold)
+          log.warn(
+            { event: "held", queueId: env.id, policy, domain: g.hold.domain, code: g.hold.code },
+            g.hold.message,
+          );
         let deferredReason: string | undefined;
         for (const r of results) {
           const rec = env.recipients.find((x) => x.address === r.address && x.state === "pending");
@@ -300,7 +316,7 @@ export class Scheduler {
           if (r.outcome === "delivered") {
             rec.state = "delivered";
             delete rec.lastError;
-            metrics.delivered.inc({ policy: g.route.policy });
+            metrics.delivered.inc({ policy });
           } else {
             rec.lastError = {
               code: r.code,
@@ -311,11 +327,11 @@ export class Scheduler {
             };
             if (r.outcome === "failed") {
               rec.state = "failed";
-              metrics.bounced.inc({ policy: g.route.policy, reason: r.code });
+              metrics.bounced.inc({ policy, reason: r.code });
             } else deferredReason = r.code;
           }
         }
-        if (deferredReason) metrics.deferred.inc({ policy: g.route.policy, reason: deferredReason });
+        if (deferredReason) metrics.deferred.inc({ policy, reason: deferredReason });
         // every recipient done and none to notify: the message is removed next, so its state is not
         // persisted first (a crash in between re-sends it: a duplicate, never a loss)
         const finished = env.recipients.every(

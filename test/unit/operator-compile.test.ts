@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { MailDomainPolicy, RelayCredential } from "../../api/v1alpha1/index.js";
-import { compileRelayConfig, findConflicts, policyReferences } from "../../operator/compile/relay-config.js";
+import { compileRelayConfig, policyReferences } from "../../operator/compile/relay-config.js";
 import { renderServerCertificate } from "../../operator/render/certificate.js";
 import { RelayConfig } from "../../relay/config/schema.js";
 import { clusterView, mailRelay, relayOwner, renderRelay } from "../support/operator-fixtures.js";
@@ -175,16 +175,23 @@ describe("compile", () => {
     );
   });
 
-  it("leaves out both policies of a domain conflict, each naming the other; different specificity is no conflict", () => {
+  it("a domain conflict: the oldest keeps the domain, the newcomer is left out naming it; different specificity is no conflict", () => {
+    // issue 14 finding 1: dropping both let anyone downgrade a partner by claiming its domain
     const a = policy("a", { domains: ["partner.example"] });
     const b = policy("b", { domains: ["partner.example", "b.example"] });
     const c = policy("c", { domains: ["*.partner.example"] });
     const r = compileRelayConfig(relay(), [a, b, c], clusterView());
-    assert.deepEqual(r.included, ["mail/c"]);
-    assert.equal(r.problems.get("mail/a")![0]!.reason, "DomainConflict");
-    assert.match(r.problems.get("mail/a")![0]!.message, /mail\/b/);
+    assert.deepEqual(r.included, ["mail/a", "mail/c"]);
+    assert.equal(r.problems.has("mail/a"), false);
+    assert.equal(r.problems.get("mail/b")![0]!.reason, "DomainConflict");
     assert.match(r.problems.get("mail/b")![0]!.message, /mail\/a/);
-    assert.deepEqual([...findConflicts([a, c]).keys()], []);
+    assert.deepEqual(r.config.deferredPolicies, [
+      {
+        name: "mail/b",
+        domains: ["b.example"],
+        reason: `DomainConflict: ${r.problems.get("mail/b")![0]!.message}`,
+      },
+    ]);
   });
 
   it("names exactly what is missing", () => {

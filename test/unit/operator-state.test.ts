@@ -103,10 +103,14 @@ const policy = (
 function compileVerdicts(state: ClusterState, r: MailRelayObject) {
   const relayParsed = MailRelay.parse(r);
   const res = compileRelayConfig(relayParsed, state.selectedPolicies(relayParsed), state.view("mail"));
-  const out = new Map<string, { included: boolean; problems: unknown[] }>();
+  const out = new Map<string, { included: boolean; problems: unknown[]; deferred: string[] }>();
   for (const p of state.selectedPolicies(relayParsed)) {
     const k = `mail/${p.metadata.name}`;
-    out.set(k, { included: res.included.includes(k), problems: res.problems.get(k) ?? [] });
+    out.set(k, {
+      included: res.included.includes(k),
+      problems: res.problems.get(k) ?? [],
+      deferred: res.config.deferredPolicies.find((d) => d.name === k)?.domains ?? [],
+    });
   }
   return out;
 }
@@ -170,18 +174,21 @@ describe("a policy's verdict on its own equals the relay's compile", () => {
     const { fakes, caches } = fakeCaches({ relays: [edge], policies: [a] });
     const state = new ClusterState(caches);
     const r = MailRelay.parse(edge);
-    assert.deepEqual(state.verdict(r, a), { included: true, problems: [] });
+    assert.deepEqual(state.verdict(r, a), { included: true, problems: [], deferred: [] });
     fakes.policies.set(b);
-    assert.equal(state.verdict(r, a)?.problems[0]?.reason, "DomainConflict");
+    // issue 14 finding 1: the older claimant (same creation time: the name) keeps the domain
+    assert.deepEqual(state.verdict(r, a), { included: true, problems: [], deferred: [] });
+    assert.equal(state.verdict(r, b)?.problems[0]?.reason, "DomainConflict");
     assert.match(state.verdict(r, b)!.problems[0]!.message, /mail\/a/);
+    assert.deepEqual(state.verdict(r, b)?.deferred, ["b.example"]);
     // b moves to another relay: no conflict on edge any more
     const moved = { ...b, metadata: { ...b.metadata, labels: { relay: "core" }, resourceVersion: "99" } };
     fakes.policies.set(moved);
-    assert.deepEqual(state.verdict(r, a), { included: true, problems: [] });
+    assert.deepEqual(state.verdict(r, a), { included: true, problems: [], deferred: [] });
     fakes.policies.set(b);
-    assert.equal(state.verdict(r, a)?.included, false);
+    assert.equal(state.verdict(r, b)?.included, false);
     fakes.policies.remove(b);
-    assert.deepEqual(state.verdict(r, a), { included: true, problems: [] });
+    assert.deepEqual(state.verdict(r, a), { included: true, problems: [], deferred: [] });
     assert.deepEqual(state.domainClaimants("mail", "shared.example"), ["mail/a"]);
   });
 

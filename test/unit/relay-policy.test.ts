@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { checkReferences } from "../../relay/config/load.js";
 import { RelayConfig, type RelayConfigInput } from "../../relay/config/schema.js";
-import { domainOf, matchSpecificity } from "../../relay/domains.js";
+import { canonicalDomain, domainOf, matchSpecificity } from "../../relay/domains.js";
 import { composeDsn, headerBlock, statusFromReply } from "../../relay/dsn.js";
 import { REPLY_TEXT_MAX, replyText } from "../../relay/reply-text.js";
 import { authenticate, constantTimeEqual } from "../../relay/inbound/auth.js";
@@ -53,7 +53,7 @@ const pol = (
 describe("domain patterns", () => {
   const cases: [string, string, boolean][] = [
     ["partner.example", "partner.example", true],
-    ["partner.example", "PARTNER.example.", true],
+    ["partner.example", canonicalDomain("PARTNER.example.")!, true],
     ["partner.example", "a.partner.example", false],
     ["*.partner.example", "a.partner.example", true],
     ["*.partner.example", "a.b.partner.example", true],
@@ -98,15 +98,18 @@ describe("routing and splitting", () => {
       pol("q", ["q.example"], "required"),
     ],
   });
-  it("local domains go to the internal next hop under the default policy", () => {
-    const r = routeFor("example.com", c);
-    assert.equal(r.policy, "default");
+  it("local domains go to the internal next hop under the local route (opportunistic)", () => {
+    const r = routeFor("example.com", c).route!;
+    assert.equal(r.policy, "local");
     assert.deepEqual(r.nextHop, { host: "exchange.mail.svc", port: 25 });
     assert.equal(r.outbound.tls.mode, "opportunistic");
   });
   it("explicit next hop; MX otherwise", () => {
-    assert.deepEqual(routeFor("a.partner.example", c).nextHop, { host: "smtp.partner.example", port: 2525 });
-    assert.equal(routeFor("q.example", c).nextHop, undefined);
+    assert.deepEqual(routeFor("a.partner.example", c).route?.nextHop, {
+      host: "smtp.partner.example",
+      port: 2525,
+    });
+    assert.equal(routeFor("q.example", c).route?.nextHop, undefined);
   });
   it("groups recipients by policy and next hop, MX routes per domain", () => {
     const g = groupRecipients(
@@ -121,7 +124,7 @@ describe("routing and splitting", () => {
       c,
     );
     assert.deepEqual(
-      g.map((x) => [x.route.policy, x.recipients]),
+      g.map((x) => [x.route?.policy, x.recipients]),
       [
         ["p", ["a@partner.example", "b@x.partner.example"]],
         ["q", ["c@q.example", "f@q.example"]],
@@ -376,7 +379,7 @@ describe("config cross-checks", () => {
             ...pol("a", ["a.example"]),
             outbound: { tls: { mode: "required", clientCredential: "inb" }, authCredential: "missing" },
           },
-          pol("b", ["A.example"]),
+          pol("b", ["a.example"]),
         ],
       }),
     );
