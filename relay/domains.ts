@@ -13,7 +13,7 @@
 // a host name (LDH labels of 1-63 octets, 253 in all, a last label that starts with a letter): IP
 // addresses, address literals, underscores and names the mapping rejects (a bad xn-- label) have no
 // canonical form, and the relay refuses them instead of guessing (553 5.1.3 at RCPT).
-import { domainToASCII } from "node:url";
+import { domainToASCII, domainToUnicode } from "node:url";
 
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const TOP_LABEL = /^[a-z]/;
@@ -24,7 +24,18 @@ export function canonicalDomain(spelling: string): string | undefined {
   if (!ascii || ascii.length > 253) return undefined;
   const labels = ascii.split(".");
   if (!labels.every((l) => LABEL.test(l)) || !TOP_LABEL.test(labels.at(-1)!)) return undefined;
+  if (!labels.every((l) => !l.startsWith("xn--") || isALabel(l))) return undefined;
   return ascii;
+}
+
+/**
+ * An xn-- label that really is an A-label: it decodes, and the decoded U-label maps back to it. Node
+ * 20's URL parser refused an undecodable one; Node 26's passes it through unchanged, so the check is
+ * ours (a label no resolver agrees on must not slip past the policy written for the real domain).
+ */
+function isALabel(label: string): boolean {
+  const u = domainToUnicode(label);
+  return u !== "" && u !== label && domainToASCII(u) === label;
 }
 
 /** A domain pattern (domain, *.domain or the catch-all "*") in canonical form, or undefined. */
