@@ -23,6 +23,24 @@ import {
 import { InboundRequirement } from "./maildomainpolicy.js";
 
 /**
+ * Address ranges that are never the Internet: private (RFC 1918, RFC 4193), shared (RFC 6598),
+ * link-local (incl. the cloud metadata address 169.254.169.254) and loopback. The default of
+ * spec.service.clusterNetworks (where SNAT'd clients appear to come from) and of
+ * spec.networkPolicy.egressExcept (what Internet-bound egress may not reach).
+ */
+export const CLUSTER_NETWORKS = [
+  "10.0.0.0/8",
+  "172.16.0.0/12",
+  "192.168.0.0/16",
+  "100.64.0.0/10",
+  "169.254.0.0/16",
+  "127.0.0.0/8",
+  "fc00::/7",
+  "fe80::/10",
+  "::1/128",
+] as const;
+
+/**
  * A CEL comparison of duration fields that only runs when each field is well-formed: a malformed one
  * is already reported by its pattern, and a second error about a "type conversion" would only confuse.
  */
@@ -242,8 +260,16 @@ export const MailRelaySpec = z
           .enum(["Cluster", "Local"])
           .optional()
           .describe(
-            "For LoadBalancer and NodePort: Local keeps the client's source address (no SNAT; only nodes with a relay pod get traffic). Absent: the cluster default (Cluster).",
+            "For LoadBalancer and NodePort: Local keeps the client's source address (no SNAT; only nodes with a relay pod get traffic). Absent: Local. Cluster lets kube-proxy rewrite an Internet client's address to a node address inside clusterNetworks; the operator then refuses (Accepted=False, reason SnatInRelayFrom) a relayFrom that overlaps clusterNetworks on a listener without PROXY protocol, since anyone could relay.",
           ),
+        clusterNetworks: z
+          .array(cidr("An address range of your nodes or pods, e.g. 10.0.0.0/8."))
+          .max(64)
+          .default([...CLUSTER_NETWORKS])
+          .describe(
+            "The node and pod address ranges of the cluster: the source addresses kube-proxy gives external clients of a LoadBalancer or NodePort Service under externalTrafficPolicy Cluster. Only checked against inbound.relayFrom in that case. Default: every private, shared (100.64.0.0/10), link-local and loopback range; add your nodes' public addresses if they have any. Narrowing it below your real node and pod ranges makes the relay an open relay.",
+          )
+          .meta({ "x-kubernetes-list-type": "set" }),
         loadBalancerSourceRanges: z
           .array(cidr("A CIDR range allowed to connect, e.g. 203.0.113.0/24."))
           .max(64)

@@ -6,6 +6,7 @@ import { MailRelay as MailRelaySchema, type MailRelay } from "../api.js";
 import { keyOf, type CompileResult } from "../compile/relay-config.js";
 import { certificateState, renderServerCertificate } from "../render/certificate.js";
 import { renderRelayObjects } from "../render/index.js";
+import { snatExposure } from "../render/service.js";
 import type { RelayRenderInput } from "../render/input.js";
 import { CONFIG_HASH_ANNOTATION, names, type Owner } from "../render/meta.js";
 import type { ReconcileResult } from "../runtime/controller.js";
@@ -137,6 +138,21 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   }
   const relay = parsed.data;
   const owner = ownerOf(raw);
+  // an open relay through kube-proxy's SNAT: refused before anything is applied
+  const unsafe = snatExposure(relay.spec);
+  if (unsafe) {
+    const c = {
+      status: "False" as const,
+      reason: "SnatInRelayFrom",
+      message: unsafe,
+      observedGeneration: generation,
+    };
+    await writeStatus(deps, raw, { observedGeneration: generation }, [
+      { type: "Ready", ...c },
+      { type: "Accepted", ...c },
+    ]);
+    return;
+  }
   let compiled: CompileResult;
   try {
     compiled = deps.state.compile(relay);
