@@ -279,6 +279,52 @@ export const MailRelaySpec = z
       })
       .prefault({})
       .describe("The Service in front of the relay pods."),
+    networkPolicy: z
+      .object({
+        metricsFrom: z
+          .array(
+            z
+              .object({
+                namespaceSelector: labelSelector(
+                  "Namespaces the scraper runs in (kubernetes.io/metadata.name names one). Absent: the relay's namespace.",
+                ).optional(),
+                podSelector: labelSelector(
+                  "The scraper's pods. Absent: every pod of those namespaces.",
+                ).optional(),
+              })
+              .describe("Pods allowed to reach the admin port (8080: /metrics, /status, /healthz)."),
+          )
+          .max(8)
+          .default([
+            {
+              namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } },
+              podSelector: { matchLabels: { "app.kubernetes.io/name": "prometheus" } },
+            },
+          ])
+          .describe(
+            "Who may scrape the relay's admin port besides the operator. Default: pods labelled app.kubernetes.io/name=prometheus in namespace monitoring; [] allows only the operator (the chart's relay alerts then never fire). Every pod matched can read /metrics and /status.",
+          ),
+        egressExcept: z
+          .array(cidr("A range Internet-bound traffic may not reach, e.g. 10.0.0.0/8."))
+          .max(64)
+          .default([...CLUSTER_NETWORKS])
+          .describe(
+            "Destinations left out of Internet-bound egress (SMTP 25/465/587, next-hop ports, HTTPS 443 for MTA-STS and TLS-RPT), so that DNS naming an internal address cannot make the relay reach the cluster's inside. Default: every private, shared, link-local (incl. 169.254.169.254, the cloud metadata service) and loopback range. The internal next hop, the fleet's own pods and internalEgress stay reachable. [] removes the restriction.",
+          )
+          .meta({ "x-kubernetes-list-type": "set" }),
+        internalEgress: z
+          .array(cidr("An internal destination, e.g. 10.20.0.25/32."))
+          .max(64)
+          .default([])
+          .describe(
+            "Internal destinations (inside egressExcept) the relay may reach on its SMTP and next-hop ports: the internal next hop when it is not a Service of this cluster (a Service name or IP address is allowed automatically), or a partner's nextHop over a private link. Each range opened here is reachable by whatever DNS answers.",
+          )
+          .meta({ "x-kubernetes-list-type": "set" }),
+      })
+      .prefault({})
+      .describe(
+        "The NetworkPolicy the operator renders for the relay pods: mail ports in from anywhere, the admin port from the operator and metricsFrom; out DNS (UDP and TCP 53), and SMTP and HTTPS to the Internet except egressExcept.",
+      ),
     admin: z
       .object({
         tokenSecretRef: z

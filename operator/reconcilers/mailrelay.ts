@@ -75,6 +75,15 @@ export function renderInput(
     restartHash: compiled.restartHash,
     sources: compiled.sources,
     egressPorts: compiled.egressPorts,
+    networkPolicy: {
+      metricsFrom: relay.spec.networkPolicy.metricsFrom,
+      egressExcept: [...relay.spec.networkPolicy.egressExcept],
+      internalEgress: [...relay.spec.networkPolicy.internalEgress],
+    },
+    ...(compiled.config.inbound.internalNextHop
+      ? { internalNextHop: { ...compiled.config.inbound.internalNextHop } }
+      : {}),
+    ...(compiled.config.queue.handover ? { handoverPort: compiled.config.queue.handover.port } : {}),
     settings: deps.settings,
   };
 }

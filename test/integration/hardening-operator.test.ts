@@ -94,6 +94,7 @@ function input(): RelayRenderInput {
       },
     ],
     egressPorts: [25],
+    networkPolicy: { metricsFrom: [], egressExcept: [], internalEgress: [] },
     settings: {
       image: "sealpost:test",
       operatorNamespace: "sealpost-system",
