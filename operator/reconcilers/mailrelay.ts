@@ -2,10 +2,12 @@
 // relay needs, server-side apply them under the field manager "sealpost" (owner references make the
 // garbage collector remove them with the relay), then report status. Level-triggered: it reads
 // everything from the informer caches each time and holds nothing between runs.
+import { randomBytes } from "node:crypto";
 import { MailRelay as MailRelaySchema, type MailRelay } from "../api.js";
 import { keyOf, type CompileResult } from "../compile/relay-config.js";
 import { certificateState, renderServerCertificate } from "../render/certificate.js";
 import { renderRelayObjects } from "../render/index.js";
+import { renderFleetSecret } from "../render/secret.js";
 import { snatExposure } from "../render/service.js";
 import type { RelayRenderInput } from "../render/input.js";
 import { CONFIG_HASH_ANNOTATION, names, type Owner } from "../render/meta.js";
@@ -162,6 +164,7 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     ]);
     return;
   }
+  const fleetCreated = await ensureFleetSecret(deps, relay, owner);
   let compiled: CompileResult;
   try {
     compiled = deps.state.compile(relay);
@@ -380,4 +383,24 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     "relay reconciled",
   );
   if (enforced.status === "False") return { requeueAfterMs: deps.enforcePollMs };
+  if (fleetCreated) return { requeueAfterMs: 1000 }; // compile the handover in once the cache has it
+}
+
+/**
+ * The fleet Secret (render/secret.ts) for a relay whose pods hand their queue over (admin token set,
+ * direct smtp listener): created once with a random key when the cache does not have it; an existing
+ * one is never rewritten. Returns whether it created it.
+ */
+async function ensureFleetSecret(deps: ReconcilerDeps, relay: MailRelay, owner: Owner): Promise<boolean> {
+  const smtp = relay.spec.listeners.smtp;
+  if (!relay.spec.admin?.tokenSecretRef || !smtp.enabled || smtp.proxyProtocol?.enabled) return false;
+  if (deps.state.caches.secrets.get(owner.namespace, names.fleetSecret(owner.name))) return false;
+  try {
+    await deps.client.create(renderFleetSecret(owner, randomBytes(32).toString("base64url")));
+  } catch (e) {
+    if (e instanceof ApiError && e.code === 409) return false; // the cache was behind
+    throw e;
+  }
+  deps.log.info({ relay: `${owner.namespace}/${owner.name}` }, "fleet Secret created");
+  return true;
 }

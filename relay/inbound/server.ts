@@ -12,10 +12,11 @@ import {
 } from "smtp-server";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
-import type { LoadedConfig } from "../config/load.js";
+import { secretText, type LoadedConfig } from "../config/load.js";
 import { domainOf } from "../domains.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
+import { FLEET_USER, HandoverFilter, handoverVerdict, isFleetPassword } from "../queue/handover.js";
 import { newQueueId, type Envelope, type Spool } from "../queue/spool.js";
 import { authenticate, type InboundAccount } from "./auth.js";
 import {
@@ -68,6 +69,8 @@ interface SessionLog {
   authMechanism?: string;
   authOutcome?: "ok" | "failed";
   authUser?: string;
+  /** Authenticated as a fleet peer handing its queue over (relay/queue/handover.ts). */
+  fleet?: boolean;
   requirement?: string;
   policies?: string[];
   queued: string[];
@@ -76,6 +79,13 @@ interface SessionLog {
 }
 
 const KINDS: ListenerKind[] = ["smtp", "smtps", "submission"];
+
+/** The fleet's key (config fleet.keyFile), or undefined: no handover accepted. */
+function fleetKey(l: LoadedConfig): string | undefined {
+  const f = l.config.fleet?.keyFile;
+  const b = f ? l.files.get(f) : undefined;
+  return b ? secretText(b) || undefined : undefined;
+}
 
 function errFor(r: Reply): Error {
   return smtpError(r.code, r.text);
@@ -285,10 +295,16 @@ export class InboundListeners {
       s.authOutcome = "failed";
       return cb(this.reject(session, "AUTH", verdict));
     }
+    // the fleet credential (a draining peer): reserved user name, its own key, never an account
+    const fleet = auth.username === FLEET_USER;
     const user =
-      auth.method === "PLAIN" || auth.method === "LOGIN"
-        ? authenticate(cur.accounts, auth.username ?? "", auth.password ?? "", d.credentials)
-        : undefined;
+      auth.method !== "PLAIN" && auth.method !== "LOGIN"
+        ? undefined
+        : fleet
+          ? isFleetPassword(fleetKey(cur.loaded), auth.password ?? "")
+            ? FLEET_USER
+            : undefined
+          : authenticate(cur.accounts, auth.username ?? "", auth.password ?? "", d.credentials);
     if (!user) {
       s.authOutcome = "failed";
       this.d.metrics.authFailures.inc();
@@ -299,6 +315,7 @@ export class InboundListeners {
     }
     s.authOutcome = "ok";
     s.authUser = user;
+    if (fleet) s.fleet = true;
     cb(null, { user });
   }
 
@@ -367,7 +384,9 @@ export class InboundListeners {
       `\tby ${c.hostname} (Sealpost) with ${proto}${tls} id ${id}` +
       `${rcpts.length === 1 ? `\r\n\tfor <${rcpts[0]}>` : ""};\r\n\t${new Date().toUTCString().replace("GMT", "+0000")}\r\n`;
     const mailFrom = session.envelope.mailFrom;
-    const guard = ContentGuard.over(stream);
+    // handover headers are removed before queueing (they never leave the fleet) and decide below
+    const handover = new HandoverFilter();
+    const guard = ContentGuard.over(stream.pipe(handover));
     const r = await this.d.spool.enqueue(
       {
         id,
@@ -398,6 +417,33 @@ export class InboundListeners {
           "enqueue failed",
         );
       return cb(this.reject(session, "DATA", reply));
+    }
+    const verdict = handoverVerdict({
+      fleetSession: s.fleet === true,
+      key: fleetKey(loaded),
+      found: handover.found,
+      from: r.value.from,
+      to: rcpts,
+      requireTls: r.value.requireTls === true,
+      digest: handover.digest.hex(),
+      now: Date.now(),
+    });
+    if (!verdict.ok) {
+      await this.d.spool.remove(id);
+      this.d.log.warn(
+        { event: "handover-refused", queueId: id, peer: s.peer, reason: verdict.reason },
+        "handover refused",
+      );
+      return cb(this.reject(session, "DATA", { code: 550, text: `5.7.1 ${verdict.reason}` }));
+    }
+    if (verdict.queuedAt !== undefined && verdict.queuedAt < r.value.receivedAt) {
+      // a fleet peer's handover: the maxAge clock (and the DSN's arrival date) keeps the original time
+      r.value.receivedAt = verdict.queuedAt;
+      await this.d.spool.update(r.value);
+      this.d.log.info(
+        { event: "queued-at", queueId: id, receivedAt: new Date(verdict.queuedAt).toISOString() },
+        "handed over by a fleet peer: original queue time kept",
+      );
     }
     s.queued.push(id);
     if (r.value.requireTls) s.requireTls = true;

@@ -8,7 +8,7 @@ import { BlockList } from "node:net";
 import { describe, it } from "node:test";
 import { clusterView, mailRelay, renderRelay } from "../support/operator-fixtures.js";
 
-const view = clusterView({ secrets: { "edge-admin": ["token"] } });
+const view = clusterView({ secrets: { "edge-admin": ["token"], "edge-fleet": ["key"] } });
 const netpol = (spec: Record<string, unknown> = {}): any =>
   renderRelay(mailRelay(spec), view).objects.find((o) => o.kind === "NetworkPolicy");
 
