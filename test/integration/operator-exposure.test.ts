@@ -1,8 +1,9 @@
-// Issue 15.1 against a real apiserver, the operator under its own RBAC: a MailRelay exposed through a
-// LoadBalancer with externalTrafficPolicy Cluster and a private relayFrom (an open relay through
-// kube-proxy's SNAT) gets Accepted=False, reason SnatInRelayFrom, and no objects; the same relay
-// without the explicit Cluster is applied with a Local Service.
-/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-explicit-any -- assertions walk the apiserver's JSON */
+// Issues 15.1 and 15.2 against a real apiserver, the operator under its own RBAC: a MailRelay exposed
+// through a LoadBalancer with externalTrafficPolicy Cluster and a private relayFrom (an open relay
+// through kube-proxy's SNAT) gets Accepted=False, reason SnatInRelayFrom, and no objects; the same
+// relay without the explicit Cluster is applied with a Local Service. With an admin token the operator
+// creates the fleet Secret (the handover's own key) once and compiles the handover with it.
+/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-explicit-any -- assertions walk the apiserver's JSON */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
@@ -90,5 +91,53 @@ describe("issue 15.1: the operator refuses an open relay through SNAT (real apis
       200,
     );
     assert.equal(a.status, "True");
+  });
+
+  it("issue 15.2: creates the fleet Secret once (its own key, not the admin token) and compiles the handover with it", async () => {
+    await admin.apply(
+      {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: "edge-admin", namespace: NS },
+        type: "Opaque",
+        data: { token: Buffer.from("admin-token").toString("base64") },
+      },
+      { fieldManager: "test-user" },
+    );
+    await admin.apply(
+      {
+        ...relay({ type: "LoadBalancer" }),
+        spec: { ...relay({ type: "LoadBalancer" }).spec, admin: { tokenSecretRef: { name: "edge-admin" } } },
+      },
+      { fieldManager: "test-user" },
+    );
+    const config = await waitFor(
+      "handover compiled",
+      async () => {
+        const cm = await admin.find<Obj & { data?: Record<string, string> }>(R.ConfigMap, NS, "edge-config");
+        const c = cm?.data?.["config.json"] ? JSON.parse(cm.data["config.json"]) : undefined;
+        return c?.queue?.handover && c.fleet ? c : undefined;
+      },
+      60_000,
+      200,
+    );
+    assert.equal(config.fleet.keyFile, "secrets/edge-fleet/key");
+    const fleet = await admin.find<Obj & { data?: Record<string, string>; type?: string }>(
+      R.Secret,
+      NS,
+      "edge-fleet",
+    );
+    assert.ok(fleet?.data?.key, "a key");
+    assert.notEqual(Buffer.from(fleet.data.key, "base64").toString(), "admin-token");
+    assert.equal(fleet.type, "Opaque");
+    assert.equal(fleet.metadata.ownerReferences?.[0]?.kind, "MailRelay");
+    const rv = fleet.metadata.resourceVersion;
+    await admin.mergePatch(R.MailRelay, NS, "edge", { spec: { replicas: 3 } });
+    await waitFor("reconciled again", async () => {
+      const sts = await admin.find<Obj>(R.StatefulSet, NS, "edge");
+      return sts?.spec?.replicas === 3 ? true : undefined;
+    });
+    const again = await admin.find<Obj>(R.Secret, NS, "edge-fleet");
+    assert.equal(again?.metadata.resourceVersion, rv, "never rewritten");
   });
 });
