@@ -21,6 +21,7 @@ import type { Route } from "./outbound/route.js";
 import { DEFAULT_TIMEOUTS, type Material, type Timeouts } from "./outbound/transport-options.js";
 import { handleQueueRequest, PolicyFiguresBook } from "./queue/admin-api.js";
 import { Drain, type DrainStatus } from "./queue/drain.js";
+import { fleetKeyOf } from "./queue/handover.js";
 import { Scheduler } from "./queue/scheduler.js";
 import { newQueueId, Spool, type Envelope } from "./queue/spool.js";
 import { fail, type Failure } from "./result.js";
@@ -353,13 +354,6 @@ export class Relay {
     this.scheduler.add(env);
   }
 
-  /** The fleet's key (config fleet.keyFile) as last loaded: the handover's credential and MAC. */
-  private fleetKey(): Promise<string | undefined> {
-    const l = this.state.loaded;
-    const b = l.config.fleet ? l.files.get(l.config.fleet.keyFile) : undefined;
-    return Promise.resolve(b ? secretText(b) || undefined : undefined);
-  }
-
   /**
    * Scale-down drain (relay/queue/drain.ts): stops accepting, then hands the queue over to
    * queue.handover or delivers it normally, until empty or `deadlineMs` passes. Idempotent.
@@ -375,7 +369,7 @@ export class Relay {
       },
       handover: () => this.state.loaded.config.queue.handover,
       ehloName: () => this.state.loaded.config.hostname,
-      key: () => this.fleetKey(),
+      key: () => Promise.resolve(fleetKeyOf(this.state.loaded)),
       fleetCertificate: () => this.state.loaded.files.get(this.state.loaded.config.tls.certFile),
       graceMs: this.o.graceMs ?? 20_000,
     });

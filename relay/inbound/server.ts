@@ -12,11 +12,17 @@ import {
 } from "smtp-server";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
-import { secretText, type LoadedConfig } from "../config/load.js";
+import type { LoadedConfig } from "../config/load.js";
 import { domainOf } from "../domains.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
-import { FLEET_USER, HandoverFilter, handoverVerdict, isFleetPassword } from "../queue/handover.js";
+import {
+  fleetKeyOf as fleetKey,
+  FLEET_USER,
+  HandoverFilter,
+  handoverVerdict,
+  isFleetPassword,
+} from "../queue/handover.js";
 import { newQueueId, type Envelope, type Spool } from "../queue/spool.js";
 import { authenticate, type InboundAccount } from "./auth.js";
 import {
@@ -79,13 +85,6 @@ interface SessionLog {
 }
 
 const KINDS: ListenerKind[] = ["smtp", "smtps", "submission"];
-
-/** The fleet's key (config fleet.keyFile), or undefined: no handover accepted. */
-function fleetKey(l: LoadedConfig): string | undefined {
-  const f = l.config.fleet?.keyFile;
-  const b = f ? l.files.get(f) : undefined;
-  return b ? secretText(b) || undefined : undefined;
-}
 
 function errFor(r: Reply): Error {
   return smtpError(r.code, r.text);

@@ -13,12 +13,20 @@
 //     fleet peer, or with a MAC that does not verify, is refused (HandoverFilter, handoverVerdict).
 import { createHash, createHmac, timingSafeEqual, type Hash } from "node:crypto";
 import { Transform, type TransformCallback } from "node:stream";
+import { secretText, type LoadedConfig } from "../config/load.js";
 
 export const HANDOVER_HEADER = "X-Sealpost-Handover";
 /** The previous, admin-token-signed header: no longer honoured, removed and refused like a forgery. */
 export const LEGACY_QUEUED_AT_HEADER = "X-Sealpost-Queued-At";
 /** The SMTP AUTH user name of a fleet peer (reserved: an inbound RelayCredential cannot use it). */
 export const FLEET_USER = "sealpost-fleet";
+
+/** The fleet's key (config fleet.keyFile) as last loaded, or undefined: no handover sent or accepted. */
+export function fleetKeyOf(l: LoadedConfig): string | undefined {
+  const f = l.config.fleet?.keyFile;
+  const b = f ? l.files.get(f) : undefined;
+  return b ? secretText(b) || undefined : undefined;
+}
 
 const sub = (key: string, purpose: string): Buffer => createHmac("sha256", key).update(purpose).digest();
 
