@@ -9,10 +9,9 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { parseAllDocuments } from "yaml";
 import { MailRelay } from "../../api/v1alpha1/index.js";
-import { ClusterState } from "../../operator/state.js";
 import { snatExposure } from "../../operator/render/service.js";
 import { repoRoot } from "../support/toolchain.js";
-import { clusterView, mailRelay, renderRelay } from "../support/operator-fixtures.js";
+import { clusterView, fakeReconcilerDeps, mailRelay, renderRelay } from "../support/operator-fixtures.js";
 
 const service = (spec: Record<string, unknown>): any =>
   renderRelay(mailRelay(spec), clusterView()).objects.find((o) => o.kind === "Service");
@@ -136,39 +135,11 @@ describe("issue 15.1: the MailRelay reconciler refuses an open relay through SNA
         inbound: { relayFrom: ["10.0.0.0/8"] },
       },
     };
-    const inf = (items: any[]) => ({
-      list: (ns?: string) => items.filter((o) => ns === undefined || o.metadata.namespace === ns),
-      get: (ns: string, name: string) =>
-        items.find((o) => o.metadata.namespace === ns && o.metadata.name === name),
-    });
-    const caches = {
-      relays: inf([raw]),
-      policies: inf([]),
-      credentials: inf([]),
-      secrets: inf([]),
-      configMaps: inf([]),
-      pods: inf([]),
-      queueVolumes: inf([]),
-      statefulSets: inf([]),
-      certificates: inf([]),
-    };
-    const applied: any[] = [];
-    const events: any[] = [];
-    const deps = {
-      client: { apply: (o: any) => Promise.resolve((applied.push(o), o)) },
-      state: new ClusterState(caches as any),
-      settings: { image: "img", operatorNamespace: "op", operatorPodLabels: { app: "op" } },
-      events: { record: (_o: unknown, e: unknown) => Promise.resolve(void events.push(e)) },
-      log: { debug() {}, info() {}, warn() {} },
-      probe: () => Promise.resolve(undefined),
-      enforcePollMs: 10_000,
-      figuresPollMs: 30_000,
-      now: () => new Date(0),
-    } as unknown as Parameters<typeof reconcileMailRelay>[0];
+    const { deps, applied } = fakeReconcilerDeps([raw]);
     await reconcileMailRelay(deps, "mail/edge");
     const objects = applied.filter((o) => !("status" in o)).map((o) => o.kind);
     assert.deepEqual(objects, [], "no Service, StatefulSet or config applied");
-    const conditions = applied.find((o) => "status" in o)?.status.conditions as any[];
+    const conditions = (applied.find((o) => "status" in o) as any)?.status.conditions as any[];
     const accepted = conditions.find((c) => c.type === "Accepted");
     assert.equal(accepted.status, "False");
     assert.equal(accepted.reason, "SnatInRelayFrom");
