@@ -202,8 +202,14 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     try {
       await applyIfNeeded(deps, renderServerCertificate(owner, relay.spec.hostname, issuerRef));
     } catch (e) {
-      if (!(e instanceof ApiError) || e.code !== 404) throw e;
-      certProblem = "cert-manager's Certificate API is not installed";
+      if (!(e instanceof ApiError) || (e.code !== 404 && e.code !== 403)) throw e;
+      // 403: RBAC or the chart's admission policy refused it (e.g. a ClusterIssuer not listed in
+      // admissionPolicy.allowedClusterIssuers): say so on the relay instead of retrying silently
+      const body = e.body as { message?: string } | undefined;
+      certProblem =
+        e.code === 404
+          ? "cert-manager's Certificate API is not installed"
+          : `the server Certificate was refused: ${body?.message ?? e.message}`;
     }
   }
   // one Event per configuration revision (not one per policy that changed it)

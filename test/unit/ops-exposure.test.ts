@@ -2,7 +2,7 @@
 // externalTrafficPolicy Cluster gives Internet clients a node address (SNAT), usually inside a
 // private relayFrom range. Exposed Services default to Local, and the operator refuses a relayFrom
 // that overlaps the cluster's networks under Cluster on a listener without PROXY protocol. Pure.
-/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-assignment -- assertions walk rendered manifests */
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call -- assertions walk rendered manifests */
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -146,5 +146,37 @@ describe("issue 15.1: the MailRelay reconciler refuses an open relay through SNA
     assert.match(accepted.message, /spec\.inbound\.relayFrom 10\.0\.0\.0\/8/);
     assert.match(accepted.message, /externalTrafficPolicy to Local/);
     assert.equal(conditions.find((c) => c.type === "Ready").status, "False");
+  });
+});
+
+describe("issue 15.9: a Certificate refused by the admission policy shows on the relay", () => {
+  it("reports Ready=False, reason CertificateNotReady, with the apiserver's message", async () => {
+    const { ApiError } = await import("../../operator/runtime/kube.js");
+    const { reconcileMailRelay } = await import("../../operator/reconcilers/mailrelay.js");
+    const raw: any = {
+      apiVersion: "sealpost.dev/v1alpha1",
+      kind: "MailRelay",
+      metadata: { name: "edge", namespace: "mail", uid: "u1", generation: 1, resourceVersion: "1" },
+      spec: {
+        hostname: "relay.example.com",
+        certificate: { issuerRef: { kind: "ClusterIssuer", name: "x" } },
+      },
+    };
+    const { deps, applied } = fakeReconcilerDeps([raw]);
+    const apply = deps.client.apply.bind(deps.client);
+    (deps.client as any).apply = (o: any) =>
+      o.kind === "Certificate"
+        ? Promise.reject(
+            new ApiError(403, "PATCH", "/certificates/edge-tls", {
+              message: "ValidatingAdmissionPolicy 'sealpost-operator-writes' denied request: ClusterIssuer",
+            }),
+          )
+        : apply(o);
+    await reconcileMailRelay(deps, "mail/edge");
+    const ready = (applied.find((o) => "status" in o) as any).status.conditions.find(
+      (c: any) => c.type === "Ready",
+    );
+    assert.equal(ready.reason, "CertificateNotReady");
+    assert.match(ready.message, /refused: ValidatingAdmissionPolicy/);
   });
 });
