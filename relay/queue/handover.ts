@@ -132,14 +132,16 @@ export class HandoverFilter extends Transform {
     this.head.push(chunk);
     this.headLen += chunk.length;
     const all = Buffer.concat(this.head);
-    const end = all.indexOf("\r\n\r\n");
-    if (end < 0 && all.length < MAX_SCAN && !all.subarray(0, 2).equals(Buffer.from("\r\n"))) {
+    // a message starting with an empty line has no header section at all
+    const noHeaders = all.length >= 2 && all[0] === 0x0d && all[1] === 0x0a;
+    const end = noHeaders ? 0 : all.indexOf("\r\n\r\n");
+    if (end < 0 && all.length < MAX_SCAN) {
       this.head = [all];
       return cb();
     }
     this.scanning = false;
     this.head = [];
-    cb(null, this.pass(this.strip(all, end < 0 ? all.length : end + 2)));
+    cb(null, this.pass(this.strip(all, end < 0 ? all.length : noHeaders ? 0 : end + 2)));
   }
 
   override _flush(cb: TransformCallback): void {
