@@ -4,7 +4,7 @@
 import type { Logger } from "pino";
 import { policyReferences } from "./compile/relay-config.js";
 import { policyEventKeys, relayEventKeys, type EventKeys } from "./mapping.js";
-import { RELAY_LABEL } from "./render/meta.js";
+import { names, RELAY_LABEL } from "./render/meta.js";
 import type { RelaySettings } from "./render/input.js";
 import { AppliedObjects } from "./runtime/applied.js";
 import { Controller } from "./runtime/controller.js";
@@ -214,6 +214,7 @@ export class Operator {
         this.controllers.relays.enqueue(key(r));
       if (kind === "secrets") {
         if (spec.certificate?.secretRef?.name === name) this.controllers.relays.enqueue(key(r));
+        if (names.fleetSecret(r.metadata.name) === name) this.controllers.relays.enqueue(key(r));
         for (const ref of spec.inbound?.credentialRefs ?? []) {
           const c = creds.get(ref.name);
           if (c?.spec.passwordSecretRef?.name === name) this.controllers.relays.enqueue(key(r));

@@ -25,8 +25,10 @@ export const operatorClusterRules: PolicyRule[] = [
     resources: ["mailrelays/status", "maildomainpolicies/status", "relaycredentials/status"],
     verbs: ["get", "patch", "update"],
   },
-  // presence of referenced keys only; values are dropped from the operator's cache as they arrive
-  { apiGroups: [""], resources: ["secrets"], verbs: READ },
+  // presence of referenced keys only; values are dropped from the operator's cache as they arrive.
+  // create: only the fleet Secret `<relay>-fleet` (never updated; the chart's admission policy holds
+  // the operator to that Secret, type Opaque, owned by a MailRelay)
+  { apiGroups: [""], resources: ["secrets"], verbs: [...READ, "create"] },
   { apiGroups: [""], resources: ["configmaps", "services", "serviceaccounts"], verbs: MANAGE },
   // relay pods: readiness and pod IP for the /status probe
   { apiGroups: [""], resources: ["pods"], verbs: READ },

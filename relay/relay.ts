@@ -1,10 +1,8 @@
 // The relay process, composed: config (load + watch), durable queue and scheduler, outbound
 // deliverer with its connection pool, inbound listeners, admin port. `Relay.start` is what
 // relay/main.ts runs and what the tests start in-process.
-import { readFile } from "node:fs/promises";
 import type { Server } from "node:http";
 import { networkInterfaces } from "node:os";
-import { join } from "node:path";
 import { startAdmin, type AdminStatus } from "./admin.js";
 import { fileOf, loadConfig, secretText, type LoadedConfig } from "./config/load.js";
 import { watchConfig, type ConfigWatcher } from "./config/watch.js";
@@ -25,7 +23,8 @@ import { ConnectionPool } from "./outbound/pool.js";
 import type { Route } from "./outbound/route.js";
 import { DEFAULT_TIMEOUTS, type Material, type Timeouts } from "./outbound/transport-options.js";
 import { handleQueueRequest, PolicyFiguresBook } from "./queue/admin-api.js";
-import { adoptQueuedAt, Drain, type DrainStatus } from "./queue/drain.js";
+import { Drain, type DrainStatus } from "./queue/drain.js";
+import { fleetKeyOf } from "./queue/handover.js";
 import { Scheduler } from "./queue/scheduler.js";
 import { newQueueId, Spool, type Envelope } from "./queue/spool.js";
 import { fail, type Failure } from "./result.js";
@@ -372,34 +371,9 @@ export class Relay {
     };
   }
 
-  /** A message was queued by the inbound listeners: a fleet peer's handover keeps its queue time. */
+  /** A message was queued by the inbound listeners (a fleet peer's queue time is already adopted). */
   private queued(env: Envelope): void {
-    if (this.drainer) return void this.scheduler.add(env);
-    void this.adminToken()
-      .then((key) => adoptQueuedAt(this.spool, env, key))
-      .then(
-        (adopted) => {
-          if (adopted)
-            this.log.info(
-              { event: "queued-at", queueId: env.id, receivedAt: new Date(env.receivedAt).toISOString() },
-              "handed over by a fleet peer: original queue time kept",
-            );
-        },
-        (e: unknown) =>
-          this.log.warn({ event: "queued-at", queueId: env.id, err: String(e) }, "queue time not read"),
-      )
-      .finally(() => this.scheduler.add(env));
-  }
-
-  /** The admin token (the fleet's shared secret), read at each use like the /queue endpoints do. */
-  private async adminToken(): Promise<string | undefined> {
-    const f = this.state.loaded.config.admin.tokenFile;
-    if (!f) return undefined;
-    const t = await readFile(join(this.o.configDir, f), "utf8").then(
-      (x) => x.trim(),
-      () => "",
-    );
-    return t || undefined;
+    this.scheduler.add(env);
   }
 
   /**
@@ -417,7 +391,8 @@ export class Relay {
       },
       handover: () => this.state.loaded.config.queue.handover,
       ehloName: () => this.state.loaded.config.hostname,
-      key: () => this.adminToken(),
+      key: () => Promise.resolve(fleetKeyOf(this.state.loaded)),
+      fleetCertificate: () => this.state.loaded.files.get(this.state.loaded.config.tls.certFile),
       graceMs: this.o.graceMs ?? 20_000,
     });
     return this.drainer.run(o.deadlineMs ?? 10 * 60_000);

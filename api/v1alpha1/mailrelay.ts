@@ -24,6 +24,24 @@ import {
 import { InboundRequirement } from "./maildomainpolicy.js";
 
 /**
+ * Address ranges that are never the Internet: private (RFC 1918, RFC 4193), shared (RFC 6598),
+ * link-local (incl. the cloud metadata address 169.254.169.254) and loopback. The default of
+ * spec.service.clusterNetworks (where SNAT'd clients appear to come from) and of
+ * spec.networkPolicy.egressExcept (what Internet-bound egress may not reach).
+ */
+export const CLUSTER_NETWORKS = [
+  "10.0.0.0/8",
+  "172.16.0.0/12",
+  "192.168.0.0/16",
+  "100.64.0.0/10",
+  "169.254.0.0/16",
+  "127.0.0.0/8",
+  "fc00::/7",
+  "fe80::/10",
+  "::1/128",
+] as const;
+
+/**
  * A CEL comparison of duration fields that only runs when each field is well-formed: a malformed one
  * is already reported by its pattern, and a second error about a "type conversion" would only confuse.
  */
@@ -292,8 +310,16 @@ export const MailRelaySpec = z
           .enum(["Cluster", "Local"])
           .optional()
           .describe(
-            "For LoadBalancer and NodePort: Local keeps the client's source address (no SNAT; only nodes with a relay pod get traffic). Absent: the cluster default (Cluster).",
+            "For LoadBalancer and NodePort: Local keeps the client's source address (no SNAT; only nodes with a relay pod get traffic). Absent: Local. Cluster lets kube-proxy rewrite an Internet client's address to a node address inside clusterNetworks; the operator then refuses (Accepted=False, reason SnatInRelayFrom) a relayFrom that overlaps clusterNetworks on a listener without PROXY protocol, since anyone could relay.",
           ),
+        clusterNetworks: z
+          .array(cidr("An address range of your nodes or pods, e.g. 10.0.0.0/8."))
+          .max(64)
+          .default([...CLUSTER_NETWORKS])
+          .describe(
+            "The node and pod address ranges of the cluster: the source addresses kube-proxy gives external clients of a LoadBalancer or NodePort Service under externalTrafficPolicy Cluster. Only checked against inbound.relayFrom in that case. Default: every private, shared (100.64.0.0/10), link-local and loopback range; add your nodes' public addresses if they have any. Narrowing it below your real node and pod ranges makes the relay an open relay.",
+          )
+          .meta({ "x-kubernetes-list-type": "set" }),
         loadBalancerSourceRanges: z
           .array(cidr("A CIDR range allowed to connect, e.g. 203.0.113.0/24."))
           .max(64)
@@ -303,6 +329,52 @@ export const MailRelaySpec = z
       })
       .prefault({})
       .describe("The Service in front of the relay pods."),
+    networkPolicy: z
+      .object({
+        metricsFrom: z
+          .array(
+            z
+              .object({
+                namespaceSelector: labelSelector(
+                  "Namespaces the scraper runs in (kubernetes.io/metadata.name names one). Absent: the relay's namespace.",
+                ).optional(),
+                podSelector: labelSelector(
+                  "The scraper's pods. Absent: every pod of those namespaces.",
+                ).optional(),
+              })
+              .describe("Pods allowed to reach the admin port (8080: /metrics, /status, /healthz)."),
+          )
+          .max(8)
+          .default([
+            {
+              namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } },
+              podSelector: { matchLabels: { "app.kubernetes.io/name": "prometheus" } },
+            },
+          ])
+          .describe(
+            "Who may scrape the relay's admin port besides the operator. Default: pods labelled app.kubernetes.io/name=prometheus in namespace monitoring; [] allows only the operator (the chart's relay alerts then never fire). Every pod matched can read /metrics and /status.",
+          ),
+        egressExcept: z
+          .array(cidr("A range Internet-bound traffic may not reach, e.g. 10.0.0.0/8."))
+          .max(64)
+          .default([...CLUSTER_NETWORKS])
+          .describe(
+            "Destinations left out of Internet-bound egress (SMTP 25/465/587, next-hop ports, HTTPS 443 for MTA-STS and TLS-RPT), so that DNS naming an internal address cannot make the relay reach the cluster's inside. Default: every private, shared, link-local (incl. 169.254.169.254, the cloud metadata service) and loopback range. The internal next hop, the fleet's own pods and internalEgress stay reachable. [] removes the restriction.",
+          )
+          .meta({ "x-kubernetes-list-type": "set" }),
+        internalEgress: z
+          .array(cidr("An internal destination, e.g. 10.20.0.25/32."))
+          .max(64)
+          .default([])
+          .describe(
+            "Internal destinations (inside egressExcept) the relay may reach on its SMTP and next-hop ports: the internal next hop when it is not a Service of this cluster (a Service name or IP address is allowed automatically), or a partner's nextHop over a private link. Each range opened here is reachable by whatever DNS answers.",
+          )
+          .meta({ "x-kubernetes-list-type": "set" }),
+      })
+      .prefault({})
+      .describe(
+        "The NetworkPolicy the operator renders for the relay pods: mail ports in from anywhere, the admin port from the operator and metricsFrom; out DNS (UDP and TCP 53), and SMTP and HTTPS to the Internet except egressExcept.",
+      ),
     admin: z
       .object({
         tokenSecretRef: z

@@ -26,7 +26,7 @@ import { checkReferences } from "../../relay/config/load.js";
 import { canonicalPattern } from "../../relay/domains.js";
 import type { MailDomainPolicy, MailRelay, RelayCredential } from "../api.js";
 import type { ProjectedSource } from "../render/input.js";
-import { ADMIN_PORT, names, QUEUE_DIR } from "../render/meta.js";
+import { ADMIN_PORT, FLEET_SECRET_KEY, names, QUEUE_DIR } from "../render/meta.js";
 import { durationSeconds, MailDomainPolicy as MailDomainPolicySchema, quantityBytes } from "../api.js";
 
 export type ProblemReason = "DomainConflict" | "MissingReference" | "InvalidReference" | "InvalidSpec";
@@ -567,10 +567,16 @@ export function compileRelayConfig(
   const adminToken = tokenRef ? secretPath(tokenRef.name, tokenRef.key) : undefined;
   if (tokenRef && adminToken) mapIn(secretItems, tokenRef.name).set(tokenRef.key, adminToken);
   // scale-down drain (relay/queue/drain.ts): a pod that goes hands its queue over to the fleet's
-  // Service on 25; needs the shared admin token (it signs the original queue time) and a direct
-  // (non-PROXY) smtp listener
+  // Service on 25, authenticated with the fleet's own key (relay/queue/handover.ts: the Secret
+  // `<relay>-fleet` the operator creates); needs the admin token (the preStop hook calls the local
+  // /queue/drain) and a direct (non-PROXY) smtp listener
+  const fleetSecret = names.fleetSecret(relay.metadata.name ?? "");
+  const fleetKey = view.secrets.get(fleetSecret)?.keys.has(FLEET_SECRET_KEY)
+    ? secretPath(fleetSecret, FLEET_SECRET_KEY)
+    : undefined;
+  if (fleetKey) mapIn(secretItems, fleetSecret).set(FLEET_SECRET_KEY, fleetKey);
   const handover =
-    adminToken && l.smtp.enabled && !l.smtp.proxyProtocol?.enabled
+    adminToken && fleetKey && l.smtp.enabled && !l.smtp.proxyProtocol?.enabled
       ? { host: `${names.service(relay.metadata.name ?? "")}.${ns}.svc`, port: l.smtp.port }
       : undefined;
   const input = {
@@ -590,6 +596,7 @@ export function compileRelayConfig(
     },
     admin: { port: ADMIN_PORT, host: "0.0.0.0", ...(adminToken ? { tokenFile: adminToken } : {}) },
     tls: { certFile: "tls/tls.crt", keyFile: "tls/tls.key" },
+    ...(fleetKey ? { fleet: { keyFile: fleetKey } } : {}),
     inbound: {
       require: inbound.require,
       relayFrom: [...(inbound.relayFrom ?? [])],

@@ -2,10 +2,13 @@
 // relay needs, server-side apply them under the field manager "sealpost" (owner references make the
 // garbage collector remove them with the relay), then report status. Level-triggered: it reads
 // everything from the informer caches each time and holds nothing between runs.
+import { randomBytes } from "node:crypto";
 import { MailRelay as MailRelaySchema, type MailRelay } from "../api.js";
 import { keyOf, type CompileResult } from "../compile/relay-config.js";
 import { certificateState, renderServerCertificate } from "../render/certificate.js";
 import { renderRelayObjects } from "../render/index.js";
+import { renderFleetSecret } from "../render/secret.js";
+import { snatExposure } from "../render/service.js";
 import type { RelayRenderInput } from "../render/input.js";
 import { CONFIG_HASH_ANNOTATION, names, type Owner } from "../render/meta.js";
 import type { ReconcileResult } from "../runtime/controller.js";
@@ -74,6 +77,15 @@ export function renderInput(
     restartHash: compiled.restartHash,
     sources: compiled.sources,
     egressPorts: compiled.egressPorts,
+    networkPolicy: {
+      metricsFrom: relay.spec.networkPolicy.metricsFrom,
+      egressExcept: [...relay.spec.networkPolicy.egressExcept],
+      internalEgress: [...relay.spec.networkPolicy.internalEgress],
+    },
+    ...(compiled.config.inbound.internalNextHop
+      ? { internalNextHop: { ...compiled.config.inbound.internalNextHop } }
+      : {}),
+    ...(compiled.config.queue.handover ? { handoverPort: compiled.config.queue.handover.port } : {}),
     settings: deps.settings,
   };
 }
@@ -137,6 +149,22 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   }
   const relay = parsed.data;
   const owner = ownerOf(raw);
+  // an open relay through kube-proxy's SNAT: refused before anything is applied
+  const unsafe = snatExposure(relay.spec);
+  if (unsafe) {
+    const c = {
+      status: "False" as const,
+      reason: "SnatInRelayFrom",
+      message: unsafe,
+      observedGeneration: generation,
+    };
+    await writeStatus(deps, raw, { observedGeneration: generation }, [
+      { type: "Ready", ...c },
+      { type: "Accepted", ...c },
+    ]);
+    return;
+  }
+  const fleetCreated = await ensureFleetSecret(deps, relay, owner);
   let compiled: CompileResult;
   try {
     compiled = deps.state.compile(relay);
@@ -174,8 +202,14 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     try {
       await applyIfNeeded(deps, renderServerCertificate(owner, relay.spec.hostname, issuerRef));
     } catch (e) {
-      if (!(e instanceof ApiError) || e.code !== 404) throw e;
-      certProblem = "cert-manager's Certificate API is not installed";
+      if (!(e instanceof ApiError) || (e.code !== 404 && e.code !== 403)) throw e;
+      // 403: RBAC or the chart's admission policy refused it (e.g. a ClusterIssuer not listed in
+      // admissionPolicy.allowedClusterIssuers): say so on the relay instead of retrying silently
+      const body = e.body as { message?: string } | undefined;
+      certProblem =
+        e.code === 404
+          ? "cert-manager's Certificate API is not installed"
+          : `the server Certificate was refused: ${body?.message ?? e.message}`;
     }
   }
   // one Event per configuration revision (not one per policy that changed it)
@@ -357,4 +391,24 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     "relay reconciled",
   );
   if (enforced.status === "False") return { requeueAfterMs: deps.enforcePollMs };
+  if (fleetCreated) return { requeueAfterMs: 1000 }; // compile the handover in once the cache has it
+}
+
+/**
+ * The fleet Secret (render/secret.ts) for a relay whose pods hand their queue over (admin token set,
+ * direct smtp listener): created once with a random key when the cache does not have it; an existing
+ * one is never rewritten. Returns whether it created it.
+ */
+async function ensureFleetSecret(deps: ReconcilerDeps, relay: MailRelay, owner: Owner): Promise<boolean> {
+  const smtp = relay.spec.listeners.smtp;
+  if (!relay.spec.admin?.tokenSecretRef || !smtp.enabled || smtp.proxyProtocol?.enabled) return false;
+  if (deps.state.caches.secrets.get(owner.namespace, names.fleetSecret(owner.name))) return false;
+  try {
+    await deps.client.create(renderFleetSecret(owner, randomBytes(32).toString("base64url")));
+  } catch (e) {
+    if (e instanceof ApiError && e.code === 409) return false; // the cache was behind
+    throw e;
+  }
+  deps.log.info({ relay: `${owner.namespace}/${owner.name}` }, "fleet Secret created");
+  return true;
 }

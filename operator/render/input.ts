@@ -2,6 +2,11 @@
 // operator's own settings and the compiled configuration. Built by the MailRelay reconciler.
 import type { Owner } from "./meta.js";
 
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: { key: string; operator: string; values?: string[] }[];
+}
+
 /** One source of the projected config volume: a Secret's or ConfigMap's keys at paths in /etc/sealpost. */
 export interface ProjectedSource {
   kind: "secret" | "configMap";
@@ -53,5 +58,15 @@ export interface RelayRenderInput {
   sources: ProjectedSource[];
   /** TCP ports the relay connects out to (25, 465, 587 and explicit next hops). */
   egressPorts: number[];
+  /** spec.networkPolicy: who may scrape the admin port, what Internet-bound egress excludes. */
+  networkPolicy: {
+    metricsFrom: { namespaceSelector?: LabelSelector; podSelector?: LabelSelector }[];
+    egressExcept: string[];
+    internalEgress: string[];
+  };
+  /** The compiled internal next hop (mail for local domains), reachable despite egressExcept. */
+  internalNextHop?: { host: string; port: number };
+  /** The smtp port of the fleet's own pods when the drain hands a queue over to them. */
+  handoverPort?: number;
   settings: RelaySettings;
 }

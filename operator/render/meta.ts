@@ -16,6 +16,9 @@ export const CONFIG_DIR = "/etc/sealpost";
 export const QUEUE_DIR = "/var/spool/sealpost";
 export const CONFIG_KEY = "config.json";
 
+/** The key of the fleet Secret (names.fleetSecret) holding the handover key. */
+export const FLEET_SECRET_KEY = "key";
+
 /** The relay's admin HTTP port (/healthz, /readyz, /metrics, /status). */
 export const ADMIN_PORT = 8080;
 
@@ -71,4 +74,6 @@ export const names = {
   serverCertificateSecret: (relay: string) => `${relay}-tls`,
   pdb: (relay: string) => relay,
   networkPolicy: (relay: string) => relay,
+  /** The fleet's own key for the queue handover (created by the operator, never the admin token). */
+  fleetSecret: (relay: string) => `${relay}-fleet`,
 };

@@ -1,13 +1,83 @@
-// NetworkPolicy for relay pods: mail ports in from anywhere, the admin port only from the operator's
-// pods; out only DNS and SMTP (25/465/587 and explicit next-hop ports). Pure.
+// NetworkPolicy for relay pods. Pure.
+// In: the mail ports from anywhere; the admin port from the operator's pods and spec.networkPolicy's
+// metricsFrom (Prometheus). Out: DNS (UDP and TCP 53); SMTP (25/465/587 and next-hop ports) and HTTPS
+// (443: MTA-STS policies, TLS-RPT reports) to the Internet, i.e. every address except egressExcept
+// (private, link-local incl. the metadata service, loopback by default), so a DNS answer naming an
+// internal address does not reach the cluster's inside; and, inside those ranges, only the internal
+// next hop (its Service's namespace, or its IP address), internalEgress, and the fleet's own pods
+// (the drain's handover).
+import { isIP } from "node:net";
 import type { KubeObject } from "../runtime/kube.js";
 import type { RelayRenderInput } from "./input.js";
 import { ADMIN_PORT, names, objectMeta, relayLabels, relaySelector } from "./meta.js";
 
+export const HTTPS_PORT = 443;
+const NAMESPACE_LABEL = "kubernetes.io/metadata.name";
+
+const tcp = (ports: number[]) => ports.map((port) => ({ protocol: "TCP", port }));
+
+/** `0.0.0.0/0` and `::/0` minus the excepted ranges of each family (a NetworkPolicy ipBlock each). */
+function internet(except: string[]): Record<string, unknown>[] {
+  const v6 = (c: string) => c.includes(":");
+  const block = (cidr: string, ex: string[]) => ({ ipBlock: { cidr, ...(ex.length ? { except: ex } : {}) } });
+  // an except must lie inside its cidr and be strictly smaller (a /0 except would be refused)
+  const ok = (c: string) => !c.endsWith("/0");
+  return [
+    block(
+      "0.0.0.0/0",
+      except.filter((c) => !v6(c) && ok(c)),
+    ),
+    block(
+      "::/0",
+      except.filter((c) => v6(c) && ok(c)),
+    ),
+  ];
+}
+
+/**
+ * The namespace of a Service named by `host` (name, name.ns, name.ns.svc[.cluster-domain]), or
+ * undefined for any other DNS name. Pure.
+ */
+export function serviceNamespace(host: string, relayNamespace: string): string | undefined {
+  const labels = host.replace(/\.$/, "").toLowerCase().split(".");
+  if (labels.length === 1) return relayNamespace;
+  if (labels.length === 2 || labels[2] === "svc") return labels[1];
+  return undefined;
+}
+
+const hostCidr = (ip: string) => (isIP(ip) === 6 ? `${ip}/128` : `${ip}/32`);
+
 export function renderNetworkPolicy(input: RelayRenderInput): KubeObject {
   const relay = input.owner.name;
   const s = input.settings;
-  const egressPorts = [...new Set([25, 465, 587, ...input.egressPorts])].sort((a, b) => a - b);
+  const np = input.networkPolicy;
+  const smtpPorts = [...new Set([25, 465, 587, ...input.egressPorts])].sort((a, b) => a - b);
+  const egress: Record<string, unknown>[] = [
+    {
+      ports: [
+        { protocol: "UDP", port: 53 },
+        { protocol: "TCP", port: 53 },
+      ],
+    },
+    { to: internet(np.egressExcept), ports: tcp([...smtpPorts, HTTPS_PORT]) },
+  ];
+  const hop = input.internalNextHop;
+  if (hop) {
+    const ns = isIP(hop.host) ? undefined : serviceNamespace(hop.host, input.owner.namespace);
+    const to = isIP(hop.host)
+      ? [{ ipBlock: { cidr: hostCidr(hop.host) } }]
+      : ns
+        ? [{ namespaceSelector: { matchLabels: { [NAMESPACE_LABEL]: ns } } }]
+        : undefined; // another DNS name: internalEgress names its addresses
+    if (to) egress.push({ to, ports: tcp([hop.port]) });
+  }
+  if (np.internalEgress.length)
+    egress.push({ to: np.internalEgress.map((cidr) => ({ ipBlock: { cidr } })), ports: tcp(smtpPorts) });
+  if (input.handoverPort !== undefined)
+    egress.push({
+      to: [{ podSelector: { matchLabels: relaySelector(relay) } }],
+      ports: tcp([input.handoverPort]),
+    });
   return {
     apiVersion: "networking.k8s.io/v1",
     kind: "NetworkPolicy",
@@ -16,28 +86,24 @@ export function renderNetworkPolicy(input: RelayRenderInput): KubeObject {
       podSelector: { matchLabels: relaySelector(relay) },
       policyTypes: ["Ingress", "Egress"],
       ingress: [
-        {
-          ports: input.listeners.map((l) => ({ protocol: "TCP", port: l.port })),
-        },
+        { ports: tcp(input.listeners.map((l) => l.port)) },
         {
           from: [
             {
-              namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": s.operatorNamespace } },
+              namespaceSelector: { matchLabels: { [NAMESPACE_LABEL]: s.operatorNamespace } },
               podSelector: { matchLabels: s.operatorPodLabels },
             },
+            ...np.metricsFrom.map((p) => ({
+              ...(p.namespaceSelector ? { namespaceSelector: p.namespaceSelector } : {}),
+              // a peer with neither selector is invalid: {} podSelector alone means "every pod of
+              // the relay's namespace", as metricsFrom's description says
+              ...(p.podSelector || !p.namespaceSelector ? { podSelector: p.podSelector ?? {} } : {}),
+            })),
           ],
-          ports: [{ protocol: "TCP", port: ADMIN_PORT }],
+          ports: tcp([ADMIN_PORT]),
         },
       ],
-      egress: [
-        {
-          ports: [
-            { protocol: "UDP", port: 53 },
-            { protocol: "TCP", port: 53 },
-          ],
-        },
-        { ports: egressPorts.map((port) => ({ protocol: "TCP", port })) },
-      ],
+      egress,
     },
   };
 }

@@ -1,20 +1,76 @@
-// The relay Service (25/465/587 → the pods' unprivileged listener ports) and ServiceAccount. Pure.
+// The relay Service (25/465/587 → the pods' unprivileged listener ports) and ServiceAccount, and
+// the one decision about exposing it: what kube-proxy's SNAT does to relayFrom. Pure.
+import { BlockList } from "node:net";
+import type { MailRelaySpec } from "../../api/v1alpha1/mailrelay.js";
+import { parseCidr, type Cidr } from "../../relay/inbound/rules.js";
 import type { KubeObject } from "../runtime/kube.js";
 import type { RelayRenderInput } from "./input.js";
 import { names, objectMeta, relayLabels, relaySelector } from "./meta.js";
 
+type ServiceSpec = Pick<MailRelaySpec["service"], "type" | "externalTrafficPolicy">;
+
+/**
+ * The externalTrafficPolicy rendered: an exposed Service (LoadBalancer, NodePort) defaults to Local,
+ * so the relay sees the client's own address; under Cluster kube-proxy may rewrite it to a node's.
+ * Undefined for ClusterIP (the field is not valid there).
+ */
+export function externalTrafficPolicyOf(s: ServiceSpec): "Cluster" | "Local" | undefined {
+  return s.type === "ClusterIP" ? undefined : (s.externalTrafficPolicy ?? "Local");
+}
+
+/** Whether two CIDR ranges share an address (aligned blocks are nested or disjoint). */
+function overlaps(a: Cidr, b: Cidr): boolean {
+  if (a.family !== b.family) return false;
+  const [wide, narrow] = a.prefix <= b.prefix ? [a, b] : [b, a];
+  const list = new BlockList();
+  list.addSubnet(wide.address, wide.prefix, wide.family);
+  return list.check(narrow.address, narrow.family);
+}
+
+/**
+ * Why the relay must not run as specified, or undefined: an exposed Service under
+ * externalTrafficPolicy Cluster gives external clients a source address from the cluster's networks
+ * (kube-proxy's SNAT), so a relayFrom range overlapping spec.service.clusterNetworks on a listener
+ * without PROXY protocol (which carries the real address) lets anyone on the Internet relay.
+ */
+export function snatExposure(spec: MailRelaySpec): string | undefined {
+  const s = spec.service;
+  if (externalTrafficPolicyOf(s) !== "Cluster") return undefined;
+  const l = spec.listeners;
+  const direct = (["smtp", "smtps", "submission"] as const).filter(
+    (n) => l[n].enabled && !l[n].proxyProtocol?.enabled,
+  );
+  if (!direct.length) return undefined;
+  const parse = (c: string): Cidr[] => {
+    const r = parseCidr(c);
+    return r.ok ? [r.value] : [];
+  };
+  const cluster = s.clusterNetworks.flatMap(parse);
+  const hits = (spec.inbound.relayFrom ?? []).filter((c) =>
+    parse(c).some((r) => cluster.some((n) => overlaps(r, n))),
+  );
+  if (!hits.length) return undefined;
+  return (
+    `spec.inbound.relayFrom ${hits.join(", ")} overlaps spec.service.clusterNetworks: with spec.service.type ` +
+    `${s.type} and spec.service.externalTrafficPolicy Cluster, kube-proxy gives Internet clients a node ` +
+    `address from those ranges, so anyone could relay through listener(s) ${direct.join(", ")}. ` +
+    `Fix: set spec.service.externalTrafficPolicy to Local (or remove it: Local is the default), or enable ` +
+    `proxyProtocol on every enabled listener, or list in relayFrom only addresses outside the cluster's ` +
+    `networks. Nothing of this relay is applied until then.`
+  );
+}
+
 export function renderService(input: RelayRenderInput): KubeObject {
   const relay = input.owner.name;
+  const etp = externalTrafficPolicyOf(input.service);
   return {
     apiVersion: "v1",
     kind: "Service",
     metadata: objectMeta(input.owner, names.service(relay), relayLabels(relay), input.service.annotations),
     spec: {
       type: input.service.type,
-      // source addresses survive only without SNAT: Local (NodePort/LoadBalancer only)
-      ...(input.service.externalTrafficPolicy && input.service.type !== "ClusterIP"
-        ? { externalTrafficPolicy: input.service.externalTrafficPolicy }
-        : {}),
+      // source addresses survive only without SNAT: Local (NodePort/LoadBalancer only), the default
+      ...(etp ? { externalTrafficPolicy: etp } : {}),
       ...(input.service.loadBalancerSourceRanges?.length && input.service.type === "LoadBalancer"
         ? { loadBalancerSourceRanges: input.service.loadBalancerSourceRanges }
         : {}),

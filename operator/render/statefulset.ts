@@ -24,14 +24,16 @@ export const TERMINATION_GRACE_SECONDS = 120;
  * The preStop hook that drains the pod's queue (relay/queue/drain.ts) before it stops: the relay
  * stops accepting and hands every queued message over to the fleet's Service (the compiled
  * queue.handover); the hook returns when the queue is empty or the drain gives up, and kubelet's
- * grace period bounds it. Only when the config has a handover target (it needs the admin token).
+ * grace period bounds it. Only when the config has a handover target and the fleet key (the hook
+ * calls the local /queue/drain with the admin token).
  */
 export function drainHook(input: RelayRenderInput): Record<string, unknown> | undefined {
   const c = JSON.parse(input.configJson) as {
     admin?: { tokenFile?: string };
+    fleet?: unknown;
     queue?: { handover?: unknown };
   };
-  if (!c.queue?.handover || !c.admin?.tokenFile) return undefined;
+  if (!c.queue?.handover || !c.admin?.tokenFile || !c.fleet) return undefined;
   const entry = input.settings.command?.length
     ? input.settings.command
     : ["node", "/app/dist/bin/sealpost.js"];

@@ -32,6 +32,7 @@ export interface LoadOutcome {
 /** Paths (relative to the config directory) the config references. Pure. */
 export function referencedFiles(c: RelayConfig): string[] {
   const out = new Set<string>([c.tls.certFile, c.tls.keyFile]);
+  if (c.fleet) out.add(c.fleet.keyFile);
   for (const cred of Object.values(c.credentials)) {
     if (cred.type === "password") out.add(cred.passwordFile);
     else {

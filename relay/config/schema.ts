@@ -184,6 +184,11 @@ export const RelayConfig = z.object({
     .default({ port: 8080, host: "0.0.0.0" }),
   /** Server certificate and key (PEM), reloaded when they change. */
   tls: z.object({ certFile: ConfigPath, keyFile: ConfigPath }),
+  /**
+   * The fleet's own key (relay/queue/handover.ts): the queue handover's AUTH credential and MAC.
+   * Absent: no handover is sent or accepted.
+   */
+  fleet: z.object({ keyFile: ConfigPath }).optional(),
   inbound: z.object({
     /** Requirement for every connecting host; a policy's host rule can only make it stricter. */
     require: Requirement.default("none"),

@@ -20,6 +20,7 @@ import { createHash } from "node:crypto";
 import type { RelayConfig } from "../config/schema.js";
 import { secretText } from "../config/load.js";
 import { canonicalAddress, canonicalDomain, canonicalPattern, domainOf, matchesAny } from "../domains.js";
+import { FLEET_USER } from "../queue/handover.js";
 import type { InboundAccount } from "./auth.js";
 import type { InboundDecision, Reply } from "./rules.js";
 
@@ -32,7 +33,24 @@ export interface Grant {
   allowRelay: boolean;
   /** Domain patterns allowed in MAIL FROM. */
   senderDomains: string[];
+  /** Any MAIL FROM: only the fleet's handover, whose MAC binds each envelope as first accepted. */
+  anySender?: boolean;
 }
+
+/**
+ * A draining fleet peer handing its queue over (relay/queue/handover.ts): it relays what the fleet
+ * accepted, with the senders it accepted; every message must carry a handover MAC over its envelope
+ * and body, or the receiver refuses it. Internal (not a partner), so the relay's own senders' mail
+ * is still signed where a policy says so.
+ */
+export const FLEET_GRANT: Grant = {
+  name: FLEET_USER,
+  username: FLEET_USER,
+  partner: false,
+  allowRelay: true,
+  senderDomains: [],
+  anySender: true,
+};
 
 export interface RecipientTable {
   /** Lower-cased addresses. */
@@ -140,7 +158,7 @@ export const REVOKED: Reply = {
 
 /** MAIL FROM of a logged-in client: one of its sender domains (the null sender is fine). */
 export function checkSender(g: Grant, from: string): Reply | undefined {
-  if (!from) return undefined;
+  if (!from || g.anySender) return undefined;
   const domain = domainOf(from);
   if (domain && matchesAny(g.senderDomains, domain)) return undefined;
   return {

@@ -13,9 +13,16 @@ import {
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { LoadedConfig } from "../config/load.js";
-import { canonicalAddress, canonicalDomain, domainOf, domainPart } from "../domains.js";
+import { canonicalAddress, domainOf } from "../domains.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
+import {
+  fleetKeyOf as fleetKey,
+  FLEET_USER,
+  HandoverFilter,
+  handoverVerdict,
+  isFleetPassword,
+} from "../queue/handover.js";
 import { newQueueId, type Envelope, type Spool } from "../queue/spool.js";
 import { authenticate, type InboundAccount } from "./auth.js";
 import {
@@ -25,6 +32,7 @@ import {
   checkSender,
   currentGrant,
   entitledToSign,
+  FLEET_GRANT,
   mayRelay,
   REVOKED,
   type CompiledAuthority,
@@ -84,6 +92,8 @@ interface SessionLog {
   authUser?: string;
   /** accountKey() of the login, to notice a revoked or changed credential after a reload. */
   authKey?: string;
+  /** Authenticated as a fleet peer handing its queue over (relay/queue/handover.ts). */
+  fleet?: boolean;
   requirement?: string;
   policies?: string[];
   queued: string[];
@@ -304,15 +314,21 @@ export class InboundListeners {
       s.authOutcome = "failed";
       return cb(this.reject(session, "AUTH", verdict));
     }
+    // the fleet credential (a draining peer): reserved user name, its own key, never an account
+    const fleet = auth.username === FLEET_USER;
     const user =
-      auth.method === "PLAIN" || auth.method === "LOGIN"
-        ? authenticate(
-            cur.accounts,
-            auth.username ?? "",
-            auth.password ?? "",
-            allowedAccounts(cur.authority, d),
-          )
-        : undefined;
+      auth.method !== "PLAIN" && auth.method !== "LOGIN"
+        ? undefined
+        : fleet
+          ? isFleetPassword(fleetKey(cur.loaded), auth.password ?? "")
+            ? FLEET_USER
+            : undefined
+          : authenticate(
+              cur.accounts,
+              auth.username ?? "",
+              auth.password ?? "",
+              allowedAccounts(cur.authority, d),
+            );
     if (!user) {
       s.authOutcome = "failed";
       this.d.metrics.authFailures.inc();
@@ -325,7 +341,8 @@ export class InboundListeners {
     }
     s.authOutcome = "ok";
     s.authUser = user;
-    const account = cur.accounts.find((a) => a.name === user);
+    if (fleet) s.fleet = true;
+    const account = fleet ? undefined : cur.accounts.find((a) => a.name === user);
     s.authKey = account ? accountKey(account) : undefined;
     cb(null, { user });
   }
@@ -397,6 +414,8 @@ export class InboundListeners {
   ): Grant | undefined | "revoked" {
     const s = this.state(session);
     if (!session.user) return undefined;
+    // a draining peer of the fleet: its key, not an account, vouches for it (relay/queue/handover.ts)
+    if (s.fleet) return FLEET_GRANT;
     const g =
       s.authUser && s.authKey
         ? currentGrant(cur.authority, cur.accounts, d, s.authUser, s.authKey)
@@ -443,7 +462,9 @@ export class InboundListeners {
     const from = mailFrom ? (canonicalAddress(mailFrom.address) ?? mailFrom.address) : "";
     const g = this.grant(session, d, cur);
     const signable = g !== "revoked" && entitledToSign(cur.authority, d, g, from);
-    const guard = ContentGuard.over(stream);
+    // handover headers are removed before queueing (they never leave the fleet) and decide below
+    const handover = new HandoverFilter();
+    const guard = ContentGuard.over(stream.pipe(handover));
     const hops = HopCounter.over(guard, c.inbound.hopLimit);
     const r = await this.d.spool.enqueue(
       {
@@ -477,6 +498,33 @@ export class InboundListeners {
           "enqueue failed",
         );
       return cb(this.reject(session, "DATA", reply));
+    }
+    const verdict = handoverVerdict({
+      fleetSession: s.fleet === true,
+      key: fleetKey(cur.loaded),
+      found: handover.found,
+      from: r.value.from,
+      to: rcpts,
+      requireTls: r.value.requireTls === true,
+      digest: handover.digest.hex(),
+      now: Date.now(),
+    });
+    if (!verdict.ok) {
+      await this.d.spool.remove(id);
+      this.d.log.warn(
+        { event: "handover-refused", queueId: id, peer: s.peer, reason: verdict.reason },
+        "handover refused",
+      );
+      return cb(this.reject(session, "DATA", { code: 550, text: `5.7.1 ${verdict.reason}` }));
+    }
+    if (verdict.queuedAt !== undefined && verdict.queuedAt < r.value.receivedAt) {
+      // a fleet peer's handover: the maxAge clock (and the DSN's arrival date) keeps the original time
+      r.value.receivedAt = verdict.queuedAt;
+      await this.d.spool.update(r.value);
+      this.d.log.info(
+        { event: "queued-at", queueId: id, receivedAt: new Date(verdict.queuedAt).toISOString() },
+        "handed over by a fleet peer: original queue time kept",
+      );
     }
     s.queued.push(id);
     if (r.value.requireTls) s.requireTls = true;

@@ -1,75 +1,20 @@
 // Scale-down drain (POST /queue/drain, or SIGTERM with SEALPOST_DRAIN_ON_STOP=true): the relay stops
 // accepting (listeners closed, readiness false), then empties its queue one of two ways:
-//   - queue.handover { host, port } configured (the fleet's Service): every queued message is handed
-//     over by SMTP to that target, envelope preserved (MAIL FROM, each pending RCPT, REQUIRETLS), with
-//     a signed `X-Sealpost-Queued-At` trace header carrying the original queue time; the message leaves
-//     this spool only after the target's 250. STARTTLS is required on that hop (never in clear); the
-//     target's certificate is not verified (a Service name, inside the cluster).
+//   - queue.handover { host, port } configured (the fleet's Service) and the fleet key present: every
+//     queued message is handed over by SMTP to that target, envelope preserved (MAIL FROM, each
+//     pending RCPT, REQUIRETLS), authenticated as the fleet (relay/queue/handover.ts): STARTTLS
+//     required, the target must present the fleet's own server certificate (the one this pod serves),
+//     AUTH with the fleet credential, and a handover header whose MAC binds the original queue time to
+//     this envelope and message; the message leaves this spool only after the target's 250.
 //   - otherwise the scheduler keeps delivering normally (an immediate retry of everything first) until
 //     the queue is empty or the deadline passes.
-// The receiving relay honours the header (adoptQueuedAt) only when its MAC verifies with the admin
-// token, which the relays of a fleet share (spec.admin.tokenSecretRef): its maxAge clock then runs
-// from the original queue time, and a forged header from outside is ignored.
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { X509Certificate } from "node:crypto";
+import type { TLSSocket } from "node:tls";
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import type { Logger } from "../log.js";
 import { errorMessage } from "../result.js";
+import { FLEET_USER, fleetPassword, handoverHeader, messageDigest } from "./handover.js";
 import type { Envelope, Spool } from "./spool.js";
-
-export const QUEUED_AT_HEADER = "X-Sealpost-Queued-At";
-
-function mac(key: string, iso: string, from: string): string {
-  return createHmac("sha256", key).update(`sealpost-queued-at\n${iso}\n${from}`).digest("base64url");
-}
-
-/** The trace header line (CRLF-terminated) carrying `receivedAt` for a message from `from`. Pure. */
-export function queuedAtHeader(receivedAt: number, from: string, key: string): string {
-  const iso = new Date(receivedAt).toISOString();
-  return `${QUEUED_AT_HEADER}: ${iso}; mac=${mac(key, iso, from)}\r\n`;
-}
-
-/**
- * The original queue time from the first valid `X-Sealpost-Queued-At` in the header section of
- * `head`: its MAC must verify for `from` under `key`, and it may not lie in the future. Pure.
- */
-export function parseQueuedAt(head: Buffer, from: string, key: string, now: number): number | undefined {
-  if (!key) return undefined;
-  const text = head.toString("latin1");
-  const end = text.search(/\r?\n\r?\n/);
-  const headers = end < 0 ? text : text.slice(0, end);
-  const re =
-    /^X-Sealpost-Queued-At:[ \t]*(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,3})?Z); mac=([A-Za-z0-9_-]{43})\r?$/gim;
-  for (const m of headers.matchAll(re)) {
-    const [, iso, got] = m as unknown as [string, string, string];
-    const want = Buffer.from(mac(key, iso, from));
-    const have = Buffer.from(got);
-    if (want.length !== have.length || !timingSafeEqual(want, have)) continue;
-    const t = Date.parse(iso);
-    if (Number.isFinite(t) && t <= now) return t;
-  }
-  return undefined;
-}
-
-/**
- * On the receiving relay, for a message just queued: when it carries a valid queued-at header from
- * a fleet peer, its envelope's receivedAt (the maxAge clock, the DSN's arrival date) becomes that
- * earlier time, persisted. Returns whether it changed the envelope.
- */
-export async function adoptQueuedAt(
-  spool: Spool,
-  env: Envelope,
-  key: string | undefined,
-  now = Date.now(),
-): Promise<boolean> {
-  if (!key) return false;
-  const head = await spool.readMessage(env.id, 16 * 1024);
-  if (!head.includes(QUEUED_AT_HEADER)) return false;
-  const t = parseQueuedAt(head, env.from, key, now);
-  if (t === undefined || t >= env.receivedAt) return false;
-  env.receivedAt = t;
-  await spool.update(env);
-  return true;
-}
 
 /** What the drain needs of the scheduler (relay/queue/scheduler.ts). */
 export interface DrainQueue {
@@ -96,8 +41,10 @@ export interface DrainDeps {
   stopAccepting(): Promise<void>;
   handover(): HandoverTarget | undefined;
   ehloName(): string;
-  /** The fleet's shared secret for the queued-at header (the admin token); undefined: no header. */
+  /** The fleet's key (config fleet.keyFile); undefined: no handover, the queue is delivered instead. */
   key(): Promise<string | undefined>;
+  /** This pod's own server certificate (PEM): the handover target must present the same one. */
+  fleetCertificate(): Buffer | undefined;
   /** Concurrent handover connections. */
   connections?: number;
   /** In-flight deliveries get this long to finish before the handover starts. */
@@ -163,18 +110,19 @@ export class Drain {
     log.info({ event: "drain", ...this.status() }, "drain started: no new mail accepted");
     await this.d.stopAccepting();
     const target = this.d.handover();
-    if (!target) {
+    const key = target ? await this.d.key() : undefined;
+    if (target && !key)
+      log.warn(
+        { event: "drain", target: `${target.host}:${target.port}` },
+        "no fleet key: cannot hand over, delivering the queue instead",
+      );
+    if (!target || !key) {
+      this.s.mode = "deliver";
       queue.retryAll();
       while (queue.depth() > 0 && Date.now() < deadline) await sleep(100);
       return;
     }
     await queue.stop(Math.max(0, Math.min(this.d.graceMs ?? 10_000, deadline - Date.now())));
-    const key = await this.d.key();
-    if (!key)
-      log.warn(
-        { event: "drain", target: `${target.host}:${target.port}` },
-        "no admin token: handing over without the original queue time (the target's maxAge clock restarts)",
-      );
     while (queue.depth() > 0 && Date.now() < deadline) {
       await this.pass(target, key, deadline);
       if (queue.depth() > 0 && Date.now() < deadline)
@@ -183,7 +131,7 @@ export class Drain {
   }
 
   /** One pass over the queue: `connections` workers, each on one SMTP session to the target. */
-  private async pass(target: HandoverTarget, key: string | undefined, deadline: number): Promise<void> {
+  private async pass(target: HandoverTarget, key: string, deadline: number): Promise<void> {
     const todo = this.d.queue.list().filter((e) => !this.d.queue.get(e.id)?.inFlight);
     const workers = Math.max(1, Math.min(this.d.connections ?? 4, todo.length));
     await Promise.all(
@@ -191,7 +139,7 @@ export class Drain {
         let conn: SMTPConnection | undefined;
         try {
           for (let env = todo.shift(); env && Date.now() < deadline; env = todo.shift()) {
-            conn ??= await this.connect(target);
+            conn ??= await this.connect(target, key);
             const ok = await this.handOver(conn, env, key).catch((e: unknown) => {
               this.s.lastError = errorMessage(e);
               this.d.log.warn(
@@ -215,7 +163,34 @@ export class Drain {
     );
   }
 
-  private connect(t: HandoverTarget): Promise<SMTPConnection> {
+  /**
+   * A session to the target, authenticated both ways: TLS (required), the target's certificate must be
+   * the fleet's own (compared before any credential is sent), then AUTH with the fleet credential.
+   */
+  private async connect(t: HandoverTarget, key: string): Promise<SMTPConnection> {
+    const conn = await this.open(t);
+    try {
+      const own = this.d.fleetCertificate();
+      const socket = (conn as unknown as { _socket?: TLSSocket })._socket;
+      const peer = conn.secure && socket?.getPeerCertificate ? socket.getPeerCertificate() : undefined;
+      const ownPrint = own ? new X509Certificate(own).fingerprint256 : undefined;
+      if (!ownPrint || !peer?.fingerprint256 || peer.fingerprint256 !== ownPrint)
+        throw new Error(
+          "handover target does not present the fleet's server certificate: not handing over (and no credential sent)",
+        );
+      await new Promise<void>((resolve, reject) =>
+        conn.login({ user: FLEET_USER, pass: fleetPassword(key) }, (err?: Error | null) =>
+          err ? reject(err) : resolve(),
+        ),
+      );
+      return conn;
+    } catch (e) {
+      conn.close();
+      throw e;
+    }
+  }
+
+  private open(t: HandoverTarget): Promise<SMTPConnection> {
     return new Promise((resolve, reject) => {
       const conn = new SMTPConnection({
         host: t.host,
@@ -223,6 +198,7 @@ export class Drain {
         secure: false,
         requireTLS: true,
         name: this.d.ehloName(),
+        // verified in connect(): the peer must present the fleet's own certificate (a pin, not a CA)
         tls: { rejectUnauthorized: false },
         connectionTimeout: 10_000,
         greetingTimeout: 10_000,
@@ -243,11 +219,21 @@ export class Drain {
    * recipients it accepted are marked delivered (persisted) and the rest stay queued. "broken": the
    * session is unusable (throws for that).
    */
-  private async handOver(conn: SMTPConnection, env: Envelope, key: string | undefined): Promise<boolean> {
+  private async handOver(conn: SMTPConnection, env: Envelope, key: string): Promise<boolean> {
     const pending = env.recipients.filter((r) => r.state === "pending");
     if (!pending.length) return true;
     const message = await this.d.spool.readMessage(env.id);
-    const head = key ? Buffer.from(queuedAtHeader(env.receivedAt, env.from, key), "latin1") : Buffer.alloc(0);
+    const head = Buffer.from(
+      handoverHeader(key, {
+        id: env.id,
+        queuedAt: env.receivedAt,
+        from: env.from,
+        to: pending.map((r) => r.address),
+        requireTls: env.requireTls === true,
+        digest: messageDigest(message),
+      }),
+      "latin1",
+    );
     const info = await new Promise<SMTPConnection.SentMessageInfo>((resolve, reject) => {
       const onEnd = (): void => reject(new Error("connection closed"));
       conn.once("end", onEnd);

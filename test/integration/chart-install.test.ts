@@ -89,6 +89,10 @@ describe("charts/sealpost", () => {
       "metrics.serviceMonitor.enabled=true",
       "--set",
       "image.digest=sha256:" + "a".repeat(64),
+      "--set",
+      "admissionPolicy.allowedClusterIssuers={corp-ca}",
+      "--set",
+      "admissionPolicy.dnsNameSuffixes={example.com}",
     ]);
   });
 
@@ -104,6 +108,8 @@ describe("charts/sealpost", () => {
       "RoleBinding",
       "Service",
       "ServiceAccount",
+      "ValidatingAdmissionPolicy",
+      "ValidatingAdmissionPolicyBinding",
     ]);
     const deploy = find(objs, "Deployment") as unknown as {
       spec: { replicas: number; template: { spec: Record<string, unknown> } };
@@ -122,7 +128,15 @@ describe("charts/sealpost", () => {
     const pod = deploy.spec.template.spec;
     assert.equal((pod.securityContext as { runAsNonRoot: boolean }).runAsNonRoot, true);
     for (const o of objs) {
-      if (!["ClusterRole", "ClusterRoleBinding"].includes(o.kind)) assert.equal(o.metadata.namespace, NS);
+      if (
+        ![
+          "ClusterRole",
+          "ClusterRoleBinding",
+          "ValidatingAdmissionPolicy",
+          "ValidatingAdmissionPolicyBinding",
+        ].includes(o.kind)
+      )
+        assert.equal(o.metadata.namespace, NS);
     }
   });
 
@@ -135,11 +149,14 @@ describe("charts/sealpost", () => {
     assert.deepEqual(crb.subjects, [{ kind: "ServiceAccount", name: "sealpost-operator", namespace: NS }]);
   });
 
-  it("binds the ClusterRole only in the watched namespaces when they are listed", async () => {
+  it("is namespace-scoped when namespaces are listed: Roles there, nothing cluster-wide (issue 15.9)", async () => {
     const objs = await template("watchNamespaces={mail,mail2}");
-    assert.ok(!objs.some((o) => o.kind === "ClusterRoleBinding"));
+    assert.ok(!objs.some((o) => o.kind === "ClusterRoleBinding" || o.kind === "ClusterRole"));
+    const roles = objs.filter((o) => o.kind === "Role" && o.metadata.name === "sealpost-operator");
+    assert.deepEqual(roles.map((o) => o.metadata.namespace).sort(), ["mail", "mail2"]);
+    for (const r of roles) assert.deepEqual(r.rules, plain(operatorClusterRules));
     const bound = objs
-      .filter((o) => o.kind === "RoleBinding" && (o.roleRef as { kind: string }).kind === "ClusterRole")
+      .filter((o) => o.kind === "RoleBinding" && (o.roleRef as { name: string }).name === "sealpost-operator")
       .map((o) => o.metadata.namespace)
       .sort();
     assert.deepEqual(bound, ["mail", "mail2"]);

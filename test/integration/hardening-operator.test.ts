@@ -17,7 +17,9 @@ const REVIEWED_CLUSTER: Record<string, string[]> = {
   "sealpost.dev/mailrelays/status": ["get", "patch", "update"],
   "sealpost.dev/maildomainpolicies/status": ["get", "patch", "update"],
   "sealpost.dev/relaycredentials/status": ["get", "patch", "update"],
-  "core/secrets": ["get", "list", "watch"],
+  // create: only the fleet Secret of the queue handover (issue 15.2), held to it by the chart's
+  // ValidatingAdmissionPolicy (issue 15.9)
+  "core/secrets": ["create", "get", "list", "watch"],
   "core/configmaps": ["create", "get", "list", "patch", "watch"],
   "core/services": ["create", "get", "list", "patch", "watch"],
   "core/serviceaccounts": ["create", "get", "list", "patch", "watch"],
@@ -60,7 +62,7 @@ describe("operator RBAC equals the reviewed list", () => {
       assert.ok(!r.apiGroups.includes("*") && !r.resources.includes("*"), JSON.stringify(r));
       for (const v of FORBIDDEN_VERBS) assert.ok(!r.verbs.includes(v), `${v} in ${JSON.stringify(r)}`);
     }
-    assert.deepEqual(flatten(operatorClusterRules)["core/secrets"], ["get", "list", "watch"]);
+    assert.deepEqual(flatten(operatorClusterRules)["core/secrets"], ["create", "get", "list", "watch"]);
   });
 });
 
@@ -94,6 +96,7 @@ function input(): RelayRenderInput {
       },
     ],
     egressPorts: [25],
+    networkPolicy: { metricsFrom: [], egressExcept: [], internalEgress: [] },
     settings: {
       image: "sealpost:test",
       operatorNamespace: "sealpost-system",

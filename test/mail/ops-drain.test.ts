@@ -1,20 +1,23 @@
 // Scale-down drain (relay/queue/drain.ts): relay A holds 500 messages while its next hop (a sink) is
-// down; relay B, the handover target, shares A's next hop and A's admin token (the fleet's secret).
-// POST /queue/drain on A: A stops accepting (readiness false), hands every message over to B by SMTP
-// with its envelope (MAIL FROM incl. the null sender, every pending RCPT) and a signed
-// X-Sealpost-Queued-At header, and empties its spool only after B's 250s. B keeps the original queue
-// time (its spool envelope's receivedAt, the maxAge clock); a forged header from a client is ignored.
-// Then the sink comes up and every message arrives, each exactly once.
+// down; relay B, the handover target, shares A's next hop, A's server certificate and the fleet key
+// (the operator's `<relay>-fleet` Secret), and has no relayFrom at all (issue 15.2: the handover
+// authenticates as the fleet). POST /queue/drain on A: A stops accepting (readiness false), hands
+// every message over to B by SMTP with its envelope (MAIL FROM incl. the null sender, every pending
+// RCPT) and a MAC'd X-Sealpost-Handover header, and empties its spool only after B's 250s. B keeps
+// the original queue time (its spool envelope's receivedAt, the maxAge clock) and removes the header;
+// a forged header from a client is refused. Then the sink comes up and every message arrives, each
+// exactly once, without the header.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { parseQueuedAt, queuedAtHeader } from "../../relay/queue/drain.js";
+import { handoverHeader, handoverVerdict, messageDigest } from "../../relay/queue/handover.js";
 import { readSpool, type Envelope } from "../../relay/queue/spool.js";
 import { waitFor } from "../support/process.js";
 import { rawSession, relayFixture, type RelayFixture } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
 
 const TOKEN = "fleet-admin-token-0123456789";
+const FLEET_KEY = "fleet-key-0123456789abcdef";
 const N = 500;
 
 let a: RelayFixture;
@@ -41,6 +44,9 @@ async function configure(f: RelayFixture, handover?: { host: string; port: numbe
     {
       relay: "mail/edge",
       admin: { port: f.ports.admin, host: "127.0.0.1", tokenFile: "secrets/admin/token" },
+      fleet: { keyFile: "secrets/fleet/key" },
+      // the target relays for nobody by address: only the fleet credential lets A hand over
+      inbound: { require: "none", relayFrom: handover ? ["127.0.0.1"] : [], localDomains: ["local.test"] },
       policies: [
         {
           name: "mail/partner",
@@ -56,17 +62,21 @@ async function configure(f: RelayFixture, handover?: { host: string; port: numbe
         ...(handover ? { handover } : {}),
       },
     },
-    { files: { "secrets/admin/token": `${TOKEN}\n` } },
+    {
+      files: { "secrets/admin/token": `${TOKEN}\n`, "secrets/fleet/key": `${FLEET_KEY}\n` },
+      // one Certificate for the fleet: the drain hands over only to a relay presenting it
+      ...(f === b ? { cert: a.relayCert } : {}),
+    },
   );
 }
 
 before(async () => {
   sink = await startSink();
   sink.setDown(true);
+  a = await relayFixture("ops-drain-a");
   b = await relayFixture("ops-drain-b");
   await configure(b);
   await b.start();
-  a = await relayFixture("ops-drain-a");
   await configure(a, { host: "127.0.0.1", port: b.ports.smtp });
   await a.start();
 });
@@ -174,21 +184,33 @@ describe("scale-down drain with handover", () => {
     );
   });
 
-  it("B ignores a queued-at header it cannot verify", async () => {
-    const forged = queuedAtHeader(Date.parse("2001-01-01T00:00:00Z"), "x@client.test", "not-the-token");
-    const before = Date.now();
+  it("B removed the handover header from every message it queued", async () => {
+    for (const { data } of await spoolOf(b))
+      assert.doesNotMatch(data.toString("latin1"), /X-Sealpost-(Handover|Queued-At)/i);
+  });
+
+  it("B refuses a handover header from a client that is not the fleet (issue 15.2; was: ignored)", async () => {
+    const body = "Subject: forged\r\nX-Test-Id: forged\r\n\r\nx\r\n";
+    const forged = handoverHeader("not-the-key", {
+      id: "q1",
+      queuedAt: Date.parse("2001-01-01T00:00:00Z"),
+      from: "x@client.test",
+      to: ["forged@local.test"],
+      requireTls: false,
+      digest: messageDigest(Buffer.from(body)),
+    });
     const s = await rawSession(b.ports.smtp);
     await s.cmd("EHLO app.internal");
     await s.cmd("MAIL FROM:<x@client.test>");
-    await s.cmd("RCPT TO:<forged@partner.test>");
+    assert.match(await s.cmd("RCPT TO:<forged@partner.test>"), /^550 /, "no relayFrom on B");
+    assert.match(await s.cmd("RCPT TO:<forged@local.test>"), /^250 /);
     await s.cmd("DATA");
-    assert.match(await s.data(`${forged}Subject: forged\r\nX-Test-Id: forged\r\n\r\nx\r\n`), /^250 /);
+    assert.match(await s.data(`${forged}${body}`), /^550 5\.7\.1 /);
     s.close();
-    const m = await waitFor("forged message in B's spool", async () =>
+    assert.equal(
       (await spoolOf(b)).find((x) => testId(x.data) === "forged"),
+      undefined,
     );
-    assert.ok(m.env.receivedAt >= before, "not backdated");
-    sent.set("forged", { from: "x@client.test", to: ["forged@partner.test"] });
   });
 
   it("after the sink comes up, every message arrives exactly once", async () => {
@@ -212,6 +234,7 @@ describe("scale-down drain with handover", () => {
     const byId = new Map<string, number>();
     for (const m of sink.messages) {
       const id = testId(m.data)!;
+      assert.doesNotMatch(m.data.toString("latin1"), /X-Sealpost-Handover/i, `${id}: header left the fleet`);
       byId.set(id, (byId.get(id) ?? 0) + 1);
       const orig = sent.get(id)!;
       assert.equal(m.from, orig.from, `${id}: MAIL FROM at the sink`);
@@ -224,17 +247,38 @@ describe("scale-down drain with handover", () => {
   });
 });
 
-describe("queued-at header", () => {
-  it("verifies the MAC, the sender and the time", () => {
-    const t = Date.parse("2030-05-06T07:08:09.123Z");
-    const h = Buffer.from(
-      `Received: from x\r\n\tby y; now\r\n${queuedAtHeader(t, "a@b.test", "k")}Subject: s\r\n\r\n`,
-    );
-    assert.equal(parseQueuedAt(h, "a@b.test", "k", t + 1), t);
-    assert.equal(parseQueuedAt(h, "other@b.test", "k", t + 1), undefined, "another sender");
-    assert.equal(parseQueuedAt(h, "a@b.test", "k2", t + 1), undefined, "another key");
-    assert.equal(parseQueuedAt(h, "a@b.test", "k", t - 1), undefined, "in the future");
-    const body = Buffer.from(`Subject: s\r\n\r\n${queuedAtHeader(t, "a@b.test", "k")}`);
-    assert.equal(parseQueuedAt(body, "a@b.test", "k", t + 1), undefined, "only in the header section");
+describe("handover header (relay/queue/handover.ts)", () => {
+  const body = Buffer.from("Subject: s\r\n\r\nbody\r\n");
+  const t = Date.parse("2030-05-06T07:08:09.123Z");
+  const env = { id: "q1", queuedAt: t, from: "a@b.test", to: ["x@p.test"], requireTls: false };
+  const found = (k = "k", e = env, digest = messageDigest(body)) => {
+    const line = handoverHeader(k, { ...e, digest }).replace(/\r\n$/, "");
+    return [{ name: "X-Sealpost-Handover", value: line.slice(line.indexOf(":") + 1).trim() }];
+  };
+  const verdict = (o: Partial<Parameters<typeof handoverVerdict>[0]>) =>
+    handoverVerdict({
+      fleetSession: true,
+      key: "k",
+      found: found(),
+      from: env.from,
+      to: env.to,
+      requireTls: false,
+      digest: messageDigest(body),
+      now: t + 1,
+      ...o,
+    });
+
+  it("verifies for its envelope, message and key only", () => {
+    assert.deepEqual(verdict({}), { ok: true, queuedAt: t });
+    assert.equal(verdict({ from: "other@b.test" }).ok, false, "another sender");
+    assert.equal(verdict({ to: ["y@p.test"] }).ok, false, "another recipient");
+    assert.equal(verdict({ to: ["x@p.test", "y@p.test"] }).ok, false, "a recipient added");
+    assert.equal(verdict({ requireTls: true }).ok, false, "REQUIRETLS flipped");
+    assert.equal(verdict({ digest: messageDigest(Buffer.from("other")) }).ok, false, "another body");
+    assert.equal(verdict({ key: "k2" }).ok, false, "another key");
+    assert.equal(verdict({ now: t - 1 }).ok, false, "in the future");
+    assert.equal(verdict({ fleetSession: false }).ok, false, "not from the fleet");
+    assert.equal(verdict({ found: [] }).ok, false, "a fleet session without the header");
+    assert.deepEqual(verdict({ fleetSession: false, found: [] }), { ok: true }, "ordinary mail");
   });
 });

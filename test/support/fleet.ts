@@ -163,6 +163,8 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
         hostname: `edge-${ordinal}.relay.test`,
         generation: pod.generation,
         admin: { port: pod.ports.admin, host: "127.0.0.1", tokenFile: "secrets/admin/token" },
+        // the handover's own credential (the operator's `<relay>-fleet` Secret)
+        fleet: { keyFile: "secrets/fleet/key" },
         ...patch,
         queue: { ...base.queue, ...patch.queue, handover: { host: front.host, port: front.port } },
       };
@@ -171,6 +173,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
         "tls/tls.crt": await readFile(relayCert.certFile),
         "tls/tls.key": await readFile(relayCert.keyFile),
         "secrets/admin/token": `${token}\n`,
+        "secrets/fleet/key": `fleet-${token}\n`,
       });
     },
     async start(ordinal) {
@@ -232,7 +235,11 @@ async function runPreStop(
 ): Promise<{ exit: number | string; output: string }> {
   const entry = ["sealpost-entry"];
   const rendered = drainHook({
-    configJson: JSON.stringify({ admin: { tokenFile: "secrets/admin/token" }, queue: { handover: {} } }),
+    configJson: JSON.stringify({
+      admin: { tokenFile: "secrets/admin/token" },
+      fleet: { keyFile: "secrets/fleet/key" },
+      queue: { handover: {} },
+    }),
     settings: { command: entry },
   } as unknown as RelayRenderInput) as { preStop: { exec: { command: string[] } } } | undefined;
   if (!rendered) throw new Error("drainHook rendered no hook");

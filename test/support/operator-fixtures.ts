@@ -4,7 +4,9 @@ import { MailRelay, type RelayCredential } from "../../api/v1alpha1/index.js";
 import { compileRelayConfig, type ClusterView } from "../../operator/compile/relay-config.js";
 import { renderInput } from "../../operator/reconcilers/mailrelay.js";
 import { renderRelayObjects } from "../../operator/render/index.js";
-import type { MailRelayObject, PolicyObject } from "../../operator/state.js";
+import type { ReconcilerDeps } from "../../operator/reconcilers/common.js";
+import type { KubeObject } from "../../operator/runtime/kube.js";
+import { ClusterState, type Caches, type MailRelayObject, type PolicyObject } from "../../operator/state.js";
 
 export const renderSettings = {
   image: "img:1",
@@ -103,4 +105,41 @@ export function policyObject(
     },
     spec: { domains, outbound: { tls: { mode: "required" } }, ...o.spec },
   } as unknown as PolicyObject;
+}
+
+/**
+ * What the MailRelay reconciler needs, faked for unit tests: informer caches holding `relays` and
+ * `policies` (everything else empty), and a client whose server-side applies (status included) land in
+ * `applied`.
+ */
+export function fakeReconcilerDeps(relays: KubeObject[], policies: KubeObject[] = []) {
+  const inf = <T extends KubeObject>(items: T[]) => ({
+    list: (ns?: string) => items.filter((o) => ns === undefined || o.metadata.namespace === ns),
+    get: (ns: string, name: string) =>
+      items.find((o) => o.metadata.namespace === ns && o.metadata.name === name),
+  });
+  const caches = {
+    relays: inf(relays),
+    policies: inf(policies),
+    credentials: inf([]),
+    secrets: inf([]),
+    configMaps: inf([]),
+    pods: inf([]),
+    queueVolumes: inf([]),
+    statefulSets: inf([]),
+    certificates: inf([]),
+  } as unknown as Caches;
+  const applied: KubeObject[] = [];
+  const deps = {
+    client: { apply: (o: KubeObject) => Promise.resolve((applied.push(o), o)) },
+    state: new ClusterState(caches),
+    settings: { image: "img", operatorNamespace: "op", operatorPodLabels: { app: "op" } },
+    events: { record: async () => {} },
+    log: { debug() {}, info() {}, warn() {} },
+    probe: () => Promise.resolve(undefined),
+    enforcePollMs: 10_000,
+    figuresPollMs: 30_000,
+    now: () => new Date(0),
+  } as unknown as ReconcilerDeps;
+  return { deps, applied };
 }

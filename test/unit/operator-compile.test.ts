@@ -358,7 +358,7 @@ describe("render", () => {
     );
   });
 
-  it("allows the admin port only from the operator's pods", () => {
+  it("allows the admin port from the operator's pods (first peer; metricsFrom follows)", () => {
     const np = byKind("NetworkPolicy").spec;
     const admin = np.ingress.find((i: { from?: unknown }) => i.from);
     assert.deepEqual(admin.ports, [{ protocol: "TCP", port: 8080 }]);

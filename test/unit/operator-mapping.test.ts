@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import { policyEventKeys, relayEventKeys } from "../../operator/mapping.js";
 import { ClusterState, type Caches, type MailRelayObject, type PolicyObject } from "../../operator/state.js";
 import type { KubeObject } from "../../operator/runtime/kube.js";
-import { policyObject, relayObject } from "../support/operator-fixtures.js";
+import { fakeReconcilerDeps, policyObject, relayObject } from "../support/operator-fixtures.js";
 
 const relay = relayObject;
 const policy = (
@@ -143,34 +143,7 @@ describe("config size limit", () => {
     // long domain names make a config over the limit with few policies
     const long = (i: number) => `${"x".repeat(60)}.${"y".repeat(60)}.${"z".repeat(60)}.d${i}.example`;
     const pols = Array.from({ length: 3000 }, (_, i) => policy(`p${i}`, [long(i), `a.${long(i)}`]));
-    const inf = <T extends KubeObject>(items: T[]) => ({
-      list: (ns?: string) => items.filter((o) => ns === undefined || o.metadata.namespace === ns),
-      get: (ns: string, name: string) =>
-        items.find((o) => o.metadata.namespace === ns && o.metadata.name === name),
-    });
-    const c = {
-      relays: inf([r]),
-      policies: inf(pols),
-      credentials: inf([]),
-      secrets: inf([]),
-      configMaps: inf([]),
-      pods: inf([]),
-      queueVolumes: inf([]),
-      statefulSets: inf([]),
-      certificates: inf([]),
-    } as unknown as Caches;
-    const applied: KubeObject[] = [];
-    const deps = {
-      client: { apply: (o: KubeObject) => Promise.resolve((applied.push(o), o)) },
-      state: new ClusterState(c),
-      settings: { image: "img", operatorNamespace: "op", operatorPodLabels: { app: "op" } },
-      events: { record: async () => {} },
-      log: { debug() {}, info() {}, warn() {} },
-      probe: () => Promise.resolve(undefined),
-      enforcePollMs: 10_000,
-      figuresPollMs: 30_000,
-      now: () => new Date(0),
-    } as unknown as Parameters<typeof reconcileMailRelay>[0];
+    const { deps, applied } = fakeReconcilerDeps([r], pols);
     assert.ok(
       Buffer.byteLength(deps.state.compile((await import("../../operator/api.js")).MailRelay.parse(r)).json) >
         MAX_CONFIG_BYTES,

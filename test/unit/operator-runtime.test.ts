@@ -211,11 +211,13 @@ describe("lease decision", () => {
 });
 
 describe("RBAC rules", () => {
-  it("grant no write on Secrets, no delete anywhere, and no wildcard", () => {
+  it("grant no change of existing Secrets (create only, for the fleet Secret), no delete anywhere, and no wildcard", () => {
     for (const r of operatorClusterRules) {
       assert.ok(!r.verbs.includes("*") && !r.resources.includes("*") && !r.apiGroups.includes("*"));
       assert.ok(!r.verbs.includes("delete") && !r.verbs.includes("deletecollection"));
-      if (r.resources.includes("secrets")) assert.deepEqual(r.verbs, ["get", "list", "watch"]);
+      // create: the fleet Secret of the queue handover (issue 15.2); never update/patch, so no
+      // existing Secret can be changed; the chart's admission policy limits creates to that Secret
+      if (r.resources.includes("secrets")) assert.deepEqual(r.verbs, ["get", "list", "watch", "create"]);
     }
   });
 });

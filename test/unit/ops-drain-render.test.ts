@@ -1,19 +1,21 @@
-// The operator side of the scale-down drain: with an admin token (the fleet's shared secret) and a
-// direct smtp listener, the compiled config hands a terminating pod's queue over to the relay's
+// The operator side of the scale-down drain: with an admin token, the fleet Secret `<relay>-fleet`
+// (the handover's own key, issue 15.2) and a direct smtp listener, the compiled config hands a terminating pod's queue over to the relay's
 // Service, and the StatefulSet's relay container gets a preStop hook that drains (and waits) within a
 // longer grace period. Without a token, or behind PROXY protocol on 25, nothing changes. Pure.
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call -- assertions walk rendered manifests */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { TERMINATION_GRACE_SECONDS } from "../../operator/render/statefulset.js";
+import { renderFleetSecret } from "../../operator/render/secret.js";
 import {
   clusterView,
   mailRelay,
+  relayOwner,
   renderRelay,
   renderSettings as settings,
 } from "../support/operator-fixtures.js";
 
-const view = clusterView({ secrets: { "edge-admin": ["token"] } });
+const view = clusterView({ secrets: { "edge-admin": ["token"], "edge-fleet": ["key"] } });
 const render = (spec: Record<string, unknown>, s: Record<string, unknown> = settings) => {
   const { compiled, objects } = renderRelay(mailRelay(spec), view, s as typeof settings);
   const sts = objects.find((o) => o.kind === "StatefulSet") as any;
@@ -76,5 +78,26 @@ describe("scale-down drain: compiled handover and the preStop hook", () => {
       assert.equal(container.lifecycle, undefined);
       assert.equal(pod.terminationGracePeriodSeconds, 60);
     }
+  });
+
+  it("issue 15.2: the handover uses the fleet Secret's key, never the admin token, and needs it", () => {
+    const { compiled } = render({ admin: { tokenSecretRef: { name: "edge-admin" } } });
+    assert.deepEqual(compiled.config.fleet, { keyFile: "secrets/edge-fleet/key" });
+    assert.notEqual(compiled.config.fleet?.keyFile, compiled.config.admin.tokenFile);
+    assert.ok(compiled.sources.some((x) => x.name === "edge-fleet"));
+    const without = renderRelay(
+      mailRelay({ admin: { tokenSecretRef: { name: "edge-admin" } } }),
+      clusterView({ secrets: { "edge-admin": ["token"] } }),
+    );
+    assert.equal(without.compiled.config.queue.handover, undefined, "no fleet key yet: no handover");
+    assert.equal(without.compiled.config.fleet, undefined);
+  });
+
+  it("issue 15.2: the fleet Secret is Opaque, owned by the MailRelay, with a key", () => {
+    const sec = renderFleetSecret(relayOwner, "k") as any;
+    assert.equal(sec.metadata.name, "edge-fleet");
+    assert.equal(sec.type, "Opaque");
+    assert.equal(sec.metadata.ownerReferences[0].kind, "MailRelay");
+    assert.equal(Buffer.from(String(sec.data.key), "base64").toString(), "k");
   });
 });

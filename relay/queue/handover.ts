@@ -1,0 +1,226 @@
+// The fleet's queue handover, authenticated (issue 15.2). A draining pod hands its queue to the
+// fleet's Service (relay/queue/drain.ts); this module is the contract between the two ends:
+//   - the fleet credential: SMTP AUTH as FLEET_USER with a password derived from the per-fleet key
+//     (the Secret `<relay>-fleet` the operator creates; never the admin token), sent only over TLS to a
+//     peer that presents the fleet's own server certificate. A fleet session may relay without being in
+//     relayFrom, and may only hand messages over (every message must carry a valid handover header);
+//   - the handover header `X-Sealpost-Handover: v=1; id=<queue id>; t=<queued at>; mac=<…>`: its MAC
+//     (HMAC-SHA256 under a key derived for this purpose) covers the queue id, the original queue time,
+//     the whole envelope (MAIL FROM, every RCPT, REQUIRETLS) and the SHA-256 of the message, so it
+//     cannot be moved onto another message or envelope;
+//   - on receipt the header (and the legacy X-Sealpost-Queued-At) is removed before the message is
+//     queued, so it never leaves the fleet; a message carrying either from anyone but an authenticated
+//     fleet peer, or with a MAC that does not verify, is refused (HandoverFilter, handoverVerdict).
+import { createHash, createHmac, timingSafeEqual, type Hash } from "node:crypto";
+import { Transform, type TransformCallback } from "node:stream";
+import { secretText, type LoadedConfig } from "../config/load.js";
+
+export const HANDOVER_HEADER = "X-Sealpost-Handover";
+/** The previous, admin-token-signed header: no longer honoured, removed and refused like a forgery. */
+export const LEGACY_QUEUED_AT_HEADER = "X-Sealpost-Queued-At";
+/** The SMTP AUTH user name of a fleet peer (reserved: an inbound RelayCredential cannot use it). */
+export const FLEET_USER = "sealpost-fleet";
+
+/** The fleet's key (config fleet.keyFile) as last loaded, or undefined: no handover sent or accepted. */
+export function fleetKeyOf(l: LoadedConfig): string | undefined {
+  const f = l.config.fleet?.keyFile;
+  const b = f ? l.files.get(f) : undefined;
+  return b ? secretText(b) || undefined : undefined;
+}
+
+const sub = (key: string, purpose: string): Buffer => createHmac("sha256", key).update(purpose).digest();
+
+/** The AUTH password of the fleet credential, derived from the per-fleet key. Pure. */
+export function fleetPassword(key: string): string {
+  return sub(key, "sealpost-fleet-auth-v1").toString("base64url");
+}
+
+/** Whether `password` is the fleet credential's, in constant time. Pure. */
+export function isFleetPassword(key: string | undefined, password: string): boolean {
+  if (!key) return false;
+  const want = Buffer.from(fleetPassword(key));
+  const have = Buffer.from(password);
+  return want.length === have.length && timingSafeEqual(want, have);
+}
+
+export interface HandoverEnvelope {
+  /** The sending pod's queue id of the message. */
+  id: string;
+  /** The original queue time (ms). */
+  queuedAt: number;
+  from: string;
+  to: string[];
+  requireTls: boolean;
+  /** SHA-256 (hex) of the message as queued on the sending pod (messageDigest). */
+  digest: string;
+}
+
+function mac(key: string, e: HandoverEnvelope, iso: string): string {
+  const text = [
+    "sealpost-handover-v1",
+    e.id,
+    iso,
+    e.from.toLowerCase(),
+    e.to.map((a) => a.toLowerCase()).join("\n"),
+    e.requireTls ? "requiretls" : "",
+    e.digest,
+  ].join("\0");
+  return createHmac("sha256", sub(key, "sealpost-handover-mac-v1")).update(text).digest("base64url");
+}
+
+/** The handover header line (CRLF-terminated) the draining pod prepends to the message. Pure. */
+export function handoverHeader(key: string, e: HandoverEnvelope): string {
+  const iso = new Date(e.queuedAt).toISOString();
+  return `${HANDOVER_HEADER}: v=1; id=${e.id}; t=${iso}; mac=${mac(key, e, iso)}\r\n`;
+}
+
+/**
+ * The digest of a message: SHA-256 of its bytes without trailing CR/LF (SMTP's end of data may add
+ * or consume the last line break). Streaming, so the receiver computes it while queueing.
+ */
+export class MessageDigest {
+  private h: Hash = createHash("sha256");
+  private held = 0;
+  private heldBytes: number[] = [];
+
+  update(b: Buffer): void {
+    let end = b.length;
+    while (end > 0 && (b[end - 1] === 0x0a || b[end - 1] === 0x0d)) end--;
+    if (end === 0) {
+      for (const x of b) this.heldBytes.push(x);
+      this.held += b.length;
+      return;
+    }
+    if (this.held) this.h.update(Buffer.from(this.heldBytes));
+    this.heldBytes = [];
+    this.held = 0;
+    this.h.update(b.subarray(0, end));
+    for (const x of b.subarray(end)) this.heldBytes.push(x);
+    this.held = b.length - end;
+  }
+
+  hex(): string {
+    return this.h.digest("hex");
+  }
+}
+
+/** messageDigest of a whole message. Pure. */
+export function messageDigest(message: Buffer): string {
+  const d = new MessageDigest();
+  d.update(message);
+  return d.hex();
+}
+
+const HEADER_RE = /^(X-Sealpost-Handover|X-Sealpost-Queued-At)[ \t]*:/i;
+/** The header section is scanned up to this size (a handover header is the first line). */
+const MAX_SCAN = 256 * 1024;
+
+/**
+ * Passes the message through with every handover header (and legacy queued-at header) of its header
+ * section removed, keeping what they said in `found`, and the digest of what it passed on.
+ */
+export class HandoverFilter extends Transform {
+  /** Values of the removed handover headers (legacy ones count as found, with an empty value). */
+  readonly found: { name: string; value: string }[] = [];
+  readonly digest = new MessageDigest();
+  private head: Buffer[] = [];
+  private headLen = 0;
+  private scanning = true;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (!this.scanning) return cb(null, this.pass(chunk));
+    this.head.push(chunk);
+    this.headLen += chunk.length;
+    const all = Buffer.concat(this.head);
+    // a message starting with an empty line has no header section at all
+    const noHeaders = all.length >= 2 && all[0] === 0x0d && all[1] === 0x0a;
+    const end = noHeaders ? 0 : all.indexOf("\r\n\r\n");
+    if (end < 0 && all.length < MAX_SCAN) {
+      this.head = [all];
+      return cb();
+    }
+    this.scanning = false;
+    this.head = [];
+    cb(null, this.pass(this.strip(all, end < 0 ? all.length : noHeaders ? 0 : end + 2)));
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.scanning && this.headLen) {
+      this.scanning = false;
+      const all = Buffer.concat(this.head);
+      this.push(this.pass(this.strip(all, all.length)));
+    }
+    cb();
+  }
+
+  private pass(b: Buffer): Buffer {
+    this.digest.update(b);
+    return b;
+  }
+
+  /** Removes the handover header fields (with their continuation lines) from `all[0, headerEnd)`. */
+  private strip(all: Buffer, headerEnd: number): Buffer {
+    const text = all.subarray(0, headerEnd).toString("latin1");
+    const lines = text.split(/(?<=\r\n)/);
+    const kept: string[] = [];
+    let dropping = false;
+    for (const line of lines) {
+      const continuation = line.startsWith(" ") || line.startsWith("\t");
+      if (continuation && dropping) {
+        this.found[this.found.length - 1]!.value += line.replace(/\r\n$/, "");
+        continue;
+      }
+      dropping = HEADER_RE.test(line);
+      if (dropping) {
+        const [name = "", ...rest] = line.replace(/\r\n$/, "").split(":");
+        this.found.push({ name: name.trim(), value: rest.join(":").trim() });
+        continue;
+      }
+      kept.push(line);
+    }
+    if (kept.length === lines.length) return all;
+    return Buffer.concat([Buffer.from(kept.join(""), "latin1"), all.subarray(headerEnd)]);
+  }
+}
+
+export type HandoverVerdict = { ok: true; queuedAt?: number } | { ok: false; reason: string };
+
+/**
+ * What the receiver does with a message, from its session and the filter's findings. Pure.
+ * - not a fleet session: no handover header may be present;
+ * - a fleet session: exactly one handover header whose MAC verifies for this envelope and message
+ *   digest, with a queue time not in the future.
+ */
+export function handoverVerdict(o: {
+  fleetSession: boolean;
+  key: string | undefined;
+  found: { name: string; value: string }[];
+  from: string;
+  to: string[];
+  requireTls: boolean;
+  digest: string;
+  now: number;
+}): HandoverVerdict {
+  if (!o.fleetSession)
+    return o.found.length ? { ok: false, reason: "handover header from outside the fleet" } : { ok: true };
+  if (!o.key) return { ok: false, reason: "no fleet key" };
+  const h = o.found.filter((f) => f.name.toLowerCase() === HANDOVER_HEADER.toLowerCase());
+  if (h.length !== 1 || o.found.length !== 1)
+    return { ok: false, reason: "a fleet session must carry exactly one handover header" };
+  const m =
+    /^v=1; id=([A-Za-z0-9_-]{1,64}); t=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z); mac=([A-Za-z0-9_-]{43})$/.exec(
+      h[0]!.value,
+    );
+  if (!m) return { ok: false, reason: "malformed handover header" };
+  const [, id = "", iso = "", got = ""] = m;
+  const queuedAt = Date.parse(iso);
+  const want = Buffer.from(
+    mac(o.key, { id, queuedAt, from: o.from, to: o.to, requireTls: o.requireTls, digest: o.digest }, iso),
+  );
+  const have = Buffer.from(got);
+  if (want.length !== have.length || !timingSafeEqual(want, have))
+    return { ok: false, reason: "handover MAC does not verify for this envelope and message" };
+  if (!Number.isFinite(queuedAt) || queuedAt > o.now)
+    return { ok: false, reason: "queue time in the future" };
+  return { ok: true, queuedAt };
+}

@@ -1,0 +1,231 @@
+// Issue 15.9, the operator's reach, on a real kube-apiserver (v1.36, ValidatingAdmissionPolicy GA):
+// the chart installed with its admission policy; writes made with the operator's identity
+// (impersonation of its ServiceAccount, server-side dry run: admission runs, nothing is stored).
+// A stolen operator token can no longer write a foreign object, take over an existing one, run another
+// image, mint a token Secret or get a certificate from an unlisted ClusterIssuer or for a foreign name;
+// every object the operator itself renders still passes. Also the namespace-scoped install: Roles in
+// the watched namespaces, nothing cluster-wide.
+/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-explicit-any -- manifests are plain JSON */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import { renderServerCertificate } from "../../operator/render/certificate.js";
+import { renderFleetSecret } from "../../operator/render/secret.js";
+import type { KubeObject } from "../../operator/runtime/kube.js";
+import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
+import { certManagerCrdFiles } from "../support/operator.js";
+import {
+  clusterView,
+  mailRelay,
+  relayOwner,
+  renderRelay,
+  renderSettings,
+} from "../support/operator-fixtures.js";
+import { repoRoot, toolchainBin } from "../support/toolchain.js";
+
+const run = promisify(execFile);
+const helmBin = join(toolchainBin(["etcd", "kube-apiserver", "kubectl", "helm"]), "helm");
+const chart = join(repoRoot, "charts/sealpost");
+const NS = "sealpost-system";
+const OPERATOR = `system:serviceaccount:${NS}:sealpost-operator`;
+const RELAY_IMAGE = "ghcr.io/sealpost/sealpost:t1";
+
+const owner = {
+  apiVersion: "sealpost.dev/v1alpha1",
+  kind: "MailRelay",
+  name: "edge",
+  uid: "6a1b1c1d-0000-4000-8000-000000000001",
+  controller: true,
+  blockOwnerDeletion: true,
+};
+const meta = (name: string, extra: Record<string, unknown> = {}) => ({
+  name,
+  namespace: "mail",
+  labels: { "app.kubernetes.io/managed-by": "sealpost-operator", "sealpost.dev/relay": "edge" },
+  ownerReferences: [owner],
+  ...extra,
+});
+
+describe("issue 15.9: the chart's admission policy holds the operator to its own objects", () => {
+  let cp: ControlPlane;
+
+  /** Submits `obj` through kubectl's stdin as `as` (default: the operator); the apiserver's verdict. */
+  async function submit(obj: unknown, as = OPERATOR, args = ["create", "--dry-run=server"]) {
+    return new Promise<{ ok: boolean; err: string }>((resolve) => {
+      const child = execFile(
+        join(cp.bin, "kubectl"),
+        ["--kubeconfig", cp.kubeconfigPath, `--as=${as}`, ...args, "-f", "-"],
+        (e, _out, stderr) => resolve({ ok: !e, err: String(stderr) }),
+      );
+      child.stdin!.end(JSON.stringify(obj));
+    });
+  }
+
+  before(async () => {
+    cp = await startControlPlane();
+    await cp.applyCrds(certManagerCrdFiles());
+    await run(helmBin, [
+      "--kubeconfig",
+      cp.kubeconfigPath,
+      "install",
+      "sealpost",
+      chart,
+      "-n",
+      NS,
+      "--create-namespace",
+      "--wait=false",
+      "--set",
+      "image.tag=t1",
+      "--set",
+      "admissionPolicy.allowedClusterIssuers={corp-ca}",
+      "--set",
+      "admissionPolicy.dnsNameSuffixes={example.com}",
+    ]);
+    await cp.kubectl(["create", "namespace", "mail"]);
+    // the policy is enforced once the apiserver has compiled it: wait until a foreign write is refused
+    const foreign = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "probe", namespace: "mail" } };
+    for (let i = 0; i < 200; i++) {
+      if (!(await submit(foreign)).ok) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+  after(async () => {
+    await cp?.stop();
+  });
+
+  it("refuses a foreign ConfigMap written with the operator's identity; allows it for others", async () => {
+    const cm = {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "x", namespace: "mail" },
+      data: { a: "b" },
+    };
+    const r = await submit(cm);
+    assert.equal(r.ok, false);
+    assert.match(r.err, /may only write objects it owns/);
+    const asAdmin = await new Promise<boolean>((resolve) => {
+      const child = execFile(
+        join(cp.bin, "kubectl"),
+        ["--kubeconfig", cp.kubeconfigPath, "create", "--dry-run=server", "-f", "-"],
+        (e) => resolve(!e),
+      );
+      child.stdin!.end(JSON.stringify(cm));
+    });
+    assert.ok(asAdmin, "the policy applies to the operator only");
+  });
+
+  it("allows every object the operator renders for a relay (relay image, its ServiceAccount, fleet Secret, certificate)", async () => {
+    const settings = { ...renderSettings, image: RELAY_IMAGE };
+    const r = mailRelay({ admin: { tokenSecretRef: { name: "edge-admin" } } });
+    const { objects } = renderRelay(
+      r,
+      clusterView({ secrets: { "edge-admin": ["token"], "edge-fleet": ["key"] } }),
+      settings,
+    );
+    const all: KubeObject[] = [
+      ...objects,
+      renderFleetSecret(relayOwner, "k"),
+      renderServerCertificate(relayOwner, "relay.example.com", {
+        kind: "ClusterIssuer",
+        name: "corp-ca",
+        group: "cert-manager.io",
+      }),
+    ];
+    for (const o of all) {
+      const v = await submit(o);
+      assert.ok(v.ok, `${o.kind}/${o.metadata.name}: ${v.err}`);
+    }
+  });
+
+  it("refuses another image, a token-mounting ServiceAccount and a hostPath in an owned StatefulSet", async () => {
+    const { objects } = renderRelay(mailRelay(), clusterView(), { ...renderSettings, image: RELAY_IMAGE });
+    const sts: any = JSON.parse(JSON.stringify(objects.find((o) => o.kind === "StatefulSet")));
+    const evil = JSON.parse(JSON.stringify(sts));
+    evil.spec.template.spec.containers[0].image = "evil.example/miner:latest";
+    assert.match((await submit(evil)).err, /run only the relay image/);
+    const token = JSON.parse(JSON.stringify(sts));
+    token.spec.template.spec.serviceAccountName = "default";
+    assert.match((await submit(token)).err, /run only the relay image/);
+    const host = JSON.parse(JSON.stringify(sts));
+    host.spec.template.spec.volumes.push({ name: "root", hostPath: { path: "/" } });
+    assert.match((await submit(host)).err, /hostPath/);
+    const sa = objects.find((o) => o.kind === "ServiceAccount") as any;
+    assert.match((await submit({ ...sa, automountServiceAccountToken: true })).err, /never mount a token/);
+  });
+
+  it("refuses a Secret other than the fleet Secret (no service-account token minting)", async () => {
+    const minted = {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: meta("edge-fleet", { annotations: { "kubernetes.io/service-account.name": "default" } }),
+      type: "kubernetes.io/service-account-token",
+    };
+    assert.match((await submit(minted)).err, /only the fleet Secret/);
+    const other = { apiVersion: "v1", kind: "Secret", metadata: meta("stolen"), type: "Opaque", data: {} };
+    assert.match((await submit(other)).err, /only the fleet Secret/);
+  });
+
+  it("refuses a certificate from an unlisted ClusterIssuer, for a foreign name, or a CA", async () => {
+    const cert = (spec: Record<string, unknown>) => ({
+      apiVersion: "cert-manager.io/v1",
+      kind: "Certificate",
+      metadata: meta("edge-tls"),
+      spec: {
+        secretName: "edge-tls",
+        dnsNames: ["relay.example.com"],
+        issuerRef: { kind: "ClusterIssuer", name: "corp-ca" },
+        ...spec,
+      },
+    });
+    assert.ok((await submit(cert({}))).ok);
+    assert.match(
+      (await submit(cert({ issuerRef: { kind: "ClusterIssuer", name: "public-acme" } }))).err,
+      /allowedClusterIssuers/,
+    );
+    assert.match((await submit(cert({ dnsNames: ["www.bank.test"] }))).err, /within example\.com/);
+    assert.match(
+      (await submit(cert({ dnsNames: ["relay.example.com", "mail.example.com"] }))).err,
+      /one for a relay/,
+    );
+    assert.match((await submit(cert({ isCA: true }))).err, /no CA/);
+  });
+
+  it("refuses taking over an existing object that is not the operator's", async () => {
+    // someone else's ConfigMap, then the operator tries to claim it with its labels and ownerReference
+    await cp.kubectl(["-n", "mail", "create", "configmap", "theirs", "--from-literal=a=b"]);
+    const claim = { apiVersion: "v1", kind: "ConfigMap", metadata: meta("theirs"), data: { a: "evil" } };
+    const r = await submit(claim, OPERATOR, [
+      "apply",
+      "--server-side",
+      "--force-conflicts",
+      "--field-manager=sealpost",
+      "--dry-run=server",
+    ]);
+    assert.equal(r.ok, false);
+    assert.match(r.err, /also on the object before an update/);
+  });
+});
+
+describe("issue 15.9: namespace-scoped install", () => {
+  it("renders Roles in the watched namespaces and nothing cluster-wide", async () => {
+    const { stdout } = await run(helmBin, [
+      "template",
+      "sealpost",
+      chart,
+      "-n",
+      NS,
+      "--kube-version",
+      "1.36.3",
+      "--set",
+      "watchNamespaces={mail,mail2}",
+    ]);
+    const kinds = [...stdout.matchAll(/^kind: (\w+)$/gm)].map((m) => m[1]);
+    assert.ok(!kinds.includes("ClusterRole") && !kinds.includes("ClusterRoleBinding"), kinds.join());
+    const roles = [
+      ...stdout.matchAll(/kind: Role\nmetadata:\n {2}name: sealpost-operator\n {2}namespace: (\S+)/g),
+    ].map((m) => m[1]);
+    assert.deepEqual(roles.sort(), ["mail", "mail2"]);
+  });
+});

@@ -1,0 +1,48 @@
+// relay/queue/handover.ts's HandoverFilter (issue 15.2): the handover header is removed from the header
+// section wherever it is (also folded, any case, the legacy name), never from the body, whatever the
+// chunking; the digest it computes is the sender's messageDigest of what is left. Pure.
+import assert from "node:assert/strict";
+import { Readable } from "node:stream";
+import { describe, it } from "node:test";
+import { HandoverFilter, messageDigest } from "../../relay/queue/handover.js";
+
+async function filter(message: string, chunk: number) {
+  const f = new HandoverFilter();
+  const b = Buffer.from(message, "latin1");
+  const parts: Buffer[] = [];
+  for (let i = 0; i < b.length; i += chunk) parts.push(b.subarray(i, i + chunk));
+  const out: Buffer[] = [];
+  for await (const c of Readable.from(parts).pipe(f)) out.push(c as Buffer);
+  return { out: Buffer.concat(out).toString("latin1"), found: f.found, digest: f.digest.hex() };
+}
+
+describe("HandoverFilter", () => {
+  const body = "Subject: s\r\nX-Other: y\r\n\r\nX-Sealpost-Handover: in the body stays\r\nline\r\n";
+  for (const chunk of [1, 3, 7, 64, 100_000])
+    it(`strips the header section's handover headers only (chunks of ${chunk})`, async () => {
+      const msg =
+        "X-Sealpost-Handover: v=1; id=a;\r\n t=x; mac=m\r\nReceived: r\r\nx-sealpost-queued-at: old\r\n" +
+        body;
+      const r = await filter(msg, chunk);
+      assert.equal(r.out, "Received: r\r\n" + body);
+      assert.deepEqual(
+        r.found.map((f) => f.name.toLowerCase()),
+        ["x-sealpost-handover", "x-sealpost-queued-at"],
+      );
+      assert.equal(r.found[0]!.value, "v=1; id=a; t=x; mac=m");
+      assert.equal(r.digest, messageDigest(Buffer.from("Received: r\r\n" + body, "latin1")));
+    });
+
+  it("passes a message without the header unchanged, also one without a header section", async () => {
+    assert.equal((await filter(body, 5)).out, body);
+    const bare = "\r\nX-Sealpost-Handover: body\r\n";
+    const r = await filter(bare, 4);
+    assert.equal(r.out, bare);
+    assert.deepEqual(r.found, []);
+  });
+
+  it("the digest ignores trailing line breaks (SMTP's end of data)", () => {
+    assert.equal(messageDigest(Buffer.from("a\r\nb\r\n")), messageDigest(Buffer.from("a\r\nb")));
+    assert.notEqual(messageDigest(Buffer.from("a\r\nb")), messageDigest(Buffer.from("a\r\nc")));
+  });
+});
