@@ -18,30 +18,22 @@ import {
   statusBase,
   timestamp,
 } from "./common.js";
+import { AUTHENTICATING_MODES, floorDescriptions } from "./tls-floors.js";
 
 export const TlsMode = z
   .enum(["none", "opportunistic", "required", "verify", "mta-sts", "dane"])
   .describe(
     [
-      "How the connection to the partner is protected; a requirement that cannot be met defers the message, never a fallback to clear text.",
-      "- none: never STARTTLS, always clear text (only for peers that break on TLS).",
-      "- opportunistic: STARTTLS when offered, certificate not checked; clear text when not offered (the Internet default).",
-      "- required: STARTTLS or no delivery; certificate not checked.",
-      "- verify: STARTTLS with a certificate that chains to caBundle (or to public CAs, with trustSystemRoots) and carries one of matchNames (default: the host name connected to).",
-      "- mta-sts: the partner's published MTA-STS policy (RFC 8461) decides, verified against public CAs.",
-      "- dane: the partner's DNSSEC-signed TLSA records (RFC 7672) decide; needs a DNSSEC-validating resolver.",
+      "How the connection to the partner is protected. Each mode's floor is what it guarantees whatever DNS, the partner or an attacker on the path says; a situation below the floor defers the message (never a fallback to something weaker). Levels: none (clear), may (STARTTLS when offered), encrypt (TLS, peer not authenticated), verify (certificate chain and name), dane (TLSA records).",
+      ...floorDescriptions(),
     ].join("\n"),
   );
 export type TlsMode = z.infer<typeof TlsMode>;
 
-/** The modes that never send a byte of the message in clear: the only ones that may carry credentials. */
-export const ENCRYPTING_MODES = [
-  "required",
-  "verify",
-  "mta-sts",
-  "dane",
-] as const satisfies readonly TlsMode[];
-const encrypting = `[${ENCRYPTING_MODES.map((m) => `'${m}'`).join(", ")}]`;
+/** Modes that use TLS with this partner whenever it can be set up: a client certificate makes sense with them. */
+const CLIENT_CERT_MODES = ["required", "verify", "mta-sts", "dane"] as const satisfies readonly TlsMode[];
+const celList = (modes: readonly string[]) => `[${modes.map((m) => `'${m}'`).join(", ")}]`;
+export const AUTH_CEL_MODES = celList(AUTHENTICATING_MODES);
 
 export const TlsVersion = z.enum(["TLSv1.2", "TLSv1.3"]);
 export type TlsVersion = z.infer<typeof TlsVersion>;
@@ -123,7 +115,7 @@ export const OutboundTls = z
         reason: "FieldValueForbidden",
       },
       {
-        rule: `!has(self.clientCertificateRef) || self.mode in ${encrypting}`,
+        rule: `!has(self.clientCertificateRef) || self.mode in ${celList(CLIENT_CERT_MODES)}`,
         message:
           "a client certificate needs a TLS mode that always encrypts (required, verify, mta-sts or dane); with none or opportunistic it may never be presented",
         fieldPath: ".clientCertificateRef",
@@ -191,7 +183,7 @@ export const PolicyOutbound = z
   .describe("How mail to these domains leaves the relay.")
   .meta(
     cel({
-      rule: `!has(self.auth) || self.tls.mode in ${encrypting}`,
+      rule: `!has(self.auth) || self.tls.mode in ${celList(CLIENT_CERT_MODES)}`,
       message:
         "SMTP AUTH sends the password to the partner, so it needs tls.mode required, verify, mta-sts or dane; with none or opportunistic it could travel in clear",
       fieldPath: ".auth",

@@ -13,6 +13,8 @@ export interface Route {
   outbound: Outbound;
   /** Explicit next hop; undefined: MX lookup of `domain`. */
   nextHop?: HostPort;
+  /** The next hop is the internal next hop of a local domain (not the policy's own). */
+  internal?: boolean;
   domain: string;
 }
 
@@ -35,8 +37,15 @@ export function routeFor(domain: string, c: RelayConfig): Route {
   const p = matchPolicy(domain, c.policies);
   const outbound = p?.outbound ?? c.defaultOutbound;
   const local = matchesAny(c.inbound.localDomains, domain);
+  const internal = !outbound.nextHop && local && c.inbound.internalNextHop !== undefined;
   const nextHop = outbound.nextHop ?? (local ? c.inbound.internalNextHop : undefined);
-  return { policy: p?.name ?? DEFAULT_POLICY, outbound, ...(nextHop ? { nextHop } : {}), domain };
+  return {
+    policy: p?.name ?? DEFAULT_POLICY,
+    outbound,
+    ...(nextHop ? { nextHop } : {}),
+    ...(internal ? { internal } : {}),
+    domain,
+  };
 }
 
 export interface RouteGroup {

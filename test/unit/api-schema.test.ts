@@ -10,12 +10,13 @@ import { z } from "zod";
 import { SchemaError, toStructuralSchema, undocumentedFields, type JsonSchema } from "../../api/openapi.js";
 import {
   durationSeconds,
-  ENCRYPTING_MODES,
   MailDomainPolicy,
   MailRelay,
   quantityBytes,
   RelayCredential,
+  TlsMode,
 } from "../../api/v1alpha1/index.js";
+import { MODE_FLOORS } from "../../api/v1alpha1/tls-floors.js";
 import { repoRoot } from "../support/toolchain.js";
 
 describe("toStructuralSchema", () => {
@@ -117,8 +118,10 @@ describe("units", () => {
     assert.throws(() => quantityBytes("10GB"), /invalid size "10GB"/);
   });
 
-  it("only the modes that never fall back to clear text may carry credentials", () => {
-    assert.deepEqual(ENCRYPTING_MODES, ["required", "verify", "mta-sts", "dane"]);
+  it("every mode's floor is in the TLS mode description (kubectl explain)", () => {
+    const text = TlsMode.description ?? "";
+    for (const [mode, f] of Object.entries(MODE_FLOORS))
+      assert.ok(text.includes(`- ${mode} (floor ${f.floor}): ${f.text}`), mode);
   });
 });
 
