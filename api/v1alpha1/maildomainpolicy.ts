@@ -33,7 +33,7 @@ export type TlsMode = z.infer<typeof TlsMode>;
 /** Modes that use TLS with this partner whenever it can be set up: a client certificate makes sense with them. */
 const CLIENT_CERT_MODES = ["required", "verify", "mta-sts", "dane"] as const satisfies readonly TlsMode[];
 const celList = (modes: readonly string[]) => `[${modes.map((m) => `'${m}'`).join(", ")}]`;
-export const AUTH_CEL_MODES = celList(AUTHENTICATING_MODES);
+const AUTH_CEL_MODES = celList(AUTHENTICATING_MODES);
 
 export const TlsVersion = z.enum(["TLSv1.2", "TLSv1.3"]);
 export type TlsVersion = z.infer<typeof TlsVersion>;
@@ -160,13 +160,19 @@ export const PolicyOutbound = z
     auth: z
       .object({
         credentialRef: localRef(
-          "A RelayCredential of type password and usage outbound; the wrong type or usage is reported in the policy's Accepted condition.",
+          "A RelayCredential of type password and usage outbound; the wrong type or usage, or a credential whose restrictTo does not cover this policy's domains and nextHop, is reported in the policy's Accepted condition.",
           "Name of the RelayCredential in the same namespace.",
         ),
+        allowUnauthenticatedPeer: z
+          .boolean()
+          .optional()
+          .describe(
+            "Also send the password to a peer whose certificate is not verified (tls.mode required; mta-sts without an enforce policy; dane hosts without usable TLSA records). RISK: anyone who can intercept or redirect the connection (a spoofed MX or a machine on the path) presents a certificate of its own and collects the password. Absent/false: the password only goes to a peer authenticated by verify, an enforced MTA-STS policy or DANE; otherwise the message is deferred (AUTH_PEER_UNAUTHENTICATED). Never sent in clear either way.",
+          ),
       })
       .optional()
       .describe(
-        "Log in to the partner's server with SMTP AUTH. Only ever inside TLS: needs tls.mode required, verify, mta-sts or dane.",
+        "Log in to the partner's server with SMTP AUTH. Only ever inside TLS, and by default only to a peer whose certificate was verified: needs tls.mode verify, mta-sts or dane, or required with allowUnauthenticatedPeer.",
       ),
     nextHop: z
       .object({
@@ -183,9 +189,9 @@ export const PolicyOutbound = z
   .describe("How mail to these domains leaves the relay.")
   .meta(
     cel({
-      rule: `!has(self.auth) || self.tls.mode in ${celList(CLIENT_CERT_MODES)}`,
+      rule: `!has(self.auth) || self.tls.mode in ${AUTH_CEL_MODES} || (self.tls.mode == 'required' && has(self.auth.allowUnauthenticatedPeer) && self.auth.allowUnauthenticatedPeer)`,
       message:
-        "SMTP AUTH sends the password to the partner, so it needs tls.mode required, verify, mta-sts or dane; with none or opportunistic it could travel in clear",
+        "SMTP AUTH sends the password to the partner, so it needs a mode that verifies the peer (verify, mta-sts or dane); mode required never verifies it: set auth.allowUnauthenticatedPeer: true to accept that an attacker on the path can collect the password; with none or opportunistic it could travel in clear",
       fieldPath: ".auth",
       reason: "FieldValueForbidden",
     }),

@@ -509,6 +509,7 @@ export class Deliverer {
       ...(route.internal ? { internal: true } : {}),
       policyOwned: route.policy !== DEFAULT_POLICY,
       auth: route.outbound.authCredential !== undefined,
+      ...(route.outbound.authUnauthenticatedPeer ? { authUnauthenticatedPeer: true } : {}),
       ...(req.requireTls ? { requireTls: true } : {}),
       ...((req.tlsRequiredNo ?? tlsRequiredNo(req.message)) ? { tlsRequiredNo: true } : {}),
     };

@@ -16,7 +16,8 @@
 //   authenticated or relayFrom sender, never for a REQUIRETLS message, and it relaxes only what the
 //   recipient published (MTA-STS, DANE) for a domain routed by defaultOutbound; the requirement of
 //   a MailDomainPolicy always stays.
-// - A password is never sent on a session that is not encrypted.
+// - A password goes only to a peer the level authenticates (verify, dane), unless the policy sets
+//   auth.allowUnauthenticatedPeer (then to any encrypted peer); never on a session in clear.
 import { authenticates, LEVEL_STRENGTH, MODE_FLOORS, type TlsLevel } from "../../api/v1alpha1/tls-floors.js";
 import type { TlsMode, TlsVersion } from "../config/schema.js";
 import { fail, type Failure } from "../result.js";
@@ -243,7 +244,17 @@ export function resolveTlsPolicy(r: RoutePolicyInput, hop?: HopPolicyInput): Tls
       `AUTH: ${why}`,
       level,
     );
-  const auth = Boolean(r.auth);
+  const auth = Boolean(r.auth) && (authenticates(level) || Boolean(r.authUnauthenticatedPeer));
+  if (r.auth && !auth)
+    return refuse(
+      fail(
+        "AUTH_PEER_UNAUTHENTICATED",
+        true,
+        `AUTH credential configured but the peer is not authenticated (level ${level}: ${why}): the password is only sent to a verified peer (set auth.allowUnauthenticatedPeer to accept the risk)`,
+      ),
+      `AUTH: ${why}`,
+      level,
+    );
   return { ok: true, level, names, tlsa, auth, stsEnforced, relaxed, why };
 }
 

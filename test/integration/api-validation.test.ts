@@ -163,6 +163,12 @@ const cases: Case[] = [
   },
   {
     kind: P,
+    name: "finding 5: SMTP AUTH to an unverified peer (mode required) without allowUnauthenticatedPeer",
+    set: { "outbound.tls": { mode: "required" } },
+    field: "spec.outbound.auth",
+  },
+  {
+    kind: P,
     name: "next hop port out of range",
     set: { "outbound.nextHop.port": 70000 },
     field: "spec.outbound.nextHop.port",
@@ -296,6 +302,12 @@ const cases: Case[] = [
   // RelayCredential
   { kind: C, name: "unknown credential type", set: { type: "apiKey" }, field: "spec.type" },
   { kind: C, name: "unknown usage", set: { usage: "both" }, field: "spec.usage" },
+  {
+    kind: C,
+    name: "restrictTo on an inbound credential",
+    set: { usage: "inbound", restrictTo: { domains: ["partner.example"] } },
+    field: "spec.restrictTo",
+  },
   {
     kind: C,
     name: "password without its Secret",

@@ -336,7 +336,10 @@ describe("operator reconciles against a real apiserver", () => {
     await apply(
       policy("partner2", {
         domains: ["partner2.example"],
-        outbound: { tls: { mode: "required" }, auth: { credentialRef: { name: "partner2-login" } } },
+        outbound: {
+          tls: { mode: "required" },
+          auth: { credentialRef: { name: "partner2-login" }, allowUnauthenticatedPeer: true },
+        },
       }),
     );
     const o = await waitFor("MissingReference", async () => {
@@ -367,7 +370,10 @@ describe("operator reconciles against a real apiserver", () => {
     await apply(
       policy("partner3", {
         domains: ["partner3.example"],
-        outbound: { tls: { mode: "required" }, auth: { credentialRef: { name: "client-cert" } } },
+        outbound: {
+          tls: { mode: "required" },
+          auth: { credentialRef: { name: "client-cert" }, allowUnauthenticatedPeer: true },
+        },
       }),
     );
     const o = await waitFor("InvalidReference", async () => {
