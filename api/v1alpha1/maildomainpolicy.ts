@@ -70,7 +70,7 @@ export const OutboundTls = z
       .max(16)
       .optional()
       .describe(
-        "mode verify: names the partner's certificate must carry (one is enough), e.g. mx.partner.example. Absent: the host name the relay connects to (the MX or nextHop host).",
+        "mode verify: names the partner's certificate must carry (one is enough), e.g. mx.partner.example. Absent: the nextHop host when one is set; otherwise the recipient domain or any name under it (Postfix secure's nexthop, dot-nexthop), since an MX name from DNS that is not DNSSEC-validated may be an attacker's.",
       )
       .meta({ "x-kubernetes-list-type": "set" }),
     clientCertificateRef: localRef(

@@ -57,7 +57,7 @@ export const MODE_FLOORS = {
   verify: {
     authenticatesPeer: "always",
     floor: "verify",
-    text: "STARTTLS with a certificate that chains to caBundle (or to public CAs, with trustSystemRoots) and carries one of matchNames, or no delivery. Without matchNames: the host name connected to (the MX or nextHop host).",
+    text: "STARTTLS with a certificate that chains to caBundle (or to public CAs, with trustSystemRoots) and carries one of matchNames, or no delivery. Without matchNames: the nextHop host when one is set, else the recipient domain or one of its subdomains (an MX name from DNS that is not DNSSEC-validated is never trusted as the name).",
   },
   "mta-sts": {
     authenticatesPeer: "when-published",

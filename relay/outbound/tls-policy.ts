@@ -108,10 +108,15 @@ const refuse = (failure: Failure, why: string, level?: TlsLevel): TlsRefusal => 
   ...(level ? { level } : {}),
 });
 
-/** Names for verify without matchNames: the host connected to. */
-function verifyNames(r: RoutePolicyInput, hop: string | undefined, _mxTrusted: boolean): string[] {
+/**
+ * Names for verify without matchNames: the configured nextHop host, else Postfix `secure`'s
+ * nexthop, dot-nexthop (the recipient domain and its subdomains), plus the MX name only when the MX
+ * answer was DNSSEC-validated: an MX name from unvalidated DNS is whatever an attacker answered.
+ */
+function verifyNames(r: RoutePolicyInput, hop: string | undefined, mxTrusted: boolean): string[] {
   if (r.matchNames?.length) return [...r.matchNames];
-  return hop ? [hop] : [];
+  if (r.nextHop) return [r.nextHop];
+  return [r.domain, `.${r.domain}`, ...(hop && mxTrusted && hop !== r.domain ? [hop] : [])];
 }
 
 /**

@@ -213,10 +213,10 @@ describe("transport options per TLS mode", () => {
     const dane = plan({ mode: "dane" });
     assert.equal(!dane.ok && dane.code, "DANE_DNS_FAILED");
   });
-  it("verify: names default to the next hop; matchNames override; CA file used", () => {
+  it("verify: names default to the recipient domain and its subdomains (finding 6); matchNames override; CA file used", () => {
     const a = plan({ mode: "verify" });
     assert.ok(a.ok);
-    assert.deepEqual(a.value.expectedNames, ["mx.partner.example"]);
+    assert.deepEqual(a.value.expectedNames, ["partner.example", ".partner.example"]);
     const b = plan(
       { mode: "verify", matchNames: ["mx1.partner.example"], caFile: "ca.crt", minVersion: "TLSv1.3" },
       { ca: Buffer.from("PEM") },
@@ -267,6 +267,16 @@ describe("identity check (verify)", () => {
     assert.equal(identityChecker(["a.mx.partner.example"])("x", cert), undefined));
   it("rejects a name the certificate does not carry", () =>
     assert.ok(identityChecker(["evil.example"])("mx.partner.example", cert) instanceof Error));
+  it("finding 6: .domain (dot-nexthop) matches any name under the domain, never the domain's lookalikes", () => {
+    assert.equal(identityChecker(["partner.example", ".partner.example"])("x", cert), undefined);
+    const evil = {
+      subject: { CN: "x" },
+      subjectaltname: "DNS:mx.evilpartner.example, DNS:partner.example.evil",
+    } as never;
+    assert.ok(identityChecker(["partner.example", ".partner.example"])("x", evil) instanceof Error);
+    const bare = { subject: { CN: "x" }, subjectaltname: "DNS:partner.example" } as never;
+    assert.ok(identityChecker([".partner.example"])("x", bare) instanceof Error);
+  });
 });
 
 describe("connect error classification", () => {

@@ -174,6 +174,12 @@ describe("TLS policy engine: floors (issue 14 root)", () => {
         // dane may (RFC 7672 fallback) only for a host whose DNS says DANE does not apply
         if (route.mode === "dane" && d.ok && d.level === "may" && !route.tlsRequiredNo)
           assert.equal(hop.dane?.kind, "none");
+        // finding 6: verify without matchNames and nextHop trusts an MX name only from validated DNS
+        if (d.ok && d.level === "verify" && route.mode === "verify" && !route.matchNames && !route.nextHop) {
+          assert.ok(d.names.includes(route.domain) && d.names.includes(`.${route.domain}`));
+          if (route.dnssec !== "secure")
+            assert.ok(!d.names.includes(hop.name) || hop.name === route.domain, d.names.join(","));
+        }
         // TLS-Required: No never changes what a MailDomainPolicy requires
         if (route.policyOwned) {
           const without = resolveTlsPolicy({ ...route, tlsRequiredNo: false }, hop);
