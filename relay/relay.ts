@@ -127,6 +127,7 @@ export class Relay {
   private lastReloadError: string | undefined;
   private stopping: Promise<void> | undefined;
   private figures = new PolicyFiguresBook();
+  private mtaSts?: MtaSts;
   private spool!: Spool;
   private drainer: Drain | undefined;
   private tlsRpt:
@@ -166,6 +167,8 @@ export class Relay {
       },
       httpsPort: () => this.state.loaded.config.mtaSts.httpsPort ?? 443,
     });
+    this.mtaSts = mtaSts;
+    this.metrics.bindMtaSts(mtaSts);
     const deliverer = new Deliverer({
       pool: this.pool,
       dns: () => this.resolver,
@@ -346,8 +349,14 @@ export class Relay {
         oldestAgeSeconds: this.scheduler?.oldestAgeSeconds() ?? 0,
       },
       policies: this.figures.snapshot(),
+      ...this.stsStatus(),
       ...(this.drainer ? { draining: true, drain: this.drainer.status() } : {}),
     };
+  }
+
+  private stsStatus(): Pick<AdminStatus, "mtaSts"> {
+    const problems = this.mtaSts?.fetchProblems() ?? [];
+    return problems.length ? { mtaSts: { failing: problems.length, domains: problems.slice(-20) } } : {};
   }
 
   /** A message was queued by the inbound listeners: a fleet peer's handover keeps its queue time. */

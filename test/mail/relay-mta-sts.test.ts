@@ -22,7 +22,7 @@ let logs: LogCapture;
 let sink: Sink;
 let dns: DnsServer;
 let sts: MtaStsServer;
-const domains = ["enforce-ok.test", "enforce-bad.test", "testing.test"];
+const domains = ["enforce-ok.test", "enforce-bad.test", "testing.test", "cached.test"];
 
 before(async () => {
   f = await relayFixture("relay-mta-sts");
@@ -34,7 +34,11 @@ before(async () => {
   sts.setPolicy("enforce-ok.test", stsPolicy("enforce", ["*.partner.test"]));
   sts.setPolicy("enforce-bad.test", stsPolicy("enforce", ["mx.elsewhere.test"]));
   sts.setPolicy("testing.test", stsPolicy("testing", ["mx.elsewhere.test"]));
-  const zone: Parameters<typeof startDnsServer>[0] = { "mx1.partner.test": { A: ["127.0.0.1"] } };
+  sts.setPolicy("cached.test", stsPolicy("enforce", ["*.partner.test"]));
+  const zone: Parameters<typeof startDnsServer>[0] = {
+    "mx1.partner.test": { A: ["127.0.0.1"] },
+    "mx.attacker.test": { A: ["127.0.0.1"] },
+  };
   for (const d of domains) {
     zone[d] = { MX: [{ preference: 10, exchange: "mx1.partner.test" }] };
     zone[`_mta-sts.${d}`] = { TXT: ["v=STSv1; id=20260101T000000;"] };
@@ -106,6 +110,38 @@ describe("MTA-STS", () => {
     await new Promise((r) => setTimeout(r, 800)); // a few retries
     assert.equal(arrived("sts-bad"), undefined);
     assert.ok(relay.status().queue.depth >= 1);
+  });
+
+  it("finding 3: a policy fetch failure with a cached enforce policy still enforces (RFC 8461 5.1), shown in metrics and /status", async () => {
+    const first = await submit("frank@cached.test", "sts-cache-1");
+    await waitFor("delivered", () => arrived("sts-cache-1"), 20_000);
+    await waitFor("enforced", stsLog(first, "enforced"));
+    // the attacker: a new policy id announced, the HTTPS fetch blocked (as a missing egress to 443
+    // or a filtering middlebox does), and the MX pointed at its own host
+    dns.set("_mta-sts.cached.test", { TXT: ["v=STSv1; id=20260202T000000;"] });
+    sts.setPolicy("cached.test", undefined);
+    dns.set("cached.test", { MX: [{ preference: 10, exchange: "mx.attacker.test" }] });
+    const id = await submit("grace@cached.test", "sts-cache-2");
+    const l = await waitFor("deferral", () =>
+      logs.find((x) => x.event === "delivery" && x.queueId === id && x.code === "MTA_STS_MX_MISMATCH"),
+    );
+    assert.equal(l.result, "deferred");
+    const s = await waitFor("fetch failure logged", stsLog(id, "sts-policy-fetch-error"));
+    assert.equal(s.source, "cache");
+    assert.equal(s.stsMode, "enforce");
+    assert.equal(arrived("sts-cache-2"), undefined);
+    const metrics = await relay.metrics.registry.metrics();
+    assert.match(metrics, /sealpost_relay_mta_sts_fetch_failing_domains\{cached="true"\} 1/);
+    const status = relay.status().mtaSts;
+    assert.equal(status?.failing, 1);
+    assert.deepEqual(
+      (status?.domains as { domain: string; cached: boolean; cachedMode: string }[]).map((d) => [
+        d.domain,
+        d.cached,
+        d.cachedMode,
+      ]),
+      [["cached.test", true, "enforce"]],
+    );
   });
 
   it("testing, no MX matches: delivered anyway, reported in the log and the metrics", async () => {
