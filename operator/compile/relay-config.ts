@@ -578,6 +578,7 @@ export function compileRelayConfig(
       maxRecipients: inbound.maxRecipients,
     },
     credentials: Object.fromEntries(Object.entries(credentials).sort((a, b) => a[0].localeCompare(b[0]))),
+    ...(spec.dns?.servers?.length ? { dns: { servers: [...spec.dns.servers] } } : {}),
     policies: compiled.filter((p) => !p.domains.includes(CATCH_ALL)),
     ...(catchAll ? { defaultOutbound: catchAll.outbound } : {}),
     queue: {

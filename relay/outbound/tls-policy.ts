@@ -202,8 +202,8 @@ export function resolveTlsPolicy(r: RoutePolicyInput, hop?: HopPolicyInput): Tls
             "DANE_REQUIRED",
             true,
             r.nextHop
-              ? `address RRset of next hop ${r.nextHop} is not DNSSEC-validated: DANE cannot apply and the policy requires it`
-              : `MX RRset of ${r.domain} is not DNSSEC-validated (insecure): DANE cannot apply and the policy requires it`,
+              ? `address RRset of next hop ${r.nextHop} is not DNSSEC-validated: DANE cannot apply and the policy requires it (the zone is unsigned, or the resolver in dns.servers does not validate)`
+              : `MX RRset of ${r.domain} is not DNSSEC-validated (insecure): DANE cannot apply and the policy requires it (the zone is unsigned, or the resolver in dns.servers does not validate)`,
           ),
           "dane: MX RRset not validated",
         );

@@ -180,6 +180,16 @@ describe("compile", () => {
     );
   });
 
+  it("finding 7: MailRelay dns.servers names the validating resolver in the relay config", () => {
+    const r = compileRelayConfig(
+      relay({ dns: { servers: ["10.0.0.53", "[fd00::53]:5353"] } }),
+      [],
+      clusterView(),
+    );
+    assert.deepEqual(r.config.dns.servers, ["10.0.0.53", "[fd00::53]:5353"]);
+    assert.equal(compileRelayConfig(relay(), [], clusterView()).config.dns.servers, undefined);
+  });
+
   it("finding 5: auth.allowUnauthenticatedPeer reaches the relay config", () => {
     const p = policy("p", {
       domains: ["p.example"],
