@@ -376,6 +376,8 @@ export class InboundListeners {
         receivedAt: Date.now(),
         peer: s.peer,
         ...(requireTlsOf(session) ? { requireTls: true } : {}),
+        // only a trusted sender's TLS-Required: No may relax anything (issue 22 finding 6)
+        ...(session.user || this.decision(session).d.relayFrom ? { tlsRequiredNoTrusted: true } : {}),
       },
       Buffer.from(received, "latin1"),
       guard,

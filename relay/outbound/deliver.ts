@@ -13,7 +13,7 @@ import { daneTlsRptPolicy, resolveDane, type HostDane } from "./dane.js";
 import { makeSecureDns, type SecureDns } from "./dnssec.js";
 import type { ConnectionPool, Pooled, SessionInfo } from "./pool.js";
 import { mxAllowed, type StsLookup } from "./mta-sts.js";
-import { isTlsFailure, requireTlsStatus, tlsRequiredNo } from "./requiretls.js";
+import { isTlsFailure, requireTlsStatus } from "./requiretls.js";
 import {
   admits,
   authAllowed,
@@ -511,7 +511,7 @@ export class Deliverer {
       auth: route.outbound.authCredential !== undefined,
       ...(route.outbound.authUnauthenticatedPeer ? { authUnauthenticatedPeer: true } : {}),
       ...(req.requireTls ? { requireTls: true } : {}),
-      ...((req.tlsRequiredNo ?? tlsRequiredNo(req.message)) ? { tlsRequiredNo: true } : {}),
+      ...(req.tlsRequiredNo ? { tlsRequiredNo: true } : {}),
     };
     // MTA-STS: the recipient's published policy is one of the engine's inputs
     let sts: StsLookup | undefined;

@@ -16,6 +16,7 @@ import { composeDsn } from "../dsn.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
 import type { Deliverer, RecipientResult } from "../outbound/deliver.js";
+import { tlsRequiredNo } from "../outbound/requiretls.js";
 import { groupRecipients } from "../outbound/route.js";
 import { errorMessage } from "../result.js";
 import { expired, nextAttemptAt } from "./backoff.js";
@@ -245,6 +246,7 @@ export class Scheduler {
                 message,
                 route: g.route,
                 ...(env.requireTls ? { requireTls: true } : {}),
+                ...(env.tlsRequiredNoTrusted && tlsRequiredNo(message) ? { tlsRequiredNo: true } : {}),
               })
             : g.recipients.map((address) => ({
                 address,

@@ -23,12 +23,20 @@ let sink: Sink;
 let dns: DnsServer;
 let sts: MtaStsServer;
 const domains = ["enforce-ok.test", "enforce-bad.test", "testing.test", "cached.test"];
+// issue 22 finding 6: routed by defaultOutbound (mode mta-sts), each publishing an enforce policy
+// whose mx does not match its MX (so only a relaxation lets mail through)
+const defaultRouted = ["outside.test", "relaxed.test", "local-sts.test"];
+let local: Sink;
 
 before(async () => {
   f = await relayFixture("relay-mta-sts");
   ports = f.ports;
   const mx = await makeLeaf(f.ca, { cn: "mx1.partner.test", dnsNames: ["mx1.partner.test"] });
-  const web = await makeLeaf(f.ca, { cn: "mta-sts", dnsNames: domains.map((d) => `mta-sts.${d}`) });
+  const web = await makeLeaf(f.ca, {
+    cn: "mta-sts",
+    dnsNames: [...domains, ...defaultRouted].map((d) => `mta-sts.${d}`),
+  });
+  local = await startSink();
   sink = await startSink({ tls: { cert: await readFile(mx.certFile), key: await readFile(mx.keyFile) } });
   sts = await startMtaStsServer({ cert: await readFile(web.certFile), key: await readFile(web.keyFile) });
   sts.setPolicy("enforce-ok.test", stsPolicy("enforce", ["*.partner.test"]));
@@ -39,34 +47,41 @@ before(async () => {
     "mx1.partner.test": { A: ["127.0.0.1"] },
     "mx.attacker.test": { A: ["127.0.0.1"] },
   };
-  for (const d of domains) {
+  for (const d of defaultRouted) sts.setPolicy(d, stsPolicy("enforce", ["mx.elsewhere.test"]));
+  for (const d of [...domains, ...defaultRouted]) {
     zone[d] = { MX: [{ preference: 10, exchange: "mx1.partner.test" }] };
     zone[`_mta-sts.${d}`] = { TXT: ["v=STSv1; id=20260101T000000;"] };
     zone[`mta-sts.${d}`] = { A: ["127.0.0.1"] };
   }
   dns = await startDnsServer(zone);
+  await configure();
+  ({ relay, logs } = await f.start({ mxPort: sink.port }));
+});
+
+async function configure(patch: Parameters<RelayFixture["configure"]>[0] = {}): Promise<void> {
   await f.configure(
     {
       dns: { servers: [dns.address] },
       mtaSts: { caFile: "ca.crt", httpsPort: sts.port },
       policies: [{ name: "p/sts", domains, outbound: { tls: { mode: "mta-sts", caFile: "ca.crt" } } }],
+      ...patch,
     },
     { files: { "ca.crt": await readFile(f.ca.certFile) } },
   );
-  ({ relay, logs } = await f.start({ mxPort: sink.port }));
-});
+  await relay?.checkConfig();
+}
 
 after(async () => {
-  await f?.stop(() => Promise.all([sink?.close(), dns?.stop(), sts?.close()]));
+  await f?.stop(() => Promise.all([sink?.close(), local?.close(), dns?.stop(), sts?.close()]));
 });
 
-async function submit(rcpt: string, tag: string): Promise<string> {
+async function submit(rcpt: string, tag: string, headers: Record<string, string> = {}): Promise<string> {
   const r = await swaks({
     server: "127.0.0.1",
     port: ports.smtp,
     from: "alice@local.test",
     to: rcpt,
-    headers: { "X-Test-Id": tag },
+    headers: { "X-Test-Id": tag, ...headers },
   });
   assert.equal(r.code, 0, r.transcript);
   return r.queueId!;
@@ -154,5 +169,59 @@ describe("MTA-STS", () => {
       metrics,
       /sealpost_relay_mta_sts_total\{policy="p\/sts",sts_mode="testing",result="testing-mx-mismatch"\} [1-9]/,
     );
+  });
+  it("issue 22 finding 6: TLS-Required: No from a sender outside relayFrom does not relax an enforced MTA-STS policy", async () => {
+    // 127.0.0.1 (swaks) is now an outsider: it may only send to local domains; outside.test is one,
+    // delivered by MX under defaultOutbound mta-sts
+    await configure({
+      inbound: { require: "none", relayFrom: ["192.0.2.0/24"], localDomains: ["outside.test"] },
+      defaultOutbound: { tls: { mode: "mta-sts" } },
+    });
+    const id = await submit("bob@outside.test", "tlsrn-outsider", { "TLS-Required": "No" });
+    const l = await waitFor("deferral", () =>
+      logs.find((x) => x.event === "delivery" && x.queueId === id && x.code === "MTA_STS_MX_MISMATCH"),
+    );
+    assert.equal(l.result, "deferred");
+    assert.equal(arrived("tlsrn-outsider"), undefined);
+    assert.equal(
+      logs.find((x) => x.event === "mta-sts" && x.queueId === id && x.result === "tls-required-no"),
+      undefined,
+    );
+  });
+
+  it("issue 22 finding 6: TLS-Required: No from a relayFrom sender relaxes only what the recipient published, never a MailDomainPolicy", async () => {
+    await configure({ defaultOutbound: { tls: { mode: "mta-sts" } } });
+    const relaxed = await submit("carol@relaxed.test", "tlsrn-trusted", { "TLS-Required": "No" });
+    await waitFor("delivered", () => arrived("tlsrn-trusted"), 20_000);
+    await waitFor("relaxed", stsLog(relaxed, "tls-required-no"));
+    // enforce-bad.test is p/sts's: the policy's own requirement stays
+    const kept = await submit("dave@enforce-bad.test", "tlsrn-policy", { "TLS-Required": "No" });
+    await waitFor("deferral", () =>
+      logs.find((x) => x.event === "delivery" && x.queueId === kept && x.code === "MTA_STS_MX_MISMATCH"),
+    );
+    assert.equal(arrived("tlsrn-policy"), undefined);
+  });
+
+  it("issue 22 finding 6: a catch-all mta-sts policy is not applied to the internal next hop of local domains", async () => {
+    // local-sts.test publishes an enforce policy naming only its public MX; its mail is ours and goes
+    // to the internal next hop, which no MTA-STS policy of the domain can name
+    await configure({
+      inbound: {
+        require: "none",
+        relayFrom: ["127.0.0.1"],
+        localDomains: ["local-sts.test"],
+        internalNextHop: { host: "127.0.0.1", port: local.port },
+      },
+      defaultOutbound: { tls: { mode: "mta-sts" } },
+    });
+    const id = await submit("erin@local-sts.test", "sts-internal");
+    await waitFor("delivered internally", () =>
+      local.messages.find((m) => m.data.toString().includes("X-Test-Id: sts-internal")),
+    );
+    const l = await waitFor("log", () =>
+      logs.find((x) => x.event === "delivery" && x.queueId === id && x.result === "delivered"),
+    );
+    assert.equal(l.level, "may");
+    assert.match(String(l.why), /internal next hop/);
   });
 });

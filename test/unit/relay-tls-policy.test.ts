@@ -201,4 +201,37 @@ describe("TLS policy engine: floors (issue 14 root)", () => {
       dane: "may",
     });
   });
+
+  it("issue 22 finding 6: TLS-Required: No relaxes only recipient-published policy on the default route, never REQUIRETLS or a policy", () => {
+    const sts: StsLookup = { source: "fetched", policy: enforce(["mx.d.test"]) };
+    const base = { mode: "mta-sts" as const, domain: "d.test", sts, tlsRequiredNo: true };
+    const hop = { name: "mx.other.test" };
+    const relaxed = resolveTlsPolicy({ ...base, policyOwned: false }, hop);
+    assert.ok(relaxed.ok && relaxed.level === "may" && relaxed.relaxed);
+    const owned = resolveTlsPolicy({ ...base, policyOwned: true }, hop);
+    assert.equal(!owned.ok && owned.failure.code, "MTA_STS_MX_MISMATCH");
+    const withRequireTls = resolveTlsPolicy({ ...base, policyOwned: false, requireTls: true }, hop);
+    assert.equal(!withRequireTls.ok && withRequireTls.failure.code, "MTA_STS_MX_MISMATCH");
+    // a verify/required policy is never relaxed, whoever asks
+    for (const mode of ["required", "verify"] as const) {
+      const d = resolveTlsPolicy({ mode, domain: "d.test", policyOwned: false, tlsRequiredNo: true }, hop);
+      assert.ok(d.ok && strength(d.level) >= strength(MODE_FLOORS[mode].floor));
+    }
+  });
+
+  it("issue 22 finding 6: MTA-STS is not applied to the internal next hop of a local domain", () => {
+    const d = resolveTlsPolicy(
+      {
+        mode: "mta-sts",
+        domain: "local.test",
+        nextHop: "exchange.mail.svc",
+        internal: true,
+        policyOwned: false,
+        sts: { source: "fetched", policy: enforce(["mx.local.test"]) },
+      },
+      { name: "exchange.mail.svc" },
+    );
+    assert.ok(d.ok && d.level === "may" && !d.stsEnforced);
+    assert.match(d.ok ? d.why : "", /internal next hop/);
+  });
 });
