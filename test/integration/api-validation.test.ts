@@ -124,7 +124,8 @@ const cases: Case[] = [
     kind: P,
     name: "CA bundle with mode required (it would not be checked)",
     set: { "outbound.tls.mode": "required" },
-    unset: ["outbound.tls.matchNames"],
+    // the valid base policy's AUTH would also be refused under required (issue 14 finding 5)
+    unset: ["outbound.tls.matchNames", "outbound.auth"],
     field: "spec.outbound.tls.caBundle",
   },
   {

@@ -279,7 +279,13 @@ describe("operator reconciles against a real apiserver", () => {
       "sealpost.dev/restart-hash"
     ];
     await admin.mergePatch(R.MailDomainPolicy, NS, "partner-lab", {
-      spec: { outbound: { tls: { mode: "required", caBundle: null, matchNames: null } } },
+      // required does not verify the peer: the policy's AUTH needs the risk accepted (issue 14 finding 5)
+      spec: {
+        outbound: {
+          tls: { mode: "required", caBundle: null, matchNames: null },
+          auth: { allowUnauthenticatedPeer: true },
+        },
+      },
     });
     await waitFor("mode required in config", async () =>
       (await config())?.policies[0]?.outbound.tls.mode === "required" ? true : undefined,
