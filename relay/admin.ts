@@ -14,6 +14,12 @@ export interface AdminStatus {
   queue: { depth: number; oldestAgeSeconds: number };
   /** Delivery figures per policy since the relay started (relay/queue/admin-api.ts). */
   policies?: Record<string, unknown>;
+  /**
+   * Recipient domains whose MTA-STS policy could not be fetched at their last lookup (at most 20
+   * listed; `failing` counts them all): with `cached` a cached policy still applies, without it
+   * delivery to that domain falls back to opportunistic TLS (RFC 8461).
+   */
+  mtaSts?: { failing: number; domains: unknown[] };
   /** A scale-down drain runs or ran (relay/queue/drain.ts): no new mail; `drain` has its progress. */
   draining?: boolean;
   drain?: unknown;

@@ -7,9 +7,15 @@ export interface QueueStats {
   oldestAgeSeconds(): number;
 }
 
+/** Domains whose MTA-STS policy could not be fetched at the last lookup (relay/outbound/mta-sts.ts). */
+export interface StsProblemStats {
+  fetchProblems(): { cached: boolean }[];
+}
+
 export function createMetrics() {
   const registry = new Registry();
   let stats: QueueStats = { depth: () => 0, oldestAgeSeconds: () => 0 };
+  let sts: StsProblemStats = { fetchProblems: () => [] };
   const p = "sealpost_relay_";
   const m = {
     registry,
@@ -88,6 +94,18 @@ export function createMetrics() {
         this.set(stats.oldestAgeSeconds());
       },
     }),
+    mtaStsFetchFailing: new Gauge({
+      name: `${p}mta_sts_fetch_failing_domains`,
+      help: "Recipient domains whose published MTA-STS policy could not be fetched at their last lookup; cached=true: an unexpired cached policy still applies (RFC 8461 5.1), cached=false: delivery falls back to opportunistic TLS. Above 0 for long: check HTTPS egress (port 443) and DNS.",
+      labelNames: ["cached"],
+      registers: [registry],
+      collect() {
+        const all = sts.fetchProblems();
+        const withCache = all.filter((x) => x.cached).length;
+        this.set({ cached: "true" }, withCache);
+        this.set({ cached: "false" }, all.length - withCache);
+      },
+    }),
     configInfo: new Gauge({
       name: `${p}config_info`,
       help: "The loaded config (value 1).",
@@ -96,6 +114,9 @@ export function createMetrics() {
     }),
     bindQueue(s: QueueStats): void {
       stats = s;
+    },
+    bindMtaSts(s: StsProblemStats): void {
+      sts = s;
     },
   };
   for (const r of ["ok", "failed"]) m.reloads.inc({ result: r }, 0);

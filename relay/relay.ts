@@ -134,6 +134,7 @@ export class Relay {
   private lastReloadError: string | undefined;
   private stopping: Promise<void> | undefined;
   private figures = new PolicyFiguresBook();
+  private mtaSts?: MtaSts;
   private spool!: Spool;
   private drainer: Drain | undefined;
   private tlsRpt:
@@ -173,6 +174,8 @@ export class Relay {
       },
       httpsPort: () => this.state.loaded.config.mtaSts.httpsPort ?? 443,
     });
+    this.mtaSts = mtaSts;
+    this.metrics.bindMtaSts(mtaSts);
     const deliverer = new Deliverer({
       pool: this.pool,
       dns: () => this.resolver,
@@ -367,11 +370,17 @@ export class Relay {
         oldestAgeSeconds: this.scheduler?.oldestAgeSeconds() ?? 0,
       },
       policies: this.figures.snapshot(),
+      ...this.stsStatus(),
       ...(this.drainer ? { draining: true, drain: this.drainer.status() } : {}),
     };
   }
 
-  /** A message was queued by the inbound listeners (a fleet peer's queue time is already adopted). */
+  private stsStatus(): Pick<AdminStatus, "mtaSts"> {
+    const problems = this.mtaSts?.fetchProblems() ?? [];
+    return problems.length ? { mtaSts: { failing: problems.length, domains: problems.slice(-20) } } : {};
+  }
+
+  /** A message was queued by the inbound listeners: a fleet peer's handover keeps its queue time. */
   private queued(env: Envelope): void {
     this.scheduler.add(env);
   }

@@ -18,30 +18,22 @@ import {
   statusBase,
   timestamp,
 } from "./common.js";
+import { AUTHENTICATING_MODES, floorDescriptions } from "./tls-floors.js";
 
 export const TlsMode = z
   .enum(["none", "opportunistic", "required", "verify", "mta-sts", "dane"])
   .describe(
     [
-      "How the connection to the partner is protected; a requirement that cannot be met defers the message, never a fallback to clear text.",
-      "- none: never STARTTLS, always clear text (only for peers that break on TLS).",
-      "- opportunistic: STARTTLS when offered, certificate not checked; clear text when not offered (the Internet default).",
-      "- required: STARTTLS or no delivery; certificate not checked.",
-      "- verify: STARTTLS with a certificate that chains to caBundle (or to public CAs, with trustSystemRoots) and carries one of matchNames (default: the host name connected to).",
-      "- mta-sts: the partner's published MTA-STS policy (RFC 8461) decides, verified against public CAs.",
-      "- dane: the partner's DNSSEC-signed TLSA records (RFC 7672) decide; needs a DNSSEC-validating resolver.",
+      "How the connection to the partner is protected. Each mode's floor is what it guarantees whatever DNS, the partner or an attacker on the path says; a situation below the floor defers the message (never a fallback to something weaker). Levels: none (clear), may (STARTTLS when offered), encrypt (TLS, peer not authenticated), verify (certificate chain and name), dane (TLSA records).",
+      ...floorDescriptions(),
     ].join("\n"),
   );
 export type TlsMode = z.infer<typeof TlsMode>;
 
-/** The modes that never send a byte of the message in clear: the only ones that may carry credentials. */
-export const ENCRYPTING_MODES = [
-  "required",
-  "verify",
-  "mta-sts",
-  "dane",
-] as const satisfies readonly TlsMode[];
-const encrypting = `[${ENCRYPTING_MODES.map((m) => `'${m}'`).join(", ")}]`;
+/** Modes that use TLS with this partner whenever it can be set up: a client certificate makes sense with them. */
+const CLIENT_CERT_MODES = ["required", "verify", "mta-sts", "dane"] as const satisfies readonly TlsMode[];
+const celList = (modes: readonly string[]) => `[${modes.map((m) => `'${m}'`).join(", ")}]`;
+const AUTH_CEL_MODES = celList(AUTHENTICATING_MODES);
 
 export const TlsVersion = z.enum(["TLSv1.2", "TLSv1.3"]);
 export type TlsVersion = z.infer<typeof TlsVersion>;
@@ -78,7 +70,7 @@ export const OutboundTls = z
       .max(16)
       .optional()
       .describe(
-        "mode verify: names the partner's certificate must carry (one is enough), e.g. mx.partner.example. Absent: the host name the relay connects to (the MX or nextHop host).",
+        "mode verify: names the partner's certificate must carry (one is enough), e.g. mx.partner.example. Absent: the nextHop host when one is set; otherwise the recipient domain or any name under it (Postfix secure's nexthop, dot-nexthop), since an MX name from DNS that is not DNSSEC-validated may be an attacker's.",
       )
       .meta({ "x-kubernetes-list-type": "set" }),
     clientCertificateRef: localRef(
@@ -123,7 +115,7 @@ export const OutboundTls = z
         reason: "FieldValueForbidden",
       },
       {
-        rule: `!has(self.clientCertificateRef) || self.mode in ${encrypting}`,
+        rule: `!has(self.clientCertificateRef) || self.mode in ${celList(CLIENT_CERT_MODES)}`,
         message:
           "a client certificate needs a TLS mode that always encrypts (required, verify, mta-sts or dane); with none or opportunistic it may never be presented",
         fieldPath: ".clientCertificateRef",
@@ -168,13 +160,19 @@ export const PolicyOutbound = z
     auth: z
       .object({
         credentialRef: localRef(
-          "A RelayCredential of type password and usage outbound; the wrong type or usage is reported in the policy's Accepted condition.",
+          "A RelayCredential of type password and usage outbound; the wrong type or usage, or a credential whose restrictTo does not cover this policy's domains and nextHop, is reported in the policy's Accepted condition.",
           "Name of the RelayCredential in the same namespace.",
         ),
+        allowUnauthenticatedPeer: z
+          .boolean()
+          .optional()
+          .describe(
+            "Also send the password to a peer whose certificate is not verified (tls.mode required; mta-sts without an enforce policy; dane hosts without usable TLSA records). RISK: anyone who can intercept or redirect the connection (a spoofed MX or a machine on the path) presents a certificate of its own and collects the password. Absent/false: the password only goes to a peer authenticated by verify, an enforced MTA-STS policy or DANE; otherwise the message is deferred (AUTH_PEER_UNAUTHENTICATED). Never sent in clear either way.",
+          ),
       })
       .optional()
       .describe(
-        "Log in to the partner's server with SMTP AUTH. Only ever inside TLS: needs tls.mode required, verify, mta-sts or dane.",
+        "Log in to the partner's server with SMTP AUTH. Only ever inside TLS, and by default only to a peer whose certificate was verified: needs tls.mode verify, mta-sts or dane, or required with allowUnauthenticatedPeer.",
       ),
     nextHop: z
       .object({
@@ -191,9 +189,9 @@ export const PolicyOutbound = z
   .describe("How mail to these domains leaves the relay.")
   .meta(
     cel({
-      rule: `!has(self.auth) || self.tls.mode in ${encrypting}`,
+      rule: `!has(self.auth) || self.tls.mode in ${AUTH_CEL_MODES} || (self.tls.mode == 'required' && has(self.auth.allowUnauthenticatedPeer) && self.auth.allowUnauthenticatedPeer)`,
       message:
-        "SMTP AUTH sends the password to the partner, so it needs tls.mode required, verify, mta-sts or dane; with none or opportunistic it could travel in clear",
+        "SMTP AUTH sends the password to the partner, so it needs a mode that verifies the peer (verify, mta-sts or dane); mode required never verifies it: set auth.allowUnauthenticatedPeer: true to accept that an attacker on the path can collect the password; with none or opportunistic it could travel in clear",
       fieldPath: ".auth",
       reason: "FieldValueForbidden",
     }),

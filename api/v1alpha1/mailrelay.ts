@@ -279,6 +279,10 @@ const Queue = z
     ),
   );
 
+/** ip, ip:port, [v6] or [v6]:port (what relay/outbound/dnssec.ts parseServer takes). */
+const DNS_SERVER_PATTERN =
+  /^(?:(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?|[0-9a-fA-F:]*:[0-9a-fA-F:.]*|\[[0-9a-fA-F:.]+\](?::\d{1,5})?)$/;
+
 export const MailRelaySpec = z
   .object({
     hostname: domainName(
@@ -389,6 +393,29 @@ export const MailRelaySpec = z
       })
       .optional()
       .describe("The relay's admin port (8080)."),
+    dns: z
+      .object({
+        servers: z
+          .array(
+            z
+              .string()
+              .max(64)
+              .regex(
+                DNS_SERVER_PATTERN,
+                "must be an IP address, optionally with a port: 10.0.0.10, 10.0.0.10:5353, [fd00::53]:53",
+              )
+              .describe("A resolver's address, ip or ip:port ([v6]:port for IPv6)."),
+          )
+          .min(1)
+          .max(3)
+          .describe(
+            "The resolvers the relay asks for MX, address, TLSA and MTA-STS lookups, in order. Mode dane trusts their AD bit (RFC 7672 section 1.3): they must validate DNSSEC and be reached over a trusted path (e.g. an unbound on the node or in the namespace). The cluster's default DNS (CoreDNS) does not validate: with it, every answer is insecure and dane defers everything (DANE_REQUIRED).",
+          ),
+      })
+      .optional()
+      .describe(
+        "DNS for outbound delivery. Absent: the pod's resolver (cluster DNS); needed for mode dane. The relay queries these servers directly (the pod's own dnsConfig is unchanged: Service names such as the internal next hop still resolve through cluster DNS); egress to them on port 53 (UDP and TCP) must be allowed.",
+      ),
     policySelector: labelSelector(
       "Which MailDomainPolicies of this namespace the relay enforces, by label (e.g. matchLabels: {relay: edge}). Absent or {}: all of them.",
     ).optional(),

@@ -6,6 +6,7 @@ import {
   API_VERSION,
   domainName,
   domainPattern,
+  host,
   IssuerRef,
   keyRef,
   localRef,
@@ -98,6 +99,31 @@ export const RelayCredentialSpec = z
         "usage inbound: the domains a client logged in with this credential may use in MAIL FROM (other senders get 553 5.7.1, like Postfix's reject_sender_login_mismatch; the null sender is allowed). Absent: for a credential named in a MailDomainPolicy's inbound.credentialRef, that policy's domains; otherwise the relay's localDomains.",
       )
       .meta({ "x-kubernetes-list-type": "set" }),
+    restrictTo: z
+      .object({
+        domains: z
+          .array(domainPattern("A recipient domain, or *.domain for its subdomains."))
+          .min(1)
+          .max(64)
+          .optional()
+          .describe(
+            "The recipient domains a MailDomainPolicy using this credential may cover: each of the policy's domains must be one of these, or under a *.domain here. A catch-all policy is never covered.",
+          )
+          .meta({ "x-kubernetes-list-type": "set" }),
+        nextHops: z
+          .array(host("A next-hop host name or IP address, e.g. smtp.partner.example."))
+          .min(1)
+          .max(16)
+          .optional()
+          .describe(
+            "The only servers this credential may be sent to: a policy using it must set outbound.nextHop to one of these hosts (a policy that delivers to the domain's MX hosts is refused).",
+          )
+          .meta({ "x-kubernetes-list-type": "set" }),
+      })
+      .optional()
+      .describe(
+        "usage outbound: where this credential may be used, so that a policy author cannot send it to a server of their own. A MailDomainPolicy that uses it elsewhere is not accepted (Accepted=False, InvalidReference, naming the domain or next hop). Absent: any policy in the namespace may use it.",
+      ),
   })
   .describe("The account or certificate, and which way it is used.")
   .meta({
@@ -121,6 +147,12 @@ export const RelayCredentialSpec = z
         rule: "!has(self.secretRef) || !has(self.issuerRef)",
         message: "set secretRef (use this Secret) or issuerRef (issue a new certificate), not both",
         fieldPath: ".issuerRef",
+        reason: "FieldValueForbidden",
+      },
+      {
+        rule: "self.usage == 'outbound' || !has(self.restrictTo)",
+        message: "restrictTo limits where the relay sends a credential: only for usage outbound",
+        fieldPath: ".restrictTo",
         reason: "FieldValueForbidden",
       },
       {

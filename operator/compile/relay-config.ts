@@ -134,12 +134,16 @@ class Refs {
     return path;
   }
 
-  /** A RelayCredential of one of the given types and the usage, compiled; its name, or undefined (problem noted). */
+  /**
+   * A RelayCredential of one of the given types and the usage, compiled; its name, or undefined
+   * (problem noted). `where`: the domains and next hop of the policy that sends it (restrictTo).
+   */
   credential(
     name: string,
     types: Credential["type"][],
     usage: Credential["usage"],
     role: string,
+    where?: { domains: readonly string[]; nextHop?: string },
   ): string | undefined {
     const c = this.view.credentials.get(name);
     if (!c) return (this.missing(`RelayCredential ${this.ns}/${name} not found`), undefined);
@@ -147,6 +151,11 @@ class Refs {
       this.invalid(
         `RelayCredential ${this.ns}/${name} is type ${c.spec.type} usage ${c.spec.usage}; ${role} needs type ${types.join(" or ")} usage ${usage}`,
       );
+      return undefined;
+    }
+    const outside = where ? credentialScopeProblem(c, where.domains, where.nextHop) : undefined;
+    if (outside) {
+      this.invalid(`RelayCredential ${this.ns}/${name} (${role}): ${outside}`);
       return undefined;
     }
     const compiled = compileCredential(c, this);
@@ -161,6 +170,39 @@ class Refs {
   get namespace(): string {
     return this.ns;
   }
+}
+
+/** Whether a policy domain pattern lies within an allowed pattern (exact, or under its *.domain). Pure. */
+function covered(pattern: string, allowed: string): boolean {
+  const p = pattern.toLowerCase();
+  const a = allowed.toLowerCase();
+  if (p === a) return true;
+  return a.startsWith("*.") && p !== CATCH_ALL && p.endsWith(a.slice(1));
+}
+
+/**
+ * Why a credential may not be used by a policy with these domains and next hop (its
+ * spec.restrictTo, finding 5 of issue 14), or undefined. Pure.
+ */
+export function credentialScopeProblem(
+  c: RelayCredential,
+  domains: readonly string[],
+  nextHop: string | undefined,
+): string | undefined {
+  const r = c.spec.restrictTo;
+  if (!r) return undefined;
+  if (r.domains) {
+    const out = domains.filter((d) => !r.domains!.some((a) => covered(d, a)));
+    if (out.length)
+      return `restrictTo.domains (${r.domains.join(", ")}) does not cover ${out.join(", ")}: remove those domains from the policy or add them to the credential's restrictTo.domains`;
+  }
+  if (r.nextHops) {
+    if (!nextHop)
+      return `restrictTo.nextHops (${r.nextHops.join(", ")}) allows only those servers, but the policy delivers to the domain's MX hosts: set outbound.nextHop to one of them`;
+    if (!r.nextHops.some((h) => h.toLowerCase() === nextHop.toLowerCase()))
+      return `restrictTo.nextHops (${r.nextHops.join(", ")}) does not include the policy's nextHop ${nextHop}`;
+  }
+  return undefined;
 }
 
 /** The kubernetes.io/tls Secret a clientCertificate credential uses: referenced, or issued by cert-manager. */
@@ -223,12 +265,17 @@ function compilePolicy(p: MailDomainPolicy, refs: Refs): Policy | undefined {
     if (f) outbound.tls.caFile = f;
   }
   if (tls.matchNames?.length) outbound.tls.matchNames = [...tls.matchNames];
+  const where = {
+    domains: s.domains,
+    ...(s.outbound.nextHop ? { nextHop: s.outbound.nextHop.host } : {}),
+  };
   if (tls.clientCertificateRef) {
     const n = refs.credential(
       tls.clientCertificateRef.name,
       ["clientCertificate"],
       "outbound",
       "outbound.tls.clientCertificateRef",
+      where,
     );
     if (n) outbound.tls.clientCredential = n;
   }
@@ -238,8 +285,10 @@ function compilePolicy(p: MailDomainPolicy, refs: Refs): Policy | undefined {
       ["password"],
       "outbound",
       "outbound.auth.credentialRef",
+      where,
     );
     if (n) outbound.authCredential = n;
+    if (s.outbound.auth.allowUnauthenticatedPeer) outbound.authUnauthenticatedPeer = true;
   }
   if (s.outbound.nextHop)
     outbound.nextHop = { host: s.outbound.nextHop.host, port: s.outbound.nextHop.port ?? 25 };
@@ -611,6 +660,7 @@ export function compileRelayConfig(
       limits: { ipv6PrefixLength: inbound.ipv6ClientPrefixLength },
     },
     credentials: Object.fromEntries(Object.entries(credentials).sort((a, b) => a[0].localeCompare(b[0]))),
+    ...(spec.dns?.servers?.length ? { dns: { servers: [...spec.dns.servers] } } : {}),
     policies: compiled.filter((p) => !p.domains.includes(CATCH_ALL)),
     deferredPolicies,
     ...(catchAll ? { defaultOutbound: catchAll.outbound } : {}),

@@ -121,6 +121,11 @@ export const Outbound = z.object({
   tls: OutboundTls,
   /** Name of a password credential (usage outbound); only ever used inside TLS. */
   authCredential: z.string().optional(),
+  /**
+   * Send the password also to an encrypted peer the resolved TLS level does not authenticate
+   * (encrypt, may): an active attacker can collect it. Absent/false: only verify or dane peers.
+   */
+  authUnauthenticatedPeer: z.boolean().optional(),
   /** Explicit next hop; absent: MX lookup of the recipient domain. */
   nextHop: HostPort.optional(),
   smime: SmimeEncryption.optional(),

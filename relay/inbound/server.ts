@@ -475,6 +475,8 @@ export class InboundListeners {
         peer: s.peer,
         ...(requireTlsOf(session) ? { requireTls: true } : {}),
         ...(signable ? { signable: true } : {}),
+        // only a trusted sender's TLS-Required: No may relax anything (issue 22 finding 6)
+        ...(session.user || this.decision(session).d.relayFrom ? { tlsRequiredNoTrusted: true } : {}),
       },
       Buffer.from(received, "latin1"),
       hops,

@@ -1,25 +1,19 @@
-// DANE for SMTP (RFC 7672) as an outbound TLS mode. The DNS part goes through dnssec.ts (the
-// configured resolver validates; the relay reads AD). Per delivery:
+// DANE for SMTP (RFC 7672): the DNS facts and the certificate matching. The DNS part goes through
+// dnssec.ts (the configured resolver validates; the relay reads AD). What the facts mean for a
+// delivery (defer, skip the host, which level) is decided in tls-policy.ts, not here. Per delivery:
 //
-// 1. MX RRset of the recipient domain (or, with an explicit next hop, that host's address RRset).
-//    SERVFAIL (a bogus answer, or the resolver failing) -> defer, DANE_DNSSEC_INVALID.
-//    Insecure (AD=0) -> RFC 7672 section 2.2.1 says DANE does not apply to the domain and the
-//    client would go on with ordinary opportunistic TLS. Sealpost's decision: a policy with mode
-//    `dane` names domains whose mail must be DANE-protected, so this fails closed: defer with
-//    DANE_REQUIRED (TLS-RPT dane-required), never a silent downgrade. A policy that wants the
-//    RFC's opportunistic fallback for unsigned domains uses mode `opportunistic` for them.
+// 1. MX RRset of the recipient domain (or, with an explicit next hop, that host's address RRset):
+//    SERVFAIL (a bogus answer, or the resolver failing) -> a lookup failure, DANE_DNSSEC_INVALID;
+//    otherwise whether it validated (`secure`).
 // 2. For each MX host in preference order, its A/AAAA RRsets and then its TLSA RRset at
-//    _<port>._tcp.<host> (the CNAME-expanded host name first, then the original: section 2.2.3).
-//    From here on the RFC's rules apply exactly (section 2.2):
-//      address or TLSA lookup fails (SERVFAIL, timeout) -> this host is skipped, never downgraded
-//      address RRset insecure, or TLSA RRset insecure -> DANE does not apply to this host: ordinary
-//        opportunistic TLS (STARTTLS when offered, unverified)
-//      secure, no TLSA records -> the same (the host does not publish DANE)
-//      secure TLSA RRset, none usable -> TLS required, unauthenticated (section 2.2, mandatory
-//        encryption)
-//      secure TLSA RRset with usable records -> TLS required and the peer chain must match one of
-//        them (matchChain), checked after STARTTLS and before AUTH or MAIL FROM; else this host
-//        fails with DANE_TLSA_MISMATCH (TLS-RPT tlsa-invalid) and the next one is tried.
+//    _<port>._tcp.<host> (the CNAME-expanded host name first, then the original: section 2.2.3),
+//    summarised per host as HostDane:
+//      address or TLSA lookup fails (SERVFAIL, timeout) -> skip (with the failure)
+//      address RRset insecure, TLSA RRset insecure, or secure without TLSA records -> none
+//      secure TLSA RRset, none usable -> encrypt
+//      secure TLSA RRset with usable records -> dane (records, reference identifiers); the peer
+//        chain must match one of them (matchChain, run by the transport's peerCheck) after
+//        STARTTLS and before AUTH or MAIL FROM, else DANE_TLSA_MISMATCH (TLS-RPT tlsa-invalid).
 //
 // Usable records (section 3.1): DANE-TA(2) and DANE-EE(3); PKIX-TA(0) and PKIX-EE(1) are unusable
 // for SMTP (section 3.1.3). Selectors Cert(0) and SPKI(1); matching types Full(0), SHA2-256(1),
@@ -31,18 +25,12 @@
 import { createHash, createPublicKey, X509Certificate, type KeyObject } from "node:crypto";
 import { isIP } from "node:net";
 import type { TLSSocket, DetailedPeerCertificate } from "node:tls";
-import type { HostPort, Outbound } from "../config/schema.js";
+import type { HostPort } from "../config/schema.js";
 import { errorMessage, fail, ok, type Failure, type Result } from "../result.js";
 import type { SecureAnswer, SecureDns } from "./dnssec.js";
 import { isNullMx, sortMx } from "./mx.js";
 import type { TlsRptPolicy } from "./tlsrpt.js";
-import {
-  planTransport,
-  type Hop,
-  type Material,
-  type Timeouts,
-  type TransportPlan,
-} from "./transport-options.js";
+import type { Hop } from "./transport-options.js";
 
 export interface Tlsa {
   usage: number;
@@ -255,25 +243,30 @@ async function addresses(
   });
 }
 
-/** Next hops of a DANE delivery, each with what DANE says about its host (see the file comment). */
+/** The DNS facts of a DANE delivery: whether the MX (or next hop address) RRset validated, the hosts. */
+export interface DaneFacts {
+  secure: boolean;
+  hops: DaneHop[];
+}
+
+/**
+ * Next hops of a DANE delivery, each with what DANE says about its host (see the file comment).
+ * An MX RRset (or explicit next hop's address RRset) that did not validate gives `secure: false`
+ * and no hosts: tls-policy.ts decides what that means.
+ */
 export async function resolveDane(
   domain: string,
   nextHop: HostPort | undefined,
   sdns: SecureDns,
   mxPort = 25,
-): Promise<Result<DaneHop[]>> {
+): Promise<Result<DaneFacts>> {
   let hosts: { name: string; port: number }[];
   if (nextHop) {
     hosts = [{ name: nextHop.host, port: nextHop.port }];
   } else {
     const mx = await sdns.query(domain, "MX");
     if (mx.rcode !== "NOERROR" && mx.rcode !== "NXDOMAIN") return dnsFailure(`MX ${domain}`, mx);
-    if (!mx.secure)
-      return fail(
-        "DANE_REQUIRED",
-        true,
-        `MX RRset of ${domain} is not DNSSEC-validated (insecure): DANE cannot apply and the policy requires it`,
-      );
+    if (!mx.secure) return ok({ secure: false, hops: [] });
     if (mx.rcode === "NXDOMAIN") return fail("DOMAIN_NOT_FOUND", false, `domain ${domain} does not exist`);
     const records = mx.answers.flatMap((r) => (r.type === "MX" ? [r.data] : []));
     const list = records.map((r) => ({ exchange: r.exchange, priority: r.preference ?? 0 }));
@@ -291,12 +284,7 @@ export async function resolveDane(
       lastFailure = addr;
       continue;
     }
-    if (nextHop && !addr.value.secure)
-      return fail(
-        "DANE_REQUIRED",
-        true,
-        `address RRset of next hop ${h.name} is not DNSSEC-validated: DANE cannot apply and the policy requires it`,
-      );
+    if (nextHop && !addr.value.secure) return ok({ secure: false, hops: [] });
     const dane: HostDane = addr.value.secure
       ? await hostDane(sdns, h.name, addr.value.expanded, h.port, domain)
       : { kind: "none", reason: `address RRset of ${h.name} is insecure` };
@@ -305,49 +293,11 @@ export async function resolveDane(
   }
   if (!out.length)
     return lastFailure ?? fail("MX_UNRESOLVABLE", true, `no address for the mail exchangers of ${domain}`);
-  return ok(out);
+  return ok({ secure: true, hops: out });
 }
 
 /** The TLS-RPT policy of a DANE attempt: tlsa with the records, or no-policy-found. */
 export function daneTlsRptPolicy(d: HostDane): TlsRptPolicy {
   if (d.kind === "dane" || d.kind === "encrypt") return { type: "tlsa", strings: d.tlsa.map(tlsaText) };
   return { type: "no-policy-found", strings: [] };
-}
-
-/**
- * The transport plan for one DANE host: none -> opportunistic; encrypt -> required; dane -> required
- * plus the post-handshake TLSA check (peerCheck), run before AUTH and MAIL FROM.
- */
-export function planDane(
-  outbound: Outbound,
-  hop: Hop,
-  d: Exclude<HostDane, { kind: "skip" }>,
-  material: Material,
-  ehloName: string,
-  timeouts: Timeouts,
-  now: () => Date = () => new Date(),
-): Result<TransportPlan> {
-  const mode = d.kind === "none" ? "opportunistic" : "required";
-  const base = planTransport(
-    { ...outbound, tls: { ...outbound.tls, mode } },
-    hop,
-    material,
-    ehloName,
-    timeouts,
-  );
-  if (!base.ok || d.kind !== "dane") return base;
-  const records = d.tlsa;
-  const names = d.names;
-  return ok({
-    ...base.value,
-    mode: "dane",
-    poolKey: createHash("sha256")
-      .update(JSON.stringify([base.value.poolKey, records.map(tlsaText), names]))
-      .digest("hex")
-      .slice(0, 32),
-    peerCheck(socket: TLSSocket): Failure | undefined {
-      const m = matchChain(peerChain(socket), records, names, now());
-      return m.ok ? undefined : fail("DANE_TLSA_MISMATCH", true, `DANE: ${m.reason} (${hop.name})`);
-    },
-  });
 }

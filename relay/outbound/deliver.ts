@@ -8,15 +8,26 @@ import { createSecureContext, type SecureContext, type TLSSocket } from "node:tl
 import { statusFromReply } from "../dsn.js";
 import { bufferBody, type MessageBody } from "../queue/message-body.js";
 import { REPLY_READ_MAX, replyText } from "../reply-text.js";
-import { errorMessage, fail, ok, type Failure } from "../result.js";
+import { errorMessage, fail, ok, type Failure, type Result } from "../result.js";
 import type { Dns } from "./mx.js";
 import { MAIL_LOOPS, withoutSelf } from "./loop.js";
 import { resolveHops } from "./mx.js";
-import { daneTlsRptPolicy, planDane, resolveDane, type HostDane } from "./dane.js";
+import { daneTlsRptPolicy, resolveDane, type HostDane } from "./dane.js";
 import { makeSecureDns, type SecureDns } from "./dnssec.js";
 import type { ConnectionPool, Pooled, SessionInfo } from "./pool.js";
 import { mxAllowed, type StsLookup } from "./mta-sts.js";
-import { isTlsFailure, requireTlsPrecheck, requireTlsStatus, tlsRequiredNo } from "./requiretls.js";
+import { isTlsFailure, requireTlsStatus } from "./requiretls.js";
+import {
+  admits,
+  authAllowed,
+  lookupKind,
+  resolveTlsPolicy,
+  stsApplies,
+  type Observed,
+  type RoutePolicyInput,
+  type TlsLevel,
+  type TlsResolution,
+} from "./tls-policy.js";
 import type { TlsRptPolicy } from "./tlsrpt.js";
 import { DEFAULT_POLICY, type Route } from "./route.js";
 import {
@@ -62,6 +73,9 @@ export interface AttemptRecord {
   /** Recipient (policy) domain and the TLS policy that applied: TLS-RPT (RFC 8460) input. */
   domain?: string;
   tlsPolicy?: TlsRptPolicy;
+  /** The resolved TLS level of the hop (tls-policy.ts) and why. */
+  level?: TlsLevel;
+  why?: string;
 }
 
 /** The TLS-RPT policy of an attempt: the MTA-STS policy when one applied, else no-policy-found. */
@@ -91,6 +105,8 @@ export interface DeliveryRequest {
   requireTls?: boolean;
   /** The relay may sign it (Envelope.signable): a policy's smime.sign applies only then. */
   signable?: boolean;
+  /** `TLS-Required: No` (RFC 8689 section 5), as the inbound side recorded it for a trusted sender. */
+  tlsRequiredNo?: boolean;
 }
 
 /** What S/MIME needs for a route: the recipient certificates and, when signing, the signer. */
@@ -275,16 +291,27 @@ async function open(plan: TransportPlan): Promise<Pooled | Failure> {
     conn.close();
     return f;
   };
-  // Belt and braces over the client options: never go on with a session weaker than the policy.
-  if (plan.requireSecure && !conn.secure) return bail(fail("TLS_REQUIRED", true, "session is not encrypted"));
-  if (plan.verify && !info.peerVerified)
-    return bail(
-      fail("TLS_VERIFY_FAILED", true, `peer certificate not verified: ${info.verifyError ?? "unknown"}`),
-    );
+  // Belt and braces over the client options: never go on with a session below the resolved level.
   const peerFailure = plan.peerCheck && conn.secure ? plan.peerCheck(conn._socket as TLSSocket) : undefined;
   if (peerFailure) return bail(peerFailure);
+  const observed: Observed = {
+    tls: conn.secure,
+    ...(info.tlsVersion ? { version: info.tlsVersion } : {}),
+    verified: plan.verify && info.peerVerified === true,
+    // the TLSA check ran above (peerCheck) and passed
+    tlsaMatched: plan.level === "dane" && conn.secure && plan.peerCheck !== undefined,
+  };
+  const below = admits(plan, observed, plan.minVersion);
+  if (below)
+    return bail(
+      !observed.tls
+        ? fail("TLS_REQUIRED", true, below)
+        : plan.verify && !observed.verified
+          ? fail("TLS_VERIFY_FAILED", true, `peer certificate not verified: ${info.verifyError ?? "unknown"}`)
+          : fail("TLS_HANDSHAKE_FAILED", true, below),
+    );
   if (plan.auth) {
-    if (!conn.secure) {
+    if (!authAllowed({ auth: true, level: plan.level }, observed)) {
       info.authOutcome = "skipped";
       return bail(
         fail("AUTH_REQUIRES_TLS", true, "AUTH credential configured but the session is not encrypted"),
@@ -356,7 +383,27 @@ function replyResult(address: string, e: Errorish, hop: Hop): RecipientResult {
   };
 }
 
-type AttemptBase = "queueId" | "policy" | "mode" | "recipients" | "domain" | "tlsPolicy";
+type AttemptBase = "queueId" | "policy" | "mode" | "recipients" | "domain" | "tlsPolicy" | "level" | "why";
+
+/** The MTA-STS log line / metric of a delivery, from the lookup and the engine's route decision. */
+function stsRecord(req: DeliveryRequest, sts: StsLookup, intent: TlsResolution): MtaStsRecord {
+  const relaxed = intent.ok && intent.relaxed;
+  return {
+    queueId: req.queueId,
+    policy: req.route.policy,
+    domain: req.route.domain,
+    source: sts.source,
+    stsMode: sts.policy?.mode ?? "no-policy",
+    result: relaxed
+      ? "tls-required-no"
+      : sts.failure
+        ? sts.failure.type
+        : sts.policy?.mode === "enforce"
+          ? "enforced"
+          : "not-enforced",
+    ...(sts.failure ? { reason: sts.failure.reason } : {}),
+  };
+}
 
 export class Deliverer {
   constructor(private d: DelivererDeps) {}
@@ -478,68 +525,63 @@ export class Deliverer {
       recipients: req.recipients.length,
       domain: route.domain,
     };
-    // MTA-STS: the recipient's published policy decides the effective mode (and the MX names)
-    let outbound = route.outbound;
+    const input: RoutePolicyInput = {
+      mode: route.outbound.tls.mode,
+      domain: route.domain,
+      ...(route.outbound.tls.matchNames ? { matchNames: route.outbound.tls.matchNames } : {}),
+      ...(route.nextHop ? { nextHop: route.nextHop.host } : {}),
+      ...(route.internal ? { internal: true } : {}),
+      policyOwned: route.policy !== DEFAULT_POLICY,
+      auth: route.outbound.authCredential !== undefined,
+      ...(route.outbound.authUnauthenticatedPeer ? { authUnauthenticatedPeer: true } : {}),
+      ...(req.requireTls ? { requireTls: true } : {}),
+      ...(req.tlsRequiredNo ? { tlsRequiredNo: true } : {}),
+    };
+    // MTA-STS: the recipient's published policy is one of the engine's inputs
     let sts: StsLookup | undefined;
-    if (outbound.tls.mode === "mta-sts") {
+    if (stsApplies(input)) {
       sts = this.d.mtaSts
         ? await this.d.mtaSts(route.domain)
         : { source: "none", failure: { type: "sts-policy-fetch-error", reason: "MTA-STS not wired" } };
-      // TLS-Required: No (RFC 8689 section 5) relaxes a discovered MTA-STS policy only for the
-      // default route, and never for a REQUIRETLS message (see requiretls.ts)
-      const relaxed =
-        !req.requireTls &&
-        route.policy === DEFAULT_POLICY &&
-        sts.policy?.mode === "enforce" &&
-        tlsRequiredNo(req.message.head);
-      const enforce = sts.policy?.mode === "enforce" && !relaxed;
-      outbound = {
-        ...outbound,
-        tls: enforce
-          ? { ...outbound.tls, mode: "verify", matchNames: undefined }
-          : { ...outbound.tls, mode: "opportunistic" },
-      };
-      this.d.onMtaSts?.({
-        queueId: req.queueId,
-        policy: route.policy,
-        domain: route.domain,
-        source: sts.source,
-        stsMode: sts.policy?.mode ?? "no-policy",
-        result: relaxed
-          ? "tls-required-no"
-          : sts.failure
-            ? sts.failure.type
-            : enforce
-              ? "enforced"
-              : "not-enforced",
-        ...(sts.failure ? { reason: sts.failure.reason } : {}),
-      });
+      input.sts = sts;
     }
     base.tlsPolicy = tlsRptPolicy(sts);
-    if (req.requireTls) {
-      const f = requireTlsPrecheck(outbound.tls.mode);
-      if (f) {
-        this.d.onAttempt({ ...base, result: "failed", code: f.code, reason: f.message });
-        return all(f);
-      }
+    const intent = resolveTlsPolicy(input);
+    if (sts) this.d.onMtaSts?.(stsRecord(req, sts, intent));
+    if (!intent.ok) {
+      const f = intent.failure;
+      this.d.onAttempt({
+        ...base,
+        ...(intent.level ? { level: intent.level } : {}),
+        why: intent.why,
+        result: f.temporary ? "deferred" : "failed",
+        code: f.code,
+        reason: f.message,
+      });
+      return all(f);
     }
+    base.level = intent.level;
+    base.why = intent.why;
     const material = this.d.material(route);
     if ("ok" in material) {
       this.d.onAttempt({ ...base, result: "deferred", code: material.code, reason: material.message });
       return all(material);
     }
-    // DANE (RFC 7672, dane.ts): validated MX and TLSA lookups decide per host; an insecure domain defers
+    // DANE (RFC 7672, dane.ts): validated MX and TLSA lookups give the per-host facts
     const dane = new Map<Hop, HostDane>();
-    if (outbound.tls.mode === "dane") base.tlsPolicy = { type: "no-policy-found", strings: [] };
-    const found =
-      outbound.tls.mode === "dane"
-        ? await resolveDane(
-            route.domain,
-            route.nextHop,
-            this.d.secureDns?.() ?? makeSecureDns(undefined),
-            this.d.mxPort,
-          ).then((r) => (r.ok ? ok(r.value.map((h) => (dane.set(h.hop, h.dane), h.hop))) : r))
-        : await resolveHops(route.domain, route.nextHop, this.d.dns(), this.d.mxPort);
+    let found: Result<Hop[]>;
+    if (lookupKind(input) === "dane") {
+      base.tlsPolicy = { type: "no-policy-found", strings: [] };
+      const facts = await resolveDane(
+        route.domain,
+        route.nextHop,
+        this.d.secureDns?.() ?? makeSecureDns(undefined),
+        this.d.mxPort,
+      );
+      if (facts.ok) input.dnssec = facts.value.secure ? "secure" : "insecure";
+      found = facts.ok ? ok(facts.value.hops.map((h) => (dane.set(h.hop, h.dane), h.hop))) : facts;
+    } else found = await resolveHops(route.domain, route.nextHop, this.d.dns(), this.d.mxPort);
+    // a hop that is one of this relay's own listeners: mail that loops back to myself (loop.ts)
     const isSelf = this.d.isSelf;
     const resolved = found.ok && isSelf ? withoutSelf(route.domain, found.value, isSelf) : found;
     if (!resolved.ok) {
@@ -551,11 +593,22 @@ export class Deliverer {
       });
       return all(resolved);
     }
-    let hops = resolved.value;
+    // what DNSSEC said about the MX answer may refuse the whole route (dane: not validated)
+    const checked = input.dnssec ? resolveTlsPolicy(input) : intent;
+    if (!checked.ok) {
+      this.d.onAttempt({
+        ...base,
+        why: checked.why,
+        result: "deferred",
+        code: checked.failure.code,
+        reason: checked.failure.message,
+      });
+      return all(checked.failure);
+    }
+    const hops = resolved.value;
     const stsPolicy = sts?.policy;
     if (stsPolicy && stsPolicy.mode !== "none") {
-      const allowed = hops.filter((h) => mxAllowed(stsPolicy, h.name));
-      const outside = [...new Set(hops.filter((h) => !allowed.includes(h)).map((h) => h.name))];
+      const outside = [...new Set(hops.filter((h) => !mxAllowed(stsPolicy, h.name)).map((h) => h.name))];
       if (outside.length)
         this.d.onMtaSts?.({
           queueId: req.queueId,
@@ -563,60 +616,68 @@ export class Deliverer {
           domain: route.domain,
           source: sts!.source,
           stsMode: stsPolicy.mode,
-          result: outbound.tls.mode === "verify" ? "mx-mismatch" : "testing-mx-mismatch",
+          result: intent.stsEnforced ? "mx-mismatch" : "testing-mx-mismatch",
           reason: `MX ${outside.join(", ")} not in the policy's mx ${stsPolicy.mx.join(", ")}`,
         });
-      if (outbound.tls.mode === "verify") {
-        if (!allowed.length) {
-          const f = fail(
-            "MTA_STS_MX_MISMATCH",
-            true,
-            `no MX of ${route.domain} matches its MTA-STS policy (mx: ${stsPolicy.mx.join(", ")})`,
-          );
-          this.d.onAttempt({ ...base, mode: "mta-sts", result: "deferred", code: f.code, reason: f.message });
-          return all(f);
-        }
-        hops = allowed;
-      }
     }
     let last: Failure = fail("NO_NEXT_HOP", true, "no next hop");
+    const refused: Failure[] = [];
     for (const hop of hops) {
       const d = dane.get(hop);
-      if (d?.kind === "skip") {
-        const at = { ...base, nextHop: hop.name, address: hop.address, port: hop.port };
-        this.d.onAttempt({ ...at, result: "deferred", code: d.failure.code, reason: d.failure.message });
-        last = d.failure;
+      const decision = resolveTlsPolicy(input, { name: hop.name, ...(d ? { dane: d } : {}) });
+      const at = { ...base, nextHop: hop.name, address: hop.address, port: hop.port };
+      if (!decision.ok) {
+        // this host cannot meet the policy: the next one may (never a weaker session instead)
+        if (decision.failure.code !== "MTA_STS_MX_MISMATCH")
+          this.d.onAttempt({
+            ...at,
+            ...(decision.level ? { level: decision.level } : {}),
+            why: decision.why,
+            result: "deferred",
+            code: decision.failure.code,
+            reason: decision.failure.message,
+          });
+        refused.push(decision.failure);
+        last = decision.failure;
         continue;
       }
-      const plan = d
-        ? planDane(
-            outbound,
-            hop,
-            d,
-            material,
-            this.d.ehloName(),
-            this.d.timeouts,
-            () => this.d.now?.() ?? new Date(),
-          )
-        : planTransport(outbound, hop, material, this.d.ehloName(), this.d.timeouts);
+      const plan = planTransport(
+        decision,
+        route.outbound.tls.minVersion,
+        hop,
+        material,
+        this.d.ehloName(),
+        this.d.timeouts,
+        () => this.d.now?.() ?? new Date(),
+      );
       if (!plan.ok) {
         this.d.onAttempt({
-          ...base,
-          nextHop: hop.name,
+          ...at,
+          level: decision.level,
+          why: decision.why,
           result: "deferred",
           code: plan.code,
           reason: plan.message,
         });
         return all(plan);
       }
-      const r = await this.viaHop(
-        req,
-        plan.value,
-        hop,
-        d ? { ...base, tlsPolicy: daneTlsRptPolicy(d) } : base,
-      );
+      const r = await this.viaHop(req, plan.value, hop, {
+        ...base,
+        level: decision.level,
+        why: decision.why,
+        ...(d ? { tlsPolicy: daneTlsRptPolicy(d) } : {}),
+      });
       if (Array.isArray(r)) return r;
       last = r;
+    }
+    if (refused.length === hops.length && last.code === "MTA_STS_MX_MISMATCH") {
+      const f = fail(
+        "MTA_STS_MX_MISMATCH",
+        true,
+        `no MX of ${route.domain} matches its MTA-STS policy (mx: ${stsPolicy?.mx.join(", ") ?? ""})`,
+      );
+      this.d.onAttempt({ ...base, level: "verify", result: "deferred", code: f.code, reason: f.message });
+      return all(f);
     }
     // REQUIRETLS: no hop gave verified TLS: a bounce (5.7.10), not a deferral until expiry
     if (req.requireTls && isTlsFailure(last.code)) return all({ ...last, temporary: false });

@@ -108,9 +108,41 @@ function codeOf(e: unknown): string {
   return typeof e === "object" && e && "code" in e ? String(e.code) : "";
 }
 
+/** A domain whose published policy could not be fetched at its last lookup (for /status and metrics). */
+export interface StsFetchProblem {
+  domain: string;
+  type: StsFailure;
+  /** An unexpired cached policy still applies (RFC 8461 section 5.1). */
+  cached: boolean;
+  cachedMode?: StsMode;
+  since: string;
+}
+
+/** At most this many failing domains are remembered (the oldest goes first). */
+const MAX_PROBLEMS = 256;
+
 export class MtaSts {
   private inflight = new Map<string, Promise<StsLookup>>();
+  private problems = new Map<string, StsFetchProblem>();
   constructor(private o: MtaStsOptions) {}
+
+  /** Domains whose policy could not be fetched at the last lookup, oldest first. */
+  fetchProblems(): StsFetchProblem[] {
+    return [...this.problems.values()];
+  }
+
+  private noteProblem(domain: string, type: StsFailure, cached: CachedPolicy | undefined): void {
+    const was = this.problems.get(domain);
+    this.problems.delete(domain);
+    if (this.problems.size >= MAX_PROBLEMS) this.problems.delete(this.problems.keys().next().value!);
+    this.problems.set(domain, {
+      domain,
+      type,
+      cached: cached !== undefined,
+      ...(cached ? { cachedMode: cached.policy.mode } : {}),
+      since: was?.since ?? new Date(this.now()).toISOString(),
+    });
+  }
 
   private now(): number {
     return this.o.now?.() ?? Date.now();
@@ -230,10 +262,15 @@ export class MtaSts {
     const txt = await this.txt(domain);
     const id = txt.ok ? txt.value : undefined;
     if (!id) {
+      // no TXT record: the domain publishes nothing now (a lookup failure is not that)
+      if (txt.ok) this.problems.delete(domain);
       // no (or no resolvable) TXT record: a cached, unexpired policy still applies
       return valid ? { policy: valid.policy, id: valid.id, source: "cache" } : { source: "none" };
     }
-    if (valid && valid.id === id) return { policy: valid.policy, id, source: "cache" };
+    if (valid && valid.id === id) {
+      this.problems.delete(domain);
+      return { policy: valid.policy, id, source: "cache" };
+    }
     const fetched = await this.fetchPolicy(domain);
     if (!fetched.ok) {
       const type: StsFailure =
@@ -243,10 +280,12 @@ export class MtaSts {
             ? "sts-webpki-invalid"
             : "sts-policy-fetch-error";
       const failure = { type, reason: fetched.message };
+      this.noteProblem(domain, type, valid);
       return valid
         ? { policy: valid.policy, id: valid.id, source: "cache", failure }
         : { source: "none", failure };
     }
+    this.problems.delete(domain);
     await this.writeCache(domain, { id, policy: fetched.value, fetchedAt: now }).catch(() => undefined);
     return { policy: fetched.value, id, source: "fetched" };
   }

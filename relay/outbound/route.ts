@@ -27,6 +27,8 @@ export interface Route {
   outbound: Outbound;
   /** Explicit next hop; undefined: MX lookup of `domain`. */
   nextHop?: HostPort;
+  /** The next hop is the internal next hop of a local domain (not the policy's own). */
+  internal?: boolean;
   /** Canonical recipient domain. */
   domain: string;
 }
@@ -101,12 +103,26 @@ export function routeFor(spelling: string, c: RelayConfig): Routing {
   const p = good?.entry;
   if (p) {
     const nextHop = p.outbound.nextHop ?? (local ? c.inbound.internalNextHop : undefined);
-    return { route: { policy: p.name, outbound: p.outbound, ...(nextHop ? { nextHop } : {}), domain } };
+    const internal = !p.outbound.nextHop && local && nextHop !== undefined;
+    return {
+      route: {
+        policy: p.name,
+        outbound: p.outbound,
+        ...(nextHop ? { nextHop } : {}),
+        ...(internal ? { internal } : {}),
+        domain,
+      },
+    };
   }
   if (local) {
     const nextHop = c.inbound.internalNextHop;
     return {
-      route: { policy: LOCAL_POLICY, outbound: LOCAL_OUTBOUND, ...(nextHop ? { nextHop } : {}), domain },
+      route: {
+        policy: LOCAL_POLICY,
+        outbound: LOCAL_OUTBOUND,
+        ...(nextHop ? { nextHop, internal: true } : {}),
+        domain,
+      },
     };
   }
   const brokenCatchAll = c.deferredPolicies.find((d) => d.domains.includes("*"));

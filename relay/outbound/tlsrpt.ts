@@ -80,7 +80,7 @@ export function resultTypeOf(code: string | undefined, reason = ""): ResultType 
 
 /** The event of one attempt record; undefined when TLS played no part (clear mode, DNS, refusals). */
 export function eventOf(a: AttemptRecord, t: number): TlsRptEvent | undefined {
-  if (!a.domain || !a.tlsPolicy || a.mode === "none") return undefined;
+  if (!a.domain || !a.tlsPolicy || a.level === "none") return undefined;
   const where = { ...(a.nextHop ? { mx: a.nextHop } : {}), ...(a.address ? { ip: a.address } : {}) };
   if (a.session?.tlsVersion) return { t, domain: a.domain, policy: a.tlsPolicy, result: "success", ...where };
   const type = resultTypeOf(a.code, a.reason);

@@ -1,17 +1,19 @@
-// Outbound TLS mode -> SMTP client connection options, pure. Fail closed: every mode that requires
-// TLS makes the client send STARTTLS and error out when that fails; `deliver` additionally checks
-// the connection really is encrypted (and verified, under `verify`) before any AUTH or MAIL FROM.
-//   none           never STARTTLS (AUTH impossible: it is only ever sent inside TLS)
-//   opportunistic  STARTTLS when offered, no verification; clear only when it is not offered
-//   required       STARTTLS or defer, no verification
-//   verify         STARTTLS + chain to the CA file (or the system roots) + a name match, or defer
-//   mta-sts, dane  refused here: deliver.ts resolves them (mta-sts.ts, dane.ts) into the modes above
+// Resolved TLS level (tls-policy.ts) -> SMTP client connection options, pure. Fail closed: every
+// level that requires TLS makes the client send STARTTLS and error out when that fails; `deliver`
+// additionally checks the session reached the level (admits) before any AUTH or MAIL FROM.
+//   none     never STARTTLS (AUTH impossible: it is only ever sent inside TLS)
+//   may      STARTTLS when offered, no verification; clear only when it is not offered
+//   encrypt  STARTTLS or defer, no verification
+//   verify   STARTTLS + chain to the CA file (or the system roots) + one of the decided names
+//   dane     STARTTLS + the chain matches one of the host's usable TLSA records (peerCheck)
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import { checkServerIdentity, type PeerCertificate, type TLSSocket } from "node:tls";
 import type { SMTPConnectionOptions } from "nodemailer/lib/smtp-connection";
-import type { Outbound, TlsMode } from "../config/schema.js";
+import type { TlsVersion } from "../config/schema.js";
 import { fail, ok, type Failure, type Result } from "../result.js";
+import { matchChain, peerChain, tlsaText } from "./dane.js";
+import type { TlsDecision, TlsLevel } from "./tls-policy.js";
 
 export interface Hop {
   /** Host name (MX target or configured next hop) or an IP literal. */
@@ -37,14 +39,16 @@ export interface Timeouts {
 export const DEFAULT_TIMEOUTS: Timeouts = { connectionMs: 30_000, greetingMs: 30_000, socketMs: 300_000 };
 
 export interface TransportPlan {
-  mode: TlsMode;
+  /** The resolved level this plan enforces. */
+  level: TlsLevel;
+  minVersion: TlsVersion;
   options: SMTPConnectionOptions;
   /** After connecting, the session must be encrypted, else defer (TLS_REQUIRED). */
   requireSecure: boolean;
   /** The peer certificate must chain to a trusted root and carry one of expectedNames. */
   verify: boolean;
   expectedNames: string[];
-  /** AUTH credentials; only ever used on an encrypted session. */
+  /** AUTH credentials, only when the decision allows them; only ever used on an encrypted session. */
   auth?: { user: string; pass: string };
   /** Connections are reused only between plans with the same key. */
   poolKey: string;
@@ -52,12 +56,26 @@ export interface TransportPlan {
   peerCheck?(socket: TLSSocket): Failure | undefined;
 }
 
+/**
+ * Whether a certificate carries `name`: an exact name (wildcards as RFC 6125 allows), or, for
+ * ".domain" (Postfix's dot-nexthop), any DNS name strictly under that domain.
+ */
+function carries(name: string, cert: PeerCertificate): boolean {
+  if (!name.startsWith(".")) return checkServerIdentity(name, cert) === undefined;
+  const suffix = name.toLowerCase();
+  const dns = (cert.subjectaltname ?? "")
+    .split(/,\s*/)
+    .filter((x) => x.startsWith("DNS:"))
+    .map((x) => x.slice(4).toLowerCase().replace(/\.$/, ""));
+  return dns.some((n) => n.endsWith(suffix) && n.length > suffix.length);
+}
+
 /** A checkServerIdentity that accepts a certificate carrying any of `names`. */
 export function identityChecker(
   names: readonly string[],
 ): (host: string, cert: PeerCertificate) => Error | undefined {
   return (_host, cert) => {
-    for (const n of names) if (checkServerIdentity(n, cert) === undefined) return undefined;
+    for (const n of names) if (carries(n, cert)) return undefined;
     const e = new Error(`certificate does not match ${names.join(", ")}`) as Error & { code: string };
     e.code = "ERR_TLS_CERT_ALTNAME_INVALID";
     return e;
@@ -68,28 +86,30 @@ function digest(x: unknown): string {
   return createHash("sha256").update(JSON.stringify(x)).digest("hex").slice(0, 32);
 }
 
+/** The connection plan for one hop under a resolved decision (tls-policy.ts). */
 export function planTransport(
-  outbound: Outbound,
+  decision: TlsDecision,
+  minVersion: TlsVersion,
   hop: Hop,
   material: Material,
   ehloName: string,
   timeouts: Timeouts = DEFAULT_TIMEOUTS,
+  now: () => Date = () => new Date(),
 ): Result<TransportPlan> {
-  const mode = outbound.tls.mode;
-  if (mode === "mta-sts" || mode === "dane")
-    return fail("MODE_NOT_IMPLEMENTED", true, `mode not implemented: ${mode}`);
-  if (material.auth && mode === "none")
+  const { level } = decision;
+  const auth = decision.auth ? material.auth : undefined;
+  if (auth && level === "none")
     return fail(
       "AUTH_REQUIRES_TLS",
       true,
-      "policy has an AUTH credential but TLS mode none: AUTH is never sent in clear",
+      "policy has an AUTH credential but TLS level none: AUTH is never sent in clear",
     );
-  const verify = mode === "verify";
-  const requireSecure = mode === "required" || mode === "verify";
-  const expectedNames = verify ? (outbound.tls.matchNames ?? [hop.name]) : [];
+  const verify = level === "verify";
+  const requireSecure = level === "encrypt" || level === "verify" || level === "dane";
+  const expectedNames = verify ? decision.names : [];
   const servername = isIP(hop.name) ? undefined : hop.name;
   const tls: NonNullable<SMTPConnectionOptions["tls"]> = {
-    minVersion: outbound.tls.minVersion,
+    minVersion,
     rejectUnauthorized: verify,
     ...(servername ? { servername } : {}),
     ...(verify && material.ca ? { ca: material.ca } : {}),
@@ -102,7 +122,7 @@ export function planTransport(
     ...(servername ? { servername } : {}),
     name: ehloName,
     secure: false,
-    ignoreTLS: mode === "none",
+    ignoreTLS: level === "none",
     requireTLS: requireSecure,
     opportunisticTLS: false,
     connectionTimeout: timeouts.connectionMs,
@@ -110,25 +130,38 @@ export function planTransport(
     socketTimeout: timeouts.socketMs,
     tls,
   };
+  const records = level === "dane" ? decision.tlsa : [];
+  const daneNames = level === "dane" ? decision.names : [];
   const poolKey = digest({
     a: hop.address,
     p: hop.port,
     n: hop.name,
-    mode,
-    min: outbound.tls.minVersion,
+    level,
+    min: minVersion,
     names: expectedNames,
+    tlsa: records.map(tlsaText),
+    daneNames,
     ca: material.ca ? digest(material.ca.toString("base64")) : null,
     cc: material.clientCert ? digest(material.clientCert.cert.toString("base64")) : null,
-    auth: material.auth ? digest([material.auth.user, material.auth.pass]) : null,
+    auth: auth ? digest([auth.user, auth.pass]) : null,
     ehloName,
   });
   return ok({
-    mode,
+    level,
+    minVersion,
     options,
     requireSecure,
     verify,
     expectedNames,
-    ...(material.auth ? { auth: material.auth } : {}),
+    ...(auth ? { auth } : {}),
     poolKey,
+    ...(level === "dane"
+      ? {
+          peerCheck(socket: TLSSocket): Failure | undefined {
+            const m = matchChain(peerChain(socket), records, daneNames, now());
+            return m.ok ? undefined : fail("DANE_TLSA_MISMATCH", true, `DANE: ${m.reason} (${hop.name})`);
+          },
+        }
+      : {}),
   });
 }

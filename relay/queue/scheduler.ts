@@ -16,6 +16,7 @@ import { composeDsn, DSN_HEADER_BYTES } from "../dsn.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
 import type { Deliverer, RecipientResult } from "../outbound/deliver.js";
+import { tlsRequiredNo } from "../outbound/requiretls.js";
 import { groupRecipients } from "../outbound/route.js";
 import { replyText } from "../reply-text.js";
 import { errorMessage } from "../result.js";
@@ -295,6 +296,7 @@ export class Scheduler {
                 route: g.route,
                 ...(env.requireTls ? { requireTls: true } : {}),
                 ...(env.signable ? { signable: true } : {}),
+                ...(env.tlsRequiredNoTrusted && tlsRequiredNo(message.head) ? { tlsRequiredNo: true } : {}),
               })
             : g.recipients.map((address) => ({
                 address,

@@ -57,6 +57,11 @@ export interface Envelope {
    * senders, never a partner's (relay/inbound/authority.ts entitledToSign).
    */
   signable?: boolean;
+  /**
+   * Decided at accept time: the sender was authenticated or in relayFrom, so the message's
+   * `TLS-Required: No` header field (RFC 8689 section 5) may be honoured; absent: it never is.
+   */
+  tlsRequiredNoTrusted?: boolean;
 }
 
 // Random bytes for queue ids, drawn 4 KiB at a time: one call into the CSPRNG per ~800 messages,

@@ -124,7 +124,8 @@ const cases: Case[] = [
     kind: P,
     name: "CA bundle with mode required (it would not be checked)",
     set: { "outbound.tls.mode": "required" },
-    unset: ["outbound.tls.matchNames"],
+    // the valid base policy's AUTH would also be refused under required (issue 14 finding 5)
+    unset: ["outbound.tls.matchNames", "outbound.auth"],
     field: "spec.outbound.tls.caBundle",
   },
   {
@@ -159,6 +160,12 @@ const cases: Case[] = [
     kind: P,
     name: "SMTP AUTH over opportunistic TLS",
     set: { "outbound.tls": { mode: "opportunistic" } },
+    field: "spec.outbound.auth",
+  },
+  {
+    kind: P,
+    name: "finding 5: SMTP AUTH to an unverified peer (mode required) without allowUnauthenticatedPeer",
+    set: { "outbound.tls": { mode: "required" } },
     field: "spec.outbound.auth",
   },
   {
@@ -296,6 +303,12 @@ const cases: Case[] = [
   // RelayCredential
   { kind: C, name: "unknown credential type", set: { type: "apiKey" }, field: "spec.type" },
   { kind: C, name: "unknown usage", set: { usage: "both" }, field: "spec.usage" },
+  {
+    kind: C,
+    name: "restrictTo on an inbound credential",
+    set: { usage: "inbound", restrictTo: { domains: ["partner.example"] } },
+    field: "spec.restrictTo",
+  },
   {
     kind: C,
     name: "password without its Secret",

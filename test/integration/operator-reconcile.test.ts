@@ -279,7 +279,13 @@ describe("operator reconciles against a real apiserver", () => {
       "sealpost.dev/restart-hash"
     ];
     await admin.mergePatch(R.MailDomainPolicy, NS, "partner-lab", {
-      spec: { outbound: { tls: { mode: "required", caBundle: null, matchNames: null } } },
+      // required does not verify the peer: the policy's AUTH needs the risk accepted (issue 14 finding 5)
+      spec: {
+        outbound: {
+          tls: { mode: "required", caBundle: null, matchNames: null },
+          auth: { allowUnauthenticatedPeer: true },
+        },
+      },
     });
     await waitFor("mode required in config", async () =>
       (await config())?.policies[0]?.outbound.tls.mode === "required" ? true : undefined,
@@ -332,7 +338,10 @@ describe("operator reconciles against a real apiserver", () => {
     await apply(
       policy("partner2", {
         domains: ["partner2.example"],
-        outbound: { tls: { mode: "required" }, auth: { credentialRef: { name: "partner2-login" } } },
+        outbound: {
+          tls: { mode: "required" },
+          auth: { credentialRef: { name: "partner2-login" }, allowUnauthenticatedPeer: true },
+        },
       }),
     );
     const o = await waitFor("MissingReference", async () => {
@@ -366,7 +375,10 @@ describe("operator reconciles against a real apiserver", () => {
     await apply(
       policy("partner3", {
         domains: ["partner3.example"],
-        outbound: { tls: { mode: "required" }, auth: { credentialRef: { name: "client-cert" } } },
+        outbound: {
+          tls: { mode: "required" },
+          auth: { credentialRef: { name: "client-cert" }, allowUnauthenticatedPeer: true },
+        },
       }),
     );
     const o = await waitFor("InvalidReference", async () => {

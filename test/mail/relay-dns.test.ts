@@ -35,6 +35,9 @@ before(async () => {
     "mx1.partner.test": { A: ["127.0.0.1"] },
     "bare.test": { A: ["127.0.0.1"] },
     "nullmx.test": { MX: [{ preference: 0, exchange: "." }] },
+    // finding 6: an MX answer an attacker forged (this server does not sign or validate anything)
+    "victim.test": { MX: [{ preference: 10, exchange: "mx.attacker.test" }] },
+    "mx.attacker.test": { A: ["127.0.0.2"] },
   });
   await f.configure(
     {
@@ -47,7 +50,7 @@ before(async () => {
       policies: [
         {
           name: "p/partner",
-          domains: ["partner.test"],
+          domains: ["partner.test", "victim.test"],
           outbound: { tls: { mode: "verify", caFile: "ca.crt" } },
         },
       ],
@@ -86,6 +89,29 @@ describe("relay MX routing", () => {
     assert.equal(l.nextHop, "mx1.partner.test");
     assert.equal((l.session as { peerVerified: boolean }).peerVerified, true);
     assert.ok(dns.queries.some((q) => q.name === "partner.test" && q.type === "MX"));
+  });
+
+  it("finding 6: verify with an MX from unvalidated DNS pointing at an attacker host with a valid certificate for its own name is deferred", async () => {
+    // the attacker's host answers at the MX port on another loopback address, with a certificate
+    // the trusted CA really issued to it: for mx.attacker.test, the name its forged MX record gives
+    const cert = await makeLeaf(f.ca, { cn: "mx.attacker.test", dnsNames: ["mx.attacker.test"] });
+    const attacker = await startSink({
+      host: "127.0.0.2",
+      port: postfix.port,
+      tls: { cert: await readFile(cert.certFile), key: await readFile(cert.keyFile) },
+    });
+    try {
+      const id = await submit("bob@victim.test", "mx-forged");
+      const l = await waitFor("deferral", () =>
+        logs.find((x) => x.event === "delivery" && x.queueId === id && x.result === "deferred"),
+      );
+      assert.equal(l.code, "TLS_VERIFY_FAILED");
+      assert.equal(l.nextHop, "mx.attacker.test");
+      assert.match(String(l.reason), /victim\.test/);
+      assert.equal(attacker.messages.length, 0, "the message went to the attacker's MX");
+    } finally {
+      await attacker.close();
+    }
   });
 
   it("no MX: falls back to the domain's A record", async () => {

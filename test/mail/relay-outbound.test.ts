@@ -252,9 +252,40 @@ describe("relay outbound (sinks)", () => {
     assert.match(String(deliveryLog(id)?.reason), /not DNSSEC-validated/);
   });
 
-  it("AUTH with the policy's credential, only inside TLS", async () => {
+  it("finding 5: a fake partner with a self-signed certificate under required never receives the AUTH password", async () => {
+    // the attacker's side: an MTA on the path (or a policy author's own nextHop) with a certificate
+    // it made itself, STARTTLS and AUTH offered, recording every AUTH attempt
+    const selfCa = await makeCa(join(work, "attacker-ca"), "Attacker");
+    const fake = await makeLeaf(selfCa, { cn: "mx.partner.test", dnsNames: ["mx.partner.test"] });
+    const attacker = await startSink({
+      tls: { cert: await readFile(fake.certFile), key: await readFile(fake.keyFile) },
+      auth: { user: "relay-edge", pass: "s3cret-pass" },
+    });
+    try {
+      await writeConfig([
+        policy("p/auth", "auth.test", attacker, { mode: "required" }, { authCredential: "partner-login" }),
+      ]);
+      await relay.checkConfig();
+      const id = await submit("alice@local.test", ["bob@auth.test"], "auth-mitm");
+      const l = await waitFor("deferral", () => deliveryLog(id, (x) => x.result === "deferred"));
+      assert.equal(l.code, "AUTH_PEER_UNAUTHENTICATED");
+      assert.match(String(l.reason), /allowUnauthenticatedPeer/);
+      assert.deepEqual(attacker.authAttempts, [], "the password went to an unauthenticated peer");
+      assert.equal(arrived(attacker, "auth-mitm"), undefined);
+    } finally {
+      await attacker.close();
+    }
+  });
+
+  it("AUTH with the policy's credential, only inside TLS, to a verified peer", async () => {
     await writeConfig([
-      policy("p/auth", "auth.test", authSink, { mode: "required" }, { authCredential: "partner-login" }),
+      policy(
+        "p/auth",
+        "auth.test",
+        authSink,
+        { mode: "verify", caFile: "secrets/partner-ca/ca.crt", matchNames: ["mx.partner.test"] },
+        { authCredential: "partner-login" },
+      ),
     ]);
     await relay.checkConfig();
     const id = await submit("alice@local.test", ["bob@auth.test"], "auth-ok");
@@ -272,14 +303,14 @@ describe("relay outbound (sinks)", () => {
     assert.doesNotMatch(JSON.stringify(logs.lines), /s3cret-pass/);
   });
 
-  it("AUTH is never sent in clear: opportunistic without STARTTLS defers", async () => {
+  it("AUTH is never sent in clear: opportunistic without STARTTLS defers (even with the risk accepted)", async () => {
     await writeConfig([
       policy(
         "p/auth",
         "auth.test",
         clearAuthSink,
         { mode: "opportunistic" },
-        { authCredential: "partner-login" },
+        { authCredential: "partner-login", authUnauthenticatedPeer: true },
       ),
     ]);
     await relay.checkConfig();

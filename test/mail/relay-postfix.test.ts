@@ -249,7 +249,15 @@ describe("relay -> Postfix", () => {
   });
 
   it("AUTH with the config dir's credential, inside TLS (Cyrus SASL)", async () => {
-    await configure([to(authPeer, "auth.test", { mode: "required" }, { authCredential: "partner-login" })]);
+    // mode required does not authenticate the peer: the policy accepts that risk explicitly (finding 5)
+    await configure([
+      to(
+        authPeer,
+        "auth.test",
+        { mode: "required" },
+        { authCredential: "partner-login", authUnauthenticatedPeer: true },
+      ),
+    ]);
     const id = await submit("frank@auth.test", "pf-auth");
     const m = await waitFor("delivered", () => deliveredTo(authPeer, "pf-auth"), 20_000);
     assert.match(m.headers.received?.[0] ?? "", /with ESMTPSA/);

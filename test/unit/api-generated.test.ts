@@ -125,7 +125,10 @@ describe("the CRDs", () => {
     const tls = schemaAt("MailDomainPolicy", "spec.outbound.tls");
     const mode = schemaAt("MailDomainPolicy", "spec.outbound.tls.mode");
     assert.deepEqual(mode.enum, ["none", "opportunistic", "required", "verify", "mta-sts", "dane"]);
-    assert.match(String(mode.description), /verify: STARTTLS with a certificate that chains to caBundle/);
+    assert.match(
+      String(mode.description),
+      /verify \(floor verify\): STARTTLS with a certificate that chains to caBundle/,
+    );
     const paths = (tls["x-kubernetes-validations"] as { fieldPath: string }[]).map((r) => r.fieldPath);
     assert.deepEqual(paths, [
       ".minVersion",

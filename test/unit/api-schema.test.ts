@@ -10,12 +10,13 @@ import { z } from "zod";
 import { SchemaError, toStructuralSchema, undocumentedFields, type JsonSchema } from "../../api/openapi.js";
 import {
   durationSeconds,
-  ENCRYPTING_MODES,
   MailDomainPolicy,
   MailRelay,
   quantityBytes,
   RelayCredential,
+  TlsMode,
 } from "../../api/v1alpha1/index.js";
+import { MODE_FLOORS } from "../../api/v1alpha1/tls-floors.js";
 import { repoRoot } from "../support/toolchain.js";
 
 describe("toStructuralSchema", () => {
@@ -117,8 +118,18 @@ describe("units", () => {
     assert.throws(() => quantityBytes("10GB"), /invalid size "10GB"/);
   });
 
-  it("only the modes that never fall back to clear text may carry credentials", () => {
-    assert.deepEqual(ENCRYPTING_MODES, ["required", "verify", "mta-sts", "dane"]);
+  it("finding 7: MailRelay dns.servers takes ip, ip:port and [v6]:port, nothing else", () => {
+    const servers = MailRelay.shape.spec.shape.dns.unwrap().shape.servers;
+    for (const ok of ["10.0.0.53", "10.0.0.53:5353", "fd00::53", "[fd00::53]:53"])
+      assert.ok(servers.safeParse([ok]).success, ok);
+    for (const bad of ["kube-dns.kube-system", "10.0.0.53:", "https://1.1.1.1/dns-query"])
+      assert.equal(servers.safeParse([bad]).success, false, bad);
+  });
+
+  it("every mode's floor is in the TLS mode description (kubectl explain)", () => {
+    const text = TlsMode.description ?? "";
+    for (const [mode, f] of Object.entries(MODE_FLOORS))
+      assert.ok(text.includes(`- ${mode} (floor ${f.floor}): ${f.text}`), mode);
   });
 });
 

@@ -225,6 +225,70 @@ describe("compile", () => {
     assert.deepEqual(missingKey.included, []);
   });
 
+  it("finding 5: a RelayCredential restricted to domains/next hops is refused for a policy that uses it elsewhere", () => {
+    const limited = cred("partner-login", {
+      ...login.spec,
+      restrictTo: { domains: ["partner.example", "*.partner.example"], nextHops: ["smtp.partner.example"] },
+    });
+    const v = clusterView({ secrets: { "partner-login": ["password"] }, credentials: [limited] });
+    const uses = (name: string, domains: string[], nextHop?: string) =>
+      policy(name, {
+        domains,
+        outbound: {
+          tls: { mode: "verify", trustSystemRoots: true },
+          auth: { credentialRef: { name: "partner-login" } },
+          ...(nextHop ? { nextHop: { host: nextHop, port: 25 } } : {}),
+        },
+      });
+    // the attacker's policy: its own domain, its own next hop, the partner's password
+    const r = compileRelayConfig(
+      relay(),
+      [
+        uses("evil-hop", ["c.partner.example"], "mx.attacker.example"),
+        uses("evil-domain", ["attacker.example"], "smtp.partner.example"),
+        uses("mx-routed", ["a.partner.example"]),
+        uses("good", ["partner.example", "b.partner.example"], "smtp.partner.example"),
+      ],
+      v,
+    );
+    assert.deepEqual(r.included, ["mail/good"]);
+    const reason = (n: string) => r.problems.get(`mail/${n}`)![0]!;
+    assert.equal(reason("evil-hop").reason, "InvalidReference");
+    assert.match(reason("evil-hop").message, /does not include the policy's nextHop mx\.attacker\.example/);
+    assert.match(reason("evil-domain").message, /does not cover attacker\.example/);
+    assert.match(reason("mx-routed").message, /set outbound\.nextHop/);
+    assert.equal(
+      r.config.policies.find((p) => p.name === "mail/good")?.outbound.authCredential,
+      "partner-login",
+    );
+  });
+
+  it("finding 7: MailRelay dns.servers names the validating resolver in the relay config", () => {
+    const r = compileRelayConfig(
+      relay({ dns: { servers: ["10.0.0.53", "[fd00::53]:5353"] } }),
+      [],
+      clusterView(),
+    );
+    assert.deepEqual(r.config.dns.servers, ["10.0.0.53", "[fd00::53]:5353"]);
+    assert.equal(compileRelayConfig(relay(), [], clusterView()).config.dns.servers, undefined);
+  });
+
+  it("finding 5: auth.allowUnauthenticatedPeer reaches the relay config", () => {
+    const p = policy("p", {
+      domains: ["p.example"],
+      outbound: {
+        tls: { mode: "required" },
+        auth: { credentialRef: { name: "partner-login" }, allowUnauthenticatedPeer: true },
+      },
+    });
+    const r = compileRelayConfig(
+      relay(),
+      [p],
+      clusterView({ secrets: { "partner-login": ["password"] }, credentials: [login] }),
+    );
+    assert.equal(r.config.policies[0]?.outbound.authUnauthenticatedPeer, true);
+  });
+
   it("rejects a credential of the wrong type or usage", () => {
     const cc = cred("cc", { type: "clientCertificate", usage: "outbound", secretRef: { name: "cc" } });
     const inbound = cred("in", {

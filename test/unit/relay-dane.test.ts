@@ -19,6 +19,7 @@ import {
 } from "../../relay/outbound/dane.js";
 import { parseServer, readAnswer, type SecureAnswer, type SecureDns } from "../../relay/outbound/dnssec.js";
 import { resultTypeOf } from "../../relay/outbound/tlsrpt.js";
+import { resolveTlsPolicy } from "../../relay/outbound/tls-policy.js";
 import { makeCa, makeLeaf } from "../support/certs.js";
 
 const sh = promisify(execFile);
@@ -175,6 +176,16 @@ const tlsaAnswer = (name: string, t: Tlsa): packet.Answer => ({
 describe("resolveDane decisions", () => {
   const good = rr(3, 1, 1, "ab".repeat(32));
 
+  // the decision on an insecure answer is the policy engine's (tls-policy.ts): DANE_REQUIRED
+  const decide = (secure: boolean, nextHop?: string) =>
+    resolveTlsPolicy({
+      mode: "dane",
+      domain: "d.test",
+      policyOwned: true,
+      dnssec: secure ? "secure" : "insecure",
+      ...(nextHop ? { nextHop } : {}),
+    });
+
   it("insecure MX RRset: fails closed with DANE_REQUIRED; SERVFAIL: DANE_DNSSEC_INVALID", async () => {
     const insecure = await resolveDane(
       "d.test",
@@ -182,8 +193,11 @@ describe("resolveDane decisions", () => {
       scripted({ "d.test MX": answer("NOERROR", false, [mx("d.test", "mx.d.test")]) }),
       25,
     );
-    assert.equal(!insecure.ok && insecure.code, "DANE_REQUIRED");
-    assert.equal(!insecure.ok && insecure.temporary, true);
+    assert.ok(insecure.ok);
+    assert.deepEqual(insecure.value, { secure: false, hops: [] });
+    const refused = decide(insecure.value.secure);
+    assert.equal(!refused.ok && refused.failure.code, "DANE_REQUIRED");
+    assert.equal(!refused.ok && refused.failure.temporary, true);
     const bogus = await resolveDane(
       "d.test",
       undefined,
@@ -215,7 +229,8 @@ describe("resolveDane decisions", () => {
     });
     const r = await resolveDane("d.test", undefined, dns, 25);
     assert.ok(r.ok);
-    const kinds = r.value.map((h) => [h.hop.name, h.dane.kind]);
+    assert.equal(r.value.secure, true);
+    const kinds = r.value.hops.map((h) => [h.hop.name, h.dane.kind]);
     assert.deepEqual(kinds, [
       ["mx1.d.test", "dane"],
       ["mx2.d.test", "encrypt"],
@@ -223,9 +238,9 @@ describe("resolveDane decisions", () => {
       ["mx4.d.test", "skip"],
       ["mx5.d.test", "none"], // insecure address RRset: its TLSA is not even asked
     ]);
-    const d1 = r.value[0]!.dane;
+    const d1 = r.value.hops[0]!.dane;
     assert.deepEqual(d1.kind === "dane" && d1.names, ["mx1.d.test", "d.test"]);
-    const d4 = r.value[3]!.dane;
+    const d4 = r.value.hops[3]!.dane;
     assert.equal(d4.kind === "skip" && d4.failure.code, "DANE_DNSSEC_INVALID");
     assert.ok(!dns.asked.includes("_25._tcp.mx5.d.test TLSA"));
   });
@@ -242,7 +257,7 @@ describe("resolveDane decisions", () => {
     );
     assert.ok(implicit.ok);
     assert.deepEqual(
-      implicit.value.map((h) => [h.hop.name, h.hop.port, h.dane.kind]),
+      implicit.value.hops.map((h) => [h.hop.name, h.hop.port, h.dane.kind]),
       [["d.test", 2525, "none"]],
     );
     const nullMx = await resolveDane(
@@ -256,7 +271,9 @@ describe("resolveDane decisions", () => {
       { host: "relay.d.test", port: 587 },
       scripted({ "relay.d.test A": answer("NOERROR", false, [a("relay.d.test")]) }),
     );
-    assert.equal(!hop.ok && hop.code, "DANE_REQUIRED");
+    assert.ok(hop.ok && !hop.value.secure);
+    const refused = decide(false, "relay.d.test");
+    assert.equal(!refused.ok && refused.failure.code, "DANE_REQUIRED");
   });
 });
 

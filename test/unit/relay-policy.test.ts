@@ -20,6 +20,7 @@ import {
 import { isNullMx, sortMx } from "../../relay/outbound/mx.js";
 import { groupRecipients, matchPolicy, routeFor } from "../../relay/outbound/route.js";
 import { identityChecker, planTransport } from "../../relay/outbound/transport-options.js";
+import { resolveTlsPolicy } from "../../relay/outbound/tls-policy.js";
 import { backoffSeconds, expired } from "../../relay/queue/backoff.js";
 import { classifyConnectError } from "../../relay/outbound/deliver.js";
 
@@ -137,9 +138,32 @@ describe("routing and splitting", () => {
 
 describe("transport options per TLS mode", () => {
   const hop = { name: "mx.partner.example", address: "192.0.2.10", port: 25 };
-  const plan = (tls: PolicyInput["outbound"]["tls"], material = {}) => {
+  // the transport plan reads only the engine's decision (tls-policy.ts), never the mode
+  const plan = (
+    tls: PolicyInput["outbound"]["tls"],
+    material: { ca?: Buffer; auth?: { user: string; pass: string } } = {},
+    name = hop.name,
+  ) => {
     const o = RelayConfig.shape.defaultOutbound.parse({ tls });
-    return planTransport(o, hop, material, "relay.example.com");
+    const d = resolveTlsPolicy(
+      {
+        mode: o.tls.mode,
+        domain: "partner.example",
+        ...(o.tls.matchNames ? { matchNames: o.tls.matchNames } : {}),
+        policyOwned: true,
+        auth: material.auth !== undefined,
+        authUnauthenticatedPeer: true,
+      },
+      { name },
+    );
+    if (!d.ok) return d.failure;
+    return planTransport(
+      d,
+      o.tls.minVersion,
+      { ...hop, name, address: hop.address },
+      material,
+      "relay.example.com",
+    );
   };
   const table: [string, PolicyInput["outbound"]["tls"], Record<string, unknown>][] = [
     [
@@ -185,21 +209,18 @@ describe("transport options per TLS mode", () => {
       assert.equal(p.value.options.tls?.minVersion, "TLSv1.2");
     });
   }
-  for (const mode of ["mta-sts", "dane"] as const) {
-    it(`${mode}: not implemented -> temporary failure`, () => {
-      const p = plan({ mode });
-      assert.deepEqual(p, {
-        ok: false,
-        code: "MODE_NOT_IMPLEMENTED",
-        temporary: true,
-        message: `mode not implemented: ${mode}`,
-      });
-    });
-  }
-  it("verify: names default to the next hop; matchNames override; CA file used", () => {
+  it("mta-sts and dane are resolved by the engine, never refused as unimplemented", () => {
+    // no enforce policy: RFC 8461's fallback (may); dane without DNS facts: no host decision yet
+    const sts = plan({ mode: "mta-sts" });
+    assert.ok(sts.ok);
+    assert.equal(sts.value.level, "may");
+    const dane = plan({ mode: "dane" });
+    assert.equal(!dane.ok && dane.code, "DANE_DNS_FAILED");
+  });
+  it("verify: names default to the recipient domain and its subdomains (finding 6); matchNames override; CA file used", () => {
     const a = plan({ mode: "verify" });
     assert.ok(a.ok);
-    assert.deepEqual(a.value.expectedNames, ["mx.partner.example"]);
+    assert.deepEqual(a.value.expectedNames, ["partner.example", ".partner.example"]);
     const b = plan(
       { mode: "verify", matchNames: ["mx1.partner.example"], caFile: "ca.crt", minVersion: "TLSv1.3" },
       { ca: Buffer.from("PEM") },
@@ -214,6 +235,13 @@ describe("transport options per TLS mode", () => {
     assert.equal(p.ok, false);
     assert.equal(!p.ok && p.code, "AUTH_REQUIRES_TLS");
   });
+  it("AUTH under none is refused up front (planTransport, whatever the decision)", () => {
+    const d = resolveTlsPolicy({ mode: "none", domain: "partner.example", policyOwned: true });
+    assert.ok(d.ok);
+    const p = planTransport({ ...d, auth: true }, "TLSv1.2", hop, { auth: { user: "u", pass: "p" } }, "r");
+    assert.equal(p.ok, false);
+    assert.equal(!p.ok && p.code, "AUTH_REQUIRES_TLS");
+  });
   it("pool keys differ by mode and credential, not by message", () => {
     const keys = [
       plan({ mode: "opportunistic" }),
@@ -225,8 +253,7 @@ describe("transport options per TLS mode", () => {
     assert.equal(keys[1], keys[3]);
   });
   it("an IP next hop gets no SNI", () => {
-    const o = RelayConfig.shape.defaultOutbound.parse({ tls: { mode: "required" } });
-    const p = planTransport(o, { name: "192.0.2.1", address: "192.0.2.1", port: 25 }, {}, "relay");
+    const p = plan({ mode: "required" }, {}, "192.0.2.1");
     assert.ok(p.ok);
     assert.equal(p.value.options.servername, undefined);
   });
@@ -244,6 +271,16 @@ describe("identity check (verify)", () => {
     assert.equal(identityChecker(["a.mx.partner.example"])("x", cert), undefined));
   it("rejects a name the certificate does not carry", () =>
     assert.ok(identityChecker(["evil.example"])("mx.partner.example", cert) instanceof Error));
+  it("finding 6: .domain (dot-nexthop) matches any name under the domain, never the domain's lookalikes", () => {
+    assert.equal(identityChecker(["partner.example", ".partner.example"])("x", cert), undefined);
+    const evil = {
+      subject: { CN: "x" },
+      subjectaltname: "DNS:mx.evilpartner.example, DNS:partner.example.evil",
+    } as never;
+    assert.ok(identityChecker(["partner.example", ".partner.example"])("x", evil) instanceof Error);
+    const bare = { subject: { CN: "x" }, subjectaltname: "DNS:partner.example" } as never;
+    assert.ok(identityChecker([".partner.example"])("x", bare) instanceof Error);
+  });
 });
 
 describe("connect error classification", () => {

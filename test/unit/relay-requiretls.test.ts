@@ -2,22 +2,40 @@
 // bounce with which status, and the TLS-Required: No header field.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import {
-  isTlsFailure,
-  requireTlsPrecheck,
-  requireTlsStatus,
-  tlsRequiredNo,
-} from "../../relay/outbound/requiretls.js";
+import { isTlsFailure, requireTlsStatus, tlsRequiredNo } from "../../relay/outbound/requiretls.js";
+import { resolveTlsPolicy } from "../../relay/outbound/tls-policy.js";
+import type { TlsMode } from "../../relay/config/schema.js";
+
+// the route-level decision of the policy engine (before any host is known)
+const requireTlsPrecheck = (mode: TlsMode) => {
+  const d = resolveTlsPolicy({ mode, domain: "d.test", policyOwned: true, requireTls: true });
+  return d.ok ? undefined : d.failure;
+};
 
 describe("REQUIRETLS outbound decisions", () => {
-  it("only verifying modes carry a REQUIRETLS message; the others bounce (permanent)", () => {
-    for (const m of ["none", "opportunistic", "required", "dane"] as const) {
+  it("only modes that can authenticate the peer carry a REQUIRETLS message; the others bounce (permanent)", () => {
+    for (const m of ["none", "opportunistic", "required"] as const) {
       const f = requireTlsPrecheck(m);
       assert.equal(f?.code, "REQUIRETLS_UNMET", m);
       assert.equal(f?.temporary, false);
     }
     assert.equal(requireTlsPrecheck("verify"), undefined);
-    assert.equal(requireTlsPrecheck("mta-sts"), undefined);
+    // dane: decided per host (usable TLSA -> dane, authenticated; otherwise that host is refused)
+    assert.equal(requireTlsPrecheck("dane"), undefined);
+    // mta-sts without an enforce policy resolves to may: refused (the old rewrite to opportunistic
+    // made this branch of the precheck unreachable); with one, verify
+    assert.equal(requireTlsPrecheck("mta-sts")?.code, "REQUIRETLS_UNMET");
+    const enforced = resolveTlsPolicy({
+      mode: "mta-sts",
+      domain: "d.test",
+      policyOwned: true,
+      requireTls: true,
+      sts: {
+        source: "fetched",
+        policy: { version: "STSv1", mode: "enforce", mx: ["mx.d.test"], maxAge: 60 },
+      },
+    });
+    assert.ok(enforced.ok && enforced.level === "verify");
   });
   it("status codes: 5.7.10 for missing/unverified TLS, 5.7.30 for a next hop without REQUIRETLS", () => {
     assert.equal(requireTlsStatus("REQUIRETLS_UNMET"), "5.7.10");
