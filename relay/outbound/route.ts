@@ -114,17 +114,19 @@ export function routeFor(spelling: string, c: RelayConfig): Routing {
       },
     };
   }
-  if (local) {
-    const nextHop = c.inbound.internalNextHop;
+  const internalNextHop = c.inbound.internalNextHop;
+  if (local && internalNextHop)
     return {
       route: {
         policy: LOCAL_POLICY,
         outbound: LOCAL_OUTBOUND,
-        ...(nextHop ? { nextHop, internal: true } : {}),
+        nextHop: internalNextHop,
+        internal: true,
         domain,
       },
     };
-  }
+  // a local domain without an internal next hop leaves by its MX like any other domain: under the
+  // default route, never under a weaker fixed one
   const brokenCatchAll = c.deferredPolicies.find((d) => d.domains.includes("*"));
   if (brokenCatchAll) return held(brokenCatchAll, domain);
   const outbound = c.defaultOutbound;

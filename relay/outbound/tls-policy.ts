@@ -142,7 +142,7 @@ export function resolveTlsPolicy(r: RoutePolicyInput, hop?: HopPolicyInput): Tls
       break;
     case "opportunistic":
       level = "may";
-      why = "mode opportunistic";
+      why = r.internal ? "mode opportunistic, the internal next hop of a local domain" : "mode opportunistic";
       break;
     case "required":
       level = "encrypt";
