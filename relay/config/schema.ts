@@ -175,6 +175,10 @@ export const RelayConfig = z.object({
         authMaxFailuresPerIp: z.number().int().positive().default(10),
         authMaxFailuresPerAccount: z.number().int().positive().default(5),
         authWindowSeconds: z.number().positive().default(900),
+        /** Error replies after which a session is closed, 421 4.7.0 (Postfix smtpd_hard_error_limit). */
+        hardErrorLimit: z.number().int().positive().default(20),
+        /** Commands of any kind after which a session is closed, 421 4.7.0. */
+        maxCommandsPerSession: z.number().int().positive().default(10_000),
       })
       .prefault({}),
   }),
