@@ -21,7 +21,7 @@ import { makeSecureDns } from "./outbound/dnssec.js";
 import { ConnectionPool } from "./outbound/pool.js";
 import type { Route } from "./outbound/route.js";
 import { DEFAULT_TIMEOUTS, type Material, type Timeouts } from "./outbound/transport-options.js";
-import { handleQueueRequest, PolicyFiguresBook } from "./queue/admin-api.js";
+import { checkAdminToken, handleQueueRequest, PolicyFiguresBook } from "./queue/admin-api.js";
 import { adoptQueuedAt, Drain, type DrainStatus } from "./queue/drain.js";
 import { Scheduler } from "./queue/scheduler.js";
 import { newQueueId, Spool, type Envelope } from "./queue/spool.js";
@@ -230,6 +230,12 @@ export class Relay {
         ready: () => this.listening && !this.stopping && !this.drainer,
         status: () => this.status(),
         registry: this.metrics.registry,
+        authorized: async (req) =>
+          !(await checkAdminToken(
+            { config: () => this.state.loaded.config, configDir: this.o.configDir },
+            req,
+          )),
+        hostNames: () => [this.state.loaded.config.hostname, ...this.state.loaded.config.admin.hosts],
         handle: (req, res) =>
           handleQueueRequest(
             {

@@ -143,10 +143,15 @@ export const RelayConfig = z.object({
     .object({
       port: z.number().int().default(8080),
       host: z.string().default("0.0.0.0"),
-      /** Bearer token for the /queue endpoints (read at each request); absent: they answer 403. */
+      /**
+       * Bearer token for the /queue endpoints and the /status details (read at each request);
+       * absent: /queue answers 403 and /status only its public part.
+       */
       tokenFile: ConfigPath.optional(),
+      /** Names the Host header of an admin request may carry besides IP literals, localhost and hostname. */
+      hosts: z.array(z.string().min(1)).default([]),
     })
-    .default({ port: 8080, host: "0.0.0.0" }),
+    .prefault({}),
   /** Server certificate and key (PEM), reloaded when they change. */
   tls: z.object({ certFile: ConfigPath, keyFile: ConfigPath }),
   inbound: z.object({
