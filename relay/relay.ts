@@ -15,7 +15,14 @@ import { createMetrics, type Metrics } from "./metrics.js";
 import { Deliverer, type SmimeMaterial } from "./outbound/deliver.js";
 import { loadCertificates, loadSigner } from "./outbound/smime.js";
 import { MtaSts } from "./outbound/mta-sts.js";
-import { dayOf, eventOf, sendDay, TlsRptStore, type ResultType, type SentReport } from "./outbound/tlsrpt.js";
+import {
+  dayOf,
+  eventOf,
+  TlsRptReporter,
+  TlsRptStore,
+  type ResultType,
+  type SentReport,
+} from "./outbound/tlsrpt.js";
 import { makeResolver, type Dns } from "./outbound/mx.js";
 import { makeSecureDns } from "./outbound/dnssec.js";
 import { ConnectionPool } from "./outbound/pool.js";
@@ -129,8 +136,7 @@ export class Relay {
   private figures = new PolicyFiguresBook();
   private spool!: Spool;
   private drainer: Drain | undefined;
-  private tlsRpt:
-    { store: TlsRptStore; send(day: string): Promise<SentReport[]>; timer: NodeJS.Timeout } | undefined;
+  private tlsRpt: { store: TlsRptStore; reporter: TlsRptReporter; timer: NodeJS.Timeout } | undefined;
 
   private constructor(private o: RelayOptions) {
     this.log = o.logger ?? createLogger();
@@ -409,8 +415,8 @@ export class Relay {
 
   /** TLS-RPT: sends each finished day's reports once (checked hourly and at start). */
   private startTlsRpt(store: TlsRptStore, spool: Spool): void {
-    const send = (day: string): Promise<SentReport[]> =>
-      sendDay(day, {
+    const reporter = new TlsRptReporter(
+      {
         store,
         dns: () => this.resolver,
         meta: () => {
@@ -444,29 +450,29 @@ export class Relay {
           this.scheduler.add(r.value);
           return r.value.id;
         },
-      });
+      },
+      (day, sent) => {
+        for (const r of sent)
+          this.log[r.result === "failed" ? "warn" : "info"](
+            { event: "tlsrpt", day, ...r },
+            `TLS-RPT ${r.result}`,
+          );
+      },
+    );
     const tick = async (): Promise<void> => {
       if (!this.state.loaded.config.tlsRpt || this.stopping) return;
-      for (const day of await store.pendingDays(dayOf(Date.now()))) await this.sendTlsReports(day);
+      await reporter.due(dayOf(Date.now()));
     };
-    const timer = setInterval(() => void tick(), 3_600_000);
+    const timer = setInterval(() => void tick().catch(() => undefined), 3_600_000);
     timer.unref();
-    this.tlsRpt = { store, send, timer };
-    void tick();
+    this.tlsRpt = { store, reporter, timer };
+    void tick().catch(() => undefined);
   }
 
   /** Builds and sends the TLS-RPT reports of one UTC day (YYYY-MM-DD) now, and marks it sent. */
   async sendTlsReports(day: string): Promise<SentReport[]> {
     if (!this.tlsRpt) return [];
-    await this.tlsRpt.store.flushed();
-    const sent = await this.tlsRpt.send(day);
-    for (const r of sent)
-      this.log[r.result === "failed" ? "warn" : "info"](
-        { event: "tlsrpt", day, ...r },
-        `TLS-RPT ${r.result}`,
-      );
-    if (sent.every((r) => r.result !== "failed")) await this.tlsRpt.store.markSent(day, sent);
-    return sent;
+    return this.tlsRpt.reporter.day(day);
   }
 
   /** Graceful shutdown: stop accepting, let sessions and deliveries finish (grace), close. */
