@@ -153,7 +153,30 @@ const RelayInbound = z
     maxMessageSize: quantity(
       "Largest message accepted, e.g. 50Mi; larger ones are refused with 552.",
     ).default("50Mi"),
-    maxRecipients: z.int32().min(1).max(10000).default(100).describe("Most recipients accepted per message."),
+    maxRecipients: z
+      .int32()
+      .min(1)
+      .max(10000)
+      .default(100)
+      .describe(
+        "Most recipients accepted per message (Postfix smtpd_recipient_limit); further RCPT TO get 452 4.5.3 and the client sends them in another transaction. Default 100.",
+      ),
+    hardErrorLimit: z
+      .int32()
+      .min(1)
+      .max(1000)
+      .default(20)
+      .describe(
+        "Error replies after which a session is closed with 421 4.7.0, for every client (Postfix smtpd_hard_error_limit). Refusals are counted, not stored. Default 20.",
+      ),
+    maxCommandsPerSession: z
+      .int32()
+      .min(100)
+      .max(1000000)
+      .default(10000)
+      .describe(
+        "Commands of any kind after which a session is closed with 421 4.7.0, for every client (no Postfix equivalent; bounds a session that makes no errors). Default 10000.",
+      ),
   })
   .prefault({})
   .describe("Who may send mail through the relay, and to where.")
@@ -262,7 +285,7 @@ export const MailRelaySpec = z
           })
           .optional()
           .describe(
-            "A Secret with the bearer token for the relay's /queue admin endpoints (sealpost queue). Absent: those endpoints are disabled; /healthz, /readyz, /metrics and /status need no token.",
+            "A Secret with the bearer token for the relay's /queue admin endpoints (sealpost queue) and the details of /status (reload errors, per-policy delivery figures; the operator reads the token to fetch them). Absent: /queue is disabled, /status shows health only, and MailDomainPolicy delivery figures stay empty; /healthz, /readyz and /metrics need no token. Every admin request must name the pod by IP, localhost or spec.hostname in its Host header.",
           ),
       })
       .optional()

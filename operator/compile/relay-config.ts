@@ -527,6 +527,10 @@ export function compileRelayConfig(
         : {}),
       maxMessageSize: quantityBytes(inbound.maxMessageSize),
       maxRecipients: inbound.maxRecipients,
+      limits: {
+        hardErrorLimit: inbound.hardErrorLimit,
+        maxCommandsPerSession: inbound.maxCommandsPerSession,
+      },
     },
     credentials: Object.fromEntries(Object.entries(credentials).sort((a, b) => a[0].localeCompare(b[0]))),
     policies: compiled.filter((p) => !p.domains.includes(CATCH_ALL)),
