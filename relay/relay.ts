@@ -171,6 +171,7 @@ export class Relay {
         return f ? fileOf(this.state.loaded, f) : undefined;
       },
       httpsPort: () => this.state.loaded.config.mtaSts.httpsPort ?? 443,
+      fetchDeadlineMs: () => this.state.loaded.config.delivery.fetchTimeoutSeconds * 1000,
     });
     const deliverer = new Deliverer({
       pool: this.pool,
@@ -199,6 +200,8 @@ export class Relay {
         this.log[level]({ event: "smime", ...r }, `S/MIME ${r.result}`);
       },
       timeouts: this.o.timeouts ?? DEFAULT_TIMEOUTS,
+      limits: () => this.state.loaded.config.delivery,
+      maxConcurrent: () => this.state.loaded.config.queue.workers,
       mxPort: this.o.mxPort ?? 25,
       onAttempt: (a) => {
         this.figures.record(a);
@@ -429,6 +432,7 @@ export class Relay {
             from: c.tlsRpt?.from ?? `tlsrpt-noreply@${c.hostname}`,
           };
         },
+        fetchDeadlineMs: () => this.state.loaded.config.delivery.fetchTimeoutSeconds * 1000,
         httpsCa: () => {
           const f = this.state.loaded.config.tlsRpt?.caFile;
           return f ? fileOf(this.state.loaded, f) : undefined;

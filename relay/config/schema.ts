@@ -211,6 +211,19 @@ export const RelayConfig = z.object({
      */
     handover: HostPort.optional(),
   }),
+  /** Bounds of outbound delivery (relay/outbound/attempt-limits.ts); Postfix names in comments. */
+  delivery: z
+    .object({
+      /** Next-hop addresses tried per attempt, each once (smtp_mx_address_limit). */
+      mxAddressLimit: z.number().int().positive().default(5),
+      /** Sessions (hops whose server answered) per attempt (smtp_mx_session_limit). */
+      mxSessionLimit: z.number().int().positive().default(2),
+      /** Overall deadline of one delivery attempt (all hops): the recipients are deferred. */
+      attemptTimeoutSeconds: z.number().positive().default(600),
+      /** Overall deadline of one MTA-STS policy fetch or TLS-RPT POST. */
+      fetchTimeoutSeconds: z.number().positive().default(60),
+    })
+    .prefault({}),
   /** DNS servers (ip or ip:port) for MX lookups; absent: the system resolver. Tests use loopback. */
   dns: z.object({ servers: z.array(z.string()).optional() }).default({}),
   /**

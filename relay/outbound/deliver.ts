@@ -9,6 +9,13 @@ import { statusFromReply } from "../dsn.js";
 import { errorMessage, fail, ok, type Failure } from "../result.js";
 import type { Dns } from "./mx.js";
 import { resolveHops } from "./mx.js";
+import {
+  AttemptBudget,
+  DEFAULT_ATTEMPT_LIMITS,
+  limitHops,
+  Slots,
+  type AttemptLimits,
+} from "./attempt-limits.js";
 import { daneTlsRptPolicy, planDane, resolveDane, type HostDane } from "./dane.js";
 import { makeSecureDns, type SecureDns } from "./dnssec.js";
 import type { ConnectionPool, Pooled, SessionInfo } from "./pool.js";
@@ -133,6 +140,10 @@ export interface DelivererDeps {
   timeouts: Timeouts;
   mxPort: number;
   onAttempt(r: AttemptRecord): void;
+  /** Bounds of one attempt (attempt-limits.ts); absent: the defaults. */
+  limits?(): AttemptLimits;
+  /** Attempts at once over all messages (the queue's workers); absent: unbounded. */
+  maxConcurrent?(): number;
 }
 
 type Errorish = Error & {
@@ -241,8 +252,18 @@ function withSecureContext(plan: TransportPlan): TransportPlan["options"] {
   return { ...plan.options, tls: { ...tls, secureContext: ctx } };
 }
 
-async function open(plan: TransportPlan): Promise<Pooled | Failure> {
+async function open(plan: TransportPlan, signal?: AbortSignal): Promise<Pooled | Failure> {
   const conn = new SMTPConnection(withSecureContext(plan));
+  const abort = (): void => conn.close(); // the attempt's deadline passed
+  signal?.addEventListener("abort", abort, { once: true });
+  try {
+    return await openConn(conn, plan);
+  } finally {
+    signal?.removeEventListener("abort", abort);
+  }
+}
+
+async function openConn(conn: SMTPConnection, plan: TransportPlan): Promise<Pooled | Failure> {
   let lastError: Errorish | undefined;
   conn.on("error", (e: Errorish) => {
     lastError = e;
@@ -343,11 +364,14 @@ function replyResult(address: string, e: Errorish, hop: Hop): RecipientResult {
 type AttemptBase = "queueId" | "policy" | "mode" | "recipients" | "domain" | "tlsPolicy";
 
 export class Deliverer {
-  constructor(private d: DelivererDeps) {}
+  private readonly slots: Slots;
 
-  async deliver(req: DeliveryRequest): Promise<RecipientResult[]> {
-    if (!req.route.outbound.smime) return this.transmit(req);
-    return this.deliverSmime(req);
+  constructor(private d: DelivererDeps) {
+    this.slots = new Slots(() => d.maxConcurrent?.() ?? Infinity);
+  }
+
+  deliver(req: DeliveryRequest): Promise<RecipientResult[]> {
+    return this.slots.run(() => (req.route.outbound.smime ? this.deliverSmime(req) : this.transmit(req)));
   }
 
   /**
@@ -433,8 +457,17 @@ export class Deliverer {
     return results;
   }
 
-  /** One SMTP transaction per next hop tried, for the request's recipients and bytes as given. */
+  /** One SMTP transaction per next hop tried, within the attempt's bounds (attempt-limits.ts). */
   private async transmit(req: DeliveryRequest): Promise<RecipientResult[]> {
+    const budget = new AttemptBudget(this.d.limits?.() ?? DEFAULT_ATTEMPT_LIMITS);
+    try {
+      return await this.transmitWithin(req, budget);
+    } finally {
+      budget.dispose();
+    }
+  }
+
+  private async transmitWithin(req: DeliveryRequest, budget: AttemptBudget): Promise<RecipientResult[]> {
     const { route } = req;
     const all = (f: Failure, hop?: Hop): RecipientResult[] =>
       req.recipients.map((address) => ({
@@ -525,7 +558,7 @@ export class Deliverer {
       });
       return all(resolved);
     }
-    let hops = resolved.value;
+    let hops = limitHops(resolved.value, budget.l.mxAddressLimit);
     const stsPolicy = sts?.policy;
     if (stsPolicy && stsPolicy.mode !== "none") {
       const allowed = hops.filter((h) => mxAllowed(stsPolicy, h.name));
@@ -555,6 +588,7 @@ export class Deliverer {
     }
     let last: Failure = fail("NO_NEXT_HOP", true, "no next hop");
     for (const hop of hops) {
+      if (!budget.more()) break;
       const d = dane.get(hop);
       if (d?.kind === "skip") {
         const at = { ...base, nextHop: hop.name, address: hop.address, port: hop.port };
@@ -588,10 +622,13 @@ export class Deliverer {
         plan.value,
         hop,
         d ? { ...base, tlsPolicy: daneTlsRptPolicy(d) } : base,
+        budget.signal,
       );
       if (Array.isArray(r)) return r;
+      budget.failed(r);
       last = r;
     }
+    if (budget.expired) last = budget.timeout();
     // REQUIRETLS: no hop gave verified TLS: a bounce (5.7.10), not a deferral until expiry
     if (req.requireTls && isTlsFailure(last.code)) return all({ ...last, temporary: false });
     return all(last);
@@ -602,17 +639,23 @@ export class Deliverer {
     plan: TransportPlan,
     hop: Hop,
     base: Pick<AttemptRecord, AttemptBase>,
+    signal?: AbortSignal,
   ): Promise<RecipientResult[] | Failure> {
     const at = { ...base, nextHop: hop.name, address: hop.address, port: hop.port };
     for (let tryNo = 0; tryNo < 2; tryNo++) {
+      if (signal?.aborted) return fail("ATTEMPT_TIMEOUT", true, "delivery attempt deadline passed");
       const pooled = this.d.pool.take(plan.poolKey);
       const reused = pooled !== undefined;
-      const p = pooled ?? (await open(plan));
+      const p = pooled ?? (await open(plan, signal));
       if ("ok" in p) {
         this.d.onAttempt({ ...at, reused: false, result: "deferred", code: p.code, reason: p.message });
         return p;
       }
-      const sent = await send(p.conn, req.from, req.recipients, req.message, req.requireTls);
+      const abort = (): void => p.conn.close();
+      signal?.addEventListener("abort", abort, { once: true });
+      const sent = await send(p.conn, req.from, req.recipients, req.message, req.requireTls).finally(() =>
+        signal?.removeEventListener("abort", abort),
+      );
       if (sent.kind === "error") {
         const e = sent.err;
         p.conn.close();

@@ -8,6 +8,7 @@
 //
 // Test knobs (relay config `mtaSts`): caFile (trust for the policy fetch instead of the system
 // roots) and httpsPort (instead of 443). Production configs leave both unset.
+import { armFetchDeadline } from "./attempt-limits.js";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { request } from "node:https";
 import { join } from "node:path";
@@ -102,6 +103,8 @@ export interface MtaStsOptions {
   httpsPort: () => number;
   now?: () => number;
   timeoutMs?: number;
+  /** Overall deadline of one policy fetch (attempt-limits.ts); default 60 s. */
+  fetchDeadlineMs?: () => number;
 }
 
 function codeOf(e: unknown): string {
@@ -202,6 +205,8 @@ export class MtaSts {
           res.on("error", (e) => resolve(fail("MTA_STS_FETCH_FAILED", true, errorMessage(e))));
         },
       );
+      const disarm = armFetchDeadline(req, this.o.fetchDeadlineMs?.() ?? 60_000);
+      req.on("close", disarm);
       req.on("timeout", () => req.destroy(new Error("timeout")));
       req.on("error", (e) => {
         const msg = errorMessage(e);

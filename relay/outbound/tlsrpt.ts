@@ -10,6 +10,7 @@ import * as https from "node:https";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { errorMessage } from "../result.js";
+import { armFetchDeadline } from "./attempt-limits.js";
 import type { AttemptRecord } from "./deliver.js";
 import type { Dns } from "./mx.js";
 
@@ -328,8 +329,17 @@ export function reportMessage(o: {
   return Buffer.from(lines.join("\r\n"), "latin1");
 }
 
-/** POSTs the gzipped report (https:, or http: for tests); resolves with the HTTP status. */
-export function postReport(url: string, gz: Buffer, ca?: Buffer, timeoutMs = 30_000): Promise<number> {
+/**
+ * POSTs the gzipped report (https:, or http: for tests); resolves with the HTTP status. `timeoutMs`
+ * is the idle timeout, `deadlineMs` the overall one (a server dripping its answer is cut).
+ */
+export function postReport(
+  url: string,
+  gz: Buffer,
+  ca?: Buffer,
+  timeoutMs = 30_000,
+  deadlineMs = 60_000,
+): Promise<number> {
   const u = new URL(url);
   const lib = u.protocol === "http:" ? http : https;
   return new Promise((resolve, reject) => {
@@ -346,6 +356,8 @@ export function postReport(url: string, gz: Buffer, ca?: Buffer, timeoutMs = 30_
         res.on("end", () => resolve(res.statusCode ?? 0));
       },
     );
+    const disarm = armFetchDeadline(req, deadlineMs);
+    req.on("close", disarm);
     req.on("timeout", () => req.destroy(new Error("timeout")));
     req.on("error", reject);
     req.end(gz);
@@ -440,6 +452,8 @@ export interface SendDeps {
   httpsCa?(): Buffer | undefined;
   /** POSTs a report (default postReport); resolves with the HTTP status. */
   post?(url: string, gz: Buffer, ca?: Buffer): Promise<number>;
+  /** Overall deadline of one POST (attempt-limits.ts); default 60 s. */
+  fetchDeadlineMs?(): number;
   now?(): Date;
 }
 
@@ -515,7 +529,9 @@ export async function sendDay(
           const id = await d.enqueue(meta.from, to, msg);
           out.push({ domain, rua: target, result: "queued", detail: id });
         } else {
-          const status = await (d.post ?? postReport)(target, gz, d.httpsCa?.());
+          const status = d.post
+            ? await d.post(target, gz, d.httpsCa?.())
+            : await postReport(target, gz, d.httpsCa?.(), 30_000, d.fetchDeadlineMs?.() ?? 60_000);
           const ok = status >= 200 && status < 300;
           out.push({ domain, rua: target, result: ok ? "posted" : "failed", detail: String(status) });
         }
