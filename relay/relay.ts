@@ -3,12 +3,14 @@
 // relay/main.ts runs and what the tests start in-process.
 import { readFile } from "node:fs/promises";
 import type { Server } from "node:http";
+import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { startAdmin, type AdminStatus } from "./admin.js";
 import { fileOf, loadConfig, secretText, type LoadedConfig } from "./config/load.js";
 import { watchConfig, type ConfigWatcher } from "./config/watch.js";
 import type { InboundAccount } from "./inbound/auth.js";
 import { compileInbound } from "./inbound/rules.js";
+import { DestinationFilter } from "./net/address-class.js";
 import { InboundListeners, type InboundState } from "./inbound/server.js";
 import { createLogger, type Logger } from "./log.js";
 import { createMetrics, type Metrics } from "./metrics.js";
@@ -125,6 +127,8 @@ export class Relay {
   readonly metrics: Metrics;
   private state!: InboundState;
   private resolver: Dns | undefined;
+  /** Where destinations DNS chose may be (issue 22 finding 4), per loaded config. */
+  private destinations = new DestinationFilter([]);
   private listeners!: InboundListeners;
   private scheduler!: Scheduler;
   private pool: ConnectionPool;
@@ -172,6 +176,7 @@ export class Relay {
       },
       httpsPort: () => this.state.loaded.config.mtaSts.httpsPort ?? 443,
       fetchDeadlineMs: () => this.state.loaded.config.delivery.fetchTimeoutSeconds * 1000,
+      destinations: () => this.destinations,
     });
     const deliverer = new Deliverer({
       pool: this.pool,
@@ -202,6 +207,7 @@ export class Relay {
       timeouts: this.o.timeouts ?? DEFAULT_TIMEOUTS,
       limits: () => this.state.loaded.config.delivery,
       maxConcurrent: () => this.state.loaded.config.queue.workers,
+      destinations: () => this.destinations,
       mxPort: this.o.mxPort ?? 25,
       onAttempt: (a) => {
         this.figures.record(a);
@@ -293,6 +299,7 @@ export class Relay {
     const prev = first ? undefined : this.state.loaded;
     this.state = inboundState(l);
     this.resolver = makeResolver(l.config.dns.servers);
+    this.destinations = new DestinationFilter(l.config.delivery.allowedInternalCidrs, ownAddresses());
     this.metrics.configInfo.reset();
     this.metrics.configInfo.set({ hash: l.hash, generation: String(l.config.generation) }, 1);
     if (!prev) return;
@@ -433,6 +440,7 @@ export class Relay {
           };
         },
         fetchDeadlineMs: () => this.state.loaded.config.delivery.fetchTimeoutSeconds * 1000,
+        destinations: () => this.destinations,
         httpsCa: () => {
           const f = this.state.loaded.config.tlsRpt?.caFile;
           return f ? fileOf(this.state.loaded, f) : undefined;
@@ -498,4 +506,9 @@ export class Relay {
     })();
     return this.stopping;
   }
+}
+
+/** The pod's own addresses (a destination DNS chose must not be one of them). */
+function ownAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address));
 }

@@ -222,6 +222,11 @@ export const RelayConfig = z.object({
       attemptTimeoutSeconds: z.number().positive().default(600),
       /** Overall deadline of one MTA-STS policy fetch or TLS-RPT POST. */
       fetchTimeoutSeconds: z.number().positive().default(60),
+      /**
+       * Internal ranges a destination chosen by DNS (MX, mta-sts.<domain>, https: TLS-RPT) may be
+       * in (relay/net/address-class.ts); everything else non-public is refused. Tests: 127.0.0.0/8.
+       */
+      allowedInternalCidrs: z.array(Cidr).default([]),
     })
     .prefault({}),
   /** DNS servers (ip or ip:port) for MX lookups; absent: the system resolver. Tests use loopback. */

@@ -6,6 +6,7 @@
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import { createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
 import { statusFromReply } from "../dsn.js";
+import { filterHops, type DestinationFilter } from "../net/address-class.js";
 import { errorMessage, fail, ok, type Failure } from "../result.js";
 import type { Dns } from "./mx.js";
 import { resolveHops } from "./mx.js";
@@ -144,6 +145,8 @@ export interface DelivererDeps {
   limits?(): AttemptLimits;
   /** Attempts at once over all messages (the queue's workers); absent: unbounded. */
   maxConcurrent?(): number;
+  /** Where next hops that DNS chose may be (relay/net/address-class.ts); absent: anywhere. */
+  destinations?(): DestinationFilter;
 }
 
 type Errorish = Error & {
@@ -558,7 +561,15 @@ export class Deliverer {
       });
       return all(resolved);
     }
-    let hops = limitHops(resolved.value, budget.l.mxAddressLimit);
+    // next hops from DNS only where DNS may send the relay; configured next hops are trusted
+    const usable = route.nextHop
+      ? resolved
+      : filterHops(resolved.value, this.d.destinations?.(), route.domain);
+    if (!usable.ok) {
+      this.d.onAttempt({ ...base, result: "deferred", code: usable.code, reason: usable.message });
+      return all(usable);
+    }
+    let hops = limitHops(usable.value, budget.l.mxAddressLimit);
     const stsPolicy = sts?.policy;
     if (stsPolicy && stsPolicy.mode !== "none") {
       const allowed = hops.filter((h) => mxAllowed(stsPolicy, h.name));

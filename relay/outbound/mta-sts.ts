@@ -8,6 +8,7 @@
 //
 // Test knobs (relay config `mtaSts`): caFile (trust for the policy fetch instead of the system
 // roots) and httpsPort (instead of 443). Production configs leave both unset.
+import type { DestinationFilter } from "../net/address-class.js";
 import { armFetchDeadline } from "./attempt-limits.js";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { request } from "node:https";
@@ -105,6 +106,8 @@ export interface MtaStsOptions {
   timeoutMs?: number;
   /** Overall deadline of one policy fetch (attempt-limits.ts); default 60 s. */
   fetchDeadlineMs?: () => number;
+  /** Where mta-sts.<domain> may be (relay/net/address-class.ts); absent: anywhere. */
+  destinations?: () => DestinationFilter;
 }
 
 function codeOf(e: unknown): string {
@@ -152,11 +155,13 @@ export class MtaSts {
     }
   }
 
+  /** An address of mta-sts.<domain> the relay may connect to: absolute name, DNS only, filtered. */
   private async address(host: string): Promise<string | undefined> {
     const r = this.o.dns();
+    const filter = this.o.destinations?.();
     try {
-      const a = r ? await r.resolve4(host) : (await dns.lookup(host, { all: true })).map((x) => x.address);
-      return a[0];
+      const a = r ? await r.resolve4(host) : await dns.resolve4(`${host}.`);
+      return a.find((x) => !filter || filter.allowed(x));
     } catch {
       return undefined;
     }

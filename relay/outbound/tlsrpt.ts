@@ -9,6 +9,9 @@ import * as http from "node:http";
 import * as https from "node:https";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
+import { promises as dnsp } from "node:dns";
+import { isIP, type LookupFunction } from "node:net";
+import type { DestinationFilter } from "../net/address-class.js";
 import { errorMessage } from "../result.js";
 import { armFetchDeadline } from "./attempt-limits.js";
 import type { AttemptRecord } from "./deliver.js";
@@ -182,7 +185,9 @@ export function buildReport(day: string, domain: string, events: TlsRptEvent[], 
               ...(e.mx ? { "receiving-mx-hostname": e.mx } : {}),
               ...(e.ip ? { "receiving-ip": e.ip } : {}),
               "failed-session-count": n,
-              ...(e.reason ? { "additional-information": e.reason } : {}),
+              // an MTA-STS fetch's error (refused, reset, TLS alert) would tell the domain's owner
+              // what listens at the address its DNS pointed the relay at: the result type only
+              ...(e.reason && !e.result.startsWith("sts-") ? { "additional-information": e.reason } : {}),
             })),
           }
         : {}),
@@ -339,9 +344,14 @@ export function postReport(
   ca?: Buffer,
   timeoutMs = 30_000,
   deadlineMs = 60_000,
+  destinations?: DestinationFilter,
+  resolver?: Dns,
 ): Promise<number> {
   const u = new URL(url);
   const lib = u.protocol === "http:" ? http : https;
+  const literal = u.hostname.replace(/^\[|\]$/g, "");
+  if (destinations && isIP(literal) && !destinations.allowed(literal))
+    return Promise.reject(new Error(`${literal}: ${destinations.refusal(literal)}, not reported to`));
   return new Promise((resolve, reject) => {
     const req = lib.request(
       u,
@@ -350,6 +360,7 @@ export function postReport(
         headers: { "Content-Type": "application/tlsrpt+gzip", "Content-Length": gz.length },
         timeout: timeoutMs,
         ...(ca && u.protocol === "https:" ? { ca } : {}),
+        ...(destinations ? { lookup: filteredLookup(destinations, resolver) } : {}),
       },
       (res) => {
         res.resume();
@@ -362,6 +373,28 @@ export function postReport(
     req.on("error", reject);
     req.end(gz);
   });
+}
+
+/** A lookup for http(s).request: the host name's DNS addresses the filter allows (absolute name). */
+function filteredLookup(filter: DestinationFilter, resolver: Dns | undefined): LookupFunction {
+  return (hostname, options, callback) => {
+    const r: Dns = resolver ?? dnsp;
+    const name = resolver ? hostname : `${hostname.replace(/\.$/, "")}.`;
+    void Promise.allSettled([r.resolve4(name), r.resolve6(name)]).then(([v4, v6]) => {
+      const all = [
+        ...(v4.status === "fulfilled" ? v4.value.map((address) => ({ address, family: 4 })) : []),
+        ...(v6.status === "fulfilled" ? v6.value.map((address) => ({ address, family: 6 })) : []),
+      ].filter((a) => filter.allowed(a.address));
+      if (!all.length) {
+        const e = Object.assign(new Error(`${hostname} has no address the relay may connect to`), {
+          code: "ENOTFOUND",
+        });
+        return (callback as (e: Error) => void)(e);
+      }
+      if (options.all) return (callback as (e: null, a: typeof all) => void)(null, all);
+      (callback as (e: null, a: string, f: number) => void)(null, all[0]!.address, all[0]!.family);
+    });
+  };
 }
 
 /** Append-only JSON lines per UTC day under <dir>/tlsrpt/. */
@@ -454,6 +487,8 @@ export interface SendDeps {
   post?(url: string, gz: Buffer, ca?: Buffer): Promise<number>;
   /** Overall deadline of one POST (attempt-limits.ts); default 60 s. */
   fetchDeadlineMs?(): number;
+  /** Where an https: rua endpoint may be (relay/net/address-class.ts); absent: anywhere. */
+  destinations?(): DestinationFilter;
   now?(): Date;
 }
 
@@ -531,7 +566,15 @@ export async function sendDay(
         } else {
           const status = d.post
             ? await d.post(target, gz, d.httpsCa?.())
-            : await postReport(target, gz, d.httpsCa?.(), 30_000, d.fetchDeadlineMs?.() ?? 60_000);
+            : await postReport(
+                target,
+                gz,
+                d.httpsCa?.(),
+                30_000,
+                d.fetchDeadlineMs?.() ?? 60_000,
+                d.destinations?.(),
+                d.dns(),
+              );
           const ok = status >= 200 && status < 300;
           out.push({ domain, rua: target, result: ok ? "posted" : "failed", detail: String(status) });
         }

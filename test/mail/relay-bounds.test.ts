@@ -13,7 +13,13 @@ import { after, before, describe, it } from "node:test";
 import { startDnsServer, type DnsServer, type Zone } from "../support/dns-server.js";
 import { freePort } from "../support/ports.js";
 import { waitFor } from "../support/process.js";
-import { rawSession, relayFixture, type LogCapture, type RelayFixture } from "../support/relay.js";
+import {
+  rawSession,
+  relayFixture,
+  TEST_INTERNAL_CIDRS,
+  type LogCapture,
+  type RelayFixture,
+} from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
 
 const TOKEN = "bounds-admin-token";
@@ -112,7 +118,7 @@ before(async () => {
       admin: { port: f.ports.admin, host: "127.0.0.1", tokenFile: "secrets/admin/token" },
       dns: { servers: [dns.address] },
       queue: { dir: `${f.work}/queue`, retry: { initial: 30, max: 60 }, workers: WORKERS },
-      delivery: { attemptTimeoutSeconds: 1 },
+      delivery: { attemptTimeoutSeconds: 1, allowedInternalCidrs: TEST_INTERNAL_CIDRS },
     },
     { files: { "secrets/admin/token": TOKEN } },
   );
