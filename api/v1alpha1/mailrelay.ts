@@ -234,6 +234,58 @@ const Queue = z
     ),
   );
 
+const Delivery = z
+  .object({
+    mxAddressLimit: z
+      .int32()
+      .min(1)
+      .max(100)
+      .default(5)
+      .describe(
+        "Next-hop addresses one delivery attempt tries, each address once, in MX preference order (Postfix smtp_mx_address_limit). Default 5.",
+      ),
+    mxSessionLimit: z
+      .int32()
+      .min(1)
+      .max(100)
+      .default(2)
+      .describe(
+        "SMTP sessions one delivery attempt may have, i.e. next hops whose server answered (a greeting, a refusal, a TLS or AUTH failure); unreachable addresses do not count (Postfix smtp_mx_session_limit). Default 2.",
+      ),
+    attemptTimeout: duration(
+      "Overall deadline of one delivery attempt over all its next hops, e.g. 10m; past it the connection is closed and the recipients are deferred. The per-stage timeouts (connect 30s, greeting 30s, idle 300s, like Postfix smtp_connect_timeout / smtp_helo_timeout) still apply inside it. Default 10m.",
+    ).default("10m"),
+    fetchTimeout: duration(
+      "Overall deadline of one MTA-STS policy fetch or TLS-RPT report POST, however slowly the server answers, e.g. 60s. Default 60s.",
+    ).default("60s"),
+    allowedInternalCidrs: z
+      .array(cidr("An address or CIDR range, e.g. 10.20.0.0/16."))
+      .max(64)
+      .optional()
+      .describe(
+        "Internal ranges that destinations chosen by DNS (MX hosts, mta-sts.<domain>, https: TLS-RPT endpoints) may be in. Everything that is not a public unicast address (loopback, RFC 1918 private, link-local, CGNAT, ULA, ...) or is one of the pod's own addresses is refused otherwise, so a domain's DNS cannot aim the relay at the cluster's inside (SSRF); such mail is deferred with MX_ADDRESS_FORBIDDEN. Explicit next hops (a MailDomainPolicy's nextHop, spec.inbound.internalNextHop) are trusted and need no entry. Absent: none.",
+      )
+      .meta({ "x-kubernetes-list-type": "set" }),
+  })
+  .prefault({})
+  .describe(
+    "Bounds of outbound delivery, so hostile DNS or slow servers cannot hold the delivery workers: at most queue workers (16) attempts run at once, over all messages and their route groups.",
+  )
+  .meta(
+    cel(
+      {
+        rule: durations(["attemptTimeout"], "duration(self.attemptTimeout) >= duration('1s')"),
+        message: "attemptTimeout must be at least 1s",
+        fieldPath: ".attemptTimeout",
+      },
+      {
+        rule: durations(["fetchTimeout"], "duration(self.fetchTimeout) >= duration('1s')"),
+        message: "fetchTimeout must be at least 1s",
+        fieldPath: ".fetchTimeout",
+      },
+    ),
+  );
+
 export const MailRelaySpec = z
   .object({
     hostname: domainName(
@@ -251,6 +303,7 @@ export const MailRelaySpec = z
     listeners: Listeners,
     inbound: RelayInbound,
     queue: Queue,
+    delivery: Delivery,
     service: z
       .object({
         type: z

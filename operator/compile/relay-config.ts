@@ -532,6 +532,13 @@ export function compileRelayConfig(
         maxCommandsPerSession: inbound.maxCommandsPerSession,
       },
     },
+    delivery: {
+      mxAddressLimit: spec.delivery.mxAddressLimit,
+      mxSessionLimit: spec.delivery.mxSessionLimit,
+      attemptTimeoutSeconds: durationSeconds(spec.delivery.attemptTimeout),
+      fetchTimeoutSeconds: durationSeconds(spec.delivery.fetchTimeout),
+      allowedInternalCidrs: [...(spec.delivery.allowedInternalCidrs ?? [])],
+    },
     credentials: Object.fromEntries(Object.entries(credentials).sort((a, b) => a[0].localeCompare(b[0]))),
     policies: compiled.filter((p) => !p.domains.includes(CATCH_ALL)),
     ...(catchAll ? { defaultOutbound: catchAll.outbound } : {}),
