@@ -437,8 +437,15 @@ describe("the apiserver rejects invalid Sealpost objects, naming the field", () 
           smtps: { enabled: true, port: 465 },
           submission: { enabled: true, port: 587 },
         },
-        inbound: { require: "none", maxMessageSize: "50Mi", maxRecipients: 100 },
+        inbound: {
+          require: "none",
+          maxMessageSize: "50Mi",
+          maxRecipients: 100,
+          hardErrorLimit: 20,
+          maxCommandsPerSession: 10000,
+        },
         queue: { size: "10Gi", maxAge: "120h", retry: { initial: "60s", max: "1h" } },
+        delivery: { mxAddressLimit: 5, mxSessionLimit: 2, attemptTimeout: "10m", fetchTimeout: "60s" },
         service: { type: "ClusterIP" },
       },
     );
