@@ -417,6 +417,7 @@ async function main(): Promise<number> {
     admin: adminPort,
     queueDir: join(work, "queue"),
     dnsServers: [dns.address],
+    allowedInternalCidrs: ["127.0.0.0/8"],
     retry: { initial: 1, max: 2 },
     nextHopPorts: { [`${NS}/doug`]: doug.port },
   });

@@ -126,6 +126,11 @@ export interface LaptopOverrides {
   queueDir: string;
   /** The cluster's DNS is not the laptop's: the partner domains resolve on a loopback DNS server. */
   dnsServers: string[];
+  /**
+   * The partners' MX hosts are on loopback, which the relay refuses as a destination chosen by DNS
+   * (issue 22 finding 4): the laptop allows these ranges (delivery.allowedInternalCidrs).
+   */
+  allowedInternalCidrs?: string[];
   /** Short retry intervals so the demo sees a second attempt (seconds). */
   retry?: { initial: number; max: number };
   /** Explicit next hops whose port the laptop cannot offer (policy name -> port). */
@@ -186,6 +191,11 @@ export function applyOverrides(
   const dns = obj(c.dns);
   c.dns = dns;
   set(dns, "servers", "dns.servers", o.dnsServers);
+  if (o.allowedInternalCidrs) {
+    const delivery = obj(c.delivery);
+    c.delivery = delivery;
+    set(delivery, "allowedInternalCidrs", "delivery.allowedInternalCidrs", o.allowedInternalCidrs);
+  }
 
   for (const [policy, port] of Object.entries(o.nextHopPorts ?? {})) {
     const p = ((c.policies as Json[] | undefined) ?? []).find((x) => x.name === policy);

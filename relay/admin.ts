@@ -1,8 +1,16 @@
 // Admin HTTP port: /healthz (the process serves), /readyz (listeners up and a config loaded),
 // /metrics (Prometheus), /status (the loaded config's hash, generation and relay name: the
 // operator compares the hash with what it rendered to set the Enforced condition).
+// Issue 22 finding 7: /status answers everyone with what the probes and the Enforced condition
+// need (health: relay, generation, config hash, queue depth, draining); the details (the last
+// reload error, per-policy figures with the hosts delivered to, the drain's progress) only with
+// the admin bearer token. Every request must name the relay by an IP literal, localhost or a
+// configured name in its Host header (a DNS-rebinding page in a browser on the pod network names
+// its own domain), else 421.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { isIP } from "node:net";
 import type { Registry } from "prom-client";
+import { safeJson } from "./printable.js";
 
 export interface AdminStatus {
   relay: string;
@@ -25,12 +33,44 @@ export interface AdminStatus {
   drain?: unknown;
 }
 
+/** What /status tells a caller without the token. Pure. */
+export function publicStatus(s: AdminStatus): AdminStatus {
+  return {
+    relay: s.relay,
+    generation: s.generation,
+    configHash: s.configHash,
+    loadedAt: s.loadedAt,
+    listeners: s.listeners,
+    queue: s.queue,
+    ...(s.draining ? { draining: true } : {}),
+  };
+}
+
+/**
+ * Whether a Host header names this relay: an IP literal (v4, [v6]), localhost, or one of `names`
+ * (the relay's host name and admin.hosts), with any port. Absent (HTTP/1.0): allowed. Pure.
+ */
+export function hostAllowed(header: string | undefined, names: readonly string[]): boolean {
+  if (header === undefined) return true;
+  const h = header.trim().toLowerCase();
+  const m = /^\[([0-9a-f:.]+)\](?::\d{1,5})?$/.exec(h) ?? /^([^:[\]]+)(?::\d{1,5})?$/.exec(h);
+  if (!m) return false;
+  const name = m[1]!.replace(/\.$/, "");
+  if (isIP(name)) return true;
+  if (name === "localhost") return true;
+  return names.some((n) => n.toLowerCase().replace(/\.$/, "") === name);
+}
+
 export interface AdminDeps {
   ready(): boolean;
   status(): AdminStatus;
   registry: Registry;
   /** Serves further paths (the /queue endpoints); true when it answered. */
   handle?(req: IncomingMessage, res: ServerResponse): boolean;
+  /** Whether the request carries the admin token (the /status details); absent: never. */
+  authorized?(req: IncomingMessage): Promise<boolean>;
+  /** Names the Host header may carry besides IP literals and localhost. */
+  hostNames?(): readonly string[];
 }
 
 export async function startAdmin(
@@ -39,12 +79,14 @@ export async function startAdmin(
   host: string,
 ): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
-    if (d.handle?.(req, res)) return;
-    const path = (req.url ?? "/").split("?")[0];
     const send = (code: number, type: string, body: string): void => {
       res.writeHead(code, { "content-type": type, "cache-control": "no-store" });
       res.end(body);
     };
+    if (!hostAllowed(req.headers.host, d.hostNames?.() ?? []))
+      return send(421, "text/plain", "misdirected request: unknown Host\n");
+    if (d.handle?.(req, res)) return;
+    const path = (req.url ?? "/").split("?")[0];
     if (req.method !== "GET" && req.method !== "HEAD") return send(405, "text/plain", "method not allowed\n");
     switch (path) {
       case "/healthz":
@@ -52,7 +94,14 @@ export async function startAdmin(
       case "/readyz":
         return d.ready() ? send(200, "text/plain", "ready\n") : send(503, "text/plain", "not ready\n");
       case "/status":
-        return send(200, "application/json", JSON.stringify(d.status()) + "\n");
+        (d.authorized?.(req) ?? Promise.resolve(false))
+          .catch(() => false)
+          .then((full) => {
+            const s = d.status();
+            send(200, "application/json", safeJson(full ? s : publicStatus(s)) + "\n");
+          })
+          .catch((e: unknown) => send(500, "text/plain", `${String(e)}\n`));
+        return;
       case "/metrics":
         d.registry
           .metrics()

@@ -9,20 +9,28 @@ import { watchConfig, type ConfigWatcher } from "./config/watch.js";
 import type { InboundAccount } from "./inbound/auth.js";
 import { compileAuthority } from "./inbound/authority.js";
 import { compileInbound } from "./inbound/rules.js";
+import { DestinationFilter } from "./net/address-class.js";
 import { InboundListeners, type InboundState } from "./inbound/server.js";
 import { createLogger, type Logger } from "./log.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { Deliverer, type SmimeMaterial } from "./outbound/deliver.js";
 import { loadCertificates, loadSigner } from "./outbound/smime.js";
 import { MtaSts } from "./outbound/mta-sts.js";
-import { dayOf, eventOf, sendDay, TlsRptStore, type ResultType, type SentReport } from "./outbound/tlsrpt.js";
 import { isSelfHop, type SelfView } from "./outbound/loop.js";
+import {
+  dayOf,
+  eventOf,
+  TlsRptReporter,
+  TlsRptStore,
+  type ResultType,
+  type SentReport,
+} from "./outbound/tlsrpt.js";
 import { makeResolver, type Dns } from "./outbound/mx.js";
 import { makeSecureDns } from "./outbound/dnssec.js";
 import { ConnectionPool } from "./outbound/pool.js";
 import type { Route } from "./outbound/route.js";
 import { DEFAULT_TIMEOUTS, type Material, type Timeouts } from "./outbound/transport-options.js";
-import { handleQueueRequest, PolicyFiguresBook } from "./queue/admin-api.js";
+import { checkAdminToken, handleQueueRequest, PolicyFiguresBook } from "./queue/admin-api.js";
 import { Drain, type DrainStatus } from "./queue/drain.js";
 import { fleetKeyOf } from "./queue/handover.js";
 import { Scheduler } from "./queue/scheduler.js";
@@ -125,6 +133,8 @@ export class Relay {
   readonly metrics: Metrics;
   private state!: InboundState;
   private resolver: Dns | undefined;
+  /** Where destinations DNS chose may be (issue 22 finding 4), per loaded config. */
+  private destinations = new DestinationFilter([]);
   private listeners!: InboundListeners;
   private scheduler!: Scheduler;
   private pool: ConnectionPool;
@@ -137,8 +147,7 @@ export class Relay {
   private mtaSts?: MtaSts;
   private spool!: Spool;
   private drainer: Drain | undefined;
-  private tlsRpt:
-    { store: TlsRptStore; send(day: string): Promise<SentReport[]>; timer: NodeJS.Timeout } | undefined;
+  private tlsRpt: { store: TlsRptStore; reporter: TlsRptReporter; timer: NodeJS.Timeout } | undefined;
 
   private constructor(private o: RelayOptions) {
     this.log = o.logger ?? createLogger();
@@ -173,6 +182,8 @@ export class Relay {
         return f ? fileOf(this.state.loaded, f) : undefined;
       },
       httpsPort: () => this.state.loaded.config.mtaSts.httpsPort ?? 443,
+      fetchDeadlineMs: () => this.state.loaded.config.delivery.fetchTimeoutSeconds * 1000,
+      destinations: () => this.destinations,
     });
     this.mtaSts = mtaSts;
     this.metrics.bindMtaSts(mtaSts);
@@ -203,6 +214,9 @@ export class Relay {
         this.log[level]({ event: "smime", ...r }, `S/MIME ${r.result}`);
       },
       timeouts: this.o.timeouts ?? DEFAULT_TIMEOUTS,
+      limits: () => this.state.loaded.config.delivery,
+      maxConcurrent: () => this.state.loaded.config.queue.workers,
+      destinations: () => this.destinations,
       mxPort: this.o.mxPort ?? 25,
       isSelf: (hop) => isSelfHop(this.selfView(), hop),
       onAttempt: (a) => {
@@ -241,6 +255,12 @@ export class Relay {
         ready: () => this.listening && !this.stopping && !this.drainer,
         status: () => this.status(),
         registry: this.metrics.registry,
+        authorized: async (req) =>
+          !(await checkAdminToken(
+            { config: () => this.state.loaded.config, configDir: this.o.configDir },
+            req,
+          )),
+        hostNames: () => [this.state.loaded.config.hostname, ...this.state.loaded.config.admin.hosts],
         handle: (req, res) =>
           handleQueueRequest(
             {
@@ -289,6 +309,7 @@ export class Relay {
     const prev = first ? undefined : this.state.loaded;
     this.state = inboundState(l);
     this.resolver = makeResolver(l.config.dns.servers);
+    this.destinations = new DestinationFilter(l.config.delivery.allowedInternalCidrs, ownAddresses());
     this.metrics.configInfo.reset();
     this.metrics.configInfo.set({ hash: l.hash, generation: String(l.config.generation) }, 1);
     if (!prev) return;
@@ -409,8 +430,8 @@ export class Relay {
 
   /** TLS-RPT: sends each finished day's reports once (checked hourly and at start). */
   private startTlsRpt(store: TlsRptStore, spool: Spool): void {
-    const send = (day: string): Promise<SentReport[]> =>
-      sendDay(day, {
+    const reporter = new TlsRptReporter(
+      {
         store,
         dns: () => this.resolver,
         meta: () => {
@@ -423,6 +444,8 @@ export class Relay {
             from: c.tlsRpt?.from ?? `tlsrpt-noreply@${c.hostname}`,
           };
         },
+        fetchDeadlineMs: () => this.state.loaded.config.delivery.fetchTimeoutSeconds * 1000,
+        destinations: () => this.destinations,
         httpsCa: () => {
           const f = this.state.loaded.config.tlsRpt?.caFile;
           return f ? fileOf(this.state.loaded, f) : undefined;
@@ -444,29 +467,29 @@ export class Relay {
           this.scheduler.add(r.value);
           return r.value.id;
         },
-      });
+      },
+      (day, sent) => {
+        for (const r of sent)
+          this.log[r.result === "failed" ? "warn" : "info"](
+            { event: "tlsrpt", day, ...r },
+            `TLS-RPT ${r.result}`,
+          );
+      },
+    );
     const tick = async (): Promise<void> => {
       if (!this.state.loaded.config.tlsRpt || this.stopping) return;
-      for (const day of await store.pendingDays(dayOf(Date.now()))) await this.sendTlsReports(day);
+      await reporter.due(dayOf(Date.now()));
     };
-    const timer = setInterval(() => void tick(), 3_600_000);
+    const timer = setInterval(() => void tick().catch(() => undefined), 3_600_000);
     timer.unref();
-    this.tlsRpt = { store, send, timer };
-    void tick();
+    this.tlsRpt = { store, reporter, timer };
+    void tick().catch(() => undefined);
   }
 
   /** Builds and sends the TLS-RPT reports of one UTC day (YYYY-MM-DD) now, and marks it sent. */
   async sendTlsReports(day: string): Promise<SentReport[]> {
     if (!this.tlsRpt) return [];
-    await this.tlsRpt.store.flushed();
-    const sent = await this.tlsRpt.send(day);
-    for (const r of sent)
-      this.log[r.result === "failed" ? "warn" : "info"](
-        { event: "tlsrpt", day, ...r },
-        `TLS-RPT ${r.result}`,
-      );
-    if (sent.every((r) => r.result !== "failed")) await this.tlsRpt.store.markSent(day, sent);
-    return sent;
+    return this.tlsRpt.reporter.day(day);
   }
 
   /** Graceful shutdown: stop accepting, let sessions and deliveries finish (grace), close. */
@@ -488,4 +511,9 @@ export class Relay {
     })();
     return this.stopping;
   }
+}
+
+/** The pod's own addresses (a destination DNS chose must not be one of them). */
+function ownAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address));
 }

@@ -221,7 +221,30 @@ const RelayInbound = z
     maxMessageSize: quantity(
       "Largest message accepted, e.g. 50Mi; larger ones are refused with 552.",
     ).default("50Mi"),
-    maxRecipients: z.int32().min(1).max(10000).default(100).describe("Most recipients accepted per message."),
+    maxRecipients: z
+      .int32()
+      .min(1)
+      .max(10000)
+      .default(100)
+      .describe(
+        "Most recipients accepted per message (Postfix smtpd_recipient_limit); further RCPT TO get 452 4.5.3 and the client sends them in another transaction. Default 100.",
+      ),
+    hardErrorLimit: z
+      .int32()
+      .min(1)
+      .max(1000)
+      .default(20)
+      .describe(
+        "Error replies after which a session is closed with 421 4.7.0, for every client (Postfix smtpd_hard_error_limit). Refusals are counted, not stored. Default 20.",
+      ),
+    maxCommandsPerSession: z
+      .int32()
+      .min(100)
+      .max(1000000)
+      .default(10000)
+      .describe(
+        "Commands of any kind after which a session is closed with 421 4.7.0, for every client (no Postfix equivalent; bounds a session that makes no errors). Default 10000.",
+      ),
   })
   .prefault({})
   .describe("Who may send mail through the relay, and to where.")
@@ -282,6 +305,57 @@ const Queue = z
 /** ip, ip:port, [v6] or [v6]:port (what relay/outbound/dnssec.ts parseServer takes). */
 const DNS_SERVER_PATTERN =
   /^(?:(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?|[0-9a-fA-F:]*:[0-9a-fA-F:.]*|\[[0-9a-fA-F:.]+\](?::\d{1,5})?)$/;
+const Delivery = z
+  .object({
+    mxAddressLimit: z
+      .int32()
+      .min(1)
+      .max(100)
+      .default(5)
+      .describe(
+        "Next-hop addresses one delivery attempt tries, each address once, in MX preference order (Postfix smtp_mx_address_limit). Default 5.",
+      ),
+    mxSessionLimit: z
+      .int32()
+      .min(1)
+      .max(100)
+      .default(2)
+      .describe(
+        "SMTP sessions one delivery attempt may have, i.e. next hops whose server answered (a greeting, a refusal, a TLS or AUTH failure); unreachable addresses do not count (Postfix smtp_mx_session_limit). Default 2.",
+      ),
+    attemptTimeout: duration(
+      "Overall deadline of one delivery attempt over all its next hops, e.g. 10m; past it the connection is closed and the recipients are deferred. The per-stage timeouts (connect 30s, greeting 30s, idle 300s, like Postfix smtp_connect_timeout / smtp_helo_timeout) still apply inside it. Default 10m.",
+    ).default("10m"),
+    fetchTimeout: duration(
+      "Overall deadline of one MTA-STS policy fetch or TLS-RPT report POST, however slowly the server answers, e.g. 60s. Default 60s.",
+    ).default("60s"),
+    allowedInternalCidrs: z
+      .array(cidr("An address or CIDR range, e.g. 10.20.0.0/16."))
+      .max(64)
+      .optional()
+      .describe(
+        "Internal ranges that destinations chosen by DNS (MX hosts, mta-sts.<domain>, https: TLS-RPT endpoints) may be in. Everything that is not a public unicast address (loopback, RFC 1918 private, link-local, CGNAT, ULA, ...) or is one of the pod's own addresses is refused otherwise, so a domain's DNS cannot aim the relay at the cluster's inside (SSRF); such mail is deferred with MX_ADDRESS_FORBIDDEN. Explicit next hops (a MailDomainPolicy's nextHop, spec.inbound.internalNextHop) are trusted and need no entry. Absent: none.",
+      )
+      .meta({ "x-kubernetes-list-type": "set" }),
+  })
+  .prefault({})
+  .describe(
+    "Bounds of outbound delivery, so hostile DNS or slow servers cannot hold the delivery workers: at most queue workers (16) attempts run at once, over all messages and their route groups.",
+  )
+  .meta(
+    cel(
+      {
+        rule: durations(["attemptTimeout"], "duration(self.attemptTimeout) >= duration('1s')"),
+        message: "attemptTimeout must be at least 1s",
+        fieldPath: ".attemptTimeout",
+      },
+      {
+        rule: durations(["fetchTimeout"], "duration(self.fetchTimeout) >= duration('1s')"),
+        message: "fetchTimeout must be at least 1s",
+        fieldPath: ".fetchTimeout",
+      },
+    ),
+  );
 
 export const MailRelaySpec = z
   .object({
@@ -300,6 +374,7 @@ export const MailRelaySpec = z
     listeners: Listeners,
     inbound: RelayInbound,
     queue: Queue,
+    delivery: Delivery,
     service: z
       .object({
         type: z
@@ -388,7 +463,7 @@ export const MailRelaySpec = z
           })
           .optional()
           .describe(
-            "A Secret with the bearer token for the relay's /queue admin endpoints (sealpost queue). Absent: those endpoints are disabled; /healthz, /readyz, /metrics and /status need no token.",
+            "A Secret with the bearer token for the relay's /queue admin endpoints (sealpost queue) and the details of /status (reload errors, per-policy delivery figures; the operator reads the token to fetch them). Absent: /queue is disabled, /status shows health only, and MailDomainPolicy delivery figures stay empty; /healthz, /readyz and /metrics need no token. Every admin request must name the pod by IP, localhost or spec.hostname in its Host header.",
           ),
       })
       .optional()

@@ -12,7 +12,8 @@ import {
 } from "../runtime/conditions.js";
 import type { AppliedObjects } from "../runtime/applied.js";
 import type { EventInput, EventRecorder } from "../runtime/events.js";
-import type { KubeClient, KubeObject } from "../runtime/kube.js";
+import { R, type KubeClient, type KubeObject } from "../runtime/kube.js";
+import type { MailRelay } from "../api.js";
 import type { ClusterState, PodObject } from "../state.js";
 
 /** A relay's delivery figures for one policy since the pod started (relay admin /status `policies`). */
@@ -33,8 +34,11 @@ export interface PodReport {
   queueDepth?: number;
 }
 
-/** Asks one relay pod what it runs and reports (undefined: no answer). */
-export type StatusProbe = (pod: PodObject, port: number) => Promise<PodReport | undefined>;
+/**
+ * Asks one relay pod what it runs and reports (undefined: no answer). Without the relay's admin
+ * token (spec.admin.tokenSecretRef) a pod reports its config hash and queue depth but no figures.
+ */
+export type StatusProbe = (pod: PodObject, port: number, token?: string) => Promise<PodReport | undefined>;
 
 const count = (v: unknown): number => (typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : 0);
 const str = (v: unknown, max: number): string | undefined =>
@@ -86,12 +90,13 @@ export function parsePodReport(body: unknown): PodReport | undefined {
   return r;
 }
 
-export const httpStatusProbe: StatusProbe = (pod, port) =>
+export const httpStatusProbe: StatusProbe = (pod, port, token) =>
   new Promise((resolve) => {
     const ip = pod.status?.podIP;
     if (!ip) return resolve(undefined);
     const host = ip.includes(":") ? `[${ip}]` : ip;
-    const req = request(`http://${host}:${port}/status`, { timeout: 2000 }, (res) => {
+    const headers = token ? { authorization: `Bearer ${token}` } : {};
+    const req = request(`http://${host}:${port}/status`, { timeout: 2000, headers }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on("data", (c: Buffer) => {
@@ -138,10 +143,27 @@ export interface ReconcilerDeps {
  * Which ready pods of a relay run what they should (`current`: the config hash, or a test of the hash
  * a pod reports), and what each one reported.
  */
+/**
+ * The relay's admin token (spec.admin.tokenSecretRef), read from the API server for this probe only:
+ * the operator's caches hold no Secret values. Undefined when not set or not readable.
+ */
+export async function relayAdminToken(deps: ReconcilerDeps, relay: MailRelay): Promise<string | undefined> {
+  const ref = relay.spec.admin?.tokenSecretRef;
+  const ns = relay.metadata.namespace;
+  if (!ref || !ns) return undefined;
+  const secret = await deps.client
+    .find<KubeObject & { data?: Record<string, string> }>(R.Secret, ns, ref.name)
+    .catch(() => undefined);
+  const b64 = secret?.data?.[ref.key];
+  const token = b64 ? Buffer.from(b64, "base64").toString("utf8").trim() : "";
+  return token || undefined;
+}
+
 export async function probeRelay(
   deps: ReconcilerDeps,
   pods: PodObject[],
   current: string | ((configHash: string) => boolean),
+  token?: string,
 ): Promise<{
   ready: number;
   current: string[];
@@ -150,7 +172,7 @@ export async function probeRelay(
   reports: { pod: string; report: PodReport }[];
 }> {
   const results = await Promise.all(
-    pods.map(async (p) => ({ p, r: await deps.probe(p, ADMIN_PORT).catch(() => undefined) })),
+    pods.map(async (p) => ({ p, r: await deps.probe(p, ADMIN_PORT, token).catch(() => undefined) })),
   );
   const ok = (r: PodReport | undefined): boolean =>
     r !== undefined && (typeof current === "string" ? r.configHash === current : current(r.configHash));
@@ -174,13 +196,13 @@ export class SharedProbe {
     private readonly now: () => number = Date.now,
   ) {}
 
-  readonly get: StatusProbe = (pod, port) => {
+  readonly get: StatusProbe = (pod, port, token) => {
     const m = pod.metadata;
-    const key = `${m.namespace ?? ""}/${m.name}/${m.uid ?? ""}/${pod.status?.podIP ?? ""}:${port}`;
+    const key = `${m.namespace ?? ""}/${m.name}/${m.uid ?? ""}/${pod.status?.podIP ?? ""}:${port}${token ? "+token" : ""}`;
     const now = this.now();
     const hit = this.answers.get(key);
     if (hit && now - hit.at < this.ttlMs) return hit.result;
-    const result = this.probe(pod, port).catch(() => undefined);
+    const result = this.probe(pod, port, token).catch(() => undefined);
     this.answers.set(key, { at: now, result });
     if (this.answers.size > 256)
       for (const [k, v] of this.answers) if (now - v.at >= this.ttlMs) this.answers.delete(k);

@@ -11,6 +11,7 @@ import { problemsCondition, type ConditionInput } from "../runtime/conditions.js
 import { splitKey } from "../state.js";
 import {
   probeRelay,
+  relayAdminToken,
   writeStatus,
   type PodReport,
   type PolicyFigures,
@@ -133,7 +134,7 @@ export async function reconcileMailDomainPolicy(
         }
         return known === true;
       };
-      const pr = await probeRelay(deps, pods, enforces);
+      const pr = await probeRelay(deps, pods, enforces, await relayAdminToken(deps, i.relayObj));
       ready += pr.ready;
       behind.push(...pr.behind.map((p) => `${namespace}/${p}`));
       reports.push(...pr.reports.map((r) => r.report));

@@ -18,7 +18,7 @@ import { ApiError, type KubeObject } from "../runtime/kube.js";
 import { splitKey, type MailRelayObject } from "../state.js";
 import { certificateExpiringCondition, certificateNotAfter } from "../status/certificate-expiry.js";
 import { orphanedQueueVolumes, orphanedQueueVolumesMessage } from "../status/orphaned-volumes.js";
-import { probeRelay, writeStatus, type ReconcilerDeps } from "./common.js";
+import { probeRelay, relayAdminToken, writeStatus, type ReconcilerDeps } from "./common.js";
 
 function ownerOf(r: MailRelayObject): Owner {
   return {
@@ -226,7 +226,9 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   // status
   const stsStatus = (sts?.status ?? {}) as { replicas?: number; readyReplicas?: number };
   const readyPods = deps.state.readyPods(relay);
-  const probe = readyPods.length ? await probeRelay(deps, readyPods, compiled.hash) : undefined;
+  const probe = readyPods.length
+    ? await probeRelay(deps, readyPods, compiled.hash, await relayAdminToken(deps, relay))
+    : undefined;
   const cert = issuerRef
     ? certificateState(deps.state.caches.certificates.get(namespace, names.serverCertificate(name)))
     : { ready: deps.state.caches.secrets.get(namespace, input.serverCertSecret) !== undefined };

@@ -183,10 +183,15 @@ export const RelayConfig = z.object({
     .object({
       port: z.number().int().default(8080),
       host: z.string().default("0.0.0.0"),
-      /** Bearer token for the /queue endpoints (read at each request); absent: they answer 403. */
+      /**
+       * Bearer token for the /queue endpoints and the /status details (read at each request);
+       * absent: /queue answers 403 and /status only its public part.
+       */
       tokenFile: ConfigPath.optional(),
+      /** Names the Host header of an admin request may carry besides IP literals, localhost and hostname. */
+      hosts: z.array(z.string().min(1)).default([]),
     })
-    .default({ port: 8080, host: "0.0.0.0" }),
+    .prefault({}),
   /** Server certificate and key (PEM), reloaded when they change. */
   tls: z.object({ certFile: ConfigPath, keyFile: ConfigPath }),
   /**
@@ -238,6 +243,10 @@ export const RelayConfig = z.object({
          * one host usually holds a whole /64.
          */
         ipv6PrefixLength: z.number().int().min(1).max(128).default(64),
+        /** Error replies after which a session is closed, 421 4.7.0 (Postfix smtpd_hard_error_limit). */
+        hardErrorLimit: z.number().int().positive().default(20),
+        /** Commands of any kind after which a session is closed, 421 4.7.0. */
+        maxCommandsPerSession: z.number().int().positive().default(10_000),
       })
       .prefault({}),
   }),
@@ -277,6 +286,24 @@ export const RelayConfig = z.object({
      */
     handover: HostPort.optional(),
   }),
+  /** Bounds of outbound delivery (relay/outbound/attempt-limits.ts); Postfix names in comments. */
+  delivery: z
+    .object({
+      /** Next-hop addresses tried per attempt, each once (smtp_mx_address_limit). */
+      mxAddressLimit: z.number().int().positive().default(5),
+      /** Sessions (hops whose server answered) per attempt (smtp_mx_session_limit). */
+      mxSessionLimit: z.number().int().positive().default(2),
+      /** Overall deadline of one delivery attempt (all hops): the recipients are deferred. */
+      attemptTimeoutSeconds: z.number().positive().default(600),
+      /** Overall deadline of one MTA-STS policy fetch or TLS-RPT POST. */
+      fetchTimeoutSeconds: z.number().positive().default(60),
+      /**
+       * Internal ranges a destination chosen by DNS (MX, mta-sts.<domain>, https: TLS-RPT) may be
+       * in (relay/net/address-class.ts); everything else non-public is refused. Tests: 127.0.0.0/8.
+       */
+      allowedInternalCidrs: z.array(Cidr).default([]),
+    })
+    .prefault({}),
   /** DNS servers (ip or ip:port) for MX lookups; absent: the system resolver. Tests use loopback. */
   dns: z.object({ servers: z.array(z.string()).optional() }).default({}),
   /**

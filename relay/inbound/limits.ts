@@ -15,6 +15,7 @@
 import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { SMTPConnection } from "smtp-server/lib/smtp-connection.js";
 import type { Reply } from "./rules.js";
+import { SessionBudget, type SessionLimits } from "./session-limits.js";
 
 /** Longest command line (without CRLF) per command; anything else: 510 (512 with CRLF). */
 export const COMMAND_LINE_LIMITS: Readonly<Record<string, number>> = {
@@ -32,17 +33,40 @@ export function commandLineLimit(line: string): number {
 }
 
 const PATCHED = Symbol.for("sealpost.limits");
+const BUDGET = Symbol.for("sealpost.session-budget");
+
+/**
+ * The SMTPServer option through which a server gives its connections their session limits (read at
+ * each command, so a reload applies to open sessions); absent: no session limits.
+ */
+export const SESSION_LIMITS_OPTION = "sealpostSessionLimits";
 
 interface ConnInternals {
   _nextHandler: unknown;
   _upgrading: boolean;
   _ready: boolean;
+  _closing?: boolean;
+  _server: { options: Record<string, unknown> };
+  [BUDGET]?: SessionBudget;
   send(code: number, data?: string): void;
 }
 
-/** Installs the command-line and SIZE reply rules on smtp-server's connection (once per process). */
+function sessionLimitsOf(c: ConnInternals): SessionLimits | undefined {
+  const get = c._server.options[SESSION_LIMITS_OPTION];
+  return typeof get === "function" ? (get as () => SessionLimits)() : undefined;
+}
+
+function budgetOf(c: ConnInternals): SessionBudget {
+  return (c[BUDGET] ??= new SessionBudget());
+}
+
+/**
+ * Installs the command-line, SIZE reply and session budget rules (session-limits.ts) on
+ * smtp-server's connection (once per process).
+ */
 export function installProtocolLimits(): void {
   const proto = SMTPConnection.prototype as unknown as Record<symbol, boolean> & {
+    send: (this: SMTPConnection, code: number, data?: unknown, context?: unknown) => void;
     _onCommand: (this: SMTPConnection, command: Buffer, callback?: () => void) => void;
     _validateMailParams: (
       this: SMTPConnection,
@@ -55,6 +79,11 @@ export function installProtocolLimits(): void {
     const c = this as unknown as ConnInternals;
     // AUTH continuation lines (_nextHandler) carry base64 and have the AUTH limit; before the
     // greeting and during a STARTTLS handshake smtp-server's own rules apply (421 / discard).
+    const limits = command && c._ready && !c._upgrading ? sessionLimitsOf(c) : undefined;
+    if (limits) {
+      const cut = budgetOf(c).command(limits);
+      if (cut) return c.send(cut.code, cut.text); // a 421 closes the connection
+    }
     if (command && c._ready && !c._upgrading && !c._nextHandler) {
       const line = command.toString("latin1");
       if (line.length > commandLineLimit(line)) {
@@ -64,6 +93,17 @@ export function installProtocolLimits(): void {
       }
     }
     return onCommand.call(this, command, callback);
+  };
+  const send = proto.send;
+  proto.send = function (code, data, context) {
+    send.call(this, code, data, context);
+    const c = this as unknown as ConnInternals;
+    const limits = code >= 400 && !c._closing ? sessionLimitsOf(c) : undefined;
+    if (!limits) return;
+    const last: unknown = Array.isArray(data) ? data[data.length - 1] : data;
+    const text = typeof last === "string" ? last : "";
+    const cut = budgetOf(c).reply(code, text, limits);
+    if (cut) send.call(this, cut.code, cut.text, false);
   };
   const validate = proto._validateMailParams;
   proto._validateMailParams = function (parsed) {

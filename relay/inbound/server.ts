@@ -45,6 +45,7 @@ import {
   ContentGuard,
   installProtocolLimits,
   MAX_COMMAND_LENGTH,
+  SESSION_LIMITS_OPTION,
 } from "./limits.js";
 import { ProxyFronts } from "./proxy-protocol.js";
 import { installReplyCodes, smtpError } from "./replies.js";
@@ -59,6 +60,7 @@ import {
   type ListenerKind,
   type Reply,
 } from "./rules.js";
+import { BoundedList, type SessionLimits } from "./session-limits.js";
 import { AuthThrottle, clientKey, sameAccount, throttleLimits } from "./throttle.js";
 import { HopCounter } from "./trace.js";
 
@@ -96,10 +98,14 @@ interface SessionLog {
   fleet?: boolean;
   requirement?: string;
   policies?: string[];
-  queued: string[];
+  /** Counted, and only the first few kept: a session's log line has a bounded size (issue 22). */
+  queued: BoundedList<string>;
   requireTls?: boolean;
-  rejected: { stage: string; reply: string }[];
+  rejected: BoundedList<{ stage: string; reply: string }>;
 }
+
+/** Entries of `queued` and `rejected` a session log line names (the counts are complete). */
+const LOGGED_ENTRIES = 10;
 
 const KINDS: ListenerKind[] = ["smtp", "smtps", "submission"];
 
@@ -213,6 +219,7 @@ export class InboundListeners {
       disableReverseLookup: true,
       socketTimeout: c.inbound.limits.idleTimeoutSeconds * 1000,
       ...{ maxCommandLength: MAX_COMMAND_LENGTH },
+      ...{ [SESSION_LIMITS_OPTION]: (): SessionLimits => this.d.current().loaded.config.inbound.limits },
       ...REQUIRETLS_SERVER_OPTIONS,
       ...(c.listeners[kind].proxyProtocol?.enabled ? { useProxy: true } : {}),
       logger: false,
@@ -234,8 +241,8 @@ export class InboundListeners {
         peer: normalizeIp(session.remoteAddress),
         proxiedBy: this.proxies.proxiedBy(session.remoteAddress, session.remotePort),
         started: Date.now(),
-        queued: [],
-        rejected: [],
+        queued: new BoundedList(LOGGED_ENTRIES),
+        rejected: new BoundedList(LOGGED_ENTRIES),
       };
       this.sessions.set(session.id, s);
     }
@@ -570,10 +577,12 @@ export class InboundListeners {
           : null,
         requirement: s.requirement,
         policies: s.policies,
-        queued: s.queued,
+        queued: s.queued.items,
+        ...(s.queued.count > s.queued.items.length ? { queuedCount: s.queued.count } : {}),
         ...(s.requireTls ? { requireTls: true } : {}),
-        rejected: s.rejected,
-        result: s.queued.length ? "queued" : s.rejected.length ? "rejected" : "no-mail",
+        rejected: s.rejected.items,
+        ...(s.rejected.count > s.rejected.items.length ? { rejectedCount: s.rejected.count } : {}),
+        result: s.queued.count ? "queued" : s.rejected.count ? "rejected" : "no-mail",
         durationMs: Date.now() - s.started,
       },
       "inbound session",

@@ -6,12 +6,20 @@
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import { createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
 import { statusFromReply } from "../dsn.js";
+import { filterHops, type DestinationFilter } from "../net/address-class.js";
 import { bufferBody, type MessageBody } from "../queue/message-body.js";
 import { REPLY_READ_MAX, replyText } from "../reply-text.js";
 import { errorMessage, fail, ok, type Failure, type Result } from "../result.js";
 import type { Dns } from "./mx.js";
 import { MAIL_LOOPS, withoutSelf } from "./loop.js";
 import { resolveHops } from "./mx.js";
+import {
+  AttemptBudget,
+  DEFAULT_ATTEMPT_LIMITS,
+  limitHops,
+  Slots,
+  type AttemptLimits,
+} from "./attempt-limits.js";
 import { daneTlsRptPolicy, resolveDane, type HostDane } from "./dane.js";
 import { makeSecureDns, type SecureDns } from "./dnssec.js";
 import type { ConnectionPool, Pooled, SessionInfo } from "./pool.js";
@@ -157,6 +165,12 @@ export interface DelivererDeps {
   /** Is this hop one of the relay's own listeners (loop.ts)? */
   isSelf?: (hop: Hop) => boolean;
   onAttempt(r: AttemptRecord): void;
+  /** Bounds of one attempt (attempt-limits.ts); absent: the defaults. */
+  limits?(): AttemptLimits;
+  /** Attempts at once over all messages (the queue's workers); absent: unbounded. */
+  maxConcurrent?(): number;
+  /** Where next hops that DNS chose may be (relay/net/address-class.ts); absent: anywhere. */
+  destinations?(): DestinationFilter;
 }
 
 type Errorish = Error & {
@@ -265,9 +279,19 @@ function withSecureContext(plan: TransportPlan): TransportPlan["options"] {
   return { ...plan.options, tls: { ...tls, secureContext: ctx } };
 }
 
-async function open(plan: TransportPlan): Promise<Pooled | Failure> {
+async function open(plan: TransportPlan, signal?: AbortSignal): Promise<Pooled | Failure> {
   // a next hop's reply is read up to REPLY_READ_MAX (nodemailer's default is 1 MB); longer: lost session
   const conn = new SMTPConnection({ ...withSecureContext(plan), maxResponseSize: REPLY_READ_MAX });
+  const abort = (): void => conn.close(); // the attempt's deadline passed
+  signal?.addEventListener("abort", abort, { once: true });
+  try {
+    return await openConn(conn, plan);
+  } finally {
+    signal?.removeEventListener("abort", abort);
+  }
+}
+
+async function openConn(conn: SMTPConnection, plan: TransportPlan): Promise<Pooled | Failure> {
   let lastError: Errorish | undefined;
   conn.on("error", (e: Errorish) => {
     lastError = e;
@@ -406,11 +430,14 @@ function stsRecord(req: DeliveryRequest, sts: StsLookup, intent: TlsResolution):
 }
 
 export class Deliverer {
-  constructor(private d: DelivererDeps) {}
+  private readonly slots: Slots;
 
-  async deliver(req: DeliveryRequest): Promise<RecipientResult[]> {
-    if (!req.route.outbound.smime) return this.transmit(req);
-    return this.deliverSmime(req);
+  constructor(private d: DelivererDeps) {
+    this.slots = new Slots(() => d.maxConcurrent?.() ?? Infinity);
+  }
+
+  deliver(req: DeliveryRequest): Promise<RecipientResult[]> {
+    return this.slots.run(() => (req.route.outbound.smime ? this.deliverSmime(req) : this.transmit(req)));
   }
 
   /**
@@ -498,8 +525,17 @@ export class Deliverer {
     return results;
   }
 
-  /** One SMTP transaction per next hop tried, for the request's recipients and bytes as given. */
+  /** One SMTP transaction per next hop tried, within the attempt's bounds (attempt-limits.ts). */
   private async transmit(req: DeliveryRequest): Promise<RecipientResult[]> {
+    const budget = new AttemptBudget(this.d.limits?.() ?? DEFAULT_ATTEMPT_LIMITS);
+    try {
+      return await this.transmitWithin(req, budget);
+    } finally {
+      budget.dispose();
+    }
+  }
+
+  private async transmitWithin(req: DeliveryRequest, budget: AttemptBudget): Promise<RecipientResult[]> {
     const { route } = req;
     const all = (f: Failure, hop?: Hop): RecipientResult[] =>
       req.recipients.map((address) => ({
@@ -605,7 +641,15 @@ export class Deliverer {
       });
       return all(checked.failure);
     }
-    const hops = resolved.value;
+    // next hops from DNS only where DNS may send the relay; configured next hops are trusted
+    const usable = route.nextHop
+      ? resolved
+      : filterHops(resolved.value, this.d.destinations?.(), route.domain);
+    if (!usable.ok) {
+      this.d.onAttempt({ ...base, result: "deferred", code: usable.code, reason: usable.message });
+      return all(usable);
+    }
+    const hops = limitHops(usable.value, budget.l.mxAddressLimit);
     const stsPolicy = sts?.policy;
     if (stsPolicy && stsPolicy.mode !== "none") {
       const outside = [...new Set(hops.filter((h) => !mxAllowed(stsPolicy, h.name)).map((h) => h.name))];
@@ -623,6 +667,7 @@ export class Deliverer {
     let last: Failure = fail("NO_NEXT_HOP", true, "no next hop");
     const refused: Failure[] = [];
     for (const hop of hops) {
+      if (!budget.more()) break;
       const d = dane.get(hop);
       const decision = resolveTlsPolicy(input, { name: hop.name, ...(d ? { dane: d } : {}) });
       const at = { ...base, nextHop: hop.name, address: hop.address, port: hop.port };
@@ -661,13 +706,20 @@ export class Deliverer {
         });
         return all(plan);
       }
-      const r = await this.viaHop(req, plan.value, hop, {
-        ...base,
-        level: decision.level,
-        why: decision.why,
-        ...(d ? { tlsPolicy: daneTlsRptPolicy(d) } : {}),
-      });
+      const r = await this.viaHop(
+        req,
+        plan.value,
+        hop,
+        {
+          ...base,
+          level: decision.level,
+          why: decision.why,
+          ...(d ? { tlsPolicy: daneTlsRptPolicy(d) } : {}),
+        },
+        budget.signal,
+      );
       if (Array.isArray(r)) return r;
+      budget.failed(r);
       last = r;
     }
     if (refused.length === hops.length && last.code === "MTA_STS_MX_MISMATCH") {
@@ -679,6 +731,7 @@ export class Deliverer {
       this.d.onAttempt({ ...base, level: "verify", result: "deferred", code: f.code, reason: f.message });
       return all(f);
     }
+    if (budget.expired) last = budget.timeout();
     // REQUIRETLS: no hop gave verified TLS: a bounce (5.7.10), not a deferral until expiry
     if (req.requireTls && isTlsFailure(last.code)) return all({ ...last, temporary: false });
     return all(last);
@@ -689,17 +742,23 @@ export class Deliverer {
     plan: TransportPlan,
     hop: Hop,
     base: Pick<AttemptRecord, AttemptBase>,
+    signal?: AbortSignal,
   ): Promise<RecipientResult[] | Failure> {
     const at = { ...base, nextHop: hop.name, address: hop.address, port: hop.port };
     for (let tryNo = 0; tryNo < 2; tryNo++) {
+      if (signal?.aborted) return fail("ATTEMPT_TIMEOUT", true, "delivery attempt deadline passed");
       const pooled = this.d.pool.take(plan.poolKey);
       const reused = pooled !== undefined;
-      const p = pooled ?? (await open(plan));
+      const p = pooled ?? (await open(plan, signal));
       if ("ok" in p) {
         this.d.onAttempt({ ...at, reused: false, result: "deferred", code: p.code, reason: p.message });
         return p;
       }
-      const sent = await send(p.conn, req.from, req.recipients, req.message, req.requireTls);
+      const abort = (): void => p.conn.close();
+      signal?.addEventListener("abort", abort, { once: true });
+      const sent = await send(p.conn, req.from, req.recipients, req.message, req.requireTls).finally(() =>
+        signal?.removeEventListener("abort", abort),
+      );
       if (sent.kind === "error") {
         const e = sent.err;
         p.conn.close();

@@ -8,6 +8,8 @@
 //
 // Test knobs (relay config `mtaSts`): caFile (trust for the policy fetch instead of the system
 // roots) and httpsPort (instead of 443). Production configs leave both unset.
+import type { DestinationFilter } from "../net/address-class.js";
+import { armFetchDeadline } from "./attempt-limits.js";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { request } from "node:https";
 import { join } from "node:path";
@@ -102,6 +104,10 @@ export interface MtaStsOptions {
   httpsPort: () => number;
   now?: () => number;
   timeoutMs?: number;
+  /** Overall deadline of one policy fetch (attempt-limits.ts); default 60 s. */
+  fetchDeadlineMs?: () => number;
+  /** Where mta-sts.<domain> may be (relay/net/address-class.ts); absent: anywhere. */
+  destinations?: () => DestinationFilter;
 }
 
 function codeOf(e: unknown): string {
@@ -181,11 +187,13 @@ export class MtaSts {
     }
   }
 
+  /** An address of mta-sts.<domain> the relay may connect to: absolute name, DNS only, filtered. */
   private async address(host: string): Promise<string | undefined> {
     const r = this.o.dns();
+    const filter = this.o.destinations?.();
     try {
-      const a = r ? await r.resolve4(host) : (await dns.lookup(host, { all: true })).map((x) => x.address);
-      return a[0];
+      const a = r ? await r.resolve4(host) : await dns.resolve4(`${host}.`);
+      return a.find((x) => !filter || filter.allowed(x));
     } catch {
       return undefined;
     }
@@ -234,6 +242,8 @@ export class MtaSts {
           res.on("error", (e) => resolve(fail("MTA_STS_FETCH_FAILED", true, errorMessage(e))));
         },
       );
+      const disarm = armFetchDeadline(req, this.o.fetchDeadlineMs?.() ?? 60_000);
+      req.on("close", disarm);
       req.on("timeout", () => req.destroy(new Error("timeout")));
       req.on("error", (e) => {
         const msg = errorMessage(e);

@@ -2,7 +2,9 @@
 // order (RFC 5321 section 5.1: no MX -> the domain's own A/AAAA; null MX "." -> undeliverable),
 // each resolved to addresses. Lookups go through the configured DNS servers (tests point them at a
 // DNS server on loopback); explicit next hops also fall back to the system resolver (getaddrinfo:
-// /etc/hosts, cluster search domains).
+// /etc/hosts, cluster search domains). Names from DNS (MX exchanges, the domain itself) are only
+// ever resolved as absolute names through DNS (issue 22 finding 4: an MX "smtp.mail" must not
+// become the Service smtp.mail.svc.cluster.local through the pod's search list, nor /etc/hosts).
 import { promises as dns } from "node:dns";
 import { isIP } from "node:net";
 import type { HostPort } from "../config/schema.js";
@@ -35,6 +37,12 @@ async function addressesOf(
 ): Promise<string[]> {
   if (isIP(name)) return [name];
   const out: string[] = [];
+  if (!resolver && !systemFallback) {
+    // a name from DNS, no resolver configured: the system's DNS servers with the absolute name (the
+    // trailing dot: no search list), never getaddrinfo (/etc/hosts)
+    resolver = dns;
+    name = `${name.replace(/\.$/, "")}.`;
+  }
   if (resolver) {
     const [v4, v6] = await Promise.allSettled([resolver.resolve4(name), resolver.resolve6(name)]);
     if (v4.status === "fulfilled") out.push(...v4.value);
@@ -85,7 +93,7 @@ export async function resolveHops(
   const names = mx.length ? sortMx(mx).map((m) => m.exchange) : [domain];
   const hops: Hop[] = [];
   for (const name of names) {
-    for (const address of await addressesOf(name, resolver, !resolver))
+    for (const address of await addressesOf(name.replace(/\.$/, ""), resolver, false))
       hops.push({ name, address, port: mxPort });
   }
   if (!hops.length) return fail("MX_UNRESOLVABLE", true, `no address for the mail exchangers of ${domain}`);

@@ -9,7 +9,11 @@ import * as http from "node:http";
 import * as https from "node:https";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
+import { promises as dnsp } from "node:dns";
+import { isIP, type LookupFunction } from "node:net";
+import type { DestinationFilter } from "../net/address-class.js";
 import { errorMessage } from "../result.js";
+import { armFetchDeadline } from "./attempt-limits.js";
 import type { AttemptRecord } from "./deliver.js";
 import type { Dns } from "./mx.js";
 
@@ -181,7 +185,9 @@ export function buildReport(day: string, domain: string, events: TlsRptEvent[], 
               ...(e.mx ? { "receiving-mx-hostname": e.mx } : {}),
               ...(e.ip ? { "receiving-ip": e.ip } : {}),
               "failed-session-count": n,
-              ...(e.reason ? { "additional-information": e.reason } : {}),
+              // an MTA-STS fetch's error (refused, reset, TLS alert) would tell the domain's owner
+              // what listens at the address its DNS pointed the relay at: the result type only
+              ...(e.reason && !e.result.startsWith("sts-") ? { "additional-information": e.reason } : {}),
             })),
           }
         : {}),
@@ -196,17 +202,58 @@ export function buildReport(day: string, domain: string, events: TlsRptEvent[], 
   };
 }
 
-/** rua URIs of a `_smtp._tls` TXT RRset (RFC 8460 section 3); undefined unless exactly one record. */
+/** Most rua targets of one domain the relay reports to (issue 22 finding 5: no spam cannon). */
+export const MAX_RUA_TARGETS = 5;
+/** Sends to one rua target of one day before it is given up. */
+export const MAX_REPORT_ATTEMPTS = 3;
+
+// RFC 5321 Mailbox, conservatively: dot-atom local part and an LDH domain; nothing that could end
+// a header field, open a new one or add an address (CR, LF, <, >, ",", ";", quotes, spaces).
+const MAILBOX =
+  /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$/;
+
+/**
+ * One rua URI as the relay will use it, validated after percent-decoding (a mailto: address is
+ * written into an envelope and a To: header): `mailto:<address>` with the decoded address, or an
+ * https: URL without credentials; undefined for anything else.
+ */
+export function ruaTarget(uri: string): string | undefined {
+  if (/^mailto:/i.test(uri)) {
+    let addr: string;
+    try {
+      addr = decodeURIComponent(uri.slice(7).split("?")[0]!);
+    } catch {
+      return undefined;
+    }
+    return addr.length <= 254 && MAILBOX.test(addr) ? `mailto:${addr}` : undefined;
+  }
+  // eslint-disable-next-line no-control-regex
+  if (/^https:\/\//i.test(uri) && uri.length <= 2048 && !/[\s\u0000-\u001f\u007f]/.test(uri)) {
+    try {
+      const u = new URL(uri);
+      return u.protocol === "https:" && !u.username && !u.password ? u.href : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * rua targets of a `_smtp._tls` TXT RRset (RFC 8460 section 3): each URI validated (ruaTarget),
+ * duplicates once, at most MAX_RUA_TARGETS; undefined unless exactly one record names one.
+ */
 export function parseTlsRptTxt(records: readonly (readonly string[])[]): string[] | undefined {
   const recs = records.map((r) => r.join("")).filter((t) => /^v=TLSRPTv1\s*(;|$)/.test(t));
   if (recs.length !== 1) return undefined;
   for (const field of recs[0]!.split(";").slice(1)) {
     const m = /^\s*rua\s*=\s*(.*?)\s*$/.exec(field);
     if (!m) continue;
-    const uris = m[1]!
-      .split(",")
-      .map((u) => u.trim())
-      .filter((u) => /^(mailto:[^@\s]+@[^\s]+|https:\/\/\S+)$/i.test(u));
+    const targets = m[1]!.split(",").flatMap((u) => {
+      const t = ruaTarget(u.trim());
+      return t ? [t] : [];
+    });
+    const uris = [...new Set(targets)].slice(0, MAX_RUA_TARGETS);
     return uris.length ? uris : undefined;
   }
   return undefined;
@@ -232,6 +279,14 @@ export function reportFileName(day: string, domain: string, submitter: string): 
   return `${submitter}!${domain}!${start.getTime() / 1000}!${end.getTime() / 1000 - 1}.json.gz`;
 }
 
+/**
+ * A header field value as it may be written: printable ASCII as is, anything else (controls, line
+ * breaks, non-ASCII) as one RFC 2047 encoded word, so no value can end its field or start another.
+ */
+export function headerValue(v: string): string {
+  return /^[\x20-\x7e]*$/.test(v) ? v : `=?utf-8?B?${Buffer.from(v, "utf8").toString("base64")}?=`;
+}
+
 /** The mailto: report (RFC 8460 section 5.3): multipart/report; report-type="tlsrpt". */
 export function reportMessage(o: {
   from: string;
@@ -242,6 +297,10 @@ export function reportMessage(o: {
   gz: Buffer;
   now: Date;
 }): Buffer {
+  for (const a of [o.from, ...o.to])
+    if (!MAILBOX.test(a))
+      throw new Error(`not a plain mailbox, refused in a report header: ${JSON.stringify(a)}`);
+  const h = headerValue;
   const id = reportId(o.day, o.domain, o.submitter);
   const boundary = `tlsrpt-${o.now.getTime().toString(36)}-${Math.random().toString(36).slice(2)}`;
   const b64 = o.gz.toString("base64").replace(/(.{76})/g, "$1\r\n");
@@ -250,9 +309,9 @@ export function reportMessage(o: {
     `To: ${o.to.map((t) => `<${t}>`).join(", ")}`,
     `Date: ${o.now.toUTCString().replace("GMT", "+0000")}`,
     `Message-ID: <${id.replace(/[^A-Za-z0-9.\-_]/g, ".")}.${o.now.getTime()}@${o.submitter}>`,
-    `Subject: Report Domain: ${o.domain} Submitter: ${o.submitter} Report-ID: <${id}>`,
-    `TLS-Report-Domain: ${o.domain}`,
-    `TLS-Report-Submitter: ${o.submitter}`,
+    `Subject: ${h(`Report Domain: ${o.domain} Submitter: ${o.submitter} Report-ID: <${id}>`)}`,
+    `TLS-Report-Domain: ${h(o.domain)}`,
+    `TLS-Report-Submitter: ${h(o.submitter)}`,
     `MIME-Version: 1.0`,
     `Content-Type: multipart/report; report-type="tlsrpt"; boundary="${boundary}"`,
     ``,
@@ -261,12 +320,12 @@ export function reportMessage(o: {
     `--${boundary}`,
     `Content-Type: text/plain; charset=us-ascii`,
     ``,
-    `This is an aggregate TLS report from ${o.submitter} for ${o.domain} (${o.day}).`,
+    `This is an aggregate TLS report from ${h(o.submitter)} for ${h(o.domain)} (${o.day}).`,
     ``,
     `--${boundary}`,
     `Content-Type: application/tlsrpt+gzip`,
     `Content-Transfer-Encoding: base64`,
-    `Content-Disposition: attachment; filename="${reportFileName(o.day, o.domain, o.submitter)}"`,
+    `Content-Disposition: attachment; filename="${h(reportFileName(o.day, o.domain, o.submitter)).replace(/"/g, "")}"`,
     ``,
     b64,
     `--${boundary}--`,
@@ -275,10 +334,24 @@ export function reportMessage(o: {
   return Buffer.from(lines.join("\r\n"), "latin1");
 }
 
-/** POSTs the gzipped report (https:, or http: for tests); resolves with the HTTP status. */
-export function postReport(url: string, gz: Buffer, ca?: Buffer, timeoutMs = 30_000): Promise<number> {
+/**
+ * POSTs the gzipped report (https:, or http: for tests); resolves with the HTTP status. `timeoutMs`
+ * is the idle timeout, `deadlineMs` the overall one (a server dripping its answer is cut).
+ */
+export function postReport(
+  url: string,
+  gz: Buffer,
+  ca?: Buffer,
+  timeoutMs = 30_000,
+  deadlineMs = 60_000,
+  destinations?: DestinationFilter,
+  resolver?: Dns,
+): Promise<number> {
   const u = new URL(url);
   const lib = u.protocol === "http:" ? http : https;
+  const literal = u.hostname.replace(/^\[|\]$/g, "");
+  if (destinations && isIP(literal) && !destinations.allowed(literal))
+    return Promise.reject(new Error(`${literal}: ${destinations.refusal(literal)}, not reported to`));
   return new Promise((resolve, reject) => {
     const req = lib.request(
       u,
@@ -287,16 +360,41 @@ export function postReport(url: string, gz: Buffer, ca?: Buffer, timeoutMs = 30_
         headers: { "Content-Type": "application/tlsrpt+gzip", "Content-Length": gz.length },
         timeout: timeoutMs,
         ...(ca && u.protocol === "https:" ? { ca } : {}),
+        ...(destinations ? { lookup: filteredLookup(destinations, resolver) } : {}),
       },
       (res) => {
         res.resume();
         res.on("end", () => resolve(res.statusCode ?? 0));
       },
     );
+    const disarm = armFetchDeadline(req, deadlineMs);
+    req.on("close", disarm);
     req.on("timeout", () => req.destroy(new Error("timeout")));
     req.on("error", reject);
     req.end(gz);
   });
+}
+
+/** A lookup for http(s).request: the host name's DNS addresses the filter allows (absolute name). */
+function filteredLookup(filter: DestinationFilter, resolver: Dns | undefined): LookupFunction {
+  return (hostname, options, callback) => {
+    const r: Dns = resolver ?? dnsp;
+    const name = resolver ? hostname : `${hostname.replace(/\.$/, "")}.`;
+    void Promise.allSettled([r.resolve4(name), r.resolve6(name)]).then(([v4, v6]) => {
+      const all = [
+        ...(v4.status === "fulfilled" ? v4.value.map((address) => ({ address, family: 4 })) : []),
+        ...(v6.status === "fulfilled" ? v6.value.map((address) => ({ address, family: 6 })) : []),
+      ].filter((a) => filter.allowed(a.address));
+      if (!all.length) {
+        const e = Object.assign(new Error(`${hostname} has no address the relay may connect to`), {
+          code: "ENOTFOUND",
+        });
+        return (callback as (e: Error) => void)(e);
+      }
+      if (options.all) return (callback as (e: null, a: typeof all) => void)(null, all);
+      (callback as (e: null, a: string, f: number) => void)(null, all[0]!.address, all[0]!.family);
+    });
+  };
 }
 
 /** Append-only JSON lines per UTC day under <dir>/tlsrpt/. */
@@ -358,6 +456,21 @@ export class TlsRptStore {
       .sort();
   }
 
+  /** The per-target state of a day not yet marked sent (empty before its first run). */
+  async dayState(day: string): Promise<DayState> {
+    try {
+      const v = JSON.parse(await readFile(join(this.dir, `${day}.state.json`), "utf8")) as DayState;
+      return v && typeof v.targets === "object" ? v : { targets: {} };
+    } catch {
+      return { targets: {} };
+    }
+  }
+
+  async saveDayState(day: string, state: DayState): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    await writeFile(join(this.dir, `${day}.state.json`), JSON.stringify(state) + "\n", { mode: 0o600 });
+  }
+
   async markSent(day: string, summary: unknown): Promise<void> {
     await writeFile(join(this.dir, `${day}.sent`), JSON.stringify(summary) + "\n", { mode: 0o600 });
   }
@@ -370,6 +483,12 @@ export interface SendDeps {
   /** Queues a message through the relay's own queue. */
   enqueue(from: string, to: string[], message: Buffer): Promise<string>;
   httpsCa?(): Buffer | undefined;
+  /** POSTs a report (default postReport); resolves with the HTTP status. */
+  post?(url: string, gz: Buffer, ca?: Buffer): Promise<number>;
+  /** Overall deadline of one POST (attempt-limits.ts); default 60 s. */
+  fetchDeadlineMs?(): number;
+  /** Where an https: rua endpoint may be (relay/net/address-class.ts); absent: anywhere. */
+  destinations?(): DestinationFilter;
   now?(): Date;
 }
 
@@ -380,47 +499,131 @@ export interface SentReport {
   detail?: string;
 }
 
-/** Builds and sends the reports of one day for every domain with events; returns what happened. */
-export async function sendDay(day: string, d: SendDeps): Promise<SentReport[]> {
+/** Per target (`<domain> <rua>`) of one day: its last result and how often it was tried. */
+export interface DayState {
+  targets: Record<string, { result: SentReport["result"]; attempts: number; detail?: string }>;
+}
+
+const targetKey = (domain: string, rua: string): string => `${domain} ${rua}`;
+
+/** Whether a target of the day is still to be sent: never tried, or failed fewer than the limit. */
+function due(state: DayState, domain: string, rua: string): boolean {
+  const t = state.targets[targetKey(domain, rua)];
+  return !t || (t.result === "failed" && t.attempts < MAX_REPORT_ATTEMPTS);
+}
+
+/**
+ * The day's state after a run's results, and whether the day is finished: every target delivered
+ * (queued or posted) or given up after MAX_REPORT_ATTEMPTS. Pure.
+ */
+export function advanceDay(prev: DayState, sent: SentReport[]): { state: DayState; finished: boolean } {
+  const targets = { ...prev.targets };
+  for (const r of sent) {
+    const k = targetKey(r.domain, r.rua);
+    targets[k] = {
+      result: r.result,
+      attempts: (targets[k]?.attempts ?? 0) + 1,
+      ...(r.detail ? { detail: r.detail } : {}),
+    };
+  }
+  const finished = Object.values(targets).every(
+    (t) => t.result !== "failed" || t.attempts >= MAX_REPORT_ATTEMPTS,
+  );
+  return { state: { targets }, finished };
+}
+
+/**
+ * Builds and sends the reports of one day for every domain with events, to each of its rua targets
+ * still due in `state` (one message per mailto: target); returns what happened.
+ */
+export async function sendDay(
+  day: string,
+  d: SendDeps,
+  state: DayState = { targets: {} },
+): Promise<SentReport[]> {
   const events = await d.store.events(day);
   const meta = d.meta();
   const out: SentReport[] = [];
   for (const domain of [...new Set(events.map((e) => e.domain))].sort()) {
-    const rua = await discoverRua(d.dns(), domain);
-    if (!rua) continue;
+    const rua = (await discoverRua(d.dns(), domain))?.filter((u) => due(state, domain, u));
+    if (!rua?.length) continue;
     const gz = gzipReport(buildReport(day, domain, events, meta));
-    const mailto = rua.filter((u) => u.toLowerCase().startsWith("mailto:"));
-    if (mailto.length) {
-      const to = mailto.map((u) => decodeURIComponent(u.slice(7).split("?")[0]!));
+    for (const target of rua) {
       try {
-        const msg = reportMessage({
-          from: meta.from,
-          to,
-          day,
-          domain,
-          submitter: meta.submitter,
-          gz,
-          now: d.now?.() ?? new Date(),
-        });
-        const id = await d.enqueue(meta.from, to, msg);
-        out.push({ domain, rua: mailto.join(","), result: "queued", detail: id });
+        if (target.startsWith("mailto:")) {
+          const to = [target.slice(7)];
+          const msg = reportMessage({
+            from: meta.from,
+            to,
+            day,
+            domain,
+            submitter: meta.submitter,
+            gz,
+            now: d.now?.() ?? new Date(),
+          });
+          const id = await d.enqueue(meta.from, to, msg);
+          out.push({ domain, rua: target, result: "queued", detail: id });
+        } else {
+          const status = d.post
+            ? await d.post(target, gz, d.httpsCa?.())
+            : await postReport(
+                target,
+                gz,
+                d.httpsCa?.(),
+                30_000,
+                d.fetchDeadlineMs?.() ?? 60_000,
+                d.destinations?.(),
+                d.dns(),
+              );
+          const ok = status >= 200 && status < 300;
+          out.push({ domain, rua: target, result: ok ? "posted" : "failed", detail: String(status) });
+        }
       } catch (e) {
-        out.push({ domain, rua: mailto.join(","), result: "failed", detail: errorMessage(e) });
-      }
-    }
-    for (const url of rua.filter((u) => /^https:/i.test(u))) {
-      try {
-        const status = await postReport(url, gz, d.httpsCa?.());
-        out.push({
-          domain,
-          rua: url,
-          result: status >= 200 && status < 300 ? "posted" : "failed",
-          detail: String(status),
-        });
-      } catch (e) {
-        out.push({ domain, rua: url, result: "failed", detail: errorMessage(e) });
+        out.push({ domain, rua: target, result: "failed", detail: errorMessage(e) });
       }
     }
   }
   return out;
+}
+
+/**
+ * Sends the finished days' reports: one run at a time (a tick while one runs joins it), each target
+ * of a day tried until it succeeds or MAX_REPORT_ATTEMPTS runs failed it, the day marked sent then.
+ */
+export class TlsRptReporter {
+  private chain: Promise<unknown> = Promise.resolve();
+  private pending: Promise<void> | undefined;
+
+  constructor(
+    private readonly d: SendDeps,
+    private readonly onSent: (day: string, sent: SentReport[]) => void = () => undefined,
+  ) {}
+
+  /** Sends what is due of one day now (after any run in progress). */
+  day(day: string): Promise<SentReport[]> {
+    const run = this.chain.then(async () => {
+      await this.d.store.flushed();
+      const prev = await this.d.store.dayState(day);
+      const sent = await sendDay(day, this.d, prev);
+      const next = advanceDay(prev, sent);
+      await this.d.store.saveDayState(day, next.state);
+      if (next.finished) await this.d.store.markSent(day, next.state);
+      this.onSent(day, sent);
+      return sent;
+    });
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Every day before `today` not yet marked sent; joins a run already in progress. */
+  due(today: string): Promise<void> {
+    this.pending ??= (async () => {
+      try {
+        for (const day of await this.d.store.pendingDays(today)) await this.day(day);
+      } finally {
+        this.pending = undefined;
+      }
+    })();
+    return this.pending;
+  }
 }

@@ -18,6 +18,7 @@ import type { RelayConfig } from "../config/schema.js";
 import { domainPart } from "../domains.js";
 import type { AttemptRecord } from "../outbound/deliver.js";
 import { routeFor } from "../outbound/route.js";
+import { safeJson } from "../printable.js";
 import type { Envelope, RecipientState } from "./spool.js";
 
 /** What the queue endpoints need of the scheduler (relay/queue/scheduler.ts). */
@@ -123,6 +124,28 @@ function tokenMatches(header: string | undefined, token: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/** Why a request is not let in: the token is not configured (403) or not presented (401). */
+export type AdminRefusal = { code: 401 | 403; error: string } | undefined;
+
+/** Checks the request's bearer token against the config's admin.tokenFile (read at each request). */
+export async function checkAdminToken(
+  d: Pick<QueueAdminDeps, "config" | "configDir">,
+  req: IncomingMessage,
+): Promise<AdminRefusal> {
+  const c = d.config();
+  if (!c.admin.tokenFile)
+    return { code: 403, error: "queue administration is disabled: set admin.tokenFile" };
+  const token = await readFile(join(d.configDir, c.admin.tokenFile), "utf8").then(
+    (t) => t.trim(),
+    () => undefined,
+  );
+  if (token === undefined)
+    return { code: 403, error: "queue administration is disabled: admin.tokenFile is unreadable" };
+  if (!tokenMatches(req.headers.authorization, token))
+    return { code: 401, error: "missing or wrong bearer token" };
+  return undefined;
+}
+
 const QUEUE_ID = /^[0-9A-F]{8,64}$/;
 
 /**
@@ -134,20 +157,12 @@ export function handleQueueRequest(d: QueueAdminDeps, req: IncomingMessage, res:
   if (path !== "/queue" && !path.startsWith("/queue/")) return false;
   const json = (code: number, body: unknown): void => {
     res.writeHead(code, { "content-type": "application/json", "cache-control": "no-store" });
-    res.end(JSON.stringify(body, null, 2) + "\n");
+    res.end(safeJson(body, 2) + "\n");
   };
   void (async () => {
+    const refused = await checkAdminToken(d, req);
+    if (refused) return json(refused.code, { error: refused.error });
     const c = d.config();
-    if (!c.admin.tokenFile)
-      return json(403, { error: "queue administration is disabled: set admin.tokenFile" });
-    const token = await readFile(join(d.configDir, c.admin.tokenFile), "utf8").then(
-      (t) => t.trim(),
-      () => undefined,
-    );
-    if (token === undefined)
-      return json(403, { error: "queue administration is disabled: admin.tokenFile is unreadable" });
-    if (!tokenMatches(req.headers.authorization, token))
-      return json(401, { error: "missing or wrong bearer token" });
     const now = (d.now ?? Date.now)();
     const [, , id, action] = path.split("/");
     const m = req.method ?? "GET";

@@ -8,6 +8,7 @@
 // from --token-file or SEALPOST_ADMIN_TOKEN.
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
+import { printable, safeJson } from "../printable.js";
 import type { MessageView } from "./admin-api.js";
 
 const USAGE = `usage: sealpost queue <list|show <id>|retry <id>|retry --all|delete <id>|drain [--wait]> [flags]
@@ -36,7 +37,8 @@ function age(seconds: number): string {
     : `${Math.floor(h / 24)}d`;
 }
 
-function table(rows: string[][]): string {
+function table(raw: string[][]): string {
+  const rows = raw.map((r) => r.map(printable));
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
   return (
     rows.map((r) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]!) : c)).join("  ")).join("\n") +
@@ -80,7 +82,7 @@ export function formatShow(m: MessageView): string {
     lines.push(`  ${r.address}  ${r.state}  policy ${r.policy} (tls ${r.mode}) via ${r.nextHop}`);
     if (r.reason) lines.push(`    ${r.state === "pending" ? "deferred" : "failed"}: ${r.reason}`);
   }
-  return lines.join("\n") + "\n";
+  return lines.map(printable).join("\n") + "\n";
 }
 
 /** Runs the CLI; returns the exit code (0 ok, 1 failed, 2 usage). */
@@ -133,14 +135,14 @@ export async function runQueueCli(argv: string[], io: QueueCliIo): Promise<numbe
     switch (cmd) {
       case "list": {
         const body = (await call("GET", "/queue")) as { messages: MessageView[] };
-        io.out(a.values.json ? JSON.stringify(body, null, 2) + "\n" : formatList(body.messages));
+        io.out(a.values.json ? safeJson(body, 2) + "\n" : formatList(body.messages));
         return 0;
       }
       case "show": {
         const i = needId();
         if (!i) return 2;
         const m = (await call("GET", `/queue/${encodeURIComponent(i)}`)) as MessageView;
-        io.out(a.values.json ? JSON.stringify(m, null, 2) + "\n" : formatShow(m));
+        io.out(a.values.json ? safeJson(m, 2) + "\n" : formatShow(m));
         return 0;
       }
       case "retry": {
@@ -167,7 +169,9 @@ export async function runQueueCli(argv: string[], io: QueueCliIo): Promise<numbe
           state: string;
           remaining: number;
         };
-        io.out(a.values.json ? JSON.stringify(r, null, 2) + "\n" : `drain ${r.state}: ${r.remaining} left\n`);
+        io.out(
+          a.values.json ? safeJson(r, 2) + "\n" : printable(`drain ${r.state}: ${r.remaining} left`) + "\n",
+        );
         return 0;
       }
       default:
@@ -175,7 +179,7 @@ export async function runQueueCli(argv: string[], io: QueueCliIo): Promise<numbe
         return 2;
     }
   } catch (e) {
-    io.err(`sealpost queue ${cmd}: ${(e as Error).message}\n`);
+    io.err(printable(`sealpost queue ${cmd}: ${(e as Error).message}`) + "\n");
     return 1;
   }
 }

@@ -481,8 +481,11 @@ describe("the apiserver rejects invalid Sealpost objects, naming the field", () 
           maxRecipients: 100,
           hopLimit: 50,
           ipv6ClientPrefixLength: 64,
+          hardErrorLimit: 20,
+          maxCommandsPerSession: 10000,
         },
         queue: { size: "10Gi", maxAge: "120h", retry: { initial: "60s", max: "1h" } },
+        delivery: { mxAddressLimit: 5, mxSessionLimit: 2, attemptTimeout: "10m", fetchTimeout: "60s" },
         service: { type: "ClusterIP" },
       },
     );

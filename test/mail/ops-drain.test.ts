@@ -112,7 +112,7 @@ describe("scale-down drain with handover", () => {
       return st.queue.depth === N ? true : undefined;
     });
     await waitFor("deferrals on A", async () => {
-      const x = (await (await api(a, "/status")).json()) as {
+      const x = (await (await api(a, "/status", { headers: auth })).json()) as {
         policies: Record<string, { deferrals: number }>;
       };
       return (x.policies["mail/partner"]?.deferrals ?? 0) > 0 ? true : undefined;
@@ -140,7 +140,7 @@ describe("scale-down drain with handover", () => {
       { state: body.state, remaining: body.remaining, handedOver: body.handedOver, mode: body.mode },
       { state: "drained", remaining: 0, handedOver: N, mode: "handover" },
     );
-    const st = (await (await api(a, "/status")).json()) as {
+    const st = (await (await api(a, "/status", { headers: auth })).json()) as {
       draining?: boolean;
       queue: { depth: number };
       drain: { state: string; remaining: number };

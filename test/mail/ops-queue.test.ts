@@ -169,10 +169,12 @@ describe("sealpost queue", () => {
     assert.equal((await api("/queue", { headers: { authorization: "Bearer wrong" } })).status, 401);
     assert.equal((await api(`/queue/${stuck}`, { method: "DELETE" })).status, 401);
     assert.equal((await api("/status")).status, 200, "probes and /status stay open");
+    const pub = (await (await api("/status")).json()) as Record<string, unknown>;
+    assert.equal(pub.policies, undefined, "the per-policy figures (hosts delivered to) need the token");
   });
 
   it("/status reports the policy's deferrals", async () => {
-    const s = (await (await api("/status")).json()) as {
+    const s = (await (await api("/status", { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as {
       policies: Record<string, { deferrals: number; lastDeferral?: { code?: string } }>;
     };
     assert.ok(s.policies["mail/partner"]!.deferrals >= 1);
@@ -187,7 +189,7 @@ describe("sealpost queue", () => {
     const got = await waitFor("delivery", () => sink.messages.find((m) => m.to.includes("bob@partner.test")));
     assert.equal(got.secure, true);
     await waitFor("queue empty", () => (relay.status().queue.depth === 0 ? true : undefined));
-    const s = (await (await api("/status")).json()) as {
+    const s = (await (await api("/status", { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as {
       policies: Record<string, { deliveries: number; lastDelivery?: { tlsVersion?: string } }>;
     };
     assert.equal(s.policies["mail/partner"]!.deliveries, 1);
