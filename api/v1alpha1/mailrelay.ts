@@ -375,6 +375,31 @@ export const MailRelaySpec = z
     inbound: RelayInbound,
     queue: Queue,
     delivery: Delivery,
+    resources: z
+      .object({
+        requests: z
+          .object({
+            cpu: quantity("CPU a relay pod is scheduled with, e.g. 100m or 1.").default("100m"),
+            memory: quantity("Memory a relay pod is scheduled with, e.g. 128Mi.").default("128Mi"),
+          })
+          .prefault({})
+          .describe("What the scheduler reserves for each relay pod."),
+        limits: z
+          .object({
+            cpu: quantity(
+              "CPU limit, e.g. 2; absent: none (throttling a mail server hurts latency).",
+            ).optional(),
+            memory: quantity(
+              "Memory limit, e.g. 512Mi: the kernel kills a pod past it. A quarter of it is what deliveries may hold of message bodies at once (larger bodies are streamed from disk).",
+            ).default("512Mi"),
+          })
+          .prefault({})
+          .describe("What a relay pod may use at most."),
+      })
+      .prefault({})
+      .describe(
+        "CPU and memory of each relay pod (its container's resources). Defaults: requests 100m CPU and 128Mi, limit 512Mi of memory.",
+      ),
     service: z
       .object({
         type: z

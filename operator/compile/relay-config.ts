@@ -679,6 +679,8 @@ export function compileRelayConfig(
       dir: QUEUE_DIR,
       maxAge: Math.round(durationSeconds(queue.maxAge)),
       retry: { initial: durationSeconds(queue.retry.initial), max: durationSeconds(queue.retry.max) },
+      // bodies in flight stay well inside the pod's memory limit (relay/queue/memory-budget.ts)
+      memoryBytes: Math.floor(quantityBytes(spec.resources.limits.memory) / 4),
       ...(handover ? { handover } : {}),
     },
   };

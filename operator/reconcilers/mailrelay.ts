@@ -72,6 +72,10 @@ export function renderInput(
     replicas: relay.spec.replicas,
     queueSize,
     ...(relay.spec.queue.storageClassName ? { storageClassName: relay.spec.queue.storageClassName } : {}),
+    resources: {
+      requests: { ...relay.spec.resources.requests },
+      limits: { ...relay.spec.resources.limits },
+    },
     configJson: compiled.json,
     configHash: compiled.hash,
     restartHash: compiled.restartHash,

@@ -48,7 +48,11 @@ export interface RelayRenderInput {
   /** Queue volume size per pod, a Kubernetes quantity. */
   queueSize: string;
   storageClassName?: string;
-  resources?: Record<string, unknown>;
+  /** The relay container's resources (spec.resources). */
+  resources: {
+    requests: { cpu: string; memory: string };
+    limits: { cpu?: string; memory: string };
+  };
   /** The compiled config.json text and its sha256 (hex). */
   configJson: string;
   configHash: string;

@@ -104,7 +104,7 @@ export function renderStatefulSet(input: RelayRenderInput): KubeObject {
     readinessProbe: { httpGet: { path: "/readyz", port: "admin" }, periodSeconds: 5, failureThreshold: 2 },
     livenessProbe: { httpGet: { path: "/healthz", port: "admin" }, periodSeconds: 10, failureThreshold: 6 },
     ...(lifecycle ? { lifecycle } : {}),
-    resources: input.resources ?? { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },
+    resources: input.resources,
     securityContext: {
       runAsNonRoot: true,
       runAsUser: RUN_AS,

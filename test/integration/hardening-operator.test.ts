@@ -84,6 +84,7 @@ function input(): RelayRenderInput {
     serverCertSecret: "edge-tls",
     replicas: 2,
     queueSize: "1Gi",
+    resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },
     configJson: "{}",
     configHash: "0".repeat(64),
     restartHash: "1".repeat(64),
