@@ -486,6 +486,7 @@ describe("the apiserver rejects invalid Sealpost objects, naming the field", () 
         },
         queue: { size: "10Gi", maxAge: "120h", retry: { initial: "60s", max: "1h" } },
         delivery: { mxAddressLimit: 5, mxSessionLimit: 2, attemptTimeout: "10m", fetchTimeout: "60s" },
+        resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },
         service: { type: "ClusterIP" },
       },
     );
