@@ -63,6 +63,15 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
     JSON.parse((await kubectl([...args, "-o", "json"])).stdout);
   const pw = { scanner: password(), dougOut: password(), dougIn: password(), partnerC: password() };
   let dougUser = "";
+  let dougMx: { certFile: string; keyFile: string } | undefined;
+  const startDoug = () =>
+    startPostfix({
+      domains: ["doug.example"],
+      tls: "require",
+      cert: dougMx,
+      auth: { username: dougUser, password: pw.dougOut },
+      listen: { host: HOST_IP, port: 587 },
+    });
 
   before(async () => {
     node = await startNode();
@@ -87,6 +96,7 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
     return `${pods.stdout}\n${events.stdout.split("\n").slice(-30).join("\n")}\n--- kubelet ---\n${await node.logTail("kubelet", 30)}`;
   };
 
+  /** The container logs kubelet wrote for pods whose folder starts with prefix (<ns>_<pod>_<uid>). */
   const podLogs = async (prefix: string): Promise<string> => {
     const dir = join(node.dir, "pod-logs");
     let out = "";
@@ -165,7 +175,7 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
   it("examples/: the relay pods are Ready on their queue PVCs, non-root, read-only root, no service account token", async () => {
     await kubectl(["create", "namespace", NS]);
     const dougCa = await makeCa(join(node.dir, "doug-pki"), "DOUG E2E CA");
-    const dougMx = await makeLeaf(dougCa, { cn: "mx.doug.example", dnsNames: ["mx.doug.example"] });
+    dougMx = await makeLeaf(dougCa, { cn: "mx.doug.example", dnsNames: ["mx.doug.example"] });
     const smimeCa = await makeCa(join(node.dir, "partner-d-pki"), "partner-d E2E CA");
     const smime: Record<string, string> = {};
     for (const who of ["alice", "bob"]) {
@@ -203,13 +213,7 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
       { listen: { host: HOST_IP, port: 53 } },
     );
     cleanups.push(() => dns!.stop());
-    doug = await startPostfix({
-      domains: ["doug.example"],
-      tls: "require",
-      cert: dougMx,
-      auth: { username: dougUser, password: pw.dougOut },
-      listen: { host: HOST_IP, port: 587 },
-    });
+    doug = await startDoug();
     cleanups.push(() => doug!.stop());
     partnerA = await startPostfix({
       domains: ["partner-a.example"],
@@ -308,5 +312,90 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
     );
     assert.equal((await partnerA!.messages()).length, 0);
     assert.doesNotMatch(partnerA!.log(), /from=<scanner@example.com>/);
+  });
+
+  it("a relay pod deleted while mail waits for a down partner comes back on its PVC and delivers it once", async () => {
+    await doug!.stop(); // DOUG is down: connections to 10.250.0.1:587 are refused
+    const svc = await getJson(["get", "service", "-n", NS, RELAY]);
+    const subject = `e2e: queued across a pod restart ${randomBytes(4).toString("hex")}`;
+    const r = await swaks({
+      server: svc.spec.clusterIP,
+      port: 25,
+      from: "scanner@example.com",
+      to: "carol@doug.example",
+      subject,
+      timeoutSeconds: 60,
+    });
+    assert.equal(r.code, 0, r.transcript);
+    // the pod that took the message and could not deliver it
+    const pods = (await getJson(["get", "pods", "-n", NS, "-l", `sealpost.dev/relay=${RELAY}`]))
+      .items as any[];
+    const holder = await waitFor(
+      "a relay pod deferring the message for DOUG",
+      async () => {
+        for (const p of pods) {
+          const log = await podLogs(`${NS}_${p.metadata.name}_${p.metadata.uid}`);
+          if (
+            /"result":"deferred"[^\n]*"domain":"doug\.example"|"domain":"doug\.example"[^\n]*"result":"deferred"/.test(
+              log,
+            )
+          )
+            return p;
+        }
+        return undefined;
+      },
+      180_000,
+      1000,
+    ).catch(async (e: Error) => {
+      const logs = (await podLogs(`${NS}_${RELAY}-`)).split("\n").slice(-15).join("\n");
+      throw new Error(`${e.message}\n${logs}`);
+    });
+    const name = holder.metadata.name as string;
+    const claim = (holder.spec.volumes as any[]).find((v) => v.persistentVolumeClaim)?.persistentVolumeClaim
+      ?.claimName as string;
+    assert.ok(claim, `${name} has a queue PVC`);
+    const pvcBefore = await getJson(["get", "pvc", "-n", NS, claim]);
+
+    await kubectl(["delete", "pod", "-n", NS, name, "--wait=true", "--timeout=300s"]);
+    const again = await waitFor(
+      `${name} recreated and Ready`,
+      async () => {
+        const p = await getJson(["get", "pod", "-n", NS, name]).catch(() => undefined);
+        const ready = p?.status?.conditions?.some((c: any) => c.type === "Ready" && c.status === "True");
+        return p && p.metadata.uid !== holder.metadata.uid && ready ? p : undefined;
+      },
+      300_000,
+      1000,
+    ).catch(async (e: Error) => {
+      throw new Error(`${e.message}\n${await diagnose()}`);
+    });
+    const pvcAfter = await getJson(["get", "pvc", "-n", NS, claim]);
+    assert.equal(pvcAfter.metadata.uid, pvcBefore.metadata.uid, "the same PVC");
+    assert.equal(pvcAfter.spec.volumeName, pvcBefore.spec.volumeName, "on the same volume");
+
+    doug = await startDoug(); // DOUG is back
+    const arrived = await waitFor(
+      "the queued message delivered to DOUG",
+      async () => {
+        const msgs = await doug!.messages();
+        return msgs.some((m) => m.raw.includes(subject)) ? msgs : undefined;
+      },
+      300_000,
+      1000,
+    ).catch(async (e: Error) => {
+      throw new Error(`${e.message}\n${await podLogs(`${NS}_${name}_${again.metadata.uid}`)}`);
+    });
+    // done in the relay's queue (removed from the spool) before counting, so a duplicate would be seen
+    await waitFor(
+      "the relay's queue done with the message",
+      async () =>
+        (await podLogs(`${NS}_${name}_${again.metadata.uid}`)).includes('"event":"queue-done"')
+          ? true
+          : undefined,
+      60_000,
+      500,
+    );
+    const copies = (await doug.messages()).filter((m) => m.raw.includes(subject));
+    assert.equal(copies.length, 1, `delivered exactly once (had ${arrived.length} messages)`);
   });
 });
