@@ -74,7 +74,8 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
     });
 
   before(async () => {
-    node = await startNode();
+    // SEALPOST_E2E_KEEP=1 keeps the node's folder (kubelet.log, containerd.log, pod-logs/) after the run
+    node = await startNode({ keep: process.env.SEALPOST_E2E_KEEP === "1" });
     cleanups.push(() => node.stop());
     cm = await startCertManager(node.cp);
     cleanups.push(() => cm!.stop());
@@ -312,6 +313,68 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
     );
     assert.equal((await partnerA!.messages()).length, 0);
     assert.doesNotMatch(partnerA!.log(), /from=<scanner@example.com>/);
+  });
+
+  it("a policy edit reaches the running pods through kubelet's ConfigMap update (no restart), and Enforced follows", async () => {
+    const condition = (o: any, type: string) =>
+      (o.status?.conditions ?? []).find((c: any) => c.type === type);
+    const relayPods = async () =>
+      ((await getJson(["get", "pods", "-n", NS, "-l", `sealpost.dev/relay=${RELAY}`])).items as any[]).map(
+        (p) => ({
+          name: p.metadata.name as string,
+          uid: p.metadata.uid as string,
+          restarts: (p.status.containerStatuses as any[]).reduce((n, c) => n + (c.restartCount as number), 0),
+        }),
+      );
+    await waitFor(
+      "the MailRelay Enforced before the edit",
+      async () =>
+        condition(await getJson(["get", "mailrelay", "-n", NS, RELAY]), "Enforced")?.status === "True"
+          ? true
+          : undefined,
+      180_000,
+      1000,
+    ).catch(async (e: Error) => {
+      throw new Error(
+        `${e.message}\n${JSON.stringify((await getJson(["get", "mailrelay", "-n", NS, RELAY])).status, null, 2)}`,
+      );
+    });
+    const before = await relayPods();
+    const hashBefore = (await getJson(["get", "configmap", "-n", NS, `${RELAY}-config`])).metadata
+      .annotations?.["sealpost.dev/config-hash"] as string;
+
+    // stricter, never weaker: partner-a now needs TLS 1.3
+    await kubectl([
+      "patch",
+      "maildomainpolicy",
+      "-n",
+      NS,
+      "partner-a",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ spec: { outbound: { tls: { minVersion: "TLSv1.3" } } } }),
+    ]);
+    const policy = await waitFor(
+      "partner-a's edit Enforced by every ready pod",
+      async () => {
+        const p = await getJson(["get", "maildomainpolicy", "-n", NS, "partner-a"]);
+        const c = condition(p, "Enforced");
+        return c?.status === "True" && c.observedGeneration === p.metadata.generation ? p : undefined;
+      },
+      300_000,
+      1000,
+    ).catch(async (e: Error) => {
+      throw new Error(
+        `${e.message}\n${JSON.stringify((await getJson(["get", "maildomainpolicy", "-n", NS, "partner-a"])).status, null, 2)}`,
+      );
+    });
+    assert.ok(policy.metadata.generation > 1);
+    const hashAfter = (await getJson(["get", "configmap", "-n", NS, `${RELAY}-config`])).metadata
+      .annotations?.["sealpost.dev/config-hash"] as string;
+    assert.notEqual(hashAfter, hashBefore, "a new configuration revision");
+    const relay = await getJson(["get", "mailrelay", "-n", NS, RELAY]);
+    assert.equal(condition(relay, "Enforced")?.status, "True");
+    assert.deepEqual(await relayPods(), before, "the same pods, no container restarted");
   });
 
   it("a relay pod deleted while mail waits for a down partner comes back on its PVC and delivers it once", async () => {
