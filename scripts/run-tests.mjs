@@ -41,8 +41,9 @@ const r = spawnSync(
     "tsx",
     "--test",
     "--test-concurrency=1",
-    // a hung test fails after 5 minutes instead of eating CI's whole budget
-    "--test-timeout=300000",
+    // a hung test fails after 5 minutes instead of eating CI's whole budget; an end-to-end file (one
+    // node for several scenarios, each waiting on kubelet) after 20
+    `--test-timeout=${files.some((f) => f.startsWith("test/e2e/")) ? 1_200_000 : 300_000}`,
     "--test-reporter=spec",
     ...files,
   ],

@@ -372,8 +372,16 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
     const hashAfter = (await getJson(["get", "configmap", "-n", NS, `${RELAY}-config`])).metadata
       .annotations?.["sealpost.dev/config-hash"] as string;
     assert.notEqual(hashAfter, hashBefore, "a new configuration revision");
-    const relay = await getJson(["get", "mailrelay", "-n", NS, RELAY]);
-    assert.equal(condition(relay, "Enforced")?.status, "True");
+    // the MailRelay's own Enforced follows in its next reconcile (it reads the pods' shared /status)
+    await waitFor(
+      "the MailRelay Enforced on the new configuration",
+      async () => {
+        const c = condition(await getJson(["get", "mailrelay", "-n", NS, RELAY]), "Enforced");
+        return c?.status === "True" && String(c.message).includes(hashAfter.slice(0, 12)) ? true : undefined;
+      },
+      120_000,
+      1000,
+    );
     assert.deepEqual(await relayPods(), before, "the same pods, no container restarted");
   });
 
@@ -460,5 +468,140 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
     );
     const copies = (await doug.messages()).filter((m) => m.raw.includes(subject));
     assert.equal(copies.length, 1, `delivered exactly once (had ${arrived.length} messages)`);
+  });
+
+  it("scaling the MailRelay from 2 to 1 runs the preStop drain under kubelet: every queued message arrives once", async () => {
+    // The handover target is the relay's Service by its cluster name (edge.mail.svc): what a cluster's
+    // DNS answers (CoreDNS: <service>.<namespace>.svc.cluster.local, reached through the pods' search
+    // list), the pods' DNS here answers too.
+    const service = await getJson(["get", "service", "-n", NS, RELAY]);
+    dns!.set(`${RELAY}.${NS}.svc.cluster.local`, { A: [service.spec.clusterIP] });
+    // the drain needs the admin token (no token, no hook); setting it rolls the StatefulSet
+    await kubectl([
+      "create",
+      "secret",
+      "generic",
+      "-n",
+      NS,
+      "edge-admin",
+      `--from-literal=token=${password()}`,
+    ]);
+    await kubectl([
+      "patch",
+      "mailrelay",
+      "-n",
+      NS,
+      RELAY,
+      "--type=merge",
+      "-p",
+      JSON.stringify({ spec: { admin: { tokenSecretRef: { name: "edge-admin" } } } }),
+    ]);
+    await waitFor(
+      "the StatefulSet rolled to pods with the preStop hook, both Ready",
+      async () => {
+        const sts = await getJson(["get", "statefulset", "-n", NS, RELAY]);
+        const hook = sts.spec.template.spec.containers.find((c: any) => c.name === "relay")?.lifecycle
+          ?.preStop;
+        const st = sts.status ?? {};
+        return hook &&
+          st.observedGeneration === sts.metadata.generation &&
+          st.currentRevision === st.updateRevision &&
+          st.readyReplicas === 2 &&
+          st.updatedReplicas === 2
+          ? true
+          : undefined;
+      },
+      420_000,
+      2000,
+    ).catch(async (e: Error) => {
+      throw new Error(`${e.message}\n${await diagnose()}`);
+    });
+
+    await doug!.stop(); // queue mail in both pods
+    const svc = await getJson(["get", "service", "-n", NS, RELAY]);
+    const tag = randomBytes(4).toString("hex");
+    const n = 12;
+    for (let i = 0; i < n; i++) {
+      const r = await swaks({
+        server: svc.spec.clusterIP,
+        port: 25,
+        from: "scanner@example.com",
+        to: `dave${i}@doug.example`,
+        subject: `e2e: drain ${tag} #${String(i).padStart(2, "0")}`,
+        timeoutSeconds: 60,
+      });
+      assert.equal(r.code, 0, r.transcript);
+    }
+    // where the mail waits: each message is deferred (first attempt) by the pod that took it; the
+    // attempt log names the recipient domain before the result
+    const deferredIn = async (pod: string) => {
+      const p = await getJson(["get", "pod", "-n", NS, pod]);
+      const log = await podLogs(`${NS}_${pod}_${p.metadata.uid}`);
+      return new Set(
+        [...log.matchAll(/"queueId":"([^"]+)"[^\n]*"domain":"doug\.example"[^\n]*"result":"deferred"/g)].map(
+          (m) => m[1],
+        ),
+      ).size;
+    };
+    const held = await waitFor(
+      `all ${n} messages deferred in the pods`,
+      async () => {
+        const h = [await deferredIn(`${RELAY}-0`), await deferredIn(`${RELAY}-1`)];
+        return h[0]! + h[1]! >= n ? h : undefined;
+      },
+      180_000,
+      1000,
+    ).catch(async (e: Error) => {
+      const tail = (await podLogs(`${NS}_${RELAY}-`)).split("\n").slice(-10).join("\n");
+      throw new Error(`${e.message}\n${await diagnose()}\n${tail}`);
+    });
+    assert.ok(held[1]! > 0, `edge-1 holds some of the mail (edge-0 ${held[0]}, edge-1 ${held[1]})`);
+
+    await kubectl([
+      "patch",
+      "mailrelay",
+      "-n",
+      NS,
+      RELAY,
+      "--type=merge",
+      "-p",
+      JSON.stringify({ spec: { replicas: 1 } }),
+    ]);
+    await waitFor(
+      "edge-1 gone after its preStop drain",
+      async () =>
+        (await getJson(["get", "pods", "-n", NS, "-l", `sealpost.dev/relay=${RELAY}`])).items.length === 1
+          ? true
+          : undefined,
+      300_000,
+      1000,
+    );
+
+    doug = await startDoug();
+    // same-length numbers: no subject is a prefix of another
+    const subjects = Array.from({ length: n }, (_, i) => `e2e: drain ${tag} #${String(i).padStart(2, "0")}`);
+    await waitFor(
+      `all ${n} messages at DOUG`,
+      async () => {
+        const msgs = await doug!.messages();
+        return subjects.every((sub) => msgs.some((m) => m.raw.includes(sub))) ? true : undefined;
+      },
+      300_000,
+      1000,
+    ).catch(async (e: Error) => {
+      const got = (await doug!.messages()).filter((m) => m.raw.includes(tag)).length;
+      const relay = await getJson(["get", "mailrelay", "-n", NS, RELAY]);
+      throw new Error(`${e.message} (${got} of ${n} arrived)\n${JSON.stringify(relay.status, null, 2)}`);
+    });
+    const counts = subjects.map((sub) => ({
+      sub,
+      copies: 0,
+    }));
+    for (const m of await doug.messages()) for (const c of counts) if (m.raw.includes(c.sub)) c.copies++;
+    assert.deepEqual(
+      counts.filter((c) => c.copies !== 1),
+      [],
+      "each message exactly once",
+    );
   });
 });
