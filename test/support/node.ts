@@ -392,6 +392,9 @@ async function teardown(dir: string, bin: string, netnsBefore: Set<string>): Pro
   // the node's netns: its bridge, veth and iptables (kubelet's and kube-proxy's KUBE-* chains) go with it
   await ip("netns", "delete", NETNS).catch(() => undefined);
   await ip("link", "delete", VETH_HOST).catch(() => undefined);
+  // `ip netns add` made /run/netns a mount point of its own; with no namespace left, nothing needs it
+  if (existsSync("/run/netns") && readdirSync("/run/netns").length === 0)
+    await run("umount", ["/run/netns"]).catch(() => undefined);
   // kubelet's cgroups (cgroupRoot), deepest first, in every v1 hierarchy (and the v2 one, if any)
   for (const base of cgroupBases()) removeTree(join(base, CGROUP_ROOT));
 }
