@@ -52,6 +52,12 @@ const CGROUP_ROOT = "sealpost-e2e";
 const CNI_BIN = "/usr/lib/cni";
 /** Remembers the folder of a running node, so the next start can clean up after a run that died. */
 const STATE = "/run/sealpost-e2e.json";
+/** Machine-wide settings kubelet changes on start (vm.overcommit_memory=1, kernel.panic=10, panic_on_oops=1). */
+const KERNEL_SYSCTLS = [
+  "/proc/sys/vm/overcommit_memory",
+  "/proc/sys/kernel/panic",
+  "/proc/sys/kernel/panic_on_oops",
+];
 
 export interface NodeOptions {
   /** Local PersistentVolumes to create (StorageClass `local`, the default class). Default 6. */
@@ -139,8 +145,16 @@ export async function startNode(opts: NodeOptions = {}): Promise<KubeNode> {
     (await run(join(bin, "ctr"), ["--address", sock, "-n", "k8s.io", ...args], { maxBuffer: 64 << 20 }))
       .stdout;
 
+  // kubelet sets these machine-wide (its protectKernelDefaults=false path): put them back on stop
+  const kernelDefaults = KERNEL_SYSCTLS.map((k) => [k, readFileSync(k, "utf8")] as const);
   const stop = async () => {
     for (const p of [...processes].reverse()) await p.stop(10_000);
+    for (const [k, v] of kernelDefaults)
+      try {
+        writeFileSync(k, v);
+      } catch {
+        // reported by the next run's values; nothing else to do here
+      }
     await teardown(dir, bin, netnsBefore);
     if (cp) await cp.stop();
     if (!opts.keep) await rm(dir, { recursive: true, force: true });
