@@ -3,12 +3,18 @@
 # helm, cert-manager's controller) from pinned Go modules, into a cache folder outside git keyed by
 # version and by the wrapper module's go.sum. A tool already in the cache is reused.
 #
-#   scripts/toolchain/build.sh            build what is missing, print the bin folder
-#   scripts/toolchain/build.sh --regen    rewrite the wrapper modules' go.mod/go.sum from versions.env
-#   scripts/toolchain/build.sh --print    print the bin folder, build nothing
+#   scripts/toolchain/build.sh              build what is missing, print the bin folder
+#   scripts/toolchain/build.sh --regen      rewrite the wrapper modules' go.mod/go.sum from versions.env
+#   scripts/toolchain/build.sh --print      print the bin folder, build nothing
+#   scripts/toolchain/build.sh --node       build the node components, print their bin folder
+#   scripts/toolchain/build.sh --print-node print the node components' bin folder, build nothing
 #
 # The bin folder is $SEALPOST_CACHE/bin/<key>/ (default cache: ~/.cache/sealpost); the TypeScript
 # helpers find it through the same key (test/support/toolchain.ts runs this script with --print).
+# The node components (kubelet, kube-proxy, kube-scheduler, containerd with its runc shim and ctr,
+# runc, the pod sandbox's process) only the end-to-end suite needs; they have their own folder,
+# $SEALPOST_CACHE/node-bin/<key>/ (scripts/node-setup.sh builds them, with the system packages and
+# the images the suite needs).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -48,7 +54,10 @@ regen_kube() {
     echo "tool ("
     echo "	k8s.io/kubernetes/cmd/kube-apiserver"
     echo "	k8s.io/kubernetes/cmd/kube-controller-manager"
+    echo "	k8s.io/kubernetes/cmd/kube-proxy"
+    echo "	k8s.io/kubernetes/cmd/kube-scheduler"
     echo "	k8s.io/kubernetes/cmd/kubectl"
+    echo "	k8s.io/kubernetes/cmd/kubelet"
     echo ")"
   } >"$dir/go.mod"
   rm -f "$dir/go.sum"
@@ -82,16 +91,24 @@ regen() {
   regen_simple "$here/etcd" go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
   regen_simple "$here/helm" helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm
   regen_simple "$here/cert-manager" github.com/cert-manager/cert-manager "$CERT_MANAGER_VERSION"
+  regen_simple "$here/containerd" github.com/containerd/containerd/v2 "$CONTAINERD_VERSION" \
+    github.com/containerd/containerd/v2/cmd/containerd \
+    github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
+    github.com/containerd/containerd/v2/cmd/ctr
+  regen_simple "$here/runc" github.com/opencontainers/runc "$RUNC_VERSION" github.com/opencontainers/runc
 }
 
 bindir() {
   echo "$cache/bin/k8s-$(key "$here/kube" "$KUBERNETES_VERSION")_etcd-$(key "$here/etcd" "$ETCD_VERSION")_helm-$(key "$here/helm" "$HELM_VERSION")_cm-$(key "$here/cert-manager" "$CERT_MANAGER_VERSION")"
 }
 
-build_one() { # name dir package ldflags
-  local name=$1 dir=$2 pkg=$3 ldflags=${4:-}
-  local out
-  out=$(bindir)
+nodedir() {
+  echo "$cache/node-bin/k8s-$(key "$here/kube" "$KUBERNETES_VERSION")_containerd-$(key "$here/containerd" "$CONTAINERD_VERSION")_runc-$(key "$here/runc" "$RUNC_VERSION")_pause-$(key "$here/pause" 1)"
+}
+
+build_one() { # name dir package ldflags [out folder] [build tags]
+  local name=$1 dir=$2 pkg=$3 ldflags=${4:-} out=${5:-} tags=${6:-}
+  [ -n "$out" ] || out=$(bindir)
   if [ -x "$out/$name" ]; then
     log "$name: cached"
     return
@@ -99,12 +116,12 @@ build_one() { # name dir package ldflags
   mkdir -p "$out"
   log "$name: building $pkg (first build takes minutes)"
   local start=$SECONDS
-  (cd "$dir" && go build -trimpath -ldflags "-s -w $ldflags" -o "$out/$name.tmp" "$pkg")
+  (cd "$dir" && nice go build -trimpath -tags "$tags" -ldflags "-s -w $ldflags" -o "$out/$name.tmp" "$pkg")
   mv "$out/$name.tmp" "$out/$name"
   log "$name: built in $((SECONDS - start))s"
 }
 
-build() {
+kube_ldflags() {
   local kv=$KUBERNETES_VERSION minor
   minor=${kv#v1.}
   minor=${minor%%.*}
@@ -112,6 +129,33 @@ build() {
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     kflags+=" -X $p.gitVersion=$kv -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
   done
+  echo "$kflags"
+}
+
+# The node components of the end-to-end suite: a real kubelet with containerd and runc under it.
+# containerd without the snapshotters that need C libraries or kernel features these machines lack;
+# runc with seccomp (cgo, Debian's libseccomp-dev and pkg-config): kubelet's RuntimeDefault profile.
+build_node() {
+  local kflags out
+  kflags=$(kube_ldflags)
+  out=$(nodedir)
+  build_one kubelet "$here/kube" k8s.io/kubernetes/cmd/kubelet "$kflags" "$out"
+  build_one kube-proxy "$here/kube" k8s.io/kubernetes/cmd/kube-proxy "$kflags" "$out"
+  build_one kube-scheduler "$here/kube" k8s.io/kubernetes/cmd/kube-scheduler "$kflags" "$out"
+  local cflags="-X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION"
+  local ctags="no_btrfs no_devmapper no_zfs"
+  build_one containerd "$here/containerd" github.com/containerd/containerd/v2/cmd/containerd "$cflags" "$out" "$ctags"
+  build_one containerd-shim-runc-v2 "$here/containerd" github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
+    "$cflags" "$out" "$ctags"
+  build_one ctr "$here/containerd" github.com/containerd/containerd/v2/cmd/ctr "$cflags" "$out" "$ctags"
+  build_one runc "$here/runc" github.com/opencontainers/runc "-X main.version=${RUNC_VERSION#v}" "$out" seccomp
+  # the pod sandbox's process (the sandbox image is built around it by scripts/build-image.sh)
+  CGO_ENABLED=0 build_one pause "$here/pause" . "" "$out"
+}
+
+build() {
+  local kflags
+  kflags=$(kube_ldflags)
   build_one etcd "$here/etcd" . ""
   build_one kube-apiserver "$here/kube" k8s.io/kubernetes/cmd/kube-apiserver "$kflags"
   # the garbage collector (owner references) and the other built-in controllers the tests lean on
@@ -133,10 +177,15 @@ build() {
 case "${1:-}" in
   --regen) regen ;;
   --print) bindir ;;
+  --print-node) nodedir ;;
+  --node)
+    build_node
+    nodedir
+    ;;
   "")
     # not `build && bindir`: set -e does not reach into the left side of `&&`
     build
     bindir
     ;;
-  *) echo "usage: $0 [--regen|--print]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--regen|--print|--node|--print-node]" >&2; exit 2 ;;
 esac

@@ -23,6 +23,13 @@ export interface ControlPlaneOptions {
   controllerManager?: boolean;
   /** Keep the data folder after stop() (for debugging). */
   keep?: boolean;
+  /**
+   * Where kube-apiserver listens and what it advertises (the `kubernetes` Service's endpoint); default
+   * 127.0.0.1. The end-to-end node (node.ts) puts it where pods reach it.
+   */
+  address?: string;
+  /** kube-controller-manager's --controllers (default: the garbage collector and its helpers). */
+  controllers?: string[];
 }
 
 export interface ControlPlane {
@@ -49,13 +56,15 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   if (opts.controllerManager) need.push("kube-controller-manager");
   const bin = toolchainBin(need);
   const dir = await mkdtemp(join(tmpdir(), "sealpost-cp-"));
+  const address = opts.address ?? "127.0.0.1";
   const processes: Managed[] = [];
   try {
     const ca = await makeCa(join(dir, "pki"), "sealpost-test-cluster-ca");
     const serving = await makeLeaf(ca, {
       cn: "kube-apiserver",
       dnsNames: ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
-      ipAddresses: ["127.0.0.1"],
+      // 10.96.0.1: the `kubernetes` Service, what pods use
+      ipAddresses: [...new Set(["127.0.0.1", address, "10.96.0.1"])],
     });
     const admin = await makeLeaf(ca, {
       cn: "sealpost-test-admin",
@@ -67,7 +76,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     await run("openssl", ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", saKey]);
     await run("openssl", ["pkey", "-in", saKey, "-pubout", "-out", saPub]);
 
-    const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+    const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort(address)];
     const etcdUrl = `http://127.0.0.1:${etcdPort}`;
     const peerUrl = `http://127.0.0.1:${peerPort}`;
     const etcd = startProcess(
@@ -88,15 +97,15 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     );
     processes.push(etcd);
 
-    const server = `https://127.0.0.1:${apiPort}`;
+    const server = `https://${address}:${apiPort}`;
     const startApiserver = (): Managed =>
       startProcess(
         "kube-apiserver",
         join(bin, "kube-apiserver"),
         [
           `--etcd-servers=${etcdUrl}`,
-          "--bind-address=127.0.0.1",
-          "--advertise-address=127.0.0.1",
+          `--bind-address=${address}`,
+          `--advertise-address=${address}`,
           `--secure-port=${apiPort}`,
           `--cert-dir=${join(dir, "apiserver-certs")}`,
           `--tls-cert-file=${serving.certFile}`,
@@ -145,7 +154,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
           [
             `--kubeconfig=${kubeconfigPath}`,
             "--leader-elect=false",
-            "--controllers=garbagecollector,namespace,serviceaccount,serviceaccount-token",
+            `--controllers=${(opts.controllers ?? ["garbagecollector", "namespace", "serviceaccount", "serviceaccount-token"]).join(",")}`,
             `--service-account-private-key-file=${saKey}`,
             `--root-ca-file=${ca.certFile}`,
             "--bind-address=127.0.0.1",

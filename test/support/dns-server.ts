@@ -49,7 +49,16 @@ const RCODE = { NOERROR: 0, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
 /** A UDP answer longer than this (or than the client's EDNS size) is truncated (TC): retried over TCP. */
 const UDP_LIMIT = 512;
 
-export async function startDnsServer(initial: Zone = {}): Promise<DnsServer> {
+export interface DnsServerOptions {
+  /**
+   * Listen here instead of on a free loopback port: the end-to-end suite's cluster DNS listens on the
+   * host side of the node's network (test/support/node.ts), port 53, where pods' resolv.conf points.
+   */
+  listen?: { host: string; port: number };
+}
+
+export async function startDnsServer(initial: Zone = {}, opts: DnsServerOptions = {}): Promise<DnsServer> {
+  const host = opts.listen?.host ?? "127.0.0.1";
   const zone = new Map<string, RecordSet>();
   for (const [name, rs] of Object.entries(initial)) zone.set(norm(name), rs);
   const queries: QueryLog[] = [];
@@ -115,12 +124,12 @@ export async function startDnsServer(initial: Zone = {}): Promise<DnsServer> {
       }
     });
   });
-  const { udp, port } = await listenBoth(newUdp, tcp);
+  const { udp, port } = await listenBoth(newUdp, tcp, host, opts.listen?.port ?? 0);
 
   return {
-    host: "127.0.0.1",
+    host,
     port,
-    address: `127.0.0.1:${port}`,
+    address: `${host}:${port}`,
     queries,
     set(name, records) {
       if (records) zone.set(norm(name), records);
@@ -188,22 +197,27 @@ function norm(name: string): string {
 
 // One port number for both protocols: the kernel picks a free UDP port, and TCP takes the same
 // number (retrying with a new pick in the rare case it is taken for TCP).
-async function listenBoth(newUdp: () => UdpSocket, tcp: Server): Promise<{ udp: UdpSocket; port: number }> {
+async function listenBoth(
+  newUdp: () => UdpSocket,
+  tcp: Server,
+  host: string,
+  fixed: number,
+): Promise<{ udp: UdpSocket; port: number }> {
   for (let attempt = 0; ; attempt++) {
     const udp = newUdp();
     const port = await new Promise<number>((resolve, reject) => {
       udp.once("error", reject);
-      udp.bind(0, "127.0.0.1", () => resolve(udp.address().port));
+      udp.bind(fixed, host, () => resolve(udp.address().port));
     });
     try {
       await new Promise<void>((resolve, reject) => {
         tcp.once("error", reject);
-        tcp.listen(port, "127.0.0.1", () => resolve());
+        tcp.listen(port, host, () => resolve());
       });
       return { udp, port };
     } catch (e) {
       await new Promise<void>((r) => udp.close(() => r()));
-      if (attempt >= 5) throw e;
+      if (attempt >= 5 || fixed) throw e;
     }
   }
 }

@@ -48,6 +48,11 @@ export interface PostfixOptions {
   config?: Record<string, string>;
   /** Keep the temp dir after stop() (for debugging). */
   keep?: boolean;
+  /**
+   * Listen here instead of on a free loopback port: the end-to-end suite's partners listen on the host
+   * side of the node's network (test/support/node.ts), on the ports a relay pod dials (25, 587).
+   */
+  listen?: { host: string; port: number };
 }
 
 export interface PostfixPeer {
@@ -107,8 +112,8 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 `;
 
 /** master.cf: smtpd on 127.0.0.1:port, the stock services above, and `extra` service lines. */
-export function masterCf(port: number, extra = ""): string {
-  return `127.0.0.1:${port} inet n - n - - smtpd\n${services}${extra}`;
+export function masterCf(port: number, extra = "", host = "127.0.0.1"): string {
+  return `${host}:${port} inet n - n - - smtpd\n${services}${extra}`;
 }
 
 export async function startPostfix(opts: PostfixOptions): Promise<PostfixPeer> {
@@ -142,11 +147,12 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixPeer> {
 
     let lastError: unknown;
     // The free port can be taken between freePort() and master's bind: try another one then.
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const port = await freePort();
+    const host = opts.listen?.host ?? "127.0.0.1";
+    for (let attempt = 0; attempt < (opts.listen ? 1 : 3); attempt++) {
+      const port = opts.listen?.port ?? (await freePort());
       const main = mainCf({ opts, tls, hostname, dir, etc, mail, deliverAs: [nobodyUid, nobodyGid] });
       await writeConfig(join(etc, "main.cf"), main);
-      await writeConfig(join(etc, "master.cf"), masterCf(port));
+      await writeConfig(join(etc, "master.cf"), masterCf(port, "", host));
       // postfix(1) reports into maillog_file rather than stderr, hence the log tail on failure
       await run("postfix", ["-c", etc, "check"]).catch((e: { stderr?: string; message: string }) => {
         throw new Error(`postfix check failed: ${e.stderr || e.message}\n${tail(readLog(dir))}`);
@@ -159,17 +165,17 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixPeer> {
       );
       try {
         await waitFor(
-          `Postfix listening on 127.0.0.1:${port}`,
+          `Postfix listening on ${host}:${port}`,
           () => {
             if (master.child.exitCode !== null || master.child.signalCode !== null)
               throw new Error("master exited");
-            return listening(port) ? true : undefined;
+            return listening(host, port) ? true : undefined;
           },
           15_000,
           50,
         );
         if (!opts.keep) leftovers.add(dir);
-        return peer({ dir, etc, mail, port, hostname, master, keep: opts.keep ?? false });
+        return peer({ dir, etc, mail, host, port, hostname, master, keep: opts.keep ?? false });
       } catch (e) {
         await master.stop(1000);
         lastError = new Error(`${(e as Error).message}\n${tail(readLog(dir))}`);
@@ -208,7 +214,7 @@ function mainCf(a: MainCfArgs): string {
     mydestination: "",
     // Nothing is trusted by address: the loopback client must not be an open-relay exception.
     mynetworks: "",
-    inet_interfaces: "127.0.0.1",
+    inet_interfaces: opts.listen?.host ?? "127.0.0.1",
     inet_protocols: "ipv4",
     // No DNS from the test MTA: client names are not looked up, and nothing is ever relayed onward.
     smtpd_peername_lookup: "no",
@@ -293,6 +299,7 @@ function peer(a: {
   dir: string;
   etc: string;
   mail: string;
+  host: string;
   port: number;
   hostname: string;
   master: Managed;
@@ -301,7 +308,7 @@ function peer(a: {
   let stopped: Promise<void> | undefined;
   const messages = () => readMaildirs(a.mail);
   return {
-    host: "127.0.0.1",
+    host: a.host,
     port: a.port,
     hostname: a.hostname,
     dir: a.dir,
@@ -373,8 +380,14 @@ function tail(log: string, lines = 30): string {
 
 // Whether something listens on 127.0.0.1:port, read from /proc instead of connecting: a probe
 // connection would show up in Postfix's log as a session of its own.
-function listening(port: number): boolean {
-  const hex = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+function listening(host: string, port: number): boolean {
+  // /proc/net/tcp: the IPv4 address as a little-endian hex word
+  const ip = host
+    .split(".")
+    .reverse()
+    .map((b) => Number(b).toString(16).toUpperCase().padStart(2, "0"))
+    .join("");
+  const hex = `${ip}:${port.toString(16).toUpperCase().padStart(4, "0")}`;
   const table = readFileSync("/proc/net/tcp", "utf8");
   return table.split("\n").some((l) => {
     const f = l.trim().split(/\s+/);
