@@ -75,6 +75,12 @@ export const duration = (description: string) =>
 export const quantity = (description: string) =>
   z.string().max(32).regex(QUANTITY_PATTERN, "must be a size like 512Mi or 10Gi").describe(description);
 
+/** A CPU amount as Kubernetes writes it: cores (1, 0.5) or millicores (100m). */
+export const CPU_PATTERN = /^[0-9]+(\.[0-9]+)?m?$/;
+
+export const cpuQuantity = (description: string) =>
+  z.string().max(32).regex(CPU_PATTERN, "must be a CPU amount like 100m, 0.5 or 2").describe(description);
+
 /**
  * An IPv4 or IPv6 range in CIDR notation, or a single address. The host bits must be zero: 10.0.0.1/8 is
  * almost always a typo for 10.0.0.0/8 or 10.0.0.1/32, and a relay's trust must not rest on a guess.

@@ -17,6 +17,7 @@ import {
   ObjectMeta,
   port,
   duration,
+  cpuQuantity,
   quantity,
   statusBase,
   timestamp,
@@ -379,14 +380,14 @@ export const MailRelaySpec = z
       .object({
         requests: z
           .object({
-            cpu: quantity("CPU a relay pod is scheduled with, e.g. 100m or 1.").default("100m"),
+            cpu: cpuQuantity("CPU a relay pod is scheduled with, e.g. 100m or 1.").default("100m"),
             memory: quantity("Memory a relay pod is scheduled with, e.g. 128Mi.").default("128Mi"),
           })
           .prefault({})
           .describe("What the scheduler reserves for each relay pod."),
         limits: z
           .object({
-            cpu: quantity(
+            cpu: cpuQuantity(
               "CPU limit, e.g. 2; absent: none (throttling a mail server hurts latency).",
             ).optional(),
             memory: quantity(
