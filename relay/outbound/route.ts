@@ -14,6 +14,7 @@
 // - otherwise: no match, the catch-all (defaultOutbound), or a broken catch-all's hold.
 import type { DeferredPolicy, HostPort, Outbound, Policy, RelayConfig } from "../config/schema.js";
 import { canonicalDomain, domainPart, EXACT, matchesAny, matchSpecificity } from "../domains.js";
+import { stsApplies } from "./tls-policy.js";
 
 export const DEFAULT_POLICY = "default";
 /** Route name of a local domain no policy names exactly. */
@@ -140,16 +141,24 @@ export function routeFor(spelling: string, c: RelayConfig): Routing {
 
 export type RouteGroup = { key: string; recipients: string[] } & Routing;
 
-/** Splits recipients by policy and next hop (held ones by policy); MX-routed recipients split per domain. */
+/**
+ * Splits recipients by policy and next hop (held ones by policy); MX-routed recipients split per
+ * domain, and so do recipients whose TLS decision reads their own domain's published policy (mode
+ * mta-sts, even through a nextHop): a group is delivered under the decision for its route's domain,
+ * so a domain without an MTA-STS policy must never carry an enforce domain's recipients.
+ */
 export function groupRecipients(recipients: readonly string[], c: RelayConfig): RouteGroup[] {
   const groups = new Map<string, RouteGroup>();
   for (const r of recipients) {
     const routing = routeFor(domainPart(r), c);
+    const route = routing.route;
+    const perDomain =
+      route !== undefined && stsApplies({ mode: route.outbound.tls.mode, internal: route.internal === true });
     const key = routing.hold
       ? `hold:${routing.hold.policy}|${routing.hold.code}|${routing.hold.domain}`
       : `${routing.route.policy}|${
           routing.route.nextHop
-            ? `hop:${routing.route.nextHop.host.toLowerCase()}:${routing.route.nextHop.port}`
+            ? `hop:${routing.route.nextHop.host.toLowerCase()}:${routing.route.nextHop.port}${perDomain ? `|d:${routing.route.domain}` : ""}`
             : `mx:${routing.route.domain}`
         }`;
     const g = groups.get(key);
