@@ -10,7 +10,8 @@
 // - a local domain goes to the internal next hop, with opportunistic TLS and nothing else of any
 //   policy, unless a policy names it exactly (no wildcard, no catch-all): a catch-all with a next hop
 //   must not carry the organisation's own mail elsewhere, nor present its credentials to the internal
-//   server;
+//   server. Without an internal next hop (the API requires one; a hand-written config may not) it is
+//   routed like any domain: going out by MX, it must not drop to opportunistic TLS below the default;
 // - otherwise: no match, the catch-all (defaultOutbound), or a broken catch-all's hold.
 import type { DeferredPolicy, HostPort, Outbound, Policy, RelayConfig } from "../config/schema.js";
 import { canonicalDomain, domainPart, EXACT, matchesAny, matchSpecificity } from "../domains.js";
@@ -97,7 +98,9 @@ export function routeFor(spelling: string, c: RelayConfig): Routing {
         temporary: false,
       },
     };
-  const local = matchesAny(c.inbound.localDomains, domain);
+  // without an internal next hop a local domain is delivered by MX like any other (its special case
+  // protects the internal next hop; over the Internet the policies and the default apply)
+  const local = c.inbound.internalNextHop !== undefined && matchesAny(c.inbound.localDomains, domain);
   const good = bestMatch(domain, c.policies, local);
   const bad = bestMatch(domain, c.deferredPolicies, local);
   if (bad && (!good || bad.score > good.score)) return held(bad.entry, domain);
