@@ -16,10 +16,18 @@
 import { domainToASCII, domainToUnicode } from "node:url";
 
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/**
+ * What domainToASCII, a URL host parser, would cut off or decode before mapping: a path, query or
+ * fragment (/ \ ? #), a port or user info (: @) and percent-escapes. In a domain they are no domain
+ * syntax at all, and `partner.example/x` must not quietly become partner.example (every other MTA or
+ * filter on the way reads another name). Their full-width forms fail the host parser by themselves.
+ */
+const URL_SYNTAX = /[/\\?#:@%]/;
 const TOP_LABEL = /^[a-z]/;
 
 /** The canonical form of a domain as spelled anywhere (see the header), or undefined when it has none. */
 export function canonicalDomain(spelling: string): string | undefined {
+  if (URL_SYNTAX.test(spelling)) return undefined;
   const ascii = domainToASCII(spelling.trim()).toLowerCase().replace(/\.$/, "");
   if (!ascii || ascii.length > 253) return undefined;
   const labels = ascii.split(".");

@@ -481,9 +481,10 @@ export class InboundListeners {
         receivedAt: Date.now(),
         peer: s.peer,
         ...(requireTlsOf(session) ? { requireTls: true } : {}),
-        ...(signable ? { signable: true } : {}),
+        // a fleet peer's message gets only the trust its handover header vouches for (below)
+        ...(signable && !s.fleet ? { signable: true } : {}),
         // only a trusted sender's TLS-Required: No may relax anything (issue 22 finding 6)
-        ...(session.user || this.decision(session).d.relayFrom ? { tlsRequiredNoTrusted: true } : {}),
+        ...((session.user || d.relayFrom) && !s.fleet ? { tlsRequiredNoTrusted: true } : {}),
       },
       Buffer.from(received, "latin1"),
       hops,
@@ -525,6 +526,12 @@ export class InboundListeners {
         "handover refused",
       );
       return cb(this.reject(session, "DATA", { code: 550, text: `5.7.1 ${verdict.reason}` }));
+    }
+    if (verdict.signable || verdict.tlsRequiredNoTrusted) {
+      // a fleet peer's handover: the trust the sending pod gave the message, under the MAC
+      if (verdict.signable) r.value.signable = true;
+      if (verdict.tlsRequiredNoTrusted) r.value.tlsRequiredNoTrusted = true;
+      await this.d.spool.update(r.value);
     }
     if (verdict.queuedAt !== undefined && verdict.queuedAt < r.value.receivedAt) {
       // a fleet peer's handover: the maxAge clock (and the DSN's arrival date) keeps the original time

@@ -10,10 +10,12 @@
 // - a local domain goes to the internal next hop, with opportunistic TLS and nothing else of any
 //   policy, unless a policy names it exactly (no wildcard, no catch-all): a catch-all with a next hop
 //   must not carry the organisation's own mail elsewhere, nor present its credentials to the internal
-//   server;
+//   server. Without an internal next hop (the API requires one; a hand-written config may not) it is
+//   routed like any domain: going out by MX, it must not drop to opportunistic TLS below the default;
 // - otherwise: no match, the catch-all (defaultOutbound), or a broken catch-all's hold.
 import type { DeferredPolicy, HostPort, Outbound, Policy, RelayConfig } from "../config/schema.js";
 import { canonicalDomain, domainPart, EXACT, matchesAny, matchSpecificity } from "../domains.js";
+import { stsApplies } from "./tls-policy.js";
 
 export const DEFAULT_POLICY = "default";
 /** Route name of a local domain no policy names exactly. */
@@ -96,7 +98,9 @@ export function routeFor(spelling: string, c: RelayConfig): Routing {
         temporary: false,
       },
     };
-  const local = matchesAny(c.inbound.localDomains, domain);
+  // without an internal next hop a local domain is delivered by MX like any other (its special case
+  // protects the internal next hop; over the Internet the policies and the default apply)
+  const local = c.inbound.internalNextHop !== undefined && matchesAny(c.inbound.localDomains, domain);
   const good = bestMatch(domain, c.policies, local);
   const bad = bestMatch(domain, c.deferredPolicies, local);
   if (bad && (!good || bad.score > good.score)) return held(bad.entry, domain);
@@ -125,8 +129,6 @@ export function routeFor(spelling: string, c: RelayConfig): Routing {
         domain,
       },
     };
-  // a local domain without an internal next hop leaves by its MX like any other domain: under the
-  // default route, never under a weaker fixed one
   const brokenCatchAll = c.deferredPolicies.find((d) => d.domains.includes("*"));
   if (brokenCatchAll) return held(brokenCatchAll, domain);
   const outbound = c.defaultOutbound;
@@ -142,16 +144,24 @@ export function routeFor(spelling: string, c: RelayConfig): Routing {
 
 export type RouteGroup = { key: string; recipients: string[] } & Routing;
 
-/** Splits recipients by policy and next hop (held ones by policy); MX-routed recipients split per domain. */
+/**
+ * Splits recipients by policy and next hop (held ones by policy); MX-routed recipients split per
+ * domain, and so do recipients whose TLS decision reads their own domain's published policy (mode
+ * mta-sts, even through a nextHop): a group is delivered under the decision for its route's domain,
+ * so a domain without an MTA-STS policy must never carry an enforce domain's recipients.
+ */
 export function groupRecipients(recipients: readonly string[], c: RelayConfig): RouteGroup[] {
   const groups = new Map<string, RouteGroup>();
   for (const r of recipients) {
     const routing = routeFor(domainPart(r), c);
+    const route = routing.route;
+    const perDomain =
+      route !== undefined && stsApplies({ mode: route.outbound.tls.mode, internal: route.internal === true });
     const key = routing.hold
       ? `hold:${routing.hold.policy}|${routing.hold.code}|${routing.hold.domain}`
       : `${routing.route.policy}|${
           routing.route.nextHop
-            ? `hop:${routing.route.nextHop.host.toLowerCase()}:${routing.route.nextHop.port}`
+            ? `hop:${routing.route.nextHop.host.toLowerCase()}:${routing.route.nextHop.port}${perDomain ? `|d:${routing.route.domain}` : ""}`
             : `mx:${routing.route.domain}`
         }`;
     const g = groups.get(key);

@@ -142,7 +142,8 @@ export function resolveTlsPolicy(r: RoutePolicyInput, hop?: HopPolicyInput): Tls
       break;
     case "opportunistic":
       level = "may";
-      why = r.internal ? "mode opportunistic, the internal next hop of a local domain" : "mode opportunistic";
+      // a local domain's route says so: no policy (MTA-STS, a catch-all's mode) applies on that hop
+      why = r.internal ? "mode opportunistic, internal next hop of a local domain" : "mode opportunistic";
       break;
     case "required":
       level = "encrypt";

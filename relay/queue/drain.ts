@@ -231,6 +231,9 @@ export class Drain {
         to: pending.map((r) => r.address),
         requireTls: env.requireTls === true,
         digest: messageDigest(message),
+        // the trust this pod gave the message travels under the MAC, never by the fleet session
+        ...(env.signable ? { signable: true } : {}),
+        ...(env.tlsRequiredNoTrusted ? { tlsRequiredNoTrusted: true } : {}),
       }),
       "latin1",
     );

@@ -4,10 +4,14 @@
 //     (the Secret `<relay>-fleet` the operator creates; never the admin token), sent only over TLS to a
 //     peer that presents the fleet's own server certificate. A fleet session may relay without being in
 //     relayFrom, and may only hand messages over (every message must carry a valid handover header);
-//   - the handover header `X-Sealpost-Handover: v=1; id=<queue id>; t=<queued at>; mac=<…>`: its MAC
-//     (HMAC-SHA256 under a key derived for this purpose) covers the queue id, the original queue time,
-//     the whole envelope (MAIL FROM, every RCPT, REQUIRETLS) and the SHA-256 of the message, so it
-//     cannot be moved onto another message or envelope;
+//   - the handover header `X-Sealpost-Handover: v=1; id=<queue id>; t=<queued at>[; f=<trust>]; mac=<…>`:
+//     its MAC (HMAC-SHA256 under a key derived for this purpose) covers the queue id, the original
+//     queue time, the whole envelope (MAIL FROM, every RCPT, REQUIRETLS), the SHA-256 of the message
+//     and the trust the sending pod gave it (f: `signable`, `tls-required-no`), so it cannot be moved
+//     onto another message or envelope. The receiver takes that trust from the header, never from
+//     the fleet session (which is trusted as a peer, not as the message's sender): an outsider's
+//     message does not become signable, nor its TLS-Required: No honoured, by being handed over. A
+//     header without f= (a pod of the previous version) carries no trust;
 //   - on receipt the header (and the legacy X-Sealpost-Queued-At) is removed before the message is
 //     queued, so it never leaves the fleet; a message carrying either from anyone but an authenticated
 //     fleet peer, or with a MAC that does not verify, is refused (HandoverFilter, handoverVerdict).
@@ -53,6 +57,17 @@ export interface HandoverEnvelope {
   requireTls: boolean;
   /** SHA-256 (hex) of the message as queued on the sending pod (messageDigest). */
   digest: string;
+  /** The sending pod may sign it (spool Envelope.signable). */
+  signable?: boolean;
+  /** The sending pod honours its TLS-Required: No (spool Envelope.tlsRequiredNoTrusted). */
+  tlsRequiredNoTrusted?: boolean;
+}
+
+/** What the sending pod trusted the message with, as the header's f= value ("" for nothing). */
+function trustOf(e: Pick<HandoverEnvelope, "signable" | "tlsRequiredNoTrusted">): string {
+  return [...(e.signable ? ["signable"] : []), ...(e.tlsRequiredNoTrusted ? ["tls-required-no"] : [])].join(
+    ",",
+  );
 }
 
 function mac(key: string, e: HandoverEnvelope, iso: string): string {
@@ -64,6 +79,8 @@ function mac(key: string, e: HandoverEnvelope, iso: string): string {
     e.to.map((a) => a.toLowerCase()).join("\n"),
     e.requireTls ? "requiretls" : "",
     e.digest,
+    // absent when empty: a previous version's header (no trust) still verifies
+    ...(trustOf(e) ? [trustOf(e)] : []),
   ].join("\0");
   return createHmac("sha256", sub(key, "sealpost-handover-mac-v1")).update(text).digest("base64url");
 }
@@ -71,7 +88,8 @@ function mac(key: string, e: HandoverEnvelope, iso: string): string {
 /** The handover header line (CRLF-terminated) the draining pod prepends to the message. Pure. */
 export function handoverHeader(key: string, e: HandoverEnvelope): string {
   const iso = new Date(e.queuedAt).toISOString();
-  return `${HANDOVER_HEADER}: v=1; id=${e.id}; t=${iso}; mac=${mac(key, e, iso)}\r\n`;
+  const f = trustOf(e);
+  return `${HANDOVER_HEADER}: v=1; id=${e.id}; t=${iso}${f ? `; f=${f}` : ""}; mac=${mac(key, e, iso)}\r\n`;
 }
 
 /**
@@ -183,7 +201,15 @@ export class HandoverFilter extends Transform {
   }
 }
 
-export type HandoverVerdict = { ok: true; queuedAt?: number } | { ok: false; reason: string };
+export type HandoverVerdict =
+  | {
+      ok: true;
+      queuedAt?: number;
+      /** The trust the sending pod gave the message (under the MAC); absent: none. */
+      signable?: boolean;
+      tlsRequiredNoTrusted?: boolean;
+    }
+  | { ok: false; reason: string };
 
 /**
  * What the receiver does with a message, from its session and the filter's findings. Pure.
@@ -208,19 +234,22 @@ export function handoverVerdict(o: {
   if (h.length !== 1 || o.found.length !== 1)
     return { ok: false, reason: "a fleet session must carry exactly one handover header" };
   const m =
-    /^v=1; id=([A-Za-z0-9_-]{1,64}); t=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z); mac=([A-Za-z0-9_-]{43})$/.exec(
+    /^v=1; id=([A-Za-z0-9_-]{1,64}); t=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)(?:; f=(signable|tls-required-no|signable,tls-required-no))?; mac=([A-Za-z0-9_-]{43})$/.exec(
       h[0]!.value,
     );
   if (!m) return { ok: false, reason: "malformed handover header" };
-  const [, id = "", iso = "", got = ""] = m;
+  const [, id = "", iso = "", f = "", got = ""] = m;
   const queuedAt = Date.parse(iso);
-  const want = Buffer.from(
-    mac(o.key, { id, queuedAt, from: o.from, to: o.to, requireTls: o.requireTls, digest: o.digest }, iso),
-  );
+  const trust = {
+    ...(f.split(",").includes("signable") ? { signable: true } : {}),
+    ...(f.split(",").includes("tls-required-no") ? { tlsRequiredNoTrusted: true } : {}),
+  };
+  const envelope = { id, queuedAt, from: o.from, to: o.to, requireTls: o.requireTls, digest: o.digest };
+  const want = Buffer.from(mac(o.key, { ...envelope, ...trust }, iso));
   const have = Buffer.from(got);
   if (want.length !== have.length || !timingSafeEqual(want, have))
     return { ok: false, reason: "handover MAC does not verify for this envelope and message" };
   if (!Number.isFinite(queuedAt) || queuedAt > o.now)
     return { ok: false, reason: "queue time in the future" };
-  return { ok: true, queuedAt };
+  return { ok: true, queuedAt, ...trust };
 }

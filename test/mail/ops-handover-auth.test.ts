@@ -8,8 +8,11 @@
 // - the header never reaches the next hop; a target without the fleet's certificate gets nothing,
 //   not even the credential.
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fleetPassword, handoverHeader, messageDigest } from "../../relay/queue/handover.js";
+import { readSpool } from "../../relay/queue/spool.js";
+import { freePort } from "../support/ports.js";
 import { waitFor } from "../support/process.js";
 import { rawSession, relayFixture, type RawSession, type RelayFixture } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
@@ -21,6 +24,7 @@ let a: RelayFixture;
 let b: RelayFixture;
 let c: RelayFixture;
 let sink: Sink;
+let heldPort: number;
 
 const plain = (user: string, pass: string) => Buffer.from(`\0${user}\0${pass}`).toString("base64");
 
@@ -38,6 +42,12 @@ async function configure(
           name: "mail/partner",
           domains: ["partner.test"],
           outbound: { tls: { mode: "opportunistic" }, nextHop: { host: sink.host, port: sink.port } },
+        },
+        {
+          // a next hop that refuses connections: its messages stay queued, to be looked at
+          name: "mail/held",
+          domains: ["held.test"],
+          outbound: { tls: { mode: "opportunistic" }, nextHop: { host: "127.0.0.1", port: heldPort } },
         },
       ],
       queue: {
@@ -64,21 +74,30 @@ async function fleetSession(pass = fleetPassword(KEY)): Promise<{ s: RawSession;
 }
 
 /** A message with a handover header MAC'd for (`macFrom`, `macTo`, `macBody`), sent with `body`. */
-function handedOver(o: { id: string; to: string; body: string; macBody?: string; macTo?: string }): string {
+function handedOver(o: {
+  id: string;
+  to: string;
+  body: string;
+  macBody?: string;
+  macTo?: string;
+  from?: string;
+  trust?: { signable?: boolean; tlsRequiredNoTrusted?: boolean };
+}): string {
   const message = `Subject: ${o.id}\r\nX-Test-Id: ${o.id}\r\n\r\n${o.macBody ?? o.body}\r\n`;
   const header = handoverHeader(KEY, {
     id: `q${o.id}`,
     queuedAt: Date.now() - 60_000,
-    from: "app@client.test",
+    from: o.from ?? "app@client.test",
     to: [o.macTo ?? o.to],
     requireTls: false,
     digest: messageDigest(Buffer.from(message)),
+    ...o.trust,
   });
   return `${header}Subject: ${o.id}\r\nX-Test-Id: ${o.id}\r\n\r\n${o.body}\r\n`;
 }
 
-async function send(s: RawSession, to: string, data: string): Promise<string> {
-  assert.match(await s.cmd("MAIL FROM:<app@client.test>"), /^250 /);
+async function send(s: RawSession, to: string, data: string, from = "app@client.test"): Promise<string> {
+  assert.match(await s.cmd(`MAIL FROM:<${from}>`), /^250 /);
   assert.match(await s.cmd(`RCPT TO:<${to}>`), /^250 /);
   assert.match(await s.cmd("DATA"), /^354 /);
   return s.data(data);
@@ -86,6 +105,7 @@ async function send(s: RawSession, to: string, data: string): Promise<string> {
 
 before(async () => {
   sink = await startSink();
+  heldPort = await freePort(); // nothing listens there
   a = await relayFixture("handover-a");
   b = await relayFixture("handover-b");
   c = await relayFixture("handover-c");
@@ -181,6 +201,45 @@ describe("issue 15.2: the handover authenticates, never relayFrom", () => {
       b.logs!.find((l) => l.event === "queued-at"),
       "B kept the original queue time",
     );
+  });
+
+  it("attack: trust is not laundered through the handover (an outsider's message stays unsigned, its TLS-Required: No unhonoured)", async () => {
+    // what A hands over for an outside sender's message, MAIL FROM spoofing a local
+    // sender and asking for TLS-Required: No: on A it was neither signable nor trusted; the fleet
+    // session that carries it to B must not make it so (only what A's MAC vouches for counts)
+    const { s } = await fleetSession();
+    const outsider = handedOver({
+      id: "launder",
+      to: "u@held.test",
+      from: "ceo@local.test",
+      body: "wire the money",
+    });
+    assert.match(await send(s, "u@held.test", outsider, "ceo@local.test"), /^250 /);
+    // and a message A trusted says so under the MAC, so the trust survives the handover
+    const trusted = handedOver({
+      id: "trusted",
+      to: "u@held.test",
+      from: "ceo@local.test",
+      body: "fine",
+      trust: { signable: true, tlsRequiredNoTrusted: true },
+    });
+    assert.match(await send(s, "u@held.test", trusted, "ceo@local.test"), /^250 /);
+    s.close();
+    const spool = await waitFor("both queued on B", async () => {
+      const live = await readSpool(join(b.work, "queue"));
+      const byTag = new Map<string, (typeof live)[number]["env"]>();
+      for (const m of live) {
+        const tag = /X-Test-Id: (\S+)/.exec((await m.message()).toString("latin1"))?.[1];
+        if (tag) byTag.set(tag, m.env);
+      }
+      return byTag.has("launder") && byTag.has("trusted") ? byTag : undefined;
+    });
+    const laundered = spool.get("launder")!;
+    assert.equal(laundered.signable, undefined, "an outsider's message is never signable on B");
+    assert.equal(laundered.tlsRequiredNoTrusted, undefined, "nor is its TLS-Required: No trusted");
+    const kept = spool.get("trusted")!;
+    assert.equal(kept.signable, true);
+    assert.equal(kept.tlsRequiredNoTrusted, true);
   });
 
   it("the drain hands over only to a relay presenting the fleet's certificate, never sending the credential elsewhere", async () => {

@@ -165,6 +165,14 @@ describe("issue 14 finding 2: every spelling of a protected domain meets its pol
     // these smtp-server already refuses (501): refused either way, never routed
     for (const rcpt of ["bob@xn--zz.test", "bob@under_score.test", "bob@part\u200bner.test"])
       assert.match((await sendUtf8(rcpt, "invalid")).rcptReply, /^5\d\d /, rcpt);
+    // attack: URL syntax a host parser would cut off or decode (was partner.test's mail)
+    for (const rcpt of [
+      "bob@partner.test/x",
+      "bob@partner%2Etest",
+      "bob@partner.test?x",
+      "bob@partner.test#x",
+    ])
+      assert.match((await sendUtf8(rcpt, "url-syntax")).rcptReply, /^5\d\d /, rcpt);
   });
 });
 

@@ -174,6 +174,24 @@ describe("issue 14 finding 2: one canonical form for every spelling of a domain"
     assert.equal(r.hold.status, "5.1.3");
   });
 
+  it("attack: URL syntax in a spelling is refused, not parsed away (partner.example/x, partner%2Eexample)", () => {
+    // node's domainToASCII parses its input as a URL host: a path, query, fragment, port or
+    // percent-escape was cut off or decoded, so bob@partner.example/x became partner.example's mail
+    // while every other MTA or filter on the way saw another (invalid) domain
+    for (const bad of [
+      "partner.example/x",
+      "partner.example\\x",
+      "partner.example?x",
+      "partner.example#x",
+      "partner%2Eexample",
+      "partner.example:25",
+      "partner.example／x",
+    ])
+      assert.equal(canonicalDomain(bad), undefined, bad);
+    const c = RelayConfig.parse(base());
+    assert.equal(routeFor("partner.example/x", c).hold?.status, "5.1.3");
+  });
+
   it("patterns: wildcards and the catch-all keep their shape", () => {
     assert.equal(canonicalPattern("*.Bücher.example"), "*.xn--bcher-kva.example");
     assert.equal(canonicalPattern("*"), "*");
