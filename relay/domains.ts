@@ -1,9 +1,16 @@
 // Domain names and patterns: exact (partner.example) or a wildcard for subdomains
 // (*.partner.example matches a.partner.example and a.b.partner.example, not partner.example).
 // Pure functions, shared by outbound policy matching and the inbound local-domain check.
+// Domains compare in their ASCII form (IDNA A-labels): patterns are lower-case ASCII (the API allows
+// nothing else), while smtp-server hands over a recipient's xn-- domain decoded to Unicode, so as a
+// string bücher.example would match no policy written xn--bcher-kva.example and leave by the
+// default route.
+import { domainToASCII } from "node:url";
 
 export function normalizeDomain(d: string): string {
-  return d.trim().toLowerCase().replace(/\.$/, "");
+  const s = d.trim().toLowerCase().replace(/\.$/, "");
+  // an address literal ([192.0.2.1]) or a name IDNA refuses stays as written (it matches no pattern)
+  return /^[\x21-\x7e]*$/.test(s) ? s : domainToASCII(s) || s;
 }
 
 /** The domain part of an address (after the last @), lower-cased; "" for none. */
