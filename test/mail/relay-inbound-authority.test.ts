@@ -264,6 +264,21 @@ describe("throttling and revocation (issue 15 finding 8)", () => {
     s.close();
   });
 
+  it("attack: IPv4 clients behind a dual-stack balancer (IPv4-mapped, hex spelling) are counted per IPv4 address, not as one /64", async () => {
+    // a PROXY header (v2 carries 16 raw bytes, printed ::ffff:7f00:a) for IPv4 clients on a
+    // dual-stack front: masked to /64, every IPv4 client on the Internet would share one counter
+    const replies: string[] = [];
+    for (let i = 1; i <= 11; i++) {
+      const s = await viaFront("::ffff:7f00:a");
+      replies.push(await s.cmd(`AUTH PLAIN ${plainToken(`guess${i}`, "nope")}`));
+      s.close();
+    }
+    assert.match(replies[10]!, /^454 4\.7\.0 /, "the attacker itself is throttled");
+    const s = await viaFront("::ffff:7f00:b");
+    assert.equal(await s.cmd(`AUTH PLAIN ${plainToken("app", "app-pw")}`).then((r) => r.slice(0, 3)), "235");
+    s.close();
+  });
+
   it("finding 8: connections are limited per IPv6 /64", async () => {
     const open: RawSession[] = [];
     for (let i = 1; i <= 4; i++) {
