@@ -295,6 +295,15 @@ export class InboundListeners {
           text: "5.7.11 Encryption required for requested authentication mechanism",
         }),
       );
+    // RFC 4954 section 4: not during a mail transaction. The MAIL FROM checks (sender domains of the
+    // account) ran before this login and would not run again, yet RCPT TO would relay on it.
+    if (session.envelope.mailFrom)
+      return cb(
+        this.reject(session, "AUTH", {
+          code: 503,
+          text: "5.5.1 AUTH is not permitted during a mail transaction (RSET first)",
+        }),
+      );
     const { d, cur } = this.decision(session);
     const limits = cur.loaded.config.inbound.limits;
     const tl = throttleLimits(limits);

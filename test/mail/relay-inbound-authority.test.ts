@@ -202,6 +202,23 @@ describe("inbound authority (issue 15 finding 3)", () => {
     assert.equal(r.replyTo("MAIL")?.enhanced, "5.7.1");
   });
 
+  it("attack: AUTH after MAIL FROM is refused (503 5.5.1, RFC 4954), so a forged sender cannot ride a later login", async () => {
+    // a host that needs no login gives a sender no account owns, then logs in as an account that
+    // may relay: the sender check ran at MAIL, before the login, and would never run again
+    const s = await rawSession(f.ports.smtp, { localAddress: STRANGER });
+    await s.cmd("EHLO forged.test");
+    await s.starttls();
+    await s.cmd("EHLO forged.test");
+    assert.match(await s.cmd("MAIL FROM:<paypal@bank.example>"), /^250 /);
+    assert.match(await s.cmd(`AUTH PLAIN ${plainToken("app", "app-pw")}`), /^503 5\.5\.1 /);
+    assert.equal(await s.cmd("RCPT TO:<x@elsewhere.test>"), "550 5.7.1 Relaying denied");
+    // after RSET the login is fine, and the sender is checked against the account
+    assert.match(await s.cmd("RSET"), /^250 /);
+    assert.match(await s.cmd(`AUTH PLAIN ${plainToken("app", "app-pw")}`), /^235 /);
+    assert.match(await s.cmd("MAIL FROM:<paypal@bank.example>"), /^553 5\.7\.1 /);
+    s.close();
+  });
+
   it("finding 3: only a credential that grants relaying may send anywhere", async () => {
     const other = await loggedIn(STRANGER, "other", "other-pw");
     assert.match(await other.cmd("MAIL FROM:<me@local.test>"), /^250 /);
