@@ -134,6 +134,12 @@ export const REVOKED: Reply = {
   text: "5.7.0 Authentication required: the credential this session logged in with is no longer valid",
 };
 
+/** At DATA, for recipients accepted under a login that no longer holds: try again (logged in anew). */
+export const REVOKED_AT_DATA: Reply = {
+  code: 451,
+  text: "4.7.0 The credential this session logged in with is no longer valid; log in again and resend",
+};
+
 /** MAIL FROM of a logged-in client: one of its sender domains (the null sender is fine). */
 export function checkSender(g: Grant, from: string): Reply | undefined {
   if (!from) return undefined;

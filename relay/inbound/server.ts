@@ -11,6 +11,7 @@ import {
   type SMTPServerSession,
 } from "smtp-server";
 import type { Socket } from "node:net";
+import { finished } from "node:stream/promises";
 import type { TLSSocket } from "node:tls";
 import type { LoadedConfig } from "../config/load.js";
 import { domainOf } from "../domains.js";
@@ -27,6 +28,7 @@ import {
   entitledToSign,
   mayRelay,
   REVOKED,
+  REVOKED_AT_DATA,
   type CompiledAuthority,
   type Grant,
 } from "./authority.js";
@@ -436,7 +438,14 @@ export class InboundListeners {
     const mailFrom = session.envelope.mailFrom;
     const from = mailFrom ? mailFrom.address : "";
     const g = this.grant(session, d, cur);
-    const signable = g !== "revoked" && entitledToSign(cur.authority, d, g, from);
+    if (g === "revoked") {
+      // the login the recipients were accepted under no longer holds (revoked or its password
+      // changed since RCPT TO): nothing is queued on it; 4xx, so a client whose password was rotated
+      // sends again after logging in anew, and nothing bounces
+      await finished(stream.resume()).catch(() => undefined);
+      return cb(this.reject(session, "DATA", REVOKED_AT_DATA));
+    }
+    const signable = entitledToSign(cur.authority, d, g, from);
     const guard = ContentGuard.over(stream);
     const hops = HopCounter.over(guard, c.inbound.hopLimit);
     const r = await this.d.spool.enqueue(

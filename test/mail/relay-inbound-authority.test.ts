@@ -309,6 +309,35 @@ describe("throttling and revocation (issue 15 finding 8)", () => {
     for (const s of open) s.close();
   });
 
+  it("attack: a credential revoked between RCPT TO and DATA gets no message accepted (4.7.0, not relayed)", async () => {
+    const s = await loggedIn(STRANGER, "app", "app-pw");
+    assert.match(await s.cmd("MAIL FROM:<me@local.test>"), /^250 /);
+    assert.match(await s.cmd("RCPT TO:<x@elsewhere.test>"), /^250 /);
+    await f.configure(config({ withoutApp: true }), { files: FILES });
+    await relay.checkConfig();
+    assert.equal(relay.status().lastReloadError, undefined);
+    assert.match(await s.cmd("DATA"), /^354 /);
+    assert.match(await s.data("Subject: after-revocation\r\n\r\nhi"), /^451 4\.7\.0 /);
+    s.close();
+    await f.configure(config(), { files: FILES });
+    await relay.checkConfig();
+    assert.equal(relay.status().lastReloadError, undefined);
+    // nothing was queued: the next message (sent after) arrives alone
+    const t = await loggedIn(STRANGER, "app", "app-pw");
+    assert.match(await t.cmd("MAIL FROM:<me@local.test>"), /^250 /);
+    assert.match(await t.cmd("RCPT TO:<x@elsewhere.test>"), /^250 /);
+    assert.match(await t.cmd("DATA"), /^354 /);
+    assert.match(await t.data("Subject: marker-after-revocation\r\n\r\nhi"), /^250 /);
+    t.close();
+    await waitFor("the marker", () =>
+      sink.messages.find((m) => m.data.toString().includes("Subject: marker-after-revocation")),
+    );
+    assert.equal(
+      sink.messages.filter((m) => m.data.toString().includes("Subject: after-revocation")).length,
+      0,
+    );
+  });
+
   it("finding 8: a revoked credential stops working in an open session from its next transaction", async () => {
     const s = await loggedIn(STRANGER, "app", "app-pw");
     assert.match(await s.cmd("MAIL FROM:<me@local.test>"), /^250 /);
