@@ -21,7 +21,7 @@ import { replyText } from "../reply-text.js";
 import { errorMessage } from "../result.js";
 import { expired, nextAttemptAt, staggerRecovery } from "./backoff.js";
 import { DueHeap } from "./due-heap.js";
-import { deliveryCost, MemoryBudget } from "./memory-budget.js";
+import { deliveryCost, groupCost, MemoryBudget } from "./memory-budget.js";
 import type { MessageBody } from "./message-body.js";
 import { newQueueId, type Envelope, type Spool } from "./spool.js";
 
@@ -248,16 +248,17 @@ export class Scheduler {
         c,
       );
       // admitted once what it may hold fits in the budget (a large body is streamed, not held)
-      const release = message
-        ? await this.budget.acquire(
-            deliveryCost(
-              message,
-              groups.map((g) => ({ smime: !!g.route.outbound.smime })),
-            ),
-          )
-        : () => undefined;
+      const smime = (g: (typeof groups)[number]) => ({ smime: !!g.route.outbound.smime });
+      const cost = message ? deliveryCost(message, groups.map(smime)) : 0;
+      const granted = Math.min(cost, c.queue.memoryBytes);
+      const release = message ? await this.budget.acquire(cost) : () => undefined;
+      // the groups share what was granted: more of them than it pays for take turns (one at a time
+      // when nothing is left of it beside the body)
+      const share = new MemoryBudget(() => Math.max(1, granted - (message?.inMemory ? message.size : 0)));
       try {
-        await this.deliverGroups(env, message, groups);
+        await this.deliverGroups(env, message, groups, (g) =>
+          share.acquire(message ? groupCost(message, smime(g)) : 0),
+        );
       } finally {
         release();
       }
@@ -270,29 +271,38 @@ export class Scheduler {
     env: Envelope,
     message: MessageBody | undefined,
     groups: ReturnType<typeof groupRecipients>,
+    admit: (g: ReturnType<typeof groupRecipients>[number]) => Promise<() => void>,
   ): Promise<void> {
     const { spool, metrics } = this.d;
     let writes = Promise.resolve();
     const persist = (): Promise<void> => (writes = writes.then(() => spool.update(env)));
+    const deliver = async (g: ReturnType<typeof groupRecipients>[number]): Promise<RecipientResult[]> => {
+      if (!message)
+        return g.recipients.map((address) => ({
+          address,
+          outcome: "deferred",
+          code: "MESSAGE_UNREADABLE",
+          message: "message file unreadable",
+          status: "4.3.0",
+        }));
+      const release = await admit(g);
+      try {
+        return await this.d.deliverer.deliver({
+          queueId: env.id,
+          from: env.from,
+          recipients: g.recipients,
+          message,
+          route: g.route,
+          ...(env.requireTls ? { requireTls: true } : {}),
+          ...(env.signable ? { signable: true } : {}),
+        });
+      } finally {
+        release();
+      }
+    };
     await Promise.all(
       groups.map(async (g) => {
-        const results: RecipientResult[] = message
-          ? await this.d.deliverer.deliver({
-              queueId: env.id,
-              from: env.from,
-              recipients: g.recipients,
-              message,
-              route: g.route,
-              ...(env.requireTls ? { requireTls: true } : {}),
-              ...(env.signable ? { signable: true } : {}),
-            })
-          : g.recipients.map((address) => ({
-              address,
-              outcome: "deferred",
-              code: "MESSAGE_UNREADABLE",
-              message: "message file unreadable",
-              status: "4.3.0",
-            }));
+        const results = await deliver(g);
         let deferredReason: string | undefined;
         for (const r of results) {
           const rec = env.recipients.find((x) => x.address === r.address && x.state === "pending");
