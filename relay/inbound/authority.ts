@@ -35,7 +35,7 @@ export interface Grant {
 }
 
 export interface RecipientTable {
-  /** Lower-cased addresses. */
+  /** Lower-cased addresses, their domains as A-labels (tableKey). */
   addresses: ReadonlySet<string>;
   /** Domains all of whose addresses exist (`@domain` entries). */
   domains: ReadonlySet<string>;
@@ -96,9 +96,15 @@ export function recipientTable(entries: readonly string[]): RecipientTable {
     const e = raw.replace(/#.*/, "").trim().toLowerCase();
     if (!e) continue;
     if (e.startsWith("@")) domains.add(normalizeDomain(e.slice(1)));
-    else addresses.add(e);
+    else addresses.add(tableKey(e));
   }
   return { addresses, domains };
+}
+
+/** An address as the table holds it: local part lower-cased, domain as domainOf (A-labels). */
+function tableKey(address: string): string {
+  const at = address.lastIndexOf("@");
+  return at < 0 ? address.toLowerCase() : `${address.slice(0, at).toLowerCase()}@${domainOf(address)}`;
 }
 
 /** The accounts a host may log in with: its host rules' credentials, or else every unbound one. */
@@ -176,7 +182,7 @@ export function checkLocalRecipient(
   if (!relay && routesOn(address))
     return { code: 550, text: "5.7.1 Relaying denied: source routing in the local part is not allowed" };
   const t = a.recipients;
-  if (!t || t.domains.has(domain) || t.addresses.has(address.toLowerCase())) return undefined;
+  if (!t || t.domains.has(domain) || t.addresses.has(tableKey(address))) return undefined;
   return {
     code: 550,
     text: `5.1.1 <${address}>: Recipient address rejected: User unknown in local recipient table`,

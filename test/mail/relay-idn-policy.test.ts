@@ -23,6 +23,7 @@ before(async () => {
       relayFrom: ["127.0.0.1"],
       localDomains: ["xn--mnchen-3ya.test"],
       internalNextHop: { host: "127.0.0.1", port: internal.port },
+      localRecipients: { addresses: ["bob@xn--mnchen-3ya.test"], files: [] },
     },
     policies: [
       {
@@ -79,5 +80,14 @@ describe("attack: IDN spellings of a policy's domain", () => {
   it("attack: an A-label local domain is local when written so (a host that may not relay may send to it)", async () => {
     const r = await send("bob@xn--mnchen-3ya.test", "idn-local", "127.0.0.2");
     assert.match(r.at(-1)!, /^250 /, r.join("\n"));
+  });
+
+  it("attack: the local recipient table finds an address of an IDN local domain in either spelling", async () => {
+    for (const rcpt of ["bob@münchen.test", "Bob@XN--MNCHEN-3YA.test"]) {
+      const r = await send(rcpt, `idn-table-${rcpt.length}`, "127.0.0.2");
+      assert.match(r.at(-1)!, /^250 /, r.join("\n"));
+    }
+    const r = await send("nobody@münchen.test", "idn-table-unknown", "127.0.0.2");
+    assert.match(r.at(-1)!, /^550 5\.1\.1 /, r.join("\n"));
   });
 });
