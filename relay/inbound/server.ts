@@ -315,20 +315,18 @@ export class InboundListeners {
       s.authOutcome = "failed";
       return cb(this.reject(session, "AUTH", verdict));
     }
+    const allowed = allowedAccounts(cur.authority, d);
     const user =
       auth.method === "PLAIN" || auth.method === "LOGIN"
-        ? authenticate(
-            cur.accounts,
-            auth.username ?? "",
-            auth.password ?? "",
-            allowedAccounts(cur.authority, d),
-          )
+        ? authenticate(cur.accounts, auth.username ?? "", auth.password ?? "", allowed)
         : undefined;
     if (!user) {
       s.authOutcome = "failed";
       this.d.metrics.authFailures.inc();
+      // an account counts a failure only from a host that may use it: from elsewhere it can never
+      // log in, so those failures guess nothing and would only lock its owner out
       this.throttle.failed(client, auth.username ?? "", tl, (u) =>
-        cur.accounts.some((a) => sameAccount(a.username, u)),
+        cur.accounts.some((a) => allowed.includes(a.name) && sameAccount(a.username, u)),
       );
       return cb(
         this.reject(session, "AUTH", { code: 535, text: "5.7.8 Authentication credentials invalid" }),

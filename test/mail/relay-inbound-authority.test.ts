@@ -296,6 +296,20 @@ describe("throttling and revocation (issue 15 finding 8)", () => {
     s.close();
   });
 
+  it("attack: failures from a host that may not use a partner's credential do not lock the partner out", async () => {
+    // the partner's account can never log in from here, whatever the password: guessing it from
+    // here is no threat to count, only a way to trip the per-account limit (5) for the partner
+    const s = await rawSession(f.ports.smtp, { localAddress: "127.0.0.4" });
+    await s.cmd("EHLO grief.test");
+    await s.starttls();
+    await s.cmd("EHLO grief.test");
+    for (let i = 0; i < 6; i++)
+      assert.match(await s.cmd(`AUTH PLAIN ${plainToken("partner", `guess${i}`)}`), /^535 /);
+    s.close();
+    const p = await loggedIn(PARTNER, "partner", "partner-pw");
+    p.close();
+  });
+
   it("finding 8: connections are limited per IPv6 /64", async () => {
     const open: RawSession[] = [];
     for (let i = 1; i <= 4; i++) {
