@@ -249,9 +249,46 @@ function withSecureContext(plan: TransportPlan): TransportPlan["options"] {
   return { ...plan.options, tls: { ...tls, secureContext: ctx } };
 }
 
-async function open(plan: TransportPlan): Promise<Pooled | Failure> {
+/**
+ * The deadline of one transaction with a next hop (Timeouts.transactionMs): `watch` closes a
+ * connection still in use when it passes (a next hop trickling its reply never trips the idle
+ * timeout); `expired` tells the failure that follows from any other lost connection.
+ */
+class Deadline {
+  expired = false;
+  private readonly at: number;
+  constructor(readonly ms: number) {
+    this.at = Date.now() + ms;
+  }
+
+  watch(conn: SMTPConnection): () => void {
+    const timer = setTimeout(
+      () => {
+        this.expired = true;
+        conn.close();
+      },
+      Math.max(0, this.at - Date.now()),
+    );
+    return () => clearTimeout(timer);
+  }
+
+  failure(): Failure {
+    return fail("TRANSACTION_TIMEOUT", true, `transaction deadline of ${this.ms / 1000} s exceeded`);
+  }
+}
+
+async function open(plan: TransportPlan, deadline: Deadline): Promise<Pooled | Failure> {
   // a next hop's reply is read up to REPLY_READ_MAX (nodemailer's default is 1 MB); longer: lost session
   const conn = new SMTPConnection({ ...withSecureContext(plan), maxResponseSize: REPLY_READ_MAX });
+  const unwatch = deadline.watch(conn);
+  try {
+    return await openWatched(conn, plan);
+  } finally {
+    unwatch();
+  }
+}
+
+async function openWatched(conn: SMTPConnection, plan: TransportPlan): Promise<Pooled | Failure> {
   let lastError: Errorish | undefined;
   conn.on("error", (e: Errorish) => {
     lastError = e;
@@ -309,12 +346,28 @@ type Sent =
   | { kind: "sent"; accepted: string[]; rejected: Errorish[]; response: string }
   | { kind: "error"; err: Errorish };
 
-function send(
+async function send(
   conn: SMTPConnection,
+  deadline: Deadline,
   from: string,
   to: string[],
   message: MessageBody,
   requireTls = false,
+): Promise<Sent> {
+  const unwatch = deadline.watch(conn);
+  try {
+    return await sendWatched(conn, from, to, message, requireTls);
+  } finally {
+    unwatch();
+  }
+}
+
+function sendWatched(
+  conn: SMTPConnection,
+  from: string,
+  to: string[],
+  message: MessageBody,
+  requireTls: boolean,
 ): Promise<Sent> {
   const body = message.open();
   // a stream's file is closed however the transaction ends
@@ -630,18 +683,32 @@ export class Deliverer {
     base: Pick<AttemptRecord, AttemptBase>,
   ): Promise<RecipientResult[] | Failure> {
     const at = { ...base, nextHop: hop.name, address: hop.address, port: hop.port };
+    const deadline = new Deadline(this.d.timeouts.transactionMs);
     for (let tryNo = 0; tryNo < 2; tryNo++) {
       const pooled = this.d.pool.take(plan.poolKey);
       const reused = pooled !== undefined;
-      const p = pooled ?? (await open(plan));
+      const opened = pooled ?? (await open(plan, deadline));
+      const p = "ok" in opened && deadline.expired ? deadline.failure() : opened;
       if ("ok" in p) {
         this.d.onAttempt({ ...at, reused: false, result: "deferred", code: p.code, reason: p.message });
         return p;
       }
-      const sent = await send(p.conn, req.from, req.recipients, req.message, req.requireTls);
+      const sent = await send(p.conn, deadline, req.from, req.recipients, req.message, req.requireTls);
       if (sent.kind === "error") {
         const e = sent.err;
         p.conn.close();
+        if (deadline.expired) {
+          const f = deadline.failure();
+          this.d.onAttempt({
+            ...at,
+            reused,
+            session: p.info,
+            result: "deferred",
+            code: f.code,
+            reason: f.message,
+          });
+          return f;
+        }
         if (e.code === "EREQUIRETLS") {
           const f = fail("REQUIRETLS_NOT_SUPPORTED", false, `next hop ${hop.name} does not offer REQUIRETLS`);
           this.d.onAttempt({

@@ -31,10 +31,22 @@ export interface Material {
 export interface Timeouts {
   connectionMs: number;
   greetingMs: number;
+  /** Idle time on the socket (each byte the next hop sends resets it). */
   socketMs: number;
+  /**
+   * The whole transaction with one next hop (connect to the reply to DATA): a next hop that
+   * trickles a reply a byte at a time never trips socketMs, and would hold the worker (and its
+   * share of the memory budget) for ever. Long enough for the largest message on a slow link.
+   */
+  transactionMs: number;
 }
 
-export const DEFAULT_TIMEOUTS: Timeouts = { connectionMs: 30_000, greetingMs: 30_000, socketMs: 300_000 };
+export const DEFAULT_TIMEOUTS: Timeouts = {
+  connectionMs: 30_000,
+  greetingMs: 30_000,
+  socketMs: 300_000,
+  transactionMs: 30 * 60_000,
+};
 
 export interface TransportPlan {
   mode: TlsMode;
