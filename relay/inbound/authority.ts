@@ -53,7 +53,7 @@ export const FLEET_GRANT: Grant = {
 };
 
 export interface RecipientTable {
-  /** Lower-cased addresses. */
+  /** Lower-cased addresses, their domains as A-labels (tableKey). */
   addresses: ReadonlySet<string>;
   /** Domains all of whose addresses exist (`@domain` entries). */
   domains: ReadonlySet<string>;
@@ -123,6 +123,12 @@ export function recipientTable(entries: readonly string[]): RecipientTable {
   return { addresses, domains };
 }
 
+/** An address as the table holds it: local part lower-cased, domain as domainOf (A-labels). */
+function tableKey(address: string): string {
+  const at = address.lastIndexOf("@");
+  return at < 0 ? address.toLowerCase() : `${address.slice(0, at).toLowerCase()}@${domainOf(address)}`;
+}
+
 /** The accounts a host may log in with: its host rules' credentials, or else every unbound one. */
 export function allowedAccounts(a: CompiledAuthority, d: InboundDecision): string[] {
   if (d.credentials) return d.credentials;
@@ -154,6 +160,12 @@ export function currentGrant(
 export const REVOKED: Reply = {
   code: 530,
   text: "5.7.0 Authentication required: the credential this session logged in with is no longer valid",
+};
+
+/** At DATA, for recipients accepted under a login that no longer holds: try again (logged in anew). */
+export const REVOKED_AT_DATA: Reply = {
+  code: 451,
+  text: "4.7.0 The credential this session logged in with is no longer valid; log in again and resend",
 };
 
 /** MAIL FROM of a logged-in client: one of its sender domains (the null sender is fine). */
@@ -192,7 +204,7 @@ export function checkLocalRecipient(
   if (!relay && routesOn(address))
     return { code: 550, text: "5.7.1 Relaying denied: source routing in the local part is not allowed" };
   const t = a.recipients;
-  if (!t || t.domains.has(domain) || t.addresses.has(address.toLowerCase())) return undefined;
+  if (!t || t.domains.has(domain) || t.addresses.has(tableKey(address))) return undefined;
   return {
     code: 550,
     text: `5.1.1 <${address}>: Recipient address rejected: User unknown in local recipient table`,

@@ -12,7 +12,7 @@
 //   - v2 LOCAL (the balancer's own health check) and v1 UNKNOWN keep the balancer's address.
 // Spec: https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt
 import { BlockList, createServer, isIP, type Server, type Socket } from "node:net";
-import { parseCidr } from "./rules.js";
+import { normalizeIp, parseCidr } from "./rules.js";
 
 /** The 12-byte signature that starts a v2 header. */
 export const V2_SIGNATURE = Buffer.from([
@@ -177,15 +177,24 @@ export interface ProxyFrontOptions {
   hostname: string;
 }
 
-function stripMapped(ip: string): string {
-  return /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(ip) ? ip.slice(7) : ip;
+/**
+ * The header with IPv4-mapped addresses as IPv4 (a dual-stack balancer sends IPv4 clients so, and
+ * a v2 header's 16 bytes print as ::ffff:7f00:5): host rules and relayFrom are IPv4 CIDRs.
+ */
+function unmapped(h: ProxyHeader): ProxyHeader {
+  if (!h.source || !h.destination) return h;
+  return {
+    ...h,
+    source: { ...h.source, address: normalizeIp(h.source.address) },
+    destination: { ...h.destination, address: normalizeIp(h.destination.address) },
+  };
 }
 
 /** A TCP server that reads and checks the PROXY header of each connection, then delivers it. */
 export function proxyFront(o: ProxyFrontOptions): Server & { pending: Set<Socket> } {
   const pending = new Set<Socket>();
   const server = createServer((socket) => {
-    const peer = stripMapped(socket.remoteAddress ?? "");
+    const peer = normalizeIp(socket.remoteAddress ?? "");
     const refuse = (reason: string): void => {
       pending.delete(socket);
       socket.removeAllListeners("data");
@@ -218,11 +227,11 @@ export function proxyFront(o: ProxyFrontOptions): Server & { pending: Set<Socket
       socket.removeAllListeners("error");
       socket.removeAllListeners("close");
       pending.delete(socket);
-      const h = r.header;
+      const h = unmapped(r.header);
       socket.unshift(Buffer.concat([Buffer.from(toV1Line(h), "latin1"), buf.subarray(r.length)]));
       const src = h.command === "PROXY" ? h.source : undefined;
       o.deliver(socket, {
-        client: src ? stripMapped(src.address) : peer,
+        client: src ? normalizeIp(src.address) : peer,
         clientPort: src ? src.port : (socket.remotePort ?? 0),
         proxiedBy: peer,
         version: h.version,
@@ -286,7 +295,7 @@ export class ProxyFronts {
 
   /** The load balancer a session's client came through, if it came through one. */
   proxiedBy(client: string, clientPort: number): string | undefined {
-    return this.via.get(`${stripMapped(client)}|${clientPort}`);
+    return this.via.get(`${normalizeIp(client)}|${clientPort}`);
   }
 
   /** Stops accepting; drops connections still sending their header. */

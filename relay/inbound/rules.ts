@@ -32,10 +32,34 @@ export interface Cidr {
   family: "ipv4" | "ipv6";
 }
 
-/** IPv4-mapped IPv6 (::ffff:10.0.0.1) is treated as the IPv4 address. */
+/** The 8 groups of an IPv6 address (with an embedded IPv4 tail), or undefined. */
+export function ipv6Groups(ip: string): number[] | undefined {
+  let s = ip.replace(/%.*$/, "");
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(s);
+  if (v4) {
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
+    s = s.slice(0, v4.index) + `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = "", tail, ...rest] = s.split("::");
+  if (rest.length) return undefined;
+  const h = head ? head.split(":") : [];
+  const t = tail ? tail.split(":") : [];
+  const fill = tail === undefined ? 0 : 8 - h.length - t.length;
+  if (fill < 0) return undefined;
+  const all = [...h, ...Array<string>(fill).fill("0"), ...t].map((x) => parseInt(x, 16));
+  return all.length === 8 && all.every((x) => x >= 0 && x <= 0xffff) ? all : undefined;
+}
+
+/**
+ * IPv4-mapped IPv6 is treated as the IPv4 address, however it is spelled: ::ffff:10.0.0.1, or
+ * ::ffff:a00:1 as a PROXY v2 header's 16 bytes print (smtp-server would make that "a00:1").
+ */
 export function normalizeIp(ip: string): string {
   const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  return m?.[1] ?? ip;
+  if (m) return m[1]!;
+  const g = isIP(ip) === 6 ? ipv6Groups(ip) : undefined;
+  if (!g || g.slice(0, 6).join(":") !== "0:0:0:0:0:65535") return ip;
+  return [g[6]! >> 8, g[6]! & 0xff, g[7]! >> 8, g[7]! & 0xff].join(".");
 }
 
 export function parseCidr(s: string): Result<Cidr> {

@@ -11,6 +11,7 @@ import {
   type SMTPServerSession,
 } from "smtp-server";
 import type { Socket } from "node:net";
+import { finished } from "node:stream/promises";
 import type { TLSSocket } from "node:tls";
 import type { LoadedConfig } from "../config/load.js";
 import { canonicalAddress, domainOf } from "../domains.js";
@@ -35,6 +36,7 @@ import {
   FLEET_GRANT,
   mayRelay,
   REVOKED,
+  REVOKED_AT_DATA,
   type CompiledAuthority,
   type Grant,
 } from "./authority.js";
@@ -312,6 +314,15 @@ export class InboundListeners {
           text: "5.7.11 Encryption required for requested authentication mechanism",
         }),
       );
+    // RFC 4954 section 4: not during a mail transaction. The MAIL FROM checks (sender domains of the
+    // account) ran before this login and would not run again, yet RCPT TO would relay on it.
+    if (session.envelope.mailFrom)
+      return cb(
+        this.reject(session, "AUTH", {
+          code: 503,
+          text: "5.5.1 AUTH is not permitted during a mail transaction (RSET first)",
+        }),
+      );
     const { d, cur } = this.decision(session);
     const limits = cur.loaded.config.inbound.limits;
     const tl = throttleLimits(limits);
@@ -323,6 +334,7 @@ export class InboundListeners {
     }
     // the fleet credential (a draining peer): reserved user name, its own key, never an account
     const fleet = auth.username === FLEET_USER;
+    const allowed = allowedAccounts(cur.authority, d);
     const user =
       auth.method !== "PLAIN" && auth.method !== "LOGIN"
         ? undefined
@@ -330,17 +342,14 @@ export class InboundListeners {
           ? isFleetPassword(fleetKey(cur.loaded), auth.password ?? "")
             ? FLEET_USER
             : undefined
-          : authenticate(
-              cur.accounts,
-              auth.username ?? "",
-              auth.password ?? "",
-              allowedAccounts(cur.authority, d),
-            );
+          : authenticate(cur.accounts, auth.username ?? "", auth.password ?? "", allowed);
     if (!user) {
       s.authOutcome = "failed";
       this.d.metrics.authFailures.inc();
+      // an account counts a failure only from a host that may use it: from elsewhere it can never
+      // log in, so those failures guess nothing and would only lock its owner out
       this.throttle.failed(client, auth.username ?? "", tl, (u) =>
-        cur.accounts.some((a) => sameAccount(a.username, u)),
+        cur.accounts.some((a) => allowed.includes(a.name) && sameAccount(a.username, u)),
       );
       return cb(
         this.reject(session, "AUTH", { code: 535, text: "5.7.8 Authentication credentials invalid" }),
@@ -468,7 +477,14 @@ export class InboundListeners {
     const mailFrom = session.envelope.mailFrom;
     const from = mailFrom ? (canonicalAddress(mailFrom.address) ?? mailFrom.address) : "";
     const g = this.grant(session, d, cur);
-    const signable = g !== "revoked" && entitledToSign(cur.authority, d, g, from);
+    if (g === "revoked") {
+      // the login the recipients were accepted under no longer holds (revoked or its password
+      // changed since RCPT TO): nothing is queued on it; 4xx, so a client whose password was rotated
+      // sends again after logging in anew, and nothing bounces
+      await finished(stream.resume()).catch(() => undefined);
+      return cb(this.reject(session, "DATA", REVOKED_AT_DATA));
+    }
+    const signable = entitledToSign(cur.authority, d, g, from);
     // handover headers are removed before queueing (they never leave the fleet) and decide below
     const handover = new HandoverFilter();
     const guard = ContentGuard.over(stream.pipe(handover));

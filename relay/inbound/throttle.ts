@@ -11,7 +11,7 @@
 // forgotten first; accounts are counted only when the username is a configured account's, so their
 // counters are bounded by the number of accounts and nothing an attacker sends can evict them.
 import { isIP } from "node:net";
-import { normalizeIp } from "./rules.js";
+import { ipv6Groups, normalizeIp } from "./rules.js";
 
 export interface ThrottleLimits {
   maxFailuresPerIp: number;
@@ -113,24 +113,6 @@ export function sameAccount(a: string, b: string): boolean {
   return account(a) === account(b);
 }
 
-/** The 8 groups of an IPv6 address (with an embedded IPv4 tail), or undefined. */
-function groups6(ip: string): number[] | undefined {
-  let s = ip.replace(/%.*$/, "");
-  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(s);
-  if (v4) {
-    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
-    s = s.slice(0, v4.index) + `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head = "", tail, ...rest] = s.split("::");
-  if (rest.length) return undefined;
-  const h = head ? head.split(":") : [];
-  const t = tail ? tail.split(":") : [];
-  const fill = tail === undefined ? 0 : 8 - h.length - t.length;
-  if (fill < 0) return undefined;
-  const all = [...h, ...Array<string>(fill).fill("0"), ...t].map((x) => parseInt(x, 16));
-  return all.length === 8 && all.every((x) => x >= 0 && x <= 0xffff) ? all : undefined;
-}
-
 /**
  * The key a client is counted under (connections, AUTH failures): its IPv4 address, or its IPv6
  * network of `ipv6Prefix` bits (e.g. "2001:db8:0:1::/64"). Pure.
@@ -138,7 +120,7 @@ function groups6(ip: string): number[] | undefined {
 export function clientKey(ip: string, ipv6Prefix: number): string {
   const a = normalizeIp(ip);
   if (isIP(a) !== 6) return a;
-  const g = groups6(a);
+  const g = ipv6Groups(a);
   if (!g) return a;
   const masked = g.map((x, i) => {
     const bits = Math.min(16, Math.max(0, ipv6Prefix - i * 16));

@@ -762,6 +762,20 @@ export class Deliverer {
       if (sent.kind === "error") {
         const e = sent.err;
         p.conn.close();
+        if (signal?.aborted) {
+          // the attempt's deadline closed the connection (a next hop trickling its reply never trips
+          // the idle timeout): the failure is the deadline's, not a lost connection
+          const f = fail("ATTEMPT_TIMEOUT", true, "delivery attempt deadline passed");
+          this.d.onAttempt({
+            ...at,
+            reused,
+            session: p.info,
+            result: "deferred",
+            code: f.code,
+            reason: f.message,
+          });
+          return f;
+        }
         if (e.code === "EREQUIRETLS") {
           const f = fail("REQUIRETLS_NOT_SUPPORTED", false, `next hop ${hop.name} does not offer REQUIRETLS`);
           this.d.onAttempt({

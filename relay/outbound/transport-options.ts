@@ -33,10 +33,15 @@ export interface Material {
 export interface Timeouts {
   connectionMs: number;
   greetingMs: number;
+  /** Idle time on the socket (each byte the next hop sends resets it). */
   socketMs: number;
 }
 
-export const DEFAULT_TIMEOUTS: Timeouts = { connectionMs: 30_000, greetingMs: 30_000, socketMs: 300_000 };
+export const DEFAULT_TIMEOUTS: Timeouts = {
+  connectionMs: 30_000,
+  greetingMs: 30_000,
+  socketMs: 300_000,
+};
 
 export interface TransportPlan {
   /** The resolved level this plan enforces. */

@@ -206,7 +206,7 @@ export async function readRange(path: string, offset: number, length: number): P
   }
 }
 
-/** The journal's high-water mark (`hwm`), or undefined when it has none (new, or an older relay's). */
+/** The journal's high-water mark (`hwm`), or undefined when it has none (new, an older relay's, damaged). */
 async function readHwm(dir: string): Promise<number | undefined> {
   let text: string;
   try {
@@ -215,10 +215,11 @@ async function readHwm(dir: string): Promise<number | undefined> {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw e;
   }
-  // written by rename, so whole; anything else is not ours to guess about: the relay does not start
-  if (!/^\d{1,15}\n$/.test(text))
-    throw new Error(`${join(dir, HWM)}: not a segment number: ${JSON.stringify(text.slice(0, 40))}`);
-  return Number(text.trim());
+  // written by rename, so whole; anything else (a damaged file) is read as no mark at all, as an
+  // older relay's journal: the spare (of unknown number) is deleted and numbering continues above
+  // the segments, which brings nothing old back. Refusing to start would only crash-loop the pod
+  // with the queue's mail in it.
+  return /^\d{1,15}\n$/.test(text) ? Number(text.trim()) : undefined;
 }
 
 /** Makes `seq` the high-water mark (temp file, fsync, rename; durable with the next directory fsync). */

@@ -1,7 +1,10 @@
 // How much message data the deliveries hold in memory at once (issue 15.5): each attempt is admitted
 // with its estimated cost and waits, first come first served, until that fits in the budget
 // (`queue.memoryBytes`), so 16 workers on 50 MiB messages never add up to more than the pod has.
-// A cost larger than the whole budget is admitted alone. The cost model is pure (deliveryCost).
+// A cost larger than the whole budget is admitted alone, and then holds no more than the budget: its
+// route groups (a message to 100 domains is 100 transactions, each streaming the file) take turns
+// within what was admitted (groupCost), instead of all running at once. The cost model is pure
+// (deliveryCost, groupCost).
 
 /** What a body streamed from its file costs per transaction: a read chunk, its dot-stuffed copy, socket buffers. */
 export const STREAM_COST = 4 * 1024 * 1024;
@@ -17,8 +20,13 @@ export function deliveryCost(
   groups: readonly { smime: boolean }[],
 ): number {
   let cost = body.inMemory ? body.size : 0;
-  for (const g of groups) cost += g.smime ? SMIME_FACTOR * body.size : body.inMemory ? 0 : STREAM_COST;
+  for (const g of groups) cost += groupCost(body, g);
   return cost;
+}
+
+/** What one route group's transaction holds on top of an in-memory body. */
+export function groupCost(body: { size: number; inMemory: boolean }, g: { smime: boolean }): number {
+  return g.smime ? SMIME_FACTOR * body.size : body.inMemory ? 0 : STREAM_COST;
 }
 
 export class MemoryBudget {

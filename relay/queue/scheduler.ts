@@ -22,7 +22,7 @@ import { replyText } from "../reply-text.js";
 import { errorMessage } from "../result.js";
 import { expired, nextAttemptAt, staggerRecovery } from "./backoff.js";
 import { DueHeap } from "./due-heap.js";
-import { deliveryCost, MemoryBudget } from "./memory-budget.js";
+import { deliveryCost, groupCost, MemoryBudget } from "./memory-budget.js";
 import type { MessageBody } from "./message-body.js";
 import { newQueueId, type Envelope, type Spool } from "./spool.js";
 
@@ -249,17 +249,18 @@ export class Scheduler {
         c,
       );
       // admitted once what it may hold fits in the budget (a large body is streamed, not held)
-      const release = message
-        ? await this.budget.acquire(
-            deliveryCost(
-              message,
-              // held groups send nothing
-              groups.flatMap((g) => (g.route ? [{ smime: !!g.route.outbound.smime }] : [])),
-            ),
-          )
-        : () => undefined;
+      // held groups send nothing
+      const smime = (g: (typeof groups)[number]) => ({ smime: !!g.route?.outbound.smime });
+      const cost = message ? deliveryCost(message, groups.filter((g) => g.route).map(smime)) : 0;
+      const granted = Math.min(cost, c.queue.memoryBytes);
+      const release = message ? await this.budget.acquire(cost) : () => undefined;
+      // the groups share what was granted: more of them than it pays for take turns (one at a time
+      // when nothing is left of it beside the body)
+      const share = new MemoryBudget(() => Math.max(1, granted - (message?.inMemory ? message.size : 0)));
       try {
-        await this.deliverGroups(env, message, groups);
+        await this.deliverGroups(env, message, groups, (g) =>
+          share.acquire(message ? groupCost(message, smime(g)) : 0),
+        );
       } finally {
         release();
       }
@@ -272,39 +273,48 @@ export class Scheduler {
     env: Envelope,
     message: MessageBody | undefined,
     groups: ReturnType<typeof groupRecipients>,
+    admit: (g: ReturnType<typeof groupRecipients>[number]) => Promise<() => void>,
   ): Promise<void> {
     const { spool, metrics, log } = this.d;
     let writes = Promise.resolve();
     const persist = (): Promise<void> => (writes = writes.then(() => spool.update(env)));
+    const deliver = async (g: ReturnType<typeof groupRecipients>[number]): Promise<RecipientResult[]> => {
+      // held by routing (a policy with a problem, a domain without a canonical form): never sent
+      if (g.hold)
+        return g.recipients.map((address) => ({
+          address,
+          outcome: g.hold.temporary ? "deferred" : "failed",
+          code: g.hold.code,
+          message: g.hold.message,
+          status: g.hold.status,
+        }));
+      if (!message)
+        return g.recipients.map((address) => ({
+          address,
+          outcome: "deferred",
+          code: "MESSAGE_UNREADABLE",
+          message: "message file unreadable",
+          status: "4.3.0",
+        }));
+      const release = await admit(g);
+      try {
+        return await this.d.deliverer.deliver({
+          queueId: env.id,
+          from: env.from,
+          recipients: g.recipients,
+          message,
+          route: g.route,
+          ...(env.requireTls ? { requireTls: true } : {}),
+          ...(env.signable ? { signable: true } : {}),
+          ...(env.tlsRequiredNoTrusted && tlsRequiredNo(message.head) ? { tlsRequiredNo: true } : {}),
+        });
+      } finally {
+        release();
+      }
+    };
     await Promise.all(
       groups.map(async (g) => {
-        // held by routing (a policy with a problem, a domain without a canonical form): never sent
-        const results: RecipientResult[] = g.hold
-          ? g.recipients.map((address) => ({
-              address,
-              outcome: g.hold.temporary ? "deferred" : "failed",
-              code: g.hold.code,
-              message: g.hold.message,
-              status: g.hold.status,
-            }))
-          : message
-            ? await this.d.deliverer.deliver({
-                queueId: env.id,
-                from: env.from,
-                recipients: g.recipients,
-                message,
-                route: g.route,
-                ...(env.requireTls ? { requireTls: true } : {}),
-                ...(env.signable ? { signable: true } : {}),
-                ...(env.tlsRequiredNoTrusted && tlsRequiredNo(message.head) ? { tlsRequiredNo: true } : {}),
-              })
-            : g.recipients.map((address) => ({
-                address,
-                outcome: "deferred",
-                code: "MESSAGE_UNREADABLE",
-                message: "message file unreadable",
-                status: "4.3.0",
-              }));
+        const results = await deliver(g);
         const policy = (g.route ?? g.hold).policy;
         if (g.hold)
           log.warn(

@@ -47,6 +47,17 @@ function v2(client: string, dport: number): Buffer {
   return Buffer.concat([V2_SIGNATURE, Buffer.from([0x21, 0x11, 0x00, 12]), b]);
 }
 
+/** v2 over TCP6 with `client` as an IPv4-mapped address: what a dual-stack balancer sends for IPv4. */
+function v2Mapped(client: string, dport: number): Buffer {
+  const b = Buffer.alloc(36);
+  b.writeUInt16BE(0xffff, 10);
+  client.split(".").forEach((o, i) => (b[12 + i] = Number(o)));
+  b[31] = 1; // destination ::1
+  b.writeUInt16BE(40003, 32);
+  b.writeUInt16BE(dport, 34);
+  return Buffer.concat([V2_SIGNATURE, Buffer.from([0x21, 0x21, 0x00, 36]), b]);
+}
+
 /** A load balancer in front of `port` that prefixes each connection with `header()`. */
 async function balancer(port: number, header: () => Buffer): Promise<number> {
   const sockets = new Set<Socket>();
@@ -131,6 +142,18 @@ describe("PROXY protocol listeners", () => {
     assert.equal(line.proxiedBy, LB);
     assert.equal(line.requirement, "tls");
     assert.deepEqual(line.policies, ["mail/tls-client"]);
+  });
+
+  it("attack: v2 TCP6 with an IPv4-mapped client (dual-stack balancer): the IPv4 host rule (TLS required) still applies", async () => {
+    const s = await rawSession(await balancer(ports.smtp, () => v2Mapped(TLS_CLIENT, ports.smtp)));
+    await s.cmd("EHLO client.test");
+    assert.equal(await s.cmd("MAIL FROM:<a@client.test>"), "530 5.7.0 Must issue a STARTTLS command first");
+    s.close();
+    const internal = await rawSession(await balancer(ports.smtp, () => v2Mapped(INTERNAL, ports.smtp)));
+    await internal.cmd("EHLO internal.test");
+    assert.match(await internal.cmd("MAIL FROM:<app@internal.test>"), /^250 /);
+    assert.match(await internal.cmd("RCPT TO:<someone@elsewhere.test>"), /^250 /, "relayFrom applies");
+    internal.close();
   });
 
   it("v2: relayFrom is decided on the real client: 127.0.0.6 may relay, 127.0.0.7 may not (the LB could)", async () => {

@@ -202,6 +202,23 @@ describe("inbound authority (issue 15 finding 3)", () => {
     assert.equal(r.replyTo("MAIL")?.enhanced, "5.7.1");
   });
 
+  it("attack: AUTH after MAIL FROM is refused (503 5.5.1, RFC 4954), so a forged sender cannot ride a later login", async () => {
+    // a host that needs no login gives a sender no account owns, then logs in as an account that
+    // may relay: the sender check ran at MAIL, before the login, and would never run again
+    const s = await rawSession(f.ports.smtp, { localAddress: STRANGER });
+    await s.cmd("EHLO forged.test");
+    await s.starttls();
+    await s.cmd("EHLO forged.test");
+    assert.match(await s.cmd("MAIL FROM:<paypal@bank.example>"), /^250 /);
+    assert.match(await s.cmd(`AUTH PLAIN ${plainToken("app", "app-pw")}`), /^503 5\.5\.1 /);
+    assert.equal(await s.cmd("RCPT TO:<x@elsewhere.test>"), "550 5.7.1 Relaying denied");
+    // after RSET the login is fine, and the sender is checked against the account
+    assert.match(await s.cmd("RSET"), /^250 /);
+    assert.match(await s.cmd(`AUTH PLAIN ${plainToken("app", "app-pw")}`), /^235 /);
+    assert.match(await s.cmd("MAIL FROM:<paypal@bank.example>"), /^553 5\.7\.1 /);
+    s.close();
+  });
+
   it("finding 3: only a credential that grants relaying may send anywhere", async () => {
     const other = await loggedIn(STRANGER, "other", "other-pw");
     assert.match(await other.cmd("MAIL FROM:<me@local.test>"), /^250 /);
@@ -264,6 +281,35 @@ describe("throttling and revocation (issue 15 finding 8)", () => {
     s.close();
   });
 
+  it("attack: IPv4 clients behind a dual-stack balancer (IPv4-mapped, hex spelling) are counted per IPv4 address, not as one /64", async () => {
+    // a PROXY header (v2 carries 16 raw bytes, printed ::ffff:7f00:a) for IPv4 clients on a
+    // dual-stack front: masked to /64, every IPv4 client on the Internet would share one counter
+    const replies: string[] = [];
+    for (let i = 1; i <= 11; i++) {
+      const s = await viaFront("::ffff:7f00:a");
+      replies.push(await s.cmd(`AUTH PLAIN ${plainToken(`guess${i}`, "nope")}`));
+      s.close();
+    }
+    assert.match(replies[10]!, /^454 4\.7\.0 /, "the attacker itself is throttled");
+    const s = await viaFront("::ffff:7f00:b");
+    assert.equal(await s.cmd(`AUTH PLAIN ${plainToken("app", "app-pw")}`).then((r) => r.slice(0, 3)), "235");
+    s.close();
+  });
+
+  it("attack: failures from a host that may not use a partner's credential do not lock the partner out", async () => {
+    // the partner's account can never log in from here, whatever the password: guessing it from
+    // here is no threat to count, only a way to trip the per-account limit (5) for the partner
+    const s = await rawSession(f.ports.smtp, { localAddress: "127.0.0.4" });
+    await s.cmd("EHLO grief.test");
+    await s.starttls();
+    await s.cmd("EHLO grief.test");
+    for (let i = 0; i < 6; i++)
+      assert.match(await s.cmd(`AUTH PLAIN ${plainToken("partner", `guess${i}`)}`), /^535 /);
+    s.close();
+    const p = await loggedIn(PARTNER, "partner", "partner-pw");
+    p.close();
+  });
+
   it("finding 8: connections are limited per IPv6 /64", async () => {
     const open: RawSession[] = [];
     for (let i = 1; i <= 4; i++) {
@@ -275,6 +321,35 @@ describe("throttling and revocation (issue 15 finding 8)", () => {
     assert.match(refused.greeting, /^421 4\.7\.0 Too many connections from your address/);
     refused.close();
     for (const s of open) s.close();
+  });
+
+  it("attack: a credential revoked between RCPT TO and DATA gets no message accepted (4.7.0, not relayed)", async () => {
+    const s = await loggedIn(STRANGER, "app", "app-pw");
+    assert.match(await s.cmd("MAIL FROM:<me@local.test>"), /^250 /);
+    assert.match(await s.cmd("RCPT TO:<x@elsewhere.test>"), /^250 /);
+    await f.configure(config({ withoutApp: true }), { files: FILES });
+    await relay.checkConfig();
+    assert.equal(relay.status().lastReloadError, undefined);
+    assert.match(await s.cmd("DATA"), /^354 /);
+    assert.match(await s.data("Subject: after-revocation\r\n\r\nhi"), /^451 4\.7\.0 /);
+    s.close();
+    await f.configure(config(), { files: FILES });
+    await relay.checkConfig();
+    assert.equal(relay.status().lastReloadError, undefined);
+    // nothing was queued: the next message (sent after) arrives alone
+    const t = await loggedIn(STRANGER, "app", "app-pw");
+    assert.match(await t.cmd("MAIL FROM:<me@local.test>"), /^250 /);
+    assert.match(await t.cmd("RCPT TO:<x@elsewhere.test>"), /^250 /);
+    assert.match(await t.cmd("DATA"), /^354 /);
+    assert.match(await t.data("Subject: marker-after-revocation\r\n\r\nhi"), /^250 /);
+    t.close();
+    await waitFor("the marker", () =>
+      sink.messages.find((m) => m.data.toString().includes("Subject: marker-after-revocation")),
+    );
+    assert.equal(
+      sink.messages.filter((m) => m.data.toString().includes("Subject: after-revocation")).length,
+      0,
+    );
   });
 
   it("finding 8: a revoked credential stops working in an open session from its next transaction", async () => {

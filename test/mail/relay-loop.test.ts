@@ -47,6 +47,9 @@ before(async () => {
   dns = await startDnsServer({
     "loop.test": { MX: [{ preference: 10, exchange: "mx.loop.test" }] },
     "mx.loop.test": { A: ["127.0.0.1"] },
+    // 0.0.0.0 is not an address of any interface, but a connection to it reaches this host (Linux)
+    "zero.test": { MX: [{ preference: 10, exchange: "mx.zero.test" }] },
+    "mx.zero.test": { A: ["0.0.0.0"] },
   });
   await f.configure({
     inbound: {
@@ -162,5 +165,21 @@ describe("mail loops (issue 15 finding 4)", () => {
     assert.match(head, /^Received: from client\.test \(\[127\.0\.0\.2\]\)\r\n\tby relay\.test \(Sealpost\)/);
     assert.equal(head.match(/^Received:/gm)?.length, HOP_LIMIT);
     assert.equal(home.messages.filter((x) => x.data.toString().includes("X-Test-Id: too-many")).length, 0);
+  });
+
+  it("attack: an MX whose address is 0.0.0.0 (which connects to this host) loops back to myself, not round to the hop limit", async () => {
+    const r = await swaks({
+      server: "127.0.0.1",
+      port: f.ports.smtp,
+      from: "sender@home.test",
+      to: "someone@zero.test",
+      headers: { "X-Test-Id": "mx-zero" },
+      timeoutSeconds: 10,
+    });
+    assert.equal(r.queued?.enhanced, "2.0.0", r.transcript);
+    const dsn = await waitFor("bounce to the sender", () => dsnFor("mx-zero"), 60_000);
+    const text = dsn.data.toString();
+    assert.match(text, /Status: 5\.4\.6/);
+    assert.match(text, /mail for zero\.test loops back to myself/);
   });
 });

@@ -33,6 +33,9 @@ describe("throttle keys and bounds (finding 8)", () => {
     assert.equal(clientKey("2001:db8::1", 128), "2001:db8:0:0:0:0:0:1/128");
     assert.equal(clientKey("2001:db8:0:7:8000::", 65), "2001:db8:0:7:8000:0:0:0/65");
     assert.equal(clientKey("::ffff:192.0.2.7", 64), "192.0.2.7");
+    // attack: the other spellings of an IPv4-mapped address are the IPv4 address, not a shared /64
+    assert.equal(clientKey("::ffff:c000:207", 64), "192.0.2.7");
+    assert.equal(clientKey("0:0:0:0:0:FFFF:c000:208", 64), "192.0.2.8");
     assert.equal(clientKey("192.0.2.7", 64), "192.0.2.7");
     assert.equal(clientKey("::1", 64), "0:0:0:0:0:0:0:0/64");
   });

@@ -4,7 +4,7 @@
 // and a writer process killed with SIGKILL again and again: every accept that resolved is recovered.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { appendFile, mkdtemp, readdir, rm, stat, truncate } from "node:fs/promises";
+import { appendFile, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -350,6 +350,43 @@ describe("journal", () => {
     await again.journal.accept(envelope(), [Buffer.from("new")]);
     assert.deepEqual((await segments(dir)).at(-1), segmentName(5), "numbering continues above the segments");
   });
+
+  for (const [what, text] of [
+    ["empty", ""],
+    ["truncated", "1"],
+    ["garbage", "\u0000\u0000\u0000\u0000"],
+  ] as const)
+    it(`attack: a ${what} hwm at startup does not stop the relay (no crash loop) and brings no old mail back`, async () => {
+      const dir = fresh();
+      // life 1: segment 1 dies and becomes the spare with its old records; kept stays live in 3
+      const first = await open(dir, { segmentBytes: 1 });
+      const [a, b] = [envelope(), envelope()];
+      await Promise.all([
+        first.journal.accept(a, [Buffer.from("old")]),
+        first.journal.accept(b, [Buffer.from("old")]),
+      ]);
+      await first.journal.done(a.id);
+      const kept = envelope();
+      await first.journal.accept(kept, [Buffer.from("kept")]);
+      await first.journal.done(b.id);
+      await until(() => first.journal.stats().segments === 2);
+      await first.journal.close();
+      assert.ok((await readdir(dir)).includes("spare"));
+      await writeFile(join(dir, "hwm"), text, "latin1");
+      const again = await open(dir, { segmentBytes: 1 });
+      assert.deepEqual(
+        again.envelopes.map((e) => e.id),
+        [kept.id],
+      );
+      assert.equal((await readdir(dir)).includes("spare"), false, "a spare of unknown number is deleted");
+      await again.journal.accept(envelope(), [Buffer.from("new")]);
+      assert.deepEqual(
+        (await segments(dir)).at(-1),
+        segmentName(5),
+        "numbering continues above the segments",
+      );
+      assert.equal(await readFile(join(dir, "hwm"), "latin1"), "5\n", "the mark is whole again");
+    });
 
   it("a failed round rejects all its records; the next one goes to a fresh segment", async () => {
     const dir = fresh();

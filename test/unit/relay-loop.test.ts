@@ -23,6 +23,9 @@ describe("mail to myself (finding 4)", () => {
     assert.equal(isSelfHop(view, hop("mx.partner.example", "fd00::7")), true);
     assert.equal(isSelfHop(view, hop("mx.partner.example", "::ffff:10.0.0.7")), true);
     assert.equal(isSelfHop(view, hop("Relay.Example.com.", "192.0.2.1")), true);
+    // attack: spellings of myself that are not "127.x" strings
+    for (const a of ["0.0.0.0", "::", "::ffff:0.0.0.0", "::ffff:7f00:1", "0:0:0:0:0:0:0:1", "FD00:0::7"])
+      assert.equal(isSelfHop(view, hop("mx.partner.example", a)), true, a);
     assert.equal(isSelfHop(view, hop("mx.partner.example", "192.0.2.1")), false);
     assert.equal(isSelfHop(view, hop("mx.partner.example", "10.0.0.7", 2525)), false);
     assert.equal(
@@ -30,6 +33,8 @@ describe("mail to myself (finding 4)", () => {
       false,
       "587 listens on 10.0.0.7 only",
     );
+    assert.equal(isSelfHop(view, hop("mx.partner.example", "::ffff:a00:7", 587)), true);
+    assert.equal(isSelfHop(view, hop("mx.partner.example", "0.0.0.0", 587)), false, "reaches 127.0.0.1");
   });
 
   it("the relay and the less preferred MX after it are dropped; as the best MX it bounces (loops back to myself)", () => {

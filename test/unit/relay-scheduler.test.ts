@@ -11,7 +11,8 @@ import type { LoadedConfig } from "../../relay/config/load.js";
 import { RelayConfig } from "../../relay/config/schema.js";
 import { createLogger } from "../../relay/log.js";
 import { createMetrics } from "../../relay/metrics.js";
-import { bufferBody, type MessageBody } from "../../relay/queue/message-body.js";
+import { bufferBody, fileBody, type MessageBody } from "../../relay/queue/message-body.js";
+import { STREAM_COST } from "../../relay/queue/memory-budget.js";
 import type { Deliverer, DeliveryRequest, RecipientResult } from "../../relay/outbound/deliver.js";
 import { DueHeap, type DueNode } from "../../relay/queue/due-heap.js";
 import { Scheduler } from "../../relay/queue/scheduler.js";
@@ -47,7 +48,7 @@ interface FakeSpool {
   removeGate?: Promise<void>;
 }
 
-function loaded(workers: number): LoadedConfig {
+function loaded(workers: number, memoryBytes?: number): LoadedConfig {
   const config = RelayConfig.parse({
     version: 1,
     relay: "mail/edge",
@@ -55,7 +56,12 @@ function loaded(workers: number): LoadedConfig {
     listeners: {},
     tls: { certFile: "tls/tls.crt", keyFile: "tls/tls.key" },
     inbound: {},
-    queue: { dir: "/nonexistent/queue", workers, retry: { initial: 60, max: 3600 } },
+    queue: {
+      dir: "/nonexistent/queue",
+      workers,
+      retry: { initial: 60, max: 3600 },
+      ...(memoryBytes ? { memoryBytes } : {}),
+    },
   });
   return { dir: "/nonexistent", config, hash: "", fingerprint: "", files: new Map(), loadedAt: new Date(T0) };
 }
@@ -64,9 +70,11 @@ function loaded(workers: number): LoadedConfig {
  * A scheduler over fakes. `answer` decides each delivery's outcome at once; without it deliveries
  * wait for release().
  */
-function harness(o: { workers?: number; answer?: (req: DeliveryRequest) => Outcome } = {}): Harness {
+function harness(
+  o: { workers?: number; memoryBytes?: number; answer?: (req: DeliveryRequest) => Outcome } = {},
+): Harness {
   let now = T0;
-  let config = loaded(o.workers ?? 16);
+  let config = loaded(o.workers ?? 16, o.memoryBytes);
   const calls: string[] = [];
   const waiting: { req: DeliveryRequest; done: (r: RecipientResult[]) => void }[] = [];
   const updates: string[] = [];
@@ -438,5 +446,36 @@ describe("due heap", () => {
     assert.equal(heap.pop(), undefined);
     assert.equal(heap.peek(), undefined);
     assert.equal(heap.size, 0);
+  });
+});
+
+describe("memory budget within one message (issue 15.5)", () => {
+  it("attack: one streamed message to many domains holds no more streams at once than the budget pays for", async () => {
+    // 50 MiB to 20 domains: 20 route groups, each a transaction streaming the file (STREAM_COST)
+    const h = harness({ workers: 16, memoryBytes: 3 * STREAM_COST });
+    h.spool.openMessage = () =>
+      Promise.resolve(
+        fileBody("/nonexistent/big", 50 * 2 ** 20, Buffer.from("Subject: t\r\n\r\n"), () =>
+          Promise.reject(new Error("not loaded")),
+        ),
+      );
+    const e = env({ id: "BIG" });
+    e.recipients = Array.from({ length: 20 }, (_, i) => ({
+      address: `r@d${i}.test`,
+      state: "pending" as const,
+    }));
+    h.s.add(e);
+    let most = 0;
+    let done = 0;
+    await until(() => {
+      most = Math.max(most, h.running());
+      if (h.running()) {
+        h.release();
+        done++;
+      }
+      return done === 20;
+    }, "every group delivered");
+    assert.ok(most <= 3, `${most} streams at once on a budget of 3`);
+    await h.s.stop(100);
   });
 });
