@@ -269,7 +269,11 @@ export class ClusterState {
     if (hit && hit.versions === versions && !versions.includes("?")) return hit;
     const secrets = new Map<string, SecretInfo>();
     for (const s of c.secrets.list(namespace))
-      secrets.set(s.metadata.name, { type: s.type, keys: new Set(Object.keys(s.data ?? {})) });
+      secrets.set(s.metadata.name, {
+        type: s.type,
+        keys: new Set(Object.keys(s.data ?? {})),
+        controllerUid: s.metadata.ownerReferences?.find((o) => o.controller)?.uid,
+      });
     const configMaps = new Map<string, Set<string>>();
     for (const cm of c.configMaps.list(namespace))
       configMaps.set(

@@ -48,6 +48,8 @@ export interface ClusterView {
 export interface SecretInfo {
   type?: string;
   keys: ReadonlySet<string>;
+  /** uid of the object its controller ownerReference names (who created it, for the fleet Secret). */
+  controllerUid?: string;
 }
 
 export interface CompileResult {
@@ -619,10 +621,17 @@ export function compileRelayConfig(
   // Service on 25, authenticated with the fleet's own key (relay/queue/handover.ts: the Secret
   // `<relay>-fleet` the operator creates); needs the admin token (the preStop hook calls the local
   // /queue/drain) and a direct (non-PROXY) smtp listener
+  // Only the Secret the operator created for this very relay (its controller ownerReference names the
+  // relay's uid): a `<relay>-fleet` planted by anyone who may create Secrets, before the relay exists or
+  // while a replace has the old one garbage-collected, would hand them the fleet's AUTH (relaying).
   const fleetSecret = names.fleetSecret(relay.metadata.name ?? "");
-  const fleetKey = view.secrets.get(fleetSecret)?.keys.has(FLEET_SECRET_KEY)
-    ? secretPath(fleetSecret, FLEET_SECRET_KEY)
-    : undefined;
+  const fleetInfo = view.secrets.get(fleetSecret);
+  const fleetKey =
+    fleetInfo?.keys.has(FLEET_SECRET_KEY) &&
+    relay.metadata.uid &&
+    fleetInfo.controllerUid === relay.metadata.uid
+      ? secretPath(fleetSecret, FLEET_SECRET_KEY)
+      : undefined;
   if (fleetKey) mapIn(secretItems, fleetSecret).set(FLEET_SECRET_KEY, fleetKey);
   const handover =
     adminToken && fleetKey && l.smtp.enabled && !l.smtp.proxyProtocol?.enabled
