@@ -4,7 +4,8 @@
 // and cross-reference checks) plus, per policy, why it was left out. A policy is all in or all out:
 // - two policies claiming the same domain pattern (equal specificity): the oldest (creationTimestamp,
 //   then name) keeps it, every later one gets DomainConflict naming it — never a coin toss, and a
-//   policy created later cannot take a domain over (issue 14, finding 1);
+//   policy created later cannot take a domain over (issue 14, finding 1); an older wildcard claims
+//   its subdomains too (a later eu.partner.example under *.partner.example is in conflict);
 // - a reference to a Secret/ConfigMap key or RelayCredential that does not exist → MissingReference;
 // - a credential of the wrong type or usage → InvalidReference;
 // - anything the relay's schema rejects, or a domain without a canonical IDNA form → InvalidSpec.
@@ -23,7 +24,7 @@ import {
   type RelayConfig,
 } from "../../relay/config/schema.js";
 import { checkReferences } from "../../relay/config/load.js";
-import { canonicalPattern } from "../../relay/domains.js";
+import { canonicalPattern, claimingPatterns } from "../../relay/domains.js";
 import type { MailDomainPolicy, MailRelay, RelayCredential } from "../api.js";
 import type { ProjectedSource } from "../render/input.js";
 import { ADMIN_PORT, FLEET_SECRET_KEY, names, QUEUE_DIR } from "../render/meta.js";
@@ -479,6 +480,8 @@ export interface Claimant {
   key: string;
   /** creationTimestamp (RFC 3339), "" when unknown (sorts last). */
   created: string;
+  /** The patterns it claims (to name the wider one it holds a domain by). */
+  domains?: readonly string[];
 }
 
 /** Who keeps a contested domain: the oldest policy (creationTimestamp), then the name. */
@@ -515,9 +518,10 @@ export function policyVerdict(
       kept.push(domain);
       continue;
     }
+    const by = claimingPatterns(domain).find((p) => p !== domain && owner.domains?.includes(p));
     problems.push({
       reason: "DomainConflict",
-      message: `domain ${domain} is already claimed by MailDomainPolicy ${owner.key}, created earlier, which keeps deciding it; remove ${domain} from this policy (or delete the older one)`,
+      message: `domain ${domain} is already claimed by MailDomainPolicy ${owner.key}${by ? ` (as ${by}, which covers it)` : ""}, created earlier, which keeps deciding it; remove ${domain} from this policy (or delete the older one)`,
     });
   }
   problems.push(...e.problems);
@@ -567,7 +571,7 @@ export function compileRelayConfig(
   const egress = new Set<number>();
   const tokens = new Map<string, string>();
   for (const e of sorted) {
-    const v = policyVerdict(e, (d) => owners.get(d) ?? []);
+    const v = policyVerdict(e, (d) => [...new Set(claimingPatterns(d).flatMap((p) => owners.get(p) ?? []))]);
     if (v.problems.length || !e.policy) {
       problems.set(e.key, v.problems);
       if (v.deferred.length)
