@@ -256,6 +256,8 @@ describe("attacks on the admission policy with a stolen operator token", () => {
       cert({ otherNames: [{ oid: "1.3.6.1.4.1.311.20.2.3", utf8Value: "administrator@corp.example.com" }] }),
       "otherNames (UPN)",
     );
+    await refused(cert({ usages: ["cert sign", "crl sign", "digital signature"] }), "CA key usages");
+    await refused(cert({ usages: ["code signing"] }), "code signing");
   });
 
   it("attack: a ConfigMap with a well-known name in kube-system (aws-auth)", async () => {
