@@ -20,6 +20,7 @@ import {
   type PolicyProblem,
   type SecretInfo,
 } from "./compile/relay-config.js";
+import { claimingPatterns } from "../relay/domains.js";
 import { selectorMatches } from "./compile/selector.js";
 import { policyDomains } from "./mapping.js";
 import { Informer, type EventType } from "./runtime/informer.js";
@@ -269,7 +270,11 @@ export class ClusterState {
     if (hit && hit.versions === versions && !versions.includes("?")) return hit;
     const secrets = new Map<string, SecretInfo>();
     for (const s of c.secrets.list(namespace))
-      secrets.set(s.metadata.name, { type: s.type, keys: new Set(Object.keys(s.data ?? {})) });
+      secrets.set(s.metadata.name, {
+        type: s.type,
+        keys: new Set(Object.keys(s.data ?? {})),
+        controllerUid: s.metadata.ownerReferences?.find((o) => o.controller)?.uid,
+      });
     const configMaps = new Map<string, Set<string>>();
     for (const cm of c.configMaps.list(namespace))
       configMaps.set(
@@ -315,11 +320,13 @@ export class ClusterState {
   /** The policies `relay` selects that claim `domain` (parsed or not). */
   private claimants(relay: MailRelay, domain: string): Claimant[] {
     const ns = relay.metadata.namespace ?? "";
+    // the same pattern, or an older policy's wildcard covering it (claimingPatterns)
+    const patterns = claimingPatterns(domain);
     const names = this.indexed
-      ? [...(this.claims.get(ns)?.get(domain) ?? [])]
+      ? new Set(patterns.flatMap((d) => [...(this.claims.get(ns)?.get(d) ?? [])]))
       : this.caches.policies
           .list(ns)
-          .filter((p) => policyDomains(p).includes(domain))
+          .filter((p) => policyDomains(p).some((d) => patterns.includes(d)))
           .map((p) => p.metadata.name);
     const out: Claimant[] = [];
     for (const name of names) {
@@ -327,7 +334,7 @@ export class ClusterState {
       if (!q || q.metadata.deletionTimestamp) continue;
       if (!selectorMatches(relay.spec.policySelector ?? {}, q.metadata.labels)) continue;
       const e = this.policyEntry(q);
-      if (e.domains.includes(domain)) out.push(e);
+      if (e.domains.some((d) => patterns.includes(d))) out.push(e);
     }
     return out;
   }

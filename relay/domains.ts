@@ -57,6 +57,17 @@ export function canonicalPattern(pattern: string): string | undefined {
   return canonicalDomain(p);
 }
 
+/**
+ * The patterns that claim a canonical `pattern`: itself and the wildcard of every parent domain
+ * ("eu.partner.example" and "*.us.partner.example" are both under "*.partner.example" and
+ * "*.example"); never the catch-all "*", which is the default route rather than a claim.
+ */
+export function claimingPatterns(pattern: string): string[] {
+  if (pattern === "*") return [pattern];
+  const labels = (pattern.startsWith("*.") ? pattern.slice(2) : pattern).split(".");
+  return [pattern, ...labels.slice(1).map((_, i) => `*.${labels.slice(i + 1).join(".")}`)];
+}
+
 /** The domain part of an address as spelled (after the last @); "" for none. */
 export function domainPart(address: string): string {
   const at = address.lastIndexOf("@");

@@ -4,7 +4,8 @@
 // and cross-reference checks) plus, per policy, why it was left out. A policy is all in or all out:
 // - two policies claiming the same domain pattern (equal specificity): the oldest (creationTimestamp,
 //   then name) keeps it, every later one gets DomainConflict naming it — never a coin toss, and a
-//   policy created later cannot take a domain over (issue 14, finding 1);
+//   policy created later cannot take a domain over (issue 14, finding 1); an older wildcard claims
+//   its subdomains too (a later eu.partner.example under *.partner.example is in conflict);
 // - a reference to a Secret/ConfigMap key or RelayCredential that does not exist → MissingReference;
 // - a credential of the wrong type or usage → InvalidReference;
 // - anything the relay's schema rejects, or a domain without a canonical IDNA form → InvalidSpec.
@@ -23,7 +24,7 @@ import {
   type RelayConfig,
 } from "../../relay/config/schema.js";
 import { checkReferences } from "../../relay/config/load.js";
-import { canonicalPattern } from "../../relay/domains.js";
+import { canonicalPattern, claimingPatterns } from "../../relay/domains.js";
 import type { MailDomainPolicy, MailRelay, RelayCredential } from "../api.js";
 import type { ProjectedSource } from "../render/input.js";
 import { ADMIN_PORT, FLEET_SECRET_KEY, names, QUEUE_DIR } from "../render/meta.js";
@@ -48,6 +49,8 @@ export interface ClusterView {
 export interface SecretInfo {
   type?: string;
   keys: ReadonlySet<string>;
+  /** uid of the object its controller ownerReference names (who created it, for the fleet Secret). */
+  controllerUid?: string;
 }
 
 export interface CompileResult {
@@ -477,6 +480,8 @@ export interface Claimant {
   key: string;
   /** creationTimestamp (RFC 3339), "" when unknown (sorts last). */
   created: string;
+  /** The patterns it claims (to name the wider one it holds a domain by). */
+  domains?: readonly string[];
 }
 
 /** Who keeps a contested domain: the oldest policy (creationTimestamp), then the name. */
@@ -513,9 +518,10 @@ export function policyVerdict(
       kept.push(domain);
       continue;
     }
+    const by = claimingPatterns(domain).find((p) => p !== domain && owner.domains?.includes(p));
     problems.push({
       reason: "DomainConflict",
-      message: `domain ${domain} is already claimed by MailDomainPolicy ${owner.key}, created earlier, which keeps deciding it; remove ${domain} from this policy (or delete the older one)`,
+      message: `domain ${domain} is already claimed by MailDomainPolicy ${owner.key}${by ? ` (as ${by}, which covers it)` : ""}, created earlier, which keeps deciding it; remove ${domain} from this policy (or delete the older one)`,
     });
   }
   problems.push(...e.problems);
@@ -565,7 +571,7 @@ export function compileRelayConfig(
   const egress = new Set<number>();
   const tokens = new Map<string, string>();
   for (const e of sorted) {
-    const v = policyVerdict(e, (d) => owners.get(d) ?? []);
+    const v = policyVerdict(e, (d) => [...new Set(claimingPatterns(d).flatMap((p) => owners.get(p) ?? []))]);
     if (v.problems.length || !e.policy) {
       problems.set(e.key, v.problems);
       if (v.deferred.length)
@@ -619,10 +625,17 @@ export function compileRelayConfig(
   // Service on 25, authenticated with the fleet's own key (relay/queue/handover.ts: the Secret
   // `<relay>-fleet` the operator creates); needs the admin token (the preStop hook calls the local
   // /queue/drain) and a direct (non-PROXY) smtp listener
+  // Only the Secret the operator created for this very relay (its controller ownerReference names the
+  // relay's uid): a `<relay>-fleet` planted by anyone who may create Secrets, before the relay exists or
+  // while a replace has the old one garbage-collected, would hand them the fleet's AUTH (relaying).
   const fleetSecret = names.fleetSecret(relay.metadata.name ?? "");
-  const fleetKey = view.secrets.get(fleetSecret)?.keys.has(FLEET_SECRET_KEY)
-    ? secretPath(fleetSecret, FLEET_SECRET_KEY)
-    : undefined;
+  const fleetInfo = view.secrets.get(fleetSecret);
+  const fleetKey =
+    fleetInfo?.keys.has(FLEET_SECRET_KEY) &&
+    relay.metadata.uid &&
+    fleetInfo.controllerUid === relay.metadata.uid
+      ? secretPath(fleetSecret, FLEET_SECRET_KEY)
+      : undefined;
   if (fleetKey) mapIn(secretItems, fleetSecret).set(FLEET_SECRET_KEY, fleetKey);
   const handover =
     adminToken && fleetKey && l.smtp.enabled && !l.smtp.proxyProtocol?.enabled

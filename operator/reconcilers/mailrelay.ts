@@ -408,7 +408,15 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
 async function ensureFleetSecret(deps: ReconcilerDeps, relay: MailRelay, owner: Owner): Promise<boolean> {
   const smtp = relay.spec.listeners.smtp;
   if (!relay.spec.admin?.tokenSecretRef || !smtp.enabled || smtp.proxyProtocol?.enabled) return false;
-  if (deps.state.caches.secrets.get(owner.namespace, names.fleetSecret(owner.name))) return false;
+  const existing = deps.state.caches.secrets.get(owner.namespace, names.fleetSecret(owner.name));
+  if (existing) {
+    if (!existing.metadata.ownerReferences?.some((o) => o.controller && o.uid === owner.uid))
+      deps.log.warn(
+        { relay: `${owner.namespace}/${owner.name}`, secret: names.fleetSecret(owner.name) },
+        "the fleet Secret was not created for this relay: the queue handover stays off; delete the Secret so the operator creates its own",
+      );
+    return false;
+  }
   try {
     await deps.client.create(renderFleetSecret(owner, randomBytes(32).toString("base64url")));
   } catch (e) {

@@ -18,9 +18,18 @@ export function externalTrafficPolicyOf(s: ServiceSpec): "Cluster" | "Local" | u
   return s.type === "ClusterIP" ? undefined : (s.externalTrafficPolicy ?? "Local");
 }
 
-/** Whether two CIDR ranges share an address (aligned blocks are nested or disjoint). */
-function overlaps(a: Cidr, b: Cidr): boolean {
-  if (a.family !== b.family) return false;
+/** An IPv4 range as its IPv4-mapped IPv6 range (::ffff:a.b.c.d/96+n); IPv6 ranges as they are. */
+function asIpv6(c: Cidr): Cidr {
+  return c.family === "ipv6" ? c : { address: `::ffff:${c.address}`, prefix: c.prefix + 96, family: "ipv6" };
+}
+
+/**
+ * Whether two CIDR ranges share an address (aligned blocks are nested or disjoint). Compared in IPv6
+ * space, because the relay matches an IPv4 client against an IPv6 rule through the IPv4-mapped form
+ * (relayFrom ::ffff:10.0.0.0/104 or ::/0 admits 10.1.2.3).
+ */
+function overlaps(x: Cidr, y: Cidr): boolean {
+  const [a, b] = [asIpv6(x), asIpv6(y)];
   const [wide, narrow] = a.prefix <= b.prefix ? [a, b] : [b, a];
   const list = new BlockList();
   list.addSubnet(wide.address, wide.prefix, wide.family);

@@ -39,7 +39,7 @@ export function mailRelay(spec: Record<string, unknown> = {}, generation = 1): M
 /** What the compiler sees of the namespace: Secret and ConfigMap keys, and RelayCredentials. */
 export function clusterView(
   opts: {
-    secrets?: Record<string, string[] | { type: string; keys: string[] }>;
+    secrets?: Record<string, string[] | { type: string; keys: string[]; controllerUid?: string }>;
     configMaps?: Record<string, string[]>;
     credentials?: RelayCredential[];
   } = {},
@@ -48,7 +48,18 @@ export function clusterView(
     secrets: new Map(
       Object.entries(opts.secrets ?? {}).map(([n, v]) => [
         n,
-        Array.isArray(v) ? { type: "Opaque", keys: new Set(v) } : { type: v.type, keys: new Set(v.keys) },
+        Array.isArray(v)
+          ? // a fleet Secret given by its keys is the one the operator created for the relay
+            {
+              type: "Opaque",
+              keys: new Set(v),
+              ...(n.endsWith("-fleet") ? { controllerUid: relayOwner.uid } : {}),
+            }
+          : {
+              type: v.type,
+              keys: new Set(v.keys),
+              ...(v.controllerUid ? { controllerUid: v.controllerUid } : {}),
+            },
       ]),
     ),
     configMaps: new Map(Object.entries(opts.configMaps ?? {}).map(([n, v]) => [n, new Set(v)])),

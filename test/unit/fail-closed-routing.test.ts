@@ -78,6 +78,37 @@ describe("issue 14 finding 1: a policy with a problem never falls to the default
     }
   });
 
+  it("attack: a later policy for a subdomain under an older wildcard cannot take that subdomain over", () => {
+    const wildcard = policy("partner", "2026-01-01T00:00:00Z", {
+      domains: ["partner.example", "*.partner.example"],
+    });
+    const sub = policy("attacker", "2026-06-01T00:00:00Z", {
+      domains: ["eu.partner.example", "*.us.partner.example", "attacker.example"],
+      outbound: { tls: { mode: "none" } },
+    });
+    for (const order of [
+      [wildcard, sub],
+      [sub, wildcard],
+    ]) {
+      const r = compileRelayConfig(relay(), order, clusterView());
+      for (const d of ["eu.partner.example", "mx.us.partner.example", "partner.example"])
+        assert.equal(decision(d, r.config), "mail/partner:verify", d);
+      assert.equal(r.problems.has("mail/partner"), false);
+      const p = r.problems.get("mail/attacker")!;
+      assert.deepEqual(
+        p.map((x) => x.reason),
+        ["DomainConflict", "DomainConflict"],
+      );
+      assert.match(p[0]!.message, /mail\/partner \(as \*\.partner\.example, which covers it\)/);
+      assert.equal(decision("attacker.example", r.config), "hold:POLICY_PROBLEM");
+    }
+    // an exception created before the wildcard keeps its subdomain (the older policy decides)
+    const early = policy("exception", "2025-01-01T00:00:00Z", { domains: ["eu.partner.example"] });
+    const r = compileRelayConfig(relay(), [wildcard, early], clusterView());
+    assert.deepEqual(r.included.sort(), ["mail/exception", "mail/partner"]);
+    assert.equal(decision("eu.partner.example", r.config), "mail/exception:verify");
+  });
+
   it("equal creation time: the name decides, the same way whatever the input order", () => {
     const a = policy("a", "2026-01-01T00:00:00Z", { domains: ["p.example"] });
     const b = policy("b", "2026-01-01T00:00:00Z", {

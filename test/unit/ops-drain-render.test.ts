@@ -93,6 +93,27 @@ describe("scale-down drain: compiled handover and the preStop hook", () => {
     assert.equal(without.compiled.config.fleet, undefined);
   });
 
+  it("attack: a planted <relay>-fleet Secret (not created by the relay's operator) gives no fleet key", () => {
+    // whoever may create Secrets in the namespace (e.g. for RelayCredential passwords) creates
+    // edge-fleet before the relay exists, or while a GitOps replace has the old one garbage-collected:
+    // its key, known to them, must not become the handover's credential (AUTH as the fleet relays)
+    const relay = mailRelay({ admin: { tokenSecretRef: { name: "edge-admin" } } });
+    for (const controllerUid of [undefined, "uid-of-another-relay"]) {
+      const planted = renderRelay(
+        relay,
+        clusterView({
+          secrets: {
+            "edge-admin": ["token"],
+            "edge-fleet": { type: "Opaque", keys: ["key"], ...(controllerUid ? { controllerUid } : {}) },
+          },
+        }),
+      );
+      assert.equal(planted.compiled.config.fleet, undefined, String(controllerUid));
+      assert.equal(planted.compiled.config.queue.handover, undefined);
+      assert.ok(!planted.compiled.sources.some((x) => x.name === "edge-fleet"));
+    }
+  });
+
   it("issue 15.2: the fleet Secret is Opaque, owned by the MailRelay, with a key", () => {
     const sec = renderFleetSecret(relayOwner, "k") as any;
     assert.equal(sec.metadata.name, "edge-fleet");

@@ -67,6 +67,21 @@ describe("issue 15.1: no open relay through kube-proxy's SNAT", () => {
     );
   });
 
+  it("attack: relayFrom spelled as IPv4-mapped IPv6 (::ffff:10.0.0.0/104, ::/0) is refused like 10.0.0.0/8", () => {
+    // the relay matches an IPv4 client against an IPv6 rule through its IPv4-mapped form
+    // (node:net BlockList), so these ranges let SNAT'd Internet clients relay just the same
+    for (const relayFrom of [["::ffff:10.0.0.0/104"], ["::ffff:0:0/96"], ["::/0"], ["::ffff:192.168.1.5"]])
+      assert.ok(
+        snatExposure(
+          mailRelay({
+            service: { type: "LoadBalancer", externalTrafficPolicy: "Cluster" },
+            inbound: { relayFrom },
+          }).spec,
+        ),
+        relayFrom[0],
+      );
+  });
+
   it("accepts what is safe: Local (explicit or default), ClusterIP, public ranges, PROXY protocol on every listener", () => {
     const ok = (spec: Record<string, unknown>) => assert.equal(snatExposure(mailRelay(spec).spec), undefined);
     ok({ service: { type: "LoadBalancer" }, inbound: { relayFrom: ["10.0.0.0/8"] } });
