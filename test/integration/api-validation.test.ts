@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as k8s from "@kubernetes/client-node";
+import { CLUSTER_NETWORKS } from "../../api/v1alpha1/mailrelay.js";
 import {
   API_VERSION,
   GROUP,
@@ -487,7 +488,17 @@ describe("the apiserver rejects invalid Sealpost objects, naming the field", () 
         queue: { size: "10Gi", maxAge: "120h", retry: { initial: "60s", max: "1h" } },
         delivery: { mxAddressLimit: 5, mxSessionLimit: 2, attemptTimeout: "10m", fetchTimeout: "60s" },
         resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },
-        service: { type: "ClusterIP" },
+        networkPolicy: {
+          egressExcept: [...CLUSTER_NETWORKS],
+          internalEgress: [],
+          metricsFrom: [
+            {
+              namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } },
+              podSelector: { matchLabels: { "app.kubernetes.io/name": "prometheus" } },
+            },
+          ],
+        },
+        service: { type: "ClusterIP", clusterNetworks: [...CLUSTER_NETWORKS] },
       },
     );
   });
