@@ -39,25 +39,43 @@ function overlaps(x: Cidr, y: Cidr): boolean {
 /**
  * Why the relay must not run as specified, or undefined: an exposed Service under
  * externalTrafficPolicy Cluster gives external clients a source address from the cluster's networks
- * (kube-proxy's SNAT), so a relayFrom range overlapping spec.service.clusterNetworks on a listener
- * without PROXY protocol (which carries the real address) lets anyone on the Internet relay.
+ * (kube-proxy's SNAT), so
+ * - a relayFrom range overlapping spec.service.clusterNetworks on a listener without PROXY protocol
+ *   (which carries the real address) lets anyone on the Internet relay;
+ * - a PROXY-protocol listener whose trustedCidrs overlap those networks trusts the SNAT address as its
+ *   load balancer, so anyone reaching the node port may write any client address into a PROXY header
+ *   (relayFrom, a partner's host rule): the header is only as good as the sender it comes from.
  */
 export function snatExposure(spec: MailRelaySpec): string | undefined {
   const s = spec.service;
   if (externalTrafficPolicyOf(s) !== "Cluster") return undefined;
-  const l = spec.listeners;
-  const direct = (["smtp", "smtps", "submission"] as const).filter(
-    (n) => l[n].enabled && !l[n].proxyProtocol?.enabled,
-  );
-  if (!direct.length) return undefined;
   const parse = (c: string): Cidr[] => {
     const r = parseCidr(c);
     return r.ok ? [r.value] : [];
   };
   const cluster = s.clusterNetworks.flatMap(parse);
-  const hits = (spec.inbound.relayFrom ?? []).filter((c) =>
-    parse(c).some((r) => cluster.some((n) => overlaps(r, n))),
-  );
+  const inCluster = (ranges: readonly string[]): string[] =>
+    ranges.filter((c) => parse(c).some((r) => cluster.some((n) => overlaps(r, n))));
+  const l = spec.listeners;
+  const enabled = (["smtp", "smtps", "submission"] as const).filter((n) => l[n].enabled);
+  const forgeable = enabled.flatMap((n) => {
+    const p = l[n].proxyProtocol;
+    const trusted = p?.enabled ? inCluster(p.trustedCidrs ?? []) : [];
+    return trusted.length ? [`${n} (trustedCidrs ${trusted.join(", ")})`] : [];
+  });
+  const fix =
+    `Fix: set spec.service.externalTrafficPolicy to Local (or remove it: Local is the default)` +
+    ` or list only addresses outside the cluster's networks. Nothing of this relay is applied until then.`;
+  if (forgeable.length)
+    return (
+      `spec.listeners PROXY protocol trusts addresses in spec.service.clusterNetworks on ${forgeable.join("; ")}: ` +
+      `with spec.service.type ${s.type} and spec.service.externalTrafficPolicy Cluster, kube-proxy gives ` +
+      `Internet clients a node address from those ranges, so anyone reaching the node port could send a ` +
+      `PROXY header with any client address. ${fix}`
+    );
+  const direct = enabled.filter((n) => !l[n].proxyProtocol?.enabled);
+  if (!direct.length) return undefined;
+  const hits = inCluster(spec.inbound.relayFrom ?? []);
   if (!hits.length) return undefined;
   return (
     `spec.inbound.relayFrom ${hits.join(", ")} overlaps spec.service.clusterNetworks: with spec.service.type ` +

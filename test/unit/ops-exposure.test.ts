@@ -94,7 +94,8 @@ describe("issue 15.1: no open relay through kube-proxy's SNAT", () => {
       service: { type: "LoadBalancer", externalTrafficPolicy: "Cluster" },
       inbound: { relayFrom: ["203.0.113.0/24"] },
     });
-    const proxy = { enabled: true, trustedCidrs: ["10.0.0.0/16"] };
+    // the load balancer's own (public) addresses, outside the cluster's networks
+    const proxy = { enabled: true, trustedCidrs: ["203.0.113.0/28"] };
     ok({
       service: { type: "LoadBalancer", externalTrafficPolicy: "Cluster" },
       listeners: {
@@ -104,6 +105,40 @@ describe("issue 15.1: no open relay through kube-proxy's SNAT", () => {
       },
       inbound: { relayFrom: ["10.0.0.0/8"] },
     });
+  });
+
+  it("attack: PROXY protocol trusting the cluster's networks under Cluster is refused (a node-port client forges its address)", () => {
+    const proxy = { enabled: true, trustedCidrs: ["10.0.0.0/16"] };
+    const why = snatExposure(
+      mailRelay({
+        service: { type: "LoadBalancer", externalTrafficPolicy: "Cluster" },
+        listeners: {
+          smtp: { proxyProtocol: proxy },
+          smtps: { enabled: false },
+          submission: { enabled: false },
+        },
+        inbound: { relayFrom: ["192.0.2.0/24"] },
+      }).spec,
+    );
+    assert.ok(why, "refused");
+    assert.match(why, /PROXY protocol trusts addresses in spec\.service\.clusterNetworks/);
+    assert.match(why, /smtp \(trustedCidrs 10\.0\.0\.0\/16\)/);
+    assert.match(why, /externalTrafficPolicy to Local/);
+    // under Local the same listener is fine: kube-proxy does not rewrite the source
+    assert.equal(
+      snatExposure(
+        mailRelay({
+          service: { type: "LoadBalancer", externalTrafficPolicy: "Local" },
+          listeners: {
+            smtp: { proxyProtocol: proxy },
+            smtps: { enabled: false },
+            submission: { enabled: false },
+          },
+          inbound: { relayFrom: ["192.0.2.0/24"] },
+        }).spec,
+      ),
+      undefined,
+    );
   });
 
   it("checks relayFrom against spec.service.clusterNetworks when set", () => {
