@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The current Node.js LTS, the one the container image runs (Dockerfile: node:26-bookworm-slim), for
-# running the same code here on it as well as on the machine's own Node 20. Node's release binaries
+# The current Node.js LTS, the one the container image runs (Dockerfile: node:26-bookworm-slim) and the
+# only runtime the project supports: the tests, the demo and CI run on it (scripts/lts-node.mjs),
+# whatever Node the machine has to start npm. Node's release binaries
 # are published on the npm registry as node-linux-<arch> packages; this installs the pinned one into
 # a cache folder (reused when present) and prints its bin folder.
 #

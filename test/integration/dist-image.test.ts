@@ -121,8 +121,8 @@ describe("scripts/build-dist.sh (the image's /app)", () => {
   });
 
   /**
-   * Runs the image's ENTRYPOINT with these arguments on the Node the image has (the current LTS, not
-   * this machine's Node 20); resolves with the exit code and output.
+   * Runs the image's ENTRYPOINT with these arguments on the Node the image has (the current LTS, the
+   * one the tests run on too); resolves with the exit code and output.
    */
   async function entrypoint(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     const ep = JSON.parse(runtime.find((i) => i.op === "ENTRYPOINT")!.args) as string[];
