@@ -85,7 +85,7 @@ export class AttemptBudget {
     return fail(
       "ATTEMPT_TIMEOUT",
       true,
-      `delivery attempt took longer than ${this.l.attemptTimeoutSeconds}s (attemptTimeoutSeconds)`,
+      `delivery attempt deadline of ${this.l.attemptTimeoutSeconds}s passed (attemptTimeoutSeconds)`,
     );
   }
 

@@ -716,7 +716,7 @@ export class Deliverer {
           why: decision.why,
           ...(d ? { tlsPolicy: daneTlsRptPolicy(d) } : {}),
         },
-        budget.signal,
+        budget,
       );
       if (Array.isArray(r)) return r;
       budget.failed(r);
@@ -742,30 +742,27 @@ export class Deliverer {
     plan: TransportPlan,
     hop: Hop,
     base: Pick<AttemptRecord, AttemptBase>,
-    signal?: AbortSignal,
+    budget?: AttemptBudget,
   ): Promise<RecipientResult[] | Failure> {
     const at = { ...base, nextHop: hop.name, address: hop.address, port: hop.port };
     for (let tryNo = 0; tryNo < 2; tryNo++) {
-      if (signal?.aborted) return fail("ATTEMPT_TIMEOUT", true, "delivery attempt deadline passed");
+      if (budget?.expired) return budget.timeout();
       const pooled = this.d.pool.take(plan.poolKey);
       const reused = pooled !== undefined;
-      const p = pooled ?? (await open(plan, signal));
+      const p = pooled ?? (await open(plan, budget?.signal));
       if ("ok" in p) {
         this.d.onAttempt({ ...at, reused: false, result: "deferred", code: p.code, reason: p.message });
         return p;
       }
       const abort = (): void => p.conn.close();
-      signal?.addEventListener("abort", abort, { once: true });
+      budget?.signal.addEventListener("abort", abort, { once: true });
       const sent = await send(p.conn, req.from, req.recipients, req.message, req.requireTls).finally(() =>
-        signal?.removeEventListener("abort", abort),
+        budget?.signal.removeEventListener("abort", abort),
       );
       if (sent.kind === "error") {
         const e = sent.err;
         p.conn.close();
-        if (signal?.aborted) {
-          // the attempt's deadline closed the connection (a next hop trickling its reply never trips
-          // the idle timeout): the failure is the deadline's, not a lost connection
-          const f = fail("ATTEMPT_TIMEOUT", true, "delivery attempt deadline passed");
+        const deferred = (f: Failure): Failure => {
           this.d.onAttempt({
             ...at,
             reused,
@@ -775,7 +772,10 @@ export class Deliverer {
             reason: f.message,
           });
           return f;
-        }
+        };
+        // the attempt's deadline closed the connection (a next hop trickling its reply never trips
+        // the idle timeout): the failure is the deadline's, not a lost connection
+        if (budget?.expired) return deferred(budget.timeout());
         if (e.code === "EREQUIRETLS") {
           const f = fail("REQUIRETLS_NOT_SUPPORTED", false, `next hop ${hop.name} does not offer REQUIRETLS`);
           this.d.onAttempt({
@@ -796,18 +796,7 @@ export class Deliverer {
           }));
         }
         if (reused && !e.responseCode && tryNo === 0) continue; // stale pooled connection: once more, fresh
-        if (!e.responseCode) {
-          const f = fail("CONNECTION_LOST", true, errorMessage(e));
-          this.d.onAttempt({
-            ...at,
-            reused,
-            session: p.info,
-            result: "deferred",
-            code: f.code,
-            reason: f.message,
-          });
-          return f;
-        }
+        if (!e.responseCode) return deferred(fail("CONNECTION_LOST", true, errorMessage(e)));
         // A reply: per recipient (RCPT) or for all of them (MAIL FROM, DATA).
         const byRcpt = new Map((e.rejectedErrors ?? []).map((x) => [x.recipient ?? "", x]));
         const results = req.recipients.map((a) => replyResult(a, byRcpt.get(a) ?? e, hop));

@@ -100,13 +100,14 @@ export function routeFor(spelling: string, c: RelayConfig): Routing {
     };
   // without an internal next hop a local domain is delivered by MX like any other (its special case
   // protects the internal next hop; over the Internet the policies and the default apply)
-  const local = c.inbound.internalNextHop !== undefined && matchesAny(c.inbound.localDomains, domain);
+  const internalNextHop = c.inbound.internalNextHop;
+  const local = internalNextHop !== undefined && matchesAny(c.inbound.localDomains, domain);
   const good = bestMatch(domain, c.policies, local);
   const bad = bestMatch(domain, c.deferredPolicies, local);
   if (bad && (!good || bad.score > good.score)) return held(bad.entry, domain);
   const p = good?.entry;
   if (p) {
-    const nextHop = p.outbound.nextHop ?? (local ? c.inbound.internalNextHop : undefined);
+    const nextHop = p.outbound.nextHop ?? (local ? internalNextHop : undefined);
     const internal = !p.outbound.nextHop && local && nextHop !== undefined;
     return {
       route: {
@@ -118,8 +119,7 @@ export function routeFor(spelling: string, c: RelayConfig): Routing {
       },
     };
   }
-  const internalNextHop = c.inbound.internalNextHop;
-  if (local && internalNextHop)
+  if (local)
     return {
       route: {
         policy: LOCAL_POLICY,
