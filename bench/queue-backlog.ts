@@ -10,7 +10,7 @@
 // docs/benchmarks.md.
 import { parseArgs } from "node:util";
 import type { LoadedConfig } from "../relay/config/load.js";
-import { RelayConfig } from "../relay/config/schema.js";
+import { RelayConfig } from "../relay/contract/config.js";
 import { createLogger } from "../relay/log.js";
 import { createMetrics } from "../relay/metrics.js";
 import { bufferBody } from "../relay/queue/message-body.js";

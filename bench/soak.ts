@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import SMTPConnection from "nodemailer/lib/smtp-connection";
-import type { RelayConfigInput } from "../relay/config/schema.js";
+import type { RelayConfigInput } from "../relay/contract/config.js";
 import { makeCa, makeLeaf } from "../test/support/certs.js";
 import { freePort } from "../test/support/ports.js";
 import { startProcess, waitFor, type Managed } from "../test/support/process.js";

@@ -20,7 +20,7 @@ import {
   type PolicyProblem,
   type SecretInfo,
 } from "./compile/relay-config.js";
-import { claimingPatterns } from "../relay/domains.js";
+import { claimingPatterns } from "../relay/contract/domains.js";
 import { selectorMatches } from "./compile/selector.js";
 import { policyDomains } from "./mapping.js";
 import { Informer, type EventType } from "./runtime/informer.js";

@@ -10,31 +10,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { isIP } from "node:net";
 import type { Registry } from "prom-client";
+import type { RelayStatus } from "./contract/status.js";
 import { safeJson } from "./printable.js";
 
-export interface AdminStatus {
-  relay: string;
-  generation: number;
-  configHash: string;
-  loadedAt: string;
-  lastReloadError?: string;
-  listeners: Record<string, number>;
-  queue: { depth: number; oldestAgeSeconds: number };
-  /** Delivery figures per policy since the relay started (relay/queue/admin-api.ts). */
-  policies?: Record<string, unknown>;
-  /**
-   * Recipient domains whose MTA-STS policy could not be fetched at their last lookup (at most 20
-   * listed; `failing` counts them all): with `cached` a cached policy still applies, without it
-   * delivery to that domain falls back to opportunistic TLS (RFC 8461).
-   */
-  mtaSts?: { failing: number; domains: unknown[] };
-  /** A scale-down drain runs or ran (relay/queue/drain.ts): no new mail; `drain` has its progress. */
-  draining?: boolean;
-  drain?: unknown;
-}
-
 /** What /status tells a caller without the token. Pure. */
-export function publicStatus(s: AdminStatus): AdminStatus {
+export function publicStatus(s: RelayStatus): RelayStatus {
   return {
     relay: s.relay,
     generation: s.generation,
@@ -63,7 +43,7 @@ export function hostAllowed(header: string | undefined, names: readonly string[]
 
 export interface AdminDeps {
   ready(): boolean;
-  status(): AdminStatus;
+  status(): RelayStatus;
   registry: Registry;
   /** Serves further paths (the /queue endpoints); true when it answered. */
   handle?(req: IncomingMessage, res: ServerResponse): boolean;

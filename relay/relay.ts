@@ -3,7 +3,8 @@
 // relay/main.ts runs and what the tests start in-process.
 import type { Server } from "node:http";
 import { networkInterfaces } from "node:os";
-import { startAdmin, type AdminStatus } from "./admin.js";
+import { startAdmin } from "./admin.js";
+import type { RelayStatus } from "./contract/status.js";
 import { fileOf, loadConfig, secretText, type LoadedConfig } from "./config/load.js";
 import { watchConfig, type ConfigWatcher } from "./config/watch.js";
 import type { InboundAccount } from "./inbound/auth.js";
@@ -35,7 +36,7 @@ import { Drain, type DrainStatus } from "./queue/drain.js";
 import { fleetKeyOf } from "./queue/handover.js";
 import { Scheduler } from "./queue/scheduler.js";
 import { newQueueId, Spool, type Envelope } from "./queue/spool.js";
-import { fail, type Failure } from "./result.js";
+import { fail, type Failure } from "./contract/failure.js";
 
 export interface RelayOptions {
   configDir: string;
@@ -377,7 +378,7 @@ export class Relay {
     return out;
   }
 
-  status(): AdminStatus {
+  status(): RelayStatus {
     const l = this.state.loaded;
     return {
       relay: l.config.relay,
@@ -396,7 +397,7 @@ export class Relay {
     };
   }
 
-  private stsStatus(): Pick<AdminStatus, "mtaSts"> {
+  private stsStatus(): Pick<RelayStatus, "mtaSts"> {
     const problems = this.mtaSts?.fetchProblems() ?? [];
     return problems.length ? { mtaSts: { failing: problems.length, domains: problems.slice(-20) } } : {};
   }

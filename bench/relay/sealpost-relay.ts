@@ -5,7 +5,7 @@
 import { closeSync, openSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { RelayConfigInput } from "../../relay/config/schema.js";
+import type { RelayConfigInput } from "../../relay/contract/config.js";
 import { freePort } from "../../test/support/ports.js";
 import { startProcess, waitFor, type Managed } from "../../test/support/process.js";
 import { writeConfigDir } from "../../test/support/relay.js";

@@ -11,7 +11,7 @@
 // - anything the relay's schema rejects, or a domain without a canonical IDNA form → InvalidSpec.
 // A policy left out never lets its domains fall to a weaker route: the domains it owns go into the
 // config's deferredPolicies, and the relay defers their mail (4.3.5) until the policy is fixed. Domain
-// patterns are compiled to the one canonical form (relay/domains.ts).
+// patterns are compiled to the one canonical form (relay/contract/domains.ts).
 import { createHash } from "node:crypto";
 import {
   CONFIG_VERSION,
@@ -22,9 +22,9 @@ import {
   type DeferredPolicy,
   type Policy,
   type RelayConfig,
-} from "../../relay/config/schema.js";
-import { checkReferences } from "../../relay/config/load.js";
-import { canonicalPattern, claimingPatterns } from "../../relay/domains.js";
+} from "../../relay/contract/config.js";
+import { checkReferences } from "../../relay/contract/config-checks.js";
+import { canonicalPattern, claimingPatterns } from "../../relay/contract/domains.js";
 import type { MailDomainPolicy, MailRelay, RelayCredential } from "../api.js";
 import type { ProjectedSource } from "../render/input.js";
 import { ADMIN_PORT, FLEET_SECRET_KEY, names, QUEUE_DIR } from "../render/meta.js";

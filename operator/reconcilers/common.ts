@@ -15,80 +15,13 @@ import type { EventInput, EventRecorder } from "../runtime/events.js";
 import { R, type KubeClient, type KubeObject } from "../runtime/kube.js";
 import type { MailRelay } from "../api.js";
 import type { ClusterState, PodObject } from "../state.js";
-
-/** A relay's delivery figures for one policy since the pod started (relay admin /status `policies`). */
-export interface PolicyFigures {
-  deliveries: number;
-  deferrals: number;
-  bounces: number;
-  lastDelivery?: { time: string; host?: string; tlsVersion?: string; cipher?: string; peerVerified: boolean };
-}
-
-/** What one relay pod's admin /status says, as far as the operator uses it. */
-export interface PodReport {
-  configHash: string;
-  /** Per policy key (namespace/name); absent: an older relay that does not report figures. */
-  policies?: Record<string, PolicyFigures>;
-  /** The pod is draining its queue (scale-down, preStop). */
-  draining?: boolean;
-  queueDepth?: number;
-}
+import { parsePodReport, type PodReport } from "../../relay/contract/status.js";
 
 /**
  * Asks one relay pod what it runs and reports (undefined: no answer). Without the relay's admin
  * token (spec.admin.tokenSecretRef) a pod reports its config hash and queue depth but no figures.
  */
 export type StatusProbe = (pod: PodObject, port: number, token?: string) => Promise<PodReport | undefined>;
-
-const count = (v: unknown): number => (typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : 0);
-const str = (v: unknown, max: number): string | undefined =>
-  typeof v === "string" && v.length > 0 && v.length <= max ? v : undefined;
-
-/** The figures of one policy from untrusted JSON (a relay faces the Internet): bounded, typed. */
-function figuresOf(v: unknown): PolicyFigures | undefined {
-  if (!v || typeof v !== "object") return undefined;
-  const o = v as Record<string, unknown>;
-  const f: PolicyFigures = {
-    deliveries: count(o.deliveries),
-    deferrals: count(o.deferrals),
-    bounces: count(o.bounces),
-  };
-  const ld = o.lastDelivery as Record<string, unknown> | undefined;
-  const time = ld && typeof ld === "object" ? str(ld.time, 64) : undefined;
-  if (ld && time && !Number.isNaN(Date.parse(time))) {
-    const host = str(ld.host, 253);
-    const tlsVersion = str(ld.tlsVersion, 32);
-    const cipher = str(ld.cipher, 128);
-    f.lastDelivery = {
-      time,
-      ...(host ? { host } : {}),
-      ...(tlsVersion ? { tlsVersion } : {}),
-      ...(cipher ? { cipher } : {}),
-      peerVerified: ld.peerVerified === true,
-    };
-  }
-  return f;
-}
-
-/** Parses a relay's /status body; undefined when it is not one. */
-export function parsePodReport(body: unknown): PodReport | undefined {
-  if (!body || typeof body !== "object") return undefined;
-  const b = body as Record<string, unknown>;
-  if (typeof b.configHash !== "string") return undefined;
-  const r: PodReport = { configHash: b.configHash };
-  if (b.policies && typeof b.policies === "object") {
-    const policies: Record<string, PolicyFigures> = {};
-    for (const [k, v] of Object.entries(b.policies as Record<string, unknown>).slice(0, 10_000)) {
-      const f = figuresOf(v);
-      if (f) policies[k] = f;
-    }
-    r.policies = policies;
-  }
-  if (b.draining === true) r.draining = true;
-  const q = b.queue as Record<string, unknown> | undefined;
-  if (q && typeof q === "object" && typeof q.depth === "number") r.queueDepth = count(q.depth);
-  return r;
-}
 
 export const httpStatusProbe: StatusProbe = (pod, port, token) =>
   new Promise((resolve) => {

@@ -9,16 +9,9 @@ import type { MailRelay } from "../api.js";
 import type { ReconcileResult } from "../runtime/controller.js";
 import { problemsCondition, type ConditionInput } from "../runtime/conditions.js";
 import { splitKey } from "../state.js";
-import {
-  probeRelay,
-  relayAdminToken,
-  writeStatus,
-  type PodReport,
-  type PolicyFigures,
-  type ReconcilerDeps,
-} from "./common.js";
+import { probeRelay, relayAdminToken, writeStatus, type ReconcilerDeps } from "./common.js";
+import type { LastDelivery, PodReport } from "../../relay/contract/status.js";
 
-type LastDelivery = NonNullable<PolicyFigures["lastDelivery"]>;
 interface FigureFields {
   lastDelivery?: LastDelivery;
   counters?: { deliveries: number; deferrals: number; bounces: number };

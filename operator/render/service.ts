@@ -2,7 +2,7 @@
 // the one decision about exposing it: what kube-proxy's SNAT does to relayFrom. Pure.
 import { BlockList } from "node:net";
 import type { MailRelaySpec } from "../../api/v1alpha1/mailrelay.js";
-import { parseCidr, type Cidr } from "../../relay/inbound/rules.js";
+import { parseCidr, type Cidr } from "../../relay/contract/cidr.js";
 import type { KubeObject } from "../runtime/kube.js";
 import type { RelayRenderInput } from "./input.js";
 import { names, objectMeta, relayLabels, relaySelector } from "./meta.js";

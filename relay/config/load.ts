@@ -6,9 +6,9 @@ import { createHash, createPrivateKey, X509Certificate } from "node:crypto";
 import { readFile, realpath } from "node:fs/promises";
 import { join } from "node:path";
 import { createSecureContext } from "node:tls";
-import { compileInbound } from "../inbound/rules.js";
-import { errorMessage, fail, ok, type Result } from "../result.js";
-import { CONFIG_FILE, RelayConfig, type Credential } from "./schema.js";
+import { checkReferences } from "../contract/config-checks.js";
+import { errorMessage, fail, ok, type Result } from "../contract/failure.js";
+import { CONFIG_FILE, RelayConfig } from "../contract/config.js";
 
 export interface LoadedConfig {
   /** The directory as given (the mount point). */
@@ -47,60 +47,6 @@ export function referencedFiles(c: RelayConfig): string[] {
     for (const f of o.smime?.certificateFiles ?? []) out.add(f);
   }
   return [...out];
-}
-
-/** Cross-field checks the schema cannot express. Pure; returns problems (empty when fine). */
-export function checkReferences(c: RelayConfig): string[] {
-  const problems: string[] = [];
-  const cred = (name: string): Credential | undefined => c.credentials[name];
-  const outbounds = [
-    { what: "defaultOutbound", o: c.defaultOutbound },
-    ...c.policies.map((p) => ({ what: `policy ${p.name}`, o: p.outbound })),
-  ];
-  for (const { what, o } of outbounds) {
-    if (o.authCredential !== undefined) {
-      const k = cred(o.authCredential);
-      if (!k || k.type !== "password" || k.usage !== "outbound")
-        problems.push(`${what}: authCredential ${o.authCredential} is not an outbound password credential`);
-    }
-    const signing = o.smime?.signingCredential;
-    if (signing !== undefined) {
-      const k = cred(signing);
-      if (!k || k.type !== "clientCertificate" || k.usage !== "outbound")
-        problems.push(
-          `${what}: smime.signingCredential ${signing} is not an outbound clientCertificate credential`,
-        );
-    }
-    if (o.tls.clientCredential !== undefined) {
-      const k = cred(o.tls.clientCredential);
-      if (!k || k.type !== "clientCertificate" || k.usage !== "outbound")
-        problems.push(
-          `${what}: clientCredential ${o.tls.clientCredential} is not an outbound clientCertificate credential`,
-        );
-    }
-  }
-  for (const p of c.policies) {
-    for (const n of p.inbound?.credentials ?? []) {
-      const k = cred(n);
-      if (!k || k.type !== "password" || k.usage !== "inbound")
-        problems.push(`policy ${p.name}: inbound credential ${n} is not an inbound password credential`);
-    }
-  }
-  // Exactly one policy decides a domain: the same pattern in two policies (or in a policy and a
-  // deferred one) is ambiguous.
-  const owner = new Map<string, string>();
-  for (const p of [...c.policies, ...c.deferredPolicies]) {
-    for (const d of p.domains) {
-      const k = d.toLowerCase();
-      const prev = owner.get(k);
-      if (prev !== undefined && prev !== p.name)
-        problems.push(`domain pattern ${d} is claimed by both ${prev} and ${p.name}`);
-      owner.set(k, p.name);
-    }
-  }
-  const compiled = compileInbound(c);
-  if (!compiled.ok) problems.push(compiled.message);
-  return problems;
 }
 
 function sha256(...parts: Buffer[]): string {

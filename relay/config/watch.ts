@@ -5,7 +5,7 @@
 // certificate triggers a reload even when config.json is unchanged. An invalid new config is
 // reported once to `onInvalid` and the last good one stays.
 import { watch, type FSWatcher } from "node:fs";
-import type { Failure } from "../result.js";
+import type { Failure } from "../contract/failure.js";
 import { loadConfig, unchangedFingerprint, type LoadedConfig } from "./load.js";
 
 export interface WatchOptions {

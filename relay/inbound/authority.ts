@@ -17,9 +17,15 @@
 //  - whether the relay may S/MIME-sign a message: only mail of its own domains from its own senders
 //    (relayFrom, or an account that is not a partner's), never a partner's mail relayed through it.
 import { createHash } from "node:crypto";
-import type { RelayConfig } from "../config/schema.js";
+import type { RelayConfig } from "../contract/config.js";
 import { secretText } from "../config/load.js";
-import { canonicalAddress, canonicalDomain, canonicalPattern, domainOf, matchesAny } from "../domains.js";
+import {
+  canonicalAddress,
+  canonicalDomain,
+  canonicalPattern,
+  domainOf,
+  matchesAny,
+} from "../contract/domains.js";
 import { FLEET_USER } from "../queue/handover.js";
 import type { InboundAccount } from "./auth.js";
 import type { InboundDecision, Reply } from "./rules.js";
@@ -85,7 +91,7 @@ export function compileAuthority(c: RelayConfig, files: ReadonlyMap<string, Buff
       username: k.username,
       partner,
       allowRelay: k.allowRelay ?? false,
-      // canonical patterns (relay/domains.ts); one without a canonical form matches nothing
+      // canonical patterns (relay/contract/domains.ts); one without a canonical form matches nothing
       senderDomains: (
         k.senderDomains ?? (partner ? partnerDomains.get(name)! : c.inbound.localDomains)
       ).flatMap((p) => canonicalPattern(p) ?? []),
@@ -114,7 +120,7 @@ export function recipientTable(entries: readonly string[]): RecipientTable {
   for (const raw of entries) {
     const e = raw.replace(/#.*/, "").trim().toLowerCase();
     if (!e) continue;
-    // compared with recipients in canonical form (relay/domains.ts); an entry without one matches nothing
+    // compared with recipients in canonical form (relay/contract/domains.ts); an entry without one matches nothing
     const canonical = e.startsWith("@") ? canonicalDomain(e.slice(1)) : canonicalAddress(e);
     if (canonical === undefined) continue;
     if (e.startsWith("@")) domains.add(canonical);

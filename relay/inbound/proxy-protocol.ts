@@ -12,7 +12,7 @@
 //   - v2 LOCAL (the balancer's own health check) and v1 UNKNOWN keep the balancer's address.
 // Spec: https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt
 import { BlockList, createServer, isIP, type Server, type Socket } from "node:net";
-import { normalizeIp, parseCidr } from "./rules.js";
+import { normalizeIp, parseCidr } from "../contract/cidr.js";
 
 /** The 12-byte signature that starts a v2 header. */
 export const V2_SIGNATURE = Buffer.from([

@@ -14,7 +14,7 @@ import type { Socket } from "node:net";
 import { finished } from "node:stream/promises";
 import type { TLSSocket } from "node:tls";
 import type { LoadedConfig } from "../config/load.js";
-import { canonicalAddress, domainOf } from "../domains.js";
+import { canonicalAddress, domainOf } from "../contract/domains.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
 import {
@@ -56,12 +56,12 @@ import {
   checkMailFrom,
   checkRecipient,
   decideInbound,
-  normalizeIp,
   requirementOf,
   type CompiledInbound,
   type ListenerKind,
   type Reply,
 } from "./rules.js";
+import { normalizeIp } from "../contract/cidr.js";
 import { BoundedList, type SessionLimits } from "./session-limits.js";
 import { AuthThrottle, clientKey, sameAccount, throttleLimits } from "./throttle.js";
 import { HopCounter } from "./trace.js";
@@ -403,7 +403,7 @@ export class InboundListeners {
     if (g === "revoked") return cb(this.reject(session, "RCPT", REVOKED));
     const again = checkMailFrom(d, { secure: session.secure, authenticated: Boolean(session.user) });
     if (again) return cb(this.reject(session, "RCPT", again));
-    // one canonical form for every spelling (relay/domains.ts); none: refused, never routed
+    // one canonical form for every spelling (relay/contract/domains.ts); none: refused, never routed
     const canonical = canonicalAddress(address);
     if (canonical === undefined)
       return cb(

@@ -11,7 +11,7 @@
 // forgotten first; accounts are counted only when the username is a configured account's, so their
 // counters are bounded by the number of accounts and nothing an attacker sends can evict them.
 import { isIP } from "node:net";
-import { ipv6Groups, normalizeIp } from "./rules.js";
+import { ipv6Groups, normalizeIp } from "../contract/cidr.js";
 
 export interface ThrottleLimits {
   maxFailuresPerIp: number;

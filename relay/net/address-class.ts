@@ -6,8 +6,8 @@
 // Explicitly configured next hops (a policy's nextHop, inbound.internalNextHop) are trusted and do
 // not come through here. Pure: the pod's addresses are passed in.
 import { BlockList, isIP } from "node:net";
-import { normalizeIp, parseCidr } from "../inbound/rules.js";
-import { fail, ok, type Result } from "../result.js";
+import { normalizeIp, parseCidr } from "../contract/cidr.js";
+import { fail, ok, type Result } from "../contract/failure.js";
 
 export type AddressClass =
   | "public"

@@ -12,7 +12,7 @@
 //    the route groups of one message, which run in parallel, do not multiply the connections.
 // Outbound fetches (MTA-STS policy, TLS-RPT POST) get an overall deadline too (`fetchTimeoutSeconds`):
 // an idle timeout alone lets a server dripping a byte a second hold them forever.
-import { fail, type Failure } from "../result.js";
+import { fail, type Failure } from "../contract/failure.js";
 import type { Hop } from "./transport-options.js";
 
 export interface AttemptLimits {

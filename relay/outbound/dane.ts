@@ -25,8 +25,8 @@
 import { createHash, createPublicKey, X509Certificate, type KeyObject } from "node:crypto";
 import { isIP } from "node:net";
 import type { TLSSocket, DetailedPeerCertificate } from "node:tls";
-import type { HostPort } from "../config/schema.js";
-import { errorMessage, fail, ok, type Failure, type Result } from "../result.js";
+import type { HostPort } from "../contract/config.js";
+import { errorMessage, fail, ok, type Failure, type Result } from "../contract/failure.js";
 import type { SecureAnswer, SecureDns } from "./dnssec.js";
 import { isNullMx, sortMx } from "./mx.js";
 import type { TlsRptPolicy } from "./tlsrpt.js";

@@ -9,7 +9,7 @@ import { statusFromReply } from "../dsn.js";
 import { filterHops, type DestinationFilter } from "../net/address-class.js";
 import { bufferBody, type MessageBody } from "../queue/message-body.js";
 import { REPLY_READ_MAX, replyText } from "../reply-text.js";
-import { errorMessage, fail, ok, type Failure, type Result } from "../result.js";
+import { errorMessage, fail, ok, type Failure, type Result } from "../contract/failure.js";
 import type { Dns } from "./mx.js";
 import { MAIL_LOOPS, withoutSelf } from "./loop.js";
 import { resolveHops } from "./mx.js";

@@ -6,7 +6,7 @@
 // compared as addresses, not strings (an MX may be ::ffff:7f00:1 or 0:0:0:0:0:0:0:1), and a hop on
 // the unspecified address (0.0.0.0, ::) is myself: a connection to it reaches this host.
 import { BlockList, isIP } from "node:net";
-import { fail, ok, type Result } from "../result.js";
+import { fail, ok, type Result } from "../contract/failure.js";
 import type { Hop } from "./transport-options.js";
 
 export const MAIL_LOOPS = "MAIL_LOOPS";

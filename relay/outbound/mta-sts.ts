@@ -15,7 +15,7 @@ import { request } from "node:https";
 import { join } from "node:path";
 import { checkServerIdentity } from "node:tls";
 import { promises as dns } from "node:dns";
-import { errorMessage, fail, ok, type Result } from "../result.js";
+import { errorMessage, fail, ok, type Result } from "../contract/failure.js";
 import type { Dns } from "./mx.js";
 
 export type StsMode = "enforce" | "testing" | "none";

@@ -7,8 +7,8 @@
 // become the Service smtp.mail.svc.cluster.local through the pod's search list, nor /etc/hosts).
 import { promises as dns } from "node:dns";
 import { isIP } from "node:net";
-import type { HostPort } from "../config/schema.js";
-import { errorMessage, fail, ok, type Result } from "../result.js";
+import type { HostPort } from "../contract/config.js";
+import { errorMessage, fail, ok, type Result } from "../contract/failure.js";
 import type { Hop } from "./transport-options.js";
 
 export interface Dns {

@@ -1,7 +1,7 @@
 // Outbound routing, pure: which policy decides a recipient domain, where it goes (explicit next hop,
 // the internal next hop for local domains, or MX lookup), and how a message's recipients split into
 // groups that share a policy and next hop (one SMTP transaction each). Fail closed (issue 14):
-// - the domain is first put in its one canonical form (relay/domains.ts): every spelling of a
+// - the domain is first put in its one canonical form (relay/contract/domains.ts): every spelling of a
 //   protected domain meets that domain's policy; a domain without one is refused (5.1.3), never routed;
 // - the most specific pattern decides (exact over wildcard, longer wildcard over shorter); when that
 //   pattern belongs to a policy the operator could not compile (config.deferredPolicies), the mail is
@@ -13,8 +13,8 @@
 //   server. Without an internal next hop (the API requires one; a hand-written config may not) it is
 //   routed like any domain: going out by MX, it must not drop to opportunistic TLS below the default;
 // - otherwise: no match, the catch-all (defaultOutbound), or a broken catch-all's hold.
-import type { DeferredPolicy, HostPort, Outbound, Policy, RelayConfig } from "../config/schema.js";
-import { canonicalDomain, domainPart, EXACT, matchesAny, matchSpecificity } from "../domains.js";
+import type { DeferredPolicy, HostPort, Outbound, Policy, RelayConfig } from "../contract/config.js";
+import { canonicalDomain, domainPart, EXACT, matchesAny, matchSpecificity } from "../contract/domains.js";
 import { stsApplies } from "./tls-policy.js";
 
 export const DEFAULT_POLICY = "default";

@@ -15,7 +15,7 @@
 import { createHash, createPrivateKey, webcrypto } from "node:crypto";
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
-import { errorMessage, fail, ok, type Failure, type Result } from "../result.js";
+import { errorMessage, fail, ok, type Failure, type Result } from "../contract/failure.js";
 
 type CryptoKey = Parameters<pkijs.SignedData["sign"]>[0];
 type Algorithm = Parameters<pkijs.EnvelopedData["encrypt"]>[0];

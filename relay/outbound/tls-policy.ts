@@ -19,8 +19,8 @@
 // - A password goes only to a peer the level authenticates (verify, dane), unless the policy sets
 //   auth.allowUnauthenticatedPeer (then to any encrypted peer); never on a session in clear.
 import { authenticates, LEVEL_STRENGTH, MODE_FLOORS, type TlsLevel } from "../../api/v1alpha1/tls-floors.js";
-import type { TlsMode, TlsVersion } from "../config/schema.js";
-import { fail, type Failure } from "../result.js";
+import type { TlsMode, TlsVersion } from "../contract/config.js";
+import { fail, type Failure } from "../contract/failure.js";
 import type { HostDane, Tlsa } from "./dane.js";
 import { mxAllowed, type StsLookup } from "./mta-sts.js";
 

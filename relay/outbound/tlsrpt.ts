@@ -12,7 +12,7 @@ import { gzipSync } from "node:zlib";
 import { promises as dnsp } from "node:dns";
 import { isIP, type LookupFunction } from "node:net";
 import type { DestinationFilter } from "../net/address-class.js";
-import { errorMessage } from "../result.js";
+import { errorMessage, type FailureCode } from "../contract/failure.js";
 import { armFetchDeadline } from "./attempt-limits.js";
 import type { AttemptRecord } from "./deliver.js";
 import type { Dns } from "./mx.js";
@@ -54,32 +54,41 @@ export interface TlsRptEvent {
   reason?: string;
 }
 
+/** The RFC 8460 result type of each failure code (relay/contract/failure.ts) that is a TLS failure. */
+const RESULT_TYPE_OF_CODE: ReadonlyMap<FailureCode, ResultType> = new Map<FailureCode, ResultType>([
+  ["TLS_NOT_OFFERED", "starttls-not-supported"],
+  ["TLS_REQUIRED", "starttls-not-supported"],
+  ["TLS_STARTTLS_REFUSED", "starttls-not-supported"],
+  ["TLS_VERIFY_FAILED", "validation-failure"],
+  ["TLS_HANDSHAKE_FAILED", "validation-failure"],
+  ["MTA_STS_MX_MISMATCH", "validation-failure"],
+  // DANE (dane.ts)
+  ["DANE_TLSA_MISMATCH", "tlsa-invalid"],
+  ["DANE_DNSSEC_INVALID", "dnssec-invalid"],
+  ["DANE_REQUIRED", "dane-required"],
+]);
+
+/**
+ * Which certificate check failed, for TLS_VERIFY_FAILED: RFC 8460 tells three of them apart, and Node
+ * reports which one only in the verification error's text (the attempt's reason), so this one code is
+ * refined by that text; every other result type is read from the code alone.
+ */
+function verifyFailureType(reason: string): ResultType {
+  if (/altname|does not match|hostname/i.test(reason)) return "certificate-host-mismatch";
+  if (/expired/i.test(reason)) return "certificate-expired";
+  if (/self[- ]signed|unable to (get|verify)|issuer|untrusted|not trusted/i.test(reason))
+    return "certificate-not-trusted";
+  return "validation-failure";
+}
+
 /** RFC 8460 result type of a failed attempt's code (and reason); undefined: not a TLS failure. */
 export function resultTypeOf(code: string | undefined, reason = ""): ResultType | undefined {
-  switch (code) {
-    case "TLS_NOT_OFFERED":
-    case "TLS_REQUIRED":
-    case "TLS_STARTTLS_REFUSED":
-      return "starttls-not-supported";
-    case "TLS_VERIFY_FAILED":
-      if (/altname|does not match|hostname/i.test(reason)) return "certificate-host-mismatch";
-      if (/expired/i.test(reason)) return "certificate-expired";
-      if (/self[- ]signed|unable to (get|verify)|issuer|untrusted|not trusted/i.test(reason))
-        return "certificate-not-trusted";
-      return "validation-failure";
-    case "TLS_HANDSHAKE_FAILED":
-    case "MTA_STS_MX_MISMATCH":
-      return "validation-failure";
-    // DANE (dane.ts)
-    case "DANE_TLSA_MISMATCH":
-      return "tlsa-invalid";
-    case "DANE_DNSSEC_INVALID":
-      return "dnssec-invalid";
-    case "DANE_REQUIRED":
-      return "dane-required";
-    default:
-      return (RESULT_TYPES as readonly string[]).includes(code ?? "") ? (code as ResultType) : undefined;
-  }
+  if (code === undefined) return undefined;
+  if (code === "TLS_VERIFY_FAILED") return verifyFailureType(reason);
+  const byCode = RESULT_TYPE_OF_CODE.get(code as FailureCode);
+  if (byCode) return byCode;
+  // an MTA-STS policy failure is recorded under its result type itself (mta-sts.ts StsFailure)
+  return (RESULT_TYPES as readonly string[]).includes(code) ? (code as ResultType) : undefined;
 }
 
 /** The event of one attempt record; undefined when TLS played no part (clear mode, DNS, refusals). */

@@ -10,8 +10,8 @@ import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import { checkServerIdentity, type PeerCertificate, type TLSSocket } from "node:tls";
 import type { SMTPConnectionOptions } from "nodemailer/lib/smtp-connection";
-import type { TlsVersion } from "../config/schema.js";
-import { fail, ok, type Failure, type Result } from "../result.js";
+import type { TlsVersion } from "../contract/config.js";
+import { fail, ok, type Failure, type Result } from "../contract/failure.js";
 import { matchChain, peerChain, tlsaText } from "./dane.js";
 import type { TlsDecision, TlsLevel } from "./tls-policy.js";
 

@@ -14,8 +14,9 @@ import { timingSafeEqual } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { join } from "node:path";
-import type { RelayConfig } from "../config/schema.js";
-import { domainPart } from "../domains.js";
+import type { RelayConfig } from "../contract/config.js";
+import type { PolicyFigures } from "../contract/status.js";
+import { domainPart } from "../contract/domains.js";
 import type { AttemptRecord } from "../outbound/deliver.js";
 import { routeFor } from "../outbound/route.js";
 import { safeJson } from "../printable.js";
@@ -196,21 +197,6 @@ export function handleQueueRequest(d: QueueAdminDeps, req: IncomingMessage, res:
     return json(405, { error: `${m} ${path} is not supported` });
   })().catch((e: unknown) => json(500, { error: String(e) }));
   return true;
-}
-
-/** Delivery figures of one policy since the relay started (admin /status `policies`). */
-export interface PolicyFigures {
-  deliveries: number;
-  deferrals: number;
-  bounces: number;
-  lastDelivery?: {
-    time: string;
-    host?: string;
-    tlsVersion?: string;
-    cipher?: string;
-    peerVerified: boolean;
-  };
-  lastDeferral?: { time: string; code?: string; reason?: string };
 }
 
 /** Counts delivery attempts per policy (fed from the deliverer's onAttempt). */

@@ -12,7 +12,7 @@ import { X509Certificate } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import type { Logger } from "../log.js";
-import { errorMessage } from "../result.js";
+import { errorMessage } from "../contract/failure.js";
 import { FLEET_USER, fleetPassword, handoverHeader, messageDigest } from "./handover.js";
 import type { Envelope, Spool } from "./spool.js";
 

@@ -19,7 +19,7 @@ import type { Deliverer, RecipientResult } from "../outbound/deliver.js";
 import { tlsRequiredNo } from "../outbound/requiretls.js";
 import { groupRecipients } from "../outbound/route.js";
 import { replyText } from "../reply-text.js";
-import { errorMessage } from "../result.js";
+import { errorMessage } from "../contract/failure.js";
 import { expired, nextAttemptAt, staggerRecovery } from "./backoff.js";
 import { DueHeap } from "./due-heap.js";
 import { deliveryCost, groupCost, MemoryBudget } from "./memory-budget.js";

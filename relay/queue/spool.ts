@@ -22,7 +22,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { errorMessage, fail, ok, type Result } from "../result.js";
+import { errorMessage, fail, ok, type Result } from "../contract/failure.js";
 import { fsyncDir, GroupCommit } from "./group-commit.js";
 import { Journal, readRange, scanJournal, type AppendRecords } from "./journal.js";
 import { bufferBody, fileBody, HEAD_BYTES, type MessageBody } from "./message-body.js";

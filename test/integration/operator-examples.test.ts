@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
 import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
-import { RelayConfig } from "../../relay/config/schema.js";
+import { RelayConfig } from "../../relay/contract/config.js";
 import { startCertManager, type CertManager } from "../support/cert-manager.js";
 import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
 import { waitFor } from "../support/process.js";

@@ -10,7 +10,7 @@ import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
 import type { Condition } from "../../operator/runtime/conditions.js";
 import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
-import { RelayConfig } from "../../relay/config/schema.js";
+import { RelayConfig } from "../../relay/contract/config.js";
 import { routeFor } from "../../relay/outbound/route.js";
 import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
 import { ensureNamespace, operatorIdentity, sealpostCrdFiles, startOperator } from "../support/operator.js";

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { RelayConfig } from "../../relay/config/schema.js";
+import { RelayConfig } from "../../relay/contract/config.js";
 import type { Operator } from "../../operator/operator.js";
 import { isNotFound, KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
 import type { Condition } from "../../operator/runtime/conditions.js";

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
-import type { PodReport, PolicyFigures } from "../../operator/reconcilers/common.js";
+import type { PodReport, PolicyFigures } from "../../relay/contract/status.js";
 import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
 import type { PodObject } from "../../operator/state.js";
 import { startControlPlane, type ControlPlane } from "../support/controlplane.js";

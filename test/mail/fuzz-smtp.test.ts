@@ -12,7 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { getHeapStatistics } from "node:v8";
 import fc from "fast-check";
 import { loadConfig } from "../../relay/config/load.js";
-import { RelayConfig } from "../../relay/config/schema.js";
+import { RelayConfig } from "../../relay/contract/config.js";
 import type { Relay } from "../../relay/relay.js";
 import { makeCa, makeLeaf, type Leaf } from "../support/certs.js";
 import { hostileConnect, type HostileClient } from "../support/hostile-client.js";

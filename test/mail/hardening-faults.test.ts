@@ -20,7 +20,7 @@ import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import type { Counter } from "prom-client";
-import type { RelayConfigInput } from "../../relay/config/schema.js";
+import type { RelayConfigInput } from "../../relay/contract/config.js";
 import { scanJournal } from "../../relay/queue/journal.js";
 import { makeLeaf, type Leaf } from "../support/certs.js";
 import { startDnsServer, type DnsServer } from "../support/dns-server.js";

@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
-import type { RelayConfigInput } from "../../relay/config/schema.js";
+import type { RelayConfigInput } from "../../relay/contract/config.js";
 import { readSpool } from "../../relay/queue/spool.js";
 import type { Relay } from "../../relay/relay.js";
 import { makeCa, makeLeaf, type Leaf } from "../support/certs.js";

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import type { Relay } from "../../relay/relay.js";
-import type { RelayConfigInput } from "../../relay/config/schema.js";
+import type { RelayConfigInput } from "../../relay/contract/config.js";
 import { waitFor } from "../support/process.js";
 import {
   plainToken,

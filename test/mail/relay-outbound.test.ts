@@ -6,7 +6,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import SMTPConnection from "nodemailer/lib/smtp-connection";
-import type { RelayConfigInput } from "../../relay/config/schema.js";
+import type { RelayConfigInput } from "../../relay/contract/config.js";
 import type { Relay } from "../../relay/relay.js";
 import { makeCa, makeLeaf, type Ca, type Leaf } from "../support/certs.js";
 import { waitFor } from "../support/process.js";

@@ -16,7 +16,7 @@ import { hostileConnect, type HostileClient } from "../support/hostile-client.js
 import { startPostfix, type PostfixPeer } from "../support/postfix.js";
 import { waitFor } from "../support/process.js";
 import { relayFixture, type LogCapture, type RelayFixture, type TestPorts } from "../support/relay.js";
-import type { RelayConfigInput } from "../../relay/config/schema.js";
+import type { RelayConfigInput } from "../../relay/contract/config.js";
 import type { Relay } from "../../relay/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
 import { swaks } from "../support/swaks.js";

@@ -8,7 +8,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import type { RelayConfigInput } from "../../relay/config/schema.js";
+import type { RelayConfigInput } from "../../relay/contract/config.js";
 import type { Relay } from "../../relay/relay.js";
 import { makeLeaf, type Ca, type Leaf } from "../support/certs.js";
 import { startPostfix, type Message, type PostfixPeer } from "../support/postfix.js";

@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { drainHook, TERMINATION_GRACE_SECONDS } from "../../operator/render/statefulset.js";
 import { ADMIN_PORT, CONFIG_DIR } from "../../operator/render/meta.js";
 import type { RelayRenderInput } from "../../operator/render/input.js";
-import type { RelayConfigInput } from "../../relay/config/schema.js";
+import type { RelayConfigInput } from "../../relay/contract/config.js";
 import { readSpool } from "../../relay/queue/spool.js";
 import { makeCa, makeLeaf, type Ca, type Leaf } from "./certs.js";
 import { freePort } from "./ports.js";

@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { MailDomainPolicy, RelayCredential } from "../../api/v1alpha1/index.js";
 import { compileRelayConfig } from "../../operator/compile/relay-config.js";
-import { RelayConfig, type RelayConfigInput } from "../../relay/config/schema.js";
-import { canonicalDomain, canonicalPattern } from "../../relay/domains.js";
+import { RelayConfig, type RelayConfigInput } from "../../relay/contract/config.js";
+import { canonicalDomain, canonicalPattern } from "../../relay/contract/domains.js";
 import { groupRecipients, routeFor } from "../../relay/outbound/route.js";
 import { clusterView, mailRelay } from "../support/operator-fixtures.js";
 

@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import type { MailDomainPolicy, RelayCredential } from "../../api/v1alpha1/index.js";
 import { compileRelayConfig, policyReferences } from "../../operator/compile/relay-config.js";
 import { renderServerCertificate } from "../../operator/render/certificate.js";
-import { RelayConfig } from "../../relay/config/schema.js";
+import { RelayConfig } from "../../relay/contract/config.js";
 import { clusterView, mailRelay, relayOwner, renderRelay } from "../support/operator-fixtures.js";
 import type { KubeObject } from "../../operator/runtime/kube.js";
 

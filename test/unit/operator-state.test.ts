@@ -9,12 +9,8 @@ import fc from "fast-check";
 import { MailRelay } from "../../operator/api.js";
 import { compileRelayConfig } from "../../operator/compile/relay-config.js";
 import { policyEventKeys } from "../../operator/mapping.js";
-import {
-  SharedProbe,
-  statusEvents,
-  WrittenStatus,
-  type PodReport,
-} from "../../operator/reconcilers/common.js";
+import { SharedProbe, statusEvents, WrittenStatus } from "../../operator/reconcilers/common.js";
+import type { PodReport } from "../../relay/contract/status.js";
 import { AppliedObjects, UNWATCHED } from "../../operator/runtime/applied.js";
 import type { Condition } from "../../operator/runtime/conditions.js";
 import type { EventType, Handler } from "../../operator/runtime/informer.js";

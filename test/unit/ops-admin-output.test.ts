@@ -7,7 +7,8 @@ import { createServer, request, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
 import { describe, it } from "node:test";
 import { Registry } from "prom-client";
-import { startAdmin, type AdminStatus } from "../../relay/admin.js";
+import { startAdmin } from "../../relay/admin.js";
+import type { RelayStatus } from "../../relay/contract/status.js";
 import type { MessageView } from "../../relay/queue/admin-api.js";
 import { formatList, formatShow, runQueueCli } from "../../relay/queue/queue-cli.js";
 import { httpStatusProbe } from "../../operator/reconcilers/common.js";
@@ -83,7 +84,7 @@ describe("issue 22 finding 7: operator-facing output", () => {
   });
 
   describe("admin port", () => {
-    const status: AdminStatus = {
+    const status = {
       relay: "mail/edge",
       generation: 3,
       configHash: "abc",
@@ -91,8 +92,9 @@ describe("issue 22 finding 7: operator-facing output", () => {
       lastReloadError: "CONFIG_INVALID: /etc/sealpost/secrets/internal-db/password unreadable",
       listeners: { smtp: 25 },
       queue: { depth: 1, oldestAgeSeconds: 5 },
+      // a partial, hostile figure: the admin port must escape whatever it is handed
       policies: { "mail/p": { deliveries: 1, lastDelivery: { host: `10.0.0.7${ESC}[0m` } } },
-    };
+    } as unknown as RelayStatus;
 
     async function admin(): Promise<{ port: number; close(): void }> {
       const a = await startAdmin(
@@ -136,7 +138,7 @@ describe("issue 22 finding 7: operator-facing output", () => {
         assert.equal(p.policies, undefined);
         assert.doesNotMatch(pub.body, /10\.0\.0\.7|secrets/);
         const full = await get(a.port, "/status", { authorization: "Bearer s3cret" });
-        const f = JSON.parse(full.body) as AdminStatus;
+        const f = JSON.parse(full.body) as RelayStatus;
         assert.equal(f.lastReloadError, status.lastReloadError);
         assert.deepEqual(f.policies, status.policies);
         assert.doesNotMatch(full.body, RAW);

@@ -41,7 +41,7 @@ describe("issue 22 finding 2: attempt limits", () => {
 
   it("isSession: an unreachable hop is not a session, any answer is", () => {
     assert.equal(isSession({ code: "CONNECT_FAILED" }), false);
-    for (const code of ["CONNECT_REJECTED", "TLS_NOT_OFFERED", "TLS_VERIFY_FAILED", "AUTH_FAILED"])
+    for (const code of ["CONNECT_REJECTED", "TLS_NOT_OFFERED", "TLS_VERIFY_FAILED", "AUTH_FAILED"] as const)
       assert.equal(isSession({ code }), true, code);
   });
 

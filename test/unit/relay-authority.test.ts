@@ -2,7 +2,7 @@
 // the throttle's keys and bounds (relay/inbound/throttle.ts).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { RelayConfig } from "../../relay/config/schema.js";
+import { RelayConfig } from "../../relay/contract/config.js";
 import {
   checkSender,
   compileAuthority,

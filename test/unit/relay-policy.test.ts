@@ -2,9 +2,9 @@
 // requirement resolution, relaying, backoff, DSN composition, AUTH comparison.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { checkReferences } from "../../relay/config/load.js";
-import { RelayConfig, type RelayConfigInput } from "../../relay/config/schema.js";
-import { canonicalDomain, domainOf, matchSpecificity } from "../../relay/domains.js";
+import { checkReferences } from "../../relay/contract/config-checks.js";
+import { RelayConfig, type RelayConfigInput } from "../../relay/contract/config.js";
+import { canonicalDomain, domainOf, matchSpecificity } from "../../relay/contract/domains.js";
 import { composeDsn, headerBlock, statusFromReply } from "../../relay/dsn.js";
 import { REPLY_TEXT_MAX, replyText } from "../../relay/reply-text.js";
 import { authenticate, constantTimeEqual } from "../../relay/inbound/auth.js";
@@ -13,10 +13,10 @@ import {
   checkRecipient,
   compileInbound,
   decideInbound,
-  parseCidr,
   requirementOf,
   type CompiledInbound,
 } from "../../relay/inbound/rules.js";
+import { parseCidr } from "../../relay/contract/cidr.js";
 import { isNullMx, sortMx } from "../../relay/outbound/mx.js";
 import { groupRecipients, matchPolicy, routeFor } from "../../relay/outbound/route.js";
 import { identityChecker, planTransport } from "../../relay/outbound/transport-options.js";

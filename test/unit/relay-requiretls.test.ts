@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { isTlsFailure, requireTlsStatus, tlsRequiredNo } from "../../relay/outbound/requiretls.js";
 import { resolveTlsPolicy } from "../../relay/outbound/tls-policy.js";
-import type { TlsMode } from "../../relay/config/schema.js";
+import type { TlsMode } from "../../relay/contract/config.js";
 
 // the route-level decision of the policy engine (before any host is known)
 const requireTlsPrecheck = (mode: TlsMode) => {

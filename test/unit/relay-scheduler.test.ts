@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import type { LoadedConfig } from "../../relay/config/load.js";
-import { RelayConfig } from "../../relay/config/schema.js";
+import { RelayConfig } from "../../relay/contract/config.js";
 import { createLogger } from "../../relay/log.js";
 import { createMetrics } from "../../relay/metrics.js";
 import { bufferBody, fileBody, type MessageBody } from "../../relay/queue/message-body.js";

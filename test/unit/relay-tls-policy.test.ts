@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { LEVEL_STRENGTH, MODE_FLOORS, authenticates } from "../../api/v1alpha1/tls-floors.js";
-import type { TlsMode } from "../../relay/config/schema.js";
+import type { TlsMode } from "../../relay/contract/config.js";
 import type { HostDane } from "../../relay/outbound/dane.js";
 import type { StsLookup } from "../../relay/outbound/mta-sts.js";
 import {

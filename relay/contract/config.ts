@@ -9,7 +9,7 @@
 //   <dir>/tls/tls.crt, tls.key               the server certificate (cert-manager Secret)
 //   <dir>/secrets/<secret>/<key>             passwords, client keys, CA bundles, S/MIME certificates
 import { z } from "zod";
-import { canonicalPattern } from "../domains.js";
+import { canonicalPattern } from "./domains.js";
 
 export const CONFIG_FILE = "config.json";
 export const CONFIG_VERSION = 1;
@@ -36,7 +36,7 @@ export const Cidr = z.string().min(2);
 
 /**
  * An exact domain (partner.example) or a wildcard for its subdomains (*.partner.example), in the
- * canonical form the relay compares (relay/domains.ts: A-labels, lower case, no trailing dot).
+ * canonical form the relay compares (relay/contract/domains.ts: A-labels, lower case, no trailing dot).
  */
 export const DomainPattern = z
   .string()

@@ -1,0 +1,78 @@
+// The checks a RelayConfig must pass beyond its zod schema (config.ts): cross-references between its
+// parts. Both sides run them: the operator before it writes a config (operator/compile/), the relay
+// when it loads one (relay/config/load.ts), so a config the relay would refuse is never applied. Pure.
+import { parseCidr } from "./cidr.js";
+import type { Credential, RelayConfig } from "./config.js";
+
+/** Cross-field checks the schema cannot express. Pure; returns problems (empty when fine). */
+export function checkReferences(c: RelayConfig): string[] {
+  const problems: string[] = [];
+  const cred = (name: string): Credential | undefined => c.credentials[name];
+  const outbounds = [
+    { what: "defaultOutbound", o: c.defaultOutbound },
+    ...c.policies.map((p) => ({ what: `policy ${p.name}`, o: p.outbound })),
+  ];
+  for (const { what, o } of outbounds) {
+    if (o.authCredential !== undefined) {
+      const k = cred(o.authCredential);
+      if (!k || k.type !== "password" || k.usage !== "outbound")
+        problems.push(`${what}: authCredential ${o.authCredential} is not an outbound password credential`);
+    }
+    const signing = o.smime?.signingCredential;
+    if (signing !== undefined) {
+      const k = cred(signing);
+      if (!k || k.type !== "clientCertificate" || k.usage !== "outbound")
+        problems.push(
+          `${what}: smime.signingCredential ${signing} is not an outbound clientCertificate credential`,
+        );
+    }
+    if (o.tls.clientCredential !== undefined) {
+      const k = cred(o.tls.clientCredential);
+      if (!k || k.type !== "clientCertificate" || k.usage !== "outbound")
+        problems.push(
+          `${what}: clientCredential ${o.tls.clientCredential} is not an outbound clientCertificate credential`,
+        );
+    }
+  }
+  for (const p of c.policies) {
+    for (const n of p.inbound?.credentials ?? []) {
+      const k = cred(n);
+      if (!k || k.type !== "password" || k.usage !== "inbound")
+        problems.push(`policy ${p.name}: inbound credential ${n} is not an inbound password credential`);
+    }
+  }
+  // Exactly one policy decides a domain: the same pattern in two policies (or in a policy and a
+  // deferred one) is ambiguous.
+  const owner = new Map<string, string>();
+  for (const p of [...c.policies, ...c.deferredPolicies]) {
+    for (const d of p.domains) {
+      const k = d.toLowerCase();
+      const prev = owner.get(k);
+      if (prev !== undefined && prev !== p.name)
+        problems.push(`domain pattern ${d} is claimed by both ${prev} and ${p.name}`);
+      owner.set(k, p.name);
+    }
+  }
+  const ranges = inboundRangeProblem(c);
+  if (ranges) problems.push(ranges);
+  return problems;
+}
+
+/**
+ * The first address range the relay could not read (relayFrom, a policy's inbound.hosts), named as
+ * relay/inbound/rules.ts's compileInbound names it, or undefined.
+ */
+function inboundRangeProblem(c: RelayConfig): string | undefined {
+  const lists = [
+    { what: "inbound.relayFrom", ranges: c.inbound.relayFrom },
+    ...c.policies.flatMap((p) =>
+      p.inbound ? [{ what: `policy ${p.name} inbound.hosts`, ranges: p.inbound.hosts }] : [],
+    ),
+  ];
+  for (const { what, ranges } of lists)
+    for (const r of ranges) {
+      const parsed = parseCidr(r);
+      if (!parsed.ok) return `${what}: ${parsed.message}`;
+    }
+  return undefined;
+}

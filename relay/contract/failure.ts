@@ -1,0 +1,80 @@
+// Errors as values: every fallible step of the relay returns a Result, never throws across a module
+// boundary. `temporary` decides between a 4xx defer (retry later) and a 5xx bounce.
+// The failure codes are a closed list: they are metric labels, delivery-log and /status fields
+// (lastDeferral.code) and what TLS-RPT (relay/outbound/tlsrpt.ts) reads its result type from, so a
+// new one is added here, where every reader can see it.
+
+/** Every code a Failure may carry. */
+export const FAILURE_CODES = [
+  "ATTEMPT_TIMEOUT",
+  "AUTH_FAILED",
+  "AUTH_NOT_OFFERED",
+  "AUTH_PEER_UNAUTHENTICATED",
+  "AUTH_REQUIRES_TLS",
+  "BAD_CIDR",
+  "CONFIG_FILES_MISSING",
+  "CONFIG_INVALID",
+  "CONFIG_UNREADABLE",
+  "CONNECTION_LOST",
+  "CONNECT_FAILED",
+  "CONNECT_REJECTED",
+  "CREDENTIAL_MISSING",
+  "DANE_DNSSEC_INVALID",
+  "DANE_DNS_FAILED",
+  "DANE_REQUIRED",
+  "DANE_TLSA_MISMATCH",
+  "DNS_FAILED",
+  "DOMAIN_NOT_FOUND",
+  "MAIL_LOOPS",
+  "MESSAGE_TOO_BIG",
+  "MTA_STS_DNS_FAILED",
+  "MTA_STS_FETCH_FAILED",
+  "MTA_STS_MX_MISMATCH",
+  "MTA_STS_POLICY_INVALID",
+  "MX_ADDRESS_FORBIDDEN",
+  "MX_UNRESOLVABLE",
+  "NEXT_HOP_UNRESOLVABLE",
+  "NO_NEXT_HOP",
+  "NULL_MX",
+  "QUEUE_WRITE_FAILED",
+  "REQUIRETLS_NOT_SUPPORTED",
+  "REQUIRETLS_UNMET",
+  "SMIME_CERT_INVALID",
+  "SMIME_ENCRYPT_FAILED",
+  "SMIME_NO_CERTIFICATE",
+  "SMIME_SIGNER_INVALID",
+  "SMIME_SIGNER_MISSING",
+  "SMIME_SIGN_FAILED",
+  "SMIME_UNAVAILABLE",
+  "TLS_HANDSHAKE_FAILED",
+  "TLS_NOT_OFFERED",
+  "TLS_REQUIRED",
+  "TLS_STARTTLS_REFUSED",
+  "TLS_VERIFY_FAILED",
+] as const;
+export type FailureCode = (typeof FAILURE_CODES)[number];
+
+export interface Failure {
+  ok: false;
+  /** Stable machine-readable code (metrics label, logs), e.g. TLS_NOT_OFFERED. */
+  code: FailureCode;
+  temporary: boolean;
+  message: string;
+}
+export interface Success<T> {
+  ok: true;
+  value: T;
+}
+export type Result<T> = Success<T> | Failure;
+
+export function ok<T>(value: T): Success<T> {
+  return { ok: true, value };
+}
+
+export function fail(code: FailureCode, temporary: boolean, message: string): Failure {
+  return { ok: false, code, temporary, message };
+}
+
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,128 @@
+// What the relay's admin /status answers (relay/admin.ts serves it) and what the operator may rely on
+// when it reads one (operator/controllers/ ask every ready relay pod: the config hash for Enforced,
+// the per-policy figures for a MailDomainPolicy's status). One declaration for both sides.
+// The reading side is lenient and bounded: a relay faces the Internet, so a pod's answer is untrusted
+// input; a malformed figure reads as 0 or absent instead of failing the whole answer, and only
+// `configHash` is required (an older relay reports neither figures nor queue).
+import { z } from "zod";
+
+/** One delivery, as the relay's figures remember the last one of a policy. */
+export interface LastDelivery {
+  time: string;
+  host?: string;
+  tlsVersion?: string;
+  cipher?: string;
+  peerVerified: boolean;
+}
+
+/** Delivery figures of one policy since the relay started (admin /status `policies`). */
+export interface PolicyFigures {
+  deliveries: number;
+  deferrals: number;
+  bounces: number;
+  lastDelivery?: LastDelivery;
+  lastDeferral?: { time: string; code?: string; reason?: string };
+}
+
+/** The whole /status answer (without the admin token: publicStatus in relay/admin.ts). */
+export interface RelayStatus {
+  relay: string;
+  generation: number;
+  configHash: string;
+  loadedAt: string;
+  lastReloadError?: string;
+  listeners: Record<string, number>;
+  queue: { depth: number; oldestAgeSeconds: number };
+  /** Delivery figures per policy key (namespace/name) since the relay started; token only. */
+  policies?: Record<string, PolicyFigures>;
+  /**
+   * Recipient domains whose MTA-STS policy could not be fetched at their last lookup (at most 20
+   * listed; `failing` counts them all): with `cached` a cached policy still applies, without it
+   * delivery to that domain falls back to opportunistic TLS (RFC 8461).
+   */
+  mtaSts?: { failing: number; domains: unknown[] };
+  /** A scale-down drain runs or ran (relay/queue/drain.ts): no new mail; `drain` has its progress. */
+  draining?: boolean;
+  drain?: unknown;
+}
+
+/** What one relay pod's /status says, as far as the operator uses it. */
+export interface PodReport {
+  configHash: string;
+  /** Per policy key (namespace/name); absent: an older relay, or no admin token to see them. */
+  policies?: Record<string, PolicyFigures>;
+  /** The pod is draining its queue (scale-down, preStop). */
+  draining?: boolean;
+  queueDepth?: number;
+}
+
+/** At most this many policies are read from one answer. */
+const MAX_POLICIES = 10_000;
+
+/** A count: a safe non-negative integer; anything else reads as 0. */
+const Count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).catch(0);
+/** A bounded non-empty string, or absent. */
+const OptionalText = (max: number) => z.string().min(1).max(max).optional().catch(undefined);
+
+function withoutUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+const LastDeliverySchema = z
+  .object({
+    time: z
+      .string()
+      .min(1)
+      .max(64)
+      .refine((t) => !Number.isNaN(Date.parse(t))),
+    host: OptionalText(253),
+    tlsVersion: OptionalText(32),
+    cipher: OptionalText(128),
+    peerVerified: z.boolean().catch(false),
+  })
+  .transform((d): LastDelivery => withoutUndefined(d));
+
+/** One policy's figures as the operator reads them (lastDeferral is the relay's, not read). */
+export const PolicyFiguresSchema = z
+  .object({
+    deliveries: Count,
+    deferrals: Count,
+    bounces: Count,
+    lastDelivery: LastDeliverySchema.optional().catch(undefined),
+  })
+  .transform((f): PolicyFigures => withoutUndefined(f));
+
+/** A /status answer as the operator reads it. */
+export const PodReportSchema = z
+  .object({
+    configHash: z.string(),
+    policies: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .catch(undefined)
+      .transform((all) => {
+        if (!all) return undefined;
+        const out: Record<string, PolicyFigures> = {};
+        for (const [k, v] of Object.entries(all).slice(0, MAX_POLICIES)) {
+          const f = PolicyFiguresSchema.safeParse(v);
+          if (f.success) out[k] = f.data;
+        }
+        return out;
+      }),
+    draining: z.literal(true).optional().catch(undefined),
+    queue: z.object({ depth: z.number() }).optional().catch(undefined),
+  })
+  .transform((b): PodReport =>
+    withoutUndefined({
+      configHash: b.configHash,
+      policies: b.policies,
+      draining: b.draining,
+      queueDepth: b.queue ? Count.parse(b.queue.depth) : undefined,
+    }),
+  );
+
+/** Parses a relay's /status body; undefined when it is not one. */
+export function parsePodReport(body: unknown): PodReport | undefined {
+  const r = PodReportSchema.safeParse(body);
+  return r.success ? r.data : undefined;
+}
