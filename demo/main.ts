@@ -21,7 +21,7 @@ import { Writable } from "node:stream";
 import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { Operator } from "../operator/operator.js";
-import type { StatusProbe } from "../operator/reconcilers/common.js";
+import type { StatusProbe } from "../operator/controllers/relay-probe.js";
 import { KubeClient, R, type KubeObject } from "../operator/runtime/kube.js";
 import { createLogger } from "../relay/log.js";
 import { Relay } from "../relay/relay.js";

@@ -11,6 +11,7 @@ import {
 import {
   compilePolicyEntry,
   compileRelayConfig,
+  claimedDomains,
   keyOf,
   policyVerdict,
   type Claimant,
@@ -22,7 +23,6 @@ import {
 } from "./compile/relay-config.js";
 import { claimingPatterns } from "../relay/contract/domains.js";
 import { selectorMatches } from "./compile/selector.js";
-import { policyDomains } from "./mapping.js";
 import { Informer, type EventType } from "./runtime/informer.js";
 import { R, type KubeClient, type KubeObject } from "./runtime/kube.js";
 import { MANAGED_BY, MANAGED_BY_LABEL, RELAY_APP, RELAY_NAME_LABEL } from "./render/meta.js";
@@ -211,7 +211,7 @@ export class ClusterState {
     let byDomain = this.claims.get(ns);
     if (!byDomain) this.claims.set(ns, (byDomain = new Map<string, Set<string>>()));
     const drop = (q: PolicyObject): void => {
-      for (const d of policyDomains(q)) {
+      for (const d of claimedDomains(q)) {
         const set = byDomain.get(d);
         set?.delete(name);
         if (set?.size === 0) byDomain.delete(d);
@@ -223,7 +223,7 @@ export class ClusterState {
       this.entries.delete(keyOf(p));
       return;
     }
-    for (const d of policyDomains(p)) {
+    for (const d of claimedDomains(p)) {
       const set = byDomain.get(d);
       if (set) set.add(name);
       else byDomain.set(d, new Set([name]));
@@ -313,7 +313,7 @@ export class ClusterState {
       return [...(this.claims.get(namespace)?.get(domain) ?? [])].map((n) => `${namespace}/${n}`);
     return this.caches.policies
       .list(namespace)
-      .filter((p) => policyDomains(p).includes(domain))
+      .filter((p) => claimedDomains(p).includes(domain))
       .map(keyOf);
   }
 
@@ -326,7 +326,7 @@ export class ClusterState {
       ? new Set(patterns.flatMap((d) => [...(this.claims.get(ns)?.get(d) ?? [])]))
       : this.caches.policies
           .list(ns)
-          .filter((p) => policyDomains(p).some((d) => patterns.includes(d)))
+          .filter((p) => claimedDomains(p).some((d) => patterns.includes(d)))
           .map((p) => p.metadata.name);
     const out: Claimant[] = [];
     for (const name of names) {

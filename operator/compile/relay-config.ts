@@ -210,7 +210,7 @@ export function credentialScopeProblem(
 
 /** The kubernetes.io/tls Secret a clientCertificate credential uses: referenced, or issued by cert-manager. */
 export function credentialSecretName(c: RelayCredential): string {
-  return c.spec.secretRef?.name ?? `${c.metadata.name}-client-tls`;
+  return c.spec.secretRef?.name ?? names.clientCertificateSecret(c.metadata.name ?? "");
 }
 
 function compileCredential(c: RelayCredential, refs: Refs): Credential | undefined {

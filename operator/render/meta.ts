@@ -76,4 +76,6 @@ export const names = {
   networkPolicy: (relay: string) => relay,
   /** The fleet's own key for the queue handover (created by the operator, never the admin token). */
   fleetSecret: (relay: string) => `${relay}-fleet`,
+  /** The kubernetes.io/tls Secret cert-manager issues for a clientCertificate RelayCredential. */
+  clientCertificateSecret: (credential: string) => `${credential}-client-tls`,
 };

@@ -2,9 +2,11 @@
 // "edge" in namespace "mail", the cluster view the compiler reads, and the operator settings.
 import { MailRelay, type RelayCredential } from "../../api/v1alpha1/index.js";
 import { compileRelayConfig, type ClusterView } from "../../operator/compile/relay-config.js";
-import { renderInput } from "../../operator/reconcilers/mailrelay.js";
+import { renderInput } from "../../operator/controllers/mailrelay/reconcile.js";
 import { renderRelayObjects } from "../../operator/render/index.js";
-import type { ReconcilerDeps } from "../../operator/reconcilers/common.js";
+import type { ReconcilerDeps } from "../../operator/controllers/deps.js";
+import { WrittenStatus } from "../../operator/controllers/status-write.js";
+import { AppliedObjects } from "../../operator/runtime/applied.js";
 import type { KubeObject } from "../../operator/runtime/kube.js";
 import { ClusterState, type Caches, type MailRelayObject, type PolicyObject } from "../../operator/state.js";
 
@@ -151,6 +153,9 @@ export function fakeReconcilerDeps(relays: KubeObject[], policies: KubeObject[] 
     enforcePollMs: 10_000,
     figuresPollMs: 30_000,
     now: () => new Date(0),
+    applied: new AppliedObjects(),
+    reapplyMs: 0,
+    written: new WrittenStatus(),
   } as unknown as ReconcilerDeps;
   return { deps, applied };
 }

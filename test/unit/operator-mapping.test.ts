@@ -3,7 +3,7 @@
 // updates queue only the object itself; N policy reconciles of one state share one compile. No cluster.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { policyEventKeys, relayEventKeys } from "../../operator/mapping.js";
+import { policyEventKeys, relayEventKeys } from "../../operator/controllers/event-keys.js";
 import { ClusterState, type Caches, type MailRelayObject, type PolicyObject } from "../../operator/state.js";
 import type { KubeObject } from "../../operator/runtime/kube.js";
 import { fakeReconcilerDeps, policyObject, relayObject } from "../support/operator-fixtures.js";
@@ -138,7 +138,8 @@ describe("memoised compile", () => {
 
 describe("config size limit", () => {
   it("a config over MAX_CONFIG_BYTES is not applied (no ConfigMap/StatefulSet/NetworkPolicy) and the relay reports ConfigTooLarge", async () => {
-    const { reconcileMailRelay, MAX_CONFIG_BYTES } = await import("../../operator/reconcilers/mailrelay.js");
+    const { reconcileMailRelay } = await import("../../operator/controllers/mailrelay/reconcile.js");
+    const { MAX_CONFIG_BYTES } = await import("../../operator/controllers/mailrelay/conditions.js");
     const r = relay("edge", { relay: "edge" });
     // long domain names make a config over the limit with few policies
     const long = (i: number) => `${"x".repeat(60)}.${"y".repeat(60)}.${"z".repeat(60)}.d${i}.example`;

@@ -11,7 +11,7 @@ import { startAdmin } from "../../relay/admin.js";
 import type { RelayStatus } from "../../relay/contract/status.js";
 import type { MessageView } from "../../relay/queue/admin-api.js";
 import { formatList, formatShow, runQueueCli } from "../../relay/queue/queue-cli.js";
-import { httpStatusProbe } from "../../operator/reconcilers/common.js";
+import { httpStatusProbe } from "../../operator/controllers/relay-probe.js";
 import type { PodObject } from "../../operator/state.js";
 
 const ESC = "\x1b";

@@ -173,7 +173,7 @@ describe("issue 15.1: no open relay through kube-proxy's SNAT", () => {
 
 describe("issue 15.1: the MailRelay reconciler refuses an open relay through SNAT", () => {
   it("applies nothing and reports Accepted=False, reason SnatInRelayFrom, naming the field and the fix", async () => {
-    const { reconcileMailRelay } = await import("../../operator/reconcilers/mailrelay.js");
+    const { reconcileMailRelay } = await import("../../operator/controllers/mailrelay/reconcile.js");
     const raw = {
       apiVersion: "sealpost.dev/v1alpha1",
       kind: "MailRelay",
@@ -202,7 +202,7 @@ describe("issue 15.1: the MailRelay reconciler refuses an open relay through SNA
 describe("issue 15.9: a Certificate refused by the admission policy shows on the relay", () => {
   it("reports Ready=False, reason CertificateNotReady, with the apiserver's message", async () => {
     const { ApiError } = await import("../../operator/runtime/kube.js");
-    const { reconcileMailRelay } = await import("../../operator/reconcilers/mailrelay.js");
+    const { reconcileMailRelay } = await import("../../operator/controllers/mailrelay/reconcile.js");
     const raw: any = {
       apiVersion: "sealpost.dev/v1alpha1",
       kind: "MailRelay",

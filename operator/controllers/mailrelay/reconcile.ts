@@ -3,22 +3,25 @@
 // garbage collector remove them with the relay), then report status. Level-triggered: it reads
 // everything from the informer caches each time and holds nothing between runs.
 import { randomBytes } from "node:crypto";
-import { MailRelay as MailRelaySchema, type MailRelay } from "../api.js";
-import { keyOf, type CompileResult } from "../compile/relay-config.js";
-import { certificateState, renderServerCertificate } from "../render/certificate.js";
-import { renderRelayObjects } from "../render/index.js";
-import { renderFleetSecret } from "../render/secret.js";
-import { snatExposure } from "../render/service.js";
-import type { RelayRenderInput } from "../render/input.js";
-import { CONFIG_HASH_ANNOTATION, names, type Owner } from "../render/meta.js";
-import type { ReconcileResult } from "../runtime/controller.js";
-import { problemsCondition, type ConditionInput } from "../runtime/conditions.js";
-import { UNWATCHED, type LiveVersion } from "../runtime/applied.js";
-import { ApiError, type KubeObject } from "../runtime/kube.js";
-import { splitKey, type MailRelayObject } from "../state.js";
-import { certificateExpiringCondition, certificateNotAfter } from "../status/certificate-expiry.js";
-import { orphanedQueueVolumes, orphanedQueueVolumesMessage } from "../status/orphaned-volumes.js";
-import { probeRelay, relayAdminToken, writeStatus, type ReconcilerDeps } from "./common.js";
+import { MailRelay as MailRelaySchema, type MailRelay } from "../../api.js";
+import { keyOf, type CompileResult } from "../../compile/relay-config.js";
+import { certificateState, renderServerCertificate } from "../../render/certificate.js";
+import { renderRelayObjects } from "../../render/index.js";
+import { renderFleetSecret } from "../../render/secret.js";
+import { snatExposure } from "../../render/service.js";
+import type { RelayRenderInput } from "../../render/input.js";
+import { CONFIG_HASH_ANNOTATION, names, type Owner } from "../../render/meta.js";
+import type { ReconcileResult } from "../../runtime/controller.js";
+import { problemsCondition, type ConditionInput } from "../../runtime/conditions.js";
+import { UNWATCHED, type LiveVersion } from "../../runtime/applied.js";
+import { ApiError, type KubeObject } from "../../runtime/kube.js";
+import { splitKey, type MailRelayObject } from "../../state.js";
+import { certificateExpiringCondition, certificateNotAfter } from "../../status/certificate-expiry.js";
+import { orphanedQueueVolumes } from "../../status/orphaned-volumes.js";
+import type { ReconcilerDeps } from "../deps.js";
+import { probeRelay, relayAdminToken } from "../relay-probe.js";
+import { writeStatus } from "../status-write.js";
+import { MAX_CONFIG_BYTES, relayDegraded, relayEnforced, relayReady, type RelayFacts } from "./conditions.js";
 
 function ownerOf(r: MailRelayObject): Owner {
   return {
@@ -94,13 +97,6 @@ export function renderInput(
   };
 }
 
-/**
- * config.json above this is not applied: a ConfigMap holds at most 1 MiB (data and metadata together,
- * and a server-side apply adds managedFields); the relay keeps the last applied config and the MailRelay
- * reports Degraded=True, reason ConfigTooLarge.
- */
-export const MAX_CONFIG_BYTES = 900 * 1024;
-
 /** The kinds the operator watches (informer caches), by kind: their cached resourceVersion. */
 function cachedVersion(deps: ReconcilerDeps, obj: KubeObject): LiveVersion {
   const c = deps.state.caches;
@@ -123,10 +119,9 @@ function cachedVersion(deps: ReconcilerDeps, obj: KubeObject): LiveVersion {
  */
 async function applyIfNeeded(deps: ReconcilerDeps, obj: KubeObject): Promise<boolean> {
   const now = Date.now();
-  if (deps.applied && !deps.applied.needsApply(obj, cachedVersion(deps, obj), now, deps.reapplyMs ?? 0))
-    return false;
+  if (!deps.applied.needsApply(obj, cachedVersion(deps, obj), now, deps.reapplyMs)) return false;
   const result = await deps.client.apply<KubeObject>(obj);
-  deps.applied?.record(obj, result, now);
+  deps.applied.record(obj, result, now);
   deps.log.debug(
     { kind: obj.kind, name: obj.metadata.name, rv: result?.metadata?.resourceVersion },
     "applied",
@@ -194,7 +189,7 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   let configApplied = false;
   for (const obj of renderRelayObjects(input)) {
     if (tooLarge && CONFIG_DERIVED_KINDS.has(obj.kind ?? "")) continue;
-    const announced = obj.kind === "ConfigMap" ? deps.applied?.lastAnnotations(obj) : undefined;
+    const announced = obj.kind === "ConfigMap" ? deps.applied.lastAnnotations(obj) : undefined;
     if ((await applyIfNeeded(deps, obj)) && obj.kind === "ConfigMap")
       configApplied = (announced?.[CONFIG_HASH_ANNOTATION] ?? hashBefore) !== compiled.hash;
   }
@@ -237,124 +232,44 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     ? certificateState(deps.state.caches.certificates.get(namespace, names.serverCertificate(name)))
     : { ready: deps.state.caches.secrets.get(namespace, input.serverCertSecret) !== undefined };
   const g = generation;
-  const conditions: ConditionInput[] = [];
-  const excluded = [...compiled.problems.keys()];
-  const relayProblems = compiled.relayProblems;
   const accepted = problemsCondition(
     "Accepted",
-    relayProblems,
+    compiled.relayProblems,
     { reason: "Compiled", message: `configuration compiled with ${compiled.included.length} policies` },
     g,
   );
-  let enforced: ConditionInput;
-  if (relay.spec.replicas === 0)
-    enforced = {
-      type: "Enforced",
-      status: "Unknown",
-      reason: "ScaledToZero",
-      message: "replicas is 0",
-      observedGeneration: g,
-    };
-  else if (!probe)
-    enforced = {
-      type: "Enforced",
-      status: "Unknown",
-      reason: "NoReadyReplicas",
-      message: "no relay pod is ready to report its configuration",
-      observedGeneration: g,
-    };
-  else if (probe.behind.length)
-    enforced = {
-      type: "Enforced",
-      status: "False",
-      reason: "Pending",
-      message: `${probe.behind.length} of ${probe.ready} ready pods do not run configuration ${compiled.hash.slice(0, 12)} yet: ${probe.behind.join(", ")}`,
-      observedGeneration: g,
-    };
-  else
-    enforced = {
-      type: "Enforced",
-      status: "True",
-      reason: "Enforced",
-      message: `all ${probe.ready} ready pods run configuration ${compiled.hash.slice(0, 12)}`,
-      observedGeneration: g,
-    };
-  const degradedReasons: string[] = [];
-  const tooLargeMessage = `config.json is ${configBytes} bytes, over the ${MAX_CONFIG_BYTES}-byte limit of its ConfigMap (1 MiB with metadata): not applied, the relay keeps its last applied configuration; select fewer policies or split them across MailRelays`;
-  if (tooLarge) degradedReasons.push(tooLargeMessage);
-  if (excluded.length)
-    degradedReasons.push(
-      `${excluded.length} selected policies left out (mail to the domains they own is deferred): ${excluded.join(", ")}`,
-    );
-  if (liveSize && liveSize !== desiredSize)
-    degradedReasons.push(
-      `queue size ${desiredSize} not applied: the StatefulSet's volumes are ${liveSize} (resize the PVCs by hand)`,
-    );
   const orphans = orphanedQueueVolumes(
     deps.state.caches.queueVolumes.list(namespace),
     names.statefulSet(name),
     relay.spec.replicas,
   );
-  if (orphans.length) degradedReasons.push(orphanedQueueVolumesMessage(orphans, names.statefulSet(name)));
-  const degraded: ConditionInput = degradedReasons.length
-    ? {
-        type: "Degraded",
-        status: "True",
-        reason: tooLarge
-          ? "ConfigTooLarge"
-          : excluded.length
-            ? "PoliciesExcluded"
-            : liveSize && liveSize !== desiredSize
-              ? "QueueResizeUnsupported"
-              : "OrphanedQueueVolume",
-        message: degradedReasons.join("; "),
-        observedGeneration: g,
-      }
-    : {
-        type: "Degraded",
-        status: "False",
-        reason: "AsExpected",
-        message: "all selected policies compiled in",
-        observedGeneration: g,
-      };
   const readyReplicas = stsStatus.readyReplicas ?? 0;
-  let ready: ConditionInput;
-  if (accepted.status !== "True") ready = { ...accepted, type: "Ready", status: "False" };
-  else if (tooLarge)
-    ready = {
-      type: "Ready",
-      status: "False",
-      reason: "ConfigTooLarge",
-      message: tooLargeMessage,
-      observedGeneration: g,
-    };
-  else if (certProblem || !cert?.ready)
-    ready = {
-      type: "Ready",
-      status: "False",
-      reason: "CertificateNotReady",
-      message:
-        certProblem ?? cert?.message ?? `server certificate Secret ${input.serverCertSecret} not ready`,
-      observedGeneration: g,
-    };
-  else if (readyReplicas < relay.spec.replicas)
-    ready = {
-      type: "Ready",
-      status: "False",
-      reason: "ReplicasNotReady",
-      message: `${readyReplicas} of ${relay.spec.replicas} pods ready`,
-      observedGeneration: g,
-    };
-  else if (enforced.status === "False") ready = { ...enforced, type: "Ready" };
-  else
-    ready = {
-      type: "Ready",
-      status: "True",
-      reason: "Ready",
-      message: `${readyReplicas} pods ready`,
-      observedGeneration: g,
-    };
-  conditions.push(ready, accepted, enforced, degraded);
+  const facts: RelayFacts = {
+    replicas: relay.spec.replicas,
+    readyReplicas,
+    readyPods: readyPods.length,
+    behindPods: probe?.behind ?? [],
+    configHash: compiled.hash,
+    configBytes,
+    accepted,
+    certificate: {
+      ready: cert?.ready ?? false,
+      ...(certProblem ? { problem: certProblem } : {}),
+      ...(cert?.message ? { message: cert.message } : {}),
+      secret: input.serverCertSecret,
+    },
+    excluded: [...compiled.problems.keys()],
+    queueSize: { desired: desiredSize, live: liveSize },
+    orphanedVolumes: orphans,
+    statefulSet: names.statefulSet(name),
+  };
+  const enforced = relayEnforced(facts, g);
+  const conditions: ConditionInput[] = [
+    relayReady(facts, enforced, g),
+    accepted,
+    enforced,
+    relayDegraded(facts, g),
+  ];
   const certSecret = deps.state.caches.secrets.get(namespace, input.serverCertSecret);
   const notAfter = certificateNotAfter(certSecret?.data?.["tls.crt"]);
   const expiring = certificateExpiringCondition(notAfter, deps.now(), g ?? 0);

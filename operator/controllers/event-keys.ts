@@ -4,11 +4,31 @@
 // verdict may change); never the whole namespace. A relay event queues the relay and, only when its
 // generation (so its selector), deletion or existence changed, the policies it selects (before and
 // after). Status-only updates (the reconcilers' own writes) queue just the object itself. Pure.
-import { claimedDomains, keyOf } from "./compile/relay-config.js";
-import { selectorMatches } from "./compile/selector.js";
-import { jsonEqual } from "./runtime/conditions.js";
-import type { EventType } from "./runtime/informer.js";
-import type { MailRelayObject, PolicyObject } from "./state.js";
+import type { Logger } from "pino";
+import { claimedDomains, keyOf } from "../compile/relay-config.js";
+import { selectorMatches } from "../compile/selector.js";
+import { jsonEqual } from "../runtime/conditions.js";
+import type { EventType } from "../runtime/informer.js";
+import type { KubeObject } from "../runtime/kube.js";
+import type { OperatorMetrics } from "../runtime/metrics.js";
+import type { WorkQueueOptions } from "../runtime/workqueue.js";
+import type { MailRelayObject, PolicyObject } from "../state.js";
+
+/** How a controller's queue and workers are set up (the composition root decides). */
+export interface ControllerOptions {
+  workers: number;
+  metrics: OperatorMetrics;
+  log: Logger;
+  queue: WorkQueueOptions;
+}
+
+/** The key of the Sealpost object of `kind` that controls `o` (its ownerReference), if any. */
+export function ownerKey(o: KubeObject, kind: string): string | undefined {
+  const ref = o.metadata.ownerReferences?.find(
+    (r) => r.kind === kind && r.apiVersion.startsWith("sealpost.dev/"),
+  );
+  return ref ? `${o.metadata.namespace ?? ""}/${ref.name}` : undefined;
+}
 
 export interface EventKeys {
   relays: string[];

@@ -1,13 +1,14 @@
 // RelayCredential reconciler: checks the referenced Secret (keys, type), asks cert-manager for a client
 // certificate when the credential names an issuer, and reports Accepted/Ready.
-import { RelayCredential as CredentialSchema } from "../api.js";
-import { credentialSecretName } from "../compile/relay-config.js";
-import { certificateState, renderClientCertificate } from "../render/certificate.js";
-import type { ReconcileResult } from "../runtime/controller.js";
-import { problemsCondition, type ConditionInput } from "../runtime/conditions.js";
-import { ApiError } from "../runtime/kube.js";
-import { splitKey } from "../state.js";
-import { writeStatus, type ReconcilerDeps } from "./common.js";
+import { RelayCredential as CredentialSchema } from "../../api.js";
+import { credentialSecretName } from "../../compile/relay-config.js";
+import { certificateState, renderClientCertificate } from "../../render/certificate.js";
+import type { ReconcileResult } from "../../runtime/controller.js";
+import { problemsCondition, type ConditionInput } from "../../runtime/conditions.js";
+import { ApiError } from "../../runtime/kube.js";
+import { splitKey } from "../../state.js";
+import type { ReconcilerDeps } from "../deps.js";
+import { writeStatus } from "../status-write.js";
 
 export async function reconcileRelayCredential(
   deps: ReconcilerDeps,

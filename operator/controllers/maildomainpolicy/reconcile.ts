@@ -4,13 +4,15 @@
 // ready pod of those relays reports (admin /status) the config hash that contains it.
 // status.lastDelivery and status.counters come from the same /status answers (`policies`): summed over
 // the ready pods of those relays, written only when they change, refreshed every figuresPollMs.
-import { deferredNote, keyOf, type PolicyProblem } from "../compile/relay-config.js";
-import type { MailRelay } from "../api.js";
-import type { ReconcileResult } from "../runtime/controller.js";
-import { problemsCondition, type ConditionInput } from "../runtime/conditions.js";
-import { splitKey } from "../state.js";
-import { probeRelay, relayAdminToken, writeStatus, type ReconcilerDeps } from "./common.js";
-import type { LastDelivery, PodReport } from "../../relay/contract/status.js";
+import { keyOf, type PolicyProblem } from "../../compile/relay-config.js";
+import type { MailRelay } from "../../api.js";
+import type { ReconcileResult } from "../../runtime/controller.js";
+import { splitKey } from "../../state.js";
+import type { ReconcilerDeps } from "../deps.js";
+import { probeRelay, relayAdminToken } from "../relay-probe.js";
+import { writeStatus } from "../status-write.js";
+import { policyAccepted, policyEnforced, policyReady, worthProbing, type PolicyFacts } from "./conditions.js";
+import type { LastDelivery, PodReport } from "../../../relay/contract/status.js";
 
 interface FigureFields {
   lastDelivery?: LastDelivery;
@@ -71,45 +73,18 @@ export async function reconcileMailDomainPolicy(
   }
   // no relay selects it: its own problems (spec, references) still show
   if (!relays.length) problems.push(...deps.state.policyEntry(raw).problems);
-
-  // the most actionable reason first: conflicts, then missing, then invalid
-  const order = ["DomainConflict", "MissingReference", "InvalidReference", "InvalidSpec"];
-  problems.sort((a, b) => order.indexOf(a.reason) - order.indexOf(b.reason));
-  const note = deferredNote([...deferred].sort());
-  const checked = problemsCondition(
-    "Accepted",
+  const facts: PolicyFacts = {
+    selectingRelays: relays.length,
+    includedIn: included.map((i) => i.relay),
     problems,
-    relays.length
-      ? {
-          reason: "Compiled",
-          message: `compiled into ${included.length} relays: ${included.map((i) => i.relay).join(", ")}`,
-        }
-      : { reason: "NoRelay", message: "valid; no MailRelay in this namespace selects it" },
-    g,
-  );
-  const accepted = note ? { ...checked, message: `${checked.message}; ${note}` } : checked;
+    deferred: [...deferred],
+  };
+  const accepted = policyAccepted(facts, g);
 
   let ready = 0;
   const behind: string[] = [];
   const reports: PodReport[] = [];
-  let enforced: ConditionInput;
-  if (accepted.status !== "True") {
-    enforced = {
-      type: "Enforced",
-      status: "False",
-      reason: "NotAccepted",
-      message: "not in any relay configuration",
-      observedGeneration: g,
-    };
-  } else if (!included.length) {
-    enforced = {
-      type: "Enforced",
-      status: "Unknown",
-      reason: "NoRelay",
-      message: "no MailRelay selects this policy",
-      observedGeneration: g,
-    };
-  } else {
+  if (worthProbing(accepted, facts))
     for (const i of included) {
       const pods = deps.state.readyPods(i.relayObj);
       if (!pods.length) continue;
@@ -132,44 +107,8 @@ export async function reconcileMailDomainPolicy(
       behind.push(...pr.behind.map((p) => `${namespace}/${p}`));
       reports.push(...pr.reports.map((r) => r.report));
     }
-    if (!ready)
-      enforced = {
-        type: "Enforced",
-        status: "Unknown",
-        reason: "NoReadyReplicas",
-        message: "no ready relay pod to confirm the configuration",
-        observedGeneration: g,
-      };
-    else if (behind.length)
-      enforced = {
-        type: "Enforced",
-        status: "False",
-        reason: "Pending",
-        message: `${behind.length} of ${ready} ready relay pods have not loaded it yet: ${behind.join(", ")}`,
-        observedGeneration: g,
-      };
-    else
-      enforced = {
-        type: "Enforced",
-        status: "True",
-        reason: "Enforced",
-        message: `loaded by all ${ready} ready relay pods`,
-        observedGeneration: g,
-      };
-  }
-
-  const readyCond: ConditionInput =
-    accepted.status !== "True"
-      ? { ...accepted, type: "Ready", status: "False" }
-      : enforced.status === "True"
-        ? {
-            type: "Ready",
-            status: "True",
-            reason: "Enforced",
-            message: enforced.message,
-            observedGeneration: g,
-          }
-        : { ...enforced, type: "Ready", status: "False" };
+  const enforced = policyEnforced(accepted, facts, { readyPods: ready, behindPods: behind }, g);
+  const readyCond = policyReady(accepted, enforced, g);
   const prev = (raw.status ?? {}) as FigureFields;
   const figures = figuresFor(key, reports, prev);
   await writeStatus(deps, raw, { observedGeneration: g, ...figures }, [readyCond, accepted, enforced]);

@@ -1,0 +1,127 @@
+// A MailRelay's Ready, Enforced and Degraded conditions from what its reconcile gathered: each a
+// chain of named checks (../condition-chain.ts), Enforced from the shared builder (../enforced.ts).
+// Pure.
+import type { ConditionInput } from "../../runtime/conditions.js";
+import { everyFinding, firstFinding, type Check } from "../condition-chain.js";
+import { enforcedCondition, type PodTally } from "../enforced.js";
+import { orphanedQueueVolumesMessage } from "../../status/orphaned-volumes.js";
+
+/**
+ * config.json above this is not applied: a ConfigMap holds at most 1 MiB (data and metadata together,
+ * and a server-side apply adds managedFields); the relay keeps the last applied config and the MailRelay
+ * reports Degraded=True, reason ConfigTooLarge.
+ */
+export const MAX_CONFIG_BYTES = 900 * 1024;
+
+/** What the MailRelay reconcile gathered for its status. */
+export interface RelayFacts extends PodTally {
+  /** spec.replicas, and the StatefulSet's ready replicas. */
+  replicas: number;
+  readyReplicas: number;
+  /** sha256 of the compiled config.json, and its size. */
+  configHash: string;
+  configBytes: number;
+  accepted: ConditionInput;
+  certificate: { ready: boolean; problem?: string; message?: string; secret: string };
+  /** The selected policies left out of the config. */
+  excluded: readonly string[];
+  queueSize: { desired: string; live?: string | undefined };
+  orphanedVolumes: readonly string[];
+  statefulSet: string;
+}
+
+const short = (hash: string): string => hash.slice(0, 12);
+
+export const configTooLarge = (f: RelayFacts): boolean => f.configBytes > MAX_CONFIG_BYTES;
+
+function tooLargeMessage(f: RelayFacts): string {
+  return `config.json is ${f.configBytes} bytes, over the ${MAX_CONFIG_BYTES}-byte limit of its ConfigMap (1 MiB with metadata): not applied, the relay keeps its last applied configuration; select fewer policies or split them across MailRelays`;
+}
+
+// Enforced
+
+const scaledToZero: Check<RelayFacts> = (f) =>
+  f.replicas === 0 ? { status: "Unknown", reason: "ScaledToZero", message: "replicas is 0" } : undefined;
+
+export function relayEnforced(f: RelayFacts, g: number | undefined): ConditionInput {
+  return enforcedCondition(
+    f,
+    [scaledToZero],
+    {
+      noReadyPods: "no relay pod is ready to report its configuration",
+      behind: (t) =>
+        `${t.behindPods.length} of ${t.readyPods} ready pods do not run configuration ${short(f.configHash)} yet: ${t.behindPods.join(", ")}`,
+      enforced: (t) => `all ${t.readyPods} ready pods run configuration ${short(f.configHash)}`,
+    },
+    g,
+  );
+}
+
+// Degraded: every finding counts, the first names the reason
+
+const configTooLargeFinding: Check<RelayFacts> = (f) =>
+  configTooLarge(f) ? { reason: "ConfigTooLarge", message: tooLargeMessage(f) } : undefined;
+
+const policiesExcluded: Check<RelayFacts> = (f) =>
+  f.excluded.length
+    ? {
+        reason: "PoliciesExcluded",
+        message: `${f.excluded.length} selected policies left out (mail to the domains they own is deferred): ${f.excluded.join(", ")}`,
+      }
+    : undefined;
+
+const queueResizeUnsupported: Check<RelayFacts> = ({ queueSize: q }) =>
+  q.live && q.live !== q.desired
+    ? {
+        reason: "QueueResizeUnsupported",
+        message: `queue size ${q.desired} not applied: the StatefulSet's volumes are ${q.live} (resize the PVCs by hand)`,
+      }
+    : undefined;
+
+const orphanedQueueVolume: Check<RelayFacts> = (f) =>
+  f.orphanedVolumes.length
+    ? {
+        reason: "OrphanedQueueVolume",
+        message: orphanedQueueVolumesMessage([...f.orphanedVolumes], f.statefulSet),
+      }
+    : undefined;
+
+export function relayDegraded(f: RelayFacts, g: number | undefined): ConditionInput {
+  return everyFinding(
+    "Degraded",
+    [configTooLargeFinding, policiesExcluded, queueResizeUnsupported, orphanedQueueVolume],
+    f,
+    { reason: "AsExpected", message: "all selected policies compiled in" },
+    g,
+  );
+}
+
+// Ready: the first thing that keeps the relay from serving
+
+const notAccepted: Check<RelayFacts> = ({ accepted: a }) =>
+  a.status !== "True" ? { reason: a.reason, message: a.message } : undefined;
+
+const certificateNotReady: Check<RelayFacts> = ({ certificate: c }) =>
+  c.problem || !c.ready
+    ? {
+        reason: "CertificateNotReady",
+        message: c.problem ?? c.message ?? `server certificate Secret ${c.secret} not ready`,
+      }
+    : undefined;
+
+const replicasNotReady: Check<RelayFacts> = (f) =>
+  f.readyReplicas < f.replicas
+    ? { reason: "ReplicasNotReady", message: `${f.readyReplicas} of ${f.replicas} pods ready` }
+    : undefined;
+
+export function relayReady(f: RelayFacts, enforced: ConditionInput, g: number | undefined): ConditionInput {
+  const notEnforced: Check<RelayFacts> = () =>
+    enforced.status === "False" ? { reason: enforced.reason, message: enforced.message } : undefined;
+  return firstFinding(
+    "Ready",
+    [notAccepted, configTooLargeFinding, certificateNotReady, replicasNotReady, notEnforced],
+    f,
+    (x) => ({ reason: "Ready", message: `${x.readyReplicas} pods ready` }),
+    g,
+  );
+}

@@ -1,0 +1,62 @@
+// Which MailDomainPolicies, MailRelays and RelayCredentials name a Secret, ConfigMap or
+// RelayCredential: what a change of that object requeues. Read from the raw cached specs (a spec the
+// API schema rejects still names what it names). Pure.
+import { policyReferences } from "../compile/relay-config.js";
+import { names } from "../render/meta.js";
+import type { CredentialObject, MailRelayObject, PolicyObject } from "../state.js";
+
+export type ReferencedKind = "secrets" | "configMaps" | "credentials";
+
+/** The policies whose spec (or a credential it uses) names `kind` `name`. */
+export function policiesReferencing(
+  policies: readonly PolicyObject[],
+  credentials: readonly CredentialObject[],
+  kind: ReferencedKind,
+  name: string,
+): PolicyObject[] {
+  const creds = new Map(credentials.map((c) => [c.metadata.name, c]));
+  return policies.filter((p) => {
+    try {
+      return policyReferences(p, creds)[kind].has(name);
+    } catch {
+      return false; // a spec too broken to read names nothing
+    }
+  });
+}
+
+/**
+ * Whether a relay's own spec names `kind` `name`: its inbound credentials (and their password
+ * Secrets), the recipients list of its local domains, its server certificate Secret, its fleet Secret.
+ */
+export function relayReferences(
+  r: MailRelayObject,
+  credentials: readonly CredentialObject[],
+  kind: ReferencedKind,
+  name: string,
+): boolean {
+  const spec = r.spec as {
+    inbound?: {
+      credentialRefs?: { name: string }[];
+      localRecipients?: { configMapRef?: { name: string } };
+    };
+    certificate?: { secretRef?: { name: string } };
+  };
+  const refs = spec.inbound?.credentialRefs ?? [];
+  if (kind === "credentials") return refs.some((c) => c.name === name);
+  // the recipients list of the local domains (issue 15 finding 7)
+  if (kind === "configMaps") return spec.inbound?.localRecipients?.configMapRef?.name === name;
+  if (spec.certificate?.secretRef?.name === name) return true;
+  if (names.fleetSecret(r.metadata.name) === name) return true;
+  const creds = new Map(credentials.map((c) => [c.metadata.name, c]));
+  return refs.some((ref) => creds.get(ref.name)?.spec.passwordSecretRef?.name === name);
+}
+
+/** Whether a credential uses Secret `name`: its password, its certificate (referenced or issued). */
+export function credentialUsesSecret(c: CredentialObject, name: string): boolean {
+  const s = c.spec as { passwordSecretRef?: { name: string }; secretRef?: { name: string } };
+  return (
+    s.passwordSecretRef?.name === name ||
+    s.secretRef?.name === name ||
+    names.clientCertificateSecret(c.metadata.name) === name
+  );
+}
