@@ -10,7 +10,8 @@ import { newMailRelayController } from "./controllers/mailrelay/controller.js";
 import { httpStatusProbe, SharedProbe, type StatusProbe } from "./controllers/relay-probe.js";
 import { newRelayCredentialController } from "./controllers/relaycredential/controller.js";
 import { WrittenStatus } from "./controllers/status-write.js";
-import { keyOf } from "./compile/relay-config.js";
+import { CompileMemo } from "./compile/memo.js";
+import { keyOf } from "./objects.js";
 import type { RelaySettings } from "./render/input.js";
 import { AppliedObjects } from "./runtime/applied.js";
 import type { Controller } from "./runtime/controller.js";
@@ -51,6 +52,7 @@ export class Operator {
   readonly client: KubeClient;
   readonly caches: Caches;
   readonly state: ClusterState;
+  readonly compiler: CompileMemo;
   readonly metrics: OperatorMetrics;
   readonly controllers: { relays: Controller; policies: Controller; credentials: Controller };
   /** What this process applied and wrote last (skips writes that would change nothing). */
@@ -71,10 +73,12 @@ export class Operator {
       log: o.log,
     });
     this.state = new ClusterState(this.caches);
+    this.compiler = new CompileMemo(this.state);
     const resyncMs = o.resyncMs ?? 300_000;
     const deps: ReconcilerDeps = {
       client: this.client,
       state: this.state,
+      compiler: this.compiler,
       settings: o.settings,
       events: new EventRecorder(this.client, o.identity, o.log),
       log: o.log,

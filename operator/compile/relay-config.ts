@@ -2,21 +2,18 @@
 // ConfigMaps they reference) into the relay's RelayConfig. Pure: the caller passes what the cluster
 // holds (from the informer caches); the result is the config (validated by the relay's own zod schema
 // and cross-reference checks) plus, per policy, why it was left out. A policy is all in or all out:
-// - two policies claiming the same domain pattern (equal specificity): the oldest (creationTimestamp,
-//   then name) keeps it, every later one gets DomainConflict naming it — never a coin toss, and a
-//   policy created later cannot take a domain over (issue 14, finding 1); an older wildcard claims
-//   its subdomains too (a later eu.partner.example under *.partner.example is in conflict);
+// - two policies claiming the same domain pattern: the oldest keeps it (domain-claims.ts);
 // - a reference to a Secret/ConfigMap key or RelayCredential that does not exist → MissingReference;
 // - a credential of the wrong type or usage → InvalidReference;
 // - anything the relay's schema rejects, or a domain without a canonical IDNA form → InvalidSpec.
 // A policy left out never lets its domains fall to a weaker route: the domains it owns go into the
 // config's deferredPolicies, and the relay defers their mail (4.3.5) until the policy is fixed. Domain
 // patterns are compiled to the one canonical form (relay/contract/domains.ts).
+// This file assembles the relay's config from the relay's own settings and the policies compiled one
+// by one (policy.ts, references.ts).
 import { createHash } from "node:crypto";
 import {
   CONFIG_VERSION,
-  DomainPattern,
-  Policy as PolicySchema,
   RelayConfig as RelayConfigSchema,
   type Credential,
   type DeferredPolicy,
@@ -24,34 +21,16 @@ import {
   type RelayConfig,
 } from "../../relay/contract/config.js";
 import { checkReferences } from "../../relay/contract/config-checks.js";
-import { canonicalPattern, claimingPatterns } from "../../relay/contract/domains.js";
-import type { MailDomainPolicy, MailRelay, RelayCredential } from "../api.js";
+import { canonicalPattern } from "../../relay/contract/domains.js";
+import type { MailRelay } from "../api.js";
+import { durationSeconds, quantityBytes } from "../api.js";
+import { keyOf } from "../objects.js";
 import type { ProjectedSource } from "../render/input.js";
 import { ADMIN_PORT, FLEET_SECRET_KEY, names, QUEUE_DIR } from "../render/meta.js";
-import { durationSeconds, MailDomainPolicy as MailDomainPolicySchema, quantityBytes } from "../api.js";
-
-export type ProblemReason = "DomainConflict" | "MissingReference" | "InvalidReference" | "InvalidSpec";
-
-export interface PolicyProblem {
-  reason: ProblemReason;
-  message: string;
-}
-
-/** What the cluster holds that policies may reference, by name, in the relay's namespace. */
-export interface ClusterView {
-  credentials: ReadonlyMap<string, RelayCredential>;
-  /** Secret name → its type and data keys. */
-  secrets: ReadonlyMap<string, SecretInfo>;
-  /** ConfigMap name → its data keys. */
-  configMaps: ReadonlyMap<string, ReadonlySet<string>>;
-}
-
-export interface SecretInfo {
-  type?: string;
-  keys: ReadonlySet<string>;
-  /** uid of the object its controller ownerReference names (who created it, for the fleet Secret). */
-  controllerUid?: string;
-}
+import { CATCH_ALL, claimIndex, policyVerdict } from "./domain-claims.js";
+import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
+import type { PolicyProblem } from "./problems.js";
+import { Refs, secretPath, type ClusterView } from "./references.js";
 
 export interface CompileResult {
   config: RelayConfig;
@@ -74,469 +53,13 @@ export interface CompileResult {
   egressPorts: number[];
 }
 
-export const secretPath = (secret: string, key: string): string => `secrets/${secret}/${key}`;
-export const configMapPath = (cm: string, key: string): string => `configmaps/${cm}/${key}`;
-
-export function keyOf(o: { metadata: { namespace?: string; name?: string } }): string {
-  return `${o.metadata.namespace ?? ""}/${o.metadata.name ?? ""}`;
-}
-
 export function sha256(text: string): string {
   return createHash("sha256").update(text).digest("hex");
-}
-
-class Refs {
-  readonly problems: PolicyProblem[] = [];
-  /** Secret/ConfigMap name → key → path. */
-  readonly secrets = new Map<string, Map<string, string>>();
-  readonly configMaps = new Map<string, Map<string, string>>();
-  readonly credentials = new Map<string, Credential>();
-
-  constructor(
-    private readonly ns: string,
-    private readonly view: ClusterView,
-  ) {}
-
-  missing(message: string): void {
-    this.problems.push({ reason: "MissingReference", message });
-  }
-  invalid(message: string): void {
-    this.problems.push({ reason: "InvalidReference", message });
-  }
-
-  secretKey(name: string, key: string): string | undefined {
-    const keys = this.view.secrets.get(name)?.keys;
-    if (!keys) return (this.missing(`Secret ${this.ns}/${name} not found`), undefined);
-    if (!keys.has(key)) return (this.missing(`Secret ${this.ns}/${name} key "${key}" not found`), undefined);
-    const path = secretPath(name, key);
-    const m = this.secrets.get(name) ?? new Map<string, string>();
-    m.set(key, path);
-    this.secrets.set(name, m);
-    return path;
-  }
-
-  /** Every key ending in .crt or .pem of a Secret or ConfigMap (sorted): S/MIME recipient certificates. */
-  pemKeys(kind: "Secret" | "ConfigMap", name: string): string[] | undefined {
-    const keys = kind === "Secret" ? this.view.secrets.get(name)?.keys : this.view.configMaps.get(name);
-    if (!keys) return (this.missing(`${kind} ${this.ns}/${name} not found`), undefined);
-    const pem = [...keys].filter((k) => /\.(crt|pem)$/.test(k)).sort();
-    if (!pem.length)
-      return (this.missing(`${kind} ${this.ns}/${name} has no key ending in .crt or .pem`), undefined);
-    return pem.map((k) => (kind === "Secret" ? this.secretKey(name, k) : this.configMapKey(name, k))!);
-  }
-
-  configMapKey(name: string, key: string): string | undefined {
-    const keys = this.view.configMaps.get(name);
-    if (!keys) return (this.missing(`ConfigMap ${this.ns}/${name} not found`), undefined);
-    if (!keys.has(key))
-      return (this.missing(`ConfigMap ${this.ns}/${name} key "${key}" not found`), undefined);
-    const path = configMapPath(name, key);
-    const m = this.configMaps.get(name) ?? new Map<string, string>();
-    m.set(key, path);
-    this.configMaps.set(name, m);
-    return path;
-  }
-
-  /**
-   * A RelayCredential of one of the given types and the usage, compiled; its name, or undefined
-   * (problem noted). `where`: the domains and next hop of the policy that sends it (restrictTo).
-   */
-  credential(
-    name: string,
-    types: Credential["type"][],
-    usage: Credential["usage"],
-    role: string,
-    where?: { domains: readonly string[]; nextHop?: string },
-  ): string | undefined {
-    const c = this.view.credentials.get(name);
-    if (!c) return (this.missing(`RelayCredential ${this.ns}/${name} not found`), undefined);
-    if (!types.includes(c.spec.type) || c.spec.usage !== usage) {
-      this.invalid(
-        `RelayCredential ${this.ns}/${name} is type ${c.spec.type} usage ${c.spec.usage}; ${role} needs type ${types.join(" or ")} usage ${usage}`,
-      );
-      return undefined;
-    }
-    const outside = where ? credentialScopeProblem(c, where.domains, where.nextHop) : undefined;
-    if (outside) {
-      this.invalid(`RelayCredential ${this.ns}/${name} (${role}): ${outside}`);
-      return undefined;
-    }
-    const compiled = compileCredential(c, this);
-    if (compiled) this.credentials.set(name, compiled);
-    return compiled ? name : undefined;
-  }
-
-  secretType(name: string): string | undefined {
-    return this.view.secrets.get(name)?.type;
-  }
-
-  get namespace(): string {
-    return this.ns;
-  }
-}
-
-/** Whether a policy domain pattern lies within an allowed pattern (exact, or under its *.domain). Pure. */
-function covered(pattern: string, allowed: string): boolean {
-  const p = pattern.toLowerCase();
-  const a = allowed.toLowerCase();
-  if (p === a) return true;
-  return a.startsWith("*.") && p !== CATCH_ALL && p.endsWith(a.slice(1));
-}
-
-/**
- * Why a credential may not be used by a policy with these domains and next hop (its
- * spec.restrictTo, finding 5 of issue 14), or undefined. Pure.
- */
-export function credentialScopeProblem(
-  c: RelayCredential,
-  domains: readonly string[],
-  nextHop: string | undefined,
-): string | undefined {
-  const r = c.spec.restrictTo;
-  if (!r) return undefined;
-  if (r.domains) {
-    const out = domains.filter((d) => !r.domains!.some((a) => covered(d, a)));
-    if (out.length)
-      return `restrictTo.domains (${r.domains.join(", ")}) does not cover ${out.join(", ")}: remove those domains from the policy or add them to the credential's restrictTo.domains`;
-  }
-  if (r.nextHops) {
-    if (!nextHop)
-      return `restrictTo.nextHops (${r.nextHops.join(", ")}) allows only those servers, but the policy delivers to the domain's MX hosts: set outbound.nextHop to one of them`;
-    if (!r.nextHops.some((h) => h.toLowerCase() === nextHop.toLowerCase()))
-      return `restrictTo.nextHops (${r.nextHops.join(", ")}) does not include the policy's nextHop ${nextHop}`;
-  }
-  return undefined;
-}
-
-/** The kubernetes.io/tls Secret a clientCertificate credential uses: referenced, or issued by cert-manager. */
-export function credentialSecretName(c: RelayCredential): string {
-  return c.spec.secretRef?.name ?? names.clientCertificateSecret(c.metadata.name ?? "");
-}
-
-function compileCredential(c: RelayCredential, refs: Refs): Credential | undefined {
-  const name = `${refs.namespace}/${c.metadata.name}`;
-  if (c.spec.type === "password") {
-    if (!c.spec.username || !c.spec.passwordSecretRef) {
-      refs.invalid(`RelayCredential ${name} of type password needs username and passwordSecretRef`);
-      return undefined;
-    }
-    const file = refs.secretKey(c.spec.passwordSecretRef.name, c.spec.passwordSecretRef.key ?? "password");
-    return file
-      ? {
-          type: "password",
-          usage: c.spec.usage,
-          username: c.spec.username,
-          passwordFile: file,
-          // what a client logged in with it may do (relay/inbound/authority.ts)
-          ...(c.spec.usage === "inbound" && c.spec.allowRelay ? { allowRelay: true } : {}),
-          ...(c.spec.usage === "inbound" && c.spec.senderDomains
-            ? { senderDomains: c.spec.senderDomains.flatMap((p) => canonicalPattern(p) ?? []) }
-            : {}),
-        }
-      : undefined;
-  }
-  const secret = credentialSecretName(c);
-  if (c.spec.secretRef) {
-    const t = refs.secretType(secret);
-    if (t !== undefined && t !== "kubernetes.io/tls") {
-      refs.invalid(
-        `Secret ${refs.namespace}/${secret} of RelayCredential ${name} is type ${t}, not kubernetes.io/tls`,
-      );
-      return undefined;
-    }
-  }
-  const certFile = refs.secretKey(secret, "tls.crt");
-  const keyFile = refs.secretKey(secret, "tls.key");
-  return certFile && keyFile
-    ? { type: "clientCertificate", usage: c.spec.usage, certFile, keyFile }
-    : undefined;
-}
-
-/** The catch-all pattern: its policy becomes the relay's defaultOutbound. */
-export const CATCH_ALL = "*";
-
-function compilePolicy(p: MailDomainPolicy, refs: Refs): Policy | undefined {
-  const s = p.spec;
-  const tls = s.outbound.tls;
-  const outbound: Policy["outbound"] = { tls: { mode: tls.mode, minVersion: tls.minVersion ?? "TLSv1.2" } };
-  const ca = tls.caBundle;
-  if (ca?.configMapRef) {
-    const f = refs.configMapKey(ca.configMapRef.name, ca.configMapRef.key ?? "ca.crt");
-    if (f) outbound.tls.caFile = f;
-  } else if (ca?.secretRef) {
-    const f = refs.secretKey(ca.secretRef.name, ca.secretRef.key ?? "ca.crt");
-    if (f) outbound.tls.caFile = f;
-  }
-  if (tls.matchNames?.length) outbound.tls.matchNames = [...tls.matchNames];
-  const where = {
-    domains: s.domains,
-    ...(s.outbound.nextHop ? { nextHop: s.outbound.nextHop.host } : {}),
-  };
-  if (tls.clientCertificateRef) {
-    const n = refs.credential(
-      tls.clientCertificateRef.name,
-      ["clientCertificate"],
-      "outbound",
-      "outbound.tls.clientCertificateRef",
-      where,
-    );
-    if (n) outbound.tls.clientCredential = n;
-  }
-  if (s.outbound.auth?.credentialRef) {
-    const n = refs.credential(
-      s.outbound.auth.credentialRef.name,
-      ["password"],
-      "outbound",
-      "outbound.auth.credentialRef",
-      where,
-    );
-    if (n) outbound.authCredential = n;
-    if (s.outbound.auth.allowUnauthenticatedPeer) outbound.authUnauthenticatedPeer = true;
-  }
-  if (s.outbound.nextHop)
-    outbound.nextHop = { host: s.outbound.nextHop.host, port: s.outbound.nextHop.port ?? 25 };
-  const smime = s.outbound.messageEncryption?.smime;
-  if (smime) {
-    const rc = smime.recipientCertificates;
-    const files = rc.secretRef
-      ? refs.pemKeys("Secret", rc.secretRef.name)
-      : rc.configMapRef
-        ? refs.pemKeys("ConfigMap", rc.configMapRef.name)
-        : undefined;
-    if (files?.length) {
-      outbound.smime = {
-        certificateFiles: files,
-        missingCertificate: smime.missingCertificate ?? "defer",
-        sign: smime.sign ?? false,
-      };
-    }
-  }
-  const domains: string[] = [];
-  s.domains.forEach((d, i) => {
-    const c = canonicalPattern(d);
-    if (c === undefined)
-      refs.problems.push({
-        reason: "InvalidSpec",
-        message: `spec.domains[${i}]: "${d}" is not a valid domain name (IDNA2008/UTS #46): write its A-label form, e.g. xn--bcher-kva.example for bücher.example`,
-      });
-    else if (!domains.includes(c)) domains.push(c);
-  });
-  const policy: Policy = { name: keyOf(p), domains, outbound };
-  if (s.inbound) {
-    policy.inbound = { hosts: [...s.inbound.hosts], require: s.inbound.require };
-    if (s.inbound.credentialRef) {
-      // the relay's config knows inbound password accounts only (an inbound client certificate has no
-      // representation in RelayConfig yet)
-      const n = refs.credential(
-        s.inbound.credentialRef.name,
-        ["password"],
-        "inbound",
-        "inbound.credentialRef",
-      );
-      if (n) policy.inbound.credentials = [n];
-    }
-  }
-  if (domains.includes(CATCH_ALL) && s.inbound) {
-    refs.problems.push({
-      reason: "InvalidSpec",
-      message: 'the catch-all "*" policy cannot carry inbound rules (no domain to attach them to)',
-    });
-  }
-  if (refs.problems.length) return undefined;
-  // the catch-all is validated as a policy for one placeholder domain; compileRelayConfig moves it
-  const parsed = PolicySchema.safeParse(
-    domains.includes(CATCH_ALL) ? { ...policy, domains: ["catch-all.invalid"] } : policy,
-  );
-  if (!parsed.success) {
-    refs.problems.push({
-      reason: "InvalidSpec",
-      message: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
-    });
-    return undefined;
-  }
-  return { ...parsed.data, domains };
-}
-
-/** The references of one policy, for mapping Secret/ConfigMap/RelayCredential events back to it. Pure. */
-export function policyReferences(
-  p: MailDomainPolicy,
-  credentials: ReadonlyMap<string, RelayCredential>,
-): { secrets: Set<string>; configMaps: Set<string>; credentials: Set<string> } {
-  const out = { secrets: new Set<string>(), configMaps: new Set<string>(), credentials: new Set<string>() };
-  const s = p.spec;
-  const ca = s.outbound.tls.caBundle;
-  if (ca?.configMapRef) out.configMaps.add(ca.configMapRef.name);
-  if (ca?.secretRef) out.secrets.add(ca.secretRef.name);
-  const rc = s.outbound.messageEncryption?.smime?.recipientCertificates;
-  if (rc?.secretRef) out.secrets.add(rc.secretRef.name);
-  if (rc?.configMapRef) out.configMaps.add(rc.configMapRef.name);
-  for (const ref of [
-    s.outbound.tls.clientCertificateRef,
-    s.outbound.auth?.credentialRef,
-    s.inbound?.credentialRef,
-  ]) {
-    if (!ref) continue;
-    out.credentials.add(ref.name);
-    const c = credentials.get(ref.name);
-    if (c?.spec.passwordSecretRef) out.secrets.add(c.spec.passwordSecretRef.name);
-    if (c?.spec.type === "clientCertificate") out.secrets.add(credentialSecretName(c));
-  }
-  return out;
 }
 
 /** The parts of the config a relay applies only on restart. */
 export function restartRelevant(c: RelayConfig): unknown {
   return { listeners: c.listeners, admin: c.admin, queueDir: c.queue.dir };
-}
-
-/**
- * One policy compiled on its own: everything about it that does not depend on the other policies
- * (its spec parsed with the API's defaults, its references resolved against the namespace). Conflicts
- * are the only verdict that needs the others (policyVerdict). Pure; callers may memoise it per
- * policy spec and namespace view, and must not mutate it.
- */
-export interface PolicyEntry {
-  /** namespace/name */
-  key: string;
-  /** metadata.creationTimestamp ("" when absent): the older policy keeps a contested domain. */
-  created: string;
-  /**
-   * The canonical domain patterns it claims, once each; from the raw spec when it does not parse
-   * (InvalidSpec), so that a broken policy still holds its domains.
-   */
-  domains: string[];
-  /** Spec and reference problems (no conflicts): the policy is left out when there is one. */
-  problems: PolicyProblem[];
-  /** The relay config's policy, when there are no problems. */
-  policy?: Policy;
-  /**
-   * With `policy`: what the relay gets of this policy, as a string (the policy and the credentials it
-   * brings). Two configs with the same token for a policy enforce it the same way.
-   */
-  token?: string;
-  /** What the policy brings into the config: credentials, and the Secret/ConfigMap keys it mounts. */
-  credentials: ReadonlyMap<string, Credential>;
-  secrets: ReadonlyMap<string, ReadonlyMap<string, string>>;
-  configMaps: ReadonlyMap<string, ReadonlyMap<string, string>>;
-}
-
-/** The canonical domain patterns a raw policy object claims (whatever of spec.domains canonicalises). */
-export function claimedDomains(raw: unknown): string[] {
-  const d = (raw as { spec?: { domains?: unknown } } | undefined)?.spec?.domains;
-  if (!Array.isArray(d)) return [];
-  const out = new Set<string>();
-  for (const x of d) {
-    const c = typeof x === "string" ? canonicalPattern(x) : undefined;
-    if (c !== undefined && (c === CATCH_ALL || DomainPattern.safeParse(c).success)) out.add(c);
-  }
-  return [...out];
-}
-
-export function compilePolicyEntry(raw: unknown, namespace: string, view: ClusterView): PolicyEntry {
-  const key = keyOf(raw as MailDomainPolicy);
-  const created = (raw as MailDomainPolicy).metadata?.creationTimestamp ?? "";
-  const domains = claimedDomains(raw);
-  const parsed = MailDomainPolicySchema.safeParse(raw);
-  if (!parsed.success)
-    return {
-      key,
-      created,
-      domains,
-      problems: [
-        {
-          reason: "InvalidSpec",
-          message: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
-        },
-      ],
-      credentials: NONE,
-      secrets: NONE,
-      configMaps: NONE,
-    };
-  const refs = new Refs(namespace, view);
-  const policy = compilePolicy(parsed.data, refs);
-  const ok = policy && !refs.problems.length;
-  return {
-    key,
-    created,
-    domains,
-    problems: refs.problems,
-    ...(ok
-      ? {
-          policy,
-          token: JSON.stringify([policy, [...refs.credentials].sort((a, b) => a[0].localeCompare(b[0]))]),
-        }
-      : {}),
-    // most policies reference nothing: one shared empty map instead of three per policy
-    credentials: refs.credentials.size ? refs.credentials : NONE,
-    secrets: refs.secrets.size ? refs.secrets : NONE,
-    configMaps: refs.configMaps.size ? refs.configMaps : NONE,
-  };
-}
-
-const NONE: ReadonlyMap<string, never> = new Map<string, never>();
-
-/** A policy claiming a domain pattern, as the ownership rule reads it. */
-export interface Claimant {
-  key: string;
-  /** creationTimestamp (RFC 3339), "" when unknown (sorts last). */
-  created: string;
-  /** The patterns it claims (to name the wider one it holds a domain by). */
-  domains?: readonly string[];
-}
-
-/** Who keeps a contested domain: the oldest policy (creationTimestamp), then the name. */
-export function claimOrder(a: Claimant, b: Claimant): number {
-  const ta = a.created ? Date.parse(a.created) : Infinity;
-  const tb = b.created ? Date.parse(b.created) : Infinity;
-  if (ta !== tb) return ta < tb ? -1 : 1;
-  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
-}
-
-/** One policy's verdict on one relay, apart from its own problems. */
-export interface PolicyVerdict {
-  /** DomainConflict problems (the domains it lost to an older policy) followed by its own problems. */
-  problems: PolicyProblem[];
-  /** With problems: the domains it still owns, whose mail the relay defers until it is fixed. */
-  deferred: string[];
-}
-
-/**
- * The verdict on one policy: per domain pattern it claims (in sorted order), whether an older policy
- * of the same relay claims it too (then the other keeps it: DomainConflict); with any problem, the
- * domains it keeps are deferred. `claimants(domain)`: every policy the relay selects that claims
- * `domain` (this one included or not). Pure.
- */
-export function policyVerdict(
-  e: PolicyEntry,
-  claimants: (domain: string) => readonly Claimant[],
-): PolicyVerdict {
-  const problems: PolicyProblem[] = [];
-  const kept: string[] = [];
-  for (const domain of [...e.domains].sort((a, b) => a.localeCompare(b))) {
-    const owner = [...claimants(domain), e].sort(claimOrder)[0]!;
-    if (owner.key === e.key) {
-      kept.push(domain);
-      continue;
-    }
-    const by = claimingPatterns(domain).find((p) => p !== domain && owner.domains?.includes(p));
-    problems.push({
-      reason: "DomainConflict",
-      message: `domain ${domain} is already claimed by MailDomainPolicy ${owner.key}${by ? ` (as ${by}, which covers it)` : ""}, created earlier, which keeps deciding it; remove ${domain} from this policy (or delete the older one)`,
-    });
-  }
-  problems.push(...e.problems);
-  if (!e.policy && !problems.length)
-    problems.push({ reason: "InvalidSpec", message: "the policy does not compile" });
-  return { problems, deferred: problems.length ? kept : [] };
-}
-
-/** What the relay does with the domains of a policy left out (for its Accepted condition). */
-export function deferredNote(deferred: readonly string[]): string {
-  if (!deferred.length) return "";
-  const what = deferred.includes(CATCH_ALL)
-    ? "mail to every domain no other policy matches (local domains excepted)"
-    : `mail to ${deferred.join(", ")}`;
-  return `meanwhile the relay defers ${what} (4.3.5), never sending it under another policy or the default`;
 }
 
 /**
@@ -556,13 +79,7 @@ export function compileRelayConfig(
   // objects from the cluster passed the CRD's schema; zod applies the API's defaults (and would catch a
   // CRD that drifted from the schema); a policy that does not parse still holds the domains it claims
   const sorted = selected.map(entryOf).sort((a, b) => a.key.localeCompare(b.key));
-  const owners = new Map<string, Claimant[]>();
-  for (const e of sorted)
-    for (const d of e.domains) {
-      const list = owners.get(d);
-      if (list) list.push(e);
-      else owners.set(d, [e]);
-    }
+  const claimantsOf = claimIndex(sorted);
   const compiled: Policy[] = [];
   const deferredPolicies: DeferredPolicy[] = [];
   const credentials: Record<string, Credential> = {};
@@ -571,7 +88,7 @@ export function compileRelayConfig(
   const egress = new Set<number>();
   const tokens = new Map<string, string>();
   for (const e of sorted) {
-    const v = policyVerdict(e, (d) => [...new Set(claimingPatterns(d).flatMap((p) => owners.get(p) ?? []))]);
+    const v = policyVerdict(e, claimantsOf);
     if (v.problems.length || !e.policy) {
       problems.set(e.key, v.problems);
       if (v.deferred.length)

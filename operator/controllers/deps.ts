@@ -4,6 +4,7 @@ import type { RelaySettings } from "../render/input.js";
 import type { AppliedObjects } from "../runtime/applied.js";
 import type { EventRecorder } from "../runtime/events.js";
 import type { KubeClient } from "../runtime/kube.js";
+import type { CompileMemo } from "../compile/memo.js";
 import type { ClusterState } from "../state.js";
 import type { StatusProbe } from "./relay-probe.js";
 import type { WrittenStatus } from "./status-write.js";
@@ -11,6 +12,8 @@ import type { WrittenStatus } from "./status-write.js";
 export interface ReconcilerDeps {
   client: KubeClient;
   state: ClusterState;
+  /** What this process compiled from the state, remembered per input. */
+  compiler: CompileMemo;
   settings: RelaySettings;
   events: EventRecorder;
   log: Logger;

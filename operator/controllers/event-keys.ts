@@ -5,14 +5,14 @@
 // generation (so its selector), deletion or existence changed, the policies it selects (before and
 // after). Status-only updates (the reconcilers' own writes) queue just the object itself. Pure.
 import type { Logger } from "pino";
-import { claimedDomains, keyOf } from "../compile/relay-config.js";
+import { claimedDomains } from "../compile/domain-claims.js";
 import { selectorMatches } from "../compile/selector.js";
 import { jsonEqual } from "../runtime/conditions.js";
 import type { EventType } from "../runtime/informer.js";
 import type { KubeObject } from "../runtime/kube.js";
 import type { OperatorMetrics } from "../runtime/metrics.js";
 import type { WorkQueueOptions } from "../runtime/workqueue.js";
-import type { MailRelayObject, PolicyObject } from "../state.js";
+import { keyOf, type MailRelayObject, type PolicyObject } from "../objects.js";
 
 /** How a controller's queue and workers are set up (the composition root decides). */
 export interface ControllerOptions {

@@ -1,9 +1,9 @@
 // Which MailDomainPolicies, MailRelays and RelayCredentials name a Secret, ConfigMap or
 // RelayCredential: what a change of that object requeues. Read from the raw cached specs (a spec the
 // API schema rejects still names what it names). Pure.
-import { policyReferences } from "../compile/relay-config.js";
+import { policyReferences } from "../compile/references.js";
 import { names } from "../render/meta.js";
-import type { CredentialObject, MailRelayObject, PolicyObject } from "../state.js";
+import type { CredentialObject, MailRelayObject, PolicyObject } from "../objects.js";
 
 export type ReferencedKind = "secrets" | "configMaps" | "credentials";
 

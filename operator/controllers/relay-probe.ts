@@ -4,9 +4,8 @@ import { request } from "node:http";
 import { parsePodReport, type PodReport } from "../../relay/contract/status.js";
 import type { MailRelay } from "../api.js";
 import { ADMIN_PORT } from "../render/meta.js";
-import { R, type KubeObject } from "../runtime/kube.js";
-import type { PodObject } from "../state.js";
-import type { ReconcilerDeps } from "./deps.js";
+import { R, type KubeClient, type KubeObject } from "../runtime/kube.js";
+import type { PodObject } from "../objects.js";
 
 /**
  * Asks one relay pod what it runs and reports (undefined: no answer). Without the relay's admin
@@ -47,7 +46,10 @@ export const httpStatusProbe: StatusProbe = (pod, port, token) =>
  * The relay's admin token (spec.admin.tokenSecretRef), read from the API server for this probe only:
  * the operator's caches hold no Secret values. Undefined when not set or not readable.
  */
-export async function relayAdminToken(deps: ReconcilerDeps, relay: MailRelay): Promise<string | undefined> {
+export async function relayAdminToken(
+  deps: { client: KubeClient },
+  relay: MailRelay,
+): Promise<string | undefined> {
   const ref = relay.spec.admin?.tokenSecretRef;
   const ns = relay.metadata.namespace;
   if (!ref || !ns) return undefined;
@@ -64,7 +66,7 @@ export async function relayAdminToken(deps: ReconcilerDeps, relay: MailRelay): P
  * a pod reports), and what each one reported.
  */
 export async function probeRelay(
-  deps: ReconcilerDeps,
+  deps: { probe: StatusProbe },
   pods: PodObject[],
   current: string | ((configHash: string) => boolean),
   token?: string,

@@ -8,9 +8,16 @@ import {
   type Condition,
   type ConditionInput,
 } from "../runtime/conditions.js";
-import type { EventInput } from "../runtime/events.js";
-import type { KubeObject } from "../runtime/kube.js";
-import type { ReconcilerDeps } from "./deps.js";
+import type { EventInput, EventRecorder } from "../runtime/events.js";
+import type { KubeClient, KubeObject } from "../runtime/kube.js";
+
+/** What writing a status needs (a part of ReconcilerDeps). */
+export interface StatusWriteDeps {
+  client: KubeClient;
+  events: EventRecorder;
+  now: () => Date;
+  written: WrittenStatus;
+}
 
 /**
  * The status each object got from this process's last status write, with the resourceVersion it was
@@ -87,7 +94,7 @@ export function statusEvents(
  * Events statusEvents picks for the change. Returns whether it wrote.
  */
 export async function writeStatus(
-  deps: ReconcilerDeps,
+  deps: StatusWriteDeps,
   obj: KubeObject & { status?: unknown },
   fields: Record<string, unknown>,
   desired: ConditionInput[],

@@ -11,7 +11,7 @@ import { RelayConfig } from "../../relay/contract/config.js";
 import type { Operator } from "../../operator/operator.js";
 import { isNotFound, KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
 import type { Condition } from "../../operator/runtime/conditions.js";
-import type { PodObject } from "../../operator/state.js";
+import type { PodObject } from "../../operator/objects.js";
 import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
 import { waitFor } from "../support/process.js";
 import {

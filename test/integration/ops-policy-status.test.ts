@@ -9,7 +9,7 @@ import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
 import type { PodReport, PolicyFigures } from "../../relay/contract/status.js";
 import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
-import type { PodObject } from "../../operator/state.js";
+import type { PodObject } from "../../operator/objects.js";
 import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
 import { waitFor } from "../support/process.js";
 import {

@@ -1,14 +1,17 @@
 // Inputs for the operator's pure compile and render functions, shared by the unit tests: a MailRelay
 // "edge" in namespace "mail", the cluster view the compiler reads, and the operator settings.
 import { MailRelay, type RelayCredential } from "../../api/v1alpha1/index.js";
-import { compileRelayConfig, type ClusterView } from "../../operator/compile/relay-config.js";
+import { CompileMemo } from "../../operator/compile/memo.js";
+import type { ClusterView } from "../../operator/compile/references.js";
+import { compileRelayConfig } from "../../operator/compile/relay-config.js";
 import { renderInput } from "../../operator/controllers/mailrelay/reconcile.js";
 import { renderRelayObjects } from "../../operator/render/index.js";
 import type { ReconcilerDeps } from "../../operator/controllers/deps.js";
 import { WrittenStatus } from "../../operator/controllers/status-write.js";
 import { AppliedObjects } from "../../operator/runtime/applied.js";
 import type { KubeObject } from "../../operator/runtime/kube.js";
-import { ClusterState, type Caches, type MailRelayObject, type PolicyObject } from "../../operator/state.js";
+import type { MailRelayObject, PolicyObject } from "../../operator/objects.js";
+import { ClusterState, type Caches } from "../../operator/state.js";
 
 export const renderSettings = {
   image: "img:1",
@@ -121,16 +124,29 @@ export function policyObject(
 }
 
 /**
+ * An informer's read side over a list the test owns: what the list holds now, each item announced
+ * once as added to whoever subscribes; its version never changes (the tests that use it do not change
+ * Secrets, ConfigMaps or RelayCredentials, the only caches whose version the state reads).
+ */
+export function listInformer<T extends KubeObject>(items: T[]) {
+  return {
+    list: (ns?: string) => items.filter((o) => ns === undefined || o.metadata.namespace === ns),
+    get: (ns: string, name: string) =>
+      items.find((o) => o.metadata.namespace === ns && o.metadata.name === name),
+    on: (h: (type: "add", o: T) => void) => {
+      for (const o of items) h("add", o);
+    },
+    version: () => 0,
+  };
+}
+
+/**
  * What the MailRelay reconciler needs, faked for unit tests: informer caches holding `relays` and
  * `policies` (everything else empty), and a client whose server-side applies (status included) land in
  * `applied`.
  */
 export function fakeReconcilerDeps(relays: KubeObject[], policies: KubeObject[] = []) {
-  const inf = <T extends KubeObject>(items: T[]) => ({
-    list: (ns?: string) => items.filter((o) => ns === undefined || o.metadata.namespace === ns),
-    get: (ns: string, name: string) =>
-      items.find((o) => o.metadata.namespace === ns && o.metadata.name === name),
-  });
+  const inf = listInformer;
   const caches = {
     relays: inf(relays),
     policies: inf(policies),
@@ -143,9 +159,11 @@ export function fakeReconcilerDeps(relays: KubeObject[], policies: KubeObject[] 
     certificates: inf([]),
   } as unknown as Caches;
   const applied: KubeObject[] = [];
+  const state = new ClusterState(caches);
   const deps = {
     client: { apply: (o: KubeObject) => Promise.resolve((applied.push(o), o)) },
-    state: new ClusterState(caches),
+    state,
+    compiler: new CompileMemo(state),
     settings: { image: "img", operatorNamespace: "op", operatorPodLabels: { app: "op" } },
     events: { record: async () => {} },
     log: { debug() {}, info() {}, warn() {} },

@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { MailDomainPolicy, RelayCredential } from "../../api/v1alpha1/index.js";
-import { compileRelayConfig, policyReferences } from "../../operator/compile/relay-config.js";
+import { policyReferences } from "../../operator/compile/references.js";
+import { compileRelayConfig } from "../../operator/compile/relay-config.js";
 import { renderServerCertificate } from "../../operator/render/certificate.js";
 import { RelayConfig } from "../../relay/contract/config.js";
 import { clusterView, mailRelay, relayOwner, renderRelay } from "../support/operator-fixtures.js";

@@ -4,9 +4,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { policyEventKeys, relayEventKeys } from "../../operator/controllers/event-keys.js";
-import { ClusterState, type Caches, type MailRelayObject, type PolicyObject } from "../../operator/state.js";
+import { CompileMemo } from "../../operator/compile/memo.js";
+import type { MailRelayObject, PolicyObject } from "../../operator/objects.js";
+import { ClusterState, type Caches } from "../../operator/state.js";
 import type { KubeObject } from "../../operator/runtime/kube.js";
-import { fakeReconcilerDeps, policyObject, relayObject } from "../support/operator-fixtures.js";
+import { fakeReconcilerDeps, listInformer, policyObject, relayObject } from "../support/operator-fixtures.js";
 
 const relay = relayObject;
 const policy = (
@@ -92,13 +94,9 @@ describe("event mapping", () => {
 });
 
 describe("memoised compile", () => {
-  /** Caches holding just these objects (what ClusterState reads: list/get). */
+  /** Caches holding just these objects (what ClusterState reads). */
   function caches(relays: MailRelayObject[], policies: PolicyObject[]): Caches {
-    const inf = <T extends KubeObject>(items: T[]) => ({
-      list: (ns?: string) => items.filter((o) => ns === undefined || o.metadata.namespace === ns),
-      get: (ns: string, name: string) =>
-        items.find((o) => o.metadata.namespace === ns && o.metadata.name === name),
-    });
+    const inf = <T extends KubeObject>(items: T[]) => listInformer(items);
     return {
       relays: inf(relays),
       policies: inf(policies),
@@ -117,22 +115,23 @@ describe("memoised compile", () => {
     const parsed = MailRelay.parse(r);
     const pols = Array.from({ length: 50 }, (_, i) => policy(`p${i}`, [`p${i}.example`]));
     const state = new ClusterState(caches([r], pols));
-    const first = state.compile(parsed);
-    for (let i = 0; i < 49; i++) assert.equal(state.compile(parsed), first);
-    assert.deepEqual(state.compileStats, { hits: 49, misses: 1 });
+    const compiler = new CompileMemo(state);
+    const first = compiler.compile(parsed);
+    for (let i = 0; i < 49; i++) assert.equal(compiler.compile(parsed), first);
+    assert.deepEqual(compiler.compileStats, { hits: 49, misses: 1 });
     assert.equal(first.included.length, 50);
     // a status write: new resourceVersion, same generation → still the same compile
     pols[3] = { ...pols[3]!, metadata: { ...pols[3]!.metadata, resourceVersion: "9" }, status: {} };
-    assert.equal(state.compile(parsed), first);
+    assert.equal(compiler.compile(parsed), first);
     // a spec change (generation 2) → a new compile that sees it
     pols[3] = policy("p3", ["p3.example", "new.example"], { relay: "edge" }, 2, "10");
-    const second = state.compile(parsed);
+    const second = compiler.compile(parsed);
     assert.notEqual(second, first);
     assert.ok(second.config.policies.some((p) => p.domains.includes("new.example")));
     // a label change that deselects a policy → a new compile without it
     pols[4] = policy("p4", ["p4.example"], { relay: "nobody" }, 1, "11");
-    assert.equal(state.compile(parsed).included.length, 49);
-    assert.deepEqual(state.compileStats, { hits: 50, misses: 3 });
+    assert.equal(compiler.compile(parsed).included.length, 49);
+    assert.deepEqual(compiler.compileStats, { hits: 50, misses: 3 });
   });
 });
 
@@ -146,8 +145,9 @@ describe("config size limit", () => {
     const pols = Array.from({ length: 3000 }, (_, i) => policy(`p${i}`, [long(i), `a.${long(i)}`]));
     const { deps, applied } = fakeReconcilerDeps([r], pols);
     assert.ok(
-      Buffer.byteLength(deps.state.compile((await import("../../operator/api.js")).MailRelay.parse(r)).json) >
-        MAX_CONFIG_BYTES,
+      Buffer.byteLength(
+        deps.compiler.compile((await import("../../operator/api.js")).MailRelay.parse(r)).json,
+      ) > MAX_CONFIG_BYTES,
     );
     await reconcileMailRelay(deps, "mail/edge");
     const kinds = applied.filter((o) => !("status" in o)).map((o) => o.kind);

@@ -16,17 +16,20 @@ import { AppliedObjects, UNWATCHED } from "../../operator/runtime/applied.js";
 import type { Condition } from "../../operator/runtime/conditions.js";
 import type { EventType, Handler } from "../../operator/runtime/informer.js";
 import type { KubeObject } from "../../operator/runtime/kube.js";
+import { CompileMemo } from "../../operator/compile/memo.js";
+import type {
+  ConfigMapObject,
+  CredentialObject,
+  MailRelayObject,
+  PolicyObject,
+  SecretObject,
+} from "../../operator/objects.js";
 import {
   ClusterState,
   dropConfigMapValues,
   dropSecretValues,
   stripManagedFields,
   type Caches,
-  type ConfigMapObject,
-  type CredentialObject,
-  type MailRelayObject,
-  type PolicyObject,
-  type SecretObject,
 } from "../../operator/state.js";
 import { policyObject, relayObject } from "../support/operator-fixtures.js";
 
@@ -153,10 +156,11 @@ describe("a policy's verdict on its own equals the relay's compile", () => {
           data: { "ca.crt": "" },
         });
         const state = new ClusterState(caches);
+        const compiler = new CompileMemo(state);
         const parsed = MailRelay.parse(edge);
         for (const [k, want] of compileVerdicts(state, edge)) {
           const p = caches.policies.get("mail", k.slice(5))!;
-          const got = state.verdict(parsed, p);
+          const got = compiler.verdict(parsed, p);
           assert.deepEqual(got, want, `${k}: ${JSON.stringify(p.spec)}`);
         }
       }),
@@ -170,22 +174,23 @@ describe("a policy's verdict on its own equals the relay's compile", () => {
     const edge = relay("edge", { relay: "edge" });
     const { fakes, caches } = fakeCaches({ relays: [edge], policies: [a] });
     const state = new ClusterState(caches);
+    const compiler = new CompileMemo(state);
     const r = MailRelay.parse(edge);
-    assert.deepEqual(state.verdict(r, a), { included: true, problems: [], deferred: [] });
+    assert.deepEqual(compiler.verdict(r, a), { included: true, problems: [], deferred: [] });
     fakes.policies.set(b);
     // issue 14 finding 1: the older claimant (same creation time: the name) keeps the domain
-    assert.deepEqual(state.verdict(r, a), { included: true, problems: [], deferred: [] });
-    assert.equal(state.verdict(r, b)?.problems[0]?.reason, "DomainConflict");
-    assert.match(state.verdict(r, b)!.problems[0]!.message, /mail\/a/);
-    assert.deepEqual(state.verdict(r, b)?.deferred, ["b.example"]);
+    assert.deepEqual(compiler.verdict(r, a), { included: true, problems: [], deferred: [] });
+    assert.equal(compiler.verdict(r, b)?.problems[0]?.reason, "DomainConflict");
+    assert.match(compiler.verdict(r, b)!.problems[0]!.message, /mail\/a/);
+    assert.deepEqual(compiler.verdict(r, b)?.deferred, ["b.example"]);
     // b moves to another relay: no conflict on edge any more
     const moved = { ...b, metadata: { ...b.metadata, labels: { relay: "core" }, resourceVersion: "99" } };
     fakes.policies.set(moved);
-    assert.deepEqual(state.verdict(r, a), { included: true, problems: [], deferred: [] });
+    assert.deepEqual(compiler.verdict(r, a), { included: true, problems: [], deferred: [] });
     fakes.policies.set(b);
-    assert.equal(state.verdict(r, b)?.included, false);
+    assert.equal(compiler.verdict(r, b)?.included, false);
     fakes.policies.remove(b);
-    assert.deepEqual(state.verdict(r, a), { included: true, problems: [], deferred: [] });
+    assert.deepEqual(compiler.verdict(r, a), { included: true, problems: [], deferred: [] });
     assert.deepEqual(state.domainClaimants("mail", "shared.example"), ["mail/a"]);
   });
 
@@ -193,19 +198,20 @@ describe("a policy's verdict on its own equals the relay's compile", () => {
     const a = policy("a", ["a.example"]);
     const { fakes, caches } = fakeCaches({ relays: [relay("edge", { relay: "edge" })], policies: [a] });
     const state = new ClusterState(caches);
-    const first = state.policyEntry(a);
+    const compiler = new CompileMemo(state);
+    const first = compiler.policyEntry(a);
     const statusWrite = {
       ...a,
       metadata: { ...a.metadata, resourceVersion: "1000" },
       status: {},
     } as PolicyObject;
     fakes.policies.set(statusWrite);
-    assert.equal(state.policyEntry(statusWrite), first);
+    assert.equal(compiler.policyEntry(statusWrite), first);
     const edited = policy("a", ["a.example", "new.example"], { generation: 2 });
     edited.metadata.uid = a.metadata.uid;
     fakes.policies.set(edited);
-    assert.notEqual(state.policyEntry(edited), first);
-    assert.deepEqual(state.policyEntry(edited).domains, ["a.example", "new.example"]);
+    assert.notEqual(compiler.policyEntry(edited), first);
+    assert.deepEqual(compiler.policyEntry(edited).domains, ["a.example", "new.example"]);
   });
 });
 
@@ -216,21 +222,22 @@ describe("Enforced per policy: what the config a pod runs enforces of it", () =>
     const edge = relay("edge", { relay: "edge" });
     const { fakes, caches } = fakeCaches({ relays: [edge], policies: [a, b] });
     const state = new ClusterState(caches);
+    const compiler = new CompileMemo(state);
     const r = MailRelay.parse(edge);
-    assert.equal(state.configEnforces(r, "unknown", a), undefined);
-    const before = state.compile(r).hash;
-    assert.equal(state.configEnforces(r, before, a), true);
+    assert.equal(compiler.configEnforces(r, "unknown", a), undefined);
+    const before = compiler.compile(r).hash;
+    assert.equal(compiler.configEnforces(r, before, a), true);
     const b2 = policy("b", ["b.example", "b2.example"], { generation: 2 });
     b2.metadata.uid = b.metadata.uid;
     fakes.policies.set(b2);
-    const after = state.compile(r).hash;
+    const after = compiler.compile(r).hash;
     assert.notEqual(after, before);
-    assert.equal(state.configEnforces(r, before, a), true, "b's change does not make a Pending");
-    assert.equal(state.configEnforces(r, before, b2), false, "the old config has b's old version");
-    assert.equal(state.configEnforces(r, after, b2), true);
+    assert.equal(compiler.configEnforces(r, before, a), true, "b's change does not make a Pending");
+    assert.equal(compiler.configEnforces(r, before, b2), false, "the old config has b's old version");
+    assert.equal(compiler.configEnforces(r, after, b2), true);
     const c = policy("c", ["c.example"]);
     fakes.policies.set(c);
-    assert.equal(state.configEnforces(r, after, c), false, "not in that config at all");
+    assert.equal(compiler.configEnforces(r, after, c), false, "not in that config at all");
   });
 });
 

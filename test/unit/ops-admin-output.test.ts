@@ -12,7 +12,7 @@ import type { RelayStatus } from "../../relay/contract/status.js";
 import type { MessageView } from "../../relay/queue/admin-api.js";
 import { formatList, formatShow, runQueueCli } from "../../relay/queue/queue-cli.js";
 import { httpStatusProbe } from "../../operator/controllers/relay-probe.js";
-import type { PodObject } from "../../operator/state.js";
+import type { PodObject } from "../../operator/objects.js";
 
 const ESC = "\x1b";
 const CSI8 = "\u009b";

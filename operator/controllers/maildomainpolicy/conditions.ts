@@ -1,13 +1,11 @@
 // A MailDomainPolicy's Accepted, Enforced and Ready conditions from what its reconcile gathered: the
 // relays' verdicts on it and their pods' answers. Enforced comes from the shared builder
 // (../enforced.ts). Pure.
-import { deferredNote, type PolicyProblem } from "../../compile/relay-config.js";
+import { deferredNote } from "../../compile/domain-claims.js";
+import { PROBLEM_REASONS, type PolicyProblem } from "../../compile/problems.js";
 import { problemsCondition, type ConditionInput } from "../../runtime/conditions.js";
 import { firstFinding, type Check } from "../condition-chain.js";
 import { enforcedCondition, type PodTally } from "../enforced.js";
-
-/** The most actionable reason first: conflicts, then missing, then invalid. */
-const PROBLEM_ORDER = ["DomainConflict", "MissingReference", "InvalidReference", "InvalidSpec"];
 
 /** What the policy reconcile gathered from the relays selecting it. */
 export interface PolicyFacts {
@@ -23,7 +21,8 @@ export interface PolicyFacts {
 
 export function policyAccepted(f: PolicyFacts, g: number | undefined): ConditionInput {
   const problems = [...f.problems].sort(
-    (a, b) => PROBLEM_ORDER.indexOf(a.reason) - PROBLEM_ORDER.indexOf(b.reason),
+    // the most actionable reason first: conflicts, then missing, then invalid
+    (a, b) => PROBLEM_REASONS.indexOf(a.reason) - PROBLEM_REASONS.indexOf(b.reason),
   );
   const checked = problemsCondition(
     "Accepted",

@@ -4,7 +4,7 @@
 //   - a relay selecting it, before or after the relay's change;
 //   - a Secret, ConfigMap or RelayCredential it (or a credential it uses) names;
 //   - a pod of a relay selecting it (Enforced reports what the pods run).
-import { keyOf } from "../../compile/relay-config.js";
+import { keyOf } from "../../objects.js";
 import { RELAY_LABEL } from "../../render/meta.js";
 import { Controller } from "../../runtime/controller.js";
 import type { KubeObject } from "../../runtime/kube.js";
@@ -64,7 +64,9 @@ export function mailDomainPolicyWatches(state: ClusterState): Watch[] {
 export function newMailDomainPolicyController(deps: ReconcilerDeps, opts: ControllerOptions): Controller {
   const controller = new Controller("maildomainpolicy", (k) => reconcileMailDomainPolicy(deps, k), opts);
   deps.state.caches.policies.on((t, p) => {
-    if (t === "delete") deps.written.forget(`MailDomainPolicy/${keyOf(p)}`);
+    if (t !== "delete") return;
+    deps.written.forget(`MailDomainPolicy/${keyOf(p)}`);
+    deps.compiler.forgetPolicy(keyOf(p));
   });
   for (const w of mailDomainPolicyWatches(deps.state)) w.start((k) => controller.enqueue(k));
   return controller;

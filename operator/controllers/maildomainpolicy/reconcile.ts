@@ -4,10 +4,10 @@
 // ready pod of those relays reports (admin /status) the config hash that contains it.
 // status.lastDelivery and status.counters come from the same /status answers (`policies`): summed over
 // the ready pods of those relays, written only when they change, refreshed every figuresPollMs.
-import { keyOf, type PolicyProblem } from "../../compile/relay-config.js";
+import type { PolicyProblem } from "../../compile/problems.js";
 import type { MailRelay } from "../../api.js";
 import type { ReconcileResult } from "../../runtime/controller.js";
-import { splitKey } from "../../state.js";
+import { keyOf, splitKey } from "../../objects.js";
 import type { ReconcilerDeps } from "../deps.js";
 import { probeRelay, relayAdminToken } from "../relay-probe.js";
 import { writeStatus } from "../status-write.js";
@@ -59,10 +59,10 @@ export async function reconcileMailDomainPolicy(
   // the domains its relays defer while it is left out (it never falls to a weaker route)
   const deferred = new Set<string>();
   for (const r of relays) {
-    const relay = deps.state.parsedRelay(r);
+    const relay = deps.compiler.parsedRelay(r);
     if (!relay) continue;
     // this policy's part of the relay's compile, without compiling the relay's other policies
-    const v = deps.state.verdict(relay, raw);
+    const v = deps.compiler.verdict(relay, raw);
     if (!v) continue; // the relay's own problem, reported on the MailRelay
     if (v.included) included.push({ relay: keyOf(r), relayObj: relay });
     else {
@@ -72,7 +72,7 @@ export async function reconcileMailDomainPolicy(
     }
   }
   // no relay selects it: its own problems (spec, references) still show
-  if (!relays.length) problems.push(...deps.state.policyEntry(raw).problems);
+  if (!relays.length) problems.push(...deps.compiler.policyEntry(raw).problems);
   const facts: PolicyFacts = {
     selectingRelays: relays.length,
     includedIn: included.map((i) => i.relay),
@@ -91,14 +91,14 @@ export async function reconcileMailDomainPolicy(
       // a pod is current when the config it reports enforces this policy as it is now: a config
       // compiled before another policy changed still does (no N status writes per config revision)
       const enforces = (h: string): boolean => {
-        let known = deps.state.configEnforces(i.relayObj, h, raw);
+        let known = deps.compiler.configEnforces(i.relayObj, h, raw);
         if (known === undefined) {
           try {
-            deps.state.compile(i.relayObj); // the current config (memoised), then look again
+            deps.compiler.compile(i.relayObj); // the current config (memoised), then look again
           } catch {
             return false;
           }
-          known = deps.state.configEnforces(i.relayObj, h, raw);
+          known = deps.compiler.configEnforces(i.relayObj, h, raw);
         }
         return known === true;
       };

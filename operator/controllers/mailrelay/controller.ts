@@ -4,7 +4,7 @@
 //   - a Secret, ConfigMap or RelayCredential its own spec names, or one of its policies names;
 //   - an object it owns (ConfigMap, StatefulSet, Certificate) or labels (queue PVCs, pods);
 //   - a RelayCredential's Certificate (the credential's Secret changes with it).
-import { keyOf } from "../../compile/relay-config.js";
+import { keyOf } from "../../objects.js";
 import { names, RELAY_LABEL } from "../../render/meta.js";
 import { Controller } from "../../runtime/controller.js";
 import type { KubeObject } from "../../runtime/kube.js";
@@ -82,7 +82,7 @@ export function mailRelayWatches(state: ClusterState): Watch[] {
 /** What this process remembers of a deleted relay, forgotten with it. */
 function forgetRelay(deps: ReconcilerDeps, r: KubeObject): void {
   const key = keyOf(r);
-  deps.state.forgetCompile(key);
+  deps.compiler.forgetRelay(key);
   const ns = r.metadata.namespace ?? "";
   const relay = r.metadata.name;
   const owned = new Set([

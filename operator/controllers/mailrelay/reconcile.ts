@@ -4,7 +4,7 @@
 // everything from the informer caches each time and holds nothing between runs.
 import { randomBytes } from "node:crypto";
 import { MailRelay as MailRelaySchema, type MailRelay } from "../../api.js";
-import { keyOf, type CompileResult } from "../../compile/relay-config.js";
+import type { CompileResult } from "../../compile/relay-config.js";
 import { certificateState, renderServerCertificate } from "../../render/certificate.js";
 import { renderRelayObjects } from "../../render/index.js";
 import { renderFleetSecret } from "../../render/secret.js";
@@ -15,7 +15,7 @@ import type { ReconcileResult } from "../../runtime/controller.js";
 import { problemsCondition, type ConditionInput } from "../../runtime/conditions.js";
 import { UNWATCHED, type LiveVersion } from "../../runtime/applied.js";
 import { ApiError, type KubeObject } from "../../runtime/kube.js";
-import { splitKey, type MailRelayObject } from "../../state.js";
+import { keyOf, splitKey, type MailRelayObject } from "../../objects.js";
 import { certificateExpiringCondition, certificateNotAfter } from "../../status/certificate-expiry.js";
 import { orphanedQueueVolumes } from "../../status/orphaned-volumes.js";
 import type { ReconcilerDeps } from "../deps.js";
@@ -166,7 +166,7 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   const fleetCreated = await ensureFleetSecret(deps, relay, owner);
   let compiled: CompileResult;
   try {
-    compiled = deps.state.compile(relay);
+    compiled = deps.compiler.compile(relay);
   } catch (e) {
     const message = (e as Error).message;
     await writeStatus(deps, raw, { observedGeneration: generation }, [

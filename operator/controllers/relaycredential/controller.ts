@@ -1,6 +1,6 @@
 // The RelayCredential controller: its reconcile (./reconcile.ts) and what it watches. A credential is
 // requeued by itself, a Secret it uses (password, certificate) and the Certificate issued for it.
-import { keyOf } from "../../compile/relay-config.js";
+import { keyOf } from "../../objects.js";
 import { Controller } from "../../runtime/controller.js";
 import type { ClusterState } from "../../state.js";
 import type { ReconcilerDeps } from "../deps.js";

@@ -1,12 +1,12 @@
 // RelayCredential reconciler: checks the referenced Secret (keys, type), asks cert-manager for a client
 // certificate when the credential names an issuer, and reports Accepted/Ready.
 import { RelayCredential as CredentialSchema } from "../../api.js";
-import { credentialSecretName } from "../../compile/relay-config.js";
+import { credentialSecretName } from "../../compile/references.js";
 import { certificateState, renderClientCertificate } from "../../render/certificate.js";
 import type { ReconcileResult } from "../../runtime/controller.js";
 import { problemsCondition, type ConditionInput } from "../../runtime/conditions.js";
 import { ApiError } from "../../runtime/kube.js";
-import { splitKey } from "../../state.js";
+import { splitKey } from "../../objects.js";
 import type { ReconcilerDeps } from "../deps.js";
 import { writeStatus } from "../status-write.js";
 

@@ -1,0 +1,111 @@
+// Which policy decides a domain, when several a relay selects claim it: the oldest
+// (creationTimestamp, then name) keeps it, every later one gets DomainConflict naming it — never a
+// coin toss, and a policy created later cannot take a domain over (issue 14, finding 1); an older
+// wildcard claims its subdomains too (a later eu.partner.example under *.partner.example is in
+// conflict). The one place this is decided: the relay's compile (relay-config.ts), a policy's own
+// verdict (compile/memo.ts) and the watch mapping (what a claim change requeues) all read it here.
+// Pure.
+import { DomainPattern } from "../../relay/contract/config.js";
+import { canonicalPattern, claimingPatterns } from "../../relay/contract/domains.js";
+import type { PolicyProblem } from "./problems.js";
+
+/** The catch-all pattern: its policy becomes the relay's defaultOutbound. */
+export const CATCH_ALL = "*";
+
+/** The canonical domain patterns a raw policy object claims (whatever of spec.domains canonicalises). */
+export function claimedDomains(raw: unknown): string[] {
+  const d = (raw as { spec?: { domains?: unknown } } | undefined)?.spec?.domains;
+  if (!Array.isArray(d)) return [];
+  const out = new Set<string>();
+  for (const x of d) {
+    const c = typeof x === "string" ? canonicalPattern(x) : undefined;
+    if (c !== undefined && (c === CATCH_ALL || DomainPattern.safeParse(c).success)) out.add(c);
+  }
+  return [...out];
+}
+
+/** A policy claiming a domain pattern, as the ownership rule reads it. */
+export interface Claimant {
+  key: string;
+  /** creationTimestamp (RFC 3339), "" when unknown (sorts last). */
+  created: string;
+  /** The patterns it claims (to name the wider one it holds a domain by). */
+  domains?: readonly string[];
+}
+
+/** A policy as its verdict reads it: its claims, its own problems, whether it compiled (policy.ts). */
+export interface ClaimingPolicy extends Claimant {
+  domains: readonly string[];
+  problems: readonly PolicyProblem[];
+  policy?: unknown;
+}
+
+/** Who keeps a contested domain: the oldest policy (creationTimestamp), then the name. */
+export function claimOrder(a: Claimant, b: Claimant): number {
+  const ta = a.created ? Date.parse(a.created) : Infinity;
+  const tb = b.created ? Date.parse(b.created) : Infinity;
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+}
+
+/** One policy's verdict on one relay, apart from its own problems. */
+export interface PolicyVerdict {
+  /** DomainConflict problems (the domains it lost to an older policy) followed by its own problems. */
+  problems: PolicyProblem[];
+  /** With problems: the domains it still owns, whose mail the relay defers until it is fixed. */
+  deferred: string[];
+}
+
+/**
+ * The verdict on one policy: per domain pattern it claims (in sorted order), whether an older policy
+ * of the same relay claims it too (then the other keeps it: DomainConflict); with any problem, the
+ * domains it keeps are deferred. `claimants(domain)`: every policy the relay selects that claims
+ * `domain` (this one included or not). Pure.
+ */
+export function policyVerdict(
+  e: ClaimingPolicy,
+  claimants: (domain: string) => readonly Claimant[],
+): PolicyVerdict {
+  const problems: PolicyProblem[] = [];
+  const kept: string[] = [];
+  for (const domain of [...e.domains].sort((a, b) => a.localeCompare(b))) {
+    const owner = [...claimants(domain), e].sort(claimOrder)[0]!;
+    if (owner.key === e.key) {
+      kept.push(domain);
+      continue;
+    }
+    const by = claimingPatterns(domain).find((p) => p !== domain && owner.domains?.includes(p));
+    problems.push({
+      reason: "DomainConflict",
+      message: `domain ${domain} is already claimed by MailDomainPolicy ${owner.key}${by ? ` (as ${by}, which covers it)` : ""}, created earlier, which keeps deciding it; remove ${domain} from this policy (or delete the older one)`,
+    });
+  }
+  problems.push(...e.problems);
+  if (!e.policy && !problems.length)
+    problems.push({ reason: "InvalidSpec", message: "the policy does not compile" });
+  return { problems, deferred: problems.length ? kept : [] };
+}
+
+/** What the relay does with the domains of a policy left out (for its Accepted condition). */
+export function deferredNote(deferred: readonly string[]): string {
+  if (!deferred.length) return "";
+  const what = deferred.includes(CATCH_ALL)
+    ? "mail to every domain no other policy matches (local domains excepted)"
+    : `mail to ${deferred.join(", ")}`;
+  return `meanwhile the relay defers ${what} (4.3.5), never sending it under another policy or the default`;
+}
+
+/**
+ * Per claimed pattern, the entries claiming it; `claimantsOf(domain)`: those claiming the pattern or
+ * an older wildcard covering it (claimingPatterns), what policyVerdict asks for.
+ */
+export function claimIndex(entries: readonly ClaimingPolicy[]): (domain: string) => Claimant[] {
+  const owners = new Map<string, Claimant[]>();
+  for (const e of entries)
+    for (const d of e.domains) {
+      const list = owners.get(d);
+      if (list) list.push(e);
+      else owners.set(d, [e]);
+    }
+  return (d) => [...new Set(claimingPatterns(d).flatMap((p) => owners.get(p) ?? []))];
+}

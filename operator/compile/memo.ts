@@ -1,0 +1,196 @@
+// The compiles of this process, remembered: per policy its own compile (policy.ts), per relay its
+// parsed spec, whether its own settings compile, and its last config (relay-config.ts), each valid for
+// exactly the inputs it was computed from (a fingerprint of them: a changed input is a different
+// fingerprint, and the result is recomputed). A cache keyed by inputs, not truth. Also each policy's
+// verdict on a relay (included, or why not) in O(its domains) instead of compiling the relay, and
+// what a pod's config enforces (revisions.ts). Results are shared: callers must not mutate them.
+import { MailRelay as MailRelaySchema, type MailRelay } from "../api.js";
+import { keyOf, type MailRelayObject, type PolicyObject } from "../objects.js";
+import { selectorMatches } from "./selector.js";
+import type { ClusterState } from "../state.js";
+import { claimingPatterns } from "../../relay/contract/domains.js";
+import { policyVerdict, type Claimant } from "./domain-claims.js";
+import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
+import type { PolicyProblem } from "./problems.js";
+import { compileRelayConfig, type CompileResult } from "./relay-config.js";
+import { ConfigRevisions } from "./revisions.js";
+
+/** A relay's spec identity: uid and generation (or, without one, the spec itself). */
+function relaySpecId(r: MailRelay): string {
+  const g = r.metadata.generation;
+  return `${r.metadata.uid ?? ""}:${g !== undefined ? g : JSON.stringify(r.spec)}`;
+}
+
+/** What a policy's compile depends on of the policy itself: uid and generation (or, without one, the spec). */
+function specId(p: PolicyObject): string {
+  const g = p.metadata.generation;
+  return `${p.metadata.uid ?? ""}:${g !== undefined ? g : JSON.stringify(p.spec)}`;
+}
+
+/**
+ * What compileRelayConfig reads, as a string: the relay's name, generation and spec; per selected
+ * policy its name and generation (the apiserver bumps it on every spec change; resourceVersion would
+ * change with every status write) or, without one, its spec; and the view (viewFingerprint).
+ * O(selected policies), no parsing.
+ */
+export function compileFingerprint(
+  relay: MailRelay,
+  selected: readonly PolicyObject[],
+  viewFp: string,
+): string {
+  const parts: string[] = [keyOf(relay), String(relay.metadata.generation ?? ""), JSON.stringify(relay.spec)];
+  for (const p of selected) parts.push(`p:${p.metadata.name}:${specId(p)}`);
+  parts.push(viewFp);
+  return parts.join("\n");
+}
+
+/** One policy's verdict on one relay: whether the relay's config includes it, or why not. */
+export interface PolicyVerdict {
+  included: boolean;
+  problems: PolicyProblem[];
+  /** When not included: the domains whose mail the relay defers meanwhile. */
+  deferred: string[];
+}
+
+export class CompileMemo {
+  /** Per policy key: its own compile, valid for one spec (specId) and one view. */
+  private readonly entries = new Map<string, { id: string; viewFp: string; entry: PolicyEntry }>();
+  private readonly relays = new Map<string, { id: string; relay: MailRelay | undefined }>();
+  private readonly relayChecks = new Map<string, { id: string; viewFp: string; error: unknown }>();
+  private readonly compiled = new Map<
+    string,
+    { fp: string; result: CompileResult } | { fp: string; error: unknown }
+  >();
+  private readonly revisions = new ConfigRevisions();
+  /** Memo hits and misses (tests, debugging). */
+  readonly compileStats = { hits: 0, misses: 0 };
+
+  constructor(readonly state: ClusterState) {}
+
+  /** One policy compiled on its own, memoised per spec and namespace view. */
+  policyEntry(p: PolicyObject): PolicyEntry {
+    const ns = p.metadata.namespace ?? "";
+    const { view, fp } = this.state.viewOf(ns);
+    const k = keyOf(p);
+    const id = specId(p);
+    const hit = this.entries.get(k);
+    if (hit && hit.id === id && hit.viewFp === fp) return hit.entry;
+    const entry = compilePolicyEntry(p, ns, view);
+    this.entries.set(k, { id, viewFp: fp, entry });
+    return entry;
+  }
+
+  /** The policies `relay` selects that claim `domain` (parsed or not). */
+  private claimants(relay: MailRelay, domain: string): Claimant[] {
+    const ns = relay.metadata.namespace ?? "";
+    // the same pattern, or an older policy's wildcard covering it (claimingPatterns)
+    const patterns = claimingPatterns(domain);
+    const out: Claimant[] = [];
+    for (const name of this.state.claimingNames(ns, patterns)) {
+      const q = this.state.caches.policies.get(ns, name);
+      if (!q || q.metadata.deletionTimestamp) continue;
+      if (!selectorMatches(relay.spec.policySelector ?? {}, q.metadata.labels)) continue;
+      const e = this.policyEntry(q);
+      if (e.domains.some((d) => patterns.includes(d))) out.push(e);
+    }
+    return out;
+  }
+
+  /**
+   * Whether `relay`'s config includes policy `p`, or why not: exactly what compile(relay) says about
+   * it (included / problems), in O(p's domains and the policies sharing them) instead of O(all the
+   * relay's policies). undefined when the relay's own settings do not compile (reported on the relay).
+   */
+  verdict(relay: MailRelay, p: PolicyObject): PolicyVerdict | undefined {
+    if (this.relayError(relay)) return undefined;
+    const e = this.policyEntry(p);
+    const v = policyVerdict(e, (d) => this.claimants(relay, d));
+    return { included: !v.problems.length, ...v };
+  }
+
+  /**
+   * A MailRelay as the API schema reads it (defaults applied), or undefined when it does not parse;
+   * memoised per spec (uid and generation), so N policy reconciles do not parse their relay N times.
+   */
+  parsedRelay(raw: MailRelayObject): MailRelay | undefined {
+    const k = keyOf(raw);
+    const id = relaySpecId(raw);
+    const hit = this.relays.get(k);
+    if (hit?.id === id) return hit.relay;
+    const p = MailRelaySchema.safeParse(raw);
+    const relay = p.success ? p.data : undefined;
+    this.relays.set(k, { id, relay });
+    return relay;
+  }
+
+  /** The relay's own compile problem (its settings, without policies), memoised per spec and view. */
+  private relayError(relay: MailRelay): unknown {
+    const { view, fp } = this.state.viewOf(relay.metadata.namespace ?? "");
+    const id = relaySpecId(relay);
+    const k = keyOf(relay);
+    const hit = this.relayChecks.get(k);
+    if (hit && hit.id === id && hit.viewFp === fp) return hit.error;
+    let error: unknown;
+    try {
+      compileRelayConfig(relay, [], view);
+    } catch (e) {
+      error = e ?? new Error("relay does not compile");
+    }
+    this.relayChecks.set(k, { id, viewFp: fp, error });
+    return error;
+  }
+
+  /**
+   * The relay's compiled config. Memoised per relay by a fingerprint of exactly what the compile reads
+   * (the relay's spec and generation, the selected policies' names and generations, the namespace's
+   * Secret/ConfigMap keys and credential specs), and each policy's own part per policy (policyEntry),
+   * so a new compile after one policy changed re-parses that policy only.
+   */
+  compile(relay: MailRelay): CompileResult {
+    const selected = this.state.selectedPolicies(relay);
+    const ns = relay.metadata.namespace ?? "";
+    const { view, fp: viewFp } = this.state.viewOf(ns);
+    const fp = compileFingerprint(relay, selected, viewFp);
+    const k = keyOf(relay);
+    const hit = this.compiled.get(k);
+    if (hit?.fp === fp) {
+      this.compileStats.hits++;
+      if ("error" in hit) throw hit.error;
+      return hit.result;
+    }
+    this.compileStats.misses++;
+    try {
+      const result = compileRelayConfig(relay, selected, view, (raw) =>
+        this.policyEntry(raw as PolicyObject),
+      );
+      this.compiled.set(k, { fp, result });
+      this.revisions.remember(k, result.hash, result.tokens);
+      return result;
+    } catch (e) {
+      this.compiled.set(k, { fp, error: e });
+      throw e;
+    }
+  }
+
+  /**
+   * Whether the relay config with sha256 `hash` enforces policy `p` as it is compiled now (the same
+   * token), or undefined when this process does not know that config (yet: compile(relay) adds the
+   * current one).
+   */
+  configEnforces(relay: MailRelay, hash: string, p: PolicyObject): boolean | undefined {
+    return this.revisions.enforces(keyOf(relay), hash, keyOf(p), this.policyEntry(p).token);
+  }
+
+  /** Drops a deleted relay's memoised compiles. */
+  forgetRelay(relayKey: string): void {
+    this.compiled.delete(relayKey);
+    this.revisions.forget(relayKey);
+    this.relayChecks.delete(relayKey);
+    this.relays.delete(relayKey);
+  }
+
+  /** Drops a deleted policy's memoised compile. */
+  forgetPolicy(policyKey: string): void {
+    this.entries.delete(policyKey);
+  }
+}

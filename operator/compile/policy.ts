@@ -1,0 +1,186 @@
+// One MailDomainPolicy compiled on its own: its spec parsed with the API's defaults, its references
+// resolved against the namespace (references.ts), and checked by the relay's own Policy schema. What
+// depends on the other policies (who keeps a contested domain) is domain-claims.ts. Pure.
+import { Policy as PolicySchema, type Credential, type Policy } from "../../relay/contract/config.js";
+import { canonicalPattern } from "../../relay/contract/domains.js";
+import { MailDomainPolicy as MailDomainPolicySchema, type MailDomainPolicy } from "../api.js";
+import { keyOf } from "../objects.js";
+import { CATCH_ALL, claimedDomains } from "./domain-claims.js";
+import type { PolicyProblem } from "./problems.js";
+import { Refs, type ClusterView } from "./references.js";
+
+function compilePolicy(p: MailDomainPolicy, refs: Refs): Policy | undefined {
+  const s = p.spec;
+  const tls = s.outbound.tls;
+  const outbound: Policy["outbound"] = { tls: { mode: tls.mode, minVersion: tls.minVersion ?? "TLSv1.2" } };
+  const ca = tls.caBundle;
+  if (ca?.configMapRef) {
+    const f = refs.configMapKey(ca.configMapRef.name, ca.configMapRef.key ?? "ca.crt");
+    if (f) outbound.tls.caFile = f;
+  } else if (ca?.secretRef) {
+    const f = refs.secretKey(ca.secretRef.name, ca.secretRef.key ?? "ca.crt");
+    if (f) outbound.tls.caFile = f;
+  }
+  if (tls.matchNames?.length) outbound.tls.matchNames = [...tls.matchNames];
+  const where = {
+    domains: s.domains,
+    ...(s.outbound.nextHop ? { nextHop: s.outbound.nextHop.host } : {}),
+  };
+  if (tls.clientCertificateRef) {
+    const n = refs.credential(
+      tls.clientCertificateRef.name,
+      ["clientCertificate"],
+      "outbound",
+      "outbound.tls.clientCertificateRef",
+      where,
+    );
+    if (n) outbound.tls.clientCredential = n;
+  }
+  if (s.outbound.auth?.credentialRef) {
+    const n = refs.credential(
+      s.outbound.auth.credentialRef.name,
+      ["password"],
+      "outbound",
+      "outbound.auth.credentialRef",
+      where,
+    );
+    if (n) outbound.authCredential = n;
+    if (s.outbound.auth.allowUnauthenticatedPeer) outbound.authUnauthenticatedPeer = true;
+  }
+  if (s.outbound.nextHop)
+    outbound.nextHop = { host: s.outbound.nextHop.host, port: s.outbound.nextHop.port ?? 25 };
+  const smime = s.outbound.messageEncryption?.smime;
+  if (smime) {
+    const rc = smime.recipientCertificates;
+    const files = rc.secretRef
+      ? refs.pemKeys("Secret", rc.secretRef.name)
+      : rc.configMapRef
+        ? refs.pemKeys("ConfigMap", rc.configMapRef.name)
+        : undefined;
+    if (files?.length) {
+      outbound.smime = {
+        certificateFiles: files,
+        missingCertificate: smime.missingCertificate ?? "defer",
+        sign: smime.sign ?? false,
+      };
+    }
+  }
+  const domains: string[] = [];
+  s.domains.forEach((d, i) => {
+    const c = canonicalPattern(d);
+    if (c === undefined)
+      refs.problems.push({
+        reason: "InvalidSpec",
+        message: `spec.domains[${i}]: "${d}" is not a valid domain name (IDNA2008/UTS #46): write its A-label form, e.g. xn--bcher-kva.example for bücher.example`,
+      });
+    else if (!domains.includes(c)) domains.push(c);
+  });
+  const policy: Policy = { name: keyOf(p), domains, outbound };
+  if (s.inbound) {
+    policy.inbound = { hosts: [...s.inbound.hosts], require: s.inbound.require };
+    if (s.inbound.credentialRef) {
+      // the relay's config knows inbound password accounts only (an inbound client certificate has no
+      // representation in RelayConfig yet)
+      const n = refs.credential(
+        s.inbound.credentialRef.name,
+        ["password"],
+        "inbound",
+        "inbound.credentialRef",
+      );
+      if (n) policy.inbound.credentials = [n];
+    }
+  }
+  if (domains.includes(CATCH_ALL) && s.inbound) {
+    refs.problems.push({
+      reason: "InvalidSpec",
+      message: 'the catch-all "*" policy cannot carry inbound rules (no domain to attach them to)',
+    });
+  }
+  if (refs.problems.length) return undefined;
+  // the catch-all is validated as a policy for one placeholder domain; compileRelayConfig moves it
+  const parsed = PolicySchema.safeParse(
+    domains.includes(CATCH_ALL) ? { ...policy, domains: ["catch-all.invalid"] } : policy,
+  );
+  if (!parsed.success) {
+    refs.problems.push({
+      reason: "InvalidSpec",
+      message: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
+    });
+    return undefined;
+  }
+  return { ...parsed.data, domains };
+}
+
+/**
+ * One policy compiled on its own: everything about it that does not depend on the other policies
+ * (its spec parsed with the API's defaults, its references resolved against the namespace). Conflicts
+ * are the only verdict that needs the others (policyVerdict). Pure; callers may memoise it per
+ * policy spec and namespace view, and must not mutate it.
+ */
+export interface PolicyEntry {
+  /** namespace/name */
+  key: string;
+  /** metadata.creationTimestamp ("" when absent): the older policy keeps a contested domain. */
+  created: string;
+  /**
+   * The canonical domain patterns it claims, once each; from the raw spec when it does not parse
+   * (InvalidSpec), so that a broken policy still holds its domains.
+   */
+  domains: string[];
+  /** Spec and reference problems (no conflicts): the policy is left out when there is one. */
+  problems: PolicyProblem[];
+  /** The relay config's policy, when there are no problems. */
+  policy?: Policy;
+  /**
+   * With `policy`: what the relay gets of this policy, as a string (the policy and the credentials it
+   * brings). Two configs with the same token for a policy enforce it the same way.
+   */
+  token?: string;
+  /** What the policy brings into the config: credentials, and the Secret/ConfigMap keys it mounts. */
+  credentials: ReadonlyMap<string, Credential>;
+  secrets: ReadonlyMap<string, ReadonlyMap<string, string>>;
+  configMaps: ReadonlyMap<string, ReadonlyMap<string, string>>;
+}
+
+export function compilePolicyEntry(raw: unknown, namespace: string, view: ClusterView): PolicyEntry {
+  const key = keyOf(raw as MailDomainPolicy);
+  const created = (raw as MailDomainPolicy).metadata?.creationTimestamp ?? "";
+  const domains = claimedDomains(raw);
+  const parsed = MailDomainPolicySchema.safeParse(raw);
+  if (!parsed.success)
+    return {
+      key,
+      created,
+      domains,
+      problems: [
+        {
+          reason: "InvalidSpec",
+          message: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
+        },
+      ],
+      credentials: NONE,
+      secrets: NONE,
+      configMaps: NONE,
+    };
+  const refs = new Refs(namespace, view);
+  const policy = compilePolicy(parsed.data, refs);
+  const ok = policy && !refs.problems.length;
+  return {
+    key,
+    created,
+    domains,
+    problems: refs.problems,
+    ...(ok
+      ? {
+          policy,
+          token: JSON.stringify([policy, [...refs.credentials].sort((a, b) => a[0].localeCompare(b[0]))]),
+        }
+      : {}),
+    // most policies reference nothing: one shared empty map instead of three per policy
+    credentials: refs.credentials.size ? refs.credentials : NONE,
+    secrets: refs.secrets.size ? refs.secrets : NONE,
+    configMaps: refs.configMaps.size ? refs.configMaps : NONE,
+  };
+}
+
+const NONE: ReadonlyMap<string, never> = new Map<string, never>();

@@ -1,0 +1,224 @@
+// A policy's (or a relay's) references to Secrets, ConfigMaps and RelayCredentials, resolved against
+// what the namespace holds (ClusterView): every reference becomes a file path in the relay's config
+// directory, or a problem (MissingReference, InvalidReference) that leaves the policy out; and, the
+// other way round, which objects a policy names (policyReferences: what requeues it). Pure.
+import type { Credential } from "../../relay/contract/config.js";
+import { canonicalPattern } from "../../relay/contract/domains.js";
+import type { MailDomainPolicy, RelayCredential } from "../api.js";
+import { names } from "../render/meta.js";
+import { CATCH_ALL } from "./domain-claims.js";
+import type { PolicyProblem } from "./problems.js";
+
+/** What the cluster holds that policies may reference, by name, in the relay's namespace. */
+export interface ClusterView {
+  credentials: ReadonlyMap<string, RelayCredential>;
+  /** Secret name → its type and data keys. */
+  secrets: ReadonlyMap<string, SecretInfo>;
+  /** ConfigMap name → its data keys. */
+  configMaps: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
+export interface SecretInfo {
+  type?: string;
+  keys: ReadonlySet<string>;
+  /** uid of the object its controller ownerReference names (who created it, for the fleet Secret). */
+  controllerUid?: string;
+}
+
+export const secretPath = (secret: string, key: string): string => `secrets/${secret}/${key}`;
+export const configMapPath = (cm: string, key: string): string => `configmaps/${cm}/${key}`;
+
+/** Resolves references for one policy (or the relay), collecting the problems and what it mounts. */
+export class Refs {
+  readonly problems: PolicyProblem[] = [];
+  /** Secret/ConfigMap name → key → path. */
+  readonly secrets = new Map<string, Map<string, string>>();
+  readonly configMaps = new Map<string, Map<string, string>>();
+  readonly credentials = new Map<string, Credential>();
+
+  constructor(
+    private readonly ns: string,
+    private readonly view: ClusterView,
+  ) {}
+
+  missing(message: string): void {
+    this.problems.push({ reason: "MissingReference", message });
+  }
+  invalid(message: string): void {
+    this.problems.push({ reason: "InvalidReference", message });
+  }
+
+  secretKey(name: string, key: string): string | undefined {
+    const keys = this.view.secrets.get(name)?.keys;
+    if (!keys) return (this.missing(`Secret ${this.ns}/${name} not found`), undefined);
+    if (!keys.has(key)) return (this.missing(`Secret ${this.ns}/${name} key "${key}" not found`), undefined);
+    const path = secretPath(name, key);
+    const m = this.secrets.get(name) ?? new Map<string, string>();
+    m.set(key, path);
+    this.secrets.set(name, m);
+    return path;
+  }
+
+  /** Every key ending in .crt or .pem of a Secret or ConfigMap (sorted): S/MIME recipient certificates. */
+  pemKeys(kind: "Secret" | "ConfigMap", name: string): string[] | undefined {
+    const keys = kind === "Secret" ? this.view.secrets.get(name)?.keys : this.view.configMaps.get(name);
+    if (!keys) return (this.missing(`${kind} ${this.ns}/${name} not found`), undefined);
+    const pem = [...keys].filter((k) => /\.(crt|pem)$/.test(k)).sort();
+    if (!pem.length)
+      return (this.missing(`${kind} ${this.ns}/${name} has no key ending in .crt or .pem`), undefined);
+    return pem.map((k) => (kind === "Secret" ? this.secretKey(name, k) : this.configMapKey(name, k))!);
+  }
+
+  configMapKey(name: string, key: string): string | undefined {
+    const keys = this.view.configMaps.get(name);
+    if (!keys) return (this.missing(`ConfigMap ${this.ns}/${name} not found`), undefined);
+    if (!keys.has(key))
+      return (this.missing(`ConfigMap ${this.ns}/${name} key "${key}" not found`), undefined);
+    const path = configMapPath(name, key);
+    const m = this.configMaps.get(name) ?? new Map<string, string>();
+    m.set(key, path);
+    this.configMaps.set(name, m);
+    return path;
+  }
+
+  /**
+   * A RelayCredential of one of the given types and the usage, compiled; its name, or undefined
+   * (problem noted). `where`: the domains and next hop of the policy that sends it (restrictTo).
+   */
+  credential(
+    name: string,
+    types: Credential["type"][],
+    usage: Credential["usage"],
+    role: string,
+    where?: { domains: readonly string[]; nextHop?: string },
+  ): string | undefined {
+    const c = this.view.credentials.get(name);
+    if (!c) return (this.missing(`RelayCredential ${this.ns}/${name} not found`), undefined);
+    if (!types.includes(c.spec.type) || c.spec.usage !== usage) {
+      this.invalid(
+        `RelayCredential ${this.ns}/${name} is type ${c.spec.type} usage ${c.spec.usage}; ${role} needs type ${types.join(" or ")} usage ${usage}`,
+      );
+      return undefined;
+    }
+    const outside = where ? credentialScopeProblem(c, where.domains, where.nextHop) : undefined;
+    if (outside) {
+      this.invalid(`RelayCredential ${this.ns}/${name} (${role}): ${outside}`);
+      return undefined;
+    }
+    const compiled = compileCredential(c, this);
+    if (compiled) this.credentials.set(name, compiled);
+    return compiled ? name : undefined;
+  }
+
+  secretType(name: string): string | undefined {
+    return this.view.secrets.get(name)?.type;
+  }
+
+  get namespace(): string {
+    return this.ns;
+  }
+}
+
+/** Whether a policy domain pattern lies within an allowed pattern (exact, or under its *.domain). Pure. */
+function covered(pattern: string, allowed: string): boolean {
+  const p = pattern.toLowerCase();
+  const a = allowed.toLowerCase();
+  if (p === a) return true;
+  return a.startsWith("*.") && p !== CATCH_ALL && p.endsWith(a.slice(1));
+}
+
+/**
+ * Why a credential may not be used by a policy with these domains and next hop (its
+ * spec.restrictTo, finding 5 of issue 14), or undefined. Pure.
+ */
+export function credentialScopeProblem(
+  c: RelayCredential,
+  domains: readonly string[],
+  nextHop: string | undefined,
+): string | undefined {
+  const r = c.spec.restrictTo;
+  if (!r) return undefined;
+  if (r.domains) {
+    const out = domains.filter((d) => !r.domains!.some((a) => covered(d, a)));
+    if (out.length)
+      return `restrictTo.domains (${r.domains.join(", ")}) does not cover ${out.join(", ")}: remove those domains from the policy or add them to the credential's restrictTo.domains`;
+  }
+  if (r.nextHops) {
+    if (!nextHop)
+      return `restrictTo.nextHops (${r.nextHops.join(", ")}) allows only those servers, but the policy delivers to the domain's MX hosts: set outbound.nextHop to one of them`;
+    if (!r.nextHops.some((h) => h.toLowerCase() === nextHop.toLowerCase()))
+      return `restrictTo.nextHops (${r.nextHops.join(", ")}) does not include the policy's nextHop ${nextHop}`;
+  }
+  return undefined;
+}
+
+/** The kubernetes.io/tls Secret a clientCertificate credential uses: referenced, or issued by cert-manager. */
+export function credentialSecretName(c: RelayCredential): string {
+  return c.spec.secretRef?.name ?? names.clientCertificateSecret(c.metadata.name ?? "");
+}
+
+function compileCredential(c: RelayCredential, refs: Refs): Credential | undefined {
+  const name = `${refs.namespace}/${c.metadata.name}`;
+  if (c.spec.type === "password") {
+    if (!c.spec.username || !c.spec.passwordSecretRef) {
+      refs.invalid(`RelayCredential ${name} of type password needs username and passwordSecretRef`);
+      return undefined;
+    }
+    const file = refs.secretKey(c.spec.passwordSecretRef.name, c.spec.passwordSecretRef.key ?? "password");
+    return file
+      ? {
+          type: "password",
+          usage: c.spec.usage,
+          username: c.spec.username,
+          passwordFile: file,
+          // what a client logged in with it may do (relay/inbound/authority.ts)
+          ...(c.spec.usage === "inbound" && c.spec.allowRelay ? { allowRelay: true } : {}),
+          ...(c.spec.usage === "inbound" && c.spec.senderDomains
+            ? { senderDomains: c.spec.senderDomains.flatMap((p) => canonicalPattern(p) ?? []) }
+            : {}),
+        }
+      : undefined;
+  }
+  const secret = credentialSecretName(c);
+  if (c.spec.secretRef) {
+    const t = refs.secretType(secret);
+    if (t !== undefined && t !== "kubernetes.io/tls") {
+      refs.invalid(
+        `Secret ${refs.namespace}/${secret} of RelayCredential ${name} is type ${t}, not kubernetes.io/tls`,
+      );
+      return undefined;
+    }
+  }
+  const certFile = refs.secretKey(secret, "tls.crt");
+  const keyFile = refs.secretKey(secret, "tls.key");
+  return certFile && keyFile
+    ? { type: "clientCertificate", usage: c.spec.usage, certFile, keyFile }
+    : undefined;
+}
+
+/** The references of one policy, for mapping Secret/ConfigMap/RelayCredential events back to it. Pure. */
+export function policyReferences(
+  p: MailDomainPolicy,
+  credentials: ReadonlyMap<string, RelayCredential>,
+): { secrets: Set<string>; configMaps: Set<string>; credentials: Set<string> } {
+  const out = { secrets: new Set<string>(), configMaps: new Set<string>(), credentials: new Set<string>() };
+  const s = p.spec;
+  const ca = s.outbound.tls.caBundle;
+  if (ca?.configMapRef) out.configMaps.add(ca.configMapRef.name);
+  if (ca?.secretRef) out.secrets.add(ca.secretRef.name);
+  const rc = s.outbound.messageEncryption?.smime?.recipientCertificates;
+  if (rc?.secretRef) out.secrets.add(rc.secretRef.name);
+  if (rc?.configMapRef) out.configMaps.add(rc.configMapRef.name);
+  for (const ref of [
+    s.outbound.tls.clientCertificateRef,
+    s.outbound.auth?.credentialRef,
+    s.inbound?.credentialRef,
+  ]) {
+    if (!ref) continue;
+    out.credentials.add(ref.name);
+    const c = credentials.get(ref.name);
+    if (c?.spec.passwordSecretRef) out.secrets.add(c.spec.passwordSecretRef.name);
+    if (c?.spec.type === "clientCertificate") out.secrets.add(credentialSecretName(c));
+  }
+  return out;
+}
