@@ -16,7 +16,8 @@ import { createMetrics } from "../relay/metrics.js";
 import { bufferBody } from "../relay/queue/message-body.js";
 import type { Deliverer, DeliveryRequest, RecipientResult } from "../relay/outbound/deliver.js";
 import { Scheduler } from "../relay/queue/scheduler.js";
-import type { Envelope, Spool } from "../relay/queue/spool.js";
+import type { Envelope } from "../relay/queue/envelope.js";
+import type { Spool } from "../relay/queue/spool.js";
 import { table } from "./table.js";
 
 const { values } = parseArgs({

@@ -35,7 +35,8 @@ import { checkAdminToken, handleQueueRequest, PolicyFiguresBook } from "./queue/
 import { Drain, type DrainStatus } from "./queue/drain.js";
 import { fleetKeyOf } from "./queue/handover.js";
 import { Scheduler } from "./queue/scheduler.js";
-import { newQueueId, Spool, type Envelope } from "./queue/spool.js";
+import type { Envelope } from "./queue/envelope.js";
+import { newQueueId, Spool } from "./queue/spool.js";
 import { fail, type Failure } from "./contract/failure.js";
 
 export interface RelayOptions {

@@ -24,7 +24,8 @@ import {
   handoverVerdict,
   isFleetPassword,
 } from "../queue/handover.js";
-import { newQueueId, type Envelope, type Spool } from "../queue/spool.js";
+import type { Envelope } from "../queue/envelope.js";
+import { newQueueId, type Spool } from "../queue/spool.js";
 import { authenticate, type InboundAccount } from "./auth.js";
 import {
   accountKey,

@@ -20,7 +20,7 @@ import { domainPart } from "../contract/domains.js";
 import type { AttemptRecord } from "../outbound/deliver.js";
 import { routeFor } from "../outbound/route.js";
 import { safeJson } from "../printable.js";
-import type { Envelope, RecipientState } from "./spool.js";
+import type { Envelope, RecipientState } from "./envelope.js";
 
 /** What the queue endpoints need of the scheduler (relay/queue/scheduler.ts). */
 export interface QueueControl {

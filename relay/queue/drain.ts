@@ -14,7 +14,8 @@ import SMTPConnection from "nodemailer/lib/smtp-connection";
 import type { Logger } from "../log.js";
 import { errorMessage } from "../contract/failure.js";
 import { FLEET_USER, fleetPassword, handoverHeader, messageDigest } from "./handover.js";
-import type { Envelope, Spool } from "./spool.js";
+import type { Envelope } from "./envelope.js";
+import type { Spool } from "./spool.js";
 
 /** What the drain needs of the scheduler (relay/queue/scheduler.ts). */
 export interface DrainQueue {

@@ -66,7 +66,7 @@ import {
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { fsyncDir } from "./group-commit.js";
-import type { Envelope } from "./spool.js";
+import type { Envelope } from "./envelope.js";
 
 const MAGIC = 0x324a5053; // "SPJ2" read as u32 LE
 export const HEADER_BYTES = 20;

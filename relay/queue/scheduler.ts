@@ -24,7 +24,8 @@ import { expired, nextAttemptAt, staggerRecovery } from "./backoff.js";
 import { DueHeap } from "./due-heap.js";
 import { deliveryCost, groupCost, MemoryBudget } from "./memory-budget.js";
 import type { MessageBody } from "./message-body.js";
-import { newQueueId, type Envelope, type Spool } from "./spool.js";
+import type { Envelope } from "./envelope.js";
+import { newQueueId, type Spool } from "./spool.js";
 
 export interface SchedulerDeps {
   spool: Spool;

@@ -20,7 +20,8 @@ import {
   type AppendRecords,
   type JournalOptions,
 } from "../../relay/queue/journal.js";
-import { newQueueId, Spool, type Envelope } from "../../relay/queue/spool.js";
+import type { Envelope } from "../../relay/queue/envelope.js";
+import { newQueueId, Spool } from "../../relay/queue/spool.js";
 
 let root: string;
 let n = 0;

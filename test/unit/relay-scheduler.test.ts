@@ -16,7 +16,8 @@ import { STREAM_COST } from "../../relay/queue/memory-budget.js";
 import type { Deliverer, DeliveryRequest, RecipientResult } from "../../relay/outbound/deliver.js";
 import { DueHeap, type DueNode } from "../../relay/queue/due-heap.js";
 import { Scheduler } from "../../relay/queue/scheduler.js";
-import type { Envelope, Spool } from "../../relay/queue/spool.js";
+import type { Envelope } from "../../relay/queue/envelope.js";
+import type { Spool } from "../../relay/queue/spool.js";
 
 const T0 = 1_800_000_000_000;
 const HOUR = 3600_000;

@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
-import { newQueueId, readSpool, Spool, type Envelope, type SpoolOptions } from "../../relay/queue/spool.js";
+import type { Envelope } from "../../relay/queue/envelope.js";
+import { newQueueId, readSpool, Spool, type SpoolOptions } from "../../relay/queue/spool.js";
 
 let dir: string;
 const spools: Spool[] = [];

@@ -1,0 +1,39 @@
+// A queued message's envelope and per-recipient state, as the spool (spool.ts: env/<id>.json) and
+// the journal (journal.ts: accept records) store it.
+
+export type RecipientStatus = "pending" | "delivered" | "failed";
+
+export interface RecipientState {
+  address: string;
+  state: RecipientStatus;
+  /** Last failure (temporary or permanent): reason code, SMTP reply or local message. */
+  lastError?: { code: string; message: string; status?: string; remoteMta?: string };
+  /** A delivery status notification for this recipient's failure is queued. */
+  notified?: boolean;
+}
+
+export interface Envelope {
+  v: 1;
+  id: string;
+  /** Envelope sender; "" is the null sender (bounces): never gets a DSN. */
+  from: string;
+  recipients: RecipientState[];
+  receivedAt: number;
+  attempts: number;
+  nextAttemptAt: number;
+  size: number;
+  /** Client that handed it to us (for the DSN and logs). */
+  peer?: string;
+  /** MAIL FROM carried REQUIRETLS (RFC 8689): deliver only over verified TLS, else bounce. */
+  requireTls?: boolean;
+  /**
+   * The relay may S/MIME-sign it (a policy's smime.sign): mail of its own domains from its own
+   * senders, never a partner's (relay/inbound/authority.ts entitledToSign).
+   */
+  signable?: boolean;
+  /**
+   * Decided at accept time: the sender was authenticated or in relayFrom, so the message's
+   * `TLS-Required: No` header field (RFC 8689 section 5) may be honoured; absent: it never is.
+   */
+  tlsRequiredNoTrusted?: boolean;
+}
