@@ -7,6 +7,7 @@ export {
   durationSeconds,
   quantityBytes,
   API_VERSION,
+  GROUP,
   type IssuerRef,
   type LabelSelector,
   type MailRelayStatus,

@@ -18,10 +18,11 @@ import {
   statusBase,
   timestamp,
 } from "./common.js";
+import { REQUIREMENTS, TLS_MODES, TLS_VERSIONS } from "../../relay/contract/config.js";
 import { AUTHENTICATING_MODES, floorDescriptions } from "./tls-floors.js";
 
 export const TlsMode = z
-  .enum(["none", "opportunistic", "required", "verify", "mta-sts", "dane"])
+  .enum(TLS_MODES)
   .describe(
     [
       "How the connection to the partner is protected. Each mode's floor is what it guarantees whatever DNS, the partner or an attacker on the path says; a situation below the floor defers the message (never a fallback to something weaker). Levels: none (clear), may (STARTTLS when offered), encrypt (TLS, peer not authenticated), verify (certificate chain and name), dane (TLSA records).",
@@ -35,10 +36,10 @@ const CLIENT_CERT_MODES = ["required", "verify", "mta-sts", "dane"] as const sat
 const celList = (modes: readonly string[]) => `[${modes.map((m) => `'${m}'`).join(", ")}]`;
 const AUTH_CEL_MODES = celList(AUTHENTICATING_MODES);
 
-export const TlsVersion = z.enum(["TLSv1.2", "TLSv1.3"]);
+export const TlsVersion = z.enum(TLS_VERSIONS);
 export type TlsVersion = z.infer<typeof TlsVersion>;
 
-export const InboundRequirement = z.enum(["none", "tls", "auth", "tls+auth"]);
+export const InboundRequirement = z.enum(REQUIREMENTS);
 export type InboundRequirement = z.infer<typeof InboundRequirement>;
 
 const CaBundle = z

@@ -15,10 +15,10 @@ function compilePolicy(p: MailDomainPolicy, refs: Refs): Policy | undefined {
   const outbound: Policy["outbound"] = { tls: { mode: tls.mode, minVersion: tls.minVersion ?? "TLSv1.2" } };
   const ca = tls.caBundle;
   if (ca?.configMapRef) {
-    const f = refs.configMapKey(ca.configMapRef.name, ca.configMapRef.key ?? "ca.crt");
+    const f = refs.configMapKey(ca.configMapRef.name, ca.configMapRef.key);
     if (f) outbound.tls.caFile = f;
   } else if (ca?.secretRef) {
-    const f = refs.secretKey(ca.secretRef.name, ca.secretRef.key ?? "ca.crt");
+    const f = refs.secretKey(ca.secretRef.name, ca.secretRef.key);
     if (f) outbound.tls.caFile = f;
   }
   if (tls.matchNames?.length) outbound.tls.matchNames = [...tls.matchNames];
@@ -47,8 +47,7 @@ function compilePolicy(p: MailDomainPolicy, refs: Refs): Policy | undefined {
     if (n) outbound.authCredential = n;
     if (s.outbound.auth.allowUnauthenticatedPeer) outbound.authUnauthenticatedPeer = true;
   }
-  if (s.outbound.nextHop)
-    outbound.nextHop = { host: s.outbound.nextHop.host, port: s.outbound.nextHop.port ?? 25 };
+  if (s.outbound.nextHop) outbound.nextHop = { host: s.outbound.nextHop.host, port: s.outbound.nextHop.port };
   const smime = s.outbound.messageEncryption?.smime;
   if (smime) {
     const rc = smime.recipientCertificates;
@@ -60,8 +59,8 @@ function compilePolicy(p: MailDomainPolicy, refs: Refs): Policy | undefined {
     if (files?.length) {
       outbound.smime = {
         certificateFiles: files,
-        missingCertificate: smime.missingCertificate ?? "defer",
-        sign: smime.sign ?? false,
+        missingCertificate: smime.missingCertificate,
+        sign: smime.sign,
       };
     }
   }

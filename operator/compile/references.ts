@@ -164,7 +164,7 @@ function compileCredential(c: RelayCredential, refs: Refs): Credential | undefin
       refs.invalid(`RelayCredential ${name} of type password needs username and passwordSecretRef`);
       return undefined;
     }
-    const file = refs.secretKey(c.spec.passwordSecretRef.name, c.spec.passwordSecretRef.key ?? "password");
+    const file = refs.secretKey(c.spec.passwordSecretRef.name, c.spec.passwordSecretRef.key);
     return file
       ? {
           type: "password",

@@ -5,6 +5,7 @@
 // generation (so its selector), deletion or existence changed, the policies it selects (before and
 // after). Status-only updates (the reconcilers' own writes) queue just the object itself. Pure.
 import type { Logger } from "pino";
+import { GROUP } from "../api.js";
 import { claimedDomains } from "../compile/domain-claims.js";
 import { selectorMatches } from "../compile/selector.js";
 import { jsonEqual } from "../runtime/conditions.js";
@@ -25,9 +26,9 @@ export interface ControllerOptions {
 /** The key of the Sealpost object of `kind` that controls `o` (its ownerReference), if any. */
 export function ownerKey(o: KubeObject, kind: string): string | undefined {
   const ref = o.metadata.ownerReferences?.find(
-    (r) => r.kind === kind && r.apiVersion.startsWith("sealpost.dev/"),
+    (r) => r.kind === kind && r.apiVersion.startsWith(`${GROUP}/`),
   );
-  return ref ? `${o.metadata.namespace ?? ""}/${ref.name}` : undefined;
+  return ref ? keyOf({ metadata: { namespace: o.metadata.namespace, name: ref.name } }) : undefined;
 }
 
 export interface EventKeys {

@@ -10,6 +10,7 @@ import {
 } from "../runtime/conditions.js";
 import type { EventInput, EventRecorder } from "../runtime/events.js";
 import type { KubeClient, KubeObject } from "../runtime/kube.js";
+import { keyOf } from "../objects.js";
 
 /** What writing a status needs (a part of ReconcilerDeps). */
 export interface StatusWriteDeps {
@@ -99,7 +100,7 @@ export async function writeStatus(
   fields: Record<string, unknown>,
   desired: ConditionInput[],
 ): Promise<boolean> {
-  const key = `${obj.kind ?? ""}/${obj.metadata.namespace ?? ""}/${obj.metadata.name}`;
+  const key = `${obj.kind ?? ""}/${keyOf(obj)}`;
   const prev = (deps.written.current(key, obj) ?? {}) as {
     conditions?: Condition[];
   };

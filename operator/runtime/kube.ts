@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import { Agent as HttpAgent, request as httpRequest, type RequestOptions } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest, type AgentOptions } from "node:https";
+import { API_VERSION } from "../api.js";
 import type { KubeAuth } from "./kubeconfig.js";
 
 export const FIELD_MANAGER = "sealpost";
@@ -60,19 +61,19 @@ export interface Resource {
 
 export const R = {
   MailRelay: {
-    apiVersion: "sealpost.dev/v1alpha1",
+    apiVersion: API_VERSION,
     kind: "MailRelay",
     plural: "mailrelays",
     namespaced: true,
   },
   MailDomainPolicy: {
-    apiVersion: "sealpost.dev/v1alpha1",
+    apiVersion: API_VERSION,
     kind: "MailDomainPolicy",
     plural: "maildomainpolicies",
     namespaced: true,
   },
   RelayCredential: {
-    apiVersion: "sealpost.dev/v1alpha1",
+    apiVersion: API_VERSION,
     kind: "RelayCredential",
     plural: "relaycredentials",
     namespaced: true,

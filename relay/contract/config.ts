@@ -22,13 +22,18 @@ export const ConfigPath = z
     message: "must be a path relative to the config directory, without '..'",
   });
 
-export const Requirement = z.enum(["none", "tls", "auth", "tls+auth"]);
+/** What a client must do before it may send (inbound). */
+export const REQUIREMENTS = ["none", "tls", "auth", "tls+auth"] as const;
+export const Requirement = z.enum(REQUIREMENTS);
 export type Requirement = z.infer<typeof Requirement>;
 
-export const TlsMode = z.enum(["none", "opportunistic", "required", "verify", "mta-sts", "dane"]);
+/** How outbound TLS is decided (relay/outbound/tls-policy.ts); the API offers exactly these. */
+export const TLS_MODES = ["none", "opportunistic", "required", "verify", "mta-sts", "dane"] as const;
+export const TlsMode = z.enum(TLS_MODES);
 export type TlsMode = z.infer<typeof TlsMode>;
 
-export const TlsVersion = z.enum(["TLSv1.2", "TLSv1.3"]);
+export const TLS_VERSIONS = ["TLSv1.2", "TLSv1.3"] as const;
+export const TlsVersion = z.enum(TLS_VERSIONS);
 export type TlsVersion = z.infer<typeof TlsVersion>;
 
 /** IPv4 or IPv6 CIDR, e.g. 203.0.113.0/24 or 2001:db8::/32; a bare address means a single host. */

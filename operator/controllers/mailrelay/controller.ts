@@ -34,7 +34,7 @@ function relaysReferencing(
 /** The relay named by an object's label (pods, queue PVCs). */
 const labelledRelay = (o: KubeObject): string[] => {
   const relay = o.metadata.labels?.[RELAY_LABEL];
-  return relay ? [`${o.metadata.namespace ?? ""}/${relay}`] : [];
+  return relay ? [keyOf({ metadata: { namespace: o.metadata.namespace, name: relay } })] : [];
 };
 
 const ownedBy = (o: KubeObject, kind: string): string[] => {

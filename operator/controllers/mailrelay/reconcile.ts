@@ -3,7 +3,7 @@
 // garbage collector remove them with the relay), then report status. Level-triggered: it reads
 // everything from the informer caches each time and holds nothing between runs.
 import { randomBytes } from "node:crypto";
-import { MailRelay as MailRelaySchema, type MailRelay } from "../../api.js";
+import { API_VERSION, MailRelay as MailRelaySchema, type MailRelay } from "../../api.js";
 import type { CompileResult } from "../../compile/relay-config.js";
 import { certificateState, renderServerCertificate } from "../../render/certificate.js";
 import { renderRelayObjects } from "../../render/index.js";
@@ -25,7 +25,7 @@ import { MAX_CONFIG_BYTES, relayDegraded, relayEnforced, relayReady, type RelayF
 
 function ownerOf(r: MailRelayObject): Owner {
   return {
-    apiVersion: r.apiVersion ?? "sealpost.dev/v1alpha1",
+    apiVersion: r.apiVersion ?? API_VERSION,
     kind: r.kind ?? "MailRelay",
     name: r.metadata.name,
     namespace: r.metadata.namespace ?? "",
