@@ -1,43 +1,35 @@
 // The relay process, composed: config (load + watch), durable queue and scheduler, outbound
 // deliverer with its connection pool, inbound listeners, admin port. `Relay.start` is what
-// relay/main.ts runs and what the tests start in-process.
+// relay/main.ts runs and what the tests start in-process. A composition root: what the parts do is
+// in their modules (key material: config/key-material.ts; what a delivery event leads to:
+// delivery-observers.ts; TLS-RPT reporting: tlsrpt-reporting.ts).
 import type { Server } from "node:http";
 import { networkInterfaces } from "node:os";
 import { startAdmin } from "./admin.js";
 import type { RelayStatus } from "./contract/status.js";
-import { fileOf, loadConfig, secretText, type LoadedConfig } from "./config/load.js";
+import { inboundState, materialFor, smimeMaterialFor } from "./config/key-material.js";
+import { fileOf, loadConfig, type LoadedConfig } from "./config/load.js";
 import { watchConfig, type ConfigWatcher } from "./config/watch.js";
-import type { InboundAccount } from "./inbound/auth.js";
-import { compileAuthority } from "./inbound/authority.js";
-import { compileInbound } from "./inbound/rules.js";
+import { deliveryObservers } from "./delivery-observers.js";
 import { DestinationFilter } from "./net/address-class.js";
 import { InboundListeners, type InboundState } from "./inbound/server.js";
 import { createLogger, type Logger } from "./log.js";
 import { createMetrics, type Metrics } from "./metrics.js";
-import { Deliverer, type SmimeMaterial } from "./outbound/deliver.js";
-import { loadCertificates, loadSigner } from "./outbound/smime.js";
+import { Deliverer } from "./outbound/deliver.js";
 import { MtaSts } from "./outbound/mta-sts.js";
 import { isSelfHop, type SelfView } from "./outbound/loop.js";
-import {
-  dayOf,
-  eventOf,
-  TlsRptReporter,
-  TlsRptStore,
-  type ResultType,
-  type SentReport,
-} from "./outbound/tlsrpt.js";
+import { TlsRptStore, type SentReport } from "./outbound/tlsrpt.js";
 import { makeResolver, type Dns } from "./outbound/mx.js";
 import { makeSecureDns } from "./outbound/dnssec.js";
 import { ConnectionPool } from "./outbound/pool.js";
-import type { Route } from "./outbound/route.js";
-import { DEFAULT_TIMEOUTS, type Material, type Timeouts } from "./outbound/transport-options.js";
+import { DEFAULT_TIMEOUTS, type Timeouts } from "./outbound/transport-options.js";
 import { checkAdminToken, handleQueueRequest, PolicyFiguresBook } from "./queue/admin-api.js";
 import { Drain, type DrainStatus } from "./queue/drain.js";
 import { fleetKeyOf } from "./queue/handover.js";
 import { Scheduler } from "./queue/scheduler.js";
 import type { Envelope } from "./queue/envelope.js";
-import { newQueueId, Spool } from "./queue/spool.js";
-import { fail, type Failure } from "./contract/failure.js";
+import { Spool } from "./queue/spool.js";
+import { startTlsRptReporting, type TlsRptReporting } from "./tlsrpt-reporting.js";
 
 export interface RelayOptions {
   configDir: string;
@@ -51,83 +43,6 @@ export interface RelayOptions {
   poolIdleMs?: number;
   /** Port for MX-resolved next hops (25; tests run peers on other ports). */
   mxPort?: number;
-}
-
-function accountsOf(l: LoadedConfig): InboundAccount[] {
-  const out: InboundAccount[] = [];
-  for (const [name, k] of Object.entries(l.config.credentials)) {
-    if (k.type === "password" && k.usage === "inbound")
-      out.push({ name, username: k.username, password: secretText(fileOf(l, k.passwordFile)) });
-  }
-  return out;
-}
-
-function inboundState(l: LoadedConfig): InboundState {
-  const ci = compileInbound(l.config);
-  if (!ci.ok) throw new Error(ci.message); // validated by loadConfig
-  return {
-    loaded: l,
-    inbound: ci.value,
-    accounts: accountsOf(l),
-    authority: compileAuthority(l.config, l.files),
-  };
-}
-
-export function materialFor(l: LoadedConfig, route: Route): Material | Failure {
-  const o = route.outbound;
-  const m: Material = {};
-  if (o.tls.caFile) m.ca = fileOf(l, o.tls.caFile);
-  if (o.tls.clientCredential) {
-    const k = l.config.credentials[o.tls.clientCredential];
-    if (k?.type !== "clientCertificate")
-      return fail("CREDENTIAL_MISSING", true, `client credential ${o.tls.clientCredential} missing`);
-    m.clientCert = { cert: fileOf(l, k.certFile), key: fileOf(l, k.keyFile) };
-  }
-  if (o.authCredential) {
-    const k = l.config.credentials[o.authCredential];
-    if (k?.type !== "password")
-      return fail("CREDENTIAL_MISSING", true, `credential ${o.authCredential} missing`);
-    m.auth = { user: k.username, pass: secretText(fileOf(l, k.passwordFile)) };
-  }
-  return m;
-}
-
-const smimeCache = new WeakMap<LoadedConfig, Map<string, Promise<SmimeMaterial | Failure>>>();
-
-/** Recipient certificates and signer of a route's policy, parsed once per loaded config. */
-export function smimeMaterialFor(
-  l: LoadedConfig,
-  route: Route,
-  log?: Logger,
-): Promise<SmimeMaterial | Failure> {
-  let byPolicy = smimeCache.get(l);
-  if (!byPolicy) smimeCache.set(l, (byPolicy = new Map<string, Promise<SmimeMaterial | Failure>>()));
-  const cached = byPolicy.get(route.policy);
-  if (cached) return cached;
-  const p = (async (): Promise<SmimeMaterial | Failure> => {
-    const s = route.outbound.smime;
-    if (!s) return fail("SMIME_UNAVAILABLE", true, "policy has no smime section");
-    const { certs, problems } = loadCertificates(s.certificateFiles.map((f) => fileOf(l, f)));
-    if (problems.length)
-      log?.warn(
-        { event: "smime-certificates", policy: route.policy, problems },
-        "unusable S/MIME certificates",
-      );
-    if (!s.sign) return { certs };
-    let certFile = l.config.tls.certFile;
-    let keyFile = l.config.tls.keyFile;
-    if (s.signingCredential) {
-      const k = l.config.credentials[s.signingCredential];
-      if (k?.type !== "clientCertificate")
-        return fail("CREDENTIAL_MISSING", true, `signing credential ${s.signingCredential} missing`);
-      ({ certFile, keyFile } = k);
-    }
-    const signer = await loadSigner(fileOf(l, certFile), fileOf(l, keyFile));
-    if (!signer.ok) return signer;
-    return { certs, signer: signer.value };
-  })();
-  byPolicy.set(route.policy, p);
-  return p;
 }
 
 export class Relay {
@@ -149,7 +64,7 @@ export class Relay {
   private mtaSts?: MtaSts;
   private spool!: Spool;
   private drainer: Drain | undefined;
-  private tlsRpt: { store: TlsRptStore; reporter: TlsRptReporter; timer: NodeJS.Timeout } | undefined;
+  private tlsRpt: TlsRptReporting | undefined;
 
   private constructor(private o: RelayOptions) {
     this.log = o.logger ?? createLogger();
@@ -189,6 +104,13 @@ export class Relay {
     });
     this.mtaSts = mtaSts;
     this.metrics.bindMtaSts(mtaSts);
+    const observers = deliveryObservers({
+      metrics: this.metrics,
+      log: this.log,
+      figures: this.figures,
+      config: () => this.state.loaded.config,
+      tlsRpt: () => this.tlsRpt?.store,
+    });
     const deliverer = new Deliverer({
       pool: this.pool,
       dns: () => this.resolver,
@@ -196,40 +118,14 @@ export class Relay {
       material: (route) => materialFor(this.state.loaded, route),
       ehloName: () => this.state.loaded.config.hostname,
       mtaSts: (domain) => mtaSts.lookup(domain),
-      onMtaSts: (r) => {
-        this.metrics.mtaSts.inc({ policy: r.policy, sts_mode: r.stsMode, result: r.result });
-        const bad = /mismatch|error|invalid/.test(r.result);
-        if (bad && r.result.startsWith("sts-") && this.state.loaded.config.tlsRpt)
-          void this.tlsRpt?.store.record({
-            t: Date.now(),
-            domain: r.domain,
-            policy: { type: "sts", strings: [] },
-            result: r.result as ResultType,
-            ...(r.reason ? { reason: r.reason } : {}),
-          });
-        this.log[bad ? "warn" : "info"]({ event: "mta-sts", ...r }, `MTA-STS ${r.result}`);
-      },
       smime: (route) => smimeMaterialFor(this.state.loaded, route, this.log),
-      onSmime: (r) => {
-        for (const _ of r.recipients) this.metrics.smime.inc({ policy: r.policy, result: r.result });
-        const level = r.result === "encrypted" || r.result === "signed-encrypted" ? "info" : "warn";
-        this.log[level]({ event: "smime", ...r }, `S/MIME ${r.result}`);
-      },
       timeouts: this.o.timeouts ?? DEFAULT_TIMEOUTS,
       limits: () => this.state.loaded.config.delivery,
       maxConcurrent: () => this.state.loaded.config.queue.workers,
       destinations: () => this.destinations,
       mxPort: this.o.mxPort ?? 25,
       isSelf: (hop) => isSelfHop(this.selfView(), hop),
-      onAttempt: (a) => {
-        this.figures.record(a);
-        const rpt = this.state.loaded.config.tlsRpt ? eventOf(a, Date.now()) : undefined;
-        if (rpt) void this.tlsRpt?.store.record(rpt);
-        if (a.session?.tlsVersion)
-          this.metrics.tls.inc({ direction: "outbound", version: a.session.tlsVersion });
-        const level = a.result === "delivered" || a.result === "partial" ? "info" : "warn";
-        this.log[level]({ event: "delivery", ...a }, `delivery ${a.result}`);
-      },
+      ...observers,
     });
     this.scheduler = new Scheduler({
       spool,
@@ -432,60 +328,16 @@ export class Relay {
 
   /** TLS-RPT: sends each finished day's reports once (checked hourly and at start). */
   private startTlsRpt(store: TlsRptStore, spool: Spool): void {
-    const reporter = new TlsRptReporter(
-      {
-        store,
-        dns: () => this.resolver,
-        meta: () => {
-          const c = this.state.loaded.config;
-          const t = c.tlsRpt ?? { organizationName: c.hostname, contactInfo: `postmaster@${c.hostname}` };
-          return {
-            organizationName: t.organizationName,
-            contactInfo: t.contactInfo,
-            submitter: c.hostname,
-            from: c.tlsRpt?.from ?? `tlsrpt-noreply@${c.hostname}`,
-          };
-        },
-        fetchDeadlineMs: () => this.state.loaded.config.delivery.fetchTimeoutSeconds * 1000,
-        destinations: () => this.destinations,
-        httpsCa: () => {
-          const f = this.state.loaded.config.tlsRpt?.caFile;
-          return f ? fileOf(this.state.loaded, f) : undefined;
-        },
-        enqueue: async (from, to, message) => {
-          const now = Date.now();
-          const r = await spool.enqueue(
-            {
-              id: newQueueId(now),
-              from,
-              recipients: to.map((address) => ({ address, state: "pending" as const })),
-              receivedAt: now,
-              peer: "local (tlsrpt)",
-            },
-            Buffer.alloc(0),
-            message,
-          );
-          if (!r.ok) throw new Error(r.message);
-          this.scheduler.add(r.value);
-          return r.value.id;
-        },
-      },
-      (day, sent) => {
-        for (const r of sent)
-          this.log[r.result === "failed" ? "warn" : "info"](
-            { event: "tlsrpt", day, ...r },
-            `TLS-RPT ${r.result}`,
-          );
-      },
-    );
-    const tick = async (): Promise<void> => {
-      if (!this.state.loaded.config.tlsRpt || this.stopping) return;
-      await reporter.due(dayOf(Date.now()));
-    };
-    const timer = setInterval(() => void tick().catch(() => undefined), 3_600_000);
-    timer.unref();
-    this.tlsRpt = { store, reporter, timer };
-    void tick().catch(() => undefined);
+    this.tlsRpt = startTlsRptReporting({
+      store,
+      spool,
+      queue: this.scheduler,
+      log: this.log,
+      loaded: () => this.state.loaded,
+      dns: () => this.resolver,
+      destinations: () => this.destinations,
+      stopping: () => this.stopping !== undefined,
+    });
   }
 
   /** Builds and sends the TLS-RPT reports of one UTC day (YYYY-MM-DD) now, and marks it sent. */

@@ -1,0 +1,92 @@
+// The key material a loaded config points at, read from its files once per loaded config: inbound
+// accounts (passwords), a route's CA bundle, client certificate and AUTH password, a policy's S/MIME
+// recipient certificates and signer. Secrets never travel in the config itself, only their paths
+// (relay/contract/config.ts).
+import { fail, type Failure } from "../contract/failure.js";
+import type { InboundAccount } from "../inbound/auth.js";
+import { compileAuthority } from "../inbound/authority.js";
+import { compileInbound } from "../inbound/rules.js";
+import type { InboundState } from "../inbound/server.js";
+import type { Logger } from "../log.js";
+import type { SmimeMaterial } from "../outbound/deliver.js";
+import type { Route } from "../outbound/route.js";
+import { loadCertificates, loadSigner } from "../outbound/smime.js";
+import type { Material } from "../outbound/transport-options.js";
+import { fileOf, secretText, type LoadedConfig } from "./load.js";
+
+function accountsOf(l: LoadedConfig): InboundAccount[] {
+  const out: InboundAccount[] = [];
+  for (const [name, k] of Object.entries(l.config.credentials)) {
+    if (k.type === "password" && k.usage === "inbound")
+      out.push({ name, username: k.username, password: secretText(fileOf(l, k.passwordFile)) });
+  }
+  return out;
+}
+
+export function inboundState(l: LoadedConfig): InboundState {
+  const ci = compileInbound(l.config);
+  if (!ci.ok) throw new Error(ci.message); // validated by loadConfig
+  return {
+    loaded: l,
+    inbound: ci.value,
+    accounts: accountsOf(l),
+    authority: compileAuthority(l.config, l.files),
+  };
+}
+
+export function materialFor(l: LoadedConfig, route: Route): Material | Failure {
+  const o = route.outbound;
+  const m: Material = {};
+  if (o.tls.caFile) m.ca = fileOf(l, o.tls.caFile);
+  if (o.tls.clientCredential) {
+    const k = l.config.credentials[o.tls.clientCredential];
+    if (k?.type !== "clientCertificate")
+      return fail("CREDENTIAL_MISSING", true, `client credential ${o.tls.clientCredential} missing`);
+    m.clientCert = { cert: fileOf(l, k.certFile), key: fileOf(l, k.keyFile) };
+  }
+  if (o.authCredential) {
+    const k = l.config.credentials[o.authCredential];
+    if (k?.type !== "password")
+      return fail("CREDENTIAL_MISSING", true, `credential ${o.authCredential} missing`);
+    m.auth = { user: k.username, pass: secretText(fileOf(l, k.passwordFile)) };
+  }
+  return m;
+}
+
+const smimeCache = new WeakMap<LoadedConfig, Map<string, Promise<SmimeMaterial | Failure>>>();
+
+/** Recipient certificates and signer of a route's policy, parsed once per loaded config. */
+export function smimeMaterialFor(
+  l: LoadedConfig,
+  route: Route,
+  log?: Logger,
+): Promise<SmimeMaterial | Failure> {
+  let byPolicy = smimeCache.get(l);
+  if (!byPolicy) smimeCache.set(l, (byPolicy = new Map<string, Promise<SmimeMaterial | Failure>>()));
+  const cached = byPolicy.get(route.policy);
+  if (cached) return cached;
+  const p = (async (): Promise<SmimeMaterial | Failure> => {
+    const s = route.outbound.smime;
+    if (!s) return fail("SMIME_UNAVAILABLE", true, "policy has no smime section");
+    const { certs, problems } = loadCertificates(s.certificateFiles.map((f) => fileOf(l, f)));
+    if (problems.length)
+      log?.warn(
+        { event: "smime-certificates", policy: route.policy, problems },
+        "unusable S/MIME certificates",
+      );
+    if (!s.sign) return { certs };
+    let certFile = l.config.tls.certFile;
+    let keyFile = l.config.tls.keyFile;
+    if (s.signingCredential) {
+      const k = l.config.credentials[s.signingCredential];
+      if (k?.type !== "clientCertificate")
+        return fail("CREDENTIAL_MISSING", true, `signing credential ${s.signingCredential} missing`);
+      ({ certFile, keyFile } = k);
+    }
+    const signer = await loadSigner(fileOf(l, certFile), fileOf(l, keyFile));
+    if (!signer.ok) return signer;
+    return { certs, signer: signer.value };
+  })();
+  byPolicy.set(route.policy, p);
+  return p;
+}

@@ -1,0 +1,46 @@
+// What the relay does with each delivery event the Deliverer reports (relay/outbound/deliver.ts):
+// metrics, the delivery log line, the per-policy figures of /status and, with TLS-RPT on, the TLS-RPT
+// record of the attempt or of an MTA-STS policy failure.
+import type { RelayConfig } from "./contract/config.js";
+import type { Logger } from "./log.js";
+import type { Metrics } from "./metrics.js";
+import type { DelivererDeps } from "./outbound/deliver.js";
+import { eventOf, type TlsRptStore } from "./outbound/tlsrpt.js";
+import { stsFailureEvent } from "./tlsrpt-reporting.js";
+import type { PolicyFiguresBook } from "./queue/admin-api.js";
+
+export interface ObserverDeps {
+  metrics: Metrics;
+  log: Logger;
+  figures: PolicyFiguresBook;
+  config: () => RelayConfig;
+  /** Where TLS-RPT records go (undefined until reporting started). */
+  tlsRpt: () => TlsRptStore | undefined;
+}
+
+export function deliveryObservers(
+  d: ObserverDeps,
+): Required<Pick<DelivererDeps, "onMtaSts" | "onSmime" | "onAttempt">> {
+  return {
+    onMtaSts: (r) => {
+      d.metrics.mtaSts.inc({ policy: r.policy, sts_mode: r.stsMode, result: r.result });
+      const bad = /mismatch|error|invalid/.test(r.result);
+      const rpt = d.config().tlsRpt ? stsFailureEvent(r, Date.now()) : undefined;
+      if (rpt) void d.tlsRpt()?.record(rpt);
+      d.log[bad ? "warn" : "info"]({ event: "mta-sts", ...r }, `MTA-STS ${r.result}`);
+    },
+    onSmime: (r) => {
+      for (const _ of r.recipients) d.metrics.smime.inc({ policy: r.policy, result: r.result });
+      const level = r.result === "encrypted" || r.result === "signed-encrypted" ? "info" : "warn";
+      d.log[level]({ event: "smime", ...r }, `S/MIME ${r.result}`);
+    },
+    onAttempt: (a) => {
+      d.figures.record(a);
+      const rpt = d.config().tlsRpt ? eventOf(a, Date.now()) : undefined;
+      if (rpt) void d.tlsRpt()?.record(rpt);
+      if (a.session?.tlsVersion) d.metrics.tls.inc({ direction: "outbound", version: a.session.tlsVersion });
+      const level = a.result === "delivered" || a.result === "partial" ? "info" : "warn";
+      d.log[level]({ event: "delivery", ...a }, `delivery ${a.result}`);
+    },
+  };
+}
