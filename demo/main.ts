@@ -11,6 +11,7 @@
 //   7. a message to DOUG: verified TLS + AUTH, delivered
 //   8. a message to partner-a (policy `required`) whose server offers no STARTTLS: deferred, not sent
 // Everything it started is stopped on exit, Ctrl-C included. `--keep` keeps the work folder (logs).
+// main() runs one function per numbered step, in order; what a step hands on is its return value.
 import { randomBytes } from "node:crypto";
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { createWriteStream, existsSync, readdirSync, rmSync } from "node:fs";
@@ -192,16 +193,10 @@ function logLines(file: string): { stream: Writable; lines: Record<string, unkno
   return { stream, lines };
 }
 
-async function main(): Promise<number> {
-  work = await mkdtemp(join(tmpdir(), "sealpost-demo-"));
-  rep.plain(
-    "Sealpost demo: the operator, cert-manager and a relay on this machine, delivering to local Postfix partners.",
-  );
-  rep.plain(`work folder: ${work}${flags.keep ? " (kept)" : " (removed at exit; --keep keeps it)"}`);
+// ---------------------------------------------------------------------------------------------------
+// 2. control plane and cert-manager
 
-  await ensureToolchain();
-
-  // 2 -------------------------------------------------------------------------------------------------
+async function startCluster(): Promise<{ cp: ControlPlane; admin: KubeClient }> {
   rep.step(2, "starting the control plane (etcd, kube-apiserver, kube-controller-manager) and cert-manager");
   const cp: ControlPlane = await rep.wait(
     "starting etcd and kube-apiserver",
@@ -219,8 +214,18 @@ async function main(): Promise<number> {
   rep.ok(
     `namespace ${NS}; ClusterIssuer corp-ca (a self-signed root "corp-ca (Sealpost demo)" -> CA issuer)`,
   );
+  return { cp, admin };
+}
 
-  // 3 -------------------------------------------------------------------------------------------------
+// ---------------------------------------------------------------------------------------------------
+// 3. CRDs and the operator
+
+/** Where the operator's probe finds the relay pod's /status once step 6 started it. */
+interface PodShim {
+  shim?: { adminPort: number; hash: string; originalHash: string };
+}
+
+async function startOperator(cp: ControlPlane): Promise<PodShim> {
   rep.step(3, "installing the chart's CRDs and starting the operator");
   const crdDir = join(repoRoot, "charts/sealpost/crds");
   const crds = readdirSync(crdDir)
@@ -233,7 +238,7 @@ async function main(): Promise<number> {
   // process runs. It reports the hash of the config it loaded, i.e. the operator's config.json plus the
   // laptop overrides (step 6); the shim maps exactly that pair back to the operator's hash, so Enforced
   // still means "the relay runs what the operator rendered" (any other hash is passed through as is).
-  const pod0: { shim?: { adminPort: number; hash: string; originalHash: string } } = {};
+  const pod0: PodShim = {};
   const probe: StatusProbe = async (pod) => {
     const shim = pod0.shim;
     if (!shim || pod.metadata.name !== POD) return undefined;
@@ -269,8 +274,21 @@ async function main(): Promise<number> {
   rep.ok(
     `operator running in-process as ServiceAccount ${OPERATOR_NS}/sealpost-operator (RBAC from operator/rbac.ts); log: ${opLog}`,
   );
+  return pod0;
+}
 
-  // 4 -------------------------------------------------------------------------------------------------
+// ---------------------------------------------------------------------------------------------------
+// 4. examples/ applied
+
+interface Examples {
+  /** The passwords generated for the example Secrets. */
+  pw: { scanner: string; dougOut: string; dougIn: string; partnerC: string };
+  dougMx: Awaited<ReturnType<typeof makeLeaf>>;
+  dougUser: string;
+  scannerUser: string;
+}
+
+async function applyExamples(cp: ControlPlane, admin: KubeClient): Promise<Examples> {
   rep.step(4, "applying examples/ to namespace mail (placeholders replaced by values generated now)");
   const dougCa = await makeCa(join(work, "doug-pki"), "DOUG Demo CA");
   const dougMx = await makeLeaf(dougCa, { cn: "mx.doug.example", dnsNames: ["mx.doug.example"] });
@@ -353,8 +371,20 @@ async function main(): Promise<number> {
   rep.ok(
     `cert-manager issued ${RELAY}-tls (the relay's server certificate) and partner-c's client certificate`,
   );
+  return { pw, dougMx, dougUser, scannerUser };
+}
 
-  // 5 -------------------------------------------------------------------------------------------------
+// ---------------------------------------------------------------------------------------------------
+// 5. the partners' mail servers and DNS
+
+interface Partners {
+  doug: Awaited<ReturnType<typeof startPostfix>>;
+  partnerA: Awaited<ReturnType<typeof startPostfix>>;
+  dns: Awaited<ReturnType<typeof startDnsServer>>;
+}
+
+async function startPartners(ex: Examples): Promise<Partners> {
+  const { dougMx, dougUser, pw } = ex;
   rep.step(5, "starting the partners' mail servers (real Postfix) and a loopback DNS server");
   const doug = await startPostfix({
     domains: ["doug.example"],
@@ -380,8 +410,21 @@ async function main(): Promise<number> {
   rep.ok(
     `DNS on ${dns.address}: mx.doug.example A 127.0.0.1; partner-a.example MX 10 mx.partner-a.example, A 127.0.0.1`,
   );
+  return { doug, partnerA, dns };
+}
 
-  // 6 -------------------------------------------------------------------------------------------------
+// ---------------------------------------------------------------------------------------------------
+// 6. the relay pod
+
+interface RelayPod {
+  ports: Record<string, number>;
+  adminPort: number;
+  relayLog: { lines: Record<string, unknown>[] };
+  enforcedOf: (policy: string) => Promise<Condition[] | undefined>;
+}
+
+async function startRelayPod(admin: KubeClient, partners: Partners, pod0: PodShim): Promise<RelayPod> {
+  const { doug, partnerA, dns } = partners;
   rep.step(
     6,
     `materialising relay pod ${POD} from the StatefulSet, as kubelet would, and starting the relay`,
@@ -467,8 +510,18 @@ async function main(): Promise<number> {
     `relay running (in this process): smtp 127.0.0.1:${ports.smtp}, submission 127.0.0.1:${ports.submission}, admin http://127.0.0.1:${adminPort}/status; log: ${relayLogFile}`,
   );
 
-  // The Pod object the StatefulSet controller would create and the status kubelet would report once
-  // the readiness probe (/readyz) passes: the operator only probes Ready pods for Enforced.
+  await playStatefulSetAndKubelet(admin, sts);
+  const enforcedOf = async (n: string) =>
+    (await admin.find<Obj>(R.MailDomainPolicy, NS, n))?.status?.conditions;
+  await waitForEnforced(enforcedOf);
+  return { ports, adminPort, relayLog, enforcedOf };
+}
+
+/**
+ * The Pod object the StatefulSet controller would create and the status kubelet would report once
+ * the readiness probe (/readyz) passes: the operator only probes Ready pods for Enforced.
+ */
+async function playStatefulSetAndKubelet(admin: KubeClient, sts: Obj & StatefulSetLike): Promise<void> {
   const tmpl = (
     sts.spec as {
       template: {
@@ -534,8 +587,10 @@ async function main(): Promise<number> {
   rep.ok(
     `Pod ${NS}/${POD} created from the StatefulSet template and marked Ready (podIP 127.0.0.1; the demo plays the StatefulSet controller and kubelet)`,
   );
-  const enforcedOf = async (n: string) =>
-    (await admin.find<Obj>(R.MailDomainPolicy, NS, n))?.status?.conditions;
+}
+
+/** Waits until the operator reports the relay runs doug's and partner-a's policies, and shows it. */
+async function waitForEnforced(enforcedOf: RelayPod["enforcedOf"]): Promise<void> {
   await rep.wait("waiting for the operator to confirm the relay runs its configuration", () =>
     waitFor(
       "doug and partner-a Enforced",
@@ -553,29 +608,40 @@ async function main(): Promise<number> {
     rep.info(`MailDomainPolicy ${n}:`);
     rep.lines(describeConditions(await enforcedOf(n)), "        ");
   }
+}
 
-  // 7 -------------------------------------------------------------------------------------------------
+// ---------------------------------------------------------------------------------------------------
+// 7 and 8: messages through the relay
+
+/** What a mail client on the internal network does: submission port, STARTTLS, AUTH. */
+function submit(pod: RelayPod, ex: Examples, to: string, subject: string, body: string) {
+  return rep.wait(
+    "swaks",
+    swaks({
+      server: "127.0.0.1",
+      port: pod.ports.submission!,
+      tls: true,
+      auth: { username: ex.scannerUser, password: ex.pw.scanner },
+      from: "scanner@example.com",
+      to,
+      subject,
+      body,
+    }),
+  );
+}
+
+async function sendToDoug(pod: RelayPod, ex: Examples, partners: Partners): Promise<Outcome> {
+  const { ports, relayLog } = pod;
+  const { dougUser, scannerUser } = ex;
+  const { doug } = partners;
   rep.step(
     7,
     "sending to bob@doug.example (policy doug: verify against doug-ca + AUTH) through the relay's submission port",
   );
-  // what a mail client on the internal network does: submission port, STARTTLS, AUTH
-  const submit = (to: string, subject: string, body: string) =>
-    rep.wait(
-      "swaks",
-      swaks({
-        server: "127.0.0.1",
-        port: ports.submission!,
-        tls: true,
-        auth: { username: scannerUser, password: pw.scanner },
-        from: "scanner@example.com",
-        to,
-        subject,
-        body,
-      }),
-    );
   const delivered: Outcome = { ok: false, text: "" };
   const s1 = await submit(
+    pod,
+    ex,
     "bob@doug.example",
     "Sealpost demo: verified TLS to DOUG",
     "Quarterly figures attached (not really).",
@@ -619,14 +685,20 @@ async function main(): Promise<number> {
     }
   } else delivered.text = `the relay did not accept the message (swaks exit ${s1.code})`;
   (delivered.ok ? rep.ok.bind(rep) : rep.fail.bind(rep))(`delivered: ${delivered.text}`);
+  return delivered;
+}
 
-  // 8 -------------------------------------------------------------------------------------------------
+async function sendToPartnerA(pod: RelayPod, ex: Examples, partners: Partners): Promise<Outcome> {
+  const { adminPort, relayLog, enforcedOf } = pod;
+  const { partnerA } = partners;
   rep.step(
     8,
     "fail closed: sending to alice@partner-a.example (policy partner-a: TLS required) whose server offers no STARTTLS",
   );
   const deferred: Outcome = { ok: false, text: "" };
   const s2 = await submit(
+    pod,
+    ex,
     "alice@partner-a.example",
     "Sealpost demo: must not travel in clear",
     "Contract draft (not really).",
@@ -683,6 +755,26 @@ async function main(): Promise<number> {
   rep.info("MailDomainPolicy partner-a:");
   rep.lines(describeConditions(await enforcedOf("partner-a")), "        ");
   rep.info("(Enforced says the relay runs the policy; the deferral above is that enforcement at work)");
+  return deferred;
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  work = await mkdtemp(join(tmpdir(), "sealpost-demo-"));
+  rep.plain(
+    "Sealpost demo: the operator, cert-manager and a relay on this machine, delivering to local Postfix partners.",
+  );
+  rep.plain(`work folder: ${work}${flags.keep ? " (kept)" : " (removed at exit; --keep keeps it)"}`);
+
+  await ensureToolchain();
+  const { cp, admin } = await startCluster();
+  const pod0 = await startOperator(cp);
+  const ex = await applyExamples(cp, admin);
+  const partners = await startPartners(ex);
+  const pod = await startRelayPod(admin, partners, pod0);
+  const delivered = await sendToDoug(pod, ex, partners);
+  const deferred = await sendToPartnerA(pod, ex, partners);
 
   rep.plain("\nSummary");
   rep.lines(summaryLines(delivered, deferred), "  ");
