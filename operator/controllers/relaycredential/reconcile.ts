@@ -4,11 +4,11 @@ import { RelayCredential as CredentialSchema } from "../../api.js";
 import { credentialSecretName } from "../../compile/references.js";
 import { certificateState, renderClientCertificate } from "../../render/certificate.js";
 import type { ReconcileResult } from "../../runtime/controller.js";
-import { problemsCondition, type ConditionInput } from "../../runtime/conditions.js";
 import { ApiError } from "../../runtime/kube.js";
 import { splitKey } from "../../objects.js";
 import type { ReconcilerDeps } from "../deps.js";
 import { writeStatus } from "../status-write.js";
+import { credentialConditions, passwordSecretProblems, tlsSecretProblems } from "./conditions.js";
 
 export async function reconcileRelayCredential(
   deps: ReconcilerDeps,
@@ -31,14 +31,7 @@ export async function reconcileRelayCredential(
     const secretKeys = (n: string) => deps.state.caches.secrets.get(namespace, n);
     if (c.spec.type === "password") {
       const ref = c.spec.passwordSecretRef!;
-      const s = secretKeys(ref.name);
-      if (!s)
-        problems.push({ reason: "MissingReference", message: `Secret ${namespace}/${ref.name} not found` });
-      else if (!(ref.key in (s.data ?? {})))
-        problems.push({
-          reason: "MissingReference",
-          message: `Secret ${namespace}/${ref.name} key "${ref.key}" not found`,
-        });
+      problems.push(...passwordSecretProblems(namespace, ref, secretKeys(ref.name)));
     } else {
       secretName = credentialSecretName(c);
       if (c.spec.issuerRef) {
@@ -65,39 +58,11 @@ export async function reconcileRelayCredential(
             message: st?.message ?? `Certificate ${namespace}/${secretName} not issued yet`,
           });
       } else {
-        const s = secretKeys(secretName);
-        const needed = c.spec.usage === "outbound" ? ["tls.crt", "tls.key"] : ["tls.crt"];
-        if (!s)
-          problems.push({
-            reason: "MissingReference",
-            message: `Secret ${namespace}/${secretName} not found`,
-          });
-        else if (s.type !== "kubernetes.io/tls")
-          problems.push({
-            reason: "InvalidReference",
-            message: `Secret ${namespace}/${secretName} is type ${s.type ?? "Opaque"}, not kubernetes.io/tls`,
-          });
-        else
-          for (const k of needed)
-            if (!(k in (s.data ?? {})))
-              problems.push({
-                reason: "MissingReference",
-                message: `Secret ${namespace}/${secretName} key "${k}" not found`,
-              });
+        problems.push(...tlsSecretProblems(namespace, secretName, c.spec.usage, secretKeys(secretName)));
       }
     }
   }
-  const accepted = problemsCondition(
-    "Accepted",
-    problems,
-    { reason: "Valid", message: "the referenced Secret holds what this credential needs" },
-    g,
-  );
-  const ready: ConditionInput = {
-    ...accepted,
-    type: "Ready",
-    reason: problems.length ? accepted.reason : "Ready",
-  };
+  const [ready, accepted] = credentialConditions(problems, g);
   await writeStatus(deps, raw, { observedGeneration: g, ...(secretName ? { secretName } : {}) }, [
     ready,
     accepted,
