@@ -1,6 +1,6 @@
 // Kubernetes Events (events.k8s.io/v1) for problems, their repair, and relay configuration
 // revisions. Best effort: a failed Event never fails a reconcile. Which status changes get one is
-// statusEvents' decision (reconcilers/common.ts); a steady state emits nothing.
+// statusEvents' decision (operator/controllers/status-write.ts); a steady state emits nothing.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import { R, type KubeClient, type KubeObject } from "./kube.js";

@@ -1,4 +1,4 @@
-// The watch-event → work-queue mapping (operator/mapping.ts) and the memoised compile (state.ts): a
+// The watch-event → work-queue mapping (operator/controllers/event-keys.ts) and the memoised compile (compile/memo.ts): a
 // policy event queues only that policy, its relays and the policies sharing a domain; status-only
 // updates queue only the object itself; N policy reconciles of one state share one compile. No cluster.
 import assert from "node:assert/strict";

@@ -1,5 +1,5 @@
 // The operator's read side at scale, without a cluster: a policy's verdict computed on its own
-// (ClusterState.verdict, from its memoised compile and a domain index) says exactly what the relay's
+// (CompileMemo.verdict, from its memoised compile and a domain index) says exactly what the relay's
 // whole compile says about it; the informer transforms keep managedFields and ConfigMap values out of
 // memory; writes that would change nothing are skipped (status the cache does not show yet, objects
 // applied and unchanged since); status Events mark problems and repairs, not every step.
