@@ -14,6 +14,7 @@ import type { KubeObject } from "../runtime/kube.js";
 import type { OperatorMetrics } from "../runtime/metrics.js";
 import type { WorkQueueOptions } from "../runtime/workqueue.js";
 import { keyOf, type MailRelayObject, type PolicyObject } from "../objects.js";
+import type { ClusterState } from "../state.js";
 
 /** How a controller's queue and workers are set up (the composition root decides). */
 export interface ControllerOptions {
@@ -96,6 +97,17 @@ export function policyEventKeys(
       if (k !== self && policyDomains(q).some((d) => domains.has(d))) out.policies.push(k);
     }
   return out;
+}
+
+/** A MailDomainPolicy event, read against the caches and the domain index of `state`. */
+export function policyEventKeysIn(
+  state: ClusterState,
+  type: EventType,
+  p: PolicyObject,
+  old: PolicyObject | undefined,
+): EventKeys {
+  const ns = p.metadata.namespace ?? "";
+  return policyEventKeys(type, p, old, state.caches.relays.list(ns), (d) => state.domainClaimants(ns, d));
 }
 
 /** A MailRelay event. `policies`: what the cache holds in the relay's namespace. */

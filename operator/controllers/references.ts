@@ -4,6 +4,7 @@
 import { policyReferences } from "../compile/references.js";
 import { names } from "../render/meta.js";
 import type { CredentialObject, MailRelayObject, PolicyObject } from "../objects.js";
+import type { ClusterState } from "../state.js";
 
 export type ReferencedKind = "secrets" | "configMaps" | "credentials";
 
@@ -22,6 +23,17 @@ export function policiesReferencing(
       return false; // a spec too broken to read names nothing
     }
   });
+}
+
+/** The cached policies in `namespace` that name `kind` `name`. */
+export function policiesNaming(
+  state: ClusterState,
+  namespace: string,
+  kind: ReferencedKind,
+  name: string,
+): PolicyObject[] {
+  const c = state.caches;
+  return policiesReferencing(c.policies.list(namespace), c.credentials.list(namespace), kind, name);
 }
 
 /**

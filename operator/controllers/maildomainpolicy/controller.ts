@@ -10,22 +10,10 @@ import { Controller } from "../../runtime/controller.js";
 import type { KubeObject } from "../../runtime/kube.js";
 import type { ClusterState } from "../../state.js";
 import type { ReconcilerDeps } from "../deps.js";
-import { ownerKey, policyEventKeys, relayEventKeys, type ControllerOptions } from "../event-keys.js";
-import { policiesReferencing, type ReferencedKind } from "../references.js";
+import { ownerKey, policyEventKeysIn, relayEventKeys, type ControllerOptions } from "../event-keys.js";
+import { policiesNaming } from "../references.js";
 import { watch, type Watch } from "../watch.js";
 import { reconcileMailDomainPolicy } from "./reconcile.js";
-
-function policiesNaming(
-  state: ClusterState,
-  namespace: string,
-  kind: ReferencedKind,
-  name: string,
-): string[] {
-  const c = state.caches;
-  return policiesReferencing(c.policies.list(namespace), c.credentials.list(namespace), kind, name).map(
-    keyOf,
-  );
-}
 
 export function mailDomainPolicyWatches(state: ClusterState): Watch[] {
   const c = state.caches;
@@ -33,24 +21,22 @@ export function mailDomainPolicyWatches(state: ClusterState): Watch[] {
   return [
     // the policy itself and the policies claiming one of its domains (conflicts), not the namespace:
     // a policy's own status write must not fan out to N
-    watch(
-      c.policies,
-      (t, p, old) =>
-        policyEventKeys(t, p, old, c.relays.list(p.metadata.namespace), (d) =>
-          state.domainClaimants(ns(p), d),
-        ).policies,
-    ),
+    watch(c.policies, (t, p, old) => policyEventKeysIn(state, t, p, old).policies),
     watch(c.relays, (t, r, old) => relayEventKeys(t, r, old, c.policies.list(r.metadata.namespace)).policies),
     watch(c.credentials, (t, cr) =>
-      t === "resync" ? [] : policiesNaming(state, ns(cr), "credentials", cr.metadata.name),
+      t === "resync" ? [] : policiesNaming(state, ns(cr), "credentials", cr.metadata.name).map(keyOf),
     ),
-    watch(c.secrets, (_t, s) => policiesNaming(state, ns(s), "secrets", s.metadata.name)),
+    watch(c.secrets, (_t, s) => policiesNaming(state, ns(s), "secrets", s.metadata.name).map(keyOf)),
     watch(c.configMaps, (_t, cm) =>
-      ownerKey(cm, "MailRelay") ? [] : policiesNaming(state, ns(cm), "configMaps", cm.metadata.name),
+      ownerKey(cm, "MailRelay")
+        ? []
+        : policiesNaming(state, ns(cm), "configMaps", cm.metadata.name).map(keyOf),
     ),
     watch(c.certificates, (_t, cert) => {
       const cred = ownerKey(cert, "RelayCredential");
-      return cred ? policiesNaming(state, ns(cert), "credentials", cred.slice(cred.indexOf("/") + 1)) : [];
+      return cred
+        ? policiesNaming(state, ns(cert), "credentials", cred.slice(cred.indexOf("/") + 1)).map(keyOf)
+        : [];
     }),
     // the policies whose Enforced this pod reports on
     watch(c.pods, (_t, p) => {

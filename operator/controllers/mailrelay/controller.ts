@@ -10,8 +10,8 @@ import { Controller } from "../../runtime/controller.js";
 import type { KubeObject } from "../../runtime/kube.js";
 import type { ClusterState } from "../../state.js";
 import type { ReconcilerDeps } from "../deps.js";
-import { ownerKey, policyEventKeys, type ControllerOptions } from "../event-keys.js";
-import { policiesReferencing, relayReferences, type ReferencedKind } from "../references.js";
+import { ownerKey, policyEventKeysIn, type ControllerOptions } from "../event-keys.js";
+import { policiesNaming, relayReferences, type ReferencedKind } from "../references.js";
 import { watch, type Watch } from "../watch.js";
 import { reconcileMailRelay } from "./reconcile.js";
 
@@ -25,7 +25,7 @@ function relaysReferencing(
   const c = state.caches;
   const creds = c.credentials.list(namespace);
   const out = new Set<string>();
-  for (const p of policiesReferencing(c.policies.list(namespace), creds, kind, name))
+  for (const p of policiesNaming(state, namespace, kind, name))
     for (const r of state.relaysSelecting(p)) out.add(keyOf(r));
   for (const r of c.relays.list(namespace)) if (relayReferences(r, creds, kind, name)) out.add(keyOf(r));
   return [...out];
@@ -48,13 +48,7 @@ export function mailRelayWatches(state: ClusterState): Watch[] {
   return [
     watch(c.relays, (_t, r) => [keyOf(r)]),
     // the relays selecting the policy, before and after (only when what they see of it changed)
-    watch(
-      c.policies,
-      (t, p, old) =>
-        policyEventKeys(t, p, old, c.relays.list(p.metadata.namespace), (d) =>
-          state.domainClaimants(ns(p), d),
-        ).relays,
-    ),
+    watch(c.policies, (t, p, old) => policyEventKeysIn(state, t, p, old).relays),
     watch(c.credentials, (t, cr) =>
       t === "resync" ? [] : relaysReferencing(state, ns(cr), "credentials", cr.metadata.name),
     ),
