@@ -11,14 +11,15 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
-import { randomBytes } from "node:crypto";
+import { randomBytes, X509Certificate } from "node:crypto";
 import { fillPlaceholders, readExamples, toYaml, type Manifest } from "../../demo/examples.js";
 import { startCertManager, type CertManager } from "../support/cert-manager.js";
 import { makeCa, makeLeaf } from "../support/certs.js";
 import { startDnsServer, type DnsServer } from "../support/dns-server.js";
-import { HOST_IP, IMAGE, startNode, type KubeNode } from "../support/node.js";
+import { HOST_IP, IMAGE, NODE_IP, startNode, type KubeNode } from "../support/node.js";
 import { startPostfix, type PostfixPeer } from "../support/postfix.js";
 import { waitFor } from "../support/process.js";
+import { sentIds, SteadySender } from "../support/steady-sender.js";
 import { swaks } from "../support/swaks.js";
 import { repoRoot, toolchainBin } from "../support/toolchain.js";
 
@@ -96,6 +97,20 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
     }));
     return `${pods.stdout}\n${events.stdout.split("\n").slice(-30).join("\n")}\n--- kubelet ---\n${await node.logTail("kubelet", 30)}`;
   };
+
+  /** The relay's pods: name, uid, address and container restarts, by name. */
+  const relayPods = async () =>
+    ((await getJson(["get", "pods", "-n", NS, "-l", `sealpost.dev/relay=${RELAY}`])).items as any[])
+      .map((p) => ({
+        name: p.metadata.name as string,
+        uid: p.metadata.uid as string,
+        ip: p.status.podIP as string,
+        restarts: ((p.status.containerStatuses ?? []) as any[]).reduce(
+          (n, c) => n + (c.restartCount as number),
+          0,
+        ),
+      }))
+      .sort((a, b) => a.name.localeCompare(b.name));
 
   /** The container logs kubelet wrote for pods whose folder starts with prefix (<ns>_<pod>_<uid>). */
   const podLogs = async (prefix: string): Promise<string> => {
@@ -322,14 +337,6 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
   it("a policy edit reaches the running pods through kubelet's ConfigMap update (no restart), and Enforced follows", async () => {
     const condition = (o: any, type: string) =>
       (o.status?.conditions ?? []).find((c: any) => c.type === type);
-    const relayPods = async () =>
-      ((await getJson(["get", "pods", "-n", NS, "-l", `sealpost.dev/relay=${RELAY}`])).items as any[]).map(
-        (p) => ({
-          name: p.metadata.name as string,
-          uid: p.metadata.uid as string,
-          restarts: (p.status.containerStatuses as any[]).reduce((n, c) => n + (c.restartCount as number), 0),
-        }),
-      );
     await waitFor(
       "the MailRelay Enforced before the edit",
       async () =>
@@ -606,6 +613,439 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
       counts.filter((c) => c.copies !== 1),
       [],
       "each message exactly once",
+    );
+  });
+
+  /** The relay StatefulSet rolled out: every replica updated and ready on one revision. */
+  const rolledOut = async (replicas: number) => {
+    const sts = await getJson(["get", "statefulset", "-n", NS, RELAY]);
+    const st = sts.status ?? {};
+    return st.observedGeneration === sts.metadata.generation &&
+      st.currentRevision === st.updateRevision &&
+      st.readyReplicas === replicas &&
+      st.updatedReplicas === replicas &&
+      st.replicas === replicas
+      ? true
+      : undefined;
+  };
+  /** Messages in the relay pods' queues (/status on the admin port, from the host side). */
+  const queued = async () => {
+    let n = 0;
+    for (const p of await relayPods()) {
+      const r = await fetch(`http://${p.ip}:8080/status`);
+      n += ((await r.json()) as any).queue.depth as number;
+    }
+    return n;
+  };
+
+  it("kubectl rollout restart of the relay under steady load: no 5xx, every accepted message delivered exactly once", async (t) => {
+    await kubectl([
+      "patch",
+      "mailrelay",
+      "-n",
+      NS,
+      RELAY,
+      "--type=merge",
+      "-p",
+      JSON.stringify({ spec: { replicas: 2 } }),
+    ]);
+    await waitFor("the relay back at 2 ready pods", () => rolledOut(2), 300_000, 1000).catch(
+      async (e: Error) => {
+        throw new Error(`${e.message}\n${await diagnose()}`);
+      },
+    );
+    const before = await relayPods();
+    // mail already waiting (partner-a's, deferred for good): it must still be there afterwards
+    const waiting = await queued();
+    const svc = await getJson(["get", "service", "-n", NS, RELAY]);
+    const runTag = randomBytes(4).toString("hex");
+    const sender = SteadySender.to(svc.spec.clusterIP as string, 25, {
+      total: 2000,
+      sessions: 2,
+      perSession: 5,
+      ehlo: "scanner.example.com",
+      mailFrom: "scanner@example.com",
+      rcpt: (i) => `roll${i}@doug.example`,
+      headers: () => `X-Run: ${runTag}`,
+    });
+    sender.quota = 2000;
+    sender.start();
+    try {
+      await waitFor(
+        "20 messages accepted before the restart",
+        () => (sender.accepted.size >= 20 || sender.fivexx.length ? true : undefined),
+        60_000,
+        100,
+      );
+      const atRestart = sender.accepted.size;
+      await kubectl(["rollout", "restart", "statefulset", "-n", NS, RELAY]);
+      await waitFor(
+        "both relay pods replaced and the StatefulSet rolled out",
+        async () => {
+          const now = await relayPods();
+          const replaced = now.length === 2 && now.every((p) => !before.some((b) => b.uid === p.uid));
+          return replaced && (await rolledOut(2)) ? true : undefined;
+        },
+        600_000,
+        1000,
+      ).catch(async (e: Error) => {
+        throw new Error(`${e.message}\n${await diagnose()}`);
+      });
+      const atRolled = sender.accepted.size;
+      // and the sender keeps going through the new pods
+      await waitFor(
+        "20 more messages accepted after the rollout",
+        () => (sender.accepted.size >= atRolled + 20 || sender.fivexx.length ? true : undefined),
+        120_000,
+        100,
+      );
+      t.diagnostic(
+        `accepted: ${atRestart} before the restart, ${atRolled - atRestart} during it, ${sender.accepted.size - atRolled} after`,
+      );
+      assert.ok(atRolled > atRestart, "mail accepted while the pods rolled");
+    } finally {
+      await sender.stop();
+    }
+    assert.deepEqual(sender.fivexx, [], "no 5xx ever");
+    // every pod that went ran its preStop drain to the end (kubelet reports a hook that failed)
+    const hookFailures = await getJson([
+      "get",
+      "events",
+      "-n",
+      NS,
+      "--field-selector",
+      "reason=FailedPreStopHook",
+    ]);
+    assert.deepEqual(
+      hookFailures.items.map((e: any) => `${e.involvedObject.name}: ${e.message}`),
+      [],
+      "no failed preStop hook",
+    );
+
+    const ours = async () => (await doug!.messages()).filter((m) => m.raw.includes(`X-Run: ${runTag}`));
+    await waitFor(
+      `all ${sender.accepted.size} accepted messages at DOUG`,
+      async () => {
+        const got = new Set((await ours()).map((m) => sentIds(m.raw).id));
+        return [...sender.accepted].every((id) => got.has(id)) ? true : undefined;
+      },
+      300_000,
+      1000,
+    );
+    // the queues back to what waited before (nothing of this run left behind), then count copies
+    await waitFor(
+      "the relay queues hold only what waited before",
+      async () => ((await queued()) === waiting ? true : undefined),
+      120_000,
+      1000,
+    );
+    const copies = new Map<string, number>();
+    for (const m of await ours()) {
+      const a = sentIds(m.raw).attempt!;
+      copies.set(a, (copies.get(a) ?? 0) + 1);
+    }
+    const figures = {
+      accepted: sender.accepted.size,
+      retries4xx: sender.retries4xx,
+      replies4xx: Object.fromEntries(sender.replies4xx),
+      connectionRetries: sender.connectionRetries,
+      unansweredData: sender.unansweredData.size,
+      delivered: [...copies.values()].reduce((a, n) => a + n, 0),
+    };
+    t.diagnostic(`rollout figures: ${JSON.stringify(figures)}`);
+    for (const a of sender.acceptedAttempts)
+      assert.equal(copies.get(a), 1, `accepted attempt ${a} delivered exactly once`);
+    // an attempt without a 250 arrives only if its reply was lost after the final dot, and then once
+    for (const [a, n] of copies)
+      if (!sender.acceptedAttempts.has(a)) {
+        assert.ok(sender.unansweredData.has(a), `${a} delivered without a 250 for it`);
+        assert.equal(n, 1, `${a} delivered once`);
+      }
+  });
+
+  it("cert-manager renews the relay's certificate: new sessions get the new one, no pod restarted", async () => {
+    const served = async (ip: string) => {
+      const { stdout } = await run("sh", [
+        "-c",
+        `openssl s_client -starttls smtp -connect ${ip}:25 -servername relay.example.com </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256`,
+      ]);
+      return stdout.trim().split("=")[1];
+    };
+    const secretFp = async () => {
+      const s = await getJson(["get", "secret", "-n", NS, `${RELAY}-tls`]);
+      return new X509Certificate(Buffer.from(s.data["tls.crt"] as string, "base64")).fingerprint256;
+    };
+    const before = await relayPods();
+    const old = await secretFp();
+    for (const p of before)
+      assert.equal(await served(p.ip), old, `${p.name} serves the Secret's certificate`);
+
+    // what `cmctl renew` does: the Issuing condition on the Certificate's status
+    const cert = await getJson(["get", "certificate", "-n", NS, `${RELAY}-tls`]);
+    const conditions = [
+      ...((cert.status?.conditions ?? []) as any[]).filter((c) => c.type !== "Issuing"),
+      {
+        type: "Issuing",
+        status: "True",
+        reason: "ManuallyTriggered",
+        message: "Certificate re-issuance manually triggered (e2e)",
+        lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+      },
+    ];
+    await kubectl([
+      "patch",
+      "certificate",
+      "-n",
+      NS,
+      `${RELAY}-tls`,
+      "--subresource=status",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ status: { conditions } }),
+    ]);
+    const renewed = await waitFor(
+      "cert-manager re-issued the relay's Secret",
+      async () => {
+        const fp = await secretFp();
+        return fp !== old ? fp : undefined;
+      },
+      120_000,
+      1000,
+    );
+    await waitFor(
+      "every relay pod serving the renewed certificate to new sessions",
+      async () => {
+        for (const p of before) if ((await served(p.ip).catch(() => undefined)) !== renewed) return undefined;
+        return true;
+      },
+      240_000,
+      2000,
+    ).catch(async (e: Error) => {
+      const now = await Promise.all(before.map(async (p) => `${p.name} ${await served(p.ip)}`));
+      throw new Error(`${e.message}: Secret ${renewed}, served ${now.join(", ")}`);
+    });
+    assert.deepEqual(await relayPods(), before, "the same pods, no container restarted");
+    for (const p of before)
+      assert.match(await podLogs(`${NS}_${p.name}_${p.uid}`), /"event":"certificate-reloaded"/);
+  });
+
+  it("the relay sees the client's own address through the NodePort under Local; under Cluster a node address, which the operator refuses", async () => {
+    const svc = await getJson(["get", "service", "-n", NS, RELAY]);
+    assert.equal(svc.spec.type, "LoadBalancer");
+    assert.equal(svc.spec.externalTrafficPolicy, "Local");
+    /** The peer address a relay pod logged for the session that said EHLO `name`. */
+    const peerOf = (name: string) =>
+      waitFor(
+        `the relay's session log for EHLO ${name}`,
+        async () => {
+          const log = await podLogs(`${NS}_${RELAY}-`);
+          const line = log
+            .split("\n")
+            .find((l) => l.includes('"event":"session"') && l.includes(`"helo":"${name}"`));
+          return line ? (/"peer":"([^"]+)"/.exec(line)?.[1] ?? "?") : undefined;
+        },
+        60_000,
+        500,
+      );
+    const probe = async (port: number, name: string) => {
+      const r = await swaks({
+        server: NODE_IP,
+        port,
+        ehlo: name,
+        to: "postmaster@example.com",
+        quitAfter: "EHLO",
+      });
+      assert.equal(r.code, 0, r.transcript);
+      return peerOf(name);
+    };
+    // from the host side of the node's network (outside the node), to the node's address and node port
+    const nodePort = (svc.spec.ports as any[]).find((p) => p.port === 25).nodePort as number;
+    const local = `local-${randomBytes(4).toString("hex")}.example`;
+    assert.equal(await probe(nodePort, local), HOST_IP, "Local: the relay sees the client's address");
+
+    // what Cluster would do on this node: the same pods behind a Service of that policy
+    await kubectl(
+      ["apply", "-n", NS, "-f", "-"],
+      toYaml([
+        {
+          apiVersion: "v1",
+          kind: "Service",
+          metadata: { name: "edge-cluster-policy" },
+          spec: {
+            type: "NodePort",
+            externalTrafficPolicy: "Cluster",
+            selector: svc.spec.selector,
+            ports: [{ name: "smtp", port: 25, targetPort: 25 }],
+          },
+        },
+      ]),
+    );
+    try {
+      const probeSvc = await getJson(["get", "service", "-n", NS, "edge-cluster-policy"]);
+      const cluster = `cluster-${randomBytes(4).toString("hex")}.example`;
+      const seen = await waitFor(
+        "a session through the Cluster-policy node port",
+        async () => {
+          const r = await swaks({
+            server: NODE_IP,
+            port: probeSvc.spec.ports[0].nodePort as number,
+            ehlo: cluster,
+            to: "postmaster@example.com",
+            quitAfter: "EHLO",
+          });
+          return r.code === 0 ? true : undefined;
+        },
+        60_000,
+        1000,
+      ).then(() => peerOf(cluster));
+      assert.notEqual(seen, HOST_IP, "Cluster: kube-proxy rewrote the client's address");
+      assert.match(seen, /^10\./, `Cluster: a node address inside relayFrom 10.0.0.0/8 (${seen})`);
+    } finally {
+      await kubectl(["delete", "service", "-n", NS, "edge-cluster-policy", "--wait=true"]);
+    }
+
+    // so the operator refuses Cluster for this relay, and applies nothing of it
+    const condition = (o: any, type: string) =>
+      (o.status?.conditions ?? []).find((c: any) => c.type === type);
+    const patch = (policy: string | null) =>
+      kubectl([
+        "patch",
+        "mailrelay",
+        "-n",
+        NS,
+        RELAY,
+        "--type=merge",
+        "-p",
+        JSON.stringify({ spec: { service: { externalTrafficPolicy: policy } } }),
+      ]);
+    await patch("Cluster");
+    const refused = await waitFor(
+      "the MailRelay refused with SnatInRelayFrom",
+      async () => {
+        const r = await getJson(["get", "mailrelay", "-n", NS, RELAY]);
+        const c = condition(r, "Accepted");
+        return c?.reason === "SnatInRelayFrom" && c.observedGeneration === r.metadata.generation
+          ? c
+          : undefined;
+      },
+      120_000,
+      1000,
+    );
+    assert.equal(refused.status, "False");
+    assert.match(refused.message as string, /spec\.inbound\.relayFrom .*externalTrafficPolicy to Local/);
+    assert.equal(
+      (await getJson(["get", "service", "-n", NS, RELAY])).spec.externalTrafficPolicy,
+      "Local",
+      "the Service keeps Local",
+    );
+    await patch(null);
+    await waitFor(
+      "the MailRelay accepted again with the default (Local)",
+      async () => {
+        const r = await getJson(["get", "mailrelay", "-n", NS, RELAY]);
+        const c = condition(r, "Accepted");
+        return c?.status === "True" && c.observedGeneration === r.metadata.generation ? true : undefined;
+      },
+      120_000,
+      1000,
+    );
+  });
+
+  it("helm upgrade to another log level rolls only the operator; helm uninstall leaves CRs, relays, PVCs and queued mail", async () => {
+    const helm = join(toolchainBin(["etcd", "kube-apiserver", "kubectl", "helm"]), "helm");
+    const helmRun = (args: string[]) => run(helm, ["--kubeconfig", node.cp.kubeconfigPath, ...args]);
+    const operatorPods = async () =>
+      (await getJson(["get", "pods", "-n", OPERATOR_NS, "-l", "app.kubernetes.io/instance=sealpost"]))
+        .items as any[];
+    const relaysBefore = await relayPods();
+    const pvcsBefore = ((await getJson(["get", "pvc", "-n", NS])).items as any[])
+      .map((c) => c.metadata.uid)
+      .sort();
+    const opBefore = (await operatorPods()).map((p) => p.metadata.uid as string);
+
+    await helmRun([
+      "upgrade",
+      "sealpost",
+      join(repoRoot, "charts/sealpost"),
+      "-n",
+      OPERATOR_NS,
+      "--reuse-values",
+      "--set",
+      "logLevel=debug",
+    ]);
+    await waitFor(
+      "the operator rolled to 2 ready pods with --log-level=debug",
+      async () => {
+        const pods = (await operatorPods()).filter((p) => !p.metadata.deletionTimestamp);
+        const fresh = pods.filter(
+          (p) =>
+            !opBefore.includes(p.metadata.uid as string) &&
+            (p.spec.containers[0].args as string[]).includes("--log-level=debug") &&
+            p.status?.conditions?.some((c: any) => c.type === "Ready" && c.status === "True"),
+        );
+        return fresh.length === 2 && pods.length === 2 ? true : undefined;
+      },
+      300_000,
+      1000,
+    ).catch(async (e: Error) => {
+      throw new Error(`${e.message}\n${await diagnose()}`);
+    });
+    // the new leader reconciles the same MailRelay to the same pods: no relay restart
+    await waitFor(
+      "the MailRelay Enforced under the upgraded operator",
+      async () => {
+        const r = await getJson(["get", "mailrelay", "-n", NS, RELAY]);
+        const c = (r.status?.conditions ?? []).find((x: any) => x.type === "Enforced");
+        return c?.status === "True" && c.observedGeneration === r.metadata.generation ? true : undefined;
+      },
+      180_000,
+      1000,
+    );
+    assert.deepEqual(await relayPods(), relaysBefore, "the relay pods untouched by the upgrade");
+
+    // mail waiting in a queue when the chart goes (partner-a's stays deferred)
+    const waiting = await queued();
+    assert.ok(waiting > 0, "mail is queued before the uninstall");
+    await helmRun(["uninstall", "sealpost", "-n", OPERATOR_NS, "--wait", "--timeout=300s"]);
+    await waitFor(
+      "the operator's pods gone",
+      async () => ((await operatorPods()).length === 0 ? true : undefined),
+      300_000,
+      1000,
+    );
+    // helm never deletes what it installed from the chart's crds/: the CRDs and every CR stay
+    const crds = (await getJson(["get", "crd"])).items.map((c: any) => c.metadata.name as string);
+    for (const c of [
+      "mailrelays.sealpost.dev",
+      "maildomainpolicies.sealpost.dev",
+      "relaycredentials.sealpost.dev",
+    ])
+      assert.ok(crds.includes(c), `CRD ${c} kept`);
+    assert.equal((await getJson(["get", "mailrelay", "-n", NS])).items.length, 1, "the MailRelay kept");
+    assert.ok((await getJson(["get", "maildomainpolicy", "-n", NS])).items.length > 0, "the policies kept");
+    // the relays the operator made run on, on their volumes, with their queues
+    assert.deepEqual(await relayPods(), relaysBefore, "the relay pods keep running");
+    const pvcs = (await getJson(["get", "pvc", "-n", NS])).items as any[];
+    assert.deepEqual(pvcs.map((c) => c.metadata.uid).sort(), pvcsBefore, "the queue PVCs kept");
+    assert.ok(pvcs.every((c) => c.status.phase === "Bound"));
+    assert.equal(await queued(), waiting, "the queued mail still queued");
+    // and they still relay: the last config they loaded stays in force
+    const svc = await getJson(["get", "service", "-n", NS, RELAY]);
+    const subject = `e2e: after helm uninstall ${randomBytes(4).toString("hex")}`;
+    const r = await swaks({
+      server: svc.spec.clusterIP,
+      port: 25,
+      from: "scanner@example.com",
+      to: "erin@doug.example",
+      subject,
+      timeoutSeconds: 60,
+    });
+    assert.equal(r.code, 0, r.transcript);
+    await waitFor(
+      "mail delivered with no operator installed",
+      async () => ((await doug!.messages()).some((m) => m.raw.includes(subject)) ? true : undefined),
+      120_000,
+      1000,
     );
   });
 });
