@@ -6,55 +6,37 @@
 /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-explicit-any -- assertions walk the apiserver's JSON */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import { randomBytes, X509Certificate } from "node:crypto";
-import { fillPlaceholders, readExamples, toYaml, type Manifest } from "../../demo/examples.js";
-import { startCertManager, type CertManager } from "../support/cert-manager.js";
-import { makeCa, makeLeaf } from "../support/certs.js";
-import { startDnsServer, type DnsServer } from "../support/dns-server.js";
+import { toYaml } from "../../demo/examples.js";
+import type { DnsServer } from "../support/dns-server.js";
 import { HOST_IP, IMAGE, NODE_IP, startNode, type KubeNode } from "../support/node.js";
-import { startPostfix, type PostfixPeer } from "../support/postfix.js";
+import {
+  applyExamples,
+  helm,
+  helmInstall,
+  OPERATOR_NS,
+  podLogs as podLogsOf,
+  RELEASE,
+  startCertManagerWithCorpCa,
+} from "../support/node-install.js";
+import type { PostfixPeer } from "../support/postfix.js";
 import { waitFor } from "../support/process.js";
 import { sentIds, SteadySender } from "../support/steady-sender.js";
 import { swaks } from "../support/swaks.js";
-import { repoRoot, toolchainBin } from "../support/toolchain.js";
+import { repoRoot } from "../support/toolchain.js";
 
 const run = promisify(execFile);
 const NS = "mail";
-const OPERATOR_NS = "sealpost-system";
 const RELAY = "edge";
-
-const corpCa = `
-apiVersion: cert-manager.io/v1
-kind: ClusterIssuer
-metadata: { name: selfsigned }
-spec: { selfSigned: {} }
----
-apiVersion: cert-manager.io/v1
-kind: Certificate
-metadata: { name: corp-ca, namespace: kube-system }
-spec:
-  isCA: true
-  commonName: corp-ca
-  secretName: corp-ca
-  privateKey: { algorithm: ECDSA, size: 256 }
-  issuerRef: { name: selfsigned, kind: ClusterIssuer, group: cert-manager.io }
----
-apiVersion: cert-manager.io/v1
-kind: ClusterIssuer
-metadata: { name: corp-ca }
-spec: { ca: { secretName: corp-ca } }
-`;
 
 const password = () => randomBytes(18).toString("base64url");
 
 describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail", () => {
   let node: KubeNode;
-  let cm: CertManager | undefined;
   let dns: DnsServer | undefined;
   let doug: PostfixPeer | undefined;
   let partnerA: PostfixPeer | undefined;
@@ -62,25 +44,14 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
   const kubectl = (args: string[], input?: string) => node.cp.kubectl(args, input);
   const getJson = async (args: string[]): Promise<any> =>
     JSON.parse((await kubectl([...args, "-o", "json"])).stdout);
-  const pw = { scanner: password(), dougOut: password(), dougIn: password(), partnerC: password() };
-  let dougUser = "";
-  let dougMx: { certFile: string; keyFile: string } | undefined;
-  const startDoug = () =>
-    startPostfix({
-      domains: ["doug.example"],
-      tls: "require",
-      cert: dougMx,
-      auth: { username: dougUser, password: pw.dougOut },
-      listen: { host: HOST_IP, port: 587 },
-    });
+  let startDoug: () => Promise<PostfixPeer>;
 
   before(async () => {
     // SEALPOST_E2E_KEEP=1 keeps the node's folder (kubelet.log, containerd.log, pod-logs/) after the run
     node = await startNode({ keep: process.env.SEALPOST_E2E_KEEP === "1" });
     cleanups.push(() => node.stop());
-    cm = await startCertManager(node.cp);
-    cleanups.push(() => cm!.stop());
-    await kubectl(["apply", "-f", "-"], corpCa);
+    const cm = await startCertManagerWithCorpCa(node);
+    cleanups.push(() => cm.stop());
   });
 
   after(async () => {
@@ -112,39 +83,10 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
       }))
       .sort((a, b) => a.name.localeCompare(b.name));
 
-  /** The container logs kubelet wrote for pods whose folder starts with prefix (<ns>_<pod>_<uid>). */
-  const podLogs = async (prefix: string): Promise<string> => {
-    const dir = join(node.dir, "pod-logs");
-    let out = "";
-    for (const pod of readdirSync(dir).filter((d) => d.startsWith(prefix))) {
-      for (const c of readdirSync(join(dir, pod)))
-        for (const f of readdirSync(join(dir, pod, c)))
-          out += await readFile(join(dir, pod, c, f), "utf8").catch(() => "");
-    }
-    return out;
-  };
+  const podLogs = (prefix: string) => podLogsOf(node, prefix);
 
   it("helm install: the operator Deployment's 2 replicas run the built image and are Ready; one holds the Lease", async () => {
-    const helm = join(toolchainBin(["etcd", "kube-apiserver", "kubectl", "helm"]), "helm");
-    const [repository, tag] = IMAGE.split(":") as [string, string];
-    await run(helm, [
-      "--kubeconfig",
-      node.cp.kubeconfigPath,
-      "install",
-      "sealpost",
-      join(repoRoot, "charts/sealpost"),
-      "-n",
-      OPERATOR_NS,
-      "--create-namespace",
-      "--set",
-      `image.repository=${repository}`,
-      "--set",
-      `image.tag=${tag}`,
-      // the chart's admission policy lets the operator use only the ClusterIssuers listed (issue
-      // 15.9); examples/ issue from corp-ca, as examples/README.md says
-      "--set",
-      "admissionPolicy.allowedClusterIssuers={corp-ca}",
-    ]);
+    await helmInstall(node);
     const deploy = await waitFor(
       "the operator Deployment available with 2 ready replicas",
       async () => {
@@ -193,56 +135,13 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
   });
 
   it("examples/: the relay pods are Ready on their queue PVCs, non-root, read-only root, no service account token", async () => {
-    await kubectl(["create", "namespace", NS]);
-    const dougCa = await makeCa(join(node.dir, "doug-pki"), "DOUG E2E CA");
-    dougMx = await makeLeaf(dougCa, { cn: "mx.doug.example", dnsNames: ["mx.doug.example"] });
-    const smimeCa = await makeCa(join(node.dir, "partner-d-pki"), "partner-d E2E CA");
-    const smime: Record<string, string> = {};
-    for (const who of ["alice", "bob"]) {
-      const leaf = await makeLeaf(smimeCa, {
-        cn: `${who}@partner-d.example`,
-        emails: [`${who}@partner-d.example`],
-        rsa: true,
-        name: who,
-      });
-      smime[who] = readFileSync(leaf.certFile, "utf8");
-    }
-    const docs = readExamples(join(repoRoot, "examples")).flatMap((e) => e.docs);
-    dougUser = (
-      docs.find((d) => d.kind === "RelayCredential" && d.metadata?.name === "doug-outbound") as Manifest & {
-        spec: { username: string };
-      }
-    ).spec.username;
-    const filled = fillPlaceholders(docs, {
-      "Secret/scanner-submission/password": pw.scanner,
-      "Secret/doug-outbound/password": pw.dougOut,
-      "Secret/doug-inbound/password": pw.dougIn,
-      "Secret/partner-c-inbound/password": pw.partnerC,
-      "ConfigMap/doug-ca/ca.crt": readFileSync(dougCa.certFile, "utf8"),
-      "ConfigMap/partner-d-smime/alice.crt": smime.alice!,
-      "ConfigMap/partner-d-smime/bob.crt": smime.bob!,
-    });
-
-    // the partners and the cluster DNS the pods use, on the host side of the node's network
-    dns = await startDnsServer(
-      {
-        "mx.doug.example": { A: [HOST_IP] },
-        "partner-a.example": { MX: [{ preference: 10, exchange: "mx.partner-a.example" }] },
-        "mx.partner-a.example": { A: [HOST_IP] },
-      },
-      { listen: { host: HOST_IP, port: 53 } },
+    const ex = await applyExamples(node, NS);
+    ({ dns, doug, partnerA, startDoug } = ex);
+    cleanups.push(
+      () => dns!.stop(),
+      () => doug!.stop(),
+      () => partnerA!.stop(),
     );
-    cleanups.push(() => dns!.stop());
-    doug = await startDoug();
-    cleanups.push(() => doug!.stop());
-    partnerA = await startPostfix({
-      domains: ["partner-a.example"],
-      tls: "none",
-      listen: { host: HOST_IP, port: 25 },
-    });
-    cleanups.push(() => partnerA!.stop());
-
-    await kubectl(["apply", "-n", NS, "-f", "-"], toYaml(filled));
 
     const pods = await waitFor(
       "the relay StatefulSet's 2 pods Ready",
@@ -952,8 +851,7 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
   });
 
   it("helm upgrade to another log level rolls only the operator; helm uninstall leaves CRs, relays, PVCs and queued mail", async () => {
-    const helm = join(toolchainBin(["etcd", "kube-apiserver", "kubectl", "helm"]), "helm");
-    const helmRun = (args: string[]) => run(helm, ["--kubeconfig", node.cp.kubeconfigPath, ...args]);
+    const helmRun = (args: string[]) => helm(node, args);
     const operatorPods = async () =>
       (await getJson(["get", "pods", "-n", OPERATOR_NS, "-l", "app.kubernetes.io/instance=sealpost"]))
         .items as any[];
@@ -965,7 +863,7 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
 
     await helmRun([
       "upgrade",
-      "sealpost",
+      RELEASE,
       join(repoRoot, "charts/sealpost"),
       "-n",
       OPERATOR_NS,
@@ -1006,7 +904,7 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
     // mail waiting in a queue when the chart goes (partner-a's stays deferred)
     const waiting = await queued();
     assert.ok(waiting > 0, "mail is queued before the uninstall");
-    await helmRun(["uninstall", "sealpost", "-n", OPERATOR_NS, "--wait", "--timeout=300s"]);
+    await helmRun(["uninstall", RELEASE, "-n", OPERATOR_NS, "--wait", "--timeout=300s"]);
     await waitFor(
       "the operator's pods gone",
       async () => ((await operatorPods()).length === 0 ? true : undefined),
