@@ -128,6 +128,15 @@ export async function applyExamples(node: KubeNode, ns: string): Promise<Example
     "ConfigMap/partner-d-smime/bob.crt": smime.bob!,
   });
 
+  // The partners' MX hosts live on the host side of the node's network, a private address, which the
+  // relay refuses for destinations chosen by DNS (MX_ADDRESS_FORBIDDEN) unless allowed: what a user
+  // whose partners sit behind a private link sets too. Without it, partner-a's mail would be deferred
+  // for its MX address and never reach the STARTTLS check this setup is there to show.
+  const relay = filled.find((d) => d.kind === "MailRelay") as Manifest & {
+    spec: { delivery?: Record<string, unknown> };
+  };
+  relay.spec.delivery = { ...relay.spec.delivery, allowedInternalCidrs: [`${HOST_IP}/32`] };
+
   const started: { stop(): Promise<unknown> }[] = [];
   try {
     // the partners and the cluster DNS the pods use, on the host side of the node's network
