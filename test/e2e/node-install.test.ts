@@ -59,6 +59,10 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
     for (const c of cleanups.reverse()) await c().catch((e: Error) => console.error(`cleanup: ${e.message}`));
   });
 
+  /** A merge patch of the MailRelay's spec. */
+  const patchRelay = (spec: Record<string, unknown>) =>
+    kubectl(["patch", "mailrelay", "-n", NS, RELAY, "--type=merge", "-p", JSON.stringify({ spec })]);
+
   /** What kubelet and the node saw, for a failed wait. */
   const diagnose = async () => {
     const pods = await kubectl(["get", "pods", "-A", "-o", "wide"]).catch((e: Error) => ({
@@ -399,16 +403,7 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
       "edge-admin",
       `--from-literal=token=${password()}`,
     ]);
-    await kubectl([
-      "patch",
-      "mailrelay",
-      "-n",
-      NS,
-      RELAY,
-      "--type=merge",
-      "-p",
-      JSON.stringify({ spec: { admin: { tokenSecretRef: { name: "edge-admin" } } } }),
-    ]);
+    await patchRelay({ admin: { tokenSecretRef: { name: "edge-admin" } } });
     await waitFor(
       "the StatefulSet rolled to pods with the preStop hook, both Ready",
       async () => {
@@ -470,16 +465,7 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
     });
     assert.ok(held[1]! > 0, `edge-1 holds some of the mail (edge-0 ${held[0]}, edge-1 ${held[1]})`);
 
-    await kubectl([
-      "patch",
-      "mailrelay",
-      "-n",
-      NS,
-      RELAY,
-      "--type=merge",
-      "-p",
-      JSON.stringify({ spec: { replicas: 1 } }),
-    ]);
+    await patchRelay({ replicas: 1 });
     await waitFor(
       "edge-1 gone after its preStop drain",
       async () =>
@@ -541,16 +527,7 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
   };
 
   it("kubectl rollout restart of the relay under steady load: no 5xx, every accepted message delivered exactly once", async (t) => {
-    await kubectl([
-      "patch",
-      "mailrelay",
-      "-n",
-      NS,
-      RELAY,
-      "--type=merge",
-      "-p",
-      JSON.stringify({ spec: { replicas: 2 } }),
-    ]);
+    await patchRelay({ replicas: 2 });
     await waitFor("the relay back at 2 ready pods", () => rolledOut(2), 300_000, 1000).catch(
       async (e: Error) => {
         throw new Error(`${e.message}\n${await diagnose()}`);
@@ -809,17 +786,7 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
     // so the operator refuses Cluster for this relay, and applies nothing of it
     const condition = (o: any, type: string) =>
       (o.status?.conditions ?? []).find((c: any) => c.type === type);
-    const patch = (policy: string | null) =>
-      kubectl([
-        "patch",
-        "mailrelay",
-        "-n",
-        NS,
-        RELAY,
-        "--type=merge",
-        "-p",
-        JSON.stringify({ spec: { service: { externalTrafficPolicy: policy } } }),
-      ]);
+    const patch = (policy: string | null) => patchRelay({ service: { externalTrafficPolicy: policy } });
     await patch("Cluster");
     const refused = await waitFor(
       "the MailRelay refused with SnatInRelayFrom",

@@ -11,7 +11,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { fillPlaceholders, readExamples, toYaml, type Manifest } from "../../demo/examples.js";
-import { startCertManager } from "./cert-manager.js";
+import { CORP_CA, startCertManager } from "./cert-manager.js";
 import { makeCa, makeLeaf } from "./certs.js";
 import { startDnsServer, type DnsServer } from "./dns-server.js";
 import { HOST_IP, IMAGE, type KubeNode } from "./node.js";
@@ -23,28 +23,6 @@ const run = promisify(execFile);
 export const OPERATOR_NS = "sealpost-system";
 /** The chart's release name. */
 export const RELEASE = "sealpost";
-
-const CORP_CA = `
-apiVersion: cert-manager.io/v1
-kind: ClusterIssuer
-metadata: { name: selfsigned }
-spec: { selfSigned: {} }
----
-apiVersion: cert-manager.io/v1
-kind: Certificate
-metadata: { name: corp-ca, namespace: kube-system }
-spec:
-  isCA: true
-  commonName: corp-ca
-  secretName: corp-ca
-  privateKey: { algorithm: ECDSA, size: 256 }
-  issuerRef: { name: selfsigned, kind: ClusterIssuer, group: cert-manager.io }
----
-apiVersion: cert-manager.io/v1
-kind: ClusterIssuer
-metadata: { name: corp-ca }
-spec: { ca: { secretName: corp-ca } }
-`;
 
 const password = () => randomBytes(18).toString("base64url");
 
