@@ -51,6 +51,12 @@ import {
   type Outcome,
 } from "./report.js";
 
+// `--node`: the same demo on a real node, in demo/node.ts
+if (process.argv.includes("--node")) {
+  const { runNodeDemo } = await import("./node.js");
+  process.exit(await runNodeDemo({ keep: process.argv.includes("--keep") }));
+}
+
 const NS = "mail";
 const RELAY = "edge";
 const POD = `${RELAY}-0`;
@@ -58,7 +64,9 @@ const STEPS = 8;
 
 const { values: flags } = parseArgs({ options: { keep: { type: "boolean" }, help: { type: "boolean" } } });
 if (flags.help) {
-  console.log("usage: npm run demo [-- --keep]   (--keep: leave the work folder with all logs)");
+  console.log(
+    "usage: npm run demo [-- --keep] [-- --node]   (--keep: leave the work folder with all logs; --node: on a real node, as root)",
+  );
   process.exit(0);
 }
 

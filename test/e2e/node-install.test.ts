@@ -6,54 +6,38 @@
 /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-explicit-any -- assertions walk the apiserver's JSON */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
-import { randomBytes } from "node:crypto";
-import { fillPlaceholders, readExamples, toYaml, type Manifest } from "../../demo/examples.js";
-import { startCertManager, type CertManager } from "../support/cert-manager.js";
-import { makeCa, makeLeaf } from "../support/certs.js";
-import { startDnsServer, type DnsServer } from "../support/dns-server.js";
-import { HOST_IP, IMAGE, startNode, type KubeNode } from "../support/node.js";
-import { startPostfix, type PostfixPeer } from "../support/postfix.js";
+import { randomBytes, X509Certificate } from "node:crypto";
+import { toYaml } from "../../demo/examples.js";
+import type { DnsServer } from "../support/dns-server.js";
+import { HOST_IP, IMAGE, NODE_IP, startNode, type KubeNode } from "../support/node.js";
+import {
+  applyExamples,
+  helm,
+  helmInstall,
+  OPERATOR_NS,
+  podLogs as podLogsOf,
+  relayLogLines,
+  RELEASE,
+  startCertManagerWithCorpCa,
+} from "../support/node-install.js";
+import type { PostfixPeer } from "../support/postfix.js";
 import { waitFor } from "../support/process.js";
+import { sentIds, SteadySender } from "../support/steady-sender.js";
 import { swaks } from "../support/swaks.js";
-import { repoRoot, toolchainBin } from "../support/toolchain.js";
+import { repoRoot } from "../support/toolchain.js";
 
 const run = promisify(execFile);
 const NS = "mail";
-const OPERATOR_NS = "sealpost-system";
 const RELAY = "edge";
-
-const corpCa = `
-apiVersion: cert-manager.io/v1
-kind: ClusterIssuer
-metadata: { name: selfsigned }
-spec: { selfSigned: {} }
----
-apiVersion: cert-manager.io/v1
-kind: Certificate
-metadata: { name: corp-ca, namespace: kube-system }
-spec:
-  isCA: true
-  commonName: corp-ca
-  secretName: corp-ca
-  privateKey: { algorithm: ECDSA, size: 256 }
-  issuerRef: { name: selfsigned, kind: ClusterIssuer, group: cert-manager.io }
----
-apiVersion: cert-manager.io/v1
-kind: ClusterIssuer
-metadata: { name: corp-ca }
-spec: { ca: { secretName: corp-ca } }
-`;
 
 const password = () => randomBytes(18).toString("base64url");
 
 describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail", () => {
   let node: KubeNode;
-  let cm: CertManager | undefined;
   let dns: DnsServer | undefined;
   let doug: PostfixPeer | undefined;
   let partnerA: PostfixPeer | undefined;
@@ -61,30 +45,23 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
   const kubectl = (args: string[], input?: string) => node.cp.kubectl(args, input);
   const getJson = async (args: string[]): Promise<any> =>
     JSON.parse((await kubectl([...args, "-o", "json"])).stdout);
-  const pw = { scanner: password(), dougOut: password(), dougIn: password(), partnerC: password() };
-  let dougUser = "";
-  let dougMx: { certFile: string; keyFile: string } | undefined;
-  const startDoug = () =>
-    startPostfix({
-      domains: ["doug.example"],
-      tls: "require",
-      cert: dougMx,
-      auth: { username: dougUser, password: pw.dougOut },
-      listen: { host: HOST_IP, port: 587 },
-    });
+  let startDoug: () => Promise<PostfixPeer>;
 
   before(async () => {
     // SEALPOST_E2E_KEEP=1 keeps the node's folder (kubelet.log, containerd.log, pod-logs/) after the run
     node = await startNode({ keep: process.env.SEALPOST_E2E_KEEP === "1" });
     cleanups.push(() => node.stop());
-    cm = await startCertManager(node.cp);
-    cleanups.push(() => cm!.stop());
-    await kubectl(["apply", "-f", "-"], corpCa);
+    const cm = await startCertManagerWithCorpCa(node);
+    cleanups.push(() => cm.stop());
   });
 
   after(async () => {
     for (const c of cleanups.reverse()) await c().catch((e: Error) => console.error(`cleanup: ${e.message}`));
   });
+
+  /** A merge patch of the MailRelay's spec. */
+  const patchRelay = (spec: Record<string, unknown>) =>
+    kubectl(["patch", "mailrelay", "-n", NS, RELAY, "--type=merge", "-p", JSON.stringify({ spec })]);
 
   /** What kubelet and the node saw, for a failed wait. */
   const diagnose = async () => {
@@ -97,39 +74,24 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
     return `${pods.stdout}\n${events.stdout.split("\n").slice(-30).join("\n")}\n--- kubelet ---\n${await node.logTail("kubelet", 30)}`;
   };
 
-  /** The container logs kubelet wrote for pods whose folder starts with prefix (<ns>_<pod>_<uid>). */
-  const podLogs = async (prefix: string): Promise<string> => {
-    const dir = join(node.dir, "pod-logs");
-    let out = "";
-    for (const pod of readdirSync(dir).filter((d) => d.startsWith(prefix))) {
-      for (const c of readdirSync(join(dir, pod)))
-        for (const f of readdirSync(join(dir, pod, c)))
-          out += await readFile(join(dir, pod, c, f), "utf8").catch(() => "");
-    }
-    return out;
-  };
+  /** The relay's pods: name, uid, address and container restarts, by name. */
+  const relayPods = async () =>
+    ((await getJson(["get", "pods", "-n", NS, "-l", `sealpost.dev/relay=${RELAY}`])).items as any[])
+      .map((p) => ({
+        name: p.metadata.name as string,
+        uid: p.metadata.uid as string,
+        ip: p.status.podIP as string,
+        restarts: ((p.status.containerStatuses ?? []) as any[]).reduce(
+          (n, c) => n + (c.restartCount as number),
+          0,
+        ),
+      }))
+      .sort((a, b) => a.name.localeCompare(b.name));
+
+  const podLogs = (prefix: string) => podLogsOf(node, prefix);
 
   it("helm install: the operator Deployment's 2 replicas run the built image and are Ready; one holds the Lease", async () => {
-    const helm = join(toolchainBin(["etcd", "kube-apiserver", "kubectl", "helm"]), "helm");
-    const [repository, tag] = IMAGE.split(":") as [string, string];
-    await run(helm, [
-      "--kubeconfig",
-      node.cp.kubeconfigPath,
-      "install",
-      "sealpost",
-      join(repoRoot, "charts/sealpost"),
-      "-n",
-      OPERATOR_NS,
-      "--create-namespace",
-      "--set",
-      `image.repository=${repository}`,
-      "--set",
-      `image.tag=${tag}`,
-      // the chart's admission policy lets the operator use only the ClusterIssuers listed (issue
-      // 15.9); examples/ issue from corp-ca, as examples/README.md says
-      "--set",
-      "admissionPolicy.allowedClusterIssuers={corp-ca}",
-    ]);
+    await helmInstall(node);
     const deploy = await waitFor(
       "the operator Deployment available with 2 ready replicas",
       async () => {
@@ -178,56 +140,13 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
   });
 
   it("examples/: the relay pods are Ready on their queue PVCs, non-root, read-only root, no service account token", async () => {
-    await kubectl(["create", "namespace", NS]);
-    const dougCa = await makeCa(join(node.dir, "doug-pki"), "DOUG E2E CA");
-    dougMx = await makeLeaf(dougCa, { cn: "mx.doug.example", dnsNames: ["mx.doug.example"] });
-    const smimeCa = await makeCa(join(node.dir, "partner-d-pki"), "partner-d E2E CA");
-    const smime: Record<string, string> = {};
-    for (const who of ["alice", "bob"]) {
-      const leaf = await makeLeaf(smimeCa, {
-        cn: `${who}@partner-d.example`,
-        emails: [`${who}@partner-d.example`],
-        rsa: true,
-        name: who,
-      });
-      smime[who] = readFileSync(leaf.certFile, "utf8");
-    }
-    const docs = readExamples(join(repoRoot, "examples")).flatMap((e) => e.docs);
-    dougUser = (
-      docs.find((d) => d.kind === "RelayCredential" && d.metadata?.name === "doug-outbound") as Manifest & {
-        spec: { username: string };
-      }
-    ).spec.username;
-    const filled = fillPlaceholders(docs, {
-      "Secret/scanner-submission/password": pw.scanner,
-      "Secret/doug-outbound/password": pw.dougOut,
-      "Secret/doug-inbound/password": pw.dougIn,
-      "Secret/partner-c-inbound/password": pw.partnerC,
-      "ConfigMap/doug-ca/ca.crt": readFileSync(dougCa.certFile, "utf8"),
-      "ConfigMap/partner-d-smime/alice.crt": smime.alice!,
-      "ConfigMap/partner-d-smime/bob.crt": smime.bob!,
-    });
-
-    // the partners and the cluster DNS the pods use, on the host side of the node's network
-    dns = await startDnsServer(
-      {
-        "mx.doug.example": { A: [HOST_IP] },
-        "partner-a.example": { MX: [{ preference: 10, exchange: "mx.partner-a.example" }] },
-        "mx.partner-a.example": { A: [HOST_IP] },
-      },
-      { listen: { host: HOST_IP, port: 53 } },
+    const ex = await applyExamples(node, NS);
+    ({ dns, doug, partnerA, startDoug } = ex);
+    cleanups.push(
+      () => dns!.stop(),
+      () => doug!.stop(),
+      () => partnerA!.stop(),
     );
-    cleanups.push(() => dns!.stop());
-    doug = await startDoug();
-    cleanups.push(() => doug!.stop());
-    partnerA = await startPostfix({
-      domains: ["partner-a.example"],
-      tls: "none",
-      listen: { host: HOST_IP, port: 25 },
-    });
-    cleanups.push(() => partnerA!.stop());
-
-    await kubectl(["apply", "-n", NS, "-f", "-"], toYaml(filled));
 
     const pods = await waitFor(
       "the relay StatefulSet's 2 pods Ready",
@@ -304,32 +223,26 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
       timeoutSeconds: 60,
     });
     assert.equal(r.code, 0, r.transcript);
-    await waitFor(
+    // deferred for what partner-a's server does (no STARTTLS), not for anything on the way to it
+    const attempt = await waitFor(
       "the relay's delivery deferred for partner-a",
       async () =>
-        (await podLogs(`${NS}_${RELAY}-`)).match(
-          /"result":"deferred"[^\n]*partner-a|partner-a[^\n]*"result":"deferred"/,
-        )
-          ? true
-          : undefined,
+        relayLogLines(await podLogs(`${NS}_${RELAY}-`)).find(
+          (l) => l.event === "delivery" && l.policy === `${NS}/partner-a`,
+        ),
       180_000,
       1000,
     );
+    assert.equal(attempt.result, "deferred");
+    assert.equal(attempt.code, "TLS_NOT_OFFERED", JSON.stringify(attempt));
     assert.equal((await partnerA!.messages()).length, 0);
+    assert.match(partnerA!.log(), /connect from [^\s[]*\[10\.244\.0\.\d+\]/, "the relay reached partner-a");
     assert.doesNotMatch(partnerA!.log(), /from=<scanner@example.com>/);
   });
 
   it("a policy edit reaches the running pods through kubelet's ConfigMap update (no restart), and Enforced follows", async () => {
     const condition = (o: any, type: string) =>
       (o.status?.conditions ?? []).find((c: any) => c.type === type);
-    const relayPods = async () =>
-      ((await getJson(["get", "pods", "-n", NS, "-l", `sealpost.dev/relay=${RELAY}`])).items as any[]).map(
-        (p) => ({
-          name: p.metadata.name as string,
-          uid: p.metadata.uid as string,
-          restarts: (p.status.containerStatuses as any[]).reduce((n, c) => n + (c.restartCount as number), 0),
-        }),
-      );
     await waitFor(
       "the MailRelay Enforced before the edit",
       async () =>
@@ -490,16 +403,7 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
       "edge-admin",
       `--from-literal=token=${password()}`,
     ]);
-    await kubectl([
-      "patch",
-      "mailrelay",
-      "-n",
-      NS,
-      RELAY,
-      "--type=merge",
-      "-p",
-      JSON.stringify({ spec: { admin: { tokenSecretRef: { name: "edge-admin" } } } }),
-    ]);
+    await patchRelay({ admin: { tokenSecretRef: { name: "edge-admin" } } });
     await waitFor(
       "the StatefulSet rolled to pods with the preStop hook, both Ready",
       async () => {
@@ -561,16 +465,7 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
     });
     assert.ok(held[1]! > 0, `edge-1 holds some of the mail (edge-0 ${held[0]}, edge-1 ${held[1]})`);
 
-    await kubectl([
-      "patch",
-      "mailrelay",
-      "-n",
-      NS,
-      RELAY,
-      "--type=merge",
-      "-p",
-      JSON.stringify({ spec: { replicas: 1 } }),
-    ]);
+    await patchRelay({ replicas: 1 });
     await waitFor(
       "edge-1 gone after its preStop drain",
       async () =>
@@ -606,6 +501,419 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
       counts.filter((c) => c.copies !== 1),
       [],
       "each message exactly once",
+    );
+  });
+
+  /** The relay StatefulSet rolled out: every replica updated and ready on one revision. */
+  const rolledOut = async (replicas: number) => {
+    const sts = await getJson(["get", "statefulset", "-n", NS, RELAY]);
+    const st = sts.status ?? {};
+    return st.observedGeneration === sts.metadata.generation &&
+      st.currentRevision === st.updateRevision &&
+      st.readyReplicas === replicas &&
+      st.updatedReplicas === replicas &&
+      st.replicas === replicas
+      ? true
+      : undefined;
+  };
+  /** Messages in the relay pods' queues (/status on the admin port, from the host side). */
+  const queued = async () => {
+    let n = 0;
+    for (const p of await relayPods()) {
+      const r = await fetch(`http://${p.ip}:8080/status`);
+      n += ((await r.json()) as any).queue.depth as number;
+    }
+    return n;
+  };
+
+  it("kubectl rollout restart of the relay under steady load: no 5xx, every accepted message delivered exactly once", async (t) => {
+    await patchRelay({ replicas: 2 });
+    await waitFor("the relay back at 2 ready pods", () => rolledOut(2), 300_000, 1000).catch(
+      async (e: Error) => {
+        throw new Error(`${e.message}\n${await diagnose()}`);
+      },
+    );
+    const before = await relayPods();
+    // mail already waiting (partner-a's, deferred for good): it must still be there afterwards
+    const waiting = await queued();
+    const svc = await getJson(["get", "service", "-n", NS, RELAY]);
+    const runTag = randomBytes(4).toString("hex");
+    const sender = SteadySender.to(svc.spec.clusterIP as string, 25, {
+      total: 2000,
+      sessions: 2,
+      perSession: 5,
+      ehlo: "scanner.example.com",
+      mailFrom: "scanner@example.com",
+      rcpt: (i) => `roll${i}@doug.example`,
+      headers: () => `X-Run: ${runTag}`,
+    });
+    sender.quota = 2000;
+    sender.start();
+    try {
+      await waitFor(
+        "20 messages accepted before the restart",
+        () => (sender.accepted.size >= 20 || sender.fivexx.length ? true : undefined),
+        60_000,
+        100,
+      );
+      const atRestart = sender.accepted.size;
+      await kubectl(["rollout", "restart", "statefulset", "-n", NS, RELAY]);
+      await waitFor(
+        "both relay pods replaced and the StatefulSet rolled out",
+        async () => {
+          const now = await relayPods();
+          const replaced = now.length === 2 && now.every((p) => !before.some((b) => b.uid === p.uid));
+          return replaced && (await rolledOut(2)) ? true : undefined;
+        },
+        600_000,
+        1000,
+      ).catch(async (e: Error) => {
+        throw new Error(`${e.message}\n${await diagnose()}`);
+      });
+      const atRolled = sender.accepted.size;
+      // and the sender keeps going through the new pods
+      await waitFor(
+        "20 more messages accepted after the rollout",
+        () => (sender.accepted.size >= atRolled + 20 || sender.fivexx.length ? true : undefined),
+        120_000,
+        100,
+      );
+      t.diagnostic(
+        `accepted: ${atRestart} before the restart, ${atRolled - atRestart} during it, ${sender.accepted.size - atRolled} after`,
+      );
+      assert.ok(atRolled > atRestart, "mail accepted while the pods rolled");
+    } finally {
+      await sender.stop();
+    }
+    assert.deepEqual(sender.fivexx, [], "no 5xx ever");
+    // every pod that went ran its preStop drain to the end (kubelet reports a hook that failed)
+    const hookFailures = await getJson([
+      "get",
+      "events",
+      "-n",
+      NS,
+      "--field-selector",
+      "reason=FailedPreStopHook",
+    ]);
+    assert.deepEqual(
+      hookFailures.items.map((e: any) => `${e.involvedObject.name}: ${e.message}`),
+      [],
+      "no failed preStop hook",
+    );
+
+    const ours = async () => (await doug!.messages()).filter((m) => m.raw.includes(`X-Run: ${runTag}`));
+    await waitFor(
+      `all ${sender.accepted.size} accepted messages at DOUG`,
+      async () => {
+        const got = new Set((await ours()).map((m) => sentIds(m.raw).id));
+        return [...sender.accepted].every((id) => got.has(id)) ? true : undefined;
+      },
+      300_000,
+      1000,
+    );
+    // the queues back to what waited before (nothing of this run left behind), then count copies
+    await waitFor(
+      "the relay queues hold only what waited before",
+      async () => ((await queued()) === waiting ? true : undefined),
+      120_000,
+      1000,
+    );
+    const copies = new Map<string, number>();
+    for (const m of await ours()) {
+      const a = sentIds(m.raw).attempt!;
+      copies.set(a, (copies.get(a) ?? 0) + 1);
+    }
+    const figures = {
+      accepted: sender.accepted.size,
+      retries4xx: sender.retries4xx,
+      replies4xx: Object.fromEntries(sender.replies4xx),
+      connectionRetries: sender.connectionRetries,
+      unansweredData: sender.unansweredData.size,
+      delivered: [...copies.values()].reduce((a, n) => a + n, 0),
+    };
+    t.diagnostic(`rollout figures: ${JSON.stringify(figures)}`);
+    for (const a of sender.acceptedAttempts)
+      assert.equal(copies.get(a), 1, `accepted attempt ${a} delivered exactly once`);
+    // an attempt without a 250 arrives only if its reply was lost after the final dot, and then once
+    for (const [a, n] of copies)
+      if (!sender.acceptedAttempts.has(a)) {
+        assert.ok(sender.unansweredData.has(a), `${a} delivered without a 250 for it`);
+        assert.equal(n, 1, `${a} delivered once`);
+      }
+  });
+
+  it("cert-manager renews the relay's certificate: new sessions get the new one, no pod restarted", async () => {
+    const served = async (ip: string) => {
+      const { stdout } = await run("sh", [
+        "-c",
+        `openssl s_client -starttls smtp -connect ${ip}:25 -servername relay.example.com </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256`,
+      ]);
+      return stdout.trim().split("=")[1];
+    };
+    const secretFp = async () => {
+      const s = await getJson(["get", "secret", "-n", NS, `${RELAY}-tls`]);
+      return new X509Certificate(Buffer.from(s.data["tls.crt"] as string, "base64")).fingerprint256;
+    };
+    const before = await relayPods();
+    const old = await secretFp();
+    for (const p of before)
+      assert.equal(await served(p.ip), old, `${p.name} serves the Secret's certificate`);
+
+    // what `cmctl renew` does: the Issuing condition on the Certificate's status
+    const cert = await getJson(["get", "certificate", "-n", NS, `${RELAY}-tls`]);
+    const conditions = [
+      ...((cert.status?.conditions ?? []) as any[]).filter((c) => c.type !== "Issuing"),
+      {
+        type: "Issuing",
+        status: "True",
+        reason: "ManuallyTriggered",
+        message: "Certificate re-issuance manually triggered (e2e)",
+        lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+      },
+    ];
+    await kubectl([
+      "patch",
+      "certificate",
+      "-n",
+      NS,
+      `${RELAY}-tls`,
+      "--subresource=status",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ status: { conditions } }),
+    ]);
+    const renewed = await waitFor(
+      "cert-manager re-issued the relay's Secret",
+      async () => {
+        const fp = await secretFp();
+        return fp !== old ? fp : undefined;
+      },
+      120_000,
+      1000,
+    );
+    await waitFor(
+      "every relay pod serving the renewed certificate to new sessions",
+      async () => {
+        for (const p of before) if ((await served(p.ip).catch(() => undefined)) !== renewed) return undefined;
+        return true;
+      },
+      240_000,
+      2000,
+    ).catch(async (e: Error) => {
+      const now = await Promise.all(before.map(async (p) => `${p.name} ${await served(p.ip)}`));
+      throw new Error(`${e.message}: Secret ${renewed}, served ${now.join(", ")}`);
+    });
+    assert.deepEqual(await relayPods(), before, "the same pods, no container restarted");
+    for (const p of before)
+      assert.match(await podLogs(`${NS}_${p.name}_${p.uid}`), /"event":"certificate-reloaded"/);
+  });
+
+  it("the relay sees the client's own address through the NodePort under Local; under Cluster a node address, which the operator refuses", async () => {
+    const svc = await getJson(["get", "service", "-n", NS, RELAY]);
+    assert.equal(svc.spec.type, "LoadBalancer");
+    assert.equal(svc.spec.externalTrafficPolicy, "Local");
+    /** The peer address a relay pod logged for the session that said EHLO `name`. */
+    const peerOf = (name: string) =>
+      waitFor(
+        `the relay's session log for EHLO ${name}`,
+        async () => {
+          const log = await podLogs(`${NS}_${RELAY}-`);
+          const line = log
+            .split("\n")
+            .find((l) => l.includes('"event":"session"') && l.includes(`"helo":"${name}"`));
+          return line ? (/"peer":"([^"]+)"/.exec(line)?.[1] ?? "?") : undefined;
+        },
+        60_000,
+        500,
+      );
+    const probe = async (port: number, name: string) => {
+      const r = await swaks({
+        server: NODE_IP,
+        port,
+        ehlo: name,
+        to: "postmaster@example.com",
+        quitAfter: "EHLO",
+      });
+      assert.equal(r.code, 0, r.transcript);
+      return peerOf(name);
+    };
+    // from the host side of the node's network (outside the node), to the node's address and node port
+    const nodePort = (svc.spec.ports as any[]).find((p) => p.port === 25).nodePort as number;
+    const local = `local-${randomBytes(4).toString("hex")}.example`;
+    assert.equal(await probe(nodePort, local), HOST_IP, "Local: the relay sees the client's address");
+
+    // what Cluster would do on this node: the same pods behind a Service of that policy
+    await kubectl(
+      ["apply", "-n", NS, "-f", "-"],
+      toYaml([
+        {
+          apiVersion: "v1",
+          kind: "Service",
+          metadata: { name: "edge-cluster-policy" },
+          spec: {
+            type: "NodePort",
+            externalTrafficPolicy: "Cluster",
+            selector: svc.spec.selector,
+            ports: [{ name: "smtp", port: 25, targetPort: 25 }],
+          },
+        },
+      ]),
+    );
+    try {
+      const probeSvc = await getJson(["get", "service", "-n", NS, "edge-cluster-policy"]);
+      const cluster = `cluster-${randomBytes(4).toString("hex")}.example`;
+      const seen = await waitFor(
+        "a session through the Cluster-policy node port",
+        async () => {
+          const r = await swaks({
+            server: NODE_IP,
+            port: probeSvc.spec.ports[0].nodePort as number,
+            ehlo: cluster,
+            to: "postmaster@example.com",
+            quitAfter: "EHLO",
+          });
+          return r.code === 0 ? true : undefined;
+        },
+        60_000,
+        1000,
+      ).then(() => peerOf(cluster));
+      assert.notEqual(seen, HOST_IP, "Cluster: kube-proxy rewrote the client's address");
+      assert.match(seen, /^10\./, `Cluster: a node address inside relayFrom 10.0.0.0/8 (${seen})`);
+    } finally {
+      await kubectl(["delete", "service", "-n", NS, "edge-cluster-policy", "--wait=true"]);
+    }
+
+    // so the operator refuses Cluster for this relay, and applies nothing of it
+    const condition = (o: any, type: string) =>
+      (o.status?.conditions ?? []).find((c: any) => c.type === type);
+    const patch = (policy: string | null) => patchRelay({ service: { externalTrafficPolicy: policy } });
+    await patch("Cluster");
+    const refused = await waitFor(
+      "the MailRelay refused with SnatInRelayFrom",
+      async () => {
+        const r = await getJson(["get", "mailrelay", "-n", NS, RELAY]);
+        const c = condition(r, "Accepted");
+        return c?.reason === "SnatInRelayFrom" && c.observedGeneration === r.metadata.generation
+          ? c
+          : undefined;
+      },
+      120_000,
+      1000,
+    );
+    assert.equal(refused.status, "False");
+    assert.match(refused.message as string, /spec\.inbound\.relayFrom .*externalTrafficPolicy to Local/);
+    assert.equal(
+      (await getJson(["get", "service", "-n", NS, RELAY])).spec.externalTrafficPolicy,
+      "Local",
+      "the Service keeps Local",
+    );
+    await patch(null);
+    await waitFor(
+      "the MailRelay accepted again with the default (Local)",
+      async () => {
+        const r = await getJson(["get", "mailrelay", "-n", NS, RELAY]);
+        const c = condition(r, "Accepted");
+        return c?.status === "True" && c.observedGeneration === r.metadata.generation ? true : undefined;
+      },
+      120_000,
+      1000,
+    );
+  });
+
+  it("helm upgrade to another log level rolls only the operator; helm uninstall leaves CRs, relays, PVCs and queued mail", async () => {
+    const helmRun = (args: string[]) => helm(node, args);
+    const operatorPods = async () =>
+      (await getJson(["get", "pods", "-n", OPERATOR_NS, "-l", "app.kubernetes.io/instance=sealpost"]))
+        .items as any[];
+    const relaysBefore = await relayPods();
+    const pvcsBefore = ((await getJson(["get", "pvc", "-n", NS])).items as any[])
+      .map((c) => c.metadata.uid)
+      .sort();
+    const opBefore = (await operatorPods()).map((p) => p.metadata.uid as string);
+
+    await helmRun([
+      "upgrade",
+      RELEASE,
+      join(repoRoot, "charts/sealpost"),
+      "-n",
+      OPERATOR_NS,
+      "--reuse-values",
+      "--set",
+      "logLevel=debug",
+    ]);
+    await waitFor(
+      "the operator rolled to 2 ready pods with --log-level=debug",
+      async () => {
+        const pods = (await operatorPods()).filter((p) => !p.metadata.deletionTimestamp);
+        const fresh = pods.filter(
+          (p) =>
+            !opBefore.includes(p.metadata.uid as string) &&
+            (p.spec.containers[0].args as string[]).includes("--log-level=debug") &&
+            p.status?.conditions?.some((c: any) => c.type === "Ready" && c.status === "True"),
+        );
+        return fresh.length === 2 && pods.length === 2 ? true : undefined;
+      },
+      300_000,
+      1000,
+    ).catch(async (e: Error) => {
+      throw new Error(`${e.message}\n${await diagnose()}`);
+    });
+    // the new leader reconciles the same MailRelay to the same pods: no relay restart
+    await waitFor(
+      "the MailRelay Enforced under the upgraded operator",
+      async () => {
+        const r = await getJson(["get", "mailrelay", "-n", NS, RELAY]);
+        const c = (r.status?.conditions ?? []).find((x: any) => x.type === "Enforced");
+        return c?.status === "True" && c.observedGeneration === r.metadata.generation ? true : undefined;
+      },
+      180_000,
+      1000,
+    );
+    assert.deepEqual(await relayPods(), relaysBefore, "the relay pods untouched by the upgrade");
+
+    // mail waiting in a queue when the chart goes (partner-a's stays deferred)
+    const waiting = await queued();
+    assert.ok(waiting > 0, "mail is queued before the uninstall");
+    await helmRun(["uninstall", RELEASE, "-n", OPERATOR_NS, "--wait", "--timeout=300s"]);
+    await waitFor(
+      "the operator's pods gone",
+      async () => ((await operatorPods()).length === 0 ? true : undefined),
+      300_000,
+      1000,
+    );
+    // helm never deletes what it installed from the chart's crds/: the CRDs and every CR stay
+    const crds = (await getJson(["get", "crd"])).items.map((c: any) => c.metadata.name as string);
+    for (const c of [
+      "mailrelays.sealpost.dev",
+      "maildomainpolicies.sealpost.dev",
+      "relaycredentials.sealpost.dev",
+    ])
+      assert.ok(crds.includes(c), `CRD ${c} kept`);
+    assert.equal((await getJson(["get", "mailrelay", "-n", NS])).items.length, 1, "the MailRelay kept");
+    assert.ok((await getJson(["get", "maildomainpolicy", "-n", NS])).items.length > 0, "the policies kept");
+    // the relays the operator made run on, on their volumes, with their queues
+    assert.deepEqual(await relayPods(), relaysBefore, "the relay pods keep running");
+    const pvcs = (await getJson(["get", "pvc", "-n", NS])).items as any[];
+    assert.deepEqual(pvcs.map((c) => c.metadata.uid).sort(), pvcsBefore, "the queue PVCs kept");
+    assert.ok(pvcs.every((c) => c.status.phase === "Bound"));
+    assert.equal(await queued(), waiting, "the queued mail still queued");
+    // and they still relay: the last config they loaded stays in force
+    const svc = await getJson(["get", "service", "-n", NS, RELAY]);
+    const subject = `e2e: after helm uninstall ${randomBytes(4).toString("hex")}`;
+    const r = await swaks({
+      server: svc.spec.clusterIP,
+      port: 25,
+      from: "scanner@example.com",
+      to: "erin@doug.example",
+      subject,
+      timeoutSeconds: 60,
+    });
+    assert.equal(r.code, 0, r.transcript);
+    await waitFor(
+      "mail delivered with no operator installed",
+      async () => ((await doug!.messages()).some((m) => m.raw.includes(subject)) ? true : undefined),
+      120_000,
+      1000,
     );
   });
 });

@@ -8,7 +8,7 @@ import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
 import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
 import { RelayConfig } from "../../relay/contract/config.js";
-import { startCertManager, type CertManager } from "../support/cert-manager.js";
+import { CORP_CA, startCertManager, type CertManager } from "../support/cert-manager.js";
 import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
 import { waitFor } from "../support/process.js";
 import { ensureNamespace, operatorIdentity, sealpostCrdFiles, startOperator } from "../support/operator.js";
@@ -16,28 +16,6 @@ import { repoRoot } from "../support/toolchain.js";
 
 const NS = "mail";
 type Obj = KubeObject & { spec?: any; status?: any; data?: Record<string, string> };
-
-const corpCa = `
-apiVersion: cert-manager.io/v1
-kind: ClusterIssuer
-metadata: { name: selfsigned }
-spec: { selfSigned: {} }
----
-apiVersion: cert-manager.io/v1
-kind: Certificate
-metadata: { name: corp-ca, namespace: kube-system }
-spec:
-  isCA: true
-  commonName: corp-ca
-  secretName: corp-ca
-  privateKey: { algorithm: ECDSA, size: 256 }
-  issuerRef: { name: selfsigned, kind: ClusterIssuer, group: cert-manager.io }
----
-apiVersion: cert-manager.io/v1
-kind: ClusterIssuer
-metadata: { name: corp-ca }
-spec: { ca: { secretName: corp-ca } }
-`;
 
 describe("examples/ on a real apiserver with cert-manager", () => {
   let cp: ControlPlane;
@@ -55,7 +33,7 @@ describe("examples/ on a real apiserver with cert-manager", () => {
     admin = new KubeClient(cp.kubeConfig);
     await cp.applyCrds(sealpostCrdFiles());
     cm = await startCertManager(cp);
-    await cp.kubectl(["apply", "-f", "-"], corpCa);
+    await cp.kubectl(["apply", "-f", "-"], CORP_CA);
     await ensureNamespace(admin, NS);
     op = await startOperator((await operatorIdentity(cp)).kubeConfig);
     await cp.kubectl(["apply", "-n", NS, "-f", join(repoRoot, "examples")]);

@@ -15,7 +15,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { waitFor } from "../support/process.js";
 import { startFleet, type Fleet, type TerminateResult } from "../support/fleet.js";
-import { rawSession, type RawSession } from "../support/relay.js";
+import { rawSession } from "../support/relay.js";
+import { sentIds, SteadySender } from "../support/steady-sender.js";
 import { startSink, type Sink } from "../support/sink.js";
 
 const N = 300;
@@ -30,100 +31,16 @@ const setNextHopDown = (down: boolean): void => {
   sink.setDown(down);
 };
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const testId = (data: Buffer): string | undefined =>
-  /^X-Test-Id: (\S+)\r?$/m.exec(data.toString("latin1"))?.[1];
+const testId = (data: Buffer): string | undefined => sentIds(data.toString("latin1")).id;
 
-/** The steady sender: ids m0..m{N-1}, at most `quota` distinct ids started so far. */
-class Sender {
-  quota = 0;
-  next = 0;
-  readonly retry: number[] = [];
-  readonly accepted = new Set<string>();
-  retries4xx = 0;
-  connectionRetries = 0;
-  readonly fivexx: string[] = [];
-  readonly replies4xx = new Map<string, number>();
-  private stopped = false;
-  private done: Promise<void> | undefined;
-
-  start(): void {
-    this.done = Promise.all(Array.from({ length: SESSIONS }, () => this.worker())).then(() => undefined);
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.done;
-  }
-
-  private take(): number | undefined {
-    if (this.retry.length) return this.retry.shift();
-    if (this.next < Math.min(this.quota, N)) return this.next++;
-    return undefined;
-  }
-
-  private async worker(): Promise<void> {
-    let s: RawSession | undefined;
-    let used = 0;
-    // bounded: every turn either sends, or sleeps while there is nothing to send yet
-    for (let turn = 0; turn < 100_000 && !this.stopped && this.accepted.size < N; turn++) {
-      const i = this.take();
-      if (i === undefined) {
-        await sleep(20);
-        continue;
-      }
-      const id = `m${i}`;
-      try {
-        if (!s) {
-          s = await rawSession(fleet.front.port);
-          used = 0;
-          if (!this.ok(s.greeting, id)) throw new Retry();
-          if (!this.ok(await s.cmd("EHLO app.internal"), id)) throw new Retry();
-        }
-        if (!this.ok(await s.cmd("MAIL FROM:<app@client.test>"), id)) throw new Retry();
-        if (!this.ok(await s.cmd(`RCPT TO:<u${i}@partner.test>`), id)) throw new Retry();
-        if (!this.ok(await s.cmd("DATA"), id)) throw new Retry();
-        const r = await s.data(`Subject: rollout ${id}\r\nX-Test-Id: ${id}\r\n\r\nbody of ${id}\r\n`);
-        if (!this.ok(r, id)) throw new Retry();
-        if (!r.startsWith("250 ")) throw new Error(`${id}: unexpected DATA reply ${r}`);
-        this.accepted.add(id);
-        if (++used >= PER_SESSION) {
-          await s.cmd("QUIT").catch(() => "");
-          s.close();
-          s = undefined;
-        }
-        await sleep(15);
-      } catch (e) {
-        s?.close();
-        s = undefined;
-        if (!(e instanceof Retry)) this.connectionRetries++;
-        if (!this.fivexx.length) this.retry.push(i);
-        await sleep(50);
-      }
-    }
-    s?.close();
-  }
-
-  /** false: 4xx (counted; retry later); a 5xx is recorded and ends the sending. */
-  private ok(reply: string, id: string): boolean {
-    const code = reply.slice(0, 3);
-    if (code.startsWith("5")) {
-      this.fivexx.push(`${id}: ${reply}`);
-      this.stopped = true;
-      return false;
-    }
-    if (code.startsWith("4")) {
-      this.retries4xx++;
-      this.replies4xx.set(reply.slice(0, 40), (this.replies4xx.get(reply.slice(0, 40)) ?? 0) + 1);
-      return false;
-    }
-    return true;
-  }
-}
-
-class Retry extends Error {}
-
-const sender = new Sender();
+const sender = new SteadySender({
+  connect: () => rawSession(fleet.front.port),
+  total: N,
+  sessions: SESSIONS,
+  perSession: PER_SESSION,
+  mailFrom: "app@client.test",
+  rcpt: (i) => `u${i}@partner.test`,
+});
 const terminated: Record<number, TerminateResult> = {};
 
 before(async () => {

@@ -11,6 +11,32 @@ import type { ControlPlane } from "./controlplane.js";
 import { startProcess, waitFor, type Managed } from "./process.js";
 import { toolchainBin } from "./toolchain.js";
 
+/**
+ * The `corp-ca` ClusterIssuer examples/README.md asks for: a self-signed CA Certificate (Secret corp-ca
+ * in kube-system, cert-manager's cluster resource namespace here) and a CA ClusterIssuer over it.
+ */
+export const CORP_CA = `
+apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata: { name: selfsigned }
+spec: { selfSigned: {} }
+---
+apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: { name: corp-ca, namespace: kube-system }
+spec:
+  isCA: true
+  commonName: corp-ca
+  secretName: corp-ca
+  privateKey: { algorithm: ECDSA, size: 256 }
+  issuerRef: { name: selfsigned, kind: ClusterIssuer, group: cert-manager.io }
+---
+apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata: { name: corp-ca }
+spec: { ca: { secretName: corp-ca } }
+`;
+
 export interface CertManagerOptions {
   /** Where ClusterIssuers' Secrets live (cert-manager's --cluster-resource-namespace). Default kube-system. */
   clusterResourceNamespace?: string;
