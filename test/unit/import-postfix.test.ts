@@ -29,6 +29,17 @@ const policies = (input: ImportInput) => {
     warningAt: (file: string, line: number) => r.warnings.filter((w) => w.file === file && w.line === line),
   };
 };
+/** The command's io, reading the fixtures, with what it printed. */
+function captured() {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io = {
+    out: (s: string) => out.push(s),
+    err: (s: string) => err.push(s),
+    read: (p: string) => readFileSync(join(FIXTURES, p), "utf8"),
+  };
+  return { out, err, io };
+}
 const policyOnly = (text: string) => policies({ policy: { name: "tls_policy", text } });
 
 describe("Postfix table files", () => {
@@ -217,13 +228,7 @@ describe("routes, next hops and credentials", () => {
 
   it("never prints a password unless asked; asked, keeps the colons in it", () => {
     const input = { saslPasswd: fixture("sasl_passwd"), relayhost: "[smtp.provider.example]:587" };
-    const out: string[] = [];
-    const err: string[] = [];
-    const io = {
-      out: (s: string) => out.push(s),
-      err: (s: string) => err.push(s),
-      read: (p: string) => readFileSync(join(FIXTURES, p), "utf8"),
-    };
+    const { out, err, io } = captured();
     runImport(["postfix", "--sasl-passwd", "sasl_passwd", "--relayhost", input.relayhost], io);
     assert.doesNotMatch(out.join("") + err.join(""), /s3cr3t|hubpass|alicepass|oldpass/);
     const secret = parseAllDocuments(out.join(""))
@@ -236,13 +241,7 @@ describe("routes, next hops and credentials", () => {
   });
 
   it("the command: YAML on stdout, file:line warnings on stderr, exit 1 when a line was not imported", () => {
-    const out: string[] = [];
-    const err: string[] = [];
-    const io = {
-      out: (s: string) => out.push(s),
-      err: (s: string) => err.push(s),
-      read: (p: string) => readFileSync(join(FIXTURES, p), "utf8"),
-    };
+    const { out, err, io } = captured();
     assert.equal(runImport(["postfix", "--policy", "tls_policy", "--namespace", "mail"], io), 1);
     const docs = parseAllDocuments(out.join("")).map((d) => d.toJS() as { metadata: { namespace: string } });
     assert.ok(docs.length >= 8);
