@@ -221,6 +221,9 @@ export function importPostfix(input: ImportInput): ImportResult {
       const k = route.nextHop.key;
       return policyByKey.get(k) ?? (k.endsWith(":25") ? policyByKey.get(k.slice(0, -3)) : undefined);
     }
+    // the catch-all by MX (transport "* smtp:"): per recipient domain, i.e. the domains' own routes;
+    // for the others, smtp_tls_security_level
+    if (route.domain === "*") return undefined;
     // a recipient domain: the domain, then .parent, .grandparent (postconf(5) smtp_tls_policy_maps)
     const d = route.domain.replace(/^\*\./, ".");
     const labels = d.replace(/^\./, "").split(".");
@@ -232,22 +235,30 @@ export function importPostfix(input: ImportInput): ImportResult {
   };
 
   // Domain keys of the policy table that no transport entry routes become MX routes of their own,
-  // unless a relayhost takes all that mail (then Postfix never looks them up either).
+  // unless a relayhost (or a "*" transport entry with a next hop) takes all that mail: then Postfix
+  // never looks them up either.
   for (const e of policyEntries) {
     if (e.key.startsWith("[") || /:\d+$/.test(e.key)) continue; // next-hop keys: used through routes only
-    const domain = domainPatternOf(e.key);
+    // "*" is a wildcard in transport(5), not in the policy table: Postfix never finds it there
+    const domain = e.key === "*" ? undefined : domainPatternOf(e.key);
     if (!domain) {
-      warn(policyFile, e.line, `"${e.key}" is not a domain, .domain or [host]:port next hop: fix the key`);
+      warn(
+        policyFile,
+        e.line,
+        e.key === "*"
+          ? `"*" is no wildcard in smtp_tls_policy_maps (Postfix never matches it): the default level is smtp_tls_security_level; remove the line`
+          : `"${e.key}" is not a domain, .domain or [host]:port next hop: fix the key`,
+      );
       usedPolicy.add(e);
       continue;
     }
     if (routed.has(domain)) continue; // a transport entry decides this domain's next hop
-    if (routed.has("*")) {
-      const via = routes.find((r) => r.domain === "*")!;
+    const via = routes.find((r) => r.domain === "*" && r.nextHop);
+    if (via) {
       warn(
         policyFile,
         e.line,
-        `not used by Postfix: mail for ${e.key} goes to ${via.nextHop?.key ?? "the * transport"} (${via.origin.what}), and that name is what Postfix looks up. To give ${e.key} its own policy, add a transport entry for it`,
+        `not used by Postfix: mail for ${e.key} goes to ${via.nextHop!.key} (${via.origin.what}), and that name is what Postfix looks up. To give ${e.key} its own policy, add a transport entry for it`,
       );
       usedPolicy.add(e);
       continue;

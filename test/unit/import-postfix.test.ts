@@ -226,6 +226,18 @@ describe("routes, next hops and credentials", () => {
     });
   });
 
+  it('a "*" transport by MX keeps the domain keys in use; "*" in the policy table is no wildcard', () => {
+    const r = policies({
+      policy: { name: "tls_policy", text: "partner.example encrypt\n* verify\n" },
+      transport: { name: "transport", text: "* smtp:\n" },
+      mainCf: { name: "main.cf", text: "smtp_tls_security_level = may\n" },
+    });
+    assert.equal(r.byDomain.get("partner.example")?.outbound.tls.mode, "required");
+    assert.equal(r.byDomain.get("*")?.outbound.tls.mode, "opportunistic");
+    assert.equal(r.byDomain.get("*")?.outbound.nextHop, undefined);
+    assert.match(r.warningAt("tls_policy", 2)[0]!.message, /no wildcard in smtp_tls_policy_maps/);
+  });
+
   it("never prints a password unless asked; asked, keeps the colons in it", () => {
     const input = { saslPasswd: fixture("sasl_passwd"), relayhost: "[smtp.provider.example]:587" };
     const { out, err, io } = captured();
