@@ -88,8 +88,8 @@ export async function reasonCodesFile(found = extractCodes()): Promise<Generated
 # Reason codes
 
 Every code the relay can log for a recipient, an incoming message or a configuration reload. You see
-them in the delivery log lines (\`code\`), in \`sealpost queue list\` and \`sealpost queue show\`, in the DSN
-a sender gets, and as the \`reason\` label of the relay's \`sealpost_relay_deliveries_deferred_total\` and
+them in the delivery log lines (\`code\`), in \`sealpost queue show <id> --json\` (\`code\`), and
+as the \`reason\` label of the relay's \`sealpost_relay_deliveries_deferred_total\` and
 \`sealpost_relay_recipients_bounced_total\` metrics. How to find the one that applies to a message:
 [troubleshooting.md](troubleshooting.md).
 
