@@ -298,6 +298,7 @@ export function importPostfix(input: ImportInput): ImportResult {
   const manifests: Manifest[] = [];
   const names = new Set<string>();
   const credentials = new Map<TableEntry, { name: string; nextHops: Set<string>; domains: Set<string> }>();
+  const saslOfSkipped = new Set<TableEntry>();
 
   for (const route of routes) {
     const entry = lookupPolicy(route);
@@ -322,6 +323,15 @@ export function importPostfix(input: ImportInput): ImportResult {
       );
     if ("unsupported" in result) {
       warn(file, line, `${route.domain}: ${result.unsupported}`);
+      const sasl = lookupSasl(route);
+      if (sasl) {
+        saslOfSkipped.add(sasl);
+        warn(
+          saslFile,
+          sasl.line,
+          `not imported with its route: ${file} line ${line} (above) was not imported`,
+        );
+      }
       continue;
     }
     const tls = result.tls;
@@ -409,7 +419,7 @@ export function importPostfix(input: ImportInput): ImportResult {
     });
   }
   for (const e of saslByKey.values())
-    if (![...credentials.keys()].includes(e))
+    if (!credentials.has(e) && !saslOfSkipped.has(e))
       warn(
         saslFile,
         e.line,

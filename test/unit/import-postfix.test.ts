@@ -238,6 +238,20 @@ describe("routes, next hops and credentials", () => {
     assert.match(r.warningAt("tls_policy", 2)[0]!.message, /no wildcard in smtp_tls_policy_maps/);
   });
 
+  it("a password for a route that is not imported is not imported either, and says why", () => {
+    const r = policies({
+      policy: { name: "tls_policy", text: "[gw.example]:587 dane-only\n" },
+      saslPasswd: { name: "sasl_passwd", text: "[gw.example]:587 u:p\n" },
+      relayhost: "[gw.example]:587",
+    });
+    assert.equal(r.manifests.length, 0);
+    assert.deepEqual(
+      r.warnings.map((w) => `${w.file}:${w.line ?? ""} ${w.skipped}`),
+      ["sasl_passwd:1 true", "tls_policy:1 true"],
+    );
+    assert.match(r.warningAt("sasl_passwd", 1)[0]!.message, /not imported with its route: tls_policy line 1/);
+  });
+
   it("never prints a password unless asked; asked, keeps the colons in it", () => {
     const input = { saslPasswd: fixture("sasl_passwd"), relayhost: "[smtp.provider.example]:587" };
     const { out, err, io } = captured();
