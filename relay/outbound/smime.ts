@@ -19,9 +19,10 @@ import { errorMessage, fail, ok, type Failure, type Result } from "../result.js"
 
 type CryptoKey = Parameters<pkijs.SignedData["sign"]>[0];
 type Algorithm = Parameters<pkijs.EnvelopedData["encrypt"]>[0];
-// pkijs 4.0.0 (the latest) declares ICryptoEngine as the DOM's SubtleCrypto, which @types/node 26
-// extends with the KEM methods (encapsulateKey, decapsulateBits, ...) its CryptoEngine does not
-// implement; pkijs never calls them for CMS, so the engine is typed as what pkijs asks for.
+// pkijs 4.0.0 (the latest) declares ICryptoEngine as extending the global SubtleCrypto, which
+// @types/node 26 declares with the KEM methods (encapsulateKey, decapsulateBits, ...) pkijs's
+// CryptoEngine does not implement; pkijs never calls them for CMS, so the engine is typed as what
+// pkijs asks for.
 const engine = new pkijs.CryptoEngine({
   name: "node",
   crypto: webcrypto,
