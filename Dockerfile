@@ -16,6 +16,7 @@ COPY scripts/build-dist.sh scripts/build-dist.sh
 COPY api api
 COPY operator operator
 COPY relay relay
+COPY cli cli
 COPY bin bin
 RUN bash scripts/build-dist.sh /out
 

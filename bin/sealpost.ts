@@ -11,12 +11,14 @@ commands:
   relay --config <dir>     run a mail relay from the config directory the operator mounts
   queue <list|show|retry|delete> [flags]
                            inspect and act on a relay's queue over its admin port (queue --help)
+  import postfix [flags]   Postfix TLS policy/sasl_passwd/transport -> manifests (import postfix --help)
 `;
 
 const commands: Record<string, string> = {
   operator: "../operator/main.js",
   relay: "../relay/main.js",
   queue: "./queue.js",
+  import: "./import.js",
 };
 
 const command = process.argv[2];

@@ -2,7 +2,7 @@
 # Builds what the container image ships into OUT (default dist/app), the exact layout the Dockerfile
 # copies to /app:
 #   OUT/dist/bin/sealpost.js         the entry point (ENTRYPOINT ["node", "/app/dist/bin/sealpost.js"])
-#   OUT/dist/{api,operator,relay}/   compiled JavaScript (+ source maps)
+#   OUT/dist/{api,cli,operator,relay}/  compiled JavaScript (+ source maps)
 #   OUT/package.json, package-lock.json
 #   OUT/node_modules/                production dependencies only (npm ci --omit=dev)
 # Needs the repository's dev dependencies installed (tsc) and the npm registry (or npm's cache).
@@ -20,7 +20,7 @@ esac
 
 cd "$root"
 rm -rf "$out/dist" "$out/node_modules"
-# tsconfig.build.json compiles api/, operator/, relay/ and bin/ only (no tests, bench, scripts)
+# tsconfig.build.json compiles api/, cli/, operator/, relay/ and bin/ only (no tests, bench, scripts)
 node_modules/.bin/tsc -p tsconfig.build.json --outDir "$out/dist"
 # package.json carries "type": "module", which makes node load the .js files as ES modules
 cp package.json package-lock.json "$out/"

@@ -1,7 +1,7 @@
 // Where the operator's Kubernetes API is and how it authenticates: a kubeconfig file, $KUBECONFIG,
 // ~/.kube/config, or the pod's service account (in-cluster), with client-node's rules for which one.
 // What KubeClient needs of it is small (KubeAuth: the server, TLS material and the Authorization
-// header), and loading client-node for it costs about 60 MB of resident memory (its generated API
+// header), and loading client-node for it costs about 85 MB of resident memory (its generated API
 // models come with its KubeConfig class), more than the operator's own working set at 1,000 policies.
 // So the common cases are read here: server, CA (file or data), insecure-skip-tls-verify,
 // tls-server-name; bearer token (inline or a token file, re-read every minute like client-node, so

@@ -19,7 +19,14 @@ import { errorMessage, fail, ok, type Failure, type Result } from "../contract/f
 
 type CryptoKey = Parameters<pkijs.SignedData["sign"]>[0];
 type Algorithm = Parameters<pkijs.EnvelopedData["encrypt"]>[0];
-const engine = new pkijs.CryptoEngine({ name: "node", crypto: webcrypto as never });
+// pkijs 4.0.0 (the latest) declares ICryptoEngine as extending the global SubtleCrypto, which
+// @types/node 26 declares with the KEM methods (encapsulateKey, decapsulateBits, ...) pkijs's
+// CryptoEngine does not implement; pkijs never calls them for CMS, so the engine is typed as what
+// pkijs asks for.
+const engine = new pkijs.CryptoEngine({
+  name: "node",
+  crypto: webcrypto,
+}) as unknown as pkijs.ICryptoEngine;
 
 const OID = {
   rsa: "1.2.840.113549.1.1.1",

@@ -157,7 +157,7 @@ describe("scripts/build-dist.sh (the image's /app)", () => {
       "package-lock.json",
       "package.json",
     ]);
-    assert.deepEqual((await readdir(join(out, "dist"))).sort(), ["api", "bin", "operator", "relay"]);
+    assert.deepEqual((await readdir(join(out, "dist"))).sort(), ["api", "bin", "cli", "operator", "relay"]);
     const pkg = JSON.parse(await readFile(join(out, "package.json"), "utf8")) as { type: string };
     assert.equal(pkg.type, "module", "node loads dist/**/*.js as ES modules");
     const files = (await walk(join(out, "dist"))).map((f) => relative(out, f));
@@ -202,6 +202,10 @@ describe("scripts/build-dist.sh (the image's /app)", () => {
     const relay = await entrypoint("relay");
     assert.equal(relay.code, 2, relay.stderr);
     assert.match(relay.stderr, /usage: relay --config/);
+    // the CLI tools beside the services (cli/) are in the image too
+    const imp = await entrypoint("import", "postfix", "--help");
+    assert.equal(imp.code, 0, imp.stderr);
+    assert.match(imp.stdout, /usage: sealpost import postfix/);
     const none = await entrypoint();
     assert.equal(none.code, 2);
     const bad = await entrypoint("bogus");

@@ -108,7 +108,7 @@ export async function startDnsServer(initial: Zone = {}, opts: DnsServerOptions 
     sock.on("close", () => sockets.delete(sock));
     sock.on("error", () => sock.destroy());
     let pending = Buffer.alloc(0);
-    sock.on("data", (chunk) => {
+    sock.on("data", (chunk: Buffer) => {
       pending = Buffer.concat([pending, chunk]);
       // TCP frames each message with a two-byte length
       while (pending.length >= 2 && pending.length >= 2 + pending.readUInt16BE(0)) {
