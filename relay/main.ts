@@ -3,7 +3,7 @@
 // (SEALPOST_GRACE_SECONDS, default 20). With SEALPOST_DRAIN_ON_STOP=true a SIGTERM first drains the
 // queue (relay/queue/drain.ts) for up to SEALPOST_DRAIN_SECONDS (default 300), then stops.
 import { parseArgs } from "node:util";
-import { createLogger } from "./log.js";
+import { createLogger, isLogFormat, LOG_FORMATS } from "./log.js";
 import { Relay } from "./relay.js";
 
 const { values } = parseArgs({
@@ -13,11 +13,13 @@ const { values } = parseArgs({
     "poll-ms": { type: "string" },
     /** Port for MX-resolved next hops (default 25); for tests with peers on other ports. */
     "mx-port": { type: "string" },
+    /** json (default) or text: Postfix-like delivery lines for grep (relay/log.ts). */
+    "log-format": { type: "string" },
     help: { type: "boolean", short: "h" },
   },
   strict: true,
 });
-const USAGE = "usage: relay --config <dir> [--poll-ms <ms>] [--mx-port <port>]\n";
+const USAGE = "usage: relay --config <dir> [--poll-ms <ms>] [--mx-port <port>] [--log-format json|text]\n";
 if (values.help) {
   process.stdout.write(USAGE);
   process.exit(0);
@@ -27,7 +29,12 @@ if (!dir) {
   process.stderr.write(USAGE);
   process.exit(2);
 }
-const log = createLogger();
+const format = values["log-format"] ?? process.env.SEALPOST_LOG_FORMAT ?? "json";
+if (!isLogFormat(format)) {
+  process.stderr.write(`relay: --log-format must be one of ${LOG_FORMATS.join(", ")}, not "${format}"\n`);
+  process.exit(2);
+}
+const log = createLogger(undefined, undefined, format);
 const graceMs = Number(process.env.SEALPOST_GRACE_SECONDS ?? 20) * 1000;
 try {
   const relay = await Relay.start({

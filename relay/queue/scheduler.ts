@@ -12,6 +12,7 @@
 // entry missing a push is attempted late at worst, never lost. When stale nodes outnumber the
 // entries the heap is rebuilt from the entries (O(n), amortised over the pushes that made them).
 import type { LoadedConfig } from "../config/load.js";
+import { deliveryLine, messageIdOf } from "../delivery-log.js";
 import { composeDsn, DSN_HEADER_BYTES } from "../dsn.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
@@ -278,6 +279,7 @@ export class Scheduler {
     const { spool, metrics, log } = this.d;
     let writes = Promise.resolve();
     const persist = (): Promise<void> => (writes = writes.then(() => spool.update(env)));
+    const messageId = message ? messageIdOf(message.head) : undefined;
     const deliver = async (g: ReturnType<typeof groupRecipients>[number]): Promise<RecipientResult[]> => {
       // held by routing (a policy with a problem, a domain without a canonical form): never sent
       if (g.hold)
@@ -325,6 +327,7 @@ export class Scheduler {
         for (const r of results) {
           const rec = env.recipients.find((x) => x.address === r.address && x.state === "pending");
           if (!rec) continue;
+          this.logDelivery(env, r, policy, messageId);
           if (r.outcome === "delivered") {
             rec.state = "delivered";
             delete rec.lastError;
@@ -371,6 +374,14 @@ export class Scheduler {
           ...(r.lastError?.remoteMta ? { remoteMta: r.lastError.remoteMta } : {}),
         };
         metrics.bounced.inc({ policy: "n/a", reason: "EXPIRED" });
+        const { code, message, status } = r.lastError;
+        this.logDelivery(env, {
+          address: r.address,
+          outcome: "failed",
+          code,
+          message,
+          status: status ?? "4.4.7",
+        });
       }
     }
     await this.notify(env, loaded, now);
@@ -390,6 +401,25 @@ export class Scheduler {
     }
     env.nextAttemptAt = nextAttemptAt(now, env.attempts, c.queue.retry.initial, c.queue.retry.max);
     await spool.update(env);
+  }
+
+  /** The delivery log's line of one recipient's result (relay/delivery-log.ts). */
+  private logDelivery(env: Envelope, r: RecipientResult, policy?: string, messageId?: string): void {
+    const line = deliveryLine(
+      {
+        queueId: env.id,
+        from: env.from,
+        size: env.size,
+        ...(messageId ? { messageId } : {}),
+        attempt: env.attempts,
+        receivedAt: env.receivedAt,
+        ...(env.acceptedAt !== undefined ? { acceptedAt: env.acceptedAt } : {}),
+        ...(policy ? { policy } : {}),
+        now: this.now(),
+      },
+      r,
+    );
+    this.d.log[line.status === "sent" ? "info" : "warn"](line, `delivery ${line.status}`);
   }
 
   /** Queues one DSN for the recipients that failed since the last one (never for the null sender). */

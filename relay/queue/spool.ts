@@ -45,6 +45,11 @@ export interface Envelope {
   from: string;
   recipients: RecipientState[];
   receivedAt: number;
+  /**
+   * When the inbound side answered 250 (epoch ms; receivedAt is DATA's start): the delivery log's
+   * "before queue" delay. Optional, so envelopes without it (older relays, the relay's own mail) read.
+   */
+  acceptedAt?: number;
   attempts: number;
   nextAttemptAt: number;
   size: number;
