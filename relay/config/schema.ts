@@ -10,6 +10,8 @@
 //   <dir>/secrets/<secret>/<key>             passwords, client keys, CA bundles, S/MIME certificates
 import { z } from "zod";
 import { canonicalPattern } from "../domains.js";
+import { DEFAULT_DESTINATION_CONCURRENCY } from "../outbound/destination-slots.js";
+import { DEFAULT_RETRY_JITTER } from "../queue/backoff.js";
 
 export const CONFIG_FILE = "config.json";
 export const CONFIG_VERSION = 1;
@@ -266,8 +268,13 @@ export const RelayConfig = z.object({
       .positive()
       .default(5 * 24 * 3600),
     retry: z
-      .object({ initial: z.number().positive().default(60), max: z.number().positive().default(3600) })
-      .default({ initial: 60, max: 3600 }),
+      .object({
+        initial: z.number().positive().default(60),
+        max: z.number().positive().default(3600),
+        /** Share of each retry delay drawn at random, shortening it (relay/queue/backoff.ts). */
+        jitter: z.number().min(0).max(1).default(DEFAULT_RETRY_JITTER),
+      })
+      .prefault({}),
     /** Concurrent deliveries. */
     workers: z.number().int().positive().default(16),
     /**
@@ -293,6 +300,11 @@ export const RelayConfig = z.object({
       mxAddressLimit: z.number().int().positive().default(5),
       /** Sessions (hops whose server answered) per attempt (smtp_mx_session_limit). */
       mxSessionLimit: z.number().int().positive().default(2),
+      /**
+       * Deliveries at once to one destination (its next hop, else its domain), over all workers
+       * (default_destination_concurrency_limit; relay/outbound/destination-slots.ts).
+       */
+      destinationConcurrencyLimit: z.number().int().positive().default(DEFAULT_DESTINATION_CONCURRENCY),
       /** Overall deadline of one delivery attempt (all hops): the recipients are deferred. */
       attemptTimeoutSeconds: z.number().positive().default(600),
       /** Overall deadline of one MTA-STS policy fetch or TLS-RPT POST. */

@@ -21,6 +21,7 @@ import {
   type AttemptLimits,
 } from "./attempt-limits.js";
 import { daneTlsRptPolicy, resolveDane, type HostDane } from "./dane.js";
+import { DEFAULT_DESTINATION_CONCURRENCY, DestinationSlots, destinationOf } from "./destination-slots.js";
 import { makeSecureDns, type SecureDns } from "./dnssec.js";
 import type { ConnectionPool, Pooled, SessionInfo } from "./pool.js";
 import { mxAllowed, type StsLookup } from "./mta-sts.js";
@@ -444,16 +445,24 @@ function stsRecord(req: DeliveryRequest, sts: StsLookup, intent: TlsResolution):
 export class Deliverer {
   private readonly slots: Slots;
 
+  private readonly perDestination: DestinationSlots;
+
   constructor(private d: DelivererDeps) {
     this.slots = new Slots(() => d.maxConcurrent?.() ?? Infinity);
+    this.perDestination = new DestinationSlots(
+      () => d.limits?.().destinationConcurrencyLimit ?? DEFAULT_DESTINATION_CONCURRENCY,
+    );
   }
 
   private clock(): number {
     return (this.d.now?.() ?? new Date()).getTime();
   }
 
+  /** Within the destination's limit (destination-slots.ts), then the overall one. */
   deliver(req: DeliveryRequest): Promise<RecipientResult[]> {
-    return this.slots.run(() => (req.route.outbound.smime ? this.deliverSmime(req) : this.transmit(req)));
+    return this.perDestination.run(destinationOf(req.route), () =>
+      this.slots.run(() => (req.route.outbound.smime ? this.deliverSmime(req) : this.transmit(req))),
+    );
   }
 
   /**

@@ -34,6 +34,8 @@ export interface SchedulerDeps {
   log: Logger;
   metrics: Metrics;
   now?: () => number;
+  /** Draws the retry jitter (backoff.ts); default Math.random. */
+  random?: () => number;
 }
 
 /** A heap node: the entry and the nextAttemptAt it was pushed with. */
@@ -222,7 +224,14 @@ export class Scheduler {
         this.d.log.error({ event: "queue-error", queueId: e.id, err: errorMessage(err) }, "attempt failed");
         // e.g. its state could not be written (disk full): back off like a deferral, never retry at once
         const r = this.d.config().config.queue.retry;
-        e.nextAttemptAt = nextAttemptAt(this.now(), (e.attempts += 1), r.initial, r.max);
+        e.nextAttemptAt = nextAttemptAt(
+          this.now(),
+          (e.attempts += 1),
+          r.initial,
+          r.max,
+          r.jitter,
+          this.d.random,
+        );
       })
       .finally(() => {
         this.inFlight.delete(e.id);
@@ -399,7 +408,8 @@ export class Scheduler {
       );
       return;
     }
-    env.nextAttemptAt = nextAttemptAt(now, env.attempts, c.queue.retry.initial, c.queue.retry.max);
+    const r = c.queue.retry;
+    env.nextAttemptAt = nextAttemptAt(now, env.attempts, r.initial, r.max, r.jitter, this.d.random);
     await spool.update(env);
   }
 
