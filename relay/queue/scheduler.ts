@@ -141,6 +141,7 @@ export class Scheduler {
 
   /** Pushes a node for `env` with its current nextAttemptAt (superseding older ones). */
   private schedule(env: Envelope): void {
+    if (env.held) return void this.scheduled.delete(env.id); // on hold: no node until released
     const node: DueEntry = { env, at: dueAt(env), tie: env.receivedAt };
     this.scheduled.set(env.id, node);
     this.heap.push(node);
@@ -153,7 +154,7 @@ export class Scheduler {
     this.scheduled.clear();
     const nodes: DueEntry[] = [];
     for (const env of this.entries.values()) {
-      if (this.inFlight.has(env.id)) continue;
+      if (this.inFlight.has(env.id) || env.held) continue;
       const node: DueEntry = { env, at: dueAt(env), tie: env.receivedAt };
       this.scheduled.set(env.id, node);
       nodes.push(node);
@@ -173,7 +174,7 @@ export class Scheduler {
       if (!n) return undefined;
       const id = n.env.id;
       const latest = this.scheduled.get(id) === n;
-      if (!latest || this.entries.get(id) !== n.env || this.inFlight.has(id)) {
+      if (!latest || this.entries.get(id) !== n.env || this.inFlight.has(id) || n.env.held) {
         this.heap.pop();
         this.counters.pops++;
         this.counters.dropped++;
@@ -492,6 +493,11 @@ export class Scheduler {
     return env ? { env, inFlight: this.inFlight.has(id) } : undefined;
   }
 
+  /** Admin: the stored message, its first `max` bytes. */
+  message(id: string, max: number): Promise<Buffer> {
+    return this.d.spool.readMessage(id, max);
+  }
+
   /** Admin: attempt this message now (false: not queued). */
   retry(id: string): boolean {
     const e = this.entries.get(id);
@@ -539,6 +545,74 @@ export class Scheduler {
       }
     }
     return true;
+  }
+
+  /**
+   * Admin: runs `fn` on a queued message once a running attempt ended, with no attempt starting
+   * meanwhile; false: not queued (any more).
+   */
+  private async exclusive(id: string, fn: (env: Envelope) => Promise<void>): Promise<boolean> {
+    await this.inFlight.get(id)?.catch(() => undefined);
+    const env = this.entries.get(id);
+    if (!env) return false;
+    const p = fn(env);
+    this.inFlight.set(id, p);
+    try {
+      await p;
+    } finally {
+      this.inFlight.delete(id);
+      const cur = this.entries.get(id);
+      if (cur) {
+        this.schedule(cur);
+        this.kick();
+      }
+    }
+    return true;
+  }
+
+  /** Admin (postsuper -h): never attempted until released; persisted, so it survives a restart. */
+  hold(id: string): Promise<boolean> {
+    return this.exclusive(id, async (env) => {
+      if (env.held) return;
+      env.held = true;
+      await this.d.spool.update(env);
+      this.d.log.info({ event: "queue-hold", queueId: id }, "message put on hold by admin");
+    });
+  }
+
+  /** Admin (postsuper -H): back in the queue, due now. */
+  release(id: string): Promise<boolean> {
+    return this.exclusive(id, async (env) => {
+      if (!env.held) return;
+      delete env.held;
+      env.nextAttemptAt = this.now();
+      await this.d.spool.update(env);
+      this.d.log.info({ event: "queue-release", queueId: id }, "message released by admin");
+    });
+  }
+
+  /** Admin (postsuper -r): due now with a fresh backoff (attempts from 0); a held one stays held. */
+  requeue(id: string): Promise<boolean> {
+    return this.exclusive(id, async (env) => {
+      env.attempts = 0;
+      env.nextAttemptAt = this.now();
+      await this.d.spool.update(env);
+      this.d.log.info({ event: "queue-requeue", queueId: id }, "message requeued by admin");
+    });
+  }
+
+  /** Admin (postsuper -d): removed without a DSN to the sender. */
+  remove(id: string): Promise<boolean> {
+    return this.exclusive(id, async (env) => {
+      await this.d.spool.remove(id);
+      this.entries.delete(id);
+      this.scheduled.delete(id);
+      const pending = env.recipients.filter((r) => r.state === "pending").map((r) => r.address);
+      this.d.log.warn(
+        { event: "queue-done", queueId: id, deleted: true, pending },
+        "message deleted by admin, no bounce",
+      );
+    });
   }
 
   /** Drain (drain.ts): the message left the queue another way (handed over); forget it. */

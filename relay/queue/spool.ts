@@ -67,6 +67,11 @@ export interface Envelope {
    * `TLS-Required: No` header field (RFC 8689 section 5) may be honoured; absent: it never is.
    */
   tlsRequiredNoTrusted?: boolean;
+  /**
+   * On hold (`sealpost queue hold`, postsuper -h): never attempted until released; kept in env/, so
+   * it survives a restart. A relay older than this field ignores it (delivers held mail): docs/operations.md.
+   */
+  held?: boolean;
 }
 
 // Random bytes for queue ids, drawn 4 KiB at a time: one call into the CSPRNG per ~800 messages,

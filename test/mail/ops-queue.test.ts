@@ -1,7 +1,7 @@
 // Queue operations for partner-facing support: a message stuck behind a STARTTLS-stripping
 // firewall (policy tls: required) is listed with its deferral reason by `sealpost queue` (the real
 // CLI, as a child process, over the admin port with the token), retried once the path is fixed,
-// and deleted (bounced with a DSN to the sender). The /queue endpoints refuse requests without the
+// and bounced (a DSN to the sender; `delete` removes without one: ops-queue-tools.test.ts). The /queue endpoints refuse requests without the
 // token. /status carries the per-policy figures the operator copies into MailDomainPolicy status.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -196,10 +196,10 @@ describe("sealpost queue", () => {
     assert.match(s.policies["mail/partner"]!.lastDelivery?.tlsVersion ?? "", /^TLSv1\.[23]$/);
   });
 
-  it("delete <id>: the message leaves the queue and its sender gets a failure notice", async () => {
+  it("bounce <id>: the message leaves the queue and its sender gets a failure notice", async () => {
     const id = await send("carol@blocked.test");
     await attempted(id);
-    const r = await cli("delete", id, "--token-file", tokenFile);
+    const r = await cli("bounce", id, "--token-file", tokenFile);
     assert.equal(r.code, 0, r.stderr);
     const list = await cli("list", "--token-file", tokenFile, "--json");
     const body = JSON.parse(list.stdout) as {
