@@ -17,6 +17,7 @@ import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { printable, safeJson } from "../printable.js";
 import type { MessageView, QueueAction } from "./admin-api.js";
+import { discoverFleet, mergeListings, type FleetTarget, type PodListing } from "./fleet.js";
 import { parseAge } from "./selection.js";
 
 const USAGE = `usage: sealpost queue <command> [<id>...] [flags]
@@ -40,7 +41,11 @@ selection (instead of ids, for hold, release, requeue, delete, bounce, retry; al
   --all               every queued message
 
 flags:
-  --admin URL         the relay's admin port (default http://127.0.0.1:8080)
+  --admin URL         the relay's admin port (default http://127.0.0.1:8080); several: list over them all
+  --fleet RELAY       with list: every pod of MailRelay RELAY (found through the Kubernetes API, asked
+                      at its pod IP: run where the relay's NetworkPolicy admits the admin port)
+  -n, --namespace NS  with --fleet: the MailRelay's namespace (default: the kubeconfig context's)
+  --admin-port PORT   with --fleet: the pods' admin port (default 8080)
   --token-file FILE   file holding the admin token (default: $SEALPOST_ADMIN_TOKEN)
   --json              print the admin API's JSON instead of text
   --body              with show: the message body too (up to 1 MiB)
@@ -77,13 +82,14 @@ function table(raw: string[][]): string {
 }
 
 /** `queue list` as text. Pure. */
-export function formatList(messages: MessageView[]): string {
+export function formatList(messages: (MessageView & { pod?: string })[], fleet = false): string {
   if (!messages.length) return "queue is empty\n";
-  const rows = [["ID", "AGE", "ATTEMPTS", "FROM", "PENDING", "REASON"]];
+  const rows = [[...(fleet ? ["POD"] : []), "ID", "AGE", "ATTEMPTS", "FROM", "PENDING", "REASON"]];
   for (const m of messages) {
     const pending = m.recipients.filter((r) => r.state === "pending");
     const reasons = [...new Set(pending.map((r) => r.reason).filter(Boolean))];
     rows.push([
+      ...(fleet ? [m.pod ?? ""] : []),
       m.held ? `${m.id}!` : m.id,
       age(m.ageSeconds),
       String(m.attempts),
@@ -133,6 +139,49 @@ const DONE: Record<QueueAction, (id: string) => string> = {
   retry: (id) => `retrying ${id} now`,
 };
 
+/** `list` over several pods: a MailRelay's (--fleet) or the --admin URLs given. */
+async function fleetList(
+  v: { fleet?: string | undefined; namespace?: string | undefined; "admin-port": string; json: boolean },
+  admins: string[],
+  fetchAt: (base: string, method: string, path: string) => Promise<unknown>,
+  io: QueueCliIo,
+): Promise<number> {
+  let targets: FleetTarget[] = admins.map((url) => ({ pod: url, url }));
+  if (v.fleet !== undefined) {
+    const port = Number(v["admin-port"]);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      io.err(`sealpost queue: --admin-port must be a port number, not "${printable(v["admin-port"])}"\n`);
+      return 2;
+    }
+    try {
+      const found = await discoverFleet(v.fleet, v.namespace, port);
+      targets = found.targets;
+      for (const s of found.skipped)
+        io.err(printable(`sealpost queue: pod ${s} skipped: not running`) + "\n");
+      if (!targets.length) {
+        io.err(printable(`sealpost queue: no running pod of MailRelay ${found.namespace}/${v.fleet}`) + "\n");
+        return 1;
+      }
+    } catch (e) {
+      io.err(
+        printable(`sealpost queue: listing the pods of MailRelay ${v.fleet}: ${(e as Error).message}`) + "\n",
+      );
+      return 1;
+    }
+  }
+  const listings: PodListing[] = await Promise.all(
+    targets.map((t) =>
+      fetchAt(t.url, "GET", "/queue").then(
+        (b) => ({ pod: t.pod, messages: (b as { messages: MessageView[] }).messages }),
+        (e: unknown) => ({ pod: t.pod, error: (e as Error).message }),
+      ),
+    ),
+  );
+  for (const l of listings) if (l.error) io.err(printable(`sealpost queue: ${l.pod}: ${l.error}`) + "\n");
+  io.out(v.json ? safeJson({ pods: listings }, 2) + "\n" : formatList(mergeListings(listings), true));
+  return listings.some((l) => l.error) ? 1 : 0;
+}
+
 /** Runs the CLI; returns the exit code (0 ok, 1 failed, 2 usage). */
 export async function runQueueCli(argv: string[], io: QueueCliIo): Promise<number> {
   let a: ReturnType<typeof parse>;
@@ -141,7 +190,10 @@ export async function runQueueCli(argv: string[], io: QueueCliIo): Promise<numbe
       args: argv,
       allowPositionals: true,
       options: {
-        admin: { type: "string", default: "http://127.0.0.1:8080" },
+        admin: { type: "string", multiple: true },
+        fleet: { type: "string" },
+        namespace: { type: "string", short: "n" },
+        "admin-port": { type: "string", default: "8080" },
         "token-file": { type: "string" },
         json: { type: "boolean", default: false },
         all: { type: "boolean", default: false },
@@ -168,17 +220,37 @@ export async function runQueueCli(argv: string[], io: QueueCliIo): Promise<numbe
   }
   const env = io.env ?? process.env;
   let token = env.SEALPOST_ADMIN_TOKEN ?? "";
-  if (a.values["token-file"]) token = (await readFile(a.values["token-file"], "utf8")).trim();
-  const base = a.values.admin.replace(/\/+$/, "");
-  const call = async (method: string, path: string): Promise<unknown> => {
-    const r = await (io.fetch ?? fetch)(`${base}${path}`, {
+  const tokenFile = a.values["token-file"];
+  if (tokenFile) {
+    try {
+      token = (await readFile(tokenFile, "utf8")).trim();
+    } catch (e) {
+      io.err(printable(`sealpost queue: --token-file ${tokenFile}: ${(e as Error).message}`) + "\n");
+      return 2;
+    }
+  }
+  const admins = a.values.admin?.length ? a.values.admin : ["http://127.0.0.1:8080"];
+  const fetchAt = async (baseUrl: string, method: string, path: string): Promise<unknown> => {
+    const url = `${baseUrl.replace(/\/+$/, "")}${path}`;
+    const r = await (io.fetch ?? fetch)(url, {
       method,
       headers: token ? { authorization: `Bearer ${token}` } : {},
+    }).catch((e: unknown) => {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      throw new Error(`cannot reach the admin port at ${url}: ${cause?.code ?? cause?.message ?? String(e)}`);
     });
     const body = (await r.json().catch(() => ({ error: `HTTP ${r.status}` }))) as { error?: string };
     if (!r.ok) throw new Error(body.error ?? `HTTP ${r.status}`);
     return body;
   };
+  const call = (method: string, path: string): Promise<unknown> => fetchAt(admins[0]!, method, path);
+  if (a.values.fleet !== undefined || admins.length > 1) {
+    if (cmd !== "list") {
+      io.err(`sealpost queue ${cmd ?? ""}: --fleet and several --admin work with list only\n\n${USAGE}`);
+      return 2;
+    }
+    return fleetList(a.values, admins, fetchAt, io);
+  }
   const needId = (): string | undefined => {
     if (id) return id;
     io.err(`sealpost queue ${cmd}: a message id is required\n\n${USAGE}`);
