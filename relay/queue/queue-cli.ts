@@ -209,7 +209,7 @@ export async function runQueueCli(argv: string[], io: QueueCliIo): Promise<numbe
   try {
     a = parse();
   } catch (e) {
-    io.err(`sealpost queue: ${(e as Error).message}\n\n${USAGE}`);
+    io.err(`sealpost queue: ${(e as Error).message}\nRun 'sealpost queue --help' for the flags.\n`);
     return 2;
   }
   const [cmd, ...ids] = a.positionals;
@@ -339,7 +339,11 @@ export async function runQueueCli(argv: string[], io: QueueCliIo): Promise<numbe
         return 0;
       }
       default:
-        io.err(cmd ? `sealpost queue: unknown command "${cmd}"\n\n${USAGE}` : USAGE);
+        io.err(
+          cmd
+            ? `sealpost queue: unknown command "${printable(cmd)}"\nRun 'sealpost queue --help' for the commands.\n`
+            : USAGE,
+        );
         return 2;
     }
   } catch (e) {

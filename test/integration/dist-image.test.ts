@@ -198,10 +198,13 @@ describe("scripts/build-dist.sh (the image's /app)", () => {
     const op = await entrypoint("operator", "--help");
     assert.equal(op.code, 0, op.stderr);
     assert.match(op.stdout, /--leader-elect/);
-    // relay/main.ts has no --help; without --config it loads completely, then prints usage, exits 2
+    // without --config the relay loads completely, then gives a one-line usage error, exits 2
     const relay = await entrypoint("relay");
     assert.equal(relay.code, 2, relay.stderr);
-    assert.match(relay.stderr, /usage: relay --config/);
+    assert.match(relay.stderr, /^sealpost relay: --config DIR is required/);
+    const relayHelp = await entrypoint("relay", "--help");
+    assert.equal(relayHelp.code, 0, relayHelp.stderr);
+    assert.match(relayHelp.stdout, /^usage: sealpost relay --config DIR/);
     const none = await entrypoint();
     assert.equal(none.code, 2);
     const bad = await entrypoint("bogus");
@@ -227,7 +230,7 @@ describe("scripts/build-dist.sh (the image's /app)", () => {
     const args = deploy.spec.template.spec.containers[0]!.args;
     assert.equal(args[0], "operator");
     const usage = (await entrypoint("operator", "--help")).stdout;
-    const known = new Set([...usage.matchAll(/\[(--[a-z-]+)\]/g)].map((m) => m[1]));
+    const known = new Set([...usage.matchAll(/^ {2}(--[a-z-]+)/gm)].map((m) => m[1]));
     for (const a of args.slice(1)) assert.ok(known.has(a.split("=")[0]), `operator does not know ${a}`);
   });
 });
