@@ -431,6 +431,11 @@ export class Scheduler {
       r,
     );
     this.d.log[line.status === "sent" ? "info" : "warn"](line, `delivery ${line.status}`);
+    if (line.status !== "deferred")
+      this.d.metrics.deliveryDelay.observe(
+        { status: line.status },
+        Math.max(0, line.delay - line.delays.beforeQueue),
+      );
   }
 
   /** Queues one DSN for the recipients that failed since the last one (never for the null sender). */

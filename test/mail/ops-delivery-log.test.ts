@@ -2,7 +2,9 @@
 // (the default) and in the Postfix-like text format, both written by the same running relay (a pino
 // multistream through the real text destination). Every field is checked, in both: sent over
 // verified TLS (the fingerprint is openssl's of the partner's certificate), bounced by the partner
-// (550 5.1.1), deferred by the policy (wrong CA: TLS_VERIFY_FAILED, no session).
+// (550 5.1.1), deferred by the policy (wrong CA: TLS_VERIFY_FAILED, no session). The relay's metrics
+// endpoint then has the delivery-delay histogram by status and the server certificate's not-after,
+// which follows a certificate reload.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
@@ -24,6 +26,7 @@ let f: RelayFixture;
 let peer: PostfixPeer;
 let mxCert: Leaf;
 let fingerprint: string;
+let relayConfig: Parameters<RelayFixture["configure"]>;
 const json: Record<string, unknown>[] = [];
 const text: string[] = [];
 
@@ -48,7 +51,7 @@ before(async () => {
     hostname: "mx.partner.test",
   });
   const tls = (caFile: string) => ({ mode: "verify" as const, caFile, matchNames: ["mx.partner.test"] });
-  await f.configure(
+  relayConfig = [
     {
       policies: [
         {
@@ -69,7 +72,8 @@ before(async () => {
         "secrets/other-ca/ca.crt": await readFile(otherCa.certFile),
       },
     },
-  );
+  ];
+  await f.configure(...relayConfig);
   const jsonSink = {
     write: (s: string) => {
       for (const l of s.split("\n")) if (l.trim()) json.push(JSON.parse(l) as Record<string, unknown>);
@@ -226,5 +230,55 @@ describe("delivery log, JSON and text", () => {
       (await peer.messages()).filter((m) => m.headers["x-test-id"]?.[0] === "log-deferred").length,
       0,
     );
+  });
+
+  it("metrics: delivery delay by status, the server certificate's expiry (updated on reload)", async () => {
+    const scrape = async (): Promise<string> =>
+      (await fetch(`http://127.0.0.1:${f.ports.admin}/metrics`)).text();
+    const value = (text: string, series: string): number => {
+      const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+      assert.ok(line, `${series} in /metrics`);
+      return Number(line.split(" ")[1]);
+    };
+    const notAfter = async (certFile: string): Promise<number> => {
+      const { stdout } = await run("openssl", ["x509", "-in", certFile, "-noout", "-enddate"]);
+      return Date.parse(stdout.trim().replace(/^notAfter=/, "")) / 1000;
+    };
+    await waitFor("the DSN's own outcome", () =>
+      json.find((l) => l.event === "recipient" && l.to === "alice@local.test" && l.status !== "deferred"),
+    );
+    let text = await scrape();
+    // one observation per final line of the delivery log: the earlier tests' sent and bounced
+    // recipients (and the bounce's DSN to alice@local.test, which bounces too); deferred is not final
+    const final = (status: string): number =>
+      json.filter((l) => l.event === "recipient" && l.status === status).length;
+    assert.equal(final("sent"), 1);
+    assert.ok(final("bounced") >= 1);
+    assert.equal(value(text, 'sealpost_relay_delivery_delay_seconds_count{status="sent"}'), final("sent"));
+    assert.equal(
+      value(text, 'sealpost_relay_delivery_delay_seconds_count{status="bounced"}'),
+      final("bounced"),
+    );
+    assert.equal(value(text, 'sealpost_relay_delivery_delay_seconds_bucket{le="+Inf",status="sent"}'), 1);
+    assert.ok(value(text, 'sealpost_relay_delivery_delay_seconds_sum{status="sent"}') > 0);
+    assert.doesNotMatch(text, /delivery_delay_seconds_count\{status="deferred"\}/);
+    assert.equal(
+      value(text, "sealpost_relay_certificate_expiry_timestamp_seconds"),
+      await notAfter(f.relayCert.certFile),
+    );
+
+    const renewed = await makeLeaf(f.ca, {
+      cn: "relay.test",
+      dnsNames: ["relay.test"],
+      days: 30,
+      name: "renewed",
+    });
+    const [patch, o] = relayConfig;
+    await f.configure(patch, { ...o, cert: renewed });
+    await f.relay!.checkConfig();
+    const expected = await notAfter(renewed.certFile);
+    assert.notEqual(expected, await notAfter(f.relayCert.certFile));
+    text = await scrape();
+    assert.equal(value(text, "sealpost_relay_certificate_expiry_timestamp_seconds"), expected);
   });
 });
