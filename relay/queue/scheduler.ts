@@ -519,11 +519,9 @@ export class Scheduler {
    * Admin: gives up on a message (after a running attempt ends): its pending recipients fail with
    * `reason` (5.0.0), the sender gets a DSN, the message leaves the queue. false: not queued.
    */
-  async bounce(id: string, reason: string): Promise<boolean> {
-    await this.inFlight.get(id);
-    const env = this.entries.get(id);
-    if (!env) return false;
-    const p = (async () => {
+  bounce(id: string, reason: string): Promise<boolean> {
+    // a bounce that fails part way (e.g. the DSN could not be queued) leaves the message queued
+    return this.exclusive(id, async (env) => {
       for (const r of env.recipients.filter((x) => x.state === "pending")) {
         r.state = "failed";
         r.lastError = { code: "ADMIN_BOUNCE", message: reason, status: "5.0.0" };
@@ -536,20 +534,7 @@ export class Scheduler {
         { event: "queue-done", queueId: id, bounced: true, reason },
         "message bounced by admin",
       );
-    })();
-    this.inFlight.set(id, p);
-    try {
-      await p;
-    } finally {
-      this.inFlight.delete(id);
-      // the bounce failed part way (e.g. the DSN could not be queued): the message stays queued
-      const cur = this.entries.get(id);
-      if (cur) {
-        this.schedule(cur);
-        this.kick();
-      }
-    }
-    return true;
+    });
   }
 
   /**

@@ -3,45 +3,24 @@
 // with a POD column, oldest first; a pod that does not answer is named with the URL tried (exit 1)
 // while the others are still listed. Discovery of a MailRelay's pods (pure part) and the merge.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { promisify } from "node:util";
 import { fleetSelector, fleetTargets, mergeListings } from "../../relay/queue/fleet.js";
 import type { MessageView } from "../../relay/queue/admin-api.js";
+import { sealpost, type CliResult } from "../support/cli.js";
 import { freePort } from "../support/ports.js";
 import { waitFor } from "../support/process.js";
 import { rawSession, relayFixture, type RelayFixture } from "../support/relay.js";
 
-const run = promisify(execFile);
-const root = new URL("../..", import.meta.url).pathname;
 const TOKEN = "fleet-token";
 
 let relays: RelayFixture[] = [];
 let tokenFile: string;
 let dead: number;
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const argv = [
-    "--import",
-    "tsx",
-    join(root, "bin/sealpost.ts"),
-    "queue",
-    ...args,
-    "--token-file",
-    tokenFile,
-  ];
-  try {
-    const r = await run(process.execPath, argv, {
-      cwd: root,
-      env: { ...process.env, SEALPOST_ADMIN_TOKEN: "" },
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
+function cli(...args: string[]): Promise<CliResult> {
+  return sealpost(["queue", ...args, "--token-file", tokenFile], { SEALPOST_ADMIN_TOKEN: "" });
 }
 
 async function send(f: RelayFixture, to: string): Promise<string> {

@@ -4,18 +4,15 @@
 // released, release by domain, requeue, flush per domain, delete without a bounce, bounce by age and
 // domain, and selections that are refused (none, a bad age).
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { promisify } from "node:util";
+import { sealpost, type CliResult } from "../support/cli.js";
 import { freePort } from "../support/ports.js";
 import { waitFor } from "../support/process.js";
 import { rawSession, relayFixture, type RelayFixture } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
 
-const run = promisify(execFile);
-const root = new URL("../..", import.meta.url).pathname;
 const TOKEN = "queue-tools-token";
 
 let f: RelayFixture;
@@ -30,28 +27,9 @@ interface View {
   recipients: { address: string; code?: string }[];
 }
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const argv = [
-    "--import",
-    "tsx",
-    join(root, "bin/sealpost.ts"),
-    "queue",
-    ...args,
-    "--admin",
-    `http://127.0.0.1:${f.ports.admin}`,
-    "--token-file",
-    tokenFile,
-  ];
-  try {
-    const r = await run(process.execPath, argv, {
-      cwd: root,
-      env: { ...process.env, SEALPOST_ADMIN_TOKEN: "" },
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
+function cli(...args: string[]): Promise<CliResult> {
+  const admin = ["--admin", `http://127.0.0.1:${f.ports.admin}`, "--token-file", tokenFile];
+  return sealpost(["queue", ...args, ...admin], { SEALPOST_ADMIN_TOKEN: "" });
 }
 
 async function api(path: string, method = "GET"): Promise<Response> {

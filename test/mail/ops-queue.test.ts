@@ -4,14 +4,13 @@
 // and bounced (a DSN to the sender; `delete` removes without one: ops-queue-tools.test.ts). The /queue endpoints refuse requests without the
 // token. /status carries the per-policy figures the operator copies into MailDomainPolicy status.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { promisify } from "node:util";
 import type { Relay } from "../../relay/relay.js";
 import { makeCa, makeLeaf } from "../support/certs.js";
+import { sealpost, type CliResult } from "../support/cli.js";
 import { waitFor } from "../support/process.js";
 import {
   rawSession,
@@ -25,8 +24,6 @@ import {
 import { startSink, type Sink } from "../support/sink.js";
 import { startStripProxy, type StripProxy } from "../support/strip-proxy.js";
 
-const run = promisify(execFile);
-const root = new URL("../..", import.meta.url).pathname;
 const TOKEN = "s3cret-admin-token";
 
 let work: string;
@@ -38,26 +35,9 @@ let proxy: StripProxy;
 let blocked: StripProxy; // a second firewall that never lets STARTTLS through
 let tokenFile: string;
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        join(root, "bin/sealpost.ts"),
-        "queue",
-        ...args,
-        "--admin",
-        `http://127.0.0.1:${ports.admin}`,
-      ],
-      { cwd: root, env: { ...process.env, SEALPOST_ADMIN_TOKEN: "" } },
-    );
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
+function cli(...args: string[]): Promise<CliResult> {
+  const admin = ["--admin", `http://127.0.0.1:${ports.admin}`];
+  return sealpost(["queue", ...args, ...admin], { SEALPOST_ADMIN_TOKEN: "" });
 }
 
 async function send(to: string): Promise<string> {

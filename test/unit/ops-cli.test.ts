@@ -4,28 +4,17 @@
 // unknown command is one line on stderr (no stack trace) with exit code 2; an unreachable admin port
 // is one line naming the URL tried, exit code 1.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { promisify } from "node:util";
+import { sealpost as run, type CliResult } from "../support/cli.js";
 import { freePort } from "../support/ports.js";
 
-const run = promisify(execFile);
 const root = new URL("../..", import.meta.url).pathname;
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
 
-async function sealpost(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, ["--import", "tsx", join(root, "bin/sealpost.ts"), ...args], {
-      cwd: root,
-      env: { ...process.env, SEALPOST_CONFIG_DIR: "", SEALPOST_LOG_FORMAT: "", SEALPOST_ADMIN_TOKEN: "" },
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
+function sealpost(...args: string[]): Promise<CliResult> {
+  return run(args, { SEALPOST_CONFIG_DIR: "", SEALPOST_LOG_FORMAT: "", SEALPOST_ADMIN_TOKEN: "" });
 }
 
 /** Every flag line of a --help text has a description after the flag (and its value placeholder). */
