@@ -5,7 +5,8 @@
 // the admin port (the operator's pod, or a namespace in spec.networkPolicy.metricsFrom). Not through
 // the API server's pod proxy: the API server takes the Authorization header for itself, so the admin
 // token would not reach the pod. `--admin URL` given several times is the same view over explicit
-// pods. Discovery needs a cluster; the mapping and the merged table here are pure.
+// pods. fleetTargets and mergeListings are pure; discoverFleet is the Kubernetes API call
+// (test/integration/ops-queue-fleet.test.ts runs it against a real kube-apiserver).
 import { relaySelector } from "../../operator/render/meta.js";
 import type { MessageView } from "./admin-api.js";
 
