@@ -41,9 +41,10 @@ const LEVELS: Record<number, string> = {
 
 const OMIT = new Set(["level", "time", "pid", "hostname", "component", "msg", "event"]);
 
+/** A value for the text format: a plain word bare, any other string JSON-quoted, the rest as JSON. */
 function scalar(v: unknown): string {
-  const s = typeof v === "string" ? v : JSON.stringify(v);
-  return typeof v === "string" && /^[^\s,"=]+$/.test(v) ? v : (s ?? "");
+  if (typeof v === "string") return /^[^\s,"=]+$/.test(v) ? v : JSON.stringify(v);
+  return JSON.stringify(v) ?? "";
 }
 
 /** One pino record as a text line: `<time> <level> <component>[ <event>]: <text>`. */
