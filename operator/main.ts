@@ -5,7 +5,9 @@
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { pino } from "pino";
+import { parseOrExit, version } from "../bin/usage.js";
 import { count, labels, seconds } from "./flags.js";
+import { OPERATOR_HELP } from "./help.js";
 import { loadKubeAuth } from "./runtime/kubeconfig.js";
 import { Operator } from "./operator.js";
 import { serveHttp } from "./runtime/health.js";
@@ -38,7 +40,8 @@ const options = {
   /** A MailRelay is reconciled at most once per this period (default 0.25s): bursts coalesce. */
   "relay-min-interval": { type: "string" },
   identity: { type: "string" },
-  help: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
 } as const;
 
 function flag(values: Record<string, unknown>, name: keyof typeof options): string | undefined {
@@ -49,15 +52,9 @@ function flag(values: Record<string, unknown>, name: keyof typeof options): stri
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options, allowPositionals: false });
-  if (values.help) {
-    console.log(
-      `usage: sealpost-operator ${Object.keys(options)
-        .map((o) => `[--${o}]`)
-        .join(" ")}`,
-    );
-    return;
-  }
+  const { values } = parseOrExit("sealpost operator", () => parseArgs({ options, allowPositionals: false }));
+  if (values.help) return void process.stdout.write(OPERATOR_HELP);
+  if (values.version) return void process.stdout.write(`sealpost ${version()}\n`);
   const log = pino({ level: flag(values, "log-level") ?? "info", base: { component: "operator" } });
   // client-node's KubeConfig only when the kubeconfig needs it (runtime/kubeconfig.ts)
   const kc = await loadKubeAuth(flag(values, "kubeconfig"));

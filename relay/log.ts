@@ -1,18 +1,83 @@
 // Structured logs (pino, JSON lines). The protocol log is one line per inbound session and one per
-// delivery attempt. Passwords and AUTH payloads are never passed to the logger; the redact list is
-// a second line of defence.
+// delivery attempt; the delivery log one per recipient per attempt (delivery-log.ts). Passwords and
+// AUTH payloads are never passed to the logger; the redact list is a second line of defence.
+// `text` format (--log-format text / SEALPOST_LOG_FORMAT=text): the same records as one line of
+// text each, the delivery lines Postfix-like for grep; rendered here by hand because pino-pretty
+// (not a dependency) would render neither them nor a stable key order.
 import { pino, type DestinationStream, type Logger } from "pino";
+import { DELIVERY_EVENT, DeliveryLine, deliveryText } from "./delivery-log.js";
 
 export type { Logger };
+
+export const LOG_FORMATS = ["json", "text"] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+export function isLogFormat(s: string): s is LogFormat {
+  return (LOG_FORMATS as readonly string[]).includes(s);
+}
 
 export function createLogger(
   destination?: DestinationStream,
   level = process.env.SEALPOST_LOG_LEVEL ?? "info",
+  format: LogFormat = process.env.SEALPOST_LOG_FORMAT === "text" ? "text" : "json",
 ): Logger {
   const options = {
     level,
     base: { component: "relay" },
     redact: { paths: ["password", "pass", "*.password", "*.pass", "auth.credentials"], censor: "[redacted]" },
   };
+  if (format === "text") return pino(options, textDestination(destination ?? process.stdout));
   return destination ? pino(options, destination) : pino(options);
+}
+
+const LEVELS: Record<number, string> = {
+  10: "trace",
+  20: "debug",
+  30: "info",
+  40: "warn",
+  50: "error",
+  60: "fatal",
+};
+
+const OMIT = new Set(["level", "time", "pid", "hostname", "component", "msg", "event"]);
+
+/** A value for the text format: a plain word bare, any other string JSON-quoted, the rest as JSON. */
+function scalar(v: unknown): string {
+  if (typeof v === "string") return /^[^\s,"=]+$/.test(v) ? v : JSON.stringify(v);
+  return JSON.stringify(v) ?? "";
+}
+
+/** One pino record as a text line: `<time> <level> <component>[ <event>]: <text>`. */
+export function textLine(rec: Record<string, unknown>): string {
+  const time = typeof rec.time === "number" ? new Date(rec.time).toISOString() : "-";
+  const level = LEVELS[rec.level as number] ?? String(rec.level);
+  const event = typeof rec.event === "string" ? rec.event : undefined;
+  const head = `${time} ${level} ${scalar(rec.component ?? "relay")}${event ? ` ${event}` : ""}: `;
+  if (event === DELIVERY_EVENT) {
+    const l = DeliveryLine.safeParse(rec);
+    if (l.success) return head + deliveryText(l.data);
+  }
+  const rest = Object.entries(rec)
+    .filter(([k, v]) => !OMIT.has(k) && v !== undefined)
+    .map(([k, v]) => `${k}=${scalar(v)}`);
+  return head + [typeof rec.msg === "string" ? rec.msg : "", ...rest].filter(Boolean).join(" ");
+}
+
+/** A destination that writes each JSON record pino gives it as a text line to `out`. */
+export function textDestination(out: { write(s: string): unknown }): DestinationStream {
+  return {
+    write(chunk: string) {
+      for (const l of chunk.split("\n")) {
+        if (!l.trim()) continue;
+        let rec: Record<string, unknown>;
+        try {
+          rec = JSON.parse(l) as Record<string, unknown>;
+        } catch {
+          out.write(l + "\n");
+          continue;
+        }
+        out.write(textLine(rec) + "\n");
+      }
+    },
+  };
 }

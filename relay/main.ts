@@ -3,39 +3,101 @@
 // (SEALPOST_GRACE_SECONDS, default 20). With SEALPOST_DRAIN_ON_STOP=true a SIGTERM first drains the
 // queue (relay/queue/drain.ts) for up to SEALPOST_DRAIN_SECONDS (default 300), then stops.
 import { parseArgs } from "node:util";
-import { createLogger } from "./log.js";
+import { helpText, parseOrExit, positiveInt, UsageError, version } from "../bin/usage.js";
+import { createLogger, isLogFormat, LOG_FORMATS } from "./log.js";
 import { Relay } from "./relay.js";
 
-const { values } = parseArgs({
-  options: {
-    config: { type: "string", short: "c" },
-    /** Config directory poll interval (ms); fs.watch triggers earlier checks. */
-    "poll-ms": { type: "string" },
-    /** Port for MX-resolved next hops (default 25); for tests with peers on other ports. */
-    "mx-port": { type: "string" },
-    help: { type: "boolean", short: "h" },
-  },
-  strict: true,
+const HELP = helpText({
+  usage: "sealpost relay --config DIR [flags]",
+  description:
+    "Runs a mail relay from the config directory the operator mounts (config.json, certificates,\n" +
+    "secrets). Ports come from the config; SIGTERM/SIGINT stop it gracefully.",
+  flags: [
+    {
+      flag: "-c, --config",
+      arg: "DIR",
+      description: "the config directory, required",
+      env: "SEALPOST_CONFIG_DIR",
+    },
+    {
+      flag: "--poll-ms",
+      arg: "MS",
+      description: "how often the config directory is checked for changes; fs.watch triggers earlier checks",
+      default: "1000",
+    },
+    {
+      flag: "--mx-port",
+      arg: "PORT",
+      description: "port for next hops found by MX lookup (tests run partners on other ports)",
+      default: "25",
+    },
+    {
+      flag: "--log-format",
+      arg: "FORMAT",
+      description: `${LOG_FORMATS.join(" or ")}: text writes Postfix-like delivery lines, for grep`,
+      env: "SEALPOST_LOG_FORMAT",
+      default: "json",
+    },
+    { flag: "-h, --help", description: "this help" },
+    { flag: "-V, --version", description: "the version" },
+  ],
+  env: [
+    { name: "SEALPOST_LOG_LEVEL", description: "trace, debug, info, warn, error or fatal", default: "info" },
+    {
+      name: "SEALPOST_GRACE_SECONDS",
+      description: "time open sessions and deliveries get to finish when stopping",
+      default: "20",
+    },
+    {
+      name: "SEALPOST_DRAIN_ON_STOP",
+      description: "true: SIGTERM first drains the queue (hands it over or delivers it), then stops",
+      default: "false",
+    },
+    { name: "SEALPOST_DRAIN_SECONDS", description: "deadline of that drain", default: "300" },
+  ],
 });
-const USAGE = "usage: relay --config <dir> [--poll-ms <ms>] [--mx-port <port>]\n";
+
+const command = "sealpost relay";
+const { values, dir, format, pollMs, mxPort } = parseOrExit(command, () => {
+  const { values } = parseArgs({
+    options: {
+      config: { type: "string", short: "c" },
+      "poll-ms": { type: "string" },
+      "mx-port": { type: "string" },
+      "log-format": { type: "string" },
+      help: { type: "boolean", short: "h" },
+      version: { type: "boolean", short: "V" },
+    },
+    strict: true,
+  });
+  const format = values["log-format"] ?? (process.env.SEALPOST_LOG_FORMAT || "json"); // empty: unset
+  if (!isLogFormat(format))
+    throw new UsageError(`--log-format must be one of ${LOG_FORMATS.join(", ")}, not "${format}"`);
+  const dir = values.config ?? (process.env.SEALPOST_CONFIG_DIR || undefined);
+  if (!dir && !values.help && !values.version)
+    throw new UsageError("--config DIR is required (or SEALPOST_CONFIG_DIR)");
+  const pollMs = values["poll-ms"] !== undefined ? positiveInt("--poll-ms", values["poll-ms"]) : undefined;
+  const mxPort =
+    values["mx-port"] !== undefined ? positiveInt("--mx-port", values["mx-port"], 65535) : undefined;
+  return { values, dir: dir ?? "", format, pollMs, mxPort };
+});
 if (values.help) {
-  process.stdout.write(USAGE);
+  process.stdout.write(HELP);
   process.exit(0);
 }
-const dir = values.config ?? process.env.SEALPOST_CONFIG_DIR;
-if (!dir) {
-  process.stderr.write(USAGE);
-  process.exit(2);
+if (values.version) {
+  process.stdout.write(`sealpost ${version()}\n`);
+  process.exit(0);
 }
-const log = createLogger();
+const log = createLogger(undefined, undefined, format);
 const graceMs = Number(process.env.SEALPOST_GRACE_SECONDS ?? 20) * 1000;
 try {
   const relay = await Relay.start({
     configDir: dir,
     logger: log,
     graceMs,
-    ...(values["poll-ms"] ? { pollMs: Number(values["poll-ms"]) } : {}),
-    ...(values["mx-port"] ? { mxPort: Number(values["mx-port"]) } : {}),
+    ...(pollMs !== undefined ? { pollMs } : {}),
+    ...(mxPort !== undefined ? { mxPort } : {}),
   });
   let stopping = false;
   for (const sig of ["SIGTERM", "SIGINT"] as const) {

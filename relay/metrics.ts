@@ -1,6 +1,13 @@
 // Prometheus metrics, in the relay's own Registry (no global state: several relays can run in one
 // test process).
-import { Counter, Gauge, Registry } from "prom-client";
+import { X509Certificate } from "node:crypto";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/**
+ * Buckets of the delivery delay (seconds): a second to the queue's default lifetime (5 days), where a
+ * mail administrator reads "delivered within a minute / an hour / a day".
+ */
+export const DELIVERY_DELAY_BUCKETS = [1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86_400, 5 * 86_400];
 
 export interface QueueStats {
   depth(): number;
@@ -106,6 +113,18 @@ export function createMetrics() {
         this.set({ cached: "false" }, all.length - withCache);
       },
     }),
+    deliveryDelay: new Histogram({
+      name: `${p}delivery_delay_seconds`,
+      help: "Seconds from a message's 250 to its recipient's final outcome: status sent (the next hop took it) or bounced (5xx, expired).",
+      labelNames: ["status"],
+      buckets: DELIVERY_DELAY_BUCKETS,
+      registers: [registry],
+    }),
+    certificateExpiry: new Gauge({
+      name: `${p}certificate_expiry_timestamp_seconds`,
+      help: "Not-after (Unix seconds) of the server certificate the relay's listeners present, as loaded (updated on reload).",
+      registers: [registry],
+    }),
     configInfo: new Gauge({
       name: `${p}config_info`,
       help: "The loaded config (value 1).",
@@ -117,6 +136,14 @@ export function createMetrics() {
     },
     bindMtaSts(s: StsProblemStats): void {
       sts = s;
+    },
+    /** The loaded server certificate (PEM, leaf first): its not-after; unreadable: no value. */
+    serverCertificate(pem: Buffer): void {
+      try {
+        m.certificateExpiry.set(Date.parse(new X509Certificate(pem).validTo) / 1000);
+      } catch {
+        m.certificateExpiry.reset(); // loadConfig checked it: not reached in practice
+      }
     },
   };
   for (const r of ["ok", "failed"]) m.reloads.inc({ result: r }, 0);

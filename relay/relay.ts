@@ -210,6 +210,7 @@ export class Relay {
     this.destinations = new DestinationFilter(l.config.delivery.allowedInternalCidrs, ownAddresses());
     this.metrics.configInfo.reset();
     this.metrics.configInfo.set({ hash: l.hash, generation: String(l.config.generation) }, 1);
+    this.metrics.serverCertificate(fileOf(l, l.config.tls.certFile));
     if (!prev) return;
     const c = l.config;
     const p = prev.config;

@@ -324,6 +324,14 @@ const Delivery = z
       .describe(
         "SMTP sessions one delivery attempt may have, i.e. next hops whose server answered (a greeting, a refusal, a TLS or AUTH failure); unreachable addresses do not count (Postfix smtp_mx_session_limit). Default 2.",
       ),
+    destinationConcurrencyLimit: z
+      .int32()
+      .min(1)
+      .max(1000)
+      .default(20)
+      .describe(
+        "Deliveries (connections) at once to one destination, over all queue workers of a relay pod: a policy's nextHop, else the recipient domain (Postfix default_destination_concurrency_limit). Past it a delivery waits for a slot; however many messages are queued for a partner, it never sees more sessions than this from one pod. Default 20.",
+      ),
     attemptTimeout: duration(
       "Overall deadline of one delivery attempt over all its next hops, e.g. 10m; past it the connection is closed and the recipients are deferred. The per-stage timeouts (connect 30s, greeting 30s, idle 300s, like Postfix smtp_connect_timeout / smtp_helo_timeout) still apply inside it. Default 10m.",
     ).default("10m"),

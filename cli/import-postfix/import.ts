@@ -14,7 +14,7 @@ import {
   type RelayCredentialSpecInput,
 } from "../../api/v1alpha1/index.js";
 import { API_VERSION } from "../../api/v1alpha1/common.js";
-import { canonicalDomain } from "../../relay/domains.js";
+import { canonicalDomain } from "../../relay/contract/domains.js";
 import { parseMainCf, parseTable, type TableEntry } from "./table.js";
 import { mapLevel, type LevelResult } from "./tls-level.js";
 

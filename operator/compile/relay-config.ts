@@ -196,6 +196,7 @@ export function compileRelayConfig(
     delivery: {
       mxAddressLimit: spec.delivery.mxAddressLimit,
       mxSessionLimit: spec.delivery.mxSessionLimit,
+      destinationConcurrencyLimit: spec.delivery.destinationConcurrencyLimit,
       attemptTimeoutSeconds: durationSeconds(spec.delivery.attemptTimeout),
       fetchTimeoutSeconds: durationSeconds(spec.delivery.fetchTimeout),
       allowedInternalCidrs: [...(spec.delivery.allowedInternalCidrs ?? [])],

@@ -1,9 +1,9 @@
 // Names, labels and owner references shared by the rendered objects. Pure.
 import type { KubeObject, OwnerReference } from "../runtime/kube.js";
 
-export const RELAY_NAME_LABEL = "app.kubernetes.io/name";
-export const RELAY_APP = "sealpost-relay";
-export const RELAY_LABEL = "sealpost.dev/relay";
+import { relaySelector } from "../../relay/contract/pod-labels.js";
+
+export { RELAY_APP, RELAY_LABEL, RELAY_NAME_LABEL, relaySelector } from "../../relay/contract/pod-labels.js";
 export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
 export const MANAGED_BY = "sealpost-operator";
 /** Pod template annotation: changes only when the relay must restart to apply a change. */
@@ -39,10 +39,6 @@ export function ownerReference(o: Owner): OwnerReference {
     controller: true,
     blockOwnerDeletion: true,
   };
-}
-
-export function relaySelector(relay: string): Record<string, string> {
-  return { [RELAY_NAME_LABEL]: RELAY_APP, [RELAY_LABEL]: relay };
 }
 
 export function relayLabels(relay: string): Record<string, string> {

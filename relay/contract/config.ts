@@ -11,6 +11,11 @@
 import { z } from "zod";
 import { canonicalPattern } from "./domains.js";
 
+/** Postfix's default_destination_concurrency_limit: deliveries in flight to one destination. */
+export const DEFAULT_DESTINATION_CONCURRENCY = 20;
+/** The share of a retry delay drawn at random (relay/queue/backoff.ts): 10,000 deferrals never come due at once. */
+export const DEFAULT_RETRY_JITTER = 0.25;
+
 export const CONFIG_FILE = "config.json";
 export const CONFIG_VERSION = 1;
 
@@ -271,8 +276,13 @@ export const RelayConfig = z.object({
       .positive()
       .default(5 * 24 * 3600),
     retry: z
-      .object({ initial: z.number().positive().default(60), max: z.number().positive().default(3600) })
-      .default({ initial: 60, max: 3600 }),
+      .object({
+        initial: z.number().positive().default(60),
+        max: z.number().positive().default(3600),
+        /** Share of each retry delay drawn at random, shortening it (relay/queue/backoff.ts). */
+        jitter: z.number().min(0).max(1).default(DEFAULT_RETRY_JITTER),
+      })
+      .prefault({}),
     /** Concurrent deliveries. */
     workers: z.number().int().positive().default(16),
     /**
@@ -298,6 +308,11 @@ export const RelayConfig = z.object({
       mxAddressLimit: z.number().int().positive().default(5),
       /** Sessions (hops whose server answered) per attempt (smtp_mx_session_limit). */
       mxSessionLimit: z.number().int().positive().default(2),
+      /**
+       * Deliveries at once to one destination (its next hop, else its domain), over all workers
+       * (default_destination_concurrency_limit; relay/outbound/destination-slots.ts).
+       */
+      destinationConcurrencyLimit: z.number().int().positive().default(DEFAULT_DESTINATION_CONCURRENCY),
       /** Overall deadline of one delivery attempt (all hops): the recipients are deferred. */
       attemptTimeoutSeconds: z.number().positive().default(600),
       /** Overall deadline of one MTA-STS policy fetch or TLS-RPT POST. */

@@ -559,6 +559,9 @@ export class InboundListeners {
         "handed over by a fleet peer: original queue time kept",
       );
     }
+    // the 250's time, for the delivery log's "before queue" delay (relay/delivery-log.ts); in memory
+    // until the first state update writes it; not for a handover, whose clock kept the first queue time
+    if (verdict.queuedAt === undefined) r.value.acceptedAt = Date.now();
     s.queued.push(id);
     if (r.value.requireTls) s.requireTls = true;
     this.d.metrics.accepted.inc({ listener: kind });

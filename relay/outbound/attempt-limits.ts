@@ -20,6 +20,8 @@ export interface AttemptLimits {
   mxSessionLimit: number;
   attemptTimeoutSeconds: number;
   fetchTimeoutSeconds: number;
+  /** Deliveries at once per destination, over all attempts (destination-slots.ts); absent: 20. */
+  destinationConcurrencyLimit?: number;
 }
 
 export const DEFAULT_ATTEMPT_LIMITS: AttemptLimits = {

@@ -21,6 +21,7 @@ import {
   type AttemptLimits,
 } from "./attempt-limits.js";
 import { daneTlsRptPolicy, resolveDane, type HostDane } from "./dane.js";
+import { DEFAULT_DESTINATION_CONCURRENCY, DestinationSlots, destinationOf } from "./destination-slots.js";
 import { makeSecureDns, type SecureDns } from "./dnssec.js";
 import type { ConnectionPool, Pooled, SessionInfo } from "./pool.js";
 import { mxAllowed, type StsLookup } from "./mta-sts.js";
@@ -61,6 +62,15 @@ export interface RecipientResult {
   /** Enhanced status code (for the DSN). */
   status: string;
   remoteMta?: string;
+  /** The attempt that gave this result; absent when none was made (held, unreadable). */
+  attempt?: AttemptTrace;
+}
+
+/** When an attempt ran (epoch ms) and its last log record: hop, TLS session, transmission time. */
+export interface AttemptTrace {
+  startedAt: number;
+  endedAt: number;
+  record?: AttemptRecord;
 }
 
 /** One line of the protocol log per attempt (per hop tried). */
@@ -84,6 +94,8 @@ export interface AttemptRecord {
   /** The resolved TLS level of the hop (tls-policy.ts) and why. */
   level?: TlsLevel;
   why?: string;
+  /** Milliseconds from MAIL FROM to the end of the transaction (Postfix's delays "d"). */
+  transmitMs?: number;
 }
 
 /** The TLS-RPT policy of an attempt: the MTA-STS policy when one applied, else no-policy-found. */
@@ -220,6 +232,7 @@ function sessionInfo(conn: SMTPConnection): SessionInfo {
           .map(([k, v]) => `${k}=${String(v)}`)
           .join(",")
       : undefined,
+    ...(cert?.fingerprint256 ? { peerFingerprint: cert.fingerprint256 } : {}),
     peerVerified: s.authorized,
     ...(s.authorizationError ? { verifyError: String(s.authorizationError) } : {}),
   };
@@ -432,12 +445,24 @@ function stsRecord(req: DeliveryRequest, sts: StsLookup, intent: TlsResolution):
 export class Deliverer {
   private readonly slots: Slots;
 
+  private readonly perDestination: DestinationSlots;
+
   constructor(private d: DelivererDeps) {
     this.slots = new Slots(() => d.maxConcurrent?.() ?? Infinity);
+    this.perDestination = new DestinationSlots(
+      () => d.limits?.().destinationConcurrencyLimit ?? DEFAULT_DESTINATION_CONCURRENCY,
+    );
   }
 
+  private clock(): number {
+    return (this.d.now?.() ?? new Date()).getTime();
+  }
+
+  /** Within the destination's limit (destination-slots.ts), then the overall one. */
   deliver(req: DeliveryRequest): Promise<RecipientResult[]> {
-    return this.slots.run(() => (req.route.outbound.smime ? this.deliverSmime(req) : this.transmit(req)));
+    return this.perDestination.run(destinationOf(req.route), () =>
+      this.slots.run(() => (req.route.outbound.smime ? this.deliverSmime(req) : this.transmit(req))),
+    );
   }
 
   /**
@@ -528,14 +553,28 @@ export class Deliverer {
   /** One SMTP transaction per next hop tried, within the attempt's bounds (attempt-limits.ts). */
   private async transmit(req: DeliveryRequest): Promise<RecipientResult[]> {
     const budget = new AttemptBudget(this.d.limits?.() ?? DEFAULT_ATTEMPT_LIMITS);
+    const startedAt = this.clock();
+    // the attempt's last log record (its hop, session and timing) goes with each recipient's result:
+    // the per-recipient delivery line (relay/delivery-line.ts) is built from it
+    let last: AttemptRecord | undefined;
+    const emit = (r: AttemptRecord): void => {
+      last = r;
+      this.d.onAttempt(r);
+    };
     try {
-      return await this.transmitWithin(req, budget);
+      const results = await this.transmitWithin(req, budget, emit);
+      const attempt: AttemptTrace = { startedAt, endedAt: this.clock(), ...(last ? { record: last } : {}) };
+      return results.map((r) => ({ ...r, attempt }));
     } finally {
       budget.dispose();
     }
   }
 
-  private async transmitWithin(req: DeliveryRequest, budget: AttemptBudget): Promise<RecipientResult[]> {
+  private async transmitWithin(
+    req: DeliveryRequest,
+    budget: AttemptBudget,
+    emit: (r: AttemptRecord) => void,
+  ): Promise<RecipientResult[]> {
     const { route } = req;
     const all = (f: Failure, hop?: Hop): RecipientResult[] =>
       req.recipients.map((address) => ({
@@ -586,7 +625,7 @@ export class Deliverer {
     if (sts) this.d.onMtaSts?.(stsRecord(req, sts, intent));
     if (!intent.ok) {
       const f = intent.failure;
-      this.d.onAttempt({
+      emit({
         ...base,
         ...(intent.level ? { level: intent.level } : {}),
         why: intent.why,
@@ -600,7 +639,7 @@ export class Deliverer {
     base.why = intent.why;
     const material = this.d.material(route);
     if ("ok" in material) {
-      this.d.onAttempt({ ...base, result: "deferred", code: material.code, reason: material.message });
+      emit({ ...base, result: "deferred", code: material.code, reason: material.message });
       return all(material);
     }
     // DANE (RFC 7672, dane.ts): validated MX and TLSA lookups give the per-host facts
@@ -621,7 +660,7 @@ export class Deliverer {
     const isSelf = this.d.isSelf;
     const resolved = found.ok && isSelf ? withoutSelf(route.domain, found.value, isSelf) : found;
     if (!resolved.ok) {
-      this.d.onAttempt({
+      emit({
         ...base,
         result: resolved.temporary ? "deferred" : "failed",
         code: resolved.code,
@@ -632,7 +671,7 @@ export class Deliverer {
     // what DNSSEC said about the MX answer may refuse the whole route (dane: not validated)
     const checked = input.dnssec ? resolveTlsPolicy(input) : intent;
     if (!checked.ok) {
-      this.d.onAttempt({
+      emit({
         ...base,
         why: checked.why,
         result: "deferred",
@@ -646,7 +685,7 @@ export class Deliverer {
       ? resolved
       : filterHops(resolved.value, this.d.destinations?.(), route.domain);
     if (!usable.ok) {
-      this.d.onAttempt({ ...base, result: "deferred", code: usable.code, reason: usable.message });
+      emit({ ...base, result: "deferred", code: usable.code, reason: usable.message });
       return all(usable);
     }
     const hops = limitHops(usable.value, budget.l.mxAddressLimit);
@@ -674,7 +713,7 @@ export class Deliverer {
       if (!decision.ok) {
         // this host cannot meet the policy: the next one may (never a weaker session instead)
         if (decision.failure.code !== "MTA_STS_MX_MISMATCH")
-          this.d.onAttempt({
+          emit({
             ...at,
             ...(decision.level ? { level: decision.level } : {}),
             why: decision.why,
@@ -696,7 +735,7 @@ export class Deliverer {
         () => this.d.now?.() ?? new Date(),
       );
       if (!plan.ok) {
-        this.d.onAttempt({
+        emit({
           ...at,
           level: decision.level,
           why: decision.why,
@@ -716,6 +755,7 @@ export class Deliverer {
           why: decision.why,
           ...(d ? { tlsPolicy: daneTlsRptPolicy(d) } : {}),
         },
+        emit,
         budget,
       );
       if (Array.isArray(r)) return r;
@@ -728,7 +768,7 @@ export class Deliverer {
         true,
         `no MX of ${route.domain} matches its MTA-STS policy (mx: ${stsPolicy?.mx.join(", ") ?? ""})`,
       );
-      this.d.onAttempt({ ...base, level: "verify", result: "deferred", code: f.code, reason: f.message });
+      emit({ ...base, level: "verify", result: "deferred", code: f.code, reason: f.message });
       return all(f);
     }
     if (budget.expired) last = budget.timeout();
@@ -742,6 +782,7 @@ export class Deliverer {
     plan: TransportPlan,
     hop: Hop,
     base: Pick<AttemptRecord, AttemptBase>,
+    emit: (r: AttemptRecord) => void,
     budget?: AttemptBudget,
   ): Promise<RecipientResult[] | Failure> {
     const at = { ...base, nextHop: hop.name, address: hop.address, port: hop.port };
@@ -751,22 +792,25 @@ export class Deliverer {
       const reused = pooled !== undefined;
       const p = pooled ?? (await open(plan, budget?.signal));
       if ("ok" in p) {
-        this.d.onAttempt({ ...at, reused: false, result: "deferred", code: p.code, reason: p.message });
+        emit({ ...at, reused: false, result: "deferred", code: p.code, reason: p.message });
         return p;
       }
       const abort = (): void => p.conn.close();
       budget?.signal.addEventListener("abort", abort, { once: true });
+      const sending = this.clock();
       const sent = await send(p.conn, req.from, req.recipients, req.message, req.requireTls).finally(() =>
         budget?.signal.removeEventListener("abort", abort),
       );
+      const transmitMs = this.clock() - sending;
       if (sent.kind === "error") {
         const e = sent.err;
         p.conn.close();
         const deferred = (f: Failure): Failure => {
-          this.d.onAttempt({
+          emit({
             ...at,
             reused,
             session: p.info,
+            transmitMs,
             result: "deferred",
             code: f.code,
             reason: f.message,
@@ -778,10 +822,11 @@ export class Deliverer {
         if (budget?.expired) return deferred(budget.timeout());
         if (e.code === "EREQUIRETLS") {
           const f = fail("REQUIRETLS_NOT_SUPPORTED", false, `next hop ${hop.name} does not offer REQUIRETLS`);
-          this.d.onAttempt({
+          emit({
             ...at,
             reused,
             session: p.info,
+            transmitMs,
             result: "failed",
             code: f.code,
             reason: f.message,
@@ -800,10 +845,11 @@ export class Deliverer {
         // A reply: per recipient (RCPT) or for all of them (MAIL FROM, DATA).
         const byRcpt = new Map((e.rejectedErrors ?? []).map((x) => [x.recipient ?? "", x]));
         const results = req.recipients.map((a) => replyResult(a, byRcpt.get(a) ?? e, hop));
-        this.d.onAttempt({
+        emit({
           ...at,
           reused,
           session: p.info,
+          transmitMs,
           result: results.every((x) => x.outcome === "failed") ? "failed" : "deferred",
           code: results[0]?.code,
           ...(e.response !== undefined ? { response: replyText(e.response) } : {}),
@@ -823,10 +869,11 @@ export class Deliverer {
           remoteMta: hop.name,
         };
       });
-      this.d.onAttempt({
+      emit({
         ...at,
         reused,
         session: p.info,
+        transmitMs,
         result: rejected.size ? "partial" : "delivered",
         response: replyText(sent.response),
       });

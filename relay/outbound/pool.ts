@@ -8,6 +8,8 @@ export interface SessionInfo {
   cipher?: string;
   peerSubject?: string;
   peerVerified?: boolean;
+  /** SHA-256 of the peer certificate (DER), colon-separated hex as `openssl x509 -fingerprint`. */
+  peerFingerprint?: string;
   verifyError?: string;
   authMechanism?: string;
   authOutcome?: "ok" | "failed" | "skipped";

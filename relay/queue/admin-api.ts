@@ -4,6 +4,12 @@
 //   POST   /queue/<id>/retry      attempt it now
 //   POST   /queue/retry           attempt every queued message now
 //   DELETE /queue/<id>            give up on it: pending recipients fail, the sender gets a DSN
+//                                 (as POST /queue/<id>/bounce; kept for older CLIs)
+//   GET    /queue/<id>?headers=true[&body=true]  with its header section (and body, up to 1 MiB)
+//   POST   /queue/<id>/<action>   hold | release | requeue | delete (no DSN) | bounce | retry
+//   POST   /queue/<action>?<selection>  the same for every message selected (selection.ts: domain,
+//                                 reason, olderThan, all=true); answers { action, ids }; POST
+//                                 /queue/retry without a selection retries all, as before
 //   POST   /queue/drain[?wait=true]  scale-down drain (drain.ts): stop accepting, empty the queue;
 //                                 202 with its status, or with wait: 200 drained / 503 incomplete
 // Every /queue request needs `Authorization: Bearer <token>`, the token being the content of the
@@ -20,6 +26,7 @@ import { domainPart } from "../contract/domains.js";
 import type { AttemptRecord } from "../outbound/deliver.js";
 import { routeFor } from "../outbound/route.js";
 import { safeJson } from "../printable.js";
+import { selectionOf, selects } from "./selection.js";
 import type { Envelope, RecipientState } from "./envelope.js";
 
 /** What the queue endpoints need of the scheduler (relay/queue/scheduler.ts). */
@@ -29,6 +36,51 @@ export interface QueueControl {
   retry(id: string): boolean;
   retryAll(): void;
   bounce(id: string, reason: string): Promise<boolean>;
+  hold(id: string): Promise<boolean>;
+  release(id: string): Promise<boolean>;
+  requeue(id: string): Promise<boolean>;
+  /** Removes it without a DSN. */
+  remove(id: string): Promise<boolean>;
+  /** The stored message, its first `max` bytes. */
+  message(id: string, max: number): Promise<Buffer>;
+}
+
+/** What `show --body` returns of a message at most. */
+export const SHOW_BODY_MAX = 1024 * 1024;
+/** What `show` reads to find the header section. */
+const SHOW_HEAD_MAX = 64 * 1024;
+
+export const QUEUE_ACTIONS = ["hold", "release", "requeue", "delete", "bounce", "retry"] as const;
+export type QueueAction = (typeof QUEUE_ACTIONS)[number];
+
+const isAction = (s: string | undefined): s is QueueAction =>
+  (QUEUE_ACTIONS as readonly (string | undefined)[]).includes(s);
+
+/** Runs one action on one message; false: not queued. */
+function act(q: QueueControl, action: QueueAction, id: string): Promise<boolean> {
+  switch (action) {
+    case "hold":
+      return q.hold(id);
+    case "release":
+      return q.release(id);
+    case "requeue":
+      return q.requeue(id);
+    case "delete":
+      return q.remove(id);
+    case "bounce":
+      return q.bounce(id, "deleted from the queue by an administrator");
+    case "retry":
+      return Promise.resolve(q.retry(id));
+  }
+}
+
+/** A message's header section and body (split at the first empty line), as text. */
+function splitMessage(raw: Buffer): { headers: string; body: string } {
+  const text = raw.toString("utf8");
+  const i = text.search(/\r?\n\r?\n/);
+  if (i < 0) return { headers: text, body: "" };
+  const sep = /\r?\n\r?\n/.exec(text.slice(i))![0].length;
+  return { headers: text.slice(0, i), body: text.slice(i + sep) };
 }
 
 export interface QueueAdminDeps {
@@ -63,8 +115,14 @@ export interface MessageView {
   size: number;
   peer?: string;
   requireTls?: boolean;
+  /** On hold (never attempted until released). */
+  held?: boolean;
   inFlight: boolean;
   recipients: RecipientView[];
+  /** show with headers: the header section; with body: the body (up to SHOW_BODY_MAX). */
+  headers?: string;
+  body?: string;
+  bodyTruncated?: boolean;
 }
 
 const HINTS: Record<string, string> = {
@@ -91,6 +149,7 @@ export function messageView(env: Envelope, c: RelayConfig, inFlight: boolean, no
     size: env.size,
     ...(env.peer ? { peer: env.peer } : {}),
     ...(env.requireTls ? { requireTls: true } : {}),
+    ...(env.held ? { held: true } : {}),
     inFlight,
     recipients: env.recipients.map((r) => {
       const { route, hold } = routeFor(domainPart(r.address), c);
@@ -177,17 +236,43 @@ export function handleQueueRequest(d: QueueAdminDeps, req: IncomingMessage, res:
       const st = await dr.done;
       return json(st.state === "drained" ? 200 : 503, st);
     }
-    if (id === "retry" && action === undefined && m === "POST") {
+    const query = new URLSearchParams((req.url ?? "").split("?")[1] ?? "");
+    if (id === "retry" && action === undefined && m === "POST" && ![...query.keys()].length) {
       d.queue.retryAll();
       return json(200, { retried: d.queue.list().length });
+    }
+    if (isAction(id) && action === undefined && m === "POST") {
+      const sel = selectionOf(query);
+      if (!sel.ok) return json(400, { error: sel.message });
+      const ids: string[] = [];
+      for (const e of d.queue.list().filter((x) => selects(x, sel.value, now)))
+        if (await act(d.queue, id, e.id)) ids.push(e.id);
+      return json(200, { action: id, ids });
     }
     if (!id || !QUEUE_ID.test(id)) return json(404, { error: "no such message" });
     const q = d.queue.get(id);
     if (!q) return json(404, { error: `message ${id} is not queued` });
-    if (action === undefined && m === "GET") return json(200, messageView(q.env, c, q.inFlight, now));
+    if (action === undefined && m === "GET") {
+      const view = messageView(q.env, c, q.inFlight, now);
+      const body = query.get("body") === "true";
+      if (body || query.get("headers") === "true") {
+        const raw = await d.queue.message(id, body ? SHOW_BODY_MAX + SHOW_HEAD_MAX : SHOW_HEAD_MAX);
+        const parts = splitMessage(raw);
+        view.headers = parts.headers;
+        if (body) {
+          view.body = parts.body.slice(0, SHOW_BODY_MAX);
+          if (raw.length >= SHOW_BODY_MAX + SHOW_HEAD_MAX) view.bodyTruncated = true;
+        }
+      }
+      return json(200, view);
+    }
     if (action === "retry" && m === "POST") {
       d.queue.retry(id);
       return json(200, { id, retried: true });
+    }
+    if (isAction(action) && m === "POST") {
+      const done = await act(d.queue, action, id);
+      return done ? json(200, { id, action }) : json(404, { error: `message ${id} is not queued` });
     }
     if (action === undefined && m === "DELETE") {
       const reason = "deleted from the queue by an administrator";

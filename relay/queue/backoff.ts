@@ -1,5 +1,7 @@
 // Retry schedule, pure: exponential from `initial` seconds, doubling per failed attempt, capped at
-// `max`; and whether a message has outlived the queue lifetime.
+// `max`, shortened by a random part of up to `jitter` of it (so that 10,000 messages deferred to one
+// partner at the same instant do not all come due at the same instant again, and never later than
+// the plain schedule); and whether a message has outlived the queue lifetime.
 
 /** Seconds to wait after the `attempt`-th failed attempt (1-based). */
 export function backoffSeconds(attempt: number, initial: number, max: number): number {
@@ -8,8 +10,23 @@ export function backoffSeconds(attempt: number, initial: number, max: number): n
   return Math.min(d, max);
 }
 
-export function nextAttemptAt(now: number, attempt: number, initial: number, max: number): number {
-  return now + Math.round(backoffSeconds(attempt, initial, max) * 1000);
+export { DEFAULT_RETRY_JITTER } from "../contract/config.js";
+
+/**
+ * When to try again after the `attempt`-th failed attempt: the backoff times (1 - jitter x random()),
+ * random() in [0, 1). jitter 0: exactly the backoff.
+ */
+export function nextAttemptAt(
+  now: number,
+  attempt: number,
+  initial: number,
+  max: number,
+  jitter = 0,
+  random: () => number = Math.random,
+): number {
+  const delay = backoffSeconds(attempt, initial, max) * 1000;
+  const share = Math.min(1, Math.max(0, jitter)) * Math.min(1, Math.max(0, random()));
+  return now + Math.round(delay * (1 - share));
 }
 
 /** Recovered messages released per second and per worker, at most (staggerRecovery). */

@@ -19,6 +19,11 @@ export interface Envelope {
   from: string;
   recipients: RecipientState[];
   receivedAt: number;
+  /**
+   * When the inbound side answered 250 (epoch ms; receivedAt is DATA's start): the delivery log's
+   * "before queue" delay. Optional, so envelopes without it (older relays, the relay's own mail) read.
+   */
+  acceptedAt?: number;
   attempts: number;
   nextAttemptAt: number;
   size: number;
@@ -36,4 +41,9 @@ export interface Envelope {
    * `TLS-Required: No` header field (RFC 8689 section 5) may be honoured; absent: it never is.
    */
   tlsRequiredNoTrusted?: boolean;
+  /**
+   * On hold (`sealpost queue hold`, postsuper -h): never attempted until released; kept in env/, so
+   * it survives a restart. A relay older than this field ignores it (delivers held mail): docs/operations.md.
+   */
+  held?: boolean;
 }

@@ -12,6 +12,7 @@
 // entry missing a push is attempted late at worst, never lost. When stale nodes outnumber the
 // entries the heap is rebuilt from the entries (O(n), amortised over the pushes that made them).
 import type { LoadedConfig } from "../config/load.js";
+import { deliveryLine, messageIdOf } from "../delivery-log.js";
 import { composeDsn, DSN_HEADER_BYTES } from "../dsn.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
@@ -34,6 +35,8 @@ export interface SchedulerDeps {
   log: Logger;
   metrics: Metrics;
   now?: () => number;
+  /** Draws the retry jitter (backoff.ts); default Math.random. */
+  random?: () => number;
 }
 
 /** A heap node: the entry and the nextAttemptAt it was pushed with. */
@@ -139,6 +142,7 @@ export class Scheduler {
 
   /** Pushes a node for `env` with its current nextAttemptAt (superseding older ones). */
   private schedule(env: Envelope): void {
+    if (env.held) return void this.scheduled.delete(env.id); // on hold: no node until released
     const node: DueEntry = { env, at: dueAt(env), tie: env.receivedAt };
     this.scheduled.set(env.id, node);
     this.heap.push(node);
@@ -151,7 +155,7 @@ export class Scheduler {
     this.scheduled.clear();
     const nodes: DueEntry[] = [];
     for (const env of this.entries.values()) {
-      if (this.inFlight.has(env.id)) continue;
+      if (this.inFlight.has(env.id) || env.held) continue;
       const node: DueEntry = { env, at: dueAt(env), tie: env.receivedAt };
       this.scheduled.set(env.id, node);
       nodes.push(node);
@@ -171,7 +175,7 @@ export class Scheduler {
       if (!n) return undefined;
       const id = n.env.id;
       const latest = this.scheduled.get(id) === n;
-      if (!latest || this.entries.get(id) !== n.env || this.inFlight.has(id)) {
+      if (!latest || this.entries.get(id) !== n.env || this.inFlight.has(id) || n.env.held) {
         this.heap.pop();
         this.counters.pops++;
         this.counters.dropped++;
@@ -222,7 +226,14 @@ export class Scheduler {
         this.d.log.error({ event: "queue-error", queueId: e.id, err: errorMessage(err) }, "attempt failed");
         // e.g. its state could not be written (disk full): back off like a deferral, never retry at once
         const r = this.d.config().config.queue.retry;
-        e.nextAttemptAt = nextAttemptAt(this.now(), (e.attempts += 1), r.initial, r.max);
+        e.nextAttemptAt = nextAttemptAt(
+          this.now(),
+          (e.attempts += 1),
+          r.initial,
+          r.max,
+          r.jitter,
+          this.d.random,
+        );
       })
       .finally(() => {
         this.inFlight.delete(e.id);
@@ -279,6 +290,7 @@ export class Scheduler {
     const { spool, metrics, log } = this.d;
     let writes = Promise.resolve();
     const persist = (): Promise<void> => (writes = writes.then(() => spool.update(env)));
+    const messageId = message ? messageIdOf(message.head) : undefined;
     const deliver = async (g: ReturnType<typeof groupRecipients>[number]): Promise<RecipientResult[]> => {
       // held by routing (a policy with a problem, a domain without a canonical form): never sent
       if (g.hold)
@@ -326,6 +338,7 @@ export class Scheduler {
         for (const r of results) {
           const rec = env.recipients.find((x) => x.address === r.address && x.state === "pending");
           if (!rec) continue;
+          this.logDelivery(env, r, policy, messageId);
           if (r.outcome === "delivered") {
             rec.state = "delivered";
             delete rec.lastError;
@@ -372,6 +385,14 @@ export class Scheduler {
           ...(r.lastError?.remoteMta ? { remoteMta: r.lastError.remoteMta } : {}),
         };
         metrics.bounced.inc({ policy: "n/a", reason: "EXPIRED" });
+        const { code, message, status } = r.lastError;
+        this.logDelivery(env, {
+          address: r.address,
+          outcome: "failed",
+          code,
+          message,
+          status: status ?? "4.4.7",
+        });
       }
     }
     await this.notify(env, loaded, now);
@@ -389,8 +410,33 @@ export class Scheduler {
       );
       return;
     }
-    env.nextAttemptAt = nextAttemptAt(now, env.attempts, c.queue.retry.initial, c.queue.retry.max);
+    const r = c.queue.retry;
+    env.nextAttemptAt = nextAttemptAt(now, env.attempts, r.initial, r.max, r.jitter, this.d.random);
     await spool.update(env);
+  }
+
+  /** The delivery log's line of one recipient's result (relay/delivery-log.ts). */
+  private logDelivery(env: Envelope, r: RecipientResult, policy?: string, messageId?: string): void {
+    const line = deliveryLine(
+      {
+        queueId: env.id,
+        from: env.from,
+        size: env.size,
+        ...(messageId ? { messageId } : {}),
+        attempt: env.attempts,
+        receivedAt: env.receivedAt,
+        ...(env.acceptedAt !== undefined ? { acceptedAt: env.acceptedAt } : {}),
+        ...(policy ? { policy } : {}),
+        now: this.now(),
+      },
+      r,
+    );
+    this.d.log[line.status === "sent" ? "info" : "warn"](line, `delivery ${line.status}`);
+    if (line.status !== "deferred")
+      this.d.metrics.deliveryDelay.observe(
+        { status: line.status },
+        Math.max(0, line.delay - line.delays.beforeQueue),
+      );
   }
 
   /** Queues one DSN for the recipients that failed since the last one (never for the null sender). */
@@ -453,6 +499,11 @@ export class Scheduler {
     return env ? { env, inFlight: this.inFlight.has(id) } : undefined;
   }
 
+  /** Admin: the stored message, its first `max` bytes. */
+  message(id: string, max: number): Promise<Buffer> {
+    return this.d.spool.readMessage(id, max);
+  }
+
   /** Admin: attempt this message now (false: not queued). */
   retry(id: string): boolean {
     const e = this.entries.get(id);
@@ -469,11 +520,9 @@ export class Scheduler {
    * Admin: gives up on a message (after a running attempt ends): its pending recipients fail with
    * `reason` (5.0.0), the sender gets a DSN, the message leaves the queue. false: not queued.
    */
-  async bounce(id: string, reason: string): Promise<boolean> {
-    await this.inFlight.get(id);
-    const env = this.entries.get(id);
-    if (!env) return false;
-    const p = (async () => {
+  bounce(id: string, reason: string): Promise<boolean> {
+    // a bounce that fails part way (e.g. the DSN could not be queued) leaves the message queued
+    return this.exclusive(id, async (env) => {
       for (const r of env.recipients.filter((x) => x.state === "pending")) {
         r.state = "failed";
         r.lastError = { code: "ADMIN_BOUNCE", message: reason, status: "5.0.0" };
@@ -486,13 +535,23 @@ export class Scheduler {
         { event: "queue-done", queueId: id, bounced: true, reason },
         "message bounced by admin",
       );
-    })();
+    });
+  }
+
+  /**
+   * Admin: runs `fn` on a queued message once a running attempt ended, with no attempt starting
+   * meanwhile; false: not queued (any more).
+   */
+  private async exclusive(id: string, fn: (env: Envelope) => Promise<void>): Promise<boolean> {
+    await this.inFlight.get(id)?.catch(() => undefined);
+    const env = this.entries.get(id);
+    if (!env) return false;
+    const p = fn(env);
     this.inFlight.set(id, p);
     try {
       await p;
     } finally {
       this.inFlight.delete(id);
-      // the bounce failed part way (e.g. the DSN could not be queued): the message stays queued
       const cur = this.entries.get(id);
       if (cur) {
         this.schedule(cur);
@@ -500,6 +559,51 @@ export class Scheduler {
       }
     }
     return true;
+  }
+
+  /** Admin (postsuper -h): never attempted until released; persisted, so it survives a restart. */
+  hold(id: string): Promise<boolean> {
+    return this.exclusive(id, async (env) => {
+      if (env.held) return;
+      env.held = true;
+      await this.d.spool.update(env);
+      this.d.log.info({ event: "queue-hold", queueId: id }, "message put on hold by admin");
+    });
+  }
+
+  /** Admin (postsuper -H): back in the queue, due now. */
+  release(id: string): Promise<boolean> {
+    return this.exclusive(id, async (env) => {
+      if (!env.held) return;
+      delete env.held;
+      env.nextAttemptAt = this.now();
+      await this.d.spool.update(env);
+      this.d.log.info({ event: "queue-release", queueId: id }, "message released by admin");
+    });
+  }
+
+  /** Admin (postsuper -r): due now with a fresh backoff (attempts from 0); a held one stays held. */
+  requeue(id: string): Promise<boolean> {
+    return this.exclusive(id, async (env) => {
+      env.attempts = 0;
+      env.nextAttemptAt = this.now();
+      await this.d.spool.update(env);
+      this.d.log.info({ event: "queue-requeue", queueId: id }, "message requeued by admin");
+    });
+  }
+
+  /** Admin (postsuper -d): removed without a DSN to the sender. */
+  remove(id: string): Promise<boolean> {
+    return this.exclusive(id, async (env) => {
+      await this.d.spool.remove(id);
+      this.entries.delete(id);
+      this.scheduled.delete(id);
+      const pending = env.recipients.filter((r) => r.state === "pending").map((r) => r.address);
+      this.d.log.warn(
+        { event: "queue-done", queueId: id, deleted: true, pending },
+        "message deleted by admin, no bounce",
+      );
+    });
   }
 
   /** Drain (drain.ts): the message left the queue another way (handed over); forget it. */

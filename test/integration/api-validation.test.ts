@@ -486,7 +486,13 @@ describe("the apiserver rejects invalid Sealpost objects, naming the field", () 
           maxCommandsPerSession: 10000,
         },
         queue: { size: "10Gi", maxAge: "120h", retry: { initial: "60s", max: "1h" } },
-        delivery: { mxAddressLimit: 5, mxSessionLimit: 2, attemptTimeout: "10m", fetchTimeout: "60s" },
+        delivery: {
+          mxAddressLimit: 5,
+          mxSessionLimit: 2,
+          destinationConcurrencyLimit: 20,
+          attemptTimeout: "10m",
+          fetchTimeout: "60s",
+        },
         resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },
         networkPolicy: {
           egressExcept: [...CLUSTER_NETWORKS],

@@ -183,6 +183,21 @@ describe("charts/sealpost", () => {
     find(await template("metrics.serviceMonitor.enabled=true"), "ServiceMonitor");
   });
 
+  it("renders the PrometheusRule only when asked, with the relay's own certificate alert", async () => {
+    assert.ok(!(await template()).some((o) => o.kind === "PrometheusRule"));
+    const rule = find(
+      await template("prometheusRule.enabled=true", "prometheusRule.relayCertificate.days=21"),
+      "PrometheusRule",
+    ) as unknown as { spec: { groups: { rules: { alert: string; expr: string; for: string }[] }[] } };
+    const alert = rule.spec.groups[0]!.rules.find((r) => r.alert === "SealpostRelayCertificateExpiring");
+    assert.ok(alert, "SealpostRelayCertificateExpiring");
+    assert.equal(
+      alert.expr,
+      "(min by (namespace, pod) (sealpost_relay_certificate_expiry_timestamp_seconds) - time()) < 21 * 86400",
+    );
+    assert.equal(alert.for, "1h");
+  });
+
   it("rejects bad values: unknown keys (schema), two replicas without leader election", async () => {
     await assert.rejects(template("replicas=3"), /additional properties|replicas/i);
     await assert.rejects(template("logLevel=loud"), /logLevel/);

@@ -1,17 +1,16 @@
 // Queue operations for partner-facing support: a message stuck behind a STARTTLS-stripping
 // firewall (policy tls: required) is listed with its deferral reason by `sealpost queue` (the real
 // CLI, as a child process, over the admin port with the token), retried once the path is fixed,
-// and deleted (bounced with a DSN to the sender). The /queue endpoints refuse requests without the
+// and bounced (a DSN to the sender; `delete` removes without one: ops-queue-tools.test.ts). The /queue endpoints refuse requests without the
 // token. /status carries the per-policy figures the operator copies into MailDomainPolicy status.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { promisify } from "node:util";
 import type { Relay } from "../../relay/relay.js";
 import { makeCa, makeLeaf } from "../support/certs.js";
+import { sealpost, type CliResult } from "../support/cli.js";
 import { waitFor } from "../support/process.js";
 import {
   rawSession,
@@ -25,8 +24,6 @@ import {
 import { startSink, type Sink } from "../support/sink.js";
 import { startStripProxy, type StripProxy } from "../support/strip-proxy.js";
 
-const run = promisify(execFile);
-const root = new URL("../..", import.meta.url).pathname;
 const TOKEN = "s3cret-admin-token";
 
 let work: string;
@@ -38,26 +35,9 @@ let proxy: StripProxy;
 let blocked: StripProxy; // a second firewall that never lets STARTTLS through
 let tokenFile: string;
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        join(root, "bin/sealpost.ts"),
-        "queue",
-        ...args,
-        "--admin",
-        `http://127.0.0.1:${ports.admin}`,
-      ],
-      { cwd: root, env: { ...process.env, SEALPOST_ADMIN_TOKEN: "" } },
-    );
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
+function cli(...args: string[]): Promise<CliResult> {
+  const admin = ["--admin", `http://127.0.0.1:${ports.admin}`];
+  return sealpost(["queue", ...args, ...admin], { SEALPOST_ADMIN_TOKEN: "" });
 }
 
 async function send(to: string): Promise<string> {
@@ -196,10 +176,10 @@ describe("sealpost queue", () => {
     assert.match(s.policies["mail/partner"]!.lastDelivery?.tlsVersion ?? "", /^TLSv1\.[23]$/);
   });
 
-  it("delete <id>: the message leaves the queue and its sender gets a failure notice", async () => {
+  it("bounce <id>: the message leaves the queue and its sender gets a failure notice", async () => {
     const id = await send("carol@blocked.test");
     await attempted(id);
-    const r = await cli("delete", id, "--token-file", tokenFile);
+    const r = await cli("bounce", id, "--token-file", tokenFile);
     assert.equal(r.code, 0, r.stderr);
     const list = await cli("list", "--token-file", tokenFile, "--json");
     const body = JSON.parse(list.stdout) as {

@@ -1,7 +1,9 @@
 // A plain SMTP sink for relay tests (smtp-server on loopback): records every message with its
 // envelope and whether the session was encrypted/authenticated; STARTTLS and AUTH optional; can
-// be switched to refuse (421 at connect) to simulate a flapping next hop.
+// be switched to refuse (421 at connect) to simulate a flapping next hop, or be slow (its 250 after
+// DATA comes late) while it counts the sessions open at once.
 import { SMTPServer, type SMTPServerOptions } from "smtp-server";
+import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { freePort } from "./ports.js";
 
@@ -28,6 +30,8 @@ export interface SinkOptions {
   rcptReply?(address: string): string | undefined;
   /** Advertise REQUIRETLS (RFC 8689) inside TLS; default: not offered. */
   requireTls?: boolean;
+  /** Answer the end of DATA only after this many ms: a slow partner. */
+  dataDelayMs?: number;
 }
 
 export interface Sink {
@@ -36,6 +40,8 @@ export interface Sink {
   messages: SinkMessage[];
   /** AUTH attempts seen (in clear or TLS); payloads are not kept. */
   authAttempts: { secure: boolean }[];
+  /** TCP sessions open now, and the most that were open at once. */
+  sessions: { open: number; max: number };
   /** true: refuse every connection with 421. */
   setDown(down: boolean): void;
   close(): Promise<void>;
@@ -101,18 +107,26 @@ export async function startSink(o: SinkOptions = {}): Promise<Sink> {
           ...(session.user ? { authUser: String(session.user) } : {}),
           ...(session.envelope.requireTLS ? { requireTls: true } : {}),
         });
-        cb(null, "2.0.0 Ok: sunk");
+        const answer = (): void => cb(null, "2.0.0 Ok: sunk");
+        if (o.dataDelayMs) setTimeout(answer, o.dataDelayMs);
+        else answer();
       });
     },
   };
   const server = new SMTPServer(opts);
   server.on("error", () => undefined); // clients that vanish (a killed relay) are not the sink's problem
+  const sessions = { open: 0, max: 0 };
+  server.server.on("connection", (socket: Socket) => {
+    sessions.max = Math.max(sessions.max, ++sessions.open);
+    socket.once("close", () => sessions.open--);
+  });
   await new Promise<void>((resolve) => server.listen(port, host, resolve));
   return {
     host,
     port,
     messages,
     authAttempts,
+    sessions,
     setDown(d) {
       down = d;
     },

@@ -14,6 +14,7 @@ import { createMetrics } from "../../relay/metrics.js";
 import { bufferBody, fileBody, type MessageBody } from "../../relay/queue/message-body.js";
 import { STREAM_COST } from "../../relay/queue/memory-budget.js";
 import type { Deliverer, DeliveryRequest, RecipientResult } from "../../relay/outbound/deliver.js";
+import { backoffSeconds, DEFAULT_RETRY_JITTER, nextAttemptAt } from "../../relay/queue/backoff.js";
 import { DueHeap, type DueNode } from "../../relay/queue/due-heap.js";
 import { Scheduler } from "../../relay/queue/scheduler.js";
 import type { Envelope } from "../../relay/queue/envelope.js";
@@ -49,7 +50,8 @@ interface FakeSpool {
   removeGate?: Promise<void>;
 }
 
-function loaded(workers: number, memoryBytes?: number): LoadedConfig {
+/** A config; retry jitter 0 unless given: the exact backoff, which the tests below pin to the ms. */
+function loaded(workers: number, memoryBytes?: number, jitter = 0): LoadedConfig {
   const config = RelayConfig.parse({
     version: 1,
     relay: "mail/edge",
@@ -60,7 +62,7 @@ function loaded(workers: number, memoryBytes?: number): LoadedConfig {
     queue: {
       dir: "/nonexistent/queue",
       workers,
-      retry: { initial: 60, max: 3600 },
+      retry: { initial: 60, max: 3600, jitter },
       ...(memoryBytes ? { memoryBytes } : {}),
     },
   });
@@ -72,10 +74,16 @@ function loaded(workers: number, memoryBytes?: number): LoadedConfig {
  * wait for release().
  */
 function harness(
-  o: { workers?: number; memoryBytes?: number; answer?: (req: DeliveryRequest) => Outcome } = {},
+  o: {
+    workers?: number;
+    memoryBytes?: number;
+    answer?: (req: DeliveryRequest) => Outcome;
+    jitter?: number;
+    random?: () => number;
+  } = {},
 ): Harness {
   let now = T0;
-  let config = loaded(o.workers ?? 16, o.memoryBytes);
+  let config = loaded(o.workers ?? 16, o.memoryBytes, o.jitter);
   const calls: string[] = [];
   const waiting: { req: DeliveryRequest; done: (r: RecipientResult[]) => void }[] = [];
   const updates: string[] = [];
@@ -115,6 +123,7 @@ function harness(
     log: createLogger(undefined, "silent"),
     metrics: createMetrics(),
     now: () => now,
+    ...(o.random ? { random: o.random } : {}),
   });
   return {
     s,
@@ -393,6 +402,96 @@ describe("scheduler", () => {
     await settle();
     assert.equal(h.calls.length, 1);
     assert.equal(h.s.depth(), 2);
+  });
+});
+
+/** A seeded PRNG (mulberry32): the same draws every run, so the spread checks are reproducible. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe("retry jitter (issue 17)", () => {
+  it("property: a retry is due within [backoff x (1 - jitter), backoff], earlier for a larger draw", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 40 }),
+        fc.double({ min: 0.001, max: 3600, noNaN: true }),
+        fc.double({ min: 0.001, max: 86_400, noNaN: true }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+        (attempt, initial, max, jitter, u1, u2) => {
+          const backoff = backoffSeconds(attempt, initial, max) * 1000;
+          const at = nextAttemptAt(T0, attempt, initial, max, jitter, () => u1);
+          assert.ok(at <= T0 + Math.round(backoff), "never later than the plain schedule");
+          assert.ok(
+            at >= T0 + Math.round(backoff * (1 - jitter)) - 1,
+            "never earlier than the jitter allows",
+          );
+          const [lo, hi] = u1 <= u2 ? [u1, u2] : [u2, u1];
+          assert.ok(
+            nextAttemptAt(T0, attempt, initial, max, jitter, () => hi) <=
+              nextAttemptAt(T0, attempt, initial, max, jitter, () => lo),
+          );
+        },
+      ),
+    );
+    assert.equal(
+      nextAttemptAt(T0, 1, 60, 3600, 0, () => 0.9),
+      T0 + 60_000,
+      "jitter 0: the plain backoff",
+    );
+  });
+
+  it("property: 10,000 messages deferred to one partner at the same instant do not come due together", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 2 ** 31 }), fc.integer({ min: 1, max: 12 }), (seed, attempt) => {
+        const random = seeded(seed);
+        const backoff = backoffSeconds(attempt, 60, 3600) * 1000;
+        const due = Array.from({ length: 10_000 }, () =>
+          nextAttemptAt(T0, attempt, 60, 3600, DEFAULT_RETRY_JITTER, random),
+        );
+        const span = Math.max(...due) - Math.min(...due);
+        assert.ok(span >= backoff * DEFAULT_RETRY_JITTER * 0.95, `spread over ${span} ms of ${backoff}`);
+        // in any tenth of the jitter window, at most twice the even share (1,000) come due
+        const bucket = (backoff * DEFAULT_RETRY_JITTER) / 10;
+        const counts = new Map<number, number>();
+        for (const t of due)
+          counts.set(Math.floor((t - T0) / bucket), (counts.get(Math.floor((t - T0) / bucket)) ?? 0) + 1);
+        assert.ok(Math.max(...counts.values()) <= 2_000, `crowded: ${Math.max(...counts.values())}`);
+      }),
+      { numRuns: 20 },
+    );
+  });
+
+  it("the scheduler: 10,000 messages deferred in one round get spread due times (default jitter)", async () => {
+    const h = harness({
+      workers: 10_000,
+      jitter: DEFAULT_RETRY_JITTER,
+      random: seeded(17),
+      answer: () => "deferred",
+    });
+    const list = Array.from({ length: 10_000 }, () => env({ nextAttemptAt: T0 }));
+    for (const e of list) h.s.add(e);
+    await until(() => list.every((e) => e.attempts === 1), "every message attempted once");
+    const due = list.map((e) => e.nextAttemptAt);
+    assert.ok(
+      due.every((t) => t >= T0 + 45_000 && t <= T0 + 60_000),
+      "within [0.75, 1] x retry.initial",
+    );
+    assert.ok(new Set(due).size > 5_000, `distinct due times: ${new Set(due).size}`);
+    const perSecond = new Map<number, number>();
+    for (const t of due) perSecond.set(Math.floor(t / 1000), (perSecond.get(Math.floor(t / 1000)) ?? 0) + 1);
+    assert.ok(perSecond.size >= 15, `due over ${perSecond.size} seconds`);
+    assert.ok(Math.max(...perSecond.values()) <= 1_000, `at most 1,000 in one second`);
+    await h.s.stop(100);
   });
 });
 

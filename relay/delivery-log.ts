@@ -1,0 +1,176 @@
+// The delivery log: one line per recipient per attempt, the answer to "what happened to mail for
+// bob@partner.example?" (Postfix's smtp(8) `to=<...>, relay=..., delay=..., delays=a/b/c/d,
+// dsn=..., status=...` line). The line is typed once (DeliveryLine) and rendered two ways: JSON (the
+// default, pino) and Postfix-like text (`--log-format text`, relay/log.ts), for grep. Pure.
+//
+// delays, in seconds, as Postfix splits them:
+//   beforeQueue   receiving the message: DATA's start to its 250 (0 when not known, e.g. a message
+//                 queued by an older relay or the relay's own DSN/TLS-RPT mail)
+//   inQueue       in the queue: the 250 to this attempt's start (earlier attempts included, as Postfix)
+//   connection    this attempt up to MAIL FROM: MTA-STS, DNS, connect, greeting, STARTTLS, AUTH
+//   transmission  MAIL FROM to the end of DATA
+// delay is their sum: DATA's start to the end of this attempt.
+import { z } from "zod";
+import type { AttemptTrace, RecipientResult } from "./outbound/deliver.js";
+
+export const DELIVERY_EVENT = "recipient";
+
+const Seconds = z.number().nonnegative();
+
+export const DeliveryLine = z.object({
+  event: z.literal(DELIVERY_EVENT),
+  queueId: z.string(),
+  from: z.string(),
+  to: z.string(),
+  size: z.number().int().nonnegative(),
+  messageId: z.string().optional(),
+  /** host[address]:port of the next hop tried last, "none" when no connection was tried. */
+  relay: z.string(),
+  delay: Seconds,
+  delays: z.object({
+    beforeQueue: Seconds,
+    inQueue: Seconds,
+    connection: Seconds,
+    transmission: Seconds,
+  }),
+  /** Enhanced status code (RFC 3463). */
+  dsn: z.string(),
+  status: z.enum(["sent", "deferred", "bounced"]),
+  /** The relay's reason code (docs: the deferral reasons), DELIVERED when sent. */
+  code: z.string(),
+  /** The next hop's reply, or why nothing was sent. */
+  response: z.string(),
+  /** Delivery attempts of this message before this one. */
+  attempt: z.number().int().nonnegative(),
+  tls: z.object({
+    /** The MailDomainPolicy (namespace/name) that applied, and its mode. */
+    policy: z.string().optional(),
+    mode: z.string().optional(),
+    /** The level the policy engine resolved for the hop (relay/outbound/tls-policy.ts), and why. */
+    level: z.string().optional(),
+    why: z.string().optional(),
+    /** The session: absent when it was not encrypted (or never opened). */
+    version: z.string().optional(),
+    cipher: z.string().optional(),
+    verified: z.boolean(),
+    /** SHA-256 of the peer certificate, colon-separated hex (as `openssl x509 -fingerprint -sha256`). */
+    peerFingerprint: z.string().optional(),
+  }),
+});
+export type DeliveryLine = z.infer<typeof DeliveryLine>;
+
+/** What the queue knows of the message beside the deliverer's result. */
+export interface DeliveryContext {
+  queueId: string;
+  from: string;
+  size: number;
+  messageId?: string;
+  attempt: number;
+  /** The inbound side's DATA start and 250 (epoch ms); acceptedAt absent: not known. */
+  receivedAt: number;
+  acceptedAt?: number;
+  policy?: string;
+  /** When no attempt ran (held, unreadable): now. */
+  now: number;
+}
+
+const seconds = (ms: number): number => Math.max(0, Math.round(ms)) / 1000;
+
+function relayOf(t: AttemptTrace | undefined): string {
+  const r = t?.record;
+  if (!r?.nextHop) return "none";
+  return `${r.nextHop}[${r.address ?? ""}]:${r.port ?? 25}`;
+}
+
+/** The line of one recipient's result. */
+export function deliveryLine(c: DeliveryContext, r: RecipientResult): DeliveryLine {
+  const t = r.attempt;
+  const rec = t?.record;
+  const startedAt = t?.startedAt ?? c.now;
+  const endedAt = t?.endedAt ?? c.now;
+  const queuedAt = c.acceptedAt ?? c.receivedAt;
+  const transmission = Math.min(rec?.transmitMs ?? 0, endedAt - startedAt);
+  const delays = {
+    beforeQueue: seconds(queuedAt - c.receivedAt),
+    inQueue: seconds(startedAt - queuedAt),
+    connection: seconds(endedAt - startedAt - transmission),
+    transmission: seconds(transmission),
+  };
+  const s = rec?.session;
+  return {
+    event: DELIVERY_EVENT,
+    queueId: c.queueId,
+    from: c.from,
+    to: r.address,
+    size: c.size,
+    ...(c.messageId ? { messageId: c.messageId } : {}),
+    relay: relayOf(t),
+    delay: seconds(endedAt - c.receivedAt),
+    delays,
+    dsn: r.status,
+    status: r.outcome === "delivered" ? "sent" : r.outcome === "failed" ? "bounced" : "deferred",
+    code: r.code,
+    response: r.message,
+    attempt: c.attempt,
+    tls: {
+      ...((rec?.policy ?? c.policy) ? { policy: rec?.policy ?? c.policy } : {}),
+      ...(rec?.mode ? { mode: rec.mode } : {}),
+      ...(rec?.level ? { level: rec.level } : {}),
+      ...(rec?.why ? { why: rec.why } : {}),
+      ...(s?.tlsVersion ? { version: s.tlsVersion } : {}),
+      ...(s?.cipher ? { cipher: s.cipher } : {}),
+      verified: s?.peerVerified === true && s.tlsVersion !== undefined,
+      ...(s?.peerFingerprint ? { peerFingerprint: s.peerFingerprint } : {}),
+    },
+  };
+}
+
+/** The Message-ID of a message's header section (unfolded), without its angle brackets. */
+export function messageIdOf(head: Buffer): string | undefined {
+  const text = head.toString("latin1");
+  const end = text.search(/\r?\n\r?\n/);
+  const header = (end < 0 ? text : text.slice(0, end)).replace(/\r?\n[ \t]+/g, " ");
+  const m = /^message-id:[ \t]*<?([^>\r\n]*?)>?[ \t]*$/im.exec(header);
+  return m?.[1] ? m[1] : undefined;
+}
+
+/** A value for the text format: bare when it has no space, comma, quote or `=`, else JSON-quoted. */
+function textValue(v: string): string {
+  return /^[^\s,"=()]+$/.test(v) ? v : JSON.stringify(v);
+}
+
+const fixed = (n: number): string => String(Math.round(n * 1000) / 1000);
+
+/**
+ * The Postfix-like text of a line, after the time and level:
+ * `<queueId>: to=<b@x>, from=<a@y>, size=N, message-id=<id>, relay=host[ip]:port, delay=S,
+ * delays=a/b/c/d, dsn=X.Y.Z, attempt=N, code=C, policy=P, mode=M, level=L, why="...", tls=V,
+ * cipher=C, verified=yes|no, fingerprint=AB:..., status=sent (response)`; absent fields are left out.
+ */
+export function deliveryText(l: DeliveryLine): string {
+  const d = l.delays;
+  const pairs: [string, string | undefined][] = [
+    ["to", `<${l.to}>`],
+    ["from", `<${l.from}>`],
+    ["size", String(l.size)],
+    ["message-id", l.messageId !== undefined ? `<${l.messageId}>` : undefined],
+    ["relay", l.relay],
+    ["delay", fixed(l.delay)],
+    ["delays", [d.beforeQueue, d.inQueue, d.connection, d.transmission].map(fixed).join("/")],
+    ["dsn", l.dsn],
+    ["attempt", String(l.attempt)],
+    ["code", l.code],
+    ["policy", l.tls.policy],
+    ["mode", l.tls.mode],
+    ["level", l.tls.level],
+    ["why", l.tls.why],
+    ["tls", l.tls.version],
+    ["cipher", l.tls.cipher],
+    ["verified", l.tls.verified ? "yes" : "no"],
+    ["fingerprint", l.tls.peerFingerprint],
+  ];
+  const fields = pairs
+    .filter((p): p is [string, string] => p[1] !== undefined)
+    .map(([k, v]) => `${k}=${k === "to" || k === "from" || k === "message-id" ? v : textValue(v)}`);
+  return `${l.queueId}: ${fields.join(", ")}, status=${l.status} (${l.response.replace(/[\r\n]+/g, " ")})`;
+}

@@ -1,0 +1,71 @@
+// The fleet-wide queue view (issue 17): one listing over every pod of a MailRelay instead of one
+// `kubectl exec` per pod. `sealpost queue list --fleet <relay> [-n <namespace>]` lists the relay's
+// pods through the Kubernetes API (the labels the operator puts on them, relay/contract/pod-labels.ts) and
+// asks each pod's admin port directly, at its pod IP: run it where the relay's NetworkPolicy admits
+// the admin port (the operator's pod, or a namespace in spec.networkPolicy.metricsFrom). Not through
+// the API server's pod proxy: the API server takes the Authorization header for itself, so the admin
+// token would not reach the pod. `--admin URL` given several times is the same view over explicit
+// pods. fleetTargets and mergeListings are pure; discoverFleet is the Kubernetes API call
+// (test/integration/ops-queue-fleet.test.ts runs it against a real kube-apiserver).
+import { relaySelector } from "../contract/pod-labels.js";
+import type { MessageView } from "./admin-api.js";
+
+export interface FleetTarget {
+  pod: string;
+  url: string;
+}
+
+export interface PodLike {
+  metadata?: { name?: string };
+  status?: { podIP?: string; phase?: string };
+}
+
+/** The label selector of a MailRelay's pods. */
+export function fleetSelector(relay: string): string {
+  return Object.entries(relaySelector(relay))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
+}
+
+/** Admin URLs of the pods that have an address; the others are named in `skipped`. Pure. */
+export function fleetTargets(pods: PodLike[], port: number): { targets: FleetTarget[]; skipped: string[] } {
+  const targets: FleetTarget[] = [];
+  const skipped: string[] = [];
+  for (const p of pods) {
+    const name = p.metadata?.name ?? "?";
+    const ip = p.status?.podIP;
+    if (!ip || p.status?.phase !== "Running") skipped.push(`${name} (${p.status?.phase ?? "no status"})`);
+    else targets.push({ pod: name, url: `http://${ip.includes(":") ? `[${ip}]` : ip}:${port}` });
+  }
+  targets.sort((a, b) => a.pod.localeCompare(b.pod));
+  return { targets, skipped };
+}
+
+/** Lists the pods of MailRelay `relay` through the Kubernetes API (kubeconfig or in-cluster). */
+export async function discoverFleet(
+  relay: string,
+  namespace: string | undefined,
+  port: number,
+): Promise<{ targets: FleetTarget[]; skipped: string[]; namespace: string }> {
+  const k8s = await import("@kubernetes/client-node");
+  const kc = new k8s.KubeConfig();
+  kc.loadFromDefault();
+  const ns = namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? "default";
+  const api = kc.makeApiClient(k8s.CoreV1Api);
+  const list = await api.listNamespacedPod({ namespace: ns, labelSelector: fleetSelector(relay) });
+  return { ...fleetTargets(list.items, port), namespace: ns };
+}
+
+/** One pod's answer: its messages, or why there are none. */
+export interface PodListing {
+  pod: string;
+  messages?: MessageView[];
+  error?: string;
+}
+
+/** Every pod's messages in one list, oldest first, each with its pod. Pure. */
+export function mergeListings(listings: PodListing[]): (MessageView & { pod: string })[] {
+  return listings
+    .flatMap((l) => (l.messages ?? []).map((m) => ({ ...m, pod: l.pod })))
+    .sort((a, b) => a.receivedAt.localeCompare(b.receivedAt) || a.pod.localeCompare(b.pod));
+}
