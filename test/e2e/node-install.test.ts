@@ -179,6 +179,9 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
 
   it("examples/: the relay pods are Ready on their queue PVCs, non-root, read-only root, no service account token", async () => {
     await kubectl(["create", "namespace", NS]);
+    // the chart's admission policy lets relays and certificates carry only the host names the admin
+    // granted the namespace (issue 15.9; examples/README.md)
+    await kubectl(["annotate", "namespace", NS, "sealpost.dev/allowed-hostnames=relay.example.com"]);
     const dougCa = await makeCa(join(node.dir, "doug-pki"), "DOUG E2E CA");
     dougMx = await makeLeaf(dougCa, { cn: "mx.doug.example", dnsNames: ["mx.doug.example"] });
     const smimeCa = await makeCa(join(node.dir, "partner-d-pki"), "partner-d E2E CA");
