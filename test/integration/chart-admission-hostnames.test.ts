@@ -4,7 +4,6 @@
 // operator token cannot get a certificate for a foreign name, nor move a Certificate from one owner to
 // another; users cannot give a MailRelay or a RelayCredential a name outside the grant, and are told
 // the fix; the legitimate certificate is admitted.
-/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment -- manifests are plain JSON */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { join } from "node:path";
