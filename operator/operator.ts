@@ -272,6 +272,11 @@ export class Operator {
       if (owner) ctl.relays.enqueue(owner);
       else this.enqueueReferencing(cm.metadata.namespace ?? "", "configMaps", cm.metadata.name);
     });
+    // the Service's addresses (ClusterIP, load-balancer ingress) go into the relay's config
+    c.services?.on((_t, svc) => {
+      const owner = this.ownerKey(svc, "MailRelay");
+      if (owner) ctl.relays.enqueue(owner);
+    });
     c.statefulSets.on((_t, s) => {
       const owner = this.ownerKey(s, "MailRelay");
       if (owner) ctl.relays.enqueue(owner);

@@ -22,6 +22,7 @@ import {
 } from "./compile/relay-config.js";
 import { claimingPatterns } from "../relay/domains.js";
 import { selectorMatches } from "./compile/selector.js";
+import { serviceSelfAddresses, type ServiceAddressSource } from "./compile/self-addresses.js";
 import { policyDomains } from "./mapping.js";
 import { Informer, type EventType } from "./runtime/informer.js";
 import { R, type KubeClient, type KubeObject } from "./runtime/kube.js";
@@ -40,6 +41,8 @@ export interface ConfigMapObject extends KubeObject {
   binaryData?: Record<string, string>;
 }
 
+export type ServiceObject = KubeObject & ServiceAddressSource;
+
 export interface PodObject extends KubeObject {
   status?: { podIP?: string; phase?: string; conditions?: { type: string; status: string }[] };
 }
@@ -55,6 +58,8 @@ export interface Caches {
   queueVolumes: Informer<KubeObject>;
   statefulSets: Informer<KubeObject>;
   certificates: Informer<KubeObject>;
+  /** The relays' own Services: their addresses go into the config (selfAddresses, loop detection). */
+  services?: Informer<ServiceObject>;
 }
 
 /**
@@ -122,6 +127,11 @@ export function makeCaches(
       labelSelector: `${RELAY_NAME_LABEL}=${RELAY_APP}`,
     }),
     statefulSets: new Informer(client, R.StatefulSet, { ...base, resyncMs: 0, labelSelector: managed }),
+    services: new Informer<ServiceObject>(client, R.Service, {
+      ...base,
+      resyncMs: 0,
+      labelSelector: managed,
+    }),
     certificates: new Informer(client, R.Certificate, {
       ...base,
       resyncMs: 0,
@@ -146,6 +156,7 @@ export function viewFingerprint(view: ClusterView): string {
   for (const [n, s] of view.secrets) parts.push(`s:${n}:${s.type ?? ""}:${[...s.keys].join(",")}`);
   for (const [n, keys] of view.configMaps) parts.push(`c:${n}:${[...keys].join(",")}`);
   for (const [n, c] of view.credentials) parts.push(`r:${n}:${JSON.stringify(c.spec)}`);
+  for (const [n, a] of view.services ?? []) parts.push(`v:${n}:${a.join(",")}`);
   return parts.join("\n");
 }
 
@@ -265,7 +276,7 @@ export class ClusterState {
     const c = this.caches;
     const v = (i: { version?: (ns: string) => number }): string =>
       typeof i.version === "function" ? String(i.version(namespace)) : "?";
-    const versions = `${v(c.secrets)}:${v(c.configMaps)}:${v(c.credentials)}`;
+    const versions = `${v(c.secrets)}:${v(c.configMaps)}:${v(c.credentials)}:${c.services ? v(c.services) : ""}`;
     const hit = this.views.get(namespace);
     if (hit && hit.versions === versions && !versions.includes("?")) return hit;
     const secrets = new Map<string, SecretInfo>();
@@ -283,7 +294,10 @@ export class ClusterState {
       );
     const credentials = new Map<string, RelayCredential>();
     for (const cr of c.credentials.list(namespace)) credentials.set(cr.metadata.name, cr);
-    const view = { secrets, configMaps, credentials };
+    const services = new Map<string, string[]>();
+    for (const svc of c.services?.list(namespace) ?? [])
+      services.set(svc.metadata.name, serviceSelfAddresses(svc));
+    const view = { secrets, configMaps, credentials, services };
     const fp = viewFingerprint(view);
     // an unchanged fingerprint keeps the previous string: the entries' viewFp compare by identity
     const entry = { versions, view, fp: hit?.fp === fp ? hit.fp : fp };

@@ -44,6 +44,8 @@ export interface ClusterView {
   secrets: ReadonlyMap<string, SecretInfo>;
   /** ConfigMap name → its data keys. */
   configMaps: ReadonlyMap<string, ReadonlySet<string>>;
+  /** The relays' own Services: name → the addresses that reach the relay (compile/self-addresses.ts). */
+  services?: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface SecretInfo {
@@ -646,6 +648,7 @@ export function compileRelayConfig(
     relay: keyOf(relay),
     generation: relay.metadata.generation ?? 0,
     hostname: spec.hostname,
+    selfAddresses: [...(view.services?.get(names.service(relay.metadata.name ?? "")) ?? [])],
     listeners: {
       smtp: { enabled: l.smtp.enabled, port: l.smtp.port, host: "0.0.0.0", ...proxyOf(l.smtp) },
       smtps: { enabled: l.smtps.enabled, port: l.smtps.port, host: "0.0.0.0", ...proxyOf(l.smtps) },

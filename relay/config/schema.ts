@@ -171,6 +171,12 @@ export const RelayConfig = z.object({
   generation: z.number().int().nonnegative().default(0),
   /** EHLO name and the DNS name of the server certificate. */
   hostname: z.string().min(1),
+  /**
+   * Addresses that reach this relay from outside the pod (its Service's ClusterIPs, externalIPs and
+   * load-balancer ingress IPs, as Postfix's proxy_interfaces): a next hop on one of them is myself
+   * (relay/outbound/loop.ts), whatever the port.
+   */
+  selfAddresses: z.array(z.union([z.ipv4(), z.ipv6()])).default([]),
   listeners: z.object({
     /** Port 25: STARTTLS offered. */
     smtp: Listener.default({ enabled: true, port: 25, host: "0.0.0.0" }),
