@@ -690,7 +690,7 @@ export function compileRelayConfig(
     ...(spec.dns?.servers?.length ? { dns: { servers: [...spec.dns.servers] } } : {}),
     policies: compiled.filter((p) => !p.domains.includes(CATCH_ALL)),
     deferredPolicies,
-    ...(catchAll ? { defaultOutbound: catchAll.outbound } : {}),
+    ...(catchAll ? { defaultOutbound: catchAll.outbound, defaultOutboundPolicy: catchAll.name } : {}),
     queue: {
       dir: QUEUE_DIR,
       maxAge: Math.round(durationSeconds(queue.maxAge)),

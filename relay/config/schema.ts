@@ -262,6 +262,12 @@ export const RelayConfig = z.object({
   deferredPolicies: z.array(DeferredPolicy).default([]),
   /** For recipient domains no policy matches (local domains excepted: see relay/outbound/route.ts). */
   defaultOutbound: Outbound.default({ tls: { mode: "opportunistic", minVersion: "TLSv1.2" } }),
+  /**
+   * The catch-all ("*") MailDomainPolicy that defaultOutbound was compiled from, if any: its mode is
+   * the administrator's, as any policy's, so `TLS-Required: No` does not relax it
+   * (relay/outbound/tls-policy.ts).
+   */
+  defaultOutboundPolicy: z.string().min(1).optional(),
   queue: z.object({
     /** Spool directory on the pod's volume (absolute, outside the config directory). */
     dir: z.string().min(1),
