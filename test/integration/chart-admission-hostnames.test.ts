@@ -5,20 +5,12 @@
 // another; users cannot give a MailRelay or a RelayCredential a name outside the grant, and are told
 // the fix; the legitimate certificate is admitted.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { promisify } from "node:util";
 import { renderClientCertificate, renderServerCertificate } from "../../operator/render/certificate.js";
+import { installChart, OPERATOR_USER as OPERATOR, submitAs } from "../support/chart.js";
 import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
 import { certManagerCrdFiles } from "../support/operator.js";
-import { repoRoot, toolchainBin } from "../support/toolchain.js";
 
-const run = promisify(execFile);
-const helmBin = join(toolchainBin(["etcd", "kube-apiserver", "kubectl", "helm"]), "helm");
-const chart = join(repoRoot, "charts/sealpost");
-const NS = "sealpost-system";
-const OPERATOR = `system:serviceaccount:${NS}:sealpost-operator`;
 const GRANT = "relay.example.com,*.relay.corp.example";
 const issuer = { kind: "ClusterIssuer", name: "corp-ca", group: "cert-manager.io" };
 
@@ -33,16 +25,7 @@ const relayOwner = (name: string, uid: string, namespace = "mail") => ({
 describe("issue 15.9: certificate names bound to the namespace's host name grant", () => {
   let cp: ControlPlane;
 
-  async function submit(obj: unknown, as?: string, args = ["create", "--dry-run=server"]) {
-    return new Promise<{ ok: boolean; err: string }>((resolve) => {
-      const child = execFile(
-        join(cp.bin, "kubectl"),
-        ["--kubeconfig", cp.kubeconfigPath, ...(as ? [`--as=${as}`] : []), ...args, "-f", "-"],
-        (e, _out, stderr) => resolve({ ok: !e, err: String(stderr) }),
-      );
-      child.stdin!.end(JSON.stringify(obj));
-    });
-  }
+  const submit = (obj: unknown, as?: string, args?: string[]) => submitAs(cp, obj, as ?? null, args);
   const asOperator = (obj: unknown, args?: string[]) => submit(obj, OPERATOR, args);
 
   const relay = (hostname: string, namespace = "mail") => ({
@@ -55,21 +38,7 @@ describe("issue 15.9: certificate names bound to the namespace's host name grant
   before(async () => {
     cp = await startControlPlane();
     await cp.applyCrds(certManagerCrdFiles());
-    await run(helmBin, [
-      "--kubeconfig",
-      cp.kubeconfigPath,
-      "install",
-      "sealpost",
-      chart,
-      "-n",
-      NS,
-      "--create-namespace",
-      "--wait=false",
-      "--set",
-      "image.tag=t1",
-      "--set",
-      "admissionPolicy.allowedClusterIssuers={corp-ca}",
-    ]);
+    await installChart(cp, ["admissionPolicy.allowedClusterIssuers={corp-ca}"]);
     for (const ns of ["mail", "bare"]) await cp.kubectl(["create", "namespace", ns]);
     await cp.kubectl(["annotate", "namespace", "mail", `sealpost.dev/allowed-hostnames=${GRANT}`]);
     // the policies are enforced once the apiserver has compiled them

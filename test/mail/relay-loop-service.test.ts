@@ -4,9 +4,9 @@
 // listens on 127.0.0.1 only, and the operator's selfAddresses lists 127.0.0.3: the mail bounces at
 // once, "mail for X loops back to myself" (5.4.6), instead of going round until the hop limit.
 import assert from "node:assert/strict";
-import { connect, createServer, type Server, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { startDnsServer, type DnsServer } from "../support/dns-server.js";
+import { startForwarder, type Forwarder } from "../support/forwarder.js";
 import { waitFor } from "../support/process.js";
 import { relayFixture, type LogCapture, type RelayFixture } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
@@ -18,31 +18,12 @@ let f: RelayFixture;
 let logs: LogCapture;
 let dns: DnsServer;
 let home: Sink;
-let service: { server: Server; port: number; sockets: Set<Socket> };
-
-/** kube-proxy in miniature: SERVICE_IP:<port> forwards to the relay's smtp listener. */
-async function startService(to: number): Promise<typeof service> {
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    const up = connect({ host: "127.0.0.1", port: to });
-    for (const s of [client, up]) {
-      sockets.add(s);
-      s.on("close", () => sockets.delete(s));
-      s.on("error", () => (client.destroy(), up.destroy()));
-    }
-    client.pipe(up);
-    up.pipe(client);
-  });
-  const port = await new Promise<number>((resolve) =>
-    server.listen(0, SERVICE_IP, () => resolve((server.address() as { port: number }).port)),
-  );
-  return { server, port, sockets };
-}
+let service: Forwarder; // kube-proxy in miniature: SERVICE_IP:<port> to the relay's smtp listener
 
 before(async () => {
   f = await relayFixture("relay-loop-service");
   home = await startSink();
-  service = await startService(f.ports.smtp);
+  service = await startForwarder(f.ports.smtp, SERVICE_IP);
   dns = await startDnsServer({
     "lb.test": { MX: [{ preference: 10, exchange: "mx.lb.test" }] },
     "mx.lb.test": { A: [SERVICE_IP] },
@@ -66,8 +47,7 @@ before(async () => {
 
 after(async () => {
   await f?.stop(async () => {
-    for (const s of service?.sockets ?? []) s.destroy();
-    await new Promise((r) => service?.server.close(r));
+    await service?.close();
     await dns?.stop();
     await home?.close();
   });
