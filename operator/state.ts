@@ -19,6 +19,7 @@ import {
   type PolicyEntry,
   type PolicyProblem,
   type SecretInfo,
+  type ServiceInfo,
 } from "./compile/relay-config.js";
 import { claimingPatterns } from "../relay/domains.js";
 import { selectorMatches } from "./compile/selector.js";
@@ -156,7 +157,8 @@ export function viewFingerprint(view: ClusterView): string {
   for (const [n, s] of view.secrets) parts.push(`s:${n}:${s.type ?? ""}:${[...s.keys].join(",")}`);
   for (const [n, keys] of view.configMaps) parts.push(`c:${n}:${[...keys].join(",")}`);
   for (const [n, c] of view.credentials) parts.push(`r:${n}:${JSON.stringify(c.spec)}`);
-  for (const [n, a] of view.services ?? []) parts.push(`v:${n}:${a.join(",")}`);
+  for (const [n, v] of view.services ?? [])
+    parts.push(`v:${n}:${v.controllerUid ?? ""}:${v.addresses.join(",")}`);
   return parts.join("\n");
 }
 
@@ -294,9 +296,12 @@ export class ClusterState {
       );
     const credentials = new Map<string, RelayCredential>();
     for (const cr of c.credentials.list(namespace)) credentials.set(cr.metadata.name, cr);
-    const services = new Map<string, string[]>();
+    const services = new Map<string, ServiceInfo>();
     for (const svc of c.services?.list(namespace) ?? [])
-      services.set(svc.metadata.name, serviceSelfAddresses(svc));
+      services.set(svc.metadata.name, {
+        addresses: serviceSelfAddresses(svc),
+        controllerUid: svc.metadata.ownerReferences?.find((o) => o.controller)?.uid,
+      });
     const view = { secrets, configMaps, credentials, services };
     const fp = viewFingerprint(view);
     // an unchanged fingerprint keeps the previous string: the entries' viewFp compare by identity

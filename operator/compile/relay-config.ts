@@ -28,6 +28,7 @@ import { canonicalPattern, claimingPatterns } from "../../relay/domains.js";
 import type { MailDomainPolicy, MailRelay, RelayCredential } from "../api.js";
 import type { ProjectedSource } from "../render/input.js";
 import { ADMIN_PORT, FLEET_SECRET_KEY, names, QUEUE_DIR } from "../render/meta.js";
+import { ownServiceAddresses } from "./self-addresses.js";
 import { durationSeconds, MailDomainPolicy as MailDomainPolicySchema, quantityBytes } from "../api.js";
 
 export type ProblemReason = "DomainConflict" | "MissingReference" | "InvalidReference" | "InvalidSpec";
@@ -44,14 +45,20 @@ export interface ClusterView {
   secrets: ReadonlyMap<string, SecretInfo>;
   /** ConfigMap name → its data keys. */
   configMaps: ReadonlyMap<string, ReadonlySet<string>>;
-  /** The relays' own Services: name → the addresses that reach the relay (compile/self-addresses.ts). */
-  services?: ReadonlyMap<string, readonly string[]>;
+  /** The relays' Services: name → the addresses that reach it (compile/self-addresses.ts). */
+  services?: ReadonlyMap<string, ServiceInfo>;
 }
 
 export interface SecretInfo {
   type?: string;
   keys: ReadonlySet<string>;
   /** uid of the object its controller ownerReference names (who created it, for the fleet Secret). */
+  controllerUid?: string;
+}
+
+export interface ServiceInfo {
+  addresses: readonly string[];
+  /** uid of the object its controller ownerReference names: only the relay's own Service counts. */
   controllerUid?: string;
 }
 
@@ -648,7 +655,7 @@ export function compileRelayConfig(
     relay: keyOf(relay),
     generation: relay.metadata.generation ?? 0,
     hostname: spec.hostname,
-    selfAddresses: [...(view.services?.get(names.service(relay.metadata.name ?? "")) ?? [])],
+    selfAddresses: ownServiceAddresses(relay, view),
     listeners: {
       smtp: { enabled: l.smtp.enabled, port: l.smtp.port, host: "0.0.0.0", ...proxyOf(l.smtp) },
       smtps: { enabled: l.smtps.enabled, port: l.smtps.port, host: "0.0.0.0", ...proxyOf(l.smtps) },

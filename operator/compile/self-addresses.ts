@@ -4,6 +4,9 @@
 // balancer would otherwise loop until the hop limit. An ingress given only as a host name (some cloud
 // load balancers) is not resolved here (no I/O in the compile); such a loop still ends at the hop limit.
 import { isIP } from "node:net";
+import type { MailRelay } from "../api.js";
+import { names } from "../render/meta.js";
+import type { ClusterView } from "./relay-config.js";
 
 export interface ServiceAddressSource {
   spec?: { clusterIP?: string; clusterIPs?: string[]; externalIPs?: string[] };
@@ -20,4 +23,14 @@ export function serviceSelfAddresses(svc: ServiceAddressSource | undefined): str
     ...(svc.status?.loadBalancer?.ingress ?? []).map((i) => i.ip),
   ];
   return [...new Set(all.filter((a): a is string => !!a && isIP(a) !== 0))].sort();
+}
+
+/**
+ * The addresses of the relay's own Service: only one whose controller ownerReference is this relay
+ * (uid), so that a Service someone else created under that name (with the operator's labels, before
+ * the relay's exists) cannot make the relay take a partner's MX for itself and bounce its mail.
+ */
+export function ownServiceAddresses(relay: MailRelay, view: ClusterView): string[] {
+  const svc = view.services?.get(names.service(relay.metadata.name ?? ""));
+  return svc && relay.metadata.uid && svc.controllerUid === relay.metadata.uid ? [...svc.addresses] : [];
 }

@@ -25,18 +25,30 @@ describe("the relay's Service addresses (15.4)", () => {
     assert.deepEqual(serviceSelfAddresses(undefined), []);
   });
 
-  it("compiles the relay's own Service (named after it) into selfAddresses; another Service's are not", () => {
-    const view = {
+  it("compiles the relay's own Service (named after it, its controller the relay) into selfAddresses, no other", () => {
+    const relay = mailRelay(); // uid u1
+    const view = (services: Record<string, { addresses: string[]; controllerUid?: string }>) => ({
       ...clusterView(),
-      services: new Map([
-        ["edge", ["10.96.0.25", "203.0.113.9"]],
-        ["other", ["10.96.0.99"]],
-      ]),
-    };
-    assert.deepEqual(compileRelayConfig(mailRelay(), [], view).config.selfAddresses, [
-      "10.96.0.25",
-      "203.0.113.9",
-    ]);
-    assert.deepEqual(compileRelayConfig(mailRelay(), [], clusterView()).config.selfAddresses, []);
+      services: new Map(Object.entries(services)),
+    });
+    const own = { addresses: ["10.96.0.25", "203.0.113.9"], controllerUid: "u1" };
+    assert.deepEqual(
+      compileRelayConfig(
+        relay,
+        [],
+        view({ edge: own, other: { addresses: ["10.96.0.99"], controllerUid: "u1" } }),
+      ).config.selfAddresses,
+      ["10.96.0.25", "203.0.113.9"],
+    );
+    assert.deepEqual(compileRelayConfig(relay, [], clusterView()).config.selfAddresses, []);
+    // attack: a Service named like the relay that someone else created (another or no controller),
+    // listing a partner's MX address, would make the relay bounce that partner's mail as a loop
+    for (const controllerUid of ["someone-else", undefined])
+      assert.deepEqual(
+        compileRelayConfig(relay, [], view({ edge: { addresses: ["198.51.100.25"], controllerUid } })).config
+          .selfAddresses,
+        [],
+        String(controllerUid),
+      );
   });
 });
