@@ -6,7 +6,8 @@
 // compared as addresses, not strings (an MX may be ::ffff:7f00:1 or 0:0:0:0:0:0:0:1), and a hop on
 // the unspecified address (0.0.0.0, ::) is myself: a connection to it reaches this host. Addresses
 // in front of the pod (the Service's ClusterIP, a load balancer's ingress address; Postfix's
-// proxy_interfaces) are myself on any port: the Service forwards only to the relay's listeners.
+// proxy_interfaces) are myself on the listeners' ports, which the Service exposes under the same
+// numbers; another port there is someone else (a load balancer address shared by several Services).
 import { BlockList, isIP } from "node:net";
 import { fail, ok, type Result } from "../result.js";
 import type { Hop } from "./transport-options.js";
@@ -31,7 +32,7 @@ export interface SelfView {
   listeners: readonly { host: string; port: number }[];
   /** The machine's own interface addresses. */
   interfaceAddresses: readonly string[];
-  /** Addresses that forward to the relay (config selfAddresses): myself on every port. */
+  /** Addresses that forward to the relay (config selfAddresses): myself on the listeners' ports. */
   proxyAddresses?: readonly string[];
 }
 
@@ -75,7 +76,8 @@ export function isSelfHop(v: SelfView, hop: Hop): boolean {
   const name = hop.name.toLowerCase().replace(/\.$/, "");
   if (name === v.hostname.toLowerCase().replace(/\.$/, "")) return true;
   const address = reached(hop.address);
-  if (v.proxyAddresses?.some((x) => sameAddress(address, x))) return true;
+  if (v.listeners.some((l) => l.port === hop.port) && v.proxyAddresses?.some((x) => sameAddress(address, x)))
+    return true;
   const local = (a: string): boolean =>
     within(LOOPBACK, a) || v.interfaceAddresses.some((x) => sameAddress(a, x));
   // a listener on the unspecified address ("" too) listens on every local address

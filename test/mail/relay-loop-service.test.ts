@@ -1,8 +1,9 @@
 // Issue 15.4, loops through the relay's own Service address: an MX that resolves to the relay's
 // ClusterIP or load-balancer address reaches the relay through kube-proxy, not at one of the pod's own
-// listener addresses. Here a TCP forwarder on 127.0.0.3 stands for the Service (kube-proxy), the relay
-// listens on 127.0.0.1 only, and the operator's selfAddresses lists 127.0.0.3: the mail bounces at
-// once, "mail for X loops back to myself" (5.4.6), instead of going round until the hop limit.
+// listener addresses. Here a TCP forwarder on 127.0.0.3 stands for the Service (kube-proxy; the same
+// port number as the relay's smtp listener, as the Service's), the relay listens on 127.0.0.1 only,
+// and the operator's selfAddresses lists 127.0.0.3: the mail bounces at once, "mail for X loops back
+// to myself" (5.4.6), instead of going round until the hop limit.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { startDnsServer, type DnsServer } from "../support/dns-server.js";
@@ -23,7 +24,7 @@ let service: Forwarder; // kube-proxy in miniature: SERVICE_IP:<port> to the rel
 before(async () => {
   f = await relayFixture("relay-loop-service");
   home = await startSink();
-  service = await startForwarder(f.ports.smtp, SERVICE_IP);
+  service = await startForwarder(f.ports.smtp, SERVICE_IP, f.ports.smtp);
   dns = await startDnsServer({
     "lb.test": { MX: [{ preference: 10, exchange: "mx.lb.test" }] },
     "mx.lb.test": { A: [SERVICE_IP] },
@@ -41,7 +42,7 @@ before(async () => {
     ],
     defaultOutbound: { tls: { mode: "none" } },
   });
-  // MX next hops go to the Service's port
+  // MX next hops go to the Service's port, which is the smtp listener's
   ({ logs } = await f.start({ mxPort: service.port }));
 });
 

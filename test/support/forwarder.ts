@@ -11,7 +11,8 @@ export interface Forwarder {
   close(): Promise<void>;
 }
 
-export async function startForwarder(to: number, host = "127.0.0.1"): Promise<Forwarder> {
+/** Listens on host:`port` (0: any free port) and forwards to 127.0.0.1:`to`. */
+export async function startForwarder(to: number, host = "127.0.0.1", port = 0): Promise<Forwarder> {
   const sockets = new Set<Socket>();
   const server = createServer((client) => {
     const up = connect({ host: "127.0.0.1", port: to });
@@ -23,12 +24,12 @@ export async function startForwarder(to: number, host = "127.0.0.1"): Promise<Fo
     client.pipe(up);
     up.pipe(client);
   });
-  const port = await new Promise<number>((resolve) =>
-    server.listen(0, host, () => resolve((server.address() as { port: number }).port)),
+  const bound = await new Promise<number>((resolve) =>
+    server.listen(port, host, () => resolve((server.address() as { port: number }).port)),
   );
   return {
     server,
-    port,
+    port: bound,
     sockets,
     close: async () => {
       for (const s of sockets) s.destroy();
