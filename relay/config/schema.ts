@@ -174,7 +174,7 @@ export const RelayConfig = z.object({
   /**
    * Addresses that reach this relay from outside the pod (its Service's ClusterIPs, externalIPs and
    * load-balancer ingress IPs, as Postfix's proxy_interfaces): a next hop on one of them is myself
-   * (relay/outbound/loop.ts), whatever the port.
+   * (relay/outbound/loop.ts) on the listeners' ports, which the Service exposes under the same numbers.
    */
   selfAddresses: z.array(z.union([z.ipv4(), z.ipv6()])).default([]),
   listeners: z.object({
