@@ -30,6 +30,7 @@ export function buildCrd(api: ApiGroup, kind: KindDefinition): V1CustomResourceD
       status,
     },
     required: ["spec"],
+    ...(kind.objectRules?.length ? { "x-kubernetes-validations": kind.objectRules } : {}),
   };
   const missing = undocumentedFields({ properties: { spec, status } });
   if (missing.length > 0) {

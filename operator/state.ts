@@ -5,7 +5,8 @@
 import type { Logger } from "pino";
 import type { MailDomainPolicy, MailRelay, RelayCredential } from "./api.js";
 import { claimedDomains } from "./compile/domain-claims.js";
-import type { ClusterView, SecretInfo } from "./compile/references.js";
+import type { ClusterView, SecretInfo, ServiceInfo } from "./compile/references.js";
+import { serviceSelfAddresses, type ServiceAddressSource } from "./compile/self-addresses.js";
 import { selectorMatches } from "./compile/selector.js";
 import {
   keyOf,
@@ -20,6 +21,8 @@ import { MANAGED_BY, MANAGED_BY_LABEL, RELAY_APP, RELAY_LABEL, RELAY_NAME_LABEL 
 import { Informer, type EventType } from "./runtime/informer.js";
 import { R, type KubeClient, type KubeObject } from "./runtime/kube.js";
 
+export type ServiceObject = KubeObject & ServiceAddressSource;
+
 export interface Caches {
   relays: Informer<MailRelayObject>;
   policies: Informer<PolicyObject>;
@@ -31,6 +34,8 @@ export interface Caches {
   queueVolumes: Informer<KubeObject>;
   statefulSets: Informer<KubeObject>;
   certificates: Informer<KubeObject>;
+  /** The relays' own Services: their addresses go into the config (selfAddresses, loop detection). */
+  services?: Informer<ServiceObject>;
 }
 
 /**
@@ -98,6 +103,11 @@ export function makeCaches(
       labelSelector: `${RELAY_NAME_LABEL}=${RELAY_APP}`,
     }),
     statefulSets: new Informer(client, R.StatefulSet, { ...base, resyncMs: 0, labelSelector: managed }),
+    services: new Informer<ServiceObject>(client, R.Service, {
+      ...base,
+      resyncMs: 0,
+      labelSelector: managed,
+    }),
     certificates: new Informer(client, R.Certificate, {
       ...base,
       resyncMs: 0,
@@ -117,6 +127,8 @@ export function viewFingerprint(view: ClusterView): string {
   for (const [n, s] of view.secrets) parts.push(`s:${n}:${s.type ?? ""}:${[...s.keys].join(",")}`);
   for (const [n, keys] of view.configMaps) parts.push(`c:${n}:${[...keys].join(",")}`);
   for (const [n, c] of view.credentials) parts.push(`r:${n}:${JSON.stringify(c.spec)}`);
+  for (const [n, v] of view.services ?? [])
+    parts.push(`v:${n}:${v.controllerUid ?? ""}:${v.addresses.join(",")}`);
   return parts.join("\n");
 }
 
@@ -194,7 +206,7 @@ export class ClusterState {
    */
   viewOf(namespace: string): NamespaceView {
     const c = this.caches;
-    const versions = `${c.secrets.version(namespace)}:${c.configMaps.version(namespace)}:${c.credentials.version(namespace)}`;
+    const versions = `${c.secrets.version(namespace)}:${c.configMaps.version(namespace)}:${c.credentials.version(namespace)}:${c.services?.version(namespace) ?? ""}`;
     const hit = this.views.get(namespace);
     if (hit && hit.versions === versions) return hit;
     const secrets = new Map<string, SecretInfo>();
@@ -212,7 +224,13 @@ export class ClusterState {
       );
     const credentials = new Map<string, RelayCredential>();
     for (const cr of c.credentials.list(namespace)) credentials.set(cr.metadata.name, cr);
-    const view = { secrets, configMaps, credentials };
+    const services = new Map<string, ServiceInfo>();
+    for (const svc of c.services?.list(namespace) ?? [])
+      services.set(svc.metadata.name, {
+        addresses: serviceSelfAddresses(svc),
+        controllerUid: svc.metadata.ownerReferences?.find((o) => o.controller)?.uid,
+      });
+    const view = { secrets, configMaps, credentials, services };
     const fp = viewFingerprint(view);
     // an unchanged fingerprint keeps the previous string: the memo's entries compare it by identity
     const entry = { versions, view, fp: hit?.fp === fp ? hit.fp : fp };

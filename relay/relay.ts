@@ -267,7 +267,7 @@ export class Relay {
     const interfaceAddresses = Object.values(networkInterfaces()).flatMap((l) =>
       (l ?? []).map((a) => a.address),
     );
-    return { hostname: c.hostname, listeners, interfaceAddresses };
+    return { hostname: c.hostname, listeners, interfaceAddresses, proxyAddresses: c.selfAddresses };
   }
 
   ports(): Record<string, number> {

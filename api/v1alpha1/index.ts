@@ -1,6 +1,7 @@
 // sealpost.dev/v1alpha1: the API as zod schemas (the single source of truth), the TypeScript types the
 // operator and relay use (z.infer), and what the CRD generator needs to know about each kind.
 import type { z } from "zod";
+import type { CelRule } from "./common.js";
 import { MailDomainPolicySpec, MailDomainPolicyStatus } from "./maildomainpolicy.js";
 import { MailRelaySpec, MailRelayStatus } from "./mailrelay.js";
 import { RelayCredentialSpec, RelayCredentialStatus } from "./relaycredential.js";
@@ -29,6 +30,8 @@ export interface KindDefinition {
   spec: z.ZodType;
   status: z.ZodType;
   printerColumns: PrinterColumn[];
+  /** CEL rules on the whole object (x-kubernetes-validations at the root: metadata.name is visible). */
+  objectRules?: CelRule[];
 }
 
 const ready: PrinterColumn = {
@@ -54,6 +57,15 @@ export const kinds: readonly KindDefinition[] = [
       "A Sealpost mail relay: pods that accept mail on SMTP ports and deliver it under the MailDomainPolicies it selects, never in a weaker way than a policy demands.",
     spec: MailRelaySpec,
     status: MailRelayStatus,
+    // a relay's server certificate and Secret are <relay>-tls, a RelayCredential's <credential>-client-tls:
+    // relay foo-client and credential foo would render the same objects (issue 15 leftover b)
+    objectRules: [
+      {
+        rule: "!self.metadata.name.endsWith('-client')",
+        message:
+          "metadata.name must not end in -client: the relay's certificate <name>-tls would be the one a RelayCredential named <name without -client> renders (<credential>-client-tls); choose another name",
+      },
+    ],
     printerColumns: [
       {
         name: "Hostname",

@@ -369,7 +369,7 @@ const Delivery = z
 export const MailRelaySpec = z
   .object({
     hostname: domainName(
-      "The relay's public host name, lower case: its EHLO name, the name in its server certificate, and what your MX or SPF records should point at. e.g. relay.example.com.",
+      "The relay's public host name, lower case: its EHLO name, the name in its server certificate, and what your MX or SPF records should point at. e.g. relay.example.com. With the chart's admission policy it must be a name the cluster admin granted the namespace (annotation sealpost.dev/allowed-hostnames, e.g. \"relay.example.com,*.relay.corp.example\"); a name outside the grant is refused at apply.",
     ),
     replicas: z
       .int32()

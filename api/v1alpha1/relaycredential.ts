@@ -81,7 +81,7 @@ export const RelayCredentialSpec = z
       .max(16)
       .optional()
       .describe(
-        "With issuerRef: the names the issued certificate carries, usually the relay's hostname (the name the partner checks).",
+        "With issuerRef: the names the issued certificate carries, usually the relay's hostname (the name the partner checks). With the chart's admission policy each must be granted to the namespace (annotation sealpost.dev/allowed-hostnames), as a MailRelay's spec.hostname.",
       )
       .meta({ "x-kubernetes-list-type": "set" }),
     allowRelay: z

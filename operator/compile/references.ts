@@ -16,6 +16,8 @@ export interface ClusterView {
   secrets: ReadonlyMap<string, SecretInfo>;
   /** ConfigMap name → its data keys. */
   configMaps: ReadonlyMap<string, ReadonlySet<string>>;
+  /** The relays' Services: name → the addresses that reach it (compile/self-addresses.ts). */
+  services?: ReadonlyMap<string, ServiceInfo>;
 }
 
 export interface SecretInfo {
@@ -221,4 +223,10 @@ export function policyReferences(
     if (c?.spec.type === "clientCertificate") out.secrets.add(credentialSecretName(c));
   }
   return out;
+}
+
+export interface ServiceInfo {
+  addresses: readonly string[];
+  /** uid of the object its controller ownerReference names: only the relay's own Service counts. */
+  controllerUid?: string;
 }

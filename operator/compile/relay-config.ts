@@ -31,6 +31,7 @@ import { CATCH_ALL, claimIndex, policyVerdict } from "./domain-claims.js";
 import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
 import { Refs, secretPath, type ClusterView } from "./references.js";
+import { ownServiceAddresses } from "./self-addresses.js";
 
 export interface CompileResult {
   config: RelayConfig;
@@ -163,6 +164,7 @@ export function compileRelayConfig(
     relay: keyOf(relay),
     generation: relay.metadata.generation ?? 0,
     hostname: spec.hostname,
+    selfAddresses: ownServiceAddresses(relay, view),
     listeners: {
       smtp: { enabled: l.smtp.enabled, port: l.smtp.port, host: "0.0.0.0", ...proxyOf(l.smtp) },
       smtps: { enabled: l.smtps.enabled, port: l.smtps.port, host: "0.0.0.0", ...proxyOf(l.smtps) },
@@ -205,7 +207,7 @@ export function compileRelayConfig(
     ...(spec.dns?.servers?.length ? { dns: { servers: [...spec.dns.servers] } } : {}),
     policies: compiled.filter((p) => !p.domains.includes(CATCH_ALL)),
     deferredPolicies,
-    ...(catchAll ? { defaultOutbound: catchAll.outbound } : {}),
+    ...(catchAll ? { defaultOutbound: catchAll.outbound, defaultOutboundPolicy: catchAll.name } : {}),
     queue: {
       dir: QUEUE_DIR,
       maxAge: Math.round(durationSeconds(queue.maxAge)),

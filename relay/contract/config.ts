@@ -181,6 +181,12 @@ export const RelayConfig = z.object({
   generation: z.number().int().nonnegative().default(0),
   /** EHLO name and the DNS name of the server certificate. */
   hostname: z.string().min(1),
+  /**
+   * Addresses that reach this relay from outside the pod (its Service's ClusterIPs, externalIPs and
+   * load-balancer ingress IPs, as Postfix's proxy_interfaces): a next hop on one of them is myself
+   * (relay/outbound/loop.ts) on the listeners' ports, which the Service exposes under the same numbers.
+   */
+  selfAddresses: z.array(z.union([z.ipv4(), z.ipv6()])).default([]),
   listeners: z.object({
     /** Port 25: STARTTLS offered. */
     smtp: Listener.default({ enabled: true, port: 25, host: "0.0.0.0" }),
@@ -266,6 +272,12 @@ export const RelayConfig = z.object({
   deferredPolicies: z.array(DeferredPolicy).default([]),
   /** For recipient domains no policy matches (local domains excepted: see relay/outbound/route.ts). */
   defaultOutbound: Outbound.default({ tls: { mode: "opportunistic", minVersion: "TLSv1.2" } }),
+  /**
+   * The catch-all ("*") MailDomainPolicy that defaultOutbound was compiled from, if any: its mode is
+   * the administrator's, as any policy's, so `TLS-Required: No` does not relax it
+   * (relay/outbound/tls-policy.ts).
+   */
+  defaultOutboundPolicy: z.string().min(1).optional(),
   queue: z.object({
     /** Spool directory on the pod's volume (absolute, outside the config directory). */
     dir: z.string().min(1),

@@ -1,7 +1,8 @@
 // Inbound SMTP listeners (smtp-server): 25 with STARTTLS, 465 implicit TLS, 587 submission with AUTH
 // required. Every decision comes from the config loaded at that moment (a reload applies to the
 // next command of an open session, without dropping it): the host's requirement is checked at
-// MAIL FROM, relaying at RCPT TO; AUTH is neither advertised nor accepted before TLS. DATA is
+// MAIL FROM, relaying at RCPT TO, and the whole envelope again at DATA (one transaction is never
+// judged by two configs); AUTH is neither advertised nor accepted before TLS. DATA is
 // written to the durable queue and acknowledged only once it is on disk.
 import {
   SMTPServer,
@@ -59,6 +60,7 @@ import {
   decideInbound,
   requirementOf,
   type CompiledInbound,
+  type InboundDecision,
   type ListenerKind,
   type Reply,
 } from "./rules.js";
@@ -402,7 +404,8 @@ export class InboundListeners {
       return cb(this.reject(session, "RCPT", { code: 452, text: "4.5.3 Too many recipients" }));
     const g = this.grant(session, d, cur);
     if (g === "revoked") return cb(this.reject(session, "RCPT", REVOKED));
-    const again = checkMailFrom(d, { secure: session.secure, authenticated: Boolean(session.user) });
+    // MAIL FROM's checks again: a reload since may have changed the host rule or the sender domains
+    const again = envelopeRefusal(session, d, cur, g);
     if (again) return cb(this.reject(session, "RCPT", again));
     // one canonical form for every spelling (relay/contract/domains.ts); none: refused, never routed
     const canonical = canonicalAddress(address);
@@ -413,10 +416,7 @@ export class InboundListeners {
           text: "5.1.3 Recipient domain is not a valid domain name (IDNA2008/UTS #46, no address literals)",
         }),
       );
-    const relay = mayRelay(d, g);
-    const r =
-      checkRecipient(cur.inbound, d, { mayRelay: relay }, domainOf(canonical)) ??
-      checkLocalRecipient(cur.authority, relay, canonical);
+    const r = envelopeRefusal(session, d, cur, g, canonical);
     cb(r ? this.reject(session, "RCPT", r) : null);
   }
 
@@ -484,6 +484,13 @@ export class InboundListeners {
       // sends again after logging in anew, and nothing bounces
       await finished(stream.resume()).catch(() => undefined);
       return cb(this.reject(session, "DATA", REVOKED_AT_DATA));
+    }
+    // the whole transaction judged against the config of now: a reload since MAIL FROM or RCPT TO may
+    // have narrowed the sender domains, withdrawn relaying or removed a recipient; 4xx, so the client
+    // sends again and gets the current answer at MAIL FROM / RCPT TO, and nothing bounces
+    if (rcpts.some((rcpt) => envelopeRefusal(session, d, cur, g, rcpt))) {
+      await finished(stream.resume()).catch(() => undefined);
+      return cb(this.reject(session, "DATA", CHANGED_AT_DATA));
     }
     const signable = entitledToSign(cur.authority, d, g, from);
     // handover headers are removed before queueing (they never leave the fleet) and decide below
@@ -615,4 +622,36 @@ export class InboundListeners {
       "inbound session",
     );
   }
+}
+
+/** At DATA, for a transaction the current config no longer allows as a whole. */
+const CHANGED_AT_DATA: Reply = {
+  code: 451,
+  text: "4.7.0 The relay's policy changed during this transaction; send it again",
+};
+
+/**
+ * What the current config refuses of the session's transaction: the host's requirement and the
+ * login's sender domains (MAIL FROM's checks), and with `rcpt` (canonical) whether it may go there
+ * (RCPT TO's). Run at RCPT TO and again at DATA, so that one transaction is never judged by two
+ * configs. undefined: allowed.
+ */
+function envelopeRefusal(
+  session: SMTPServerSession,
+  d: InboundDecision,
+  cur: InboundState,
+  g: Grant | undefined,
+  rcpt?: string,
+): Reply | undefined {
+  const mailFrom = session.envelope.mailFrom;
+  const from = mailFrom ? (canonicalAddress(mailFrom.address) ?? mailFrom.address) : "";
+  const sender =
+    checkMailFrom(d, { secure: session.secure, authenticated: Boolean(session.user) }) ??
+    (g ? checkSender(g, from) : undefined);
+  if (sender || rcpt === undefined) return sender;
+  const relay = mayRelay(d, g);
+  return (
+    checkRecipient(cur.inbound, d, { mayRelay: relay }, domainOf(rcpt)) ??
+    checkLocalRecipient(cur.authority, relay, rcpt)
+  );
 }

@@ -606,7 +606,8 @@ export class Deliverer {
       ...(route.outbound.tls.matchNames ? { matchNames: route.outbound.tls.matchNames } : {}),
       ...(route.nextHop ? { nextHop: route.nextHop.host } : {}),
       ...(route.internal ? { internal: true } : {}),
-      policyOwned: route.policy !== DEFAULT_POLICY,
+      // a catch-all MailDomainPolicy is a policy too (its mode is the administrator's)
+      policyOwned: route.policy !== DEFAULT_POLICY || route.catchAll !== undefined,
       auth: route.outbound.authCredential !== undefined,
       ...(route.outbound.authUnauthenticatedPeer ? { authUnauthenticatedPeer: true } : {}),
       ...(req.requireTls ? { requireTls: true } : {}),

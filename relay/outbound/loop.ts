@@ -4,7 +4,10 @@
 // preferred exchanger than myself is not a way forward either); with none left before the first
 // self hop, the recipients bounce: "mail for <domain> loops back to myself" (5.4.6). Addresses are
 // compared as addresses, not strings (an MX may be ::ffff:7f00:1 or 0:0:0:0:0:0:0:1), and a hop on
-// the unspecified address (0.0.0.0, ::) is myself: a connection to it reaches this host.
+// the unspecified address (0.0.0.0, ::) is myself: a connection to it reaches this host. Addresses
+// in front of the pod (the Service's ClusterIP, a load balancer's ingress address; Postfix's
+// proxy_interfaces) are myself on the listeners' ports, which the Service exposes under the same
+// numbers; another port there is someone else (a load balancer address shared by several Services).
 import { BlockList, isIP } from "node:net";
 import { fail, ok, type Result } from "../contract/failure.js";
 import type { Hop } from "./transport-options.js";
@@ -29,6 +32,8 @@ export interface SelfView {
   listeners: readonly { host: string; port: number }[];
   /** The machine's own interface addresses. */
   interfaceAddresses: readonly string[];
+  /** Addresses that forward to the relay (config selfAddresses): myself on the listeners' ports. */
+  proxyAddresses?: readonly string[];
 }
 
 function listOf(entries: readonly (readonly [string, number?])[]): BlockList {
@@ -71,6 +76,8 @@ export function isSelfHop(v: SelfView, hop: Hop): boolean {
   const name = hop.name.toLowerCase().replace(/\.$/, "");
   if (name === v.hostname.toLowerCase().replace(/\.$/, "")) return true;
   const address = reached(hop.address);
+  if (v.listeners.some((l) => l.port === hop.port) && v.proxyAddresses?.some((x) => sameAddress(address, x)))
+    return true;
   const local = (a: string): boolean =>
     within(LOOPBACK, a) || v.interfaceAddresses.some((x) => sameAddress(a, x));
   // a listener on the unspecified address ("" too) listens on every local address

@@ -33,6 +33,8 @@ export interface Route {
   internal?: boolean;
   /** Canonical recipient domain. */
   domain: string;
+  /** policy "default": the catch-all MailDomainPolicy that set it (config defaultOutboundPolicy). */
+  catchAll?: string;
 }
 
 /** Mail the relay must not send now: the recipients are deferred (temporary) or returned (not). */
@@ -138,6 +140,7 @@ export function routeFor(spelling: string, c: RelayConfig): Routing {
       outbound,
       ...(outbound.nextHop ? { nextHop: outbound.nextHop } : {}),
       domain,
+      ...(c.defaultOutboundPolicy ? { catchAll: c.defaultOutboundPolicy } : {}),
     },
   };
 }

@@ -14,8 +14,10 @@
 //   that must be DANE-protected, and an attacker can make any answer insecure.
 // - TLS-Required: No (RFC 8689 section 5) is honoured only when the inbound side recorded it for an
 //   authenticated or relayFrom sender, never for a REQUIRETLS message, and it relaxes only what the
-//   recipient published (MTA-STS, DANE) for a domain routed by defaultOutbound; the requirement of
-//   a MailDomainPolicy always stays.
+//   recipient published (MTA-STS, DANE) for a domain routed by a defaultOutbound no policy set; the
+//   requirement of a MailDomainPolicy always stays, the catch-all's "*" included (its mode is the
+//   administrator's local policy, which RFC 8689 section 5 does not override). With the operator,
+//   whose default without a catch-all is opportunistic, the header thus never weakens anything.
 // - A password goes only to a peer the level authenticates (verify, dane), unless the policy sets
 //   auth.allowUnauthenticatedPeer (then to any encrypted peer); never on a session in clear.
 import { authenticates, LEVEL_STRENGTH, MODE_FLOORS, type TlsLevel } from "../../api/v1alpha1/tls-floors.js";

@@ -445,11 +445,14 @@ export class Scheduler {
     if (!failed.length) return;
     if (env.from !== "") {
       let original: Buffer = Buffer.alloc(0);
-      try {
-        original = await this.d.spool.readMessage(env.id, DSN_HEADER_BYTES); // its headers only
-      } catch {
-        // headers unavailable: the DSN goes out without them
-      }
+      // a REQUIRETLS message's headers (Subject, To, ...) stay out: its DSN goes to the sender under
+      // that route's own TLS, without REQUIRETLS, possibly in clear
+      if (!env.requireTls)
+        try {
+          original = await this.d.spool.readMessage(env.id, DSN_HEADER_BYTES); // its headers only
+        } catch {
+          // headers unavailable: the DSN goes out without them
+        }
       const dsn = composeDsn({
         reportingMta: loaded.config.hostname,
         queueId: env.id,

@@ -460,6 +460,26 @@ describe("the apiserver rejects invalid Sealpost objects, naming the field", () 
     });
   }
 
+  it("MailRelay: a name ending in -client is refused (its certificate would be a RelayCredential's), naming metadata.name", async () => {
+    const named = (name: string) =>
+      objects.createNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: NAMESPACE,
+        plural: "mailrelays",
+        body: { apiVersion: API_VERSION, kind: "MailRelay", metadata: { name }, spec: bases.MailRelay },
+        dryRun: "All",
+      });
+    const err = await named("foo-client").then(
+      () => assert.fail("relay foo-client and credential foo would both render foo-client-tls"),
+      (e: k8s.ApiException<string>) => e,
+    );
+    assert.ok([400, 422].includes(err.code), `HTTP ${err.code}: ${err.body}`);
+    assert.match((JSON.parse(err.body) as Status).message ?? "", /metadata\.name must not end in -client/);
+    await named("foo-clients");
+    await named("client");
+  });
+
   it("fills in the documented defaults of a minimal MailRelay", async () => {
     const created = (await create("MailRelay", {
       hostname: "relay.example.com",

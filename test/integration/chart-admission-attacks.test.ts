@@ -8,21 +8,13 @@
 // the operator itself renders still passes (chart-admission.test.ts).
 /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-explicit-any -- manifests are plain JSON */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { promisify } from "node:util";
+import { installChart, submitAs } from "../support/chart.js";
 import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
 import { certManagerCrdFiles } from "../support/operator.js";
 import { renderClientCertificate } from "../../operator/render/certificate.js";
 import { clusterView, mailRelay, renderRelay, renderSettings } from "../support/operator-fixtures.js";
-import { repoRoot, toolchainBin } from "../support/toolchain.js";
 
-const run = promisify(execFile);
-const helmBin = join(toolchainBin(["etcd", "kube-apiserver", "kubectl", "helm"]), "helm");
-const chart = join(repoRoot, "charts/sealpost");
-const NS = "sealpost-system";
-const OPERATOR = `system:serviceaccount:${NS}:sealpost-operator`;
 const RELAY_IMAGE = "ghcr.io/sealpost/sealpost:t1";
 
 /** A fake controller ownerReference to a MailRelay named `name` (no such object exists). */
@@ -46,16 +38,7 @@ describe("attacks on the admission policy with a stolen operator token", () => {
   let cp: ControlPlane;
   let sts: any;
 
-  async function submit(obj: unknown) {
-    return new Promise<{ ok: boolean; err: string }>((resolve) => {
-      const child = execFile(
-        join(cp.bin, "kubectl"),
-        ["--kubeconfig", cp.kubeconfigPath, `--as=${OPERATOR}`, "create", "--dry-run=server", "-f", "-"],
-        (e, _out, stderr) => resolve({ ok: !e, err: String(stderr) }),
-      );
-      child.stdin!.end(JSON.stringify(obj));
-    });
-  }
+  const submit = (obj: unknown) => submitAs(cp, obj);
   async function refused(obj: unknown, what: string) {
     const r = await submit(obj);
     assert.equal(r.ok, false, `${what} was admitted`);
@@ -65,24 +48,13 @@ describe("attacks on the admission policy with a stolen operator token", () => {
   before(async () => {
     cp = await startControlPlane();
     await cp.applyCrds(certManagerCrdFiles());
-    await run(helmBin, [
-      "--kubeconfig",
-      cp.kubeconfigPath,
-      "install",
-      "sealpost",
-      chart,
-      "-n",
-      NS,
-      "--create-namespace",
-      "--wait=false",
-      "--set",
-      "image.tag=t1",
-      "--set",
+    await installChart(cp, [
       "admissionPolicy.allowedClusterIssuers={corp-ca}",
-      "--set",
       "admissionPolicy.dnsNameSuffixes={example.com}",
     ]);
     await cp.kubectl(["create", "namespace", "mail"]);
+    // the host names the admin grants the namespace (the certificates below are for them)
+    await cp.kubectl(["annotate", "namespace", "mail", "sealpost.dev/allowed-hostnames=relay.example.com"]);
     const foreign = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "probe", namespace: "mail" } };
     for (let i = 0; i < 200; i++) {
       if (!(await submit(foreign)).ok) break;

@@ -8,12 +8,19 @@
 /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-explicit-any -- manifests are plain JSON */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { renderServerCertificate } from "../../operator/render/certificate.js";
 import { renderFleetSecret } from "../../operator/render/secret.js";
 import type { KubeObject } from "../../operator/runtime/kube.js";
+import {
+  chartDir as chart,
+  helmBin,
+  installChart,
+  OPERATOR_NS as NS,
+  OPERATOR_USER as OPERATOR,
+  submitAs,
+} from "../support/chart.js";
 import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
 import { certManagerCrdFiles } from "../support/operator.js";
 import {
@@ -23,13 +30,8 @@ import {
   renderRelay,
   renderSettings,
 } from "../support/operator-fixtures.js";
-import { repoRoot, toolchainBin } from "../support/toolchain.js";
 
 const run = promisify(execFile);
-const helmBin = join(toolchainBin(["etcd", "kube-apiserver", "kubectl", "helm"]), "helm");
-const chart = join(repoRoot, "charts/sealpost");
-const NS = "sealpost-system";
-const OPERATOR = `system:serviceaccount:${NS}:sealpost-operator`;
 const RELAY_IMAGE = "ghcr.io/sealpost/sealpost:t1";
 
 const owner = {
@@ -51,39 +53,20 @@ const meta = (name: string, extra: Record<string, unknown> = {}) => ({
 describe("issue 15.9: the chart's admission policy holds the operator to its own objects", () => {
   let cp: ControlPlane;
 
-  /** Submits `obj` through kubectl's stdin as `as` (default: the operator); the apiserver's verdict. */
-  async function submit(obj: unknown, as = OPERATOR, args = ["create", "--dry-run=server"]) {
-    return new Promise<{ ok: boolean; err: string }>((resolve) => {
-      const child = execFile(
-        join(cp.bin, "kubectl"),
-        ["--kubeconfig", cp.kubeconfigPath, `--as=${as}`, ...args, "-f", "-"],
-        (e, _out, stderr) => resolve({ ok: !e, err: String(stderr) }),
-      );
-      child.stdin!.end(JSON.stringify(obj));
-    });
-  }
+  /** Submits `obj` as `as` (default: the operator); the apiserver's verdict. */
+  const submit = (obj: unknown, as = OPERATOR, args = ["create", "--dry-run=server"]) =>
+    submitAs(cp, obj, as, args);
 
   before(async () => {
     cp = await startControlPlane();
     await cp.applyCrds(certManagerCrdFiles());
-    await run(helmBin, [
-      "--kubeconfig",
-      cp.kubeconfigPath,
-      "install",
-      "sealpost",
-      chart,
-      "-n",
-      NS,
-      "--create-namespace",
-      "--wait=false",
-      "--set",
-      "image.tag=t1",
-      "--set",
+    await installChart(cp, [
       "admissionPolicy.allowedClusterIssuers={corp-ca}",
-      "--set",
       "admissionPolicy.dnsNameSuffixes={example.com}",
     ]);
     await cp.kubectl(["create", "namespace", "mail"]);
+    // the host names the admin grants the namespace (the certificates below are for them)
+    await cp.kubectl(["annotate", "namespace", "mail", "sealpost.dev/allowed-hostnames=relay.example.com"]);
     // the policy is enforced once the apiserver has compiled it: wait until a foreign write is refused
     const foreign = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "probe", namespace: "mail" } };
     for (let i = 0; i < 200; i++) {
@@ -105,14 +88,7 @@ describe("issue 15.9: the chart's admission policy holds the operator to its own
     const r = await submit(cm);
     assert.equal(r.ok, false);
     assert.match(r.err, /may only write objects it owns/);
-    const asAdmin = await new Promise<boolean>((resolve) => {
-      const child = execFile(
-        join(cp.bin, "kubectl"),
-        ["--kubeconfig", cp.kubeconfigPath, "create", "--dry-run=server", "-f", "-"],
-        (e) => resolve(!e),
-      );
-      child.stdin!.end(JSON.stringify(cm));
-    });
+    const asAdmin = (await submitAs(cp, cm, null)).ok;
     assert.ok(asAdmin, "the policy applies to the operator only");
   });
 

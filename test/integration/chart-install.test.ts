@@ -109,6 +109,8 @@ describe("charts/sealpost", () => {
       "Service",
       "ServiceAccount",
       "ValidatingAdmissionPolicy",
+      "ValidatingAdmissionPolicy",
+      "ValidatingAdmissionPolicyBinding",
       "ValidatingAdmissionPolicyBinding",
     ]);
     const deploy = find(objs, "Deployment") as unknown as {

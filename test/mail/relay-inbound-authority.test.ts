@@ -61,7 +61,13 @@ const FILES = {
   "secrets/other-in/password": "other-pw",
 };
 
-function config(o: { withoutApp?: boolean; generation?: number } = {}): Partial<RelayConfigInput> {
+function config(
+  o: {
+    withoutApp?: boolean;
+    generation?: number;
+    app?: { senderDomains?: string[]; allowRelay?: boolean };
+  } = {},
+): Partial<RelayConfigInput> {
   return {
     ...(o.generation ? { generation: o.generation } : {}),
     listeners: {
@@ -98,7 +104,8 @@ function config(o: { withoutApp?: boolean; generation?: number } = {}): Partial<
               usage: "inbound" as const,
               username: "app",
               passwordFile: "secrets/app-in/password",
-              allowRelay: true,
+              allowRelay: o.app?.allowRelay ?? true,
+              ...(o.app?.senderDomains ? { senderDomains: o.app.senderDomains } : {}),
             },
           }),
       // a relay-wide account without relaying
@@ -350,6 +357,55 @@ describe("throttling and revocation (issue 15 finding 8)", () => {
       sink.messages.filter((m) => m.data.toString().includes("Subject: after-revocation")).length,
       0,
     );
+  });
+
+  /** Reloads the relay with `o` (the test's own config), checking the reload took. */
+  async function reload(o: Parameters<typeof config>[0] = {}): Promise<void> {
+    await f.configure(config(o), { files: FILES });
+    await relay.checkConfig();
+    assert.equal(relay.status().lastReloadError, undefined);
+  }
+
+  it("leftover c: sender domains narrowed by a reload between MAIL FROM and RCPT TO: RCPT TO is refused (553 5.7.1)", async () => {
+    const s = await loggedIn(STRANGER, "app", "app-pw");
+    assert.match(await s.cmd("MAIL FROM:<me@local.test>"), /^250 /);
+    await reload({ app: { senderDomains: ["other.test"] } });
+    try {
+      assert.match(
+        await s.cmd("RCPT TO:<x@elsewhere.test>"),
+        /^553 5\.7\.1 <me@local\.test>: Sender address rejected/,
+      );
+    } finally {
+      s.close();
+      await reload();
+    }
+  });
+
+  it("leftover c: a transaction whose sender or relaying a reload withdrew before DATA gets 451 4.7.0, nothing queued", async () => {
+    for (const [name, change] of [
+      ["sender domains", { app: { senderDomains: ["other.test"] } }],
+      ["relaying", { app: { allowRelay: false } }],
+    ] as [string, Parameters<typeof config>[0]][]) {
+      const s = await loggedIn(STRANGER, "app", "app-pw");
+      assert.match(await s.cmd("MAIL FROM:<me@local.test>"), /^250 /);
+      assert.match(await s.cmd("RCPT TO:<x@elsewhere.test>"), /^250 /);
+      await reload(change);
+      assert.match(await s.cmd("DATA"), /^354 /);
+      assert.match(await s.data(`Subject: withdrawn-${name}\r\n\r\nhi`), /^451 4\.7\.0 /, name);
+      s.close();
+      await reload();
+    }
+    // nothing was queued: the marker sent after arrives, the withdrawn ones never
+    const t = await loggedIn(STRANGER, "app", "app-pw");
+    assert.match(await t.cmd("MAIL FROM:<me@local.test>"), /^250 /);
+    assert.match(await t.cmd("RCPT TO:<x@elsewhere.test>"), /^250 /);
+    assert.match(await t.cmd("DATA"), /^354 /);
+    assert.match(await t.data("Subject: marker-after-withdrawal\r\n\r\nhi"), /^250 /);
+    t.close();
+    await waitFor("the marker", () =>
+      sink.messages.find((m) => m.data.toString().includes("Subject: marker-after-withdrawal")),
+    );
+    assert.equal(sink.messages.filter((m) => m.data.toString().includes("Subject: withdrawn-")).length, 0);
   });
 
   it("finding 8: a revoked credential stops working in an open session from its next transaction", async () => {

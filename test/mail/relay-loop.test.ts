@@ -5,9 +5,9 @@
 // relay's own inbound side, so the message bounces); the hop limit is counted on the Received:
 // headers a message arrives with, and the relay adds its own.
 import assert from "node:assert/strict";
-import { connect, createServer, type Server, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { startDnsServer, type DnsServer } from "../support/dns-server.js";
+import { startForwarder, type Forwarder } from "../support/forwarder.js";
 import { waitFor } from "../support/process.js";
 import { rawSession, relayFixture, type LogCapture, type RelayFixture } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
@@ -17,26 +17,7 @@ let f: RelayFixture;
 let logs: LogCapture;
 let dns: DnsServer;
 let home: Sink;
-let forwarder: { server: Server; port: number; sockets: Set<Socket> };
-
-/** A TCP forwarder to the relay's smtp port: a next hop that is the relay, under another address. */
-async function startForwarder(to: number): Promise<typeof forwarder> {
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    const up = connect({ host: "127.0.0.1", port: to });
-    for (const s of [client, up]) {
-      sockets.add(s);
-      s.on("close", () => sockets.delete(s));
-      s.on("error", () => (client.destroy(), up.destroy()));
-    }
-    client.pipe(up);
-    up.pipe(client);
-  });
-  const port = await new Promise<number>((resolve) =>
-    server.listen(0, "127.0.0.1", () => resolve((server.address() as { port: number }).port)),
-  );
-  return { server, port, sockets };
-}
+let forwarder: Forwarder;
 
 const HOP_LIMIT = 8;
 
@@ -81,8 +62,7 @@ before(async () => {
 
 after(async () => {
   await f?.stop(async () => {
-    for (const s of forwarder?.sockets ?? []) s.destroy();
-    await new Promise((r) => forwarder?.server.close(r));
+    await forwarder?.close();
     await dns?.stop();
     await home?.close();
   });

@@ -202,6 +202,22 @@ describe("MTA-STS", () => {
     assert.equal(arrived("tlsrn-policy"), undefined);
   });
 
+  it("issue 15 leftover a: TLS-Required: No does not relax a catch-all MailDomainPolicy's mta-sts any more than a named one", async () => {
+    // defaultOutbound compiled from the catch-all "*" policy (defaultOutboundPolicy): relaxed.test's
+    // enforce policy names another MX, so the mail must wait, header or not
+    await configure({ defaultOutbound: { tls: { mode: "mta-sts" } }, defaultOutboundPolicy: "mail/all" });
+    const id = await submit("carol@relaxed.test", "tlsrn-catch-all", { "TLS-Required": "No" });
+    const l = await waitFor("deferral", () =>
+      logs.find((x) => x.event === "delivery" && x.queueId === id && x.code === "MTA_STS_MX_MISMATCH"),
+    );
+    assert.equal(l.result, "deferred");
+    assert.equal(arrived("tlsrn-catch-all"), undefined);
+    assert.equal(
+      logs.find((x) => x.event === "mta-sts" && x.queueId === id && x.result === "tls-required-no"),
+      undefined,
+    );
+  });
+
   it("issue 22 finding 6: a catch-all mta-sts policy is not applied to the internal next hop of local domains", async () => {
     // local-sts.test publishes an enforce policy naming only its public MX; its mail is ours and goes
     // to the internal next hop, which no MTA-STS policy of the domain can name

@@ -131,6 +131,22 @@ describe("REQUIRETLS", () => {
     assert.equal(tagged(secure, "rt-unverified"), undefined);
   });
 
+  it("attack: the DSN of a REQUIRETLS message, which travels without REQUIRETLS, carries none of its headers", async () => {
+    // the DSN goes to the sender's domain under that route's own TLS (here the internal next hop, in
+    // clear): the message's Subject, To and other headers must not leave with it
+    const id = await submitRequireTls("erin@plain.test", "rt-hdrs");
+    const dsn = await waitFor(
+      "DSN",
+      () => local.messages.find((m) => m.data.toString().includes(`X-Queue-ID: ${id}`)),
+      20_000,
+    );
+    const text = dsn.data.toString();
+    assert.match(text, /Status: 5\.7\.10/);
+    assert.doesNotMatch(text, /Subject: rt-hdrs/);
+    assert.doesNotMatch(text, /X-Test-Id: rt-hdrs/);
+    assert.doesNotMatch(text, /confidential/);
+  });
+
   it("next hop without REQUIRETLS: bounced with 5.7.30", async () => {
     const id = await submitRequireTls("dan@noext.test", "rt-noext");
     const l = await waitFor("failed attempt", () =>

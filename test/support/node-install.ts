@@ -76,6 +76,9 @@ export interface ExamplePartners {
  */
 export async function applyExamples(node: KubeNode, ns: string): Promise<ExamplePartners> {
   await node.cp.kubectl(["create", "namespace", ns]);
+  // the chart's admission policy lets relays and certificates carry only the host names the admin
+  // granted the namespace (issue 15.9; examples/README.md)
+  await node.cp.kubectl(["annotate", "namespace", ns, "sealpost.dev/allowed-hostnames=relay.example.com"]);
   const pw = { scanner: password(), dougOut: password(), dougIn: password(), partnerC: password() };
   const dougCa = await makeCa(join(node.dir, "doug-pki"), "DOUG E2E CA");
   const dougMx = await makeLeaf(dougCa, { cn: "mx.doug.example", dnsNames: ["mx.doug.example"] });

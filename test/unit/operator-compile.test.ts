@@ -339,6 +339,9 @@ describe("compile", () => {
     const r = compileRelayConfig(relay(), [star], clusterView());
     assert.equal(r.config.defaultOutbound.tls.mode, "required");
     assert.equal(r.config.defaultOutbound.tls.minVersion, "TLSv1.3");
+    // the relay knows the default route is a policy's (TLS-Required: No does not relax it)
+    assert.equal(r.config.defaultOutboundPolicy, "mail/all");
+    assert.equal(compileRelayConfig(relay(), [], clusterView()).config.defaultOutboundPolicy, undefined);
     assert.deepEqual(r.config.policies, []);
     assert.deepEqual(r.included, ["mail/all"]);
   });

@@ -37,6 +37,21 @@ describe("mail to myself (finding 4)", () => {
     assert.equal(isSelfHop(view, hop("mx.partner.example", "0.0.0.0", 587)), false, "reaches 127.0.0.1");
   });
 
+  it("an address in front of the pod (its Service's ClusterIP or load balancer) is myself on the listeners' ports (15.4)", () => {
+    const behind: SelfView = { ...view, proxyAddresses: ["10.96.0.25", "203.0.113.9", "2001:db8::25"] };
+    for (const [a, port] of [
+      ["10.96.0.25", 25],
+      ["203.0.113.9", 25],
+      ["::ffff:203.0.113.9", 25],
+      ["2001:DB8:0::25", 587],
+    ] as const)
+      assert.equal(isSelfHop(behind, hop("mx.partner.example", a, port)), true, `${a}:${port}`);
+    assert.equal(isSelfHop(behind, hop("mx.partner.example", "203.0.113.10")), false);
+    // a load balancer address shared with another Service: its other ports are someone else
+    assert.equal(isSelfHop(behind, hop("smarthost.example", "203.0.113.9", 2525)), false);
+    assert.equal(isSelfHop(view, hop("mx.partner.example", "203.0.113.9")), false, "without the list");
+  });
+
   it("the relay and the less preferred MX after it are dropped; as the best MX it bounces (loops back to myself)", () => {
     const self = (h: { address: string }) => h.address === "10.0.0.7";
     const a = hop("mx1", "192.0.2.1");

@@ -60,6 +60,8 @@ export function mailRelayWatches(state: ClusterState): Watch[] {
         : relaysReferencing(state, ns(cm), "configMaps", cm.metadata.name),
     ),
     watch(c.statefulSets, (_t, s) => ownedBy(s, "MailRelay")),
+    // its Service: the addresses that reach it (ClusterIP, load-balancer ingress) are in its config
+    ...(c.services ? [watch(c.services, (_t, svc) => ownedBy(svc, "MailRelay"))] : []),
     // its server certificate; a credential's client certificate
     watch(c.certificates, (_t, cert) => {
       const cred = ownerKey(cert, "RelayCredential");

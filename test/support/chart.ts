@@ -1,0 +1,50 @@
+// The Helm chart on a test control plane: install it (release "sealpost" in sealpost-system, the
+// relay image tag t1, no waiting for pods) and submit objects through kubectl, by default with the
+// operator's identity (impersonation of its ServiceAccount) and as a server-side dry run, so that
+// admission runs and nothing is stored. Shared by the admission-policy tests.
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import type { ControlPlane } from "./controlplane.js";
+import { repoRoot, toolchainBin } from "./toolchain.js";
+
+const run = promisify(execFile);
+export const helmBin = join(toolchainBin(["etcd", "kube-apiserver", "kubectl", "helm"]), "helm");
+export const chartDir = join(repoRoot, "charts/sealpost");
+export const OPERATOR_NS = "sealpost-system";
+export const OPERATOR_USER = `system:serviceaccount:${OPERATOR_NS}:sealpost-operator`;
+
+/** helm install with `--set` values `sets` (e.g. "admissionPolicy.allowedClusterIssuers={corp-ca}"). */
+export async function installChart(cp: ControlPlane, sets: readonly string[]): Promise<void> {
+  await run(helmBin, [
+    "--kubeconfig",
+    cp.kubeconfigPath,
+    "install",
+    "sealpost",
+    chartDir,
+    "-n",
+    OPERATOR_NS,
+    "--create-namespace",
+    "--wait=false",
+    "--set",
+    "image.tag=t1",
+    ...sets.flatMap((s) => ["--set", s]),
+  ]);
+}
+
+/** `obj` through kubectl's stdin as `as` (null: the admin); the apiserver's verdict. */
+export function submitAs(
+  cp: ControlPlane,
+  obj: unknown,
+  as: string | null = OPERATOR_USER,
+  args: readonly string[] = ["create", "--dry-run=server"],
+): Promise<{ ok: boolean; err: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      join(cp.bin, "kubectl"),
+      ["--kubeconfig", cp.kubeconfigPath, ...(as ? [`--as=${as}`] : []), ...args, "-f", "-"],
+      (e, _out, stderr) => resolve({ ok: !e, err: String(stderr) }),
+    );
+    child.stdin!.end(JSON.stringify(obj));
+  });
+}
