@@ -27,6 +27,8 @@ const options = {
   "log-level": { type: "string" },
   "relay-image": { type: "string" },
   "relay-image-pull-policy": { type: "string" },
+  /** Images a MailRelay's spec.image may name besides --relay-image (comma-separated). */
+  "allowed-relay-images": { type: "string" },
   "relay-command": { type: "string" },
   "operator-namespace": { type: "string" },
   "operator-pod-labels": { type: "string" },
@@ -83,6 +85,10 @@ async function main(): Promise<void> {
     relayIntervalMs: seconds(flag(values, "relay-min-interval"), 0.25),
     settings: {
       image: flag(values, "relay-image") ?? "ghcr.io/sealpost/sealpost:latest",
+      allowedImages: (flag(values, "allowed-relay-images") ?? "")
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
       imagePullPolicy:
         (flag(values, "relay-image-pull-policy") as "IfNotPresent" | undefined) ?? "IfNotPresent",
       ...(command ? { command: command.split(" ").filter(Boolean) } : {}),

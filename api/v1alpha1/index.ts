@@ -8,6 +8,7 @@ import { RelayCredentialSpec, RelayCredentialStatus } from "./relaycredential.js
 export * from "./common.js";
 export * from "./maildomainpolicy.js";
 export * from "./mailrelay.js";
+export * from "./relay-pod.js";
 export * from "./relaycredential.js";
 export * from "./units.js";
 

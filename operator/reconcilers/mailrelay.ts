@@ -6,6 +6,8 @@ import { randomBytes } from "node:crypto";
 import { MailRelay as MailRelaySchema, type MailRelay } from "../api.js";
 import { keyOf, type CompileResult } from "../compile/relay-config.js";
 import { certificateState, renderServerCertificate } from "../render/certificate.js";
+import { relayImage } from "../compile/relay-image.js";
+import { relayPod } from "../render/pod.js";
 import { renderRelayObjects } from "../render/index.js";
 import { renderFleetSecret } from "../render/secret.js";
 import { snatExposure } from "../render/service.js";
@@ -50,6 +52,7 @@ export function renderInput(
   compiled: CompileResult,
   deps: Pick<ReconcilerDeps, "settings">,
   queueSize: string,
+  image: string = deps.settings.image,
 ): RelayRenderInput {
   const l = relay.spec.listeners;
   const listeners = (["smtp", "smtps", "submission"] as const)
@@ -90,6 +93,7 @@ export function renderInput(
       ? { internalNextHop: { ...compiled.config.inbound.internalNextHop } }
       : {}),
     ...(compiled.config.queue.handover ? { handoverPort: compiled.config.queue.handover.port } : {}),
+    pod: relayPod(relay.spec, image),
     settings: deps.settings,
   };
 }
@@ -168,6 +172,20 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     ]);
     return;
   }
+  const image = relayImage(relay.spec.image, deps.settings);
+  if ("refused" in image) {
+    const c = {
+      status: "False" as const,
+      reason: "ImageNotAllowed",
+      message: image.refused,
+      observedGeneration: generation,
+    };
+    await writeStatus(deps, raw, { observedGeneration: generation }, [
+      { type: "Ready", ...c },
+      { type: "Accepted", ...c },
+    ]);
+    return;
+  }
   const fleetCreated = await ensureFleetSecret(deps, relay, owner);
   let compiled: CompileResult;
   try {
@@ -184,7 +202,7 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   const sts = deps.state.caches.statefulSets.get(namespace, names.statefulSet(name));
   const desiredSize = relay.spec.queue.size;
   const liveSize = liveQueueSize(sts);
-  const input = renderInput(relay, owner, compiled, deps, liveSize ?? desiredSize);
+  const input = renderInput(relay, owner, compiled, deps, liveSize ?? desiredSize, image.image);
   const configBytes = Buffer.byteLength(compiled.json);
   const tooLarge = configBytes > MAX_CONFIG_BYTES;
   // too large: nothing derived from the new config is applied (no half-apply: the ConfigMap, the pod

@@ -98,6 +98,7 @@ function input(): RelayRenderInput {
     ],
     egressPorts: [25],
     networkPolicy: { metricsFrom: [], egressExcept: [], internalEgress: [] },
+    pod: { image: "sealpost:test" },
     settings: {
       image: "sealpost:test",
       operatorNamespace: "sealpost-system",
