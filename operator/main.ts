@@ -8,6 +8,8 @@ import { pino } from "pino";
 import { count, labels, seconds } from "./flags.js";
 import { loadKubeAuth } from "./runtime/kubeconfig.js";
 import { Operator } from "./operator.js";
+import { KubeClient } from "./runtime/kube.js";
+import { relayImageFromOwnPod } from "./runtime/relay-image-source.js";
 import { serveHttp } from "./runtime/health.js";
 import { LeaderElector } from "./runtime/leader.js";
 import { OperatorMetrics } from "./runtime/metrics.js";
@@ -27,6 +29,8 @@ const options = {
   "log-level": { type: "string" },
   "relay-image": { type: "string" },
   "relay-image-pull-policy": { type: "string" },
+  /** Take the default relay image from this container of the operator's own pod (wins over --relay-image). */
+  "relay-image-from-container": { type: "string" },
   /** Images a MailRelay's spec.image may name besides --relay-image (comma-separated). */
   "allowed-relay-images": { type: "string" },
   "relay-command": { type: "string" },
@@ -72,6 +76,10 @@ async function main(): Promise<void> {
     .map((s) => s.trim())
     .filter(Boolean);
   const command = flag(values, "relay-command");
+  const imageContainer = flag(values, "relay-image-from-container");
+  const relayImage = imageContainer
+    ? await relayImageFromOwnPod(new KubeClient(kc), operatorNamespace, process.env.POD_NAME, imageContainer)
+    : (flag(values, "relay-image") ?? "ghcr.io/sealpost/sealpost:latest");
   const metrics = new OperatorMetrics(true);
   const op = new Operator({
     kubeConfig: kc,
@@ -84,7 +92,7 @@ async function main(): Promise<void> {
     workers: count(flag(values, "policy-workers"), 8),
     relayIntervalMs: seconds(flag(values, "relay-min-interval"), 0.25),
     settings: {
-      image: flag(values, "relay-image") ?? "ghcr.io/sealpost/sealpost:latest",
+      image: relayImage,
       allowedImages: (flag(values, "allowed-relay-images") ?? "")
         .split(",")
         .map((s) => s.trim())
@@ -113,7 +121,13 @@ async function main(): Promise<void> {
     servers.push(await serveHttp(metricsPort, bind, { registry: metrics.registry }));
   }
   log.info(
-    { identity, namespaces: namespaces ?? "all", health: servers[0]!.port, metrics: servers.at(-1)!.port },
+    {
+      identity,
+      namespaces: namespaces ?? "all",
+      relayImage,
+      health: servers[0]!.port,
+      metrics: servers.at(-1)!.port,
+    },
     "starting",
   );
 

@@ -41,9 +41,13 @@ export const operatorClusterRules: PolicyRule[] = [
   { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
 ];
 
-/** In the operator's own namespace (a Role): its leader-election Lease. */
+/**
+ * In the operator's own namespace (a Role): its leader-election Lease, and its own pod, whose
+ * "relay-image" container names the default relay image (--relay-image-from-container).
+ */
 export const operatorLeaderElectionRules: PolicyRule[] = [
   { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] },
+  { apiGroups: [""], resources: ["pods"], verbs: ["get"] },
 ];
 
 /** ClusterRole manifest (for the chart and tests). */

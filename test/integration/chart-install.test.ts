@@ -62,6 +62,7 @@ function find(objs: Obj[], kind: string, name?: string): Obj {
 }
 
 interface Container {
+  name: string;
   args: string[];
   image: string;
   securityContext: Record<string, unknown>;
@@ -71,6 +72,15 @@ function operatorContainer(objs: Obj[]): Container {
     spec: { template: { spec: { containers: Container[] } } };
   };
   return d.spec.template.spec.containers[0]!;
+}
+/** The init container whose image the operator runs its relays with (--relay-image-from-container). */
+function relayImageContainer(objs: Obj[]): Container {
+  const d = find(objs, "Deployment") as unknown as {
+    spec: { template: { spec: { initContainers: Container[] } } };
+  };
+  const c = d.spec.template.spec.initContainers.find((x) => x.name === "relay-image");
+  assert.ok(c, "the Deployment names the relay image in its init container relay-image");
+  return c;
 }
 
 /** JSON round trip: drops `undefined` fields so the comparison is about data only. */
@@ -120,7 +130,9 @@ describe("charts/sealpost", () => {
     assert.ok(c.args.includes("--leader-elect"), c.args.join(" "));
     assert.ok(!c.args.some((a) => a.startsWith("--namespaces")), "empty watchNamespaces means all: no flag");
     assert.equal(c.image, "ghcr.io/sealpost/sealpost:0.1.0");
-    assert.ok(c.args.includes(`--relay-image=${c.image}`), c.args.join(" "));
+    assert.ok(c.args.includes("--relay-image-from-container=relay-image"), c.args.join(" "));
+    assert.equal(relayImageContainer(objs).image, c.image);
+    assert.deepEqual(relayImageContainer(objs).securityContext, c.securityContext);
     assert.equal(c.securityContext.readOnlyRootFilesystem, true);
     assert.equal(c.securityContext.runAsNonRoot, true);
     assert.deepEqual(c.securityContext.capabilities, { drop: ["ALL"] });
@@ -165,17 +177,15 @@ describe("charts/sealpost", () => {
 
   it("pins images by digest and lets the relay image differ", async () => {
     const digest = "sha256:" + "b".repeat(64);
-    const c = operatorContainer(
-      await template(
-        `image.digest=${digest}`,
-        "relayImage.repository=registry.example/relay",
-        "relayImage.tag=v9",
-      ),
+    const objs = await template(
+      `image.digest=${digest}`,
+      "relayImage.repository=registry.example/relay",
+      "relayImage.tag=v9",
     );
-    assert.equal(c.image, `ghcr.io/sealpost/sealpost:0.1.0@${digest}`);
-    assert.ok(c.args.includes("--relay-image=registry.example/relay:v9"), c.args.join(" "));
-    const same = operatorContainer(await template(`image.digest=${digest}`));
-    assert.ok(same.args.includes(`--relay-image=${same.image}`), same.args.join(" "));
+    assert.equal(operatorContainer(objs).image, `ghcr.io/sealpost/sealpost:0.1.0@${digest}`);
+    assert.equal(relayImageContainer(objs).image, "registry.example/relay:v9");
+    const same = await template(`image.digest=${digest}`);
+    assert.equal(relayImageContainer(same).image, operatorContainer(same).image);
   });
 
   it("renders the ServiceMonitor only when asked", async () => {
@@ -268,6 +278,7 @@ async function assertOperatorInstalled(cp: ControlPlane): Promise<void> {
   assert.equal(await can("patch", "statefulsets.apps", "-n", "mail"), "yes");
   assert.equal(await can("patch", "mailrelays.sealpost.dev", "--subresource=status", "-n", "mail"), "yes");
   assert.equal(await can("update", "leases.coordination.k8s.io", "-n", NS), "yes");
+  assert.equal(await can("get", "pods", "-n", NS), "yes", "its own pod, for the relay image");
   assert.equal(await can("delete", "secrets", "-n", "mail"), "no");
   assert.equal(await can("update", "mailrelays.sealpost.dev", "-n", "mail"), "no", "spec is the user's");
   assert.equal(await can("update", "leases.coordination.k8s.io", "-n", "mail"), "no");
