@@ -112,6 +112,9 @@ describe("charts/sealpost", () => {
     assert.deepEqual(kinds, [
       "ClusterRole",
       "ClusterRoleBinding",
+      "CustomResourceDefinition",
+      "CustomResourceDefinition",
+      "CustomResourceDefinition",
       "Deployment",
       "PodDisruptionBudget",
       "Role",
@@ -144,6 +147,7 @@ describe("charts/sealpost", () => {
         ![
           "ClusterRole",
           "ClusterRoleBinding",
+          "CustomResourceDefinition",
           "ValidatingAdmissionPolicy",
           "ValidatingAdmissionPolicyBinding",
         ].includes(o.kind)
