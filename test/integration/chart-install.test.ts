@@ -111,6 +111,8 @@ describe("charts/sealpost", () => {
     const kinds = objs.map((o) => o.kind).sort();
     assert.deepEqual(kinds, [
       "ClusterRole",
+      "ClusterRole",
+      "ClusterRole",
       "ClusterRoleBinding",
       "CustomResourceDefinition",
       "CustomResourceDefinition",
@@ -159,7 +161,7 @@ describe("charts/sealpost", () => {
   it("grants exactly operator/rbac.ts's rules (files/rbac-rules.yaml is up to date)", async () => {
     assert.equal(await readFile(RULES_FILE, "utf8"), renderRulesFile(), "run: tsx scripts/gen-chart-rbac.ts");
     const objs = await template();
-    assert.deepEqual(find(objs, "ClusterRole").rules, plain(operatorClusterRules));
+    assert.deepEqual(find(objs, "ClusterRole", "sealpost-operator").rules, plain(operatorClusterRules));
     assert.deepEqual(find(objs, "Role").rules, plain(operatorLeaderElectionRules));
     const crb = find(objs, "ClusterRoleBinding") as unknown as { subjects: unknown[] };
     assert.deepEqual(crb.subjects, [{ kind: "ServiceAccount", name: "sealpost-operator", namespace: NS }]);
@@ -167,7 +169,17 @@ describe("charts/sealpost", () => {
 
   it("is namespace-scoped when namespaces are listed: Roles there, nothing cluster-wide (issue 15.9)", async () => {
     const objs = await template("watchNamespaces={mail,mail2}");
-    assert.ok(!objs.some((o) => o.kind === "ClusterRoleBinding" || o.kind === "ClusterRole"));
+    // no cluster-wide grant to the operator: no ClusterRoleBinding, and the only ClusterRoles are the
+    // users' aggregated ones (issue 17), which nothing in the chart binds
+    assert.ok(!objs.some((o) => o.kind === "ClusterRoleBinding"));
+    for (const o of objs.filter((x) => x.kind === "ClusterRole")) {
+      const labels = (o.metadata as { labels?: Record<string, string> }).labels ?? {};
+      assert.equal(labels["rbac.authorization.k8s.io/aggregate-to-admin"], "true", o.metadata.name);
+      assert.ok(
+        !objs.some((b) => (b.roleRef as { name?: string } | undefined)?.name === o.metadata.name),
+        `${o.metadata.name} is bound`,
+      );
+    }
     const roles = objs.filter((o) => o.kind === "Role" && o.metadata.name === "sealpost-operator");
     assert.deepEqual(roles.map((o) => o.metadata.namespace).sort(), ["mail", "mail2"]);
     for (const r of roles) assert.deepEqual(r.rules, plain(operatorClusterRules));
