@@ -38,6 +38,14 @@ const ready: PrinterColumn = {
   jsonPath: '.status.conditions[?(@.type=="Ready")].status',
   description: "Whether the object is in force (the Ready condition).",
 };
+/** The Ready condition's message, at `kubectl get -o wide` (priority 1): why an object is not in force. */
+const message: PrinterColumn = {
+  name: "Message",
+  type: "string",
+  jsonPath: '.status.conditions[?(@.type=="Ready")].message',
+  description: "The Ready condition's message.",
+  priority: 1,
+};
 const age: PrinterColumn = {
   name: "Age",
   type: "date",
@@ -63,8 +71,15 @@ export const kinds: readonly KindDefinition[] = [
         description: "EHLO and certificate name.",
       },
       { name: "Replicas", type: "integer", jsonPath: ".spec.replicas", description: "Desired relay pods." },
+      {
+        name: "Ready-Replicas",
+        type: "integer",
+        jsonPath: ".status.readyReplicas",
+        description: "Relay pods ready to accept mail.",
+      },
       ready,
       age,
+      message,
     ],
   },
   {
@@ -83,7 +98,12 @@ export const kinds: readonly KindDefinition[] = [
         jsonPath: ".spec.outbound.tls.mode",
         description: "Outbound TLS mode.",
       },
-      { name: "Domains", type: "string", jsonPath: ".spec.domains", description: "Recipient domains." },
+      {
+        name: "Domains",
+        type: "string",
+        jsonPath: ".status.domains",
+        description: "Recipient domains (as the operator last read them; a long list is cut short).",
+      },
       ready,
       {
         name: "Last-Delivery",
@@ -104,6 +124,7 @@ export const kinds: readonly KindDefinition[] = [
         description: "Deferred delivery attempts since the relay pods started.",
       },
       age,
+      message,
     ],
   },
   {
@@ -118,7 +139,9 @@ export const kinds: readonly KindDefinition[] = [
     printerColumns: [
       { name: "Type", type: "string", jsonPath: ".spec.type", description: "password or clientCertificate." },
       { name: "Usage", type: "string", jsonPath: ".spec.usage", description: "outbound or inbound." },
+      ready,
       age,
+      message,
     ],
   },
 ];

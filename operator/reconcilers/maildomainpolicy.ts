@@ -17,6 +17,7 @@ import {
   type PolicyFigures,
   type ReconcilerDeps,
 } from "./common.js";
+import { domainsSummary } from "../status/domains-summary.js";
 
 type LastDelivery = NonNullable<PolicyFigures["lastDelivery"]>;
 interface FigureFields {
@@ -179,7 +180,12 @@ export async function reconcileMailDomainPolicy(
         : { ...enforced, type: "Ready", status: "False" };
   const prev = (raw.status ?? {}) as FigureFields;
   const figures = figuresFor(key, reports, prev);
-  await writeStatus(deps, raw, { observedGeneration: g, ...figures }, [readyCond, accepted, enforced]);
+  const domains = domainsSummary((raw.spec as { domains?: unknown } | undefined)?.domains);
+  await writeStatus(deps, raw, { observedGeneration: g, domains, ...figures }, [
+    readyCond,
+    accepted,
+    enforced,
+  ]);
   if (enforced.reason === "Pending")
     return { requeueAfterMs: Math.min(deps.enforcePollMs, deps.figuresPollMs) };
   // relay figures change without a cluster event: look again while there are pods to ask

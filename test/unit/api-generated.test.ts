@@ -102,9 +102,22 @@ describe("the CRDs", () => {
       "TLS",
       "Deferrals",
       "Age",
+      "Message",
     ]);
-    assert.deepEqual(columns("MailRelay"), ["Hostname", "Replicas", "Ready", "Age"]);
-    assert.deepEqual(columns("RelayCredential"), ["Type", "Usage", "Age"]);
+    assert.deepEqual(columns("MailRelay"), [
+      "Hostname",
+      "Replicas",
+      "Ready-Replicas",
+      "Ready",
+      "Age",
+      "Message",
+    ]);
+    assert.deepEqual(columns("RelayCredential"), ["Type", "Usage", "Ready", "Age", "Message"]);
+    // issue 17: the Ready condition's message at -o wide only, in every kind
+    for (const k of api.kinds) {
+      const m = crd(k.kind).spec.versions[0]!.additionalPrinterColumns!.find((c) => c.name === "Message");
+      assert.equal(m?.priority, 1, k.kind);
+    }
   });
 
   it("keep conditions as a list map keyed by type, in every kind", () => {
