@@ -17,9 +17,12 @@ const MANAGE = ["get", "list", "watch", "create", "patch"];
 export const operatorClusterRules: PolicyRule[] = [
   {
     apiGroups: ["sealpost.dev"],
-    resources: ["mailrelays", "maildomainpolicies", "relaycredentials"],
+    resources: ["maildomainpolicies", "relaycredentials"],
     verbs: READ,
   },
+  // patch: only the queue finalizer (reconcilers/mailrelay-deletion.ts); the chart's admission policy
+  // refuses any other change, so the spec stays the user's
+  { apiGroups: ["sealpost.dev"], resources: ["mailrelays"], verbs: [...READ, "patch"] },
   {
     apiGroups: ["sealpost.dev"],
     resources: ["mailrelays/status", "maildomainpolicies/status", "relaycredentials/status"],

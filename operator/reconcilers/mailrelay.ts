@@ -21,6 +21,7 @@ import { splitKey, type MailRelayObject } from "../state.js";
 import { certificateExpiringCondition, certificateNotAfter } from "../status/certificate-expiry.js";
 import { orphanedQueueVolumes, orphanedQueueVolumesMessage } from "../status/orphaned-volumes.js";
 import { probeRelay, relayAdminToken, writeStatus, type ReconcilerDeps } from "./common.js";
+import { ensureQueueFinalizer, finalizeMailRelay } from "./mailrelay-deletion.js";
 
 function ownerOf(r: MailRelayObject): Owner {
   return {
@@ -144,9 +145,13 @@ const CONFIG_DERIVED_KINDS = new Set(["ConfigMap", "StatefulSet", "NetworkPolicy
 export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Promise<ReconcileResult | void> {
   const { namespace, name } = splitKey(key);
   const raw = deps.state.caches.relays.get(namespace, name);
-  if (!raw || raw.metadata.deletionTimestamp) return; // owner references: the garbage collector cleans up
-  const generation = raw.metadata.generation;
+  if (!raw) return; // owner references: the garbage collector cleans up
   const parsed = MailRelaySchema.safeParse(raw);
+  // deleted: kept until its queues are empty (mailrelay-deletion.ts), nothing else is applied
+  if (raw.metadata.deletionTimestamp)
+    return finalizeMailRelay(deps, raw, parsed.success ? parsed.data : undefined);
+  await ensureQueueFinalizer(deps, raw);
+  const generation = raw.metadata.generation;
   if (!parsed.success) {
     const message = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
     await writeStatus(deps, raw, { observedGeneration: generation }, [
