@@ -22,6 +22,7 @@ import { certificateExpiringCondition, certificateNotAfter } from "../status/cer
 import { orphanedQueueVolumes, orphanedQueueVolumesMessage } from "../status/orphaned-volumes.js";
 import { probeRelay, relayAdminToken, writeStatus, type ReconcilerDeps } from "./common.js";
 import { ensureQueueFinalizer, finalizeMailRelay } from "./mailrelay-deletion.js";
+import { podSettingsRefusal } from "./pod-settings-refusal.js";
 
 function ownerOf(r: MailRelayObject): Owner {
   return {
@@ -218,7 +219,20 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   for (const obj of renderRelayObjects(input)) {
     if (tooLarge && CONFIG_DERIVED_KINDS.has(obj.kind ?? "")) continue;
     const announced = obj.kind === "ConfigMap" ? deps.applied?.lastAnnotations(obj) : undefined;
-    if ((await applyIfNeeded(deps, obj)) && obj.kind === "ConfigMap")
+    let applied: boolean;
+    try {
+      applied = await applyIfNeeded(deps, obj);
+    } catch (e) {
+      const refused = podSettingsRefusal(obj, e);
+      if (!refused) throw e;
+      const c = { status: "False" as const, reason: "InvalidPodSettings", message: refused };
+      await writeStatus(deps, raw, { observedGeneration: generation }, [
+        { type: "Ready", ...c, observedGeneration: generation },
+        { type: "Accepted", ...c, observedGeneration: generation },
+      ]);
+      return;
+    }
+    if (applied && obj.kind === "ConfigMap")
       configApplied = (announced?.[CONFIG_HASH_ANNOTATION] ?? hashBefore) !== compiled.hash;
   }
 
