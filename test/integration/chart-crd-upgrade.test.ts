@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { parse } from "yaml";
+import { helmRelease } from "../support/chart.js";
 import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
 import { repoRoot, toolchainBin } from "../support/toolchain.js";
 
@@ -94,15 +95,7 @@ describe("issue 17: CRDs upgrade with the chart and survive uninstall", () => {
   });
 
   it("installs the CRDs with the chart", async () => {
-    await h(
-      "install",
-      "sealpost",
-      join(repoRoot, "charts/sealpost"),
-      "-n",
-      NS,
-      "--create-namespace",
-      "--wait=false",
-    );
+    await helmRelease(cp, "install");
     await cp.kubectl(["wait", "--for=condition=Established", "--timeout=60s", `crd/${CRD}`]);
     assert.ok(!(await columns()).includes("Upgraded"));
     await cp.kubectl(["create", "namespace", "mail"]);
@@ -118,7 +111,7 @@ describe("issue 17: CRDs upgrade with the chart and survive uninstall", () => {
   });
 
   it("helm upgrade applies the changed CRD (a new printer column)", async () => {
-    await h("upgrade", "sealpost", next, "-n", NS, "--wait=false");
+    await helmRelease(cp, "upgrade", [], next);
     assert.ok((await columns()).includes("Upgraded"), (await columns()).join(" "));
     const { stdout } = await cp.kubectl(["-n", "mail", "get", "mailrelays"]);
     assert.match(stdout, /UPGRADED/);
@@ -136,7 +129,7 @@ describe("issue 17: CRDs upgrade with the chart and survive uninstall", () => {
     await cp.kubectl(["get", "crd", CRD, "maildomainpolicies.sealpost.dev", "relaycredentials.sealpost.dev"]);
     await cp.kubectl(["-n", "mail", "get", "mailrelay/edge"]);
     // and a reinstall adopts them again (the release owns its kept CRDs once more)
-    await h("install", "sealpost", join(repoRoot, "charts/sealpost"), "-n", NS, "--wait=false");
+    await helmRelease(cp, "install");
     await cp.kubectl(["-n", "mail", "get", "mailrelay/edge"]);
   });
 });

@@ -124,6 +124,8 @@ describe("charts/sealpost", () => {
       "Service",
       "ServiceAccount",
       "ValidatingAdmissionPolicy",
+      "ValidatingAdmissionPolicy",
+      "ValidatingAdmissionPolicyBinding",
       "ValidatingAdmissionPolicyBinding",
     ]);
     const deploy = find(objs, "Deployment") as unknown as {

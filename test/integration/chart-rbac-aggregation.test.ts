@@ -8,12 +8,10 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
+import { helmRelease } from "../support/chart.js";
 import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
-import { repoRoot, toolchainBin } from "../support/toolchain.js";
 
 const run = promisify(execFile);
-const bin = toolchainBin(["etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm"]);
-const NS = "sealpost-system";
 const KINDS = ["mailrelays", "maildomainpolicies", "relaycredentials"].map((k) => `${k}.sealpost.dev`);
 
 describe("issue 17: Sealpost's kinds in the built-in view, edit and admin roles", () => {
@@ -34,17 +32,7 @@ describe("issue 17: Sealpost's kinds in the built-in view, edit and admin roles"
 
   before(async () => {
     cp = await startControlPlane({ controllerManager: true, controllers: ["clusterrole-aggregation"] });
-    await run(join(bin, "helm"), [
-      "--kubeconfig",
-      cp.kubeconfigPath,
-      "install",
-      "sealpost",
-      join(repoRoot, "charts/sealpost"),
-      "-n",
-      NS,
-      "--create-namespace",
-      "--wait=false",
-    ]);
+    await helmRelease(cp, "install");
     for (const ns of ["mail", "other"]) await cp.kubectl(["create", "namespace", ns]);
     for (const [user, role] of [
       ["viola", "view"],
@@ -104,18 +92,7 @@ describe("issue 17: Sealpost's kinds in the built-in view, edit and admin roles"
   });
 
   it("with mailRelaysInEdit=false, MailRelays are for admin only", async () => {
-    await run(join(bin, "helm"), [
-      "--kubeconfig",
-      cp.kubeconfigPath,
-      "upgrade",
-      "sealpost",
-      join(repoRoot, "charts/sealpost"),
-      "-n",
-      NS,
-      "--wait=false",
-      "--set",
-      "rbac.aggregate.mailRelaysInEdit=false",
-    ]);
+    await helmRelease(cp, "upgrade", ["rbac.aggregate.mailRelaysInEdit=false"]);
     const relays = KINDS[0]!;
     for (let i = 0; i < 300 && (await can("eddie", "create", relays, "-n", "mail")) === "yes"; i++)
       await new Promise((r) => setTimeout(r, 100));

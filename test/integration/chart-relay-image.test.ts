@@ -13,6 +13,7 @@ import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { parseAllDocuments } from "yaml";
 import { containerImage } from "../../operator/runtime/relay-image-source.js";
+import { helmRelease, submitAs } from "../support/chart.js";
 import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
 import { clusterView, mailRelay, renderRelay, renderSettings } from "../support/operator-fixtures.js";
 import { repoRoot, toolchainBin } from "../support/toolchain.js";
@@ -20,7 +21,6 @@ import { repoRoot, toolchainBin } from "../support/toolchain.js";
 const run = promisify(execFile);
 const bin = toolchainBin(["etcd", "kube-apiserver", "kubectl", "helm"]);
 const NS = "sealpost-system";
-const OPERATOR = `system:serviceaccount:${NS}:sealpost-operator`;
 const MIRROR = "registry.example.com/mirror/sealpost:0.2.0";
 const CHOSEN = "registry.example.com/sealpost:0.3.0-rc1";
 
@@ -35,16 +35,7 @@ describe("issue 17: a kustomize images: override moves the relays too", () => {
   let dir: string;
   let rendered: Obj[];
 
-  async function submit(obj: unknown): Promise<{ ok: boolean; err: string }> {
-    return new Promise((resolve) => {
-      const child = execFile(
-        join(cp.bin, "kubectl"),
-        ["--kubeconfig", cp.kubeconfigPath, `--as=${OPERATOR}`, "create", "--dry-run=server", "-f", "-"],
-        (e, _o, stderr) => resolve({ ok: !e, err: String(stderr) }),
-      );
-      child.stdin!.end(JSON.stringify(obj));
-    });
-  }
+  const submit = (obj: unknown) => submitAs(cp, obj);
   const statefulSet = (image: string, spec: Record<string, unknown> = {}) =>
     renderRelay(mailRelay(spec), clusterView(), { ...renderSettings, image }).objects.find(
       (o) => o.kind === "StatefulSet",
@@ -118,6 +109,20 @@ describe("issue 17: a kustomize images: override moves the relays too", () => {
     }
     assert.equal(last.ok, false, "refused once the Deployment is gone");
     assert.match(last.err, /not found|param|denied/i);
+    // and only the relay StatefulSets: everyone's other writes, the operator's other objects included,
+    // are not locked out by the missing param (it is looked up before the policy's matchConditions)
+    const other = {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "unrelated", namespace: "mail" },
+      data: { a: "b" },
+    };
+    const asAdmin = await submitAs(cp, other, null);
+    assert.ok(asAdmin.ok, asAdmin.err);
+    const sts: any = structuredClone(statefulSet(MIRROR));
+    delete sts.metadata.labels["app.kubernetes.io/managed-by"];
+    const unlabelled = await submitAs(cp, sts, null);
+    assert.ok(unlabelled.ok, unlabelled.err);
   });
 });
 
@@ -125,19 +130,7 @@ describe("issue 17: relayImage.allowed lets spec.image choose another image", ()
   let cp: ControlPlane;
   before(async () => {
     cp = await startControlPlane();
-    await run(join(bin, "helm"), [
-      "--kubeconfig",
-      cp.kubeconfigPath,
-      "install",
-      "sealpost",
-      join(repoRoot, "charts/sealpost"),
-      "-n",
-      NS,
-      "--create-namespace",
-      "--wait=false",
-      "--set",
-      `relayImage.allowed={${CHOSEN}}`,
-    ]);
+    await helmRelease(cp, "install", [`relayImage.allowed={${CHOSEN}}`]);
     await cp.kubectl(["create", "namespace", "mail"]);
   });
   after(async () => {
@@ -152,15 +145,7 @@ describe("issue 17: relayImage.allowed lets spec.image choose another image", ()
       renderRelay(mailRelay({ image }), clusterView(), { ...renderSettings, image }).objects.find(
         (o) => o.kind === "StatefulSet",
       )!;
-    const submit = (obj: unknown) =>
-      new Promise<{ ok: boolean; err: string }>((resolve) => {
-        const child = execFile(
-          join(cp.bin, "kubectl"),
-          ["--kubeconfig", cp.kubeconfigPath, `--as=${OPERATOR}`, "create", "--dry-run=server", "-f", "-"],
-          (e, _o, stderr) => resolve({ ok: !e, err: String(stderr) }),
-        );
-        child.stdin!.end(JSON.stringify(obj));
-      });
+    const submit = (obj: unknown) => submitAs(cp, obj);
     // once the policy is in force (an unlisted image is refused), the listed one passes
     for (let i = 0; i < 300 && (await submit(sts("evil.example/miner:1"))).ok; i++)
       await new Promise((r) => setTimeout(r, 100));
