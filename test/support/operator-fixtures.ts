@@ -142,7 +142,11 @@ export function fakeReconcilerDeps(relays: KubeObject[], policies: KubeObject[] 
   } as unknown as Caches;
   const applied: KubeObject[] = [];
   const deps = {
-    client: { apply: (o: KubeObject) => Promise.resolve((applied.push(o), o)) },
+    client: {
+      apply: (o: KubeObject) => Promise.resolve((applied.push(o), o)),
+      // the MailRelay queue finalizer (metadata only; not an applied object)
+      mergePatch: (_r: unknown, _ns: string, name: string) => Promise.resolve({ metadata: { name } }),
+    },
     state: new ClusterState(caches),
     settings: { image: "img", operatorNamespace: "op", operatorPodLabels: { app: "op" } },
     events: { record: async () => {} },
