@@ -235,12 +235,12 @@ interface PodShim {
 
 async function startOperator(cp: ControlPlane): Promise<PodShim> {
   rep.step(3, "installing the chart's CRDs and starting the operator");
-  const crdDir = join(repoRoot, "charts/sealpost/crds");
+  const crdDir = join(repoRoot, "crds");
   const crds = readdirSync(crdDir)
     .filter((f) => f.endsWith(".yaml"))
     .sort();
   await rep.wait("applying CRDs", cp.applyCrds(crds.map((f) => join(crdDir, f))));
-  rep.ok(`CRDs from charts/sealpost/crds/: ${crds.join(", ")}`);
+  rep.ok(`CRDs from crds/: ${crds.join(", ")}`);
   const identity = await operatorIdentity(cp);
   // The relay pod's /status, as the operator would fetch it from the pod IP: answered by the relay this
   // process runs. It reports the hash of the config it loaded, i.e. the operator's config.json plus the

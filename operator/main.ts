@@ -10,6 +10,8 @@ import { count, labels, seconds } from "./flags.js";
 import { OPERATOR_HELP } from "./help.js";
 import { loadKubeAuth } from "./runtime/kubeconfig.js";
 import { Operator } from "./operator.js";
+import { KubeClient } from "./runtime/kube.js";
+import { relayImageFromOwnPod } from "./runtime/relay-image-source.js";
 import { serveHttp } from "./runtime/health.js";
 import { LeaderElector } from "./runtime/leader.js";
 import { OperatorMetrics } from "./runtime/metrics.js";
@@ -29,6 +31,10 @@ const options = {
   "log-level": { type: "string" },
   "relay-image": { type: "string" },
   "relay-image-pull-policy": { type: "string" },
+  /** Take the default relay image from this container of the operator's own pod (wins over --relay-image). */
+  "relay-image-from-container": { type: "string" },
+  /** Images a MailRelay's spec.image may name besides --relay-image (comma-separated). */
+  "allowed-relay-images": { type: "string" },
   "relay-command": { type: "string" },
   "operator-namespace": { type: "string" },
   "operator-pod-labels": { type: "string" },
@@ -67,6 +73,10 @@ async function main(): Promise<void> {
     .map((s) => s.trim())
     .filter(Boolean);
   const command = flag(values, "relay-command");
+  const imageContainer = flag(values, "relay-image-from-container");
+  const relayImage = imageContainer
+    ? await relayImageFromOwnPod(new KubeClient(kc), operatorNamespace, process.env.POD_NAME, imageContainer)
+    : (flag(values, "relay-image") ?? "ghcr.io/sealpost/sealpost:latest");
   const metrics = new OperatorMetrics(true);
   const op = new Operator({
     kubeConfig: kc,
@@ -79,7 +89,11 @@ async function main(): Promise<void> {
     workers: count(flag(values, "policy-workers"), 8),
     relayIntervalMs: seconds(flag(values, "relay-min-interval"), 0.25),
     settings: {
-      image: flag(values, "relay-image") ?? "ghcr.io/sealpost/sealpost:latest",
+      image: relayImage,
+      allowedImages: (flag(values, "allowed-relay-images") ?? "")
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
       imagePullPolicy:
         (flag(values, "relay-image-pull-policy") as "IfNotPresent" | undefined) ?? "IfNotPresent",
       ...(command ? { command: command.split(" ").filter(Boolean) } : {}),
@@ -104,7 +118,13 @@ async function main(): Promise<void> {
     servers.push(await serveHttp(metricsPort, bind, { registry: metrics.registry }));
   }
   log.info(
-    { identity, namespaces: namespaces ?? "all", health: servers[0]!.port, metrics: servers.at(-1)!.port },
+    {
+      identity,
+      namespaces: namespaces ?? "all",
+      relayImage,
+      health: servers[0]!.port,
+      metrics: servers.at(-1)!.port,
+    },
     "starting",
   );
 

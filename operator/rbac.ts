@@ -17,9 +17,12 @@ const MANAGE = ["get", "list", "watch", "create", "patch"];
 export const operatorClusterRules: PolicyRule[] = [
   {
     apiGroups: ["sealpost.dev"],
-    resources: ["mailrelays", "maildomainpolicies", "relaycredentials"],
+    resources: ["maildomainpolicies", "relaycredentials"],
     verbs: READ,
   },
+  // patch: only the queue finalizer (reconcilers/mailrelay-deletion.ts); the chart's admission policy
+  // refuses any other change, so the spec stays the user's
+  { apiGroups: ["sealpost.dev"], resources: ["mailrelays"], verbs: [...READ, "patch"] },
   {
     apiGroups: ["sealpost.dev"],
     resources: ["mailrelays/status", "maildomainpolicies/status", "relaycredentials/status"],
@@ -41,9 +44,13 @@ export const operatorClusterRules: PolicyRule[] = [
   { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
 ];
 
-/** In the operator's own namespace (a Role): its leader-election Lease. */
+/**
+ * In the operator's own namespace (a Role): its leader-election Lease, and its own pod, whose
+ * "relay-image" container names the default relay image (--relay-image-from-container).
+ */
 export const operatorLeaderElectionRules: PolicyRule[] = [
   { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] },
+  { apiGroups: [""], resources: ["pods"], verbs: ["get"] },
 ];
 
 /** ClusterRole manifest (for the chart and tests). */

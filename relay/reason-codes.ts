@@ -314,6 +314,12 @@ export const REASON_CODES = {
     meaning: "A CIDR range in the configuration is invalid.",
     fix: "Fix the range in the MailRelay or MailDomainPolicy (the API rejects most; this catches a hand-edited ConfigMap).",
   },
+  BAD_SELECTION: {
+    outcome: "refuse",
+    meaning:
+      "A bulk queue command (sealpost queue hold|release|requeue|delete|bounce|flush) named no selection or an unreadable --older-than; no message was touched.",
+    fix: "Give --domain, --reason, --older-than (90s, 30m, 2h, 3d) or --all (sealpost queue --help).",
+  },
 } as const satisfies Record<string, ReasonCodeDoc>;
 
 export type ReasonCode = keyof typeof REASON_CODES;

@@ -9,6 +9,7 @@ import { RelayCredentialSpec, RelayCredentialStatus } from "./relaycredential.js
 export * from "./common.js";
 export * from "./maildomainpolicy.js";
 export * from "./mailrelay.js";
+export * from "./relay-pod.js";
 export * from "./relaycredential.js";
 export * from "./units.js";
 
@@ -39,6 +40,14 @@ const ready: PrinterColumn = {
   type: "string",
   jsonPath: '.status.conditions[?(@.type=="Ready")].status',
   description: "Whether the object is in force (the Ready condition).",
+};
+/** The Ready condition's message, at `kubectl get -o wide` (priority 1): why an object is not in force. */
+const message: PrinterColumn = {
+  name: "Message",
+  type: "string",
+  jsonPath: '.status.conditions[?(@.type=="Ready")].message',
+  description: "The Ready condition's message.",
+  priority: 1,
 };
 const age: PrinterColumn = {
   name: "Age",
@@ -74,8 +83,15 @@ export const kinds: readonly KindDefinition[] = [
         description: "EHLO and certificate name.",
       },
       { name: "Replicas", type: "integer", jsonPath: ".spec.replicas", description: "Desired relay pods." },
+      {
+        name: "Ready-Replicas",
+        type: "integer",
+        jsonPath: ".status.readyReplicas",
+        description: "Relay pods ready to accept mail.",
+      },
       ready,
       age,
+      message,
     ],
   },
   {
@@ -94,7 +110,12 @@ export const kinds: readonly KindDefinition[] = [
         jsonPath: ".spec.outbound.tls.mode",
         description: "Outbound TLS mode.",
       },
-      { name: "Domains", type: "string", jsonPath: ".spec.domains", description: "Recipient domains." },
+      {
+        name: "Domains",
+        type: "string",
+        jsonPath: ".status.domains",
+        description: "Recipient domains (as the operator last read them; a long list is cut short).",
+      },
       ready,
       {
         name: "Last-Delivery",
@@ -115,6 +136,7 @@ export const kinds: readonly KindDefinition[] = [
         description: "Deferred delivery attempts since the relay pods started.",
       },
       age,
+      message,
     ],
   },
   {
@@ -129,7 +151,9 @@ export const kinds: readonly KindDefinition[] = [
     printerColumns: [
       { name: "Type", type: "string", jsonPath: ".spec.type", description: "password or clientCertificate." },
       { name: "Usage", type: "string", jsonPath: ".spec.usage", description: "outbound or inbound." },
+      ready,
       age,
+      message,
     ],
   },
 ];

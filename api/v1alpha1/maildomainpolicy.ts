@@ -260,6 +260,11 @@ export type MailDomainPolicySpecInput = z.input<typeof MailDomainPolicySpec>;
 export const MailDomainPolicyStatus = z
   .object({
     ...statusBase,
+    domains: z
+      .string()
+      .max(256)
+      .optional()
+      .describe("spec.domains as one line (for kubectl get), e.g. partner.example, *.partner.example."),
     lastDelivery: z
       .object({
         time: timestamp("When the message was accepted by the partner."),

@@ -23,6 +23,7 @@ import {
   timestamp,
 } from "./common.js";
 import { InboundRequirement } from "./maildomainpolicy.js";
+import { relayPodFields } from "./relay-pod.js";
 
 /**
  * Address ranges that are never the Internet: private (RFC 1918, RFC 4193), shared (RFC 6598),
@@ -409,6 +410,7 @@ export const MailRelaySpec = z
       .describe(
         "CPU and memory of each relay pod (its container's resources). Defaults: requests 100m CPU and 128Mi, limit 512Mi of memory.",
       ),
+    ...relayPodFields,
     service: z
       .object({
         type: z

@@ -17,13 +17,30 @@ export interface ProjectedSource {
 }
 
 export interface RelaySettings {
+  /** The default relay image (spec.image absent). */
   image: string;
+  /** Further images a MailRelay's spec.image may name (operator/compile/relay-image.ts). */
+  allowedImages?: string[];
   imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
   /** Overrides the image's entrypoint; args are always `relay --config /etc/sealpost`. */
   command?: string[];
   /** Where the operator runs, for the NetworkPolicy's admin-port rule. */
   operatorNamespace: string;
   operatorPodLabels: Record<string, string>;
+}
+
+/** The MailRelay's pod-level fields (api/v1alpha1/relay-pod.ts), as the pod template takes them. */
+export interface RelayPodSettings {
+  /** The image this relay runs: spec.image once allowed, or the default. */
+  image: string;
+  imagePullSecrets?: { name: string }[];
+  nodeSelector?: Record<string, string>;
+  tolerations?: Record<string, unknown>[];
+  affinity?: Record<string, unknown>;
+  topologySpreadConstraints?: Record<string, unknown>[];
+  priorityClassName?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
 }
 
 /** An enabled SMTP listener: its name (smtp, smtps, submission) and port (container = Service port). */
@@ -72,5 +89,6 @@ export interface RelayRenderInput {
   internalNextHop?: { host: string; port: number };
   /** The smtp port of the fleet's own pods when the drain hands a queue over to them. */
   handoverPort?: number;
+  pod: RelayPodSettings;
   settings: RelaySettings;
 }

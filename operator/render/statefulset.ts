@@ -2,7 +2,7 @@
 // config ConfigMap, the server certificate Secret and the referenced Secrets/ConfigMaps; no API
 // access (no token mounted), non-root, read-only root filesystem, no capabilities. Pure.
 import type { KubeObject } from "../runtime/kube.js";
-import type { ProjectedSource, RelayRenderInput } from "./input.js";
+import type { ProjectedSource, RelayPodSettings, RelayRenderInput } from "./input.js";
 import {
   CONFIG_DIR,
   CONFIG_KEY,
@@ -82,14 +82,37 @@ function source(s: ProjectedSource): Record<string, unknown> {
   return { name: s.name, items, optional: s.optional };
 }
 
+/**
+ * spec's scheduling and pull-secret fields, as the pod spec takes them. A spread constraint without a
+ * labelSelector counts this relay's own pods (what the user means; the apiserver would count none).
+ */
+function podScheduling(pod: RelayPodSettings, selector: Record<string, string>): Record<string, unknown> {
+  return {
+    ...(pod.imagePullSecrets?.length ? { imagePullSecrets: pod.imagePullSecrets } : {}),
+    ...(pod.priorityClassName ? { priorityClassName: pod.priorityClassName } : {}),
+    ...(pod.nodeSelector && Object.keys(pod.nodeSelector).length ? { nodeSelector: pod.nodeSelector } : {}),
+    ...(pod.tolerations?.length ? { tolerations: pod.tolerations } : {}),
+    ...(pod.affinity && Object.keys(pod.affinity).length ? { affinity: pod.affinity } : {}),
+    ...(pod.topologySpreadConstraints?.length
+      ? {
+          topologySpreadConstraints: pod.topologySpreadConstraints.map((c) => ({
+            ...c,
+            labelSelector: c.labelSelector ?? { matchLabels: selector },
+          })),
+        }
+      : {}),
+  };
+}
+
 export function renderStatefulSet(input: RelayRenderInput): KubeObject {
   const relay = input.owner.name;
   const labels = relayLabels(relay);
   const s = input.settings;
+  const pod = input.pod;
   const lifecycle = drainHook(input);
   const container: Record<string, unknown> = {
     name: "relay",
-    image: s.image,
+    image: pod.image,
     imagePullPolicy: s.imagePullPolicy ?? "IfNotPresent",
     ...(s.command?.length ? { command: s.command } : {}),
     args: ["relay", "--config", CONFIG_DIR],
@@ -134,9 +157,15 @@ export function renderStatefulSet(input: RelayRenderInput): KubeObject {
       persistentVolumeClaimRetentionPolicy: { whenDeleted: "Retain", whenScaled: "Retain" },
       selector: { matchLabels: relaySelector(relay) },
       template: {
-        metadata: { labels, annotations: { [RESTART_HASH_ANNOTATION]: input.restartHash } },
+        // the operator's own labels and annotation last: spec.podLabels/podAnnotations never override
+        // them (the CRD refuses those keys; this holds even without its CEL rules)
+        metadata: {
+          labels: { ...pod.labels, ...labels },
+          annotations: { ...pod.annotations, [RESTART_HASH_ANNOTATION]: input.restartHash },
+        },
         spec: {
           serviceAccountName: names.serviceAccount(relay),
+          ...podScheduling(pod, relaySelector(relay)),
           automountServiceAccountToken: false,
           enableServiceLinks: false,
           terminationGracePeriodSeconds: lifecycle ? TERMINATION_GRACE_SECONDS : 60,

@@ -381,6 +381,32 @@ const cases: Case[] = [
     set: { "inbound.localRecipients": { addresses: ["bob"] } },
     field: "spec.inbound.localRecipients.addresses[0]",
   },
+  // issue 17: relay pod settings never override the operator's own keys
+  {
+    kind: R,
+    name: "podLabels overriding the operator's selector label",
+    set: { podLabels: { team: "mail", "app.kubernetes.io/name": "other" } },
+    field: "spec.podLabels",
+  },
+  {
+    kind: R,
+    name: "podLabels setting a sealpost.dev/ label",
+    set: { podLabels: { "sealpost.dev/relay": "other" } },
+    field: "spec.podLabels",
+  },
+  {
+    kind: R,
+    name: "podAnnotations setting the operator's restart hash",
+    set: { podAnnotations: { "sealpost.dev/restart-hash": "x" } },
+    field: "spec.podAnnotations",
+  },
+  { kind: R, name: "image that is no image reference", set: { image: "Not An Image" }, field: "spec.image" },
+  {
+    kind: R,
+    name: "toleration with an unknown effect",
+    set: { tolerations: [{ key: "mail", effect: "Sometimes" }] },
+    field: "spec.tolerations[0].effect",
+  },
 ];
 
 /** A copy of `base` with the case's change: "a.b[0]" addresses a field of a nested object or list element. */
@@ -434,6 +460,36 @@ describe("the apiserver rejects invalid Sealpost objects, naming the field", () 
 
   it("accepts the valid bases the cases start from", async () => {
     for (const [kind, spec] of Object.entries(bases)) await create(kind as Kind, spec);
+  });
+
+  it("accepts and keeps every relay pod setting (issue 17), affinity unpruned", async () => {
+    const pod = {
+      image: "registry.example.com/sealpost:0.2.0@sha256:" + "a".repeat(64),
+      imagePullSecrets: [{ name: "regcred" }],
+      nodeSelector: { "node-role.example.com/mail": "true" },
+      tolerations: [{ key: "mail", operator: "Exists", effect: "NoSchedule" }],
+      affinity: {
+        podAntiAffinity: {
+          preferredDuringSchedulingIgnoredDuringExecution: [
+            {
+              weight: 100,
+              podAffinityTerm: {
+                topologyKey: "kubernetes.io/hostname",
+                labelSelector: { matchLabels: { "sealpost.dev/relay": "edge" } },
+              },
+            },
+          ],
+        },
+      },
+      topologySpreadConstraints: [
+        { maxSkew: 1, topologyKey: "topology.kubernetes.io/zone", whenUnsatisfiable: "ScheduleAnyway" },
+      ],
+      priorityClassName: "mail-critical",
+      podLabels: { team: "mail" },
+      podAnnotations: { "mesh.example.com/inject": "false" },
+    };
+    const created = (await create("MailRelay", { ...relay, ...pod })) as { spec: Record<string, unknown> };
+    for (const [k, v] of Object.entries(pod)) assert.deepEqual(created.spec[k], v, k);
   });
 
   it("has at least 20 cases, each naming its own field", () => {

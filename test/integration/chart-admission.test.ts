@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { after, before, describe, it } from "node:test";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { renderServerCertificate } from "../../operator/render/certificate.js";
 import { renderFleetSecret } from "../../operator/render/secret.js";
@@ -131,6 +132,50 @@ describe("issue 15.9: the chart's admission policy holds the operator to its own
     assert.match((await submit({ ...sa, automountServiceAccountToken: true })).err, /never mount a token/);
   });
 
+  it("lets the operator add and remove only its finalizer on a MailRelay (issue 17), never its spec", async () => {
+    await cp.kubectl(
+      ["apply", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "sealpost.dev/v1alpha1",
+        kind: "MailRelay",
+        metadata: { name: "edge", namespace: "mail", finalizers: ["example.com/backup"] },
+        spec: { hostname: "relay.example.com", certificate: { secretRef: { name: "edge-tls" } } },
+      }),
+    );
+    const patch = (p: unknown) =>
+      new Promise<{ ok: boolean; err: string }>((resolve) => {
+        execFile(
+          join(cp.bin, "kubectl"),
+          [
+            "--kubeconfig",
+            cp.kubeconfigPath,
+            `--as=${OPERATOR}`,
+            "-n",
+            "mail",
+            "patch",
+            "mailrelay/edge",
+            "--type=merge",
+            "--dry-run=server",
+            "-p",
+            JSON.stringify(p),
+          ],
+          (e, _out, stderr) => resolve({ ok: !e, err: String(stderr) }),
+        );
+      });
+    const ours = await patch({
+      metadata: { finalizers: ["example.com/backup", "sealpost.dev/queue-drained"] },
+    });
+    assert.ok(ours.ok, ours.err);
+    const only = /only to add or remove its finalizer/;
+    assert.match((await patch({ spec: { replicas: 9 } })).err, only);
+    assert.match((await patch({ metadata: { finalizers: [] } })).err, only, "someone else's finalizer");
+    assert.match(
+      (await patch({ metadata: { annotations: { "sealpost.dev/discard-queue": "true" } } })).err,
+      only,
+    );
+    assert.match((await patch({ metadata: { labels: { relay: "x" } } })).err, only);
+  });
+
   it("refuses a Secret other than the fleet Secret (no service-account token minting)", async () => {
     const minted = {
       apiVersion: "v1",
@@ -198,7 +243,12 @@ describe("issue 15.9: namespace-scoped install", () => {
       "watchNamespaces={mail,mail2}",
     ]);
     const kinds = [...stdout.matchAll(/^kind: (\w+)$/gm)].map((m) => m[1]);
-    assert.ok(!kinds.includes("ClusterRole") && !kinds.includes("ClusterRoleBinding"), kinds.join());
+    // the only ClusterRoles are the users' aggregated ones (issue 17; chart-install checks them), unbound
+    assert.ok(!kinds.includes("ClusterRoleBinding"), kinds.join());
+    const clusterRoles = [...stdout.matchAll(/kind: ClusterRole\nmetadata:\n {2}name: (\S+)/g)].map(
+      (m) => m[1],
+    );
+    assert.deepEqual(clusterRoles.sort(), ["sealpost-operator-edit", "sealpost-operator-view"]);
     const roles = [
       ...stdout.matchAll(/kind: Role\nmetadata:\n {2}name: sealpost-operator\n {2}namespace: (\S+)/g),
     ].map((m) => m[1]);

@@ -62,6 +62,7 @@ function find(objs: Obj[], kind: string, name?: string): Obj {
 }
 
 interface Container {
+  name: string;
   args: string[];
   image: string;
   securityContext: Record<string, unknown>;
@@ -71,6 +72,15 @@ function operatorContainer(objs: Obj[]): Container {
     spec: { template: { spec: { containers: Container[] } } };
   };
   return d.spec.template.spec.containers[0]!;
+}
+/** The init container whose image the operator runs its relays with (--relay-image-from-container). */
+function relayImageContainer(objs: Obj[]): Container {
+  const d = find(objs, "Deployment") as unknown as {
+    spec: { template: { spec: { initContainers: Container[] } } };
+  };
+  const c = d.spec.template.spec.initContainers.find((x) => x.name === "relay-image");
+  assert.ok(c, "the Deployment names the relay image in its init container relay-image");
+  return c;
 }
 
 /** JSON round trip: drops `undefined` fields so the comparison is about data only. */
@@ -101,7 +111,12 @@ describe("charts/sealpost", () => {
     const kinds = objs.map((o) => o.kind).sort();
     assert.deepEqual(kinds, [
       "ClusterRole",
+      "ClusterRole",
+      "ClusterRole",
       "ClusterRoleBinding",
+      "CustomResourceDefinition",
+      "CustomResourceDefinition",
+      "CustomResourceDefinition",
       "Deployment",
       "PodDisruptionBudget",
       "Role",
@@ -122,7 +137,9 @@ describe("charts/sealpost", () => {
     assert.ok(c.args.includes("--leader-elect"), c.args.join(" "));
     assert.ok(!c.args.some((a) => a.startsWith("--namespaces")), "empty watchNamespaces means all: no flag");
     assert.equal(c.image, "ghcr.io/sealpost/sealpost:0.1.0");
-    assert.ok(c.args.includes(`--relay-image=${c.image}`), c.args.join(" "));
+    assert.ok(c.args.includes("--relay-image-from-container=relay-image"), c.args.join(" "));
+    assert.equal(relayImageContainer(objs).image, c.image);
+    assert.deepEqual(relayImageContainer(objs).securityContext, c.securityContext);
     assert.equal(c.securityContext.readOnlyRootFilesystem, true);
     assert.equal(c.securityContext.runAsNonRoot, true);
     assert.deepEqual(c.securityContext.capabilities, { drop: ["ALL"] });
@@ -134,6 +151,7 @@ describe("charts/sealpost", () => {
         ![
           "ClusterRole",
           "ClusterRoleBinding",
+          "CustomResourceDefinition",
           "ValidatingAdmissionPolicy",
           "ValidatingAdmissionPolicyBinding",
         ].includes(o.kind)
@@ -145,7 +163,7 @@ describe("charts/sealpost", () => {
   it("grants exactly operator/rbac.ts's rules (files/rbac-rules.yaml is up to date)", async () => {
     assert.equal(await readFile(RULES_FILE, "utf8"), renderRulesFile(), "run: tsx scripts/gen-chart-rbac.ts");
     const objs = await template();
-    assert.deepEqual(find(objs, "ClusterRole").rules, plain(operatorClusterRules));
+    assert.deepEqual(find(objs, "ClusterRole", "sealpost-operator").rules, plain(operatorClusterRules));
     assert.deepEqual(find(objs, "Role").rules, plain(operatorLeaderElectionRules));
     const crb = find(objs, "ClusterRoleBinding") as unknown as { subjects: unknown[] };
     assert.deepEqual(crb.subjects, [{ kind: "ServiceAccount", name: "sealpost-operator", namespace: NS }]);
@@ -153,7 +171,17 @@ describe("charts/sealpost", () => {
 
   it("is namespace-scoped when namespaces are listed: Roles there, nothing cluster-wide (issue 15.9)", async () => {
     const objs = await template("watchNamespaces={mail,mail2}");
-    assert.ok(!objs.some((o) => o.kind === "ClusterRoleBinding" || o.kind === "ClusterRole"));
+    // no cluster-wide grant to the operator: no ClusterRoleBinding, and the only ClusterRoles are the
+    // users' aggregated ones (issue 17), which nothing in the chart binds
+    assert.ok(!objs.some((o) => o.kind === "ClusterRoleBinding"));
+    for (const o of objs.filter((x) => x.kind === "ClusterRole")) {
+      const labels = (o.metadata as { labels?: Record<string, string> }).labels ?? {};
+      assert.equal(labels["rbac.authorization.k8s.io/aggregate-to-admin"], "true", o.metadata.name);
+      assert.ok(
+        !objs.some((b) => (b.roleRef as { name?: string } | undefined)?.name === o.metadata.name),
+        `${o.metadata.name} is bound`,
+      );
+    }
     const roles = objs.filter((o) => o.kind === "Role" && o.metadata.name === "sealpost-operator");
     assert.deepEqual(roles.map((o) => o.metadata.namespace).sort(), ["mail", "mail2"]);
     for (const r of roles) assert.deepEqual(r.rules, plain(operatorClusterRules));
@@ -167,17 +195,15 @@ describe("charts/sealpost", () => {
 
   it("pins images by digest and lets the relay image differ", async () => {
     const digest = "sha256:" + "b".repeat(64);
-    const c = operatorContainer(
-      await template(
-        `image.digest=${digest}`,
-        "relayImage.repository=registry.example/relay",
-        "relayImage.tag=v9",
-      ),
+    const objs = await template(
+      `image.digest=${digest}`,
+      "relayImage.repository=registry.example/relay",
+      "relayImage.tag=v9",
     );
-    assert.equal(c.image, `ghcr.io/sealpost/sealpost:0.1.0@${digest}`);
-    assert.ok(c.args.includes("--relay-image=registry.example/relay:v9"), c.args.join(" "));
-    const same = operatorContainer(await template(`image.digest=${digest}`));
-    assert.ok(same.args.includes(`--relay-image=${same.image}`), same.args.join(" "));
+    assert.equal(operatorContainer(objs).image, `ghcr.io/sealpost/sealpost:0.1.0@${digest}`);
+    assert.equal(relayImageContainer(objs).image, "registry.example/relay:v9");
+    const same = await template(`image.digest=${digest}`);
+    assert.equal(relayImageContainer(same).image, operatorContainer(same).image);
   });
 
   it("renders the ServiceMonitor only when asked", async () => {
@@ -285,6 +311,7 @@ async function assertOperatorInstalled(cp: ControlPlane): Promise<void> {
   assert.equal(await can("patch", "statefulsets.apps", "-n", "mail"), "yes");
   assert.equal(await can("patch", "mailrelays.sealpost.dev", "--subresource=status", "-n", "mail"), "yes");
   assert.equal(await can("update", "leases.coordination.k8s.io", "-n", NS), "yes");
+  assert.equal(await can("get", "pods", "-n", NS), "yes", "its own pod, for the relay image");
   assert.equal(await can("delete", "secrets", "-n", "mail"), "no");
   assert.equal(await can("update", "mailrelays.sealpost.dev", "-n", "mail"), "no", "spec is the user's");
   assert.equal(await can("update", "leases.coordination.k8s.io", "-n", "mail"), "no");

@@ -11,7 +11,9 @@ import { renderStatefulSet } from "../../operator/render/statefulset.js";
 
 /** Reviewed: "group/resource" -> verbs. Secrets are read-only; nothing may delete, escalate or bind. */
 const REVIEWED_CLUSTER: Record<string, string[]> = {
-  "sealpost.dev/mailrelays": ["get", "list", "watch"],
+  // patch: only the finalizer sealpost.dev/queue-drained (issue 17), held to it by the chart's
+  // ValidatingAdmissionPolicy (chart-admission.test.ts); never update, the spec is the user's
+  "sealpost.dev/mailrelays": ["get", "list", "patch", "watch"],
   "sealpost.dev/maildomainpolicies": ["get", "list", "watch"],
   "sealpost.dev/relaycredentials": ["get", "list", "watch"],
   "sealpost.dev/mailrelays/status": ["get", "patch", "update"],
@@ -33,6 +35,8 @@ const REVIEWED_CLUSTER: Record<string, string[]> = {
 };
 const REVIEWED_LEADER: Record<string, string[]> = {
   "coordination.k8s.io/leases": ["create", "get", "update"],
+  // its own pod's relay-image container, in its own namespace only (issue 17)
+  "core/pods": ["get"],
 };
 
 function flatten(rules: PolicyRule[]): Record<string, string[]> {
@@ -98,6 +102,7 @@ function input(): RelayRenderInput {
     ],
     egressPorts: [25],
     networkPolicy: { metricsFrom: [], egressExcept: [], internalEgress: [] },
+    pod: { image: "sealpost:test" },
     settings: {
       image: "sealpost:test",
       operatorNamespace: "sealpost-system",

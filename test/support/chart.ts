@@ -1,7 +1,8 @@
 // The Helm chart on a test control plane: install it (release "sealpost" in sealpost-system, the
 // relay image tag t1, no waiting for pods) and submit objects through kubectl, by default with the
 // operator's identity (impersonation of its ServiceAccount) and as a server-side dry run, so that
-// admission runs and nothing is stored. Shared by the admission-policy tests.
+// admission runs and nothing is stored. Shared by the admission-policy tests;
+// helmRelease installs or upgrades it with --set values and returns helm's output.
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -30,6 +31,27 @@ export async function installChart(cp: ControlPlane, sets: readonly string[]): P
     "image.tag=t1",
     ...sets.flatMap((s) => ["--set", s]),
   ]);
+}
+
+export const CHART = chartDir;
+export const CHART_NS = OPERATOR_NS;
+
+/** `helm install|upgrade sealpost <chart>` into sealpost-system with these --set values. */
+export async function helmRelease(
+  cp: ControlPlane,
+  verb: "install" | "upgrade",
+  set: string[] = [],
+  chart = CHART,
+): Promise<string> {
+  const args = ["--kubeconfig", cp.kubeconfigPath, verb, "sealpost", chart, "-n", CHART_NS, "--wait=false"];
+  if (verb === "install") args.push("--create-namespace");
+  try {
+    return (await run(helmBin, [...args, ...set.flatMap((s) => ["--set", s])], { maxBuffer: 32 << 20 }))
+      .stdout;
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new Error(`helm ${verb}: ${err.stderr ?? err.message}`, { cause: e });
+  }
 }
 
 /** `obj` through kubectl's stdin as `as` (null: the admin); the apiserver's verdict. */

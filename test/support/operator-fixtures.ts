@@ -161,7 +161,11 @@ export function fakeReconcilerDeps(relays: KubeObject[], policies: KubeObject[] 
   const applied: KubeObject[] = [];
   const state = new ClusterState(caches);
   const deps = {
-    client: { apply: (o: KubeObject) => Promise.resolve((applied.push(o), o)) },
+    client: {
+      apply: (o: KubeObject) => Promise.resolve((applied.push(o), o)),
+      // the MailRelay queue finalizer (metadata only; not an applied object)
+      mergePatch: (_r: unknown, _ns: string, name: string) => Promise.resolve({ metadata: { name } }),
+    },
     state,
     compiler: new CompileMemo(state),
     settings: { image: "img", operatorNamespace: "op", operatorPodLabels: { app: "op" } },

@@ -12,7 +12,7 @@ import {
   certManagerTypes,
   certManagerVersion,
 } from "../../scripts/gen-cert-manager-types.js";
-import { api, crdFiles, STALE_HINT } from "../../scripts/generate.js";
+import { api, chartCrdTemplate, crdFiles, STALE_HINT } from "../../scripts/generate.js";
 import { staleFiles } from "../../scripts/lib/generated.js";
 
 const crd = (kind: string) =>
@@ -30,12 +30,13 @@ const schemaAt = (kind: string, path: string) =>
     );
 
 describe("generated files are up to date", () => {
-  it("crds/ and charts/sealpost/crds/ match api/v1alpha1/", async () => {
-    const files = await crdFiles();
+  it("crds/ and the chart's CRD templates match api/v1alpha1/", async () => {
+    const crds = await crdFiles();
+    const files = [...crds, ...crds.map(chartCrdTemplate)];
     assert.deepEqual(files.map((f) => f.path).sort(), [
-      "charts/sealpost/crds/sealpost.dev_maildomainpolicies.yaml",
-      "charts/sealpost/crds/sealpost.dev_mailrelays.yaml",
-      "charts/sealpost/crds/sealpost.dev_relaycredentials.yaml",
+      "charts/sealpost/templates/crds/sealpost.dev_maildomainpolicies.yaml",
+      "charts/sealpost/templates/crds/sealpost.dev_mailrelays.yaml",
+      "charts/sealpost/templates/crds/sealpost.dev_relaycredentials.yaml",
       "crds/sealpost.dev_maildomainpolicies.yaml",
       "crds/sealpost.dev_mailrelays.yaml",
       "crds/sealpost.dev_relaycredentials.yaml",
@@ -101,9 +102,22 @@ describe("the CRDs", () => {
       "TLS",
       "Deferrals",
       "Age",
+      "Message",
     ]);
-    assert.deepEqual(columns("MailRelay"), ["Hostname", "Replicas", "Ready", "Age"]);
-    assert.deepEqual(columns("RelayCredential"), ["Type", "Usage", "Age"]);
+    assert.deepEqual(columns("MailRelay"), [
+      "Hostname",
+      "Replicas",
+      "Ready-Replicas",
+      "Ready",
+      "Age",
+      "Message",
+    ]);
+    assert.deepEqual(columns("RelayCredential"), ["Type", "Usage", "Ready", "Age", "Message"]);
+    // issue 17: the Ready condition's message at -o wide only, in every kind
+    for (const k of api.kinds) {
+      const m = crd(k.kind).spec.versions[0]!.additionalPrinterColumns!.find((c) => c.name === "Message");
+      assert.equal(m?.priority, 1, k.kind);
+    }
   });
 
   it("keep conditions as a list map keyed by type, in every kind", () => {

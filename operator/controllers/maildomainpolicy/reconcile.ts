@@ -13,6 +13,7 @@ import { probeRelay, relayAdminToken } from "../relay-probe.js";
 import { writeStatus } from "../status-write.js";
 import { policyAccepted, policyEnforced, policyReady, worthProbing, type PolicyFacts } from "./conditions.js";
 import type { LastDelivery, PodReport } from "../../../relay/contract/status.js";
+import { domainsSummary } from "../../status/domains-summary.js";
 
 interface FigureFields {
   lastDelivery?: LastDelivery;
@@ -111,7 +112,12 @@ export async function reconcileMailDomainPolicy(
   const readyCond = policyReady(accepted, enforced, g);
   const prev = (raw.status ?? {}) as FigureFields;
   const figures = figuresFor(key, reports, prev);
-  await writeStatus(deps, raw, { observedGeneration: g, ...figures }, [readyCond, accepted, enforced]);
+  const domains = domainsSummary((raw.spec as { domains?: unknown } | undefined)?.domains);
+  await writeStatus(deps, raw, { observedGeneration: g, domains, ...figures }, [
+    readyCond,
+    accepted,
+    enforced,
+  ]);
   if (enforced.reason === "Pending")
     return { requeueAfterMs: Math.min(deps.enforcePollMs, deps.figuresPollMs) };
   // relay figures change without a cluster event: look again while there are pods to ask

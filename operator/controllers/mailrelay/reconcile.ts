@@ -22,6 +22,10 @@ import type { ReconcilerDeps } from "../deps.js";
 import { probeRelay, relayAdminToken } from "../relay-probe.js";
 import { writeStatus } from "../status-write.js";
 import { MAX_CONFIG_BYTES, relayDegraded, relayEnforced, relayReady, type RelayFacts } from "./conditions.js";
+import { relayImage } from "../../compile/relay-image.js";
+import { relayPod } from "../../render/pod.js";
+import { ensureQueueFinalizer, finalizeMailRelay } from "./deletion.js";
+import { podSettingsRefusal } from "./pod-settings-refusal.js";
 
 function ownerOf(r: MailRelayObject): Owner {
   return {
@@ -53,6 +57,7 @@ export function renderInput(
   compiled: CompileResult,
   deps: Pick<ReconcilerDeps, "settings">,
   queueSize: string,
+  image: string = deps.settings.image,
 ): RelayRenderInput {
   const l = relay.spec.listeners;
   const listeners = (["smtp", "smtps", "submission"] as const)
@@ -93,6 +98,7 @@ export function renderInput(
       ? { internalNextHop: { ...compiled.config.inbound.internalNextHop } }
       : {}),
     ...(compiled.config.queue.handover ? { handoverPort: compiled.config.queue.handover.port } : {}),
+    pod: relayPod(relay.spec, image),
     settings: deps.settings,
   };
 }
@@ -135,9 +141,13 @@ const CONFIG_DERIVED_KINDS = new Set(["ConfigMap", "StatefulSet", "NetworkPolicy
 export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Promise<ReconcileResult | void> {
   const { namespace, name } = splitKey(key);
   const raw = deps.state.caches.relays.get(namespace, name);
-  if (!raw || raw.metadata.deletionTimestamp) return; // owner references: the garbage collector cleans up
-  const generation = raw.metadata.generation;
+  if (!raw) return; // owner references: the garbage collector cleans up
   const parsed = MailRelaySchema.safeParse(raw);
+  // deleted: kept until its queues are empty (mailrelay-deletion.ts), nothing else is applied
+  if (raw.metadata.deletionTimestamp)
+    return finalizeMailRelay(deps, raw, parsed.success ? parsed.data : undefined);
+  await ensureQueueFinalizer(deps, raw);
+  const generation = raw.metadata.generation;
   if (!parsed.success) {
     const message = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
     await writeStatus(deps, raw, { observedGeneration: generation }, [
@@ -163,6 +173,20 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     ]);
     return;
   }
+  const image = relayImage(relay.spec.image, deps.settings);
+  if ("refused" in image) {
+    const c = {
+      status: "False" as const,
+      reason: "ImageNotAllowed",
+      message: image.refused,
+      observedGeneration: generation,
+    };
+    await writeStatus(deps, raw, { observedGeneration: generation }, [
+      { type: "Ready", ...c },
+      { type: "Accepted", ...c },
+    ]);
+    return;
+  }
   const fleetCreated = await ensureFleetSecret(deps, relay, owner);
   let compiled: CompileResult;
   try {
@@ -179,7 +203,7 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   const sts = deps.state.caches.statefulSets.get(namespace, names.statefulSet(name));
   const desiredSize = relay.spec.queue.size;
   const liveSize = liveQueueSize(sts);
-  const input = renderInput(relay, owner, compiled, deps, liveSize ?? desiredSize);
+  const input = renderInput(relay, owner, compiled, deps, liveSize ?? desiredSize, image.image);
   const configBytes = Buffer.byteLength(compiled.json);
   const tooLarge = configBytes > MAX_CONFIG_BYTES;
   // too large: nothing derived from the new config is applied (no half-apply: the ConfigMap, the pod
@@ -190,7 +214,20 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   for (const obj of renderRelayObjects(input)) {
     if (tooLarge && CONFIG_DERIVED_KINDS.has(obj.kind ?? "")) continue;
     const announced = obj.kind === "ConfigMap" ? deps.applied.lastAnnotations(obj) : undefined;
-    if ((await applyIfNeeded(deps, obj)) && obj.kind === "ConfigMap")
+    let applied: boolean;
+    try {
+      applied = await applyIfNeeded(deps, obj);
+    } catch (e) {
+      const refused = podSettingsRefusal(obj, e);
+      if (!refused) throw e;
+      const c = { status: "False" as const, reason: "InvalidPodSettings", message: refused };
+      await writeStatus(deps, raw, { observedGeneration: generation }, [
+        { type: "Ready", ...c, observedGeneration: generation },
+        { type: "Accepted", ...c, observedGeneration: generation },
+      ]);
+      return;
+    }
+    if (applied && obj.kind === "ConfigMap")
       configApplied = (announced?.[CONFIG_HASH_ANNOTATION] ?? hashBefore) !== compiled.hash;
   }
 

@@ -1,0 +1,130 @@
+// Deleting a MailRelay without stranding its queued mail. The relay's queue volumes outlive it
+// (persistentVolumeClaimRetentionPolicy Retain), so a plain delete would stop the pods and leave
+// accepted mail on volumes nobody delivers. The operator puts a finalizer on every MailRelay; when
+// one is deleted, the relay and its pods stay (the garbage collector removes owned objects only once
+// the MailRelay is gone) and keep delivering, and the finalizer is released only when every queue
+// volume's pod reports an empty queue on /status, or when the user sets the annotation
+// sealpost.dev/discard-queue: "true". Until then the Deleting condition says why the delete waits.
+// The verdict is pure (deletionVerdict); the rest is the finalizer's two API writes.
+import type { MailRelay } from "../../api.js";
+import type { ConditionInput } from "../../runtime/conditions.js";
+import { ApiError, R } from "../../runtime/kube.js";
+import type { MailRelayObject, PodObject } from "../../objects.js";
+import { orphanedQueueVolumes, queueClaimPrefix } from "../../status/orphaned-volumes.js";
+import { names } from "../../render/meta.js";
+import type { ReconcilerDeps } from "../deps.js";
+import { probeRelay } from "../relay-probe.js";
+import { writeStatus } from "../status-write.js";
+
+export const QUEUE_FINALIZER = "sealpost.dev/queue-drained";
+export const DISCARD_QUEUE_ANNOTATION = "sealpost.dev/discard-queue";
+
+/** What one queue volume's pod said: its queue depth, or nothing (no ready pod, or no answer). */
+export interface VolumeReport {
+  volume: string;
+  pod: string;
+  depth?: number;
+}
+
+export type DeletionVerdict =
+  | { release: true; reason: "QueueEmpty" | "QueueDiscarded" | "NoQueueVolumes"; message: string }
+  | { release: false; reason: "QueueNotEmpty" | "QueueUnknown"; message: string };
+
+const DISCARD_HINT = `or set the annotation ${DISCARD_QUEUE_ANNOTATION}: "true" to delete the relay and leave the queue volumes (and their mail) behind`;
+
+/** Whether the finalizer may go. Pure. */
+export function deletionVerdict(discard: boolean, volumes: readonly VolumeReport[]): DeletionVerdict {
+  if (discard)
+    return {
+      release: true,
+      reason: "QueueDiscarded",
+      message: `${DISCARD_QUEUE_ANNOTATION} is set: deleted without waiting for the queue; the queue volumes are kept (${volumes.map((v) => v.volume).join(", ") || "none"})`,
+    };
+  if (volumes.length === 0)
+    return { release: true, reason: "NoQueueVolumes", message: "the relay has no queue volumes" };
+  const unknown = volumes.filter((v) => v.depth === undefined);
+  const queued = volumes.filter((v) => (v.depth ?? 0) > 0);
+  if (queued.length) {
+    const total = queued.reduce((n, v) => n + (v.depth ?? 0), 0);
+    return {
+      release: false,
+      reason: "QueueNotEmpty",
+      message: `deletion waits: ${total} message(s) still queued (${queued.map((v) => `${v.pod}: ${v.depth}`).join(", ")}); the pods keep delivering them (stop sending mail to the relay to let the queues empty), ${DISCARD_HINT}`,
+    };
+  }
+  if (unknown.length)
+    return {
+      release: false,
+      reason: "QueueUnknown",
+      message: `deletion waits: no ready pod reports the queue of ${unknown.map((v) => v.volume).join(", ")} (scale the relay so that every queue volume has a running pod), ${DISCARD_HINT}`,
+    };
+  return { release: true, reason: "QueueEmpty", message: "every queue volume's pod reports an empty queue" };
+}
+
+const hasFinalizer = (raw: MailRelayObject) =>
+  (raw.metadata as { finalizers?: string[] }).finalizers?.includes(QUEUE_FINALIZER) === true;
+
+/** Puts the finalizer on a live MailRelay that lacks it (a merge patch guarded by resourceVersion). */
+export async function ensureQueueFinalizer(deps: ReconcilerDeps, raw: MailRelayObject): Promise<void> {
+  if (hasFinalizer(raw)) return;
+  const finalizers = [...((raw.metadata as { finalizers?: string[] }).finalizers ?? []), QUEUE_FINALIZER];
+  await deps.client.mergePatch(R.MailRelay, raw.metadata.namespace, raw.metadata.name, {
+    metadata: { finalizers, resourceVersion: raw.metadata.resourceVersion },
+  });
+}
+
+/** A MailRelay being deleted: release the finalizer when the verdict allows, else say why not. */
+export async function finalizeMailRelay(
+  deps: ReconcilerDeps,
+  raw: MailRelayObject,
+  relay: MailRelay | undefined,
+): Promise<{ requeueAfterMs: number } | void> {
+  if (!hasFinalizer(raw)) return;
+  const ns = raw.metadata.namespace ?? "";
+  const sts = names.statefulSet(raw.metadata.name);
+  const volumes = orphanedQueueVolumes(deps.state.caches.queueVolumes.list(ns), sts, 0);
+  const ready: PodObject[] = relay ? deps.state.readyPods(relay) : [];
+  const probe = ready.length ? await probeRelay(deps, ready, () => true) : undefined;
+  const depthOf = new Map(probe?.reports.map((r) => [r.pod, r.report.queueDepth]) ?? []);
+  const reports: VolumeReport[] = volumes.map((volume) => {
+    const pod = `${sts}-${volume.slice(queueClaimPrefix(sts).length)}`;
+    return { volume, pod, depth: depthOf.get(pod) };
+  });
+  const discard = raw.metadata.annotations?.[DISCARD_QUEUE_ANNOTATION] === "true";
+  const verdict = deletionVerdict(discard, reports);
+  if (!verdict.release) {
+    const g = raw.metadata.generation;
+    const previous = ((raw.status ?? {}) as { conditions?: ConditionInput[] }).conditions ?? [];
+    const waiting = { status: "False" as const, reason: verdict.reason, message: verdict.message };
+    await writeStatus(deps, raw, { ...(raw.status as object), observedGeneration: g }, [
+      { type: "Ready", ...waiting, observedGeneration: g },
+      ...previous.filter((c) => c.type !== "Ready" && c.type !== "Deleting"),
+      {
+        type: "Deleting",
+        status: "True",
+        reason: verdict.reason,
+        message: verdict.message,
+        observedGeneration: g,
+      },
+    ]);
+    return { requeueAfterMs: deps.enforcePollMs };
+  }
+  if (verdict.reason === "QueueDiscarded")
+    await deps.events.record(raw, {
+      type: "Warning",
+      reason: verdict.reason,
+      action: "Delete",
+      note: verdict.message,
+    });
+  const finalizers = ((raw.metadata as { finalizers?: string[] }).finalizers ?? []).filter(
+    (f) => f !== QUEUE_FINALIZER,
+  );
+  try {
+    await deps.client.mergePatch(R.MailRelay, ns, raw.metadata.name, {
+      metadata: { finalizers, resourceVersion: raw.metadata.resourceVersion },
+    });
+  } catch (e) {
+    if (!(e instanceof ApiError) || e.code !== 404) throw e;
+  }
+  deps.log.info({ relay: `${ns}/${raw.metadata.name}`, reason: verdict.reason }, "queue finalizer released");
+}

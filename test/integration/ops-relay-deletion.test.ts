@@ -1,0 +1,137 @@
+// Issue 17: deleting a MailRelay does not strand queued mail on its retained queue volumes. Against a
+// real kube-apiserver, the operator under its own RBAC: a MailRelay gets the finalizer
+// sealpost.dev/queue-drained; deleted while its pods report queued mail, it stays (Deleting=True,
+// QueueNotEmpty, Ready=False) until they report empty queues, then goes. A queue volume without a
+// pod keeps it too (QueueUnknown) until the user sets sealpost.dev/discard-queue: "true". No kubelet:
+// pods and PVCs are made by hand, the pods' /status answers come from the test's probe.
+/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-explicit-any -- assertions walk the apiserver's JSON */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import type { Operator } from "../../operator/operator.js";
+import type { PodReport } from "../../relay/contract/status.js";
+import { relayLabels } from "../../operator/render/meta.js";
+import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
+import type { Condition } from "../../operator/runtime/conditions.js";
+import type { PodObject } from "../../operator/objects.js";
+import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
+import { waitFor } from "../support/process.js";
+import {
+  createReadyRelayPods,
+  ensureNamespace,
+  operatorIdentity,
+  sealpostCrdFiles,
+  startOperator,
+} from "../support/operator.js";
+
+const NS = "mail";
+type Obj = KubeObject & {
+  spec?: any;
+  status?: any;
+  metadata: KubeObject["metadata"] & { finalizers?: string[] };
+};
+
+describe("issue 17: a deleted MailRelay waits for its queues", () => {
+  let cp: ControlPlane;
+  let admin: KubeClient;
+  let op: Operator;
+  /** Queue depth each pod reports on /status (absent: the pod does not answer). */
+  const depth = new Map<string, number>();
+  const apply = (o: Obj): Promise<unknown> => admin.apply(o, { fieldManager: "test-user" });
+  const relay = (name: string): Obj => ({
+    apiVersion: "sealpost.dev/v1alpha1",
+    kind: "MailRelay",
+    metadata: { name, namespace: NS },
+    spec: { hostname: `${name}.example.com`, replicas: 2, certificate: { secretRef: { name: "tls" } } },
+  });
+  const pvc = (relayName: string, ordinal: number): Obj => ({
+    apiVersion: "v1",
+    kind: "PersistentVolumeClaim",
+    metadata: { name: `queue-${relayName}-${ordinal}`, namespace: NS, labels: relayLabels(relayName) },
+    spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } },
+  });
+  const get = (name: string) => admin.find<Obj>(R.MailRelay, NS, name);
+  const condition = (o: Obj | undefined, type: string) =>
+    (o?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === type);
+
+  before(async () => {
+    cp = await startControlPlane();
+    admin = new KubeClient(cp.kubeConfig);
+    await cp.applyCrds(sealpostCrdFiles());
+    await ensureNamespace(admin, NS);
+    // no kube-controller-manager: the ServiceAccount the hand-made pods run under
+    await admin.create<KubeObject>({
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: { name: "default", namespace: NS },
+    });
+    const id = await operatorIdentity(cp);
+    op = await startOperator(id.kubeConfig, {
+      probe: (pod: PodObject): Promise<PodReport | undefined> => {
+        const d = depth.get(pod.metadata.name);
+        return Promise.resolve(d === undefined ? undefined : { configHash: "any", queueDepth: d });
+      },
+    });
+  });
+  after(async () => {
+    await op?.stop();
+    await cp?.stop();
+  });
+
+  it("puts the finalizer on every MailRelay", async () => {
+    await apply(relay("edge"));
+    const o = await waitFor("finalizer", async () => {
+      const r = await get("edge");
+      return r?.metadata.finalizers?.includes("sealpost.dev/queue-drained") ? r : undefined;
+    });
+    assert.deepEqual(o.metadata.finalizers, ["sealpost.dev/queue-drained"]);
+  });
+
+  it("deleted with mail queued, it stays and says why; once the queues are empty it goes", async () => {
+    for (const i of [0, 1]) await apply(pvc("edge", i));
+    depth.set("edge-0", 5).set("edge-1", 0);
+    await createReadyRelayPods(admin, NS, "edge", ["edge-0", "edge-1"]);
+    await admin.delete(R.MailRelay, NS, "edge");
+    const waiting = await waitFor("Deleting condition", async () => {
+      const o = await get("edge");
+      return condition(o, "Deleting")?.reason === "QueueNotEmpty" ? o : undefined;
+    });
+    assert.ok(waiting.metadata.deletionTimestamp, "deletion has begun");
+    const c = condition(waiting, "Deleting")!;
+    assert.equal(c.status, "True");
+    assert.match(c.message, /5 message\(s\) still queued \(edge-0: 5\)/);
+    assert.match(c.message, /sealpost\.dev\/discard-queue/);
+    assert.equal(condition(waiting, "Ready")?.status, "False");
+    // the pods deliver the rest
+    depth.set("edge-0", 0);
+    await waitFor("MailRelay gone", async () => ((await get("edge")) ? undefined : true));
+  });
+
+  it("a queue volume without a pod keeps it (QueueUnknown) until the discard annotation", async () => {
+    await apply(relay("side"));
+    await waitFor("finalizer", async () =>
+      (await get("side"))?.metadata.finalizers?.includes("sealpost.dev/queue-drained") ? true : undefined,
+    );
+    await apply(pvc("side", 0));
+    await admin.delete(R.MailRelay, NS, "side");
+    const o = await waitFor("QueueUnknown", async () => {
+      const r = await get("side");
+      return condition(r, "Deleting")?.reason === "QueueUnknown" ? r : undefined;
+    });
+    assert.match(condition(o, "Deleting")!.message, /queue-side-0/);
+    await admin.mergePatch(R.MailRelay, NS, "side", {
+      metadata: { annotations: { "sealpost.dev/discard-queue": "true" } },
+    });
+    await waitFor("MailRelay gone", async () => ((await get("side")) ? undefined : true));
+    // the volume (and its mail) stays for the user to recover
+    assert.ok(await admin.find(R.PersistentVolumeClaim, NS, "queue-side-0"));
+  });
+
+  it("a MailRelay without queue volumes is deleted at once", async () => {
+    await apply(relay("empty"));
+    await waitFor("finalizer", async () =>
+      (await get("empty"))?.metadata.finalizers?.includes("sealpost.dev/queue-drained") ? true : undefined,
+    );
+    await admin.delete(R.MailRelay, NS, "empty");
+    await waitFor("MailRelay gone", async () => ((await get("empty")) ? undefined : true));
+  });
+});
