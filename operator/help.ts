@@ -18,6 +18,18 @@ const FLAGS: [flag: string, arg: string | undefined, description: string, dflt?:
   ["bind-address", "ADDRESS", "address the metrics and health ports bind", "0.0.0.0"],
   ["log-level", "LEVEL", "trace, debug, info, warn, error or fatal", "info"],
   ["relay-image", "IMAGE", "image of the relay pods", "ghcr.io/sealpost/sealpost:latest"],
+  [
+    "relay-image-from-container",
+    "NAME",
+    "read the relay image from this container of the operator's own pod ($POD_NAME), so an image rewrite (kustomize images:) moves the relays too; wins over --relay-image",
+    "unset",
+  ],
+  [
+    "allowed-relay-images",
+    "A,B",
+    "images a MailRelay's spec.image may name besides the default relay image, comma-separated",
+    "none",
+  ],
   ["relay-image-pull-policy", "POLICY", "imagePullPolicy of the relay pods", "IfNotPresent"],
   ["relay-command", "CMD", "relay container command, space-separated", "the image's entrypoint"],
   ["operator-namespace", "NS", "the operator's own namespace", "$POD_NAMESPACE, else sealpost-system"],

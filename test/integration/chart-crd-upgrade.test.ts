@@ -99,6 +99,8 @@ describe("issue 17: CRDs upgrade with the chart and survive uninstall", () => {
     await cp.kubectl(["wait", "--for=condition=Established", "--timeout=60s", `crd/${CRD}`]);
     assert.ok(!(await columns()).includes("Upgraded"));
     await cp.kubectl(["create", "namespace", "mail"]);
+    // the chart's admission policy: a MailRelay's host name must be granted to its namespace (15.9)
+    await cp.kubectl(["annotate", "namespace", "mail", "sealpost.dev/allowed-hostnames=relay.example.com"]);
     await cp.kubectl(
       ["apply", "-f", "-"],
       JSON.stringify({
