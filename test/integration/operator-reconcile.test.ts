@@ -163,7 +163,9 @@ describe("operator reconciles against a real apiserver", () => {
     const hash = createHash("sha256").update(cm.data!["config.json"]!).digest("hex");
     assert.equal(cm.metadata.annotations?.["sealpost.dev/config-hash"], hash);
 
-    const sts = (await get(R.StatefulSet, "edge"))!;
+    // the operator applies the relay's objects one after another: the ConfigMap may be there before
+    // the StatefulSet (CI saw it once on a loaded machine)
+    const sts = await waitFor("the relay's StatefulSet", () => get(R.StatefulSet, "edge"));
     assert.equal(sts.spec.replicas, 2);
     const pod = sts.spec.template.spec;
     assert.equal(pod.automountServiceAccountToken, false);
