@@ -546,7 +546,9 @@ export class Scheduler {
    * meanwhile; false: not queued (any more).
    */
   private async exclusive(id: string, fn: (env: Envelope) => Promise<void>): Promise<boolean> {
-    await this.inFlight.get(id)?.catch(() => undefined);
+    // every waiter wakes when the running step ends: the loop lets only the first claim the message,
+    // the others wait for its step in turn (two bulk bounces must not queue two DSNs)
+    while (this.inFlight.has(id)) await this.inFlight.get(id)?.catch(() => undefined);
     const env = this.entries.get(id);
     if (!env) return false;
     const p = fn(env);
