@@ -133,7 +133,9 @@ export class Drain {
 
   /** One pass over the queue: `connections` workers, each on one SMTP session to the target. */
   private async pass(target: HandoverTarget, key: string, deadline: number): Promise<void> {
-    const todo = this.d.queue.list().filter((e) => !this.d.queue.get(e.id)?.inFlight);
+    // held mail (sealpost queue hold) is never handed over: the peer would not know it is held and
+    // would deliver it; it stays on this volume and the drain ends incomplete
+    const todo = this.d.queue.list().filter((e) => !this.d.queue.get(e.id)?.inFlight && !e.held);
     const workers = Math.max(1, Math.min(this.d.connections ?? 4, todo.length));
     await Promise.all(
       Array.from({ length: workers }, async () => {
