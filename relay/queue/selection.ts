@@ -36,14 +36,10 @@ export function selectionOf(q: URLSearchParams): Result<Selection> {
   const older = q.get("olderThan");
   if (older !== null) {
     const s = parseAge(older);
-    // 0 would select every message: a whole-queue action must say --all
-    if (s === undefined || s <= 0)
-      return fail(
-        "BAD_SELECTION",
-        false,
-        `olderThan: "${older}" is not an age above 0 such as 90s, 30m, 2h or 3d (--all selects every message)`,
-      );
-    sel.olderThanSeconds = s;
+    if (s === undefined)
+      return fail("BAD_SELECTION", false, `olderThan: "${older}" is not an age such as 90s, 30m, 2h or 3d`);
+    // an age of 0 filters nothing: it is no selection of its own (a whole queue needs --all)
+    if (s > 0) sel.olderThanSeconds = s;
   }
   if (!sel.all && !sel.domain && !sel.reason && sel.olderThanSeconds === undefined)
     return fail(
