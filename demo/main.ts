@@ -26,7 +26,7 @@ import type { StatusProbe } from "../operator/controllers/relay-probe.js";
 import { KubeClient, R, type KubeObject } from "../operator/runtime/kube.js";
 import { createLogger } from "../relay/log.js";
 import { Relay } from "../relay/relay.js";
-import { startCertManager } from "../test/support/cert-manager.js";
+import { CORP_CA, startCertManager } from "../test/support/cert-manager.js";
 import { makeCa, makeLeaf } from "../test/support/certs.js";
 import { startControlPlane, type ControlPlane } from "../test/support/controlplane.js";
 import { startDnsServer } from "../test/support/dns-server.js";
@@ -69,28 +69,6 @@ if (flags.help) {
   );
   process.exit(0);
 }
-
-const CORP_CA = `
-apiVersion: cert-manager.io/v1
-kind: ClusterIssuer
-metadata: { name: demo-selfsigned }
-spec: { selfSigned: {} }
----
-apiVersion: cert-manager.io/v1
-kind: Certificate
-metadata: { name: corp-ca, namespace: kube-system }
-spec:
-  isCA: true
-  commonName: corp-ca (Sealpost demo)
-  secretName: corp-ca
-  privateKey: { algorithm: ECDSA, size: 256 }
-  issuerRef: { name: demo-selfsigned, kind: ClusterIssuer, group: cert-manager.io }
----
-apiVersion: cert-manager.io/v1
-kind: ClusterIssuer
-metadata: { name: corp-ca }
-spec: { ca: { secretName: corp-ca } }
-`;
 
 const rep = new Reporter(STEPS);
 const cleanups: { what: string; run: () => unknown }[] = [];
