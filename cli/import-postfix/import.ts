@@ -144,7 +144,13 @@ export function importPostfix(input: ImportInput): ImportResult {
   const CA_CONFIGMAP = "postfix-smtp-tls-ca";
   const trust = globals.trust;
   if (trust && (trust.caFile || trust.caPath)) {
-    const line = main.get(trust.caFile ? "smtp_tls_CAfile" : "smtp_tls_CApath")?.line;
+    const line = main.get(
+      main.get("smtp_tls_trust_anchor_file")?.value
+        ? "smtp_tls_trust_anchor_file"
+        : trust.caFile
+          ? "smtp_tls_CAfile"
+          : "smtp_tls_CApath",
+    )?.line;
     const sources = [trust.caFile, trust.caPath && `${trust.caPath}/*.pem`].filter(Boolean).join(" ");
     warn(
       mainFile,

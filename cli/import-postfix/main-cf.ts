@@ -7,7 +7,8 @@
 //   smtp_tls_enforce_peername = yes (its default), i.e. verify, else encrypt; smtp_use_tls = yes is may;
 //   neither is none.
 // - verify and secure trust only smtp_tls_CAfile and smtp_tls_CApath (tls_append_default_CA = no, the
-//   default): without either, Postfix trusts no CA at all; a per-entry tafile= replaces them.
+//   default): without either, Postfix trusts no CA at all; smtp_tls_trust_anchor_file, and a
+//   per-entry tafile=, replace them.
 // - match= of an entry replaces smtp_tls_verify_cert_match (verify) / smtp_tls_secure_cert_match (secure).
 // - smtp_tls_mandatory_protocols applies to the mandatory levels (encrypt and up) without protocols=.
 // Any other TLS parameter the relay cannot honour is named in a warning, never silently dropped.
@@ -69,6 +70,7 @@ const READ = new Set([
   "smtp_tls_enforce_peername",
   "smtp_tls_CAfile",
   "smtp_tls_CApath",
+  "smtp_tls_trust_anchor_file",
   "tls_append_default_CA",
   "smtp_tls_verify_cert_match",
   "smtp_tls_secure_cert_match",
@@ -130,10 +132,28 @@ export function tlsGlobals(main: Map<string, MainCfSetting> | undefined): TlsGlo
   let trust: CaTrust | undefined;
   if (main) {
     trust = { appendDefault: bool("tls_append_default_CA", false, false) };
+    const anchors = get("smtp_tls_trust_anchor_file");
     const caFile = get("smtp_tls_CAfile")?.value;
     const caPath = get("smtp_tls_CApath")?.value;
-    if (caFile) trust.caFile = caFile;
-    if (caPath) trust.caPath = caPath;
+    if (anchors?.value) {
+      // trust anchors replace the CA file and path (and the system's CAs) for verify and secure
+      trust = {
+        appendDefault: false,
+        caFile: anchors.value
+          .split(/[\s,]+/)
+          .filter(Boolean)
+          .join(" "),
+      };
+      if (caFile || caPath)
+        warnings.push({
+          line: anchors.line,
+          message: `smtp_tls_trust_anchor_file replaces smtp_tls_CAfile/CApath for verify and secure, as in Postfix: only the trust anchors become the caBundle`,
+          skipped: false,
+        });
+    } else {
+      if (caFile) trust.caFile = caFile;
+      if (caPath) trust.caPath = caPath;
+    }
   }
 
   const verifyMatch = list(get("smtp_tls_verify_cert_match")?.value ?? "hostname");

@@ -363,6 +363,18 @@ describe("main.cf's TLS defaults: never weaker than Postfix", () => {
       caBundle,
       trustSystemRoots: true,
     });
+    // smtp_tls_trust_anchor_file replaces CAfile/CApath: only the anchors are trusted
+    const ta = mainCf(`${CA}smtp_tls_trust_anchor_file = /etc/postfix/ta.pem\n`, {
+      policy: { name: "tls_policy", text: "bank.example secure\n" },
+    });
+    assert.deepEqual(ta.byDomain.get("bank.example")?.outbound.tls, { mode: "verify", caBundle });
+    assert.match(
+      ta
+        .warningAt("main.cf", 2)
+        .map((w) => w.message)
+        .join("\n"),
+      /replaces smtp_tls_CAfile.*\n.*cat \/etc\/postfix\/ta.pem > ca.crt/,
+    );
     // tafile= replaces main.cf's CAs for its entry, as in Postfix
     const t = mainCf(CA, { policy: { name: "tls_policy", text: "bank.example secure tafile=/b.pem\n" } });
     assert.deepEqual(t.byDomain.get("bank.example")?.outbound.tls.caBundle, {
