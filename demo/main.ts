@@ -10,11 +10,11 @@
 //      laptop overrides printed; the relay runs in this process
 //   7. a message to DOUG: verified TLS + AUTH, delivered
 //   8. a message to partner-a (policy `required`) whose server offers no STARTTLS: deferred, not sent
-// Everything it started is stopped on exit, Ctrl-C included. `--keep` keeps the work folder (logs).
+// Everything it started is stopped on exit, Ctrl-C included. `--keep` keeps the work folder (logs);
+// a failed run keeps it too, and prints the tail of swaks' output and of relay.log where it failed.
 // main() runs one function per numbered step, in order; what a step hands on is its return value.
-import { randomBytes } from "node:crypto";
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { createWriteStream, existsSync, readdirSync, rmSync } from "node:fs";
+import { createWriteStream, existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -35,7 +35,7 @@ import { freePort } from "../test/support/ports.js";
 import { startPostfix } from "../test/support/postfix.js";
 import { waitFor } from "../test/support/process.js";
 import { writeConfigDir } from "../test/support/relay.js";
-import { swaks } from "../test/support/swaks.js";
+import { swaks, swaksSafePassword, type SwaksResult } from "../test/support/swaks.js";
 import { repoRoot } from "../test/support/toolchain.js";
 import { fillPlaceholders, placeholders, readExamples, toYaml, type Manifest } from "./examples.js";
 import { applyOverrides, materialise, projectedSources, type StatefulSetLike } from "./materialise.js";
@@ -76,6 +76,9 @@ let work = "";
 let cleaning: Promise<void> | undefined;
 let interrupted = false;
 
+/** Set when the demo did not show what it should: the work folder (relay.log, Postfix logs) stays. */
+let failed = false;
+
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
     rep.stopSpin();
@@ -86,7 +89,8 @@ function cleanup(): Promise<void> {
         process.stderr.write(`cleanup of ${c.what}: ${(e as Error).message}\n`);
       }
     }
-    if (work && !flags.keep) rmSync(work, { recursive: true, force: true });
+    if (work && !flags.keep && !failed) rmSync(work, { recursive: true, force: true });
+    else if (work && failed) process.stderr.write(`work folder kept for its logs: ${work}\n`);
   })();
   return cleaning;
 }
@@ -107,8 +111,6 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
     void cleanup().finally(() => process.exit(130));
   });
 }
-
-const password = (): string => randomBytes(18).toString("base64url");
 
 // ---------------------------------------------------------------------------------------------------
 // 1. toolchain
@@ -292,7 +294,12 @@ async function applyExamples(cp: ControlPlane, admin: KubeClient): Promise<Examp
   const dougCaPem = execFileSync("cat", [dougCa.certFile], { encoding: "utf8" });
   const examples = readExamples(join(repoRoot, "examples"));
   const docs = examples.flatMap((e) => e.docs);
-  const pw = { scanner: password(), dougOut: password(), dougIn: password(), partnerC: password() };
+  const pw = {
+    scanner: swaksSafePassword(),
+    dougOut: swaksSafePassword(),
+    dougIn: swaksSafePassword(),
+    partnerC: swaksSafePassword(),
+  };
   const demoValues: Record<string, string> = {
     "Secret/scanner-submission/password": pw.scanner,
     "Secret/doug-outbound/password": pw.dougOut,
@@ -405,7 +412,7 @@ async function startPartners(ex: Examples): Promise<Partners> {
 interface RelayPod {
   ports: Record<string, number>;
   adminPort: number;
-  relayLog: { lines: Record<string, unknown>[] };
+  relayLog: { lines: Record<string, unknown>[]; file: string };
   enforcedOf: (policy: string) => Promise<Condition[] | undefined>;
 }
 
@@ -500,7 +507,7 @@ async function startRelayPod(admin: KubeClient, partners: Partners, pod0: PodShi
   const enforcedOf = async (n: string) =>
     (await admin.find<Obj>(R.MailDomainPolicy, NS, n))?.status?.conditions;
   await waitForEnforced(enforcedOf);
-  return { ports, adminPort, relayLog, enforcedOf };
+  return { ports, adminPort, relayLog: { lines: relayLog.lines, file: relayLogFile }, enforcedOf };
 }
 
 /**
@@ -616,6 +623,32 @@ function submit(pod: RelayPod, ex: Examples, to: string, subject: string, body: 
   );
 }
 
+/** The last `n` lines of `text`, with what a client sent after AUTH (credentials) blanked. */
+function tailOf(text: string, n: number): string[] {
+  return text
+    .trimEnd()
+    .split("\n")
+    .slice(-n)
+    .map((l) => l.replace(/^( [-~]> )(AUTH \S+ )?[A-Za-z0-9+/=]{8,}$/, "$1$2[credentials]"));
+}
+
+/** Why a step failed, as far as it shows: swaks' own output and the relay's log. */
+function showEvidence(pod: RelayPod, s?: SwaksResult): void {
+  failed = true;
+  if (s) {
+    rep.info(`swaks output (exit ${s.code}, last 15 lines):`);
+    rep.lines(tailOf(s.transcript, 15), "        ");
+  }
+  let log = "";
+  try {
+    log = readFileSync(pod.relayLog.file, "utf8");
+  } catch {
+    // not written yet
+  }
+  rep.info(`relay log (last 15 lines; all of it: ${pod.relayLog.file}):`);
+  rep.lines(tailOf(log, 15), "        ");
+}
+
 async function sendToDoug(pod: RelayPod, ex: Examples, partners: Partners): Promise<Outcome> {
   const { ports, relayLog } = pod;
   const { dougUser, scannerUser } = ex;
@@ -671,6 +704,7 @@ async function sendToDoug(pod: RelayPod, ex: Examples, partners: Partners): Prom
     }
   } else delivered.text = `the relay did not accept the message (swaks exit ${s1.code})`;
   (delivered.ok ? rep.ok.bind(rep) : rep.fail.bind(rep))(`delivered: ${delivered.text}`);
+  if (!delivered.ok) showEvidence(pod, s1);
   return delivered;
 }
 
@@ -738,6 +772,7 @@ async function sendToPartnerA(pod: RelayPod, ex: Examples, partners: Partners): 
     }
   } else deferred.text = `the relay did not accept the message (swaks exit ${s2.code})`;
   (deferred.ok ? rep.ok.bind(rep) : rep.fail.bind(rep))(`deferred: ${deferred.text}`);
+  if (!deferred.ok) showEvidence(pod, s2);
   rep.info("MailDomainPolicy partner-a:");
   rep.lines(describeConditions(await enforcedOf("partner-a")), "        ");
   rep.info("(Enforced says the relay runs the policy; the deferral above is that enforcement at work)");
@@ -774,11 +809,13 @@ async function main(): Promise<number> {
 let code: number;
 try {
   code = await main();
+  if (code !== 0) failed = true;
 } catch (e) {
   rep.stopSpin();
   // after Ctrl-C the steps fail as their servers go away: not worth printing
   if (interrupted) await new Promise(() => {});
   rep.plain(`\ndemo failed: ${(e as Error).stack ?? String(e)}`);
+  failed = true;
   code = 1;
 }
 if (interrupted) await new Promise(() => {}); // the signal handler cleans up and exits

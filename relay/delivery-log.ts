@@ -12,6 +12,7 @@
 // delay is their sum: DATA's start to the end of this attempt.
 import { z } from "zod";
 import type { AttemptTrace, RecipientResult } from "./outbound/deliver.js";
+import { logBracketed, logText, logValue } from "./printable.js";
 
 export const DELIVERY_EVENT = "recipient";
 
@@ -134,11 +135,6 @@ export function messageIdOf(head: Buffer): string | undefined {
   return m?.[1] ? m[1] : undefined;
 }
 
-/** A value for the text format: bare when it has no space, comma, quote or `=`, else JSON-quoted. */
-function textValue(v: string): string {
-  return /^[^\s,"=()]+$/.test(v) ? v : JSON.stringify(v);
-}
-
 const fixed = (n: number): string => String(Math.round(n * 1000) / 1000);
 
 /**
@@ -146,14 +142,16 @@ const fixed = (n: number): string => String(Math.round(n * 1000) / 1000);
  * `<queueId>: to=<b@x>, from=<a@y>, size=N, message-id=<id>, relay=host[ip]:port, delay=S,
  * delays=a/b/c/d, dsn=X.Y.Z, attempt=N, code=C, policy=P, mode=M, level=L, why="...", tls=V,
  * cipher=C, verified=yes|no, fingerprint=AB:..., status=sent (response)`; absent fields are left out.
+ * Every value that came from outside is bare only when it is plain, else a JSON string with `, = ( )`
+ * escaped (printable.ts): one attempt is one line, and its fields parse back uniquely.
  */
 export function deliveryText(l: DeliveryLine): string {
   const d = l.delays;
   const pairs: [string, string | undefined][] = [
-    ["to", `<${l.to}>`],
-    ["from", `<${l.from}>`],
+    ["to", logBracketed(l.to)],
+    ["from", logBracketed(l.from)],
     ["size", String(l.size)],
-    ["message-id", l.messageId !== undefined ? `<${l.messageId}>` : undefined],
+    ["message-id", l.messageId !== undefined ? logBracketed(l.messageId) : undefined],
     ["relay", l.relay],
     ["delay", fixed(l.delay)],
     ["delays", [d.beforeQueue, d.inQueue, d.connection, d.transmission].map(fixed).join("/")],
@@ -171,6 +169,6 @@ export function deliveryText(l: DeliveryLine): string {
   ];
   const fields = pairs
     .filter((p): p is [string, string] => p[1] !== undefined)
-    .map(([k, v]) => `${k}=${k === "to" || k === "from" || k === "message-id" ? v : textValue(v)}`);
-  return `${l.queueId}: ${fields.join(", ")}, status=${l.status} (${l.response.replace(/[\r\n]+/g, " ")})`;
+    .map(([k, v]) => `${k}=${k === "to" || k === "from" || k === "message-id" ? v : logValue(v)}`);
+  return `${logValue(l.queueId)}: ${fields.join(", ")}, status=${l.status} (${logText(l.response)})`;
 }

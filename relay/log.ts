@@ -6,6 +6,7 @@
 // (not a dependency) would render neither them nor a stable key order.
 import { pino, type DestinationStream, type Logger } from "pino";
 import { DELIVERY_EVENT, DeliveryLine, deliveryText } from "./delivery-log.js";
+import { logJson, logText, logValue } from "./printable.js";
 
 export type { Logger };
 
@@ -41,10 +42,13 @@ const LEVELS: Record<number, string> = {
 
 const OMIT = new Set(["level", "time", "pid", "hostname", "component", "msg", "event"]);
 
-/** A value for the text format: a plain word bare, any other string JSON-quoted, the rest as JSON. */
+/**
+ * A value for the text format: a string as printable.ts's logValue (bare when plain, else quoted so
+ * it cannot forge a field or a line), anything else as one line of JSON.
+ */
 function scalar(v: unknown): string {
-  if (typeof v === "string") return /^[^\s,"=]+$/.test(v) ? v : JSON.stringify(v);
-  return JSON.stringify(v) ?? "";
+  if (typeof v === "string") return logValue(v);
+  return logJson(v);
 }
 
 /** One pino record as a text line: `<time> <level> <component>[ <event>]: <text>`. */
@@ -60,7 +64,7 @@ export function textLine(rec: Record<string, unknown>): string {
   const rest = Object.entries(rec)
     .filter(([k, v]) => !OMIT.has(k) && v !== undefined)
     .map(([k, v]) => `${k}=${scalar(v)}`);
-  return head + [typeof rec.msg === "string" ? rec.msg : "", ...rest].filter(Boolean).join(" ");
+  return head + [typeof rec.msg === "string" ? logText(rec.msg) : "", ...rest].filter(Boolean).join(" ");
 }
 
 /** A destination that writes each JSON record pino gives it as a text line to `out`. */

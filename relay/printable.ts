@@ -31,3 +31,36 @@ export function safeJson(value: unknown, space?: number): string {
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
   );
 }
+
+// The text log format (relay/log.ts, relay/delivery-log.ts) is `key=value, key=value, ...` on one
+// line. A value from outside (Message-ID, MAIL FROM, RCPT TO, a next hop's reply, a DNS name) must
+// neither end the line nor contain something that reads as a separator or another field: it is
+// written bare only when it is plain printable US-ASCII without `, " \ ( ) =`; otherwise as a JSON
+// string in which those characters are \u-escaped as well. So one record is one line, `, ` and
+// `=` outside a quoted value are always the format's own, and JSON.parse gives a quoted value back.
+
+/** JSON of `v` on one line, with every character inside its strings that could read as log structure \u-escaped. */
+export function logJson(v: unknown): string {
+  return (safeJson(v) ?? "").replace(/"(?:[^"\\]|\\.)*"/g, (literal) =>
+    literal.replace(/[,=()]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`),
+  );
+}
+const quoted = (s: string): string => logJson(s);
+
+/** A value of a text log line: bare when plain, else quoted (see above). */
+export function logValue(v: string): string {
+  return /^[\x21-\x7e]+$/.test(v) && !/[,"\\()=]/.test(v) ? v : quoted(v);
+}
+
+/**
+ * An address or Message-ID in angle brackets, as Postfix logs them (`to=<bob@example>`): bare when
+ * plain (here `=`, common in Message-IDs, may stay: the brackets delimit it), else quoted with them.
+ */
+export function logBracketed(v: string): string {
+  return /^[\x21-\x7e]*$/.test(v) && !/[,"\\()<>]/.test(v) ? `<${v}>` : quoted(`<${v}>`);
+}
+
+/** Free text at the end of a log line (a reply, a message): as is when plain, else quoted. */
+export function logText(v: string): string {
+  return /^[\x20-\x7e]*$/.test(v) && !/[,"\\()=]/.test(v) ? v : quoted(v);
+}

@@ -16,7 +16,7 @@ flags:
   --policy <file>        smtp_tls_policy_maps source file, e.g. /etc/postfix/tls_policy
   --sasl-passwd <file>   smtp_sasl_password_maps source file, e.g. /etc/postfix/sasl_passwd
   --transport <file>     transport_maps source file, e.g. /etc/postfix/transport
-  --main-cf <file>       main.cf, for relayhost and smtp_tls_security_level (default level: none)
+  --main-cf <file>       main.cf: relayhost and TLS defaults (level, CAfile, match; default: none)
   --relayhost <nexthop>  relayhost, e.g. [smtp.provider.example]:587 (overrides main.cf's)
   --namespace <ns>       metadata.namespace of every manifest (default: none; use kubectl apply -n)
   --include-passwords    write the passwords into the Secrets (default: placeholder ${"REPLACE-ME"})

@@ -16,6 +16,7 @@ import {
 import { API_VERSION } from "../../api/v1alpha1/common.js";
 import { canonicalDomain } from "../../relay/contract/domains.js";
 import { parseMainCf, parseTable, type TableEntry } from "./table.js";
+import { tlsGlobals } from "./main-cf.js";
 import { mapLevel, type LevelResult } from "./tls-level.js";
 
 export interface SourceFile {
@@ -31,7 +32,7 @@ export interface ImportInput {
   saslPasswd?: SourceFile;
   /** transport_maps source file. */
   transport?: SourceFile;
-  /** main.cf, for relayhost and smtp_tls_security_level. */
+  /** main.cf, for relayhost and the TLS defaults (main-cf.ts). */
   mainCf?: SourceFile;
   /** relayhost as given on the command line (wins over main.cf's). */
   relayhost?: string;
@@ -136,7 +137,36 @@ export function importPostfix(input: ImportInput): ImportResult {
   const main = input.mainCf
     ? parseMainCf(input.mainCf.text)
     : new Map<string, { value: string; line: number }>();
-  const defaultLevel = main.get("smtp_tls_security_level")?.value || "none"; // Postfix's built-in default
+  const mainFile = input.mainCf?.name ?? "main.cf";
+  const globals = tlsGlobals(input.mainCf ? main : undefined);
+  for (const w of globals.warnings) warn(mainFile, w.line, w.message, w.skipped);
+  const defaultLevel = globals.level;
+  const CA_CONFIGMAP = "postfix-smtp-tls-ca";
+  const trust = globals.trust;
+  if (trust && (trust.caFile || trust.caPath)) {
+    const line = main.get(
+      main.get("smtp_tls_trust_anchor_file")?.value
+        ? "smtp_tls_trust_anchor_file"
+        : trust.caFile
+          ? "smtp_tls_CAfile"
+          : "smtp_tls_CApath",
+    )?.line;
+    const sources = [trust.caFile, trust.caPath && `${trust.caPath}/*.pem`].filter(Boolean).join(" ");
+    warn(
+      mainFile,
+      line,
+      `verify and secure policies trust only these CAs, as Postfix does: caBundle ConfigMap "${CA_CONFIGMAP}"; create it with: cat ${sources} > ca.crt && kubectl create configmap ${CA_CONFIGMAP} --from-file=ca.crt=ca.crt${trust.appendDefault ? " (tls_append_default_CA = yes: trustSystemRoots as well)" : ". If this is your system's public CA list, you may replace caBundle with trustSystemRoots: true"}`,
+      false,
+    );
+  }
+  if (input.mainCf && !input.policy && main.get("smtp_tls_policy_maps")) {
+    const s = main.get("smtp_tls_policy_maps")!;
+    warn(
+      mainFile,
+      s.line,
+      `smtp_tls_policy_maps = ${s.value} was not given: every route gets the default level ${defaultLevel}, which may be weaker than its entry. Pass the table's source file with --policy`,
+    );
+  }
   const relayhostText = input.relayhost ?? main.get("relayhost")?.value ?? "";
   const relayhostOrigin = input.relayhost
     ? { file: "--relayhost", what: "relayhost" }
@@ -267,6 +297,20 @@ export function importPostfix(input: ImportInput): ImportResult {
     routed.add(domain);
   }
 
+  // Everything else goes to the recipient domain's MX at the default level. Sealpost's own default for
+  // unmatched domains is opportunistic TLS (Postfix's may): a stricter default needs the catch-all.
+  if (input.mainCf && !routed.has("*") && !["none", "may"].includes(defaultLevel)) {
+    routes.push({
+      domain: "*",
+      origin: {
+        file: mainFile,
+        ...(globals.levelLine !== undefined ? { line: globals.levelLine } : {}),
+        what: `${mainFile}${globals.levelLine !== undefined ? ` line ${globals.levelLine}` : ""} (${globals.levelFrom})`,
+      },
+    });
+    routed.add("*");
+  }
+
   // ---- SASL passwords, looked up by next hop (verbatim, then the host name) or recipient domain ----
   const saslByKey = new Map<string, TableEntry>();
   for (const e of saslEntries) {
@@ -312,13 +356,17 @@ export function importPostfix(input: ImportInput): ImportResult {
       ...(route.nextHop ? { nextHopHost: route.nextHop.host } : {}),
       ...(exactDomain && !route.nextHop ? { domain: exactDomain } : {}),
       caConfigMapName: `${name}-ca`,
+      ...(trust ? { trust, trustConfigMapName: CA_CONFIGMAP } : {}),
+      ...(main.has("smtp_tls_verify_cert_match") ? { verifyMatch: globals.verifyMatch } : {}),
+      ...(main.has("smtp_tls_secure_cert_match") ? { secureMatch: globals.secureMatch } : {}),
+      ...(globals.mandatoryProtocols ? { mandatoryProtocols: globals.mandatoryProtocols } : {}),
     });
     for (const w of result.warnings) warn(file, line, w, false);
     if (!entry)
       warn(
         route.origin.file,
         route.origin.line,
-        `no smtp_tls_policy_maps entry for ${route.nextHop?.key ?? route.domain}: using smtp_tls_security_level ${defaultLevel}${input.mainCf ? "" : " (Postfix's default; pass --main-cf for yours)"}`,
+        `no smtp_tls_policy_maps entry for ${route.nextHop?.key ?? route.domain}: using the default level ${defaultLevel} (${globals.levelFrom}${input.mainCf ? "" : "; pass --main-cf for yours"})`,
         false,
       );
     if ("unsupported" in result) {

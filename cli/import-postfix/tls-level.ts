@@ -3,6 +3,7 @@
 // (dane-only, fingerprint) is not mapped at all; an attribute Sealpost has no field for is dropped
 // with a warning that says what the relay does instead and what to do about it.
 import type { OutboundTls, TlsVersion } from "../../api/v1alpha1/index.js";
+import type { CaTrust } from "./main-cf.js";
 
 export const LEVELS = [
   "none",
@@ -24,6 +25,18 @@ export interface LevelContext {
   domain?: string;
   /** A name for the CA ConfigMap a tafile= becomes. */
   caConfigMapName: string;
+  /**
+   * main.cf's smtp_tls_CAfile/CApath, which verify and secure trust (and only them); undefined:
+   * main.cf unknown, public CAs are assumed with a warning.
+   */
+  trust?: CaTrust;
+  /** The ConfigMap those CAs become (one for all policies). */
+  trustConfigMapName?: string;
+  /** smtp_tls_verify_cert_match / smtp_tls_secure_cert_match, when main.cf sets them. */
+  verifyMatch?: string[];
+  secureMatch?: string[];
+  /** smtp_tls_mandatory_protocols: the levels encrypt and up without protocols= use it. */
+  mandatoryProtocols?: string;
 }
 
 export type LevelResult =
@@ -71,6 +84,7 @@ export function mapLevel(value: string, ctx: LevelContext): LevelResult {
   const lvl = level as Exclude<Level, "dane-only" | "fingerprint">;
   const tls: OutboundTls = { mode: MODE[lvl] };
   const match: string[] = [];
+  let protocolsGiven = false;
   for (const [name, v] of attrs) {
     switch (name) {
       case "match":
@@ -81,6 +95,7 @@ export function mapLevel(value: string, ctx: LevelContext): LevelResult {
           warnings.push("protocols= is ignored at level none (no TLS); dropped");
           break;
         }
+        protocolsGiven = true;
         const p = minVersionOf(v);
         if ("error" in p) return { unsupported: `protocols=${v}: ${p.error}`, warnings };
         tls.minVersion = p.minVersion;
@@ -117,14 +132,50 @@ export function mapLevel(value: string, ctx: LevelContext): LevelResult {
         warnings.push(`attribute ${name}= has no Sealpost equivalent; dropped`);
     }
   }
+  if (
+    !protocolsGiven &&
+    ctx.mandatoryProtocols &&
+    (lvl === "encrypt" || lvl === "verify" || lvl === "secure")
+  ) {
+    const p = minVersionOf(ctx.mandatoryProtocols);
+    const what = `smtp_tls_mandatory_protocols = ${ctx.mandatoryProtocols}`;
+    if ("error" in p) return { unsupported: `${what}: ${p.error}`, warnings };
+    tls.minVersion = p.minVersion;
+    warnings.push(...p.warnings.map((w) => `${what}: ${w}`));
+  }
   if (lvl === "verify" || lvl === "secure") {
-    if (!tls.caBundle) tls.trustSystemRoots = true; // Postfix verifies against smtp_tls_CAfile: public CAs
+    if (!tls.caBundle) {
+      const trusted = trustOf(lvl, ctx, warnings);
+      if ("unsupported" in trusted) return { unsupported: trusted.unsupported, warnings };
+      Object.assign(tls, trusted);
+    }
     const names = matchNames(lvl, match, ctx, warnings);
     if (names) tls.matchNames = names;
   } else if (match.length > 0 && lvl !== "none") {
     warnings.push(`match=${match.join(":")} is ignored at level ${lvl} (no name check); dropped`);
   }
   return { tls, warnings };
+}
+
+/** What a verify/secure entry without tafile= trusts: main.cf's CAs, never more. */
+function trustOf(
+  level: "verify" | "secure",
+  ctx: LevelContext,
+  warnings: string[],
+): Pick<OutboundTls, "caBundle" | "trustSystemRoots"> | { unsupported: string } {
+  const t = ctx.trust;
+  if (!t) {
+    warnings.push(
+      `level ${level}: Postfix trusts only smtp_tls_CAfile/smtp_tls_CApath, which are unknown without main.cf: assumed the public CAs (trustSystemRoots). If main.cf names a private CA, pass --main-cf or set caBundle instead`,
+    );
+    return { trustSystemRoots: true };
+  }
+  if (!t.caFile && !t.caPath)
+    return {
+      unsupported: `level ${level} without smtp_tls_CAfile or smtp_tls_CApath in main.cf: Postfix trusts no CA, so it delivers none of this mail. Write the MailDomainPolicy by hand with the CA you mean (caBundle, or trustSystemRoots for the public CAs)`,
+    };
+  const caBundle = { configMapRef: { name: ctx.trustConfigMapName ?? "postfix-smtp-tls-ca", key: "ca.crt" } };
+  return t.appendDefault ? { caBundle, trustSystemRoots: true } : { caBundle };
 }
 
 /**
@@ -140,11 +191,20 @@ function matchNames(
 ): string[] | undefined {
   // postconf(5): smtp_tls_verify_cert_match = hostname, smtp_tls_secure_cert_match = nexthop, dot-nexthop
   const strategies =
-    match.length > 0 ? match : level === "verify" ? ["hostname"] : ["nexthop", "dot-nexthop"];
+    match.length > 0
+      ? match
+      : level === "verify"
+        ? (ctx.verifyMatch ?? ["hostname"])
+        : (ctx.secureMatch ?? ["nexthop", "dot-nexthop"]);
   // the name the nexthop strategies stand for: a [host] next hop, or an exact recipient domain
   const nexthop = ctx.nextHopHost ?? ctx.domain;
   const names: string[] = [];
   let byDefault = false;
+  const lower = strategies.map((x) => x.toLowerCase());
+  if (!ctx.nextHopHost && !ctx.domain && lower.includes("nexthop") && !lower.includes("dot-nexthop"))
+    warnings.push(
+      "match strategy nexthop without dot-nexthop (the recipient domain exactly) cannot be written for a *.domain or catch-all policy: Sealpost also accepts certificates for names under the recipient domain, which only its owner can obtain. Write one policy per domain with matchNames if that matters",
+    );
   for (const s of strategies.map((x) => x.toLowerCase())) {
     if (s === "nexthop" || s === "dot-nexthop") {
       if (nexthop) names.push(s === "nexthop" ? nexthop : `*.${nexthop}`);

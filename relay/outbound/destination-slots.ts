@@ -3,9 +3,10 @@
 // for it are due (10,000 deferred to one partner never open 10,000 connections, nor `workers` of them
 // when the limit is lower). The destination is where the connection goes: a route's configured next
 // hop (host:port), else its recipient domain (whose MX hosts DNS gives), as Postfix's nexthop.
-// A delivery past the limit waits, first come first served, holding its queue worker (Postfix's qmgr
-// would not start it; here a worker waits: keep queue.workers above the limit so other destinations
-// still get workers). The limit is read at each start and end, so a reload applies from the next one.
+// The scheduler does not start a message whose destinations are all full (queue/destination-gate.ts,
+// as Postfix's qmgr): it waits without a queue worker. What still waits here, first come first served,
+// is a group of a message that also goes elsewhere, and an admin's immediate run. The limit is read
+// at each start and end, so a reload applies from the next one.
 
 export { DEFAULT_DESTINATION_CONCURRENCY } from "../contract/config.js";
 

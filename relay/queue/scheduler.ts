@@ -18,10 +18,12 @@ import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
 import type { Deliverer, RecipientResult } from "../outbound/deliver.js";
 import { tlsRequiredNo } from "../outbound/requiretls.js";
+import { destinationOf } from "../outbound/destination-slots.js";
 import { groupRecipients } from "../outbound/route.js";
 import { replyText } from "../reply-text.js";
 import { errorMessage } from "../contract/failure.js";
 import { expired, nextAttemptAt, staggerRecovery } from "./backoff.js";
+import { DestinationGate } from "./destination-gate.js";
 import { DueHeap } from "./due-heap.js";
 import { deliveryCost, groupCost, MemoryBudget } from "./memory-budget.js";
 import type { MessageBody } from "./message-body.js";
@@ -86,6 +88,10 @@ export class Scheduler {
   private pumpPending = false;
   private stopped = false;
   private readonly now: () => number;
+  /** Messages whose destinations are all busy wait here, not in a worker (destination-gate.ts). */
+  private readonly gate = new DestinationGate<Envelope>(
+    () => this.d.config().config.delivery.destinationConcurrencyLimit,
+  );
   /** Message data the attempts hold in memory (issue 15.5). */
   readonly budget = new MemoryBudget(() => this.d.config().config.queue.memoryBytes);
 
@@ -126,6 +132,7 @@ export class Scheduler {
   retryAll(): void {
     for (const e of this.entries.values())
       if (!this.inFlight.has(e.id)) e.nextAttemptAt = Math.min(e.nextAttemptAt, this.now());
+    this.gate.releaseAll(); // routes may have changed: the rebuild puts every one back on the heap
     this.rebuild();
     this.kick();
   }
@@ -207,7 +214,11 @@ export class Scheduler {
       this.heap.pop();
       this.counters.pops++;
       this.scheduled.delete(n.env.id);
-      this.start(n.env);
+      // every destination of it busy: park it without a worker, try the next due message
+      const keys = this.destinationsOf(n.env);
+      const full = this.gate.blockedBy(keys);
+      if (full !== undefined) this.gate.park(full, n.env);
+      else this.start(n.env, keys);
     }
     if (this.inFlight.size < workers) {
       const next = this.top();
@@ -220,7 +231,17 @@ export class Scheduler {
     }
   }
 
-  private start(e: Envelope): void {
+  /** Where the pending recipients' deliveries go (one key per route group), as the deliverer counts. */
+  private destinationsOf(e: Envelope): string[] {
+    const pending = e.recipients.filter((r) => r.state === "pending").map((r) => r.address);
+    if (pending.length === 0) return [];
+    return groupRecipients(pending, this.d.config().config).flatMap((g) =>
+      g.route ? [destinationOf(g.route)] : [],
+    );
+  }
+
+  private start(e: Envelope, keys: readonly string[]): void {
+    this.gate.begin(keys);
     const p = this.attempt(e)
       .catch((err) => {
         this.d.log.error({ event: "queue-error", queueId: e.id, err: errorMessage(err) }, "attempt failed");
@@ -239,6 +260,9 @@ export class Scheduler {
         this.inFlight.delete(e.id);
         const cur = this.entries.get(e.id);
         if (cur) this.schedule(cur);
+        // the messages parked for the slots this attempt frees go back on the heap, in due order
+        const live = (x: Envelope) => this.entries.get(x.id) === x && !this.inFlight.has(x.id) && !x.held;
+        for (const x of this.gate.end(keys, live)) this.schedule(x);
         this.kick();
       });
     this.inFlight.set(e.id, p);

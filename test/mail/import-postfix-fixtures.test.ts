@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import { readFileSync } from "node:fs";
-import { parseTable } from "../../cli/import-postfix/table.js";
+import { parseMainCf, parseTable } from "../../cli/import-postfix/table.js";
+import { tlsGlobals } from "../../cli/import-postfix/main-cf.js";
 
 const run = promisify(execFile);
 const FIXTURES = join(import.meta.dirname, "../fixtures/postfix-import");
@@ -49,6 +50,44 @@ describe("importer fixtures under the real postmap", () => {
         .split("\n")
         .map((l) => l.split(/\s/, 1)[0]!);
       assert.deepEqual(keys.sort(), table.entries.map((e) => e.key).sort());
+    });
+  }
+
+  // The defaults the importer assumes for a parameter main.cf leaves out are this Postfix's own.
+  it("the TLS defaults the importer assumes are postconf -d's", async () => {
+    const d = async (name: string) => (await run("postconf", ["-c", work, "-d", "-h", name])).stdout.trim();
+    const g = tlsGlobals(new Map());
+    const list = (v: string) => v.split(/[\s,:]+/).filter(Boolean);
+    assert.equal(await d("smtp_tls_security_level"), "", "empty: the legacy parameters decide");
+    assert.equal(await d("smtp_enforce_tls"), "no");
+    assert.equal(await d("smtp_use_tls"), "no");
+    assert.equal(await d("smtp_tls_enforce_peername"), "yes");
+    assert.equal(g.level, "none");
+    assert.deepEqual(g.verifyMatch, list(await d("smtp_tls_verify_cert_match")));
+    assert.deepEqual(g.secureMatch, list(await d("smtp_tls_secure_cert_match")));
+    assert.equal(await d("smtp_tls_CAfile"), "");
+    assert.equal(await d("smtp_tls_CApath"), "");
+    assert.equal(await d("tls_append_default_CA"), "no");
+    assert.deepEqual(g.trust, { appendDefault: false });
+  });
+
+  for (const name of ["main.cf", "main-legacy.cf"]) {
+    it(`${name}: every parameter is one Postfix knows, with the value the importer reads`, async () => {
+      const dir = await mkdtemp(join(work, "cf-"));
+      await copyFile(join(FIXTURES, name), join(dir, "main.cf"));
+      await writeFile(join(dir, "master.cf"), ""); // postconf reads it for its parameter names
+      const { stdout, stderr } = await run("postconf", ["-c", dir, "-n"]);
+      assert.doesNotMatch(stderr, /unused parameter|warning/, `postconf warned about ${name}`);
+      const mine = parseMainCf(readFileSync(join(dir, "main.cf"), "utf8"));
+      const theirs = new Map(
+        stdout
+          .trim()
+          .split("\n")
+          .map((l) => /^(\S+) = ?(.*)$/.exec(l)!)
+          .map((m) => [m[1]!, m[2]!] as const)
+          .filter(([k]) => k !== "config_directory"), // -c sets it
+      );
+      assert.deepEqual(new Map([...mine].map(([k, v]) => [k, v.value])), theirs);
     });
   }
 

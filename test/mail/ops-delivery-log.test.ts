@@ -15,6 +15,7 @@ import { pino } from "pino";
 import { DeliveryLine } from "../../relay/delivery-log.js";
 import { createLogger, textDestination } from "../../relay/log.js";
 import { makeCa, makeLeaf, type Leaf } from "../support/certs.js";
+import { startHostileMta, type HostileMta } from "../support/hostile-mta.js";
 import { startPostfix, type PostfixPeer } from "../support/postfix.js";
 import { waitFor } from "../support/process.js";
 import { relayFixture, type RelayFixture } from "../support/relay.js";
@@ -24,6 +25,7 @@ const run = promisify(execFile);
 
 let f: RelayFixture;
 let peer: PostfixPeer;
+let hostile: HostileMta;
 let mxCert: Leaf;
 let fingerprint: string;
 let relayConfig: Parameters<RelayFixture["configure"]>;
@@ -50,6 +52,13 @@ before(async () => {
     cert: mxCert,
     hostname: "mx.partner.test",
   });
+  // a next hop whose RCPT reply tries to forge fields and lines of the text log
+  hostile = await startHostileMta({
+    rcptReply: Buffer.from(
+      "450-4.2.0 busy), status=sent (250 2.0.0 Ok\r\n450 4.2.0 x\x1b[2K\r, relay=forged[192.0.2.9]:25, to=<ceo@bank.test>\r\n",
+      "latin1",
+    ),
+  });
   const tls = (caFile: string) => ({ mode: "verify" as const, caFile, matchNames: ["mx.partner.test"] });
   relayConfig = [
     {
@@ -58,6 +67,11 @@ before(async () => {
           name: "partners/partner",
           domains: ["partner.test"],
           outbound: { tls: tls("secrets/partner-ca/ca.crt"), nextHop: { host: peer.host, port: peer.port } },
+        },
+        {
+          name: "partners/evil",
+          domains: ["evil.test"],
+          outbound: { tls: { mode: "none" }, nextHop: { host: hostile.host, port: hostile.port } },
         },
         {
           name: "partners/wrongca",
@@ -91,7 +105,10 @@ before(async () => {
 });
 
 after(async () => {
-  await f?.stop(() => peer?.stop());
+  await f?.stop(async () => {
+    await hostile?.close();
+    await peer?.stop();
+  });
 });
 
 async function submit(to: string, tag: string): Promise<string> {
@@ -134,7 +151,7 @@ function parseText(line: string): Record<string, string> {
     level: m[2]!,
     queueId: m[3]!,
     status: m[5]!,
-    response: m[6]!,
+    response: m[6]!.startsWith('"') ? (JSON.parse(m[6]!) as string) : m[6]!,
   };
   const re = /([a-z-]+)=("(?:[^"\\]|\\.)*"|[^,]*)(?:, |$)/g;
   for (const p of m[4]!.matchAll(re))
@@ -230,6 +247,53 @@ describe("delivery log, JSON and text", () => {
       (await peer.messages()).filter((m) => m.headers["x-test-id"]?.[0] === "log-deferred").length,
       0,
     );
+  });
+
+  // The attacker's review of issue 17: Message-ID, MAIL FROM and the next hop's reply are the
+  // sender's and the partner's text; in the text format they must not forge a field or a line.
+  it("log injection: a Message-ID folded over lines and a reply with look-alike fields stay one line, parsed back exactly", async () => {
+    const forgedLine =
+      "2026-12-04T00:00:00.000Z info relay recipient: FORGED: to=x@y.test, status=sent (250 ok)";
+    const messageId = `evil\r\n , status=sent, relay=forged[192.0.2.9]:25 (250 ok)\r\n\t${forgedLine}\x0b\x1b[2K\u0085\u2028 k=v@local.test`;
+    const from = '"a,status=sent(x)"@local.test';
+    const r = await swaks({
+      server: "127.0.0.1",
+      port: f.ports.smtp,
+      from,
+      to: "victim@evil.test",
+      data: `From: alice@local.test\r\nTo: victim@evil.test\r\nSubject: log-injection\r\nMessage-Id: <${messageId}>\r\n\r\nbody\r\n`,
+    });
+    assert.equal(r.code, 0, r.transcript);
+    const id = r.queueId!;
+    const j = DeliveryLine.parse(
+      await waitFor(
+        "json line",
+        () => json.find((l) => l.event === "recipient" && l.queueId === id && l.status === "deferred"),
+        30_000,
+      ),
+    );
+    // the attacker's text is all there, in the JSON line
+    assert.equal(j.from, from);
+    assert.match(j.messageId ?? "", /^evil .*status=sent.*FORGED.*k=v@local\.test$/s);
+    assert.match(j.response, /status=sent \(250 2\.0\.0 Ok.*relay=forged/);
+    // the text format: exactly one line for the attempt, none forged, no control character
+    await waitFor("text line", () => text.find((l) => l.includes(` ${id}: `)), 5_000);
+    const t = text.filter((l) => l.includes(` ${id}: `) && l.includes("status=deferred"));
+    assert.equal(t.length, 1, t.join("\n"));
+    assert.deepEqual(
+      text.filter((l) => /FORGED/.test(l) && !l.includes(` ${id}: `)),
+      [],
+      "no line of the attacker's own",
+    );
+    // eslint-disable-next-line no-control-regex -- what must not reach the log
+    assert.doesNotMatch(t[0]!, /[\x00-\x1f\x7f-\x9f\u2028\u2029]/);
+    assert.equal(t[0]!.split(", status=").length, 2, "one status field");
+    assert.equal(t[0]!.split("relay=").length, 2, "one relay field");
+    const parsed = parseText(t[0]!);
+    assert.equal(parsed.status, "deferred");
+    sameInBoth(j, parsed);
+    // every JSON line is still one valid JSON record
+    assert.ok(json.every((l) => typeof l === "object"));
   });
 
   it("metrics: delivery delay by status, the server certificate's expiry (updated on reload)", async () => {

@@ -5,7 +5,6 @@
 // side of the node's network: DOUG's Postfix (TLS required, its own CA, AUTH), partner-a's Postfix
 // without STARTTLS, and the DNS server the pods use.
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { readFileSync, readdirSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -16,6 +15,7 @@ import { makeCa, makeLeaf } from "./certs.js";
 import { startDnsServer, type DnsServer } from "./dns-server.js";
 import { HOST_IP, IMAGE, type KubeNode } from "./node.js";
 import { startPostfix, type PostfixPeer } from "./postfix.js";
+import { swaksSafePassword } from "./swaks.js";
 import { repoRoot, toolchainBin } from "./toolchain.js";
 
 const run = promisify(execFile);
@@ -23,8 +23,6 @@ const run = promisify(execFile);
 export const OPERATOR_NS = "sealpost-system";
 /** The chart's release name. */
 export const RELEASE = "sealpost";
-
-const password = () => randomBytes(18).toString("base64url");
 
 /** Starts cert-manager's controller on the node's control plane and creates the `corp-ca` ClusterIssuer. */
 export async function startCertManagerWithCorpCa(node: KubeNode): Promise<{ stop(): Promise<void> }> {
@@ -79,7 +77,12 @@ export async function applyExamples(node: KubeNode, ns: string): Promise<Example
   // the chart's admission policy lets relays and certificates carry only the host names the admin
   // granted the namespace (issue 15.9; examples/README.md)
   await node.cp.kubectl(["annotate", "namespace", ns, "sealpost.dev/allowed-hostnames=relay.example.com"]);
-  const pw = { scanner: password(), dougOut: password(), dougIn: password(), partnerC: password() };
+  const pw = {
+    scanner: swaksSafePassword(),
+    dougOut: swaksSafePassword(),
+    dougIn: swaksSafePassword(),
+    partnerC: swaksSafePassword(),
+  };
   const dougCa = await makeCa(join(node.dir, "doug-pki"), "DOUG E2E CA");
   const dougMx = await makeLeaf(dougCa, { cn: "mx.doug.example", dnsNames: ["mx.doug.example"] });
   const smimeCa = await makeCa(join(node.dir, "partner-d-pki"), "partner-d E2E CA");

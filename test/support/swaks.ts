@@ -1,6 +1,7 @@
 // swaks as the SMTP client of a test: a real, independent implementation (not ours, not nodemailer)
 // whose transcript shows exactly what crossed the wire, in clear or inside TLS.
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 
 export interface SwaksOptions {
   server: string;
@@ -67,7 +68,34 @@ export interface SwaksResult {
   replyTo(command: string): SmtpReply | undefined;
 }
 
+/**
+ * A random password swaks can be given: its option parser reads an argument that starts with "-" as
+ * an option ("Unknown option", exit 1), even after --auth-password or as --auth-password=-x, so a
+ * base64url password starting with "-" (1 in 64) failed every submission of a run (the demo's flake).
+ */
+export function swaksSafePassword(bytes = 18): string {
+  return `p${randomBytes(bytes).toString("base64url")}`;
+}
+
+/** The option values swaks would misread as options: a clear error instead of swaks' exit 1. */
+function checkValues(o: SwaksOptions): void {
+  const values: [string, string | undefined][] = [
+    ["--from", o.from],
+    ...(Array.isArray(o.to) ? o.to : [o.to]).map((t): [string, string] => ["--to", t]),
+    ["--ehlo", o.ehlo],
+    ["--auth-user", o.auth?.username],
+    ["--auth-password", o.auth?.password],
+    ["--body", o.body],
+  ];
+  for (const [flag, v] of values)
+    if (v?.startsWith("-"))
+      throw new Error(
+        `swaks: the value of ${flag}${flag === "--auth-password" ? "" : ` ("${v}")`} starts with "-", which swaks reads as an option (exit 1); use another value (swaksSafePassword() for passwords)`,
+      );
+}
+
 export async function swaks(o: SwaksOptions): Promise<SwaksResult> {
+  checkValues(o);
   const args = ["--server", o.server, "--port", String(o.port), "--from", o.from ?? "sender@client.test"];
   args.push("--to", Array.isArray(o.to) ? o.to.join(",") : o.to);
   args.push("--timeout", `${o.timeoutSeconds ?? 15}s`);

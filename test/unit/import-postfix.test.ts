@@ -157,6 +157,11 @@ describe("routes, next hops and credentials", () => {
     assert.equal(modeOf("dane.example"), "dane");
     assert.equal(modeOf("nosslpeer.example"), "none");
     assert.equal(modeOf("subsidiary.example"), "verify");
+    // verify/secure trust main.cf's smtp_tls_CAfile only, as Postfix does: never all public CAs
+    assert.deepEqual(r.byDomain.get("bank.example")?.outbound.tls.caBundle, {
+      configMapRef: { name: "postfix-smtp-tls-ca", key: "ca.crt" },
+    });
+    assert.equal(r.byDomain.get("bank.example")?.outbound.tls.trustSystemRoots, undefined);
     assert.equal(r.byDomain.get("*.gov.example")?.outbound.tls.minVersion, "TLSv1.3");
     // refused levels: no policy, a warning on their line
     assert.equal(r.byDomain.has("strict-dane.example"), false);
@@ -285,5 +290,145 @@ describe("routes, next hops and credentials", () => {
     assert.equal(runImport(["postfix", "--polcy", "x"], { ...io, err: (s) => e2.push(s) }), 2);
     assert.equal(e2.join("").trim().split("\n").length, 1);
     assert.ok(parse(out.join("").split("---\n")[0]!));
+  });
+});
+
+// The attacker's review of issue 17: main.cf settings the importer ignored made its policies weaker
+// than the Postfix they replace. Each case is a main.cf an administrator really has.
+describe("main.cf's TLS defaults: never weaker than Postfix", () => {
+  const mainCf = (text: string, extra: Omit<ImportInput, "mainCf"> = {}) =>
+    policies({ mainCf: { name: "main.cf", text }, ...extra });
+  const CA = "smtp_tls_CAfile = /etc/postfix/ca.pem\n";
+  const caBundle = { configMapRef: { name: "postfix-smtp-tls-ca", key: "ca.crt" } };
+
+  it("smtp_enforce_tls = yes alone: the catch-all is verify against main.cf's CA, not Sealpost's opportunistic default", () => {
+    const r = mainCf(`smtp_enforce_tls = yes\n${CA}`);
+    assert.deepEqual(r.byDomain.get("*")?.outbound.tls, { mode: "verify", caBundle });
+    assert.ok(r.warnings.every((w) => !w.skipped));
+  });
+  it("smtp_enforce_tls = yes with smtp_tls_enforce_peername = no: required", () => {
+    const r = mainCf("smtp_enforce_tls = yes\nsmtp_tls_enforce_peername = no\n");
+    assert.deepEqual(r.byDomain.get("*")?.outbound.tls, { mode: "required" });
+  });
+  it("smtp_use_tls = yes is may: Sealpost's own default, no catch-all needed", () => {
+    const r = mainCf("smtp_use_tls = yes\n");
+    assert.equal(r.byDomain.has("*"), false);
+    // a next hop without a policy entry gets may from the legacy parameter, and the note says why
+    const t = mainCf("smtp_use_tls = yes\nrelayhost = [smtp.p.example]\n");
+    assert.equal(t.byDomain.get("*")?.outbound.tls.mode, "opportunistic");
+    assert.match(t.warnings.map((w) => w.message).join("\n"), /default level may \(smtp_use_tls = yes\)/);
+  });
+  it("a non-empty smtp_tls_security_level wins over the legacy parameters, with a note on each", () => {
+    const r = mainCf("smtp_enforce_tls = yes\nsmtp_tls_security_level = encrypt\n");
+    assert.deepEqual(r.byDomain.get("*")?.outbound.tls, { mode: "required" });
+    assert.match(r.warningAt("main.cf", 1)[0]!.message, /smtp_enforce_tls is not used/);
+    // empty is not set: the legacy one applies
+    const e = mainCf(`smtp_tls_security_level =\nsmtp_enforce_tls = yes\n${CA}`);
+    assert.equal(e.byDomain.get("*")?.outbound.tls.mode, "verify");
+  });
+  it("a boolean Postfix would refuse is read as the stricter value, with a warning", () => {
+    const r = mainCf(`smtp_enforce_tls = ture\n${CA}`);
+    assert.equal(r.byDomain.get("*")?.outbound.tls.mode, "verify");
+    assert.match(r.warningAt("main.cf", 1)[0]!.message, /not yes or no/);
+  });
+  it("verify without smtp_tls_CAfile/CApath: Postfix trusts no CA, so nothing is imported (exit 1)", () => {
+    const r = mainCf("smtp_enforce_tls = yes\n");
+    assert.equal(r.byDomain.has("*"), false);
+    assert.ok(r.warnings.some((w) => w.skipped && /Postfix trusts no CA/.test(w.message)));
+    const p = mainCf("smtp_tls_security_level = may\n", {
+      policy: { name: "tls_policy", text: "bank.example secure\n" },
+    });
+    assert.equal(p.byDomain.has("bank.example"), false);
+    assert.equal(p.warningAt("tls_policy", 1)[0]?.skipped, true);
+  });
+  it("smtp_tls_CAfile and CApath become one caBundle ConfigMap, with the command; append_default adds the public CAs", () => {
+    const r = mainCf(`smtp_tls_CAfile = /etc/postfix/ca.pem\nsmtp_tls_CApath = /etc/postfix/certs\n`, {
+      policy: { name: "tls_policy", text: "bank.example secure\n[gw.example]:587 verify\n" },
+      relayhost: "[gw.example]:587",
+    });
+    assert.deepEqual(r.byDomain.get("*")?.outbound.tls, {
+      mode: "verify",
+      caBundle,
+      matchNames: ["gw.example"],
+    });
+    assert.match(
+      r.warningAt("main.cf", 1)[0]!.message,
+      /cat \/etc\/postfix\/ca.pem \/etc\/postfix\/certs\/\*.pem > ca.crt && kubectl create configmap postfix-smtp-tls-ca/,
+    );
+    const a = mainCf(`${CA}tls_append_default_CA = yes\n`, {
+      policy: { name: "tls_policy", text: "bank.example secure\n" },
+    });
+    assert.deepEqual(a.byDomain.get("bank.example")?.outbound.tls, {
+      mode: "verify",
+      caBundle,
+      trustSystemRoots: true,
+    });
+    // smtp_tls_trust_anchor_file replaces CAfile/CApath: only the anchors are trusted
+    const ta = mainCf(`${CA}smtp_tls_trust_anchor_file = /etc/postfix/ta.pem\n`, {
+      policy: { name: "tls_policy", text: "bank.example secure\n" },
+    });
+    assert.deepEqual(ta.byDomain.get("bank.example")?.outbound.tls, { mode: "verify", caBundle });
+    assert.match(
+      ta
+        .warningAt("main.cf", 2)
+        .map((w) => w.message)
+        .join("\n"),
+      /replaces smtp_tls_CAfile.*\n.*cat \/etc\/postfix\/ta.pem > ca.crt/,
+    );
+    // tafile= replaces main.cf's CAs for its entry, as in Postfix
+    const t = mainCf(CA, { policy: { name: "tls_policy", text: "bank.example secure tafile=/b.pem\n" } });
+    assert.deepEqual(t.byDomain.get("bank.example")?.outbound.tls.caBundle, {
+      configMapRef: { name: "bank-example-ca", key: "ca.crt" },
+    });
+  });
+  it("without main.cf the CA is unknown: public CAs assumed, and each verify line says so", () => {
+    const r = policyOnly("bank.example secure\n");
+    assert.equal(r.byDomain.get("bank.example")?.outbound.tls.trustSystemRoots, true);
+    assert.match(r.warningAt("tls_policy", 1)[0]!.message, /unknown without main.cf/);
+  });
+  it("smtp_tls_secure_cert_match / smtp_tls_verify_cert_match replace the built-in match defaults", () => {
+    const r = mainCf(`${CA}smtp_tls_secure_cert_match = nexthop\nsmtp_tls_verify_cert_match = nexthop\n`, {
+      policy: {
+        name: "tls_policy",
+        text: "bank.example secure\ninsurer.example verify\nother.example secure match=nexthop:dot-nexthop\n",
+      },
+    });
+    // nexthop alone: the domain itself, not its subdomains (Sealpost's default would accept those)
+    assert.deepEqual(r.byDomain.get("bank.example")?.outbound.tls.matchNames, ["bank.example"]);
+    assert.deepEqual(r.byDomain.get("insurer.example")?.outbound.tls.matchNames, ["insurer.example"]);
+    // an entry's own match= wins over the global
+    assert.equal(r.byDomain.get("other.example")?.outbound.tls.matchNames, undefined);
+    // a subdomain key cannot say "exactly the recipient domain": a warning on its line
+    const s = mainCf(`${CA}smtp_tls_secure_cert_match = nexthop\n`, {
+      policy: { name: "tls_policy", text: ".bank.example secure\n" },
+    });
+    assert.match(s.warningAt("tls_policy", 1)[0]!.message, /nexthop without dot-nexthop/);
+  });
+  it("smtp_tls_mandatory_protocols raises minVersion of the mandatory levels; unknown TLS parameters are named", () => {
+    const r = policies({
+      mainCf: fixture("main-legacy.cf"),
+      policy: { name: "tls_policy", text: "partner.example may\nlegacy.example encrypt\n" },
+    });
+    assert.deepEqual(r.byDomain.get("*")?.outbound.tls, {
+      mode: "verify",
+      minVersion: "TLSv1.3",
+      caBundle,
+    });
+    assert.equal(r.byDomain.get("legacy.example")?.outbound.tls.minVersion, "TLSv1.3");
+    assert.equal(r.byDomain.get("partner.example")?.outbound.tls.minVersion, undefined);
+    const notes = r.warnings.filter((w) => w.file === "main-legacy.cf").map((w) => w.message);
+    for (const p of ["smtp_tls_mandatory_ciphers", "smtp_tls_cert_file", "smtp_tls_key_file"])
+      assert.ok(
+        notes.some((n) => n.startsWith(`${p} is not imported`)),
+        p,
+      );
+    assert.ok(!notes.some((n) => n.startsWith("smtp_tls_loglevel")));
+  });
+  it("smtp_tls_per_site or an unread smtp_tls_policy_maps is an error, not a silently weaker import", () => {
+    const r = mainCf("smtp_tls_per_site = hash:/etc/postfix/tls_per_site\n");
+    assert.equal(r.warningAt("main.cf", 1)[0]?.skipped, true);
+    const p = mainCf("smtp_tls_policy_maps = hash:/etc/postfix/tls_policy\n");
+    assert.equal(p.warningAt("main.cf", 1)[0]?.skipped, true);
+    assert.match(p.warningAt("main.cf", 1)[0]!.message, /--policy/);
   });
 });

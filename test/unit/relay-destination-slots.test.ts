@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
+import { DestinationGate } from "../../relay/queue/destination-gate.js";
 import { DestinationSlots, destinationOf } from "../../relay/outbound/destination-slots.js";
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
@@ -96,5 +97,57 @@ describe("destination slots", () => {
       destinationOf({ domain: "partner.test", nextHop: { host: "mx.hub.test", port: 2525 } }),
       "[mx.hub.test]:2525",
     );
+  });
+});
+
+// The scheduler's side (relay/queue/destination-gate.ts): a message whose destinations are all full
+// is parked instead of taking a worker, and comes back in order when a slot frees.
+describe("destination gate", () => {
+  const item = (id: string) => ({ id });
+  it("parks only when every destination is full; a message without one always starts", () => {
+    const g = new DestinationGate<{ id: string }>(() => 2);
+    assert.equal(g.blockedBy([]), undefined);
+    g.begin(["a"]);
+    assert.equal(g.blockedBy(["a"]), undefined);
+    g.begin(["a"]);
+    assert.equal(g.blockedBy(["a"]), "a");
+    assert.equal(g.blockedBy(["a", "b"]), undefined, "b has room");
+    g.begin(["b", "b"]);
+    assert.equal(g.blockedBy(["b", "a"]), "b");
+  });
+  it("an ending attempt hands back as many parked as it frees, oldest first, once each", () => {
+    const g = new DestinationGate<{ id: string }>(() => 1);
+    g.begin(["a"]);
+    const [m1, m2, m3] = [item("1"), item("2"), item("3")];
+    g.park("a", m1);
+    g.park("a", m2);
+    g.park("a", m1); // parked already: stays where it is, once
+    g.park("a", m3);
+    assert.equal(g.parkedCount, 3);
+    assert.deepEqual(
+      g.end(["a"], () => true),
+      [m1],
+    );
+    g.begin(["a"]);
+    assert.deepEqual(
+      g.end(["a"], () => true),
+      [m2],
+    );
+    assert.equal(g.parkedCount, 1);
+    assert.deepEqual(g.releaseAll(), [m3]);
+    assert.equal(g.parkedCount, 0);
+  });
+  it("a parked message that is gone (deleted, held, in flight) takes no slot: the next live one gets it", () => {
+    const g = new DestinationGate<{ id: string }>(() => 1);
+    g.begin(["a"]);
+    const [gone, live] = [item("gone"), item("live")];
+    g.park("a", gone);
+    g.park("a", live);
+    assert.deepEqual(
+      g.end(["a"], (x) => x !== gone),
+      [live],
+    );
+    assert.equal(g.parkedCount, 0);
+    assert.equal(g.running("a"), 0);
   });
 });

@@ -55,4 +55,26 @@ describe("text log format", () => {
     assert.doesNotMatch(out[1]!, /hunter2/);
     assert.match(out[1]!, /password=\[redacted\]/);
   });
+
+  it("text from outside can neither end the line nor forge a field: quoted, and JSON.parse gives it back", () => {
+    const evil =
+      "x\r\n2026-01-01T00:00:00.000Z info relay recipient: F: to=<a@b>, status=sent (250 ok)\u2028\u0085";
+    const line = textLine({
+      level: 30,
+      time: 0,
+      component: "relay",
+      msg: `reply ${evil}`,
+      reply: evil,
+      peer: { host: evil, port: 25 },
+    });
+    assert.equal(line.split("\n").length, 1);
+    // eslint-disable-next-line no-control-regex -- what must not reach the log
+    assert.doesNotMatch(line, /[\x00-\x1f\x7f-\x9f\u2028\u2029]/);
+    assert.doesNotMatch(line, /status=sent|, to=/);
+    const m = /^\S+ info relay: ("(?:[^"\\]|\\.)*") reply=("(?:[^"\\]|\\.)*") peer=(\{.*\})$/.exec(line);
+    assert.ok(m, line);
+    assert.equal(JSON.parse(m[1]!), `reply ${evil}`);
+    assert.equal(JSON.parse(m[2]!), evil);
+    assert.deepEqual(JSON.parse(m[3]!), { host: evil, port: 25 });
+  });
 });

@@ -51,7 +51,7 @@ interface FakeSpool {
 }
 
 /** A config; retry jitter 0 unless given: the exact backoff, which the tests below pin to the ms. */
-function loaded(workers: number, memoryBytes?: number, jitter = 0): LoadedConfig {
+function loaded(workers: number, memoryBytes?: number, jitter = 0, destinationLimit?: number): LoadedConfig {
   const config = RelayConfig.parse({
     version: 1,
     relay: "mail/edge",
@@ -65,6 +65,7 @@ function loaded(workers: number, memoryBytes?: number, jitter = 0): LoadedConfig
       retry: { initial: 60, max: 3600, jitter },
       ...(memoryBytes ? { memoryBytes } : {}),
     },
+    ...(destinationLimit ? { delivery: { destinationConcurrencyLimit: destinationLimit } } : {}),
   });
   return { dir: "/nonexistent", config, hash: "", fingerprint: "", files: new Map(), loadedAt: new Date(T0) };
 }
@@ -80,10 +81,12 @@ function harness(
     answer?: (req: DeliveryRequest) => Outcome;
     jitter?: number;
     random?: () => number;
+    /** delivery.destinationConcurrencyLimit (all test messages go to one domain); default 20. */
+    destinationLimit?: number;
   } = {},
 ): Harness {
   let now = T0;
-  let config = loaded(o.workers ?? 16, o.memoryBytes, o.jitter);
+  let config = loaded(o.workers ?? 16, o.memoryBytes, o.jitter, o.destinationLimit);
   const calls: string[] = [];
   const waiting: { req: DeliveryRequest; done: (r: RecipientResult[]) => void }[] = [];
   const updates: string[] = [];
@@ -143,13 +146,15 @@ function harness(
 }
 
 let seq = 0;
-function env(o: { nextAttemptAt?: number; receivedAt?: number; id?: string; from?: string } = {}): Envelope {
+function env(
+  o: { nextAttemptAt?: number; receivedAt?: number; id?: string; from?: string; to?: string } = {},
+): Envelope {
   const receivedAt = o.receivedAt ?? T0 - 1000;
   return {
     v: 1,
     id: o.id ?? `Q${String(seq++).padStart(6, "0")}`,
     from: o.from ?? "a@x.test",
-    recipients: [{ address: "b@y.test", state: "pending" }],
+    recipients: [{ address: o.to ?? "b@y.test", state: "pending" }],
     receivedAt,
     attempts: 0,
     nextAttemptAt: o.nextAttemptAt ?? receivedAt,
@@ -385,6 +390,33 @@ describe("scheduler", () => {
     await h.s.stop(1000);
   });
 
+  // The attacker's review of issue 17: deliveries to a tarpitting destination past its limit waited
+  // inside their attempt, each holding a worker, so with limit x workers of them due nothing else ran.
+  it("a full destination's messages wait without a worker: another domain's message starts, none is lost or doubled", async () => {
+    const h = harness({ workers: 3, destinationLimit: 2 });
+    const tarpit = Array.from({ length: 10 }, (_, i) =>
+      env({ receivedAt: T0 - 10_000 + i, to: `u${i}@tarpit.test` }),
+    );
+    for (const e of tarpit) h.s.add(e);
+    await settle();
+    assert.equal(h.running(), 2, "the tarpit's limit");
+    const other = env({ receivedAt: T0, to: "carol@healthy.test" });
+    h.s.add(other);
+    await until(() => h.calls.includes(other.id), "the other domain's message started");
+    assert.equal(h.calls.filter((id) => id !== other.id).length, 2, "the tarpit still holds only its 2");
+    // the tarpit answers one by one: its parked messages follow in due order, each exactly once
+    while (h.running() > 0) {
+      h.release("delivered");
+      await settle();
+    }
+    assert.deepEqual(
+      h.calls.filter((id) => id !== other.id),
+      tarpit.map((e) => e.id),
+    );
+    assert.deepEqual([...h.removed].sort(), [...tarpit, other].map((e) => e.id).sort());
+    assert.equal(h.s.depth(), 0);
+  });
+
   it("stop(): no new attempts, and it waits for the running ones", async () => {
     const h = harness({ workers: 1 });
     h.s.add(env());
@@ -474,6 +506,7 @@ describe("retry jitter (issue 17)", () => {
   it("the scheduler: 10,000 messages deferred in one round get spread due times (default jitter)", async () => {
     const h = harness({
       workers: 10_000,
+      destinationLimit: 10_000, // all in one round, as deferred together
       jitter: DEFAULT_RETRY_JITTER,
       random: seeded(17),
       answer: () => "deferred",
