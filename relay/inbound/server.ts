@@ -51,6 +51,7 @@ import {
   MAX_COMMAND_LENGTH,
   SESSION_LIMITS_OPTION,
 } from "./limits.js";
+import { installFastDataScan } from "./data-scan.js";
 import { ProxyFronts } from "./proxy-protocol.js";
 import { installReplyCodes, smtpError } from "./replies.js";
 import { REQUIRETLS_SERVER_OPTIONS, requireTlsOf } from "./requiretls.js";
@@ -132,6 +133,7 @@ export class InboundListeners {
   constructor(private d: InboundDeps) {
     installReplyCodes();
     installProtocolLimits();
+    installFastDataScan();
   }
 
   /** Ports actually bound (after start), by listener. */
