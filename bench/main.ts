@@ -5,6 +5,10 @@
 //   --full             relay: 2 KB, 10 KB, 1 MB x C = 1, 16, 64; operator: 100, 1,000, 10,000
 //   --only relay|operator
 //   --messages N       messages per relay case (default 300; --full: 2,000, 200 for 1 MB)
+//   --size 2k,10k,1m   relay: only these message sizes (one cell: with --concurrency; default: the
+//                      quick set's 10 KB, or --full's three)
+//   --concurrency 1,16 relay: only these numbers of sessions (default 16, or --full's 1,16,64)
+//   --relays sealpost  relay: only these relays (default sealpost,postfix; ratios need both)
 //   --policies a,b,... operator: these numbers of policies instead
 //   --postfix k=v,...  extra Postfix main.cf settings (experiments)
 //   --cpu-prof         V8 CPU profiles of Sealpost's relay and operator processes (node --cpu-prof), summarized
@@ -33,6 +37,9 @@ const { values } = parseArgs({
     policies: { type: "string" },
     node: { type: "string", default: "lts" },
     runtime: { type: "string", default: "compiled" },
+    size: { type: "string" },
+    concurrency: { type: "string" },
+    relays: { type: "string", default: "sealpost,postfix" },
   },
   strict: true,
 });
@@ -42,15 +49,31 @@ if (only && only !== "relay" && only !== "operator") throw new Error("--only rel
 const log = (l: string): void => void process.stderr.write(l + "\n");
 
 const KB = 1024;
+/** "2k", "10k", "1m" or a byte count. */
+function bytesOf(x: string): number {
+  const m = /^(\d+)([km]?)$/i.exec(x.trim());
+  if (!m) throw new Error(`--size: ${x}?`);
+  return Number(m[1]) * (m[2]?.toLowerCase() === "m" ? 1024 * KB : m[2] ? KB : 1);
+}
+const list = <T>(v: string | undefined, f: (x: string) => T): T[] | undefined => v?.split(",").map(f);
 function relayCases(): RelayCase[] {
   const n = values.messages ? Number(values.messages) : undefined;
-  if (!full) return [{ size: 10 * KB, concurrency: 16, messages: n ?? 300 }];
+  const sizes = list(values.size, bytesOf) ?? (full ? [2 * KB, 10 * KB, 1024 * KB] : [10 * KB]);
+  const cs = list(values.concurrency, Number) ?? (full ? [1, 16, 64] : [16]);
   const out: RelayCase[] = [];
-  for (const size of [2 * KB, 10 * KB, 1024 * KB])
-    for (const concurrency of [1, 16, 64])
-      out.push({ size, concurrency, messages: n ?? (size >= 1024 * KB ? 200 : 2000) });
+  for (const size of sizes)
+    for (const concurrency of cs)
+      out.push({
+        size,
+        concurrency,
+        messages: n ?? (full ? (size >= 1024 * KB ? 200 : 2000) : size >= 1024 * KB ? 100 : 300),
+      });
   return out;
 }
+const relays = list(values.relays, (r) => {
+  if (r !== "sealpost" && r !== "postfix") throw new Error("--relays sealpost,postfix");
+  return r;
+})!;
 
 if (values.node !== "lts" && values.node !== "self") throw new Error("--node lts|self");
 const runtime = values.runtime;
@@ -82,7 +105,7 @@ if (only !== "operator") {
   const cpuProfDir = values["cpu-prof"] ? mkdtempSync(join(tmpdir(), "sealpost-cpuprof-")) : undefined;
   relay = await runRelayBench({
     cases: relayCases(),
-    relays: ["sealpost", "postfix"],
+    relays,
     warmup: 50,
     perSession: 10,
     node: sealpostNode,

@@ -45,6 +45,8 @@ export interface RelayFigures extends RelayCase {
   peakPssMb: number;
   processes: number;
   loadAvg1: number;
+  /** p50 round trips (ms) of session setup (connect, EHLO, STARTTLS, EHLO), MAIL, RCPT, DATA (354). */
+  phaseP50Ms: { open: number; mail: number; rcpt: number; data: number };
 }
 
 export interface RelayBenchOptions {
@@ -183,13 +185,20 @@ async function measureCase(
     peakPssMb: mb(peak.pssKb),
     processes: peak.processes,
     loadAvg1: round(loadAvg1, 2),
+    phaseP50Ms: {
+      open: round(percentile(load.phases.open, 50), 2),
+      mail: round(percentile(load.phases.mail, 50), 2),
+      rcpt: round(percentile(load.phases.rcpt, 50), 2),
+      data: round(percentile(load.phases.data, 50), 2),
+    },
   };
 }
 
 function line(f: RelayFigures): string {
   return (
     `  ${f.relay} ${f.size} B x C=${f.concurrency}: ${f.delivered}/${f.messages} delivered, ` +
-    `${f.deliveredPerSec} msg/s, accept p50 ${f.acceptP50Ms} ms, e2e p50 ${f.e2eP50Ms} ms` +
+    `${f.deliveredPerSec} msg/s, accept p50 ${f.acceptP50Ms} ms, e2e p50 ${f.e2eP50Ms} ms, ` +
+    `p50 ms session ${f.phaseP50Ms.open} MAIL ${f.phaseP50Ms.mail} RCPT ${f.phaseP50Ms.rcpt} DATA ${f.phaseP50Ms.data}` +
     (f.failed ? `, ${f.failed} failed (${f.errors[0]})` : "")
   );
 }

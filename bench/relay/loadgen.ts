@@ -37,6 +37,8 @@ export interface LoadResult {
   /** From the first connection to the last 250 (ms). */
   durationMs: number;
   sessions: number;
+  /** Round trips of the other steps (ms), to see where a session's time goes at C=1. */
+  phases: { open: number[]; mail: number[]; rcpt: number[]; data: number[] };
 }
 
 interface Reply {
@@ -122,15 +124,16 @@ class Session {
   }
 
   /** Sends the message; resolves with the DATA reply and the time the final dot left. */
-  async data(head: string, body: Buffer): Promise<{ reply: Reply; dotAt: number }> {
+  async data(head: string, body: Buffer): Promise<{ reply: Reply; dotAt: number; dataAt: number }> {
     await this.expect(this.cmd("DATA"), 354, "DATA");
+    const dataAt = nowMs();
     const p = this.next();
     let dotAt = 0;
     this.socket.write(head);
     this.socket.write(body);
     this.socket.write("\r\n.\r\n", () => (dotAt = nowMs()));
     const reply = await p;
-    return { reply, dotAt: dotAt || nowMs() };
+    return { reply, dotAt: dotAt || nowMs(), dataAt };
   }
 
   quit(): void {
@@ -181,6 +184,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     accept: [],
     durationMs: 0,
     sessions: 0,
+    phases: { open: [], mail: [], rcpt: [], data: [] },
   };
   let nextIndex = 0;
   const take = (): number => (nextIndex < o.messages ? nextIndex++ : -1);
@@ -196,7 +200,9 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     while (index >= 0) {
       let s: Session;
       try {
+        const opening = nowMs();
         s = await Session.open(o.port);
+        res.phases.open.push(nowMs() - opening);
         res.sessions++;
       } catch (e) {
         error(e); // this message is lost to a failed session
@@ -208,8 +214,13 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
           const id = `${o.runId}-${index}`;
           const start = nowMs();
           await s.expect(s.cmd(`MAIL FROM:<${o.from ?? "bench@loadgen.bench"}>`), 250, "MAIL");
+          const mailed = nowMs();
           await s.expect(s.cmd(`RCPT TO:<${o.to}>`), 250, "RCPT");
-          const { reply, dotAt } = await s.data(header(o, id), body);
+          const rcpted = nowMs();
+          const { reply, dotAt, dataAt } = await s.data(header(o, id), body);
+          res.phases.mail.push(mailed - start);
+          res.phases.rcpt.push(rcpted - mailed);
+          res.phases.data.push(dataAt - rcpted);
           if (reply.code !== 250) {
             error(new Error(`DATA: ${reply.text}`));
             continue;

@@ -51,6 +51,7 @@ import {
   MAX_COMMAND_LENGTH,
   SESSION_LIMITS_OPTION,
 } from "./limits.js";
+import { installFastDataScan } from "./data-scan.js";
 import { ProxyFronts } from "./proxy-protocol.js";
 import { installReplyCodes, smtpError } from "./replies.js";
 import { REQUIRETLS_SERVER_OPTIONS, requireTlsOf } from "./requiretls.js";
@@ -132,6 +133,7 @@ export class InboundListeners {
   constructor(private d: InboundDeps) {
     installReplyCodes();
     installProtocolLimits();
+    installFastDataScan();
   }
 
   /** Ports actually bound (after start), by listener. */
@@ -494,7 +496,8 @@ export class InboundListeners {
     }
     const signable = entitledToSign(cur.authority, d, g, from);
     // handover headers are removed before queueing (they never leave the fleet) and decide below
-    const handover = new HandoverFilter();
+    // (only a fleet peer's message is hashed: the digest is read for a fleet session's MAC alone)
+    const handover = new HandoverFilter(s.fleet === true);
     const guard = ContentGuard.over(stream.pipe(handover));
     const hops = HopCounter.over(guard, c.inbound.hopLimit);
     const r = await this.d.spool.enqueue(

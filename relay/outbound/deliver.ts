@@ -20,6 +20,7 @@ import {
   Slots,
   type AttemptLimits,
 } from "./attempt-limits.js";
+import { fastDotStuffing } from "./dot-stuff.js";
 import { daneTlsRptPolicy, resolveDane, type HostDane } from "./dane.js";
 import { DEFAULT_DESTINATION_CONCURRENCY, DestinationSlots, destinationOf } from "./destination-slots.js";
 import { makeSecureDns, type SecureDns } from "./dnssec.js";
@@ -295,6 +296,7 @@ function withSecureContext(plan: TransportPlan): TransportPlan["options"] {
 async function open(plan: TransportPlan, signal?: AbortSignal): Promise<Pooled | Failure> {
   // a next hop's reply is read up to REPLY_READ_MAX (nodemailer's default is 1 MB); longer: lost session
   const conn = new SMTPConnection({ ...withSecureContext(plan), maxResponseSize: REPLY_READ_MAX });
+  fastDotStuffing(conn); // the same bytes on the wire, found with indexOf (dot-stuff.ts)
   const abort = (): void => conn.close(); // the attempt's deadline passed
   signal?.addEventListener("abort", abort, { once: true });
   try {

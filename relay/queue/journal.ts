@@ -353,10 +353,14 @@ export class Journal {
     return this.where.has(id);
   }
 
-  /** Appends an accept record; resolves once it is durable (rejects if its round failed). */
-  async accept(env: Envelope, message: readonly Buffer[]): Promise<void> {
+  /**
+   * Appends an accept record; resolves once it is durable (rejects if its round failed). `message`
+   * is consumed: its parts are copied into the record and the array is emptied, so that the body
+   * is held once (the record) while the write runs, not twice.
+   */
+  async accept(env: Envelope, message: Buffer[]): Promise<void> {
     const meta = Buffer.from(JSON.stringify(env), "utf8");
-    const record = frameRecord(ACCEPT, meta, message);
+    const record = frameRecord(ACCEPT, meta, message.splice(0));
     const bodyOffset = HEADER_BYTES + meta.length;
     await this.enqueue(record, (seg, offset) => {
       this.where.set(env.id, { seg, offset: offset + bodyOffset, length: record.length - bodyOffset });

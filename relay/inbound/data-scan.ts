@@ -1,0 +1,111 @@
+// DATA's end and dot-unstuffing found with Buffer.indexOf (issue 18). smtp-server's SMTPStream
+// looks at every byte of a message in JavaScript (`_feedDataStream`: a dot after a LF?), which shows
+// in the relay's CPU profile with 1 MB messages. Both things it looks for start with "\n.", so
+// `_feedDataStream` is replaced by the same function whose loop jumps from one "\n." to the next
+// with indexOf (native): every other line of it is smtp-server 3.21.6's, unchanged, including its
+// SMTP smuggling defences (the start-of-DATA rules, the terminator straddling chunks).
+// Installed only on the smtp-server version it was copied from: another version keeps its own
+// (correct, slower) code. test/unit/relay-data-scan.test.ts compares both on random input.
+import { createRequire } from "node:module";
+import type { PassThrough } from "node:stream";
+import { SMTPStream } from "smtp-server/lib/smtp-stream.js";
+
+/** The smtp-server release whose `_feedDataStream` this file reproduces. */
+export const COPIED_FROM = "3.21.6";
+
+const END_SEQUENCE = Buffer.from("\r\n.\r\n");
+const LF_DOT = Buffer.from("\n.");
+
+type Done = (err?: Error) => void;
+/** SMTPStream's internals that `_feedDataStream` uses. */
+interface StreamInternals {
+  _dataStream: PassThrough & { writable: boolean };
+  _lastBytes: Buffer | false;
+  _atDataStart: boolean;
+  _countDataBytes(len: number): void;
+  _endDataMode(chunk: Buffer | false, remainder: Buffer, done: Done): void;
+  _feedDataStream(chunk: Buffer, done: Done): void;
+}
+
+/** smtp-server 3.21.6's SMTPStream#_feedDataStream, its scan by indexOf. */
+export function feedDataStream(this: StreamInternals, chunk: Buffer, done: Done): void {
+  // only called in data mode, which always has a stream
+  const dataStream = this._dataStream;
+  let buf: Buffer;
+  if (this._lastBytes && this._lastBytes.length) {
+    chunk = Buffer.concat([this._lastBytes, chunk], this._lastBytes.length + chunk.length);
+    this._lastBytes = false;
+  }
+  let len = chunk.length;
+  // the data does not start with the end terminator (see smtp-server: _atDataStart, not dataBytes)
+  if (this._atDataStart && len >= 3 && Buffer.compare(chunk.subarray(0, 3), Buffer.from(".\r\n")) === 0) {
+    this._endDataMode(false, chunk.subarray(3), done);
+    return;
+  }
+  // check if the first symbol is an escape dot
+  if (this._atDataStart && len >= 2 && chunk[0] === 0x2e && chunk[1] === 0x2e) {
+    chunk = chunk.subarray(1);
+    len--;
+    this._atDataStart = false;
+  }
+  // seek for the stream ending: a dot at i in [2, len - 3] after a LF (the original's loop visits
+  // every i and tests chunk[i] === "." && chunk[i - 1] === "\n"; here p = i - 1)
+  for (let p = chunk.indexOf(LF_DOT, 1); p !== -1 && p + 1 < len - 2; p = chunk.indexOf(LF_DOT, p + 1)) {
+    const i = p + 1;
+    // if the dot matches end terminator
+    if (Buffer.compare(chunk.subarray(i - 2, i + 3), END_SEQUENCE) === 0) {
+      buf = chunk.subarray(0, i);
+      this._countDataBytes(buf.length);
+      this._endDataMode(buf, chunk.subarray(i + 3), done);
+      return;
+    }
+    // check if the dot is an escape char and remove it
+    if (chunk[i + 1] === 0x2e) {
+      buf = chunk.subarray(0, i);
+      this._lastBytes = false; // clear remainder bytes
+      this._countDataBytes(buf.length); // increment byte counter
+      // emit what we already have and continue without the dot
+      if (dataStream.writable) dataStream.write(buf);
+      const rest = chunk.subarray(i + 1);
+      setImmediate(() => this._feedDataStream(rest, done));
+      return;
+    }
+  }
+  // keep the last bytes
+  this._lastBytes = chunk.length < 4 ? chunk : chunk.subarray(chunk.length - 4);
+  // if current chunk is longer than the remainder bytes we keep for later emit the available bytes
+  if (this._lastBytes.length < chunk.length) {
+    buf = chunk.subarray(0, chunk.length - this._lastBytes.length);
+    this._countDataBytes(buf.length);
+    // write to stream but stop if need to wait for drain
+    if (dataStream.writable) {
+      const handled = dataStream.write(buf);
+      if (!handled && !dataStream.destroyed) {
+        // a stream that the application destroys never drains, it only closes
+        const onDrain = (): void => {
+          dataStream.removeListener("drain", onDrain);
+          dataStream.removeListener("close", onDrain);
+          done();
+        };
+        dataStream.once("drain", onDrain);
+        dataStream.once("close", onDrain);
+      } else return done();
+    } else return done();
+  } else {
+    // nothing to emit, continue with the input stream
+    return done();
+  }
+}
+
+const PATCHED = Symbol.for("sealpost.fastDataScan");
+
+/** Installs feedDataStream on smtp-server's SMTPStream (once; only on COPIED_FROM). */
+export function installFastDataScan(): boolean {
+  const proto = SMTPStream.prototype as unknown as Record<symbol, boolean> & StreamInternals;
+  if (proto[PATCHED]) return true;
+  const version = (createRequire(import.meta.url)("smtp-server/package.json") as { version: string }).version;
+  if (version !== COPIED_FROM || typeof proto._feedDataStream !== "function") return false;
+  proto._feedDataStream = feedDataStream;
+  proto[PATCHED] = true;
+  return true;
+}
