@@ -64,6 +64,8 @@ export interface RecipientResult {
   remoteMta?: string;
   /** The attempt that gave this result; absent when none was made (held, unreadable). */
   attempt?: AttemptTrace;
+  /** Sent S/MIME-encrypted: the content algorithm and the recipient's certificate (SHA-256). */
+  smime?: { algorithm: string; signed: boolean; certificate?: string };
 }
 
 /** When an attempt ran (epoch ms) and its last log record: hop, TLS session, transmission time. */
@@ -143,6 +145,8 @@ export interface SmimeRecord {
   recipients: string[];
   code?: string;
   reason?: string;
+  /** Content encryption (encrypted, signed-encrypted). */
+  algorithm?: string;
   /** Certificates encrypted to (subject and sha256 fingerprint). */
   certificates?: { subject: string; fingerprint: string }[];
 }
@@ -516,7 +520,7 @@ export class Deliverer {
       const sealed =
         sign && !signer
           ? fail("SMIME_SIGNER_MISSING", true, "policy signs but no signing certificate is loaded")
-          : await protectMessage(await req.message.load(), certs, signer, now);
+          : await protectMessage(await req.message.load(), certs, signer, now, smime.contentEncryption);
       if (!sealed.ok) {
         this.d.onSmime?.({
           ...base,
@@ -531,9 +535,18 @@ export class Deliverer {
           ...base,
           result: signer ? "signed-encrypted" : "encrypted",
           recipients: to,
+          algorithm: smime.contentEncryption,
           certificates: certs.map((c) => ({ subject: c.subject, fingerprint: c.fingerprint })),
         });
-        results.push(...(await this.transmit({ ...req, recipients: to, message: bufferBody(sealed.value) })));
+        const sent = await this.transmit({ ...req, recipients: to, message: bufferBody(sealed.value) });
+        const certOf = new Map(plan.encrypt.map((e) => [e.address, e.cert.fingerprint]));
+        results.push(
+          ...sent.map((r) => {
+            const certificate = certOf.get(r.address);
+            const s = { algorithm: smime.contentEncryption, signed: signer !== undefined };
+            return { ...r, smime: certificate ? { ...s, certificate } : s };
+          }),
+        );
       }
     }
     if (plan.clear.length) {
