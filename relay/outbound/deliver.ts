@@ -4,6 +4,7 @@
 // failure moves on to the next hop; when none is left the recipients are deferred with the last
 // reason. Never a downgrade: nothing is sent on a session that does not meet the policy.
 import SMTPConnection from "nodemailer/lib/smtp-connection";
+import { createHash, X509Certificate } from "node:crypto";
 import { createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
 import { statusFromReply } from "../dsn.js";
 import { filterHops, type DestinationFilter } from "../net/address-class.js";
@@ -98,6 +99,15 @@ export interface AttemptRecord {
   why?: string;
   /** Milliseconds from MAIL FROM to the end of the transaction (Postfix's delays "d"). */
   transmitMs?: number;
+  /** What authenticated the hop (the encryption receipt, relay/receipts/receipt.ts). */
+  evidence?: HopEvidence;
+}
+
+/** The names the certificate had to carry, and the MTA-STS policy (id) when it was enforced. */
+export interface HopEvidence {
+  names: string[];
+  stsEnforced: boolean;
+  stsId?: string;
 }
 
 /** The TLS-RPT policy of an attempt: the MTA-STS policy when one applied, else no-policy-found. */
@@ -237,9 +247,21 @@ function sessionInfo(conn: SMTPConnection): SessionInfo {
           .join(",")
       : undefined,
     ...(cert?.fingerprint256 ? { peerFingerprint: cert.fingerprint256 } : {}),
+    ...(cert?.raw ? spkiOf(cert.raw) : {}),
     peerVerified: s.authorized,
     ...(s.authorizationError ? { verifyError: String(s.authorizationError) } : {}),
   };
+}
+
+/** SHA-256 of the peer's SubjectPublicKeyInfo, in the certificate fingerprint's notation. */
+function spkiOf(der: Buffer): Pick<SessionInfo, "peerSpki"> {
+  try {
+    const spki = new X509Certificate(der).publicKey.export({ type: "spki", format: "der" });
+    const hex = createHash("sha256").update(spki).digest("hex").toUpperCase();
+    return { peerSpki: hex.match(/../g)!.join(":") };
+  } catch {
+    return {};
+  }
 }
 
 /** Makes the client fail (instead of trying STARTTLS anyway) when TLS is required but not offered. */
@@ -335,6 +357,8 @@ async function openConn(conn: SMTPConnection, plan: TransportPlan): Promise<Pool
   // Belt and braces over the client options: never go on with a session below the resolved level.
   const peerFailure = plan.peerCheck && conn.secure ? plan.peerCheck(conn._socket as TLSSocket) : undefined;
   if (peerFailure) return bail(peerFailure);
+  const daneRecord = plan.daneMatch && conn.secure ? plan.daneMatch(conn._socket as TLSSocket) : undefined;
+  if (daneRecord) info.daneRecord = daneRecord;
   const observed: Observed = {
     tls: conn.secure,
     ...(info.tlsVersion ? { version: info.tlsVersion } : {}),
@@ -424,7 +448,8 @@ function replyResult(address: string, e: Errorish, hop: Hop): RecipientResult {
   };
 }
 
-type AttemptBase = "queueId" | "policy" | "mode" | "recipients" | "domain" | "tlsPolicy" | "level" | "why";
+type AttemptBase =
+  "queueId" | "policy" | "mode" | "recipients" | "domain" | "tlsPolicy" | "level" | "why" | "evidence";
 
 /** The MTA-STS log line / metric of a delivery, from the lookup and the engine's route decision. */
 function stsRecord(req: DeliveryRequest, sts: StsLookup, intent: TlsResolution): MtaStsRecord {
@@ -768,6 +793,11 @@ export class Deliverer {
           level: decision.level,
           why: decision.why,
           ...(d ? { tlsPolicy: daneTlsRptPolicy(d) } : {}),
+          evidence: {
+            names: decision.names,
+            stsEnforced: decision.stsEnforced,
+            ...(decision.stsEnforced && sts?.id ? { stsId: sts.id } : {}),
+          },
         },
         emit,
         budget,
