@@ -105,7 +105,9 @@ export async function runReceiptsCli(argv: string[], io: ReceiptsCliIo): Promise
   if (cmd === "verify") {
     const file = rest[0];
     if (!file || rest.length > 1) {
-      io.err(`sealpost receipts verify: one FILE is required\n\n${USAGE}`);
+      io.err(
+        "sealpost receipts verify: one FILE is required\nRun 'sealpost receipts --help' for the flags.\n",
+      );
       return 2;
     }
     let key: KeyObject | undefined;
