@@ -460,8 +460,9 @@ export class Scheduler {
     if (!failed.length) return;
     if (env.from !== "") {
       let original: Buffer = Buffer.alloc(0);
-      // a REQUIRETLS message's headers (Subject, To, ...) stay out: its DSN goes to the sender under
-      // that route's own TLS, without REQUIRETLS, possibly in clear
+      // a REQUIRETLS message's DSN is sent with REQUIRETLS too (RFC 8689 section 4.3): over verified
+      // TLS to a next hop offering it, or not at all (a DSN's own failure is never reported); its
+      // headers (Subject, To, ...) stay out all the same
       if (!env.requireTls)
         try {
           original = await this.d.spool.readMessage(env.id, DSN_HEADER_BYTES); // its headers only
@@ -491,6 +492,7 @@ export class Scheduler {
           recipients: [{ address: env.from, state: "pending" }],
           receivedAt: now,
           peer: "local (dsn)",
+          ...(env.requireTls ? { requireTls: true } : {}),
         },
         Buffer.alloc(0),
         dsn,
