@@ -140,6 +140,9 @@ async function arrived(tag: string) {
   return (await postfix.messages()).find((m) => m.headers["x-test-id"]?.[0] === tag);
 }
 
+/** Postfix's 250 comes before its local delivery writes the maildir file: wait for it. */
+const arrives = (tag: string) => waitFor(`${tag} in Postfix's maildir`, () => arrived(tag), 20_000);
+
 describe("DANE against a DNSSEC-signed zone (nsd + unbound)", () => {
   // first, while Postfix's log holds no other session: proves no MAIL FROM was sent
   it("TLSA 3 1 1 of another key: deferred after the handshake, before MAIL FROM; nothing delivered", async () => {
@@ -169,21 +172,21 @@ describe("DANE against a DNSSEC-signed zone (nsd + unbound)", () => {
     assert.equal(l.nextHop, "mx-good.signed.test");
     assert.ok((l.session as { tlsVersion?: string }).tlsVersion);
     assert.deepEqual(l.tlsPolicy, { type: "tlsa", strings: [`3 1 1 ${leafSpki}`] });
-    assert.ok(await arrived("dane-good"));
+    await arrives("dane-good");
   });
 
   it("TLSA 2 0 1 of the CA (DANE-TA), name checked against the MX host: delivered", async () => {
     const id = await submit("dave@ta.signed.test", "dane-ta");
     const l = await delivery(id, (x) => x.result === "delivered");
     assert.match((l.tlsPolicy as { strings: string[] }).strings[0]!, /^2 0 1 /);
-    assert.ok(await arrived("dane-ta"));
+    await arrives("dane-ta");
   });
 
   it("secure TLSA RRset with only a PKIX-EE record: no usable record, TLS still required: delivered", async () => {
     const id = await submit("erin@unusable.signed.test", "dane-unusable");
     const l = await delivery(id, (x) => x.result === "delivered");
     assert.ok((l.session as { tlsVersion?: string }).tlsVersion);
-    assert.ok(await arrived("dane-unusable"));
+    await arrives("dane-unusable");
   });
 
   it("secure MX, MX host in an unsigned zone: DANE does not apply to it (RFC 7672 2.2): delivered", async () => {
@@ -191,7 +194,7 @@ describe("DANE against a DNSSEC-signed zone (nsd + unbound)", () => {
     const l = await delivery(id, (x) => x.result === "delivered");
     assert.equal(l.nextHop, "mx.plain.test");
     assert.equal((l.tlsPolicy as { type: string }).type, "no-policy-found");
-    assert.ok(await arrived("dane-plainmx"));
+    await arrives("dane-plainmx");
   });
 
   it("unsigned recipient domain (insecure MX): deferred, dane-required, no connection", async () => {
