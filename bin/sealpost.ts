@@ -17,6 +17,8 @@ commands:
   import postfix [flags]   Postfix TLS policy/sasl_passwd/transport -> manifests (import postfix --help)
   queue <command> [flags]  inspect and act on a relay's queue over its admin port: list, show, hold,
                            release, requeue, delete, bounce, retry, flush, drain (sealpost queue --help)
+  receipts <command>       encryption receipts: export (JSON lines), verify FILE
+                           (sealpost receipts --help)
 
 flags:
   -h, --help               this help
@@ -27,6 +29,7 @@ const commands: Record<string, string> = {
   operator: "../operator/main.js",
   relay: "../relay/main.js",
   queue: "./queue.js",
+  receipts: "./receipts.js",
   import: "./import.js",
 };
 

@@ -22,6 +22,8 @@ export function publicStatus(s: RelayStatus): RelayStatus {
     loadedAt: s.loadedAt,
     listeners: s.listeners,
     queue: s.queue,
+    // the receipt key is public: anyone may check an export against it
+    ...(s.receipts ? { receipts: { publicKey: s.receipts.publicKey, keyId: s.receipts.keyId } } : {}),
     ...(s.draining ? { draining: true } : {}),
   };
 }

@@ -29,6 +29,9 @@ import { fleetKeyOf } from "./queue/handover.js";
 import { Scheduler } from "./queue/scheduler.js";
 import type { Envelope } from "./queue/envelope.js";
 import { Spool } from "./queue/spool.js";
+import { handleReceiptsRequest } from "./receipts/admin-api.js";
+import { receiptOf } from "./receipts/receipt.js";
+import { ReceiptLog } from "./receipts/receipt-log.js";
 import { startTlsRptReporting, type TlsRptReporting } from "./tlsrpt-reporting.js";
 
 export interface RelayOptions {
@@ -65,6 +68,8 @@ export class Relay {
   private spool!: Spool;
   private drainer: Drain | undefined;
   private tlsRpt: TlsRptReporting | undefined;
+  /** The encryption receipts (relay/receipts/). */
+  receipts: ReceiptLog | undefined;
 
   private constructor(private o: RelayOptions) {
     this.log = o.logger ?? createLogger();
@@ -89,6 +94,8 @@ export class Relay {
     const c = result.value.config;
     const { spool, envelopes, problems } = await Spool.open(c.queue.dir);
     this.spool = spool;
+    const receipts = await ReceiptLog.open({ queueDir: c.queue.dir, relay: c.relay, log: this.log });
+    this.receipts = receipts;
     for (const p of problems)
       this.log.error({ event: "queue-error", err: p }, "unreadable envelope kept aside");
     const mtaSts = new MtaSts({
@@ -133,6 +140,17 @@ export class Relay {
       deliverer,
       log: this.log,
       metrics: this.metrics,
+      receipt: (env, line, r) => {
+        const l = this.state.loaded;
+        const requireTls = env.requireTls === true;
+        const receipt = receiptOf(line, r, {
+          config: l.config,
+          configHash: l.hash,
+          requireTls,
+          now: Date.now(),
+        });
+        return receipt ? receipts.append(receipt) : Promise.resolve();
+      },
     });
     this.metrics.bindQueue(this.scheduler);
     this.startTlsRpt(new TlsRptStore(c.queue.dir), spool);
@@ -160,6 +178,15 @@ export class Relay {
           )),
         hostNames: () => [this.state.loaded.config.hostname, ...this.state.loaded.config.admin.hosts],
         handle: (req, res) =>
+          handleReceiptsRequest(
+            {
+              config: () => this.state.loaded.config,
+              configDir: this.o.configDir,
+              receipts: () => this.receipts,
+            },
+            req,
+            res,
+          ) ||
           handleQueueRequest(
             {
               queue: this.scheduler,
@@ -291,6 +318,7 @@ export class Relay {
       },
       policies: this.figures.snapshot(),
       ...this.stsStatus(),
+      ...(this.receipts ? { receipts: this.receipts.status() } : {}),
       ...(this.drainer ? { draining: true, drain: this.drainer.status() } : {}),
     };
   }
@@ -355,6 +383,7 @@ export class Relay {
       if (this.tlsRpt) clearInterval(this.tlsRpt.timer);
       this.log.info({ event: "stopping", graceMs: grace }, "stopping");
       await Promise.all([this.listeners?.close(grace), this.scheduler?.stop(grace)]);
+      await this.receipts?.close(); // signs the head
       await this.spool?.close();
       this.listening = false;
       this.pool.clear();

@@ -150,6 +150,12 @@ const Smime = z
         "What to do with a recipient who has no certificate: defer (retry until one is added or the queue lifetime ends), bounce (return to sender now), sendClear (deliver unencrypted; only TLS protects it).",
       ),
     sign: z.boolean().default(false).describe("Also sign the message with the relay's certificate."),
+    contentEncryption: z
+      .enum(["aes-256-cbc", "aes-256-gcm"])
+      .default("aes-256-cbc")
+      .describe(
+        "How the content is encrypted: aes-256-cbc (CMS EnvelopedData, which every S/MIME client decrypts) or aes-256-gcm (CMS AuthEnvelopedData, RFC 5083/5084: authenticated encryption, so a changed ciphertext is refused instead of decrypted to altered text; RFC 8551 requires S/MIME 4.0 receivers to support it, but older clients cannot open it). Choose aes-256-gcm when the partner's mail clients support it.",
+      ),
   })
   .describe(
     "Encrypt each message to its recipients' certificates (S/MIME, CMS EnvelopedData) before it leaves: only the recipients can read it, whatever the servers in between do.",

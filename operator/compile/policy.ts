@@ -61,6 +61,7 @@ function compilePolicy(p: MailDomainPolicy, refs: Refs): Policy | undefined {
         certificateFiles: files,
         missingCertificate: smime.missingCertificate,
         sign: smime.sign,
+        contentEncryption: smime.contentEncryption,
       };
     }
   }

@@ -125,6 +125,11 @@ export const SmimeEncryption = z.object({
    * certificate: emailProtection); absent: the relay's server certificate (tls.certFile/keyFile).
    */
   signingCredential: z.string().optional(),
+  /**
+   * Content encryption: aes-256-cbc (CMS EnvelopedData, what every S/MIME client decrypts) or
+   * aes-256-gcm (AuthEnvelopedData, RFC 5083/5084: authenticated, RFC 8551's MUST for receivers).
+   */
+  contentEncryption: z.enum(["aes-256-cbc", "aes-256-gcm"]).default("aes-256-cbc"),
 });
 
 export const Outbound = z.object({

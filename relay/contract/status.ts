@@ -44,6 +44,12 @@ export interface RelayStatus {
   /** A scale-down drain runs or ran (relay/queue/drain.ts): no new mail; `drain` has its progress. */
   draining?: boolean;
   drain?: unknown;
+  /**
+   * The encryption receipt log (relay/receipts/): the Ed25519 public key (SPKI DER, base64) that
+   * signs its checkpoints and its SHA-256 (hex); with the token, the entries written and those not
+   * yet signed.
+   */
+  receipts?: { publicKey: string; keyId: string; entries?: number; unsigned?: number };
 }
 
 /** What one relay pod's /status says, as far as the operator uses it. */

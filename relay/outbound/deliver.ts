@@ -4,6 +4,7 @@
 // failure moves on to the next hop; when none is left the recipients are deferred with the last
 // reason. Never a downgrade: nothing is sent on a session that does not meet the policy.
 import SMTPConnection from "nodemailer/lib/smtp-connection";
+import { createHash, X509Certificate } from "node:crypto";
 import { createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
 import { statusFromReply } from "../dsn.js";
 import { filterHops, type DestinationFilter } from "../net/address-class.js";
@@ -65,6 +66,8 @@ export interface RecipientResult {
   remoteMta?: string;
   /** The attempt that gave this result; absent when none was made (held, unreadable). */
   attempt?: AttemptTrace;
+  /** Sent S/MIME-encrypted: the content algorithm and the recipient's certificate (SHA-256). */
+  smime?: { algorithm: string; signed: boolean; certificate?: string };
 }
 
 /** When an attempt ran (epoch ms) and its last log record: hop, TLS session, transmission time. */
@@ -97,6 +100,15 @@ export interface AttemptRecord {
   why?: string;
   /** Milliseconds from MAIL FROM to the end of the transaction (Postfix's delays "d"). */
   transmitMs?: number;
+  /** What authenticated the hop (the encryption receipt, relay/receipts/receipt.ts). */
+  evidence?: HopEvidence;
+}
+
+/** The names the certificate had to carry, and the MTA-STS policy (id) when it was enforced. */
+export interface HopEvidence {
+  names: string[];
+  stsEnforced: boolean;
+  stsId?: string;
 }
 
 /** The TLS-RPT policy of an attempt: the MTA-STS policy when one applied, else no-policy-found. */
@@ -144,6 +156,8 @@ export interface SmimeRecord {
   recipients: string[];
   code?: string;
   reason?: string;
+  /** Content encryption (encrypted, signed-encrypted). */
+  algorithm?: string;
   /** Certificates encrypted to (subject and sha256 fingerprint). */
   certificates?: { subject: string; fingerprint: string }[];
 }
@@ -234,9 +248,21 @@ function sessionInfo(conn: SMTPConnection): SessionInfo {
           .join(",")
       : undefined,
     ...(cert?.fingerprint256 ? { peerFingerprint: cert.fingerprint256 } : {}),
+    ...(cert?.raw ? spkiOf(cert.raw) : {}),
     peerVerified: s.authorized,
     ...(s.authorizationError ? { verifyError: String(s.authorizationError) } : {}),
   };
+}
+
+/** SHA-256 of the peer's SubjectPublicKeyInfo, in the certificate fingerprint's notation. */
+function spkiOf(der: Buffer): Pick<SessionInfo, "peerSpki"> {
+  try {
+    const spki = new X509Certificate(der).publicKey.export({ type: "spki", format: "der" });
+    const hex = createHash("sha256").update(spki).digest("hex").toUpperCase();
+    return { peerSpki: hex.match(/../g)!.join(":") };
+  } catch {
+    return {};
+  }
 }
 
 /** Makes the client fail (instead of trying STARTTLS anyway) when TLS is required but not offered. */
@@ -333,6 +359,8 @@ async function openConn(conn: SMTPConnection, plan: TransportPlan): Promise<Pool
   // Belt and braces over the client options: never go on with a session below the resolved level.
   const peerFailure = plan.peerCheck && conn.secure ? plan.peerCheck(conn._socket as TLSSocket) : undefined;
   if (peerFailure) return bail(peerFailure);
+  const daneRecord = plan.daneMatch && conn.secure ? plan.daneMatch(conn._socket as TLSSocket) : undefined;
+  if (daneRecord) info.daneRecord = daneRecord;
   const observed: Observed = {
     tls: conn.secure,
     ...(info.tlsVersion ? { version: info.tlsVersion } : {}),
@@ -422,7 +450,8 @@ function replyResult(address: string, e: Errorish, hop: Hop): RecipientResult {
   };
 }
 
-type AttemptBase = "queueId" | "policy" | "mode" | "recipients" | "domain" | "tlsPolicy" | "level" | "why";
+type AttemptBase =
+  "queueId" | "policy" | "mode" | "recipients" | "domain" | "tlsPolicy" | "level" | "why" | "evidence";
 
 /** The MTA-STS log line / metric of a delivery, from the lookup and the engine's route decision. */
 function stsRecord(req: DeliveryRequest, sts: StsLookup, intent: TlsResolution): MtaStsRecord {
@@ -518,7 +547,7 @@ export class Deliverer {
       const sealed =
         sign && !signer
           ? fail("SMIME_SIGNER_MISSING", true, "policy signs but no signing certificate is loaded")
-          : await protectMessage(await req.message.load(), certs, signer, now);
+          : await protectMessage(await req.message.load(), certs, signer, now, smime.contentEncryption);
       if (!sealed.ok) {
         this.d.onSmime?.({
           ...base,
@@ -533,9 +562,18 @@ export class Deliverer {
           ...base,
           result: signer ? "signed-encrypted" : "encrypted",
           recipients: to,
+          algorithm: smime.contentEncryption,
           certificates: certs.map((c) => ({ subject: c.subject, fingerprint: c.fingerprint })),
         });
-        results.push(...(await this.transmit({ ...req, recipients: to, message: bufferBody(sealed.value) })));
+        const sent = await this.transmit({ ...req, recipients: to, message: bufferBody(sealed.value) });
+        const certOf = new Map(plan.encrypt.map((e) => [e.address, e.cert.fingerprint]));
+        results.push(
+          ...sent.map((r) => {
+            const certificate = certOf.get(r.address);
+            const s = { algorithm: smime.contentEncryption, signed: signer !== undefined };
+            return { ...r, smime: certificate ? { ...s, certificate } : s };
+          }),
+        );
       }
     }
     if (plan.clear.length) {
@@ -757,6 +795,11 @@ export class Deliverer {
           level: decision.level,
           why: decision.why,
           ...(d ? { tlsPolicy: daneTlsRptPolicy(d) } : {}),
+          evidence: {
+            names: decision.names,
+            stsEnforced: decision.stsEnforced,
+            ...(decision.stsEnforced && sts?.id ? { stsId: sts.id } : {}),
+          },
         },
         emit,
         budget,

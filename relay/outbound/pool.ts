@@ -10,6 +10,10 @@ export interface SessionInfo {
   peerVerified?: boolean;
   /** SHA-256 of the peer certificate (DER), colon-separated hex as `openssl x509 -fingerprint`. */
   peerFingerprint?: string;
+  /** SHA-256 of the peer's SubjectPublicKeyInfo, in the same notation. */
+  peerSpki?: string;
+  /** dane: the TLSA record that matched the chain (dane.ts tlsaText). */
+  daneRecord?: string;
   verifyError?: string;
   authMechanism?: string;
   authOutcome?: "ok" | "failed" | "skipped";

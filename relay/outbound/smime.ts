@@ -5,10 +5,15 @@
 // entity is signed first with the relay's certificate (opaque SignedData, smime-type=signed-data)
 // and the signed entity is what gets encrypted.
 //
-// Algorithms (pkijs over Node's WebCrypto): content AES-256-CBC in EnvelopedData; key transport
-// RSA-OAEP (SHA-256) for RSA certificates, ECDH key agreement (dhSinglePass-stdDH-sha256kdf,
+// Algorithms (pkijs over Node's WebCrypto): content AES-256-CBC in EnvelopedData, or AES-256-GCM in
+// AuthEnvelopedData (RFC 5083/5084, smime-type=authEnveloped-data, RFC 8551 section 3.2.2); key
+// transport RSA-OAEP (SHA-256) for RSA certificates, ECDH key agreement (dhSinglePass-stdDH-sha256kdf,
 // AES-256 key wrap) for EC certificates. Not offered: RSA PKCS#1 v1.5 key transport (WebCrypto has
-// no RSAES-PKCS1-v1_5) and AES-GCM (RFC 5084 puts GCM in AuthEnvelopedData, which pkijs lacks).
+// no RSAES-PKCS1-v1_5).
+// pkijs has no AuthEnvelopedData: it encrypts with AES-GCM inside an EnvelopedData (its recipient
+// infos wrap the content key correctly, GCM's tag appended to the ciphertext, the nonce as a bare
+// OCTET STRING); authEnvelopedData() below re-frames that into RFC 5083's structure by hand (nonce
+// into GCMParameters, the tag into `mac`), the only hand-written ASN.1 here.
 //
 // Pure parts (header split, certificate selection, the missing-certificate decision) are exported
 // for unit tests; the crypto parts return Results and never log key material.
@@ -39,6 +44,8 @@ const OID = {
   data: "1.2.840.113549.1.7.1",
   signedData: "1.2.840.113549.1.7.2",
   envelopedData: "1.2.840.113549.1.7.3",
+  authEnvelopedData: "1.2.840.113549.1.9.16.1.23",
+  aes256Gcm: "2.16.840.1.101.3.4.1.46",
   contentType: "1.2.840.113549.1.9.3",
   messageDigest: "1.2.840.113549.1.9.4",
   signingTime: "1.2.840.113549.1.9.5",
@@ -97,7 +104,9 @@ function base64Lines(der: Uint8Array): string {
 }
 
 /** An application/pkcs7-mime entity (header fields + base64 body) around a CMS ContentInfo. Pure. */
-export function pkcs7Entity(der: Uint8Array, smimeType: "enveloped-data" | "signed-data"): string {
+export type SmimeType = "enveloped-data" | "authEnveloped-data" | "signed-data";
+
+export function pkcs7Entity(der: Uint8Array, smimeType: SmimeType): string {
   return (
     `Content-Type: application/pkcs7-mime; smime-type=${smimeType}; name=smime.p7m\r\n` +
     `Content-Transfer-Encoding: base64\r\n` +
@@ -107,9 +116,13 @@ export function pkcs7Entity(der: Uint8Array, smimeType: "enveloped-data" | "sign
   );
 }
 
-/** The outgoing message: the outer header fields, MIME-Version, the enveloped-data entity. Pure. */
-export function outerMessage(outer: readonly string[], envelopedDer: Uint8Array): Buffer {
-  return Buffer.from(outer.join("") + "MIME-Version: 1.0\r\n" + pkcs7Entity(envelopedDer, "enveloped-data"));
+/** The outgoing message: the outer header fields, MIME-Version, the (auth)enveloped-data entity. Pure. */
+export function outerMessage(
+  outer: readonly string[],
+  envelopedDer: Uint8Array,
+  smimeType: SmimeType = "enveloped-data",
+): Buffer {
+  return Buffer.from(outer.join("") + "MIME-Version: 1.0\r\n" + pkcs7Entity(envelopedDer, smimeType));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -351,10 +364,38 @@ export async function signData(content: Buffer, signer: Signer, now: Date): Prom
   }
 }
 
-/** EnvelopedData (ContentInfo DER), AES-256-CBC, to every certificate. */
+/** Content encryption: AES-256-CBC (EnvelopedData) or AES-256-GCM (AuthEnvelopedData). */
+export type ContentEncryption = "aes-256-cbc" | "aes-256-gcm";
+
+/** GCM's authentication tag: WebCrypto's default, 128 bits, appended to the ciphertext. */
+const GCM_TAG_BYTES = 16;
+/** GCM's nonce: 12 bytes (RFC 5084 section 3.2; OpenSSL's CMS reads no other length). */
+const GCM_NONCE_BYTES = 12;
+
+/**
+ * pkijs draws a 16-byte IV for every content cipher; for AES-GCM this engine uses its first 12 bytes
+ * as the nonce (authEnvelopedData() writes the same 12 into GCMParameters).
+ */
+const gcmEngine = new Proxy(engine, {
+  get(target, prop, receiver) {
+    if (prop !== "encrypt") return Reflect.get(target, prop, receiver) as unknown;
+    return (alg: { name: string; iv?: Uint8Array }, key: CryptoKey, data: ArrayBuffer) =>
+      target.encrypt(
+        alg.name === "AES-GCM" && alg.iv ? { ...alg, iv: alg.iv.slice(0, GCM_NONCE_BYTES) } : alg,
+        key,
+        data,
+      );
+  },
+});
+
+/**
+ * EnvelopedData, AES-256-CBC (or AuthEnvelopedData, AES-256-GCM), to every certificate: ContentInfo
+ * DER.
+ */
 export async function envelopeData(
   content: Buffer,
   certs: readonly RecipientCertificate[],
+  algorithm: ContentEncryption = "aes-256-cbc",
 ): Promise<Result<Uint8Array>> {
   try {
     const env = new pkijs.EnvelopedData();
@@ -368,12 +409,63 @@ export async function envelopeData(
           : { kdfAlgorithm: "SHA-256", kekEncryptionLength: 256 };
       env.addRecipientByCertificate(c.cert, params, undefined, engine);
     }
-    await env.encrypt({ name: "AES-CBC", length: 256 } as Algorithm, bytes(content), engine);
-    const info = new pkijs.ContentInfo({ contentType: OID.envelopedData, content: env.toSchema() });
+    const gcm = algorithm === "aes-256-gcm";
+    await env.encrypt(
+      { name: gcm ? "AES-GCM" : "AES-CBC", length: 256 } as Algorithm,
+      bytes(content),
+      gcm ? gcmEngine : engine,
+    );
+    const info = gcm
+      ? authEnvelopedData(env)
+      : new pkijs.ContentInfo({ contentType: OID.envelopedData, content: env.toSchema() });
     return ok(new Uint8Array(info.toSchema().toBER(false)));
   } catch (e) {
     return fail("SMIME_ENCRYPT_FAILED", true, `encryption failed: ${errorMessage(e)}`);
   }
+}
+
+/**
+ * RFC 5083's AuthEnvelopedData from pkijs's AES-GCM EnvelopedData (see the header):
+ * SEQUENCE { version 0, recipientInfos, authEncryptedContentInfo { id-data,
+ * { id-aes256-GCM, GCMParameters { nonce, icvLen 16 } }, [0] ciphertext }, mac (the GCM tag) }.
+ * No authenticated attributes, so GCM's additional data is empty (RFC 5083 section 2.2).
+ */
+function authEnvelopedData(env: pkijs.EnvelopedData): pkijs.ContentInfo {
+  const eci = env.encryptedContentInfo;
+  const iv = (eci.contentEncryptionAlgorithm.algorithmParams as asn1js.OctetString).valueBlock.valueHexView;
+  const nonce = iv.slice(0, GCM_NONCE_BYTES);
+  const sealed = new Uint8Array(eci.getEncryptedContent());
+  const ciphertext = sealed.slice(0, sealed.length - GCM_TAG_BYTES);
+  const tag = sealed.slice(sealed.length - GCM_TAG_BYTES);
+  const recipientInfos = new asn1js.Set({ value: env.recipientInfos.map((r) => r.toSchema()) });
+  const content = new asn1js.Sequence({
+    value: [
+      new asn1js.Integer({ value: 0 }),
+      recipientInfos,
+      new asn1js.Sequence({
+        value: [
+          new asn1js.ObjectIdentifier({ value: OID.data }),
+          new asn1js.Sequence({
+            value: [
+              new asn1js.ObjectIdentifier({ value: OID.aes256Gcm }),
+              new asn1js.Sequence({
+                value: [
+                  new asn1js.OctetString({ valueHex: nonce.buffer }),
+                  new asn1js.Integer({ value: GCM_TAG_BYTES }),
+                ],
+              }),
+            ],
+          }),
+          new asn1js.Primitive({
+            idBlock: { tagClass: 3, tagNumber: 0 },
+            valueHex: ciphertext.buffer,
+          }),
+        ],
+      }),
+      new asn1js.OctetString({ valueHex: tag.buffer }),
+    ],
+  });
+  return new pkijs.ContentInfo({ contentType: OID.authEnvelopedData, content });
 }
 
 /**
@@ -385,6 +477,7 @@ export async function protectMessage(
   certs: readonly RecipientCertificate[],
   signer: Signer | undefined,
   now: Date,
+  algorithm: ContentEncryption = "aes-256-cbc",
 ): Promise<Result<Buffer>> {
   const split = splitMessage(message);
   let inner = innerEntity(split);
@@ -393,9 +486,11 @@ export async function protectMessage(
     if (!s.ok) return s;
     inner = Buffer.from(pkcs7Entity(s.value, "signed-data"));
   }
-  const e = await envelopeData(inner, certs);
+  const e = await envelopeData(inner, certs, algorithm);
   if (!e.ok) return e;
-  return ok(outerMessage(split.outer, e.value));
+  return ok(
+    outerMessage(split.outer, e.value, algorithm === "aes-256-gcm" ? "authEnveloped-data" : "enveloped-data"),
+  );
 }
 
 export type { Failure };

@@ -59,6 +59,8 @@ export interface TransportPlan {
   poolKey: string;
   /** Checked once the session is encrypted, before AUTH or MAIL FROM: a failure ends it (DANE). */
   peerCheck?(socket: TLSSocket): Failure | undefined;
+  /** dane: the TLSA record (text) the presented chain matched, for the encryption receipt. */
+  daneMatch?(socket: TLSSocket): string | undefined;
 }
 
 /**
@@ -165,6 +167,10 @@ export function planTransport(
           peerCheck(socket: TLSSocket): Failure | undefined {
             const m = matchChain(peerChain(socket), records, daneNames, now());
             return m.ok ? undefined : fail("DANE_TLSA_MISMATCH", true, `DANE: ${m.reason} (${hop.name})`);
+          },
+          daneMatch(socket: TLSSocket): string | undefined {
+            const m = matchChain(peerChain(socket), records, daneNames, now());
+            return m.ok ? tlsaText(m.record) : undefined;
           },
         }
       : {}),

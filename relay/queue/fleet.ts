@@ -8,6 +8,7 @@
 // pods. fleetTargets and mergeListings are pure; discoverFleet is the Kubernetes API call
 // (test/integration/ops-queue-fleet.test.ts runs it against a real kube-apiserver).
 import { relaySelector } from "../contract/pod-labels.js";
+import { printable } from "../printable.js";
 import type { MessageView } from "./admin-api.js";
 
 export interface FleetTarget {
@@ -68,4 +69,41 @@ export function mergeListings(listings: PodListing[]): (MessageView & { pod: str
   return listings
     .flatMap((l) => (l.messages ?? []).map((m) => ({ ...m, pod: l.pod })))
     .sort((a, b) => a.receivedAt.localeCompare(b.receivedAt) || a.pod.localeCompare(b.pod));
+}
+
+/** The admin ports a fleet command asks: every running pod of `fleet`, else the --admin URLs. */
+export interface TargetFlags {
+  fleet?: string | undefined;
+  namespace?: string | undefined;
+  "admin-port": string;
+}
+
+/**
+ * The targets of a command over several pods (`command` names it in messages, e.g. "sealpost
+ * queue"), or its exit code after saying why there are none (2: a bad flag, 1: no pod).
+ */
+export async function commandTargets(
+  v: TargetFlags,
+  admins: string[],
+  command: string,
+  err: (s: string) => void,
+): Promise<FleetTarget[] | number> {
+  if (v.fleet === undefined) return admins.map((url) => ({ pod: url, url }));
+  const port = Number(v["admin-port"]);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    err(`${command}: --admin-port must be a port number, not "${printable(v["admin-port"])}"\n`);
+    return 2;
+  }
+  try {
+    const found = await discoverFleet(v.fleet, v.namespace, port);
+    for (const s of found.skipped) err(printable(`${command}: pod ${s} skipped: not running`) + "\n");
+    if (!found.targets.length) {
+      err(printable(`${command}: no running pod of MailRelay ${found.namespace}/${v.fleet}`) + "\n");
+      return 1;
+    }
+    return found.targets;
+  } catch (e) {
+    err(printable(`${command}: listing the pods of MailRelay ${v.fleet}: ${(e as Error).message}`) + "\n");
+    return 1;
+  }
 }

@@ -17,7 +17,7 @@ import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { printable, safeJson } from "../printable.js";
 import type { MessageView, QueueAction } from "./admin-api.js";
-import { discoverFleet, mergeListings, type FleetTarget, type PodListing } from "./fleet.js";
+import { commandTargets, mergeListings, type PodListing } from "./fleet.js";
 import { parseAge } from "./selection.js";
 
 const USAGE = `usage: sealpost queue <command> [<id>...] [flags]
@@ -146,29 +146,8 @@ async function fleetList(
   fetchAt: (base: string, method: string, path: string) => Promise<unknown>,
   io: QueueCliIo,
 ): Promise<number> {
-  let targets: FleetTarget[] = admins.map((url) => ({ pod: url, url }));
-  if (v.fleet !== undefined) {
-    const port = Number(v["admin-port"]);
-    if (!Number.isInteger(port) || port < 1 || port > 65535) {
-      io.err(`sealpost queue: --admin-port must be a port number, not "${printable(v["admin-port"])}"\n`);
-      return 2;
-    }
-    try {
-      const found = await discoverFleet(v.fleet, v.namespace, port);
-      targets = found.targets;
-      for (const s of found.skipped)
-        io.err(printable(`sealpost queue: pod ${s} skipped: not running`) + "\n");
-      if (!targets.length) {
-        io.err(printable(`sealpost queue: no running pod of MailRelay ${found.namespace}/${v.fleet}`) + "\n");
-        return 1;
-      }
-    } catch (e) {
-      io.err(
-        printable(`sealpost queue: listing the pods of MailRelay ${v.fleet}: ${(e as Error).message}`) + "\n",
-      );
-      return 1;
-    }
-  }
+  const targets = await commandTargets(v, admins, "sealpost queue", (s) => io.err(s));
+  if (typeof targets === "number") return targets;
   const listings: PodListing[] = await Promise.all(
     targets.map((t) =>
       fetchAt(t.url, "GET", "/queue").then(

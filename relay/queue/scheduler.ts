@@ -12,7 +12,7 @@
 // entry missing a push is attempted late at worst, never lost. When stale nodes outnumber the
 // entries the heap is rebuilt from the entries (O(n), amortised over the pushes that made them).
 import type { LoadedConfig } from "../config/load.js";
-import { deliveryLine, messageIdOf } from "../delivery-log.js";
+import { deliveryLine, messageIdOf, type DeliveryLine } from "../delivery-log.js";
 import { composeDsn, DSN_HEADER_BYTES } from "../dsn.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
@@ -39,6 +39,11 @@ export interface SchedulerDeps {
   now?: () => number;
   /** Draws the retry jitter (backoff.ts); default Math.random. */
   random?: () => number;
+  /**
+   * The encryption receipt of a delivered recipient (relay/receipts/): written before the recipient
+   * is recorded as delivered; never rejects.
+   */
+  receipt?(env: Envelope, line: DeliveryLine, r: RecipientResult): Promise<void>;
 }
 
 /** A heap node: the entry and the nextAttemptAt it was pushed with. */
@@ -359,10 +364,12 @@ export class Scheduler {
             g.hold.message,
           );
         let deferredReason: string | undefined;
+        const receipts: Promise<void>[] = [];
         for (const r of results) {
           const rec = env.recipients.find((x) => x.address === r.address && x.state === "pending");
           if (!rec) continue;
-          this.logDelivery(env, r, policy, messageId);
+          const receipt = this.logDelivery(env, r, policy, messageId);
+          if (receipt) receipts.push(receipt);
           if (r.outcome === "delivered") {
             rec.state = "delivered";
             delete rec.lastError;
@@ -382,6 +389,7 @@ export class Scheduler {
           }
         }
         if (deferredReason) metrics.deferred.inc({ policy, reason: deferredReason });
+        await Promise.all(receipts);
         // every recipient done and none to notify: the message is removed next, so its state is not
         // persisted first (a crash in between re-sends it: a duplicate, never a loss)
         const finished = env.recipients.every(
@@ -410,7 +418,8 @@ export class Scheduler {
         };
         metrics.bounced.inc({ policy: "n/a", reason: "EXPIRED" });
         const { code, message, status } = r.lastError;
-        this.logDelivery(env, {
+        // a failed recipient: no receipt to wait for
+        void this.logDelivery(env, {
           address: r.address,
           outcome: "failed",
           code,
@@ -439,8 +448,13 @@ export class Scheduler {
     await spool.update(env);
   }
 
-  /** The delivery log's line of one recipient's result (relay/delivery-log.ts). */
-  private logDelivery(env: Envelope, r: RecipientResult, policy?: string, messageId?: string): void {
+  /** The delivery log's line of one recipient's result (relay/delivery-log.ts), and its receipt. */
+  private logDelivery(
+    env: Envelope,
+    r: RecipientResult,
+    policy?: string,
+    messageId?: string,
+  ): Promise<void> | undefined {
     const line = deliveryLine(
       {
         queueId: env.id,
@@ -461,6 +475,7 @@ export class Scheduler {
         { status: line.status },
         Math.max(0, line.delay - line.delays.beforeQueue),
       );
+    return line.status === "sent" ? this.d.receipt?.(env, line, r) : undefined;
   }
 
   /** Queues one DSN for the recipients that failed since the last one (never for the null sender). */
@@ -469,8 +484,9 @@ export class Scheduler {
     if (!failed.length) return;
     if (env.from !== "") {
       let original: Buffer = Buffer.alloc(0);
-      // a REQUIRETLS message's headers (Subject, To, ...) stay out: its DSN goes to the sender under
-      // that route's own TLS, without REQUIRETLS, possibly in clear
+      // a REQUIRETLS message's DSN is sent with REQUIRETLS too (RFC 8689 section 4.3): over verified
+      // TLS to a next hop offering it, or not at all (a DSN's own failure is never reported); its
+      // headers (Subject, To, ...) stay out all the same
       if (!env.requireTls)
         try {
           original = await this.d.spool.readMessage(env.id, DSN_HEADER_BYTES); // its headers only
@@ -500,6 +516,7 @@ export class Scheduler {
           recipients: [{ address: env.from, state: "pending" }],
           receivedAt: now,
           peer: "local (dsn)",
+          ...(env.requireTls ? { requireTls: true } : {}),
         },
         Buffer.alloc(0),
         dsn,

@@ -11,16 +11,20 @@
 //   plainmx.signed.test   secure MX, MX host in the unsigned plain.test -> delivered (DANE n/a)
 //   plain.test            unsigned zone: insecure MX                    -> deferred (dane-required)
 //   bogus.test            signed, wrong trust anchor: SERVFAIL          -> deferred (dnssec-invalid)
+//   rt.signed.test        nextHop mx-rt (a sink offering REQUIRETLS), TLSA 3 1 1 of its key: a
+//                         REQUIRETLS message is delivered (dane authenticates: RFC 8689 is met)
 import assert from "node:assert/strict";
 import { X509Certificate, createHash } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import type { Receipt } from "../../relay/contract/receipt.js";
 import { makeCa, makeLeaf } from "../support/certs.js";
 import { startPostfix, type PostfixPeer } from "../support/postfix.js";
 import { waitFor } from "../support/process.js";
-import { relayFixture, type LogCapture, type RelayFixture } from "../support/relay.js";
+import { rawSession, relayFixture, type LogCapture, type RelayFixture } from "../support/relay.js";
 import { buildZone, startNsd, type Nsd } from "../support/signed-zone.js";
+import { startSink, type Sink } from "../support/sink.js";
 import { swaks } from "../support/swaks.js";
 import { startUnbound, type Unbound } from "../support/unbound.js";
 
@@ -31,6 +35,7 @@ let nsd: Nsd;
 let unbound: Unbound;
 let leafSpki: string;
 let otherSpki: string;
+let rtSink: Sink; // STARTTLS + REQUIRETLS, the leaf's key: the DANE next hop of rt.signed.test
 
 const domains = [
   "good.signed.test",
@@ -67,6 +72,10 @@ before(async () => {
   leafSpki = spkiSha256(leafPem);
   otherSpki = spkiSha256(await readFile(other.certFile));
   const tlsa = (host: string, rr: string) => `_${postfix.port}._tcp.${host} IN TLSA ${rr}`;
+  rtSink = await startSink({
+    tls: { cert: Buffer.concat([leafPem, caPem]), key: await readFile(leaf.keyFile) },
+    requireTls: true,
+  });
   const zones = [
     await buildZone(f.work, {
       origin: "signed.test",
@@ -81,6 +90,8 @@ before(async () => {
         tlsa("mx-ta", `2 0 1 ${certSha256(caPem)}`),
         tlsa("mx-bad", `3 1 1 ${otherSpki}`),
         tlsa("mx-unusable", `1 1 1 ${spkiSha256(leafPem)}`),
+        "mx-rt IN A 127.0.0.1",
+        `_${rtSink.port}._tcp.mx-rt IN TLSA 3 1 1 ${leafSpki}`,
       ],
     }),
     await buildZone(f.work, {
@@ -108,13 +119,20 @@ before(async () => {
   });
   await f.configure({
     dns: { servers: [unbound.address] },
-    policies: [{ name: "p/dane", domains, outbound: { tls: { mode: "dane" } } }],
+    policies: [
+      { name: "p/dane", domains, outbound: { tls: { mode: "dane" } } },
+      {
+        name: "p/dane-rt",
+        domains: ["rt.signed.test"],
+        outbound: { tls: { mode: "dane" }, nextHop: { host: "mx-rt.signed.test", port: rtSink.port } },
+      },
+    ],
   });
   ({ logs } = await f.start({ mxPort: postfix.port }));
 });
 
 after(async () => {
-  await f?.stop(() => Promise.all([postfix?.stop(), unbound?.stop(), nsd?.stop()]));
+  await f?.stop(() => Promise.all([postfix?.stop(), unbound?.stop(), nsd?.stop(), rtSink?.close()]));
 });
 
 async function submit(rcpt: string, tag: string): Promise<string> {
@@ -139,6 +157,9 @@ const delivery = (id: string, pred: (l: Record<string, unknown>) => boolean = ()
 async function arrived(tag: string) {
   return (await postfix.messages()).find((m) => m.headers["x-test-id"]?.[0] === tag);
 }
+
+/** Postfix's 250 comes before its local delivery writes the maildir file: wait for it. */
+const arrives = (tag: string) => waitFor(`${tag} in Postfix's maildir`, () => arrived(tag), 20_000);
 
 describe("DANE against a DNSSEC-signed zone (nsd + unbound)", () => {
   // first, while Postfix's log holds no other session: proves no MAIL FROM was sent
@@ -169,21 +190,58 @@ describe("DANE against a DNSSEC-signed zone (nsd + unbound)", () => {
     assert.equal(l.nextHop, "mx-good.signed.test");
     assert.ok((l.session as { tlsVersion?: string }).tlsVersion);
     assert.deepEqual(l.tlsPolicy, { type: "tlsa", strings: [`3 1 1 ${leafSpki}`] });
-    assert.ok(await arrived("dane-good"));
+    await arrives("dane-good");
+  });
+
+  it("issue 20 item 5: REQUIRETLS over a dane-authenticated hop: delivered with REQUIRETLS on MAIL FROM", async () => {
+    const s = await rawSession(f.ports.smtp);
+    let id: string;
+    try {
+      await s.cmd("EHLO client.test");
+      assert.match(await s.starttls(), /^220/);
+      assert.match(await s.cmd("EHLO client.test"), /250[ -]REQUIRETLS/);
+      assert.match(await s.cmd("MAIL FROM:<alice@local.test> REQUIRETLS"), /^250/);
+      assert.match(await s.cmd("RCPT TO:<rita@rt.signed.test>"), /^250/);
+      assert.match(await s.cmd("DATA"), /^354/);
+      const reply = await s.data("From: alice@local.test\nSubject: rt\nX-Test-Id: dane-rt\n\nconfidential\n");
+      id = /queued as ([0-9A-F]+)/.exec(reply)![1]!;
+    } finally {
+      s.close();
+    }
+    const l = await delivery(id, (x) => x.result === "delivered");
+    assert.equal(l.level, "dane");
+    assert.deepEqual(l.tlsPolicy, { type: "tlsa", strings: [`3 1 1 ${leafSpki}`] });
+    const m = await waitFor("at the REQUIRETLS sink", () =>
+      rtSink.messages.find((x) => x.data.toString().includes("X-Test-Id: dane-rt")),
+    );
+    assert.equal(m.requireTls, true);
+    assert.equal(m.secure, true);
+    // its encryption receipt names the TLSA record that authenticated the hop
+    let receipt: Receipt | undefined;
+    await waitFor("the receipt", async () => {
+      for await (const line of f.relay!.receipts!.export({})) {
+        const e = JSON.parse(line) as { kind: string; receipt?: Receipt };
+        if (e.kind === "receipt" && e.receipt?.queueId === id) receipt = e.receipt;
+      }
+      return receipt;
+    });
+    assert.equal(receipt?.tls.authenticated, "dane");
+    assert.equal(receipt?.tls.daneRecord, `3 1 1 ${leafSpki}`);
+    assert.equal(receipt?.requireTls, true);
   });
 
   it("TLSA 2 0 1 of the CA (DANE-TA), name checked against the MX host: delivered", async () => {
     const id = await submit("dave@ta.signed.test", "dane-ta");
     const l = await delivery(id, (x) => x.result === "delivered");
     assert.match((l.tlsPolicy as { strings: string[] }).strings[0]!, /^2 0 1 /);
-    assert.ok(await arrived("dane-ta"));
+    await arrives("dane-ta");
   });
 
   it("secure TLSA RRset with only a PKIX-EE record: no usable record, TLS still required: delivered", async () => {
     const id = await submit("erin@unusable.signed.test", "dane-unusable");
     const l = await delivery(id, (x) => x.result === "delivered");
     assert.ok((l.session as { tlsVersion?: string }).tlsVersion);
-    assert.ok(await arrived("dane-unusable"));
+    await arrives("dane-unusable");
   });
 
   it("secure MX, MX host in an unsigned zone: DANE does not apply to it (RFC 7672 2.2): delivered", async () => {
@@ -191,7 +249,7 @@ describe("DANE against a DNSSEC-signed zone (nsd + unbound)", () => {
     const l = await delivery(id, (x) => x.result === "delivered");
     assert.equal(l.nextHop, "mx.plain.test");
     assert.equal((l.tlsPolicy as { type: string }).type, "no-policy-found");
-    assert.ok(await arrived("dane-plainmx"));
+    await arrives("dane-plainmx");
   });
 
   it("unsigned recipient domain (insecure MX): deferred, dane-required, no connection", async () => {

@@ -1,7 +1,8 @@
 // REQUIRETLS (RFC 8689) end to end: advertised only inside TLS, MAIL FROM ... REQUIRETLS refused in
 // clear; such a message goes out only over verified TLS to a next hop offering REQUIRETLS (with the
 // option on MAIL FROM), else it bounces at once with a DSN (5.7.10, or 5.7.30 for a next hop
-// without the extension), never deferred and never downgraded.
+// without the extension), never deferred and never downgraded. The DSN itself is sent with
+// REQUIRETLS (section 4.3): to a sender whose route cannot carry it, it is not sent at all.
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { after, before, describe, it } from "node:test";
@@ -21,7 +22,7 @@ let ports: TestPorts;
 let logs: LogCapture;
 let secure: Sink; // STARTTLS + REQUIRETLS
 let noExt: Sink; // STARTTLS, no REQUIRETLS
-let local: Sink; // internal next hop: where DSNs to local senders go
+let local: Sink; // STARTTLS + REQUIRETLS: where DSNs to local senders go
 
 before(async () => {
   f = await relayFixture("relay-requiretls");
@@ -31,7 +32,7 @@ before(async () => {
   [secure, noExt, local] = await Promise.all([
     startSink({ tls, requireTls: true }),
     startSink({ tls }),
-    startSink(),
+    startSink({ tls, requireTls: true }),
   ]);
   const verify = { mode: "verify" as const, caFile: "ca.crt", matchNames: ["mx.partner.test"] };
   await f.configure(
@@ -42,6 +43,12 @@ before(async () => {
         internalNextHop: { host: "127.0.0.1", port: local.port },
       },
       policies: [
+        {
+          // the local domain's own policy: its senders' DSNs go over verified TLS (REQUIRETLS ones too)
+          name: "p/local",
+          domains: ["local.test"],
+          outbound: { tls: verify, nextHop: { host: "127.0.0.1", port: local.port } },
+        },
         {
           name: "p/verified",
           domains: ["verified.test"],
@@ -69,17 +76,17 @@ after(async () => {
 });
 
 /** STARTTLS, then MAIL FROM ... REQUIRETLS; returns the relay's queue id. */
-async function submitRequireTls(rcpt: string, tag: string): Promise<string> {
+async function submitRequireTls(rcpt: string, tag: string, from = "alice@local.test"): Promise<string> {
   const s = await rawSession(ports.smtp);
   try {
     await s.cmd("EHLO client.test");
     assert.match(await s.starttls(), /^220/);
     assert.match(await s.cmd("EHLO client.test"), /250[ -]REQUIRETLS/);
-    assert.match(await s.cmd("MAIL FROM:<alice@local.test> REQUIRETLS"), /^250/);
+    assert.match(await s.cmd(`MAIL FROM:<${from}> REQUIRETLS`), /^250/);
     assert.match(await s.cmd(`RCPT TO:<${rcpt}>`), /^250/);
     assert.match(await s.cmd("DATA"), /^354/);
     const reply = await s.data(
-      `From: alice@local.test\nTo: ${rcpt}\nSubject: ${tag}\nX-Test-Id: ${tag}\n\nconfidential\n`,
+      `From: ${from}\nTo: ${rcpt}\nSubject: ${tag}\nX-Test-Id: ${tag}\n\nconfidential\n`,
     );
     const m = /queued as ([0-9A-F]+)/.exec(reply);
     assert.ok(m, reply);
@@ -126,14 +133,15 @@ describe("REQUIRETLS", () => {
       20_000,
     );
     assert.equal(dsn.from, "");
+    assert.equal(dsn.requireTls, true, "the DSN of a REQUIRETLS message is sent with REQUIRETLS");
     assert.match(dsn.data.toString(), /Status: 5\.7\.10/);
     assert.doesNotMatch(dsn.data.toString(), /confidential/);
     assert.equal(tagged(secure, "rt-unverified"), undefined);
   });
 
-  it("attack: the DSN of a REQUIRETLS message, which travels without REQUIRETLS, carries none of its headers", async () => {
-    // the DSN goes to the sender's domain under that route's own TLS (here the internal next hop, in
-    // clear): the message's Subject, To and other headers must not leave with it
+  it("attack: the DSN of a REQUIRETLS message carries none of its headers", async () => {
+    // the DSN goes to the sender's domain with REQUIRETLS; the message's Subject, To and other
+    // headers stay out all the same
     const id = await submitRequireTls("erin@plain.test", "rt-hdrs");
     const dsn = await waitFor(
       "DSN",
@@ -145,6 +153,24 @@ describe("REQUIRETLS", () => {
     assert.doesNotMatch(text, /Subject: rt-hdrs/);
     assert.doesNotMatch(text, /X-Test-Id: rt-hdrs/);
     assert.doesNotMatch(text, /confidential/);
+  });
+
+  it("RFC 8689 4.3: a DSN to a sender whose route cannot carry REQUIRETLS is not sent (never in clear)", async () => {
+    // ops@plain.test: its route (mode required) never authenticates the peer, so the DSN of its
+    // REQUIRETLS message fails itself (REQUIRETLS_UNMET) and, a DSN's failure being never reported,
+    // is dropped: the partner that would have read the bounce unverified gets nothing
+    const id = await submitRequireTls("dan@plain.test", "rt-dsn-unmet", "ops@plain.test");
+    const queued = await waitFor("DSN queued", () => logs.find((x) => x.event === "dsn" && x.queueId === id));
+    const dsnId = String(queued.dsnId);
+    const l = await waitFor("the DSN's attempt", () =>
+      logs.find((x) => x.event === "delivery" && x.queueId === dsnId && x.result === "failed"),
+    );
+    assert.equal(l.code, "REQUIRETLS_UNMET");
+    await waitFor("the DSN done", () => logs.find((x) => x.event === "queue-done" && x.queueId === dsnId));
+    assert.equal(
+      secure.messages.find((m) => m.data.toString().includes(`X-Queue-ID: ${id}`)),
+      undefined,
+    );
   });
 
   it("next hop without REQUIRETLS: bounced with 5.7.30", async () => {

@@ -231,6 +231,44 @@ describe("S/MIME gateway encryption", () => {
     );
   });
 
+  it("aes-256-gcm: AuthEnvelopedData (RFC 5083/5084) that openssl recovers exactly; a changed byte is refused", async () => {
+    await configure({
+      certificateFiles: ["secrets/partner-smime/certs.pem"],
+      contentEncryption: "aes-256-gcm",
+    });
+    const { id, inner } = await submit(["bob@partner.test", "carol@partner.test"], "sm-gcm");
+    const forBob = await delivered("sm-gcm", "bob@partner.test");
+    const forCarol = await delivered("sm-gcm", "carol@partner.test");
+    assert.match(
+      forBob.headers["content-type"]?.[0] ?? "",
+      /^application\/pkcs7-mime; smime-type=authEnveloped-data; name=smime\.p7m/,
+    );
+    assert.doesNotMatch(forBob.raw, /secret number|data\.bin/);
+    assert.deepEqual(await decrypt(forBob, bob), inner);
+    assert.deepEqual(await decrypt(forCarol, carol), inner);
+    // what OpenSSL parsed: AuthEnvelopedData with AES-256-GCM, not EnvelopedData
+    const der = Buffer.from(forBob.body.replace(/\s+/g, ""), "base64");
+    const derFile = join(work, "gcm.der");
+    await writeFile(derFile, der);
+    const printed = await run("openssl", ["cms", "-cmsout", "-print", "-inform", "DER", "-in", derFile]);
+    assert.match(printed.stdout, /id-smime-ct-authEnvelopedData/);
+    assert.match(printed.stdout, /aes-256-gcm/);
+    // an attacker on the path flips one ciphertext byte (before the 18-byte mac): GCM refuses it,
+    // where CBC would decrypt to altered text
+    const changed = Buffer.from(der);
+    const at = changed.length - 40;
+    changed[at] = changed[at]! ^ 0x01;
+    const changedFile = join(work, "gcm-changed.der");
+    await writeFile(changedFile, changed);
+    await assert.rejects(
+      run("openssl", [
+        "cms", "-decrypt", "-inform", "DER", "-in", changedFile, "-recip", bob.certFile, "-inkey", bob.keyFile,
+      ]), // prettier-ignore
+    );
+    const l = await waitFor("smime log", smimeLog(id, "encrypted"));
+    assert.equal(l.algorithm, "aes-256-gcm");
+  });
+
   it("signs first (opaque SignedData), then encrypts; openssl cms -verify -CAfile accepts it", async () => {
     await configure({
       certificateFiles: ["secrets/partner-smime/certs.pem"],

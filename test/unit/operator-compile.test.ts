@@ -167,6 +167,31 @@ describe("compile", () => {
     ]);
   });
 
+  it("issue 20 item 7: S/MIME contentEncryption reaches the relay's config; absent, AES-256-CBC", () => {
+    const smime = (contentEncryption?: "aes-256-cbc" | "aes-256-gcm") =>
+      policy(`sm-${contentEncryption ?? "default"}`, {
+        domains: [`${contentEncryption ?? "default"}.partner.example`],
+        outbound: {
+          tls: { mode: "required" },
+          messageEncryption: {
+            smime: {
+              recipientCertificates: { configMapRef: { name: "certs" } },
+              ...(contentEncryption ? { contentEncryption } : {}),
+            },
+          },
+        } as MailDomainPolicy["spec"]["outbound"],
+      });
+    const r = compileRelayConfig(
+      relay(),
+      [smime("aes-256-gcm"), smime()],
+      clusterView({ configMaps: { certs: ["a.crt"] } }),
+    );
+    assert.equal(r.problems.size, 0);
+    const byPolicy = new Map(r.config.policies.map((p) => [p.name, p.outbound.smime?.contentEncryption]));
+    assert.equal(byPolicy.get("mail/sm-aes-256-gcm"), "aes-256-gcm");
+    assert.equal(byPolicy.get("mail/sm-default"), "aes-256-cbc");
+  });
+
   it("is deterministic: input order does not change the config or its hash", () => {
     const a = policy("a", { domains: ["a.example"] });
     const b = policy("b", { domains: ["b.example"] });

@@ -35,7 +35,8 @@ describe("sealpost CLI", () => {
     const h = await sealpost("--help");
     assert.equal(h.code, 0);
     assert.match(h.stdout, /^usage: sealpost <command> \[flags\]/);
-    for (const c of ["operator", "relay", "queue"]) assert.match(h.stdout, new RegExp(`^ {2}${c} `, "m"));
+    for (const c of ["operator", "relay", "queue", "receipts"])
+      assert.match(h.stdout, new RegExp(`^ {2}${c} `, "m"));
     const v = await sealpost("--version");
     assert.equal(v.code, 0);
     assert.equal(v.stdout, `sealpost ${pkg.version}\n`);
@@ -117,6 +118,9 @@ describe("sealpost CLI", () => {
       [["operator", "--nope"], /^sealpost operator: Unknown option '--nope'$/],
       [["queue", "list", "--nope"], /^sealpost queue: Unknown option '--nope'/],
       [["queue", "frobnicate"], /^sealpost queue: unknown command "frobnicate"$/],
+      [["receipts", "export", "--nope"], /^sealpost receipts: Unknown option '--nope'/],
+      [["receipts", "frobnicate"], /^sealpost receipts: unknown command "frobnicate"$/],
+      [["receipts", "verify"], /^sealpost receipts verify: one FILE is required$/],
       [["bogus"], /^sealpost: unknown command "bogus"$/],
     ] as const) {
       const r = await sealpost(...args);

@@ -1,0 +1,171 @@
+// The receipt log's chain (relay/receipts/chain.ts) and its file (receipt-log.ts): written entries
+// verify; a changed, removed, reordered or re-hashed entry and a forged checkpoint are named by line;
+// a partial last line is cut at the next open and the chain continues from the last whole entry.
+import assert from "node:assert/strict";
+import { createPublicKey, generateKeyPairSync } from "node:crypto";
+import { appendFile, mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import type { Receipt, ReceiptEntry } from "../../relay/contract/receipt.js";
+import { createLogger } from "../../relay/log.js";
+import { canonicalJson, entryHash, verifyReceipts } from "../../relay/receipts/chain.js";
+import { exportFilter } from "../../relay/receipts/admin-api.js";
+import { ReceiptLog } from "../../relay/receipts/receipt-log.js";
+
+const silent = createLogger(undefined, "silent");
+let dir: string;
+
+function receipt(to: string, n: number): Receipt {
+  return {
+    queueId: `Q${n}`,
+    from: "alice@local.test",
+    to,
+    time: new Date(Date.UTC(2026, 0, 1, 0, n)).toISOString(),
+    nextHop: { host: "mx.partner.test", address: "127.0.0.1", port: 25 },
+    tls: { level: "verify", protocol: "TLSv1.3", authenticated: "ca-chain", ca: "system", names: ["mx"] },
+    requireTls: false,
+    policy: { name: "p/partner", configHash: "abc", generation: 1 },
+    dsn: "2.0.0",
+    reply: `250 2.0.0 Ok: queued as ${n}`,
+  };
+}
+
+/** A log of `n` receipts (alternating domains) and a closing checkpoint; its lines and key. */
+async function writeLog(
+  name: string,
+  n: number,
+): Promise<{ lines: string[]; log: ReceiptLog; path: string }> {
+  const queueDir = join(dir, name);
+  const log = await ReceiptLog.open({ queueDir, relay: "t/edge", log: silent });
+  for (let i = 1; i <= n; i++) await log.append(receipt(i % 2 ? "bob@a.test" : "carol@b.test", i));
+  await log.close();
+  const path = join(queueDir, "receipts", "log.jsonl");
+  return { lines: (await readFile(path, "utf8")).split("\n").filter(Boolean), log, path };
+}
+
+const text = (lines: string[]): string => lines.join("\n") + "\n";
+const key = (log: ReceiptLog) =>
+  ({ key: Buffer.from(log.publicKey, "base64"), format: "der", type: "spki" }) as const;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "receipts-unit-"));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("receipt chain", () => {
+  it("a written log verifies, its checkpoint signed with the relay's key", async () => {
+    const { lines, log } = await writeLog("ok", 5);
+    assert.equal(lines.length, 6);
+    const r = verifyReceipts(text(lines), createPublicKey(key(log)));
+    assert.equal(r.ok, true, JSON.stringify(r.bad));
+    assert.equal(r.receipts, 5);
+    assert.equal(r.checkpoints, 1);
+    assert.equal(r.unsigned, 0);
+    assert.deepEqual(r.keyIds, [log.keyId]);
+  });
+
+  it("names the first bad entry: changed, re-hashed, removed, reordered, forged checkpoint, other key", async () => {
+    const { lines, log } = await writeLog("tamper", 5);
+    const pub = createPublicKey(key(log));
+    const check = (l: string[], k = pub) => verifyReceipts(text(l), k).bad;
+    // a changed recipient
+    const edited = [...lines];
+    edited[2] = edited[2]!.replace("bob@a.test", "mallory@a.test");
+    assert.match(check(edited)?.why ?? "", /does not match its hash/);
+    assert.equal(check(edited)?.line, 3);
+    // changed and re-hashed: the next line's prev no longer matches
+    const e = JSON.parse(edited[2]) as Record<string, unknown>;
+    e.hash = entryHash(e as unknown as ReceiptEntry);
+    const rehashed = [...lines];
+    rehashed[2] = canonicalJson(e);
+    assert.deepEqual(check(rehashed), {
+      line: 4,
+      why: "seq 4: prev is not the hash of line 3 (that entry was changed)",
+    });
+    // a removed line
+    const removed = lines.filter((_, i) => i !== 1);
+    assert.equal(check(removed)?.line, 2);
+    assert.match(check(removed)?.why ?? "", /seq 3 follows seq 1/);
+    // two lines swapped
+    const swapped = [...lines];
+    [swapped[1], swapped[2]] = [swapped[2]!, swapped[1]!];
+    assert.equal(check(swapped)?.line, 2);
+    // the checkpoint's signature
+    const cp = JSON.parse(lines[5]!) as Record<string, unknown>;
+    cp.signature = Buffer.alloc(64, 1).toString("base64");
+    cp.hash = entryHash(cp as unknown as ReceiptEntry);
+    assert.deepEqual(check([...lines.slice(0, 5), canonicalJson(cp)]), {
+      line: 6,
+      why: "checkpoint seq 6: the signature does not verify",
+    });
+    // another key
+    const other = generateKeyPairSync("ed25519").publicKey;
+    assert.match(check(lines, other)?.why ?? "", /not the given key/);
+    // a receipt that is not one
+    assert.match(check(["{}"])?.why ?? "", /not a receipt entry/);
+  });
+
+  it("an export --domain redacts the other domains' receipts and still verifies end to end", async () => {
+    const { log } = await writeLog("export", 4);
+    const again = await ReceiptLog.open({ queueDir: join(dir, "export"), relay: "t/edge", log: silent });
+    const lines: string[] = [];
+    for await (const l of again.export({ domain: "a.test" })) lines.push(l);
+    await again.close();
+    const out = lines.join("");
+    assert.equal((JSON.parse(lines[0]!) as { publicKey: string }).publicKey, log.publicKey);
+    assert.match(out, /bob@a\.test/);
+    assert.doesNotMatch(out, /carol@b\.test/);
+    const r = verifyReceipts(out);
+    assert.equal(r.ok, true, JSON.stringify(r.bad));
+    assert.equal(r.receipts, 2);
+    assert.equal(r.redacted, 2);
+    // a field added to a receipt, or to a stub, is a change
+    const added = out.replace(
+      /"dsn":"2\.0\.0"/,
+      '"dsn":"2.0.0","smime":{"algorithm":"aes-256-gcm","signed":false}',
+    );
+    assert.match(verifyReceipts(added).bad?.why ?? "", /does not match its hash/);
+    const stub = out.replace(/"kind":"redacted"/, '"kind":"redacted","x":1');
+    assert.match(verifyReceipts(stub).bad?.why ?? "", /a redacted entry carries only/);
+  });
+
+  it("a partial last line (an interrupted append) is ignored by verify, cut at the next open, the chain continues", async () => {
+    const { lines, path } = await writeLog("partial", 3);
+    await appendFile(path, lines[1]!.slice(0, 40));
+    const before = verifyReceipts(await readFile(path, "utf8"));
+    assert.equal(before.ok, true);
+    assert.equal(before.partialTail, 5);
+    const log = await ReceiptLog.open({ queueDir: join(dir, "partial"), relay: "t/edge", log: silent });
+    await log.append(receipt("bob@a.test", 9));
+    await log.close();
+    const after = verifyReceipts(await readFile(path, "utf8"));
+    assert.equal(after.ok, true, JSON.stringify(after.bad));
+    assert.equal(after.partialTail, undefined);
+    assert.equal(after.last, 6); // 3 receipts, checkpoint, receipt, checkpoint
+  });
+
+  it("export filter: a domain in canonical form, since as a time or an age", () => {
+    const now = Date.UTC(2026, 0, 2);
+    assert.deepEqual(exportFilter(new URLSearchParams("domain=Partner.TEST&since=2h"), now), {
+      domain: "partner.test",
+      since: now - 7_200_000,
+    });
+    assert.deepEqual(exportFilter(new URLSearchParams("since=2026-01-01T00:00:00Z"), now), {
+      since: Date.UTC(2026, 0, 1),
+    });
+    assert.match(exportFilter(new URLSearchParams("since=yesterday"), now) as string, /neither/);
+    assert.match(exportFilter(new URLSearchParams("domain=a_b"), now) as string, /not a domain/);
+  });
+
+  it("the signing key is kept: a reopened log signs with the same key", async () => {
+    const queueDir = join(dir, "key");
+    const a = await ReceiptLog.open({ queueDir, relay: "t/edge", log: silent });
+    await a.close();
+    const b = await ReceiptLog.open({ queueDir, relay: "t/edge", log: silent });
+    await b.close();
+    assert.equal(a.keyId, b.keyId);
+  });
+});
