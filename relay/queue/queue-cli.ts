@@ -156,6 +156,12 @@ async function fleetList(
     try {
       const found = await discoverFleet(v.fleet, v.namespace, port);
       targets = found.targets;
+      for (const s of found.foreign)
+        io.err(
+          printable(
+            `sealpost queue: pod ${s} skipped: not a pod of the relay's StatefulSet (the labels alone do not make one; it is not sent the admin token)`,
+          ) + "\n",
+        );
       for (const s of found.skipped)
         io.err(printable(`sealpost queue: pod ${s} skipped: not running`) + "\n");
       if (!targets.length) {
