@@ -292,6 +292,7 @@ export class Relay {
       policies: this.figures.snapshot(),
       ...this.stsStatus(),
       ...(this.drainer ? { draining: true, drain: this.drainer.status() } : {}),
+      ...(this.listeners?.stopped() ? { stopped: true } : {}),
     };
   }
 

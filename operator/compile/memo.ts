@@ -38,7 +38,12 @@ export function compileFingerprint(
   selected: readonly PolicyObject[],
   viewFp: string,
 ): string {
-  const parts: string[] = [keyOf(relay), String(relay.metadata.generation ?? ""), JSON.stringify(relay.spec)];
+  const parts: string[] = [
+    keyOf(relay),
+    String(relay.metadata.generation ?? ""),
+    relay.metadata.deletionTimestamp ? "deleted" : "",
+    JSON.stringify(relay.spec),
+  ];
   for (const p of selected) parts.push(`p:${p.metadata.name}:${specId(p)}`);
   parts.push(viewFp);
   return parts.join("\n");

@@ -189,6 +189,8 @@ export function compileRelayConfig(
       maxRecipients: inbound.maxRecipients,
       ...(lr ? { localRecipients: { addresses: [...(lr.addresses ?? [])], files: recipientFiles } } : {}),
       hopLimit: inbound.hopLimit,
+      // deleted: the relay refuses new mail (421) so its queue can empty (controllers/mailrelay/deletion.ts)
+      ...(relay.metadata.deletionTimestamp ? { stopped: true } : {}),
       limits: {
         ipv6PrefixLength: inbound.ipv6ClientPrefixLength,
         hardErrorLimit: inbound.hardErrorLimit,
