@@ -6,7 +6,7 @@
 // verdict (compile/memo.ts) and the watch mapping (what a claim change requeues) all read it here.
 // Pure.
 import { DomainPattern } from "../../relay/contract/config.js";
-import { canonicalPattern, claimingPatterns } from "../../relay/contract/domains.js";
+import { canonicalPattern, claimingPatterns, matchesAny } from "../../relay/contract/domains.js";
 import type { PolicyProblem } from "./problems.js";
 
 /** The catch-all pattern: its policy becomes the relay's defaultOutbound. */
@@ -65,10 +65,21 @@ export interface PolicyVerdict {
 export function policyVerdict(
   e: ClaimingPolicy,
   claimants: (domain: string) => readonly Claimant[],
+  relay?: LocalClaim,
 ): PolicyVerdict {
   const problems: PolicyProblem[] = [];
   const kept: string[] = [];
   for (const domain of [...e.domains].sort((a, b) => a.localeCompare(b))) {
+    // the relay's own claim comes first: its local domains go to its internal next hop, and a policy
+    // naming one exactly would take that mail elsewhere (attack review 3a). Not deferred either: the
+    // domain keeps the route the relay's administrator gave it.
+    if (relay && isLocalClaim(domain, relay)) {
+      problems.push({
+        reason: "DomainConflict",
+        message: `domain ${domain} is a local domain of MailRelay ${relay.key} (spec.inbound.localDomains): its mail goes to the relay's internal next hop, which a MailDomainPolicy may not change; remove ${domain} from spec.domains (or have the relay's administrator remove it from the relay's localDomains)`,
+      });
+      continue;
+    }
     const owner = [...claimants(domain), e].sort(claimOrder)[0]!;
     if (owner.key === e.key) {
       kept.push(domain);
@@ -84,6 +95,23 @@ export function policyVerdict(
   if (!e.policy && !problems.length)
     problems.push({ reason: "InvalidSpec", message: "the policy does not compile" });
   return { problems, deferred: problems.length ? kept : [] };
+}
+
+/** A relay's own claim on domains: its local domains (canonical patterns), delivered internally. */
+export interface LocalClaim {
+  /** namespace/name of the MailRelay. */
+  key: string;
+  localDomains: readonly string[];
+}
+
+/**
+ * Whether a policy's `domain` pattern takes mail of the relay's local domains: an exact name that is
+ * a local domain or under a local wildcard (the relay routes an exact policy name over its internal
+ * next hop, relay/outbound/route.ts). A policy wildcard never does; the catch-all never does.
+ */
+export function isLocalClaim(domain: string, relay: LocalClaim): boolean {
+  if (domain === CATCH_ALL || domain.startsWith("*.")) return false;
+  return matchesAny(relay.localDomains, domain);
 }
 
 /** What the relay does with the domains of a policy left out (for its Accepted condition). */

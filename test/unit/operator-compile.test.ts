@@ -195,6 +195,29 @@ describe("compile", () => {
     ]);
   });
 
+  it("a policy may not take a local domain of the relay (attack review 3a): left out, the domain stays local", () => {
+    // a namespace user's policy naming the relay's local domain exactly would route its inbound mail
+    // to the user's next hop (relay/outbound/route.ts prefers an exact policy name)
+    const steal = policy("steal", {
+      domains: ["example.com", "other.example"],
+      outbound: { tls: { mode: "none" }, nextHop: { host: "mx.attacker.example", port: 25 } },
+    });
+    const wild = policy("wild", { domains: ["*.example.com"] }); // a wildcard never overrides local
+    const r = compileRelayConfig(relay(), [steal, wild], clusterView());
+    assert.deepEqual(r.included, ["mail/wild"]);
+    const [problem] = r.problems.get("mail/steal")!;
+    assert.equal(problem!.reason, "DomainConflict");
+    assert.match(problem!.message, /domain example\.com is a local domain of MailRelay mail\/edge/);
+    assert.match(problem!.message, /remove example\.com from spec\.domains/);
+    // its other domains are deferred as for any left-out policy; the local one is not: it keeps its
+    // internal route instead of being held
+    assert.deepEqual(
+      r.config.deferredPolicies.map((d) => [d.name, d.domains]),
+      [["mail/steal", ["other.example"]]],
+    );
+    assert.ok(!r.config.policies.some((p) => p.domains.includes("example.com")));
+  });
+
   it("names exactly what is missing", () => {
     const p = policy("p", {
       domains: ["p.example"],
