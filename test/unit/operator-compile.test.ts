@@ -47,6 +47,7 @@ const login = cred("partner-login", {
   usage: "outbound",
   username: "relay-edge",
   passwordSecretRef: { name: "partner-login", key: "password" },
+  restrictTo: { domains: ["partner.example", "*.partner.example", "p.example"] },
 });
 
 describe("compile", () => {
@@ -285,6 +286,52 @@ describe("compile", () => {
       r.config.policies.find((p) => p.name === "mail/good")?.outbound.authCredential,
       "partner-login",
     );
+  });
+
+  it("a password credential without restrictTo is sent nowhere (attack review 3c)", () => {
+    // the admin's credential for one partner, written without restrictTo: a namespace user's policy
+    // names its own next hop and the credential, and would receive the password
+    const open = cred("partner-login", { ...login.spec, restrictTo: undefined });
+    const v = clusterView({ secrets: { "partner-login": ["password"] }, credentials: [open] });
+    const evil = policy("evil", {
+      domains: ["attacker.example"],
+      outbound: {
+        tls: { mode: "verify", trustSystemRoots: true },
+        auth: { credentialRef: { name: "partner-login" } },
+        nextHop: { host: "mx.attacker.example", port: 25 },
+      },
+    });
+    const r = compileRelayConfig(relay(), [evil], v);
+    assert.deepEqual(r.included, []);
+    const [problem] = r.problems.get("mail/evil")!;
+    assert.equal(problem!.reason, "InvalidReference");
+    assert.match(problem!.message, /RelayCredential mail\/partner-login \(outbound\.auth\.credentialRef\)/);
+    assert.match(problem!.message, /without spec\.restrictTo is sent nowhere/);
+    assert.match(problem!.message, /add restrictTo\.domains/);
+    assert.equal(r.config.credentials["partner-login"], undefined, "the password is not even mounted");
+    // an empty restrictTo restricts nothing either
+    const empty = cred("partner-login", { ...login.spec, restrictTo: {} });
+    const e = compileRelayConfig(
+      relay(),
+      [evil],
+      clusterView({ secrets: { "partner-login": ["password"] }, credentials: [empty] }),
+    );
+    assert.match(e.problems.get("mail/evil")![0]!.message, /without spec\.restrictTo is sent nowhere/);
+    // a client certificate gives no secret away: it may stay unrestricted
+    const cc = cred("cc", { type: "clientCertificate", usage: "outbound", secretRef: { name: "cc" } });
+    const withCert = policy("cert", {
+      domains: ["cert.example"],
+      outbound: { tls: { mode: "verify", trustSystemRoots: true, clientCertificateRef: { name: "cc" } } },
+    });
+    const ok = compileRelayConfig(
+      relay(),
+      [withCert],
+      clusterView({
+        secrets: { cc: { type: "kubernetes.io/tls", keys: ["tls.crt", "tls.key"] } },
+        credentials: [cc],
+      }),
+    );
+    assert.deepEqual(ok.problems.get("mail/cert"), undefined);
   });
 
   it("finding 7: MailRelay dns.servers names the validating resolver in the relay config", () => {
