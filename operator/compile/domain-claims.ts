@@ -5,6 +5,7 @@
 // conflict). The one place this is decided: the relay's compile (relay-config.ts), a policy's own
 // verdict (compile/memo.ts) and the watch mapping (what a claim change requeues) all read it here.
 // Pure.
+import { MODE_FLOORS, weakerMode, type FlooredMode } from "../../api/v1alpha1/tls-floors.js";
 import { DomainPattern } from "../../relay/contract/config.js";
 import { canonicalPattern, claimingPatterns, matchesAny } from "../../relay/contract/domains.js";
 import type { PolicyProblem } from "./problems.js";
@@ -37,7 +38,8 @@ export interface Claimant {
 export interface ClaimingPolicy extends Claimant {
   domains: readonly string[];
   problems: readonly PolicyProblem[];
-  policy?: unknown;
+  /** The compiled policy, when it compiled: its TLS mode is what a catch-all sets as the floor. */
+  policy?: { outbound: { tls: { mode: string } } };
 }
 
 /** Who keeps a contested domain: the oldest policy (creationTimestamp), then the name. */
@@ -91,10 +93,39 @@ export function policyVerdict(
       message: `domain ${domain} is already claimed by MailDomainPolicy ${owner.key}${by ? ` (as ${by}, which covers it)` : ""}, created earlier, which keeps deciding it; remove ${domain} from this policy (or delete the older one)`,
     });
   }
+  // the catch-all sets the relay's floor (attack review 3b): a policy for any domain that guarantees
+  // less than it is left out (its domains deferred), else whoever may create a policy could send a
+  // domain's mail below what the relay's administrator requires of all mail
+  const floor = e.domains.includes(CATCH_ALL) ? undefined : catchAllFloor(claimants);
+  const mode = e.policy?.outbound.tls.mode;
+  if (floor && mode && isMode(mode) && weakerMode(mode, floor.mode))
+    problems.push({
+      reason: "InvalidSpec",
+      message: `spec.outbound.tls.mode ${mode} is weaker than ${floor.mode}, the mode of the relay's catch-all policy ${floor.key}, which every domain's mail gets at least; use a mode at least as strong (${strongEnough(floor.mode).join(", ")}), or change the catch-all`,
+    });
   problems.push(...e.problems);
   if (!e.policy && !problems.length)
     problems.push({ reason: "InvalidSpec", message: "the policy does not compile" });
   return { problems, deferred: problems.length ? kept : [] };
+}
+
+const isMode = (m: string): m is FlooredMode => m in MODE_FLOORS;
+
+/** The modes not weaker than `floor`. */
+function strongEnough(floor: FlooredMode): FlooredMode[] {
+  return (Object.keys(MODE_FLOORS) as FlooredMode[]).filter((m) => !weakerMode(m, floor));
+}
+
+/**
+ * The TLS mode of the catch-all policy that owns "*" on this relay (the oldest claimant), when it
+ * compiled; undefined without one.
+ */
+export function catchAllFloor(
+  claimants: (domain: string) => readonly Claimant[],
+): { key: string; mode: FlooredMode } | undefined {
+  const owner = [...claimants(CATCH_ALL)].sort(claimOrder)[0] as ClaimingPolicy | undefined;
+  const mode = owner?.policy?.outbound.tls.mode;
+  return owner && mode && isMode(mode) ? { key: owner.key, mode } : undefined;
 }
 
 /** A relay's own claim on domains: its local domains (canonical patterns), delivered internally. */

@@ -288,6 +288,34 @@ describe("compile", () => {
     );
   });
 
+  it("no policy is weaker than the relay's catch-all (attack review 3b): left out, its domains deferred", () => {
+    const catchAll = policy("all", { domains: ["*"], outbound: { tls: { mode: "mta-sts" } } });
+    const plain = policy("plain", { domains: ["bank.example"], outbound: { tls: { mode: "none" } } });
+    const unverified = policy("unverified", {
+      domains: ["shop.example"],
+      outbound: { tls: { mode: "required" } },
+    });
+    const strict = policy("strict", {
+      domains: ["partner.example"],
+      outbound: { tls: { mode: "verify", trustSystemRoots: true } },
+    });
+    const r = compileRelayConfig(relay(), [catchAll, plain, unverified, strict], clusterView());
+    assert.deepEqual(r.included, ["mail/all", "mail/strict"]);
+    const [p] = r.problems.get("mail/plain")!;
+    assert.equal(p!.reason, "InvalidSpec");
+    assert.match(p!.message, /spec\.outbound\.tls\.mode none is weaker than mta-sts/);
+    assert.match(p!.message, /catch-all policy mail\/all/);
+    assert.match(p!.message, /\(mta-sts, dane, verify\)|\(verify, mta-sts, dane\)/);
+    assert.match(r.problems.get("mail/unverified")![0]!.message, /mode required is weaker than mta-sts/);
+    // never the catch-all's weaker-or-equal route: held until fixed
+    assert.deepEqual(
+      r.config.deferredPolicies.map((d) => d.domains),
+      [["bank.example"], ["shop.example"]],
+    );
+    // without a catch-all the API's modes stay as they are
+    assert.deepEqual(compileRelayConfig(relay(), [plain], clusterView()).included, ["mail/plain"]);
+  });
+
   it("a password credential without restrictTo is sent nowhere (attack review 3c)", () => {
     // the admin's credential for one partner, written without restrictTo: a namespace user's policy
     // names its own next hop and the credential, and would receive the password
