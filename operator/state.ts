@@ -18,6 +18,7 @@ import {
   type SecretObject,
 } from "./objects.js";
 import { MANAGED_BY, MANAGED_BY_LABEL, RELAY_APP, RELAY_LABEL, RELAY_NAME_LABEL } from "./render/meta.js";
+import { relayPodsOf } from "../relay/contract/relay-pods.js";
 import { Informer, type EventType } from "./runtime/informer.js";
 import { R, type KubeClient, type KubeObject } from "./runtime/kube.js";
 
@@ -261,10 +262,19 @@ export class ClusterState {
     );
   }
 
+  /**
+   * The relay's own pods: controlled by its StatefulSet, which the MailRelay controls (uids, not
+   * labels: relay/contract/relay-pods.ts). A look-alike pod with the labels is never asked.
+   */
   relayPods(relay: MailRelay): PodObject[] {
-    return this.caches.pods
-      .list(relay.metadata.namespace)
-      .filter((p) => p.metadata.labels?.[RELAY_LABEL] === relay.metadata.name)
-      .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+    const ns = relay.metadata.namespace;
+    const labelled = this.caches.pods
+      .list(ns)
+      .filter((p) => p.metadata.labels?.[RELAY_LABEL] === relay.metadata.name);
+    return relayPodsOf(
+      { name: relay.metadata.name ?? "", uid: relay.metadata.uid },
+      this.caches.statefulSets.list(ns),
+      labelled,
+    ).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
   }
 }

@@ -2,7 +2,7 @@
 // /metrics (Prometheus), /status (the loaded config's hash, generation and relay name: the
 // operator compares the hash with what it rendered to set the Enforced condition).
 // Issue 22 finding 7: /status answers everyone with what the probes and the Enforced condition
-// need (health: relay, generation, config hash, queue depth, draining); the details (the last
+// need (health: relay, generation, config hash, queue depth, draining, stopped); the details (the last
 // reload error, per-policy figures with the hosts delivered to, the drain's progress) only with
 // the admin bearer token. Every request must name the relay by an IP literal, localhost or a
 // configured name in its Host header (a DNS-rebinding page in a browser on the pod network names
@@ -25,6 +25,7 @@ export function publicStatus(s: RelayStatus): RelayStatus {
     // the receipt key is public: anyone may check an export against it
     ...(s.receipts ? { receipts: { publicKey: s.receipts.publicKey, keyId: s.receipts.keyId } } : {}),
     ...(s.draining ? { draining: true } : {}),
+    ...(s.stopped ? { stopped: true } : {}),
   };
 }
 

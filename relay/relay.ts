@@ -320,6 +320,7 @@ export class Relay {
       ...this.stsStatus(),
       ...(this.receipts ? { receipts: this.receipts.status() } : {}),
       ...(this.drainer ? { draining: true, drain: this.drainer.status() } : {}),
+      ...(this.listeners?.stopped() ? { stopped: true } : {}),
     };
   }
 

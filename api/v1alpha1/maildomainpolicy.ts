@@ -167,7 +167,7 @@ export const PolicyOutbound = z
     auth: z
       .object({
         credentialRef: localRef(
-          "A RelayCredential of type password and usage outbound; the wrong type or usage, or a credential whose restrictTo does not cover this policy's domains and nextHop, is reported in the policy's Accepted condition.",
+          "A RelayCredential of type password and usage outbound, with a restrictTo; the wrong type or usage, a credential without restrictTo, or one whose restrictTo does not cover this policy's domains and nextHop, is reported in the policy's Accepted condition.",
           "Name of the RelayCredential in the same namespace.",
         ),
         allowUnauthenticatedPeer: z

@@ -122,7 +122,7 @@ export const RelayCredentialSpec = z
       })
       .optional()
       .describe(
-        "usage outbound: where this credential may be used, so that a policy author cannot send it to a server of their own. A MailDomainPolicy that uses it elsewhere is not accepted (Accepted=False, InvalidReference, naming the domain or next hop). Absent: any policy in the namespace may use it.",
+        "usage outbound: where this credential may be used, so that a policy author cannot send it to a server of their own. A MailDomainPolicy that uses it elsewhere is not accepted (Accepted=False, InvalidReference, naming the domain or next hop). Required for a password: without domains or nextHops here no policy may send it (any policy author in the namespace could name a server of their own); a client certificate without it may be used by any policy in the namespace.",
       ),
   })
   .describe("The account or certificate, and which way it is used.")

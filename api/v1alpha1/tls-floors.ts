@@ -73,6 +73,28 @@ export const MODE_FLOORS = {
 
 export type FlooredMode = keyof typeof MODE_FLOORS;
 
+/** How far a mode authenticates the peer, weakest first. */
+const AUTH_RANK: Readonly<Record<ModeFloor["authenticatesPeer"], number>> = {
+  never: 0,
+  "when-published": 1,
+  always: 2,
+};
+
+/**
+ * Whether mode `a` guarantees less than mode `b` in some situation: a lower floor, or the peer
+ * authenticated in fewer cases (opportunistic, never; mta-sts, when the domain publishes a policy;
+ * verify, always). Modes that trade one for the other (required against mta-sts) are weaker both
+ * ways. Pure.
+ */
+export function weakerMode(a: FlooredMode, b: FlooredMode): boolean {
+  const fa = MODE_FLOORS[a];
+  const fb = MODE_FLOORS[b];
+  return (
+    LEVEL_STRENGTH[fa.floor] < LEVEL_STRENGTH[fb.floor] ||
+    AUTH_RANK[fa.authenticatesPeer] < AUTH_RANK[fb.authenticatesPeer]
+  );
+}
+
 /** "- mode: text" lines for the API description (kubectl explain). */
 export function floorDescriptions(): string[] {
   return Object.entries(MODE_FLOORS).map(([m, f]) => `- ${m} (floor ${f.floor}): ${f.text}`);

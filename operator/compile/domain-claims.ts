@@ -5,8 +5,9 @@
 // conflict). The one place this is decided: the relay's compile (relay-config.ts), a policy's own
 // verdict (compile/memo.ts) and the watch mapping (what a claim change requeues) all read it here.
 // Pure.
+import { MODE_FLOORS, weakerMode, type FlooredMode } from "../../api/v1alpha1/tls-floors.js";
 import { DomainPattern } from "../../relay/contract/config.js";
-import { canonicalPattern, claimingPatterns } from "../../relay/contract/domains.js";
+import { canonicalPattern, claimingPatterns, matchesAny } from "../../relay/contract/domains.js";
 import type { PolicyProblem } from "./problems.js";
 
 /** The catch-all pattern: its policy becomes the relay's defaultOutbound. */
@@ -37,7 +38,8 @@ export interface Claimant {
 export interface ClaimingPolicy extends Claimant {
   domains: readonly string[];
   problems: readonly PolicyProblem[];
-  policy?: unknown;
+  /** The compiled policy, when it compiled: its TLS mode is what a catch-all sets as the floor. */
+  policy?: { outbound: { tls: { mode: string } } };
 }
 
 /** Who keeps a contested domain: the oldest policy (creationTimestamp), then the name. */
@@ -65,10 +67,21 @@ export interface PolicyVerdict {
 export function policyVerdict(
   e: ClaimingPolicy,
   claimants: (domain: string) => readonly Claimant[],
+  relay?: LocalClaim,
 ): PolicyVerdict {
   const problems: PolicyProblem[] = [];
   const kept: string[] = [];
   for (const domain of [...e.domains].sort((a, b) => a.localeCompare(b))) {
+    // the relay's own claim comes first: its local domains go to its internal next hop, and a policy
+    // naming one exactly would take that mail elsewhere (attack review 3a). Not deferred either: the
+    // domain keeps the route the relay's administrator gave it.
+    if (relay && isLocalClaim(domain, relay)) {
+      problems.push({
+        reason: "DomainConflict",
+        message: `domain ${domain} is a local domain of MailRelay ${relay.key} (spec.inbound.localDomains): its mail goes to the relay's internal next hop, which a MailDomainPolicy may not change; remove ${domain} from spec.domains (or have the relay's administrator remove it from the relay's localDomains)`,
+      });
+      continue;
+    }
     const owner = [...claimants(domain), e].sort(claimOrder)[0]!;
     if (owner.key === e.key) {
       kept.push(domain);
@@ -80,10 +93,56 @@ export function policyVerdict(
       message: `domain ${domain} is already claimed by MailDomainPolicy ${owner.key}${by ? ` (as ${by}, which covers it)` : ""}, created earlier, which keeps deciding it; remove ${domain} from this policy (or delete the older one)`,
     });
   }
+  // the catch-all sets the relay's floor (attack review 3b): a policy for any domain that guarantees
+  // less than it is left out (its domains deferred), else whoever may create a policy could send a
+  // domain's mail below what the relay's administrator requires of all mail
+  const floor = e.domains.includes(CATCH_ALL) ? undefined : catchAllFloor(claimants);
+  const mode = e.policy?.outbound.tls.mode;
+  if (floor && mode && isMode(mode) && weakerMode(mode, floor.mode))
+    problems.push({
+      reason: "InvalidSpec",
+      message: `spec.outbound.tls.mode ${mode} is weaker than ${floor.mode}, the mode of the relay's catch-all policy ${floor.key}, which every domain's mail gets at least; use a mode at least as strong (${strongEnough(floor.mode).join(", ")}), or change the catch-all`,
+    });
   problems.push(...e.problems);
   if (!e.policy && !problems.length)
     problems.push({ reason: "InvalidSpec", message: "the policy does not compile" });
   return { problems, deferred: problems.length ? kept : [] };
+}
+
+const isMode = (m: string): m is FlooredMode => m in MODE_FLOORS;
+
+/** The modes not weaker than `floor`. */
+function strongEnough(floor: FlooredMode): FlooredMode[] {
+  return (Object.keys(MODE_FLOORS) as FlooredMode[]).filter((m) => !weakerMode(m, floor));
+}
+
+/**
+ * The TLS mode of the catch-all policy that owns "*" on this relay (the oldest claimant), when it
+ * compiled; undefined without one.
+ */
+export function catchAllFloor(
+  claimants: (domain: string) => readonly Claimant[],
+): { key: string; mode: FlooredMode } | undefined {
+  const owner = [...claimants(CATCH_ALL)].sort(claimOrder)[0] as ClaimingPolicy | undefined;
+  const mode = owner?.policy?.outbound.tls.mode;
+  return owner && mode && isMode(mode) ? { key: owner.key, mode } : undefined;
+}
+
+/** A relay's own claim on domains: its local domains (canonical patterns), delivered internally. */
+export interface LocalClaim {
+  /** namespace/name of the MailRelay. */
+  key: string;
+  localDomains: readonly string[];
+}
+
+/**
+ * Whether a policy's `domain` pattern takes mail of the relay's local domains: an exact name that is
+ * a local domain or under a local wildcard (the relay routes an exact policy name over its internal
+ * next hop, relay/outbound/route.ts). A policy wildcard never does; the catch-all never does.
+ */
+export function isLocalClaim(domain: string, relay: LocalClaim): boolean {
+  if (domain === CATCH_ALL || domain.startsWith("*.")) return false;
+  return matchesAny(relay.localDomains, domain);
 }
 
 /** What the relay does with the domains of a policy left out (for its Accepted condition). */

@@ -12,7 +12,7 @@ import { claimingPatterns } from "../../relay/contract/domains.js";
 import { policyVerdict, type Claimant } from "./domain-claims.js";
 import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
-import { compileRelayConfig, type CompileResult } from "./relay-config.js";
+import { compileRelayConfig, localClaimOf, type CompileResult } from "./relay-config.js";
 import { ConfigRevisions } from "./revisions.js";
 
 /** A relay's spec identity: uid and generation (or, without one, the spec itself). */
@@ -38,7 +38,12 @@ export function compileFingerprint(
   selected: readonly PolicyObject[],
   viewFp: string,
 ): string {
-  const parts: string[] = [keyOf(relay), String(relay.metadata.generation ?? ""), JSON.stringify(relay.spec)];
+  const parts: string[] = [
+    keyOf(relay),
+    String(relay.metadata.generation ?? ""),
+    relay.metadata.deletionTimestamp ? "deleted" : "",
+    JSON.stringify(relay.spec),
+  ];
   for (const p of selected) parts.push(`p:${p.metadata.name}:${specId(p)}`);
   parts.push(viewFp);
   return parts.join("\n");
@@ -104,7 +109,7 @@ export class CompileMemo {
   verdict(relay: MailRelay, p: PolicyObject): PolicyVerdict | undefined {
     if (this.relayError(relay)) return undefined;
     const e = this.policyEntry(p);
-    const v = policyVerdict(e, (d) => this.claimants(relay, d));
+    const v = policyVerdict(e, (d) => this.claimants(relay, d), localClaimOf(relay));
     return { included: !v.problems.length, ...v };
   }
 

@@ -131,7 +131,10 @@ function covered(pattern: string, allowed: string): boolean {
 
 /**
  * Why a credential may not be used by a policy with these domains and next hop (its
- * spec.restrictTo, finding 5 of issue 14), or undefined. Pure.
+ * spec.restrictTo, finding 5 of issue 14), or undefined. Pure. A password without restrictTo is
+ * never sent (attack review of issue 17, 3c): whoever may write a MailDomainPolicy in the namespace
+ * could otherwise name any server of theirs as nextHop and receive it. A client certificate
+ * proves possession of its key and gives none away, so it may go unrestricted.
  */
 export function credentialScopeProblem(
   c: RelayCredential,
@@ -139,6 +142,10 @@ export function credentialScopeProblem(
   nextHop: string | undefined,
 ): string | undefined {
   const r = c.spec.restrictTo;
+  if (!r?.domains && !r?.nextHops)
+    return c.spec.type === "password"
+      ? "a password credential without spec.restrictTo is sent nowhere, since any policy in the namespace could send it to a server of its own: add restrictTo.domains (the recipient domains it is for) and/or restrictTo.nextHops (the servers it may go to) to the RelayCredential"
+      : undefined;
   if (!r) return undefined;
   if (r.domains) {
     const out = domains.filter((d) => !r.domains!.some((a) => covered(d, a)));

@@ -27,7 +27,7 @@ import { durationSeconds, quantityBytes } from "../api.js";
 import { keyOf } from "../objects.js";
 import type { ProjectedSource } from "../render/input.js";
 import { ADMIN_PORT, FLEET_SECRET_KEY, names, QUEUE_DIR } from "../render/meta.js";
-import { CATCH_ALL, claimIndex, policyVerdict } from "./domain-claims.js";
+import { CATCH_ALL, claimIndex, policyVerdict, type LocalClaim } from "./domain-claims.js";
 import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
 import { Refs, secretPath, type ClusterView } from "./references.js";
@@ -52,6 +52,14 @@ export interface CompileResult {
   sources: ProjectedSource[];
   /** TCP ports the relay connects out to besides 25/465/587. */
   egressPorts: number[];
+}
+
+/** The relay's own claim on its local domains (domain-claims.ts), which no policy may take. */
+export function localClaimOf(relay: MailRelay): LocalClaim {
+  return {
+    key: keyOf(relay),
+    localDomains: (relay.spec.inbound.localDomains ?? []).map((d) => canonicalPattern(d) ?? d),
+  };
 }
 
 export function sha256(text: string): string {
@@ -89,7 +97,7 @@ export function compileRelayConfig(
   const egress = new Set<number>();
   const tokens = new Map<string, string>();
   for (const e of sorted) {
-    const v = policyVerdict(e, claimantsOf);
+    const v = policyVerdict(e, claimantsOf, localClaimOf(relay));
     if (v.problems.length || !e.policy) {
       problems.set(e.key, v.problems);
       if (v.deferred.length)
@@ -189,6 +197,8 @@ export function compileRelayConfig(
       maxRecipients: inbound.maxRecipients,
       ...(lr ? { localRecipients: { addresses: [...(lr.addresses ?? [])], files: recipientFiles } } : {}),
       hopLimit: inbound.hopLimit,
+      // deleted: the relay refuses new mail (421) so its queue can empty (controllers/mailrelay/deletion.ts)
+      ...(relay.metadata.deletionTimestamp ? { stopped: true } : {}),
       limits: {
         ipv6PrefixLength: inbound.ipv6ClientPrefixLength,
         hardErrorLimit: inbound.hardErrorLimit,

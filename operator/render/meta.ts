@@ -2,6 +2,7 @@
 import type { KubeObject, OwnerReference } from "../runtime/kube.js";
 
 import { relaySelector } from "../../relay/contract/pod-labels.js";
+import { relayStatefulSetName } from "../../relay/contract/relay-pods.js";
 
 export { RELAY_APP, RELAY_LABEL, RELAY_NAME_LABEL, relaySelector } from "../../relay/contract/pod-labels.js";
 export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
@@ -63,7 +64,7 @@ export function objectMeta(
 
 export const names = {
   serviceAccount: (relay: string) => relay,
-  statefulSet: (relay: string) => relay,
+  statefulSet: relayStatefulSetName,
   service: (relay: string) => relay,
   configMap: (relay: string) => `${relay}-config`,
   serverCertificate: (relay: string) => `${relay}-tls`,

@@ -239,6 +239,12 @@ export const RelayConfig = z.object({
         files: z.array(ConfigPath).default([]),
       })
       .optional(),
+    /**
+     * The MailRelay is being deleted (the operator's queue finalizer): no new mail. A new session and
+     * MAIL FROM get 421 4.3.2, a transaction reaching DATA gets 421 (nothing queued); the queue keeps
+     * delivering, and /status says `stopped` once no message is still being received.
+     */
+    stopped: z.boolean().optional(),
     /** Messages with this many Received: headers or more are refused (554 5.4.6): a mail loop. */
     hopLimit: z.number().int().positive().default(50),
     maxMessageSize: z

@@ -50,6 +50,11 @@ export interface RelayStatus {
    * yet signed.
    */
   receipts?: { publicKey: string; keyId: string; entries?: number; unsigned?: number };
+  /**
+   * The config says inbound.stopped (the MailRelay is being deleted) and no message is still being
+   * received: nothing new can enter the queue from now on.
+   */
+  stopped?: boolean;
 }
 
 /** What one relay pod's /status says, as far as the operator uses it. */
@@ -59,6 +64,8 @@ export interface PodReport {
   policies?: Record<string, PolicyFigures>;
   /** The pod is draining its queue (scale-down, preStop). */
   draining?: boolean;
+  /** The pod accepts no new mail (RelayStatus.stopped): its queue depth can only go down. */
+  stopped?: boolean;
   queueDepth?: number;
 }
 
@@ -116,6 +123,7 @@ export const PodReportSchema = z
         return out;
       }),
     draining: z.literal(true).optional().catch(undefined),
+    stopped: z.literal(true).optional().catch(undefined),
     queue: z.object({ depth: z.number() }).optional().catch(undefined),
   })
   .transform((b): PodReport =>
@@ -123,6 +131,7 @@ export const PodReportSchema = z
       configHash: b.configHash,
       policies: b.policies,
       draining: b.draining,
+      stopped: b.stopped,
       queueDepth: b.queue ? Count.parse(b.queue.depth) : undefined,
     }),
   );

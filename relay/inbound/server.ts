@@ -200,7 +200,7 @@ export class InboundListeners {
             open++;
             continue;
           }
-          c.send(421, "4.3.2 Service shutting down");
+          c.send(SHUTTING_DOWN.code, SHUTTING_DOWN.text);
           c.close();
         }
       }
@@ -271,7 +271,21 @@ export class InboundListeners {
     return { d, cur };
   }
 
+  /**
+   * The config stops inbound (inbound.stopped: the MailRelay is being deleted) and no message is
+   * still being received: whatever enters the queue from now on was refused.
+   */
+  stopped(): boolean {
+    return this.d.current().loaded.config.inbound.stopped === true && this.busy.size === 0;
+  }
+
+  /** No new mail: the listeners are closing, or the config stops inbound. */
+  private refusing(): boolean {
+    return this.closing || this.d.current().loaded.config.inbound.stopped === true;
+  }
+
   private onConnect(kind: ListenerKind, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    if (this.refusing()) return cb(this.reject(session, "CONNECT", SHUTTING_DOWN));
     const limits = this.d.current().loaded.config.inbound.limits;
     const key = clientKey(this.state(session, kind).peer, limits.ipv6PrefixLength);
     const refused = this.limiter.admit(session.id, key, limits);
@@ -373,8 +387,7 @@ export class InboundListeners {
     cb: (err?: Error | null) => void,
     addr?: SMTPServerAddress,
   ): void {
-    if (this.closing)
-      return cb(this.reject(session, "MAIL", { code: 421, text: "4.3.2 Service shutting down" }));
+    if (this.refusing()) return cb(this.reject(session, "MAIL", SHUTTING_DOWN));
     // smtp-server hands over xn-- domains as U-labels: the charset rule applies to the address as it
     // crosses the wire in canonical form (an A-label needs no SMTPUTF8)
     const sender = addr?.address ?? "";
@@ -490,6 +503,12 @@ export class InboundListeners {
     // the whole transaction judged against the config of now: a reload since MAIL FROM or RCPT TO may
     // have narrowed the sender domains, withdrawn relaying or removed a recipient; 4xx, so the client
     // sends again and gets the current answer at MAIL FROM / RCPT TO, and nothing bounces
+    // inbound stopped since MAIL FROM (the MailRelay is being deleted): nothing more is queued; this
+    // check runs while the session counts as busy, so /status says `stopped` only after it
+    if (c.inbound.stopped) {
+      await finished(stream.resume()).catch(() => undefined);
+      return cb(this.reject(session, "DATA", SHUTTING_DOWN));
+    }
     if (rcpts.some((rcpt) => envelopeRefusal(session, d, cur, g, rcpt))) {
       await finished(stream.resume()).catch(() => undefined);
       return cb(this.reject(session, "DATA", CHANGED_AT_DATA));
@@ -626,6 +645,9 @@ export class InboundListeners {
     );
   }
 }
+
+/** No new mail: the listeners are closing (drain, stop) or the config stops inbound (deletion). */
+const SHUTTING_DOWN: Reply = { code: 421, text: "4.3.2 Service shutting down" };
 
 /** At DATA, for a transaction the current config no longer allows as a whole. */
 const CHANGED_AT_DATA: Reply = {

@@ -5,10 +5,14 @@
 // the admin port (the operator's pod, or a namespace in spec.networkPolicy.metricsFrom). Not through
 // the API server's pod proxy: the API server takes the Authorization header for itself, so the admin
 // token would not reach the pod. `--admin URL` given several times is the same view over explicit
-// pods. fleetTargets and mergeListings are pure; discoverFleet is the Kubernetes API call
+// pods. Only the relay's own pods are asked, and so sent the admin token: the pods its StatefulSet
+// controls, which the MailRelay controls (uids, relay/contract/relay-pods.ts); a pod that merely
+// carries the labels (anyone who may create pods in the namespace can add them) is named and skipped.
+// fleetTargets and mergeListings are pure; discoverFleet is the Kubernetes API call
 // (test/integration/ops-queue-fleet.test.ts runs it against a real kube-apiserver).
 import { relaySelector } from "../contract/pod-labels.js";
 import { printable } from "../printable.js";
+import { relayPodsOf, relayStatefulSetName, type OwnedMeta } from "../contract/relay-pods.js";
 import type { MessageView } from "./admin-api.js";
 
 export interface FleetTarget {
@@ -16,8 +20,7 @@ export interface FleetTarget {
   url: string;
 }
 
-export interface PodLike {
-  metadata?: { name?: string };
+export interface PodLike extends OwnedMeta {
   status?: { podIP?: string; phase?: string };
 }
 
@@ -42,19 +45,64 @@ export function fleetTargets(pods: PodLike[], port: number): { targets: FleetTar
   return { targets, skipped };
 }
 
-/** Lists the pods of MailRelay `relay` through the Kubernetes API (kubeconfig or in-cluster). */
+/**
+ * The labelled pods that are the relay's own (`owned`), and the names of those that are not
+ * (`foreign`: never asked). Pure.
+ */
+export function ownedFleet<P extends PodLike>(
+  relay: { name: string; uid: string | undefined },
+  statefulSets: readonly OwnedMeta[],
+  pods: readonly P[],
+): { owned: P[]; foreign: string[] } {
+  const owned = relayPodsOf(relay, statefulSets, pods);
+  const foreign = pods.filter((p) => !owned.includes(p)).map((p) => p.metadata?.name ?? "?");
+  return { owned, foreign: foreign.sort() };
+}
+
+/**
+ * Lists the pods of MailRelay `relay` through the Kubernetes API (kubeconfig or in-cluster): the
+ * MailRelay (its uid), its StatefulSet, and the pods with its labels, of which only its own count.
+ */
 export async function discoverFleet(
   relay: string,
   namespace: string | undefined,
   port: number,
-): Promise<{ targets: FleetTarget[]; skipped: string[]; namespace: string }> {
+): Promise<{ targets: FleetTarget[]; skipped: string[]; foreign: string[]; namespace: string }> {
   const k8s = await import("@kubernetes/client-node");
   const kc = new k8s.KubeConfig();
   kc.loadFromDefault();
   const ns = namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? "default";
-  const api = kc.makeApiClient(k8s.CoreV1Api);
-  const list = await api.listNamespacedPod({ namespace: ns, labelSelector: fleetSelector(relay) });
-  return { ...fleetTargets(list.items, port), namespace: ns };
+  const mailRelay = (await kc
+    .makeApiClient(k8s.CustomObjectsApi)
+    .getNamespacedCustomObject({
+      group: "sealpost.dev",
+      version: "v1alpha1",
+      namespace: ns,
+      plural: "mailrelays",
+      name: relay,
+    })
+    .catch((e: unknown) => {
+      if ((e as { code?: number }).code === 404) return undefined;
+      throw e;
+    })) as OwnedMeta | undefined;
+  const sts = mailRelay
+    ? await kc
+        .makeApiClient(k8s.AppsV1Api)
+        .readNamespacedStatefulSet({ namespace: ns, name: relayStatefulSetName(relay) })
+        .catch((e: unknown) => {
+          if ((e as { code?: number }).code === 404) return undefined;
+          throw e;
+        })
+    : undefined;
+  const list = await kc
+    .makeApiClient(k8s.CoreV1Api)
+    .listNamespacedPod({ namespace: ns, labelSelector: fleetSelector(relay) });
+  const { owned, foreign } = ownedFleet(
+    { name: relay, uid: mailRelay?.metadata?.uid },
+    sts ? [sts] : [],
+    list.items,
+  );
+  return { ...fleetTargets(owned, port), foreign, namespace: ns };
 }
 
 /** One pod's answer: its messages, or why there are none. */
@@ -96,6 +144,12 @@ export async function commandTargets(
   }
   try {
     const found = await discoverFleet(v.fleet, v.namespace, port);
+    for (const s of found.foreign)
+      err(
+        printable(
+          `${command}: pod ${s} skipped: not a pod of the relay's StatefulSet (the labels alone do not make one; it is not sent the admin token)`,
+        ) + "\n",
+      );
     for (const s of found.skipped) err(printable(`${command}: pod ${s} skipped: not running`) + "\n");
     if (!found.targets.length) {
       err(printable(`${command}: no running pod of MailRelay ${found.namespace}/${v.fleet}`) + "\n");

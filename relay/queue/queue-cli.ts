@@ -42,8 +42,9 @@ selection (instead of ids, for hold, release, requeue, delete, bounce, retry; al
 
 flags:
   --admin URL         the relay's admin port (default http://127.0.0.1:8080); several: list over them all
-  --fleet RELAY       with list: every pod of MailRelay RELAY (found through the Kubernetes API, asked
-                      at its pod IP: run where the relay's NetworkPolicy admits the admin port)
+  --fleet RELAY       with list: every pod of MailRelay RELAY (found through the Kubernetes API: the
+                      pods its StatefulSet controls, not any pod with its labels; asked at its pod
+                      IP: run where the relay's NetworkPolicy admits the admin port)
   -n, --namespace NS  with --fleet: the MailRelay's namespace (default: the kubeconfig context's)
   --admin-port PORT   with --fleet: the pods' admin port (default 8080)
   --token-file FILE   file holding the admin token (default: $SEALPOST_ADMIN_TOKEN)

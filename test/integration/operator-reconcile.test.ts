@@ -96,6 +96,8 @@ describe("operator reconciles against a real apiserver", () => {
         usage: "outbound",
         username: "relay-edge",
         passwordSecretRef: { name: "partner-login", key: "password" },
+        // a password is sent only where restrictTo allows (none: nowhere)
+        restrictTo: { domains: ["partner.example", "*.partner.example", "partner3.example"] },
       }),
     );
     await apply({
@@ -335,6 +337,7 @@ describe("operator reconciles against a real apiserver", () => {
         usage: "outbound",
         username: "u",
         passwordSecretRef: { name: "partner2-login", key: "password" },
+        restrictTo: { domains: ["partner2.example"] },
       }),
     );
     await apply(

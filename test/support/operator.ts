@@ -11,6 +11,7 @@ import { Operator, type OperatorOptions } from "../../operator/operator.js";
 import { operatorClusterRole, operatorLeaderElectionRole } from "../../operator/rbac.js";
 import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
 import type { ControlPlane } from "./controlplane.js";
+import { waitFor } from "./process.js";
 import { toolchainBin, repoRoot } from "./toolchain.js";
 
 export const OPERATOR_NS = "sealpost-system";
@@ -142,14 +143,21 @@ export async function startOperator(
 
 /**
  * Relay pods as a StatefulSet would make them, marked Ready with podIP 127.0.0.1 (there is no kubelet
- * in the test control plane): the operator's pod probe then asks about them.
+ * in the test control plane): the operator's pod probe then asks about them. Each is controlled by
+ * the relay's StatefulSet (waited for: the operator applies it), as the StatefulSet controller makes
+ * them; `owned: false` makes look-alikes with the relay's labels only (an impostor's pods).
  */
 export async function createReadyRelayPods(
   admin: KubeClient,
   namespace: string,
   relay: string,
   names: string[],
+  opts: { owned?: boolean } = {},
 ): Promise<void> {
+  const sts =
+    opts.owned === false
+      ? undefined
+      : await waitFor(`StatefulSet ${relay}`, () => admin.find<KubeObject>(R.StatefulSet, namespace, relay));
   for (const name of names) {
     await admin.create<KubeObject>({
       apiVersion: "v1",
@@ -158,6 +166,19 @@ export async function createReadyRelayPods(
         name,
         namespace,
         labels: { "app.kubernetes.io/name": "sealpost-relay", "sealpost.dev/relay": relay },
+        ...(sts
+          ? {
+              ownerReferences: [
+                {
+                  apiVersion: "apps/v1",
+                  kind: "StatefulSet",
+                  name: relay,
+                  uid: sts.metadata.uid!,
+                  controller: true,
+                },
+              ],
+            }
+          : {}),
       },
       spec: { containers: [{ name: "relay", image: "x" }] },
     });

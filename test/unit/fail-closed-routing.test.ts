@@ -41,6 +41,7 @@ const login: RelayCredential = {
     usage: "outbound",
     username: "relay",
     passwordSecretRef: { name: "partner-login", key: "password" },
+    restrictTo: { domains: ["partner.example", "*.partner.example"] },
   },
 };
 

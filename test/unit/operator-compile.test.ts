@@ -47,6 +47,7 @@ const login = cred("partner-login", {
   usage: "outbound",
   username: "relay-edge",
   passwordSecretRef: { name: "partner-login", key: "password" },
+  restrictTo: { domains: ["partner.example", "*.partner.example", "p.example"] },
 });
 
 describe("compile", () => {
@@ -220,6 +221,29 @@ describe("compile", () => {
     ]);
   });
 
+  it("a policy may not take a local domain of the relay (attack review 3a): left out, the domain stays local", () => {
+    // a namespace user's policy naming the relay's local domain exactly would route its inbound mail
+    // to the user's next hop (relay/outbound/route.ts prefers an exact policy name)
+    const steal = policy("steal", {
+      domains: ["example.com", "other.example"],
+      outbound: { tls: { mode: "none" }, nextHop: { host: "mx.attacker.example", port: 25 } },
+    });
+    const wild = policy("wild", { domains: ["*.example.com"] }); // a wildcard never overrides local
+    const r = compileRelayConfig(relay(), [steal, wild], clusterView());
+    assert.deepEqual(r.included, ["mail/wild"]);
+    const [problem] = r.problems.get("mail/steal")!;
+    assert.equal(problem!.reason, "DomainConflict");
+    assert.match(problem!.message, /domain example\.com is a local domain of MailRelay mail\/edge/);
+    assert.match(problem!.message, /remove example\.com from spec\.domains/);
+    // its other domains are deferred as for any left-out policy; the local one is not: it keeps its
+    // internal route instead of being held
+    assert.deepEqual(
+      r.config.deferredPolicies.map((d) => [d.name, d.domains]),
+      [["mail/steal", ["other.example"]]],
+    );
+    assert.ok(!r.config.policies.some((p) => p.domains.includes("example.com")));
+  });
+
   it("names exactly what is missing", () => {
     const p = policy("p", {
       domains: ["p.example"],
@@ -287,6 +311,80 @@ describe("compile", () => {
       r.config.policies.find((p) => p.name === "mail/good")?.outbound.authCredential,
       "partner-login",
     );
+  });
+
+  it("no policy is weaker than the relay's catch-all (attack review 3b): left out, its domains deferred", () => {
+    const catchAll = policy("all", { domains: ["*"], outbound: { tls: { mode: "mta-sts" } } });
+    const plain = policy("plain", { domains: ["bank.example"], outbound: { tls: { mode: "none" } } });
+    const unverified = policy("unverified", {
+      domains: ["shop.example"],
+      outbound: { tls: { mode: "required" } },
+    });
+    const strict = policy("strict", {
+      domains: ["partner.example"],
+      outbound: { tls: { mode: "verify", trustSystemRoots: true } },
+    });
+    const r = compileRelayConfig(relay(), [catchAll, plain, unverified, strict], clusterView());
+    assert.deepEqual(r.included, ["mail/all", "mail/strict"]);
+    const [p] = r.problems.get("mail/plain")!;
+    assert.equal(p!.reason, "InvalidSpec");
+    assert.match(p!.message, /spec\.outbound\.tls\.mode none is weaker than mta-sts/);
+    assert.match(p!.message, /catch-all policy mail\/all/);
+    assert.match(p!.message, /\(mta-sts, dane, verify\)|\(verify, mta-sts, dane\)/);
+    assert.match(r.problems.get("mail/unverified")![0]!.message, /mode required is weaker than mta-sts/);
+    // never the catch-all's weaker-or-equal route: held until fixed
+    assert.deepEqual(
+      r.config.deferredPolicies.map((d) => d.domains),
+      [["bank.example"], ["shop.example"]],
+    );
+    // without a catch-all the API's modes stay as they are
+    assert.deepEqual(compileRelayConfig(relay(), [plain], clusterView()).included, ["mail/plain"]);
+  });
+
+  it("a password credential without restrictTo is sent nowhere (attack review 3c)", () => {
+    // the admin's credential for one partner, written without restrictTo: a namespace user's policy
+    // names its own next hop and the credential, and would receive the password
+    const open = cred("partner-login", { ...login.spec, restrictTo: undefined });
+    const v = clusterView({ secrets: { "partner-login": ["password"] }, credentials: [open] });
+    const evil = policy("evil", {
+      domains: ["attacker.example"],
+      outbound: {
+        tls: { mode: "verify", trustSystemRoots: true },
+        auth: { credentialRef: { name: "partner-login" } },
+        nextHop: { host: "mx.attacker.example", port: 25 },
+      },
+    });
+    const r = compileRelayConfig(relay(), [evil], v);
+    assert.deepEqual(r.included, []);
+    const [problem] = r.problems.get("mail/evil")!;
+    assert.equal(problem!.reason, "InvalidReference");
+    assert.match(problem!.message, /RelayCredential mail\/partner-login \(outbound\.auth\.credentialRef\)/);
+    assert.match(problem!.message, /without spec\.restrictTo is sent nowhere/);
+    assert.match(problem!.message, /add restrictTo\.domains/);
+    assert.equal(r.config.credentials["partner-login"], undefined, "the password is not even mounted");
+    // an empty restrictTo restricts nothing either
+    const empty = cred("partner-login", { ...login.spec, restrictTo: {} });
+    const e = compileRelayConfig(
+      relay(),
+      [evil],
+      clusterView({ secrets: { "partner-login": ["password"] }, credentials: [empty] }),
+    );
+    assert.match(e.problems.get("mail/evil")![0]!.message, /without spec\.restrictTo is sent nowhere/);
+    // a client certificate gives no secret away: it may stay unrestricted
+    const cc = cred("cc", { type: "clientCertificate", usage: "outbound", secretRef: { name: "cc" } });
+    const withCert = policy("cert", {
+      domains: ["cert.example"],
+      outbound: { tls: { mode: "verify", trustSystemRoots: true, clientCertificateRef: { name: "cc" } } },
+    });
+    const ok = compileRelayConfig(
+      relay(),
+      [withCert],
+      clusterView({
+        secrets: { cc: { type: "kubernetes.io/tls", keys: ["tls.crt", "tls.key"] } },
+        credentials: [cc],
+      }),
+    );
+    assert.deepEqual(ok.problems.get("mail/cert"), undefined);
   });
 
   it("finding 7: MailRelay dns.servers names the validating resolver in the relay config", () => {

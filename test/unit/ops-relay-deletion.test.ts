@@ -1,10 +1,16 @@
-// Issue 17: a deleted MailRelay waits for its queues (operator/reconcilers/mailrelay-deletion.ts):
-// the verdict on its queue volumes' reports.
+// Issue 17: a deleted MailRelay waits for its queues (operator/controllers/mailrelay/deletion.ts):
+// the verdict on its queue volumes' reports. A pod counts as done only when it also says it stopped
+// accepting new mail (inbound.stopped), so nothing can enter its queue after the verdict.
 import { strict as assert } from "node:assert";
 import { describe, it } from "node:test";
 import { deletionVerdict } from "../../operator/controllers/mailrelay/deletion.js";
 
-const v = (volume: string, depth?: number) => ({ volume, pod: volume.replace(/^queue-/, ""), depth });
+const v = (volume: string, depth?: number, stopped = true) => ({
+  volume,
+  pod: volume.replace(/^queue-/, ""),
+  depth,
+  stopped,
+});
 
 describe("MailRelay deletion verdict (issue 17)", () => {
   it("releases when every queue volume's pod reports an empty queue, or there are none", () => {
@@ -25,6 +31,17 @@ describe("MailRelay deletion verdict (issue 17)", () => {
     assert.equal(r.release, false);
     assert.equal(r.reason, "QueueUnknown");
     assert.match(r.message, /queue-edge-1/);
+  });
+
+  it("waits while a pod with an empty queue still accepts new mail (attack review 3)", () => {
+    const r = deletionVerdict(false, [v("queue-edge-0", 0), v("queue-edge-1", 0, false)]);
+    assert.equal(r.release, false);
+    assert.equal(r.reason, "StillAccepting");
+    assert.match(r.message, /edge-1 still accept new mail/);
+    assert.match(r.message, /421 4\.3\.2/);
+    const failed = deletionVerdict(false, [v("queue-edge-0", 0, false)], "compiled config fails");
+    assert.equal(failed.release, false);
+    assert.match(failed.message, /could not be applied: compiled config fails/);
   });
 
   it("the discard annotation releases at once, naming the volumes left behind", () => {

@@ -2,10 +2,14 @@
 // (persistentVolumeClaimRetentionPolicy Retain), so a plain delete would stop the pods and leave
 // accepted mail on volumes nobody delivers. The operator puts a finalizer on every MailRelay; when
 // one is deleted, the relay and its pods stay (the garbage collector removes owned objects only once
-// the MailRelay is gone) and keep delivering, and the finalizer is released only when every queue
-// volume's pod reports an empty queue on /status, or when the user sets the annotation
-// sealpost.dev/discard-queue: "true". Until then the Deleting condition says why the delete waits.
-// The verdict is pure (deletionVerdict); the rest is the finalizer's two API writes.
+// the MailRelay is gone) and keep delivering. First the relay stops accepting: its config gets
+// inbound.stopped (compile/relay-config.ts), and every new session, MAIL FROM and DATA gets 421
+// 4.3.2, so the queue can only shrink and nothing is accepted after the delete. The finalizer is
+// released only when every queue volume's pod, one of the relay's own (relay/contract/relay-pods.ts:
+// its StatefulSet's, not any pod with its labels), reports on /status that it stopped accepting and
+// that its queue is empty, or when the user sets the annotation sealpost.dev/discard-queue: "true".
+// Until then the Deleting condition says why the delete waits. The verdict is pure
+// (deletionVerdict); the rest is the finalizer's two API writes.
 import type { MailRelay } from "../../api.js";
 import type { ConditionInput } from "../../runtime/conditions.js";
 import { ApiError, R } from "../../runtime/kube.js";
@@ -24,16 +28,27 @@ export interface VolumeReport {
   volume: string;
   pod: string;
   depth?: number;
+  /** The pod accepts no new mail (its /status says `stopped`). */
+  stopped?: boolean;
 }
 
 export type DeletionVerdict =
   | { release: true; reason: "QueueEmpty" | "QueueDiscarded" | "NoQueueVolumes"; message: string }
-  | { release: false; reason: "QueueNotEmpty" | "QueueUnknown"; message: string };
+  | { release: false; reason: "QueueNotEmpty" | "QueueUnknown" | "StillAccepting"; message: string };
 
 const DISCARD_HINT = `or set the annotation ${DISCARD_QUEUE_ANNOTATION}: "true" to delete the relay and leave the queue volumes (and their mail) behind`;
 
-/** Whether the finalizer may go. Pure. */
-export function deletionVerdict(discard: boolean, volumes: readonly VolumeReport[]): DeletionVerdict {
+const REFUSING = "the relay refuses new mail (421 4.3.2) and its pods keep delivering what is queued";
+
+/**
+ * Whether the finalizer may go. Pure. `stopProblem`: why the config that stops inbound could not be
+ * applied (the pods then keep accepting, and the delete waits).
+ */
+export function deletionVerdict(
+  discard: boolean,
+  volumes: readonly VolumeReport[],
+  stopProblem?: string,
+): DeletionVerdict {
   if (discard)
     return {
       release: true,
@@ -49,7 +64,7 @@ export function deletionVerdict(discard: boolean, volumes: readonly VolumeReport
     return {
       release: false,
       reason: "QueueNotEmpty",
-      message: `deletion waits: ${total} message(s) still queued (${queued.map((v) => `${v.pod}: ${v.depth}`).join(", ")}); the pods keep delivering them (stop sending mail to the relay to let the queues empty), ${DISCARD_HINT}`,
+      message: `deletion waits: ${total} message(s) still queued (${queued.map((v) => `${v.pod}: ${v.depth}`).join(", ")}); ${REFUSING}, ${DISCARD_HINT}`,
     };
   }
   if (unknown.length)
@@ -58,7 +73,22 @@ export function deletionVerdict(discard: boolean, volumes: readonly VolumeReport
       reason: "QueueUnknown",
       message: `deletion waits: no ready pod reports the queue of ${unknown.map((v) => v.volume).join(", ")} (scale the relay so that every queue volume has a running pod), ${DISCARD_HINT}`,
     };
-  return { release: true, reason: "QueueEmpty", message: "every queue volume's pod reports an empty queue" };
+  const accepting = volumes.filter((v) => v.stopped !== true);
+  if (accepting.length)
+    return {
+      release: false,
+      reason: "StillAccepting",
+      message: `deletion waits: ${accepting.map((v) => v.pod).join(", ")} still accept new mail (${
+        stopProblem
+          ? `the configuration that stops inbound could not be applied: ${stopProblem}`
+          : "the configuration that stops inbound, 421 4.3.2, has not reached them yet"
+      }), ${DISCARD_HINT}`,
+    };
+  return {
+    release: true,
+    reason: "QueueEmpty",
+    message: "every queue volume's pod accepts no new mail and reports an empty queue",
+  };
 }
 
 const hasFinalizer = (raw: MailRelayObject) =>
@@ -78,20 +108,24 @@ export async function finalizeMailRelay(
   deps: ReconcilerDeps,
   raw: MailRelayObject,
   relay: MailRelay | undefined,
+  /** Applies the relay's config with inbound.stopped; resolves with why it could not, if so. */
+  stopInbound: () => Promise<string | undefined>,
 ): Promise<{ requeueAfterMs: number } | void> {
   if (!hasFinalizer(raw)) return;
+  const stopProblem = await stopInbound();
   const ns = raw.metadata.namespace ?? "";
   const sts = names.statefulSet(raw.metadata.name);
   const volumes = orphanedQueueVolumes(deps.state.caches.queueVolumes.list(ns), sts, 0);
   const ready: PodObject[] = relay ? deps.state.readyPods(relay) : [];
   const probe = ready.length ? await probeRelay(deps, ready, () => true) : undefined;
-  const depthOf = new Map(probe?.reports.map((r) => [r.pod, r.report.queueDepth]) ?? []);
+  const reportOf = new Map(probe?.reports.map((r) => [r.pod, r.report]) ?? []);
   const reports: VolumeReport[] = volumes.map((volume) => {
     const pod = `${sts}-${volume.slice(queueClaimPrefix(sts).length)}`;
-    return { volume, pod, depth: depthOf.get(pod) };
+    const r = reportOf.get(pod);
+    return { volume, pod, depth: r?.queueDepth, ...(r?.stopped ? { stopped: true } : {}) };
   });
   const discard = raw.metadata.annotations?.[DISCARD_QUEUE_ANNOTATION] === "true";
-  const verdict = deletionVerdict(discard, reports);
+  const verdict = deletionVerdict(discard, reports, stopProblem);
   if (!verdict.release) {
     const g = raw.metadata.generation;
     const previous = ((raw.status ?? {}) as { conditions?: ConditionInput[] }).conditions ?? [];

@@ -7,6 +7,7 @@ import { API_VERSION, MailRelay as MailRelaySchema, type MailRelay } from "../..
 import type { CompileResult } from "../../compile/relay-config.js";
 import { certificateState, renderServerCertificate } from "../../render/certificate.js";
 import { renderRelayObjects } from "../../render/index.js";
+import { renderConfigMap } from "../../render/configmap.js";
 import { renderFleetSecret } from "../../render/secret.js";
 import { snatExposure } from "../../render/service.js";
 import type { RelayRenderInput } from "../../render/input.js";
@@ -144,8 +145,10 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   if (!raw) return; // owner references: the garbage collector cleans up
   const parsed = MailRelaySchema.safeParse(raw);
   // deleted: kept until its queues are empty (mailrelay-deletion.ts), nothing else is applied
-  if (raw.metadata.deletionTimestamp)
-    return finalizeMailRelay(deps, raw, parsed.success ? parsed.data : undefined);
+  if (raw.metadata.deletionTimestamp) {
+    const deleted = parsed.success ? parsed.data : undefined;
+    return finalizeMailRelay(deps, raw, deleted, () => applyStoppedConfig(deps, raw, deleted));
+  }
   await ensureQueueFinalizer(deps, raw);
   const generation = raw.metadata.generation;
   if (!parsed.success) {
@@ -350,6 +353,29 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   );
   if (enforced.status === "False") return { requeueAfterMs: deps.enforcePollMs };
   if (fleetCreated) return { requeueAfterMs: 1000 }; // compile the handover in once the cache has it
+}
+
+/**
+ * A deleted relay's config: compiled as always, with inbound.stopped (the compile reads the deletion
+ * timestamp), and only the ConfigMap applied: the pods reload it and refuse new mail while the queue
+ * finalizer waits (deletion.ts). Resolves with why it could not be applied, if so.
+ */
+async function applyStoppedConfig(
+  deps: ReconcilerDeps,
+  raw: MailRelayObject,
+  relay: MailRelay | undefined,
+): Promise<string | undefined> {
+  if (!relay) return "the MailRelay's spec does not parse";
+  let compiled: CompileResult;
+  try {
+    compiled = deps.compiler.compile(relay);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  if (Buffer.byteLength(compiled.json) > MAX_CONFIG_BYTES) return "the compiled configuration is too large";
+  const input = renderInput(relay, ownerOf(raw), compiled, deps, relay.spec.queue.size);
+  await applyIfNeeded(deps, renderConfigMap(input));
+  return undefined;
 }
 
 /**

@@ -1,0 +1,66 @@
+// Which pods are a MailRelay's own: the one answer both sides use before they talk to a relay pod
+// (the operator's /status probe and deletion finalizer, operator/state.ts; the fleet queue view,
+// relay/queue/fleet.ts). Labels do not decide it: anyone who may create a pod in the namespace can
+// give it the relay's labels, answer "queue: 0" to release the deletion finalizer, and receive the
+// admin bearer token. A relay pod is one whose controller is the relay's StatefulSet (its
+// controller ownerReference names that StatefulSet's uid), whose name is `<statefulset>-<ordinal>`,
+// and that StatefulSet is the one named for the relay whose controller is the MailRelay (its uid).
+// A user can write any ownerReference on a pod of their own, so this is what a StatefulSet
+// controller also enforces: a pod it controls that is no member of the set (another name) is
+// released or, with an ordinal out of range, deleted by kube-controller-manager; the name check
+// here refuses the first kind at once. Pure.
+
+/** The StatefulSet of MailRelay `relay` (the operator's render/meta.ts names it this way). */
+export function relayStatefulSetName(relay: string): string {
+  return relay;
+}
+
+export interface OwnedMeta {
+  metadata?: {
+    name?: string;
+    uid?: string;
+    ownerReferences?: readonly { controller?: boolean; uid?: string; kind?: string }[];
+  };
+}
+
+/** The uid of an object's controller (the ownerReference with controller: true), if any. */
+export function controllerUid(o: OwnedMeta): string | undefined {
+  return o.metadata?.ownerReferences?.find((r) => r.controller === true)?.uid;
+}
+
+/**
+ * The relay's StatefulSet among `statefulSets` (one namespace's): named for the relay and controlled
+ * by the MailRelay whose uid is `relayUid`. Undefined when there is none (or an impostor holds the name).
+ */
+export function relayStatefulSet<S extends OwnedMeta>(
+  relay: { name: string; uid: string | undefined },
+  statefulSets: readonly S[],
+): S | undefined {
+  if (!relay.uid) return undefined;
+  const name = relayStatefulSetName(relay.name);
+  return statefulSets.find((s) => {
+    const owner = s.metadata?.ownerReferences?.find((r) => r.controller === true);
+    return (
+      s.metadata?.name === name && !!s.metadata.uid && owner?.kind === "MailRelay" && owner.uid === relay.uid
+    );
+  });
+}
+
+/** Whether `pod` belongs to StatefulSet `sts`: controlled by its uid and named `<sts>-<ordinal>`. */
+export function isStatefulSetPod(pod: OwnedMeta, sts: OwnedMeta): boolean {
+  const stsName = sts.metadata?.name;
+  const stsUid = sts.metadata?.uid;
+  const name = pod.metadata?.name ?? "";
+  if (!stsName || !stsUid || controllerUid(pod) !== stsUid) return false;
+  return name.startsWith(`${stsName}-`) && /^(0|[1-9][0-9]{0,8})$/.test(name.slice(stsName.length + 1));
+}
+
+/** The pods among `pods` that are the relay's own (see the header); the others are never asked. */
+export function relayPodsOf<P extends OwnedMeta, S extends OwnedMeta>(
+  relay: { name: string; uid: string | undefined },
+  statefulSets: readonly S[],
+  pods: readonly P[],
+): P[] {
+  const sts = relayStatefulSet(relay, statefulSets);
+  return sts ? pods.filter((p) => isStatefulSetPod(p, sts)) : [];
+}
