@@ -34,10 +34,10 @@ import {
   stsApplies,
   type Observed,
   type RoutePolicyInput,
-  type TlsLevel,
   type TlsResolution,
 } from "./tls-policy.js";
-import type { TlsRptPolicy } from "./tlsrpt.js";
+import type { AttemptRecord } from "./attempt-record.js";
+import type { TlsRptPolicy } from "./tlsrpt-policy.js";
 import { DEFAULT_POLICY, type Route } from "./route.js";
 import {
   chooseCertificates,
@@ -46,13 +46,8 @@ import {
   type RecipientCertificate,
   type Signer,
 } from "./smime.js";
-import {
-  planTransport,
-  type Hop,
-  type Material,
-  type Timeouts,
-  type TransportPlan,
-} from "./transport-options.js";
+import type { Hop } from "./hop.js";
+import { planTransport, type Material, type Timeouts, type TransportPlan } from "./transport-options.js";
 
 export interface RecipientResult {
   address: string;
@@ -71,31 +66,6 @@ export interface AttemptTrace {
   startedAt: number;
   endedAt: number;
   record?: AttemptRecord;
-}
-
-/** One line of the protocol log per attempt (per hop tried). */
-export interface AttemptRecord {
-  queueId: string;
-  policy: string;
-  mode: string;
-  nextHop?: string;
-  address?: string;
-  port?: number;
-  reused?: boolean;
-  session?: SessionInfo;
-  result: "delivered" | "partial" | "deferred" | "failed";
-  code?: string;
-  reason?: string;
-  response?: string;
-  recipients: number;
-  /** Recipient (policy) domain and the TLS policy that applied: TLS-RPT (RFC 8460) input. */
-  domain?: string;
-  tlsPolicy?: TlsRptPolicy;
-  /** The resolved TLS level of the hop (tls-policy.ts) and why. */
-  level?: TlsLevel;
-  why?: string;
-  /** Milliseconds from MAIL FROM to the end of the transaction (Postfix's delays "d"). */
-  transmitMs?: number;
 }
 
 /** The TLS-RPT policy of an attempt: the MTA-STS policy when one applied, else no-policy-found. */

@@ -14,7 +14,8 @@ import { isIP, type LookupFunction } from "node:net";
 import type { DestinationFilter } from "../net/address-class.js";
 import { errorMessage, type FailureCode } from "../contract/failure.js";
 import { armFetchDeadline } from "./attempt-limits.js";
-import type { AttemptRecord } from "./deliver.js";
+import type { AttemptRecord } from "./attempt-record.js";
+import type { PolicyType, TlsRptPolicy } from "./tlsrpt-policy.js";
 import type { Dns } from "./mx.js";
 
 export const RESULT_TYPES = [
@@ -31,17 +32,6 @@ export const RESULT_TYPES = [
   "dane-required",
 ] as const;
 export type ResultType = (typeof RESULT_TYPES)[number];
-export type PolicyType = "sts" | "tlsa" | "no-policy-found";
-
-/** The policy that applied to a delivery attempt (deliver.ts fills it in per attempt). */
-export interface TlsRptPolicy {
-  type: PolicyType;
-  /** The policy text as lines (MTA-STS: the policy file); empty for no-policy-found. */
-  strings: string[];
-  /** MTA-STS: the policy's mx patterns. */
-  mxHosts?: string[];
-}
-
 /** One session (or policy-level failure) as stored: one JSON line. */
 export interface TlsRptEvent {
   /** Milliseconds since the epoch. */

@@ -1,0 +1,32 @@
+// What one delivery attempt (one hop tried) leaves behind: a line of the protocol log, the input of
+// TLS-RPT (tlsrpt.ts) and of the queue's attempt history (relay/queue/admin-api.ts). Its own module,
+// holding types only, so that deliver.ts (which writes records) and tlsrpt.ts (which reads them) do
+// not import each other.
+import type { SessionInfo } from "./pool.js";
+import type { TlsLevel } from "./tls-policy.js";
+import type { TlsRptPolicy } from "./tlsrpt-policy.js";
+
+/** One line of the protocol log per attempt (per hop tried). */
+export interface AttemptRecord {
+  queueId: string;
+  policy: string;
+  mode: string;
+  nextHop?: string;
+  address?: string;
+  port?: number;
+  reused?: boolean;
+  session?: SessionInfo;
+  result: "delivered" | "partial" | "deferred" | "failed";
+  code?: string;
+  reason?: string;
+  response?: string;
+  recipients: number;
+  /** Recipient (policy) domain and the TLS policy that applied: TLS-RPT (RFC 8460) input. */
+  domain?: string;
+  tlsPolicy?: TlsRptPolicy;
+  /** The resolved TLS level of the hop (tls-policy.ts) and why. */
+  level?: TlsLevel;
+  why?: string;
+  /** Milliseconds from MAIL FROM to the end of the transaction (Postfix's delays "d"). */
+  transmitMs?: number;
+}
