@@ -2,6 +2,7 @@
 // TLS-RPT (tlsrpt.ts) and of the queue's attempt history (relay/queue/admin-api.ts). Its own module,
 // holding types only, so that deliver.ts (which writes records) and tlsrpt.ts (which reads them) do
 // not import each other.
+import type { CertificateProblem } from "../contract/failure.js";
 import type { SessionInfo } from "./pool.js";
 import type { TlsLevel } from "./tls-policy.js";
 import type { TlsRptPolicy } from "./tlsrpt-policy.js";
@@ -19,6 +20,8 @@ export interface AttemptRecord {
   result: "delivered" | "partial" | "deferred" | "failed";
   code?: string;
   reason?: string;
+  /** With TLS_VERIFY_FAILED: which certificate check failed (TLS-RPT reads it). */
+  certificate?: CertificateProblem;
   response?: string;
   recipients: number;
   /** Recipient (policy) domain and the TLS policy that applied: TLS-RPT (RFC 8460) input. */

@@ -22,6 +22,7 @@ import {
 } from "./attempt-limits.js";
 import { daneTlsRptPolicy, resolveDane, type HostDane } from "./dane.js";
 import { DEFAULT_DESTINATION_CONCURRENCY, DestinationSlots, destinationOf } from "./destination-slots.js";
+import { certificateProblemOf } from "./certificate-problem.js";
 import { makeSecureDns, type SecureDns } from "./dnssec.js";
 import type { ConnectionPool, Pooled, SessionInfo } from "./pool.js";
 import { mxAllowed, type StsLookup } from "./mta-sts.js";
@@ -170,6 +171,12 @@ function isVerifyError(msg: string): boolean {
   return /certificate|altname|does not match|self[- ]signed|unable to (get|verify)|CERT_|issuer/i.test(msg);
 }
 
+/** TLS_VERIFY_FAILED with the certificate check that failed (certificate-problem.ts), for TLS-RPT. */
+function verifyFailed(message: string, tlsError = message): Failure {
+  const certificate = certificateProblemOf(tlsError);
+  return { ...fail("TLS_VERIFY_FAILED", true, message), ...(certificate ? { certificate } : {}) };
+}
+
 /** Maps an SMTP client error during connect/STARTTLS/EHLO to a reason. */
 export function classifyConnectError(
   e: Errorish,
@@ -178,10 +185,10 @@ export function classifyConnectError(
 ): Failure {
   const msg = errorMessage(e);
   if (msg.includes(STARTTLS_NOT_OFFERED)) return fail("TLS_NOT_OFFERED", true, STARTTLS_NOT_OFFERED);
-  if (plan.verify && isVerifyError(msg)) return fail("TLS_VERIFY_FAILED", true, msg);
+  if (plan.verify && isVerifyError(msg)) return verifyFailed(msg);
   if (e.code === "ETLS" || upgrading) {
     if (e.command === "STARTTLS" && e.responseCode) return fail("TLS_STARTTLS_REFUSED", true, msg);
-    if (plan.verify && isVerifyError(msg)) return fail("TLS_VERIFY_FAILED", true, msg);
+    if (plan.verify && isVerifyError(msg)) return verifyFailed(msg);
     return fail("TLS_HANDSHAKE_FAILED", true, msg);
   }
   if (e.code === "EAUTH") return fail("AUTH_FAILED", true, msg);
@@ -314,7 +321,10 @@ async function openConn(conn: SMTPConnection, plan: TransportPlan): Promise<Pool
       !observed.tls
         ? fail("TLS_REQUIRED", true, below)
         : plan.verify && !observed.verified
-          ? fail("TLS_VERIFY_FAILED", true, `peer certificate not verified: ${info.verifyError ?? "unknown"}`)
+          ? verifyFailed(
+              `peer certificate not verified: ${info.verifyError ?? "unknown"}`,
+              info.verifyError ?? "",
+            )
           : fail("TLS_HANDSHAKE_FAILED", true, below),
     );
   if (plan.auth) {
@@ -763,7 +773,14 @@ export class Deliverer {
       const reused = pooled !== undefined;
       const p = pooled ?? (await open(plan, budget?.signal));
       if ("ok" in p) {
-        emit({ ...at, reused: false, result: "deferred", code: p.code, reason: p.message });
+        emit({
+          ...at,
+          reused: false,
+          result: "deferred",
+          code: p.code,
+          reason: p.message,
+          ...(p.certificate ? { certificate: p.certificate } : {}),
+        });
         return p;
       }
       const abort = (): void => p.conn.close();
