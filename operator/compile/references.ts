@@ -17,7 +17,7 @@ export interface ClusterView {
   /** ConfigMap name → its data keys. */
   configMaps: ReadonlyMap<string, ReadonlySet<string>>;
   /** The relays' Services: name → the addresses that reach it (compile/self-addresses.ts). */
-  services?: ReadonlyMap<string, ServiceInfo>;
+  services: ReadonlyMap<string, ServiceInfo>;
 }
 
 export interface SecretInfo {

@@ -63,7 +63,15 @@ interface Stream<T> {
 
 class Gone extends Error {}
 
-export class Informer<T extends KubeObject> {
+/** The read side of an informer: what ClusterState and the controllers use of a kind's cache. */
+export interface Cache<T> {
+  on(handler: Handler<T>): void;
+  get(namespace: string, name: string): T | undefined;
+  list(namespace?: string): T[];
+  version(namespace?: string): number;
+}
+
+export class Informer<T extends KubeObject> implements Cache<T> {
   private readonly streams: Stream<T>[] = [];
   private readonly handlers: Handler<T>[] = [];
   private resyncTimer?: NodeJS.Timeout;

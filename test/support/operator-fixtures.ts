@@ -69,6 +69,7 @@ export function clusterView(
     ),
     configMaps: new Map(Object.entries(opts.configMaps ?? {}).map(([n, v]) => [n, new Set(v)])),
     credentials: new Map((opts.credentials ?? []).map((c) => [c.metadata.name!, c])),
+    services: new Map(),
   };
 }
 
@@ -148,8 +149,9 @@ export function listInformer<T extends KubeObject>(items: T[]) {
 export function fakeReconcilerDeps(relays: KubeObject[], policies: KubeObject[] = []) {
   const inf = listInformer;
   const caches = {
-    relays: inf(relays),
-    policies: inf(policies),
+    // as the apiserver sends them: the informer does not parse either (the reconciler does)
+    relays: inf(relays as MailRelayObject[]),
+    policies: inf(policies as PolicyObject[]),
     credentials: inf([]),
     secrets: inf([]),
     configMaps: inf([]),
@@ -157,7 +159,8 @@ export function fakeReconcilerDeps(relays: KubeObject[], policies: KubeObject[] 
     queueVolumes: inf([]),
     statefulSets: inf([]),
     certificates: inf([]),
-  } as unknown as Caches;
+    services: inf([]),
+  } satisfies Caches;
   const applied: KubeObject[] = [];
   const state = new ClusterState(caches);
   const deps = {

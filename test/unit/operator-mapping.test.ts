@@ -104,9 +104,11 @@ describe("memoised compile", () => {
       secrets: inf([]),
       configMaps: inf([]),
       pods: inf([]),
+      queueVolumes: inf([]),
       statefulSets: inf([]),
       certificates: inf([]),
-    } as unknown as Caches;
+      services: inf([]),
+    };
   }
 
   it("shares one compile across calls until an input's generation changes, not on status writes", async () => {
