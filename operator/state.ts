@@ -210,27 +210,27 @@ export class ClusterState {
    * RelayCredential cache of the namespace changed (informer versions).
    */
   viewOf(namespace: string): NamespaceView {
-    const c = this.caches;
-    const versions = `${c.secrets.version(namespace)}:${c.configMaps.version(namespace)}:${c.credentials.version(namespace)}:${c.services.version(namespace)}`;
+    const caches = this.caches;
+    const versions = `${caches.secrets.version(namespace)}:${caches.configMaps.version(namespace)}:${caches.credentials.version(namespace)}:${caches.services.version(namespace)}`;
     const hit = this.views.get(namespace);
     if (hit && hit.versions === versions) return hit;
     const secrets = new Map<string, SecretInfo>();
-    for (const s of c.secrets.list(namespace))
-      secrets.set(s.metadata.name, {
-        type: s.type,
-        keys: new Set(Object.keys(s.data ?? {})),
-        controllerUid: s.metadata.ownerReferences?.find((o) => o.controller)?.uid,
+    for (const secret of caches.secrets.list(namespace))
+      secrets.set(secret.metadata.name, {
+        type: secret.type,
+        keys: new Set(Object.keys(secret.data ?? {})),
+        controllerUid: secret.metadata.ownerReferences?.find((o) => o.controller)?.uid,
       });
     const configMaps = new Map<string, Set<string>>();
-    for (const cm of c.configMaps.list(namespace))
+    for (const cm of caches.configMaps.list(namespace))
       configMaps.set(
         cm.metadata.name,
         new Set([...Object.keys(cm.data ?? {}), ...Object.keys(cm.binaryData ?? {})]),
       );
     const credentials = new Map<string, RelayCredential>();
-    for (const cr of c.credentials.list(namespace)) credentials.set(cr.metadata.name, cr);
+    for (const cr of caches.credentials.list(namespace)) credentials.set(cr.metadata.name, cr);
     const services = new Map<string, ServiceInfo>();
-    for (const svc of c.services.list(namespace))
+    for (const svc of caches.services.list(namespace))
       services.set(svc.metadata.name, {
         addresses: serviceSelfAddresses(svc),
         controllerUid: svc.metadata.ownerReferences?.find((o) => o.controller)?.uid,
