@@ -141,15 +141,11 @@ export function listInformer<T extends KubeObject>(items: T[]) {
   };
 }
 
-/**
- * What the MailRelay reconciler needs, faked for unit tests: informer caches holding `relays` and
- * `policies` (everything else empty), and a client whose server-side applies (status included) land in
- * `applied`.
- */
-export function fakeReconcilerDeps(relays: KubeObject[], policies: KubeObject[] = []) {
+/** Caches holding `relays` and `policies` as the apiserver sends them, every other kind empty. */
+export function listCaches(relays: KubeObject[], policies: KubeObject[] = []): Caches {
   const inf = listInformer;
-  const caches = {
-    // as the apiserver sends them: the informer does not parse either (the reconciler does)
+  return {
+    // the informer does not parse what it caches (the reconciler does)
     relays: inf(relays as MailRelayObject[]),
     policies: inf(policies as PolicyObject[]),
     credentials: inf([]),
@@ -160,7 +156,16 @@ export function fakeReconcilerDeps(relays: KubeObject[], policies: KubeObject[] 
     statefulSets: inf([]),
     certificates: inf([]),
     services: inf([]),
-  } satisfies Caches;
+  };
+}
+
+/**
+ * What the MailRelay reconciler needs, faked for unit tests: informer caches holding `relays` and
+ * `policies` (everything else empty), and a client whose server-side applies (status included) land in
+ * `applied`.
+ */
+export function fakeReconcilerDeps(relays: KubeObject[], policies: KubeObject[] = []) {
+  const caches = listCaches(relays, policies);
   const applied: KubeObject[] = [];
   const state = new ClusterState(caches);
   const deps = {
