@@ -357,9 +357,9 @@ async function applyExamples(cp: ControlPlane, admin: KubeClient): Promise<Examp
         500,
       ),
   );
-  for (const p of policies) {
-    const acc = p!.status!.conditions!.find((c) => c.type === "Accepted")!;
-    rep.ok(`MailDomainPolicy ${p!.metadata.name.padEnd(13)} Accepted: ${acc.message}`);
+  for (const policy of policies) {
+    const acc = policy!.status!.conditions!.find((c) => c.type === "Accepted")!;
+    rep.ok(`MailDomainPolicy ${policy!.metadata.name.padEnd(13)} Accepted: ${acc.message}`);
   }
   rep.ok(
     `cert-manager issued ${RELAY}-tls (the relay's server certificate) and partner-c's client certificate`,
@@ -426,14 +426,14 @@ async function startRelayPod(admin: KubeClient, partners: Partners, pod0: PodShi
   const sources = projectedSources(sts);
   const cms = new Map<string, Obj>();
   const secrets = new Map<string, Obj>();
-  for (const s of sources) {
-    if (s.configMap) {
-      const o = await admin.find<Obj>(R.ConfigMap, NS, s.configMap.name);
-      if (o) cms.set(s.configMap.name, o);
+  for (const source of sources) {
+    if (source.configMap) {
+      const configMap = await admin.find<Obj>(R.ConfigMap, NS, source.configMap.name);
+      if (configMap) cms.set(source.configMap.name, configMap);
     }
-    if (s.secret) {
-      const o = await admin.find<Obj>(R.Secret, NS, s.secret.name);
-      if (o) secrets.set(s.secret.name, o);
+    if (source.secret) {
+      const secret = await admin.find<Obj>(R.Secret, NS, source.secret.name);
+      if (secret) secrets.set(source.secret.name, secret);
     }
   }
   const mat = materialise(sources, { configMap: (n) => cms.get(n), secret: (n) => secrets.get(n) });
@@ -734,10 +734,10 @@ async function sendToPartnerA(pod: RelayPod, ex: Examples, partners: Partners): 
           waitFor(
             "two attempts to partner-a",
             () => {
-              const a = relayLog.lines.filter(
+              const accepted = relayLog.lines.filter(
                 (l) => l.event === "delivery" && l.policy === `${NS}/partner-a`,
               ) as DeliveryLine[];
-              return a.length >= 2 ? a : undefined;
+              return accepted.length >= 2 ? accepted : undefined;
             },
             30_000,
           ),

@@ -6,7 +6,7 @@ import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { parseOrExit, version } from "../bin/usage.js";
-import { count, labels, seconds } from "./flags.js";
+import { count, flagEnv, labels, OPERATOR_FLAGS, seconds, type OperatorFlag } from "./flags.js";
 import { OPERATOR_HELP } from "./help.js";
 import { loadKubeAuth } from "./runtime/kubeconfig.js";
 import { Operator } from "./operator.js";
@@ -17,44 +17,18 @@ import { LeaderElector } from "./runtime/leader.js";
 import { OperatorMetrics } from "./runtime/metrics.js";
 
 const options = {
-  kubeconfig: { type: "string" },
-  namespaces: { type: "string" },
-  "leader-elect": { type: "boolean" },
-  "leader-election-namespace": { type: "string" },
-  "leader-election-id": { type: "string" },
-  "lease-duration": { type: "string" },
-  "renew-deadline": { type: "string" },
-  "retry-period": { type: "string" },
-  "metrics-port": { type: "string" },
-  "health-port": { type: "string" },
-  "bind-address": { type: "string" },
-  "log-level": { type: "string" },
-  "relay-image": { type: "string" },
-  "relay-image-pull-policy": { type: "string" },
-  /** Take the default relay image from this container of the operator's own pod (wins over --relay-image). */
-  "relay-image-from-container": { type: "string" },
-  /** Images a MailRelay's spec.image may name besides --relay-image (comma-separated). */
-  "allowed-relay-images": { type: "string" },
-  "relay-command": { type: "string" },
-  "operator-namespace": { type: "string" },
-  "operator-pod-labels": { type: "string" },
-  "resync-period": { type: "string" },
-  /** How often policy delivery figures (status.lastDelivery, counters) are read from the relay pods. */
-  "policy-figures-period": { type: "string" },
-  /** Concurrent MailDomainPolicy reconciles (default 8). */
-  "policy-workers": { type: "string" },
-  /** A MailRelay is reconciled at most once per this period (default 0.25s): bursts coalesce. */
-  "relay-min-interval": { type: "string" },
-  identity: { type: "string" },
+  ...Object.fromEntries(
+    OPERATOR_FLAGS.map(([name, arg]) => [name, { type: arg === undefined ? "boolean" : "string" } as const]),
+  ),
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 } as const;
 
-function flag(values: Record<string, unknown>, name: keyof typeof options): string | undefined {
+function flag(values: Record<string, unknown>, name: OperatorFlag): string | undefined {
   const v = values[name];
   if (typeof v === "string") return v;
   if (v === true) return "true";
-  return process.env[`SEALPOST_${name.toUpperCase().replace(/-/g, "_")}`];
+  return process.env[flagEnv(name)];
 }
 
 async function main(): Promise<void> {

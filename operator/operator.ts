@@ -19,7 +19,7 @@ import { EventRecorder } from "./runtime/events.js";
 import { KubeClient } from "./runtime/kube.js";
 import type { KubeAuth } from "./runtime/kubeconfig.js";
 import { OperatorMetrics } from "./runtime/metrics.js";
-import { allInformers, ClusterState, makeCaches, type Caches } from "./state.js";
+import { allInformers, ClusterState, makeCaches, type Informers } from "./state.js";
 
 export interface OperatorOptions {
   /** A client-node KubeConfig, or runtime/kubeconfig.ts's loadKubeAuth(). */
@@ -50,7 +50,7 @@ export interface OperatorOptions {
 
 export class Operator {
   readonly client: KubeClient;
-  readonly caches: Caches;
+  readonly caches: Informers;
   readonly state: ClusterState;
   readonly compiler: CompileMemo;
   readonly metrics: OperatorMetrics;

@@ -19,25 +19,31 @@ import {
 } from "./objects.js";
 import { MANAGED_BY, MANAGED_BY_LABEL, RELAY_APP, RELAY_LABEL, RELAY_NAME_LABEL } from "./render/meta.js";
 import { relayPodsOf } from "../relay/contract/relay-pods.js";
-import { Informer, type EventType } from "./runtime/informer.js";
+import { Informer, type Cache, type EventType } from "./runtime/informer.js";
 import { R, type KubeClient, type KubeObject } from "./runtime/kube.js";
 
 export type ServiceObject = KubeObject & ServiceAddressSource;
 
+/** What the operator reads of the cluster: one cache per kind (the informers behind them: Informers). */
 export interface Caches {
-  relays: Informer<MailRelayObject>;
-  policies: Informer<PolicyObject>;
-  credentials: Informer<CredentialObject>;
-  secrets: Informer<SecretObject>;
-  configMaps: Informer<ConfigMapObject>;
-  pods: Informer<PodObject>;
+  relays: Cache<MailRelayObject>;
+  policies: Cache<PolicyObject>;
+  credentials: Cache<CredentialObject>;
+  secrets: Cache<SecretObject>;
+  configMaps: Cache<ConfigMapObject>;
+  pods: Cache<PodObject>;
   /** The relays' queue PVCs (volumeClaimTemplate labels): orphaned ones after a scale-down. */
-  queueVolumes: Informer<KubeObject>;
-  statefulSets: Informer<KubeObject>;
-  certificates: Informer<KubeObject>;
+  queueVolumes: Cache<KubeObject>;
+  statefulSets: Cache<KubeObject>;
+  certificates: Cache<KubeObject>;
   /** The relays' own Services: their addresses go into the config (selfAddresses, loop detection). */
-  services?: Informer<ServiceObject>;
+  services: Cache<ServiceObject>;
 }
+
+/** The informers that fill Caches, which the operator starts, waits for and stops. */
+export type Informers = {
+  [K in keyof Caches]: Caches[K] extends Cache<infer T extends KubeObject> ? Informer<T> : never;
+};
 
 /**
  * What every informer does to an object before caching it (controller-runtime's cache transform):
@@ -71,7 +77,7 @@ export function dropConfigMapValues(c: ConfigMapObject): void {
 export function makeCaches(
   client: KubeClient,
   opts: { namespaces?: string[]; resyncMs: number; log: Logger },
-): Caches {
+): Informers {
   const base = {
     namespaces: opts.namespaces,
     resyncMs: opts.resyncMs,
@@ -118,7 +124,7 @@ export function makeCaches(
   };
 }
 
-export function allInformers(c: Caches): Informer<KubeObject>[] {
+export function allInformers(c: Informers): Informer<KubeObject>[] {
   return Object.values(c) as Informer<KubeObject>[];
 }
 
@@ -128,8 +134,7 @@ export function viewFingerprint(view: ClusterView): string {
   for (const [n, s] of view.secrets) parts.push(`s:${n}:${s.type ?? ""}:${[...s.keys].join(",")}`);
   for (const [n, keys] of view.configMaps) parts.push(`c:${n}:${[...keys].join(",")}`);
   for (const [n, c] of view.credentials) parts.push(`r:${n}:${JSON.stringify(c.spec)}`);
-  for (const [n, v] of view.services ?? [])
-    parts.push(`v:${n}:${v.controllerUid ?? ""}:${v.addresses.join(",")}`);
+  for (const [n, v] of view.services) parts.push(`v:${n}:${v.controllerUid ?? ""}:${v.addresses.join(",")}`);
   return parts.join("\n");
 }
 
@@ -206,27 +211,27 @@ export class ClusterState {
    * RelayCredential cache of the namespace changed (informer versions).
    */
   viewOf(namespace: string): NamespaceView {
-    const c = this.caches;
-    const versions = `${c.secrets.version(namespace)}:${c.configMaps.version(namespace)}:${c.credentials.version(namespace)}:${c.services?.version(namespace) ?? ""}`;
+    const caches = this.caches;
+    const versions = `${caches.secrets.version(namespace)}:${caches.configMaps.version(namespace)}:${caches.credentials.version(namespace)}:${caches.services.version(namespace)}`;
     const hit = this.views.get(namespace);
     if (hit && hit.versions === versions) return hit;
     const secrets = new Map<string, SecretInfo>();
-    for (const s of c.secrets.list(namespace))
-      secrets.set(s.metadata.name, {
-        type: s.type,
-        keys: new Set(Object.keys(s.data ?? {})),
-        controllerUid: s.metadata.ownerReferences?.find((o) => o.controller)?.uid,
+    for (const secret of caches.secrets.list(namespace))
+      secrets.set(secret.metadata.name, {
+        type: secret.type,
+        keys: new Set(Object.keys(secret.data ?? {})),
+        controllerUid: secret.metadata.ownerReferences?.find((o) => o.controller)?.uid,
       });
     const configMaps = new Map<string, Set<string>>();
-    for (const cm of c.configMaps.list(namespace))
+    for (const cm of caches.configMaps.list(namespace))
       configMaps.set(
         cm.metadata.name,
         new Set([...Object.keys(cm.data ?? {}), ...Object.keys(cm.binaryData ?? {})]),
       );
     const credentials = new Map<string, RelayCredential>();
-    for (const cr of c.credentials.list(namespace)) credentials.set(cr.metadata.name, cr);
+    for (const cr of caches.credentials.list(namespace)) credentials.set(cr.metadata.name, cr);
     const services = new Map<string, ServiceInfo>();
-    for (const svc of c.services?.list(namespace) ?? [])
+    for (const svc of caches.services.list(namespace))
       services.set(svc.metadata.name, {
         addresses: serviceSelfAddresses(svc),
         controllerUid: svc.metadata.ownerReferences?.find((o) => o.controller)?.uid,

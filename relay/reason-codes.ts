@@ -1,14 +1,15 @@
 // Every reason code the relay can log, with what it means and what to do: the one list the
 // troubleshooting table (docs/reason-codes.md, written by scripts/gen-reason-codes.ts) is made from.
-// The codes themselves are still written as strings where they arise (fail("TLS_NOT_OFFERED", ...));
-// scripts/gen-reason-codes.ts extracts them from relay/ and refuses to write the table while a code
-// in the code is missing here or a code here no longer occurs (test/unit/reason-codes.test.ts fails
-// then too), so the list cannot drift. A closed union for `fail()` (issue 17's contract/ module)
-// should replace the extraction by the compiler and keep these texts.
+// It is typed against the closed list of codes (relay/contract/failure.ts: FailureCode, OutcomeCode),
+// so a code without an entry here, or an entry for no code, is a type error. scripts/gen-reason-codes.ts
+// also finds where each code arises in relay/ (the table's "Raised in") and refuses to write the table
+// while an entry no longer occurs there (test/unit/reason-codes.test.ts fails then too).
 //
 // outcome: what happens to the recipient. defer: kept in the queue and retried until queue.maxAge,
 // then bounced (EXPIRED); bounce: returned to the sender now with a DSN; refuse: the SMTP client gets
 // the error and the message is never accepted; config: the relay keeps its previous configuration.
+
+import type { ReasonCode } from "./contract/failure.js";
 
 export type ReasonOutcome = "delivered" | "defer" | "bounce" | "refuse" | "config";
 
@@ -320,6 +321,4 @@ export const REASON_CODES = {
       "A bulk queue command (sealpost queue hold|release|requeue|delete|bounce|flush) named no selection or an unreadable --older-than; no message was touched.",
     fix: "Give --domain, --reason, --older-than (90s, 30m, 2h, 3d) or --all (sealpost queue --help).",
   },
-} as const satisfies Record<string, ReasonCodeDoc>;
-
-export type ReasonCode = keyof typeof REASON_CODES;
+} as const satisfies Record<ReasonCode, ReasonCodeDoc>;

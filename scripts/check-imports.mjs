@@ -46,29 +46,6 @@ const project = new Set(files);
 const graph = new Map(files.map((f) => [f, importsOf(join(root, f)).filter((t) => project.has(t))]));
 
 const problems = [];
-const notes = [];
-
-/**
- * Cycles known and left for the work that owns their files, each by its exact set of files: a cycle
- * that differs from one listed (a file more or less) fails, so none can grow unseen. The relay's
- * outbound path shares its types (Hop, AttemptRecord, TlsRptPolicy) through the modules that define
- * them; the fail-closed issue splits relay/outbound/deliver.ts and moves them.
- */
-const KNOWN_CYCLES = [
-  [
-    "relay/outbound/attempt-limits.ts",
-    "relay/outbound/dane.ts",
-    "relay/outbound/deliver.ts",
-    "relay/outbound/loop.ts",
-    "relay/outbound/mta-sts.ts",
-    "relay/outbound/mx.ts",
-    "relay/outbound/route.ts",
-    "relay/outbound/tls-policy.ts",
-    "relay/outbound/tlsrpt.ts",
-    "relay/outbound/transport-options.ts",
-  ],
-];
-const known = (c) => KNOWN_CYCLES.some((k) => k.length === c.length && k.every((f, i) => f === c[i]));
 
 // 2. the contract boundary
 for (const [from, targets] of graph)
@@ -109,10 +86,6 @@ function connect(v) {
 }
 for (const f of files) if (!meta.has(f)) connect(f);
 for (const c of components) {
-  if (known(c)) {
-    notes.push(`known import cycle of ${c.length} files, left for its owner: ${c[0]} ...`);
-    continue;
-  }
   const inside = new Set(c);
   const edges = c.flatMap((f) =>
     graph
@@ -123,12 +96,9 @@ for (const c of components) {
   problems.push(`import cycle of ${c.length} files:\n${edges.join("\n")}`);
 }
 
-for (const n of notes) console.log(`check-imports: ${n}`);
 if (problems.length) {
   console.error(problems.join("\n"));
   console.error(`check-imports: ${problems.length} problem(s) in ${files.length} files`);
   process.exit(1);
 }
-console.log(
-  `check-imports: ${files.length} files, no other import cycle, operator imports only relay/contract/`,
-);
+console.log(`check-imports: ${files.length} files, no import cycle, operator imports only relay/contract/`);

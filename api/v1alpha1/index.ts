@@ -1,12 +1,20 @@
 // sealpost.dev/v1alpha1: the API as zod schemas (the single source of truth), the TypeScript types the
 // operator and relay use (z.infer), and what the CRD generator needs to know about each kind.
 import type { z } from "zod";
-import type { CelRule } from "./common.js";
+import type { CelRule } from "./cel.js";
 import { MailDomainPolicySpec, MailDomainPolicyStatus } from "./maildomainpolicy.js";
 import { MailRelaySpec, MailRelayStatus } from "./mailrelay.js";
 import { RelayCredentialSpec, RelayCredentialStatus } from "./relaycredential.js";
 
-export * from "./common.js";
+export * from "./api-version.js";
+export * from "./cel.js";
+export * from "./dns-names.js";
+export * from "./label-selector.js";
+export * from "./network.js";
+export * from "./object-meta.js";
+export * from "./quantities.js";
+export * from "./references.js";
+export * from "./status.js";
 export * from "./maildomainpolicy.js";
 export * from "./mailrelay.js";
 export * from "./relay-pod.js";

@@ -2,22 +2,13 @@
 // sending servers must do to hand mail to us (inbound). The relay never downgrades: a requirement it
 // cannot meet defers the message and retries, it never sends in clear instead.
 import { z } from "zod";
-import {
-  API_VERSION,
-  cel,
-  cidr,
-  domainPattern,
-  exactlyOne,
-  host,
-  int64,
-  keyRef,
-  localRef,
-  ObjectMeta,
-  POLICY_DOMAIN_PATTERN,
-  port,
-  statusBase,
-  timestamp,
-} from "./common.js";
+import { API_VERSION } from "./api-version.js";
+import { cel, exactlyOne } from "./cel.js";
+import { domainPattern, POLICY_DOMAIN_PATTERN } from "./dns-names.js";
+import { cidr, host, port } from "./network.js";
+import { ObjectMeta } from "./object-meta.js";
+import { keyRef, localRef } from "./references.js";
+import { int64, statusBase, timestamp } from "./status.js";
 import { REQUIREMENTS, TLS_MODES, TLS_VERSIONS } from "../../relay/contract/config.js";
 import { AUTHENTICATING_MODES, floorDescriptions } from "./tls-floors.js";
 

@@ -1,27 +1,15 @@
 // MailRelay: one relay fleet (a StatefulSet the operator runs), its listeners, certificate, queue and
 // inbound defaults, and which MailDomainPolicies it enforces.
 import { z } from "zod";
-import {
-  API_VERSION,
-  DURATION_PATTERN,
-  cel,
-  cidr,
-  domainName,
-  domainPattern,
-  host,
-  IssuerRef,
-  int64,
-  keyRef,
-  labelSelector,
-  localRef,
-  ObjectMeta,
-  port,
-  duration,
-  cpuQuantity,
-  quantity,
-  statusBase,
-  timestamp,
-} from "./common.js";
+import { API_VERSION } from "./api-version.js";
+import { cel } from "./cel.js";
+import { domainName, domainPattern } from "./dns-names.js";
+import { labelSelector } from "./label-selector.js";
+import { cidr, host, port } from "./network.js";
+import { ObjectMeta } from "./object-meta.js";
+import { DURATION_PATTERN, duration, cpuQuantity, quantity } from "./quantities.js";
+import { IssuerRef, keyRef, localRef } from "./references.js";
+import { int64, statusBase, timestamp } from "./status.js";
 import { InboundRequirement } from "./maildomainpolicy.js";
 import { relayPodFields } from "./relay-pod.js";
 

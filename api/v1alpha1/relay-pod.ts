@@ -3,7 +3,9 @@
 // operator/render/statefulset.ts. Affinity is kept as the apiserver's own type (unpruned, not restated
 // here): it is large, and the apiserver validates it when the operator applies the StatefulSet.
 import { z } from "zod";
-import { cel, labelSelector, localRef } from "./common.js";
+import { cel } from "./cel.js";
+import { labelSelector } from "./label-selector.js";
+import { localRef } from "./references.js";
 
 /**
  * Pod label and annotation keys the operator owns: its selector labels (which pods a Service,

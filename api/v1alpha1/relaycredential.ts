@@ -2,18 +2,13 @@
 // (usage outbound) or one a partner logs in to us with (usage inbound). Only references to Secrets
 // live here; the secret material never enters the object.
 import { z } from "zod";
-import {
-  API_VERSION,
-  domainName,
-  domainPattern,
-  host,
-  IssuerRef,
-  keyRef,
-  localRef,
-  ObjectMeta,
-  statusBase,
-  type CelRule,
-} from "./common.js";
+import { API_VERSION } from "./api-version.js";
+import { type CelRule } from "./cel.js";
+import { domainName, domainPattern } from "./dns-names.js";
+import { host } from "./network.js";
+import { ObjectMeta } from "./object-meta.js";
+import { IssuerRef, keyRef, localRef } from "./references.js";
+import { statusBase } from "./status.js";
 
 export const CredentialType = z
   .enum(["password", "clientCertificate"])

@@ -1,6 +1,6 @@
 // The API writes durations and sizes as Kubernetes users do (60s, 120h, 50Mi); the relay's
 // configuration counts seconds and bytes. These are the conversions, for the operator's compiler.
-import { DURATION_PATTERN, QUANTITY_PATTERN } from "./common.js";
+import { DURATION_PATTERN, QUANTITY_PATTERN } from "./quantities.js";
 
 const SECONDS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600 };
 

@@ -13,7 +13,7 @@ import {
   type MailDomainPolicySpecInput,
   type RelayCredentialSpecInput,
 } from "../../api/v1alpha1/index.js";
-import { API_VERSION } from "../../api/v1alpha1/common.js";
+import { API_VERSION } from "../../api/v1alpha1/api-version.js";
 import { canonicalDomain } from "../../relay/contract/domains.js";
 import { parseMainCf, parseTable, type TableEntry } from "./table.js";
 import { tlsGlobals } from "./main-cf.js";

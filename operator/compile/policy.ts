@@ -9,46 +9,47 @@ import { CATCH_ALL, claimedDomains } from "./domain-claims.js";
 import type { PolicyProblem } from "./problems.js";
 import { Refs, type ClusterView } from "./references.js";
 
-function compilePolicy(p: MailDomainPolicy, refs: Refs): Policy | undefined {
-  const s = p.spec;
-  const tls = s.outbound.tls;
+function compilePolicy(policyObject: MailDomainPolicy, refs: Refs): Policy | undefined {
+  const spec = policyObject.spec;
+  const tls = spec.outbound.tls;
   const outbound: Policy["outbound"] = { tls: { mode: tls.mode, minVersion: tls.minVersion ?? "TLSv1.2" } };
   const ca = tls.caBundle;
   if (ca?.configMapRef) {
-    const f = refs.configMapKey(ca.configMapRef.name, ca.configMapRef.key);
-    if (f) outbound.tls.caFile = f;
+    const caFile = refs.configMapKey(ca.configMapRef.name, ca.configMapRef.key);
+    if (caFile) outbound.tls.caFile = caFile;
   } else if (ca?.secretRef) {
-    const f = refs.secretKey(ca.secretRef.name, ca.secretRef.key);
-    if (f) outbound.tls.caFile = f;
+    const caFile = refs.secretKey(ca.secretRef.name, ca.secretRef.key);
+    if (caFile) outbound.tls.caFile = caFile;
   }
   if (tls.matchNames?.length) outbound.tls.matchNames = [...tls.matchNames];
   const where = {
-    domains: s.domains,
-    ...(s.outbound.nextHop ? { nextHop: s.outbound.nextHop.host } : {}),
+    domains: spec.domains,
+    ...(spec.outbound.nextHop ? { nextHop: spec.outbound.nextHop.host } : {}),
   };
   if (tls.clientCertificateRef) {
-    const n = refs.credential(
+    const credential = refs.credential(
       tls.clientCertificateRef.name,
       ["clientCertificate"],
       "outbound",
       "outbound.tls.clientCertificateRef",
       where,
     );
-    if (n) outbound.tls.clientCredential = n;
+    if (credential) outbound.tls.clientCredential = credential;
   }
-  if (s.outbound.auth?.credentialRef) {
-    const n = refs.credential(
-      s.outbound.auth.credentialRef.name,
+  if (spec.outbound.auth?.credentialRef) {
+    const credential = refs.credential(
+      spec.outbound.auth.credentialRef.name,
       ["password"],
       "outbound",
       "outbound.auth.credentialRef",
       where,
     );
-    if (n) outbound.authCredential = n;
-    if (s.outbound.auth.allowUnauthenticatedPeer) outbound.authUnauthenticatedPeer = true;
+    if (credential) outbound.authCredential = credential;
+    if (spec.outbound.auth.allowUnauthenticatedPeer) outbound.authUnauthenticatedPeer = true;
   }
-  if (s.outbound.nextHop) outbound.nextHop = { host: s.outbound.nextHop.host, port: s.outbound.nextHop.port };
-  const smime = s.outbound.messageEncryption?.smime;
+  if (spec.outbound.nextHop)
+    outbound.nextHop = { host: spec.outbound.nextHop.host, port: spec.outbound.nextHop.port };
+  const smime = spec.outbound.messageEncryption?.smime;
   if (smime) {
     const rc = smime.recipientCertificates;
     const files = rc.secretRef
@@ -66,31 +67,31 @@ function compilePolicy(p: MailDomainPolicy, refs: Refs): Policy | undefined {
     }
   }
   const domains: string[] = [];
-  s.domains.forEach((d, i) => {
-    const c = canonicalPattern(d);
-    if (c === undefined)
+  spec.domains.forEach((pattern, i) => {
+    const canonical = canonicalPattern(pattern);
+    if (canonical === undefined)
       refs.problems.push({
         reason: "InvalidSpec",
-        message: `spec.domains[${i}]: "${d}" is not a valid domain name (IDNA2008/UTS #46): write its A-label form, e.g. xn--bcher-kva.example for bücher.example`,
+        message: `spec.domains[${i}]: "${pattern}" is not a valid domain name (IDNA2008/UTS #46): write its A-label form, e.g. xn--bcher-kva.example for bücher.example`,
       });
-    else if (!domains.includes(c)) domains.push(c);
+    else if (!domains.includes(canonical)) domains.push(canonical);
   });
-  const policy: Policy = { name: keyOf(p), domains, outbound };
-  if (s.inbound) {
-    policy.inbound = { hosts: [...s.inbound.hosts], require: s.inbound.require };
-    if (s.inbound.credentialRef) {
+  const policy: Policy = { name: keyOf(policyObject), domains, outbound };
+  if (spec.inbound) {
+    policy.inbound = { hosts: [...spec.inbound.hosts], require: spec.inbound.require };
+    if (spec.inbound.credentialRef) {
       // the relay's config knows inbound password accounts only (an inbound client certificate has no
       // representation in RelayConfig yet)
-      const n = refs.credential(
-        s.inbound.credentialRef.name,
+      const credential = refs.credential(
+        spec.inbound.credentialRef.name,
         ["password"],
         "inbound",
         "inbound.credentialRef",
       );
-      if (n) policy.inbound.credentials = [n];
+      if (credential) policy.inbound.credentials = [credential];
     }
   }
-  if (domains.includes(CATCH_ALL) && s.inbound) {
+  if (domains.includes(CATCH_ALL) && spec.inbound) {
     refs.problems.push({
       reason: "InvalidSpec",
       message: 'the catch-all "*" policy cannot carry inbound rules (no domain to attach them to)',

@@ -17,7 +17,7 @@ export interface ClusterView {
   /** ConfigMap name → its data keys. */
   configMaps: ReadonlyMap<string, ReadonlySet<string>>;
   /** The relays' Services: name → the addresses that reach it (compile/self-addresses.ts). */
-  services?: ReadonlyMap<string, ServiceInfo>;
+  services: ReadonlyMap<string, ServiceInfo>;
 }
 
 export interface SecretInfo {
@@ -166,34 +166,37 @@ export function credentialSecretName(c: RelayCredential): string {
   return c.spec.secretRef?.name ?? names.clientCertificateSecret(c.metadata.name ?? "");
 }
 
-function compileCredential(c: RelayCredential, refs: Refs): Credential | undefined {
-  const name = `${refs.namespace}/${c.metadata.name}`;
-  if (c.spec.type === "password") {
-    if (!c.spec.username || !c.spec.passwordSecretRef) {
+function compileCredential(credential: RelayCredential, refs: Refs): Credential | undefined {
+  const name = `${refs.namespace}/${credential.metadata.name}`;
+  if (credential.spec.type === "password") {
+    if (!credential.spec.username || !credential.spec.passwordSecretRef) {
       refs.invalid(`RelayCredential ${name} of type password needs username and passwordSecretRef`);
       return undefined;
     }
-    const file = refs.secretKey(c.spec.passwordSecretRef.name, c.spec.passwordSecretRef.key);
+    const file = refs.secretKey(
+      credential.spec.passwordSecretRef.name,
+      credential.spec.passwordSecretRef.key,
+    );
     return file
       ? {
           type: "password",
-          usage: c.spec.usage,
-          username: c.spec.username,
+          usage: credential.spec.usage,
+          username: credential.spec.username,
           passwordFile: file,
           // what a client logged in with it may do (relay/inbound/authority.ts)
-          ...(c.spec.usage === "inbound" && c.spec.allowRelay ? { allowRelay: true } : {}),
-          ...(c.spec.usage === "inbound" && c.spec.senderDomains
-            ? { senderDomains: c.spec.senderDomains.flatMap((p) => canonicalPattern(p) ?? []) }
+          ...(credential.spec.usage === "inbound" && credential.spec.allowRelay ? { allowRelay: true } : {}),
+          ...(credential.spec.usage === "inbound" && credential.spec.senderDomains
+            ? { senderDomains: credential.spec.senderDomains.flatMap((p) => canonicalPattern(p) ?? []) }
             : {}),
         }
       : undefined;
   }
-  const secret = credentialSecretName(c);
-  if (c.spec.secretRef) {
-    const t = refs.secretType(secret);
-    if (t !== undefined && t !== "kubernetes.io/tls") {
+  const secret = credentialSecretName(credential);
+  if (credential.spec.secretRef) {
+    const secretType = refs.secretType(secret);
+    if (secretType !== undefined && secretType !== "kubernetes.io/tls") {
       refs.invalid(
-        `Secret ${refs.namespace}/${secret} of RelayCredential ${name} is type ${t}, not kubernetes.io/tls`,
+        `Secret ${refs.namespace}/${secret} of RelayCredential ${name} is type ${secretType}, not kubernetes.io/tls`,
       );
       return undefined;
     }
@@ -201,7 +204,7 @@ function compileCredential(c: RelayCredential, refs: Refs): Credential | undefin
   const certFile = refs.secretKey(secret, "tls.crt");
   const keyFile = refs.secretKey(secret, "tls.key");
   return certFile && keyFile
-    ? { type: "clientCertificate", usage: c.spec.usage, certFile, keyFile }
+    ? { type: "clientCertificate", usage: credential.spec.usage, certFile, keyFile }
     : undefined;
 }
 

@@ -96,24 +96,24 @@ export function compileRelayConfig(
   const configMapItems = new Map<string, Map<string, string>>();
   const egress = new Set<number>();
   const tokens = new Map<string, string>();
-  for (const e of sorted) {
-    const v = policyVerdict(e, claimantsOf, localClaimOf(relay));
-    if (v.problems.length || !e.policy) {
-      problems.set(e.key, v.problems);
-      if (v.deferred.length)
+  for (const entry of sorted) {
+    const verdict = policyVerdict(entry, claimantsOf, localClaimOf(relay));
+    if (verdict.problems.length || !entry.policy) {
+      problems.set(entry.key, verdict.problems);
+      if (verdict.deferred.length)
         deferredPolicies.push({
-          name: e.key,
-          domains: v.deferred,
-          reason: v.problems.map((p) => `${p.reason}: ${p.message}`).join("; "),
+          name: entry.key,
+          domains: verdict.deferred,
+          reason: verdict.problems.map((p) => `${p.reason}: ${p.message}`).join("; "),
         });
       continue;
     }
-    const pol = e.policy;
+    const pol = entry.policy;
     compiled.push(pol);
-    tokens.set(e.key, e.token ?? "");
-    for (const [name, c] of e.credentials) credentials[name] = c;
-    for (const [name, m] of e.secrets) for (const [k, v] of m) mapIn(secretItems, name).set(k, v);
-    for (const [name, m] of e.configMaps) for (const [k, v] of m) mapIn(configMapItems, name).set(k, v);
+    tokens.set(entry.key, entry.token ?? "");
+    for (const [name, c] of entry.credentials) credentials[name] = c;
+    for (const [name, m] of entry.secrets) for (const [k, v] of m) mapIn(secretItems, name).set(k, v);
+    for (const [name, m] of entry.configMaps) for (const [k, v] of m) mapIn(configMapItems, name).set(k, v);
     if (pol.outbound.nextHop) egress.add(pol.outbound.nextHop.port);
   }
 
@@ -125,9 +125,9 @@ export function compileRelayConfig(
   const relayProblems: PolicyProblem[] = [];
   for (const ref of inbound.credentialRefs ?? []) {
     const refs = new Refs(ns, view);
-    const n = refs.credential(ref.name, ["password"], "inbound", "spec.inbound.credentialRefs");
+    const credential = refs.credential(ref.name, ["password"], "inbound", "spec.inbound.credentialRefs");
     relayProblems.push(...refs.problems);
-    if (!n) continue;
+    if (!credential) continue;
     for (const [name, c] of refs.credentials) credentials[name] = c;
     for (const [name, m] of refs.secrets) for (const [k, v] of m) mapIn(secretItems, name).set(k, v);
   }
@@ -142,7 +142,7 @@ export function compileRelayConfig(
     for (const [name, m] of refs.configMaps) for (const [k, v] of m) mapIn(configMapItems, name).set(k, v);
     if (path) recipientFiles = [path];
   }
-  const l = spec.listeners;
+  const listeners = spec.listeners;
   // the /queue admin endpoints' bearer token (absent: they are disabled)
   const tokenRef = spec.admin?.tokenSecretRef;
   const adminToken = tokenRef ? secretPath(tokenRef.name, tokenRef.key) : undefined;
@@ -164,8 +164,8 @@ export function compileRelayConfig(
       : undefined;
   if (fleetKey) mapIn(secretItems, fleetSecret).set(FLEET_SECRET_KEY, fleetKey);
   const handover =
-    adminToken && fleetKey && l.smtp.enabled && !l.smtp.proxyProtocol?.enabled
-      ? { host: `${names.service(relay.metadata.name ?? "")}.${ns}.svc`, port: l.smtp.port }
+    adminToken && fleetKey && listeners.smtp.enabled && !listeners.smtp.proxyProtocol?.enabled
+      ? { host: `${names.service(relay.metadata.name ?? "")}.${ns}.svc`, port: listeners.smtp.port }
       : undefined;
   const input = {
     version: CONFIG_VERSION,
@@ -174,13 +174,23 @@ export function compileRelayConfig(
     hostname: spec.hostname,
     selfAddresses: ownServiceAddresses(relay, view),
     listeners: {
-      smtp: { enabled: l.smtp.enabled, port: l.smtp.port, host: "0.0.0.0", ...proxyOf(l.smtp) },
-      smtps: { enabled: l.smtps.enabled, port: l.smtps.port, host: "0.0.0.0", ...proxyOf(l.smtps) },
-      submission: {
-        enabled: l.submission.enabled,
-        port: l.submission.port,
+      smtp: {
+        enabled: listeners.smtp.enabled,
+        port: listeners.smtp.port,
         host: "0.0.0.0",
-        ...proxyOf(l.submission),
+        ...proxyOf(listeners.smtp),
+      },
+      smtps: {
+        enabled: listeners.smtps.enabled,
+        port: listeners.smtps.port,
+        host: "0.0.0.0",
+        ...proxyOf(listeners.smtps),
+      },
+      submission: {
+        enabled: listeners.submission.enabled,
+        port: listeners.submission.port,
+        host: "0.0.0.0",
+        ...proxyOf(listeners.submission),
       },
     },
     admin: { port: ADMIN_PORT, host: "0.0.0.0", ...(adminToken ? { tokenFile: adminToken } : {}) },

@@ -31,6 +31,6 @@ export function serviceSelfAddresses(svc: ServiceAddressSource | undefined): str
  * the relay's exists) cannot make the relay take a partner's MX for itself and bounce its mail.
  */
 export function ownServiceAddresses(relay: MailRelay, view: ClusterView): string[] {
-  const svc = view.services?.get(names.service(relay.metadata.name ?? ""));
+  const svc = view.services.get(names.service(relay.metadata.name ?? ""));
   return svc && relay.metadata.uid && svc.controllerUid === relay.metadata.uid ? [...svc.addresses] : [];
 }

@@ -49,7 +49,7 @@ const hostCidr = (ip: string) => (isIP(ip) === 6 ? `${ip}/128` : `${ip}/32`);
 
 export function renderNetworkPolicy(input: RelayRenderInput): KubeObject {
   const relay = input.owner.name;
-  const s = input.settings;
+  const settings = input.settings;
   const np = input.networkPolicy;
   const smtpPorts = [...new Set([25, 465, 587, ...input.egressPorts])].sort((a, b) => a - b);
   const egress: Record<string, unknown>[] = [
@@ -90,8 +90,8 @@ export function renderNetworkPolicy(input: RelayRenderInput): KubeObject {
         {
           from: [
             {
-              namespaceSelector: { matchLabels: { [NAMESPACE_LABEL]: s.operatorNamespace } },
-              podSelector: { matchLabels: s.operatorPodLabels },
+              namespaceSelector: { matchLabels: { [NAMESPACE_LABEL]: settings.operatorNamespace } },
+              podSelector: { matchLabels: settings.operatorPodLabels },
             },
             ...np.metricsFrom.map((p) => ({
               ...(p.namespaceSelector ? { namespaceSelector: p.namespaceSelector } : {}),

@@ -47,20 +47,20 @@ function overlaps(x: Cidr, y: Cidr): boolean {
  *   (relayFrom, a partner's host rule): the header is only as good as the sender it comes from.
  */
 export function snatExposure(spec: MailRelaySpec): string | undefined {
-  const s = spec.service;
-  if (externalTrafficPolicyOf(s) !== "Cluster") return undefined;
+  const service = spec.service;
+  if (externalTrafficPolicyOf(service) !== "Cluster") return undefined;
   const parse = (c: string): Cidr[] => {
-    const r = parseCidr(c);
-    return r.ok ? [r.value] : [];
+    const parsed = parseCidr(c);
+    return parsed.ok ? [parsed.value] : [];
   };
-  const cluster = s.clusterNetworks.flatMap(parse);
+  const cluster = service.clusterNetworks.flatMap(parse);
   const inCluster = (ranges: readonly string[]): string[] =>
     ranges.filter((c) => parse(c).some((r) => cluster.some((n) => overlaps(r, n))));
-  const l = spec.listeners;
-  const enabled = (["smtp", "smtps", "submission"] as const).filter((n) => l[n].enabled);
+  const listeners = spec.listeners;
+  const enabled = (["smtp", "smtps", "submission"] as const).filter((n) => listeners[n].enabled);
   const forgeable = enabled.flatMap((n) => {
-    const p = l[n].proxyProtocol;
-    const trusted = p?.enabled ? inCluster(p.trustedCidrs ?? []) : [];
+    const proxyProtocol = listeners[n].proxyProtocol;
+    const trusted = proxyProtocol?.enabled ? inCluster(proxyProtocol.trustedCidrs ?? []) : [];
     return trusted.length ? [`${n} (trustedCidrs ${trusted.join(", ")})`] : [];
   });
   const fix =
@@ -69,17 +69,17 @@ export function snatExposure(spec: MailRelaySpec): string | undefined {
   if (forgeable.length)
     return (
       `spec.listeners PROXY protocol trusts addresses in spec.service.clusterNetworks on ${forgeable.join("; ")}: ` +
-      `with spec.service.type ${s.type} and spec.service.externalTrafficPolicy Cluster, kube-proxy gives ` +
+      `with spec.service.type ${service.type} and spec.service.externalTrafficPolicy Cluster, kube-proxy gives ` +
       `Internet clients a node address from those ranges, so anyone reaching the node port could send a ` +
       `PROXY header with any client address. ${fix}`
     );
-  const direct = enabled.filter((n) => !l[n].proxyProtocol?.enabled);
+  const direct = enabled.filter((n) => !listeners[n].proxyProtocol?.enabled);
   if (!direct.length) return undefined;
   const hits = inCluster(spec.inbound.relayFrom ?? []);
   if (!hits.length) return undefined;
   return (
     `spec.inbound.relayFrom ${hits.join(", ")} overlaps spec.service.clusterNetworks: with spec.service.type ` +
-    `${s.type} and spec.service.externalTrafficPolicy Cluster, kube-proxy gives Internet clients a node ` +
+    `${service.type} and spec.service.externalTrafficPolicy Cluster, kube-proxy gives Internet clients a node ` +
     `address from those ranges, so anyone could relay through listener(s) ${direct.join(", ")}. ` +
     `Fix: set spec.service.externalTrafficPolicy to Local (or remove it: Local is the default), or enable ` +
     `proxyProtocol on every enabled listener, or list in relayFrom only addresses outside the cluster's ` +

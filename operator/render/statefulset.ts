@@ -107,14 +107,14 @@ function podScheduling(pod: RelayPodSettings, selector: Record<string, string>):
 export function renderStatefulSet(input: RelayRenderInput): KubeObject {
   const relay = input.owner.name;
   const labels = relayLabels(relay);
-  const s = input.settings;
+  const settings = input.settings;
   const pod = input.pod;
   const lifecycle = drainHook(input);
   const container: Record<string, unknown> = {
     name: "relay",
     image: pod.image,
-    imagePullPolicy: s.imagePullPolicy ?? "IfNotPresent",
-    ...(s.command?.length ? { command: s.command } : {}),
+    imagePullPolicy: settings.imagePullPolicy ?? "IfNotPresent",
+    ...(settings.command?.length ? { command: settings.command } : {}),
     args: ["relay", "--config", CONFIG_DIR],
     ports: [
       ...input.listeners.map((l) => ({ name: l.name, containerPort: l.port, protocol: "TCP" })),

@@ -46,22 +46,25 @@ export class Controller {
   }
 
   private async work(): Promise<void> {
-    const m = this.opts.metrics;
+    const metrics = this.opts.metrics;
     const labels = { controller: this.name };
     for (;;) {
       const key = await this.queue.get();
       if (key === undefined) return;
-      m?.queueDepth.set(labels, this.queue.len());
-      const end = m?.duration.startTimer(labels);
+      metrics?.queueDepth.set(labels, this.queue.len());
+      const end = metrics?.duration.startTimer(labels);
       try {
-        const r = await this.reconcile(key);
+        const result = await this.reconcile(key);
         this.queue.forget(key);
-        if (r?.requeueAfterMs !== undefined) this.queue.addAfter(key, r.requeueAfterMs);
-        m?.reconciles.inc({ ...labels, result: r?.requeueAfterMs !== undefined ? "requeue" : "success" });
+        if (result?.requeueAfterMs !== undefined) this.queue.addAfter(key, result.requeueAfterMs);
+        metrics?.reconciles.inc({
+          ...labels,
+          result: result?.requeueAfterMs !== undefined ? "requeue" : "success",
+        });
       } catch (e) {
         const delay = this.queue.addRateLimited(key);
-        m?.reconciles.inc({ ...labels, result: "error" });
-        m?.errors.inc(labels);
+        metrics?.reconciles.inc({ ...labels, result: "error" });
+        metrics?.errors.inc(labels);
         this.opts.log?.warn(
           { controller: this.name, key, err: (e as Error).message, retryInMs: delay },
           "reconcile failed",
@@ -69,7 +72,7 @@ export class Controller {
       } finally {
         end?.();
         this.queue.done(key);
-        m?.queueDepth.set(labels, this.queue.len());
+        metrics?.queueDepth.set(labels, this.queue.len());
       }
       // A reconcile that needs no I/O completes in microtasks, and so does get() with keys queued: a
       // long queue would run to its end without the event loop polling sockets once (watch events,

@@ -63,7 +63,15 @@ interface Stream<T> {
 
 class Gone extends Error {}
 
-export class Informer<T extends KubeObject> {
+/** The read side of an informer: what ClusterState and the controllers use of a kind's cache. */
+export interface Cache<T> {
+  on(handler: Handler<T>): void;
+  get(namespace: string, name: string): T | undefined;
+  list(namespace?: string): T[];
+  version(namespace?: string): number;
+}
+
+export class Informer<T extends KubeObject> implements Cache<T> {
   private readonly streams: Stream<T>[] = [];
   private readonly handlers: Handler<T>[] = [];
   private resyncTimer?: NodeJS.Timeout;
@@ -193,17 +201,17 @@ export class Informer<T extends KubeObject> {
     })();
   }
 
-  private async relist(s: Stream<T>): Promise<void> {
+  private async relist(stream: Stream<T>): Promise<void> {
     const selector = this.opts.labelSelector;
     let list;
     try {
       list = await this.client.list<T>(
         this.resource,
-        s.namespace,
+        stream.namespace,
         selector ? { labelSelector: selector } : {},
       );
     } catch (e) {
-      if (this.opts.optional && (e as { code?: number }).code === 404) this.markSynced(s);
+      if (this.opts.optional && (e as { code?: number }).code === 404) this.markSynced(stream);
       throw e;
     }
     if (this.stopped) return;
@@ -212,23 +220,23 @@ export class Informer<T extends KubeObject> {
     for (const it of list.items) {
       transform?.(it);
       const ns = it.metadata.namespace ?? "";
-      let m = fresh.get(ns);
-      if (!m) fresh.set(ns, (m = new Map<string, T>()));
-      m.set(it.metadata.name, it);
+      let byName = fresh.get(ns);
+      if (!byName) fresh.set(ns, (byName = new Map<string, T>()));
+      byName.set(it.metadata.name, it);
     }
     // what is gone since the last list, then what is new or changed
-    for (const [ns, m] of s.objects)
+    for (const [ns, m] of stream.objects)
       for (const [name, old] of m)
         if (!fresh.get(ns)?.has(name)) {
           m.delete(name);
           this.bump(ns);
           this.emit("delete", old);
         }
-    for (const [ns, m] of fresh) for (const obj of m.values()) this.store(s, ns, obj);
-    for (const [ns, m] of s.objects) if (m.size === 0) s.objects.delete(ns);
-    s.resourceVersion = list.metadata.resourceVersion ?? "";
-    s.failures = 0;
-    this.markSynced(s);
+    for (const [ns, m] of fresh) for (const obj of m.values()) this.store(stream, ns, obj);
+    for (const [ns, m] of stream.objects) if (m.size === 0) stream.objects.delete(ns);
+    stream.resourceVersion = list.metadata.resourceVersion ?? "";
+    stream.failures = 0;
+    this.markSynced(stream);
   }
 
   private watchOnce(s: Stream<T>): Promise<void> {

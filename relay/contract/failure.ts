@@ -55,18 +55,51 @@ export const FAILURE_CODES = [
 ] as const;
 export type FailureCode = (typeof FAILURE_CODES)[number];
 
+/**
+ * The codes a recipient's outcome carries that are no Failure of a step: the next hop's own answer
+ * (REJECTED, TEMPORARY_REJECT, DELIVERED), the route (POLICY_PROBLEM, INVALID_DOMAIN) and the queue
+ * (EXPIRED, ADMIN_BOUNCE, MESSAGE_UNREADABLE).
+ */
+export const OUTCOME_CODES = [
+  "ADMIN_BOUNCE",
+  "DELIVERED",
+  "EXPIRED",
+  "INVALID_DOMAIN",
+  "MESSAGE_UNREADABLE",
+  "POLICY_PROBLEM",
+  "REJECTED",
+  "TEMPORARY_REJECT",
+] as const;
+export type OutcomeCode = (typeof OUTCOME_CODES)[number];
+
+/** Every code the relay logs for a recipient, a message or a reload (docs: relay/reason-codes.ts). */
+export type ReasonCode = FailureCode | OutcomeCode;
+
+/**
+ * Which check of the next hop's certificate failed, carried with TLS_VERIFY_FAILED: TLS-RPT (RFC 8460)
+ * reports these apart (certificate-host-mismatch, -expired, -not-trusted). Absent: none of them.
+ */
+export const CERTIFICATE_PROBLEMS = ["name-mismatch", "expired", "untrusted"] as const;
+export type CertificateProblem = (typeof CERTIFICATE_PROBLEMS)[number];
+
 export interface Failure {
   ok: false;
   /** Stable machine-readable code (metrics label, logs), e.g. TLS_NOT_OFFERED. */
   code: FailureCode;
   temporary: boolean;
   message: string;
+  /** With TLS_VERIFY_FAILED: which certificate check failed, when the TLS stack said so. */
+  certificate?: CertificateProblem;
 }
 export interface Success<T> {
   ok: true;
   value: T;
 }
 export type Result<T> = Success<T> | Failure;
+
+export function isFailureCode(code: string): code is FailureCode {
+  return (FAILURE_CODES as readonly string[]).includes(code);
+}
 
 export function ok<T>(value: T): Success<T> {
   return { ok: true, value };

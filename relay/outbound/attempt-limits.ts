@@ -13,7 +13,7 @@
 // Outbound fetches (MTA-STS policy, TLS-RPT POST) get an overall deadline too (`fetchTimeoutSeconds`):
 // an idle timeout alone lets a server dripping a byte a second hold them forever.
 import { fail, type Failure } from "../contract/failure.js";
-import type { Hop } from "./transport-options.js";
+import type { Hop } from "./hop.js";
 
 export interface AttemptLimits {
   mxAddressLimit: number;

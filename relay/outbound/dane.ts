@@ -29,8 +29,8 @@ import type { HostPort } from "../contract/config.js";
 import { errorMessage, fail, ok, type Failure, type Result } from "../contract/failure.js";
 import type { SecureAnswer, SecureDns } from "./dnssec.js";
 import { isNullMx, sortMx } from "./mx.js";
-import type { TlsRptPolicy } from "./tlsrpt.js";
-import type { Hop } from "./transport-options.js";
+import type { TlsRptPolicy } from "./tlsrpt-policy.js";
+import type { Hop } from "./hop.js";
 
 export interface Tlsa {
   usage: number;

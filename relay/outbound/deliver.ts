@@ -24,6 +24,7 @@ import {
 import { fastDotStuffing } from "./dot-stuff.js";
 import { daneTlsRptPolicy, resolveDane, type HostDane } from "./dane.js";
 import { DEFAULT_DESTINATION_CONCURRENCY, DestinationSlots, destinationOf } from "./destination-slots.js";
+import { certificateProblemOf } from "./certificate-problem.js";
 import { makeSecureDns, type SecureDns } from "./dnssec.js";
 import type { ConnectionPool, Pooled, SessionInfo } from "./pool.js";
 import { mxAllowed, type StsLookup } from "./mta-sts.js";
@@ -36,10 +37,10 @@ import {
   stsApplies,
   type Observed,
   type RoutePolicyInput,
-  type TlsLevel,
   type TlsResolution,
 } from "./tls-policy.js";
-import type { TlsRptPolicy } from "./tlsrpt.js";
+import type { AttemptRecord } from "./attempt-record.js";
+import type { TlsRptPolicy } from "./tlsrpt-policy.js";
 import { DEFAULT_POLICY, type Route } from "./route.js";
 import {
   chooseCertificates,
@@ -48,13 +49,8 @@ import {
   type RecipientCertificate,
   type Signer,
 } from "./smime.js";
-import {
-  planTransport,
-  type Hop,
-  type Material,
-  type Timeouts,
-  type TransportPlan,
-} from "./transport-options.js";
+import type { Hop } from "./hop.js";
+import { planTransport, type Material, type Timeouts, type TransportPlan } from "./transport-options.js";
 
 export interface RecipientResult {
   address: string;
@@ -75,40 +71,6 @@ export interface AttemptTrace {
   startedAt: number;
   endedAt: number;
   record?: AttemptRecord;
-}
-
-/** One line of the protocol log per attempt (per hop tried). */
-export interface AttemptRecord {
-  queueId: string;
-  policy: string;
-  mode: string;
-  nextHop?: string;
-  address?: string;
-  port?: number;
-  reused?: boolean;
-  session?: SessionInfo;
-  result: "delivered" | "partial" | "deferred" | "failed";
-  code?: string;
-  reason?: string;
-  response?: string;
-  recipients: number;
-  /** Recipient (policy) domain and the TLS policy that applied: TLS-RPT (RFC 8460) input. */
-  domain?: string;
-  tlsPolicy?: TlsRptPolicy;
-  /** The resolved TLS level of the hop (tls-policy.ts) and why. */
-  level?: TlsLevel;
-  why?: string;
-  /** Milliseconds from MAIL FROM to the end of the transaction (Postfix's delays "d"). */
-  transmitMs?: number;
-  /** What authenticated the hop (the encryption receipt, relay/receipts/receipt.ts). */
-  evidence?: HopEvidence;
-}
-
-/** The names the certificate had to carry, and the MTA-STS policy (id) when it was enforced. */
-export interface HopEvidence {
-  names: string[];
-  stsEnforced: boolean;
-  stsId?: string;
 }
 
 /** The TLS-RPT policy of an attempt: the MTA-STS policy when one applied, else no-policy-found. */
@@ -215,6 +177,12 @@ function isVerifyError(msg: string): boolean {
   return /certificate|altname|does not match|self[- ]signed|unable to (get|verify)|CERT_|issuer/i.test(msg);
 }
 
+/** TLS_VERIFY_FAILED with the certificate check that failed (certificate-problem.ts), for TLS-RPT. */
+function verifyFailed(message: string, tlsError = message): Failure {
+  const certificate = certificateProblemOf(tlsError);
+  return { ...fail("TLS_VERIFY_FAILED", true, message), ...(certificate ? { certificate } : {}) };
+}
+
 /** Maps an SMTP client error during connect/STARTTLS/EHLO to a reason. */
 export function classifyConnectError(
   e: Errorish,
@@ -223,10 +191,10 @@ export function classifyConnectError(
 ): Failure {
   const msg = errorMessage(e);
   if (msg.includes(STARTTLS_NOT_OFFERED)) return fail("TLS_NOT_OFFERED", true, STARTTLS_NOT_OFFERED);
-  if (plan.verify && isVerifyError(msg)) return fail("TLS_VERIFY_FAILED", true, msg);
+  if (plan.verify && isVerifyError(msg)) return verifyFailed(msg);
   if (e.code === "ETLS" || upgrading) {
     if (e.command === "STARTTLS" && e.responseCode) return fail("TLS_STARTTLS_REFUSED", true, msg);
-    if (plan.verify && isVerifyError(msg)) return fail("TLS_VERIFY_FAILED", true, msg);
+    if (plan.verify && isVerifyError(msg)) return verifyFailed(msg);
     return fail("TLS_HANDSHAKE_FAILED", true, msg);
   }
   if (e.code === "EAUTH") return fail("AUTH_FAILED", true, msg);
@@ -374,7 +342,10 @@ async function openConn(conn: SMTPConnection, plan: TransportPlan): Promise<Pool
       !observed.tls
         ? fail("TLS_REQUIRED", true, below)
         : plan.verify && !observed.verified
-          ? fail("TLS_VERIFY_FAILED", true, `peer certificate not verified: ${info.verifyError ?? "unknown"}`)
+          ? verifyFailed(
+              `peer certificate not verified: ${info.verifyError ?? "unknown"}`,
+              info.verifyError ?? "",
+            )
           : fail("TLS_HANDSHAKE_FAILED", true, below),
     );
   if (plan.auth) {
@@ -838,7 +809,14 @@ export class Deliverer {
       const reused = pooled !== undefined;
       const p = pooled ?? (await open(plan, budget?.signal));
       if ("ok" in p) {
-        emit({ ...at, reused: false, result: "deferred", code: p.code, reason: p.message });
+        emit({
+          ...at,
+          reused: false,
+          result: "deferred",
+          code: p.code,
+          reason: p.message,
+          ...(p.certificate ? { certificate: p.certificate } : {}),
+        });
         return p;
       }
       const abort = (): void => p.conn.close();

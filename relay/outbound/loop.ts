@@ -10,7 +10,7 @@
 // numbers; another port there is someone else (a load balancer address shared by several Services).
 import { BlockList, isIP } from "node:net";
 import { fail, ok, type Result } from "../contract/failure.js";
-import type { Hop } from "./transport-options.js";
+import type { Hop } from "./hop.js";
 
 export const MAIL_LOOPS = "MAIL_LOOPS";
 

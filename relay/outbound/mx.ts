@@ -9,7 +9,7 @@ import { promises as dns } from "node:dns";
 import { isIP } from "node:net";
 import type { HostPort } from "../contract/config.js";
 import { errorMessage, fail, ok, type Result } from "../contract/failure.js";
-import type { Hop } from "./transport-options.js";
+import type { Hop } from "./hop.js";
 
 export interface Dns {
   resolveMx(name: string): Promise<{ exchange: string; priority: number }[]>;

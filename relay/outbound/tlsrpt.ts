@@ -12,9 +12,15 @@ import { gzipSync } from "node:zlib";
 import { promises as dnsp } from "node:dns";
 import { isIP, type LookupFunction } from "node:net";
 import type { DestinationFilter } from "../net/address-class.js";
-import { errorMessage, type FailureCode } from "../contract/failure.js";
+import {
+  errorMessage,
+  isFailureCode,
+  type CertificateProblem,
+  type FailureCode,
+} from "../contract/failure.js";
 import { armFetchDeadline } from "./attempt-limits.js";
-import type { AttemptRecord } from "./deliver.js";
+import type { AttemptRecord } from "./attempt-record.js";
+import type { PolicyType, TlsRptPolicy } from "./tlsrpt-policy.js";
 import type { Dns } from "./mx.js";
 
 export const RESULT_TYPES = [
@@ -31,17 +37,6 @@ export const RESULT_TYPES = [
   "dane-required",
 ] as const;
 export type ResultType = (typeof RESULT_TYPES)[number];
-export type PolicyType = "sts" | "tlsa" | "no-policy-found";
-
-/** The policy that applied to a delivery attempt (deliver.ts fills it in per attempt). */
-export interface TlsRptPolicy {
-  type: PolicyType;
-  /** The policy text as lines (MTA-STS: the policy file); empty for no-policy-found. */
-  strings: string[];
-  /** MTA-STS: the policy's mx patterns. */
-  mxHosts?: string[];
-}
-
 /** One session (or policy-level failure) as stored: one JSON line. */
 export interface TlsRptEvent {
   /** Milliseconds since the epoch. */
@@ -68,27 +63,21 @@ const RESULT_TYPE_OF_CODE: ReadonlyMap<FailureCode, ResultType> = new Map<Failur
   ["DANE_REQUIRED", "dane-required"],
 ]);
 
-/**
- * Which certificate check failed, for TLS_VERIFY_FAILED: RFC 8460 tells three of them apart, and Node
- * reports which one only in the verification error's text (the attempt's reason), so this one code is
- * refined by that text; every other result type is read from the code alone.
- */
-function verifyFailureType(reason: string): ResultType {
-  if (/altname|does not match|hostname/i.test(reason)) return "certificate-host-mismatch";
-  if (/expired/i.test(reason)) return "certificate-expired";
-  if (/self[- ]signed|unable to (get|verify)|issuer|untrusted|not trusted/i.test(reason))
-    return "certificate-not-trusted";
-  return "validation-failure";
-}
+/** The RFC 8460 result type of each certificate check that TLS_VERIFY_FAILED names (certificate-problem.ts). */
+const RESULT_TYPE_OF_CERTIFICATE: Readonly<Record<CertificateProblem, ResultType>> = {
+  "name-mismatch": "certificate-host-mismatch",
+  expired: "certificate-expired",
+  untrusted: "certificate-not-trusted",
+};
 
-/** RFC 8460 result type of a failed attempt's code (and reason); undefined: not a TLS failure. */
-export function resultTypeOf(code: string | undefined, reason = ""): ResultType | undefined {
-  if (code === undefined) return undefined;
-  if (code === "TLS_VERIFY_FAILED") return verifyFailureType(reason);
-  const byCode = RESULT_TYPE_OF_CODE.get(code as FailureCode);
-  if (byCode) return byCode;
-  // an MTA-STS policy failure is recorded under its result type itself (mta-sts.ts StsFailure)
-  return (RESULT_TYPES as readonly string[]).includes(code) ? (code as ResultType) : undefined;
+/** RFC 8460 result type of a failed attempt's code (and certificate check); undefined: not a TLS failure. */
+export function resultTypeOf(
+  code: string | undefined,
+  certificate?: CertificateProblem,
+): ResultType | undefined {
+  if (code === undefined || !isFailureCode(code)) return undefined;
+  if (code === "TLS_VERIFY_FAILED" && certificate) return RESULT_TYPE_OF_CERTIFICATE[certificate];
+  return RESULT_TYPE_OF_CODE.get(code);
 }
 
 /** The event of one attempt record; undefined when TLS played no part (clear mode, DNS, refusals). */
@@ -96,7 +85,7 @@ export function eventOf(a: AttemptRecord, t: number): TlsRptEvent | undefined {
   if (!a.domain || !a.tlsPolicy || a.level === "none") return undefined;
   const where = { ...(a.nextHop ? { mx: a.nextHop } : {}), ...(a.address ? { ip: a.address } : {}) };
   if (a.session?.tlsVersion) return { t, domain: a.domain, policy: a.tlsPolicy, result: "success", ...where };
-  const type = resultTypeOf(a.code, a.reason);
+  const type = resultTypeOf(a.code, a.certificate);
   if (!type) return undefined;
   return {
     t,

@@ -13,15 +13,8 @@ import type { SMTPConnectionOptions } from "nodemailer/lib/smtp-connection";
 import type { TlsVersion } from "../contract/config.js";
 import { fail, ok, type Failure, type Result } from "../contract/failure.js";
 import { matchChain, peerChain, tlsaText } from "./dane.js";
+import type { Hop } from "./hop.js";
 import type { TlsDecision, TlsLevel } from "./tls-policy.js";
-
-export interface Hop {
-  /** Host name (MX target or configured next hop) or an IP literal. */
-  name: string;
-  /** The address to connect to (resolved). */
-  address: string;
-  port: number;
-}
 
 export interface Material {
   /** PEM bundle from tls.caFile. */

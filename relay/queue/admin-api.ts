@@ -23,7 +23,7 @@ import { join } from "node:path";
 import type { RelayConfig } from "../contract/config.js";
 import type { PolicyFigures } from "../contract/status.js";
 import { domainPart } from "../contract/domains.js";
-import type { AttemptRecord } from "../outbound/deliver.js";
+import type { AttemptRecord } from "../outbound/attempt-record.js";
 import { routeFor } from "../outbound/route.js";
 import { safeJson } from "../printable.js";
 import { selectionOf, selects } from "./selection.js";

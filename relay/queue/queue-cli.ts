@@ -142,12 +142,12 @@ const DONE: Record<QueueAction, (id: string) => string> = {
 
 /** `list` over several pods: a MailRelay's (--fleet) or the --admin URLs given. */
 async function fleetList(
-  v: { fleet?: string | undefined; namespace?: string | undefined; "admin-port": string; json: boolean },
+  values: { fleet?: string | undefined; namespace?: string | undefined; "admin-port": string; json: boolean },
   admins: string[],
   fetchAt: (base: string, method: string, path: string) => Promise<unknown>,
   io: QueueCliIo,
 ): Promise<number> {
-  const targets = await commandTargets(v, admins, "sealpost queue", (s) => io.err(s));
+  const targets = await commandTargets(values, admins, "sealpost queue", (s) => io.err(s));
   if (typeof targets === "number") return targets;
   const listings: PodListing[] = await Promise.all(
     targets.map((t) =>
@@ -158,13 +158,13 @@ async function fleetList(
     ),
   );
   for (const l of listings) if (l.error) io.err(printable(`sealpost queue: ${l.pod}: ${l.error}`) + "\n");
-  io.out(v.json ? safeJson({ pods: listings }, 2) + "\n" : formatList(mergeListings(listings), true));
+  io.out(values.json ? safeJson({ pods: listings }, 2) + "\n" : formatList(mergeListings(listings), true));
   return listings.some((l) => l.error) ? 1 : 0;
 }
 
 /** Runs the CLI; returns the exit code (0 ok, 1 failed, 2 usage). */
 export async function runQueueCli(argv: string[], io: QueueCliIo): Promise<number> {
-  let a: ReturnType<typeof parse>;
+  let args: ReturnType<typeof parse>;
   function parse() {
     return parseArgs({
       args: argv,
@@ -187,20 +187,20 @@ export async function runQueueCli(argv: string[], io: QueueCliIo): Promise<numbe
     });
   }
   try {
-    a = parse();
+    args = parse();
   } catch (e) {
     io.err(`sealpost queue: ${(e as Error).message}\nRun 'sealpost queue --help' for the flags.\n`);
     return 2;
   }
-  const [cmd, ...ids] = a.positionals;
+  const [cmd, ...ids] = args.positionals;
   const id = ids[0];
-  if (a.values.help) {
+  if (args.values.help) {
     io.out(USAGE);
     return 0;
   }
   const env = io.env ?? process.env;
   let token = env.SEALPOST_ADMIN_TOKEN ?? "";
-  const tokenFile = a.values["token-file"];
+  const tokenFile = args.values["token-file"];
   if (tokenFile) {
     try {
       token = (await readFile(tokenFile, "utf8")).trim();
@@ -209,7 +209,7 @@ export async function runQueueCli(argv: string[], io: QueueCliIo): Promise<numbe
       return 2;
     }
   }
-  const admins = a.values.admin?.length ? a.values.admin : ["http://127.0.0.1:8080"];
+  const admins = args.values.admin?.length ? args.values.admin : ["http://127.0.0.1:8080"];
   const fetchAt = async (baseUrl: string, method: string, path: string): Promise<unknown> => {
     const url = `${baseUrl.replace(/\/+$/, "")}${path}`;
     const r = await (io.fetch ?? fetch)(url, {
@@ -224,12 +224,12 @@ export async function runQueueCli(argv: string[], io: QueueCliIo): Promise<numbe
     return body;
   };
   const call = (method: string, path: string): Promise<unknown> => fetchAt(admins[0]!, method, path);
-  if (a.values.fleet !== undefined || admins.length > 1) {
+  if (args.values.fleet !== undefined || admins.length > 1) {
     if (cmd !== "list") {
       io.err(`sealpost queue ${cmd ?? ""}: --fleet and several --admin work with list only\n\n${USAGE}`);
       return 2;
     }
-    return fleetList(a.values, admins, fetchAt, io);
+    return fleetList(args.values, admins, fetchAt, io);
   }
   const needId = (): string | undefined => {
     if (id) return id;
@@ -240,15 +240,15 @@ export async function runQueueCli(argv: string[], io: QueueCliIo): Promise<numbe
     switch (cmd) {
       case "list": {
         const body = (await call("GET", "/queue")) as { messages: MessageView[] };
-        io.out(a.values.json ? safeJson(body, 2) + "\n" : formatList(body.messages));
+        io.out(args.values.json ? safeJson(body, 2) + "\n" : formatList(body.messages));
         return 0;
       }
       case "show": {
         const i = needId();
         if (!i) return 2;
-        const q = `?headers=true${a.values.body ? "&body=true" : ""}`;
-        const m = (await call("GET", `/queue/${encodeURIComponent(i)}${q}`)) as MessageView;
-        io.out(a.values.json ? safeJson(m, 2) + "\n" : formatShow(m));
+        const query = `?headers=true${args.values.body ? "&body=true" : ""}`;
+        const message = (await call("GET", `/queue/${encodeURIComponent(i)}${query}`)) as MessageView;
+        io.out(args.values.json ? safeJson(message, 2) + "\n" : formatShow(message));
         return 0;
       }
       case "flush":
@@ -259,15 +259,15 @@ export async function runQueueCli(argv: string[], io: QueueCliIo): Promise<numbe
       case "bounce":
       case "retry": {
         const action = cmd === "flush" ? "retry" : cmd;
-        if (cmd === "flush" && !a.values.domain && !a.values.all) {
+        if (cmd === "flush" && !args.values.domain && !args.values.all) {
           io.err(`sealpost queue flush: --domain is required (or --all)\n\n${USAGE}`);
           return 2;
         }
         const selection = new URLSearchParams();
-        if (a.values.all) selection.set("all", "true");
-        if (a.values.domain) selection.set("domain", a.values.domain);
-        if (a.values.reason) selection.set("reason", a.values.reason);
-        const older = a.values["older-than"];
+        if (args.values.all) selection.set("all", "true");
+        if (args.values.domain) selection.set("domain", args.values.domain);
+        if (args.values.reason) selection.set("reason", args.values.reason);
+        const older = args.values["older-than"];
         if (older !== undefined) {
           if (parseAge(older) === undefined) {
             io.err(
@@ -282,14 +282,14 @@ export async function runQueueCli(argv: string[], io: QueueCliIo): Promise<numbe
           return 2;
         }
         if ([...selection.keys()].length) {
-          if (action === "retry" && a.values.all && [...selection.keys()].length === 1) {
+          if (action === "retry" && args.values.all && [...selection.keys()].length === 1) {
             const r = (await call("POST", "/queue/retry")) as { retried: number };
             io.out(`retrying ${r.retried} queued message(s) now\n`);
             return 0;
           }
           const r = (await call("POST", `/queue/${action}?${selection.toString()}`)) as { ids: string[] };
           io.out(
-            a.values.json
+            args.values.json
               ? safeJson(r, 2) + "\n"
               : r.ids.map((x) => DONE[action](x) + "\n").join("") + `${action}: ${r.ids.length} message(s)\n`,
           );
@@ -309,12 +309,14 @@ export async function runQueueCli(argv: string[], io: QueueCliIo): Promise<numbe
         return failed ? 1 : 0;
       }
       case "drain": {
-        const r = (await call("POST", `/queue/drain${a.values.wait ? "?wait=true" : ""}`)) as {
+        const r = (await call("POST", `/queue/drain${args.values.wait ? "?wait=true" : ""}`)) as {
           state: string;
           remaining: number;
         };
         io.out(
-          a.values.json ? safeJson(r, 2) + "\n" : printable(`drain ${r.state}: ${r.remaining} left`) + "\n",
+          args.values.json
+            ? safeJson(r, 2) + "\n"
+            : printable(`drain ${r.state}: ${r.remaining} left`) + "\n",
         );
         return 0;
       }

@@ -275,7 +275,7 @@ export class Scheduler {
 
   private async attempt(env: Envelope): Promise<void> {
     const loaded = this.d.config();
-    const c = loaded.config;
+    const config = loaded.config;
     const { spool, log } = this.d;
     const pending = env.recipients.filter((r) => r.state === "pending");
     if (pending.length) {
@@ -287,13 +287,13 @@ export class Scheduler {
       }
       const groups = groupRecipients(
         pending.map((r) => r.address),
-        c,
+        config,
       );
       // admitted once what it may hold fits in the budget (a large body is streamed, not held)
       // held groups send nothing
       const smime = (g: (typeof groups)[number]) => ({ smime: !!g.route?.outbound.smime });
       const cost = message ? deliveryCost(message, groups.filter((g) => g.route).map(smime)) : 0;
-      const granted = Math.min(cost, c.queue.memoryBytes);
+      const granted = Math.min(cost, config.queue.memoryBytes);
       const release = message ? await this.budget.acquire(cost) : () => undefined;
       // the groups share what was granted: more of them than it pays for take turns (one at a time
       // when nothing is left of it beside the body)
@@ -320,32 +320,32 @@ export class Scheduler {
     let writes = Promise.resolve();
     const persist = (): Promise<void> => (writes = writes.then(() => spool.update(env)));
     const messageId = message ? messageIdOf(message.head) : undefined;
-    const deliver = async (g: ReturnType<typeof groupRecipients>[number]): Promise<RecipientResult[]> => {
+    const deliver = async (group: ReturnType<typeof groupRecipients>[number]): Promise<RecipientResult[]> => {
       // held by routing (a policy with a problem, a domain without a canonical form): never sent
-      if (g.hold)
-        return g.recipients.map((address) => ({
+      if (group.hold)
+        return group.recipients.map((address) => ({
           address,
-          outcome: g.hold.temporary ? "deferred" : "failed",
-          code: g.hold.code,
-          message: g.hold.message,
-          status: g.hold.status,
+          outcome: group.hold.temporary ? "deferred" : "failed",
+          code: group.hold.code,
+          message: group.hold.message,
+          status: group.hold.status,
         }));
       if (!message)
-        return g.recipients.map((address) => ({
+        return group.recipients.map((address) => ({
           address,
           outcome: "deferred",
           code: "MESSAGE_UNREADABLE",
           message: "message file unreadable",
           status: "4.3.0",
         }));
-      const release = await admit(g);
+      const release = await admit(group);
       try {
         return await this.d.deliverer.deliver({
           queueId: env.id,
           from: env.from,
-          recipients: g.recipients,
+          recipients: group.recipients,
           message,
-          route: g.route,
+          route: group.route,
           ...(env.requireTls ? { requireTls: true } : {}),
           ...(env.signable ? { signable: true } : {}),
           ...(env.tlsRequiredNoTrusted && tlsRequiredNo(message.head) ? { tlsRequiredNo: true } : {}),
@@ -355,37 +355,37 @@ export class Scheduler {
       }
     };
     await Promise.all(
-      groups.map(async (g) => {
-        const results = await deliver(g);
-        const policy = (g.route ?? g.hold).policy;
-        if (g.hold)
+      groups.map(async (group) => {
+        const results = await deliver(group);
+        const policy = (group.route ?? group.hold).policy;
+        if (group.hold)
           log.warn(
-            { event: "held", queueId: env.id, policy, domain: g.hold.domain, code: g.hold.code },
-            g.hold.message,
+            { event: "held", queueId: env.id, policy, domain: group.hold.domain, code: group.hold.code },
+            group.hold.message,
           );
         let deferredReason: string | undefined;
         const receipts: Promise<void>[] = [];
-        for (const r of results) {
-          const rec = env.recipients.find((x) => x.address === r.address && x.state === "pending");
+        for (const result of results) {
+          const rec = env.recipients.find((x) => x.address === result.address && x.state === "pending");
           if (!rec) continue;
-          const receipt = this.logDelivery(env, r, policy, messageId);
+          const receipt = this.logDelivery(env, result, policy, messageId);
           if (receipt) receipts.push(receipt);
-          if (r.outcome === "delivered") {
+          if (result.outcome === "delivered") {
             rec.state = "delivered";
             delete rec.lastError;
             metrics.delivered.inc({ policy });
           } else {
             rec.lastError = {
-              code: r.code,
+              code: result.code,
               // what the envelope keeps is bounded, whoever wrote it (a next hop's reply: issue 22.3)
-              message: replyText(r.message),
-              status: r.status,
-              ...(r.remoteMta ? { remoteMta: r.remoteMta } : {}),
+              message: replyText(result.message),
+              status: result.status,
+              ...(result.remoteMta ? { remoteMta: result.remoteMta } : {}),
             };
-            if (r.outcome === "failed") {
+            if (result.outcome === "failed") {
               rec.state = "failed";
-              metrics.bounced.inc({ policy, reason: r.code });
-            } else deferredReason = r.code;
+              metrics.bounced.inc({ policy, reason: result.code });
+            } else deferredReason = result.code;
           }
         }
         if (deferredReason) metrics.deferred.inc({ policy, reason: deferredReason });
@@ -403,24 +403,27 @@ export class Scheduler {
 
   /** After the deliveries: expiry, the DSN, and removal or the next attempt's time. */
   private async finishAttempt(env: Envelope, loaded: LoadedConfig): Promise<void> {
-    const c = loaded.config;
+    const config = loaded.config;
     const { spool, metrics, log } = this.d;
     env.attempts += 1;
     const now = this.now();
-    if (env.recipients.some((r) => r.state === "pending") && expired(env.receivedAt, now, c.queue.maxAge)) {
-      for (const r of env.recipients.filter((x) => x.state === "pending")) {
-        r.state = "failed";
-        r.lastError = {
+    if (
+      env.recipients.some((r) => r.state === "pending") &&
+      expired(env.receivedAt, now, config.queue.maxAge)
+    ) {
+      for (const recipient of env.recipients.filter((x) => x.state === "pending")) {
+        recipient.state = "failed";
+        recipient.lastError = {
           code: "EXPIRED",
-          message: replyText(`delivery time expired; last error: ${r.lastError?.message ?? "none"}`),
+          message: replyText(`delivery time expired; last error: ${recipient.lastError?.message ?? "none"}`),
           status: "4.4.7",
-          ...(r.lastError?.remoteMta ? { remoteMta: r.lastError.remoteMta } : {}),
+          ...(recipient.lastError?.remoteMta ? { remoteMta: recipient.lastError.remoteMta } : {}),
         };
         metrics.bounced.inc({ policy: "n/a", reason: "EXPIRED" });
-        const { code, message, status } = r.lastError;
+        const { code, message, status } = recipient.lastError;
         // a failed recipient: no receipt to wait for
         void this.logDelivery(env, {
-          address: r.address,
+          address: recipient.address,
           outcome: "failed",
           code,
           message,
@@ -443,8 +446,15 @@ export class Scheduler {
       );
       return;
     }
-    const r = c.queue.retry;
-    env.nextAttemptAt = nextAttemptAt(now, env.attempts, r.initial, r.max, r.jitter, this.d.random);
+    const retry = config.queue.retry;
+    env.nextAttemptAt = nextAttemptAt(
+      now,
+      env.attempts,
+      retry.initial,
+      retry.max,
+      retry.jitter,
+      this.d.random,
+    );
     await spool.update(env);
   }
 
@@ -509,7 +519,7 @@ export class Scheduler {
         })),
       });
       const id = newQueueId(now);
-      const r = await this.d.spool.enqueue(
+      const queued = await this.d.spool.enqueue(
         {
           id,
           from: "",
@@ -521,12 +531,12 @@ export class Scheduler {
         Buffer.alloc(0),
         dsn,
       );
-      if (!r.ok) throw new Error(`could not queue DSN: ${r.message}`);
+      if (!queued.ok) throw new Error(`could not queue DSN: ${queued.message}`);
       this.d.log.info(
         { event: "dsn", queueId: env.id, dsnId: id, to: env.from, recipients: failed.length },
         "bounce queued",
       );
-      this.add(r.value);
+      this.add(queued.value);
     }
     for (const r of failed) r.notified = true;
     await this.d.spool.update(env);

@@ -12,10 +12,16 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parse } from "yaml";
 import type { Operator } from "../../operator/operator.js";
-import { KubeClient, R, type KubeObject, type Resource } from "../../operator/runtime/kube.js";
-import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
+import { R, type KubeObject, type Resource, type KubeClient } from "../../operator/runtime/kube.js";
+import type { ControlPlane } from "../support/controlplane.js";
 import { waitFor } from "../support/process.js";
-import { ensureNamespace, operatorIdentity, sealpostCrdFiles, startOperator } from "../support/operator.js";
+import {
+  controlPlaneFor,
+  operatorIdentity,
+  sealpostCrdFiles,
+  startOperator,
+  stopAll,
+} from "../support/operator.js";
 import { repoRoot } from "../support/toolchain.js";
 
 const NS = "mail";
@@ -77,10 +83,7 @@ describe("issue 17: Argo CD health of the operator's real statuses", () => {
   });
 
   before(async () => {
-    cp = await startControlPlane();
-    admin = new KubeClient(cp.kubeConfig);
-    await cp.applyCrds(sealpostCrdFiles());
-    await ensureNamespace(admin, NS);
+    ({ cp, admin } = await controlPlaneFor(NS, { crds: sealpostCrdFiles() }));
     op = await startOperator((await operatorIdentity(cp)).kubeConfig);
     for (const [name, key] of [
       ["ok-tls", "tls.crt"],
@@ -94,10 +97,7 @@ describe("issue 17: Argo CD health of the operator's real statuses", () => {
         data: { [key]: Buffer.from("x").toString("base64") },
       });
   });
-  after(async () => {
-    await op?.stop();
-    await cp?.stop();
-  });
+  after(() => stopAll(op, cp));
 
   it("MailRelay: Healthy when Ready, Progressing while its certificate is missing, Degraded for a refused image", async () => {
     await apply(relay("ok", { certificate: { secretRef: { name: "ok-tls" } } }));

@@ -14,17 +14,11 @@ import * as net from "node:net";
 import { after, before, describe, it } from "node:test";
 import * as k8s from "@kubernetes/client-node";
 import type { Operator } from "../../operator/operator.js";
-import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
+import { R, type KubeObject, type KubeClient } from "../../operator/runtime/kube.js";
 import { RelayConfig } from "../../relay/contract/config.js";
-import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
+import type { ControlPlane } from "../support/controlplane.js";
 import { waitFor } from "../support/process.js";
-import {
-  certManagerCrdFiles,
-  ensureNamespace,
-  operatorIdentity,
-  sealpostCrdFiles,
-  startOperator,
-} from "../support/operator.js";
+import { operatorIdentity, controlPlaneFor, startOperator } from "../support/operator.js";
 
 const NS = "mail";
 type Obj = KubeObject & { spec?: any; status?: any; data?: Record<string, string> };
@@ -114,10 +108,7 @@ describe("operator under API faults", () => {
   };
 
   before(async () => {
-    cp = await startControlPlane();
-    admin = new KubeClient(cp.kubeConfig);
-    await cp.applyCrds([...sealpostCrdFiles(), ...certManagerCrdFiles()]);
-    await ensureNamespace(admin, NS);
+    ({ cp, admin } = await controlPlaneFor(NS));
     const id = await operatorIdentity(cp);
     const apiPort = Number(new URL(cp.server).port);
     proxy = await startProxy(apiPort);

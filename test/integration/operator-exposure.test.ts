@@ -7,17 +7,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
-import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
+import { R, type KubeObject, type KubeClient } from "../../operator/runtime/kube.js";
 import type { Condition } from "../../operator/runtime/conditions.js";
-import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
+import type { ControlPlane } from "../support/controlplane.js";
 import { waitFor } from "../support/process.js";
-import {
-  certManagerCrdFiles,
-  ensureNamespace,
-  operatorIdentity,
-  sealpostCrdFiles,
-  startOperator,
-} from "../support/operator.js";
+import { operatorIdentity, controlPlaneFor, startOperator, stopAll } from "../support/operator.js";
 
 const NS = "mail";
 type Obj = KubeObject & { spec?: any; status?: any };
@@ -43,16 +37,10 @@ describe("issue 15.1: the operator refuses an open relay through SNAT (real apis
     );
 
   before(async () => {
-    cp = await startControlPlane();
-    admin = new KubeClient(cp.kubeConfig);
-    await cp.applyCrds([...sealpostCrdFiles(), ...certManagerCrdFiles()]);
-    await ensureNamespace(admin, NS);
+    ({ cp, admin } = await controlPlaneFor(NS));
     op = await startOperator((await operatorIdentity(cp)).kubeConfig);
   });
-  after(async () => {
-    await op?.stop();
-    await cp?.stop();
-  });
+  after(() => stopAll(op, cp));
 
   it("LoadBalancer + externalTrafficPolicy Cluster + relayFrom 10.0.0.0/8: Accepted=False SnatInRelayFrom, nothing applied", async () => {
     await admin.apply(relay({ type: "LoadBalancer", externalTrafficPolicy: "Cluster" }), {

@@ -4,11 +4,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { isNotFound, KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
+import { isNotFound, R, type KubeObject, type KubeClient } from "../../operator/runtime/kube.js";
 import type { LeaseObject } from "../../operator/runtime/leader.js";
-import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
+import type { ControlPlane } from "../support/controlplane.js";
 import { startProcess, waitFor, type Managed } from "../support/process.js";
-import { ensureNamespace, OPERATOR_NS, operatorIdentity, sealpostCrdFiles } from "../support/operator.js";
+import { controlPlaneFor, OPERATOR_NS, operatorIdentity, sealpostCrdFiles } from "../support/operator.js";
 import { repoRoot } from "../support/toolchain.js";
 
 const NS = "mail";
@@ -43,10 +43,7 @@ describe("leader election between two operator processes", () => {
     undefined;
 
   before(async () => {
-    cp = await startControlPlane();
-    admin = new KubeClient(cp.kubeConfig);
-    await cp.applyCrds(sealpostCrdFiles());
-    await ensureNamespace(admin, NS);
+    ({ cp, admin } = await controlPlaneFor(NS, { crds: sealpostCrdFiles() }));
     const { kubeconfigPath } = await operatorIdentity(cp);
     for (const id of ["op-a", "op-b"]) {
       procs.set(

@@ -9,11 +9,17 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
 import type { Condition } from "../../operator/runtime/conditions.js";
-import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
+import { R, type KubeObject, type KubeClient } from "../../operator/runtime/kube.js";
 import { RelayConfig } from "../../relay/contract/config.js";
 import { routeFor } from "../../relay/outbound/route.js";
-import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
-import { ensureNamespace, operatorIdentity, sealpostCrdFiles, startOperator } from "../support/operator.js";
+import type { ControlPlane } from "../support/controlplane.js";
+import {
+  controlPlaneFor,
+  operatorIdentity,
+  sealpostCrdFiles,
+  startOperator,
+  stopAll,
+} from "../support/operator.js";
 import { waitFor } from "../support/process.js";
 
 const NS = "mail";
@@ -66,10 +72,7 @@ describe("issue 14 finding 1: a policy with a problem never falls to the default
   });
 
   before(async () => {
-    cp = await startControlPlane();
-    admin = new KubeClient(cp.kubeConfig);
-    await cp.applyCrds(sealpostCrdFiles());
-    await ensureNamespace(admin, NS);
+    ({ cp, admin } = await controlPlaneFor(NS, { crds: sealpostCrdFiles() }));
     const id = await operatorIdentity(cp);
     op = await startOperator(id.kubeConfig);
     await apply({
@@ -84,10 +87,7 @@ describe("issue 14 finding 1: a policy with a problem never falls to the default
       },
     });
   });
-  after(async () => {
-    await op?.stop();
-    await cp?.stop();
-  });
+  after(() => stopAll(op, cp));
 
   it("an attacker's later policy claiming a protected domain: still routed by the original policy", async () => {
     await apply(

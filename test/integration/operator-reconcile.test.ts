@@ -9,18 +9,17 @@ import { createHash } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { RelayConfig } from "../../relay/contract/config.js";
 import type { Operator } from "../../operator/operator.js";
-import { isNotFound, KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
+import { isNotFound, R, type KubeObject, type KubeClient } from "../../operator/runtime/kube.js";
 import type { Condition } from "../../operator/runtime/conditions.js";
 import type { PodObject } from "../../operator/objects.js";
-import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
+import type { ControlPlane } from "../support/controlplane.js";
 import { waitFor } from "../support/process.js";
 import {
-  certManagerCrdFiles,
   createReadyRelayPods,
-  ensureNamespace,
   operatorIdentity,
-  sealpostCrdFiles,
+  controlPlaneFor,
   startOperator,
+  stopAll,
 } from "../support/operator.js";
 
 const NS = "mail";
@@ -65,10 +64,7 @@ describe("operator reconciles against a real apiserver", () => {
   });
 
   before(async () => {
-    cp = await startControlPlane({ controllerManager: true });
-    admin = new KubeClient(cp.kubeConfig);
-    await cp.applyCrds([...sealpostCrdFiles(), ...certManagerCrdFiles()]);
-    await ensureNamespace(admin, NS);
+    ({ cp, admin } = await controlPlaneFor(NS, { controlPlane: { controllerManager: true } }));
     const id = await operatorIdentity(cp);
     op = await startOperator(id.kubeConfig, {
       probe: (pod: PodObject) =>
@@ -77,10 +73,7 @@ describe("operator reconciles against a real apiserver", () => {
         ),
     });
   });
-  after(async () => {
-    await op?.stop();
-    await cp?.stop();
-  });
+  after(() => stopAll(op, cp));
 
   it("renders the relay's objects from a MailRelay and its policies", async () => {
     await apply(secret("partner-login", { password: "s3cret" }));

@@ -5,16 +5,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
-import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
-import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
+import { R, type KubeObject, type KubeClient } from "../../operator/runtime/kube.js";
+import type { ControlPlane } from "../support/controlplane.js";
 import { waitFor } from "../support/process.js";
-import {
-  certManagerCrdFiles,
-  ensureNamespace,
-  operatorIdentity,
-  sealpostCrdFiles,
-  startOperator,
-} from "../support/operator.js";
+import { operatorIdentity, controlPlaneFor, startOperator, stopAll } from "../support/operator.js";
 
 const NS = "mail";
 const LB_IP = "203.0.113.25";
@@ -26,16 +20,10 @@ describe("issue 15.4: the operator compiles the relay's Service addresses into i
   let op: Operator;
 
   before(async () => {
-    cp = await startControlPlane();
-    admin = new KubeClient(cp.kubeConfig);
-    await cp.applyCrds([...sealpostCrdFiles(), ...certManagerCrdFiles()]);
-    await ensureNamespace(admin, NS);
+    ({ cp, admin } = await controlPlaneFor(NS));
     op = await startOperator((await operatorIdentity(cp)).kubeConfig);
   });
-  after(async () => {
-    await op?.stop();
-    await cp?.stop();
-  });
+  after(() => stopAll(op, cp));
 
   const selfAddresses = async (): Promise<string[] | undefined> => {
     const cm = await admin.find<Obj>(R.ConfigMap, NS, "edge-config");

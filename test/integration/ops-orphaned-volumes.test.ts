@@ -9,11 +9,17 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
 import { relayLabels } from "../../operator/render/meta.js";
-import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
+import { R, type KubeObject, type KubeClient } from "../../operator/runtime/kube.js";
 import type { Condition } from "../../operator/runtime/conditions.js";
-import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
+import type { ControlPlane } from "../support/controlplane.js";
 import { waitFor } from "../support/process.js";
-import { ensureNamespace, operatorIdentity, sealpostCrdFiles, startOperator } from "../support/operator.js";
+import {
+  controlPlaneFor,
+  operatorIdentity,
+  sealpostCrdFiles,
+  startOperator,
+  stopAll,
+} from "../support/operator.js";
 
 const NS = "mail";
 type Obj = KubeObject & { spec?: any; status?: any };
@@ -48,17 +54,11 @@ describe("orphaned queue volumes are reported on the MailRelay", () => {
     });
 
   before(async () => {
-    cp = await startControlPlane();
-    admin = new KubeClient(cp.kubeConfig);
-    await cp.applyCrds(sealpostCrdFiles());
-    await ensureNamespace(admin, NS);
+    ({ cp, admin } = await controlPlaneFor(NS, { crds: sealpostCrdFiles() }));
     const id = await operatorIdentity(cp);
     op = await startOperator(id.kubeConfig);
   });
-  after(async () => {
-    await op?.stop();
-    await cp?.stop();
-  });
+  after(() => stopAll(op, cp));
 
   it("replicas 2 with queue PVCs for ordinals 0..3: 2 and 3 are orphaned, Degraded says how to drain", async () => {
     await apply(relay(2));

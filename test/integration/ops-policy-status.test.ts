@@ -8,17 +8,16 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
 import type { PodReport, PolicyFigures } from "../../relay/contract/status.js";
-import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
+import { R, type KubeObject, type KubeClient } from "../../operator/runtime/kube.js";
 import type { PodObject } from "../../operator/objects.js";
-import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
+import type { ControlPlane } from "../support/controlplane.js";
 import { waitFor } from "../support/process.js";
 import {
-  certManagerCrdFiles,
   createReadyRelayPods,
-  ensureNamespace,
   operatorIdentity,
-  sealpostCrdFiles,
+  controlPlaneFor,
   startOperator,
+  stopAll,
 } from "../support/operator.js";
 
 const NS = "mail";
@@ -45,10 +44,7 @@ describe("policy status from the relays' /status figures", () => {
   };
 
   before(async () => {
-    cp = await startControlPlane();
-    admin = new KubeClient(cp.kubeConfig);
-    await cp.applyCrds([...sealpostCrdFiles(), ...certManagerCrdFiles()]);
-    await ensureNamespace(admin, NS);
+    ({ cp, admin } = await controlPlaneFor(NS));
     const id = await operatorIdentity(cp);
     op = await startOperator(id.kubeConfig, {
       figuresPollMs: 200,
@@ -85,10 +81,7 @@ describe("policy status from the relays' /status figures", () => {
     await apply({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "default", namespace: NS } });
     await createReadyRelayPods(admin, NS, "edge", ["edge-0", "edge-1"]);
   });
-  after(async () => {
-    await op?.stop();
-    await cp?.stop();
-  });
+  after(() => stopAll(op, cp));
 
   it("writes the summed counters and the newest delivery; kubectl get mdp shows them", async () => {
     figures.set("edge-0", {

@@ -14,17 +14,18 @@ import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
 import type { PodReport } from "../../relay/contract/status.js";
 import { relayLabels } from "../../operator/render/meta.js";
-import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
+import { R, type KubeObject, type KubeClient } from "../../operator/runtime/kube.js";
 import type { Condition } from "../../operator/runtime/conditions.js";
 import type { PodObject } from "../../operator/objects.js";
-import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
+import type { ControlPlane } from "../support/controlplane.js";
 import { waitFor } from "../support/process.js";
 import {
   createReadyRelayPods,
-  ensureNamespace,
   operatorIdentity,
   sealpostCrdFiles,
+  controlPlaneFor,
   startOperator,
+  stopAll,
 } from "../support/operator.js";
 
 const NS = "mail";
@@ -60,10 +61,7 @@ describe("issue 17: a deleted MailRelay waits for its queues", () => {
     (o?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === type);
 
   before(async () => {
-    cp = await startControlPlane();
-    admin = new KubeClient(cp.kubeConfig);
-    await cp.applyCrds(sealpostCrdFiles());
-    await ensureNamespace(admin, NS);
+    ({ cp, admin } = await controlPlaneFor(NS, { crds: sealpostCrdFiles() }));
     // no kube-controller-manager: the ServiceAccount the hand-made pods run under
     await admin.create<KubeObject>({
       apiVersion: "v1",
@@ -91,10 +89,7 @@ describe("issue 17: a deleted MailRelay waits for its queues", () => {
       },
     });
   });
-  after(async () => {
-    await op?.stop();
-    await cp?.stop();
-  });
+  after(() => stopAll(op, cp));
 
   it("puts the finalizer on every MailRelay", async () => {
     await apply(relay("edge"));

@@ -6,11 +6,17 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
-import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
+import { R, type KubeObject, type KubeClient } from "../../operator/runtime/kube.js";
 import type { Condition } from "../../operator/runtime/conditions.js";
-import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
+import type { ControlPlane } from "../support/controlplane.js";
 import { waitFor } from "../support/process.js";
-import { ensureNamespace, operatorIdentity, sealpostCrdFiles, startOperator } from "../support/operator.js";
+import {
+  controlPlaneFor,
+  operatorIdentity,
+  sealpostCrdFiles,
+  startOperator,
+  stopAll,
+} from "../support/operator.js";
 
 const NS = "mail";
 type Obj = KubeObject & { spec?: any; status?: any };
@@ -34,16 +40,10 @@ describe("issue 17: relay pod settings the apiserver refuses", () => {
     (o?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === "Accepted");
 
   before(async () => {
-    cp = await startControlPlane();
-    admin = new KubeClient(cp.kubeConfig);
-    await cp.applyCrds(sealpostCrdFiles());
-    await ensureNamespace(admin, NS);
+    ({ cp, admin } = await controlPlaneFor(NS, { crds: sealpostCrdFiles() }));
     op = await startOperator((await operatorIdentity(cp)).kubeConfig);
   });
-  after(async () => {
-    await op?.stop();
-    await cp?.stop();
-  });
+  after(() => stopAll(op, cp));
 
   it("an invalid affinity: Accepted=False InvalidPodSettings with the apiserver's message", async () => {
     await admin.apply(

@@ -22,6 +22,7 @@ import {
   TlsRptStore,
   type TlsRptEvent,
 } from "../../relay/outbound/tlsrpt.js";
+import { certificateProblemOf } from "../../relay/outbound/certificate-problem.js";
 import { makeLeaf } from "../support/certs.js";
 import { startDnsServer, type DnsServer } from "../support/dns-server.js";
 import { waitFor } from "../support/process.js";
@@ -226,11 +227,20 @@ describe("TLS-RPT (RFC 8460)", () => {
     assert.equal(parseTlsRptTxt([["v=spf1 -all"]]), undefined);
     assert.equal(resultTypeOf("TLS_NOT_OFFERED"), "starttls-not-supported");
     assert.equal(
-      resultTypeOf("TLS_VERIFY_FAILED", "Hostname/IP does not match certificate's altnames"),
+      resultTypeOf(
+        "TLS_VERIFY_FAILED",
+        certificateProblemOf("Hostname/IP does not match certificate's altnames"),
+      ),
       "certificate-host-mismatch",
     );
-    assert.equal(resultTypeOf("TLS_VERIFY_FAILED", "certificate has expired"), "certificate-expired");
-    assert.equal(resultTypeOf("TLS_VERIFY_FAILED", "self-signed certificate"), "certificate-not-trusted");
+    assert.equal(
+      resultTypeOf("TLS_VERIFY_FAILED", certificateProblemOf("certificate has expired")),
+      "certificate-expired",
+    );
+    assert.equal(
+      resultTypeOf("TLS_VERIFY_FAILED", certificateProblemOf("self-signed certificate")),
+      "certificate-not-trusted",
+    );
     assert.equal(resultTypeOf("CONNECT_FAILED"), undefined);
   });
 

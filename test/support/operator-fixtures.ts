@@ -69,6 +69,7 @@ export function clusterView(
     ),
     configMaps: new Map(Object.entries(opts.configMaps ?? {}).map(([n, v]) => [n, new Set(v)])),
     credentials: new Map((opts.credentials ?? []).map((c) => [c.metadata.name!, c])),
+    services: new Map(),
   };
 }
 
@@ -140,16 +141,13 @@ export function listInformer<T extends KubeObject>(items: T[]) {
   };
 }
 
-/**
- * What the MailRelay reconciler needs, faked for unit tests: informer caches holding `relays` and
- * `policies` (everything else empty), and a client whose server-side applies (status included) land in
- * `applied`.
- */
-export function fakeReconcilerDeps(relays: KubeObject[], policies: KubeObject[] = []) {
+/** Caches holding `relays` and `policies` as the apiserver sends them, every other kind empty. */
+export function listCaches(relays: KubeObject[], policies: KubeObject[] = []): Caches {
   const inf = listInformer;
-  const caches = {
-    relays: inf(relays),
-    policies: inf(policies),
+  return {
+    // the informer does not parse what it caches (the reconciler does)
+    relays: inf(relays as MailRelayObject[]),
+    policies: inf(policies as PolicyObject[]),
     credentials: inf([]),
     secrets: inf([]),
     configMaps: inf([]),
@@ -157,7 +155,17 @@ export function fakeReconcilerDeps(relays: KubeObject[], policies: KubeObject[] 
     queueVolumes: inf([]),
     statefulSets: inf([]),
     certificates: inf([]),
-  } as unknown as Caches;
+    services: inf([]),
+  };
+}
+
+/**
+ * What the MailRelay reconciler needs, faked for unit tests: informer caches holding `relays` and
+ * `policies` (everything else empty), and a client whose server-side applies (status included) land in
+ * `applied`.
+ */
+export function fakeReconcilerDeps(relays: KubeObject[], policies: KubeObject[] = []) {
+  const caches = listCaches(relays, policies);
   const applied: KubeObject[] = [];
   const state = new ClusterState(caches);
   const deps = {

@@ -10,7 +10,7 @@ import { pino } from "pino";
 import { Operator, type OperatorOptions } from "../../operator/operator.js";
 import { operatorClusterRole, operatorLeaderElectionRole } from "../../operator/rbac.js";
 import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
-import type { ControlPlane } from "./controlplane.js";
+import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from "./controlplane.js";
 import { waitFor } from "./process.js";
 import { toolchainBin, repoRoot } from "./toolchain.js";
 
@@ -43,6 +43,26 @@ export async function ensureNamespace(client: KubeClient, name: string): Promise
     .catch((e: { code?: number }) => {
       if (e.code !== 409) throw e;
     });
+}
+
+/**
+ * The preamble of the operator's integration tests: a control plane with the CRDs (Sealpost's and
+ * cert-manager's unless told), an admin client, and the namespace the test works in.
+ */
+export async function controlPlaneFor(
+  namespace: string,
+  opts: { crds?: string[]; controlPlane?: ControlPlaneOptions } = {},
+): Promise<{ cp: ControlPlane; admin: KubeClient }> {
+  const cp = await startControlPlane(opts.controlPlane);
+  const admin = new KubeClient(cp.kubeConfig);
+  await cp.applyCrds(opts.crds ?? [...sealpostCrdFiles(), ...certManagerCrdFiles()]);
+  await ensureNamespace(admin, namespace);
+  return { cp, admin };
+}
+
+/** Stops what a test started, last started first; what never started (a failed before) is skipped. */
+export async function stopAll(...started: ({ stop(): Promise<unknown> } | undefined)[]): Promise<void> {
+  for (const s of started) await s?.stop();
 }
 
 /**

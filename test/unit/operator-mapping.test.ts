@@ -7,8 +7,7 @@ import { policyEventKeys, relayEventKeys } from "../../operator/controllers/even
 import { CompileMemo } from "../../operator/compile/memo.js";
 import type { MailRelayObject, PolicyObject } from "../../operator/objects.js";
 import { ClusterState, type Caches } from "../../operator/state.js";
-import type { KubeObject } from "../../operator/runtime/kube.js";
-import { fakeReconcilerDeps, listInformer, policyObject, relayObject } from "../support/operator-fixtures.js";
+import { fakeReconcilerDeps, listCaches, policyObject, relayObject } from "../support/operator-fixtures.js";
 
 const relay = relayObject;
 const policy = (
@@ -95,19 +94,8 @@ describe("event mapping", () => {
 
 describe("memoised compile", () => {
   /** Caches holding just these objects (what ClusterState reads). */
-  function caches(relays: MailRelayObject[], policies: PolicyObject[]): Caches {
-    const inf = <T extends KubeObject>(items: T[]) => listInformer(items);
-    return {
-      relays: inf(relays),
-      policies: inf(policies),
-      credentials: inf([]),
-      secrets: inf([]),
-      configMaps: inf([]),
-      pods: inf([]),
-      statefulSets: inf([]),
-      certificates: inf([]),
-    } as unknown as Caches;
-  }
+  const caches = (relays: MailRelayObject[], policies: PolicyObject[]): Caches =>
+    listCaches(relays, policies);
 
   it("shares one compile across calls until an input's generation changes, not on status writes", async () => {
     const { MailRelay } = await import("../../operator/api.js");

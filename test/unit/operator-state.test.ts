@@ -30,6 +30,7 @@ import {
   dropSecretValues,
   stripManagedFields,
   type Caches,
+  type ServiceObject,
 } from "../../operator/state.js";
 import { policyObject, relayObject } from "../support/operator-fixtures.js";
 
@@ -85,8 +86,9 @@ function fakeCaches(init: { relays?: MailRelayObject[]; policies?: PolicyObject[
     queueVolumes: new FakeInformer<KubeObject>(),
     statefulSets: new FakeInformer<KubeObject>(),
     certificates: new FakeInformer<KubeObject>(),
+    services: new FakeInformer<ServiceObject>(),
   };
-  return { fakes: c, caches: c as unknown as Caches };
+  return { fakes: c, caches: c satisfies Caches };
 }
 
 const relay = relayObject;

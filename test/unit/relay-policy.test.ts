@@ -22,6 +22,7 @@ import { groupRecipients, matchPolicy, routeFor } from "../../relay/outbound/rou
 import { identityChecker, planTransport } from "../../relay/outbound/transport-options.js";
 import { resolveTlsPolicy } from "../../relay/outbound/tls-policy.js";
 import { backoffSeconds, expired } from "../../relay/queue/backoff.js";
+import { certificateProblemOf } from "../../relay/outbound/certificate-problem.js";
 import { classifyConnectError } from "../../relay/outbound/deliver.js";
 
 type PolicyInput = NonNullable<RelayConfigInput["policies"]>[number];
@@ -310,6 +311,26 @@ describe("connect error classification", () => {
       classifyConnectError(e("wrong version number", { code: "ESOCKET" }), { verify: false }, true).code,
       "TLS_HANDSHAKE_FAILED",
     ));
+  it("TLS_VERIFY_FAILED carries the certificate check that failed, for TLS-RPT", () => {
+    const failure = classifyConnectError(
+      e("Hostname/IP does not match certificate's altnames: Host: a.test", { code: "ESOCKET" }),
+      { verify: true },
+    );
+    assert.equal(failure.code, "TLS_VERIFY_FAILED");
+    assert.equal(failure.certificate, "name-mismatch");
+    assert.equal(classifyConnectError(e("certificate has expired"), { verify: true }).certificate, "expired");
+    assert.equal(
+      classifyConnectError(e("unable to verify the first certificate"), { verify: true }).certificate,
+      "untrusted",
+    );
+  });
+  it("OpenSSL's verification codes name the same checks as its messages", () => {
+    assert.equal(certificateProblemOf("ERR_TLS_CERT_ALTNAME_INVALID"), "name-mismatch");
+    assert.equal(certificateProblemOf("CERT_HAS_EXPIRED"), "expired");
+    assert.equal(certificateProblemOf("DEPTH_ZERO_SELF_SIGNED_CERT"), "untrusted");
+    assert.equal(certificateProblemOf("UNABLE_TO_GET_ISSUER_CERT_LOCALLY"), "untrusted");
+    assert.equal(certificateProblemOf("handshake failure"), undefined);
+  });
 });
 
 describe("inbound requirements (strictest wins)", () => {

@@ -53,23 +53,24 @@ export async function reconcileMailDomainPolicy(
   const { namespace, name } = splitKey(key);
   const raw = deps.state.caches.policies.get(namespace, name);
   if (!raw || raw.metadata.deletionTimestamp) return;
-  const g = raw.metadata.generation;
+  const generation = raw.metadata.generation;
   const relays = deps.state.relaysSelecting(raw);
   const problems: PolicyProblem[] = [];
   const included: { relay: string; relayObj: MailRelay }[] = [];
   // the domains its relays defer while it is left out (it never falls to a weaker route)
   const deferred = new Set<string>();
-  for (const r of relays) {
-    const relay = deps.compiler.parsedRelay(r);
+  for (const relayObject of relays) {
+    const relay = deps.compiler.parsedRelay(relayObject);
     if (!relay) continue;
     // this policy's part of the relay's compile, without compiling the relay's other policies
-    const v = deps.compiler.verdict(relay, raw);
-    if (!v) continue; // the relay's own problem, reported on the MailRelay
-    if (v.included) included.push({ relay: keyOf(r), relayObj: relay });
+    const verdict = deps.compiler.verdict(relay, raw);
+    if (!verdict) continue; // the relay's own problem, reported on the MailRelay
+    if (verdict.included) included.push({ relay: keyOf(relayObject), relayObj: relay });
     else {
-      for (const p of v.problems)
-        if (!problems.some((x) => x.reason === p.reason && x.message === p.message)) problems.push(p);
-      for (const d of v.deferred) deferred.add(d);
+      for (const problem of verdict.problems)
+        if (!problems.some((x) => x.reason === problem.reason && x.message === problem.message))
+          problems.push(problem);
+      for (const domain of verdict.deferred) deferred.add(domain);
     }
   }
   // no relay selects it: its own problems (spec, references) still show
@@ -80,7 +81,7 @@ export async function reconcileMailDomainPolicy(
     problems,
     deferred: [...deferred],
   };
-  const accepted = policyAccepted(facts, g);
+  const accepted = policyAccepted(facts, generation);
 
   let ready = 0;
   const behind: string[] = [];
@@ -91,15 +92,15 @@ export async function reconcileMailDomainPolicy(
       if (!pods.length) continue;
       // a pod is current when the config it reports enforces this policy as it is now: a config
       // compiled before another policy changed still does (no N status writes per config revision)
-      const enforces = (h: string): boolean => {
-        let known = deps.compiler.configEnforces(i.relayObj, h, raw);
+      const enforces = (configHash: string): boolean => {
+        let known = deps.compiler.configEnforces(i.relayObj, configHash, raw);
         if (known === undefined) {
           try {
             deps.compiler.compile(i.relayObj); // the current config (memoised), then look again
           } catch {
             return false;
           }
-          known = deps.compiler.configEnforces(i.relayObj, h, raw);
+          known = deps.compiler.configEnforces(i.relayObj, configHash, raw);
         }
         return known === true;
       };
@@ -108,12 +109,12 @@ export async function reconcileMailDomainPolicy(
       behind.push(...pr.behind.map((p) => `${namespace}/${p}`));
       reports.push(...pr.reports.map((r) => r.report));
     }
-  const enforced = policyEnforced(accepted, facts, { readyPods: ready, behindPods: behind }, g);
-  const readyCond = policyReady(accepted, enforced, g);
+  const enforced = policyEnforced(accepted, facts, { readyPods: ready, behindPods: behind }, generation);
+  const readyCond = policyReady(accepted, enforced, generation);
   const prev = (raw.status ?? {}) as FigureFields;
   const figures = figuresFor(key, reports, prev);
   const domains = domainsSummary((raw.spec as { domains?: unknown } | undefined)?.domains);
-  await writeStatus(deps, raw, { observedGeneration: g, domains, ...figures }, [
+  await writeStatus(deps, raw, { observedGeneration: generation, domains, ...figures }, [
     readyCond,
     accepted,
     enforced,

@@ -43,35 +43,35 @@ const ownedBy = (o: KubeObject, kind: string): string[] => {
 };
 
 export function mailRelayWatches(state: ClusterState): Watch[] {
-  const c = state.caches;
+  const caches = state.caches;
   const ns = (o: KubeObject): string => o.metadata.namespace ?? "";
   return [
-    watch(c.relays, (_t, r) => [keyOf(r)]),
+    watch(caches.relays, (_t, r) => [keyOf(r)]),
     // the relays selecting the policy, before and after (only when what they see of it changed)
-    watch(c.policies, (t, p, old) => policyEventKeysIn(state, t, p, old).relays),
-    watch(c.credentials, (t, cr) =>
+    watch(caches.policies, (t, p, old) => policyEventKeysIn(state, t, p, old).relays),
+    watch(caches.credentials, (t, cr) =>
       t === "resync" ? [] : relaysReferencing(state, ns(cr), "credentials", cr.metadata.name),
     ),
-    watch(c.secrets, (_t, s) => relaysReferencing(state, ns(s), "secrets", s.metadata.name)),
+    watch(caches.secrets, (_t, s) => relaysReferencing(state, ns(s), "secrets", s.metadata.name)),
     // its own ConfigMap; or a ConfigMap it or its policies read
-    watch(c.configMaps, (_t, cm) =>
+    watch(caches.configMaps, (_t, cm) =>
       ownerKey(cm, "MailRelay")
         ? ownedBy(cm, "MailRelay")
         : relaysReferencing(state, ns(cm), "configMaps", cm.metadata.name),
     ),
-    watch(c.statefulSets, (_t, s) => ownedBy(s, "MailRelay")),
+    watch(caches.statefulSets, (_t, s) => ownedBy(s, "MailRelay")),
     // its Service: the addresses that reach it (ClusterIP, load-balancer ingress) are in its config
-    ...(c.services ? [watch(c.services, (_t, svc) => ownedBy(svc, "MailRelay"))] : []),
+    ...(caches.services ? [watch(caches.services, (_t, svc) => ownedBy(svc, "MailRelay"))] : []),
     // its server certificate; a credential's client certificate
-    watch(c.certificates, (_t, cert) => {
+    watch(caches.certificates, (_t, cert) => {
       const cred = ownerKey(cert, "RelayCredential");
       const viaCredential = cred
         ? relaysReferencing(state, ns(cert), "credentials", cred.slice(cred.indexOf("/") + 1))
         : [];
       return [...ownedBy(cert, "MailRelay"), ...viaCredential];
     }),
-    watch(c.queueVolumes, (_t, v) => labelledRelay(v)),
-    watch(c.pods, (_t, p) => labelledRelay(p)),
+    watch(caches.queueVolumes, (_t, v) => labelledRelay(v)),
+    watch(caches.pods, (_t, p) => labelledRelay(p)),
   ];
 }
 

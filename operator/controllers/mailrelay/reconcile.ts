@@ -60,10 +60,10 @@ export function renderInput(
   queueSize: string,
   image: string = deps.settings.image,
 ): RelayRenderInput {
-  const l = relay.spec.listeners;
+  const declared = relay.spec.listeners;
   const listeners = (["smtp", "smtps", "submission"] as const)
-    .filter((n) => l[n].enabled)
-    .map((n) => ({ name: n, port: l[n].port }));
+    .filter((n) => declared[n].enabled)
+    .map((n) => ({ name: n, port: declared[n].port }));
   return {
     owner,
     listeners,
@@ -164,29 +164,29 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   // an open relay through kube-proxy's SNAT: refused before anything is applied
   const unsafe = snatExposure(relay.spec);
   if (unsafe) {
-    const c = {
+    const refusal = {
       status: "False" as const,
       reason: "SnatInRelayFrom",
       message: unsafe,
       observedGeneration: generation,
     };
     await writeStatus(deps, raw, { observedGeneration: generation }, [
-      { type: "Ready", ...c },
-      { type: "Accepted", ...c },
+      { type: "Ready", ...refusal },
+      { type: "Accepted", ...refusal },
     ]);
     return;
   }
   const image = relayImage(relay.spec.image, deps.settings);
   if ("refused" in image) {
-    const c = {
+    const refusal = {
       status: "False" as const,
       reason: "ImageNotAllowed",
       message: image.refused,
       observedGeneration: generation,
     };
     await writeStatus(deps, raw, { observedGeneration: generation }, [
-      { type: "Ready", ...c },
-      { type: "Accepted", ...c },
+      { type: "Ready", ...refusal },
+      { type: "Accepted", ...refusal },
     ]);
     return;
   }
@@ -223,10 +223,10 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     } catch (e) {
       const refused = podSettingsRefusal(obj, e);
       if (!refused) throw e;
-      const c = { status: "False" as const, reason: "InvalidPodSettings", message: refused };
+      const refusal = { status: "False" as const, reason: "InvalidPodSettings", message: refused };
       await writeStatus(deps, raw, { observedGeneration: generation }, [
-        { type: "Ready", ...c, observedGeneration: generation },
-        { type: "Accepted", ...c, observedGeneration: generation },
+        { type: "Ready", ...refusal, observedGeneration: generation },
+        { type: "Accepted", ...refusal, observedGeneration: generation },
       ]);
       return;
     }

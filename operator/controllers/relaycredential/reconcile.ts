@@ -17,7 +17,7 @@ export async function reconcileRelayCredential(
   const { namespace, name } = splitKey(key);
   const raw = deps.state.caches.credentials.get(namespace, name);
   if (!raw || raw.metadata.deletionTimestamp) return;
-  const g = raw.metadata.generation;
+  const generation = raw.metadata.generation;
   const parsed = CredentialSchema.safeParse(raw);
   const problems: { reason: string; message: string }[] = [];
   let secretName: string | undefined;
@@ -27,21 +27,21 @@ export async function reconcileRelayCredential(
       message: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
     });
   } else {
-    const c = parsed.data;
+    const credential = parsed.data;
     const secretKeys = (n: string) => deps.state.caches.secrets.get(namespace, n);
-    if (c.spec.type === "password") {
-      const ref = c.spec.passwordSecretRef!;
+    if (credential.spec.type === "password") {
+      const ref = credential.spec.passwordSecretRef!;
       problems.push(...passwordSecretProblems(namespace, ref, secretKeys(ref.name)));
     } else {
-      secretName = credentialSecretName(c);
-      if (c.spec.issuerRef) {
+      secretName = credentialSecretName(credential);
+      if (credential.spec.issuerRef) {
         try {
           await deps.client.apply(
             renderClientCertificate(
               { apiVersion: raw.apiVersion, kind: raw.kind, name, namespace, uid: raw.metadata.uid ?? "" },
               secretName,
-              c.spec.dnsNames ?? [],
-              c.spec.issuerRef,
+              credential.spec.dnsNames ?? [],
+              credential.spec.issuerRef,
             ),
           );
         } catch (e) {
@@ -58,12 +58,14 @@ export async function reconcileRelayCredential(
             message: st?.message ?? `Certificate ${namespace}/${secretName} not issued yet`,
           });
       } else {
-        problems.push(...tlsSecretProblems(namespace, secretName, c.spec.usage, secretKeys(secretName)));
+        problems.push(
+          ...tlsSecretProblems(namespace, secretName, credential.spec.usage, secretKeys(secretName)),
+        );
       }
     }
   }
-  const [ready, accepted] = credentialConditions(problems, g);
-  await writeStatus(deps, raw, { observedGeneration: g, ...(secretName ? { secretName } : {}) }, [
+  const [ready, accepted] = credentialConditions(problems, generation);
+  await writeStatus(deps, raw, { observedGeneration: generation, ...(secretName ? { secretName } : {}) }, [
     ready,
     accepted,
   ]);
