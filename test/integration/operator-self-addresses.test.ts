@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
 import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
+import { configMapJson } from "../../relay/contract/config-encoding.js";
 import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
 import { waitFor } from "../support/process.js";
 import {
@@ -39,7 +40,7 @@ describe("issue 15.4: the operator compiles the relay's Service addresses into i
 
   const selfAddresses = async (): Promise<string[] | undefined> => {
     const cm = await admin.find<Obj>(R.ConfigMap, NS, "edge-config");
-    const json = cm?.data?.["config.json"];
+    const json = cm ? configMapJson(cm) : undefined;
     return json ? (JSON.parse(json) as { selfAddresses: string[] }).selfAddresses : undefined;
   };
 

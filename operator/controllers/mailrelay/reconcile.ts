@@ -21,7 +21,7 @@ import { orphanedQueueVolumes } from "../../status/orphaned-volumes.js";
 import type { ReconcilerDeps } from "../deps.js";
 import { probeRelay, relayAdminToken } from "../relay-probe.js";
 import { writeStatus } from "../status-write.js";
-import { MAX_CONFIG_BYTES, relayDegraded, relayEnforced, relayReady, type RelayFacts } from "./conditions.js";
+import { configTooLarge, relayDegraded, relayEnforced, relayReady, type RelayFacts } from "./conditions.js";
 import { relayImage } from "../../compile/relay-image.js";
 import { relayPod } from "../../render/pod.js";
 import { ensureQueueFinalizer, finalizeMailRelay } from "./deletion.js";
@@ -84,8 +84,11 @@ export function renderInput(
       requests: { ...relay.spec.resources.requests },
       limits: { ...relay.spec.resources.limits },
     },
-    configJson: compiled.json,
+    configStored: compiled.stored,
     configHash: compiled.hash,
+    ...(compiled.config.queue.handover && compiled.config.fleet && compiled.config.admin.tokenFile
+      ? { drainTokenFile: compiled.config.admin.tokenFile }
+      : {}),
     restartHash: compiled.restartHash,
     sources: compiled.sources,
     egressPorts: compiled.egressPorts,
@@ -204,8 +207,9 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   const desiredSize = relay.spec.queue.size;
   const liveSize = liveQueueSize(sts);
   const input = renderInput(relay, owner, compiled, deps, liveSize ?? desiredSize, image.image);
-  const configBytes = Buffer.byteLength(compiled.json);
-  const tooLarge = configBytes > MAX_CONFIG_BYTES;
+  const configBytes = compiled.stored.length;
+  const configJsonBytes = Buffer.byteLength(compiled.json);
+  const tooLarge = configTooLarge({ configBytes, configJsonBytes });
   // too large: nothing derived from the new config is applied (no half-apply: the ConfigMap, the pod
   // template's mounted sources and the egress rules stay as last applied, consistent with each other)
   const cm = deps.state.caches.configMaps.get(namespace, names.configMap(name));
@@ -288,6 +292,7 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     behindPods: probe?.behind ?? [],
     configHash: compiled.hash,
     configBytes,
+    configJsonBytes,
     accepted,
     certificate: {
       ready: cert?.ready ?? false,
