@@ -196,7 +196,7 @@ describe("operator reconciles against a real apiserver", () => {
       Object.values(s)[0]!.items.map((i) => `${Object.values(s)[0]!.name}:${i.key}->${i.path}`),
     );
     assert.deepEqual(paths, [
-      "edge-config:config.json->config.json",
+      "edge-config:config.json.gz->config.json.gz",
       "edge-tls:tls.crt->tls/tls.crt",
       "edge-tls:tls.key->tls/tls.key",
       "partner-ca:ca.crt->configmaps/partner-ca/ca.crt",
