@@ -45,6 +45,7 @@ const loaded: LoadedConfig = {
     queue: { dir: "/nonexistent/queue", workers },
   }),
   hash: "",
+  storedHash: "",
   fingerprint: "",
   files: new Map(),
   loadedAt: new Date(),

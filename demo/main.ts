@@ -25,6 +25,7 @@ import { Operator } from "../operator/operator.js";
 import type { StatusProbe } from "../operator/controllers/relay-probe.js";
 import { KubeClient, R, type KubeObject } from "../operator/runtime/kube.js";
 import { createLogger } from "../relay/log.js";
+import { CONFIG_GZ_FILE, configMapJson, decodeConfig } from "../relay/contract/config-encoding.js";
 import { Relay } from "../relay/relay.js";
 import { CORP_CA, startCertManager } from "../test/support/cert-manager.js";
 import { makeCa, makeLeaf } from "../test/support/certs.js";
@@ -342,9 +343,8 @@ async function applyExamples(cp: ControlPlane, admin: KubeClient): Promise<Examp
             p?.status?.conditions?.some((c) => c.type === "Accepted" && c.status === "True"),
           );
           const cfg = await admin.find<Obj>(R.ConfigMap, NS, `${RELAY}-config`);
-          const compiled = cfg?.data?.["config.json"]
-            ? (JSON.parse(cfg.data["config.json"]) as { policies: unknown[] })
-            : undefined;
+          const text = cfg ? configMapJson(cfg) : undefined;
+          const compiled = text ? (JSON.parse(text) as { policies: unknown[] }) : undefined;
           const tls = await admin.find<Obj>(R.Secret, NS, `${RELAY}-tls`);
           return accepted &&
             compiled &&
@@ -437,8 +437,12 @@ async function startRelayPod(admin: KubeClient, partners: Partners, pod0: PodShi
     }
   }
   const mat = materialise(sources, { configMap: (n) => cms.get(n), secret: (n) => secrets.get(n) });
-  const configFile = mat.files.find((f) => f.path === "config.json");
-  if (!configFile) throw new Error("the config volume has no config.json");
+  const gzFile = mat.files.find((f) => f.path === CONFIG_GZ_FILE);
+  if (!gzFile) throw new Error(`the config volume has no ${CONFIG_GZ_FILE}`);
+  const decoded = decodeConfig(gzFile.content);
+  if (!decoded.ok) throw new Error(decoded.message);
+  // the laptop relay gets the overridden config as a plain config.json (the relay reads either)
+  const configFile = { ...gzFile, path: "config.json", content: decoded.value };
   const annotated = cms.get(`${RELAY}-config`)?.metadata.annotations?.["sealpost.dev/config-hash"];
   const enabled = Object.entries(
     (JSON.parse(configFile.content.toString("utf8")) as { listeners: Record<string, { enabled?: boolean }> })
@@ -472,7 +476,9 @@ async function startRelayPod(admin: KubeClient, partners: Partners, pod0: PodShi
     `  ${"relay --mx-port".padEnd(26)} 25  ->  ${partnerA.port}   (MX hosts are dialled on this port; in a pod: 25)`,
   );
   const files: Record<string, Buffer> = {};
-  for (const f of mat.files) files[f.path] = f.path === "config.json" ? Buffer.from(over.json) : f.content;
+  for (const f of mat.files)
+    if (f.path === CONFIG_GZ_FILE) files["config.json"] = Buffer.from(over.json);
+    else files[f.path] = f.content;
   const configDir = join(work, "config");
   await writeConfigDir(configDir, files);
 

@@ -46,7 +46,12 @@ export interface RelayOptions {
   poolIdleMs?: number;
   /** Port for MX-resolved next hops (25; tests run peers on other ports). */
   mxPort?: number;
+  /** Tests: the queued messages found at startup are handed to the scheduler only once this settles. */
+  recoveryGate?: Promise<void>;
 }
+
+/** start() waits this long for the queue found at startup before it returns (listening already). */
+const RECOVERY_WAIT_MS = 1000;
 
 export class Relay {
   readonly log: Logger;
@@ -70,6 +75,8 @@ export class Relay {
   private tlsRpt: TlsRptReporting | undefined;
   /** The encryption receipts (relay/receipts/). */
   receipts: ReceiptLog | undefined;
+  /** Settles once the queue found at startup is in the scheduler (or the relay stopped first). */
+  recovered: Promise<void> = Promise.resolve();
 
   private constructor(private o: RelayOptions) {
     this.log = o.logger ?? createLogger();
@@ -92,12 +99,11 @@ export class Relay {
     if (!result.ok) throw new Error(`config ${this.o.configDir}: ${result.code}: ${result.message}`);
     this.apply(result.value, true);
     const c = result.value.config;
-    const { spool, envelopes, problems } = await Spool.open(c.queue.dir);
+    // new mail is accepted before the queued messages are read (a large backlog takes seconds)
+    const { spool, recovery } = await Spool.openForNew(c.queue.dir);
     this.spool = spool;
     const receipts = await ReceiptLog.open({ queueDir: c.queue.dir, relay: c.relay, log: this.log });
     this.receipts = receipts;
-    for (const p of problems)
-      this.log.error({ event: "queue-error", err: p }, "unreadable envelope kept aside");
     const mtaSts = new MtaSts({
       dns: () => this.resolver,
       cacheDir: () => c.queue.dir,
@@ -154,9 +160,6 @@ export class Relay {
     });
     this.metrics.bindQueue(this.scheduler);
     this.startTlsRpt(new TlsRptStore(c.queue.dir), spool);
-    this.scheduler.addRecovered(envelopes);
-    if (envelopes.length)
-      this.log.info({ event: "queue-recovered", messages: envelopes.length }, "queue resumed");
     this.listeners = new InboundListeners({
       current: () => this.state,
       spool,
@@ -166,6 +169,7 @@ export class Relay {
     });
     await this.listeners.start();
     this.listening = true;
+    this.recovered = this.recover(recovery);
     this.admin = await startAdmin(
       {
         ready: () => this.listening && !this.stopping && !this.drainer,
@@ -228,6 +232,24 @@ export class Relay {
       },
       "relay started",
     );
+    // a small queue is loaded before start() returns, as it always was; a large one keeps loading
+    await Promise.race([this.recovered, new Promise((r) => setTimeout(r, RECOVERY_WAIT_MS).unref())]);
+  }
+
+  /**
+   * The queued messages found at startup, handed to the scheduler all at once (oldest first, due
+   * times staggered: backoff.ts), so the backlog goes out in order of due time whatever order the
+   * files were read in. Mail accepted meanwhile is already queued and delivered.
+   */
+  private async recover(recovery: Promise<{ envelopes: Envelope[]; problems: string[] }>): Promise<void> {
+    await this.o.recoveryGate;
+    const { envelopes, problems } = await recovery;
+    for (const p of problems)
+      this.log.error({ event: "queue-error", err: p }, "unreadable envelope kept aside");
+    if (this.stopping) return;
+    this.scheduler.addRecovered(envelopes);
+    if (envelopes.length)
+      this.log.info({ event: "queue-recovered", messages: envelopes.length }, "queue resumed");
   }
 
   private apply(l: LoadedConfig, first: boolean): void {
@@ -353,7 +375,9 @@ export class Relay {
       fleetCertificate: () => this.state.loaded.files.get(this.state.loaded.config.tls.certFile),
       graceMs: this.o.graceMs ?? 20_000,
     });
-    return this.drainer.run(o.deadlineMs ?? 10 * 60_000);
+    // the whole queue is handed over: the backlog found at startup is in the scheduler first
+    const drainer = this.drainer;
+    return this.recovered.then(() => drainer.run(o.deadlineMs ?? 10 * 60_000));
   }
 
   /** TLS-RPT: sends each finished day's reports once (checked hourly and at start). */

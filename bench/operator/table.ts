@@ -9,7 +9,7 @@ export function operatorBurstTable(figs: OperatorFigures[]): string {
   const head = [
     "policies", "relays", "create s", "converge s", "after last POST s", "writes", "writes/policy",
     "writes +3 s", "connections", "reconciles (policy/relay)", "change s", "change writes",
-    "config.json KB", "CPU s", "apiserver+etcd CPU s", "peak RSS MB",
+    "config.json KB", "gzip KB", "CPU s", "apiserver+etcd CPU s", "peak RSS MB",
   ]; // prettier-ignore
   return table(
     head,
@@ -17,7 +17,7 @@ export function operatorBurstTable(figs: OperatorFigures[]): string {
       f.policies, f.relays, f.createSeconds, `${f.convergeSeconds}${no(f.converged)}`, f.afterLastPostSeconds,
       f.writes, f.writesPerPolicy, f.writesAfterSettle, f.connections,
       `${f.reconciles.maildomainpolicy ?? 0}/${f.reconciles.mailrelay ?? 0}`,
-      `${f.changeConvergeSeconds}${no(f.changeConverged)}`, f.changeWrites, kb(f.configBytes),
+      `${f.changeConvergeSeconds}${no(f.changeConverged)}`, f.changeWrites, kb(f.configJsonBytes), kb(f.configBytes),
       f.operatorCpuSeconds, f.controlPlaneCpuSeconds ?? "", f.operatorPeakRssMb,
     ]), // prettier-ignore
   );

@@ -5,12 +5,14 @@
 // loading the apiserver the operator is measured against).
 import { Informer } from "../../operator/runtime/informer.js";
 import { R, type KubeClient, type KubeObject } from "../../operator/runtime/kube.js";
+import { CONFIG_GZ_FILE, configMapJson } from "../../relay/contract/config-encoding.js";
 
 interface PolicyObj extends KubeObject {
   status?: { conditions?: { type: string; status: string; reason?: string; observedGeneration?: number }[] };
 }
 interface ConfigMapObj extends KubeObject {
   data?: Record<string, string>;
+  binaryData?: Record<string, string>;
 }
 
 /** Accepted=True, reason Compiled, for the policy's current generation. */
@@ -29,7 +31,9 @@ export function acceptedNow(p: PolicyObj): boolean {
 export interface RelayConfigSummary {
   policies: Set<string>;
   domains: Set<string>;
+  /** Bytes the ConfigMap holds (gzip), and of the JSON. */
   bytes: number;
+  jsonBytes: number;
 }
 
 export class ConvergenceWatch {
@@ -54,14 +58,15 @@ export class ConvergenceWatch {
       const name = cm.metadata.name;
       if (!name.endsWith("-config")) return;
       const relay = name.slice(0, -"-config".length);
-      const json = cm.data?.["config.json"];
+      const json = configMapJson(cm);
       if (type === "delete" || !json) this.configs.delete(relay);
       else {
         const cfg = JSON.parse(json) as { policies?: { name: string; domains: string[] }[] };
         this.configs.set(relay, {
           policies: new Set((cfg.policies ?? []).map((p) => p.name)),
           domains: new Set((cfg.policies ?? []).flatMap((p) => p.domains)),
-          bytes: Buffer.byteLength(json),
+          bytes: Buffer.from(cm.binaryData?.[CONFIG_GZ_FILE] ?? "", "base64").length,
+          jsonBytes: Buffer.byteLength(json),
         });
       }
       this.check();

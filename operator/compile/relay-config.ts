@@ -21,6 +21,7 @@ import {
   type RelayConfig,
 } from "../../relay/contract/config.js";
 import { checkReferences } from "../../relay/contract/config-checks.js";
+import { configJsonText, encodeConfig } from "../../relay/contract/config-encoding.js";
 import { canonicalPattern } from "../../relay/contract/domains.js";
 import type { MailRelay } from "../api.js";
 import { durationSeconds, quantityBytes } from "../api.js";
@@ -35,9 +36,10 @@ import { ownServiceAddresses } from "./self-addresses.js";
 
 export interface CompileResult {
   config: RelayConfig;
-  /** config.json exactly as written to the ConfigMap, and its sha256 (hex). */
+  /** config.json (compact), its sha256 (hex: what the relay reports), and its gzip as the ConfigMap holds it. */
   json: string;
   hash: string;
+  stored: Buffer;
   /** sha256 of what the relay cannot hot-reload (listeners, admin, queue dir). */
   restartHash: string;
   /** namespace/name of the policies in the config. */
@@ -243,7 +245,7 @@ export function compileRelayConfig(
   const refProblems = checkReferences(config);
   if (refProblems.length)
     throw new Error(`compiled config fails the relay's checks: ${refProblems.join("; ")}`);
-  const json = JSON.stringify(config, null, 2) + "\n";
+  const json = configJsonText(config);
   const sources: ProjectedSource[] = [
     ...[...secretItems].map(([name, m]) => source("secret", name, m)),
     ...[...configMapItems].map(([name, m]) => source("configMap", name, m)),
@@ -252,6 +254,7 @@ export function compileRelayConfig(
     config,
     json,
     hash: sha256(json),
+    stored: encodeConfig(json),
     restartHash: sha256(JSON.stringify(restartRelevant(config))).slice(0, 32),
     included: compiled.map((p) => p.name),
     tokens,

@@ -70,9 +70,11 @@ export interface RelayRenderInput {
     requests: { cpu: string; memory: string };
     limits: { cpu?: string; memory: string };
   };
-  /** The compiled config.json text and its sha256 (hex). */
-  configJson: string;
+  /** The compiled config.json, gzipped (contract/config-encoding.ts), and the sha256 (hex) of its JSON. */
+  configStored: Buffer;
   configHash: string;
+  /** The admin token file the preStop drain uses: set when the config hands the queue over (handover + fleet key). */
+  drainTokenFile?: string;
   /** sha256 of the parts of the config the relay cannot hot-reload (listeners, admin, queue dir). */
   restartHash: string;
   /** Secrets and ConfigMaps the compiled config references (besides the config and server certificate). */

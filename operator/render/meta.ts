@@ -15,7 +15,6 @@ export const CONFIG_HASH_ANNOTATION = "sealpost.dev/config-hash";
 /** The relay's config directory inside the pod, and what the container is started with. */
 export const CONFIG_DIR = "/etc/sealpost";
 export const QUEUE_DIR = "/var/spool/sealpost";
-export const CONFIG_KEY = "config.json";
 
 /** The key of the fleet Secret (names.fleetSecret) holding the handover key. */
 export const FLEET_SECRET_KEY = "key";

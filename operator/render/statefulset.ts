@@ -3,9 +3,9 @@
 // access (no token mounted), non-root, read-only root filesystem, no capabilities. Pure.
 import type { KubeObject } from "../runtime/kube.js";
 import type { ProjectedSource, RelayPodSettings, RelayRenderInput } from "./input.js";
+import { CONFIG_GZ_FILE } from "../../relay/contract/config-encoding.js";
 import {
   CONFIG_DIR,
-  CONFIG_KEY,
   names,
   objectMeta,
   ADMIN_PORT,
@@ -27,13 +27,11 @@ export const TERMINATION_GRACE_SECONDS = 120;
  * grace period bounds it. Only when the config has a handover target and the fleet key (the hook
  * calls the local /queue/drain with the admin token).
  */
-export function drainHook(input: RelayRenderInput): Record<string, unknown> | undefined {
-  const c = JSON.parse(input.configJson) as {
-    admin?: { tokenFile?: string };
-    fleet?: unknown;
-    queue?: { handover?: unknown };
-  };
-  if (!c.queue?.handover || !c.admin?.tokenFile || !c.fleet) return undefined;
+export function drainHook(
+  input: Pick<RelayRenderInput, "drainTokenFile" | "settings">,
+): Record<string, unknown> | undefined {
+  const tokenFile = input.drainTokenFile;
+  if (!tokenFile) return undefined;
   const entry = input.settings.command?.length
     ? input.settings.command
     : ["node", "/app/dist/bin/sealpost.js"];
@@ -48,7 +46,7 @@ export function drainHook(input: RelayRenderInput): Record<string, unknown> | un
           "--admin",
           `http://127.0.0.1:${ADMIN_PORT}`,
           "--token-file",
-          `${CONFIG_DIR}/${c.admin.tokenFile}`,
+          `${CONFIG_DIR}/${tokenFile}`,
         ],
       },
     },
@@ -59,7 +57,7 @@ export function drainHook(input: RelayRenderInput): Record<string, unknown> | un
 export function projectedSources(input: RelayRenderInput): Record<string, unknown>[] {
   const relay = input.owner.name;
   const out: Record<string, unknown>[] = [
-    { configMap: { name: names.configMap(relay), items: [{ key: CONFIG_KEY, path: CONFIG_KEY }] } },
+    { configMap: { name: names.configMap(relay), items: [{ key: CONFIG_GZ_FILE, path: CONFIG_GZ_FILE }] } },
     {
       secret: {
         name: input.serverCertSecret,

@@ -1,7 +1,8 @@
 // Loads the relay's configuration directory: config.json (validated with the zod schema) and every
 // file it references (server certificate and key, passwords, CA bundles, client certificates).
 // Reads go through the `..data` symlink that kubelet swaps atomically, resolved once, so one load
-// never mixes files of two generations.
+// never mixes files of two generations. The config is config.json.gz (what the operator writes:
+// contract/config-encoding.ts) or a plain config.json (tests, hand-written directories), never both.
 import { createHash, createPrivateKey, X509Certificate } from "node:crypto";
 import { readFile, realpath } from "node:fs/promises";
 import { join } from "node:path";
@@ -9,13 +10,16 @@ import { createSecureContext } from "node:tls";
 import { checkReferences } from "../contract/config-checks.js";
 import { errorMessage, fail, ok, type Result } from "../contract/failure.js";
 import { CONFIG_FILE, RelayConfig } from "../contract/config.js";
+import { CONFIG_GZ_FILE, decodeConfig } from "../contract/config-encoding.js";
 
 export interface LoadedConfig {
   /** The directory as given (the mount point). */
   dir: string;
   config: RelayConfig;
-  /** sha256 (hex) of the config.json bytes: reported on /status, compared by the operator. */
+  /** sha256 (hex) of the config.json bytes (decompressed): reported on /status, compared by the operator. */
   hash: string;
+  /** sha256 (hex) of the config file as stored (compressed or not): a poll compares it without inflating. */
+  storedHash: string;
   /** sha256 over config.json and every referenced file: changes on a certificate renewal too. */
   fingerprint: string;
   /** Every referenced file's bytes, by its path relative to the config directory. */
@@ -69,7 +73,34 @@ export function secretText(b: Buffer): string {
   return b.toString("utf8").replace(/\r?\n$/, "");
 }
 
-/** Reads the files the config references; the fingerprint covers config.json and all of them. */
+/** The config file of a generation as stored: config.json.gz or config.json (both: refused). */
+async function readStored(root: string): Promise<Result<{ name: string; bytes: Buffer }>> {
+  const read = (name: string) =>
+    readFile(join(root, name)).then(
+      (bytes) => ({ name, bytes }),
+      (e: NodeJS.ErrnoException) => {
+        if (e.code === "ENOENT") return undefined;
+        throw e;
+      },
+    );
+  try {
+    const [gz, plain] = await Promise.all([read(CONFIG_GZ_FILE), read(CONFIG_FILE)]);
+    if (gz && plain)
+      return fail(
+        "CONFIG_INVALID",
+        false,
+        `both ${CONFIG_GZ_FILE} and ${CONFIG_FILE}: which one applies is unclear`,
+      );
+    const found = gz ?? plain;
+    if (!found)
+      return fail("CONFIG_UNREADABLE", true, `${CONFIG_FILE}: no ${CONFIG_GZ_FILE} or ${CONFIG_FILE}`);
+    return ok(found);
+  } catch (e) {
+    return fail("CONFIG_UNREADABLE", true, `${CONFIG_FILE}: ${errorMessage(e)}`);
+  }
+}
+
+/** Reads the files the config references; the fingerprint covers the stored config and all of them. */
 async function readReferenced(
   root: string,
   raw: Buffer,
@@ -99,34 +130,45 @@ async function readReferenced(
  */
 export async function unchangedFingerprint(dir: string, known: LoadedConfig): Promise<string | undefined> {
   const root = await generationRoot(dir);
-  const raw = await readFile(join(root, CONFIG_FILE)).catch(() => undefined);
-  if (!raw || sha256(raw) !== known.hash) return undefined;
-  return (await readReferenced(root, raw, referencedFiles(known.config))).fingerprint;
+  const stored = await readStored(root);
+  if (!stored.ok || sha256(stored.value.bytes) !== known.storedHash) return undefined;
+  return (await readReferenced(root, stored.value.bytes, referencedFiles(known.config))).fingerprint;
 }
 
 export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome> {
   const root = await generationRoot(dir);
-  let raw: Buffer;
-  try {
-    raw = await readFile(join(root, CONFIG_FILE));
-  } catch (e) {
+  const stored = await readStored(root);
+  if (!stored.ok) {
     if (retries > 0 && (await generationRoot(dir)) !== root) return loadConfig(dir, retries - 1);
-    return { result: fail("CONFIG_UNREADABLE", true, `${CONFIG_FILE}: ${errorMessage(e)}`), fingerprint: "" };
+    return { result: stored, fingerprint: "" };
   }
+  const storedHash = sha256(stored.value.bytes);
+  // a corrupt or oversized config.json.gz is refused like invalid JSON: the last good config stays
+  const decoded =
+    stored.value.name === CONFIG_GZ_FILE ? decodeConfig(stored.value.bytes) : ok(stored.value.bytes);
+  if (!decoded.ok) return { result: decoded, fingerprint: storedHash };
+  const raw = decoded.value;
   const hash = sha256(raw);
   let json: unknown;
   try {
     json = JSON.parse(raw.toString("utf8"));
   } catch (e) {
-    return { result: fail("CONFIG_INVALID", false, `${CONFIG_FILE}: ${errorMessage(e)}`), fingerprint: hash };
+    return {
+      result: fail("CONFIG_INVALID", false, `${stored.value.name}: ${errorMessage(e)}`),
+      fingerprint: storedHash,
+    };
   }
   const parsed = RelayConfig.safeParse(json);
   if (!parsed.success) {
     const msg = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
-    return { result: fail("CONFIG_INVALID", false, msg), fingerprint: hash };
+    return { result: fail("CONFIG_INVALID", false, msg), fingerprint: storedHash };
   }
   const config = parsed.data;
-  const { files, missing, fingerprint } = await readReferenced(root, raw, referencedFiles(config));
+  const { files, missing, fingerprint } = await readReferenced(
+    root,
+    stored.value.bytes,
+    referencedFiles(config),
+  );
   // kubelet removes the old generation right after swapping `..data`: a read that started in it is
   // not a broken config; read the new generation instead (bounded)
   if (missing.length && retries > 0 && (await generationRoot(dir)) !== root)
@@ -149,7 +191,10 @@ export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome>
     }
   }
   if (problems.length) return { result: fail("CONFIG_INVALID", false, problems.join("; ")), fingerprint };
-  return { result: ok({ dir, config, hash, fingerprint, files, loadedAt: new Date() }), fingerprint };
+  return {
+    result: ok({ dir, config, hash, storedHash, fingerprint, files, loadedAt: new Date() }),
+    fingerprint,
+  };
 }
 
 /** Bytes of a referenced file (present after a successful load). */

@@ -124,6 +124,9 @@ export interface SpoolOptions {
   journalAppend?: AppendRecords;
 }
 
+/** Envelope files read at once at startup (libuv's thread pool has 4 threads; more only queue). */
+const READ_WIDTH = 16;
+
 const DEFAULTS = {
   // 2 MiB: a message with a typical attachment is one durable write too (issue 18: a 1 MB message
   // through msg/ + env/ took two file fsyncs, two renames and two folder fsyncs before its 250)
@@ -194,31 +197,35 @@ export class Spool {
 
   /**
    * Opens (creating) the spool and recovers it: removes temp files and orphaned messages, then reads
-   * the journal. Returns the live messages' envelopes, oldest first.
+   * the journal and every envelope. Returns the live messages' envelopes, oldest first.
    */
   static async open(
     dir: string,
     o: SpoolOptions = {},
   ): Promise<{ spool: Spool; envelopes: Envelope[]; problems: string[] }> {
+    const { spool, recovery } = await Spool.openForNew(dir, o);
+    return { spool, ...(await recovery) };
+  }
+
+  /**
+   * Opens (creating) the spool ready for new messages, before the queued ones are read (issue 18: a
+   * relay restarted with 100,000 queued messages accepts mail at once). What must precede any new
+   * message happens first: temp files and orphaned messages go (orphans by the names in env/ and msg/
+   * now, so a new message's file is never taken for one), and the journal is recovered (a new segment
+   * numbers above every old one). `recovery` then reads the file-resident envelopes (many at a time)
+   * and resolves with every live message, oldest first (journal ones included), and the unreadable.
+   */
+  static async openForNew(
+    dir: string,
+    o: SpoolOptions = {},
+  ): Promise<{ spool: Spool; recovery: Promise<{ envelopes: Envelope[]; problems: string[] }> }> {
     const s = new Spool(dir, o);
     for (const d of [s.tmpDir, s.msgDir, s.envDir]) await mkdir(d, { recursive: true });
     await rm(s.tmpDir, { recursive: true, force: true });
     await mkdir(s.tmpDir);
-    const problems: string[] = [];
-    const envelopes: Envelope[] = [];
-    const ids = new Set<string>();
-    for (const f of await readdir(s.envDir)) {
-      if (!f.endsWith(".json")) continue;
-      try {
-        const e = JSON.parse(await readFile(join(s.envDir, f), "utf8")) as Envelope;
-        envelopes.push(e);
-        ids.add(e.id);
-      } catch (err) {
-        // A torn envelope cannot happen with rename; a corrupt one is kept for a human to look at.
-        problems.push(`${f}: ${errorMessage(err)}`);
-        ids.add(f.replace(/\.json$/, ""));
-      }
-    }
+    // the file name is the id (a corrupt envelope's too: kept aside, its message with it)
+    const names = (await readdir(s.envDir)).filter((f) => f.endsWith(".json"));
+    const ids = new Set(names.map((f) => f.slice(0, -".json".length)));
     for (const f of await readdir(s.msgDir)) {
       if (!ids.has(f)) await unlink(join(s.msgDir, f)).catch(() => undefined);
     }
@@ -228,9 +235,33 @@ export class Spool {
       ...(o.journalAppend ? { append: o.journalAppend } : {}),
     });
     s.journal = journal;
-    envelopes.push(...journaled);
-    envelopes.sort((a, b) => a.receivedAt - b.receivedAt);
-    return { spool: s, envelopes, problems };
+    const recovery = s.readEnvelopes(names).then(({ envelopes, problems }) => {
+      envelopes.push(...journaled);
+      envelopes.sort((a, b) => a.receivedAt - b.receivedAt);
+      return { envelopes, problems };
+    });
+    return { spool: s, recovery };
+  }
+
+  /** The envelopes in env/ named `names`, READ_WIDTH reads at a time. */
+  private async readEnvelopes(names: string[]): Promise<{ envelopes: Envelope[]; problems: string[] }> {
+    const envelopes: Envelope[] = [];
+    const problems: string[] = [];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(READ_WIDTH, names.length) }, async () => {
+        while (next < names.length) {
+          const f = names[next++]!;
+          try {
+            envelopes.push(JSON.parse(await readFile(join(this.envDir, f), "utf8")) as Envelope);
+          } catch (err) {
+            // A torn envelope cannot happen with rename; a corrupt one is kept for a human to look at.
+            problems.push(`${f}: ${errorMessage(err)}`);
+          }
+        }
+      }),
+    );
+    return { envelopes, problems };
   }
 
   /** Stopping: waits for the journal's queued rounds and closes its segment. */

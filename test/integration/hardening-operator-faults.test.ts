@@ -16,12 +16,18 @@ import * as k8s from "@kubernetes/client-node";
 import type { Operator } from "../../operator/operator.js";
 import { R, type KubeObject, type KubeClient } from "../../operator/runtime/kube.js";
 import { RelayConfig } from "../../relay/contract/config.js";
+import { CONFIG_GZ_FILE, configMapJson, encodeConfig } from "../../relay/contract/config-encoding.js";
 import type { ControlPlane } from "../support/controlplane.js";
 import { waitFor } from "../support/process.js";
 import { operatorIdentity, controlPlaneFor, startOperator } from "../support/operator.js";
 
 const NS = "mail";
-type Obj = KubeObject & { spec?: any; status?: any; data?: Record<string, string> };
+type Obj = KubeObject & {
+  spec?: any;
+  status?: any;
+  data?: Record<string, string>;
+  binaryData?: Record<string, string>;
+};
 
 /** A TCP proxy to the apiserver; `drop()` cuts every connection through it (watches included). */
 async function startProxy(
@@ -68,7 +74,7 @@ describe("operator under API faults", () => {
   const get = (r: (typeof R)[keyof typeof R], name: string) => admin.find<Obj>(r, NS, name);
   const domains = async (): Promise<string[]> => {
     const cm = await get(R.ConfigMap, "edge-config").catch(() => undefined);
-    const raw = cm?.data?.["config.json"];
+    const raw = cm ? configMapJson(cm) : undefined;
     if (!raw) return [];
     try {
       return RelayConfig.parse(JSON.parse(raw)).policies.flatMap((p) => p.domains);
@@ -178,21 +184,21 @@ describe("operator under API faults", () => {
 
   it("conflicting writer on the ConfigMap's data: taken back each time", async (t) => {
     const before = await errors();
-    const good = (await get(R.ConfigMap, "edge-config"))!.data!["config.json"]!;
+    const good = (await get(R.ConfigMap, "edge-config"))!.binaryData![CONFIG_GZ_FILE]!;
     for (let i = 0; i < 5; i++) {
       await admin.apply(
         {
           apiVersion: "v1",
           kind: "ConfigMap",
           metadata: { name: "edge-config", namespace: NS },
-          data: { "config.json": `{"intruder":${i}}` },
+          binaryData: { [CONFIG_GZ_FILE]: encodeConfig(`{"intruder":${i}}`).toString("base64") },
         },
         { fieldManager: "intruder", force: true },
       );
       await waitFor(
         `conflicting write ${i} taken back`,
         async () =>
-          (await get(R.ConfigMap, "edge-config"))?.data?.["config.json"] === good ? true : undefined,
+          (await get(R.ConfigMap, "edge-config"))?.binaryData?.[CONFIG_GZ_FILE] === good ? true : undefined,
         60_000,
         100,
       );

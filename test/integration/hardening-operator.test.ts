@@ -89,7 +89,7 @@ function input(): RelayRenderInput {
     replicas: 2,
     queueSize: "1Gi",
     resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },
-    configJson: "{}",
+    configStored: Buffer.from(""),
     configHash: "0".repeat(64),
     restartHash: "1".repeat(64),
     sources: [

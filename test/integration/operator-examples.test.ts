@@ -8,6 +8,7 @@ import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
 import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
 import { RelayConfig } from "../../relay/contract/config.js";
+import { configMapJson } from "../../relay/contract/config-encoding.js";
 import { CORP_CA, startCertManager, type CertManager } from "../support/cert-manager.js";
 import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
 import { waitFor } from "../support/process.js";
@@ -25,7 +26,8 @@ describe("examples/ on a real apiserver with cert-manager", () => {
   const get = (r: (typeof R)[keyof typeof R], name: string) => admin.find<Obj>(r, NS, name);
   const config = async () => {
     const c = await get(R.ConfigMap, "edge-config");
-    return c?.data?.["config.json"] ? RelayConfig.parse(JSON.parse(c.data["config.json"])) : undefined;
+    const json = c ? configMapJson(c) : undefined;
+    return json ? RelayConfig.parse(JSON.parse(json)) : undefined;
   };
 
   before(async () => {

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
 import { R, type KubeObject, type KubeClient } from "../../operator/runtime/kube.js";
+import { configMapJson } from "../../relay/contract/config-encoding.js";
 import type { Condition } from "../../operator/runtime/conditions.js";
 import type { ControlPlane } from "../support/controlplane.js";
 import { waitFor } from "../support/process.js";
@@ -103,7 +104,8 @@ describe("issue 15.1: the operator refuses an open relay through SNAT (real apis
       "handover compiled",
       async () => {
         const cm = await admin.find<Obj & { data?: Record<string, string> }>(R.ConfigMap, NS, "edge-config");
-        const c = cm?.data?.["config.json"] ? JSON.parse(cm.data["config.json"]) : undefined;
+        const json = cm ? configMapJson(cm) : undefined;
+        const c = json ? JSON.parse(json) : undefined;
         return c?.queue?.handover && c.fleet ? c : undefined;
       },
       60_000,

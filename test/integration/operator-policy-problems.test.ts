@@ -11,6 +11,7 @@ import type { Operator } from "../../operator/operator.js";
 import type { Condition } from "../../operator/runtime/conditions.js";
 import { R, type KubeObject, type KubeClient } from "../../operator/runtime/kube.js";
 import { RelayConfig } from "../../relay/contract/config.js";
+import { configMapJson } from "../../relay/contract/config-encoding.js";
 import { routeFor } from "../../relay/outbound/route.js";
 import type { ControlPlane } from "../support/controlplane.js";
 import {
@@ -48,7 +49,8 @@ describe("issue 14 finding 1: a policy with a problem never falls to the default
   const apply = (o: Obj) => admin.apply(o, { fieldManager: "test-user" });
   const config = async (): Promise<RelayConfig | undefined> => {
     const cm = await get(R.ConfigMap, "edge-config");
-    return cm?.data?.["config.json"] ? RelayConfig.parse(JSON.parse(cm.data["config.json"])) : undefined;
+    const json = cm ? configMapJson(cm) : undefined;
+    return json ? RelayConfig.parse(JSON.parse(json)) : undefined;
   };
   /** The applied config once the relay's status reports `policy` left out (its reconcile ran). */
   const afterLeftOut = async (policy: string): Promise<RelayConfig> => {

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { RelayConfig } from "../../relay/contract/config.js";
+import { configMapJson } from "../../relay/contract/config-encoding.js";
 import type { Operator } from "../../operator/operator.js";
 import { isNotFound, R, type KubeObject, type KubeClient } from "../../operator/runtime/kube.js";
 import type { Condition } from "../../operator/runtime/conditions.js";
@@ -39,7 +40,8 @@ describe("operator reconciles against a real apiserver", () => {
   const apply = (o: Obj) => admin.apply(o, { fieldManager: "test-user" });
   const config = async (relay = "edge"): Promise<RelayConfig | undefined> => {
     const cm = await get(R.ConfigMap, `${relay}-config`);
-    return cm?.data?.["config.json"] ? RelayConfig.parse(JSON.parse(cm.data["config.json"])) : undefined;
+    const json = cm ? configMapJson(cm) : undefined;
+    return json ? RelayConfig.parse(JSON.parse(json)) : undefined;
   };
   const policyNames = async () => (await config())?.policies.map((p) => p.name).sort() ?? [];
 
@@ -155,7 +157,9 @@ describe("operator reconciles against a real apiserver", () => {
     assert.equal(cfg.relay, "mail/edge");
 
     const cm = (await get(R.ConfigMap, "edge-config"))!;
-    const hash = createHash("sha256").update(cm.data!["config.json"]!).digest("hex");
+    // compact JSON, gzipped into binaryData (one object: an atomic reload); the hash is the JSON's
+    assert.equal(cm.data?.["config.json"], undefined);
+    const hash = createHash("sha256").update(configMapJson(cm)!).digest("hex");
     assert.equal(cm.metadata.annotations?.["sealpost.dev/config-hash"], hash);
 
     // the operator applies the relay's objects one after another: the ConfigMap may be there before
@@ -187,7 +191,7 @@ describe("operator reconciles against a real apiserver", () => {
       Object.values(s)[0]!.items.map((i) => `${Object.values(s)[0]!.name}:${i.key}->${i.path}`),
     );
     assert.deepEqual(paths, [
-      "edge-config:config.json->config.json",
+      "edge-config:config.json.gz->config.json.gz",
       "edge-tls:tls.crt->tls/tls.crt",
       "edge-tls:tls.key->tls/tls.key",
       "partner-ca:ca.crt->configmaps/partner-ca/ca.crt",

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
 import { R, type KubeObject, type KubeClient } from "../../operator/runtime/kube.js";
+import { configMapJson } from "../../relay/contract/config-encoding.js";
 import type { ControlPlane } from "../support/controlplane.js";
 import { waitFor } from "../support/process.js";
 import { operatorIdentity, controlPlaneFor, startOperator, stopAll } from "../support/operator.js";
@@ -27,7 +28,7 @@ describe("issue 15.4: the operator compiles the relay's Service addresses into i
 
   const selfAddresses = async (): Promise<string[] | undefined> => {
     const cm = await admin.find<Obj>(R.ConfigMap, NS, "edge-config");
-    const json = cm?.data?.["config.json"];
+    const json = cm ? configMapJson(cm) : undefined;
     return json ? (JSON.parse(json) as { selfAddresses: string[] }).selfAddresses : undefined;
   };
 

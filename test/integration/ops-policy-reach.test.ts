@@ -7,6 +7,7 @@
 // (Accepted=False, naming the field and the fix), and the relay's config carries none of it: no
 // attacker next hop, no weaker mode, no password mounted.
 /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-explicit-any -- assertions walk the apiserver's JSON */
+import { configMapJson } from "../../relay/contract/config-encoding.js";
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
@@ -153,7 +154,7 @@ describe("a namespace user's MailDomainPolicy cannot weaken or redirect the rela
     // the relay reconcile writes the config on its own schedule, after the policies' statuses
     const config = await waitFor("relay config with the three left out", async () => {
       const cm = await admin.find<Obj>(R.ConfigMap, NS, "edge-config");
-      const json = cm?.data?.["config.json"];
+      const json = cm && configMapJson(cm);
       const cfg = json ? (JSON.parse(json) as RelayConfig) : undefined;
       const names = (cfg?.deferredPolicies ?? []).map((d) => d.name);
       return names.includes("mail/plain-bank") && names.includes("mail/steal-password") ? cfg : undefined;

@@ -9,6 +9,7 @@
 // hand; the test's probe plays the pods' /status: a pod reports `stopped` once the relay's ConfigMap
 // (what kubelet would mount) says inbound.stopped.
 /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-explicit-any -- assertions walk the apiserver's JSON */
+import { configMapJson } from "../../relay/contract/config-encoding.js";
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
@@ -80,7 +81,7 @@ describe("issue 17: a deleted MailRelay waits for its queues", () => {
           NS,
           `${relayName}-config`,
         );
-        const config = JSON.parse(cm?.data?.["config.json"] ?? "{}") as { inbound?: { stopped?: boolean } };
+        const config = JSON.parse((cm && configMapJson(cm)) ?? "{}") as { inbound?: { stopped?: boolean } };
         return {
           configHash: cm?.metadata.annotations?.["sealpost.dev/config-hash"] ?? "none",
           queueDepth: d,
@@ -116,7 +117,7 @@ describe("issue 17: a deleted MailRelay waits for its queues", () => {
     assert.match(c.message, /refuses new mail \(421 4\.3\.2\)/);
     // the relay stopped accepting: its config says so (what each pod reloads)
     const cm = await admin.find<Obj & { data?: Record<string, string> }>(R.ConfigMap, NS, "edge-config");
-    assert.equal(JSON.parse(cm!.data!["config.json"]!).inbound.stopped, true);
+    assert.equal(JSON.parse(configMapJson(cm!)!).inbound.stopped, true);
     assert.match(c.message, /sealpost\.dev\/discard-queue/);
     assert.equal(condition(waiting, "Ready")?.status, "False");
     // the pods deliver the rest

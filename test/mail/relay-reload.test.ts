@@ -1,12 +1,25 @@
 // Live reconfiguration and lifecycle: a domain's mode changes from opportunistic to required while
 // an inbound session stays open (no restart; the watcher notices the kubelet-style swap); SIGTERM-
-// style graceful stop lets an open session finish; a restart resumes the queue.
+// style graceful stop lets an open session finish; a restart resumes the queue. The config as the
+// operator ships it (issue 18: compact JSON gzipped into one ConfigMap key, mounted as
+// config.json.gz) reloads the same way; a corrupt config.json.gz, one that inflates past the relay's
+// limit, and a generation holding both config.json and config.json.gz are refused: the last good
+// config stays, /status says why and the reload metric counts the failure.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { after, before, describe, it } from "node:test";
 import type { RelayConfigInput } from "../../relay/contract/config.js";
+import {
+  CONFIG_GZ_FILE,
+  configJsonText,
+  encodeConfig,
+  MAX_CONFIG_JSON_BYTES,
+} from "../../relay/contract/config-encoding.js";
+import type { Relay } from "../../relay/relay.js";
 import { makeCa, makeLeaf, type Leaf } from "../support/certs.js";
 import { waitFor } from "../support/process.js";
 import {
@@ -25,8 +38,8 @@ let leaf: Leaf;
 let sink: Sink; // no STARTTLS
 let ports: TestPorts;
 
-async function writeConfig(dir: string, queueDir: string, mode: Mode, generation: number): Promise<void> {
-  const cfg = testConfig(ports, queueDir, {
+function config(queueDir: string, mode: Mode, generation: number): RelayConfigInput {
+  return testConfig(ports, queueDir, {
     generation,
     policies: [
       {
@@ -36,11 +49,41 @@ async function writeConfig(dir: string, queueDir: string, mode: Mode, generation
       },
     ],
   });
+}
+
+/** One kubelet-style generation of `files` and the server certificate. */
+async function writeGeneration(dir: string, files: Record<string, string | Buffer>): Promise<void> {
   await writeConfigDir(dir, {
-    "config.json": JSON.stringify(cfg),
+    ...files,
     "tls/tls.crt": await readFile(leaf.certFile),
     "tls/tls.key": await readFile(leaf.keyFile),
   });
+}
+
+async function writeConfig(dir: string, queueDir: string, mode: Mode, generation: number): Promise<void> {
+  await writeGeneration(dir, { "config.json": JSON.stringify(config(queueDir, mode, generation)) });
+}
+
+/** The operator's form: config.json.gz. */
+async function writeGz(dir: string, queueDir: string, mode: Mode, generation: number): Promise<void> {
+  await writeGeneration(dir, {
+    [CONFIG_GZ_FILE]: encodeConfig(configJsonText(config(queueDir, mode, generation))),
+  });
+}
+
+/** One message to b@partner.test over the open session `s`; its queue id. */
+async function sendTagged(s: Awaited<ReturnType<typeof rawSession>>, tag: string): Promise<string> {
+  assert.match(await s.cmd("MAIL FROM:<a@local.test>"), /^250 /);
+  assert.match(await s.cmd("RCPT TO:<b@partner.test>"), /^250 /);
+  assert.match(await s.cmd("DATA"), /^354 /);
+  const r = await s.data(`Subject: ${tag}\r\nX-Test-Id: ${tag}\r\n\r\nbody`);
+  assert.match(r, /^250 2\.0\.0 Ok: queued as /);
+  return r.split(" ").pop()!;
+}
+
+async function failedReloads(relay: Relay): Promise<number> {
+  const m = await relay.metrics.reloads.get();
+  return m.values.find((v) => v.labels.result === "failed")?.value ?? 0;
 }
 
 const has = (tag: string) => () => sink.messages.find((m) => m.data.toString().includes(`X-Test-Id: ${tag}`));
@@ -66,14 +109,7 @@ describe("relay reload and lifecycle", () => {
     try {
       const s = await rawSession(ports.smtp);
       await s.cmd("EHLO client.test");
-      const send = async (tag: string): Promise<string> => {
-        assert.match(await s.cmd("MAIL FROM:<a@local.test>"), /^250 /);
-        assert.match(await s.cmd("RCPT TO:<b@partner.test>"), /^250 /);
-        assert.match(await s.cmd("DATA"), /^354 /);
-        const r = await s.data(`Subject: ${tag}\r\nX-Test-Id: ${tag}\r\n\r\nbody`);
-        assert.match(r, /^250 2\.0\.0 Ok: queued as /);
-        return r.split(" ").pop()!;
-      };
+      const send = (tag: string) => sendTagged(s, tag);
       await send("before-change");
       const m = await waitFor("delivered in clear under opportunistic", has("before-change"), 15_000);
       assert.equal(m.secure, false);
@@ -131,6 +167,76 @@ describe("relay reload and lifecycle", () => {
       assert.ok(second.logs.find((x) => x.event === "queue-recovered"));
     } finally {
       await second.relay.stop();
+    }
+  });
+
+  it("config.json.gz: a reload keeps the open session; corrupt, oversized or ambiguous configs are refused", async () => {
+    ports = await testPorts();
+    const dir = join(work, "c3");
+    const q = join(work, "q3");
+    await writeGz(dir, q, "opportunistic", 1);
+    const { relay, logs } = await startRelay(dir);
+    try {
+      // the hash the relay reports is the JSON's (what the operator annotates), not the gzip's
+      const first = configJsonText(config(q, "opportunistic", 1));
+      assert.equal(relay.status().configHash, createHash("sha256").update(first).digest("hex"));
+      const s = await rawSession(ports.smtp);
+      await s.cmd("EHLO client.test");
+      const send = (tag: string) => sendTagged(s, tag);
+      const deferral = (id: string) =>
+        waitFor("deferral", () =>
+          logs.find((x) => x.event === "delivery" && x.queueId === id && x.result === "deferred"),
+        );
+      await send("gz-before");
+      assert.equal((await waitFor("delivered in clear", has("gz-before"), 15_000)).secure, false);
+
+      await writeGz(dir, q, "required", 2); // through the ..data swap of config.json.gz
+      await waitFor("reload", () => (relay.status().generation === 2 ? true : undefined), 15_000);
+      assert.equal((await deferral(await send("gz-after"))).code, "TLS_NOT_OFFERED"); // same session
+      const good = relay.status().configHash;
+
+      const bad: [string, Record<string, string | Buffer>, RegExp][] = [
+        [
+          "corrupt gzip",
+          { [CONFIG_GZ_FILE]: Buffer.from("not a gzip stream") },
+          /CONFIG_INVALID: config\.json\.gz/,
+        ],
+        [
+          "inflates past the limit",
+          { [CONFIG_GZ_FILE]: gzipSync(Buffer.alloc(MAX_CONFIG_JSON_BYTES + 1, 0x20)) },
+          /inflates to more than/,
+        ],
+        [
+          "both config.json and config.json.gz",
+          {
+            [CONFIG_GZ_FILE]: encodeConfig(configJsonText(config(q, "opportunistic", 3))),
+            "config.json": configJsonText(config(q, "opportunistic", 3)),
+          },
+          /both config\.json\.gz and config\.json/,
+        ],
+      ];
+      for (const [what, files, reason] of bad) {
+        const failures = await failedReloads(relay);
+        await writeGeneration(dir, files);
+        await waitFor(`${what}: reported`, async () =>
+          (await failedReloads(relay)) > failures ? true : undefined,
+        );
+        const st = relay.status();
+        assert.match(st.lastReloadError ?? "", reason, what);
+        assert.equal(st.generation, 2, what);
+        assert.equal(st.configHash, good, what);
+      }
+      // the session still runs under the last good config: deferred, never in clear
+      await deferral(await send("gz-still"));
+      assert.equal(has("gz-still")(), undefined, "never delivered in clear");
+
+      await writeGz(dir, q, "required", 4); // a good generation again: loaded, the error cleared
+      await waitFor("reload 4", () => (relay.status().generation === 4 ? true : undefined), 15_000);
+      assert.equal(relay.status().lastReloadError, undefined);
+      assert.match(await s.cmd("QUIT"), /^221 /);
+      s.close();
+    } finally {
+      await relay.stop();
     }
   });
 });

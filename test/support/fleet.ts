@@ -235,11 +235,7 @@ async function runPreStop(
 ): Promise<{ exit: number | string; output: string }> {
   const entry = ["sealpost-entry"];
   const rendered = drainHook({
-    configJson: JSON.stringify({
-      admin: { tokenFile: "secrets/admin/token" },
-      fleet: { keyFile: "secrets/fleet/key" },
-      queue: { handover: {} },
-    }),
+    drainTokenFile: "secrets/admin/token",
     settings: { command: entry },
   } as unknown as RelayRenderInput) as { preStop: { exec: { command: string[] } } } | undefined;
   if (!rendered) throw new Error("drainHook rendered no hook");

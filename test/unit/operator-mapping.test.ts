@@ -124,18 +124,26 @@ describe("memoised compile", () => {
 });
 
 describe("config size limit", () => {
-  it("a config over MAX_CONFIG_BYTES is not applied (no ConfigMap/StatefulSet/NetworkPolicy) and the relay reports ConfigTooLarge", async () => {
+  it("a config whose gzip is over MAX_CONFIG_STORED_BYTES is not applied (no ConfigMap/StatefulSet/NetworkPolicy) and the relay reports ConfigTooLarge", async () => {
     const { reconcileMailRelay } = await import("../../operator/controllers/mailrelay/reconcile.js");
-    const { MAX_CONFIG_BYTES } = await import("../../operator/controllers/mailrelay/conditions.js");
+    const { MAX_CONFIG_STORED_BYTES } = await import("../../relay/contract/config-encoding.js");
     const r = relay("edge", { relay: "edge" });
-    // long domain names make a config over the limit with few policies
-    const long = (i: number) => `${"x".repeat(60)}.${"y".repeat(60)}.${"z".repeat(60)}.d${i}.example`;
-    const pols = Array.from({ length: 3000 }, (_, i) => policy(`p${i}`, [long(i), `a.${long(i)}`]));
+    // long random domain names (gzip cannot shrink them much) make a config over the limit even
+    // compressed, with few policies
+    let seed = 1;
+    const label = () =>
+      Array.from({ length: 60 }, () => {
+        seed ^= seed << 13;
+        seed ^= seed >>> 17;
+        seed ^= seed << 5;
+        return "abcdefghijklmnopqrstuvwxyz"[(seed >>> 0) % 26];
+      }).join("");
+    const long = (i: number) => `${label()}.${label()}.${label()}.d${i}.example`;
+    const pols = Array.from({ length: 5000 }, (_, i) => policy(`p${i}`, [long(i), `a.${long(i)}`]));
     const { deps, applied } = fakeReconcilerDeps([r], pols);
     assert.ok(
-      Buffer.byteLength(
-        deps.compiler.compile((await import("../../operator/api.js")).MailRelay.parse(r)).json,
-      ) > MAX_CONFIG_BYTES,
+      deps.compiler.compile((await import("../../operator/api.js")).MailRelay.parse(r)).stored.length >
+        MAX_CONFIG_STORED_BYTES,
     );
     await reconcileMailRelay(deps, "mail/edge");
     const kinds = applied.filter((o) => !("status" in o)).map((o) => o.kind);
@@ -150,7 +158,8 @@ describe("config size limit", () => {
     const degraded = status.conditions.find((x) => x.type === "Degraded")!;
     assert.equal(degraded.status, "True");
     assert.equal(degraded.reason, "ConfigTooLarge");
-    assert.match(degraded.message, /config\.json is \d+ bytes/);
+    assert.match(degraded.message, /config\.json is \d+ bytes \(\d+ gzipped\), its gzip is \d+ bytes, over/);
+    assert.match(degraded.message, /spec\.policySelector/);
     assert.equal(status.conditions.find((x) => x.type === "Ready")!.reason, "ConfigTooLarge");
   });
 });

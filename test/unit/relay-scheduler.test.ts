@@ -67,7 +67,15 @@ function loaded(workers: number, memoryBytes?: number, jitter = 0, destinationLi
     },
     ...(destinationLimit ? { delivery: { destinationConcurrencyLimit: destinationLimit } } : {}),
   });
-  return { dir: "/nonexistent", config, hash: "", fingerprint: "", files: new Map(), loadedAt: new Date(T0) };
+  return {
+    dir: "/nonexistent",
+    config,
+    hash: "",
+    storedHash: "",
+    fingerprint: "",
+    files: new Map(),
+    loadedAt: new Date(T0),
+  };
 }
 
 /**

@@ -5,22 +5,26 @@ import type { ConditionInput } from "../../runtime/conditions.js";
 import { everyFinding, firstFinding, type Check } from "../condition-chain.js";
 import { enforcedCondition, type PodTally } from "../enforced.js";
 import { orphanedQueueVolumesMessage } from "../../status/orphaned-volumes.js";
+import { MAX_CONFIG_JSON_BYTES, MAX_CONFIG_STORED_BYTES } from "../../../relay/contract/config-encoding.js";
 
 /**
- * config.json above this is not applied: a ConfigMap holds at most 1 MiB (data and metadata together,
- * and a server-side apply adds managedFields); the relay keeps the last applied config and the MailRelay
- * reports Degraded=True, reason ConfigTooLarge.
+ * A config whose gzip is above MAX_CONFIG_STORED_BYTES (a ConfigMap holds at most 1 MiB, metadata and
+ * managedFields on top), or whose JSON the relay would not inflate (MAX_CONFIG_JSON_BYTES), is not
+ * applied: the relay keeps the last applied config and the MailRelay reports Degraded=True, reason
+ * ConfigTooLarge.
  */
-export const MAX_CONFIG_BYTES = 900 * 1024;
+export const configTooLarge = (f: Pick<RelayFacts, "configBytes" | "configJsonBytes">): boolean =>
+  f.configBytes > MAX_CONFIG_STORED_BYTES || f.configJsonBytes > MAX_CONFIG_JSON_BYTES;
 
 /** What the MailRelay reconcile gathered for its status. */
 export interface RelayFacts extends PodTally {
   /** spec.replicas, and the StatefulSet's ready replicas. */
   replicas: number;
   readyReplicas: number;
-  /** sha256 of the compiled config.json, and its size. */
+  /** sha256 of the compiled config.json; the size of its gzip (what the ConfigMap holds) and of the JSON. */
   configHash: string;
   configBytes: number;
+  configJsonBytes: number;
   accepted: ConditionInput;
   certificate: { ready: boolean; problem?: string; message?: string; secret: string };
   /** The selected policies left out of the config. */
@@ -32,10 +36,12 @@ export interface RelayFacts extends PodTally {
 
 const short = (hash: string): string => hash.slice(0, 12);
 
-export const configTooLarge = (f: RelayFacts): boolean => f.configBytes > MAX_CONFIG_BYTES;
-
 function tooLargeMessage(f: RelayFacts): string {
-  return `config.json is ${f.configBytes} bytes, over the ${MAX_CONFIG_BYTES}-byte limit of its ConfigMap (1 MiB with metadata): not applied, the relay keeps its last applied configuration; select fewer policies or split them across MailRelays`;
+  const over =
+    f.configBytes > MAX_CONFIG_STORED_BYTES
+      ? `its gzip is ${f.configBytes} bytes, over the ${MAX_CONFIG_STORED_BYTES}-byte limit of its ConfigMap (1 MiB with metadata)`
+      : `over the ${MAX_CONFIG_JSON_BYTES}-byte limit the relay loads`;
+  return `config.json is ${f.configJsonBytes} bytes (${f.configBytes} gzipped), ${over}: not applied, the relay keeps its last applied configuration; narrow spec.policySelector to select fewer MailDomainPolicies, or split them across MailRelays`;
 }
 
 // Enforced

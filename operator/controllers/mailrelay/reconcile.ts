@@ -22,7 +22,7 @@ import { orphanedQueueVolumes } from "../../status/orphaned-volumes.js";
 import type { ReconcilerDeps } from "../deps.js";
 import { probeRelay, relayAdminToken } from "../relay-probe.js";
 import { writeStatus } from "../status-write.js";
-import { MAX_CONFIG_BYTES, relayDegraded, relayEnforced, relayReady, type RelayFacts } from "./conditions.js";
+import { configTooLarge, relayDegraded, relayEnforced, relayReady, type RelayFacts } from "./conditions.js";
 import { relayImage } from "../../compile/relay-image.js";
 import { relayPod } from "../../render/pod.js";
 import { ensureQueueFinalizer, finalizeMailRelay } from "./deletion.js";
@@ -85,8 +85,11 @@ export function renderInput(
       requests: { ...relay.spec.resources.requests },
       limits: { ...relay.spec.resources.limits },
     },
-    configJson: compiled.json,
+    configStored: compiled.stored,
     configHash: compiled.hash,
+    ...(compiled.config.queue.handover && compiled.config.fleet && compiled.config.admin.tokenFile
+      ? { drainTokenFile: compiled.config.admin.tokenFile }
+      : {}),
     restartHash: compiled.restartHash,
     sources: compiled.sources,
     egressPorts: compiled.egressPorts,
@@ -207,8 +210,9 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   const desiredSize = relay.spec.queue.size;
   const liveSize = liveQueueSize(sts);
   const input = renderInput(relay, owner, compiled, deps, liveSize ?? desiredSize, image.image);
-  const configBytes = Buffer.byteLength(compiled.json);
-  const tooLarge = configBytes > MAX_CONFIG_BYTES;
+  const configBytes = compiled.stored.length;
+  const configJsonBytes = Buffer.byteLength(compiled.json);
+  const tooLarge = configTooLarge({ configBytes, configJsonBytes });
   // too large: nothing derived from the new config is applied (no half-apply: the ConfigMap, the pod
   // template's mounted sources and the egress rules stay as last applied, consistent with each other)
   const cm = deps.state.caches.configMaps.get(namespace, names.configMap(name));
@@ -291,6 +295,7 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     behindPods: probe?.behind ?? [],
     configHash: compiled.hash,
     configBytes,
+    configJsonBytes,
     accepted,
     certificate: {
       ready: cert?.ready ?? false,
@@ -372,7 +377,10 @@ async function applyStoppedConfig(
   } catch (e) {
     return (e as Error).message;
   }
-  if (Buffer.byteLength(compiled.json) > MAX_CONFIG_BYTES) return "the compiled configuration is too large";
+  if (
+    configTooLarge({ configBytes: compiled.stored.length, configJsonBytes: Buffer.byteLength(compiled.json) })
+  )
+    return "the compiled configuration is too large";
   const input = renderInput(relay, ownerOf(raw), compiled, deps, relay.spec.queue.size);
   await applyIfNeeded(deps, renderConfigMap(input));
   return undefined;
