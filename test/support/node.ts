@@ -1,7 +1,8 @@
 // A real Kubernetes node on this machine for the end-to-end suite: the test control plane (etcd,
 // kube-apiserver, kube-controller-manager with the node lifecycle and EndpointSlice controllers,
-// kube-scheduler) plus containerd, runc, kubelet and kube-proxy (iptables mode), all built by the
-// project's scripts (scripts/node-setup.sh), with Debian's CNI plugins on a bridge.
+// kube-scheduler) plus containerd, runc, kubelet, kube-proxy (iptables mode) and kube-router's firewall
+// as the NetworkPolicy enforcer (iptables and ipset), all built by the project's scripts
+// (scripts/node-setup.sh), with Debian's CNI plugins on a bridge.
 //
 // The network, made by the harness and removed by it:
 //
@@ -13,7 +14,8 @@
 // The node's netns has no default route, so pods reach the node, the host side (10.250.0.1) and the
 // Services, and nothing off the machine; there is no masquerading to an outside interface. The host
 // routes the pod and Service ranges to the node, so a test reaches ClusterIPs and pods directly.
-// kubelet's and kube-proxy's iptables chains live in the node's netns and go with it.
+// kubelet's, kube-proxy's and kube-router's iptables chains and kube-router's ipsets live in the node's
+// netns: kube-router removes its own on stop (--cleanup-config), and the rest go with the netns.
 //
 // stop() (also run on a failed start, and for a previous run that died) removes the containers, the
 // mounts under the node's folders, the pods' network namespaces, the node's netns (bridge, veth,
@@ -78,7 +80,7 @@ export interface KubeNode {
   ctr(args: string[]): Promise<string>;
   /** Imports an OCI archive into the node's image store (what kubelet's pods use). */
   importImage(archive: string): Promise<void>;
-  /** The last lines of a component's log (kubelet, containerd, kube-proxy, kube-scheduler). */
+  /** The last lines of a component's log (kubelet, containerd, kube-proxy, kube-scheduler, kube-router). */
   logTail(component: string, lines?: number): Promise<string>;
   stop(): Promise<void>;
 }
@@ -95,6 +97,7 @@ export function nodeBin(): string {
     "containerd-shim-runc-v2",
     "ctr",
     "runc",
+    "kube-router",
   ];
   if (need.every((t) => existsSync(join(dir, t)))) return dir;
   execFileSync("bash", [script, "--node"], { stdio: ["ignore", "ignore", "inherit"] });
@@ -147,8 +150,12 @@ export async function startNode(opts: NodeOptions = {}): Promise<KubeNode> {
 
   // kubelet sets these machine-wide (its protectKernelDefaults=false path): put them back on stop
   const kernelDefaults = KERNEL_SYSCTLS.map((k) => [k, readFileSync(k, "utf8")] as const);
+  let routerStarted = false;
   const stop = async () => {
     for (const p of [...processes].reverse()) await p.stop(10_000);
+    // kube-router's chains and ipsets, removed by kube-router itself (also checked: none may stay;
+    // reported after the rest of the teardown, which the netns deletion finishes in any case)
+    const routerLeft = routerStarted ? await cleanupKubeRouter(bin) : undefined;
     for (const [k, v] of kernelDefaults)
       try {
         writeFileSync(k, v);
@@ -159,6 +166,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<KubeNode> {
     if (cp) await cp.stop();
     if (!opts.keep) await rm(dir, { recursive: true, force: true });
     await rm(STATE, { force: true });
+    if (routerLeft) throw new Error(routerLeft);
   };
 
   try {
@@ -283,6 +291,33 @@ export async function startNode(opts: NodeOptions = {}): Promise<KubeNode> {
       await mkdir(join(dir, "volumes", `pv${i}`), { recursive: true });
     await cp.kubectl(["apply", "-f", "-"], localVolumes(dir, opts.volumes ?? 6));
 
+    // the NetworkPolicy enforcer: kube-router's firewall only (no routing, no service proxy), so the
+    // policies the operator and the chart render are enforced as on a real cluster (it needs the Node
+    // object, so it starts once kubelet has registered it)
+    const router = startProcess(
+      "kube-router",
+      "nsenter",
+      [`--net=/run/netns/${NETNS}`, join(bin, "kube-router"), ...kubeRouterArgs(kubeconfig)],
+      join(dir, "kube-router.log"),
+      { env },
+    );
+    processes.push(router);
+    routerStarted = true;
+
+    // the enforcer is in place once its chains hook the node's FORWARD chain (policies synced from then on)
+    await Promise.race([
+      failOnExit([router]),
+      waitFor(
+        "kube-router's firewall chains",
+        async () => {
+          const rules = await inNode("iptables", ["-S", "FORWARD"]).catch(() => undefined);
+          return rules?.stdout.includes("KUBE-ROUTER-FORWARD") ? true : undefined;
+        },
+        60_000,
+        250,
+      ),
+    ]);
+
     return {
       cp,
       dir,
@@ -303,6 +338,49 @@ export async function startNode(opts: NodeOptions = {}): Promise<KubeNode> {
     await stop().catch((err: Error) => logs.push(`teardown failed too: ${err.message}`));
     throw new Error(`the node failed to start: ${(e as Error).message}\n${logs.join("\n")}`, { cause: e });
   }
+}
+
+function kubeRouterArgs(kubeconfig: string): string[] {
+  return [
+    "--run-firewall=true",
+    "--run-router=false",
+    "--run-service-proxy=false",
+    `--kubeconfig=${kubeconfig}`,
+    `--hostname-override=${NODE_NAME}`,
+    `--service-cluster-ip-range=${SERVICE_CIDR}`,
+    // a policy change is applied from the watch at once; the periodic full sync is a backstop
+    "--iptables-sync-period=1m",
+    "--health-port=0",
+    "--metrics-port=0",
+    "--v=1",
+  ];
+}
+
+/** What kube-router leaves in the node's netns: its iptables chains and ipsets (empty when clean). */
+export async function kubeRouterLeftovers(): Promise<string[]> {
+  const inNs = (cmd: string, args: string[]) =>
+    run("nsenter", [`--net=/run/netns/${NETNS}`, cmd, ...args]).then(
+      (r) => r.stdout,
+      () => "",
+    );
+  const chains = (await inNs("iptables-save", []))
+    .split("\n")
+    .filter((l) => /^:KUBE-(ROUTER|NWPLCY|POD-FW|SRC|DST)/.test(l))
+    .map((l) => l.split(" ")[0]!.slice(1));
+  const sets = (await inNs("ipset", ["list", "-n"]))
+    .split("\n")
+    .filter((l) => /^(inet6:)?(KUBE-|kube-router)/i.test(l));
+  return [...chains, ...sets.map((n) => `ipset ${n}`)];
+}
+
+/** kube-router --cleanup-config in the node's netns; what stayed behind, if anything. */
+async function cleanupKubeRouter(bin: string): Promise<string | undefined> {
+  if (!existsSync(`/run/netns/${NETNS}`)) return undefined;
+  await run("nsenter", [`--net=/run/netns/${NETNS}`, join(bin, "kube-router"), "--cleanup-config"]).catch(
+    () => undefined,
+  );
+  const left = await kubeRouterLeftovers();
+  return left.length ? `kube-router --cleanup-config left ${left.join(", ")} in netns ${NETNS}` : undefined;
 }
 
 /** Rejects with the log tail as soon as one of these processes exits. */
