@@ -649,7 +649,7 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
         "fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t))",
         `http://${p.ip}:${ADMIN_PORT}/status`,
       ]);
-      n += (JSON.parse(stdout) as any).queue.depth as number;
+      n += JSON.parse(stdout).queue.depth as number;
     }
     return n;
   };
