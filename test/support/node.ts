@@ -15,7 +15,7 @@
 // Services, and nothing off the machine; there is no masquerading to an outside interface. The host
 // routes the pod and Service ranges to the node, so a test reaches ClusterIPs and pods directly.
 // kubelet's, kube-proxy's and kube-router's iptables chains and kube-router's ipsets live in the node's
-// netns: kube-router removes its own on stop (--cleanup-config), and the rest go with the netns.
+// netns: the harness removes kube-router's on stop (and checks none stayed), the rest go with the netns.
 //
 // stop() (also run on a failed start, and for a previous run that died) removes the containers, the
 // mounts under the node's folders, the pods' network namespaces, the node's netns (bridge, veth,
@@ -153,9 +153,9 @@ export async function startNode(opts: NodeOptions = {}): Promise<KubeNode> {
   let routerStarted = false;
   const stop = async () => {
     for (const p of [...processes].reverse()) await p.stop(10_000);
-    // kube-router's chains and ipsets, removed by kube-router itself (also checked: none may stay;
-    // reported after the rest of the teardown, which the netns deletion finishes in any case)
-    const routerLeft = routerStarted ? await cleanupKubeRouter(bin) : undefined;
+    // kube-router's chains and ipsets (checked: none may stay; reported after the rest of the
+    // teardown, which the netns deletion finishes in any case)
+    const routerLeft = routerStarted ? await cleanupKubeRouter() : undefined;
     for (const [k, v] of kernelDefaults)
       try {
         writeFileSync(k, v);
@@ -356,31 +356,53 @@ function kubeRouterArgs(kubeconfig: string): string[] {
   ];
 }
 
+/** kube-router's firewall chains (filter table) and ipsets, by name. */
+const KUBE_ROUTER_CHAIN = /^KUBE-(ROUTER|NWPLCY|POD-FW)-/;
+const KUBE_ROUTER_IPSET = /^(inet6:)?(KUBE-(SRC|DST)-|kube-router)/i;
+
+const inNodeNetns = async (cmd: string, args: string[], input?: string): Promise<string> => {
+  const p = run("nsenter", [`--net=/run/netns/${NETNS}`, cmd, ...args], { maxBuffer: 16 << 20 });
+  // a command that reads no input may exit before the pipe closes (EPIPE is no error of its own)
+  p.child.stdin?.on("error", () => undefined);
+  if (input === undefined) p.child.stdin?.end();
+  else p.child.stdin?.end(input);
+  return (await p).stdout;
+};
+
 /** What kube-router leaves in the node's netns: its iptables chains and ipsets (empty when clean). */
 export async function kubeRouterLeftovers(): Promise<string[]> {
-  const inNs = (cmd: string, args: string[]) =>
-    run("nsenter", [`--net=/run/netns/${NETNS}`, cmd, ...args]).then(
-      (r) => r.stdout,
-      () => "",
-    );
-  const chains = (await inNs("iptables-save", []))
+  const chains = (await inNodeNetns("iptables-save", ["-t", "filter"]).catch(() => ""))
     .split("\n")
-    .filter((l) => /^:KUBE-(ROUTER|NWPLCY|POD-FW|SRC|DST)/.test(l))
-    .map((l) => l.split(" ")[0]!.slice(1));
-  const sets = (await inNs("ipset", ["list", "-n"]))
+    .filter((l) => l.startsWith(":") && KUBE_ROUTER_CHAIN.test(l.slice(1)))
+    .map((l) => l.slice(1).split(" ")[0]!);
+  const sets = (await inNodeNetns("ipset", ["list", "-n"]).catch(() => ""))
     .split("\n")
-    .filter((l) => /^(inet6:)?(KUBE-|kube-router)/i.test(l));
+    .filter((l) => KUBE_ROUTER_IPSET.test(l));
   return [...chains, ...sets.map((n) => `ipset ${n}`)];
 }
 
-/** kube-router --cleanup-config in the node's netns; what stayed behind, if anything. */
-async function cleanupKubeRouter(bin: string): Promise<string | undefined> {
+/**
+ * Removes kube-router's chains and ipsets from the node's netns; what stayed behind, if anything.
+ * Done here: kube-router v2.1.0's own --cleanup-config cleans with an empty controller (no iptables or
+ * ipset handlers) and leaves every chain and ipset of its firewall in place.
+ */
+async function cleanupKubeRouter(): Promise<string | undefined> {
   if (!existsSync(`/run/netns/${NETNS}`)) return undefined;
-  await run("nsenter", [`--net=/run/netns/${NETNS}`, join(bin, "kube-router"), "--cleanup-config"]).catch(
-    () => undefined,
-  );
+  const ours = (l: string) =>
+    (l.startsWith(":") && KUBE_ROUTER_CHAIN.test(l.slice(1))) ||
+    (l.startsWith("-A ") &&
+      (KUBE_ROUTER_CHAIN.test(l.split(" ")[1]!) || / -[jg] KUBE-(ROUTER|NWPLCY|POD-FW)-/.test(l)));
+  try {
+    const saved = await inNodeNetns("iptables-save", ["-t", "filter"]);
+    const kept = saved.split("\n").filter((l) => !ours(l));
+    if (kept.length !== saved.split("\n").length) await inNodeNetns("iptables-restore", [], kept.join("\n"));
+    for (const set of (await inNodeNetns("ipset", ["list", "-n"])).split("\n"))
+      if (KUBE_ROUTER_IPSET.test(set)) await inNodeNetns("ipset", ["destroy", set]);
+  } catch (e) {
+    return `removing kube-router's chains and ipsets failed: ${(e as Error).message}`;
+  }
   const left = await kubeRouterLeftovers();
-  return left.length ? `kube-router --cleanup-config left ${left.join(", ")} in netns ${NETNS}` : undefined;
+  return left.length ? `kube-router's ${left.join(", ")} stayed in netns ${NETNS}` : undefined;
 }
 
 /** Rejects with the log tail as soon as one of these processes exits. */
