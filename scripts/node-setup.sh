@@ -23,8 +23,9 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install 
 # containernetworking-plugins: bridge, host-local, loopback, portmap (pods' network)
 # libseccomp-dev, pkg-config: runc's seccomp support (cgo)
 # buildah, debootstrap: the image from the Dockerfile over a locally made base (no registry here)
-# iptables, conntrack: kube-proxy's iptables mode
-packages=(containernetworking-plugins libseccomp-dev pkg-config buildah debootstrap iptables conntrack libatomic1)
+# binutils: strip, for the local base's node binary
+# iptables, conntrack: kube-proxy's iptables mode; ipset: the NetworkPolicy enforcer (kube-router)
+packages=(containernetworking-plugins libseccomp-dev pkg-config buildah debootstrap binutils iptables ipset conntrack libatomic1)
 missing=()
 for p in "${packages[@]}"; do installed "$p" || missing+=("$p"); done
 if [ ${#missing[@]} -eq 0 ]; then

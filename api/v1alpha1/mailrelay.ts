@@ -332,7 +332,7 @@ const Delivery = z
       .max(64)
       .optional()
       .describe(
-        "Internal ranges that destinations chosen by DNS (MX hosts, mta-sts.<domain>, https: TLS-RPT endpoints) may be in. Everything that is not a public unicast address (loopback, RFC 1918 private, link-local, CGNAT, ULA, ...) or is one of the pod's own addresses is refused otherwise, so a domain's DNS cannot aim the relay at the cluster's inside (SSRF); such mail is deferred with MX_ADDRESS_FORBIDDEN. Explicit next hops (a MailDomainPolicy's nextHop, spec.inbound.internalNextHop) are trusted and need no entry. Absent: none.",
+        "Internal ranges that destinations chosen by DNS (MX hosts, mta-sts.<domain>, https: TLS-RPT endpoints) may be in. Everything that is not a public unicast address (loopback, RFC 1918 private, link-local, CGNAT, ULA, ...) or is one of the pod's own addresses is refused otherwise, so a domain's DNS cannot aim the relay at the cluster's inside (SSRF); such mail is deferred with MX_ADDRESS_FORBIDDEN. The relay's NetworkPolicy opens the same ranges on the SMTP, next-hop and HTTPS ports (no networkPolicy.internalEgress entry needed). Explicit next hops (a MailDomainPolicy's nextHop, spec.inbound.internalNextHop) are trusted and need no entry. Absent: none.",
       )
       .meta({ "x-kubernetes-list-type": "set" }),
   })

@@ -86,6 +86,12 @@ export interface RelayRenderInput {
     metricsFrom: { namespaceSelector?: LabelSelector; podSelector?: LabelSelector }[];
     egressExcept: string[];
     internalEgress: string[];
+    /**
+     * spec.delivery.allowedInternalCidrs: internal ranges the relay itself lets destinations chosen by
+     * DNS be in; the policy opens them on the ports such destinations use, or mail to them would be
+     * accepted by the relay's check and then blocked.
+     */
+    allowedInternalCidrs: string[];
   };
   /** The compiled internal next hop (mail for local domains), reachable despite egressExcept. */
   internalNextHop?: { host: string; port: number };

@@ -4,8 +4,9 @@
 // (443: MTA-STS policies, TLS-RPT reports) to the Internet, i.e. every address except egressExcept
 // (private, link-local incl. the metadata service, loopback by default), so a DNS answer naming an
 // internal address does not reach the cluster's inside; and, inside those ranges, only the internal
-// next hop (its Service's namespace, or its IP address), internalEgress, and the fleet's own pods
-// (the drain's handover).
+// next hop (its Service's namespace, or its IP address), internalEgress, the ranges
+// spec.delivery.allowedInternalCidrs lets DNS-chosen destinations be in (on the SMTP and HTTPS ports),
+// and the fleet's own pods (the drain's handover).
 import { isIP } from "node:net";
 import type { KubeObject } from "../runtime/kube.js";
 import type { RelayRenderInput } from "./input.js";
@@ -73,6 +74,13 @@ export function renderNetworkPolicy(input: RelayRenderInput): KubeObject {
   }
   if (np.internalEgress.length)
     egress.push({ to: np.internalEgress.map((cidr) => ({ ipBlock: { cidr } })), ports: tcp(smtpPorts) });
+  // the internal ranges the relay's own address filter lets DNS-chosen destinations (MX hosts,
+  // mta-sts.<domain>, TLS-RPT endpoints) be in: on the ports those use, as for the Internet
+  if (np.allowedInternalCidrs.length)
+    egress.push({
+      to: np.allowedInternalCidrs.map((cidr) => ({ ipBlock: { cidr } })),
+      ports: tcp([...smtpPorts, HTTPS_PORT]),
+    });
   if (input.handoverPort !== undefined)
     egress.push({
       to: [{ podSelector: { matchLabels: relaySelector(relay) } }],

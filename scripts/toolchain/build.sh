@@ -12,7 +12,7 @@
 # The bin folder is $SEALPOST_CACHE/bin/<key>/ (default cache: ~/.cache/sealpost); the TypeScript
 # helpers find it through the same key (test/support/toolchain.ts runs this script with --print).
 # The node components (kubelet, kube-proxy, kube-scheduler, containerd with its runc shim and ctr,
-# runc, the pod sandbox's process) only the end-to-end suite needs; they have their own folder,
+# runc, the pod sandbox's process, kube-router as the NetworkPolicy enforcer) only the end-to-end suite needs; they have their own folder,
 # $SEALPOST_CACHE/node-bin/<key>/ (scripts/node-setup.sh builds them, with the system packages and
 # the images the suite needs).
 set -euo pipefail
@@ -96,6 +96,8 @@ regen() {
     github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
     github.com/containerd/containerd/v2/cmd/ctr
   regen_simple "$here/runc" github.com/opencontainers/runc "$RUNC_VERSION" github.com/opencontainers/runc
+  regen_simple "$here/kube-router" github.com/cloudnativelabs/kube-router/v2 "$KUBE_ROUTER_VERSION" \
+    github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
 }
 
 bindir() {
@@ -103,7 +105,7 @@ bindir() {
 }
 
 nodedir() {
-  echo "$cache/node-bin/k8s-$(key "$here/kube" "$KUBERNETES_VERSION")_containerd-$(key "$here/containerd" "$CONTAINERD_VERSION")_runc-$(key "$here/runc" "$RUNC_VERSION")_pause-$(key "$here/pause" 1)"
+  echo "$cache/node-bin/k8s-$(key "$here/kube" "$KUBERNETES_VERSION")_containerd-$(key "$here/containerd" "$CONTAINERD_VERSION")_runc-$(key "$here/runc" "$RUNC_VERSION")_pause-$(key "$here/pause" 1)_kr-$(key "$here/kube-router" "$KUBE_ROUTER_VERSION")"
 }
 
 build_one() { # name dir package ldflags [out folder] [build tags]
@@ -151,6 +153,9 @@ build_node() {
   build_one runc "$here/runc" github.com/opencontainers/runc "-X main.version=${RUNC_VERSION#v}" "$out" seccomp
   # the pod sandbox's process (the sandbox image is built around it by scripts/build-image.sh)
   CGO_ENABLED=0 build_one pause "$here/pause" . "" "$out"
+  # the NetworkPolicy enforcer: kube-router with only its firewall (iptables and ipset)
+  build_one kube-router "$here/kube-router" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router \
+    "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION" "$out"
 }
 
 build() {

@@ -13,6 +13,7 @@ import { after, before, describe, it } from "node:test";
 import { randomBytes, X509Certificate } from "node:crypto";
 import { toYaml } from "../../demo/examples.js";
 import type { DnsServer } from "../support/dns-server.js";
+import { ADMIN_PORT } from "../../operator/render/meta.js";
 import { HOST_IP, IMAGE, NODE_IP, startNode, type KubeNode } from "../support/node.js";
 import {
   applyExamples,
@@ -89,6 +90,40 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
       .sort((a, b) => a.name.localeCompare(b.name));
 
   const podLogs = (prefix: string) => podLogsOf(node, prefix);
+
+  /** The network namespace (under /run/netns) of the pod with this address. */
+  const podNetns = async (ip: string): Promise<string> => {
+    const { stdout } = await run("ip", ["netns", "list"]);
+    for (const ns of stdout
+      .split("\n")
+      .map((l) => l.split(" ")[0]!)
+      .filter((n) => n.startsWith("cni-"))) {
+      const addrs = await run("ip", ["-n", ns, "-o", "-4", "addr", "show"]).catch(() => ({ stdout: "" }));
+      if (addrs.stdout.includes(` ${ip}/`)) return `/run/netns/${ns}`;
+    }
+    throw new Error(`no pod network namespace has ${ip}`);
+  };
+
+  /**
+   * A TCP connection attempt from inside a network namespace: "open <first line>" when it connects,
+   * else the error code or "timeout" (a dropped SYN).
+   */
+  const connect = async (netns: string, host: string, port: number): Promise<string> => {
+    const script = `const s = require("node:net").connect({ host: process.argv[1], port: Number(process.argv[2]) });
+      const done = (w) => { console.log(w); process.exit(0); };
+      const t = setTimeout(() => done("timeout"), 5000);
+      s.once("connect", () => { clearTimeout(t); s.once("data", (d) => done("open " + String(d).split("\\r\\n")[0])); setTimeout(() => done("open"), 2000); });
+      s.once("error", (e) => done(e.code));`;
+    const { stdout } = await run("nsenter", [
+      `--net=${netns}`,
+      process.execPath,
+      "-e",
+      script,
+      host,
+      String(port),
+    ]);
+    return stdout.trim();
+  };
 
   it("helm install: the operator Deployment's 2 replicas run the built image and are Ready; one holds the Lease", async () => {
     await helmInstall(node);
@@ -238,6 +273,92 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
     assert.equal((await partnerA!.messages()).length, 0);
     assert.match(partnerA!.log(), /connect from [^\s[]*\[10\.244\.0\.\d+\]/, "the relay reached partner-a");
     assert.doesNotMatch(partnerA!.log(), /from=<scanner@example.com>/);
+  });
+
+  // kube-router enforces the rendered NetworkPolicy on this node (test/support/node.ts). What the relay
+  // needs under it is shown by the other scenarios: DNS to the pods' resolver and SMTP to the partners
+  // on the host side (above), the operator's status reads of the admin port (Enforced, below), the
+  // drain's handover between relay pods (scale 2 to 1). Here the attacker's side: connection attempts
+  // from the network namespaces of other pods and of a relay pod.
+  it("the relay's NetworkPolicy is enforced: another namespace's pod gets the mail port, not the admin port; the relay reaches nothing outside its egress rules", async () => {
+    const np = await getJson(["get", "networkpolicy", "-n", NS, RELAY]);
+    assert.deepEqual(np.spec.policyTypes, ["Ingress", "Egress"]);
+    const { stdout: rules } = await node.inNode("iptables-save", ["-t", "filter"]);
+    assert.match(rules, new RegExp(`policy name ${RELAY} namespace ${NS}`), "kube-router's rules for it");
+
+    // an intruder in another namespace, labelled like the operator's pods (labels are anyone's to set)
+    const operatorPod = (await getJson(["get", "pods", "-n", OPERATOR_NS])).items.find(
+      (p: any) => p.status?.podIP && p.metadata.labels?.["app.kubernetes.io/name"],
+    );
+    assert.ok(operatorPod, "an operator pod");
+    await kubectl(["create", "namespace", "intruder"]);
+    await kubectl(
+      ["apply", "-n", "intruder", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name: "intruder", labels: operatorPod.metadata.labels },
+        spec: {
+          automountServiceAccountToken: false,
+          containers: [
+            {
+              name: "idle",
+              image: IMAGE,
+              imagePullPolicy: "IfNotPresent",
+              command: ["node", "-e", "setInterval(() => {}, 1 << 30)"],
+              securityContext: {
+                runAsNonRoot: true,
+                runAsUser: 65532,
+                readOnlyRootFilesystem: true,
+                allowPrivilegeEscalation: false,
+                capabilities: { drop: ["ALL"] },
+              },
+            },
+          ],
+        },
+      }),
+    );
+    const intruderIp = await waitFor(
+      "the intruder pod running",
+      async () => {
+        const p = await getJson(["get", "pod", "-n", "intruder", "intruder"]).catch(() => undefined);
+        return p?.status?.phase === "Running" && p.status.podIP ? (p.status.podIP as string) : undefined;
+      },
+      120_000,
+      500,
+    ).catch(async (e: Error) => {
+      throw new Error(`${e.message}\n${await diagnose()}`);
+    });
+    const [relay] = await relayPods();
+    assert.ok(relay?.ip, "a relay pod with an address");
+    const fromIntruder = await podNetns(intruderIp);
+    const operatorIp = operatorPod.status.podIP as string;
+    const fromOperator = await podNetns(operatorIp);
+    const fromRelay = await podNetns(relay.ip);
+
+    // positive controls first: the network itself carries these, so a refusal below is the policy's
+    assert.match(await connect(fromIntruder, relay.ip, 25), /^open 220 /, "mail port: from anywhere");
+    assert.match(await connect(fromOperator, relay.ip, ADMIN_PORT), /^open/, "admin port: from the operator");
+    assert.match(await connect(fromRelay, HOST_IP, 25), /^open 220 /, "the relay reaches partner-a's MX");
+    // the attacker's side
+    assert.doesNotMatch(
+      await connect(fromIntruder, relay.ip, ADMIN_PORT),
+      /^open/,
+      "admin port from another namespace, even with the operator's labels",
+    );
+    const apiPort = Number(new URL(node.cp.server).port);
+    assert.doesNotMatch(await connect(fromRelay, HOST_IP, apiPort), /^open/, "relay -> kube-apiserver");
+    assert.doesNotMatch(
+      await connect(fromRelay, intruderIp, 25),
+      /^open/,
+      "relay -> a pod of another namespace (not the fleet), even on the SMTP port",
+    );
+    assert.doesNotMatch(
+      await connect(fromRelay, operatorIp, 8081),
+      /^open/,
+      "relay -> the operator's health port",
+    );
+    await kubectl(["delete", "namespace", "intruder", "--wait=false"]);
   });
 
   it("a policy edit reaches the running pods through kubelet's ConfigMap update (no restart), and Enforced follows", async () => {
@@ -516,12 +637,19 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
       ? true
       : undefined;
   };
-  /** Messages in the relay pods' queues (/status on the admin port, from the host side). */
+  /**
+   * Messages in the relay pods' queues: /status on the admin port, read from the node itself (where
+   * kubelet's probes come from); the relay's NetworkPolicy keeps the host side out of that port.
+   */
   const queued = async () => {
     let n = 0;
     for (const p of await relayPods()) {
-      const r = await fetch(`http://${p.ip}:8080/status`);
-      n += ((await r.json()) as any).queue.depth as number;
+      const { stdout } = await node.inNode(process.execPath, [
+        "-e",
+        "fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t))",
+        `http://${p.ip}:${ADMIN_PORT}/status`,
+      ]);
+      n += JSON.parse(stdout).queue.depth as number;
     }
     return n;
   };

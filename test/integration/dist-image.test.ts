@@ -178,6 +178,11 @@ describe("scripts/build-dist.sh (the image's /app)", () => {
     assert.deepEqual(dev, [], "dev dependencies in the image");
     for (const p of ["typescript", "tsx", "eslint", "prettier"])
       assert.ok(!installed.includes(`node_modules/${p}`), p);
+    // what node never loads from a dependency (type declarations, source maps, TypeScript sources)
+    const unused = (await walk(join(out, "node_modules")))
+      .map((f) => relative(out, f))
+      .filter((f) => /\.([mc]?ts|map)$/.test(f));
+    assert.deepEqual(unused.slice(0, 5), [], `${unused.length} files node never loads`);
   });
 
   it("has nothing writable by group or others", async () => {

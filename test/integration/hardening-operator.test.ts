@@ -101,7 +101,7 @@ function input(): RelayRenderInput {
       },
     ],
     egressPorts: [25],
-    networkPolicy: { metricsFrom: [], egressExcept: [], internalEgress: [] },
+    networkPolicy: { metricsFrom: [], egressExcept: [], internalEgress: [], allowedInternalCidrs: [] },
     pod: { image: "sealpost:test" },
     settings: {
       image: "sealpost:test",

@@ -1,7 +1,8 @@
 // A real Kubernetes node on this machine for the end-to-end suite: the test control plane (etcd,
 // kube-apiserver, kube-controller-manager with the node lifecycle and EndpointSlice controllers,
-// kube-scheduler) plus containerd, runc, kubelet and kube-proxy (iptables mode), all built by the
-// project's scripts (scripts/node-setup.sh), with Debian's CNI plugins on a bridge.
+// kube-scheduler) plus containerd, runc, kubelet, kube-proxy (iptables mode) and kube-router's firewall
+// as the NetworkPolicy enforcer (iptables and ipset), all built by the project's scripts
+// (scripts/node-setup.sh), with Debian's CNI plugins on a bridge.
 //
 // The network, made by the harness and removed by it:
 //
@@ -13,7 +14,8 @@
 // The node's netns has no default route, so pods reach the node, the host side (10.250.0.1) and the
 // Services, and nothing off the machine; there is no masquerading to an outside interface. The host
 // routes the pod and Service ranges to the node, so a test reaches ClusterIPs and pods directly.
-// kubelet's and kube-proxy's iptables chains live in the node's netns and go with it.
+// kubelet's, kube-proxy's and kube-router's iptables chains and kube-router's ipsets live in the node's
+// netns: the harness removes kube-router's on stop (and checks none stayed), the rest go with the netns.
 //
 // stop() (also run on a failed start, and for a previous run that died) removes the containers, the
 // mounts under the node's folders, the pods' network namespaces, the node's netns (bridge, veth,
@@ -78,7 +80,7 @@ export interface KubeNode {
   ctr(args: string[]): Promise<string>;
   /** Imports an OCI archive into the node's image store (what kubelet's pods use). */
   importImage(archive: string): Promise<void>;
-  /** The last lines of a component's log (kubelet, containerd, kube-proxy, kube-scheduler). */
+  /** The last lines of a component's log (kubelet, containerd, kube-proxy, kube-scheduler, kube-router). */
   logTail(component: string, lines?: number): Promise<string>;
   stop(): Promise<void>;
 }
@@ -95,6 +97,7 @@ export function nodeBin(): string {
     "containerd-shim-runc-v2",
     "ctr",
     "runc",
+    "kube-router",
   ];
   if (need.every((t) => existsSync(join(dir, t)))) return dir;
   execFileSync("bash", [script, "--node"], { stdio: ["ignore", "ignore", "inherit"] });
@@ -147,8 +150,12 @@ export async function startNode(opts: NodeOptions = {}): Promise<KubeNode> {
 
   // kubelet sets these machine-wide (its protectKernelDefaults=false path): put them back on stop
   const kernelDefaults = KERNEL_SYSCTLS.map((k) => [k, readFileSync(k, "utf8")] as const);
+  let routerStarted = false;
   const stop = async () => {
     for (const p of [...processes].reverse()) await p.stop(10_000);
+    // kube-router's chains and ipsets (checked: none may stay; reported after the rest of the
+    // teardown, which the netns deletion finishes in any case)
+    const routerLeft = routerStarted ? await cleanupKubeRouter() : undefined;
     for (const [k, v] of kernelDefaults)
       try {
         writeFileSync(k, v);
@@ -159,6 +166,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<KubeNode> {
     if (cp) await cp.stop();
     if (!opts.keep) await rm(dir, { recursive: true, force: true });
     await rm(STATE, { force: true });
+    if (routerLeft) throw new Error(routerLeft);
   };
 
   try {
@@ -283,6 +291,33 @@ export async function startNode(opts: NodeOptions = {}): Promise<KubeNode> {
       await mkdir(join(dir, "volumes", `pv${i}`), { recursive: true });
     await cp.kubectl(["apply", "-f", "-"], localVolumes(dir, opts.volumes ?? 6));
 
+    // the NetworkPolicy enforcer: kube-router's firewall only (no routing, no service proxy), so the
+    // policies the operator and the chart render are enforced as on a real cluster (it needs the Node
+    // object, so it starts once kubelet has registered it)
+    const router = startProcess(
+      "kube-router",
+      "nsenter",
+      [`--net=/run/netns/${NETNS}`, join(bin, "kube-router"), ...kubeRouterArgs(kubeconfig)],
+      join(dir, "kube-router.log"),
+      { env },
+    );
+    processes.push(router);
+    routerStarted = true;
+
+    // the enforcer is in place once its chains hook the node's FORWARD chain (policies synced from then on)
+    await Promise.race([
+      failOnExit([router]),
+      waitFor(
+        "kube-router's firewall chains",
+        async () => {
+          const rules = await inNode("iptables", ["-S", "FORWARD"]).catch(() => undefined);
+          return rules?.stdout.includes("KUBE-ROUTER-FORWARD") ? true : undefined;
+        },
+        60_000,
+        250,
+      ),
+    ]);
+
     return {
       cp,
       dir,
@@ -303,6 +338,71 @@ export async function startNode(opts: NodeOptions = {}): Promise<KubeNode> {
     await stop().catch((err: Error) => logs.push(`teardown failed too: ${err.message}`));
     throw new Error(`the node failed to start: ${(e as Error).message}\n${logs.join("\n")}`, { cause: e });
   }
+}
+
+function kubeRouterArgs(kubeconfig: string): string[] {
+  return [
+    "--run-firewall=true",
+    "--run-router=false",
+    "--run-service-proxy=false",
+    `--kubeconfig=${kubeconfig}`,
+    `--hostname-override=${NODE_NAME}`,
+    `--service-cluster-ip-range=${SERVICE_CIDR}`,
+    // a policy change is applied from the watch at once; the periodic full sync is a backstop
+    "--iptables-sync-period=1m",
+    "--health-port=0",
+    "--metrics-port=0",
+    "--v=1",
+  ];
+}
+
+/** kube-router's firewall chains (filter table) and ipsets, by name. */
+const KUBE_ROUTER_CHAIN = /^KUBE-(ROUTER|NWPLCY|POD-FW)-/;
+const KUBE_ROUTER_IPSET = /^(inet6:)?(KUBE-(SRC|DST)-|kube-router)/i;
+
+const inNodeNetns = async (cmd: string, args: string[], input?: string): Promise<string> => {
+  const p = run("nsenter", [`--net=/run/netns/${NETNS}`, cmd, ...args], { maxBuffer: 16 << 20 });
+  // a command that reads no input may exit before the pipe closes (EPIPE is no error of its own)
+  p.child.stdin?.on("error", () => undefined);
+  if (input === undefined) p.child.stdin?.end();
+  else p.child.stdin?.end(input);
+  return (await p).stdout;
+};
+
+/** What kube-router leaves in the node's netns: its iptables chains and ipsets (empty when clean). */
+export async function kubeRouterLeftovers(): Promise<string[]> {
+  const chains = (await inNodeNetns("iptables-save", ["-t", "filter"]).catch(() => ""))
+    .split("\n")
+    .filter((l) => l.startsWith(":") && KUBE_ROUTER_CHAIN.test(l.slice(1)))
+    .map((l) => l.slice(1).split(" ")[0]!);
+  const sets = (await inNodeNetns("ipset", ["list", "-n"]).catch(() => ""))
+    .split("\n")
+    .filter((l) => KUBE_ROUTER_IPSET.test(l));
+  return [...chains, ...sets.map((n) => `ipset ${n}`)];
+}
+
+/**
+ * Removes kube-router's chains and ipsets from the node's netns; what stayed behind, if anything.
+ * Done here: kube-router v2.1.0's own --cleanup-config cleans with an empty controller (no iptables or
+ * ipset handlers) and leaves every chain and ipset of its firewall in place.
+ */
+async function cleanupKubeRouter(): Promise<string | undefined> {
+  if (!existsSync(`/run/netns/${NETNS}`)) return undefined;
+  const ours = (l: string) =>
+    (l.startsWith(":") && KUBE_ROUTER_CHAIN.test(l.slice(1))) ||
+    (l.startsWith("-A ") &&
+      (KUBE_ROUTER_CHAIN.test(l.split(" ")[1]!) || / -[jg] KUBE-(ROUTER|NWPLCY|POD-FW)-/.test(l)));
+  try {
+    const saved = await inNodeNetns("iptables-save", ["-t", "filter"]);
+    const kept = saved.split("\n").filter((l) => !ours(l));
+    if (kept.length !== saved.split("\n").length) await inNodeNetns("iptables-restore", [], kept.join("\n"));
+    for (const set of (await inNodeNetns("ipset", ["list", "-n"])).split("\n"))
+      if (KUBE_ROUTER_IPSET.test(set)) await inNodeNetns("ipset", ["destroy", set]);
+  } catch (e) {
+    return `removing kube-router's chains and ipsets failed: ${(e as Error).message}`;
+  }
+  const left = await kubeRouterLeftovers();
+  return left.length ? `kube-router's ${left.join(", ")} stayed in netns ${NETNS}` : undefined;
 }
 
 /** Rejects with the log tail as soon as one of these processes exits. */

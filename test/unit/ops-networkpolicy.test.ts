@@ -101,6 +101,25 @@ describe("issue 22.4: Internet-bound egress excludes the cluster's own ranges", 
     assert.ok(!egressAllows(np, "10.21.0.7", 25));
   });
 
+  // found on the end-to-end node under kube-router: the partners' MX (10.250.0.1) was in
+  // delivery.allowedInternalCidrs, so the relay's own filter let the delivery go, and the rendered
+  // policy dropped its SYN; every message for them was deferred by a connect timeout
+  it("delivery.allowedInternalCidrs opens those ranges on the SMTP, next-hop and HTTPS ports (MX, MTA-STS, TLS-RPT)", () => {
+    const np = netpol({
+      delivery: { allowedInternalCidrs: ["10.250.0.1/32", "fd00:25::/64"] },
+    });
+    for (const port of [25, 465, 587, 443]) {
+      assert.ok(egressAllows(np, "10.250.0.1", port), `10.250.0.1:${port}`);
+      assert.ok(egressAllows(np, "fd00:25::9", port), `[fd00:25::9]:${port}`);
+    }
+    // nothing else of those ranges' hosts, and nothing outside them
+    assert.ok(!egressAllows(np, "10.250.0.1", 8080), "not the admin or any other port");
+    assert.ok(!egressAllows(np, "10.250.0.2", 25), "not the neighbour");
+    assert.ok(!egressAllows(np, "169.254.169.254", 443), "still not the metadata service");
+    // absent: no rule for them (the default egressExcept keeps 10/8 closed)
+    assert.ok(!egressAllows(netpol(), "10.250.0.1", 25));
+  });
+
   it("the fleet's handover reaches the relay's own pods on the smtp port", () => {
     const np = netpol({ admin: { tokenSecretRef: { name: "edge-admin" } } });
     assert.ok(

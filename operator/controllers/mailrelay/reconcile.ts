@@ -97,6 +97,7 @@ export function renderInput(
       metricsFrom: relay.spec.networkPolicy.metricsFrom,
       egressExcept: [...relay.spec.networkPolicy.egressExcept],
       internalEgress: [...relay.spec.networkPolicy.internalEgress],
+      allowedInternalCidrs: [...compiled.config.delivery.allowedInternalCidrs],
     },
     ...(compiled.config.inbound.internalNextHop
       ? { internalNextHop: { ...compiled.config.inbound.internalNextHop } }
