@@ -5,7 +5,10 @@
 // delivery-observers.ts; TLS-RPT reporting: tlsrpt-reporting.ts).
 import type { Server } from "node:http";
 import { networkInterfaces } from "node:os";
+import { join } from "node:path";
 import { startAdmin } from "./admin.js";
+import { AuditBook } from "./audit-figures.js";
+import { PartnerCertificates } from "./partner-certificates.js";
 import type { RelayStatus } from "./contract/status.js";
 import { inboundState, materialFor, smimeMaterialFor } from "./config/key-material.js";
 import { fileOf, loadConfig, type LoadedConfig } from "./config/load.js";
@@ -43,6 +46,8 @@ export interface RelayOptions {
   poolIdleMs?: number;
   /** Port for MX-resolved next hops (25; tests run peers on other ports). */
   mxPort?: number;
+  /** The clock of the shadow-mode figures and the certificate watch (tests simulate days with it). */
+  now?: () => Date;
 }
 
 export class Relay {
@@ -65,6 +70,8 @@ export class Relay {
   private spool!: Spool;
   private drainer: Drain | undefined;
   private tlsRpt: TlsRptReporting | undefined;
+  private audit!: AuditBook;
+  private certificates!: PartnerCertificates;
 
   private constructor(private o: RelayOptions) {
     this.log = o.logger ?? createLogger();
@@ -104,7 +111,12 @@ export class Relay {
     });
     this.mtaSts = mtaSts;
     this.metrics.bindMtaSts(mtaSts);
+    const now = this.o.now ?? (() => new Date());
+    this.audit = new AuditBook(join(c.queue.dir, "tls-audit.json"), now);
+    this.certificates = new PartnerCertificates(join(c.queue.dir, "partner-certificates.json"), now);
     const observers = deliveryObservers({
+      audit: this.audit,
+      certificates: this.certificates,
       metrics: this.metrics,
       log: this.log,
       figures: this.figures,
@@ -290,8 +302,18 @@ export class Relay {
         oldestAgeSeconds: this.scheduler?.oldestAgeSeconds() ?? 0,
       },
       policies: this.figures.snapshot(),
+      ...this.tlsWatchStatus(),
       ...this.stsStatus(),
       ...(this.drainer ? { draining: true, drain: this.drainer.status() } : {}),
+    };
+  }
+
+  private tlsWatchStatus(): Pick<RelayStatus, "audit" | "partnerCertificates"> {
+    const audit = this.audit?.snapshot() ?? {};
+    const certs = this.certificates?.snapshot() ?? {};
+    return {
+      ...(Object.keys(audit).length ? { audit } : {}),
+      ...(Object.keys(certs).length ? { partnerCertificates: certs } : {}),
     };
   }
 
@@ -355,6 +377,7 @@ export class Relay {
       if (this.tlsRpt) clearInterval(this.tlsRpt.timer);
       this.log.info({ event: "stopping", graceMs: grace }, "stopping");
       await Promise.all([this.listeners?.close(grace), this.scheduler?.stop(grace)]);
+      await Promise.all([this.audit?.flush(), this.certificates?.flush()]);
       await this.spool?.close();
       this.listening = false;
       this.pool.clear();

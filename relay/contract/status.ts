@@ -24,6 +24,35 @@ export interface PolicyFigures {
   lastDeferral?: { time: string; code?: string; reason?: string };
 }
 
+/** Shadow mode over a recent window (relay/audit-figures.ts): sessions evaluated against the audited policy. */
+export interface AuditCounts {
+  evaluated: number;
+  /** Sessions the audited policy would have deferred, by failure code (relay/contract/failure.ts). */
+  wouldFail: Record<string, number>;
+}
+export interface AuditFigures extends AuditCounts {
+  windowDays: number;
+  /** The oldest day (UTC, YYYY-MM-DD) counted. */
+  since: string;
+  /** The same per next-hop host. */
+  hosts: Record<string, AuditCounts>;
+}
+
+/** A partner certificate the relay saw (relay/partner-certificates.ts). */
+export interface PartnerCertificate {
+  host: string;
+  notAfter: string;
+  issuer?: string;
+  /** pin-sha256 of its key. */
+  spki: string;
+  firstSeen: string;
+  lastSeen: string;
+  /** The policy pins keys (enforced or audited) and this one is not among them. */
+  unpinned?: boolean;
+  /** The host's key before this one, when it changed. */
+  previousSpki?: string;
+}
+
 /** The whole /status answer (without the admin token: publicStatus in relay/admin.ts). */
 export interface RelayStatus {
   relay: string;
@@ -41,6 +70,10 @@ export interface RelayStatus {
    * delivery to that domain falls back to opportunistic TLS (RFC 8461).
    */
   mtaSts?: { failing: number; domains: unknown[] };
+  /** Shadow mode per policy key over the last days; token only. */
+  audit?: Record<string, AuditFigures>;
+  /** Partner certificates seen per policy key; token only. */
+  partnerCertificates?: Record<string, PartnerCertificate[]>;
   /** A scale-down drain runs or ran (relay/queue/drain.ts): no new mail; `drain` has its progress. */
   draining?: boolean;
   drain?: unknown;

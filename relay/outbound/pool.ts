@@ -11,6 +11,12 @@ export interface SessionInfo {
   /** SHA-256 of the peer certificate (DER), colon-separated hex as `openssl x509 -fingerprint`. */
   peerFingerprint?: string;
   verifyError?: string;
+  /** The leaf's key as a pin (pins.ts), its notAfter (ISO) and issuer: the partner certificate watch. */
+  peerSpki?: string;
+  peerNotAfter?: string;
+  peerIssuer?: string;
+  /** Shadow mode: what the audited policy says of this session (tls-audit.ts). */
+  audit?: { ok: true } | { ok: false; code: string; reason: string };
   authMechanism?: string;
   authOutcome?: "ok" | "failed" | "skipped";
 }
