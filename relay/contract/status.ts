@@ -87,6 +87,10 @@ export interface PodReport {
   /** The pod is draining its queue (scale-down, preStop). */
   draining?: boolean;
   queueDepth?: number;
+  /** Shadow mode per policy key (bounded: MAX_AUDIT_HOSTS hosts, MAX_CODES codes each). */
+  audit?: Record<string, AuditFigures>;
+  /** Partner certificates per policy key (bounded: MAX_CERTIFICATES each). */
+  partnerCertificates?: Record<string, PartnerCertificate[]>;
 }
 
 /** At most this many policies are read from one answer. */
@@ -125,6 +129,76 @@ export const PolicyFiguresSchema = z
   })
   .transform((f): PolicyFigures => withoutUndefined(f));
 
+const MAX_AUDIT_HOSTS = 50;
+const MAX_CODES = 64;
+const MAX_CERTIFICATES = 50;
+
+/** Failure codes -> counts, bounded; a code is a short upper-case word (relay/contract/failure.ts). */
+const CodeCounts = z
+  .record(z.string(), z.unknown())
+  .catch({})
+  .transform((r) => {
+    const out: Record<string, number> = {};
+    for (const [k, v] of Object.entries(r).slice(0, MAX_CODES))
+      if (/^[A-Z0-9_]{1,64}$/.test(k)) out[k] = Count.parse(v);
+    return out;
+  });
+const AuditCountsSchema = z.object({ evaluated: Count, wouldFail: CodeCounts });
+
+const AuditFiguresSchema = z
+  .object({
+    windowDays: Count,
+    since: z.string().regex(/^\d{4}-\d{2}-\d{2}$/),
+    evaluated: Count,
+    wouldFail: CodeCounts,
+    hosts: z
+      .record(z.string(), z.unknown())
+      .catch({})
+      .transform((r) => {
+        const out: Record<string, AuditCounts> = {};
+        for (const [h, v] of Object.entries(r).slice(0, MAX_AUDIT_HOSTS)) {
+          const c = AuditCountsSchema.safeParse(v);
+          if (h.length <= 253 && c.success) out[h] = c.data;
+        }
+        return out;
+      }),
+  })
+  .transform((a): AuditFigures => a);
+
+const Time = z
+  .string()
+  .max(64)
+  .refine((t) => !Number.isNaN(Date.parse(t)));
+const PartnerCertificateSchema = z
+  .object({
+    host: z.string().min(1).max(253),
+    notAfter: Time,
+    issuer: OptionalText(512),
+    spki: z.string().min(1).max(64),
+    firstSeen: Time,
+    lastSeen: Time,
+    unpinned: z.literal(true).optional().catch(undefined),
+    previousSpki: OptionalText(64),
+  })
+  .transform((c): PartnerCertificate => withoutUndefined(c));
+
+/** Per policy key, each value read with `item` (bad ones dropped), at most MAX_POLICIES keys. */
+function perPolicy<T>(item: (v: unknown) => T | undefined) {
+  return z
+    .record(z.string(), z.unknown())
+    .optional()
+    .catch(undefined)
+    .transform((all) => {
+      if (!all) return undefined;
+      const out: Record<string, T> = {};
+      for (const [k, v] of Object.entries(all).slice(0, MAX_POLICIES)) {
+        const x = item(v);
+        if (x !== undefined) out[k] = x;
+      }
+      return out;
+    });
+}
+
 /** A /status answer as the operator reads it. */
 export const PodReportSchema = z
   .object({
@@ -144,6 +218,18 @@ export const PodReportSchema = z
       }),
     draining: z.literal(true).optional().catch(undefined),
     queue: z.object({ depth: z.number() }).optional().catch(undefined),
+    audit: perPolicy((v) => {
+      const a = AuditFiguresSchema.safeParse(v);
+      return a.success ? a.data : undefined;
+    }),
+    partnerCertificates: perPolicy((v) =>
+      Array.isArray(v)
+        ? v.slice(0, MAX_CERTIFICATES).flatMap((c) => {
+            const r = PartnerCertificateSchema.safeParse(c);
+            return r.success ? [r.data] : [];
+          })
+        : undefined,
+    ),
   })
   .transform((b): PodReport =>
     withoutUndefined({
@@ -151,6 +237,8 @@ export const PodReportSchema = z
       policies: b.policies,
       draining: b.draining,
       queueDepth: b.queue ? Count.parse(b.queue.depth) : undefined,
+      audit: b.audit,
+      partnerCertificates: b.partnerCertificates,
     }),
   );
 
