@@ -151,8 +151,8 @@ describe("shadow mode: a week of simulated traffic", () => {
     const c = policySafeToEnforce({ audited: true, ...(figures ? { figures } : {}) }, 1);
     assert.equal(c?.status, "False");
     assert.equal(c?.reason, "WouldDefer");
-    assert.match(c!.message, /would have deferred 7 of 21 sessions/);
-    assert.match(c!.message, /hosts: mx\.c\.test \(TLS_VERIFY_FAILED 7\)$/);
+    assert.match(c.message, /would have deferred 7 of 21 sessions/);
+    assert.match(c.message, /hosts: mx\.c\.test \(TLS_VERIFY_FAILED 7\)$/);
     // the window slides: a day later the first day's sessions are out of it
     clock += DAY;
     assert.equal(f.relay!.status().audit?.[KEY]?.evaluated, 18);

@@ -129,7 +129,7 @@ describe("the operator's reading of shadow mode and certificates", () => {
       },
     });
     assert.deepEqual(r?.audit?.["ns/p"]?.wouldFail, { TLS_VERIFY_FAILED: 2, X: 0 });
-    assert.deepEqual(Object.keys(r!.audit!["ns/p"]!.hosts), ["mx"]);
+    assert.deepEqual(Object.keys(r.audit["ns/p"].hosts), ["mx"]);
     assert.equal(r?.audit?.["ns/q"], undefined);
     assert.equal(r?.partnerCertificates?.["ns/p"]?.length, 1);
   });
