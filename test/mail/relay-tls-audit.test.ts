@@ -75,26 +75,21 @@ before(async () => {
     hostname: "mx.a.test",
   });
   const port = mx["a.test"].port;
-  mx["b.test"] = await startPostfix({
-    domains: ["b.test"],
-    tls: "offer",
-    cert: certs["b.test"],
-    hostname: "mx.b.test",
-    listen: { host: "127.0.0.2", port },
-    // Postfix only checks inet_interfaces against configured interface addresses (lo has 127.0.0.1);
-    // master.cf still binds the one address
-    config: { inet_interfaces: "all" },
-  });
-  mx["c.test"] = await startPostfix({
-    domains: ["c.test"],
-    tls: "offer",
-    cert: certs["c.test"],
-    hostname: "mx.c.test",
-    listen: { host: "127.0.0.3", port },
-    // Postfix only checks inet_interfaces against configured interface addresses (lo has 127.0.0.1);
-    // master.cf still binds the one address
-    config: { inet_interfaces: "all" },
-  });
+  // the other two on the same port at 127.0.0.2 and .3: MX hosts reached through mxPort
+  for (const [d, host] of [
+    ["b.test", "127.0.0.2"],
+    ["c.test", "127.0.0.3"],
+  ] as const)
+    mx[d] = await startPostfix({
+      domains: [d],
+      tls: "offer",
+      cert: certs[d],
+      hostname: `mx.${d}`,
+      listen: { host, port },
+      // Postfix checks inet_interfaces against the interfaces' addresses (lo has 127.0.0.1 only);
+      // master.cf still binds the one address
+      config: { inet_interfaces: "all" },
+    });
   dns = await startDnsServer({
     "a.test": { MX: [{ preference: 10, exchange: "mx.a.test" }] },
     "b.test": { MX: [{ preference: 10, exchange: "mx.b.test" }] },
