@@ -5,6 +5,7 @@ export {
   RelayCredential,
   ConditionType,
   durationSeconds,
+  DEFAULT_CERTIFICATE_EXPIRY_WARNING,
   quantityBytes,
   API_VERSION,
   GROUP,

@@ -8,6 +8,8 @@ import type { DelivererDeps } from "./outbound/deliver.js";
 import { eventOf, type TlsRptStore } from "./outbound/tlsrpt.js";
 import { stsFailureEvent } from "./tlsrpt-reporting.js";
 import type { PolicyFiguresBook } from "./queue/admin-api.js";
+import type { AuditBook } from "./audit-figures.js";
+import type { PartnerCertificates } from "./partner-certificates.js";
 
 export interface ObserverDeps {
   metrics: Metrics;
@@ -16,6 +18,15 @@ export interface ObserverDeps {
   config: () => RelayConfig;
   /** Where TLS-RPT records go (undefined until reporting started). */
   tlsRpt: () => TlsRptStore | undefined;
+  /** Shadow mode's figures and the partner certificate watch (absent: not kept). */
+  audit?: AuditBook;
+  certificates?: PartnerCertificates;
+}
+
+/** The keys a policy pins, enforced or audited: a certificate outside them is a key change to look at. */
+function pinsOf(config: RelayConfig, policy: string): string[] {
+  const tls = config.policies.find((p) => p.name === policy)?.outbound.tls;
+  return [...(tls?.pins ?? []), ...(tls?.audit?.pins ?? [])];
 }
 
 export function deliveryObservers(
@@ -36,6 +47,42 @@ export function deliveryObservers(
     },
     onAttempt: (a) => {
       d.figures.record(a);
+      const verdict = a.session?.audit;
+      if (verdict && a.nextHop) {
+        d.audit?.record(a.policy, a.nextHop, verdict.ok ? undefined : verdict.code);
+        d.metrics.tlsAudit.inc({
+          policy: a.policy,
+          result: verdict.ok ? "pass" : "would-defer",
+          code: verdict.ok ? "" : verdict.code,
+        });
+        if (!verdict.ok)
+          d.log.warn(
+            {
+              event: "tls-audit",
+              queueId: a.queueId,
+              policy: a.policy,
+              host: a.nextHop,
+              code: verdict.code,
+              reason: verdict.reason,
+            },
+            "audited TLS policy would have deferred",
+          );
+      }
+      const peer = a.session?.peerSpki
+        ? { spki: a.session.peerSpki, notAfter: a.session.peerNotAfter, issuer: a.session.peerIssuer }
+        : a.peer;
+      if (peer?.spki && peer.notAfter && a.nextHop) {
+        d.certificates?.record(
+          a.policy,
+          a.nextHop,
+          { spki: peer.spki, notAfter: peer.notAfter, ...(peer.issuer ? { issuer: peer.issuer } : {}) },
+          pinsOf(d.config(), a.policy),
+        );
+        d.metrics.partnerCertificateExpiry.set(
+          { policy: a.policy, host: a.nextHop },
+          Math.floor(Date.parse(peer.notAfter) / 1000),
+        );
+      }
       const rpt = d.config().tlsRpt ? eventOf(a, Date.now()) : undefined;
       if (rpt) void d.tlsRpt()?.record(rpt);
       if (a.session?.tlsVersion) d.metrics.tls.inc({ direction: "outbound", version: a.session.tlsVersion });

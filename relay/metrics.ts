@@ -125,6 +125,18 @@ export function createMetrics() {
       help: "Not-after (Unix seconds) of the server certificate the relay's listeners present, as loaded (updated on reload).",
       registers: [registry],
     }),
+    tlsAudit: new Counter({
+      name: `${p}tls_audit_sessions_total`,
+      help: "Shadow mode (MailDomainPolicy tls.audit): sessions evaluated against the audited policy; result pass or would-defer, code the failure code it would have deferred with.",
+      labelNames: ["policy", "result", "code"],
+      registers: [registry],
+    }),
+    partnerCertificateExpiry: new Gauge({
+      name: `${p}partner_certificate_expiry_timestamp_seconds`,
+      help: "Not-after (Unix seconds) of the certificate a partner's next hop presented at its last session, per policy and host (the partner certificate watch).",
+      labelNames: ["policy", "host"],
+      registers: [registry],
+    }),
     configInfo: new Gauge({
       name: `${p}config_info`,
       help: "The loaded config (value 1).",

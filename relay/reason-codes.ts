@@ -28,6 +28,12 @@ export const REASON_CODES = {
     meaning: "The partner's server did not offer STARTTLS, and the policy requires TLS.",
     fix: "Ask the partner to enable STARTTLS; if it usually offers it, a firewall on the path may strip it (SMTP inspection). Never lower the policy to deliver anyway unless clear text is acceptable.",
   },
+  TLS_PIN_MISMATCH: {
+    outcome: "defer",
+    meaning:
+      "The key of the partner server's certificate is not among the policy's pins (tls.pins); the message names the pin-sha256 seen. Nothing was sent to that server. Shadow mode counts it as would-fail for audit.pins.",
+    fix: "If the partner rotated its key as announced, add the new pin (keep the old one until the rotation is done; list a backup pin ahead of the next rotation). If not, the server may not be the partner's: do not add the pin before the partner confirms it.",
+  },
   TLS_STARTTLS_REFUSED: {
     outcome: "defer",
     meaning: "The server advertised STARTTLS but answered the STARTTLS command with an error.",

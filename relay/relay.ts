@@ -5,7 +5,10 @@
 // delivery-observers.ts; TLS-RPT reporting: tlsrpt-reporting.ts).
 import type { Server } from "node:http";
 import { networkInterfaces } from "node:os";
+import { join } from "node:path";
 import { startAdmin } from "./admin.js";
+import { AuditBook } from "./audit-figures.js";
+import { PartnerCertificates } from "./partner-certificates.js";
 import type { RelayStatus } from "./contract/status.js";
 import { inboundState, materialFor, smimeMaterialFor } from "./config/key-material.js";
 import { fileOf, loadConfig, type LoadedConfig } from "./config/load.js";
@@ -48,6 +51,8 @@ export interface RelayOptions {
   mxPort?: number;
   /** Tests: the queued messages found at startup are handed to the scheduler only once this settles. */
   recoveryGate?: Promise<void>;
+  /** The clock of the shadow-mode figures and the certificate watch (tests simulate days with it). */
+  now?: () => Date;
 }
 
 /** start() waits this long for the queue found at startup before it returns (listening already). */
@@ -77,6 +82,8 @@ export class Relay {
   receipts: ReceiptLog | undefined;
   /** Settles once the queue found at startup is in the scheduler (or the relay stopped first). */
   recovered: Promise<void> = Promise.resolve();
+  private audit!: AuditBook;
+  private certificates!: PartnerCertificates;
 
   private constructor(private o: RelayOptions) {
     this.log = o.logger ?? createLogger();
@@ -117,7 +124,12 @@ export class Relay {
     });
     this.mtaSts = mtaSts;
     this.metrics.bindMtaSts(mtaSts);
+    const now = this.o.now ?? (() => new Date());
+    this.audit = new AuditBook(join(c.queue.dir, "tls-audit.json"), now);
+    this.certificates = new PartnerCertificates(join(c.queue.dir, "partner-certificates.json"), now);
     const observers = deliveryObservers({
+      audit: this.audit,
+      certificates: this.certificates,
       metrics: this.metrics,
       log: this.log,
       figures: this.figures,
@@ -339,10 +351,20 @@ export class Relay {
         oldestAgeSeconds: this.scheduler?.oldestAgeSeconds() ?? 0,
       },
       policies: this.figures.snapshot(),
+      ...this.tlsWatchStatus(),
       ...this.stsStatus(),
       ...(this.receipts ? { receipts: this.receipts.status() } : {}),
       ...(this.drainer ? { draining: true, drain: this.drainer.status() } : {}),
       ...(this.listeners?.stopped() ? { stopped: true } : {}),
+    };
+  }
+
+  private tlsWatchStatus(): Pick<RelayStatus, "audit" | "partnerCertificates"> {
+    const audit = this.audit?.snapshot() ?? {};
+    const certs = this.certificates?.snapshot() ?? {};
+    return {
+      ...(Object.keys(audit).length ? { audit } : {}),
+      ...(Object.keys(certs).length ? { partnerCertificates: certs } : {}),
     };
   }
 
@@ -409,6 +431,7 @@ export class Relay {
       this.log.info({ event: "stopping", graceMs: grace }, "stopping");
       await Promise.all([this.listeners?.close(grace), this.scheduler?.stop(grace)]);
       await this.receipts?.close(); // signs the head
+      await Promise.all([this.audit?.flush(), this.certificates?.flush()]);
       await this.spool?.close();
       this.listening = false;
       this.pool.clear();

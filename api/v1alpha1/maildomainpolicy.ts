@@ -11,6 +11,13 @@ import { keyRef, localRef } from "./references.js";
 import { int64, statusBase, timestamp } from "./status.js";
 import { REQUIREMENTS, TLS_MODES, TLS_VERSIONS } from "../../relay/contract/config.js";
 import { AUTHENTICATING_MODES, floorDescriptions } from "./tls-floors.js";
+import {
+  AuditStatus,
+  AuditTls,
+  certificateExpiryWarning,
+  PartnerCertificatesStatus,
+  Pins,
+} from "./tls-confidence.js";
 
 export const TlsMode = z
   .enum(TLS_MODES)
@@ -23,7 +30,13 @@ export const TlsMode = z
 export type TlsMode = z.infer<typeof TlsMode>;
 
 /** Modes that use TLS with this partner whenever it can be set up: a client certificate makes sense with them. */
-const CLIENT_CERT_MODES = ["required", "verify", "mta-sts", "dane"] as const satisfies readonly TlsMode[];
+const CLIENT_CERT_MODES = [
+  "required",
+  "verify",
+  "mta-sts",
+  "dane",
+  "pinned",
+] as const satisfies readonly TlsMode[];
 const celList = (modes: readonly string[]) => `[${modes.map((m) => `'${m}'`).join(", ")}]`;
 const AUTH_CEL_MODES = celList(AUTHENTICATING_MODES);
 
@@ -66,9 +79,12 @@ export const OutboundTls = z
       )
       .meta({ "x-kubernetes-list-type": "set" }),
     clientCertificateRef: localRef(
-      "A RelayCredential of type clientCertificate and usage outbound: the certificate the relay presents to the partner. Needs a TLS mode that always encrypts (required, verify, mta-sts, dane). A credential of the wrong type or usage is reported in the policy's Accepted condition.",
+      "A RelayCredential of type clientCertificate and usage outbound: the certificate the relay presents to the partner. Needs a TLS mode that always encrypts (required, verify, mta-sts, dane, pinned). A credential of the wrong type or usage is reported in the policy's Accepted condition.",
       "Name of the RelayCredential in the same namespace.",
     ).optional(),
+    pins: Pins.optional(),
+    audit: AuditTls.optional(),
+    certificateExpiryWarning,
   })
   .describe("TLS for connections to the partner's servers (STARTTLS on port 25 or nextHop's port).")
   .meta(
@@ -107,9 +123,23 @@ export const OutboundTls = z
         reason: "FieldValueForbidden",
       },
       {
+        rule: "self.mode != 'pinned' || has(self.pins)",
+        message:
+          "mode pinned needs at least one key to pin: add spec.outbound.tls.pins (the partner's pin-sha256, and a backup pin for its next key)",
+        fieldPath: ".pins",
+        reason: "FieldValueRequired",
+      },
+      {
+        rule: "!has(self.pins) || !(self.mode in ['none', 'opportunistic'])",
+        message:
+          "pins are checked inside TLS, which modes none and opportunistic do not require: use mode pinned (the pin alone authenticates) or required, verify, mta-sts or dane",
+        fieldPath: ".pins",
+        reason: "FieldValueForbidden",
+      },
+      {
         rule: `!has(self.clientCertificateRef) || self.mode in ${celList(CLIENT_CERT_MODES)}`,
         message:
-          "a client certificate needs a TLS mode that always encrypts (required, verify, mta-sts or dane); with none or opportunistic it may never be presented",
+          "a client certificate needs a TLS mode that always encrypts (required, verify, mta-sts, dane or pinned); with none or opportunistic it may never be presented",
         fieldPath: ".clientCertificateRef",
         reason: "FieldValueForbidden",
       },
@@ -290,9 +320,11 @@ export const MailDomainPolicyStatus = z
       .describe(
         "Totals since the relay pods started, summed over pods; for a trend, use the relay's metrics.",
       ),
+    audit: AuditStatus,
+    partnerCertificates: PartnerCertificatesStatus,
   })
   .describe(
-    "Set by the operator. Conditions: Accepted (references resolve to objects of the right type, no older policy claims its domains; when False its message says what the relay does meanwhile: it defers the mail to the domains this policy owns), Enforced (every relay pod runs it), Ready (both).",
+    "Set by the operator. Conditions: Accepted (references resolve to objects of the right type, no older policy claims its domains; when False its message says what the relay does meanwhile: it defers the mail to the domains this policy owns), Enforced (every relay pod runs it), Ready (both); with spec.outbound.tls.audit, SafeToEnforce (whether the audited policy would have deferred any session of the last days); once a relay saw the partner's certificates, PartnerCertificates (False: one expires within certificateExpiryWarning, or its key is not among the pins).",
   );
 export type MailDomainPolicyStatus = z.infer<typeof MailDomainPolicyStatus>;
 

@@ -9,9 +9,10 @@
 //   encrypt  TLS or no delivery, peer not authenticated
 //   verify   TLS with a certificate chain to a trusted CA and a matching name, or no delivery
 //   dane     TLS with a chain matching the host's DNSSEC-signed TLSA records, or no delivery
-// verify and dane both authenticate the peer: same strength, different trust anchors.
+//   fingerprint  TLS with a leaf key among the policy's pins (Postfix `fingerprint`), no CA needed
+// verify, dane and fingerprint authenticate the peer: same strength, different trust anchors.
 
-export const TLS_LEVELS = ["none", "may", "encrypt", "verify", "dane"] as const;
+export const TLS_LEVELS = ["none", "may", "encrypt", "verify", "dane", "fingerprint"] as const;
 export type TlsLevel = (typeof TLS_LEVELS)[number];
 
 /** Strength order of the levels (verify and dane both authenticate the peer). */
@@ -21,6 +22,7 @@ export const LEVEL_STRENGTH: Readonly<Record<TlsLevel, number>> = {
   encrypt: 2,
   verify: 3,
   dane: 3,
+  fingerprint: 3,
 };
 
 /** The levels that authenticate the peer: the only ones a password is sent to by default. */
@@ -68,6 +70,11 @@ export const MODE_FLOORS = {
     authenticatesPeer: "when-published",
     floor: "may",
     text: "the MX RRset (or nextHop's address) must be DNSSEC-validated, else no delivery (needs a validating resolver, MailRelay dns.servers). Per MX host: usable TLSA records -> the certificate must match them; a signed TLSA RRset without usable records -> TLS required, unauthenticated; a lookup failure skips the host. A host whose signed DNS says it has no TLSA records, or whose address or TLSA RRset is unsigned, gets RFC 7672's fallback: opportunistic TLS, clear text when STARTTLS is not offered.",
+  },
+  pinned: {
+    authenticatesPeer: "always",
+    floor: "fingerprint",
+    text: "STARTTLS with a certificate whose public key (SPKI SHA-256) is one of pins, or no delivery; no CA or name is checked: the pin authenticates the partner (Postfix fingerprint). List the next key too (a backup pin), so that a planned key rotation does not defer mail.",
   },
 } as const satisfies Record<string, ModeFloor>;
 

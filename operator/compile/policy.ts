@@ -1,13 +1,36 @@
 // One MailDomainPolicy compiled on its own: its spec parsed with the API's defaults, its references
 // resolved against the namespace (references.ts), and checked by the relay's own Policy schema. What
 // depends on the other policies (who keeps a contested domain) is domain-claims.ts. Pure.
-import { Policy as PolicySchema, type Credential, type Policy } from "../../relay/contract/config.js";
+import {
+  Policy as PolicySchema,
+  type AuditTls,
+  type Credential,
+  type Policy,
+} from "../../relay/contract/config.js";
 import { canonicalPattern } from "../../relay/contract/domains.js";
 import { MailDomainPolicy as MailDomainPolicySchema, type MailDomainPolicy } from "../api.js";
 import { keyOf } from "../objects.js";
 import { CATCH_ALL, claimedDomains } from "./domain-claims.js";
 import type { PolicyProblem } from "./problems.js";
 import { Refs, type ClusterView } from "./references.js";
+
+/** Shadow mode's audited policy (api/v1alpha1/tls-confidence.ts); its CA bundle is a reference as tls.caBundle. */
+function compileAudit(
+  a: NonNullable<MailDomainPolicy["spec"]["outbound"]["tls"]["audit"]>,
+  refs: Refs,
+): AuditTls {
+  const out: AuditTls = { mode: a.mode, minVersion: a.minVersion ?? "TLSv1.2" };
+  const ca = a.caBundle;
+  const f = ca?.configMapRef
+    ? refs.configMapKey(ca.configMapRef.name, ca.configMapRef.key)
+    : ca?.secretRef
+      ? refs.secretKey(ca.secretRef.name, ca.secretRef.key)
+      : undefined;
+  if (f) out.caFile = f;
+  if (a.matchNames?.length) out.matchNames = [...a.matchNames];
+  if (a.pins?.length) out.pins = [...a.pins];
+  return out;
+}
 
 function compilePolicy(policyObject: MailDomainPolicy, refs: Refs): Policy | undefined {
   const spec = policyObject.spec;
@@ -22,6 +45,8 @@ function compilePolicy(policyObject: MailDomainPolicy, refs: Refs): Policy | und
     if (caFile) outbound.tls.caFile = caFile;
   }
   if (tls.matchNames?.length) outbound.tls.matchNames = [...tls.matchNames];
+  if (tls.pins?.length) outbound.tls.pins = [...tls.pins];
+  if (tls.audit) outbound.tls.audit = compileAudit(tls.audit, refs);
   const where = {
     domains: spec.domains,
     ...(spec.outbound.nextHop ? { nextHop: spec.outbound.nextHop.host } : {}),

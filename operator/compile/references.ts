@@ -215,9 +215,10 @@ export function policyReferences(
 ): { secrets: Set<string>; configMaps: Set<string>; credentials: Set<string> } {
   const out = { secrets: new Set<string>(), configMaps: new Set<string>(), credentials: new Set<string>() };
   const s = p.spec;
-  const ca = s.outbound.tls.caBundle;
-  if (ca?.configMapRef) out.configMaps.add(ca.configMapRef.name);
-  if (ca?.secretRef) out.secrets.add(ca.secretRef.name);
+  for (const ca of [s.outbound.tls.caBundle, s.outbound.tls.audit?.caBundle]) {
+    if (ca?.configMapRef) out.configMaps.add(ca.configMapRef.name);
+    if (ca?.secretRef) out.secrets.add(ca.secretRef.name);
+  }
   const rc = s.outbound.messageEncryption?.smime?.recipientCertificates;
   if (rc?.secretRef) out.secrets.add(rc.secretRef.name);
   if (rc?.configMapRef) out.configMaps.add(rc.configMapRef.name);

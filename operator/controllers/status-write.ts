@@ -66,6 +66,7 @@ export class WrittenStatus {
  *   is relay-wide and reported once on the MailRelay (its Ready, and a ConfigApplied Event per
  *   configuration revision).
  * - Degraded turned True: a Warning (MailRelays: ConfigTooLarge, PoliciesExcluded, ...).
+ * - PartnerCertificates turned False (ExpiringSoon, UnpinnedKey): a Warning.
  */
 export function statusEvents(
   kind: string | undefined,
@@ -85,6 +86,8 @@ export function statusEvents(
       if (c.status === "True") add("Normal", c);
       else if (c.status === "False") add("Warning", c);
     } else if (c.type === "Degraded" && c.status === "True") add("Warning", c);
+    // the partner certificate watch (issue 19 item 4): an expiry within the window, an unpinned key
+    else if (c.type === "PartnerCertificates" && c.status === "False") add("Warning", c);
   }
   return out;
 }

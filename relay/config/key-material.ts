@@ -38,6 +38,7 @@ export function materialFor(l: LoadedConfig, route: Route): Material | Failure {
   const o = route.outbound;
   const m: Material = {};
   if (o.tls.caFile) m.ca = fileOf(l, o.tls.caFile);
+  if (o.tls.audit?.caFile) m.auditCa = fileOf(l, o.tls.audit.caFile);
   if (o.tls.clientCredential) {
     const k = l.config.credentials[o.tls.clientCredential];
     if (k?.type !== "clientCertificate")

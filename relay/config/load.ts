@@ -48,6 +48,7 @@ export function referencedFiles(c: RelayConfig): string[] {
   for (const f of c.inbound.localRecipients?.files ?? []) out.add(f);
   for (const o of [c.defaultOutbound, ...c.policies.map((p) => p.outbound)]) {
     if (o.tls.caFile) out.add(o.tls.caFile);
+    if (o.tls.audit?.caFile) out.add(o.tls.audit.caFile);
     for (const f of o.smime?.certificateFiles ?? []) out.add(f);
   }
   return [...out];

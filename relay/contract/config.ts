@@ -33,7 +33,15 @@ export const Requirement = z.enum(REQUIREMENTS);
 export type Requirement = z.infer<typeof Requirement>;
 
 /** How outbound TLS is decided (relay/outbound/tls-policy.ts); the API offers exactly these. */
-export const TLS_MODES = ["none", "opportunistic", "required", "verify", "mta-sts", "dane"] as const;
+export const TLS_MODES = [
+  "none",
+  "opportunistic",
+  "required",
+  "verify",
+  "mta-sts",
+  "dane",
+  "pinned",
+] as const;
 export const TlsMode = z.enum(TLS_MODES);
 export type TlsMode = z.infer<typeof TlsMode>;
 
@@ -102,6 +110,29 @@ export const ClientCertificateCredential = z.object({
 export const Credential = z.discriminatedUnion("type", [PasswordCredential, ClientCertificateCredential]);
 export type Credential = z.infer<typeof Credential>;
 
+/**
+ * A public-key pin: the SHA-256 of the certificate's SubjectPublicKeyInfo (DER), base64, as RFC 7469's
+ * pin-sha256 (`openssl x509 -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64`).
+ */
+export const SPKI_PIN_PATTERN = "^[A-Za-z0-9+/]{43}=$";
+export const SpkiPin = z
+  .string()
+  .regex(new RegExp(SPKI_PIN_PATTERN), "an SPKI SHA-256 pin: 44 characters of base64");
+
+/**
+ * A stricter TLS policy evaluated on every session beside the enforced one (shadow mode,
+ * relay/outbound/tls-audit.ts): never enforced, only counted and logged as "would have deferred".
+ */
+export const AuditTls = z.object({
+  mode: TlsMode,
+  minVersion: TlsVersion.default("TLSv1.2"),
+  /** PEM bundle the audited verify mode checks the chain against; absent: the system roots. */
+  caFile: ConfigPath.optional(),
+  matchNames: z.array(z.string().min(1)).optional(),
+  pins: z.array(SpkiPin).min(1).max(16).optional(),
+});
+export type AuditTls = z.infer<typeof AuditTls>;
+
 export const OutboundTls = z.object({
   mode: TlsMode,
   minVersion: TlsVersion.default("TLSv1.2"),
@@ -111,6 +142,13 @@ export const OutboundTls = z.object({
   matchNames: z.array(z.string().min(1)).optional(),
   /** Name of a clientCertificate credential (usage outbound) to present. */
   clientCredential: z.string().optional(),
+  /**
+   * The partner's public keys (SPKI SHA-256): the leaf's key must be one of them, on top of the mode
+   * (mode pinned: the pin alone authenticates, Postfix `fingerprint`). Else the host is refused.
+   */
+  pins: z.array(SpkiPin).min(1).max(16).optional(),
+  /** Shadow mode: a stricter policy evaluated beside this one, never enforced. */
+  audit: AuditTls.optional(),
 });
 export type OutboundTls = z.infer<typeof OutboundTls>;
 

@@ -24,6 +24,35 @@ export interface PolicyFigures {
   lastDeferral?: { time: string; code?: string; reason?: string };
 }
 
+/** Shadow mode over a recent window (relay/audit-figures.ts): sessions evaluated against the audited policy. */
+export interface AuditCounts {
+  evaluated: number;
+  /** Sessions the audited policy would have deferred, by failure code (relay/contract/failure.ts). */
+  wouldFail: Record<string, number>;
+}
+export interface AuditFigures extends AuditCounts {
+  windowDays: number;
+  /** The oldest day (UTC, YYYY-MM-DD) counted. */
+  since: string;
+  /** The same per next-hop host. */
+  hosts: Record<string, AuditCounts>;
+}
+
+/** A partner certificate the relay saw (relay/partner-certificates.ts). */
+export interface PartnerCertificate {
+  host: string;
+  notAfter: string;
+  issuer?: string;
+  /** pin-sha256 of its key. */
+  spki: string;
+  firstSeen: string;
+  lastSeen: string;
+  /** The policy pins keys (enforced or audited) and this one is not among them. */
+  unpinned?: boolean;
+  /** The host's key before this one, when it changed. */
+  previousSpki?: string;
+}
+
 /** The whole /status answer (without the admin token: publicStatus in relay/admin.ts). */
 export interface RelayStatus {
   relay: string;
@@ -41,6 +70,10 @@ export interface RelayStatus {
    * delivery to that domain falls back to opportunistic TLS (RFC 8461).
    */
   mtaSts?: { failing: number; domains: unknown[] };
+  /** Shadow mode per policy key over the last days; token only. */
+  audit?: Record<string, AuditFigures>;
+  /** Partner certificates seen per policy key; token only. */
+  partnerCertificates?: Record<string, PartnerCertificate[]>;
   /** A scale-down drain runs or ran (relay/queue/drain.ts): no new mail; `drain` has its progress. */
   draining?: boolean;
   drain?: unknown;
@@ -67,6 +100,10 @@ export interface PodReport {
   /** The pod accepts no new mail (RelayStatus.stopped): its queue depth can only go down. */
   stopped?: boolean;
   queueDepth?: number;
+  /** Shadow mode per policy key (bounded: MAX_AUDIT_HOSTS hosts, MAX_CODES codes each). */
+  audit?: Record<string, AuditFigures>;
+  /** Partner certificates per policy key (bounded: MAX_CERTIFICATES each). */
+  partnerCertificates?: Record<string, PartnerCertificate[]>;
 }
 
 /** At most this many policies are read from one answer. */
@@ -105,6 +142,76 @@ export const PolicyFiguresSchema = z
   })
   .transform((f): PolicyFigures => withoutUndefined(f));
 
+const MAX_AUDIT_HOSTS = 50;
+const MAX_CODES = 64;
+const MAX_CERTIFICATES = 50;
+
+/** Failure codes -> counts, bounded; a code is a short upper-case word (relay/contract/failure.ts). */
+const CodeCounts = z
+  .record(z.string(), z.unknown())
+  .catch({})
+  .transform((r) => {
+    const out: Record<string, number> = {};
+    for (const [k, v] of Object.entries(r).slice(0, MAX_CODES))
+      if (/^[A-Z0-9_]{1,64}$/.test(k)) out[k] = Count.parse(v);
+    return out;
+  });
+const AuditCountsSchema = z.object({ evaluated: Count, wouldFail: CodeCounts });
+
+const AuditFiguresSchema = z
+  .object({
+    windowDays: Count,
+    since: z.string().regex(/^\d{4}-\d{2}-\d{2}$/),
+    evaluated: Count,
+    wouldFail: CodeCounts,
+    hosts: z
+      .record(z.string(), z.unknown())
+      .catch({})
+      .transform((r) => {
+        const out: Record<string, AuditCounts> = {};
+        for (const [h, v] of Object.entries(r).slice(0, MAX_AUDIT_HOSTS)) {
+          const c = AuditCountsSchema.safeParse(v);
+          if (h.length <= 253 && c.success) out[h] = c.data;
+        }
+        return out;
+      }),
+  })
+  .transform((a): AuditFigures => a);
+
+const Time = z
+  .string()
+  .max(64)
+  .refine((t) => !Number.isNaN(Date.parse(t)));
+const PartnerCertificateSchema = z
+  .object({
+    host: z.string().min(1).max(253),
+    notAfter: Time,
+    issuer: OptionalText(512),
+    spki: z.string().min(1).max(64),
+    firstSeen: Time,
+    lastSeen: Time,
+    unpinned: z.literal(true).optional().catch(undefined),
+    previousSpki: OptionalText(64),
+  })
+  .transform((c): PartnerCertificate => withoutUndefined(c));
+
+/** Per policy key, each value read with `item` (bad ones dropped), at most MAX_POLICIES keys. */
+function perPolicy<T>(item: (v: unknown) => T | undefined) {
+  return z
+    .record(z.string(), z.unknown())
+    .optional()
+    .catch(undefined)
+    .transform((all) => {
+      if (!all) return undefined;
+      const out: Record<string, T> = {};
+      for (const [k, v] of Object.entries(all).slice(0, MAX_POLICIES)) {
+        const x = item(v);
+        if (x !== undefined) out[k] = x;
+      }
+      return out;
+    });
+}
+
 /** A /status answer as the operator reads it. */
 export const PodReportSchema = z
   .object({
@@ -125,6 +232,18 @@ export const PodReportSchema = z
     draining: z.literal(true).optional().catch(undefined),
     stopped: z.literal(true).optional().catch(undefined),
     queue: z.object({ depth: z.number() }).optional().catch(undefined),
+    audit: perPolicy((v) => {
+      const a = AuditFiguresSchema.safeParse(v);
+      return a.success ? a.data : undefined;
+    }),
+    partnerCertificates: perPolicy((v) =>
+      Array.isArray(v)
+        ? v.slice(0, MAX_CERTIFICATES).flatMap((c) => {
+            const r = PartnerCertificateSchema.safeParse(c);
+            return r.success ? [r.data] : [];
+          })
+        : undefined,
+    ),
   })
   .transform((b): PodReport =>
     withoutUndefined({
@@ -133,6 +252,8 @@ export const PodReportSchema = z
       draining: b.draining,
       stopped: b.stopped,
       queueDepth: b.queue ? Count.parse(b.queue.depth) : undefined,
+      audit: b.audit,
+      partnerCertificates: b.partnerCertificates,
     }),
   );
 

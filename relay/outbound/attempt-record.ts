@@ -34,6 +34,16 @@ export interface AttemptRecord {
   transmitMs?: number;
   /** What authenticated the hop (the encryption receipt, relay/receipts/receipt.ts). */
   evidence?: HopEvidence;
+  /** A session refused after its handshake (no `session`): the peer certificate's facts. */
+  peer?: PeerFacts;
+}
+
+/** What the partner certificate watch keeps of a peer's leaf certificate. */
+export interface PeerFacts {
+  /** pin-sha256 of its key (pins.ts). */
+  spki?: string;
+  notAfter?: string;
+  issuer?: string;
 }
 
 /** The names the certificate had to carry, and the MTA-STS policy (id) when it was enforced. */

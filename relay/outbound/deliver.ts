@@ -4,12 +4,13 @@
 // failure moves on to the next hop; when none is left the recipients are deferred with the last
 // reason. Never a downgrade: nothing is sent on a session that does not meet the policy.
 import SMTPConnection from "nodemailer/lib/smtp-connection";
-import { createHash, X509Certificate } from "node:crypto";
+import { X509Certificate } from "node:crypto";
 import { createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
 import { statusFromReply } from "../dsn.js";
 import { filterHops, type DestinationFilter } from "../net/address-class.js";
 import { bufferBody, type MessageBody } from "../queue/message-body.js";
 import { REPLY_READ_MAX, replyText } from "../reply-text.js";
+import type { TlsVersion } from "../contract/config.js";
 import { errorMessage, fail, ok, type Failure, type Result } from "../contract/failure.js";
 import type { Dns } from "./mx.js";
 import { MAIL_LOOPS, withoutSelf } from "./loop.js";
@@ -28,6 +29,7 @@ import { certificateProblemOf } from "./certificate-problem.js";
 import { makeSecureDns, type SecureDns } from "./dnssec.js";
 import type { ConnectionPool, Pooled, SessionInfo } from "./pool.js";
 import { mxAllowed, type StsLookup } from "./mta-sts.js";
+import { spkiPin } from "./pins.js";
 import { isTlsFailure, requireTlsStatus } from "./requiretls.js";
 import {
   admits,
@@ -39,7 +41,7 @@ import {
   type RoutePolicyInput,
   type TlsResolution,
 } from "./tls-policy.js";
-import type { AttemptRecord } from "./attempt-record.js";
+import type { AttemptRecord, PeerFacts } from "./attempt-record.js";
 import type { TlsRptPolicy } from "./tlsrpt-policy.js";
 import { DEFAULT_POLICY, type Route } from "./route.js";
 import {
@@ -216,18 +218,23 @@ function sessionInfo(conn: SMTPConnection): SessionInfo {
           .join(",")
       : undefined,
     ...(cert?.fingerprint256 ? { peerFingerprint: cert.fingerprint256 } : {}),
-    ...(cert?.raw ? spkiOf(cert.raw) : {}),
+    ...peerFacts(cert?.raw),
     peerVerified: s.authorized,
     ...(s.authorizationError ? { verifyError: String(s.authorizationError) } : {}),
   };
 }
 
-/** SHA-256 of the peer's SubjectPublicKeyInfo, in the certificate fingerprint's notation. */
-function spkiOf(der: Buffer): Pick<SessionInfo, "peerSpki"> {
+/** The partner certificate watch's facts of a leaf (DER): its key as a pin, notAfter, issuer. */
+function peerFacts(raw: Buffer | undefined): Pick<SessionInfo, "peerSpki" | "peerNotAfter" | "peerIssuer"> {
+  if (!raw?.length) return {};
   try {
-    const spki = new X509Certificate(der).publicKey.export({ type: "spki", format: "der" });
-    const hex = createHash("sha256").update(spki).digest("hex").toUpperCase();
-    return { peerSpki: hex.match(/../g)!.join(":") };
+    const x = new X509Certificate(raw);
+    const spki = spkiPin(raw);
+    return {
+      ...(spki ? { peerSpki: spki } : {}),
+      peerNotAfter: new Date(x.validTo).toISOString(),
+      peerIssuer: x.issuer.replace(/\n/g, ","),
+    };
   } catch {
     return {};
   }
@@ -287,7 +294,7 @@ function withSecureContext(plan: TransportPlan): TransportPlan["options"] {
   return { ...plan.options, tls: { ...tls, secureContext: ctx } };
 }
 
-async function open(plan: TransportPlan, signal?: AbortSignal): Promise<Pooled | Failure> {
+async function open(plan: TransportPlan, signal?: AbortSignal): Promise<Pooled | OpenFailure> {
   // a next hop's reply is read up to REPLY_READ_MAX (nodemailer's default is 1 MB); longer: lost session
   const conn = new SMTPConnection({ ...withSecureContext(plan), maxResponseSize: REPLY_READ_MAX });
   fastDotStuffing(conn); // the same bytes on the wire, found with indexOf (dot-stuff.ts)
@@ -300,7 +307,18 @@ async function open(plan: TransportPlan, signal?: AbortSignal): Promise<Pooled |
   }
 }
 
-async function openConn(conn: SMTPConnection, plan: TransportPlan): Promise<Pooled | Failure> {
+/** A session refused after the handshake: the failure, and what the peer's certificate was. */
+type OpenFailure = Failure & { peer?: PeerFacts };
+
+function peerOf(info: SessionInfo): PeerFacts {
+  return {
+    ...(info.peerSpki ? { spki: info.peerSpki } : {}),
+    ...(info.peerNotAfter ? { notAfter: info.peerNotAfter } : {}),
+    ...(info.peerIssuer ? { issuer: info.peerIssuer } : {}),
+  };
+}
+
+async function openConn(conn: SMTPConnection, plan: TransportPlan): Promise<Pooled | OpenFailure> {
   let lastError: Errorish | undefined;
   conn.on("error", (e: Errorish) => {
     lastError = e;
@@ -320,9 +338,10 @@ async function openConn(conn: SMTPConnection, plan: TransportPlan): Promise<Pool
     return failure;
   }
   const info = sessionInfo(conn);
-  const bail = (f: Failure): Failure => {
+  const bail = (f: Failure): OpenFailure => {
     conn.close();
-    return f;
+    // the certificate watch sees a refused peer's certificate too (a key that changed under a pin)
+    return info.peerSpki ? { ...f, peer: peerOf(info) } : f;
   };
   // Belt and braces over the client options: never go on with a session below the resolved level.
   const peerFailure = plan.peerCheck && conn.secure ? plan.peerCheck(conn._socket as TLSSocket) : undefined;
@@ -335,7 +354,12 @@ async function openConn(conn: SMTPConnection, plan: TransportPlan): Promise<Pool
     verified: plan.verify && info.peerVerified === true,
     // the TLSA check ran above (peerCheck) and passed
     tlsaMatched: plan.level === "dane" && conn.secure && plan.peerCheck !== undefined,
+    // the pin check ran above (peerCheck) and passed
+    pinMatched: plan.pins.length > 0 && conn.secure && plan.peerCheck !== undefined,
   };
+  // shadow mode: the audited policy's verdict on the session the enforced one admitted below
+  if (plan.audit)
+    info.audit = plan.audit(conn.secure ? (conn._socket as TLSSocket) : undefined, info.tlsVersion);
   const below = admits(plan, observed, plan.minVersion);
   if (below)
     return bail(
@@ -615,6 +639,7 @@ export class Deliverer {
       mode: route.outbound.tls.mode,
       domain: route.domain,
       ...(route.outbound.tls.matchNames ? { matchNames: route.outbound.tls.matchNames } : {}),
+      ...(route.outbound.tls.pins ? { pins: route.outbound.tls.pins } : {}),
       ...(route.nextHop ? { nextHop: route.nextHop.host } : {}),
       ...(route.internal ? { internal: true } : {}),
       // a catch-all MailDomainPolicy is a policy too (its mode is the administrator's)
@@ -715,6 +740,7 @@ export class Deliverer {
           reason: `MX ${outside.join(", ")} not in the policy's mx ${stsPolicy.mx.join(", ")}`,
         });
     }
+    const audited = await this.auditInput(route, input, sts);
     let last: Failure = fail("NO_NEXT_HOP", true, "no next hop");
     const refused: Failure[] = [];
     for (const hop of hops) {
@@ -745,6 +771,13 @@ export class Deliverer {
         this.d.ehloName(),
         this.d.timeouts,
         () => this.d.now?.() ?? new Date(),
+        audited && {
+          decision: resolveTlsPolicy(audited.input, {
+            name: hop.name,
+            ...(audited.dane.has(hop.name) ? { dane: audited.dane.get(hop.name)! } : {}),
+          }),
+          minVersion: audited.minVersion,
+        },
       );
       if (!plan.ok) {
         emit({
@@ -794,6 +827,46 @@ export class Deliverer {
     return all(last);
   }
 
+  /**
+   * Shadow mode: the engine's input for the audited policy (tls-audit.ts), with what it needs that the
+   * enforced one did not look up (the MTA-STS policy, DNSSEC and TLSA facts). Undefined: no audit.
+   */
+  private async auditInput(
+    route: Route,
+    enforced: RoutePolicyInput,
+    sts: StsLookup | undefined,
+  ): Promise<{ input: RoutePolicyInput; dane: Map<string, HostDane>; minVersion: TlsVersion } | undefined> {
+    const a = route.outbound.tls.audit;
+    if (!a) return undefined;
+    const { matchNames: _m, pins: _p, sts: _s, ...rest } = enforced;
+    const input: RoutePolicyInput = {
+      ...rest,
+      mode: a.mode,
+      ...(a.matchNames ? { matchNames: a.matchNames } : {}),
+      ...(a.pins ? { pins: a.pins } : {}),
+    };
+    if (stsApplies(input))
+      input.sts =
+        sts ??
+        (this.d.mtaSts
+          ? await this.d.mtaSts(route.domain)
+          : { source: "none", failure: { type: "sts-policy-fetch-error", reason: "MTA-STS not wired" } });
+    const dane = new Map<string, HostDane>();
+    if (lookupKind(input) === "dane") {
+      const facts = await resolveDane(
+        route.domain,
+        route.nextHop,
+        this.d.secureDns?.() ?? makeSecureDns(undefined),
+        this.d.mxPort,
+      );
+      if (facts.ok) {
+        input.dnssec = facts.value.secure ? "secure" : "insecure";
+        for (const h of facts.value.hops) dane.set(h.hop.name, h.dane);
+      }
+    }
+    return { input, dane, minVersion: a.minVersion };
+  }
+
   private async viaHop(
     req: DeliveryRequest,
     plan: TransportPlan,
@@ -809,15 +882,17 @@ export class Deliverer {
       const reused = pooled !== undefined;
       const p = pooled ?? (await open(plan, budget?.signal));
       if ("ok" in p) {
+        const { peer, ...f } = p;
         emit({
           ...at,
           reused: false,
           result: "deferred",
-          code: p.code,
-          reason: p.message,
-          ...(p.certificate ? { certificate: p.certificate } : {}),
+          code: f.code,
+          reason: f.message,
+          ...(f.certificate ? { certificate: f.certificate } : {}),
+          ...(peer ? { peer } : {}),
         });
-        return p;
+        return f;
       }
       const abort = (): void => p.conn.close();
       budget?.signal.addEventListener("abort", abort, { once: true });

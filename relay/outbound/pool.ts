@@ -10,11 +10,18 @@ export interface SessionInfo {
   peerVerified?: boolean;
   /** SHA-256 of the peer certificate (DER), colon-separated hex as `openssl x509 -fingerprint`. */
   peerFingerprint?: string;
-  /** SHA-256 of the peer's SubjectPublicKeyInfo, in the same notation. */
-  peerSpki?: string;
   /** dane: the TLSA record that matched the chain (dane.ts tlsaText). */
   daneRecord?: string;
   verifyError?: string;
+  /**
+   * SHA-256 of the leaf's SubjectPublicKeyInfo as an RFC 7469 pin (base64, pins.ts; the receipt shows
+   * it in the fingerprint's hex notation), its notAfter (ISO) and issuer: the partner certificate watch.
+   */
+  peerSpki?: string;
+  peerNotAfter?: string;
+  peerIssuer?: string;
+  /** Shadow mode: what the audited policy says of this session (tls-audit.ts). */
+  audit?: { ok: true } | { ok: false; code: string; reason: string };
   authMechanism?: string;
   authOutcome?: "ok" | "failed" | "skipped";
 }

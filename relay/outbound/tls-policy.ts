@@ -18,7 +18,11 @@
 //   requirement of a MailDomainPolicy always stays, the catch-all's "*" included (its mode is the
 //   administrator's local policy, which RFC 8689 section 5 does not override). With the operator,
 //   whose default without a catch-all is opportunistic, the header thus never weakens anything.
-// - A password goes only to a peer the level authenticates (verify, dane), unless the policy sets
+// - pins (RFC 7469 pin-sha256 of the leaf's key) are one more check on top of any level: a decision
+//   with pins requires TLS (a level below encrypt, e.g. mta-sts or dane's opportunistic fallback, is
+//   raised to encrypt) and the leaf's key must be pinned (transport-options.ts), else the host is
+//   refused (TLS_PIN_MISMATCH). Mode pinned resolves to level fingerprint: the pin alone authenticates.
+// - A password goes only to a peer the level authenticates (verify, dane, fingerprint), unless the policy sets
 //   auth.allowUnauthenticatedPeer (then to any encrypted peer); never on a session in clear.
 import { authenticates, LEVEL_STRENGTH, MODE_FLOORS, type TlsLevel } from "../../api/v1alpha1/tls-floors.js";
 import type { TlsMode, TlsVersion } from "../contract/config.js";
@@ -52,6 +56,8 @@ export interface RoutePolicyInput {
   sts?: StsLookup;
   /** Whether the MX RRset (or the next hop's address RRset) was DNSSEC-validated; undefined: not asked. */
   dnssec?: "secure" | "insecure";
+  /** The partner's pinned keys (SPKI SHA-256, base64): the leaf's key must be one of them. */
+  pins?: readonly string[];
 }
 
 /** What one host adds: its name and, under dane, what its TLSA lookup said. */
@@ -67,6 +73,8 @@ export interface TlsDecision {
   names: string[];
   /** Usable TLSA records (dane). */
   tlsa: Tlsa[];
+  /** Pinned keys the leaf must carry (any level; the only check under fingerprint). */
+  pins: string[];
   /** AUTH may be sent (still only on an encrypted session). */
   auth: boolean;
   /** The MTA-STS policy was enforced for this hop. */
@@ -193,6 +201,10 @@ export function resolveTlsPolicy(r: RoutePolicyInput, hop?: HopPolicyInput): Tls
       }
       break;
     }
+    case "pinned":
+      level = "fingerprint";
+      why = "mode pinned";
+      break;
     case "dane": {
       if (relaxed) {
         level = "may";
@@ -233,6 +245,12 @@ export function resolveTlsPolicy(r: RoutePolicyInput, hop?: HopPolicyInput): Tls
       break;
     }
   }
+  const pins = r.pins?.length ? [...r.pins] : [];
+  if (pins.length && LEVEL_STRENGTH[level] < LEVEL_STRENGTH.encrypt) {
+    // a pin can only be checked inside TLS: never clear text to a pinned partner
+    level = "encrypt";
+    why = `${why}; pins require TLS`;
+  } else if (pins.length && level !== "fingerprint") why = `${why}, pinned`;
   if (r.requireTls && !authenticates(level)) {
     // RFC 8689: verified TLS or a bounce (5.7.10); a host that cannot give it is skipped
     const f = fail(
@@ -263,7 +281,7 @@ export function resolveTlsPolicy(r: RoutePolicyInput, hop?: HopPolicyInput): Tls
       `AUTH: ${why}`,
       level,
     );
-  return { ok: true, level, names, tlsa, auth, stsEnforced, relaxed, why };
+  return { ok: true, level, names, tlsa, pins, auth, stsEnforced, relaxed, why };
 }
 
 /** What a session turned out to be after connecting (and STARTTLS, when it ran). */
@@ -274,6 +292,8 @@ export interface Observed {
   verified: boolean;
   /** The chain matched a usable TLSA record. */
   tlsaMatched: boolean;
+  /** The leaf's key is one of the decision's pins. */
+  pinMatched?: boolean;
 }
 
 const VERSION_ORDER = ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"];
@@ -283,6 +303,7 @@ export function achieved(o: Observed): TlsLevel {
   if (!o.tls) return "none";
   if (o.tlsaMatched) return "dane";
   if (o.verified) return "verify";
+  if (o.pinMatched) return "fingerprint";
   return "encrypt";
 }
 
@@ -291,14 +312,19 @@ export function achieved(o: Observed): TlsLevel {
  * accepts anything, none must stay clear) and, with TLS, at least the minimum version. Pure.
  */
 export function admits(
-  d: Pick<TlsDecision, "level">,
+  d: Pick<TlsDecision, "level"> & { pins?: readonly string[] },
   o: Observed,
   minVersion: TlsVersion,
 ): string | undefined {
   if (o.tls && VERSION_ORDER.indexOf(o.version ?? "") < VERSION_ORDER.indexOf(minVersion))
     return `TLS version ${o.version ?? "unknown"} below ${minVersion}`;
+  if (d.pins?.length) {
+    if (!o.tls) return "session is not encrypted";
+    if (!o.pinMatched) return "peer key not pinned";
+  }
   if (d.level === "none" || d.level === "may") return undefined;
   if (!o.tls) return "session is not encrypted";
+  if (d.level === "fingerprint") return o.pinMatched ? undefined : "peer key not pinned";
   if (d.level === "dane") return o.tlsaMatched ? undefined : "no TLSA record matched";
   if (d.level === "verify") return o.verified ? undefined : "peer certificate not verified";
   return undefined;

@@ -6,19 +6,27 @@
 //   encrypt  STARTTLS or defer, no verification
 //   verify   STARTTLS + chain to the CA file (or the system roots) + one of the decided names
 //   dane     STARTTLS + the chain matches one of the host's usable TLSA records (peerCheck)
+//   fingerprint  STARTTLS + the leaf's key is one of the pins (peerCheck), no CA or name check
+// pins on any other level: one more peerCheck (pins.ts). An audited policy (tls-audit.ts) is only
+// evaluated on the session (`audit`), never part of what the connection accepts.
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import { checkServerIdentity, type PeerCertificate, type TLSSocket } from "node:tls";
 import type { SMTPConnectionOptions } from "nodemailer/lib/smtp-connection";
 import type { TlsVersion } from "../contract/config.js";
 import { fail, ok, type Failure, type Result } from "../contract/failure.js";
+import { rootCertificates } from "node:tls";
 import { matchChain, peerChain, tlsaText } from "./dane.js";
 import type { Hop } from "./hop.js";
-import type { TlsDecision, TlsLevel } from "./tls-policy.js";
+import { checkPins } from "./pins.js";
+import { auditSession, type AuditTarget, type AuditVerdict } from "./tls-audit.js";
+import type { TlsDecision, TlsLevel, TlsResolution } from "./tls-policy.js";
 
 export interface Material {
   /** PEM bundle from tls.caFile. */
   ca?: Buffer;
+  /** PEM bundle from tls.audit.caFile (shadow mode's verify). */
+  auditCa?: Buffer;
   clientCert?: { cert: Buffer; key: Buffer };
   auth?: { user: string; pass: string };
 }
@@ -50,10 +58,14 @@ export interface TransportPlan {
   auth?: { user: string; pass: string };
   /** Connections are reused only between plans with the same key. */
   poolKey: string;
-  /** Checked once the session is encrypted, before AUTH or MAIL FROM: a failure ends it (DANE). */
+  /** Pinned keys the leaf must carry (checked by peerCheck). */
+  pins: string[];
+  /** Checked once the session is encrypted, before AUTH or MAIL FROM: a failure ends it (DANE, pins). */
   peerCheck?(socket: TLSSocket): Failure | undefined;
   /** dane: the TLSA record (text) the presented chain matched, for the encryption receipt. */
   daneMatch?(socket: TLSSocket): string | undefined;
+  /** Shadow mode: the audited policy's verdict on an established session (never a refusal). */
+  audit?(socket: TLSSocket | undefined, version: string | undefined): AuditVerdict;
 }
 
 /**
@@ -95,6 +107,7 @@ export function planTransport(
   ehloName: string,
   timeouts: Timeouts = DEFAULT_TIMEOUTS,
   now: () => Date = () => new Date(),
+  audit?: { decision: TlsResolution; minVersion: TlsVersion },
 ): Result<TransportPlan> {
   const { level } = decision;
   const auth = decision.auth ? material.auth : undefined;
@@ -105,7 +118,13 @@ export function planTransport(
       "policy has an AUTH credential but TLS level none: AUTH is never sent in clear",
     );
   const verify = level === "verify";
-  const requireSecure = level === "encrypt" || level === "verify" || level === "dane";
+  const pins = decision.pins;
+  const requireSecure =
+    level === "encrypt" ||
+    level === "verify" ||
+    level === "dane" ||
+    level === "fingerprint" ||
+    pins.length > 0;
   const expectedNames = verify ? decision.names : [];
   const servername = isIP(hop.name) ? undefined : hop.name;
   const tls: NonNullable<SMTPConnectionOptions["tls"]> = {
@@ -141,6 +160,9 @@ export function planTransport(
     names: expectedNames,
     tlsa: records.map(tlsaText),
     daneNames,
+    pins,
+    audit: audit ? JSON.stringify(audit.decision) + audit.minVersion : null,
+    auditCa: material.auditCa ? digest(material.auditCa.toString("base64")) : null,
     ca: material.ca ? digest(material.ca.toString("base64")) : null,
     cc: material.clientCert ? digest(material.clientCert.cert.toString("base64")) : null,
     auth: auth ? digest([auth.user, auth.pass]) : null,
@@ -155,15 +177,52 @@ export function planTransport(
     expectedNames,
     ...(auth ? { auth } : {}),
     poolKey,
-    ...(level === "dane"
+    pins,
+    ...(level === "dane" || pins.length
       ? {
           peerCheck(socket: TLSSocket): Failure | undefined {
-            const m = matchChain(peerChain(socket), records, daneNames, now());
+            const chain = peerChain(socket);
+            if (pins.length) {
+              const f = checkPins(chain, pins, hop.name);
+              if (f) return f;
+            }
+            if (level !== "dane") return undefined;
+            const m = matchChain(chain, records, daneNames, now());
             return m.ok ? undefined : fail("DANE_TLSA_MISMATCH", true, `DANE: ${m.reason} (${hop.name})`);
           },
           daneMatch(socket: TLSSocket): string | undefined {
             const m = matchChain(peerChain(socket), records, daneNames, now());
             return m.ok ? tlsaText(m.record) : undefined;
+          },
+        }
+      : {}),
+    ...(audit
+      ? {
+          audit(socket: TLSSocket | undefined, version: string | undefined): AuditVerdict {
+            const d = audit.decision;
+            const target: AuditTarget = {
+              ...audit,
+              ...(material.auditCa ? { ca: material.auditCa } : {}),
+              ...(d.ok && d.level === "dane"
+                ? {
+                    daneCheck: (chain: readonly Buffer[], at: Date) => {
+                      const m = matchChain(chain, d.tlsa, d.names, at);
+                      return m.ok ? undefined : m.reason;
+                    },
+                  }
+                : {}),
+            };
+            return auditSession(
+              target,
+              {
+                tls: socket !== undefined,
+                ...(version ? { version } : {}),
+                chain: socket ? peerChain(socket) : [],
+              },
+              hop.name,
+              rootCertificates,
+              now(),
+            );
           },
         }
       : {}),

@@ -25,6 +25,8 @@ function authenticationOf(r: RecipientResult): ReceiptAuthentication {
   const s = rec?.session;
   if (!s?.tlsVersion) return "none";
   if (rec?.level === "dane" && s.daneRecord) return "dane";
+  // the pin alone authenticated the key (mode pinned); a session whose key matched no pin never delivers
+  if (rec?.level === "fingerprint" && s.peerSpki) return "pin";
   if (rec?.level === "verify" && s.peerVerified) return rec.evidence?.stsEnforced ? "mta-sts" : "ca-chain";
   return "none";
 }
@@ -66,8 +68,11 @@ export function receiptOf(line: DeliveryLine, r: RecipientResult, c: ReceiptCont
         : {}),
       ...(authenticated === "mta-sts" && rec?.evidence?.stsId ? { mtaStsPolicyId: rec.evidence.stsId } : {}),
       ...(authenticated === "dane" && s?.daneRecord ? { daneRecord: s.daneRecord } : {}),
+      ...(authenticated === "pin" && s?.peerSpki ? { pin: s.peerSpki } : {}),
       ...(s?.tlsVersion && s.peerFingerprint ? { peerCertificateSha256: s.peerFingerprint } : {}),
-      ...(s?.tlsVersion && s.peerSpki ? { peerSpkiSha256: s.peerSpki } : {}),
+      ...(s?.tlsVersion && s.peerSpki
+        ? { peerSpkiSha256: colonHex(Buffer.from(s.peerSpki, "base64").toString("hex")) }
+        : {}),
     },
     requireTls: c.requireTls,
     ...(r.smime

@@ -138,7 +138,7 @@ describe("the CRDs", () => {
   it("document the TLS modes and carry the cross-field rules", () => {
     const tls = schemaAt("MailDomainPolicy", "spec.outbound.tls");
     const mode = schemaAt("MailDomainPolicy", "spec.outbound.tls.mode");
-    assert.deepEqual(mode.enum, ["none", "opportunistic", "required", "verify", "mta-sts", "dane"]);
+    assert.deepEqual(mode.enum, ["none", "opportunistic", "required", "verify", "mta-sts", "dane", "pinned"]);
     assert.match(
       String(mode.description),
       /verify \(floor verify\): STARTTLS with a certificate that chains to caBundle/,
@@ -150,6 +150,8 @@ describe("the CRDs", () => {
       ".caBundle",
       ".trustSystemRoots",
       ".matchNames",
+      ".pins",
+      ".pins",
       ".clientCertificateRef",
     ]);
   });

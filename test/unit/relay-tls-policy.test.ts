@@ -20,7 +20,8 @@ import {
   type RoutePolicyInput,
 } from "../../relay/outbound/tls-policy.js";
 
-const MODES: TlsMode[] = ["none", "opportunistic", "required", "verify", "mta-sts", "dane"];
+const MODES: TlsMode[] = ["none", "opportunistic", "required", "verify", "mta-sts", "dane", "pinned"];
+const PIN = "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=";
 const tlsa = { usage: 3, selector: 1, matchingType: 1, data: Buffer.alloc(32, 1) };
 const enforce = (mx: string[]) => ({
   version: "STSv1" as const,
@@ -80,6 +81,8 @@ const routeArb: fc.Arbitrary<RoutePolicyInput> = fc.record(
     sts: stsArb,
     // no MX / insecure MX / validated MX (undefined: plain DNS, never validated)
     dnssec: fc.option(fc.constantFrom("secure" as const, "insecure" as const), { nil: undefined }),
+    // the policy's pins (issue 19 item 3): on top of any mode, the only check of mode pinned
+    pins: fc.option(fc.constant([PIN]), { nil: undefined }),
   },
   { requiredKeys: ["mode", "domain", "policyOwned"] },
 );
@@ -98,6 +101,7 @@ const observedArb: fc.Arbitrary<Observed> = fc.oneof(
     version: fc.constantFrom("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"),
     verified: fc.boolean(),
     tlsaMatched: fc.boolean(),
+    pinMatched: fc.boolean(),
   }),
 );
 
@@ -139,6 +143,8 @@ describe("TLS policy engine: floors (issue 14 root)", () => {
           if (strength(floor) >= strength("encrypt")) assert.ok(o.tls, `${route.mode}: clear text admitted`);
           if (o.tls)
             assert.ok(["TLSv1.2", "TLSv1.3"].indexOf(o.version!) >= ["TLSv1.2", "TLSv1.3"].indexOf(min));
+          // issue 19 item 3: with pins, only a TLS session whose leaf key is pinned carries mail
+          if (d.pins.length) assert.ok(o.tls && o.pinMatched === true, `${d.level} admitted an unpinned key`);
           // REQUIRETLS: only an authenticated session (RFC 8689)
           if (route.requireTls) assert.ok(authenticates(got), `REQUIRETLS over ${got}`);
           // AUTH: encrypted always; authenticated unless the policy accepts the risk
@@ -199,6 +205,7 @@ describe("TLS policy engine: floors (issue 14 root)", () => {
       verify: "verify",
       "mta-sts": "may",
       dane: "may",
+      pinned: "fingerprint",
     });
   });
 

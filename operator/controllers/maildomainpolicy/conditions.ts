@@ -1,11 +1,14 @@
 // A MailDomainPolicy's Accepted, Enforced and Ready conditions from what its reconcile gathered: the
 // relays' verdicts on it and their pods' answers. Enforced comes from the shared builder
-// (../enforced.ts). Pure.
+// (../enforced.ts). With shadow mode, SafeToEnforce; once partner certificates were seen,
+// PartnerCertificates (issue 19; docs/making-tls-mandatory.md). Pure.
 import { deferredNote } from "../../compile/domain-claims.js";
 import { PROBLEM_REASONS, type PolicyProblem } from "../../compile/problems.js";
 import { problemsCondition, type ConditionInput } from "../../runtime/conditions.js";
 import { firstFinding, type Check } from "../condition-chain.js";
 import { enforcedCondition, type PodTally } from "../enforced.js";
+import type { PartnerCertificate } from "../../../relay/contract/status.js";
+import { wouldFailTotal, type AuditSummary } from "../../status/tls-watch.js";
 
 /** What the policy reconcile gathered from the relays selecting it. */
 export interface PolicyFacts {
@@ -91,6 +94,106 @@ export function policyReady(
     [notAcceptedYet, notEnforced],
     null,
     () => ({ reason: "Enforced", message: enforced.message }),
+    g,
+  );
+}
+
+/** What SafeToEnforce reads: whether the policy has an audit, and the fleet's figures for it. */
+export interface AuditInput {
+  audited: boolean;
+  figures?: AuditSummary;
+}
+
+const counts = (r: Record<string, number>): string =>
+  Object.entries(r)
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .map(([code, n]) => `${code} ${n}`)
+    .join(", ");
+
+const nothingEvaluated: Check<AuditInput> = (i) =>
+  i.figures?.evaluated
+    ? undefined
+    : {
+        status: "Unknown",
+        reason: "NoTraffic",
+        message: "no session evaluated against spec.outbound.tls.audit yet: no evidence either way",
+      };
+
+const wouldDefer: Check<AuditInput> = (i) => {
+  const f = i.figures!;
+  const n = wouldFailTotal(f);
+  if (!n) return undefined;
+  const hosts = (f.hosts ?? []).map((h) => `${h.host} (${counts(h.wouldFail)})`).join("; ");
+  return {
+    reason: "WouldDefer",
+    message: `enforcing the audited policy would have deferred ${n} of ${f.evaluated} sessions since ${f.since}: ${counts(f.wouldFail)}; hosts: ${hosts}`,
+  };
+};
+
+/** SafeToEnforce: undefined without an audit (the condition is then not set). */
+export function policySafeToEnforce(i: AuditInput, g: number | undefined): ConditionInput | undefined {
+  if (!i.audited) return undefined;
+  return firstFinding(
+    "SafeToEnforce",
+    [nothingEvaluated, wouldDefer],
+    i,
+    (x) => ({
+      reason: "NoWouldFail",
+      message: `all ${x.figures!.evaluated} sessions since ${x.figures!.since} met the audited policy`,
+    }),
+    g,
+  );
+}
+
+/** What PartnerCertificates reads. */
+export interface CertificatesInput {
+  certificates?: readonly PartnerCertificate[];
+  /** certificateExpiryWarning, in seconds. */
+  windowSeconds: number;
+  now: Date;
+}
+
+const expiringSoon: Check<CertificatesInput> = (i) => {
+  const limit = i.now.getTime() + i.windowSeconds * 1000;
+  const soon = (i.certificates ?? []).filter((c) => Date.parse(c.notAfter) <= limit);
+  if (!soon.length) return undefined;
+  const list = soon.map((c) => {
+    const left = (Date.parse(c.notAfter) - i.now.getTime()) / 86_400_000;
+    return `${c.host} ${left <= 0 ? "expired" : "expires"} ${c.notAfter} (${left <= 0 ? "" : `in ${left.toFixed(1)} days, `}issuer ${c.issuer ?? "?"})`;
+  });
+  return {
+    reason: "ExpiringSoon",
+    message: `partner certificates expiring within certificateExpiryWarning: ${list.join("; ")}`,
+  };
+};
+
+const unpinnedKey: Check<CertificatesInput> = (i) => {
+  const bad = (i.certificates ?? []).filter((c) => c.unpinned);
+  if (!bad.length) return undefined;
+  return {
+    reason: "UnpinnedKey",
+    message: `partner key not among the pins: ${bad
+      .map(
+        (c) => `${c.host} presents pin-sha256 ${c.spki}${c.previousSpki ? ` (was ${c.previousSpki})` : ""}`,
+      )
+      .join("; ")}: confirm the rotation with the partner before adding the pin`,
+  };
+};
+
+/** PartnerCertificates: undefined before any certificate was seen (the condition is then not set). */
+export function policyPartnerCertificates(
+  i: CertificatesInput,
+  g: number | undefined,
+): ConditionInput | undefined {
+  if (!i.certificates?.length) return undefined;
+  return firstFinding(
+    "PartnerCertificates",
+    [unpinnedKey, expiringSoon],
+    i,
+    (x) => ({
+      reason: "Valid",
+      message: `${x.certificates!.length} partner certificates seen, none expiring within the window`,
+    }),
     g,
   );
 }

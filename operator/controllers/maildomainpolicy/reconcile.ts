@@ -5,14 +5,29 @@
 // status.lastDelivery and status.counters come from the same /status answers (`policies`): summed over
 // the ready pods of those relays, written only when they change, refreshed every figuresPollMs.
 import type { PolicyProblem } from "../../compile/problems.js";
-import type { MailRelay } from "../../api.js";
+import {
+  DEFAULT_CERTIFICATE_EXPIRY_WARNING,
+  durationSeconds,
+  type MailDomainPolicy,
+  type MailRelay,
+} from "../../api.js";
 import type { ReconcileResult } from "../../runtime/controller.js";
 import { keyOf, splitKey } from "../../objects.js";
 import type { ReconcilerDeps } from "../deps.js";
 import { probeRelay, relayAdminToken } from "../relay-probe.js";
 import { writeStatus } from "../status-write.js";
-import { policyAccepted, policyEnforced, policyReady, worthProbing, type PolicyFacts } from "./conditions.js";
-import type { LastDelivery, PodReport } from "../../../relay/contract/status.js";
+import {
+  policyAccepted,
+  policyEnforced,
+  policyPartnerCertificates,
+  policyReady,
+  policySafeToEnforce,
+  worthProbing,
+  type PolicyFacts,
+} from "./conditions.js";
+import type { LastDelivery, PartnerCertificate, PodReport } from "../../../relay/contract/status.js";
+import type { ConditionInput } from "../../runtime/conditions.js";
+import { auditSummary, partnerCertificates, type AuditSummary } from "../../status/tls-watch.js";
 import { domainsSummary } from "../../status/domains-summary.js";
 
 interface FigureFields {
@@ -44,6 +59,46 @@ export function figuresFor(key: string, reports: PodReport[], prev: FigureFields
       last = f.lastDelivery;
   }
   return { ...(last ? { lastDelivery: last } : {}), counters };
+}
+
+interface WatchFields {
+  audit?: AuditSummary;
+  partnerCertificates?: PartnerCertificate[];
+}
+
+/**
+ * Shadow mode and the certificate watch (issue 19): the fleet's figures and their conditions. Like
+ * the counters, a round without any answer keeps the previous figures.
+ */
+export function tlsWatch(
+  raw: MailDomainPolicy | { spec?: unknown },
+  key: string,
+  reports: PodReport[],
+  prev: WatchFields,
+  now: Date,
+  g: number | undefined,
+): { fields: WatchFields; conditions: ConditionInput[] } {
+  const tls = (raw.spec as MailDomainPolicy["spec"] | undefined)?.outbound?.tls;
+  const answered = reports.some((r) => r.policies !== undefined);
+  const audited = tls?.audit !== undefined;
+  const audit = audited ? (answered ? auditSummary(key, reports) : prev.audit) : undefined;
+  const certs = answered
+    ? (partnerCertificates(key, reports) ?? prev.partnerCertificates)
+    : prev.partnerCertificates;
+  let windowSeconds = durationSeconds(DEFAULT_CERTIFICATE_EXPIRY_WARNING);
+  try {
+    if (tls?.certificateExpiryWarning) windowSeconds = durationSeconds(tls.certificateExpiryWarning);
+  } catch {
+    // the apiserver validated the pattern; an unreadable one keeps the default
+  }
+  const conditions = [
+    policySafeToEnforce({ audited, ...(audit ? { figures: audit } : {}) }, g),
+    policyPartnerCertificates({ ...(certs ? { certificates: certs } : {}), windowSeconds, now }, g),
+  ].filter((c): c is ConditionInput => c !== undefined);
+  return {
+    fields: { ...(audit ? { audit } : {}), ...(certs ? { partnerCertificates: certs } : {}) },
+    conditions,
+  };
 }
 
 export async function reconcileMailDomainPolicy(
@@ -111,13 +166,15 @@ export async function reconcileMailDomainPolicy(
     }
   const enforced = policyEnforced(accepted, facts, { readyPods: ready, behindPods: behind }, generation);
   const readyCond = policyReady(accepted, enforced, generation);
-  const prev = (raw.status ?? {}) as FigureFields;
+  const prev = (raw.status ?? {}) as FigureFields & WatchFields;
   const figures = figuresFor(key, reports, prev);
   const domains = domainsSummary((raw.spec as { domains?: unknown } | undefined)?.domains);
-  await writeStatus(deps, raw, { observedGeneration: generation, domains, ...figures }, [
+  const watch = tlsWatch(raw, key, reports, prev, deps.now(), generation);
+  await writeStatus(deps, raw, { observedGeneration: generation, domains, ...figures, ...watch.fields }, [
     readyCond,
     accepted,
     enforced,
+    ...watch.conditions,
   ]);
   if (enforced.reason === "Pending")
     return { requeueAfterMs: Math.min(deps.enforcePollMs, deps.figuresPollMs) };
