@@ -330,7 +330,8 @@ describe("compile", () => {
     assert.equal(p!.reason, "InvalidSpec");
     assert.match(p!.message, /spec\.outbound\.tls\.mode none is weaker than mta-sts/);
     assert.match(p!.message, /catch-all policy mail\/all/);
-    assert.match(p!.message, /\(mta-sts, dane, verify\)|\(verify, mta-sts, dane\)/);
+    // the modes at least as strong as mta-sts: verify, mta-sts, dane and (issue 19) pinned
+    assert.match(p!.message, /\(verify, mta-sts, dane, pinned\)/);
     assert.match(r.problems.get("mail/unverified")![0]!.message, /mode required is weaker than mta-sts/);
     // never the catch-all's weaker-or-equal route: held until fixed
     assert.deepEqual(
