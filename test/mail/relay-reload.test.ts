@@ -155,7 +155,9 @@ describe("relay reload and lifecycle", () => {
       await s.data("Subject: x\r\nX-Test-Id: graceful\r\n\r\nbody"),
       /^250 2\.0\.0 Ok: queued as /,
     );
-    await s.cmd("QUIT");
+    // the transaction is over: the stopping relay may tell the session 421 and close it before the
+    // QUIT arrives (that reply can come in the same read as the 250, the client keeps it for QUIT)
+    assert.match(await s.cmd("QUIT"), /^(221|421) /);
     s.close();
     await stopping;
     assert.equal(has("graceful")(), undefined);

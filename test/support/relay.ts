@@ -256,6 +256,14 @@ export interface RawSession {
   close(): void;
 }
 
+/**
+ * The first complete reply in a buffer: every line up to and including the first final line
+ * ("NNN text"). One read can hold more than one reply (a server that is stopping writes its 421
+ * right behind the 250 that ended a transaction, and a loaded event loop reads both at once): the
+ * rest stays buffered as the reply to the next command.
+ */
+const FIRST_REPLY = /^(?:[^\r\n]*\r\n)*?\d{3} [^\r\n]*\r\n/;
+
 export async function rawSession(
   port: number,
   o: { host?: string; localAddress?: string; implicitTls?: boolean } = {},
@@ -276,13 +284,12 @@ export async function rawSession(
   let waiter: ((reply: string) => void) | undefined;
   const onData = (d: Buffer): void => {
     buf += d.toString("latin1");
-    const m = /(^|\r\n)(\d{3}) [^\r\n]*\r\n$/.exec(buf);
+    const m = FIRST_REPLY.exec(buf);
     if (m && waiter) {
       const w = waiter;
       waiter = undefined;
-      const reply = buf.trimEnd();
-      buf = "";
-      w(reply);
+      buf = buf.slice(m[0].length);
+      w(m[0].trimEnd());
     }
   };
   let failed: Error | undefined;
@@ -296,7 +303,7 @@ export async function rawSession(
   socket.on("close", () => fail(new Error(`connection closed; buffer: ${buf}`)));
   const next = (): Promise<string> =>
     new Promise((resolve, reject) => {
-      if (failed && !buf) return reject(failed);
+      if (failed && !FIRST_REPLY.test(buf)) return reject(failed);
       const t = setTimeout(() => reject(new Error(`no reply; buffer: ${buf}`)), 10_000);
       onFail = (e) => {
         clearTimeout(t);
