@@ -342,6 +342,48 @@ describe("compile", () => {
     assert.deepEqual(compileRelayConfig(relay(), [plain], clusterView()).included, ["mail/plain"]);
   });
 
+  it("no policy has a lower TLS minVersion than the catch-all (security review): same mode is not enough", () => {
+    // the attack: the admin's catch-all says verify with TLS 1.3 at least; a namespace user's policy
+    // for a domain keeps the mode and lowers minVersion, which the mode-only floor let through
+    const catchAll = policy("all", {
+      domains: ["*"],
+      outbound: { tls: { mode: "verify", minVersion: "TLSv1.3", trustSystemRoots: true } },
+    });
+    const lower = policy("lower", {
+      domains: ["partner.example"],
+      outbound: { tls: { mode: "verify", minVersion: "TLSv1.2", trustSystemRoots: true } },
+    });
+    const unset = policy("unset", {
+      domains: ["shop.example"],
+      outbound: { tls: { mode: "verify", trustSystemRoots: true } },
+    });
+    const same = policy("same", {
+      domains: ["bank.example"],
+      outbound: { tls: { mode: "verify", minVersion: "TLSv1.3", trustSystemRoots: true } },
+    });
+    const r = compileRelayConfig(relay(), [catchAll, lower, unset, same], clusterView());
+    assert.deepEqual(r.included, ["mail/all", "mail/same"]);
+    const [p] = r.problems.get("mail/lower")!;
+    assert.equal(p!.reason, "InvalidSpec");
+    assert.match(p!.message, /spec\.outbound\.tls\.minVersion TLSv1\.2 is lower than TLSv1\.3/);
+    assert.match(p!.message, /catch-all policy mail\/all/);
+    assert.match(p!.message, /set spec\.outbound\.tls\.minVersion to TLSv1\.3/);
+    assert.match(r.problems.get("mail/unset")![0]!.message, /minVersion TLSv1\.2 is lower than TLSv1\.3/);
+    assert.deepEqual(
+      r.config.deferredPolicies.map((d) => d.domains),
+      [["partner.example"], ["shop.example"]],
+    );
+    // a catch-all at the default minVersion leaves every version allowed
+    const lenient = policy("all", {
+      domains: ["*"],
+      outbound: { tls: { mode: "verify", trustSystemRoots: true } },
+    });
+    assert.deepEqual(compileRelayConfig(relay(), [lenient, lower], clusterView()).included, [
+      "mail/all",
+      "mail/lower",
+    ]);
+  });
+
   it("a password credential without restrictTo is sent nowhere (attack review 3c)", () => {
     // the admin's credential for one partner, written without restrictTo: a namespace user's policy
     // names its own next hop and the credential, and would receive the password
