@@ -26,6 +26,7 @@ export function publicStatus(s: RelayStatus): RelayStatus {
     ...(s.receipts ? { receipts: { publicKey: s.receipts.publicKey, keyId: s.receipts.keyId } } : {}),
     ...(s.draining ? { draining: true } : {}),
     ...(s.stopped ? { stopped: true } : {}),
+    ...(s.recovering ? { recovering: true } : {}),
   };
 }
 

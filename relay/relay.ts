@@ -82,6 +82,8 @@ export class Relay {
   receipts: ReceiptLog | undefined;
   /** Settles once the queue found at startup is in the scheduler (or the relay stopped first). */
   recovered: Promise<void> = Promise.resolve();
+  /** The queue found at startup is not in the scheduler yet: depth() does not count it. */
+  private recovering = false;
   private audit!: AuditBook;
   private certificates!: PartnerCertificates;
 
@@ -181,6 +183,7 @@ export class Relay {
     });
     await this.listeners.start();
     this.listening = true;
+    this.recovering = true;
     this.recovered = this.recover(recovery);
     this.admin = await startAdmin(
       {
@@ -208,6 +211,7 @@ export class Relay {
               queue: this.scheduler,
               config: () => this.state.loaded.config,
               configDir: this.o.configDir,
+              recovering: () => this.recovering,
               drain: () => {
                 const done = this.drain();
                 return { status: this.drainer!.status(), done };
@@ -260,6 +264,7 @@ export class Relay {
       this.log.error({ event: "queue-error", err: p }, "unreadable envelope kept aside");
     if (this.stopping) return;
     this.scheduler.addRecovered(envelopes);
+    this.recovering = false;
     if (envelopes.length)
       this.log.info({ event: "queue-recovered", messages: envelopes.length }, "queue resumed");
   }
@@ -356,6 +361,7 @@ export class Relay {
       ...(this.receipts ? { receipts: this.receipts.status() } : {}),
       ...(this.drainer ? { draining: true, drain: this.drainer.status() } : {}),
       ...(this.listeners?.stopped() ? { stopped: true } : {}),
+      ...(this.recovering ? { recovering: true } : {}),
     };
   }
 

@@ -102,7 +102,7 @@ export const RelayCredentialSpec = z
           .max(64)
           .optional()
           .describe(
-            "The recipient domains a MailDomainPolicy using this credential may cover: each of the policy's domains must be one of these, or under a *.domain here. A catch-all policy is never covered.",
+            "The recipient domains a MailDomainPolicy using this credential may cover: each of the policy's domains must be one of these, or under a *.domain here. A catch-all policy is never covered. For a password, a policy that sets outbound.nextHop also needs that host in nextHops.",
           )
           .meta({ "x-kubernetes-list-type": "set" }),
         nextHops: z
@@ -117,7 +117,7 @@ export const RelayCredentialSpec = z
       })
       .optional()
       .describe(
-        "usage outbound: where this credential may be used, so that a policy author cannot send it to a server of their own. A MailDomainPolicy that uses it elsewhere is not accepted (Accepted=False, InvalidReference, naming the domain or next hop). Required for a password: without domains or nextHops here no policy may send it (any policy author in the namespace could name a server of their own); a client certificate without it may be used by any policy in the namespace.",
+        "usage outbound: where this credential may be used, so that a policy author cannot send it to a server of their own. A MailDomainPolicy that uses it elsewhere is not accepted (Accepted=False, InvalidReference, naming the domain or next hop). Required for a password: without domains or nextHops here no policy may send it (any policy author in the namespace could name a server of their own), and a policy that sets its own outbound.nextHop may send a password only to a host listed in nextHops (domains alone let it go only to the domain's MX hosts); a client certificate without it may be used by any policy in the namespace.",
       ),
   })
   .describe("The account or certificate, and which way it is used.")

@@ -6,7 +6,7 @@
 // verdict (compile/memo.ts) and the watch mapping (what a claim change requeues) all read it here.
 // Pure.
 import { MODE_FLOORS, weakerMode, type FlooredMode } from "../../api/v1alpha1/tls-floors.js";
-import { DomainPattern } from "../../relay/contract/config.js";
+import { DomainPattern, TLS_VERSIONS } from "../../relay/contract/config.js";
 import { canonicalPattern, claimingPatterns, matchesAny } from "../../relay/contract/domains.js";
 import type { PolicyProblem } from "./problems.js";
 
@@ -38,8 +38,8 @@ export interface Claimant {
 export interface ClaimingPolicy extends Claimant {
   domains: readonly string[];
   problems: readonly PolicyProblem[];
-  /** The compiled policy, when it compiled: its TLS mode is what a catch-all sets as the floor. */
-  policy?: { outbound: { tls: { mode: string } } };
+  /** The compiled policy, when it compiled: its TLS mode and minVersion are a catch-all's floor. */
+  policy?: { outbound: { tls: { mode: string; minVersion?: string } } };
 }
 
 /** Who keeps a contested domain: the oldest policy (creationTimestamp), then the name. */
@@ -94,7 +94,7 @@ export function policyVerdict(
     });
   }
   // the catch-all sets the relay's floor (attack review 3b): a policy for any domain that guarantees
-  // less than it is left out (its domains deferred), else whoever may create a policy could send a
+  // less than it (a weaker mode, or a lower minVersion: security review) is left out (its domains deferred), else whoever may create a policy could send a
   // domain's mail below what the relay's administrator requires of all mail
   const floor = e.domains.includes(CATCH_ALL) ? undefined : catchAllFloor(claimants);
   const mode = e.policy?.outbound.tls.mode;
@@ -102,6 +102,12 @@ export function policyVerdict(
     problems.push({
       reason: "InvalidSpec",
       message: `spec.outbound.tls.mode ${mode} is weaker than ${floor.mode}, the mode of the relay's catch-all policy ${floor.key}, which every domain's mail gets at least; use a mode at least as strong (${strongEnough(floor.mode).join(", ")}), or change the catch-all`,
+    });
+  const minVersion = minVersionOf(e.policy);
+  if (floor && e.policy && versionRank(minVersion) < versionRank(floor.minVersion))
+    problems.push({
+      reason: "InvalidSpec",
+      message: `spec.outbound.tls.minVersion ${minVersion} is lower than ${floor.minVersion}, the minVersion of the relay's catch-all policy ${floor.key}, which every domain's mail gets at least; set spec.outbound.tls.minVersion to ${TLS_VERSIONS.filter((v) => versionRank(v) >= versionRank(floor.minVersion)).join(" or ")}, or change the catch-all`,
     });
   problems.push(...e.problems);
   if (!e.policy && !problems.length)
@@ -111,21 +117,29 @@ export function policyVerdict(
 
 const isMode = (m: string): m is FlooredMode => m in MODE_FLOORS;
 
+/** A compiled policy's TLS minVersion (the relay's default when it names none). */
+const minVersionOf = (p: ClaimingPolicy["policy"]): string => p?.outbound.tls.minVersion ?? TLS_VERSIONS[0];
+
+/** The order of TLS versions; one the relay does not know ranks below all (fails closed). */
+const versionRank = (v: string): number => (TLS_VERSIONS as readonly string[]).indexOf(v);
+
 /** The modes not weaker than `floor`. */
 function strongEnough(floor: FlooredMode): FlooredMode[] {
   return (Object.keys(MODE_FLOORS) as FlooredMode[]).filter((m) => !weakerMode(m, floor));
 }
 
 /**
- * The TLS mode of the catch-all policy that owns "*" on this relay (the oldest claimant), when it
- * compiled; undefined without one.
+ * The TLS mode and minVersion of the catch-all policy that owns "*" on this relay (the oldest
+ * claimant), when it compiled; undefined without one.
  */
 export function catchAllFloor(
   claimants: (domain: string) => readonly Claimant[],
-): { key: string; mode: FlooredMode } | undefined {
+): { key: string; mode: FlooredMode; minVersion: string } | undefined {
   const owner = [...claimants(CATCH_ALL)].sort(claimOrder)[0] as ClaimingPolicy | undefined;
   const mode = owner?.policy?.outbound.tls.mode;
-  return owner && mode && isMode(mode) ? { key: owner.key, mode } : undefined;
+  return owner && mode && isMode(mode)
+    ? { key: owner.key, mode, minVersion: minVersionOf(owner.policy) }
+    : undefined;
 }
 
 /** A relay's own claim on domains: its local domains (canonical patterns), delivered internally. */

@@ -133,7 +133,9 @@ function covered(pattern: string, allowed: string): boolean {
  * Why a credential may not be used by a policy with these domains and next hop (its
  * spec.restrictTo, finding 5 of issue 14), or undefined. Pure. A password without restrictTo is
  * never sent (attack review of issue 17, 3c): whoever may write a MailDomainPolicy in the namespace
- * could otherwise name any server of theirs as nextHop and receive it. A client certificate
+ * could otherwise name any server of theirs as nextHop and receive it; for the same reason a policy
+ * with its own nextHop may use a password only if restrictTo.nextHops lists that host (security
+ * review: restrictTo.domains alone does not bound where it goes). A client certificate
  * proves possession of its key and gives none away, so it may go unrestricted.
  */
 export function credentialScopeProblem(
@@ -152,6 +154,11 @@ export function credentialScopeProblem(
     if (out.length)
       return `restrictTo.domains (${r.domains.join(", ")}) does not cover ${out.join(", ")}: remove those domains from the policy or add them to the credential's restrictTo.domains`;
   }
+  // a policy that names its own next hop decides where the password goes: restrictTo.domains alone
+  // would let whoever may write a policy for a covered domain (an unclaimed subdomain under a
+  // wildcard) point it at a server of theirs (security review), so the host must be listed
+  if (c.spec.type === "password" && nextHop && !r.nextHops)
+    return `the policy sets outbound.nextHop ${nextHop}, and a password credential is sent to a next hop only if its restrictTo.nextHops lists it (restrictTo.domains alone does not say which servers may receive it): add ${nextHop} to the RelayCredential's restrictTo.nextHops, or remove outbound.nextHop from the policy to deliver to the domain's MX hosts`;
   if (r.nextHops) {
     if (!nextHop)
       return `restrictTo.nextHops (${r.nextHops.join(", ")}) allows only those servers, but the policy delivers to the domain's MX hosts: set outbound.nextHop to one of them`;

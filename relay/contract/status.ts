@@ -88,6 +88,11 @@ export interface RelayStatus {
    * received: nothing new can enter the queue from now on.
    */
   stopped?: boolean;
+  /**
+   * The queue found at startup is still being loaded: `queue.depth` counts only what is loaded, so
+   * it says nothing about the mail on the queue volume (an empty-looking queue may not be empty).
+   */
+  recovering?: boolean;
 }
 
 /** What one relay pod's /status says, as far as the operator uses it. */
@@ -99,6 +104,8 @@ export interface PodReport {
   draining?: boolean;
   /** The pod accepts no new mail (RelayStatus.stopped): its queue depth can only go down. */
   stopped?: boolean;
+  /** The pod is still loading the queue found at startup (RelayStatus.recovering): queueDepth is partial. */
+  recovering?: boolean;
   queueDepth?: number;
   /** Shadow mode per policy key (bounded: MAX_AUDIT_HOSTS hosts, MAX_CODES codes each). */
   audit?: Record<string, AuditFigures>;
@@ -231,6 +238,7 @@ export const PodReportSchema = z
       }),
     draining: z.literal(true).optional().catch(undefined),
     stopped: z.literal(true).optional().catch(undefined),
+    recovering: z.literal(true).optional().catch(undefined),
     queue: z.object({ depth: z.number() }).optional().catch(undefined),
     audit: perPolicy((v) => {
       const a = AuditFiguresSchema.safeParse(v);
@@ -251,6 +259,7 @@ export const PodReportSchema = z
       policies: b.policies,
       draining: b.draining,
       stopped: b.stopped,
+      recovering: b.recovering,
       queueDepth: b.queue ? Count.parse(b.queue.depth) : undefined,
       audit: b.audit,
       partnerCertificates: b.partnerCertificates,

@@ -90,6 +90,11 @@ export interface QueueAdminDeps {
   config(): RelayConfig;
   configDir: string;
   now?: () => number;
+  /**
+   * The queue found at startup is still being loaded: a selection (by domain, reason, age) would
+   * act only on what is loaded and silently miss the rest, so it is refused until then.
+   */
+  recovering?(): boolean;
 }
 
 export interface RecipientView {
@@ -210,7 +215,8 @@ const QUEUE_ID = /^[0-9A-F]{8,64}$/;
 
 /**
  * Serves /queue requests; returns false for any other path (the caller serves those). Errors are
- * JSON `{ error }` with 401 (no or wrong token), 403 (no tokenFile), 404, 405.
+ * JSON `{ error }` with 401 (no or wrong token), 403 (no tokenFile), 404, 405, and 503 (a selection while
+ * the startup queue is still loading).
  */
 export function handleQueueRequest(d: QueueAdminDeps, req: IncomingMessage, res: ServerResponse): boolean {
   const path = (req.url ?? "/").split("?")[0]!;
@@ -244,6 +250,10 @@ export function handleQueueRequest(d: QueueAdminDeps, req: IncomingMessage, res:
     if (isAction(id) && action === undefined && m === "POST") {
       const sel = selectionOf(query);
       if (!sel.ok) return json(400, { error: sel.message });
+      if (d.recovering?.())
+        return json(503, {
+          error: `queue still loading, retry: the messages found at startup are not all loaded yet, so ${id} by selection would miss some`,
+        });
       const ids: string[] = [];
       for (const e of d.queue.list().filter((x) => selects(x, sel.value, now)))
         if (await act(d.queue, id, e.id)) ids.push(e.id);

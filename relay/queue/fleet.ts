@@ -12,7 +12,12 @@
 // (test/integration/ops-queue-fleet.test.ts runs it against a real kube-apiserver).
 import { relaySelector } from "../contract/pod-labels.js";
 import { printable } from "../printable.js";
-import { relayPodsOf, relayStatefulSetName, type OwnedMeta } from "../contract/relay-pods.js";
+import {
+  relayPodsOf,
+  relayStatefulSetName,
+  type OwnedMeta,
+  type StatefulSetMeta,
+} from "../contract/relay-pods.js";
 import type { MessageView } from "./admin-api.js";
 
 export interface FleetTarget {
@@ -51,7 +56,7 @@ export function fleetTargets(pods: PodLike[], port: number): { targets: FleetTar
  */
 export function ownedFleet<P extends PodLike>(
   relay: { name: string; uid: string | undefined },
-  statefulSets: readonly OwnedMeta[],
+  statefulSets: readonly StatefulSetMeta[],
   pods: readonly P[],
 ): { owned: P[]; foreign: string[] } {
   const owned = relayPodsOf(relay, statefulSets, pods);

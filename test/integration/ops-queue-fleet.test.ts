@@ -65,6 +65,8 @@ async function mailRelay(name: string): Promise<void> {
       ],
     },
     spec: {
+      // edge-0..2 are members; a pod beyond spec.replicas is not (relay/contract/relay-pods.ts)
+      replicas: 3,
       serviceName: name,
       selector: { matchLabels: relayLabels(name) },
       template: {

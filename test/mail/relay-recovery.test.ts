@@ -10,8 +10,10 @@ import { waitFor } from "../support/process.js";
 import { writeQueuedBacklog } from "../support/queued-backlog.js";
 import { rawSession, relayFixture, type RelayFixture } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
+import { parsePodReport, type RelayStatus } from "../../relay/contract/status.js";
 
 const QUEUED = 2000;
+const TOKEN = "recovery-admin-token-0123456789";
 let f: RelayFixture;
 let sink: Sink;
 
@@ -28,15 +30,19 @@ after(async () => {
 
 it("a restart onto a large queue accepts new mail before the queue is loaded, and loses nothing", async () => {
   const queue = join(f.work, "queue");
-  await f.configure({
-    policies: [
-      {
-        name: "t/partner",
-        domains: ["partner.test"],
-        outbound: { tls: { mode: "opportunistic" }, nextHop: { host: "127.0.0.1", port: sink.port } },
-      },
-    ],
-  });
+  await f.configure(
+    {
+      admin: { port: f.ports.admin, host: "127.0.0.1", tokenFile: "secrets/admin/token" },
+      policies: [
+        {
+          name: "t/partner",
+          domains: ["partner.test"],
+          outbound: { tls: { mode: "opportunistic" }, nextHop: { host: "127.0.0.1", port: sink.port } },
+        },
+      ],
+    },
+    { files: { "secrets/admin/token": `${TOKEN}\n` } },
+  );
   await writeQueuedBacklog(queue, QUEUED, Date.now() - 3_600_000, message);
 
   let release!: () => void;
@@ -44,6 +50,19 @@ it("a restart onto a large queue accepts new mail before the queue is loaded, an
   const { relay, logs } = await f.start({ recoveryGate: gate });
   // the backlog is not in the scheduler yet, and the listener takes new mail
   assert.equal(relay.status().queue.depth, 0);
+  // ... but /status says the depth is partial: an operator deleting the MailRelay must not read the
+  // empty-looking queue as empty (security review: deletion released while the backlog was on disk)
+  const admin = `http://127.0.0.1:${relay.ports().admin}`;
+  const auth = { authorization: `Bearer ${TOKEN}` };
+  // (the public answer, without the token, says it too: the operator may probe without one)
+  const during = (await (await fetch(`${admin}/status`)).json()) as RelayStatus;
+  assert.equal(during.recovering, true);
+  assert.equal(during.queue.depth, 0);
+  assert.equal(parsePodReport(during)?.recovering, true);
+  // a selection would act only on what is loaded: refused until the backlog is in
+  const bulk = await fetch(`${admin}/queue/delete?domain=partner.test`, { method: "POST", headers: auth });
+  assert.equal(bulk.status, 503);
+  assert.match(((await bulk.json()) as { error: string }).error, /queue still loading, retry/);
   const s = await rawSession(f.ports.smtp);
   await s.cmd("EHLO client.test");
   assert.match(await s.cmd("MAIL FROM:<a@local.test>"), /^250 /);
@@ -62,6 +81,7 @@ it("a restart onto a large queue accepts new mail before the queue is loaded, an
   await relay.recovered;
   const recovered = logs.find((x) => x.event === "queue-recovered");
   assert.equal(recovered?.messages, QUEUED);
+  assert.equal(relay.status().recovering, undefined);
   const seen = new Map<string, number>();
   await waitFor(
     "every queued message and the new one delivered",

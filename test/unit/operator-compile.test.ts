@@ -71,7 +71,13 @@ describe("compile", () => {
       clusterView({
         secrets: { "partner-login": ["password"] },
         configMaps: { "partner-ca": ["ca.crt"] },
-        credentials: [login],
+        // the policy sets its own nextHop: the password goes there only if restrictTo.nextHops lists it
+        credentials: [
+          cred("partner-login", {
+            ...login.spec,
+            restrictTo: { ...login.spec.restrictTo, nextHops: ["smtp.partner.example"] },
+          }),
+        ],
       }),
     );
     assert.deepEqual(r.included, ["mail/partner-lab"]);
@@ -340,6 +346,79 @@ describe("compile", () => {
     );
     // without a catch-all the API's modes stay as they are
     assert.deepEqual(compileRelayConfig(relay(), [plain], clusterView()).included, ["mail/plain"]);
+  });
+
+  it("no policy has a lower TLS minVersion than the catch-all (security review): same mode is not enough", () => {
+    // the attack: the admin's catch-all says verify with TLS 1.3 at least; a namespace user's policy
+    // for a domain keeps the mode and lowers minVersion, which the mode-only floor let through
+    const catchAll = policy("all", {
+      domains: ["*"],
+      outbound: { tls: { mode: "verify", minVersion: "TLSv1.3", trustSystemRoots: true } },
+    });
+    const lower = policy("lower", {
+      domains: ["partner.example"],
+      outbound: { tls: { mode: "verify", minVersion: "TLSv1.2", trustSystemRoots: true } },
+    });
+    const unset = policy("unset", {
+      domains: ["shop.example"],
+      outbound: { tls: { mode: "verify", trustSystemRoots: true } },
+    });
+    const same = policy("same", {
+      domains: ["bank.example"],
+      outbound: { tls: { mode: "verify", minVersion: "TLSv1.3", trustSystemRoots: true } },
+    });
+    const r = compileRelayConfig(relay(), [catchAll, lower, unset, same], clusterView());
+    assert.deepEqual(r.included, ["mail/all", "mail/same"]);
+    const [p] = r.problems.get("mail/lower")!;
+    assert.equal(p!.reason, "InvalidSpec");
+    assert.match(p!.message, /spec\.outbound\.tls\.minVersion TLSv1\.2 is lower than TLSv1\.3/);
+    assert.match(p!.message, /catch-all policy mail\/all/);
+    assert.match(p!.message, /set spec\.outbound\.tls\.minVersion to TLSv1\.3/);
+    assert.match(r.problems.get("mail/unset")![0]!.message, /minVersion TLSv1\.2 is lower than TLSv1\.3/);
+    assert.deepEqual(
+      r.config.deferredPolicies.map((d) => d.domains),
+      [["partner.example"], ["shop.example"]],
+    );
+    // a catch-all at the default minVersion leaves every version allowed
+    const lenient = policy("all", {
+      domains: ["*"],
+      outbound: { tls: { mode: "verify", trustSystemRoots: true } },
+    });
+    assert.deepEqual(compileRelayConfig(relay(), [lenient, lower], clusterView()).included, [
+      "mail/all",
+      "mail/lower",
+    ]);
+  });
+
+  it("a password restricted by domains only never goes to a policy's own nextHop (security review)", () => {
+    // the attack: the credential covers *.partner.example; a namespace user writes a policy for the
+    // unclaimed new.partner.example with outbound.nextHop at their own server and the credential
+    const v = clusterView({ secrets: { "partner-login": ["password"] }, credentials: [login] });
+    const evil = policy("evil", {
+      domains: ["new.partner.example"],
+      outbound: {
+        tls: { mode: "verify", trustSystemRoots: true },
+        auth: { credentialRef: { name: "partner-login" } },
+        nextHop: { host: "mx.attacker.example", port: 25 },
+      },
+    });
+    const mx = policy("mx", {
+      domains: ["partner.example"],
+      outbound: {
+        tls: { mode: "verify", trustSystemRoots: true },
+        auth: { credentialRef: { name: "partner-login" } },
+      },
+    });
+    const r = compileRelayConfig(relay(), [evil, mx], v);
+    assert.deepEqual(r.included, ["mail/mx"], "without a nextHop it still goes to the domain's MX hosts");
+    const [problem] = r.problems.get("mail/evil")!;
+    assert.equal(problem!.reason, "InvalidReference");
+    assert.match(problem!.message, /sets outbound\.nextHop mx\.attacker\.example/);
+    assert.match(problem!.message, /add mx\.attacker\.example to the RelayCredential's restrictTo\.nextHops/);
+    assert.equal(
+      r.config.policies.find((p) => p.name === "mail/evil"),
+      undefined,
+    );
   });
 
   it("a password credential without restrictTo is sent nowhere (attack review 3c)", () => {

@@ -44,6 +44,19 @@ describe("MailRelay deletion verdict (issue 17)", () => {
     assert.match(failed.message, /could not be applied: compiled config fails/);
   });
 
+  it("waits while a pod still loads its startup queue, though it reports 0 and stopped (security review)", () => {
+    // the attack: delete a MailRelay right after a restart onto a backlog; /status says depth 0
+    // (only what is loaded) and stopped, and the retained volume would keep the 250-accepted mail
+    const r = deletionVerdict(false, [v("queue-edge-0", 0), { ...v("queue-edge-1", 0), recovering: true }]);
+    assert.equal(r.release, false);
+    assert.equal(r.reason, "QueueUnknown");
+    assert.match(r.message, /edge-1 still load the queue found at startup/);
+    assert.doesNotMatch(r.message, /queue-edge-0/);
+    const both = deletionVerdict(false, [v("queue-edge-0"), { ...v("queue-edge-1", 0), recovering: true }]);
+    assert.equal(both.reason, "QueueUnknown");
+    assert.match(both.message, /no ready pod reports the queue of queue-edge-0 .*; edge-1 still load/);
+  });
+
   it("the discard annotation releases at once, naming the volumes left behind", () => {
     const r = deletionVerdict(true, [v("queue-edge-0", 9)]);
     assert.equal(r.release, true);

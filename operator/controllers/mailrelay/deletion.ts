@@ -7,7 +7,8 @@
 // 4.3.2, so the queue can only shrink and nothing is accepted after the delete. The finalizer is
 // released only when every queue volume's pod, one of the relay's own (relay/contract/relay-pods.ts:
 // its StatefulSet's, not any pod with its labels), reports on /status that it stopped accepting and
-// that its queue is empty, or when the user sets the annotation sealpost.dev/discard-queue: "true".
+// that its queue is empty (not while it still loads the queue found at startup: `recovering`), or
+// when the user sets the annotation sealpost.dev/discard-queue: "true".
 // Until then the Deleting condition says why the delete waits. The verdict is pure
 // (deletionVerdict); the rest is the finalizer's two API writes.
 import type { MailRelay } from "../../api.js";
@@ -30,6 +31,8 @@ export interface VolumeReport {
   depth?: number;
   /** The pod accepts no new mail (its /status says `stopped`). */
   stopped?: boolean;
+  /** The pod is still loading the queue found at startup: its depth counts only part of the volume. */
+  recovering?: boolean;
 }
 
 export type DeletionVerdict =
@@ -57,7 +60,8 @@ export function deletionVerdict(
     };
   if (volumes.length === 0)
     return { release: true, reason: "NoQueueVolumes", message: "the relay has no queue volumes" };
-  const unknown = volumes.filter((v) => v.depth === undefined);
+  // a pod still loading its startup queue reports a partial depth: the volume may hold more mail
+  const unknown = volumes.filter((v) => v.depth === undefined || v.recovering === true);
   const queued = volumes.filter((v) => (v.depth ?? 0) > 0);
   if (queued.length) {
     const total = queued.reduce((n, v) => n + (v.depth ?? 0), 0);
@@ -67,11 +71,24 @@ export function deletionVerdict(
       message: `deletion waits: ${total} message(s) still queued (${queued.map((v) => `${v.pod}: ${v.depth}`).join(", ")}); ${REFUSING}, ${DISCARD_HINT}`,
     };
   }
+  const loading = unknown.filter((v) => v.depth !== undefined);
+  const absent = unknown.filter((v) => v.depth === undefined);
   if (unknown.length)
     return {
       release: false,
       reason: "QueueUnknown",
-      message: `deletion waits: no ready pod reports the queue of ${unknown.map((v) => v.volume).join(", ")} (scale the relay so that every queue volume has a running pod), ${DISCARD_HINT}`,
+      message: `deletion waits: ${[
+        ...(absent.length
+          ? [
+              `no ready pod reports the queue of ${absent.map((v) => v.volume).join(", ")} (scale the relay so that every queue volume has a running pod)`,
+            ]
+          : []),
+        ...(loading.length
+          ? [
+              `${loading.map((v) => v.pod).join(", ")} still load the queue found at startup (their depth is not yet the whole queue volume)`,
+            ]
+          : []),
+      ].join("; ")}, ${DISCARD_HINT}`,
     };
   const accepting = volumes.filter((v) => v.stopped !== true);
   if (accepting.length)
@@ -122,7 +139,13 @@ export async function finalizeMailRelay(
   const reports: VolumeReport[] = volumes.map((volume) => {
     const pod = `${sts}-${volume.slice(queueClaimPrefix(sts).length)}`;
     const r = reportOf.get(pod);
-    return { volume, pod, depth: r?.queueDepth, ...(r?.stopped ? { stopped: true } : {}) };
+    return {
+      volume,
+      pod,
+      depth: r?.queueDepth,
+      ...(r?.stopped ? { stopped: true } : {}),
+      ...(r?.recovering ? { recovering: true } : {}),
+    };
   });
   const discard = raw.metadata.annotations?.[DISCARD_QUEUE_ANNOTATION] === "true";
   const verdict = deletionVerdict(discard, reports, stopProblem);
