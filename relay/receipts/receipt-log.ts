@@ -13,10 +13,16 @@ import { mkdir, open, readFile, rename, writeFile, type FileHandle } from "node:
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { StringDecoder } from "node:string_decoder";
-import { ReceiptEntry, GENESIS, type Receipt, type ReceiptExportHeader } from "../contract/receipt.js";
+import {
+  ReceiptEntry,
+  GENESIS,
+  RECEIPTS_FORMAT,
+  type Receipt,
+  type ReceiptExportHeader,
+} from "../contract/receipt.js";
 import { errorMessage } from "../contract/failure.js";
 import type { Logger } from "../log.js";
-import { canonicalJson, checkpointEntry, entryLine, keyIdOf, receiptEntry } from "./chain.js";
+import { canonicalJson, checkpointEntry, entryLine, keyIdOf, receiptEntry, redactedEntry } from "./chain.js";
 
 export interface ReceiptLogOptions {
   /** The queue directory: the log lives in its receipts/ folder. */
@@ -191,6 +197,7 @@ export class ReceiptLog {
     await this.flushing;
     const header: ReceiptExportHeader = {
       kind: "export",
+      v: RECEIPTS_FORMAT,
       relay: this.o.relay,
       pod: hostname(),
       publicKey: this.publicKey,
@@ -203,20 +210,22 @@ export class ReceiptLog {
     };
     yield canonicalJson(header) + "\n";
     let started = f.since === undefined;
+    let n = 0;
     for await (const line of wholeLines(this.path)) {
+      n++;
       const e = ReceiptEntry.safeParse(safeParse(line));
-      // a line that does not parse is exported as it is: verify names it
+      // a line that does not parse is exported as it is (verify names it), but with --domain it may
+      // hold another domain's recipients: only its line number goes out
       if (!e.success) {
-        if (started) yield line + "\n";
+        if (started) yield (f.domain ? canonicalJson({ kind: "unparsed", line: n }) : line) + "\n";
         continue;
       }
       const entry = e.data;
       if (!started && Date.parse(entry.time) >= f.since!) started = true;
       if (!started) continue;
-      if (entry.kind === "receipt" && f.domain && domainOf(entry.receipt.to) !== f.domain) {
-        const { seq, prev, time, hash } = entry;
-        yield canonicalJson({ seq, prev, time, kind: "redacted", hash }) + "\n";
-      } else yield line + "\n";
+      if (entry.kind === "receipt" && f.domain && domainOf(entry.receipt.to) !== f.domain)
+        yield entryLine(redactedEntry(entry));
+      else yield line + "\n";
     }
   }
 

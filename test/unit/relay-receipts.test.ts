@@ -2,14 +2,21 @@
 // verify; a changed, removed, reordered or re-hashed entry and a forged checkpoint are named by line;
 // a partial last line is cut at the next open and the chain continues from the last whole entry.
 import assert from "node:assert/strict";
-import { createPublicKey, generateKeyPairSync } from "node:crypto";
+import { createPublicKey, generateKeyPairSync, sign } from "node:crypto";
 import { appendFile, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { Receipt, ReceiptEntry } from "../../relay/contract/receipt.js";
+import { GENESIS, type Receipt } from "../../relay/contract/receipt.js";
 import { createLogger } from "../../relay/log.js";
-import { canonicalJson, entryHash, verifyReceipts } from "../../relay/receipts/chain.js";
+import {
+  canonicalJson,
+  checkpointEntry,
+  entryHash,
+  keyIdOf,
+  receiptEntry,
+  verifyReceipts,
+} from "../../relay/receipts/chain.js";
 import { exportFilter } from "../../relay/receipts/admin-api.js";
 import { ReceiptLog } from "../../relay/receipts/receipt-log.js";
 
@@ -78,7 +85,7 @@ describe("receipt chain", () => {
     assert.equal(check(edited)?.line, 3);
     // changed and re-hashed: the next line's prev no longer matches
     const e = JSON.parse(edited[2]) as Record<string, unknown>;
-    e.hash = entryHash(e as unknown as ReceiptEntry);
+    e.hash = entryHash(e);
     const rehashed = [...lines];
     rehashed[2] = canonicalJson(e);
     assert.deepEqual(check(rehashed), {
@@ -96,7 +103,7 @@ describe("receipt chain", () => {
     // the checkpoint's signature
     const cp = JSON.parse(lines[5]!) as Record<string, unknown>;
     cp.signature = Buffer.alloc(64, 1).toString("base64");
-    cp.hash = entryHash(cp as unknown as ReceiptEntry);
+    cp.hash = entryHash(cp);
     assert.deepEqual(check([...lines.slice(0, 5), canonicalJson(cp)]), {
       line: 6,
       why: "checkpoint seq 6: the signature does not verify",
@@ -130,6 +137,98 @@ describe("receipt chain", () => {
     assert.match(verifyReceipts(added).bad?.why ?? "", /does not match its hash/);
     const stub = out.replace(/"kind":"redacted"/, '"kind":"redacted","x":1');
     assert.match(verifyReceipts(stub).bad?.why ?? "", /a redacted entry carries only/);
+  });
+
+  it("attack: a receipt rewritten before a redacted entry (its prev re-pointed) fails, pinned key or not", async () => {
+    const { log } = await writeLog("forge", 4);
+    const again = await ReceiptLog.open({ queueDir: join(dir, "forge"), relay: "t/edge", log: silent });
+    const lines: string[] = [];
+    for await (const l of again.export({ domain: "a.test" })) lines.push(l.trimEnd());
+    await again.close();
+    const pub = createPublicKey(key(log));
+    assert.equal(verifyReceipts(text(lines), pub).ok, true);
+    // seq 1 (bob@a.test) now claims DANE and TLS 1.3, re-hashed; the redacted seq 2 re-pointed at it
+    const r1 = JSON.parse(lines[1]!) as Record<string, unknown> & {
+      receipt: Receipt;
+      hash: string;
+      prev: string;
+    };
+    r1.receipt.tls = { level: "dane", protocol: "TLSv1.3", authenticated: "dane", daneRecord: "3 1 1 ab" };
+    r1.hash = entryHash(r1);
+    const stub = JSON.parse(lines[2]!) as Record<string, unknown>;
+    assert.equal(stub.kind, "redacted");
+    const forged = [
+      lines[0]!,
+      canonicalJson(r1),
+      canonicalJson({ ...stub, prev: r1.hash }),
+      ...lines.slice(3),
+    ];
+    for (const k of [pub, undefined])
+      assert.deepEqual(verifyReceipts(text(forged), k).bad, {
+        line: 3,
+        why: "seq 2: its content does not match its hash (the entry was changed)",
+      });
+    // a receipt hidden as a redacted stub (any digest): its hash no longer matches
+    const hidden = [...lines];
+    hidden[1] = canonicalJson({
+      ...stub,
+      seq: 1,
+      prev: r1.prev,
+      hash: (JSON.parse(lines[1]!) as { hash: string }).hash,
+    });
+    assert.match(verifyReceipts(text(hidden), pub).bad?.why ?? "", /does not match its hash/);
+    // a header without a domain filter has no redacted entries
+    const unfiltered = [lines[0]!.replace(/"filter":\{[^}]*\}/, '"filter":{}'), ...lines.slice(1)];
+    assert.match(
+      verifyReceipts(text(unfiltered), pub).bad?.why ?? "",
+      /redacted entry where nothing is filtered/,
+    );
+    assert.equal(verifyReceipts(text(unfiltered), pub).bad?.line, 3);
+  });
+
+  it("attack: with the pinned key, entries no checkpoint covers fail; a version 1 log is refused", () => {
+    const k = generateKeyPairSync("ed25519");
+    const t = "2026-01-01T00:00:00.000Z";
+    const e1 = receiptEntry(7, "f".repeat(64), t, receipt("bob@a.test", 7));
+    const bad = verifyReceipts(text([canonicalJson(e1)]), k.publicKey);
+    assert.equal(bad.ok, false);
+    assert.match(bad.bad?.why ?? "", /not covered by a checkpoint signed with the given key/);
+    // signed, it passes; without the pinned key the unsigned tail is only reported
+    const cp = checkpointEntry(8, e1.hash, t, keyIdOf(k.publicKey), (d) => sign(null, d, k.privateKey));
+    assert.equal(verifyReceipts(text([canonicalJson(e1), canonicalJson(cp)]), k.publicKey).ok, true);
+    assert.equal(verifyReceipts(text([canonicalJson(e1)])).unsigned, 1);
+    // version 1: no "v", a redacted entry of which only the hash was kept
+    const { v: _, ...v1 } = receiptEntry(1, GENESIS, t, receipt("bob@a.test", 1));
+    assert.deepEqual(verifyReceipts(text([canonicalJson(v1)])).bad, {
+      line: 1,
+      why: "a version 1 receipt log: its redacted entries cannot be checked; verify refuses it (export it again from a relay that writes version 2)",
+    });
+  });
+
+  it("attack: a fleet export verifies only with every pod's key given; a substituted chain fails", () => {
+    const t = "2026-01-01T00:00:00.000Z";
+    const chain = (pod: string) => {
+      const k = generateKeyPairSync("ed25519");
+      const keyId = keyIdOf(k.publicKey);
+      const e1 = receiptEntry(1, GENESIS, t, receipt("bob@a.test", 1));
+      const e2 = checkpointEntry(2, e1.hash, t, keyId, (d) => sign(null, d, k.privateKey));
+      const publicKey = k.publicKey.export({ type: "spki", format: "der" }).toString("base64");
+      const h = { kind: "export", v: 2, relay: "t/edge", pod, publicKey, keyId, exportedAt: t, filter: {} };
+      return { k: k.publicKey, keyId, text: text([h, e1, e2].map(canonicalJson)) };
+    };
+    const [a, b, evil] = [chain("edge-0"), chain("edge-1"), chain("edge-1")];
+    const both = verifyReceipts(a.text + b.text, [a.k, b.k]);
+    assert.equal(both.ok, true, JSON.stringify(both.bad));
+    assert.deepEqual(
+      both.headers.map((h) => `${h.pod} ${h.keyId}`),
+      [`edge-0 ${a.keyId}`, `edge-1 ${b.keyId}`],
+    );
+    // edge-1's chain replaced by one signed with another key: refused when the keys are pinned
+    const sub = verifyReceipts(a.text + evil.text, [a.k, b.k]);
+    assert.equal(sub.bad?.line, 4);
+    assert.match(sub.bad?.why ?? "", /export header \(pod edge-1\): key .* is not the given key/);
+    // only edge-0's key: edge-1's chain fails, naming its pod
+    assert.match(verifyReceipts(a.text + b.text, a.k).bad?.why ?? "", /pod edge-1/);
   });
 
   it("a partial last line (an interrupted append) is ignored by verify, cut at the next open, the chain continues", async () => {
