@@ -18,6 +18,10 @@ import {
   verifyReceipts,
 } from "../../relay/receipts/chain.js";
 import { exportFilter } from "../../relay/receipts/admin-api.js";
+import { receiptOf } from "../../relay/receipts/receipt.js";
+import type { RelayConfig } from "../../relay/contract/config.js";
+import type { DeliveryLine } from "../../relay/delivery-log.js";
+import type { RecipientResult } from "../../relay/outbound/deliver.js";
 import { ReceiptLog } from "../../relay/receipts/receipt-log.js";
 
 const silent = createLogger(undefined, "silent");
@@ -266,5 +270,73 @@ describe("receipt chain", () => {
     const b = await ReceiptLog.open({ queueDir, relay: "t/edge", log: silent });
     await b.close();
     assert.equal(a.keyId, b.keyId);
+  });
+});
+
+describe("receipt of a delivery", () => {
+  const verified = {
+    address: "b@partner.test",
+    attempt: {
+      endedAt: Date.UTC(2026, 0, 1),
+      record: {
+        level: "verify",
+        nextHop: "mx.partner.test",
+        port: 25,
+        session: { tlsVersion: "TLSv1.3", peerVerified: true },
+        evidence: { names: [".partner.test"], stsEnforced: false },
+      },
+    },
+  } as unknown as RecipientResult;
+  const line = (policy: string) =>
+    ({
+      status: "sent",
+      queueId: "Q1",
+      from: "a@local.test",
+      to: "b@partner.test",
+      tls: { policy, mode: "verify", level: "verify" },
+      dsn: "2.0.0",
+      response: "250 ok",
+    }) as unknown as DeliveryLine;
+  const config = (catchAll?: string) =>
+    ({
+      generation: 3,
+      policies: [],
+      defaultOutbound: {
+        tls: { mode: "verify", minVersion: "TLSv1.2", caFile: "policies/catch-all/ca.pem" },
+      },
+      ...(catchAll ? { defaultOutboundPolicy: catchAll } : {}),
+    }) as unknown as RelayConfig;
+
+  it("the catch-all route: the CA file, name and revision of the catch-all policy, not 'system'", () => {
+    const r = receiptOf(line("default"), verified, {
+      config: config("mail/catch-all"),
+      configHash: "h",
+      requireTls: false,
+      now: 0,
+    })!;
+    assert.equal(r.tls.authenticated, "ca-chain");
+    assert.equal(r.tls.ca, "policies/catch-all/ca.pem");
+    assert.equal(r.policy.name, "mail/catch-all");
+    assert.match(r.policy.revision ?? "", /^[0-9a-f]{16}$/);
+    // a defaultOutbound no MailDomainPolicy set keeps the route's name, with a revision
+    const plain = receiptOf(line("default"), verified, {
+      config: config(),
+      configHash: "h",
+      requireTls: false,
+      now: 0,
+    })!;
+    assert.equal(plain.policy.name, "default");
+    assert.equal(plain.tls.ca, "policies/catch-all/ca.pem");
+    assert.match(plain.policy.revision ?? "", /^[0-9a-f]{16}$/);
+    // a local domain: the built-in local outbound (system trust store)
+    const local = receiptOf(line("local"), verified, {
+      config: config(),
+      configHash: "h",
+      requireTls: false,
+      now: 0,
+    })!;
+    assert.equal(local.policy.name, "local");
+    assert.equal(local.tls.ca, "system");
+    assert.match(local.policy.revision ?? "", /^[0-9a-f]{16}$/);
   });
 });
