@@ -9,7 +9,7 @@
 // chain from the last whole entry. A checkpoint entry signs the head every `checkpointMs` (when
 // anything was appended since) and at close.
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from "node:crypto";
-import { mkdir, open, readFile, rename, writeFile, type FileHandle } from "node:fs/promises";
+import { chmod, mkdir, open, readFile, rename, unlink, type FileHandle } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { StringDecoder } from "node:string_decoder";
@@ -81,9 +81,12 @@ export class ReceiptLog {
   static async open(o: ReceiptLogOptions): Promise<ReceiptLog> {
     const dir = join(o.queueDir, "receipts");
     await mkdir(dir, { recursive: true, mode: 0o700 });
+    // mkdir's mode neither applies to a folder that exists nor escapes the umask: set it
+    await chmod(dir, 0o700);
     const key = await signingKey(dir);
     const path = join(dir, "log.jsonl");
     const fh = await open(path, "a+", 0o600);
+    await fh.chmod(0o600);
     const l = new ReceiptLog(o, fh, key, path);
     await l.recover();
     const every = o.checkpointMs ?? 5 * 60_000;
@@ -281,10 +284,18 @@ async function signingKey(dir: string): Promise<KeyObject> {
   }
   const { privateKey } = generateKeyPairSync("ed25519");
   const tmp = `${file}.tmp`;
-  await writeFile(tmp, privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
-  const h = await open(tmp, "r");
-  await h.sync();
-  await h.close();
+  // a temporary file left over (a crash, or placed there) may have any mode: never write into it
+  await unlink(tmp).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== "ENOENT") throw e;
+  });
+  const h = await open(tmp, "wx", 0o600);
+  try {
+    await h.chmod(0o600);
+    await h.writeFile(privateKey.export({ type: "pkcs8", format: "pem" }));
+    await h.sync();
+  } finally {
+    await h.close();
+  }
   await rename(tmp, file);
   return privateKey;
 }

@@ -3,7 +3,8 @@
 // a partial last line is cut at the next open and the chain continues from the last whole entry.
 import assert from "node:assert/strict";
 import { createPublicKey, generateKeyPairSync, sign } from "node:crypto";
-import { appendFile, mkdtemp, readFile, rm } from "node:fs/promises";
+import { appendFile, chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { createServer, request, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -17,7 +18,8 @@ import {
   receiptEntry,
   verifyReceipts,
 } from "../../relay/receipts/chain.js";
-import { exportFilter } from "../../relay/receipts/admin-api.js";
+import { exportFilter, handleReceiptsRequest } from "../../relay/receipts/admin-api.js";
+import { waitFor } from "../support/process.js";
 import { receiptOf } from "../../relay/receipts/receipt.js";
 import type { RelayConfig } from "../../relay/contract/config.js";
 import type { DeliveryLine } from "../../relay/delivery-log.js";
@@ -248,6 +250,84 @@ describe("receipt chain", () => {
     assert.equal(after.ok, true, JSON.stringify(after.bad));
     assert.equal(after.partialTail, undefined);
     assert.equal(after.last, 6); // 3 receipts, checkpoint, receipt, checkpoint
+  });
+
+  it("attack: with --domain a log line that does not parse goes out as its line number only", async () => {
+    const { path } = await writeLog("unparsed", 2);
+    await appendFile(path, '{"seq":9,"receipt":{"to":"carol@b.test"\n');
+    const log = await ReceiptLog.open({ queueDir: join(dir, "unparsed"), relay: "t/edge", log: silent });
+    const domain: string[] = [];
+    for await (const l of log.export({ domain: "a.test" })) domain.push(l);
+    const all: string[] = [];
+    for await (const l of log.export({})) all.push(l);
+    await log.close();
+    assert.doesNotMatch(domain.join(""), /carol@b\.test/);
+    assert.equal(domain[4], '{"kind":"unparsed","line":4}\n');
+    assert.match(verifyReceipts(domain.join("")).bad?.why ?? "", /line 4 of the relay's log does not parse/);
+    assert.match(all.join(""), /carol@b\.test/); // unfiltered: as it is, and verify names it
+    assert.match(verifyReceipts(all.join("")).bad?.why ?? "", /not a JSON line/);
+  });
+
+  it("attack: a pre-existing receipts/ (0755) and ed25519.pem.tmp (0644) end as 0700 and a 0600 key", async () => {
+    const queueDir = join(dir, "perm");
+    await mkdir(join(queueDir, "receipts"), { recursive: true });
+    await chmod(join(queueDir, "receipts"), 0o755);
+    await writeFile(join(queueDir, "receipts", "ed25519.pem.tmp"), "", { mode: 0o644 });
+    await chmod(join(queueDir, "receipts", "ed25519.pem.tmp"), 0o644);
+    const log = await ReceiptLog.open({ queueDir, relay: "t/edge", log: silent });
+    await log.close();
+    const mode = async (f: string) => ((await stat(join(queueDir, f))).mode & 0o777).toString(8);
+    assert.equal(await mode("receipts"), "700");
+    assert.equal(await mode("receipts/ed25519.pem"), "600");
+    assert.equal(await mode("receipts/log.jsonl"), "600");
+  });
+
+  it("attack: an export the client stops reading and abandons closes the log file (the iterator returns)", async () => {
+    const cfg = join(dir, "dos");
+    await mkdir(cfg, { recursive: true });
+    await writeFile(join(cfg, "token"), "t0k3n");
+    let returned = false;
+    const endless = {
+      async *export() {
+        try {
+          for (;;) yield await Promise.resolve("x".repeat(64 * 1024) + "\n");
+        } finally {
+          returned = true;
+        }
+      },
+    } as unknown as ReceiptLog;
+    const srv: Server = createServer((req, res) => {
+      handleReceiptsRequest(
+        {
+          config: () => ({ admin: { tokenFile: "token" } }) as RelayConfig,
+          configDir: cfg,
+          receipts: () => endless,
+        },
+        req,
+        res,
+      );
+    });
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    try {
+      const { port } = srv.address() as { port: number };
+      await new Promise<void>((resolve) => {
+        const req = request(
+          { port, host: "127.0.0.1", path: "/receipts", headers: { authorization: "Bearer t0k3n" } },
+          (res) => {
+            res.once("data", () => {
+              res.pause();
+              req.destroy();
+              resolve();
+            });
+          },
+        );
+        req.end();
+      });
+      await waitFor("the export's iterator returned", () => (returned ? true : undefined));
+    } finally {
+      srv.closeAllConnections();
+      await new Promise((r) => srv.close(r));
+    }
   });
 
   it("export filter: a domain in canonical form, since as a time or an age", () => {
