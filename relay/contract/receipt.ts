@@ -2,12 +2,16 @@
 // the lines of the tamper-evident log that holds them (relay/receipts/). One declaration for the
 // relay that writes them, the admin API that exports them and `sealpost receipts verify`.
 //
-// The log is JSON lines. Every entry carries its sequence number, the SHA-256 of the previous entry
-// (`prev`; 64 zeros before the first) and its own (`hash`): SHA-256 over the entry's canonical JSON
-// (keys sorted, no spaces) without `hash`. A checkpoint entry signs the head of the chain (the
-// previous entry's hash and its seq) with the relay's Ed25519 key. An export may carry `redacted`
-// entries: a receipt outside its filter, reduced to its seq, prev, time and hash, so that the chain
-// still links from end to end without showing other domains' recipients.
+// The log is JSON lines, format version 2 (`v: 2` on every line). Every entry carries its sequence
+// number, the SHA-256 of the previous entry (`prev`; 64 zeros before the first) and its own (`hash`).
+// A receipt entry's hash is SHA-256 over the canonical JSON (keys sorted, no spaces) of
+// { v, seq, prev, time, kind: "receipt", receiptDigest } where receiptDigest is the SHA-256 of the
+// receipt's canonical JSON; a checkpoint's is over the entry without `hash`. A checkpoint signs the
+// head of the chain (the previous entry's hash and its seq) with the relay's Ed25519 key. An export
+// may carry `redacted` entries: a receipt outside its filter reduced to its v, seq, prev, time,
+// receiptDigest and hash; its hash is recomputed from those like a receipt's, so the chain still
+// links from end to end without showing other domains' recipients and no entry escapes the check.
+// Version 1 (no `v`; a redacted entry's hash could not be recomputed) is refused by verify.
 import { z } from "zod";
 
 const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
@@ -83,7 +87,16 @@ export const Receipt = z.object({
 });
 export type Receipt = z.infer<typeof Receipt>;
 
-const Base = { seq: z.number().int().positive(), prev: Sha256Hex, time: Time, hash: Sha256Hex };
+/** The format version every entry and export header carries. */
+export const RECEIPTS_FORMAT = 2 as const;
+
+const Base = {
+  v: z.literal(RECEIPTS_FORMAT),
+  seq: z.number().int().positive(),
+  prev: Sha256Hex,
+  time: Time,
+  hash: Sha256Hex,
+};
 
 export const ReceiptEntry = z.discriminatedUnion("kind", [
   z.object({ ...Base, kind: z.literal("receipt"), receipt: Receipt }),
@@ -94,14 +107,15 @@ export const ReceiptEntry = z.discriminatedUnion("kind", [
     keyId: Sha256Hex,
     signature: z.string().min(1),
   }),
-  /** Only in an export: a receipt outside the export's filter. */
-  z.object({ ...Base, kind: z.literal("redacted") }),
+  /** Only in an export: a receipt outside the export's filter, with the SHA-256 of its receipt. */
+  z.object({ ...Base, kind: z.literal("redacted"), receiptDigest: Sha256Hex }),
 ]);
 export type ReceiptEntry = z.infer<typeof ReceiptEntry>;
 
 /** The first line of an export: whose chain follows and the key that signs its checkpoints. */
 export const ReceiptExportHeader = z.object({
   kind: z.literal("export"),
+  v: z.literal(RECEIPTS_FORMAT),
   relay: z.string(),
   pod: z.string(),
   /** The Ed25519 public key, SPKI DER in base64, and its SHA-256 (hex). */
@@ -117,5 +131,5 @@ export const GENESIS = "0".repeat(64);
 
 /** What a checkpoint at `seq` signs: the chain's head before it. */
 export function signedHead(seq: number, prev: string): string {
-  return `sealpost-receipts-v1 ${seq} ${prev}`;
+  return `sealpost-receipts-v2 ${seq} ${prev}`;
 }

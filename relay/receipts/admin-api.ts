@@ -50,12 +50,31 @@ export function handleReceiptsRequest(
     const f = exportFilter(new URLSearchParams(query ?? ""), (d.now ?? Date.now)());
     if (typeof f === "string") return fail(400, f);
     res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
-    for await (const line of log.export(f))
-      if (!res.write(line)) await new Promise((r) => res.once("drain", r));
+    // a client that stops reading and goes away ends the export: leaving the loop returns the
+    // iterator, which closes the log file
+    for await (const line of log.export(f)) {
+      if (res.destroyed || (!res.write(line) && (await drainedOrClosed(res)) === "closed")) return;
+    }
     res.end();
   })().catch((e: unknown) => {
     if (!res.headersSent) fail(500, String(e));
     else res.destroy();
   });
   return true;
+}
+
+/** Waits until the response can take more, or is closed (the client went away). */
+function drainedOrClosed(res: ServerResponse): Promise<"drained" | "closed"> {
+  return new Promise((resolve) => {
+    const drained = (): void => {
+      res.off("close", closed);
+      resolve("drained");
+    };
+    const closed = (): void => {
+      res.off("drain", drained);
+      resolve("closed");
+    };
+    res.once("drain", drained);
+    res.once("close", closed);
+  });
 }

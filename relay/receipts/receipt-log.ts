@@ -9,14 +9,20 @@
 // chain from the last whole entry. A checkpoint entry signs the head every `checkpointMs` (when
 // anything was appended since) and at close.
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from "node:crypto";
-import { mkdir, open, readFile, rename, writeFile, type FileHandle } from "node:fs/promises";
+import { chmod, mkdir, open, readFile, rename, unlink, type FileHandle } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { StringDecoder } from "node:string_decoder";
-import { ReceiptEntry, GENESIS, type Receipt, type ReceiptExportHeader } from "../contract/receipt.js";
+import {
+  ReceiptEntry,
+  GENESIS,
+  RECEIPTS_FORMAT,
+  type Receipt,
+  type ReceiptExportHeader,
+} from "../contract/receipt.js";
 import { errorMessage } from "../contract/failure.js";
 import type { Logger } from "../log.js";
-import { canonicalJson, checkpointEntry, entryLine, keyIdOf, receiptEntry } from "./chain.js";
+import { canonicalJson, checkpointEntry, entryLine, keyIdOf, receiptEntry, redactedEntry } from "./chain.js";
 
 export interface ReceiptLogOptions {
   /** The queue directory: the log lives in its receipts/ folder. */
@@ -75,9 +81,12 @@ export class ReceiptLog {
   static async open(o: ReceiptLogOptions): Promise<ReceiptLog> {
     const dir = join(o.queueDir, "receipts");
     await mkdir(dir, { recursive: true, mode: 0o700 });
+    // mkdir's mode neither applies to a folder that exists nor escapes the umask: set it
+    await chmod(dir, 0o700);
     const key = await signingKey(dir);
     const path = join(dir, "log.jsonl");
     const fh = await open(path, "a+", 0o600);
+    await fh.chmod(0o600);
     const l = new ReceiptLog(o, fh, key, path);
     await l.recover();
     const every = o.checkpointMs ?? 5 * 60_000;
@@ -191,6 +200,7 @@ export class ReceiptLog {
     await this.flushing;
     const header: ReceiptExportHeader = {
       kind: "export",
+      v: RECEIPTS_FORMAT,
       relay: this.o.relay,
       pod: hostname(),
       publicKey: this.publicKey,
@@ -203,20 +213,22 @@ export class ReceiptLog {
     };
     yield canonicalJson(header) + "\n";
     let started = f.since === undefined;
+    let n = 0;
     for await (const line of wholeLines(this.path)) {
+      n++;
       const e = ReceiptEntry.safeParse(safeParse(line));
-      // a line that does not parse is exported as it is: verify names it
+      // a line that does not parse is exported as it is (verify names it), but with --domain it may
+      // hold another domain's recipients: only its line number goes out
       if (!e.success) {
-        if (started) yield line + "\n";
+        if (started) yield (f.domain ? canonicalJson({ kind: "unparsed", line: n }) : line) + "\n";
         continue;
       }
       const entry = e.data;
       if (!started && Date.parse(entry.time) >= f.since!) started = true;
       if (!started) continue;
-      if (entry.kind === "receipt" && f.domain && domainOf(entry.receipt.to) !== f.domain) {
-        const { seq, prev, time, hash } = entry;
-        yield canonicalJson({ seq, prev, time, kind: "redacted", hash }) + "\n";
-      } else yield line + "\n";
+      if (entry.kind === "receipt" && f.domain && domainOf(entry.receipt.to) !== f.domain)
+        yield entryLine(redactedEntry(entry));
+      else yield line + "\n";
     }
   }
 
@@ -272,10 +284,18 @@ async function signingKey(dir: string): Promise<KeyObject> {
   }
   const { privateKey } = generateKeyPairSync("ed25519");
   const tmp = `${file}.tmp`;
-  await writeFile(tmp, privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
-  const h = await open(tmp, "r");
-  await h.sync();
-  await h.close();
+  // a temporary file left over (a crash, or placed there) may have any mode: never write into it
+  await unlink(tmp).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== "ENOENT") throw e;
+  });
+  const h = await open(tmp, "wx", 0o600);
+  try {
+    await h.chmod(0o600);
+    await h.writeFile(privateKey.export({ type: "pkcs8", format: "pem" }));
+    await h.sync();
+  } finally {
+    await h.close();
+  }
   await rename(tmp, file);
   return privateKey;
 }

@@ -2,10 +2,11 @@
 // (relay/delivery-log.ts): the line, the attempt's record (hop, session, what authenticated it) and
 // the S/MIME result. Pure.
 import { createHash } from "node:crypto";
-import type { RelayConfig } from "../contract/config.js";
+import type { Outbound, RelayConfig } from "../contract/config.js";
 import type { Receipt, ReceiptAuthentication } from "../contract/receipt.js";
 import type { DeliveryLine } from "../delivery-log.js";
 import type { RecipientResult } from "../outbound/deliver.js";
+import { DEFAULT_POLICY, LOCAL_OUTBOUND, LOCAL_POLICY } from "../outbound/route.js";
 import { canonicalJson } from "./chain.js";
 
 export interface ReceiptContext {
@@ -31,10 +32,33 @@ function authenticationOf(r: RecipientResult): ReceiptAuthentication {
   return "none";
 }
 
-/** SHA-256 (16 hex digits) of a policy as compiled into the relay's config. */
-export function policyRevision(config: RelayConfig, name: string | undefined): string | undefined {
-  const p = name ? config.policies.find((x) => x.name === name) : undefined;
-  return p ? createHash("sha256").update(canonicalJson(p)).digest("hex").slice(0, 16) : undefined;
+/**
+ * What a delivery line's route name stands for: a MailDomainPolicy by its name, "default" the
+ * catch-all (config.defaultOutbound, named by the MailDomainPolicy it was compiled from, if any),
+ * "local" a local domain no policy names. Its name for the receipt, its outbound settings and its
+ * revision: SHA-256 (16 hex digits) of what the relay's config compiled.
+ */
+export function routePolicy(
+  config: RelayConfig,
+  route: string | undefined,
+): { name?: string; outbound?: Outbound; revision?: string } {
+  const revision = (v: unknown): string =>
+    createHash("sha256").update(canonicalJson(v)).digest("hex").slice(0, 16);
+  if (route === DEFAULT_POLICY) {
+    const compiled = {
+      defaultOutbound: config.defaultOutbound,
+      defaultOutboundPolicy: config.defaultOutboundPolicy,
+    };
+    return {
+      name: config.defaultOutboundPolicy ?? DEFAULT_POLICY,
+      outbound: config.defaultOutbound,
+      revision: revision(compiled),
+    };
+  }
+  if (route === LOCAL_POLICY)
+    return { name: LOCAL_POLICY, outbound: LOCAL_OUTBOUND, revision: revision(LOCAL_OUTBOUND) };
+  const p = route ? config.policies.find((x) => x.name === route) : undefined;
+  return p ? { name: p.name, outbound: p.outbound, revision: revision(p) } : route ? { name: route } : {};
 }
 
 /** The receipt of a delivered recipient (`line.status` sent); undefined for any other result. */
@@ -43,9 +67,8 @@ export function receiptOf(line: DeliveryLine, r: RecipientResult, c: ReceiptCont
   const rec = r.attempt?.record;
   const s = rec?.session;
   const authenticated = authenticationOf(r);
-  const policy = c.config.policies.find((p) => p.name === line.tls.policy);
-  const revision = policyRevision(c.config, line.tls.policy);
-  const caFile = policy?.outbound.tls.caFile;
+  const policy = routePolicy(c.config, line.tls.policy);
+  const caFile = policy.outbound?.tls.caFile;
   return {
     queueId: line.queueId,
     ...(line.messageId ? { messageId: line.messageId } : {}),
@@ -85,8 +108,8 @@ export function receiptOf(line: DeliveryLine, r: RecipientResult, c: ReceiptCont
         }
       : {}),
     policy: {
-      ...(line.tls.policy ? { name: line.tls.policy } : {}),
-      ...(revision ? { revision } : {}),
+      ...(policy.name ? { name: policy.name } : {}),
+      ...(policy.revision ? { revision: policy.revision } : {}),
       configHash: c.configHash,
       generation: c.config.generation,
     },

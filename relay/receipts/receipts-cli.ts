@@ -2,7 +2,7 @@
 //   sealpost receipts export [--domain D] [--since T]   JSON lines from a relay's admin port (or every
 //                                                      pod of a MailRelay with --fleet, like
 //                                                      `sealpost queue list --fleet`)
-//   sealpost receipts verify FILE [--public-key KEY]    checks a log or an export; names the first
+//   sealpost receipts verify FILE [--public-key KEY]... checks a log or an export; names the first
 //                                                      bad entry (line and why), exit 1
 import { readFile, writeFile } from "node:fs/promises";
 import { createPublicKey, type KeyObject } from "node:crypto";
@@ -30,8 +30,10 @@ flags:
   -n, --namespace NS  with --fleet: the MailRelay's namespace (default: the kubeconfig context's)
   --admin-port PORT   with --fleet: the pods' admin port (default 8080)
   --token-file FILE   file holding the admin token (default: $SEALPOST_ADMIN_TOKEN)
-  --public-key KEY    with verify: the key to check signatures with (base64 SPKI as /status shows it,
-                      or a file holding it or a PEM public key); default: the export's header
+  --public-key KEY    with verify: a key to check signatures with (base64 SPKI as /status shows it, or
+                      a file holding keys: one base64 SPKI a line, or PEM public keys); several for a
+                      fleet. Given, every chain's key must be one of them and every entry must be
+                      covered by a checkpoint. Default: each export header's own key (NOT pinned)
   -h, --help          this help
 
 environment:
@@ -46,17 +48,21 @@ export interface ReceiptsCliIo {
 }
 
 /** `verify`'s report as text. Pure. */
-export function formatVerify(file: string, r: VerifyReport, keyChecked: boolean): string {
-  if (!r.ok) return `${file}: line ${r.bad!.line}: ${r.bad!.why}\n`;
+export function formatVerify(file: string, r: VerifyReport, pinned: boolean): string {
+  if (!r.ok) return printable(`${file}: line ${r.bad!.line}: ${r.bad!.why}`) + "\n";
   const lines = [
     `${file}: ok: ${r.receipts} receipt(s), ${r.redacted} redacted, ${r.checkpoints} checkpoint(s)` +
       ` in ${r.chains} chain(s)${r.first !== undefined ? `, seq ${r.first}..${r.last}` : ""}`,
   ];
+  for (const h of r.headers) lines.push(`chain of ${h.relay} pod ${h.pod}: key ${h.keyId}`);
   if (r.checkpoints)
     lines.push(
-      keyChecked
-        ? `signatures verified with key ${r.keyIds.join(", ")}`
-        : `signatures NOT checked (no --public-key, no export header); signed by key ${r.keyIds.join(", ")}`,
+      pinned
+        ? `signatures verified with key ${r.keyIds.join(", ")} (given with --public-key)`
+        : r.headers.length
+          ? `signatures verified with key ${r.keyIds.join(", ")}: the key each export header supplies, ` +
+            `NOT pinned (pass --public-key with the keys noted from /status)`
+          : `signatures NOT checked (no --public-key, no export header); signed by key ${r.keyIds.join(", ")}`,
     );
   if (r.unsigned)
     lines.push(`warning: the last ${r.unsigned} entr(ies) follow the last checkpoint: not signed yet`);
@@ -65,11 +71,19 @@ export function formatVerify(file: string, r: VerifyReport, keyChecked: boolean)
   return lines.map(printable).join("\n") + "\n";
 }
 
-async function publicKeyOf(arg: string): Promise<KeyObject> {
+/** The keys of one --public-key: a base64 SPKI, or a file of them (one a line) or of PEM public keys. */
+async function publicKeysOf(arg: string): Promise<KeyObject[]> {
   let text = arg;
   if (!/^[A-Za-z0-9+/=]{40,}$/.test(arg)) text = (await readFile(arg, "utf8")).trim();
-  if (text.includes("-----BEGIN")) return createPublicKey(text);
-  return createPublicKey({ key: Buffer.from(text, "base64"), format: "der", type: "spki" });
+  if (text.includes("-----BEGIN"))
+    return (text.match(/-----BEGIN [^-]+-----[^-]+-----END [^-]+-----/g) ?? []).map((pem) =>
+      createPublicKey(pem),
+    );
+  return text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("#"))
+    .map((l) => createPublicKey({ key: Buffer.from(l, "base64"), format: "der", type: "spki" }));
 }
 
 /** Runs the CLI; returns the exit code (0 ok, 1 failed or a bad entry, 2 usage). */
@@ -88,7 +102,7 @@ export async function runReceiptsCli(argv: string[], io: ReceiptsCliIo): Promise
         domain: { type: "string" },
         since: { type: "string" },
         output: { type: "string", short: "o" },
-        "public-key": { type: "string" },
+        "public-key": { type: "string", multiple: true },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -110,10 +124,12 @@ export async function runReceiptsCli(argv: string[], io: ReceiptsCliIo): Promise
       );
       return 2;
     }
-    let key: KeyObject | undefined;
-    if (v["public-key"] !== undefined)
+    const keys: KeyObject[] = [];
+    for (const arg of v["public-key"] ?? [])
       try {
-        key = await publicKeyOf(v["public-key"]);
+        const found = await publicKeysOf(arg);
+        if (!found.length) throw new Error(`no public key in ${arg}`);
+        keys.push(...found);
       } catch (e) {
         io.err(printable(`sealpost receipts verify: --public-key: ${(e as Error).message}`) + "\n");
         return 2;
@@ -125,9 +141,8 @@ export async function runReceiptsCli(argv: string[], io: ReceiptsCliIo): Promise
       io.err(printable(`sealpost receipts verify: ${(e as Error).message}`) + "\n");
       return 1;
     }
-    const r = verifyReceipts(text, key);
-    const keyChecked = key !== undefined || /^\{[^\n]*"kind":"export"/.test(text);
-    const report = formatVerify(file, r, keyChecked);
+    const r = verifyReceipts(text, keys.length ? keys : undefined);
+    const report = formatVerify(file, r, keys.length > 0);
     if (r.ok) io.out(report);
     else io.err(report);
     return r.ok ? 0 : 1;
