@@ -183,12 +183,28 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
       () => partnerA!.stop(),
     );
 
+    // Ready pods of the StatefulSet's current revision, once its rollout is complete: the operator
+    // may still change the pod template right after the install (a first render before the
+    // certificate and credentials are in place), and a pod read before that rollout is replaced
+    // under the test (seen in CI: "the relay task of edge-0 runs (ctr tasks ls: undefined)")
     const pods = await waitFor(
-      "the relay StatefulSet's 2 pods Ready",
+      "the relay StatefulSet's 2 pods Ready, its rollout complete",
       async () => {
+        const sts = await getJson(["get", "statefulset", "-n", NS, RELAY]);
+        const revision = sts.status?.updateRevision as string | undefined;
+        if (
+          !revision ||
+          sts.status?.currentRevision !== revision ||
+          sts.status?.updatedReplicas !== 2 ||
+          sts.status?.readyReplicas !== 2
+        )
+          return undefined;
         const list = await getJson(["get", "pods", "-n", NS, "-l", `sealpost.dev/relay=${RELAY}`]);
-        const ready = list.items.filter((p: any) =>
-          p.status?.conditions?.some((c: any) => c.type === "Ready" && c.status === "True"),
+        const ready = list.items.filter(
+          (p: any) =>
+            p.metadata?.labels?.["controller-revision-hash"] === revision &&
+            !p.metadata?.deletionTimestamp &&
+            p.status?.conditions?.some((c: any) => c.type === "Ready" && c.status === "True"),
         );
         return ready.length === 2 ? ready : undefined;
       },
@@ -210,7 +226,12 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
       const id = cid.replace(/^containerd:\/\//, "");
       const line = tasks.split("\n").find((l) => l.startsWith(id));
       const pid = Number(line?.split(/\s+/)[1]);
-      assert.ok(pid > 0, `the relay task of ${p.metadata.name} runs (ctr tasks ls: ${line})`);
+      assert.ok(
+        pid > 0,
+        `the relay task of ${p.metadata.name} runs (ctr tasks ls: ${line}; container ${id}, restarts ${
+          (p.status.containerStatuses as any[]).find((c) => c.name === "relay")?.restartCount
+        })`,
+      );
       const status = readFileSync(`/proc/${pid}/status`, "utf8");
       assert.match(status, /^Uid:\s+65532\s+65532\s+65532\s+65532$/m, "the relay runs as uid 65532");
       const rootMount = readFileSync(`/proc/${pid}/mounts`, "utf8")
