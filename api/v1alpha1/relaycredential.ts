@@ -102,7 +102,7 @@ export const RelayCredentialSpec = z
           .max(64)
           .optional()
           .describe(
-            "The recipient domains a MailDomainPolicy using this credential may cover: each of the policy's domains must be one of these, or under a *.domain here. A catch-all policy is never covered. For a password, a policy that sets outbound.nextHop also needs that host in nextHops.",
+            "The recipient domains a MailDomainPolicy using this credential may cover: each of the policy's domains must be one of these, or under a *.domain here. A catch-all policy is never covered. For a password, a policy that sets outbound.nextHop needs that host within these domains or listed in nextHops.",
           )
           .meta({ "x-kubernetes-list-type": "set" }),
         nextHops: z

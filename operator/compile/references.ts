@@ -134,8 +134,8 @@ function covered(pattern: string, allowed: string): boolean {
  * spec.restrictTo, finding 5 of issue 14), or undefined. Pure. A password without restrictTo is
  * never sent (attack review of issue 17, 3c): whoever may write a MailDomainPolicy in the namespace
  * could otherwise name any server of theirs as nextHop and receive it; for the same reason a policy
- * with its own nextHop may use a password only if restrictTo.nextHops lists that host (security
- * review: restrictTo.domains alone does not bound where it goes). A client certificate
+ * with its own nextHop may use a password only if restrictTo.nextHops lists that host or the host lies
+ * within restrictTo.domains (security review: a covered domain's policy could name any server). A client certificate
  * proves possession of its key and gives none away, so it may go unrestricted.
  */
 export function credentialScopeProblem(
@@ -156,9 +156,15 @@ export function credentialScopeProblem(
   }
   // a policy that names its own next hop decides where the password goes: restrictTo.domains alone
   // would let whoever may write a policy for a covered domain (an unclaimed subdomain under a
-  // wildcard) point it at a server of theirs (security review), so the host must be listed
-  if (c.spec.type === "password" && nextHop && !r.nextHops)
-    return `the policy sets outbound.nextHop ${nextHop}, and a password credential is sent to a next hop only if its restrictTo.nextHops lists it (restrictTo.domains alone does not say which servers may receive it): add ${nextHop} to the RelayCredential's restrictTo.nextHops, or remove outbound.nextHop from the policy to deliver to the domain's MX hosts`;
+  // wildcard) point it at a server of theirs (security review), so the host must be listed in
+  // restrictTo.nextHops or itself lie within restrictTo.domains (a host in the partner's own DNS)
+  if (
+    c.spec.type === "password" &&
+    nextHop &&
+    !r.nextHops &&
+    !(r.domains ?? []).some((allowed) => covered(nextHop.replace(/\.$/, ""), allowed))
+  )
+    return `the policy sets outbound.nextHop ${nextHop}, which is outside restrictTo.domains (${(r.domains ?? []).join(", ")}), and a password credential goes to a next hop only within those domains or listed in restrictTo.nextHops: add ${nextHop} to the RelayCredential's restrictTo.nextHops, or remove outbound.nextHop from the policy to deliver to the domain's MX hosts`;
   if (r.nextHops) {
     if (!nextHop)
       return `restrictTo.nextHops (${r.nextHops.join(", ")}) allows only those servers, but the policy delivers to the domain's MX hosts: set outbound.nextHop to one of them`;

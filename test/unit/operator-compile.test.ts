@@ -390,7 +390,7 @@ describe("compile", () => {
     ]);
   });
 
-  it("a password restricted by domains only never goes to a policy's own nextHop (security review)", () => {
+  it("a password restricted by domains only goes to a policy's own nextHop only within those domains (security review)", () => {
     // the attack: the credential covers *.partner.example; a namespace user writes a policy for the
     // unclaimed new.partner.example with outbound.nextHop at their own server and the credential
     const v = clusterView({ secrets: { "partner-login": ["password"] }, credentials: [login] });
@@ -419,6 +419,17 @@ describe("compile", () => {
       r.config.policies.find((p) => p.name === "mail/evil"),
       undefined,
     );
+    // a next hop inside the covered domains (the partner's own smarthost, in its DNS) is allowed
+    const smarthost = policy("smarthost", {
+      domains: ["new.partner.example"],
+      outbound: {
+        tls: { mode: "verify", trustSystemRoots: true },
+        auth: { credentialRef: { name: "partner-login" } },
+        nextHop: { host: "smtp.partner.example", port: 587 },
+      },
+    });
+    const ok = compileRelayConfig(relay(), [smarthost], v);
+    assert.deepEqual(ok.included, ["mail/smarthost"]);
   });
 
   it("a password credential without restrictTo is sent nowhere (attack review 3c)", () => {
