@@ -11,6 +11,7 @@
 // fleetTargets and mergeListings are pure; discoverFleet is the Kubernetes API call
 // (test/integration/ops-queue-fleet.test.ts runs it against a real kube-apiserver).
 import { relaySelector } from "../contract/pod-labels.js";
+import { readFile } from "node:fs/promises";
 import { printable } from "../printable.js";
 import {
   relayPodsOf,
@@ -164,5 +165,35 @@ export async function commandTargets(
   } catch (e) {
     err(printable(`${command}: listing the pods of MailRelay ${v.fleet}: ${(e as Error).message}`) + "\n");
     return 1;
+  }
+}
+
+/** What an admin-port command (`sealpost queue`, `sealpost receipts`) reads and writes; tests inject it. */
+export interface AdminCliIo {
+  out(s: string): void;
+  err(s: string): void;
+  fetch?: typeof fetch;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** The admin URLs given with --admin, else the relay's own admin port (inside the pod: `kubectl exec`). */
+export const adminUrls = (given: string[] | undefined): string[] =>
+  given?.length ? given : ["http://127.0.0.1:8080"];
+
+/**
+ * The admin token: --token-file's content, else $SEALPOST_ADMIN_TOKEN, else none; or exit code 2
+ * after saying why the file could not be read.
+ */
+export async function adminToken(
+  tokenFile: string | undefined,
+  io: AdminCliIo,
+  command: string,
+): Promise<string | number> {
+  if (!tokenFile) return (io.env ?? process.env).SEALPOST_ADMIN_TOKEN ?? "";
+  try {
+    return (await readFile(tokenFile, "utf8")).trim();
+  } catch (e) {
+    io.err(printable(`${command}: --token-file ${tokenFile}: ${(e as Error).message}`) + "\n");
+    return 2;
   }
 }

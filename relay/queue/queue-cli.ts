@@ -13,11 +13,17 @@
 // (all must hold), or --all.
 // --admin defaults to http://127.0.0.1:8080 (inside the relay pod: `kubectl exec`); the token comes
 // from --token-file or SEALPOST_ADMIN_TOKEN.
-import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { printable, safeJson } from "../printable.js";
 import type { MessageView, QueueAction } from "./admin-api.js";
-import { commandTargets, mergeListings, type PodListing } from "./fleet.js";
+import {
+  adminToken,
+  adminUrls,
+  commandTargets,
+  mergeListings,
+  type AdminCliIo,
+  type PodListing,
+} from "./fleet.js";
 import { parseAge } from "./selection.js";
 
 const USAGE = `usage: sealpost queue <command> [<id>...] [flags]
@@ -57,12 +63,7 @@ environment:
   SEALPOST_ADMIN_TOKEN  the admin token when --token-file is not given (default: none)
 `;
 
-export interface QueueCliIo {
-  out(s: string): void;
-  err(s: string): void;
-  fetch?: typeof fetch;
-  env?: NodeJS.ProcessEnv;
-}
+export type QueueCliIo = AdminCliIo;
 
 function age(seconds: number): string {
   if (seconds < 60) return `${seconds}s`;
@@ -198,18 +199,9 @@ export async function runQueueCli(argv: string[], io: QueueCliIo): Promise<numbe
     io.out(USAGE);
     return 0;
   }
-  const env = io.env ?? process.env;
-  let token = env.SEALPOST_ADMIN_TOKEN ?? "";
-  const tokenFile = args.values["token-file"];
-  if (tokenFile) {
-    try {
-      token = (await readFile(tokenFile, "utf8")).trim();
-    } catch (e) {
-      io.err(printable(`sealpost queue: --token-file ${tokenFile}: ${(e as Error).message}`) + "\n");
-      return 2;
-    }
-  }
-  const admins = args.values.admin?.length ? args.values.admin : ["http://127.0.0.1:8080"];
+  const token = await adminToken(args.values["token-file"], io, "sealpost queue");
+  if (typeof token === "number") return token;
+  const admins = adminUrls(args.values.admin);
   const fetchAt = async (baseUrl: string, method: string, path: string): Promise<unknown> => {
     const url = `${baseUrl.replace(/\/+$/, "")}${path}`;
     const r = await (io.fetch ?? fetch)(url, {

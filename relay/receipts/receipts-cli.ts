@@ -8,7 +8,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { parseArgs } from "node:util";
 import { printable } from "../printable.js";
-import { commandTargets } from "../queue/fleet.js";
+import { adminToken, adminUrls, commandTargets, type AdminCliIo } from "../queue/fleet.js";
 import { verifyReceipts, type VerifyReport } from "./chain.js";
 
 const USAGE = `usage: sealpost receipts <command> [flags]
@@ -40,12 +40,7 @@ environment:
   SEALPOST_ADMIN_TOKEN  the admin token when --token-file is not given (default: none)
 `;
 
-export interface ReceiptsCliIo {
-  out(s: string): void;
-  err(s: string): void;
-  fetch?: typeof fetch;
-  env?: NodeJS.ProcessEnv;
-}
+export type ReceiptsCliIo = AdminCliIo;
 
 /** `verify`'s report as text. Pure. */
 export function formatVerify(file: string, r: VerifyReport, pinned: boolean): string {
@@ -155,16 +150,9 @@ export async function runReceiptsCli(argv: string[], io: ReceiptsCliIo): Promise
     );
     return 2;
   }
-  const env = io.env ?? process.env;
-  let token = env.SEALPOST_ADMIN_TOKEN ?? "";
-  if (v["token-file"])
-    try {
-      token = (await readFile(v["token-file"], "utf8")).trim();
-    } catch (e) {
-      io.err(printable(`sealpost receipts: --token-file: ${(e as Error).message}`) + "\n");
-      return 2;
-    }
-  const admins = v.admin?.length ? v.admin : ["http://127.0.0.1:8080"];
+  const token = await adminToken(v["token-file"], io, "sealpost receipts");
+  if (typeof token === "number") return token;
+  const admins = adminUrls(v.admin);
   const targets = await commandTargets(v, admins, "sealpost receipts", (s) => io.err(s));
   if (typeof targets === "number") return targets;
   const q = new URLSearchParams();
