@@ -18,6 +18,7 @@ import type { FailureCode } from "../contract/failure.js";
 import type { TlsLevel } from "../../api/v1alpha1/tls-floors.js";
 import type { Failure } from "../contract/failure.js";
 import { spkiPin } from "./pins.js";
+import { VERSION_ORDER } from "./tls-policy.js";
 
 /** What an audited policy says of one session: fine, or the code and reason it would have deferred with. */
 export type AuditVerdict = { ok: true } | { ok: false; code: FailureCode; reason: string };
@@ -44,8 +45,6 @@ export interface AuditSession {
   /** The chain the peer sent (DER, leaf first). */
   chain: readonly Buffer[];
 }
-
-const VERSION_ORDER = ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"];
 
 function within(c: X509Certificate, now: Date): boolean {
   return new Date(c.validFrom) <= now && now <= new Date(c.validTo);

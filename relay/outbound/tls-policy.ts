@@ -296,7 +296,8 @@ export interface Observed {
   pinMatched?: boolean;
 }
 
-const VERSION_ORDER = ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"];
+/** TLS versions oldest first, those a peer may negotiate too (a session is judged against minVersion). */
+export const VERSION_ORDER = ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"];
 
 /** The level a session actually reached. Pure. */
 export function achieved(o: Observed): TlsLevel {
