@@ -1,6 +1,7 @@
 // Protocol limits of the inbound listeners, on top of what smtp-server already enforces (early
-// talkers get 421, plaintext pipelined behind STARTTLS is discarded, only <CRLF>.<CRLF> ends DATA,
-// SIZE= above the limit is refused at MAIL FROM, idle timeout):
+// talkers outside relayFrom get 421 (greet-wait.ts), plaintext pipelined behind STARTTLS is
+// discarded, only <CRLF>.<CRLF> ends DATA, SIZE= above the limit is refused at MAIL FROM, idle
+// timeout):
 //  - command line length (RFC 5321 4.5.3.1.4: 512 octets with the CRLF; extensions raise it for
 //    MAIL (SIZE, ENVID, ...), RCPT (ORCPT +500, RFC 3461) and AUTH (12288, RFC 4954)): longer
 //    lines get `500 5.5.2 Line too long` and the session goes on; past the AUTH limit smtp-server

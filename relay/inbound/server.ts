@@ -52,6 +52,7 @@ import {
   SESSION_LIMITS_OPTION,
 } from "./limits.js";
 import { installFastDataScan } from "./data-scan.js";
+import { GREET_WAIT_OPTION, greetWaitMs, installGreetWait } from "./greet-wait.js";
 import { ProxyFronts } from "./proxy-protocol.js";
 import { installReplyCodes, smtpError } from "./replies.js";
 import { REQUIRETLS_SERVER_OPTIONS, requireTlsOf } from "./requiretls.js";
@@ -134,6 +135,7 @@ export class InboundListeners {
     installReplyCodes();
     installProtocolLimits();
     installFastDataScan();
+    installGreetWait();
   }
 
   /** Ports actually bound (after start), by listener. */
@@ -227,6 +229,10 @@ export class InboundListeners {
       socketTimeout: c.inbound.limits.idleTimeoutSeconds * 1000,
       ...{ maxCommandLength: MAX_COMMAND_LENGTH },
       ...{ [SESSION_LIMITS_OPTION]: (): SessionLimits => this.d.current().loaded.config.inbound.limits },
+      ...{
+        [GREET_WAIT_OPTION]: (ip: string): number =>
+          greetWaitMs(decideInbound(this.d.current().inbound, normalizeIp(ip), kind).relayFrom),
+      },
       ...REQUIRETLS_SERVER_OPTIONS,
       ...(c.listeners[kind].proxyProtocol?.enabled ? { useProxy: true } : {}),
       logger: false,

@@ -176,13 +176,27 @@ describe("SMTP smuggling", () => {
 
 describe("pipelining abuse", () => {
   it("commands before the greeting get 421 and the connection is closed", async () => {
-    const c = await hostileConnect(portsA.smtp, { noGreeting: true });
+    // 127.0.0.2 is outside relayFrom: an untrusted client, which waits for the greeting
+    const c = await hostileConnect(portsA.smtp, { noGreeting: true, localAddress: "127.0.0.2" });
     open.push(c);
     c.write("EHLO early.test\r\nMAIL FROM:<a@sender.test>\r\n");
     const [r] = await c.replies(1);
     assert.match(r!, /^421 .*too soon/i);
     await c.waitClosed();
     await serves();
+  });
+
+  it("a client in relayFrom is greeted at once: no pregreet wait, as postscreen's permit_mynetworks", async () => {
+    // the EHLO is written before any byte of the greeting could have arrived; a trusted client is
+    // ready before its first byte is read, so the EHLO is answered instead of 421 "too soon"
+    const c = await hostileConnect(portsA.smtp, { noGreeting: true, localAddress: "127.0.0.1" });
+    open.push(c);
+    c.write("EHLO trusted.test\r\n");
+    const [greeting, ehlo] = await c.replies(2);
+    assert.match(greeting!, /^220 /);
+    assert.match(ehlo!, /^250[- ]/);
+    c.write("QUIT\r\n");
+    await c.waitClosed();
   });
 
   it("a whole transaction and QUIT in one packet (body pipelined after DATA) is one message", async () => {
