@@ -32,6 +32,7 @@ import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
 import { treeCpuSeconds, vmHwmKb } from "../relay/measure.js";
 import { buildCompiled } from "./build.js";
 import { diffCounters, scrape, ZERO_COUNTERS, type OperatorCounters } from "./metrics.js";
+import { measureFloor, type FloorFigures } from "./floor.js";
 import { ConvergenceWatch } from "./watch.js";
 
 const NS = "bench";
@@ -106,6 +107,8 @@ export interface OperatorFigures {
   memoryMb: OperatorCounters["memoryMb"];
   coldStart?: ColdStartFigures;
   coldStartNoStatus?: ColdStartFigures;
+  /** The apiserver's floor for the same burst (bench/operator/floor.ts), measured just before. */
+  floor?: FloorFigures;
 }
 
 export interface OperatorBenchOptions {
@@ -240,13 +243,16 @@ export async function runOperatorBench(o: OperatorBenchOptions): Promise<Operato
       await cp.applyCrds([...sealpostCrdFiles(), ...certManagerCrdFiles()]);
       const admin = new KubeClient(cp.kubeConfig);
       await ensureNamespace(admin, NS);
+      // the floor first, on the same control plane, its objects deleted before the operator starts
+      const floor = await measureFloor(admin, n);
+      o.log(`  apiserver floor: ${n} POSTs + ${n} status writes in ${floor.seconds} s`);
       const id = await operatorIdentity(cp);
       watch = new ConvergenceWatch(admin, NS);
       await watch.start();
       let started = await startOperatorProcess(cp, id.kubeconfigPath, o, `${n}-burst`);
       op = started.m;
       const cpCpu = (): number => cp.processes.reduce((a, p) => a + treeCpuSeconds(p.child.pid!), 0);
-      const figures = await measure(admin, watch, started, n, relays, o, cpCpu);
+      const figures = { ...(await measure(admin, watch, started, n, relays, o, cpCpu)), floor };
       out.push(figures);
       o.log(summary(figures));
       await op.stop(20_000);

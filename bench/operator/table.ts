@@ -7,14 +7,15 @@ const kb = (b: number): number => Math.round(b / 102.4) / 10;
 
 export function operatorBurstTable(figs: OperatorFigures[]): string {
   const head = [
-    "policies", "relays", "create s", "converge s", "after last POST s", "writes", "writes/policy",
-    "writes +3 s", "connections", "reconciles (policy/relay)", "change s", "change writes",
+    "policies", "relays", "create s", "converge s", "floor s", "converge / floor", "after last POST s",
+    "writes", "writes/policy", "writes +3 s", "connections", "reconciles (policy/relay)", "change s", "change writes",
     "config.json KB", "gzip KB", "CPU s", "apiserver+etcd CPU s", "peak RSS MB",
   ]; // prettier-ignore
   return table(
     head,
     figs.map((f) => [
-      f.policies, f.relays, f.createSeconds, `${f.convergeSeconds}${no(f.converged)}`, f.afterLastPostSeconds,
+      f.policies, f.relays, f.createSeconds, `${f.convergeSeconds}${no(f.converged)}`, f.floor?.seconds ?? "",
+      f.floor?.seconds ? Math.round((f.convergeSeconds / f.floor.seconds) * 100) / 100 : "", f.afterLastPostSeconds,
       f.writes, f.writesPerPolicy, f.writesAfterSettle, f.connections,
       `${f.reconciles.maildomainpolicy ?? 0}/${f.reconciles.mailrelay ?? 0}`,
       `${f.changeConvergeSeconds}${no(f.changeConverged)}`, f.changeWrites, kb(f.configJsonBytes), kb(f.configBytes),
