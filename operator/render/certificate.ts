@@ -29,6 +29,24 @@ export function renderServerCertificate(owner: Owner, hostname: string, ref: Iss
   };
 }
 
+/** The certificate of the MTA-STS endpoint: every mta-sts.<domain> it serves (spec.mtaSts). */
+export function renderMtaStsCertificate(owner: Owner, dnsNames: string[], ref: IssuerRef): CertificateObject {
+  const labels = relayLabels(owner.name);
+  return {
+    apiVersion: "cert-manager.io/v1",
+    kind: "Certificate",
+    metadata: objectMeta(owner, names.mtaStsCertificate(owner.name), labels),
+    spec: {
+      secretName: names.mtaStsCertificateSecret(owner.name),
+      dnsNames: [...dnsNames],
+      issuerRef: issuer(ref),
+      usages: ["server auth", "digital signature", "key encipherment"],
+      privateKey: { algorithm: "ECDSA", size: 256, rotationPolicy: "Always" },
+      secretTemplate: { labels },
+    },
+  };
+}
+
 export function renderClientCertificate(
   owner: Owner,
   secretName: string,
