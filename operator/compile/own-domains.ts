@@ -61,7 +61,7 @@ export function compileOwnDomains(relay: MailRelay, view: ClusterView): Compiled
     : undefined;
   const reportAddresses = rx ? exactLocal(relay).map((d) => `${rx.localPart}@${d}`) : [];
   const https = Boolean(rx?.https && publication);
-  const secret = names.mtaStsCertificateSecret(relay.metadata.name ?? "");
+  const secret = names.mtaStsCertificate(relay.metadata.name ?? "");
   const issued = view.secrets.get(secret);
   const endpoint = Boolean(publication && issued?.keys.has("tls.crt") && issued.keys.has("tls.key"));
   const mounts = endpoint
