@@ -31,7 +31,7 @@ export const MtaStsSpec = z
       .max(64)
       .optional()
       .describe(
-        "The domains to publish the policy for; each needs the DNS records the status lists and gets mta-sts.<domain> in the endpoint's certificate. Absent: the exact (non-wildcard) entries of spec.inbound.localDomains.",
+        "The domains to publish the policy for; each needs the DNS records the status lists and gets mta-sts.<domain> in the endpoint's certificate (with the chart's admission policy, the namespace must be granted each mta-sts.<domain>, annotation sealpost.dev/allowed-hostnames). Absent: the exact (non-wildcard) entries of spec.inbound.localDomains.",
       )
       .meta({ "x-kubernetes-list-type": "set" }),
   })

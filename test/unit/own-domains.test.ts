@@ -1,6 +1,7 @@
 // Our own domains, the pure parts: the MTA-STS policy text and id (the relay's parser accepts the
 // text; the id changes exactly when the text does), the DNS records, the report decoding against
 // hostile bodies, the MIME walk, the bounded figures, and the operator's compile and render.
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-assignment -- assertions walk rendered JSON */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
@@ -23,6 +24,8 @@ import { ownDomainsStatus } from "../../operator/status/own-domains.js";
 import { compileOwnDomains } from "../../operator/compile/own-domains.js";
 import { MailRelay } from "../../api/v1alpha1/mailrelay.js";
 import type { ClusterView } from "../../operator/compile/references.js";
+import type { KubeObject } from "../../operator/runtime/kube.js";
+import { clusterView, mailRelay as fixtureRelay, renderRelay } from "../support/operator-fixtures.js";
 
 const LIMITS = { maxReportBytes: 1024 * 1024, maxDecompressedBytes: 16 * 1024 * 1024 };
 const POLICY = {
@@ -312,5 +315,46 @@ describe("operator: compile of spec.mtaSts and spec.tlsRptReceiver", () => {
     });
     assert.equal(c.ownDomains?.tlsRpt?.https, true);
     assert.equal(c.ownDomains?.tlsRpt?.maxDecompressedBytes, 16 * 1024 * 1024);
+  });
+});
+
+describe("operator: the rendered objects of the MTA-STS endpoint", () => {
+  const r = fixtureRelay({
+    inbound: { localDomains: ["example.com"], internalNextHop: { host: "exchange" } },
+    mtaSts: {},
+    tlsRptReceiver: {},
+  });
+  type Spec = KubeObject & { spec: any };
+  const find = (objects: KubeObject[], kind: string) => objects.find((o) => o.kind === kind) as Spec;
+
+  it("before the certificate is issued: no port anywhere, nothing mounted", () => {
+    const { objects } = renderRelay(r, clusterView());
+    assert.ok(!find(objects, "Service").spec.ports.some((p: { name: string }) => p.name === "mta-sts"));
+    const c = find(objects, "StatefulSet").spec.template.spec.containers[0];
+    assert.ok(!c.ports.some((p: { name: string }) => p.name === "mta-sts"));
+  });
+
+  it("once issued: Service 443 -> the container's mta-sts port, open in the NetworkPolicy, the Secret mounted", () => {
+    const { objects, compiled } = renderRelay(
+      r,
+      clusterView({ secrets: { "edge-mta-sts": ["tls.crt", "tls.key"] } }),
+    );
+    assert.deepEqual(
+      find(objects, "Service").spec.ports.find((p: { name: string }) => p.name === "mta-sts"),
+      { name: "mta-sts", port: 443, targetPort: "mta-sts", protocol: "TCP" },
+    );
+    const c = find(objects, "StatefulSet").spec.template.spec.containers[0];
+    assert.deepEqual(
+      c.ports.find((p: { name: string }) => p.name === "mta-sts"),
+      {
+        name: "mta-sts",
+        containerPort: 8443,
+        protocol: "TCP",
+      },
+    );
+    const ingress = find(objects, "NetworkPolicy").spec.ingress[0].ports.map((p: { port: number }) => p.port);
+    assert.ok(ingress.includes(8443));
+    assert.ok(compiled.sources.some((s) => s.name === "edge-mta-sts"));
+    assert.deepEqual(compiled.own.certificateNames, ["mta-sts.example.com"]);
   });
 });
