@@ -36,6 +36,7 @@ import { handleReceiptsRequest } from "./receipts/admin-api.js";
 import { receiptOf } from "./receipts/receipt.js";
 import { ReceiptLog } from "./receipts/receipt-log.js";
 import { startTlsRptReporting, type TlsRptReporting } from "./tlsrpt-reporting.js";
+import { startOwnDomains, type OwnDomainsService } from "./own-domains/service.js";
 
 export interface RelayOptions {
   configDir: string;
@@ -85,6 +86,8 @@ export class Relay {
   /** The queue found at startup is not in the scheduler yet: depth() does not count it. */
   private recovering = false;
   private audit!: AuditBook;
+  /** MTA-STS published and TLS-RPT received for our own domains (relay/own-domains/). */
+  private own!: OwnDomainsService;
   private certificates!: PartnerCertificates;
 
   private constructor(private o: RelayOptions) {
@@ -174,12 +177,18 @@ export class Relay {
     });
     this.metrics.bindQueue(this.scheduler);
     this.startTlsRpt(new TlsRptStore(c.queue.dir), spool);
+    this.own = await startOwnDomains({
+      loaded: () => this.state.loaded,
+      registry: this.metrics.registry,
+      log: this.log,
+    });
     this.listeners = new InboundListeners({
       current: () => this.state,
       spool,
       onQueued: (env) => this.queued(env),
       metrics: this.metrics,
       log: this.log,
+      tlsRpt: this.own.receiver,
     });
     await this.listeners.start();
     this.listening = true;
@@ -298,6 +307,7 @@ export class Relay {
       this.listeners.updateCertificate(cert, key);
       this.log.info({ event: "certificate-reloaded" }, "server certificate reloaded");
     }
+    this.own?.reloaded(prev);
   }
 
   private reload(next: LoadedConfig): void {
@@ -339,6 +349,8 @@ export class Relay {
   ports(): Record<string, number> {
     const out: Record<string, number> = Object.fromEntries(this.listeners?.bound ?? []);
     if (this.admin) out.admin = this.admin.port;
+    const sts = this.own?.port();
+    if (sts !== undefined) out.mtaSts = sts;
     return out;
   }
 
@@ -359,6 +371,7 @@ export class Relay {
       ...this.tlsWatchStatus(),
       ...this.stsStatus(),
       ...(this.receipts ? { receipts: this.receipts.status() } : {}),
+      ...(l.config.ownDomains?.tlsRpt ? { tlsRptReceived: this.own.receiver.figures.snapshot() } : {}),
       ...(this.drainer ? { draining: true, drain: this.drainer.status() } : {}),
       ...(this.listeners?.stopped() ? { stopped: true } : {}),
       ...(this.recovering ? { recovering: true } : {}),
@@ -445,6 +458,7 @@ export class Relay {
       const closed = new Promise<void>((r) => (admin ? admin.close(() => r()) : r()));
       admin?.closeAllConnections();
       await closed;
+      await this.own?.close();
       this.log.info({ event: "stopped" }, "stopped");
     })();
     return this.stopping;

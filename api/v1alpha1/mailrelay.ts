@@ -12,6 +12,7 @@ import { IssuerRef, keyRef, localRef } from "./references.js";
 import { int64, statusBase, timestamp } from "./status.js";
 import { InboundRequirement } from "./maildomainpolicy.js";
 import { relayPodFields } from "./relay-pod.js";
+import { MtaStsSpec, OwnDomainsStatus, ownDomainsRules, TlsRptReceiverSpec } from "./own-domains.js";
 
 /**
  * Address ranges that are never the Internet: private (RFC 1918, RFC 4193), shared (RFC 6598),
@@ -518,8 +519,11 @@ export const MailRelaySpec = z
     policySelector: labelSelector(
       "Which MailDomainPolicies of this namespace the relay enforces, by label (e.g. matchLabels: {relay: edge}). Absent or {}: all of them.",
     ).optional(),
+    mtaSts: MtaStsSpec.optional(),
+    tlsRptReceiver: TlsRptReceiverSpec.optional(),
   })
-  .describe("A relay fleet and what it enforces.");
+  .describe("A relay fleet and what it enforces.")
+  .meta(cel(...ownDomainsRules));
 export type MailRelaySpec = z.infer<typeof MailRelaySpec>;
 export type MailRelaySpecInput = z.input<typeof MailRelaySpec>;
 
@@ -542,6 +546,7 @@ export const MailRelayStatus = z
       })
       .optional()
       .describe("The server certificate."),
+    ownDomains: OwnDomainsStatus.optional(),
     queuedMessages: int64("Messages waiting in the queues, summed over pods.").optional(),
     orphanedQueueVolumes: z
       .array(z.string().max(253))

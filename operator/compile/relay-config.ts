@@ -33,6 +33,7 @@ import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
 import { Refs, secretPath, type ClusterView } from "./references.js";
 import { ownServiceAddresses } from "./self-addresses.js";
+import { compileOwnDomains, type CompiledOwnDomains } from "./own-domains.js";
 
 export interface CompileResult {
   config: RelayConfig;
@@ -54,6 +55,8 @@ export interface CompileResult {
   sources: ProjectedSource[];
   /** TCP ports the relay connects out to besides 25/465/587. */
   egressPorts: number[];
+  /** MTA-STS and TLS-RPT for the relay's own domains (own-domains.ts). */
+  own: CompiledOwnDomains;
 }
 
 /** The relay's own claim on its local domains (domain-claims.ts), which no policy may take. */
@@ -144,6 +147,8 @@ export function compileRelayConfig(
     for (const [name, m] of refs.configMaps) for (const [k, v] of m) mapIn(configMapItems, name).set(k, v);
     if (path) recipientFiles = [path];
   }
+  const own = compileOwnDomains(relay, view);
+  for (const m of own.mounts) mapIn(secretItems, m.secret).set(m.key, m.path);
   const listeners = spec.listeners;
   // the /queue admin endpoints' bearer token (absent: they are disabled)
   const tokenRef = spec.admin?.tokenSecretRef;
@@ -207,7 +212,15 @@ export function compileRelayConfig(
         : {}),
       maxMessageSize: quantityBytes(inbound.maxMessageSize),
       maxRecipients: inbound.maxRecipients,
-      ...(lr ? { localRecipients: { addresses: [...(lr.addresses ?? [])], files: recipientFiles } } : {}),
+      // the report addresses exist (their mail is read as a report, relay/inbound/tlsrpt-recipient.ts)
+      ...(lr
+        ? {
+            localRecipients: {
+              addresses: [...(lr.addresses ?? []), ...own.reportAddresses],
+              files: recipientFiles,
+            },
+          }
+        : {}),
       hopLimit: inbound.hopLimit,
       // deleted: the relay refuses new mail (421) so its queue can empty (controllers/mailrelay/deletion.ts)
       ...(relay.metadata.deletionTimestamp ? { stopped: true } : {}),
@@ -227,6 +240,7 @@ export function compileRelayConfig(
     },
     credentials: Object.fromEntries(Object.entries(credentials).sort((a, b) => a[0].localeCompare(b[0]))),
     ...(spec.dns?.servers?.length ? { dns: { servers: [...spec.dns.servers] } } : {}),
+    ...(own.ownDomains ? { ownDomains: own.ownDomains } : {}),
     policies: compiled.filter((p) => !p.domains.includes(CATCH_ALL)),
     deferredPolicies,
     ...(catchAll ? { defaultOutbound: catchAll.outbound, defaultOutboundPolicy: catchAll.name } : {}),
@@ -262,6 +276,7 @@ export function compileRelayConfig(
     relayProblems,
     sources,
     egressPorts: [...egress].filter((p) => ![25, 465, 587].includes(p)).sort((a, b) => a - b),
+    own,
   };
 }
 

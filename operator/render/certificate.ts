@@ -12,21 +12,36 @@ function issuer(ref: IssuerRef): cm.CertificateSpec["issuerRef"] {
   return { name: ref.name, kind: ref.kind ?? "Issuer", group: ref.group ?? "cert-manager.io" };
 }
 
-export function renderServerCertificate(owner: Owner, hostname: string, ref: IssuerRef): CertificateObject {
+/** A server certificate of the relay pods, in a Secret of the same name. */
+function relayServerCertificate(
+  owner: Owner,
+  name: string,
+  dnsNames: string[],
+  ref: IssuerRef,
+): CertificateObject {
   const labels = relayLabels(owner.name);
   return {
     apiVersion: "cert-manager.io/v1",
     kind: "Certificate",
-    metadata: objectMeta(owner, names.serverCertificate(owner.name), labels),
+    metadata: objectMeta(owner, name, labels),
     spec: {
-      secretName: names.serverCertificateSecret(owner.name),
-      dnsNames: [hostname],
+      secretName: name,
+      dnsNames: [...dnsNames],
       issuerRef: issuer(ref),
       usages: ["server auth", "digital signature", "key encipherment"],
       privateKey: { algorithm: "ECDSA", size: 256, rotationPolicy: "Always" },
       secretTemplate: { labels },
     },
   };
+}
+
+export function renderServerCertificate(owner: Owner, hostname: string, ref: IssuerRef): CertificateObject {
+  return relayServerCertificate(owner, names.serverCertificate(owner.name), [hostname], ref);
+}
+
+/** The certificate of the MTA-STS endpoint: every mta-sts.<domain> it serves (spec.mtaSts). */
+export function renderMtaStsCertificate(owner: Owner, dnsNames: string[], ref: IssuerRef): CertificateObject {
+  return relayServerCertificate(owner, names.mtaStsCertificate(owner.name), dnsNames, ref);
 }
 
 export function renderClientCertificate(

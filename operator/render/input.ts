@@ -95,6 +95,8 @@ export interface RelayRenderInput {
   };
   /** The compiled internal next hop (mail for local domains), reachable despite egressExcept. */
   internalNextHop?: { host: string; port: number };
+  /** The MTA-STS endpoint's container port, when the config serves it (Service port 443). */
+  mtaStsPort?: number;
   /** The smtp port of the fleet's own pods when the drain hands a queue over to them. */
   handoverPort?: number;
   pod: RelayPodSettings;

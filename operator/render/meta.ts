@@ -68,6 +68,8 @@ export const names = {
   configMap: (relay: string) => `${relay}-config`,
   serverCertificate: (relay: string) => `${relay}-tls`,
   serverCertificateSecret: (relay: string) => `${relay}-tls`,
+  /** cert-manager's Certificate (and its Secret, same name) for every mta-sts.<domain> (spec.mtaSts). */
+  mtaStsCertificate: (relay: string) => `${relay}-mta-sts`,
   pdb: (relay: string) => relay,
   networkPolicy: (relay: string) => relay,
   /** The fleet's own key for the queue handover (created by the operator, never the admin token). */

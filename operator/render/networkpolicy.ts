@@ -1,5 +1,5 @@
 // NetworkPolicy for relay pods. Pure.
-// In: the mail ports from anywhere; the admin port from the operator's pods and spec.networkPolicy's
+// In: the mail ports (and the MTA-STS endpoint's) from anywhere; the admin port from the operator's pods and spec.networkPolicy's
 // metricsFrom (Prometheus). Out: DNS (UDP and TCP 53); SMTP (25/465/587 and next-hop ports) and HTTPS
 // (443: MTA-STS policies, TLS-RPT reports) to the Internet, i.e. every address except egressExcept
 // (private, link-local incl. the metadata service, loopback by default), so a DNS answer naming an
@@ -94,7 +94,12 @@ export function renderNetworkPolicy(input: RelayRenderInput): KubeObject {
       podSelector: { matchLabels: relaySelector(relay) },
       policyTypes: ["Ingress", "Egress"],
       ingress: [
-        { ports: tcp(input.listeners.map((l) => l.port)) },
+        {
+          ports: tcp([
+            ...input.listeners.map((l) => l.port),
+            ...(input.mtaStsPort !== undefined ? [input.mtaStsPort] : []),
+          ]),
+        },
         {
           from: [
             {

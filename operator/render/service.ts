@@ -102,12 +102,18 @@ export function renderService(input: RelayRenderInput): KubeObject {
         ? { loadBalancerSourceRanges: input.service.loadBalancerSourceRanges }
         : {}),
       selector: relaySelector(relay),
-      ports: input.listeners.map((l) => ({
-        name: l.name,
-        port: l.port,
-        targetPort: l.name,
-        protocol: "TCP",
-      })),
+      ports: [
+        ...input.listeners.map((l) => ({
+          name: l.name,
+          port: l.port,
+          targetPort: l.name,
+          protocol: "TCP",
+        })),
+        // https://mta-sts.<domain>/ (MTA-STS policy, TLS-RPT reports), served by the relay
+        ...(input.mtaStsPort !== undefined
+          ? [{ name: "mta-sts", port: 443, targetPort: "mta-sts", protocol: "TCP" }]
+          : []),
+      ],
     },
   };
 }

@@ -117,6 +117,9 @@ export function renderStatefulSet(input: RelayRenderInput): KubeObject {
     ports: [
       ...input.listeners.map((l) => ({ name: l.name, containerPort: l.port, protocol: "TCP" })),
       { name: "admin", containerPort: ADMIN_PORT, protocol: "TCP" },
+      ...(input.mtaStsPort !== undefined
+        ? [{ name: "mta-sts", containerPort: input.mtaStsPort, protocol: "TCP" }]
+        : []),
     ],
     env: [
       { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },

@@ -45,6 +45,8 @@ export function referencedFiles(c: RelayConfig): string[] {
     }
   }
   if (c.mtaSts.caFile) out.add(c.mtaSts.caFile);
+  const sts = c.ownDomains?.mtaSts;
+  if (sts) for (const f of [sts.certFile, sts.keyFile]) out.add(f);
   for (const f of c.inbound.localRecipients?.files ?? []) out.add(f);
   for (const o of [c.defaultOutbound, ...c.policies.map((p) => p.outbound)]) {
     if (o.tls.caFile) out.add(o.tls.caFile);
@@ -182,6 +184,13 @@ export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome>
   } catch (e) {
     problems.push(`server certificate/key: ${errorMessage(e)}`);
   }
+  const sts = config.ownDomains?.mtaSts;
+  if (sts)
+    try {
+      createSecureContext({ cert: files.get(sts.certFile), key: files.get(sts.keyFile) });
+    } catch (e) {
+      problems.push(`ownDomains.mtaSts certificate/key: ${errorMessage(e)}`);
+    }
   for (const [name, k] of Object.entries(config.credentials)) {
     if (k.type !== "clientCertificate") continue;
     try {

@@ -3,6 +3,7 @@
 // when it loads one (relay/config/load.ts), so a config the relay would refuse is never applied. Pure.
 import { parseCidr } from "./cidr.js";
 import type { Credential, RelayConfig } from "./config.js";
+import { checkOwnDomains } from "./own-domains.js";
 
 /** Cross-field checks the schema cannot express. Pure; returns problems (empty when fine). */
 export function checkReferences(c: RelayConfig): string[] {
@@ -55,6 +56,7 @@ export function checkReferences(c: RelayConfig): string[] {
   }
   const ranges = inboundRangeProblem(c);
   if (ranges) problems.push(ranges);
+  problems.push(...checkOwnDomains(c.ownDomains, c.inbound.localDomains));
   return problems;
 }
 

@@ -10,6 +10,7 @@
 //   <dir>/secrets/<secret>/<key>             passwords, client keys, CA bundles, S/MIME certificates
 import { z } from "zod";
 import { canonicalPattern } from "./domains.js";
+import { OwnDomains } from "./own-domains.js";
 
 /** Postfix's default_destination_concurrency_limit: deliveries in flight to one destination. */
 export const DEFAULT_DESTINATION_CONCURRENCY = 20;
@@ -394,6 +395,8 @@ export const RelayConfig = z.object({
   mtaSts: z
     .object({ caFile: ConfigPath.optional(), httpsPort: z.number().int().min(1).max(65535).optional() })
     .default({}),
+  /** For our own domains: MTA-STS published, TLS-RPT reports received (own-domains.ts). */
+  ownDomains: OwnDomains.optional(),
   /**
    * TLS-RPT (RFC 8460): absent: nothing recorded. Sessions are counted per policy domain in
    * <queue.dir>/tlsrpt/; each finished UTC day is reported to the domain's _smtp._tls rua URIs.

@@ -5,6 +5,7 @@
 // input; a malformed figure reads as 0 or absent instead of failing the whole answer, and only
 // `configHash` is required (an older relay reports neither figures nor queue).
 import { z } from "zod";
+import { TlsRptReceivedSchema, type TlsRptReceived } from "./own-domains.js";
 
 /** One delivery, as the relay's figures remember the last one of a policy. */
 export interface LastDelivery {
@@ -93,6 +94,8 @@ export interface RelayStatus {
    * it says nothing about the mail on the queue volume (an empty-looking queue may not be empty).
    */
   recovering?: boolean;
+  /** TLS-RPT reports partners sent about our domains since the relay started (relay/own-domains/). */
+  tlsRptReceived?: TlsRptReceived;
 }
 
 /** What one relay pod's /status says, as far as the operator uses it. */
@@ -111,6 +114,8 @@ export interface PodReport {
   audit?: Record<string, AuditFigures>;
   /** Partner certificates per policy key (bounded: MAX_CERTIFICATES each). */
   partnerCertificates?: Record<string, PartnerCertificate[]>;
+  /** Received TLS-RPT figures (bounded: TlsRptReceivedSchema). */
+  tlsRptReceived?: TlsRptReceived;
 }
 
 /** At most this many policies are read from one answer. */
@@ -252,6 +257,7 @@ export const PodReportSchema = z
           })
         : undefined,
     ),
+    tlsRptReceived: TlsRptReceivedSchema.optional().catch(undefined),
   })
   .transform((b): PodReport =>
     withoutUndefined({
@@ -263,6 +269,7 @@ export const PodReportSchema = z
       queueDepth: b.queue ? Count.parse(b.queue.depth) : undefined,
       audit: b.audit,
       partnerCertificates: b.partnerCertificates,
+      tlsRptReceived: b.tlsRptReceived,
     }),
   );
 

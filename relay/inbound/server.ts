@@ -70,6 +70,8 @@ import { normalizeIp } from "../contract/cidr.js";
 import { BoundedList, type SessionLimits } from "./session-limits.js";
 import { AuthThrottle, clientKey, sameAccount, throttleLimits } from "./throttle.js";
 import { HopCounter } from "./trace.js";
+import type { TlsRptReceiver } from "../own-domains/tlsrpt-receiver.js";
+import { isReportTransaction, receiveReportMail, reportRecipientRefusal } from "./tlsrpt-recipient.js";
 
 export interface InboundState {
   loaded: LoadedConfig;
@@ -84,6 +86,8 @@ export interface InboundDeps {
   onQueued(env: Envelope): void;
   metrics: Metrics;
   log: Logger;
+  /** Reads mail to the TLS-RPT report addresses (tlsrpt-recipient.ts); absent: none. */
+  tlsRpt?: TlsRptReceiver;
 }
 
 interface SessionLog {
@@ -437,7 +441,10 @@ export class InboundListeners {
           text: "5.1.3 Recipient domain is not a valid domain name (IDNA2008/UTS #46, no address literals)",
         }),
       );
-    const r = envelopeRefusal(session, d, cur, g, canonical);
+    const accepted = session.envelope.rcptTo.map((x) => canonicalAddress(x.address) ?? x.address);
+    const r =
+      envelopeRefusal(session, d, cur, g, canonical) ??
+      reportRecipientRefusal(this.d.tlsRpt, accepted, canonical);
     cb(r ? this.reject(session, "RCPT", r) : null);
   }
 
@@ -518,6 +525,11 @@ export class InboundListeners {
     if (rcpts.some((rcpt) => envelopeRefusal(session, d, cur, g, rcpt))) {
       await finished(stream.resume()).catch(() => undefined);
       return cb(this.reject(session, "DATA", CHANGED_AT_DATA));
+    }
+    // a TLS-RPT report: read and counted, never queued
+    if (this.d.tlsRpt && isReportTransaction(this.d.tlsRpt, rcpts)) {
+      const out = await receiveReportMail(this.d.tlsRpt, stream, from);
+      return out.ok ? cb(null, out.text) : cb(this.reject(session, "DATA", out.reply));
     }
     const signable = entitledToSign(cur.authority, d, g, from);
     // handover headers are removed before queueing (they never leave the fleet) and decide below

@@ -20,23 +20,11 @@ import {
 } from "../contract/failure.js";
 import { armFetchDeadline } from "./attempt-limits.js";
 import type { AttemptRecord } from "./attempt-record.js";
-import type { PolicyType, TlsRptPolicy } from "./tlsrpt-policy.js";
+import type { TlsRptPolicy } from "./tlsrpt-policy.js";
+import type { ResultType, TlsRptReport } from "../tlsrpt-report.js";
 import type { Dns } from "./mx.js";
 
-export const RESULT_TYPES = [
-  "starttls-not-supported",
-  "certificate-host-mismatch",
-  "certificate-expired",
-  "certificate-not-trusted",
-  "validation-failure",
-  "sts-policy-fetch-error",
-  "sts-policy-invalid",
-  "sts-webpki-invalid",
-  "tlsa-invalid",
-  "dnssec-invalid",
-  "dane-required",
-] as const;
-export type ResultType = (typeof RESULT_TYPES)[number];
+export { RESULT_TYPES, type ResultType, type TlsRptReport } from "../tlsrpt-report.js";
 /** One session (or policy-level failure) as stored: one JSON line. */
 export interface TlsRptEvent {
   /** Milliseconds since the epoch. */
@@ -100,30 +88,6 @@ export function eventOf(a: AttemptRecord, t: number): TlsRptEvent | undefined {
 /** UTC day (YYYY-MM-DD) of a time. */
 export function dayOf(t: number): string {
   return new Date(t).toISOString().slice(0, 10);
-}
-
-export interface TlsRptReport {
-  "organization-name": string;
-  "date-range": { "start-datetime": string; "end-datetime": string };
-  "contact-info": string;
-  "report-id": string;
-  policies: {
-    policy: {
-      "policy-type": PolicyType;
-      "policy-string"?: string[];
-      "policy-domain": string;
-      "mx-host"?: string[];
-    };
-    summary: { "total-successful-session-count": number; "total-failure-session-count": number };
-    "failure-details"?: {
-      "result-type": ResultType;
-      "sending-mta-ip"?: string;
-      "receiving-mx-hostname"?: string;
-      "receiving-ip"?: string;
-      "failed-session-count": number;
-      "additional-information"?: string;
-    }[];
-  }[];
 }
 
 export interface ReportMeta {

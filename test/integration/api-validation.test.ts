@@ -407,6 +407,24 @@ const cases: Case[] = [
     set: { tolerations: [{ key: "mail", effect: "Sometimes" }] },
     field: "spec.tolerations[0].effect",
   },
+  {
+    kind: R,
+    name: "mtaSts with a certificate cert-manager does not issue",
+    set: { mtaSts: {}, certificate: { secretRef: { name: "relay-tls" } } },
+    field: "spec.mtaSts",
+  },
+  {
+    kind: R,
+    name: "mtaSts without a domain to publish for (only wildcard local domains)",
+    set: { mtaSts: {}, "inbound.localDomains": ["*.example.com"] },
+    field: "spec.mtaSts",
+  },
+  {
+    kind: R,
+    name: "mtaSts maxAge below a day",
+    set: { mtaSts: { maxAge: "1h" } },
+    field: "spec.mtaSts.maxAge",
+  },
 ];
 
 /** A copy of `base` with the case's change: "a.b[0]" addresses a field of a nested object or list element. */

@@ -11,7 +11,7 @@ import { execFile } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { renderServerCertificate } from "../../operator/render/certificate.js";
+import { renderMtaStsCertificate, renderServerCertificate } from "../../operator/render/certificate.js";
 import { renderFleetSecret } from "../../operator/render/secret.js";
 import type { KubeObject } from "../../operator/runtime/kube.js";
 import {
@@ -67,7 +67,12 @@ describe("issue 15.9: the chart's admission policy holds the operator to its own
     ]);
     await cp.kubectl(["create", "namespace", "mail"]);
     // the host names the admin grants the namespace (the certificates below are for them)
-    await cp.kubectl(["annotate", "namespace", "mail", "sealpost.dev/allowed-hostnames=relay.example.com"]);
+    await cp.kubectl([
+      "annotate",
+      "namespace",
+      "mail",
+      "sealpost.dev/allowed-hostnames=relay.example.com,mta-sts.example.com",
+    ]);
     // the policy is enforced once the apiserver has compiled it: wait until a foreign write is refused
     const foreign = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "probe", namespace: "mail" } };
     for (let i = 0; i < 200; i++) {
@@ -211,6 +216,19 @@ describe("issue 15.9: the chart's admission policy holds the operator to its own
       /one for a relay/,
     );
     assert.match((await submit(cert({ isCA: true }))).err, /no CA/);
+  });
+
+  it("allows the MTA-STS endpoint's certificate <relay>-mta-sts for granted mta-sts.<domain> names only", async () => {
+    const issuer = { kind: "ClusterIssuer", name: "corp-ca", group: "cert-manager.io" };
+    const ok = renderMtaStsCertificate(relayOwner, ["mta-sts.example.com"], issuer);
+    const v = await submit(ok);
+    assert.ok(v.ok, v.err);
+    // a name that is no mta-sts.<domain>, though granted and within the suffixes
+    const other = renderMtaStsCertificate(relayOwner, ["mta-sts.example.com", "relay.example.com"], issuer);
+    assert.match((await submit(other)).err, /only mta-sts/);
+    // an mta-sts.<domain> the namespace was not granted
+    const ungranted = renderMtaStsCertificate(relayOwner, ["mta-sts.bank.example.com"], issuer);
+    assert.equal((await submit(ungranted)).ok, false);
   });
 
   it("refuses taking over an existing object that is not the operator's", async () => {

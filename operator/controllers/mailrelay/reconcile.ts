@@ -5,7 +5,12 @@
 import { randomBytes } from "node:crypto";
 import { API_VERSION, MailRelay as MailRelaySchema, type MailRelay } from "../../api.js";
 import type { CompileResult } from "../../compile/relay-config.js";
-import { certificateState, renderServerCertificate } from "../../render/certificate.js";
+import {
+  certificateState,
+  renderMtaStsCertificate,
+  renderServerCertificate,
+} from "../../render/certificate.js";
+import { ownDomainsStatus } from "../../status/own-domains.js";
 import { renderRelayObjects } from "../../render/index.js";
 import { renderConfigMap } from "../../render/configmap.js";
 import { renderFleetSecret } from "../../render/secret.js";
@@ -103,6 +108,7 @@ export function renderInput(
       ? { internalNextHop: { ...compiled.config.inbound.internalNextHop } }
       : {}),
     ...(compiled.config.queue.handover ? { handoverPort: compiled.config.queue.handover.port } : {}),
+    ...(compiled.config.ownDomains?.mtaSts ? { mtaStsPort: compiled.config.ownDomains.mtaSts.port } : {}),
     pod: relayPod(relay.spec, image),
     settings: deps.settings,
   };
@@ -239,12 +245,14 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
       configApplied = (announced?.[CONFIG_HASH_ANNOTATION] ?? hashBefore) !== compiled.hash;
   }
 
-  // the server certificate, when cert-manager issues it
+  // the server certificate, when cert-manager issues it, and the MTA-STS endpoint's (spec.mtaSts)
   let certProblem: string | undefined;
   const issuerRef = relay.spec.certificate.issuerRef;
   if (issuerRef) {
     try {
       await applyIfNeeded(deps, renderServerCertificate(owner, relay.spec.hostname, issuerRef));
+      if (compiled.own.certificateNames.length)
+        await applyIfNeeded(deps, renderMtaStsCertificate(owner, compiled.own.certificateNames, issuerRef));
     } catch (e) {
       if (!(e instanceof ApiError) || (e.code !== 404 && e.code !== 403)) throw e;
       // 403: RBAC or the chart's admission policy refused it (e.g. a ClusterIssuer not listed in
@@ -341,6 +349,14 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
       configHash: compiled.hash,
       policyCount: compiled.included.length,
       orphanedQueueVolumes: orphans.length ? orphans : undefined,
+      ownDomains: ownDomainsStatus(
+        compiled.own,
+        (probe?.reports ?? []).flatMap((r) => (r.report.tlsRptReceived ? [r.report.tlsRptReceived] : [])),
+        compiled.own.certificateNames.length
+          ? (certificateState(deps.state.caches.certificates.get(namespace, names.mtaStsCertificate(name)))
+              ?.ready ?? false)
+          : undefined,
+      ),
       certificate: {
         ready: cert?.ready ?? false,
         secretName: input.serverCertSecret,
@@ -359,6 +375,8 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   );
   if (enforced.status === "False") return { requeueAfterMs: deps.enforcePollMs };
   if (fleetCreated) return { requeueAfterMs: 1000 }; // compile the handover in once the cache has it
+  // received TLS-RPT figures change without a cluster event: refreshed like the policies' figures
+  if (compiled.own.ownDomains?.tlsRpt && readyPods.length) return { requeueAfterMs: deps.figuresPollMs };
 }
 
 /**

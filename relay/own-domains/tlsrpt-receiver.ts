@@ -1,0 +1,76 @@
+// Where received TLS-RPT reports come together (by mail: relay/inbound/tlsrpt-recipient.ts, by
+// HTTPS POST: mta-sts-endpoint.ts): which addresses take reports, which domains are ours, the
+// limits, and one path from bytes to figures and a log line.
+import type { RelayConfig } from "../contract/config.js";
+import type { Logger } from "../log.js";
+import type { TlsRptFigures, Outcome, Via } from "./tlsrpt-figures.js";
+import { reportOfMessage } from "./tlsrpt-mail.js";
+import { decodeReport, type ReportEncoding } from "./tlsrpt-receive.js";
+
+export class TlsRptReceiver {
+  constructor(
+    readonly figures: TlsRptFigures,
+    private readonly config: () => RelayConfig,
+    private readonly log: Logger,
+  ) {}
+
+  /** The reception settings, or undefined when the relay takes no reports. */
+  settings(): NonNullable<NonNullable<RelayConfig["ownDomains"]>["tlsRpt"]> | undefined {
+    return this.config().ownDomains?.tlsRpt;
+  }
+
+  /** Whether a recipient (canonical) is a report address: its mail is read, never delivered. */
+  isReportAddress(address: string): boolean {
+    const a = address.toLowerCase();
+    return this.settings()?.addresses.some((x) => x.toLowerCase() === a) ?? false;
+  }
+
+  /** Our domains: the exact local domains and the MTA-STS domains (no wildcard: bounded labels). */
+  ours(): Set<string> {
+    const c = this.config();
+    return new Set([
+      ...c.inbound.localDomains.filter((d) => !d.startsWith("*.")),
+      ...(c.ownDomains?.mtaSts?.domains ?? []),
+    ]);
+  }
+
+  /** Bytes a report mail may have before it is refused (the attachment base64-encoded, plus headers). */
+  maxMessageBytes(): number {
+    return Math.ceil(((this.settings()?.maxReportBytes ?? 0) * 4) / 3) + 64 * 1024;
+  }
+
+  receive(body: Buffer, encoding: ReportEncoding, via: Via, from: string): Outcome {
+    const s = this.settings();
+    if (!s) return this.figures.refuse(via, "not-a-report");
+    const decoded = decodeReport(body, encoding, s);
+    if (!decoded.ok) {
+      this.log.warn(
+        { event: "tlsrpt-received", via, from, result: decoded.reason, detail: decoded.detail },
+        "TLS-RPT report refused",
+      );
+      return this.figures.refuse(via, decoded.reason);
+    }
+    const out = this.figures.record(decoded.report, this.ours(), via);
+    this.log.info(
+      {
+        event: "tlsrpt-received",
+        via,
+        from,
+        reporter: decoded.report["organization-name"].slice(0, 128),
+        reportId: decoded.report["report-id"].slice(0, 256),
+        result: out.ok ? (out.duplicate ? "duplicate" : "accepted") : out.reason,
+        ...(out.ok ? { domains: out.domains } : {}),
+      },
+      "TLS-RPT report received",
+    );
+    return out;
+  }
+
+  /** A whole report mail: its report part, decoded and counted. */
+  receiveMessage(message: Buffer, from: string): Outcome {
+    if (message.length > this.maxMessageBytes()) return this.figures.refuse("mail", "too-large");
+    const part = reportOfMessage(message);
+    if (!part) return this.figures.refuse("mail", "not-a-report");
+    return this.receive(part.data, part.encoding, "mail", from);
+  }
+}
