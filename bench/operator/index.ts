@@ -15,8 +15,9 @@
 // operator's own metrics, CPU and peak RSS (VmHWM) from /proc per operator process.
 // One relay holds at most about 4,000 single-domain policies (its config.json must fit a ConfigMap):
 // above POLICIES_PER_RELAY policies the bench spreads them over several MailRelays (label selectors).
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { parse as parseYaml } from "yaml";
 import { startControlPlane, type ControlPlane } from "../../test/support/controlplane.js";
 import { freePort } from "../../test/support/ports.js";
 import { startProcess, waitFor, type Managed } from "../../test/support/process.js";
@@ -167,6 +168,14 @@ async function pool<T>(items: T[], width: number, fn: (t: T) => Promise<unknown>
   );
 }
 
+/** The operator's Node.js options as the chart sets them (values.yaml `nodeOptions`). */
+export function chartNodeOptions(): string[] {
+  const values = parseYaml(readFileSync(join(repoRoot, "charts/sealpost/values.yaml"), "utf8")) as {
+    nodeOptions?: string;
+  };
+  return (values.nodeOptions ?? "").split(" ").filter(Boolean);
+}
+
 interface OperatorProcess {
   m: Managed;
   metricsPort: number;
@@ -183,7 +192,11 @@ async function startOperatorProcess(
   const [metricsPort, healthPort] = [await freePort(), await freePort()];
   const runtime = o.runtime ?? "compiled";
   // experiments: extra node flags for the operator (e.g. --max-semi-space-size=8, --heapsnapshot-signal)
-  const node: string[] = (process.env.SEALPOST_BENCH_OPERATOR_NODE_OPTIONS ?? "").split(" ").filter(Boolean);
+  // the chart's nodeOptions first (what a cluster runs), then the experiment's
+  const node: string[] = [
+    ...chartNodeOptions(),
+    ...(process.env.SEALPOST_BENCH_OPERATOR_NODE_OPTIONS ?? "").split(" ").filter(Boolean),
+  ];
   if (o.cpuProfDir) {
     // one folder per operator process (burst, cold starts): summarised one by one
     const dir = join(o.cpuProfDir, label);
