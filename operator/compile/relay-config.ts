@@ -33,6 +33,7 @@ import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
 import { Refs, secretPath, type ClusterView } from "./references.js";
 import { ownServiceAddresses } from "./self-addresses.js";
+import { compileTlsReporting } from "./tls-reporting.js";
 
 export interface CompileResult {
   config: RelayConfig;
@@ -227,6 +228,7 @@ export function compileRelayConfig(
     },
     credentials: Object.fromEntries(Object.entries(credentials).sort((a, b) => a[0].localeCompare(b[0]))),
     ...(spec.dns?.servers?.length ? { dns: { servers: [...spec.dns.servers] } } : {}),
+    ...compileTlsReporting(relay),
     policies: compiled.filter((p) => !p.domains.includes(CATCH_ALL)),
     deferredPolicies,
     ...(catchAll ? { defaultOutbound: catchAll.outbound, defaultOutboundPolicy: catchAll.name } : {}),
