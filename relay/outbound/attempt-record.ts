@@ -36,6 +36,8 @@ export interface AttemptRecord {
   evidence?: HopEvidence;
   /** A session refused after its handshake (no `session`): the peer certificate's facts. */
   peer?: PeerFacts;
+  /** The relay's own address on the connection (TLS-RPT sending-mta-ip), once it connected. */
+  source?: string;
 }
 
 /** What the partner certificate watch keeps of a peer's leaf certificate. */

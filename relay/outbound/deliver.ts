@@ -31,6 +31,7 @@ import type { ConnectionPool, Pooled, SessionInfo } from "./pool.js";
 import { mxAllowed, type StsLookup } from "./mta-sts.js";
 import { spkiPin } from "./pins.js";
 import { isTlsFailure, requireTlsStatus } from "./requiretls.js";
+import { watchSourceAddress } from "./source-address.js";
 import {
   admits,
   authAllowed,
@@ -298,17 +299,23 @@ async function open(plan: TransportPlan, signal?: AbortSignal): Promise<Pooled |
   // a next hop's reply is read up to REPLY_READ_MAX (nodemailer's default is 1 MB); longer: lost session
   const conn = new SMTPConnection({ ...withSecureContext(plan), maxResponseSize: REPLY_READ_MAX });
   fastDotStuffing(conn); // the same bytes on the wire, found with indexOf (dot-stuff.ts)
+  const source = watchSourceAddress(conn); // TLS-RPT's sending-mta-ip
   const abort = (): void => conn.close(); // the attempt's deadline passed
   signal?.addEventListener("abort", abort, { once: true });
   try {
-    return await openConn(conn, plan);
+    const r = await openConn(conn, plan);
+    const at = source();
+    if (!at) return r;
+    if ("ok" in r) return { ...r, source: at };
+    r.info.localAddress = at;
+    return r;
   } finally {
     signal?.removeEventListener("abort", abort);
   }
 }
 
 /** A session refused after the handshake: the failure, and what the peer's certificate was. */
-type OpenFailure = Failure & { peer?: PeerFacts };
+type OpenFailure = Failure & { peer?: PeerFacts; source?: string };
 
 function peerOf(info: SessionInfo): PeerFacts {
   return {
@@ -882,7 +889,7 @@ export class Deliverer {
       const reused = pooled !== undefined;
       const p = pooled ?? (await open(plan, budget?.signal));
       if ("ok" in p) {
-        const { peer, ...f } = p;
+        const { peer, source, ...f } = p;
         emit({
           ...at,
           reused: false,
@@ -891,6 +898,7 @@ export class Deliverer {
           reason: f.message,
           ...(f.certificate ? { certificate: f.certificate } : {}),
           ...(peer ? { peer } : {}),
+          ...(source ? { source } : {}),
         });
         return f;
       }

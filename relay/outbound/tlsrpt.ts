@@ -46,6 +46,8 @@ export interface TlsRptEvent {
   result: "success" | ResultType;
   mx?: string;
   ip?: string;
+  /** The relay's own address on the connection (sending-mta-ip). */
+  src?: string;
   reason?: string;
 }
 
@@ -83,7 +85,12 @@ export function resultTypeOf(
 /** The event of one attempt record; undefined when TLS played no part (clear mode, DNS, refusals). */
 export function eventOf(a: AttemptRecord, t: number): TlsRptEvent | undefined {
   if (!a.domain || !a.tlsPolicy || a.level === "none") return undefined;
-  const where = { ...(a.nextHop ? { mx: a.nextHop } : {}), ...(a.address ? { ip: a.address } : {}) };
+  const src = a.source ?? a.session?.localAddress;
+  const where = {
+    ...(a.nextHop ? { mx: a.nextHop } : {}),
+    ...(a.address ? { ip: a.address } : {}),
+    ...(src ? { src } : {}),
+  };
   if (a.session?.tlsVersion) return { t, domain: a.domain, policy: a.tlsPolicy, result: "success", ...where };
   const type = resultTypeOf(a.code, a.certificate);
   if (!type) return undefined;
@@ -131,8 +138,6 @@ export interface ReportMeta {
   contactInfo: string;
   /** Our host name: the report-id's suffix and the submitter. */
   submitter: string;
-  /** IP the relay sends from, when known. */
-  sendingIp?: string;
 }
 
 export function dayRange(day: string): { start: Date; end: Date } {
@@ -158,7 +163,7 @@ export function buildReport(day: string, domain: string, events: TlsRptEvent[], 
     const failures = new Map<string, { e: TlsRptEvent; n: number }>();
     for (const e of list) {
       if (e.result === "success") continue;
-      const k = JSON.stringify([e.result, e.mx ?? "", e.ip ?? ""]);
+      const k = JSON.stringify([e.result, e.mx ?? "", e.ip ?? "", e.src ?? ""]);
       const f = failures.get(k);
       if (f) f.n++;
       else failures.set(k, { e, n: 1 });
@@ -179,7 +184,7 @@ export function buildReport(day: string, domain: string, events: TlsRptEvent[], 
         ? {
             "failure-details": [...failures.values()].map(({ e, n }) => ({
               "result-type": e.result as ResultType,
-              ...(m.sendingIp ? { "sending-mta-ip": m.sendingIp } : {}),
+              ...(e.src ? { "sending-mta-ip": e.src } : {}),
               ...(e.mx ? { "receiving-mx-hostname": e.mx } : {}),
               ...(e.ip ? { "receiving-ip": e.ip } : {}),
               "failed-session-count": n,

@@ -329,9 +329,13 @@ describe("TLS-RPT (RFC 8460)", () => {
     assert.ok(starttls.policies[0]!.summary["total-failure-session-count"] >= 1);
     assert.equal(starttls.policies[0]!["failure-details"]![0]!["result-type"], "starttls-not-supported");
     assert.equal(starttls.policies[0]!["failure-details"]![0]!["receiving-ip"], "127.0.0.1");
+    // issue 20 item 5: the relay's own address on the failed connection (RFC 8460 sending-mta-ip)
+    assert.equal(starttls.policies[0]!["failure-details"]![0]!["sending-mta-ip"], "127.0.0.1");
     const mismatch = buildReport(day, "mismatch.test", events, meta);
     assert.deepEqual(validate(mismatch, RFC8460_SCHEMA), []);
     assert.equal(mismatch.policies[0]!["failure-details"]![0]!["result-type"], "certificate-host-mismatch");
+    // a handshake refused by the relay's own verification: the address was read at connect time
+    assert.equal(mismatch.policies[0]!["failure-details"]![0]!["sending-mta-ip"], "127.0.0.1");
     // the checker itself rejects a broken report
     assert.ok(validate({ ...good, policies: [{ policy: {} }] }, RFC8460_SCHEMA).length >= 3);
 
