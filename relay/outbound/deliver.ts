@@ -28,10 +28,11 @@ import { DEFAULT_DESTINATION_CONCURRENCY, DestinationSlots, destinationOf } from
 import { certificateProblemOf } from "./certificate-problem.js";
 import { makeSecureDns, type SecureDns } from "./dnssec.js";
 import type { ConnectionPool, Pooled, SessionInfo } from "./pool.js";
-import { mxAllowed, type StsLookup } from "./mta-sts.js";
+import { mxAllowed, type StsLookup, type StsPolicy } from "./mta-sts.js";
 import { spkiPin } from "./pins.js";
 import { isTlsFailure, requireTlsStatus } from "./requiretls.js";
 import { watchSourceAddress } from "./source-address.js";
+import { stsTestingVerdict } from "./sts-testing.js";
 import {
   admits,
   authAllowed,
@@ -438,6 +439,15 @@ function send(
   });
 }
 
+/** The facts of an established session that MTA-STS testing mode judges (sts-testing.ts). */
+function testedSession(p: Pooled): { tls: boolean; verified?: boolean; verifyError?: string } {
+  return {
+    tls: p.conn.secure === true,
+    ...(p.info.peerVerified !== undefined ? { verified: p.info.peerVerified } : {}),
+    ...(p.info.verifyError ? { verifyError: p.info.verifyError } : {}),
+  };
+}
+
 function replyResult(address: string, e: Errorish, hop: Hop): RecipientResult {
   // the remote side's text, bounded and cleaned before it is copied per recipient (issue 22.3)
   const response = replyText(e.response ?? errorMessage(e));
@@ -748,6 +758,7 @@ export class Deliverer {
         });
     }
     const audited = await this.auditInput(route, input, sts);
+    const testing = stsPolicy?.mode === "testing" ? stsPolicy : undefined;
     let last: Failure = fail("NO_NEXT_HOP", true, "no next hop");
     const refused: Failure[] = [];
     for (const hop of hops) {
@@ -814,6 +825,7 @@ export class Deliverer {
         },
         emit,
         budget,
+        testing,
       );
       if (Array.isArray(r)) return r;
       budget.failed(r);
@@ -881,6 +893,7 @@ export class Deliverer {
     base: Pick<AttemptRecord, AttemptBase>,
     emit: (r: AttemptRecord) => void,
     budget?: AttemptBudget,
+    testing?: StsPolicy,
   ): Promise<RecipientResult[] | Failure> {
     const at = { ...base, nextHop: hop.name, address: hop.address, port: hop.port };
     for (let tryNo = 0; tryNo < 2; tryNo++) {
@@ -902,6 +915,9 @@ export class Deliverer {
         });
         return f;
       }
+      // MTA-STS testing: delivered as the policy allows, what enforce would refuse is reported
+      const tested = testing && stsTestingVerdict(testing, hop.name, testedSession(p));
+      const here = tested ? { ...at, stsTesting: tested } : at;
       const abort = (): void => p.conn.close();
       budget?.signal.addEventListener("abort", abort, { once: true });
       const sending = this.clock();
@@ -914,7 +930,7 @@ export class Deliverer {
         p.conn.close();
         const deferred = (f: Failure): Failure => {
           emit({
-            ...at,
+            ...here,
             reused,
             session: p.info,
             transmitMs,
@@ -930,7 +946,7 @@ export class Deliverer {
         if (e.code === "EREQUIRETLS") {
           const f = fail("REQUIRETLS_NOT_SUPPORTED", false, `next hop ${hop.name} does not offer REQUIRETLS`);
           emit({
-            ...at,
+            ...here,
             reused,
             session: p.info,
             transmitMs,
@@ -953,7 +969,7 @@ export class Deliverer {
         const byRcpt = new Map((e.rejectedErrors ?? []).map((x) => [x.recipient ?? "", x]));
         const results = req.recipients.map((a) => replyResult(a, byRcpt.get(a) ?? e, hop));
         emit({
-          ...at,
+          ...here,
           reused,
           session: p.info,
           transmitMs,
@@ -977,7 +993,7 @@ export class Deliverer {
         };
       });
       emit({
-        ...at,
+        ...here,
         reused,
         session: p.info,
         transmitMs,

@@ -91,6 +91,12 @@ export function eventOf(a: AttemptRecord, t: number): TlsRptEvent | undefined {
     ...(a.address ? { ip: a.address } : {}),
     ...(src ? { src } : {}),
   };
+  // MTA-STS testing: a session delivered that enforce would have refused is a failure (RFC 8461 5)
+  const tested = a.stsTesting;
+  if (tested) {
+    const type = resultTypeOf(tested.code, tested.certificate) ?? "validation-failure";
+    return { t, domain: a.domain, policy: a.tlsPolicy, result: type, ...where, reason: tested.reason };
+  }
   if (a.session?.tlsVersion) return { t, domain: a.domain, policy: a.tlsPolicy, result: "success", ...where };
   const type = resultTypeOf(a.code, a.certificate);
   if (!type) return undefined;
