@@ -215,6 +215,19 @@ export function buildReport(day: string, domain: string, events: TlsRptEvent[], 
 export const MAX_RUA_TARGETS = 5;
 /** Sends to one rua target of one day before it is given up. */
 export const MAX_REPORT_ATTEMPTS = 3;
+/**
+ * Reports one run (an hourly tick) sends to one receiving domain (a mailto: address's domain, an
+ * https: host) at most; the rest wait for the next run, not counted as attempts. Whoever owns many
+ * domains the relay mails can point all their rua at one victim: it gets at most this many an hour.
+ */
+export const MAX_REPORTS_PER_RECEIVER_RUN = 100;
+
+/** The domain a rua target delivers to (lower case). */
+function receiverOf(target: string): string {
+  return (target.startsWith("mailto:") ? target.slice(target.lastIndexOf("@") + 1) : new URL(target).hostname)
+    .toLowerCase()
+    .replace(/\.$/, "");
+}
 
 // RFC 5321 Mailbox, conservatively: dot-atom local part and an LDH domain; nothing that could end
 // a header field, open a new one or add an address (CR, LF, <, >, ",", ";", quotes, spaces).
@@ -504,7 +517,8 @@ export interface SendDeps {
 export interface SentReport {
   domain: string;
   rua: string;
-  result: "queued" | "posted" | "failed";
+  /** deferred: over MAX_REPORTS_PER_RECEIVER_RUN, sent at a later run (not an attempt). */
+  result: "queued" | "posted" | "failed" | "deferred";
   detail?: string;
 }
 
@@ -518,7 +532,7 @@ const targetKey = (domain: string, rua: string): string => `${domain} ${rua}`;
 /** Whether a target of the day is still to be sent: never tried, or failed fewer than the limit. */
 function due(state: DayState, domain: string, rua: string): boolean {
   const t = state.targets[targetKey(domain, rua)];
-  return !t || (t.result === "failed" && t.attempts < MAX_REPORT_ATTEMPTS);
+  return !t || t.result === "deferred" || (t.result === "failed" && t.attempts < MAX_REPORT_ATTEMPTS);
 }
 
 /**
@@ -531,12 +545,12 @@ export function advanceDay(prev: DayState, sent: SentReport[]): { state: DayStat
     const k = targetKey(r.domain, r.rua);
     targets[k] = {
       result: r.result,
-      attempts: (targets[k]?.attempts ?? 0) + 1,
+      attempts: (targets[k]?.attempts ?? 0) + (r.result === "deferred" ? 0 : 1),
       ...(r.detail ? { detail: r.detail } : {}),
     };
   }
   const finished = Object.values(targets).every(
-    (t) => t.result !== "failed" || t.attempts >= MAX_REPORT_ATTEMPTS,
+    (t) => t.result !== "deferred" && (t.result !== "failed" || t.attempts >= MAX_REPORT_ATTEMPTS),
   );
   return { state: { targets }, finished };
 }
@@ -553,11 +567,24 @@ export async function sendDay(
   const events = await d.store.events(day);
   const meta = d.meta();
   const out: SentReport[] = [];
+  const perReceiver = new Map<string, number>();
   for (const domain of [...new Set(events.map((e) => e.domain))].sort()) {
     const rua = (await discoverRua(d.dns(), domain))?.filter((u) => due(state, domain, u));
     if (!rua?.length) continue;
     const gz = gzipReport(buildReport(day, domain, events, meta));
     for (const target of rua) {
+      const receiver = receiverOf(target);
+      const n = (perReceiver.get(receiver) ?? 0) + 1;
+      perReceiver.set(receiver, n);
+      if (n > MAX_REPORTS_PER_RECEIVER_RUN) {
+        out.push({
+          domain,
+          rua: target,
+          result: "deferred",
+          detail: `over ${MAX_REPORTS_PER_RECEIVER_RUN} to ${receiver}`,
+        });
+        continue;
+      }
       try {
         if (target.startsWith("mailto:")) {
           const to = [target.slice(7)];
