@@ -144,6 +144,11 @@ export interface ReportMeta {
   contactInfo: string;
   /** Our host name: the report-id's suffix and the submitter. */
   submitter: string;
+  /**
+   * The reporting pod (its host name): each pod of a fleet reports its own sessions, and two reports
+   * of one day and domain must not share a report-id (a receiver would drop one as a duplicate).
+   */
+  instance?: string;
 }
 
 export function dayRange(day: string): { start: Date; end: Date } {
@@ -151,8 +156,8 @@ export function dayRange(day: string): { start: Date; end: Date } {
   return { start, end: new Date(start.getTime() + 86_400_000) };
 }
 
-export function reportId(day: string, domain: string, submitter: string): string {
-  return `${day}T00:00:00Z_${domain}@${submitter}`;
+export function reportId(day: string, domain: string, submitter: string, instance?: string): string {
+  return `${day}T00:00:00Z_${domain}${instance ? `_${instance}` : ""}@${submitter}`;
 }
 
 /** The RFC 8460 report of one policy domain for one UTC day. Pure. */
@@ -206,7 +211,7 @@ export function buildReport(day: string, domain: string, events: TlsRptEvent[], 
     "organization-name": m.organizationName,
     "date-range": { "start-datetime": start.toISOString(), "end-datetime": end.toISOString() },
     "contact-info": m.contactInfo,
-    "report-id": reportId(day, domain, m.submitter),
+    "report-id": reportId(day, domain, m.submitter, m.instance),
     policies,
   };
 }
@@ -316,6 +321,7 @@ export function reportMessage(o: {
   day: string;
   domain: string;
   submitter: string;
+  instance?: string;
   gz: Buffer;
   now: Date;
 }): Buffer {
@@ -323,7 +329,7 @@ export function reportMessage(o: {
     if (!MAILBOX.test(a))
       throw new Error(`not a plain mailbox, refused in a report header: ${JSON.stringify(a)}`);
   const h = headerValue;
-  const id = reportId(o.day, o.domain, o.submitter);
+  const id = reportId(o.day, o.domain, o.submitter, o.instance);
   const boundary = `tlsrpt-${o.now.getTime().toString(36)}-${Math.random().toString(36).slice(2)}`;
   const b64 = o.gz.toString("base64").replace(/(.{76})/g, "$1\r\n");
   const lines = [
@@ -594,6 +600,7 @@ export async function sendDay(
             day,
             domain,
             submitter: meta.submitter,
+            ...(meta.instance ? { instance: meta.instance } : {}),
             gz,
             now: d.now?.() ?? new Date(),
           });

@@ -6,6 +6,7 @@
 // the same JSON.
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { createServer } from "node:https";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
@@ -318,6 +319,8 @@ describe("TLS-RPT (RFC 8460)", () => {
       organizationName: "Sealpost Test",
       contactInfo: "postmaster@relay.test",
       submitter: "relay.test",
+      // the reporting pod: each pod's report of a day has its own report-id
+      instance: hostname(),
     };
     const good = buildReport(day, "good.test", events, meta);
     assert.deepEqual(validate(good, RFC8460_SCHEMA), []);
