@@ -14,7 +14,7 @@ export interface QueueStats {
   oldestAgeSeconds(): number;
 }
 
-/** Domains whose MTA-STS policy could not be fetched at the last lookup (relay/outbound/mta-sts.ts). */
+/** Domains whose MTA-STS policy could not be fetched at the last fetch, lookup or refresh (relay/outbound/mta-sts.ts). */
 export interface StsProblemStats {
   fetchProblems(): { cached: boolean }[];
 }
@@ -103,7 +103,7 @@ export function createMetrics() {
     }),
     mtaStsFetchFailing: new Gauge({
       name: `${p}mta_sts_fetch_failing_domains`,
-      help: "Recipient domains whose published MTA-STS policy could not be fetched at their last lookup; cached=true: an unexpired cached policy still applies (RFC 8461 5.1), cached=false: delivery falls back to opportunistic TLS. Above 0 for long: check HTTPS egress (port 443) and DNS.",
+      help: "Recipient domains whose published MTA-STS policy could not be fetched at their last fetch (a lookup or the daily refresh); cached=true: an unexpired cached policy still applies (RFC 8461 5.1), cached=false: delivery falls back to opportunistic TLS. Above 0 for long: check HTTPS egress (port 443) and DNS.",
       labelNames: ["cached"],
       registers: [registry],
       collect() {

@@ -20,6 +20,7 @@ import { createLogger, type Logger } from "./log.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { Deliverer } from "./outbound/deliver.js";
 import { MtaSts } from "./outbound/mta-sts.js";
+import { StsRefresher, type RefreshReport } from "./outbound/mta-sts-refresh.js";
 import { isSelfHop, type SelfView } from "./outbound/loop.js";
 import { TlsRptStore, type SentReport } from "./outbound/tlsrpt.js";
 import { makeResolver, type Dns } from "./outbound/mx.js";
@@ -76,6 +77,7 @@ export class Relay {
   private stopping: Promise<void> | undefined;
   private figures = new PolicyFiguresBook();
   private mtaSts?: MtaSts;
+  private stsRefresh?: NodeJS.Timeout;
   private spool!: Spool;
   private drainer: Drain | undefined;
   private tlsRpt: TlsRptReporting | undefined;
@@ -129,6 +131,7 @@ export class Relay {
     });
     this.mtaSts = mtaSts;
     this.metrics.bindMtaSts(mtaSts);
+    this.startStsRefresh(mtaSts);
     const now = this.o.now ?? (() => new Date());
     this.audit = new AuditBook(join(c.queue.dir, "tls-audit.json"), now);
     this.certificates = new PartnerCertificates(join(c.queue.dir, "partner-certificates.json"), now);
@@ -421,6 +424,23 @@ export class Relay {
     return this.recovered.then(() => drainer.run(o.deadlineMs ?? 10 * 60_000));
   }
 
+  /** MTA-STS: cached policies refreshed before they expire (checked hourly and at start). */
+  private startStsRefresh(sts: MtaSts): void {
+    const refresher = new StsRefresher(sts, Date.now, (reports: RefreshReport[]) => {
+      for (const r of reports) {
+        // RFC 8461 section 3.3: a refresh that did not get through is an alert, unless the cached
+        // mode is none
+        const alert = ["failed", "error", "kept-same-id"].includes(r.outcome) && r.cachedMode !== "none";
+        this.log[alert ? "warn" : "info"]({ event: "mta-sts-refresh", ...r }, `MTA-STS refresh ${r.outcome}`);
+      }
+    });
+    const tick = (): void => void (this.stopping ? undefined : refresher.tick().catch(() => undefined));
+    const timer = setInterval(tick, 3_600_000);
+    timer.unref();
+    tick();
+    this.stsRefresh = timer;
+  }
+
   /** TLS-RPT: sends each finished day's reports once (checked hourly and at start). */
   private startTlsRpt(store: TlsRptStore, spool: Spool): void {
     this.tlsRpt = startTlsRptReporting({
@@ -447,6 +467,7 @@ export class Relay {
       const grace = this.o.graceMs ?? 20_000;
       this.watcher?.close();
       if (this.tlsRpt) clearInterval(this.tlsRpt.timer);
+      if (this.stsRefresh) clearInterval(this.stsRefresh);
       this.log.info({ event: "stopping", graceMs: grace }, "stopping");
       await Promise.all([this.listeners?.close(grace), this.scheduler?.stop(grace)]);
       await this.receipts?.close(); // signs the head

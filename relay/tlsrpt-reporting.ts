@@ -1,6 +1,7 @@
 // TLS-RPT (RFC 8460) as the relay runs it: the record of an MTA-STS policy failure, and the daily
 // reports of relay/outbound/tlsrpt.ts sent once each finished day (checked hourly and at start),
 // mailto: reports through the relay's own queue.
+import { hostname } from "node:os";
 import type { LoadedConfig } from "./config/load.js";
 import { fileOf } from "./config/load.js";
 import type { Logger } from "./log.js";
@@ -59,6 +60,7 @@ export function startTlsRptReporting(d: TlsRptReportingDeps): TlsRptReporting {
           organizationName: t.organizationName,
           contactInfo: t.contactInfo,
           submitter: c.hostname,
+          instance: hostname(),
           from: c.tlsRpt?.from ?? `tlsrpt-noreply@${c.hostname}`,
         };
       },

@@ -19,6 +19,7 @@ export * from "./maildomainpolicy.js";
 export * from "./mailrelay.js";
 export * from "./relay-pod.js";
 export * from "./relaycredential.js";
+export * from "./tls-reporting.js";
 export { DEFAULT_CERTIFICATE_EXPIRY_WARNING } from "./tls-confidence.js";
 export * from "./units.js";
 

@@ -13,6 +13,7 @@ import { int64, statusBase, timestamp } from "./status.js";
 import { InboundRequirement } from "./maildomainpolicy.js";
 import { relayPodFields } from "./relay-pod.js";
 import { MtaStsSpec, OwnDomainsStatus, ownDomainsRules, TlsRptReceiverSpec } from "./own-domains.js";
+import { TlsReporting } from "./tls-reporting.js";
 
 /**
  * Address ranges that are never the Internet: private (RFC 1918, RFC 4193), shared (RFC 6598),
@@ -516,6 +517,7 @@ export const MailRelaySpec = z
       .describe(
         "DNS for outbound delivery. Absent: the pod's resolver (cluster DNS); needed for mode dane. The relay queries these servers directly (the pod's own dnsConfig is unchanged: Service names such as the internal next hop still resolve through cluster DNS); egress to them on port 53 (UDP and TCP) must be allowed.",
       ),
+    tlsReporting: TlsReporting.optional(),
     policySelector: labelSelector(
       "Which MailDomainPolicies of this namespace the relay enforces, by label (e.g. matchLabels: {relay: edge}). Absent or {}: all of them.",
     ).optional(),

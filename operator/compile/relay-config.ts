@@ -34,6 +34,7 @@ import type { PolicyProblem } from "./problems.js";
 import { Refs, secretPath, type ClusterView } from "./references.js";
 import { ownServiceAddresses } from "./self-addresses.js";
 import { compileOwnDomains, type CompiledOwnDomains } from "./own-domains.js";
+import { compileTlsReporting } from "./tls-reporting.js";
 
 export interface CompileResult {
   config: RelayConfig;
@@ -241,6 +242,7 @@ export function compileRelayConfig(
     credentials: Object.fromEntries(Object.entries(credentials).sort((a, b) => a[0].localeCompare(b[0]))),
     ...(spec.dns?.servers?.length ? { dns: { servers: [...spec.dns.servers] } } : {}),
     ...(own.ownDomains ? { ownDomains: own.ownDomains } : {}),
+    ...compileTlsReporting(relay),
     policies: compiled.filter((p) => !p.domains.includes(CATCH_ALL)),
     deferredPolicies,
     ...(catchAll ? { defaultOutbound: catchAll.outbound, defaultOutboundPolicy: catchAll.name } : {}),

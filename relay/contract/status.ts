@@ -66,7 +66,7 @@ export interface RelayStatus {
   /** Delivery figures per policy key (namespace/name) since the relay started; token only. */
   policies?: Record<string, PolicyFigures>;
   /**
-   * Recipient domains whose MTA-STS policy could not be fetched at their last lookup (at most 20
+   * Recipient domains whose MTA-STS policy could not be fetched at their last fetch (at most 20
    * listed; `failing` counts them all): with `cached` a cached policy still applies, without it
    * delivery to that domain falls back to opportunistic TLS (RFC 8461).
    */

@@ -2,7 +2,7 @@
 // TLS-RPT (tlsrpt.ts) and of the queue's attempt history (relay/queue/admin-api.ts). Its own module,
 // holding types only, so that deliver.ts (which writes records) and tlsrpt.ts (which reads them) do
 // not import each other.
-import type { CertificateProblem } from "../contract/failure.js";
+import type { CertificateProblem, FailureCode } from "../contract/failure.js";
 import type { SessionInfo } from "./pool.js";
 import type { TlsLevel } from "./tls-policy.js";
 import type { TlsRptPolicy } from "./tlsrpt-policy.js";
@@ -36,6 +36,17 @@ export interface AttemptRecord {
   evidence?: HopEvidence;
   /** A session refused after its handshake (no `session`): the peer certificate's facts. */
   peer?: PeerFacts;
+  /** The relay's own address on the connection (TLS-RPT sending-mta-ip), once it connected. */
+  source?: string;
+  /** MTA-STS testing: what an enforced policy would have refused of this session (sts-testing.ts). */
+  stsTesting?: StsTestingFailure;
+}
+
+/** A session MTA-STS testing mode let through that enforce would have refused (RFC 8461 section 5). */
+export interface StsTestingFailure {
+  code: FailureCode;
+  certificate?: CertificateProblem;
+  reason: string;
 }
 
 /** What the partner certificate watch keeps of a peer's leaf certificate. */

@@ -28,9 +28,11 @@ import { DEFAULT_DESTINATION_CONCURRENCY, DestinationSlots, destinationOf } from
 import { certificateProblemOf } from "./certificate-problem.js";
 import { makeSecureDns, type SecureDns } from "./dnssec.js";
 import type { ConnectionPool, Pooled, SessionInfo } from "./pool.js";
-import { mxAllowed, type StsLookup } from "./mta-sts.js";
+import { mxAllowed, type StsLookup, type StsPolicy } from "./mta-sts.js";
 import { spkiPin } from "./pins.js";
 import { isTlsFailure, requireTlsStatus } from "./requiretls.js";
+import { watchSourceAddress } from "./source-address.js";
+import { stsTestingVerdict } from "./sts-testing.js";
 import {
   admits,
   authAllowed,
@@ -298,17 +300,23 @@ async function open(plan: TransportPlan, signal?: AbortSignal): Promise<Pooled |
   // a next hop's reply is read up to REPLY_READ_MAX (nodemailer's default is 1 MB); longer: lost session
   const conn = new SMTPConnection({ ...withSecureContext(plan), maxResponseSize: REPLY_READ_MAX });
   fastDotStuffing(conn); // the same bytes on the wire, found with indexOf (dot-stuff.ts)
+  const source = watchSourceAddress(conn); // TLS-RPT's sending-mta-ip
   const abort = (): void => conn.close(); // the attempt's deadline passed
   signal?.addEventListener("abort", abort, { once: true });
   try {
-    return await openConn(conn, plan);
+    const r = await openConn(conn, plan);
+    const at = source();
+    if (!at) return r;
+    if ("ok" in r) return { ...r, source: at };
+    r.info.localAddress = at;
+    return r;
   } finally {
     signal?.removeEventListener("abort", abort);
   }
 }
 
 /** A session refused after the handshake: the failure, and what the peer's certificate was. */
-type OpenFailure = Failure & { peer?: PeerFacts };
+type OpenFailure = Failure & { peer?: PeerFacts; source?: string };
 
 function peerOf(info: SessionInfo): PeerFacts {
   return {
@@ -429,6 +437,15 @@ function send(
         });
     });
   });
+}
+
+/** The facts of an established session that MTA-STS testing mode judges (sts-testing.ts). */
+function testedSession(p: Pooled): { tls: boolean; verified?: boolean; verifyError?: string } {
+  return {
+    tls: p.conn.secure === true,
+    ...(p.info.peerVerified !== undefined ? { verified: p.info.peerVerified } : {}),
+    ...(p.info.verifyError ? { verifyError: p.info.verifyError } : {}),
+  };
 }
 
 function replyResult(address: string, e: Errorish, hop: Hop): RecipientResult {
@@ -741,6 +758,7 @@ export class Deliverer {
         });
     }
     const audited = await this.auditInput(route, input, sts);
+    const testing = stsPolicy?.mode === "testing" ? stsPolicy : undefined;
     let last: Failure = fail("NO_NEXT_HOP", true, "no next hop");
     const refused: Failure[] = [];
     for (const hop of hops) {
@@ -807,6 +825,7 @@ export class Deliverer {
         },
         emit,
         budget,
+        testing,
       );
       if (Array.isArray(r)) return r;
       budget.failed(r);
@@ -874,6 +893,7 @@ export class Deliverer {
     base: Pick<AttemptRecord, AttemptBase>,
     emit: (r: AttemptRecord) => void,
     budget?: AttemptBudget,
+    testing?: StsPolicy,
   ): Promise<RecipientResult[] | Failure> {
     const at = { ...base, nextHop: hop.name, address: hop.address, port: hop.port };
     for (let tryNo = 0; tryNo < 2; tryNo++) {
@@ -882,7 +902,7 @@ export class Deliverer {
       const reused = pooled !== undefined;
       const p = pooled ?? (await open(plan, budget?.signal));
       if ("ok" in p) {
-        const { peer, ...f } = p;
+        const { peer, source, ...f } = p;
         emit({
           ...at,
           reused: false,
@@ -891,9 +911,13 @@ export class Deliverer {
           reason: f.message,
           ...(f.certificate ? { certificate: f.certificate } : {}),
           ...(peer ? { peer } : {}),
+          ...(source ? { source } : {}),
         });
         return f;
       }
+      // MTA-STS testing: delivered as the policy allows, what enforce would refuse is reported
+      const tested = testing && stsTestingVerdict(testing, hop.name, testedSession(p));
+      const here = tested ? { ...at, stsTesting: tested } : at;
       const abort = (): void => p.conn.close();
       budget?.signal.addEventListener("abort", abort, { once: true });
       const sending = this.clock();
@@ -906,7 +930,7 @@ export class Deliverer {
         p.conn.close();
         const deferred = (f: Failure): Failure => {
           emit({
-            ...at,
+            ...here,
             reused,
             session: p.info,
             transmitMs,
@@ -922,7 +946,7 @@ export class Deliverer {
         if (e.code === "EREQUIRETLS") {
           const f = fail("REQUIRETLS_NOT_SUPPORTED", false, `next hop ${hop.name} does not offer REQUIRETLS`);
           emit({
-            ...at,
+            ...here,
             reused,
             session: p.info,
             transmitMs,
@@ -945,7 +969,7 @@ export class Deliverer {
         const byRcpt = new Map((e.rejectedErrors ?? []).map((x) => [x.recipient ?? "", x]));
         const results = req.recipients.map((a) => replyResult(a, byRcpt.get(a) ?? e, hop));
         emit({
-          ...at,
+          ...here,
           reused,
           session: p.info,
           transmitMs,
@@ -969,7 +993,7 @@ export class Deliverer {
         };
       });
       emit({
-        ...at,
+        ...here,
         reused,
         session: p.info,
         transmitMs,

@@ -1,7 +1,9 @@
 // MTA-STS (RFC 8461) as an outbound TLS mode. Discovery: the `_mta-sts.<domain>` TXT record
 // (v=STSv1; id=...); the policy from https://mta-sts.<domain>/.well-known/mta-sts.txt, fetched with
 // certificate validation, no redirects, 64 KiB at most; cached by id for max_age in the queue
-// directory (<queue.dir>/mta-sts/<domain>.json) so a restart keeps it (section 5.1). Enforcement:
+// directory (<queue.dir>/mta-sts/<domain>.json, written durably: relay/durable-file.ts) so a restart
+// keeps it (section 3.3), and refreshed before it expires (refresh below, run daily by
+// mta-sts-refresh.ts). Enforcement:
 // enforce -> only MX hosts matching the policy's mx patterns, over verified TLS, else defer;
 // testing -> deliver as usual but report (log + metric) what enforce would have refused; none or
 // no policy -> ordinary opportunistic delivery.
@@ -10,7 +12,8 @@
 // roots) and httpsPort (instead of 443). Production configs leave both unset.
 import type { DestinationFilter } from "../net/address-class.js";
 import { armFetchDeadline } from "./attempt-limits.js";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile } from "node:fs/promises";
+import { writeFileDurable } from "../durable-file.js";
 import { request } from "node:https";
 import { join } from "node:path";
 import { checkServerIdentity } from "node:tls";
@@ -108,13 +111,38 @@ export interface MtaStsOptions {
   fetchDeadlineMs?: () => number;
   /** Where mta-sts.<domain> may be (relay/net/address-class.ts); absent: anywhere. */
   destinations?: () => DestinationFilter;
+  /** The HTTPS policy fetch (tests inject one); default: GET https://mta-sts.<domain>/... */
+  fetch?: (domain: string) => Promise<PolicyFetch>;
+}
+
+/** A policy fetch's result; `webpki`: the failure was the server certificate's (sts-webpki-invalid). */
+export type PolicyFetch = Result<StsPolicy> & { webpki?: boolean };
+
+/** What a background refresh of one cached policy did (section 3.3: refresh before expiry). */
+export type RefreshOutcome =
+  /** fetched under the cached id with the same mode and mx: valid for max_age from now */
+  | "refreshed"
+  /** a new id, fetched: the new policy replaces the cached one, whatever its mode (section 3.1) */
+  | "replaced"
+  /** the TXT lookup or the fetch failed: the cached policy stays until its max_age (never a downgrade) */
+  | "failed"
+  /** no TXT record: nothing to refresh from, the cached policy stays until its max_age */
+  | "kept"
+  /** another mode or mx under the cached id: an id names one policy, the cached one stays */
+  | "kept-same-id"
+  /** the cached policy had expired: it no longer applies (a lookup fetches afresh) */
+  | "expired";
+
+/** Two policies enforce the same: mode and mx patterns (max_age may differ). Pure. */
+export function samePolicy(a: StsPolicy, b: StsPolicy): boolean {
+  return a.mode === b.mode && a.mx.length === b.mx.length && a.mx.every((m, i) => b.mx[i] === m);
 }
 
 function codeOf(e: unknown): string {
   return typeof e === "object" && e && "code" in e ? String(e.code) : "";
 }
 
-/** A domain whose published policy could not be fetched at its last lookup (for /status and metrics). */
+/** A domain whose published policy could not be fetched at its last fetch, lookup or refresh (for /status and metrics). */
 export interface StsFetchProblem {
   domain: string;
   type: StsFailure;
@@ -132,7 +160,7 @@ export class MtaSts {
   private problems = new Map<string, StsFetchProblem>();
   constructor(private o: MtaStsOptions) {}
 
-  /** Domains whose policy could not be fetched at the last lookup, oldest first. */
+  /** Domains whose policy could not be fetched at the last fetch (lookup or refresh), oldest first. */
   fetchProblems(): StsFetchProblem[] {
     return [...this.problems.values()];
   }
@@ -158,19 +186,71 @@ export class MtaSts {
     return join(this.o.cacheDir(), "mta-sts", `${domain.replace(/[^a-z0-9.-]/gi, "_")}.json`);
   }
 
+  /** The domains with a cached policy (expired ones included). */
+  async cachedDomains(): Promise<string[]> {
+    let names: string[];
+    try {
+      names = await readdir(join(this.o.cacheDir(), "mta-sts"));
+    } catch {
+      return [];
+    }
+    return names.filter((n) => /^[a-z0-9.-]+\.json$/i.test(n)).map((n) => n.slice(0, -5).toLowerCase());
+  }
+
+  /** The cached policy of a domain as stored (expired or not); undefined: none or unreadable. */
+  cached(domain: string): Promise<CachedPolicy | undefined> {
+    return this.readCache(domain.toLowerCase());
+  }
+
   private async readCache(domain: string): Promise<CachedPolicy | undefined> {
     try {
-      return JSON.parse(await readFile(this.cacheFile(domain), "utf8")) as CachedPolicy;
+      const c = JSON.parse(await readFile(this.cacheFile(domain), "utf8")) as CachedPolicy;
+      return typeof c?.id === "string" && typeof c.fetchedAt === "number" && c.policy?.mode ? c : undefined;
     } catch {
       return undefined;
     }
   }
 
+  /** Temp file, fsync, rename, folder fsync: a crash leaves the old policy or the new one, whole. */
   private async writeCache(domain: string, c: CachedPolicy): Promise<void> {
-    const file = this.cacheFile(domain);
     await mkdir(join(this.o.cacheDir(), "mta-sts"), { recursive: true });
-    await writeFile(`${file}.tmp`, JSON.stringify(c));
-    await rename(`${file}.tmp`, file);
+    await writeFileDurable(this.cacheFile(domain), JSON.stringify(c));
+  }
+
+  /**
+   * Refreshes a cached, unexpired policy before it expires (section 3.3: "MTAs SHOULD proactively
+   * refresh cached policies before they expire"). Only a successful fetch changes the cache: a new
+   * id replaces the policy (section 3.1, mode none included: that is how a domain leaves MTA-STS,
+   * section 10.3); the same id with the same mode and mx restarts its max_age. A failed fetch, a
+   * missing TXT record or another policy under the cached id leaves the cached policy as it is
+   * until its max_age, so nobody who can only break DNS or HTTPS weakens delivery.
+   */
+  async refresh(domain: string): Promise<RefreshOutcome> {
+    const d = domain.toLowerCase();
+    const now = this.now();
+    const cached = await this.readCache(d);
+    if (!cacheValid(cached, now)) return "expired";
+    const txt = await this.txt(d);
+    if (!txt.ok) return "failed"; // DNS failed: tried again at the next tick
+    const id = txt.value;
+    if (!id) return "kept";
+    const fetched = await this.fetchOf(d);
+    if (!fetched.ok) {
+      this.noteProblem(d, failureType(fetched), cached);
+      return "failed";
+    }
+    this.problems.delete(d);
+    if (id !== cached.id) {
+      await this.writeCache(d, { id, policy: fetched.value, fetchedAt: now });
+      return "replaced";
+    }
+    if (!samePolicy(fetched.value, cached.policy)) return "kept-same-id";
+    await this.writeCache(d, { id, policy: fetched.value, fetchedAt: now });
+    return "refreshed";
+  }
+
+  private fetchOf(domain: string): Promise<PolicyFetch> {
+    return this.o.fetch ? this.o.fetch(domain) : this.fetchPolicy(domain);
   }
 
   private async txt(domain: string): Promise<Result<string | undefined>> {
@@ -200,7 +280,7 @@ export class MtaSts {
   }
 
   /** GET https://mta-sts.<domain>/.well-known/mta-sts.txt with certificate validation. */
-  private async fetchPolicy(domain: string): Promise<Result<StsPolicy> & { webpki?: boolean }> {
+  private async fetchPolicy(domain: string): Promise<PolicyFetch> {
     const host = `mta-sts.${domain}`;
     const address = await this.address(host);
     if (!address) return fail("MTA_STS_FETCH_FAILED", true, `${host} has no address`);
@@ -277,18 +357,12 @@ export class MtaSts {
       // no (or no resolvable) TXT record: a cached, unexpired policy still applies
       return valid ? { policy: valid.policy, id: valid.id, source: "cache" } : { source: "none" };
     }
-    if (valid && valid.id === id) {
-      this.problems.delete(domain);
-      return { policy: valid.policy, id, source: "cache" };
-    }
-    const fetched = await this.fetchPolicy(domain);
+    // a failed refresh stays noted until a fetch succeeds: the cached policy is still current, but
+    // it will expire unless a refresh gets through (section 3.3: alert)
+    if (valid && valid.id === id) return { policy: valid.policy, id, source: "cache" };
+    const fetched = await this.fetchOf(domain);
     if (!fetched.ok) {
-      const type: StsFailure =
-        fetched.code === "MTA_STS_POLICY_INVALID"
-          ? "sts-policy-invalid"
-          : "webpki" in fetched && fetched.webpki
-            ? "sts-webpki-invalid"
-            : "sts-policy-fetch-error";
+      const type = failureType(fetched);
       const failure = { type, reason: fetched.message };
       this.noteProblem(domain, type, valid);
       return valid
@@ -299,4 +373,13 @@ export class MtaSts {
     await this.writeCache(domain, { id, policy: fetched.value, fetchedAt: now }).catch(() => undefined);
     return { policy: fetched.value, id, source: "fetched" };
   }
+}
+
+/** The RFC 8460 result type of a failed policy fetch. */
+function failureType(f: PolicyFetch & { ok: false }): StsFailure {
+  return f.code === "MTA_STS_POLICY_INVALID"
+    ? "sts-policy-invalid"
+    : f.webpki
+      ? "sts-webpki-invalid"
+      : "sts-policy-fetch-error";
 }

@@ -22,6 +22,8 @@ export interface SessionInfo {
   peerIssuer?: string;
   /** Shadow mode: what the audited policy says of this session (tls-audit.ts). */
   audit?: { ok: true } | { ok: false; code: string; reason: string };
+  /** The relay's own address on the connection (source-address.ts): TLS-RPT sending-mta-ip. */
+  localAddress?: string;
   authMechanism?: string;
   authOutcome?: "ok" | "failed" | "skipped";
 }

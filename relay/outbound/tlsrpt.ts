@@ -34,6 +34,8 @@ export interface TlsRptEvent {
   result: "success" | ResultType;
   mx?: string;
   ip?: string;
+  /** The relay's own address on the connection (sending-mta-ip). */
+  src?: string;
   reason?: string;
 }
 
@@ -71,7 +73,18 @@ export function resultTypeOf(
 /** The event of one attempt record; undefined when TLS played no part (clear mode, DNS, refusals). */
 export function eventOf(a: AttemptRecord, t: number): TlsRptEvent | undefined {
   if (!a.domain || !a.tlsPolicy || a.level === "none") return undefined;
-  const where = { ...(a.nextHop ? { mx: a.nextHop } : {}), ...(a.address ? { ip: a.address } : {}) };
+  const src = a.source ?? a.session?.localAddress;
+  const where = {
+    ...(a.nextHop ? { mx: a.nextHop } : {}),
+    ...(a.address ? { ip: a.address } : {}),
+    ...(src ? { src } : {}),
+  };
+  // MTA-STS testing: a session delivered that enforce would have refused is a failure (RFC 8461 5)
+  const tested = a.stsTesting;
+  if (tested) {
+    const type = resultTypeOf(tested.code, tested.certificate) ?? "validation-failure";
+    return { t, domain: a.domain, policy: a.tlsPolicy, result: type, ...where, reason: tested.reason };
+  }
   if (a.session?.tlsVersion) return { t, domain: a.domain, policy: a.tlsPolicy, result: "success", ...where };
   const type = resultTypeOf(a.code, a.certificate);
   if (!type) return undefined;
@@ -95,8 +108,11 @@ export interface ReportMeta {
   contactInfo: string;
   /** Our host name: the report-id's suffix and the submitter. */
   submitter: string;
-  /** IP the relay sends from, when known. */
-  sendingIp?: string;
+  /**
+   * The reporting pod (its host name): each pod of a fleet reports its own sessions, and two reports
+   * of one day and domain must not share a report-id (a receiver would drop one as a duplicate).
+   */
+  instance?: string;
 }
 
 export function dayRange(day: string): { start: Date; end: Date } {
@@ -104,8 +120,8 @@ export function dayRange(day: string): { start: Date; end: Date } {
   return { start, end: new Date(start.getTime() + 86_400_000) };
 }
 
-export function reportId(day: string, domain: string, submitter: string): string {
-  return `${day}T00:00:00Z_${domain}@${submitter}`;
+export function reportId(day: string, domain: string, submitter: string, instance?: string): string {
+  return `${day}T00:00:00Z_${domain}${instance ? `_${instance}` : ""}@${submitter}`;
 }
 
 /** The RFC 8460 report of one policy domain for one UTC day. Pure. */
@@ -122,7 +138,7 @@ export function buildReport(day: string, domain: string, events: TlsRptEvent[], 
     const failures = new Map<string, { e: TlsRptEvent; n: number }>();
     for (const e of list) {
       if (e.result === "success") continue;
-      const k = JSON.stringify([e.result, e.mx ?? "", e.ip ?? ""]);
+      const k = JSON.stringify([e.result, e.mx ?? "", e.ip ?? "", e.src ?? ""]);
       const f = failures.get(k);
       if (f) f.n++;
       else failures.set(k, { e, n: 1 });
@@ -143,7 +159,7 @@ export function buildReport(day: string, domain: string, events: TlsRptEvent[], 
         ? {
             "failure-details": [...failures.values()].map(({ e, n }) => ({
               "result-type": e.result as ResultType,
-              ...(m.sendingIp ? { "sending-mta-ip": m.sendingIp } : {}),
+              ...(e.src ? { "sending-mta-ip": e.src } : {}),
               ...(e.mx ? { "receiving-mx-hostname": e.mx } : {}),
               ...(e.ip ? { "receiving-ip": e.ip } : {}),
               "failed-session-count": n,
@@ -159,7 +175,7 @@ export function buildReport(day: string, domain: string, events: TlsRptEvent[], 
     "organization-name": m.organizationName,
     "date-range": { "start-datetime": start.toISOString(), "end-datetime": end.toISOString() },
     "contact-info": m.contactInfo,
-    "report-id": reportId(day, domain, m.submitter),
+    "report-id": reportId(day, domain, m.submitter, m.instance),
     policies,
   };
 }
@@ -168,6 +184,19 @@ export function buildReport(day: string, domain: string, events: TlsRptEvent[], 
 export const MAX_RUA_TARGETS = 5;
 /** Sends to one rua target of one day before it is given up. */
 export const MAX_REPORT_ATTEMPTS = 3;
+/**
+ * Reports one run (an hourly tick) sends to one receiving domain (a mailto: address's domain, an
+ * https: host) at most; the rest wait for the next run, not counted as attempts. Whoever owns many
+ * domains the relay mails can point all their rua at one victim: it gets at most this many an hour.
+ */
+export const MAX_REPORTS_PER_RECEIVER_RUN = 100;
+
+/** The domain a rua target delivers to (lower case). */
+function receiverOf(target: string): string {
+  return (target.startsWith("mailto:") ? target.slice(target.lastIndexOf("@") + 1) : new URL(target).hostname)
+    .toLowerCase()
+    .replace(/\.$/, "");
+}
 
 // RFC 5321 Mailbox, conservatively: dot-atom local part and an LDH domain; nothing that could end
 // a header field, open a new one or add an address (CR, LF, <, >, ",", ";", quotes, spaces).
@@ -256,6 +285,7 @@ export function reportMessage(o: {
   day: string;
   domain: string;
   submitter: string;
+  instance?: string;
   gz: Buffer;
   now: Date;
 }): Buffer {
@@ -263,7 +293,7 @@ export function reportMessage(o: {
     if (!MAILBOX.test(a))
       throw new Error(`not a plain mailbox, refused in a report header: ${JSON.stringify(a)}`);
   const h = headerValue;
-  const id = reportId(o.day, o.domain, o.submitter);
+  const id = reportId(o.day, o.domain, o.submitter, o.instance);
   const boundary = `tlsrpt-${o.now.getTime().toString(36)}-${Math.random().toString(36).slice(2)}`;
   const b64 = o.gz.toString("base64").replace(/(.{76})/g, "$1\r\n");
   const lines = [
@@ -457,7 +487,8 @@ export interface SendDeps {
 export interface SentReport {
   domain: string;
   rua: string;
-  result: "queued" | "posted" | "failed";
+  /** deferred: over MAX_REPORTS_PER_RECEIVER_RUN, sent at a later run (not an attempt). */
+  result: "queued" | "posted" | "failed" | "deferred";
   detail?: string;
 }
 
@@ -471,7 +502,7 @@ const targetKey = (domain: string, rua: string): string => `${domain} ${rua}`;
 /** Whether a target of the day is still to be sent: never tried, or failed fewer than the limit. */
 function due(state: DayState, domain: string, rua: string): boolean {
   const t = state.targets[targetKey(domain, rua)];
-  return !t || (t.result === "failed" && t.attempts < MAX_REPORT_ATTEMPTS);
+  return !t || t.result === "deferred" || (t.result === "failed" && t.attempts < MAX_REPORT_ATTEMPTS);
 }
 
 /**
@@ -484,12 +515,12 @@ export function advanceDay(prev: DayState, sent: SentReport[]): { state: DayStat
     const k = targetKey(r.domain, r.rua);
     targets[k] = {
       result: r.result,
-      attempts: (targets[k]?.attempts ?? 0) + 1,
+      attempts: (targets[k]?.attempts ?? 0) + (r.result === "deferred" ? 0 : 1),
       ...(r.detail ? { detail: r.detail } : {}),
     };
   }
   const finished = Object.values(targets).every(
-    (t) => t.result !== "failed" || t.attempts >= MAX_REPORT_ATTEMPTS,
+    (t) => t.result !== "deferred" && (t.result !== "failed" || t.attempts >= MAX_REPORT_ATTEMPTS),
   );
   return { state: { targets }, finished };
 }
@@ -506,11 +537,24 @@ export async function sendDay(
   const events = await d.store.events(day);
   const meta = d.meta();
   const out: SentReport[] = [];
+  const perReceiver = new Map<string, number>();
   for (const domain of [...new Set(events.map((e) => e.domain))].sort()) {
     const rua = (await discoverRua(d.dns(), domain))?.filter((u) => due(state, domain, u));
     if (!rua?.length) continue;
     const gz = gzipReport(buildReport(day, domain, events, meta));
     for (const target of rua) {
+      const receiver = receiverOf(target);
+      const n = (perReceiver.get(receiver) ?? 0) + 1;
+      perReceiver.set(receiver, n);
+      if (n > MAX_REPORTS_PER_RECEIVER_RUN) {
+        out.push({
+          domain,
+          rua: target,
+          result: "deferred",
+          detail: `over ${MAX_REPORTS_PER_RECEIVER_RUN} to ${receiver}`,
+        });
+        continue;
+      }
       try {
         if (target.startsWith("mailto:")) {
           const to = [target.slice(7)];
@@ -520,6 +564,7 @@ export async function sendDay(
             day,
             domain,
             submitter: meta.submitter,
+            ...(meta.instance ? { instance: meta.instance } : {}),
             gz,
             now: d.now?.() ?? new Date(),
           });

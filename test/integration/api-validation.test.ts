@@ -403,6 +403,20 @@ const cases: Case[] = [
   { kind: R, name: "image that is no image reference", set: { image: "Not An Image" }, field: "spec.image" },
   {
     kind: R,
+    name: "TLS reporting enabled without contact-info (RFC 8460 requires it)",
+    set: { tlsReporting: { enabled: true } },
+    field: "spec.tlsReporting.contactInfo",
+  },
+  {
+    kind: R,
+    name: "TLS report sender that would add a header",
+    set: {
+      tlsReporting: { enabled: true, contactInfo: "x", reportFrom: "a@example.com\r\nBcc: b@evil.example" },
+    },
+    field: "spec.tlsReporting.reportFrom",
+  },
+  {
+    kind: R,
     name: "toleration with an unknown effect",
     set: { tolerations: [{ key: "mail", effect: "Sometimes" }] },
     field: "spec.tolerations[0].effect",

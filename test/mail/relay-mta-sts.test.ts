@@ -1,11 +1,13 @@
 // MTA-STS (RFC 8461) end to end: the relay discovers _mta-sts.<domain> on a loopback DNS server,
 // fetches the policy over HTTPS (validated against the test CA), caches it by id in the queue
 // directory, and enforces it: enforce + matching MX -> delivered over verified TLS; enforce + no
-// matching MX -> deferred; testing + no matching MX -> delivered, reported (log + metric).
+// matching MX -> deferred; testing + no matching MX -> delivered, reported (log + metric); testing +
+// an MX certificate that does not verify -> delivered, a TLS-RPT failure entry (issue 20 item 5).
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { buildReport, dayOf, TlsRptStore, type TlsRptEvent } from "../../relay/outbound/tlsrpt.js";
 import type { Relay } from "../../relay/relay.js";
 import { makeLeaf } from "../support/certs.js";
 import { startDnsServer, type DnsServer } from "../support/dns-server.js";
@@ -22,7 +24,7 @@ let logs: LogCapture;
 let sink: Sink;
 let dns: DnsServer;
 let sts: MtaStsServer;
-const domains = ["enforce-ok.test", "enforce-bad.test", "testing.test", "cached.test"];
+const domains = ["enforce-ok.test", "enforce-bad.test", "testing.test", "cached.test", "testing-cert.test"];
 // issue 22 finding 6: routed by defaultOutbound (mode mta-sts), each publishing an enforce policy
 // whose mx does not match its MX (so only a relaxation lets mail through)
 const defaultRouted = ["outside.test", "relaxed.test", "local-sts.test"];
@@ -43,9 +45,12 @@ before(async () => {
   sts.setPolicy("enforce-bad.test", stsPolicy("enforce", ["mx.elsewhere.test"]));
   sts.setPolicy("testing.test", stsPolicy("testing", ["mx.elsewhere.test"]));
   sts.setPolicy("cached.test", stsPolicy("enforce", ["*.partner.test"]));
+  // its MX is in the policy, but the MX's certificate names mx1.partner.test
+  sts.setPolicy("testing-cert.test", stsPolicy("testing", ["*.partner.test"]));
   const zone: Parameters<typeof startDnsServer>[0] = {
     "mx1.partner.test": { A: ["127.0.0.1"] },
     "mx.attacker.test": { A: ["127.0.0.1"] },
+    "mx2.partner.test": { A: ["127.0.0.1"] },
   };
   for (const d of defaultRouted) sts.setPolicy(d, stsPolicy("enforce", ["mx.elsewhere.test"]));
   for (const d of [...domains, ...defaultRouted]) {
@@ -53,6 +58,7 @@ before(async () => {
     zone[`_mta-sts.${d}`] = { TXT: ["v=STSv1; id=20260101T000000;"] };
     zone[`mta-sts.${d}`] = { A: ["127.0.0.1"] };
   }
+  zone["testing-cert.test"] = { MX: [{ preference: 10, exchange: "mx2.partner.test" }] };
   dns = await startDnsServer(zone);
   await configure();
   ({ relay, logs } = await f.start({ mxPort: sink.port }));
@@ -63,6 +69,7 @@ async function configure(patch: Parameters<RelayFixture["configure"]>[0] = {}): 
     {
       dns: { servers: [dns.address] },
       mtaSts: { caFile: "ca.crt", httpsPort: sts.port },
+      tlsRpt: { organizationName: "Sealpost Test", contactInfo: "postmaster@relay.test" },
       policies: [{ name: "p/sts", domains, outbound: { tls: { mode: "mta-sts", caFile: "ca.crt" } } }],
       ...patch,
     },
@@ -170,6 +177,45 @@ describe("MTA-STS", () => {
       /sealpost_relay_mta_sts_total\{policy="p\/sts",sts_mode="testing",result="testing-mx-mismatch"\} [1-9]/,
     );
   });
+  it("issue 20 item 5: testing, the MX certificate does not verify: delivered as the policy allows, reported as a TLS-RPT failure", async () => {
+    const id = await submit("frank@testing-cert.test", "sts-testing-cert");
+    const m = await waitFor("delivered", () => arrived("sts-testing-cert"), 20_000);
+    assert.equal(m.secure, true, "over the TLS the MX offers");
+    const l = await waitFor("delivery log", () =>
+      logs.find((x) => x.event === "delivery" && x.queueId === id && x.result === "delivered"),
+    );
+    assert.equal(l.level, "may");
+    // the day's TLS-RPT events: the session is a failure of the sts policy, not a success
+    const store = new TlsRptStore(join(f.work, "queue"));
+    const day = dayOf(Date.now());
+    const events: TlsRptEvent[] = await waitFor("TLS-RPT events", async () => {
+      const e = await store.events(day);
+      return e.some((x) => x.domain === "testing-cert.test") && e.some((x) => x.domain === "testing.test")
+        ? e
+        : undefined;
+    });
+    const meta = { organizationName: "o", contactInfo: "c", submitter: "relay.test" };
+    const report = buildReport(day, "testing-cert.test", events, meta);
+    const p = report.policies[0]!;
+    assert.equal(p.policy["policy-type"], "sts");
+    assert.ok(p.policy["policy-string"]?.includes("mode: testing"));
+    assert.equal(p.summary["total-successful-session-count"], 0);
+    assert.equal(p.summary["total-failure-session-count"], 1);
+    assert.deepEqual(
+      p["failure-details"]!.map((d) => [d["result-type"], d["receiving-mx-hostname"]]),
+      [["certificate-host-mismatch", "mx2.partner.test"]],
+    );
+    assert.equal(p["failure-details"]![0]!["sending-mta-ip"], "127.0.0.1");
+    // the testing policy whose mx does not name the MX (the test above): a validation-failure
+    const mismatch = buildReport(day, "testing.test", events, meta).policies[0]!;
+    assert.equal(mismatch.summary["total-successful-session-count"], 0);
+    assert.equal(mismatch["failure-details"]![0]!["result-type"], "validation-failure");
+    // the enforce policy whose MX verified: successes only
+    const good = buildReport(day, "enforce-ok.test", events, meta).policies[0]!;
+    assert.equal(good.summary["total-failure-session-count"], 0);
+    assert.ok(good.summary["total-successful-session-count"] >= 2);
+  });
+
   it("issue 22 finding 6: TLS-Required: No from a sender outside relayFrom does not relax an enforced MTA-STS policy", async () => {
     // 127.0.0.1 (swaks) is now an outsider: it may only send to local domains; outside.test is one,
     // delivered by MX under defaultOutbound mta-sts

@@ -6,6 +6,7 @@
 // the same JSON.
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { createServer } from "node:https";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
@@ -318,6 +319,8 @@ describe("TLS-RPT (RFC 8460)", () => {
       organizationName: "Sealpost Test",
       contactInfo: "postmaster@relay.test",
       submitter: "relay.test",
+      // the reporting pod: each pod's report of a day has its own report-id
+      instance: hostname(),
     };
     const good = buildReport(day, "good.test", events, meta);
     assert.deepEqual(validate(good, RFC8460_SCHEMA), []);
@@ -329,9 +332,13 @@ describe("TLS-RPT (RFC 8460)", () => {
     assert.ok(starttls.policies[0]!.summary["total-failure-session-count"] >= 1);
     assert.equal(starttls.policies[0]!["failure-details"]![0]!["result-type"], "starttls-not-supported");
     assert.equal(starttls.policies[0]!["failure-details"]![0]!["receiving-ip"], "127.0.0.1");
+    // issue 20 item 5: the relay's own address on the failed connection (RFC 8460 sending-mta-ip)
+    assert.equal(starttls.policies[0]!["failure-details"]![0]!["sending-mta-ip"], "127.0.0.1");
     const mismatch = buildReport(day, "mismatch.test", events, meta);
     assert.deepEqual(validate(mismatch, RFC8460_SCHEMA), []);
     assert.equal(mismatch.policies[0]!["failure-details"]![0]!["result-type"], "certificate-host-mismatch");
+    // a handshake refused by the relay's own verification: the address was read at connect time
+    assert.equal(mismatch.policies[0]!["failure-details"]![0]!["sending-mta-ip"], "127.0.0.1");
     // the checker itself rejects a broken report
     assert.ok(validate({ ...good, policies: [{ policy: {} }] }, RFC8460_SCHEMA).length >= 3);
 

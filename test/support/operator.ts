@@ -54,10 +54,17 @@ export async function controlPlaneFor(
   opts: { crds?: string[]; controlPlane?: ControlPlaneOptions } = {},
 ): Promise<{ cp: ControlPlane; admin: KubeClient }> {
   const cp = await startControlPlane(opts.controlPlane);
-  const admin = new KubeClient(cp.kubeConfig);
-  await cp.applyCrds(opts.crds ?? [...sealpostCrdFiles(), ...certManagerCrdFiles()]);
-  await ensureNamespace(admin, namespace);
-  return { cp, admin };
+  try {
+    const admin = new KubeClient(cp.kubeConfig);
+    await cp.applyCrds(opts.crds ?? [...sealpostCrdFiles(), ...certManagerCrdFiles()]);
+    await ensureNamespace(admin, namespace);
+    return { cp, admin };
+  } catch (e) {
+    // the caller never gets cp to stop: a CRD the apiserver refuses would leave etcd and the
+    // apiserver running, and the test file hanging until the runner's timeout
+    await cp.stop();
+    throw e;
+  }
 }
 
 /** Stops what a test started, last started first; what never started (a failed before) is skipped. */

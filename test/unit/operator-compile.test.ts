@@ -488,6 +488,40 @@ describe("compile", () => {
     assert.equal(compileRelayConfig(relay(), [], clusterView()).config.dns.servers, undefined);
   });
 
+  it("issue 20 item 5: spec.tlsReporting turns TLS-RPT sending on; absent or disabled, off", () => {
+    const on = compileRelayConfig(
+      relay({ tlsReporting: { enabled: true, contactInfo: "mailto:tls@example.com" } }),
+      [],
+      clusterView(),
+    );
+    assert.deepEqual(on.config.tlsRpt, {
+      organizationName: "relay.example.com",
+      contactInfo: "mailto:tls@example.com",
+      from: "tlsrpt-noreply@relay.example.com",
+    });
+    const named = compileRelayConfig(
+      relay({
+        tlsReporting: {
+          enabled: true,
+          organizationName: "Example Corp",
+          contactInfo: "tls@example.com",
+          reportFrom: "reports@example.com",
+        },
+      }),
+      [],
+      clusterView(),
+    );
+    assert.deepEqual(named.config.tlsRpt, {
+      organizationName: "Example Corp",
+      contactInfo: "tls@example.com",
+      from: "reports@example.com",
+    });
+    assert.notEqual(named.hash, on.hash);
+    assert.equal(compileRelayConfig(relay(), [], clusterView()).config.tlsRpt, undefined);
+    const off = relay({ tlsReporting: { enabled: false, contactInfo: "tls@example.com" } });
+    assert.equal(compileRelayConfig(off, [], clusterView()).config.tlsRpt, undefined);
+  });
+
   it("finding 5: auth.allowUnauthenticatedPeer reaches the relay config", () => {
     const p = policy("p", {
       domains: ["p.example"],

@@ -2,6 +2,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { cacheValid, mxMatches, parseStsPolicy, parseStsTxt } from "../../relay/outbound/mta-sts.js";
+import { stsTestingVerdict } from "../../relay/outbound/sts-testing.js";
+import { resultTypeOf } from "../../relay/outbound/tlsrpt.js";
 
 describe("MTA-STS parsing and matching", () => {
   it("TXT: exactly one v=STSv1 record with an id", () => {
@@ -51,5 +53,37 @@ describe("MTA-STS parsing and matching", () => {
     assert.equal(cacheValid(c, 10_999), true);
     assert.equal(cacheValid(c, 11_000), false);
     assert.equal(cacheValid(undefined, 0), false);
+  });
+});
+
+describe("issue 20 item 5: MTA-STS testing mode judges each session it delivers (RFC 8461 section 5)", () => {
+  const testing = {
+    version: "STSv1" as const,
+    mode: "testing" as const,
+    mx: ["*.partner.test"],
+    maxAge: 86400,
+  };
+  it("what enforce would have refused: MX outside the policy, no STARTTLS, a certificate that does not verify", () => {
+    assert.equal(stsTestingVerdict(testing, "mx1.partner.test", { tls: true, verified: true }), undefined);
+    assert.equal(
+      stsTestingVerdict(testing, "mx.elsewhere.test", { tls: true, verified: true })?.code,
+      "MTA_STS_MX_MISMATCH",
+    );
+    assert.equal(stsTestingVerdict(testing, "mx1.partner.test", { tls: false })?.code, "TLS_NOT_OFFERED");
+    const cases: [string, string][] = [
+      ["ERR_TLS_CERT_ALTNAME_INVALID", "certificate-host-mismatch"],
+      ["CERT_HAS_EXPIRED", "certificate-expired"],
+      ["DEPTH_ZERO_SELF_SIGNED_CERT", "certificate-not-trusted"],
+      ["SOMETHING_ELSE", "validation-failure"],
+    ];
+    for (const [error, type] of cases) {
+      const v = stsTestingVerdict(testing, "mx1.partner.test", {
+        tls: true,
+        verified: false,
+        verifyError: error,
+      });
+      assert.equal(v?.code, "TLS_VERIFY_FAILED");
+      assert.equal(resultTypeOf(v.code, v.certificate), type, error);
+    }
   });
 });

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
   MAX_REPORT_ATTEMPTS,
+  MAX_REPORTS_PER_RECEIVER_RUN,
   MAX_RUA_TARGETS,
   parseTlsRptTxt,
   reportMessage,
@@ -17,6 +18,7 @@ import {
   TlsRptStore,
   type SendDeps,
 } from "../../relay/outbound/tlsrpt.js";
+import { DestinationFilter } from "../../relay/net/address-class.js";
 import type { Dns } from "../../relay/outbound/mx.js";
 
 const DAY = "2026-01-01";
@@ -131,6 +133,44 @@ describe("issue 22 finding 5: TLS-RPT spam cannon", () => {
     assert.equal(queued.length, 1, "the mailto target got its report once");
     assert.equal(posted.length, MAX_REPORT_ATTEMPTS, "the failing https target is given up");
     assert.deepEqual(await store.pendingDays("2026-01-02"), [], "the day is done");
+  });
+
+  it(`issue 20 item 5: at most ${MAX_REPORTS_PER_RECEIVER_RUN} reports a run to one receiving domain, the rest at the next run, none lost`, async () => {
+    // whoever owns many domains the relay mails points every rua at one victim
+    const store = new TlsRptStore(join(dir, "receiver"));
+    const n = MAX_REPORTS_PER_RECEIVER_RUN + 50;
+    for (let i = 0; i < n; i++)
+      await store.record({
+        t: Date.parse(`${DAY}T12:00:00Z`),
+        domain: `d${i}.attacker.example`,
+        policy: { type: "no-policy-found", strings: [] },
+        result: "success",
+      });
+    const { d, queued } = deps(store, "v=TLSRPTv1; rua=mailto:inbox@Victim.example");
+    const r = new TlsRptReporter(d);
+    const first = await r.day(DAY);
+    assert.equal(queued.length, MAX_REPORTS_PER_RECEIVER_RUN);
+    assert.equal(first.filter((x) => x.result === "deferred").length, 50);
+    assert.deepEqual(await store.pendingDays("2026-01-02"), [DAY], "the day is not done");
+    await r.due("2026-01-02");
+    assert.equal(queued.length, n, "each domain's report once");
+    assert.equal(new Set(queued.map((q) => /TLS-Report-Domain: (\S+)/.exec(q.msg)?.[1])).size, n);
+    assert.deepEqual(await store.pendingDays("2026-01-02"), [], "the day is done");
+  });
+
+  it("issue 20 item 5: https: rua aimed at loopback, the apiserver's ClusterIP or the metadata service is not POSTed to", async () => {
+    const store = await storeWithEvents("ssrf");
+    const { d } = deps(
+      store,
+      "v=TLSRPTv1; rua=https://127.0.0.1:6443/r,https://10.96.0.1/r,https://169.254.169.254/latest,https://[::1]/r,https://[fd00::1]/r",
+      { post: undefined, destinations: () => new DestinationFilter([]) },
+    );
+    const sent = await sendDay(DAY, d);
+    assert.equal(sent.length, 5);
+    for (const r of sent) {
+      assert.equal(r.result, "failed", r.rua);
+      assert.match(r.detail ?? "", /not reported to/, r.rua);
+    }
   });
 
   it("overlapping ticks send each report once", async () => {
