@@ -4,7 +4,8 @@
 // - smime (session opportunistic, explicitly allowed): the message goes out S/MIME-encrypted over the
 //   clear session and `openssl cms -decrypt` opens it with the recipient's key; the delivery line, the
 //   metric and the encryption receipt say fallback=smime and what failed;
-// - smime with its default session (required): the stripped partner gets nothing, in clear or not;
+// - smime with its default session (required): a partner whose certificate fails verification gets
+//   the message encrypted over TLS; the stripped partner gets nothing, in clear or not;
 // - smime without a certificate for the recipient: deferred, never clear;
 // - no fallback (defer): nothing leaves, the queue holds it;
 // - route: the message arrives at the alternate Postfix over verified TLS, not at the partner;
@@ -39,8 +40,15 @@ let proxy: StripProxy; // strips the partner's STARTTLS
 let portalProxy: StripProxy; // strips the portal's too
 let bobClear: Leaf;
 let bobTls: Leaf;
+let bobVerify: Leaf;
 
-const DOMAINS = ["smime-clear.test", "smime-tls.test", "smime-nocert.test", "defer.test"];
+const DOMAINS = [
+  "smime-clear.test",
+  "smime-tls.test",
+  "smime-nocert.test",
+  "defer.test",
+  "smime-verify.test",
+];
 const ROUTED = ["route.test", "route-strip.test"];
 const CERTS = "secrets/partner-smime/certs.pem";
 
@@ -113,6 +121,7 @@ before(async () => {
   const portalCert = await makeLeaf(f.ca, { cn: "portal.test", dnsNames: ["portal.test"] });
   bobClear = await makeLeaf(f.ca, { cn: "Bob", emails: ["bob@smime-clear.test"], rsa: true });
   bobTls = await makeLeaf(f.ca, { cn: "Bob TLS", emails: ["bob@smime-tls.test"], rsa: true });
+  bobVerify = await makeLeaf(f.ca, { cn: "Bob Verify", emails: ["bob@smime-verify.test"], rsa: true });
   partner = await startPostfix({
     domains: [...DOMAINS, ...ROUTED],
     tls: "offer",
@@ -129,6 +138,16 @@ before(async () => {
         policy("smime-tls.test", { action: "smime", smime }),
         policy("smime-nocert.test", { action: "smime", session: "opportunistic", smime }),
         policy("defer.test"),
+        // no man in the middle: the partner's certificate does not carry the name the policy expects
+        {
+          name: "partner/smime-verify",
+          domains: ["smime-verify.test"],
+          outbound: {
+            tls: { mode: "verify", caFile: "secrets/ca/ca.crt", matchNames: ["other.partner.test"] },
+            nextHop: { host: partner.host, port: partner.port },
+            tlsFallback: { action: "smime", smime },
+          },
+        },
         policy("route.test", {
           action: "route",
           nextHop: { host: portal.host, port: portal.port },
@@ -144,7 +163,9 @@ before(async () => {
     {
       files: {
         "secrets/ca/ca.crt": await readFile(f.ca.certFile),
-        [CERTS]: Buffer.concat([await readFile(bobClear.certFile), await readFile(bobTls.certFile)]),
+        [CERTS]: Buffer.concat(
+          await Promise.all([bobClear, bobTls, bobVerify].map((l) => readFile(l.certFile))),
+        ),
       },
     },
   );
@@ -195,6 +216,27 @@ describe("a policy's TLS fallback behind a STARTTLS-stripping partner", () => {
     const fp = await run("openssl", ["x509", "-in", bobClear.certFile, "-noout", "-fingerprint", "-sha256"]);
     assert.equal(r.smime?.recipientCertificateSha256, fp.stdout.trim().split("=")[1]);
     assert.equal(r.tls.protocol, undefined); // the session, as it was: clear
+    assert.equal(r.tls.authenticated, "none");
+  });
+
+  it("smime (default session required): a certificate that fails verification -> encrypted over TLS", async () => {
+    const id = await submit("bob@smime-verify.test", "fb-smime-verify");
+    const m = await arrived(partner, "fb-smime-verify");
+    assert.match(m.headers.received?.[0] ?? "", /ESMTPS/);
+    assert.match(m.headers["content-type"]?.[0] ?? "", /^application\/pkcs7-mime; smime-type=enveloped-data/);
+    assert.doesNotMatch(m.raw, /secret number/);
+    const inFile = join(f.work, "fb-smime-verify.eml");
+    await writeFile(inFile, m.raw);
+    const out = await run("openssl", [
+      "cms", "-decrypt", "-in", inFile, "-recip", bobVerify.certFile, "-inkey", bobVerify.keyFile,
+    ]); // prettier-ignore
+    assert.match(out.stdout, /the secret number of fb-smime-verify is 4711/);
+    const r = await waitFor("receipt", async () =>
+      (await receipts()).find((x) => x.queueId === id && x.to === "bob@smime-verify.test"),
+    );
+    assert.equal(r.fallback?.failed, "TLS_VERIFY_FAILED");
+    assert.equal(r.tls.level, "encrypt");
+    assert.match(r.tls.protocol ?? "", /^TLSv1\.[23]$/);
     assert.equal(r.tls.authenticated, "none");
   });
 
