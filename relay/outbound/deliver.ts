@@ -686,7 +686,8 @@ export class Deliverer {
         : { source: "none", failure: { type: "sts-policy-fetch-error", reason: "MTA-STS not wired" } };
       input.sts = sts;
     }
-    base.tlsPolicy = tlsRptPolicy(sts);
+    // TLS-RPT reports on the recipient domain's servers, not on a fallback's alternate next hop
+    if (!route.alternate) base.tlsPolicy = tlsRptPolicy(sts);
     const intent = resolveTlsPolicy(input);
     if (sts) this.d.onMtaSts?.(stsRecord(req, sts, intent));
     if (!intent.ok) {

@@ -86,7 +86,8 @@ export function decideFallback(
  * partner's hops, route: the alternate next hop, under the session requirement tls-policy.ts gives
  * (undefined: none, the mail is deferred). No AUTH credential (a password never goes to a peer that
  * just failed the policy's authentication, nor to another server), no S/MIME of the policy's own, and
- * no fallback of its own (a fallback never falls back). Pure.
+ * no fallback of its own (a fallback never falls back); the alternate hop is marked so that TLS-RPT
+ * does not count its sessions as the recipient domain's. Pure.
  */
 export function fallbackRoute(route: Route, fallback: TlsFallback): Route | undefined {
   const tls = fallbackTls(fallback, route.outbound.tls);
@@ -97,6 +98,7 @@ export function fallbackRoute(route: Route, fallback: TlsFallback): Route | unde
       outbound: { tls, nextHop: fallback.nextHop },
       nextHop: fallback.nextHop,
       domain: route.domain,
+      alternate: true,
     };
   return {
     ...route,

@@ -113,6 +113,8 @@ describe("the fallback session's TLS requirement (tls-policy.ts)", () => {
   it("route: the alternate hop under its own requirement, which must authenticate the peer", () => {
     const r = fallbackRoute(base, route)!;
     assert.deepEqual(r.nextHop, { host: "portal.example", port: 25 });
+    assert.equal(r.alternate, true); // not the domain's server: no TLS-RPT for its sessions
+    assert.equal(fallbackRoute(base, smime)!.alternate, undefined);
     assert.deepEqual(r.outbound.tls, {
       mode: "verify",
       minVersion: "TLSv1.2",
