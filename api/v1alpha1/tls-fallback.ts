@@ -146,7 +146,7 @@ export const TlsFallback = z
       ),
   })
   .describe(
-    "What to do when the TLS requirement cannot be met on any of the partner's servers: STARTTLS missing or refused, a session not encrypted, certificate verification, DANE, MTA-STS, the minimum TLS version or a pin failed on every server tried. Never on the partner's reply (4xx/5xx), a connection failure or timeout, or DNS errors: those mail waits for the next attempt. Each fallback is logged (the delivery log's fallback field), counted (sealpost_relay_tls_fallback_recipients_total) and recorded in the encryption receipt. A message with REQUIRETLS never takes the smime fallback. Absent: defer.",
+    "What to do when the TLS requirement cannot be met on any of the partner's servers: STARTTLS missing or refused, a session not encrypted, certificate verification, DANE, MTA-STS, the minimum TLS version or a pin failed on every server tried. Never on the partner's reply (4xx/5xx), a connection failure or timeout, or DNS errors: the mail then waits for the next attempt. Each fallback is logged (the delivery log's fallback field), counted (sealpost_relay_tls_fallback_recipients_total) and recorded in the encryption receipt. A message with REQUIRETLS never takes the smime fallback. Absent: defer.",
   )
   .meta(
     cel(
