@@ -57,6 +57,12 @@ export const DeliveryLine = z.object({
     /** SHA-256 of the peer certificate, colon-separated hex (as `openssl x509 -fingerprint -sha256`). */
     peerFingerprint: z.string().optional(),
   }),
+  /**
+   * The policy's TLS requirement was not met on any hop and its fallback (relay/outbound/fallback.ts)
+   * carried this attempt: smime or route, and the TLS failure that triggered it. The fields above
+   * describe the fallback's session.
+   */
+  fallback: z.object({ action: z.enum(["smime", "route"]), trigger: z.string() }).optional(),
 });
 export type DeliveryLine = z.infer<typeof DeliveryLine>;
 
@@ -123,6 +129,7 @@ export function deliveryLine(c: DeliveryContext, r: RecipientResult): DeliveryLi
       verified: s?.peerVerified === true && s.tlsVersion !== undefined,
       ...(s?.peerFingerprint ? { peerFingerprint: s.peerFingerprint } : {}),
     },
+    ...(r.fallback ? { fallback: { action: r.fallback.action, trigger: r.fallback.trigger } } : {}),
   };
 }
 
@@ -141,7 +148,7 @@ const fixed = (n: number): string => String(Math.round(n * 1000) / 1000);
  * The Postfix-like text of a line, after the time and level:
  * `<queueId>: to=<b@x>, from=<a@y>, size=N, message-id=<id>, relay=host[ip]:port, delay=S,
  * delays=a/b/c/d, dsn=X.Y.Z, attempt=N, code=C, policy=P, mode=M, level=L, why="...", tls=V,
- * cipher=C, verified=yes|no, fingerprint=AB:..., status=sent (response)`; absent fields are left out.
+ * cipher=C, verified=yes|no, fingerprint=AB:..., fallback=smime/TLS_NOT_OFFERED, status=sent (response)`; absent fields are left out.
  * Every value that came from outside is bare only when it is plain, else a JSON string with `, = ( )`
  * escaped (printable.ts): one attempt is one line, and its fields parse back uniquely.
  */
@@ -166,6 +173,7 @@ export function deliveryText(l: DeliveryLine): string {
     ["cipher", l.tls.cipher],
     ["verified", l.tls.verified ? "yes" : "no"],
     ["fingerprint", l.tls.peerFingerprint],
+    ["fallback", l.fallback ? `${l.fallback.action}/${l.fallback.trigger}` : undefined],
   ];
   const fields = pairs
     .filter((p): p is [string, string] => p[1] !== undefined)

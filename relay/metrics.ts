@@ -68,6 +68,12 @@ export function createMetrics() {
       labelNames: ["policy", "result"],
       registers: [registry],
     }),
+    tlsFallback: new Counter({
+      name: `${p}tls_fallback_recipients_total`,
+      help: "Recipients whose policy's TLS requirement could not be met on any hop and went through its fallback (smime or route), by the TLS failure that triggered it and the fallback's result: delivered, deferred, failed.",
+      labelNames: ["policy", "action", "trigger", "result"],
+      registers: [registry],
+    }),
     mtaSts: new Counter({
       name: `${p}mta_sts_total`,
       help: "MTA-STS decisions per delivery: enforced, not-enforced, mx-mismatch, testing-mx-mismatch, sts-policy-fetch-error, ...",

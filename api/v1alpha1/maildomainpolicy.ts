@@ -18,6 +18,12 @@ import {
   PartnerCertificatesStatus,
   Pins,
 } from "./tls-confidence.js";
+import {
+  FALLBACK_OUTBOUND_RULES,
+  FALLBACK_TLS_RULES,
+  RecipientCertificates,
+  TlsFallback,
+} from "./tls-fallback.js";
 
 export const TlsMode = z
   .enum(TLS_MODES)
@@ -85,6 +91,7 @@ export const OutboundTls = z
     pins: Pins.optional(),
     audit: AuditTls.optional(),
     certificateExpiryWarning,
+    fallback: TlsFallback.optional(),
   })
   .describe("TLS for connections to the partner's servers (STARTTLS on port 25 or nextHop's port).")
   .meta(
@@ -143,27 +150,14 @@ export const OutboundTls = z
         fieldPath: ".clientCertificateRef",
         reason: "FieldValueForbidden",
       },
+      ...FALLBACK_TLS_RULES,
     ),
   );
 export type OutboundTls = z.infer<typeof OutboundTls>;
 
 const Smime = z
   .object({
-    recipientCertificates: z
-      .object({
-        secretRef: localRef(
-          "A Secret whose every key ending in .crt or .pem holds recipient certificates (PEM).",
-          "Name of the Secret in the same namespace.",
-        ).optional(),
-        configMapRef: localRef(
-          "A ConfigMap whose every key ending in .crt or .pem holds recipient certificates (PEM).",
-          "Name of the ConfigMap in the same namespace.",
-        ).optional(),
-      })
-      .describe(
-        "Where the recipients' S/MIME certificates are (public certificates only, no keys). A certificate is used for the recipient addresses in its email subjectAltName.",
-      )
-      .meta(cel(exactlyOne("secretRef", "configMapRef", "recipientCertificates"))),
+    recipientCertificates: RecipientCertificates,
     missingCertificate: z
       .enum(["defer", "bounce", "sendClear"])
       .default("defer")
@@ -216,13 +210,16 @@ export const PolicyOutbound = z
   })
   .describe("How mail to these domains leaves the relay.")
   .meta(
-    cel({
-      rule: `!has(self.auth) || self.tls.mode in ${AUTH_CEL_MODES} || (self.tls.mode == 'required' && has(self.auth.allowUnauthenticatedPeer) && self.auth.allowUnauthenticatedPeer)`,
-      message:
-        "SMTP AUTH sends the password to the partner, so it needs a mode that verifies the peer (verify, mta-sts or dane); mode required never verifies it: set auth.allowUnauthenticatedPeer: true to accept that an attacker on the path can collect the password; with none or opportunistic it could travel in clear",
-      fieldPath: ".auth",
-      reason: "FieldValueForbidden",
-    }),
+    cel(
+      {
+        rule: `!has(self.auth) || self.tls.mode in ${AUTH_CEL_MODES} || (self.tls.mode == 'required' && has(self.auth.allowUnauthenticatedPeer) && self.auth.allowUnauthenticatedPeer)`,
+        message:
+          "SMTP AUTH sends the password to the partner, so it needs a mode that verifies the peer (verify, mta-sts or dane); mode required never verifies it: set auth.allowUnauthenticatedPeer: true to accept that an attacker on the path can collect the password; with none or opportunistic it could travel in clear",
+        fieldPath: ".auth",
+        reason: "FieldValueForbidden",
+      },
+      ...FALLBACK_OUTBOUND_RULES,
+    ),
   );
 export type PolicyOutbound = z.infer<typeof PolicyOutbound>;
 

@@ -11,6 +11,7 @@ import { canonicalPattern } from "../../relay/contract/domains.js";
 import { MailDomainPolicy as MailDomainPolicySchema, type MailDomainPolicy } from "../api.js";
 import { keyOf } from "../objects.js";
 import { CATCH_ALL, claimedDomains } from "./domain-claims.js";
+import { compileFallback } from "./fallback.js";
 import type { PolicyProblem } from "./problems.js";
 import { Refs, type ClusterView } from "./references.js";
 
@@ -74,6 +75,8 @@ function compilePolicy(policyObject: MailDomainPolicy, refs: Refs): Policy | und
   }
   if (spec.outbound.nextHop)
     outbound.nextHop = { host: spec.outbound.nextHop.host, port: spec.outbound.nextHop.port };
+  const fallback = compileFallback(spec.outbound, refs);
+  if (fallback) outbound.tlsFallback = fallback;
   const smime = spec.outbound.messageEncryption?.smime;
   if (smime) {
     const rc = smime.recipientCertificates;

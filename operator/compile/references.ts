@@ -228,13 +228,18 @@ export function policyReferences(
 ): { secrets: Set<string>; configMaps: Set<string>; credentials: Set<string> } {
   const out = { secrets: new Set<string>(), configMaps: new Set<string>(), credentials: new Set<string>() };
   const s = p.spec;
-  for (const ca of [s.outbound.tls.caBundle, s.outbound.tls.audit?.caBundle]) {
+  const fb = s.outbound.tls.fallback;
+  for (const ca of [s.outbound.tls.caBundle, s.outbound.tls.audit?.caBundle, fb?.route?.tls.caBundle]) {
     if (ca?.configMapRef) out.configMaps.add(ca.configMapRef.name);
     if (ca?.secretRef) out.secrets.add(ca.secretRef.name);
   }
-  const rc = s.outbound.messageEncryption?.smime?.recipientCertificates;
-  if (rc?.secretRef) out.secrets.add(rc.secretRef.name);
-  if (rc?.configMapRef) out.configMaps.add(rc.configMapRef.name);
+  for (const rc of [
+    s.outbound.messageEncryption?.smime?.recipientCertificates,
+    fb?.smime?.recipientCertificates,
+  ]) {
+    if (rc?.secretRef) out.secrets.add(rc.secretRef.name);
+    if (rc?.configMapRef) out.configMaps.add(rc.configMapRef.name);
+  }
   for (const ref of [
     s.outbound.tls.clientCertificateRef,
     s.outbound.auth?.credentialRef,

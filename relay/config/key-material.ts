@@ -64,7 +64,10 @@ export function smimeMaterialFor(
 ): Promise<SmimeMaterial | Failure> {
   let byPolicy = smimeCache.get(l);
   if (!byPolicy) smimeCache.set(l, (byPolicy = new Map<string, Promise<SmimeMaterial | Failure>>()));
-  const cached = byPolicy.get(route.policy);
+  // a policy's own S/MIME and its TLS fallback's (fallback-delivery.ts) may name different sources
+  const s0 = route.outbound.smime;
+  const key = s0 ? `${route.policy}|${JSON.stringify(s0)}` : route.policy;
+  const cached = byPolicy.get(key);
   if (cached) return cached;
   const p = (async (): Promise<SmimeMaterial | Failure> => {
     const s = route.outbound.smime;
@@ -88,6 +91,6 @@ export function smimeMaterialFor(
     if (!signer.ok) return signer;
     return { certs, signer: signer.value };
   })();
-  byPolicy.set(route.policy, p);
+  byPolicy.set(key, p);
   return p;
 }

@@ -52,6 +52,9 @@ export function referencedFiles(c: RelayConfig): string[] {
     if (o.tls.caFile) out.add(o.tls.caFile);
     if (o.tls.audit?.caFile) out.add(o.tls.audit.caFile);
     for (const f of o.smime?.certificateFiles ?? []) out.add(f);
+    const fb = o.tlsFallback;
+    if (fb?.action === "smime") for (const f of fb.smime.certificateFiles) out.add(f);
+    if (fb?.action === "route" && fb.tls.caFile) out.add(fb.tls.caFile);
   }
   return [...out];
 }

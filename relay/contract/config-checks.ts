@@ -19,13 +19,18 @@ export function checkReferences(c: RelayConfig): string[] {
       if (!k || k.type !== "password" || k.usage !== "outbound")
         problems.push(`${what}: authCredential ${o.authCredential} is not an outbound password credential`);
     }
-    const signing = o.smime?.signingCredential;
-    if (signing !== undefined) {
+    const fb = o.tlsFallback;
+    for (const [field, signing] of [
+      ["smime.signingCredential", o.smime?.signingCredential],
+      [
+        "tlsFallback.smime.signingCredential",
+        fb?.action === "smime" ? fb.smime.signingCredential : undefined,
+      ],
+    ] as const) {
+      if (signing === undefined) continue;
       const k = cred(signing);
       if (!k || k.type !== "clientCertificate" || k.usage !== "outbound")
-        problems.push(
-          `${what}: smime.signingCredential ${signing} is not an outbound clientCertificate credential`,
-        );
+        problems.push(`${what}: ${field} ${signing} is not an outbound clientCertificate credential`);
     }
     if (o.tls.clientCredential !== undefined) {
       const k = cred(o.tls.clientCredential);

@@ -171,6 +171,51 @@ export const SmimeEncryption = z.object({
   contentEncryption: z.enum(["aes-256-cbc", "aes-256-gcm"]).default("aes-256-cbc"),
 });
 
+/**
+ * TLS modes an alternate next hop (fallback route) may have: those whose floor authenticates the peer
+ * (dane's is opportunistic for a host without TLSA records, so it is not one of them).
+ */
+export const FALLBACK_ROUTE_MODES = ["verify", "pinned"] as const;
+
+/**
+ * What a policy does when its TLS requirement cannot be met on any of the partner's hops
+ * (relay/outbound/fallback.ts decides; tls-policy.ts resolves the fallback session's level):
+ * defer (absent: the same), smime (encrypt the message to the recipients' certificates and send it
+ * over the TLS `session` allows: required, or opportunistic only when the policy says so), route (an
+ * alternate next hop under its own TLS requirement, one that authenticates the peer).
+ */
+export const TlsFallback = z.discriminatedUnion("action", [
+  z.object({ action: z.literal("defer") }),
+  z.object({
+    action: z.literal("smime"),
+    /** The fallback session's TLS mode: required (TLS, peer not authenticated) or, explicitly, opportunistic. */
+    session: z.enum(["required", "opportunistic"]).default("required"),
+    smime: z.object({
+      certificateFiles: z.array(ConfigPath).min(1),
+      sign: z.boolean().default(false),
+      signingCredential: z.string().optional(),
+      contentEncryption: z.enum(["aes-256-cbc", "aes-256-gcm"]).default("aes-256-cbc"),
+    }),
+  }),
+  z.object({
+    action: z.literal("route"),
+    nextHop: HostPort,
+    tls: z
+      .object({
+        mode: z.enum(FALLBACK_ROUTE_MODES),
+        minVersion: TlsVersion.default("TLSv1.2"),
+        caFile: ConfigPath.optional(),
+        matchNames: z.array(z.string().min(1)).optional(),
+        pins: z.array(SpkiPin).min(1).max(16).optional(),
+      })
+      .refine((t) => t.mode !== "pinned" || t.pins !== undefined, {
+        message: "mode pinned needs pins",
+        path: ["pins"],
+      }),
+  }),
+]);
+export type TlsFallback = z.infer<typeof TlsFallback>;
+
 export const Outbound = z.object({
   tls: OutboundTls,
   /** Name of a password credential (usage outbound); only ever used inside TLS. */
@@ -183,6 +228,8 @@ export const Outbound = z.object({
   /** Explicit next hop; absent: MX lookup of the recipient domain. */
   nextHop: HostPort.optional(),
   smime: SmimeEncryption.optional(),
+  /** When the TLS requirement cannot be met on any hop (TlsFallback); absent: defer. */
+  tlsFallback: TlsFallback.optional(),
 });
 export type Outbound = z.infer<typeof Outbound>;
 

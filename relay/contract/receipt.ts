@@ -72,6 +72,14 @@ export const Receipt = z.object({
       recipientCertificateSha256: Fingerprint.optional(),
     })
     .optional(),
+  /**
+   * The policy's TLS requirement was not met on any of the partner's hops and its fallback delivered
+   * instead: smime (encrypted to the recipient's certificate, `smime` says how; `tls` is the fallback
+   * session) or route (`nextHop` is the alternate hop). `failed`: the TLS failure code, `reason` its text.
+   */
+  fallback: z
+    .object({ action: z.enum(["smime", "route"]), failed: z.string(), reason: z.string() })
+    .optional(),
   policy: z.object({
     /** The MailDomainPolicy (namespace/name), or the relay's default route. */
     name: z.string().optional(),

@@ -54,6 +54,8 @@ import {
   type Signer,
 } from "./smime.js";
 import type { Hop } from "./hop.js";
+import { decideFallback, type FallbackNote } from "./fallback.js";
+import { withFallback, type FallbackRecord } from "./fallback-delivery.js";
 import { planTransport, type Material, type Timeouts, type TransportPlan } from "./transport-options.js";
 
 export interface RecipientResult {
@@ -68,6 +70,10 @@ export interface RecipientResult {
   attempt?: AttemptTrace;
   /** Sent S/MIME-encrypted: the content algorithm and the recipient's certificate (SHA-256). */
   smime?: { algorithm: string; signed: boolean; certificate?: string };
+  /** The failure of each hop the attempt tried (fallback.ts reads them); absent: none was tried. */
+  hopCodes?: string[];
+  /** Went through the policy's TLS fallback (fallback.ts): which, and the failure that triggered it. */
+  fallback?: FallbackNote;
 }
 
 /** When an attempt ran (epoch ms) and its last log record: hop, TLS session, transmission time. */
@@ -146,6 +152,8 @@ export interface DelivererDeps {
   /** S/MIME material of a route whose policy has outbound.smime. */
   smime?(route: Route): Promise<SmimeMaterial | Failure>;
   onSmime?(r: SmimeRecord): void;
+  /** A TLS fallback's outcome (fallback-delivery.ts). */
+  onFallback?(r: FallbackRecord): void;
   now?(): Date;
   pool: ConnectionPool;
   dns(): Dns | undefined;
@@ -602,8 +610,26 @@ export class Deliverer {
     return results;
   }
 
-  /** One SMTP transaction per next hop tried, within the attempt's bounds (attempt-limits.ts). */
+  /** An attempt, then the policy's TLS fallback where its requirement was not met (fallback.ts). */
   private async transmit(req: DeliveryRequest): Promise<RecipientResult[]> {
+    const results = await this.attempt(req);
+    return withFallback(
+      req,
+      results,
+      decideFallback(req.route.outbound.tlsFallback, results, req.requireTls === true),
+      {
+        transmit: (r) => this.attempt(r),
+        smime: (route) =>
+          this.d.smime?.(route) ??
+          Promise.resolve(fail("SMIME_UNAVAILABLE", true, "no S/MIME support wired")),
+        onFallback: (r) => this.d.onFallback?.(r),
+        now: () => this.d.now?.() ?? new Date(),
+      },
+    );
+  }
+
+  /** One SMTP transaction per next hop tried, within the attempt's bounds (attempt-limits.ts). */
+  private async attempt(req: DeliveryRequest): Promise<RecipientResult[]> {
     const budget = new AttemptBudget(this.d.limits?.() ?? DEFAULT_ATTEMPT_LIMITS);
     const startedAt = this.clock();
     // the attempt's last log record (its hop, session and timing) goes with each recipient's result:
@@ -628,8 +654,11 @@ export class Deliverer {
     emit: (r: AttemptRecord) => void,
   ): Promise<RecipientResult[]> {
     const { route } = req;
+    // each hop's failure, for the TLS fallback's decision (fallback.ts)
+    const tried: string[] = [];
     const all = (f: Failure, hop?: Hop): RecipientResult[] =>
       req.recipients.map((address) => ({
+        ...(tried.length ? { hopCodes: [...tried] } : {}),
         address,
         outcome: f.temporary ? "deferred" : "failed",
         code: f.code,
@@ -674,7 +703,8 @@ export class Deliverer {
         : { source: "none", failure: { type: "sts-policy-fetch-error", reason: "MTA-STS not wired" } };
       input.sts = sts;
     }
-    base.tlsPolicy = tlsRptPolicy(sts);
+    // TLS-RPT reports on the recipient domain's servers, not on a fallback's alternate next hop
+    if (!route.alternate) base.tlsPolicy = tlsRptPolicy(sts);
     const intent = resolveTlsPolicy(input);
     if (sts) this.d.onMtaSts?.(stsRecord(req, sts, intent));
     if (!intent.ok) {
@@ -725,6 +755,7 @@ export class Deliverer {
     // what DNSSEC said about the MX answer may refuse the whole route (dane: not validated)
     const checked = input.dnssec ? resolveTlsPolicy(input) : intent;
     if (!checked.ok) {
+      tried.push(checked.failure.code);
       emit({
         ...base,
         why: checked.why,
@@ -778,6 +809,7 @@ export class Deliverer {
             reason: decision.failure.message,
           });
         refused.push(decision.failure);
+        tried.push(decision.failure.code);
         last = decision.failure;
         continue;
       }
@@ -828,6 +860,7 @@ export class Deliverer {
         testing,
       );
       if (Array.isArray(r)) return r;
+      tried.push(r.code);
       budget.failed(r);
       last = r;
     }

@@ -35,6 +35,8 @@ export interface Route {
   domain: string;
   /** policy "default": the catch-all MailDomainPolicy that set it (config defaultOutboundPolicy). */
   catchAll?: string;
+  /** The alternate next hop of a policy's TLS fallback (fallback.ts): not the domain's server, no TLS-RPT. */
+  alternate?: boolean;
 }
 
 /** Mail the relay must not send now: the recipients are deferred (temporary) or returned (not). */

@@ -25,7 +25,7 @@
 // - A password goes only to a peer the level authenticates (verify, dane, fingerprint), unless the policy sets
 //   auth.allowUnauthenticatedPeer (then to any encrypted peer); never on a session in clear.
 import { authenticates, LEVEL_STRENGTH, MODE_FLOORS, type TlsLevel } from "../../api/v1alpha1/tls-floors.js";
-import type { TlsMode, TlsVersion } from "../contract/config.js";
+import type { OutboundTls, TlsFallback, TlsMode, TlsVersion } from "../contract/config.js";
 import { fail, type Failure } from "../contract/failure.js";
 import type { HostDane, Tlsa } from "./dane.js";
 import { mxAllowed, type StsLookup } from "./mta-sts.js";
@@ -343,4 +343,30 @@ export function authAllowed(
 /** The floor of a mode, as a strength (for comparisons). */
 export function floorStrength(mode: TlsMode): number {
   return LEVEL_STRENGTH[MODE_FLOORS[mode].floor];
+}
+
+/**
+ * The TLS requirement of a fallback delivery (fallback.ts), decided here like every other: a smime
+ * fallback's session is mode required (TLS, the peer not authenticated: the message itself is
+ * encrypted) unless the policy explicitly allows opportunistic (clear when STARTTLS is missing), with
+ * the policy's minVersion and client certificate; a route's alternate next hop has its own mode, which
+ * must authenticate the peer at its floor (verify, pinned). Anything else (a hand-written config) is
+ * no fallback: undefined, and the mail is deferred. Pure.
+ */
+export function fallbackTls(f: TlsFallback, primary: OutboundTls): OutboundTls | undefined {
+  if (f.action === "smime")
+    return {
+      mode: f.session === "opportunistic" ? "opportunistic" : "required",
+      minVersion: primary.minVersion,
+      ...(primary.clientCredential ? { clientCredential: primary.clientCredential } : {}),
+    };
+  if (f.action !== "route" || !authenticates(MODE_FLOORS[f.tls.mode].floor)) return undefined;
+  if (f.tls.mode === "pinned" && !f.tls.pins?.length) return undefined;
+  return {
+    mode: f.tls.mode,
+    minVersion: f.tls.minVersion,
+    ...(f.tls.caFile ? { caFile: f.tls.caFile } : {}),
+    ...(f.tls.matchNames?.length ? { matchNames: [...f.tls.matchNames] } : {}),
+    ...(f.tls.pins?.length ? { pins: [...f.tls.pins] } : {}),
+  };
 }

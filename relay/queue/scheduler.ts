@@ -291,7 +291,10 @@ export class Scheduler {
       );
       // admitted once what it may hold fits in the budget (a large body is streamed, not held)
       // held groups send nothing
-      const smime = (g: (typeof groups)[number]) => ({ smime: !!g.route?.outbound.smime });
+      // a smime TLS fallback (relay/outbound/fallback.ts) may encrypt the message too: its cost is reserved
+      const smime = (g: (typeof groups)[number]) => ({
+        smime: !!g.route?.outbound.smime || g.route?.outbound.tlsFallback?.action === "smime",
+      });
       const cost = message ? deliveryCost(message, groups.filter((g) => g.route).map(smime)) : 0;
       const granted = Math.min(cost, config.queue.memoryBytes);
       const release = message ? await this.budget.acquire(cost) : () => undefined;

@@ -68,7 +68,10 @@ export function receiptOf(line: DeliveryLine, r: RecipientResult, c: ReceiptCont
   const s = rec?.session;
   const authenticated = authenticationOf(r);
   const policy = routePolicy(c.config, line.tls.policy);
-  const caFile = policy.outbound?.tls.caFile;
+  // a fallback route's alternate hop was verified against its own CA file
+  const fb = policy.outbound?.tlsFallback;
+  const caFile =
+    r.fallback?.action === "route" && fb?.action === "route" ? fb.tls.caFile : policy.outbound?.tls.caFile;
   return {
     queueId: line.queueId,
     ...(line.messageId ? { messageId: line.messageId } : {}),
@@ -106,6 +109,9 @@ export function receiptOf(line: DeliveryLine, r: RecipientResult, c: ReceiptCont
             ...(r.smime.certificate ? { recipientCertificateSha256: colonHex(r.smime.certificate) } : {}),
           },
         }
+      : {}),
+    ...(r.fallback
+      ? { fallback: { action: r.fallback.action, failed: r.fallback.trigger, reason: r.fallback.reason } }
       : {}),
     policy: {
       ...(policy.name ? { name: policy.name } : {}),

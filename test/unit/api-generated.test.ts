@@ -153,6 +153,7 @@ describe("the CRDs", () => {
       ".pins",
       ".pins",
       ".clientCertificateRef",
+      ".fallback",
     ]);
   });
 
