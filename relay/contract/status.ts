@@ -5,6 +5,7 @@
 // input; a malformed figure reads as 0 or absent instead of failing the whole answer, and only
 // `configHash` is required (an older relay reports neither figures nor queue).
 import { z } from "zod";
+import { readTransitFigures, type TransitFigures } from "./transit-report.js";
 
 /** One delivery, as the relay's figures remember the last one of a policy. */
 export interface LastDelivery {
@@ -74,6 +75,8 @@ export interface RelayStatus {
   audit?: Record<string, AuditFigures>;
   /** Partner certificates seen per policy key; token only. */
   partnerCertificates?: Record<string, PartnerCertificate[]>;
+  /** The transport security report per policy key over the last days (transit-report.ts); token only. */
+  report?: Record<string, TransitFigures>;
   /** A scale-down drain runs or ran (relay/queue/drain.ts): no new mail; `drain` has its progress. */
   draining?: boolean;
   drain?: unknown;
@@ -111,6 +114,8 @@ export interface PodReport {
   audit?: Record<string, AuditFigures>;
   /** Partner certificates per policy key (bounded: MAX_CERTIFICATES each). */
   partnerCertificates?: Record<string, PartnerCertificate[]>;
+  /** The transport security report per policy key (bounded: transit-report.ts). */
+  report?: Record<string, TransitFigures>;
 }
 
 /** At most this many policies are read from one answer. */
@@ -252,6 +257,7 @@ export const PodReportSchema = z
           })
         : undefined,
     ),
+    report: perPolicy(readTransitFigures),
   })
   .transform((b): PodReport =>
     withoutUndefined({
@@ -263,6 +269,7 @@ export const PodReportSchema = z
       queueDepth: b.queue ? Count.parse(b.queue.depth) : undefined,
       audit: b.audit,
       partnerCertificates: b.partnerCertificates,
+      report: b.report,
     }),
   );
 
