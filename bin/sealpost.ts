@@ -19,6 +19,8 @@ commands:
                            release, requeue, delete, bounce, retry, flush, drain (sealpost queue --help)
   receipts <command>       encryption receipts: export (JSON lines), verify FILE
                            (sealpost receipts --help)
+  report [flags]           the transport security report per partner domain, from the policies'
+                           status (sealpost report --help)
 
 flags:
   -h, --help               this help
@@ -31,6 +33,7 @@ const commands: Record<string, string> = {
   queue: "./queue.js",
   receipts: "./receipts.js",
   import: "./import.js",
+  report: "./report.js",
 };
 
 const command = process.argv[2];

@@ -2,9 +2,9 @@
 // host, sessions evaluated against the audited policy and those it would have deferred, by failure
 // code, in UTC-day buckets over the last AUDIT_WINDOW_DAYS days (/status `audit`, which the operator
 // sums over a fleet into the policy's SafeToEnforce condition). Kept on the queue volume
-// (state-file.ts) so a restart does not reset a week of evidence. The clock is injected.
+// (day-buckets.ts) so a restart does not reset a week of evidence. The clock is injected.
 import type { AuditFigures } from "./contract/status.js";
-import { StateFile } from "./state-file.js";
+import { DayBuckets } from "./day-buckets.js";
 
 export const AUDIT_WINDOW_DAYS = 7;
 /** Hosts kept per policy and day: a domain with more MX hosts than this is summed, not listed. */
@@ -14,49 +14,26 @@ interface Cell {
   evaluated: number;
   wouldFail: Record<string, number>;
 }
-/** day (YYYY-MM-DD) -> policy -> host -> cell */
-type Buckets = Record<string, Record<string, Record<string, Cell>>>;
-
-const day = (d: Date): string => d.toISOString().slice(0, 10);
 
 export class AuditBook {
-  private buckets: Buckets = {};
-  private readonly file: StateFile | undefined;
+  private readonly days: DayBuckets<Cell>;
 
-  constructor(
-    path: string | undefined,
-    private readonly now: () => Date = () => new Date(),
-  ) {
-    this.file = path ? new StateFile(path, () => this.buckets) : undefined;
-    const stored = this.file?.read();
-    if (stored && typeof stored === "object") this.buckets = stored as Buckets;
-    this.prune();
+  constructor(path: string | undefined, now: () => Date = () => new Date()) {
+    this.days = new DayBuckets(path, AUDIT_WINDOW_DAYS, MAX_HOSTS, "(other)", now);
   }
 
   /** One session evaluated under `policy` at `host`: fine, or would have deferred with `code`. */
   record(policy: string, host: string, code: string | undefined): void {
-    this.prune();
-    const b = (this.buckets[day(this.now())] ??= {});
-    const hosts = (b[policy] ??= {});
-    const key = host in hosts || Object.keys(hosts).length < MAX_HOSTS ? host : "(other)";
-    const c = (hosts[key] ??= { evaluated: 0, wouldFail: {} });
+    const c = this.days.cell(policy, host, () => ({ evaluated: 0, wouldFail: {} }));
     c.evaluated++;
     if (code) c.wouldFail[code] = (c.wouldFail[code] ?? 0) + 1;
-    this.file?.changed();
-  }
-
-  private prune(): void {
-    const oldest = day(new Date(this.now().getTime() - (AUDIT_WINDOW_DAYS - 1) * 86_400_000));
-    for (const d of Object.keys(this.buckets)) if (d < oldest) delete this.buckets[d];
   }
 
   /** Per policy over the window: evaluated, would-fail counts by code, and the same per host. */
   snapshot(): Record<string, AuditFigures> {
-    this.prune();
     const out: Record<string, AuditFigures> = {};
-    const days = Object.keys(this.buckets).sort();
-    for (const d of days)
-      for (const [policy, hosts] of Object.entries(this.buckets[d]!)) {
+    for (const [d, policies] of this.days.days())
+      for (const [policy, hosts] of Object.entries(policies)) {
         const f = (out[policy] ??= {
           windowDays: AUDIT_WINDOW_DAYS,
           since: d,
@@ -78,6 +55,6 @@ export class AuditBook {
   }
 
   flush(): Promise<void> {
-    return this.file?.flush() ?? Promise.resolve();
+    return this.days.flush();
   }
 }

@@ -10,6 +10,8 @@ import { stsFailureEvent } from "./tlsrpt-reporting.js";
 import type { PolicyFiguresBook } from "./queue/admin-api.js";
 import type { AuditBook } from "./audit-figures.js";
 import type { PartnerCertificates } from "./partner-certificates.js";
+import type { TransitBook } from "./transit-figures.js";
+import { transitOutcome } from "./outbound/transit-outcome.js";
 
 export interface ObserverDeps {
   metrics: Metrics;
@@ -21,6 +23,8 @@ export interface ObserverDeps {
   /** Shadow mode's figures and the partner certificate watch (absent: not kept). */
   audit?: AuditBook;
   certificates?: PartnerCertificates;
+  /** The transport security report's figures (absent: not kept). */
+  transit?: TransitBook;
 }
 
 /** The keys a policy pins, enforced or audited: a certificate outside them is a key change to look at. */
@@ -31,8 +35,12 @@ function pinsOf(config: RelayConfig, policy: string): string[] {
 
 export function deliveryObservers(
   d: ObserverDeps,
-): Required<Pick<DelivererDeps, "onMtaSts" | "onSmime" | "onFallback" | "onAttempt">> {
+): Required<Pick<DelivererDeps, "onMtaSts" | "onSmime" | "onFallback" | "onAttempt" | "onTransmitted">> {
   return {
+    onTransmitted: (t) => {
+      const o = transitOutcome(t.last, t.results);
+      if (o) d.transit?.record(t.policy, t.domain, o);
+    },
     onMtaSts: (r) => {
       d.metrics.mtaSts.inc({ policy: r.policy, sts_mode: r.stsMode, result: r.result });
       const bad = /mismatch|error|invalid/.test(r.result);

@@ -8,6 +8,7 @@ import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { startAdmin } from "./admin.js";
 import { AuditBook } from "./audit-figures.js";
+import { TransitBook } from "./transit-figures.js";
 import { PartnerCertificates } from "./partner-certificates.js";
 import type { RelayStatus } from "./contract/status.js";
 import { inboundState, materialFor, smimeMaterialFor } from "./config/key-material.js";
@@ -90,6 +91,7 @@ export class Relay {
   private audit!: AuditBook;
   /** MTA-STS published and TLS-RPT received for our own domains (relay/own-domains/). */
   private own!: OwnDomainsService;
+  private transit!: TransitBook;
   private certificates!: PartnerCertificates;
 
   private constructor(private o: RelayOptions) {
@@ -134,9 +136,11 @@ export class Relay {
     this.startStsRefresh(mtaSts);
     const now = this.o.now ?? (() => new Date());
     this.audit = new AuditBook(join(c.queue.dir, "tls-audit.json"), now);
+    this.transit = new TransitBook(join(c.queue.dir, "transit-report.json"), now);
     this.certificates = new PartnerCertificates(join(c.queue.dir, "partner-certificates.json"), now);
     const observers = deliveryObservers({
       audit: this.audit,
+      transit: this.transit,
       certificates: this.certificates,
       metrics: this.metrics,
       log: this.log,
@@ -381,11 +385,13 @@ export class Relay {
     };
   }
 
-  private tlsWatchStatus(): Pick<RelayStatus, "audit" | "partnerCertificates"> {
+  private tlsWatchStatus(): Pick<RelayStatus, "audit" | "partnerCertificates" | "report"> {
     const audit = this.audit?.snapshot() ?? {};
     const certs = this.certificates?.snapshot() ?? {};
+    const report = this.transit?.snapshot() ?? {};
     return {
       ...(Object.keys(audit).length ? { audit } : {}),
+      ...(Object.keys(report).length ? { report } : {}),
       ...(Object.keys(certs).length ? { partnerCertificates: certs } : {}),
     };
   }
@@ -471,7 +477,7 @@ export class Relay {
       this.log.info({ event: "stopping", graceMs: grace }, "stopping");
       await Promise.all([this.listeners?.close(grace), this.scheduler?.stop(grace)]);
       await this.receipts?.close(); // signs the head
-      await Promise.all([this.audit?.flush(), this.certificates?.flush()]);
+      await Promise.all([this.audit?.flush(), this.certificates?.flush(), this.transit?.flush()]);
       await this.spool?.close();
       this.listening = false;
       this.pool.clear();

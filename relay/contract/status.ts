@@ -6,6 +6,7 @@
 // `configHash` is required (an older relay reports neither figures nor queue).
 import { z } from "zod";
 import { TlsRptReceivedSchema, type TlsRptReceived } from "./own-domains.js";
+import { readTransitFigures, type TransitFigures } from "./transit-report.js";
 
 /** One delivery, as the relay's figures remember the last one of a policy. */
 export interface LastDelivery {
@@ -75,6 +76,8 @@ export interface RelayStatus {
   audit?: Record<string, AuditFigures>;
   /** Partner certificates seen per policy key; token only. */
   partnerCertificates?: Record<string, PartnerCertificate[]>;
+  /** The transport security report per policy key over the last days (transit-report.ts); token only. */
+  report?: Record<string, TransitFigures>;
   /** A scale-down drain runs or ran (relay/queue/drain.ts): no new mail; `drain` has its progress. */
   draining?: boolean;
   drain?: unknown;
@@ -116,6 +119,8 @@ export interface PodReport {
   partnerCertificates?: Record<string, PartnerCertificate[]>;
   /** Received TLS-RPT figures (bounded: TlsRptReceivedSchema). */
   tlsRptReceived?: TlsRptReceived;
+  /** The transport security report per policy key (bounded: transit-report.ts). */
+  report?: Record<string, TransitFigures>;
 }
 
 /** At most this many policies are read from one answer. */
@@ -258,6 +263,7 @@ export const PodReportSchema = z
         : undefined,
     ),
     tlsRptReceived: TlsRptReceivedSchema.optional().catch(undefined),
+    report: perPolicy(readTransitFigures),
   })
   .transform((b): PodReport =>
     withoutUndefined({
@@ -270,6 +276,7 @@ export const PodReportSchema = z
       audit: b.audit,
       partnerCertificates: b.partnerCertificates,
       tlsRptReceived: b.tlsRptReceived,
+      report: b.report,
     }),
   );
 

@@ -76,6 +76,14 @@ export interface RecipientResult {
   fallback?: FallbackNote;
 }
 
+/** One attempt's end for a group of recipients of one domain (DelivererDeps.onTransmitted). */
+export interface Transmitted {
+  policy: string;
+  domain: string;
+  last: AttemptRecord | undefined;
+  results: readonly RecipientResult[];
+}
+
 /** When an attempt ran (epoch ms) and its last log record: hop, TLS session, transmission time. */
 export interface AttemptTrace {
   startedAt: number;
@@ -166,6 +174,8 @@ export interface DelivererDeps {
   /** Is this hop one of the relay's own listeners (loop.ts)? */
   isSelf?: (hop: Hop) => boolean;
   onAttempt(r: AttemptRecord): void;
+  /** One attempt's end (all hops tried for a group of recipients): the transport security report. */
+  onTransmitted?(t: Transmitted): void;
   /** Bounds of one attempt (attempt-limits.ts); absent: the defaults. */
   limits?(): AttemptLimits;
   /** Attempts at once over all messages (the queue's workers); absent: unbounded. */
@@ -373,6 +383,7 @@ async function openConn(conn: SMTPConnection, plan: TransportPlan): Promise<Pool
     // the pin check ran above (peerCheck) and passed
     pinMatched: plan.pins.length > 0 && conn.secure && plan.peerCheck !== undefined,
   };
+  if (observed.pinMatched) info.pinMatched = true;
   // shadow mode: the audited policy's verdict on the session the enforced one admitted below
   if (plan.audit)
     info.audit = plan.audit(conn.secure ? (conn._socket as TLSSocket) : undefined, info.tlsVersion);
@@ -642,6 +653,7 @@ export class Deliverer {
     try {
       const results = await this.transmitWithin(req, budget, emit);
       const attempt: AttemptTrace = { startedAt, endedAt: this.clock(), ...(last ? { record: last } : {}) };
+      this.d.onTransmitted?.({ policy: req.route.policy, domain: req.route.domain, last, results });
       return results.map((r) => ({ ...r, attempt }));
     } finally {
       budget.dispose();

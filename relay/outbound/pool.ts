@@ -20,6 +20,8 @@ export interface SessionInfo {
   peerSpki?: string;
   peerNotAfter?: string;
   peerIssuer?: string;
+  /** The leaf's key was checked against the policy's pins and is one of them. */
+  pinMatched?: boolean;
   /** Shadow mode: what the audited policy says of this session (tls-audit.ts). */
   audit?: { ok: true } | { ok: false; code: string; reason: string };
   /** The relay's own address on the connection (source-address.ts): TLS-RPT sending-mta-ip. */

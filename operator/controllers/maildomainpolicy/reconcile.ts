@@ -29,6 +29,7 @@ import type { LastDelivery, PartnerCertificate, PodReport } from "../../../relay
 import type { ConditionInput } from "../../runtime/conditions.js";
 import { auditSummary, partnerCertificates, type AuditSummary } from "../../status/tls-watch.js";
 import { domainsSummary } from "../../status/domains-summary.js";
+import { transitSummary, type TransitSummary } from "../../status/transit-report.js";
 
 interface FigureFields {
   lastDelivery?: LastDelivery;
@@ -62,6 +63,7 @@ export function figuresFor(key: string, reports: PodReport[], prev: FigureFields
 }
 
 interface WatchFields {
+  report?: TransitSummary;
   audit?: AuditSummary;
   partnerCertificates?: PartnerCertificate[];
 }
@@ -99,6 +101,13 @@ export function tlsWatch(
     fields: { ...(audit ? { audit } : {}), ...(certs ? { partnerCertificates: certs } : {}) },
     conditions,
   };
+}
+
+/** The transport security report; like the counters, a round without any answer keeps the previous one. */
+function transitReport(key: string, reports: PodReport[], prev: TransitSummary | undefined): WatchFields {
+  const answered = reports.some((r) => r.policies !== undefined);
+  const report = answered ? transitSummary(key, reports) : prev;
+  return report ? { report } : {};
 }
 
 export async function reconcileMailDomainPolicy(
@@ -170,12 +179,13 @@ export async function reconcileMailDomainPolicy(
   const figures = figuresFor(key, reports, prev);
   const domains = domainsSummary((raw.spec as { domains?: unknown } | undefined)?.domains);
   const watch = tlsWatch(raw, key, reports, prev, deps.now(), generation);
-  await writeStatus(deps, raw, { observedGeneration: generation, domains, ...figures, ...watch.fields }, [
-    readyCond,
-    accepted,
-    enforced,
-    ...watch.conditions,
-  ]);
+  const report = transitReport(key, reports, prev.report);
+  await writeStatus(
+    deps,
+    raw,
+    { observedGeneration: generation, domains, ...figures, ...watch.fields, ...report },
+    [readyCond, accepted, enforced, ...watch.conditions],
+  );
   if (enforced.reason === "Pending")
     return { requeueAfterMs: Math.min(deps.enforcePollMs, deps.figuresPollMs) };
   // relay figures change without a cluster event: look again while there are pods to ask
