@@ -446,7 +446,16 @@ function replyResult(address: string, e: Errorish, hop: Hop): RecipientResult {
 }
 
 type AttemptBase =
-  "queueId" | "policy" | "mode" | "recipients" | "domain" | "tlsPolicy" | "level" | "why" | "evidence";
+  | "queueId"
+  | "policy"
+  | "mode"
+  | "recipients"
+  | "domain"
+  | "tlsPolicy"
+  | "level"
+  | "why"
+  | "evidence"
+  | "exception";
 
 /** The MTA-STS log line / metric of a delivery, from the lookup and the engine's route decision. */
 function stsRecord(req: DeliveryRequest, sts: StsLookup, intent: TlsResolution): MtaStsRecord {
@@ -640,6 +649,11 @@ export class Deliverer {
       domain: route.domain,
       ...(route.outbound.tls.matchNames ? { matchNames: route.outbound.tls.matchNames } : {}),
       ...(route.outbound.tls.pins ? { pins: route.outbound.tls.pins } : {}),
+      minVersion: route.outbound.tls.minVersion,
+      // time-limited exceptions, judged by this attempt's clock (tls-exception.ts)
+      ...(route.outbound.tls.exceptions?.length
+        ? { exceptions: route.outbound.tls.exceptions, now: this.clock() }
+        : {}),
       ...(route.nextHop ? { nextHop: route.nextHop.host } : {}),
       ...(route.internal ? { internal: true } : {}),
       // a catch-all MailDomainPolicy is a policy too (its mode is the administrator's)
@@ -665,6 +679,7 @@ export class Deliverer {
       emit({
         ...base,
         ...(intent.level ? { level: intent.level } : {}),
+        ...(intent.exception ? { exception: intent.exception } : {}),
         why: intent.why,
         result: f.temporary ? "deferred" : "failed",
         code: f.code,
@@ -674,6 +689,7 @@ export class Deliverer {
     }
     base.level = intent.level;
     base.why = intent.why;
+    if (intent.exception) base.exception = intent.exception;
     const material = this.d.material(route);
     if ("ok" in material) {
       emit({ ...base, result: "deferred", code: material.code, reason: material.message });
@@ -710,6 +726,7 @@ export class Deliverer {
     if (!checked.ok) {
       emit({
         ...base,
+        ...(checked.exception ? { exception: checked.exception } : {}),
         why: checked.why,
         result: "deferred",
         code: checked.failure.code,
@@ -747,7 +764,14 @@ export class Deliverer {
       if (!budget.more()) break;
       const d = dane.get(hop);
       const decision = resolveTlsPolicy(input, { name: hop.name, ...(d ? { dane: d } : {}) });
-      const at = { ...base, nextHop: hop.name, address: hop.address, port: hop.port };
+      const { exception: _routeException, ...rest } = base;
+      const at = {
+        ...rest,
+        ...(decision.exception ? { exception: decision.exception } : {}),
+        nextHop: hop.name,
+        address: hop.address,
+        port: hop.port,
+      };
       if (!decision.ok) {
         // this host cannot meet the policy: the next one may (never a weaker session instead)
         if (decision.failure.code !== "MTA_STS_MX_MISMATCH")
@@ -765,7 +789,7 @@ export class Deliverer {
       }
       const plan = planTransport(
         decision,
-        route.outbound.tls.minVersion,
+        decision.minVersion ?? route.outbound.tls.minVersion,
         hop,
         material,
         this.d.ehloName(),
@@ -795,7 +819,8 @@ export class Deliverer {
         plan.value,
         hop,
         {
-          ...base,
+          ...rest,
+          ...(decision.exception ? { exception: decision.exception } : {}),
           level: decision.level,
           why: decision.why,
           ...(d ? { tlsPolicy: daneTlsRptPolicy(d) } : {}),
