@@ -145,6 +145,8 @@ export interface DelivererDeps {
   smime?(route: Route): Promise<SmimeMaterial | Failure>;
   onSmime?(r: SmimeRecord): void;
   now?(): Date;
+  /** The clock policy exceptions are judged by (tls-exception.ts); absent: now(). */
+  exceptionClock?(): Date;
   pool: ConnectionPool;
   dns(): Dns | undefined;
   /** DNSSEC-aware lookups (mode dane): the configured resolver, AD bit read. */
@@ -652,7 +654,10 @@ export class Deliverer {
       minVersion: route.outbound.tls.minVersion,
       // time-limited exceptions, judged by this attempt's clock (tls-exception.ts)
       ...(route.outbound.tls.exceptions?.length
-        ? { exceptions: route.outbound.tls.exceptions, now: this.clock() }
+        ? {
+            exceptions: route.outbound.tls.exceptions,
+            now: this.d.exceptionClock?.().getTime() ?? this.clock(),
+          }
         : {}),
       ...(route.nextHop ? { nextHop: route.nextHop.host } : {}),
       ...(route.internal ? { internal: true } : {}),
