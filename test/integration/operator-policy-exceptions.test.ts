@@ -4,7 +4,7 @@
 // active (status Active, activeExceptions, an ExceptionGranted Event) and, at its until, the operator
 // looks again by itself (no cluster event): it leaves the config, the status says Expired and an
 // ExceptionExpired Event is recorded. The CEL part is test/integration/api-policy-exceptions.test.ts.
-/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-explicit-any -- assertions walk the apiserver's JSON */
+/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-explicit-any -- assertions walk the apiserver's JSON */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
@@ -106,8 +106,8 @@ describe("issue 19 item 5: policy exceptions through the operator (real apiserve
     assert.equal(c.reason, "ExceptionRefused");
     assert.match(c.message, /spec\.exceptions\[0\]\.until/);
     assert.match(c.message, /spec\.policyExceptions\.maxDuration of MailRelay mail\/edge/);
-    assert.equal(o!.status.exceptions[0].state, "Refused");
-    assert.equal(o!.status.activeExceptions, undefined);
+    assert.equal(o.status.exceptions[0].state, "Refused");
+    assert.equal(o.status.activeExceptions, undefined);
     // the policy itself is enforced as written; the exception is not in the relay's config
     const cfg = await waitFor("config with the policy", async () => {
       const x = await config();
