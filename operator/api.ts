@@ -6,6 +6,7 @@ export {
   ConditionType,
   durationSeconds,
   DEFAULT_CERTIFICATE_EXPIRY_WARNING,
+  DEFAULT_MAX_DURATION,
   quantityBytes,
   API_VERSION,
   GROUP,

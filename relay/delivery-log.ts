@@ -50,6 +50,8 @@ export const DeliveryLine = z.object({
     /** The level the policy engine resolved for the hop (relay/outbound/tls-policy.ts), and why. */
     level: z.string().optional(),
     why: z.string().optional(),
+    /** The policy exception (MailDomainPolicy spec.exceptions) the hop was resolved under. */
+    exception: z.string().optional(),
     /** The session: absent when it was not encrypted (or never opened). */
     version: z.string().optional(),
     cipher: z.string().optional(),
@@ -124,6 +126,7 @@ export function deliveryLine(c: DeliveryContext, r: RecipientResult): DeliveryLi
       ...(rec?.mode ? { mode: rec.mode } : {}),
       ...(rec?.level ? { level: rec.level } : {}),
       ...(rec?.why ? { why: rec.why } : {}),
+      ...(rec?.exception ? { exception: rec.exception } : {}),
       ...(s?.tlsVersion ? { version: s.tlsVersion } : {}),
       ...(s?.cipher ? { cipher: s.cipher } : {}),
       verified: s?.peerVerified === true && s.tlsVersion !== undefined,
@@ -147,8 +150,9 @@ const fixed = (n: number): string => String(Math.round(n * 1000) / 1000);
 /**
  * The Postfix-like text of a line, after the time and level:
  * `<queueId>: to=<b@x>, from=<a@y>, size=N, message-id=<id>, relay=host[ip]:port, delay=S,
- * delays=a/b/c/d, dsn=X.Y.Z, attempt=N, code=C, policy=P, mode=M, level=L, why="...", tls=V,
- * cipher=C, verified=yes|no, fingerprint=AB:..., fallback=smime/TLS_NOT_OFFERED, status=sent (response)`; absent fields are left out.
+ * delays=a/b/c/d, dsn=X.Y.Z, attempt=N, code=C, policy=P, mode=M, level=L, why="...", exception=E,
+ * tls=V, cipher=C, verified=yes|no, fingerprint=AB:..., fallback=smime/TLS_NOT_OFFERED,
+ * status=sent (response)`; absent fields are left out.
  * Every value that came from outside is bare only when it is plain, else a JSON string with `, = ( )`
  * escaped (printable.ts): one attempt is one line, and its fields parse back uniquely.
  */
@@ -169,6 +173,7 @@ export function deliveryText(l: DeliveryLine): string {
     ["mode", l.tls.mode],
     ["level", l.tls.level],
     ["why", l.tls.why],
+    ["exception", l.tls.exception],
     ["tls", l.tls.version],
     ["cipher", l.tls.cipher],
     ["verified", l.tls.verified ? "yes" : "no"],

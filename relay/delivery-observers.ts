@@ -103,6 +103,8 @@ export function deliveryObservers(
       }
       const rpt = d.config().tlsRpt ? eventOf(a, Date.now()) : undefined;
       if (rpt) void d.tlsRpt()?.record(rpt);
+      if (a.exception)
+        d.metrics.tlsException.inc({ policy: a.policy, exception: a.exception, result: a.result });
       if (a.session?.tlsVersion) d.metrics.tls.inc({ direction: "outbound", version: a.session.tlsVersion });
       const level = a.result === "delivered" || a.result === "partial" ? "info" : "warn";
       d.log[level]({ event: "delivery", ...a }, `delivery ${a.result}`);

@@ -137,6 +137,12 @@ export function createMetrics() {
       labelNames: ["policy", "result", "code"],
       registers: [registry],
     }),
+    tlsException: new Counter({
+      name: `${p}tls_exception_attempts_total`,
+      help: "Delivery attempts (hops) resolved under a MailDomainPolicy exception (spec.exceptions): the policy was relaxed for them; result delivered, partial, deferred or failed.",
+      labelNames: ["policy", "exception", "result"],
+      registers: [registry],
+    }),
     partnerCertificateExpiry: new Gauge({
       name: `${p}partner_certificate_expiry_timestamp_seconds`,
       help: "Not-after (Unix seconds) of the certificate a partner's next hop presented at its last session, per policy and host (the partner certificate watch).",

@@ -56,6 +56,8 @@ export interface RelayOptions {
   recoveryGate?: Promise<void>;
   /** The clock of the shadow-mode figures and the certificate watch (tests simulate days with it). */
   now?: () => Date;
+  /** The clock policy exceptions are judged by (tests move past an exception's until with it). */
+  exceptionClock?: () => Date;
 }
 
 /** start() waits this long for the queue found at startup before it returns (listening already). */
@@ -162,6 +164,7 @@ export class Relay {
       destinations: () => this.destinations,
       mxPort: this.o.mxPort ?? 25,
       isSelf: (hop) => isSelfHop(this.selfView(), hop),
+      ...(this.o.exceptionClock ? { exceptionClock: this.o.exceptionClock } : {}),
       ...observers,
     });
     this.scheduler = new Scheduler({

@@ -21,6 +21,7 @@ export * from "./relay-pod.js";
 export * from "./relaycredential.js";
 export * from "./tls-reporting.js";
 export { DEFAULT_CERTIFICATE_EXPIRY_WARNING } from "./tls-confidence.js";
+export { DEFAULT_MAX_DURATION, HARD_CAP } from "./policy-exceptions.js";
 export * from "./units.js";
 
 export interface PrinterColumn {
@@ -144,6 +145,12 @@ export const kinds: readonly KindDefinition[] = [
         type: "integer",
         jsonPath: ".status.counters.deferrals",
         description: "Deferred delivery attempts since the relay pods started.",
+      },
+      {
+        name: "Exceptions",
+        type: "string",
+        jsonPath: ".status.activeExceptions",
+        description: "The time-limited exceptions (spec.exceptions) in force now.",
       },
       age,
       message,

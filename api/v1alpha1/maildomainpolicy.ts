@@ -12,6 +12,12 @@ import { int64, statusBase, timestamp } from "./status.js";
 import { REQUIREMENTS, TLS_MODES, TLS_VERSIONS } from "../../relay/contract/config.js";
 import { AUTHENTICATING_MODES, floorDescriptions } from "./tls-floors.js";
 import {
+  activeExceptionsStatus,
+  EXCEPTION_SPEC_RULES,
+  PolicyExceptions,
+  PolicyExceptionsStatus,
+} from "./policy-exceptions.js";
+import {
   AuditStatus,
   AuditTls,
   certificateExpiryWarning,
@@ -275,10 +281,12 @@ export const MailDomainPolicySpec = z
       }),
     outbound: PolicyOutbound,
     inbound: PolicyInbound.optional(),
+    exceptions: PolicyExceptions,
   })
   .describe(
     "A partner's domains and the protection their mail gets. Selected by a MailRelay's policySelector.",
-  );
+  )
+  .meta(cel(...EXCEPTION_SPEC_RULES));
 export type MailDomainPolicySpec = z.infer<typeof MailDomainPolicySpec>;
 export type MailDomainPolicySpecInput = z.input<typeof MailDomainPolicySpec>;
 
@@ -321,9 +329,11 @@ export const MailDomainPolicyStatus = z
     audit: AuditStatus,
     partnerCertificates: PartnerCertificatesStatus,
     report: TransitReportStatus,
+    exceptions: PolicyExceptionsStatus,
+    activeExceptions: activeExceptionsStatus,
   })
   .describe(
-    "Set by the operator. Conditions: Accepted (references resolve to objects of the right type, no older policy claims its domains; when False its message says what the relay does meanwhile: it defers the mail to the domains this policy owns), Enforced (every relay pod runs it), Ready (both); with spec.outbound.tls.audit, SafeToEnforce (whether the audited policy would have deferred any session of the last days); once a relay saw the partner's certificates, PartnerCertificates (False: one expires within certificateExpiryWarning, or its key is not among the pins). report: the transport security report of the last days.",
+    "Set by the operator. Conditions: Accepted (references resolve to objects of the right type, no older policy claims its domains; when False its message says what the relay does meanwhile: it defers the mail to the domains this policy owns), Enforced (every relay pod runs it), Ready (both); with spec.outbound.tls.audit, SafeToEnforce (whether the audited policy would have deferred any session of the last days); once a relay saw the partner's certificates, PartnerCertificates (False: one expires within certificateExpiryWarning, or its key is not among the pins); with spec.exceptions, Exceptions (False: one is Refused). report: the transport security report of the last days.",
   );
 export type MailDomainPolicyStatus = z.infer<typeof MailDomainPolicyStatus>;
 

@@ -8,6 +8,7 @@ import { labelSelector } from "./label-selector.js";
 import { cidr, host, port } from "./network.js";
 import { ObjectMeta } from "./object-meta.js";
 import { DURATION_PATTERN, duration, cpuQuantity, quantity } from "./quantities.js";
+import { RelayPolicyExceptions } from "./policy-exceptions.js";
 import { IssuerRef, keyRef, localRef } from "./references.js";
 import { int64, statusBase, timestamp } from "./status.js";
 import { InboundRequirement } from "./maildomainpolicy.js";
@@ -523,6 +524,7 @@ export const MailRelaySpec = z
     ).optional(),
     mtaSts: MtaStsSpec.optional(),
     tlsRptReceiver: TlsRptReceiverSpec.optional(),
+    policyExceptions: RelayPolicyExceptions,
   })
   .describe("A relay fleet and what it enforces.")
   .meta(cel(...ownDomainsRules));

@@ -10,6 +10,7 @@ import { selectorMatches } from "./selector.js";
 import type { ClusterState } from "../state.js";
 import { claimingPatterns } from "../../relay/contract/domains.js";
 import { policyVerdict, type Claimant } from "./domain-claims.js";
+import { exceptionPhase } from "./exceptions.js";
 import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
 import { compileRelayConfig, localClaimOf, type CompileResult } from "./relay-config.js";
@@ -21,10 +22,13 @@ function relaySpecId(r: MailRelay): string {
   return `${r.metadata.uid ?? ""}:${g !== undefined ? g : JSON.stringify(r.spec)}`;
 }
 
-/** What a policy's compile depends on of the policy itself: uid and generation (or, without one, the spec). */
-function specId(p: PolicyObject): string {
+/**
+ * What a policy's compile depends on of the policy itself: uid and generation (or, without one, the
+ * spec), and of the clock: which of its exceptions are active (compile/exceptions.ts).
+ */
+function specId(p: PolicyObject, now: number): string {
   const g = p.metadata.generation;
-  return `${p.metadata.uid ?? ""}:${g !== undefined ? g : JSON.stringify(p.spec)}`;
+  return `${p.metadata.uid ?? ""}:${g !== undefined ? g : JSON.stringify(p.spec)}:${exceptionPhase(p, now)}`;
 }
 
 /**
@@ -37,6 +41,7 @@ export function compileFingerprint(
   relay: MailRelay,
   selected: readonly PolicyObject[],
   viewFp: string,
+  now = 0,
 ): string {
   const parts: string[] = [
     keyOf(relay),
@@ -44,7 +49,7 @@ export function compileFingerprint(
     relay.metadata.deletionTimestamp ? "deleted" : "",
     JSON.stringify(relay.spec),
   ];
-  for (const p of selected) parts.push(`p:${p.metadata.name}:${specId(p)}`);
+  for (const p of selected) parts.push(`p:${p.metadata.name}:${specId(p, now)}`);
   parts.push(viewFp);
   return parts.join("\n");
 }
@@ -70,17 +75,22 @@ export class CompileMemo {
   /** Memo hits and misses (tests, debugging). */
   readonly compileStats = { hits: 0, misses: 0 };
 
-  constructor(readonly state: ClusterState) {}
+  constructor(
+    readonly state: ClusterState,
+    /** The clock exceptions are judged by (compile/exceptions.ts). */
+    private readonly now: () => Date = () => new Date(),
+  ) {}
 
   /** One policy compiled on its own, memoised per spec and namespace view. */
   policyEntry(p: PolicyObject): PolicyEntry {
     const ns = p.metadata.namespace ?? "";
     const { view, fp } = this.state.viewOf(ns);
     const k = keyOf(p);
-    const id = specId(p);
+    const now = this.now().getTime();
+    const id = specId(p, now);
     const hit = this.entries.get(k);
     if (hit && hit.id === id && hit.viewFp === fp) return hit.entry;
-    const entry = compilePolicyEntry(p, ns, view);
+    const entry = compilePolicyEntry(p, ns, view, now);
     this.entries.set(k, { id, viewFp: fp, entry });
     return entry;
   }
@@ -155,7 +165,7 @@ export class CompileMemo {
     const selected = this.state.selectedPolicies(relay);
     const ns = relay.metadata.namespace ?? "";
     const { view, fp: viewFp } = this.state.viewOf(ns);
-    const fp = compileFingerprint(relay, selected, viewFp);
+    const fp = compileFingerprint(relay, selected, viewFp, this.now().getTime());
     const k = keyOf(relay);
     const hit = this.compiled.get(k);
     if (hit?.fp === fp) {

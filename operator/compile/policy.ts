@@ -12,6 +12,7 @@ import { MailDomainPolicy as MailDomainPolicySchema, type MailDomainPolicy } fro
 import { keyOf } from "../objects.js";
 import { CATCH_ALL, claimedDomains } from "./domain-claims.js";
 import { compileFallback } from "./fallback.js";
+import { compileExceptions } from "./exceptions.js";
 import type { PolicyProblem } from "./problems.js";
 import { Refs, type ClusterView } from "./references.js";
 
@@ -33,7 +34,7 @@ function compileAudit(
   return out;
 }
 
-function compilePolicy(policyObject: MailDomainPolicy, refs: Refs): Policy | undefined {
+function compilePolicy(policyObject: MailDomainPolicy, refs: Refs, now?: number): Policy | undefined {
   const spec = policyObject.spec;
   const tls = spec.outbound.tls;
   const outbound: Policy["outbound"] = { tls: { mode: tls.mode, minVersion: tls.minVersion ?? "TLSv1.2" } };
@@ -48,6 +49,9 @@ function compilePolicy(policyObject: MailDomainPolicy, refs: Refs): Policy | und
   if (tls.matchNames?.length) outbound.tls.matchNames = [...tls.matchNames];
   if (tls.pins?.length) outbound.tls.pins = [...tls.pins];
   if (tls.audit) outbound.tls.audit = compileAudit(tls.audit, refs);
+  // the exceptions active at `now` (none without a clock): exceptions.ts
+  const exceptions = now === undefined ? [] : compileExceptions(spec.exceptions, now);
+  if (exceptions.length) outbound.tls.exceptions = exceptions;
   const where = {
     domains: spec.domains,
     ...(spec.outbound.nextHop ? { nextHop: spec.outbound.nextHop.host } : {}),
@@ -171,7 +175,13 @@ export interface PolicyEntry {
   configMaps: ReadonlyMap<string, ReadonlyMap<string, string>>;
 }
 
-export function compilePolicyEntry(raw: unknown, namespace: string, view: ClusterView): PolicyEntry {
+export function compilePolicyEntry(
+  raw: unknown,
+  namespace: string,
+  view: ClusterView,
+  /** The time (epoch ms) exceptions are judged at; absent: none is compiled in. */
+  now?: number,
+): PolicyEntry {
   const key = keyOf(raw as MailDomainPolicy);
   const created = (raw as MailDomainPolicy).metadata?.creationTimestamp ?? "";
   const domains = claimedDomains(raw);
@@ -192,7 +202,7 @@ export function compilePolicyEntry(raw: unknown, namespace: string, view: Cluste
       configMaps: NONE,
     };
   const refs = new Refs(namespace, view);
-  const policy = compilePolicy(parsed.data, refs);
+  const policy = compilePolicy(parsed.data, refs, now);
   const ok = policy && !refs.problems.length;
   return {
     key,

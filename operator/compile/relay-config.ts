@@ -29,6 +29,7 @@ import { keyOf } from "../objects.js";
 import type { ProjectedSource } from "../render/input.js";
 import { ADMIN_PORT, FLEET_SECRET_KEY, names, QUEUE_DIR } from "../render/meta.js";
 import { CATCH_ALL, claimIndex, policyVerdict, type LocalClaim } from "./domain-claims.js";
+import { relayMaxSeconds, withinMax } from "./exceptions.js";
 import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
 import { Refs, secretPath, type ClusterView } from "./references.js";
@@ -114,7 +115,8 @@ export function compileRelayConfig(
         });
       continue;
     }
-    const pol = entry.policy;
+    // exceptions longer than this relay allows are left out (the policy's status says Refused)
+    const pol = withinMax(entry.policy, relayMaxSeconds(relay));
     compiled.push(pol);
     tokens.set(entry.key, entry.token ?? "");
     for (const [name, c] of entry.credentials) credentials[name] = c;

@@ -134,6 +134,29 @@ export const AuditTls = z.object({
 });
 export type AuditTls = z.infer<typeof AuditTls>;
 
+/**
+ * The modes an exception may relax a policy to: those that need no lookup of their own (the route's
+ * lookups are the policy's), never `none` (clear text only via opportunistic, when STARTTLS is not offered).
+ */
+export const EXCEPTION_MODES = ["opportunistic", "required", "verify"] as const;
+
+/**
+ * A time-limited relaxation of one policy (MailDomainPolicy spec.exceptions): for `domain` (and only
+ * `host`, when set) between `from` and `until` (RFC 3339). The relay applies it only while its own
+ * clock is in [from, until) (relay/outbound/tls-exception.ts), so it ends without the operator.
+ */
+export const TlsException = z.object({
+  name: z.string().min(1),
+  domain: z.string().min(1),
+  host: z.string().min(1).optional(),
+  mode: z.enum(EXCEPTION_MODES).optional(),
+  minVersion: TlsVersion.optional(),
+  skipPins: z.literal(true).optional(),
+  from: z.string().min(1),
+  until: z.string().min(1),
+});
+export type TlsException = z.infer<typeof TlsException>;
+
 export const OutboundTls = z.object({
   mode: TlsMode,
   minVersion: TlsVersion.default("TLSv1.2"),
@@ -150,6 +173,8 @@ export const OutboundTls = z.object({
   pins: z.array(SpkiPin).min(1).max(16).optional(),
   /** Shadow mode: a stricter policy evaluated beside this one, never enforced. */
   audit: AuditTls.optional(),
+  /** Time-limited relaxations (tls-exception.ts); the relay checks their window itself. */
+  exceptions: z.array(TlsException).max(16).optional(),
 });
 export type OutboundTls = z.infer<typeof OutboundTls>;
 

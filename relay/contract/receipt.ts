@@ -83,6 +83,8 @@ export const Receipt = z.object({
   policy: z.object({
     /** The MailDomainPolicy (namespace/name), or the relay's default route. */
     name: z.string().optional(),
+    /** The policy exception (spec.exceptions) the delivery used: the policy was relaxed for it. */
+    exception: z.string().optional(),
     /** SHA-256 (hex, 16 digits) of the policy as the relay's config compiled it. */
     revision: z.string().optional(),
     /** The relay config (sha256 of config.json) and the MailRelay generation it came from. */

@@ -34,6 +34,8 @@ export interface AttemptRecord {
   transmitMs?: number;
   /** What authenticated the hop (the encryption receipt, relay/receipts/receipt.ts). */
   evidence?: HopEvidence;
+  /** The policy exception (MailDomainPolicy spec.exceptions) the hop was resolved under. */
+  exception?: string;
   /** A session refused after its handshake (no `session`): the peer certificate's facts. */
   peer?: PeerFacts;
   /** The relay's own address on the connection (TLS-RPT sending-mta-ip), once it connected. */

@@ -163,6 +163,8 @@ export interface DelivererDeps {
   /** A TLS fallback's outcome (fallback-delivery.ts). */
   onFallback?(r: FallbackRecord): void;
   now?(): Date;
+  /** The clock policy exceptions are judged by (tls-exception.ts); absent: now(). */
+  exceptionClock?(): Date;
   pool: ConnectionPool;
   dns(): Dns | undefined;
   /** DNSSEC-aware lookups (mode dane): the configured resolver, AD bit read. */
@@ -482,7 +484,16 @@ function replyResult(address: string, e: Errorish, hop: Hop): RecipientResult {
 }
 
 type AttemptBase =
-  "queueId" | "policy" | "mode" | "recipients" | "domain" | "tlsPolicy" | "level" | "why" | "evidence";
+  | "queueId"
+  | "policy"
+  | "mode"
+  | "recipients"
+  | "domain"
+  | "tlsPolicy"
+  | "level"
+  | "why"
+  | "evidence"
+  | "exception";
 
 /** The MTA-STS log line / metric of a delivery, from the lookup and the engine's route decision. */
 function stsRecord(req: DeliveryRequest, sts: StsLookup, intent: TlsResolution): MtaStsRecord {
@@ -698,6 +709,14 @@ export class Deliverer {
       domain: route.domain,
       ...(route.outbound.tls.matchNames ? { matchNames: route.outbound.tls.matchNames } : {}),
       ...(route.outbound.tls.pins ? { pins: route.outbound.tls.pins } : {}),
+      minVersion: route.outbound.tls.minVersion,
+      // time-limited exceptions, judged by this attempt's clock (tls-exception.ts)
+      ...(route.outbound.tls.exceptions?.length
+        ? {
+            exceptions: route.outbound.tls.exceptions,
+            now: this.d.exceptionClock?.().getTime() ?? this.clock(),
+          }
+        : {}),
       ...(route.nextHop ? { nextHop: route.nextHop.host } : {}),
       ...(route.internal ? { internal: true } : {}),
       // a catch-all MailDomainPolicy is a policy too (its mode is the administrator's)
@@ -724,6 +743,7 @@ export class Deliverer {
       emit({
         ...base,
         ...(intent.level ? { level: intent.level } : {}),
+        ...(intent.exception ? { exception: intent.exception } : {}),
         why: intent.why,
         result: f.temporary ? "deferred" : "failed",
         code: f.code,
@@ -733,6 +753,7 @@ export class Deliverer {
     }
     base.level = intent.level;
     base.why = intent.why;
+    if (intent.exception) base.exception = intent.exception;
     const material = this.d.material(route);
     if ("ok" in material) {
       emit({ ...base, result: "deferred", code: material.code, reason: material.message });
@@ -770,6 +791,7 @@ export class Deliverer {
       tried.push(checked.failure.code);
       emit({
         ...base,
+        ...(checked.exception ? { exception: checked.exception } : {}),
         why: checked.why,
         result: "deferred",
         code: checked.failure.code,
@@ -808,7 +830,14 @@ export class Deliverer {
       if (!budget.more()) break;
       const d = dane.get(hop);
       const decision = resolveTlsPolicy(input, { name: hop.name, ...(d ? { dane: d } : {}) });
-      const at = { ...base, nextHop: hop.name, address: hop.address, port: hop.port };
+      const { exception: _routeException, ...rest } = base;
+      const at = {
+        ...rest,
+        ...(decision.exception ? { exception: decision.exception } : {}),
+        nextHop: hop.name,
+        address: hop.address,
+        port: hop.port,
+      };
       if (!decision.ok) {
         // this host cannot meet the policy: the next one may (never a weaker session instead)
         if (decision.failure.code !== "MTA_STS_MX_MISMATCH")
@@ -827,7 +856,7 @@ export class Deliverer {
       }
       const plan = planTransport(
         decision,
-        route.outbound.tls.minVersion,
+        decision.minVersion ?? route.outbound.tls.minVersion,
         hop,
         material,
         this.d.ehloName(),
@@ -857,7 +886,8 @@ export class Deliverer {
         plan.value,
         hop,
         {
-          ...base,
+          ...rest,
+          ...(decision.exception ? { exception: decision.exception } : {}),
           level: decision.level,
           why: decision.why,
           ...(d ? { tlsPolicy: daneTlsRptPolicy(d) } : {}),

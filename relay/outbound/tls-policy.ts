@@ -22,13 +22,18 @@
 //   with pins requires TLS (a level below encrypt, e.g. mta-sts or dane's opportunistic fallback, is
 //   raised to encrypt) and the leaf's key must be pinned (transport-options.ts), else the host is
 //   refused (TLS_PIN_MISMATCH). Mode pinned resolves to level fingerprint: the pin alone authenticates.
+// - exceptions (MailDomainPolicy spec.exceptions, tls-exception.ts): while one applies to the hop by the
+//   input's clock (`now`), the policy is resolved with the exception's weaker mode, lower minVersion or
+//   without pins, and the result names it (`exception`); everything else (REQUIRETLS, AUTH) still
+//   applies on top. Without `now`, or outside the window, or for another domain or host: nothing.
 // - A password goes only to a peer the level authenticates (verify, dane, fingerprint), unless the policy sets
 //   auth.allowUnauthenticatedPeer (then to any encrypted peer); never on a session in clear.
 import { authenticates, LEVEL_STRENGTH, MODE_FLOORS, type TlsLevel } from "../../api/v1alpha1/tls-floors.js";
-import type { OutboundTls, TlsFallback, TlsMode, TlsVersion } from "../contract/config.js";
+import type { OutboundTls, TlsException, TlsFallback, TlsMode, TlsVersion } from "../contract/config.js";
 import { fail, type Failure } from "../contract/failure.js";
 import type { HostDane, Tlsa } from "./dane.js";
 import { mxAllowed, type StsLookup } from "./mta-sts.js";
+import { applicableException, describeRelaxation } from "./tls-exception.js";
 
 export type { TlsLevel };
 
@@ -58,6 +63,12 @@ export interface RoutePolicyInput {
   dnssec?: "secure" | "insecure";
   /** The partner's pinned keys (SPKI SHA-256, base64): the leaf's key must be one of them. */
   pins?: readonly string[];
+  /** The policy's minimum TLS version (an exception may lower it). */
+  minVersion?: TlsVersion;
+  /** The policy's time-limited exceptions (tls-exception.ts), applied only with `now`. */
+  exceptions?: readonly TlsException[];
+  /** The attempt's time (epoch ms): the clock exceptions are judged by. */
+  now?: number;
 }
 
 /** What one host adds: its name and, under dane, what its TLSA lookup said. */
@@ -82,6 +93,9 @@ export interface TlsDecision {
   /** A MTA-STS enforce policy (or DANE) was relaxed by TLS-Required: No. */
   relaxed: boolean;
   why: string;
+  /** The policy exception this hop was resolved under (its name), and the minVersion it lowered to. */
+  exception?: string;
+  minVersion?: TlsVersion;
 }
 
 export interface TlsRefusal {
@@ -90,6 +104,8 @@ export interface TlsRefusal {
   why: string;
   /** The level the hop resolved to before a requirement on top of it (REQUIRETLS, AUTH) refused it. */
   level?: TlsLevel;
+  /** The policy exception the hop was resolved under. */
+  exception?: string;
 }
 
 export type TlsResolution = TlsDecision | TlsRefusal;
@@ -138,7 +154,27 @@ export function resolveRoute(r: RoutePolicyInput): TlsResolution {
 }
 
 /** The resolved policy of one next hop (or, without `hop`, of the route before hosts are known). */
-export function resolveTlsPolicy(r: RoutePolicyInput, hop?: HopPolicyInput): TlsResolution {
+export function resolveTlsPolicy(input: RoutePolicyInput, hop?: HopPolicyInput): TlsResolution {
+  const ex =
+    input.now === undefined
+      ? undefined
+      : applicableException(input.exceptions, {
+          ...input,
+          now: input.now,
+          ...(hop ? { host: hop.name } : {}),
+        });
+  if (!ex) return resolveStrict(input, hop);
+  const r: RoutePolicyInput = { ...input, ...(ex.mode ? { mode: ex.mode } : {}) };
+  if (ex.skipPins) delete r.pins;
+  const out = resolveStrict(r, hop);
+  const why = `${out.why}; ${describeRelaxation(ex)}`;
+  return out.ok
+    ? { ...out, why, exception: ex.name, ...(ex.minVersion ? { minVersion: ex.minVersion } : {}) }
+    : { ...out, why, exception: ex.name };
+}
+
+/** resolveTlsPolicy for the policy as given (no exception). */
+function resolveStrict(r: RoutePolicyInput, hop?: HopPolicyInput): TlsResolution {
   const relaxed = relaxedByHeader(r);
   let level: TlsLevel;
   let names: string[] = [];

@@ -115,6 +115,7 @@ export function receiptOf(line: DeliveryLine, r: RecipientResult, c: ReceiptCont
       : {}),
     policy: {
       ...(policy.name ? { name: policy.name } : {}),
+      ...(line.tls.exception ? { exception: line.tls.exception } : {}),
       ...(policy.revision ? { revision: policy.revision } : {}),
       configHash: c.configHash,
       generation: c.config.generation,

@@ -101,6 +101,7 @@ describe("the CRDs", () => {
       "Last-Delivery",
       "TLS",
       "Deferrals",
+      "Exceptions",
       "Age",
       "Message",
     ]);

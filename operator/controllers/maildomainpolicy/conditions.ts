@@ -9,6 +9,7 @@ import { firstFinding, type Check } from "../condition-chain.js";
 import { enforcedCondition, type PodTally } from "../enforced.js";
 import type { PartnerCertificate } from "../../../relay/contract/status.js";
 import { wouldFailTotal, type AuditSummary } from "../../status/tls-watch.js";
+import type { ExceptionVerdict } from "../../compile/exceptions.js";
 
 /** What the policy reconcile gathered from the relays selecting it. */
 export interface PolicyFacts {
@@ -194,6 +195,36 @@ export function policyPartnerCertificates(
       reason: "Valid",
       message: `${x.certificates!.length} partner certificates seen, none expiring within the window`,
     }),
+    g,
+  );
+}
+
+const exceptionRefused: Check<readonly ExceptionVerdict[]> = (v) => {
+  const refused = v.filter((x) => x.state === "Refused");
+  return refused.length
+    ? { reason: "ExceptionRefused", message: refused.map((x) => x.message).join("; ") }
+    : undefined;
+};
+
+/** Exceptions (issue 19 item 5), with spec.exceptions only: False while one is Refused. */
+export function policyExceptions(
+  v: readonly ExceptionVerdict[],
+  g: number | undefined,
+): ConditionInput | undefined {
+  if (!v.length) return undefined;
+  return firstFinding(
+    "Exceptions",
+    [exceptionRefused],
+    v,
+    (x) => {
+      const active = x.filter((e) => e.state === "Active");
+      return {
+        reason: "Valid",
+        message: active.length
+          ? `in force: ${active.map((e) => `${e.name} (${e.message})`).join("; ")}`
+          : "none in force now",
+      };
+    },
     g,
   );
 }

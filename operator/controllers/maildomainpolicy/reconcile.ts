@@ -22,6 +22,7 @@ import {
   policyPartnerCertificates,
   policyReady,
   policySafeToEnforce,
+  policyExceptions,
   worthProbing,
   type PolicyFacts,
 } from "./conditions.js";
@@ -30,6 +31,13 @@ import type { ConditionInput } from "../../runtime/conditions.js";
 import { auditSummary, partnerCertificates, type AuditSummary } from "../../status/tls-watch.js";
 import { domainsSummary } from "../../status/domains-summary.js";
 import { transitSummary, type TransitSummary } from "../../status/transit-report.js";
+import {
+  exceptionVerdicts,
+  nextExceptionChange,
+  relayMaxSeconds,
+  type RelayMax,
+} from "../../compile/exceptions.js";
+import { exceptionEvents, exceptionsStatus } from "../../status/policy-exceptions.js";
 
 interface FigureFields {
   lastDelivery?: LastDelivery;
@@ -121,11 +129,14 @@ export async function reconcileMailDomainPolicy(
   const relays = deps.state.relaysSelecting(raw);
   const problems: PolicyProblem[] = [];
   const included: { relay: string; relayObj: MailRelay }[] = [];
+  // the exceptions' limits: each selecting relay's maxDuration (compile/exceptions.ts)
+  const maxima: RelayMax[] = [];
   // the domains its relays defer while it is left out (it never falls to a weaker route)
   const deferred = new Set<string>();
   for (const relayObject of relays) {
     const relay = deps.compiler.parsedRelay(relayObject);
     if (!relay) continue;
+    maxima.push({ relay: keyOf(relayObject), maxSeconds: relayMaxSeconds(relay) });
     // this policy's part of the relay's compile, without compiling the relay's other policies
     const verdict = deps.compiler.verdict(relay, raw);
     if (!verdict) continue; // the relay's own problem, reported on the MailRelay
@@ -179,15 +190,38 @@ export async function reconcileMailDomainPolicy(
   const figures = figuresFor(key, reports, prev);
   const domains = domainsSummary((raw.spec as { domains?: unknown } | undefined)?.domains);
   const watch = tlsWatch(raw, key, reports, prev, deps.now(), generation);
+  const now = deps.now().getTime();
+  const exceptions = exceptionVerdicts(raw, now, maxima);
+  const exceptionsCondition = policyExceptions(exceptions, generation);
   const report = transitReport(key, reports, prev.report);
-  await writeStatus(
+  const written = deps.written.current(`${raw.kind ?? ""}/${key}`, raw) as
+    { exceptions?: Parameters<typeof exceptionEvents>[0] } | undefined;
+  const wrote = await writeStatus(
     deps,
     raw,
-    { observedGeneration: generation, domains, ...figures, ...watch.fields, ...report },
-    [readyCond, accepted, enforced, ...watch.conditions],
+    {
+      observedGeneration: generation,
+      domains,
+      ...figures,
+      ...watch.fields,
+      ...report,
+      ...exceptionsStatus(exceptions),
+    },
+    [
+      readyCond,
+      accepted,
+      enforced,
+      ...watch.conditions,
+      ...(exceptionsCondition ? [exceptionsCondition] : []),
+    ],
   );
+  if (wrote)
+    for (const e of exceptionEvents(written?.exceptions, exceptions)) await deps.events.record(raw, e);
+  // an exception starts or ends without a cluster event: look again then
+  const change = nextExceptionChange([raw], now) ?? Infinity;
   if (enforced.reason === "Pending")
-    return { requeueAfterMs: Math.min(deps.enforcePollMs, deps.figuresPollMs) };
+    return { requeueAfterMs: Math.min(deps.enforcePollMs, deps.figuresPollMs, change) };
   // relay figures change without a cluster event: look again while there are pods to ask
-  if (ready) return { requeueAfterMs: deps.figuresPollMs };
+  if (ready) return { requeueAfterMs: Math.min(deps.figuresPollMs, change) };
+  if (change !== Infinity) return { requeueAfterMs: change };
 }

@@ -29,6 +29,7 @@ import { probeRelay, relayAdminToken } from "../relay-probe.js";
 import { writeStatus } from "../status-write.js";
 import { configTooLarge, relayDegraded, relayEnforced, relayReady, type RelayFacts } from "./conditions.js";
 import { relayImage } from "../../compile/relay-image.js";
+import { nextExceptionChange } from "../../compile/exceptions.js";
 import { relayPod } from "../../render/pod.js";
 import { ensureQueueFinalizer, finalizeMailRelay } from "./deletion.js";
 import { podSettingsRefusal } from "./pod-settings-refusal.js";
@@ -373,10 +374,16 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     { relay: keyOf(raw), hash: compiled.hash, policies: compiled.included.length },
     "relay reconciled",
   );
-  if (enforced.status === "False") return { requeueAfterMs: deps.enforcePollMs };
+  // a selected policy's exception starts or ends: compile again then (compile/exceptions.ts)
+  const exceptionChange = nextExceptionChange(deps.state.selectedPolicies(relay), deps.now().getTime());
+  if (enforced.status === "False")
+    return { requeueAfterMs: Math.min(deps.enforcePollMs, exceptionChange ?? Infinity) };
   if (fleetCreated) return { requeueAfterMs: 1000 }; // compile the handover in once the cache has it
-  // received TLS-RPT figures change without a cluster event: refreshed like the policies' figures
-  if (compiled.own.ownDomains?.tlsRpt && readyPods.length) return { requeueAfterMs: deps.figuresPollMs };
+  // received TLS-RPT figures change without a cluster event: refreshed like the policies' figures;
+  // an exception starts or ends without one too
+  const tlsRptPoll = compiled.own.ownDomains?.tlsRpt && readyPods.length ? deps.figuresPollMs : undefined;
+  const next = Math.min(tlsRptPoll ?? Infinity, exceptionChange ?? Infinity);
+  if (next !== Infinity) return { requeueAfterMs: next };
 }
 
 /**
