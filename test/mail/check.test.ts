@@ -12,6 +12,7 @@
 import assert from "node:assert/strict";
 import { X509Certificate, createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
+import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { runCheckCli } from "../../relay/check/cli.js";
@@ -22,6 +23,7 @@ import { sealpost } from "../support/cli.js";
 import { startMtaStsServer, stsPolicy, type MtaStsServer } from "../support/mta-sts-server.js";
 import { startPostfix, type PostfixPeer } from "../support/postfix.js";
 import { relayFixture, type RelayFixture } from "../support/relay.js";
+import { freePort } from "../support/ports.js";
 import { buildZone, startNsd, type Nsd } from "../support/signed-zone.js";
 import { startStripProxy, type StripProxy } from "../support/strip-proxy.js";
 import { startUnbound, type Unbound } from "../support/unbound.js";
@@ -206,5 +208,123 @@ describe("sealpost check against real peers", () => {
     const port = await sealpost(["check", "a.example", "--port", "0"]);
     assert.equal(port.code, 2);
     assert.match(port.stderr, /--port must be/);
+  });
+});
+
+describe("the relay's admin POST /check (the operator's way to ask)", () => {
+  const TOKEN = "check-admin-token";
+  let trap: Server; // a port the request tries to point the check at: nothing may connect to it
+  let trapPort: number;
+  let trapped = 0;
+
+  before(async () => {
+    trapPort = await freePort();
+    trap = createServer((s) => {
+      trapped++;
+      s.destroy();
+    });
+    await new Promise<void>((r) => trap.listen(trapPort, "127.0.0.1", r));
+    await f.configure(
+      {
+        admin: { port: f.ports.admin, host: "127.0.0.1", tokenFile: "secrets/admin/token" },
+        dns: { servers: [unbound.address] },
+        mtaSts: { caFile: "ca.crt", httpsPort: sts.port },
+        policies: [
+          {
+            name: "mail/partner",
+            domains: ["good.signed.test", "plain.test"],
+            outbound: { tls: { mode: "opportunistic", caFile: "ca.crt" } },
+          },
+          { name: "mail/wild", domains: ["*.signed.test"], outbound: { tls: { mode: "opportunistic" } } },
+        ],
+      },
+      { files: { "secrets/admin/token": `${TOKEN}\n`, "ca.crt": await readFile(f.ca.certFile) } },
+    );
+    await f.start({ mxPort: good.port });
+  });
+
+  after(() => new Promise<void>((r) => trap.close(() => r())));
+
+  const post = (body: unknown, o: { token?: string | undefined; query?: string } = {}) =>
+    fetch(`http://127.0.0.1:${f.ports.admin}/check${o.query ?? ""}`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        ...("token" in o
+          ? o.token
+            ? { authorization: `Bearer ${o.token}` }
+            : {}
+          : { authorization: `Bearer ${TOKEN}` }),
+      },
+      body: typeof body === "string" ? body : JSON.stringify(body),
+    });
+
+  it("checks a policy's own domain as the relay's delivery would (dns.servers, the policy's CA, MX port)", async () => {
+    const res = await post({ policy: "mail/partner", domain: "good.signed.test" });
+    assert.equal(res.status, 200);
+    const r = CheckReport.parse(await res.json());
+    assert.equal(r.strictest, "dane");
+    assert.equal(r.hosts[0]!.port, good.port);
+    assert.equal(r.hosts[0]!.verifies, true); // the policy's caFile
+  });
+
+  it("refuses without the token, or with a wrong one, before reading the request", async () => {
+    assert.equal(
+      (await post({ policy: "mail/partner", domain: "plain.test" }, { token: undefined })).status,
+      401,
+    );
+    assert.equal(
+      (await post({ policy: "mail/partner", domain: "plain.test" }, { token: "guess" })).status,
+      401,
+    );
+  });
+
+  it("refuses a domain that is not the named policy's own (another's, a wildcard's subdomain, any name)", async () => {
+    for (const body of [
+      { policy: "mail/partner", domain: "sts.signed.test" },
+      { policy: "mail/wild", domain: "good.signed.test" },
+      { policy: "mail/wild", domain: "verify.signed.test" },
+      { policy: "mail/nope", domain: "plain.test" },
+      { policy: "mail/partner", domain: "example.com" },
+    ]) {
+      const res = await post(body);
+      assert.equal(res.status, 403, JSON.stringify(body));
+    }
+  });
+
+  it("cannot be pointed at an arbitrary host:port, and is rate-limited", async () => {
+    for (const body of [
+      { policy: "mail/partner", domain: "plain.test", host: "127.0.0.1", port: trapPort },
+      { policy: "mail/partner", domain: "plain.test", mx: `127.0.0.1:${trapPort}` },
+      { policy: "mail/partner", domain: `127.0.0.1:${trapPort}` },
+      "not json",
+    ]) {
+      const res = await post(body);
+      assert.ok(res.status === 400 || res.status === 403, `${JSON.stringify(body)}: ${res.status}`);
+    }
+    // a query string is no way in either: the check goes to the MX at the relay's MX port
+    const res = await post(
+      { policy: "mail/partner", domain: "plain.test" },
+      { query: `?host=127.0.0.1&port=${trapPort}` },
+    );
+    assert.equal(res.status, 200);
+    const r = CheckReport.parse(await res.json());
+    assert.deepEqual(
+      r.hosts.map((h) => `${h.address}:${h.port}`),
+      [`127.0.0.1:${good.port}`],
+    );
+    assert.equal(trapped, 0);
+    // asked again at once: too soon
+    const again = await post({ policy: "mail/partner", domain: "plain.test" });
+    assert.equal(again.status, 429);
+    assert.ok(again.headers.get("retry-after"));
+    assert.equal(
+      (
+        await fetch(`http://127.0.0.1:${f.ports.admin}/check`, {
+          headers: { authorization: `Bearer ${TOKEN}` },
+        })
+      ).status,
+      405,
+    );
   });
 });
