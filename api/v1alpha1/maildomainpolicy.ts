@@ -18,6 +18,7 @@ import {
   PartnerCertificatesStatus,
   Pins,
 } from "./tls-confidence.js";
+import { CheckStatus } from "./preflight-check.js";
 
 export const TlsMode = z
   .enum(TLS_MODES)
@@ -322,9 +323,10 @@ export const MailDomainPolicyStatus = z
       ),
     audit: AuditStatus,
     partnerCertificates: PartnerCertificatesStatus,
+    check: CheckStatus,
   })
   .describe(
-    "Set by the operator. Conditions: Accepted (references resolve to objects of the right type, no older policy claims its domains; when False its message says what the relay does meanwhile: it defers the mail to the domains this policy owns), Enforced (every relay pod runs it), Ready (both); with spec.outbound.tls.audit, SafeToEnforce (whether the audited policy would have deferred any session of the last days); once a relay saw the partner's certificates, PartnerCertificates (False: one expires within certificateExpiryWarning, or its key is not among the pins).",
+    "Set by the operator. Conditions: Accepted (references resolve to objects of the right type, no older policy claims its domains; when False its message says what the relay does meanwhile: it defers the mail to the domains this policy owns), Enforced (every relay pod runs it), Ready (both); with spec.outbound.tls.audit, SafeToEnforce (whether the audited policy would have deferred any session of the last days); once a relay saw the partner's certificates, PartnerCertificates (False: one expires within certificateExpiryWarning, or its key is not among the pins); with the sealpost.dev/check annotation, Checked (whether its value was answered: status.check).",
   );
 export type MailDomainPolicyStatus = z.infer<typeof MailDomainPolicyStatus>;
 

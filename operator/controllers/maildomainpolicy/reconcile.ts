@@ -29,6 +29,7 @@ import type { LastDelivery, PartnerCertificate, PodReport } from "../../../relay
 import type { ConditionInput } from "../../runtime/conditions.js";
 import { auditSummary, partnerCertificates, type AuditSummary } from "../../status/tls-watch.js";
 import { domainsSummary } from "../../status/domains-summary.js";
+import { policyCheck } from "./check.js";
 
 interface FigureFields {
   lastDelivery?: LastDelivery;
@@ -170,14 +171,27 @@ export async function reconcileMailDomainPolicy(
   const figures = figuresFor(key, reports, prev);
   const domains = domainsSummary((raw.spec as { domains?: unknown } | undefined)?.domains);
   const watch = tlsWatch(raw, key, reports, prev, deps.now(), generation);
-  await writeStatus(deps, raw, { observedGeneration: generation, domains, ...figures, ...watch.fields }, [
-    readyCond,
-    accepted,
-    enforced,
-    ...watch.conditions,
-  ]);
-  if (enforced.reason === "Pending")
-    return { requeueAfterMs: Math.min(deps.enforcePollMs, deps.figuresPollMs) };
+  // the pre-flight check on request (annotation sealpost.dev/check), asked of a relay that runs it
+  const check = policyCheck(
+    deps,
+    raw,
+    key,
+    included.map((i) => i.relayObj),
+    generation,
+  );
+  await writeStatus(
+    deps,
+    raw,
+    { observedGeneration: generation, domains, ...figures, ...watch.fields, check: check.check },
+    [readyCond, accepted, enforced, ...watch.conditions, ...(check.condition ? [check.condition] : [])],
+  );
   // relay figures change without a cluster event: look again while there are pods to ask
-  if (ready) return { requeueAfterMs: deps.figuresPollMs };
+  const again =
+    enforced.reason === "Pending"
+      ? Math.min(deps.enforcePollMs, deps.figuresPollMs)
+      : ready
+        ? deps.figuresPollMs
+        : undefined;
+  const soonest = Math.min(again ?? Infinity, check.requeueAfterMs ?? Infinity);
+  if (soonest !== Infinity) return { requeueAfterMs: soonest };
 }
