@@ -19,6 +19,8 @@ commands:
                            release, requeue, delete, bounce, retry, flush, drain (sealpost queue --help)
   receipts <command>       encryption receipts: export (JSON lines), verify FILE
                            (sealpost receipts --help)
+  check <domain> [flags]   pre-flight check of a partner domain's MX: STARTTLS, TLS, certificates,
+                           DANE, MTA-STS, the strictest mode that would succeed (sealpost check --help)
   report [flags]           the transport security report per partner domain, from the policies'
                            status (sealpost report --help)
 
@@ -33,6 +35,7 @@ const commands: Record<string, string> = {
   queue: "./queue.js",
   receipts: "./receipts.js",
   import: "./import.js",
+  check: "./check.js",
   report: "./report.js",
 };
 

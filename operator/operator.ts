@@ -8,6 +8,7 @@ import type { ControllerOptions } from "./controllers/event-keys.js";
 import { newMailDomainPolicyController } from "./controllers/maildomainpolicy/controller.js";
 import { newMailRelayController } from "./controllers/mailrelay/controller.js";
 import { httpStatusProbe, SharedProbe, type StatusProbe } from "./controllers/relay-probe.js";
+import { httpCheckAsk, PolicyChecks, type CheckAsk } from "./controllers/check-ask.js";
 import { newRelayCredentialController } from "./controllers/relaycredential/controller.js";
 import { WrittenStatus } from "./controllers/status-write.js";
 import { CompileMemo } from "./compile/memo.js";
@@ -31,6 +32,8 @@ export interface OperatorOptions {
   identity: string;
   resyncMs?: number;
   probe?: StatusProbe;
+  /** How a relay pod is asked for a pre-flight check (default: its admin POST /check). */
+  checkAsk?: CheckAsk;
   enforcePollMs?: number;
   /** How often a policy's delivery figures are refreshed from its relay pods (default 30 s). */
   figuresPollMs?: number;
@@ -93,6 +96,8 @@ export class Operator {
       applied: this.applied,
       reapplyMs: resyncMs,
       written: this.written,
+      checks: new PolicyChecks(),
+      checkAsk: o.checkAsk ?? httpCheckAsk,
     };
     const queue = { baseDelayMs: o.retryBaseMs ?? 200, maxDelayMs: o.retryMaxMs ?? 60_000 };
     const copts = (workers: number, minIntervalMs = 0, minIntervalFactor = 0): ControllerOptions => ({

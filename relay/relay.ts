@@ -35,6 +35,8 @@ import { Scheduler } from "./queue/scheduler.js";
 import type { Envelope } from "./queue/envelope.js";
 import { Spool } from "./queue/spool.js";
 import { handleReceiptsRequest } from "./receipts/admin-api.js";
+import { CheckLimiter, handleCheckRequest } from "./check/admin-api.js";
+import { runCheck } from "./check/run.js";
 import { receiptOf } from "./receipts/receipt.js";
 import { ReceiptLog } from "./receipts/receipt-log.js";
 import { startTlsRptReporting, type TlsRptReporting } from "./tlsrpt-reporting.js";
@@ -204,6 +206,7 @@ export class Relay {
     this.listening = true;
     this.recovering = true;
     this.recovered = this.recover(recovery);
+    const checkLimiter = new CheckLimiter();
     this.admin = await startAdmin(
       {
         ready: () => this.listening && !this.stopping && !this.drainer,
@@ -221,6 +224,32 @@ export class Relay {
               config: () => this.state.loaded.config,
               configDir: this.o.configDir,
               receipts: () => this.receipts,
+            },
+            req,
+            res,
+          ) ||
+          handleCheckRequest(
+            {
+              config: () => this.state.loaded.config,
+              configDir: this.o.configDir,
+              limiter: checkLimiter,
+              run: runCheck,
+              // what this relay's delivery would use: its resolvers, MTA-STS cache, filter, MX port
+              checkDeps: (policy) => {
+                const ca = policy.outbound.tls.caFile;
+                return {
+                  dns: this.resolver,
+                  secureDns: makeSecureDns(this.state.loaded.config.dns.servers),
+                  sts: (domain) => mtaSts.lookup(domain),
+                  port: this.o.mxPort ?? 25,
+                  refusal: (address) => this.destinations.refusal(address),
+                  probe: {
+                    ehloName: this.state.loaded.config.hostname,
+                    timeoutMs: 10_000,
+                    ...(ca ? { ca: fileOf(this.state.loaded, ca) } : {}),
+                  },
+                };
+              },
             },
             req,
             res,

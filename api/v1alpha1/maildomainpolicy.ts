@@ -31,6 +31,7 @@ import {
   TlsFallback,
 } from "./tls-fallback.js";
 import { TransitReportStatus } from "./transit-report.js";
+import { CheckStatus } from "./preflight-check.js";
 
 export const TlsMode = z
   .enum(TLS_MODES)
@@ -331,9 +332,10 @@ export const MailDomainPolicyStatus = z
     report: TransitReportStatus,
     exceptions: PolicyExceptionsStatus,
     activeExceptions: activeExceptionsStatus,
+    check: CheckStatus,
   })
   .describe(
-    "Set by the operator. Conditions: Accepted (references resolve to objects of the right type, no older policy claims its domains; when False its message says what the relay does meanwhile: it defers the mail to the domains this policy owns), Enforced (every relay pod runs it), Ready (both); with spec.outbound.tls.audit, SafeToEnforce (whether the audited policy would have deferred any session of the last days); once a relay saw the partner's certificates, PartnerCertificates (False: one expires within certificateExpiryWarning, or its key is not among the pins); with spec.exceptions, Exceptions (False: one is Refused). report: the transport security report of the last days.",
+    "Set by the operator. Conditions: Accepted (references resolve to objects of the right type, no older policy claims its domains; when False its message says what the relay does meanwhile: it defers the mail to the domains this policy owns), Enforced (every relay pod runs it), Ready (both); with spec.outbound.tls.audit, SafeToEnforce (whether the audited policy would have deferred any session of the last days); once a relay saw the partner's certificates, PartnerCertificates (False: one expires within certificateExpiryWarning, or its key is not among the pins); with spec.exceptions, Exceptions (False: one is Refused); with the sealpost.dev/check annotation, Checked (whether its value was answered: status.check). report: the transport security report of the last days.",
   );
 export type MailDomainPolicyStatus = z.infer<typeof MailDomainPolicyStatus>;
 

@@ -7,6 +7,8 @@ import type { KubeClient } from "../runtime/kube.js";
 import type { CompileMemo } from "../compile/memo.js";
 import type { ClusterState } from "../state.js";
 import type { StatusProbe } from "./relay-probe.js";
+import type { CheckAsk, PolicyChecks } from "./check-ask.js";
+import type { CheckStatus } from "../../api/v1alpha1/preflight-check.js";
 import type { WrittenStatus } from "./status-write.js";
 
 export interface ReconcilerDeps {
@@ -29,4 +31,7 @@ export interface ReconcilerDeps {
   reapplyMs: number;
   /** Status this process wrote that the informer cache may not show yet (see writeStatus). */
   written: WrittenStatus;
+  /** Pre-flight checks on request (maildomainpolicy/check.ts); absent: the annotation is not acted on. */
+  checks?: PolicyChecks<Omit<NonNullable<CheckStatus>, "token">>;
+  checkAsk?: CheckAsk;
 }

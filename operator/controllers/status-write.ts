@@ -67,6 +67,7 @@ export class WrittenStatus {
  *   configuration revision).
  * - Degraded turned True: a Warning (MailRelays: ConfigTooLarge, PoliciesExcluded, ...).
  * - PartnerCertificates turned False (ExpiringSoon, UnpinnedKey): a Warning.
+ * - Checked turned True (a check request answered): a Normal Event; turned False: a Warning.
  */
 export function statusEvents(
   kind: string | undefined,
@@ -88,6 +89,9 @@ export function statusEvents(
     } else if (c.type === "Degraded" && c.status === "True") add("Warning", c);
     // the partner certificate watch (issue 19 item 4): an expiry within the window, an unpinned key
     else if (c.type === "PartnerCertificates" && c.status === "False") add("Warning", c);
+    // the pre-flight check on request (issue 19 item 2): answered, or why not
+    else if (c.type === "Checked" && c.status !== "Unknown")
+      add(c.status === "True" ? "Normal" : "Warning", c);
   }
   return out;
 }

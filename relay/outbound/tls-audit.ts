@@ -96,7 +96,7 @@ export function chainVerifies(
 }
 
 /** Whether the leaf carries one of `names` (".domain": any name strictly under it). */
-function carriesName(leafDer: Buffer, names: readonly string[]): boolean {
+export function carriesName(leafDer: Buffer, names: readonly string[]): boolean {
   let leaf: X509Certificate;
   try {
     leaf = new X509Certificate(leafDer);

@@ -38,6 +38,7 @@ import {
   type RelayMax,
 } from "../../compile/exceptions.js";
 import { exceptionEvents, exceptionsStatus } from "../../status/policy-exceptions.js";
+import { policyCheck } from "./check.js";
 
 interface FigureFields {
   lastDelivery?: LastDelivery;
@@ -194,6 +195,14 @@ export async function reconcileMailDomainPolicy(
   const exceptions = exceptionVerdicts(raw, now, maxima);
   const exceptionsCondition = policyExceptions(exceptions, generation);
   const report = transitReport(key, reports, prev.report);
+  // the pre-flight check on request (annotation sealpost.dev/check), asked of a relay that runs it
+  const check = policyCheck(
+    deps,
+    raw,
+    key,
+    included.map((i) => i.relayObj),
+    generation,
+  );
   const written = deps.written.current(`${raw.kind ?? ""}/${key}`, raw) as
     { exceptions?: Parameters<typeof exceptionEvents>[0] } | undefined;
   const wrote = await writeStatus(
@@ -206,6 +215,7 @@ export async function reconcileMailDomainPolicy(
       ...watch.fields,
       ...report,
       ...exceptionsStatus(exceptions),
+      check: check.check,
     },
     [
       readyCond,
@@ -213,15 +223,23 @@ export async function reconcileMailDomainPolicy(
       enforced,
       ...watch.conditions,
       ...(exceptionsCondition ? [exceptionsCondition] : []),
+      ...(check.condition ? [check.condition] : []),
     ],
   );
   if (wrote)
     for (const e of exceptionEvents(written?.exceptions, exceptions)) await deps.events.record(raw, e);
-  // an exception starts or ends without a cluster event: look again then
-  const change = nextExceptionChange([raw], now) ?? Infinity;
-  if (enforced.reason === "Pending")
-    return { requeueAfterMs: Math.min(deps.enforcePollMs, deps.figuresPollMs, change) };
-  // relay figures change without a cluster event: look again while there are pods to ask
-  if (ready) return { requeueAfterMs: Math.min(deps.figuresPollMs, change) };
-  if (change !== Infinity) return { requeueAfterMs: change };
+  // relay figures change without a cluster event: look again while there are pods to ask; an
+  // exception starts or ends without one too, and an unanswered check is asked again
+  const again =
+    enforced.reason === "Pending"
+      ? Math.min(deps.enforcePollMs, deps.figuresPollMs)
+      : ready
+        ? deps.figuresPollMs
+        : undefined;
+  const soonest = Math.min(
+    again ?? Infinity,
+    nextExceptionChange([raw], now) ?? Infinity,
+    check.requeueAfterMs ?? Infinity,
+  );
+  if (soonest !== Infinity) return { requeueAfterMs: soonest };
 }

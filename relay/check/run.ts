@@ -1,0 +1,239 @@
+// The pre-flight check of one domain (issue 19 item 2): the facts delivery would use, gathered the
+// way delivery gathers them (outbound/mx.ts resolveHops for the next hops, dane.ts resolveDane for
+// the DNSSEC and TLSA facts, mta-sts.ts for the policy), then a probe of each next-hop address
+// (probe.ts, once per TLS version) and the verdicts (verdict.ts). Used by `sealpost check` (cli.ts)
+// and by the relay's admin POST /check (admin-api.ts), which passes its own resolvers, MTA-STS cache
+// and destination filter, so a check from a relay pod sees what that relay's delivery would see.
+import { rootCertificates } from "node:tls";
+import { X509Certificate } from "node:crypto";
+import { printable } from "../printable.js";
+import {
+  CHECK_HOSTS_MAX,
+  CHECK_TEXT_MAX,
+  CheckReport,
+  type CertificateInfo,
+  type HostCheck,
+} from "../contract/check.js";
+import { resolveDane, tlsaText, type HostDane, matchChain } from "../outbound/dane.js";
+import type { SecureDns } from "../outbound/dnssec.js";
+import { mxAllowed, type StsLookup } from "../outbound/mta-sts.js";
+import { resolveHops, type Dns } from "../outbound/mx.js";
+import { spkiPin } from "../outbound/pins.js";
+import { carriesName, type AuditSession } from "../outbound/tls-audit.js";
+import { resolveTlsPolicy } from "../outbound/tls-policy.js";
+import type { Hop } from "../outbound/hop.js";
+import { probeSmtp, type ProbeOptions, type ProbeResult } from "./probe.js";
+import { judgeHost, judgeMode, routeInput, strictestMode, type DomainFacts } from "./verdict.js";
+
+export interface CheckDeps {
+  /** Ordinary lookups (undefined: the system's resolvers). */
+  dns: Dns | undefined;
+  /** DNSSEC-aware lookups through a validating resolver. */
+  secureDns: SecureDns;
+  sts(domain: string): Promise<StsLookup>;
+  /** The SMTP port of the MX hosts (25; tests use another). */
+  port: number;
+  probe: ProbeOptions;
+  /** Why an address DNS gave may not be connected to (relay/net/address-class.ts); absent: any. */
+  refusal?(address: string): string | undefined;
+  now?: () => Date;
+}
+
+const clip = (s: string, max = CHECK_TEXT_MAX): string => {
+  const p = printable(s);
+  return p.length > max ? `${p.slice(0, max - 1)}…` : p;
+};
+
+function certInfo(der: Buffer): CertificateInfo | undefined {
+  try {
+    const x = new X509Certificate(der);
+    return {
+      subject: clip(x.subject.replace(/\n/g, ", ")),
+      issuer: clip(x.issuer.replace(/\n/g, ", ")),
+      notAfter: new Date(x.validTo).toISOString(),
+      sans: (x.subjectAltName ?? "")
+        .split(/,\s*/)
+        .filter(Boolean)
+        .slice(0, 64)
+        .map((s) => clip(s, 255)),
+      pin: spkiPin(der) ?? "",
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+function tlsaReport(
+  dane: HostDane | undefined,
+  mxSecure: boolean,
+  chain: readonly Buffer[],
+  now: Date,
+): HostCheck["tlsa"] {
+  if (!dane)
+    return {
+      status: "none",
+      records: [],
+      reason: mxSecure ? "no DANE lookup for this host" : "the MX RRset is not DNSSEC-validated",
+    };
+  switch (dane.kind) {
+    case "dane": {
+      const m = chain.length ? matchChain(chain, dane.tlsa, dane.names, now) : undefined;
+      return {
+        status: "dane",
+        records: dane.tlsa.slice(0, 16).map(tlsaText),
+        matches: m?.ok === true,
+        ...(m && !m.ok ? { reason: clip(m.reason) } : {}),
+      };
+    }
+    case "encrypt":
+      return {
+        status: "encrypt",
+        records: dane.tlsa.slice(0, 16).map(tlsaText),
+        reason: "no usable TLSA record",
+      };
+    case "none":
+      return { status: "none", records: [], reason: clip(dane.reason) };
+    case "skip":
+      return { status: "failed", records: [], reason: clip(dane.failure.message) };
+  }
+}
+
+/** The session delivery would get: the highest version that shook hands. */
+function sessionOf(v13: ProbeResult, v12: ProbeResult): { r: ProbeResult; session: AuditSession } {
+  for (const r of [v13, v12])
+    if (r.tls?.ok) return { r, session: { tls: true, version: r.tls.version, chain: r.tls.chain } };
+  return { r: v13.error ? v12 : v13, session: { tls: false, chain: [] } };
+}
+
+async function checkHost(
+  hop: Hop,
+  dane: HostDane | undefined,
+  facts: DomainFacts,
+  deps: CheckDeps,
+  now: Date,
+): Promise<{ check: HostCheck; session: AuditSession }> {
+  const base = { name: clip(hop.name.replace(/\.$/, ""), 255), address: hop.address, port: hop.port };
+  const names = (() => {
+    const d = resolveTlsPolicy(routeInput("verify", facts), { name: hop.name });
+    return d.ok ? d.names.slice(0, 16) : [];
+  })();
+  const refused = deps.refusal?.(hop.address);
+  const v13 = refused
+    ? { error: `not probed: ${refused}`, starttls: false }
+    : await probeSmtp(hop, deps.probe, "TLSv1.3");
+  const v12 = refused || v13.error ? v13 : await probeSmtp(hop, deps.probe, "TLSv1.2");
+  const { r, session } = sessionOf(v13, v12);
+  const tls = r.tls?.ok ? r.tls : undefined;
+  const chain = tls?.chain ?? [];
+  const policy = facts.sts.policy;
+  const host = {
+    name: hop.name.replace(/\.$/, ""),
+    session,
+    ...(deps.probe.ca ? { ca: deps.probe.ca } : {}),
+  };
+  if (dane) Object.assign(host, { dane });
+  const tlsError = r.tls && !r.tls.ok ? r.tls.error : undefined;
+  const check: HostCheck = {
+    ...base,
+    ...(r.error ? { error: clip(r.error) } : {}),
+    starttls: r.starttls,
+    versions: { "TLSv1.2": v12.tls?.ok === true, "TLSv1.3": v13.tls?.ok === true },
+    ...(tls ? { tls: { version: tls.version, cipher: clip(tls.cipher, 128) } } : {}),
+    chain: chain.slice(0, 10).flatMap((c) => certInfo(c) ?? []),
+    names: names.map((n) => clip(n, 255)),
+    nameMatches: chain[0] !== undefined && carriesName(chain[0], names),
+    verifies: tls?.authorized === true,
+    ...(tls?.authorizationError
+      ? { verifyError: clip(tls.authorizationError) }
+      : tlsError
+        ? { verifyError: clip(`no TLS session: ${tlsError}`) }
+        : {}),
+    tlsa: tlsaReport(dane, facts.dnssec === "secure", chain, now),
+    ...(policy && policy.mode !== "none" ? { mtaStsMatch: mxAllowed(policy, hop.name) } : {}),
+    modes: judgeHost(facts, host, rootCertificates, now),
+  };
+  return { check, session };
+}
+
+/** Checks `domain`; the report always parses with CheckReport (bounded). */
+export async function runCheck(domain: string, deps: CheckDeps): Promise<CheckReport> {
+  const now = (deps.now ?? (() => new Date()))();
+  const mxAnswer = await deps.secureDns.query(domain, "MX");
+  const dnssec: DomainFacts["dnssec"] =
+    mxAnswer.rcode === "NOERROR" || mxAnswer.rcode === "NXDOMAIN"
+      ? mxAnswer.secure
+        ? "secure"
+        : "insecure"
+      : "failed";
+  const mxHosts = mxAnswer.answers
+    .flatMap((a) =>
+      a.type === "MX" ? [{ name: clip(a.data.exchange, 255), priority: a.data.preference ?? 0 }] : [],
+    )
+    .sort((a, b) => a.priority - b.priority)
+    .slice(0, 32);
+  const [hops, daneFacts, sts] = await Promise.all([
+    resolveHops(domain, undefined, deps.dns, deps.port),
+    dnssec === "secure"
+      ? resolveDane(domain, undefined, deps.secureDns, deps.port)
+      : Promise.resolve(undefined),
+    deps.sts(domain),
+  ]);
+  const daneOf = (h: Hop): HostDane | undefined =>
+    daneFacts?.ok
+      ? daneFacts.value.hops.find(
+          (x) => x.hop.name.replace(/\.$/, "") === h.name.replace(/\.$/, "") && x.hop.address === h.address,
+        )?.dane
+      : undefined;
+  const facts: DomainFacts = { domain, dnssec, sts };
+  const checked: { check: HostCheck; session: AuditSession }[] = [];
+  if (hops.ok)
+    for (const hop of hops.value.slice(0, CHECK_HOSTS_MAX))
+      checked.push(await checkHost(hop, daneOf(hop), facts, deps, now));
+  const hosts = checked.map((c) => c.check);
+  const strictest = strictestMode(hosts);
+  const reachable = checked.filter((c) => !c.check.error);
+  // the keys seen, offered as pins when a pinned policy with them would pass every reachable MX
+  const pins = [...new Set(reachable.flatMap((c) => (c.check.chain[0]?.pin ? [c.check.chain[0].pin] : [])))];
+  const pinned =
+    reachable.length > 0 &&
+    pins.length <= 16 &&
+    reachable.every(
+      (c) =>
+        judgeMode(
+          "pinned",
+          facts,
+          { name: c.check.name, session: c.session },
+          rootCertificates,
+          now,
+          "TLSv1.2",
+          pins,
+        ).ok,
+    );
+  const p = sts.policy;
+  const report: CheckReport = {
+    domain,
+    checkedAt: now.toISOString(),
+    mx: {
+      dnssec,
+      hosts: mxHosts,
+      ...(hops.ok ? {} : { error: clip(`${hops.code}: ${hops.message}`) }),
+    },
+    mtaSts: {
+      ...(sts.id ? { id: sts.id } : {}),
+      ...(p ? { mode: p.mode, mx: p.mx.slice(0, 32).map((m) => clip(m, 255)), maxAge: p.maxAge } : {}),
+      ...(sts.failure ? { failure: { type: sts.failure.type, reason: clip(sts.failure.reason) } } : {}),
+    },
+    hosts,
+    ...(strictest.mode ? { strictest: strictest.mode } : {}),
+    why: clip(strictest.why, 2048),
+    ...(pinned && pins.length ? { pins } : {}),
+    ...(reachable.length
+      ? {
+          minVersion: reachable.every((c) => c.check.versions["TLSv1.3"])
+            ? ("TLSv1.3" as const)
+            : ("TLSv1.2" as const),
+        }
+      : {}),
+  };
+  return CheckReport.parse(report);
+}
