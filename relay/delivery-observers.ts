@@ -31,7 +31,7 @@ function pinsOf(config: RelayConfig, policy: string): string[] {
 
 export function deliveryObservers(
   d: ObserverDeps,
-): Required<Pick<DelivererDeps, "onMtaSts" | "onSmime" | "onAttempt">> {
+): Required<Pick<DelivererDeps, "onMtaSts" | "onSmime" | "onDkim" | "onAttempt">> {
   return {
     onMtaSts: (r) => {
       d.metrics.mtaSts.inc({ policy: r.policy, sts_mode: r.stsMode, result: r.result });
@@ -44,6 +44,10 @@ export function deliveryObservers(
       for (const _ of r.recipients) d.metrics.smime.inc({ policy: r.policy, result: r.result });
       const level = r.result === "encrypted" || r.result === "signed-encrypted" ? "info" : "warn";
       d.log[level]({ event: "smime", ...r }, `S/MIME ${r.result}`);
+    },
+    onDkim: (r) => {
+      for (const _ of r.recipients) d.metrics.dkim.inc({ domain: r.domain, result: r.result });
+      d.log[r.result === "signed" ? "info" : "warn"]({ event: "dkim", ...r }, `DKIM ${r.result}`);
     },
     onAttempt: (a) => {
       d.figures.record(a);

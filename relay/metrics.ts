@@ -68,6 +68,12 @@ export function createMetrics() {
       labelNames: ["policy", "result"],
       registers: [registry],
     }),
+    dkim: new Counter({
+      name: `${p}dkim_recipients_total`,
+      help: "DKIM outcomes per recipient of a listed signing domain: signed, deferred (key missing or invalid).",
+      labelNames: ["domain", "result"],
+      registers: [registry],
+    }),
     mtaSts: new Counter({
       name: `${p}mta_sts_total`,
       help: "MTA-STS decisions per delivery: enforced, not-enforced, mx-mismatch, testing-mx-mismatch, sts-policy-fetch-error, ...",

@@ -46,6 +46,7 @@ export function referencedFiles(c: RelayConfig): string[] {
   }
   if (c.mtaSts.caFile) out.add(c.mtaSts.caFile);
   for (const f of c.inbound.localRecipients?.files ?? []) out.add(f);
+  for (const d of c.dkim) if (d.keyFile) out.add(d.keyFile);
   for (const o of [c.defaultOutbound, ...c.policies.map((p) => p.outbound)]) {
     if (o.tls.caFile) out.add(o.tls.caFile);
     if (o.tls.audit?.caFile) out.add(o.tls.audit.caFile);

@@ -3,6 +3,7 @@
 // when it loads one (relay/config/load.ts), so a config the relay would refuse is never applied. Pure.
 import { parseCidr } from "./cidr.js";
 import type { Credential, RelayConfig } from "./config.js";
+import { dkimProblems } from "./dkim-config.js";
 
 /** Cross-field checks the schema cannot express. Pure; returns problems (empty when fine). */
 export function checkReferences(c: RelayConfig): string[] {
@@ -53,6 +54,7 @@ export function checkReferences(c: RelayConfig): string[] {
       owner.set(k, p.name);
     }
   }
+  problems.push(...dkimProblems(c.dkim));
   const ranges = inboundRangeProblem(c);
   if (ranges) problems.push(ranges);
   return problems;

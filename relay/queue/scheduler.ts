@@ -291,7 +291,9 @@ export class Scheduler {
       );
       // admitted once what it may hold fits in the budget (a large body is streamed, not held)
       // held groups send nothing
-      const smime = (g: (typeof groups)[number]) => ({ smime: !!g.route?.outbound.smime });
+      // S/MIME and DKIM (which a signable message may get) hold the whole message, several times
+      const whole = env.signable === true && config.dkim.length > 0;
+      const smime = (g: (typeof groups)[number]) => ({ smime: whole || !!g.route?.outbound.smime });
       const cost = message ? deliveryCost(message, groups.filter((g) => g.route).map(smime)) : 0;
       const granted = Math.min(cost, config.queue.memoryBytes);
       const release = message ? await this.budget.acquire(cost) : () => undefined;
