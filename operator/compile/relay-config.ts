@@ -29,6 +29,7 @@ import { keyOf } from "../objects.js";
 import type { ProjectedSource } from "../render/input.js";
 import { ADMIN_PORT, FLEET_SECRET_KEY, names, QUEUE_DIR } from "../render/meta.js";
 import { CATCH_ALL, claimIndex, policyVerdict, type LocalClaim } from "./domain-claims.js";
+import { compileDkim } from "./dkim.js";
 import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
 import { Refs, secretPath, type ClusterView } from "./references.js";
@@ -144,6 +145,11 @@ export function compileRelayConfig(
     for (const [name, m] of refs.configMaps) for (const [k, v] of m) mapIn(configMapItems, name).set(k, v);
     if (path) recipientFiles = [path];
   }
+  // DKIM signing domains and their keys (dkim.ts): a problem leaves the domain deferred, not unsigned
+  const localDomains = (inbound.localDomains ?? []).map((d) => canonicalPattern(d) ?? d);
+  const dkim = compileDkim(relay, localDomains, view);
+  relayProblems.push(...dkim.problems);
+  for (const [name, m] of dkim.secrets) for (const [k, v] of m) mapIn(secretItems, name).set(k, v);
   const listeners = spec.listeners;
   // the /queue admin endpoints' bearer token (absent: they are disabled)
   const tokenRef = spec.admin?.tokenSecretRef;
@@ -201,7 +207,7 @@ export function compileRelayConfig(
     inbound: {
       require: inbound.require,
       relayFrom: [...(inbound.relayFrom ?? [])],
-      localDomains: (inbound.localDomains ?? []).map((d) => canonicalPattern(d) ?? d),
+      localDomains,
       ...(inbound.internalNextHop
         ? { internalNextHop: { host: inbound.internalNextHop.host, port: inbound.internalNextHop.port } }
         : {}),
@@ -225,6 +231,7 @@ export function compileRelayConfig(
       fetchTimeoutSeconds: durationSeconds(spec.delivery.fetchTimeout),
       allowedInternalCidrs: [...(spec.delivery.allowedInternalCidrs ?? [])],
     },
+    dkim: dkim.entries,
     credentials: Object.fromEntries(Object.entries(credentials).sort((a, b) => a[0].localeCompare(b[0]))),
     ...(spec.dns?.servers?.length ? { dns: { servers: [...spec.dns.servers] } } : {}),
     policies: compiled.filter((p) => !p.domains.includes(CATCH_ALL)),
