@@ -35,7 +35,7 @@ function pinsOf(config: RelayConfig, policy: string): string[] {
 
 export function deliveryObservers(
   d: ObserverDeps,
-): Required<Pick<DelivererDeps, "onMtaSts" | "onSmime" | "onFallback" | "onAttempt" | "onTransmitted">> {
+): Required<Pick<DelivererDeps, "onMtaSts" | "onSmime" | "onFallback" | "onDkim" | "onAttempt" | "onTransmitted">> {
   return {
     onTransmitted: (t) => {
       const o = transitOutcome(t.last, t.results);
@@ -62,6 +62,10 @@ export function deliveryObservers(
           result: r.result,
         });
       d.log.warn({ event: "tls-fallback", ...r }, `TLS fallback ${r.action} ${r.result}`);
+    },
+    onDkim: (r) => {
+      for (const _ of r.recipients) d.metrics.dkim.inc({ domain: r.domain, result: r.result });
+      d.log[r.result === "signed" ? "info" : "warn"]({ event: "dkim", ...r }, `DKIM ${r.result}`);
     },
     onAttempt: (a) => {
       d.figures.record(a);

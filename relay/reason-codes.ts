@@ -101,6 +101,23 @@ export const REASON_CODES = {
     meaning: "No TLSA record matches the certificate chain the server presented.",
     fix: "The partner rotated its certificate without updating TLSA records (or the connection is intercepted); tell the partner.",
   },
+  DKIM_KEY_UNAVAILABLE: {
+    outcome: "defer",
+    meaning:
+      "The sender's domain is signed with DKIM (MailRelay spec.dkim), but its key is not mounted: the mail waits instead of leaving unsigned.",
+    fix: "See the MailRelay's Accepted condition: create the RelayCredential of type dkim and its Secret key.",
+  },
+  DKIM_KEY_INVALID: {
+    outcome: "defer",
+    meaning:
+      "The DKIM private key of the sender's domain does not load (not a PEM RSA private key): the mail waits instead of leaving unsigned.",
+    fix: "Put the PEM private key (openssl genpkey -algorithm RSA) into the Secret key the dkim RelayCredential names.",
+  },
+  DKIM_SIGN_FAILED: {
+    outcome: "defer",
+    meaning: "Signing the message with DKIM failed; it waits instead of leaving unsigned.",
+    fix: "The message says why.",
+  },
   DANE_DNSSEC_INVALID: {
     outcome: "defer",
     meaning: "The validating resolver answered SERVFAIL: the DNSSEC signatures of the zone do not validate.",

@@ -11,7 +11,7 @@ import { AuditBook } from "./audit-figures.js";
 import { TransitBook } from "./transit-figures.js";
 import { PartnerCertificates } from "./partner-certificates.js";
 import type { RelayStatus } from "./contract/status.js";
-import { inboundState, materialFor, smimeMaterialFor } from "./config/key-material.js";
+import { dkimKeyFor, inboundState, materialFor, smimeMaterialFor } from "./config/key-material.js";
 import { fileOf, loadConfig, type LoadedConfig } from "./config/load.js";
 import { watchConfig, type ConfigWatcher } from "./config/watch.js";
 import { deliveryObservers } from "./delivery-observers.js";
@@ -160,6 +160,8 @@ export class Relay {
       ehloName: () => this.state.loaded.config.hostname,
       mtaSts: (domain) => mtaSts.lookup(domain),
       smime: (route) => smimeMaterialFor(this.state.loaded, route, this.log),
+      dkim: () => this.state.loaded.config.dkim,
+      dkimKey: (entry) => dkimKeyFor(this.state.loaded, entry),
       timeouts: this.o.timeouts ?? DEFAULT_TIMEOUTS,
       limits: () => this.state.loaded.config.delivery,
       maxConcurrent: () => this.state.loaded.config.queue.workers,

@@ -172,7 +172,16 @@ const Smime = z
       .describe(
         "What to do with a recipient who has no certificate: defer (retry until one is added or the queue lifetime ends), bounce (return to sender now), sendClear (deliver unencrypted; only TLS protects it).",
       ),
-    sign: z.boolean().default(false).describe("Also sign the message with the relay's certificate."),
+    sign: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Also sign the message (before encrypting it) with signingCredentialRef's certificate, or without it the relay's server certificate. Only mail the relay is entitled to sign is signed: from relayFrom or a relay-wide account, sender in localDomains; a partner's mail is encrypted, never signed.",
+      ),
+    signingCredentialRef: localRef(
+      "The RelayCredential (type clientCertificate, usage outbound) whose certificate and key sign: an S/MIME certificate (extendedKeyUsage emailProtection) for the senders' addresses, which their partners' clients accept. Its restrictTo.domains, if any, must cover this policy's domains. Absent: the relay's server certificate, which most clients do not accept for S/MIME. Only with sign: true.",
+      "Name of the RelayCredential in the same namespace.",
+    ).optional(),
     contentEncryption: z
       .enum(["aes-256-cbc", "aes-256-gcm"])
       .default("aes-256-cbc")
@@ -182,6 +191,14 @@ const Smime = z
   })
   .describe(
     "Encrypt each message to its recipients' certificates (S/MIME, CMS EnvelopedData) before it leaves: only the recipients can read it, whatever the servers in between do.",
+  )
+  .meta(
+    cel({
+      rule: "!has(self.signingCredentialRef) || self.sign",
+      message: "signingCredentialRef names the certificate that signs: set sign: true, or remove it",
+      fieldPath: ".signingCredentialRef",
+      reason: "FieldValueForbidden",
+    }),
   );
 
 export const PolicyOutbound = z

@@ -519,6 +519,26 @@ export const MailRelaySpec = z
         "DNS for outbound delivery. Absent: the pod's resolver (cluster DNS); needed for mode dane. The relay queries these servers directly (the pod's own dnsConfig is unchanged: Service names such as the internal next hop still resolve through cluster DNS); egress to them on port 53 (UDP and TCP) must be allowed.",
       ),
     tlsReporting: TlsReporting.optional(),
+    dkim: z
+      .array(
+        z
+          .object({
+            domain: domainName(
+              "The signing domain (d=), exact, e.g. example.com: mail whose From: address is in this domain (not its subdomains; list each one). It should be one of spec.inbound.localDomains: only mail of the relay's own senders is signed.",
+            ),
+            credentialRef: localRef(
+              "The RelayCredential of type dkim (usage outbound) with the selector and the private key.",
+              "Name of the RelayCredential in the same namespace.",
+            ),
+          })
+          .describe("One signing domain and its key."),
+      )
+      .max(64)
+      .optional()
+      .describe(
+        "DKIM signing (RFC 6376) of outgoing mail, per sending domain. The relay signs the bytes it sends, after S/MIME encryption, and only mail it is entitled to sign: from relayFrom or a relay-wide account (spec.inbound.credentialRefs; never a partner's, whatever its From: says), with the envelope sender in localDomains and in the signing domain (or under it), and exactly one From: address, in the signing domain. Everything else leaves unsigned, as before. When a listed domain's key is missing (Accepted=False, MissingReference) or does not load, that domain's mail is deferred (DKIM_KEY_UNAVAILABLE, DKIM_KEY_INVALID), never sent unsigned. Publish each selector's public key in DNS before adding it here.",
+      )
+      .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["domain"] }),
     policySelector: labelSelector(
       "Which MailDomainPolicies of this namespace the relay enforces, by label (e.g. matchLabels: {relay: edge}). Absent or {}: all of them.",
     ).optional(),

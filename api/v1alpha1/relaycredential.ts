@@ -1,5 +1,6 @@
 // RelayCredential: an SMTP AUTH account or a client certificate, either ours to log in to a partner
-// (usage outbound) or one a partner logs in to us with (usage inbound). Only references to Secrets
+// (usage outbound) or one a partner logs in to us with (usage inbound); or a DKIM signing key (type
+// dkim, usage outbound) that a MailRelay's spec.dkim names for one of its domains. Only references to Secrets
 // live here; the secret material never enters the object.
 import { z } from "zod";
 import { API_VERSION } from "./api-version.js";
@@ -8,12 +9,13 @@ import { domainName, domainPattern } from "./dns-names.js";
 import { host } from "./network.js";
 import { ObjectMeta } from "./object-meta.js";
 import { IssuerRef, keyRef, localRef } from "./references.js";
+import { DKIM_ALGORITHMS, DKIM_SELECTOR_PATTERN } from "../../relay/contract/dkim-config.js";
 import { statusBase } from "./status.js";
 
 export const CredentialType = z
-  .enum(["password", "clientCertificate"])
+  .enum(["password", "clientCertificate", "dkim"])
   .describe(
-    "password: a username and a password (SMTP AUTH PLAIN/LOGIN, only ever inside TLS). clientCertificate: a TLS client certificate presented during the handshake.",
+    "password: a username and a password (SMTP AUTH PLAIN/LOGIN, only ever inside TLS). clientCertificate: a TLS client certificate presented during the handshake (or, outbound, the certificate and key a policy's S/MIME signs with: smime.signingCredentialRef). dkim: a DKIM private key (usage outbound) that a MailRelay's spec.dkim names for a domain it signs.",
   );
 export type CredentialType = z.infer<typeof CredentialType>;
 
@@ -45,6 +47,32 @@ const requiredFor = (field: string, type: CredentialType, why: string): CelRule 
   fieldPath: `.${field}`,
   reason: "FieldValueRequired",
 });
+
+const Dkim = z
+  .object({
+    selector: z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(new RegExp(DKIM_SELECTOR_PATTERN), "must be a DKIM selector: labels of letters, digits, - and _")
+      .describe(
+        "The selector (s=): receivers fetch the public key from the TXT record <selector>._domainkey.<domain>, e.g. 2026a. Publish the record before the relay signs with the key; rotate by adding a new selector.",
+      ),
+    privateKeySecretRef: keyRef(
+      "The Secret key holding the private key (PEM, PKCS#1 or PKCS#8; RSA of at least 1024 bits, 2048 recommended: openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048). Only the relay pods read it (mounted); the operator never reads its value. A key that does not load defers the domain's mail (DKIM_KEY_INVALID), never sends it unsigned.",
+      "Secret",
+      "private.key",
+    ),
+    algorithm: z
+      .enum(DKIM_ALGORITHMS)
+      .default("rsa-sha256")
+      .describe(
+        "The signature algorithm (a=). rsa-sha256 (RFC 6376, RFC 8301), what every receiver verifies. ed25519-sha256 (RFC 8463) is not offered yet: the relay's signer (nodemailer's) signs RSA only.",
+      ),
+  })
+  .describe(
+    "type dkim: the DKIM key. Relaxed/relaxed canonicalisation; the signature covers From, To, Subject, Date, Message-ID, MIME-Version and Content-Type.",
+  );
 
 export const RelayCredentialSpec = z
   .object({
@@ -79,6 +107,7 @@ export const RelayCredentialSpec = z
         "With issuerRef: the names the issued certificate carries, usually the relay's hostname (the name the partner checks). With the chart's admission policy each must be granted to the namespace (annotation sealpost.dev/allowed-hostnames), as a MailRelay's spec.hostname.",
       )
       .meta({ "x-kubernetes-list-type": "set" }),
+    dkim: Dkim.optional(),
     allowRelay: z
       .boolean()
       .optional()
@@ -125,6 +154,21 @@ export const RelayCredentialSpec = z
     "x-kubernetes-validations": [
       requiredFor("username", "password", "the login name"),
       requiredFor("passwordSecretRef", "password", "the Secret key holding the password"),
+      requiredFor("dkim", "dkim", "the selector and the Secret key holding the private key"),
+      onlyFor("dkim", "dkim"),
+      {
+        rule: "self.type != 'dkim' || self.usage == 'outbound'",
+        message: "a dkim key signs the relay's outgoing mail: set usage outbound",
+        fieldPath: ".usage",
+        reason: "FieldValueInvalid",
+      },
+      {
+        rule: "self.type != 'dkim' || !has(self.restrictTo)",
+        message:
+          "restrictTo limits where a login or certificate is sent; a dkim key is never sent: remove it (the MailRelay's spec.dkim says which domain it signs)",
+        fieldPath: ".restrictTo",
+        reason: "FieldValueForbidden",
+      },
       onlyFor("username", "password"),
       onlyFor("passwordSecretRef", "password"),
       inboundOnly("allowRelay"),

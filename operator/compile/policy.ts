@@ -89,11 +89,22 @@ function compilePolicy(policyObject: MailDomainPolicy, refs: Refs, now?: number)
       : rc.configMapRef
         ? refs.pemKeys("ConfigMap", rc.configMapRef.name)
         : undefined;
+    // the certificate that signs (issue 20 item 5); its restrictTo applies as for any outbound use
+    const signing = smime.signingCredentialRef
+      ? refs.credential(
+          smime.signingCredentialRef.name,
+          ["clientCertificate"],
+          "outbound",
+          "outbound.messageEncryption.smime.signingCredentialRef",
+          where,
+        )
+      : undefined;
     if (files?.length) {
       outbound.smime = {
         certificateFiles: files,
         missingCertificate: smime.missingCertificate,
         sign: smime.sign,
+        ...(signing ? { signingCredential: signing } : {}),
         contentEncryption: smime.contentEncryption,
       };
     }

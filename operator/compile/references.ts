@@ -96,7 +96,7 @@ export class Refs {
   ): string | undefined {
     const c = this.view.credentials.get(name);
     if (!c) return (this.missing(`RelayCredential ${this.ns}/${name} not found`), undefined);
-    if (!types.includes(c.spec.type) || c.spec.usage !== usage) {
+    if (!(types as string[]).includes(c.spec.type) || c.spec.usage !== usage) {
       this.invalid(
         `RelayCredential ${this.ns}/${name} is type ${c.spec.type} usage ${c.spec.usage}; ${role} needs type ${types.join(" or ")} usage ${usage}`,
       );
@@ -204,6 +204,7 @@ function compileCredential(credential: RelayCredential, refs: Refs): Credential 
         }
       : undefined;
   }
+  if (credential.spec.type === "dkim") return undefined; // a key the relay signs with (dkim.ts), no login
   const secret = credentialSecretName(credential);
   if (credential.spec.secretRef) {
     const secretType = refs.secretType(secret);
@@ -243,6 +244,7 @@ export function policyReferences(
   for (const ref of [
     s.outbound.tls.clientCertificateRef,
     s.outbound.auth?.credentialRef,
+    s.outbound.messageEncryption?.smime?.signingCredentialRef,
     s.inbound?.credentialRef,
   ]) {
     if (!ref) continue;

@@ -30,6 +30,7 @@ import type { ProjectedSource } from "../render/input.js";
 import { ADMIN_PORT, FLEET_SECRET_KEY, names, QUEUE_DIR } from "../render/meta.js";
 import { CATCH_ALL, claimIndex, policyVerdict, type LocalClaim } from "./domain-claims.js";
 import { relayMaxSeconds, withinMax } from "./exceptions.js";
+import { compileDkim } from "./dkim.js";
 import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
 import { Refs, secretPath, type ClusterView } from "./references.js";
@@ -152,6 +153,11 @@ export function compileRelayConfig(
   }
   const own = compileOwnDomains(relay, view);
   for (const m of own.mounts) mapIn(secretItems, m.secret).set(m.key, m.path);
+  // DKIM signing domains and their keys (dkim.ts): a problem leaves the domain deferred, not unsigned
+  const localDomains = (inbound.localDomains ?? []).map((d) => canonicalPattern(d) ?? d);
+  const dkim = compileDkim(relay, localDomains, view);
+  relayProblems.push(...dkim.problems);
+  for (const [name, m] of dkim.secrets) for (const [k, v] of m) mapIn(secretItems, name).set(k, v);
   const listeners = spec.listeners;
   // the /queue admin endpoints' bearer token (absent: they are disabled)
   const tokenRef = spec.admin?.tokenSecretRef;
@@ -209,7 +215,7 @@ export function compileRelayConfig(
     inbound: {
       require: inbound.require,
       relayFrom: [...(inbound.relayFrom ?? [])],
-      localDomains: (inbound.localDomains ?? []).map((d) => canonicalPattern(d) ?? d),
+      localDomains,
       ...(inbound.internalNextHop
         ? { internalNextHop: { host: inbound.internalNextHop.host, port: inbound.internalNextHop.port } }
         : {}),
@@ -241,6 +247,7 @@ export function compileRelayConfig(
       fetchTimeoutSeconds: durationSeconds(spec.delivery.fetchTimeout),
       allowedInternalCidrs: [...(spec.delivery.allowedInternalCidrs ?? [])],
     },
+    dkim: dkim.entries,
     credentials: Object.fromEntries(Object.entries(credentials).sort((a, b) => a[0].localeCompare(b[0]))),
     ...(spec.dns?.servers?.length ? { dns: { servers: [...spec.dns.servers] } } : {}),
     ...(own.ownDomains ? { ownDomains: own.ownDomains } : {}),

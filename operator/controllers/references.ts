@@ -52,22 +52,35 @@ export function relayReferences(
       localRecipients?: { configMapRef?: { name: string } };
     };
     certificate?: { secretRef?: { name: string } };
+    dkim?: { credentialRef?: { name: string } }[];
   };
-  const refs = spec.inbound?.credentialRefs ?? [];
+  // inbound accounts and DKIM keys (spec.dkim) are credentials of the relay
+  const refs = [
+    ...(spec.inbound?.credentialRefs ?? []),
+    ...(spec.dkim ?? []).flatMap((d) => (d.credentialRef ? [d.credentialRef] : [])),
+  ];
   if (kind === "credentials") return refs.some((c) => c.name === name);
   // the recipients list of the local domains (issue 15 finding 7)
   if (kind === "configMaps") return spec.inbound?.localRecipients?.configMapRef?.name === name;
   if (spec.certificate?.secretRef?.name === name) return true;
   if (names.fleetSecret(r.metadata.name) === name) return true;
   const creds = new Map(credentials.map((c) => [c.metadata.name, c]));
-  return refs.some((ref) => creds.get(ref.name)?.spec.passwordSecretRef?.name === name);
+  return refs.some((ref) => {
+    const c = creds.get(ref.name);
+    return c !== undefined && credentialUsesSecret(c, name);
+  });
 }
 
 /** Whether a credential uses Secret `name`: its password, its certificate (referenced or issued). */
 export function credentialUsesSecret(c: CredentialObject, name: string): boolean {
-  const s = c.spec as { passwordSecretRef?: { name: string }; secretRef?: { name: string } };
+  const s = c.spec as {
+    passwordSecretRef?: { name: string };
+    secretRef?: { name: string };
+    dkim?: { privateKeySecretRef?: { name: string } };
+  };
   return (
     s.passwordSecretRef?.name === name ||
+    s.dkim?.privateKeySecretRef?.name === name ||
     s.secretRef?.name === name ||
     names.clientCertificateSecret(c.metadata.name) === name
   );

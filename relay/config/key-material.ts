@@ -1,6 +1,6 @@
 // The key material a loaded config points at, read from its files once per loaded config: inbound
 // accounts (passwords), a route's CA bundle, client certificate and AUTH password, a policy's S/MIME
-// recipient certificates and signer. Secrets never travel in the config itself, only their paths
+// recipient certificates and signer, a DKIM domain's private key. Secrets never travel in the config itself, only their paths
 // (relay/contract/config.ts).
 import { fail, type Failure } from "../contract/failure.js";
 import type { InboundAccount } from "../inbound/auth.js";
@@ -11,6 +11,10 @@ import type { Logger } from "../log.js";
 import type { SmimeMaterial } from "../outbound/deliver.js";
 import type { Route } from "../outbound/route.js";
 import { loadCertificates, loadSigner } from "../outbound/smime.js";
+import { loadDkimKey } from "../outbound/dkim.js";
+import type { KeyObject } from "node:crypto";
+import type { DkimSigning } from "../contract/dkim-config.js";
+import type { Result } from "../contract/failure.js";
 import type { Material } from "../outbound/transport-options.js";
 import { fileOf, secretText, type LoadedConfig } from "./load.js";
 
@@ -93,4 +97,22 @@ export function smimeMaterialFor(
   })();
   byPolicy.set(key, p);
   return p;
+}
+
+const dkimCache = new WeakMap<LoadedConfig, Map<string, Result<KeyObject>>>();
+
+/** A DKIM domain's private key (DKIM_KEY_INVALID when it does not load), parsed once per loaded config. */
+export function dkimKeyFor(l: LoadedConfig, entry: DkimSigning & { keyFile: string }): Result<KeyObject> {
+  let byFile = dkimCache.get(l);
+  if (!byFile) dkimCache.set(l, (byFile = new Map<string, Result<KeyObject>>()));
+  const id = `${entry.algorithm}\0${entry.keyFile}`;
+  let key = byFile.get(id);
+  if (!key) {
+    const pem = l.files.get(entry.keyFile);
+    key = pem
+      ? loadDkimKey(pem, entry.algorithm)
+      : fail("DKIM_KEY_UNAVAILABLE", true, `DKIM key file ${entry.keyFile} not loaded`);
+    byFile.set(id, key);
+  }
+  return key;
 }

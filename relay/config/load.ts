@@ -48,6 +48,7 @@ export function referencedFiles(c: RelayConfig): string[] {
   const sts = c.ownDomains?.mtaSts;
   if (sts) for (const f of [sts.certFile, sts.keyFile]) out.add(f);
   for (const f of c.inbound.localRecipients?.files ?? []) out.add(f);
+  for (const d of c.dkim) if (d.keyFile) out.add(d.keyFile);
   for (const o of [c.defaultOutbound, ...c.policies.map((p) => p.outbound)]) {
     if (o.tls.caFile) out.add(o.tls.caFile);
     if (o.tls.audit?.caFile) out.add(o.tls.audit.caFile);

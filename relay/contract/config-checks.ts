@@ -4,6 +4,7 @@
 import { parseCidr } from "./cidr.js";
 import type { Credential, RelayConfig } from "./config.js";
 import { checkOwnDomains } from "./own-domains.js";
+import { dkimProblems } from "./dkim-config.js";
 
 /** Cross-field checks the schema cannot express. Pure; returns problems (empty when fine). */
 export function checkReferences(c: RelayConfig): string[] {
@@ -59,6 +60,7 @@ export function checkReferences(c: RelayConfig): string[] {
       owner.set(k, p.name);
     }
   }
+  problems.push(...dkimProblems(c.dkim));
   const ranges = inboundRangeProblem(c);
   if (ranges) problems.push(ranges);
   problems.push(...checkOwnDomains(c.ownDomains, c.inbound.localDomains));

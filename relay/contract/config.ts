@@ -11,6 +11,7 @@
 import { z } from "zod";
 import { canonicalPattern } from "./domains.js";
 import { OwnDomains } from "./own-domains.js";
+import { DkimSigning } from "./dkim-config.js";
 
 /** Postfix's default_destination_concurrency_limit: deliveries in flight to one destination. */
 export const DEFAULT_DESTINATION_CONCURRENCY = 20;
@@ -392,6 +393,11 @@ export const RelayConfig = z.object({
   policies: z.array(Policy).default([]),
   /** Domains whose policy has a problem: deferred, never routed by a weaker policy (DeferredPolicy). */
   deferredPolicies: z.array(DeferredPolicy).default([]),
+  /**
+   * DKIM signing per sending domain (dkim-config.ts): mail from a trusted sender whose From: is one of
+   * these domains is signed after any message encryption (relay/outbound/message-transforms.ts).
+   */
+  dkim: z.array(DkimSigning).default([]),
   /** For recipient domains no policy matches (local domains excepted: see relay/outbound/route.ts). */
   defaultOutbound: Outbound.default({ tls: { mode: "opportunistic", minVersion: "TLSv1.2" } }),
   /**

@@ -56,6 +56,11 @@ import {
 import type { Hop } from "./hop.js";
 import { decideFallback, type FallbackNote } from "./fallback.js";
 import { withFallback, type FallbackRecord } from "./fallback-delivery.js";
+import type { KeyObject } from "node:crypto";
+import type { DkimSigning } from "../contract/dkim-config.js";
+import { dkimDecision, type DkimDecision } from "./dkim-decision.js";
+import { signDkim } from "./dkim.js";
+import { runTransforms, type Batch, type MessageSteps, type StepOutcome } from "./message-transforms.js";
 import { planTransport, type Material, type Timeouts, type TransportPlan } from "./transport-options.js";
 
 export interface RecipientResult {
@@ -70,6 +75,8 @@ export interface RecipientResult {
   attempt?: AttemptTrace;
   /** Sent S/MIME-encrypted: the content algorithm and the recipient's certificate (SHA-256). */
   smime?: { algorithm: string; signed: boolean; certificate?: string };
+  /** Sent DKIM-signed (d= and s=). */
+  dkim?: { domain: string; selector: string };
   /** The failure of each hop the attempt tried (fallback.ts reads them); absent: none was tried. */
   hopCodes?: string[];
   /** Went through the policy's TLS fallback (fallback.ts): which, and the failure that triggered it. */
@@ -142,6 +149,17 @@ export interface SmimeRecord {
   certificates?: { subject: string; fingerprint: string }[];
 }
 
+/** One DKIM decision for a listed domain (log line + metric), never with key material. */
+export interface DkimRecord {
+  queueId: string;
+  result: "signed" | "deferred";
+  domain: string;
+  selector: string;
+  recipients: string[];
+  code?: string;
+  reason?: string;
+}
+
 /** One MTA-STS decision (log line + metric; TLS-RPT result types where they apply). */
 export interface MtaStsRecord {
   queueId: string;
@@ -162,6 +180,10 @@ export interface DelivererDeps {
   onSmime?(r: SmimeRecord): void;
   /** A TLS fallback's outcome (fallback-delivery.ts). */
   onFallback?(r: FallbackRecord): void;
+  /** The DKIM signing domains (config.dkim) and a listed domain's key (parsed once per config). */
+  dkim?(): readonly DkimSigning[];
+  dkimKey?(entry: DkimSigning & { keyFile: string }): Result<KeyObject>;
+  onDkim?(r: DkimRecord): void;
   now?(): Date;
   /** The clock policy exceptions are judged by (tls-exception.ts); absent: now(). */
   exceptionClock?(): Date;
@@ -534,15 +556,92 @@ export class Deliverer {
   /** Within the destination's limit (destination-slots.ts), then the overall one. */
   deliver(req: DeliveryRequest): Promise<RecipientResult[]> {
     return this.perDestination.run(destinationOf(req.route), () =>
-      this.slots.run(() => (req.route.outbound.smime ? this.deliverSmime(req) : this.transmit(req))),
+      this.slots.run(() => this.deliverSteps(req)),
     );
+  }
+
+  /** The message transforms (message-transforms.ts: encryption, then DKIM), then each batch is sent. */
+  private async deliverSteps(req: DeliveryRequest): Promise<RecipientResult[]> {
+    const steps: MessageSteps<RecipientResult> = {
+      ...(req.route.outbound.smime ? { smime: (b) => this.smimeStep(req, b) } : {}),
+      ...(this.d.dkim?.().length ? { dkim: (b) => this.dkimStep(req, b) } : {}),
+    };
+    if (!steps.smime && !steps.dkim) return this.transmit(req);
+    const { batches, results } = await runTransforms(
+      { recipients: req.recipients, message: req.message },
+      steps,
+    );
+    for (const b of batches) {
+      const sent = await this.transmit({ ...req, recipients: b.recipients, message: b.message });
+      results.push(...(b.annotate ? sent.map(b.annotate) : sent));
+    }
+    return results;
+  }
+
+  /**
+   * DKIM over the bytes this batch is sent with (dkim-decision.ts says whether and for which domain):
+   * signed, or passed on unsigned when the relay does not sign it, or deferred when it would sign but
+   * cannot (never sent unsigned instead).
+   */
+  private async dkimStep(
+    req: DeliveryRequest,
+    b: Batch<RecipientResult>,
+  ): Promise<StepOutcome<RecipientResult>> {
+    const decision = dkimDecision(this.d.dkim?.() ?? [], {
+      ...(req.signable !== undefined ? { signable: req.signable } : {}),
+      from: req.from,
+      head: b.message.head,
+    });
+    if (decision.kind === "unsigned") return { batches: [b], results: [] };
+    const { entry } = decision;
+    const signed = await this.dkimSign(decision, b.message);
+    const base = {
+      queueId: req.queueId,
+      recipients: b.recipients,
+      domain: entry.domain,
+      selector: entry.selector,
+    };
+    if (!signed.ok) {
+      this.d.onDkim?.({ ...base, result: "deferred", code: signed.code, reason: signed.message });
+      return {
+        batches: [],
+        results: b.recipients.map((address) => ({
+          address,
+          outcome: "deferred",
+          code: signed.code,
+          message: signed.message,
+          // RFC 3463 X.3.5: system incorrectly configured (the key the relay signs with)
+          status: "4.3.5",
+        })),
+      };
+    }
+    this.d.onDkim?.({ ...base, result: "signed" });
+    const dkim = { domain: entry.domain, selector: entry.selector };
+    return {
+      batches: [{ ...b, message: bufferBody(signed.value), annotate: (r) => ({ ...r, dkim }) }],
+      results: [],
+    };
+  }
+
+  private async dkimSign(
+    decision: Exclude<DkimDecision, { kind: "unsigned" }>,
+    message: MessageBody,
+  ): Promise<Result<Buffer>> {
+    if (decision.kind === "defer") return decision.failure;
+    const key = this.d.dkimKey
+      ? this.d.dkimKey(decision.entry)
+      : fail("DKIM_KEY_UNAVAILABLE", true, "no DKIM keys wired");
+    return key.ok ? signDkim(await message.load(), decision.entry, key.value) : key;
   }
 
   /**
    * S/MIME: recipients with a usable certificate get one message encrypted to all of their
    * certificates; the others get the policy's choice (defer, bounce, or the clear message).
    */
-  private async deliverSmime(req: DeliveryRequest): Promise<RecipientResult[]> {
+  private async smimeStep(
+    req: DeliveryRequest,
+    batch: Batch<RecipientResult>,
+  ): Promise<StepOutcome<RecipientResult>> {
     const smime = req.route.outbound.smime!;
     const base = { queueId: req.queueId, policy: req.route.policy };
     const refuse = (addresses: string[], code: string, reason: string, temporary: boolean) =>
@@ -561,15 +660,19 @@ export class Deliverer {
       this.d.onSmime?.({
         ...base,
         result: "deferred",
-        recipients: req.recipients,
+        recipients: batch.recipients,
         code: material.code,
         reason: material.message,
       });
-      return refuse(req.recipients, material.code, material.message, true);
+      return { batches: [], results: refuse(batch.recipients, material.code, material.message, true) };
     }
     const now = this.d.now?.() ?? new Date();
-    const plan = planSmime(chooseCertificates(material.certs, req.recipients, now), smime.missingCertificate);
+    const plan = planSmime(
+      chooseCertificates(material.certs, batch.recipients, now),
+      smime.missingCertificate,
+    );
     const results: RecipientResult[] = [];
+    const batches: Batch<RecipientResult>[] = [];
     for (const r of plan.refused) {
       this.d.onSmime?.({
         ...base,
@@ -589,7 +692,7 @@ export class Deliverer {
       const sealed =
         sign && !signer
           ? fail("SMIME_SIGNER_MISSING", true, "policy signs but no signing certificate is loaded")
-          : await protectMessage(await req.message.load(), certs, signer, now, smime.contentEncryption);
+          : await protectMessage(await batch.message.load(), certs, signer, now, smime.contentEncryption);
       if (!sealed.ok) {
         this.d.onSmime?.({
           ...base,
@@ -607,15 +710,16 @@ export class Deliverer {
           algorithm: smime.contentEncryption,
           certificates: certs.map((c) => ({ subject: c.subject, fingerprint: c.fingerprint })),
         });
-        const sent = await this.transmit({ ...req, recipients: to, message: bufferBody(sealed.value) });
         const certOf = new Map(plan.encrypt.map((e) => [e.address, e.cert.fingerprint]));
-        results.push(
-          ...sent.map((r) => {
+        const s = { algorithm: smime.contentEncryption, signed: signer !== undefined };
+        batches.push({
+          recipients: to,
+          message: bufferBody(sealed.value),
+          annotate: (r) => {
             const certificate = certOf.get(r.address);
-            const s = { algorithm: smime.contentEncryption, signed: signer !== undefined };
             return { ...r, smime: certificate ? { ...s, certificate } : s };
-          }),
-        );
+          },
+        });
       }
     }
     if (plan.clear.length) {
@@ -627,9 +731,9 @@ export class Deliverer {
         code: "SMIME_NO_CERTIFICATE",
         reason: plan.clear.map((c) => `${c.address}: ${c.reason}`).join("; "),
       });
-      results.push(...(await this.transmit({ ...req, recipients: to })));
+      batches.push({ ...batch, recipients: to });
     }
-    return results;
+    return { batches, results };
   }
 
   /** An attempt, then the policy's TLS fallback where its requirement was not met (fallback.ts). */

@@ -8,7 +8,10 @@
 
 /** What a body streamed from its file costs per transaction: a read chunk, its dot-stuffed copy, socket buffers. */
 export const STREAM_COST = 4 * 1024 * 1024;
-/** S/MIME holds the message, its MIME entity, the CMS structure and its base64 form at once. */
+/**
+ * S/MIME holds the message, its MIME entity, the CMS structure and its base64 form at once; DKIM
+ * signing (counted the same, relay/outbound/dkim.ts) the message, the signer's copy and the result.
+ */
 export const SMIME_FACTOR = 4;
 
 /**

@@ -8,7 +8,7 @@ export interface CredentialProblem {
   message: string;
 }
 
-/** A password credential's Secret key: present, or MissingReference. */
+/** A password credential's (or a dkim key's) Secret key: present, or MissingReference. */
 export function passwordSecretProblems(
   namespace: string,
   ref: { name: string; key: string },

@@ -32,6 +32,10 @@ export async function reconcileRelayCredential(
     if (credential.spec.type === "password") {
       const ref = credential.spec.passwordSecretRef!;
       problems.push(...passwordSecretProblems(namespace, ref, secretKeys(ref.name)));
+    } else if (credential.spec.type === "dkim") {
+      // the private key's Secret key must exist (its value is the relay's to check: DKIM_KEY_INVALID)
+      const ref = credential.spec.dkim!.privateKeySecretRef;
+      problems.push(...passwordSecretProblems(namespace, ref, secretKeys(ref.name)));
     } else {
       secretName = credentialSecretName(credential);
       if (credential.spec.issuerRef) {

@@ -1,0 +1,80 @@
+// Whether the relay DKIM-signs a message, and for which domain (MailRelay spec.dkim; config:
+// relay/contract/dkim-config.ts). A signature is the relay vouching for the message under a domain's
+// name, so the relay is no signing oracle: it signs only
+//   1. mail it is entitled to sign (Envelope.signable, relay/inbound/authority.ts entitledToSign: from
+//      relayFrom or a relay-wide account, not a partner's; envelope sender in localDomains),
+//   2. whose header From: is one mailbox (exactly one From: field) in a listed domain, exactly, and
+//   3. whose envelope sender is in that same domain or under it: an account entitled to one of our
+//      domains gets no signature for another (its senderDomains are checked on MAIL FROM only).
+// Everything else leaves as before, unsigned (a partner's mail, a forged From: from the Internet to
+// a local domain, a domain not listed). A listed domain whose key is missing or does not load defers
+// the message (DKIM_KEY_UNAVAILABLE / DKIM_KEY_INVALID): "never weaker" - mail the relay would sign
+// never leaves unsigned because a Secret is broken. Pure.
+import addressparser from "nodemailer/lib/addressparser";
+import { headerBlock } from "../dsn.js";
+import type { DkimSigning } from "../contract/dkim-config.js";
+import { canonicalDomain, domainOf } from "../contract/domains.js";
+import { fail, type Failure } from "../contract/failure.js";
+
+/** Not signed (why), signed with `entry`'s key, or deferred (`failure`: the listed entry has no key). */
+export type DkimDecision =
+  | { kind: "unsigned"; why: string }
+  | { kind: "sign"; entry: DkimSigning & { keyFile: string } }
+  | { kind: "defer"; entry: DkimSigning; failure: Failure };
+
+/** The values of every `name:` field of a header block (unfolded). Pure. */
+export function headerFields(block: string, name: string): string[] {
+  const out: string[] = [];
+  const lower = `${name.toLowerCase()}:`;
+  for (const field of block.split(/\r\n(?![ \t])/)) {
+    if (field.slice(0, lower.length).toLowerCase() === lower)
+      out.push(
+        field
+          .slice(lower.length)
+          .replace(/\r\n[ \t]/g, " ")
+          .trim(),
+      );
+  }
+  return out;
+}
+
+/** The canonical domain of the one mailbox in the From: field; undefined when not exactly one. Pure. */
+export function fromDomain(head: Buffer): string | undefined {
+  const fields = headerFields(headerBlock(head), "From");
+  if (fields.length !== 1) return undefined;
+  // raw UTF-8 (SMTPUTF8) is read as UTF-8; the header block was read byte for byte
+  const parsed = addressparser(Buffer.from(fields[0]!, "latin1").toString("utf8"), { flatten: true });
+  if (parsed.length !== 1 || !parsed[0]!.address) return undefined;
+  const addr = parsed[0]!.address;
+  const at = addr.lastIndexOf("@");
+  return at < 0 ? undefined : canonicalDomain(addr.slice(at + 1));
+}
+
+export function dkimDecision(
+  list: readonly DkimSigning[],
+  m: { signable?: boolean; from: string; head: Buffer },
+): DkimDecision {
+  if (!list.length) return { kind: "unsigned", why: "no DKIM domains configured" };
+  if (m.signable !== true) return { kind: "unsigned", why: "sender not entitled to signing" };
+  const domain = fromDomain(m.head);
+  if (!domain) return { kind: "unsigned", why: "From: is not exactly one mailbox" };
+  const entry = list.find((d) => d.domain === domain);
+  if (!entry) return { kind: "unsigned", why: `From: domain ${domain} is not a DKIM domain` };
+  const envelope = domainOf(m.from);
+  if (envelope !== domain && !envelope.endsWith(`.${domain}`))
+    return {
+      kind: "unsigned",
+      why: `envelope sender domain ${envelope || "(none)"} is not within ${domain}`,
+    };
+  if (!entry.keyFile)
+    return {
+      kind: "defer",
+      entry,
+      failure: fail(
+        "DKIM_KEY_UNAVAILABLE",
+        true,
+        `DKIM key for ${domain} unavailable: ${entry.unavailable ?? "no key file"}`,
+      ),
+    };
+  return { kind: "sign", entry: { ...entry, keyFile: entry.keyFile } };
+}

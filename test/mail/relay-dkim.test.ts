@@ -1,0 +1,233 @@
+// DKIM signing end to end (issue 20 item 3): swaks -> relay -> a real Postfix, and dkimpy (Debian's
+// python3-dkim, an independent implementation) verifies the bytes Postfix stored: plain mail, and
+// mail S/MIME-encrypted before it was signed (the signature covers what is sent). A changed body
+// fails. From the attacker's side: a partner's mail with our From: is not signed with our key, nor a
+// trusted sender's mail for a domain the relay does not list, and a broken key defers the mail
+// instead of sending it unsigned.
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { after, before, describe, it } from "node:test";
+import type { RelayConfigInput } from "../../relay/contract/config.js";
+import type { Relay } from "../../relay/relay.js";
+import { makeLeaf, type Leaf } from "../support/certs.js";
+import { dkimVerify, makeDkimKey, rawBytes, type DkimKey } from "../support/dkim.js";
+import { startPostfix, type Message, type PostfixPeer } from "../support/postfix.js";
+import { waitFor } from "../support/process.js";
+import { relayFixture, type LogCapture, type RelayFixture, type TestPorts } from "../support/relay.js";
+import { swaks } from "../support/swaks.js";
+
+let f: RelayFixture;
+let ports: TestPorts;
+let relay: Relay;
+let logs: LogCapture;
+let postfix: PostfixPeer;
+let key: DkimKey;
+let bob: Leaf;
+let records: Record<string, string>;
+
+const PARTNER = "127.0.0.3";
+const KEY_FILE = "secrets/dkim-local/private.key";
+type Dkim = NonNullable<RelayConfigInput["dkim"]>;
+
+async function configure(dkim: Dkim, files: Record<string, string | Buffer> = {}): Promise<void> {
+  await f.configure(
+    {
+      dkim,
+      credentials: {
+        // a partner's account (named on the host rule below) that may even relay and use our domain
+        "partner-in": {
+          type: "password",
+          usage: "inbound",
+          username: "partner",
+          passwordFile: "secrets/partner-in/password",
+          allowRelay: true,
+          senderDomains: ["local.test", "partner.test"],
+        },
+      },
+      policies: [
+        {
+          name: "partner/smime",
+          domains: ["partner.test"],
+          outbound: {
+            tls: { mode: "required" },
+            nextHop: { host: postfix.host, port: postfix.port },
+            smime: { certificateFiles: ["secrets/partner-smime/certs.pem"] },
+          },
+          inbound: { hosts: [`${PARTNER}/32`], require: "tls+auth", credentials: ["partner-in"] },
+        },
+        {
+          name: "plain/plain",
+          domains: ["plain.test"],
+          outbound: { tls: { mode: "required" }, nextHop: { host: postfix.host, port: postfix.port } },
+        },
+      ],
+    },
+    {
+      files: {
+        "secrets/partner-smime/certs.pem": await readFile(bob.certFile),
+        "secrets/partner-in/password": "partner-pw",
+        [KEY_FILE]: await readFile(key.keyFile),
+        ...files,
+      },
+    },
+  );
+  await relay?.checkConfig();
+}
+
+const signing: Dkim = [{ domain: "local.test", selector: "sel1", keyFile: KEY_FILE, credential: "t/dkim" }];
+
+/** A message whose body has what dot-stuffing and relaxed canonicalisation must survive. */
+function message(tag: string, to: string, from = "alice@local.test"): string {
+  return (
+    `From: Alice <${from}>\r\nTo: ${to}\r\nSubject: report   ${tag}\r\n` +
+    `Date: Thu, 01 Jan 2026 00:00:00 +0000\r\nMessage-ID: <${tag}@local.test>\r\nX-Test-Id: ${tag}\r\n` +
+    `MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n` +
+    `Line with trailing spaces   \r\n.a line that starts with a dot\r\n..two dots\r\n\r\nGrüße\r\n\r\n`
+  );
+}
+
+async function submit(
+  to: string,
+  tag: string,
+  o: { from?: string; as?: { from: string; username: string; password: string } } = {},
+): Promise<string> {
+  const r = await swaks({
+    server: "127.0.0.1",
+    port: ports.smtp,
+    from: "alice@local.test",
+    to: [to],
+    data: message(tag, to, o.from).replace(/\r\n$/, ""),
+    ...(o.as
+      ? {
+          tls: true,
+          auth: { username: o.as.username, password: o.as.password },
+          extraArgs: ["--local-interface", o.as.from],
+        }
+      : {}),
+  });
+  assert.equal(r.code, 0, r.transcript);
+  return r.queueId!;
+}
+
+async function delivered(tag: string): Promise<Message> {
+  return waitFor(
+    `${tag} delivered`,
+    async () => (await postfix.messages()).find((m) => m.headers["x-test-id"]?.[0] === tag),
+    20_000,
+  );
+}
+
+function dkimLog(queueId: string, result: string) {
+  return () => logs.find((l) => l.event === "dkim" && l.queueId === queueId && l.result === result);
+}
+
+before(async () => {
+  f = await relayFixture("relay-dkim", { caName: "DKIM Test CA" });
+  ports = f.ports;
+  const mx = await makeLeaf(f.ca, { cn: "mx.partner.test", dnsNames: ["mx.partner.test"] });
+  bob = await makeLeaf(f.ca, { cn: "Bob", emails: ["bob@partner.test"], rsa: true });
+  key = await makeDkimKey(f.work, "local");
+  records = { "sel1._domainkey.local.test": key.txt };
+  postfix = await startPostfix({
+    domains: ["partner.test", "plain.test"],
+    tls: "require",
+    cert: mx,
+    hostname: "mx.partner.test",
+  });
+  await configure(signing);
+  ({ relay, logs } = await f.start());
+});
+
+after(async () => {
+  await f?.stop(() => postfix?.stop());
+});
+
+describe("DKIM signing", () => {
+  it("signs a trusted sender's mail from a listed domain: dkimpy verifies what Postfix stored", async () => {
+    const id = await submit("carol@plain.test", "dk-plain");
+    const m = await delivered("dk-plain");
+    assert.match(
+      m.headers["dkim-signature"]?.[0] ?? "",
+      /a=rsa-sha256; c=relaxed\/relaxed; d=local\.test;.*s=sel1;/,
+    );
+    const v = await dkimVerify(await rawBytes(m.path), records);
+    assert.equal(v.ok, true);
+    assert.equal(v.domain, "local.test");
+    assert.equal(v.selector, "sel1");
+    assert.deepEqual(v.signed, [
+      "from",
+      "to",
+      "subject",
+      "date",
+      "message-id",
+      "mime-version",
+      "content-type",
+    ]);
+    // the dot-stuffed line arrived as written (the signature is over the unstuffed bytes)
+    assert.match(m.body, /^\.a line that starts with a dot$/m);
+    await waitFor("dkim log", dkimLog(id, "signed"));
+    assert.match(
+      await relay.metrics.registry.metrics(),
+      /sealpost_relay_dkim_recipients_total\{domain="local\.test",result="signed"\} 1/,
+    );
+  });
+
+  it("signs after S/MIME encryption: the signature covers the encrypted entity and verifies", async () => {
+    const id = await submit("bob@partner.test", "dk-smime");
+    const m = await delivered("dk-smime");
+    assert.match(m.headers["content-type"]?.[0] ?? "", /^application\/pkcs7-mime; smime-type=enveloped-data/);
+    assert.doesNotMatch(m.raw, /trailing spaces/);
+    const v = await dkimVerify(await rawBytes(m.path), records);
+    assert.equal(v.ok, true);
+    assert.ok(v.signed.includes("content-type"));
+    await waitFor("smime log", () => logs.find((l) => l.event === "smime" && l.queueId === id));
+    await waitFor("dkim log", dkimLog(id, "signed"));
+  });
+
+  it("sanity: a body changed after signing fails verification (plain and encrypted)", async () => {
+    for (const tag of ["dk-plain", "dk-smime"]) {
+      const raw = (await rawBytes((await delivered(tag)).path)).toString("latin1");
+      const cut = raw.indexOf("\n\n") + 2;
+      const changed = raw.slice(0, cut) + raw.slice(cut).replace(/[A-Za-z]/, (c) => (c === "A" ? "B" : "A"));
+      assert.notEqual(changed, raw);
+      const v = await dkimVerify(Buffer.from(changed, "latin1"), records);
+      assert.equal(v.ok, false, tag);
+      assert.match(v.why, /body hash mismatch/, tag);
+    }
+  });
+
+  it("attacker: a partner's mail with our From: is relayed unsigned (no signing oracle)", async () => {
+    await submit("dave@plain.test", "dk-partner", {
+      as: { from: PARTNER, username: "partner", password: "partner-pw" },
+    });
+    const m = await delivered("dk-partner");
+    assert.equal(m.headers.from?.[0], "Alice <alice@local.test>");
+    assert.equal(m.headers["dkim-signature"], undefined);
+  });
+
+  it("attacker: a trusted sender's From: in a domain the relay does not list is not signed", async () => {
+    await submit("erin@plain.test", "dk-other", { from: "ceo@bank.test" });
+    const m = await delivered("dk-other");
+    assert.equal(m.headers["dkim-signature"], undefined);
+  });
+
+  it("a missing key defers (never sent unsigned); once the key is there the mail leaves signed", async () => {
+    await configure([{ domain: "local.test", selector: "sel1", unavailable: "Secret t/dkim-key not found" }]);
+    const id = await submit("frank@plain.test", "dk-missing");
+    const d = await waitFor("deferral", dkimLog(id, "deferred"));
+    assert.equal(d.code, "DKIM_KEY_UNAVAILABLE");
+    assert.match(String(d.reason), /Secret t\/dkim-key not found/);
+    // an invalid key (not a PEM private key) defers too
+    await configure(signing, { [KEY_FILE]: "not a key\n" });
+    await waitFor("invalid key deferral", () =>
+      logs.find((l) => l.event === "dkim" && l.queueId === id && l.code === "DKIM_KEY_INVALID"),
+    );
+    assert.equal(
+      (await postfix.messages()).find((m) => m.headers["x-test-id"]?.[0] === "dk-missing"),
+      undefined,
+    );
+    await configure(signing);
+    const m = await delivered("dk-missing");
+    assert.equal((await dkimVerify(await rawBytes(m.path), records)).ok, true);
+  });
+});

@@ -1,0 +1,171 @@
+// DKIM pure logic: whether the relay signs (no signing oracle: only entitled senders, only a listed
+// From: domain, only with the envelope sender in it), the transform order (encryption, then the
+// signature), key checks, and the signer's output being the field plus the unchanged message. No I/O.
+import assert from "node:assert/strict";
+import { generateKeyPairSync } from "node:crypto";
+import { describe, it } from "node:test";
+import { dkimProblems, type DkimSigning } from "../../relay/contract/dkim-config.js";
+import { dkimDecision, fromDomain } from "../../relay/outbound/dkim-decision.js";
+import { loadDkimKey, signDkim } from "../../relay/outbound/dkim.js";
+import { runTransforms, STEP_ORDER, type Batch } from "../../relay/outbound/message-transforms.js";
+import { bufferBody } from "../../relay/queue/message-body.js";
+
+const LIST: DkimSigning[] = [
+  { domain: "example.com", selector: "s1", algorithm: "rsa-sha256", keyFile: "secrets/k/private.key" },
+  { domain: "xn--bcher-kva.example", selector: "s1", algorithm: "rsa-sha256", keyFile: "secrets/b/key" },
+  { domain: "broken.example", selector: "s1", algorithm: "rsa-sha256", unavailable: "Secret missing" },
+];
+const head = (from: string) =>
+  Buffer.from(`Received: x\r\nFrom: ${from}\r\nTo: b@partner.test\r\n\r\nbody\r\n`);
+
+describe("dkimDecision", () => {
+  const signs = (m: { signable?: boolean; from: string; head: Buffer }) => dkimDecision(LIST, m).kind;
+  it("signs an entitled sender's mail whose From: is in a listed domain, envelope within it", () => {
+    const d = dkimDecision(LIST, { signable: true, from: "a@example.com", head: head("A <a@example.com>") });
+    assert.equal(d.kind, "sign");
+    assert.equal(d.kind === "sign" && d.entry.domain, "example.com");
+    assert.equal(
+      signs({ signable: true, from: "bounce@mail.example.com", head: head("a@example.com") }),
+      "sign",
+    );
+    // every spelling of an internationalised domain is the same domain
+    assert.equal(signs({ signable: true, from: "a@bücher.example", head: head("a@BÜCHER.example") }), "sign");
+  });
+  it("attacker: no signature for a sender the relay does not trust (a partner, the Internet)", () => {
+    assert.equal(signs({ from: "a@example.com", head: head("a@example.com") }), "unsigned");
+    assert.equal(signs({ signable: false, from: "a@example.com", head: head("a@example.com") }), "unsigned");
+  });
+  it("attacker: no signature for a From: outside the list, or with an envelope sender of another domain", () => {
+    assert.equal(signs({ signable: true, from: "a@example.com", head: head("ceo@bank.test") }), "unsigned");
+    assert.equal(
+      signs({ signable: true, from: "a@bücher.example", head: head("a@example.com") }),
+      "unsigned",
+    );
+    assert.equal(
+      signs({ signable: true, from: "a@notexample.com", head: head("a@example.com") }),
+      "unsigned",
+    );
+    assert.equal(signs({ signable: true, from: "", head: head("a@example.com") }), "unsigned");
+    // a listed domain's subdomain is not the listed domain (exact match)
+    assert.equal(
+      signs({ signable: true, from: "a@sub.example.com", head: head("a@sub.example.com") }),
+      "unsigned",
+    );
+  });
+  it("attacker: ambiguous From: (two fields, two mailboxes, none) is not signed", () => {
+    const two = Buffer.from("From: a@example.com\r\nFrom: ceo@bank.test\r\n\r\nx\r\n");
+    assert.equal(fromDomain(two), undefined);
+    assert.equal(signs({ signable: true, from: "a@example.com", head: two }), "unsigned");
+    assert.equal(
+      signs({ signable: true, from: "a@example.com", head: head("a@example.com, b@bank.test") }),
+      "unsigned",
+    );
+    assert.equal(
+      signs({ signable: true, from: "a@example.com", head: Buffer.from("To: x@y.test\r\n\r\n") }),
+      "unsigned",
+    );
+    // a folded From: is one field; a display name with an @ is not the address
+    const folded = Buffer.from('From: "ceo@bank.test"\r\n <a@example.com>\r\n\r\nx\r\n');
+    assert.equal(fromDomain(folded), "example.com");
+  });
+  it("a listed domain without its key defers (never sent unsigned)", () => {
+    const d = dkimDecision(LIST, {
+      signable: true,
+      from: "a@broken.example",
+      head: head("a@broken.example"),
+    });
+    assert.equal(d.kind, "defer");
+    assert.equal(d.kind === "defer" && d.failure.code, "DKIM_KEY_UNAVAILABLE");
+    assert.equal(d.kind === "defer" && d.failure.temporary, true);
+  });
+  it("config checks: keyFile xor unavailable, each domain once", () => {
+    assert.deepEqual(dkimProblems(LIST), []);
+    const bad = dkimProblems([
+      { domain: "a.example", selector: "s", algorithm: "rsa-sha256" },
+      { domain: "a.example", selector: "s", algorithm: "rsa-sha256", keyFile: "k", unavailable: "x" },
+    ]);
+    assert.equal(bad.length, 3);
+  });
+});
+
+describe("message transforms", () => {
+  it("runs encryption before the signature, whatever order the steps are given in", async () => {
+    const seen: string[] = [];
+    const step = (name: string) => (b: Batch<string>) => {
+      seen.push(name);
+      return Promise.resolve({
+        batches: [{ ...b, message: bufferBody(Buffer.from(`${name}(${b.message.head.toString()})`)) }],
+        results: [],
+      });
+    };
+    assert.deepEqual([...STEP_ORDER], ["smime", "dkim"]);
+    const out = await runTransforms<string>(
+      { recipients: ["a"], message: bufferBody(Buffer.from("m")) },
+      { dkim: step("dkim"), smime: step("smime") },
+    );
+    assert.deepEqual(seen, ["smime", "dkim"]);
+    assert.equal(out.batches[0]!.message.head.toString(), "dkim(smime(m))");
+  });
+  it("a split group is signed per batch; refused recipients are settled once; annotations compose", async () => {
+    const out = await runTransforms<string>(
+      { recipients: ["a", "b", "c"], message: bufferBody(Buffer.from("m")) },
+      {
+        smime: (b) =>
+          Promise.resolve({
+            batches: [
+              { recipients: ["a"], message: bufferBody(Buffer.from("enc")), annotate: (r) => `${r}+smime` },
+              { recipients: ["b"], message: b.message },
+            ],
+            results: ["c:deferred"],
+          }),
+        dkim: (b) =>
+          Promise.resolve({
+            batches: [{ ...b, annotate: (r: string) => `${r}+dkim` }],
+            results: [],
+          }),
+      },
+    );
+    assert.deepEqual(out.results, ["c:deferred"]);
+    assert.deepEqual(
+      out.batches.map((b) => [b.recipients.join(), b.annotate?.("r")]),
+      [
+        ["a", "r+smime+dkim"],
+        ["b", "r+dkim"],
+      ],
+    );
+  });
+});
+
+describe("DKIM key and signer", () => {
+  const rsa = (bits: number) =>
+    Buffer.from(
+      generateKeyPairSync("rsa", { modulusLength: bits }).privateKey.export({ type: "pkcs8", format: "pem" }),
+    );
+  it("refuses what cannot make an rsa-sha256 signature: garbage, an EC key, a key under 1024 bits", () => {
+    assert.equal(loadDkimKey(Buffer.from("nope"), "rsa-sha256").ok, false);
+    const ec = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({
+      type: "pkcs8",
+      format: "pem",
+    });
+    const r = loadDkimKey(Buffer.from(ec), "rsa-sha256");
+    assert.equal(!r.ok && r.code, "DKIM_KEY_INVALID");
+    assert.equal(loadDkimKey(rsa(512), "rsa-sha256").ok, false);
+    assert.equal(loadDkimKey(rsa(1024), "rsa-sha256").ok, true);
+  });
+  it("prepends one DKIM-Signature field and leaves the message's bytes as they were", async () => {
+    const key = loadDkimKey(rsa(1024), "rsa-sha256");
+    assert.ok(key.ok);
+    const message = Buffer.from("From: a@example.com\r\nSubject: x\r\n\r\n.dot\r\n  spaced  \r\n");
+    const s = await signDkim(message, { domain: "example.com", selector: "s1" }, key.value);
+    assert.ok(s.ok);
+    const added = s.value.length - message.length;
+    assert.ok(s.value.subarray(added).equals(message));
+    const field = s.value.subarray(0, added).toString();
+    assert.match(field, /^DKIM-Signature: v=1; a=rsa-sha256; c=relaxed\/relaxed; d=example\.com;/);
+    assert.match(
+      field.replace(/\r\n\s*/g, ""),
+      /h=from:to:subject:date:message-id:mime-version:content-type|h=from:subject/,
+    );
+    assert.ok(field.endsWith("\r\n"));
+  });
+});
