@@ -35,7 +35,9 @@ function pinsOf(config: RelayConfig, policy: string): string[] {
 
 export function deliveryObservers(
   d: ObserverDeps,
-): Required<Pick<DelivererDeps, "onMtaSts" | "onSmime" | "onFallback" | "onDkim" | "onAttempt" | "onTransmitted">> {
+): Required<
+  Pick<DelivererDeps, "onMtaSts" | "onSmime" | "onFallback" | "onDkim" | "onAttempt" | "onTransmitted">
+> {
   return {
     onTransmitted: (t) => {
       const o = transitOutcome(t.last, t.results);
