@@ -31,7 +31,7 @@ function pinsOf(config: RelayConfig, policy: string): string[] {
 
 export function deliveryObservers(
   d: ObserverDeps,
-): Required<Pick<DelivererDeps, "onMtaSts" | "onSmime" | "onAttempt">> {
+): Required<Pick<DelivererDeps, "onMtaSts" | "onSmime" | "onOpenpgp" | "onAttempt">> {
   return {
     onMtaSts: (r) => {
       d.metrics.mtaSts.inc({ policy: r.policy, sts_mode: r.stsMode, result: r.result });
@@ -44,6 +44,11 @@ export function deliveryObservers(
       for (const _ of r.recipients) d.metrics.smime.inc({ policy: r.policy, result: r.result });
       const level = r.result === "encrypted" || r.result === "signed-encrypted" ? "info" : "warn";
       d.log[level]({ event: "smime", ...r }, `S/MIME ${r.result}`);
+    },
+    onOpenpgp: (r) => {
+      for (const _ of r.recipients) d.metrics.openpgp.inc({ policy: r.policy, result: r.result });
+      const level = r.result === "encrypted" || r.result === "signed-encrypted" ? "info" : "warn";
+      d.log[level]({ event: "openpgp", ...r }, `OpenPGP ${r.result}`);
     },
     onAttempt: (a) => {
       d.figures.record(a);

@@ -68,6 +68,12 @@ export function createMetrics() {
       labelNames: ["policy", "result"],
       registers: [registry],
     }),
+    openpgp: new Counter({
+      name: `${p}openpgp_recipients_total`,
+      help: "OpenPGP outcomes per recipient: encrypted, signed-encrypted, sent-clear, deferred, bounced, failed.",
+      labelNames: ["policy", "result"],
+      registers: [registry],
+    }),
     mtaSts: new Counter({
       name: `${p}mta_sts_total`,
       help: "MTA-STS decisions per delivery: enforced, not-enforced, mx-mismatch, testing-mx-mismatch, sts-policy-fetch-error, ...",

@@ -10,7 +10,7 @@ import { startAdmin } from "./admin.js";
 import { AuditBook } from "./audit-figures.js";
 import { PartnerCertificates } from "./partner-certificates.js";
 import type { RelayStatus } from "./contract/status.js";
-import { inboundState, materialFor, smimeMaterialFor } from "./config/key-material.js";
+import { inboundState, materialFor, openpgpMaterialFor, smimeMaterialFor } from "./config/key-material.js";
 import { fileOf, loadConfig, type LoadedConfig } from "./config/load.js";
 import { watchConfig, type ConfigWatcher } from "./config/watch.js";
 import { deliveryObservers } from "./delivery-observers.js";
@@ -20,6 +20,7 @@ import { createLogger, type Logger } from "./log.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { Deliverer } from "./outbound/deliver.js";
 import { MtaSts } from "./outbound/mta-sts.js";
+import { Wkd } from "./outbound/wkd.js";
 import { isSelfHop, type SelfView } from "./outbound/loop.js";
 import { TlsRptStore, type SentReport } from "./outbound/tlsrpt.js";
 import { makeResolver, type Dns } from "./outbound/mx.js";
@@ -126,6 +127,18 @@ export class Relay {
     });
     this.mtaSts = mtaSts;
     this.metrics.bindMtaSts(mtaSts);
+    const wkd = new Wkd({
+      dns: () => this.resolver,
+      cacheDir: () => c.queue.dir,
+      ca: () => {
+        const f = this.state.loaded.config.wkd.caFile;
+        return f ? fileOf(this.state.loaded, f) : undefined;
+      },
+      httpsPort: () => this.state.loaded.config.wkd.httpsPort ?? 443,
+      ttlMs: () => this.state.loaded.config.wkd.cacheTtlSeconds * 1000,
+      fetchDeadlineMs: () => this.state.loaded.config.delivery.fetchTimeoutSeconds * 1000,
+      destinations: () => this.destinations,
+    });
     const now = this.o.now ?? (() => new Date());
     this.audit = new AuditBook(join(c.queue.dir, "tls-audit.json"), now);
     this.certificates = new PartnerCertificates(join(c.queue.dir, "partner-certificates.json"), now);
@@ -146,6 +159,8 @@ export class Relay {
       ehloName: () => this.state.loaded.config.hostname,
       mtaSts: (domain) => mtaSts.lookup(domain),
       smime: (route) => smimeMaterialFor(this.state.loaded, route, this.log),
+      openpgp: (route) => openpgpMaterialFor(this.state.loaded, route, this.log),
+      wkd: (address) => wkd.lookup(address),
       timeouts: this.o.timeouts ?? DEFAULT_TIMEOUTS,
       limits: () => this.state.loaded.config.delivery,
       maxConcurrent: () => this.state.loaded.config.queue.workers,

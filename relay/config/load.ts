@@ -45,11 +45,14 @@ export function referencedFiles(c: RelayConfig): string[] {
     }
   }
   if (c.mtaSts.caFile) out.add(c.mtaSts.caFile);
+  if (c.wkd.caFile) out.add(c.wkd.caFile);
   for (const f of c.inbound.localRecipients?.files ?? []) out.add(f);
   for (const o of [c.defaultOutbound, ...c.policies.map((p) => p.outbound)]) {
     if (o.tls.caFile) out.add(o.tls.caFile);
     if (o.tls.audit?.caFile) out.add(o.tls.audit.caFile);
     for (const f of o.smime?.certificateFiles ?? []) out.add(f);
+    for (const f of o.openpgp?.keyringFiles ?? []) out.add(f);
+    if (o.openpgp?.signingKeyFile) out.add(o.openpgp.signingKeyFile);
   }
   return [...out];
 }

@@ -52,6 +52,7 @@ import {
   type Signer,
 } from "./smime.js";
 import type { Hop } from "./hop.js";
+import { deliverOpenpgp, type OpenpgpDeps } from "./openpgp-delivery.js";
 import { planTransport, type Material, type Timeouts, type TransportPlan } from "./transport-options.js";
 
 export interface RecipientResult {
@@ -137,7 +138,7 @@ export interface MtaStsRecord {
   reason?: string;
 }
 
-export interface DelivererDeps {
+export interface DelivererDeps extends OpenpgpDeps {
   /** MTA-STS policy of a recipient domain (mode mta-sts). */
   mtaSts?(domain: string): Promise<StsLookup>;
   onMtaSts?(r: MtaStsRecord): void;
@@ -487,7 +488,13 @@ export class Deliverer {
   /** Within the destination's limit (destination-slots.ts), then the overall one. */
   deliver(req: DeliveryRequest): Promise<RecipientResult[]> {
     return this.perDestination.run(destinationOf(req.route), () =>
-      this.slots.run(() => (req.route.outbound.smime ? this.deliverSmime(req) : this.transmit(req))),
+      this.slots.run(() =>
+        req.route.outbound.smime
+          ? this.deliverSmime(req)
+          : req.route.outbound.openpgp
+            ? deliverOpenpgp(req, this.d, (r) => this.transmit(r))
+            : this.transmit(req),
+      ),
     );
   }
 
