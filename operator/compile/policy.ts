@@ -12,6 +12,7 @@ import { MailDomainPolicy as MailDomainPolicySchema, type MailDomainPolicy } fro
 import { keyOf } from "../objects.js";
 import { CATCH_ALL, claimedDomains } from "./domain-claims.js";
 import type { PolicyProblem } from "./problems.js";
+import { compileOpenpgp } from "./openpgp.js";
 import { Refs, type ClusterView } from "./references.js";
 
 /** Shadow mode's audited policy (api/v1alpha1/tls-confidence.ts); its CA bundle is a reference as tls.caBundle. */
@@ -91,6 +92,9 @@ function compilePolicy(policyObject: MailDomainPolicy, refs: Refs): Policy | und
       };
     }
   }
+  const openpgp = spec.outbound.messageEncryption?.openpgp;
+  const pgp = openpgp ? compileOpenpgp(openpgp, refs) : undefined;
+  if (pgp) outbound.openpgp = pgp;
   const domains: string[] = [];
   spec.domains.forEach((pattern, i) => {
     const canonical = canonicalPattern(pattern);
