@@ -291,7 +291,10 @@ export class Scheduler {
       );
       // admitted once what it may hold fits in the budget (a large body is streamed, not held)
       // held groups send nothing
-      const smime = (g: (typeof groups)[number]) => ({ smime: !!g.route?.outbound.smime });
+      // OpenPGP, like S/MIME, holds the whole message and its encrypted copy
+      const smime = (g: (typeof groups)[number]) => ({
+        smime: !!(g.route?.outbound.smime ?? g.route?.outbound.openpgp),
+      });
       const cost = message ? deliveryCost(message, groups.filter((g) => g.route).map(smime)) : 0;
       const granted = Math.min(cost, config.queue.memoryBytes);
       const release = message ? await this.budget.acquire(cost) : () => undefined;
