@@ -36,7 +36,10 @@ function pinsOf(config: RelayConfig, policy: string): string[] {
 export function deliveryObservers(
   d: ObserverDeps,
 ): Required<
-  Pick<DelivererDeps, "onMtaSts" | "onSmime" | "onFallback" | "onDkim" | "onAttempt" | "onTransmitted">
+  Pick<
+    DelivererDeps,
+    "onMtaSts" | "onSmime" | "onFallback" | "onDkim" | "onOpenpgp" | "onAttempt" | "onTransmitted"
+  >
 > {
   return {
     onTransmitted: (t) => {
@@ -68,6 +71,11 @@ export function deliveryObservers(
     onDkim: (r) => {
       for (const _ of r.recipients) d.metrics.dkim.inc({ domain: r.domain, result: r.result });
       d.log[r.result === "signed" ? "info" : "warn"]({ event: "dkim", ...r }, `DKIM ${r.result}`);
+    },
+    onOpenpgp: (r) => {
+      for (const _ of r.recipients) d.metrics.openpgp.inc({ policy: r.policy, result: r.result });
+      const level = r.result === "encrypted" || r.result === "signed-encrypted" ? "info" : "warn";
+      d.log[level]({ event: "openpgp", ...r }, `OpenPGP ${r.result}`);
     },
     onAttempt: (a) => {
       d.figures.record(a);

@@ -77,6 +77,11 @@ export function createMetrics() {
       name: `${p}dkim_recipients_total`,
       help: "DKIM outcomes per recipient of a listed signing domain: signed, deferred (key missing or invalid).",
       labelNames: ["domain", "result"],
+    }),
+    openpgp: new Counter({
+      name: `${p}openpgp_recipients_total`,
+      help: "OpenPGP outcomes per recipient: encrypted, signed-encrypted, sent-clear, deferred, bounced, failed.",
+      labelNames: ["policy", "result"],
       registers: [registry],
     }),
     mtaSts: new Counter({

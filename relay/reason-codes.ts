@@ -282,6 +282,40 @@ export const REASON_CODES = {
     meaning: "The policy asks for S/MIME, but the relay's configuration has no S/MIME section for it.",
     fix: "The operator and the relay disagree (a version skew during an upgrade); it clears when the pods run the same version.",
   },
+  // ---- OpenPGP ----
+  OPENPGP_NO_KEY: {
+    outcome: "defer",
+    meaning:
+      "The policy encrypts with OpenPGP and the recipient has no usable key in the keyrings nor in its domain's Web Key Directory (missingKey: defer; with bounce, the recipient bounces).",
+    fix: "Add the recipient's public key to the policy's recipientKeys, have the partner publish it by WKD, or change missingKey.",
+  },
+  OPENPGP_KEY_LOOKUP_FAILED: {
+    outcome: "defer",
+    meaning:
+      "The recipient's Web Key Directory lookup failed or its answer was refused (unreachable, certificate not valid, a redirect off https or off the domain, an internal address, an oversized answer, a key for another address). Deferred whatever missingKey says, so a broken lookup never sends clear text.",
+    fix: "The message says which URL and why; it clears when the partner's WKD answers correctly, or add the key to recipientKeys.",
+  },
+  OPENPGP_ENCRYPT_FAILED: {
+    outcome: "defer",
+    meaning: "OpenPGP encryption failed for the message.",
+    fix: "The message says why; check the recipient key.",
+  },
+  OPENPGP_SIGNER_INVALID: {
+    outcome: "defer",
+    meaning:
+      "The relay's OpenPGP signing key is unusable (does not parse, protected by a passphrase, no signing-capable key).",
+    fix: "Store an unprotected OpenPGP secret key with a signing (sub)key in the Secret signingKeyRef names.",
+  },
+  OPENPGP_SIGNER_MISSING: {
+    outcome: "defer",
+    meaning: "The policy signs OpenPGP mail, but no signing key is loaded.",
+    fix: "Check the policy's signingKeyRef and its Accepted condition.",
+  },
+  OPENPGP_UNAVAILABLE: {
+    outcome: "defer",
+    meaning: "The policy asks for OpenPGP, but the relay's configuration has no OpenPGP section for it.",
+    fix: "The operator and the relay disagree (a version skew during an upgrade); it clears when the pods run the same version.",
+  },
   // ---- the queue ----
   EXPIRED: {
     outcome: "bounce",

@@ -11,7 +11,13 @@ import { AuditBook } from "./audit-figures.js";
 import { TransitBook } from "./transit-figures.js";
 import { PartnerCertificates } from "./partner-certificates.js";
 import type { RelayStatus } from "./contract/status.js";
-import { dkimKeyFor, inboundState, materialFor, smimeMaterialFor } from "./config/key-material.js";
+import {
+  dkimKeyFor,
+  inboundState,
+  materialFor,
+  openpgpMaterialFor,
+  smimeMaterialFor,
+} from "./config/key-material.js";
 import { fileOf, loadConfig, type LoadedConfig } from "./config/load.js";
 import { watchConfig, type ConfigWatcher } from "./config/watch.js";
 import { deliveryObservers } from "./delivery-observers.js";
@@ -22,6 +28,7 @@ import { createMetrics, type Metrics } from "./metrics.js";
 import { Deliverer } from "./outbound/deliver.js";
 import { MtaSts } from "./outbound/mta-sts.js";
 import { StsRefresher, type RefreshReport } from "./outbound/mta-sts-refresh.js";
+import { Wkd } from "./outbound/wkd.js";
 import { isSelfHop, type SelfView } from "./outbound/loop.js";
 import { TlsRptStore, type SentReport } from "./outbound/tlsrpt.js";
 import { makeResolver, type Dns } from "./outbound/mx.js";
@@ -138,6 +145,18 @@ export class Relay {
     this.mtaSts = mtaSts;
     this.metrics.bindMtaSts(mtaSts);
     this.startStsRefresh(mtaSts);
+    const wkd = new Wkd({
+      dns: () => this.resolver,
+      cacheDir: () => c.queue.dir,
+      ca: () => {
+        const f = this.state.loaded.config.wkd.caFile;
+        return f ? fileOf(this.state.loaded, f) : undefined;
+      },
+      httpsPort: () => this.state.loaded.config.wkd.httpsPort ?? 443,
+      ttlMs: () => this.state.loaded.config.wkd.cacheTtlSeconds * 1000,
+      fetchDeadlineMs: () => this.state.loaded.config.delivery.fetchTimeoutSeconds * 1000,
+      destinations: () => this.destinations,
+    });
     const now = this.o.now ?? (() => new Date());
     this.audit = new AuditBook(join(c.queue.dir, "tls-audit.json"), now);
     this.transit = new TransitBook(join(c.queue.dir, "transit-report.json"), now);
@@ -162,6 +181,8 @@ export class Relay {
       smime: (route) => smimeMaterialFor(this.state.loaded, route, this.log),
       dkim: () => this.state.loaded.config.dkim,
       dkimKey: (entry) => dkimKeyFor(this.state.loaded, entry),
+      openpgp: (route) => openpgpMaterialFor(this.state.loaded, route, this.log),
+      wkd: (address) => wkd.lookup(address),
       timeouts: this.o.timeouts ?? DEFAULT_TIMEOUTS,
       limits: () => this.state.loaded.config.delivery,
       maxConcurrent: () => this.state.loaded.config.queue.workers,

@@ -17,7 +17,8 @@ log() { printf '[setup] %s\n' "$*"; }
 # libnet-ssleay-perl: swaks' STARTTLS (without it swaks says "TLS not available").
 # lua5.4: runs the chart's Argo CD health check (charts/sealpost/files/argocd-health.lua) in a test.
 # python3-dkim: dkimpy, the independent DKIM verifier of test/mail/relay-dkim.test.ts.
-packages=(postfix swaks libnet-ssleay-perl openssl sasl2-bin libsasl2-modules ca-certificates nsd unbound ldnsutils lua5.4 python3-dkim)
+# gnupg: decrypts and verifies the relay's PGP/MIME (OpenPGP gateway encryption) in the mail tests.
+packages=(postfix swaks libnet-ssleay-perl openssl sasl2-bin libsasl2-modules ca-certificates nsd unbound ldnsutils lua5.4 python3-dkim gnupg)
 
 sudo_if_needed() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

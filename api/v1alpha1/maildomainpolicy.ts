@@ -8,6 +8,7 @@ import { domainPattern, POLICY_DOMAIN_PATTERN } from "./dns-names.js";
 import { cidr, host, port } from "./network.js";
 import { ObjectMeta } from "./object-meta.js";
 import { keyRef, localRef } from "./references.js";
+import { Openpgp } from "./openpgp.js";
 import { int64, statusBase, timestamp } from "./status.js";
 import { REQUIREMENTS, TLS_MODES, TLS_VERSIONS } from "../../relay/contract/config.js";
 import { AUTHENTICATING_MODES, floorDescriptions } from "./tls-floors.js";
@@ -229,9 +230,12 @@ export const PolicyOutbound = z
       .optional()
       .describe("Send to this server instead of the domain's MX hosts."),
     messageEncryption: z
-      .object({ smime: Smime })
+      .object({ smime: Smime.optional(), openpgp: Openpgp.optional() })
       .optional()
-      .describe("Encryption of the message itself, on top of TLS for the connection."),
+      .describe(
+        "Encryption of the message itself, on top of TLS for the connection: S/MIME or OpenPGP, one per policy.",
+      )
+      .meta(cel(exactlyOne("smime", "openpgp", "messageEncryption"))),
   })
   .describe("How mail to these domains leaves the relay.")
   .meta(

@@ -14,6 +14,7 @@ import { CATCH_ALL, claimedDomains } from "./domain-claims.js";
 import { compileFallback } from "./fallback.js";
 import { compileExceptions } from "./exceptions.js";
 import type { PolicyProblem } from "./problems.js";
+import { compileOpenpgp } from "./openpgp.js";
 import { Refs, type ClusterView } from "./references.js";
 
 /** Shadow mode's audited policy (api/v1alpha1/tls-confidence.ts); its CA bundle is a reference as tls.caBundle. */
@@ -109,6 +110,9 @@ function compilePolicy(policyObject: MailDomainPolicy, refs: Refs, now?: number)
       };
     }
   }
+  const openpgp = spec.outbound.messageEncryption?.openpgp;
+  const pgp = openpgp ? compileOpenpgp(openpgp, refs) : undefined;
+  if (pgp) outbound.openpgp = pgp;
   const domains: string[] = [];
   spec.domains.forEach((pattern, i) => {
     const canonical = canonicalPattern(pattern);

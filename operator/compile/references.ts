@@ -63,12 +63,20 @@ export class Refs {
 
   /** Every key ending in .crt or .pem of a Secret or ConfigMap (sorted): S/MIME recipient certificates. */
   pemKeys(kind: "Secret" | "ConfigMap", name: string): string[] | undefined {
+    return this.keysEnding(kind, name, [".crt", ".pem"]);
+  }
+
+  /** Every key of a Secret or ConfigMap ending in one of `suffixes` (sorted), e.g. keyrings. */
+  keysEnding(kind: "Secret" | "ConfigMap", name: string, suffixes: readonly string[]): string[] | undefined {
     const keys = kind === "Secret" ? this.view.secrets.get(name)?.keys : this.view.configMaps.get(name);
     if (!keys) return (this.missing(`${kind} ${this.ns}/${name} not found`), undefined);
-    const pem = [...keys].filter((k) => /\.(crt|pem)$/.test(k)).sort();
-    if (!pem.length)
-      return (this.missing(`${kind} ${this.ns}/${name} has no key ending in .crt or .pem`), undefined);
-    return pem.map((k) => (kind === "Secret" ? this.secretKey(name, k) : this.configMapKey(name, k))!);
+    const found = [...keys].filter((k) => suffixes.some((s) => k.endsWith(s))).sort();
+    if (!found.length)
+      return (
+        this.missing(`${kind} ${this.ns}/${name} has no key ending in ${suffixes.join(" or ")}`),
+        undefined
+      );
+    return found.map((k) => (kind === "Secret" ? this.secretKey(name, k) : this.configMapKey(name, k))!);
   }
 
   configMapKey(name: string, key: string): string | undefined {
@@ -241,6 +249,10 @@ export function policyReferences(
     if (rc?.secretRef) out.secrets.add(rc.secretRef.name);
     if (rc?.configMapRef) out.configMaps.add(rc.configMapRef.name);
   }
+  const pgp = s.outbound.messageEncryption?.openpgp;
+  if (pgp?.recipientKeys.secretRef) out.secrets.add(pgp.recipientKeys.secretRef.name);
+  if (pgp?.recipientKeys.configMapRef) out.configMaps.add(pgp.recipientKeys.configMapRef.name);
+  if (pgp?.signingKeyRef) out.secrets.add(pgp.signingKeyRef.name);
   for (const ref of [
     s.outbound.tls.clientCertificateRef,
     s.outbound.auth?.credentialRef,

@@ -1,6 +1,7 @@
 // The key material a loaded config points at, read from its files once per loaded config: inbound
 // accounts (passwords), a route's CA bundle, client certificate and AUTH password, a policy's S/MIME
-// recipient certificates and signer, a DKIM domain's private key. Secrets never travel in the config itself, only their paths
+// recipient certificates and signer, its OpenPGP keyrings and signing key, a DKIM domain's private
+// key. Secrets never travel in the config itself, only their paths
 // (relay/contract/config.ts).
 import { fail, type Failure } from "../contract/failure.js";
 import type { InboundAccount } from "../inbound/auth.js";
@@ -9,6 +10,8 @@ import { compileInbound } from "../inbound/rules.js";
 import type { InboundState } from "../inbound/server.js";
 import type { Logger } from "../log.js";
 import type { SmimeMaterial } from "../outbound/deliver.js";
+import { readKeyring, readSigningKey } from "../outbound/openpgp.js";
+import type { OpenpgpMaterial } from "../outbound/openpgp-delivery.js";
 import type { Route } from "../outbound/route.js";
 import { loadCertificates, loadSigner } from "../outbound/smime.js";
 import { loadDkimKey } from "../outbound/dkim.js";
@@ -115,4 +118,37 @@ export function dkimKeyFor(l: LoadedConfig, entry: DkimSigning & { keyFile: stri
     byFile.set(id, key);
   }
   return key;
+}
+
+const openpgpCache = new WeakMap<LoadedConfig, Map<string, Promise<OpenpgpMaterial | Failure>>>();
+
+/** Keyring keys and signing key of a route's OpenPGP policy, parsed once per loaded config. */
+export function openpgpMaterialFor(
+  l: LoadedConfig,
+  route: Route,
+  log?: Logger,
+): Promise<OpenpgpMaterial | Failure> {
+  let byPolicy = openpgpCache.get(l);
+  if (!byPolicy) openpgpCache.set(l, (byPolicy = new Map<string, Promise<OpenpgpMaterial | Failure>>()));
+  const cached = byPolicy.get(route.policy);
+  if (cached) return cached;
+  const p = (async (): Promise<OpenpgpMaterial | Failure> => {
+    const o = route.outbound.openpgp;
+    if (!o) return fail("OPENPGP_UNAVAILABLE", true, "policy has no openpgp section");
+    const keys = [];
+    const problems: string[] = [];
+    for (const f of o.keyringFiles) {
+      const r = await readKeyring(fileOf(l, f));
+      keys.push(...r.keys);
+      problems.push(...r.problems.map((m) => `${f}: ${m}`));
+    }
+    if (problems.length)
+      log?.warn({ event: "openpgp-keyring", policy: route.policy, problems }, "unusable OpenPGP keys");
+    if (!o.signingKeyFile) return { keys };
+    const signer = await readSigningKey(fileOf(l, o.signingKeyFile));
+    if (!signer.ok) return signer;
+    return { keys, signer: signer.value };
+  })();
+  byPolicy.set(route.policy, p);
+  return p;
 }

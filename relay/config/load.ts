@@ -47,6 +47,7 @@ export function referencedFiles(c: RelayConfig): string[] {
   if (c.mtaSts.caFile) out.add(c.mtaSts.caFile);
   const sts = c.ownDomains?.mtaSts;
   if (sts) for (const f of [sts.certFile, sts.keyFile]) out.add(f);
+  if (c.wkd.caFile) out.add(c.wkd.caFile);
   for (const f of c.inbound.localRecipients?.files ?? []) out.add(f);
   for (const d of c.dkim) if (d.keyFile) out.add(d.keyFile);
   for (const o of [c.defaultOutbound, ...c.policies.map((p) => p.outbound)]) {
@@ -56,6 +57,8 @@ export function referencedFiles(c: RelayConfig): string[] {
     const fb = o.tlsFallback;
     if (fb?.action === "smime") for (const f of fb.smime.certificateFiles) out.add(f);
     if (fb?.action === "route" && fb.tls.caFile) out.add(fb.tls.caFile);
+    for (const f of o.openpgp?.keyringFiles ?? []) out.add(f);
+    if (o.openpgp?.signingKeyFile) out.add(o.openpgp.signingKeyFile);
   }
   return [...out];
 }

@@ -33,6 +33,8 @@ export function checkReferences(c: RelayConfig): string[] {
       if (!k || k.type !== "clientCertificate" || k.usage !== "outbound")
         problems.push(`${what}: ${field} ${signing} is not an outbound clientCertificate credential`);
     }
+    if (o.smime && o.openpgp)
+      problems.push(`${what}: smime and openpgp both set; a message is encrypted with one of them`);
     if (o.tls.clientCredential !== undefined) {
       const k = cred(o.tls.clientCredential);
       if (!k || k.type !== "clientCertificate" || k.usage !== "outbound")

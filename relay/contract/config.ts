@@ -241,6 +241,21 @@ export const TlsFallback = z.discriminatedUnion("action", [
   }),
 ]);
 export type TlsFallback = z.infer<typeof TlsFallback>;
+/** OpenPGP gateway encryption (PGP/MIME, RFC 3156; relay/outbound/openpgp.ts). */
+export const OpenpgpEncryption = z
+  .object({
+    /** Keyring files (armored or binary public keys), matched by the user IDs' addresses. */
+    keyringFiles: z.array(ConfigPath).default([]),
+    /** Look keys the keyrings lack up in the recipient domain's Web Key Directory (wkd.ts). */
+    webKeyDirectory: z.boolean().default(false),
+    /** What to do with a recipient that has no key (a failed WKD lookup always defers). */
+    missingKey: z.enum(["defer", "bounce", "sendClear"]).default("defer"),
+    /** File holding the relay's OpenPGP secret key (no passphrase); present: sign inside the encryption. */
+    signingKeyFile: ConfigPath.optional(),
+  })
+  .refine((o) => o.keyringFiles.length > 0 || o.webKeyDirectory, {
+    message: "openpgp needs keyringFiles or webKeyDirectory",
+  });
 
 export const Outbound = z.object({
   tls: OutboundTls,
@@ -256,6 +271,7 @@ export const Outbound = z.object({
   smime: SmimeEncryption.optional(),
   /** When the TLS requirement cannot be met on any hop (TlsFallback); absent: defer. */
   tlsFallback: TlsFallback.optional(),
+  openpgp: OpenpgpEncryption.optional(),
 });
 export type Outbound = z.infer<typeof Outbound>;
 
@@ -475,6 +491,18 @@ export const RelayConfig = z.object({
     .default({}),
   /** For our own domains: MTA-STS published, TLS-RPT reports received (own-domains.ts). */
   ownDomains: OwnDomains.optional(),
+  /**
+   * OpenPGP Web Key Directory lookups (relay/outbound/wkd.ts): cacheTtlSeconds is how long a found key
+   * is used before it is fetched again. For tests only: caFile trusts a private CA instead of the
+   * system roots for https://openpgpkey.<domain>/ and https://<domain>/; httpsPort replaces 443.
+   */
+  wkd: z
+    .object({
+      cacheTtlSeconds: z.number().int().min(60).max(604_800).default(3600),
+      caFile: ConfigPath.optional(),
+      httpsPort: z.number().int().min(1).max(65535).optional(),
+    })
+    .prefault({}),
   /**
    * TLS-RPT (RFC 8460): absent: nothing recorded. Sessions are counted per policy domain in
    * <queue.dir>/tlsrpt/; each finished UTC day is reported to the domain's _smtp._tls rua URIs.

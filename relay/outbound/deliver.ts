@@ -61,6 +61,7 @@ import type { DkimSigning } from "../contract/dkim-config.js";
 import { dkimDecision, type DkimDecision } from "./dkim-decision.js";
 import { signDkim } from "./dkim.js";
 import { runTransforms, type Batch, type MessageSteps, type StepOutcome } from "./message-transforms.js";
+import { deliverOpenpgp, type OpenpgpDeps } from "./openpgp-delivery.js";
 import { planTransport, type Material, type Timeouts, type TransportPlan } from "./transport-options.js";
 
 export interface RecipientResult {
@@ -171,7 +172,7 @@ export interface MtaStsRecord {
   reason?: string;
 }
 
-export interface DelivererDeps {
+export interface DelivererDeps extends OpenpgpDeps {
   /** MTA-STS policy of a recipient domain (mode mta-sts). */
   mtaSts?(domain: string): Promise<StsLookup>;
   onMtaSts?(r: MtaStsRecord): void;
@@ -564,9 +565,10 @@ export class Deliverer {
   private async deliverSteps(req: DeliveryRequest): Promise<RecipientResult[]> {
     const steps: MessageSteps<RecipientResult> = {
       ...(req.route.outbound.smime ? { smime: (b) => this.smimeStep(req, b) } : {}),
+      ...(req.route.outbound.openpgp ? { openpgp: (b) => this.openpgpStep(req, b) } : {}),
       ...(this.d.dkim?.().length ? { dkim: (b) => this.dkimStep(req, b) } : {}),
     };
-    if (!steps.smime && !steps.dkim) return this.transmit(req);
+    if (!steps.smime && !steps.openpgp && !steps.dkim) return this.transmit(req);
     const { batches, results } = await runTransforms(
       { recipients: req.recipients, message: req.message },
       steps,
@@ -576,6 +578,27 @@ export class Deliverer {
       results.push(...(b.annotate ? sent.map(b.annotate) : sent));
     }
     return results;
+  }
+
+  /**
+   * OpenPGP encryption (openpgp-delivery.ts) as a message step: what it would send (encrypted, or
+   * clear where the policy's missingKey says so) goes on to the next step (DKIM), what it refuses is
+   * settled here.
+   */
+  private async openpgpStep(
+    req: DeliveryRequest,
+    b: Batch<RecipientResult>,
+  ): Promise<StepOutcome<RecipientResult>> {
+    const batches: Batch<RecipientResult>[] = [];
+    const results = await deliverOpenpgp(
+      { ...req, recipients: b.recipients, message: b.message },
+      this.d,
+      (r): Promise<RecipientResult[]> => {
+        batches.push({ recipients: r.recipients, message: r.message });
+        return Promise.resolve([]);
+      },
+    );
+    return { batches, results };
   }
 
   /**

@@ -1,5 +1,6 @@
 // What happens to a message's bytes between the queue and the wire, in ONE order (issue 20 item 3):
-//   1. message encryption, per recipient group: S/MIME (smime.ts; OpenPGP joins here, after it):
+//   1. message encryption, per recipient group: S/MIME (smime.ts) or OpenPGP (openpgp-delivery.ts;
+//      a policy has at most one of them):
 //      a group may be split (encrypted / sent clear by the policy's choice) or refused (deferred,
 //      bounced);
 //   2. DKIM signing of the bytes each group is sent with (dkim-decision.ts, dkim.ts), so the
@@ -31,11 +32,16 @@ export type TransformStep<R> = (batch: Batch<R>) => Promise<StepOutcome<R>>;
 /** The steps a delivery may run, by name; STEP_ORDER is the only place their order is decided. */
 export interface MessageSteps<R> {
   smime?: TransformStep<R>;
+  openpgp?: TransformStep<R>;
   dkim?: TransformStep<R>;
 }
 
 /** Encryption first, then the signature over what is sent. */
-export const STEP_ORDER = ["smime", "dkim"] as const satisfies readonly (keyof MessageSteps<unknown>)[];
+export const STEP_ORDER = [
+  "smime",
+  "openpgp",
+  "dkim",
+] as const satisfies readonly (keyof MessageSteps<unknown>)[];
 
 /** Runs the given steps over one batch in STEP_ORDER. */
 export async function runTransforms<R>(first: Batch<R>, steps: MessageSteps<R>): Promise<StepOutcome<R>> {

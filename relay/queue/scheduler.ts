@@ -292,10 +292,14 @@ export class Scheduler {
       // admitted once what it may hold fits in the budget (a large body is streamed, not held)
       // held groups send nothing
       // S/MIME and DKIM (which a signable message may get) hold the whole message, several times; a
-      // smime TLS fallback (relay/outbound/fallback.ts) may encrypt the message too: its cost is reserved
+      // smime TLS fallback (relay/outbound/fallback.ts) may encrypt the message too, and OpenPGP holds it like S/MIME: their cost is reserved
       const whole = env.signable === true && config.dkim.length > 0;
       const smime = (g: (typeof groups)[number]) => ({
-        smime: whole || !!g.route?.outbound.smime || g.route?.outbound.tlsFallback?.action === "smime",
+        smime:
+          whole ||
+          !!g.route?.outbound.smime ||
+          !!g.route?.outbound.openpgp ||
+          g.route?.outbound.tlsFallback?.action === "smime",
       });
       const cost = message ? deliveryCost(message, groups.filter((g) => g.route).map(smime)) : 0;
       const granted = Math.min(cost, config.queue.memoryBytes);

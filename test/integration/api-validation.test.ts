@@ -197,6 +197,50 @@ const cases: Case[] = [
     },
     field: "spec.outbound.messageEncryption.smime.missingCertificate",
   },
+  // MailDomainPolicy: OpenPGP (issue 20 item 6)
+  {
+    kind: P,
+    name: "S/MIME and OpenPGP on one policy",
+    set: {
+      "outbound.messageEncryption": {
+        smime: { recipientCertificates: { secretRef: { name: "certs" } } },
+        openpgp: { recipientKeys: { webKeyDirectory: true } },
+      },
+    },
+    field: "spec.outbound.messageEncryption",
+  },
+  {
+    kind: P,
+    name: "messageEncryption with neither S/MIME nor OpenPGP",
+    set: { "outbound.messageEncryption": {} },
+    field: "spec.outbound.messageEncryption",
+  },
+  {
+    kind: P,
+    name: "OpenPGP without any source of recipient keys",
+    set: { "outbound.messageEncryption": { openpgp: { recipientKeys: { webKeyDirectory: false } } } },
+    field: "spec.outbound.messageEncryption.openpgp.recipientKeys",
+  },
+  {
+    kind: P,
+    name: "OpenPGP keyring in both a Secret and a ConfigMap",
+    set: {
+      "outbound.messageEncryption": {
+        openpgp: { recipientKeys: { secretRef: { name: "keys" }, configMapRef: { name: "keys" } } },
+      },
+    },
+    field: "spec.outbound.messageEncryption.openpgp.recipientKeys",
+  },
+  {
+    kind: P,
+    name: "unknown OpenPGP missing-key action",
+    set: {
+      "outbound.messageEncryption": {
+        openpgp: { recipientKeys: { webKeyDirectory: true }, missingKey: "drop" },
+      },
+    },
+    field: "spec.outbound.messageEncryption.openpgp.missingKey",
+  },
   // MailDomainPolicy: inbound
   {
     kind: P,
@@ -522,6 +566,39 @@ describe("the apiserver rejects invalid Sealpost objects, naming the field", () 
     };
     const created = (await create("MailRelay", { ...relay, ...pod })) as { spec: Record<string, unknown> };
     for (const [k, v] of Object.entries(pod)) assert.deepEqual(created.spec[k], v, k);
+  });
+
+  it("issue 20 item 6: accepts an OpenPGP policy (keyring, WKD, signing key) and fills in its defaults", async () => {
+    const spec = {
+      domains: ["partner.example"],
+      outbound: {
+        tls: { mode: "required" },
+        messageEncryption: {
+          openpgp: {
+            recipientKeys: { secretRef: { name: "partner-keys" }, webKeyDirectory: true },
+            signingKeyRef: { name: "relay-openpgp" },
+          },
+        },
+      },
+    };
+    const created = (await create("MailDomainPolicy", spec)) as {
+      spec: { outbound: { messageEncryption: unknown } };
+    };
+    assert.deepEqual(created.spec.outbound.messageEncryption, {
+      openpgp: {
+        recipientKeys: { secretRef: { name: "partner-keys" }, webKeyDirectory: true },
+        missingKey: "defer",
+        signingKeyRef: { name: "relay-openpgp", key: "signing-key.asc" },
+      },
+    });
+    // WKD alone is a source of keys
+    await create("MailDomainPolicy", {
+      ...spec,
+      outbound: {
+        ...spec.outbound,
+        messageEncryption: { openpgp: { recipientKeys: { webKeyDirectory: true } } },
+      },
+    });
   });
 
   it("has at least 20 cases, each naming its own field", () => {

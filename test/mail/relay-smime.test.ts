@@ -14,6 +14,7 @@ import { makeLeaf, type Ca, type Leaf } from "../support/certs.js";
 import { startPostfix, type Message, type PostfixPeer } from "../support/postfix.js";
 import { waitFor } from "../support/process.js";
 import { relayFixture, type LogCapture, type RelayFixture, type TestPorts } from "../support/relay.js";
+import { sampleMessage } from "../support/sample-mime.js";
 import { swaks } from "../support/swaks.js";
 
 const run = promisify(execFile);
@@ -101,24 +102,9 @@ async function configure(smime: Smime): Promise<void> {
   await relay?.checkConfig();
 }
 
-// The message as the sender writes it: a multipart with a text part and a binary attachment.
 function original(tag: string, to: string): { data: string; inner: Buffer } {
-  const attachment = Buffer.from(Array.from({ length: 300 }, (_, i) => i % 256)).toString("base64");
-  const contentHeaders =
-    `Content-Type: multipart/mixed; boundary="sep-${tag}"\r\n` + `Content-Language: en\r\n`;
-  const body =
-    `--sep-${tag}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n` +
-    `Grüße, the secret number is 4711.\r\n` +
-    `--sep-${tag}\r\nContent-Type: application/octet-stream; name=data.bin\r\n` +
-    `Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=data.bin\r\n\r\n` +
-    `${attachment.replace(/(.{76})/g, "$1\r\n")}\r\n` +
-    `--sep-${tag}--\r\n`;
-  const data =
-    `From: alice@local.test\r\nTo: ${to}\r\nSubject: quarterly ${tag}\r\n` +
-    `Date: Thu, 01 Jan 2026 00:00:00 +0000\r\nMessage-ID: <${tag}@local.test>\r\nX-Test-Id: ${tag}\r\n` +
-    `MIME-Version: 1.0\r\n${contentHeaders}\r\n${body}`;
-  // swaks ends the DATA with CRLF . CRLF, so the last line's CRLF is part of the message exactly once
-  return { data: data.replace(/\r\n$/, ""), inner: Buffer.from(`${contentHeaders}\r\n${body}`, "utf8") };
+  const m = sampleMessage(tag, to);
+  return { data: m.data, inner: m.entity };
 }
 
 const PARTNER = "127.0.0.3";

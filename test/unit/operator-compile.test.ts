@@ -199,6 +199,45 @@ describe("compile", () => {
     assert.equal(byPolicy.get("mail/sm-default"), "aes-256-cbc");
   });
 
+  it("issue 20 item 6: OpenPGP keyrings (.asc keys), WKD and the signing key reach the relay's config; a missing one defers the policy", () => {
+    const pgp = (name: string, openpgp: Record<string, unknown>) =>
+      policy(name, {
+        domains: [`${name}.partner.example`],
+        outbound: {
+          tls: { mode: "required" },
+          messageEncryption: { openpgp },
+        } as MailDomainPolicy["spec"]["outbound"],
+      });
+    const r = compileRelayConfig(
+      relay(),
+      [
+        pgp("ring", {
+          recipientKeys: { secretRef: { name: "keys" }, webKeyDirectory: true },
+          signingKeyRef: { name: "relay-pgp" },
+        }),
+        pgp("wkd", { recipientKeys: { webKeyDirectory: true }, missingKey: "bounce" }),
+        pgp("gone", { recipientKeys: { configMapRef: { name: "absent" } } }),
+      ],
+      clusterView({
+        secrets: { keys: ["b.asc", "a.asc", "readme.txt"], "relay-pgp": ["signing-key.asc"] },
+      }),
+    );
+    const byPolicy = new Map(r.config.policies.map((p) => [p.name, p.outbound.openpgp]));
+    assert.deepEqual(byPolicy.get("mail/ring"), {
+      keyringFiles: ["secrets/keys/a.asc", "secrets/keys/b.asc"],
+      webKeyDirectory: true,
+      missingKey: "defer",
+      signingKeyFile: "secrets/relay-pgp/signing-key.asc",
+    });
+    assert.deepEqual(byPolicy.get("mail/wkd"), {
+      keyringFiles: [],
+      webKeyDirectory: true,
+      missingKey: "bounce",
+    });
+    assert.equal(byPolicy.has("mail/gone"), false);
+    assert.ok(r.config.deferredPolicies.some((d) => d.name === "mail/gone"));
+  });
+
   it("is deterministic: input order does not change the config or its hash", () => {
     const a = policy("a", { domains: ["a.example"] });
     const b = policy("b", { domains: ["b.example"] });

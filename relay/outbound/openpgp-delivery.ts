@@ -1,0 +1,182 @@
+// One delivery of a route group whose policy encrypts with OpenPGP (outbound.openpgp): which key each
+// recipient gets (the policy's keyrings first, then its domain's Web Key Directory when enabled),
+// what happens to those without one (the policy's missingKey; a failed lookup always defers), one
+// message encrypted to all keys found, sent through the ordinary transmission (deliver.ts). The
+// encryption itself is openpgp.ts's encryptMessage, a function of the message bytes and the keys,
+// so a later step of the outbound pipeline (e.g. DKIM signing) sees the encrypted bytes.
+import type * as openpgp from "openpgp";
+import { fail, type Failure } from "../contract/failure.js";
+import { bufferBody, type MessageBody } from "../queue/message-body.js";
+import {
+  chooseKey,
+  encryptMessage,
+  planOpenpgp,
+  readKeyring,
+  type KeyChoice,
+  type PgpKey,
+} from "./openpgp.js";
+import type { Route } from "./route.js";
+import type { WkdResult } from "./wkd.js";
+
+/** What OpenPGP needs for a route: the keyring keys and, when the policy signs, the signing key. */
+export interface OpenpgpMaterial {
+  keys: PgpKey[];
+  signer?: openpgp.PrivateKey;
+}
+
+/** One OpenPGP decision (log line + metric), never with key material. */
+export interface OpenpgpRecord {
+  queueId: string;
+  policy: string;
+  result: "encrypted" | "signed-encrypted" | "sent-clear" | "deferred" | "bounced" | "failed";
+  recipients: string[];
+  code?: string;
+  reason?: string;
+  /** Keys encrypted to: fingerprint and where it came from. */
+  keys?: { address: string; fingerprint: string; source: "keyring" | "wkd" }[];
+}
+
+export interface OpenpgpDeps {
+  /** Keyring keys and signer of a route whose policy has outbound.openpgp. */
+  openpgp?(route: Route): Promise<OpenpgpMaterial | Failure>;
+  /** Web Key Directory lookup (wkd.ts). */
+  wkd?(address: string): Promise<WkdResult>;
+  onOpenpgp?(r: OpenpgpRecord): void;
+  now?(): Date;
+}
+
+interface Request {
+  queueId: string;
+  recipients: string[];
+  message: MessageBody;
+  route: Route;
+  signable?: boolean;
+}
+
+/** A recipient refused before any transmission (the same shape deliver.ts's RecipientResult has). */
+export interface Refused {
+  address: string;
+  outcome: "deferred" | "failed";
+  code: string;
+  message: string;
+  status: string;
+}
+
+type Choice = KeyChoice & { lookupFailed?: boolean; source?: "keyring" | "wkd" };
+
+/** The key of one recipient: a usable keyring key, else (with webKeyDirectory) its WKD key. */
+async function keyFor(
+  address: string,
+  keyring: readonly PgpKey[],
+  wkd: OpenpgpDeps["wkd"] | undefined,
+  now: Date,
+): Promise<Choice> {
+  const own = await chooseKey(keyring, address, now);
+  if (own.ok || !wkd) return { ...own, source: "keyring" };
+  const found = await wkd(address);
+  if (found.kind === "failed")
+    return { address, ok: false, reason: `WKD: ${found.reason}`, lookupFailed: true };
+  if (found.kind === "none") return { address, ok: false, reason: `${own.reason}; WKD: ${found.reason}` };
+  const { keys } = await readKeyring(found.key);
+  const c = await chooseKey(keys, address, now);
+  // a published key that is expired, revoked or cannot encrypt is no key to send clear text over
+  return c.ok ? { ...c, source: "wkd" } : { ...c, reason: `WKD key: ${c.reason}` };
+}
+
+/**
+ * Recipients with a usable key get one message encrypted to all of their keys; the others get the
+ * policy's choice (defer, bounce, or the clear message), a failed lookup always a deferral.
+ */
+export async function deliverOpenpgp<T extends Request, R>(
+  req: T,
+  d: OpenpgpDeps,
+  transmit: (req: T) => Promise<R[]>,
+): Promise<(R | Refused)[]> {
+  const pgp = req.route.outbound.openpgp!;
+  const base = { queueId: req.queueId, policy: req.route.policy };
+  const refuse = (addresses: string[], code: string, reason: string, temporary: boolean): Refused[] =>
+    addresses.map((address) => ({
+      address,
+      outcome: temporary ? "deferred" : "failed",
+      code,
+      message: reason,
+      // RFC 3463 X.7.5: a key needed for the cryptographic operation is not available
+      status: temporary ? "4.7.5" : "5.7.5",
+    }));
+  const material = d.openpgp
+    ? await d.openpgp(req.route)
+    : fail("OPENPGP_UNAVAILABLE", true, "no OpenPGP support wired");
+  if ("ok" in material) {
+    d.onOpenpgp?.({
+      ...base,
+      result: "deferred",
+      recipients: req.recipients,
+      code: material.code,
+      reason: material.message,
+    });
+    return refuse(req.recipients, material.code, material.message, true);
+  }
+  const now = d.now?.() ?? new Date();
+  const wkd = pgp.webKeyDirectory && d.wkd ? (a: string) => d.wkd!(a) : undefined;
+  const choices = await Promise.all(req.recipients.map((a) => keyFor(a, material.keys, wkd, now)));
+  const plan = planOpenpgp(choices, pgp.missingKey);
+  const results: (R | Refused)[] = [];
+  const lookupFailed = new Set(choices.filter((c) => c.lookupFailed).map((c) => c.address));
+  for (const r of plan.refused) {
+    const f = lookupFailed.has(r.address)
+      ? fail("OPENPGP_KEY_LOOKUP_FAILED", true, `OpenPGP: ${r.reason}`)
+      : fail("OPENPGP_NO_KEY", r.temporary, `OpenPGP: ${r.reason}`);
+    d.onOpenpgp?.({
+      ...base,
+      result: f.temporary ? "deferred" : "bounced",
+      recipients: [r.address],
+      code: f.code,
+      reason: r.reason,
+    });
+    results.push(...refuse([r.address], f.code, f.message, f.temporary));
+  }
+  if (plan.encrypt.length) {
+    const to = plan.encrypt.map((e) => e.address);
+    // signing only what the relay is entitled to sign (its own senders' mail, not a partner's)
+    const sign = pgp.signingKeyFile !== undefined && req.signable === true;
+    const signer = sign ? material.signer : undefined;
+    const sealed =
+      sign && !signer
+        ? fail("OPENPGP_SIGNER_MISSING", true, "policy signs but no signing key is loaded")
+        : await encryptMessage(
+            await req.message.load(),
+            plan.encrypt.map((e) => e.key),
+            signer,
+            now,
+          );
+    if (!sealed.ok) {
+      d.onOpenpgp?.({ ...base, result: "failed", recipients: to, code: sealed.code, reason: sealed.message });
+      results.push(...refuse(to, sealed.code, sealed.message, sealed.temporary));
+    } else {
+      const source = new Map(choices.map((c) => [c.address, c.source ?? "keyring"] as const));
+      d.onOpenpgp?.({
+        ...base,
+        result: signer ? "signed-encrypted" : "encrypted",
+        recipients: to,
+        keys: plan.encrypt.map((e) => ({
+          address: e.address,
+          fingerprint: e.key.getFingerprint(),
+          source: source.get(e.address) ?? "keyring",
+        })),
+      });
+      results.push(...(await transmit({ ...req, recipients: to, message: bufferBody(sealed.value) })));
+    }
+  }
+  if (plan.clear.length) {
+    const to = plan.clear.map((c) => c.address);
+    d.onOpenpgp?.({
+      ...base,
+      result: "sent-clear",
+      recipients: to,
+      code: "OPENPGP_NO_KEY",
+      reason: plan.clear.map((c) => `${c.address}: ${c.reason}`).join("; "),
+    });
+    results.push(...(await transmit({ ...req, recipients: to })));
+  }
+  return results;
+}

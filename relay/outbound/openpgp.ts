@@ -1,0 +1,206 @@
+// OpenPGP gateway encryption (PGP/MIME, RFC 3156): beside S/MIME (smime.ts), the relay encrypts the
+// whole MIME entity of an outbound message to the recipients' OpenPGP keys, once per message and
+// route group, to all of their keys together. As with S/MIME the routing headers (From, To, Subject,
+// Date, Message-ID, Received, ...) stay outside and the Content-* headers move inside with the body
+// (smime.ts splitMessage/innerEntity), so the entity a recipient decrypts is exactly what the sender
+// wrote. Optionally signed inside the encryption (RFC 3156 section 6.2, the combined method).
+//
+// The crypto is OpenPGP.js (`openpgp` on npm), never written here: this file chooses the keys
+// (a usable encryption subkey bound to a valid user ID with the recipient's address), plans what
+// happens to recipients without one, and frames the result as multipart/encrypted. It reads no
+// file and opens no connection; keys come from a keyring file (relay/config/key-material.ts) or
+// Web Key Directory (wkd.ts).
+import { randomBytes } from "node:crypto";
+import * as openpgp from "openpgp";
+import { errorMessage, fail, ok, type Result } from "../contract/failure.js";
+import { innerEntity, splitMessage } from "./smime.js";
+
+export type PgpKey = openpgp.Key;
+
+/** Every key of a keyring file, armored (one or several blocks) or binary; unreadable blocks reported. */
+export async function readKeyring(data: Buffer): Promise<{ keys: PgpKey[]; problems: string[] }> {
+  const text = data.toString("latin1");
+  const keys: PgpKey[] = [];
+  const problems: string[] = [];
+  const blocks = text.match(
+    /-----BEGIN PGP (PUBLIC|PRIVATE) KEY BLOCK-----[\s\S]*?-----END PGP \1 KEY BLOCK-----/g,
+  );
+  try {
+    if (blocks) {
+      for (const b of blocks) {
+        try {
+          keys.push(...(await openpgp.readKeys({ armoredKeys: b })).map(publicOnly));
+        } catch (e) {
+          problems.push(`key block does not parse: ${errorMessage(e)}`);
+        }
+      }
+    } else if (data.length) {
+      keys.push(...(await openpgp.readKeys({ binaryKeys: new Uint8Array(data) })).map(publicOnly));
+    }
+  } catch (e) {
+    problems.push(`keyring does not parse: ${errorMessage(e)}`);
+  }
+  if (!keys.length && !problems.length) problems.push("keyring holds no key");
+  return { keys, problems };
+}
+
+/** A secret key placed by mistake in a recipient keyring is used as its public half only. */
+function publicOnly(k: PgpKey): PgpKey {
+  return k.isPrivate() ? k.toPublic() : k;
+}
+
+/** The user ID of `key` whose email is `address` (case-insensitively), if any. Pure. */
+function userIdFor(key: PgpKey, address: string): openpgp.UserID | undefined {
+  const a = address.toLowerCase();
+  return key.users.find((u) => u.userID?.email.toLowerCase() === a)?.userID ?? undefined;
+}
+
+/** Why `key` cannot encrypt to `address` at `now`; undefined when it can. */
+export async function unusableKeyReason(
+  key: PgpKey,
+  address: string,
+  now: Date,
+): Promise<string | undefined> {
+  const uid = userIdFor(key, address);
+  if (!uid) return "no user ID with this address";
+  const who = { name: uid.name, email: uid.email, comment: uid.comment };
+  try {
+    // checks the primary key (not revoked, not expired), that user ID's self-signature, and an
+    // encryption-capable (sub)key valid at `now`
+    await key.getEncryptionKey(undefined, now, who);
+    return undefined;
+  } catch (e) {
+    return errorMessage(e).replace(/^Error: /, "");
+  }
+}
+
+export type KeyChoice =
+  { address: string; ok: true; key: PgpKey } | { address: string; ok: false; reason: string };
+
+/**
+ * The key for one recipient among `keys`: a usable one whose user ID carries the address (the one
+ * created last when several are).
+ */
+export async function chooseKey(keys: readonly PgpKey[], address: string, now: Date): Promise<KeyChoice> {
+  const matching = keys.filter((k) => userIdFor(k, address));
+  if (!matching.length) return { address, ok: false, reason: "no OpenPGP key for this address" };
+  const reasons: string[] = [];
+  const usable: PgpKey[] = [];
+  for (const k of matching) {
+    const why = await unusableKeyReason(k, address, now);
+    if (why === undefined) usable.push(k);
+    else reasons.push(why);
+  }
+  usable.sort((a, b) => b.getCreationTime().getTime() - a.getCreationTime().getTime());
+  if (usable[0]) return { address, ok: true, key: usable[0] };
+  return { address, ok: false, reason: `no usable OpenPGP key (${[...new Set(reasons)].join(", ")})` };
+}
+
+export type MissingKey = "defer" | "bounce" | "sendClear";
+
+export interface PgpPlan {
+  encrypt: { address: string; key: PgpKey }[];
+  clear: { address: string; reason: string }[];
+  refused: { address: string; reason: string; temporary: boolean }[];
+}
+
+/**
+ * The policy's choice for recipients without a usable key. A key that could not be looked up
+ * (`lookupFailed`: WKD unreachable, refused, oversized) is never "missing": such a recipient is
+ * deferred whatever the choice, so an attacker who breaks the lookup gets no clear text. Pure.
+ */
+export function planOpenpgp(
+  choices: readonly (KeyChoice & { lookupFailed?: boolean })[],
+  missing: MissingKey,
+): PgpPlan {
+  const plan: PgpPlan = { encrypt: [], clear: [], refused: [] };
+  for (const c of choices) {
+    if (c.ok) plan.encrypt.push({ address: c.address, key: c.key });
+    else if (c.lookupFailed) plan.refused.push({ address: c.address, reason: c.reason, temporary: true });
+    else if (missing === "sendClear") plan.clear.push({ address: c.address, reason: c.reason });
+    else plan.refused.push({ address: c.address, reason: c.reason, temporary: missing === "defer" });
+  }
+  return plan;
+}
+
+/** The relay's signing key, unlocked: an armored or binary secret key without a passphrase. */
+export async function readSigningKey(data: Buffer): Promise<Result<openpgp.PrivateKey>> {
+  try {
+    const text = data.toString("latin1");
+    const key = /-----BEGIN PGP PRIVATE KEY BLOCK-----/.test(text)
+      ? await openpgp.readPrivateKey({ armoredKey: text })
+      : await openpgp.readPrivateKey({ binaryKey: new Uint8Array(data) });
+    if (!key.isDecrypted())
+      return fail(
+        "OPENPGP_SIGNER_INVALID",
+        true,
+        "signing key is protected by a passphrase; store it without",
+      );
+    await key.getSigningKey();
+    return ok(key);
+  } catch (e) {
+    return fail("OPENPGP_SIGNER_INVALID", true, `signing key unusable: ${errorMessage(e)}`);
+  }
+}
+
+/** A MIME boundary that cannot occur in ASCII armor (which has no "=_" runs before the checksum). */
+function boundary(): string {
+  return `=_sealpost-pgp-${randomBytes(12).toString("hex")}`;
+}
+
+/** The RFC 3156 section 4 entity around an ASCII-armored OpenPGP message. Pure (given the boundary). */
+export function pgpMimeEntity(armored: string, b: string = boundary()): string {
+  const body = armored.replace(/\r?\n/g, "\r\n").replace(/(\r\n)?$/, "\r\n");
+  return (
+    `Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"; boundary="${b}"\r\n` +
+    `\r\n` +
+    `This is an OpenPGP/MIME encrypted message (RFC 3156).\r\n` +
+    `--${b}\r\n` +
+    `Content-Type: application/pgp-encrypted\r\n` +
+    `Content-Description: PGP/MIME version identification\r\n` +
+    `\r\n` +
+    `Version: 1\r\n` +
+    `\r\n` +
+    `--${b}\r\n` +
+    `Content-Type: application/octet-stream; name="encrypted.asc"\r\n` +
+    `Content-Description: OpenPGP encrypted message\r\n` +
+    `Content-Disposition: inline; filename="encrypted.asc"\r\n` +
+    `\r\n` +
+    body +
+    `\r\n` +
+    `--${b}--\r\n`
+  );
+}
+
+/**
+ * The message as it goes out: the Content-* fields and body (the entity) encrypted to `keys` (and
+ * signed with `signer` inside the encryption), the routing headers outside, MIME-Version added.
+ */
+export async function encryptMessage(
+  message: Buffer,
+  keys: readonly PgpKey[],
+  signer: openpgp.PrivateKey | undefined,
+  now: Date,
+): Promise<Result<Buffer>> {
+  const split = splitMessage(message);
+  const entity = innerEntity(split);
+  try {
+    const seen = new Set<string>();
+    const encryptionKeys = keys.filter((k) => {
+      const fp = k.getFingerprint();
+      return seen.has(fp) ? false : (seen.add(fp), true);
+    });
+    // encrypt's result type reaches into web-stream types this project's lib does not declare
+    const armored: unknown = await openpgp.encrypt({
+      message: await openpgp.createMessage({ binary: new Uint8Array(entity), format: "binary", date: now }),
+      encryptionKeys,
+      ...(signer ? { signingKeys: signer } : {}),
+      date: now,
+      format: "armored",
+    });
+    if (typeof armored !== "string") throw new Error("OpenPGP.js returned no armored message");
+    return ok(Buffer.from(split.outer.join("") + "MIME-Version: 1.0\r\n" + pgpMimeEntity(armored), "latin1"));
+  } catch (e) {
+    return fail("OPENPGP_ENCRYPT_FAILED", true, `OpenPGP encryption failed: ${errorMessage(e)}`);
+  }
+}
