@@ -72,11 +72,13 @@ export function createMetrics() {
       name: `${p}tls_fallback_recipients_total`,
       help: "Recipients whose policy's TLS requirement could not be met on any hop and went through its fallback (smime or route), by the TLS failure that triggered it and the fallback's result: delivered, deferred, failed.",
       labelNames: ["policy", "action", "trigger", "result"],
+      registers: [registry],
     }),
     dkim: new Counter({
       name: `${p}dkim_recipients_total`,
       help: "DKIM outcomes per recipient of a listed signing domain: signed, deferred (key missing or invalid).",
       labelNames: ["domain", "result"],
+      registers: [registry],
     }),
     openpgp: new Counter({
       name: `${p}openpgp_recipients_total`,

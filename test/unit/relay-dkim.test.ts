@@ -98,13 +98,21 @@ describe("message transforms", () => {
         results: [],
       });
     };
-    assert.deepEqual([...STEP_ORDER], ["smime", "dkim"]);
+    assert.deepEqual([...STEP_ORDER], ["smime", "openpgp", "dkim"]);
     const out = await runTransforms<string>(
       { recipients: ["a"], message: bufferBody(Buffer.from("m")) },
       { dkim: step("dkim"), smime: step("smime") },
     );
     assert.deepEqual(seen, ["smime", "dkim"]);
     assert.equal(out.batches[0]!.message.head.toString(), "dkim(smime(m))");
+    // OpenPGP, the other encryption, is signed over as well
+    seen.length = 0;
+    const pgp = await runTransforms<string>(
+      { recipients: ["a"], message: bufferBody(Buffer.from("m")) },
+      { dkim: step("dkim"), openpgp: step("openpgp") },
+    );
+    assert.deepEqual(seen, ["openpgp", "dkim"]);
+    assert.equal(pgp.batches[0]!.message.head.toString(), "dkim(openpgp(m))");
   });
   it("a split group is signed per batch; refused recipients are settled once; annotations compose", async () => {
     const out = await runTransforms<string>(
