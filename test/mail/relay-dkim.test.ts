@@ -1,12 +1,13 @@
 // DKIM signing end to end (issue 20 item 3): swaks -> relay -> a real Postfix, and dkimpy (Debian's
 // python3-dkim, an independent implementation) verifies the bytes Postfix stored: plain mail, and
-// mail S/MIME-encrypted before it was signed (the signature covers what is sent). A changed body
+// mail S/MIME- or OpenPGP-encrypted before it was signed (the signature covers what is sent). A changed body
 // fails. From the attacker's side: a partner's mail with our From: is not signed with our key, nor a
 // trusted sender's mail for a domain the relay does not list, and a broken key defers the mail
 // instead of sending it unsigned.
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { after, before, describe, it } from "node:test";
+import { generateKey } from "openpgp";
 import type { RelayConfigInput } from "../../relay/contract/config.js";
 import type { Relay } from "../../relay/relay.js";
 import { makeLeaf, type Leaf } from "../support/certs.js";
@@ -24,6 +25,8 @@ let postfix: PostfixPeer;
 let key: DkimKey;
 let bob: Leaf;
 let records: Record<string, string>;
+/** pat@pgp.test's OpenPGP public key (armored), made at test time. */
+let patKey: string;
 
 const PARTNER = "127.0.0.3";
 const KEY_FILE = "secrets/dkim-local/private.key";
@@ -56,6 +59,15 @@ async function configure(dkim: Dkim, files: Record<string, string | Buffer> = {}
           inbound: { hosts: [`${PARTNER}/32`], require: "tls+auth", credentials: ["partner-in"] },
         },
         {
+          name: "pgp/pgp",
+          domains: ["pgp.test"],
+          outbound: {
+            tls: { mode: "required" },
+            nextHop: { host: postfix.host, port: postfix.port },
+            openpgp: { keyringFiles: ["secrets/pgp/keys.asc"] },
+          },
+        },
+        {
           name: "plain/plain",
           domains: ["plain.test"],
           outbound: { tls: { mode: "required" }, nextHop: { host: postfix.host, port: postfix.port } },
@@ -66,6 +78,7 @@ async function configure(dkim: Dkim, files: Record<string, string | Buffer> = {}
       files: {
         "secrets/partner-smime/certs.pem": await readFile(bob.certFile),
         "secrets/partner-in/password": "partner-pw",
+        "secrets/pgp/keys.asc": patKey,
         [KEY_FILE]: await readFile(key.keyFile),
         ...files,
       },
@@ -128,8 +141,10 @@ before(async () => {
   bob = await makeLeaf(f.ca, { cn: "Bob", emails: ["bob@partner.test"], rsa: true });
   key = await makeDkimKey(f.work, "local");
   records = { "sel1._domainkey.local.test": key.txt };
+  patKey = (await generateKey({ userIDs: [{ name: "Pat", email: "pat@pgp.test" }], format: "armored" }))
+    .publicKey;
   postfix = await startPostfix({
-    domains: ["partner.test", "plain.test"],
+    domains: ["partner.test", "plain.test", "pgp.test"],
     tls: "require",
     cert: mx,
     hostname: "mx.partner.test",
@@ -184,8 +199,21 @@ describe("DKIM signing", () => {
     await waitFor("dkim log", dkimLog(id, "signed"));
   });
 
+  it("signs after OpenPGP encryption: the signature covers the PGP/MIME entity and verifies", async () => {
+    const id = await submit("pat@pgp.test", "dk-pgp");
+    const m = await delivered("dk-pgp");
+    assert.match(m.headers["content-type"]?.[0] ?? "", /^multipart\/encrypted;/);
+    assert.match(m.raw, /-----BEGIN PGP MESSAGE-----/);
+    assert.doesNotMatch(m.raw, /trailing spaces/);
+    const v = await dkimVerify(await rawBytes(m.path), records);
+    assert.equal(v.ok, true);
+    assert.ok(v.signed.includes("content-type"));
+    await waitFor("openpgp log", () => logs.find((l) => l.event === "openpgp" && l.queueId === id));
+    await waitFor("dkim log", dkimLog(id, "signed"));
+  });
+
   it("sanity: a body changed after signing fails verification (plain and encrypted)", async () => {
-    for (const tag of ["dk-plain", "dk-smime"]) {
+    for (const tag of ["dk-plain", "dk-smime", "dk-pgp"]) {
       const raw = (await rawBytes((await delivered(tag)).path)).toString("latin1");
       const cut = raw.indexOf("\n\n") + 2;
       const changed = raw.slice(0, cut) + raw.slice(cut).replace(/[A-Za-z]/, (c) => (c === "A" ? "B" : "A"));
