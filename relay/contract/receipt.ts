@@ -73,6 +73,19 @@ export const Receipt = z.object({
     })
     .optional(),
   /**
+   * Sent OpenPGP-encrypted (PGP/MIME): signed inside the encryption or not, the recipient key's
+   * fingerprint and where the relay found it (a keyring from the policy, or the Web Key Directory).
+   */
+  openpgp: z
+    .object({
+      signed: z.boolean(),
+      recipientKeyFingerprint: z.string(),
+      keySource: z.enum(["keyring", "wkd"]),
+    })
+    .optional(),
+  /** Sent DKIM-signed: the signing domain (d=) and selector (s=). */
+  dkim: z.object({ domain: z.string(), selector: z.string() }).optional(),
+  /**
    * The policy's TLS requirement was not met on any of the partner's hops and its fallback delivered
    * instead: smime (encrypted to the recipient's certificate, `smime` says how; `tls` is the fallback
    * session) or route (`nextHop` is the alternate hop). `failed`: the TLS failure code, `reason` its text.

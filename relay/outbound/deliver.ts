@@ -61,7 +61,7 @@ import type { DkimSigning } from "../contract/dkim-config.js";
 import { dkimDecision, type DkimDecision } from "./dkim-decision.js";
 import { signDkim } from "./dkim.js";
 import { runTransforms, type Batch, type MessageSteps, type StepOutcome } from "./message-transforms.js";
-import { deliverOpenpgp, type OpenpgpDeps } from "./openpgp-delivery.js";
+import { deliverOpenpgp, type OpenpgpDeps, type OpenpgpRecord } from "./openpgp-delivery.js";
 import { planTransport, type Material, type Timeouts, type TransportPlan } from "./transport-options.js";
 
 export interface RecipientResult {
@@ -78,6 +78,8 @@ export interface RecipientResult {
   smime?: { algorithm: string; signed: boolean; certificate?: string };
   /** Sent DKIM-signed (d= and s=). */
   dkim?: { domain: string; selector: string };
+  /** Sent OpenPGP-encrypted (PGP/MIME): signed or not, the recipient's key and where it came from. */
+  openpgp?: { signed: boolean; fingerprint: string; source: "keyring" | "wkd" };
   /** The failure of each hop the attempt tried (fallback.ts reads them); absent: none was tried. */
   hopCodes?: string[];
   /** Went through the policy's TLS fallback (fallback.ts): which, and the failure that triggered it. */
@@ -590,11 +592,34 @@ export class Deliverer {
     b: Batch<RecipientResult>,
   ): Promise<StepOutcome<RecipientResult>> {
     const batches: Batch<RecipientResult>[] = [];
+    // the keys encrypted to, as openpgp-delivery.ts reports them before it hands the message on
+    const sealed = new Map<string, NonNullable<RecipientResult["openpgp"]>>();
+    const onOpenpgp = (r: OpenpgpRecord): void => {
+      for (const k of r.keys ?? [])
+        sealed.set(k.address, {
+          signed: r.result === "signed-encrypted",
+          fingerprint: k.fingerprint,
+          source: k.source,
+        });
+      this.d.onOpenpgp?.(r);
+    };
     const results = await deliverOpenpgp(
       { ...req, recipients: b.recipients, message: b.message },
-      this.d,
+      { ...this.d, onOpenpgp },
       (r): Promise<RecipientResult[]> => {
-        batches.push({ recipients: r.recipients, message: r.message });
+        const encrypted = r.message !== b.message;
+        batches.push({
+          recipients: r.recipients,
+          message: r.message,
+          ...(encrypted
+            ? {
+                annotate: (res: RecipientResult): RecipientResult => {
+                  const k = sealed.get(res.address);
+                  return k ? { ...res, openpgp: k } : res;
+                },
+              }
+            : {}),
+        });
         return Promise.resolve([]);
       },
     );

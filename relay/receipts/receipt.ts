@@ -110,6 +110,16 @@ export function receiptOf(line: DeliveryLine, r: RecipientResult, c: ReceiptCont
           },
         }
       : {}),
+    ...(r.openpgp
+      ? {
+          openpgp: {
+            signed: r.openpgp.signed,
+            recipientKeyFingerprint: r.openpgp.fingerprint,
+            keySource: r.openpgp.source,
+          },
+        }
+      : {}),
+    ...(r.dkim ? { dkim: { domain: r.dkim.domain, selector: r.dkim.selector } } : {}),
     ...(r.fallback
       ? { fallback: { action: r.fallback.action, failed: r.fallback.trigger, reason: r.fallback.reason } }
       : {}),

@@ -6,6 +6,7 @@
 // instead of sending it unsigned.
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { generateKey } from "openpgp";
 import type { RelayConfigInput } from "../../relay/contract/config.js";
@@ -14,6 +15,7 @@ import { makeLeaf, type Leaf } from "../support/certs.js";
 import { dkimVerify, makeDkimKey, rawBytes, type DkimKey } from "../support/dkim.js";
 import { startPostfix, type Message, type PostfixPeer } from "../support/postfix.js";
 import { waitFor } from "../support/process.js";
+import { readReceipts } from "../support/receipts.js";
 import { relayFixture, type LogCapture, type RelayFixture, type TestPorts } from "../support/relay.js";
 import { swaks } from "../support/swaks.js";
 
@@ -181,6 +183,10 @@ describe("DKIM signing", () => {
     // the dot-stuffed line arrived as written (the signature is over the unstuffed bytes)
     assert.match(m.body, /^\.a line that starts with a dot$/m);
     await waitFor("dkim log", dkimLog(id, "signed"));
+    const r = await waitFor("receipt", async () =>
+      (await readReceipts(join(f.work, "queue"))).find((x) => x.queueId === id),
+    );
+    assert.deepEqual(r.dkim, { domain: "local.test", selector: "sel1" });
     assert.match(
       await relay.metrics.registry.metrics(),
       /sealpost_relay_dkim_recipients_total\{domain="local\.test",result="signed"\} 1/,

@@ -17,6 +17,7 @@ import { makeLeaf } from "../support/certs.js";
 import { startDnsServer, type DnsServer } from "../support/dns-server.js";
 import { startPostfix, type Message, type PostfixPeer } from "../support/postfix.js";
 import { waitFor } from "../support/process.js";
+import { readReceipts } from "../support/receipts.js";
 import { relayFixture, type LogCapture, type RelayFixture } from "../support/relay.js";
 import { sampleMessage } from "../support/sample-mime.js";
 import { swaks } from "../support/swaks.js";
@@ -299,6 +300,19 @@ describe("OpenPGP gateway encryption (PGP/MIME)", () => {
       (l.keys as { address: string; source: string }[]).map((k) => `${k.address}:${k.source}`).sort(),
       ["bob@partner.test:wkd", "carol@partner.test:keyring"],
     );
+    // each recipient's encryption receipt names the key it was encrypted to and where it came from
+    const keys = l.keys as { address: string; fingerprint: string; source: string }[];
+    for (const to of ["bob@partner.test", "carol@partner.test"]) {
+      const r = await waitFor(`receipt for ${to}`, async () =>
+        (await readReceipts(join(f.work, "queue"))).find((x) => x.queueId === id && x.to === to),
+      );
+      const k = keys.find((x) => x.address === to)!;
+      assert.deepEqual(r.openpgp, {
+        signed: false,
+        recipientKeyFingerprint: k.fingerprint,
+        keySource: k.source,
+      });
+    }
     const metrics = await f.relay!.metrics.registry.metrics();
     assert.match(
       metrics,

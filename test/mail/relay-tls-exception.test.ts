@@ -14,6 +14,8 @@ import type { Relay } from "../../relay/relay.js";
 import { makeCa, makeLeaf } from "../support/certs.js";
 import { startPostfix, type PostfixPeer } from "../support/postfix.js";
 import { waitFor } from "../support/process.js";
+import type { Receipt } from "../../relay/contract/receipt.js";
+import { readReceipts } from "../support/receipts.js";
 import { relayFixture, type LogCapture, type RelayFixture } from "../support/relay.js";
 import { swaks } from "../support/swaks.js";
 
@@ -66,14 +68,7 @@ const attempt = (queueId: string, result: string) => () =>
 const line = (queueId: string, status: string) => () =>
   logs.find((l) => l.event === DELIVERY_EVENT && l.queueId === queueId && l.status === status);
 
-async function receipts(): Promise<Record<string, unknown>[]> {
-  const text = await readFile(join(f.work, "queue", "receipts", "log.jsonl"), "utf8").catch(() => "");
-  return text
-    .split("\n")
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-    .filter((e) => e.kind === "receipt");
-}
+const receipts = (): Promise<Receipt[]> => readReceipts(join(f.work, "queue"));
 
 before(async () => {
   f = await relayFixture("relay-tls-exception", { caName: "Partner CA" });
@@ -140,10 +135,7 @@ describe("policy exceptions against a real Postfix (issue 19 item 5)", () => {
     assert.ok((a.session as { tlsVersion?: string }).tlsVersion, "still over TLS");
     const delivered = await waitFor("delivery line", line(id, "sent"));
     assert.equal((delivered.tls as { exception?: string }).exception, "cert-expired");
-    const receipt = await waitFor("receipt", async () =>
-      (await receipts()).find((e) => (e.receipt as { queueId?: string }).queueId === id),
-    );
-    const r = receipt.receipt as { policy: { exception?: string }; tls: { authenticated: string } };
+    const r = await waitFor("receipt", async () => (await receipts()).find((e) => e.queueId === id));
     assert.equal(r.policy.exception, "cert-expired");
     assert.equal(r.tls.authenticated, "none");
     const metrics = await relay.metrics.registry.metrics();

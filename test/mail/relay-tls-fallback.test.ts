@@ -17,12 +17,13 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import type { RelayConfigInput } from "../../relay/contract/config.js";
-import { ReceiptEntry, type Receipt } from "../../relay/contract/receipt.js";
+import type { Receipt } from "../../relay/contract/receipt.js";
 import type { Relay } from "../../relay/relay.js";
 import { makeLeaf, type Leaf } from "../support/certs.js";
 import type { Message } from "../support/mailbox.js";
 import { startPostfix, type PostfixPeer } from "../support/postfix.js";
 import { waitFor } from "../support/process.js";
+import { readReceipts } from "../support/receipts.js";
 import { relayFixture, type LogCapture, type RelayFixture } from "../support/relay.js";
 import { startStripProxy, type StripProxy } from "../support/strip-proxy.js";
 import { swaks } from "../support/swaks.js";
@@ -99,14 +100,7 @@ async function arrived(peer: PostfixPeer, tag: string): Promise<Message> {
   );
 }
 
-async function receipts(): Promise<Receipt[]> {
-  const text = await readFile(join(f.work, "queue", "receipts", "log.jsonl"), "utf8");
-  return text
-    .split("\n")
-    .filter(Boolean)
-    .map((l) => ReceiptEntry.parse(JSON.parse(l)))
-    .flatMap((e) => (e.kind === "receipt" ? [e.receipt] : []));
-}
+const receipts = (): Promise<Receipt[]> => readReceipts(join(f.work, "queue"));
 
 /** Two more attempts for the message than when called (retry 0.2 s .. 1 s in tests). */
 async function retried(id: string): Promise<void> {
