@@ -10,7 +10,7 @@ import { statusFromReply } from "../dsn.js";
 import { filterHops, type DestinationFilter } from "../net/address-class.js";
 import { bufferBody, type MessageBody } from "../queue/message-body.js";
 import { REPLY_READ_MAX, replyText } from "../reply-text.js";
-import type { TlsVersion } from "../contract/config.js";
+import type { AuditTls, TlsVersion } from "../contract/config.js";
 import { errorMessage, fail, ok, type Failure, type Result } from "../contract/failure.js";
 import type { Dns } from "./mx.js";
 import { MAIL_LOOPS, withoutSelf } from "./loop.js";
@@ -92,6 +92,21 @@ export interface Transmitted {
   domain: string;
   last: AttemptRecord | undefined;
   results: readonly RecipientResult[];
+}
+
+/**
+ * The policy input shadow mode judges a session by: the enforced one with the audited mode, names and
+ * pins. It is judged as written: a policy exception relaxes only what is enforced, never the evidence
+ * an administrator reads before tightening the policy (so `exceptions` and `now` are left out).
+ */
+export function auditedPolicyInput(enforced: RoutePolicyInput, a: AuditTls): RoutePolicyInput {
+  const { matchNames: _m, pins: _p, sts: _s, exceptions: _e, now: _n, ...rest } = enforced;
+  return {
+    ...rest,
+    mode: a.mode,
+    ...(a.matchNames ? { matchNames: a.matchNames } : {}),
+    ...(a.pins ? { pins: a.pins } : {}),
+  };
 }
 
 /** When an attempt ran (epoch ms) and its last log record: hop, TLS session, transmission time. */
@@ -1084,13 +1099,7 @@ export class Deliverer {
   ): Promise<{ input: RoutePolicyInput; dane: Map<string, HostDane>; minVersion: TlsVersion } | undefined> {
     const a = route.outbound.tls.audit;
     if (!a) return undefined;
-    const { matchNames: _m, pins: _p, sts: _s, ...rest } = enforced;
-    const input: RoutePolicyInput = {
-      ...rest,
-      mode: a.mode,
-      ...(a.matchNames ? { matchNames: a.matchNames } : {}),
-      ...(a.pins ? { pins: a.pins } : {}),
-    };
+    const input = auditedPolicyInput(enforced, a);
     if (stsApplies(input))
       input.sts =
         sts ??

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { TlsException, type TlsException as Exception } from "../../relay/contract/config.js";
+import { auditedPolicyInput } from "../../relay/outbound/deliver.js";
 import { applicableException, inWindow } from "../../relay/outbound/tls-exception.js";
 import { resolveTlsPolicy, type RoutePolicyInput } from "../../relay/outbound/tls-policy.js";
 
@@ -148,5 +149,19 @@ describe("policy exceptions: the engine with an injected clock (issue 19 item 5)
         undefined,
       );
     }
+  });
+
+  it("shadow mode judges the audited policy as written: an active exception does not relax it", () => {
+    // the enforced policy (mode required) is relaxed by nothing here; the audited one is verify, and an
+    // exception to required is active: the audit must still say what verify would have required
+    const enforced = route({ mode: "required", now: at("2026-03-01T12:00:00Z") });
+    const audited = auditedPolicyInput(enforced, { mode: "verify", minVersion: "TLSv1.3" });
+    assert.equal(audited.exceptions, undefined);
+    assert.equal(audited.now, undefined);
+    const d = resolveTlsPolicy(audited, hop);
+    assert.ok(d.ok && d.level === "verify" && d.exception === undefined, JSON.stringify(d));
+    // as the audit was built before (exceptions carried over), the exception relaxed it to encrypt
+    const leaky = resolveTlsPolicy({ ...audited, exceptions: enforced.exceptions!, now: enforced.now! }, hop);
+    assert.ok(leaky.ok && leaky.level === "encrypt" && leaky.exception === "cert-expired");
   });
 });
