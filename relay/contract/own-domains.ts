@@ -159,7 +159,12 @@ export interface TlsRptReceived {
 
 const MAX_DOMAINS = 512;
 const MAX_KEYS = 32;
-const Count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).catch(0);
+/** A count as the relay reports it; one past the safe range reads as the cap, not as 0 (never lower). */
+const Count = z
+  .number()
+  .nonnegative()
+  .transform((n) => Math.min(Math.floor(n), Number.MAX_SAFE_INTEGER))
+  .catch(0);
 const Counts = z
   .record(z.string(), z.unknown())
   .catch({})

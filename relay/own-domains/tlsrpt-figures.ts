@@ -100,9 +100,11 @@ export class TlsRptFigures {
       };
       const ok = p.summary["total-successful-session-count"];
       const failed = p.summary["total-failure-session-count"];
-      f.reports++;
-      f.successfulSessions += ok;
-      f.failedSessions += failed;
+      // totals saturate: a forged report with huge counts (anyone may send one: the figures are
+      // unauthenticated) can raise them to the cap, never wrap or unset them
+      f.reports = capped(f.reports + 1);
+      f.successfulSessions = capped(f.successfulSessions + ok);
+      f.failedSessions = capped(f.failedSessions + failed);
       if (ok) this.sessions.inc({ reporter, policy_domain: domain, result: "success" }, ok);
       let detailed = 0;
       for (const d of p["failure-details"] ?? []) {
@@ -110,7 +112,7 @@ export class TlsRptFigures {
         const n = d["failed-session-count"];
         detailed += n;
         if (!n) continue;
-        f.failures[type] = (f.failures[type] ?? 0) + n;
+        f.failures[type] = capped((f.failures[type] ?? 0) + n);
         this.sessions.inc({ reporter, policy_domain: domain, result: type }, n);
       }
       // failures the report counts but does not detail
@@ -144,4 +146,9 @@ export class TlsRptFigures {
   sizes(): { reporters: number; ids: number; domains: number } {
     return { reporters: this.reporters.size, ids: this.ids.size, domains: this.domains.size };
   }
+}
+
+/** A running total, held at Number.MAX_SAFE_INTEGER instead of going past it. */
+function capped(n: number): number {
+  return Math.min(n, Number.MAX_SAFE_INTEGER);
 }

@@ -232,6 +232,30 @@ describe("received TLS-RPT reports", () => {
     assert.equal(sizes.domains, 1);
   });
 
+  it("attacker: forged reports with huge counts hold the totals at the cap, never wrap them to 0", () => {
+    const f = new TlsRptFigures(new Registry());
+    const ours = new Set(["own.example"]);
+    const max = Number.MAX_SAFE_INTEGER;
+    for (const id of ["huge-1", "huge-2"]) {
+      const r = report("own.example", id);
+      r.policies[0]!.summary = { "total-successful-session-count": max, "total-failure-session-count": max };
+      r.policies[0]!["failure-details"] = [
+        { "result-type": "starttls-not-supported", "failed-session-count": max },
+      ];
+      assert.ok(f.record(r, ours, "https").ok);
+    }
+    const d = f.snapshot().domains["own.example"]!;
+    assert.equal(d.successfulSessions, max);
+    assert.equal(d.failedSessions, max);
+    assert.equal(d.failures["starttls-not-supported"], max);
+    // and the operator reads a count past the safe range as the cap, not as 0
+    const read = TlsRptReceivedSchema.parse({
+      domains: { "own.example": { ...d, successfulSessions: 2 ** 60 } },
+      refused: {},
+    });
+    assert.equal(read.domains["own.example"]!.successfulSessions, max);
+  });
+
   it("the operator reads a pod's figures bounded and sums the pods", () => {
     const pod = TlsRptReceivedSchema.parse({
       domains: {
