@@ -55,7 +55,7 @@ import {
 } from "./smime.js";
 import type { Hop } from "./hop.js";
 import { decideFallback, type FallbackNote } from "./fallback.js";
-import { withFallback, type FallbackRecord } from "./fallback-delivery.js";
+import { withFallback, type FallbackDeps, type FallbackRecord } from "./fallback-delivery.js";
 import type { KeyObject } from "node:crypto";
 import type { DkimSigning } from "../contract/dkim-config.js";
 import { dkimDecision, type DkimDecision } from "./dkim-decision.js";
@@ -591,7 +591,9 @@ export class Deliverer {
       steps,
     );
     for (const b of batches) {
-      const sent = await this.transmit({ ...req, recipients: b.recipients, message: b.message });
+      // the TLS fallback's S/MIME re-encrypts the bytes before the signature and signs again
+      const resign = b.unsigned && steps.dkim ? { unsigned: b.unsigned, dkim: steps.dkim } : undefined;
+      const sent = await this.transmit({ ...req, recipients: b.recipients, message: b.message }, resign);
       results.push(...(b.annotate ? sent.map(b.annotate) : sent));
     }
     return results;
@@ -800,7 +802,10 @@ export class Deliverer {
   }
 
   /** An attempt, then the policy's TLS fallback where its requirement was not met (fallback.ts). */
-  private async transmit(req: DeliveryRequest): Promise<RecipientResult[]> {
+  private async transmit(
+    req: DeliveryRequest,
+    resign?: FallbackDeps<DeliveryRequest, RecipientResult>["resign"],
+  ): Promise<RecipientResult[]> {
     const results = await this.attempt(req);
     return withFallback(
       req,
@@ -813,6 +818,7 @@ export class Deliverer {
           Promise.resolve(fail("SMIME_UNAVAILABLE", true, "no S/MIME support wired")),
         onFallback: (r) => this.d.onFallback?.(r),
         now: () => this.d.now?.() ?? new Date(),
+        ...(resign ? { resign } : {}),
       },
     );
   }

@@ -4,9 +4,12 @@
 // fallback session; route sends it to the alternate next hop. Both go through the same transmit as
 // any delivery, so the fallback session's level is resolved by tls-policy.ts and enforced the same
 // way; a recipient without a usable certificate, or a fallback that fails, is deferred, never sent
-// in clear instead. Its types are structural (no import of deliver.ts, which calls it: no cycle).
+// in clear instead. smime starts from the message as it was before the DKIM signature and runs the
+// message steps again in their one order (message-transforms.ts: its encryption, then DKIM), so the
+// signature covers what is sent; route sends the bytes as they were signed. Its types are structural (no import of deliver.ts, which calls it: no cycle).
 import { fail, type Failure, type FailureCode } from "../contract/failure.js";
 import { bufferBody, type MessageBody } from "../queue/message-body.js";
+import { runTransforms, type TransformStep } from "./message-transforms.js";
 import { fallbackRoute, type FallbackDecision, type FallbackNote } from "./fallback.js";
 import type { Route } from "./route.js";
 import {
@@ -55,6 +58,11 @@ export interface FallbackDeps<Q extends Request, R extends FallbackResult> {
   smime?(route: Route): Promise<{ certs: RecipientCertificate[]; signer?: Signer } | Failure>;
   onFallback?(r: FallbackRecord): void;
   now(): Date;
+  /**
+   * The request's bytes before its DKIM signature and the DKIM step that signed them
+   * (message-transforms.ts): the smime fallback encrypts those and signs its encryption again.
+   */
+  resign?: { unsigned: MessageBody; dkim: TransformStep<R> };
 }
 
 /** The results of `req` with the fallback's in place of those of the recipients it applied to. */
@@ -146,25 +154,39 @@ async function viaSmime<Q extends Request, R extends FallbackResult>(
   const sign = s.sign && req.signable === true;
   const signer = sign ? material.signer : undefined;
   const to = plan.encrypt.map((e) => e.address);
-  const sealed =
-    sign && !signer
-      ? fail("SMIME_SIGNER_MISSING", true, "the fallback signs but no signing certificate is loaded")
-      : await protectMessage(
-          await req.message.load(),
-          plan.encrypt.map((e) => e.cert),
-          signer,
-          now,
-          s.contentEncryption,
-        );
-  if (!sealed.ok) return [...out, ...refuse(to, sealed, "4.7.5")];
-  const sent = await d.transmit({ ...req, route, recipients: to, message: bufferBody(sealed.value) });
+  let refused: Failure | undefined;
+  const encrypt: TransformStep<R> = async (b) => {
+    const sealed =
+      sign && !signer
+        ? fail("SMIME_SIGNER_MISSING", true, "the fallback signs but no signing certificate is loaded")
+        : await protectMessage(
+            await b.message.load(),
+            plan.encrypt.map((e) => e.cert),
+            signer,
+            now,
+            s.contentEncryption,
+          );
+    if (!sealed.ok) {
+      refused = sealed;
+      return { batches: [], results: [] };
+    }
+    return { batches: [{ recipients: b.recipients, message: bufferBody(sealed.value) }], results: [] };
+  };
+  // the message before its signature, encrypted, then signed again (one order: message-transforms.ts)
+  const steps = await runTransforms<R>(
+    { recipients: to, message: d.resign?.unsigned ?? req.message },
+    { smime: encrypt, ...(d.resign ? { dkim: d.resign.dkim } : {}) },
+  );
+  if (refused) return [...out, ...refuse(to, refused, "4.7.5")];
   const certOf = new Map(plan.encrypt.map((e) => [e.address, e.cert.fingerprint]));
   const smime = { algorithm: s.contentEncryption, signed: signer !== undefined };
-  return [
-    ...out,
-    ...sent.map((r) => {
+  out.push(...steps.results);
+  for (const b of steps.batches) {
+    const sent = await d.transmit({ ...req, route, recipients: b.recipients, message: b.message });
+    for (const r of b.annotate ? sent.map(b.annotate) : sent) {
       const certificate = certOf.get(r.address);
-      return { ...r, smime: certificate ? { ...smime, certificate } : smime };
-    }),
-  ];
+      out.push({ ...r, smime: certificate ? { ...smime, certificate } : smime });
+    }
+  }
+  return out;
 }

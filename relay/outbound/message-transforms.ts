@@ -6,6 +6,9 @@
 //   2. DKIM signing of the bytes each group is sent with (dkim-decision.ts, dkim.ts), so the
 //      signature covers what is sent, the encrypted entity included; nothing changes the bytes after
 //      it;
+//      A step that changes the bytes after it (the TLS fallback's S/MIME encryption, fallback-delivery.ts)
+//      starts from the batch's bytes before the signature (Batch.unsigned) and runs this order again:
+//      its encryption, then the DKIM step over what it sends;
 //   3. on the wire, the SMTP client's dot-stuffing and CRLF . CRLF (dot-stuff.ts), which the
 //      receiver undoes before it verifies.
 // A step takes a batch (recipients and the bytes they get) and returns the batches for the next step
@@ -16,6 +19,11 @@ import type { MessageBody } from "../queue/message-body.js";
 export interface Batch<R> {
   recipients: string[];
   message: MessageBody;
+  /**
+   * The bytes before the signature steps (SIGNATURE_STEPS), set by runTransforms once one ran: what a
+   * re-encryption after them starts from, so it signs again instead of wrapping a stale signature.
+   */
+  unsigned?: MessageBody;
   /** What the steps did, added to each recipient's result once this batch was sent. */
   annotate?: (r: R) => R;
 }
@@ -43,6 +51,9 @@ export const STEP_ORDER = [
   "dkim",
 ] as const satisfies readonly (keyof MessageSteps<unknown>)[];
 
+/** The steps that sign the bytes the earlier ones produced (the last in STEP_ORDER). */
+const SIGNATURE_STEPS: ReadonlySet<keyof MessageSteps<unknown>> = new Set(["dkim"]);
+
 /** Runs the given steps over one batch in STEP_ORDER. */
 export async function runTransforms<R>(first: Batch<R>, steps: MessageSteps<R>): Promise<StepOutcome<R>> {
   let batches: Batch<R>[] = [first];
@@ -54,7 +65,9 @@ export async function runTransforms<R>(first: Batch<R>, steps: MessageSteps<R>):
     for (const b of batches) {
       const o = await step(b);
       results.push(...o.results);
-      for (const n of o.batches) next.push({ ...n, annotate: both(b.annotate, n.annotate) });
+      const unsigned = b.unsigned ?? (SIGNATURE_STEPS.has(name) ? b.message : undefined);
+      for (const n of o.batches)
+        next.push({ ...n, ...(unsigned ? { unsigned } : {}), annotate: both(b.annotate, n.annotate) });
     }
     batches = next;
   }

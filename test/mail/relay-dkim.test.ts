@@ -1,13 +1,15 @@
 // DKIM signing end to end (issue 20 item 3): swaks -> relay -> a real Postfix, and dkimpy (Debian's
 // python3-dkim, an independent implementation) verifies the bytes Postfix stored: plain mail, and
-// mail S/MIME- or OpenPGP-encrypted before it was signed (the signature covers what is sent). A changed body
-// fails. From the attacker's side: a partner's mail with our From: is not signed with our key, nor a
+// mail S/MIME- or OpenPGP-encrypted before it was signed (the signature covers what is sent), the
+// TLS fallback's S/MIME encryption included (signed again after it). A changed body fails. From the attacker's side: a partner's mail with our From: is not signed with our key, nor a
 // trusted sender's mail for a domain the relay does not list, and a broken key defers the mail
 // instead of sending it unsigned.
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
 import { generateKey } from "openpgp";
 import type { RelayConfigInput } from "../../relay/contract/config.js";
 import type { Relay } from "../../relay/relay.js";
@@ -26,10 +28,13 @@ let logs: LogCapture;
 let postfix: PostfixPeer;
 let key: DkimKey;
 let bob: Leaf;
+/** fay@fallback.test's S/MIME certificate: the TLS fallback encrypts to it. */
+let fay: Leaf;
 let records: Record<string, string>;
 /** pat@pgp.test's OpenPGP public key (armored), made at test time. */
 let patKey: string;
 
+const run = promisify(execFile);
 const PARTNER = "127.0.0.3";
 const KEY_FILE = "secrets/dkim-local/private.key";
 type Dkim = NonNullable<RelayConfigInput["dkim"]>;
@@ -70,6 +75,20 @@ async function configure(dkim: Dkim, files: Record<string, string | Buffer> = {}
           },
         },
         {
+          // the partner's certificate does not carry the name the policy expects: TLS_VERIFY_FAILED,
+          // then the S/MIME fallback (its session required: the same Postfix, over TLS)
+          name: "fallback/smime",
+          domains: ["fallback.test"],
+          outbound: {
+            tls: { mode: "verify", caFile: "secrets/ca/ca.crt", matchNames: ["other.partner.test"] },
+            nextHop: { host: postfix.host, port: postfix.port },
+            tlsFallback: {
+              action: "smime",
+              smime: { certificateFiles: ["secrets/fallback-smime/certs.pem"] },
+            },
+          },
+        },
+        {
           name: "plain/plain",
           domains: ["plain.test"],
           outbound: { tls: { mode: "required" }, nextHop: { host: postfix.host, port: postfix.port } },
@@ -79,6 +98,8 @@ async function configure(dkim: Dkim, files: Record<string, string | Buffer> = {}
     {
       files: {
         "secrets/partner-smime/certs.pem": await readFile(bob.certFile),
+        "secrets/fallback-smime/certs.pem": await readFile(fay.certFile),
+        "secrets/ca/ca.crt": await readFile(f.ca.certFile),
         "secrets/partner-in/password": "partner-pw",
         "secrets/pgp/keys.asc": patKey,
         [KEY_FILE]: await readFile(key.keyFile),
@@ -141,12 +162,13 @@ before(async () => {
   ports = f.ports;
   const mx = await makeLeaf(f.ca, { cn: "mx.partner.test", dnsNames: ["mx.partner.test"] });
   bob = await makeLeaf(f.ca, { cn: "Bob", emails: ["bob@partner.test"], rsa: true });
+  fay = await makeLeaf(f.ca, { cn: "Fay", emails: ["fay@fallback.test"], rsa: true });
   key = await makeDkimKey(f.work, "local");
   records = { "sel1._domainkey.local.test": key.txt };
   patKey = (await generateKey({ userIDs: [{ name: "Pat", email: "pat@pgp.test" }], format: "armored" }))
     .publicKey;
   postfix = await startPostfix({
-    domains: ["partner.test", "plain.test", "pgp.test"],
+    domains: ["partner.test", "plain.test", "pgp.test", "fallback.test"],
     tls: "require",
     cert: mx,
     hostname: "mx.partner.test",
@@ -218,8 +240,39 @@ describe("DKIM signing", () => {
     await waitFor("dkim log", dkimLog(id, "signed"));
   });
 
+  it("attacker: the TLS fallback's S/MIME encryption is signed again: dkimpy verifies, openssl decrypts", async () => {
+    // an active attacker (here: a certificate that does not verify) pushes the mail onto the
+    // fallback; what it re-encrypts must not leave with a signature over the bytes it replaced
+    const id = await submit("fay@fallback.test", "dk-fallback");
+    const m = await delivered("dk-fallback");
+    assert.match(m.headers["content-type"]?.[0] ?? "", /^application\/pkcs7-mime; smime-type=enveloped-data/);
+    assert.doesNotMatch(m.raw, /trailing spaces/);
+    assert.equal(m.headers["dkim-signature"]?.length, 1, "one signature, over what is sent");
+    const raw = await rawBytes(m.path);
+    const v = await dkimVerify(raw, records);
+    assert.equal(v.ok, true, v.why);
+    assert.equal(v.domain, "local.test");
+    assert.ok(v.signed.includes("content-type"));
+    const inFile = join(f.work, "dk-fallback.eml");
+    await writeFile(inFile, raw);
+    const out = await run("openssl", [
+      "cms", "-decrypt", "-in", inFile, "-recip", fay.certFile, "-inkey", fay.keyFile,
+    ]); // prettier-ignore
+    assert.match(out.stdout, /Line with trailing spaces/);
+    // the clear inner message carries no signature of its own (signed once, outside)
+    assert.doesNotMatch(out.stdout, /^DKIM-Signature:/im);
+    const l = await waitFor("delivery line", () =>
+      logs.find((x) => x.event === "recipient" && x.queueId === id && x.status === "sent"),
+    );
+    assert.deepEqual(l.fallback, { action: "smime", trigger: "TLS_VERIFY_FAILED" });
+    const r = await waitFor("receipt", async () =>
+      (await readReceipts(join(f.work, "queue"))).find((x) => x.queueId === id),
+    );
+    assert.deepEqual(r.dkim, { domain: "local.test", selector: "sel1" });
+  });
+
   it("sanity: a body changed after signing fails verification (plain and encrypted)", async () => {
-    for (const tag of ["dk-plain", "dk-smime", "dk-pgp"]) {
+    for (const tag of ["dk-plain", "dk-smime", "dk-pgp", "dk-fallback"]) {
       const raw = (await rawBytes((await delivered(tag)).path)).toString("latin1");
       const cut = raw.indexOf("\n\n") + 2;
       const changed = raw.slice(0, cut) + raw.slice(cut).replace(/[A-Za-z]/, (c) => (c === "A" ? "B" : "A"));

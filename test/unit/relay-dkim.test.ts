@@ -114,6 +114,21 @@ describe("message transforms", () => {
     assert.deepEqual(seen, ["openpgp", "dkim"]);
     assert.equal(pgp.batches[0]!.message.head.toString(), "dkim(openpgp(m))");
   });
+  it("keeps the bytes before the signature on each batch (what the TLS fallback re-encrypts)", async () => {
+    const step = (name: string) => (b: Batch<string>) =>
+      Promise.resolve({
+        batches: [{ ...b, message: bufferBody(Buffer.from(`${name}(${b.message.head.toString()})`)) }],
+        results: [],
+      });
+    const m = { recipients: ["a"], message: bufferBody(Buffer.from("m")) };
+    const both = await runTransforms<string>(m, { dkim: step("dkim"), smime: step("smime") });
+    assert.equal(both.batches[0]!.unsigned?.head.toString(), "smime(m)");
+    const signed = await runTransforms<string>(m, { dkim: step("dkim") });
+    assert.equal(signed.batches[0]!.unsigned?.head.toString(), "m");
+    // no signature step ran: nothing to go back to
+    const clear = await runTransforms<string>(m, { smime: step("smime") });
+    assert.equal(clear.batches[0]!.unsigned, undefined);
+  });
   it("a split group is signed per batch; refused recipients are settled once; annotations compose", async () => {
     const out = await runTransforms<string>(
       { recipients: ["a", "b", "c"], message: bufferBody(Buffer.from("m")) },

@@ -1,9 +1,13 @@
 // The secure fallback route's decision (relay/outbound/fallback.ts) and the fallback session's TLS
 // requirement (tls-policy.ts fallbackTls): which failures trigger it (only the TLS requirement's,
 // on every hop tried), what a REQUIRETLS message gets, and that no fallback is ever below TLS unless
-// the policy says so, nor below an authenticated peer for a route.
+// the policy says so, nor below an authenticated peer for a route; and which bytes each fallback
+// sends (fallback-delivery.ts): smime signs its encryption again, route keeps the signed bytes.
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
 import { TlsFallback, type OutboundTls } from "../../relay/contract/config.js";
 import { FAILURE_CODES } from "../../relay/contract/failure.js";
 import {
@@ -12,7 +16,12 @@ import {
   TLS_REQUIREMENT_FAILURES,
   type AttemptOutcome,
 } from "../../relay/outbound/fallback.js";
+import { withFallback, type FallbackResult } from "../../relay/outbound/fallback-delivery.js";
+import type { Batch } from "../../relay/outbound/message-transforms.js";
 import type { Route } from "../../relay/outbound/route.js";
+import { loadCertificates, type RecipientCertificate } from "../../relay/outbound/smime.js";
+import { bufferBody, type MessageBody } from "../../relay/queue/message-body.js";
+import { makeCa, makeLeaf } from "../support/certs.js";
 import { fallbackTls, resolveTlsPolicy } from "../../relay/outbound/tls-policy.js";
 
 const smime = TlsFallback.parse({ action: "smime", smime: { certificateFiles: ["secrets/c/certs.pem"] } });
@@ -141,5 +150,86 @@ describe("the fallback session's TLS requirement (tls-policy.ts)", () => {
       false,
     );
     assert.equal(TlsFallback.safeParse({ action: "smime" }).success, false);
+  });
+});
+
+describe("fallback-delivery.ts: the bytes a fallback sends", () => {
+  let dir: string;
+  let certs: RecipientCertificate[];
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "relay-fallback-unit-"));
+    const ca = await makeCa(join(dir, "ca"));
+    const bob = await makeLeaf(ca, { cn: "Bob", emails: ["bob@partner.example"], rsa: true });
+    certs = loadCertificates([await readFile(bob.certFile)]).certs;
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  const unsigned = "From: a@our.example\r\nContent-Type: text/plain\r\n\r\nhello\r\n";
+  const signedBytes = `DKIM-Signature: over-the-clear-body\r\n${unsigned}`;
+  const first = [
+    { ...deferred("TLS_VERIFY_FAILED", ["TLS_VERIFY_FAILED"]), message: "bad cert", status: "4.7.5" },
+  ];
+
+  async function send(tlsFallback: TlsFallback): Promise<{ wire: string[]; signedOver: string[] }> {
+    const r: Route = {
+      policy: "p",
+      domain: "partner.example",
+      outbound: { tls: { mode: "verify", minVersion: "TLSv1.2" }, tlsFallback },
+    };
+    const wire: string[] = [];
+    const signedOver: string[] = [];
+    // the DKIM step: signs what it is given (here: marks it), as deliver.ts's does
+    const dkim = async (b: Batch<FallbackResult>) => {
+      const text = (await b.message.load()).toString("latin1");
+      signedOver.push(text);
+      return {
+        batches: [{ ...b, message: bufferBody(Buffer.from(`DKIM-Signature: resigned\r\n${text}`)) }],
+        results: [],
+      };
+    };
+    await withFallback(
+      {
+        queueId: "Q",
+        recipients: ["bob@partner.example"],
+        message: bufferBody(Buffer.from(signedBytes)),
+        route: r,
+      },
+      first,
+      decideFallback(tlsFallback, first, false),
+      {
+        transmit: async (q: { recipients: string[]; message: MessageBody }) => {
+          wire.push((await q.message.load()).toString("latin1"));
+          return q.recipients.map((address) => ({
+            address,
+            outcome: "delivered" as const,
+            code: "DELIVERED",
+            message: "250",
+            status: "2.0.0",
+          }));
+        },
+        smime: () => Promise.resolve({ certs }),
+        now: () => new Date(),
+        resign: { unsigned: bufferBody(Buffer.from(unsigned)), dkim },
+      },
+    );
+    return { wire, signedOver };
+  }
+
+  it("attacker: smime encrypts the message as it was before DKIM and signs the encryption again", async () => {
+    const { wire, signedOver } = await send(smime);
+    assert.equal(wire.length, 1);
+    // one signature, made over the encrypted entity that is sent; the stale one is gone
+    assert.equal(wire[0]!.match(/^DKIM-Signature:/gm)?.length, 1);
+    assert.match(wire[0]!, /^DKIM-Signature: resigned\r\n/);
+    assert.doesNotMatch(wire[0]!, /over-the-clear-body|hello/);
+    assert.equal(signedOver.length, 1);
+    assert.match(signedOver[0]!, /^Content-Type: application\/pkcs7-mime; smime-type=enveloped-data/m);
+    assert.equal(`DKIM-Signature: resigned\r\n${signedOver[0]!}`, wire[0]);
+  });
+
+  it("route (no re-encryption) sends the bytes as they were signed, not signed again", async () => {
+    const { wire, signedOver } = await send(route);
+    assert.deepEqual(wire, [signedBytes]);
+    assert.deepEqual(signedOver, []);
   });
 });
