@@ -4,8 +4,10 @@
 //   1. mail it is entitled to sign (Envelope.signable, relay/inbound/authority.ts entitledToSign: from
 //      relayFrom or a relay-wide account, not a partner's; envelope sender in localDomains),
 //   2. whose header From: is one mailbox (exactly one From: field) in a listed domain, exactly, and
-//   3. whose envelope sender is in that same domain or under it: an account entitled to one of our
-//      domains gets no signature for another (its senderDomains are checked on MAIL FROM only).
+//   3. whose envelope sender is in that same domain, exactly: an account's senderDomains are checked
+//      on MAIL FROM only (relay/inbound/authority.ts checkSender), so the envelope domain is what the
+//      sender is proven entitled to; an account limited to sub.example.com gets no signature for
+//      example.com (nor one limited to *.example.com, which does not cover example.com itself).
 // Everything else leaves as before, unsigned (a partner's mail, a forged From: from the Internet to
 // a local domain, a domain not listed). A listed domain whose key is missing or does not load defers
 // the message (DKIM_KEY_UNAVAILABLE / DKIM_KEY_INVALID): "never weaker" - mail the relay would sign
@@ -61,11 +63,8 @@ export function dkimDecision(
   const entry = list.find((d) => d.domain === domain);
   if (!entry) return { kind: "unsigned", why: `From: domain ${domain} is not a DKIM domain` };
   const envelope = domainOf(m.from);
-  if (envelope !== domain && !envelope.endsWith(`.${domain}`))
-    return {
-      kind: "unsigned",
-      why: `envelope sender domain ${envelope || "(none)"} is not within ${domain}`,
-    };
+  if (envelope !== domain)
+    return { kind: "unsigned", why: `envelope sender domain ${envelope || "(none)"} is not ${domain}` };
   if (!entry.keyFile)
     return {
       kind: "defer",

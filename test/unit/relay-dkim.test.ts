@@ -1,5 +1,5 @@
 // DKIM pure logic: whether the relay signs (no signing oracle: only entitled senders, only a listed
-// From: domain, only with the envelope sender in it), the transform order (encryption, then the
+// From: domain, only with the envelope sender in exactly that domain), the transform order (encryption, then the
 // signature), key checks, and the signer's output being the field plus the unchanged message. No I/O.
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
@@ -20,14 +20,10 @@ const head = (from: string) =>
 
 describe("dkimDecision", () => {
   const signs = (m: { signable?: boolean; from: string; head: Buffer }) => dkimDecision(LIST, m).kind;
-  it("signs an entitled sender's mail whose From: is in a listed domain, envelope within it", () => {
+  it("signs an entitled sender's mail whose From: is in a listed domain, envelope in that domain", () => {
     const d = dkimDecision(LIST, { signable: true, from: "a@example.com", head: head("A <a@example.com>") });
     assert.equal(d.kind, "sign");
     assert.equal(d.kind === "sign" && d.entry.domain, "example.com");
-    assert.equal(
-      signs({ signable: true, from: "bounce@mail.example.com", head: head("a@example.com") }),
-      "sign",
-    );
     // every spelling of an internationalised domain is the same domain
     assert.equal(signs({ signable: true, from: "a@bücher.example", head: head("a@BÜCHER.example") }), "sign");
   });
@@ -50,6 +46,27 @@ describe("dkimDecision", () => {
     assert.equal(
       signs({ signable: true, from: "a@sub.example.com", head: head("a@sub.example.com") }),
       "unsigned",
+    );
+  });
+  it("attacker: an account entitled to a subdomain gets no signature for the parent domain (F1)", () => {
+    // senderDomains [sub.example.com] lets MAIL FROM:<x@sub.example.com> through (checkSender); the
+    // header From: ceo@example.com must not be signed with example.com's key
+    assert.equal(
+      signs({ signable: true, from: "x@sub.example.com", head: head("CEO <ceo@example.com>") }),
+      "unsigned",
+    );
+    assert.equal(
+      signs({ signable: true, from: "bounce@mail.example.com", head: head("a@example.com") }),
+      "unsigned",
+    );
+    const d = dkimDecision(LIST, {
+      signable: true,
+      from: "x@sub.example.com",
+      head: head("ceo@example.com"),
+    });
+    assert.match(
+      d.kind === "unsigned" ? d.why : "",
+      /envelope sender domain sub\.example\.com is not example\.com/,
     );
   });
   it("attacker: ambiguous From: (two fields, two mailboxes, none) is not signed", () => {
