@@ -536,7 +536,7 @@ export const MailRelaySpec = z
       .max(64)
       .optional()
       .describe(
-        "DKIM signing (RFC 6376) of outgoing mail, per sending domain. The relay signs the bytes it sends, after S/MIME encryption, and only mail it is entitled to sign: from relayFrom or a relay-wide account (spec.inbound.credentialRefs; never a partner's, whatever its From: says), with the envelope sender in localDomains and in the signing domain (or under it), and exactly one From: address, in the signing domain. Everything else leaves unsigned, as before. When a listed domain's key is missing (Accepted=False, MissingReference) or does not load, that domain's mail is deferred (DKIM_KEY_UNAVAILABLE, DKIM_KEY_INVALID), never sent unsigned. Publish each selector's public key in DNS before adding it here.",
+        "DKIM signing (RFC 6376) of outgoing mail, per sending domain. The relay signs the bytes it sends, after S/MIME encryption, and only mail it is entitled to sign: from relayFrom or a relay-wide account (spec.inbound.credentialRefs; never a partner's, whatever its From: says), with the envelope sender in localDomains and in the signing domain itself (not a subdomain of it), and exactly one From: field in the whole header section with one address, in the signing domain. Everything else leaves unsigned, as before. When a listed domain's key is missing (Accepted=False, MissingReference) or does not load, that domain's mail is deferred (DKIM_KEY_UNAVAILABLE, DKIM_KEY_INVALID), never sent unsigned. Publish each selector's public key in DNS before adding it here.",
       )
       .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["domain"] }),
     policySelector: labelSelector(

@@ -656,6 +656,7 @@ export class Deliverer {
       ...(req.signable !== undefined ? { signable: req.signable } : {}),
       from: req.from,
       head: b.message.head,
+      size: b.message.size,
     });
     if (decision.kind === "unsigned") return { batches: [b], results: [] };
     const { entry } = decision;

@@ -3,15 +3,18 @@
 // name, so the relay is no signing oracle: it signs only
 //   1. mail it is entitled to sign (Envelope.signable, relay/inbound/authority.ts entitledToSign: from
 //      relayFrom or a relay-wide account, not a partner's; envelope sender in localDomains),
-//   2. whose header From: is one mailbox (exactly one From: field) in a listed domain, exactly, and
-//   3. whose envelope sender is in that same domain or under it: an account entitled to one of our
-//      domains gets no signature for another (its senderDomains are checked on MAIL FROM only).
+//   2. whose header From: is one mailbox (exactly one From: field in the WHOLE header section: the
+//      signer signs the bottom-most From:, so a header section that does not end within the bytes
+//      read is not signed) in a listed domain, exactly, and
+//   3. whose envelope sender is in that same domain, exactly: an account's senderDomains are checked
+//      on MAIL FROM only (relay/inbound/authority.ts checkSender), so the envelope domain is what the
+//      sender is proven entitled to; an account limited to sub.example.com gets no signature for
+//      example.com (nor one limited to *.example.com, which does not cover example.com itself).
 // Everything else leaves as before, unsigned (a partner's mail, a forged From: from the Internet to
 // a local domain, a domain not listed). A listed domain whose key is missing or does not load defers
 // the message (DKIM_KEY_UNAVAILABLE / DKIM_KEY_INVALID): "never weaker" - mail the relay would sign
 // never leaves unsigned because a Secret is broken. Pure.
 import addressparser from "nodemailer/lib/addressparser";
-import { headerBlock } from "../dsn.js";
 import type { DkimSigning } from "../contract/dkim-config.js";
 import { canonicalDomain, domainOf } from "../contract/domains.js";
 import { fail, type Failure } from "../contract/failure.js";
@@ -38,9 +41,25 @@ export function headerFields(block: string, name: string): string[] {
   return out;
 }
 
-/** The canonical domain of the one mailbox in the From: field; undefined when not exactly one. Pure. */
-export function fromDomain(head: Buffer): string | undefined {
-  const fields = headerFields(headerBlock(head), "From");
+/**
+ * The whole header section of a message whose first bytes are `head` (of `size` bytes in all), line
+ * ends as CRLF; undefined when it does not end within `head` (more header follows than was read).
+ */
+export function headerSection(head: Buffer, size: number): string | undefined {
+  const s = head.toString("latin1");
+  const m = /\r?\n\r?\n/.exec(s);
+  if (!m && head.length < size) return undefined;
+  return (m ? s.slice(0, m.index) : s).replace(/\r?\n/g, "\r\n");
+}
+
+/**
+ * The canonical domain of the one mailbox in the From: field; undefined when not exactly one, or when
+ * the header section does not end within `head` (`size`: the message's length in all). Pure.
+ */
+export function fromDomain(head: Buffer, size: number): string | undefined {
+  const block = headerSection(head, size);
+  if (block === undefined) return undefined;
+  const fields = headerFields(block, "From");
   if (fields.length !== 1) return undefined;
   // raw UTF-8 (SMTPUTF8) is read as UTF-8; the header block was read byte for byte
   const parsed = addressparser(Buffer.from(fields[0]!, "latin1").toString("utf8"), { flatten: true });
@@ -52,20 +71,19 @@ export function fromDomain(head: Buffer): string | undefined {
 
 export function dkimDecision(
   list: readonly DkimSigning[],
-  m: { signable?: boolean; from: string; head: Buffer },
+  m: { signable?: boolean; from: string; head: Buffer; size: number },
 ): DkimDecision {
   if (!list.length) return { kind: "unsigned", why: "no DKIM domains configured" };
   if (m.signable !== true) return { kind: "unsigned", why: "sender not entitled to signing" };
-  const domain = fromDomain(m.head);
+  if (headerSection(m.head, m.size) === undefined)
+    return { kind: "unsigned", why: `header section longer than the ${m.head.length} bytes read` };
+  const domain = fromDomain(m.head, m.size);
   if (!domain) return { kind: "unsigned", why: "From: is not exactly one mailbox" };
   const entry = list.find((d) => d.domain === domain);
   if (!entry) return { kind: "unsigned", why: `From: domain ${domain} is not a DKIM domain` };
   const envelope = domainOf(m.from);
-  if (envelope !== domain && !envelope.endsWith(`.${domain}`))
-    return {
-      kind: "unsigned",
-      why: `envelope sender domain ${envelope || "(none)"} is not within ${domain}`,
-    };
+  if (envelope !== domain)
+    return { kind: "unsigned", why: `envelope sender domain ${envelope || "(none)"} is not ${domain}` };
   if (!entry.keyFile)
     return {
       kind: "defer",

@@ -1,9 +1,10 @@
 // DKIM signing end to end (issue 20 item 3): swaks -> relay -> a real Postfix, and dkimpy (Debian's
 // python3-dkim, an independent implementation) verifies the bytes Postfix stored: plain mail, and
 // mail S/MIME- or OpenPGP-encrypted before it was signed (the signature covers what is sent), the
-// TLS fallback's S/MIME encryption included (signed again after it). A changed body fails. From the attacker's side: a partner's mail with our From: is not signed with our key, nor a
-// trusted sender's mail for a domain the relay does not list, and a broken key defers the mail
-// instead of sending it unsigned.
+// TLS fallback's S/MIME encryption included (signed again after it). A changed body fails. From the
+// attacker's side: a partner's mail with our From: is not signed with our key, nor a trusted sender's
+// mail for a domain the relay does not list, nor a relay-wide account's mail whose From: is a parent
+// of the one domain it may send as, and a broken key defers the mail instead of sending it unsigned.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
@@ -36,6 +37,8 @@ let patKey: string;
 
 const run = promisify(execFile);
 const PARTNER = "127.0.0.3";
+/** A relay-wide account limited to a subdomain of the DKIM domain. */
+const SUB = { from: "127.0.0.1", username: "sub", password: "sub-pw" };
 const KEY_FILE = "secrets/dkim-local/private.key";
 type Dkim = NonNullable<RelayConfigInput["dkim"]>;
 
@@ -43,7 +46,17 @@ async function configure(dkim: Dkim, files: Record<string, string | Buffer> = {}
   await f.configure(
     {
       dkim,
+      inbound: { require: "none", relayFrom: ["127.0.0.1"], localDomains: ["local.test", "sub.local.test"] },
       credentials: {
+        // a relay-wide account (no policy names it) that may send only as sub.local.test
+        "sub-in": {
+          type: "password",
+          usage: "inbound",
+          username: "sub",
+          passwordFile: "secrets/sub-in/password",
+          allowRelay: true,
+          senderDomains: ["sub.local.test"],
+        },
         // a partner's account (named on the host rule below) that may even relay and use our domain
         "partner-in": {
           type: "password",
@@ -101,6 +114,7 @@ async function configure(dkim: Dkim, files: Record<string, string | Buffer> = {}
         "secrets/fallback-smime/certs.pem": await readFile(fay.certFile),
         "secrets/ca/ca.crt": await readFile(f.ca.certFile),
         "secrets/partner-in/password": "partner-pw",
+        "secrets/sub-in/password": SUB.password,
         "secrets/pgp/keys.asc": patKey,
         [KEY_FILE]: await readFile(key.keyFile),
         ...files,
@@ -125,12 +139,12 @@ function message(tag: string, to: string, from = "alice@local.test"): string {
 async function submit(
   to: string,
   tag: string,
-  o: { from?: string; as?: { from: string; username: string; password: string } } = {},
+  o: { from?: string; envelope?: string; as?: { from: string; username: string; password: string } } = {},
 ): Promise<string> {
   const r = await swaks({
     server: "127.0.0.1",
     port: ports.smtp,
-    from: "alice@local.test",
+    from: o.envelope ?? "alice@local.test",
     to: [to],
     data: message(tag, to, o.from).replace(/\r\n$/, ""),
     ...(o.as
@@ -296,6 +310,19 @@ describe("DKIM signing", () => {
     await submit("erin@plain.test", "dk-other", { from: "ceo@bank.test" });
     const m = await delivered("dk-other");
     assert.equal(m.headers["dkim-signature"], undefined);
+  });
+
+  it("attacker: an account limited to sub.local.test gets no local.test signature for From: ceo@local.test", async () => {
+    // MAIL FROM in its own subdomain passes the sender check; the header From: is the parent domain
+    const id = await submit("gina@plain.test", "dk-sub", {
+      from: "ceo@local.test",
+      envelope: "news@sub.local.test",
+      as: SUB,
+    });
+    const m = await delivered("dk-sub");
+    assert.equal(m.headers.from?.[0], "Alice <ceo@local.test>");
+    assert.equal(m.headers["dkim-signature"], undefined);
+    assert.equal(dkimLog(id, "signed")(), undefined);
   });
 
   it("a missing key defers (never sent unsigned); once the key is there the mail leaves signed", async () => {

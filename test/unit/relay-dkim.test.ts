@@ -1,6 +1,7 @@
 // DKIM pure logic: whether the relay signs (no signing oracle: only entitled senders, only a listed
-// From: domain, only with the envelope sender in it), the transform order (encryption, then the
-// signature), key checks, and the signer's output being the field plus the unchanged message. No I/O.
+// From: domain, only with the envelope sender in exactly that domain, only with one From: in the
+// whole header section), the transform order (encryption, then the signature), key checks, and the
+// signer's output being the field plus the unchanged message. No I/O.
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import { describe, it } from "node:test";
@@ -8,7 +9,7 @@ import { dkimProblems, type DkimSigning } from "../../relay/contract/dkim-config
 import { dkimDecision, fromDomain } from "../../relay/outbound/dkim-decision.js";
 import { loadDkimKey, signDkim } from "../../relay/outbound/dkim.js";
 import { runTransforms, STEP_ORDER, type Batch } from "../../relay/outbound/message-transforms.js";
-import { bufferBody } from "../../relay/queue/message-body.js";
+import { bufferBody, HEAD_BYTES } from "../../relay/queue/message-body.js";
 
 const LIST: DkimSigning[] = [
   { domain: "example.com", selector: "s1", algorithm: "rsa-sha256", keyFile: "secrets/k/private.key" },
@@ -19,15 +20,13 @@ const head = (from: string) =>
   Buffer.from(`Received: x\r\nFrom: ${from}\r\nTo: b@partner.test\r\n\r\nbody\r\n`);
 
 describe("dkimDecision", () => {
-  const signs = (m: { signable?: boolean; from: string; head: Buffer }) => dkimDecision(LIST, m).kind;
-  it("signs an entitled sender's mail whose From: is in a listed domain, envelope within it", () => {
-    const d = dkimDecision(LIST, { signable: true, from: "a@example.com", head: head("A <a@example.com>") });
+  const signs = (m: { signable?: boolean; from: string; head: Buffer; size?: number }) =>
+    dkimDecision(LIST, { ...m, size: m.size ?? m.head.length }).kind;
+  it("signs an entitled sender's mail whose From: is in a listed domain, envelope in that domain", () => {
+    const h = head("A <a@example.com>");
+    const d = dkimDecision(LIST, { signable: true, from: "a@example.com", head: h, size: h.length });
     assert.equal(d.kind, "sign");
     assert.equal(d.kind === "sign" && d.entry.domain, "example.com");
-    assert.equal(
-      signs({ signable: true, from: "bounce@mail.example.com", head: head("a@example.com") }),
-      "sign",
-    );
     // every spelling of an internationalised domain is the same domain
     assert.equal(signs({ signable: true, from: "a@bücher.example", head: head("a@BÜCHER.example") }), "sign");
   });
@@ -52,9 +51,54 @@ describe("dkimDecision", () => {
       "unsigned",
     );
   });
+  it("attacker: an account entitled to a subdomain gets no signature for the parent domain (F1)", () => {
+    // senderDomains [sub.example.com] lets MAIL FROM:<x@sub.example.com> through (checkSender); the
+    // header From: ceo@example.com must not be signed with example.com's key
+    assert.equal(
+      signs({ signable: true, from: "x@sub.example.com", head: head("CEO <ceo@example.com>") }),
+      "unsigned",
+    );
+    assert.equal(
+      signs({ signable: true, from: "bounce@mail.example.com", head: head("a@example.com") }),
+      "unsigned",
+    );
+    const d = dkimDecision(LIST, {
+      signable: true,
+      from: "x@sub.example.com",
+      head: head("ceo@example.com"),
+      size: 1_000,
+    });
+    assert.match(
+      d.kind === "unsigned" ? d.why : "",
+      /envelope sender domain sub\.example\.com is not example\.com/,
+    );
+  });
+  it("attacker: a second From: after 64 KiB of header fields is seen, or the mail is not signed (F4)", () => {
+    const pad = Array.from({ length: 800 }, (_, i) => `X-Pad-${i}: ${"a".repeat(80)}`).join("\r\n");
+    const whole = Buffer.from(
+      `From: a@example.com\r\n${pad}\r\nFrom: ceo@bank.test\r\nSubject: s\r\n\r\nbody\r\n`,
+    );
+    assert.ok(whole.indexOf("\r\n\r\n") > HEAD_BYTES);
+    // the delivery reads the first HEAD_BYTES: the header section does not end there
+    const body = bufferBody(whole);
+    assert.equal(body.head.length, HEAD_BYTES);
+    assert.equal(fromDomain(body.head, body.size), undefined);
+    const d = dkimDecision(LIST, { signable: true, from: "a@example.com", head: body.head, size: body.size });
+    assert.equal(d.kind, "unsigned");
+    assert.match(d.kind === "unsigned" ? d.why : "", /header section longer than/);
+    // read whole, the two From: fields are seen
+    assert.equal(signs({ signable: true, from: "a@example.com", head: whole }), "unsigned");
+    // a message that is all header (no blank line), read whole, is decided on what is there
+    const bare = Buffer.from("From: a@example.com\r\nTo: b@partner.test\r\n");
+    assert.equal(signs({ signable: true, from: "a@example.com", head: bare }), "sign");
+    assert.equal(
+      signs({ signable: true, from: "a@example.com", head: bare, size: bare.length + 1 }),
+      "unsigned",
+    );
+  });
   it("attacker: ambiguous From: (two fields, two mailboxes, none) is not signed", () => {
     const two = Buffer.from("From: a@example.com\r\nFrom: ceo@bank.test\r\n\r\nx\r\n");
-    assert.equal(fromDomain(two), undefined);
+    assert.equal(fromDomain(two, two.length), undefined);
     assert.equal(signs({ signable: true, from: "a@example.com", head: two }), "unsigned");
     assert.equal(
       signs({ signable: true, from: "a@example.com", head: head("a@example.com, b@bank.test") }),
@@ -66,13 +110,14 @@ describe("dkimDecision", () => {
     );
     // a folded From: is one field; a display name with an @ is not the address
     const folded = Buffer.from('From: "ceo@bank.test"\r\n <a@example.com>\r\n\r\nx\r\n');
-    assert.equal(fromDomain(folded), "example.com");
+    assert.equal(fromDomain(folded, folded.length), "example.com");
   });
   it("a listed domain without its key defers (never sent unsigned)", () => {
     const d = dkimDecision(LIST, {
       signable: true,
       from: "a@broken.example",
       head: head("a@broken.example"),
+      size: 1_000,
     });
     assert.equal(d.kind, "defer");
     assert.equal(d.kind === "defer" && d.failure.code, "DKIM_KEY_UNAVAILABLE");
