@@ -3,7 +3,7 @@
 // openpgpkey.<domain> (NXDOMAIN, or a name without an A record) must not make a recipient who
 // publishes a key look keyless, because under missingKey sendClear "no key" means clear text. Only a
 // DNSSEC-validated NXDOMAIN lets a 404 of the direct method mean "no key", and that answer is not
-// cached.
+// cached. A published key that cannot encrypt (expired) is deferred too, never sent in clear.
 import assert from "node:assert/strict";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -131,6 +131,22 @@ describe("WKD direct-method fallback from the attacker's side", () => {
   it("sendClear policy, forged NXDOMAIN: deferred OPENPGP_KEY_LOOKUP_FAILED, nothing transmitted", async () => {
     const { wkd } = wkdWith(forged("ENOTFOUND"));
     await deferredNothingSent((a) => wkd.lookup(a));
+  });
+
+  it("sendClear policy, a published key that is expired: deferred, never sent in clear", async () => {
+    const created = new Date(Date.now() - 3 * 86_400_000);
+    const k = await openpgp.generateKey({
+      userIDs: [{ name: "Victim", email: VICTIM }],
+      type: "ecc",
+      curve: "curve25519Legacy",
+      date: created,
+      keyExpirationTime: 86_400,
+      format: "binary",
+    });
+    const expired = Buffer.from(k.publicKey);
+    await deferredNothingSent(() =>
+      Promise.resolve({ kind: "found", key: expired, source: "fetched", url: "https://x" }),
+    );
   });
 });
 
