@@ -156,6 +156,7 @@ export class Relay {
       ttlMs: () => this.state.loaded.config.wkd.cacheTtlSeconds * 1000,
       fetchDeadlineMs: () => this.state.loaded.config.delivery.fetchTimeoutSeconds * 1000,
       destinations: () => this.destinations,
+      secureDns: () => makeSecureDns(this.state.loaded.config.dns.servers),
     });
     const now = this.o.now ?? (() => new Date());
     this.audit = new AuditBook(join(c.queue.dir, "tls-audit.json"), now);

@@ -79,8 +79,9 @@ async function keyFor(
   if (found.kind === "none") return { address, ok: false, reason: `${own.reason}; WKD: ${found.reason}` };
   const { keys } = await readKeyring(found.key);
   const c = await chooseKey(keys, address, now);
-  // a published key that is expired, revoked or cannot encrypt is no key to send clear text over
-  return c.ok ? { ...c, source: "wkd" } : { ...c, reason: `WKD key: ${c.reason}` };
+  // a published key that is expired, revoked or cannot encrypt is no key to send clear text over:
+  // the recipient is deferred whatever missingKey says, as for a failed lookup
+  return c.ok ? { ...c, source: "wkd" } : { ...c, reason: `WKD key: ${c.reason}`, lookupFailed: true };
 }
 
 /**

@@ -5,8 +5,12 @@
 //   direct:   https://<domain>/.well-known/openpgpkey/hu/<hash>?l=<local-part>
 //
 // <hash> is the z-base-32 of the SHA-1 of the lower-cased local part. The direct method is used only
-// when openpgpkey.<domain> does not exist in DNS (section 3.1); any other failure of the advanced
-// method is a failure, not a reason to try elsewhere.
+// when openpgpkey.<domain> does not exist in DNS (NXDOMAIN, section 3.1); any other failure of the
+// advanced method (a name without an A record, ENODATA, included) is a failure, not a reason to try
+// elsewhere. An NXDOMAIN is one forgeable DNS answer, so a key found by the direct method is used,
+// but its 404 means "no key" only when the NXDOMAIN was DNSSEC-validated (the resolver's AD bit,
+// dnssec.ts); otherwise it is a lookup failure, so whoever forges that answer cannot make a
+// recipient who publishes a key look keyless and get the message sent in clear.
 //
 // The lookup is network I/O chosen by a recipient's domain (issue 22 finding 4, SSRF): only https,
 // only to openpgpkey.<domain> or <domain> (a redirect elsewhere, to http or to another port is
@@ -14,11 +18,12 @@
 // socket timeout and an overall deadline. A key served for an address must carry a user ID with that
 // address, else the answer is refused (a hostile directory handing out its own key). Every such
 // refusal is a lookup *failure*: the caller defers the recipient whatever the policy says about
-// missing keys, so breaking the lookup never gets the message sent in clear. A 404 (or no
-// openpgpkey host and a 404 from the domain) means the recipient publishes no key.
+// missing keys, so breaking the lookup never gets the message sent in clear. A 404 from the advanced
+// host (or a validated NXDOMAIN for it and a 404 from the domain) means the recipient publishes no key.
 //
 // Cache: <queue.dir>/wkd/<sha256(address)>.json, written temp -> fsync -> rename -> fsync of the
-// folder; a found key for ttl, "no key" for at most NEGATIVE_TTL_MS; failures are not cached.
+// folder; a found key for ttl, "no key" from the advanced host for at most NEGATIVE_TTL_MS; failures
+// and a "no key" of the direct method are not cached (the next message asks DNS again).
 //
 // Test knobs (relay config `wkd`): caFile (trust instead of the system roots), httpsPort (instead
 // of 443). Production configs leave both unset.
@@ -32,6 +37,7 @@ import type { DestinationFilter } from "../net/address-class.js";
 import { errorMessage } from "../contract/failure.js";
 import { fsyncDir } from "../queue/group-commit.js";
 import { armFetchDeadline } from "./attempt-limits.js";
+import type { SecureDns } from "./dnssec.js";
 import type { Dns } from "./mx.js";
 import { readKeyring } from "./openpgp.js";
 
@@ -120,7 +126,7 @@ export function redirectTarget(
 export type WkdResult =
   | { kind: "found"; key: Buffer; source: "cache" | "fetched"; url: string }
   /** The recipient publishes no key (404): the policy's missing-key choice applies. */
-  | { kind: "none"; reason: string }
+  | { kind: "none"; reason: string; /** by the direct method: not cached */ direct?: true }
   /** The lookup failed or its answer was refused: always deferred. */
   | { kind: "failed"; reason: string };
 
@@ -146,12 +152,36 @@ export interface WkdOptions {
   fetchDeadlineMs?: () => number;
   /** Where the WKD hosts may be (relay/net/address-class.ts); absent: anywhere. */
   destinations?: () => DestinationFilter;
+  /** DNSSEC-aware queries (dnssec.ts): whether openpgpkey.<domain>'s NXDOMAIN is validated; absent: never. */
+  secureDns?: () => SecureDns | undefined;
 }
 
 type Fetched =
   | { kind: "ok"; body: Buffer }
   | { kind: "status"; status: number; location?: string }
   | { kind: "failed"; reason: string };
+
+/**
+ * What a 404 of the direct method means, given the DNS answers for openpgpkey.<domain>: "no key"
+ * only when the resolver validated that the name does not exist (NXDOMAIN with AD), else a lookup
+ * failure (an unsigned or forged NXDOMAIN must not make a published key look absent). Pure.
+ */
+export function directNotFound(
+  url: string,
+  advancedHost: string,
+  secure: { rcode: string; secure: boolean } | undefined,
+): WkdResult {
+  if (secure?.rcode === "NXDOMAIN" && secure.secure)
+    return {
+      kind: "none",
+      reason: `no key published at ${url} (${advancedHost}: NXDOMAIN, DNSSEC-validated)`,
+      direct: true,
+    };
+  return {
+    kind: "failed",
+    reason: `no key at ${url}, but that ${advancedHost} does not exist is not DNSSEC-validated (${secure ? `${secure.rcode}${secure.secure ? "" : ", not validated"}` : "no DNSSEC answer"})`,
+  };
+}
 
 function codeOf(e: unknown): string {
   return typeof e === "object" && e && "code" in e ? String(e.code) : "";
@@ -226,7 +256,9 @@ export class Wkd {
       r.kind === "found"
         ? { address: a, expiresAt: this.now() + ttl, key: r.key.toString("base64"), url: r.url }
         : r.kind === "none"
-          ? { address: a, expiresAt: this.now() + Math.min(ttl, NEGATIVE_TTL_MS), reason: r.reason }
+          ? r.direct
+            ? undefined
+            : { address: a, expiresAt: this.now() + Math.min(ttl, NEGATIVE_TTL_MS), reason: r.reason }
           : undefined;
     // a cache that cannot be written costs a lookup next time, never the delivery
     if (entry) await this.writeCache(a, entry).catch(() => undefined);
@@ -247,7 +279,10 @@ export class Wkd {
       const url = `https://${at.host}${at.path}`;
       if (got.kind === "failed") return { kind: "failed", reason: `${url}: ${got.reason}` };
       if (got.kind === "ok") return this.checked(got.body, address, url);
-      if (got.status === 404) return { kind: "none", reason: `no key published at ${url}` };
+      if (got.status === 404)
+        return adv.kind === "absent"
+          ? directNotFound(url, loc.advanced.host, await this.secureAbsence(loc.advanced.host))
+          : { kind: "none", reason: `no key published at ${url}` };
       if (got.status >= 300 && got.status < 400 && got.location !== undefined) {
         if (hop >= MAX_REDIRECTS) return { kind: "failed", reason: `${url}: too many redirects` };
         const next = redirectTarget(got.location, at, loc, this.o.httpsPort());
@@ -287,7 +322,8 @@ export class Wkd {
       list = r ? await r.resolve4(host) : await dns.resolve4(`${host}.`);
     } catch (e) {
       const c = codeOf(e);
-      if (c === "ENOTFOUND" || c === "ENODATA") return { kind: "absent" };
+      // NXDOMAIN only: a name that exists without an A record (ENODATA) is no reason to go elsewhere
+      if (c === "ENOTFOUND") return { kind: "absent" };
       return { kind: "failed", reason: `${host}: DNS ${c || errorMessage(e)}` };
     }
     const filter = this.o.destinations?.();
@@ -298,6 +334,17 @@ export class Wkd {
       kind: "failed",
       reason: `${host}: ${why ? `address ${list[0]} refused (${why})` : "no address"}`,
     };
+  }
+
+  /** The DNSSEC-aware answer for the advanced host's A records; undefined when it cannot be had. */
+  private async secureAbsence(host: string): Promise<{ rcode: string; secure: boolean } | undefined> {
+    const s = this.o.secureDns?.();
+    if (!s) return undefined;
+    try {
+      return await s.query(host, "A");
+    } catch {
+      return undefined;
+    }
   }
 
   private async addressOf(host: string): Promise<string | WkdResult> {

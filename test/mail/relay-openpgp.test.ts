@@ -5,7 +5,9 @@
 // verifies. A recipient with no key is deferred and nothing leaves. From the attacker's side: a
 // directory that answers with a huge body, a key for another user ID, a redirect to http, to an
 // internal address or to a metadata address gets nothing: the message is deferred and never sent
-// in clear, although those policies say sendClear for recipients that publish no key.
+// in clear, although those policies say sendClear for recipients that publish no key. Nor does one
+// forged DNS answer: a recipient who publishes a key by the advanced method while openpgpkey.<domain>
+// answers NXDOMAIN (unsigned) or has no A record is deferred, not taken for keyless.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
@@ -38,7 +40,9 @@ let relayFpr: string;
 
 /** The attacker's directories: each answers the victim's lookup with something the relay must refuse. */
 const HOSTILE = ["huge.test", "wronguid.test", "redirhttp.test", "redirinternal.test", "redirmeta.test"];
-const DOMAINS = ["partner.test", "signed.test", ...HOSTILE];
+/** The victim publishes a key at openpgpkey.<domain>, but the attacker's DNS answer hides that host. */
+const FORGED = { nxdomain: "nxpgp.test", nodata: "nodatapgp.test" } as const;
+const DOMAINS = ["partner.test", "signed.test", ...HOSTILE, ...Object.values(FORGED)];
 
 async function gpg(
   home: string,
@@ -137,7 +141,12 @@ before(async () => {
   const mx = await makeLeaf(f.ca, { cn: "mx.partner.test", dnsNames: ["mx.partner.test"] });
   wkd = await startWkdServer({ cert: await readFile(web.certFile), key: await readFile(web.keyFile) });
   dns = await startDnsServer({
-    ...Object.fromEntries(DOMAINS.map((d) => [`openpgpkey.${d}`, { A: ["127.0.0.1"] }])),
+    ...Object.fromEntries(
+      HOSTILE.concat("partner.test", "signed.test").map((d) => [`openpgpkey.${d}`, { A: ["127.0.0.1"] }]),
+    ),
+    // openpgpkey.nxpgp.test: NXDOMAIN (not DNSSEC-validated); openpgpkey.nodatapgp.test exists, no A
+    [`openpgpkey.${FORGED.nodata}`]: { TXT: ["v=forged"] },
+    ...Object.fromEntries(Object.values(FORGED).map((d) => [d, { A: ["127.0.0.1"] }])),
     // the redirect target's name is the domain itself, which points inside the cluster
     "redirinternal.test": { A: ["127.0.0.45"] },
   });
@@ -173,6 +182,12 @@ before(async () => {
   wkd.set(internal.host, internal.path, { redirect: `https://redirinternal.test:${wkd.port}/k` });
   const meta = await victim("redirmeta.test");
   wkd.set(meta.host, meta.path, { redirect: "https://169.254.169.254/latest/meta-data/" });
+  // published by the advanced method; the direct method (https://<domain>/...) answers 404
+  for (const d of Object.values(FORGED)) {
+    const v = await victim(d);
+    const own = await gpgKey(`victim-${d.split(".")[0]}`, `Victim <victim@${d}>`);
+    wkd.set(v.host, v.path, { key: await exportKey(own.home, `victim@${d}`) });
+  }
 
   const nextHop = { host: postfix.host, port: postfix.port };
   const policies: NonNullable<RelayConfigInput["policies"]> = [
@@ -201,7 +216,7 @@ before(async () => {
         },
       },
     },
-    ...HOSTILE.map((d) => ({
+    ...[...HOSTILE, ...Object.values(FORGED)].map((d) => ({
       name: `hostile/${d}`,
       domains: [d],
       outbound: {
@@ -346,6 +361,17 @@ describe("OpenPGP WKD from the attacker's side: refused, deferred, never sent in
     ["redirmeta.test", /redirect to 169\.254\.169\.254 refused/],
   ] as const) {
     it(`${domain}: ${String(why)}`, async () => {
+      const tag = `pgp-${domain.split(".")[0]}`;
+      const { id } = await submit([`victim@${domain}`], tag);
+      const d = await deferredTwiceNothingSent(id, tag, "OPENPGP_KEY_LOOKUP_FAILED");
+      assert.match(String(d.reason), why);
+    });
+  }
+  for (const [domain, why] of [
+    [FORGED.nxdomain, /no key at https:\/\/nxpgp\.test\/.* not DNSSEC-validated/],
+    [FORGED.nodata, /openpgpkey\.nodatapgp\.test: DNS ENODATA/],
+  ] as const) {
+    it(`sendClear, a key published but openpgpkey.${domain} hidden by DNS: deferred, nothing leaves`, async () => {
       const tag = `pgp-${domain.split(".")[0]}`;
       const { id } = await submit([`victim@${domain}`], tag);
       const d = await deferredTwiceNothingSent(id, tag, "OPENPGP_KEY_LOOKUP_FAILED");
