@@ -690,6 +690,8 @@ describe("the apiserver rejects invalid Sealpost objects, naming the field", () 
           ],
         },
         service: { type: "ClusterIP", clusterNetworks: [...CLUSTER_NETWORKS] },
+        // issue 19 item 5: the longest a policy exception may last on this relay
+        policyExceptions: { maxDuration: "168h" },
       },
     );
   });
