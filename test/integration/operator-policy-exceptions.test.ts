@@ -124,7 +124,9 @@ describe("issue 19 item 5: policy exceptions through the operator (real apiserve
 
   it("a short exception: compiled and Active with a Granted Event, then at until out of the config, Expired, with an Expired Event", async () => {
     const now = Date.now();
-    const until = now + 20_000;
+    // whole seconds: the spec's RFC 3339 times carry no milliseconds (iso), so the test's until is
+    // exactly the one the operator and the relay read
+    const until = Math.floor((now + 20_000) / 1000) * 1000;
     await apply(policy("partner", [exception("partner.example", now - 60_000, until)]));
     const compiled = await waitFor("the exception in the relay config", () => compiledExceptions("partner"));
     assert.deepEqual(
