@@ -7,7 +7,7 @@ import { cel, exactlyOne } from "./cel.js";
 import { domainPattern, POLICY_DOMAIN_PATTERN } from "./dns-names.js";
 import { cidr, host, port } from "./network.js";
 import { ObjectMeta } from "./object-meta.js";
-import { keyRef, localRef } from "./references.js";
+import { localRef, pemBundleRefs } from "./references.js";
 import { Openpgp } from "./openpgp.js";
 import { int64, statusBase, timestamp } from "./status.js";
 import { REQUIREMENTS, TLS_MODES, TLS_VERSIONS } from "../../relay/contract/config.js";
@@ -61,11 +61,7 @@ export type TlsVersion = z.infer<typeof TlsVersion>;
 export const InboundRequirement = z.enum(REQUIREMENTS);
 export type InboundRequirement = z.infer<typeof InboundRequirement>;
 
-const CaBundle = z
-  .object({
-    configMapRef: keyRef("ConfigMap holding the PEM bundle.", "ConfigMap", "ca.crt").optional(),
-    secretRef: keyRef("Secret holding the PEM bundle.", "Secret", "ca.crt").optional(),
-  })
+const CaBundle = pemBundleRefs()
   .describe(
     "PEM certificates of the CAs the partner's certificate must chain to (mode verify), from a ConfigMap or a Secret in the policy's namespace.",
   )

@@ -32,6 +32,16 @@ export const keyRef = (description: string, what: "Secret" | "ConfigMap", defaul
     })
     .describe(description);
 
+/**
+ * A PEM CA bundle from a ConfigMap or a Secret (key ca.crt): the object each caBundle field describes
+ * and constrains (exactly one of the two) in its own words.
+ */
+export const pemBundleRefs = () =>
+  z.object({
+    configMapRef: keyRef("ConfigMap holding the PEM bundle.", "ConfigMap", "ca.crt").optional(),
+    secretRef: keyRef("Secret holding the PEM bundle.", "Secret", "ca.crt").optional(),
+  });
+
 export const IssuerRef = z
   .object({
     name: objectName("Name of the cert-manager Issuer or ClusterIssuer."),

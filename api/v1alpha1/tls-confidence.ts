@@ -6,7 +6,7 @@ import { z } from "zod";
 import { cel } from "./cel.js";
 import { domainPattern } from "./dns-names.js";
 import { duration } from "./quantities.js";
-import { keyRef } from "./references.js";
+import { pemBundleRefs } from "./references.js";
 import { int64, timestamp } from "./status.js";
 import { SPKI_PIN_PATTERN, TLS_MODES, TLS_VERSIONS } from "../../relay/contract/config.js";
 
@@ -38,11 +38,7 @@ export const AuditTls = z
       .enum(TLS_VERSIONS)
       .optional()
       .describe("The lowest TLS version being trialled. Absent: TLSv1.2."),
-    caBundle: z
-      .object({
-        configMapRef: keyRef("ConfigMap holding the PEM bundle.", "ConfigMap", "ca.crt").optional(),
-        secretRef: keyRef("Secret holding the PEM bundle.", "Secret", "ca.crt").optional(),
-      })
+    caBundle: pemBundleRefs()
       .optional()
       .describe(
         "Audited mode verify: the CAs the partner's certificate must chain to. Absent: the public CAs of the relay image.",

@@ -8,7 +8,7 @@ import { z } from "zod";
 import { cel, exactlyOne, type CelRule } from "./cel.js";
 import { domainPattern } from "./dns-names.js";
 import { host, port } from "./network.js";
-import { keyRef, localRef } from "./references.js";
+import { localRef, pemBundleRefs } from "./references.js";
 import { Pins } from "./tls-confidence.js";
 import { FALLBACK_ROUTE_MODES, TLS_VERSIONS } from "../../relay/contract/config.js";
 
@@ -47,11 +47,7 @@ const RouteTls = z
       .enum(TLS_VERSIONS)
       .optional()
       .describe("Lowest TLS version accepted from the alternate next hop. Absent: TLSv1.2."),
-    caBundle: z
-      .object({
-        configMapRef: keyRef("ConfigMap holding the PEM bundle.", "ConfigMap", "ca.crt").optional(),
-        secretRef: keyRef("Secret holding the PEM bundle.", "Secret", "ca.crt").optional(),
-      })
+    caBundle: pemBundleRefs()
       .optional()
       .describe(
         "PEM certificates of the CAs the alternate next hop's certificate must chain to (mode verify).",
