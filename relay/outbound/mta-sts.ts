@@ -20,6 +20,7 @@ import { checkServerIdentity } from "node:tls";
 import { promises as dns } from "node:dns";
 import { errorMessage, fail, ok, type Result } from "../contract/failure.js";
 import type { Dns } from "./mx.js";
+import { SingleFlight } from "./single-flight.js";
 
 export type StsMode = "enforce" | "testing" | "none";
 
@@ -156,7 +157,7 @@ export interface StsFetchProblem {
 const MAX_PROBLEMS = 256;
 
 export class MtaSts {
-  private inflight = new Map<string, Promise<StsLookup>>();
+  private inflight = new SingleFlight<StsLookup>();
   private problems = new Map<string, StsFetchProblem>();
   constructor(private o: MtaStsOptions) {}
 
@@ -337,12 +338,7 @@ export class MtaSts {
   /** The domain's policy (section 5): from the cache while its id is current, else fetched. */
   lookup(domain: string): Promise<StsLookup> {
     const d = domain.toLowerCase();
-    let p = this.inflight.get(d);
-    if (!p) {
-      p = this.doLookup(d).finally(() => this.inflight.delete(d));
-      this.inflight.set(d, p);
-    }
-    return p;
+    return this.inflight.run(d, () => this.doLookup(d));
   }
 
   private async doLookup(domain: string): Promise<StsLookup> {

@@ -40,6 +40,7 @@ import { armFetchDeadline } from "./attempt-limits.js";
 import type { SecureDns } from "./dnssec.js";
 import type { Dns } from "./mx.js";
 import { readKeyring } from "./openpgp.js";
+import { SingleFlight } from "./single-flight.js";
 
 /** A WKD answer larger than this is refused (a key with its signatures is a few KiB). */
 export const MAX_KEY_BYTES = 256 * 1024;
@@ -188,7 +189,7 @@ function codeOf(e: unknown): string {
 }
 
 export class Wkd {
-  private inflight = new Map<string, Promise<WkdResult>>();
+  private inflight = new SingleFlight<WkdResult>();
 
   constructor(private o: WkdOptions) {}
 
@@ -230,13 +231,7 @@ export class Wkd {
 
   /** The key of `address` (lower-cased), from the cache while fresh, else from its directory. */
   lookup(address: string): Promise<WkdResult> {
-    const a = address.toLowerCase();
-    let p = this.inflight.get(a);
-    if (!p) {
-      p = this.doLookup(address).finally(() => this.inflight.delete(a));
-      this.inflight.set(a, p);
-    }
-    return p;
+    return this.inflight.run(address.toLowerCase(), () => this.doLookup(address));
   }
 
   private async doLookup(address: string): Promise<WkdResult> {
