@@ -91,6 +91,11 @@ export interface InboundDecision {
   relayFrom: boolean;
 }
 
+/** Whether `ip` is in inbound.relayFrom (decideInbound's `relayFrom`, without the host rules). */
+export function inRelayFrom(ci: CompiledInbound, ip: string): boolean {
+  return contains(ci.relayFrom, ip);
+}
+
 /** What the relay requires of a host connecting from `ip` on `listener`. */
 export function decideInbound(ci: CompiledInbound, ip: string, listener: ListenerKind): InboundDecision {
   let need = ci.defaultNeed;
@@ -108,7 +113,7 @@ export function decideInbound(ci: CompiledInbound, ip: string, listener: Listene
     need,
     policies,
     ...(credentials ? { credentials: [...new Set(credentials)] } : {}),
-    relayFrom: contains(ci.relayFrom, ip),
+    relayFrom: inRelayFrom(ci, ip),
   };
 }
 

@@ -60,6 +60,7 @@ import {
   checkMailFrom,
   checkRecipient,
   decideInbound,
+  inRelayFrom,
   requirementOf,
   type CompiledInbound,
   type InboundDecision,
@@ -235,7 +236,7 @@ export class InboundListeners {
       ...{ [SESSION_LIMITS_OPTION]: (): SessionLimits => this.d.current().loaded.config.inbound.limits },
       ...{
         [GREET_WAIT_OPTION]: (ip: string): number =>
-          greetWaitMs(decideInbound(this.d.current().inbound, normalizeIp(ip), kind).relayFrom),
+          greetWaitMs(inRelayFrom(this.d.current().inbound, normalizeIp(ip))),
       },
       ...REQUIRETLS_SERVER_OPTIONS,
       ...(c.listeners[kind].proxyProtocol?.enabled ? { useProxy: true } : {}),
