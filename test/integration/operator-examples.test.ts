@@ -79,19 +79,20 @@ describe("examples/ on a real apiserver with cert-manager", () => {
     assert.ok(cfg.credentials["scanner-submission"], "relay-wide inbound account");
     assert.equal(cfg.listeners.smtps.enabled, false);
 
-    const sts = (await get(R.StatefulSet, "edge"))!;
+    // applied one after another, after the ConfigMap (operator/render/index.ts): each waited for
+    const sts = await waitFor("the relay's StatefulSet", () => get(R.StatefulSet, "edge"));
     assert.equal(sts.spec.replicas, 2);
     assert.deepEqual(
       sts.spec.template.spec.containers[0].ports.map((p: { containerPort: number }) => p.containerPort),
       [25, 587, 8080],
     );
-    const svc = (await get(R.Service, "edge"))!;
+    const svc = await waitFor("the relay's Service", () => get(R.Service, "edge"));
     assert.equal(svc.spec.type, "LoadBalancer");
     assert.deepEqual(
       svc.spec.ports.map((p: { port: number }) => p.port),
       [25, 587],
     );
-    const cert = (await get(R.Certificate, "edge-tls"))!;
+    const cert = await waitFor("the relay's Certificate", () => get(R.Certificate, "edge-tls"));
     assert.deepEqual(cert.spec.dnsNames, ["relay.example.com"]);
     assert.deepEqual(cert.spec.issuerRef, {
       name: "corp-ca",

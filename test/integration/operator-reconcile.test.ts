@@ -200,7 +200,8 @@ describe("operator reconciles against a real apiserver", () => {
     assert.equal(sts.spec.volumeClaimTemplates[0].spec.resources.requests.storage, "1Gi");
     assert.equal(sts.metadata.ownerReferences?.[0]?.kind, "MailRelay");
 
-    const svc = (await get(R.Service, "edge"))!;
+    // applied after the ConfigMap in the same reconcile (operator/render/index.ts): waited for too
+    const svc = await waitFor("the relay's Service", () => get(R.Service, "edge"));
     assert.deepEqual(
       svc.spec.ports.map((x: { port: number }) => x.port),
       [25, 465, 587],
@@ -210,9 +211,9 @@ describe("operator reconciles against a real apiserver", () => {
     const np = (await get(R.NetworkPolicy, "edge"))!;
     assert.deepEqual(np.spec.policyTypes, ["Ingress", "Egress"]);
     assert.ok(JSON.stringify(np.spec.egress).includes("2525"), "explicit next-hop port allowed out");
-    assert.ok(await get(R.PodDisruptionBudget, "edge"));
+    assert.ok(await waitFor("the relay's PodDisruptionBudget", () => get(R.PodDisruptionBudget, "edge")));
 
-    const cert = (await get(R.Certificate, "edge-tls"))!;
+    const cert = await waitFor("the relay's Certificate", () => get(R.Certificate, "edge-tls"));
     assert.deepEqual(cert.spec.dnsNames, ["relay.example.com"]);
     assert.deepEqual(cert.spec.issuerRef, {
       name: "corp-ca",
