@@ -672,7 +672,8 @@ describe("render", () => {
   it("renders every object with a controller owner reference", () => {
     assert.deepEqual(
       objs.map((o) => o.kind),
-      ["ServiceAccount", "ConfigMap", "Service", "StatefulSet", "PodDisruptionBudget", "NetworkPolicy"],
+      // the NetworkPolicy before the ConfigMap: egress for a new next hop before the config using it
+      ["ServiceAccount", "NetworkPolicy", "ConfigMap", "Service", "StatefulSet", "PodDisruptionBudget"],
     );
     for (const o of objs)
       assert.deepEqual(o.metadata.ownerReferences, [
