@@ -29,6 +29,7 @@ import { CONFIG_GZ_FILE, configMapJson, decodeConfig } from "../relay/contract/c
 import { Relay } from "../relay/relay.js";
 import { CORP_CA, startCertManager } from "../test/support/cert-manager.js";
 import { makeCa, makeLeaf } from "../test/support/certs.js";
+import { makeDkimKey } from "../test/support/dkim.js";
 import { startControlPlane, type ControlPlane } from "../test/support/controlplane.js";
 import { startDnsServer } from "../test/support/dns-server.js";
 import { ensureNamespace, operatorIdentity, OPERATOR_NS } from "../test/support/operator.js";
@@ -292,6 +293,14 @@ async function applyExamples(cp: ControlPlane, admin: KubeClient): Promise<Examp
     });
     smime[who] = execFileSync("cat", [leaf.certFile], { encoding: "utf8" });
   }
+  // 09's S/MIME fallback certificate and 07's DKIM key (the demo's mail from example.com is signed)
+  const carol = await makeLeaf(smimeCa, {
+    cn: "carol@partner-i.example",
+    emails: ["carol@partner-i.example"],
+    rsa: true,
+    name: "carol",
+  });
+  const dkim = await makeDkimKey(work, "example-com");
   const dougCaPem = execFileSync("cat", [dougCa.certFile], { encoding: "utf8" });
   const examples = readExamples(join(repoRoot, "examples"));
   const docs = examples.flatMap((e) => e.docs);
@@ -309,6 +318,8 @@ async function applyExamples(cp: ControlPlane, admin: KubeClient): Promise<Examp
     "ConfigMap/doug-ca/ca.crt": dougCaPem,
     "ConfigMap/partner-d-smime/alice.crt": smime.alice!,
     "ConfigMap/partner-d-smime/bob.crt": smime.bob!,
+    "ConfigMap/partner-i-smime/carol.crt": readFileSync(carol.certFile, "utf8"),
+    "Secret/example-com-dkim/private.key": readFileSync(dkim.keyFile, "utf8"),
   };
   const filled = fillPlaceholders(docs, demoValues);
   await cp.kubectl(["apply", "-n", NS, "-f", "-"], toYaml(filled));
@@ -318,6 +329,8 @@ async function applyExamples(cp: ControlPlane, admin: KubeClient): Promise<Examp
     "ConfigMap/doug-ca/ca.crt": "DOUG Demo CA certificate (also signs the DOUG Postfix's certificate)",
     "ConfigMap/partner-d-smime/alice.crt": "S/MIME certificate for alice@partner-d.example (RSA)",
     "ConfigMap/partner-d-smime/bob.crt": "S/MIME certificate for bob@partner-d.example (RSA)",
+    "ConfigMap/partner-i-smime/carol.crt": "S/MIME certificate for carol@partner-i.example (RSA)",
+    "Secret/example-com-dkim/private.key": "DKIM private key for example.com, selector 2026a (RSA 2048)",
   };
   for (const p of placeholders(docs)) rep.info(`  ${p.padEnd(38)} ${described[p] ?? "random password"}`);
   const dougUser = (

@@ -3,7 +3,7 @@
 // returns (defaults filled in) must also be what the zod schemas produce: the operator parses objects
 // with them, so the two must agree on every field and every default.
 import assert from "node:assert/strict";
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { MailDomainPolicy, MailRelay, RelayCredential } from "../../api/v1alpha1/index.js";
@@ -35,7 +35,27 @@ describe("examples/ on a real apiserver", () => {
   });
 
   it("has the examples the README promises", () => {
-    assert.ok(files.length >= 6, files.join(", "));
+    // one per scenario, including OpenPGP (WKD), DKIM, a policy exception and the secure fallback
+    assert.deepEqual(files, [
+      "00-mailrelay.yaml",
+      "01-partner-tls-required.yaml",
+      "02-doug-verified-tls-auth.yaml",
+      "03-partner-inbound-tls-auth.yaml",
+      "04-smime-partner.yaml",
+      "05-default-opportunistic.yaml",
+      "06-openpgp-wkd.yaml",
+      "07-dkim-signing.yaml",
+      "08-policy-exception.yaml",
+      "09-secure-fallback.yaml",
+    ]);
+    const readme = readFileSync(join(dir, "README.md"), "utf8");
+    for (const f of files) assert.ok(readme.includes(`\`${f}\``), `examples/README.md lists ${f}`);
+    // the kustomize overlay applies its copies by name (deploy/kustomize/render.sh copies the files)
+    const overlay = readFileSync(
+      join(repoRoot, "deploy/kustomize/overlays/examples/mail/kustomization.yaml"),
+      "utf8",
+    );
+    for (const f of files) assert.ok(overlay.includes(`  - ${f}\n`), `the examples overlay lists ${f}`);
   });
 
   for (const file of files) {

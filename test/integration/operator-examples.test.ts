@@ -51,14 +51,22 @@ describe("examples/ on a real apiserver with cert-manager", () => {
       "all example policies compiled in",
       async () => {
         const c = await config();
-        return c && c.policies.length === 4 ? c : undefined;
+        return c && c.policies.length === 7 && c.dkim.length === 1 ? c : undefined;
       },
       90_000,
       250,
     );
     assert.deepEqual(
       cfg.policies.map((p) => p.name).sort(),
-      ["mail/doug", "mail/partner-a", "mail/partner-c", "mail/partner-d"].sort(),
+      [
+        "mail/doug",
+        "mail/partner-a",
+        "mail/partner-c",
+        "mail/partner-d",
+        "mail/partner-f",
+        "mail/partner-h",
+        "mail/partner-i",
+      ].sort(),
     );
     const byName = new Map(cfg.policies.map((p) => [p.name, p]));
     const doug = byName.get("mail/doug")!;
@@ -76,6 +84,36 @@ describe("examples/ on a real apiserver with cert-manager", () => {
       "configmaps/partner-d-smime/bob.crt",
     ]);
     assert.equal(cfg.defaultOutbound.tls.mode, "opportunistic", "05: the catch-all policy");
+    // 06: OpenPGP from partner-f's Web Key Directory, a missing key defers, TLS still required
+    const f = byName.get("mail/partner-f")!;
+    assert.equal(f.outbound.tls.mode, "required");
+    assert.deepEqual(f.outbound.openpgp, { keyringFiles: [], webKeyDirectory: true, missingKey: "defer" });
+    // 07: example.com signed with the example key, read from the mounted Secret
+    assert.deepEqual(
+      cfg.dkim.map((d) => [d.domain, d.selector, d.keyFile]),
+      [["example.com", "2026a", "secrets/example-com-dkim/private.key"]],
+    );
+    // 08: the exception is narrower than its policy (one host, TLS still required) and its dates
+    // are in the past or the future of this run, never refused
+    const h = byName.get("mail/partner-h")!;
+    assert.equal(h.outbound.tls.mode, "verify");
+    for (const e of h.outbound.tls.exceptions ?? []) {
+      assert.equal(e.host, "mx2.partner-h.example");
+      assert.equal(e.mode, "required");
+    }
+    // 09: S/MIME fallback over a session that is TLS (never opportunistic), keeping TLS 1.2
+    const i = byName.get("mail/partner-i")!;
+    assert.equal(i.outbound.tls.mode, "verify");
+    assert.equal(i.outbound.tls.minVersion, "TLSv1.2");
+    assert.deepEqual(i.outbound.tlsFallback, {
+      action: "smime",
+      session: "required",
+      smime: {
+        certificateFiles: ["configmaps/partner-i-smime/carol.crt"],
+        sign: false,
+        contentEncryption: "aes-256-gcm",
+      },
+    });
     assert.ok(cfg.credentials["scanner-submission"], "relay-wide inbound account");
     assert.equal(cfg.listeners.smtps.enabled, false);
 
@@ -120,7 +158,16 @@ describe("examples/ on a real apiserver with cert-manager", () => {
       60_000,
     );
     assert.equal(cred.status.secretName, "partner-c-client-client-tls");
-    for (const p of ["partner-a", "doug", "partner-c", "partner-d", "everyone-else"]) {
+    for (const p of [
+      "partner-a",
+      "doug",
+      "partner-c",
+      "partner-d",
+      "everyone-else",
+      "partner-f",
+      "partner-h",
+      "partner-i",
+    ]) {
       const pol = await waitFor(`${p} Accepted`, async () => {
         const o = await get(R.MailDomainPolicy, p);
         return o?.status?.conditions?.find((x: { type: string }) => x.type === "Accepted") ? o : undefined;
@@ -128,6 +175,19 @@ describe("examples/ on a real apiserver with cert-manager", () => {
       const acc = pol.status.conditions.find((x: { type: string }) => x.type === "Accepted");
       assert.equal(acc.status, "True", `${p}: ${acc.message}`);
     }
+    const h = await waitFor("partner-h's exception judged", async () => {
+      const o = await get(R.MailDomainPolicy, "partner-h");
+      return o?.status?.exceptions?.length ? o : undefined;
+    });
+    assert.deepEqual(
+      h.status.exceptions.map((e: { name: string }) => e.name),
+      ["mx2-cert-expired"],
+    );
+    const judged: { state: string; message?: string } = h.status.exceptions[0];
+    assert.notEqual(judged.state, "Refused", judged.message);
+    const relay = (await get(R.MailRelay, "edge"))!;
+    const accepted = relay.status.conditions.find((x: { type: string }) => x.type === "Accepted");
+    assert.equal(accepted.status, "True", `edge (07's DKIM key resolves): ${accepted.message}`);
   });
 
   it("changes nothing on a forced resync", async () => {

@@ -12,6 +12,7 @@ import { promisify } from "node:util";
 import { fillPlaceholders, readExamples, toYaml, type Manifest } from "../../demo/examples.js";
 import { CORP_CA, startCertManager } from "./cert-manager.js";
 import { makeCa, makeLeaf } from "./certs.js";
+import { makeDkimKey } from "./dkim.js";
 import { startDnsServer, type DnsServer } from "./dns-server.js";
 import { HOST_IP, IMAGE, type KubeNode } from "./node.js";
 import { startPostfix, type PostfixPeer } from "./postfix.js";
@@ -96,6 +97,14 @@ export async function applyExamples(node: KubeNode, ns: string): Promise<Example
     });
     smime[who] = readFileSync(leaf.certFile, "utf8");
   }
+  // 09's S/MIME fallback certificate and 07's DKIM key (mail from example.com is signed)
+  const carol = await makeLeaf(smimeCa, {
+    cn: "carol@partner-i.example",
+    emails: ["carol@partner-i.example"],
+    rsa: true,
+    name: "carol",
+  });
+  const dkim = await makeDkimKey(node.dir, "example-com");
   const docs = readExamples(join(repoRoot, "examples")).flatMap((e) => e.docs);
   const dougUser = (
     docs.find((d) => d.kind === "RelayCredential" && d.metadata?.name === "doug-outbound") as Manifest & {
@@ -110,6 +119,8 @@ export async function applyExamples(node: KubeNode, ns: string): Promise<Example
     "ConfigMap/doug-ca/ca.crt": readFileSync(dougCa.certFile, "utf8"),
     "ConfigMap/partner-d-smime/alice.crt": smime.alice!,
     "ConfigMap/partner-d-smime/bob.crt": smime.bob!,
+    "ConfigMap/partner-i-smime/carol.crt": readFileSync(carol.certFile, "utf8"),
+    "Secret/example-com-dkim/private.key": readFileSync(dkim.keyFile, "utf8"),
   });
 
   // The partners' MX hosts live on the host side of the node's network, a private address, which the

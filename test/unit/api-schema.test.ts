@@ -150,7 +150,7 @@ describe("examples/", () => {
     );
   const schemas: Record<string, z.ZodType> = { MailRelay, MailDomainPolicy, RelayCredential };
 
-  it("cover the scenarios: a relay, each TLS mode the README shows, both credential types, S/MIME, the catch-all", () => {
+  it("cover the scenarios: a relay, each TLS mode the README shows, the credential types, S/MIME, OpenPGP, DKIM, an exception, the fallback, the catch-all", () => {
     const policies = docs
       .filter((d) => d.obj.kind === "MailDomainPolicy")
       .map((d) => MailDomainPolicy.parse(d.obj));
@@ -169,14 +169,28 @@ describe("examples/", () => {
       policies.some((p) => p.spec.domains.includes("*")),
       "the catch-all",
     );
+    assert.ok(
+      policies.some((p) => p.spec.outbound.messageEncryption?.openpgp?.recipientKeys.webKeyDirectory),
+      "OpenPGP from a Web Key Directory",
+    );
+    assert.ok(
+      policies.some((p) => p.spec.outbound.tls.fallback?.action === "smime"),
+      "the secure fallback",
+    );
+    assert.ok(
+      policies.some((p) => p.spec.exceptions?.length),
+      "a policy exception",
+    );
     const credentials = docs
       .filter((d) => d.obj.kind === "RelayCredential")
       .map((d) => RelayCredential.parse(d.obj));
     assert.deepEqual(
       new Set(credentials.map((c) => c.spec.type)),
-      new Set(["password", "clientCertificate"]),
+      new Set(["password", "clientCertificate", "dkim"]),
     );
-    assert.equal(docs.filter((d) => d.obj.kind === "MailRelay").length, 1);
+    const relays = docs.filter((d) => d.obj.kind === "MailRelay").map((d) => MailRelay.parse(d.obj));
+    assert.equal(relays.length, 1);
+    assert.ok(relays[0]!.spec.dkim?.length, "DKIM signing");
   });
 
   it("are namespace-less (applied with -n) and parse with the zod schemas", () => {
