@@ -591,8 +591,12 @@ export class Deliverer {
       steps,
     );
     for (const b of batches) {
-      // the TLS fallback's S/MIME re-encrypts the bytes before the signature and signs again
-      const resign = b.unsigned && steps.dkim ? { unsigned: b.unsigned, dkim: steps.dkim } : undefined;
+      // the TLS fallback's S/MIME re-encrypts the bytes before the signature and signs again: the
+      // same signature of the same delivery, already logged and counted once (dkimStep's `again`)
+      const resign =
+        b.unsigned && steps.dkim
+          ? { unsigned: b.unsigned, dkim: (x: Batch<RecipientResult>) => this.dkimStep(req, x, true) }
+          : undefined;
       const sent = await this.transmit({ ...req, recipients: b.recipients, message: b.message }, resign);
       results.push(...(b.annotate ? sent.map(b.annotate) : sent));
     }
@@ -646,11 +650,13 @@ export class Deliverer {
   /**
    * DKIM over the bytes this batch is sent with (dkim-decision.ts says whether and for which domain):
    * signed, or passed on unsigned when the relay does not sign it, or deferred when it would sign but
-   * cannot (never sent unsigned instead).
+   * cannot (never sent unsigned instead). `again`: the TLS fallback signing its re-encryption of
+   * recipients this step already signed (and recorded) for the same delivery: not recorded twice.
    */
   private async dkimStep(
     req: DeliveryRequest,
     b: Batch<RecipientResult>,
+    again = false,
   ): Promise<StepOutcome<RecipientResult>> {
     const decision = dkimDecision(this.d.dkim?.() ?? [], {
       ...(req.signable !== undefined ? { signable: req.signable } : {}),
@@ -681,7 +687,7 @@ export class Deliverer {
         })),
       };
     }
-    this.d.onDkim?.({ ...base, result: "signed" });
+    if (!again) this.d.onDkim?.({ ...base, result: "signed" });
     const dkim = { domain: entry.domain, selector: entry.selector };
     return {
       batches: [{ ...b, message: bufferBody(signed.value), annotate: (r) => ({ ...r, dkim }) }],

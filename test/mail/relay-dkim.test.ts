@@ -167,6 +167,14 @@ async function delivered(tag: string): Promise<Message> {
   );
 }
 
+/** sealpost_relay_dkim_recipients_total{domain="local.test",result="signed"}. */
+async function dkimSigned(): Promise<number> {
+  const m = await relay.metrics.dkim.get();
+  return m.values
+    .filter((v) => v.labels.domain === "local.test" && v.labels.result === "signed")
+    .reduce((s, v) => s + v.value, 0);
+}
+
 function dkimLog(queueId: string, result: string) {
   return () => logs.find((l) => l.event === "dkim" && l.queueId === queueId && l.result === result);
 }
@@ -257,6 +265,7 @@ describe("DKIM signing", () => {
   it("attacker: the TLS fallback's S/MIME encryption is signed again: dkimpy verifies, openssl decrypts", async () => {
     // an active attacker (here: a certificate that does not verify) pushes the mail onto the
     // fallback; what it re-encrypts must not leave with a signature over the bytes it replaced
+    const signedBefore = await dkimSigned();
     const id = await submit("fay@fallback.test", "dk-fallback");
     const m = await delivered("dk-fallback");
     assert.match(m.headers["content-type"]?.[0] ?? "", /^application\/pkcs7-mime; smime-type=enveloped-data/);
@@ -275,6 +284,9 @@ describe("DKIM signing", () => {
     assert.match(out.stdout, /Line with trailing spaces/);
     // the clear inner message carries no signature of its own (signed once, outside)
     assert.doesNotMatch(out.stdout, /^DKIM-Signature:/im);
+    // one delivery, one signature: logged and counted once for the recipient, although the first
+    // signature (over the bytes the failed attempt would have sent) was made again
+    const signedLines = () => logs.lines.filter((x) => x.event === "dkim" && x.queueId === id);
     const l = await waitFor("delivery line", () =>
       logs.find((x) => x.event === "recipient" && x.queueId === id && x.status === "sent"),
     );
@@ -283,6 +295,15 @@ describe("DKIM signing", () => {
       (await readReceipts(join(f.work, "queue"))).find((x) => x.queueId === id),
     );
     assert.deepEqual(r.dkim, { domain: "local.test", selector: "sel1" });
+    assert.deepEqual(
+      signedLines().map((x) => [x.result, x.recipients]),
+      [["signed", ["fay@fallback.test"]]],
+    );
+    assert.equal(
+      (await dkimSigned()) - signedBefore,
+      1,
+      "sealpost_relay_dkim_recipients_total counts it once",
+    );
   });
 
   it("sanity: a body changed after signing fails verification (plain and encrypted)", async () => {
