@@ -42,6 +42,11 @@ export interface AttemptRecord {
   source?: string;
   /** MTA-STS testing: what an enforced policy would have refused of this session (sts-testing.ts). */
   stsTesting?: StsTestingFailure;
+  /**
+   * A session of the TLS fallback to the partner's servers that did not meet the policy TLS-RPT
+   * counts it under: the failure it counts as (tlsrpt-fallback.ts).
+   */
+  fallbackOf?: StsTestingFailure;
 }
 
 /** A session MTA-STS testing mode let through that enforce would have refused (RFC 8461 section 5). */

@@ -45,6 +45,7 @@ import {
 } from "./tls-policy.js";
 import type { AttemptRecord, PeerFacts } from "./attempt-record.js";
 import type { TlsRptPolicy } from "./tlsrpt-policy.js";
+import { asFallbackSession } from "./tlsrpt-fallback.js";
 import { DEFAULT_POLICY, type Route } from "./route.js";
 import {
   chooseCertificates,
@@ -813,13 +814,15 @@ export class Deliverer {
     req: DeliveryRequest,
     resign?: FallbackDeps<DeliveryRequest, RecipientResult>["resign"],
   ): Promise<RecipientResult[]> {
-    const results = await this.attempt(req);
+    const primary: AttemptRecord[] = [];
+    const results = await this.attempt(req, { seen: primary });
     return withFallback(
       req,
       results,
       decideFallback(req.route.outbound.tlsFallback, results, req.requireTls === true),
       {
-        transmit: (r) => this.attempt(r),
+        // its sessions count in TLS-RPT under the policy the primary attempt applied (tlsrpt-fallback.ts)
+        transmit: (r) => this.attempt(r, { fallbackOf: primary }),
         smime: (route) =>
           this.d.smime?.(route) ??
           Promise.resolve(fail("SMIME_UNAVAILABLE", true, "no S/MIME support wired")),
@@ -831,14 +834,19 @@ export class Deliverer {
   }
 
   /** One SMTP transaction per next hop tried, within the attempt's bounds (attempt-limits.ts). */
-  private async attempt(req: DeliveryRequest): Promise<RecipientResult[]> {
+  private async attempt(
+    req: DeliveryRequest,
+    trace: { seen?: AttemptRecord[]; fallbackOf?: readonly AttemptRecord[] } = {},
+  ): Promise<RecipientResult[]> {
     const budget = new AttemptBudget(this.d.limits?.() ?? DEFAULT_ATTEMPT_LIMITS);
     const startedAt = this.clock();
     // the attempt's last log record (its hop, session and timing) goes with each recipient's result:
     // the per-recipient delivery line (relay/delivery-line.ts) is built from it
     let last: AttemptRecord | undefined;
-    const emit = (r: AttemptRecord): void => {
+    const emit = (record: AttemptRecord): void => {
+      const r = trace.fallbackOf ? asFallbackSession(record, trace.fallbackOf) : record;
       last = r;
+      trace.seen?.push(r);
       this.d.onAttempt(r);
     };
     try {

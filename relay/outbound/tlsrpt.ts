@@ -79,8 +79,9 @@ export function eventOf(a: AttemptRecord, t: number): TlsRptEvent | undefined {
     ...(a.address ? { ip: a.address } : {}),
     ...(src ? { src } : {}),
   };
-  // MTA-STS testing: a session delivered that enforce would have refused is a failure (RFC 8461 5)
-  const tested = a.stsTesting;
+  // MTA-STS testing: a session delivered that enforce would have refused is a failure (RFC 8461 5);
+  // so is a TLS fallback session that the policy it counts under was not met by (tlsrpt-fallback.ts)
+  const tested = a.stsTesting ?? a.fallbackOf;
   if (tested) {
     const type = resultTypeOf(tested.code, tested.certificate) ?? "validation-failure";
     return { t, domain: a.domain, policy: a.tlsPolicy, result: type, ...where, reason: tested.reason };
