@@ -217,6 +217,7 @@ export class Relay {
       loaded: () => this.state.loaded,
       registry: this.metrics.registry,
       log: this.log,
+      figuresFile: join(c.queue.dir, "tlsrpt-received.json"),
     });
     this.listeners = new InboundListeners({
       current: () => this.state,

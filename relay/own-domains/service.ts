@@ -26,8 +26,11 @@ export async function startOwnDomains(d: {
   loaded: () => LoadedConfig;
   registry: Registry;
   log: Logger;
+  /** Where the received TLS-RPT figures are kept across restarts (the queue volume). */
+  figuresFile?: string;
 }): Promise<OwnDomainsService> {
-  const receiver = new TlsRptReceiver(new TlsRptFigures(d.registry), () => d.loaded().config, d.log);
+  const figures = new TlsRptFigures(d.registry, d.figuresFile);
+  const receiver = new TlsRptReceiver(figures, () => d.loaded().config, d.log);
   let endpoint: Endpoint | undefined;
   let starting: Promise<void> | undefined;
   const start = (l: LoadedConfig): Promise<void> => {
@@ -67,6 +70,7 @@ export async function startOwnDomains(d: {
       d.log.info({ event: "certificate-reloaded", what: "mta-sts" }, "MTA-STS certificate reloaded");
     },
     async close() {
+      await figures.flush();
       await starting;
       const e = endpoint;
       if (!e) return;

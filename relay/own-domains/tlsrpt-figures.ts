@@ -5,8 +5,16 @@
 // MAX_REPORTERS reporter names become labels (the rest are "other"), result types outside RFC 8460's
 // list are "other", only exact domains are ours (a wildcard local domain would let a report create
 // any number of policy_domain labels), and a report id seen recently is not counted twice (a bounded FIFO of ids).
+// The figures, the remembered ids and the reporter names are kept on the queue volume (state-file.ts,
+// as the transport report's day buckets) so a restart neither resets the status figures nor counts
+// a report sent again after it twice; the Prometheus counters restart at 0, as every counter does.
 import { Counter, type Registry } from "prom-client";
-import type { ReceivedDomainFigures, TlsRptReceived } from "../contract/own-domains.js";
+import {
+  TlsRptReceivedSchema,
+  type ReceivedDomainFigures,
+  type TlsRptReceived,
+} from "../contract/own-domains.js";
+import { StateFile } from "../state-file.js";
 import { RESULT_TYPES, type TlsRptReport } from "../tlsrpt-report.js";
 import type { RefusalReason } from "./tlsrpt-receive.js";
 
@@ -43,8 +51,10 @@ export class TlsRptFigures {
   private readonly ids = new Set<string>();
   private readonly domains = new Map<string, ReceivedDomainFigures>();
   private readonly refused = new Map<string, number>();
+  private readonly file: StateFile | undefined;
 
-  constructor(registry: Registry) {
+  /** `path`: where the figures are kept (absent: in memory only). */
+  constructor(registry: Registry, path?: string) {
     this.sessions = new Counter({
       name: "sealpost_tlsrpt_received_sessions_total",
       help: "Sessions that TLS-RPT reports received about our domains count: result success or the RFC 8460 result type (other: a type outside the RFC). reporter is the report's organization (at most 32 names, then other).",
@@ -57,6 +67,33 @@ export class TlsRptFigures {
       labelNames: ["via", "result"],
       registers: [registry],
     });
+    this.file = path ? new StateFile(path, () => this.stored()) : undefined;
+    this.restore(this.file?.read());
+  }
+
+  /** What the file keeps: the /status figures, the remembered ids (oldest first), the reporters. */
+  private stored(): { figures: TlsRptReceived; ids: string[]; reporters: string[] } {
+    return { figures: this.snapshot(), ids: [...this.ids], reporters: [...this.reporters] };
+  }
+
+  /** A stored document, read as untrusted as the reports it came from: bounded, a bad part dropped. */
+  private restore(doc: unknown): void {
+    if (!doc || typeof doc !== "object") return;
+    const d = doc as { figures?: unknown; ids?: unknown; reporters?: unknown };
+    const figures = TlsRptReceivedSchema.safeParse(d.figures ?? {});
+    if (figures.success) {
+      for (const [domain, f] of Object.entries(figures.data.domains)) this.domains.set(domain, f);
+      for (const [reason, n] of Object.entries(figures.data.refused)) this.refused.set(reason, n);
+    }
+    const strings = (x: unknown, max: number): string[] =>
+      Array.isArray(x) ? x.filter((v): v is string => typeof v === "string").slice(-max) : [];
+    for (const id of strings(d.ids, MAX_REMEMBERED_IDS)) this.ids.add(id);
+    for (const r of strings(d.reporters, MAX_REPORTERS)) this.reporters.add(reporterLabel(r));
+  }
+
+  /** Writes the figures now (at stop). */
+  flush(): Promise<void> {
+    return this.file?.flush() ?? Promise.resolve();
   }
 
   private label(organization: string): string {
@@ -70,6 +107,7 @@ export class TlsRptFigures {
   refuse(via: Via, reason: RefusalReason): Outcome {
     this.reports.inc({ via, result: reason });
     this.refused.set(reason, (this.refused.get(reason) ?? 0) + 1);
+    this.file?.changed();
     return { ok: false, reason };
   }
 
@@ -129,6 +167,7 @@ export class TlsRptFigures {
       this.domains.set(domain, f);
     }
     this.reports.inc({ via, result: "accepted" });
+    this.file?.changed();
     return { ok: true, duplicate: false, domains: touched };
   }
 

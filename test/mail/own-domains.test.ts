@@ -312,4 +312,20 @@ describe("own domains: MTA-STS published, TLS-RPT received", () => {
     assert.ok(reporters.size <= 33, `${reporters.size} reporter labels`);
     assert.ok(reporters.has("other"));
   });
+
+  it("the received figures survive a restart, and a report resent after it is not counted twice", async () => {
+    const before = status().tlsRptReceived;
+    assert.ok(before?.domains["own.test"]?.reports, JSON.stringify(before));
+    await f.relay!.stop();
+    await f.start();
+    assert.deepEqual(status().tlsRptReceived, before, "the pod's figures, as before the restart");
+    // https-1 was counted before the restart: the same report again is a duplicate
+    const r = report({ org: "Https Reporter", id: "https-1", ok: 4, failed: 1 });
+    assert.equal(await post(gzipSync(JSON.stringify(r))), 200);
+    assert.match(
+      await metrics(),
+      /sealpost_tlsrpt_received_reports_total\{via="https",result="duplicate"\} 1/,
+    );
+    assert.deepEqual(status().tlsRptReceived, before);
+  });
 });

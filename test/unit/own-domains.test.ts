@@ -3,6 +3,9 @@
 // hostile bodies, the MIME walk, the bounded figures, and the operator's compile and render.
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-assignment -- assertions walk rendered JSON */
 import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
 import { Registry } from "prom-client";
@@ -230,6 +233,43 @@ describe("received TLS-RPT reports", () => {
     assert.ok(sizes.reporters <= MAX_REPORTERS);
     assert.ok(sizes.ids <= MAX_REMEMBERED_IDS);
     assert.equal(sizes.domains, 1);
+  });
+
+  it("survive a restart: the figures, the refusals and the ids seen (a resent report is not counted again)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "tlsrpt-received-"));
+    try {
+      const file = join(dir, "tlsrpt-received.json");
+      const ours = new Set(["own.example"]);
+      const f = new TlsRptFigures(new Registry(), file);
+      assert.ok(f.record(report(), ours, "mail").ok);
+      f.refuse("https", "malformed");
+      await f.flush();
+      const again = new TlsRptFigures(new Registry(), file);
+      assert.deepEqual(again.snapshot(), f.snapshot());
+      assert.deepEqual(again.snapshot().refused, { malformed: 1 });
+      const resent = again.record(report(), ours, "https");
+      assert.ok(resent.ok && resent.duplicate, "the same report after a restart");
+      assert.equal(again.snapshot().domains["own.example"]!.reports, 1);
+      assert.ok(again.record(report("own.example", "r2"), ours, "mail").ok);
+      assert.equal(again.snapshot().domains["own.example"]!.successfulSessions, 10);
+      // a damaged file is read as untrusted: bounded, a bad part dropped, never a crash
+      await writeFile(
+        file,
+        JSON.stringify({
+          figures: { domains: { "own.example": "x" }, refused: { "BAD KEY": 1 } },
+          ids: Array.from({ length: 2 * MAX_REMEMBERED_IDS }, (_, i) => `i${i}`),
+          reporters: [1, "Evil Org"],
+        }),
+      );
+      const damaged = new TlsRptFigures(new Registry(), file);
+      assert.deepEqual(damaged.snapshot(), { domains: {}, refused: {} });
+      assert.equal(damaged.sizes().ids, MAX_REMEMBERED_IDS);
+      assert.equal(damaged.sizes().reporters, 1);
+      await writeFile(file, "not json");
+      assert.deepEqual(new TlsRptFigures(new Registry(), file).snapshot(), { domains: {}, refused: {} });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("attacker: forged reports with huge counts hold the totals at the cap, never wrap them to 0", () => {
