@@ -38,11 +38,14 @@ export function bufferBody(message: Buffer): MessageBody {
 /**
  * A message held as the buffers it arrived in (a journal message: journal.ts keeps them, not one
  * joined copy, issue 18). A transaction reads them as a stream of those buffers, nothing copied;
- * only the head (up to HEAD_BYTES) and load() (S/MIME, DKIM) join them.
+ * only the head (up to HEAD_BYTES) and load() (S/MIME, DKIM) join them. A message up to HEAD_BYTES
+ * is joined into one Buffer.
  */
 export function partsBody(parts: readonly Buffer[]): MessageBody {
   if (parts.length === 1) return bufferBody(parts[0]!);
   const size = parts.reduce((n, p) => n + p.length, 0);
+  // a small message is joined (its head would be all of it anyway): one write, no stream
+  if (size <= HEAD_BYTES) return bufferBody(Buffer.concat(parts, size));
   const head: Buffer[] = [];
   for (let n = 0, i = 0; n < HEAD_BYTES && i < parts.length; n += parts[i++]!.length) head.push(parts[i]!);
   return {
