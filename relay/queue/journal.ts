@@ -487,15 +487,17 @@ export class Journal {
     return { rounds: this.rounds, records: this.records, segments: this.segments.length };
   }
 
+  /**
+   * Keeps a body for its first delivery while the cache has room; a full cache keeps what it has.
+   * Deliveries go roughly in the order of acceptance, so the oldest bodies are the next ones needed:
+   * evicting them for the newest (as this did) made every delivery read its body back from the
+   * segment once more than `cacheBytes` were in flight (1 MB messages at C=16, issue 18). A body
+   * leaves when its message is done or moved out (forget).
+   */
   private remember(id: string, parts: Buffer[], length: number): void {
-    if (length > this.o.cacheBytes) return;
+    if (this.cached + length > this.o.cacheBytes) return;
     this.cache.set(id, { parts, length });
     this.cached += length;
-    for (const [old, b] of this.cache) {
-      if (this.cached <= this.o.cacheBytes) break;
-      this.cache.delete(old);
-      this.cached -= b.length;
-    }
   }
 
   private forget(id: string): void {

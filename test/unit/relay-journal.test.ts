@@ -282,6 +282,28 @@ describe("journal", () => {
       assert.deepEqual(await again.journal.read(e.id), wholes[k], "from disk");
   });
 
+  it("issue 18: a full body cache keeps the oldest bodies (the next delivered); the rest read from disk", async () => {
+    const dir = fresh();
+    const { journal } = await open(dir, { cacheBytes: 250 });
+    const envs = [0, 1, 2].map(() => envelope());
+    const bodies = [0, 1, 2].map((k) => Buffer.alloc(100, 0x61 + k));
+    for (const [k, e] of envs.entries()) await journal.accept(e, [bodies[k]!]);
+    // 0 and 1 fit (200 of 250 bytes) and are kept as they arrived; 2 does not: read back from disk
+    for (const k of [0, 1]) assert.equal((await journal.readParts(envs[k]!.id))?.[0], bodies[k]);
+    const fromDisk = await journal.readParts(envs[2]!.id);
+    assert.notEqual(fromDisk?.[0], bodies[2]);
+    assert.deepEqual(fromDisk, [bodies[2]]);
+    // 0 leaves: room for the next one accepted
+    await journal.done(envs[0]!.id);
+    const next = envelope();
+    const body = [Buffer.from("x".repeat(60)), Buffer.from("y".repeat(40))];
+    const kept = [...body];
+    await journal.accept(next, body);
+    const parts = await journal.readParts(next.id);
+    assert.equal(parts?.[0], kept[0], "the very buffers it arrived in: kept, not read back");
+    assert.deepEqual(await journal.read(next.id), Buffer.concat(kept));
+  });
+
   it("ignores a torn tail and garbage after a crash", async () => {
     const dir = fresh();
     const { journal } = await open(dir);
