@@ -14,23 +14,20 @@ const DOT = 0x2e;
 const LF_DOT = Buffer.from("\n.", "latin1");
 const INSERT_DOT = Buffer.from(".", "latin1");
 
+/** A bare CR (not before a LF) or a bare LF (not after a CR). */
+const BARE = /\r(?!\n)|(?<!\r)\n/;
+
 /**
  * Every CR is followed by LF and every LF follows a CR (across the chunk boundary: `lastByte` is the
  * previous chunk's last byte, false at the start). A CR at the very end is left to the next chunk.
+ * One regular expression over the chunk as a latin1 string: about half the CPU of two indexOf calls
+ * per line (issue 18, test/unit/relay-dot-stuff.test.ts compares it with a loop over the bytes).
  */
 export function cleanCrlf(chunk: Buffer, lastByte: number | false): boolean {
-  let p = 0;
-  if (chunk[0] === LF) {
-    if (lastByte !== CR) return false;
-    p = 1;
-  } else if (lastByte === CR) return false;
-  for (;;) {
-    const cr = chunk.indexOf(CR, p);
-    const lf = chunk.indexOf(LF, p);
-    if (cr === -1 || cr === chunk.length - 1) return lf === -1;
-    if (lf !== cr + 1) return false; // a bare LF before it, or the CR is bare
-    p = cr + 2;
-  }
+  const start = chunk[0] === LF ? 1 : 0;
+  if (start ? lastByte !== CR : lastByte === CR) return false;
+  const end = chunk[chunk.length - 1] === CR ? chunk.length - 1 : chunk.length;
+  return start >= end || !BARE.test(chunk.toString("latin1", start, end));
 }
 
 /**

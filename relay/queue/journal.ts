@@ -65,6 +65,7 @@ import {
 } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
+import { crc32Combine } from "./crc32-combine.js";
 import { fsyncDir } from "./group-commit.js";
 import type { Envelope } from "./envelope.js";
 
@@ -89,6 +90,45 @@ function recordCrc(r: Buffer, end: number, seq: number): number {
 export function sealRecord(r: Buffer, seq: number): Buffer {
   r.writeUInt32LE(recordCrc(r, r.length, seq), 16);
   return r;
+}
+
+/**
+ * A record ready for a round, its body not copied (issue 18): `parts` is the header and meta in one
+ * buffer, then the body's own buffers, written as they are (writev); `crc` is the CRC-32 of meta and
+ * body (from 0), computed once, when the record is framed. Sealing for a segment writes the record's
+ * CRC into the header: the seeded CRC of the header's first 16 bytes joined with `crc`
+ * (crc32Combine), the very bytes frameRecord writes.
+ */
+export interface Framed {
+  parts: Buffer[];
+  /** Bytes in all (header, meta, body). */
+  bytes: number;
+  crc: number;
+}
+
+/** Frames a record without copying `body` (its buffers must not change afterwards). */
+export function frameParts(type: number, meta: Buffer, body: readonly Buffer[]): Framed {
+  let bodyLength = 0;
+  let crc = crc32(meta);
+  for (const b of body) {
+    bodyLength += b.length;
+    crc = crc32(b, crc);
+  }
+  const head = Buffer.allocUnsafe(HEADER_BYTES + meta.length);
+  head.writeUInt32LE(MAGIC, 0);
+  head.writeUInt32LE(type, 4); // type byte, then three zero bytes
+  head.writeUInt32LE(meta.length, 8);
+  head.writeUInt32LE(bodyLength, 12);
+  meta.copy(head, HEADER_BYTES);
+  return { parts: [head, ...body], bytes: head.length + bodyLength, crc };
+}
+
+/** Writes `f`'s CRC for segment `seq` into its header; returns its buffers. */
+export function sealParts(f: Framed, seq: number): Buffer[] {
+  const head = f.parts[0]!;
+  const seeded = crc32(head.subarray(0, 16), seq % 2 ** 32);
+  head.writeUInt32LE(crc32Combine(seeded, f.crc, f.bytes - HEADER_BYTES), 16);
+  return f.parts;
 }
 
 /** One framed record: header + meta + body, in one buffer; sealed for segment `seq` if given. */
@@ -206,6 +246,17 @@ export async function readRange(path: string, offset: number, length: number): P
   }
 }
 
+/** The first `max` bytes of `parts` (subarrays: no copy). */
+function prefix(parts: readonly Buffer[], max: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const p of parts) {
+    if (max <= 0) break;
+    out.push(p.length <= max ? p : p.subarray(0, max));
+    max -= p.length;
+  }
+  return out;
+}
+
 /** The journal's high-water mark (`hwm`), or undefined when it has none (new, an older relay's, damaged). */
 async function readHwm(dir: string): Promise<number | undefined> {
   let text: string;
@@ -247,20 +298,38 @@ interface Segment {
 }
 
 interface Pending {
-  record: Buffer;
+  record: Framed;
   /** Called in the round, as soon as it is durable, with where the record went. */
   resolve(seg: Segment, offset: number): void;
   reject(e: Error): void;
 }
 
-/** Writes `records` durably at `position` of the segment open as `fh`; returns the bytes written. */
-export type AppendRecords = (fh: FileHandle, records: Buffer[], position: number) => Promise<number>;
+/**
+ * Writes `records` (each its buffers, in order) durably at `position` of the segment open as `fh`;
+ * returns the bytes written.
+ */
+export type AppendRecords = (fh: FileHandle, records: Buffer[][], position: number) => Promise<number>;
 
 // O_DSYNC makes the write itself durable (one thread-pool hop per round instead of two)
 const DSYNC: number = constants.O_DSYNC ?? 0;
 
+/**
+ * Buffers per write: libuv splits a longer writev into several system calls, each of them durable
+ * (O_DSYNC), so a round's many small body buffers are joined into fewer (a copy only past this).
+ */
+const IOV_MAX = 1024;
+
+/** `bufs` as at most IOV_MAX buffers: runs of neighbours joined (same bytes, same order). */
+export function fewerBuffers(bufs: Buffer[]): Buffer[] {
+  if (bufs.length <= IOV_MAX) return bufs;
+  const per = Math.ceil(bufs.length / IOV_MAX);
+  const out: Buffer[] = [];
+  for (let i = 0; i < bufs.length; i += per) out.push(Buffer.concat(bufs.slice(i, i + per)));
+  return out;
+}
+
 const appendDurably: AppendRecords = async (fh, records, position) => {
-  const { bytesWritten } = await fh.writev(records, position);
+  const { bytesWritten } = await fh.writev(fewerBuffers(records.flat()), position);
   if (!DSYNC) await fh.datasync();
   return bytesWritten;
 };
@@ -281,11 +350,12 @@ export class Journal {
   private current: Segment | undefined;
   private lastSeq = 0;
   private where = new Map<string, { seg: Segment; offset: number; length: number }>();
-  private cache = new Map<string, Buffer>();
+  /** Bodies kept for their first delivery: the buffers they arrived in (never copied). */
+  private cache = new Map<string, { parts: Buffer[]; length: number }>();
   private cached = 0;
   private pending: Pending[] = [];
   /** Done records of a failed round, written with the next one. */
-  private retry: Buffer[] = [];
+  private retry: Framed[] = [];
   /** The running rounds (until nothing is queued), if any. */
   private committing: Promise<void> | undefined;
   private collecting: Promise<void> = Promise.resolve();
@@ -355,17 +425,19 @@ export class Journal {
 
   /**
    * Appends an accept record; resolves once it is durable (rejects if its round failed). `message`
-   * is consumed: its parts are copied into the record and the array is emptied, so that the body
-   * is held once (the record) while the write runs, not twice.
+   * is consumed: the journal takes its buffers (the array is emptied; they must not change), writes
+   * them as they are and keeps them for the first delivery: the body is held once, never copied.
    */
   async accept(env: Envelope, message: Buffer[]): Promise<void> {
     const meta = Buffer.from(JSON.stringify(env), "utf8");
-    const record = frameRecord(ACCEPT, meta, message.splice(0));
+    const body = message.splice(0);
+    const record = frameParts(ACCEPT, meta, body);
     const bodyOffset = HEADER_BYTES + meta.length;
+    const length = record.bytes - bodyOffset;
     await this.enqueue(record, (seg, offset) => {
-      this.where.set(env.id, { seg, offset: offset + bodyOffset, length: record.length - bodyOffset });
+      this.where.set(env.id, { seg, offset: offset + bodyOffset, length });
       seg.live++;
-      this.remember(env.id, record.subarray(bodyOffset));
+      this.remember(env.id, body, length);
     });
   }
 
@@ -380,18 +452,28 @@ export class Journal {
     this.where.delete(id);
     this.forget(id);
     at.seg.live--;
-    const record = frameRecord(DONE, Buffer.from(id, "latin1"), []);
+    const record = frameParts(DONE, Buffer.from(id, "latin1"), []);
     await this.enqueue(record).catch(() => this.retry.push(record));
     this.collect();
   }
 
   /** A journal message's bytes (at most `max`), or undefined when it is not in the journal. */
   async read(id: string, max = Infinity): Promise<Buffer | undefined> {
+    const parts = await this.readParts(id, max);
+    return parts && (parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+  }
+
+  /**
+   * A journal message's bytes (at most `max`) as the buffers it arrived in while they are kept for
+   * its first delivery (not joined: no copy), else read from its segment; undefined when it is not
+   * in the journal.
+   */
+  async readParts(id: string, max = Infinity): Promise<Buffer[] | undefined> {
     const cached = this.cache.get(id);
-    if (cached) return cached.subarray(0, Math.min(max, cached.length));
+    if (cached) return max >= cached.length ? cached.parts : prefix(cached.parts, max);
     const at = this.where.get(id);
     if (!at) return undefined;
-    return readRange(at.seg.path, at.offset, Math.min(max, at.length));
+    return [await readRange(at.seg.path, at.offset, Math.min(max, at.length))];
   }
 
   /** Waits for the queued rounds and closes the current segment (stopping; appending later reopens). */
@@ -405,15 +487,17 @@ export class Journal {
     return { rounds: this.rounds, records: this.records, segments: this.segments.length };
   }
 
-  private remember(id: string, body: Buffer): void {
-    if (body.length > this.o.cacheBytes) return;
-    this.cache.set(id, body);
-    this.cached += body.length;
-    for (const [old, b] of this.cache) {
-      if (this.cached <= this.o.cacheBytes) break;
-      this.cache.delete(old);
-      this.cached -= b.length;
-    }
+  /**
+   * Keeps a body for its first delivery while the cache has room; a full cache keeps what it has.
+   * Deliveries go roughly in the order of acceptance, so the oldest bodies are the next ones needed:
+   * evicting them for the newest (as this did) made every delivery read its body back from the
+   * segment once more than `cacheBytes` were in flight (1 MB messages at C=16, issue 18). A body
+   * leaves when its message is done or moved out (forget).
+   */
+  private remember(id: string, parts: Buffer[], length: number): void {
+    if (this.cached + length > this.o.cacheBytes) return;
+    this.cache.set(id, { parts, length });
+    this.cached += length;
   }
 
   private forget(id: string): void {
@@ -424,7 +508,7 @@ export class Journal {
   }
 
   /** Queues `record` for the next round; `committed` runs within the round, before any later one. */
-  private enqueue(record: Buffer, committed?: (seg: Segment, offset: number) => void): Promise<void> {
+  private enqueue(record: Framed, committed?: (seg: Segment, offset: number) => void): Promise<void> {
     const p = new Promise<void>((resolve, reject) =>
       this.pending.push({
         record,
@@ -456,8 +540,8 @@ export class Journal {
       let seg: Segment | undefined;
       try {
         seg = await this.writable();
-        const records = round.map((p) => sealRecord(p.record, seg!.seq));
-        const bytes = records.reduce((n, r) => n + r.length, 0);
+        const records = round.map((p) => sealParts(p.record, seg!.seq));
+        const bytes = round.reduce((n, p) => n + p.record.bytes, 0);
         const written = await this.append(seg.fh!, records, seg.size);
         if (written !== bytes) throw new Error(`short write (${written} of ${bytes} bytes)`);
         let offset = seg.size;
@@ -465,7 +549,7 @@ export class Journal {
         this.records += round.length;
         for (const p of round) {
           p.resolve(seg, offset);
-          offset += p.record.length;
+          offset += p.record.bytes;
         }
       } catch (e) {
         if (seg) await this.abandon(seg);

@@ -4,7 +4,7 @@
 // to nodemailer, 64 KiB reads (createReadStream's default) cost more CPU per byte than 1 MiB ones
 // (bench/stream-body.ts, docs/benchmarks.md).
 import { createReadStream } from "node:fs";
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 
 /** Read size of a body streamed from disk. */
 export const STREAM_CHUNK = 1024 * 1024;
@@ -32,6 +32,34 @@ export function bufferBody(message: Buffer): MessageBody {
     head: message.subarray(0, HEAD_BYTES),
     open: () => message,
     load: () => Promise.resolve(message),
+  };
+}
+
+/**
+ * A message held as the buffers it arrived in (a journal message: journal.ts keeps them, not one
+ * joined copy, issue 18). A transaction reads them as a stream of those buffers, nothing copied;
+ * only the head (up to HEAD_BYTES) and load() (S/MIME, DKIM) join them. A message up to HEAD_BYTES
+ * is joined into one Buffer.
+ */
+export function partsBody(parts: readonly Buffer[]): MessageBody {
+  if (parts.length === 1) return bufferBody(parts[0]!);
+  const size = parts.reduce((n, p) => n + p.length, 0);
+  // a small message is joined (its head would be all of it anyway): one write, no stream
+  if (size <= HEAD_BYTES) return bufferBody(Buffer.concat(parts, size));
+  const head: Buffer[] = [];
+  for (let n = 0, i = 0; n < HEAD_BYTES && i < parts.length; n += parts[i++]!.length) head.push(parts[i]!);
+  return {
+    size,
+    inMemory: true,
+    head: Buffer.concat(head).subarray(0, HEAD_BYTES),
+    open: () =>
+      new Readable({
+        read() {
+          for (const p of parts) this.push(p);
+          this.push(null);
+        },
+      }),
+    load: () => Promise.resolve(Buffer.concat(parts, size)),
   };
 }
 

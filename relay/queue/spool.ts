@@ -26,7 +26,7 @@ import { errorMessage, fail, ok, type Result } from "../contract/failure.js";
 import { fsyncDir, GroupCommit } from "./group-commit.js";
 import { Journal, readRange, scanJournal, type AppendRecords } from "./journal.js";
 import type { Envelope } from "./envelope.js";
-import { bufferBody, fileBody, HEAD_BYTES, type MessageBody } from "./message-body.js";
+import { fileBody, HEAD_BYTES, partsBody, type MessageBody } from "./message-body.js";
 
 // Random bytes for queue ids, drawn 4 KiB at a time: one call into the CSPRNG per ~800 messages,
 // not one per message (it showed in the relay's CPU profile).
@@ -417,11 +417,11 @@ export class Spool {
    * head plus a stream of its file per transaction (issue 15.5: never the whole file in memory).
    */
   async openMessage(id: string): Promise<MessageBody> {
-    const journaled = await this.journal.read(id).catch((e: unknown) => {
+    const journaled = await this.journal.readParts(id).catch((e: unknown) => {
       if (this.journal.has(id)) throw e;
       return undefined; // moved out meanwhile: the file has it
     });
-    if (journaled) return bufferBody(journaled);
+    if (journaled) return partsBody(journaled);
     const path = this.msgPath(id);
     const { size } = await stat(path);
     return fileBody(path, size, await this.readMessage(id, HEAD_BYTES), () => readFile(path));

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import type { Transform } from "node:stream";
 import { pathToFileURL } from "node:url";
 import { describe, it } from "node:test";
+import fc from "fast-check";
 import { cleanCrlf, fastTransform, stuffDots } from "../../relay/outbound/dot-stuff.js";
 import { repoRoot } from "../support/toolchain.js";
 
@@ -76,6 +77,31 @@ describe("outbound dot-stuffing", () => {
   it("a bare CR before a dot is still made a line end and stuffed (no \\r.\\r end of data)", async () => {
     const { out } = await run([Buffer.from("a\r.\r\nb\n.\r\n", "latin1")], true);
     assert.equal(out.toString("latin1"), "a\r\n..\r\nb\r\n..\r\n.\r\n");
+  });
+
+  it("issue 18: cleanCrlf agrees with a loop over the bytes on random CR/LF-heavy input", () => {
+    const CR = 0x0d;
+    const LF = 0x0a;
+    const byByte = (c: Buffer, last: number | false): boolean => {
+      for (let i = 0; i < c.length; i++) {
+        const prev = i ? c[i - 1] : last;
+        if (prev === CR && c[i] !== LF) return false;
+        if (c[i] === LF && prev !== CR) return false;
+      }
+      return true; // a CR at the very end: the next chunk decides
+    };
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom(0x0d, 0x0a, 0x2e, 0x61, 0xff), { maxLength: 40 }),
+        fc.constantFrom<number | false>(false, 0x0d, 0x0a, 0x61),
+        (bytes, last) => {
+          const chunk = Buffer.from(bytes);
+          if (!chunk.length) return;
+          assert.equal(cleanCrlf(chunk, last), byByte(chunk, last), JSON.stringify([bytes, last]));
+        },
+      ),
+      { numRuns: 5000 },
+    );
   });
 
   it("finds clean chunks and stuffs their dots", () => {

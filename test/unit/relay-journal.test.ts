@@ -12,16 +12,21 @@ import fc from "fast-check";
 import {
   ACCEPT,
   DONE,
+  fewerBuffers,
+  frameParts,
   frameRecord,
   Journal,
   parseRecords,
   scanJournal,
+  sealParts,
   segmentName,
   type AppendRecords,
   type JournalOptions,
 } from "../../relay/queue/journal.js";
 import type { Envelope } from "../../relay/queue/envelope.js";
 import { newQueueId, Spool } from "../../relay/queue/spool.js";
+import { crc32Combine } from "../../relay/queue/crc32-combine.js";
+import { crc32 } from "node:zlib";
 
 let root: string;
 let n = 0;
@@ -77,7 +82,7 @@ function gatedAppend(): {
       sizes.push(records.length);
       const err = await new Promise<Error | undefined>((r) => gates.push(r));
       if (err) throw err;
-      const { bytesWritten } = await fh.writev(records, position);
+      const { bytesWritten } = await fh.writev(records.flat(), position);
       return bytesWritten;
     },
     release(err) {
@@ -132,6 +137,53 @@ describe("journal records", () => {
         },
       ),
     );
+  });
+
+  it("issue 18: the CRC of A then B joined from their own CRCs is zlib's over A and B", () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 64 }),
+        fc.uint8Array({ maxLength: 4096 }),
+        fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+        (a, b, seed) => {
+          const whole = crc32(Buffer.from(b), crc32(Buffer.from(a), seed));
+          assert.equal(crc32Combine(crc32(Buffer.from(a), seed), crc32(Buffer.from(b)), b.length), whole);
+        },
+      ),
+    );
+    // a length past 2^31 (bits above int32), and one of several MB
+    const mb = Buffer.alloc(3 * 1024 * 1024 + 5, 0x41);
+    assert.equal(crc32Combine(crc32("head", 9), crc32(mb), mb.length), crc32(mb, crc32("head", 9)));
+    assert.equal(crc32Combine(0, 0, 2 ** 33 + 3), crc32Combine(crc32Combine(0, 0, 2 ** 33), 0, 3));
+  });
+
+  it("issue 18: a record framed from its parts (no copy) is byte for byte the one-buffer record", () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 64 }),
+        fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 6 }),
+        fc.integer({ min: 1, max: 2 ** 40 }),
+        fc.boolean(),
+        (meta, body, seq, done) => {
+          const parts = body.map((p) => Buffer.from(p));
+          const type = done ? DONE : ACCEPT;
+          const f = frameParts(type, Buffer.from(meta), parts);
+          const sealed = Buffer.concat(sealParts(f, seq));
+          assert.equal(sealed.length, f.bytes);
+          assert.deepEqual(sealed, frameRecord(type, Buffer.from(meta), parts, seq));
+          assert.equal([...parseRecords(sealed, seq)].length, 1);
+        },
+      ),
+    );
+  });
+
+  it("issue 18: more buffers than one writev takes are joined into fewer, same bytes in order", () => {
+    const bufs = Array.from({ length: 3000 }, (_, i) => Buffer.from(`${i},`));
+    const fewer = fewerBuffers(bufs);
+    assert.ok(fewer.length <= 1024, `${fewer.length} buffers`);
+    assert.deepEqual(Buffer.concat(fewer), Buffer.concat(bufs));
+    const some = bufs.slice(0, 10);
+    assert.equal(fewerBuffers(some), some);
   });
 
   it("a torn last record or garbage after the last good one ends the scan there", () => {
@@ -205,6 +257,51 @@ describe("journal", () => {
     await again.journal.done(a.id);
     await until(() => again.journal.stats().segments === 1);
     assert.deepEqual(await segments(dir), [segmentName(2)]);
+  });
+
+  it("issue 18: bodies in many buffers (past one writev's limit) are written whole and recovered", async () => {
+    const dir = fresh();
+    const { journal } = await open(dir);
+    // three 700-buffer bodies share a round: 2,100+ buffers, joined into fewer for the write
+    const bodies = [0, 1, 2].map((k) => Array.from({ length: 700 }, (_, i) => Buffer.from(`${k}:${i}\r\n`)));
+    const wholes = bodies.map((b) => Buffer.concat(b));
+    const envs = bodies.map(() => envelope());
+    await Promise.all(envs.map((e, k) => journal.accept(e, bodies[k]!)));
+    for (const [k, e] of envs.entries()) {
+      assert.deepEqual(await journal.read(e.id), wholes[k], "from memory");
+      assert.deepEqual(Buffer.concat((await journal.readParts(e.id))!), wholes[k]);
+      assert.deepEqual(await journal.read(e.id, 10), wholes[k]!.subarray(0, 10));
+    }
+    await journal.close();
+    const again = await open(dir);
+    assert.deepEqual(
+      again.envelopes.map((e) => e.id),
+      envs.map((e) => e.id),
+    );
+    for (const [k, e] of envs.entries())
+      assert.deepEqual(await again.journal.read(e.id), wholes[k], "from disk");
+  });
+
+  it("issue 18: a full body cache keeps the oldest bodies (the next delivered); the rest read from disk", async () => {
+    const dir = fresh();
+    const { journal } = await open(dir, { cacheBytes: 250 });
+    const envs = [0, 1, 2].map(() => envelope());
+    const bodies = [0, 1, 2].map((k) => Buffer.alloc(100, 0x61 + k));
+    for (const [k, e] of envs.entries()) await journal.accept(e, [bodies[k]!]);
+    // 0 and 1 fit (200 of 250 bytes) and are kept as they arrived; 2 does not: read back from disk
+    for (const k of [0, 1]) assert.equal((await journal.readParts(envs[k]!.id))?.[0], bodies[k]);
+    const fromDisk = await journal.readParts(envs[2]!.id);
+    assert.notEqual(fromDisk?.[0], bodies[2]);
+    assert.deepEqual(fromDisk, [bodies[2]]);
+    // 0 leaves: room for the next one accepted
+    await journal.done(envs[0]!.id);
+    const next = envelope();
+    const body = [Buffer.from("x".repeat(60)), Buffer.from("y".repeat(40))];
+    const kept = [...body];
+    await journal.accept(next, body);
+    const parts = await journal.readParts(next.id);
+    assert.equal(parts?.[0], kept[0], "the very buffers it arrived in: kept, not read back");
+    assert.deepEqual(await journal.read(next.id), Buffer.concat(kept));
   });
 
   it("ignores a torn tail and garbage after a crash", async () => {
@@ -420,9 +517,10 @@ describe("journal", () => {
     let fail = false;
     const { journal } = await open(dir, {
       append: async (fh, records, position) => {
-        if (!fail) return (await fh.writev(records, position)).bytesWritten;
+        if (!fail) return (await fh.writev(records.flat(), position)).bytesWritten;
         // the first record of the round reaches the file whole, then the device is full
-        await fh.writev([records[0]!, ...records.slice(1, 2).map((r) => r.subarray(0, 7))], position);
+        const torn = records.slice(1, 2).map((r) => Buffer.concat(r).subarray(0, 7));
+        await fh.writev([...records[0]!, ...torn], position);
         throw new Error("ENOSPC: no space left on device, write");
       },
     });
