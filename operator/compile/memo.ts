@@ -13,7 +13,8 @@ import { policyVerdict, type Claimant } from "./domain-claims.js";
 import { exceptionPhase } from "./exceptions.js";
 import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
-import { compileRelayConfig, localClaimOf, type CompileResult } from "./relay-config.js";
+import { compileRelayConfig, localClaimOf, type CompileResult, type EncodedConfig } from "./relay-config.js";
+import { encodeConfigAsync } from "../../relay/contract/config-encoding.js";
 import { ConfigRevisions } from "./revisions.js";
 
 /** A relay's spec identity: uid and generation (or, without one, the spec itself). */
@@ -72,6 +73,8 @@ export class CompileMemo {
     { fp: string; result: CompileResult } | { fp: string; error: unknown }
   >();
   private readonly revisions = new ConfigRevisions();
+  /** Per relay key: its last config's gzip (by hash), encoded on the thread pool. */
+  private readonly stored = new Map<string, { hash: string; gz: Promise<Buffer> }>();
   /** Memo hits and misses (tests, debugging). */
   readonly compileStats = { hits: 0, misses: 0 };
 
@@ -188,6 +191,24 @@ export class CompileMemo {
   }
 
   /**
+   * The compile with its config.json gzipped as the ConfigMap holds it: encoded on libuv's thread
+   * pool (not on the event loop, where status writes and watches wait), once per relay and config hash.
+   */
+  async encoded(compiled: CompileResult): Promise<EncodedConfig> {
+    const k = compiled.config.relay;
+    let hit = this.stored.get(k);
+    if (hit?.hash !== compiled.hash) {
+      hit = { hash: compiled.hash, gz: encodeConfigAsync(compiled.json) };
+      this.stored.set(k, hit);
+      // a failed encoding is not remembered (the next reconcile tries again)
+      hit.gz.catch(() => {
+        if (this.stored.get(k) === hit) this.stored.delete(k);
+      });
+    }
+    return { ...compiled, stored: await hit.gz };
+  }
+
+  /**
    * Whether the relay config with sha256 `hash` enforces policy `p` as it is compiled now (the same
    * token), or undefined when this process does not know that config (yet: compile(relay) adds the
    * current one).
@@ -199,6 +220,7 @@ export class CompileMemo {
   /** Drops a deleted relay's memoised compiles. */
   forgetRelay(relayKey: string): void {
     this.compiled.delete(relayKey);
+    this.stored.delete(relayKey);
     this.revisions.forget(relayKey);
     this.relayChecks.delete(relayKey);
     this.relays.delete(relayKey);
