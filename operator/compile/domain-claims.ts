@@ -82,7 +82,9 @@ export function policyVerdict(
       });
       continue;
     }
-    const owner = [...claimants(domain), e].sort(claimOrder)[0]!;
+    // usually the policy is the domain's only claimant: no sort (claimOrder parses dates)
+    const others = claimants(domain).filter((c) => c !== e);
+    const owner = others.length ? [...others, e].sort(claimOrder)[0]! : e;
     if (owner.key === e.key) {
       kept.push(domain);
       continue;

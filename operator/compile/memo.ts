@@ -8,6 +8,7 @@ import { MailRelay as MailRelaySchema, type MailRelay } from "../api.js";
 import { keyOf, type MailRelayObject, type PolicyObject } from "../objects.js";
 import { selectorMatches } from "./selector.js";
 import type { ClusterState } from "../state.js";
+import type { ClusterView } from "./references.js";
 import { claimingPatterns } from "../../relay/contract/domains.js";
 import { policyVerdict, type Claimant } from "./domain-claims.js";
 import { exceptionPhase } from "./exceptions.js";
@@ -88,8 +89,12 @@ export class CompileMemo {
   policyEntry(p: PolicyObject): PolicyEntry {
     const ns = p.metadata.namespace ?? "";
     const { view, fp } = this.state.viewOf(ns);
+    return this.entryIn(p, ns, view, fp, this.now().getTime());
+  }
+
+  /** policyEntry with the namespace's view and the clock read once by the caller (a compile's N policies). */
+  private entryIn(p: PolicyObject, ns: string, view: ClusterView, fp: string, now: number): PolicyEntry {
     const k = keyOf(p);
-    const now = this.now().getTime();
     const id = specId(p, now);
     const hit = this.entries.get(k);
     if (hit && hit.id === id && hit.viewFp === fp) return hit.entry;
@@ -168,7 +173,8 @@ export class CompileMemo {
     const selected = this.state.selectedPolicies(relay);
     const ns = relay.metadata.namespace ?? "";
     const { view, fp: viewFp } = this.state.viewOf(ns);
-    const fp = compileFingerprint(relay, selected, viewFp, this.now().getTime());
+    const now = this.now().getTime();
+    const fp = compileFingerprint(relay, selected, viewFp, now);
     const k = keyOf(relay);
     const hit = this.compiled.get(k);
     if (hit?.fp === fp) {
@@ -179,7 +185,7 @@ export class CompileMemo {
     this.compileStats.misses++;
     try {
       const result = compileRelayConfig(relay, selected, view, (raw) =>
-        this.policyEntry(raw as PolicyObject),
+        this.entryIn(raw as PolicyObject, ns, view, viewFp, now),
       );
       this.compiled.set(k, { fp, result });
       this.revisions.remember(k, result.hash, result.tokens);

@@ -112,6 +112,7 @@ export function compileRelayConfig(
   const egress = new Set<number>();
   const tokens = new Map<string, string>();
   const localClaim = localClaimOf(relay);
+  const maxSeconds = relayMaxSeconds(relay);
   for (const entry of sorted) {
     const verdict = policyVerdict(entry, claimantsOf, localClaim);
     if (verdict.problems.length || !entry.policy) {
@@ -125,7 +126,7 @@ export function compileRelayConfig(
       continue;
     }
     // exceptions longer than this relay allows are left out (the policy's status says Refused)
-    const pol = withinMax(entry.policy, relayMaxSeconds(relay));
+    const pol = withinMax(entry.policy, maxSeconds);
     compiled.push(pol);
     tokens.set(entry.key, entry.token ?? "");
     for (const [name, c] of entry.credentials) credentials[name] = c;
