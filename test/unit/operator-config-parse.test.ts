@@ -10,7 +10,7 @@ import { parseRelayConfig } from "../../operator/compile/config-parse.js";
 import { compileRelayConfig } from "../../operator/compile/relay-config.js";
 import type { PolicyObject } from "../../operator/objects.js";
 import { RelayConfig, type Policy } from "../../relay/contract/config.js";
-import { encodeConfig, encodeConfigAsync } from "../../relay/contract/config-encoding.js";
+import { decodeConfig, encodeConfig, encodeConfigAsync } from "../../relay/contract/config-encoding.js";
 import { claimingPatterns } from "../../relay/contract/domains.js";
 import { fakeReconcilerDeps, policyObject, relayObject } from "../support/operator-fixtures.js";
 import { realisticPolicySpec } from "../support/realistic-policies.js";
@@ -110,13 +110,22 @@ describe("relay config parse, per policy memoised", () => {
     assert.equal(memoised.json, JSON.stringify(RelayConfig.parse(JSON.parse(fresh.json))));
   });
 
-  it("the gzip encoded on the thread pool is the synchronous encoding's bytes", async () => {
-    const { deps, relay } = setup();
+  it("the gzip encoded on the thread pool is the synchronous encoding's bytes, anew for a new config", async () => {
+    const { deps, relay, pols } = setup();
     const c = deps.compiler.compile(relay);
     assert.deepEqual(await encodeConfigAsync(c.json), encodeConfig(c.json));
     const e = await deps.compiler.encoded(c);
     assert.deepEqual(e.stored, encodeConfig(c.json));
     assert.equal(e.hash, c.hash);
+    assert.equal((await deps.compiler.encoded(c)).stored, e.stored, "one encoding per relay and hash");
+    // a changed config (one policy edited) is encoded anew: its gzip inflates to the new JSON
+    pols[3] = policyObject("partner-3", [], { generation: 2, spec: realisticPolicySpec(10_003) });
+    const c2 = deps.compiler.compile(relay);
+    assert.notEqual(c2.hash, c.hash);
+    const e2 = await deps.compiler.encoded(c2);
+    const back = decodeConfig(e2.stored);
+    assert.ok(back.ok);
+    assert.equal(back.value.toString("utf8"), c2.json);
   });
 
   it("claimingPatterns: the pattern, then the wildcard of each suffix", () => {
