@@ -82,7 +82,9 @@ export function policyVerdict(
       });
       continue;
     }
-    const owner = [...claimants(domain), e].sort(claimOrder)[0]!;
+    // usually the policy is the domain's only claimant: no sort (claimOrder parses dates)
+    const others = claimants(domain).filter((c) => c !== e);
+    const owner = others.length ? [...others, e].sort(claimOrder)[0]! : e;
     if (owner.key === e.key) {
       kept.push(domain);
       continue;
@@ -180,5 +182,20 @@ export function claimIndex(entries: readonly ClaimingPolicy[]): (domain: string)
       if (list) list.push(e);
       else owners.set(d, [e]);
     }
-  return (d) => [...new Set(claimingPatterns(d).flatMap((p) => owners.get(p) ?? []))];
+  // once each, in the order found; asked per domain per compile, and usually one pattern has claimants
+  // (each list holds an entry once: an entry's domains are distinct), so a Set only when merging
+  return (d) => {
+    let first: Claimant[] | undefined;
+    let merged: Set<Claimant> | undefined;
+    for (const p of claimingPatterns(d)) {
+      const list = owners.get(p);
+      if (!list) continue;
+      if (!first) first = list;
+      else {
+        merged ??= new Set(first);
+        for (const c of list) merged.add(c);
+      }
+    }
+    return merged ? [...merged] : first ? [...first] : [];
+  };
 }

@@ -8,12 +8,14 @@ import { MailRelay as MailRelaySchema, type MailRelay } from "../api.js";
 import { keyOf, type MailRelayObject, type PolicyObject } from "../objects.js";
 import { selectorMatches } from "./selector.js";
 import type { ClusterState } from "../state.js";
+import type { ClusterView } from "./references.js";
 import { claimingPatterns } from "../../relay/contract/domains.js";
 import { policyVerdict, type Claimant } from "./domain-claims.js";
 import { exceptionPhase } from "./exceptions.js";
 import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
-import { compileRelayConfig, localClaimOf, type CompileResult } from "./relay-config.js";
+import { compileRelayConfig, localClaimOf, type CompileResult, type EncodedConfig } from "./relay-config.js";
+import { encodeConfigAsync } from "../../relay/contract/config-encoding.js";
 import { ConfigRevisions } from "./revisions.js";
 
 /** A relay's spec identity: uid and generation (or, without one, the spec itself). */
@@ -72,6 +74,8 @@ export class CompileMemo {
     { fp: string; result: CompileResult } | { fp: string; error: unknown }
   >();
   private readonly revisions = new ConfigRevisions();
+  /** Per relay key: its last config's gzip (by hash), encoded on the thread pool. */
+  private readonly stored = new Map<string, { hash: string; gz: Promise<Buffer> }>();
   /** Memo hits and misses (tests, debugging). */
   readonly compileStats = { hits: 0, misses: 0 };
 
@@ -85,8 +89,12 @@ export class CompileMemo {
   policyEntry(p: PolicyObject): PolicyEntry {
     const ns = p.metadata.namespace ?? "";
     const { view, fp } = this.state.viewOf(ns);
+    return this.entryIn(p, ns, view, fp, this.now().getTime());
+  }
+
+  /** policyEntry with the namespace's view and the clock read once by the caller (a compile's N policies). */
+  private entryIn(p: PolicyObject, ns: string, view: ClusterView, fp: string, now: number): PolicyEntry {
     const k = keyOf(p);
-    const now = this.now().getTime();
     const id = specId(p, now);
     const hit = this.entries.get(k);
     if (hit && hit.id === id && hit.viewFp === fp) return hit.entry;
@@ -165,7 +173,8 @@ export class CompileMemo {
     const selected = this.state.selectedPolicies(relay);
     const ns = relay.metadata.namespace ?? "";
     const { view, fp: viewFp } = this.state.viewOf(ns);
-    const fp = compileFingerprint(relay, selected, viewFp, this.now().getTime());
+    const now = this.now().getTime();
+    const fp = compileFingerprint(relay, selected, viewFp, now);
     const k = keyOf(relay);
     const hit = this.compiled.get(k);
     if (hit?.fp === fp) {
@@ -176,7 +185,7 @@ export class CompileMemo {
     this.compileStats.misses++;
     try {
       const result = compileRelayConfig(relay, selected, view, (raw) =>
-        this.policyEntry(raw as PolicyObject),
+        this.entryIn(raw as PolicyObject, ns, view, viewFp, now),
       );
       this.compiled.set(k, { fp, result });
       this.revisions.remember(k, result.hash, result.tokens);
@@ -185,6 +194,24 @@ export class CompileMemo {
       this.compiled.set(k, { fp, error: e });
       throw e;
     }
+  }
+
+  /**
+   * The compile with its config.json gzipped as the ConfigMap holds it: encoded on libuv's thread
+   * pool (not on the event loop, where status writes and watches wait), once per relay and config hash.
+   */
+  async encoded(compiled: CompileResult): Promise<EncodedConfig> {
+    const k = compiled.config.relay;
+    let hit = this.stored.get(k);
+    if (hit?.hash !== compiled.hash) {
+      hit = { hash: compiled.hash, gz: encodeConfigAsync(compiled.json) };
+      this.stored.set(k, hit);
+      // a failed encoding is not remembered (the next reconcile tries again)
+      hit.gz.catch(() => {
+        if (this.stored.get(k) === hit) this.stored.delete(k);
+      });
+    }
+    return { ...compiled, stored: await hit.gz };
   }
 
   /**
@@ -199,6 +226,7 @@ export class CompileMemo {
   /** Drops a deleted relay's memoised compiles. */
   forgetRelay(relayKey: string): void {
     this.compiled.delete(relayKey);
+    this.stored.delete(relayKey);
     this.revisions.forget(relayKey);
     this.relayChecks.delete(relayKey);
     this.relays.delete(relayKey);

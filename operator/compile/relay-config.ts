@@ -14,7 +14,6 @@
 import { createHash } from "node:crypto";
 import {
   CONFIG_VERSION,
-  RelayConfig as RelayConfigSchema,
   type Credential,
   type DeferredPolicy,
   type Policy,
@@ -22,6 +21,7 @@ import {
 } from "../../relay/contract/config.js";
 import { checkReferences } from "../../relay/contract/config-checks.js";
 import { configJsonText, encodeConfig } from "../../relay/contract/config-encoding.js";
+import { parseRelayConfig } from "./config-parse.js";
 import { canonicalPattern } from "../../relay/contract/domains.js";
 import type { MailRelay } from "../api.js";
 import { durationSeconds, quantityBytes } from "../api.js";
@@ -38,12 +38,19 @@ import { ownServiceAddresses } from "./self-addresses.js";
 import { compileOwnDomains, type CompiledOwnDomains } from "./own-domains.js";
 import { compileTlsReporting } from "./tls-reporting.js";
 
+/** A compile with its config.json gzipped as the ConfigMap holds it (memo.ts encodes it off the event loop). */
+export type EncodedConfig = CompileResult & { stored: Buffer };
+
+/** The compile with its gzip, encoded synchronously (tests; the reconciler uses CompileMemo.encoded). */
+export function withStored(c: CompileResult): EncodedConfig {
+  return { ...c, stored: encodeConfig(c.json) };
+}
+
 export interface CompileResult {
   config: RelayConfig;
-  /** config.json (compact), its sha256 (hex: what the relay reports), and its gzip as the ConfigMap holds it. */
+  /** config.json (compact), its sha256 (hex: what the relay reports). */
   json: string;
   hash: string;
-  stored: Buffer;
   /** sha256 of what the relay cannot hot-reload (listeners, admin, queue dir). */
   restartHash: string;
   /** namespace/name of the policies in the config. */
@@ -104,8 +111,10 @@ export function compileRelayConfig(
   const configMapItems = new Map<string, Map<string, string>>();
   const egress = new Set<number>();
   const tokens = new Map<string, string>();
+  const localClaim = localClaimOf(relay);
+  const maxSeconds = relayMaxSeconds(relay);
   for (const entry of sorted) {
-    const verdict = policyVerdict(entry, claimantsOf, localClaimOf(relay));
+    const verdict = policyVerdict(entry, claimantsOf, localClaim);
     if (verdict.problems.length || !entry.policy) {
       problems.set(entry.key, verdict.problems);
       if (verdict.deferred.length)
@@ -117,7 +126,7 @@ export function compileRelayConfig(
       continue;
     }
     // exceptions longer than this relay allows are left out (the policy's status says Refused)
-    const pol = withinMax(entry.policy, relayMaxSeconds(relay));
+    const pol = withinMax(entry.policy, maxSeconds);
     compiled.push(pol);
     tokens.set(entry.key, entry.token ?? "");
     for (const [name, c] of entry.credentials) credentials[name] = c;
@@ -266,7 +275,7 @@ export function compileRelayConfig(
   };
   if (handover) egress.add(handover.port);
   if (input.inbound.internalNextHop) egress.add(input.inbound.internalNextHop.port);
-  const config = RelayConfigSchema.parse(input);
+  const config = parseRelayConfig(input);
   const refProblems = checkReferences(config);
   if (refProblems.length)
     throw new Error(`compiled config fails the relay's checks: ${refProblems.join("; ")}`);
@@ -279,7 +288,6 @@ export function compileRelayConfig(
     config,
     json,
     hash: sha256(json),
-    stored: encodeConfig(json),
     restartHash: sha256(JSON.stringify(restartRelevant(config))).slice(0, 32),
     included: compiled.map((p) => p.name),
     tokens,

@@ -447,6 +447,8 @@ export class KubeClient {
     r: Resource,
     namespace?: string,
     query: { labelSelector?: string; fieldSelector?: string } = {},
+    /** Applied to each item as its page arrives (an informer's transform: what it drops is not held until the last page). */
+    each?: (item: T) => void,
   ): Promise<KubeList<T>> {
     const items: T[] = [];
     let cont: string | undefined;
@@ -455,7 +457,11 @@ export class KubeClient {
       const page = await this.request<KubeList<T>>("GET", resourcePath(r, namespace), {
         query: { ...query, limit: 500, continue: cont },
       });
-      for (const it of page.items ?? []) items.push({ ...it, apiVersion: r.apiVersion, kind: r.kind });
+      for (const it of page.items ?? []) {
+        const item = { ...it, apiVersion: r.apiVersion, kind: r.kind };
+        each?.(item);
+        items.push(item);
+      }
       cont = page.metadata?.continue || undefined;
       resourceVersion = page.metadata?.resourceVersion;
     } while (cont);

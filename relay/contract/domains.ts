@@ -64,8 +64,11 @@ export function canonicalPattern(pattern: string): string | undefined {
  */
 export function claimingPatterns(pattern: string): string[] {
   if (pattern === "*") return [pattern];
-  const labels = (pattern.startsWith("*.") ? pattern.slice(2) : pattern).split(".");
-  return [pattern, ...labels.slice(1).map((_, i) => `*.${labels.slice(i + 1).join(".")}`)];
+  const base = pattern.startsWith("*.") ? pattern.slice(2) : pattern;
+  const out = [pattern];
+  // the wildcard of what follows each dot (no split/join: the operator asks this per domain per compile)
+  for (let i = base.indexOf("."); i >= 0; i = base.indexOf(".", i + 1)) out.push(`*.${base.slice(i + 1)}`);
+  return out;
 }
 
 /** The domain part of an address as spelled (after the last @); "" for none. */

@@ -3,7 +3,7 @@
 import { MailRelay, type RelayCredential } from "../../api/v1alpha1/index.js";
 import { CompileMemo } from "../../operator/compile/memo.js";
 import type { ClusterView } from "../../operator/compile/references.js";
-import { compileRelayConfig } from "../../operator/compile/relay-config.js";
+import { compileRelayConfig, withStored } from "../../operator/compile/relay-config.js";
 import { renderInput } from "../../operator/controllers/mailrelay/reconcile.js";
 import { renderRelayObjects } from "../../operator/render/index.js";
 import type { ReconcilerDeps } from "../../operator/controllers/deps.js";
@@ -75,7 +75,7 @@ export function clusterView(
 
 /** Compiles the relay without policies and renders its objects. */
 export function renderRelay(r: MailRelay, view: ClusterView, settings = renderSettings) {
-  const compiled = compileRelayConfig(r, [], view);
+  const compiled = withStored(compileRelayConfig(r, [], view));
   return {
     compiled,
     objects: renderRelayObjects(renderInput(r, relayOwner, compiled, { settings }, "10Gi")),

@@ -16,6 +16,7 @@ import {
   MAX_CONFIG_STORED_BYTES,
 } from "../../relay/contract/config-encoding.js";
 import { renderConfigMap } from "../../operator/render/configmap.js";
+import { withStored } from "../../operator/compile/relay-config.js";
 import { fakeReconcilerDeps, policyObject, relayObject } from "../support/operator-fixtures.js";
 import { realisticPolicySpec } from "../support/realistic-policies.js";
 
@@ -62,7 +63,7 @@ describe("config encoding", () => {
       policyObject(`partner-${i}`, [], { spec: realisticPolicySpec(i) }),
     );
     const { deps } = fakeReconcilerDeps([r], pols);
-    const c = deps.compiler.compile(MailRelay.parse(r));
+    const c = withStored(deps.compiler.compile(MailRelay.parse(r)));
     assert.equal(c.included.length, n, [...c.problems.values()].flat()[0]?.message);
     const pretty = Buffer.byteLength(JSON.stringify(c.config, null, 2));
     const compact = Buffer.byteLength(c.json);

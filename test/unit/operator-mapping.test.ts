@@ -142,8 +142,11 @@ describe("config size limit", () => {
     const pols = Array.from({ length: 5000 }, (_, i) => policy(`p${i}`, [long(i), `a.${long(i)}`]));
     const { deps, applied } = fakeReconcilerDeps([r], pols);
     assert.ok(
-      deps.compiler.compile((await import("../../operator/api.js")).MailRelay.parse(r)).stored.length >
-        MAX_CONFIG_STORED_BYTES,
+      (
+        await deps.compiler.encoded(
+          deps.compiler.compile((await import("../../operator/api.js")).MailRelay.parse(r)),
+        )
+      ).stored.length > MAX_CONFIG_STORED_BYTES,
     );
     await reconcileMailRelay(deps, "mail/edge");
     const kinds = applied.filter((o) => !("status" in o)).map((o) => o.kind);

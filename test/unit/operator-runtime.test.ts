@@ -368,12 +368,12 @@ describe("informer list/watch", () => {
       }[],
     };
     const client = {
-      list: () => {
+      // as KubeClient.list: `each` sees every item as its page arrives
+      list: (_r: unknown, _ns: unknown, _q: unknown, each?: (o: Obj) => void) => {
         state.lists++;
-        return Promise.resolve({
-          metadata: { resourceVersion: state.listRv },
-          items: state.items.map((o) => ({ ...o })),
-        });
+        const items = state.items.map((o) => ({ ...o, metadata: { ...o.metadata } }));
+        items.forEach((o) => each?.(o));
+        return Promise.resolve({ metadata: { resourceVersion: state.listRv }, items });
       },
       watch: (_path: string, query: Record<string, unknown>, onEvent: (e: unknown) => void) =>
         new Promise<void>((resolve, reject) => {
@@ -397,6 +397,7 @@ describe("informer list/watch", () => {
   it("lists, watches from the list's resourceVersion, and after 410 lists again and reports what is gone", async () => {
     const { state, client } = fakeClient();
     state.items = [obj("a", "5"), obj("b", "6")];
+    (state.items[0]!.metadata as { managedFields?: unknown }).managedFields = [{ manager: "kubectl" }];
     const events: string[] = [];
     const inf = new Informer(client as never, R.ConfigMap, {
       transform: (o: { metadata: { managedFields?: unknown } }) => void delete o.metadata.managedFields,
@@ -408,6 +409,8 @@ describe("informer list/watch", () => {
     await inf.waitForSync();
     await tick();
     assert.deepEqual(events.splice(0), ["add a", "add b"]);
+    // the transform ran on the listed objects (the client applies it page by page)
+    assert.equal((inf.list("ns")[0]?.metadata as { managedFields?: unknown }).managedFields, undefined);
     assert.equal(state.watches[0]?.query.resourceVersion, "10");
     const v0 = inf.version("ns");
     state.watches[0]?.emit("MODIFIED", obj("a", "11"));

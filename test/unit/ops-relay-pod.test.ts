@@ -5,7 +5,7 @@ import { strict as assert } from "node:assert";
 import { describe, it } from "node:test";
 import { MailRelay } from "../../api/v1alpha1/index.js";
 import { relayImage } from "../../operator/compile/relay-image.js";
-import { compileRelayConfig } from "../../operator/compile/relay-config.js";
+import { compileRelayConfig, withStored } from "../../operator/compile/relay-config.js";
 import { renderInput } from "../../operator/controllers/mailrelay/reconcile.js";
 import { renderRelayObjects } from "../../operator/render/index.js";
 import { clusterView, mailRelay, relayOwner, renderSettings } from "../support/operator-fixtures.js";
@@ -19,7 +19,7 @@ function podTemplate(spec: Record<string, unknown>, settings = renderSettings): 
   const r = mailRelay(spec);
   const choice = relayImage(r.spec.image, settings);
   assert.ok("image" in choice, "refused" in choice ? choice.refused : "");
-  const compiled = compileRelayConfig(r, [], clusterView());
+  const compiled = withStored(compileRelayConfig(r, [], clusterView()));
   const objects = renderRelayObjects(
     renderInput(r, relayOwner, compiled, { settings }, "10Gi", choice.image),
   );

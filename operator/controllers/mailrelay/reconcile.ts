@@ -4,7 +4,7 @@
 // everything from the informer caches each time and holds nothing between runs.
 import { randomBytes } from "node:crypto";
 import { API_VERSION, MailRelay as MailRelaySchema, type MailRelay } from "../../api.js";
-import type { CompileResult } from "../../compile/relay-config.js";
+import type { CompileResult, EncodedConfig } from "../../compile/relay-config.js";
 import {
   certificateState,
   renderMtaStsCertificate,
@@ -61,7 +61,7 @@ function liveQueueSize(sts: KubeObject | undefined): string | undefined {
 export function renderInput(
   relay: MailRelay,
   owner: Owner,
-  compiled: CompileResult,
+  compiled: EncodedConfig,
   deps: Pick<ReconcilerDeps, "settings">,
   queueSize: string,
   image: string = deps.settings.image,
@@ -202,9 +202,9 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     return;
   }
   const fleetCreated = await ensureFleetSecret(deps, relay, owner);
-  let compiled: CompileResult;
+  let plain: CompileResult;
   try {
-    compiled = deps.compiler.compile(relay);
+    plain = deps.compiler.compile(relay);
   } catch (e) {
     const message = (e as Error).message;
     await writeStatus(deps, raw, { observedGeneration: generation }, [
@@ -213,6 +213,7 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     ]);
     return;
   }
+  const compiled = await deps.compiler.encoded(plain);
 
   const sts = deps.state.caches.statefulSets.get(namespace, names.statefulSet(name));
   const desiredSize = relay.spec.queue.size;
@@ -397,12 +398,13 @@ async function applyStoppedConfig(
   relay: MailRelay | undefined,
 ): Promise<string | undefined> {
   if (!relay) return "the MailRelay's spec does not parse";
-  let compiled: CompileResult;
+  let plain: CompileResult;
   try {
-    compiled = deps.compiler.compile(relay);
+    plain = deps.compiler.compile(relay);
   } catch (e) {
     return (e as Error).message;
   }
+  const compiled = await deps.compiler.encoded(plain);
   if (
     configTooLarge({ configBytes: compiled.stored.length, configJsonBytes: Buffer.byteLength(compiled.json) })
   )
