@@ -152,48 +152,17 @@ const LF = 0x0a;
 export const MAX_HEADER_LINE = 998;
 
 /**
- * Passes DATA through unchanged while checking it: every CR is followed by LF and every LF follows
- * a CR; header lines (up to the first empty line) are at most 998 octets. The first violation
- * fails the stream with a ContentViolation (also kept in `violation`), so nothing is queued.
+ * The checks of DATA's bytes, fed in chunks: every CR is followed by LF and every LF follows a CR;
+ * header lines (up to the first empty line) are at most 998 octets. `scan` returns the first
+ * violation (the caller stops there), `end` one found only at the end (a CR last). Not a stream:
+ * ContentGuard and the inbound DataChecks (data-checks.ts) feed it.
  */
-export class ContentGuard extends Transform {
-  violation: ContentViolation | undefined;
+export class ContentScan {
   private prevCR = false;
   private inHeaders = true;
   private lineLen = 0;
 
-  constructor() {
-    super();
-    // The failure is kept in `violation` and reaches the consumer through its read; without this
-    // listener, pipe() would rethrow it as an uncaught 'error' when nothing reads yet.
-    this.on("error", () => undefined);
-  }
-
-  /** `source` piped through a new guard. */
-  static over(source: Readable): ContentGuard {
-    const g = new ContentGuard();
-    source.pipe(g);
-    return g;
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    const v = this.scan(chunk);
-    if (v) {
-      this.violation = v;
-      return cb(v);
-    }
-    cb(null, chunk);
-  }
-
-  override _flush(cb: TransformCallback): void {
-    if (this.prevCR) {
-      this.violation = bare("CR");
-      return cb(this.violation);
-    }
-    cb();
-  }
-
-  private scan(b: Buffer): ContentViolation | undefined {
+  scan(b: Buffer): ContentViolation | undefined {
     let i = 0;
     if (this.prevCR) {
       if (b[0] !== LF) return bare("CR");
@@ -233,9 +202,51 @@ export class ContentGuard extends Transform {
     }
   }
 
+  end(): ContentViolation | undefined {
+    return this.prevCR ? bare("CR") : undefined;
+  }
+
   private endLine(): void {
     if (this.inHeaders && this.lineLen === 0) this.inHeaders = false;
     this.lineLen = 0;
+  }
+}
+
+/**
+ * ContentScan as a stream: passes DATA through unchanged while checking it. The first violation
+ * fails the stream with a ContentViolation (also kept in `violation`), so nothing is queued.
+ */
+export class ContentGuard extends Transform {
+  violation: ContentViolation | undefined;
+  private readonly checks = new ContentScan();
+
+  constructor() {
+    super();
+    // The failure is kept in `violation` and reaches the consumer through its read; without this
+    // listener, pipe() would rethrow it as an uncaught 'error' when nothing reads yet.
+    this.on("error", () => undefined);
+  }
+
+  /** `source` piped through a new guard. */
+  static over(source: Readable): ContentGuard {
+    const g = new ContentGuard();
+    source.pipe(g);
+    return g;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    const v = this.checks.scan(chunk);
+    if (v) {
+      this.violation = v;
+      return cb(v);
+    }
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    const v = this.checks.end();
+    if (v) this.violation = v;
+    cb(v);
   }
 }
 

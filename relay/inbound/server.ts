@@ -18,13 +18,7 @@ import type { LoadedConfig } from "../config/load.js";
 import { canonicalAddress, domainOf } from "../contract/domains.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
-import {
-  fleetKeyOf as fleetKey,
-  FLEET_USER,
-  HandoverFilter,
-  handoverVerdict,
-  isFleetPassword,
-} from "../queue/handover.js";
+import { fleetKeyOf as fleetKey, FLEET_USER, handoverVerdict, isFleetPassword } from "../queue/handover.js";
 import type { Envelope } from "../queue/envelope.js";
 import { newQueueId, type Spool } from "../queue/spool.js";
 import { authenticate, type InboundAccount } from "./auth.js";
@@ -46,11 +40,11 @@ import {
   checkAddressCharset,
   checkParams,
   ConnectionLimiter,
-  ContentGuard,
   installProtocolLimits,
   MAX_COMMAND_LENGTH,
   SESSION_LIMITS_OPTION,
 } from "./limits.js";
+import { DataChecks } from "./data-checks.js";
 import { installFastDataScan } from "./data-scan.js";
 import { GREET_WAIT_OPTION, greetWaitMs, installGreetWait } from "./greet-wait.js";
 import { ProxyFronts } from "./proxy-protocol.js";
@@ -70,7 +64,6 @@ import {
 import { normalizeIp } from "../contract/cidr.js";
 import { BoundedList, type SessionLimits } from "./session-limits.js";
 import { AuthThrottle, clientKey, sameAccount, throttleLimits } from "./throttle.js";
-import { HopCounter } from "./trace.js";
 import type { TlsRptReceiver } from "../own-domains/tlsrpt-receiver.js";
 import { isReportTransaction, receiveReportMail, reportRecipientRefusal } from "./tlsrpt-recipient.js";
 
@@ -535,9 +528,8 @@ export class InboundListeners {
     const signable = entitledToSign(cur.authority, d, g, from);
     // handover headers are removed before queueing (they never leave the fleet) and decide below
     // (only a fleet peer's message is hashed: the digest is read for a fleet session's MAC alone)
-    const handover = new HandoverFilter(s.fleet === true);
-    const guard = ContentGuard.over(stream.pipe(handover));
-    const hops = HopCounter.over(guard, c.inbound.hopLimit);
+    // with the content checks and the hop count, in one pass (data-checks.ts)
+    const checks = DataChecks.over(stream, s.fleet === true, c.inbound.hopLimit);
     const r = await this.d.spool.enqueue(
       {
         id,
@@ -552,11 +544,11 @@ export class InboundListeners {
         ...((session.user || d.relayFrom) && !s.fleet ? { tlsRequiredNoTrusted: true } : {}),
       },
       Buffer.from(received, "latin1"),
-      hops,
+      checks,
       c.inbound.maxMessageSize,
     );
     if (stream.readable) stream.resume(); // drain whatever an early failure left unread
-    const violation = guard.violation ?? hops.violation;
+    const violation = checks.violation;
     if (!r.ok || stream.sizeExceeded || violation) {
       const reply: Reply =
         violation && !stream.sizeExceeded
@@ -567,7 +559,8 @@ export class InboundListeners {
               ? { code: 452, text: "4.3.1 Insufficient system storage, try again later" }
               : { code: 451, text: "4.3.0 Queue write failed, try again later" };
       if (r.ok) await this.d.spool.remove(id);
-      if (!r.ok && !violation)
+      // a client gone in the middle of DATA is no queue error (nothing was queued, nobody to answer)
+      if (!r.ok && !violation && !checks.cut)
         this.d.log.error(
           { event: "queue-error", queueId: id, code: r.code, err: r.message },
           "enqueue failed",
@@ -577,11 +570,11 @@ export class InboundListeners {
     const verdict = handoverVerdict({
       fleetSession: s.fleet === true,
       key: fleetKey(cur.loaded),
-      found: handover.found,
+      found: checks.found,
       from: r.value.from,
       to: rcpts,
       requireTls: r.value.requireTls === true,
-      digest: handover.digest.hex(),
+      digest: checks.digest.hex(),
       now: Date.now(),
     });
     if (!verdict.ok) {
@@ -612,9 +605,10 @@ export class InboundListeners {
     if (verdict.queuedAt === undefined) r.value.acceptedAt = Date.now();
     s.queued.push(id);
     if (r.value.requireTls) s.requireTls = true;
+    // the record is durable: the 250 goes out first, the bookkeeping after it in the same tick
+    cb(null, `2.0.0 Ok: queued as ${id}`);
     this.d.metrics.accepted.inc({ listener: kind });
     this.d.onQueued(r.value);
-    cb(null, `2.0.0 Ok: queued as ${id}`);
   }
 
   /** A whole session, however busy, is closed with 421 after `seconds`. */

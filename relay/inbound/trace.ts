@@ -11,37 +11,12 @@ const CR = 0x0d;
 const LF = 0x0a;
 const NAME = "received:";
 
-export class HopCounter extends Transform {
+/** The Received: headers of a message's header section, counted as it is fed in chunks. */
+export class HopScan {
   hops = 0;
-  violation: ContentViolation | undefined;
   private inHeaders = true;
   private lineLen = 0;
   private prefix = "";
-
-  constructor(private readonly limit: number) {
-    super();
-    this.on("error", () => undefined); // kept in `violation`; the reader sees it (as ContentGuard)
-  }
-
-  /** `source` piped through a new counter; a failure of `source` fails the counter too. */
-  static over(source: Readable, limit: number): HopCounter {
-    const h = new HopCounter(limit);
-    source.on("error", (e) => h.destroy(e));
-    source.pipe(h);
-    return h;
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    if (this.inHeaders) this.scan(chunk);
-    if (this.hops >= this.limit) {
-      this.violation ??= new ContentViolation({
-        code: 554,
-        text: `5.4.6 Too many hops: the message has ${this.hops} Received: headers (limit ${this.limit}), a mail loop`,
-      });
-      return cb(this.violation);
-    }
-    cb(null, chunk);
-  }
 
   private scan(b: Buffer): void {
     for (let i = 0; i < b.length && this.inHeaders; i++) {
@@ -58,5 +33,47 @@ export class HopCounter extends Transform {
         if (this.lineLen === NAME.length && this.prefix === NAME) this.hops++;
       }
     }
+  }
+
+  /** Fed `b` (a chunk the message goes on with): the loop it shows at `limit`, if any. */
+  check(b: Buffer, limit: number): ContentViolation | undefined {
+    if (this.inHeaders) this.scan(b);
+    if (this.hops < limit) return undefined;
+    return new ContentViolation({
+      code: 554,
+      text: `5.4.6 Too many hops: the message has ${this.hops} Received: headers (limit ${limit}), a mail loop`,
+    });
+  }
+}
+
+/** HopScan as a stream: passes the message through, failing it once it shows `limit` hops. */
+export class HopCounter extends Transform {
+  violation: ContentViolation | undefined;
+  private readonly counter = new HopScan();
+
+  constructor(private readonly limit: number) {
+    super();
+    this.on("error", () => undefined); // kept in `violation`; the reader sees it (as ContentGuard)
+  }
+
+  get hops(): number {
+    return this.counter.hops;
+  }
+
+  /** `source` piped through a new counter; a failure of `source` fails the counter too. */
+  static over(source: Readable, limit: number): HopCounter {
+    const h = new HopCounter(limit);
+    source.on("error", (e) => h.destroy(e));
+    source.pipe(h);
+    return h;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    const v = this.counter.check(chunk, this.limit);
+    if (v) {
+      this.violation ??= v;
+      return cb(this.violation);
+    }
+    cb(null, chunk);
   }
 }

@@ -134,12 +134,14 @@ const HEADER_RE = /^(X-Sealpost-Handover|X-Sealpost-Queued-At)[ \t]*:/i;
 const MAX_SCAN = 256 * 1024;
 
 /**
- * Passes the message through with every handover header (and legacy queued-at header) of its header
- * section removed, keeping what they said in `found`, and the digest of what it passed on.
+ * The handover headers of a message's header section, removed as the message is fed through in
+ * chunks: `feed` returns what passes on (nothing while the header section is still being read),
+ * `end` the rest, keeping what the removed headers said in `found`, and the digest of what passed.
  * `digesting` false (a session that is not a fleet peer's: handoverVerdict never reads its digest)
- * skips hashing the message; a digest read anyway is that of nothing, and verifies no MAC.
+ * skips hashing the message; a digest read anyway is that of nothing, and verifies no MAC. Not a
+ * stream: HandoverFilter and the inbound DataChecks (relay/inbound/data-checks.ts) feed it.
  */
-export class HandoverFilter extends Transform {
+export class HandoverScan {
   /** Values of the removed handover headers (legacy ones count as found, with an empty value). */
   readonly found: { name: string; value: string }[] = [];
   readonly digest = new MessageDigest();
@@ -147,34 +149,30 @@ export class HandoverFilter extends Transform {
   private headLen = 0;
   private scanning = true;
 
-  constructor(private readonly digesting = true) {
-    super();
-  }
+  constructor(private readonly digesting = true) {}
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    if (!this.scanning) return cb(null, this.pass(chunk));
+  feed(chunk: Buffer): Buffer | undefined {
+    if (!this.scanning) return this.pass(chunk);
     this.head.push(chunk);
     this.headLen += chunk.length;
-    const all = Buffer.concat(this.head);
+    const all = this.head.length === 1 ? chunk : Buffer.concat(this.head);
     // a message starting with an empty line has no header section at all
     const noHeaders = all.length >= 2 && all[0] === 0x0d && all[1] === 0x0a;
     const end = noHeaders ? 0 : all.indexOf("\r\n\r\n");
     if (end < 0 && all.length < MAX_SCAN) {
       this.head = [all];
-      return cb();
+      return undefined;
     }
     this.scanning = false;
     this.head = [];
-    cb(null, this.pass(this.strip(all, end < 0 ? all.length : noHeaders ? 0 : end + 2)));
+    return this.pass(this.strip(all, end < 0 ? all.length : noHeaders ? 0 : end + 2));
   }
 
-  override _flush(cb: TransformCallback): void {
-    if (this.scanning && this.headLen) {
-      this.scanning = false;
-      const all = Buffer.concat(this.head);
-      this.push(this.pass(this.strip(all, all.length)));
-    }
-    cb();
+  end(): Buffer | undefined {
+    if (!this.scanning || !this.headLen) return undefined;
+    this.scanning = false;
+    const all = Buffer.concat(this.head);
+    return this.pass(this.strip(all, all.length));
   }
 
   private pass(b: Buffer): Buffer {
@@ -204,6 +202,30 @@ export class HandoverFilter extends Transform {
     }
     if (kept.length === lines.length) return all;
     return Buffer.concat([Buffer.from(kept.join(""), "latin1"), all.subarray(headerEnd)]);
+  }
+}
+
+/** HandoverScan as a stream: passes the message through with its handover headers removed. */
+export class HandoverFilter extends Transform {
+  readonly found: { name: string; value: string }[];
+  readonly digest: MessageDigest;
+  private readonly scan: HandoverScan;
+
+  constructor(digesting = true) {
+    super();
+    this.scan = new HandoverScan(digesting);
+    this.found = this.scan.found;
+    this.digest = this.scan.digest;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    cb(null, this.scan.feed(chunk));
+  }
+
+  override _flush(cb: TransformCallback): void {
+    const rest = this.scan.end();
+    if (rest) this.push(rest);
+    cb();
   }
 }
 

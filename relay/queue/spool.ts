@@ -24,6 +24,7 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { errorMessage, fail, ok, type Result } from "../contract/failure.js";
 import { fsyncDir, GroupCommit } from "./group-commit.js";
+import { readChunks } from "./read-chunks.js";
 import { Journal, readRange, scanJournal, type AppendRecords } from "./journal.js";
 import type { Envelope } from "./envelope.js";
 import { fileBody, HEAD_BYTES, partsBody, type MessageBody } from "./message-body.js";
@@ -308,25 +309,29 @@ export class Spool {
     let reserved = 0;
     let file: MessageFile | undefined;
     let tooBig = false;
-    try {
-      const chunks: AsyncIterable<Buffer> | Buffer[] = Buffer.isBuffer(body) ? [body] : body;
-      for await (const chunk of chunks) {
-        size += chunk.length;
-        if (size > limit) tooBig = true; // keep draining the client's data, write nothing more
-        if (tooBig) continue;
-        if (file) await file.write(chunk);
-        else if (size <= this.o.journalMaxBytes && this.reserve(chunk.length)) {
-          reserved += chunk.length;
-          parts.push(chunk);
-        } else {
-          // too large for the journal, or memory is short: a file, starting with what was buffered
-          file = await MessageFile.create(join(this.tmpDir, `${env.id}.msg`));
-          for (const p of parts.splice(0)) await file.write(p);
-          await file.write(chunk);
-          this.buffered -= reserved;
-          reserved = 0;
-        }
+    // each chunk as it is read: sync while it goes to memory, a promise while a file is written
+    const take = (chunk: Buffer): Promise<void> | undefined => {
+      size += chunk.length;
+      if (size > limit) tooBig = true; // keep draining the client's data, write nothing more
+      if (tooBig) return undefined;
+      if (file) return file.write(chunk);
+      if (size <= this.o.journalMaxBytes && this.reserve(chunk.length)) {
+        reserved += chunk.length;
+        parts.push(chunk);
+        return undefined;
       }
+      // too large for the journal, or memory is short: a file, starting with what was buffered
+      return (async () => {
+        file = await MessageFile.create(join(this.tmpDir, `${env.id}.msg`));
+        for (const p of parts.splice(0)) await file.write(p);
+        await file.write(chunk);
+        this.buffered -= reserved;
+        reserved = 0;
+      })();
+    };
+    try {
+      if (Buffer.isBuffer(body)) await take(body);
+      else await readChunks(body, take);
       if (tooBig) {
         await file?.discard();
         return fail("MESSAGE_TOO_BIG", false, `message exceeds ${limit} bytes`);
