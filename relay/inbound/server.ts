@@ -605,10 +605,14 @@ export class InboundListeners {
     if (verdict.queuedAt === undefined) r.value.acceptedAt = Date.now();
     s.queued.push(id);
     if (r.value.requireTls) s.requireTls = true;
-    // the record is durable: the 250 goes out first, the bookkeeping after it in the same tick
-    cb(null, `2.0.0 Ok: queued as ${id}`);
-    this.d.metrics.accepted.inc({ listener: kind });
-    this.d.onQueued(r.value);
+    // the record is durable: the 250 goes out first, the bookkeeping after it in the same tick (and
+    // whatever happens to the reply: a queued message is always scheduled)
+    try {
+      cb(null, `2.0.0 Ok: queued as ${id}`);
+    } finally {
+      this.d.metrics.accepted.inc({ listener: kind });
+      this.d.onQueued(r.value);
+    }
   }
 
   /** A whole session, however busy, is closed with 421 after `seconds`. */
