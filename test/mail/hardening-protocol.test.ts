@@ -81,11 +81,19 @@ async function serves(port = portsA.smtp): Promise<void> {
   assert.match(await c.cmd("RCPT TO:<rcpt@local.test>"), /^250/);
   assert.match(await c.cmd("DATA"), /^354/);
   c.write(`Subject: ${tag}\r\n\r\nfine\r\n.\r\n`);
-  assert.match((await c.replies(1))[0]!, /^250 2\.0\.0 Ok: queued as/);
+  const [reply] = await c.replies(1);
+  assert.match(reply!, /^250 2\.0\.0 Ok: queued as/);
   await c.cmd("QUIT");
   c.close();
   await waitFor("delivery of the control message", () =>
     sink.messages.some((m) => m.data.includes(tag)) ? true : undefined,
+  );
+  // and out of the queue (its done record follows the sink's 250): the tests after this one assert
+  // that nothing is queued, and must not find this message there
+  const id = /queued as (\S+)/.exec(reply!)?.[1];
+  const dir = port === portsA.smtp ? "a" : "b";
+  await waitFor("the control message out of the queue", async () =>
+    (await queued(join(work, dir))).includes(id!) ? undefined : true,
   );
 }
 
@@ -264,8 +272,16 @@ describe("over-long lines", () => {
     const c = await connect();
     await inData(c);
     c.write(`Subject: longbody\r\n\r\n${"b".repeat(1500)}\r\n.\r\n`);
-    assert.match((await c.replies(1))[0]!, /^250 /);
+    const [reply] = await c.replies(1);
+    assert.match(reply!, /^250 /);
     c.close();
+    // delivered and out of the queue before the next tests, which assert that nothing is queued
+    const id = /queued as (\S+)/.exec(reply!)?.[1];
+    assert.ok(id);
+    await waitFor("the long-body message delivered", async () =>
+      (await queued(join(work, "a"))).includes(id) ? undefined : true,
+    );
+    assert.ok(sink.messages.some((m) => m.data.includes("Subject: longbody")));
   });
 });
 
