@@ -147,25 +147,42 @@ export class HandoverScan {
   readonly digest = new MessageDigest();
   private head: Buffer[] = [];
   private headLen = 0;
+  /** The last bytes fed while scanning (up to 3): the header section's end may straddle chunks. */
+  private tail: Buffer = Buffer.alloc(0);
   private scanning = true;
 
   constructor(private readonly digesting = true) {}
 
   feed(chunk: Buffer): Buffer | undefined {
     if (!this.scanning) return this.pass(chunk);
+    const before = this.headLen;
     this.head.push(chunk);
     this.headLen += chunk.length;
-    const all = this.head.length === 1 ? chunk : Buffer.concat(this.head);
     // a message starting with an empty line has no header section at all
-    const noHeaders = all.length >= 2 && all[0] === 0x0d && all[1] === 0x0a;
-    const end = noHeaders ? 0 : all.indexOf("\r\n\r\n");
-    if (end < 0 && all.length < MAX_SCAN) {
-      this.head = [all];
-      return undefined;
+    const noHeaders = before < 2 && this.headLen >= 2 && this.startsWithCrlf();
+    // the end of the header section, looked for in the new bytes only (and the 3 before them): the
+    // header section is not joined and searched again for each chunk, which made a client sending it
+    // in tiny chunks cost the relay time quadratic in its length (issue 18 review)
+    let end = -1;
+    if (noHeaders) end = 0;
+    else {
+      const win = this.tail.length ? Buffer.concat([this.tail, chunk]) : chunk;
+      const at = win.indexOf("\r\n\r\n");
+      if (at >= 0) end = before - this.tail.length + at;
+      this.tail = Buffer.from(win.subarray(Math.max(0, win.length - 3)));
     }
+    if (end < 0 && this.headLen < MAX_SCAN) return undefined;
+    const all = this.head.length === 1 ? chunk : Buffer.concat(this.head, this.headLen);
     this.scanning = false;
     this.head = [];
+    this.tail = Buffer.alloc(0);
     return this.pass(this.strip(all, end < 0 ? all.length : noHeaders ? 0 : end + 2));
+  }
+
+  /** The bytes fed so far start with CRLF (at least 2 fed). */
+  private startsWithCrlf(): boolean {
+    const b = this.head.length === 1 ? this.head[0]! : Buffer.concat(this.head);
+    return b[0] === 0x0d && b[1] === 0x0a;
   }
 
   end(): Buffer | undefined {
