@@ -130,8 +130,10 @@ export function messageDigest(message: Buffer): string {
 }
 
 const HEADER_RE = /^(X-Sealpost-Handover|X-Sealpost-Queued-At)[ \t]*:/i;
-/** The header section is scanned up to this size (a handover header is the first line). */
+/** The header section is held and scanned up to this size (a handover header is the first line). */
 const MAX_SCAN = 256 * 1024;
+/** Of a line past MAX_SCAN, the start looked at (a longer header line is refused: limits.ts). */
+const LINE_LOOK = 1000;
 
 /**
  * The handover headers of a message's header section, removed as the message is fed through in
@@ -150,11 +152,23 @@ export class HandoverScan {
   /** The last bytes fed while scanning (up to 3): the header section's end may straddle chunks. */
   private tail: Buffer = Buffer.alloc(0);
   private scanning = true;
+  /**
+   * A header section longer than MAX_SCAN: its lines after that are still looked at as they pass (no
+   * longer removed), so a handover header there is found (and the message refused) instead of
+   * passing unseen from a client outside the fleet (issue 18 review).
+   */
+  private watching = false;
+  /** The start of the current line while watching; `judged`: strip() has judged it already. */
+  private line = "";
+  private judged = false;
 
   constructor(private readonly digesting = true) {}
 
   feed(chunk: Buffer): Buffer | undefined {
-    if (!this.scanning) return this.pass(chunk);
+    if (!this.scanning) {
+      if (this.watching) this.watch(chunk);
+      return this.pass(chunk);
+    }
     const before = this.headLen;
     this.head.push(chunk);
     this.headLen += chunk.length;
@@ -176,7 +190,30 @@ export class HandoverScan {
     this.scanning = false;
     this.head = [];
     this.tail = Buffer.alloc(0);
+    if (end < 0) {
+      // the header section goes on: its last, unfinished line is where watching starts
+      this.watching = true;
+      this.line = all.toString("latin1", all.lastIndexOf(0x0a) + 1, all.length).slice(0, LINE_LOOK);
+      this.judged = HEADER_RE.test(this.line);
+    }
     return this.pass(this.strip(all, end < 0 ? all.length : noHeaders ? 0 : end + 2));
+  }
+
+  /** Looks at the header section's lines in `b` (past MAX_SCAN) up to its end (an empty line). */
+  private watch(b: Buffer): void {
+    for (let i = 0; i < b.length && this.watching;) {
+      const lf = b.indexOf(0x0a, i);
+      const stop = lf < 0 ? b.length : lf;
+      if (this.line.length < LINE_LOOK)
+        this.line += b.toString("latin1", i, Math.min(stop, i + LINE_LOOK - this.line.length));
+      if (lf < 0) return;
+      if (this.line === "\r" || this.line === "") this.watching = false;
+      else if (!this.judged && HEADER_RE.test(this.line))
+        this.found.push({ name: this.line.split(":")[0]!.trim(), value: "" });
+      this.line = "";
+      this.judged = false;
+      i = lf + 1;
+    }
   }
 
   /** The bytes fed so far start with CRLF (at least 2 fed). */

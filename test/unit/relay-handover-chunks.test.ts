@@ -111,4 +111,34 @@ describe("HandoverScan in chunks", () => {
     // times the message, where joining all held so far for each chunk copies ~8,000 times it
     assert.ok(copied < 4 * msg.length, `${copied} bytes copied for a ${msg.length}-byte message`);
   });
+
+  it("attack: a handover header past the first 256 KiB of a header section is found, wherever it is cut", () => {
+    const line = Buffer.from(`X-Pad: ${"a".repeat(90)}\r\n`, "latin1");
+    const pad = Buffer.concat(Array.from({ length: Math.ceil((256 * 1024) / line.length) }, () => line));
+    for (const forged of ["X-Sealpost-Handover: v=1; id=x; mac=m\r\n", "x-sealpost-queued-at : 1\r\n"])
+      for (let k = 0; k < forged.length + 3; k++) {
+        // the scan stops holding at the chunk that reaches 256 KiB: cut at each offset of the header
+        const msg = Buffer.concat([pad.subarray(k), Buffer.from(`${forged}Subject: s\r\n\r\nbody\r\n`)]);
+        for (const size of [7, 4096]) {
+          const got = run(
+            cut(
+              msg,
+              Array.from({ length: Math.ceil(msg.length / size) }, () => size),
+            ),
+          );
+          assert.equal(got.found.length, 1, `${forged.trim()}, cut ${k}, chunks of ${size}`);
+        }
+      }
+    // the same line in the body, or a body after a long header section, is nothing
+    const body = Buffer.concat([pad, Buffer.from("\r\nX-Sealpost-Handover: v=1\r\n")]);
+    assert.deepEqual(
+      run(
+        cut(
+          body,
+          Array.from({ length: 100 }, () => 4096),
+        ),
+      ).found,
+      [],
+    );
+  });
 });
