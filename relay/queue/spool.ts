@@ -25,6 +25,7 @@ import type { Readable } from "node:stream";
 import { errorMessage, fail, ok, type Result } from "../contract/failure.js";
 import { fsyncDir, GroupCommit } from "./group-commit.js";
 import { readChunks } from "./read-chunks.js";
+import { BodyParts } from "./small-chunks.js";
 import { Journal, readRange, scanJournal, type AppendRecords } from "./journal.js";
 import type { Envelope } from "./envelope.js";
 import { fileBody, HEAD_BYTES, partsBody, type MessageBody } from "./message-body.js";
@@ -305,6 +306,8 @@ export class Spool {
     limit = Infinity,
   ): Promise<Result<Envelope>> {
     const parts: Buffer[] = [head];
+    // tiny chunks (a client's tiny TCP segments) are held joined: small-chunks.ts
+    const held = new BodyParts(parts);
     let size = head.length;
     let reserved = 0;
     let file: MessageFile | undefined;
@@ -317,10 +320,11 @@ export class Spool {
       if (file) return file.write(chunk);
       if (size <= this.o.journalMaxBytes && this.reserve(chunk.length)) {
         reserved += chunk.length;
-        parts.push(chunk);
+        held.add(chunk);
         return undefined;
       }
       // too large for the journal, or memory is short: a file, starting with what was buffered
+      held.flush();
       return (async () => {
         file = await MessageFile.create(join(this.tmpDir, `${env.id}.msg`));
         for (const p of parts.splice(0)) await file.write(p);
@@ -344,7 +348,10 @@ export class Spool {
         nextAttemptAt: env.nextAttemptAt ?? env.receivedAt,
       };
       if (file) await this.commitFile(full, file);
-      else await this.journal.accept(full, parts);
+      else {
+        held.flush();
+        await this.journal.accept(full, parts);
+      }
       return ok(full);
     } catch (e) {
       if (file) {
