@@ -13,6 +13,7 @@ import { readSpool } from "../../relay/queue/spool.js";
 import type { Relay } from "../../relay/relay.js";
 import { makeCa, makeLeaf } from "../support/certs.js";
 import { hostileConnect, type HostileClient } from "../support/hostile-client.js";
+import { FALSE_ENDS, SMUGGLED } from "../support/smuggling.js";
 import { waitFor } from "../support/process.js";
 import { startRelay, testConfig, testPorts, writeConfigDir, type TestPorts } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
@@ -122,18 +123,8 @@ async function serves(): Promise<void> {
   await waitFor("no body bytes held", () => (buffered() === 0 ? true : undefined));
 }
 
-const SMUGGLED =
-  "MAIL FROM:<evil@attacker.test>\r\nRCPT TO:<victim@local.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nevil\r\n";
-
 describe("SMTP smuggling, the bare line break cut at every offset", () => {
-  for (const [name, seq] of [
-    ["<LF>.<LF>", "\n.\n"],
-    ["<CR>.<CR>", "\r.\r"],
-    ["<LF>.<CR><LF>", "\n.\r\n"],
-    ["<CR><LF>.<LF>", "\r\n.\n"],
-    ["<CR><LF>.<CR>", "\r\n.\r"],
-    ["<CR>.<CR><LF>", "\r.\r\n"],
-  ] as const) {
+  for (const [name, seq] of FALSE_ENDS) {
     it(`${name} then commands: 550 5.5.2 at every cut, nothing queued or delivered`, async () => {
       const before = sink.messages.length;
       const text = `Subject: smuggle\r\n\r\nhello${seq}${SMUGGLED}.\r\n`;

@@ -14,6 +14,7 @@ import { readSpool } from "../../relay/queue/spool.js";
 import type { Relay } from "../../relay/relay.js";
 import { makeCa, makeLeaf, type Leaf } from "../support/certs.js";
 import { hostileConnect, type HostileClient } from "../support/hostile-client.js";
+import { FALSE_ENDS, SMUGGLED } from "../support/smuggling.js";
 import { waitFor } from "../support/process.js";
 import {
   plainToken,
@@ -138,18 +139,8 @@ after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-const SMUGGLED =
-  "MAIL FROM:<evil@attacker.test>\r\nRCPT TO:<victim@local.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nevil\r\n";
-
 describe("SMTP smuggling", () => {
-  for (const [name, seq] of [
-    ["<LF>.<LF>", "\n.\n"],
-    ["<CR>.<CR>", "\r.\r"],
-    ["<LF>.<CR><LF>", "\n.\r\n"],
-    ["<CR><LF>.<LF>", "\r\n.\n"],
-    ["<CR><LF>.<CR>", "\r\n.\r"],
-    ["<CR>.<CR><LF>", "\r.\r\n"],
-  ] as const) {
+  for (const [name, seq] of FALSE_ENDS) {
     it(`a body with ${name} and commands after it is refused whole with 550 5.5.2; nothing is queued`, async () => {
       const before = sink.messages.length;
       const c = await connect();

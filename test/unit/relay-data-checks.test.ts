@@ -17,6 +17,7 @@ import { HopCounter } from "../../relay/inbound/trace.js";
 import { HandoverFilter } from "../../relay/queue/handover.js";
 import { readChunks } from "../../relay/queue/read-chunks.js";
 import { newQueueId, Spool } from "../../relay/queue/spool.js";
+import { cut } from "../support/smuggling.js";
 
 /** Everything a stream gives until it ends or fails. */
 async function drain(r: Readable): Promise<Buffer[]> {
@@ -79,19 +80,6 @@ async function merged(chunks: Buffer[], limit: number): Promise<Outcome> {
     hops: c.hops,
     reply: v ? `${v.reply.code} ${v.reply.text}` : undefined,
   };
-}
-
-/** `b` in chunks of the given sizes (the last one whatever is left), none empty (as smtp-server's). */
-function cut(b: Buffer, sizes: number[]): Buffer[] {
-  const out: Buffer[] = [];
-  let at = 0;
-  for (const n of sizes) {
-    if (at >= b.length) break;
-    out.push(b.subarray(at, at + n));
-    at += n;
-  }
-  if (at < b.length) out.push(b.subarray(at));
-  return out;
 }
 
 /** Pieces messages are made of: header fields the checks look for, line breaks right and wrong. */

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { HandoverScan } from "../../relay/queue/handover.js";
+import { cut } from "../support/smuggling.js";
 
 interface Out {
   out: string;
@@ -25,19 +26,6 @@ function run(chunks: Buffer[]): Out {
   const rest = s.end();
   if (rest) out.push(rest);
   return { out: Buffer.concat(out).toString("latin1"), found: s.found, digest: s.digest.hex() };
-}
-
-/** `b` in chunks of the given sizes (the last one whatever is left). */
-function cut(b: Buffer, sizes: number[]): Buffer[] {
-  const out: Buffer[] = [];
-  let at = 0;
-  for (const n of sizes) {
-    if (at >= b.length) break;
-    out.push(b.subarray(at, at + n));
-    at += n;
-  }
-  if (at < b.length) out.push(b.subarray(at));
-  return out;
 }
 
 const piece = fc.oneof(
