@@ -12,6 +12,7 @@ import fc from "fast-check";
 import {
   ACCEPT,
   DONE,
+  DONE_DELAY_MS,
   fewerBuffers,
   frameParts,
   frameRecord,
@@ -556,6 +557,52 @@ describe("journal", () => {
     assert.deepEqual(gate.sizes, [1, 50]);
     assert.deepEqual(journal.stats(), { rounds: 2, records: 51, segments: 1 });
     assert.equal((await scanJournal(dir)).live.size, 51);
+  });
+});
+
+describe("done records (issue 18)", () => {
+  it("a done record goes out with the next accept's round: one durable write for both", async () => {
+    const dir = fresh();
+    const gate = gatedAppend();
+    // a done record waits as long as the test takes (no timer decides the order)
+    const { journal } = await open(dir, { append: gate.append, doneDelayMs: 60_000 });
+    const a = envelope();
+    const first = journal.accept(a, [Buffer.from("a")]);
+    await until(() => gate.waiting() === 1);
+    gate.release();
+    await first;
+    const done = journal.done(a.id);
+    // the next accept comes a turn of the event loop later, as the next message of a session does
+    await new Promise((r) => setImmediate(r));
+    assert.equal(gate.waiting(), 0, "no round of its own for the done record");
+    const b = envelope();
+    const second = journal.accept(b, [Buffer.from("b")]);
+    await until(() => gate.waiting() === 1);
+    gate.release();
+    await Promise.all([done, second]);
+    assert.deepEqual(gate.sizes, [1, 2], "a's done record and b's accept in one round");
+    assert.deepEqual([...(await scanJournal(dir)).live.keys()], [b.id]);
+  });
+
+  it(`a done record with no accept after it is written on its own (after ${DONE_DELAY_MS} ms)`, async () => {
+    const dir = fresh();
+    const { journal } = await open(dir);
+    const a = envelope();
+    await journal.accept(a, [Buffer.from("a")]);
+    await journal.done(a.id); // resolves once written
+    assert.equal((await scanJournal(dir)).live.size, 0);
+    assert.equal(journal.stats().rounds, 2);
+  });
+
+  it("close() writes the waiting done records", async () => {
+    const dir = fresh();
+    const { journal } = await open(dir);
+    const a = envelope();
+    await journal.accept(a, [Buffer.from("a")]);
+    const done = journal.done(a.id);
+    await journal.close();
+    await done;
+    assert.equal((await scanJournal(dir)).live.size, 0);
   });
 });
 
