@@ -472,8 +472,26 @@ export class InboundListeners {
     cb: (err?: Error | null, message?: string) => void,
   ): Promise<void> {
     this.busy.add(session.id);
+    // one answer per DATA, whatever happens in between: an error thrown on the way (a fault of the
+    // queue, a bug) is a 451 for this client, never an unhandled rejection, which ends the process
+    // and every other session with it. A message already durable when it threw is delivered (it is
+    // found again at the next start) and the client's retry makes a duplicate, never a loss.
+    let answered = false;
+    const answer = (err?: Error | null, message?: string): void => {
+      if (answered) return;
+      answered = true;
+      cb(err, message);
+    };
     try {
-      await this.receive(kind, stream, session, cb);
+      await this.receive(kind, stream, session, answer);
+    } catch (e) {
+      this.d.log.error(
+        { event: "data-error", session: session.id, err: e instanceof Error ? e.message : String(e) },
+        "taking the message failed",
+      );
+      if (stream.readable) stream.resume();
+      if (!answered)
+        answer(this.reject(session, "DATA", { code: 451, text: "4.3.0 Local error, try again later" }));
     } finally {
       this.busy.delete(session.id);
     }

@@ -259,3 +259,21 @@ describe("a client gone in the middle of DATA", () => {
     });
   }
 });
+
+describe("a fault inside the relay while it takes a message", () => {
+  it("answers 451 4.3.0 and keeps serving: an error thrown by the queue never takes the process down", async () => {
+    const spool = (relay as unknown as { spool: { enqueue: (...a: unknown[]) => Promise<unknown> } }).spool;
+    const enqueue = spool.enqueue;
+    spool.enqueue = () => Promise.reject(new Error("injected: the queue threw"));
+    try {
+      const c = await inData();
+      c.write("Subject: fault\r\n\r\nbody\r\n.\r\n");
+      const [reply] = await c.replies(1);
+      assert.match(reply!, /^451 4\.3\.0 /);
+    } finally {
+      spool.enqueue = enqueue;
+    }
+    assert.deepEqual(await queued(), []);
+    await serves();
+  });
+});
