@@ -89,13 +89,15 @@ export class Drain {
 
   /** Runs the drain once (later calls share it) until the queue is empty or `deadlineMs` passes. */
   run(deadlineMs: number): Promise<DrainStatus> {
-    this.running ??= this.drain(Date.now() + deadlineMs).then(
-      () => this.finish(),
-      (e: unknown) => {
+    this.running ??= this.drain(Date.now() + deadlineMs)
+      .catch((e: unknown) => {
         this.s.lastError = errorMessage(e);
-        return this.finish();
-      },
-    );
+      })
+      // the journal's waiting done records written before "drained" is said: the pod may be killed
+      // right after, and a done record lost then would send a handed-over message again from this
+      // volume when a later pod mounts it (journal.ts DONE_DELAY_MS)
+      .then(() => this.d.spool.flush())
+      .then(() => this.finish());
     return this.running;
   }
 

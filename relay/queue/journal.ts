@@ -40,8 +40,9 @@
 //     records in N only concern segments up to N, already gone. So no message comes back.
 //   - A done record that could not be written is retried with the next round; until then a crash
 //     would deliver that message again: a duplicate, never a loss (the queue's rule everywhere).
-//   - A done record does not start a round of its own at once: it waits up to DONE_DELAY_MS for the
-//     next accept's round and is written with it (one durable write for both). At one session,
+//   - A late done record (a delivered message, or one moved to files) does not start a round of its
+//     own at once: it waits up to DONE_DELAY_MS for the next accept's round and is written with it
+//     (one durable write for both). A refused message's done record is written at once. At one session,
 //     a quarter of the accepts found the previous message's done round running and paid two durable
 //     writes before their 250 (issue 18). The wait widens the window in which a crash delivers a
 //     finished message again by those milliseconds: a duplicate, never a loss, as above.
@@ -460,15 +461,24 @@ export class Journal {
   /**
    * The message left the journal (delivered, bounced, or moved to the spool's files): appends its
    * done record. Never fails: a done record that cannot be written is retried with the next round
-   * (until then a crash would deliver the message again).
+   * (until then a crash would deliver the message again). `late` (a delivered message, one moved to
+   * files): the record waits up to DONE_DELAY_MS for an accept's round. Without it (a message
+   * refused after its record was written, whose 5xx must not be followed by a delivery after a
+   * crash) it gets a round at once.
    */
-  async done(id: string): Promise<void> {
+  async done(id: string, o: { late?: boolean } = {}): Promise<void> {
     const at = this.where.get(id);
     if (!at) return;
     this.where.delete(id);
     this.forget(id);
     at.seg.live--;
     const record = frameParts(DONE, Buffer.from(id, "latin1"), []);
+    if (!o.late) {
+      // a message refused after its record was written (the 5xx waits for this): a round now
+      await this.enqueue(record).catch(() => this.retry.push(record));
+      this.collect();
+      return;
+    }
     await new Promise<void>((resolve) => {
       this.lazy.push({
         record,
@@ -481,6 +491,12 @@ export class Journal {
       this.lazyTimer ??= setTimeout(() => this.flushLazy(), this.o.doneDelayMs ?? DONE_DELAY_MS);
     });
     this.collect();
+  }
+
+  /** Writes the waiting done records now; resolves once every queued record is written (tests, tools). */
+  async flush(): Promise<void> {
+    this.flushLazy();
+    await this.committing;
   }
 
   /** The waiting done records get a round of their own (no accept came within DONE_DELAY_MS). */

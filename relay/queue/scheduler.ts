@@ -442,7 +442,8 @@ export class Scheduler {
     }
     await this.notify(env, loaded, now);
     if (env.recipients.every((r) => r.state !== "pending")) {
-      await spool.remove(env.id);
+      // every recipient delivered or failed (its DSN queued): the done record may be late
+      await spool.remove(env.id, { delivered: true });
       this.entries.delete(env.id);
       log.info(
         {

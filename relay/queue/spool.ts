@@ -408,16 +408,30 @@ export class Spool {
       await unlink(this.msgPath(env.id)).catch(() => undefined); // still in the journal
       throw e;
     }
-    await this.journal.done(env.id);
+    // not awaited: the done record may be late (journal.ts) and goes with the next accept's round;
+    // the caller (a delivery worker) need not wait for it. It never rejects.
+    void this.journal.done(env.id, { late: true });
+  }
+
+  /** Writes the journal's waiting done records now (they are otherwise written with a later round). */
+  flush(): Promise<void> {
+    return this.journal.flush();
   }
 
   /**
    * Removes a message once every recipient is done. A journal message gets its done record (never
-   * fails: journal.ts); a file-resident one loses its envelope first (the commit record).
+   * fails: journal.ts; `delivered`: written with a later round and not waited for); a file-resident
+   * one loses its envelope first (the commit record).
    */
-  remove(id: string): Promise<void> {
+  remove(id: string, o: { delivered?: boolean } = {}): Promise<void> {
     return this.serially(id, async () => {
-      if (this.journal.has(id)) return this.journal.done(id);
+      if (this.journal.has(id)) {
+        // delivered: as in moveOut, a late done record, not awaited (never rejects); refused or
+        // removed by an operator: durable before this resolves (a crash must not bring it back)
+        if (!o.delivered) return this.journal.done(id);
+        void this.journal.done(id, { late: true });
+        return;
+      }
       await unlink(this.envPath(id)).catch(() => undefined);
       await this.commits.sync(this.envDir);
       await unlink(this.msgPath(id)).catch(() => undefined);

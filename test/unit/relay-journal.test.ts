@@ -571,7 +571,7 @@ describe("done records (issue 18)", () => {
     await until(() => gate.waiting() === 1);
     gate.release();
     await first;
-    const done = journal.done(a.id);
+    const done = journal.done(a.id, { late: true });
     // the next accept comes a turn of the event loop later, as the next message of a session does
     await new Promise((r) => setImmediate(r));
     assert.equal(gate.waiting(), 0, "no round of its own for the done record");
@@ -589,9 +589,18 @@ describe("done records (issue 18)", () => {
     const { journal } = await open(dir);
     const a = envelope();
     await journal.accept(a, [Buffer.from("a")]);
-    await journal.done(a.id); // resolves once written
+    await journal.done(a.id, { late: true }); // resolves once written
     assert.equal((await scanJournal(dir)).live.size, 0);
     assert.equal(journal.stats().rounds, 2);
+  });
+
+  it("a refused message's done record (not late) is written at once, not after the wait", async () => {
+    const dir = fresh();
+    const { journal } = await open(dir, { doneDelayMs: 60_000 });
+    const a = envelope();
+    await journal.accept(a, [Buffer.from("a")]);
+    await journal.done(a.id); // would wait 60 s if it waited for an accept's round
+    assert.equal((await scanJournal(dir)).live.size, 0);
   });
 
   it("close() writes the waiting done records", async () => {
@@ -599,7 +608,7 @@ describe("done records (issue 18)", () => {
     const { journal } = await open(dir);
     const a = envelope();
     await journal.accept(a, [Buffer.from("a")]);
-    const done = journal.done(a.id);
+    const done = journal.done(a.id, { late: true });
     await journal.close();
     await done;
     assert.equal((await scanJournal(dir)).live.size, 0);
