@@ -473,12 +473,6 @@ export class Journal {
     this.forget(id);
     at.seg.live--;
     const record = frameParts(DONE, Buffer.from(id, "latin1"), []);
-    if (!o.late) {
-      // a message refused after its record was written (the 5xx waits for this): a round now
-      await this.enqueue(record).catch(() => this.retry.push(record));
-      this.collect();
-      return;
-    }
     await new Promise<void>((resolve) => {
       this.lazy.push({
         record,
@@ -488,7 +482,9 @@ export class Journal {
           resolve();
         },
       });
-      this.lazyTimer ??= setTimeout(() => this.flushLazy(), this.o.doneDelayMs ?? DONE_DELAY_MS);
+      // a message refused after its record was written (the 5xx waits for this): a round now
+      if (!o.late) this.flushLazy();
+      else this.lazyTimer ??= setTimeout(() => this.flushLazy(), this.o.doneDelayMs ?? DONE_DELAY_MS);
     });
     this.collect();
   }
