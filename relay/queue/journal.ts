@@ -86,6 +86,12 @@ const SEGMENT_NAME = /^(\d{12})\.log$/;
 const SPARE = "spare";
 /** How long a done record waits for an accept's round before it gets one of its own. */
 export const DONE_DELAY_MS = 20;
+/**
+ * How long the done records of a failed round (a full volume) wait for a round of their own when no
+ * accept brings one: without it a delivered message stayed live in the journal until the next
+ * accept, and a restart before that delivered it again.
+ */
+export const RETRY_DELAY_MS = 1000;
 /** The highest segment number reserved so far (decimal); never matches SEGMENT_NAME either. */
 const HWM = "hwm";
 
@@ -371,8 +377,9 @@ export class Journal {
   /** Done records waiting for the next round (an accept's, or their own after DONE_DELAY_MS). */
   private lazy: Pending[] = [];
   private lazyTimer: NodeJS.Timeout | undefined;
-  /** Done records of a failed round, written with the next one. */
+  /** Done records of a failed round, written with the next one (or their own after RETRY_DELAY_MS). */
   private retry: Framed[] = [];
+  private retryTimer: NodeJS.Timeout | undefined;
   /** The running rounds (until nothing is queued), if any. */
   private committing: Promise<void> | undefined;
   private collecting: Promise<void> = Promise.resolve();
@@ -525,8 +532,14 @@ export class Journal {
 
   /** Waits for the queued rounds and closes the current segment (stopping; appending later reopens). */
   async close(): Promise<void> {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.pending.push(...this.retried()); // a last try for failed done records
     this.flushLazy();
+    this.committing ??= Promise.resolve().then(() => this.commit());
     await this.committing;
+    clearTimeout(this.retryTimer); // failed again: recovery delivers those messages once more
+    this.retryTimer = undefined;
     if (this.current) await this.retire(this.current);
     await this.collecting;
   }
@@ -575,14 +588,7 @@ export class Journal {
   /** Runs rounds until nothing is queued. */
   private async commit(): Promise<void> {
     while (this.pending.length) {
-      const round = this.retry
-        .splice(0)
-        .map((record): Pending => ({
-          record,
-          resolve: () => undefined,
-          reject: () => this.retry.push(record),
-        }))
-        .concat(this.lazy.splice(0), this.pending);
+      const round = this.retried().concat(this.lazy.splice(0), this.pending);
       this.pending = [];
       clearTimeout(this.lazyTimer); // the waiting done records are in this round
       this.lazyTimer = undefined;
@@ -608,6 +614,28 @@ export class Journal {
       }
     }
     this.committing = undefined;
+    this.retryLater();
+  }
+
+  /** The done records of failed rounds, taken for the next round (back to `retry` if it fails too). */
+  private retried(): Pending[] {
+    return this.retry.splice(0).map((record) => ({
+      record,
+      resolve: () => undefined,
+      reject: () => this.retry.push(record),
+    }));
+  }
+
+  /** Failed done records get a round of their own after RETRY_DELAY_MS unless one comes first. */
+  private retryLater(): void {
+    if (!this.retry.length || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (!this.retry.length) return;
+      this.pending.push(...this.retried());
+      this.committing ??= Promise.resolve().then(() => this.commit());
+    }, RETRY_DELAY_MS);
+    this.retryTimer.unref();
   }
 
   /**

@@ -13,6 +13,7 @@ import {
   ACCEPT,
   DONE,
   DONE_DELAY_MS,
+  RETRY_DELAY_MS,
   fewerBuffers,
   frameParts,
   frameRecord,
@@ -540,6 +541,50 @@ describe("journal", () => {
     fail = false;
     await journal.accept(envelope(), [Buffer.from("later")]);
     assert.equal((await scanJournal(dir)).live.has(kept.id), false);
+  });
+
+  it(`a done record that could not be written gets a round of its own after ${RETRY_DELAY_MS} ms`, async () => {
+    const dir = fresh();
+    let fail = false;
+    const { journal } = await open(dir, {
+      append: async (fh, records, position) => {
+        if (fail) throw new Error("ENOSPC: no space left on device, write");
+        return (await fh.writev(records.flat(), position)).bytesWritten;
+      },
+    });
+    const a = envelope();
+    await journal.accept(a, [Buffer.from("delivered while the volume is full")]);
+    // still queued: keeps the segment (a segment with no live message is deleted, done records or not)
+    await journal.accept(envelope(), [Buffer.from("b")]);
+    fail = true;
+    await journal.done(a.id); // never fails: kept for a later round
+    assert.equal((await scanJournal(dir)).live.has(a.id), true, "not written while the volume is full");
+    fail = false;
+    // no accept comes (a relay with its inbound quiet): the record must not wait for one
+    const rounds = journal.stats().rounds;
+    await until(() => journal.stats().rounds > rounds);
+    await journal.flush();
+    assert.equal((await scanJournal(dir)).live.has(a.id), false, "written by a round of its own");
+  });
+
+  it("close() tries the failed done records once more", async () => {
+    const dir = fresh();
+    let fail = false;
+    const { journal } = await open(dir, {
+      append: async (fh, records, position) => {
+        if (fail) throw new Error("ENOSPC: no space left on device, write");
+        return (await fh.writev(records.flat(), position)).bytesWritten;
+      },
+    });
+    const a = envelope();
+    const b = envelope();
+    await journal.accept(a, [Buffer.from("a")]);
+    await journal.accept(b, [Buffer.from("b")]);
+    fail = true;
+    await journal.done(a.id);
+    fail = false;
+    await journal.close();
+    assert.deepEqual([...(await scanJournal(dir)).live.keys()], [b.id], "a restart does not deliver a again");
   });
 
   it("group commit: records queued while a round runs share the next round", async () => {
