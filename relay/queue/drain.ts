@@ -280,7 +280,9 @@ export class Drain {
       await this.d.spool.update(env);
       return true;
     }
-    await this.d.spool.remove(env.id);
+    // delivered (to the peer): a late done record, made durable by the flush before "drained"; a
+    // removal that failed here would hand the message over again in the next pass
+    await this.d.spool.remove(env.id, { delivered: true });
     this.d.queue.forget(env.id);
     this.s.handedOver++;
     return true;

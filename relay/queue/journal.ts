@@ -38,8 +38,11 @@
 //     later one. Segments are unlinked strictly oldest first, once every message in them is done, and
 //     the directory is fsync'd after each: unlinking segment N takes its accepts with it, and the done
 //     records in N only concern segments up to N, already gone. So no message comes back.
-//   - A done record that could not be written is retried with the next round; until then a crash
-//     would deliver that message again: a duplicate, never a loss (the queue's rule everywhere).
+//   - A late done record (below) that could not be written is retried with the next round; until
+//     then a crash would deliver that message again: a duplicate, never a loss (the queue's rule
+//     everywhere). A refused or deleted message's done record is not retried behind the caller's
+//     back: its failure fails the removal and the message stays queued (a refusal must never be
+//     followed by a delivery after a restart).
 //   - A late done record (a delivered message, or one moved to files) does not start a round of its
 //     own at once: it waits up to DONE_DELAY_MS for the next accept's round and is written with it
 //     (one durable write for both). A refused message's done record is written at once. At one session,
@@ -380,6 +383,8 @@ export class Journal {
   /** Done records of a failed round, written with the next one (or their own after RETRY_DELAY_MS). */
   private retry: Framed[] = [];
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Why the last failed round of done records failed (flush's error). */
+  private retryError: Error | undefined;
   /** The running rounds (until nothing is queued), if any. */
   private committing: Promise<void> | undefined;
   private collecting: Promise<void> = Promise.resolve();
@@ -467,33 +472,60 @@ export class Journal {
 
   /**
    * The message left the journal (delivered, bounced, or moved to the spool's files): appends its
-   * done record. Never fails: a done record that cannot be written is retried with the next round
-   * (until then a crash would deliver the message again). `late` (a delivered message, one moved to
-   * files): the record waits up to DONE_DELAY_MS for an accept's round. Without it (a message
-   * refused after its record was written, whose 5xx must not be followed by a delivery after a
-   * crash) it gets a round at once.
+   * done record. `late` (a delivered message, one moved to files): it is gone at once, the record
+   * waits up to DONE_DELAY_MS for an accept's round and never fails: one that cannot be written is
+   * retried with the next round (until then a crash would deliver the message again: a duplicate).
+   * Without it (a message refused after its record was written, or deleted by an operator, whose
+   * 5xx must not be followed by a delivery after a crash) the record gets a round at once, and the
+   * message is gone only once it is durable: a failed round rejects and leaves it queued, so the
+   * caller never says "gone" of a message a restart would deliver.
    */
   async done(id: string, o: { late?: boolean } = {}): Promise<void> {
     const at = this.where.get(id);
     if (!at) return;
-    this.where.delete(id);
-    this.forget(id);
-    at.seg.live--;
     const record = frameParts(DONE, Buffer.from(id, "latin1"), []);
+    if (!o.late) {
+      await new Promise<void>((resolve, reject) => {
+        this.lazy.push({
+          record,
+          resolve: () => {
+            this.gone(id, at);
+            resolve();
+          },
+          reject,
+        });
+        this.flushLazy();
+      });
+      this.collect();
+      return;
+    }
+    this.gone(id, at);
     await new Promise<void>((resolve) => {
       this.lazy.push({
         record,
         resolve: () => resolve(),
-        reject: () => {
-          this.retry.push(record);
+        reject: (e) => {
+          this.failedDone(record, e);
           resolve();
         },
       });
-      // a message refused after its record was written (the 5xx waits for this): a round now
-      if (!o.late) this.flushLazy();
-      else this.lazyTimer ??= setTimeout(() => this.flushLazy(), this.o.doneDelayMs ?? DONE_DELAY_MS);
+      this.lazyTimer ??= setTimeout(() => this.flushLazy(), this.o.doneDelayMs ?? DONE_DELAY_MS);
     });
     this.collect();
+  }
+
+  /** Message `id` (at `at`) is no longer live: its segment may go once it holds no other. */
+  private gone(id: string, at: { seg: Segment }): void {
+    if (this.where.get(id) !== at) return; // gone already (two done records for one message)
+    this.where.delete(id);
+    this.forget(id);
+    at.seg.live--;
+  }
+
+  /** A late done record whose round failed: retried with a later round. */
+  private failedDone(record: Framed, e: Error): void {
+    this.retry.push(record);
+    this.retryError = e;
   }
 
   /** Writes the waiting done records now; resolves once every queued record is written (tests, tools). */
@@ -622,7 +654,7 @@ export class Journal {
     return this.retry.splice(0).map((record) => ({
       record,
       resolve: () => undefined,
-      reject: () => this.retry.push(record),
+      reject: (e) => this.failedDone(record, e),
     }));
   }
 

@@ -427,7 +427,8 @@ export class Spool {
     return this.serially(id, async () => {
       if (this.journal.has(id)) {
         // delivered: as in moveOut, a late done record, not awaited (never rejects); refused or
-        // removed by an operator: durable before this resolves (a crash must not bring it back)
+        // removed by an operator: durable before this resolves, else this rejects and the message
+        // stays queued (a crash must not bring back what the caller said was gone)
         if (!o.delivered) return this.journal.done(id);
         void this.journal.done(id, { late: true });
         return;

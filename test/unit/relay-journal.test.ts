@@ -537,7 +537,7 @@ describe("journal", () => {
     const scan = await scanJournal(dir);
     assert.deepEqual([...scan.live.keys()], [kept.id], "the 4xx'd messages are not found at recovery");
     // a done record that could not be written goes out with the next round that works
-    await journal.done(kept.id);
+    await journal.done(kept.id, { late: true }); // a delivered message: retried
     fail = false;
     await journal.accept(envelope(), [Buffer.from("later")]);
     assert.equal((await scanJournal(dir)).live.has(kept.id), false);
@@ -557,7 +557,7 @@ describe("journal", () => {
     // still queued: keeps the segment (a segment with no live message is deleted, done records or not)
     await journal.accept(envelope(), [Buffer.from("b")]);
     fail = true;
-    await journal.done(a.id); // never fails: kept for a later round
+    await journal.done(a.id, { late: true }); // never fails: kept for a later round
     assert.equal((await scanJournal(dir)).live.has(a.id), true, "not written while the volume is full");
     fail = false;
     // no accept comes (a relay with its inbound quiet): the record must not wait for one
@@ -581,7 +581,7 @@ describe("journal", () => {
     await journal.accept(a, [Buffer.from("a")]);
     await journal.accept(b, [Buffer.from("b")]);
     fail = true;
-    await journal.done(a.id);
+    await journal.done(a.id, { late: true });
     fail = false;
     await journal.close();
     assert.deepEqual([...(await scanJournal(dir)).live.keys()], [b.id], "a restart does not deliver a again");
@@ -694,4 +694,53 @@ describe("journal under kill -9", () => {
       }
     },
   );
+});
+
+// Review of the done records (revdone): a crash or a full volume at each step around a done record.
+describe("done records under attack (a full volume, a crash)", () => {
+  /** A spool whose journal writes fail while `full.on` (ENOSPC), as on a full volume. */
+  async function fullableSpool(q: string) {
+    const full = { on: false };
+    const { spool } = await Spool.open(q, {
+      journalAppend: async (fh, records, position) => {
+        if (full.on) throw new Error("ENOSPC: no space left on device, write");
+        return (await fh.writev(records.flat(), position)).bytesWritten;
+      },
+    });
+    return { spool, full };
+  }
+  const queued = async (spool: Spool, body: string): Promise<Envelope> => {
+    const r = await spool.enqueue(
+      {
+        id: newQueueId(),
+        from: "a@x.test",
+        recipients: [{ address: "b@y.test", state: "pending" }],
+        receivedAt: 1,
+      },
+      Buffer.alloc(0),
+      Buffer.from(body),
+    );
+    assert.ok(r.ok);
+    return r.value;
+  };
+
+  it("attack: a message refused or deleted after its record was written, its done record failing, is not said gone and delivered after a restart", async () => {
+    const q = fresh();
+    const { spool, full } = await fullableSpool(q);
+    const refused = await queued(spool, "refused after its accept record (a 554, an admin delete)");
+    full.on = true;
+    // the caller (a 5xx to the client, `sealpost queue delete`) must learn that it is still queued
+    await assert.rejects(spool.remove(refused.id), /ENOSPC/);
+    assert.equal(
+      (await spool.readMessage(refused.id)).toString(),
+      "refused after its accept record (a 554, an admin delete)",
+      "still in the journal, as a restart finds it",
+    );
+    full.on = false;
+    await spool.remove(refused.id);
+    await spool.close();
+    const again = await Spool.open(q);
+    await again.spool.close();
+    assert.deepEqual(again.envelopes, [], "removed once its done record is durable");
+  });
 });
