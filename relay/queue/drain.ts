@@ -97,12 +97,19 @@ export class Drain {
       // right after, and a done record lost then would send a handed-over message again from this
       // volume when a later pod mounts it (journal.ts DONE_DELAY_MS)
       .then(() => this.d.spool.flush())
-      .then(() => this.finish());
+      .then(
+        () => this.finish(true),
+        (e: unknown) => {
+          // not durable (a full volume): this volume would deliver those messages again
+          this.s.lastError = errorMessage(e);
+          return this.finish(false);
+        },
+      );
     return this.running;
   }
 
-  private finish(): DrainStatus {
-    this.s.state = this.d.queue.depth() === 0 ? "drained" : "incomplete";
+  private finish(durable: boolean): DrainStatus {
+    this.s.state = durable && this.d.queue.depth() === 0 ? "drained" : "incomplete";
     const st = this.status();
     this.d.log[st.state === "drained" ? "info" : "warn"]({ event: "drain", ...st }, `drain ${st.state}`);
     return st;

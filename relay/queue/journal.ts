@@ -528,10 +528,20 @@ export class Journal {
     this.retryError = e;
   }
 
-  /** Writes the waiting done records now; resolves once every queued record is written (tests, tools). */
+  /**
+   * Writes the waiting done records now, and those of failed rounds; resolves once every queued
+   * record is written, rejects while a done record is still not durable (a drain must not say
+   * drained then: a later pod on this volume would deliver that message again).
+   */
   async flush(): Promise<void> {
+    this.pending.push(...this.retried());
     this.flushLazy();
+    if (this.pending.length) this.committing ??= Promise.resolve().then(() => this.commit());
     await this.committing;
+    if (this.retry.length)
+      throw new Error(
+        `${this.retry.length} done record(s) not written: ${this.retryError?.message ?? "round failed"}`,
+      );
   }
 
   /** The waiting done records get a round of their own (no accept came within DONE_DELAY_MS). */
@@ -566,11 +576,9 @@ export class Journal {
   async close(): Promise<void> {
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
-    this.pending.push(...this.retried()); // a last try for failed done records
-    this.flushLazy();
-    this.committing ??= Promise.resolve().then(() => this.commit());
-    await this.committing;
-    clearTimeout(this.retryTimer); // failed again: recovery delivers those messages once more
+    // a last try for failed done records; failed again: recovery delivers those messages once more
+    await this.flush().catch(() => undefined);
+    clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     if (this.current) await this.retire(this.current);
     await this.collecting;

@@ -743,4 +743,18 @@ describe("done records under attack (a full volume, a crash)", () => {
     await again.spool.close();
     assert.deepEqual(again.envelopes, [], "removed once its done record is durable");
   });
+
+  it("attack: flush() (a drain before it says drained) writes the done records of a failed round and fails while it cannot", async () => {
+    const q = fresh();
+    const { spool, full } = await fullableSpool(q);
+    const handed = await queued(spool, "handed over to a peer");
+    await queued(spool, "keeps the segment");
+    full.on = true;
+    await spool.remove(handed.id, { delivered: true }); // not awaited inside: a late done record
+    await assert.rejects(spool.flush(), /ENOSPC/, "a drain must not say drained");
+    full.on = false;
+    await spool.flush(); // the retried record is written now, not after RETRY_DELAY_MS
+    assert.equal((await scanJournal(join(q, "journal"))).live.has(handed.id), false);
+    await spool.close();
+  });
 });

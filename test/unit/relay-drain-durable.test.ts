@@ -1,0 +1,79 @@
+// A drain says "drained" only when this volume can no longer deliver what left the queue: the done
+// records of the handed-over and delivered messages are durable (relay/queue/drain.ts, journal.ts
+// flush). Attacker's / crash's side: a full volume at the end of a drain, the pod killed right after.
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { Drain, type DrainQueue } from "../../relay/queue/drain.js";
+import { createLogger } from "../../relay/log.js";
+import { newQueueId, Spool } from "../../relay/queue/spool.js";
+
+let root: string;
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), "relay-drain-durable-"));
+});
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+/** The scheduler's side of a drain whose queue emptied (every message delivered). */
+const emptied: DrainQueue = {
+  list: () => [],
+  get: () => undefined,
+  depth: () => 0,
+  retryAll: () => undefined,
+  stop: () => Promise.resolve(),
+  forget: () => undefined,
+};
+
+function drainOf(spool: Spool): Drain {
+  return new Drain({
+    queue: emptied,
+    spool,
+    log: createLogger(undefined, "silent"),
+    stopAccepting: () => Promise.resolve(),
+    handover: () => undefined, // deliver mode: the queue emptied by deliveries
+    ehloName: () => "relay.test",
+    key: () => Promise.resolve(undefined),
+    fleetCertificate: () => undefined,
+  });
+}
+
+describe("drain and the late done records", () => {
+  it("attack: a drain whose done records cannot be written (a full volume) says incomplete, not drained", async () => {
+    const q = join(root, "full");
+    const full = { on: false };
+    const { spool } = await Spool.open(q, {
+      journalAppend: async (fh, records, position) => {
+        if (full.on) throw new Error("ENOSPC: no space left on device, write");
+        return (await fh.writev(records.flat(), position)).bytesWritten;
+      },
+    });
+    const ids: string[] = [];
+    for (const body of ["delivered during the drain", "keeps its segment"]) {
+      const r = await spool.enqueue(
+        {
+          id: newQueueId(),
+          from: "a@x.test",
+          recipients: [{ address: "b@y.test", state: "pending" }],
+          receivedAt: 1,
+        },
+        Buffer.alloc(0),
+        Buffer.from(body),
+      );
+      assert.ok(r.ok);
+      ids.push(r.value.id);
+    }
+    full.on = true;
+    await spool.remove(ids[0]!, { delivered: true }); // its done record waits, then fails
+    const st = await drainOf(spool).run(60_000);
+    assert.equal(st.state, "incomplete", "the pod may be killed after drained: this message would come back");
+    assert.match(st.lastError ?? "", /ENOSPC/);
+    full.on = false;
+    const again = await drainOf(spool).run(60_000);
+    assert.equal(again.state, "drained");
+    await spool.close();
+  });
+});
