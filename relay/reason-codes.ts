@@ -335,6 +335,12 @@ export const REASON_CODES = {
     fix: "Check the queue volume (disk errors, a restore that copied the journal without the spool).",
   },
   // ---- accepting mail ----
+  MESSAGE_REFUSED: {
+    outcome: "refuse",
+    meaning:
+      "The relay's checks refused the message once its data was read (a 5xx to the client, e.g. a handover header from outside the fleet); nothing was queued.",
+    fix: "The relay's log line for the message (handover-refused) says which check refused it.",
+  },
   MESSAGE_TOO_BIG: {
     outcome: "refuse",
     meaning: "The message exceeds the relay's size limit (552 to the client).",

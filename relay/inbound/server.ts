@@ -548,6 +548,25 @@ export class InboundListeners {
     // (only a fleet peer's message is hashed: the digest is read for a fleet session's MAC alone)
     // with the content checks and the hop count, in one pass (data-checks.ts)
     const checks = DataChecks.over(stream, s.fleet === true, c.inbound.hopLimit);
+    // the handover verdict is taken once the data is read and before the message is committed: a
+    // message refused after its record was written would come back from the journal after a
+    // restart if its done record failed (a full volume)
+    let verdict: ReturnType<typeof handoverVerdict> | undefined;
+    const requireTls = requireTlsOf(session);
+    const refused = (): boolean => {
+      if (stream.sizeExceeded || checks.violation) return true;
+      verdict = handoverVerdict({
+        fleetSession: s.fleet === true,
+        key: fleetKey(cur.loaded),
+        found: checks.found,
+        from,
+        to: rcpts,
+        requireTls,
+        digest: checks.digest.hex(),
+        now: Date.now(),
+      });
+      return !verdict.ok;
+    };
     const r = await this.d.spool.enqueue(
       {
         id,
@@ -555,7 +574,7 @@ export class InboundListeners {
         recipients: rcpts.map((address) => ({ address, state: "pending" as const })),
         receivedAt: Date.now(),
         peer: s.peer,
-        ...(requireTlsOf(session) ? { requireTls: true } : {}),
+        ...(requireTls ? { requireTls: true } : {}),
         // a fleet peer's message gets only the trust its handover header vouches for (below)
         ...(signable && !s.fleet ? { signable: true } : {}),
         // only a trusted sender's TLS-Required: No may relax anything (issue 22 finding 6)
@@ -564,9 +583,17 @@ export class InboundListeners {
       Buffer.from(received, "latin1"),
       checks,
       c.inbound.maxMessageSize,
+      refused,
     );
     if (stream.readable) stream.resume(); // drain whatever an early failure left unread
     const violation = checks.violation;
+    if (verdict && !verdict.ok && !r.ok && r.code === "MESSAGE_REFUSED") {
+      this.d.log.warn(
+        { event: "handover-refused", queueId: id, peer: s.peer, reason: verdict.reason },
+        "handover refused",
+      );
+      return cb(this.reject(session, "DATA", { code: 550, text: `5.7.1 ${verdict.reason}` }));
+    }
     if (!r.ok || stream.sizeExceeded || violation) {
       const reply: Reply =
         violation && !stream.sizeExceeded
@@ -585,23 +612,12 @@ export class InboundListeners {
         );
       return cb(this.reject(session, "DATA", reply));
     }
-    const verdict = handoverVerdict({
-      fleetSession: s.fleet === true,
-      key: fleetKey(cur.loaded),
-      found: checks.found,
-      from: r.value.from,
-      to: rcpts,
-      requireTls: r.value.requireTls === true,
-      digest: checks.digest.hex(),
-      now: Date.now(),
-    });
-    if (!verdict.ok) {
+    if (!verdict?.ok) {
+      // never: a committed message passed `refused`, which took an ok verdict (fail closed anyway)
       await this.d.spool.remove(id);
-      this.d.log.warn(
-        { event: "handover-refused", queueId: id, peer: s.peer, reason: verdict.reason },
-        "handover refused",
+      return cb(
+        this.reject(session, "DATA", { code: 451, text: "4.3.0 Queue write failed, try again later" }),
       );
-      return cb(this.reject(session, "DATA", { code: 550, text: `5.7.1 ${verdict.reason}` }));
     }
     if (verdict.signable || verdict.tlsRequiredNoTrusted) {
       // a fleet peer's handover: the trust the sending pod gave the message, under the MAC

@@ -298,12 +298,16 @@ export class Spool {
   /**
    * Writes the message (`head` then the `body` stream) and its envelope durably. Resolves only
    * once both are on disk; the caller may then answer 250. Fails with MESSAGE_TOO_BIG past `limit`.
+   * `refused` is asked once the body is read, before anything is committed: true fails with REFUSED
+   * and writes nothing (a message refused after its record was written would need a done record
+   * before its 5xx, and a volume too full for that one would deliver it after a restart).
    */
   async enqueue(
     env: Omit<Envelope, "v" | "size" | "attempts" | "nextAttemptAt"> & { nextAttemptAt?: number },
     head: Buffer,
     body: Readable | Buffer,
     limit = Infinity,
+    refused?: () => boolean,
   ): Promise<Result<Envelope>> {
     const parts: Buffer[] = [head];
     // tiny chunks (a client's tiny TCP segments) are held joined: small-chunks.ts
@@ -339,6 +343,10 @@ export class Spool {
       if (tooBig) {
         await file?.discard();
         return fail("MESSAGE_TOO_BIG", false, `message exceeds ${limit} bytes`);
+      }
+      if (refused?.()) {
+        await file?.discard();
+        return fail("MESSAGE_REFUSED", false, "refused by the checks after its data: nothing queued");
       }
       const full: Envelope = {
         v: 1,

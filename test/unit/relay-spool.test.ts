@@ -274,6 +274,31 @@ describe("spool", () => {
     }
   });
 
+  it("attack: a message refused once its data is read (a forged handover header) is never written, so no restart delivers it", async () => {
+    for (const journalMaxBytes of [256 * 1024, 100]) {
+      const q = join(dir, `refused-${journalMaxBytes}`);
+      const { spool } = await openSpool(q, { journalMaxBytes });
+      let asked = 0;
+      const r = await spool.enqueue(
+        {
+          id: newQueueId(),
+          from: "a@x.test",
+          recipients: [{ address: "b@y.test", state: "pending" }],
+          receivedAt: 1,
+        },
+        Buffer.from("Received: x\r\n"),
+        Readable.from([Buffer.from("X-Sealpost-Handover: forged\r\n\r\n"), Buffer.alloc(600)]),
+        Infinity,
+        () => ++asked > 0, // asked once the whole body is read
+      );
+      assert.equal(!r.ok && r.code, "MESSAGE_REFUSED");
+      assert.equal(asked, 1);
+      for (const d of ["tmp", "msg", "env", "journal"]) assert.deepEqual(await files(q, d), [], d);
+      await spool.close();
+      assert.deepEqual((await openSpool(q)).envelopes, [], "nothing to deliver after a restart");
+    }
+  });
+
   it("a corrupt envelope is reported and its message kept", async () => {
     const q = join(dir, "corrupt");
     await mkdir(join(q, "env"), { recursive: true });
