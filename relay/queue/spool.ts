@@ -124,6 +124,8 @@ export interface SpoolOptions {
   cacheBytes?: number;
   /** Tests: stands in for the journal's durable write. */
   journalAppend?: AppendRecords;
+  /** Tests: stands in for a folder's fsync (group-commit.ts fsyncDir). */
+  syncDir?: (dir: string) => Promise<void>;
 }
 
 /** Envelope files read at once at startup (libuv's thread pool has 4 threads; more only queue). */
@@ -166,19 +168,22 @@ export async function readSpool(dir: string): Promise<SpoolMessage[]> {
 }
 
 export class Spool {
-  private readonly commits = new GroupCommit(fsyncDir);
+  private readonly commits: GroupCommit;
   private journal!: Journal;
   /** Bytes of message bodies being received into memory (bounded by bufferBytes). */
   private buffered = 0;
   /** Per message, the tail of its chain of updates and removal (they run one at a time). */
   private busy = new Map<string, Promise<void>>();
-  private readonly o: Required<Omit<SpoolOptions, "journalAppend">>;
+  /** Journal messages whose failed move may have left msg/ + env/ files behind (moveOut). */
+  private readonly strays = new Set<string>();
+  private readonly o: Required<Omit<SpoolOptions, "journalAppend" | "syncDir">>;
 
   private constructor(
     readonly dir: string,
     o: SpoolOptions,
   ) {
     this.o = { ...DEFAULTS, ...o };
+    this.commits = new GroupCommit(o.syncDir ?? fsyncDir);
   }
 
   private get tmpDir(): string {
@@ -413,12 +418,31 @@ export class Spool {
       await this.writeAtomically(this.msgPath(env.id), this.msgDir, message);
       await this.writeAtomically(this.envPath(env.id), this.envDir, JSON.stringify(env));
     } catch (e) {
-      await unlink(this.msgPath(env.id)).catch(() => undefined); // still in the journal
+      // still in the journal: the files go, the envelope first and durably. Its rename may have
+      // landed with only its folder's fsync failing: a restart would then take env/ over the
+      // journal, so its message stays unless the envelope is surely gone (else that mail is lost)
+      if (await this.unlinkDurably(this.envPath(env.id), this.envDir))
+        await unlink(this.msgPath(env.id)).catch(() => undefined);
+      else this.strays.add(env.id); // removed with the message (remove), or rewritten by a move
       throw e;
     }
+    this.strays.delete(env.id);
     // not awaited: the done record may be late (journal.ts) and goes with the next accept's round;
     // the caller (a delivery worker) need not wait for it. It never rejects.
     void this.journal.done(env.id, { late: true });
+  }
+
+  /** Unlinks `path` (gone already counts) and fsyncs `dir`; false when either failed. */
+  private async unlinkDurably(path: string, dir: string): Promise<boolean> {
+    try {
+      await unlink(path).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== "ENOENT") throw e;
+      });
+      await this.commits.sync(dir);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Writes the journal's waiting done records now (they are otherwise written with a later round). */
@@ -437,9 +461,10 @@ export class Spool {
         // delivered: as in moveOut, a late done record, not awaited (never rejects); refused or
         // removed by an operator: durable before this resolves, else this rejects and the message
         // stays queued (a crash must not bring back what the caller said was gone)
-        if (!o.delivered) return this.journal.done(id);
-        void this.journal.done(id, { late: true });
-        return;
+        if (!o.delivered) await this.journal.done(id);
+        else void this.journal.done(id, { late: true });
+        if (!this.strays.delete(id)) return;
+        // a failed move's files (moveOut): else a restart would find the message in them again
       }
       await unlink(this.envPath(id)).catch(() => undefined);
       await this.commits.sync(this.envDir);

@@ -27,6 +27,7 @@ import {
 } from "../../relay/queue/journal.js";
 import type { Envelope } from "../../relay/queue/envelope.js";
 import { newQueueId, Spool } from "../../relay/queue/spool.js";
+import { fsyncDir } from "../../relay/queue/group-commit.js";
 import { crc32Combine } from "../../relay/queue/crc32-combine.js";
 import { crc32 } from "node:zlib";
 
@@ -756,5 +757,80 @@ describe("done records under attack (a full volume, a crash)", () => {
     await spool.flush(); // the retried record is written now, not after RETRY_DELAY_MS
     assert.equal((await scanJournal(join(q, "journal"))).live.has(handed.id), false);
     await spool.close();
+  });
+});
+
+describe("a move out of the journal under a failing volume", () => {
+  it("attack: a move whose envelope was renamed but not made durable keeps its message: no env/ without msg/ after a crash", async () => {
+    const q = fresh();
+    const failing = { dir: "" };
+    const { spool } = await Spool.open(q, {
+      syncDir: async (d) => {
+        if (d === failing.dir) throw new Error("EIO: i/o error, fsync");
+        await fsyncDir(d);
+      },
+    });
+    const r = await spool.enqueue(
+      {
+        id: newQueueId(),
+        from: "a@x.test",
+        recipients: [{ address: "b@y.test", state: "pending" }],
+        receivedAt: 1,
+      },
+      Buffer.alloc(0),
+      Buffer.from("deferred on its first attempt"),
+    );
+    assert.ok(r.ok);
+    failing.dir = join(q, "env"); // the envelope's rename lands, its folder's fsync fails
+    await assert.rejects(spool.update({ ...r.value, attempts: 1 }), /EIO/);
+    // kill -9 now (the journal's copy is ignored once env/ holds the id): what a restart finds
+    const again = await Spool.open(q);
+    try {
+      for (const env of again.envelopes)
+        assert.equal(
+          (await again.spool.readMessage(env.id)).toString(),
+          "deferred on its first attempt",
+          "an envelope found at restart has its message",
+        );
+      assert.deepEqual(
+        again.envelopes.map((e) => e.id),
+        [r.value.id],
+        "the message is not lost",
+      );
+    } finally {
+      await again.spool.close();
+      await spool.close();
+    }
+  });
+
+  it("a failed move's files go with the message: delivered later from the journal, it does not come back", async () => {
+    const q = fresh();
+    const failing = { dir: "" };
+    const { spool } = await Spool.open(q, {
+      syncDir: async (d) => {
+        if (d === failing.dir) throw new Error("EIO: i/o error, fsync");
+        await fsyncDir(d);
+      },
+    });
+    const r = await spool.enqueue(
+      {
+        id: newQueueId(),
+        from: "a@x.test",
+        recipients: [{ address: "b@y.test", state: "pending" }],
+        receivedAt: 1,
+      },
+      Buffer.alloc(0),
+      Buffer.from("delivered on its second attempt"),
+    );
+    assert.ok(r.ok);
+    failing.dir = join(q, "env");
+    await assert.rejects(spool.update({ ...r.value, attempts: 1 }), /EIO/);
+    failing.dir = "";
+    await spool.remove(r.value.id, { delivered: true });
+    await spool.flush();
+    await spool.close();
+    const again = await Spool.open(q);
+    await again.spool.close();
+    assert.deepEqual(again.envelopes, [], "a delivered message is not delivered again");
   });
 });
