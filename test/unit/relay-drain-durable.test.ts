@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Drain, type DrainQueue } from "../../relay/queue/drain.js";
 import { createLogger } from "../../relay/log.js";
-import { newQueueId, Spool } from "../../relay/queue/spool.js";
+import type { Spool } from "../../relay/queue/spool.js";
+import { fullableSpool, queued } from "../support/full-volume-spool.js";
 
 let root: string;
 before(async () => {
@@ -44,28 +45,10 @@ function drainOf(spool: Spool): Drain {
 describe("drain and the late done records", () => {
   it("attack: a drain whose done records cannot be written (a full volume) says incomplete, not drained", async () => {
     const q = join(root, "full");
-    const full = { on: false };
-    const { spool } = await Spool.open(q, {
-      journalAppend: async (fh, records, position) => {
-        if (full.on) throw new Error("ENOSPC: no space left on device, write");
-        return (await fh.writev(records.flat(), position)).bytesWritten;
-      },
-    });
+    const { spool, full } = await fullableSpool(q);
     const ids: string[] = [];
-    for (const body of ["delivered during the drain", "keeps its segment"]) {
-      const r = await spool.enqueue(
-        {
-          id: newQueueId(),
-          from: "a@x.test",
-          recipients: [{ address: "b@y.test", state: "pending" }],
-          receivedAt: 1,
-        },
-        Buffer.alloc(0),
-        Buffer.from(body),
-      );
-      assert.ok(r.ok);
-      ids.push(r.value.id);
-    }
+    for (const body of ["delivered during the drain", "keeps its segment"])
+      ids.push((await queued(spool, body)).id);
     full.on = true;
     await spool.remove(ids[0]!, { delivered: true }); // its done record waits, then fails
     const st = await drainOf(spool).run(60_000);

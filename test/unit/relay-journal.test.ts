@@ -28,6 +28,7 @@ import {
 import type { Envelope } from "../../relay/queue/envelope.js";
 import { newQueueId, Spool } from "../../relay/queue/spool.js";
 import { fsyncDir } from "../../relay/queue/group-commit.js";
+import { fullableSpool, queued } from "../support/full-volume-spool.js";
 import { crc32Combine } from "../../relay/queue/crc32-combine.js";
 import { crc32 } from "node:zlib";
 
@@ -699,32 +700,6 @@ describe("journal under kill -9", () => {
 
 // Review of the done records (revdone): a crash or a full volume at each step around a done record.
 describe("done records under attack (a full volume, a crash)", () => {
-  /** A spool whose journal writes fail while `full.on` (ENOSPC), as on a full volume. */
-  async function fullableSpool(q: string) {
-    const full = { on: false };
-    const { spool } = await Spool.open(q, {
-      journalAppend: async (fh, records, position) => {
-        if (full.on) throw new Error("ENOSPC: no space left on device, write");
-        return (await fh.writev(records.flat(), position)).bytesWritten;
-      },
-    });
-    return { spool, full };
-  }
-  const queued = async (spool: Spool, body: string): Promise<Envelope> => {
-    const r = await spool.enqueue(
-      {
-        id: newQueueId(),
-        from: "a@x.test",
-        recipients: [{ address: "b@y.test", state: "pending" }],
-        receivedAt: 1,
-      },
-      Buffer.alloc(0),
-      Buffer.from(body),
-    );
-    assert.ok(r.ok);
-    return r.value;
-  };
-
   it("attack: a message refused or deleted after its record was written, its done record failing, is not said gone and delivered after a restart", async () => {
     const q = fresh();
     const { spool, full } = await fullableSpool(q);
@@ -770,31 +745,21 @@ describe("a move out of the journal under a failing volume", () => {
         await fsyncDir(d);
       },
     });
-    const r = await spool.enqueue(
-      {
-        id: newQueueId(),
-        from: "a@x.test",
-        recipients: [{ address: "b@y.test", state: "pending" }],
-        receivedAt: 1,
-      },
-      Buffer.alloc(0),
-      Buffer.from("deferred on its first attempt"),
-    );
-    assert.ok(r.ok);
+    const env = await queued(spool, "deferred on its first attempt");
     failing.dir = join(q, "env"); // the envelope's rename lands, its folder's fsync fails
-    await assert.rejects(spool.update({ ...r.value, attempts: 1 }), /EIO/);
+    await assert.rejects(spool.update({ ...env, attempts: 1 }), /EIO/);
     // kill -9 now (the journal's copy is ignored once env/ holds the id): what a restart finds
     const again = await Spool.open(q);
     try {
-      for (const env of again.envelopes)
+      for (const m of again.envelopes)
         assert.equal(
-          (await again.spool.readMessage(env.id)).toString(),
+          (await again.spool.readMessage(m.id)).toString(),
           "deferred on its first attempt",
           "an envelope found at restart has its message",
         );
       assert.deepEqual(
         again.envelopes.map((e) => e.id),
-        [r.value.id],
+        [env.id],
         "the message is not lost",
       );
     } finally {
@@ -812,21 +777,11 @@ describe("a move out of the journal under a failing volume", () => {
         await fsyncDir(d);
       },
     });
-    const r = await spool.enqueue(
-      {
-        id: newQueueId(),
-        from: "a@x.test",
-        recipients: [{ address: "b@y.test", state: "pending" }],
-        receivedAt: 1,
-      },
-      Buffer.alloc(0),
-      Buffer.from("delivered on its second attempt"),
-    );
-    assert.ok(r.ok);
+    const env = await queued(spool, "delivered on its second attempt");
     failing.dir = join(q, "env");
-    await assert.rejects(spool.update({ ...r.value, attempts: 1 }), /EIO/);
+    await assert.rejects(spool.update({ ...env, attempts: 1 }), /EIO/);
     failing.dir = "";
-    await spool.remove(r.value.id, { delivered: true });
+    await spool.remove(env.id, { delivered: true });
     await spool.flush();
     await spool.close();
     const again = await Spool.open(q);
