@@ -735,6 +735,29 @@ describe("done records under attack (a full volume, a crash)", () => {
   });
 });
 
+describe("the retry timer of failed done records", () => {
+  it(
+    "does not keep the process alive: a relay stopping on a full volume exits",
+    { timeout: 60_000 },
+    async () => {
+      const child = spawn(
+        process.execPath,
+        ["--import", "tsx", new URL("../support/full-volume-exit.ts", import.meta.url).pathname, fresh()],
+        { cwd: new URL("../..", import.meta.url).pathname, stdio: ["ignore", "pipe", "inherit"] },
+      );
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      const code = await new Promise((r) => child.once("exit", r));
+      assert.equal(code, 0);
+      assert.equal(
+        out,
+        "retrying\n",
+        "the done record failed and waited for its retry when the process ended",
+      );
+    },
+  );
+});
+
 describe("a move out of the journal under a failing volume", () => {
   it("attack: a move whose envelope was renamed but not made durable keeps its message: no env/ without msg/ after a crash", async () => {
     const q = fresh();
