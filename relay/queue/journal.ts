@@ -38,7 +38,8 @@
 //     later one. Segments are unlinked strictly oldest first, once every message in them is done, and
 //     the directory is fsync'd after each: unlinking segment N takes its accepts with it, and the done
 //     records in N only concern segments up to N, already gone. So no message comes back.
-//   - A late done record (below) that could not be written is retried with the next round; until
+//   - A late done record (below) that could not be written is retried with the next round (until
+//     written, or until its message's segment is durably gone: a full volume still unlinks); until
 //     then a crash would deliver that message again: a duplicate, never a loss (the queue's rule
 //     everywhere). A refused or deleted message's done record is not retried behind the caller's
 //     back: its failure fails the removal and the message stays queued (a refusal must never be
@@ -316,6 +317,8 @@ interface Segment {
   live: number;
   /** Open for appending while it is the current segment. */
   fh?: FileHandle;
+  /** Deleted (or made the spare), and the directory fsync'd after: its records are durably gone. */
+  gone?: boolean;
 }
 
 interface Pending {
@@ -381,7 +384,7 @@ export class Journal {
   private lazy: Pending[] = [];
   private lazyTimer: NodeJS.Timeout | undefined;
   /** Done records of a failed round, written with the next one (or their own after RETRY_DELAY_MS). */
-  private retry: Framed[] = [];
+  private retry: { record: Framed; seg: Segment }[] = [];
   private retryTimer: NodeJS.Timeout | undefined;
   /** Why the last failed round of done records failed (flush's error). */
   private retryError: Error | undefined;
@@ -505,7 +508,7 @@ export class Journal {
         record,
         resolve: () => resolve(),
         reject: (e) => {
-          this.failedDone(record, e);
+          this.failedDone({ record, seg: at.seg }, e);
           resolve();
         },
       });
@@ -522,9 +525,13 @@ export class Journal {
     at.seg.live--;
   }
 
-  /** A late done record whose round failed: retried with a later round. */
-  private failedDone(record: Framed, e: Error): void {
-    this.retry.push(record);
+  /**
+   * A late done record whose round failed: retried with a later round, until written or until the
+   * segment of its message's accept is durably gone (collect): then there is nothing left to undo.
+   */
+  private failedDone(r: { record: Framed; seg: Segment }, e: Error): void {
+    if (r.seg.gone) return; // its accept went with its segment meanwhile
+    this.retry.push(r);
     this.retryError = e;
   }
 
@@ -538,6 +545,10 @@ export class Journal {
     this.flushLazy();
     if (this.pending.length) this.committing ??= Promise.resolve().then(() => this.commit());
     await this.committing;
+    // a segment whose messages are all done goes even when their done records could not be
+    // written (a full volume still unlinks): those records are moot then
+    this.collect();
+    await this.collecting;
     if (this.retry.length)
       throw new Error(
         `${this.retry.length} done record(s) not written: ${this.retryError?.message ?? "round failed"}`,
@@ -659,10 +670,10 @@ export class Journal {
 
   /** The done records of failed rounds, taken for the next round (back to `retry` if it fails too). */
   private retried(): Pending[] {
-    return this.retry.splice(0).map((record) => ({
-      record,
+    return this.retry.splice(0).map((r) => ({
+      record: r.record,
       resolve: () => undefined,
-      reject: (e) => this.failedDone(record, e),
+      reject: (e) => this.failedDone(r, e),
     }));
   }
 
@@ -791,6 +802,9 @@ export class Journal {
         } catch {
           return; // durably gone before the next one goes: its done records must not go first
         }
+        // durably gone: the failed done records of its messages need no round any more
+        gone.gone = true;
+        this.retry = this.retry.filter((r) => r.seg !== gone);
       }
     });
   }

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Drain, type DrainQueue } from "../../relay/queue/drain.js";
 import { createLogger } from "../../relay/log.js";
-import type { Spool } from "../../relay/queue/spool.js";
+import { readSpool, type Spool } from "../../relay/queue/spool.js";
 import { fullableSpool, queued } from "../support/full-volume-spool.js";
 
 let root: string;
@@ -57,6 +57,18 @@ describe("drain and the late done records", () => {
     full.on = false;
     const again = await drainOf(spool).run(60_000);
     assert.equal(again.state, "drained");
+    await spool.close();
+  });
+
+  it("a full volume whose journal segments all went with their messages still drains: nothing can come back", async () => {
+    const q = join(root, "all-gone");
+    const { spool, full } = await fullableSpool(q);
+    const env = await queued(spool, "the last message, delivered during the drain");
+    full.on = true;
+    await spool.remove(env.id, { delivered: true }); // its done record fails, its segment goes
+    const st = await drainOf(spool).run(60_000);
+    assert.equal(st.state, "drained", st.lastError);
+    assert.deepEqual(await readSpool(q), [], "what a later pod on this volume finds");
     await spool.close();
   });
 });
