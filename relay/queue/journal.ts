@@ -492,7 +492,7 @@ export class Journal {
         this.lazy.push({
           record,
           resolve: () => {
-            this.gone(id, at);
+            this.left(id, at);
             resolve();
           },
           reject,
@@ -502,7 +502,7 @@ export class Journal {
       this.collect();
       return;
     }
-    this.gone(id, at);
+    this.left(id, at);
     await new Promise<void>((resolve) => {
       this.lazy.push({
         record,
@@ -518,7 +518,7 @@ export class Journal {
   }
 
   /** Message `id` (at `at`) is no longer live: its segment may go once it holds no other. */
-  private gone(id: string, at: { seg: Segment }): void {
+  private left(id: string, at: { seg: Segment }): void {
     if (this.where.get(id) !== at) return; // gone already (two done records for one message)
     this.where.delete(id);
     this.forget(id);
