@@ -605,7 +605,7 @@ export class InboundListeners {
               : { code: 451, text: "4.3.0 Queue write failed, try again later" };
       if (r.ok) await this.d.spool.remove(id);
       // a client gone in the middle of DATA is no queue error (nothing was queued, nobody to answer)
-      if (!r.ok && !violation && !checks.cut)
+      if (!r.ok && !violation && !checks.cut && r.code !== "MESSAGE_REFUSED")
         this.d.log.error(
           { event: "queue-error", queueId: id, code: r.code, err: r.message },
           "enqueue failed",

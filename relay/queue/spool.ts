@@ -303,9 +303,10 @@ export class Spool {
   /**
    * Writes the message (`head` then the `body` stream) and its envelope durably. Resolves only
    * once both are on disk; the caller may then answer 250. Fails with MESSAGE_TOO_BIG past `limit`.
-   * `refused` is asked once the body is read, before anything is committed: true fails with REFUSED
-   * and writes nothing (a message refused after its record was written would need a done record
-   * before its 5xx, and a volume too full for that one would deliver it after a restart).
+   * `refused` is asked once the body is read, before anything is committed: true fails with
+   * MESSAGE_REFUSED and writes nothing (a message refused after its record was written would need
+   * a done record before its 5xx, and a volume too full for that one would deliver it after a
+   * restart).
    */
   async enqueue(
     env: Omit<Envelope, "v" | "size" | "attempts" | "nextAttemptAt"> & { nextAttemptAt?: number },
