@@ -467,7 +467,11 @@ export class Spool {
         if (!this.strays.delete(id)) return;
         // a failed move's files (moveOut): else a restart would find the message in them again
       }
-      await unlink(this.envPath(id)).catch(() => undefined);
+      // gone already is gone; any other failure (a volume gone read-only) fails the removal: the
+      // envelope would bring the message back at the next start (a deleted one delivered)
+      await unlink(this.envPath(id)).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== "ENOENT") throw e;
+      });
       await this.commits.sync(this.envDir);
       await unlink(this.msgPath(id)).catch(() => undefined);
     });

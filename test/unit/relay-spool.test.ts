@@ -3,6 +3,8 @@
 // files and orphaned message files removed, envelopes resumed, env/ winning over the journal); a
 // journal message moving to files on its first state update; removal; the read-only listing.
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -297,6 +299,32 @@ describe("spool", () => {
       await spool.close();
       assert.deepEqual((await openSpool(q)).envelopes, [], "nothing to deliver after a restart");
     }
+  });
+
+  it("attack: a file-resident message whose envelope cannot be unlinked (a failing volume) is not said removed", async (t) => {
+    const q = join(dir, "unlink-fails");
+    const { spool } = await openSpool(q, { journalMaxBytes: 100 });
+    const env = await accepted(spool, Buffer.alloc(1000, 0x61));
+    const envFile = join(q, "env", `${env.id}.json`);
+    // an immutable file: unlink fails with EPERM, as on a volume gone read-only (EROFS)
+    const chattr = (flag: string) => promisify(execFile)("chattr", [flag, envFile]);
+    if (
+      !(await chattr("+i").then(
+        () => true,
+        () => false,
+      ))
+    )
+      return t.skip("chattr +i not available");
+    try {
+      await assert.rejects(spool.remove(env.id), /EPERM/, "an operator's delete must not be said done");
+    } finally {
+      await chattr("-i");
+    }
+    assert.deepEqual(
+      (await openSpool(q)).envelopes.map((e) => e.id),
+      [env.id],
+      "still queued, as the failed removal said",
+    );
   });
 
   it("a corrupt envelope is reported and its message kept", async () => {
