@@ -548,24 +548,32 @@ export class InboundListeners {
     // (only a fleet peer's message is hashed: the digest is read for a fleet session's MAC alone)
     // with the content checks and the hop count, in one pass (data-checks.ts)
     const checks = DataChecks.over(stream, s.fleet === true, c.inbound.hopLimit);
-    // the handover verdict is taken once the data is read and before the message is committed: a
-    // message refused after its record was written would come back from the journal after a
-    // restart if its done record failed (a full volume)
+    // the handover verdict is taken once the data is read and before the message is committed, and
+    // what it grants is written with the message: a message refused after its record was written
+    // would come back from the journal after a restart if its done record failed (a full volume),
+    // and an envelope rewritten after the commit could fail after the message was durable (a 451
+    // to the sending pod, which hands it over again: two pods would deliver it)
     let verdict: ReturnType<typeof handoverVerdict> | undefined;
-    const requireTls = requireTlsOf(session);
-    const refused = (): boolean => {
-      if (stream.sizeExceeded || checks.violation) return true;
+    const admit = (env: Envelope): boolean => {
+      if (stream.sizeExceeded || checks.violation) return false;
       verdict = handoverVerdict({
         fleetSession: s.fleet === true,
         key: fleetKey(cur.loaded),
         found: checks.found,
-        from,
+        from: env.from,
         to: rcpts,
-        requireTls,
+        requireTls: env.requireTls === true,
         digest: checks.digest.hex(),
         now: Date.now(),
       });
-      return !verdict.ok;
+      if (!verdict.ok) return false;
+      // a fleet peer's handover: the trust the sending pod gave the message, under the MAC
+      if (verdict.signable) env.signable = true;
+      if (verdict.tlsRequiredNoTrusted) env.tlsRequiredNoTrusted = true;
+      // the maxAge clock (and the DSN's arrival date) keeps the original time
+      if (verdict.queuedAt !== undefined && verdict.queuedAt < env.receivedAt)
+        env.receivedAt = verdict.queuedAt;
+      return true;
     };
     const r = await this.d.spool.enqueue(
       {
@@ -574,7 +582,7 @@ export class InboundListeners {
         recipients: rcpts.map((address) => ({ address, state: "pending" as const })),
         receivedAt: Date.now(),
         peer: s.peer,
-        ...(requireTls ? { requireTls: true } : {}),
+        ...(requireTlsOf(session) ? { requireTls: true } : {}),
         // a fleet peer's message gets only the trust its handover header vouches for (below)
         ...(signable && !s.fleet ? { signable: true } : {}),
         // only a trusted sender's TLS-Required: No may relax anything (issue 22 finding 6)
@@ -583,7 +591,7 @@ export class InboundListeners {
       Buffer.from(received, "latin1"),
       checks,
       c.inbound.maxMessageSize,
-      refused,
+      admit,
     );
     if (stream.readable) stream.resume(); // drain whatever an early failure left unread
     const violation = checks.violation;
@@ -613,27 +621,17 @@ export class InboundListeners {
       return cb(this.reject(session, "DATA", reply));
     }
     if (!verdict?.ok) {
-      // never: a committed message passed `refused`, which took an ok verdict (fail closed anyway)
+      // never: a committed message passed `admit`, which took an ok verdict (fail closed anyway)
       await this.d.spool.remove(id);
       return cb(
         this.reject(session, "DATA", { code: 451, text: "4.3.0 Queue write failed, try again later" }),
       );
     }
-    if (verdict.signable || verdict.tlsRequiredNoTrusted) {
-      // a fleet peer's handover: the trust the sending pod gave the message, under the MAC
-      if (verdict.signable) r.value.signable = true;
-      if (verdict.tlsRequiredNoTrusted) r.value.tlsRequiredNoTrusted = true;
-      await this.d.spool.update(r.value);
-    }
-    if (verdict.queuedAt !== undefined && verdict.queuedAt < r.value.receivedAt) {
-      // a fleet peer's handover: the maxAge clock (and the DSN's arrival date) keeps the original time
-      r.value.receivedAt = verdict.queuedAt;
-      await this.d.spool.update(r.value);
+    if (verdict.queuedAt !== undefined && verdict.queuedAt === r.value.receivedAt)
       this.d.log.info(
         { event: "queued-at", queueId: id, receivedAt: new Date(verdict.queuedAt).toISOString() },
         "handed over by a fleet peer: original queue time kept",
       );
-    }
     // the 250's time, for the delivery log's "before queue" delay (relay/delivery-log.ts); in memory
     // until the first state update writes it; not for a handover, whose clock kept the first queue time
     if (verdict.queuedAt === undefined) r.value.acceptedAt = Date.now();

@@ -303,17 +303,18 @@ export class Spool {
   /**
    * Writes the message (`head` then the `body` stream) and its envelope durably. Resolves only
    * once both are on disk; the caller may then answer 250. Fails with MESSAGE_TOO_BIG past `limit`.
-   * `refused` is asked once the body is read, before anything is committed: true fails with
-   * MESSAGE_REFUSED and writes nothing (a message refused after its record was written would need
-   * a done record before its 5xx, and a volume too full for that one would deliver it after a
-   * restart).
+   * `admit` has the last word once the body is read, before anything is committed, and may complete
+   * the envelope: false fails with MESSAGE_REFUSED and writes nothing (a message refused after its
+   * record was written would need a done record before its 5xx, and a volume too full for that one
+   * would deliver it after a restart; an envelope completed after its commit needed a write that
+   * could fail after the message was durable).
    */
   async enqueue(
     env: Omit<Envelope, "v" | "size" | "attempts" | "nextAttemptAt"> & { nextAttemptAt?: number },
     head: Buffer,
     body: Readable | Buffer,
     limit = Infinity,
-    refused?: () => boolean,
+    admit?: (env: Envelope) => boolean,
   ): Promise<Result<Envelope>> {
     const parts: Buffer[] = [head];
     // tiny chunks (a client's tiny TCP segments) are held joined: small-chunks.ts
@@ -350,10 +351,6 @@ export class Spool {
         await file?.discard();
         return fail("MESSAGE_TOO_BIG", false, `message exceeds ${limit} bytes`);
       }
-      if (refused?.()) {
-        await file?.discard();
-        return fail("MESSAGE_REFUSED", false, "refused by the checks after its data: nothing queued");
-      }
       const full: Envelope = {
         v: 1,
         ...env,
@@ -361,6 +358,10 @@ export class Spool {
         attempts: 0,
         nextAttemptAt: env.nextAttemptAt ?? env.receivedAt,
       };
+      if (admit && !admit(full)) {
+        await file?.discard();
+        return fail("MESSAGE_REFUSED", false, "refused by the checks after its data: nothing queued");
+      }
       if (file) await this.commitFile(full, file);
       else {
         held.flush();

@@ -291,7 +291,10 @@ describe("spool", () => {
         Buffer.from("Received: x\r\n"),
         Readable.from([Buffer.from("X-Sealpost-Handover: forged\r\n\r\n"), Buffer.alloc(600)]),
         Infinity,
-        () => ++asked > 0, // asked once the whole body is read
+        () => {
+          asked++; // asked once the whole body is read
+          return false;
+        },
       );
       assert.equal(!r.ok && r.code, "MESSAGE_REFUSED");
       assert.equal(asked, 1);
@@ -325,6 +328,34 @@ describe("spool", () => {
       [env.id],
       "still queued, as the failed removal said",
     );
+  });
+
+  it("a handover's trust and first queue time are written with the message: no write after its commit can fail", async () => {
+    const q = join(dir, "admit-completes");
+    const { spool } = await openSpool(q);
+    const r = await spool.enqueue(
+      {
+        id: newQueueId(),
+        from: "a@x.test",
+        recipients: [{ address: "b@y.test", state: "pending" }],
+        receivedAt: 2000,
+      },
+      Buffer.from("Received: x\r\n"),
+      Buffer.from("handed over\r\n"),
+      Infinity,
+      (env) => {
+        env.signable = true; // what a verified handover header grants (server.ts admit)
+        env.receivedAt = 1000;
+        return true;
+      },
+    );
+    assert.ok(r.ok);
+    for (const d of ["msg", "env"])
+      assert.deepEqual(await files(q, d), [], `${d}: one journal record, no move`);
+    await spool.close();
+    const [env] = (await openSpool(q)).envelopes;
+    assert.equal(env?.signable, true);
+    assert.equal(env?.receivedAt, 1000);
   });
 
   it("a corrupt envelope is reported and its message kept", async () => {
