@@ -759,8 +759,8 @@ describe("the retry timer of failed done records", () => {
 });
 
 describe("a move out of the journal under a failing volume", () => {
-  it("attack: a move whose envelope was renamed but not made durable keeps its message: no env/ without msg/ after a crash", async () => {
-    const q = fresh();
+  /** A spool whose fsync of the folder `failing.dir` fails (EIO). */
+  async function fsyncFailing(q: string): Promise<{ spool: Spool; failing: { dir: string } }> {
     const failing = { dir: "" };
     const { spool } = await Spool.open(q, {
       syncDir: async (d) => {
@@ -768,6 +768,12 @@ describe("a move out of the journal under a failing volume", () => {
         await fsyncDir(d);
       },
     });
+    return { spool, failing };
+  }
+
+  it("attack: a move whose envelope was renamed but not made durable keeps its message: no env/ without msg/ after a crash", async () => {
+    const q = fresh();
+    const { spool, failing } = await fsyncFailing(q);
     const env = await queued(spool, "deferred on its first attempt");
     failing.dir = join(q, "env"); // the envelope's rename lands, its folder's fsync fails
     await assert.rejects(spool.update({ ...env, attempts: 1 }), /EIO/);
@@ -793,13 +799,7 @@ describe("a move out of the journal under a failing volume", () => {
 
   it("a failed move's files go with the message: delivered later from the journal, it does not come back", async () => {
     const q = fresh();
-    const failing = { dir: "" };
-    const { spool } = await Spool.open(q, {
-      syncDir: async (d) => {
-        if (d === failing.dir) throw new Error("EIO: i/o error, fsync");
-        await fsyncDir(d);
-      },
-    });
+    const { spool, failing } = await fsyncFailing(q);
     const env = await queued(spool, "delivered on its second attempt");
     failing.dir = join(q, "env");
     await assert.rejects(spool.update({ ...env, attempts: 1 }), /EIO/);
