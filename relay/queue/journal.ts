@@ -542,12 +542,22 @@ export class Journal {
     clearTimeout(this.retryTimer); // failed again: recovery delivers those messages once more
     this.retryTimer = undefined;
     if (this.current) await this.retire(this.current);
-    // a segment made ahead and never written to: dead, and deleted (or kept as the spare) as such
+    // a segment made ahead and never written to holds no record at all (not even a done record): it
+    // may go out of order, as the spare if there is none
     const made = await this.roll.drop();
-    if (made) {
-      this.segments.push({ seq: made.seq, path: made.path, size: 0, live: 0 });
-      this.collect();
-    }
+    if (made)
+      this.collecting = this.collecting.then(async () => {
+        try {
+          if (this.hasSpare) await unlink(made.path);
+          else {
+            await rename(made.path, this.sparePath);
+            this.hasSpare = true;
+          }
+          await fsyncDir(this.dir);
+        } catch {
+          // left as an empty segment: deleted at the next start, like any dead one
+        }
+      });
     await this.collecting;
   }
 
