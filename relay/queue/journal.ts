@@ -54,7 +54,7 @@
 //     is the larger and less predictable part of an accept's latency. Stale records after the last
 //     round's end fail their CRC (other seed), torn or not.
 //   - Rolling (segment-roll.ts): the next segment (mark, name, open, directory fsync, as above) is
-//     made in the background once the current one holds PREPARE_AT of segmentBytes, so the round
+//     made in the background once the current one nears its end (PREPARE_AT), so the round
 //     that fills a segment switches to a file already durable instead of paying those fsyncs on its
 //     accepts (issue 18). Nothing is written to it before it is the current segment, so a crash at
 //     any of its steps leaves at most an empty segment (or the spare's stale records, which do not
@@ -80,7 +80,7 @@ import { crc32 } from "node:zlib";
 import { crc32Combine } from "./crc32-combine.js";
 import { fsyncDir } from "./group-commit.js";
 import type { Envelope } from "./envelope.js";
-import { DSYNC, HWM, PREPARE_AT, SegmentRoll, segmentName, type RollStep } from "./segment-roll.js";
+import { DSYNC, HWM, SegmentRoll, segmentName, type RollStep } from "./segment-roll.js";
 
 export { segmentName };
 
@@ -662,12 +662,12 @@ export class Journal {
 
   /**
    * The segment to write to: the current one, or the next (rolled by size), already durable: made
-   * ahead once the current one passed PREPARE_AT of its size (segment-roll.ts), else made now.
+   * ahead once the current one neared its end (segment-roll.ts), else made now.
    */
   private async writable(): Promise<Segment> {
     const cur = this.current;
     if (cur && cur.size < this.o.segmentBytes) {
-      if (cur.size >= this.o.segmentBytes * PREPARE_AT) this.roll.prepare();
+      this.roll.nearEnd(cur.seq, cur.size, this.o.segmentBytes);
       return cur;
     }
     const made = await this.roll.next();

@@ -3,11 +3,12 @@
 // spare renamed to it, or a new file), the open, and the directory fsync. Done inside the round
 // that filled the segment, they delayed every accept of that round (and of the rounds queued
 // behind it) by several fsyncs, once per segment: one of the causes of the accept tail. So once
-// the current segment passes PREPARE_AT of its size, the next one is made in the background
-// (`ahead`), and the roll inside a round is a switch to a file that is already durable. When no
-// segment was made ahead (the first one, after a failed round, or a round that jumped past the
-// threshold and the end at once) the round makes it itself, as before; when one is still being made,
-// the round waits for it rather than making a second.
+// the current segment passes PREPARE_AT of its size, or is near enough its end for the largest
+// round seen so far to pass it (1 MB messages: a round may carry more than a quarter of a segment),
+// the next one is made in the background (`ahead`), and the roll inside a round is a switch to a
+// file that is already durable. When no segment was made ahead (the first one, after a failed
+// round) the round makes it itself, as before; when one is still being made, the round waits for
+// it rather than making a second.
 //
 // The invariants stay those of journal.ts: the mark is written before any file carries the number
 // (a crash at any step leaves at most a name no record was written to, numbered at or below the
@@ -76,6 +77,24 @@ export class SegmentRoll {
   madeInRound = 0;
 
   constructor(private readonly h: RollHost) {}
+
+  /** The current segment and its size at the last round's start; the largest round seen. */
+  private seq = 0;
+  private size = 0;
+  private largest = 0;
+
+  /**
+   * At a round's start, with the current segment (not full): makes the next one if the end is near.
+   * An empty segment waits for its first round (a journal that rolls at every round, tests, makes
+   * its segments in the rounds).
+   */
+  nearEnd(seq: number, size: number, segmentBytes: number): void {
+    if (seq === this.seq) this.largest = Math.max(this.largest, size - this.size);
+    this.seq = seq;
+    this.size = size;
+    if (size > 0 && (size >= segmentBytes * PREPARE_AT || size + this.largest >= segmentBytes))
+      this.prepare();
+  }
 
   /** Starts making the next segment in the background, unless one is made or being made. */
   prepare(): void {

@@ -103,6 +103,28 @@ describe("the next segment made ahead (issue 18)", () => {
     );
   });
 
+  it("rounds of more than a quarter of a segment (1 MB messages): the next one is made ahead too", async () => {
+    const dir = fresh();
+    const { journal } = await open(dir);
+    // about 3,000 bytes a round: 0, 3,000, 6,000 (below 3/4 of 8,192, but one more round passes the
+    // end), full at 9,000
+    const body = Buffer.alloc(2800, 0x6c);
+    const acked: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const e = envelope();
+      await journal.accept(e, [Buffer.from(body)]);
+      acked.push(e.id);
+    }
+    const { ahead, inRound } = journal.rolls();
+    assert.equal(inRound, 1, "only the first segment was made by a round");
+    assert.ok(ahead >= 3, `segments made ahead: ${ahead}`);
+    const again = await open(dir);
+    assert.deepEqual(
+      again.envelopes.map((e) => e.id),
+      acked,
+    );
+  });
+
   it("a crash at every step of making the next segment loses nothing, brings nothing back, reuses no number", async () => {
     const dir = fresh();
     const snaps: { at: string; seq: number; dir: string; live: Set<string>; gone: Set<string> }[] = [];
