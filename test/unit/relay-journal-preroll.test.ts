@@ -49,6 +49,16 @@ async function open(dir: string, o: Partial<JournalOptions> = {}) {
   return r;
 }
 
+/** Opens `dir` again (a restart): exactly the messages `ids`, in order, come back. */
+async function recovers(dir: string, ids: string[]) {
+  const again = await open(dir);
+  assert.deepEqual(
+    again.envelopes.map((e) => e.id),
+    ids,
+  );
+  return again;
+}
+
 const numbers = async (dir: string): Promise<number[]> =>
   (await readdir(dir))
     .filter((f) => f.endsWith(".log"))
@@ -96,11 +106,7 @@ describe("the next segment made ahead (issue 18)", () => {
     const { ahead, inRound } = journal.rolls();
     assert.equal(inRound, 1, "only the first segment was made by a round");
     assert.ok(ahead >= 2, `segments made ahead: ${ahead}`);
-    const again = await open(dir);
-    assert.deepEqual(
-      again.envelopes.map((e) => e.id),
-      acked,
-    );
+    await recovers(dir, acked);
   });
 
   it("rounds of more than a quarter of a segment (1 MB messages): the next one is made ahead too", async () => {
@@ -118,11 +124,7 @@ describe("the next segment made ahead (issue 18)", () => {
     const { ahead, inRound } = journal.rolls();
     assert.equal(inRound, 1, "only the first segment was made by a round");
     assert.ok(ahead >= 3, `segments made ahead: ${ahead}`);
-    const again = await open(dir);
-    assert.deepEqual(
-      again.envelopes.map((e) => e.id),
-      acked,
-    );
+    await recovers(dir, acked);
   });
 
   it("a crash at every step of making the next segment loses nothing, brings nothing back, reuses no number", async () => {
@@ -204,11 +206,7 @@ describe("the next segment made ahead (issue 18)", () => {
     }
     await journal.close();
     assert.ok(!(await numbers(dir)).includes(made), "the unused segment is no segment any more");
-    const again = await open(dir);
-    assert.deepEqual(
-      again.envelopes.map((e) => e.id),
-      kept,
-    );
+    const again = await recovers(dir, kept);
     await again.journal.accept(envelope(), [Buffer.from("next life")]);
     assert.ok((await numbers(dir)).at(-1)! > made, "its number is not used again");
   });
@@ -236,10 +234,6 @@ describe("the next segment made ahead (issue 18)", () => {
     const names = await numbers(dir);
     assert.ok(!names.includes(failed), "the failed number carries no segment");
     assert.ok(names.at(-1)! > failed, "and is never used again");
-    const again = await open(dir);
-    assert.deepEqual(
-      again.envelopes.map((e) => e.id),
-      acked,
-    );
+    await recovers(dir, acked);
   });
 });
