@@ -318,9 +318,6 @@ interface Pending {
  */
 export type AppendRecords = (fh: FileHandle, records: Buffer[][], position: number) => Promise<number>;
 
-// O_DSYNC (DSYNC, segment-roll.ts) makes the write itself durable (one thread-pool hop per round
-// instead of two)
-
 /**
  * Buffers per write: libuv splits a longer writev into several system calls, each of them durable
  * (O_DSYNC), so a round's many small body buffers are joined into fewer (a copy only past this).
@@ -338,6 +335,8 @@ export function fewerBuffers(bufs: Buffer[]): Buffer[] {
 
 const appendDurably: AppendRecords = async (fh, records, position) => {
   const { bytesWritten } = await fh.writev(fewerBuffers(records.flat()), position);
+  // segments are opened with O_DSYNC (segment-roll.ts): the write itself is durable (one
+  // thread-pool hop per round instead of two)
   if (!DSYNC) await fh.datasync();
   return bytesWritten;
 };
