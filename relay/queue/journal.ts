@@ -57,11 +57,17 @@
 //     the data only, where an append also commits the file system's journal (the size changed), which
 //     is the larger and less predictable part of an accept's latency. Stale records after the last
 //     round's end fail their CRC (other seed), torn or not.
+//   - Rolling (segment-roll.ts): the next segment (mark, name, open, directory fsync, as above) is
+//     made in the background once the current one nears its end (PREPARE_AT), so the round
+//     that fills a segment switches to a file already durable instead of paying those fsyncs on its
+//     accepts (issue 18). Nothing is written to it before it is the current segment, so a crash at
+//     any of its steps leaves at most an empty segment (or the spare's stale records, which do not
+//     check) under a number already in the mark: found at startup, deleted, never numbered again.
+//     A segment made ahead and unused at a stop is dead like any other.
 // A message stays in the journal only during its first delivery attempt (spool.ts moves it to files
 // on its first state update), so a segment normally goes within seconds of its last record. A message
 // whose first attempt takes long (a slow next hop, up to the delivery timeouts) pins its segment and
 // every later one until it is done; that costs disk space, never correctness.
-import { constants } from "node:fs";
 import {
   mkdir,
   open,
@@ -78,6 +84,9 @@ import { crc32 } from "node:zlib";
 import { crc32Combine } from "./crc32-combine.js";
 import { fsyncDir } from "./group-commit.js";
 import type { Envelope } from "./envelope.js";
+import { DSYNC, HWM, SegmentRoll, segmentName, type RollStep } from "./segment-roll.js";
+
+export { segmentName };
 
 const MAGIC = 0x324a5053; // "SPJ2" read as u32 LE
 export const HEADER_BYTES = 20;
@@ -96,8 +105,6 @@ export const DONE_DELAY_MS = 20;
  * accept, and a restart before that delivered it again.
  */
 export const RETRY_DELAY_MS = 1000;
-/** The highest segment number reserved so far (decimal); never matches SEGMENT_NAME either. */
-const HWM = "hwm";
 
 /** The CRC of a framed record as written to segment `seq`. */
 function recordCrc(r: Buffer, end: number, seq: number): number {
@@ -196,10 +203,6 @@ export function* parseRecords(buf: Buffer, seq: number): Generator<ParsedRecord>
   }
 }
 
-export function segmentName(seq: number): string {
-  return `${String(seq).padStart(12, "0")}.log`;
-}
-
 /** A message accepted into the journal and not done: its envelope as accepted, where its body is. */
 export interface JournalEntry {
   env: Envelope;
@@ -295,19 +298,6 @@ async function readHwm(dir: string): Promise<number | undefined> {
   return /^\d{1,15}\n$/.test(text) ? Number(text.trim()) : undefined;
 }
 
-/** Makes `seq` the high-water mark (temp file, fsync, rename; durable with the next directory fsync). */
-async function writeHwm(dir: string, seq: number): Promise<void> {
-  const tmp = join(dir, `${HWM}.tmp`);
-  const fh = await open(tmp, "w", 0o600);
-  try {
-    await fh.writeFile(`${seq}\n`, "latin1");
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, join(dir, HWM));
-}
-
 interface Segment {
   seq: number;
   path: string;
@@ -334,9 +324,6 @@ interface Pending {
  */
 export type AppendRecords = (fh: FileHandle, records: Buffer[][], position: number) => Promise<number>;
 
-// O_DSYNC makes the write itself durable (one thread-pool hop per round instead of two)
-const DSYNC: number = constants.O_DSYNC ?? 0;
-
 /**
  * Buffers per write: libuv splits a longer writev into several system calls, each of them durable
  * (O_DSYNC), so a round's many small body buffers are joined into fewer (a copy only past this).
@@ -354,6 +341,8 @@ export function fewerBuffers(bufs: Buffer[]): Buffer[] {
 
 const appendDurably: AppendRecords = async (fh, records, position) => {
   const { bytesWritten } = await fh.writev(fewerBuffers(records.flat()), position);
+  // segments are opened with O_DSYNC (segment-roll.ts): the write itself is durable (one
+  // thread-pool hop per round instead of two)
   if (!DSYNC) await fh.datasync();
   return bytesWritten;
 };
@@ -369,6 +358,8 @@ export interface JournalOptions {
   append?: AppendRecords;
   /** Write a spare at startup when there is none (default true; tests with huge segments: false). */
   prepareSpare?: boolean;
+  /** Tests: called after each step of making a segment (segment-roll.ts). */
+  rollStep?: (step: RollStep, seq: number) => Promise<void> | void;
 }
 
 export class Journal {
@@ -396,6 +387,8 @@ export class Journal {
   /** The first spare is being written (startup): no spare to take until then. */
   private preparing = false;
   private readonly append: AppendRecords;
+  /** Makes the next segment, ahead of the round that needs it. */
+  private readonly roll: SegmentRoll;
   /** Rounds run and records written so far (figures, tests). */
   rounds = 0;
   records = 0;
@@ -405,6 +398,13 @@ export class Journal {
     private readonly o: JournalOptions,
   ) {
     this.append = o.append ?? appendDurably;
+    this.roll = new SegmentRoll({
+      dir,
+      nextSeq: () => this.lastSeq + 1,
+      reserved: (seq) => (this.lastSeq = seq),
+      takeSpare: (path) => this.takeSpare(path),
+      ...(o.rollStep ? { step: o.rollStep } : {}),
+    });
   }
 
   /**
@@ -592,11 +592,32 @@ export class Journal {
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     if (this.current) await this.retire(this.current);
+    // a segment made ahead and never written to holds no record at all (not even a done record): it
+    // may go out of order, as the spare if there is none
+    const made = await this.roll.drop();
+    if (made)
+      this.collecting = this.collecting.then(async () => {
+        try {
+          if (this.hasSpare) await unlink(made.path);
+          else {
+            await rename(made.path, this.sparePath);
+            this.hasSpare = true;
+          }
+          await fsyncDir(this.dir);
+        } catch {
+          // left as an empty segment: deleted at the next start, like any dead one
+        }
+      });
     await this.collecting;
   }
 
   stats(): { rounds: number; records: number; segments: number } {
     return { rounds: this.rounds, records: this.records, segments: this.segments.length };
+  }
+
+  /** Segments made ahead of the round that rolled, and made by that round itself (tests, figures). */
+  rolls(): { ahead: number; inRound: number } {
+    return { ahead: this.roll.madeAhead, inRound: this.roll.madeInRound };
   }
 
   /**
@@ -690,41 +711,38 @@ export class Journal {
   }
 
   /**
-   * The segment to write to: the current one, or a new one (rolled by size) made durable first: the
-   * spare renamed, else a new file.
+   * The segment to write to: the current one, or the next (rolled by size), already durable: made
+   * ahead once the current one neared its end (segment-roll.ts), else made now.
    */
   private async writable(): Promise<Segment> {
-    if (this.current && this.current.size < this.o.segmentBytes) return this.current;
-    const seq = this.lastSeq + 1;
-    // the mark before any file carries the number (durable with the name, below); a failure fails
-    // the round (4xx) and the number is tried again
-    await writeHwm(this.dir, seq);
-    this.lastSeq = seq;
-    const path = join(this.dir, segmentName(seq));
-    // The spare is taken in the collector's turn (which makes, recycles and unlinks spares) and
-    // before the full segment is retired (that one may become the next spare). While the first
-    // spare is still being written (startup), or when the rename fails, the segment is a new file.
-    if (!this.preparing) {
-      const taken = this.collecting.then(async () => {
-        if (!this.hasSpare) return;
-        this.hasSpare = false;
-        await rename(this.sparePath, path).catch(() => undefined);
-      });
-      this.collecting = taken;
-      await taken;
+    const cur = this.current;
+    if (cur && cur.size < this.o.segmentBytes) {
+      this.roll.nearEnd(cur.seq, cur.size, this.o.segmentBytes);
+      return cur;
     }
-    if (this.current) await this.retire(this.current);
-    const flags = constants.O_CREAT | constants.O_WRONLY | DSYNC;
-    const seg: Segment = { seq, path, size: 0, live: 0, fh: await open(path, flags, 0o600) };
+    const made = await this.roll.next();
+    const seg: Segment = { seq: made.seq, path: made.path, size: 0, live: 0, fh: made.fh };
+    // the full one is closed in the background (retire clears `current` at once, then closes)
+    if (this.current) void this.retire(this.current);
     this.segments.push(seg);
     this.current = seg;
-    try {
-      await fsyncDir(this.dir); // its name is durable before its first record is acknowledged
-    } catch (e) {
-      await this.abandon(seg);
-      throw e;
-    }
     return seg;
+  }
+
+  /**
+   * Renames the spare to `path` (the next segment's name), in the collector's turn: the collector
+   * makes, recycles and unlinks spares. While the first spare is still being written (startup), or
+   * when the rename fails, the segment is a new file (the open creates it).
+   */
+  private takeSpare(path: string): Promise<void> {
+    if (this.preparing) return Promise.resolve();
+    const taken = this.collecting.then(async () => {
+      if (!this.hasSpare) return;
+      this.hasSpare = false;
+      await rename(this.sparePath, path).catch(() => undefined);
+    });
+    this.collecting = taken;
+    return taken;
   }
 
   /** No more appends to `seg` (full): it goes once its messages are done. */
