@@ -117,6 +117,20 @@ let settledCount = 0;
 const segments = async (dir: string): Promise<string[]> =>
   (await readdir(dir)).filter((f) => f.endsWith(".log")).sort();
 
+/** A journal with held writes and one record acknowledged in segment 1 (its size: `keptBytes`). */
+async function withOneAcknowledged() {
+  const dir = fresh();
+  const w = heldAppend();
+  const journal = await open(dir, { append: w.append });
+  const kept = envelope();
+  const tk = track(journal.accept(kept, [Buffer.from("acknowledged")]));
+  await until(() => w.held.length === 1);
+  await w.held[0]!.finish();
+  await tk.done;
+  const keptBytes = (await stat(join(dir, segmentName(1)))).size;
+  return { dir, w, journal, kept, keptBytes };
+}
+
 describe("pipelined journal rounds (issue 18)", () => {
   it("round N+1 is written while N is in flight, and acknowledged only after N is durable", async () => {
     const dir = fresh();
@@ -145,15 +159,7 @@ describe("pipelined journal rounds (issue 18)", () => {
   });
 
   it("attack: a failed round fails every later round in flight; nothing acknowledged lies after the tear", async () => {
-    const dir = fresh();
-    const w = heldAppend();
-    const journal = await open(dir, { append: w.append });
-    const kept = envelope();
-    const tk = track(journal.accept(kept, [Buffer.from("acknowledged")]));
-    await until(() => w.held.length === 1);
-    await w.held[0]!.finish();
-    await tk.done;
-    const keptBytes = (await stat(join(dir, segmentName(1)))).size;
+    const { dir, w, journal, kept, keptBytes } = await withOneAcknowledged();
     // three rounds in flight: N (will fail), then N+1 and N+2 (will be written whole)
     const lost = [envelope(), envelope(), envelope()];
     const t: ReturnType<typeof track>[] = [];
@@ -194,15 +200,7 @@ describe("pipelined journal rounds (issue 18)", () => {
   });
 
   it("a failed segment is cut back only after every write in flight on it has returned", async () => {
-    const dir = fresh();
-    const w = heldAppend();
-    const journal = await open(dir, { append: w.append });
-    const kept = envelope();
-    const tk = track(journal.accept(kept, [Buffer.from("acknowledged")]));
-    await until(() => w.held.length === 1);
-    await w.held[0]!.finish();
-    await tk.done;
-    const keptBytes = (await stat(join(dir, segmentName(1)))).size;
+    const { dir, w, journal, kept, keptBytes } = await withOneAcknowledged();
     const t = [track(journal.accept(envelope(), [Buffer.from("N")]))];
     await until(() => w.held.length === 2);
     t.push(track(journal.accept(envelope(), [Buffer.from("N+1")])));
