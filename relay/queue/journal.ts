@@ -730,9 +730,11 @@ export class Journal {
     const bytes = round.reduce((n, p) => n + p.record.bytes, 0);
     const offset = seg.end;
     seg.end += bytes;
-    const write = this.append(seg.fh!, records, offset).then((written) => {
+    // an append that throws instead of rejecting fails its round all the same (the journal goes on)
+    const write = (async () => {
+      const written = await this.append(seg.fh!, records, offset);
       if (written !== bytes) throw new Error(`short write (${written} of ${bytes} bytes)`);
-    });
+    })();
     const writes = (seg.writes ??= new Set());
     const settled = write.catch(() => undefined);
     writes.add(settled);

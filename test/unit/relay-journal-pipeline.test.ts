@@ -303,4 +303,21 @@ describe("pipelined journal rounds (issue 18)", () => {
     assert.ok(t.every((x) => x.state === "ok"));
     assert.equal((await scanJournal(dir)).live.size, 2);
   });
+
+  it("an append that throws (instead of rejecting) fails its round; the journal goes on", async () => {
+    const dir = fresh();
+    let calls = 0;
+    const journal = await open(dir, {
+      append: (fh, records, position) => {
+        if (++calls === 2) throw new Error("EIO: thrown, not rejected");
+        return fh.writev(records.flat(), position).then((r) => r.bytesWritten);
+      },
+    });
+    const a = envelope();
+    await journal.accept(a, [Buffer.from("a")]);
+    await assert.rejects(journal.accept(envelope(), [Buffer.from("b")]), /EIO/);
+    const c = envelope();
+    await journal.accept(c, [Buffer.from("c")]);
+    assert.deepEqual([...(await scanJournal(dir)).live.keys()].sort(), [a.id, c.id].sort());
+  });
 });
