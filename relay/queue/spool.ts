@@ -7,7 +7,8 @@
 //                      message exists iff its envelope does (a msg/ file without one is an orphan of a
 //                      crash before the 250 or during a move, and is removed at startup)
 // Accept: a message whose body fits in `journalMaxBytes` (2 MiB; and in the memory budget for bodies being
-// received) is buffered and appended to the journal with group commit: one durable write serves
+// received: a chunk that does not fit waits for what the journal's rounds in flight free, else goes
+// to a file, receive-budget.ts) is buffered and appended to the journal with group commit: one durable write serves
 // every accept pending at that moment, and the 250 is sent once it returned. A larger one is written
 // as it arrives to msg/ + env/, each file temp -> fsync -> rename -> fsync of the folder (group
 // commit of the folder fsyncs, group-commit.ts), the 250 once both are durable.
@@ -27,6 +28,7 @@ import { fsyncDir, GroupCommit } from "./group-commit.js";
 import { readChunks } from "./read-chunks.js";
 import { BodyParts } from "./small-chunks.js";
 import { Journal, readRange, scanJournal, type AppendRecords } from "./journal.js";
+import { ReceiveBudget } from "./receive-budget.js";
 import type { Envelope } from "./envelope.js";
 import { fileBody, HEAD_BYTES, partsBody, type MessageBody } from "./message-body.js";
 
@@ -116,7 +118,7 @@ class MessageFile {
 export interface SpoolOptions {
   /** Messages up to this size (head included) go to the journal, larger ones to msg/ + env/. */
   journalMaxBytes?: number;
-  /** Bytes of bodies buffered at once while being received; past it a new message goes to a file. */
+  /** Bytes of bodies buffered at once while being received; past it a message waits or goes to a file. */
   bufferBytes?: number;
   /** Journal segment size (journal.ts). */
   segmentBytes?: number;
@@ -170,8 +172,8 @@ export async function readSpool(dir: string): Promise<SpoolMessage[]> {
 export class Spool {
   private readonly commits: GroupCommit;
   private journal!: Journal;
-  /** Bytes of message bodies being received into memory (bounded by bufferBytes). */
-  private buffered = 0;
+  /** Memory for message bodies being received (bufferBytes; receive-budget.ts). */
+  private budget!: ReceiveBudget;
   /** Per message, the tail of its chain of updates and removal (they run one at a time). */
   private busy = new Map<string, Promise<void>>();
   /** Journal messages whose failed move may have left msg/ + env/ files behind (moveOut). */
@@ -184,6 +186,7 @@ export class Spool {
   ) {
     this.o = { ...DEFAULTS, ...o };
     this.commits = new GroupCommit(o.syncDir ?? fsyncDir);
+    this.budget = new ReceiveBudget(this.o.bufferBytes);
   }
 
   private get tmpDir(): string {
@@ -293,13 +296,6 @@ export class Spool {
     await this.commits.sync(finalDir);
   }
 
-  /** Reserves memory for `n` more bytes of bodies being received; false when over the budget. */
-  private reserve(n: number): boolean {
-    if (this.buffered + n > this.o.bufferBytes) return false;
-    this.buffered += n;
-    return true;
-  }
-
   /**
    * Writes the message (`head` then the `body` stream) and its envelope durably. Resolves only
    * once both are on disk; the caller may then answer 250. Fails with MESSAGE_TOO_BIG past `limit`.
@@ -321,6 +317,8 @@ export class Spool {
     const held = new BodyParts(parts);
     let size = head.length;
     let reserved = 0;
+    /** Of `reserved`, the bytes handed to the journal (freed when its round ends). */
+    let journaled = 0;
     let file: MessageFile | undefined;
     let tooBig = false;
     // each chunk as it is read: sync while it goes to memory, a promise while a file is written
@@ -329,20 +327,24 @@ export class Spool {
       if (size > limit) tooBig = true; // keep draining the client's data, write nothing more
       if (tooBig) return undefined;
       if (file) return file.write(chunk);
-      if (size <= this.o.journalMaxBytes && this.reserve(chunk.length)) {
-        reserved += chunk.length;
-        held.add(chunk);
-        return undefined;
-      }
-      // too large for the journal, or memory is short: a file, starting with what was buffered
+      if (size > this.o.journalMaxBytes) return toFile(chunk);
+      if (this.budget.take(chunk.length)) return hold(chunk);
+      // memory is short: wait for what the journal's rounds in flight free, else a file
+      return this.budget.wait(chunk.length).then((granted) => (granted ? hold(chunk) : toFile(chunk)));
+    };
+    const hold = (chunk: Buffer): undefined => {
+      reserved += chunk.length;
+      held.add(chunk);
+      return undefined;
+    };
+    // too large for the journal, or memory is short: a file, starting with what was buffered
+    const toFile = async (chunk: Buffer): Promise<void> => {
       held.flush();
-      return (async () => {
-        file = await MessageFile.create(join(this.tmpDir, `${env.id}.msg`));
-        for (const p of parts.splice(0)) await file.write(p);
-        await file.write(chunk);
-        this.buffered -= reserved;
-        reserved = 0;
-      })();
+      file = await MessageFile.create(join(this.tmpDir, `${env.id}.msg`));
+      for (const p of parts.splice(0)) await file.write(p);
+      await file.write(chunk);
+      this.budget.release(reserved);
+      reserved = 0;
     };
     try {
       if (Buffer.isBuffer(body)) await take(body);
@@ -365,6 +367,8 @@ export class Spool {
       if (file) await this.commitFile(full, file);
       else {
         held.flush();
+        this.budget.journal(reserved);
+        journaled = reserved;
         await this.journal.accept(full, parts);
       }
       return ok(full);
@@ -377,7 +381,7 @@ export class Spool {
       }
       return fail("QUEUE_WRITE_FAILED", true, errorMessage(e));
     } finally {
-      this.buffered -= reserved;
+      this.budget.release(reserved, journaled);
     }
   }
 
