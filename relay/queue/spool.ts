@@ -279,6 +279,11 @@ export class Spool {
     return this.journal.close();
   }
 
+  /** Bytes of bodies held in memory while being received (0 when idle; tests, figures). */
+  get bufferedBytes(): number {
+    return this.budget.used;
+  }
+
   /** Journal figures (rounds, records, segments), for benchmarks and tests. */
   stats(): { rounds: number; records: number; segments: number } {
     return this.journal.stats();

@@ -71,7 +71,9 @@ async function queued(): Promise<string[]> {
 
 /** Bytes of message bodies the spool holds while receiving them (must be back to 0 when idle). */
 function buffered(): number {
-  return (relay as unknown as { spool: { buffered: number } }).spool.buffered;
+  const n = (relay as unknown as { spool: { bufferedBytes: unknown } }).spool.bufferedBytes;
+  assert.equal(typeof n, "number", "the spool says how many body bytes it holds");
+  return n as number;
 }
 
 /** EHLO, MAIL, RCPT, DATA (354) on a fresh connection. */
