@@ -407,6 +407,10 @@ export class Journal {
   private inFlight = 0;
   /** The acknowledgement of the last round started: true once acknowledged, false if it failed. */
   private lastAck: Promise<boolean> = Promise.resolve(true);
+  /** close() is retiring the segments: no round starts (pump). */
+  private closing = 0;
+  /** The rounds started and not yet ended (commit), waited for by close(). */
+  private running = new Set<Promise<void>>();
   /** Waiting for nothing to be queued or in flight (flush, close). */
   private idleWaiters: Array<() => void> = [];
   private collecting: Promise<void> = Promise.resolve();
@@ -619,6 +623,22 @@ export class Journal {
     await this.flush().catch(() => undefined);
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
+    // no round starts from here until the segment is closed and collected, and one that started
+    // since the flush is waited for: a round written to the segment being retired was acknowledged
+    // after the collector (which counts its messages live only then) had made that file the spare
+    // (test/unit/relay-journal-close-race.test.ts). Records queued meanwhile wait for the end.
+    this.closing++;
+    try {
+      while (this.running.size) await Promise.all([...this.running]);
+      await this.closeSegments();
+    } finally {
+      this.closing--;
+      this.schedule();
+    }
+  }
+
+  /** Retires the current segment and drops the one made ahead (close(), no round running). */
+  private async closeSegments(): Promise<void> {
     if (this.current) await this.retire(this.current);
     // a segment made ahead and never written to holds no record at all (not even a done record): it
     // may go out of order, as the spare if there is none
@@ -701,9 +721,12 @@ export class Journal {
    */
   private pump(): void {
     if (this.starting || !this.pending.length) return this.settle();
+    if (this.closing) return; // close() pumps once the segment is closed
     if (this.inFlight >= MAX_ROUNDS_IN_FLIGHT) return;
     if (this.inFlight > 0 && !this.appendable()) return;
-    void this.commit();
+    const round = this.commit().catch(() => undefined); // it rejects its records, never itself
+    this.running.add(round);
+    void round.then(() => this.running.delete(round));
   }
 
   /**
