@@ -113,6 +113,31 @@ describe("spool: memory short while the journal writes", () => {
     assert.equal((await spool.readMessage(rb.value.id)).toString(), "Received: x\r\n" + "b".repeat(20));
   });
 
+  it("attack: a client gone mid-DATA while its chunk waits for memory leaves none of it held", async () => {
+    const q = join(dir, "gone");
+    const w = held();
+    const { spool } = await Spool.open(q, { bufferBytes: 40, journalAppend: w.append });
+    spools.push(spool);
+    const a = accept(spool, Buffer.alloc(30, "a"));
+    await until(() => w.rounds.length === 1); // a's 30 bytes held until its round ends
+    const body = new PassThrough();
+    const b = accept(spool, body);
+    body.write(Buffer.alloc(20, "b")); // waits for memory
+    await new Promise((r) => setImmediate(r));
+    body.destroy(new Error("connection reset")); // the client leaves while its chunk waits
+    w.rounds.shift()!();
+    assert.ok((await a).ok);
+    const rb = await b;
+    assert.equal(rb.ok, false, "nothing queued for a message cut short");
+    // all 40 bytes are free again: a message of 40 goes to the journal, not to a file
+    const c = accept(spool, Buffer.alloc(40, "c"));
+    await until(() => w.rounds.length === 1);
+    w.rounds.shift()!();
+    assert.ok((await c).ok);
+    assert.deepEqual(await readdir(join(q, "msg")), [], "no file: the budget was given back whole");
+    assert.deepEqual(await readdir(join(q, "tmp")).catch(() => []), [], "no file left behind");
+  });
+
   it("attack: sessions that only receive never make each other wait: a file, as before", async () => {
     const q = join(dir, "no-deadlock");
     const w = held();
