@@ -7,34 +7,11 @@
 // never reads: a message lost. Now a round never starts while close() retires and collects; one
 // queued meanwhile waits and is written after it (to a new segment: "appending later reopens").
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { Journal, type AppendRecords } from "../../relay/queue/journal.js";
-import type { Envelope } from "../../relay/queue/envelope.js";
-import { newQueueId } from "../../relay/queue/spool.js";
+import { envelope, journalDirs } from "../support/journal-dirs.js";
 
-let root: string;
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), "relay-journal-close-race-"));
-});
-after(async () => {
-  await rm(root, { recursive: true, force: true });
-});
-
-function envelope(): Envelope {
-  return {
-    v: 1,
-    id: newQueueId(),
-    from: "a@x.test",
-    recipients: [{ address: "b@y.test", state: "pending" }],
-    receivedAt: 1,
-    attempts: 0,
-    nextAttemptAt: 1,
-    size: 0,
-  };
-}
+const { fresh } = journalDirs("relay-journal-close-race-");
 
 /** Several turns of the event loop: what could run now has run. */
 const turns = async (k = 50): Promise<void> => {
@@ -43,7 +20,7 @@ const turns = async (k = 50): Promise<void> => {
 
 describe("journal close() and rounds starting meanwhile", () => {
   it("attack: an accept queued with close() is acknowledged only where recovery finds it", async () => {
-    const dir = join(root, "j1");
+    const dir = fresh();
     // a slow disk: the bytes are handed to the kernel at once, the durable write returns when the
     // test says (held only once `hold` is set)
     let hold = false;

@@ -8,38 +8,17 @@
 // of those records is rejected. A power loss cannot be made in-process: the test watches the
 // segment's file handle for the cut and the flush after it, and the rejection after both.
 import assert from "node:assert/strict";
-import { mkdtemp, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { stat } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { Journal, segmentName, type AppendRecords } from "../../relay/queue/journal.js";
-import type { Envelope } from "../../relay/queue/envelope.js";
-import { newQueueId } from "../../relay/queue/spool.js";
+import { envelope, journalDirs } from "../support/journal-dirs.js";
 
-let root: string;
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), "relay-journal-durable-cut-"));
-});
-after(async () => {
-  await rm(root, { recursive: true, force: true });
-});
-
-function envelope(): Envelope {
-  return {
-    v: 1,
-    id: newQueueId(),
-    from: "a@x.test",
-    recipients: [{ address: "b@y.test", state: "pending" }],
-    receivedAt: 1,
-    attempts: 0,
-    nextAttemptAt: 1,
-    size: 0,
-  };
-}
+const { fresh } = journalDirs("relay-journal-durable-cut-");
 
 describe("a failed round's cut-back", () => {
   it("attack: the records refused with 4xx are cut off durably before the 4xx", async () => {
-    const dir = join(root, "j1");
+    const dir = fresh();
     const events: string[] = [];
     let calls = 0;
     const append: AppendRecords = async (fh, records, position) => {

@@ -5,10 +5,9 @@
 // holds each round's write and completes (or fails) them in the order it chooses, then reads the
 // directory as recovery after a crash at that moment would.
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import {
   MAX_ROUNDS_IN_FLIGHT,
   Journal,
@@ -17,34 +16,9 @@ import {
   type AppendRecords,
   type JournalOptions,
 } from "../../relay/queue/journal.js";
-import type { Envelope } from "../../relay/queue/envelope.js";
-import { newQueueId } from "../../relay/queue/spool.js";
+import { envelope, journalDirs } from "../support/journal-dirs.js";
 
-let root: string;
-let n = 0;
-const journals: Journal[] = [];
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), "relay-journal-pipeline-"));
-});
-after(async () => {
-  for (const j of journals) await j.close().catch(() => undefined);
-  await rm(root, { recursive: true, force: true });
-});
-
-const fresh = (): string => join(root, `j${++n}`);
-
-function envelope(): Envelope {
-  return {
-    v: 1,
-    id: newQueueId(),
-    from: "a@x.test",
-    recipients: [{ address: "b@y.test", state: "pending" }],
-    receivedAt: 1,
-    attempts: 0,
-    nextAttemptAt: 1,
-    size: 0,
-  };
-}
+const { fresh, track: closeAtEnd } = journalDirs("relay-journal-pipeline-");
 
 interface Held {
   position: number;
@@ -84,8 +58,7 @@ async function open(dir: string, o: Partial<JournalOptions>) {
     prepareSpare: false,
     ...o,
   });
-  journals.push(r.journal);
-  return r.journal;
+  return closeAtEnd(r).journal;
 }
 
 const until = async (cond: () => boolean): Promise<void> => {

@@ -5,48 +5,21 @@
 // failure to make it ahead falls back to the round making it, as before.
 import assert from "node:assert/strict";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { Journal, type JournalOptions } from "../../relay/queue/journal.js";
 import type { RollStep } from "../../relay/queue/segment-roll.js";
-import type { Envelope } from "../../relay/queue/envelope.js";
-import { newQueueId } from "../../relay/queue/spool.js";
+import { envelope, journalDirs } from "../support/journal-dirs.js";
 
-let root: string;
-let n = 0;
-const journals: Journal[] = [];
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), "relay-journal-preroll-"));
-});
-after(async () => {
-  for (const j of journals) await j.close();
-  await rm(root, { recursive: true, force: true });
-});
-
-const fresh = (): string => join(root, `j${++n}`);
+const { fresh, track } = journalDirs("relay-journal-preroll-");
 /** Small segments: a 100-byte message (about 330 bytes with its envelope) fills one in 25 rounds. */
 const SMALL = { segmentBytes: 8192, cacheBytes: 1 << 20, prepareSpare: false };
 const BODY = Buffer.alloc(100, 0x6d);
 
-function envelope(id = newQueueId()): Envelope {
-  return {
-    v: 1,
-    id,
-    from: "a@x.test",
-    recipients: [{ address: "b@y.test", state: "pending" }],
-    receivedAt: 1,
-    attempts: 0,
-    nextAttemptAt: 1,
-    size: 0,
-  };
-}
-
 async function open(dir: string, o: Partial<JournalOptions> = {}) {
   const r = await Journal.open(dir, new Set(), { ...SMALL, ...o });
-  journals.push(r.journal);
-  return r;
+  return track(r);
 }
 
 /** Opens `dir` again (a restart): exactly the messages `ids`, in order, come back. */

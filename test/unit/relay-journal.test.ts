@@ -4,10 +4,9 @@
 // and a writer process killed with SIGKILL again and again: every accept that resolved is recovered.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { appendFile, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { appendFile, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import fc from "fast-check";
 import {
   ACCEPT,
@@ -25,44 +24,19 @@ import {
   type AppendRecords,
   type JournalOptions,
 } from "../../relay/queue/journal.js";
-import type { Envelope } from "../../relay/queue/envelope.js";
-import { newQueueId, Spool } from "../../relay/queue/spool.js";
+import { envelope, journalDirs } from "../support/journal-dirs.js";
+import { Spool } from "../../relay/queue/spool.js";
 import { fsyncDir } from "../../relay/queue/group-commit.js";
 import { fullableSpool, queued } from "../support/full-volume-spool.js";
 import { crc32Combine } from "../../relay/queue/crc32-combine.js";
 import { crc32 } from "node:zlib";
 
-let root: string;
-let n = 0;
-const journals: Journal[] = [];
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), "relay-journal-"));
-});
-after(async () => {
-  for (const j of journals) await j.close();
-  await rm(root, { recursive: true, force: true });
-});
-
-const fresh = (): string => join(root, `j${++n}`);
+const { fresh, track } = journalDirs("relay-journal-");
 const big = { segmentBytes: 1 << 30, cacheBytes: 1 << 20, prepareSpare: false };
-
-function envelope(id = newQueueId()): Envelope {
-  return {
-    v: 1,
-    id,
-    from: "a@x.test",
-    recipients: [{ address: "b@y.test", state: "pending" }],
-    receivedAt: 1,
-    attempts: 0,
-    nextAttemptAt: 1,
-    size: 0,
-  };
-}
 
 async function open(dir: string, o: Partial<JournalOptions> = {}, moved = new Set<string>()) {
   const r = await Journal.open(dir, moved, { ...big, ...o });
-  journals.push(r.journal);
-  return r;
+  return track(r);
 }
 
 const segments = async (dir: string): Promise<string[]> =>
