@@ -27,7 +27,7 @@ import {
 import { envelope, journalDirs } from "../support/journal-dirs.js";
 import { Spool } from "../../relay/queue/spool.js";
 import { fsyncDir } from "../../relay/queue/group-commit.js";
-import { fullableSpool, queued } from "../support/full-volume-spool.js";
+import { fullableAppend, fullableSpool, queued } from "../support/full-volume-spool.js";
 import { crc32Combine } from "../../relay/queue/crc32-combine.js";
 import { crc32 } from "node:zlib";
 
@@ -521,21 +521,16 @@ describe("journal", () => {
 
   it(`a done record that could not be written gets a round of its own after ${RETRY_DELAY_MS} ms`, async () => {
     const dir = fresh();
-    let fail = false;
-    const { journal } = await open(dir, {
-      append: async (fh, records, position) => {
-        if (fail) throw new Error("ENOSPC: no space left on device, write");
-        return (await fh.writev(records.flat(), position)).bytesWritten;
-      },
-    });
+    const { append, full } = fullableAppend();
+    const { journal } = await open(dir, { append });
     const a = envelope();
     await journal.accept(a, [Buffer.from("delivered while the volume is full")]);
     // still queued: keeps the segment (a segment with no live message is deleted, done records or not)
     await journal.accept(envelope(), [Buffer.from("b")]);
-    fail = true;
+    full.on = true;
     await journal.done(a.id, { late: true }); // never fails: kept for a later round
     assert.equal((await scanJournal(dir)).live.has(a.id), true, "not written while the volume is full");
-    fail = false;
+    full.on = false;
     // no accept comes (a relay with its inbound quiet): the record must not wait for one
     const rounds = journal.stats().rounds;
     await until(() => journal.stats().rounds > rounds);
@@ -545,20 +540,15 @@ describe("journal", () => {
 
   it("close() tries the failed done records once more", async () => {
     const dir = fresh();
-    let fail = false;
-    const { journal } = await open(dir, {
-      append: async (fh, records, position) => {
-        if (fail) throw new Error("ENOSPC: no space left on device, write");
-        return (await fh.writev(records.flat(), position)).bytesWritten;
-      },
-    });
+    const { append, full } = fullableAppend();
+    const { journal } = await open(dir, { append });
     const a = envelope();
     const b = envelope();
     await journal.accept(a, [Buffer.from("a")]);
     await journal.accept(b, [Buffer.from("b")]);
-    fail = true;
+    full.on = true;
     await journal.done(a.id, { late: true });
-    fail = false;
+    full.on = false;
     await journal.close();
     assert.deepEqual([...(await scanJournal(dir)).live.keys()], [b.id], "a restart does not deliver a again");
   });
