@@ -11,6 +11,7 @@ import { RelayConfig, type RelayConfigInput } from "../../relay/contract/config.
 import { canonicalDomain, canonicalPattern } from "../../relay/contract/domains.js";
 import { groupRecipients, routeFor } from "../../relay/outbound/route.js";
 import { clusterView, mailRelay } from "../support/operator-fixtures.js";
+import { minimalRelayConfig } from "../support/minimal-relay-config.js";
 
 const relay = () =>
   mailRelay({
@@ -319,13 +320,5 @@ describe("issue 14 finding 4: a catch-all never captures local domains", () => {
 });
 
 function base(): RelayConfigInput {
-  return {
-    version: 1,
-    relay: "mail/edge",
-    hostname: "relay.example.com",
-    listeners: {},
-    tls: { certFile: "tls/tls.crt", keyFile: "tls/tls.key" },
-    inbound: {},
-    queue: { dir: "/var/spool/sealpost" },
-  };
+  return minimalRelayConfig({ queue: { dir: "/var/spool/sealpost" } });
 }

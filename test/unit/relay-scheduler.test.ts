@@ -19,6 +19,7 @@ import { DueHeap, type DueNode } from "../../relay/queue/due-heap.js";
 import { Scheduler } from "../../relay/queue/scheduler.js";
 import type { Envelope } from "../../relay/queue/envelope.js";
 import type { Spool } from "../../relay/queue/spool.js";
+import { minimalRelayConfig } from "../support/minimal-relay-config.js";
 
 const T0 = 1_800_000_000_000;
 const HOUR = 3600_000;
@@ -53,12 +54,7 @@ interface FakeSpool {
 /** A config; retry jitter 0 unless given: the exact backoff, which the tests below pin to the ms. */
 function loaded(workers: number, memoryBytes?: number, jitter = 0, destinationLimit?: number): LoadedConfig {
   const config = RelayConfig.parse({
-    version: 1,
-    relay: "mail/edge",
-    hostname: "relay.example.com",
-    listeners: {},
-    tls: { certFile: "tls/tls.crt", keyFile: "tls/tls.key" },
-    inbound: {},
+    ...minimalRelayConfig(),
     queue: {
       dir: "/nonexistent/queue",
       workers,
