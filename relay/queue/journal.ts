@@ -2,7 +2,8 @@
 // Layout under queue.dir/journal/: segments <seq>.log (seq zero-padded, increasing), each a sequence
 // of records:
 //   0  u32 LE  magic "SPJ2"
-//   4  u8      type: 1 accept (meta = envelope JSON, body = message bytes), 2 done (meta = queue id)
+//   4  u8      type: 1 accept (meta = envelope JSON, body = message bytes), 2 done (meta = queue id,
+//              or "cut <seq> <length>": segment seq is read up to length only; below)
 //   5  3 bytes zero
 //   8  u32 LE  meta length
 //   12 u32 LE  body length
@@ -42,6 +43,26 @@
 //     writes have returned the segment is cut back to its acknowledged length and flushed (best
 //     effort; never shorter) and never appended to again (a failed write leaves the offset unknown);
 //     the next round opens a new segment. A new process never appends to an old segment either.
+//   - The cut itself can fail (truncate or fdatasync: EIO, a thin volume out of space): the refused
+//     records would then be found at recovery, as accepted, though the client was told 4xx and
+//     sends the message again (a duplicate). Then the journal fails closed on them with a cut
+//     record, written first in the next round, which always goes to a fresh segment (the broken one
+//     is retired): recovery reads segment seq only up to length. A cut record is a done record
+//     whose meta is "cut <seq> <length>", never a queue id: an older relay, rolled back to, reads
+//     past it as the done record of no message and loses nothing, where a new record type would
+//     have stopped its recovery there (docs/upgrade.md). Nothing acknowledged lies past length (the
+//     broken segment takes no more rounds), so a cut never hides a 250. It costs no write of its
+//     own while accepts come (it rides the next round; a durable write of its own only when none
+//     comes: at once, then each RETRY_DELAY_MS while rounds fail) and nothing on the hot path.
+//     Alternatives weighed: a side file per cut needs a new file and two fsyncs on a volume that
+//     just failed, where the next segment (the recycled spare) overwrites blocks it already has;
+//     refusing all accepts until a truncate succeeds would not make the refused records any less
+//     durable. Cut records stand only at a segment's head, so recovery finds them by reading each
+//     segment's first CUT_HEAD_BYTES before the segments themselves; the cut's segment goes before
+//     the one holding the record (oldest first), and one left empty whose unlink failed stays in
+//     line for collection, so a record outlives its cut segment. Until a cut record is durable a
+//     crash still finds those records (a duplicate, as before): with every write failing, no mark
+//     of any kind can be made.
 //   - A done record is written after the accept it refers to, so it sits in the same segment or a
 //     later one. Segments are unlinked strictly oldest first, once every message in them is done, and
 //     the directory is fsync'd after each: unlinking segment N takes its accepts with it, and the done
@@ -90,6 +111,10 @@ const MAGIC = 0x324a5053; // "SPJ2" read as u32 LE
 export const HEADER_BYTES = 20;
 export const ACCEPT = 1;
 export const DONE = 2;
+/** Recovery reads this much of each segment's head for its cut records. */
+const CUT_HEAD_BYTES = 64 * 1024;
+/** Cut records in one round: their bytes stay well within CUT_HEAD_BYTES. */
+const MAX_CUTS_PER_ROUND = 256;
 /** An envelope or id longer than this is garbage, not a record (recovery stops there). */
 const MAX_META = 16 * 1024 * 1024;
 const SEGMENT_NAME = /^(\d{12})\.log$/;
@@ -201,6 +226,28 @@ export function* parseRecords(buf: Buffer, seq: number): Generator<ParsedRecord>
   }
 }
 
+/** A cut record (a done record of no message): segment `seq` is read up to `length` at recovery. */
+export function cutRecord(seq: number, length: number): Framed {
+  return frameParts(DONE, Buffer.from(`cut ${seq} ${length}`, "latin1"), []);
+}
+
+const CUT_META = /^cut (\d{1,15}) (\d{1,15})$/;
+
+/** The cut records at the head of segment `seq`'s bytes `head`, as seq -> length. Pure. */
+export function cutsAtHead(head: Buffer, seq: number): Map<number, number> {
+  const cuts = new Map<number, number>();
+  for (const r of parseRecords(head, seq)) {
+    const m = r.type === DONE ? CUT_META.exec(r.meta.toString("latin1")) : null;
+    if (!m) break;
+    const cut = Number(m[1]);
+    // a cut names an older segment (the broken one, retired before this one was made): one naming
+    // this segment or a later one was never written by a journal, and must not hide its records
+    if (cut >= seq) continue;
+    cuts.set(cut, Math.min(cuts.get(cut) ?? Infinity, Number(m[2])));
+  }
+  return cuts;
+}
+
 /** A message accepted into the journal and not done: its envelope as accepted, where its body is. */
 export interface JournalEntry {
   env: Envelope;
@@ -226,9 +273,23 @@ function emptyIfMissing(e: NodeJS.ErrnoException): string[] {
 export async function scanJournal(dir: string): Promise<JournalScan> {
   const names = (await readdir(dir).catch(emptyIfMissing)).filter((n) => SEGMENT_NAME.test(n)).sort();
   const scan: JournalScan = { segments: [], live: new Map() };
+  const seqOf = (name: string): number => Number(SEGMENT_NAME.exec(name)![1]);
+  // the cut records first: each one shortens an earlier segment
+  const cuts = new Map<number, number>();
+  for (const name of names) {
+    let head: Buffer;
+    try {
+      head = await readHead(join(dir, name), CUT_HEAD_BYTES);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") continue; // unlinked meanwhile
+      throw e;
+    }
+    for (const [seq, length] of cutsAtHead(head, seqOf(name)))
+      cuts.set(seq, Math.min(cuts.get(seq) ?? Infinity, length));
+  }
   for (const name of names) {
     const path = join(dir, name);
-    const seq = Number(SEGMENT_NAME.exec(name)![1]);
+    const seq = seqOf(name);
     let buf: Buffer;
     try {
       buf = await readFile(path);
@@ -237,8 +298,11 @@ export async function scanJournal(dir: string): Promise<JournalScan> {
       if ((e as NodeJS.ErrnoException).code === "ENOENT") continue;
       throw e;
     }
+    const cut = cuts.get(seq);
+    if (cut !== undefined && cut < buf.length) buf = buf.subarray(0, cut);
     let end = 0;
     for (const r of parseRecords(buf, seq)) {
+      // a cut record (read above) deletes nothing: its meta is no queue id
       if (r.type === DONE) scan.live.delete(r.meta.toString("latin1"));
       else {
         let env: Envelope;
@@ -254,6 +318,18 @@ export async function scanJournal(dir: string): Promise<JournalScan> {
     scan.segments.push({ seq, path, end });
   }
   return scan;
+}
+
+/** Up to `max` bytes from the start of the file at `path` (a segment's head, a message's header). */
+export async function readHead(path: string, max: number): Promise<Buffer> {
+  const fh = await open(path, "r");
+  try {
+    const buf = Buffer.alloc(max);
+    const { bytesRead } = await fh.read(buf, 0, max, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Reads `length` bytes at `offset` of the file at `path` (a journal message's body). */
@@ -349,6 +425,13 @@ export function fewerBuffers(bufs: Buffer[]): Buffer[] {
   return out;
 }
 
+/** Whether `p` resolved. */
+const succeeded = (p: Promise<unknown>): Promise<boolean> =>
+  p.then(
+    () => true,
+    () => false,
+  );
+
 /** Cuts the file open as `fh` to `size` bytes, durably (fdatasync: the size is what it flushes). */
 async function cutDurably(fh: FileHandle, size: number): Promise<void> {
   await fh.truncate(size);
@@ -391,7 +474,21 @@ export class Journal {
   private lazy: Pending[] = [];
   private lazyTimer: NodeJS.Timeout | undefined;
   /** Done records of a failed round, written with the next one (or their own after RETRY_DELAY_MS). */
-  private retry: { record: Framed; seg: Segment }[] = [];
+  private retry: { id: string; record: Framed; seg: Segment }[] = [];
+  /**
+   * Messages that left the journal whose accept record a restart could still find: their late done
+   * record is not durable yet, and their segment not durably gone (a moved message's copy found at
+   * startup is one too). Their files must not go before that record (doneWritten): else a restart
+   * finds the accept alone and delivers the message again, a bounced one to its bounced recipients.
+   */
+  private unwritten = new Map<string, Segment>();
+  /**
+   * Cut records not yet durable (a failed round's cut-back failed): written first in the next round
+   * that opens a segment; `inRound` while a round carries one.
+   */
+  private cuts: { seg: Segment; record: Framed; inRound: boolean }[] = [];
+  /** A round carrying cut records failed: they wait for an accept's round or RETRY_DELAY_MS. */
+  private cutsHeld = false;
   private retryTimer: NodeJS.Timeout | undefined;
   /** Why the last failed round of done records failed (flush's error). */
   private retryError: Error | undefined;
@@ -463,8 +560,12 @@ export class Journal {
     }
     const envelopes: Envelope[] = [];
     for (const [id, e] of scan.live) {
-      if (moved.has(id)) continue;
       const seg = bySeq.get(e.seq)!;
+      // moved to files before a crash, its done record not written: that copy is still found
+      if (moved.has(id)) {
+        j.unwritten.set(id, seg);
+        continue;
+      }
       seg.live++;
       j.where.set(id, { seg, offset: e.offset, length: e.length });
       envelopes.push(e.env);
@@ -531,12 +632,16 @@ export class Journal {
       return;
     }
     this.left(id, at);
+    this.unwritten.set(id, at.seg);
     await new Promise<void>((resolve) => {
       this.lazy.push({
         record,
-        resolve: () => resolve(),
+        resolve: () => {
+          this.unwritten.delete(id);
+          resolve();
+        },
         reject: (e) => {
-          this.failedDone({ record, seg: at.seg }, e);
+          this.failedDone({ id, record, seg: at.seg }, e);
           resolve();
         },
       });
@@ -557,8 +662,8 @@ export class Journal {
    * A late done record whose round failed: retried with a later round, until written or until the
    * segment of its message's accept is durably gone (collect): then there is nothing left to undo.
    */
-  private failedDone(r: { record: Framed; seg: Segment }, e: Error): void {
-    if (r.seg.gone) return; // its accept went with its segment meanwhile
+  private failedDone(r: { id: string; record: Framed; seg: Segment }, e: Error): void {
+    if (r.seg.gone) return void this.unwritten.delete(r.id); // its accept went with its segment meanwhile
     this.retry.push(r);
     this.retryError = e;
   }
@@ -569,9 +674,10 @@ export class Journal {
    * drained then: a later pod on this volume would deliver that message again).
    */
   async flush(): Promise<void> {
+    this.cutsHeld = false; // the cut records too (not reported: a crash before them brings a duplicate)
     this.pending.push(...this.retried());
     this.flushLazy();
-    if (this.pending.length) this.schedule();
+    this.schedule();
     await this.idle();
     // a segment whose messages are all done goes even when their done records could not be
     // written (a full volume still unlinks): those records are moot then
@@ -590,6 +696,32 @@ export class Journal {
     if (!this.lazy.length) return;
     this.pending.push(...this.lazy.splice(0));
     this.schedule();
+  }
+
+  /**
+   * Resolves once message `id` (moved out of the journal, or delivered) can no longer come back from
+   * its accept record at a restart: its done record is durable, or its segment durably gone. A
+   * record still waiting (late, or failed and queued for a retry) gets a round now, waited for;
+   * rejects when that round fails. For the spool, before it deletes a file-resident message's last
+   * files: a restart then finds neither.
+   */
+  async doneWritten(id: string): Promise<void> {
+    if (!this.unwritten.has(id)) return;
+    // a second done record of the message when its late one is written in the same round: harmless
+    // (recovery deletes what is live), and only in this rare case (a message removed within
+    // DONE_DELAY_MS of its move out, or on a volume failing its rounds)
+    const record = frameParts(DONE, Buffer.from(id, "latin1"), []);
+    await new Promise<void>((resolve, reject) => {
+      this.lazy.push({
+        record,
+        resolve: () => {
+          this.unwritten.delete(id);
+          resolve();
+        },
+        reject,
+      });
+      this.flushLazy();
+    });
   }
 
   /** A journal message's bytes (at most `max`), or undefined when it is not in the journal. */
@@ -716,7 +848,7 @@ export class Journal {
    * current one full, failed or closed), none in flight at all (each one's end pumps again).
    */
   private pump(): void {
-    if (this.starting || !this.pending.length) return this.settle();
+    if (this.starting || !(this.pending.length || this.cutsDue())) return this.settle();
     if (this.closing) return; // close() pumps once the segment is closed
     if (this.inFlight >= MAX_ROUNDS_IN_FLIGHT) return;
     if (this.inFlight > 0 && !this.appendable()) return;
@@ -732,6 +864,27 @@ export class Journal {
   private appendingTo(seg: Segment): Segment {
     this.roll.nearEnd(seg.seq, seg.end, this.o.segmentBytes);
     return seg;
+  }
+
+  /** Cut records wait for a round of their own: not held, none in a round, a new segment next. */
+  private cutsDue(): boolean {
+    return !this.cutsHeld && !this.appendable() && this.cuts.some((c) => !c.inRound);
+  }
+
+  /** The cut records for a round opening a new segment, first in it (recovery reads them there). */
+  private takeCuts(): Pending[] {
+    const taken = this.cuts.filter((c) => !c.inRound).slice(0, MAX_CUTS_PER_ROUND);
+    return taken.map((c) => {
+      c.inRound = true;
+      return {
+        record: c.record,
+        resolve: () => void (this.cuts = this.cuts.filter((x) => x !== c)),
+        reject: () => {
+          c.inRound = false;
+          this.cutsHeld = true;
+        },
+      };
+    });
   }
 
   /** The current segment takes the next round without a roll. */
@@ -773,6 +926,15 @@ export class Journal {
       this.starting = false;
       const err = e instanceof Error ? e : new Error(String(e));
       for (const p of round) p.reject(err);
+      // no segment could be made: the cut records wait as after a failed write (else a round of
+      // their own tries the next segment at once, again and again, while the volume refuses it)
+      if (this.cuts.length) this.cutsHeld = true;
+      return this.pump();
+    }
+    // a failed cut-back's record goes at the head of a new segment, before anything else in it
+    if (seg.end === 0 && this.cuts.length) round.unshift(...this.takeCuts());
+    if (!round.length) {
+      this.starting = false;
       return this.pump();
     }
     const records = round.map((p) => sealParts(p.record, seg.seq));
@@ -846,17 +1008,17 @@ export class Journal {
   private retried(): Pending[] {
     return this.retry.splice(0).map((r) => ({
       record: r.record,
-      resolve: () => undefined,
+      resolve: () => void this.unwritten.delete(r.id),
       reject: (e) => this.failedDone(r, e),
     }));
   }
 
   /** Failed done records get a round of their own after RETRY_DELAY_MS unless one comes first. */
   private retryLater(): void {
-    if (!this.retry.length || this.retryTimer) return;
+    if ((!this.retry.length && !this.cutsHeld) || this.retryTimer) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      if (!this.retry.length) return;
+      this.cutsHeld = false;
       this.pending.push(...this.retried());
       this.schedule();
     }, RETRY_DELAY_MS);
@@ -915,12 +1077,18 @@ export class Journal {
     // durable only with the file system's next commit; a power loss before it brought back the
     // whole records of the rounds failed here (told 4xx) (test/unit/relay-journal-durable-cut.test.ts)
     const fh = seg.fh;
-    if (fh && !empty) await cutDurably(fh, seg.size).catch(() => undefined);
+    let cut = empty || !fh || (await succeeded(cutDurably(fh, seg.size)));
     await this.retire(seg);
-    if (empty)
-      await unlink(seg.path)
-        .then(() => fsyncDir(this.dir))
-        .catch(() => undefined);
+    if (empty) cut = await succeeded(unlink(seg.path).then(() => fsyncDir(this.dir)));
+    if (cut) return;
+    // fail closed: a cut record in the next round's new segment (see the top of this file)
+    if (empty) {
+      // kept in line for collection: it must go before the segment holding its cut record
+      this.segments.push(seg);
+      this.segments.sort((a, b) => a.seq - b.seq);
+    }
+    this.cuts.push({ seg, record: cutRecord(seg.seq, seg.size), inRound: false });
+    this.cutsHeld = false;
   }
 
   /**
@@ -979,6 +1147,8 @@ export class Journal {
         // durably gone: the failed done records of its messages need no round any more
         gone.gone = true;
         this.retry = this.retry.filter((r) => r.seg !== gone);
+        for (const [id, seg] of this.unwritten) if (seg === gone) this.unwritten.delete(id);
+        this.cuts = this.cuts.filter((c) => c.seg !== gone); // nothing left to cut
       }
     });
   }

@@ -3,7 +3,10 @@
 // and persists per-recipient state after every group (a partial success is never re-sent to the
 // recipients that got it). Temporary failures back off exponentially; 5xx replies and expiry
 // bounce with a DSN to the sender (none for the null sender); a message is removed only when no
-// recipient is pending any more.
+// recipient is pending any more. A bounce writes the recipients' failure before the DSN (notify),
+// and the message goes only once the journal cannot bring it back (spool.ts remove): after any
+// crash or failed write a bounced recipient is never delivered to, and its DSN is queued at least
+// once (twice only after a crash between the DSN and the write that records it).
 // Which message is next comes from a min-heap (due-heap.ts) keyed by nextAttemptAt, then receivedAt,
 // so a pump costs O(log n) per message it starts, however many deferred messages wait for a retry
 // hours away. Invalidation is lazy: a node carries the time it was pushed with; a node whose entry is
@@ -503,6 +506,12 @@ export class Scheduler {
     const failed = env.recipients.filter((r) => r.state === "failed" && !r.notified);
     if (!failed.length) return;
     if (env.from !== "") {
+      // the failures are durable before the DSN that reports them, as Postfix appends a failed
+      // recipient to the message's bounce log (a file) and only later makes the DSN from that log,
+      // deleting the log once the DSN is queued (bounce(8)): a crash after the DSN finds them
+      // failed, never pending (a sender told "failed" while the recipient gets the mail). A crash between the DSN and the
+      // `notified` write below queues a second DSN: at least once, never "failed" and delivered.
+      await this.d.spool.update(env);
       let original: Buffer = Buffer.alloc(0);
       // a REQUIRETLS message's DSN is sent with REQUIRETLS too (RFC 8689 section 4.3): over verified
       // TLS to a next hop offering it, or not at all (a DSN's own failure is never reported); its

@@ -16,7 +16,9 @@
 // state (a deferral, a partial delivery, a DSN sent, a handover) moves it to msg/ + env/ first
 // (durably, message before envelope), then marks it done in the journal: files can be rewritten in
 // place, the journal cannot. At startup env/ wins over the journal (a moved message's journal copy
-// is ignored), and a journal message is live iff accepted and not done.
+// is ignored), and a journal message is live iff accepted and not done. So a moved message's
+// envelope is deleted only once its done record is durable (remove): else a restart would find the
+// journal's copy alone, as accepted, and deliver it again (a bounced recipient too).
 // After a crash (kill -9, power loss) nothing answered 250 is lost: see journal.ts for the journal's
 // argument; a file is the old or the new version, never torn (rename).
 import { randomBytes } from "node:crypto";
@@ -27,7 +29,7 @@ import { errorMessage, fail, ok, type Result } from "../contract/failure.js";
 import { fsyncDir, GroupCommit } from "./group-commit.js";
 import { readChunks } from "./read-chunks.js";
 import { BodyParts } from "./small-chunks.js";
-import { Journal, readRange, scanJournal, type AppendRecords } from "./journal.js";
+import { Journal, readHead, readRange, scanJournal, type AppendRecords } from "./journal.js";
 import { ReceiveBudget } from "./receive-budget.js";
 import type { Envelope } from "./envelope.js";
 import { fileBody, HEAD_BYTES, partsBody, type MessageBody } from "./message-body.js";
@@ -477,6 +479,11 @@ export class Spool {
         if (!this.strays.delete(id)) return;
         // a failed move's files (moveOut): else a restart would find the message in them again
       }
+      // the journal's copy of a message moved out of it must be dead before its envelope goes:
+      // env/ wins over it only while env/ holds the id, so a done record still waiting (late, or
+      // failed on a full volume) is written now; if it cannot be, the removal fails and the message
+      // stays (its envelope says what is done: a bounced recipient never pending again)
+      await this.journal.doneWritten(id);
       // gone already is gone; any other failure (a volume gone read-only) fails the removal: the
       // envelope would bring the message back at the next start (a deleted one delivered)
       await unlink(this.envPath(id)).catch((e: NodeJS.ErrnoException) => {
@@ -511,13 +518,6 @@ export class Spool {
     });
     if (journaled) return journaled;
     if (max === Infinity) return readFile(this.msgPath(id));
-    const fh = await open(this.msgPath(id), "r");
-    try {
-      const buf = Buffer.alloc(max);
-      const { bytesRead } = await fh.read(buf, 0, max, 0);
-      return buf.subarray(0, bytesRead);
-    } finally {
-      await fh.close();
-    }
+    return readHead(this.msgPath(id), max);
   }
 }
