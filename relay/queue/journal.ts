@@ -20,8 +20,8 @@
 // relay) is read as ever, its spare (of unknown number) is deleted, not recycled, and numbering
 // continues above its segments.
 //
-// Group commit: an accept or done queues its record; a round is one writev of every queued record,
-// durable when it returns. Rounds are pipelined (issue 18): while up to MAX_ROUNDS_IN_FLIGHT - 1
+// Group commit: an accept or done queues its record; a round is one writev of the queued records
+// (every done record, accepts up to ROUND_BYTES: round-bytes.ts), durable when it returns. Rounds are pipelined (issue 18): while up to MAX_ROUNDS_IN_FLIGHT - 1
 // rounds are being written, the next one is written too, at its own offset after theirs, instead of
 // waiting for them (a 1 MB accept at 64 sessions waited for a multi-MB round in flight, then for its
 // own). Acknowledgement stays ordered: a round resolves all its records (the inbound session answers
@@ -103,6 +103,7 @@ import { crc32 } from "node:zlib";
 import { crc32Combine } from "./crc32-combine.js";
 import { fsyncDir } from "./group-commit.js";
 import type { Envelope } from "./envelope.js";
+import { roundCount } from "./round-bytes.js";
 import { DSYNC, HWM, SegmentRoll, segmentName, type RollStep } from "./segment-roll.js";
 
 export { segmentName };
@@ -913,8 +914,9 @@ export class Journal {
    */
   private async commit(): Promise<void> {
     this.starting = true;
-    const round = this.retried().concat(this.lazy.splice(0), this.pending);
-    this.pending = [];
+    // at most ROUND_BYTES of accepts (round-bytes.ts); the rest go with the next round, pipelined
+    const taken = roundCount(this.pending, (p) => p.record.bytes);
+    const round = this.retried().concat(this.lazy.splice(0), this.pending.splice(0, taken));
     clearTimeout(this.lazyTimer); // the waiting done records are in this round
     this.lazyTimer = undefined;
     this.rounds++;

@@ -9,7 +9,7 @@
 // Accept: a message whose body fits in `journalMaxBytes` (2 MiB; and in the memory budget for bodies being
 // received: a chunk that does not fit waits for what the journal's rounds in flight free, else goes
 // to a file, receive-budget.ts) is buffered and appended to the journal with group commit: one durable write serves
-// every accept pending at that moment, and the 250 is sent once it returned. A larger one is written
+// the accepts pending at that moment (up to 4 MiB of them, round-bytes.ts), and the 250 is sent once it returned. A larger one is written
 // as it arrives to msg/ + env/, each file temp -> fsync -> rename -> fsync of the folder (group
 // commit of the folder fsyncs, group-commit.ts), the 250 once both are durable.
 // A journal message delivered on its first attempt only gets a done record. Any other change of its
