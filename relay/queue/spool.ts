@@ -31,6 +31,7 @@ import { readChunks } from "./read-chunks.js";
 import { BodyParts } from "./small-chunks.js";
 import { Journal, readHead, readRange, scanJournal, type AppendRecords } from "./journal.js";
 import { ReceiveBudget } from "./receive-budget.js";
+import { ReadTurns } from "./read-turns.js";
 import type { Envelope } from "./envelope.js";
 import { fileBody, HEAD_BYTES, partsBody, type MessageBody } from "./message-body.js";
 
@@ -122,6 +123,8 @@ export interface SpoolOptions {
   journalMaxBytes?: number;
   /** Bytes of bodies buffered at once while being received; past it a message waits or goes to a file. */
   bufferBytes?: number;
+  /** Bodies read at once (read-turns.ts); the others wait their turn. */
+  readTurns?: number;
   /** Journal segment size (journal.ts). */
   segmentBytes?: number;
   /** Recently accepted journal bodies kept in memory for their first delivery. */
@@ -140,6 +143,8 @@ const DEFAULTS = {
   // through msg/ + env/ took two file fsyncs, two renames and two folder fsyncs before its 250)
   journalMaxBytes: 2 * 1024 * 1024,
   bufferBytes: 32 * 1024 * 1024,
+  // issue 18: 64 uploads of 1 MB read side by side all ended together
+  readTurns: 4,
   segmentBytes: 16 * 1024 * 1024,
   cacheBytes: 16 * 1024 * 1024,
 };
@@ -176,6 +181,8 @@ export class Spool {
   private journal!: Journal;
   /** Memory for message bodies being received (bufferBytes; receive-budget.ts). */
   private budget!: ReceiveBudget;
+  /** Which bodies being received are read now (read-turns.ts). */
+  private readonly turns: ReadTurns;
   /** Per message, the tail of its chain of updates and removal (they run one at a time). */
   private busy = new Map<string, Promise<void>>();
   /** Journal messages whose failed move may have left msg/ + env/ files behind (moveOut). */
@@ -189,6 +196,7 @@ export class Spool {
     this.o = { ...DEFAULTS, ...o };
     this.commits = new GroupCommit(o.syncDir ?? fsyncDir);
     this.budget = new ReceiveBudget(this.o.bufferBytes);
+    this.turns = new ReadTurns(this.o.readTurns);
   }
 
   private get tmpDir(): string {
@@ -355,7 +363,7 @@ export class Spool {
     };
     try {
       if (Buffer.isBuffer(body)) await take(body);
-      else await readChunks(body, take);
+      else await readChunks(body, take, this.turns);
       if (tooBig) {
         await file?.discard();
         return fail("MESSAGE_TOO_BIG", false, `message exceeds ${limit} bytes`);
