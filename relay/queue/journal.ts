@@ -28,6 +28,9 @@
 // 250 only then) once its own write and every earlier round are durable, or rejects all of them (4xx)
 // when its write failed or an earlier round in flight failed. A segment is rolled only with no round
 // in flight (never retired or closed under a write).
+// A small round with nothing in flight and no other message being received is written on the event
+// loop instead of the thread pool (loop-write.ts): the same write at the same offset, acknowledged
+// the same way once it has returned.
 //
 // Why nothing answered 250 is lost, on kill -9 and on power loss:
 //   - A segment is opened with O_DSYNC (else each round ends with fdatasync): a round's write returns
@@ -97,11 +100,13 @@
 // on its first state update), so a segment normally goes within seconds of its last record. A message
 // whose first attempt takes long (a slow next hop, up to the delivery timeouts) pins its segment and
 // every later one until it is done; that costs disk space, never correctness.
+import { writevSync } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, statfs, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { crc32Combine } from "./crc32-combine.js";
 import { fsyncDir } from "./group-commit.js";
+import { poolUntilAfter, writeOnLoop } from "./loop-write.js";
 import type { Envelope } from "./envelope.js";
 import { roundCount } from "./round-bytes.js";
 import { DSYNC, HWM, SegmentRoll, segmentName, type RollStep } from "./segment-roll.js";
@@ -454,8 +459,17 @@ export interface JournalOptions {
   cacheBytes: number;
   /** How long a done record waits for an accept's round (default DONE_DELAY_MS; tests). */
   doneDelayMs?: number;
-  /** Tests: stands in for the durable write (to make a round fail). */
+  /** Tests: stands in for the durable write (to make a round fail); every round goes through it. */
   append?: AppendRecords;
+  /**
+   * Messages being received (DATA to reply): a round goes on the loop only if all are in it
+   * (loop-write.ts). Without it every round goes to the thread pool.
+   */
+  receiving?: () => number;
+  /** Tests: stands in for the write on the loop (writevSync: bytes written, or throws). */
+  writeOnLoop?: (fd: number, buffers: Buffer[], position: number) => number;
+  /** Tests: the clock (ms) of the back-off after a slow write on the loop (default performance.now). */
+  clock?: () => number;
   /** Write a spare at startup when there is none (default true; tests with huge segments: false). */
   prepareSpare?: boolean;
   /** Tests: called after each step of making a segment (segment-roll.ts). */
@@ -513,6 +527,9 @@ export class Journal {
   /** The first spare is being written (startup): no spare to take until then. */
   private preparing = false;
   private readonly append: AppendRecords;
+  /** Until when (performance.now()) rounds go to the thread pool after a slow write on the loop. */
+  private poolUntil = 0;
+  private readonly clock: () => number;
   /** Makes the next segment, ahead of the round that needs it. */
   private readonly roll: SegmentRoll;
   /** Rounds run and records written so far (figures, tests). */
@@ -524,6 +541,7 @@ export class Journal {
     private readonly o: JournalOptions,
   ) {
     this.append = o.append ?? appendDurably;
+    this.clock = o.clock ?? (() => performance.now());
     this.roll = new SegmentRoll({
       dir,
       nextSeq: () => this.lastSeq + 1,
@@ -943,9 +961,13 @@ export class Journal {
     const bytes = round.reduce((n, p) => n + p.record.bytes, 0);
     const offset = seg.end;
     seg.end += bytes;
-    // an append that throws instead of rejecting fails its round all the same (the journal goes on)
+    // an append that throws instead of rejecting fails its round all the same (the journal goes on);
+    // a round written on the loop (loop-write.ts) is durable before this returns
+    const onLoop = this.onLoop(round, bytes);
     const write = (async () => {
-      const written = await this.append(seg.fh!, records, offset);
+      const written = onLoop
+        ? this.appendOnLoop(seg.fh!, records, offset)
+        : await this.append(seg.fh!, records, offset);
       if (written !== bytes) throw new Error(`short write (${written} of ${bytes} bytes)`);
     })();
     const writes = (seg.writes ??= new Set());
@@ -962,6 +984,32 @@ export class Journal {
     this.pump(); // the records queued meanwhile: the next round, written while this one is
     await ack;
     this.pump();
+  }
+
+  /** Whether `round` is written on the event loop (loop-write.ts); never with a test's append. */
+  private onLoop(round: Pending[], bytes: number): boolean {
+    if (this.o.append || !DSYNC) return false;
+    let accepts = 0;
+    for (const p of round) if (p.record.parts[0]!.readUInt8(4) === ACCEPT) accepts++;
+    return writeOnLoop({
+      inFlight: this.inFlight,
+      bytes,
+      accepts,
+      receiving: this.o.receiving?.() ?? Infinity,
+      now: this.clock(),
+      poolUntil: this.poolUntil,
+    });
+  }
+
+  /** The round's one O_DSYNC writev, on the loop (throws where the pool's write rejects). */
+  private appendOnLoop(fh: FileHandle, records: Buffer[][], position: number): number {
+    const t0 = this.clock();
+    try {
+      return (this.o.writeOnLoop ?? writevSync)(fh.fd, fewerBuffers(records.flat()), position);
+    } finally {
+      const t1 = this.clock();
+      this.poolUntil = poolUntilAfter(t1 - t0, t1, this.poolUntil);
+    }
   }
 
   /**

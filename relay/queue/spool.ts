@@ -181,6 +181,8 @@ export class Spool {
   private journal!: Journal;
   /** Memory for message bodies being received (bufferBytes; receive-budget.ts). */
   private budget!: ReceiveBudget;
+  /** Messages between enqueue and its result (the journal writes a round on the loop only if all are in it). */
+  private receiving = 0;
   /** Which bodies being received are read now (read-turns.ts). */
   private readonly turns: ReadTurns;
   /** Per message, the tail of its chain of updates and removal (they run one at a time). */
@@ -252,6 +254,7 @@ export class Spool {
     const { journal, envelopes: journaled } = await Journal.open(join(dir, "journal"), ids, {
       segmentBytes: s.o.segmentBytes,
       cacheBytes: s.o.cacheBytes,
+      receiving: () => s.receiving,
       ...(o.journalAppend ? { append: o.journalAppend } : {}),
     });
     s.journal = journal;
@@ -361,6 +364,7 @@ export class Spool {
       this.budget.release(reserved);
       reserved = 0;
     };
+    this.receiving++;
     try {
       if (Buffer.isBuffer(body)) await take(body);
       else await readChunks(body, take, this.turns);
@@ -396,6 +400,7 @@ export class Spool {
       }
       return fail("QUEUE_WRITE_FAILED", true, errorMessage(e));
     } finally {
+      this.receiving--;
       this.budget.release(reserved, journaled);
     }
   }
