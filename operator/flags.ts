@@ -42,7 +42,7 @@ export const OPERATOR_FLAGS = [
   ],
   ["resync-period", "SECONDS", "every object is reconciled again at least this often", "300s"],
   ["policy-figures-period", "SECONDS", "how often policy delivery figures are read from relay pods", "30s"],
-  ["policy-workers", "N", "MailDomainPolicy reconciles at once", "8"],
+  ["policy-workers", "N", "MailDomainPolicy reconciles at once", "16"],
   ["relay-min-interval", "SECONDS", "a MailRelay is reconciled at most once per this period", "0.25s"],
   ["identity", "NAME", "this operator's identity in leader election", "<hostname>_<pid>"],
 ] as const satisfies readonly (readonly [

@@ -60,7 +60,7 @@ async function main(): Promise<void> {
     metrics,
     resyncMs: seconds(flag(values, "resync-period"), 300),
     figuresPollMs: seconds(flag(values, "policy-figures-period"), 30),
-    workers: count(flag(values, "policy-workers"), 8),
+    workers: count(flag(values, "policy-workers"), 16),
     relayIntervalMs: seconds(flag(values, "relay-min-interval"), 0.25),
     settings: {
       image: relayImage,

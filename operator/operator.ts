@@ -112,7 +112,10 @@ export class Operator {
         deps,
         copts(2, o.relayIntervalMs ?? 250, o.relayIntervalMs === 0 ? 0 : 3),
       ),
-      policies: newMailDomainPolicyController(deps, copts(o.workers ?? 8)),
+      // 16 status writes at once: with 8, a burst of 10,000 policies POSTed 16 at a time left the
+      // operator's share of the apiserver behind the POSTs (converged 14.3 s after the last POST; with
+      // 16, 2.8 s: docs/benchmarks.md, issue 18)
+      policies: newMailDomainPolicyController(deps, copts(o.workers ?? 16)),
       credentials: newRelayCredentialController(deps, copts(2)),
     };
   }
