@@ -8,10 +8,11 @@
 // hop the relay pays). Prints p50/p99/mean per case as a Markdown table. Figures, not tests.
 //   npx tsx bench/dsync-floor.ts [--dir <parent>] [--rounds 500] [--rounds-1m 100]
 import { closeSync, constants, fdatasyncSync, ftruncateSync, openSync, writeSync } from "node:fs";
-import { mkdtemp, open, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { prepared, timedDsyncWrites } from "./dsync-writes.js";
 import { percentile } from "./relay/measure.js";
 
 const { values } = parseArgs({
@@ -36,16 +37,6 @@ interface Row {
 }
 const rows: Row[] = [];
 
-/** A file of `bytes` zeros whose blocks are allocated and on disk (as journal.ts's spare). */
-function prepared(path: string, bytes: number): void {
-  const fd = openSync(path, "w", 0o600);
-  const zeros = Buffer.alloc(Math.min(bytes, 1 << 20));
-  for (let at = 0; at < bytes; at += zeros.length)
-    writeSync(fd, zeros, 0, Math.min(zeros.length, bytes - at), at);
-  fdatasyncSync(fd);
-  closeSync(fd);
-}
-
 function runSync(mode: "fdatasync" | "dsync", file: Row["file"], size: number): Row {
   const rounds = roundsOf(size);
   const path = join(parent, `${mode}-${file}-${size}`);
@@ -69,15 +60,7 @@ async function runAsync(size: number): Promise<Row> {
   const rounds = roundsOf(size);
   const path = join(parent, `async-${size}`);
   prepared(path, size * rounds);
-  const fh = await open(path, constants.O_WRONLY | constants.O_DSYNC, 0o600);
-  const data = Buffer.alloc(size, 0x78);
-  const ms: number[] = [];
-  for (let i = 0; i < rounds; i++) {
-    const t0 = performance.now();
-    await fh.writev([data], i * size);
-    ms.push(performance.now() - t0);
-  }
-  await fh.close();
+  const ms = await timedDsyncWrites(path, size, rounds, "pool");
   return { mode: "O_DSYNC, fs/promises writev", file: "overwrite", size, ms };
 }
 
