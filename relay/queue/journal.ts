@@ -693,7 +693,7 @@ export class Journal {
    * drained then: a later pod on this volume would deliver that message again).
    */
   async flush(): Promise<void> {
-    this.cutsHeld = false; // the cut records too (not reported: a crash before them brings a duplicate)
+    this.cutsHeld = false; // the cut records too
     this.pending.push(...this.retried());
     this.flushLazy();
     this.schedule();
@@ -702,9 +702,15 @@ export class Journal {
     // written (a full volume still unlinks): those records are moot then
     this.collect();
     await this.collecting;
-    if (this.retry.length)
+    // a cut record not written: the next pod on this volume would find the records refused with 4xx
+    // as accepted, and deliver what their clients send again (a duplicate): not drained either
+    const unwritten = [
+      ...(this.retry.length ? [`${this.retry.length} done record(s)`] : []),
+      ...(this.cuts.length ? [`${this.cuts.length} cut record(s)`] : []),
+    ];
+    if (unwritten.length)
       throw new Error(
-        `${this.retry.length} done record(s) not written: ${this.retryError?.message ?? "round failed"}`,
+        `${unwritten.join(" and ")} not written: ${this.retryError?.message ?? "round failed"}`,
       );
   }
 
@@ -898,9 +904,10 @@ export class Journal {
       return {
         record: c.record,
         resolve: () => void (this.cuts = this.cuts.filter((x) => x !== c)),
-        reject: () => {
+        reject: (e) => {
           c.inRound = false;
           this.cutsHeld = true;
+          this.retryError = e;
         },
       };
     });
@@ -948,7 +955,10 @@ export class Journal {
       for (const p of round) p.reject(err);
       // no segment could be made: the cut records wait as after a failed write (else a round of
       // their own tries the next segment at once, again and again, while the volume refuses it)
-      if (this.cuts.length) this.cutsHeld = true;
+      if (this.cuts.length) {
+        this.cutsHeld = true;
+        this.retryError = err;
+      }
       return this.pump();
     }
     // a failed cut-back's record goes at the head of a new segment, before anything else in it

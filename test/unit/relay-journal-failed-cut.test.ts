@@ -127,6 +127,24 @@ describe("a failed round whose cut-back fails", () => {
     assert.deepEqual(await afterKill(dir, "kill"), [kept.id, after.id]);
   });
 
+  it("attack: a drain with the cut record unwritten is not reported drained", async () => {
+    const dir = fresh();
+    const f = failingCut("truncate");
+    const { journal } = track(await Journal.open(dir, new Set(), { ...big, append: f.append }));
+    await journal.accept(envelope(), [Buffer.from("kept")]);
+    f.dead.on = true;
+    await assert.rejects(journal.accept(envelope(), [Buffer.from("refused: 4xx")]), /ENOSPC/);
+    // the drain (spool.flush -> journal.flush) tries the cut record once more, in vain: a pod that
+    // went on to report "drained" would leave the refused record to the next pod on this volume
+    await assert.rejects(journal.flush(), /1 cut record\(s\) not written: ENOSPC/);
+    f.dead.on = false;
+    await journal.flush();
+    assert.ok(
+      (await cutIn(dir, 2)) || (await cutIn(dir, 3)),
+      "the cut record is written once the volume works",
+    );
+  });
+
   it("attack: a volume where no new segment can be made keeps the cut record for later, without a roll per turn", async () => {
     const dir = fresh();
     const f = failingCut("truncate");
