@@ -13,6 +13,7 @@ import { Operator } from "./operator.js";
 import { KubeClient } from "./runtime/kube.js";
 import { relayImageFromOwnPod } from "./runtime/relay-image-source.js";
 import { serveHttp } from "./runtime/health.js";
+import { limitHeapGrowth } from "./runtime/heap-growth.js";
 import { LeaderElector } from "./runtime/leader.js";
 import { OperatorMetrics } from "./runtime/metrics.js";
 
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
   const { values } = parseOrExit("sealpost operator", () => parseArgs({ options, allowPositionals: false }));
   if (values.help) return void process.stdout.write(OPERATOR_HELP);
   if (values.version) return void process.stdout.write(`sealpost ${version()}\n`);
+  limitHeapGrowth();
   const log = pino({ level: flag(values, "log-level") ?? "info", base: { component: "operator" } });
   // client-node's KubeConfig only when the kubeconfig needs it (runtime/kubeconfig.ts)
   const kc = await loadKubeAuth(flag(values, "kubeconfig"));
