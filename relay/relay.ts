@@ -4,7 +4,6 @@
 // in their modules (key material: config/key-material.ts; what a delivery event leads to:
 // delivery-observers.ts; TLS-RPT reporting: tlsrpt-reporting.ts).
 import type { Server } from "node:http";
-import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { startAdmin } from "./admin.js";
 import { AuditBook } from "./audit-figures.js";
@@ -22,6 +21,7 @@ import { fileOf, loadConfig, type LoadedConfig } from "./config/load.js";
 import { watchConfig, type ConfigWatcher } from "./config/watch.js";
 import { deliveryObservers } from "./delivery-observers.js";
 import { DestinationFilter } from "./net/address-class.js";
+import { ownAddresses } from "./net/own-addresses.js";
 import { InboundListeners, type InboundState } from "./inbound/server.js";
 import { createLogger, type Logger } from "./log.js";
 import { createMetrics, type Metrics } from "./metrics.js";
@@ -346,6 +346,7 @@ export class Relay {
     const prev = first ? undefined : this.state.loaded;
     this.state = inboundState(l);
     this.resolver = makeResolver(l.config.dns.servers);
+    // the pod's own addresses: a destination DNS chose must not be one of them
     this.destinations = new DestinationFilter(l.config.delivery.allowedInternalCidrs, ownAddresses());
     this.metrics.configInfo.reset();
     this.metrics.configInfo.set({ hash: l.hash, generation: String(l.config.generation) }, 1);
@@ -404,10 +405,12 @@ export class Relay {
       host: c.listeners[kind].host,
       port,
     }));
-    const interfaceAddresses = Object.values(networkInterfaces()).flatMap((l) =>
-      (l ?? []).map((a) => a.address),
-    );
-    return { hostname: c.hostname, listeners, interfaceAddresses, proxyAddresses: c.selfAddresses };
+    return {
+      hostname: c.hostname,
+      listeners,
+      interfaceAddresses: ownAddresses(),
+      proxyAddresses: c.selfAddresses,
+    };
   }
 
   ports(): Record<string, number> {
@@ -547,9 +550,4 @@ export class Relay {
     })();
     return this.stopping;
   }
-}
-
-/** The pod's own addresses (a destination DNS chose must not be one of them). */
-function ownAddresses(): string[] {
-  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address));
 }
