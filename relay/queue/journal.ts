@@ -710,7 +710,7 @@ export class Journal {
     ];
     if (unwritten.length)
       throw new Error(
-        `${unwritten.join(" and ")} not written: ${this.retryError?.message ?? "round failed"}`,
+        `${unwritten.join(" and ")} not written: ${this.retryError?.message ?? "no round took them"}`,
       );
   }
 
@@ -916,7 +916,9 @@ export class Journal {
   /** The current segment takes the next round without a roll. */
   private appendable(): boolean {
     const c = this.current;
-    return c !== undefined && !c.broken && c.end < this.o.segmentBytes;
+    // cut records still waiting go at the head of a new segment: more than one round takes
+    // (MAX_CUTS_PER_ROUND) roll to the next one, not wait for this one to fill
+    return c !== undefined && !c.broken && c.end < this.o.segmentBytes && !this.cuts.some((x) => !x.inRound);
   }
 
   /** Resolves once nothing is queued, starting or in flight. */

@@ -145,6 +145,32 @@ describe("a failed round whose cut-back fails", () => {
     );
   });
 
+  it("more cut records than one round takes are all written, each batch at the head of a new segment", async () => {
+    // white-box: an outage where segments could be made but neither written nor unlinked leaves one
+    // cut record per segment it made; 300 of them stand in for that (review finding F1: the 44
+    // past one round's 256 waited for the new segment to fill, and the drain said incomplete)
+    const dir = fresh();
+    const { journal } = track(await Journal.open(dir, new Set(), big));
+    const j = journal as unknown as { cuts: unknown[]; lastSeq: number };
+    for (let seq = 1; seq <= 300; seq++)
+      j.cuts.push({
+        seg: { seq, path: join(dir, "gone", String(seq)), size: 7, end: 7, live: 1 },
+        record: cutRecord(seq, 7),
+        inRound: false,
+      });
+    j.lastSeq = 300;
+    // before: "44 cut record(s) not written", until the segment taking the first 256 filled
+    await journal.flush();
+    assert.equal(j.cuts.length, 0, "a cut record is still waiting");
+    // the first 256 went at the head of segment 301 (collected since: these segments are not in
+    // its line, as real cut segments are), the other 44 at the head of 302
+    const head = cutsAtHead(await readFile(join(dir, segmentName(302))), 302);
+    assert.deepEqual(
+      [...head.keys()],
+      Array.from({ length: 44 }, (_, i) => 257 + i),
+    );
+  });
+
   it("attack: a volume where no new segment can be made keeps the cut record for later, without a roll per turn", async () => {
     const dir = fresh();
     const f = failingCut("truncate");
