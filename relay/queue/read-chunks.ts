@@ -33,10 +33,11 @@ export async function readChunks(
   const take = async (): Promise<void> => {
     const t = turns!.take();
     if (t) await t;
-    since = Date.now();
+    since = performance.now();
   };
   /** Its turn has lasted TURN_MS while others wait. */
-  const over = (): boolean => since !== undefined && turns!.waiting > 0 && Date.now() - since >= TURN_MS;
+  const over = (): boolean =>
+    since !== undefined && turns!.waiting > 0 && performance.now() - since >= TURN_MS;
   const give = (): void => {
     since = undefined;
     turns!.give();
