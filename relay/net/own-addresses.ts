@@ -4,8 +4,10 @@
 // 2 KB x C=1, on the event loop the next message's accept waits for (issue 18, docs/benchmarks.md).
 // A pod's addresses are set when its sandbox is made; a host whose addresses change (a DHCP
 // renewal, an address added by hand) is seen within the TTL. Until then a hop on a just-added
-// address of this host is not known as myself: that one message comes back once, and its next
-// Received: count (inbound/trace.ts, the hop limit) still stops a loop.
+// address of this host is not known as myself: mail to it may come back to this relay, round after
+// round for at most that second, each time with one more Received: header, and the hop limit
+// (inbound/trace.ts, 50 by default) stops it whatever the TTL. Nobody outside the host can add an
+// address to it.
 import { networkInterfaces } from "node:os";
 
 export const OWN_ADDRESSES_TTL_MS = 1000;
