@@ -9,7 +9,12 @@ import { firstFinding, type Check } from "./condition-chain.js";
 export interface PodTally {
   readyPods: number;
   behindPods: readonly string[];
+  /** Behind pods whose last reload failed, with its error: they will not catch up on their own. */
+  refusedPods?: readonly { pod: string; error: string }[];
 }
+
+/** Pods named in a ReloadFailed message; the rest are counted. */
+const NAMED_REFUSALS = 3;
 
 /** How a kind words the pods' answer. */
 export interface EnforcedWording {
@@ -26,11 +31,24 @@ export function enforcedCondition<I extends PodTally>(
 ): ConditionInput {
   const noReadyPods: Check<I> = (t) =>
     t.readyPods ? undefined : { status: "Unknown", reason: "NoReadyReplicas", message: wording.noReadyPods };
+  // before Pending: a pod that refused its configuration keeps the last one until someone acts
+  const reloadFailed: Check<I> = (t) => {
+    const refused = t.refusedPods ?? [];
+    if (!refused.length) return undefined;
+    const named = refused.slice(0, NAMED_REFUSALS).map((r) => `${r.pod}: ${r.error}`);
+    const more = refused.length > NAMED_REFUSALS ? `; and ${refused.length - NAMED_REFUSALS} more` : "";
+    return {
+      reason: "ReloadFailed",
+      message:
+        `${refused.length} of ${t.readyPods} ready relay pods refused the configuration they were given ` +
+        `and keep enforcing their last one (the relay's log says why, event config-reload): ${named.join("; ")}${more}`,
+    };
+  };
   const podsBehind: Check<I> = (t) =>
     t.behindPods.length ? { reason: "Pending", message: wording.behind(t) } : undefined;
   return firstFinding(
     "Enforced",
-    [...kindChecks, noReadyPods, podsBehind],
+    [...kindChecks, noReadyPods, reloadFailed, podsBehind],
     input,
     (t) => ({ reason: "Enforced", message: wording.enforced(t) }),
     observedGeneration,

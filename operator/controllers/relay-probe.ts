@@ -74,6 +74,8 @@ export async function probeRelay(
   ready: number;
   current: string[];
   behind: string[];
+  /** Behind pods that refused the configuration they found (their lastReloadError). */
+  refused: { pod: string; error: string }[];
   /** The pods that answered, with what they said. */
   reports: { pod: string; report: PodReport }[];
 }> {
@@ -85,7 +87,10 @@ export async function probeRelay(
   const cur = results.filter((x) => ok(x.r)).map((x) => x.p.metadata.name);
   const behind = results.filter((x) => !ok(x.r)).map((x) => x.p.metadata.name);
   const reports = results.flatMap((x) => (x.r ? [{ pod: x.p.metadata.name, report: x.r }] : []));
-  return { ready: pods.length, current: cur, behind, reports };
+  const refused = results.flatMap((x) =>
+    !ok(x.r) && x.r?.lastReloadError ? [{ pod: x.p.metadata.name, error: x.r.lastReloadError }] : [],
+  );
+  return { ready: pods.length, current: cur, behind, refused, reports };
 }
 
 /**

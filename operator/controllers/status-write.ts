@@ -87,6 +87,8 @@ export function statusEvents(
       if (c.status === "True") add("Normal", c);
       else if (c.status === "False") add("Warning", c);
     } else if (c.type === "Degraded" && c.status === "True") add("Warning", c);
+    // a relay pod that refused its configuration keeps the last one until someone acts
+    else if (c.type === "Enforced" && c.reason === "ReloadFailed") add("Warning", c);
     // the partner certificate watch (issue 19 item 4): an expiry within the window, an unpinned key
     else if (c.type === "PartnerCertificates" && c.status === "False") add("Warning", c);
     // the pre-flight check on request (issue 19 item 2): answered, or why not

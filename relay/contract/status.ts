@@ -106,6 +106,8 @@ export interface PodReport {
   configHash: string;
   /** Per policy key (namespace/name); absent: an older relay, or no admin token to see them. */
   policies?: Record<string, PolicyFigures>;
+  /** Why the pod refused the last configuration it found (it keeps enforcing the one before). */
+  lastReloadError?: string;
   /** The pod is draining its queue (scale-down, preStop). */
   draining?: boolean;
   /** The pod accepts no new mail (RelayStatus.stopped): its queue depth can only go down. */
@@ -229,6 +231,9 @@ function perPolicy<T>(item: (v: unknown) => T | undefined) {
     });
 }
 
+/** The characters of a pod's lastReloadError the operator keeps (it goes into a condition message). */
+export const MAX_RELOAD_ERROR = 300;
+
 /** A /status answer as the operator reads it. */
 export const PodReportSchema = z
   .object({
@@ -246,6 +251,12 @@ export const PodReportSchema = z
         }
         return out;
       }),
+    // bounded: it goes into a condition message
+    lastReloadError: z
+      .string()
+      .optional()
+      .catch(undefined)
+      .transform((e) => (e === undefined ? undefined : e.slice(0, MAX_RELOAD_ERROR))),
     draining: z.literal(true).optional().catch(undefined),
     stopped: z.literal(true).optional().catch(undefined),
     recovering: z.literal(true).optional().catch(undefined),
@@ -269,6 +280,7 @@ export const PodReportSchema = z
     withoutUndefined({
       configHash: b.configHash,
       policies: b.policies,
+      lastReloadError: b.lastReloadError,
       draining: b.draining,
       stopped: b.stopped,
       recovering: b.recovering,

@@ -31,6 +31,8 @@ describe("policy status from the relays' /status figures", () => {
   const figures = new Map<string, PolicyFigures>();
   let probes = 0;
   let hash: string | undefined;
+  /** Pods that refused the configurations after `hash`: they keep reporting it, with their error. */
+  const refusals = new Map<string, { hash: string; error: string }>();
 
   const get = (r: (typeof R)[keyof typeof R], name: string) => admin.find<Obj>(r, NS, name);
   const apply = (o: Obj) => admin.apply(o, { fieldManager: "test-user" });
@@ -57,6 +59,13 @@ describe("policy status from the relays' /status figures", () => {
         hash = cm?.metadata.annotations?.["sealpost.dev/config-hash"] ?? hash;
         const f = figures.get(pod.metadata.name);
         if (!hash) return undefined;
+        const refused = refusals.get(pod.metadata.name);
+        if (refused)
+          return {
+            configHash: refused.hash,
+            lastReloadError: refused.error,
+            policies: f ? { "mail/partner": f } : {},
+          };
         return { configHash: hash, policies: f ? { "mail/partner": f } : {} };
       },
     });
@@ -163,5 +172,51 @@ describe("policy status from the relays' /status figures", () => {
     });
     assert.notEqual(p.metadata.resourceVersion, rv);
     assert.equal(p.status.lastDelivery.time, "2030-01-02T03:04:09.000Z", "the last delivery never goes back");
+  });
+
+  it("a relay pod that refuses its new configuration: Enforced False, ReloadFailed with its error, one Warning", async () => {
+    const conditionOf = async (r: (typeof R)[keyof typeof R], name: string, type: string) =>
+      (
+        (await get(r, name))?.status?.conditions as
+          { type: string; status: string; reason: string; message: string }[] | undefined
+      )?.find((c) => c.type === type);
+    const error = "CONFIG_INVALID: tls.certFile: tls/tls.crt: ENOENT";
+    refusals.set("edge-0", { hash: hash!, error });
+    // a spec change: a new config, which edge-0 (the only ready pod) does not load
+    await apply({
+      apiVersion: "sealpost.dev/v1alpha1",
+      kind: "MailDomainPolicy",
+      metadata: { name: "partner", namespace: NS, labels: { relay: "edge" } },
+      spec: {
+        domains: ["partner.example", "mail.partner.example"],
+        outbound: { tls: { mode: "verify", trustSystemRoots: true } },
+      },
+    });
+    const enforced = await waitFor("the policy's Enforced says ReloadFailed", async () => {
+      const c = await conditionOf(R.MailDomainPolicy, "partner", "Enforced");
+      return c?.reason === "ReloadFailed" ? c : undefined;
+    });
+    assert.equal(enforced.status, "False");
+    assert.match(enforced.message, /1 of 1 ready relay pods refused/);
+    assert.ok(enforced.message.includes(`mail/edge-0: ${error}`), enforced.message);
+    // not "Pending": a refusing pod does not catch up by waiting
+    const relayEnforced = await waitFor("the relay's Enforced says ReloadFailed", async () => {
+      const c = await conditionOf(R.MailRelay, "edge", "Enforced");
+      return c?.reason === "ReloadFailed" ? c : undefined;
+    });
+    assert.ok(relayEnforced.message.includes(`edge-0: ${error}`), relayEnforced.message);
+    const warnings = await waitFor("a Warning Event", async () => {
+      const e = (await admin.list<Obj>(R.Event, NS)).items.filter(
+        (x: any) => x.reason === "ReloadFailed" && x.type === "Warning" && x.regarding?.name === "partner",
+      );
+      return e.length ? e : undefined;
+    });
+    assert.equal(warnings.length, 1);
+    // the pod loads a configuration again: Enforced again
+    refusals.delete("edge-0");
+    await waitFor("Enforced again", async () => {
+      const c = await conditionOf(R.MailDomainPolicy, "partner", "Enforced");
+      return c?.status === "True" ? c : undefined;
+    });
   });
 });

@@ -161,6 +161,7 @@ export async function reconcileMailDomainPolicy(
 
   let ready = 0;
   const behind: string[] = [];
+  const refused: { pod: string; error: string }[] = [];
   const reports: PodReport[] = [];
   if (worthProbing(accepted, facts))
     for (const i of included) {
@@ -183,9 +184,15 @@ export async function reconcileMailDomainPolicy(
       const pr = await probeRelay(deps, pods, enforces, await relayAdminToken(deps, i.relayObj));
       ready += pr.ready;
       behind.push(...pr.behind.map((p) => `${namespace}/${p}`));
+      refused.push(...pr.refused.map((r) => ({ pod: `${namespace}/${r.pod}`, error: r.error })));
       reports.push(...pr.reports.map((r) => r.report));
     }
-  const enforced = policyEnforced(accepted, facts, { readyPods: ready, behindPods: behind }, generation);
+  const enforced = policyEnforced(
+    accepted,
+    facts,
+    { readyPods: ready, behindPods: behind, refusedPods: refused },
+    generation,
+  );
   const readyCond = policyReady(accepted, enforced, generation);
   const prev = (raw.status ?? {}) as FigureFields & WatchFields;
   const figures = figuresFor(key, reports, prev);

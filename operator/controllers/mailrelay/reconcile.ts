@@ -304,6 +304,7 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     readyReplicas,
     readyPods: readyPods.length,
     behindPods: probe?.behind ?? [],
+    refusedPods: probe?.refused ?? [],
     configHash: compiled.hash,
     configBytes,
     configJsonBytes,
