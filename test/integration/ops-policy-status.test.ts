@@ -23,6 +23,14 @@ import {
 const NS = "mail";
 type Obj = KubeObject & { spec?: any; status?: any };
 
+/** Policy mail/partner for `domains`, selected by relay edge. */
+const partnerPolicy = (domains: string[]): Obj => ({
+  apiVersion: "sealpost.dev/v1alpha1",
+  kind: "MailDomainPolicy",
+  metadata: { name: "partner", namespace: NS, labels: { relay: "edge" } },
+  spec: { domains, outbound: { tls: { mode: "verify", trustSystemRoots: true } } },
+});
+
 describe("policy status from the relays' /status figures", () => {
   let cp: ControlPlane;
   let admin: KubeClient;
@@ -80,12 +88,7 @@ describe("policy status from the relays' /status figures", () => {
         policySelector: { matchLabels: { relay: "edge" } },
       },
     });
-    await apply({
-      apiVersion: "sealpost.dev/v1alpha1",
-      kind: "MailDomainPolicy",
-      metadata: { name: "partner", namespace: NS, labels: { relay: "edge" } },
-      spec: { domains: ["partner.example"], outbound: { tls: { mode: "verify", trustSystemRoots: true } } },
-    });
+    await apply(partnerPolicy(["partner.example"]));
     // no kube-controller-manager here: the namespace's default ServiceAccount, which pods need
     await apply({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "default", namespace: NS } });
     await createReadyRelayPods(admin, NS, "edge", ["edge-0", "edge-1"]);
@@ -183,15 +186,7 @@ describe("policy status from the relays' /status figures", () => {
     const error = "CONFIG_INVALID: tls.certFile: tls/tls.crt: ENOENT";
     refusals.set("edge-0", { hash: hash!, error });
     // a spec change: a new config, which edge-0 (the only ready pod) does not load
-    await apply({
-      apiVersion: "sealpost.dev/v1alpha1",
-      kind: "MailDomainPolicy",
-      metadata: { name: "partner", namespace: NS, labels: { relay: "edge" } },
-      spec: {
-        domains: ["partner.example", "mail.partner.example"],
-        outbound: { tls: { mode: "verify", trustSystemRoots: true } },
-      },
-    });
+    await apply(partnerPolicy(["partner.example", "mail.partner.example"]));
     const enforced = await waitFor("the policy's Enforced says ReloadFailed", async () => {
       const c = await conditionOf(R.MailDomainPolicy, "partner", "Enforced");
       return c?.reason === "ReloadFailed" ? c : undefined;
