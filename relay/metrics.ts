@@ -138,6 +138,13 @@ export function createMetrics() {
       buckets: DELIVERY_DELAY_BUCKETS,
       registers: [registry],
     }),
+    admissionWait: new Histogram({
+      name: `${p}inbound_admission_wait_seconds`,
+      help: "Seconds a transaction waited at its first RCPT TO for its place among the bodies being taken (relay/inbound/body-admission.ts); outcome overdue: admitted by the wait's bound, the bodies ahead still not taken.",
+      labelNames: ["outcome"],
+      buckets: [0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10],
+      registers: [registry],
+    }),
     certificateExpiry: new Gauge({
       name: `${p}certificate_expiry_timestamp_seconds`,
       help: "Not-after (Unix seconds) of the server certificate the relay's listeners present, as loaded (updated on reload).",

@@ -67,6 +67,8 @@ export interface RelayOptions {
   now?: () => Date;
   /** The clock policy exceptions are judged by (tests move past an exception's until with it). */
   exceptionClock?: () => Date;
+  /** Tests: the body admission's window and bounds (relay/inbound/body-admission.ts). */
+  bodyAdmission?: { window?: number; maxWaitMs?: number; lapseMs?: number };
 }
 
 /** start() waits this long for the queue found at startup before it returns (listening already). */
@@ -226,6 +228,7 @@ export class Relay {
       metrics: this.metrics,
       log: this.log,
       tlsRpt: this.own.receiver,
+      ...(this.o.bodyAdmission ? { bodyAdmission: this.o.bodyAdmission } : {}),
     });
     await this.listeners.start();
     this.listening = true;

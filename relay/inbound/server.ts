@@ -44,6 +44,7 @@ import {
   MAX_COMMAND_LENGTH,
   SESSION_LIMITS_OPTION,
 } from "./limits.js";
+import { BodyAdmission, type Admission } from "./body-admission.js";
 import { DataChecks } from "./data-checks.js";
 import { installFastDataScan } from "./data-scan.js";
 import { GREET_WAIT_OPTION, greetWaitMs, installGreetWait } from "./greet-wait.js";
@@ -82,6 +83,8 @@ export interface InboundDeps {
   log: Logger;
   /** Reads mail to the TLS-RPT report addresses (tlsrpt-recipient.ts); absent: none. */
   tlsRpt?: TlsRptReceiver;
+  /** The body admission's window and bounds (tests; body-admission.ts has the defaults). */
+  bodyAdmission?: { window?: number; maxWaitMs?: number; lapseMs?: number };
 }
 
 interface SessionLog {
@@ -107,6 +110,8 @@ interface SessionLog {
   queued: BoundedList<string>;
   requireTls?: boolean;
   rejected: BoundedList<{ stage: string; reply: string }>;
+  /** The transaction's place among the bodies being taken (body-admission.ts), from its first RCPT TO. */
+  admission?: Admission;
 }
 
 /** Entries of `queued` and `rejected` a session log line names (the counts are complete). */
@@ -128,8 +133,11 @@ export class InboundListeners {
   private limiter = new ConnectionLimiter();
   private throttle = new AuthThrottle();
   private sessionTimers = new Map<string, NodeJS.Timeout>();
+  private admission: BodyAdmission;
 
   constructor(private d: InboundDeps) {
+    const a = d.bodyAdmission;
+    this.admission = new BodyAdmission(a?.window, a?.maxWaitMs, a?.lapseMs);
     installReplyCodes();
     installProtocolLimits();
     installFastDataScan();
@@ -184,6 +192,7 @@ export class InboundListeners {
    */
   async close(graceMs: number): Promise<void> {
     this.closing = true;
+    this.admission.releaseWaiters();
     const servers = [...this.servers.values()];
     this.servers.clear();
     const listening = servers.map((s) => new Promise<void>((resolve) => s.server.close(() => resolve())));
@@ -392,6 +401,8 @@ export class InboundListeners {
     addr?: SMTPServerAddress,
   ): void {
     if (this.refusing()) return cb(this.reject(session, "MAIL", SHUTTING_DOWN));
+    // a new transaction: the last one ended without its DATA (RSET, or its recipients were refused)
+    this.endAdmission(session);
     // smtp-server hands over xn-- domains as U-labels: the charset rule applies to the address as it
     // crosses the wire in canonical form (an A-label needs no SMTPUTF8)
     const sender = addr?.address ?? "";
@@ -439,7 +450,38 @@ export class InboundListeners {
     const r =
       envelopeRefusal(session, d, cur, g, canonical) ??
       reportRecipientRefusal(this.d.tlsRpt, accepted, canonical);
-    cb(r ? this.reject(session, "RCPT", r) : null);
+    if (r) return cb(this.reject(session, "RCPT", r));
+    if (accepted.length) return cb(null);
+    // the transaction's first recipient: it waits here for its place among the bodies being taken
+    void this.admit(session).then(
+      () => cb(this.refusing() ? this.reject(session, "RCPT", SHUTTING_DOWN) : null),
+      () => cb(this.reject(session, "RCPT", { code: 451, text: "4.3.0 Local error, try again later" })),
+    );
+  }
+
+  /** Waits for the transaction's place (body-admission.ts); a session gone meanwhile gives it back. */
+  private async admit(session: SMTPServerSession): Promise<void> {
+    this.endAdmission(session);
+    const args = session.envelope.mailFrom ? session.envelope.mailFrom.args : undefined;
+    const declared = args && typeof args === "object" ? Number((args as Record<string, unknown>).SIZE) : NaN;
+    const a = await this.admission.admit(
+      this.admission.estimate(Number.isNaN(declared) ? undefined : declared),
+    );
+    this.d.metrics.admissionWait.observe({ outcome: a.overdue ? "overdue" : "admitted" }, a.waitedMs / 1000);
+    const s = this.sessions.get(session.id);
+    if (!s) return a.release();
+    s.admission = a;
+    if (a.overdue && !this.closing)
+      this.d.log.warn(
+        { event: "admission-overdue", sessionId: session.id, peer: s.peer, waitedMs: Math.round(a.waitedMs) },
+        "admitted past the wait's bound: the bodies ahead are still being taken (a slow or stalling client?)",
+      );
+  }
+
+  private endAdmission(session: SMTPServerSession): void {
+    const s = this.sessions.get(session.id);
+    s?.admission?.release();
+    if (s) s.admission = undefined;
   }
 
   /**
@@ -472,6 +514,7 @@ export class InboundListeners {
     cb: (err?: Error | null, message?: string) => void,
   ): Promise<void> {
     this.busy.add(session.id);
+    this.sessions.get(session.id)?.admission?.started();
     // one answer per DATA, whatever happens in between: an error thrown on the way (a fault of the
     // queue, a bug) is a 451 for this client, never an unhandled rejection, which ends the process
     // and every other session with it. A message already durable when it threw is delivered (it is
@@ -494,6 +537,7 @@ export class InboundListeners {
         answer(this.reject(session, "DATA", { code: 451, text: "4.3.0 Local error, try again later" }));
     } finally {
       this.busy.delete(session.id);
+      this.endAdmission(session);
     }
   }
 
@@ -635,6 +679,7 @@ export class InboundListeners {
     // the 250's time, for the delivery log's "before queue" delay (relay/delivery-log.ts); in memory
     // until the first state update writes it; not for a handover, whose clock kept the first queue time
     if (verdict.queuedAt === undefined) r.value.acceptedAt = Date.now();
+    this.admission.learn(r.value.size);
     s.queued.push(id);
     if (r.value.requireTls) s.requireTls = true;
     // the record is durable: the 250 goes out first, the bookkeeping after it in the same tick (and
@@ -660,6 +705,7 @@ export class InboundListeners {
   }
 
   private onClose(session: SMTPServerSession): void {
+    this.endAdmission(session);
     this.limiter.release(session.id);
     clearTimeout(this.sessionTimers.get(session.id));
     this.sessionTimers.delete(session.id);

@@ -251,6 +251,8 @@ export interface RawSession {
   cmd(line: string): Promise<string>;
   /** Sends raw bytes (DATA content) and resolves with the next reply. */
   data(body: string): Promise<string>;
+  /** Sends raw bytes and waits for nothing (a body in parts, a client that stalls). */
+  send(raw: string): void;
   /** STARTTLS and the TLS handshake (no verification); resolves with the STARTTLS reply. */
   starttls(): Promise<string>;
   close(): void;
@@ -328,6 +330,9 @@ export async function rawSession(
       const p = next();
       socket.write(body.replace(/\r?\n/g, "\r\n") + "\r\n.\r\n");
       return p;
+    },
+    send(raw) {
+      socket.write(raw);
     },
     async starttls() {
       const p = next();
