@@ -14,6 +14,11 @@ export interface QueueStats {
   oldestAgeSeconds(): number;
 }
 
+/** The body admission's places (relay/inbound/body-admission.ts). */
+export interface AdmissionStats {
+  stats(): { used: number; waiting: number };
+}
+
 /** Domains whose MTA-STS policy could not be fetched at the last fetch, lookup or refresh (relay/outbound/mta-sts.ts). */
 export interface StsProblemStats {
   fetchProblems(): { cached: boolean }[];
@@ -23,6 +28,7 @@ export function createMetrics() {
   const registry = new Registry();
   let stats: QueueStats = { depth: () => 0, oldestAgeSeconds: () => 0 };
   let sts: StsProblemStats = { fetchProblems: () => [] };
+  let admission: AdmissionStats = { stats: () => ({ used: 0, waiting: 0 }) };
   const p = "sealpost_relay_";
   const m = {
     registry,
@@ -145,6 +151,22 @@ export function createMetrics() {
       buckets: [0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10],
       registers: [registry],
     }),
+    admissionWaiting: new Gauge({
+      name: `${p}inbound_admission_waiting`,
+      help: "Transactions waiting at their first RCPT TO for a place among the bodies being taken.",
+      registers: [registry],
+      collect() {
+        this.set(admission.stats().waiting);
+      },
+    }),
+    admissionBytes: new Gauge({
+      name: `${p}inbound_admission_bytes`,
+      help: "Bytes the admitted transactions count for (declared or estimated; at most the 8 MiB window while nobody is overdue).",
+      registers: [registry],
+      collect() {
+        this.set(admission.stats().used);
+      },
+    }),
     certificateExpiry: new Gauge({
       name: `${p}certificate_expiry_timestamp_seconds`,
       help: "Not-after (Unix seconds) of the server certificate the relay's listeners present, as loaded (updated on reload).",
@@ -176,6 +198,9 @@ export function createMetrics() {
     }),
     bindQueue(s: QueueStats): void {
       stats = s;
+    },
+    bindAdmission(s: AdmissionStats): void {
+      admission = s;
     },
     bindMtaSts(s: StsProblemStats): void {
       sts = s;

@@ -369,6 +369,7 @@ export class Relay {
         },
         "restart needed for some changes",
       );
+    if (c.inbound.stopped && !p.inbound.stopped) this.listeners.inboundStopped();
     const cert = fileOf(l, c.tls.certFile);
     const key = fileOf(l, c.tls.keyFile);
     if (!cert.equals(fileOf(prev, p.tls.certFile)) || !key.equals(fileOf(prev, p.tls.keyFile))) {

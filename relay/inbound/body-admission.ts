@@ -7,26 +7,30 @@
 // (RFC 1047: a client that gives up after its dot while the relay commits sends the message twice).
 // Held at RCPT TO instead, a client waits where giving up costs nothing.
 //
-// Not a security boundary: memory stays bounded by the spool's receive budget (relay/queue/
-// receive-budget.ts) whatever a client declares or sends. A transaction's cost is estimated (its
-// SIZE= if declared, else the running mean of the bodies taken), so a sender that lies only moves
-// itself in the line. A wait is bounded (`maxWaitMs`, then admitted anyway), so a client holding an
-// admission (stalling in DATA, or never sending it) delays others by at most that; one that never
-// starts its DATA loses its admission after `lapseMs`. Waiters are served first come, first served.
-// Bookkeeping and timers only, no I/O.
+// Ordering, not a limit: memory stays bounded by the spool's receive budget (relay/queue/
+// receive-budget.ts) whatever a client declares or sends, and no client can hold others back for
+// long (attack review of ba0bd80):
+// - a place counts its SIZE= if declared, at most a quarter of the window, else the running mean of
+//   the bodies taken, each body counted at most an eighth of it: a liar or a run of huge messages
+//   leaves room for at least four transactions at once, and eight for those that declare nothing;
+// - a place counts for `lapseMs` before its DATA begins and for `lapseMs` after: a client that never
+//   sends its DATA, or sits inside it sending nothing, gives its place back and stays in its DATA;
+// - a wait is bounded (`maxWaitMs`, then admitted anyway), and a waiter whose client leaves is
+//   removed (cancel) at once.
+// Waiters are served first come, first served. Bookkeeping and timers only, no I/O.
 
 /** Bytes of bodies admitted at once: two journal rounds (relay/queue/round-bytes.ts), one being written, one read. */
 export const ADMISSION_WINDOW = 8 * 1024 * 1024;
 /** The longest a transaction waits at RCPT TO before it is admitted anyway. */
 export const MAX_WAIT_MS = 10_000;
-/** An admitted transaction that has not started its DATA by then gives its place back. */
+/** A place counts this long before its DATA begins, and this long after. */
 export const LAPSE_MS = 2_000;
 /** The estimate before any body was taken, and the weight of each new body in the running mean. */
 const FIRST_ESTIMATE = 64 * 1024;
 const MEAN_WEIGHT = 1 / 8;
 
 export interface Admission {
-  /** The transaction's DATA has begun: it keeps its place until release(). */
+  /** The transaction's DATA has begun: its place counts for lapseMs more, or until release(). */
   started(): void;
   /** The transaction ended (answered, reset, or its session closed): its bytes are free. Idempotent. */
   release(): void;
@@ -39,8 +43,9 @@ export interface Admission {
 interface Waiter {
   bytes: number;
   since: number;
+  key: string | undefined;
   timer: NodeJS.Timeout;
-  resolve: (a: Admission) => void;
+  resolve: (a: Admission | undefined) => void;
 }
 
 export class BodyAdmission {
@@ -54,24 +59,33 @@ export class BodyAdmission {
     readonly lapseMs = LAPSE_MS,
   ) {}
 
-  /** What a transaction is expected to hold: its declared SIZE, else the running mean, at most the window. */
+  /**
+   * What a transaction is expected to hold: its declared SIZE, at most a quarter of the window, else
+   * the running mean (at most an eighth).
+   */
   estimate(declared?: number): number {
-    const n = declared !== undefined && Number.isFinite(declared) && declared > 0 ? declared : this.mean;
-    return Math.min(Math.ceil(n), this.window);
+    if (declared !== undefined && Number.isFinite(declared) && declared > 0)
+      return Math.ceil(Math.min(declared, this.window / 4));
+    return Math.ceil(this.mean);
   }
 
-  /** A body of `size` bytes was taken: the running mean moves toward it. */
+  /** A body of `size` bytes was taken: the running mean moves toward it (counted at most an eighth of the window). */
   learn(size: number): void {
-    if (Number.isFinite(size) && size >= 0) this.mean += (size - this.mean) * MEAN_WEIGHT;
+    if (Number.isFinite(size) && size >= 0)
+      this.mean += (Math.min(size, this.window / 8) - this.mean) * MEAN_WEIGHT;
   }
 
-  /** Resolves once `bytes` fit among the admitted (or the wait reached maxWaitMs). Never rejects. */
-  admit(bytes: number): Promise<Admission> {
+  /**
+   * Resolves once `bytes` fit among the admitted (or the wait reached maxWaitMs); with undefined
+   * when cancel(key) removed the waiter first. Never rejects.
+   */
+  admit(bytes: number, key?: string): Promise<Admission | undefined> {
     if (!this.waiters.length && this.fits(bytes)) return Promise.resolve(this.grant(bytes, 0, false));
     return new Promise((resolve) => {
       const w: Waiter = {
         bytes,
         since: performance.now(),
+        key,
         resolve,
         timer: setTimeout(() => {
           const i = this.waiters.indexOf(w);
@@ -85,7 +99,17 @@ export class BodyAdmission {
     });
   }
 
-  /** Stopping: every waiter is admitted now (its DATA is then refused as shutting down). */
+  /** The client waiting under `key` left: its wait ends with undefined, and it is no longer in line. */
+  cancel(key: string): void {
+    const i = this.waiters.findIndex((w) => w.key === key);
+    if (i < 0) return;
+    const [w] = this.waiters.splice(i, 1);
+    clearTimeout(w!.timer);
+    w!.resolve(undefined);
+    this.serve(); // it may have been first in line
+  }
+
+  /** Stopping: every waiter is admitted now (its RCPT TO is then refused as shutting down). */
   releaseWaiters(): void {
     for (const w of this.waiters.splice(0)) {
       clearTimeout(w.timer);
@@ -105,21 +129,23 @@ export class BodyAdmission {
   private grant(bytes: number, waitedMs: number, overdue: boolean): Admission {
     this.used += bytes;
     let held = true;
-    let lapse: NodeJS.Timeout | undefined = setTimeout(() => release(), this.lapseMs);
-    lapse.unref();
+    let lapse: NodeJS.Timeout | undefined;
     const release = (): void => {
       clearTimeout(lapse);
-      lapse = undefined;
       if (!held) return;
       held = false;
       this.used -= bytes;
       this.serve();
     };
+    const arm = (): void => {
+      clearTimeout(lapse);
+      if (!held) return;
+      lapse = setTimeout(release, this.lapseMs);
+      lapse.unref();
+    };
+    arm();
     return {
-      started: () => {
-        clearTimeout(lapse);
-        lapse = undefined;
-      },
+      started: arm,
       release,
       waitedMs,
       overdue,

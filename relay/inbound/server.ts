@@ -138,6 +138,7 @@ export class InboundListeners {
   constructor(private d: InboundDeps) {
     const a = d.bodyAdmission;
     this.admission = new BodyAdmission(a?.window, a?.maxWaitMs, a?.lapseMs);
+    d.metrics.bindAdmission(this.admission);
     installReplyCodes();
     installProtocolLimits();
     installFastDataScan();
@@ -451,31 +452,52 @@ export class InboundListeners {
       envelopeRefusal(session, d, cur, g, canonical) ??
       reportRecipientRefusal(this.d.tlsRpt, accepted, canonical);
     if (r) return cb(this.reject(session, "RCPT", r));
-    if (accepted.length) return cb(null);
-    // the transaction's first recipient: it waits here for its place among the bodies being taken
+    // a fleet peer handing its queue over is not held (its drain has a deadline; it is authenticated)
+    if (accepted.length || this.state(session).fleet) return cb(null);
+    // the transaction's first recipient: it waits here for its place among the bodies being taken;
+    // a client gone meanwhile gets no answer (nor a session entry made again by reject())
     void this.admit(session).then(
-      () => cb(this.refusing() ? this.reject(session, "RCPT", SHUTTING_DOWN) : null),
-      () => cb(this.reject(session, "RCPT", { code: 451, text: "4.3.0 Local error, try again later" })),
+      (here) => {
+        if (here) cb(this.refusing() ? this.reject(session, "RCPT", SHUTTING_DOWN) : null);
+      },
+      () => {
+        if (this.sessions.has(session.id))
+          cb(this.reject(session, "RCPT", { code: 451, text: "4.3.0 Local error, try again later" }));
+      },
     );
   }
 
-  /** Waits for the transaction's place (body-admission.ts); a session gone meanwhile gives it back. */
-  private async admit(session: SMTPServerSession): Promise<void> {
+  /**
+   * Waits for the transaction's place (body-admission.ts). False when the session is gone: its wait
+   * was cancelled, or a place granted meanwhile is given back.
+   */
+  private async admit(session: SMTPServerSession): Promise<boolean> {
     this.endAdmission(session);
     const args = session.envelope.mailFrom ? session.envelope.mailFrom.args : undefined;
     const declared = args && typeof args === "object" ? Number((args as Record<string, unknown>).SIZE) : NaN;
     const a = await this.admission.admit(
       this.admission.estimate(Number.isNaN(declared) ? undefined : declared),
+      session.id,
     );
+    if (!a) return false;
     this.d.metrics.admissionWait.observe({ outcome: a.overdue ? "overdue" : "admitted" }, a.waitedMs / 1000);
     const s = this.sessions.get(session.id);
-    if (!s) return a.release();
+    if (!s) {
+      a.release();
+      return false;
+    }
     s.admission = a;
     if (a.overdue && !this.closing)
       this.d.log.warn(
         { event: "admission-overdue", sessionId: session.id, peer: s.peer, waitedMs: Math.round(a.waitedMs) },
         "admitted past the wait's bound: the bodies ahead are still being taken (a slow or stalling client?)",
       );
+    return true;
+  }
+
+  /** The config stopped inbound: nobody waits for a place any more (each is then refused 421). */
+  inboundStopped(): void {
+    this.admission.releaseWaiters();
   }
 
   private endAdmission(session: SMTPServerSession): void {
@@ -514,7 +536,10 @@ export class InboundListeners {
     cb: (err?: Error | null, message?: string) => void,
   ): Promise<void> {
     this.busy.add(session.id);
-    this.sessions.get(session.id)?.admission?.started();
+    // this DATA's place, and only it, ends with it: the answer may run a pipelined next transaction
+    // (MAIL, RCPT) before the finally below, and that one's place is its own
+    const mine = this.sessions.get(session.id)?.admission;
+    mine?.started();
     // one answer per DATA, whatever happens in between: an error thrown on the way (a fault of the
     // queue, a bug) is a 451 for this client, never an unhandled rejection, which ends the process
     // and every other session with it. A message already durable when it threw is delivered (it is
@@ -537,7 +562,9 @@ export class InboundListeners {
         answer(this.reject(session, "DATA", { code: 451, text: "4.3.0 Local error, try again later" }));
     } finally {
       this.busy.delete(session.id);
-      this.endAdmission(session);
+      mine?.release();
+      const s = this.sessions.get(session.id);
+      if (s && s.admission === mine) s.admission = undefined;
     }
   }
 
@@ -705,6 +732,7 @@ export class InboundListeners {
   }
 
   private onClose(session: SMTPServerSession): void {
+    this.admission.cancel(session.id);
     this.endAdmission(session);
     this.limiter.release(session.id);
     clearTimeout(this.sessionTimers.get(session.id));

@@ -9,25 +9,30 @@ import { waitFor } from "../support/process.js";
 import { rawSession, relayFixture, type RawSession, type RelayFixture } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
 
-/** The window of the relay under test: one transaction declaring SIZE=WINDOW fills it. */
+/** The window of the relay under test; a place counts a declared SIZE= up to a quarter of it. */
 const WINDOW = 100_000;
+const PLACE = WINDOW / 4;
 /** Long enough never to decide a test that waits on something else. */
 const NEVER_MS = 60_000;
 
 let f: RelayFixture;
 let sink: Sink;
 
-before(async () => {
-  sink = await startSink();
-  f = await relayFixture("relay-body-admission");
-  await f.configure({
+const configure = (stopped: boolean) =>
+  f.configure({
     inbound: {
       require: "none",
       relayFrom: ["127.0.0.1"],
       localDomains: ["local.test"],
       internalNextHop: { host: "127.0.0.1", port: sink.port },
+      ...(stopped ? { stopped: true } : {}),
     },
   });
+
+before(async () => {
+  sink = await startSink();
+  f = await relayFixture("relay-body-admission");
+  await configure(false);
 });
 
 after(async () => {
@@ -57,81 +62,154 @@ async function restart(o: { maxWaitMs?: number; lapseMs?: number }): Promise<voi
   await f.start({ bodyAdmission: { window: WINDOW, maxWaitMs: NEVER_MS, lapseMs: NEVER_MS, ...o } });
 }
 
-describe("body admission over SMTP", () => {
-  it("a second transaction waits at RCPT TO while the first's body is taken, and goes on after", async () => {
-    await restart({});
-    const a = await transaction(WINDOW, "first");
-    assert.match(await a.rcpt, /^250 /);
-    assert.match(await a.c.cmd("DATA"), /^354 /);
-    a.c.send("Subject: first\r\n\r\nhalf of the body\r\n"); // no dot yet: its place is held
+const metric = async (name: string): Promise<number> => {
+  const text = await (await fetch(`http://127.0.0.1:${f.ports.admin}/metrics`)).text();
+  const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
+  return m ? Number(m[1]) : NaN;
+};
 
-    const b = await transaction(1000, "second");
-    assert.equal(await answeredWithin(b.rcpt, 300), false, "the second waits before its DATA, not after");
-    assert.match(await a.c.data("the rest"), /^250 /);
-    assert.match(await b.rcpt, /^250 /, "the first's 250 gave its place to the second");
+/** `n` transactions that fill the window, each in its DATA with part of its body sent (no dot). */
+async function holders(n: number, tag: string): Promise<RawSession[]> {
+  const out: RawSession[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = await transaction(PLACE, `${tag}-${i}`);
+    assert.match(await t.rcpt, /^250 /);
+    assert.match(await t.c.cmd("DATA"), /^354 /);
+    t.c.send(`Subject: ${tag}-${i}\r\n\r\npart of the body\r\n`);
+    out.push(t.c);
+  }
+  return out;
+}
+
+describe("body admission over SMTP", () => {
+  it("a transaction waits at RCPT TO while the bodies ahead are taken, and goes on after", async () => {
+    await restart({});
+    const ahead = await holders(4, "ahead");
+    const b = await transaction(1000, "waiter");
+    assert.equal(await answeredWithin(b.rcpt, 300), false, "it waits before its DATA, not after");
+    assert.equal(await metric("sealpost_relay_inbound_admission_waiting"), 1);
+    assert.match(await ahead[0]!.data("the rest"), /^250 /);
+    assert.match(await b.rcpt, /^250 /, "the first 250 gave its place to the waiter");
     assert.match(await b.c.cmd("DATA"), /^354 /);
-    assert.match(await b.c.data("Subject: second\r\n\r\nbody"), /^250 /);
-    await delivered("first");
-    await delivered("second");
-    a.c.close();
-    b.c.close();
+    assert.match(await b.c.data("Subject: waiter\r\n\r\nbody"), /^250 /);
+    for (const c of ahead.slice(1)) assert.match(await c.data("the rest"), /^250 /);
+    await delivered("waiter");
+    for (let i = 0; i < 4; i++) await delivered(`ahead-${i}`);
+    for (const c of [...ahead, b.c]) c.close();
+    await waitFor("places given back", async () =>
+      (await metric("sealpost_relay_inbound_admission_bytes")) === 0 ? true : undefined,
+    );
   });
 
-  it("attack: a place taken and never used (no DATA) is given back after the lapse", async () => {
+  it("attack: places taken and never used (no DATA) are given back after the lapse", async () => {
     await restart({ lapseMs: 200 });
-    const squatter = await transaction(WINDOW, "squat");
-    assert.match(await squatter.rcpt, /^250 /);
-    // it sends nothing more; the honest client is admitted once the lapse took the place back
+    const squatters: RawSession[] = [];
+    for (let i = 0; i < 4; i++) {
+      const t = await transaction(WINDOW, `squat-${i}`); // declares the whole window: counted a quarter
+      assert.match(await t.rcpt, /^250 /);
+      squatters.push(t.c);
+    }
     const honest = await transaction(1000, "after-squat");
     assert.match(await honest.rcpt, /^250 /);
     assert.match(await honest.c.cmd("DATA"), /^354 /);
     assert.match(await honest.c.data("Subject: after-squat\r\n\r\nbody"), /^250 /);
     await delivered("after-squat");
-    // the squatter may still send its message: it is taken, outside the window
-    assert.match(await squatter.c.cmd("DATA"), /^354 /);
-    assert.match(await squatter.c.data("Subject: squat\r\n\r\nlate but fine"), /^250 /);
-    await delivered("squat");
-    squatter.c.close();
-    honest.c.close();
+    // a squatter may still send its message: it is taken, its place long gone
+    assert.match(await squatters[0]!.cmd("DATA"), /^354 /);
+    assert.match(await squatters[0]!.data("Subject: squat-0\r\n\r\nlate but fine"), /^250 /);
+    await delivered("squat-0");
+    for (const c of [...squatters, honest.c]) c.close();
   });
 
-  it("attack: a client sitting inside DATA holds the others at most the wait's bound", async () => {
-    await restart({ maxWaitMs: 300 });
-    const staller = await transaction(WINDOW, "stall");
-    assert.match(await staller.rcpt, /^250 /);
-    assert.match(await staller.c.cmd("DATA"), /^354 /);
-    staller.c.send("Subject: stall\r\n\r\na few bytes, then nothing"); // and never the dot
-
+  it("attack: clients sitting inside DATA give their places back after the lapse, not the wait's bound", async () => {
+    await restart({ lapseMs: 200 });
+    const stallers = await holders(4, "stall"); // never the dot
     const honest = await transaction(1000, "after-stall");
-    assert.match(await honest.rcpt, /^250 /, "admitted past the bound, the staller still in DATA");
+    assert.match(await honest.rcpt, /^250 /, "admitted while the stallers still sit in DATA");
     assert.match(await honest.c.cmd("DATA"), /^354 /);
     assert.match(await honest.c.data("Subject: after-stall\r\n\r\nbody"), /^250 /);
     await delivered("after-stall");
-    const overdue = f.logs!.lines.find((l) => l.event === "admission-overdue");
-    assert.ok(overdue, "the overdue admission is logged for the administrator");
-    const metrics = await (await fetch(`http://127.0.0.1:${f.ports.admin}/metrics`)).text();
-    assert.match(metrics, /sealpost_relay_inbound_admission_wait_seconds_count\{outcome="overdue"\} [1-9]/);
-    staller.c.close();
-    honest.c.close();
+    assert.equal(
+      f.logs!.lines.find((l) => l.event === "admission-overdue"),
+      undefined,
+      "nobody waited to the bound",
+    );
+    for (const c of [...stallers, honest.c]) c.close();
   });
 
-  it("a client that leaves while it waits takes nothing with it; the next one is admitted", async () => {
+  it("the wait's bound: with the places still counted, a waiter is admitted anyway, logged", async () => {
+    await restart({ maxWaitMs: 300 });
+    const ahead = await holders(4, "slow");
+    const honest = await transaction(1000, "overdue");
+    assert.match(await honest.rcpt, /^250 /);
+    assert.match(await honest.c.cmd("DATA"), /^354 /);
+    assert.match(await honest.c.data("Subject: overdue\r\n\r\nbody"), /^250 /);
+    await delivered("overdue");
+    assert.ok(f.logs!.lines.find((l) => l.event === "admission-overdue"));
+    const text = await (await fetch(`http://127.0.0.1:${f.ports.admin}/metrics`)).text();
+    assert.match(text, /sealpost_relay_inbound_admission_wait_seconds_count\{outcome="overdue"\} [1-9]/);
+    for (const c of [...ahead, honest.c]) c.close();
+  });
+
+  it("attack: a client that leaves while it waits is out of the line at once", async () => {
     await restart({});
-    const a = await transaction(WINDOW, "holder");
-    assert.match(await a.rcpt, /^250 /);
-    const leaver = await transaction(WINDOW, "leaver");
-    leaver.rcpt.catch(() => undefined);
-    assert.equal(await answeredWithin(leaver.rcpt, 100), false);
-    leaver.c.close();
+    const ahead = await holders(4, "hold");
+    const leavers = await Promise.all([1, 2, 3].map((i) => transaction(1000, `leaver-${i}`)));
+    for (const l of leavers) l.rcpt.catch(() => undefined);
+    await waitFor("three waiting", async () =>
+      (await metric("sealpost_relay_inbound_admission_waiting")) === 3 ? true : undefined,
+    );
+    for (const l of leavers) l.c.close();
+    await waitFor("nobody waiting", async () =>
+      (await metric("sealpost_relay_inbound_admission_waiting")) === 0 ? true : undefined,
+    );
     const b = await transaction(1000, "next");
-    assert.equal(await answeredWithin(b.rcpt, 100), false, "still behind the holder");
-    assert.match(await a.c.cmd("RSET"), /^250 /);
-    assert.match(await a.c.cmd("MAIL FROM:<app@client.test>"), /^250 /); // a new transaction: the old place ends
-    assert.match(await b.rcpt, /^250 /, "the leaver's place was not kept for it");
+    assert.equal(await answeredWithin(b.rcpt, 100), false, "still behind the holders");
+    assert.match(await ahead[0]!.data("the rest"), /^250 /);
+    assert.match(await b.rcpt, /^250 /);
     assert.match(await b.c.cmd("DATA"), /^354 /);
     assert.match(await b.c.data("Subject: next\r\n\r\nbody"), /^250 /);
     await delivered("next");
-    a.c.close();
-    b.c.close();
+    for (const c of [...ahead, b.c]) c.close();
+  });
+
+  it("attack: a second transaction pipelined behind a dot waits for its place like any other", async () => {
+    await restart({});
+    const ahead = await holders(3, "pipe-ahead");
+    const a = await transaction(PLACE, "pipe-1");
+    assert.match(await a.rcpt, /^250 /); // the window is full: four places
+    // one write: the first message whole, then a second transaction up to part of its body
+    a.c.send(
+      "DATA\r\nSubject: pipe-1\r\n\r\nbody\r\n.\r\n" +
+        `MAIL FROM:<app@client.test> SIZE=${PLACE}\r\nRCPT TO:<pipe-2@local.test>\r\nDATA\r\n` +
+        "Subject: pipe-2\r\n\r\npart of the body\r\n",
+    );
+    for (const expect of [/^354 /, /^250 /, /^250 /, /^250 /, /^354 /])
+      assert.match(await a.c.reply(), expect);
+    const b = await transaction(1000, "behind-pipe");
+    assert.equal(
+      await answeredWithin(b.rcpt, 300),
+      false,
+      "the pipelined transaction holds the place its RCPT TO took: the window is full",
+    );
+    assert.match(await a.c.data("the rest"), /^250 /);
+    assert.match(await b.rcpt, /^250 /);
+    for (const c of [...ahead, a.c, b.c]) c.close();
+  });
+
+  it("a relay whose inbound stops answers its waiters 421 at once, not at the wait's bound", async () => {
+    await restart({});
+    const ahead = await holders(4, "before-stop");
+    const b = await transaction(1000, "stopped");
+    assert.equal(await answeredWithin(b.rcpt, 100), false);
+    const before = f.relay!.status().configHash;
+    await configure(true);
+    await f.relay!.checkConfig();
+    await waitFor("stopped config loaded", () =>
+      f.relay!.status().configHash !== before ? true : undefined,
+    );
+    assert.match(await b.rcpt, /^421 4\.3\.2 /);
+    for (const c of [...ahead, b.c]) c.close();
+    await configure(false);
   });
 });

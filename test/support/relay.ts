@@ -251,8 +251,10 @@ export interface RawSession {
   cmd(line: string): Promise<string>;
   /** Sends raw bytes (DATA content) and resolves with the next reply. */
   data(body: string): Promise<string>;
-  /** Sends raw bytes and waits for nothing (a body in parts, a client that stalls). */
+  /** Sends raw bytes and waits for nothing (a body in parts, a client that stalls, a pipeline). */
   send(raw: string): void;
+  /** The next reply (one of several a pipeline asked for). */
+  reply(): Promise<string>;
   /** STARTTLS and the TLS handshake (no verification); resolves with the STARTTLS reply. */
   starttls(): Promise<string>;
   close(): void;
@@ -334,6 +336,7 @@ export async function rawSession(
     send(raw) {
       socket.write(raw);
     },
+    reply: next,
     async starttls() {
       const p = next();
       socket.write("STARTTLS\r\n");
