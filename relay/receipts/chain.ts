@@ -11,15 +11,32 @@ import {
   type Receipt,
 } from "../contract/receipt.js";
 
-/** JSON with object keys sorted and no white space: the bytes an entry's hash is taken over. */
+/**
+ * JSON with object keys sorted and no white space: the bytes an entry's hash is taken over. Built
+ * by one string in loops rather than filter/map/join (each receipt is serialized at every delivery;
+ * issue 18); the bytes are the same (test/unit/relay-receipts-canonical-json.test.ts).
+ */
 export function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
-  if (v !== null && typeof v === "object")
-    return `{${Object.keys(v)
-      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`)
-      .join(",")}}`;
+  if (Array.isArray(v)) {
+    let s = "[";
+    for (let i = 0; i < v.length; i++) {
+      if (i) s += ",";
+      // as Array.prototype.join: an element JSON has no text for (undefined, a function) is empty
+      s += (canonicalJson(v[i]) as string | undefined) ?? "";
+    }
+    return s + "]";
+  }
+  if (v !== null && typeof v === "object") {
+    const o = v as Record<string, unknown>;
+    let s = "{";
+    for (const k of Object.keys(o).sort()) {
+      const x = o[k];
+      if (x === undefined) continue;
+      if (s.length > 1) s += ",";
+      s += `${JSON.stringify(k)}:${canonicalJson(x)}`;
+    }
+    return s + "}";
+  }
   return JSON.stringify(v);
 }
 

@@ -2,7 +2,7 @@
 // verify; a changed, removed, reordered or re-hashed entry and a forged checkpoint are named by line;
 // a partial last line is cut at the next open and the chain continues from the last whole entry.
 import assert from "node:assert/strict";
-import { createPublicKey, generateKeyPairSync, sign } from "node:crypto";
+import { createHash, createPublicKey, generateKeyPairSync, sign } from "node:crypto";
 import { appendFile, chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer, request, type Server } from "node:http";
 import { tmpdir } from "node:os";
@@ -418,5 +418,26 @@ describe("receipt of a delivery", () => {
     assert.equal(local.policy.name, "local");
     assert.equal(local.tls.ca, "system");
     assert.match(local.policy.revision ?? "", /^[0-9a-f]{16}$/);
+  });
+
+  it("a revision is the hash of what was compiled, computed once per loaded config: a reload's change shows", () => {
+    const ctx = (c: RelayConfig) => ({ config: c, configHash: "h", requireTls: false, now: 0 });
+    const policy = (caFile: string) => ({
+      name: "mail/partner",
+      domains: ["partner.test"],
+      outbound: { tls: { mode: "verify", minVersion: "TLSv1.2", caFile } },
+    });
+    const loaded = (caFile: string) =>
+      ({ ...config(), policies: [policy(caFile)] }) as unknown as RelayConfig;
+    const first = loaded("policies/partner/ca.pem");
+    const rev = (c: RelayConfig) => receiptOf(line("mail/partner"), verified, ctx(c))!.policy.revision;
+    const expected = createHash("sha256").update(canonicalJson(first.policies[0])).digest("hex").slice(0, 16);
+    assert.equal(rev(first), expected);
+    assert.equal(rev(first), expected, "the same config: the same revision");
+    assert.equal(rev(loaded("policies/partner/ca.pem")), expected, "an equal reload: equal");
+    assert.notEqual(rev(loaded("policies/partner/new-ca.pem")), expected, "a changed policy: a new revision");
+    const catchAll = receiptOf(line("default"), verified, ctx(config("mail/catch-all")))!.policy.revision;
+    const other = receiptOf(line("default"), verified, ctx(config("mail/other")))!.policy.revision;
+    assert.notEqual(catchAll, other, "the catch-all's name is part of its revision");
   });
 });
