@@ -90,12 +90,19 @@ export async function startSealpost(o: SealpostOptions): Promise<RelayUnderTest>
     o.node,
     [
       ...(o.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${o.cpuProfDir}`] : []),
+      ...(process.env.SEALPOST_BENCH_RELAY_NODE_ARGS ?? "").split(" ").filter(Boolean),
       ...[...entry, "--config", configDir, "--poll-ms", "200"],
     ],
     logFile,
     {
       cwd: repoRoot,
-      env: { ...process.env, SEALPOST_GRACE_SECONDS: "2" },
+      env: {
+        ...process.env,
+        SEALPOST_GRACE_SECONDS: "2",
+        ...(process.env.SEALPOST_BENCH_RELAY_NODE_OPTIONS !== undefined
+          ? { NODE_OPTIONS: process.env.SEALPOST_BENCH_RELAY_NODE_OPTIONS }
+          : {}),
+      },
       // the relay's log goes straight to its file, as a container's stdout goes to the runtime's
       // log: not through a pipe into this process, which is the load generator (Postfix logs to
       // its own postlogd, which is measured with it)
