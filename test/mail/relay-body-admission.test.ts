@@ -6,7 +6,13 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { waitFor } from "../support/process.js";
-import { rawSession, relayFixture, type RawSession, type RelayFixture } from "../support/relay.js";
+import {
+  loopbackInbound,
+  rawSession,
+  relayFixture,
+  type RawSession,
+  type RelayFixture,
+} from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
 
 /** The window of the relay under test; a place counts a declared SIZE= up to a quarter of it. */
@@ -18,16 +24,7 @@ const NEVER_MS = 60_000;
 let f: RelayFixture;
 let sink: Sink;
 
-const configure = (stopped: boolean) =>
-  f.configure({
-    inbound: {
-      require: "none",
-      relayFrom: ["127.0.0.1"],
-      localDomains: ["local.test"],
-      internalNextHop: { host: "127.0.0.1", port: sink.port },
-      ...(stopped ? { stopped: true } : {}),
-    },
-  });
+const configure = (stopped: boolean) => f.configure(loopbackInbound(sink.port, { stopped }));
 
 before(async () => {
   sink = await startSink();

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { waitFor } from "../support/process.js";
-import { rawSession, relayFixture, type RelayFixture } from "../support/relay.js";
+import { loopbackInbound, rawSession, relayFixture, type RelayFixture } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
 
 let f: RelayFixture;
@@ -26,16 +26,7 @@ after(async () => {
   await f?.stop(() => sink?.close());
 });
 
-const configure = (stopped: boolean) =>
-  f.configure({
-    inbound: {
-      require: "none",
-      relayFrom: ["127.0.0.1"],
-      localDomains: ["local.test"],
-      internalNextHop: { host: "127.0.0.1", port: sink.port },
-      ...(stopped ? { stopped: true } : {}),
-    },
-  });
+const configure = (stopped: boolean) => f.configure(loopbackInbound(sink.port, { stopped }));
 
 describe("inbound.stopped: a deleted relay refuses new mail (421) and keeps delivering", () => {
   it("refuses new sessions, MAIL FROM and DATA once loaded; /status says stopped", async () => {

@@ -170,6 +170,22 @@ export interface RelayFixture {
   stop(peers?: () => Promise<unknown>): Promise<void>;
 }
 
+/**
+ * The inbound side of a relay for an internal sender on loopback: no TLS required, relaying for
+ * 127.0.0.1, `local.test` local and handed to `sinkPort`; `stopped` as a deleted MailRelay's.
+ */
+export function loopbackInbound(sinkPort: number, o: { stopped?: boolean } = {}): Partial<RelayConfigInput> {
+  return {
+    inbound: {
+      require: "none",
+      relayFrom: ["127.0.0.1"],
+      localDomains: ["local.test"],
+      internalNextHop: { host: "127.0.0.1", port: sinkPort },
+      ...(o.stopped ? { stopped: true } : {}),
+    },
+  };
+}
+
 export async function relayFixture(name: string, o: { caName?: string } = {}): Promise<RelayFixture> {
   const work = await mkdtemp(join(tmpdir(), `${name}-`));
   const ca = await makeCa(join(work, "ca"), o.caName);
