@@ -16,8 +16,12 @@
 // - a place counts for `lapseMs` before its DATA begins and for `lapseMs` after: a client that never
 //   sends its DATA, or sits inside it sending nothing, gives its place back and stays in its DATA;
 // - a wait is bounded (`maxWaitMs`, then admitted anyway), and a waiter whose client leaves is
-//   removed (cancel) at once.
-// Waiters are served first come, first served. Bookkeeping and timers only, no I/O.
+//   removed (cancel) at once;
+// - the line is fair per client (its address, or IPv6 network: second review): the next place goes
+//   to the earliest waiter of the client holding the fewest places, so twenty connections of one
+//   address that keep retaking places only ever wait behind each other, and a place freed goes to
+//   a client that holds none before it goes back to them.
+// First come, first served among clients holding as many. Bookkeeping and timers only, no I/O.
 
 /** Bytes of bodies admitted at once: two journal rounds (relay/queue/round-bytes.ts), one being written, one read. */
 export const ADMISSION_WINDOW = 8 * 1024 * 1024;
@@ -38,12 +42,21 @@ export interface Admission {
   readonly waitedMs: number;
   /** Admitted because the wait reached maxWaitMs, not because its bytes fit. */
   readonly overdue: boolean;
+  /** Let go by releaseWaiters() (stopping): it holds nothing, and its transaction is refused. */
+  readonly released?: boolean;
+}
+
+/** Who waits: `id` for cancel() (a session), `client` for fairness (an address or network). */
+export interface Waiting {
+  id?: string;
+  client?: string;
 }
 
 interface Waiter {
   bytes: number;
   since: number;
-  key: string | undefined;
+  id: string | undefined;
+  client: string;
   timer: NodeJS.Timeout;
   resolve: (a: Admission | undefined) => void;
 }
@@ -52,6 +65,8 @@ export class BodyAdmission {
   private used = 0;
   private mean = FIRST_ESTIMATE;
   private waiters: Waiter[] = [];
+  /** Places held, by client. */
+  private held = new Map<string, number>();
 
   constructor(
     readonly window = ADMISSION_WINDOW,
@@ -79,19 +94,21 @@ export class BodyAdmission {
    * Resolves once `bytes` fit among the admitted (or the wait reached maxWaitMs); with undefined
    * when cancel(key) removed the waiter first. Never rejects.
    */
-  admit(bytes: number, key?: string): Promise<Admission | undefined> {
-    if (!this.waiters.length && this.fits(bytes)) return Promise.resolve(this.grant(bytes, 0, false));
+  admit(bytes: number, who: Waiting = {}): Promise<Admission | undefined> {
+    const client = who.client ?? "";
+    if (!this.waiters.length && this.fits(bytes)) return Promise.resolve(this.grant(bytes, client, 0, false));
     return new Promise((resolve) => {
       const w: Waiter = {
         bytes,
         since: performance.now(),
-        key,
+        id: who.id,
+        client,
         resolve,
         timer: setTimeout(() => {
           const i = this.waiters.indexOf(w);
           if (i < 0) return;
           this.waiters.splice(i, 1);
-          resolve(this.grant(bytes, performance.now() - w.since, true));
+          resolve(this.grant(bytes, client, performance.now() - w.since, true));
         }, this.maxWaitMs),
       };
       w.timer.unref();
@@ -99,9 +116,9 @@ export class BodyAdmission {
     });
   }
 
-  /** The client waiting under `key` left: its wait ends with undefined, and it is no longer in line. */
-  cancel(key: string): void {
-    const i = this.waiters.findIndex((w) => w.key === key);
+  /** The session waiting under `id` left: its wait ends with undefined, and it is no longer in line. */
+  cancel(id: string): void {
+    const i = this.waiters.findIndex((w) => w.id === id);
     if (i < 0) return;
     const [w] = this.waiters.splice(i, 1);
     clearTimeout(w!.timer);
@@ -109,11 +126,17 @@ export class BodyAdmission {
     this.serve(); // it may have been first in line
   }
 
-  /** Stopping: every waiter is admitted now (its RCPT TO is then refused as shutting down). */
+  /** Stopping: every wait ends now with a `released` admission that holds nothing (refused 421). */
   releaseWaiters(): void {
     for (const w of this.waiters.splice(0)) {
       clearTimeout(w.timer);
-      w.resolve(this.grant(w.bytes, performance.now() - w.since, true));
+      w.resolve({
+        started: () => undefined,
+        release: () => undefined,
+        waitedMs: performance.now() - w.since,
+        overdue: false,
+        released: true,
+      });
     }
   }
 
@@ -126,8 +149,9 @@ export class BodyAdmission {
     return this.used === 0 || this.used + bytes <= this.window;
   }
 
-  private grant(bytes: number, waitedMs: number, overdue: boolean): Admission {
+  private grant(bytes: number, client: string, waitedMs: number, overdue: boolean): Admission {
     this.used += bytes;
+    this.held.set(client, (this.held.get(client) ?? 0) + 1);
     let held = true;
     let lapse: NodeJS.Timeout | undefined;
     const release = (): void => {
@@ -135,6 +159,9 @@ export class BodyAdmission {
       if (!held) return;
       held = false;
       this.used -= bytes;
+      const n = (this.held.get(client) ?? 1) - 1;
+      if (n > 0) this.held.set(client, n);
+      else this.held.delete(client);
       this.serve();
     };
     const arm = (): void => {
@@ -153,10 +180,27 @@ export class BodyAdmission {
   }
 
   private serve(): void {
-    for (let w = this.waiters[0]; w && this.fits(w.bytes); w = this.waiters[0]) {
-      this.waiters.shift();
+    for (;;) {
+      const i = this.next();
+      const w = this.waiters[i];
+      if (!w || !this.fits(w.bytes)) return;
+      this.waiters.splice(i, 1);
       clearTimeout(w.timer);
-      w.resolve(this.grant(w.bytes, performance.now() - w.since, false));
+      w.resolve(this.grant(w.bytes, w.client, performance.now() - w.since, false));
     }
+  }
+
+  /** The waiter served next: the earliest of the client holding the fewest places. */
+  private next(): number {
+    let best = 0;
+    let fewest = Infinity;
+    for (let i = 0; i < this.waiters.length && fewest > 0; i++) {
+      const n = this.held.get(this.waiters[i]!.client) ?? 0;
+      if (n < fewest) {
+        fewest = n;
+        best = i;
+      }
+    }
+    return best;
   }
 }

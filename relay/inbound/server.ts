@@ -454,6 +454,8 @@ export class InboundListeners {
     if (r) return cb(this.reject(session, "RCPT", r));
     // a fleet peer handing its queue over is not held (its drain has a deadline; it is authenticated)
     if (accepted.length || this.state(session).fleet) return cb(null);
+    // stopped since MAIL FROM: told now, not after a wait in line
+    if (this.refusing()) return cb(this.reject(session, "RCPT", SHUTTING_DOWN));
     // the transaction's first recipient: it waits here for its place among the bodies being taken;
     // a client gone meanwhile gets no answer (nor a session entry made again by reject())
     void this.admit(session).then(
@@ -475,11 +477,14 @@ export class InboundListeners {
     this.endAdmission(session);
     const args = session.envelope.mailFrom ? session.envelope.mailFrom.args : undefined;
     const declared = args && typeof args === "object" ? Number((args as Record<string, unknown>).SIZE) : NaN;
+    const s0 = this.state(session);
+    const limits = this.d.current().loaded.config.inbound.limits;
     const a = await this.admission.admit(
       this.admission.estimate(Number.isNaN(declared) ? undefined : declared),
-      session.id,
+      { id: session.id, client: clientKey(s0.peer, limits.ipv6PrefixLength) },
     );
     if (!a) return false;
+    if (a.released) return this.sessions.has(session.id); // stopping: refused by the caller
     this.d.metrics.admissionWait.observe({ outcome: a.overdue ? "overdue" : "admitted" }, a.waitedMs / 1000);
     const s = this.sessions.get(session.id);
     if (!s) {

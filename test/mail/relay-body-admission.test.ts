@@ -37,8 +37,12 @@ after(async () => {
 });
 
 /** A session up to its first RCPT TO's command; `rcpt` is that command's reply, maybe still to come. */
-async function transaction(size: number, subject: string): Promise<{ c: RawSession; rcpt: Promise<string> }> {
-  const c = await rawSession(f.ports.smtp);
+async function transaction(
+  size: number,
+  subject: string,
+  localAddress?: string,
+): Promise<{ c: RawSession; rcpt: Promise<string> }> {
+  const c = await rawSession(f.ports.smtp, localAddress ? { localAddress } : {});
   await c.cmd("EHLO app.internal");
   assert.match(await c.cmd(`MAIL FROM:<app@client.test> SIZE=${size}`), /^250 /);
   return { c, rcpt: c.cmd(`RCPT TO:<${subject}@local.test>`) };
@@ -66,10 +70,10 @@ const metric = async (name: string): Promise<number> => {
 };
 
 /** `n` transactions that fill the window, each in its DATA with part of its body sent (no dot). */
-async function holders(n: number, tag: string): Promise<RawSession[]> {
+async function holders(n: number, tag: string, localAddress?: string): Promise<RawSession[]> {
   const out: RawSession[] = [];
   for (let i = 0; i < n; i++) {
-    const t = await transaction(PLACE, `${tag}-${i}`);
+    const t = await transaction(PLACE, `${tag}-${i}`, localAddress);
     assert.match(await t.rcpt, /^250 /);
     assert.match(await t.c.cmd("DATA"), /^354 /);
     t.c.send(`Subject: ${tag}-${i}\r\n\r\npart of the body\r\n`);
@@ -194,11 +198,34 @@ describe("body admission over SMTP", () => {
     for (const c of [...ahead, a.c, b.c]) c.close();
   });
 
+  it("attack: one address's many connections cannot keep a place from another client", async () => {
+    await restart({});
+    const evil = "127.0.0.2"; // not in relayFrom: it may still send to the local domain
+    const ahead = await holders(4, "evil-hold", evil);
+    const queued = await Promise.all([1, 2, 3].map((i) => transaction(PLACE, `evil-wait-${i}`, evil)));
+    for (const q of queued) q.rcpt.catch(() => undefined); // closed while still waiting, at the end
+    await waitFor("three waiting", async () =>
+      (await metric("sealpost_relay_inbound_admission_waiting")) === 3 ? true : undefined,
+    );
+    const honest = await transaction(1000, "honest");
+    assert.equal(await answeredWithin(honest.rcpt, 100), false, "the window is full");
+    assert.match(await ahead[0]!.data("the rest"), /^250 /); // one place frees
+    assert.match(await honest.rcpt, /^250 /, "it goes to the client holding none, not to the address's next");
+    assert.equal(await metric("sealpost_relay_inbound_admission_waiting"), 3, "the address's own still wait");
+    assert.match(await honest.c.cmd("DATA"), /^354 /);
+    assert.match(await honest.c.data("Subject: honest\r\n\r\nbody"), /^250 /);
+    await delivered("honest");
+    for (const c of [...ahead, ...queued.map((q) => q.c), honest.c]) c.close();
+  });
+
   it("a relay whose inbound stops answers its waiters 421 at once, not at the wait's bound", async () => {
     await restart({});
     const ahead = await holders(4, "before-stop");
     const b = await transaction(1000, "stopped");
     assert.equal(await answeredWithin(b.rcpt, 100), false);
+    const late = await rawSession(f.ports.smtp); // MAIL FROM before the stop, RCPT TO after it
+    await late.cmd("EHLO app.internal");
+    assert.match(await late.cmd("MAIL FROM:<app@client.test>"), /^250 /);
     const before = f.relay!.status().configHash;
     await configure(true);
     await f.relay!.checkConfig();
@@ -206,7 +233,13 @@ describe("body admission over SMTP", () => {
       f.relay!.status().configHash !== before ? true : undefined,
     );
     assert.match(await b.rcpt, /^421 4\.3\.2 /);
-    for (const c of [...ahead, b.c]) c.close();
+    assert.match(await late.cmd("RCPT TO:<late@local.test>"), /^421 4\.3\.2 /, "told now, not after a wait");
+    assert.equal(
+      f.logs!.lines.find((l) => l.event === "admission-overdue"),
+      undefined,
+      "a stop is no overdue admission",
+    );
+    for (const c of [...ahead, b.c, late]) c.close();
     await configure(false);
   });
 });

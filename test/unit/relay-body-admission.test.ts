@@ -91,8 +91,8 @@ describe("body admission", () => {
   it("attack: a waiter whose client left is out of the line at once, and the next one goes", async () => {
     const b = new BodyAdmission(10, NEVER, NEVER);
     const holder = await got(b.admit(8));
-    const leaver = b.admit(10, "gone");
-    const next = b.admit(2, "next");
+    const leaver = b.admit(10, { id: "gone" });
+    const next = b.admit(2, { id: "next" });
     assert.equal(await settled(next), false, "behind the leaver");
     b.cancel("gone");
     assert.equal(await leaver, undefined);
@@ -104,7 +104,7 @@ describe("body admission", () => {
     assert.equal(b.stats().used, 0);
   });
 
-  it("stopping admits every waiter at once", async () => {
+  it("stopping ends every wait at once, with nothing held and the transaction refused", async () => {
     const b = new BodyAdmission(10, NEVER, NEVER);
     const holder = await got(b.admit(10));
     const waiting = [b.admit(3), b.admit(4)];
@@ -112,12 +112,32 @@ describe("body admission", () => {
     b.releaseWaiters();
     const w = await Promise.all(waiting.map(got));
     assert.deepEqual(
-      w.map((a) => a.overdue),
-      [true, true],
+      w.map((a) => [a.released, a.overdue]),
+      [
+        [true, false],
+        [true, false],
+      ],
     );
-    assert.equal(b.stats().waiting, 0);
+    assert.equal(b.stats().used, 10, "a released wait holds nothing");
     for (const a of [holder, ...w]) a.release();
     assert.equal(b.stats().used, 0);
+  });
+
+  it("attack: one address's many connections wait behind each other, not in front of other clients", async () => {
+    const b = new BodyAdmission(4, NEVER, NEVER);
+    const evil = { client: "192.0.2.66" };
+    const places = await Promise.all([1, 2, 3, 4].map(() => got(b.admit(1, evil))));
+    const order: string[] = [];
+    const more = [1, 2, 3].map((i) => b.admit(1, evil).then((a) => (order.push(`evil-${i}`), a)));
+    const honest = b.admit(1, { client: "192.0.2.1" }).then((a) => (order.push("honest"), a));
+    places[0]!.release(); // a place frees: it goes to the client holding none, though it came last
+    await got(honest);
+    assert.deepEqual(order, ["honest"]);
+    places[1]!.release();
+    places[2]!.release();
+    places[3]!.release();
+    await Promise.all(more.map(got));
+    assert.deepEqual(order, ["honest", "evil-1", "evil-2", "evil-3"], "first come, first served among them");
   });
 
   it("attack: a declared SIZE= counts at most a quarter of the window; a liar fills nothing", () => {
