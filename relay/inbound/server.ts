@@ -127,8 +127,11 @@ export class InboundListeners {
   private servers = new Map<ListenerKind, SMTPServer>();
   private proxies = new ProxyFronts();
   private sessions = new Map<string, SessionLog>();
-  /** Sessions whose DATA is being written to the queue. */
-  private busy = new Set<string>();
+  /**
+   * Sessions whose DATA is being written to the queue, with how many DATAs each (a pipelined next
+   * transaction's DATA can begin before the previous one's bookkeeping ends).
+   */
+  private busy = new Map<string, number>();
   private closing = false;
   private limiter = new ConnectionLimiter();
   private throttle = new AuthThrottle();
@@ -540,7 +543,7 @@ export class InboundListeners {
     session: SMTPServerSession,
     cb: (err?: Error | null, message?: string) => void,
   ): Promise<void> {
-    this.busy.add(session.id);
+    this.busy.set(session.id, (this.busy.get(session.id) ?? 0) + 1);
     // this DATA's place, and only it, ends with it: the answer may run a pipelined next transaction
     // (MAIL, RCPT) before the finally below, and that one's place is its own
     const mine = this.sessions.get(session.id)?.admission;
@@ -566,7 +569,9 @@ export class InboundListeners {
       if (!answered)
         answer(this.reject(session, "DATA", { code: 451, text: "4.3.0 Local error, try again later" }));
     } finally {
-      this.busy.delete(session.id);
+      const n = (this.busy.get(session.id) ?? 1) - 1;
+      if (n > 0) this.busy.set(session.id, n);
+      else this.busy.delete(session.id);
       mine?.release();
       const s = this.sessions.get(session.id);
       if (s && s.admission === mine) s.admission = undefined;
