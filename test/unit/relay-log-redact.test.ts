@@ -3,7 +3,10 @@
 // down (by hand since issue 18: pino's wildcard redaction cloned every record), in both formats, and
 // never by writing into the caller's object.
 import assert from "node:assert/strict";
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
 import { createLogger, textDestination } from "../../relay/log.js";
 
 function capture(format: "json" | "text"): { lines: string[]; log: ReturnType<typeof createLogger> } {
@@ -55,5 +58,37 @@ describe("log redaction", () => {
     const o = JSON.parse(lines[0]!) as Record<string, unknown>;
     assert.deepEqual(o.peer, { host: "a", port: 25 });
     assert.equal(o.n, 1);
+  });
+
+  it("a child logger's bindings one level down are censored too", () => {
+    const { lines, log } = capture("json");
+    log.child({ smtp: { user: "u", pass: "child-secret" } }).info({ event: "x" }, "from a child");
+    assert.doesNotMatch(lines[0]!, /child-secret/);
+    assert.match(lines[0]!, /"pass":"\[redacted\]"/);
+  });
+
+  it("an error carrying a password is still logged as an error: type, message and stack kept", () => {
+    const { lines, log } = capture("json");
+    const err = Object.assign(new Error("boom-msg"), { password: "err-secret" });
+    log.error({ event: "x", err }, "failed");
+    const o = JSON.parse(lines[0]!) as { err: Record<string, unknown> };
+    assert.doesNotMatch(lines[0]!, /err-secret/);
+    assert.equal(o.err.password, "[redacted]");
+    assert.equal(o.err.message, "boom-msg");
+    assert.equal(o.err.type, "Error");
+    assert.match(String(o.err.stack), /boom-msg/);
+    assert.equal(err.password, "err-secret", "the caller's error is not written");
+  });
+
+  it("no log call in relay/ formats an object into its message (%j, %o, %O: not redacted)", async () => {
+    const root = fileURLToPath(new URL("../../relay/", import.meta.url));
+    const offenders: string[] = [];
+    for (const f of await readdir(root, { recursive: true })) {
+      if (!f.endsWith(".ts")) continue;
+      const text = await readFile(join(root, f), "utf8");
+      for (const m of text.matchAll(/\.(?:trace|debug|info|warn|error|fatal)\([^;]*?["'`][^"'`]*%[jOo]/g))
+        offenders.push(`${f}: ${m[0].slice(0, 80)}`);
+    }
+    assert.deepEqual(offenders, []);
   });
 });
