@@ -22,6 +22,7 @@
 //   address that keep retaking places only ever wait behind each other, and a place freed goes to
 //   a client that holds none before it goes back to them.
 // First come, first served among clients holding as many. Bookkeeping and timers only, no I/O.
+import { KeyCounts } from "./key-counts.js";
 
 /** Bytes of bodies admitted at once: two journal rounds (relay/queue/round-bytes.ts), one being written, one read. */
 export const ADMISSION_WINDOW = 8 * 1024 * 1024;
@@ -66,7 +67,7 @@ export class BodyAdmission {
   private mean = FIRST_ESTIMATE;
   private waiters: Waiter[] = [];
   /** Places held, by client. */
-  private held = new Map<string, number>();
+  private held = new KeyCounts<string>();
 
   constructor(
     readonly window = ADMISSION_WINDOW,
@@ -140,8 +141,8 @@ export class BodyAdmission {
     }
   }
 
-  stats(): { used: number; waiting: number; estimate: number } {
-    return { used: this.used, waiting: this.waiters.length, estimate: this.estimate() };
+  stats(): { used: number; waiting: number } {
+    return { used: this.used, waiting: this.waiters.length };
   }
 
   /** One larger than the whole window goes when nothing else is admitted. */
@@ -151,7 +152,7 @@ export class BodyAdmission {
 
   private grant(bytes: number, client: string, waitedMs: number, overdue: boolean): Admission {
     this.used += bytes;
-    this.held.set(client, (this.held.get(client) ?? 0) + 1);
+    this.held.add(client);
     let held = true;
     let lapse: NodeJS.Timeout | undefined;
     const release = (): void => {
@@ -159,9 +160,7 @@ export class BodyAdmission {
       if (!held) return;
       held = false;
       this.used -= bytes;
-      const n = (this.held.get(client) ?? 1) - 1;
-      if (n > 0) this.held.set(client, n);
-      else this.held.delete(client);
+      this.held.remove(client);
       this.serve();
     };
     const arm = (): void => {
@@ -195,7 +194,7 @@ export class BodyAdmission {
     let best = 0;
     let fewest = Infinity;
     for (let i = 0; i < this.waiters.length && fewest > 0; i++) {
-      const n = this.held.get(this.waiters[i]!.client) ?? 0;
+      const n = this.held.get(this.waiters[i]!.client);
       if (n < fewest) {
         fewest = n;
         best = i;

@@ -15,6 +15,7 @@
 //  - connections: per client IP and in total over all listeners, `421 4.7.0` past either limit.
 import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { SMTPConnection } from "smtp-server/lib/smtp-connection.js";
+import { KeyCounts } from "./key-counts.js";
 import type { Reply } from "./rules.js";
 import { SessionBudget, type SessionLimits } from "./session-limits.js";
 
@@ -261,7 +262,7 @@ export interface ConnectionLimits {
 
 /** Open connections per client IP and in total; admitted sessions are released on close. */
 export class ConnectionLimiter {
-  private perIp = new Map<string, number>();
+  private perIp = new KeyCounts<string>();
   private admitted = new Map<string, string>();
 
   get total(): number {
@@ -272,10 +273,9 @@ export class ConnectionLimiter {
   admit(id: string, ip: string, l: ConnectionLimits): Reply | undefined {
     if (this.admitted.size >= l.maxConnections)
       return { code: 421, text: "4.7.0 Too many connections, try again later" };
-    const n = this.perIp.get(ip) ?? 0;
-    if (n >= l.maxConnectionsPerIp)
+    if (this.perIp.get(ip) >= l.maxConnectionsPerIp)
       return { code: 421, text: "4.7.0 Too many connections from your address, try again later" };
-    this.perIp.set(ip, n + 1);
+    this.perIp.add(ip);
     this.admitted.set(id, ip);
     return undefined;
   }
@@ -284,8 +284,6 @@ export class ConnectionLimiter {
     const ip = this.admitted.get(id);
     if (ip === undefined) return;
     this.admitted.delete(id);
-    const n = (this.perIp.get(ip) ?? 1) - 1;
-    if (n <= 0) this.perIp.delete(ip);
-    else this.perIp.set(ip, n);
+    this.perIp.remove(ip);
   }
 }

@@ -46,6 +46,7 @@ import {
 } from "./limits.js";
 import { BodyAdmission, type Admission } from "./body-admission.js";
 import { DataChecks } from "./data-checks.js";
+import { KeyCounts } from "./key-counts.js";
 import { installFastDataScan } from "./data-scan.js";
 import { GREET_WAIT_OPTION, greetWaitMs, installGreetWait } from "./greet-wait.js";
 import { ProxyFronts } from "./proxy-protocol.js";
@@ -131,7 +132,7 @@ export class InboundListeners {
    * Sessions whose DATA is being written to the queue, with how many DATAs each (a pipelined next
    * transaction's DATA can begin before the previous one's bookkeeping ends).
    */
-  private busy = new Map<string, number>();
+  private busy = new KeyCounts<string>();
   private closing = false;
   private limiter = new ConnectionLimiter();
   private throttle = new AuthThrottle();
@@ -543,7 +544,7 @@ export class InboundListeners {
     session: SMTPServerSession,
     cb: (err?: Error | null, message?: string) => void,
   ): Promise<void> {
-    this.busy.set(session.id, (this.busy.get(session.id) ?? 0) + 1);
+    this.busy.add(session.id);
     // this DATA's place, and only it, ends with it: the answer may run a pipelined next transaction
     // (MAIL, RCPT) before the finally below, and that one's place is its own
     const mine = this.sessions.get(session.id)?.admission;
@@ -569,9 +570,7 @@ export class InboundListeners {
       if (!answered)
         answer(this.reject(session, "DATA", { code: 451, text: "4.3.0 Local error, try again later" }));
     } finally {
-      const n = (this.busy.get(session.id) ?? 1) - 1;
-      if (n > 0) this.busy.set(session.id, n);
-      else this.busy.delete(session.id);
+      this.busy.remove(session.id);
       mine?.release();
       const s = this.sessions.get(session.id);
       if (s && s.admission === mine) s.admission = undefined;
