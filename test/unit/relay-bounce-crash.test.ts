@@ -11,7 +11,7 @@
 // queued the DSN before the recipients' failure was written, so a failed write left them pending
 // with the DSN sent.
 import assert from "node:assert/strict";
-import { cp, mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -23,6 +23,7 @@ import type { Deliverer, DeliveryRequest, RecipientResult } from "../../relay/ou
 import type { Envelope } from "../../relay/queue/envelope.js";
 import { Scheduler } from "../../relay/queue/scheduler.js";
 import { newQueueId, Spool, type SpoolOptions } from "../../relay/queue/spool.js";
+import { copyLiveDir } from "../support/copy-live-dir.js";
 import { fullableAppend } from "../support/full-volume-spool.js";
 import { minimalRelayConfig } from "../support/minimal-relay-config.js";
 
@@ -92,7 +93,7 @@ function watched(
   const copy = (when: string): Promise<void> => {
     const c: Copy = { dir: `${q}.copy${copies.length}`, dsnQueued, removed, when };
     copies.push(c);
-    return cp(q, c.dir, { recursive: true });
+    return copyLiveDir(q, c.dir);
   };
   const wrap =
     <A extends unknown[], R>(op: string, fn: (...a: A) => Promise<R>, after?: (r: R, ...a: A) => void) =>
@@ -204,21 +205,26 @@ describe("a bounce against kill -9 and failed writes", () => {
     const env = await queue(real, "");
     const w = watched(real, q, () => env.id);
     const s = scheduler(w.spool, { defer: false });
-    full.on = true; // the move to files works, the journal's done record for it does not
-    s.add(env);
-    await until(
-      () => w.copies.some((c) => /^(after remove|remove #\d+ rejected)/.test(c.when)),
-      "a removal tried",
-    );
-    await w.settled();
-    await check(w.copies, env.id, "");
-    // room again: a later attempt removes it for good
-    full.on = false;
-    s.retryAll();
-    await until(() => !s.get(env.id), "removed once the volume has room");
-    await w.settled();
-    await s.stop(1000);
-    await real.close();
+    try {
+      full.on = true; // the move to files works, the journal's done record for it does not
+      s.add(env);
+      await until(
+        () => w.copies.some((c) => /^(after remove|remove #\d+ rejected)/.test(c.when)),
+        "a removal tried",
+      );
+      await w.settled();
+      await check(w.copies, env.id, "");
+      // room again: a later attempt removes it for good
+      full.on = false;
+      s.retryAll();
+      await until(() => !s.get(env.id), "removed once the volume has room");
+      await w.settled();
+    } finally {
+      // a failure above must not leave a scheduler and a journal failing every round behind
+      full.on = false;
+      await s.stop(1000);
+      await real.close();
+    }
     await check(w.copies, env.id, "");
   });
 
@@ -258,14 +264,14 @@ describe("a moved message's journal copy found at a restart", () => {
     full.on = true; // its done record fails: kill -9 before the retry
     await spool.update({ ...env, attempts: 1 });
     const first = `${q}.restart1`;
-    await cp(q, first, { recursive: true });
+    await copyLiveDir(q, first);
     await spool.close();
     const again = await Spool.open(first, SPOOL);
     assert.equal(again.envelopes.find((e) => e.id === env.id)?.attempts, 1, "env/ wins over the journal");
     // bounced (or delivered) after the restart: removed
     await again.spool.remove(env.id, { delivered: true });
     const second = `${q}.restart2`;
-    await cp(first, second, { recursive: true });
+    await copyLiveDir(first, second);
     await again.spool.close();
     const third = await Spool.open(second, SPOOL);
     await third.spool.close();

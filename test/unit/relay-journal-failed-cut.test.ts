@@ -6,7 +6,7 @@
 // journal's writes are injected (append: the truncate and fdatasync through the segment's handle);
 // a kill -9 is a copy of the folder taken while the journal is open, recovered on its own.
 import assert from "node:assert/strict";
-import { cp, readFile, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -22,6 +22,7 @@ import {
   segmentName,
   type AppendRecords,
 } from "../../relay/queue/journal.js";
+import { copyLiveDir } from "../support/copy-live-dir.js";
 import { envelope, journalDirs } from "../support/journal-dirs.js";
 
 const { fresh, track } = journalDirs("relay-journal-failed-cut-");
@@ -62,7 +63,7 @@ function failingCut(cut: Cut): { append: AppendRecords; calls: () => number; dea
 /** What a restart finds in a copy of `dir` taken now (kill -9): the ids, oldest first. */
 async function afterKill(dir: string, tag: string): Promise<string[]> {
   const copy = `${dir}.${tag}`;
-  await cp(dir, copy, { recursive: true });
+  await copyLiveDir(dir, copy);
   const { journal, envelopes } = await Journal.open(copy, new Set(), big);
   await journal.close();
   return envelopes.map((e) => e.id);
