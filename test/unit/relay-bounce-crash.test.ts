@@ -84,16 +84,22 @@ function watched(
   q: string,
   id: () => string,
   fail: (op: string, id: string) => boolean = () => false,
-): { spool: Spool; copies: Copy[]; settled: () => Promise<void> } {
+): { spool: Spool; copies: Copy[]; settled: () => Promise<void>; broken: () => unknown } {
   const copies: Copy[] = [];
   let dsnQueued = false;
   let removed = false;
   let chain = Promise.resolve();
   let ops = 0;
+  // a failed copy rejects the chain, and with it every later write: the test says so at once
+  // (until) instead of waiting for what can no longer happen
+  let broken: unknown;
   const copy = (when: string): Promise<void> => {
     const c: Copy = { dir: `${q}.copy${copies.length}`, dsnQueued, removed, when };
     copies.push(c);
-    return copyLiveDir(q, c.dir);
+    return copyLiveDir(q, c.dir).catch((e: unknown) => {
+      broken ??= e;
+      throw e;
+    });
   };
   const wrap =
     <A extends unknown[], R>(op: string, fn: (...a: A) => Promise<R>, after?: (r: R, ...a: A) => void) =>
@@ -127,7 +133,7 @@ function watched(
     readMessage: spool.readMessage.bind(spool),
     openMessage: spool.openMessage.bind(spool),
   };
-  return { spool: proxy as unknown as Spool, copies, settled: () => chain };
+  return { spool: proxy as unknown as Spool, copies, settled: () => chain, broken: () => broken };
 }
 
 /** Recovers each copy as a restart would and checks the claim against it. */
@@ -153,9 +159,11 @@ async function check(copies: Copy[], id: string, from: string): Promise<void> {
   }
 }
 
-async function until(cond: () => boolean, what: string): Promise<void> {
+/** Waits for `cond`; fails at once when the copies of `w` broke (no later write runs then). */
+async function until(cond: () => boolean, what: string, w?: { broken: () => unknown }): Promise<void> {
   for (let i = 0; i < 6000; i++) {
     if (cond()) return;
+    if (w?.broken() !== undefined) assert.fail(`a kill -9 copy failed: ${String(w.broken())}`);
     await new Promise((r) => setTimeout(r, 5));
   }
   assert.fail(`timed out waiting for: ${what}`);
@@ -191,7 +199,7 @@ describe("a bounce against kill -9 and failed writes", () => {
       const w = watched(real, q, () => env.id);
       const s = scheduler(w.spool, { defer: false });
       s.add(env);
-      await until(() => !s.get(env.id), "bounced and removed");
+      await until(() => !s.get(env.id), "bounced and removed", w);
       await w.settled();
       await s.stop(1000);
       await real.close();
@@ -211,13 +219,14 @@ describe("a bounce against kill -9 and failed writes", () => {
       await until(
         () => w.copies.some((c) => /^(after remove|remove #\d+ rejected)/.test(c.when)),
         "a removal tried",
+        w,
       );
       await w.settled();
       await check(w.copies, env.id, "");
       // room again: a later attempt removes it for good
       full.on = false;
       s.retryAll();
-      await until(() => !s.get(env.id), "removed once the volume has room");
+      await until(() => !s.get(env.id), "removed once the volume has room", w);
       await w.settled();
     } finally {
       // a failure above must not leave a scheduler and a journal failing every round behind
@@ -244,7 +253,7 @@ describe("a bounce against kill -9 and failed writes", () => {
       // a first attempt defers it: its state goes to env/ (moved out of the journal)
       const s = scheduler(w.spool, { defer: true });
       s.add(env);
-      await until(() => s.get(env.id)?.env.attempts === 1 && !s.get(env.id)?.inFlight, "deferred");
+      await until(() => s.get(env.id)?.env.attempts === 1 && !s.get(env.id)?.inFlight, "deferred", w);
       writes = 0;
       await s.bounce(env.id, "given up by the operator").catch(() => undefined);
       await w.settled();
