@@ -1,7 +1,7 @@
 // A plain SMTP sink for relay tests (smtp-server on loopback): records every message with its
 // envelope and whether the session was encrypted/authenticated; STARTTLS and AUTH optional; can
 // be switched to refuse (421 at connect) to simulate a flapping next hop, or be slow (its 250 after
-// DATA comes late) while it counts the sessions open at once.
+// DATA comes late, or only once the test opens a gate) while it counts the sessions open at once.
 import { SMTPServer, type SMTPServerOptions } from "smtp-server";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
@@ -32,6 +32,8 @@ export interface SinkOptions {
   requireTls?: boolean;
   /** Answer the end of DATA only after this many ms: a slow partner. */
   dataDelayMs?: number;
+  /** Answer the end of DATA only once this has resolved too: a partner stuck until the test says. */
+  dataGate?: Promise<void>;
 }
 
 export interface Sink {
@@ -108,8 +110,9 @@ export async function startSink(o: SinkOptions = {}): Promise<Sink> {
           ...(session.envelope.requireTLS ? { requireTls: true } : {}),
         });
         const answer = (): void => cb(null, "2.0.0 Ok: sunk");
-        if (o.dataDelayMs) setTimeout(answer, o.dataDelayMs);
-        else answer();
+        const delayed = (): void => void (o.dataDelayMs ? setTimeout(answer, o.dataDelayMs) : answer());
+        if (o.dataGate) void o.dataGate.then(delayed);
+        else delayed();
       });
     },
   };
