@@ -599,8 +599,16 @@ describe("kill -9 during a config reload", () => {
     await write(1);
     const logFile = join(f.work, "relay.log");
     proc = await startRelayProcess(f.configDir, f.ports.admin, logFile);
-    const status = async (): Promise<{ generation: number; configHash: string; queue: { depth: number } }> =>
+    type Status = { generation: number; configHash: string; queue: { depth: number }; recovering?: true };
+    const status = async (): Promise<Status> =>
       (await (await fetch(`http://127.0.0.1:${f.ports.admin}/status`)).json()) as never;
+    // a restarted relay answers before it has loaded the queue it found (recovering): depth is
+    // partial until then, on a slow volume for longer than one /status round trip
+    const loaded = (): Promise<Status> =>
+      waitFor("the queue found at startup loaded", async () => {
+        const s = await status();
+        return s.recovering ? undefined : s;
+      });
 
     sink.setDown(true); // the queue holds these through every kill
     const N = 12;
@@ -618,7 +626,7 @@ describe("kill -9 during a config reload", () => {
       await proc.kill();
       await swapped;
       proc = await startRelayProcess(f.configDir, f.ports.admin, logFile);
-      const s = await status();
+      const s = await loaded();
       const gen = hashes.get(s.configHash);
       assert.ok(gen === before || gen === g, `round ${round}: config hash is the old or the new one`);
       assert.equal(s.generation, gen, `round ${round}: generation matches the config.json read`);
