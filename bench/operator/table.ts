@@ -4,10 +4,13 @@ import type { ColdStartFigures, OperatorFigures } from "./index.js";
 
 const no = (ok: boolean): string => (ok ? "" : " (**no**)");
 const kb = (b: number): number => Math.round(b / 102.4) / 10;
+const ratio = (a: number, b: number | undefined): number | string =>
+  b ? Math.round((a / b) * 100) / 100 : "";
 
 export function operatorBurstTable(figs: OperatorFigures[]): string {
   const head = [
-    "policies", "relays", "create s", "converge s", "floor s", "converge / floor", "after last POST s",
+    "policies", "relays", "create s", "converge s", "floor s", "converge / floor", "floor watched s",
+    "converge / floor watched", "after last POST s",
     "writes", "writes/policy", "writes +3 s", "connections", "reconciles (policy/relay)", "change s", "change writes",
     "config.json KB", "gzip KB", "CPU s", "apiserver+etcd CPU s", "peak RSS MB",
   ]; // prettier-ignore
@@ -15,7 +18,8 @@ export function operatorBurstTable(figs: OperatorFigures[]): string {
     head,
     figs.map((f) => [
       f.policies, f.relays, f.createSeconds, `${f.convergeSeconds}${no(f.converged)}`, f.floor?.seconds ?? "",
-      f.floor?.seconds ? Math.round((f.convergeSeconds / f.floor.seconds) * 100) / 100 : "", f.afterLastPostSeconds,
+      ratio(f.convergeSeconds, f.floor?.seconds), f.floor?.watchedSeconds ?? "",
+      ratio(f.convergeSeconds, f.floor?.watchedSeconds), f.afterLastPostSeconds,
       f.writes, f.writesPerPolicy, f.writesAfterSettle, f.connections,
       `${f.reconciles.maildomainpolicy ?? 0}/${f.reconciles.mailrelay ?? 0}`,
       `${f.changeConvergeSeconds}${no(f.changeConverged)}`, f.changeWrites, kb(f.configJsonBytes), kb(f.configBytes),
