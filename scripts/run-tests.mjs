@@ -45,9 +45,6 @@ const r = spawnSync(
     // a hung test fails after 5 minutes instead of eating CI's whole budget; an end-to-end file (one
     // node for several scenarios, each waiting on kubelet) after 20
     `--test-timeout=${files.some((f) => f.startsWith("test/e2e/")) ? 1_200_000 : 300_000}`,
-    // a file whose tests have all ended exits even if a failed test left a handle behind (a
-    // scheduler, a server): one such file once kept CI waiting until its 90 minutes were gone
-    "--test-force-exit",
     "--test-reporter=spec",
     ...files,
   ],
