@@ -35,16 +35,20 @@ if (files.length === 0) {
 }
 // One file at a time: integration files each start a control plane or mail peers, and the machine
 // has two cores; parallel files would only race each other for them.
+const e2e = files.some((f) => f.startsWith("test/e2e/"));
 const r = spawnSync(
   ltsNode(),
   [
     "--import",
     "tsx",
+    // a file that stays alive after its tests ended is ended 5 minutes later, saying what held it
+    // (test/support/exit-guard.ts); end-to-end files tear a node down in their hooks and go without
+    ...(e2e ? [] : ["--import", "./test/support/exit-guard.ts"]),
     "--test",
     "--test-concurrency=1",
     // a hung test fails after 5 minutes instead of eating CI's whole budget; an end-to-end file (one
     // node for several scenarios, each waiting on kubelet) after 20
-    `--test-timeout=${files.some((f) => f.startsWith("test/e2e/")) ? 1_200_000 : 300_000}`,
+    `--test-timeout=${e2e ? 1_200_000 : 300_000}`,
     "--test-reporter=spec",
     ...files,
   ],

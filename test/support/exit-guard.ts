@@ -1,0 +1,23 @@
+// Preloaded into every test file's process by scripts/run-tests.mjs (not the end-to-end files): a
+// file whose tests and hooks have ended but whose process stays alive (a handle a failed test left
+// behind) is ended GRACE_MS later, with a line on stderr naming what still held it. Once a test
+// file's process stayed alive for 77 minutes after its last verdict, until CI's budget ran out.
+// Not node's --test-force-exit: on a pipe to the runner it exits with verdicts still buffered and
+// loses them with exit code 0 (node issue #64833). Here the exit comes GRACE_MS after the root
+// after-hook, and the timer is unref'd: a file that ends by itself never waits for it.
+// The root hooks run in the order they were registered, this one first (preloaded), so GRACE_MS
+// must outlast a file's own after-hooks (stopping a control plane or Postfix takes seconds): as long
+// as one test may take (run-tests.mjs --test-timeout).
+import { after } from "node:test";
+
+const GRACE_MS = 300_000;
+
+after(() => {
+  setTimeout(() => {
+    process.stderr.write(
+      `test file still running ${GRACE_MS / 1000} s after its tests ended, held by: ` +
+        `${process.getActiveResourcesInfo().join(", ")}; exiting\n`,
+    );
+    process.exit(); // with the exit code the runner set (1 if a test failed)
+  }, GRACE_MS).unref();
+});
