@@ -1,6 +1,6 @@
 // Preloaded into every test file's process by scripts/run-tests.mjs (not the end-to-end files): a
-// file whose tests and hooks have ended but whose process stays alive (a handle a failed test left
-// behind) is ended GRACE_MS later, with a line on stderr naming what still held it. Once a test
+// file whose tests have ended but whose process stays alive (a handle a failed test left behind) is
+// ended GRACE_MS after its root after-hooks began, with a line on stderr naming what still held it. Once a test
 // file's process stayed alive for 77 minutes after its last verdict, until CI's budget ran out.
 // Not node's --test-force-exit: on a pipe to the runner it exits with verdicts still buffered and
 // loses them with exit code 0 (node issue #64833). Here the exit comes GRACE_MS after the root
