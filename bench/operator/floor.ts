@@ -8,10 +8,10 @@
 // Runs in a namespace of its own on the same control plane before the operator starts (after one
 // unmeasured burst that warms the apiserver), then deletes what it made (so the operator never sees
 // it).
-// Watched (`watched: true`): the same writes with the bench's own status watch (watch.ts) on them,
-// the floor's time being the event in which that watch saw the last status, as the operator's
-// "converge s" is. The operator's figure includes what the measuring watch costs the apiserver and
-// the event's way to the bench; the plain floor includes neither, so both are reported.
+// Then the same burst once more with the bench's own status watch (watch.ts) on it, its time being
+// the event in which that watch saw the last status, as the operator's "converge s" is. The
+// operator's figure includes what the measuring watch costs the apiserver and the event's way to
+// the bench; the plain floor includes neither, so both are reported.
 import type { KubeClient } from "../../operator/runtime/kube.js";
 import { R, type KubeObject } from "../../operator/runtime/kube.js";
 import { ensureNamespace } from "../../test/support/operator.js";

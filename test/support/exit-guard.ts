@@ -1,7 +1,9 @@
 // Preloaded into every test file's process by scripts/run-tests.mjs (not the end-to-end files): a
-// file whose tests have ended but whose process stays alive (a handle a failed test left behind) is
-// ended GRACE_MS after its root after-hooks began, with a line on stderr naming what still held it. Once a test
-// file's process stayed alive for 77 minutes after its last verdict, until CI's budget ran out.
+// file whose tests have ended but whose process stays alive (a timer or a server a failed test left
+// behind) is ended GRACE_MS after its root after-hooks began, with a line on stderr naming what
+// still held it. It cannot end a process held by a native request that never returns: the 77
+// minutes CI once lost were fs.cp spinning in the thread pool (test/support/copy-live-dir.ts), and
+// process.exit() itself waited for that thread; there the line is printed and nothing more.
 // Not node's --test-force-exit: on a pipe to the runner it exits with verdicts still buffered and
 // loses them with exit code 0 (node issue #64833). Here the exit comes GRACE_MS after the root
 // after-hook, and the timer is unref'd: a file that ends by itself never waits for it.
