@@ -21,7 +21,12 @@
 // DANE-TA: a certificate (or, for 2 1 0, a public key) of the presented chain matches, the chain
 // from the leaf up to it is signed link by link and within its dates, and the leaf carries one of
 // the reference identifiers: the TLSA base domain, the original MX host name, or the next-hop
-// (recipient) domain (section 3.2.2).
+// (recipient) domain (section 3.2.2). Every certificate that signs another on that way (the trust
+// anchor's certificate included) must be a CA, within its path length (issuerMayIssue): what
+// OpenSSL's chain building checks (attack review, session 6: an end-entity certificate issued under
+// the trust anchor signed a leaf for the partner's MX name, and the relay delivered to it). The
+// chain is matched by hand because OpenSSL's DANE support is not reachable from Node's TLS.
+import * as pkijs from "pkijs";
 import { createHash, createPublicKey, X509Certificate, type KeyObject } from "node:crypto";
 import { isIP } from "node:net";
 import type { TLSSocket, DetailedPeerCertificate } from "node:tls";
@@ -81,11 +86,40 @@ function within(c: X509Certificate, now: Date): boolean {
   return new Date(c.validFrom) <= now && now <= new Date(c.validTo);
 }
 
+/**
+ * Whether `c` may sign certificates with `below` CA certificates between it and the leaf: a
+ * basicConstraints CA (or a version 1 self-signed certificate, which predates extensions: OpenSSL's
+ * X509_check_ca) whose pathLenConstraint, if any, allows them. (A keyUsage without keyCertSign is
+ * refused by checkIssued.) Pure.
+ */
+export function issuerMayIssue(c: X509Certificate, below: number): boolean {
+  let cert: pkijs.Certificate;
+  try {
+    cert = pkijs.Certificate.fromBER(c.raw);
+  } catch {
+    return false;
+  }
+  const ext = cert.extensions?.find((e) => e.extnID === "2.5.29.19");
+  if (!ext) return cert.version === 0 && c.checkIssued(c) && c.verify(c.publicKey);
+  const bc = ext.parsedValue as pkijs.BasicConstraints | undefined;
+  if (!bc?.cA) return false;
+  const limit = bc.pathLenConstraint;
+  if (limit === undefined) return true;
+  const n = typeof limit === "number" ? limit : limit.valueBlock.valueDec;
+  return Number.isFinite(n) && below <= n;
+}
+
+/**
+ * Whether certs[0..top] is a chain: each certificate within its dates and signed by the next, which
+ * is a CA allowed to issue at that depth (issuerMayIssue).
+ */
 function verifiedUpTo(certs: X509Certificate[], top: number, now: Date): boolean {
   for (let j = 0; j < top; j++) {
     const c = certs[j]!;
     const issuer = certs[j + 1]!;
     if (!within(c, now) || !c.checkIssued(issuer) || !c.verify(issuer.publicKey)) return false;
+    // the issuer has j CA certificates below it (certs[1..j]) before the leaf
+    if (!issuerMayIssue(issuer, j)) return false;
   }
   return true;
 }
