@@ -48,6 +48,7 @@ const loaded: LoadedConfig = {
   storedHash: "",
   fingerprint: "",
   files: new Map(),
+  unusableCredentials: new Map(),
   loadedAt: new Date(),
 };
 

@@ -238,6 +238,12 @@ export const REASON_CODES = {
     meaning: "The server refused the username or password.",
     fix: "Check the RelayCredential's username and the password in its Secret.",
   },
+  CREDENTIAL_INVALID: {
+    outcome: "defer",
+    meaning:
+      "A client certificate credential the policy uses (to present in TLS, or to sign S/MIME) does not load: its certificate or key is not PEM, or the key is not the certificate's. Only the policies using it wait; the rest of the configuration is enforced.",
+    fix: "Put a PEM certificate and its private key in the RelayCredential's Secret (tls.crt, tls.key); the relay retries once the pods see the new files.",
+  },
   CREDENTIAL_MISSING: {
     outcome: "defer",
     meaning:

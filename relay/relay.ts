@@ -354,6 +354,11 @@ export class Relay {
     this.metrics.configInfo.reset();
     this.metrics.configInfo.set({ hash: l.hash, generation: String(l.config.generation) }, 1);
     this.metrics.serverCertificate(fileOf(l, l.config.tls.certFile));
+    for (const [credential, err] of l.unusableCredentials)
+      this.log.warn(
+        { event: "credential-unusable", credential, code: "CREDENTIAL_INVALID", err },
+        "client certificate credential does not load: the mail of the policies using it is deferred",
+      );
     if (!prev) return;
     const c = l.config;
     const p = prev.config;

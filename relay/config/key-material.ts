@@ -41,6 +41,21 @@ export function inboundState(l: LoadedConfig): InboundState {
   };
 }
 
+/**
+ * A client certificate credential that loadConfig found unusable: the mail of the policies using it
+ * waits (deferred) for its Secret to be fixed, never goes without the certificate.
+ */
+function unusable(l: LoadedConfig, name: string, what: string): Failure | undefined {
+  const why = l.unusableCredentials.get(name);
+  return why === undefined
+    ? undefined
+    : fail(
+        "CREDENTIAL_INVALID",
+        true,
+        `${what} ${name} does not load (${why}): its Secret's tls.crt and tls.key must be a PEM certificate and its key`,
+      );
+}
+
 export function materialFor(l: LoadedConfig, route: Route): Material | Failure {
   const o = route.outbound;
   const m: Material = {};
@@ -50,6 +65,8 @@ export function materialFor(l: LoadedConfig, route: Route): Material | Failure {
     const k = l.config.credentials[o.tls.clientCredential];
     if (k?.type !== "clientCertificate")
       return fail("CREDENTIAL_MISSING", true, `client credential ${o.tls.clientCredential} missing`);
+    const bad = unusable(l, o.tls.clientCredential, "client credential");
+    if (bad) return bad;
     m.clientCert = { cert: fileOf(l, k.certFile), key: fileOf(l, k.keyFile) };
   }
   if (o.authCredential) {
@@ -92,6 +109,8 @@ export function smimeMaterialFor(
       const k = l.config.credentials[s.signingCredential];
       if (k?.type !== "clientCertificate")
         return fail("CREDENTIAL_MISSING", true, `signing credential ${s.signingCredential} missing`);
+      const bad = unusable(l, s.signingCredential, "signing credential");
+      if (bad) return bad;
       ({ certFile, keyFile } = k);
     }
     const signer = await loadSigner(fileOf(l, certFile), fileOf(l, keyFile));

@@ -24,6 +24,14 @@ export interface LoadedConfig {
   fingerprint: string;
   /** Every referenced file's bytes, by its path relative to the config directory. */
   files: ReadonlyMap<string, Buffer>;
+  /**
+   * Client certificate credentials whose certificate or key does not load, with why: the policies
+   * using one defer their mail (key-material.ts, CREDENTIAL_INVALID); the rest of the config is
+   * enforced. Their material comes from a namespace user's Secret, which the apiserver does not
+   * check: refusing the whole config for one of them would freeze every other change (a
+   * revocation, a stricter policy) on the last good config (attack review, session 6).
+   */
+  unusableCredentials: ReadonlyMap<string, string>;
   loadedAt: Date;
 }
 
@@ -198,20 +206,44 @@ export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome>
     } catch (e) {
       problems.push(`ownDomains.mtaSts certificate/key: ${errorMessage(e)}`);
     }
+  const unusableCredentials = new Map<string, string>();
   for (const [name, k] of Object.entries(config.credentials)) {
     if (k.type !== "clientCertificate") continue;
-    try {
-      new X509Certificate(files.get(k.certFile) ?? "");
-      createPrivateKey(files.get(k.keyFile) ?? "");
-    } catch (e) {
-      problems.push(`credential ${name}: ${errorMessage(e)}`);
-    }
+    const why = clientCertificateProblem(files.get(k.certFile), files.get(k.keyFile));
+    if (why) unusableCredentials.set(name, why);
   }
   if (problems.length) return { result: fail("CONFIG_INVALID", false, problems.join("; ")), fingerprint };
   return {
-    result: ok({ dir, config, hash, storedHash, fingerprint, files, loadedAt: new Date() }),
+    result: ok({
+      dir,
+      config,
+      hash,
+      storedHash,
+      fingerprint,
+      files,
+      unusableCredentials,
+      loadedAt: new Date(),
+    }),
     fingerprint,
   };
+}
+
+/**
+ * Why a client certificate and its key cannot be presented (neither parses, or the key is not the
+ * certificate's: what a TLS connection would find), or undefined. Pure.
+ */
+export function clientCertificateProblem(
+  cert: Buffer | undefined,
+  key: Buffer | undefined,
+): string | undefined {
+  try {
+    new X509Certificate(cert ?? "");
+    createPrivateKey(key ?? "");
+    createSecureContext({ cert, key });
+    return undefined;
+  } catch (e) {
+    return errorMessage(e);
+  }
 }
 
 /** Bytes of a referenced file (present after a successful load). */

@@ -30,10 +30,14 @@ let oldTlsPeer: PostfixPeer; // STARTTLS offered, TLS 1.2 at most
 let ccertPeer: PostfixPeer; // STARTTLS required + a client certificate from our CA required
 let clientCert: Leaf;
 
-async function configure(policies: PolicyInput[]): Promise<void> {
+async function configure(
+  policies: PolicyInput[],
+  extra: { credentials?: RelayConfigInput["credentials"]; files?: Record<string, string | Buffer> } = {},
+): Promise<void> {
   await f.configure(
     {
       credentials: {
+        ...extra.credentials,
         "edge-client": {
           type: "clientCertificate",
           usage: "outbound",
@@ -56,6 +60,7 @@ async function configure(policies: PolicyInput[]): Promise<void> {
         "secrets/partner-login/password": "relay-secret-pw\n",
         "secrets/edge-client/tls.crt": await readFile(clientCert.certFile),
         "secrets/edge-client/tls.key": await readFile(clientCert.keyFile),
+        ...extra.files,
       },
     },
   );
@@ -246,6 +251,79 @@ describe("relay -> Postfix", () => {
     await configure([to(ccertPeer, "ccert.test", { mode: "required", clientCredential: "edge-client" })]);
     await waitFor("delivered with the client certificate", () => deliveredTo(ccertPeer, "pf-ccert"), 20_000);
     await ccertPeer.waitForLog(/Trusted TLS connection established from/);
+  });
+
+  it("attack: a client certificate Secret that is not PEM defers only its policy's mail; the rest of the config is enforced", async () => {
+    // a namespace user's RelayCredential may name any kubernetes.io/tls Secret, whose content the
+    // apiserver does not check: it used to make the relay refuse every new config (CONFIG_INVALID),
+    // so that no later change (a revocation, a stricter policy) ever took effect
+    const broken = {
+      "broken-client": {
+        type: "clientCertificate" as const,
+        usage: "outbound" as const,
+        certFile: "secrets/broken-client/tls.crt",
+        keyFile: "secrets/broken-client/tls.key",
+      },
+    };
+    const brokenFiles = {
+      "secrets/broken-client/tls.crt": "not a certificate\n",
+      "secrets/broken-client/tls.key": await readFile(clientCert.keyFile), // a key, but not the certificate's
+    };
+    await configure(
+      [
+        to(ccertPeer, "ccert.test", { mode: "required", clientCredential: "broken-client" }),
+        to(tlsPeer, "partner.test", { mode: "required" }),
+      ],
+      { credentials: broken, files: brokenFiles },
+    );
+    const st = relay.status();
+    assert.equal(st.lastReloadError, undefined, "the config loaded");
+    assert.ok(
+      logs.find((l) => l.event === "credential-unusable" && l.credential === "broken-client"),
+      "the unusable credential is logged",
+    );
+    const held = await submit("judy@ccert.test", "pf-ccert-broken");
+    await waitFor(
+      "deferral: the credential does not load",
+      attempt(held, (x) => x.result === "deferred" && x.code === "CREDENTIAL_INVALID"),
+    );
+    assert.equal(
+      await deliveredTo(ccertPeer, "pf-ccert-broken"),
+      undefined,
+      "never sent without its certificate",
+    );
+    // the rest of the config is enforced: the other policy delivers
+    await submit("kim@partner.test", "pf-beside-broken");
+    await waitFor("the other policy delivers", () => deliveredTo(tlsPeer, "pf-beside-broken"), 20_000);
+    // a certificate and key that do not match are refused the same way (the reload retries at once)
+    const refusals = () =>
+      logs.lines.filter(
+        (l) => l.event === "delivery" && l.queueId === held && l.code === "CREDENTIAL_INVALID",
+      ).length;
+    const before = refusals();
+    await configure([to(ccertPeer, "ccert.test", { mode: "required", clientCredential: "broken-client" })], {
+      credentials: broken,
+      files: {
+        "secrets/broken-client/tls.crt": await readFile(mxCert.certFile),
+        "secrets/broken-client/tls.key": await readFile(clientCert.keyFile),
+      },
+    });
+    assert.equal(relay.status().lastReloadError, undefined);
+    await waitFor("deferral: the key is not the certificate's", () => refusals() > before || undefined);
+    assert.equal(await deliveredTo(ccertPeer, "pf-ccert-broken"), undefined);
+    // fixed: the held message goes, with the certificate
+    await configure([to(ccertPeer, "ccert.test", { mode: "required", clientCredential: "broken-client" })], {
+      credentials: broken,
+      files: {
+        "secrets/broken-client/tls.crt": await readFile(clientCert.certFile),
+        "secrets/broken-client/tls.key": await readFile(clientCert.keyFile),
+      },
+    });
+    await waitFor(
+      "delivered once the Secret is fixed",
+      () => deliveredTo(ccertPeer, "pf-ccert-broken"),
+      20_000,
+    );
   });
 
   it("AUTH with the config dir's credential, inside TLS (Cyrus SASL)", async () => {

@@ -70,6 +70,7 @@ function loaded(workers: number, memoryBytes?: number, jitter = 0, destinationLi
     storedHash: "",
     fingerprint: "",
     files: new Map(),
+    unusableCredentials: new Map(),
     loadedAt: new Date(T0),
   };
 }
