@@ -51,6 +51,7 @@ import { installFastDataScan } from "./data-scan.js";
 import { GREET_WAIT_OPTION, greetWaitMs, installGreetWait } from "./greet-wait.js";
 import { ProxyFronts } from "./proxy-protocol.js";
 import { installReplyCodes, smtpError } from "./replies.js";
+import { receivedHeader } from "./trace.js";
 import { REQUIRETLS_SERVER_OPTIONS, requireTlsOf } from "./requiretls.js";
 import {
   checkMailFrom,
@@ -591,10 +592,16 @@ export class InboundListeners {
     const rcpts = [...new Set(session.envelope.rcptTo.map((r) => canonicalAddress(r.address) ?? r.address))];
     const tls = session.secure ? ` (${s.tlsVersion ?? "TLS"}${s.cipher ? ` ${s.cipher}` : ""})` : "";
     const proto = `ESMTP${session.secure ? "S" : ""}${session.user ? "A" : ""}`;
-    const received =
-      `Received: from ${session.hostNameAppearsAs || "unknown"} ([${s.peer}])\r\n` +
-      `\tby ${c.hostname} (Sealpost) with ${proto}${tls} id ${id}` +
-      `${rcpts.length === 1 ? `\r\n\tfor <${rcpts[0]}>` : ""};\r\n\t${new Date().toUTCString().replace("GMT", "+0000")}\r\n`;
+    const received = receivedHeader({
+      helo: session.hostNameAppearsAs || undefined,
+      peer: s.peer,
+      by: c.hostname,
+      proto,
+      tls,
+      id,
+      ...(rcpts.length === 1 ? { rcpt: rcpts[0]! } : {}),
+      date: new Date(),
+    });
     const mailFrom = session.envelope.mailFrom;
     const from = mailFrom ? (canonicalAddress(mailFrom.address) ?? mailFrom.address) : "";
     const g = this.grant(session, d, cur);
@@ -668,7 +675,7 @@ export class InboundListeners {
         // only a trusted sender's TLS-Required: No may relax anything (issue 22 finding 6)
         ...((session.user || d.relayFrom) && !s.fleet ? { tlsRequiredNoTrusted: true } : {}),
       },
-      Buffer.from(received, "latin1"),
+      received,
       checks,
       c.inbound.maxMessageSize,
       admit,

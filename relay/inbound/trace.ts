@@ -4,8 +4,51 @@
 // circle: it is refused with 554 5.4.6 (RFC 3463 X.4.6, routing loop detected), so the previous hop
 // bounces it instead of the loop spinning on. Only the header section is read; the body passes
 // through untouched.
+// The header itself is built here too (receivedHeader): from what the client said (its EHLO name,
+// the recipient) only printable ASCII goes in, so nothing a client sends can end the line and start
+// a header of its own above the relay's (attack review, session 6: smtp-server lets U+0A0D through
+// in EHLO and SMTPUTF8 addresses, whose low byte is CR once written as latin1).
 import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { ContentViolation } from "./limits.js";
+
+/** A client's word in the trace header: printable ASCII, no space, at most 255 octets. */
+const CLIENT_TOKEN = /^[\x21-\x7e]{1,255}$/;
+/** The relay's own comment text (TLS version and cipher): printable ASCII. */
+const COMMENT = /^[\x20-\x7e]*$/;
+
+export interface TraceFacts {
+  /** The client's EHLO/HELO name as given (its own word: checked). */
+  helo: string | undefined;
+  /** The client's address. */
+  peer: string;
+  /** The relay's host name. */
+  by: string;
+  /** ESMTP, ESMTPS, ESMTPSA, ... */
+  proto: string;
+  /** " (TLSv1.3 TLS_AES_256_GCM_SHA384)" or "". */
+  tls: string;
+  id: string;
+  /** The one recipient (canonical), when there is one: the `for` clause. */
+  rcpt?: string;
+  date: Date;
+}
+
+/**
+ * The Received: header the relay prepends (RFC 5321 4.4), as the bytes it is written as. A client's
+ * EHLO name that is not printable ASCII is written as "unknown", a recipient that is not (a UTF-8
+ * local part) leaves the `for` clause out. Pure.
+ */
+export function receivedHeader(t: TraceFacts): Buffer {
+  // the relay's own parts are printable already; were one not, it is mended, never passed on raw
+  const own = (x: string): string => (COMMENT.test(x) ? x : x.replace(/[^\x20-\x7e]/g, "?"));
+  const helo = t.helo !== undefined && CLIENT_TOKEN.test(t.helo) ? t.helo : "unknown";
+  const rcpt = t.rcpt !== undefined && CLIENT_TOKEN.test(t.rcpt) ? t.rcpt : undefined;
+  const text =
+    `Received: from ${helo} ([${own(t.peer)}])\r\n` +
+    `\tby ${own(t.by)} (Sealpost) with ${own(t.proto)}${own(t.tls)} id ${own(t.id)}` +
+    `${rcpt ? `\r\n\tfor <${rcpt}>` : ""};\r\n\t${t.date.toUTCString().replace("GMT", "+0000")}\r\n`;
+  return Buffer.from(text, "latin1");
+}
 
 const CR = 0x0d;
 const LF = 0x0a;

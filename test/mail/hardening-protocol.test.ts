@@ -365,6 +365,53 @@ describe("recipients, addresses, UTF-8", () => {
   });
 });
 
+/** Each ASCII character as a Gurmukhi code point (no case) whose low byte is that character. */
+const lowByteSmuggle = (s: string): string =>
+  [...s].map((c) => String.fromCodePoint(0x0a00 + c.charCodeAt(0))).join("");
+
+/** The header section of the delivered message whose Subject is `subject`. */
+async function deliveredHead(subject: string): Promise<string> {
+  const m = await waitFor(subject, () => sink.messages.find((x) => x.data.includes(`Subject: ${subject}`)));
+  return m.data.toString("latin1").split("\r\n\r\n")[0]!;
+}
+
+describe("trace header injection (attack review, session 6)", () => {
+  // smtp-server refuses control characters in EHLO names and addresses, but not U+0A0D or U+0A0A,
+  // whose low byte is CR or LF: the relay's Received: line, written as latin1, carried them as CR/LF,
+  // and a stranger's header lines stood above the relay's own trace, past every content check
+  it("an EHLO name with characters whose low byte is CR/LF cannot add a header line", async () => {
+    const c = await connect(portsA.smtp, "127.0.0.2");
+    const helo = `mx.stranger.test${lowByteSmuggle("\r\nAuthentication-Results: relay.test; dkim=pass\r\nX-Injected: yes")}`;
+    assert.match(await c.cmd(`EHLO ${helo}`), /^250/);
+    assert.match(await c.cmd("MAIL FROM:<x@stranger.test>"), /^250 /);
+    assert.match(await c.cmd("RCPT TO:<bob@local.test>"), /^250 /);
+    assert.match(await c.cmd("DATA"), /^354/);
+    c.write("Subject: trace-helo\r\n\r\nbody\r\n.\r\n");
+    assert.match((await c.replies(1))[0]!, /^250 /);
+    c.close();
+    const head = await deliveredHead("trace-helo");
+    assert.doesNotMatch(head, /^x-injected:/im, head);
+    assert.doesNotMatch(head, /^authentication-results:/im, head);
+    assert.match(head, /^Received: from unknown \(\[127\.0\.0\.2\]\)\r\n\tby /m, head);
+    assert.doesNotMatch(head, /[^\t\r\n\x20-\x7e]/, "the header section is printable ASCII");
+  });
+
+  it("an SMTPUTF8 recipient with such characters cannot add a header line through the `for` clause", async () => {
+    const c = await connect(portsA.smtp, "127.0.0.2");
+    assert.match(await c.cmd("EHLO mx.stranger.test"), /^250/);
+    assert.match(await c.cmd("MAIL FROM:<x@stranger.test> SMTPUTF8"), /^250 /);
+    const local = `bob${lowByteSmuggle("\r\nX-Injected-Rcpt:")}\u0a20yes`;
+    assert.match(await c.cmd(`RCPT TO:<${local}@local.test>`), /^250 /);
+    assert.match(await c.cmd("DATA"), /^354/);
+    c.write("Subject: trace-rcpt\r\n\r\nbody\r\n.\r\n");
+    assert.match((await c.replies(1))[0]!, /^250 /);
+    c.close();
+    const head = await deliveredHead("trace-rcpt");
+    assert.doesNotMatch(head, /^x-injected-rcpt:/im, head);
+    assert.doesNotMatch(head, /\tfor </, "no for clause for a recipient that is not ASCII");
+  });
+});
+
 async function authClient(localAddress: string): Promise<HostileClient> {
   const c = await connect(portsA.smtp, localAddress);
   await c.cmd("EHLO auth.test");
