@@ -241,8 +241,8 @@ export const REASON_CODES = {
   CREDENTIAL_INVALID: {
     outcome: "defer",
     meaning:
-      "A client certificate credential the policy uses (to present in TLS, or to sign S/MIME) does not load: its certificate or key is not PEM, or the key is not the certificate's. Only the policies using it wait; the rest of the configuration is enforced.",
-    fix: "Put a PEM certificate and its private key in the RelayCredential's Secret (tls.crt, tls.key); the relay retries once the pods see the new files.",
+      "A credential the policy uses is unusable: a client certificate (presented in TLS, or signing S/MIME) whose certificate or key is not PEM, or whose key is not the certificate's; a password that is empty. Only the policies using it wait; the rest of the configuration is enforced.",
+    fix: "Put a PEM certificate and its private key (tls.crt, tls.key), or a password that is not empty, in the RelayCredential's Secret; the relay retries once the pods see the new files.",
   },
   CREDENTIAL_MISSING: {
     outcome: "defer",

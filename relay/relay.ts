@@ -357,7 +357,7 @@ export class Relay {
     for (const [credential, err] of l.unusableCredentials)
       this.log.warn(
         { event: "credential-unusable", credential, code: "CREDENTIAL_INVALID", err },
-        "client certificate credential does not load: the mail of the policies using it is deferred",
+        "credential unusable: the mail of the policies using it is deferred, an inbound account logs nobody in",
       );
     if (!prev) return;
     const c = l.config;

@@ -24,7 +24,8 @@ import { fileOf, secretText, type LoadedConfig } from "./load.js";
 function accountsOf(l: LoadedConfig): InboundAccount[] {
   const out: InboundAccount[] = [];
   for (const [name, k] of Object.entries(l.config.credentials)) {
-    if (k.type === "password" && k.usage === "inbound")
+    // an empty password would let anyone who knows the username in (attack review, session 6)
+    if (k.type === "password" && k.usage === "inbound" && !l.unusableCredentials.has(name))
       out.push({ name, username: k.username, password: secretText(fileOf(l, k.passwordFile)) });
   }
   return out;
@@ -42,8 +43,9 @@ export function inboundState(l: LoadedConfig): InboundState {
 }
 
 /**
- * A client certificate credential that loadConfig found unusable: the mail of the policies using it
- * waits (deferred) for its Secret to be fixed, never goes without the certificate.
+ * A credential that loadConfig found unusable (a client certificate that does not load, an empty
+ * password): the mail of the policies using it waits (deferred) for its Secret to be fixed, never
+ * goes without it.
  */
 function unusable(l: LoadedConfig, name: string, what: string): Failure | undefined {
   const why = l.unusableCredentials.get(name);
@@ -52,7 +54,7 @@ function unusable(l: LoadedConfig, name: string, what: string): Failure | undefi
     : fail(
         "CREDENTIAL_INVALID",
         true,
-        `${what} ${name} does not load (${why}): its Secret's tls.crt and tls.key must be a PEM certificate and its key`,
+        `${what} ${name} is unusable (${why}): fix its Secret (a PEM certificate and its key in tls.crt and tls.key; a password that is not empty)`,
       );
 }
 
@@ -73,6 +75,8 @@ export function materialFor(l: LoadedConfig, route: Route): Material | Failure {
     const k = l.config.credentials[o.authCredential];
     if (k?.type !== "password")
       return fail("CREDENTIAL_MISSING", true, `credential ${o.authCredential} missing`);
+    const bad = unusable(l, o.authCredential, "credential");
+    if (bad) return bad;
     m.auth = { user: k.username, pass: secretText(fileOf(l, k.passwordFile)) };
   }
   return m;

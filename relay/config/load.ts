@@ -25,10 +25,11 @@ export interface LoadedConfig {
   /** Every referenced file's bytes, by its path relative to the config directory. */
   files: ReadonlyMap<string, Buffer>;
   /**
-   * Client certificate credentials whose certificate or key does not load, with why: the policies
-   * using one defer their mail (key-material.ts, CREDENTIAL_INVALID); the rest of the config is
-   * enforced. Their material comes from a namespace user's Secret, which the apiserver does not
-   * check: refusing the whole config for one of them would freeze every other change (a
+   * Credentials whose material is unusable, with why: a client certificate or key that does not
+   * load, a password that is empty. The policies using one defer their mail (key-material.ts,
+   * CREDENTIAL_INVALID), an inbound account with an empty password logs nobody in; the rest of the
+   * config is enforced. Their material comes from a namespace user's Secret, which the apiserver
+   * does not check: refusing the whole config for one of them would freeze every other change (a
    * revocation, a stricter policy) on the last good config (attack review, session 6).
    */
   unusableCredentials: ReadonlyMap<string, string>;
@@ -208,8 +209,12 @@ export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome>
     }
   const unusableCredentials = new Map<string, string>();
   for (const [name, k] of Object.entries(config.credentials)) {
-    if (k.type !== "clientCertificate") continue;
-    const why = clientCertificateProblem(files.get(k.certFile), files.get(k.keyFile));
+    const why =
+      k.type === "clientCertificate"
+        ? clientCertificateProblem(files.get(k.certFile), files.get(k.keyFile))
+        : secretText(files.get(k.passwordFile) ?? Buffer.alloc(0)) === ""
+          ? "the password is empty"
+          : undefined;
     if (why) unusableCredentials.set(name, why);
   }
   if (problems.length) return { result: fail("CONFIG_INVALID", false, problems.join("; ")), fingerprint };

@@ -59,6 +59,8 @@ const FILES = {
   "secrets/partner-in/password": "partner-pw\n",
   "secrets/app-in/password": "app-pw",
   "secrets/other-in/password": "other-pw",
+  // a Secret whose key exists but whose value was never filled in (`--from-literal=password=`)
+  "secrets/empty-in/password": "\n",
 };
 
 function config(
@@ -108,6 +110,14 @@ function config(
               ...(o.app?.senderDomains ? { senderDomains: o.app.senderDomains } : {}),
             },
           }),
+      // an account that may relay, whose password Secret is empty
+      "empty-in": {
+        type: "password",
+        usage: "inbound",
+        username: "empty",
+        passwordFile: "secrets/empty-in/password",
+        allowRelay: true,
+      },
       // a relay-wide account without relaying
       "other-in": {
         type: "password",
@@ -224,6 +234,29 @@ describe("inbound authority (issue 15 finding 3)", () => {
     assert.match(await s.cmd(`AUTH PLAIN ${plainToken("app", "app-pw")}`), /^235 /);
     assert.match(await s.cmd("MAIL FROM:<paypal@bank.example>"), /^553 5\.7\.1 /);
     s.close();
+  });
+
+  it("attack: an account whose password Secret is empty logs nobody in, not even with an empty password", async () => {
+    // the Secret's value is just a newline: its password read as "", which an empty AUTH PLAIN
+    // password matched, and the account may relay (attack review, session 6)
+    for (const pass of ["", "\n", "x"]) {
+      const s = await rawSession(f.ports.smtp, { localAddress: "127.0.0.14" });
+      await s.cmd("EHLO attacker.test");
+      await s.starttls();
+      await s.cmd("EHLO attacker.test");
+      assert.equal(
+        await s.cmd(`AUTH PLAIN ${plainToken("empty", pass)}`),
+        "535 5.7.8 Authentication credentials invalid",
+        JSON.stringify(pass),
+      );
+      assert.match(await s.cmd("MAIL FROM:<x@local.test>"), /^250 /);
+      assert.equal(await s.cmd("RCPT TO:<victim@elsewhere.test>"), "550 5.7.1 Relaying denied");
+      s.close();
+    }
+    assert.ok(
+      f.logs!.find((l) => l.event === "credential-unusable" && l.credential === "empty-in"),
+      "the empty password is logged",
+    );
   });
 
   it("finding 3: only a credential that grants relaying may send anywhere", async () => {
