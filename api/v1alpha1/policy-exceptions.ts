@@ -59,12 +59,14 @@ export const PolicyException = z
       .enum(EXCEPTION_MODES)
       .optional()
       .describe(
-        "The weaker TLS mode to use instead of spec.outbound.tls.mode: opportunistic (clear text when the partner offers no STARTTLS, e.g. behind a firewall that strips it: the only way an exception allows clear text), required (TLS, certificate not checked) or verify (from dane, mta-sts or pinned). It must be weaker than the policy's mode; none is never granted.",
+        "The weaker TLS mode to use instead of spec.outbound.tls.mode: opportunistic (clear text when the partner offers no STARTTLS, e.g. behind a firewall that strips it: the only way an exception allows clear text), required (TLS, certificate not checked) or verify (from dane, mta-sts or pinned). It must be weaker than the policy's mode, and not weaker than the relay's catch-all policy's (else Refused); none is never granted.",
       ),
     minVersion: z
       .enum(TLS_VERSIONS)
       .optional()
-      .describe("A lower minimum TLS version than the policy's (TLSv1.2 under a TLSv1.3 policy)."),
+      .describe(
+        "A lower minimum TLS version than the policy's (TLSv1.2 under a TLSv1.3 policy), not lower than the relay's catch-all policy's (else Refused).",
+      ),
     skipPins: z
       .boolean()
       .optional()

@@ -46,7 +46,9 @@ const RouteTls = z
     minVersion: z
       .enum(TLS_VERSIONS)
       .optional()
-      .describe("Lowest TLS version accepted from the alternate next hop. Absent: TLSv1.2."),
+      .describe(
+        "Lowest TLS version accepted from the alternate next hop. Absent: TLSv1.2. Not lower than the relay's catch-all policy's minVersion, else the policy is left out (InvalidSpec).",
+      ),
     caBundle: pemBundleRefs()
       .optional()
       .describe(
@@ -125,7 +127,7 @@ export const TlsFallback = z
           .enum(["required", "opportunistic"])
           .default("required")
           .describe(
-            "The TLS of the session that carries the encrypted message: required (TLS, the server's certificate not checked: the fallback for a partner whose certificate, name, pin, DANE or MTA-STS check fails) or opportunistic (also a session in clear when STARTTLS is missing or stripped: the content stays encrypted, the envelope and the headers outside the encryption (From, To, Subject) travel in clear). opportunistic must be chosen explicitly.",
+            "The TLS of the session that carries the encrypted message: required (TLS, the server's certificate not checked: the fallback for a partner whose certificate, name, pin, DANE or MTA-STS check fails) or opportunistic (also a session in clear when STARTTLS is missing or stripped: the content stays encrypted, the envelope and the headers outside the encryption (From, To, Subject) travel in clear). opportunistic must be chosen explicitly. Under a relay's catch-all policy (the one whose domains are *) the session must not be weaker than the catch-all's mode, else the policy is left out (InvalidSpec): under a catch-all that verifies, use action route to a verified next hop.",
           ),
       })
       .optional()

@@ -6,7 +6,7 @@
 // verdict (compile/memo.ts) and the watch mapping (what a claim change requeues) all read it here.
 // Pure.
 import { MODE_FLOORS, weakerMode, type FlooredMode } from "../../api/v1alpha1/tls-floors.js";
-import { DomainPattern, TLS_VERSIONS } from "../../relay/contract/config.js";
+import { DomainPattern, TLS_VERSIONS, type TlsFallback } from "../../relay/contract/config.js";
 import { canonicalPattern, claimingPatterns, matchesAny } from "../../relay/contract/domains.js";
 import type { PolicyProblem } from "./problems.js";
 
@@ -38,8 +38,12 @@ export interface Claimant {
 export interface ClaimingPolicy extends Claimant {
   domains: readonly string[];
   problems: readonly PolicyProblem[];
-  /** The compiled policy, when it compiled: its TLS mode and minVersion are a catch-all's floor. */
-  policy?: { outbound: { tls: { mode: string; minVersion?: string } } };
+  /**
+   * The compiled policy, when it compiled: its TLS mode and minVersion are a catch-all's floor, and
+   * every TLS setting of another policy is held to that floor (its fallback's here, its exceptions'
+   * in exceptions.ts).
+   */
+  policy?: { outbound: { tls: { mode: string; minVersion?: string }; tlsFallback?: TlsFallback } };
 }
 
 /** Who keeps a contested domain: the oldest policy (creationTimestamp), then the name. */
@@ -98,7 +102,7 @@ export function policyVerdict(
   // the catch-all sets the relay's floor (attack review 3b): a policy for any domain that guarantees
   // less than it (a weaker mode, or a lower minVersion: security review) is left out (its domains deferred), else whoever may create a policy could send a
   // domain's mail below what the relay's administrator requires of all mail
-  const floor = e.domains.includes(CATCH_ALL) ? undefined : catchAllFloor(claimants);
+  const floor = floorFor(e, claimants);
   const mode = e.policy?.outbound.tls.mode;
   if (floor && mode && isMode(mode) && weakerMode(mode, floor.mode))
     problems.push({
@@ -111,10 +115,75 @@ export function policyVerdict(
       reason: "InvalidSpec",
       message: `spec.outbound.tls.minVersion ${minVersion} is lower than ${floor.minVersion}, the minVersion of the relay's catch-all policy ${floor.key}, which every domain's mail gets at least; set spec.outbound.tls.minVersion to ${TLS_VERSIONS.filter((v) => versionRank(v) >= versionRank(floor.minVersion)).join(" or ")}, or change the catch-all`,
     });
+  // the TLS requirement's fallback is held to the floor too (attack review, session 6): an alternate
+  // route, or the session an S/MIME-encrypted message travels over, below it would be the same
+  // weaker mail by another way
+  if (floor && e.policy) problems.push(...fallbackBelowFloor(e.policy.outbound.tlsFallback, floor));
   problems.push(...e.problems);
   if (!e.policy && !problems.length)
     problems.push({ reason: "InvalidSpec", message: "the policy does not compile" });
   return { problems, deferred: problems.length ? kept : [] };
+}
+
+/** What the catch-all requires of all mail: its owner, TLS mode and minVersion. */
+export interface TlsFloor {
+  key: string;
+  mode: FlooredMode;
+  minVersion: string;
+}
+
+/**
+ * The floor a policy is held to: the relay's catch-all's (catchAllFloor), except for a policy that
+ * claims the catch-all itself (its owner sets the floor; a later one is in conflict). Pure.
+ */
+export function floorFor(
+  e: { domains: readonly string[] },
+  claimants: (domain: string) => readonly Claimant[],
+): TlsFloor | undefined {
+  return e.domains.includes(CATCH_ALL) ? undefined : catchAllFloor(claimants);
+}
+
+/** Whether `mode` (a TLS mode name) is weaker than the floor's; an unknown one is (fails closed). */
+export function belowFloorMode(mode: string, floor: TlsFloor): boolean {
+  return !isMode(mode) || weakerMode(mode, floor.mode);
+}
+
+/** Whether `minVersion` is lower than the floor's (an unknown one is). */
+export function belowFloorVersion(minVersion: string, floor: TlsFloor): boolean {
+  return versionRank(minVersion) < versionRank(floor.minVersion);
+}
+
+/** The words of a floor's fix: the modes and versions that meet it. */
+export function floorFix(floor: TlsFloor): { modes: string; versions: string } {
+  return {
+    modes: strongEnough(floor.mode).join(", "),
+    versions: TLS_VERSIONS.filter((v) => versionRank(v) >= versionRank(floor.minVersion)).join(" or "),
+  };
+}
+
+/** The problems of a compiled TLS fallback that takes mail below the catch-all's floor. Pure. */
+function fallbackBelowFloor(f: TlsFallback | undefined, floor: TlsFloor): PolicyProblem[] {
+  const out: PolicyProblem[] = [];
+  const fix = floorFix(floor);
+  const of = `the relay's catch-all policy ${floor.key}, which every domain's mail gets at least`;
+  if (f?.action === "route") {
+    if (belowFloorMode(f.tls.mode, floor))
+      out.push({
+        reason: "InvalidSpec",
+        message: `spec.outbound.tls.fallback.route.tls.mode ${f.tls.mode} is weaker than ${floor.mode}, the mode of ${of}; use a mode at least as strong (${fix.modes}), or change the catch-all`,
+      });
+    if (belowFloorVersion(f.tls.minVersion, floor))
+      out.push({
+        reason: "InvalidSpec",
+        message: `spec.outbound.tls.fallback.route.tls.minVersion ${f.tls.minVersion} is lower than ${floor.minVersion}, the minVersion of ${of}; set it to ${fix.versions}, or change the catch-all`,
+      });
+  }
+  if (f?.action === "smime" && belowFloorMode(f.session, floor))
+    out.push({
+      reason: "InvalidSpec",
+      message: `spec.outbound.tls.fallback.smime.session ${f.session} is weaker than ${floor.mode}, the mode of ${of}: the S/MIME-encrypted message's session (its envelope and headers) would travel below it; use fallback action route to a next hop that meets it, or defer, or change the catch-all`,
+    });
+  return out;
 }
 
 const isMode = (m: string): m is FlooredMode => m in MODE_FLOORS;
@@ -134,9 +203,7 @@ function strongEnough(floor: FlooredMode): FlooredMode[] {
  * The TLS mode and minVersion of the catch-all policy that owns "*" on this relay (the oldest
  * claimant), when it compiled; undefined without one.
  */
-export function catchAllFloor(
-  claimants: (domain: string) => readonly Claimant[],
-): { key: string; mode: FlooredMode; minVersion: string } | undefined {
+export function catchAllFloor(claimants: (domain: string) => readonly Claimant[]): TlsFloor | undefined {
   const owner = [...claimants(CATCH_ALL)].sort(claimOrder)[0] as ClaimingPolicy | undefined;
   const mode = owner?.policy?.outbound.tls.mode;
   return owner && mode && isMode(mode)

@@ -6,6 +6,7 @@
 import type { Policy, TlsException } from "../../relay/contract/config.js";
 import { canonicalPattern } from "../../relay/contract/domains.js";
 import { DEFAULT_MAX_DURATION, durationSeconds, type MailDomainPolicy, type MailRelay } from "../api.js";
+import { belowFloorMode, belowFloorVersion, floorFix, type TlsFloor } from "./domain-claims.js";
 
 type SpecException = NonNullable<MailDomainPolicy["spec"]["exceptions"]>[number];
 export type ExceptionState = "Pending" | "Active" | "Expired" | "Refused";
@@ -63,15 +64,43 @@ export function relaxes(e: SpecException): string {
   ].join(", ");
 }
 
-/** A relay selecting the policy, and its maximum exception length (relayMaxSeconds). */
+/**
+ * A relay selecting the policy, its maximum exception length (relayMaxSeconds) and the floor its
+ * catch-all sets for this policy (domain-claims.ts floorFor; absent: none).
+ */
 export interface RelayMax {
   relay: string;
   maxSeconds: number;
+  floor?: TlsFloor;
+}
+
+/**
+ * Why an exception would take its domain's mail below the catch-all's floor (its mode weaker, its
+ * minVersion lower: attack review, session 6), in words naming spec.exceptions[i]; empty when it
+ * does not. Pure.
+ */
+export function belowFloor(
+  e: Pick<TlsException, "mode" | "minVersion">,
+  i: number,
+  floor: TlsFloor,
+): string[] {
+  const out: string[] = [];
+  const fix = floorFix(floor);
+  if (e.mode !== undefined && belowFloorMode(e.mode, floor))
+    out.push(
+      `spec.exceptions[${i}].mode ${e.mode} is weaker than ${floor.mode}, the mode of the relay's catch-all policy ${floor.key}, which every domain's mail gets at least: use ${fix.modes}, or ask the catch-all's owner`,
+    );
+  if (e.minVersion !== undefined && belowFloorVersion(e.minVersion, floor))
+    out.push(
+      `spec.exceptions[${i}].minVersion ${e.minVersion} is lower than ${floor.minVersion}, the minVersion of the relay's catch-all policy ${floor.key}: use ${fix.versions}, or ask the catch-all's owner`,
+    );
+  return out;
 }
 
 /**
  * Each exception's state at `now` for a policy selected by `relays`: Refused when it is longer than
- * one of their maximums (that relay never applies it), else by the clock.
+ * one of their maximums, or relaxes below one's catch-all floor (that relay never applies it), else
+ * by the clock.
  */
 export function exceptionVerdicts(
   raw: unknown,
@@ -80,6 +109,17 @@ export function exceptionVerdicts(
 ): ExceptionVerdict[] {
   return exceptionsOf(raw).map((e, i) => {
     const phase = phaseAt(e, now);
+    const under =
+      phase === "Expired"
+        ? []
+        : [...new Set(relays.flatMap((r) => (r.floor ? belowFloor(e, i, r.floor) : [])))];
+    if (under.length)
+      return {
+        name: e.name,
+        state: "Refused",
+        until: e.until,
+        message: `spec.exceptions[${i}] (${e.name}) is never applied: ${under.join("; ")}`,
+      };
     const over = relays.filter((r) => !fitsMax(e, r.maxSeconds));
     if (over.length && phase !== "Expired") {
       const max = Math.min(...over.map((r) => r.maxSeconds));
@@ -152,12 +192,17 @@ export function nextExceptionChange(raws: readonly unknown[], now: number): numb
   return next === undefined ? undefined : Math.min(next - now + 50, MAX_WAIT_MS);
 }
 
-/** A compiled policy as a relay with maximum `maxSeconds` gets it: without the exceptions longer than that. */
-export function withinMax(policy: Policy, maxSeconds: number): Policy {
+/**
+ * A compiled policy as a relay with maximum `maxSeconds` and catch-all `floor` gets it: without the
+ * exceptions longer than that or relaxing below the floor (exceptionVerdicts says Refused).
+ */
+export function forRelay(policy: Policy, maxSeconds: number, floor: TlsFloor | undefined): Policy {
   const list = policy.outbound.tls.exceptions;
-  if (!list?.length || list.every((e) => fitsMax(e, maxSeconds))) return policy;
+  const fits = (e: TlsException, i: number) =>
+    fitsMax(e, maxSeconds) && !(floor && belowFloor(e, i, floor).length);
+  if (!list?.length || list.every(fits)) return policy;
   const { exceptions: _all, ...tls } = policy.outbound.tls;
-  const kept = list.filter((e) => fitsMax(e, maxSeconds));
+  const kept = list.filter(fits);
   return {
     ...policy,
     outbound: { ...policy.outbound, tls: { ...tls, ...(kept.length ? { exceptions: kept } : {}) } },

@@ -10,7 +10,7 @@ import { selectorMatches } from "./selector.js";
 import type { ClusterState } from "../state.js";
 import type { ClusterView } from "./references.js";
 import { claimingPatterns } from "../../relay/contract/domains.js";
-import { policyVerdict, type Claimant } from "./domain-claims.js";
+import { floorFor, policyVerdict, type Claimant, type TlsFloor } from "./domain-claims.js";
 import { exceptionPhase } from "./exceptions.js";
 import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
@@ -129,6 +129,11 @@ export class CompileMemo {
     const e = this.policyEntry(p);
     const v = policyVerdict(e, (d) => this.claimants(relay, d), localClaimOf(relay));
     return { included: !v.problems.length, ...v };
+  }
+
+  /** The catch-all floor `relay` holds policy `p` to (domain-claims.ts floorFor), if any. */
+  floorOf(relay: MailRelay, p: PolicyObject): TlsFloor | undefined {
+    return floorFor(this.policyEntry(p), (d) => this.claimants(relay, d));
   }
 
   /**

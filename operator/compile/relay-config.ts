@@ -28,8 +28,8 @@ import { durationSeconds, quantityBytes } from "../api.js";
 import { keyOf } from "../objects.js";
 import type { ProjectedSource } from "../render/input.js";
 import { ADMIN_PORT, FLEET_SECRET_KEY, names, QUEUE_DIR } from "../render/meta.js";
-import { CATCH_ALL, claimIndex, policyVerdict, type LocalClaim } from "./domain-claims.js";
-import { relayMaxSeconds, withinMax } from "./exceptions.js";
+import { CATCH_ALL, claimIndex, floorFor, policyVerdict, type LocalClaim } from "./domain-claims.js";
+import { forRelay, relayMaxSeconds } from "./exceptions.js";
 import { compileDkim } from "./dkim.js";
 import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
@@ -125,8 +125,9 @@ export function compileRelayConfig(
         });
       continue;
     }
-    // exceptions longer than this relay allows are left out (the policy's status says Refused)
-    const pol = withinMax(entry.policy, maxSeconds);
+    // exceptions longer than this relay allows, or below its catch-all's floor, are left out (the
+    // policy's status says Refused)
+    const pol = forRelay(entry.policy, maxSeconds, floorFor(entry, claimantsOf));
     compiled.push(pol);
     tokens.set(entry.key, entry.token ?? "");
     for (const [name, c] of entry.credentials) credentials[name] = c;

@@ -6,7 +6,7 @@
 // after). Status-only updates (the reconcilers' own writes) queue just the object itself. Pure.
 import type { Logger } from "pino";
 import { GROUP } from "../api.js";
-import { claimedDomains } from "../compile/domain-claims.js";
+import { CATCH_ALL, claimedDomains } from "../compile/domain-claims.js";
 import { selectorMatches } from "../compile/selector.js";
 import { jsonEqual } from "../runtime/conditions.js";
 import type { EventType } from "../runtime/informer.js";
@@ -107,7 +107,18 @@ export function policyEventKeysIn(
   old: PolicyObject | undefined,
 ): EventKeys {
   const ns = p.metadata.namespace ?? "";
-  return policyEventKeys(type, p, old, state.caches.relays.list(ns), (d) => state.domainClaimants(ns, d));
+  const relays = state.caches.relays.list(ns);
+  const out = policyEventKeys(type, p, old, relays, (d) => state.domainClaimants(ns, d));
+  // a catch-all's change moves the floor every other policy of its relays is held to (their TLS
+  // mode, minVersion, fallback and exceptions: compile/domain-claims.ts floorFor)
+  if (out.relays.length && [p, old].some((v) => v && policyDomains(v).includes(CATCH_ALL))) {
+    const peers = new Set(out.policies);
+    for (const r of relays)
+      if (out.relays.includes(keyOf(r)))
+        for (const q of state.selectedPolicies(r)) if (keyOf(q) !== keyOf(p)) peers.add(keyOf(q));
+    out.policies = [...peers];
+  }
+  return out;
 }
 
 /** A MailRelay event. `policies`: what the cache holds in the relay's namespace. */

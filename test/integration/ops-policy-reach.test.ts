@@ -172,4 +172,80 @@ describe("a namespace user's MailDomainPolicy cannot weaken or redirect the rela
     assert.deepEqual(deferred["mail/plain-bank"], ["bank.example"]);
     assert.equal(deferred["mail/take-local"], undefined);
   });
+
+  it("(d) nor through an exception or a fallback: each is held to the catch-all too (attack review, session 6)", async () => {
+    const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+    const now = Date.now();
+    // a policy that meets the catch-all, with a week of opportunistic TLS through an exception
+    await asUser(
+      policy("sneaky-exception", {
+        domains: ["sneaky.example"],
+        outbound: { tls: { mode: "verify", trustSystemRoots: true } },
+        exceptions: [
+          {
+            name: "cleartext",
+            domain: "sneaky.example",
+            mode: "opportunistic",
+            reason: "TICKET-1",
+            requestedBy: "mallory",
+            from: iso(now - 60_000),
+            until: iso(now + 100 * 3_600_000),
+          },
+        ],
+      }),
+    );
+    // an S/MIME fallback over a session that may be clear
+    await apply({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "law-certs", namespace: NS },
+      data: { "a.pem": "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n" },
+    });
+    await asUser(
+      policy("clear-smime", {
+        domains: ["law.example"],
+        outbound: {
+          tls: {
+            mode: "verify",
+            trustSystemRoots: true,
+            fallback: {
+              action: "smime",
+              smime: {
+                session: "opportunistic",
+                recipientCertificates: { configMapRef: { name: "law-certs" } },
+              },
+            },
+          },
+        },
+      }),
+    );
+    assert.equal((await accepted("sneaky-exception")).status, "True", "the policy itself meets the floor");
+    const refused = await waitFor("sneaky-exception Exceptions=False", async () => {
+      const p = await admin.find<Obj>(R.MailDomainPolicy, NS, "sneaky-exception");
+      const c = (p?.status?.conditions as Condition[] | undefined)?.find((x) => x.type === "Exceptions");
+      return c?.status === "False" ? c : undefined;
+    });
+    assert.equal(refused.reason, "ExceptionRefused");
+    assert.match(refused.message, /spec\.exceptions\[0\]\.mode opportunistic is weaker than mta-sts/);
+    const smime = await accepted("clear-smime");
+    assert.equal(smime.status, "False");
+    assert.match(
+      smime.message,
+      /spec\.outbound\.tls\.fallback\.smime\.session opportunistic is weaker than mta-sts/,
+    );
+    const config = await waitFor("relay config with the exception left out", async () => {
+      const cm = await admin.find<Obj>(R.ConfigMap, NS, "edge-config");
+      const json = cm && configMapJson(cm);
+      const cfg = json ? (JSON.parse(json) as RelayConfig) : undefined;
+      const held = (cfg?.deferredPolicies ?? []).some((d) => d.name === "mail/clear-smime");
+      return held && cfg?.policies.some((p) => p.name === "mail/sneaky-exception") ? cfg : undefined;
+    });
+    const sneaky = config.policies.find((p) => p.name === "mail/sneaky-exception")!;
+    assert.equal(sneaky.outbound.tls.mode, "verify");
+    assert.equal(sneaky.outbound.tls.exceptions, undefined, "the exception never reaches the relay");
+    assert.equal(
+      config.policies.find((p) => p.name === "mail/clear-smime"),
+      undefined,
+    );
+  });
 });

@@ -387,6 +387,76 @@ describe("compile", () => {
     assert.deepEqual(compileRelayConfig(relay(), [plain], clusterView()).included, ["mail/plain"]);
   });
 
+  it("no fallback goes below the catch-all (attack review, session 6): a route's mode or minVersion, an S/MIME session", () => {
+    const catchAll = policy("all", {
+      domains: ["*"],
+      outbound: { tls: { mode: "verify", minVersion: "TLSv1.3", trustSystemRoots: true } },
+    });
+    const tls = (fallback: object) =>
+      ({ mode: "verify", minVersion: "TLSv1.3", trustSystemRoots: true, fallback }) as never;
+    const route = (minVersion: string) => ({
+      action: "route",
+      route: {
+        host: "portal.shop.example",
+        port: 25,
+        tls: { mode: "verify", minVersion, trustSystemRoots: true },
+      },
+    });
+    const smime = (session: string) => ({
+      action: "smime",
+      smime: { session, recipientCertificates: { configMapRef: { name: "law-certs" } } },
+    });
+    const lowRoute = policy("low-route", {
+      domains: ["shop.example"],
+      outbound: { tls: tls(route("TLSv1.2")) },
+    });
+    const goodRoute = policy("good-route", {
+      domains: ["portal.example"],
+      outbound: { tls: tls(route("TLSv1.3")) },
+    });
+    const clear = policy("clear-smime", {
+      domains: ["law.example"],
+      outbound: { tls: tls(smime("opportunistic")) },
+    });
+    const unverified = policy("tls-smime", {
+      domains: ["court.example"],
+      outbound: { tls: tls(smime("required")) },
+    });
+    const v = clusterView({ configMaps: { "law-certs": ["a.pem"] } });
+    const r = compileRelayConfig(relay(), [catchAll, lowRoute, goodRoute, clear, unverified], v);
+    assert.deepEqual(r.included, ["mail/all", "mail/good-route"]);
+    const msg = (n: string) =>
+      r.problems
+        .get(`mail/${n}`)!
+        .map((p) => `${p.reason}: ${p.message}`)
+        .join("; ");
+    assert.match(
+      msg("low-route"),
+      /InvalidSpec: spec\.outbound\.tls\.fallback\.route\.tls\.minVersion TLSv1\.2 is lower than TLSv1\.3/,
+    );
+    assert.match(
+      msg("clear-smime"),
+      /spec\.outbound\.tls\.fallback\.smime\.session opportunistic is weaker than verify/,
+    );
+    assert.match(
+      msg("tls-smime"),
+      /spec\.outbound\.tls\.fallback\.smime\.session required is weaker than verify/,
+    );
+    assert.deepEqual(
+      r.config.deferredPolicies.map((d) => d.domains),
+      [["law.example"], ["shop.example"], ["court.example"]],
+    );
+    // under a catch-all of required, an S/MIME fallback over required TLS is not below it
+    const lenient = policy("all", {
+      domains: ["*"],
+      outbound: { tls: { mode: "required", minVersion: "TLSv1.3" } },
+    });
+    assert.deepEqual(compileRelayConfig(relay(), [lenient, unverified], v).included, [
+      "mail/all",
+      "mail/tls-smime",
+    ]);
+  });
+
   it("no policy has a lower TLS minVersion than the catch-all (security review): same mode is not enough", () => {
     // the attack: the admin's catch-all says verify with TLS 1.3 at least; a namespace user's policy
     // for a domain keeps the mode and lowers minVersion, which the mode-only floor let through

@@ -94,6 +94,54 @@ describe("operator: policy exceptions (issue 19 item 5)", () => {
     assert.equal(generous.config.policies[0]!.outbound.tls.exceptions?.[0]?.name, "cert-expired");
   });
 
+  it("attack (review, session 6): an exception never goes below the relay's catch-all; left out of its config and Refused", () => {
+    // the administrator's floor: TLS 1.3 for every domain; a namespace user's policy meets it and then
+    // asks for a week of opportunistic TLS 1.2 through an exception
+    const catchAll = {
+      apiVersion: "sealpost.dev/v1alpha1",
+      kind: "MailDomainPolicy",
+      metadata: {
+        name: "all",
+        namespace: "mail",
+        labels: { relay: "edge" },
+        creationTimestamp: iso(T0 - 48 * H),
+      },
+      spec: { domains: ["*"], outbound: { tls: { mode: "required", minVersion: "TLSv1.3" } } },
+    } as unknown as MailDomainPolicy;
+    const sneaky = policy([
+      exception({ name: "cleartext", mode: "opportunistic", minVersion: "TLSv1.2" }),
+      exception({ name: "fine", mode: "required" }),
+    ]);
+    sneaky.spec.outbound.tls = { mode: "verify", minVersion: "TLSv1.3", trustSystemRoots: true };
+    const entryAt = (raw: unknown) => compilePolicyEntry(raw, "mail", view, T0 + H);
+    const compiled = compileRelayConfig(relay(), [catchAll, sneaky], view, entryAt);
+    assert.deepEqual(compiled.included, ["mail/all", "mail/partner"], "the policy itself meets the floor");
+    const p = compiled.config.policies.find((x) => x.name === "mail/partner")!;
+    assert.deepEqual(
+      p.outbound.tls.exceptions?.map((e) => e.name),
+      ["fine"],
+      "the exception below the floor is not in the relay's config",
+    );
+    const floor = { key: "mail/all", mode: "required" as const, minVersion: "TLSv1.3" };
+    const max = [{ relay: "mail/edge", maxSeconds: 168 * 3600, floor }];
+    const v = exceptionVerdicts(sneaky, T0 + H, max);
+    assert.deepEqual(
+      v.map((x) => x.state),
+      ["Refused", "Active"],
+    );
+    assert.match(v[0]!.message, /spec\.exceptions\[0\]\.mode opportunistic is weaker than required/);
+    assert.match(v[0]!.message, /spec\.exceptions\[0\]\.minVersion TLSv1\.2 is lower than TLSv1\.3/);
+    assert.match(v[0]!.message, /catch-all policy mail\/all/);
+    // an expired one is history, not refused
+    assert.equal(exceptionVerdicts(sneaky, T0 + 30 * H, max)[0]!.state, "Expired");
+    // without a catch-all the same exception applies
+    const alone = compileRelayConfig(relay(), [sneaky], view, entryAt);
+    assert.deepEqual(
+      alone.config.policies[0]!.outbound.tls.exceptions?.map((e) => e.name),
+      ["cleartext", "fine"],
+    );
+  });
+
   it("each exception's state by the clock, the kubectl get line, the condition", () => {
     const p = policy([
       exception(),

@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { MailRelay } from "../../operator/api.js";
 import { compileRelayConfig } from "../../operator/compile/relay-config.js";
-import { policyEventKeys } from "../../operator/controllers/event-keys.js";
+import { policyEventKeys, policyEventKeysIn } from "../../operator/controllers/event-keys.js";
 import { SharedProbe } from "../../operator/controllers/relay-probe.js";
 import { statusEvents, WrittenStatus } from "../../operator/controllers/status-write.js";
 import type { PodReport } from "../../relay/contract/status.js";
@@ -281,6 +281,27 @@ describe("event mapping with the domain index", () => {
       ).policies.sort();
       assert.deepEqual(indexed, scan);
     }
+  });
+});
+
+describe("event mapping: the catch-all", () => {
+  it("a change of the catch-all queues every policy of its relays, whose floor it moves", () => {
+    const edge = relay("edge", { relay: "edge" });
+    const other = relay("other", { relay: "other" });
+    const all = policy("all", ["*"]);
+    const ps = [all, policy("a", ["a.example"]), policy("b", ["b.example"])];
+    const elsewhere = policy("c", ["c.example"], { labels: { relay: "other" } });
+    const { caches } = fakeCaches({ relays: [edge, other], policies: [...ps, elsewhere] });
+    const state = new ClusterState(caches);
+    const tightened = { ...all, metadata: { ...all.metadata, generation: 2 } };
+    assert.deepEqual(policyEventKeysIn(state, "update", tightened, all).policies.sort(), [
+      "mail/a",
+      "mail/all",
+      "mail/b",
+    ]);
+    // another policy's change does not fan out
+    const a2 = { ...ps[1]!, metadata: { ...ps[1]!.metadata, generation: 2 } };
+    assert.deepEqual(policyEventKeysIn(state, "update", a2, ps[1]).policies, ["mail/a"]);
   });
 });
 

@@ -130,14 +130,19 @@ export async function reconcileMailDomainPolicy(
   const relays = deps.state.relaysSelecting(raw);
   const problems: PolicyProblem[] = [];
   const included: { relay: string; relayObj: MailRelay }[] = [];
-  // the exceptions' limits: each selecting relay's maxDuration (compile/exceptions.ts)
+  // the exceptions' limits: each selecting relay's maxDuration and catch-all floor (compile/exceptions.ts)
   const maxima: RelayMax[] = [];
   // the domains its relays defer while it is left out (it never falls to a weaker route)
   const deferred = new Set<string>();
   for (const relayObject of relays) {
     const relay = deps.compiler.parsedRelay(relayObject);
     if (!relay) continue;
-    maxima.push({ relay: keyOf(relayObject), maxSeconds: relayMaxSeconds(relay) });
+    const floor = deps.compiler.floorOf(relay, raw);
+    maxima.push({
+      relay: keyOf(relayObject),
+      maxSeconds: relayMaxSeconds(relay),
+      ...(floor ? { floor } : {}),
+    });
     // this policy's part of the relay's compile, without compiling the relay's other policies
     const verdict = deps.compiler.verdict(relay, raw);
     if (!verdict) continue; // the relay's own problem, reported on the MailRelay
