@@ -26,7 +26,6 @@
 // OpenSSL's chain building checks (attack review, session 6: an end-entity certificate issued under
 // the trust anchor signed a leaf for the partner's MX name, and the relay delivered to it). The
 // chain is matched by hand because OpenSSL's DANE support is not reachable from Node's TLS.
-import * as pkijs from "pkijs";
 import { createHash, createPublicKey, X509Certificate, type KeyObject } from "node:crypto";
 import { isIP } from "node:net";
 import type { TLSSocket, DetailedPeerCertificate } from "node:tls";
@@ -36,6 +35,7 @@ import type { SecureAnswer, SecureDns } from "./dnssec.js";
 import { isNullMx, sortMx } from "./mx.js";
 import type { TlsRptPolicy } from "./tlsrpt-policy.js";
 import type { Hop } from "./hop.js";
+import { issuerMayIssue } from "./issuer.js";
 
 export interface Tlsa {
   usage: number;
@@ -84,29 +84,6 @@ export type ChainMatch =
 
 function within(c: X509Certificate, now: Date): boolean {
   return new Date(c.validFrom) <= now && now <= new Date(c.validTo);
-}
-
-/**
- * Whether `c` may sign certificates with `below` CA certificates between it and the leaf: a
- * basicConstraints CA (or a version 1 self-signed certificate, which predates extensions: OpenSSL's
- * X509_check_ca) whose pathLenConstraint, if any, allows them. (A keyUsage without keyCertSign is
- * refused by checkIssued.) Pure.
- */
-export function issuerMayIssue(c: X509Certificate, below: number): boolean {
-  let cert: pkijs.Certificate;
-  try {
-    cert = pkijs.Certificate.fromBER(c.raw);
-  } catch {
-    return false;
-  }
-  const ext = cert.extensions?.find((e) => e.extnID === "2.5.29.19");
-  if (!ext) return cert.version === 0 && c.checkIssued(c) && c.verify(c.publicKey);
-  const bc = ext.parsedValue as pkijs.BasicConstraints | undefined;
-  if (!bc?.cA) return false;
-  const limit = bc.pathLenConstraint;
-  if (limit === undefined) return true;
-  const n = typeof limit === "number" ? limit : limit.valueBlock.valueDec;
-  return Number.isFinite(n) && below <= n;
 }
 
 /**

@@ -17,6 +17,7 @@ import type { TlsVersion } from "../contract/config.js";
 import type { FailureCode } from "../contract/failure.js";
 import type { TlsLevel } from "../../api/v1alpha1/tls-floors.js";
 import type { Failure } from "../contract/failure.js";
+import { issuerMayIssue } from "./issuer.js";
 import { spkiPin } from "./pins.js";
 import { VERSION_ORDER } from "./tls-policy.js";
 
@@ -88,9 +89,13 @@ export function chainVerifies(
     const c = certs[i]!;
     if (!within(c, now)) return false;
     if (anchors.some((a) => a.fingerprint256 === c.fingerprint256)) return i > 0 || c.ca;
-    if (anchors.some((a) => a.ca && within(a, now) && c.checkIssued(a) && c.verify(a.publicKey))) return true;
+    // an issuer of certs[i] has i CA certificates below it (certs[1..i]): within its path length
+    if (
+      anchors.some((a) => within(a, now) && c.checkIssued(a) && c.verify(a.publicKey) && issuerMayIssue(a, i))
+    )
+      return true;
     const next = certs[i + 1];
-    if (!next || !next.ca || !c.checkIssued(next) || !c.verify(next.publicKey)) return false;
+    if (!next || !c.checkIssued(next) || !c.verify(next.publicKey) || !issuerMayIssue(next, i)) return false;
   }
   return false;
 }

@@ -6,7 +6,7 @@
 // chain. From the attacker's side: the chain matched directly, then a real Deliverer against a
 // STARTTLS sink presenting the forged chain, behind a scripted validating resolver that publishes
 // `2 0 1 <trust anchor>`. Controls: a real intermediate CA is accepted; a pathlen:0 CA above an
-// intermediate is not.
+// intermediate is not. The shadow mode's hand-made chain check (tls-audit.ts) is held to the same.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { X509Certificate } from "node:crypto";
@@ -22,6 +22,7 @@ import { Deliverer } from "../../relay/outbound/deliver.js";
 import { ConnectionPool } from "../../relay/outbound/pool.js";
 import { bufferBody } from "../../relay/queue/message-body.js";
 import type { AttemptRecord } from "../../relay/outbound/attempt-record.js";
+import { chainVerifies } from "../../relay/outbound/tls-audit.js";
 import { makeCa, type Ca } from "../support/certs.js";
 import { startSink, type Sink } from "../support/sink.js";
 
@@ -138,6 +139,15 @@ describe("attack: DANE-TA through a certificate that is not a CA", () => {
     assert.equal(matchChain([der.good!, der.inter!], [taKey()], NAMES, new Date()).ok, true);
     const deep = matchChain([der.deep!, der.sub!, der.tight!, der.ca!], [ta()], NAMES, new Date());
     assert.equal(deep.ok, false, JSON.stringify(deep));
+  });
+
+  it("the shadow mode's chain check (tls-audit.ts) keeps the same rules: CAs only, within their path length", () => {
+    const root = [new X509Certificate(der.ca!)];
+    const now = new Date();
+    assert.equal(chainVerifies([der.good!, der.inter!], root, now), true);
+    assert.equal(chainVerifies([der.forged!, der.ee!], root, now), false);
+    // openssl verify: path length constraint exceeded
+    assert.equal(chainVerifies([der.deep!, der.sub!, der.tight!], root, now), false);
   });
 
   for (const withAuth of [false, true])
