@@ -212,8 +212,8 @@ export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome>
     const why =
       k.type === "clientCertificate"
         ? clientCertificateProblem(files.get(k.certFile), files.get(k.keyFile))
-        : secretText(files.get(k.passwordFile) ?? Buffer.alloc(0)) === ""
-          ? "the password is empty"
+        : secretText(files.get(k.passwordFile) ?? Buffer.alloc(0)).trim() === ""
+          ? "the password is empty or white space only"
           : undefined;
     if (why) unusableCredentials.set(name, why);
   }

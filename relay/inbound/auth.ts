@@ -27,8 +27,9 @@ export function authenticate(
   password: string,
   allowed?: readonly string[],
 ): string | undefined {
-  // an empty password never logs in, whatever an account holds (attack review, session 6)
-  if (password === "") return undefined;
+  // an empty (or white space) password never logs in, whatever an account holds (attack review,
+  // session 6)
+  if (password.trim() === "") return undefined;
   let match: string | undefined;
   for (const a of accounts) {
     const userOk = constantTimeEqual(a.username, username);

@@ -61,6 +61,8 @@ const FILES = {
   "secrets/other-in/password": "other-pw",
   // a Secret whose key exists but whose value was never filled in (`--from-literal=password=`)
   "secrets/empty-in/password": "\n",
+  // one blank line more, or a space: the same mistake
+  "secrets/blank-in/password": " \r\n\r\n",
 };
 
 function config(
@@ -116,6 +118,13 @@ function config(
         usage: "inbound",
         username: "empty",
         passwordFile: "secrets/empty-in/password",
+        allowRelay: true,
+      },
+      "blank-in": {
+        type: "password",
+        usage: "inbound",
+        username: "blank",
+        passwordFile: "secrets/blank-in/password",
         allowRelay: true,
       },
       // a relay-wide account without relaying
@@ -239,13 +248,20 @@ describe("inbound authority (issue 15 finding 3)", () => {
   it("attack: an account whose password Secret is empty logs nobody in, not even with an empty password", async () => {
     // the Secret's value is just a newline: its password read as "", which an empty AUTH PLAIN
     // password matched, and the account may relay (attack review, session 6)
-    for (const pass of ["", "\n", "x"]) {
+    for (const [user, pass] of [
+      ["empty", ""],
+      ["empty", "\n"],
+      ["empty", "x"],
+      ["blank", " "],
+      ["blank", " \r\n\r\n"],
+      ["blank", ""],
+    ]) {
       const s = await rawSession(f.ports.smtp, { localAddress: "127.0.0.14" });
       await s.cmd("EHLO attacker.test");
       await s.starttls();
       await s.cmd("EHLO attacker.test");
       assert.equal(
-        await s.cmd(`AUTH PLAIN ${plainToken("empty", pass)}`),
+        await s.cmd(`AUTH PLAIN ${plainToken(user!, pass!)}`),
         "535 5.7.8 Authentication credentials invalid",
         JSON.stringify(pass),
       );
@@ -257,6 +273,7 @@ describe("inbound authority (issue 15 finding 3)", () => {
       f.logs!.find((l) => l.event === "credential-unusable" && l.credential === "empty-in"),
       "the empty password is logged",
     );
+    assert.ok(f.logs!.find((l) => l.event === "credential-unusable" && l.credential === "blank-in"));
   });
 
   it("finding 3: only a credential that grants relaying may send anywhere", async () => {
