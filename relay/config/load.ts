@@ -234,17 +234,17 @@ export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome>
 }
 
 /**
- * Why a client certificate and its key cannot be presented (neither parses, or the key is not the
- * certificate's: what a TLS connection would find), or undefined. Pure.
+ * Why a client certificate and its key cannot be used (either does not parse, or the key is not the
+ * certificate's), or undefined. Not OpenSSL's TLS security level (createSecureContext would refuse an
+ * RSA-1024 key that signs S/MIME only; in TLS, a connection finds that out). Pure.
  */
 export function clientCertificateProblem(
   cert: Buffer | undefined,
   key: Buffer | undefined,
 ): string | undefined {
   try {
-    new X509Certificate(cert ?? "");
-    createPrivateKey(key ?? "");
-    createSecureContext({ cert, key });
+    const c = new X509Certificate(cert ?? "");
+    if (!c.checkPrivateKey(createPrivateKey(key ?? ""))) return "the key is not the certificate's";
     return undefined;
   } catch (e) {
     return errorMessage(e);
