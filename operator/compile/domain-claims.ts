@@ -44,6 +44,8 @@ export interface ClaimingPolicy extends Claimant {
    * in exceptions.ts).
    */
   policy?: { outbound: { tls: { mode: string; minVersion?: string }; tlsFallback?: TlsFallback } };
+  /** The TLS its spec asks for, when the spec parses (compiled or not): a catch-all's floor. */
+  tlsAsked?: { mode: string; minVersion: string };
 }
 
 /** Who keeps a contested domain: the oldest policy (creationTimestamp), then the name. */
@@ -107,13 +109,13 @@ export function policyVerdict(
   if (floor && mode && isMode(mode) && weakerMode(mode, floor.mode))
     problems.push({
       reason: "InvalidSpec",
-      message: `spec.outbound.tls.mode ${mode} is weaker than ${floor.mode}, the mode of the relay's catch-all policy ${floor.key}, which every domain's mail gets at least; use a mode at least as strong (${strongEnough(floor.mode).join(", ")}), or change the catch-all`,
+      message: `spec.outbound.tls.mode ${mode} is weaker than ${floor.mode}, the mode of ${floorOwner(floor)}, which every domain's mail gets at least; use a mode at least as strong (${strongEnough(floor.mode).join(", ")}), or change the catch-all`,
     });
   const minVersion = minVersionOf(e.policy);
   if (floor && e.policy && versionRank(minVersion) < versionRank(floor.minVersion))
     problems.push({
       reason: "InvalidSpec",
-      message: `spec.outbound.tls.minVersion ${minVersion} is lower than ${floor.minVersion}, the minVersion of the relay's catch-all policy ${floor.key}, which every domain's mail gets at least; set spec.outbound.tls.minVersion to ${TLS_VERSIONS.filter((v) => versionRank(v) >= versionRank(floor.minVersion)).join(" or ")}, or change the catch-all`,
+      message: `spec.outbound.tls.minVersion ${minVersion} is lower than ${floor.minVersion}, the minVersion of ${floorOwner(floor)}, which every domain's mail gets at least; set spec.outbound.tls.minVersion to ${TLS_VERSIONS.filter((v) => versionRank(v) >= versionRank(floor.minVersion)).join(" or ")}, or change the catch-all`,
     });
   // the TLS requirement's fallback is held to the floor too (attack review, session 6): an alternate
   // route, or the session an S/MIME-encrypted message travels over, below it would be the same
@@ -130,6 +132,21 @@ export interface TlsFloor {
   key: string;
   mode: FlooredMode;
   minVersion: string;
+  /** The catch-all's spec does not parse: the strictest floor holds until it is fixed. */
+  unreadable?: true;
+}
+
+/** The floor held while the catch-all's spec cannot be read: the strongest mode and version. */
+const STRICTEST: { mode: FlooredMode; minVersion: string } = {
+  mode: "verify",
+  minVersion: TLS_VERSIONS[TLS_VERSIONS.length - 1]!,
+};
+
+/** Whose floor it is, in a problem's words. */
+export function floorOwner(floor: TlsFloor): string {
+  return floor.unreadable
+    ? `the strictest floor, held while the relay's catch-all policy ${floor.key} does not parse`
+    : `the relay's catch-all policy ${floor.key}`;
 }
 
 /**
@@ -165,7 +182,7 @@ export function floorFix(floor: TlsFloor): { modes: string; versions: string } {
 function fallbackBelowFloor(f: TlsFallback | undefined, floor: TlsFloor): PolicyProblem[] {
   const out: PolicyProblem[] = [];
   const fix = floorFix(floor);
-  const of = `the relay's catch-all policy ${floor.key}, which every domain's mail gets at least`;
+  const of = `${floorOwner(floor)}, which every domain's mail gets at least`;
   if (f?.action === "route") {
     if (belowFloorMode(f.tls.mode, floor))
       out.push({
@@ -201,14 +218,17 @@ function strongEnough(floor: FlooredMode): FlooredMode[] {
 
 /**
  * The TLS mode and minVersion of the catch-all policy that owns "*" on this relay (the oldest
- * claimant), when it compiled; undefined without one.
+ * claimant) as its spec asks, whether it compiled or not (a reference of the catch-all that breaks
+ * defers its own domains, it does not lift the floor of every other policy: attack review, session
+ * 6); the strictest floor when its spec does not parse; undefined without one.
  */
 export function catchAllFloor(claimants: (domain: string) => readonly Claimant[]): TlsFloor | undefined {
   const owner = [...claimants(CATCH_ALL)].sort(claimOrder)[0] as ClaimingPolicy | undefined;
-  const mode = owner?.policy?.outbound.tls.mode;
-  return owner && mode && isMode(mode)
-    ? { key: owner.key, mode, minVersion: minVersionOf(owner.policy) }
-    : undefined;
+  if (!owner) return undefined;
+  const asked = owner.tlsAsked ?? owner.policy?.outbound.tls;
+  const mode = asked?.mode;
+  if (!asked || !mode || !isMode(mode)) return { key: owner.key, ...STRICTEST, unreadable: true };
+  return { key: owner.key, mode, minVersion: asked.minVersion ?? TLS_VERSIONS[0] };
 }
 
 /** A relay's own claim on domains: its local domains (canonical patterns), delivered internally. */

@@ -6,7 +6,7 @@
 import type { Policy, TlsException } from "../../relay/contract/config.js";
 import { canonicalPattern } from "../../relay/contract/domains.js";
 import { DEFAULT_MAX_DURATION, durationSeconds, type MailDomainPolicy, type MailRelay } from "../api.js";
-import { belowFloorMode, belowFloorVersion, floorFix, type TlsFloor } from "./domain-claims.js";
+import { belowFloorMode, belowFloorVersion, floorFix, floorOwner, type TlsFloor } from "./domain-claims.js";
 
 type SpecException = NonNullable<MailDomainPolicy["spec"]["exceptions"]>[number];
 export type ExceptionState = "Pending" | "Active" | "Expired" | "Refused";
@@ -88,11 +88,11 @@ export function belowFloor(
   const fix = floorFix(floor);
   if (e.mode !== undefined && belowFloorMode(e.mode, floor))
     out.push(
-      `spec.exceptions[${i}].mode ${e.mode} is weaker than ${floor.mode}, the mode of the relay's catch-all policy ${floor.key}, which every domain's mail gets at least: use ${fix.modes}, or ask the catch-all's owner`,
+      `spec.exceptions[${i}].mode ${e.mode} is weaker than ${floor.mode}, the mode of ${floorOwner(floor)}, which every domain's mail gets at least: use ${fix.modes}, or ask the catch-all's owner`,
     );
   if (e.minVersion !== undefined && belowFloorVersion(e.minVersion, floor))
     out.push(
-      `spec.exceptions[${i}].minVersion ${e.minVersion} is lower than ${floor.minVersion}, the minVersion of the relay's catch-all policy ${floor.key}: use ${fix.versions}, or ask the catch-all's owner`,
+      `spec.exceptions[${i}].minVersion ${e.minVersion} is lower than ${floor.minVersion}, the minVersion of ${floorOwner(floor)}: use ${fix.versions}, or ask the catch-all's owner`,
     );
   return out;
 }

@@ -180,6 +180,12 @@ export interface PolicyEntry {
   /** The relay config's policy, when there are no problems. */
   policy?: Policy;
   /**
+   * The TLS its spec asks for, whenever the spec parses, its references resolved or not: what a
+   * catch-all's floor is read from (domain-claims.ts catchAllFloor), which a broken reference of the
+   * catch-all must not lift for every other policy.
+   */
+  tlsAsked?: { mode: string; minVersion: string };
+  /**
    * With `policy`: what the relay gets of this policy, as a string (the policy and the credentials it
    * brings). Two configs with the same token for a policy enforce it the same way.
    */
@@ -219,11 +225,13 @@ export function compilePolicyEntry(
   const refs = new Refs(namespace, view);
   const policy = compilePolicy(parsed.data, refs, now);
   const ok = policy && !refs.problems.length;
+  const tls = parsed.data.spec.outbound.tls;
   return {
     key,
     created,
     domains,
     problems: refs.problems,
+    tlsAsked: { mode: tls.mode, minVersion: tls.minVersion ?? "TLSv1.2" },
     ...(ok
       ? {
           policy,

@@ -387,6 +387,56 @@ describe("compile", () => {
     assert.deepEqual(compileRelayConfig(relay(), [plain], clusterView()).included, ["mail/plain"]);
   });
 
+  it("a catch-all that does not compile keeps its floor (attack review, session 6): its reference breaks, its spec does not parse", () => {
+    // the administrator's catch-all names a CA bundle whose ConfigMap is gone (a botched rotation, or
+    // someone who may delete ConfigMaps): it defers its own domains, and must not lift the floor
+    const catchAll = policy("all", {
+      domains: ["*"],
+      outbound: {
+        tls: {
+          mode: "verify",
+          minVersion: "TLSv1.3",
+          caBundle: { configMapRef: { name: "corp-ca", key: "ca.crt" } },
+        },
+      },
+    });
+    const plain = policy("plain", {
+      domains: ["bank.example"],
+      outbound: { tls: { mode: "opportunistic" } },
+    });
+    const lower = policy("lower", {
+      domains: ["partner.example"],
+      outbound: { tls: { mode: "verify", minVersion: "TLSv1.2", trustSystemRoots: true } },
+    });
+    const r = compileRelayConfig(relay(), [catchAll, plain, lower], clusterView());
+    assert.deepEqual(r.included, [], "nothing below the floor gets in while the catch-all is broken");
+    assert.equal(r.problems.get("mail/all")![0]!.reason, "MissingReference");
+    assert.match(r.problems.get("mail/plain")![0]!.message, /mode opportunistic is weaker than verify/);
+    assert.match(r.problems.get("mail/lower")![0]!.message, /minVersion TLSv1\.2 is lower than TLSv1\.3/);
+    // with the ConfigMap back, the catch-all compiles and the floor is the same
+    const fixed = compileRelayConfig(
+      relay(),
+      [catchAll, plain, lower],
+      clusterView({ configMaps: { "corp-ca": ["ca.crt"] } }),
+    );
+    assert.deepEqual(fixed.included, ["mail/all"]);
+    // a catch-all whose spec does not parse (a CRD drifted from the API): the strictest floor holds
+    const unreadable = {
+      ...policy("all", { domains: ["*"] }),
+      spec: { domains: ["*"], outbound: { tls: { mode: "bogus" } } },
+    };
+    const required = policy("required", {
+      domains: ["shop.example"],
+      outbound: { tls: { mode: "required" } },
+    });
+    const u = compileRelayConfig(relay(), [unreadable, required], clusterView());
+    assert.deepEqual(u.included, []);
+    assert.match(
+      u.problems.get("mail/required")![0]!.message,
+      /weaker than verify, the mode of the strictest floor, held while the relay's catch-all policy mail\/all does not parse/,
+    );
+  });
+
   it("no fallback goes below the catch-all (attack review, session 6): a route's mode or minVersion, an S/MIME session", () => {
     const catchAll = policy("all", {
       domains: ["*"],
