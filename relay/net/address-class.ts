@@ -42,9 +42,15 @@ const SPECIAL: readonly [string, AddressClass][] = [
   ["::/128", "unspecified"],
   ["::1/128", "loopback"],
   ["::/96", "reserved"],
+  // translation prefixes that embed an IPv4 address a translator would reach (attack review,
+  // session 6): SIIT's IPv4-translated ::ffff:0:0:0/96 (RFC 6052/7915) and local-use NAT64
+  // 64:ff9b:1::/48 (RFC 8215), whose embedding depends on the prefix: never a mail destination
+  ["::ffff:0:0:0/96", "reserved"],
+  ["64:ff9b:1::/48", "reserved"],
   ["100::/64", "reserved"],
   ["2001::/23", "reserved"],
   ["2001:db8::/32", "documentation"],
+  ["3fff::/20", "documentation"],
   ["2002::/16", "reserved"],
   ["fc00::/7", "private"],
   ["fe80::/10", "link-local"],

@@ -176,7 +176,7 @@ describe("issue 22 finding 4: SSRF through DNS-chosen destinations", () => {
     }
   });
 
-  it("address classes: loopback, private, link-local, CGNAT, ULA, mapped and NAT64 forms are not public", () => {
+  it("address classes: loopback, private, link-local, CGNAT, ULA, mapped, NAT64 and SIIT forms are not public", () => {
     for (const [ip, cls] of [
       ["127.0.0.1", "loopback"],
       ["10.1.2.3", "private"],
@@ -190,6 +190,11 @@ describe("issue 22 finding 4: SSRF through DNS-chosen destinations", () => {
       ["fe80::1", "link-local"],
       ["::ffff:10.0.0.1", "private"],
       ["64:ff9b::a9fe:a9fe", "link-local"],
+      // translation prefixes (attack review, session 6): local-use NAT64, SIIT IPv4-translated
+      ["64:ff9b:1::a9fe:a9fe", "reserved"],
+      ["::ffff:0:7f00:1", "reserved"],
+      ["::ffff:0:a00:1", "reserved"],
+      ["3fff::1", "documentation"],
       ["93.184.216.34", "public"],
       ["2606:4700::1111", "public"],
     ] as const)
