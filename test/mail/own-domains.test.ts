@@ -93,6 +93,28 @@ describe("own domains: MTA-STS published, TLS-RPT received", () => {
           }
         })();
     });
+  /** GET the policy from source address `from`: the status code. */
+  const getPolicy = (from: string) =>
+    new Promise<number>((resolve, reject) => {
+      const req = request(
+        {
+          host: "127.0.0.1",
+          port: stsPort,
+          localAddress: from,
+          servername: "mta-sts.own.test",
+          path: "/.well-known/mta-sts.txt",
+          rejectUnauthorized: false,
+          agent: false,
+          headers: { host: "mta-sts.own.test" },
+        },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
   const mailReport = async (data: Buffer, type: string, to = "tlsrpt@own.test") => {
     const file = join(f.work, `r-${Math.random().toString(36).slice(2)}`);
     await writeFile(file, data);
@@ -274,6 +296,17 @@ describe("own domains: MTA-STS published, TLS-RPT received", () => {
     });
     assert.equal(plain.failure?.code, 550);
     assert.equal(sink.messages.length, 0);
+  });
+
+  it("attack (review, session 6): a JSON bomb under every byte limit, by HTTPS and by mail, is refused; the relay lives on", async () => {
+    // 16 MB of brackets, 15 KB gzipped: JSON.parse made 760 MiB of it and the process died of it
+    const bomb = gzipSync("[".repeat(8e6) + "]".repeat(8e6));
+    assert.equal(await post(bomb), 413);
+    const mailed = await mailReport(bomb, "application/tlsrpt+gzip");
+    assert.equal(mailed.failure?.code, 552, mailed.transcript);
+    // still here: the policy is served and a real report counted
+    assert.equal(await post(gzipSync(JSON.stringify(report()))), 200);
+    assert.equal(await getPolicy("127.0.0.1"), 200);
   });
 
   it("the report address cannot relay: other recipients are refused or must go in another transaction", async () => {

@@ -20,7 +20,7 @@ import { parseStsPolicy } from "../../relay/outbound/mta-sts.js";
 import { buildReport } from "../../relay/outbound/tlsrpt.js";
 import { MAX_REMEMBERED_IDS, MAX_REPORTERS, TlsRptFigures } from "../../relay/own-domains/tlsrpt-figures.js";
 import { reportOfMessage } from "../../relay/own-domains/tlsrpt-mail.js";
-import { decodeReport } from "../../relay/own-domains/tlsrpt-receive.js";
+import { decodeReport, jsonShapeProblem } from "../../relay/own-domains/tlsrpt-receive.js";
 import { domainOfHost } from "../../relay/own-domains/mta-sts-endpoint.js";
 import { TlsRptReportSchema, type TlsRptReport } from "../../relay/tlsrpt-report.js";
 import { ownDomainsStatus } from "../../operator/status/own-domains.js";
@@ -161,6 +161,28 @@ describe("received TLS-RPT reports", () => {
       { organizationName: "Us", contactInfo: "postmaster@us.example", submitter: "relay.us.example" },
     );
     assert.ok(TlsRptReportSchema.safeParse(JSON.parse(JSON.stringify(built))).success);
+  });
+
+  it("attack (review, session 6): a JSON bomb within the size limits is refused before it is parsed", () => {
+    // 16 MB of brackets gzip to 15 KB, under every byte limit: JSON.parse made 760 MiB of arrays of
+    // them and the relay ran out of heap; likewise millions of empty objects in an ignored field
+    const limits = { maxReportBytes: 1 << 20, maxDecompressedBytes: 16 << 20 };
+    const nested = gzipSync("[".repeat(8e6) + "]".repeat(8e6));
+    assert.ok(nested.length < limits.maxReportBytes);
+    const n = decodeReport(nested, "gzip", limits);
+    assert.deepEqual(n.ok ? "" : [n.reason, n.detail], ["too-large", "report JSON nested deeper than 16"]);
+    const wide = gzipSync(`{"x":[${"{},".repeat(3e6)}{}]}`);
+    const w = decodeReport(wide, "gzip", limits);
+    assert.deepEqual(w.ok ? "" : w.reason, "too-large");
+    assert.match(w.ok ? "" : w.detail, /more than \d+ objects and arrays/);
+    const many = gzipSync(`{"x":[${"1,".repeat(5e6)}1]}`);
+    const m = decodeReport(many, "gzip", limits);
+    assert.match(m.ok ? "" : m.detail, /more than \d+ values/);
+    // brackets, commas and quotes inside strings are text, not structure
+    const r = report();
+    const quoted = { ...r, "contact-info": '[[[[[[[[[[[[[[[[[[["\\,,,' };
+    assert.ok(decodeReport(Buffer.from(JSON.stringify(quoted)), "json", LIMITS).ok);
+    assert.equal(jsonShapeProblem(Buffer.from('"[[[[[[[[[[[[[[[[[[[[[[[["')), undefined);
   });
 
   it("gzip and JSON decode; a gzip bomb, an oversized body, bad gzip, bad JSON and a non-report are refused", () => {
