@@ -6,7 +6,12 @@
 // relay's /metrics and /status) and nothing else, and the image's entry point stays one.
 // Every request names one of our mta-sts hosts in its Host header, else 404; bodies are capped
 // while they arrive (Content-Length or not), and so is the number of connections and their time.
+// Per client too (attack review, session 6: one client's 256 idle connections took every slot, TLS
+// handshakes having no time limit, and 256 stalled 1 MiB uploads held 300 MiB): at most
+// MAX_CONNECTIONS_PER_CLIENT connections from one address, a handshake within HANDSHAKE_MS, and the
+// bodies being read together within BODY_BUDGET_REPORTS reports' worth (503 beyond).
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import { createServer, type Server } from "node:https";
 import {
   MTA_STS_POLICY_PATH,
@@ -23,6 +28,14 @@ export interface EndpointDeps {
 }
 
 const MAX_CONNECTIONS = 256;
+const MAX_CONNECTIONS_PER_CLIENT = 8;
+const HANDSHAKE_MS = 5_000;
+const BODY_BUDGET_REPORTS = 4;
+
+/** Bytes of request bodies being read, across connections. */
+interface BodyBudget {
+  used: number;
+}
 
 /** The domain a Host header names as mta-sts.<domain>, if it is one of `domains`. Pure. */
 export function domainOfHost(header: string | undefined, domains: readonly string[]): string | undefined {
@@ -45,35 +58,46 @@ function send(res: ServerResponse, code: number, body: string, type = "text/plai
   res.end(body);
 }
 
-/** Reads a body up to `max` bytes; undefined (and the connection closed after the reply) beyond it. */
-function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
+/**
+ * Reads a body up to `max` bytes, its bytes counted in `budget` (of `limit`) while it is read:
+ * "too-large" beyond `max`, "busy" when the bodies being read would pass `limit` (then the
+ * connection is closed after the reply), "aborted" when the client went away first.
+ */
+function readBody(
+  req: IncomingMessage,
+  max: number,
+  budget: BodyBudget,
+  limit: number,
+): Promise<Buffer | "too-large" | "busy" | "aborted"> {
   return new Promise((resolve) => {
     const declared = Number(req.headers["content-length"] ?? "0");
-    if (declared > max) return resolve(undefined);
+    if (declared > max) return resolve("too-large");
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
+    const finish = (r: Buffer | "too-large" | "busy" | "aborted"): void => {
+      if (done) return;
+      done = true;
+      budget.used -= size;
+      if (typeof r === "string") req.pause();
+      resolve(r);
+    };
     req.on("data", (c: Buffer) => {
       if (done) return;
+      if (size + c.length > max) return finish("too-large");
+      if (budget.used + c.length > limit) return finish("busy");
       size += c.length;
-      if (size > max) {
-        done = true;
-        req.pause();
-        return resolve(undefined);
-      }
+      budget.used += c.length;
       chunks.push(c);
     });
-    req.on("end", () => {
-      if (!done) resolve(Buffer.concat(chunks));
-    });
-    req.on("error", () => {
-      if (!done) resolve(undefined);
-      done = true;
-    });
+    req.on("end", () => finish(Buffer.concat(chunks)));
+    // the client went away before its body ended: nobody to answer
+    req.on("error", () => finish("aborted"));
+    req.on("close", () => finish("aborted"));
   });
 }
 
-function handle(d: EndpointDeps, req: IncomingMessage, res: ServerResponse): void {
+function handle(d: EndpointDeps, budget: BodyBudget, req: IncomingMessage, res: ServerResponse): void {
   const pub = d.publication();
   const path = (req.url ?? "/").split("?")[0];
   const domain = pub ? domainOfHost(req.headers.host, pub.domains) : undefined;
@@ -88,15 +112,47 @@ function handle(d: EndpointDeps, req: IncomingMessage, res: ServerResponse): voi
   const encoding = reportEncodingOf(req.headers["content-type"]);
   if (!encoding) return send(res, 415, "application/tlsrpt+gzip or application/tlsrpt+json\n");
   const from = req.socket.remoteAddress ?? "";
-  void readBody(req, tlsRpt.maxReportBytes).then((body) => {
-    if (!body) {
-      d.receiver.figures.refuse("https", "too-large");
-      res.shouldKeepAlive = false;
-      return send(res, 413, "report too large\n");
+  const limit = BODY_BUDGET_REPORTS * tlsRpt.maxReportBytes;
+  readBody(req, tlsRpt.maxReportBytes, budget, limit)
+    .then((body) => {
+      if (body === "aborted") return void res.destroy();
+      if (body === "busy") {
+        res.shouldKeepAlive = false;
+        res.setHeader("retry-after", "60");
+        return send(res, 503, "busy, try again later\n");
+      }
+      if (body === "too-large") {
+        d.receiver.figures.refuse("https", "too-large");
+        res.shouldKeepAlive = false;
+        return send(res, 413, "report too large\n");
+      }
+      const out = d.receiver.receive(body, encoding, "https", from);
+      if (out.ok) return send(res, 200, out.duplicate ? "duplicate report\n" : "report received\n");
+      send(res, out.reason === "too-large" ? 413 : out.reason === "not-ours" ? 422 : 400, `${out.reason}\n`);
+    })
+    // whatever goes wrong answers this request; it never ends the process (every mail session with it)
+    .catch(() => {
+      if (!res.headersSent) send(res, 500, "internal error\n");
+      else res.destroy();
+    });
+}
+
+/** Closes a connection beyond MAX_CONNECTIONS_PER_CLIENT from its address. */
+function limitPerClient(server: Server): void {
+  const open = new Map<string, number>();
+  server.on("connection", (socket: Socket) => {
+    const ip = socket.remoteAddress ?? "";
+    const n = (open.get(ip) ?? 0) + 1;
+    if (n > MAX_CONNECTIONS_PER_CLIENT) {
+      socket.destroy();
+      return;
     }
-    const out = d.receiver.receive(body, encoding, "https", from);
-    if (out.ok) return send(res, 200, out.duplicate ? "duplicate report\n" : "report received\n");
-    send(res, out.reason === "too-large" ? 413 : out.reason === "not-ours" ? 422 : 400, `${out.reason}\n`);
+    open.set(ip, n);
+    socket.once("close", () => {
+      const left = (open.get(ip) ?? 1) - 1;
+      if (left > 0) open.set(ip, left);
+      else open.delete(ip);
+    });
   });
 }
 
@@ -105,10 +161,13 @@ export async function startMtaStsEndpoint(
   d: EndpointDeps,
   o: { port: number; host: string; cert: Buffer; key: Buffer },
 ): Promise<{ server: Server; port: number; setCertificate(cert: Buffer, key: Buffer): void }> {
-  const server = createServer({ cert: o.cert, key: o.key, minVersion: "TLSv1.2" }, (req, res) =>
-    handle(d, req, res),
+  const budget: BodyBudget = { used: 0 };
+  const server = createServer(
+    { cert: o.cert, key: o.key, minVersion: "TLSv1.2", handshakeTimeout: HANDSHAKE_MS },
+    (req, res) => handle(d, budget, req, res),
   );
   server.maxConnections = MAX_CONNECTIONS;
+  limitPerClient(server);
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   server.keepAliveTimeout = 5_000;

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { request } from "node:https";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
@@ -18,6 +19,7 @@ import { MtaSts } from "../../relay/outbound/mta-sts.js";
 import type { TlsRptReport } from "../../relay/tlsrpt-report.js";
 import { makeLeaf } from "../support/certs.js";
 import { freePort } from "../support/ports.js";
+import { waitFor } from "../support/process.js";
 import { rawSession, relayFixture, type RelayFixture } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
 import { swaks } from "../support/swaks.js";
@@ -115,6 +117,48 @@ describe("own domains: MTA-STS published, TLS-RPT received", () => {
       req.on("error", reject);
       req.end();
     });
+  /** A TCP connection to the endpoint from `from` that sends nothing. */
+  const openRaw = (from: string) =>
+    new Promise<{ closed: boolean }>((resolve, reject) => {
+      const c = { closed: false };
+      const sock = connect({ host: "127.0.0.1", port: stsPort, localAddress: from }, () => resolve(c));
+      sock.on("error", () => undefined);
+      sock.on("close", () => {
+        c.closed = true;
+      });
+      sock.once("error", reject);
+    });
+  /** A report POST that sends all but the last byte of `length` and waits: its status when answered. */
+  const stalledUpload = (from: string, length: number) => {
+    let abort = (): void => undefined;
+    const status = new Promise<number>((resolve) => {
+      const req = request(
+        {
+          host: "127.0.0.1",
+          port: stsPort,
+          localAddress: from,
+          servername: "mta-sts.own.test",
+          method: "POST",
+          path: "/tlsrpt",
+          rejectUnauthorized: false,
+          agent: false,
+          headers: {
+            host: "mta-sts.own.test",
+            "content-type": "application/tlsrpt+gzip",
+            "content-length": length,
+          },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on("error", () => resolve(0));
+      req.write(Buffer.alloc(length - 1, 0x20));
+      abort = () => req.destroy();
+    });
+    return { status, abort: () => abort() };
+  };
   const mailReport = async (data: Buffer, type: string, to = "tlsrpt@own.test") => {
     const file = join(f.work, `r-${Math.random().toString(36).slice(2)}`);
     await writeFile(file, data);
@@ -307,6 +351,31 @@ describe("own domains: MTA-STS published, TLS-RPT received", () => {
     // still here: the policy is served and a real report counted
     assert.equal(await post(gzipSync(JSON.stringify(report()))), 200);
     assert.equal(await getPolicy("127.0.0.1"), 200);
+  });
+
+  it("attack (review, session 6): one client's idle connections and stalled uploads do not take the endpoint from others", async () => {
+    // 300 connections from one address that never start TLS: at most 8 are kept, and those end with
+    // the handshake's time limit; another client is served meanwhile
+    const idle = await Promise.all(Array.from({ length: 300 }, () => openRaw("127.0.0.3")));
+    await waitFor("all but 8 closed at once", () =>
+      idle.filter((c) => c.closed).length >= 292 ? true : undefined,
+    );
+    assert.equal(await getPolicy("127.0.0.1"), 200);
+    await waitFor(
+      "the 8 closed by the handshake's limit",
+      () => (idle.every((c) => c.closed) ? true : undefined),
+      30_000,
+    );
+    // five uploads of a whole report each, stalled one byte before their end, from five addresses:
+    // the bodies read at once are bounded (4 reports' worth), the fifth is told to come back later
+    const max = 1024 * 1024;
+    const uploads = ["127.0.0.4", "127.0.0.5", "127.0.0.6", "127.0.0.7", "127.0.0.8"].map((ip) =>
+      stalledUpload(ip, max),
+    );
+    const first = await Promise.race(uploads.map((u) => u.status));
+    assert.equal(first, 503);
+    assert.equal(await getPolicy("127.0.0.1"), 200, "the policy is still served");
+    for (const u of uploads) u.abort();
   });
 
   it("the report address cannot relay: other recipients are refused or must go in another transaction", async () => {
