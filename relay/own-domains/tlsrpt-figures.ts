@@ -4,10 +4,14 @@
 // everything kept is bounded whatever arrives: only policies for our own domains are counted, at most
 // MAX_REPORTERS reporter names become labels (the rest are "other"), result types outside RFC 8460's
 // list are "other", only exact domains are ours (a wildcard local domain would let a report create
-// any number of policy_domain labels), and a report id seen recently is not counted twice (a bounded FIFO of ids).
+// any number of policy_domain labels), and a report seen recently is not counted twice (a bounded
+// FIFO of the reports' digests: the whole report as the schema reads it, not its organization and
+// report-id alone, which any sender chooses: a forged report sent first under a real reporter's name
+// and id would have hidden the real one; attack review, session 6).
 // The figures, the remembered ids and the reporter names are kept on the queue volume (state-file.ts,
 // as the transport report's day buckets) so a restart neither resets the status figures nor counts
 // a report sent again after it twice; the Prometheus counters restart at 0, as every counter does.
+import { createHash } from "node:crypto";
 import { Counter, type Registry } from "prom-client";
 import {
   TlsRptReceivedSchema,
@@ -20,6 +24,15 @@ import type { RefusalReason } from "./tlsrpt-receive.js";
 
 /** Distinct reporter labels; later reporters are counted as "other". */
 export const MAX_REPORTERS = 32;
+/**
+ * What identifies a report as resent: a digest of the whole report as the schema reads it (known
+ * fields, in the schema's order), so the same report by mail and by HTTPS is one, and another report
+ * under the same organization and id is another. Pure.
+ */
+export function reportDigest(report: TlsRptReport): string {
+  return createHash("sha256").update(JSON.stringify(report)).digest("base64url").slice(0, 32);
+}
+
 /** Report ids remembered to drop a resent report. */
 export const MAX_REMEMBERED_IDS = 4096;
 const OTHER = "other";
@@ -119,7 +132,7 @@ export class TlsRptFigures {
     const policies = report.policies.filter((p) => ours.has(domainOf(p)));
     if (!policies.length) return this.refuse(via, "not-ours");
     const reporter = this.label(report["organization-name"]);
-    const id = `${reporterLabel(report["organization-name"])}\u0000${report["report-id"]}`;
+    const id = reportDigest(report);
     if (this.ids.has(id)) {
       this.reports.inc({ via, result: "duplicate" });
       return { ok: true, duplicate: true, domains: [] };

@@ -257,6 +257,26 @@ describe("received TLS-RPT reports", () => {
     assert.equal(sizes.domains, 1);
   });
 
+  it("attack (review, session 6): a forged report under a real reporter's name and id does not hide the real one", () => {
+    const f = new TlsRptFigures(new Registry());
+    const ours = new Set(["own.example"]);
+    // sent first by whoever: all fine, under the name and the (predictable) id of a real reporter
+    const forged = { ...report("own.example", "2026-12-03T00:00:00Z_own.example", "GOOGLE  Inc.") };
+    forged.policies = [{ ...forged.policies[0]!, "failure-details": [] }];
+    forged.policies[0]!.summary = {
+      "total-successful-session-count": 1000,
+      "total-failure-session-count": 0,
+    };
+    assert.ok(f.record(forged, ours, "https").ok);
+    const real = report("own.example", "2026-12-03T00:00:00Z_own.example", "Google Inc.");
+    const r = f.record(real, ours, "mail");
+    assert.ok(r.ok && !r.duplicate, "the real report is counted");
+    assert.equal(f.snapshot().domains["own.example"]!.failedSessions, 3);
+    // the real one sent again, by the other way, is still one
+    const again = f.record(real, ours, "https");
+    assert.ok(again.ok && again.duplicate);
+  });
+
   it("survive a restart: the figures, the refusals and the ids seen (a resent report is not counted again)", async () => {
     const dir = await mkdtemp(join(tmpdir(), "tlsrpt-received-"));
     try {
