@@ -64,6 +64,9 @@ export interface Refused {
 
 type Choice = KeyChoice & { lookupFailed?: boolean; source?: "keyring" | "wkd" };
 
+/** What a key is tried with alone, when a message to several could not be encrypted. */
+const TRIAL = Buffer.from("Subject: key check\r\n\r\n.\r\n");
+
 /** The key of one recipient: a usable keyring key, else (with webKeyDirectory) its WKD key. */
 async function keyFor(
   address: string,
@@ -136,20 +139,40 @@ export async function deliverOpenpgp<T extends Request, R>(
     });
     results.push(...refuse([r.address], f.code, f.message, f.temporary));
   }
-  if (plan.encrypt.length) {
-    const to = plan.encrypt.map((e) => e.address);
+  let encrypt = plan.encrypt;
+  if (encrypt.length) {
     // signing only what the relay is entitled to sign (its own senders' mail, not a partner's)
     const sign = pgp.signingKeyFile !== undefined && req.signable === true;
     const signer = sign ? material.signer : undefined;
-    const sealed =
+    const seal = async (keys: readonly PgpKey[]) =>
       sign && !signer
         ? fail("OPENPGP_SIGNER_MISSING", true, "policy signs but no signing key is loaded")
-        : await encryptMessage(
-            await req.message.load(),
-            plan.encrypt.map((e) => e.key),
-            signer,
-            now,
-          );
+        : await encryptMessage(await req.message.load(), keys, signer, now);
+    let sealed = await seal(encrypt.map((e) => e.key));
+    if (!sealed.ok && sealed.code === "OPENPGP_ENCRYPT_FAILED" && encrypt.length > 1) {
+      // one recipient's key that passed every check but cannot be encrypted to (a published WKD key
+      // with a broken subkey: attack review, session 6) must not hold the others: each key is tried
+      // alone, the recipients of those that fail are deferred, the rest get the message
+      const broken = new Set<string>();
+      for (const e of encrypt) {
+        const alone = await encryptMessage(TRIAL, [e.key], undefined, now);
+        if (!alone.ok) broken.add(e.address);
+      }
+      if (broken.size && broken.size < encrypt.length) {
+        const bad = encrypt.filter((e) => broken.has(e.address)).map((e) => e.address);
+        d.onOpenpgp?.({
+          ...base,
+          result: "failed",
+          recipients: bad,
+          code: sealed.code,
+          reason: sealed.message,
+        });
+        results.push(...refuse(bad, sealed.code, sealed.message, true));
+        encrypt = encrypt.filter((e) => !broken.has(e.address));
+        sealed = await seal(encrypt.map((e) => e.key));
+      }
+    }
+    const to = encrypt.map((e) => e.address);
     if (!sealed.ok) {
       d.onOpenpgp?.({ ...base, result: "failed", recipients: to, code: sealed.code, reason: sealed.message });
       results.push(...refuse(to, sealed.code, sealed.message, sealed.temporary));
@@ -159,7 +182,7 @@ export async function deliverOpenpgp<T extends Request, R>(
         ...base,
         result: signer ? "signed-encrypted" : "encrypted",
         recipients: to,
-        keys: plan.encrypt.map((e) => ({
+        keys: encrypt.map((e) => ({
           address: e.address,
           fingerprint: e.key.getFingerprint(),
           source: source.get(e.address) ?? "keyring",

@@ -177,3 +177,96 @@ async function deferredNothingSent(wkd: Parameters<typeof deliverOpenpgp>[1]["wk
     [["deferred", "OPENPGP_KEY_LOOKUP_FAILED"]],
   );
 }
+
+describe("attack (review, session 6): one recipient's published key that cannot be encrypted to", () => {
+  it("defers that recipient only; the others of the batch get the message, encrypted", async () => {
+    // the hostile domain's key: a valid primary and user ID, its RSA encryption subkey's exponent
+    // larger than the modulus, the binding signature made again over it: every check passes, and
+    // encryption then fails for the whole batch
+    const { privateKey } = await openpgp.generateKey({
+      type: "rsa",
+      rsaBits: 2048,
+      userIDs: [{ email: "mallory@evil.test" }],
+      format: "object",
+    });
+    const sub = privateKey.subkeys[0]!;
+    const kp = sub.keyPacket as unknown as {
+      publicParams: { e: Uint8Array };
+      computeFingerprintAndKeyID(): Promise<void>;
+    };
+    const e = new Uint8Array(260);
+    e[0] = 1;
+    e[259] = 1;
+    kp.publicParams.e = e;
+    await kp.computeFingerprintAndKeyID();
+    const old = sub.bindingSignatures[0] as unknown as Record<string, unknown>;
+    const sig = new openpgp.SignaturePacket() as unknown as Record<string, unknown> & {
+      sign(k: unknown, d: unknown, t: unknown, det: boolean, c: unknown): Promise<void>;
+    };
+    for (const k of [
+      "signatureType",
+      "hashAlgorithm",
+      "publicKeyAlgorithm",
+      "keyFlags",
+      "created",
+      "issuerKeyID",
+      "issuerFingerprint",
+      "issuerKeyVersion",
+      "keyNeverExpires",
+      "version",
+    ])
+      // prettier-ignore
+      if (old[k] !== undefined) sig[k] = old[k];
+    await sig.sign(
+      privateKey.keyPacket,
+      { key: privateKey.keyPacket, bind: kp },
+      old.created,
+      false,
+      openpgp.config,
+    );
+    (sub as unknown as { bindingSignatures: unknown[] }).bindingSignatures = [sig];
+    const hostile = Buffer.from(privateKey.toPublic().armor());
+    const alice = await openpgp.generateKey({
+      type: "ecc",
+      userIDs: [{ email: "alice@victim.test" }],
+      format: "object",
+    });
+    const route = {
+      policy: "gateway",
+      outbound: { openpgp: { webKeyDirectory: true, missingKey: "defer" } },
+    } as unknown as Route;
+    const sent: { to: string[]; body: string }[] = [];
+    const out = await deliverOpenpgp(
+      {
+        queueId: "Q1",
+        recipients: ["alice@victim.test", "mallory@evil.test"],
+        message: bufferBody(Buffer.from("From: a@local.test\r\nSubject: s\r\n\r\nsecret\r\n")),
+        route,
+      },
+      {
+        openpgp: () => Promise.resolve({ keys: [alice.publicKey] }),
+        wkd: (a) =>
+          Promise.resolve(
+            a === "mallory@evil.test"
+              ? { kind: "found" as const, key: hostile, source: "fetched" as const, url: "https://x" }
+              : { kind: "none" as const, reason: "404" },
+          ),
+      },
+      async (r) => {
+        sent.push({ to: r.recipients, body: (await r.message.load()).toString("latin1") });
+        return [];
+      },
+    );
+    assert.deepEqual(
+      sent.map((s) => s.to),
+      [["alice@victim.test"]],
+      "alice gets her mail",
+    );
+    assert.match(sent[0]!.body, /-----BEGIN PGP MESSAGE-----/);
+    assert.doesNotMatch(sent[0]!.body, /secret/);
+    assert.deepEqual(
+      out.map((o) => [o.address, o.outcome, o.code]),
+      [["mallory@evil.test", "deferred", "OPENPGP_ENCRYPT_FAILED"]],
+    );
+  });
+});
