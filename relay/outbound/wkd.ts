@@ -266,11 +266,18 @@ export class Wkd {
     const adv = await this.addresses(loc.advanced.host);
     if (adv.kind === "failed") return adv;
     const start = adv.kind === "absent" ? loc.direct : loc.advanced;
+    // one deadline for the whole lookup, its redirects included (attack review, session 6: one per
+    // request let a server stalling each answer until just before it hold a delivery four times over)
+    const budget = this.o.fetchDeadlineMs?.() ?? 60_000;
+    const deadline = Date.now() + budget;
     let at = start;
     for (let hop = 0; ; hop++) {
       const ip = at === start && adv.kind === "ok" ? adv.address : await this.addressOf(at.host);
       if (typeof ip !== "string") return ip;
-      const got = await this.get(ip, at.host, at.path);
+      const left = deadline - Date.now();
+      if (left <= 0)
+        return { kind: "failed", reason: `timeout: no complete answer within ${budget / 1000}s` };
+      const got = await this.get(ip, at.host, at.path, left);
       const url = `https://${at.host}${at.path}`;
       if (got.kind === "failed") return { kind: "failed", reason: `${url}: ${got.reason}` };
       if (got.kind === "ok") return this.checked(got.body, address, url);
@@ -348,7 +355,7 @@ export class Wkd {
     return { kind: "failed", reason: a.kind === "absent" ? `${host} has no address` : a.reason };
   }
 
-  private get(address: string, host: string, path: string): Promise<Fetched> {
+  private get(address: string, host: string, path: string, deadlineMs: number): Promise<Fetched> {
     const ca = this.o.ca();
     return new Promise((resolve) => {
       let done = false;
@@ -399,7 +406,7 @@ export class Wkd {
           res.on("error", (e) => finish({ kind: "failed", reason: errorMessage(e) }));
         },
       );
-      const disarm = armFetchDeadline(req, this.o.fetchDeadlineMs?.() ?? 60_000);
+      const disarm = armFetchDeadline(req, deadlineMs);
       req.on("close", disarm);
       req.on("timeout", () => req.destroy(new Error("timeout")));
       req.on("error", (e) => finish({ kind: "failed", reason: errorMessage(e) }));

@@ -11,6 +11,7 @@ import type { AddressInfo } from "node:net";
 import { describe, it } from "node:test";
 import { isSession, limitHops, Slots } from "../../relay/outbound/attempt-limits.js";
 import { MtaSts } from "../../relay/outbound/mta-sts.js";
+import { Wkd, wkdLocation } from "../../relay/outbound/wkd.js";
 import type { Dns } from "../../relay/outbound/mx.js";
 import { postReport } from "../../relay/outbound/tlsrpt.js";
 import { makeCa, makeLeaf } from "../support/certs.js";
@@ -121,6 +122,61 @@ describe("issue 22 finding 2: attempt limits", () => {
         srv.close();
       } finally {
         for (const d of drips) clearInterval(d);
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  );
+  it(
+    "a WKD lookup whose server answers each request with a redirect just before the deadline is cut by one deadline for all (attack review, session 6)",
+    { timeout: 30_000 },
+    async () => {
+      const dir = await mkdtemp(join(tmpdir(), "wkd-slow-"));
+      try {
+        const ca = await makeCa(join(dir, "ca"));
+        const leaf = await makeLeaf(ca, { cn: "openpgpkey.slow.test", dnsNames: ["openpgpkey.slow.test"] });
+        const loc = wkdLocation("someone@slow.test")!;
+        let n = 0;
+        let port = 0;
+        const timers: NodeJS.Timeout[] = [];
+        const srv = createHttpsServer(
+          { cert: await readFile(leaf.certFile), key: await readFile(leaf.keyFile) },
+          (_req, res) => {
+            // each answer comes after most of the deadline, and sends the client on again
+            timers.push(
+              setTimeout(() => {
+                res.writeHead(302, {
+                  location: `https://${loc.advanced.host}:${port}${loc.advanced.path}&n=${n++}`,
+                });
+                res.end();
+              }, 350),
+            );
+          },
+        );
+        await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+        port = (srv.address() as AddressInfo).port;
+        const dns = {
+          resolveTxt: () => Promise.resolve([]),
+          resolve4: () => Promise.resolve(["127.0.0.1"]),
+          resolve6: () => Promise.resolve([]),
+          resolveMx: () => Promise.resolve([]),
+        } as Dns;
+        const caPem = await readFile(ca.certFile);
+        const wkd = new Wkd({
+          dns: () => dns,
+          cacheDir: () => dir,
+          ca: () => caPem,
+          httpsPort: () => port,
+          fetchDeadlineMs: () => 500,
+        });
+        const r = await wkd.lookup("someone@slow.test");
+        for (const t of timers) clearTimeout(t);
+        assert.equal(r.kind, "failed");
+        // the deadline ended it, not the redirect limit after four requests of 350 ms each
+        assert.match(r.kind === "failed" ? r.reason : "", /timeout/);
+        assert.ok(n <= 2, `${n} requests answered`);
+        srv.closeAllConnections();
+        srv.close();
+      } finally {
         await rm(dir, { recursive: true, force: true });
       }
     },
