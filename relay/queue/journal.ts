@@ -89,6 +89,18 @@
 //     the data only, where an append also commits the file system's journal (the size changed), which
 //     is the larger and less predictable part of an accept's latency. Stale records after the last
 //     round's end fail their CRC (other seed), torn or not.
+//   - Seals (attack review, session 6): a recycled segment's stale bytes include message bodies, which
+//     a sender chose; a body holding a whole record framed for a later segment number (predictable:
+//     they only count up) would check at the position where that later life's last round ends, and
+//     recovery would queue a message nobody accepted, to recipients, with trust flags, the sender
+//     chose. So every round a relay writes ends with a seal record (a done record of no message, meta
+//     "seal <nonce>"), the nonce random for each segment's life and first written at its head (after
+//     any cut record): recovery reads a sealed segment's records only up to the last seal with its
+//     nonce, which no sender can know. A round is one write, acknowledged only once durable, so an
+//     acknowledged record always has its seal behind it; a torn round loses its seal and, as before,
+//     nothing acknowledged. A segment whose head has no seal was written by an older relay and is read
+//     as before; an older relay reads a seal as the done record of no message (docs/upgrade.md).
+//     Recovered envelopes must also carry an id that can name a file (no path of any kind).
 //   - Rolling (segment-roll.ts): the next segment (mark, name, open, directory fsync, as above) is
 //     made in the background once the current one nears its end (PREPARE_AT), so the round
 //     that fills a segment switches to a file already durable instead of paying those fsyncs on its
@@ -100,6 +112,7 @@
 // on its first state update), so a segment normally goes within seconds of its last record. A message
 // whose first attempt takes long (a slow next hop, up to the delivery timeouts) pins its segment and
 // every later one until it is done; that costs disk space, never correctness.
+import { randomBytes } from "node:crypto";
 import { writevSync } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, statfs, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
@@ -239,6 +252,24 @@ export function cutRecord(seq: number, length: number): Framed {
 
 const CUT_META = /^cut (\d{1,15}) (\d{1,15})$/;
 
+/** A seal (a done record of no message): the rounds before it in a segment's life are whole. */
+export function sealMark(nonce: string): Framed {
+  return frameParts(DONE, Buffer.from(`seal ${nonce}`, "latin1"), []);
+}
+
+const SEAL_META = /^seal ([0-9a-f]{32})$/;
+
+/** Whether a record as written (its buffers, header first) is a seal (tests count their own records). */
+export function isSealRecord(parts: readonly Buffer[]): boolean {
+  const head = parts[0];
+  if (!head || head.length < HEADER_BYTES || head.readUInt8(4) !== DONE) return false;
+  const metaLength = head.readUInt32LE(8);
+  return SEAL_META.test(head.toString("latin1", HEADER_BYTES, HEADER_BYTES + metaLength));
+}
+
+/** What a recovered envelope's id may be: a queue id names files (msg/<id>, env/<id>.json). */
+const RECOVERED_ID = /^[0-9A-Za-z_-]{1,64}$/;
+
 /** The cut records at the head of segment `seq`'s bytes `head`, as seq -> length. Pure. */
 export function cutsAtHead(head: Buffer, seq: number): Map<number, number> {
   const cuts = new Map<number, number>();
@@ -307,23 +338,64 @@ export async function scanJournal(dir: string): Promise<JournalScan> {
     const cut = cuts.get(seq);
     if (cut !== undefined && cut < buf.length) buf = buf.subarray(0, cut);
     let end = 0;
+    // a sealed segment's nonce (its head's first record after the cut records), and the effects of
+    // its records since the last seal, applied only when a seal with that nonce follows them
+    let head = true;
+    let nonce: string | undefined;
+    let waiting: (() => void)[] = [];
     for (const r of parseRecords(buf, seq)) {
-      // a cut record (read above) deletes nothing: its meta is no queue id
-      if (r.type === DONE) scan.live.delete(r.meta.toString("latin1"));
-      else {
-        let env: Envelope;
-        try {
-          env = JSON.parse(r.meta.toString("utf8")) as Envelope;
-        } catch {
-          break; // a CRC-correct record that is not ours: treat like a torn tail
-        }
-        scan.live.set(env.id, { env, seq, path, offset: r.bodyOffset, length: r.bodyLength });
+      const meta = r.type === DONE ? r.meta.toString("latin1") : undefined;
+      const seal = meta !== undefined ? SEAL_META.exec(meta) : null;
+      if (head && meta !== undefined && CUT_META.test(meta)) {
+        end = r.end; // a cut record (read above) deletes nothing
+        continue;
       }
-      end = r.end;
+      if (head) {
+        head = false;
+        if (seal) {
+          nonce = seal[1];
+          end = r.end;
+          continue;
+        }
+      }
+      if (nonce !== undefined && seal) {
+        if (seal[1] !== nonce) break; // another life's seal: stale bytes
+        for (const apply of waiting) apply();
+        waiting = [];
+        end = r.end;
+        continue;
+      }
+      const apply = recordEffect(r, meta, scan, seq, path);
+      if (!apply) break; // a CRC-correct record that is not ours: treat like a torn tail
+      if (nonce !== undefined) waiting.push(apply);
+      else {
+        apply(); // a segment of an older relay, unsealed: read as it always was
+        end = r.end;
+      }
     }
     scan.segments.push({ seq, path, end });
   }
   return scan;
+}
+
+/** What a record does to the live messages, or undefined when it is not one of ours. */
+function recordEffect(
+  r: ParsedRecord,
+  meta: string | undefined,
+  scan: JournalScan,
+  seq: number,
+  path: string,
+): (() => void) | undefined {
+  // a done record of no message (a cut, a seal of an older life's) deletes nothing
+  if (meta !== undefined) return () => void scan.live.delete(meta);
+  let env: Envelope;
+  try {
+    env = JSON.parse(r.meta.toString("utf8")) as Envelope;
+  } catch {
+    return undefined;
+  }
+  if (typeof env?.id !== "string" || !RECOVERED_ID.test(env.id)) return undefined;
+  return () => void scan.live.set(env.id, { env, seq, path, offset: r.bodyOffset, length: r.bodyLength });
 }
 
 /** Up to `max` bytes from the start of the file at `path` (a segment's head, a message's header). */
@@ -381,6 +453,8 @@ async function readHwm(dir: string): Promise<number | undefined> {
 interface Segment {
   seq: number;
   path: string;
+  /** The nonce of its seals (random for its life), set by its first round. */
+  nonce?: string;
   /** Bytes of acknowledged records (what a failed round cuts the segment back to). */
   size: number;
   /** Bytes of the records written or being written: where the next round writes while current. */
@@ -399,6 +473,8 @@ interface Segment {
 
 interface Pending {
   record: Framed;
+  /** A seal record (not one the caller queued). */
+  seal?: true;
   /** Called in the round, as soon as it is durable, with where the record went. */
   resolve(seg: Segment, offset: number): void;
   reject(e: Error): void;
@@ -896,6 +972,11 @@ export class Journal {
     return !this.cutsHeld && !this.appendable() && this.cuts.some((c) => !c.inRound);
   }
 
+  /** A seal record for a round (fresh: a framed record is sealed for one segment). */
+  private sealPending(nonce: string): Pending {
+    return { record: sealMark(nonce), seal: true, resolve: () => undefined, reject: () => undefined };
+  }
+
   /** The cut records for a round opening a new segment, first in it (recovery reads them there). */
   private takeCuts(): Pending[] {
     const taken = this.cuts.filter((c) => !c.inRound).slice(0, MAX_CUTS_PER_ROUND);
@@ -964,11 +1045,19 @@ export class Journal {
       return this.pump();
     }
     // a failed cut-back's record goes at the head of a new segment, before anything else in it
-    if (seg.end === 0 && this.cuts.length) round.unshift(...this.takeCuts());
+    const cuts = seg.end === 0 && this.cuts.length ? this.takeCuts() : [];
+    round.unshift(...cuts);
     if (!round.length) {
       this.starting = false;
       return this.pump();
     }
+    // the round is sealed: a new segment's nonce at its head (after its cut records), a seal at the
+    // round's end (recovery reads a sealed segment up to its last seal)
+    if (seg.end === 0) {
+      seg.nonce = randomBytes(16).toString("hex");
+      round.splice(cuts.length, 0, this.sealPending(seg.nonce));
+    }
+    round.push(this.sealPending(seg.nonce!)); // set by the segment's first round, always at end 0
     const records = round.map((p) => sealParts(p.record, seg.seq));
     const bytes = round.reduce((n, p) => n + p.record.bytes, 0);
     const offset = seg.end;
@@ -1056,7 +1145,7 @@ export class Journal {
       return false;
     }
     seg.size = offset + bytes;
-    this.records += round.length;
+    this.records += round.filter((p) => !p.seal).length;
     this.inFlight--;
     let at = offset;
     for (const p of round) {

@@ -87,7 +87,10 @@ describe("a failed round whose cut-back fails", () => {
       assert.deepEqual([...cuts.keys()], [1]);
       assert.ok(cuts.get(1)! > 0 && cuts.get(1)! < first, "segment 1 still holds the refused records");
       // a record an older relay (rolled back to) reads past: a done record, not a new type
-      const types = [...parseRecords(await readFile(join(dir, segmentName(2))), 2)].map((r) => r.type);
+      // (the seals aside: done records of no message too, each round ending with one)
+      const types = [...parseRecords(await readFile(join(dir, segmentName(2))), 2)]
+        .filter((r) => !/^seal /.test(r.meta.toString("latin1")))
+        .map((r) => r.type);
       assert.deepEqual(types, [DONE, ACCEPT], "the cut record first, then the round's accept");
       const ids = await afterKill(dir, "kill");
       assert.deepEqual(ids, [kept.id, after.id], "a 4xx'd message came back (or a 250 was lost)");

@@ -12,6 +12,7 @@ import {
   MAX_ROUNDS_IN_FLIGHT,
   Journal,
   scanJournal,
+  isSealRecord,
   segmentName,
   type AppendRecords,
   type JournalOptions,
@@ -39,7 +40,7 @@ function heldAppend(): { append: AppendRecords; held: Held[]; started: () => num
       return new Promise<number>((resolve, reject) => {
         held.push({
           position,
-          records: records.length,
+          records: records.filter((r) => !isSealRecord(r)).length,
           finish: async (err) => {
             if (err) return reject(err); // nothing of the round reached the file
             const { bytesWritten } = await fh.writev(records.flat(), position);

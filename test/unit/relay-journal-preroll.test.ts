@@ -167,6 +167,9 @@ describe("the next segment made ahead (issue 18)", () => {
     const dir = fresh();
     let made = 0;
     const { journal } = await open(dir, {
+      // room for many rounds between the segment made ahead and the current one's end, so that the
+      // stop finds it unused however long making it takes
+      segmentBytes: 32768,
       rollStep: (step, seq) => {
         if (step === "durable" && journal.rolls().inRound > 0) made = seq;
       },

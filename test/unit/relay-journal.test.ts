@@ -20,6 +20,7 @@ import {
   parseRecords,
   scanJournal,
   sealParts,
+  isSealRecord,
   segmentName,
   type AppendRecords,
   type JournalOptions,
@@ -57,7 +58,7 @@ function gatedAppend(): {
   return {
     sizes,
     append: async (fh, records, position) => {
-      sizes.push(records.length);
+      sizes.push(records.filter((r) => !isSealRecord(r)).length);
       const err = await new Promise<Error | undefined>((r) => gates.push(r));
       if (err) throw err;
       const { bytesWritten } = await fh.writev(records.flat(), position);
