@@ -94,9 +94,12 @@
 //     they only count up) would check at the position where that later life's last round ends, and
 //     recovery would queue a message nobody accepted, to recipients, with trust flags, the sender
 //     chose. So every round a relay writes ends with a seal record (a done record of no message, meta
-//     "seal <nonce>"), the nonce random for each segment's life and first written at its head (after
-//     any cut record): recovery reads a sealed segment's records only up to the last seal with its
-//     nonce, which no sender can know. A round is one write, acknowledged only once durable, so an
+//     "seal <nonce> <where the round started>"), the nonce random for each segment's life and first
+//     written at its head (after any cut record): recovery reads a sealed segment's records only up to
+//     the last seal with its nonce, which no sender can know, each seal vouching for the records since
+//     the one before only if its round started where that one ended (a pipelined round durable
+//     before an earlier one, then a crash, must not vouch for the stale bytes in the earlier one's
+//     place). A round is one write, acknowledged only once durable, so an
 //     acknowledged record always has its seal behind it; a torn round loses its seal and, as before,
 //     nothing acknowledged. A segment whose head has no seal was written by an older relay and is read
 //     as before; an older relay reads a seal as the done record of no message (docs/upgrade.md).
@@ -252,12 +255,19 @@ export function cutRecord(seq: number, length: number): Framed {
 
 const CUT_META = /^cut (\d{1,15}) (\d{1,15})$/;
 
-/** A seal (a done record of no message): the rounds before it in a segment's life are whole. */
-export function sealMark(nonce: string): Framed {
-  return frameParts(DONE, Buffer.from(`seal ${nonce}`, "latin1"), []);
+/**
+ * A seal (a done record of no message): at a segment's head, its nonce (no `start`); at a round's
+ * end, the nonce and where that round started, so that it vouches for its own round's records only.
+ */
+export function sealMark(nonce: string, start?: number): Framed {
+  return frameParts(
+    DONE,
+    Buffer.from(`seal ${nonce}${start === undefined ? "" : ` ${start}`}`, "latin1"),
+    [],
+  );
 }
 
-const SEAL_META = /^seal ([0-9a-f]{32})$/;
+const SEAL_META = /^seal ([0-9a-f]{32})(?: (\d{1,15}))?$/;
 
 /** Whether a record as written (its buffers, header first) is a seal (tests count their own records). */
 export function isSealRecord(parts: readonly Buffer[]): boolean {
@@ -339,9 +349,13 @@ export async function scanJournal(dir: string): Promise<JournalScan> {
     if (cut !== undefined && cut < buf.length) buf = buf.subarray(0, cut);
     let end = 0;
     // a sealed segment's nonce (its head's first record after the cut records), and the effects of
-    // its records since the last seal, applied only when a seal with that nonce follows them
+    // its records since the last seal, applied only when a seal with that nonce follows them that
+    // says its round started where the round before it ended: a later round written while an
+    // earlier one was not (pipelined, then kill -9) vouches for its own records, never for the stale
+    // bytes in the earlier one's place (review of the first version)
     let head = true;
     let nonce: string | undefined;
+    let roundStart = 0;
     let waiting: (() => void)[] = [];
     for (const r of parseRecords(buf, seq)) {
       const meta = r.type === DONE ? r.meta.toString("latin1") : undefined;
@@ -352,17 +366,18 @@ export async function scanJournal(dir: string): Promise<JournalScan> {
       }
       if (head) {
         head = false;
-        if (seal) {
-          nonce = seal[1];
+        if (seal && seal[2] === undefined) {
+          nonce = seal[1]; // the first round started at 0, its cut records and this seal included
           end = r.end;
           continue;
         }
       }
       if (nonce !== undefined && seal) {
-        if (seal[1] !== nonce) break; // another life's seal: stale bytes
+        // another life's seal, or one whose round did not start where the last one ended: stop
+        if (seal[1] !== nonce || seal[2] === undefined || Number(seal[2]) !== roundStart) break;
         for (const apply of waiting) apply();
         waiting = [];
-        end = r.end;
+        end = roundStart = r.end;
         continue;
       }
       const apply = recordEffect(r, meta, scan, seq, path);
@@ -973,8 +988,8 @@ export class Journal {
   }
 
   /** A seal record for a round (fresh: a framed record is sealed for one segment). */
-  private sealPending(nonce: string): Pending {
-    return { record: sealMark(nonce), seal: true, resolve: () => undefined, reject: () => undefined };
+  private sealPending(nonce: string, start?: number): Pending {
+    return { record: sealMark(nonce, start), seal: true, resolve: () => undefined, reject: () => undefined };
   }
 
   /** The cut records for a round opening a new segment, first in it (recovery reads them there). */
@@ -1057,10 +1072,10 @@ export class Journal {
       seg.nonce = randomBytes(16).toString("hex");
       round.splice(cuts.length, 0, this.sealPending(seg.nonce));
     }
-    round.push(this.sealPending(seg.nonce!)); // set by the segment's first round, always at end 0
+    const offset = seg.end;
+    round.push(this.sealPending(seg.nonce!, offset)); // nonce: set by the segment's first round (end 0)
     const records = round.map((p) => sealParts(p.record, seg.seq));
     const bytes = round.reduce((n, p) => n + p.record.bytes, 0);
-    const offset = seg.end;
     seg.end += bytes;
     // an append that throws instead of rejecting fails its round all the same (the journal goes on);
     // a round written on the loop (loop-write.ts) is durable before this returns
