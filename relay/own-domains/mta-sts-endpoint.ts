@@ -8,8 +8,9 @@
 // while they arrive (Content-Length or not), and so is the number of connections and their time.
 // Per client too (attack review, session 6: one client's 256 idle connections took every slot, TLS
 // handshakes having no time limit, and 256 stalled 1 MiB uploads held 300 MiB): at most
-// MAX_CONNECTIONS_PER_CLIENT connections from one address, a handshake within HANDSHAKE_MS, and the
-// bodies being read together within BODY_BUDGET_REPORTS reports' worth (503 beyond).
+// MAX_CONNECTIONS_PER_CLIENT connections from one client (an IPv4 address, an IPv6 /64: as the SMTP
+// side counts them, inbound/throttle.ts), a handshake within HANDSHAKE_MS, and the bodies being read
+// together within BODY_BUDGET_REPORTS reports' worth, one report's worth per client (503 beyond).
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { createServer, type Server } from "node:https";
@@ -19,6 +20,7 @@ import {
   TLSRPT_HTTPS_PATH,
   type MtaStsPublication,
 } from "../contract/own-domains.js";
+import { clientKey } from "../inbound/throttle.js";
 import type { TlsRptReceiver } from "./tlsrpt-receiver.js";
 import { reportEncodingOf } from "./tlsrpt-receive.js";
 
@@ -32,10 +34,14 @@ const MAX_CONNECTIONS_PER_CLIENT = 8;
 const HANDSHAKE_MS = 5_000;
 const BODY_BUDGET_REPORTS = 4;
 
-/** Bytes of request bodies being read, across connections. */
+/** Bytes of request bodies being read, across connections and per client. */
 interface BodyBudget {
   used: number;
+  byClient: Map<string, number>;
 }
+
+/** The client a connection counts for: its IPv4 address, or its IPv6 /64. */
+const clientOf = (address: string | undefined): string => clientKey(address ?? "", 64);
 
 /** The domain a Host header names as mta-sts.<domain>, if it is one of `domains`. Pure. */
 export function domainOfHost(header: string | undefined, domains: readonly string[]): string | undefined {
@@ -72,6 +78,7 @@ function readBody(
   return new Promise((resolve) => {
     const declared = Number(req.headers["content-length"] ?? "0");
     if (declared > max) return resolve("too-large");
+    const client = clientOf(req.socket.remoteAddress);
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
@@ -79,15 +86,20 @@ function readBody(
       if (done) return;
       done = true;
       budget.used -= size;
+      const left = (budget.byClient.get(client) ?? size) - size;
+      if (left > 0) budget.byClient.set(client, left);
+      else budget.byClient.delete(client);
       if (typeof r === "string") req.pause();
       resolve(r);
     };
     req.on("data", (c: Buffer) => {
       if (done) return;
       if (size + c.length > max) return finish("too-large");
-      if (budget.used + c.length > limit) return finish("busy");
+      const mine = budget.byClient.get(client) ?? 0;
+      if (budget.used + c.length > limit || mine + c.length > max) return finish("busy");
       size += c.length;
       budget.used += c.length;
+      budget.byClient.set(client, mine + c.length);
       chunks.push(c);
     });
     req.on("end", () => finish(Buffer.concat(chunks)));
@@ -141,7 +153,7 @@ function handle(d: EndpointDeps, budget: BodyBudget, req: IncomingMessage, res: 
 function limitPerClient(server: Server): void {
   const open = new Map<string, number>();
   server.on("connection", (socket: Socket) => {
-    const ip = socket.remoteAddress ?? "";
+    const ip = clientOf(socket.remoteAddress);
     const n = (open.get(ip) ?? 0) + 1;
     if (n > MAX_CONNECTIONS_PER_CLIENT) {
       socket.destroy();
@@ -161,7 +173,7 @@ export async function startMtaStsEndpoint(
   d: EndpointDeps,
   o: { port: number; host: string; cert: Buffer; key: Buffer },
 ): Promise<{ server: Server; port: number; setCertificate(cert: Buffer, key: Buffer): void }> {
-  const budget: BodyBudget = { used: 0 };
+  const budget: BodyBudget = { used: 0, byClient: new Map() };
   const server = createServer(
     { cert: o.cert, key: o.key, minVersion: "TLSv1.2", handshakeTimeout: HANDSHAKE_MS },
     (req, res) => handle(d, budget, req, res),

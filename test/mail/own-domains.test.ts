@@ -376,6 +376,12 @@ describe("own domains: MTA-STS published, TLS-RPT received", () => {
     assert.equal(first, 503);
     assert.equal(await getPolicy("127.0.0.1"), 200, "the policy is still served");
     for (const u of uploads) u.abort();
+    // one client holds one report's worth at a time: its second stalled upload is told to come back
+    // later, and another client's report is taken meanwhile
+    const mine = [stalledUpload("127.0.0.9", max), stalledUpload("127.0.0.9", max)];
+    assert.equal(await Promise.race(mine.map((u) => u.status)), 503);
+    assert.equal(await post(gzipSync(JSON.stringify(report()))), 200);
+    for (const u of mine) u.abort();
   });
 
   it("the report address cannot relay: other recipients are refused or must go in another transaction", async () => {
