@@ -109,13 +109,13 @@ export function policyVerdict(
   if (floor && mode && isMode(mode) && weakerMode(mode, floor.mode))
     problems.push({
       reason: "InvalidSpec",
-      message: `spec.outbound.tls.mode ${mode} is weaker than ${floor.mode}, the mode of ${floorOwner(floor)}, which every domain's mail gets at least; use a mode at least as strong (${strongEnough(floor.mode).join(", ")}), or change the catch-all`,
+      message: `spec.outbound.tls.mode ${mode} is weaker than ${floor.mode}, the mode of ${floorOwner(floor)}, which every domain's mail gets at least; use a mode at least as strong (${floorFix(floor).modes}), or change the catch-all`,
     });
   const minVersion = minVersionOf(e.policy);
-  if (floor && e.policy && versionRank(minVersion) < versionRank(floor.minVersion))
+  if (floor && e.policy && belowFloorVersion(minVersion, floor))
     problems.push({
       reason: "InvalidSpec",
-      message: `spec.outbound.tls.minVersion ${minVersion} is lower than ${floor.minVersion}, the minVersion of ${floorOwner(floor)}, which every domain's mail gets at least; set spec.outbound.tls.minVersion to ${TLS_VERSIONS.filter((v) => versionRank(v) >= versionRank(floor.minVersion)).join(" or ")}, or change the catch-all`,
+      message: `spec.outbound.tls.minVersion ${minVersion} is lower than ${floor.minVersion}, the minVersion of ${floorOwner(floor)}, which every domain's mail gets at least; set spec.outbound.tls.minVersion to ${floorFix(floor).versions}, or change the catch-all`,
     });
   // the TLS requirement's fallback is held to the floor too (attack review, session 6): an alternate
   // route, or the session an S/MIME-encrypted message travels over, below it would be the same
