@@ -20,6 +20,7 @@ import {
   TLSRPT_HTTPS_PATH,
   type MtaStsPublication,
 } from "../contract/own-domains.js";
+import { KeyCounts } from "../inbound/key-counts.js";
 import { clientKey } from "../inbound/throttle.js";
 import type { TlsRptReceiver } from "./tlsrpt-receiver.js";
 import { reportEncodingOf } from "./tlsrpt-receive.js";
@@ -37,7 +38,7 @@ const BODY_BUDGET_REPORTS = 4;
 /** Bytes of request bodies being read, across connections and per client. */
 interface BodyBudget {
   used: number;
-  byClient: Map<string, number>;
+  byClient: KeyCounts<string>;
 }
 
 /** The client a connection counts for: its IPv4 address, or its IPv6 /64. */
@@ -86,20 +87,18 @@ function readBody(
       if (done) return;
       done = true;
       budget.used -= size;
-      const left = (budget.byClient.get(client) ?? size) - size;
-      if (left > 0) budget.byClient.set(client, left);
-      else budget.byClient.delete(client);
+      budget.byClient.remove(client, size);
       if (typeof r === "string") req.pause();
       resolve(r);
     };
     req.on("data", (c: Buffer) => {
       if (done) return;
       if (size + c.length > max) return finish("too-large");
-      const mine = budget.byClient.get(client) ?? 0;
-      if (budget.used + c.length > limit || mine + c.length > max) return finish("busy");
+      if (budget.used + c.length > limit || budget.byClient.get(client) + c.length > max)
+        return finish("busy");
       size += c.length;
       budget.used += c.length;
-      budget.byClient.set(client, mine + c.length);
+      budget.byClient.add(client, c.length);
       chunks.push(c);
     });
     req.on("end", () => finish(Buffer.concat(chunks)));
@@ -151,20 +150,15 @@ function handle(d: EndpointDeps, budget: BodyBudget, req: IncomingMessage, res: 
 
 /** Closes a connection beyond MAX_CONNECTIONS_PER_CLIENT from its address. */
 function limitPerClient(server: Server): void {
-  const open = new Map<string, number>();
+  const open = new KeyCounts<string>();
   server.on("connection", (socket: Socket) => {
     const ip = clientOf(socket.remoteAddress);
-    const n = (open.get(ip) ?? 0) + 1;
-    if (n > MAX_CONNECTIONS_PER_CLIENT) {
+    if (open.get(ip) >= MAX_CONNECTIONS_PER_CLIENT) {
       socket.destroy();
       return;
     }
-    open.set(ip, n);
-    socket.once("close", () => {
-      const left = (open.get(ip) ?? 1) - 1;
-      if (left > 0) open.set(ip, left);
-      else open.delete(ip);
-    });
+    open.add(ip);
+    socket.once("close", () => open.remove(ip));
   });
 }
 
@@ -173,7 +167,7 @@ export async function startMtaStsEndpoint(
   d: EndpointDeps,
   o: { port: number; host: string; cert: Buffer; key: Buffer },
 ): Promise<{ server: Server; port: number; setCertificate(cert: Buffer, key: Buffer): void }> {
-  const budget: BodyBudget = { used: 0, byClient: new Map() };
+  const budget: BodyBudget = { used: 0, byClient: new KeyCounts() };
   const server = createServer(
     { cert: o.cert, key: o.key, minVersion: "TLSv1.2", handshakeTimeout: HANDSHAKE_MS },
     (req, res) => handle(d, budget, req, res),
