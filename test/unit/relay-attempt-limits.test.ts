@@ -18,6 +18,14 @@ import { makeCa, makeLeaf } from "../support/certs.js";
 
 const hop = (address: string, port = 25) => ({ name: `mx-${address}`, address, port });
 
+/** A resolver where every name is 127.0.0.1 (IPv4 only) and TXT answers `txt`. */
+const loopbackDns = (txt: string[][]): Dns => ({
+  resolveTxt: () => Promise.resolve(txt),
+  resolve4: () => Promise.resolve(["127.0.0.1"]),
+  resolve6: () => Promise.resolve([]),
+  resolveMx: () => Promise.resolve([]),
+});
+
 describe("issue 22 finding 2: attempt limits", () => {
   it("limitHops: each address:port once, at most the limit, in order", () => {
     const hops = [
@@ -102,12 +110,7 @@ describe("issue 22 finding 2: attempt limits", () => {
           },
         );
         await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-        const dns = {
-          resolveTxt: () => Promise.resolve([["v=STSv1; id=1;"]]),
-          resolve4: () => Promise.resolve(["127.0.0.1"]),
-          resolve6: () => Promise.resolve([]),
-          resolveMx: () => Promise.resolve([]),
-        } as Dns;
+        const dns = loopbackDns([["v=STSv1; id=1;"]]);
         const caPem = await readFile(ca.certFile);
         const sts = new MtaSts({
           dns: () => dns,
@@ -154,12 +157,7 @@ describe("issue 22 finding 2: attempt limits", () => {
         );
         await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
         port = (srv.address() as AddressInfo).port;
-        const dns = {
-          resolveTxt: () => Promise.resolve([]),
-          resolve4: () => Promise.resolve(["127.0.0.1"]),
-          resolve6: () => Promise.resolve([]),
-          resolveMx: () => Promise.resolve([]),
-        } as Dns;
+        const dns = loopbackDns([]);
         const caPem = await readFile(ca.certFile);
         const wkd = new Wkd({
           dns: () => dns,
