@@ -150,18 +150,32 @@ export function routeFor(spelling: string, c: RelayConfig): Routing {
 export type RouteGroup = { key: string; recipients: string[] } & Routing;
 
 /**
+ * Whether the TLS decision for `route` reads its recipient domain, even through a nextHop: the
+ * domain's published policy (mode mta-sts), a time-limited exception (each names exactly one domain),
+ * the DANE reference names (the domain is one of them). Such recipients are delivered in a group of
+ * their own domain, never under another domain's decision. Pure.
+ */
+function decidedPerDomain(route: Route): boolean {
+  const tls = route.outbound.tls;
+  return (
+    stsApplies({ mode: tls.mode, internal: route.internal === true }) ||
+    (tls.exceptions?.length ?? 0) > 0 ||
+    tls.mode === "dane"
+  );
+}
+
+/**
  * Splits recipients by policy and next hop (held ones by policy); MX-routed recipients split per
- * domain, and so do recipients whose TLS decision reads their own domain's published policy (mode
- * mta-sts, even through a nextHop): a group is delivered under the decision for its route's domain,
- * so a domain without an MTA-STS policy must never carry an enforce domain's recipients.
+ * domain, and so do recipients whose TLS decision reads their own domain (decidedPerDomain): a group
+ * is delivered under the decision for its route's domain, so a domain without an MTA-STS policy must
+ * never carry an enforce domain's recipients, nor an excepted domain another domain's.
  */
 export function groupRecipients(recipients: readonly string[], c: RelayConfig): RouteGroup[] {
   const groups = new Map<string, RouteGroup>();
   for (const r of recipients) {
     const routing = routeFor(domainPart(r), c);
     const route = routing.route;
-    const perDomain =
-      route !== undefined && stsApplies({ mode: route.outbound.tls.mode, internal: route.internal === true });
+    const perDomain = route !== undefined && decidedPerDomain(route);
     const key = routing.hold
       ? `hold:${routing.hold.policy}|${routing.hold.code}|${routing.hold.domain}`
       : `${routing.route.policy}|${

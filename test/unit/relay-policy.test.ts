@@ -137,6 +137,55 @@ describe("routing and splitting", () => {
   });
 });
 
+describe("grouping: recipients whose TLS decision reads their own domain", () => {
+  const hop = { host: "gw.partners.example", port: 25 };
+  type OutboundTls = NonNullable<RelayConfigInput["policies"]>[number]["outbound"]["tls"];
+  const tls = (extra: Partial<OutboundTls>): OutboundTls => ({ mode: "verify", ...extra });
+  const grouped = (outboundTls: OutboundTls) =>
+    groupRecipients(
+      ["a@legacy.example", "b@strict.example", "c@strict.example"],
+      config({
+        policies: [
+          {
+            ...pol("g", ["legacy.example", "strict.example"]),
+            outbound: { tls: outboundTls, nextHop: hop },
+          },
+        ],
+      }),
+    ).map((g) => [g.route?.domain, g.recipients]);
+  it("one group through the next hop when the decision does not read the domain", () =>
+    assert.deepEqual(grouped(tls({})), [
+      ["legacy.example", ["a@legacy.example", "b@strict.example", "c@strict.example"]],
+    ]));
+  // a time-limited exception names exactly one domain: the other domains' copies must not be
+  // resolved under it (outbound review, round 7: the second domain's copy went in clear)
+  it("per domain when the policy has exceptions", () =>
+    assert.deepEqual(
+      grouped(
+        tls({
+          exceptions: [
+            {
+              name: "legacy",
+              domain: "legacy.example",
+              mode: "opportunistic",
+              from: "2026-01-01T00:00:00Z",
+              until: "2027-01-01T00:00:00Z",
+            },
+          ],
+        }),
+      ),
+      [
+        ["legacy.example", ["a@legacy.example"]],
+        ["strict.example", ["b@strict.example", "c@strict.example"]],
+      ],
+    ));
+  it("per domain under mode dane (the domain is one of the reference names)", () =>
+    assert.deepEqual(grouped({ mode: "dane" }), [
+      ["legacy.example", ["a@legacy.example"]],
+      ["strict.example", ["b@strict.example", "c@strict.example"]],
+    ]));
+});
+
 describe("transport options per TLS mode", () => {
   const hop = { name: "mx.partner.example", address: "192.0.2.10", port: 25 };
   // the transport plan reads only the engine's decision (tls-policy.ts), never the mode
