@@ -334,7 +334,8 @@ describe("delivery log, JSON and text", () => {
     const renewed = await makeLeaf(f.ca, {
       cn: "relay.test",
       dnsNames: ["relay.test"],
-      days: 30,
+      // not the fixture's 30 days: made within the same second, the two would expire at once
+      days: 60,
       name: "renewed",
     });
     const [patch, o] = relayConfig;
