@@ -12,6 +12,7 @@
 // delay is their sum: DATA's start to the end of this attempt.
 import { z } from "zod";
 import type { AttemptTrace, RecipientResult } from "./outbound/deliver.js";
+import { headerText } from "./header-section.js";
 import { logBracketed, logText, logValue } from "./printable.js";
 
 export const DELIVERY_EVENT = "recipient";
@@ -138,9 +139,7 @@ export function deliveryLine(c: DeliveryContext, r: RecipientResult): DeliveryLi
 
 /** The Message-ID of a message's header section (unfolded), without its angle brackets. */
 export function messageIdOf(head: Buffer): string | undefined {
-  const text = head.toString("latin1");
-  const end = text.search(/\r?\n\r?\n/);
-  const header = (end < 0 ? text : text.slice(0, end)).replace(/\r?\n[ \t]+/g, " ");
+  const header = headerText(head.toString("latin1"), false).replace(/\r\n[ \t]+/g, " ");
   const m = /^message-id:[ \t]*<?([^>\r\n]*?)>?[ \t]*$/im.exec(header);
   return m?.[1] ? m[1] : undefined;
 }

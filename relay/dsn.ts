@@ -6,6 +6,7 @@
 // DSN_DIAGNOSTIC_BYTES in all (Diagnostic-Code is optional, RFC 3464 section 2.3.6), and the
 // returned headers are cut at DSN_HEADER_BYTES.
 import { randomBytes } from "node:crypto";
+import { headerText } from "./header-section.js";
 import { replyText } from "./reply-text.js";
 
 /** Recipients listed with their diagnostic in the human-readable part. */
@@ -38,11 +39,10 @@ export interface DsnInput {
   boundary?: string;
 }
 
-/** The header block of a message (up to the first empty line). */
+/** The header block of a message (its header section as the receiver reads it: header-section.ts). */
 export function headerBlock(message: Buffer): string {
   const s = message.subarray(0, Math.min(message.length, DSN_HEADER_BYTES)).toString("latin1");
-  const m = /\r?\n\r?\n/.exec(s);
-  return (m ? s.slice(0, m.index) : s).replace(/\r?\n/g, "\r\n");
+  return headerText(s, message.length <= DSN_HEADER_BYTES);
 }
 
 /** Enhanced status code from an SMTP reply ("550 5.1.1 ..."), else a generic one for its class. */

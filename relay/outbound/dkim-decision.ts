@@ -18,6 +18,7 @@ import addressparser from "nodemailer/lib/addressparser";
 import type { DkimSigning } from "../contract/dkim-config.js";
 import { canonicalDomain, domainOf } from "../contract/domains.js";
 import { fail, type Failure } from "../contract/failure.js";
+import { headerBounds } from "../header-section.js";
 
 /** Not signed (why), signed with `entry`'s key, or deferred (`failure`: the listed entry has no key). */
 export type DkimDecision =
@@ -47,9 +48,19 @@ export function headerFields(block: string, name: string): string[] {
  */
 export function headerSection(head: Buffer, size: number): string | undefined {
   const s = head.toString("latin1");
-  const m = /\r?\n\r?\n/.exec(s);
-  if (!m && head.length < size) return undefined;
-  return (m ? s.slice(0, m.index) : s).replace(/\r?\n/g, "\r\n");
+  const whole = head.length >= size;
+  const b = headerBounds(s, whole);
+  if (b.endedBy === "end" && !whole) return undefined;
+  return s.slice(0, b.headerEnd).replace(/\r?\n/g, "\r\n");
+}
+
+/**
+ * Whether a line that is not a header field ends the header section before an empty line does: the
+ * receiver reads the rest as body, the signer (nodemailer) as header, so what one signs and the other
+ * verifies would differ (a From: below such a line is signed, yet not the receiver's From:). Pure.
+ */
+function endsWithoutEmptyLine(head: Buffer, size: number): boolean {
+  return headerBounds(head.toString("latin1"), head.length >= size).endedBy === "non-field";
 }
 
 /**
@@ -77,6 +88,8 @@ export function dkimDecision(
   if (m.signable !== true) return { kind: "unsigned", why: "sender not entitled to signing" };
   if (headerSection(m.head, m.size) === undefined)
     return { kind: "unsigned", why: `header section longer than the ${m.head.length} bytes read` };
+  if (endsWithoutEmptyLine(m.head, m.size))
+    return { kind: "unsigned", why: "a line of the header section is not a header field" };
   const domain = fromDomain(m.head, m.size);
   if (!domain) return { kind: "unsigned", why: "From: is not exactly one mailbox" };
   const entry = list.find((d) => d.domain === domain);

@@ -21,6 +21,7 @@ import { createHash, createPrivateKey, webcrypto } from "node:crypto";
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 import { errorMessage, fail, ok, type Failure, type Result } from "../contract/failure.js";
+import { headerBounds } from "../header-section.js";
 
 type CryptoKey = Parameters<pkijs.SignedData["sign"]>[0];
 type Algorithm = Parameters<pkijs.EnvelopedData["encrypt"]>[0];
@@ -64,17 +65,18 @@ export interface SplitMessage {
   outer: string[];
   /** Content-* header fields (move inside). */
   content: string[];
-  /** Everything after the empty line that ends the header. */
+  /** Everything after the header section (header-section.ts: as the receiver reads it). */
   body: Buffer;
 }
 
-/** Splits a message into its header fields (kept folded, CRLF) and its body bytes. Pure. */
+/**
+ * Splits a message into its header fields (kept folded, CRLF) and its body bytes, where the receiver
+ * splits it (header-section.ts): a line that is not a field starts the body, so it is encrypted. Pure.
+ */
 export function splitMessage(message: Buffer): SplitMessage {
   // The header is ASCII (latin1 keeps any stray 8-bit byte as is); the body is kept as bytes.
   const text = message.toString("latin1");
-  const m = /\r?\n\r?\n/.exec(text);
-  const headEnd = m ? m.index : text.length;
-  const bodyStart = m ? m.index + m[0].length : text.length;
+  const { headerEnd: headEnd, bodyStart } = headerBounds(text, true);
   const lines = text.slice(0, headEnd).split(/\r?\n/);
   const fields: string[] = [];
   for (const line of lines) {
@@ -88,7 +90,7 @@ export function splitMessage(message: Buffer): SplitMessage {
     if (isContentHeader(name)) content.push(f);
     else if (!/^mime-version$/i.test(name.trim())) outer.push(f);
   }
-  return { outer, content, body: message.subarray(Buffer.byteLength(text.slice(0, bodyStart), "latin1")) };
+  return { outer, content, body: message.subarray(bodyStart) };
 }
 
 /** The entity that gets encrypted: the Content-* fields, an empty line, the body. Pure. */

@@ -23,6 +23,7 @@ import { join } from "node:path";
 import type { RelayConfig } from "../contract/config.js";
 import type { PolicyFigures } from "../contract/status.js";
 import { domainPart } from "../contract/domains.js";
+import { headerBounds } from "../header-section.js";
 import type { AttemptRecord } from "../outbound/attempt-record.js";
 import { routeFor } from "../outbound/route.js";
 import { safeJson } from "../printable.js";
@@ -74,13 +75,13 @@ function act(q: QueueControl, action: QueueAction, id: string): Promise<boolean>
   }
 }
 
-/** A message's header section and body (split at the first empty line), as text. */
+/** A message's header section and body (split as the receiver splits it: header-section.ts), as text. */
 function splitMessage(raw: Buffer): { headers: string; body: string } {
-  const text = raw.toString("utf8");
-  const i = text.search(/\r?\n\r?\n/);
-  if (i < 0) return { headers: text, body: "" };
-  const sep = /\r?\n\r?\n/.exec(text.slice(i))![0].length;
-  return { headers: text.slice(0, i), body: text.slice(i + sep) };
+  const b = headerBounds(raw.toString("latin1"), true);
+  return {
+    headers: raw.subarray(0, b.headerEnd).toString("utf8"),
+    body: raw.subarray(b.bodyStart).toString("utf8"),
+  };
 }
 
 export interface QueueAdminDeps {
