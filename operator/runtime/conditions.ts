@@ -1,5 +1,11 @@
 // Status conditions (metav1.Condition): pure helpers. lastTransitionTime changes only when a
 // condition's status changes; reason, message and observedGeneration follow the latest reconcile.
+// A message is written as conditionMessage makes it: the CRDs refuse a status whose condition
+// message is over 32,768 bytes, and one refused field stops the whole status (observedGeneration,
+// Ready, every other condition) from being written, so no list that tenants can lengthen (left-out
+// policies, a policy's problems) may reach that (operator review, round 7); text from outside (a
+// partner certificate's issuer, a relay's reload error) is shown with its control characters escaped.
+import { printable } from "../../relay/contract/printable.js";
 
 export type ConditionStatus = "True" | "False" | "Unknown";
 
@@ -35,6 +41,17 @@ export function problemsCondition(
     : { type, status: "True", ...ok, observedGeneration };
 }
 
+/** Characters of a condition message kept (at most 4 bytes each in UTF-8: under the CRDs' 32,768). */
+export const CONDITION_MESSAGE_MAX = 4096;
+
+/** A condition message as the status holds it: printable, cut to CONDITION_MESSAGE_MAX. Pure. */
+export function conditionMessage(message: string): string {
+  const m = printable(message);
+  if (m.length <= CONDITION_MESSAGE_MAX) return m;
+  const tail = ` ... (${m.length - CONDITION_MESSAGE_MAX} more characters)`;
+  return m.slice(0, CONDITION_MESSAGE_MAX - tail.length) + tail;
+}
+
 /** metav1.Time: RFC 3339 with seconds precision. */
 export function kubeTime(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, "Z");
@@ -58,7 +75,7 @@ export function mergeConditions(
       type: c.type,
       status: c.status,
       reason: c.reason,
-      message: c.message,
+      message: conditionMessage(c.message),
       lastTransitionTime,
     };
     if (c.observedGeneration !== undefined) out.observedGeneration = c.observedGeneration;

@@ -3,6 +3,7 @@
 // statusEvents' decision (operator/controllers/status-write.ts); a steady state emits nothing.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
+import { printable } from "../../relay/contract/printable.js";
 import { R, type KubeClient, type KubeObject } from "./kube.js";
 
 export const REPORTING_CONTROLLER = "sealpost.dev/operator";
@@ -38,7 +39,8 @@ export function renderEvent(
     action: e.action.slice(0, 128),
     reason: e.reason.slice(0, 128),
     type: e.type,
-    note: e.note.slice(0, 1024),
+    // text from outside (a partner certificate's issuer) with its control characters escaped
+    note: printable(e.note).slice(0, 1024),
     regarding: {
       apiVersion: regarding.apiVersion,
       kind: regarding.kind,

@@ -4,9 +4,11 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { backoffDelay, WorkQueue } from "../../operator/runtime/workqueue.js";
 import {
+  CONDITION_MESSAGE_MAX,
   jsonEqual,
   kubeTime,
   mergeConditions,
+  problemsCondition,
   transitions,
   type Condition,
 } from "../../operator/runtime/conditions.js";
@@ -154,6 +156,40 @@ describe("conditions", () => {
     assert.equal(same[0]!.observedGeneration, 2);
     const flipped = mergeConditions(same, [{ type: "Ready", status: "True", reason: "C", message: "c" }], t1);
     assert.equal(flipped[0]!.lastTransitionTime, kubeTime(t1));
+  });
+
+  // operator review, round 7: a condition message over the CRDs' 32,768 bytes made the apiserver
+  // refuse the whole status (observedGeneration, Ready, every condition) on every reconcile
+  it("cuts a message that tenants can lengthen to CONDITION_MESSAGE_MAX, saying how much was cut", () => {
+    const problems = Array.from({ length: 64 }, (_, i) => ({
+      reason: "DomainConflict",
+      message: `domain ${"d".repeat(240)}${i}.example is claimed by an older policy`,
+    }));
+    const [c] = mergeConditions(
+      undefined,
+      [problemsCondition("Accepted", problems, { reason: "", message: "" }, 1)],
+      t0,
+    );
+    assert.equal(c!.message.length, CONDITION_MESSAGE_MAX);
+    assert.match(c!.message, / \.\.\. \(\d+ more characters\)$/);
+    assert.ok(Buffer.byteLength(c!.message) < 32_768);
+    assert.equal(c!.reason, "DomainConflict");
+  });
+
+  it("shows control characters in a message escaped (a partner certificate's issuer)", () => {
+    const [c] = mergeConditions(
+      undefined,
+      [
+        {
+          type: "PartnerCertificates",
+          status: "False",
+          reason: "Expiring",
+          message: "CN=ok\u009b31m\u202eevil\nReason: x",
+        },
+      ],
+      t0,
+    );
+    assert.equal(c!.message, "CN=ok\\x9b31m\\u202eevil\\x0aReason: x");
   });
 
   it("reports transitions of status or reason only", () => {

@@ -68,11 +68,18 @@ export function relayEnforced(f: RelayFacts, g: number | undefined): ConditionIn
 const configTooLargeFinding: Check<RelayFacts> = (f) =>
   configTooLarge(f) ? { reason: "ConfigTooLarge", message: tooLargeMessage(f) } : undefined;
 
+/** How many left-out policies the Degraded message names (each policy's own status says why). */
+const NAMED_EXCLUDED = 10;
+
 const policiesExcluded: Check<RelayFacts> = (f) =>
   f.excluded.length
     ? {
         reason: "PoliciesExcluded",
-        message: `${f.excluded.length} selected policies left out (mail to the domains they own is deferred): ${f.excluded.join(", ")}`,
+        message: `${f.excluded.length} selected policies left out (mail to the domains they own is deferred): ${f.excluded
+          .slice(0, NAMED_EXCLUDED)
+          .join(
+            ", ",
+          )}${f.excluded.length > NAMED_EXCLUDED ? `, and ${f.excluded.length - NAMED_EXCLUDED} more` : ""}`,
       }
     : undefined;
 
