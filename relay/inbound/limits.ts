@@ -286,4 +286,21 @@ export class ConnectionLimiter {
     this.admitted.delete(id);
     this.perIp.remove(ip);
   }
+
+  /** Whether `id` holds an admission. */
+  has(id: string): boolean {
+    return this.admitted.has(id);
+  }
+
+  /**
+   * Moves the admission of `from` (a connection counted before it became a session: implicit TLS) to
+   * session `to`; false when `from` holds none.
+   */
+  adopt(from: string, to: string): boolean {
+    const ip = this.admitted.get(from);
+    if (ip === undefined) return false;
+    this.admitted.delete(from);
+    this.admitted.set(to, ip);
+    return true;
+  }
 }

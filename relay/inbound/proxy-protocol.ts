@@ -253,6 +253,7 @@ interface FrontLog {
 export class ProxyFronts {
   private fronts: (Server & { pending: Set<Socket> })[] = [];
   private via = new Map<string, string>();
+  private clients = new WeakMap<Socket, { client: string; clientPort: number }>();
 
   /** A front for `smtp` (an smtp-server created with useProxy: true); listen on what it returns. */
   front(
@@ -282,6 +283,7 @@ export class ProxyFronts {
       deliver: (socket, c) => {
         this.via.set(`${c.client}|${c.clientPort}`, c.proxiedBy);
         socket.once("close", () => this.via.delete(`${c.client}|${c.clientPort}`));
+        this.clients.set(socket, { client: c.client, clientPort: c.clientPort });
         smtp.server.emit("connection", socket);
       },
       onRefused: (peer, reason) => {
@@ -291,6 +293,11 @@ export class ProxyFronts {
     });
     this.fronts.push(f);
     return f;
+  }
+
+  /** The client a socket handed to smtp-server came from, by its PROXY header; undefined: not proxied. */
+  clientOf(socket: Socket): { client: string; clientPort: number } | undefined {
+    return this.clients.get(socket);
   }
 
   /** The load balancer a session's client came through, if it came through one. */

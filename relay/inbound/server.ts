@@ -121,6 +121,29 @@ const LOGGED_ENTRIES = 10;
 
 const KINDS: ListenerKind[] = ["smtp", "smtps", "submission"];
 
+/**
+ * How long an implicit-TLS connection may take from its accept to its session (the handshake, and a
+ * PROXY header before it), whatever the idle timeout: a client that means to talk does it in far less.
+ */
+const HANDSHAKE_MS = 10_000;
+
+/**
+ * The socket to close for an accepted connection not yet a session: the TLS socket smtp-server has
+ * wrapped around it by now (its `_pendingSockets`, as its own close() does), never the TCP socket
+ * under a handshake in progress: destroying that from below crashed the process (a segfault on
+ * Node 26). Without that map (another smtp-server version): nothing (the idle timeout still ends
+ * the connection, as before).
+ */
+function topSocket(server: SMTPServer, socket: Socket): { destroy(): void } {
+  const pending = (server as unknown as { _pendingSockets?: unknown })._pendingSockets;
+  if (pending instanceof Map) return (pending.get(socket) as { destroy(): void } | undefined) ?? socket;
+  return { destroy: () => undefined };
+}
+
+/** The limiter's id of a connection counted before it is a session (by its client address and port). */
+const pendingId = (client: string, port: number | undefined): string =>
+  `tcp:${normalizeIp(client)}|${port ?? 0}`;
+
 function errFor(r: Reply): Error {
   return smtpError(r.code, r.text);
 }
@@ -160,6 +183,7 @@ export class InboundListeners {
       const l = c.listeners[kind];
       if (!l.enabled) continue;
       const server = this.create(kind);
+      if (server.options.secure) this.countBeforeHandshake(server);
       this.servers.set(kind, server);
       const socket = l.proxyProtocol?.enabled
         ? this.proxies.front(server, {
@@ -184,6 +208,49 @@ export class InboundListeners {
         this.d.log.warn({ event: "listener-error", listener: kind, err: e.message }, "listener error"),
       );
     }
+  }
+
+  /**
+   * An implicit-TLS listener's connections are counted (per client and in total) from their TCP
+   * accept: smtp-server calls onConnect only after the handshake, and until then nothing counted
+   * them, so one address held as many half-open handshakes as it opened, each for the idle timeout
+   * (inbound review, round 7). A connection past a limit is closed at once (nothing can be written
+   * before TLS), and one whose handshake has not made it a session within HANDSHAKE_MS is closed;
+   * onConnect takes the admission over. smtp-server's own accept handler runs after this one, only
+   * for the connections admitted.
+   */
+  private countBeforeHandshake(server: SMTPServer): void {
+    const net = server.server;
+    const accept = net.listeners("connection") as ((socket: Socket) => void)[];
+    net.removeAllListeners("connection");
+    net.on("connection", (socket: Socket) => {
+      const from = this.proxies.clientOf(socket) ?? {
+        client: socket.remoteAddress ?? "",
+        clientPort: socket.remotePort ?? 0,
+      };
+      const id = pendingId(from.client, from.clientPort);
+      const limits = this.d.current().loaded.config.inbound.limits;
+      const refused = this.limiter.admit(
+        id,
+        clientKey(normalizeIp(from.client), limits.ipv6PrefixLength),
+        limits,
+      );
+      if (refused) {
+        this.d.metrics.rejected.inc({ reason: `CONNECT:${refused.code}` });
+        socket.on("error", () => undefined);
+        socket.destroy();
+        return;
+      }
+      const timer = setTimeout(() => {
+        if (this.limiter.has(id)) topSocket(server, socket).destroy();
+      }, HANDSHAKE_MS);
+      timer.unref();
+      socket.once("close", () => {
+        clearTimeout(timer);
+        this.limiter.release(id);
+      });
+      for (const a of accept) a.call(net, socket);
+    });
   }
 
   /** New sessions get the new certificate; open sessions keep theirs. */
@@ -307,7 +374,9 @@ export class InboundListeners {
     if (this.refusing()) return cb(this.reject(session, "CONNECT", SHUTTING_DOWN));
     const limits = this.d.current().loaded.config.inbound.limits;
     const key = clientKey(this.state(session, kind).peer, limits.ipv6PrefixLength);
-    const refused = this.limiter.admit(session.id, key, limits);
+    // an implicit-TLS connection was counted at its accept (countBeforeHandshake)
+    const counted = this.limiter.adopt(pendingId(session.remoteAddress, session.remotePort), session.id);
+    const refused = counted ? undefined : this.limiter.admit(session.id, key, limits);
     if (refused) return cb(this.reject(session, "CONNECT", refused));
     this.armSessionTimer(kind, session, limits.sessionTimeoutSeconds);
     // AUTH is not advertised nor accepted in a cleartext session (onSecure lifts this).
