@@ -4,9 +4,19 @@
 // the address cannot carry mail anywhere (no relaying through it, no delivery to the internal server):
 // a transaction is either a report or ordinary mail, and a recipient of the other kind gets
 // 452 4.5.3 (the client sends it in another transaction, RFC 5321 section 3.3).
+// A report is read into memory (it is never queued): the small chunks a client may cut it into are
+// gathered (BodyParts: one Buffer per byte held 120 bytes of memory per byte sent, inbound review,
+// round 7), and the report mails being read at once hold at most MAIL_BUDGET_REPORTS reports' worth
+// together (452 4.3.1 beyond: the sender tries again later), as the HTTPS endpoint's bodies do.
 import type { Readable } from "node:stream";
 import type { TlsRptReceiver } from "../own-domains/tlsrpt-receiver.js";
+import { BodyParts } from "../queue/small-chunks.js";
 import type { Reply } from "./rules.js";
+
+/** Report mails' bytes held at once, over all sessions, in reports (maxMessageBytes) worth. */
+export const MAIL_BUDGET_REPORTS = 4;
+
+const BUSY: Reply = { code: 452, text: "4.3.1 Too many TLS-RPT reports being received, try again later" };
 
 const MIXED: Reply = {
   code: 452,
@@ -39,17 +49,36 @@ export async function receiveReportMail(
   from: string,
 ): Promise<{ ok: true; text: string } | { ok: false; reply: Reply }> {
   const max = receiver.maxMessageBytes();
-  const chunks: Buffer[] = [];
+  const limit = MAIL_BUDGET_REPORTS * max;
+  const parts = new BodyParts([]);
   let size = 0;
-  for await (const c of stream as AsyncIterable<Buffer>) {
-    size += c.length;
-    if (size <= max) chunks.push(c);
+  let held = 0;
+  let busy = false;
+  try {
+    for await (const c of stream as AsyncIterable<Buffer>) {
+      size += c.length;
+      if (size > max || busy) continue; // drained, not kept
+      if (receiver.mailBytesHeld + c.length > limit) {
+        busy = true;
+        parts.parts.length = 0;
+        receiver.mailBytesHeld -= held;
+        held = 0;
+        continue;
+      }
+      receiver.mailBytesHeld += c.length;
+      held += c.length;
+      parts.add(c);
+    }
+  } finally {
+    receiver.mailBytesHeld -= held;
   }
   if (size > max) {
     receiver.figures.refuse("mail", "too-large");
     return { ok: false, reply: { code: 552, text: "5.3.4 TLS-RPT report too large" } };
   }
-  const out = receiver.receiveMessage(Buffer.concat(chunks), from);
+  if (busy) return { ok: false, reply: BUSY };
+  parts.flush();
+  const out = receiver.receiveMessage(Buffer.concat(parts.parts), from);
   if (out.ok) return { ok: true, text: "2.0.0 Ok: TLS-RPT report received" };
   const text =
     out.reason === "too-large"

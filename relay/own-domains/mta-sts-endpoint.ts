@@ -22,6 +22,7 @@ import {
 } from "../contract/own-domains.js";
 import { KeyCounts } from "../inbound/key-counts.js";
 import { clientKey } from "../inbound/throttle.js";
+import { BodyParts } from "../queue/small-chunks.js";
 import type { TlsRptReceiver } from "./tlsrpt-receiver.js";
 import { reportEncodingOf } from "./tlsrpt-receive.js";
 
@@ -80,7 +81,8 @@ function readBody(
     const declared = Number(req.headers["content-length"] ?? "0");
     if (declared > max) return resolve("too-large");
     const client = clientOf(req.socket.remoteAddress);
-    const chunks: Buffer[] = [];
+    // small chunks (a client's 1-byte TLS records) gathered: one Buffer each held 100+ bytes per byte
+    const parts = new BodyParts([]);
     let size = 0;
     let done = false;
     const finish = (r: Buffer | "too-large" | "busy" | "aborted"): void => {
@@ -99,9 +101,12 @@ function readBody(
       size += c.length;
       budget.used += c.length;
       budget.byClient.add(client, c.length);
-      chunks.push(c);
+      parts.add(c);
     });
-    req.on("end", () => finish(Buffer.concat(chunks)));
+    req.on("end", () => {
+      parts.flush();
+      finish(Buffer.concat(parts.parts));
+    });
     // the client went away before its body ended: nobody to answer
     req.on("error", () => finish("aborted"));
     req.on("close", () => finish("aborted"));

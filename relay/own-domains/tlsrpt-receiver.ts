@@ -8,6 +8,12 @@ import { reportOfMessage } from "./tlsrpt-mail.js";
 import { decodeReport, type ReportEncoding } from "./tlsrpt-receive.js";
 
 export class TlsRptReceiver {
+  /**
+   * Bytes of report mails being read, over all SMTP sessions (relay/inbound/tlsrpt-recipient.ts):
+   * a report is read into memory, never spooled, so their sum is bounded as the HTTPS endpoint's is.
+   */
+  mailBytesHeld = 0;
+
   constructor(
     readonly figures: TlsRptFigures,
     private readonly config: () => RelayConfig,

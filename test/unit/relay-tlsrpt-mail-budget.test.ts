@@ -1,0 +1,46 @@
+// The report mails being read at once hold at most MAIL_BUDGET_REPORTS reports' worth together
+// (relay/inbound/tlsrpt-recipient.ts): a report is read into memory, never spooled, and body
+// admission stops counting a place 2 s into DATA, so without it 500 sessions of ~1.4 MB each held
+// ~730 MB (inbound review, round 7). Beyond it: 452 4.3.1, the sender tries again later.
+import assert from "node:assert/strict";
+import { Readable } from "node:stream";
+import { describe, it } from "node:test";
+import { MAIL_BUDGET_REPORTS, receiveReportMail } from "../../relay/inbound/tlsrpt-recipient.js";
+import type { TlsRptReceiver } from "../../relay/own-domains/tlsrpt-receiver.js";
+
+function receiver(held: number): TlsRptReceiver & { received: Buffer[] } {
+  const received: Buffer[] = [];
+  return {
+    mailBytesHeld: held,
+    received,
+    maxMessageBytes: () => 1000,
+    figures: { refuse: () => undefined },
+    receiveMessage: (b: Buffer) => {
+      received.push(b);
+      return { ok: true };
+    },
+  } as unknown as TlsRptReceiver & { received: Buffer[] };
+}
+
+const body = (n: number) => Readable.from(Array.from({ length: n }, () => Buffer.from("x")));
+
+describe("TLS-RPT report mail: the budget over all sessions", () => {
+  it("a report within the budget is read whole (its 1-byte chunks gathered) and the budget given back", async () => {
+    const r = receiver(0);
+    const out = await receiveReportMail(r, body(500), "a@b");
+    assert.equal(out.ok, true);
+    assert.equal(r.received[0]!.length, 500);
+    assert.equal(r.mailBytesHeld, 0);
+  });
+
+  it("past the budget: 452 4.3.1, nothing kept, nothing counted afterwards", async () => {
+    const r = receiver(MAIL_BUDGET_REPORTS * 1000 - 100);
+    const out = await receiveReportMail(r, body(500), "a@b");
+    assert.deepEqual(out, {
+      ok: false,
+      reply: { code: 452, text: "4.3.1 Too many TLS-RPT reports being received, try again later" },
+    });
+    assert.equal(r.received.length, 0);
+    assert.equal(r.mailBytesHeld, MAIL_BUDGET_REPORTS * 1000 - 100);
+  });
+});
