@@ -122,6 +122,16 @@ const LOGGED_ENTRIES = 10;
 const KINDS: ListenerKind[] = ["smtp", "smtps", "submission"];
 
 /**
+ * What a fleet peer's handover may carry beyond this relay's limits: the sending pod's own Received:
+ * line (its trace of the original client, added when it took the message under the same limits) and
+ * this pod's. Held to maxMessageSize and hopLimit exactly, a message taken just under either could
+ * never be handed over, and a drain left it on the volume (fleet review, round 7). Only a session
+ * logged in with the fleet credential gets it; the handover's MAC ties the message to what the
+ * sending pod took (its handover header is removed before the spool counts).
+ */
+const HANDOVER_ALLOWANCE = { bytes: 4096, hops: 1 };
+
+/**
  * How long an implicit-TLS connection may take from its accept to its session (the handshake, and a
  * PROXY header before it), whatever the idle timeout: a client that means to talk does it in far less.
  */
@@ -703,7 +713,10 @@ export class InboundListeners {
     // handover headers are removed before queueing (they never leave the fleet) and decide below
     // (only a fleet peer's message is hashed: the digest is read for a fleet session's MAC alone)
     // with the content checks and the hop count, in one pass (data-checks.ts)
-    const checks = DataChecks.over(stream, s.fleet === true, c.inbound.hopLimit);
+    const allowance = s.fleet ? HANDOVER_ALLOWANCE : { bytes: 0, hops: 0 };
+    const checks = DataChecks.over(stream, s.fleet === true, c.inbound.hopLimit + allowance.hops);
+    // a fleet session's size is the spool's to judge (with the allowance), not smtp-server's fixed one
+    const sizeExceeded = (): boolean => !s.fleet && stream.sizeExceeded;
     // the handover verdict is taken once the data is read and before the message is committed, and
     // what it grants is written with the message: a message refused after its record was written
     // would come back from the journal after a restart if its done record failed (a full volume),
@@ -711,7 +724,7 @@ export class InboundListeners {
     // to the sending pod, which hands it over again: two pods would deliver it)
     let verdict: ReturnType<typeof handoverVerdict> | undefined;
     const admit = (env: Envelope): boolean => {
-      if (stream.sizeExceeded || checks.violation) return false;
+      if (sizeExceeded() || checks.violation) return false;
       verdict = handoverVerdict({
         fleetSession: s.fleet === true,
         key: fleetKey(cur.loaded),
@@ -746,7 +759,7 @@ export class InboundListeners {
       },
       received,
       checks,
-      c.inbound.maxMessageSize,
+      c.inbound.maxMessageSize + allowance.bytes,
       admit,
     );
     if (stream.readable) stream.resume(); // drain whatever an early failure left unread
@@ -758,11 +771,11 @@ export class InboundListeners {
       );
       return cb(this.reject(session, "DATA", { code: 550, text: `5.7.1 ${verdict.reason}` }));
     }
-    if (!r.ok || stream.sizeExceeded || violation) {
+    if (!r.ok || sizeExceeded() || violation) {
       const reply: Reply =
-        violation && !stream.sizeExceeded
+        violation && !sizeExceeded()
           ? violation.reply
-          : r.ok || r.code === "MESSAGE_TOO_BIG" || stream.sizeExceeded
+          : r.ok || r.code === "MESSAGE_TOO_BIG" || sizeExceeded()
             ? { code: 552, text: "5.3.4 Message too big" }
             : /\b(ENOSPC|EDQUOT)\b|short write/.test(r.message) // queue volume full (RFC 3463 4.3.1)
               ? { code: 452, text: "4.3.1 Insufficient system storage, try again later" }

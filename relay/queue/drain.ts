@@ -61,6 +61,8 @@ export interface DrainStatus {
   startedAt: string;
   remaining: number;
   handedOver: number;
+  /** Messages the target refused for good (a 5xx): kept here, not offered again in this drain. */
+  refused?: number;
   lastError?: string;
 }
 
@@ -69,6 +71,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export class Drain {
   private s: DrainStatus;
   private running: Promise<DrainStatus> | undefined;
+  /** Ids the target refused with a permanent reply: sending a message again every pass (up to its
+   * whole size each time) would get the same answer. */
+  private refused = new Set<string>();
 
   constructor(private d: DrainDeps) {
     const t = d.handover();
@@ -144,7 +149,9 @@ export class Drain {
   private async pass(target: HandoverTarget, key: string, deadline: number): Promise<void> {
     // held mail (sealpost queue hold) is never handed over: the peer would not know it is held and
     // would deliver it; it stays on this volume and the drain ends incomplete
-    const todo = this.d.queue.list().filter((e) => !this.d.queue.get(e.id)?.inFlight && !e.held);
+    const todo = this.d.queue
+      .list()
+      .filter((e) => !this.d.queue.get(e.id)?.inFlight && !e.held && !this.refused.has(e.id));
     const workers = Math.max(1, Math.min(this.d.connections ?? 4, todo.length));
     await Promise.all(
       Array.from({ length: workers }, async () => {
@@ -154,6 +161,11 @@ export class Drain {
             conn ??= await this.connect(target, key);
             const ok = await this.handOver(conn, env, key).catch((e: unknown) => {
               this.s.lastError = errorMessage(e);
+              const code = (e as { responseCode?: unknown }).responseCode;
+              if (typeof code === "number" && code >= 500 && code < 600) {
+                this.refused.add(env.id);
+                this.s.refused = this.refused.size;
+              }
               this.d.log.warn(
                 { event: "drain-handover", queueId: env.id, err: this.s.lastError },
                 "handover failed; kept",
