@@ -511,7 +511,7 @@ export const MailRelaySpec = z
           .min(1)
           .max(3)
           .describe(
-            "The resolvers the relay asks for MX, address, TLSA and MTA-STS lookups, in order. Mode dane trusts their AD bit (RFC 7672 section 1.3): they must validate DNSSEC and be reached over a trusted path (e.g. an unbound on the node or in the namespace). The cluster's default DNS (CoreDNS) does not validate: with it, every answer is insecure and dane defers everything (DANE_REQUIRED).",
+            "The resolvers the relay asks for MX, address, TLSA and MTA-STS lookups, in order. Mode dane trusts their AD bit (RFC 7672 section 1.3): they must validate DNSSEC and be reached over a trusted path (e.g. an unbound on the node or in the namespace). Without them the pod's resolvers are asked and their AD bit is never trusted (the cluster's default DNS, CoreDNS, does not validate, and passes on whatever AD bit its upstream sent): every answer is insecure and dane defers everything (DANE_REQUIRED).",
           ),
       })
       .optional()

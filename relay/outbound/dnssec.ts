@@ -2,11 +2,17 @@
 // module cannot show the AD (authentic data) bit, so the query is built with dns-packet: recursion
 // desired, EDNS0 with the DO bit, and AD set in the query (RFC 6840 section 5.7); UDP first, TCP when
 // the answer is truncated. The relay does not validate itself: as RFC 7672 section 1.3 allows, it
-// trusts the configured resolver (relay config dns.servers, else the system's) to validate and to be
-// reached over a trusted path (a resolver on the node or in the pod). AD=1 means "secure";
-// SERVFAIL from a validating resolver is a lookup failure (possibly "bogus") and never "insecure".
+// trusts the configured resolver (relay config dns.servers) to validate and to be reached over a
+// trusted path (a resolver on the node or in the pod). AD=1 from it means "secure"; SERVFAIL from a
+// validating resolver is a lookup failure (possibly "bogus") and never "insecure".
+// Without dns.servers the system's resolvers are asked, and their AD bit is never trusted: in a
+// cluster that is CoreDNS, whose forward plugin copies the AD bit of whatever its upstream answered
+// without validating, over a path nobody vouched for; a forged MX and TLSA with AD=1 on that path
+// took mode dane mail (AUTH password included) to the forger (DNS review, round 7). So every answer
+// is insecure there and dane defers (DANE_REQUIRED), as the API text says.
 import { createSocket } from "node:dgram";
-import { getServers } from "node:dns";
+// the module object: its getServers follows setServers (the named export keeps the first one)
+import dns from "node:dns";
 import { connect, isIP } from "node:net";
 import * as packet from "dns-packet";
 
@@ -48,7 +54,12 @@ function norm(name: string): string {
 }
 
 /** Reads a decoded response: rcode, AD, the records of `type` at the end of any CNAME chain. Pure. */
-export function readAnswer(r: packet.DecodedPacket, name: string, type: SecureQueryType): SecureAnswer {
+export function readAnswer(
+  r: packet.DecodedPacket,
+  name: string,
+  type: SecureQueryType,
+  trustAd = true,
+): SecureAnswer {
   const flags = r.flags ?? 0;
   const rcode = RCODES[flags & 0x0f] ?? `RCODE${flags & 0x0f}`;
   const all = r.answers ?? [];
@@ -61,7 +72,7 @@ export function readAnswer(r: packet.DecodedPacket, name: string, type: SecureQu
   }
   return {
     rcode,
-    secure: (flags & packet.AUTHENTIC_DATA) !== 0,
+    secure: trustAd && (flags & packet.AUTHENTIC_DATA) !== 0,
     answers: all.filter((a) => a.type === type && norm(a.name) === owner),
     finalName: owner,
   };
@@ -146,9 +157,13 @@ function tcpQuery(s: Server, query: Buffer, check: (r: packet.DecodedPacket) => 
   });
 }
 
-/** A SecureDns asking `servers` in order (each twice); undefined servers: the system's resolvers. */
+/**
+ * A SecureDns asking `servers` in order (each twice); none configured: the system's resolvers, whose
+ * answers are never secure (see the top of this file).
+ */
 export function makeSecureDns(servers: string[] | undefined, timeoutMs = 3000): SecureDns {
-  const list = (servers?.length ? servers : getServers())
+  const trustAd = (servers?.length ?? 0) > 0;
+  const list = (trustAd ? servers! : dns.getServers())
     .map(parseServer)
     .filter((s): s is Server => s !== undefined);
   return {
@@ -160,7 +175,7 @@ export function makeSecureDns(servers: string[] | undefined, timeoutMs = 3000): 
           const check = (r: packet.DecodedPacket) => matches(r, id, name, type);
           let r = await udpQuery(s, q, check, timeoutMs);
           if (r && (r.flags ?? 0) & packet.TRUNCATED_RESPONSE) r = await tcpQuery(s, q, check, timeoutMs);
-          if (r) return readAnswer(r, name, type);
+          if (r) return readAnswer(r, name, type, trustAd);
         }
       }
       return { rcode: "TIMEOUT", secure: false, answers: [], finalName: norm(name) };
