@@ -140,19 +140,24 @@ const HANDSHAKE_MS = 10_000;
 /**
  * The socket to close for an accepted connection not yet a session: the TLS socket smtp-server has
  * wrapped around it by now (its `_pendingSockets`, as its own close() does), never the TCP socket
- * under a handshake in progress: destroying that from below crashed the process (a segfault on
- * Node 26). Without that map (another smtp-server version): nothing (the idle timeout still ends
+ * under a handshake in progress: destroying that from below crashed the process (a segfault, on
+ * Node 20 and 26). Not in that map (its handshake is done; its session starts within the greeting
+ * pause), or without that map (another smtp-server version): nothing (the idle timeout still ends
  * the connection, as before).
  */
 function topSocket(server: SMTPServer, socket: Socket): { destroy(): void } {
   const pending = (server as unknown as { _pendingSockets?: unknown })._pendingSockets;
-  if (pending instanceof Map) return (pending.get(socket) as { destroy(): void } | undefined) ?? socket;
-  return { destroy: () => undefined };
+  const top = pending instanceof Map ? (pending.get(socket) as { destroy(): void } | undefined) : undefined;
+  return top ?? { destroy: () => undefined };
 }
 
-/** The limiter's id of a connection counted before it is a session (by its client address and port). */
-const pendingId = (client: string, port: number | undefined): string =>
-  `tcp:${normalizeIp(client)}|${port ?? 0}`;
+/**
+ * The limiter's id of a connection counted before it is a session: its listener, client address and
+ * port (a port-25 session from the same address and port is another connection: the review of the
+ * fix, round 7, took a 465 connection's count over from port 25 and so kept any number open).
+ */
+const pendingId = (kind: ListenerKind, client: string, port: number | undefined): string =>
+  `tcp:${kind}|${normalizeIp(client)}|${port ?? 0}`;
 
 function errFor(r: Reply): Error {
   return smtpError(r.code, r.text);
@@ -193,7 +198,7 @@ export class InboundListeners {
       const l = c.listeners[kind];
       if (!l.enabled) continue;
       const server = this.create(kind);
-      if (server.options.secure) this.countBeforeHandshake(server);
+      if (server.options.secure) this.countBeforeHandshake(kind, server);
       this.servers.set(kind, server);
       const socket = l.proxyProtocol?.enabled
         ? this.proxies.front(server, {
@@ -229,7 +234,7 @@ export class InboundListeners {
    * onConnect takes the admission over. smtp-server's own accept handler runs after this one, only
    * for the connections admitted.
    */
-  private countBeforeHandshake(server: SMTPServer): void {
+  private countBeforeHandshake(kind: ListenerKind, server: SMTPServer): void {
     const net = server.server;
     const accept = net.listeners("connection") as ((socket: Socket) => void)[];
     net.removeAllListeners("connection");
@@ -238,13 +243,13 @@ export class InboundListeners {
         client: socket.remoteAddress ?? "",
         clientPort: socket.remotePort ?? 0,
       };
-      const id = pendingId(from.client, from.clientPort);
+      const id = pendingId(kind, from.client, from.clientPort);
       const limits = this.d.current().loaded.config.inbound.limits;
-      const refused = this.limiter.admit(
-        id,
-        clientKey(normalizeIp(from.client), limits.ipv6PrefixLength),
-        limits,
-      );
+      // the same client address and port at this listener twice at once (two local addresses): the
+      // second would share the first's count, so it is refused
+      const refused = this.limiter.has(id)
+        ? { code: 421 }
+        : this.limiter.admit(id, clientKey(normalizeIp(from.client), limits.ipv6PrefixLength), limits);
       if (refused) {
         this.d.metrics.rejected.inc({ reason: `CONNECT:${refused.code}` });
         socket.on("error", () => undefined);
@@ -384,8 +389,11 @@ export class InboundListeners {
     if (this.refusing()) return cb(this.reject(session, "CONNECT", SHUTTING_DOWN));
     const limits = this.d.current().loaded.config.inbound.limits;
     const key = clientKey(this.state(session, kind).peer, limits.ipv6PrefixLength);
-    // an implicit-TLS connection was counted at its accept (countBeforeHandshake)
-    const counted = this.limiter.adopt(pendingId(session.remoteAddress, session.remotePort), session.id);
+    // an implicit-TLS connection was counted at its accept (countBeforeHandshake): its session takes
+    // that count over, a session of another listener never (its own connection is another one)
+    const counted =
+      this.servers.get(kind)?.options.secure === true &&
+      this.limiter.adopt(pendingId(kind, session.remoteAddress, session.remotePort), session.id);
     const refused = counted ? undefined : this.limiter.admit(session.id, key, limits);
     if (refused) return cb(this.reject(session, "CONNECT", refused));
     this.armSessionTimer(kind, session, limits.sessionTimeoutSeconds);

@@ -44,9 +44,17 @@ after(async () => {
   await f?.stop(() => sink.close());
 });
 
-function openRaw(port: number, payload?: Buffer): Promise<net.Socket & { gone: boolean }> {
+function openRaw(
+  port: number,
+  payload?: Buffer,
+  localPort?: number,
+): Promise<net.Socket & { gone: boolean }> {
   return new Promise((resolve, reject) => {
-    const s = net.connect({ port, host: "127.0.0.1" }) as net.Socket & { gone: boolean };
+    const s = net.connect({
+      port,
+      host: "127.0.0.1",
+      ...(localPort ? { localAddress: "127.0.0.1", localPort } : {}),
+    }) as net.Socket & { gone: boolean };
     s.gone = false;
     s.on("close", () => (s.gone = true));
     s.on("error", () => undefined);
@@ -108,5 +116,29 @@ describe("attack: unfinished TLS handshakes on the implicit-TLS listener (465)",
     } finally {
       c.close();
     }
+  });
+
+  // the review of the fix: a port-25 session from the same address and port as a 465 connection
+  // took that connection's count over (and its close released it), so any number stayed open
+  it("a port-25 session from a 465 connection's address and port does not take its count over", async () => {
+    const limiter = (f.relay as unknown as { listeners: { limiter: { total: number } } }).listeners.limiter;
+    const base = 41000 + Math.floor(Math.random() * 15000);
+    const replies: string[] = [];
+    for (let i = 0; i < PER_IP; i++) {
+      opened.push(await openRaw(f.ports.smtps, HALF_HELLO, base + i));
+      await waitFor("the 465 connection counted", () => (limiter.total === i + 1 ? true : undefined), 5_000);
+      const c = await hostileConnect(f.ports.smtp, {
+        noGreeting: true,
+        localAddress: "127.0.0.1",
+        localPort: base + i,
+      });
+      replies.push((await c.replies(1))[0]!);
+      c.close();
+      await c.waitClosed();
+      await waitFor("the port-25 session gone", () => (limiter.total === i + 1 ? true : undefined), 5_000);
+    }
+    assert.match(replies[0]!, /^220 /);
+    assert.match(replies[1]!, /^220 /);
+    assert.equal(replies[2], "421 4.7.0 Too many connections from your address, try again later");
   });
 });

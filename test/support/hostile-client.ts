@@ -27,6 +27,8 @@ export interface HostileClient {
 export interface HostileOptions {
   host?: string;
   localAddress?: string;
+  /** The client's source port (with localAddress). */
+  localPort?: number;
   /** Do not wait for the greeting (to talk before it). */
   noGreeting?: boolean;
   timeoutMs?: number;
@@ -60,6 +62,7 @@ export async function hostileConnect(port: number, o: HostileOptions = {}): Prom
     host: o.host ?? "127.0.0.1",
     port,
     ...(o.localAddress ? { localAddress: o.localAddress } : {}),
+    ...(o.localPort ? { localPort: o.localPort } : {}),
   });
   let all = "";
   let pending = "";
