@@ -44,12 +44,21 @@ export function problemsCondition(
 /** Characters of a condition message kept (at most 4 bytes each in UTF-8: under the CRDs' 32,768). */
 export const CONDITION_MESSAGE_MAX = 4096;
 
+/**
+ * Text for a status field of at most `max` characters (the CRD's maxLength, which the apiserver
+ * counts in characters: a UTF-16 length within it is within it): printable, and when longer, cut
+ * saying how much was. Pure.
+ */
+export function statusText(text: string, max: number): string {
+  const m = printable(text);
+  if (m.length <= max) return m;
+  const tail = ` ... (${m.length - max} more characters)`;
+  return m.slice(0, max - tail.length) + tail;
+}
+
 /** A condition message as the status holds it: printable, cut to CONDITION_MESSAGE_MAX. Pure. */
 export function conditionMessage(message: string): string {
-  const m = printable(message);
-  if (m.length <= CONDITION_MESSAGE_MAX) return m;
-  const tail = ` ... (${m.length - CONDITION_MESSAGE_MAX} more characters)`;
-  return m.slice(0, CONDITION_MESSAGE_MAX - tail.length) + tail;
+  return statusText(message, CONDITION_MESSAGE_MAX);
 }
 
 /** metav1.Time: RFC 3339 with seconds precision. */
