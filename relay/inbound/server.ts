@@ -714,7 +714,8 @@ export class InboundListeners {
     }
     // a TLS-RPT report: read and counted, never queued
     if (this.d.tlsRpt && isReportTransaction(this.d.tlsRpt, rcpts)) {
-      const out = await receiveReportMail(this.d.tlsRpt, stream, from);
+      const client = clientKey(s.peer, c.inbound.limits.ipv6PrefixLength);
+      const out = await receiveReportMail(this.d.tlsRpt, stream, from, client);
       return out.ok ? cb(null, out.text) : cb(this.reject(session, "DATA", out.reply));
     }
     const signable = entitledToSign(cur.authority, d, g, from);

@@ -7,7 +7,8 @@
 // A report is read into memory (it is never queued): the small chunks a client may cut it into are
 // gathered (BodyParts: one Buffer per byte held 120 bytes of memory per byte sent, inbound review,
 // round 7), and the report mails being read at once hold at most MAIL_BUDGET_REPORTS reports' worth
-// together (452 4.3.1 beyond: the sender tries again later), as the HTTPS endpoint's bodies do.
+// together and one report's worth per client (452 4.3.1 beyond: the sender tries again later), as the
+// HTTPS endpoint's bodies do (one client's four unfinished sessions held the whole budget).
 import type { Readable } from "node:stream";
 import type { TlsRptReceiver } from "../own-domains/tlsrpt-receiver.js";
 import { BodyParts } from "../queue/small-chunks.js";
@@ -47,6 +48,7 @@ export async function receiveReportMail(
   receiver: TlsRptReceiver,
   stream: Readable,
   from: string,
+  client: string,
 ): Promise<{ ok: true; text: string } | { ok: false; reply: Reply }> {
   const max = receiver.maxMessageBytes();
   const limit = MAIL_BUDGET_REPORTS * max;
@@ -58,19 +60,25 @@ export async function receiveReportMail(
     for await (const c of stream as AsyncIterable<Buffer>) {
       size += c.length;
       if (size > max || busy) continue; // drained, not kept
-      if (receiver.mailBytesHeld + c.length > limit) {
+      if (
+        receiver.mailBytesHeld + c.length > limit ||
+        receiver.mailBytesByClient.get(client) + c.length > max
+      ) {
         busy = true;
         parts.parts.length = 0;
         receiver.mailBytesHeld -= held;
+        receiver.mailBytesByClient.remove(client, held);
         held = 0;
         continue;
       }
       receiver.mailBytesHeld += c.length;
+      receiver.mailBytesByClient.add(client, c.length);
       held += c.length;
       parts.add(c);
     }
   } finally {
     receiver.mailBytesHeld -= held;
+    receiver.mailBytesByClient.remove(client, held);
   }
   if (size > max) {
     receiver.figures.refuse("mail", "too-large");

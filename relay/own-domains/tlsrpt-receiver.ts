@@ -2,6 +2,7 @@
 // HTTPS POST: mta-sts-endpoint.ts): which addresses take reports, which domains are ours, the
 // limits, and one path from bytes to figures and a log line.
 import type { RelayConfig } from "../contract/config.js";
+import { KeyCounts } from "../inbound/key-counts.js";
 import type { Logger } from "../log.js";
 import type { TlsRptFigures, Outcome, Via } from "./tlsrpt-figures.js";
 import { reportOfMessage } from "./tlsrpt-mail.js";
@@ -13,6 +14,8 @@ export class TlsRptReceiver {
    * a report is read into memory, never spooled, so their sum is bounded as the HTTPS endpoint's is.
    */
   mailBytesHeld = 0;
+  /** The same per client (an IPv4 address, an IPv6 network): at most one report's worth each. */
+  readonly mailBytesByClient = new KeyCounts<string>();
 
   constructor(
     readonly figures: TlsRptFigures,

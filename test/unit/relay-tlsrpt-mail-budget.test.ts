@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { Readable } from "node:stream";
 import { describe, it } from "node:test";
+import { KeyCounts } from "../../relay/inbound/key-counts.js";
 import { MAIL_BUDGET_REPORTS, receiveReportMail } from "../../relay/inbound/tlsrpt-recipient.js";
 import type { TlsRptReceiver } from "../../relay/own-domains/tlsrpt-receiver.js";
 
@@ -12,6 +13,7 @@ function receiver(held: number): TlsRptReceiver & { received: Buffer[] } {
   const received: Buffer[] = [];
   return {
     mailBytesHeld: held,
+    mailBytesByClient: new KeyCounts<string>(),
     received,
     maxMessageBytes: () => 1000,
     figures: { refuse: () => undefined },
@@ -27,7 +29,7 @@ const body = (n: number) => Readable.from(Array.from({ length: n }, () => Buffer
 describe("TLS-RPT report mail: the budget over all sessions", () => {
   it("a report within the budget is read whole (its 1-byte chunks gathered) and the budget given back", async () => {
     const r = receiver(0);
-    const out = await receiveReportMail(r, body(500), "a@b");
+    const out = await receiveReportMail(r, body(500), "a@b", "192.0.2.1");
     assert.equal(out.ok, true);
     assert.equal(r.received[0]!.length, 500);
     assert.equal(r.mailBytesHeld, 0);
@@ -35,12 +37,26 @@ describe("TLS-RPT report mail: the budget over all sessions", () => {
 
   it("past the budget: 452 4.3.1, nothing kept, nothing counted afterwards", async () => {
     const r = receiver(MAIL_BUDGET_REPORTS * 1000 - 100);
-    const out = await receiveReportMail(r, body(500), "a@b");
+    const out = await receiveReportMail(r, body(500), "a@b", "192.0.2.1");
     assert.deepEqual(out, {
       ok: false,
       reply: { code: 452, text: "4.3.1 Too many TLS-RPT reports being received, try again later" },
     });
     assert.equal(r.received.length, 0);
     assert.equal(r.mailBytesHeld, MAIL_BUDGET_REPORTS * 1000 - 100);
+  });
+
+  // review of the fix, round 7: one client's four unfinished sessions held the whole budget
+  it("one client holds at most one report's worth: its next session gets 452, another client's does not", async () => {
+    const r = receiver(0);
+    r.mailBytesByClient.add("192.0.2.1", 900); // an unfinished session of that client
+    r.mailBytesHeld = 900;
+    const mine = await receiveReportMail(r, body(500), "a@b", "192.0.2.1");
+    assert.equal(mine.ok ? 250 : mine.reply.code, 452);
+    const theirs = await receiveReportMail(r, body(500), "a@b", "198.51.100.7");
+    assert.equal(theirs.ok, true);
+    assert.equal(r.mailBytesByClient.get("192.0.2.1"), 900);
+    assert.equal(r.mailBytesByClient.get("198.51.100.7"), 0);
+    assert.equal(r.mailBytesHeld, 900);
   });
 });
