@@ -306,7 +306,7 @@ const Delivery = z
       .max(100)
       .default(5)
       .describe(
-        "Next-hop addresses one delivery attempt tries, each address once, in MX preference order (Postfix smtp_mx_address_limit). Default 5.",
+        "Next-hop addresses one delivery attempt tries, each address once, in MX preference order (Postfix smtp_mx_address_limit); the MX names are resolved only until this many addresses are found, and at most 10 names per attempt. Default 5.",
       ),
     mxSessionLimit: z
       .int32()
@@ -325,7 +325,7 @@ const Delivery = z
         "Deliveries (connections) at once to one destination, over all queue workers of a relay pod: a policy's nextHop, else the recipient domain (Postfix default_destination_concurrency_limit). Past it a message waits for a slot without taking a queue worker, so a slow or silent partner never holds up other destinations; however many messages are queued for a partner, it never sees more sessions than this from one pod. Default 20.",
       ),
     attemptTimeout: duration(
-      "Overall deadline of one delivery attempt over all its next hops, e.g. 10m; past it the connection is closed and the recipients are deferred. The per-stage timeouts (connect 30s, greeting 30s, idle 300s, like Postfix smtp_connect_timeout / smtp_helo_timeout) still apply inside it. Default 10m.",
+      "Overall deadline of one delivery attempt over all its next hops, its DNS lookups included, e.g. 10m; past it the connection is closed and the recipients are deferred. The per-stage timeouts (connect 30s, greeting 30s, idle 300s, like Postfix smtp_connect_timeout / smtp_helo_timeout) still apply inside it. Default 10m.",
     ).default("10m"),
     fetchTimeout: duration(
       "Overall deadline of one MTA-STS policy fetch or TLS-RPT report POST, however slowly the server answers, e.g. 60s. Default 60s.",

@@ -12,6 +12,10 @@
 //    the route groups of one message, which run in parallel, do not multiply the connections.
 // Outbound fetches (MTA-STS policy, TLS-RPT POST) get an overall deadline too (`fetchTimeoutSeconds`):
 // an idle timeout alone lets a server dripping a byte a second hold them forever.
+// The DNS phase of an attempt is inside its deadline as well (DNS review, round 7: 40 MX names that
+// never answer held a worker for 11 s each, past attemptTimeoutSeconds): every lookup is raced
+// against the deadline (`untilAborted`), the MX names are resolved in preference order only until
+// `mxAddressLimit` addresses are found, and at most MX_NAMES_MAX names are looked at.
 import { fail, type Failure } from "../contract/failure.js";
 import type { Hop } from "./hop.js";
 
@@ -30,6 +34,51 @@ export const DEFAULT_ATTEMPT_LIMITS: AttemptLimits = {
   attemptTimeoutSeconds: 600,
   fetchTimeoutSeconds: 60,
 };
+
+/** MX names one attempt looks up at most (the others are never tried: mxAddressLimit is 5 by default). */
+export const MX_NAMES_MAX = 10;
+
+/** How a resolution stays within an attempt: its deadline, and the addresses it needs at most. */
+export interface DnsBounds {
+  signal?: AbortSignal;
+  maxAddresses?: number;
+}
+
+/** `p`, or `aborted` as soon as `signal` aborts (the lookup itself runs on, its answer unused). */
+export function untilAborted<T, A>(
+  p: Promise<T>,
+  signal: AbortSignal | undefined,
+  aborted: A,
+): Promise<T | A> {
+  if (!signal) return p;
+  if (signal.aborted) {
+    p.catch(() => undefined); // its failure, if any, comes after nobody waits for it
+    return Promise.resolve(aborted);
+  }
+  return new Promise<T | A>((resolve, reject) => {
+    const onAbort = (): void => resolve(aborted);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
+
+/** The failure of a resolution the attempt's deadline ended. */
+export function dnsDeadline(domain: string): Failure {
+  return fail(
+    "ATTEMPT_TIMEOUT",
+    true,
+    `delivery attempt deadline passed while resolving the mail exchangers of ${domain} (attemptTimeoutSeconds)`,
+  );
+}
 
 /** The hops to try: each address:port once, in order, at most `limit` of them. Pure. */
 export function limitHops(hops: readonly Hop[], limit: number): Hop[] {

@@ -31,6 +31,7 @@ import { isIP } from "node:net";
 import type { TLSSocket, DetailedPeerCertificate } from "node:tls";
 import type { HostPort } from "../contract/config.js";
 import { errorMessage, fail, ok, type Failure, type Result } from "../contract/failure.js";
+import { dnsDeadline, MX_NAMES_MAX, untilAborted, type DnsBounds } from "./attempt-limits.js";
 import type { SecureAnswer, SecureDns } from "./dnssec.js";
 import { isNullMx, sortMx } from "./mx.js";
 import type { TlsRptPolicy } from "./tlsrpt-policy.js";
@@ -263,14 +264,28 @@ export interface DaneFacts {
 /**
  * Next hops of a DANE delivery, each with what DANE says about its host (see the file comment).
  * An MX RRset (or explicit next hop's address RRset) that did not validate gives `secure: false`
- * and no hosts: tls-policy.ts decides what that means.
+ * and no hosts: tls-policy.ts decides what that means. Within `bounds` as resolveHops (mx.ts): the
+ * hosts in preference order until `maxAddresses` addresses are found, at most MX_NAMES_MAX of them,
+ * every lookup ended by the deadline.
  */
 export async function resolveDane(
   domain: string,
   nextHop: HostPort | undefined,
-  sdns: SecureDns,
+  dnsIn: SecureDns,
   mxPort = 25,
+  bounds: DnsBounds = {},
 ): Promise<Result<DaneFacts>> {
+  const { signal } = bounds;
+  // a lookup the deadline ends answers TIMEOUT (a lookup failure, never "insecure")
+  const sdns: SecureDns = {
+    query: (name, type) =>
+      untilAborted(dnsIn.query(name, type), signal, {
+        rcode: "TIMEOUT",
+        secure: false,
+        answers: [],
+        finalName: name,
+      }),
+  };
   let hosts: { name: string; port: number }[];
   if (nextHop) {
     hosts = [{ name: nextHop.host, port: nextHop.port }];
@@ -282,14 +297,15 @@ export async function resolveDane(
     const records = mx.answers.flatMap((r) => (r.type === "MX" ? [r.data] : []));
     const list = records.map((r) => ({ exchange: r.exchange, priority: r.preference ?? 0 }));
     if (isNullMx(list)) return fail("NULL_MX", false, `domain ${domain} accepts no mail (null MX)`);
-    hosts = (list.length ? sortMx(list).map((m) => m.exchange) : [domain]).map((name) => ({
-      name: name.replace(/\.$/, ""),
-      port: mxPort,
-    }));
+    hosts = (list.length ? sortMx(list).map((m) => m.exchange) : [domain])
+      .slice(0, MX_NAMES_MAX)
+      .map((name) => ({ name: name.replace(/\.$/, ""), port: mxPort }));
   }
   const out: DaneHop[] = [];
   let lastFailure: Failure | undefined;
   for (const h of hosts) {
+    if (signal?.aborted) return dnsDeadline(domain);
+    if (new Set(out.map((o) => o.hop.address)).size >= (bounds.maxAddresses ?? Infinity)) break;
     const addr = await addresses(sdns, h.name);
     if (!addr.ok) {
       lastFailure = addr;

@@ -947,7 +947,9 @@ export class Deliverer {
       emit({ ...base, result: "deferred", code: material.code, reason: material.message });
       return all(material);
     }
-    // DANE (RFC 7672, dane.ts): validated MX and TLSA lookups give the per-host facts
+    // DANE (RFC 7672, dane.ts): validated MX and TLSA lookups give the per-host facts; the lookups
+    // are inside the attempt's deadline and need no more addresses than it may try (attempt-limits.ts)
+    const dnsBounds = { signal: budget.signal, maxAddresses: budget.l.mxAddressLimit };
     const dane = new Map<Hop, HostDane>();
     let found: Result<Hop[]>;
     if (lookupKind(input) === "dane") {
@@ -957,10 +959,13 @@ export class Deliverer {
         route.nextHop,
         this.d.secureDns?.() ?? makeSecureDns(undefined),
         this.d.mxPort,
+        dnsBounds,
       );
       if (facts.ok) input.dnssec = facts.value.secure ? "secure" : "insecure";
       found = facts.ok ? ok(facts.value.hops.map((h) => (dane.set(h.hop, h.dane), h.hop))) : facts;
-    } else found = await resolveHops(route.domain, route.nextHop, this.d.dns(), this.d.mxPort);
+    } else found = await resolveHops(route.domain, route.nextHop, this.d.dns(), this.d.mxPort, dnsBounds);
+    // the deadline passed while resolving: whatever was found is not tried
+    if (budget.expired) found = budget.timeout();
     // a hop that is one of this relay's own listeners: mail that loops back to myself (loop.ts)
     const isSelf = this.d.isSelf;
     const resolved = found.ok && isSelf ? withoutSelf(route.domain, found.value, isSelf) : found;

@@ -9,6 +9,7 @@ import { promises as dns } from "node:dns";
 import { isIP } from "node:net";
 import type { HostPort } from "../contract/config.js";
 import { errorMessage, fail, ok, type Result } from "../contract/failure.js";
+import { dnsDeadline, MX_NAMES_MAX, untilAborted, type DnsBounds } from "./attempt-limits.js";
 import type { Hop } from "./hop.js";
 
 export interface Dns {
@@ -69,20 +70,35 @@ export function isNullMx(records: readonly { exchange: string; priority: number 
   return records.length === 1 && (records[0]?.exchange === "" || records[0]?.exchange === ".");
 }
 
+/**
+ * The next hops of `domain` (or `nextHop`), within `bounds` (attempt-limits.ts): the MX names in
+ * preference order until `maxAddresses` addresses are found, at most MX_NAMES_MAX names, every
+ * lookup ended by the deadline.
+ */
 export async function resolveHops(
   domain: string,
   nextHop: HostPort | undefined,
   resolver: Dns | undefined,
   mxPort = 25,
+  bounds: DnsBounds = {},
 ): Promise<Result<Hop[]>> {
+  const { signal } = bounds;
+  const ABORTED = Symbol("aborted");
   if (nextHop) {
-    const addrs = await addressesOf(nextHop.host, resolver, true);
+    const addrs = await untilAborted(addressesOf(nextHop.host, resolver, true), signal, ABORTED);
+    if (addrs === ABORTED) return dnsDeadline(domain);
     if (!addrs.length) return fail("NEXT_HOP_UNRESOLVABLE", true, `next hop ${nextHop.host} has no address`);
     return ok(addrs.map((address) => ({ name: nextHop.host, address, port: nextHop.port })));
   }
   let mx: { exchange: string; priority: number }[];
   try {
-    mx = resolver ? await resolver.resolveMx(domain) : await dns.resolveMx(domain);
+    const answer = await untilAborted(
+      resolver ? resolver.resolveMx(domain) : dns.resolveMx(domain),
+      signal,
+      ABORTED,
+    );
+    if (answer === ABORTED) return dnsDeadline(domain);
+    mx = answer;
   } catch (e) {
     const c = code(e);
     if (c === "ENOTFOUND") return fail("DOMAIN_NOT_FOUND", false, `domain ${domain} does not exist`);
@@ -90,11 +106,17 @@ export async function resolveHops(
     else return fail("DNS_FAILED", true, `MX lookup for ${domain} failed: ${c || errorMessage(e)}`);
   }
   if (isNullMx(mx)) return fail("NULL_MX", false, `domain ${domain} accepts no mail (null MX)`);
-  const names = mx.length ? sortMx(mx).map((m) => m.exchange) : [domain];
+  const names = (mx.length ? sortMx(mx).map((m) => m.exchange) : [domain]).slice(0, MX_NAMES_MAX);
   const hops: Hop[] = [];
+  const seen = new Set<string>();
   for (const name of names) {
-    for (const address of await addressesOf(name.replace(/\.$/, ""), resolver, false))
+    if (seen.size >= (bounds.maxAddresses ?? Infinity)) break;
+    const addrs = await untilAborted(addressesOf(name.replace(/\.$/, ""), resolver, false), signal, ABORTED);
+    if (addrs === ABORTED) return dnsDeadline(domain);
+    for (const address of addrs) {
       hops.push({ name, address, port: mxPort });
+      seen.add(address.toLowerCase());
+    }
   }
   if (!hops.length) return fail("MX_UNRESOLVABLE", true, `no address for the mail exchangers of ${domain}`);
   return ok(hops);
