@@ -110,10 +110,6 @@ export function deliveryObservers(
           { spki: peer.spki, notAfter: peer.notAfter, ...(peer.issuer ? { issuer: peer.issuer } : {}) },
           pinsOf(d.config(), a.policy),
         );
-        d.metrics.partnerCertificateExpiry.set(
-          { policy: a.policy, host: a.nextHop },
-          Math.floor(Date.parse(peer.notAfter) / 1000),
-        );
       }
       const rpt = d.config().tlsRpt ? eventOf(a, Date.now()) : undefined;
       if (rpt) void d.tlsRpt()?.record(rpt);

@@ -24,11 +24,17 @@ export interface StsProblemStats {
   fetchProblems(): { cached: boolean }[];
 }
 
+/** The partner certificate watch (partner-certificates.ts): its hosts per policy. */
+export interface PartnerCertificateStats {
+  snapshot(): Record<string, { host: string; notAfter: string }[]>;
+}
+
 export function createMetrics() {
   const registry = new Registry();
   let stats: QueueStats = { depth: () => 0, oldestAgeSeconds: () => 0 };
   let sts: StsProblemStats = { fetchProblems: () => [] };
   let admission: AdmissionStats = { stats: () => ({ used: 0, waiting: 0 }) };
+  let certificates: PartnerCertificateStats = { snapshot: () => ({}) };
   const p = "sealpost_relay_";
   const m = {
     registry,
@@ -184,11 +190,22 @@ export function createMetrics() {
       labelNames: ["policy", "exception", "result"],
       registers: [registry],
     }),
+    // read from the watch's book at each scrape, so its series are the book's (at most 50 hosts per
+    // policy, none unseen for 30 days): set per session, it kept one series for every MX host name a
+    // sender or a DNS answer ever named (state review, round 7)
     partnerCertificateExpiry: new Gauge({
       name: `${p}partner_certificate_expiry_timestamp_seconds`,
       help: "Not-after (Unix seconds) of the certificate a partner's next hop presented at its last session, per policy and host (the partner certificate watch).",
       labelNames: ["policy", "host"],
       registers: [registry],
+      collect() {
+        this.reset();
+        for (const [policy, list] of Object.entries(certificates.snapshot()))
+          for (const c of list) {
+            const t = Date.parse(c.notAfter);
+            if (Number.isFinite(t)) this.set({ policy, host: c.host }, Math.floor(t / 1000));
+          }
+      },
     }),
     configInfo: new Gauge({
       name: `${p}config_info`,
@@ -204,6 +221,9 @@ export function createMetrics() {
     },
     bindMtaSts(s: StsProblemStats): void {
       sts = s;
+    },
+    bindPartnerCertificates(s: PartnerCertificateStats): void {
+      certificates = s;
     },
     /** The loaded server certificate (PEM, leaf first): its not-after; unreadable: no value. */
     serverCertificate(pem: Buffer): void {

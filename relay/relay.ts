@@ -164,6 +164,7 @@ export class Relay {
     this.audit = new AuditBook(join(c.queue.dir, "tls-audit.json"), now);
     this.transit = new TransitBook(join(c.queue.dir, "transit-report.json"), now);
     this.certificates = new PartnerCertificates(join(c.queue.dir, "partner-certificates.json"), now);
+    this.metrics.bindPartnerCertificates(this.certificates);
     const observers = deliveryObservers({
       audit: this.audit,
       transit: this.transit,
