@@ -56,13 +56,25 @@ export class ConnectionPool {
 
   take(key: string): Pooled | undefined {
     const list = this.idle.get(key);
-    while (list?.length) {
-      const c = list.pop()!;
-      clearTimeout(c.timer);
-      c.conn.off("end", c.drop);
-      if (!c.gone && !c.conn.destroyed) return { conn: c.conn, info: c.info, key };
+    try {
+      while (list?.length) {
+        const c = list.pop()!;
+        clearTimeout(c.timer);
+        c.conn.off("end", c.drop);
+        if (!c.gone && !c.conn.destroyed) return { conn: c.conn, info: c.info, key };
+      }
+      return undefined;
+    } finally {
+      this.forgetIfEmpty(key, list);
     }
-    return undefined;
+  }
+
+  /**
+   * A key whose list is empty is dropped: every destination ever pooled (an MX host name a sender
+   * or a DNS answer chose) kept an empty entry until the next reload (state review, round 7).
+   */
+  private forgetIfEmpty(key: string, list: Idle[] | undefined): void {
+    if (list && !list.length && this.idle.get(key) === list) this.idle.delete(key);
   }
 
   put(p: Pooled): void {
@@ -79,10 +91,12 @@ export class ConnectionPool {
         entry.gone = true;
         clearTimeout(entry.timer);
         remove(list, entry);
+        this.forgetIfEmpty(p.key, list);
       },
       timer: setTimeout(() => {
         entry.gone = true;
         remove(list, entry);
+        this.forgetIfEmpty(p.key, list);
         quit(p.conn);
       }, this.idleMs),
     };
