@@ -174,6 +174,9 @@ export class InboundListeners {
   private busy = new KeyCounts<string>();
   private closing = false;
   private limiter = new ConnectionLimiter();
+  /** Implicit-TLS connections counted at their accept, not yet sessions: the limiter's id by pendingId. */
+  private pending = new Map<string, string>();
+  private accepted = 0;
   private throttle = new AuthThrottle();
   private sessionTimers = new Map<string, NodeJS.Timeout>();
   private admission: BodyAdmission;
@@ -243,11 +246,14 @@ export class InboundListeners {
         client: socket.remoteAddress ?? "",
         clientPort: socket.remotePort ?? 0,
       };
-      const id = pendingId(kind, from.client, from.clientPort);
+      // each connection its own admission (released only by its own close), found by its session
+      // through `key`; the same client address and port at this listener while one is still
+      // pending (two local addresses, two balancer frontends) is refused: its session could not
+      // tell which count is its own
+      const key = pendingId(kind, from.client, from.clientPort);
+      const id = `${key}#${++this.accepted}`;
       const limits = this.d.current().loaded.config.inbound.limits;
-      // the same client address and port at this listener twice at once (two local addresses): the
-      // second would share the first's count, so it is refused
-      const refused = this.limiter.has(id)
+      const refused = this.pending.has(key)
         ? { code: 421 }
         : this.limiter.admit(id, clientKey(normalizeIp(from.client), limits.ipv6PrefixLength), limits);
       if (refused) {
@@ -256,13 +262,15 @@ export class InboundListeners {
         socket.destroy();
         return;
       }
+      this.pending.set(key, id);
       const timer = setTimeout(() => {
-        if (this.limiter.has(id)) topSocket(server, socket).destroy();
+        if (this.pending.get(key) === id) topSocket(server, socket).destroy();
       }, HANDSHAKE_MS);
       timer.unref();
       socket.once("close", () => {
         clearTimeout(timer);
-        this.limiter.release(id);
+        if (this.pending.get(key) === id) this.pending.delete(key);
+        this.limiter.release(id); // nothing when its session took the count over
       });
       for (const a of accept) a.call(net, socket);
     });
@@ -391,9 +399,13 @@ export class InboundListeners {
     const key = clientKey(this.state(session, kind).peer, limits.ipv6PrefixLength);
     // an implicit-TLS connection was counted at its accept (countBeforeHandshake): its session takes
     // that count over, a session of another listener never (its own connection is another one)
-    const counted =
-      this.servers.get(kind)?.options.secure === true &&
-      this.limiter.adopt(pendingId(kind, session.remoteAddress, session.remotePort), session.id);
+    const accepted =
+      this.servers.get(kind)?.options.secure === true
+        ? pendingId(kind, session.remoteAddress, session.remotePort)
+        : undefined;
+    const early = accepted !== undefined ? this.pending.get(accepted) : undefined;
+    if (accepted !== undefined && early !== undefined) this.pending.delete(accepted);
+    const counted = early !== undefined && this.limiter.adopt(early, session.id);
     const refused = counted ? undefined : this.limiter.admit(session.id, key, limits);
     if (refused) return cb(this.reject(session, "CONNECT", refused));
     this.armSessionTimer(kind, session, limits.sessionTimeoutSeconds);
