@@ -306,7 +306,7 @@ const Delivery = z
       .max(100)
       .default(5)
       .describe(
-        "Next-hop addresses one delivery attempt tries, each address once, in MX preference order (Postfix smtp_mx_address_limit); the MX names are resolved only until this many addresses are found, and at most 10 names per attempt. Default 5.",
+        "Next-hop addresses one delivery attempt tries, each address once, in MX preference order (Postfix smtp_mx_address_limit); at most 10 MX names are looked up per attempt. Default 5.",
       ),
     mxSessionLimit: z
       .int32()

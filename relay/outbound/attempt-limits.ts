@@ -14,8 +14,9 @@
 // an idle timeout alone lets a server dripping a byte a second hold them forever.
 // The DNS phase of an attempt is inside its deadline as well (DNS review, round 7: 40 MX names that
 // never answer held a worker for 11 s each, past attemptTimeoutSeconds): every lookup is raced
-// against the deadline (`untilAborted`), the MX names are resolved in preference order only until
-// `mxAddressLimit` addresses are found, and at most MX_NAMES_MAX names are looked at.
+// against the deadline (`untilAborted`), and at most MX_NAMES_MAX names are looked at. (Not "until
+// mxAddressLimit addresses are found": the destination filter and the loop check come after, and a
+// preferred MX with only refused addresses then hid a reachable one: second review, round 7.)
 import { fail, type Failure } from "../contract/failure.js";
 import type { Hop } from "./hop.js";
 
@@ -38,10 +39,9 @@ export const DEFAULT_ATTEMPT_LIMITS: AttemptLimits = {
 /** MX names one attempt looks up at most (the others are never tried: mxAddressLimit is 5 by default). */
 export const MX_NAMES_MAX = 10;
 
-/** How a resolution stays within an attempt: its deadline, and the addresses it needs at most. */
+/** How a resolution stays within an attempt: its deadline. */
 export interface DnsBounds {
   signal?: AbortSignal;
-  maxAddresses?: number;
 }
 
 /** `p`, or `aborted` as soon as `signal` aborts (the lookup itself runs on, its answer unused). */

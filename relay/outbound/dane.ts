@@ -264,9 +264,8 @@ export interface DaneFacts {
 /**
  * Next hops of a DANE delivery, each with what DANE says about its host (see the file comment).
  * An MX RRset (or explicit next hop's address RRset) that did not validate gives `secure: false`
- * and no hosts: tls-policy.ts decides what that means. Within `bounds` as resolveHops (mx.ts): the
- * hosts in preference order until `maxAddresses` addresses are found, at most MX_NAMES_MAX of them,
- * every lookup ended by the deadline.
+ * and no hosts: tls-policy.ts decides what that means. Within `bounds` as resolveHops (mx.ts): at
+ * most MX_NAMES_MAX hosts, every lookup ended by the deadline.
  */
 export async function resolveDane(
   domain: string,
@@ -305,7 +304,6 @@ export async function resolveDane(
   let lastFailure: Failure | undefined;
   for (const h of hosts) {
     if (signal?.aborted) return dnsDeadline(domain);
-    if (new Set(out.map((o) => o.hop.address)).size >= (bounds.maxAddresses ?? Infinity)) break;
     const addr = await addresses(sdns, h.name);
     if (!addr.ok) {
       lastFailure = addr;

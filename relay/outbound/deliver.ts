@@ -20,7 +20,9 @@ import {
   DEFAULT_ATTEMPT_LIMITS,
   limitHops,
   Slots,
+  untilAborted,
   type AttemptLimits,
+  type DnsBounds,
 } from "./attempt-limits.js";
 import { fastDotStuffing } from "./dot-stuff.js";
 import { daneTlsRptPolicy, resolveDane, type HostDane } from "./dane.js";
@@ -917,9 +919,7 @@ export class Deliverer {
     // MTA-STS: the recipient's published policy is one of the engine's inputs
     let sts: StsLookup | undefined;
     if (stsApplies(input)) {
-      sts = this.d.mtaSts
-        ? await this.d.mtaSts(route.domain)
-        : { source: "none", failure: { type: "sts-policy-fetch-error", reason: "MTA-STS not wired" } };
+      sts = await this.stsLookup(route.domain, budget.signal);
       input.sts = sts;
     }
     // TLS-RPT reports on the recipient domain's servers, not on a fallback's alternate next hop
@@ -948,8 +948,8 @@ export class Deliverer {
       return all(material);
     }
     // DANE (RFC 7672, dane.ts): validated MX and TLSA lookups give the per-host facts; the lookups
-    // are inside the attempt's deadline and need no more addresses than it may try (attempt-limits.ts)
-    const dnsBounds = { signal: budget.signal, maxAddresses: budget.l.mxAddressLimit };
+    // are inside the attempt's deadline (attempt-limits.ts)
+    const dnsBounds: DnsBounds = { signal: budget.signal };
     const dane = new Map<Hop, HostDane>();
     let found: Result<Hop[]>;
     if (lookupKind(input) === "dane") {
@@ -1015,7 +1015,7 @@ export class Deliverer {
           reason: `MX ${outside.join(", ")} not in the policy's mx ${stsPolicy.mx.join(", ")}`,
         });
     }
-    const audited = await this.auditInput(route, input, sts);
+    const audited = await this.auditInput(route, input, sts, dnsBounds);
     const testing = stsPolicy?.mode === "testing" ? stsPolicy : undefined;
     let last: Failure = fail("NO_NEXT_HOP", true, "no next hop");
     const refused: Failure[] = [];
@@ -1115,6 +1115,19 @@ export class Deliverer {
   }
 
   /**
+   * The recipient domain's MTA-STS policy (mta-sts.ts: its own fetch deadline), within the attempt's
+   * deadline too: past it, a fetch error (the attempt then ends as ATTEMPT_TIMEOUT before any hop).
+   */
+  private async stsLookup(domain: string, signal: AbortSignal | undefined): Promise<StsLookup> {
+    if (!this.d.mtaSts)
+      return { source: "none", failure: { type: "sts-policy-fetch-error", reason: "MTA-STS not wired" } };
+    return untilAborted(this.d.mtaSts(domain), signal, {
+      source: "none",
+      failure: { type: "sts-policy-fetch-error", reason: "delivery attempt deadline passed" },
+    });
+  }
+
+  /**
    * Shadow mode: the engine's input for the audited policy (tls-audit.ts), with what it needs that the
    * enforced one did not look up (the MTA-STS policy, DNSSEC and TLSA facts). Undefined: no audit.
    */
@@ -1122,23 +1135,22 @@ export class Deliverer {
     route: Route,
     enforced: RoutePolicyInput,
     sts: StsLookup | undefined,
+    bounds: DnsBounds,
   ): Promise<{ input: RoutePolicyInput; dane: Map<string, HostDane>; minVersion: TlsVersion } | undefined> {
     const a = route.outbound.tls.audit;
     if (!a) return undefined;
     const input = auditedPolicyInput(enforced, a);
-    if (stsApplies(input))
-      input.sts =
-        sts ??
-        (this.d.mtaSts
-          ? await this.d.mtaSts(route.domain)
-          : { source: "none", failure: { type: "sts-policy-fetch-error", reason: "MTA-STS not wired" } });
+    if (stsApplies(input)) input.sts = sts ?? (await this.stsLookup(route.domain, bounds.signal));
     const dane = new Map<string, HostDane>();
     if (lookupKind(input) === "dane") {
+      // within the attempt's deadline like the enforced lookups (second review, round 7: the
+      // audit's lookups of a hostile domain held the worker for minutes)
       const facts = await resolveDane(
         route.domain,
         route.nextHop,
         this.d.secureDns?.() ?? makeSecureDns(undefined),
         this.d.mxPort,
+        bounds,
       );
       if (facts.ok) {
         input.dnssec = facts.value.secure ? "secure" : "insecure";

@@ -71,9 +71,8 @@ export function isNullMx(records: readonly { exchange: string; priority: number 
 }
 
 /**
- * The next hops of `domain` (or `nextHop`), within `bounds` (attempt-limits.ts): the MX names in
- * preference order until `maxAddresses` addresses are found, at most MX_NAMES_MAX names, every
- * lookup ended by the deadline.
+ * The next hops of `domain` (or `nextHop`), within `bounds` (attempt-limits.ts): at most
+ * MX_NAMES_MAX MX names, every lookup ended by the deadline.
  */
 export async function resolveHops(
   domain: string,
@@ -108,15 +107,10 @@ export async function resolveHops(
   if (isNullMx(mx)) return fail("NULL_MX", false, `domain ${domain} accepts no mail (null MX)`);
   const names = (mx.length ? sortMx(mx).map((m) => m.exchange) : [domain]).slice(0, MX_NAMES_MAX);
   const hops: Hop[] = [];
-  const seen = new Set<string>();
   for (const name of names) {
-    if (seen.size >= (bounds.maxAddresses ?? Infinity)) break;
     const addrs = await untilAborted(addressesOf(name.replace(/\.$/, ""), resolver, false), signal, ABORTED);
     if (addrs === ABORTED) return dnsDeadline(domain);
-    for (const address of addrs) {
-      hops.push({ name, address, port: mxPort });
-      seen.add(address.toLowerCase());
-    }
+    for (const address of addrs) hops.push({ name, address, port: mxPort });
   }
   if (!hops.length) return fail("MX_UNRESOLVABLE", true, `no address for the mail exchangers of ${domain}`);
   return ok(hops);
