@@ -4,7 +4,7 @@
 // day. Once a day is over, one report per policy domain is built (pure: buildReport), gzipped and
 // sent to the rua URIs of the domain's `_smtp._tls.<domain>` TXT record: mailto: as a
 // multipart/report message through the relay's own queue, https: as a POST.
-import { appendFile, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import * as http from "node:http";
 import * as https from "node:https";
 import { join } from "node:path";
@@ -390,7 +390,22 @@ function filteredLookup(filter: DestinationFilter, resolver: Dns | undefined): L
   };
 }
 
-/** Append-only JSON lines per UTC day under <dir>/tlsrpt/. */
+/**
+ * Days whose files (events, state, the sent marker) are kept at most: a report RFC 8460 wants daily
+ * is of no use a week late, and the files are on the queue's own volume.
+ */
+const KEEP_DAYS = 7;
+
+/** The UTC day `n` days before `day` (YYYY-MM-DD). Pure. */
+function daysBefore(day: string, n: number): string {
+  return new Date(Date.parse(`${day}T00:00:00Z`) - n * 86_400_000).toISOString().slice(0, 10);
+}
+
+/**
+ * Append-only JSON lines per UTC day under <dir>/tlsrpt/. A day's events and state go when it is
+ * marked sent, and every file of a day older than KEEP_DAYS goes at the next run: they were kept for
+ * ever, one line per outbound session, on the queue's volume (state review, round 7).
+ */
 export class TlsRptStore {
   private chain: Promise<void> = Promise.resolve();
   readonly dir: string;
@@ -441,6 +456,10 @@ export class TlsRptStore {
     } catch {
       return [];
     }
+    const oldest = daysBefore(today, KEEP_DAYS);
+    const old = names.filter((n) => /^\d{4}-\d\d-\d\d\./.test(n) && n.slice(0, 10) < oldest);
+    await Promise.all(old.map((n) => rm(join(this.dir, n), { force: true })));
+    names = names.filter((n) => !old.includes(n));
     const sent = new Set(names.filter((n) => n.endsWith(".sent")).map((n) => n.slice(0, 10)));
     return names
       .filter((n) => /^\d{4}-\d\d-\d\d\.jsonl$/.test(n))
@@ -464,8 +483,11 @@ export class TlsRptStore {
     await writeFile(join(this.dir, `${day}.state.json`), JSON.stringify(state) + "\n", { mode: 0o600 });
   }
 
+  /** The day is reported: its marker written, then its events and state removed. */
   async markSent(day: string, summary: unknown): Promise<void> {
     await writeFile(join(this.dir, `${day}.sent`), JSON.stringify(summary) + "\n", { mode: 0o600 });
+    await rm(join(this.dir, `${day}.jsonl`), { force: true });
+    await rm(join(this.dir, `${day}.state.json`), { force: true });
   }
 }
 

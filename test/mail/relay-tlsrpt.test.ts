@@ -342,7 +342,9 @@ describe("TLS-RPT (RFC 8460)", () => {
     // the checker itself rejects a broken report
     assert.ok(validate({ ...good, policies: [{ policy: {} }] }, RFC8460_SCHEMA).length >= 3);
 
-    // daily sending (triggered now for today): mailto: through the relay's own queue
+    // daily sending (triggered now for today): mailto: through the relay's own queue; what is sent
+    // is built from the day's events as stored (they stopped changing above), which go once sent
+    const final = await store.events(day);
     const sent = await relay.sendTlsReports(day);
     assert.deepEqual(
       sent.map((s) => [s.domain, s.result]),
@@ -352,8 +354,7 @@ describe("TLS-RPT (RFC 8460)", () => {
         ["nostarttls.test", "queued"],
       ],
     );
-    // what was sent is built from the day's events as stored at sending time
-    const final = await store.events(day);
+    assert.deepEqual(await store.events(day), [], "a sent day's events are removed");
     for (const domain of ["good.test", "nostarttls.test", "mismatch.test"]) {
       const expected = buildReport(day, domain, final, meta);
       const m = await waitFor(`report for ${domain}`, () =>
