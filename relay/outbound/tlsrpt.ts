@@ -251,13 +251,29 @@ export function parseTlsRptTxt(records: readonly (readonly string[])[]): string[
   return undefined;
 }
 
-export async function discoverRua(dns: Dns | undefined, domain: string): Promise<string[] | undefined> {
+/** The DayState target of a domain's rua lookup (`<domain> _smtp._tls`) while it fails. */
+export const RUA_LOOKUP = "_smtp._tls";
+
+/** DNS answers that say the domain publishes no TLS-RPT record (anything else may answer later). */
+const NO_RECORD = new Set(["ENOTFOUND", "ENODATA", "NXDOMAIN"]);
+
+/**
+ * A domain's rua targets (undefined: it publishes none), or the failure of a lookup that may answer
+ * at the next run (SERVFAIL, a timeout): read as "none", it marked the day sent and its report was
+ * lost (review, round 7).
+ */
+export async function discoverRua(
+  dns: Dns | undefined,
+  domain: string,
+): Promise<{ ok: true; rua: string[] | undefined } | { ok: false; detail: string }> {
   const resolveTxt = dns?.resolveTxt?.bind(dns);
-  if (!resolveTxt) return undefined;
+  if (!resolveTxt) return { ok: true, rua: undefined };
   try {
-    return parseTlsRptTxt(await resolveTxt(`_smtp._tls.${domain}`));
-  } catch {
-    return undefined;
+    return { ok: true, rua: parseTlsRptTxt(await resolveTxt(`_smtp._tls.${domain}`)) };
+  } catch (e) {
+    const code = typeof e === "object" && e && "code" in e ? String(e.code) : "";
+    if (NO_RECORD.has(code)) return { ok: true, rua: undefined };
+    return { ok: false, detail: `TXT _smtp._tls.${domain}: ${code || errorMessage(e)}` };
   }
 }
 
@@ -510,8 +526,11 @@ export interface SendDeps {
 export interface SentReport {
   domain: string;
   rua: string;
-  /** deferred: over MAX_REPORTS_PER_RECEIVER_RUN, sent at a later run (not an attempt). */
-  result: "queued" | "posted" | "failed" | "deferred";
+  /**
+   * deferred: over MAX_REPORTS_PER_RECEIVER_RUN, sent at a later run (not an attempt); failed with
+   * rua RUA_LOOKUP: the domain's TLS-RPT record could not be looked up, resolved: it could later.
+   */
+  result: "queued" | "posted" | "failed" | "deferred" | "resolved";
   detail?: string;
 }
 
@@ -562,7 +581,16 @@ export async function sendDay(
   const out: SentReport[] = [];
   const perReceiver = new Map<string, number>();
   for (const domain of [...new Set(events.map((e) => e.domain))].sort()) {
-    const rua = (await discoverRua(d.dns(), domain))?.filter((u) => due(state, domain, u));
+    const found = await discoverRua(d.dns(), domain);
+    if (!found.ok) {
+      // tried again at the next runs, as a failed target is; the day is not finished meanwhile
+      if (due(state, domain, RUA_LOOKUP))
+        out.push({ domain, rua: RUA_LOOKUP, result: "failed", detail: found.detail });
+      continue;
+    }
+    const lookup = state.targets[targetKey(domain, RUA_LOOKUP)];
+    if (lookup?.result === "failed") out.push({ domain, rua: RUA_LOOKUP, result: "resolved" });
+    const rua = found.rua?.filter((u) => due(state, domain, u));
     if (!rua?.length) continue;
     const gz = gzipReport(buildReport(day, domain, events, meta));
     for (const target of rua) {
