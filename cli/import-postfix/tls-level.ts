@@ -105,13 +105,13 @@ export function mapLevel(value: string, ctx: LevelContext): LevelResult {
       case "ciphers":
         if (lvl !== "none" && v.toLowerCase() !== "high")
           warnings.push(
-            `ciphers=${v} dropped: Sealpost has no cipher grade setting and offers Node's default list (TLS 1.3 and TLS 1.2 AEAD suites, about Postfix's "high"); a partner that only speaks weaker ciphers is deferred, never sent in clear`,
+            `ciphers=${v} dropped: Sealpost has no cipher grade setting; where TLS is mandatory it offers TLS 1.3 and TLS 1.2's AEAD suites with forward secrecy only (about Postfix's "high" without CBC), so a partner that only speaks weaker ciphers is deferred, never sent in clear; opportunistic TLS offers Node's broader default list`,
           );
         break;
       case "exclude":
         if (lvl !== "none")
           warnings.push(
-            `exclude=${v} dropped: Sealpost has no per-partner cipher exclusion; its default list already leaves out NULL, export, RC4, 3DES and non-AEAD suites`,
+            `exclude=${v} dropped: Sealpost has no per-partner cipher exclusion; where TLS is mandatory its list already leaves out NULL, export, RC4, 3DES, non-AEAD and non-forward-secret suites`,
           );
         break;
       case "tafile":

@@ -329,6 +329,10 @@ export class InboundListeners {
       banner: "Sealpost",
       key: files.get(c.tls.keyFile),
       cert: files.get(c.tls.certFile),
+      // never below TLS 1.2, said here rather than left to OpenSSL's security level (smtp-server's own
+      // default is TLSv1); the suites are Node's default list, as a sending MTA that cannot agree on
+      // one sends in clear (docs/architecture.md)
+      minVersion: "TLSv1.2",
       size: c.inbound.maxMessageSize,
       authMethods: ["PLAIN", "LOGIN"],
       authOptional: true,

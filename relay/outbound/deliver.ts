@@ -336,9 +336,10 @@ function settle<T>(run: (done: (v: T) => void) => void): Promise<T> {
 }
 
 /**
- * TLS client contexts (CA store, client certificate, minimum version), built once per transport plan
- * key rather than per connection: the pool key covers everything a context holds (CA and client
- * certificate digests, minimum version), so a changed policy or material gets a new one.
+ * TLS client contexts (CA store, client certificate, minimum version, cipher suites), built once per
+ * transport plan key rather than per connection: the pool key covers everything a context holds (CA
+ * and client certificate digests, minimum version, the level that picks the suites), so a changed
+ * policy or material gets a new one.
  */
 const secureContexts = new Map<string, SecureContext>();
 
@@ -350,6 +351,7 @@ function withSecureContext(plan: TransportPlan): TransportPlan["options"] {
     if (secureContexts.size >= 256) secureContexts.clear();
     ctx = createSecureContext({
       ...(tls.minVersion ? { minVersion: tls.minVersion } : {}),
+      ...(tls.ciphers ? { ciphers: tls.ciphers } : {}),
       ...(tls.ca ? { ca: tls.ca } : {}),
       ...(tls.cert ? { cert: tls.cert } : {}),
       ...(tls.key ? { key: tls.key } : {}),

@@ -16,6 +16,7 @@ import type { SMTPConnectionOptions } from "nodemailer/lib/smtp-connection";
 import type { TlsVersion } from "../contract/config.js";
 import { fail, ok, type Failure, type Result } from "../contract/failure.js";
 import { rootCertificates } from "node:tls";
+import { MANDATORY_CIPHERS } from "./cipher-suites.js";
 import { matchChain, peerChain, tlsaText } from "./dane.js";
 import type { Hop } from "./hop.js";
 import { checkPins } from "./pins.js";
@@ -129,6 +130,8 @@ export function planTransport(
   const servername = isIP(hop.name) ? undefined : hop.name;
   const tls: NonNullable<SMTPConnectionOptions["tls"]> = {
     minVersion,
+    // mandatory TLS: AEAD suites with forward secrecy only (cipher-suites.ts); the level is in the pool key
+    ...(requireSecure ? { ciphers: MANDATORY_CIPHERS } : {}),
     rejectUnauthorized: verify,
     ...(servername ? { servername } : {}),
     // verify refuses a chain outside it; other levels only read the verdict (MTA-STS testing reports it)
