@@ -13,6 +13,7 @@
 import { createSocket } from "node:dgram";
 // the module object: its getServers follows setServers (the named export keeps the first one)
 import dns from "node:dns";
+import { randomInt } from "node:crypto";
 import { connect, isIP } from "node:net";
 import * as packet from "dns-packet";
 
@@ -170,7 +171,9 @@ export function makeSecureDns(servers: string[] | undefined, timeoutMs = 3000): 
     async query(name, type) {
       for (let attempt = 0; attempt < 2; attempt++) {
         for (const s of list) {
-          const id = Math.floor(Math.random() * 65536);
+          // from the CSPRNG: Math.random's state can be recovered from its outputs, and an id an
+          // attacker can predict is half of a spoofed answer (the source port is the other half)
+          const id = randomInt(65536);
           const q = encodeQuery(id, name, type);
           const check = (r: packet.DecodedPacket) => matches(r, id, name, type);
           let r = await udpQuery(s, q, check, timeoutMs);

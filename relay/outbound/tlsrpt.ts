@@ -4,6 +4,7 @@
 // day. Once a day is over, one report per policy domain is built (pure: buildReport), gzipped and
 // sent to the rua URIs of the domain's `_smtp._tls.<domain>` TXT record: mailto: as a
 // multipart/report message through the relay's own queue, https: as a POST.
+import { randomBytes } from "node:crypto";
 import { appendFile, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import * as http from "node:http";
 import * as https from "node:https";
@@ -311,7 +312,8 @@ export function reportMessage(o: {
       throw new Error(`not a plain mailbox, refused in a report header: ${JSON.stringify(a)}`);
   const h = headerValue;
   const id = reportId(o.day, o.domain, o.submitter, o.instance);
-  const boundary = `tlsrpt-${o.now.getTime().toString(36)}-${Math.random().toString(36).slice(2)}`;
+  // random bytes, not Math.random: its outputs, sent to any domain's rua, would tell its state
+  const boundary = `tlsrpt-${o.now.getTime().toString(36)}-${randomBytes(9).toString("hex")}`;
   const b64 = o.gz.toString("base64").replace(/(.{76})/g, "$1\r\n");
   const lines = [
     `From: <${o.from}>`,
