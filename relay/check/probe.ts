@@ -36,6 +36,8 @@ export interface ProbeResult {
         ok: true;
         version: string;
         cipher: string;
+        /** The suite's OpenSSL name (what delivery's suite list is written in: cipher-suites.ts). */
+        suite: string;
         /** DER, leaf first, as sent. */
         chain: Buffer[];
         /** The chain verified against the trust anchors (no name check: verdict.ts does that). */
@@ -214,6 +216,7 @@ export async function probeSmtp(
         ok: true,
         version: secure.getProtocol() ?? version,
         cipher: cipher?.standardName ?? cipher?.name ?? "",
+        suite: cipher?.name ?? "",
         chain: peerChain(secure),
         authorized: secure.authorized,
         ...(secure.authorizationError ? { authorizationError: String(secure.authorizationError) } : {}),

@@ -17,6 +17,7 @@ import type { TlsVersion } from "../contract/config.js";
 import type { FailureCode } from "../contract/failure.js";
 import type { TlsLevel } from "../../api/v1alpha1/tls-floors.js";
 import type { Failure } from "../contract/failure.js";
+import { isMandatorySuite } from "./cipher-suites.js";
 import { issuerMayIssue } from "./issuer.js";
 import { spkiPin } from "./pins.js";
 import { VERSION_ORDER } from "./tls-policy.js";
@@ -43,6 +44,8 @@ export interface AuditTarget {
 export interface AuditSession {
   tls: boolean;
   version?: string;
+  /** The negotiated suite (its OpenSSL name). */
+  cipher?: string;
   /** The chain the peer sent (DER, leaf first). */
   chain: readonly Buffer[];
 }
@@ -150,5 +153,13 @@ export function auditSession(
     const reason = t.daneCheck ? t.daneCheck(s.chain, now) : "no TLSA records";
     if (reason) return no("DANE_TLSA_MISMATCH", `DANE: ${reason} (${host})`);
   }
+  // an enforced mandatory level offers only these suites (cipher-suites.ts): a session on another
+  // would not have been made (the review of the suite list, round 7: SafeToEnforce said yes to a
+  // partner that enforcing then deferred)
+  if (needsTls && !isMandatorySuite(s.cipher))
+    return no(
+      "TLS_HANDSHAKE_FAILED",
+      `${host} negotiated ${s.cipher ?? "an unknown suite"}, not one a mandatory TLS session offers (AEAD with forward secrecy)`,
+    );
   return { ok: true };
 }

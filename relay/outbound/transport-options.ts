@@ -16,7 +16,7 @@ import type { SMTPConnectionOptions } from "nodemailer/lib/smtp-connection";
 import type { TlsVersion } from "../contract/config.js";
 import { fail, ok, type Failure, type Result } from "../contract/failure.js";
 import { rootCertificates } from "node:tls";
-import { MANDATORY_CIPHERS } from "./cipher-suites.js";
+import { MANDATORY_CIPHERS, MIN_DH_BITS } from "./cipher-suites.js";
 import { matchChain, peerChain, tlsaText } from "./dane.js";
 import type { Hop } from "./hop.js";
 import { checkPins } from "./pins.js";
@@ -131,7 +131,7 @@ export function planTransport(
   const tls: NonNullable<SMTPConnectionOptions["tls"]> = {
     minVersion,
     // mandatory TLS: AEAD suites with forward secrecy only (cipher-suites.ts); the level is in the pool key
-    ...(requireSecure ? { ciphers: MANDATORY_CIPHERS } : {}),
+    ...(requireSecure ? { ciphers: MANDATORY_CIPHERS, minDHSize: MIN_DH_BITS } : {}),
     rejectUnauthorized: verify,
     ...(servername ? { servername } : {}),
     // verify refuses a chain outside it; other levels only read the verdict (MTA-STS testing reports it)
@@ -221,6 +221,7 @@ export function planTransport(
               {
                 tls: socket !== undefined,
                 ...(version ? { version } : {}),
+                ...(socket?.getCipher()?.name ? { cipher: socket.getCipher().name } : {}),
                 chain: socket ? peerChain(socket) : [],
               },
               hop.name,

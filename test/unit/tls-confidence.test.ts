@@ -55,7 +55,12 @@ describe("the audited policy's verdict on a session", () => {
       { tls: true, version: "TLSv1.3", chain: [] },
     );
     assert.equal((pinned as { code: string }).code, "TLS_PIN_MISMATCH");
-    assert.equal(at(ok, { tls: true, version: "TLSv1.3", chain: [] }).ok, true);
+    const aead = "TLS_AES_256_GCM_SHA384";
+    assert.equal(at(ok, { tls: true, version: "TLSv1.3", cipher: aead, chain: [] }).ok, true);
+    // the review of the suite list, round 7: a session a mandatory level would not have made
+    const cbc = { tls: true, version: "TLSv1.2", cipher: "AES128-SHA", chain: [] };
+    assert.equal((at(ok, cbc) as { code: string }).code, "TLS_HANDSHAKE_FAILED");
+    assert.deepEqual(at({ ...ok, level: "may" }, cbc), { ok: true });
   });
   it("a pin check without a certificate names what it saw", () => {
     assert.match(checkPins([], [PIN], "mx.p.test")!.message, /saw pin-sha256 \(no certificate\)/);
