@@ -543,6 +543,23 @@ export interface DayState {
 
 const targetKey = (domain: string, rua: string): string => `${domain} ${rua}`;
 
+/** Targets of one domain a day may have tried at most (a record names at most MAX_RUA_TARGETS). */
+const MAX_TARGETS_PER_DOMAIN = 2 * MAX_RUA_TARGETS;
+
+/** The rua targets (not the lookup) a day's state holds for `domain`. */
+function targetsOf(state: DayState, domain: string): string[] {
+  const prefix = `${domain} `;
+  return Object.keys(state.targets)
+    .filter((k) => k.startsWith(prefix))
+    .map((k) => k.slice(prefix.length))
+    .filter((u) => u !== RUA_LOOKUP);
+}
+
+/** Those still due: tried before, failed fewer than MAX_REPORT_ATTEMPTS times (or deferred). */
+function dueTargets(state: DayState, domain: string): string[] {
+  return targetsOf(state, domain).filter((u) => due(state, domain, u));
+}
+
 /** Whether a target of the day is still to be sent: never tried, or failed fewer than the limit. */
 function due(state: DayState, domain: string, rua: string): boolean {
   const t = state.targets[targetKey(domain, rua)];
@@ -584,15 +601,31 @@ export async function sendDay(
   const perReceiver = new Map<string, number>();
   for (const domain of [...new Set(events.map((e) => e.domain))].sort()) {
     const found = await discoverRua(d.dns(), domain);
+    // a target still due that this run cannot try (the lookup failed, or the record no longer names
+    // it) counts an attempt, so a domain's day ends within MAX_REPORT_ATTEMPTS runs whatever its DNS
+    // does (the review of the lookup fix, round 7: a target hidden behind failing lookups, or
+    // dropped from a record that named a new one every run, kept the day open for a week)
+    const untried = (why: string, listed: readonly string[] = []): void => {
+      for (const u of dueTargets(state, domain))
+        if (!listed.includes(u)) out.push({ domain, rua: u, result: "failed", detail: why });
+    };
     if (!found.ok) {
       // tried again at the next runs, as a failed target is; the day is not finished meanwhile
       if (due(state, domain, RUA_LOOKUP))
         out.push({ domain, rua: RUA_LOOKUP, result: "failed", detail: found.detail });
+      untried(`not tried: ${found.detail}`);
       continue;
     }
     const lookup = state.targets[targetKey(domain, RUA_LOOKUP)];
     if (lookup?.result === "failed") out.push({ domain, rua: RUA_LOOKUP, result: "resolved" });
-    const rua = found.rua?.filter((u) => due(state, domain, u));
+    untried("no longer named by the domain's TLS-RPT record", found.rua);
+    // at most MAX_TARGETS_PER_DOMAIN targets a day: a record that names new ones every run gets no more
+    const known = targetsOf(state, domain).length;
+    const fresh = (found.rua ?? []).filter((u) => !state.targets[targetKey(domain, u)]);
+    const room = Math.max(0, MAX_TARGETS_PER_DOMAIN - known);
+    const rua = found.rua?.filter(
+      (u) => due(state, domain, u) && (state.targets[targetKey(domain, u)] || fresh.indexOf(u) < room),
+    );
     if (!rua?.length) continue;
     const gz = gzipReport(buildReport(day, domain, events, meta));
     for (const target of rua) {
