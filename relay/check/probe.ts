@@ -7,6 +7,7 @@
 // what arrives before the TLS handshake is dropped at STARTTLS (no injected commands: CVE-2011-0411).
 import { connect as netConnect, isIP, type Socket } from "node:net";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
+import { MANDATORY_CIPHERS, MIN_DH_BITS } from "../outbound/cipher-suites.js";
 import { errorMessage } from "../contract/failure.js";
 import { peerChain } from "../outbound/dane.js";
 
@@ -24,6 +25,8 @@ export interface ProbeOptions {
   timeoutMs: number;
   /** Trust anchors for `authorized` (PEM); absent: the system roots. */
   ca?: Buffer;
+  /** Offer only what mandatory delivery offers (cipher-suites.ts); absent: Node's default list. */
+  mandatorySuites?: boolean;
 }
 
 export interface ProbeResult {
@@ -152,6 +155,7 @@ function handshake(
       ...(isIP(t.name) ? {} : { servername: t.name }),
       minVersion: version,
       maxVersion: version,
+      ...(o.mandatorySuites ? { ciphers: MANDATORY_CIPHERS, minDHSize: MIN_DH_BITS } : {}),
       rejectUnauthorized: false,
       ...(o.ca ? { ca: o.ca } : {}),
       // the chain alone decides `authorized`; which names count is the policy engine's question

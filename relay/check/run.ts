@@ -124,7 +124,16 @@ async function checkHost(
   const v13 = refused
     ? { error: `not probed: ${refused}`, starttls: false }
     : await probeSmtp(hop, deps.probe, "TLSv1.3");
-  const v12 = refused || v13.error ? v13 : await probeSmtp(hop, deps.probe, "TLSv1.2");
+  // TLS 1.2 as mandatory delivery would offer it, and only when that fails with Node's broad list (what
+  // opportunistic delivery offers): a server picking in its own order picks from what it is offered,
+  // so a session made with the broad list says nothing of the mandatory modes (the review of the
+  // suite list, round 7: check failed a partner that delivery under verify reached)
+  const mandatory12 =
+    refused || v13.error ? v13 : await probeSmtp(hop, { ...deps.probe, mandatorySuites: true }, "TLSv1.2");
+  const v12 =
+    refused || v13.error || mandatory12.tls?.ok !== false
+      ? mandatory12
+      : await probeSmtp(hop, deps.probe, "TLSv1.2");
   const { r, session } = sessionOf(v13, v12);
   const tls = r.tls?.ok ? r.tls : undefined;
   const chain = tls?.chain ?? [];

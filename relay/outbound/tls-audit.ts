@@ -154,12 +154,14 @@ export function auditSession(
     if (reason) return no("DANE_TLSA_MISMATCH", `DANE: ${reason} (${host})`);
   }
   // an enforced mandatory level offers only these suites (cipher-suites.ts): a session on another
-  // would not have been made (the review of the suite list, round 7: SafeToEnforce said yes to a
-  // partner that enforcing then deferred)
+  // might not have been made (the review of the suite list, round 7: SafeToEnforce said yes to a
+  // partner that enforcing then deferred). Made under a broader offer, it cannot say whether the
+  // partner speaks one of them too (a server picking in its own order picked from the broader list):
+  // counted as would-fail, on the safe side, and the reason says how to find out
   if (needsTls && !isMandatorySuite(s.cipher))
     return no(
       "TLS_HANDSHAKE_FAILED",
-      `${host} negotiated ${s.cipher ?? "an unknown suite"}, not one a mandatory TLS session offers (AEAD with forward secrecy)`,
+      `${host} negotiated ${s.cipher ?? "an unknown suite"}, not one a mandatory TLS session offers (AEAD with forward secrecy); sealpost check tells whether it speaks one`,
     );
   return { ok: true };
 }
