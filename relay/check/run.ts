@@ -18,6 +18,7 @@ import { resolveDane, tlsaText, type HostDane, matchChain } from "../outbound/da
 import type { SecureDns } from "../outbound/dnssec.js";
 import { mxAllowed, type StsLookup } from "../outbound/mta-sts.js";
 import { resolveHops, type Dns } from "../outbound/mx.js";
+import { isMandatorySuite } from "../outbound/cipher-suites.js";
 import { spkiPin } from "../outbound/pins.js";
 import { carriesName, type AuditSession } from "../outbound/tls-audit.js";
 import { resolveTlsPolicy } from "../outbound/tls-policy.js";
@@ -98,14 +99,22 @@ function tlsaReport(
   }
 }
 
-/** The session delivery would get: the highest version that shook hands. */
+/**
+ * The session delivery would get: the highest version that shook hands; STARTTLS offered but no
+ * handshake: `handshakeFailed` (delivery defers then, at any level, rather than go on in clear).
+ */
 function sessionOf(v13: ProbeResult, v12: ProbeResult): { r: ProbeResult; session: AuditSession } {
   for (const r of [v13, v12])
     // the suite too: a mandatory mode is judged by whether delivery would have offered it (the
     // review of the suite list, round 7: check said verify would succeed where delivery deferred)
     if (r.tls?.ok)
       return { r, session: { tls: true, version: r.tls.version, cipher: r.tls.suite, chain: r.tls.chain } };
-  return { r: v13.error ? v12 : v13, session: { tls: false, chain: [] } };
+  const r = v13.error ? v12 : v13;
+  const failed = [v13, v12].find((x) => x.tls && !x.tls.ok)?.tls;
+  return {
+    r,
+    session: { tls: false, chain: [], ...(failed && !failed.ok ? { handshakeFailed: failed.error } : {}) },
+  };
 }
 
 async function checkHost(
@@ -124,23 +133,26 @@ async function checkHost(
   const v13 = refused
     ? { error: `not probed: ${refused}`, starttls: false }
     : await probeSmtp(hop, deps.probe, "TLSv1.3");
-  // TLS 1.2 as mandatory delivery would offer it, and only when that fails with Node's broad list (what
-  // opportunistic delivery offers): a server picking in its own order picks from what it is offered,
-  // so a session made with the broad list says nothing of the mandatory modes (the review of the
-  // suite list, round 7: check failed a partner that delivery under verify reached)
+  // TLS 1.2 twice when it matters: with Node's broad list, as opportunistic delivery offers it, and
+  // with the mandatory list when that session's suite is not on it (or it failed). A server picking
+  // in its own order picks from what it is offered, so each level is judged on the session its own
+  // offer gets (the reviews of the suite list, round 7: check failed a partner that verify reached,
+  // then said opportunistic would succeed where its broad offer got a refused DH group)
+  const broad12 = refused || v13.error ? v13 : await probeSmtp(hop, deps.probe, "TLSv1.2");
   const mandatory12 =
-    refused || v13.error ? v13 : await probeSmtp(hop, { ...deps.probe, mandatorySuites: true }, "TLSv1.2");
-  const v12 =
-    refused || v13.error || mandatory12.tls?.ok !== false
-      ? mandatory12
-      : await probeSmtp(hop, deps.probe, "TLSv1.2");
-  const { r, session } = sessionOf(v13, v12);
+    refused || v13.error || !broad12.starttls || (broad12.tls?.ok && isMandatorySuite(broad12.tls.suite))
+      ? broad12
+      : await probeSmtp(hop, { ...deps.probe, mandatorySuites: true }, "TLSv1.2");
+  const broad = sessionOf(v13, broad12);
+  const { r, session } = sessionOf(v13, mandatory12);
+  const v12 = mandatory12.tls?.ok ? mandatory12 : broad12;
   const tls = r.tls?.ok ? r.tls : undefined;
   const chain = tls?.chain ?? [];
   const policy = facts.sts.policy;
   const host = {
     name: hop.name.replace(/\.$/, ""),
     session,
+    broadSession: broad.session,
     ...(deps.probe.ca ? { ca: deps.probe.ca } : {}),
   };
   if (dane) Object.assign(host, { dane });

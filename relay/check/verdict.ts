@@ -37,7 +37,10 @@ export interface DomainFacts {
 export interface HostFacts {
   name: string;
   dane?: HostDane;
+  /** The session mandatory delivery would get (its suite list: cipher-suites.ts). */
   session: AuditSession;
+  /** The session opportunistic delivery (level may) would get, with Node's broad list; absent: `session`. */
+  broadSession?: AuditSession;
   /** Trust anchors for verify and mta-sts (the given bundle); absent: `roots`. */
   ca?: Buffer;
 }
@@ -94,7 +97,7 @@ export function judgeMode(
           }
         : {}),
     },
-    h.session,
+    decision.level === "may" ? (h.broadSession ?? h.session) : h.session,
     h.name,
     roots,
     now,

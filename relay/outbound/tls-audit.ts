@@ -46,6 +46,8 @@ export interface AuditSession {
   version?: string;
   /** The negotiated suite (its OpenSSL name). */
   cipher?: string;
+  /** No session: STARTTLS was offered and the handshake failed (why); delivery then defers at any level. */
+  handshakeFailed?: string;
   /** The chain the peer sent (DER, leaf first). */
   chain: readonly Buffer[];
 }
@@ -136,6 +138,8 @@ export function auditSession(
   if (s.tls && VERSION_ORDER.indexOf(s.version ?? "") < VERSION_ORDER.indexOf(t.minVersion))
     return no("TLS_HANDSHAKE_FAILED", `TLS version ${s.version ?? "unknown"} below ${t.minVersion}`);
   const needsTls = d.level !== "none" && d.level !== "may";
+  if (!s.tls && s.handshakeFailed)
+    return no("TLS_HANDSHAKE_FAILED", `${host}: TLS handshake failed: ${s.handshakeFailed}`);
   if (!s.tls) return needsTls ? no("TLS_NOT_OFFERED", `${host}: session not encrypted`) : { ok: true };
   if (d.pins.length) {
     const seen = s.chain[0] ? spkiPin(s.chain[0]) : undefined;

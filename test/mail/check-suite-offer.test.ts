@@ -5,12 +5,15 @@
 // first and ECDHE-RSA-AES256-GCM second) that delivery under verify reaches was reported as failing
 // every mandatory mode. The probe now offers the mandatory list first (relay/check/run.ts). The case
 // first shows, with delivery's own plan (planTransport) through nodemailer, what delivery gets.
-// (Shadow mode cannot make a second handshake: a session made under an opportunistic policy's broad
+// The opportunistic verdict, in turn, is judged on what opportunistic delivery's broad offer gets (a
+// partner choosing a 1024-bit DHE suite from it is refused: no mode "may" for it). (Shadow mode cannot make a second handshake: a session made under an opportunistic policy's broad
 // offer on a suite off the list counts as would-fail there, on the safe side; tls-audit.ts.)
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import type { TLSSocket } from "node:tls";
@@ -24,6 +27,8 @@ import { startPostfix, type PostfixPeer } from "../support/postfix.js";
 let work: string;
 let ca: Ca;
 let pref: PostfixPeer;
+/** TLS 1.2, its own order: DHE-RSA-AES256-SHA256 (CBC) with a 1024-bit group first, ECDHE-RSA-AES256-GCM second. */
+let opp: PostfixPeer;
 
 before(async () => {
   work = await mkdtemp(join(tmpdir(), "check-offer-"));
@@ -44,20 +49,42 @@ before(async () => {
       smtpd_tls_mandatory_ciphers: "high",
     },
   });
+  const mx2 = await makeLeaf(ca, { cn: "mx.opp.test", dnsNames: ["mx.opp.test"], name: "mx2", rsa: true });
+  const dh = join(work, "dh1024.pem");
+  await promisify(execFile)("openssl", ["dhparam", "-out", dh, "1024"]);
+  opp = await startPostfix({
+    domains: ["opp.test"],
+    tls: "offer",
+    cert: mx2,
+    hostname: "mx.opp.test",
+    tlsProtocols: "<=TLSv1.2",
+    config: {
+      tls_preempt_cipherlist: "yes",
+      tls_high_cipherlist: "DHE-RSA-AES256-SHA256:ECDHE-RSA-AES256-GCM-SHA384:@SECLEVEL=0",
+      smtpd_tls_ciphers: "high",
+      smtpd_tls_mandatory_ciphers: "high",
+      smtpd_tls_dh1024_param_file: dh,
+    },
+  });
 });
 
 after(async () => {
+  await opp?.stop();
   await pref?.stop();
   await rm(work, { recursive: true, force: true });
 });
 
-/** Delivery's own connection under mode verify (planTransport through nodemailer): the suite, or the error. */
-async function deliveryHandshake(name: string, port: number): Promise<{ suite?: string; error?: string }> {
+/** Delivery's own connection under `level` (planTransport through nodemailer): the suite, or the error. */
+async function deliveryHandshake(
+  name: string,
+  port: number,
+  level: "verify" | "may" = "verify",
+): Promise<{ suite?: string; error?: string }> {
   const plan = planTransport(
     {
       ok: true,
-      level: "verify",
-      names: [name],
+      level,
+      names: level === "verify" ? [name] : [],
       tlsa: [],
       pins: [],
       auth: false,
@@ -76,7 +103,7 @@ async function deliveryHandshake(name: string, port: number): Promise<{ suite?: 
     conn.once("error", (e: Error) => resolve({ error: e.message }));
     conn.connect(() => {
       const s = (conn as unknown as { _socket: TLSSocket })._socket;
-      const suite = s.getCipher().name;
+      const suite = conn.secure ? s.getCipher().name : "clear";
       conn.quit();
       resolve({ suite });
     });
@@ -121,5 +148,19 @@ describe("sealpost check judges a suite delivery's offer would not have produced
       `check says verify fails (${JSON.stringify((h.modes as Record<string, unknown>).verify)}; session ` +
         `${JSON.stringify(h.tls)}), while delivery under verify got ${d.suite}`,
     );
+  });
+
+  // the review of the probe order, round 7: the opportunistic verdict was judged on the mandatory
+  // offer's session, one opportunistic delivery (Node's broad list) never gets
+  it("a partner opportunistic delivery cannot reach is not reported as meeting opportunistic", async () => {
+    const v = await deliveryHandshake("mx.opp.test", opp.port);
+    assert.equal(v.suite, "ECDHE-RSA-AES256-GCM-SHA384", `delivery under verify: ${JSON.stringify(v)}`);
+    const m = await deliveryHandshake("mx.opp.test", opp.port, "may");
+    assert.ok(m.error, `delivery under may fails (the 1024-bit group): ${JSON.stringify(m)}`);
+    const h = (await deps("opp.test", "mx.opp.test", opp.port)()).hosts[0]!;
+    const modes = h.modes as Record<string, { ok?: boolean; code?: string }>;
+    assert.equal(modes.opportunistic?.ok, false, JSON.stringify(modes.opportunistic));
+    assert.equal(modes.opportunistic?.code, "TLS_HANDSHAKE_FAILED");
+    assert.equal(modes.verify?.ok, true, JSON.stringify(modes.verify));
   });
 });
