@@ -60,25 +60,18 @@ export async function receiveReportMail(
     for await (const c of stream as AsyncIterable<Buffer>) {
       size += c.length;
       if (size > max || busy) continue; // drained, not kept
-      if (
-        receiver.mailBytesHeld + c.length > limit ||
-        receiver.mailBytesByClient.get(client) + c.length > max
-      ) {
+      if (!receiver.mailBodies.take(client, c.length, limit, max)) {
         busy = true;
         parts.parts.length = 0;
-        receiver.mailBytesHeld -= held;
-        receiver.mailBytesByClient.remove(client, held);
+        receiver.mailBodies.give(client, held);
         held = 0;
         continue;
       }
-      receiver.mailBytesHeld += c.length;
-      receiver.mailBytesByClient.add(client, c.length);
       held += c.length;
       parts.add(c);
     }
   } finally {
-    receiver.mailBytesHeld -= held;
-    receiver.mailBytesByClient.remove(client, held);
+    receiver.mailBodies.give(client, held);
   }
   if (size > max) {
     receiver.figures.refuse("mail", "too-large");

@@ -23,6 +23,7 @@ import {
 import { KeyCounts } from "../inbound/key-counts.js";
 import { clientKey } from "../inbound/throttle.js";
 import { BodyParts } from "../queue/small-chunks.js";
+import { HeldBytes } from "./held-bytes.js";
 import type { TlsRptReceiver } from "./tlsrpt-receiver.js";
 import { reportEncodingOf } from "./tlsrpt-receive.js";
 
@@ -35,12 +36,6 @@ const MAX_CONNECTIONS = 256;
 const MAX_CONNECTIONS_PER_CLIENT = 8;
 const HANDSHAKE_MS = 5_000;
 const BODY_BUDGET_REPORTS = 4;
-
-/** Bytes of request bodies being read, across connections and per client. */
-interface BodyBudget {
-  used: number;
-  byClient: KeyCounts<string>;
-}
 
 /** The client a connection counts for: its IPv4 address, or its IPv6 /64. */
 const clientOf = (address: string | undefined): string => clientKey(address ?? "", 64);
@@ -74,7 +69,7 @@ function send(res: ServerResponse, code: number, body: string, type = "text/plai
 function readBody(
   req: IncomingMessage,
   max: number,
-  budget: BodyBudget,
+  budget: HeldBytes,
   limit: number,
 ): Promise<Buffer | "too-large" | "busy" | "aborted"> {
   return new Promise((resolve) => {
@@ -88,19 +83,15 @@ function readBody(
     const finish = (r: Buffer | "too-large" | "busy" | "aborted"): void => {
       if (done) return;
       done = true;
-      budget.used -= size;
-      budget.byClient.remove(client, size);
+      budget.give(client, size);
       if (typeof r === "string") req.pause();
       resolve(r);
     };
     req.on("data", (c: Buffer) => {
       if (done) return;
       if (size + c.length > max) return finish("too-large");
-      if (budget.used + c.length > limit || budget.byClient.get(client) + c.length > max)
-        return finish("busy");
+      if (!budget.take(client, c.length, limit, max)) return finish("busy");
       size += c.length;
-      budget.used += c.length;
-      budget.byClient.add(client, c.length);
       parts.add(c);
     });
     req.on("end", () => {
@@ -113,7 +104,7 @@ function readBody(
   });
 }
 
-function handle(d: EndpointDeps, budget: BodyBudget, req: IncomingMessage, res: ServerResponse): void {
+function handle(d: EndpointDeps, budget: HeldBytes, req: IncomingMessage, res: ServerResponse): void {
   const pub = d.publication();
   const path = (req.url ?? "/").split("?")[0];
   const domain = pub ? domainOfHost(req.headers.host, pub.domains) : undefined;
@@ -172,7 +163,7 @@ export async function startMtaStsEndpoint(
   d: EndpointDeps,
   o: { port: number; host: string; cert: Buffer; key: Buffer },
 ): Promise<{ server: Server; port: number; setCertificate(cert: Buffer, key: Buffer): void }> {
-  const budget: BodyBudget = { used: 0, byClient: new KeyCounts() };
+  const budget = new HeldBytes();
   const server = createServer(
     { cert: o.cert, key: o.key, minVersion: "TLSv1.2", handshakeTimeout: HANDSHAKE_MS },
     (req, res) => handle(d, budget, req, res),

@@ -2,20 +2,18 @@
 // HTTPS POST: mta-sts-endpoint.ts): which addresses take reports, which domains are ours, the
 // limits, and one path from bytes to figures and a log line.
 import type { RelayConfig } from "../contract/config.js";
-import { KeyCounts } from "../inbound/key-counts.js";
 import type { Logger } from "../log.js";
+import { HeldBytes } from "./held-bytes.js";
 import type { TlsRptFigures, Outcome, Via } from "./tlsrpt-figures.js";
 import { reportOfMessage } from "./tlsrpt-mail.js";
 import { decodeReport, type ReportEncoding } from "./tlsrpt-receive.js";
 
 export class TlsRptReceiver {
   /**
-   * Bytes of report mails being read, over all SMTP sessions (relay/inbound/tlsrpt-recipient.ts):
-   * a report is read into memory, never spooled, so their sum is bounded as the HTTPS endpoint's is.
+   * Bytes of report mails being read, over all SMTP sessions and per client (an IPv4 address, an
+   * IPv6 network; relay/inbound/tlsrpt-recipient.ts), as the HTTPS endpoint's bodies are.
    */
-  mailBytesHeld = 0;
-  /** The same per client (an IPv4 address, an IPv6 network): at most one report's worth each. */
-  readonly mailBytesByClient = new KeyCounts<string>();
+  readonly mailBodies = new HeldBytes();
 
   constructor(
     readonly figures: TlsRptFigures,
