@@ -31,6 +31,9 @@ export interface HeaderBounds {
  * it is left unjudged (it may be a field cut short). Pure.
  */
 export function headerBounds(text: string, whole: boolean): HeaderBounds {
+  /** Where the line break before the line at `at` starts (0 for the first line). */
+  const lineBreakBefore = (at: number): number =>
+    at === 0 ? 0 : at >= 2 && text.charCodeAt(at - 2) === 0x0d ? at - 2 : at - 1;
   let pos = 0;
   let fields = 0;
   while (pos < text.length) {
@@ -38,8 +41,6 @@ export function headerBounds(text: string, whole: boolean): HeaderBounds {
     if (nl < 0 && !whole) break;
     const next = nl < 0 ? text.length : nl + 1;
     const contentEnd = nl < 0 ? text.length : nl > pos && text.charCodeAt(nl - 1) === 0x0d ? nl - 1 : nl;
-    const lineBreakBefore = (at: number): number =>
-      at === 0 ? 0 : at >= 2 && text.charCodeAt(at - 2) === 0x0d ? at - 2 : at - 1;
     if (contentEnd === pos)
       return { headerEnd: lineBreakBefore(pos), bodyStart: next, endedBy: "empty-line" };
     const c = text.charCodeAt(pos);

@@ -18,7 +18,7 @@ import addressparser from "nodemailer/lib/addressparser";
 import type { DkimSigning } from "../contract/dkim-config.js";
 import { canonicalDomain, domainOf } from "../contract/domains.js";
 import { fail, type Failure } from "../contract/failure.js";
-import { headerBounds } from "../header-section.js";
+import { headerBounds, type HeaderBounds } from "../header-section.js";
 
 /** Not signed (why), signed with `entry`'s key, or deferred (`failure`: the listed entry has no key). */
 export type DkimDecision =
@@ -47,20 +47,16 @@ export function headerFields(block: string, name: string): string[] {
  * ends as CRLF; undefined when it does not end within `head` (more header follows than was read).
  */
 export function headerSection(head: Buffer, size: number): string | undefined {
+  return sectionOf(head, size).text;
+}
+
+/** The header section as headerSection reads it, and what ended it (header-section.ts). Pure. */
+function sectionOf(head: Buffer, size: number): { text?: string; endedBy: HeaderBounds["endedBy"] } {
   const s = head.toString("latin1");
   const whole = head.length >= size;
   const b = headerBounds(s, whole);
-  if (b.endedBy === "end" && !whole) return undefined;
-  return s.slice(0, b.headerEnd).replace(/\r?\n/g, "\r\n");
-}
-
-/**
- * Whether a line that is not a header field ends the header section before an empty line does: the
- * receiver reads the rest as body, the signer (nodemailer) as header, so what one signs and the other
- * verifies would differ (a From: below such a line is signed, yet not the receiver's From:). Pure.
- */
-function endsWithoutEmptyLine(head: Buffer, size: number): boolean {
-  return headerBounds(head.toString("latin1"), head.length >= size).endedBy === "non-field";
+  if (b.endedBy === "end" && !whole) return { endedBy: b.endedBy };
+  return { text: s.slice(0, b.headerEnd).replace(/\r?\n/g, "\r\n"), endedBy: b.endedBy };
 }
 
 /**
@@ -68,7 +64,11 @@ function endsWithoutEmptyLine(head: Buffer, size: number): boolean {
  * the header section does not end within `head` (`size`: the message's length in all). Pure.
  */
 export function fromDomain(head: Buffer, size: number): string | undefined {
-  const block = headerSection(head, size);
+  return fromDomainOf(headerSection(head, size));
+}
+
+/** fromDomain of a header section already read (undefined: it did not end within the bytes read). */
+function fromDomainOf(block: string | undefined): string | undefined {
   if (block === undefined) return undefined;
   const fields = headerFields(block, "From");
   if (fields.length !== 1) return undefined;
@@ -86,11 +86,15 @@ export function dkimDecision(
 ): DkimDecision {
   if (!list.length) return { kind: "unsigned", why: "no DKIM domains configured" };
   if (m.signable !== true) return { kind: "unsigned", why: "sender not entitled to signing" };
-  if (headerSection(m.head, m.size) === undefined)
+  const section = sectionOf(m.head, m.size);
+  if (section.text === undefined)
     return { kind: "unsigned", why: `header section longer than the ${m.head.length} bytes read` };
-  if (endsWithoutEmptyLine(m.head, m.size))
+  // a line that is not a field ends the receiver's header section before an empty line does; the
+  // signer (nodemailer) reads on to the empty line, so what one signs and the other verifies would
+  // differ (a From: below such a line is signed, yet not the receiver's From:)
+  if (section.endedBy === "non-field")
     return { kind: "unsigned", why: "a line of the header section is not a header field" };
-  const domain = fromDomain(m.head, m.size);
+  const domain = fromDomainOf(section.text);
   if (!domain) return { kind: "unsigned", why: "From: is not exactly one mailbox" };
   const entry = list.find((d) => d.domain === domain);
   if (!entry) return { kind: "unsigned", why: `From: domain ${domain} is not a DKIM domain` };
