@@ -287,11 +287,6 @@ export class ConnectionLimiter {
     this.perIp.remove(ip);
   }
 
-  /** Whether `id` holds an admission. */
-  has(id: string): boolean {
-    return this.admitted.has(id);
-  }
-
   /**
    * Moves the admission of `from` (a connection counted before it became a session: implicit TLS) to
    * session `to`; false when `from` holds none.
