@@ -124,3 +124,8 @@ export function fail(code: FailureCode, temporary: boolean, message: string): Fa
 export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
+
+/** The `code` of a thrown error (ENOTFOUND, ESERVFAIL, ...), "" when it has none. */
+export function errorCode(e: unknown): string {
+  return typeof e === "object" && e && "code" in e ? String(e.code) : "";
+}

@@ -18,7 +18,7 @@ import { request } from "node:https";
 import { join } from "node:path";
 import { checkServerIdentity } from "node:tls";
 import { promises as dns } from "node:dns";
-import { errorMessage, fail, ok, type Result } from "../contract/failure.js";
+import { errorCode, errorMessage, fail, ok, type Result } from "../contract/failure.js";
 import type { Dns } from "./mx.js";
 import { SingleFlight } from "./single-flight.js";
 
@@ -137,10 +137,6 @@ export type RefreshOutcome =
 /** Two policies enforce the same: mode and mx patterns (max_age may differ). Pure. */
 export function samePolicy(a: StsPolicy, b: StsPolicy): boolean {
   return a.mode === b.mode && a.mx.length === b.mx.length && a.mx.every((m, i) => b.mx[i] === m);
-}
-
-function codeOf(e: unknown): string {
-  return typeof e === "object" && e && "code" in e ? String(e.code) : "";
 }
 
 /** A domain whose published policy could not be fetched at its last fetch, lookup or refresh (for /status and metrics). */
@@ -262,7 +258,7 @@ export class MtaSts {
         : await dns.resolveTxt(`_mta-sts.${domain}`);
       return ok(parseStsTxt(records));
     } catch (e) {
-      const c = codeOf(e);
+      const c = errorCode(e);
       if (c === "ENOTFOUND" || c === "ENODATA") return ok(undefined);
       return fail("MTA_STS_DNS_FAILED", true, `TXT _mta-sts.${domain}: ${c || errorMessage(e)}`);
     }

@@ -8,7 +8,7 @@
 import { promises as dns } from "node:dns";
 import { isIP } from "node:net";
 import type { HostPort } from "../contract/config.js";
-import { errorMessage, fail, ok, type Result } from "../contract/failure.js";
+import { errorCode, errorMessage, fail, ok, type Result } from "../contract/failure.js";
 import { dnsDeadline, MX_NAMES_MAX, untilAborted, type DnsBounds } from "./attempt-limits.js";
 import type { Hop } from "./hop.js";
 
@@ -25,10 +25,6 @@ export function makeResolver(servers: string[] | undefined, timeoutMs = 5000): D
   const r = new dns.Resolver({ timeout: timeoutMs, tries: 2 });
   r.setServers(servers);
   return r;
-}
-
-function code(e: unknown): string {
-  return typeof e === "object" && e && "code" in e ? String(e.code) : "";
 }
 
 async function addressesOf(
@@ -99,7 +95,7 @@ export async function resolveHops(
     if (answer === ABORTED) return dnsDeadline(domain);
     mx = answer;
   } catch (e) {
-    const c = code(e);
+    const c = errorCode(e);
     if (c === "ENOTFOUND") return fail("DOMAIN_NOT_FOUND", false, `domain ${domain} does not exist`);
     if (c === "ENODATA") mx = [];
     else return fail("DNS_FAILED", true, `MX lookup for ${domain} failed: ${c || errorMessage(e)}`);

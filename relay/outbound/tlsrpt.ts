@@ -14,6 +14,7 @@ import { promises as dnsp } from "node:dns";
 import { isIP, type LookupFunction } from "node:net";
 import type { DestinationFilter } from "../net/address-class.js";
 import {
+  errorCode,
   errorMessage,
   isFailureCode,
   type CertificateProblem,
@@ -272,7 +273,7 @@ export async function discoverRua(
   try {
     return { ok: true, rua: parseTlsRptTxt(await resolveTxt(`_smtp._tls.${domain}`)) };
   } catch (e) {
-    const code = typeof e === "object" && e && "code" in e ? String(e.code) : "";
+    const code = errorCode(e);
     if (NO_RECORD.has(code)) return { ok: true, rua: undefined };
     return { ok: false, detail: `TXT _smtp._tls.${domain}: ${code || errorMessage(e)}` };
   }

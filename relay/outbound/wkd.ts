@@ -34,7 +34,7 @@ import { request } from "node:https";
 import { join } from "node:path";
 import { checkServerIdentity } from "node:tls";
 import type { DestinationFilter } from "../net/address-class.js";
-import { errorMessage } from "../contract/failure.js";
+import { errorCode, errorMessage } from "../contract/failure.js";
 import { fsyncDir } from "../queue/group-commit.js";
 import { armFetchDeadline } from "./attempt-limits.js";
 import type { SecureDns } from "./dnssec.js";
@@ -184,10 +184,6 @@ export function directNotFound(
   };
 }
 
-function codeOf(e: unknown): string {
-  return typeof e === "object" && e && "code" in e ? String(e.code) : "";
-}
-
 export class Wkd {
   private inflight = new SingleFlight<WkdResult>();
 
@@ -323,7 +319,7 @@ export class Wkd {
     try {
       list = r ? await r.resolve4(host) : await dns.resolve4(`${host}.`);
     } catch (e) {
-      const c = codeOf(e);
+      const c = errorCode(e);
       // NXDOMAIN only: a name that exists without an A record (ENODATA) is no reason to go elsewhere
       if (c === "ENOTFOUND") return { kind: "absent" };
       return { kind: "failed", reason: `${host}: DNS ${c || errorMessage(e)}` };
