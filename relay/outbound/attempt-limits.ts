@@ -39,11 +39,6 @@ export const DEFAULT_ATTEMPT_LIMITS: AttemptLimits = {
 /** MX names one attempt looks up at most (the others are never tried: mxAddressLimit is 5 by default). */
 export const MX_NAMES_MAX = 10;
 
-/** How a resolution stays within an attempt: its deadline. */
-export interface DnsBounds {
-  signal?: AbortSignal;
-}
-
 /** `p`, or `aborted` as soon as `signal` aborts (the lookup itself runs on, its answer unused). */
 export function untilAborted<T, A>(
   p: Promise<T>,

@@ -31,7 +31,7 @@ import { isIP } from "node:net";
 import type { TLSSocket, DetailedPeerCertificate } from "node:tls";
 import type { HostPort } from "../contract/config.js";
 import { errorMessage, fail, ok, type Failure, type Result } from "../contract/failure.js";
-import { dnsDeadline, MX_NAMES_MAX, untilAborted, type DnsBounds } from "./attempt-limits.js";
+import { dnsDeadline, MX_NAMES_MAX, untilAborted } from "./attempt-limits.js";
 import type { SecureAnswer, SecureDns } from "./dnssec.js";
 import { isNullMx, sortMx } from "./mx.js";
 import type { TlsRptPolicy } from "./tlsrpt-policy.js";
@@ -264,17 +264,16 @@ export interface DaneFacts {
 /**
  * Next hops of a DANE delivery, each with what DANE says about its host (see the file comment).
  * An MX RRset (or explicit next hop's address RRset) that did not validate gives `secure: false`
- * and no hosts: tls-policy.ts decides what that means. Within `bounds` as resolveHops (mx.ts): at
- * most MX_NAMES_MAX hosts, every lookup ended by the deadline.
+ * and no hosts: tls-policy.ts decides what that means. Within an attempt as resolveHops (mx.ts): at
+ * most MX_NAMES_MAX hosts, every lookup ended when `signal` (the attempt's deadline) aborts.
  */
 export async function resolveDane(
   domain: string,
   nextHop: HostPort | undefined,
   dnsIn: SecureDns,
   mxPort = 25,
-  bounds: DnsBounds = {},
+  signal?: AbortSignal,
 ): Promise<Result<DaneFacts>> {
-  const { signal } = bounds;
   // a lookup the deadline ends answers TIMEOUT (a lookup failure, never "insecure")
   const sdns: SecureDns = {
     query: (name, type) =>

@@ -22,7 +22,6 @@ import {
   Slots,
   untilAborted,
   type AttemptLimits,
-  type DnsBounds,
 } from "./attempt-limits.js";
 import { fastDotStuffing } from "./dot-stuff.js";
 import { daneTlsRptPolicy, resolveDane, type HostDane } from "./dane.js";
@@ -951,7 +950,6 @@ export class Deliverer {
     }
     // DANE (RFC 7672, dane.ts): validated MX and TLSA lookups give the per-host facts; the lookups
     // are inside the attempt's deadline (attempt-limits.ts)
-    const dnsBounds: DnsBounds = { signal: budget.signal };
     const dane = new Map<Hop, HostDane>();
     let found: Result<Hop[]>;
     if (lookupKind(input) === "dane") {
@@ -961,11 +959,11 @@ export class Deliverer {
         route.nextHop,
         this.d.secureDns?.() ?? makeSecureDns(undefined),
         this.d.mxPort,
-        dnsBounds,
+        budget.signal,
       );
       if (facts.ok) input.dnssec = facts.value.secure ? "secure" : "insecure";
       found = facts.ok ? ok(facts.value.hops.map((h) => (dane.set(h.hop, h.dane), h.hop))) : facts;
-    } else found = await resolveHops(route.domain, route.nextHop, this.d.dns(), this.d.mxPort, dnsBounds);
+    } else found = await resolveHops(route.domain, route.nextHop, this.d.dns(), this.d.mxPort, budget.signal);
     // the deadline passed while resolving: whatever was found is not tried
     if (budget.expired) found = budget.timeout();
     // a hop that is one of this relay's own listeners: mail that loops back to myself (loop.ts)
@@ -1017,7 +1015,7 @@ export class Deliverer {
           reason: `MX ${outside.join(", ")} not in the policy's mx ${stsPolicy.mx.join(", ")}`,
         });
     }
-    const audited = await this.auditInput(route, input, sts, dnsBounds);
+    const audited = await this.auditInput(route, input, sts, budget.signal);
     const testing = stsPolicy?.mode === "testing" ? stsPolicy : undefined;
     let last: Failure = fail("NO_NEXT_HOP", true, "no next hop");
     const refused: Failure[] = [];
@@ -1120,7 +1118,7 @@ export class Deliverer {
    * The recipient domain's MTA-STS policy (mta-sts.ts: its own fetch deadline), within the attempt's
    * deadline too: past it, a fetch error (the attempt then ends as ATTEMPT_TIMEOUT before any hop).
    */
-  private async stsLookup(domain: string, signal: AbortSignal | undefined): Promise<StsLookup> {
+  private async stsLookup(domain: string, signal: AbortSignal): Promise<StsLookup> {
     if (!this.d.mtaSts)
       return { source: "none", failure: { type: "sts-policy-fetch-error", reason: "MTA-STS not wired" } };
     return untilAborted(this.d.mtaSts(domain), signal, {
@@ -1137,12 +1135,12 @@ export class Deliverer {
     route: Route,
     enforced: RoutePolicyInput,
     sts: StsLookup | undefined,
-    bounds: DnsBounds,
+    signal: AbortSignal,
   ): Promise<{ input: RoutePolicyInput; dane: Map<string, HostDane>; minVersion: TlsVersion } | undefined> {
     const a = route.outbound.tls.audit;
     if (!a) return undefined;
     const input = auditedPolicyInput(enforced, a);
-    if (stsApplies(input)) input.sts = sts ?? (await this.stsLookup(route.domain, bounds.signal));
+    if (stsApplies(input)) input.sts = sts ?? (await this.stsLookup(route.domain, signal));
     const dane = new Map<string, HostDane>();
     if (lookupKind(input) === "dane") {
       // within the attempt's deadline like the enforced lookups (second review, round 7: the
@@ -1152,7 +1150,7 @@ export class Deliverer {
         route.nextHop,
         this.d.secureDns?.() ?? makeSecureDns(undefined),
         this.d.mxPort,
-        bounds,
+        signal,
       );
       if (facts.ok) {
         input.dnssec = facts.value.secure ? "secure" : "insecure";

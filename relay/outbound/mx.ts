@@ -9,7 +9,7 @@ import { promises as dns } from "node:dns";
 import { isIP } from "node:net";
 import type { HostPort } from "../contract/config.js";
 import { errorCode, errorMessage, fail, ok, type Result } from "../contract/failure.js";
-import { dnsDeadline, MX_NAMES_MAX, untilAborted, type DnsBounds } from "./attempt-limits.js";
+import { dnsDeadline, MX_NAMES_MAX, untilAborted } from "./attempt-limits.js";
 import type { Hop } from "./hop.js";
 
 export interface Dns {
@@ -67,17 +67,16 @@ export function isNullMx(records: readonly { exchange: string; priority: number 
 }
 
 /**
- * The next hops of `domain` (or `nextHop`), within `bounds` (attempt-limits.ts): at most
- * MX_NAMES_MAX MX names, every lookup ended by the deadline.
+ * The next hops of `domain` (or `nextHop`), within an attempt (attempt-limits.ts): at most
+ * MX_NAMES_MAX MX names, every lookup ended when `signal` (the attempt's deadline) aborts.
  */
 export async function resolveHops(
   domain: string,
   nextHop: HostPort | undefined,
   resolver: Dns | undefined,
   mxPort = 25,
-  bounds: DnsBounds = {},
+  signal?: AbortSignal,
 ): Promise<Result<Hop[]>> {
-  const { signal } = bounds;
   const ABORTED = Symbol("aborted");
   if (nextHop) {
     const addrs = await untilAborted(addressesOf(nextHop.host, resolver, true), signal, ABORTED);

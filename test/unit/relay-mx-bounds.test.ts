@@ -25,7 +25,7 @@ function fakeDns(names: number, answer: (name: string) => Promise<string[]>): Dn
 describe("MX resolution within an attempt's bounds", () => {
   it(`looks at most at ${MX_NAMES_MAX} names when none resolves`, async () => {
     const dns = fakeDns(40, () => Promise.reject(Object.assign(new Error("no A"), { code: "ENOTFOUND" })));
-    const r = await resolveHops("hostile.test", undefined, dns, 25, {});
+    const r = await resolveHops("hostile.test", undefined, dns, 25);
     assert.equal(r.ok ? "ok" : r.code, "MX_UNRESOLVABLE");
     assert.equal(dns.asked.length, MX_NAMES_MAX);
   });
@@ -33,7 +33,7 @@ describe("MX resolution within an attempt's bounds", () => {
   it("a lookup that never answers ends at the deadline: ATTEMPT_TIMEOUT", async () => {
     const dns = fakeDns(40, () => new Promise<string[]>(() => undefined));
     const deadline = new AbortController();
-    const pending = resolveHops("hostile.test", undefined, dns, 25, { signal: deadline.signal });
+    const pending = resolveHops("hostile.test", undefined, dns, 25, deadline.signal);
     while (!dns.asked.length) await new Promise((r) => setImmediate(r)); // the first name is asked
     deadline.abort();
     const r = await pending;
