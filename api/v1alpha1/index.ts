@@ -162,7 +162,7 @@ export const kinds: readonly KindDefinition[] = [
     singular: "relaycredential",
     shortNames: ["rcred"],
     description:
-      "An SMTP AUTH account (username and a password in a Secret) or a TLS client certificate, used by the relay to log in to a partner (outbound) or by a partner to log in to the relay (inbound).",
+      "An SMTP AUTH account (username and a password in a Secret), used by the relay to log in to a partner (outbound) or by a partner to log in to the relay (inbound); or a TLS client certificate the relay presents to a partner (outbound only).",
     spec: RelayCredentialSpec,
     status: RelayCredentialStatus,
     printerColumns: [

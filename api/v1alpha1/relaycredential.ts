@@ -1,5 +1,5 @@
-// RelayCredential: an SMTP AUTH account or a client certificate, either ours to log in to a partner
-// (usage outbound) or one a partner logs in to us with (usage inbound); or a DKIM signing key (type
+// RelayCredential: an SMTP AUTH account or a client certificate ours to log in to a partner (usage
+// outbound), or an SMTP AUTH account a partner or client logs in to us with (usage inbound); or a DKIM signing key (type
 // dkim, usage outbound) that a MailRelay's spec.dkim names for one of its domains. Only references to Secrets
 // live here; the secret material never enters the object.
 import { z } from "zod";
@@ -15,14 +15,14 @@ import { statusBase } from "./status.js";
 export const CredentialType = z
   .enum(["password", "clientCertificate", "dkim"])
   .describe(
-    "password: a username and a password (SMTP AUTH PLAIN/LOGIN, only ever inside TLS). clientCertificate: a TLS client certificate presented during the handshake (or, outbound, the certificate and key a policy's S/MIME signs with: smime.signingCredentialRef). dkim: a DKIM private key (usage outbound) that a MailRelay's spec.dkim names for a domain it signs.",
+    "password: a username and a password (SMTP AUTH PLAIN/LOGIN, only ever inside TLS). clientCertificate (usage outbound only): the TLS client certificate and key the relay presents during the handshake, or the certificate and key a policy's S/MIME signs with (smime.signingCredentialRef). dkim: a DKIM private key (usage outbound) that a MailRelay's spec.dkim names for a domain it signs.",
   );
 export type CredentialType = z.infer<typeof CredentialType>;
 
 export const CredentialUsage = z
   .enum(["outbound", "inbound"])
   .describe(
-    "outbound: the relay logs in to a partner with it (referenced from a MailDomainPolicy's outbound section). inbound: a partner or an internal client logs in to the relay with it.",
+    "outbound: the relay logs in to a partner with it (referenced from a MailDomainPolicy's outbound section). inbound (type password only): a partner or an internal client logs in to the relay with it.",
   );
 export type CredentialUsage = z.infer<typeof CredentialUsage>;
 
@@ -92,11 +92,11 @@ export const RelayCredentialSpec = z
       "password",
     ).optional(),
     secretRef: localRef(
-      "type clientCertificate: an existing Secret of type kubernetes.io/tls (tls.crt, tls.key). Outbound: the certificate and key the relay presents. Inbound: the certificate a partner must present (the key is not needed). A Secret of another type is reported in the Accepted condition.",
+      "type clientCertificate: an existing Secret of type kubernetes.io/tls (tls.crt, tls.key): the certificate and key the relay presents. A Secret of another type is reported in the Accepted condition.",
       "Name of the Secret in the same namespace.",
     ).optional(),
     issuerRef: IssuerRef.optional().describe(
-      "type clientCertificate: have cert-manager issue the certificate instead of referencing a Secret. The operator creates a Certificate (and its kubernetes.io/tls Secret, named in status.secretName) for dnsNames; for an inbound credential, hand that Secret to the partner.",
+      "type clientCertificate: have cert-manager issue the certificate instead of referencing a Secret. The operator creates a Certificate (and its kubernetes.io/tls Secret, named in status.secretName) for dnsNames.",
     ),
     dnsNames: z
       .array(domainName("A DNS name, e.g. relay.example.com."))
@@ -159,6 +159,15 @@ export const RelayCredentialSpec = z
       {
         rule: "self.type != 'dkim' || self.usage == 'outbound'",
         message: "a dkim key signs the relay's outgoing mail: set usage outbound",
+        fieldPath: ".usage",
+        reason: "FieldValueInvalid",
+      },
+      {
+        // a partner presenting a client certificate is not matched against one: accepting the
+        // object would let its author believe such a login is checked
+        rule: "self.type != 'clientCertificate' || self.usage == 'outbound'",
+        message:
+          "a partner cannot log in to the relay with a client certificate: use type password for usage inbound, or limit the partner by its hosts (a MailDomainPolicy's inbound.hosts with require tls)",
         fieldPath: ".usage",
         reason: "FieldValueInvalid",
       },

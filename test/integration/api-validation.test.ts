@@ -400,6 +400,15 @@ const cases: Case[] = [
     unset: noPassword,
     field: "spec.dnsNames",
   },
+  {
+    // the relay does not match a partner's client certificate against a credential: the object
+    // would read as a login that is checked
+    kind: C,
+    name: "client certificate for inbound use",
+    set: { type: "clientCertificate", usage: "inbound", secretRef: { name: "partner-client-tls" } },
+    unset: noPassword,
+    field: "spec.usage",
+  },
   // issue 15 finding 3: what a logged-in client may do belongs to inbound credentials only
   {
     kind: C,
