@@ -167,7 +167,7 @@ const Smime = z
       .enum(["defer", "bounce", "sendClear"])
       .default("defer")
       .describe(
-        "What to do with a recipient who has no certificate: defer (retry until one is added or the queue lifetime ends), bounce (return to sender now), sendClear (deliver unencrypted; only TLS protects it).",
+        "What to do with a recipient who has no usable certificate (none for the address, expired, not yet valid, key usage without encryption, or an RSA key under 2048 bits): defer (retry until one is added or the queue lifetime ends), bounce (return to sender now), sendClear (deliver unencrypted; only TLS protects it).",
       ),
     sign: z
       .boolean()

@@ -17,7 +17,7 @@
 //
 // Pure parts (header split, certificate selection, the missing-certificate decision) are exported
 // for unit tests; the crypto parts return Results and never log key material.
-import { createHash, createPrivateKey, webcrypto } from "node:crypto";
+import { createHash, createPrivateKey, webcrypto, X509Certificate } from "node:crypto";
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 import { errorMessage, fail, ok, type Failure, type Result } from "../contract/failure.js";
@@ -136,6 +136,8 @@ export interface RecipientCertificate {
   notBefore: Date;
   notAfter: Date;
   keyAlgorithm: "rsa" | "ec" | "other";
+  /** An RSA key's modulus length in bits. */
+  rsaBits?: number;
   /** Key usage bits; undefined when the certificate has no keyUsage extension (no restriction). */
   keyUsage?: { keyEncipherment: boolean; keyAgreement: boolean };
   /** Extended key usage OIDs; undefined when absent (no restriction). */
@@ -179,11 +181,14 @@ export function parseCertificate(der: Buffer): Result<RecipientCertificate> {
     }
     const eku = ext(OID.extKeyUsage)?.parsedValue as pkijs.ExtKeyUsage | undefined;
     const alg = cert.subjectPublicKeyInfo.algorithm.algorithmId;
+    const rsaBits =
+      alg === OID.rsa ? new X509Certificate(der).publicKey.asymmetricKeyDetails?.modulusLength : undefined;
     return ok({
       emails,
       notBefore: cert.notBefore.value,
       notAfter: cert.notAfter.value,
       keyAlgorithm: alg === OID.rsa ? "rsa" : alg === OID.ec ? "ec" : "other",
+      ...(rsaBits !== undefined ? { rsaBits } : {}),
       ...(keyUsage ? { keyUsage } : {}),
       ...(eku ? { extKeyUsage: eku.keyPurposes } : {}),
       fingerprint: createHash("sha256").update(der).digest("hex"),
@@ -214,12 +219,19 @@ export function loadCertificates(files: readonly Buffer[]): {
   return { certs, problems };
 }
 
+/** The smallest RSA recipient key the relay encrypts to (NIST SP 800-57: 112-bit security). */
+export const MIN_RSA_BITS = 2048;
+
 /** Why a certificate cannot encrypt to `address` now; undefined when it can. Pure. */
 export function unusableReason(c: RecipientCertificate, address: string, now: Date): string | undefined {
   if (!c.emails.includes(address.toLowerCase())) return "no matching email SAN";
   if (now < c.notBefore) return "not yet valid";
   if (now > c.notAfter) return "expired";
   if (c.keyAlgorithm === "other") return "unsupported key algorithm";
+  // what can be factored is no protection (OpenPGP's keys are held to the same by openpgp.js)
+  const bits = c.rsaBits ?? 0;
+  if (c.keyAlgorithm === "rsa" && bits < MIN_RSA_BITS)
+    return `RSA key of ${bits} bits (at least ${MIN_RSA_BITS})`;
   if (c.keyUsage) {
     if (c.keyAlgorithm === "rsa" && !c.keyUsage.keyEncipherment) return "keyUsage lacks keyEncipherment";
     if (c.keyAlgorithm === "ec" && !c.keyUsage.keyAgreement) return "keyUsage lacks keyAgreement";

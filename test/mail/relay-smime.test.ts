@@ -27,6 +27,7 @@ let bob: Leaf; // RSA: key transport (RSA-OAEP)
 let carol: Leaf; // EC P-256 with keyAgreement: ECDH
 let signing: Leaf;
 let expiredDave: Leaf;
+let weakFrank: Leaf; // RSA-1024: factorable, never encrypted to
 let ports: TestPorts;
 let relay: Relay;
 let logs: LogCapture;
@@ -61,7 +62,9 @@ async function ecRecipient(c: Ca, name: string, email: string): Promise<Leaf> {
 }
 
 async function configure(smime: Smime): Promise<void> {
-  const certs = Buffer.concat(await Promise.all([bob, carol, expiredDave].map((l) => readFile(l.certFile))));
+  const certs = Buffer.concat(
+    await Promise.all([bob, carol, expiredDave, weakFrank].map((l) => readFile(l.certFile))),
+  );
   await f.configure(
     {
       credentials: {
@@ -173,6 +176,7 @@ before(async () => {
   bob = await makeLeaf(ca, { cn: "Bob", emails: ["bob@partner.test"], rsa: true });
   carol = await ecRecipient(ca, "carol", "carol@partner.test");
   expiredDave = await makeLeaf(ca, { cn: "Dave", emails: ["dave@partner.test"], rsa: true, expired: true });
+  weakFrank = await makeLeaf(ca, { cn: "Frank", emails: ["frank@partner.test"], rsa: true, rsaBits: 1024 });
   signing = await makeLeaf(ca, { cn: "Relay Signing", emails: ["postmaster@relay.test"], name: "signer" });
   postfix = await startPostfix({
     domains: ["partner.test"],
@@ -327,6 +331,18 @@ describe("S/MIME gateway encryption", () => {
     assert.match(String(c.reason), /erin@partner\.test: no certificate/);
     assert.equal(
       await postfix.messages().then((ms) => ms.some((m) => m.headers["x-test-id"]?.[0] === "sm-defer")),
+      false,
+    );
+  });
+
+  it("a recipient whose only certificate has an RSA-1024 key is deferred, never encrypted to that key", async () => {
+    await configure({ certificateFiles: ["secrets/partner-smime/certs.pem"], missingCertificate: "defer" });
+    const weak = await submit(["frank@partner.test"], "sm-weak");
+    const d = await waitFor("deferral", smimeLog(weak.id, "deferred"));
+    assert.equal(d.code, "SMIME_NO_CERTIFICATE");
+    assert.match(String(d.reason), /RSA key of 1024 bits \(at least 2048\)/);
+    assert.equal(
+      await postfix.messages().then((ms) => ms.some((m) => m.headers["x-test-id"]?.[0] === "sm-weak")),
       false,
     );
   });

@@ -35,6 +35,8 @@ export interface LeafOptions {
   expired?: boolean;
   /** RSA instead of EC (S/MIME key transport needs RSA). */
   rsa?: boolean;
+  /** With rsa: the key's size (default 2048; smaller ones for negative tests). */
+  rsaBits?: number;
   /** File name prefix; default: cn with unsafe characters replaced. */
   name?: string;
 }
@@ -43,10 +45,10 @@ async function openssl(args: string[]): Promise<void> {
   await run("openssl", args);
 }
 
-async function newKey(file: string, rsa = false): Promise<void> {
+async function newKey(file: string, rsa = false, rsaBits = 2048): Promise<void> {
   await openssl(
     rsa
-      ? ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", file]
+      ? ["genpkey", "-algorithm", "RSA", "-pkeyopt", `rsa_keygen_bits:${rsaBits}`, "-out", file]
       : ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", file],
   );
 }
@@ -71,7 +73,7 @@ export async function makeLeaf(ca: Ca, o: LeafOptions): Promise<Leaf> {
   const certFile = join(ca.dir, `${name}.crt`);
   const csrFile = join(ca.dir, `${name}.csr`);
   const extFile = join(ca.dir, `${name}.ext`);
-  await newKey(keyFile, o.rsa);
+  await newKey(keyFile, o.rsa, o.rsaBits);
   await openssl(["req", "-new", "-key", keyFile, "-out", csrFile, "-subj", subject(o)]);
   const san = [
     ...(o.dnsNames ?? []).map((d) => `DNS:${d}`),

@@ -20,6 +20,7 @@ function cert(p: Partial<RecipientCertificate> & { emails: string[] }): Recipien
     notBefore: new Date("2026-01-01T00:00:00Z"),
     notAfter: new Date("2027-01-01T00:00:00Z"),
     keyAlgorithm: "rsa",
+    rsaBits: 2048,
     keyUsage: { keyEncipherment: true, keyAgreement: false },
     extKeyUsage: ["1.3.6.1.5.5.7.3.4"],
     fingerprint: p.emails.join(","),
@@ -91,6 +92,7 @@ describe("certificate selection", () => {
       { keyUsage: { keyEncipherment: false, keyAgreement: true } },
       "keyUsage lacks keyEncipherment",
     ],
+    ["RSA-1024", { rsaBits: 1024 }, "RSA key of 1024 bits (at least 2048)"],
     ["EC without keyAgreement", { keyAlgorithm: "ec" }, "keyUsage lacks keyAgreement"],
     [
       "EC with keyAgreement",
