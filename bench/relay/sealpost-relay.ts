@@ -5,7 +5,7 @@
 import { closeSync, openSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { RelayConfigInput } from "../../relay/contract/config.js";
+import { CONFIG_VERSION, type RelayConfigInput } from "../../relay/contract/config.js";
 import { freePort } from "../../test/support/ports.js";
 import { startProcess, waitFor, type Managed } from "../../test/support/process.js";
 import { writeConfigDir } from "../../test/support/relay.js";
@@ -45,7 +45,7 @@ export async function startSealpost(o: SealpostOptions): Promise<RelayUnderTest>
   await mkdir(queueDir, { recursive: true });
   const [smtp, admin] = [await freePort(), await freePort()];
   const config: RelayConfigInput = {
-    version: 1,
+    version: CONFIG_VERSION,
     relay: "bench/edge",
     generation: 1,
     hostname: "relay.bench",

@@ -179,7 +179,15 @@ export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome>
   }
   const parsed = RelayConfig.safeParse(json);
   if (!parsed.success) {
-    const msg = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    // a key this relay does not know is a newer operator's (or a typo): never dropped, since it may
+    // be what makes a partner's mail safe
+    const msg = parsed.error.issues
+      .map(
+        (i) =>
+          `${i.path.join(".")}: ${i.message}` +
+          (i.code === "unrecognized_keys" ? " (written for a newer relay: upgrade the relay's image)" : ""),
+      )
+      .join("; ");
     return { result: fail("CONFIG_INVALID", false, msg), fingerprint: storedHash };
   }
   const config = parsed.data;

@@ -19,7 +19,15 @@ export const DEFAULT_DESTINATION_CONCURRENCY = 20;
 export const DEFAULT_RETRY_JITTER = 0.25;
 
 export const CONFIG_FILE = "config.json";
-export const CONFIG_VERSION = 1;
+/**
+ * The contract's version, raised with every change an older relay would misread. The relay reads
+ * every version up to its own (an older operator's config: what it lacks defaults to the strict
+ * side) and refuses a newer one, as it refuses a field it does not know (every object here is
+ * strict): a relay one release behind its operator (a rolling upgrade, a MailRelay's spec.image)
+ * keeps its last good config rather than drop a security field it cannot read. 2: the first
+ * version written for strict relays; relays reading only 1 stripped unknown fields.
+ */
+export const CONFIG_VERSION = 2;
 
 /** A file inside the config directory, relative to it (no absolute paths, no `..`). */
 export const ConfigPath = z
@@ -68,13 +76,13 @@ export const DomainPattern = z
     message: "must be in canonical form: IDNA A-labels (xn--...), lower case, no trailing dot",
   });
 
-export const HostPort = z.object({
+export const HostPort = z.strictObject({
   host: z.string().min(1),
   port: z.number().int().min(1).max(65535).default(25),
 });
 export type HostPort = z.infer<typeof HostPort>;
 
-export const Listener = z.object({
+export const Listener = z.strictObject({
   enabled: z.boolean().default(true),
   port: z.number().int().min(1).max(65535),
   /** Address to bind; tests use 127.0.0.1. */
@@ -85,7 +93,7 @@ export const Listener = z.object({
     .optional(),
 });
 
-export const PasswordCredential = z.object({
+export const PasswordCredential = z.strictObject({
   type: z.literal("password"),
   usage: z.enum(["outbound", "inbound"]),
   username: z.string().min(1),
@@ -102,7 +110,7 @@ export const PasswordCredential = z.object({
   senderDomains: z.array(DomainPattern).optional(),
 });
 
-export const ClientCertificateCredential = z.object({
+export const ClientCertificateCredential = z.strictObject({
   type: z.literal("clientCertificate"),
   usage: z.enum(["outbound", "inbound"]),
   certFile: ConfigPath,
@@ -125,7 +133,7 @@ export const SpkiPin = z
  * A stricter TLS policy evaluated on every session beside the enforced one (shadow mode,
  * relay/outbound/tls-audit.ts): never enforced, only counted and logged as "would have deferred".
  */
-export const AuditTls = z.object({
+export const AuditTls = z.strictObject({
   mode: TlsMode,
   minVersion: TlsVersion.default("TLSv1.2"),
   /** PEM bundle the audited verify mode checks the chain against; absent: the system roots. */
@@ -146,7 +154,7 @@ export const EXCEPTION_MODES = ["opportunistic", "required", "verify"] as const;
  * `host`, when set) between `from` and `until` (RFC 3339). The relay applies it only while its own
  * clock is in [from, until) (relay/outbound/tls-exception.ts), so it ends without the operator.
  */
-export const TlsException = z.object({
+export const TlsException = z.strictObject({
   name: z.string().min(1),
   domain: z.string().min(1),
   host: z.string().min(1).optional(),
@@ -158,7 +166,7 @@ export const TlsException = z.object({
 });
 export type TlsException = z.infer<typeof TlsException>;
 
-export const OutboundTls = z.object({
+export const OutboundTls = z.strictObject({
   mode: TlsMode,
   minVersion: TlsVersion.default("TLSv1.2"),
   /** PEM bundle to verify the peer against; absent: the system roots (only under verify/mta-sts). */
@@ -179,7 +187,7 @@ export const OutboundTls = z.object({
 });
 export type OutboundTls = z.infer<typeof OutboundTls>;
 
-export const SmimeEncryption = z.object({
+export const SmimeEncryption = z.strictObject({
   /** Files holding recipient certificates (PEM, one or several), matched by their email SAN. */
   certificateFiles: z.array(ConfigPath).min(1),
   /** What to do with a recipient that has no certificate. */
@@ -211,19 +219,19 @@ export const FALLBACK_ROUTE_MODES = ["verify", "pinned"] as const;
  * alternate next hop under its own TLS requirement, one that authenticates the peer).
  */
 export const TlsFallback = z.discriminatedUnion("action", [
-  z.object({ action: z.literal("defer") }),
-  z.object({
+  z.strictObject({ action: z.literal("defer") }),
+  z.strictObject({
     action: z.literal("smime"),
     /** The fallback session's TLS mode: required (TLS, peer not authenticated) or, explicitly, opportunistic. */
     session: z.enum(["required", "opportunistic"]).default("required"),
-    smime: z.object({
+    smime: z.strictObject({
       certificateFiles: z.array(ConfigPath).min(1),
       sign: z.boolean().default(false),
       signingCredential: z.string().optional(),
       contentEncryption: z.enum(["aes-256-cbc", "aes-256-gcm"]).default("aes-256-cbc"),
     }),
   }),
-  z.object({
+  z.strictObject({
     action: z.literal("route"),
     nextHop: HostPort,
     tls: z
@@ -257,7 +265,7 @@ export const OpenpgpEncryption = z
     message: "openpgp needs keyringFiles or webKeyDirectory",
   });
 
-export const Outbound = z.object({
+export const Outbound = z.strictObject({
   tls: OutboundTls,
   /** Name of a password credential (usage outbound); only ever used inside TLS. */
   authCredential: z.string().optional(),
@@ -275,7 +283,7 @@ export const Outbound = z.object({
 });
 export type Outbound = z.infer<typeof Outbound>;
 
-export const InboundRule = z.object({
+export const InboundRule = z.strictObject({
   /** The partner's sending hosts. */
   hosts: z.array(Cidr).min(1),
   require: Requirement,
@@ -283,7 +291,7 @@ export const InboundRule = z.object({
   credentials: z.array(z.string()).optional(),
 });
 
-export const Policy = z.object({
+export const Policy = z.strictObject({
   /** namespace/name of the MailDomainPolicy, for logs, metrics and status. */
   name: z.string().min(1),
   domains: z.array(DomainPattern).min(1),
@@ -298,7 +306,7 @@ export type Policy = z.infer<typeof Policy>;
  * `reason` until the policy is fixed, never sent under a weaker policy or the default. "*" is a broken
  * catch-all: every domain no policy matches defers (local domains excepted).
  */
-export const DeferredPolicy = z.object({
+export const DeferredPolicy = z.strictObject({
   /** namespace/name of the MailDomainPolicy. */
   name: z.string().min(1),
   domains: z.array(z.union([DomainPattern, z.literal("*")])).min(1),
@@ -307,8 +315,14 @@ export const DeferredPolicy = z.object({
 });
 export type DeferredPolicy = z.infer<typeof DeferredPolicy>;
 
-export const RelayConfig = z.object({
-  version: z.literal(CONFIG_VERSION),
+export const RelayConfig = z.strictObject({
+  version: z
+    .number()
+    .int()
+    .min(1)
+    .max(CONFIG_VERSION, {
+      message: `written for a newer relay (this one reads versions 1 to ${CONFIG_VERSION}): upgrade the relay's image to the operator's`,
+    }),
   /** namespace/name of the MailRelay and the generation the operator compiled. */
   relay: z.string().min(1),
   generation: z.number().int().nonnegative().default(0),
@@ -320,7 +334,7 @@ export const RelayConfig = z.object({
    * (relay/outbound/loop.ts) on the listeners' ports, which the Service exposes under the same numbers.
    */
   selfAddresses: z.array(z.union([z.ipv4(), z.ipv6()])).default([]),
-  listeners: z.object({
+  listeners: z.strictObject({
     /** Port 25: STARTTLS offered. */
     smtp: Listener.default({ enabled: true, port: 25, host: "0.0.0.0" }),
     /** Port 465: implicit TLS (RFC 8314). */
@@ -342,13 +356,13 @@ export const RelayConfig = z.object({
     })
     .prefault({}),
   /** Server certificate and key (PEM), reloaded when they change. */
-  tls: z.object({ certFile: ConfigPath, keyFile: ConfigPath }),
+  tls: z.strictObject({ certFile: ConfigPath, keyFile: ConfigPath }),
   /**
    * The fleet's own key (relay/queue/handover.ts): the queue handover's AUTH credential and MAC.
    * Absent: no handover is sent or accepted.
    */
-  fleet: z.object({ keyFile: ConfigPath }).optional(),
-  inbound: z.object({
+  fleet: z.strictObject({ keyFile: ConfigPath }).optional(),
+  inbound: z.strictObject({
     /** Requirement for every connecting host; a policy's host rule can only make it stricter. */
     require: Requirement.default("none"),
     /** Internal senders allowed to relay to any domain. */
@@ -422,7 +436,7 @@ export const RelayConfig = z.object({
    * (relay/outbound/tls-policy.ts).
    */
   defaultOutboundPolicy: z.string().min(1).optional(),
-  queue: z.object({
+  queue: z.strictObject({
     /** Spool directory on the pod's volume (absolute, outside the config directory). */
     dir: z.string().min(1),
     /** Seconds a message may stay queued before it bounces. */
@@ -481,7 +495,7 @@ export const RelayConfig = z.object({
     })
     .prefault({}),
   /** DNS servers (ip or ip:port) for MX lookups; absent: the system resolver. Tests use loopback. */
-  dns: z.object({ servers: z.array(z.string()).optional() }).default({}),
+  dns: z.strictObject({ servers: z.array(z.string()).optional() }).default({}),
   /**
    * MTA-STS policy fetch (mode mta-sts). For tests only: caFile trusts a private CA for
    * https://mta-sts.<domain>/ instead of the system roots; httpsPort replaces 443. Leave unset.

@@ -32,7 +32,7 @@ export const DKIM_SIGNED_HEADERS = [
   "Content-Type",
 ] as const;
 
-export const DkimSigning = z.object({
+export const DkimSigning = z.strictObject({
   /** The signing domain (d=), canonical, exact (no wildcard): mail whose From: is in this domain. */
   domain: z
     .string()

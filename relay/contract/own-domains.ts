@@ -26,7 +26,7 @@ const RelPath = z
     message: "must be a path relative to the config directory, without '..'",
   });
 
-export const MtaStsPublication = z.object({
+export const MtaStsPublication = z.strictObject({
   /** Where the HTTPS endpoint listens. */
   port: z.number().int().min(1).max(65535).default(MTA_STS_CONTAINER_PORT),
   host: z.string().default("0.0.0.0"),
@@ -42,7 +42,7 @@ export const MtaStsPublication = z.object({
 });
 export type MtaStsPublication = z.infer<typeof MtaStsPublication>;
 
-export const TlsRptReception = z.object({
+export const TlsRptReception = z.strictObject({
   /** Recipients whose mail is read as a TLS-RPT report instead of being delivered (local domains). */
   addresses: z.array(z.string().min(3).max(254)).max(256).default([]),
   /** Reports POSTed to https://mta-sts.<domain>/tlsrpt (needs mtaSts). */
@@ -64,7 +64,7 @@ export const TlsRptReception = z.object({
 });
 export type TlsRptReception = z.infer<typeof TlsRptReception>;
 
-export const OwnDomains = z.object({
+export const OwnDomains = z.strictObject({
   mtaSts: MtaStsPublication.optional(),
   tlsRpt: TlsRptReception.optional(),
 });

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { after, before, describe, it } from "node:test";
-import type { RelayConfigInput } from "../../relay/contract/config.js";
+import { CONFIG_VERSION, type RelayConfigInput } from "../../relay/contract/config.js";
 import {
   CONFIG_GZ_FILE,
   configJsonText,
@@ -69,6 +69,17 @@ async function writeGz(dir: string, queueDir: string, mode: Mode, generation: nu
   await writeGeneration(dir, {
     [CONFIG_GZ_FILE]: encodeConfig(configJsonText(config(queueDir, mode, generation))),
   });
+}
+
+/** `c` with a field a newer operator might write under the policy's outbound TLS. */
+function newerField(c: RelayConfigInput): unknown {
+  const p = c.policies![0]!;
+  return {
+    ...c,
+    policies: [
+      { ...p, outbound: { ...p.outbound, tls: { ...p.outbound.tls, certificateTransparency: "require" } } },
+    ],
+  };
 }
 
 /** One message to b@partner.test over the open session `s`; its queue id. */
@@ -208,6 +219,22 @@ describe("relay reload and lifecycle", () => {
           { [CONFIG_GZ_FILE]: gzipSync(Buffer.alloc(MAX_CONFIG_JSON_BYTES + 1, 0x20)) },
           /inflates to more than/,
         ],
+        // a newer operator's config (issue: version skew in a rolling upgrade): a policy field this
+        // relay has no code for, on a policy that otherwise reads weaker; and a newer contract
+        [
+          "a field this relay does not know",
+          { [CONFIG_GZ_FILE]: encodeConfig(JSON.stringify(newerField(config(q, "opportunistic", 3)))) },
+          /policies\.0\.outbound\.tls: Unrecognized key: "certificateTransparency" \(written for a newer relay/,
+        ],
+        [
+          "a newer contract version",
+          {
+            [CONFIG_GZ_FILE]: encodeConfig(
+              JSON.stringify({ ...config(q, "opportunistic", 3), version: CONFIG_VERSION + 1 }),
+            ),
+          },
+          /version: written for a newer relay \(this one reads versions 1 to /,
+        ],
         [
           "both config.json and config.json.gz",
           {
@@ -232,7 +259,10 @@ describe("relay reload and lifecycle", () => {
       await deferral(await send("gz-still"));
       assert.equal(has("gz-still")(), undefined, "never delivered in clear");
 
-      await writeGz(dir, q, "required", 4); // a good generation again: loaded, the error cleared
+      // a good generation again, from an older operator (version 1): loaded, the error cleared
+      await writeGeneration(dir, {
+        [CONFIG_GZ_FILE]: encodeConfig(JSON.stringify({ ...config(q, "required", 4), version: 1 })),
+      });
       await waitFor("reload 4", () => (relay.status().generation === 4 ? true : undefined), 15_000);
       assert.equal(relay.status().lastReloadError, undefined);
       assert.match(await s.cmd("QUIT"), /^221 /);

@@ -1,10 +1,10 @@
 // The smallest relay config the schema accepts (no listeners, no policies), for unit tests of
 // parts that read only a few of its fields; `queue` and the rest are the test's own.
-import type { RelayConfigInput } from "../../relay/contract/config.js";
+import { CONFIG_VERSION, type RelayConfigInput } from "../../relay/contract/config.js";
 
 export function minimalRelayConfig(over: Partial<RelayConfigInput> = {}): RelayConfigInput {
   return {
-    version: 1,
+    version: CONFIG_VERSION,
     relay: "mail/edge",
     hostname: "relay.example.com",
     listeners: {},

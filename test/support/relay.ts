@@ -19,7 +19,7 @@ import * as net from "node:net";
 import type { Socket } from "node:net";
 import { Writable } from "node:stream";
 import * as tls from "node:tls";
-import type { RelayConfigInput } from "../../relay/contract/config.js";
+import { CONFIG_VERSION, type RelayConfigInput } from "../../relay/contract/config.js";
 import { createLogger, type Logger } from "../../relay/log.js";
 import { Relay, type RelayOptions } from "../../relay/relay.js";
 import { makeCa, makeLeaf, type Ca, type Leaf } from "./certs.js";
@@ -89,7 +89,7 @@ export function testConfig(
   patch: Partial<RelayConfigInput> = {},
 ): RelayConfigInput {
   return {
-    version: 1,
+    version: CONFIG_VERSION,
     relay: "test/edge",
     generation: 1,
     hostname: "relay.test",
