@@ -559,6 +559,16 @@ export class InboundListeners {
           text: "5.1.3 Recipient domain is not a valid domain name (IDNA2008/UTS #46, no address literals)",
         }),
       );
+    // smtp-server keeps one entry per address compared in lower case: a later spelling replaces the
+    // earlier one after both were answered 250. A local part that differs only in case is another
+    // mailbox (RFC 5321 2.4), so it waits for a transaction of its own instead of being dropped.
+    const lower = address.toLowerCase();
+    if (
+      session.envelope.rcptTo.some(
+        (x) => x.address.toLowerCase() === lower && (canonicalAddress(x.address) ?? x.address) !== canonical,
+      )
+    )
+      return cb(this.reject(session, "RCPT", CASE_VARIANT));
     const accepted = session.envelope.rcptTo.map((x) => canonicalAddress(x.address) ?? x.address);
     const r =
       envelopeRefusal(session, d, cur, g, canonical) ??
@@ -895,6 +905,12 @@ export class InboundListeners {
     );
   }
 }
+
+/** A recipient already given in this transaction in another case (see onRcptTo). */
+const CASE_VARIANT: Reply = {
+  code: 452,
+  text: "4.5.3 A recipient differing only in case is already in this transaction; send to it in another",
+};
 
 /** No new mail: the listeners are closing (drain, stop) or the config stops inbound (deletion). */
 const SHUTTING_DOWN: Reply = { code: 421, text: "4.3.2 Service shutting down" };
