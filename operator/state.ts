@@ -5,6 +5,7 @@
 import type { Logger } from "pino";
 import type { MailDomainPolicy, MailRelay, RelayCredential } from "./api.js";
 import { claimedDomains } from "./compile/domain-claims.js";
+import { claimingPatterns } from "../relay/contract/domains.js";
 import type { ClusterView, SecretInfo, ServiceInfo } from "./compile/references.js";
 import { serviceSelfAddresses, type ServiceAddressSource } from "./compile/self-addresses.js";
 import { selectorMatches } from "./compile/selector.js";
@@ -245,11 +246,14 @@ export class ClusterState {
   }
 
   /**
-   * The keys of the policies in `namespace` whose spec claims the normalized domain pattern `domain`
-   * (any relay, parsed or not): the policies whose DomainConflict verdict a change of it may change.
+   * The keys of the policies in `namespace` whose spec claims the normalized domain pattern `domain`,
+   * a wildcard covering it, or a pattern under it when it is a wildcard (any relay, parsed or not):
+   * the policies whose DomainConflict verdict a change of it may change.
    */
   domainClaimants(namespace: string, domain: string): string[] {
-    return this.claimingNames(namespace, [domain]).map((n) => `${namespace}/${n}`);
+    return this.claimingNames(namespace, relatedPatterns(domain, this.claims.get(namespace))).map(
+      (n) => `${namespace}/${n}`,
+    );
   }
 
   /** The names of the policies in `namespace` claiming any of `patterns` (raw specs). */
@@ -282,4 +286,17 @@ export class ClusterState {
       labelled,
     ).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
   }
+}
+
+/**
+ * The patterns whose ownership a claim on `domain` can change: itself, the wildcards covering it,
+ * and, for a wildcard, the patterns of `index` under it (an older *.x takes y.x from a newer claim).
+ */
+function relatedPatterns(domain: string, index: ReadonlyMap<string, unknown> | undefined): string[] {
+  const out = claimingPatterns(domain);
+  if (domain.startsWith("*.") && index) {
+    const suffix = domain.slice(1); // ".x"
+    for (const p of index.keys()) if (p !== domain && p.endsWith(suffix)) out.push(p);
+  }
+  return out;
 }

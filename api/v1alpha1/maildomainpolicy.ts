@@ -288,7 +288,7 @@ export const MailDomainPolicySpec = z
       .min(1)
       .max(64)
       .describe(
-        "Recipient domains this policy decides, lower case: partner.example (exactly that domain), *.partner.example (its subdomains, not the domain itself), or \"*\" alone (every domain no other policy matches; never a MailRelay's localDomains, which only a policy naming them exactly decides). Internationalised domains are written in their A-label form (bücher.example as xn--bcher-kva.example); the relay maps every spelling of a recipient domain (U-labels, full-width letters, ideographic full stop, upper case) to that form before matching, and refuses an address whose domain has no such form (553 5.1.3). When several policies match, the most specific wins. Two policies with the same pattern, or a newer policy naming a domain or wildcard under an older policy's wildcard (eu.partner.example or *.eu.partner.example under *.partner.example): the older one (creationTimestamp, then name) keeps it and the newer one gets Accepted=False, reason DomainConflict; an exception to a wildcard must be older than it. While a policy is not accepted (a conflict, a missing or wrong reference), the relay defers the mail to the domains it owns (4.3.5) rather than sending it under another policy or the default.",
+        "Recipient domains this policy decides, lower case: partner.example (exactly that domain), *.partner.example (its subdomains, not the domain itself), or \"*\" alone (every domain no other policy matches; never a MailRelay's localDomains, which only a policy naming them exactly decides). Internationalised domains are written in their A-label form (bücher.example as xn--bcher-kva.example); the relay maps every spelling of a recipient domain (U-labels, full-width letters, ideographic full stop, upper case) to that form before matching, and refuses an address whose domain has no such form (553 5.1.3). When several policies match, the most specific wins. Two policies with the same pattern, or a newer policy naming a domain or wildcard under an older policy's wildcard (eu.partner.example or *.eu.partner.example under *.partner.example): the older claim keeps it (status.claims: when this policy began claiming each pattern, at its creation or at the edit that added it) and the newer one gets Accepted=False, reason DomainConflict; claims equally old (the same second) are both in conflict and the domain's mail is deferred until one is removed. An exception to a wildcard must be older than it. While a policy is not accepted (a conflict, a missing or wrong reference), the relay defers the mail to the domains it owns (4.3.5) rather than sending it under another policy or the default.",
       )
       .meta({
         "x-kubernetes-list-type": "set",
@@ -316,6 +316,20 @@ export const MailDomainPolicyStatus = z
       .max(256)
       .optional()
       .describe("spec.domains as one line (for kubectl get), e.g. partner.example, *.partner.example."),
+    claims: z
+      .array(
+        z.object({
+          domain: z.string().max(253).describe("A pattern of spec.domains, canonical."),
+          since: timestamp(
+            "When this policy began claiming it: its creation, or the edit that added the pattern.",
+          ),
+        }),
+      )
+      .max(64)
+      .optional()
+      .describe(
+        "When this policy began claiming each of its spec.domains, recorded by the operator the first time it saw the claim. Of two policies claiming one domain, the earlier claim keeps it: editing an older policy to add a domain claims it from the edit, not from the policy's creation.",
+      ),
     lastDelivery: z
       .object({
         time: timestamp("When the message was accepted by the partner."),

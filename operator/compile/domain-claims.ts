@@ -1,10 +1,13 @@
-// Which policy decides a domain, when several a relay selects claim it: the oldest
-// (creationTimestamp, then name) keeps it, every later one gets DomainConflict naming it — never a
-// coin toss, and a policy created later cannot take a domain over (issue 14, finding 1); an older
-// wildcard claims its subdomains too (a later eu.partner.example under *.partner.example is in
-// conflict). The one place this is decided: the relay's compile (relay-config.ts), a policy's own
-// verdict (compile/memo.ts) and the watch mapping (what a claim change requeues) all read it here.
-// Pure.
+// Which policy decides a domain, when several a relay selects claim it: the oldest claim keeps it
+// (claim-age.ts: when each policy began claiming the pattern, recorded in its status; not when the
+// policy was created, so an older policy edited to add a domain does not take it over: attack review,
+// session 8), every later one gets DomainConflict naming it — never a coin toss, and a claim made
+// later cannot take a domain over (issue 14, finding 1); an older wildcard claims its subdomains too
+// (a later eu.partner.example under *.partner.example is in conflict). Claims equally old (the same
+// second of creation, or two edits not recorded yet) leave the domain to nobody: every one of them is
+// in conflict and its mail is deferred, since no order between them is the attacker's to lose. The
+// one place this is decided: the relay's compile (relay-config.ts), a policy's own verdict
+// (compile/memo.ts) and the watch mapping (what a claim change requeues) all read it here. Pure.
 import { MODE_FLOORS, weakerMode, type FlooredMode } from "../../api/v1alpha1/tls-floors.js";
 import { DomainPattern, TLS_VERSIONS, type TlsFallback } from "../../relay/contract/config.js";
 import { canonicalPattern, claimingPatterns, matchesAny } from "../../relay/contract/domains.js";
@@ -28,8 +31,8 @@ export function claimedDomains(raw: unknown): string[] {
 /** A policy claiming a domain pattern, as the ownership rule reads it. */
 export interface Claimant {
   key: string;
-  /** creationTimestamp (RFC 3339), "" when unknown (sorts last). */
-  created: string;
+  /** Per pattern it claims, when the claim began (claim-age.ts: epoch ms, or Infinity: unknown). */
+  claimedAt: ReadonlyMap<string, number>;
   /** The patterns it claims (to name the wider one it holds a domain by). */
   domains?: readonly string[];
 }
@@ -48,12 +51,55 @@ export interface ClaimingPolicy extends Claimant {
   tlsAsked?: { mode: string; minVersion: string };
 }
 
-/** Who keeps a contested domain: the oldest policy (creationTimestamp), then the name. */
-export function claimOrder(a: Claimant, b: Claimant): number {
-  const ta = a.created ? Date.parse(a.created) : Infinity;
-  const tb = b.created ? Date.parse(b.created) : Infinity;
-  if (ta !== tb) return ta < tb ? -1 : 1;
-  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+/** When `c` began claiming `domain` (by the pattern itself or a wildcard covering it). */
+function claimedSince(c: Claimant, domain: string): number {
+  let t = Infinity;
+  for (const p of claimingPatterns(domain)) {
+    if (c.domains && !c.domains.includes(p)) continue;
+    const at = c.claimedAt.get(p);
+    if (at !== undefined && at < t) t = at;
+  }
+  return t;
+}
+
+/** Who keeps a contested domain: the one oldest claim, or nobody when the oldest are equally old. */
+export interface Ownership {
+  owner?: Claimant;
+  /** Without an owner: the claimants whose claims are the oldest (equally old). */
+  tied: Claimant[];
+}
+
+export function ownershipOf(domain: string, claimants: readonly Claimant[]): Ownership {
+  if (claimants.length === 1) return { owner: claimants[0]!, tied: [] };
+  let best = Infinity;
+  let oldest: Claimant[] = [];
+  for (const c of claimants) {
+    const t = claimedSince(c, domain);
+    if (t < best) {
+      best = t;
+      oldest = [c];
+    } else if (t === best) oldest.push(c);
+  }
+  return oldest.length === 1 ? { owner: oldest[0]!, tied: [] } : { tied: oldest };
+}
+
+/**
+ * The DomainConflict of a policy whose claim on `domain` is newer than the owner's, or than the
+ * equally old claims that leave it to nobody.
+ */
+function lostTo(domain: string, owners: readonly Claimant[]): PolicyProblem {
+  const names = owners.map((o) => {
+    const by = claimingPatterns(domain).find((p) => p !== domain && o.domains?.includes(p));
+    return `MailDomainPolicy ${o.key}${by ? ` (as ${by}, which covers it)` : ""}`;
+  });
+  const who =
+    owners.length > 1
+      ? "which claimed it earlier (equally early: none of them decides it, and the relay defers its mail)"
+      : "which claimed it earlier and keeps deciding it";
+  return {
+    reason: "DomainConflict",
+    message: `domain ${domain} is already claimed by ${names.join(" and ")}, ${who}; remove ${domain} from this policy (or from the older one)`,
+  };
 }
 
 /** One policy's verdict on one relay, apart from its own problems. */
@@ -88,18 +134,36 @@ export function policyVerdict(
       });
       continue;
     }
-    // usually the policy is the domain's only claimant: no sort (claimOrder parses dates)
+    // usually the policy is the domain's only claimant
     const others = claimants(domain).filter((c) => c !== e);
-    const owner = others.length ? [...others, e].sort(claimOrder)[0]! : e;
-    if (owner.key === e.key) {
+    if (!others.length) {
       kept.push(domain);
       continue;
     }
-    const by = claimingPatterns(domain).find((p) => p !== domain && owner.domains?.includes(p));
-    problems.push({
-      reason: "DomainConflict",
-      message: `domain ${domain} is already claimed by MailDomainPolicy ${owner.key}${by ? ` (as ${by}, which covers it)` : ""}, created earlier, which keeps deciding it; remove ${domain} from this policy (or delete the older one)`,
-    });
+    const { owner, tied } = ownershipOf(domain, [...others, e]);
+    if (owner?.key === e.key) {
+      kept.push(domain);
+      continue;
+    }
+    if (!owner) {
+      const rivals = tied.filter((c) => c !== e);
+      if (!tied.includes(e)) {
+        problems.push(lostTo(domain, rivals));
+        continue;
+      }
+      // its mail is deferred under one name (the relay refuses a pattern deferred twice): the first
+      // tied claimant naming the pattern itself
+      const holder = tied
+        .filter((c) => c.domains?.includes(domain) ?? true)
+        .reduce((a, b) => (b.key < a.key ? b : a));
+      if (holder.key === e.key) kept.push(domain);
+      problems.push({
+        reason: "DomainConflict",
+        message: `domain ${domain} is also claimed by MailDomainPolicy ${rivals.map((c) => c.key).join(", ")}, and no claim is older (made in the same second, or by edits not recorded yet): none decides it and the relay defers its mail; remove ${domain} from all but one of them`,
+      });
+      continue;
+    }
+    problems.push(lostTo(domain, [owner]));
   }
   // the catch-all sets the relay's floor (attack review 3b): a policy for any domain that guarantees
   // less than it (a weaker mode, or a lower minVersion: security review) is left out (its domains deferred), else whoever may create a policy could send a
@@ -223,12 +287,27 @@ function strongEnough(floor: FlooredMode): FlooredMode[] {
  * 6); the strictest floor when its spec does not parse; undefined without one.
  */
 export function catchAllFloor(claimants: (domain: string) => readonly Claimant[]): TlsFloor | undefined {
-  const owner = [...claimants(CATCH_ALL)].sort(claimOrder)[0] as ClaimingPolicy | undefined;
-  if (!owner) return undefined;
-  const asked = owner.tlsAsked ?? owner.policy?.outbound.tls;
+  const all = claimants(CATCH_ALL);
+  if (!all.length) return undefined;
+  // catch-alls claimed equally early decide nothing: the stricter of their floors holds
+  const { owner, tied } = ownershipOf(CATCH_ALL, all);
+  return (owner ? [owner] : tied).map((c) => floorOf(c as ClaimingPolicy)).reduce(stricterFloor);
+}
+
+function floorOf(c: ClaimingPolicy): TlsFloor {
+  const asked = c.tlsAsked ?? c.policy?.outbound.tls;
   const mode = asked?.mode;
-  if (!asked || !mode || !isMode(mode)) return { key: owner.key, ...STRICTEST, unreadable: true };
-  return { key: owner.key, mode, minVersion: asked.minVersion ?? TLS_VERSIONS[0] };
+  if (!asked || !mode || !isMode(mode)) return { key: c.key, ...STRICTEST, unreadable: true };
+  return { key: c.key, mode, minVersion: asked.minVersion ?? TLS_VERSIONS[0] };
+}
+
+function stricterFloor(a: TlsFloor, b: TlsFloor): TlsFloor {
+  return {
+    key: `${a.key}, ${b.key}`,
+    mode: weakerMode(a.mode, b.mode) ? b.mode : a.mode,
+    minVersion: versionRank(a.minVersion) < versionRank(b.minVersion) ? b.minVersion : a.minVersion,
+    ...(a.unreadable || b.unreadable ? { unreadable: true as const } : {}),
+  };
 }
 
 /** A relay's own claim on domains: its local domains (canonical patterns), delivered internally. */

@@ -30,13 +30,20 @@ function relaySpecId(r: MailRelay): string {
  */
 function specId(p: PolicyObject, now: number): string {
   const g = p.metadata.generation;
-  return `${p.metadata.uid ?? ""}:${g !== undefined ? g : JSON.stringify(p.spec)}:${exceptionPhase(p, now)}`;
+  return `${p.metadata.uid ?? ""}:${g !== undefined ? g : JSON.stringify(p.spec)}:${exceptionPhase(p, now)}:${claimsId(p)}`;
+}
+
+/** What of the status the claims' ages read (claim-age.ts): the record, or whether any status exists. */
+function claimsId(p: PolicyObject): string {
+  const st = p.status as { claims?: unknown; conditions?: unknown[] } | undefined;
+  return st?.claims !== undefined ? JSON.stringify(st.claims) : st?.conditions?.length ? "older" : "";
 }
 
 /**
  * What compileRelayConfig reads, as a string: the relay's name, generation and spec; per selected
  * policy its name and generation (the apiserver bumps it on every spec change; resourceVersion would
- * change with every status write) or, without one, its spec; and the view (viewFingerprint).
+ * change with every status write) or, without one, its spec, and its recorded claims (status.claims:
+ * which of two claims is older); and the view (viewFingerprint).
  * O(selected policies), no parsing.
  */
 export function compileFingerprint(

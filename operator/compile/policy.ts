@@ -9,7 +9,8 @@ import {
 } from "../../relay/contract/config.js";
 import { canonicalPattern } from "../../relay/contract/domains.js";
 import { MailDomainPolicy as MailDomainPolicySchema, type MailDomainPolicy } from "../api.js";
-import { keyOf } from "../objects.js";
+import { keyOf, type PolicyObject } from "../objects.js";
+import { claimAges } from "./claim-age.js";
 import { CATCH_ALL, claimedDomains } from "./domain-claims.js";
 import { compileFallback } from "./fallback.js";
 import { compileExceptions } from "./exceptions.js";
@@ -168,8 +169,8 @@ function compilePolicy(policyObject: MailDomainPolicy, refs: Refs, now?: number)
 export interface PolicyEntry {
   /** namespace/name */
   key: string;
-  /** metadata.creationTimestamp ("" when absent): the older policy keeps a contested domain. */
-  created: string;
+  /** When it began claiming each pattern (claim-age.ts): the older claim keeps a contested domain. */
+  claimedAt: ReadonlyMap<string, number>;
   /**
    * The canonical domain patterns it claims, once each; from the raw spec when it does not parse
    * (InvalidSpec), so that a broken policy still holds its domains.
@@ -204,13 +205,13 @@ export function compilePolicyEntry(
   now?: number,
 ): PolicyEntry {
   const key = keyOf(raw as MailDomainPolicy);
-  const created = (raw as MailDomainPolicy).metadata?.creationTimestamp ?? "";
+  const claimedAt = claimAges(raw as PolicyObject);
   const domains = claimedDomains(raw);
   const parsed = MailDomainPolicySchema.safeParse(raw);
   if (!parsed.success)
     return {
       key,
-      created,
+      claimedAt,
       domains,
       problems: [
         {
@@ -228,7 +229,7 @@ export function compilePolicyEntry(
   const tls = parsed.data.spec.outbound.tls;
   return {
     key,
-    created,
+    claimedAt,
     domains,
     problems: refs.problems,
     tlsAsked: { mode: tls.mode, minVersion: tls.minVersion ?? "TLSv1.2" },

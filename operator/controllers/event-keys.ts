@@ -1,12 +1,15 @@
 // Which keys a MailRelay or MailDomainPolicy watch event queues: controller-runtime's map functions and
 // predicates. A policy event queues that policy, the relays whose selector matches it and, when its
-// spec, labels or existence changed, the policies that claim one of its domains (their DomainConflict
-// verdict may change); never the whole namespace. A relay event queues the relay and, only when its
+// spec, labels, existence or recorded claims changed, the policies that claim one of its domains, a
+// wildcard covering one or a pattern under one of its wildcards (their DomainConflict verdict may
+// change); never the whole namespace. A relay event queues the relay and, only when its
 // generation (so its selector), deletion or existence changed, the policies it selects (before and
-// after). Status-only updates (the reconcilers' own writes) queue just the object itself. Pure.
+// after). Status-only updates (the reconcilers' own writes) queue just the object itself, unless they
+// change a policy's recorded claims. Pure.
 import type { Logger } from "pino";
 import { GROUP } from "../api.js";
 import { CATCH_ALL, claimedDomains } from "../compile/domain-claims.js";
+import { claimingPatterns } from "../../relay/contract/domains.js";
 import { selectorMatches } from "../compile/selector.js";
 import { jsonEqual } from "../runtime/conditions.js";
 import type { EventType } from "../runtime/informer.js";
@@ -63,6 +66,18 @@ export function relaySpecChanged(old: MailRelayObject | undefined, cur: MailRela
   return !jsonEqual(old.spec, cur.spec);
 }
 
+/** Whether the claims a policy's status records (status.claims) differ between two versions. */
+function claimsChanged(old: PolicyObject | undefined, cur: PolicyObject): boolean {
+  const a = (old?.status as { claims?: unknown } | undefined)?.claims;
+  const b = (cur.status as { claims?: unknown } | undefined)?.claims;
+  return !jsonEqual(a ?? null, b ?? null);
+}
+
+/** Whether a claim on one pattern can change who owns the other: the same, or one covers the other. */
+function patternsRelated(a: string, b: string): boolean {
+  return claimingPatterns(a).includes(b) || claimingPatterns(b).includes(a);
+}
+
 const selects = (r: MailRelayObject, p: PolicyObject): boolean =>
   !r.metadata.deletionTimestamp && selectorMatches(r.spec?.policySelector ?? {}, p.metadata.labels);
 
@@ -81,22 +96,38 @@ export function policyEventKeys(
 ): EventKeys {
   const self = keyOf(p);
   const out: EventKeys = { relays: [], policies: type === "delete" ? [] : [self] };
-  // a periodic resync re-reconciles each object by itself; a status write changes nothing others see
-  if (type === "resync" || (type === "update" && !policySpecChanged(old, p))) return out;
+  // a periodic resync re-reconciles each object by itself; a status write changes nothing others see,
+  // but for the claims it records (which of two claims on a domain is older: compile/claim-age.ts),
+  // which matter where another policy claims one of its domains
+  if (type === "resync") return out;
+  const recordOnly = type === "update" && !policySpecChanged(old, p);
+  if (recordOnly && !claimsChanged(old, p)) return out;
   const versions = old && old !== p ? [p, old] : [p];
-  for (const r of relays) if (versions.some((v) => selects(r, v))) out.relays.push(keyOf(r));
   const domains = new Set(versions.flatMap(policyDomains));
-  if (!domains.size) return out;
+  const peers = claimantsOf(self, domains, policies);
+  if (recordOnly && !peers.length) return out;
+  for (const r of relays) if (versions.some((v) => selects(r, v))) out.relays.push(keyOf(r));
+  out.policies.push(...peers);
+  return out;
+}
+
+/** The other policies claiming one of `domains`, a wildcard covering one, or a pattern under one. */
+function claimantsOf(
+  self: string,
+  domains: ReadonlySet<string>,
+  policies: readonly PolicyObject[] | ((domain: string) => Iterable<string>),
+): string[] {
+  if (!domains.size) return [];
+  const peers = new Set<string>();
   if (typeof policies === "function") {
-    const peers = new Set<string>();
     for (const d of domains) for (const k of policies(d)) if (k !== self) peers.add(k);
-    out.policies.push(...peers);
   } else
     for (const q of policies) {
       const k = keyOf(q);
-      if (k !== self && policyDomains(q).some((d) => domains.has(d))) out.policies.push(k);
+      if (k !== self && policyDomains(q).some((d) => [...domains].some((e) => patternsRelated(d, e))))
+        peers.add(k);
     }
-  return out;
+  return [...peers];
 }
 
 /** A MailDomainPolicy event, read against the caches and the domain index of `state`. */

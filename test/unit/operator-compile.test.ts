@@ -35,6 +35,11 @@ const policy = (
   spec: { outbound: { tls: { mode: "required" } }, ...spec },
 });
 
+/** `p` as the apiserver created it at `at` (generation 1). */
+function created(p: MailDomainPolicy, at: string): MailDomainPolicy {
+  return { ...p, metadata: { ...p.metadata, creationTimestamp: at, generation: 1 } };
+}
+
 const cred = (name: string, spec: RelayCredential["spec"]): RelayCredential => ({
   apiVersion: "sealpost.dev/v1alpha1",
   kind: "RelayCredential",
@@ -249,9 +254,9 @@ describe("compile", () => {
 
   it("a domain conflict: the oldest keeps the domain, the newcomer is left out naming it; different specificity is no conflict", () => {
     // issue 14 finding 1: dropping both let anyone downgrade a partner by claiming its domain
-    const a = policy("a", { domains: ["partner.example"] });
-    const b = policy("b", { domains: ["partner.example", "b.example"] });
-    const c = policy("c", { domains: ["*.partner.example"] });
+    const a = created(policy("a", { domains: ["partner.example"] }), "2026-01-01T00:00:00Z");
+    const b = created(policy("b", { domains: ["partner.example", "b.example"] }), "2026-01-02T00:00:00Z");
+    const c = created(policy("c", { domains: ["*.partner.example"] }), "2026-01-03T00:00:00Z");
     const r = compileRelayConfig(relay(), [a, b, c], clusterView());
     assert.deepEqual(r.included, ["mail/a", "mail/c"]);
     assert.equal(r.problems.has("mail/a"), false);
@@ -264,6 +269,66 @@ describe("compile", () => {
         reason: `DomainConflict: ${r.problems.get("mail/b")![0]!.message}`,
       },
     ]);
+  });
+
+  it("attack review, session 8: a claim's age is when it began, not the policy's creation; equally old claims decide nothing", () => {
+    const partner = created(
+      policy("partner", { domains: ["partner.example"], outbound: { tls: { mode: "verify" } } }),
+      "2026-01-02T00:00:00Z",
+    );
+    // an older policy edited (generation 2) to add the partner's domain: its claim is the edit's,
+    // unknown until the operator records it, so newer than the partner's
+    const edited = {
+      ...created(policy("old", { domains: ["old.example", "partner.example"] }), "2026-01-01T00:00:00Z"),
+      status: { claims: [{ domain: "old.example", since: "2026-01-01T00:00:00.000Z" }] },
+    };
+    edited.metadata = { ...edited.metadata, generation: 2 };
+    const r = compileRelayConfig(relay(), [partner, edited], clusterView());
+    assert.deepEqual(r.included, ["mail/partner"]);
+    assert.equal(r.problems.get("mail/old")![0]!.reason, "DomainConflict");
+    // once recorded, the edit's claim keeps its date: still newer than the partner's
+    const recorded = {
+      ...edited,
+      status: {
+        claims: [
+          { domain: "old.example", since: "2026-01-01T00:00:00.000Z" },
+          { domain: "partner.example", since: "2026-01-05T00:00:00.000Z" },
+        ],
+      },
+    };
+    assert.deepEqual(compileRelayConfig(relay(), [partner, recorded], clusterView()).included, [
+      "mail/partner",
+    ]);
+    // the partner's own later edit keeps its recorded claim
+    const partnerEdited = {
+      ...partner,
+      metadata: { ...partner.metadata, generation: 3 },
+      status: { claims: [{ domain: "partner.example", since: "2026-01-02T00:00:00.000Z" }] },
+    };
+    assert.deepEqual(compileRelayConfig(relay(), [partnerEdited, recorded], clusterView()).included, [
+      "mail/partner",
+    ]);
+    // created in the same second: no claim is older, none decides, the domain is deferred once
+    const twin = created(
+      policy("a-twin", { domains: ["partner.example"], outbound: { tls: { mode: "none" } } }),
+      "2026-01-02T00:00:00Z",
+    );
+    const t = compileRelayConfig(relay(), [partner, twin], clusterView());
+    assert.deepEqual(t.included, []);
+    assert.match(t.problems.get("mail/partner")![0]!.message, /no claim is older/);
+    assert.match(t.problems.get("mail/a-twin")![0]!.message, /no claim is older/);
+    assert.deepEqual(
+      t.config.deferredPolicies.flatMap((d) => d.domains),
+      ["partner.example"],
+    );
+    // a wildcard added by an edit does not take a subdomain an exact policy claimed first
+    const exact = created(policy("eu", { domains: ["eu.bank.example"] }), "2026-01-02T00:00:00Z");
+    const wide = {
+      ...created(policy("wide", { domains: ["*.bank.example"] }), "2026-01-01T00:00:00Z"),
+    };
+    wide.metadata = { ...wide.metadata, generation: 2 };
+    const w = compileRelayConfig(relay(), [exact, wide], clusterView());
+    assert.deepEqual(w.included, ["mail/eu", "mail/wide"]);
   });
 
   it("a policy may not take a local domain of the relay (attack review 3a): left out, the domain stays local", () => {

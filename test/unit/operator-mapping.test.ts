@@ -59,6 +59,42 @@ describe("event mapping", () => {
     });
   });
 
+  it("attack review 8: recorded claims queue the policy's relays and domain peers, only where it has peers", () => {
+    const record = (p: PolicyObject, domain: string): PolicyObject => ({
+      ...p,
+      metadata: { ...p.metadata, resourceVersion: "3" },
+      status: { claims: [{ domain, since: "2026-01-01T00:00:00.000Z" }] },
+    });
+    // p5 shares its domain with twin: which claim is older may change
+    assert.deepEqual(
+      sorted(policyEventKeys("update", record(policies[5]!, "p5.example"), policies[5], [edge, other], all)),
+      { relays: ["mail/edge"], policies: ["mail/p5", "mail/twin"] },
+    );
+    // p7 is alone with its domain: nothing else reads its record
+    assert.deepEqual(
+      policyEventKeys("update", record(policies[7]!, "p7.example"), policies[7], [edge], all),
+      {
+        relays: [],
+        policies: ["mail/p7"],
+      },
+    );
+  });
+
+  it("attack review 8: a wildcard's change queues the policies under it, an exact one's the wildcards over it", () => {
+    const wide = policy("wide", ["*.shop.example"]);
+    const eu = policy("eu", ["eu.shop.example"]);
+    const deep = policy("deep", ["*.x.eu.shop.example"]);
+    const set = [wide, eu, deep, ...policies.slice(0, 3)];
+    assert.deepEqual(sorted(policyEventKeys("delete", wide, wide, [edge], set)), {
+      relays: ["mail/edge"],
+      policies: ["mail/deep", "mail/eu"],
+    });
+    assert.deepEqual(sorted(policyEventKeys("add", eu, undefined, [edge], set)), {
+      relays: ["mail/edge"],
+      policies: ["mail/eu", "mail/wide"],
+    });
+  });
+
   it("a spec or label change queues the relays selecting either version and both versions' domain peers", () => {
     const before = policy("p8", ["p8.example"]);
     const after = policy("p8", ["p9.example"], { relay: "other" }, 2, "2");

@@ -172,7 +172,9 @@ describe("a policy's verdict on its own equals the relay's compile", () => {
 
   it("follows the cache: a conflict appears with a second claimant and goes with its delete or relabel", () => {
     const a = policy("a", ["shared.example"]);
+    a.metadata.creationTimestamp = "2026-01-01T00:00:00Z";
     const b = policy("b", ["shared.example", "b.example"]);
+    b.metadata.creationTimestamp = "2026-01-02T00:00:00Z";
     const edge = relay("edge", { relay: "edge" });
     const { fakes, caches } = fakeCaches({ relays: [edge], policies: [a] });
     const state = new ClusterState(caches);
@@ -180,7 +182,7 @@ describe("a policy's verdict on its own equals the relay's compile", () => {
     const r = MailRelay.parse(edge);
     assert.deepEqual(compiler.verdict(r, a), { included: true, problems: [], deferred: [] });
     fakes.policies.set(b);
-    // issue 14 finding 1: the older claimant (same creation time: the name) keeps the domain
+    // issue 14 finding 1: the older claim keeps the domain
     assert.deepEqual(compiler.verdict(r, a), { included: true, problems: [], deferred: [] });
     assert.equal(compiler.verdict(r, b)?.problems[0]?.reason, "DomainConflict");
     assert.match(compiler.verdict(r, b)!.problems[0]!.message, /mail\/a/);

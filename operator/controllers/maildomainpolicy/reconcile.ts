@@ -16,6 +16,7 @@ import { keyOf, splitKey } from "../../objects.js";
 import type { ReconcilerDeps } from "../deps.js";
 import { probeRelay, relayAdminToken } from "../relay-probe.js";
 import { writeStatus } from "../status-write.js";
+import { claimRecords } from "../../compile/claim-age.js";
 import {
   policyAccepted,
   policyEnforced,
@@ -217,12 +218,15 @@ export async function reconcileMailDomainPolicy(
   );
   const written = deps.written.current(`${raw.kind ?? ""}/${key}`, raw) as
     { exceptions?: Parameters<typeof exceptionEvents>[0] } | undefined;
+  // when each domain was first claimed: what decides a contested one (compile/claim-age.ts)
+  const claims = claimRecords(raw, deps.now(), written);
   const wrote = await writeStatus(
     deps,
     raw,
     {
       observedGeneration: generation,
       domains,
+      claims,
       ...figures,
       ...watch.fields,
       ...report,
