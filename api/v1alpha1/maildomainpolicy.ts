@@ -260,7 +260,7 @@ export const PolicyInbound = z
       "What these hosts must do before the relay accepts mail from them: none, tls (STARTTLS first), auth (SMTP AUTH; the relay offers AUTH only inside TLS, so this implies TLS), tls+auth (both, stated explicitly). The relay applies the stricter of this and the MailRelay's inbound.require.",
     ),
     credentialRef: localRef(
-      "The RelayCredential (type password, usage inbound) these hosts must log in with; it is then accepted from these hosts only. Logged in, they may send to the relay's localDomains only (unless the credential has allowRelay), with MAIL FROM in this policy's domains (or the credential's senderDomains), and their mail is never S/MIME-signed by the relay. Absent: any inbound credential of the relay that no other policy names. Only with require auth or tls+auth.",
+      "The RelayCredential (type password, usage inbound) these hosts must log in with; it is then accepted from these hosts only. Logged in, they may send to the relay's localDomains only (unless the credential has allowRelay), with MAIL FROM in this policy's domains (or the credential's senderDomains), and their mail is never S/MIME-signed by the relay. Not one of the MailRelay's own accounts (its spec.inbound.credentialRefs, relay-wide logins): a policy naming one is not accepted on that relay (InvalidReference). Absent: any inbound credential of the relay that no other policy names. Only with require auth or tls+auth.",
       "Name of the RelayCredential in the same namespace.",
     ).optional(),
   })

@@ -10,11 +10,12 @@ import { selectorMatches } from "./selector.js";
 import type { ClusterState } from "../state.js";
 import type { ClusterView } from "./references.js";
 import { claimingPatterns } from "../../relay/contract/domains.js";
-import { floorFor, policyVerdict, type Claimant, type TlsFloor } from "./domain-claims.js";
+import { floorFor, type Claimant, type TlsFloor } from "./domain-claims.js";
 import { exceptionPhase } from "./exceptions.js";
 import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
-import { compileRelayConfig, localClaimOf, type CompileResult, type EncodedConfig } from "./relay-config.js";
+import { compileRelayConfig, relayClaimOf, type CompileResult, type EncodedConfig } from "./relay-config.js";
+import { relayVerdict } from "./relay-verdict.js";
 import { encodeConfigAsync } from "../../relay/contract/config-encoding.js";
 import { ConfigRevisions } from "./revisions.js";
 
@@ -134,7 +135,7 @@ export class CompileMemo {
   verdict(relay: MailRelay, p: PolicyObject): PolicyVerdict | undefined {
     if (this.relayError(relay)) return undefined;
     const e = this.policyEntry(p);
-    const v = policyVerdict(e, (d) => this.claimants(relay, d), localClaimOf(relay));
+    const v = relayVerdict(e, (d) => this.claimants(relay, d), relayClaimOf(relay));
     return { included: !v.problems.length, ...v };
   }
 

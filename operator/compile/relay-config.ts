@@ -5,6 +5,8 @@
 // - two policies claiming the same domain pattern: the oldest keeps it (domain-claims.ts);
 // - a reference to a Secret/ConfigMap key or RelayCredential that does not exist → MissingReference;
 // - a credential of the wrong type or usage → InvalidReference;
+// - an inbound.credentialRef naming one of the relay's own inbound accounts (its
+//   spec.inbound.credentialRefs) → InvalidReference on that relay (relay-verdict.ts);
 // - anything the relay's schema rejects, or a domain without a canonical IDNA form → InvalidSpec.
 // A policy left out never lets its domains fall to a weaker route: the domains it owns go into the
 // config's deferredPolicies, and the relay defers their mail (4.3.5) until the policy is fixed. Domain
@@ -28,11 +30,12 @@ import { durationSeconds, quantityBytes } from "../api.js";
 import { keyOf } from "../objects.js";
 import type { ProjectedSource } from "../render/input.js";
 import { ADMIN_PORT, FLEET_SECRET_KEY, names, QUEUE_DIR } from "../render/meta.js";
-import { CATCH_ALL, claimIndex, floorFor, policyVerdict, type LocalClaim } from "./domain-claims.js";
+import { CATCH_ALL, claimIndex, floorFor, type LocalClaim } from "./domain-claims.js";
 import { forRelay, relayMaxSeconds } from "./exceptions.js";
 import { compileDkim } from "./dkim.js";
 import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
+import { relayVerdict, type RelayClaim } from "./relay-verdict.js";
 import { Refs, secretPath, type ClusterView } from "./references.js";
 import { ownServiceAddresses } from "./self-addresses.js";
 import { compileOwnDomains, type CompiledOwnDomains } from "./own-domains.js";
@@ -77,6 +80,14 @@ export function localClaimOf(relay: MailRelay): LocalClaim {
   };
 }
 
+/** What no policy may take from the relay: its local domains and its own inbound accounts (relay-verdict.ts). */
+export function relayClaimOf(relay: MailRelay): RelayClaim {
+  return {
+    ...localClaimOf(relay),
+    accounts: (relay.spec.inbound.credentialRefs ?? []).map((r) => r.name),
+  };
+}
+
 export function sha256(text: string): string {
   return createHash("sha256").update(text).digest("hex");
 }
@@ -111,10 +122,10 @@ export function compileRelayConfig(
   const configMapItems = new Map<string, Map<string, string>>();
   const egress = new Set<number>();
   const tokens = new Map<string, string>();
-  const localClaim = localClaimOf(relay);
+  const relayClaim = relayClaimOf(relay);
   const maxSeconds = relayMaxSeconds(relay);
   for (const entry of sorted) {
-    const verdict = policyVerdict(entry, claimantsOf, localClaim);
+    const verdict = relayVerdict(entry, claimantsOf, relayClaim);
     if (verdict.problems.length || !entry.policy) {
       problems.set(entry.key, verdict.problems);
       if (verdict.deferred.length)

@@ -354,6 +354,59 @@ describe("compile", () => {
     assert.ok(!r.config.policies.some((p) => p.domains.includes("example.com")));
   });
 
+  it("attack review 8b: a policy may not name the relay's own inbound account: left out, the account stays relay-wide", () => {
+    // the organisation's applications log in with `apps` from any host (spec.inbound.credentialRefs);
+    // a namespace user's policy binding it to the user's host would make it a partner's account there
+    const apps = cred("apps", {
+      type: "password",
+      usage: "inbound",
+      username: "apps",
+      passwordSecretRef: { name: "apps", key: "password" },
+      allowRelay: true,
+    });
+    const own = cred("team-b-in", {
+      type: "password",
+      usage: "inbound",
+      username: "team-b",
+      passwordSecretRef: { name: "team-b-in", key: "password" },
+    });
+    const take = policy("take", {
+      domains: ["team-b.example"],
+      inbound: { hosts: ["203.0.113.7/32"], require: "tls+auth", credentialRef: { name: "apps" } },
+    });
+    const fine = policy("fine", {
+      domains: ["team-c.example"],
+      inbound: { hosts: ["198.51.100.0/24"], require: "tls+auth", credentialRef: { name: "team-b-in" } },
+    });
+    const r = compileRelayConfig(
+      relay({
+        inbound: {
+          relayFrom: ["10.0.0.0/8"],
+          localDomains: ["example.com"],
+          internalNextHop: { host: "exchange.mail.svc" },
+          credentialRefs: [{ name: "apps" }],
+        },
+      }),
+      [take, fine],
+      clusterView({ secrets: { apps: ["password"], "team-b-in": ["password"] }, credentials: [apps, own] }),
+    );
+    assert.deepEqual(r.included, ["mail/fine"]);
+    const problems = r.problems.get("mail/take")!;
+    assert.equal(problems.length, 1);
+    assert.equal(problems[0]!.reason, "InvalidReference");
+    const message = problems[0]!.message;
+    assert.match(message, /^spec\.inbound\.credentialRef names RelayCredential mail\/apps/);
+    assert.match(message, /relay-wide inbound account of MailRelay mail\/edge/);
+    assert.match(message, /remove apps from the MailRelay's spec\.inbound\.credentialRefs/);
+    // its domains are deferred as for any policy left out; no policy binds the account to a host
+    assert.deepEqual(
+      r.config.deferredPolicies.map((d) => [d.name, d.domains]),
+      [["mail/take", ["team-b.example"]]],
+    );
+    assert.ok(!r.config.policies.some((p) => p.inbound?.credentials?.includes("apps")));
+    assert.equal(r.config.credentials.apps?.type, "password");
+  });
+
   it("names exactly what is missing", () => {
     const p = policy("p", {
       domains: ["p.example"],

@@ -1,0 +1,62 @@
+// A policy's verdict on one relay: whether the relay's config includes it, or why not. The one
+// function the relay's compile (relay-config.ts) and a policy's own status (memo.ts verdict) both ask,
+// so the two never disagree. It is
+//  - the domain claims (domain-claims.ts policyVerdict): who keeps a contested domain, the relay's
+//    local domains, the catch-all's TLS floor; and
+//  - the relay's own inbound accounts (attack review 8b): a RelayCredential the MailRelay lists in
+//    spec.inbound.credentialRefs is a relay-wide login (the organisation's applications, from any
+//    host, their mail signed). A policy naming it as inbound.credentialRef would make it a partner's
+//    account, bound to the policy's hosts and domains (relay/inbound/authority.ts): whoever may write a
+//    MailDomainPolicy could take it from the organisation's own hosts and stop its mail being signed.
+//    Such a policy is left out of that relay (InvalidReference), its domains deferred as for any
+//    policy left out; the relay-wide account keeps working as its administrator set it.
+// Pure.
+import {
+  policyVerdict,
+  type Claimant,
+  type ClaimingPolicy,
+  type LocalClaim,
+  type PolicyVerdict,
+} from "./domain-claims.js";
+import type { PolicyProblem } from "./problems.js";
+
+/** What a relay claims that no policy may take: its local domains and its own inbound accounts. */
+export interface RelayClaim extends LocalClaim {
+  /** The RelayCredentials of spec.inbound.credentialRefs (names, in the relay's namespace). */
+  accounts: readonly string[];
+}
+
+/** A policy as the relay's verdict reads it: its claims, and the inbound credential it names. */
+export type RelayClaimingPolicy = ClaimingPolicy & {
+  policy?: { inbound?: { credentials?: readonly string[] } };
+};
+
+/**
+ * The verdict on policy `e` on the relay `relay`: policyVerdict's, plus a problem for each relay-wide
+ * account its inbound.credentialRef names. `claimants(domain)`: every policy the relay selects that
+ * claims `domain`. Pure.
+ */
+export function relayVerdict(
+  e: RelayClaimingPolicy,
+  claimants: (domain: string) => readonly Claimant[],
+  relay: RelayClaim,
+): PolicyVerdict {
+  const v = policyVerdict(e, claimants, relay);
+  const taken = relayAccountProblems(e, relay);
+  if (!taken.length) return v;
+  // without another problem, policyVerdict kept every domain the policy claims (a domain it does not
+  // keep is a problem of its own): the policy is left out now, so they are all deferred
+  const deferred = v.problems.length ? v.deferred : [...e.domains].sort((a, b) => a.localeCompare(b));
+  return { problems: [...v.problems, ...taken], deferred };
+}
+
+/** The InvalidReference problems of a policy whose inbound.credentialRef names one of the relay's own accounts. */
+export function relayAccountProblems(e: RelayClaimingPolicy, relay: RelayClaim): PolicyProblem[] {
+  const ns = relay.key.split("/")[0] ?? "";
+  return (e.policy?.inbound?.credentials ?? [])
+    .filter((name) => relay.accounts.includes(name))
+    .map((name): PolicyProblem => ({
+      reason: "InvalidReference",
+      message: `spec.inbound.credentialRef names RelayCredential ${ns}/${name}, a relay-wide inbound account of MailRelay ${relay.key} (its spec.inbound.credentialRefs), which a policy may not bind to its hosts and domains: name a RelayCredential of the partner's own there (one no MailRelay lists in spec.inbound.credentialRefs), or have the relay's administrator remove ${name} from the MailRelay's spec.inbound.credentialRefs`,
+    }));
+}

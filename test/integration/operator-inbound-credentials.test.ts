@@ -1,0 +1,238 @@
+// Attack review 8b (a namespace user against the relay's administrator, real kube-apiserver): a
+// MailDomainPolicy's inbound.credentialRef could name ANY inbound RelayCredential of the namespace, also
+// one the MailRelay lists as a relay-wide account (spec.inbound.credentialRefs) or one a partner's
+// policy binds to the partner's hosts, and relay/inbound/authority.ts treated every credential a policy
+// names as a partner's, accepted from the union of the naming policies' hosts. So a policy author (who
+// may not change the MailRelay) could
+//  - turn the organisation's relay-wide account into "their partner's": refused from the organisation's
+//    own application hosts, and its mail never DKIM- or S/MIME-signed again (entitledToSign); now such
+//    a policy is left out of the relay (InvalidReference, operator/compile/relay-verdict.ts).
+// Checked on the ConfigMap the operator applies, through the relay's own authority functions.
+/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-explicit-any -- assertions walk the apiserver's JSON */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import * as k8s from "@kubernetes/client-node";
+import type { Operator } from "../../operator/operator.js";
+import type { Condition } from "../../operator/runtime/conditions.js";
+import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
+import { RelayConfig } from "../../relay/contract/config.js";
+import { configMapJson } from "../../relay/contract/config-encoding.js";
+import { allowedAccounts, compileAuthority } from "../../relay/inbound/authority.js";
+import { compileInbound, decideInbound } from "../../relay/inbound/rules.js";
+import type { ControlPlane } from "../support/controlplane.js";
+import {
+  controlPlaneFor,
+  operatorIdentity,
+  sealpostCrdFiles,
+  startOperator,
+  stopAll,
+} from "../support/operator.js";
+import { waitFor } from "../support/process.js";
+
+const NS = "mail";
+type Obj = KubeObject & { spec?: any; status?: any; data?: Record<string, string> };
+
+const cond = (o: Obj | undefined, type: string): Condition | undefined =>
+  (o?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === type);
+
+/** A client for a namespace user: ServiceAccount `name` in NS bound to `rules` by a Role. */
+async function tenantClient(
+  cp: ControlPlane,
+  admin: KubeClient,
+  name: string,
+  rules: unknown[],
+): Promise<KubeClient> {
+  await admin.request("POST", `/api/v1/namespaces/${NS}/serviceaccounts`, { body: { metadata: { name } } });
+  await admin.request("POST", `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles`, {
+    body: { metadata: { name }, rules },
+  });
+  await admin.request("POST", `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, {
+    body: {
+      metadata: { name },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name },
+      subjects: [{ kind: "ServiceAccount", name, namespace: NS }],
+    },
+  });
+  const tr = await admin.request<{ status: { token: string } }>(
+    "POST",
+    `/api/v1/namespaces/${NS}/serviceaccounts/${name}/token`,
+    {
+      body: {
+        apiVersion: "authentication.k8s.io/v1",
+        kind: "TokenRequest",
+        spec: { expirationSeconds: 3600 },
+      },
+    },
+  );
+  const cluster = cp.kubeConfig.getCurrentCluster()!;
+  const kc = new k8s.KubeConfig();
+  kc.loadFromString(`apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster: { server: ${cluster.server}, certificate-authority-data: ${cluster.caData} }
+users:
+- name: ${name}
+  user: { token: ${tr.status.token} }
+contexts:
+- name: ${name}
+  context: { cluster: test, user: ${name}, namespace: ${NS} }
+current-context: ${name}
+`);
+  return new KubeClient(kc);
+}
+
+/** What the relay decides for a login with `cred` from `ip` on the submission port. */
+function login(
+  c: RelayConfig,
+  ip: string,
+  cred: string,
+): { allowed: boolean; partner?: boolean; senderDomains?: string[] } {
+  const ci = compileInbound(c);
+  assert.ok(ci.ok);
+  const a = compileAuthority(c, new Map());
+  const d = decideInbound(ci.value, ip, "submission");
+  const g = a.grants.get(cred);
+  return {
+    allowed: allowedAccounts(a, d).includes(cred),
+    partner: g?.partner,
+    senderDomains: g?.senderDomains,
+  };
+}
+
+describe("attack review 8b: a policy author rebinds the relay's own and a partner's inbound accounts (real apiserver)", () => {
+  let cp: ControlPlane;
+  let admin: KubeClient;
+  let tenant: KubeClient;
+  let op: Operator;
+
+  const get = (r: (typeof R)[keyof typeof R], name: string) => admin.find<Obj>(r, NS, name);
+  const config = async (): Promise<RelayConfig | undefined> => {
+    const cm = await get(R.ConfigMap, "edge-config");
+    const json = cm ? configMapJson(cm) : undefined;
+    return json ? RelayConfig.parse(JSON.parse(json)) : undefined;
+  };
+  const configWith = (what: string, ok: (c: RelayConfig) => boolean) =>
+    waitFor(what, async () => {
+      const c = await config();
+      return c && ok(c) ? c : undefined;
+    });
+  const obj = (kind: string, name: string, spec: Record<string, unknown>): Obj => ({
+    apiVersion: "sealpost.dev/v1alpha1",
+    kind,
+    metadata: { name, namespace: NS },
+    spec,
+  });
+  const secret = (name: string, password: string): Obj => ({
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name, namespace: NS },
+    stringData: { password },
+  });
+
+  before(async () => {
+    ({ cp, admin } = await controlPlaneFor(NS, { crds: sealpostCrdFiles() }));
+    op = await startOperator((await operatorIdentity(cp)).kubeConfig);
+    const asAdmin = (o: Obj) => admin.apply(o, { fieldManager: "relay-admin" });
+    await asAdmin(secret("apps-pw", "apps-secret"));
+    await asAdmin(secret("partner-pw", "partner-secret"));
+    // the relay administrator's account for the organisation's applications, from any host
+    await asAdmin(
+      obj("RelayCredential", "apps", {
+        type: "password",
+        usage: "inbound",
+        username: "apps",
+        passwordSecretRef: { name: "apps-pw" },
+        allowRelay: true,
+        senderDomains: ["corp.example"],
+      }),
+    );
+    // the partner's account, for the partner's hosts only
+    await asAdmin(
+      obj("RelayCredential", "partner-login", {
+        type: "password",
+        usage: "inbound",
+        username: "partner",
+        passwordSecretRef: { name: "partner-pw" },
+      }),
+    );
+    await asAdmin(
+      obj("MailRelay", "edge", {
+        hostname: "relay.example.com",
+        certificate: { issuerRef: { kind: "ClusterIssuer", name: "corp-ca" } },
+        inbound: {
+          relayFrom: ["10.0.0.0/8"],
+          localDomains: ["corp.example"],
+          internalNextHop: { host: "exchange.mail.svc" },
+          credentialRefs: [{ name: "apps" }],
+        },
+      }),
+    );
+    await asAdmin(
+      obj("MailDomainPolicy", "partner", {
+        domains: ["partner.example"],
+        outbound: { tls: { mode: "verify", trustSystemRoots: true } },
+        inbound: {
+          hosts: ["198.51.100.0/24"],
+          require: "tls+auth",
+          credentialRef: { name: "partner-login" },
+        },
+      }),
+    );
+    // a policy author: writes MailDomainPolicies (and RelayCredentials), only reads MailRelays
+    tenant = await tenantClient(cp, admin, "team-b", [
+      {
+        apiGroups: ["sealpost.dev"],
+        resources: ["maildomainpolicies", "relaycredentials"],
+        verbs: ["get", "list", "watch", "create", "update", "patch"],
+      },
+      { apiGroups: ["sealpost.dev"], resources: ["mailrelays"], verbs: ["get", "list", "watch"] },
+    ]);
+  });
+  after(() => stopAll(op, cp));
+
+  it("a policy naming the relay-wide account does not take it from the organisation's hosts", async () => {
+    const before = await configWith(
+      "apps and partner compiled",
+      (c) => c.policies.some((p) => p.name === "mail/partner") && c.credentials["apps"] !== undefined,
+    );
+    // the organisation's application server (10.1.2.3, in relayFrom): a relay-wide account, signed mail
+    assert.deepEqual(login(before, "10.1.2.3", "apps"), {
+      allowed: true,
+      partner: false,
+      senderDomains: ["corp.example"],
+    });
+    // the policy author cannot change the MailRelay
+    await assert.rejects(
+      tenant.mergePatch(R.MailRelay, NS, "edge", { spec: { inbound: { credentialRefs: [] } } }),
+      (e: { code?: number }) => e.code === 403,
+    );
+    // but names its account on a host rule of an ordinary policy of theirs
+    await tenant.create<Obj>(
+      obj("MailDomainPolicy", "team-b", {
+        domains: ["team-b.example"],
+        outbound: { tls: { mode: "required" } },
+        inbound: { hosts: ["203.0.113.7/32"], require: "tls+auth", credentialRef: { name: "apps" } },
+      }),
+    );
+    // left out of the relay, and told why
+    const accepted = await waitFor("team-b's Accepted condition", async () => {
+      const c = cond(await get(R.MailDomainPolicy, "team-b"), "Accepted");
+      return c?.status === "False" ? c : undefined;
+    });
+    assert.equal(accepted.reason, "InvalidReference");
+    assert.match(
+      accepted.message,
+      /spec\.inbound\.credentialRef names RelayCredential mail\/apps, a relay-wide inbound account of MailRelay mail\/edge/,
+    );
+    const after = await configWith("team-b deferred", (c) =>
+      c.deferredPolicies.some((p) => p.name === "mail/team-b"),
+    );
+    assert.ok(!after.policies.some((p) => p.name === "mail/team-b"));
+    assert.deepEqual(
+      login(after, "10.1.2.3", "apps"),
+      { allowed: true, partner: false, senderDomains: ["corp.example"] },
+      "the relay-wide account stays usable from the organisation's hosts, and the relay's own (signed)",
+    );
+  });
+});
