@@ -3,10 +3,14 @@
 //  - which accounts a host may log in with: a credential named on a policy's host rule (a partner's)
 //    only from those hosts; the others (relay-wide accounts) from any host, but not from a partner's
 //    host whose rule names its own credential;
+//  - a credential several policies name gets only what every one of them allows, never what any one
+//    does (attack review 8b: a second policy naming a partner's login with hosts 0.0.0.0/0 opened it
+//    to every host, and to the second policy's domains): accepted from a host every naming policy's
+//    rule matches, and, without its own senderDomains, MAIL FROM in domains every one of them claims;
 //  - where a logged-in client may send: local domains only, unless its credential grants relaying
 //    (allowRelay);
 //  - which MAIL FROM it may use (as Postfix's reject_sender_login_mismatch): its senderDomains, by
-//    default the domains of the policies naming it, or else the relay's localDomains;
+//    default the domains every policy naming it claims, or else the relay's localDomains;
 //  - whether the session's login still holds after a reload (revocation: the credential is gone, its
 //    password changed, or the host may no longer use it);
 //  - percent-hack (user%elsewhere@local) and bang paths (elsewhere!user@local) only for clients
@@ -25,6 +29,7 @@ import {
   canonicalPattern,
   domainOf,
   matchesAny,
+  matchSpecificity,
 } from "../contract/domains.js";
 import { FLEET_USER } from "../queue/handover.js";
 import type { InboundAccount } from "./auth.js";
@@ -67,25 +72,33 @@ export interface RecipientTable {
 
 export interface CompiledAuthority {
   grants: ReadonlyMap<string, Grant>;
-  /** Credentials named on some policy's host rule. */
-  bound: ReadonlySet<string>;
+  /**
+   * Per credential named on some policy's host rule (a partner's account): the policies naming it
+   * (their names, as InboundDecision.policies). A host may use it only when all of them match it.
+   */
+  namedBy: ReadonlyMap<string, readonly string[]>;
   localDomains: readonly string[];
   /** undefined: every address of a local domain is accepted. */
   recipients?: RecipientTable;
 }
 
 export function compileAuthority(c: RelayConfig, files: ReadonlyMap<string, Buffer>): CompiledAuthority {
-  const bound = new Set<string>();
+  const namedBy = new Map<string, string[]>();
+  // a partner's sender domains: those every policy naming the credential claims (the intersection)
   const partnerDomains = new Map<string, string[]>();
   for (const p of c.policies)
     for (const n of p.inbound?.credentials ?? []) {
-      bound.add(n);
-      partnerDomains.set(n, [...(partnerDomains.get(n) ?? []), ...p.domains]);
+      // policy names are unique in a config (the operator's namespace/name keys)
+      const by = namedBy.get(n) ?? [];
+      if (!by.includes(p.name)) namedBy.set(n, [...by, p.name]);
+      const domains = p.domains.flatMap((d) => canonicalPattern(d) ?? []);
+      const before = partnerDomains.get(n);
+      partnerDomains.set(n, before ? commonPatterns(before, domains) : domains);
     }
   const grants = new Map<string, Grant>();
   for (const [name, k] of Object.entries(c.credentials)) {
     if (k.type !== "password" || k.usage !== "inbound") continue;
-    const partner = bound.has(name);
+    const partner = namedBy.has(name);
     grants.set(name, {
       name,
       username: k.username,
@@ -100,7 +113,7 @@ export function compileAuthority(c: RelayConfig, files: ReadonlyMap<string, Buff
   const lr = c.inbound.localRecipients;
   return {
     grants,
-    bound,
+    namedBy,
     localDomains: c.inbound.localDomains,
     ...(lr
       ? {
@@ -111,6 +124,26 @@ export function compileAuthority(c: RelayConfig, files: ReadonlyMap<string, Buff
         }
       : {}),
   };
+}
+
+/**
+ * The domain patterns matching what both `a` and `b` match (canonical patterns: an exact name and a
+ * wildcard, or two wildcards, are nested or disjoint, so each common part is one of the patterns).
+ */
+export function commonPatterns(a: readonly string[], b: readonly string[]): string[] {
+  const out = new Set<string>();
+  for (const p of a)
+    for (const q of b) {
+      if (within(p, q)) out.add(p);
+      else if (within(q, p)) out.add(q);
+    }
+  return [...out];
+}
+
+/** Whether every domain pattern `p` matches, `q` matches too (the catch-all "*" matches none here). */
+function within(p: string, q: string): boolean {
+  if (p === q) return true;
+  return q.startsWith("*.") && matchSpecificity(q, p.startsWith("*.") ? p.slice(2) : p) !== undefined;
 }
 
 /** `user@domain` and `@domain` entries; blank lines and `#` comments are skipped. */
@@ -135,10 +168,15 @@ function tableKey(address: string): string {
   return at < 0 ? address.toLowerCase() : `${address.slice(0, at).toLowerCase()}@${domainOf(address)}`;
 }
 
-/** The accounts a host may log in with: its host rules' credentials, or else every unbound one. */
+/**
+ * The accounts a host may log in with: the credentials its host rules name, each only if every policy
+ * naming it matched the host (never the union of their hosts); or, where no rule names one, every
+ * credential no policy names (the relay-wide accounts).
+ */
 export function allowedAccounts(a: CompiledAuthority, d: InboundDecision): string[] {
-  if (d.credentials) return d.credentials;
-  return [...a.grants.keys()].filter((n) => !a.bound.has(n));
+  if (d.credentials)
+    return d.credentials.filter((n) => a.namedBy.get(n)?.every((p) => d.policies.includes(p)) ?? false);
+  return [...a.grants.keys()].filter((n) => !a.namedBy.has(n));
 }
 
 /** Identifies one version of an account: a changed password or username is a different login. */

@@ -83,9 +83,12 @@ export function compileInbound(c: RelayConfig): Result<CompiledInbound> {
 
 export interface InboundDecision {
   need: Need;
-  /** Policies whose host rules matched (for logs). */
+  /** Policies whose host rules matched (logs; authority.ts allowedAccounts). */
   policies: string[];
-  /** Inbound credential names this host may log in with; undefined: any inbound credential. */
+  /**
+   * Inbound credential names the matching host rules name (which of them this host may log in with:
+   * authority.ts allowedAccounts); undefined: no matching rule names one.
+   */
   credentials?: string[];
   /** May relay to non-local domains without authenticating. */
   relayFrom: boolean;

@@ -6,7 +6,11 @@
 // may not change the MailRelay) could
 //  - turn the organisation's relay-wide account into "their partner's": refused from the organisation's
 //    own application hosts, and its mail never DKIM- or S/MIME-signed again (entitledToSign); now such
-//    a policy is left out of the relay (InvalidReference, operator/compile/relay-verdict.ts).
+//    a policy is left out of the relay (InvalidReference, operator/compile/relay-verdict.ts);
+//  - lift a partner's host binding to 0.0.0.0/0 by naming the partner's login from a second policy,
+//    so a stolen partner password worked from anywhere, and sent as the second policy's domains too;
+//    now a credential several policies name is accepted only from hosts, and for sender domains, all
+//    of them allow (relay/inbound/authority.ts).
 // Checked on the ConfigMap the operator applies, through the relay's own authority functions.
 /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-explicit-any -- assertions walk the apiserver's JSON */
 import assert from "node:assert/strict";
@@ -234,5 +238,28 @@ describe("attack review 8b: a policy author rebinds the relay's own and a partne
       { allowed: true, partner: false, senderDomains: ["corp.example"] },
       "the relay-wide account stays usable from the organisation's hosts, and the relay's own (signed)",
     );
+  });
+
+  it("a policy naming a partner's account does not open it to hosts the partner's policy does not name", async () => {
+    await tenant.apply(
+      obj("MailDomainPolicy", "team-b2", {
+        domains: ["team-b2.example"],
+        outbound: { tls: { mode: "required" } },
+        inbound: { hosts: ["0.0.0.0/0"], require: "tls+auth", credentialRef: { name: "partner-login" } },
+      }),
+      { fieldManager: "team-b" },
+    );
+    // the relay's config has both policies naming the partner's login
+    const c = await configWith("team-b2 compiled", (x) => x.policies.some((p) => p.name === "mail/team-b2"));
+    const fromPartnerHost = login(c, "198.51.100.9", "partner-login");
+    assert.equal(fromPartnerHost.allowed, true, "from the partner's hosts, as before");
+    assert.equal(
+      login(c, "192.0.2.200", "partner-login").allowed,
+      false,
+      "the partner's login stays bound to the partner's hosts",
+    );
+    // and sends as no domain the partner's policy does not claim (here: none both claim)
+    assert.ok(!fromPartnerHost.senderDomains?.includes("team-b2.example"));
+    assert.deepEqual(fromPartnerHost.senderDomains, []);
   });
 });

@@ -1,10 +1,13 @@
 // Issue 15 findings 3, 7, 8: the pure inbound authority decisions (relay/inbound/authority.ts) and
-// the throttle's keys and bounds (relay/inbound/throttle.ts).
+// the throttle's keys and bounds (relay/inbound/throttle.ts); attack review 8b: a credential several
+// policies name gets only what all of them allow.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { RelayConfig } from "../../relay/contract/config.js";
 import {
+  allowedAccounts,
   checkSender,
+  commonPatterns,
   compileAuthority,
   entitledToSign,
   recipientTable,
@@ -94,6 +97,54 @@ describe("inbound authority (findings 3, 7)", () => {
     assert.equal(routesOn("gmail.example!victim@example.com"), true);
     assert.equal(routesOn('"victim@gmail.example"@example.com'), true);
     assert.equal(routesOn("first.last+tag@example.com"), false);
+  });
+
+  it("attack review 8b: a second policy naming a partner's login gets it no further host and no further sender domain", () => {
+    // a namespace user's policy names the partner's credential `p` from every host, for its own
+    // domains and one under the partner's wildcard
+    const both = RelayConfig.parse({
+      ...config,
+      policies: [
+        ...config.policies,
+        {
+          name: "ns/team-b2",
+          domains: ["team-b2.example", "mail.partner.example", "*.eu.partner.example", "*.other.example"],
+          outbound: { tls: { mode: "none" } },
+          inbound: { hosts: ["0.0.0.0/0"], require: "tls+auth", credentials: ["p"] },
+        },
+      ],
+    });
+    const b = compileAuthority(both, new Map());
+    const bi = compileInbound(both);
+    assert.ok(bi.ok);
+    const from = (ip: string) => allowedAccounts(b, decideInbound(bi.value, ip, "submission"));
+    assert.deepEqual(from("203.0.113.5"), ["p"], "the partner's hosts: both policies allow them");
+    assert.deepEqual(from("192.0.2.200"), [], "elsewhere: only the second policy does");
+    const g = b.grants.get("p")!;
+    assert.equal(checkSender(g, "x@team-b2.example")?.code, 553, "not the second policy's domains");
+    assert.equal(checkSender(g, "x@partner.example")?.code, 553, "nor one the second does not claim");
+    assert.equal(checkSender(g, "x@mail.partner.example"), undefined, "what both claim");
+    assert.equal(checkSender(g, "x@a.eu.partner.example"), undefined, "a wildcard within the other's");
+    assert.equal(checkSender(g, "x@a.other.example")?.code, 553);
+    // the credential's own senderDomains decide as before
+    const own = RelayConfig.parse({
+      ...both,
+      credentials: { ...both.credentials, p: { ...both.credentials.p!, senderDomains: ["team-b2.example"] } },
+    });
+    assert.deepEqual(compileAuthority(own, new Map()).grants.get("p")?.senderDomains, ["team-b2.example"]);
+  });
+
+  it("domain patterns in common: exact names and nested wildcards", () => {
+    assert.deepEqual(commonPatterns(["a.example", "*.b.example"], ["*.example"]), [
+      "a.example",
+      "*.b.example",
+    ]);
+    assert.deepEqual(commonPatterns(["*.example"], ["x.b.example", "*.c.example"]), [
+      "x.b.example",
+      "*.c.example",
+    ]);
+    assert.deepEqual(commonPatterns(["*.b.example"], ["b.example", "*.c.example", "*"]), []);
+    assert.deepEqual(commonPatterns(["a.example"], ["a.example"]), ["a.example"]);
   });
 
   it("signing: only mail of the local domains from relayFrom or a relay-wide account", () => {
