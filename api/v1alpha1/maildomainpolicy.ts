@@ -288,7 +288,7 @@ export const MailDomainPolicySpec = z
       .min(1)
       .max(64)
       .describe(
-        "Recipient domains this policy decides, lower case: partner.example (exactly that domain), *.partner.example (its subdomains, not the domain itself), or \"*\" alone (every domain no other policy matches; never a MailRelay's localDomains, which only a policy naming them exactly decides). Internationalised domains are written in their A-label form (bücher.example as xn--bcher-kva.example); the relay maps every spelling of a recipient domain (U-labels, full-width letters, ideographic full stop, upper case) to that form before matching, and refuses an address whose domain has no such form (553 5.1.3). When several policies match, the most specific wins. Two policies with the same pattern, or a newer policy naming a domain or wildcard under an older policy's wildcard (eu.partner.example or *.eu.partner.example under *.partner.example): the older claim keeps it (status.claims: when this policy began claiming each pattern, at its creation or at the edit that added it) and the newer one gets Accepted=False, reason DomainConflict; claims equally old (the same second) are both in conflict and the domain's mail is deferred until one is removed. An exception to a wildcard must be older than it. While a policy is not accepted (a conflict, a missing or wrong reference), the relay defers the mail to the domains it owns (4.3.5) rather than sending it under another policy or the default.",
+        "Recipient domains this policy decides, lower case: partner.example (exactly that domain), *.partner.example (its subdomains, not the domain itself), or \"*\" alone (every domain no other policy matches; never a MailRelay's localDomains, which only a policy naming them exactly decides). Internationalised domains are written in their A-label form (bücher.example as xn--bcher-kva.example); the relay maps every spelling of a recipient domain (U-labels, full-width letters, ideographic full stop, upper case) to that form before matching, and refuses an address whose domain has no such form (553 5.1.3). When several policies match, the most specific wins. Two policies with the same pattern, or a newer policy naming a domain or wildcard under an older policy's wildcard (eu.partner.example or *.eu.partner.example under *.partner.example): the older claim on that relay keeps it (the later of when the policy began claiming the pattern, at its creation or at the edit that added it, and when the relay began selecting the policy: status.claims, status.selectedBy) and the newer one gets Accepted=False, reason DomainConflict; claims equally old are all in conflict and the domain's mail is deferred until they are told apart or one is removed. An exception to a wildcard must be older than it. While a policy is not accepted (a conflict, a missing or wrong reference), the relay defers the mail to the domains it owns (4.3.5) rather than sending it under another policy or the default.",
       )
       .meta({
         "x-kubernetes-list-type": "set",
@@ -328,7 +328,20 @@ export const MailDomainPolicyStatus = z
       .max(64)
       .optional()
       .describe(
-        "When this policy began claiming each of its spec.domains, recorded by the operator the first time it saw the claim. Of two policies claiming one domain, the earlier claim keeps it: editing an older policy to add a domain claims it from the edit, not from the policy's creation.",
+        "When this policy began claiming each of its spec.domains, recorded by the operator the first time it saw the claim. Of two policies a relay selects that claim one domain, the earlier claim keeps it, a claim's age on a relay being the later of this and selectedBy's: editing an older policy to add a domain claims it from the edit, not from the policy's creation.",
+      ),
+    selectedBy: z
+      .array(
+        z.object({
+          relay: z.string().max(253).describe("The MailRelay's name."),
+          uid: z.string().max(64).describe("The MailRelay's uid (a relay created again is another)."),
+          since: timestamp("When that relay began selecting this policy."),
+        }),
+      )
+      .max(64)
+      .optional()
+      .describe(
+        "Since when each MailRelay selects this policy, recorded by the operator the first time it saw it: on a relay, this policy's claims date from no earlier than this, so a policy labelled onto a relay later is the newcomer there for every domain another of its policies claims.",
       ),
     lastDelivery: z
       .object({

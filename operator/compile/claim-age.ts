@@ -1,15 +1,20 @@
-// When a policy began claiming each of its domain patterns: the age that decides which of two
-// policies claiming one domain keeps it (domain-claims.ts). Not the policy's creationTimestamp: an
-// older policy edited to add a partner's domain would take the domain over from the partner's newer
-// policy (attack review, session 8). A claim's age is, in this order:
-//   - recorded: status.claims[].since, written by the operator (status is the operator's alone) the
-//     first time it saw the claim, and kept while the pattern stays in spec.domains;
-//   - the creationTimestamp, when the claim dates from the creation: generation 1 (never edited),
-//     or a status an operator from before status.claims wrote (the rule it decided by then);
-//   - unknown: an edit the operator has not recorded yet, newer than every dated claim.
+// When a policy's claim on a domain began, on one relay: the age that decides which of two policies
+// a relay selects keeps a domain both claim (domain-claims.ts). Neither the policy's creation (an older
+// policy edited to add a partner's domain took it over: attack review, session 8) nor when it began
+// claiming the pattern alone (a policy claiming the domain on no relay, then labelled onto the
+// partner's relay, took it over there: the review of that fix). A claim's age on relay R is the later
+// of two dates:
+//   - when the policy began claiming the pattern: status.claims[].since;
+//   - when R began selecting the policy: status.selectedBy[].since (the relay by uid);
+// each recorded by the operator the first time it sees it (status is the operator's alone) and kept
+// while it holds. Before it is recorded, a date is:
+//   - for a pattern: the creation when the policy was never edited (generation 1);
+//   - for either, in a status an operator from before these records wrote: the creation (the rule that
+//     operator decided by, so nothing changes hands in the upgrade);
+//   - otherwise unknown: newer than every dated claim (labels change without a new generation, so a
+//     selection not recorded is never dated by the creation).
 // Pure: the recording's clock is the caller's.
 import type { PolicyObject } from "../objects.js";
-import { claimedDomains } from "./domain-claims.js";
 
 /** A claim whose start is not known yet: newer than every dated one. */
 export const UNDATED = Infinity;
@@ -19,50 +24,97 @@ export interface ClaimRecord {
   since: string;
 }
 
-interface ClaimStatus {
+export interface SelectionRecord {
+  /** The MailRelay's name (same namespace) and uid: a relay created again is another relay. */
+  relay: string;
+  uid: string;
+  since: string;
+}
+
+/** What decides a policy's claim ages, read from the policy once (the entry compile.ts memoises). */
+export interface ClaimAges {
+  /** Per canonical pattern it claims: when it began claiming it (epoch ms, or UNDATED). */
+  patterns: ReadonlyMap<string, number>;
+  /** Per relay id (relayIdOf): when that relay began selecting it. */
+  relays: ReadonlyMap<string, number>;
+  /** The date of a selection not recorded: the creation (an older operator's status) or UNDATED. */
+  unrecordedRelay: number;
+}
+
+/** How a relay is told apart in the records: its uid, or (objects without one: tests) its name. */
+export function relayIdOf(meta: { name?: string; uid?: string }): string {
+  return meta.uid ? meta.uid : `name:${meta.name ?? ""}`;
+}
+
+interface RecordStatus {
   claims?: unknown;
+  selectedBy?: unknown;
   conditions?: unknown;
 }
 
-function recorded(raw: PolicyObject): Map<string, number> {
-  const out = new Map<string, number>();
-  const claims = (raw.status as ClaimStatus | undefined)?.claims;
-  if (!Array.isArray(claims)) return out;
-  for (const c of claims as Partial<ClaimRecord>[]) {
-    const t = typeof c?.since === "string" ? Date.parse(c.since) : NaN;
-    if (typeof c?.domain === "string" && !Number.isNaN(t)) out.set(c.domain, t);
-  }
-  return out;
-}
+const dateOf = (s: unknown): number => (typeof s === "string" ? Date.parse(s) : NaN);
 
-/** When claims the operator has not recorded date from: the creation, or unknown (an edit). */
-function unrecordedAge(raw: PolicyObject): number {
-  const status = raw.status as ClaimStatus | undefined;
-  const fromOlderOperator =
+/** The ages of `raw`'s claims on `domains` (its canonical patterns: domain-claims.ts claimedDomains). */
+export function claimAges(raw: PolicyObject, domains: readonly string[]): ClaimAges {
+  const status = raw.status as RecordStatus | undefined;
+  const olderOperator =
     Array.isArray(status?.conditions) && status.conditions.length > 0 && status.claims === undefined;
+  const created = dateOf(raw.metadata.creationTimestamp);
+  const creation = Number.isNaN(created) ? UNDATED : created;
   const g = raw.metadata.generation;
-  if (!fromOlderOperator && g !== undefined && g !== 1) return UNDATED;
-  const t = Date.parse(raw.metadata.creationTimestamp ?? "");
-  return Number.isNaN(t) ? UNDATED : t;
-}
-
-/** Per canonical pattern the policy claims, when its claim began (epoch ms, or UNDATED). */
-export function claimAges(raw: PolicyObject): Map<string, number> {
-  const rec = recorded(raw);
-  const unrecorded = unrecordedAge(raw);
-  return new Map(claimedDomains(raw).map((d) => [d, rec.get(d) ?? unrecorded]));
+  const unrecordedPattern = olderOperator || g === undefined || g === 1 ? creation : UNDATED;
+  const recorded = new Map<string, number>();
+  if (Array.isArray(status?.claims))
+    for (const c of status.claims as Partial<ClaimRecord>[]) {
+      const t = dateOf(c?.since);
+      if (typeof c?.domain === "string" && !Number.isNaN(t)) recorded.set(c.domain, t);
+    }
+  const relays = new Map<string, number>();
+  if (Array.isArray(status?.selectedBy))
+    for (const s of status.selectedBy as Partial<SelectionRecord>[]) {
+      const t = dateOf(s?.since);
+      if (typeof s?.relay === "string" && !Number.isNaN(t))
+        relays.set(relayIdOf({ name: s.relay, ...(typeof s.uid === "string" ? { uid: s.uid } : {}) }), t);
+    }
+  return {
+    patterns: new Map(domains.map((d) => [d, recorded.get(d) ?? unrecordedPattern])),
+    relays,
+    unrecordedRelay: olderOperator ? creation : UNDATED,
+  };
 }
 
 /**
- * status.claims as the operator writes it at `now`: every pattern the policy claims with the age
- * it had (a recorded one kept, a creation date kept), an undated one from now on. `prev`: the
- * status last written, when the cache has not caught up with it.
+ * When the policy's claim on `pattern` began on the relay `relayId` (undefined: the pattern's date
+ * alone, for callers that judge no relay). UNDATED when either date is unknown.
  */
-export function claimRecords(raw: PolicyObject, now: Date, prev?: unknown): ClaimRecord[] {
-  const basis = prev === undefined ? raw : ({ ...raw, status: prev } as PolicyObject);
-  const ages = claimAges(basis);
-  return [...ages].map(([domain, t]) => ({
-    domain,
-    since: new Date(t === UNDATED ? now.getTime() : t).toISOString(),
-  }));
+export function claimAgeOn(a: ClaimAges, pattern: string, relayId: string | undefined): number {
+  const p = a.patterns.get(pattern) ?? UNDATED;
+  if (relayId === undefined) return p;
+  return Math.max(p, a.relays.get(relayId) ?? a.unrecordedRelay);
+}
+
+/**
+ * status.claims and status.selectedBy as the operator writes them at `now`, for the patterns `domains`
+ * the policy claims and the relays selecting it now: every date kept as it stands (recorded, or the creation it is dated by), an unknown
+ * one from now on. `prev`: the status last written, when the cache has not caught up with it.
+ */
+export function claimRecords(
+  raw: PolicyObject,
+  domains: readonly string[],
+  relays: readonly { metadata: { name?: string; uid?: string } }[],
+  now: Date,
+  prev?: unknown,
+): { claims: ClaimRecord[]; selectedBy: SelectionRecord[] } {
+  const a = claimAges(prev === undefined ? raw : ({ ...raw, status: prev } as PolicyObject), domains);
+  const iso = (t: number) => new Date(t === UNDATED ? now.getTime() : t).toISOString();
+  return {
+    claims: [...a.patterns].map(([domain, t]) => ({ domain, since: iso(t) })),
+    selectedBy: relays
+      .map((r) => ({
+        relay: r.metadata.name ?? "",
+        uid: r.metadata.uid ?? "",
+        since: iso(a.relays.get(relayIdOf(r.metadata)) ?? a.unrecordedRelay),
+      }))
+      .sort((x, y) => x.relay.localeCompare(y.relay)),
+  };
 }

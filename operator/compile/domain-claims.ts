@@ -1,7 +1,8 @@
-// Which policy decides a domain, when several a relay selects claim it: the oldest claim keeps it
-// (claim-age.ts: when each policy began claiming the pattern, recorded in its status; not when the
-// policy was created, so an older policy edited to add a domain does not take it over: attack review,
-// session 8), every later one gets DomainConflict naming it — never a coin toss, and a claim made
+// Which policy decides a domain, when several a relay selects claim it: the oldest claim on that relay
+// keeps it (claim-age.ts: the later of when the policy began claiming the pattern and when the relay
+// began selecting it, recorded in its status; not when the policy was created, so an older policy
+// edited to add a domain, or labelled onto the relay, does not take it over: attack review, session
+// 8), every later one gets DomainConflict naming it — never a coin toss, and a claim made
 // later cannot take a domain over (issue 14, finding 1); an older wildcard claims its subdomains too
 // (a later eu.partner.example under *.partner.example is in conflict). Claims equally old (the same
 // second of creation, or two edits not recorded yet) leave the domain to nobody: every one of them is
@@ -12,6 +13,7 @@ import { MODE_FLOORS, weakerMode, type FlooredMode } from "../../api/v1alpha1/tl
 import { DomainPattern, TLS_VERSIONS, type TlsFallback } from "../../relay/contract/config.js";
 import { canonicalPattern, claimingPatterns, matchesAny } from "../../relay/contract/domains.js";
 import type { PolicyProblem } from "./problems.js";
+import { claimAgeOn, type ClaimAges } from "./claim-age.js";
 
 /** The catch-all pattern: its policy becomes the relay's defaultOutbound. */
 export const CATCH_ALL = "*";
@@ -31,8 +33,8 @@ export function claimedDomains(raw: unknown): string[] {
 /** A policy claiming a domain pattern, as the ownership rule reads it. */
 export interface Claimant {
   key: string;
-  /** Per pattern it claims, when the claim began (claim-age.ts: epoch ms, or Infinity: unknown). */
-  claimedAt: ReadonlyMap<string, number>;
+  /** When its claims began, per pattern and per relay selecting it (claim-age.ts). */
+  ages: ClaimAges;
   /** The patterns it claims (to name the wider one it holds a domain by). */
   domains?: readonly string[];
 }
@@ -51,13 +53,13 @@ export interface ClaimingPolicy extends Claimant {
   tlsAsked?: { mode: string; minVersion: string };
 }
 
-/** When `c` began claiming `domain` (by the pattern itself or a wildcard covering it). */
-function claimedSince(c: Claimant, domain: string): number {
+/** When `c` began claiming `domain` on the relay `relayId` (by the pattern or a wildcard covering it). */
+function claimedSince(c: Claimant, domain: string, relayId: string | undefined): number {
   let t = Infinity;
   for (const p of claimingPatterns(domain)) {
-    if (c.domains && !c.domains.includes(p)) continue;
-    const at = c.claimedAt.get(p);
-    if (at !== undefined && at < t) t = at;
+    if (!c.ages.patterns.has(p)) continue;
+    const at = claimAgeOn(c.ages, p, relayId);
+    if (at < t) t = at;
   }
   return t;
 }
@@ -69,12 +71,17 @@ export interface Ownership {
   tied: Claimant[];
 }
 
-export function ownershipOf(domain: string, claimants: readonly Claimant[]): Ownership {
+/** Who keeps `domain` among `claimants` on the relay `relayId` (claim ages are per relay). */
+export function ownershipOf(
+  domain: string,
+  claimants: readonly Claimant[],
+  relayId: string | undefined,
+): Ownership {
   if (claimants.length === 1) return { owner: claimants[0]!, tied: [] };
   let best = Infinity;
   let oldest: Claimant[] = [];
   for (const c of claimants) {
-    const t = claimedSince(c, domain);
+    const t = claimedSince(c, domain, relayId);
     if (t < best) {
       best = t;
       oldest = [c];
@@ -140,7 +147,7 @@ export function policyVerdict(
       kept.push(domain);
       continue;
     }
-    const { owner, tied } = ownershipOf(domain, [...others, e]);
+    const { owner, tied } = ownershipOf(domain, [...others, e], relay?.id);
     if (owner?.key === e.key) {
       kept.push(domain);
       continue;
@@ -168,7 +175,7 @@ export function policyVerdict(
   // the catch-all sets the relay's floor (attack review 3b): a policy for any domain that guarantees
   // less than it (a weaker mode, or a lower minVersion: security review) is left out (its domains deferred), else whoever may create a policy could send a
   // domain's mail below what the relay's administrator requires of all mail
-  const floor = floorFor(e, claimants);
+  const floor = floorFor(e, claimants, relay?.id);
   const mode = e.policy?.outbound.tls.mode;
   if (floor && mode && isMode(mode) && weakerMode(mode, floor.mode))
     problems.push({
@@ -220,8 +227,9 @@ export function floorOwner(floor: TlsFloor): string {
 export function floorFor(
   e: { domains: readonly string[] },
   claimants: (domain: string) => readonly Claimant[],
+  relayId: string | undefined,
 ): TlsFloor | undefined {
-  return e.domains.includes(CATCH_ALL) ? undefined : catchAllFloor(claimants);
+  return e.domains.includes(CATCH_ALL) ? undefined : catchAllFloor(claimants, relayId);
 }
 
 /** Whether `mode` (a TLS mode name) is weaker than the floor's; an unknown one is (fails closed). */
@@ -286,11 +294,14 @@ function strongEnough(floor: FlooredMode): FlooredMode[] {
  * defers its own domains, it does not lift the floor of every other policy: attack review, session
  * 6); the strictest floor when its spec does not parse; undefined without one.
  */
-export function catchAllFloor(claimants: (domain: string) => readonly Claimant[]): TlsFloor | undefined {
+export function catchAllFloor(
+  claimants: (domain: string) => readonly Claimant[],
+  relayId: string | undefined,
+): TlsFloor | undefined {
   const all = claimants(CATCH_ALL);
   if (!all.length) return undefined;
   // catch-alls claimed equally early decide nothing: the stricter of their floors holds
-  const { owner, tied } = ownershipOf(CATCH_ALL, all);
+  const { owner, tied } = ownershipOf(CATCH_ALL, all, relayId);
   return (owner ? [owner] : tied).map((c) => floorOf(c as ClaimingPolicy)).reduce(stricterFloor);
 }
 
@@ -314,6 +325,8 @@ function stricterFloor(a: TlsFloor, b: TlsFloor): TlsFloor {
 export interface LocalClaim {
   /** namespace/name of the MailRelay. */
   key: string;
+  /** How the claim ages tell the relay apart (claim-age.ts relayIdOf). */
+  id?: string;
   localDomains: readonly string[];
 }
 

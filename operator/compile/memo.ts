@@ -11,6 +11,7 @@ import type { ClusterState } from "../state.js";
 import type { ClusterView } from "./references.js";
 import { claimingPatterns } from "../../relay/contract/domains.js";
 import { floorFor, type Claimant, type TlsFloor } from "./domain-claims.js";
+import { relayIdOf } from "./claim-age.js";
 import { exceptionPhase } from "./exceptions.js";
 import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
@@ -34,10 +35,14 @@ function specId(p: PolicyObject, now: number): string {
   return `${p.metadata.uid ?? ""}:${g !== undefined ? g : JSON.stringify(p.spec)}:${exceptionPhase(p, now)}:${claimsId(p)}`;
 }
 
-/** What of the status the claims' ages read (claim-age.ts): the record, or whether any status exists. */
+/** What of the status the claims' ages read (claim-age.ts): the records, or whether any status exists. */
 function claimsId(p: PolicyObject): string {
-  const st = p.status as { claims?: unknown; conditions?: unknown[] } | undefined;
-  return st?.claims !== undefined ? JSON.stringify(st.claims) : st?.conditions?.length ? "older" : "";
+  const st = p.status as { claims?: unknown; selectedBy?: unknown; conditions?: unknown[] } | undefined;
+  return st?.claims !== undefined
+    ? JSON.stringify([st.claims, st.selectedBy])
+    : st?.conditions?.length
+      ? "older"
+      : "";
 }
 
 /**
@@ -141,7 +146,7 @@ export class CompileMemo {
 
   /** The catch-all floor `relay` holds policy `p` to (domain-claims.ts floorFor), if any. */
   floorOf(relay: MailRelay, p: PolicyObject): TlsFloor | undefined {
-    return floorFor(this.policyEntry(p), (d) => this.claimants(relay, d));
+    return floorFor(this.policyEntry(p), (d) => this.claimants(relay, d), relayIdOf(relay.metadata));
   }
 
   /**

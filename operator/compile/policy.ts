@@ -10,7 +10,7 @@ import {
 import { canonicalPattern } from "../../relay/contract/domains.js";
 import { MailDomainPolicy as MailDomainPolicySchema, type MailDomainPolicy } from "../api.js";
 import { keyOf, type PolicyObject } from "../objects.js";
-import { claimAges } from "./claim-age.js";
+import { claimAges, type ClaimAges } from "./claim-age.js";
 import { CATCH_ALL, claimedDomains } from "./domain-claims.js";
 import { compileFallback } from "./fallback.js";
 import { compileExceptions } from "./exceptions.js";
@@ -169,8 +169,8 @@ function compilePolicy(policyObject: MailDomainPolicy, refs: Refs, now?: number)
 export interface PolicyEntry {
   /** namespace/name */
   key: string;
-  /** When it began claiming each pattern (claim-age.ts): the older claim keeps a contested domain. */
-  claimedAt: ReadonlyMap<string, number>;
+  /** When its claims began, per pattern and relay (claim-age.ts): the older claim keeps a contested domain. */
+  ages: ClaimAges;
   /**
    * The canonical domain patterns it claims, once each; from the raw spec when it does not parse
    * (InvalidSpec), so that a broken policy still holds its domains.
@@ -205,13 +205,13 @@ export function compilePolicyEntry(
   now?: number,
 ): PolicyEntry {
   const key = keyOf(raw as MailDomainPolicy);
-  const claimedAt = claimAges(raw as PolicyObject);
   const domains = claimedDomains(raw);
+  const ages = claimAges(raw as PolicyObject, domains);
   const parsed = MailDomainPolicySchema.safeParse(raw);
   if (!parsed.success)
     return {
       key,
-      claimedAt,
+      ages,
       domains,
       problems: [
         {
@@ -229,7 +229,7 @@ export function compilePolicyEntry(
   const tls = parsed.data.spec.outbound.tls;
   return {
     key,
-    claimedAt,
+    ages,
     domains,
     problems: refs.problems,
     tlsAsked: { mode: tls.mode, minVersion: tls.minVersion ?? "TLSv1.2" },

@@ -31,6 +31,7 @@ import { keyOf } from "../objects.js";
 import type { ProjectedSource } from "../render/input.js";
 import { ADMIN_PORT, FLEET_SECRET_KEY, names, QUEUE_DIR } from "../render/meta.js";
 import { CATCH_ALL, claimIndex, floorFor, type LocalClaim } from "./domain-claims.js";
+import { relayIdOf } from "./claim-age.js";
 import { forRelay, relayMaxSeconds } from "./exceptions.js";
 import { compileDkim } from "./dkim.js";
 import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
@@ -76,6 +77,7 @@ export interface CompileResult {
 export function localClaimOf(relay: MailRelay): LocalClaim {
   return {
     key: keyOf(relay),
+    id: relayIdOf(relay.metadata),
     localDomains: (relay.spec.inbound.localDomains ?? []).map((d) => canonicalPattern(d) ?? d),
   };
 }
@@ -138,7 +140,7 @@ export function compileRelayConfig(
     }
     // exceptions longer than this relay allows, or below its catch-all's floor, are left out (the
     // policy's status says Refused)
-    const pol = forRelay(entry.policy, maxSeconds, floorFor(entry, claimantsOf));
+    const pol = forRelay(entry.policy, maxSeconds, floorFor(entry, claimantsOf, relayClaim.id));
     compiled.push(pol);
     tokens.set(entry.key, entry.token ?? "");
     for (const [name, c] of entry.credentials) credentials[name] = c;

@@ -66,11 +66,13 @@ export function relaySpecChanged(old: MailRelayObject | undefined, cur: MailRela
   return !jsonEqual(old.spec, cur.spec);
 }
 
-/** Whether the claims a policy's status records (status.claims) differ between two versions. */
+/** Whether what a policy's status records of its claims' ages (claims, selectedBy) differs. */
 function claimsChanged(old: PolicyObject | undefined, cur: PolicyObject): boolean {
-  const a = (old?.status as { claims?: unknown } | undefined)?.claims;
-  const b = (cur.status as { claims?: unknown } | undefined)?.claims;
-  return !jsonEqual(a ?? null, b ?? null);
+  const records = (p: PolicyObject | undefined) => {
+    const st = p?.status as { claims?: unknown; selectedBy?: unknown } | undefined;
+    return [st?.claims ?? null, st?.selectedBy ?? null];
+  };
+  return !jsonEqual(records(old), records(cur));
 }
 
 /** Whether a claim on one pattern can change who owns the other: the same, or one covers the other. */

@@ -1,6 +1,7 @@
 // Inputs for the operator's pure compile and render functions, shared by the unit tests: a MailRelay
 // "edge" in namespace "mail", the cluster view the compiler reads, and the operator settings.
 import { MailRelay, type RelayCredential } from "../../api/v1alpha1/index.js";
+import { claimedDomains } from "../../operator/compile/domain-claims.js";
 import { CompileMemo } from "../../operator/compile/memo.js";
 import type { ClusterView } from "../../operator/compile/references.js";
 import { compileRelayConfig, withStored } from "../../operator/compile/relay-config.js";
@@ -95,6 +96,27 @@ export function relayObject(name: string, selector: Record<string, string>, gene
       policySelector: { matchLabels: selector },
     },
   } as unknown as MailRelayObject;
+}
+
+/**
+ * `p` created at `since` and in force since then as the operator records it (compile/claim-age.ts):
+ * its domains claimed and `relay` selecting it since `since` (mailRelay's edge by default).
+ */
+export function recordedSince<T extends { metadata: Record<string, unknown>; status?: unknown }>(
+  p: T,
+  since: string,
+  relay: { name: string; uid: string } = { name: "edge", uid: "u1" },
+): T {
+  const at = new Date(since).toISOString();
+  return {
+    ...p,
+    metadata: { ...p.metadata, creationTimestamp: since },
+    status: {
+      ...(p.status as object | undefined),
+      claims: claimedDomains(p).map((domain) => ({ domain, since: at })),
+      selectedBy: [{ relay: relay.name, uid: relay.uid, since: at }],
+    },
+  };
 }
 
 /** A MailDomainPolicy object for `domains` (outbound TLS required), labelled for relay "edge". */

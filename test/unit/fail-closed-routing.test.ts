@@ -10,7 +10,7 @@ import { compileRelayConfig } from "../../operator/compile/relay-config.js";
 import { RelayConfig, type RelayConfigInput } from "../../relay/contract/config.js";
 import { canonicalDomain, canonicalPattern } from "../../relay/contract/domains.js";
 import { groupRecipients, routeFor } from "../../relay/outbound/route.js";
-import { clusterView, mailRelay } from "../support/operator-fixtures.js";
+import { clusterView, mailRelay, recordedSince } from "../support/operator-fixtures.js";
 import { minimalRelayConfig } from "../support/minimal-relay-config.js";
 
 const relay = () =>
@@ -22,16 +22,21 @@ const relay = () =>
     },
   });
 
+/** A policy created at `created` and in force on edge since (its claims recorded: claim-age.ts). */
 const policy = (
   name: string,
   created: string,
   spec: Partial<MailDomainPolicy["spec"]> & { domains: string[] },
-): MailDomainPolicy => ({
-  apiVersion: "sealpost.dev/v1alpha1",
-  kind: "MailDomainPolicy",
-  metadata: { name, namespace: "mail", creationTimestamp: created },
-  spec: { outbound: { tls: { mode: "verify", trustSystemRoots: true } }, ...spec },
-});
+): MailDomainPolicy =>
+  recordedSince(
+    {
+      apiVersion: "sealpost.dev/v1alpha1",
+      kind: "MailDomainPolicy",
+      metadata: { name, namespace: "mail" },
+      spec: { outbound: { tls: { mode: "verify", trustSystemRoots: true } }, ...spec },
+    },
+    created,
+  );
 
 const login: RelayCredential = {
   apiVersion: "sealpost.dev/v1alpha1",
@@ -111,7 +116,7 @@ describe("issue 14 finding 1: a policy with a problem never falls to the default
     assert.equal(decision("eu.partner.example", r.config), "mail/exception:verify");
   });
 
-  it("equal creation time: the name decides, the same way whatever the input order", () => {
+  it("equal claim ages: no claim is older, none decides, the domain is deferred whatever the input order", () => {
     const a = policy("a", "2026-01-01T00:00:00Z", { domains: ["p.example"] });
     const b = policy("b", "2026-01-01T00:00:00Z", {
       domains: ["p.example"],
@@ -122,7 +127,9 @@ describe("issue 14 finding 1: a policy with a problem never falls to the default
       [b, a],
     ]) {
       const r = compileRelayConfig(relay(), order, clusterView());
-      assert.equal(decision("p.example", r.config), "mail/a:verify");
+      // a tie broken by name would be the racer's to win (attack review, session 8)
+      assert.equal(decision("p.example", r.config), "hold:POLICY_PROBLEM");
+      assert.equal(r.problems.get("mail/a")![0]!.reason, "DomainConflict");
       assert.equal(r.problems.get("mail/b")![0]!.reason, "DomainConflict");
     }
   });

@@ -1,14 +1,17 @@
-// When a policy's claim on a domain began (operator/compile/claim-age.ts): recorded in its status by
-// the operator, else its creation when the claim dates from it (generation 1, or a status an older
-// operator wrote), else unknown (an edit not recorded yet). Attack review, session 8: the age of the
-// policy object let an edited old policy take a newer policy's domain over. Pure.
+// When a policy's claim on a domain began, on one relay (operator/compile/claim-age.ts): the later of
+// when it began claiming the pattern and when the relay began selecting it, each recorded in its
+// status by the operator, else dated by its creation where that is what they date from, else unknown.
+// Attack review, session 8: the age of the policy object let an edited old policy take a newer
+// policy's domain over, and a claim's age counted on a relay that selected the policy only later. Pure.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { claimAges, claimRecords, UNDATED } from "../../operator/compile/claim-age.js";
+import { claimAgeOn, claimAges, claimRecords, relayIdOf, UNDATED } from "../../operator/compile/claim-age.js";
+import { claimedDomains } from "../../operator/compile/domain-claims.js";
 import type { PolicyObject } from "../../operator/objects.js";
 
 const T0 = "2026-01-01T00:00:00Z";
 const at = (iso: string) => Date.parse(iso);
+const EDGE = { name: "edge", uid: "u-edge" };
 
 function pol(domains: string[], generation: number, status?: Record<string, unknown>): PolicyObject {
   return {
@@ -20,57 +23,63 @@ function pol(domains: string[], generation: number, status?: Record<string, unkn
   };
 }
 
+const ages = (p: PolicyObject) => claimAges(p, claimedDomains(p));
+const on = (p: PolicyObject, pattern: string, relay = EDGE) => claimAgeOn(ages(p), pattern, relayIdOf(relay));
+
 describe("claim ages", () => {
-  it("a policy never edited claims its domains from its creation", () => {
+  it("a policy never edited claims its patterns from its creation; a relay's selection not recorded is undated", () => {
+    const p = pol(["a.example", "*.b.example"], 1);
     assert.deepEqual(
-      [...claimAges(pol(["a.example", "*.b.example"], 1))],
+      [...ages(p).patterns],
       [
         ["a.example", at(T0)],
         ["*.b.example", at(T0)],
       ],
     );
+    // labels change without a new generation: an unrecorded selection is never the creation's
+    assert.equal(on(p, "a.example"), UNDATED);
+    assert.equal(claimAgeOn(ages(p), "a.example", undefined), at(T0));
   });
 
-  it("an edited policy's unrecorded claim is undated (newer than every dated one); a recorded one keeps its date", () => {
+  it("on a relay: the later of the pattern's and the selection's recorded dates", () => {
     const p = pol(["a.example", "partner.example"], 4, {
       conditions: [{ type: "Accepted", status: "True" }],
       claims: [{ domain: "a.example", since: "2026-01-01T00:00:00.000Z" }],
+      selectedBy: [{ relay: "edge", uid: "u-edge", since: "2026-03-01T00:00:00.000Z" }],
     });
-    assert.deepEqual(
-      [...claimAges(p)],
-      [
-        ["a.example", at(T0)],
-        ["partner.example", UNDATED],
-      ],
-    );
+    assert.equal(on(p, "a.example"), at("2026-03-01T00:00:00Z"), "selected later than claimed");
+    assert.equal(on(p, "partner.example"), UNDATED, "an edit's claim not recorded yet");
+    assert.equal(on(p, "a.example", { name: "edge", uid: "u-other" }), UNDATED, "a relay created again");
   });
 
-  it("a status an operator from before status.claims wrote: every claim from the creation (its rule then)", () => {
+  it("a status an operator from before these records wrote: every claim and selection from the creation", () => {
     const p = pol(["a.example"], 7, { conditions: [{ type: "Accepted", status: "True" }] });
-    assert.deepEqual([...claimAges(p)], [["a.example", at(T0)]]);
+    assert.equal(on(p, "a.example"), at(T0));
   });
 
   it("a claim in the status but not in the spec is gone; spellings are canonical", () => {
     const p = pol(["A.Example"], 2, { claims: [{ domain: "gone.example", since: T0 }] });
-    assert.deepEqual([...claimAges(p)], [["a.example", UNDATED]]);
+    assert.deepEqual([...ages(p).patterns], [["a.example", UNDATED]]);
   });
 
-  it("the record written: dated claims keep their date, undated ones start now; the last write counts before the cache", () => {
+  it("the records written: dated ones keep their date, undated ones start now; the last write counts before the cache", () => {
     const now = new Date("2026-02-01T12:00:00.000Z");
     const p = pol(["a.example", "partner.example"], 2, {
       claims: [{ domain: "a.example", since: "2026-01-01T00:00:00.000Z" }],
     });
-    assert.deepEqual(claimRecords(p, now), [
-      { domain: "a.example", since: "2026-01-01T00:00:00.000Z" },
-      { domain: "partner.example", since: "2026-02-01T12:00:00.000Z" },
-    ]);
     const written = {
       claims: [
         { domain: "a.example", since: "2026-01-01T00:00:00.000Z" },
         { domain: "partner.example", since: "2026-02-01T12:00:00.000Z" },
       ],
+      selectedBy: [{ relay: "edge", uid: "u-edge", since: "2026-02-01T12:00:00.000Z" }],
     };
-    // a reconcile a minute later, the cache still without the write: the same record
-    assert.deepEqual(claimRecords(p, new Date("2026-02-01T12:01:00.000Z"), written), written.claims);
+    const relays = [{ metadata: EDGE }];
+    assert.deepEqual(claimRecords(p, claimedDomains(p), relays, now), written);
+    // a reconcile a minute later, the cache still without the write: the same records
+    const later = new Date("2026-02-01T12:01:00.000Z");
+    assert.deepEqual(claimRecords(p, claimedDomains(p), relays, later, written), written);
+    // a relay that no longer selects it is dropped: selected again later, it is new there
+    assert.deepEqual(claimRecords(p, claimedDomains(p), [], later, written).selectedBy, []);
   });
 });

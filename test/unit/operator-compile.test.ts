@@ -8,7 +8,13 @@ import { policyReferences } from "../../operator/compile/references.js";
 import { compileRelayConfig } from "../../operator/compile/relay-config.js";
 import { renderServerCertificate } from "../../operator/render/certificate.js";
 import { RelayConfig } from "../../relay/contract/config.js";
-import { clusterView, mailRelay, relayOwner, renderRelay } from "../support/operator-fixtures.js";
+import {
+  clusterView,
+  mailRelay,
+  recordedSince,
+  relayOwner,
+  renderRelay,
+} from "../support/operator-fixtures.js";
 import type { KubeObject } from "../../operator/runtime/kube.js";
 
 const relay = (spec: Record<string, unknown> = {}) =>
@@ -35,9 +41,9 @@ const policy = (
   spec: { outbound: { tls: { mode: "required" } }, ...spec },
 });
 
-/** `p` as the apiserver created it at `at` (generation 1). */
+/** `p` as the apiserver created it at `at` (generation 1), in force on edge since (claim-age.ts). */
 function created(p: MailDomainPolicy, at: string): MailDomainPolicy {
-  return { ...p, metadata: { ...p.metadata, creationTimestamp: at, generation: 1 } };
+  return recordedSince({ ...p, metadata: { ...p.metadata, generation: 1 } }, at);
 }
 
 const cred = (name: string, spec: RelayCredential["spec"]): RelayCredential => ({
@@ -287,25 +293,37 @@ describe("compile", () => {
     assert.deepEqual(r.included, ["mail/partner"]);
     assert.equal(r.problems.get("mail/old")![0]!.reason, "DomainConflict");
     // once recorded, the edit's claim keeps its date: still newer than the partner's
-    const recorded = {
-      ...edited,
-      status: {
-        claims: [
-          { domain: "old.example", since: "2026-01-01T00:00:00.000Z" },
-          { domain: "partner.example", since: "2026-01-05T00:00:00.000Z" },
-        ],
-      },
+    const recorded = recordedSince(edited, "2026-01-01T00:00:00Z");
+    recorded.status = {
+      ...recorded.status,
+      claims: [
+        { domain: "old.example", since: "2026-01-01T00:00:00.000Z" },
+        { domain: "partner.example", since: "2026-01-05T00:00:00.000Z" },
+      ],
     };
     assert.deepEqual(compileRelayConfig(relay(), [partner, recorded], clusterView()).included, [
       "mail/partner",
     ]);
     // the partner's own later edit keeps its recorded claim
-    const partnerEdited = {
-      ...partner,
-      metadata: { ...partner.metadata, generation: 3 },
-      status: { claims: [{ domain: "partner.example", since: "2026-01-02T00:00:00.000Z" }] },
-    };
+    const partnerEdited = { ...partner, metadata: { ...partner.metadata, generation: 3 } };
     assert.deepEqual(compileRelayConfig(relay(), [partnerEdited, recorded], clusterView()).included, [
+      "mail/partner",
+    ]);
+    // a claim parked on no relay (recorded long ago), labelled onto edge later: on edge it dates from
+    // the selection (the review of the first fix); before that is recorded, it is undated
+    const parked = recordedSince(
+      policy("parked", { domains: ["partner.example"], outbound: { tls: { mode: "none" } } }),
+      "2025-06-01T00:00:00Z",
+      { name: "nowhere", uid: "u-nowhere" },
+    );
+    assert.deepEqual(compileRelayConfig(relay(), [partner, parked], clusterView()).included, [
+      "mail/partner",
+    ]);
+    parked.status = {
+      ...parked.status,
+      selectedBy: [{ relay: "edge", uid: "u1", since: "2026-02-01T00:00:00.000Z" }],
+    };
+    assert.deepEqual(compileRelayConfig(relay(), [partner, parked], clusterView()).included, [
       "mail/partner",
     ]);
     // created in the same second: no claim is older, none decides, the domain is deferred once
@@ -323,10 +341,10 @@ describe("compile", () => {
     );
     // a wildcard added by an edit does not take a subdomain an exact policy claimed first
     const exact = created(policy("eu", { domains: ["eu.bank.example"] }), "2026-01-02T00:00:00Z");
-    const wide = {
-      ...created(policy("wide", { domains: ["*.bank.example"] }), "2026-01-01T00:00:00Z"),
-    };
+    // (its record names its other claims and edge's selection, not the wildcard the edit added)
+    const wide = created(policy("wide", { domains: ["*.bank.example"] }), "2026-01-01T00:00:00Z");
     wide.metadata = { ...wide.metadata, generation: 2 };
+    wide.status = { ...wide.status, claims: [] };
     const w = compileRelayConfig(relay(), [exact, wide], clusterView());
     assert.deepEqual(w.included, ["mail/eu", "mail/wide"]);
   });

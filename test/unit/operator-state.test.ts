@@ -32,7 +32,7 @@ import {
   type Caches,
   type ServiceObject,
 } from "../../operator/state.js";
-import { policyObject, relayObject } from "../support/operator-fixtures.js";
+import { policyObject, recordedSince, relayObject } from "../support/operator-fixtures.js";
 
 /** An informer's read side over a mutable list, with events like the real one (set/remove). */
 class FakeInformer<T extends KubeObject> {
@@ -171,10 +171,9 @@ describe("a policy's verdict on its own equals the relay's compile", () => {
   });
 
   it("follows the cache: a conflict appears with a second claimant and goes with its delete or relabel", () => {
-    const a = policy("a", ["shared.example"]);
-    a.metadata.creationTimestamp = "2026-01-01T00:00:00Z";
-    const b = policy("b", ["shared.example", "b.example"]);
-    b.metadata.creationTimestamp = "2026-01-02T00:00:00Z";
+    const edgeRecord = { name: "edge", uid: "u-edge" };
+    const a = recordedSince(policy("a", ["shared.example"]), "2026-01-01T00:00:00Z", edgeRecord);
+    const b = recordedSince(policy("b", ["shared.example", "b.example"]), "2026-01-02T00:00:00Z", edgeRecord);
     const edge = relay("edge", { relay: "edge" });
     const { fakes, caches } = fakeCaches({ relays: [edge], policies: [a] });
     const state = new ClusterState(caches);

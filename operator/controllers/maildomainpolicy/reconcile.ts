@@ -17,6 +17,7 @@ import type { ReconcilerDeps } from "../deps.js";
 import { probeRelay, relayAdminToken } from "../relay-probe.js";
 import { writeStatus } from "../status-write.js";
 import { claimRecords } from "../../compile/claim-age.js";
+import { claimedDomains } from "../../compile/domain-claims.js";
 import {
   policyAccepted,
   policyEnforced,
@@ -218,15 +219,16 @@ export async function reconcileMailDomainPolicy(
   );
   const written = deps.written.current(`${raw.kind ?? ""}/${key}`, raw) as
     { exceptions?: Parameters<typeof exceptionEvents>[0] } | undefined;
-  // when each domain was first claimed: what decides a contested one (compile/claim-age.ts)
-  const claims = claimRecords(raw, deps.now(), written);
+  // when each domain was first claimed, and since when each relay selects it: what decides a
+  // contested domain (compile/claim-age.ts)
+  const records = claimRecords(raw, claimedDomains(raw), relays, deps.now(), written);
   const wrote = await writeStatus(
     deps,
     raw,
     {
       observedGeneration: generation,
       domains,
-      claims,
+      ...records,
       ...figures,
       ...watch.fields,
       ...report,
