@@ -176,6 +176,11 @@ export interface PolicyEntry {
    * (InvalidSpec), so that a broken policy still holds its domains.
    */
   domains: string[];
+  /**
+   * The inbound credential its spec names (even when the spec or the reference does not compile):
+   * while the policy is left out, the relay lets no host log in with it (config.heldCredentials).
+   */
+  inboundCredential?: string;
   /** Spec and reference problems (no conflicts): the policy is left out when there is one. */
   problems: PolicyProblem[];
   /** The relay config's policy, when there are no problems. */
@@ -197,6 +202,13 @@ export interface PolicyEntry {
   configMaps: ReadonlyMap<string, ReadonlyMap<string, string>>;
 }
 
+/** The RelayCredential a raw policy's spec.inbound.credentialRef names, whether the spec parses or not. */
+function inboundCredentialNamed(raw: unknown): string | undefined {
+  const n = (raw as { spec?: { inbound?: { credentialRef?: { name?: unknown } } } } | undefined)?.spec
+    ?.inbound?.credentialRef?.name;
+  return typeof n === "string" && n ? n : undefined;
+}
+
 export function compilePolicyEntry(
   raw: unknown,
   namespace: string,
@@ -207,12 +219,14 @@ export function compilePolicyEntry(
   const key = keyOf(raw as MailDomainPolicy);
   const domains = claimedDomains(raw);
   const ages = claimAges(raw as PolicyObject, domains);
+  const named = inboundCredentialNamed(raw);
   const parsed = MailDomainPolicySchema.safeParse(raw);
   if (!parsed.success)
     return {
       key,
       ages,
       domains,
+      ...(named ? { inboundCredential: named } : {}),
       problems: [
         {
           reason: "InvalidSpec",
@@ -231,6 +245,7 @@ export function compilePolicyEntry(
     key,
     ages,
     domains,
+    ...(named ? { inboundCredential: named } : {}),
     problems: refs.problems,
     tlsAsked: { mode: tls.mode, minVersion: tls.minVersion ?? "TLSv1.2" },
     ...(ok

@@ -119,6 +119,8 @@ export function compileRelayConfig(
   const claimantsOf = claimIndex(sorted);
   const compiled: Policy[] = [];
   const deferredPolicies: DeferredPolicy[] = [];
+  // the logins of left-out policies: refused by the relay until they are back (not the relay's own)
+  const heldCredentials = new Set<string>();
   const credentials: Record<string, Credential> = {};
   const secretItems = new Map<string, Map<string, string>>();
   const configMapItems = new Map<string, Map<string, string>>();
@@ -130,6 +132,8 @@ export function compileRelayConfig(
     const verdict = relayVerdict(entry, claimantsOf, relayClaim);
     if (verdict.problems.length || !entry.policy) {
       problems.set(entry.key, verdict.problems);
+      if (entry.inboundCredential && !relayClaim.accounts.includes(entry.inboundCredential))
+        heldCredentials.add(entry.inboundCredential);
       if (verdict.deferred.length)
         deferredPolicies.push({
           name: entry.key,
@@ -277,6 +281,7 @@ export function compileRelayConfig(
     ...compileTlsReporting(relay),
     policies: compiled.filter((p) => !p.domains.includes(CATCH_ALL)),
     deferredPolicies,
+    heldCredentials: [...heldCredentials].sort(),
     ...(catchAll ? { defaultOutbound: catchAll.outbound, defaultOutboundPolicy: catchAll.name } : {}),
     queue: {
       dir: QUEUE_DIR,

@@ -424,6 +424,13 @@ export const RelayConfig = z.strictObject({
   /** Domains whose policy has a problem: deferred, never routed by a weaker policy (DeferredPolicy). */
   deferredPolicies: z.array(DeferredPolicy).default([]),
   /**
+   * Inbound credentials a policy the operator left out names (its inbound.credentialRef; never a
+   * relay-wide account): a login several policies name gets only what every one of them allows
+   * (relay/inbound/authority.ts), and one left out allows nothing, so no host may log in with it until
+   * that policy is back, whatever another policy naming it says.
+   */
+  heldCredentials: z.array(z.string().min(1)).default([]),
+  /**
    * DKIM signing per sending domain (dkim-config.ts): mail from a trusted sender whose From: is one of
    * these domains is signed after any message encryption (relay/outbound/message-transforms.ts).
    */

@@ -7,6 +7,8 @@
 //    does (attack review 8b: a second policy naming a partner's login with hosts 0.0.0.0/0 opened it
 //    to every host, and to the second policy's domains): accepted from a host every naming policy's
 //    rule matches, and, without its own senderDomains, MAIL FROM in domains every one of them claims;
+//    one the operator left out allows nothing (config.heldCredentials: refused from every host while
+//    it is out);
 //  - where a logged-in client may send: local domains only, unless its credential grants relaying
 //    (allowRelay);
 //  - which MAIL FROM it may use (as Postfix's reject_sender_login_mismatch): its senderDomains, by
@@ -77,6 +79,8 @@ export interface CompiledAuthority {
    * (their names, as InboundDecision.policies). A host may use it only when all of them match it.
    */
   namedBy: ReadonlyMap<string, readonly string[]>;
+  /** Credentials a left-out policy names (config.heldCredentials): no host may use them. */
+  held: ReadonlySet<string>;
   localDomains: readonly string[];
   /** undefined: every address of a local domain is accepted. */
   recipients?: RecipientTable;
@@ -114,6 +118,7 @@ export function compileAuthority(c: RelayConfig, files: ReadonlyMap<string, Buff
   return {
     grants,
     namedBy,
+    held: new Set(c.heldCredentials),
     localDomains: c.inbound.localDomains,
     ...(lr
       ? {
@@ -175,8 +180,10 @@ function tableKey(address: string): string {
  */
 export function allowedAccounts(a: CompiledAuthority, d: InboundDecision): string[] {
   if (d.credentials)
-    return d.credentials.filter((n) => a.namedBy.get(n)?.every((p) => d.policies.includes(p)) ?? false);
-  return [...a.grants.keys()].filter((n) => !a.namedBy.has(n));
+    return d.credentials.filter(
+      (n) => !a.held.has(n) && (a.namedBy.get(n)?.every((p) => d.policies.includes(p)) ?? false),
+    );
+  return [...a.grants.keys()].filter((n) => !a.namedBy.has(n) && !a.held.has(n));
 }
 
 /** Identifies one version of an account: a changed password or username is a different login. */

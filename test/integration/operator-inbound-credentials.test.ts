@@ -262,4 +262,34 @@ describe("attack review 8b: a policy author rebinds the relay's own and a partne
     assert.ok(!fromPartnerHost.senderDomains?.includes("team-b2.example"));
     assert.deepEqual(fromPartnerHost.senderDomains, []);
   });
+
+  // the review of the fix: the intersection must count a naming policy that is left out
+  it("while the partner's policy is left out, another policy naming the partner's login does not open it to every host", async () => {
+    // team-b2 (previous case) names partner-login with hosts 0.0.0.0/0; the partner rotates its CA and
+    // applies the policy before the ConfigMap: the partner's policy is left out of the relay for a while
+    await admin.apply(
+      obj("MailDomainPolicy", "partner", {
+        domains: ["partner.example"],
+        outbound: { tls: { mode: "verify", caBundle: { configMapRef: { name: "partner-ca-2027" } } } },
+        inbound: {
+          hosts: ["198.51.100.0/24"],
+          require: "tls+auth",
+          credentialRef: { name: "partner-login" },
+        },
+      }),
+      { fieldManager: "relay-admin" },
+    );
+    const c = await configWith("partner left out", (x) =>
+      x.deferredPolicies.some((p) => p.name === "mail/partner"),
+    );
+    assert.deepEqual(c.heldCredentials, ["partner-login"]);
+    const fromAnywhere = login(c, "192.0.2.200", "partner-login");
+    assert.equal(
+      fromAnywhere.allowed,
+      false,
+      "the partner's login must stay bound to the partner's hosts (never the union, never only the other policy's)",
+    );
+    // held while the partner's policy is out: from the partner's hosts too, until it is back
+    assert.equal(login(c, "198.51.100.9", "partner-login").allowed, false);
+  });
 });

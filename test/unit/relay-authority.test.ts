@@ -134,6 +134,28 @@ describe("inbound authority (findings 3, 7)", () => {
     assert.deepEqual(compileAuthority(own, new Map()).grants.get("p")?.senderDomains, ["team-b2.example"]);
   });
 
+  it("the review of 8b's fix: a login a left-out policy names is held: no host may use it, relay-wide ones still may", () => {
+    const held = RelayConfig.parse({
+      ...config,
+      policies: [
+        {
+          name: "ns/team-b2",
+          domains: ["team-b2.example"],
+          outbound: { tls: { mode: "none" } },
+          inbound: { hosts: ["192.0.2.0/24"], require: "tls+auth", credentials: ["p"] },
+        },
+      ],
+      heldCredentials: ["p"],
+    });
+    const h = compileAuthority(held, new Map());
+    const hi = compileInbound(held);
+    assert.ok(hi.ok);
+    // the other policy's hosts: its rule names only the held login
+    assert.deepEqual(allowedAccounts(h, decideInbound(hi.value, "192.0.2.200", "submission")), []);
+    // elsewhere (the partner's hosts too, its policy being out): the relay-wide account only
+    assert.deepEqual(allowedAccounts(h, decideInbound(hi.value, "203.0.113.5", "submission")), ["app"]);
+  });
+
   it("domain patterns in common: exact names and nested wildcards", () => {
     assert.deepEqual(commonPatterns(["a.example", "*.b.example"], ["*.example"]), [
       "a.example",
