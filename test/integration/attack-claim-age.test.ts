@@ -303,10 +303,15 @@ describe("attack review 8: an older policy that claims a domain later does not t
     await raced;
     const clinicAt = (await get(R.MailDomainPolicy, "clinic"))!.metadata.creationTimestamp;
     const attackerAt = (await get(R.MailDomainPolicy, "a-claim"))!.metadata.creationTimestamp;
-    // the operator has decided both (a-claim's status at its generation), then the config
+    // the operator has decided both (their statuses at their generations), and the relay's config
+    // has caught up with them (the statuses are written from the verdicts, not from the ConfigMap)
     await settled("a-claim");
     await settled("clinic");
-    const c = (await config())!;
+    const c = await waitFor("both in the config", async () => {
+      const x = await config();
+      const names = [...(x?.policies ?? []), ...(x?.deferredPolicies ?? [])].map((p) => p.name);
+      return names.includes("mail/clinic") || names.includes("mail/a-claim") ? x : undefined;
+    });
     console.log(
       "race:",
       JSON.stringify({ clinicAt, attackerAt, clinicRoute: decision("clinic.example", c) }),
