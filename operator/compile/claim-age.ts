@@ -12,7 +12,10 @@
 //   - for either, in a status an operator from before these records wrote: the creation (the rule that
 //     operator decided by, so nothing changes hands in the upgrade);
 //   - otherwise unknown: newer than every dated claim (labels change without a new generation, so a
-//     selection not recorded is never dated by the creation).
+//     selection not recorded is never dated by the policy's creation);
+// and a selection the relay was born with (it selected the policy when the operator first saw it,
+// new: memo.ts selectedAtBirth) is recorded as the relay's creation, so a relay created (again) later
+// orders the policies it starts with by their claims, not by the order they are reconciled in.
 // Pure: the recording's clock is the caller's.
 import type { PolicyObject } from "../objects.js";
 
@@ -94,27 +97,50 @@ export function claimAgeOn(a: ClaimAges, pattern: string, relayId: string | unde
 }
 
 /**
+ * When the policy's claim on `pattern` first took effect on any relay: the later of the pattern's date
+ * and its earliest recorded selection. What tells apart claims equally old on one relay (a relay born
+ * with both): a claim parked where no relay selected it is not older for having been parked.
+ */
+export function claimAgeAnywhere(a: ClaimAges, pattern: string): number {
+  const p = a.patterns.get(pattern) ?? UNDATED;
+  const first = a.relays.size ? Math.min(...a.relays.values()) : a.unrecordedRelay;
+  return Math.max(p, first);
+}
+
+/**
  * status.claims and status.selectedBy as the operator writes them at `now`, for the patterns `domains`
  * the policy claims and the relays selecting it now: every date kept as it stands (recorded, or the creation it is dated by), an unknown
  * one from now on. `prev`: the status last written, when the cache has not caught up with it.
  */
-export function claimRecords(
+export function claimRecords<R extends RelayMeta>(
   raw: PolicyObject,
   domains: readonly string[],
-  relays: readonly { metadata: { name?: string; uid?: string } }[],
+  relays: readonly R[],
   now: Date,
   prev?: unknown,
+  /** Whether the relay selected the policy when it was born (memo.ts selectedAtBirth). */
+  bornWith: (relay: R) => boolean = () => false,
 ): { claims: ClaimRecord[]; selectedBy: SelectionRecord[] } {
   const a = claimAges(prev === undefined ? raw : ({ ...raw, status: prev } as PolicyObject), domains);
   const iso = (t: number) => new Date(t === UNDATED ? now.getTime() : t).toISOString();
+  // a selection the relay was born with dates from the relay's creation, the same for all of them:
+  // their order is their claims', never the reconcile order
+  const unrecorded = (r: R): number => {
+    const born = bornWith(r) ? dateOf(r.metadata.creationTimestamp) : NaN;
+    return Number.isNaN(born) ? a.unrecordedRelay : born;
+  };
   return {
     claims: [...a.patterns].map(([domain, t]) => ({ domain, since: iso(t) })),
     selectedBy: relays
       .map((r) => ({
         relay: r.metadata.name ?? "",
         uid: r.metadata.uid ?? "",
-        since: iso(a.relays.get(relayIdOf(r.metadata)) ?? a.unrecordedRelay),
+        since: iso(a.relays.get(relayIdOf(r.metadata)) ?? unrecorded(r)),
       }))
       .sort((x, y) => x.relay.localeCompare(y.relay)),
   };
+}
+
+interface RelayMeta {
+  metadata: { name?: string; uid?: string; creationTimestamp?: string };
 }

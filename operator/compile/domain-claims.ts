@@ -13,7 +13,7 @@ import { MODE_FLOORS, weakerMode, type FlooredMode } from "../../api/v1alpha1/tl
 import { DomainPattern, TLS_VERSIONS, type TlsFallback } from "../../relay/contract/config.js";
 import { canonicalPattern, claimingPatterns, matchesAny } from "../../relay/contract/domains.js";
 import type { PolicyProblem } from "./problems.js";
-import { claimAgeOn, type ClaimAges } from "./claim-age.js";
+import { claimAgeAnywhere, claimAgeOn, type ClaimAges } from "./claim-age.js";
 
 /** The catch-all pattern: its policy becomes the relay's defaultOutbound. */
 export const CATCH_ALL = "*";
@@ -53,13 +53,16 @@ export interface ClaimingPolicy extends Claimant {
   tlsAsked?: { mode: string; minVersion: string };
 }
 
-/** When `c` began claiming `domain` on the relay `relayId` (by the pattern or a wildcard covering it). */
-function claimedSince(c: Claimant, domain: string, relayId: string | undefined): number {
-  let t = Infinity;
+/**
+ * When `c`'s claim on `domain` (by the pattern or a wildcard covering it) began on the relay
+ * `relayId`, and, to tell equal ones apart, when it first took effect on any relay.
+ */
+function claimedSince(c: Claimant, domain: string, relayId: string | undefined): [number, number] {
+  let t: [number, number] = [Infinity, Infinity];
   for (const p of claimingPatterns(domain)) {
     if (!c.ages.patterns.has(p)) continue;
-    const at = claimAgeOn(c.ages, p, relayId);
-    if (at < t) t = at;
+    const at: [number, number] = [claimAgeOn(c.ages, p, relayId), claimAgeAnywhere(c.ages, p)];
+    if (at[0] < t[0] || (at[0] === t[0] && at[1] < t[1])) t = at;
   }
   return t;
 }
@@ -78,14 +81,14 @@ export function ownershipOf(
   relayId: string | undefined,
 ): Ownership {
   if (claimants.length === 1) return { owner: claimants[0]!, tied: [] };
-  let best = Infinity;
+  let best: [number, number] = [Infinity, Infinity];
   let oldest: Claimant[] = [];
   for (const c of claimants) {
     const t = claimedSince(c, domain, relayId);
-    if (t < best) {
+    if (t[0] < best[0] || (t[0] === best[0] && t[1] < best[1])) {
       best = t;
       oldest = [c];
-    } else if (t === best) oldest.push(c);
+    } else if (t[0] === best[0] && t[1] === best[1]) oldest.push(c);
   }
   return oldest.length === 1 ? { owner: oldest[0]!, tied: [] } : { tied: oldest };
 }

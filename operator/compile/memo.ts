@@ -87,6 +87,8 @@ export class CompileMemo {
     { fp: string; result: CompileResult } | { fp: string; error: unknown }
   >();
   private readonly revisions = new ConfigRevisions();
+  /** Per relay (relayIdOf): the policies it selected when first seen new; undefined: seen with a status. */
+  private readonly births = new Map<string, ReadonlySet<string> | undefined>();
   /** Per relay key: its last config's gzip (by hash), encoded on the thread pool. */
   private readonly stored = new Map<string, { hash: string; gz: Promise<Buffer> }>();
   /** Memo hits and misses (tests, debugging). */
@@ -144,6 +146,27 @@ export class CompileMemo {
     return { included: !v.problems.length, ...v };
   }
 
+  /**
+   * Whether `relay` selected the policy `policyKey` when it was born: the set it selected the first
+   * time this process saw it without a status (a relay just created, or created again from Git under
+   * a new uid). Those selections all date from the relay's creation (claim-age.ts claimRecords), not
+   * from the order the policies happen to be reconciled in, which a policy's name would decide (the
+   * review of the claim-age fix). False for a relay first seen with a status.
+   */
+  selectedAtBirth(relay: MailRelay, policyKey: string): boolean {
+    return this.noteBirth(relay)?.has(policyKey) ?? false;
+  }
+
+  private noteBirth(relay: MailRelay, selected?: readonly PolicyObject[]): ReadonlySet<string> | undefined {
+    const id = relayIdOf(relay.metadata);
+    const known = this.births.get(id);
+    if (known || this.births.has(id)) return known;
+    const born = !relay.status?.conditions?.length;
+    const set = born ? new Set((selected ?? this.state.selectedPolicies(relay)).map(keyOf)) : undefined;
+    this.births.set(id, set);
+    return set;
+  }
+
   /** The catch-all floor `relay` holds policy `p` to (domain-claims.ts floorFor), if any. */
   floorOf(relay: MailRelay, p: PolicyObject): TlsFloor | undefined {
     return floorFor(this.policyEntry(p), (d) => this.claimants(relay, d), relayIdOf(relay.metadata));
@@ -189,6 +212,7 @@ export class CompileMemo {
    */
   compile(relay: MailRelay): CompileResult {
     const selected = this.state.selectedPolicies(relay);
+    this.noteBirth(relay, selected);
     const ns = relay.metadata.namespace ?? "";
     const { view, fp: viewFp } = this.state.viewOf(ns);
     const now = this.now().getTime();

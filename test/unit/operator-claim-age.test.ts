@@ -5,7 +5,14 @@
 // policy's domain over, and a claim's age counted on a relay that selected the policy only later. Pure.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { claimAgeOn, claimAges, claimRecords, relayIdOf, UNDATED } from "../../operator/compile/claim-age.js";
+import {
+  claimAgeAnywhere,
+  claimAgeOn,
+  claimAges,
+  claimRecords,
+  relayIdOf,
+  UNDATED,
+} from "../../operator/compile/claim-age.js";
 import { claimedDomains } from "../../operator/compile/domain-claims.js";
 import type { PolicyObject } from "../../operator/objects.js";
 
@@ -81,5 +88,35 @@ describe("claim ages", () => {
     assert.deepEqual(claimRecords(p, claimedDomains(p), relays, later, written), written);
     // a relay that no longer selects it is dropped: selected again later, it is new there
     assert.deepEqual(claimRecords(p, claimedDomains(p), [], later, written).selectedBy, []);
+  });
+  it("a relay's birth: the selections it starts with date from its creation, whatever the reconcile order", () => {
+    const p = pol(["a.example"], 1, { claims: [{ domain: "a.example", since: T0 }] });
+    const edge2 = { metadata: { name: "edge2", uid: "u-edge2", creationTimestamp: "2026-05-01T00:00:00Z" } };
+    const later = new Date("2026-05-01T00:00:07.123Z");
+    assert.deepEqual(claimRecords(p, ["a.example"], [edge2], later, undefined, () => true).selectedBy, [
+      { relay: "edge2", uid: "u-edge2", since: "2026-05-01T00:00:00.000Z" },
+    ]);
+    assert.deepEqual(claimRecords(p, ["a.example"], [edge2], later, undefined, () => false).selectedBy, [
+      { relay: "edge2", uid: "u-edge2", since: "2026-05-01T00:00:07.123Z" },
+    ]);
+  });
+
+  it("equal on one relay: a claim parked where no relay selected it is not older for that", () => {
+    // both born with edge2 (2026-05-01): the partner was in force on edge since 2026-02-01, the
+    // tenant's older claim on no relay until edge2
+    const partner = pol(["p.example"], 3, {
+      claims: [{ domain: "p.example", since: "2026-02-01T00:00:00.000Z" }],
+      selectedBy: [
+        { relay: "edge", uid: "u-edge", since: "2026-02-01T00:00:00.000Z" },
+        { relay: "edge2", uid: "u-edge2", since: "2026-05-01T00:00:00.000Z" },
+      ],
+    });
+    const parked = pol(["p.example"], 1, {
+      claims: [{ domain: "p.example", since: T0 }],
+      selectedBy: [{ relay: "edge2", uid: "u-edge2", since: "2026-05-01T00:00:00.000Z" }],
+    });
+    const edge2 = { name: "edge2", uid: "u-edge2" };
+    assert.equal(on(partner, "p.example", edge2), on(parked, "p.example", edge2));
+    assert.ok(claimAgeAnywhere(ages(partner), "p.example") < claimAgeAnywhere(ages(parked), "p.example"));
   });
 });

@@ -221,7 +221,10 @@ export async function reconcileMailDomainPolicy(
     { exceptions?: Parameters<typeof exceptionEvents>[0] } | undefined;
   // when each domain was first claimed, and since when each relay selects it: what decides a
   // contested domain (compile/claim-age.ts)
-  const records = claimRecords(raw, claimedDomains(raw), relays, deps.now(), written);
+  const records = claimRecords(raw, claimedDomains(raw), relays, deps.now(), written, (r) => {
+    const parsed = deps.compiler.parsedRelay(r);
+    return parsed ? deps.compiler.selectedAtBirth(parsed, key) : false;
+  });
   const wrote = await writeStatus(
     deps,
     raw,
