@@ -88,7 +88,7 @@ export class CompileMemo {
   >();
   private readonly revisions = new ConfigRevisions();
   /** Per relay (relayIdOf): the policies it selected when first seen new; undefined: seen with a status. */
-  private readonly births = new Map<string, ReadonlySet<string> | undefined>();
+  private readonly births = new Map<string, Set<string> | undefined>();
   /** Per relay key: its last config's gzip (by hash), encoded on the thread pool. */
   private readonly stored = new Map<string, { hash: string; gz: Promise<Buffer> }>();
   /** Memo hits and misses (tests, debugging). */
@@ -165,6 +165,15 @@ export class CompileMemo {
     const set = born ? new Set((selected ?? this.state.selectedPolicies(relay)).map(keyOf)) : undefined;
     this.births.set(id, set);
     return set;
+  }
+
+  /**
+   * The policy `policyKey` is selected now by the relays `selecting` (relayIdOf) only: a relay it was
+   * born with that no longer selects it forgets that, so a selection that starts again is new there
+   * (the review of selectedAtBirth: off and back on, it was dated from the relay's creation again).
+   */
+  selectedNowBy(policyKey: string, selecting: readonly string[]): void {
+    for (const [id, set] of this.births) if (set && !selecting.includes(id)) set.delete(policyKey);
   }
 
   /** The catch-all floor `relay` holds policy `p` to (domain-claims.ts floorFor), if any. */

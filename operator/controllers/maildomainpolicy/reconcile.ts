@@ -16,7 +16,7 @@ import { keyOf, splitKey } from "../../objects.js";
 import type { ReconcilerDeps } from "../deps.js";
 import { probeRelay, relayAdminToken } from "../relay-probe.js";
 import { writeStatus } from "../status-write.js";
-import { claimRecords } from "../../compile/claim-age.js";
+import { claimRecords, relayIdOf } from "../../compile/claim-age.js";
 import { claimedDomains } from "../../compile/domain-claims.js";
 import {
   policyAccepted,
@@ -221,6 +221,10 @@ export async function reconcileMailDomainPolicy(
     { exceptions?: Parameters<typeof exceptionEvents>[0] } | undefined;
   // when each domain was first claimed, and since when each relay selects it: what decides a
   // contested domain (compile/claim-age.ts)
+  deps.compiler.selectedNowBy(
+    key,
+    relays.map((r) => relayIdOf(r.metadata)),
+  );
   const records = claimRecords(raw, claimedDomains(raw), relays, deps.now(), written, (r) => {
     const parsed = deps.compiler.parsedRelay(r);
     return parsed ? deps.compiler.selectedAtBirth(parsed, key) : false;
