@@ -12,13 +12,11 @@
 /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return -- assertions walk the apiserver's JSON */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import * as k8s from "@kubernetes/client-node";
 import type { Operator } from "../../operator/operator.js";
 import type { Condition } from "../../operator/runtime/conditions.js";
-import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
+import { R, type KubeClient, type KubeObject } from "../../operator/runtime/kube.js";
 import { RelayConfig } from "../../relay/contract/config.js";
 import { configMapJson } from "../../relay/contract/config-encoding.js";
-import { routeFor } from "../../relay/outbound/route.js";
 import type { ControlPlane } from "../support/controlplane.js";
 import {
   controlPlaneFor,
@@ -28,6 +26,7 @@ import {
   stopAll,
 } from "../support/operator.js";
 import { waitFor } from "../support/process.js";
+import { routeDecision, tenantClient } from "../support/tenant.js";
 
 const NS = "mail";
 type Obj = KubeObject & { spec?: any; status?: any; data?: Record<string, string> };
@@ -35,60 +34,7 @@ type Obj = KubeObject & { spec?: any; status?: any; data?: Record<string, string
 const cond = (o: Obj | undefined, type: string): Condition | undefined =>
   (o?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === type);
 
-const decision = (domain: string, c: RelayConfig): string => {
-  const r = routeFor(domain, c);
-  if (r.hold) return `hold:${r.hold.code}`;
-  const hop = r.route.nextHop ? `@${r.route.nextHop.host}:${r.route.nextHop.port}` : "";
-  const by = r.route.catchAll ? `(${r.route.catchAll})` : "";
-  return `${r.route.policy}${by}:${r.route.outbound.tls.mode}${hop}`;
-};
-
-/** A client for a namespace user: ServiceAccount `name` in NS bound to `rules` by a Role. */
-async function tenantClient(
-  cp: ControlPlane,
-  admin: KubeClient,
-  name: string,
-  rules: unknown[],
-): Promise<KubeClient> {
-  await admin.request("POST", `/api/v1/namespaces/${NS}/serviceaccounts`, { body: { metadata: { name } } });
-  await admin.request("POST", `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles`, {
-    body: { metadata: { name }, rules },
-  });
-  await admin.request("POST", `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, {
-    body: {
-      metadata: { name },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name },
-      subjects: [{ kind: "ServiceAccount", name, namespace: NS }],
-    },
-  });
-  const tr = await admin.request<{ status: { token: string } }>(
-    "POST",
-    `/api/v1/namespaces/${NS}/serviceaccounts/${name}/token`,
-    {
-      body: {
-        apiVersion: "authentication.k8s.io/v1",
-        kind: "TokenRequest",
-        spec: { expirationSeconds: 3600 },
-      },
-    },
-  );
-  const cluster = cp.kubeConfig.getCurrentCluster()!;
-  const kc = new k8s.KubeConfig();
-  kc.loadFromString(`apiVersion: v1
-kind: Config
-clusters:
-- name: test
-  cluster: { server: ${cluster.server}, certificate-authority-data: ${cluster.caData} }
-users:
-- name: ${name}
-  user: { token: ${tr.status.token} }
-contexts:
-- name: ${name}
-  context: { cluster: test, user: ${name}, namespace: ${NS} }
-current-context: ${name}
-`);
-  return new KubeClient(kc);
-}
+const decision = routeDecision;
 
 describe("attack review 8: after an operator restart a new relay does not date its policies in name order (real apiserver)", () => {
   let cp: ControlPlane;
@@ -129,7 +75,7 @@ describe("attack review 8: after an operator restart a new relay does not date i
     ({ cp, admin } = await controlPlaneFor(NS, { crds: sealpostCrdFiles() }));
     op = await startOperator((await operatorIdentity(cp)).kubeConfig);
     await admin.apply(relay("edge"), { fieldManager: "relay-admin" });
-    tenant = await tenantClient(cp, admin, "team-b", [
+    tenant = await tenantClient(cp, admin, NS, "team-b", [
       { apiGroups: ["sealpost.dev"], resources: ["maildomainpolicies"], verbs: ["create", "list", "watch"] },
     ]);
   });
@@ -244,7 +190,7 @@ describe("attack review 8: after an operator restart a new relay does not date i
     ({ cp, admin } = await controlPlaneFor(NS, { crds: sealpostCrdFiles() }));
     op = await startOperator((await operatorIdentity(cp)).kubeConfig);
     await admin.apply(relay("edge"), { fieldManager: "relay-admin" });
-    tenant = await tenantClient(cp, admin, "team-b", [
+    tenant = await tenantClient(cp, admin, NS, "team-b", [
       { apiGroups: ["sealpost.dev"], resources: ["maildomainpolicies"], verbs: ["create", "list", "watch"] },
     ]);
   });
@@ -355,7 +301,7 @@ describe("attack review 8: without a restart, a new relay does not date its poli
     ({ cp, admin } = await controlPlaneFor(NS, { crds: sealpostCrdFiles() }));
     op = await startOperator((await operatorIdentity(cp)).kubeConfig);
     await admin.apply(relay("edge"), { fieldManager: "relay-admin" });
-    tenant = await tenantClient(cp, admin, "team-b", [
+    tenant = await tenantClient(cp, admin, NS, "team-b", [
       { apiGroups: ["sealpost.dev"], resources: ["maildomainpolicies"], verbs: ["create", "list", "watch"] },
       {
         apiGroups: ["sealpost.dev"],

@@ -15,10 +15,9 @@
 /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-explicit-any -- assertions walk the apiserver's JSON */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import * as k8s from "@kubernetes/client-node";
 import type { Operator } from "../../operator/operator.js";
 import type { Condition } from "../../operator/runtime/conditions.js";
-import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
+import { R, type KubeClient, type KubeObject } from "../../operator/runtime/kube.js";
 import { RelayConfig } from "../../relay/contract/config.js";
 import { configMapJson } from "../../relay/contract/config-encoding.js";
 import { allowedAccounts, compileAuthority } from "../../relay/inbound/authority.js";
@@ -32,59 +31,13 @@ import {
   stopAll,
 } from "../support/operator.js";
 import { waitFor } from "../support/process.js";
+import { tenantClient } from "../support/tenant.js";
 
 const NS = "mail";
 type Obj = KubeObject & { spec?: any; status?: any; data?: Record<string, string> };
 
 const cond = (o: Obj | undefined, type: string): Condition | undefined =>
   (o?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === type);
-
-/** A client for a namespace user: ServiceAccount `name` in NS bound to `rules` by a Role. */
-async function tenantClient(
-  cp: ControlPlane,
-  admin: KubeClient,
-  name: string,
-  rules: unknown[],
-): Promise<KubeClient> {
-  await admin.request("POST", `/api/v1/namespaces/${NS}/serviceaccounts`, { body: { metadata: { name } } });
-  await admin.request("POST", `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles`, {
-    body: { metadata: { name }, rules },
-  });
-  await admin.request("POST", `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, {
-    body: {
-      metadata: { name },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name },
-      subjects: [{ kind: "ServiceAccount", name, namespace: NS }],
-    },
-  });
-  const tr = await admin.request<{ status: { token: string } }>(
-    "POST",
-    `/api/v1/namespaces/${NS}/serviceaccounts/${name}/token`,
-    {
-      body: {
-        apiVersion: "authentication.k8s.io/v1",
-        kind: "TokenRequest",
-        spec: { expirationSeconds: 3600 },
-      },
-    },
-  );
-  const cluster = cp.kubeConfig.getCurrentCluster()!;
-  const kc = new k8s.KubeConfig();
-  kc.loadFromString(`apiVersion: v1
-kind: Config
-clusters:
-- name: test
-  cluster: { server: ${cluster.server}, certificate-authority-data: ${cluster.caData} }
-users:
-- name: ${name}
-  user: { token: ${tr.status.token} }
-contexts:
-- name: ${name}
-  context: { cluster: test, user: ${name}, namespace: ${NS} }
-current-context: ${name}
-`);
-  return new KubeClient(kc);
-}
 
 /** What the relay decides for a login with `cred` from `ip` on the submission port. */
 function login(
@@ -184,7 +137,7 @@ describe("attack review 8b: a policy author rebinds the relay's own and a partne
       }),
     );
     // a policy author: writes MailDomainPolicies (and RelayCredentials), only reads MailRelays
-    tenant = await tenantClient(cp, admin, "team-b", [
+    tenant = await tenantClient(cp, admin, NS, "team-b", [
       {
         apiGroups: ["sealpost.dev"],
         resources: ["maildomainpolicies", "relaycredentials"],

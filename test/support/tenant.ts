@@ -1,0 +1,65 @@
+// A namespace user for the tenant-against-tenant attack tests: a ServiceAccount bound by a Role to
+// exactly the rules given (e.g. create MailDomainPolicies, update only its own by resourceNames),
+// and a client that speaks as it; and the relay's decision for a domain, as the attack tests compare it.
+import * as k8s from "@kubernetes/client-node";
+import { KubeClient } from "../../operator/runtime/kube.js";
+import type { RelayConfig } from "../../relay/contract/config.js";
+import { routeFor } from "../../relay/outbound/route.js";
+import type { ControlPlane } from "./controlplane.js";
+
+/** A client for ServiceAccount `name` in `namespace`, bound to `rules` by a Role of the same name. */
+export async function tenantClient(
+  cp: ControlPlane,
+  admin: KubeClient,
+  namespace: string,
+  name: string,
+  rules: unknown[],
+): Promise<KubeClient> {
+  const rbac = `/apis/rbac.authorization.k8s.io/v1/namespaces/${namespace}`;
+  await admin.request("POST", `/api/v1/namespaces/${namespace}/serviceaccounts`, {
+    body: { metadata: { name } },
+  });
+  await admin.request("POST", `${rbac}/roles`, { body: { metadata: { name }, rules } });
+  await admin.request("POST", `${rbac}/rolebindings`, {
+    body: {
+      metadata: { name },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name },
+      subjects: [{ kind: "ServiceAccount", name, namespace }],
+    },
+  });
+  const tr = await admin.request<{ status: { token: string } }>(
+    "POST",
+    `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
+    {
+      body: {
+        apiVersion: "authentication.k8s.io/v1",
+        kind: "TokenRequest",
+        spec: { expirationSeconds: 3600 },
+      },
+    },
+  );
+  const cluster = cp.kubeConfig.getCurrentCluster()!;
+  const kc = new k8s.KubeConfig();
+  kc.loadFromString(`apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster: { server: ${cluster.server}, certificate-authority-data: ${cluster.caData} }
+users:
+- name: ${name}
+  user: { token: ${tr.status.token} }
+contexts:
+- name: ${name}
+  context: { cluster: test, user: ${name}, namespace: ${namespace} }
+current-context: ${name}
+`);
+  return new KubeClient(kc);
+}
+
+/** How the relay's config decides `domain`: `policy:mode@host:port`, or `hold:CODE`. */
+export function routeDecision(domain: string, c: RelayConfig): string {
+  const r = routeFor(domain, c);
+  if (r.hold) return `hold:${r.hold.code}`;
+  const hop = r.route.nextHop ? `@${r.route.nextHop.host}:${r.route.nextHop.port}` : "";
+  return `${r.route.policy}:${r.route.outbound.tls.mode}${hop}`;
+}
