@@ -56,10 +56,14 @@ current-context: ${name}
   return new KubeClient(kc);
 }
 
-/** How the relay's config decides `domain`: `policy:mode@host:port`, or `hold:CODE`. */
+/**
+ * How the relay's config decides `domain`: `policy:mode@host:port` (`default(catch-all policy):...`
+ * for the catch-all's route), or `hold:CODE`.
+ */
 export function routeDecision(domain: string, c: RelayConfig): string {
   const r = routeFor(domain, c);
   if (r.hold) return `hold:${r.hold.code}`;
   const hop = r.route.nextHop ? `@${r.route.nextHop.host}:${r.route.nextHop.port}` : "";
-  return `${r.route.policy}:${r.route.outbound.tls.mode}${hop}`;
+  const by = r.route.catchAll ? `(${r.route.catchAll})` : "";
+  return `${r.route.policy}${by}:${r.route.outbound.tls.mode}${hop}`;
 }
