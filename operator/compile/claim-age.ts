@@ -11,8 +11,10 @@
 //   - for a pattern: the creation when the policy was never edited (generation 1);
 //   - for either, in a status an operator from before these records wrote: the creation (the rule that
 //     operator decided by, so nothing changes hands in the upgrade);
+//   - for a selection, in a policy the operator has not judged yet (no status): the creation (only the
+//     policy's own author can have changed its labels since);
 //   - otherwise unknown: newer than every dated claim (labels change without a new generation, so a
-//     selection not recorded is never dated by the policy's creation);
+//     selection not recorded of a policy already judged is not dated by its creation);
 // and a selection the relay was born with (it selected the policy when the operator first saw it,
 // new: memo.ts selectedAtBirth) is recorded as the relay's creation, so a relay created (again) later
 // orders the policies it starts with by their claims, not by the order they are reconciled in.
@@ -79,10 +81,15 @@ export function claimAges(raw: PolicyObject, domains: readonly string[]): ClaimA
       if (typeof s?.relay === "string" && !Number.isNaN(t))
         relays.set(relayIdOf({ name: s.relay, ...(typeof s.uid === "string" ? { uid: s.uid } : {}) }), t);
     }
+  // a policy the operator never judged (no status yet) is selected as it was created: only its own
+  // author can have changed its labels since, and dating it by its first status write instead would
+  // let a tenant that relabels a parked claim onto the relay right after the partner's create (before
+  // that write, which may take seconds under load) be recorded first
+  const neverJudged = status === undefined || (status.claims === undefined && !olderOperator);
   return {
     patterns: new Map(domains.map((d) => [d, recorded.get(d) ?? unrecordedPattern])),
     relays,
-    unrecordedRelay: olderOperator ? creation : UNDATED,
+    unrecordedRelay: olderOperator || neverJudged ? creation : UNDATED,
   };
 }
 

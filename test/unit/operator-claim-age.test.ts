@@ -34,7 +34,7 @@ const ages = (p: PolicyObject) => claimAges(p, claimedDomains(p));
 const on = (p: PolicyObject, pattern: string, relay = EDGE) => claimAgeOn(ages(p), pattern, relayIdOf(relay));
 
 describe("claim ages", () => {
-  it("a policy never edited claims its patterns from its creation; a relay's selection not recorded is undated", () => {
+  it("a policy never edited claims its patterns from its creation; a selection not recorded is undated once judged", () => {
     const p = pol(["a.example", "*.b.example"], 1);
     assert.deepEqual(
       [...ages(p).patterns],
@@ -43,8 +43,16 @@ describe("claim ages", () => {
         ["*.b.example", at(T0)],
       ],
     );
-    // labels change without a new generation: an unrecorded selection is never the creation's
-    assert.equal(on(p, "a.example"), UNDATED);
+    // never judged (no status): selected as created, whatever order the reconciles come in
+    assert.equal(on(p, "a.example"), at(T0));
+    // judged before (its records written) and not selected by edge then: labels change without a new
+    // generation, so its selection there is unknown until recorded
+    const judged = pol(["a.example"], 1, {
+      conditions: [{ type: "Accepted", status: "True" }],
+      claims: [{ domain: "a.example", since: T0 }],
+      selectedBy: [],
+    });
+    assert.equal(on(judged, "a.example"), UNDATED);
     assert.equal(claimAgeOn(ages(p), "a.example", undefined), at(T0));
   });
 
