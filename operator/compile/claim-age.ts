@@ -42,7 +42,7 @@ export interface ClaimAges {
   patterns: ReadonlyMap<string, number>;
   /** Per relay id (relayIdOf): when that relay began selecting it. */
   relays: ReadonlyMap<string, number>;
-  /** The date of a selection not recorded: the creation (an older operator's status) or UNDATED. */
+  /** The date of a selection not recorded: the creation (no records written yet) or UNDATED. */
   unrecordedRelay: number;
 }
 
@@ -81,15 +81,14 @@ export function claimAges(raw: PolicyObject, domains: readonly string[]): ClaimA
       if (typeof s?.relay === "string" && !Number.isNaN(t))
         relays.set(relayIdOf({ name: s.relay, ...(typeof s.uid === "string" ? { uid: s.uid } : {}) }), t);
     }
-  // a policy the operator never judged (no status yet) is selected as it was created: only its own
-  // author can have changed its labels since, and dating it by its first status write instead would
-  // let a tenant that relabels a parked claim onto the relay right after the partner's create (before
-  // that write, which may take seconds under load) be recorded first
-  const neverJudged = status === undefined || (status.claims === undefined && !olderOperator);
+  // until this operator has written the records (no status yet, or an older operator's), a selection
+  // dates from the creation: only the policy's own author can have changed its labels since, and
+  // dating it by the first status write instead would let a tenant that relabels a parked claim onto
+  // the relay right after the partner's create (before that write, seconds under load) be recorded first
   return {
     patterns: new Map(domains.map((d) => [d, recorded.get(d) ?? unrecordedPattern])),
     relays,
-    unrecordedRelay: olderOperator || neverJudged ? creation : UNDATED,
+    unrecordedRelay: status?.claims === undefined ? creation : UNDATED,
   };
 }
 
@@ -116,8 +115,8 @@ export function claimAgeAnywhere(a: ClaimAges, pattern: string): number {
 
 /**
  * status.claims and status.selectedBy as the operator writes them at `now`, for the patterns `domains`
- * the policy claims and the relays selecting it now: every date kept as it stands (recorded, or the creation it is dated by), an unknown
- * one from now on. `prev`: the status last written, when the cache has not caught up with it.
+ * the policy claims and the relays selecting it now: every date kept as it stands (recorded, or the
+ * creation it is dated by), an unknown one from now on. `prev`: the status last written, when the cache has not caught up with it.
  */
 export function claimRecords<R extends RelayMeta>(
   raw: PolicyObject,
