@@ -36,13 +36,20 @@ const cond = (o: Obj | undefined, type: string): Condition | undefined =>
 
 const decision = routeDecision;
 
-describe("attack review 8: after an operator restart a new relay does not date its policies in name order (real apiserver)", () => {
-  let cp: ControlPlane;
-  let admin: KubeClient;
-  let tenant: KubeClient;
-  let op: Operator | undefined;
+const CREATE = {
+  apiGroups: ["sealpost.dev"],
+  resources: ["maildomainpolicies"],
+  verbs: ["create", "list", "watch"],
+};
 
-  const get = (r: (typeof R)[keyof typeof R], name: string) => admin.find<Obj>(r, NS, name);
+/**
+ * What each case starts from: a control plane, the operator, relay edge (selecting env: prod) and
+ * the tenant team-b bound to `rules`; and the helpers the cases share. `op` changes when a case
+ * restarts the operator.
+ */
+function scene(rules: unknown[]) {
+  const k = {} as { cp: ControlPlane; admin: KubeClient; tenant: KubeClient; op: Operator | undefined };
+  const get = (r: (typeof R)[keyof typeof R], name: string) => k.admin.find<Obj>(r, NS, name);
   const config = async (relay: string): Promise<RelayConfig | undefined> => {
     const cm = await get(R.ConfigMap, `${relay}-config`);
     const json = cm ? configMapJson(cm) : undefined;
@@ -70,20 +77,22 @@ describe("attack review 8: after an operator restart a new relay does not date i
       const o = await get(R.MailDomainPolicy, name);
       return o?.status?.selectedBy?.length && cond(o, "Accepted") ? o : undefined;
     });
-
   before(async () => {
-    ({ cp, admin } = await controlPlaneFor(NS, { crds: sealpostCrdFiles() }));
-    op = await startOperator((await operatorIdentity(cp)).kubeConfig);
-    await admin.apply(relay("edge"), { fieldManager: "relay-admin" });
-    tenant = await tenantClient(cp, admin, NS, "team-b", [
-      { apiGroups: ["sealpost.dev"], resources: ["maildomainpolicies"], verbs: ["create", "list", "watch"] },
-    ]);
+    ({ cp: k.cp, admin: k.admin } = await controlPlaneFor(NS, { crds: sealpostCrdFiles() }));
+    k.op = await startOperator((await operatorIdentity(k.cp)).kubeConfig);
+    await k.admin.apply(relay("edge"), { fieldManager: "relay-admin" });
+    k.tenant = await tenantClient(k.cp, k.admin, NS, "team-b", rules);
   });
-  after(() => stopAll(op, cp));
+  after(() => stopAll(k.op, k.cp));
+  return { k, get, config, policy, relay, accepted };
+}
+
+describe("attack review 8: after an operator restart a new relay does not date its policies in name order (real apiserver)", () => {
+  const { k, get, config, policy, relay, accepted } = scene([CREATE]);
 
   it("a tenant's later claim, named to sort first, does not take partner.example on a relay created after a restart", async () => {
     // the partner protects partner.example; the namespace's other teams have their own policies
-    await admin.apply(
+    await k.admin.apply(
       policy("partner", {
         domains: ["partner.example"],
         outbound: { tls: { mode: "verify", trustSystemRoots: true } },
@@ -91,7 +100,7 @@ describe("attack review 8: after an operator restart a new relay does not date i
       { fieldManager: "partner-owner" },
     );
     for (let i = 0; i < 40; i++)
-      await admin.apply(
+      await k.admin.apply(
         policy(`m-team-${i}`, {
           domains: [`team${i}.example`],
           outbound: { tls: { mode: "verify", trustSystemRoots: true } },
@@ -103,7 +112,7 @@ describe("attack review 8: after an operator restart a new relay does not date i
       return cond(o, "Accepted")?.status === "True" ? o : undefined;
     });
     // team B claims it too, later, under a name that sorts before everyone's: in conflict on edge
-    await tenant.create<Obj>(
+    await k.tenant.create<Obj>(
       policy("a-team-b", {
         domains: ["partner.example"],
         outbound: { tls: { mode: "none" }, nextHop: { host: "203.0.113.66", port: 25 } },
@@ -117,11 +126,11 @@ describe("attack review 8: after an operator restart a new relay does not date i
     });
     for (let i = 0; i < 40; i++) await accepted(`m-team-${i}`);
     // an ordinary operator restart (upgrade, node drain): its caches list the policies by name
-    await op!.stop();
-    op = await startOperator((await operatorIdentity(cp)).kubeConfig);
+    await k.op!.stop();
+    k.op = await startOperator((await operatorIdentity(k.cp)).kubeConfig);
     await new Promise((r) => setTimeout(r, 3000));
     // the administrator adds a second relay for the same policies
-    await admin.apply(relay("edge2"), { fieldManager: "relay-admin" });
+    await k.admin.apply(relay("edge2"), { fieldManager: "relay-admin" });
     await waitFor("every policy's edge2 selection recorded", async () => {
       for (const n of ["partner", "a-team-b"]) {
         const o = await get(R.MailDomainPolicy, n);
@@ -152,53 +161,11 @@ describe("attack review 8: after an operator restart a new relay does not date i
 });
 
 describe("attack review 8: after an operator restart a new relay does not date its catch-alls in name order (real apiserver)", () => {
-  let cp: ControlPlane;
-  let admin: KubeClient;
-  let tenant: KubeClient;
-  let op: Operator | undefined;
-
-  const get = (r: (typeof R)[keyof typeof R], name: string) => admin.find<Obj>(r, NS, name);
-  const config = async (relay: string): Promise<RelayConfig | undefined> => {
-    const cm = await get(R.ConfigMap, `${relay}-config`);
-    const json = cm ? configMapJson(cm) : undefined;
-    return json ? RelayConfig.parse(JSON.parse(json)) : undefined;
-  };
-  const policy = (name: string, spec: Record<string, unknown>): Obj => ({
-    apiVersion: "sealpost.dev/v1alpha1",
-    kind: "MailDomainPolicy",
-    metadata: { name, namespace: NS, labels: { env: "prod" } },
-    spec,
-  });
-  const relay = (name: string): Obj => ({
-    apiVersion: "sealpost.dev/v1alpha1",
-    kind: "MailRelay",
-    metadata: { name, namespace: NS },
-    spec: {
-      hostname: `${name}.example.com`,
-      certificate: { issuerRef: { kind: "ClusterIssuer", name: "corp-ca" } },
-      inbound: { relayFrom: ["10.0.0.0/8"] },
-      policySelector: { matchLabels: { env: "prod" } },
-    },
-  });
-  const accepted = (name: string) =>
-    waitFor(`${name} judged`, async () => {
-      const o = await get(R.MailDomainPolicy, name);
-      return o?.status?.selectedBy?.length && cond(o, "Accepted") ? o : undefined;
-    });
-
-  before(async () => {
-    ({ cp, admin } = await controlPlaneFor(NS, { crds: sealpostCrdFiles() }));
-    op = await startOperator((await operatorIdentity(cp)).kubeConfig);
-    await admin.apply(relay("edge"), { fieldManager: "relay-admin" });
-    tenant = await tenantClient(cp, admin, NS, "team-b", [
-      { apiGroups: ["sealpost.dev"], resources: ["maildomainpolicies"], verbs: ["create", "list", "watch"] },
-    ]);
-  });
-  after(() => stopAll(op, cp));
+  const { k, get, config, policy, relay, accepted } = scene([CREATE]);
 
   it("a tenant's later catch-all, named to sort first, does not become the default of a relay created after a restart", async () => {
     for (let i = 0; i < 40; i++)
-      await admin.apply(
+      await k.admin.apply(
         policy(`b-team-${i}`, {
           domains: [`team${i}.example`],
           outbound: { tls: { mode: "verify", trustSystemRoots: true } },
@@ -206,7 +173,7 @@ describe("attack review 8: after an operator restart a new relay does not date i
         { fieldManager: "other-teams" },
       );
     // the administrator's catch-all (verify) against team B's (in clear), named to sort first
-    await admin.apply(
+    await k.admin.apply(
       policy("corp-default", {
         domains: ["*"],
         outbound: { tls: { mode: "verify", trustSystemRoots: true } },
@@ -217,7 +184,7 @@ describe("attack review 8: after an operator restart a new relay does not date i
       const o = await get(R.MailDomainPolicy, "corp-default");
       return cond(o, "Accepted")?.status === "True" ? o : undefined;
     });
-    await tenant.create<Obj>(
+    await k.tenant.create<Obj>(
       policy("a-team-b-default", {
         domains: ["*"],
         outbound: { tls: { mode: "none" }, nextHop: { host: "203.0.113.66", port: 25 } },
@@ -231,11 +198,11 @@ describe("attack review 8: after an operator restart a new relay does not date i
     });
     for (let i = 0; i < 40; i++) await accepted(`b-team-${i}`);
     // an ordinary operator restart (upgrade, node drain): its caches list the policies by name
-    await op!.stop();
-    op = await startOperator((await operatorIdentity(cp)).kubeConfig);
+    await k.op!.stop();
+    k.op = await startOperator((await operatorIdentity(k.cp)).kubeConfig);
     await new Promise((r) => setTimeout(r, 3000));
     // the administrator adds a second relay for the same policies
-    await admin.apply(relay("edge2"), { fieldManager: "relay-admin" });
+    await k.admin.apply(relay("edge2"), { fieldManager: "relay-admin" });
     await waitFor("every policy's edge2 selection recorded", async () => {
       for (const n of ["corp-default", "a-team-b-default"]) {
         const o = await get(R.MailDomainPolicy, n);
@@ -263,73 +230,33 @@ describe("attack review 8: after an operator restart a new relay does not date i
 });
 
 describe("attack review 8: without a restart, a new relay does not date its policies in the order they were created (real apiserver)", () => {
-  let cp: ControlPlane;
-  let admin: KubeClient;
-  let tenant: KubeClient;
-  let op: Operator | undefined;
-
-  const get = (r: (typeof R)[keyof typeof R], name: string) => admin.find<Obj>(r, NS, name);
-  const config = async (relay: string): Promise<RelayConfig | undefined> => {
-    const cm = await get(R.ConfigMap, `${relay}-config`);
-    const json = cm ? configMapJson(cm) : undefined;
-    return json ? RelayConfig.parse(JSON.parse(json)) : undefined;
-  };
-  const policy = (name: string, spec: Record<string, unknown>): Obj => ({
-    apiVersion: "sealpost.dev/v1alpha1",
-    kind: "MailDomainPolicy",
-    metadata: { name, namespace: NS, labels: { env: "prod" } },
-    spec,
-  });
-  const relay = (name: string): Obj => ({
-    apiVersion: "sealpost.dev/v1alpha1",
-    kind: "MailRelay",
-    metadata: { name, namespace: NS },
-    spec: {
-      hostname: `${name}.example.com`,
-      certificate: { issuerRef: { kind: "ClusterIssuer", name: "corp-ca" } },
-      inbound: { relayFrom: ["10.0.0.0/8"] },
-      policySelector: { matchLabels: { env: "prod" } },
+  const { k, get, config, policy, relay, accepted } = scene([
+    CREATE,
+    {
+      apiGroups: ["sealpost.dev"],
+      resources: ["maildomainpolicies"],
+      resourceNames: ["team-b"],
+      verbs: ["get", "update", "patch"],
     },
-  });
-  const accepted = (name: string) =>
-    waitFor(`${name} judged`, async () => {
-      const o = await get(R.MailDomainPolicy, name);
-      return o?.status?.selectedBy?.length && cond(o, "Accepted") ? o : undefined;
-    });
-
-  before(async () => {
-    ({ cp, admin } = await controlPlaneFor(NS, { crds: sealpostCrdFiles() }));
-    op = await startOperator((await operatorIdentity(cp)).kubeConfig);
-    await admin.apply(relay("edge"), { fieldManager: "relay-admin" });
-    tenant = await tenantClient(cp, admin, NS, "team-b", [
-      { apiGroups: ["sealpost.dev"], resources: ["maildomainpolicies"], verbs: ["create", "list", "watch"] },
-      {
-        apiGroups: ["sealpost.dev"],
-        resources: ["maildomainpolicies"],
-        resourceNames: ["team-b"],
-        verbs: ["get", "update", "patch"],
-      },
-    ]);
-  });
-  after(() => stopAll(op, cp));
+  ]);
 
   it("a tenant's older policy, edited to add partner.example, does not take it on a relay created later", async () => {
     // team B's policy exists first, for its own domain
-    await tenant.create<Obj>(
+    await k.tenant.create<Obj>(
       policy("team-b", {
         domains: ["team-b.example"],
         outbound: { tls: { mode: "none" }, nextHop: { host: "203.0.113.66", port: 25 } },
       }),
     );
     for (let i = 0; i < 40; i++)
-      await admin.apply(
+      await k.admin.apply(
         policy(`m-team-${i}`, {
           domains: [`team${i}.example`],
           outbound: { tls: { mode: "verify", trustSystemRoots: true } },
         }),
         { fieldManager: "other-teams" },
       );
-    await admin.apply(
+    await k.admin.apply(
       policy("partner", {
         domains: ["partner.example"],
         outbound: { tls: { mode: "verify", trustSystemRoots: true } },
@@ -342,7 +269,7 @@ describe("attack review 8: without a restart, a new relay does not date its poli
     });
     await new Promise((r) => setTimeout(r, 1100));
     // team B edits its older policy to add the partner's domain: the newcomer on edge (50c3dd9)
-    await tenant.mergePatch(R.MailDomainPolicy, NS, "team-b", {
+    await k.tenant.mergePatch(R.MailDomainPolicy, NS, "team-b", {
       spec: { domains: ["team-b.example", "partner.example"] },
     });
     await waitFor("team-b in conflict on edge", async () => {
@@ -354,7 +281,7 @@ describe("attack review 8: without a restart, a new relay does not date its poli
     for (let i = 0; i < 40; i++) await accepted(`m-team-${i}`);
     await new Promise((r) => setTimeout(r, 1000));
     // the administrator adds a second relay for the same policies
-    await admin.apply(relay("edge2"), { fieldManager: "relay-admin" });
+    await k.admin.apply(relay("edge2"), { fieldManager: "relay-admin" });
     await waitFor("every policy's edge2 selection recorded", async () => {
       for (const n of ["partner", "team-b"]) {
         const o = await get(R.MailDomainPolicy, n);
