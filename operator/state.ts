@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import type { MailDomainPolicy, MailRelay, RelayCredential } from "./api.js";
 import { claimedDomains } from "./compile/domain-claims.js";
 import { claimingPatterns } from "../relay/contract/domains.js";
+import { passwordSecretFacts, relayOwnSecrets } from "./compile/password-secret.js";
 import type { ClusterView, SecretInfo, ServiceInfo } from "./compile/references.js";
 import { serviceSelfAddresses, type ServiceAddressSource } from "./compile/self-addresses.js";
 import { selectorMatches } from "./compile/selector.js";
@@ -132,7 +133,9 @@ export function allInformers(c: Informers): Informer<KubeObject>[] {
 /** The view as a string: per Secret its type and keys, per ConfigMap its keys, per RelayCredential its spec. */
 export function viewFingerprint(view: ClusterView): string {
   const parts: string[] = [];
-  for (const [n, s] of view.secrets) parts.push(`s:${n}:${s.type ?? ""}:${[...s.keys].join(",")}`);
+  for (const [n, s] of view.secrets)
+    parts.push(`s:${n}:${s.type ?? ""}:${s.sealpostOwned ? "o" : ""}:${[...s.keys].join(",")}`);
+  for (const [n, what] of view.relaySecrets ?? []) parts.push(`o:${n}:${what}`);
   for (const [n, keys] of view.configMaps) parts.push(`c:${n}:${[...keys].join(",")}`);
   for (const [n, c] of view.credentials) parts.push(`r:${n}:${JSON.stringify(c.spec)}`);
   for (const [n, v] of view.services) parts.push(`v:${n}:${v.controllerUid ?? ""}:${v.addresses.join(",")}`);
@@ -213,7 +216,7 @@ export class ClusterState {
    */
   viewOf(namespace: string): NamespaceView {
     const caches = this.caches;
-    const versions = `${caches.secrets.version(namespace)}:${caches.configMaps.version(namespace)}:${caches.credentials.version(namespace)}:${caches.services.version(namespace)}`;
+    const versions = `${caches.secrets.version(namespace)}:${caches.configMaps.version(namespace)}:${caches.credentials.version(namespace)}:${caches.services.version(namespace)}:${caches.relays.version(namespace)}`;
     const hit = this.views.get(namespace);
     if (hit && hit.versions === versions) return hit;
     const secrets = new Map<string, SecretInfo>();
@@ -222,6 +225,7 @@ export class ClusterState {
         type: secret.type,
         keys: new Set(Object.keys(secret.data ?? {})),
         controllerUid: secret.metadata.ownerReferences?.find((o) => o.controller)?.uid,
+        sealpostOwned: passwordSecretFacts(secret).sealpostOwned,
       });
     const configMaps = new Map<string, Set<string>>();
     for (const cm of caches.configMaps.list(namespace))
@@ -237,7 +241,8 @@ export class ClusterState {
         addresses: serviceSelfAddresses(svc),
         controllerUid: svc.metadata.ownerReferences?.find((o) => o.controller)?.uid,
       });
-    const view = { secrets, configMaps, credentials, services };
+    const relaySecrets = relayOwnSecrets(caches.relays.list(namespace));
+    const view = { secrets, configMaps, credentials, services, relaySecrets };
     const fp = viewFingerprint(view);
     // an unchanged fingerprint keeps the previous string: the memo's entries compare it by identity
     const entry = { versions, view, fp: hit?.fp === fp ? hit.fp : fp };

@@ -87,7 +87,7 @@ export const RelayCredentialSpec = z
         "type password: the login name (for inbound credentials, the name the partner logs in with).",
       ),
     passwordSecretRef: keyRef(
-      "type password: the Secret key holding the password (for inbound credentials, the password the partner must present).",
+      "type password: the Secret key holding the password (for inbound credentials, the password the partner must present). A Secret of type Opaque or kubernetes.io/basic-auth of its own: the relay sends an outbound password to the hosts restrictTo allows, so a Secret of another type (TLS keys, tokens) or one of a MailRelay's own (its certificate, fleet key, admin token) is refused (Accepted=False, InvalidReference). With the chart's admission policy, whoever creates or changes the credential must be allowed to read (get) the Secret.",
       "Secret",
       "password",
     ).optional(),

@@ -7,6 +7,7 @@ import { canonicalPattern } from "../../relay/contract/domains.js";
 import type { MailDomainPolicy, RelayCredential } from "../api.js";
 import { names } from "../render/meta.js";
 import { CATCH_ALL } from "./domain-claims.js";
+import { passwordSecretRefusal } from "./password-secret.js";
 import type { PolicyProblem } from "./problems.js";
 
 /** What the cluster holds that policies may reference, by name, in the relay's namespace. */
@@ -18,6 +19,8 @@ export interface ClusterView {
   configMaps: ReadonlyMap<string, ReadonlySet<string>>;
   /** The relays' Services: name → the addresses that reach it (compile/self-addresses.ts). */
   services: ReadonlyMap<string, ServiceInfo>;
+  /** The Secrets the relays hold or name for themselves (password-secret.ts relayOwnSecrets). */
+  relaySecrets?: ReadonlyMap<string, string>;
 }
 
 export interface SecretInfo {
@@ -25,6 +28,8 @@ export interface SecretInfo {
   keys: ReadonlySet<string>;
   /** uid of the object its controller ownerReference names (who created it, for the fleet Secret). */
   controllerUid?: string;
+  /** Its controller owner is a sealpost.dev object (password-secret.ts). */
+  sealpostOwned?: boolean;
 }
 
 export const secretPath = (secret: string, key: string): string => `secrets/${secret}/${key}`;
@@ -120,6 +125,14 @@ export class Refs {
     return compiled ? name : undefined;
   }
 
+  /** Why a password credential may not name this Secret (password-secret.ts), or undefined. */
+  passwordSecretRefusal(name: string): string | undefined {
+    const info = this.view.secrets.get(name);
+    return info
+      ? passwordSecretRefusal(this.ns, name, info, this.view.relaySecrets ?? new Map<string, string>())
+      : undefined;
+  }
+
   secretType(name: string): string | undefined {
     return this.view.secrets.get(name)?.type;
   }
@@ -192,6 +205,11 @@ function compileCredential(credential: RelayCredential, refs: Refs): Credential 
   if (credential.spec.type === "password") {
     if (!credential.spec.username || !credential.spec.passwordSecretRef) {
       refs.invalid(`RelayCredential ${name} of type password needs username and passwordSecretRef`);
+      return undefined;
+    }
+    const refused = refs.passwordSecretRefusal(credential.spec.passwordSecretRef.name);
+    if (refused) {
+      refs.invalid(`RelayCredential ${name}: ${refused}`);
       return undefined;
     }
     const file = refs.secretKey(

@@ -1,6 +1,7 @@
 // RelayCredential reconciler: checks the referenced Secret (keys, type), asks cert-manager for a client
 // certificate when the credential names an issuer, and reports Accepted/Ready.
 import { RelayCredential as CredentialSchema } from "../../api.js";
+import { passwordSecretFacts, passwordSecretRefusal } from "../../compile/password-secret.js";
 import { credentialSecretName } from "../../compile/references.js";
 import { certificateState, renderClientCertificate } from "../../render/certificate.js";
 import type { ReconcileResult } from "../../runtime/controller.js";
@@ -31,7 +32,17 @@ export async function reconcileRelayCredential(
     const secretKeys = (n: string) => deps.state.caches.secrets.get(namespace, n);
     if (credential.spec.type === "password") {
       const ref = credential.spec.passwordSecretRef!;
-      problems.push(...passwordSecretProblems(namespace, ref, secretKeys(ref.name)));
+      const secret = secretKeys(ref.name);
+      const refused =
+        secret &&
+        passwordSecretRefusal(
+          namespace,
+          ref.name,
+          passwordSecretFacts(secret),
+          deps.state.view(namespace).relaySecrets ?? new Map<string, string>(),
+        );
+      if (refused) problems.push({ reason: "InvalidReference", message: refused });
+      else problems.push(...passwordSecretProblems(namespace, ref, secret));
     } else if (credential.spec.type === "dkim") {
       // the private key's Secret key must exist (its value is the relay's to check: DKIM_KEY_INVALID)
       const ref = credential.spec.dkim!.privateKeySecretRef;
