@@ -1,0 +1,205 @@
+// Attack review, session 9: a user who may write Sealpost objects in a namespace but not read its
+// Secrets had the relay use any Secret of it on their behalf. The relay pods mount whatever Secret a
+// RelayCredential, MailDomainPolicy or MailRelay names, and the relay sends a password key as its SMTP
+// AUTH password to the next hop the same user chose (restrictTo is written by the credential's author):
+// another app's password, a partner's login, the relay's own tls.key. On a real kube-apiserver with
+// the chart installed with its defaults, the user here (RBAC: write the three kinds, read only the
+// Secret "own-login") is refused every reference to a Secret they may not read, naming the field and
+// the fix, and admitted with their own; an edit of the spec of an object that names someone else's
+// Secret is judged anew, an edit that leaves the spec alone is not.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { installChart, submitAs } from "../support/chart.js";
+import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
+import { certManagerCrdFiles } from "../support/operator.js";
+
+const TENANT = "tenant@corp.example";
+const NS = "mail";
+const DRY_APPLY = [
+  "apply",
+  "--server-side",
+  "--force-conflicts",
+  "--field-manager=tenant",
+  "--dry-run=server",
+];
+
+const credential = (name: string, spec: Record<string, unknown>) => ({
+  apiVersion: "sealpost.dev/v1alpha1",
+  kind: "RelayCredential",
+  metadata: { name, namespace: NS },
+  spec,
+});
+const outboundLogin = (secret: string, key = "password") =>
+  credential("exfil", {
+    type: "password",
+    usage: "outbound",
+    username: "x",
+    passwordSecretRef: { name: secret, key },
+    restrictTo: { nextHops: ["mx.tenant.example"] },
+  });
+const policy = (outbound: Record<string, unknown>) => ({
+  apiVersion: "sealpost.dev/v1alpha1",
+  kind: "MailDomainPolicy",
+  metadata: { name: "tenant", namespace: NS },
+  spec: { domains: ["tenant.example"], outbound },
+});
+const relay = (spec: Record<string, unknown>) => ({
+  apiVersion: "sealpost.dev/v1alpha1",
+  kind: "MailRelay",
+  metadata: { name: "edge", namespace: NS },
+  spec: {
+    hostname: "relay.example.com",
+    certificate: { issuerRef: { kind: "ClusterIssuer", name: "corp-ca" } },
+    ...spec,
+  },
+});
+
+describe("attack: Secrets a user may not read are not used on their behalf", () => {
+  let cp: ControlPlane;
+  const asTenant = (obj: unknown, args?: string[]) => submitAs(cp, obj, TENANT, args);
+
+  before(async () => {
+    cp = await startControlPlane();
+    await cp.applyCrds(certManagerCrdFiles());
+    await installChart(cp, ["admissionPolicy.requireHostnameGrant=false"]);
+    await cp.kubectl(["create", "namespace", NS]);
+    for (const [name, type, data] of [
+      ["own-login", "generic", ["--from-literal=password=mine"]],
+      ["billing-db", "generic", ["--from-literal=password=s3cret"]],
+      ["partner-login", "generic", ["--from-literal=password=partner"]],
+    ] as const)
+      await cp.kubectl(["-n", NS, "create", "secret", type, name, ...data]);
+    await cp.kubectl([
+      "-n",
+      NS,
+      "create",
+      "role",
+      "mail-author",
+      "--verb=get,list,watch,create,update,patch",
+      "--resource=maildomainpolicies.sealpost.dev,relaycredentials.sealpost.dev,mailrelays.sealpost.dev",
+    ]);
+    await cp.kubectl([
+      "-n",
+      NS,
+      "create",
+      "role",
+      "own-secret",
+      "--verb=get",
+      "--resource=secrets",
+      "--resource-name=own-login",
+    ]);
+    for (const role of ["mail-author", "own-secret"])
+      await cp.kubectl([
+        "-n",
+        NS,
+        "create",
+        "rolebinding",
+        `tenant-${role}`,
+        `--role=${role}`,
+        `--user=${TENANT}`,
+      ]);
+    // the policies are enforced once the apiserver has compiled them
+    for (let i = 0; i < 200; i++) {
+      if (!(await asTenant(outboundLogin("billing-db"))).ok) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+  after(async () => {
+    await cp?.stop();
+  });
+
+  it("a password credential naming another app's Secret, a partner's login or the relay's tls.key is refused, naming the field and the fix", async () => {
+    for (const [secret, key] of [
+      ["billing-db", "password"],
+      ["partner-login", "password"],
+      ["edge-tls", "tls.key"],
+      ["edge-fleet", "key"],
+    ]) {
+      const r = await asTenant(outboundLogin(secret!, key));
+      assert.equal(r.ok, false, `${secret}: admitted`);
+      assert.match(
+        r.err,
+        new RegExp(
+          `spec\\.passwordSecretRef\\.name: ${secret}: you \\(${TENANT}\\) may not read \\(get\\) that Secret in namespace mail`,
+        ),
+      );
+      assert.match(
+        r.err,
+        /name a Secret you may read, or have someone who may read it create or change this object/,
+      );
+    }
+    const own = await asTenant(outboundLogin("own-login"));
+    assert.ok(own.ok, own.err);
+    // the same for an inbound login (a copy of the partner's, bound to the tenant's hosts) and a client certificate
+    const copy = await asTenant(
+      credential("copy", {
+        type: "password",
+        usage: "inbound",
+        username: "partner",
+        passwordSecretRef: { name: "partner-login" },
+      }),
+    );
+    assert.equal(copy.ok, false);
+    const cert = await asTenant(
+      credential("cert", { type: "clientCertificate", usage: "outbound", secretRef: { name: "edge-tls" } }),
+    );
+    assert.equal(cert.ok, false);
+    assert.match(cert.err, /spec\.secretRef\.name: edge-tls: you/);
+  });
+
+  it("a policy's signing key or CA Secret, a relay's admin token or pull Secret: the same rule", async () => {
+    const signing = await asTenant(
+      policy({
+        tls: { mode: "required" },
+        messageEncryption: {
+          openpgp: { recipientKeys: { webKeyDirectory: true }, signingKeyRef: { name: "billing-db" } },
+        },
+      }),
+    );
+    assert.equal(signing.ok, false);
+    assert.match(
+      signing.err,
+      /spec\.outbound\.messageEncryption\.openpgp\.signingKeyRef\.name: billing-db: you/,
+    );
+    const ca = await asTenant(
+      policy({ tls: { mode: "verify", caBundle: { secretRef: { name: "billing-db" } } } }),
+    );
+    assert.equal(ca.ok, false);
+    assert.match(ca.err, /spec\.outbound\.tls\.caBundle\.secretRef\.name: billing-db/);
+    const mine = await asTenant(
+      policy({ tls: { mode: "verify", caBundle: { secretRef: { name: "own-login" } } } }),
+    );
+    assert.ok(mine.ok, mine.err);
+    const token = await asTenant(relay({ admin: { tokenSecretRef: { name: "billing-db" } } }));
+    assert.equal(token.ok, false);
+    assert.match(token.err, /spec\.admin\.tokenSecretRef\.name: billing-db/);
+    const pull = await asTenant(relay({ imagePullSecrets: [{ name: "billing-db" }] }));
+    assert.equal(pull.ok, false);
+    assert.match(pull.err, /spec\.imagePullSecrets\[\]\.name: one of billing-db: you/);
+    assert.ok((await asTenant(relay({}))).ok);
+  });
+
+  it("updates: a changed spec of someone else's credential is judged anew, a label is not", async () => {
+    // the partner's own login, created by the admin (who may read its Secret)
+    const partner = credential("partner-out", {
+      type: "password",
+      usage: "outbound",
+      username: "relay",
+      passwordSecretRef: { name: "partner-login" },
+      restrictTo: { nextHops: ["mx.partner.example"] },
+    });
+    await cp.kubectl(["apply", "--server-side", "--field-manager=admin", "-f", "-"], JSON.stringify(partner));
+    // pointing it at the tenant's own server is a new use of a Secret the tenant may not read
+    const moved = await asTenant(
+      { ...partner, spec: { ...partner.spec, restrictTo: { nextHops: ["mx.tenant.example"] } } },
+      DRY_APPLY,
+    );
+    assert.equal(moved.ok, false);
+    assert.match(moved.err, /spec\.passwordSecretRef\.name: partner-login: you/);
+    const labelled = await asTenant(
+      { ...partner, metadata: { ...partner.metadata, labels: { team: "x" } } },
+      DRY_APPLY,
+    );
+    assert.ok(labelled.ok, labelled.err);
+  });
+});
