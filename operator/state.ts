@@ -137,7 +137,9 @@ export function viewFingerprint(view: ClusterView): string {
     parts.push(`s:${n}:${s.type ?? ""}:${s.sealpostOwned ? "o" : ""}:${[...s.keys].join(",")}`);
   for (const [n, what] of view.relaySecrets ?? []) parts.push(`o:${n}:${what}`);
   for (const [n, keys] of view.configMaps) parts.push(`c:${n}:${[...keys].join(",")}`);
-  for (const [n, c] of view.credentials) parts.push(`r:${n}:${JSON.stringify(c.spec)}`);
+  // the creation time decides which of two logins keeps a username (compile/login-names.ts)
+  for (const [n, c] of view.credentials)
+    parts.push(`r:${n}:${String(c.metadata.creationTimestamp ?? "")}:${JSON.stringify(c.spec)}`);
   for (const [n, v] of view.services) parts.push(`v:${n}:${v.controllerUid ?? ""}:${v.addresses.join(",")}`);
   return parts.join("\n");
 }

@@ -30,6 +30,7 @@ import { durationSeconds, quantityBytes } from "../api.js";
 import { keyOf } from "../objects.js";
 import type { ProjectedSource } from "../render/input.js";
 import { ADMIN_PORT, FLEET_SECRET_KEY, names, QUEUE_DIR } from "../render/meta.js";
+import { shadowedLogins } from "./login-names.js";
 import { CATCH_ALL, claimIndex, floorFor, type LocalClaim } from "./domain-claims.js";
 import { relayIdOf } from "./claim-age.js";
 import { forRelay, relayMaxSeconds } from "./exceptions.js";
@@ -166,6 +167,16 @@ export function compileRelayConfig(
     if (!credential) continue;
     for (const [name, c] of refs.credentials) credentials[name] = c;
     for (const [name, m] of refs.secrets) for (const [k, v] of m) mapIn(secretItems, name).set(k, v);
+  }
+  // one username, one login (login-names.ts): a second credential with a login's username is held
+  for (const [name, problem] of shadowedLogins(
+    ns,
+    credentials,
+    relayClaim.accounts,
+    (n) => view.credentials.get(n)?.metadata.creationTimestamp,
+  )) {
+    heldCredentials.add(name);
+    relayProblems.push(problem);
   }
   // the recipients of the local domains: a missing ConfigMap keeps the inline list only (refusing
   // more, never accepting every address)

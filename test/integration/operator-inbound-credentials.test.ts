@@ -245,4 +245,80 @@ describe("attack review 8b: a policy author rebinds the relay's own and a partne
     // held while the partner's policy is out: from the partner's hosts too, until it is back
     assert.equal(login(c, "198.51.100.9", "partner-login").allowed, false);
   });
+
+  // attack review, session 9: the binding was by credential name, AUTH matches username and password
+  it("a second credential with the partner's username (and its Secret) does not log in as the partner from the tenant's hosts", async () => {
+    // the partner's policy is back; team-b2 (0.0.0.0/0 naming the partner's login, which keeps the
+    // relay-wide accounts from every host: a documented limit) is gone
+    await admin.request("DELETE", `/apis/sealpost.dev/v1alpha1/namespaces/${NS}/maildomainpolicies/team-b2`);
+    await admin.apply(
+      obj("MailDomainPolicy", "partner", {
+        domains: ["partner.example"],
+        outbound: { tls: { mode: "verify", trustSystemRoots: true } },
+        inbound: {
+          hosts: ["198.51.100.0/24"],
+          require: "tls+auth",
+          credentialRef: { name: "partner-login" },
+        },
+      }),
+      { fieldManager: "relay-admin" },
+    );
+    // the tenant's copy: the partner's username and password Secret, bound to the tenant's own hosts;
+    // and a squat on the relay-wide account's username
+    await tenant.create<Obj>(
+      obj("RelayCredential", "partner-copy", {
+        type: "password",
+        usage: "inbound",
+        username: "Partner",
+        passwordSecretRef: { name: "partner-pw" },
+      }),
+    );
+    await tenant.create<Obj>(
+      obj("RelayCredential", "apps-copy", {
+        type: "password",
+        usage: "inbound",
+        username: "apps",
+        passwordSecretRef: { name: "apps-pw" },
+      }),
+    );
+    for (const [name, cred] of [
+      ["team-b3", "partner-copy"],
+      ["team-b4", "apps-copy"],
+    ] as const)
+      await tenant.create<Obj>(
+        obj("MailDomainPolicy", name, {
+          domains: [`${name}.example`],
+          outbound: { tls: { mode: "required" } },
+          inbound: { hosts: ["203.0.113.0/24"], require: "tls+auth", credentialRef: { name: cred } },
+        }),
+      );
+    const c = await configWith(
+      "the copies compiled",
+      (x) =>
+        ["mail/partner", "mail/team-b3", "mail/team-b4"].every((n) => x.policies.some((p) => p.name === n)) &&
+        !x.policies.some((p) => p.name === "mail/team-b2") &&
+        x.credentials["partner-copy"] !== undefined &&
+        x.credentials["apps-copy"] !== undefined,
+    );
+    assert.deepEqual(c.heldCredentials, ["apps-copy", "partner-copy"]);
+    assert.equal(login(c, "203.0.113.9", "partner-copy").allowed, false, "the copy, from the tenant's hosts");
+    assert.equal(login(c, "203.0.113.9", "apps-copy").allowed, false, "the squat, from the tenant's hosts");
+    // the originals keep working where their owners said
+    assert.equal(login(c, "198.51.100.9", "partner-login").allowed, true);
+    assert.equal(login(c, "10.1.2.3", "apps").allowed, true);
+    // and the relay says why
+    const ready = await waitFor("the MailRelay reports the copies", async () => {
+      const r = await get(R.MailRelay, "edge");
+      const m = JSON.stringify(r?.status?.conditions ?? []);
+      return m.includes("partner-copy") && m.includes("apps-copy") ? m : undefined;
+    });
+    assert.match(
+      ready,
+      /RelayCredential mail\/partner-copy logs in as \\"partner\\", as RelayCredential mail\/partner-login \(created earlier\) does/,
+    );
+    assert.match(
+      ready,
+      /mail\/apps-copy logs in as \\"apps\\", as RelayCredential mail\/apps \(a relay-wide account of this MailRelay\) does/,
+    );
+  });
 });
