@@ -1,7 +1,8 @@
-// Which Secrets the relay uses on a user's behalf (attack review, session 9): the operator's floor
-// (compile/password-secret.ts: a password credential never names the relay's own Secrets or a Secret
-// holding keys or tokens) and the chart's admission policy (every Secret name a user writes must be
-// one they may read), whose list of Secret references must cover every Secret name in the CRDs.
+// Which Secrets and credentials the relay uses on a user's behalf (attack review, session 9): the
+// operator's floor (compile/password-secret.ts: a password credential never names the relay's own
+// Secrets or a Secret holding keys or tokens) and the chart's admission policy (every Secret a user
+// names must be one they may read, every RelayCredential one they may use), whose lists must cover
+// every such name in the CRDs.
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -78,14 +79,14 @@ describe("a password credential's Secret (compile/password-secret.ts)", () => {
   });
 });
 
-describe("the chart's admission policy lists every Secret name of the CRDs", () => {
-  it("each Secret reference path of crds/ is judged by <release>-secret-references", () => {
+describe("the chart's admission policy lists every Secret and RelayCredential name of the CRDs", () => {
+  const refs = (what: RegExp): string[] => {
     const paths: string[] = [];
     const walk = (kind: string, s: Record<string, unknown> | undefined, path: string): void => {
       if (!s) return;
       const props = (s.properties ?? {}) as Record<string, Record<string, unknown>>;
       for (const [k, v] of Object.entries(props)) {
-        if (k === "name" && /Name of the Secret/.test(typeof v.description === "string" ? v.description : ""))
+        if (k === "name" && what.test(typeof v.description === "string" ? v.description : ""))
           paths.push(`${kind} ${path}.name`);
         walk(kind, v, `${path}.${k}`);
       }
@@ -100,18 +101,43 @@ describe("the chart's admission policy lists every Secret name of the CRDs", () 
       };
       walk(crd.spec.names.plural, crd.spec.versions[0]!.schema.openAPIV3Schema, "");
     }
-    assert.ok(paths.length >= 13, paths.join("\n"));
-    const template = readFileSync(join(repoRoot, "charts/sealpost/templates/admissionpolicy.yaml"), "utf8");
-    const listed = new Set(
-      [...template.matchAll(/\(list "(\w+)" "([\w.]+)"\)/g)].map((m) => `${m[1]} .${m[2]}`),
+    return paths;
+  };
+  const template = readFileSync(join(repoRoot, "charts/sealpost/templates/admissionpolicy.yaml"), "utf8");
+  const listed = (name: string) => {
+    const block = template.slice(template.indexOf(`{{- $${name} := list`));
+    const end = block.indexOf("}}");
+    return new Set(
+      [...block.slice(0, end).matchAll(/\(list "(\w+)" "([\w.]+)"\)/g)].map((m) => `${m[1]} .${m[2]}`),
     );
+  };
+
+  it("each Secret name of crds/ is judged by <release>-references (get on the Secret)", () => {
+    const paths = refs(/Name of the Secret/);
+    assert.ok(paths.length >= 13, paths.join("\n"));
+    const judged = listed("secretRefs");
     // the one list (imagePullSecrets) has a validation of its own
-    listed.add("mailrelays .spec.imagePullSecrets[].name");
+    judged.add("mailrelays .spec.imagePullSecrets[].name");
     assert.match(template, /'spec\.imagePullSecrets\[\]\.name: one of '/);
     assert.deepEqual(
-      paths.filter((p) => !listed.has(p)),
+      paths.filter((p) => !judged.has(p)),
       [],
       "Secret references the admission policy does not judge",
+    );
+  });
+
+  it("each RelayCredential name of a policy is judged (use on it); a MailRelay's spec needs use on all", () => {
+    const paths = refs(/Name of the RelayCredential/);
+    assert.ok(paths.length >= 6, paths.join("\n"));
+    const judged = listed("credentialRefs");
+    assert.deepEqual(
+      paths.filter((p) => !p.startsWith("mailrelays ") && !judged.has(p)),
+      [],
+      "RelayCredential references of policies the admission policy does not judge",
+    );
+    assert.match(
+      template,
+      /request\.resource\.resource != 'mailrelays' \|\| !variables\.judged \|\|\s+authorizer\.group\('sealpost\.dev'\)\.resource\('relaycredentials'\)\.namespace\(request\.namespace\)\.check\('use'\)/,
     );
   });
 });

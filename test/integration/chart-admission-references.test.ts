@@ -7,6 +7,11 @@
 // Secret "own-login") is refused every reference to a Secret they may not read, naming the field and
 // the fix, and admitted with their own; an edit of the spec of an object that names someone else's
 // Secret is judged anew, an edit that leaves the spec alone is not.
+// The review of that fix: restrictTo names hosts, but the policy's CA (and the relay's resolver) say
+// which server is that host, so a policy of the user's own naming the partner's outbound credential
+// with the user's CA sent the partner's password to the user's server (and a MailRelay of theirs, with
+// their resolver, did it for the partner's own DANE policy). Naming a RelayCredential now needs the
+// verb use on it, and a MailRelay's spec use on all of the namespace's.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { installChart, submitAs } from "../support/chart.js";
@@ -88,7 +93,24 @@ describe("attack: Secrets a user may not read are not used on their behalf", () 
       "--resource=secrets",
       "--resource-name=own-login",
     ]);
-    for (const role of ["mail-author", "own-secret"])
+    // kubectl create role refuses verbs a resource's discovery does not list, as use
+    await cp.kubectl(
+      ["apply", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "Role",
+        metadata: { name: "own-credential", namespace: NS },
+        rules: [
+          {
+            apiGroups: ["sealpost.dev"],
+            resources: ["relaycredentials"],
+            verbs: ["use"],
+            resourceNames: ["own-out"],
+          },
+        ],
+      }),
+    );
+    for (const role of ["mail-author", "own-secret", "own-credential"])
       await cp.kubectl([
         "-n",
         NS,
@@ -176,7 +198,8 @@ describe("attack: Secrets a user may not read are not used on their behalf", () 
     const pull = await asTenant(relay({ imagePullSecrets: [{ name: "billing-db" }] }));
     assert.equal(pull.ok, false);
     assert.match(pull.err, /spec\.imagePullSecrets\[\]\.name: one of billing-db: you/);
-    assert.ok((await asTenant(relay({}))).ok);
+    // the admin (who may read and use everything) is admitted
+    assert.ok((await submitAs(cp, relay({ admin: { tokenSecretRef: { name: "billing-db" } } }), null)).ok);
   });
 
   it("updates: a changed spec of someone else's credential is judged anew, a label is not", async () => {
@@ -201,5 +224,55 @@ describe("attack: Secrets a user may not read are not used on their behalf", () 
       DRY_APPLY,
     );
     assert.ok(labelled.ok, labelled.err);
+  });
+
+  it("naming a RelayCredential needs use on it: a partner's login, under the tenant's own CA, is refused", async () => {
+    const outbound = (credential: string) =>
+      policy({
+        tls: {
+          mode: "verify",
+          caBundle: { configMapRef: { name: "tenant-ca" } },
+          matchNames: ["mx.partner.example"],
+        },
+        nextHop: { host: "mx.partner.example" },
+        auth: { credentialRef: { name: credential } },
+      });
+    const stolen = await asTenant(outbound("partner-out"));
+    assert.equal(stolen.ok, false);
+    assert.match(
+      stolen.err,
+      new RegExp(
+        `spec\\.outbound\\.auth\\.credentialRef\\.name: partner-out: you \\(${TENANT}\\) may not use that RelayCredential in namespace mail`,
+      ),
+    );
+    assert.match(stolen.err, /verbs \[use\], resourceNames \[<name>\]/);
+    const own = await asTenant(outbound("own-out"));
+    assert.ok(own.ok, own.err);
+    // a partner's inbound login bound to the tenant's hosts, a partner's client certificate: the same
+    const bound = policy({ tls: { mode: "required" } });
+    const inbound = await asTenant({
+      ...bound,
+      spec: {
+        ...bound.spec,
+        inbound: { hosts: ["203.0.113.0/24"], require: "tls+auth", credentialRef: { name: "partner-in" } },
+      },
+    });
+    assert.equal(inbound.ok, false);
+    assert.match(inbound.err, /spec\.inbound\.credentialRef\.name: partner-in: you/);
+    const cert = await asTenant(
+      policy({ tls: { mode: "required", clientCertificateRef: { name: "partner-cert" } } }),
+    );
+    assert.equal(cert.ok, false);
+    assert.match(cert.err, /spec\.outbound\.tls\.clientCertificateRef\.name: partner-cert: you/);
+  });
+
+  it("a MailRelay needs use on all the namespace's RelayCredentials: it sends those of every policy it selects", async () => {
+    const r = await asTenant(relay({ dns: { servers: ["127.0.0.1:5353"] } }));
+    assert.equal(r.ok, false);
+    assert.match(
+      r.err,
+      /spec: you \(tenant@corp\.example\) may not use every RelayCredential of namespace mail/,
+    );
+    assert.match(r.err, /a namespace admin creates or changes MailRelays/);
   });
 });
