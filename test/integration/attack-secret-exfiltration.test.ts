@@ -30,6 +30,7 @@ import type { Relay } from "../../relay/relay.js";
 import { makeCa, makeLeaf, type Ca } from "../support/certs.js";
 import type { ControlPlane } from "../support/controlplane.js";
 import { controlPlaneFor, operatorIdentity, startOperator, stopAll } from "../support/operator.js";
+import { relayManifest } from "../support/operator-fixtures.js";
 import { freePort } from "../support/ports.js";
 import { waitFor } from "../support/process.js";
 import { startRelay, writeConfigDir, type LogCapture } from "../support/relay.js";
@@ -122,17 +123,10 @@ describe("attack: a credential author without Secret access has the relay send t
       ),
     );
     await admin.apply(
-      {
-        apiVersion: "sealpost.dev/v1alpha1",
-        kind: "MailRelay",
-        metadata: { name: "edge", namespace: NS },
-        spec: {
-          hostname: "relay.example.com",
-          certificate: { issuerRef: { kind: "ClusterIssuer", name: "corp-ca" } },
-          inbound: { relayFrom: ["127.0.0.1/32"] },
-          admin: { tokenSecretRef: { name: "edge-admin", key: "token" } },
-        },
-      },
+      relayManifest({
+        inbound: { relayFrom: ["127.0.0.1/32"] },
+        admin: { tokenSecretRef: { name: "edge-admin", key: "token" } },
+      }),
       { fieldManager: "relay-admin" },
     );
     // the operator's own fleet Secret (created for a relay with an admin token)

@@ -17,6 +17,7 @@ import { after, before, describe, it } from "node:test";
 import { installChart, submitAs } from "../support/chart.js";
 import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
 import { certManagerCrdFiles } from "../support/operator.js";
+import { relayManifest } from "../support/operator-fixtures.js";
 
 const TENANT = "tenant@corp.example";
 const NS = "mail";
@@ -48,16 +49,7 @@ const policy = (outbound: Record<string, unknown>) => ({
   metadata: { name: "tenant", namespace: NS },
   spec: { domains: ["tenant.example"], outbound },
 });
-const relay = (spec: Record<string, unknown>) => ({
-  apiVersion: "sealpost.dev/v1alpha1",
-  kind: "MailRelay",
-  metadata: { name: "edge", namespace: NS },
-  spec: {
-    hostname: "relay.example.com",
-    certificate: { issuerRef: { kind: "ClusterIssuer", name: "corp-ca" } },
-    ...spec,
-  },
-});
+const relay = relayManifest;
 
 describe("attack: Secrets a user may not read are not used on their behalf", () => {
   let cp: ControlPlane;

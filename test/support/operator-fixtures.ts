@@ -28,18 +28,24 @@ export const relayOwner = {
   uid: "u1",
 };
 
-/** MailRelay mail/edge with a hostname and a ClusterIssuer; `spec` overrides or adds fields. */
-export function mailRelay(spec: Record<string, unknown> = {}, generation = 1): MailRelay {
-  return MailRelay.parse({
+/** The manifest of MailRelay mail/edge with a hostname and a ClusterIssuer, as a user applies it; `spec` overrides or adds fields. */
+export function relayManifest(spec: Record<string, unknown> = {}) {
+  return {
     apiVersion: "sealpost.dev/v1alpha1",
     kind: "MailRelay",
-    metadata: { name: "edge", namespace: "mail", uid: "u1", generation },
+    metadata: { name: "edge", namespace: "mail" },
     spec: {
       hostname: "relay.example.com",
       certificate: { issuerRef: { kind: "ClusterIssuer", name: "corp-ca" } },
       ...spec,
     },
-  });
+  };
+}
+
+/** MailRelay mail/edge with a hostname and a ClusterIssuer; `spec` overrides or adds fields. */
+export function mailRelay(spec: Record<string, unknown> = {}, generation = 1): MailRelay {
+  const m = relayManifest(spec);
+  return MailRelay.parse({ ...m, metadata: { ...m.metadata, uid: "u1", generation } });
 }
 
 /** What the compiler sees of the namespace: Secret and ConfigMap keys, and RelayCredentials. */
