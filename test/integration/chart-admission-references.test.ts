@@ -7,6 +7,7 @@
 // Secret "own-login") is refused every reference to a Secret they may not read, naming the field and
 // the fix, and admitted with their own; an edit of the spec of an object that names someone else's
 // Secret is judged anew, an edit that leaves the spec alone is not.
+// (The tenant may use one credential of its own, own-out.)
 // The review of that fix: restrictTo names hosts, but the policy's CA (and the relay's resolver) say
 // which server is that host, so a policy of the user's own naming the partner's outbound credential
 // with the user's CA sent the partner's password to the user's server (and a MailRelay of theirs, with
@@ -36,7 +37,7 @@ const credential = (name: string, spec: Record<string, unknown>) => ({
   spec,
 });
 const outboundLogin = (secret: string, key = "password") =>
-  credential("exfil", {
+  credential("own-out", {
     type: "password",
     usage: "outbound",
     username: "x",
@@ -266,5 +267,49 @@ describe("attack: Secrets a user may not read are not used on their behalf", () 
       /spec: you \(tenant@corp\.example\) may not use every RelayCredential of namespace mail/,
     );
     assert.match(r.err, /a namespace admin creates or changes MailRelays/);
+  });
+
+  // the review of use: rewriting a credential others name (or creating one a MailRelay lists before it
+  // exists) with a Secret of one's own took over their login without naming anything of theirs
+  it("a credential others name is not the tenant's to rewrite or to create first", async () => {
+    const login = (name: string, username: string, secret: string, extra: Record<string, unknown> = {}) =>
+      credential(name, {
+        type: "password",
+        usage: "inbound",
+        username,
+        passwordSecretRef: { name: secret },
+        ...extra,
+      });
+    const admin = (o: unknown) =>
+      cp.kubectl(["apply", "--server-side", "--field-manager=admin", "-f", "-"], JSON.stringify(o));
+    await admin(login("apps", "apps", "billing-db", { allowRelay: true, senderDomains: ["corp.example"] }));
+    await admin(
+      relay({
+        inbound: {
+          localDomains: ["corp.example"],
+          internalNextHop: { host: "exchange.mail.svc" },
+          credentialRefs: [{ name: "apps" }, { name: "apps-next" }],
+        },
+      }),
+    );
+    // the relay-wide account (any host, any domain, signed), re-pointed at the tenant's Secret
+    const apps = await asTenant(
+      login("apps", "apps", "own-login", { allowRelay: true, senderDomains: ["corp.example"] }),
+      DRY_APPLY,
+    );
+    assert.equal(apps.ok, false, "the tenant would hold the relay-wide account's password");
+    assert.match(
+      apps.err,
+      new RegExp(`metadata\\.name: apps: you \\(${TENANT}\\) may not use that RelayCredential`),
+    );
+    // a relay-wide account the MailRelay lists before anyone created it
+    const next = await asTenant(login("apps-next", "apps-next", "own-login", { allowRelay: true }));
+    assert.equal(next.ok, false, "the tenant's credential would become a relay-wide account");
+    // a partner's login (created by the admin above as partner-out's sibling)
+    await admin(login("partner-in", "partner", "partner-login"));
+    const partner = await asTenant(login("partner-in", "partner", "own-login"), DRY_APPLY);
+    assert.equal(partner.ok, false);
+    // its own (use on own-out): admitted
+    assert.ok((await asTenant(outboundLogin("own-login"))).ok);
   });
 });
