@@ -84,7 +84,7 @@ export const RelayCredentialSpec = z
       .max(256)
       .optional()
       .describe(
-        "type password: the login name (for inbound credentials, the name the partner logs in with).",
+        "type password: the login name (for inbound credentials, the name the partner logs in with). Cannot change, nor can type and usage: on a relay one username is one login, and the oldest RelayCredential with it keeps it (a relay-wide account of the MailRelay before any); the others are refused from every host and reported on the MailRelay.",
       ),
     passwordSecretRef: keyRef(
       "type password: the Secret key holding the password (for inbound credentials, the password the partner must present). A Secret of type Opaque or kubernetes.io/basic-auth of its own: the relay sends an outbound password to the hosts restrictTo allows, so a Secret of another type (TLS keys, tokens) or one of a MailRelay's own (its certificate, fleet key, admin token) is refused (Accepted=False, InvalidReference). With the chart's admission policy, whoever creates or changes the credential must be allowed to read (get) the Secret.",
@@ -152,6 +152,16 @@ export const RelayCredentialSpec = z
   .describe("The account or certificate, and which way it is used.")
   .meta({
     "x-kubernetes-validations": [
+      {
+        // on a relay one username is one login and the oldest credential keeps it (the operator's
+        // compile/login-names.ts, by creation time): a username or usage changed later would take an
+        // established login with an older object (attack review, session 9)
+        rule: "self.type == oldSelf.type && self.usage == oldSelf.usage && (has(self.username) ? has(oldSelf.username) && self.username == oldSelf.username : !has(oldSelf.username))",
+        message:
+          "type, usage and username cannot change: they say which login a credential is and since when (on a relay one username is one login, and the oldest credential keeps it); create a new RelayCredential instead",
+        fieldPath: ".username",
+        reason: "FieldValueForbidden",
+      },
       requiredFor("username", "password", "the login name"),
       requiredFor("passwordSecretRef", "password", "the Secret key holding the password"),
       requiredFor("dkim", "dkim", "the selector and the Secret key holding the private key"),

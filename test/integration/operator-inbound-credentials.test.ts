@@ -321,4 +321,27 @@ describe("attack review 8b: a policy author rebinds the relay's own and a partne
       /mail\/apps-copy logs in as \\"apps\\", as RelayCredential mail\/apps \(a relay-wide account of this MailRelay\) does/,
     );
   });
+
+  // the review of that rule: the age is the credential's creation, so its username (or usage) must
+  // not change later, or an older credential renamed to the partner's username would take the login
+  it("a credential's username, usage and type cannot change: an older credential is not renamed onto the partner's login", async () => {
+    await tenant.create<Obj>(
+      obj("RelayCredential", "team-b-login", {
+        type: "password",
+        usage: "outbound",
+        username: "team-b",
+        passwordSecretRef: { name: "apps-pw" },
+        restrictTo: { nextHops: ["mx.team-b.example"] },
+      }),
+    );
+    for (const spec of [{ username: "partner" }, { usage: "inbound", restrictTo: null }, { type: "dkim" }])
+      await assert.rejects(
+        tenant.mergePatch(R.RelayCredential, NS, "team-b-login", { spec }),
+        (e: { code?: number; message: string }) =>
+          e.code === 422 && /type, usage and username cannot change/.test(e.message),
+        JSON.stringify(spec),
+      );
+    const c = await config();
+    assert.ok(c && !c.heldCredentials.includes("partner-login"));
+  });
 });
