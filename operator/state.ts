@@ -243,7 +243,7 @@ export class ClusterState {
         addresses: serviceSelfAddresses(svc),
         controllerUid: svc.metadata.ownerReferences?.find((o) => o.controller)?.uid,
       });
-    const relaySecrets = relayOwnSecrets(caches.relays.list(namespace));
+    const relaySecrets = relayOwnSecrets(caches.relays.list(namespace), credentials.values());
     const view = { secrets, configMaps, credentials, services, relaySecrets };
     const fp = viewFingerprint(view);
     // an unchanged fingerprint keeps the previous string: the memo's entries compare it by identity

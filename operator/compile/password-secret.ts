@@ -4,9 +4,9 @@
 // a Secret is sending its value. The chart's admission policy (<release>-secret-references) holds each
 // user to Secrets they may read; this is the floor without it, and against users who may read more
 // than they should hand out: the relay's own secrets (its certificate's key, the fleet's handover key,
-// its admin token) and Secrets of kinds that hold keys or tokens, never a password, are refused
+// its admin token), the DKIM keys and Secrets of kinds that hold keys or tokens, never a password, are refused
 // whoever names them. Pure.
-import type { MailRelay } from "../api.js";
+import type { MailRelay, RelayCredential } from "../api.js";
 import { names } from "../render/meta.js";
 
 /** Secret types a password may come from: Opaque (kubectl create secret generic) and basic-auth. */
@@ -33,11 +33,21 @@ export function passwordSecretFacts(secret: {
   };
 }
 
-/** The Secrets the namespace's MailRelays hold or name for themselves: Secret name → what it is to whom. */
+/**
+ * The Secrets the namespace's MailRelays hold or name for themselves, and the DKIM keys its
+ * credentials name (the organisation's signing keys): Secret name → what it is to whom. A password
+ * file of more than one line (any PEM or armored key) is refused by the relay itself as well
+ * (relay/config/load.ts).
+ */
 export function relayOwnSecrets(
   relays: readonly (MailRelay & { metadata: { name?: string } })[],
+  credentials: Iterable<RelayCredential & { metadata: { name?: string } }> = [],
 ): Map<string, string> {
   const own = new Map<string, string>();
+  for (const c of credentials) {
+    const key = c.spec.type === "dkim" ? c.spec.dkim?.privateKeySecretRef.name : undefined;
+    if (key) own.set(key, `RelayCredential ${c.metadata.name ?? ""}'s DKIM key`);
+  }
   for (const r of relays) {
     const relay = r.metadata.name ?? "";
     own.set(

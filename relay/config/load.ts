@@ -88,6 +88,23 @@ async function generationRoot(dir: string): Promise<string> {
 }
 
 /** Strips one trailing newline (files created with `echo`/kubectl from-file often carry one). */
+/** The longest password the relay sends or accepts (SMTP AUTH passwords are far shorter). */
+export const MAX_PASSWORD_BYTES = 512;
+
+/**
+ * Why a password file is not a password, or undefined. Empty: anyone who knew the username would get
+ * in (attack review, session 6). More than one line or over MAX_PASSWORD_BYTES: a key or a token
+ * (PEM, armored OpenPGP, a service-account JWT), which a credential whose author could not read it
+ * would otherwise send to a server of theirs as AUTH (attack review, session 9; the operator refuses
+ * the relay's own Secrets by name, this is the floor for every other key).
+ */
+export function passwordProblem(password: string): string | undefined {
+  if (password.trim() === "") return "the password is empty or white space only";
+  if (/[\r\n]/.test(password) || Buffer.byteLength(password) > MAX_PASSWORD_BYTES)
+    return `the password is more than one line or over ${MAX_PASSWORD_BYTES} bytes: a key or a token, never sent or accepted as a password`;
+  return undefined;
+}
+
 export function secretText(b: Buffer): string {
   return b.toString("utf8").replace(/\r?\n$/, "");
 }
@@ -220,9 +237,7 @@ export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome>
     const why =
       k.type === "clientCertificate"
         ? clientCertificateProblem(files.get(k.certFile), files.get(k.keyFile))
-        : secretText(files.get(k.passwordFile) ?? Buffer.alloc(0)).trim() === ""
-          ? "the password is empty or white space only"
-          : undefined;
+        : passwordProblem(secretText(files.get(k.passwordFile) ?? Buffer.alloc(0)));
     if (why) unusableCredentials.set(name, why);
   }
   if (problems.length) return { result: fail("CONFIG_INVALID", false, problems.join("; ")), fingerprint };

@@ -15,7 +15,7 @@
 // overrides (listener/admin ports, queue dir, DNS, allowedInternalCidrs), in this process.
 /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-explicit-any -- assertions walk the apiserver's JSON */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -44,12 +44,43 @@ const cond = (o: Obj | undefined, type: string): Condition | undefined =>
   (o?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === type);
 const b64 = (s: string | Buffer): string => Buffer.from(s).toString("base64");
 
-/** The Secrets the tenant may not read, and the key of each it asks the relay for. */
+/**
+ * The Secrets the tenant may not read, the key of each it asks the relay for, and who refuses it: the
+ * operator (a relay's own Secrets, the DKIM keys: compile/password-secret.ts) or, for a key it cannot
+ * tell from a password by name or type, the relay (a password is one line: relay/config/load.ts).
+ */
 const VICTIMS = [
-  { id: "tlskey", secret: "edge-tls", key: "tls.key", what: "the relay's own TLS private key" },
-  { id: "fleet", secret: "edge-fleet", key: "key", what: "the relay's fleet (queue handover) key" },
-  { id: "admin", secret: "edge-admin", key: "token", what: "the relay's admin API token" },
+  {
+    id: "tlskey",
+    secret: "edge-tls",
+    key: "tls.key",
+    what: "the relay's own TLS private key",
+    by: "operator",
+  },
+  {
+    id: "fleet",
+    secret: "edge-fleet",
+    key: "key",
+    what: "the relay's fleet (queue handover) key",
+    by: "operator",
+  },
+  { id: "admin", secret: "edge-admin", key: "token", what: "the relay's admin API token", by: "operator" },
+  {
+    id: "dkim",
+    secret: "dkim-corp",
+    key: "private.key",
+    what: "the organisation's DKIM key",
+    by: "operator",
+  },
+  {
+    id: "pgp",
+    secret: "pgp-corp",
+    key: "signing-key.asc",
+    what: "an OpenPGP signing key (Opaque)",
+    by: "relay",
+  },
 ] as const;
+const REFUSED_BY_OPERATOR = VICTIMS.filter((v) => v.by === "operator");
 
 /** The tenant's SMTP server: STARTTLS with a certificate of the tenant's CA; keeps every AUTH it gets. */
 async function tenantServer(cert: Buffer, key: Buffer) {
@@ -114,6 +145,28 @@ describe("attack: a credential author without Secret access has the relay send t
     });
     await admin.create(secret("billing-db", { password: `billing-${randomBytes(12).toString("hex")}` }));
     await admin.create(secret("edge-admin", { token: `admin-${randomBytes(16).toString("hex")}` }));
+    // the organisation's DKIM key (kubectl create secret generic, as docs/dkim.md) and its credential,
+    // and an OpenPGP signing key in an Opaque Secret no credential names
+    const dkimKey = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({
+      type: "pkcs8",
+      format: "pem",
+    });
+    await admin.create(secret("dkim-corp", { "private.key": dkimKey }));
+    await admin.create({
+      apiVersion: "sealpost.dev/v1alpha1",
+      kind: "RelayCredential",
+      metadata: { name: "dkim-corp", namespace: NS },
+      spec: {
+        type: "dkim",
+        usage: "outbound",
+        dkim: { selector: "2026a", privateKeySecretRef: { name: "dkim-corp", key: "private.key" } },
+      },
+    });
+    await admin.create(
+      secret("pgp-corp", {
+        "signing-key.asc": `-----BEGIN PGP PRIVATE KEY BLOCK-----\n\n${randomBytes(600).toString("base64")}\n-----END PGP PRIVATE KEY BLOCK-----\n`,
+      }),
+    );
     // cert-manager does not run here: the Secret it would write for the relay's Certificate edge-tls
     await admin.create(
       secret(
@@ -209,8 +262,8 @@ describe("attack: a credential author without Secret access has the relay send t
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  it("the operator refuses every grab, naming the Secret and the fix, and compiles no victim key as a password", async () => {
-    for (const v of VICTIMS) {
+  it("the operator refuses every grab of a relay's own Secret or a DKIM key, naming the Secret and the fix, and compiles none as a password", async () => {
+    for (const v of REFUSED_BY_OPERATOR) {
       const c = await waitFor(`credential grab-${v.id} judged`, async () => {
         const o = await get(R.RelayCredential, `grab-${v.id}`);
         return cond(o, "Accepted") ? o : undefined;
@@ -285,7 +338,9 @@ describe("attack: a credential author without Secret access has the relay send t
     // admin token and fleet key are its own, read by no credential)
     const passwordFiles = [...json.matchAll(/"passwordFile":\s*"([^"]+)"/g)].map((m) => m[1]);
     assert.deepEqual(
-      VICTIMS.filter((v) => passwordFiles.includes(`secrets/${v.secret}/${v.key}`)).map((v) => v.id),
+      REFUSED_BY_OPERATOR.filter((v) => passwordFiles.includes(`secrets/${v.secret}/${v.key}`)).map(
+        (v) => v.id,
+      ),
       [],
       "victim keys compiled as the tenant's passwords",
     );

@@ -46,6 +46,26 @@ describe("a password credential's Secret (compile/password-secret.ts)", () => {
     }
   });
 
+  it("a DKIM key a credential names is refused (an Opaque Secret, as docs/dkim.md creates it)", () => {
+    const withDkim = relayOwnSecrets(
+      [],
+      [
+        {
+          metadata: { name: "corp-dkim" },
+          spec: {
+            type: "dkim",
+            usage: "outbound",
+            dkim: { selector: "s", privateKeySecretRef: { name: "dkim-key", key: "private.key" } },
+          },
+        } as never,
+      ],
+    );
+    assert.match(
+      passwordSecretRefusal("mail", "dkim-key", {}, withDkim) ?? "",
+      /is RelayCredential corp-dkim's DKIM key/,
+    );
+  });
+
   it("key- and token-holding types and operator-owned Secrets are refused; Opaque and basic-auth pass", () => {
     for (const type of [
       "kubernetes.io/tls",

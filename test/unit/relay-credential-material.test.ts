@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
-import { clientCertificateProblem } from "../../relay/config/load.js";
+import { clientCertificateProblem, MAX_PASSWORD_BYTES, passwordProblem } from "../../relay/config/load.js";
 
 const sh = promisify(execFile);
 let dir: string;
@@ -47,5 +47,22 @@ describe("client certificate credentials at load", () => {
     assert.match(clientCertificateProblem(Buffer.from("not a certificate"), pem["weak.key"]) ?? "", /./);
     assert.match(clientCertificateProblem(pem["weak.crt"], Buffer.from("not a key")) ?? "", /./);
     assert.match(clientCertificateProblem(undefined, undefined) ?? "", /./);
+  });
+});
+
+// attack review, session 9: a password credential whose author could not read its Secret sent a key
+// to a server of theirs; a key or token is never one line of at most MAX_PASSWORD_BYTES
+describe("a password file that is not a password", () => {
+  it("empty, more than one line (any PEM or armored key) or over the size: unusable", () => {
+    assert.match(passwordProblem(" ") ?? "", /empty or white space only/);
+    for (const p of [
+      "-----BEGIN PRIVATE KEY-----\nMIIEvQ\n-----END PRIVATE KEY-----",
+      "line1\rline2",
+      "x".repeat(MAX_PASSWORD_BYTES + 1),
+      "é".repeat(MAX_PASSWORD_BYTES / 2 + 1),
+    ])
+      assert.match(passwordProblem(p) ?? "", /more than one line or over 512 bytes: a key or a token/);
+    assert.equal(passwordProblem("correct horse battery staple"), undefined);
+    assert.equal(passwordProblem("x".repeat(MAX_PASSWORD_BYTES)), undefined);
   });
 });
