@@ -112,7 +112,7 @@ export const RelayCredentialSpec = z
       .boolean()
       .optional()
       .describe(
-        "usage inbound: a client logged in with this credential may send to any domain, not only to the relay's localDomains. This makes the relay an open relay for whoever holds the password (spam and phishing from your IP addresses under your domains' reputation, S/MIME-signed by the relay when the sender is in localDomains): grant it to your own mail clients and applications, not to partners. Default false: local domains only.",
+        "usage inbound: a client logged in with this credential may send to any domain, not only to the relay's localDomains. This makes the relay an open relay for whoever holds the password (spam and phishing from your IP addresses under your domains' reputation, S/MIME-signed by the relay when the sender is in localDomains): grant it to your own mail clients and applications, not to partners: only a relay-wide account (a MailRelay's spec.inbound.credentialRefs) may have it, and a MailDomainPolicy whose inbound.credentialRef names a credential with it is not accepted (InvalidReference). Default false: local domains only.",
       ),
     senderDomains: z
       .array(domainPattern("A domain or *.domain the client may send as, e.g. example.com."))
@@ -120,7 +120,7 @@ export const RelayCredentialSpec = z
       .max(64)
       .optional()
       .describe(
-        "usage inbound: the domains a client logged in with this credential may use in MAIL FROM (other senders get 553 5.7.1, like Postfix's reject_sender_login_mismatch; the null sender is allowed). Absent: for a credential named in a MailDomainPolicy's inbound.credentialRef, that policy's domains; otherwise the relay's localDomains.",
+        "usage inbound: the domains a client logged in with this credential may use in MAIL FROM (other senders get 553 5.7.1, like Postfix's reject_sender_login_mismatch; the null sender is allowed). Absent: for a credential named in a MailDomainPolicy's inbound.credentialRef, that policy's domains; otherwise the relay's localDomains. A credential a policy names may list only domains within that policy's domains (else the policy is not accepted, InvalidReference).",
       )
       .meta({ "x-kubernetes-list-type": "set" }),
     restrictTo: z

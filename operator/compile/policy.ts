@@ -135,6 +135,7 @@ function compilePolicy(policyObject: MailDomainPolicy, refs: Refs, now?: number)
         ["password"],
         "inbound",
         "inbound.credentialRef",
+        { domains },
       );
       if (credential) policy.inbound.credentials = [credential];
     }

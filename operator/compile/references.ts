@@ -98,7 +98,8 @@ export class Refs {
 
   /**
    * A RelayCredential of one of the given types and the usage, compiled; its name, or undefined
-   * (problem noted). `where`: the domains and next hop of the policy that sends it (restrictTo).
+   * (problem noted). `where`: the domains and next hop of the policy that sends it (restrictTo), or,
+   * for an inbound login, the domains of the policy whose partner logs in with it.
    */
   credential(
     name: string,
@@ -115,7 +116,11 @@ export class Refs {
       );
       return undefined;
     }
-    const outside = where ? credentialScopeProblem(c, where.domains, where.nextHop) : undefined;
+    const outside = where
+      ? usage === "inbound"
+        ? partnerLoginProblem(c, where.domains)
+        : credentialScopeProblem(c, where.domains, where.nextHop)
+      : undefined;
     if (outside) {
       this.invalid(`RelayCredential ${this.ns}/${name} (${role}): ${outside}`);
       return undefined;
@@ -148,6 +153,26 @@ function covered(pattern: string, allowed: string): boolean {
   const a = allowed.toLowerCase();
   if (p === a) return true;
   return a.startsWith("*.") && p !== CATCH_ALL && p.endsWith(a.slice(1));
+}
+
+/**
+ * Why an inbound login may not be a partner's, named by a policy with these domains, or undefined.
+ * Pure. A partner sends to the relay's local domains, as its own domains (docs/operations.md, "Who may
+ * send what"); allowRelay and senderDomains beyond the policy's domains are the relay-wide accounts'
+ * (the MailRelay's spec.inbound.credentialRefs, its administrator's). Whoever may write a credential
+ * and a policy naming it would otherwise grant their own login relaying to any domain as the
+ * organisation's senders (attack review, session 9).
+ */
+export function partnerLoginProblem(c: RelayCredential, domains: readonly string[]): string | undefined {
+  if (c.spec.allowRelay)
+    return "allowRelay lets a login send to any domain, which a partner's login (one a MailDomainPolicy's inbound.credentialRef names) may not: name a login of the partner's own here, without allowRelay (a login that relays is a relay-wide account: the MailRelay's spec.inbound.credentialRefs, never a policy's)";
+  const beyond = (c.spec.senderDomains ?? []).filter((d) => {
+    const p = canonicalPattern(d);
+    return p === undefined || !domains.some((a) => covered(p, a));
+  });
+  if (beyond.length)
+    return `senderDomains ${beyond.join(", ")} lie outside the policy's domains (${domains.join(", ")}), and a partner's login sends only as its policy's domains: remove them from the RelayCredential's senderDomains, or make it a relay-wide account (the MailRelay's spec.inbound.credentialRefs)`;
+  return undefined;
 }
 
 /**

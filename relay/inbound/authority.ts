@@ -10,7 +10,8 @@
 //    one the operator left out allows nothing (config.heldCredentials: refused from every host while
 //    it is out);
 //  - where a logged-in client may send: local domains only, unless its credential grants relaying
-//    (allowRelay);
+//    (allowRelay), which a partner's login never does, nor send as more than its policies' domains
+//    (attack review, session 9: a namespace user granted their own login both);
 //  - which MAIL FROM it may use (as Postfix's reject_sender_login_mismatch): its senderDomains, by
 //    default the domains every policy naming it claims, or else the relay's localDomains;
 //  - whether the session's login still holds after a reload (revocation: the credential is gone, its
@@ -103,15 +104,22 @@ export function compileAuthority(c: RelayConfig, files: ReadonlyMap<string, Buff
   for (const [name, k] of Object.entries(c.credentials)) {
     if (k.type !== "password" || k.usage !== "inbound") continue;
     const partner = namedBy.has(name);
+    // canonical patterns (relay/contract/domains.ts); one without a canonical form matches nothing
+    const canonical = (patterns: readonly string[]) => patterns.flatMap((p) => canonicalPattern(p) ?? []);
+    const own = k.senderDomains ? canonical(k.senderDomains) : undefined;
     grants.set(name, {
       name,
       username: k.username,
       partner,
-      allowRelay: k.allowRelay ?? false,
-      // canonical patterns (relay/contract/domains.ts); one without a canonical form matches nothing
-      senderDomains: (
-        k.senderDomains ?? (partner ? partnerDomains.get(name)! : c.inbound.localDomains)
-      ).flatMap((p) => canonicalPattern(p) ?? []),
+      // a partner's login sends to local domains, as its policies' domains, whatever its credential says
+      // (the operator refuses such a credential with a reason: compile/references.ts partnerLoginProblem;
+      // this holds for a config an older operator wrote)
+      allowRelay: !partner && (k.allowRelay ?? false),
+      senderDomains: partner
+        ? own
+          ? commonPatterns(own, canonical(partnerDomains.get(name)!))
+          : canonical(partnerDomains.get(name)!)
+        : (own ?? canonical(c.inbound.localDomains)),
     });
   }
   const lr = c.inbound.localRecipients;

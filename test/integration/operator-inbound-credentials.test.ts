@@ -178,9 +178,11 @@ describe("attack review 8b: a policy author rebinds the relay's own and a partne
       return c?.status === "False" ? c : undefined;
     });
     assert.equal(accepted.reason, "InvalidReference");
+    // apps relays, so the policy is refused by the partner-login rule before any relay looks at it; a
+    // relay-wide account without allowRelay is refused by the relay's verdict (unit: operator-compile)
     assert.match(
       accepted.message,
-      /spec\.inbound\.credentialRef names RelayCredential mail\/apps, a relay-wide inbound account of MailRelay mail\/edge/,
+      /RelayCredential mail\/apps \(inbound\.credentialRef\): allowRelay lets a login send to any domain, which a partner's login/,
     );
     const after = await configWith("team-b deferred", (c) =>
       c.deferredPolicies.some((p) => p.name === "mail/team-b"),
@@ -343,5 +345,53 @@ describe("attack review 8b: a policy author rebinds the relay's own and a partne
       );
     const c = await config();
     assert.ok(c && !c.heldCredentials.includes("partner-login"));
+  });
+
+  // attack review, session 9 (third round): the tenant's own login, named on its own hosts, with
+  // allowRelay and the organisation's sender domains, relayed anywhere as ceo@corp.example
+  it("a partner's login (one a policy names) never relays anywhere nor sends as domains beyond its policy's", async () => {
+    await tenant.create<Obj>(
+      obj("RelayCredential", "team-c-login", {
+        type: "password",
+        usage: "inbound",
+        username: "team-c",
+        passwordSecretRef: { name: "apps-pw" },
+        allowRelay: true,
+        senderDomains: ["corp.example"],
+      }),
+    );
+    await tenant.create<Obj>(
+      obj("MailDomainPolicy", "team-c", {
+        domains: ["team-c.example"],
+        outbound: { tls: { mode: "required" } },
+        inbound: { hosts: ["203.0.113.7/32"], require: "tls+auth", credentialRef: { name: "team-c-login" } },
+      }),
+    );
+    const accepted = await waitFor("team-c's Accepted condition", async () => {
+      const c = cond(await get(R.MailDomainPolicy, "team-c"), "Accepted");
+      return c?.status === "False" ? c : undefined;
+    });
+    assert.equal(accepted.reason, "InvalidReference");
+    assert.match(
+      accepted.message,
+      /allowRelay lets a login send to any domain, which a partner's login .* may not/,
+    );
+    const c = await configWith("team-c left out", (x) =>
+      x.deferredPolicies.some((p) => p.name === "mail/team-c"),
+    );
+    assert.ok(c.heldCredentials.includes("team-c-login"));
+    assert.equal(login(c, "203.0.113.7", "team-c-login").allowed, false);
+    // without allowRelay, senderDomains beyond the policy's domains: the same
+    await tenant.mergePatch(R.RelayCredential, NS, "team-c-login", { spec: { allowRelay: null } });
+    const beyond = await waitFor("team-c's new reason", async () => {
+      const x = cond(await get(R.MailDomainPolicy, "team-c"), "Accepted");
+      return x?.status === "False" && /senderDomains corp\.example lie outside/.test(x.message)
+        ? x
+        : undefined;
+    });
+    assert.match(
+      beyond.message,
+      /make it a relay-wide account \(the MailRelay's spec\.inbound\.credentialRefs\)/,
+    );
   });
 });

@@ -57,7 +57,8 @@ async function configure(dkim: Dkim, files: Record<string, string | Buffer> = {}
           allowRelay: true,
           senderDomains: ["sub.local.test"],
         },
-        // a partner's account (named on the host rule below) that may even relay and use our domain
+        // a partner's account (named on the host rule below) whose credential says it may even relay and
+        // use our domain, which the relay never grants a partner
         "partner-in": {
           type: "password",
           usage: "inbound",
@@ -318,13 +319,26 @@ describe("DKIM signing", () => {
     }
   });
 
-  it("attacker: a partner's mail with our From: is relayed unsigned (no signing oracle)", async () => {
-    await submit("dave@plain.test", "dk-partner", {
-      as: { from: PARTNER, username: "partner", password: "partner-pw" },
-    });
-    const m = await delivered("dk-partner");
-    assert.equal(m.headers.from?.[0], "Alice <alice@local.test>");
-    assert.equal(m.headers["dkim-signature"], undefined);
+  // a partner's login never relays nor sends as our domain (session 9: authority.ts clamps it even in
+  // a config that says otherwise, as this one does), so its mail with our From: never reaches the
+  // signer at all; entitledToSign refusing a partner is the unit tests' (relay-authority)
+  it("attacker: a partner's mail with our From: is not relayed to be signed (no signing oracle)", async () => {
+    const as = (envelope: string) =>
+      swaks({
+        server: "127.0.0.1",
+        port: ports.smtp,
+        from: envelope,
+        to: ["dave@plain.test"],
+        data: message("dk-partner", "dave@plain.test").replace(/\r\n$/, ""),
+        tls: true,
+        auth: { username: "partner", password: "partner-pw" },
+        extraArgs: ["--local-interface", PARTNER],
+      });
+    const ours = await as("alice@local.test");
+    assert.equal(ours.replyTo("MAIL")?.code, 553, ours.transcript);
+    const theirs = await as("bob@partner.test");
+    assert.equal(theirs.replyTo("MAIL")?.code, 250, theirs.transcript);
+    assert.equal(theirs.replyTo("RCPT")?.code, 550, theirs.transcript);
   });
 
   it("attacker: a trusted sender's From: in a domain the relay does not list is not signed", async () => {

@@ -125,7 +125,7 @@ describe("compile", () => {
       allowRelay: true,
     });
     const p = policy("partner", {
-      domains: ["partner.example"],
+      domains: ["partner.example", "*.partner.example"],
       inbound: { hosts: ["203.0.113.0/24"], require: "tls+auth", credentialRef: { name: "partner-in" } },
     });
     const r = compileRelayConfig(
@@ -375,12 +375,12 @@ describe("compile", () => {
   it("attack review 8b: a policy may not name the relay's own inbound account: left out, the account stays relay-wide", () => {
     // the organisation's applications log in with `apps` from any host (spec.inbound.credentialRefs);
     // a namespace user's policy binding it to the user's host would make it a partner's account there
+    // (without allowRelay: with it, the policy is refused before any relay looks at it, partnerLoginProblem)
     const apps = cred("apps", {
       type: "password",
       usage: "inbound",
       username: "apps",
       passwordSecretRef: { name: "apps", key: "password" },
-      allowRelay: true,
     });
     const own = cred("team-b-in", {
       type: "password",

@@ -126,12 +126,17 @@ describe("inbound authority (findings 3, 7)", () => {
     assert.equal(checkSender(g, "x@mail.partner.example"), undefined, "what both claim");
     assert.equal(checkSender(g, "x@a.eu.partner.example"), undefined, "a wildcard within the other's");
     assert.equal(checkSender(g, "x@a.other.example")?.code, 553);
-    // the credential's own senderDomains decide as before
-    const own = RelayConfig.parse({
-      ...both,
-      credentials: { ...both.credentials, p: { ...both.credentials.p!, senderDomains: ["team-b2.example"] } },
-    });
-    assert.deepEqual(compileAuthority(own, new Map()).grants.get("p")?.senderDomains, ["team-b2.example"]);
+    // the credential's own senderDomains narrow what the policies claim, never widen it (session 9)
+    const own = (senderDomains: string[]) =>
+      compileAuthority(
+        RelayConfig.parse({
+          ...both,
+          credentials: { ...both.credentials, p: { ...both.credentials.p!, senderDomains } },
+        }),
+        new Map(),
+      ).grants.get("p")?.senderDomains;
+    assert.deepEqual(own(["team-b2.example"]), []);
+    assert.deepEqual(own(["mail.partner.example", "team-b2.example"]), ["mail.partner.example"]);
   });
 
   it("the review of 8b's fix: a login a left-out policy names is held: no host may use it, relay-wide ones still may", () => {
@@ -176,5 +181,30 @@ describe("inbound authority (findings 3, 7)", () => {
     assert.equal(entitledToSign(a, partnerHost, undefined, "alice@example.com"), false);
     assert.equal(entitledToSign(a, partnerHost, a.grants.get("app"), "alice@example.com"), true);
     assert.equal(entitledToSign(a, internal, undefined, ""), false);
+  });
+});
+
+// attack review, session 9: whoever writes a credential and a policy naming it chose its grants; a
+// partner's login is clamped whatever its credential says (the operator refuses such a credential)
+describe("a partner's login never relays, nor sends beyond its policies' domains", () => {
+  it("allowRelay dropped, senderDomains cut to the policies' domains; a relay-wide account keeps both", () => {
+    const c = RelayConfig.parse({
+      ...config,
+      credentials: {
+        p: {
+          type: "password",
+          usage: "inbound",
+          username: "partner",
+          passwordFile: "p",
+          allowRelay: true,
+          senderDomains: ["example.com", "partner.example", "*.corp.example"],
+        },
+        app: { type: "password", usage: "inbound", username: "app", passwordFile: "a", allowRelay: true },
+      },
+    });
+    const a = compileAuthority(c, new Map());
+    assert.equal(a.grants.get("p")!.allowRelay, false);
+    assert.deepEqual(a.grants.get("p")!.senderDomains, ["partner.example"]);
+    assert.equal(a.grants.get("app")!.allowRelay, true);
   });
 });
