@@ -34,6 +34,7 @@ import {
   matchesAny,
   matchSpecificity,
 } from "../contract/domains.js";
+import { routeFor } from "../outbound/route.js";
 import { FLEET_USER } from "../queue/handover.js";
 import type { InboundAccount } from "./auth.js";
 import type { InboundDecision, Reply } from "./rules.js";
@@ -82,6 +83,8 @@ export interface CompiledAuthority {
   namedBy: ReadonlyMap<string, readonly string[]>;
   /** Credentials a left-out policy names (config.heldCredentials): no host may use them. */
   held: ReadonlySet<string>;
+  /** The config it was compiled from: which policy routes a partner's sender domain (checkSender). */
+  config: RelayConfig;
   localDomains: readonly string[];
   /** undefined: every address of a local domain is accepted. */
   recipients?: RecipientTable;
@@ -127,6 +130,7 @@ export function compileAuthority(c: RelayConfig, files: ReadonlyMap<string, Buff
     grants,
     namedBy,
     held: new Set(c.heldCredentials),
+    config: c,
     localDomains: c.inbound.localDomains,
     ...(lr
       ? {
@@ -227,15 +231,30 @@ export const REVOKED_AT_DATA: Reply = {
   text: "4.7.0 The credential this session logged in with is no longer valid; log in again and resend",
 };
 
-/** MAIL FROM of a logged-in client: one of its sender domains (the null sender is fine). */
-export function checkSender(g: Grant, from: string): Reply | undefined {
+/**
+ * MAIL FROM of a logged-in client: one of its sender domains (the null sender is fine). A partner's
+ * login also only as a domain the relay routes by a policy naming that login (the most specific
+ * match, relay/outbound/route.ts routeFor): never a local domain, nor one a more specific policy of
+ * someone else decides. A wildcard policy's domains would otherwise reach over both (attack review,
+ * session 9: a namespace user's *.example.com policy let its own login send as ceo@corp.example.com
+ * and as an older partner's partner.example.com; "*.example.com minus those" is no pattern).
+ */
+export function checkSender(a: CompiledAuthority, g: Grant, from: string): Reply | undefined {
   if (!from || g.anySender) return undefined;
   const domain = domainOf(from);
-  if (domain && matchesAny(g.senderDomains, domain)) return undefined;
+  if (domain && matchesAny(g.senderDomains, domain) && (!g.partner || routedFor(a, g.name, domain)))
+    return undefined;
   return {
     code: 553,
     text: `5.7.1 <${from}>: Sender address rejected: not owned by user ${g.username}`,
   };
+}
+
+/** Whether the relay routes `domain` by a policy that names the partner login `name`, and it is not local. */
+function routedFor(a: CompiledAuthority, name: string, domain: string): boolean {
+  if (matchesAny(a.localDomains, domain)) return false;
+  const policy = routeFor(domain, a.config).route?.policy;
+  return a.config.policies.some((p) => p.name === policy && (p.inbound?.credentials ?? []).includes(name));
 }
 
 /** May this session send to domains that are not local? */

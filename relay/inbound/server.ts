@@ -528,7 +528,7 @@ export class InboundListeners {
     if (g === "revoked") return cb(this.reject(session, "MAIL", REVOKED));
     const r =
       checkMailFrom(d, { secure: session.secure, authenticated: Boolean(session.user) }) ??
-      (g ? checkSender(g, canonicalAddress(sender) ?? sender) : undefined);
+      (g ? checkSender(cur.authority, g, canonicalAddress(sender) ?? sender) : undefined);
     cb(r ? this.reject(session, "MAIL", r) : null);
   }
 
@@ -938,7 +938,7 @@ function envelopeRefusal(
   const from = mailFrom ? (canonicalAddress(mailFrom.address) ?? mailFrom.address) : "";
   const sender =
     checkMailFrom(d, { secure: session.secure, authenticated: Boolean(session.user) }) ??
-    (g ? checkSender(g, from) : undefined);
+    (g ? checkSender(cur.authority, g, from) : undefined);
   if (sender || rcpt === undefined) return sender;
   const relay = mayRelay(d, g);
   return (

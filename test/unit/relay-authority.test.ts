@@ -80,9 +80,9 @@ describe("inbound authority (findings 3, 7)", () => {
   it("sender domains: a partner's are its policies' domains, a relay-wide account's the local domains", () => {
     assert.deepEqual(a.grants.get("p")?.senderDomains, ["partner.example", "*.partner.example"]);
     assert.deepEqual(a.grants.get("app")?.senderDomains, ["example.com"]);
-    assert.equal(checkSender(a.grants.get("p")!, "x@mail.partner.example"), undefined);
-    assert.equal(checkSender(a.grants.get("p")!, ""), undefined, "null sender");
-    assert.equal(checkSender(a.grants.get("p")!, "ceo@example.com")?.code, 553);
+    assert.equal(checkSender(a, a.grants.get("p")!, "x@mail.partner.example"), undefined);
+    assert.equal(checkSender(a, a.grants.get("p")!, ""), undefined, "null sender");
+    assert.equal(checkSender(a, a.grants.get("p")!, "ceo@example.com")?.code, 553);
   });
 
   it("recipient table: addresses (case-insensitive), @domain, files with comments", () => {
@@ -121,11 +121,11 @@ describe("inbound authority (findings 3, 7)", () => {
     assert.deepEqual(from("203.0.113.5"), ["p"], "the partner's hosts: both policies allow them");
     assert.deepEqual(from("192.0.2.200"), [], "elsewhere: only the second policy does");
     const g = b.grants.get("p")!;
-    assert.equal(checkSender(g, "x@team-b2.example")?.code, 553, "not the second policy's domains");
-    assert.equal(checkSender(g, "x@partner.example")?.code, 553, "nor one the second does not claim");
-    assert.equal(checkSender(g, "x@mail.partner.example"), undefined, "what both claim");
-    assert.equal(checkSender(g, "x@a.eu.partner.example"), undefined, "a wildcard within the other's");
-    assert.equal(checkSender(g, "x@a.other.example")?.code, 553);
+    assert.equal(checkSender(b, g, "x@team-b2.example")?.code, 553, "not the second policy's domains");
+    assert.equal(checkSender(b, g, "x@partner.example")?.code, 553, "nor one the second does not claim");
+    assert.equal(checkSender(b, g, "x@mail.partner.example"), undefined, "what both claim");
+    assert.equal(checkSender(b, g, "x@a.eu.partner.example"), undefined, "a wildcard within the other's");
+    assert.equal(checkSender(b, g, "x@a.other.example")?.code, 553);
     // the credential's own senderDomains narrow what the policies claim, never widen it (session 9)
     const own = (senderDomains: string[]) =>
       compileAuthority(
