@@ -3,17 +3,20 @@
 //  - which accounts a host may log in with: a credential named on a policy's host rule (a partner's)
 //    only from those hosts; the others (relay-wide accounts) from any host, but not from a partner's
 //    host whose rule names its own credential;
-//  - a credential several policies name gets only what every one of them allows, never what any one
-//    does (attack review 8b: a second policy naming a partner's login with hosts 0.0.0.0/0 opened it
-//    to every host, and to the second policy's domains): accepted from a host every naming policy's
-//    rule matches, and, without its own senderDomains, MAIL FROM in domains every one of them claims;
+//  - a credential several policies name is accepted only from a host every naming policy's rule
+//    matches, never from the union of their hosts (attack review 8b: a second policy naming a
+//    partner's login with hosts 0.0.0.0/0 opened it to every host); its MAIL FROM may be in any naming
+//    policy's domains, each only where that policy is the one the relay routes the domain by
+//    (checkSender: so a partner's login named on its own exception subdomain's policy keeps its
+//    parent domain too, attack review session 9, fifth round; 8b had taken the intersection, which
+//    a naming policy cannot widen past its routing since session 9's routing check);
 //    one the operator left out allows nothing (config.heldCredentials: refused from every host while
 //    it is out);
 //  - where a logged-in client may send: local domains only, unless its credential grants relaying
 //    (allowRelay), which a partner's login never does, nor send as more than its policies' domains
 //    (attack review, session 9: a namespace user granted their own login both);
 //  - which MAIL FROM it may use (as Postfix's reject_sender_login_mismatch): its senderDomains, by
-//    default the domains every policy naming it claims, or else the relay's localDomains;
+//    default the domains the policies naming it claim, or else the relay's localDomains;
 //  - whether the session's login still holds after a reload (revocation: the credential is gone, its
 //    password changed, or the host may no longer use it);
 //  - percent-hack (user%elsewhere@local) and bang paths (elsewhere!user@local) only for clients
@@ -92,7 +95,8 @@ export interface CompiledAuthority {
 
 export function compileAuthority(c: RelayConfig, files: ReadonlyMap<string, Buffer>): CompiledAuthority {
   const namedBy = new Map<string, string[]>();
-  // a partner's sender domains: those every policy naming the credential claims (the intersection)
+  // a partner's sender domains: those the policies naming the credential claim (each usable only where
+  // the relay routes it by one of them: checkSender)
   const partnerDomains = new Map<string, string[]>();
   for (const p of c.policies)
     for (const n of p.inbound?.credentials ?? []) {
@@ -100,8 +104,8 @@ export function compileAuthority(c: RelayConfig, files: ReadonlyMap<string, Buff
       const by = namedBy.get(n) ?? [];
       if (!by.includes(p.name)) namedBy.set(n, [...by, p.name]);
       const domains = p.domains.flatMap((d) => canonicalPattern(d) ?? []);
-      const before = partnerDomains.get(n);
-      partnerDomains.set(n, before ? commonPatterns(before, domains) : domains);
+      const before = partnerDomains.get(n) ?? [];
+      partnerDomains.set(n, [...before, ...domains.filter((d) => !before.includes(d))]);
     }
   const grants = new Map<string, Grant>();
   for (const [name, k] of Object.entries(c.credentials)) {
