@@ -120,7 +120,7 @@ export const RelayCredentialSpec = z
       .max(64)
       .optional()
       .describe(
-        "usage inbound: the domains a client logged in with this credential may use in MAIL FROM (other senders get 553 5.7.1, like Postfix's reject_sender_login_mismatch; the null sender is allowed). Absent: for a credential named in a MailDomainPolicy's inbound.credentialRef, that policy's domains; otherwise the relay's localDomains. A credential a policy names may list only domains within that policy's domains (else the policy is not accepted, InvalidReference).",
+        "usage inbound: the domains a client logged in with this credential may use in MAIL FROM (other senders get 553 5.7.1, like Postfix's reject_sender_login_mismatch; the null sender is allowed). Absent: for a credential named in a MailDomainPolicy's inbound.credentialRef, that policy's domains; otherwise the relay's localDomains. For a credential a policy names (a partner's login), these only narrow: it sends only as domains the relay routes by a policy naming it, never the relay's localDomains.",
       )
       .meta({ "x-kubernetes-list-type": "set" }),
     restrictTo: z

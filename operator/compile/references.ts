@@ -118,7 +118,7 @@ export class Refs {
     }
     const outside = where
       ? usage === "inbound"
-        ? partnerLoginProblem(c, where.domains)
+        ? partnerLoginProblem(c)
         : credentialScopeProblem(c, where.domains, where.nextHop)
       : undefined;
     if (outside) {
@@ -156,22 +156,18 @@ function covered(pattern: string, allowed: string): boolean {
 }
 
 /**
- * Why an inbound login may not be a partner's, named by a policy with these domains, or undefined.
- * Pure. A partner sends to the relay's local domains, as its own domains (docs/operations.md, "Who may
- * send what"); allowRelay and senderDomains beyond the policy's domains are the relay-wide accounts'
- * (the MailRelay's spec.inbound.credentialRefs, its administrator's). Whoever may write a credential
- * and a policy naming it would otherwise grant their own login relaying to any domain as the
- * organisation's senders (attack review, session 9).
+ * Why an inbound login may not be a partner's (named by a policy's inbound.credentialRef), or
+ * undefined. Pure. A partner sends to the relay's local domains (docs/operations.md, "Who may send
+ * what"); allowRelay is the relay-wide accounts' (the MailRelay's spec.inbound.credentialRefs, its
+ * administrator's). Whoever may write a credential and a policy naming it would otherwise grant their
+ * own login relaying to any domain (attack review, session 9). Its senderDomains need no check here:
+ * the relay lets a partner's login send only as domains it routes by a policy naming the login, and
+ * senderDomains only narrow those (relay/inbound/authority.ts); per policy they would refuse a login
+ * that an exception subdomain's policy names beside its parent's (sixth review).
  */
-export function partnerLoginProblem(c: RelayCredential, domains: readonly string[]): string | undefined {
+export function partnerLoginProblem(c: RelayCredential): string | undefined {
   if (c.spec.allowRelay)
     return "allowRelay lets a login send to any domain, which a partner's login (one a MailDomainPolicy's inbound.credentialRef names) may not: name a login of the partner's own here, without allowRelay (a login that relays is a relay-wide account: the MailRelay's spec.inbound.credentialRefs, never a policy's)";
-  const beyond = (c.spec.senderDomains ?? []).filter((d) => {
-    const p = canonicalPattern(d);
-    return p === undefined || !domains.some((a) => covered(p, a));
-  });
-  if (beyond.length)
-    return `senderDomains ${beyond.join(", ")} lie outside the policy's domains (${domains.join(", ")}), and a partner's login sends only as its policy's domains: remove them from the RelayCredential's senderDomains, or make it a relay-wide account (the MailRelay's spec.inbound.credentialRefs)`;
   return undefined;
 }
 

@@ -20,7 +20,7 @@ import type { Condition } from "../../operator/runtime/conditions.js";
 import { R, type KubeClient, type KubeObject } from "../../operator/runtime/kube.js";
 import { RelayConfig } from "../../relay/contract/config.js";
 import { configMapJson } from "../../relay/contract/config-encoding.js";
-import { allowedAccounts, compileAuthority } from "../../relay/inbound/authority.js";
+import { allowedAccounts, checkSender, compileAuthority } from "../../relay/inbound/authority.js";
 import { compileInbound, decideInbound } from "../../relay/inbound/rules.js";
 import type { ControlPlane } from "../support/controlplane.js";
 import {
@@ -381,17 +381,20 @@ describe("attack review 8b: a policy author rebinds the relay's own and a partne
     );
     assert.ok(c.heldCredentials.includes("team-c-login"));
     assert.equal(login(c, "203.0.113.7", "team-c-login").allowed, false);
-    // without allowRelay, senderDomains beyond the policy's domains: the same
+    // without allowRelay it is accepted, and its senderDomains only narrow what its policy routes:
+    // never the organisation's corp.example (relay/inbound/authority.ts checkSender)
     await tenant.mergePatch(R.RelayCredential, NS, "team-c-login", { spec: { allowRelay: null } });
-    const beyond = await waitFor("team-c's new reason", async () => {
-      const x = cond(await get(R.MailDomainPolicy, "team-c"), "Accepted");
-      return x?.status === "False" && /senderDomains corp\.example lie outside/.test(x.message)
-        ? x
-        : undefined;
-    });
-    assert.match(
-      beyond.message,
-      /make it a relay-wide account \(the MailRelay's spec\.inbound\.credentialRefs\)/,
+    const ok = await configWith(
+      "team-c compiled",
+      (x) => x.policies.some((p) => p.name === "mail/team-c") && !x.heldCredentials.includes("team-c-login"),
     );
+    const ci = compileInbound(ok);
+    assert.ok(ci.ok);
+    const a = compileAuthority(ok, new Map());
+    const d = decideInbound(ci.value, "203.0.113.7", "submission");
+    assert.ok(allowedAccounts(a, d).includes("team-c-login"));
+    const g = a.grants.get("team-c-login")!;
+    assert.equal(g.allowRelay, false);
+    assert.equal(checkSender(a, g, "ceo@corp.example")?.code, 553);
   });
 });
