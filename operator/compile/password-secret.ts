@@ -1,7 +1,7 @@
 // Which Secrets a password RelayCredential may never name, whoever wrote it (attack review, session
 // 9). The relay sends a password credential's Secret key verbatim, as its SMTP AUTH password, to the
 // next hops the credential's restrictTo allows, and the credential's author writes restrictTo: naming
-// a Secret is sending its value. The chart's admission policy (<release>-secret-references) holds each
+// a Secret is sending its value. The chart's admission policy (<release>-references) holds each
 // user to Secrets they may read; this is the floor without it, and against users who may read more
 // than they should hand out: the relay's own secrets (its certificate's key, the fleet's handover key,
 // its admin token), the DKIM keys and Secrets of kinds that hold keys or tokens, never a password, are refused

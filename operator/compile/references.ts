@@ -98,8 +98,9 @@ export class Refs {
 
   /**
    * A RelayCredential of one of the given types and the usage, compiled; its name, or undefined
-   * (problem noted). `where`: the domains and next hop of the policy that sends it (restrictTo), or,
-   * for an inbound login, the domains of the policy whose partner logs in with it.
+   * (problem noted). `where`: the domains and next hop of the policy that sends it (restrictTo); for an
+   * inbound login, given when a policy names it, so it is a partner's (partnerLoginProblem, which
+   * needs no domains: the relay decides its senders).
    */
   credential(
     name: string,
