@@ -40,7 +40,13 @@ import { writeConfigDir } from "../test/support/relay.js";
 import { swaks, swaksSafePassword, type SwaksResult } from "../test/support/swaks.js";
 import { repoRoot } from "../test/support/toolchain.js";
 import { fillPlaceholders, placeholders, readExamples, toYaml, type Manifest } from "./examples.js";
-import { applyOverrides, materialise, projectedSources, type StatefulSetLike } from "./materialise.js";
+import {
+  applyOverrides,
+  fetchAndMaterialise,
+  projectedSources,
+  unmountedConfigFiles,
+  type StatefulSetLike,
+} from "./materialise.js";
 import {
   certificateOf,
   describeConditions,
@@ -435,21 +441,21 @@ async function startRelayPod(admin: KubeClient, partners: Partners, pod0: PodShi
     6,
     `materialising relay pod ${POD} from the StatefulSet, as kubelet would, and starting the relay`,
   );
-  const sts = await admin.get<Obj & StatefulSetLike>(R.StatefulSet, NS, RELAY);
-  const sources = projectedSources(sts);
-  const cms = new Map<string, Obj>();
-  const secrets = new Map<string, Obj>();
-  for (const source of sources) {
-    if (source.configMap) {
-      const configMap = await admin.find<Obj>(R.ConfigMap, NS, source.configMap.name);
-      if (configMap) cms.set(source.configMap.name, configMap);
-    }
-    if (source.secret) {
-      const secret = await admin.find<Obj>(R.Secret, NS, source.secret.name);
-      if (secret) secrets.set(source.secret.name, secret);
-    }
-  }
-  const mat = materialise(sources, { configMap: (n) => cms.get(n), secret: (n) => secrets.get(n) });
+  // the template that mounts every file the config names (unmountedConfigFiles says why it may lag)
+  const { sts, sources, mat, cms } = await waitFor(
+    "the StatefulSet's volume holds every file the config names",
+    async () => {
+      const sts = await admin.get<Obj & StatefulSetLike>(R.StatefulSet, NS, RELAY);
+      const sources = projectedSources(sts);
+      const cms = new Map<string, Obj>();
+      const mat = await fetchAndMaterialise(sources, async (kind, name) => {
+        const o = await admin.find<Obj>(kind === "configMap" ? R.ConfigMap : R.Secret, NS, name);
+        if (o && kind === "configMap") cms.set(name, o);
+        return o;
+      });
+      return unmountedConfigFiles(mat).length ? undefined : { sts, sources, mat, cms };
+    },
+  );
   const gzFile = mat.files.find((f) => f.path === CONFIG_GZ_FILE);
   if (!gzFile) throw new Error(`the config volume has no ${CONFIG_GZ_FILE}`);
   const decoded = decodeConfig(gzFile.content);

@@ -4,6 +4,9 @@
 // network namespace (listen addresses and ports, DNS, its own disk) that a process on a laptop has to
 // be told instead. Everything else runs exactly as the operator rendered it.
 import { createHash } from "node:crypto";
+import { referencedFiles } from "../relay/config/load.js";
+import { CONFIG_GZ_FILE, decodeConfig } from "../relay/contract/config-encoding.js";
+import { RelayConfig } from "../relay/contract/config.js";
 
 export interface KeyToPath {
   key: string;
@@ -111,6 +114,41 @@ export function materialise(sources: ProjectedSource[], lookup: SourceLookup): M
     }
   }
   return { files, skipped };
+}
+
+/** The projected volume's objects, fetched with `find` (kind, name), then materialised. */
+export async function fetchAndMaterialise(
+  sources: ProjectedSource[],
+  find: (kind: "configMap" | "secret", name: string) => Promise<(ConfigMapLike & SecretLike) | undefined>,
+): Promise<Materialised> {
+  const found = new Map<string, ConfigMapLike & SecretLike>();
+  for (const s of sources) {
+    const kind = s.configMap ? "configMap" : "secret";
+    const name = (s.configMap ?? s.secret)?.name;
+    if (!name) continue;
+    const o = await find(kind, name);
+    if (o) found.set(`${kind}/${name}`, o);
+  }
+  return materialise(sources, {
+    configMap: (n) => found.get(`configMap/${n}`),
+    secret: (n) => found.get(`secret/${n}`),
+  });
+}
+
+/**
+ * The files the volume's config.json names that the volume does not hold. The operator applies the
+ * ConfigMap before the StatefulSet, so a config that names a new Secret reaches a running pod before
+ * the template that mounts it: that pod refuses the reload (CONFIG_FILES_MISSING) and keeps its config
+ * until the rollout. Whoever plays kubelet waits for the template that covers the config.
+ */
+export function unmountedConfigFiles(m: Materialised): string[] {
+  const gz = m.files.find((f) => f.path === CONFIG_GZ_FILE);
+  if (!gz) return [CONFIG_GZ_FILE];
+  const decoded = decodeConfig(gz.content);
+  if (!decoded.ok) throw new Error(decoded.message);
+  const mounted = new Set(m.files.map((f) => f.path));
+  const config = RelayConfig.parse(JSON.parse(decoded.value.toString("utf8")));
+  return referencedFiles(config).filter((f) => !mounted.has(f));
 }
 
 export const sha256 = (b: string | Buffer): string => createHash("sha256").update(b).digest("hex");

@@ -21,11 +21,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { SMTPServer } from "smtp-server";
-import { applyOverrides, materialise, projectedSources } from "../../demo/materialise.js";
+import {
+  applyOverrides,
+  fetchAndMaterialise,
+  projectedSources,
+  unmountedConfigFiles,
+} from "../../demo/materialise.js";
 import type { Operator } from "../../operator/operator.js";
 import type { Condition } from "../../operator/runtime/conditions.js";
 import { R, type KubeClient, type KubeObject } from "../../operator/runtime/kube.js";
-import { CONFIG_GZ_FILE, configMapJson, decodeConfig } from "../../relay/contract/config-encoding.js";
+import { CONFIG_GZ_FILE, decodeConfig } from "../../relay/contract/config-encoding.js";
 import type { Relay } from "../../relay/relay.js";
 import { makeCa, makeLeaf, type Ca } from "../support/certs.js";
 import type { ControlPlane } from "../support/controlplane.js";
@@ -282,30 +287,19 @@ describe("attack: a credential author without Secret access has the relay send t
       });
       assert.match(cond(p, "Accepted")!.message, /a password credential never names it/, v.id);
     }
-    // the relay pod as kubelet would make it from the StatefulSet the operator rendered
-    const sts = await waitFor("StatefulSet edge with the grabs compiled", async () => {
+    // the relay pod as kubelet would make it from the StatefulSet the operator rendered, once its
+    // template mounts every file the config names (unmountedConfigFiles says why it may not yet)
+    const mat = await waitFor("StatefulSet edge with the grabs compiled and mounted", async () => {
       const s = await get(R.StatefulSet, "edge");
       if (!s) return undefined;
-      const srcs = projectedSources(s);
-      const cm = srcs.find((x) => x.configMap)?.configMap?.name;
-      const cfg = cm ? await get(R.ConfigMap, cm) : undefined;
-      const json = (cfg ? configMapJson(cfg) : undefined) ?? "";
-      return VICTIMS.every((v) => json.includes(`"mail/grab-${v.id}"`)) ? s : undefined;
+      const m = await fetchAndMaterialise(projectedSources(s), (kind, name) =>
+        get(kind === "configMap" ? R.ConfigMap : R.Secret, name),
+      );
+      if (unmountedConfigFiles(m).length) return undefined;
+      const decoded = decodeConfig(m.files.find((f) => f.path === CONFIG_GZ_FILE)!.content);
+      const json = decoded.ok ? decoded.value.toString("utf8") : "";
+      return VICTIMS.every((v) => json.includes(`"mail/grab-${v.id}"`)) ? m : undefined;
     });
-    const sources = projectedSources(sts);
-    const cms = new Map<string, Obj>();
-    const secrets = new Map<string, Obj>();
-    for (const s of sources) {
-      if (s.configMap) {
-        const o = await get(R.ConfigMap, s.configMap.name);
-        if (o) cms.set(s.configMap.name, o);
-      }
-      if (s.secret) {
-        const o = await get(R.Secret, s.secret.name);
-        if (o) secrets.set(s.secret.name, o);
-      }
-    }
-    const mat = materialise(sources, { configMap: (n) => cms.get(n), secret: (n) => secrets.get(n) });
     console.log(
       "the relay pod's config volume:",
       mat.files.map((f) => `${f.path} <- ${f.from}`),

@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { materialise, projectedSources } from "../../demo/materialise.js";
+import { fetchAndMaterialise, projectedSources, unmountedConfigFiles } from "../../demo/materialise.js";
 import type { Operator } from "../../operator/operator.js";
 import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
 import { loadConfig } from "../../relay/config/load.js";
@@ -117,22 +117,16 @@ describe("issue 18: 10,000 policies on one relay (real apiserver)", () => {
     );
     assert.notEqual(degraded?.reason, "ConfigTooLarge");
 
-    // kubelet: the StatefulSet's projected volume, item by item, into a `..data` generation
-    const sts = await waitFor("the relay's StatefulSet", () => admin.find<Obj>(R.StatefulSet, NS, "edge"));
-    const sources = projectedSources(sts);
-    const cms = new Map<string, Obj>();
-    const secrets = new Map<string, Obj>();
-    for (const s of sources) {
-      if (s.configMap) {
-        const o = await admin.find<Obj>(R.ConfigMap, NS, s.configMap.name);
-        if (o) cms.set(s.configMap.name, o);
-      }
-      if (s.secret) {
-        const o = await admin.find<Obj>(R.Secret, NS, s.secret.name);
-        if (o) secrets.set(s.secret.name, o);
-      }
-    }
-    const mat = materialise(sources, { configMap: (n) => cms.get(n), secret: (n) => secrets.get(n) });
+    // kubelet: the StatefulSet's projected volume, item by item, into a `..data` generation, once the
+    // template mounts every file the config names (the ConfigMap is applied first: unmountedConfigFiles)
+    const mat = await waitFor("the relay's StatefulSet mounting every file the config names", async () => {
+      const sts = await admin.find<Obj>(R.StatefulSet, NS, "edge");
+      if (!sts) return undefined;
+      const m = await fetchAndMaterialise(projectedSources(sts), (kind, name) =>
+        admin.find<Obj>(kind === "configMap" ? R.ConfigMap : R.Secret, NS, name),
+      );
+      return unmountedConfigFiles(m).length ? undefined : m;
+    });
     assert.ok(mat.files.some((f) => f.path === CONFIG_GZ_FILE));
     const dir = join(work, "config");
     await writeConfigDir(dir, Object.fromEntries(mat.files.map((f) => [f.path, f.content])));

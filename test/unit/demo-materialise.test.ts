@@ -12,8 +12,11 @@ import {
   sha256,
   type ProjectedSource,
   type SourceLookup,
+  unmountedConfigFiles,
 } from "../../demo/materialise.js";
+import { CONFIG_GZ_FILE, encodeConfig } from "../../relay/contract/config-encoding.js";
 import { certificateOf, describeConditions, describeDelivery } from "../../demo/report.js";
+import { minimalRelayConfig } from "../support/minimal-relay-config.js";
 import { repoRoot } from "../support/toolchain.js";
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
@@ -106,6 +109,16 @@ describe("demo: materialise a projected volume", () => {
       m.files.map((f) => f.path),
       ["tls.crt", "tls.key"],
     );
+  });
+
+  it("names the files the config needs that the volume does not mount yet (the ConfigMap leads the template)", () => {
+    const config = minimalRelayConfig({ mtaSts: { caFile: "configmaps/tenant-ca/ca.crt" } });
+    const gz = { path: CONFIG_GZ_FILE, content: encodeConfig(JSON.stringify(config)), from: "configMap" };
+    const file = (path: string) => ({ path, content: Buffer.from("x"), from: "secret" });
+    const before = { files: [gz, file("tls/tls.crt"), file("tls/tls.key")], skipped: [] };
+    assert.deepEqual(unmountedConfigFiles(before), ["configmaps/tenant-ca/ca.crt"]);
+    const after = { ...before, files: [...before.files, file("configmaps/tenant-ca/ca.crt")] };
+    assert.deepEqual(unmountedConfigFiles(after), []);
   });
 });
 
