@@ -14,6 +14,13 @@ import {
   relayOwnSecrets,
 } from "../../operator/compile/password-secret.js";
 import type { MailRelay } from "../../operator/api.js";
+import {
+  passwordCredentialsOwnedBy,
+  relayCredentialWatches,
+} from "../../operator/controllers/relaycredential/controller.js";
+import type { CredentialObject } from "../../operator/objects.js";
+import { ClusterState, type Caches } from "../../operator/state.js";
+import { listCaches, listInformer, relayObject } from "../support/operator-fixtures.js";
 import { repoRoot } from "../support/toolchain.js";
 
 const relay = (name: string, spec: Record<string, unknown> = {}) =>
@@ -96,6 +103,75 @@ describe("a password credential's Secret (compile/password-secret.ts)", () => {
       passwordSecretRefusal("mail", "partner-login", { type: "kubernetes.io/basic-auth" }, own),
       undefined,
     );
+  });
+
+  it("a MailRelay or DKIM credential that comes to own a credential's Secret requeues that credential", () => {
+    const password = (name: string, secret: string) =>
+      ({
+        apiVersion: "sealpost.dev/v1alpha1",
+        kind: "RelayCredential",
+        metadata: { name, namespace: "mail", generation: 1 },
+        spec: {
+          type: "password",
+          usage: "outbound",
+          username: "u",
+          passwordSecretRef: { name: secret, key: "p" },
+        },
+      }) as unknown as CredentialObject;
+    const dkim = (generation: number, secret: string) =>
+      ({
+        apiVersion: "sealpost.dev/v1alpha1",
+        kind: "RelayCredential",
+        metadata: { name: "corp-dkim", namespace: "mail", generation },
+        spec: {
+          type: "dkim",
+          usage: "outbound",
+          dkim: { selector: "s", privateKeySecretRef: { name: secret, key: "k" } },
+        },
+      }) as unknown as CredentialObject;
+    const grabToken = password("grab-token", "edge-admin");
+    const grabDkim = password("grab-dkim", "dkim-key");
+    const app = password("app", "app-login");
+    const edge = (generation: number, token?: string) => {
+      const r = relayObject("edge", { relay: "edge" }, generation);
+      if (token) (r.spec as { admin?: unknown }).admin = { tokenSecretRef: { name: token, key: "token" } };
+      return r;
+    };
+    const credentials = [grabToken, grabDkim, app, dkim(1, "dkim-key")];
+    // one event of one informer through the controller's watches, as the informer delivers it
+    const emit = (
+      cache: "credentials" | "relays",
+      t: "add" | "update" | "delete",
+      o: unknown,
+      old?: unknown,
+    ) => {
+      const quiet = { on: () => undefined };
+      const caches = {
+        ...listCaches([edge(2, "edge-admin")]),
+        credentials: { ...listInformer(credentials), ...quiet },
+      } as unknown as Caches;
+      (caches as unknown as Record<string, object>).relays = { ...caches.relays, ...quiet };
+      (caches as unknown as Record<string, object>)[cache] = {
+        ...caches[cache],
+        on: (h: (t: string, o: unknown, old?: unknown) => void) => h(t, o, old),
+      };
+      const seen: string[] = [];
+      for (const w of relayCredentialWatches(new ClusterState(caches))) w.start((k) => seen.push(k));
+      return seen.sort();
+    };
+    // the relay starts naming edge-admin as its admin token: the credential that took it is judged again
+    assert.deepEqual(emit("relays", "update", edge(2, "edge-admin"), edge(1)), ["mail/grab-token"]);
+    // and when it stops naming it
+    assert.deepEqual(emit("relays", "update", edge(3), edge(2, "edge-admin")), ["mail/grab-token"]);
+    // a status write of the relay (same generation) requeues no credential
+    assert.deepEqual(emit("relays", "update", edge(2, "edge-admin"), edge(2, "edge-admin")), []);
+    // a DKIM credential moving onto a Secret: the credential that used it, and the DKIM one itself
+    assert.deepEqual(emit("credentials", "update", dkim(2, "dkim-key"), dkim(1, "other")), [
+      "mail/corp-dkim",
+      "mail/grab-dkim",
+    ]);
+    assert.deepEqual(emit("credentials", "delete", dkim(1, "dkim-key")), ["mail/grab-dkim"]);
+    assert.deepEqual(passwordCredentialsOwnedBy(credentials, { relays: [edge(1)] }), []);
   });
 });
 
