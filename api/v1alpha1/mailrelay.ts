@@ -133,7 +133,15 @@ const RelayInbound = z
       .max(64)
       .optional()
       .describe(
-        "Internal senders (e.g. your Exchange or application servers) allowed to send mail to any domain. Everyone else may only send to localDomains, unless logged in with an inbound RelayCredential.",
+        "Internal senders (e.g. your Exchange or application servers) allowed to send mail to any domain. Everyone else may only send to localDomains, unless logged in with an inbound RelayCredential. A MailDomainPolicy's inbound rule never applies to these hosts, and one whose inbound.hosts overlap them is not accepted on this relay (InvalidSpec).",
+      )
+      .meta({ "x-kubernetes-list-type": "set" }),
+    partnerHosts: z
+      .array(cidr("An address or CIDR range, e.g. 203.0.113.0/24."))
+      .max(64)
+      .optional()
+      .describe(
+        "The address ranges MailDomainPolicies may name as a partner's sending hosts (their spec.inbound.hosts) on this relay. A policy's inbound rule makes the relay stricter for its hosts (STARTTLS, a login of the partner's own), so whoever may write a MailDomainPolicy could otherwise impose it on every sender, Internet mail servers included, by naming 0.0.0.0/0. A policy naming a host outside these ranges is not accepted on this relay (InvalidSpec), naming the host. Absent: any range outside relayFrom (set it when people you do not trust with the relay's inbound mail may write MailDomainPolicies).",
       )
       .meta({ "x-kubernetes-list-type": "set" }),
     localDomains: z
@@ -208,7 +216,7 @@ const RelayInbound = z
       .max(64)
       .optional()
       .describe(
-        "Accounts that may log in from any host (e.g. mail clients and applications on port 587), except from a partner's hosts whose rule names its own credential. Logged in, they send to localDomains, or to any domain when the credential has allowRelay, with MAIL FROM in the credential's senderDomains (default localDomains). A partner's account belongs in its MailDomainPolicy instead, which limits it to the partner's hosts.",
+        "Accounts that may log in from any host (e.g. mail clients and applications on port 587), a partner's hosts included. Logged in, they send to localDomains, or to any domain when the credential has allowRelay, with MAIL FROM in the credential's senderDomains (default localDomains). A partner's account belongs in its MailDomainPolicy instead, which limits it to the partner's hosts.",
       )
       .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] }),
     maxMessageSize: quantity(

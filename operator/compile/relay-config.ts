@@ -83,11 +83,13 @@ export function localClaimOf(relay: MailRelay): LocalClaim {
   };
 }
 
-/** What no policy may take from the relay: its local domains and its own inbound accounts (relay-verdict.ts). */
+/** What no policy may take from the relay: its local domains, its own inbound accounts and senders (relay-verdict.ts). */
 export function relayClaimOf(relay: MailRelay): RelayClaim {
   return {
     ...localClaimOf(relay),
     accounts: (relay.spec.inbound.credentialRefs ?? []).map((r) => r.name),
+    relayFrom: relay.spec.inbound.relayFrom ?? [],
+    ...(relay.spec.inbound.partnerHosts ? { partnerHosts: relay.spec.inbound.partnerHosts } : {}),
   };
 }
 

@@ -9,7 +9,12 @@
 //    account, bound to the policy's hosts and domains (relay/inbound/authority.ts): whoever may write a
 //    MailDomainPolicy could take it from the organisation's own hosts and stop its mail being signed.
 //    Such a policy is left out of that relay (InvalidReference), its domains deferred as for any
-//    policy left out; the relay-wide account keeps working as its administrator set it.
+//    policy left out; the relay-wide account keeps working as its administrator set it;
+//  - the relay's senders (attack review, session 10): a policy's inbound rule makes the relay stricter
+//    for its hosts (STARTTLS, the partner's own login). Naming 0.0.0.0/0 it shut the relayFrom
+//    applications and every Internet mail server out. A policy whose inbound.hosts overlap the relay's
+//    relayFrom, or leave the ranges its administrator lets policies name (spec.inbound.partnerHosts),
+//    is left out of that relay (InvalidSpec).
 // Pure.
 import {
   policyVerdict,
@@ -18,17 +23,22 @@ import {
   type LocalClaim,
   type PolicyVerdict,
 } from "./domain-claims.js";
+import { cidrsOverlap, cidrWithin, parseCidr, type Cidr } from "../../relay/contract/cidr.js";
 import type { PolicyProblem } from "./problems.js";
 
 /** What a relay claims that no policy may take: its local domains and its own inbound accounts. */
 export interface RelayClaim extends LocalClaim {
   /** The RelayCredentials of spec.inbound.credentialRefs (names, in the relay's namespace). */
   accounts: readonly string[];
+  /** spec.inbound.relayFrom: the organisation's own senders, no partner's hosts. */
+  relayFrom?: readonly string[];
+  /** spec.inbound.partnerHosts: the ranges a policy's inbound.hosts may name; absent: any. */
+  partnerHosts?: readonly string[];
 }
 
 /** A policy as the relay's verdict reads it: its claims, and the inbound credential it names. */
 export type RelayClaimingPolicy = ClaimingPolicy & {
-  policy?: { inbound?: { credentials?: readonly string[] } };
+  policy?: { inbound?: { hosts?: readonly string[]; credentials?: readonly string[] } };
 };
 
 /**
@@ -42,7 +52,7 @@ export function relayVerdict(
   relay: RelayClaim,
 ): PolicyVerdict {
   const v = policyVerdict(e, claimants, relay);
-  const taken = relayAccountProblems(e, relay);
+  const taken = [...relayAccountProblems(e, relay), ...hostRuleProblems(e, relay)];
   if (!taken.length) return v;
   // without another problem, policyVerdict kept every domain the policy claims (a domain it does not
   // keep is a problem of its own): the policy is left out now, so they are all deferred
@@ -59,4 +69,32 @@ export function relayAccountProblems(e: RelayClaimingPolicy, relay: RelayClaim):
       reason: "InvalidReference",
       message: `spec.inbound.credentialRef names RelayCredential ${ns}/${name}, a relay-wide inbound account of MailRelay ${relay.key} (its spec.inbound.credentialRefs), which a policy may not bind to its hosts and domains: name a RelayCredential of the partner's own there (one no MailRelay lists in spec.inbound.credentialRefs), or have the relay's administrator remove ${name} from the MailRelay's spec.inbound.credentialRefs`,
     }));
+}
+
+const ranges = (xs: readonly string[] = []): [string, Cidr][] =>
+  xs.flatMap((x): [string, Cidr][] => {
+    const c = parseCidr(x);
+    return c.ok ? [[x, c.value]] : [];
+  });
+
+/** The InvalidSpec problems of a policy whose inbound.hosts reach the relay's own senders or beyond its partnerHosts. */
+export function hostRuleProblems(e: RelayClaimingPolicy, relay: RelayClaim): PolicyProblem[] {
+  const hosts = ranges(e.policy?.inbound?.hosts);
+  const relayFrom = ranges(relay.relayFrom);
+  const allowed = relay.partnerHosts && ranges(relay.partnerHosts);
+  const out: PolicyProblem[] = [];
+  for (const [h, c] of hosts) {
+    const internal = relayFrom.find(([, r]) => cidrsOverlap(c, r));
+    if (internal)
+      out.push({
+        reason: "InvalidSpec",
+        message: `spec.inbound.hosts: ${h} overlaps ${internal[0]} of MailRelay ${relay.key}'s spec.inbound.relayFrom, the organisation's own senders, which a policy's inbound rule never governs: list only the partner's sending servers`,
+      });
+    else if (allowed && !allowed.some(([, a]) => cidrWithin(a, c)))
+      out.push({
+        reason: "InvalidSpec",
+        message: `spec.inbound.hosts: ${h} is outside MailRelay ${relay.key}'s spec.inbound.partnerHosts (${relay.partnerHosts!.join(", ")}), the ranges its administrator lets policies name: list the partner's sending servers within them, or ask the relay's administrator to add the partner's range there`,
+      });
+  }
+  return out;
 }

@@ -2,7 +2,7 @@
 // allowedInternalCidrs): part of the contract, because the operator must read a MailRelay's ranges the
 // way the relay will (operator/render/service.ts's SNAT check) and reject what the relay would refuse
 // (config-checks.ts). Pure.
-import { isIP } from "node:net";
+import { BlockList, isIP } from "node:net";
 import { fail, ok, type Result } from "./failure.js";
 
 export interface Cidr {
@@ -50,4 +50,17 @@ export function parseCidr(s: string): Result<Cidr> {
   if (!/^\d+$/.test(len ?? String(max)) || prefix > max)
     return fail("BAD_CIDR", false, `invalid prefix length in ${JSON.stringify(s)}`);
   return ok({ address: addr, prefix, family: v === 4 ? "ipv4" : "ipv6" });
+}
+
+/** Whether range `inner` lies within range `outer` (the same family, no shorter prefix). */
+export function cidrWithin(outer: Cidr, inner: Cidr): boolean {
+  if (outer.family !== inner.family || outer.prefix > inner.prefix) return false;
+  const list = new BlockList();
+  list.addSubnet(outer.address, outer.prefix, outer.family);
+  return list.check(inner.address, inner.family);
+}
+
+/** Whether two ranges share an address (of two CIDR ranges that do, one holds the other). */
+export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
+  return cidrWithin(a, b) || cidrWithin(b, a);
 }

@@ -1,8 +1,7 @@
 // Inbound authority, pure: what a client that logged in may do, and which addresses of the local
 // domains exist. Decided once per config (compileAuthority) and asked per command:
 //  - which accounts a host may log in with: a credential named on a policy's host rule (a partner's)
-//    only from those hosts; the others (relay-wide accounts) from any host, but not from a partner's
-//    host whose rule names its own credential;
+//    only from those hosts; the others (relay-wide accounts) from every host (allowedAccounts);
 //  - a credential several policies name is accepted only from a host every naming policy's rule
 //    matches, never from the union of their hosts (attack review 8b: a second policy naming a
 //    partner's login with hosts 0.0.0.0/0 opened it to every host); its MAIL FROM may be in any naming
@@ -191,15 +190,17 @@ function tableKey(address: string): string {
 
 /**
  * The accounts a host may log in with: the credentials its host rules name, each only if every policy
- * naming it matched the host (never the union of their hosts); or, where no rule names one, every
- * credential no policy names (the relay-wide accounts).
+ * naming it matched the host (never the union of their hosts); and, from every host, every credential
+ * no policy names (the relay-wide accounts). A policy's host rule binds its own login to its hosts; it
+ * never takes the administrator's accounts from a host (attack review, session 10: a namespace user's
+ * rule over 0.0.0.0/0 naming its own login locked the organisation's accounts out everywhere).
  */
 export function allowedAccounts(a: CompiledAuthority, d: InboundDecision): string[] {
-  if (d.credentials)
-    return d.credentials.filter(
-      (n) => !a.held.has(n) && (a.namedBy.get(n)?.every((p) => d.policies.includes(p)) ?? false),
-    );
-  return [...a.grants.keys()].filter((n) => !a.namedBy.has(n) && !a.held.has(n));
+  const partners = (d.credentials ?? []).filter(
+    (n) => !a.held.has(n) && (a.namedBy.get(n)?.every((p) => d.policies.includes(p)) ?? false),
+  );
+  const relayWide = [...a.grants.keys()].filter((n) => !a.namedBy.has(n) && !a.held.has(n));
+  return [...partners, ...relayWide];
 }
 
 /** Identifies one version of an account: a changed password or username is a different login. */

@@ -1,5 +1,5 @@
 // Inbound requirement resolution, pure: for a connecting IP, the relay default and every matching
-// policy host rule combine to the strictest requirement (TLS and/or AUTH); which inbound
+// policy host rule (never for a relayFrom host) combine to the strictest requirement (TLS and/or AUTH); which inbound
 // credentials that host may use; whether it may relay to non-local domains.
 import { BlockList, isIP } from "node:net";
 import type { RelayConfig, Requirement } from "../contract/config.js";
@@ -106,8 +106,12 @@ export function decideInbound(ci: CompiledInbound, ip: string, listener: Listene
   if (listener === "smtps") need = strictest(need, { tls: true, auth: false });
   const policies: string[] = [];
   let credentials: string[] | undefined;
+  // the organisation's own senders (relayFrom) are no partner's hosts: a policy's rule never governs
+  // them (attack review, session 10: a namespace user's rule over 0.0.0.0/0 requiring tls+auth shut
+  // the relayFrom applications out; the operator refuses such a rule, this keeps an older one's out)
+  const relayFrom = inRelayFrom(ci, ip);
   for (const r of ci.rules) {
-    if (!contains(r.hosts, ip)) continue;
+    if (relayFrom || !contains(r.hosts, ip)) continue;
     policies.push(r.policy);
     need = strictest(need, r.need);
     if (r.credentials) credentials = [...(credentials ?? []), ...r.credentials];
@@ -116,7 +120,7 @@ export function decideInbound(ci: CompiledInbound, ip: string, listener: Listene
     need,
     policies,
     ...(credentials ? { credentials: [...new Set(credentials)] } : {}),
-    relayFrom: inRelayFrom(ci, ip),
+    relayFrom,
   };
 }
 

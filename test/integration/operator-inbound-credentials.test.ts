@@ -7,7 +7,7 @@
 //  - turn the organisation's relay-wide account into "their partner's": refused from the organisation's
 //    own application hosts, and its mail never DKIM- or S/MIME-signed again (entitledToSign); now such
 //    a policy is left out of the relay (InvalidReference, operator/compile/relay-verdict.ts);
-//  - lift a partner's host binding to 0.0.0.0/0 by naming the partner's login from a second policy,
+//  - lift a partner's host binding to a quarter of the Internet by naming the partner's login from a second policy,
 //    so a stolen partner password worked from anywhere, and sent as the second policy's domains too;
 //    now a credential several policies name is accepted only from hosts, and for sender domains, all
 //    of them allow (relay/inbound/authority.ts).
@@ -200,7 +200,8 @@ describe("attack review 8b: a policy author rebinds the relay's own and a partne
       obj("MailDomainPolicy", "team-b2", {
         domains: ["team-b2.example"],
         outbound: { tls: { mode: "required" } },
-        inbound: { hosts: ["0.0.0.0/0"], require: "tls+auth", credentialRef: { name: "partner-login" } },
+        // as wide as the relay lets a policy go (0.0.0.0/0 would overlap relayFrom: InvalidSpec)
+        inbound: { hosts: ["192.0.0.0/2"], require: "tls+auth", credentialRef: { name: "partner-login" } },
       }),
       { fieldManager: "team-b" },
     );
@@ -220,7 +221,7 @@ describe("attack review 8b: a policy author rebinds the relay's own and a partne
 
   // the review of the fix: the intersection must count a naming policy that is left out
   it("while the partner's policy is left out, another policy naming the partner's login does not open it to every host", async () => {
-    // team-b2 (previous case) names partner-login with hosts 0.0.0.0/0; the partner rotates its CA and
+    // team-b2 (previous case) names partner-login with hosts 192.0.0.0/2; the partner rotates its CA and
     // applies the policy before the ConfigMap: the partner's policy is left out of the relay for a while
     await admin.apply(
       obj("MailDomainPolicy", "partner", {
@@ -250,7 +251,7 @@ describe("attack review 8b: a policy author rebinds the relay's own and a partne
 
   // attack review, session 9: the binding was by credential name, AUTH matches username and password
   it("a second credential with the partner's username (and its Secret) does not log in as the partner from the tenant's hosts", async () => {
-    // the partner's policy is back; team-b2 (0.0.0.0/0 naming the partner's login, which keeps the
+    // the partner's policy is back; team-b2 (192.0.0.0/2 naming the partner's login, which keeps the
     // relay-wide accounts from every host: a documented limit) is gone
     await admin.request("DELETE", `/apis/sealpost.dev/v1alpha1/namespaces/${NS}/maildomainpolicies/team-b2`);
     await admin.apply(

@@ -13,7 +13,7 @@ import {
   recipientTable,
   routesOn,
 } from "../../relay/inbound/authority.js";
-import { compileInbound, decideInbound } from "../../relay/inbound/rules.js";
+import { checkMailFrom, compileInbound, decideInbound } from "../../relay/inbound/rules.js";
 import { AuthThrottle, clientKey } from "../../relay/inbound/throttle.js";
 
 const L = { maxFailuresPerIp: 10, maxFailuresPerAccount: 5, windowMs: 900_000 };
@@ -118,8 +118,8 @@ describe("inbound authority (findings 3, 7)", () => {
     const bi = compileInbound(both);
     assert.ok(bi.ok);
     const from = (ip: string) => allowedAccounts(b, decideInbound(bi.value, ip, "submission"));
-    assert.deepEqual(from("203.0.113.5"), ["p"], "the partner's hosts: both policies allow them");
-    assert.deepEqual(from("192.0.2.200"), [], "elsewhere: only the second policy does");
+    assert.deepEqual(from("203.0.113.5"), ["p", "app"], "the partner's hosts: both policies allow them");
+    assert.deepEqual(from("192.0.2.200"), ["app"], "elsewhere: only the second policy does");
     const g = b.grants.get("p")!;
     // sender domains: each naming policy's, where the relay routes the domain by a policy naming the
     // login (session 9, fifth round: the intersection took an exception subdomain's parent away)
@@ -157,10 +157,56 @@ describe("inbound authority (findings 3, 7)", () => {
     const h = compileAuthority(held, new Map());
     const hi = compileInbound(held);
     assert.ok(hi.ok);
-    // the other policy's hosts: its rule names only the held login
-    assert.deepEqual(allowedAccounts(h, decideInbound(hi.value, "192.0.2.200", "submission")), []);
+    // the other policy's hosts: its rule names only the held login (the relay-wide account stays)
+    assert.deepEqual(allowedAccounts(h, decideInbound(hi.value, "192.0.2.200", "submission")), ["app"]);
     // elsewhere (the partner's hosts too, its policy being out): the relay-wide account only
     assert.deepEqual(allowedAccounts(h, decideInbound(hi.value, "203.0.113.5", "submission")), ["app"]);
+  });
+
+  it("attack review, session 10: a tenant's host rule over every host takes neither the relay-wide accounts nor relayFrom", () => {
+    const wide = RelayConfig.parse({
+      ...config,
+      credentials: {
+        ...config.credentials,
+        t: { type: "password", usage: "inbound", username: "t", passwordFile: "t" },
+      },
+      policies: [
+        ...config.policies,
+        {
+          name: "ns/team-t",
+          domains: ["team-t.example"],
+          outbound: { tls: { mode: "none" } },
+          inbound: { hosts: ["0.0.0.0/0", "::/0"], require: "tls+auth", credentials: ["t"] },
+        },
+      ],
+    });
+    const w = compileAuthority(wide, new Map());
+    const wi = compileInbound(wide);
+    assert.ok(wi.ok);
+    // any host: the tenant's login and the organisation's account; the partner's hosts: the partner's too
+    assert.deepEqual(allowedAccounts(w, decideInbound(wi.value, "192.0.2.1", "submission")), ["t", "app"]);
+    assert.deepEqual(allowedAccounts(w, decideInbound(wi.value, "203.0.113.5", "submission")), [
+      "p",
+      "t",
+      "app",
+    ]);
+    // the organisation's own senders stay under the relay's own requirement (none here)
+    const internal = decideInbound(wi.value, "10.1.2.3", "smtp");
+    assert.deepEqual(
+      { need: internal.need, policies: internal.policies },
+      {
+        need: { tls: false, auth: false },
+        policies: [],
+      },
+    );
+    assert.equal(checkMailFrom(internal, { secure: false, authenticated: false }), undefined);
+    // elsewhere the rule applies (it is the tenant's to make for its hosts; the operator decides whose
+    // hosts a policy may name: MailRelay spec.inbound.partnerHosts)
+    assert.equal(
+      checkMailFrom(decideInbound(wi.value, "192.0.2.1", "smtp"), { secure: false, authenticated: false })
+        ?.code,
+      530,
+    );
   });
 
   it("domain patterns in common: exact names and nested wildcards", () => {

@@ -1,0 +1,191 @@
+// Attack review, session 10: a namespace tenant's MailDomainPolicy names its own inbound login on a
+// host rule for hosts that are not its own (0.0.0.0/0). The operator accepted it (a CIDR with zero
+// host bits), and the relay then let no relay-wide account (the MailRelay's
+// spec.inbound.credentialRefs) log in from any host, and asked tls+auth of the relayFrom applications
+// and of every Internet mail server. Now the operator leaves out a policy whose inbound.hosts overlap
+// relayFrom or leave the MailRelay's spec.inbound.partnerHosts (operator/compile/relay-verdict.ts),
+// and the relay keeps relay-wide accounts and relayFrom out of any rule's reach
+// (test/mail/attack-tenant-host-rule-locks-relay-wide.test.ts, on the wire). Against the real
+// apiserver as the tenant; the relay's decisions as onAuth and onMailFrom take them.
+/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-explicit-any -- assertions walk the apiserver's JSON */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import type { Operator } from "../../operator/operator.js";
+import type { Condition } from "../../operator/runtime/conditions.js";
+import { R, type KubeClient, type KubeObject } from "../../operator/runtime/kube.js";
+import { RelayConfig } from "../../relay/contract/config.js";
+import { configMapJson } from "../../relay/contract/config-encoding.js";
+import { allowedAccounts, compileAuthority } from "../../relay/inbound/authority.js";
+import { checkMailFrom, compileInbound, decideInbound } from "../../relay/inbound/rules.js";
+import type { ControlPlane } from "../support/controlplane.js";
+import {
+  controlPlaneFor,
+  operatorIdentity,
+  sealpostCrdFiles,
+  startOperator,
+  stopAll,
+} from "../support/operator.js";
+import { waitFor } from "../support/process.js";
+import { tenantClient } from "../support/tenant.js";
+
+const NS = "mail";
+type Obj = KubeObject & { spec?: any; status?: any; data?: Record<string, string> };
+
+const cond = (o: Obj | undefined, type: string): Condition | undefined =>
+  (o?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === type);
+
+describe("attack: a tenant's host rule over other people's hosts", () => {
+  let cp: ControlPlane;
+  let admin: KubeClient;
+  let tenant: KubeClient;
+  let op: Operator;
+
+  const get = (r: (typeof R)[keyof typeof R], name: string) => admin.find<Obj>(r, NS, name);
+  const config = async (): Promise<RelayConfig | undefined> => {
+    const cm = await get(R.ConfigMap, "edge-config");
+    const json = cm ? configMapJson(cm) : undefined;
+    return json ? RelayConfig.parse(JSON.parse(json)) : undefined;
+  };
+  const configWith = (what: string, ok: (c: RelayConfig) => boolean) =>
+    waitFor(what, async () => {
+      const c = await config();
+      return c && ok(c) ? c : undefined;
+    });
+  const obj = (kind: string, name: string, spec: Record<string, unknown>): Obj => ({
+    apiVersion: "sealpost.dev/v1alpha1",
+    kind,
+    metadata: { name, namespace: NS },
+    spec,
+  });
+
+  before(async () => {
+    ({ cp, admin } = await controlPlaneFor(NS, { crds: sealpostCrdFiles() }));
+    op = await startOperator((await operatorIdentity(cp)).kubeConfig);
+    const asAdmin = (o: Obj) => admin.apply(o, { fieldManager: "relay-admin" });
+    for (const name of ["app-pw", "team-t-pw"])
+      await asAdmin({
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name, namespace: NS },
+        stringData: { password: `${name}-secret` },
+      });
+    await asAdmin(
+      obj("RelayCredential", "app-login", {
+        type: "password",
+        usage: "inbound",
+        username: "app",
+        passwordSecretRef: { name: "app-pw" },
+        allowRelay: true,
+      }),
+    );
+    await asAdmin(
+      obj("MailRelay", "edge", {
+        hostname: "relay.sealpost.test",
+        certificate: { issuerRef: { kind: "ClusterIssuer", name: "corp-ca" } },
+        inbound: {
+          relayFrom: ["10.0.0.0/8"],
+          localDomains: ["corp.example.com"],
+          internalNextHop: { host: "exchange.mail.svc" },
+          credentialRefs: [{ name: "app-login" }],
+        },
+      }),
+    );
+    tenant = await tenantClient(cp, admin, NS, "team-t", [
+      {
+        apiGroups: ["sealpost.dev"],
+        resources: ["maildomainpolicies", "relaycredentials"],
+        verbs: ["get", "list", "watch", "create", "update", "patch", "delete", "use"],
+      },
+      { apiGroups: ["sealpost.dev"], resources: ["mailrelays"], verbs: ["get", "list", "watch"] },
+    ]);
+  });
+  after(() => stopAll(op, cp));
+
+  it("is left out of the relay: the organisation's accounts, its relayFrom senders and Internet mail keep working", async () => {
+    const before0 = await configWith("the relay-wide account compiled", (c) => "app-login" in c.credentials);
+    const ci0 = compileInbound(before0);
+    assert.ok(ci0.ok);
+    const orgClient = "192.0.2.50"; // an organisation laptop on the Internet, submitting on 587
+    assert.ok(
+      allowedAccounts(
+        compileAuthority(before0, new Map()),
+        decideInbound(ci0.value, orgClient, "submission"),
+      ).includes("app-login"),
+      "baseline: the relay-wide account logs in",
+    );
+
+    await tenant.create<Obj>(
+      obj("RelayCredential", "team-t-login", {
+        type: "password",
+        usage: "inbound",
+        username: "team-t",
+        passwordSecretRef: { name: "team-t-pw" },
+      }),
+    );
+    await tenant.create<Obj>(
+      obj("MailDomainPolicy", "team-t", {
+        domains: ["team-t.example.net"],
+        outbound: { tls: { mode: "required" } },
+        inbound: {
+          hosts: ["0.0.0.0/0", "::/0"],
+          require: "tls+auth",
+          credentialRef: { name: "team-t-login" },
+        },
+      }),
+    );
+    // left out of the relay, naming the field, the overlap and the fix; its login held
+    const refused = await waitFor("team-t refused", async () => {
+      const a = cond(await get(R.MailDomainPolicy, "team-t"), "Accepted");
+      return a?.status === "False" ? a : undefined;
+    });
+    assert.equal(refused.reason, "InvalidSpec");
+    assert.match(
+      refused.message,
+      /spec\.inbound\.hosts: 0\.0\.0\.0\/0 overlaps 10\.0\.0\.0\/8 of MailRelay mail\/edge's spec\.inbound\.relayFrom, .*list only the partner's sending servers/,
+    );
+    const c = await configWith("team-t left out", (x) =>
+      x.deferredPolicies.some((p) => p.name === "mail/team-t"),
+    );
+    assert.ok(!c.policies.some((p) => p.name === "mail/team-t"));
+    const ci = compileInbound(c);
+    assert.ok(ci.ok);
+    const a = compileAuthority(c, new Map());
+    const internet = decideInbound(ci.value, "192.0.2.77", "smtp");
+    assert.deepEqual(
+      {
+        orgAccountMayLogIn: allowedAccounts(a, decideInbound(ci.value, orgClient, "submission")).includes(
+          "app-login",
+        ),
+        internalAppMail:
+          checkMailFrom(decideInbound(ci.value, "10.1.2.3", "smtp"), { secure: false, authenticated: false })
+            ?.code ?? 250,
+        internetMail: checkMailFrom(internet, { secure: false, authenticated: false })?.code ?? 250,
+      },
+      { orgAccountMayLogIn: true, internalAppMail: 250, internetMail: 250 },
+    );
+
+    // around relayFrom (0.0.0.0/5 and on): the relay's administrator names the ranges policies may
+    // use; the tenant's rule outside them is left out too, one inside is compiled
+    await admin.mergePatch(R.MailRelay, NS, "edge", {
+      spec: { inbound: { partnerHosts: ["203.0.113.0/24"] } },
+    });
+    await tenant.mergePatch(R.MailDomainPolicy, NS, "team-t", {
+      spec: { inbound: { hosts: ["0.0.0.0/5", "192.0.0.0/2"] } },
+    });
+    const outside = await waitFor("team-t refused for partnerHosts", async () => {
+      const p = await get(R.MailDomainPolicy, "team-t");
+      const x = cond(p, "Accepted");
+      return x?.status === "False" && x.observedGeneration === p!.metadata.generation ? x : undefined;
+    });
+    assert.match(
+      outside.message,
+      /spec\.inbound\.hosts: 0\.0\.0\.0\/5 is outside MailRelay mail\/edge's spec\.inbound\.partnerHosts \(203\.0\.113\.0\/24\).*ask the relay's administrator/,
+    );
+    await tenant.mergePatch(R.MailDomainPolicy, NS, "team-t", {
+      spec: { inbound: { hosts: ["203.0.113.64/26"] } },
+    });
+    await configWith("team-t compiled within partnerHosts", (x) =>
+      x.policies.some((p) => p.name === "mail/team-t"),
+    );
+  });
+});
