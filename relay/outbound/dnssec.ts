@@ -67,17 +67,20 @@ export function readAnswer(
   let owner = norm(name);
   // follow CNAMEs in the answer section (bounded)
   for (let i = 0; i < 8 && type !== "CNAME"; i++) {
-    const c = all.find((a) => a.type === "CNAME" && norm(a.name) === owner);
+    const c = all.find((a) => a.type === "CNAME" && norm(a.name) === owner && inClassIn(a));
     if (!c) break;
     owner = norm(c.type === "CNAME" ? c.data : owner);
   }
   return {
     rcode,
     secure: trustAd && (flags & packet.AUTHENTIC_DATA) !== 0,
-    answers: all.filter((a) => a.type === type && norm(a.name) === owner),
+    answers: all.filter((a) => a.type === type && norm(a.name) === owner && inClassIn(a)),
     finalName: owner,
   };
 }
+
+/** An answer record of class IN (dns-packet decodes an absent class as IN). */
+const inClassIn = (a: packet.Answer): boolean => ((a as { class?: string }).class ?? "IN") === "IN";
 
 function encodeQuery(id: number, name: string, type: SecureQueryType): Buffer {
   return packet.encode({
@@ -101,8 +104,16 @@ function encodeQuery(id: number, name: string, type: SecureQueryType): Buffer {
 }
 
 function matches(r: packet.DecodedPacket, id: number, name: string, type: string): boolean {
-  const q = r.questions?.[0];
-  return r.id === id && r.type === "response" && !!q && norm(q.name) === norm(name) && q.type === type;
+  // the one question asked, class IN included (a CHAOS-class answer for the same name is not this one)
+  const q = r.questions?.length === 1 ? r.questions[0] : undefined;
+  return (
+    r.id === id &&
+    r.type === "response" &&
+    !!q &&
+    norm(q.name) === norm(name) &&
+    q.type === type &&
+    (q.class ?? "IN") === "IN"
+  );
 }
 
 function udpQuery(s: Server, query: Buffer, check: (r: packet.DecodedPacket) => boolean, timeoutMs: number) {

@@ -5,7 +5,9 @@
 // with a real CoreDNS 1.11.3 forwarding to a forging server). The system's resolvers are still asked,
 // but their answers are never secure; a configured resolver's AD bit is trusted, as RFC 7672 allows.
 import assert from "node:assert/strict";
+import { createSocket } from "node:dgram";
 import dns from "node:dns";
+import * as packet from "dns-packet";
 import { after, before, describe, it } from "node:test";
 import { makeSecureDns } from "../../relay/outbound/dnssec.js";
 import { startDnsServer, type DnsServer } from "../support/dns-server.js";
@@ -38,5 +40,48 @@ describe("DNSSEC: whose AD bit is trusted", () => {
   it("the configured (validating) resolver's AD bit is trusted", async () => {
     const a = await makeSecureDns([forger.address]).query("partner.test", "MX");
     assert.equal(a.secure, true);
+  });
+});
+
+describe("DNSSEC: an answer of another class is not the one asked for", () => {
+  it("a response whose question is class CH is ignored, and CH records in an IN answer are not used", async () => {
+    // an on-path answerer that knows the id (or a confused upstream): the right name and type, but
+    // the question (first datagram) or the records (second) of class CH
+    const sock = createSocket("udp4");
+    sock.on("message", (msg, from) => {
+      const q = packet.decode(msg);
+      const question = q.questions![0]!;
+      const mx = {
+        type: "MX" as const,
+        name: question.name,
+        data: { preference: 10, exchange: "mx.evil.example" },
+      };
+      const reply = (questionClass: string, answerClass: string) =>
+        packet.encode({
+          type: "response",
+          id: q.id,
+          flags: packet.AUTHENTIC_DATA | packet.RECURSION_AVAILABLE,
+          questions: [{ ...question, class: questionClass as "IN" }],
+          answers: [{ ...mx, class: answerClass as "IN" }],
+        });
+      sock.send(reply("CH", "IN"), from.port, from.address);
+      if (question.name === "mixed.test") sock.send(reply("IN", "CH"), from.port, from.address);
+    });
+    await new Promise<void>((r) => sock.bind(0, "127.0.0.1", r));
+    try {
+      const at = `127.0.0.1:${sock.address().port}`;
+      const chaos = await makeSecureDns([at], 300).query("chaos.test", "MX");
+      assert.deepEqual(
+        { rcode: chaos.rcode, answers: chaos.answers.length },
+        { rcode: "TIMEOUT", answers: 0 },
+      );
+      const mixed = await makeSecureDns([at], 300).query("mixed.test", "MX");
+      assert.deepEqual(
+        { rcode: mixed.rcode, answers: mixed.answers.length },
+        { rcode: "NOERROR", answers: 0 },
+      );
+    } finally {
+      sock.close();
+    }
   });
 });
