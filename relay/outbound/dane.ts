@@ -210,7 +210,11 @@ function tlsaOf(a: SecureAnswer): Tlsa[] {
   );
 }
 
-/** TLSA RRset of one host (section 2.2.3: the CNAME-expanded name first, then the original). */
+/**
+ * TLSA RRset of one host (RFC 7672 section 2.2.3: the CNAME-expanded name first, then the original).
+ * As Postfix: the first secure non-empty RRset decides; an insecure or empty one at the expanded name
+ * passes on to the original name; a lookup failure stops.
+ */
 async function hostDane(
   sdns: SecureDns,
   host: string,
@@ -219,19 +223,23 @@ async function hostDane(
   domain: string,
 ): Promise<HostDane> {
   const bases = expanded !== host ? [expanded, host] : [host];
+  let insecure: string | undefined;
   for (const base of bases) {
     const name = `_${port}._tcp.${base}`;
     const a = await sdns.query(name, "TLSA");
     if (a.rcode !== "NOERROR" && a.rcode !== "NXDOMAIN")
       return { kind: "skip", failure: dnsFailure(`TLSA ${name}`, a) };
-    if (!a.secure) return { kind: "none", reason: `TLSA RRset ${name} is insecure` };
+    if (!a.secure) {
+      insecure ??= `TLSA RRset ${name} is insecure`;
+      continue;
+    }
     const tlsa = tlsaOf(a);
     if (!tlsa.length) continue;
     const usable = usableTlsa(tlsa);
     if (!usable.length) return { kind: "encrypt", tlsa, base };
     return { kind: "dane", tlsa: usable, base, names: [...new Set([base, host, domain])] };
   }
-  return { kind: "none", reason: `no TLSA records for ${host}` };
+  return { kind: "none", reason: insecure ?? `no TLSA records for ${host}` };
 }
 
 /** Addresses of a host with whether they validated; a failure when the lookup failed. */

@@ -245,6 +245,37 @@ describe("resolveDane decisions", () => {
     assert.ok(!dns.asked.includes("_25._tcp.mx5.d.test TLSA"));
   });
 
+  it("a CNAME'd MX host: an insecure TLSA RRset at the target passes on to the original name; a failure stops", async () => {
+    // mx.d.test is a secure CNAME to a host in an unsigned hosting zone; the domain's own zone
+    // publishes TLSA at the original name (RFC 7672 section 2.2.3, as Postfix)
+    const table = (target: SecureAnswer) =>
+      scripted({
+        "d.test MX": answer("NOERROR", true, [mx("d.test", "mx.d.test")]),
+        "mx.d.test A": answer("NOERROR", true, [a("host.hoster.test")], "host.hoster.test"),
+        "_25._tcp.host.hoster.test TLSA": target,
+        "_25._tcp.mx.d.test TLSA": answer("NOERROR", true, [tlsaAnswer("_25._tcp.mx.d.test", good)]),
+      });
+    const kind = async (target: SecureAnswer) => {
+      const r = await resolveDane("d.test", undefined, table(target), 25);
+      assert.ok(r.ok);
+      const d = r.value.hops[0]!.dane;
+      return d.kind === "dane" ? `dane at ${d.base}` : d.kind;
+    };
+    assert.equal(await kind(answer("NOERROR", false)), "dane at mx.d.test", "insecure target: the original");
+    assert.equal(
+      await kind(answer("NXDOMAIN", true)),
+      "dane at mx.d.test",
+      "none at the target: the original",
+    );
+    assert.equal(await kind(answer("SERVFAIL", false)), "skip", "a failure stops");
+    const own = rr(3, 1, 1, "cd".repeat(32));
+    assert.equal(
+      await kind(answer("NOERROR", true, [tlsaAnswer("_25._tcp.host.hoster.test", own)])),
+      "dane at host.hoster.test",
+      "a secure RRset at the target decides",
+    );
+  });
+
   it("no MX: the domain itself; null MX: permanent; explicit next hop with insecure address: DANE_REQUIRED", async () => {
     const implicit = await resolveDane(
       "d.test",
