@@ -29,15 +29,25 @@ export type DkimDecision =
 /** The values of every `name:` field of a header block (unfolded). Pure. */
 export function headerFields(block: string, name: string): string[] {
   const out: string[] = [];
-  const lower = `${name.toLowerCase()}:`;
+  const lower = name.toLowerCase();
   for (const field of block.split(/\r\n(?![ \t])/)) {
-    if (field.slice(0, lower.length).toLowerCase() === lower)
-      out.push(
-        field
-          .slice(lower.length)
-          .replace(/\r\n[ \t]/g, " ")
-          .trim(),
-      );
+    const colon = field.indexOf(":");
+    // blanks before the colon still name the field (RFC 5322 obs-optional; DKIM's relaxed
+    // canonicalization and the signer read "From :" as From): a second From spelled so is counted
+    if (
+      colon < 0 ||
+      field
+        .slice(0, colon)
+        .replace(/[ \t]+$/, "")
+        .toLowerCase() !== lower
+    )
+      continue;
+    out.push(
+      field
+        .slice(colon + 1)
+        .replace(/\r\n[ \t]/g, " ")
+        .trim(),
+    );
   }
   return out;
 }

@@ -111,6 +111,13 @@ describe("dkimDecision", () => {
     // a folded From: is one field; a display name with an @ is not the address
     const folded = Buffer.from('From: "ceo@bank.test"\r\n <a@example.com>\r\n\r\nx\r\n');
     assert.equal(fromDomain(folded, folded.length), "example.com");
+    // a second From spelled with a blank before the colon is a From all the same (the signer and a
+    // relaxed verifier read it so): two fields, not signed
+    const spaced = Buffer.from("From: a@example.com\r\nFrom : ceo@bank.test\r\n\r\nx\r\n");
+    assert.equal(fromDomain(spaced, spaced.length), undefined);
+    assert.equal(signs({ signable: true, from: "a@example.com", head: spaced }), "unsigned");
+    const alone = Buffer.from("From\t: a@example.com\r\n\r\nx\r\n");
+    assert.equal(fromDomain(alone, alone.length), "example.com");
   });
   it("a listed domain without its key defers (never sent unsigned)", () => {
     const d = dkimDecision(LIST, {
