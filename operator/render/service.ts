@@ -1,8 +1,7 @@
 // The relay Service (25/465/587 → the pods' unprivileged listener ports) and ServiceAccount, and
 // the one decision about exposing it: what kube-proxy's SNAT does to relayFrom. Pure.
-import { BlockList } from "node:net";
 import type { MailRelaySpec } from "../../api/v1alpha1/mailrelay.js";
-import { parseCidr, type Cidr } from "../../relay/contract/cidr.js";
+import { cidrsOverlap, parseCidr, type Cidr } from "../../relay/contract/cidr.js";
 import type { KubeObject } from "../runtime/kube.js";
 import type { RelayRenderInput } from "./input.js";
 import { names, objectMeta, relayLabels, relaySelector } from "./meta.js";
@@ -16,24 +15,6 @@ type ServiceSpec = Pick<MailRelaySpec["service"], "type" | "externalTrafficPolic
  */
 export function externalTrafficPolicyOf(s: ServiceSpec): "Cluster" | "Local" | undefined {
   return s.type === "ClusterIP" ? undefined : (s.externalTrafficPolicy ?? "Local");
-}
-
-/** An IPv4 range as its IPv4-mapped IPv6 range (::ffff:a.b.c.d/96+n); IPv6 ranges as they are. */
-function asIpv6(c: Cidr): Cidr {
-  return c.family === "ipv6" ? c : { address: `::ffff:${c.address}`, prefix: c.prefix + 96, family: "ipv6" };
-}
-
-/**
- * Whether two CIDR ranges share an address (aligned blocks are nested or disjoint). Compared in IPv6
- * space, because the relay matches an IPv4 client against an IPv6 rule through the IPv4-mapped form
- * (relayFrom ::ffff:10.0.0.0/104 or ::/0 admits 10.1.2.3).
- */
-function overlaps(x: Cidr, y: Cidr): boolean {
-  const [a, b] = [asIpv6(x), asIpv6(y)];
-  const [wide, narrow] = a.prefix <= b.prefix ? [a, b] : [b, a];
-  const list = new BlockList();
-  list.addSubnet(wide.address, wide.prefix, wide.family);
-  return list.check(narrow.address, narrow.family);
 }
 
 /**
@@ -55,7 +36,7 @@ export function snatExposure(spec: MailRelaySpec): string | undefined {
   };
   const cluster = service.clusterNetworks.flatMap(parse);
   const inCluster = (ranges: readonly string[]): string[] =>
-    ranges.filter((c) => parse(c).some((r) => cluster.some((n) => overlaps(r, n))));
+    ranges.filter((c) => parse(c).some((r) => cluster.some((n) => cidrsOverlap(r, n))));
   const listeners = spec.listeners;
   const enabled = (["smtp", "smtps", "submission"] as const).filter((n) => listeners[n].enabled);
   const forgeable = enabled.flatMap((n) => {

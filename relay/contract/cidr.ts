@@ -52,12 +52,44 @@ export function parseCidr(s: string): Result<Cidr> {
   return ok({ address: addr, prefix, family: v === 4 ? "ipv4" : "ipv6" });
 }
 
-/** Whether range `inner` lies within range `outer` (the same family, no shorter prefix). */
+/**
+ * A range as the relay matches it: an IPv6 range inside ::ffff:0:0/96 is the IPv4 range it spells
+ * (::ffff:10.0.0.0/104 is 10.0.0.0/8); every other IPv6 range holds IPv6 addresses only. node:net's
+ * BlockList would match an IPv4 address against any IPv6 range holding its mapped form, so ::/0 or
+ * ::/80 would cover every IPv4 client (attack review, session 10: a policy's ::/0 host rule
+ * governed IPv4 senders that the operator's checks, reading families apart, never saw it reach).
+ */
+export function canonicalCidr(c: Cidr): Cidr {
+  if (c.family !== "ipv6" || c.prefix < 96) return c;
+  const g = ipv6Groups(c.address);
+  if (!g || g.slice(0, 6).join(":") !== "0:0:0:0:0:65535") return c;
+  const v4 = [g[6]! >> 8, g[6]! & 0xff, g[7]! >> 8, g[7]! & 0xff].join(".");
+  return { address: v4, prefix: c.prefix - 96, family: "ipv4" };
+}
+
+/** Address ranges, each matching addresses of its own family only (canonicalCidr). */
+export class CidrSet {
+  private readonly v4 = new BlockList();
+  private readonly v6 = new BlockList();
+
+  constructor(ranges: readonly Cidr[]) {
+    for (const r of ranges.map(canonicalCidr))
+      (r.family === "ipv4" ? this.v4 : this.v6).addSubnet(r.address, r.prefix, r.family);
+  }
+
+  /** Whether `ip` (IPv4-mapped IPv6 read as IPv4) is in one of the ranges of its family. */
+  has(ip: string): boolean {
+    const a = normalizeIp(ip);
+    const v = isIP(a);
+    return v === 4 ? this.v4.check(a, "ipv4") : v === 6 ? this.v6.check(a, "ipv6") : false;
+  }
+}
+
+/** Whether range `inner` lies within range `outer`, as the relay matches them (CidrSet). */
 export function cidrWithin(outer: Cidr, inner: Cidr): boolean {
-  if (outer.family !== inner.family || outer.prefix > inner.prefix) return false;
-  const list = new BlockList();
-  list.addSubnet(outer.address, outer.prefix, outer.family);
-  return list.check(inner.address, inner.family);
+  const [o, i] = [canonicalCidr(outer), canonicalCidr(inner)];
+  if (o.family !== i.family || o.prefix > i.prefix) return false;
+  return new CidrSet([o]).has(i.address);
 }
 
 /** Whether two ranges share an address (of two CIDR ranges that do, one holds the other). */

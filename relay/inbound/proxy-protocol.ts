@@ -11,8 +11,8 @@
 //     refused (421, closed): a load balancer that lost its PROXY setting is an error, not a client;
 //   - v2 LOCAL (the balancer's own health check) and v1 UNKNOWN keep the balancer's address.
 // Spec: https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt
-import { BlockList, createServer, isIP, type Server, type Socket } from "node:net";
-import { normalizeIp, parseCidr } from "../contract/cidr.js";
+import { createServer, isIP, type Server, type Socket } from "node:net";
+import { CidrSet, normalizeIp, parseCidr } from "../contract/cidr.js";
 
 /** The 12-byte signature that starts a v2 header. */
 export const V2_SIGNATURE = Buffer.from([
@@ -267,19 +267,17 @@ export class ProxyFronts {
       headerTimeoutMs?: number;
     },
   ): Server {
-    const trusted = new BlockList();
-    for (const c of o.trustedCidrs) {
-      const r = parseCidr(c);
-      if (!r.ok) throw new Error(`listener ${o.listener} proxyProtocol.trustedCidrs: ${r.message}`);
-      trusted.addSubnet(r.value.address, r.value.prefix, r.value.family);
-    }
+    const trusted = new CidrSet(
+      o.trustedCidrs.map((c) => {
+        const r = parseCidr(c);
+        if (!r.ok) throw new Error(`listener ${o.listener} proxyProtocol.trustedCidrs: ${r.message}`);
+        return r.value;
+      }),
+    );
     const f = proxyFront({
       hostname: o.hostname,
       ...(o.headerTimeoutMs ? { headerTimeoutMs: o.headerTimeoutMs } : {}),
-      trusted: (ip) => {
-        const v = isIP(ip);
-        return v !== 0 && trusted.check(ip, v === 4 ? "ipv4" : "ipv6");
-      },
+      trusted: (ip) => trusted.has(ip),
       deliver: (socket, c) => {
         this.via.set(`${c.client}|${c.clientPort}`, c.proxiedBy);
         socket.once("close", () => this.via.delete(`${c.client}|${c.clientPort}`));

@@ -1,11 +1,10 @@
 // Inbound requirement resolution, pure: for a connecting IP, the relay default and every matching
-// policy host rule (never for a relayFrom host) combine to the strictest requirement (TLS and/or AUTH); which inbound
+// policy host rule combine to the strictest requirement (TLS and/or AUTH); which inbound
 // credentials that host may use; whether it may relay to non-local domains.
-import { BlockList, isIP } from "node:net";
 import type { RelayConfig, Requirement } from "../contract/config.js";
 import { matchesAny } from "../contract/domains.js";
 import { fail, ok, type Result } from "../contract/failure.js";
-import { normalizeIp, parseCidr } from "../contract/cidr.js";
+import { CidrSet, parseCidr, type Cidr } from "../contract/cidr.js";
 
 export type ListenerKind = "smtp" | "smtps" | "submission";
 
@@ -27,33 +26,30 @@ export function requirementOf(n: Need): Requirement {
   return n.tls && n.auth ? "tls+auth" : n.tls ? "tls" : n.auth ? "auth" : "none";
 }
 
-function blockList(cidrs: readonly string[], what: string): Result<BlockList> {
-  const list = new BlockList();
+function blockList(cidrs: readonly string[], what: string): Result<CidrSet> {
+  const ranges: Cidr[] = [];
   for (const c of cidrs) {
     const r = parseCidr(c);
     if (!r.ok) return fail(r.code, false, `${what}: ${r.message}`);
-    list.addSubnet(r.value.address, r.value.prefix, r.value.family);
+    ranges.push(r.value);
   }
-  return ok(list);
+  return ok(new CidrSet(ranges));
 }
 
-function contains(list: BlockList, ip: string): boolean {
-  const a = normalizeIp(ip);
-  const v = isIP(a);
-  if (v === 0) return false;
-  return list.check(a, v === 4 ? "ipv4" : "ipv6");
+function contains(list: CidrSet, ip: string): boolean {
+  return list.has(ip);
 }
 
 interface CompiledRule {
   policy: string;
-  hosts: BlockList;
+  hosts: CidrSet;
   need: Need;
   credentials?: string[];
 }
 
 export interface CompiledInbound {
   defaultNeed: Need;
-  relayFrom: BlockList;
+  relayFrom: CidrSet;
   localDomains: string[];
   rules: CompiledRule[];
 }
@@ -106,12 +102,8 @@ export function decideInbound(ci: CompiledInbound, ip: string, listener: Listene
   if (listener === "smtps") need = strictest(need, { tls: true, auth: false });
   const policies: string[] = [];
   let credentials: string[] | undefined;
-  // the organisation's own senders (relayFrom) are no partner's hosts: a policy's rule never governs
-  // them (attack review, session 10: a namespace user's rule over 0.0.0.0/0 requiring tls+auth shut
-  // the relayFrom applications out; the operator refuses such a rule, this keeps an older one's out)
-  const relayFrom = inRelayFrom(ci, ip);
   for (const r of ci.rules) {
-    if (relayFrom || !contains(r.hosts, ip)) continue;
+    if (!contains(r.hosts, ip)) continue;
     policies.push(r.policy);
     need = strictest(need, r.need);
     if (r.credentials) credentials = [...(credentials ?? []), ...r.credentials];
@@ -120,7 +112,7 @@ export function decideInbound(ci: CompiledInbound, ip: string, listener: Listene
     need,
     policies,
     ...(credentials ? { credentials: [...new Set(credentials)] } : {}),
-    relayFrom,
+    relayFrom: inRelayFrom(ci, ip),
   };
 }
 

@@ -6,7 +6,7 @@
 // Explicitly configured next hops (a policy's nextHop, inbound.internalNextHop) are trusted and do
 // not come through here. Pure: the pod's addresses are passed in.
 import { BlockList, isIP } from "node:net";
-import { normalizeIp, parseCidr } from "../contract/cidr.js";
+import { CidrSet, normalizeIp, parseCidr } from "../contract/cidr.js";
 import { fail, ok, type Result } from "../contract/failure.js";
 
 export type AddressClass =
@@ -91,15 +91,17 @@ export function addressClass(ip: string): AddressClass {
 
 /** Decides whether a destination address that DNS chose may be connected to. */
 export class DestinationFilter {
-  private readonly allow = new BlockList();
+  private readonly allow: CidrSet;
   private readonly own: Set<string>;
 
   /** `allowedCidrs`: delivery.allowedInternalCidrs (already validated); `ownAddresses`: the pod's. */
   constructor(allowedCidrs: readonly string[], ownAddresses: readonly string[] = []) {
-    for (const c of allowedCidrs) {
-      const r = parseCidr(c);
-      if (r.ok) this.allow.addSubnet(r.value.address, r.value.prefix, r.value.family);
-    }
+    this.allow = new CidrSet(
+      allowedCidrs.flatMap((c) => {
+        const r = parseCidr(c);
+        return r.ok ? [r.value] : [];
+      }),
+    );
     this.own = new Set(ownAddresses.map(canonical));
   }
 
@@ -108,7 +110,7 @@ export class DestinationFilter {
     const a = canonical(ip);
     const v = isIP(a);
     if (!v) return "not an IP address";
-    if (this.allow.check(a, v === 4 ? "ipv4" : "ipv6")) return undefined;
+    if (this.allow.has(a)) return undefined;
     if (this.own.has(a)) return "the relay's own address";
     const cls = addressClass(a);
     return cls === "public" ? undefined : `${cls} address`;

@@ -1,12 +1,14 @@
 // Attack review, session 10: a namespace tenant's MailDomainPolicy names its own inbound login on a
 // host rule for hosts that are not its own (0.0.0.0/0). The operator accepted it (a CIDR with zero
 // host bits), and the relay then let no relay-wide account (the MailRelay's
-// spec.inbound.credentialRefs) log in from any host, and asked tls+auth of the relayFrom applications
-// and of every Internet mail server. Now the operator leaves out a policy whose inbound.hosts overlap
-// relayFrom or leave the MailRelay's spec.inbound.partnerHosts (operator/compile/relay-verdict.ts),
-// and the relay keeps relay-wide accounts and relayFrom out of any rule's reach
-// (test/mail/attack-tenant-host-rule-locks-relay-wide.test.ts, on the wire). Against the real
-// apiserver as the tenant; the relay's decisions as onAuth and onMailFrom take them.
+// spec.inbound.credentialRefs) log in from any host, and asked tls+auth of the relayFrom
+// applications and of every Internet mail server. Now the operator leaves out a policy whose
+// inbound.hosts cover a whole relayFrom range or leave the MailRelay's spec.inbound.partnerHosts
+// (operator/compile/relay-verdict.ts), and the relay lets relay-wide accounts in from every host
+// (test/mail/attack-tenant-host-rule-locks-relay-wide.test.ts, on the wire). The review of the fix:
+// ::/0, read by the operator as IPv6 only, governed IPv4 senders at the relay (node's BlockList); both
+// now read ranges one way (relay/contract/cidr.ts). Against the real apiserver as the tenant; the
+// relay's decisions as onAuth and onMailFrom take them.
 /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-explicit-any -- assertions walk the apiserver's JSON */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -101,7 +103,7 @@ describe("attack: a tenant's host rule over other people's hosts", () => {
   });
   after(() => stopAll(op, cp));
 
-  it("is left out of the relay: the organisation's accounts, its relayFrom senders and Internet mail keep working", async () => {
+  it("is left out of the relay unless within relayFrom's ranges and partnerHosts; the organisation's senders and Internet mail keep working", async () => {
     const before0 = await configWith("the relay-wide account compiled", (c) => "app-login" in c.credentials);
     const ci0 = compileInbound(before0);
     assert.ok(ci0.ok);
@@ -133,7 +135,7 @@ describe("attack: a tenant's host rule over other people's hosts", () => {
         },
       }),
     );
-    // left out of the relay, naming the field, the overlap and the fix; its login held
+    // left out of the relay, naming the field, the range it covers and the fix
     const refused = await waitFor("team-t refused", async () => {
       const a = cond(await get(R.MailDomainPolicy, "team-t"), "Accepted");
       return a?.status === "False" ? a : undefined;
@@ -141,7 +143,7 @@ describe("attack: a tenant's host rule over other people's hosts", () => {
     assert.equal(refused.reason, "InvalidSpec");
     assert.match(
       refused.message,
-      /spec\.inbound\.hosts: 0\.0\.0\.0\/0 overlaps 10\.0\.0\.0\/8 of MailRelay mail\/edge's spec\.inbound\.relayFrom, .*list only the partner's sending servers/,
+      /spec\.inbound\.hosts: 0\.0\.0\.0\/0 covers 10\.0\.0\.0\/8, the whole of a range of MailRelay mail\/edge's spec\.inbound\.relayFrom .*list only the partner's servers/,
     );
     const c = await configWith("team-t left out", (x) =>
       x.deferredPolicies.some((p) => p.name === "mail/team-t"),
@@ -162,6 +164,43 @@ describe("attack: a tenant's host rule over other people's hosts", () => {
         internetMail: checkMailFrom(internet, { secure: false, authenticated: false })?.code ?? 250,
       },
       { orgAccountMayLogIn: true, internalAppMail: 250, internetMail: 250 },
+    );
+
+    // a partner inside relayFrom (over a VPN) is fine: its range does not cover relayFrom's
+    await tenant.mergePatch(R.MailDomainPolicy, NS, "team-t", {
+      spec: { inbound: { hosts: ["10.200.0.0/16"] } },
+    });
+    await configWith("team-t compiled inside relayFrom", (x) =>
+      x.policies.some((p) => p.name === "mail/team-t"),
+    );
+
+    // the review of the fix: ::/0 within partnerHosts governs IPv6 senders only (the relay matches
+    // an address against ranges of its own family: relay/contract/cidr.ts CidrSet)
+    await admin.mergePatch(R.MailRelay, NS, "edge", {
+      spec: { inbound: { partnerHosts: ["203.0.113.0/24", "::/0"] } },
+    });
+    await tenant.mergePatch(R.MailDomainPolicy, NS, "team-t", { spec: { inbound: { hosts: ["::/0"] } } });
+    const v6 = await configWith("team-t compiled with ::/0", (x) =>
+      x.policies.some((p) => p.name === "mail/team-t" && p.inbound?.hosts.join() === "::/0"),
+    );
+    const ci6 = compileInbound(v6);
+    assert.ok(ci6.ok);
+    assert.deepEqual(
+      {
+        ipv4: checkMailFrom(decideInbound(ci6.value, "192.0.2.77", "smtp"), {
+          secure: false,
+          authenticated: false,
+        })?.code,
+        mappedIpv4: checkMailFrom(decideInbound(ci6.value, "::ffff:192.0.2.77", "smtp"), {
+          secure: false,
+          authenticated: false,
+        })?.code,
+        ipv6: checkMailFrom(decideInbound(ci6.value, "2001:db8::77", "smtp"), {
+          secure: false,
+          authenticated: false,
+        })?.code,
+      },
+      { ipv4: undefined, mappedIpv4: undefined, ipv6: 530 },
     );
 
     // around relayFrom (0.0.0.0/5 and on): the relay's administrator names the ranges policies may

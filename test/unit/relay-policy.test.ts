@@ -16,7 +16,7 @@ import {
   requirementOf,
   type CompiledInbound,
 } from "../../relay/inbound/rules.js";
-import { parseCidr } from "../../relay/contract/cidr.js";
+import { canonicalCidr, CidrSet, cidrsOverlap, cidrWithin, parseCidr } from "../../relay/contract/cidr.js";
 import { isNullMx, sortMx } from "../../relay/outbound/mx.js";
 import { groupRecipients, matchPolicy, routeFor } from "../../relay/outbound/route.js";
 import { identityChecker, planTransport } from "../../relay/outbound/transport-options.js";
@@ -459,6 +459,31 @@ describe("inbound requirements (strictest wins)", () => {
     });
     for (const bad of ["10.0.0.0/33", "nonsense", "10.0.0.0/8/1", "10.0.0.0/x"])
       assert.equal(parseCidr(bad).ok, false, bad);
+  });
+  it("attack review, session 10: an address matches ranges of its own family only; mapped spellings are IPv4", () => {
+    const c = (s: string) => {
+      const r = parseCidr(s);
+      assert.ok(r.ok, s);
+      return r.value;
+    };
+    const set = (...xs: string[]) => new CidrSet(xs.map(c));
+    // node:net's BlockList alone: ::/0 (and ::/80, ::fffe:0:0/95) hold every IPv4 address
+    for (const wide of ["::/0", "::/80", "::fffe:0:0/95"]) {
+      assert.equal(set(wide).has("192.0.2.77"), false, wide);
+      assert.equal(set(wide).has("::ffff:192.0.2.77"), false, wide);
+    }
+    assert.equal(set("::/0").has("2001:db8::1"), true);
+    // a range inside ::ffff:0:0/96 is the IPv4 range it spells, however the client's address is spelled
+    assert.deepEqual(canonicalCidr(c("::ffff:10.0.0.0/104")), c("10.0.0.0/8"));
+    for (const ip of ["10.1.2.3", "::ffff:10.1.2.3", "::ffff:a01:203"])
+      assert.equal(set("::ffff:10.0.0.0/104").has(ip), true, ip);
+    assert.equal(set("10.0.0.0/8").has("::ffff:10.1.2.3"), true);
+    // the operator's checks read ranges the same way
+    assert.equal(cidrsOverlap(c("::/0"), c("10.0.0.0/8")), false);
+    assert.equal(cidrWithin(c("::ffff:0:0/96"), c("10.0.0.0/8")), true);
+    assert.equal(cidrWithin(c("0.0.0.0/0"), c("10.0.0.0/8")), true);
+    assert.equal(cidrWithin(c("10.0.0.0/8"), c("10.200.0.0/16")), true);
+    assert.equal(cidrWithin(c("10.200.0.0/16"), c("10.0.0.0/8")), false);
   });
 });
 
