@@ -133,7 +133,7 @@ const RelayInbound = z
       .max(64)
       .optional()
       .describe(
-        "Internal senders (e.g. your Exchange or application servers) allowed to send mail to any domain. Everyone else may only send to localDomains, unless logged in with an inbound RelayCredential. A MailDomainPolicy whose inbound.hosts cover the whole of one of these ranges is not accepted on this relay (InvalidSpec).",
+        "Internal senders (e.g. your Exchange or application servers) allowed to send mail to any domain. Everyone else may only send to localDomains, unless logged in with an inbound RelayCredential. Unless partnerHosts lists them, a MailDomainPolicy whose inbound.hosts overlap these ranges is not accepted on this relay (InvalidSpec).",
       )
       .meta({ "x-kubernetes-list-type": "set" }),
     partnerHosts: z
@@ -141,7 +141,7 @@ const RelayInbound = z
       .max(64)
       .optional()
       .describe(
-        "The address ranges MailDomainPolicies may name as a partner's sending hosts (their spec.inbound.hosts) on this relay. A policy's inbound rule makes the relay stricter for its hosts (STARTTLS, a login of the partner's own), so whoever may write a MailDomainPolicy could otherwise impose it on every sender, Internet mail servers included, by naming 0.0.0.0/0. A policy naming a host outside these ranges is not accepted on this relay (InvalidSpec), naming the host. Absent: any range that does not cover a whole relayFrom range (set it when people you do not trust with the relay's inbound mail may write MailDomainPolicies). An IPv6 range never holds IPv4 addresses: ::/0 is every IPv6 sender, no IPv4 one.",
+        "The address ranges MailDomainPolicies may name as a partner's sending hosts (their spec.inbound.hosts) on this relay. A policy's inbound rule makes the relay stricter for its hosts (STARTTLS, a login of the partner's own), so whoever may write a MailDomainPolicy could otherwise impose it on every sender, Internet mail servers included, by naming 0.0.0.0/0. A policy naming a host outside these ranges is not accepted on this relay (InvalidSpec), naming the host. Absent: any range outside relayFrom, so a policy could still ask any other sender, Internet mail servers included, to log in: set it when people you do not trust with the relay's inbound mail may write MailDomainPolicies. List here the range of a partner that sends from inside relayFrom (over a VPN, say). An IPv6 range never holds IPv4 addresses: ::/0 is every IPv6 sender, no IPv4 one.",
       )
       .meta({ "x-kubernetes-list-type": "set" }),
     localDomains: z

@@ -12,11 +12,11 @@
 //    policy left out; the relay-wide account keeps working as its administrator set it;
 //  - the relay's senders (attack review, session 10): a policy's inbound rule makes the relay stricter
 //    for its hosts (STARTTLS, the partner's own login). Naming 0.0.0.0/0 it shut the relayFrom
-//    applications and every Internet mail server out. A policy whose inbound.hosts cover a whole
-//    relayFrom range (wider than the organisation's own network: never a partner's servers; a
-//    partner inside it, over a VPN, is fine), or leave the ranges its administrator lets policies
-//    name (spec.inbound.partnerHosts), is left out of that relay (InvalidSpec). Ranges are read as
-//    the relay matches them (relay/contract/cidr.ts canonicalCidr: ::/0 holds no IPv4 address).
+//    applications and every Internet mail server out. A policy whose inbound.hosts leave the ranges
+//    its administrator lets policies name (spec.inbound.partnerHosts), or, without those, reach into
+//    relayFrom (any overlap: ten ranges that together cover relayFrom did what 0.0.0.0/0 did, the
+//    review of a "covers a whole range" check), is left out of that relay (InvalidSpec). Ranges are
+//    read as the relay matches them (relay/contract/cidr.ts canonicalCidr: ::/0 holds no IPv4 address).
 // Pure.
 import {
   policyVerdict,
@@ -25,7 +25,7 @@ import {
   type LocalClaim,
   type PolicyVerdict,
 } from "./domain-claims.js";
-import { cidrWithin, parseCidr, type Cidr } from "../../relay/contract/cidr.js";
+import { cidrsOverlap, cidrWithin, parseCidr, type Cidr } from "../../relay/contract/cidr.js";
 import type { PolicyProblem } from "./problems.js";
 
 /** What a relay claims that no policy may take: its local domains and its own inbound accounts. */
@@ -79,23 +79,31 @@ const ranges = (xs: readonly string[] = []): [string, Cidr][] =>
     return c.ok ? [[x, c.value]] : [];
   });
 
-/** The InvalidSpec problems of a policy whose inbound.hosts cover a relayFrom range or leave its partnerHosts. */
+/**
+ * The InvalidSpec problems of a policy whose inbound.hosts leave the relay's partnerHosts, or, when
+ * the relay sets none, reach into its relayFrom (a partner inside relayFrom, over a VPN, needs the
+ * administrator to list its range in partnerHosts).
+ */
 export function hostRuleProblems(e: RelayClaimingPolicy, relay: RelayClaim): PolicyProblem[] {
   const hosts = ranges(e.policy?.inbound?.hosts);
-  const relayFrom = ranges(relay.relayFrom);
-  const allowed = relay.partnerHosts && ranges(relay.partnerHosts);
   const out: PolicyProblem[] = [];
+  if (relay.partnerHosts) {
+    const allowed = ranges(relay.partnerHosts);
+    for (const [h, c] of hosts)
+      if (!allowed.some(([, a]) => cidrWithin(a, c)))
+        out.push({
+          reason: "InvalidSpec",
+          message: `spec.inbound.hosts: ${h} is outside MailRelay ${relay.key}'s spec.inbound.partnerHosts (${relay.partnerHosts.join(", ")}), the ranges its administrator lets policies name: list the partner's sending servers within them, or ask the relay's administrator to add the partner's range there`,
+        });
+    return out;
+  }
+  const relayFrom = ranges(relay.relayFrom);
   for (const [h, c] of hosts) {
-    const internal = relayFrom.find(([, r]) => cidrWithin(c, r));
+    const internal = relayFrom.find(([, r]) => cidrsOverlap(c, r));
     if (internal)
       out.push({
         reason: "InvalidSpec",
-        message: `spec.inbound.hosts: ${h} covers ${internal[0]}, the whole of a range of MailRelay ${relay.key}'s spec.inbound.relayFrom (the organisation's own senders), so it is not a partner's sending servers: list only the partner's servers`,
-      });
-    else if (allowed && !allowed.some(([, a]) => cidrWithin(a, c)))
-      out.push({
-        reason: "InvalidSpec",
-        message: `spec.inbound.hosts: ${h} is outside MailRelay ${relay.key}'s spec.inbound.partnerHosts (${relay.partnerHosts!.join(", ")}), the ranges its administrator lets policies name: list the partner's sending servers within them, or ask the relay's administrator to add the partner's range there`,
+        message: `spec.inbound.hosts: ${h} overlaps ${internal[0]} of MailRelay ${relay.key}'s spec.inbound.relayFrom, the organisation's own senders: list only the partner's servers, or, for a partner that really sends from inside relayFrom, ask the relay's administrator to list its range in the MailRelay's spec.inbound.partnerHosts`,
       });
   }
   return out;

@@ -3,7 +3,7 @@
 // host bits), and the relay then let no relay-wide account (the MailRelay's
 // spec.inbound.credentialRefs) log in from any host, and asked tls+auth of the relayFrom
 // applications and of every Internet mail server. Now the operator leaves out a policy whose
-// inbound.hosts cover a whole relayFrom range or leave the MailRelay's spec.inbound.partnerHosts
+// inbound.hosts leave the MailRelay's spec.inbound.partnerHosts, or, without those, reach into relayFrom
 // (operator/compile/relay-verdict.ts), and the relay lets relay-wide accounts in from every host
 // (test/mail/attack-tenant-host-rule-locks-relay-wide.test.ts, on the wire). The review of the fix:
 // ::/0, read by the operator as IPv6 only, governed IPv4 senders at the relay (node's BlockList); both
@@ -103,7 +103,7 @@ describe("attack: a tenant's host rule over other people's hosts", () => {
   });
   after(() => stopAll(op, cp));
 
-  it("is left out of the relay unless within relayFrom's ranges and partnerHosts; the organisation's senders and Internet mail keep working", async () => {
+  it("is left out of the relay when it reaches into relayFrom or leaves partnerHosts; the organisation's senders and Internet mail keep working", async () => {
     const before0 = await configWith("the relay-wide account compiled", (c) => "app-login" in c.credentials);
     const ci0 = compileInbound(before0);
     assert.ok(ci0.ok);
@@ -143,7 +143,7 @@ describe("attack: a tenant's host rule over other people's hosts", () => {
     assert.equal(refused.reason, "InvalidSpec");
     assert.match(
       refused.message,
-      /spec\.inbound\.hosts: 0\.0\.0\.0\/0 covers 10\.0\.0\.0\/8, the whole of a range of MailRelay mail\/edge's spec\.inbound\.relayFrom .*list only the partner's servers/,
+      /spec\.inbound\.hosts: 0\.0\.0\.0\/0 overlaps 10\.0\.0\.0\/8 of MailRelay mail\/edge's spec\.inbound\.relayFrom, .*list its range in the MailRelay's spec\.inbound\.partnerHosts/,
     );
     const c = await configWith("team-t left out", (x) =>
       x.deferredPolicies.some((p) => p.name === "mail/team-t"),
@@ -166,19 +166,34 @@ describe("attack: a tenant's host rule over other people's hosts", () => {
       { orgAccountMayLogIn: true, internalAppMail: 250, internetMail: 250 },
     );
 
-    // a partner inside relayFrom (over a VPN) is fine: its range does not cover relayFrom's
-    await tenant.mergePatch(R.MailDomainPolicy, NS, "team-t", {
-      spec: { inbound: { hosts: ["10.200.0.0/16"] } },
-    });
-    await configWith("team-t compiled inside relayFrom", (x) =>
-      x.policies.some((p) => p.name === "mail/team-t"),
+    // the review of a "covers a whole relayFrom range" check: ten ranges that cover 0.0.0.0/0 together
+    // (each short of 10.0.0.0/8); and a range inside relayFrom (the organisation's app subnet, or a
+    // partner over a VPN): without partnerHosts, any overlap with relayFrom is refused
+    const refusedFor = async (hosts: string[], what: RegExp) => {
+      await tenant.mergePatch(R.MailDomainPolicy, NS, "team-t", { spec: { inbound: { hosts } } });
+      const x = await waitFor(`team-t refused for ${hosts.join()}`, async () => {
+        const p = await get(R.MailDomainPolicy, "team-t");
+        const a = cond(p, "Accepted");
+        return a?.status === "False" && a.observedGeneration === p!.metadata.generation ? a : undefined;
+      });
+      assert.match(x.message, what);
+    };
+    const split = ["0.0.0.0/5", "8.0.0.0/7", "10.0.0.0/9", "10.128.0.0/9", "11.0.0.0/8", "12.0.0.0/6"];
+    await refusedFor(
+      [...split, "16.0.0.0/4", "32.0.0.0/3", "64.0.0.0/2", "128.0.0.0/1"],
+      /spec\.inbound\.hosts: 10\.0\.0\.0\/9 overlaps 10\.0\.0\.0\/8 .*spec\.inbound\.hosts: 10\.128\.0\.0\/9 overlaps/,
     );
+    await refusedFor(["10.200.0.0/16"], /spec\.inbound\.hosts: 10\.200\.0\.0\/16 overlaps 10\.0\.0\.0\/8/);
 
-    // the review of the fix: ::/0 within partnerHosts governs IPv6 senders only (the relay matches
-    // an address against ranges of its own family: relay/contract/cidr.ts CidrSet)
+    // the administrator lists the ranges policies may name: the partner inside relayFrom, and ::/0,
+    // which governs IPv6 senders only (the review of the fix: the relay matches an address against
+    // ranges of its own family, relay/contract/cidr.ts CidrSet)
     await admin.mergePatch(R.MailRelay, NS, "edge", {
-      spec: { inbound: { partnerHosts: ["203.0.113.0/24", "::/0"] } },
+      spec: { inbound: { partnerHosts: ["203.0.113.0/24", "::/0", "10.200.0.0/16"] } },
     });
+    await configWith("team-t compiled inside relayFrom, listed in partnerHosts", (x) =>
+      x.policies.some((p) => p.name === "mail/team-t" && p.inbound?.hosts.join() === "10.200.0.0/16"),
+    );
     await tenant.mergePatch(R.MailDomainPolicy, NS, "team-t", { spec: { inbound: { hosts: ["::/0"] } } });
     const v6 = await configWith("team-t compiled with ::/0", (x) =>
       x.policies.some((p) => p.name === "mail/team-t" && p.inbound?.hosts.join() === "::/0"),
