@@ -254,7 +254,9 @@ export const PolicyInbound = z
       .array(cidr("An address or CIDR range, e.g. 203.0.113.0/24 or 2001:db8:5::/48."))
       .min(1)
       .max(64)
-      .describe("The partner's sending servers, as IP addresses or CIDR ranges.")
+      .describe(
+        "The partner's sending servers, as IP addresses or CIDR ranges: within the MailRelay's spec.inbound.partnerHosts when it sets them, else outside its relayFrom, and no IPv6 range holding the IPv4-mapped block ::ffff:0:0/96 (::/0, say: older relays match it against every IPv4 sender); otherwise the policy is not accepted on that relay (InvalidSpec). An IPv6 range matches IPv6 senders only.",
+      )
       .meta({ "x-kubernetes-list-type": "set" }),
     require: InboundRequirement.describe(
       "What these hosts must do before the relay accepts mail from them: none, tls (STARTTLS first), auth (SMTP AUTH; the relay offers AUTH only inside TLS, so this implies TLS), tls+auth (both, stated explicitly). The relay applies the stricter of this and the MailRelay's inbound.require.",

@@ -25,7 +25,13 @@ import {
   type LocalClaim,
   type PolicyVerdict,
 } from "./domain-claims.js";
-import { cidrsOverlap, cidrWithin, parseCidr, type Cidr } from "../../relay/contract/cidr.js";
+import {
+  cidrsOverlap,
+  cidrWithin,
+  holdsMappedBlock,
+  parseCidr,
+  type Cidr,
+} from "../../relay/contract/cidr.js";
 import type { PolicyProblem } from "./problems.js";
 
 /** What a relay claims that no policy may take: its local domains and its own inbound accounts. */
@@ -87,6 +93,14 @@ const ranges = (xs: readonly string[] = []): [string, Cidr][] =>
 export function hostRuleProblems(e: RelayClaimingPolicy, relay: RelayClaim): PolicyProblem[] {
   const hosts = ranges(e.policy?.inbound?.hosts);
   const out: PolicyProblem[] = [];
+  // a relay one release behind (pods not rolled yet, an older spec.image) reads ::/0 as every IPv4
+  // address too: never hand it such a rule, whatever partnerHosts says
+  for (const [h, c] of hosts)
+    if (holdsMappedBlock(c))
+      out.push({
+        reason: "InvalidSpec",
+        message: `spec.inbound.hosts: ${h} holds the IPv4-mapped block ::ffff:0:0/96, which older relays match against every IPv4 sender: list the partner's IPv6 ranges, narrower than that`,
+      });
   if (relay.partnerHosts) {
     const allowed = ranges(relay.partnerHosts);
     for (const [h, c] of hosts)

@@ -89,7 +89,41 @@ export class CidrSet {
 export function cidrWithin(outer: Cidr, inner: Cidr): boolean {
   const [o, i] = [canonicalCidr(outer), canonicalCidr(inner)];
   if (o.family !== i.family || o.prefix > i.prefix) return false;
-  return new CidrSet([o]).has(i.address);
+  // the first o.prefix bits, compared in 16-bit groups (no BlockList per pair: the operator asks this
+  // for every host of every policy against every range of the relay's, at each compile)
+  const [a, b] = [groupsOf(o), groupsOf(i)];
+  return !!a && !!b && samePrefix(a, b, o.prefix);
+}
+
+/** Whether two addresses (16-bit groups) agree on their first `prefix` bits. */
+function samePrefix(a: readonly number[], b: readonly number[], prefix: number): boolean {
+  for (let bit = 0, g = 0; bit < prefix; bit += 16, g++) {
+    const n = Math.min(16, prefix - bit);
+    const mask = (0xffff << (16 - n)) & 0xffff;
+    if (((a[g] ?? 0) & mask) !== ((b[g] ?? 0) & mask)) return false;
+  }
+  return true;
+}
+
+const MAPPED_BLOCK = [0, 0, 0, 0, 0, 0xffff, 0, 0];
+
+/**
+ * Whether an IPv6 range holds the whole IPv4-mapped block ::ffff:0:0/96 (::/0, ::/80,
+ * ::fffe:0:0/95, ...): a relay older than CidrSet (node's BlockList alone) matches such a range
+ * against every IPv4 address, so the operator keeps such ranges out of anything an older relay may
+ * read as a restriction or a grant (the review of the CidrSet change, session 10).
+ */
+export function holdsMappedBlock(c: Cidr): boolean {
+  if (c.family !== "ipv6" || c.prefix >= 96) return false;
+  const g = ipv6Groups(c.address);
+  return !!g && samePrefix(g, MAPPED_BLOCK, c.prefix);
+}
+
+/** A range's address as 16-bit groups (2 for IPv4, 8 for IPv6). */
+function groupsOf(c: Cidr): number[] | undefined {
+  if (c.family === "ipv6") return ipv6Groups(c.address);
+  const o = c.address.split(".").map(Number);
+  return o.length === 4 ? [(o[0]! << 8) | o[1]!, (o[2]! << 8) | o[3]!] : undefined;
 }
 
 /** Whether two ranges share an address (of two CIDR ranges that do, one holds the other). */

@@ -186,7 +186,7 @@ describe("attack: a tenant's host rule over other people's hosts", () => {
     await refusedFor(["10.200.0.0/16"], /spec\.inbound\.hosts: 10\.200\.0\.0\/16 overlaps 10\.0\.0\.0\/8/);
 
     // the administrator lists the ranges policies may name: the partner inside relayFrom, and ::/0,
-    // which governs IPv6 senders only (the review of the fix: the relay matches an address against
+    // within which an IPv6 rule governs IPv6 senders only (the review of the fix: the relay matches an address against
     // ranges of its own family, relay/contract/cidr.ts CidrSet)
     await admin.mergePatch(R.MailRelay, NS, "edge", {
       spec: { inbound: { partnerHosts: ["203.0.113.0/24", "::/0", "10.200.0.0/16"] } },
@@ -194,9 +194,12 @@ describe("attack: a tenant's host rule over other people's hosts", () => {
     await configWith("team-t compiled inside relayFrom, listed in partnerHosts", (x) =>
       x.policies.some((p) => p.name === "mail/team-t" && p.inbound?.hosts.join() === "10.200.0.0/16"),
     );
-    await tenant.mergePatch(R.MailDomainPolicy, NS, "team-t", { spec: { inbound: { hosts: ["::/0"] } } });
-    const v6 = await configWith("team-t compiled with ::/0", (x) =>
-      x.policies.some((p) => p.name === "mail/team-t" && p.inbound?.hosts.join() === "::/0"),
+    // ::/0 itself holds the IPv4-mapped block, which a relay one release behind matches against every
+    // IPv4 sender (node's BlockList): refused whatever partnerHosts says (the review of CidrSet)
+    await refusedFor(["::/0"], /spec\.inbound\.hosts: ::\/0 holds the IPv4-mapped block ::ffff:0:0\/96/);
+    await tenant.mergePatch(R.MailDomainPolicy, NS, "team-t", { spec: { inbound: { hosts: ["2000::/3"] } } });
+    const v6 = await configWith("team-t compiled with 2000::/3", (x) =>
+      x.policies.some((p) => p.name === "mail/team-t" && p.inbound?.hosts.join() === "2000::/3"),
     );
     const ci6 = compileInbound(v6);
     assert.ok(ci6.ok);

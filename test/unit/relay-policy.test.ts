@@ -16,7 +16,16 @@ import {
   requirementOf,
   type CompiledInbound,
 } from "../../relay/inbound/rules.js";
-import { canonicalCidr, CidrSet, cidrsOverlap, cidrWithin, parseCidr } from "../../relay/contract/cidr.js";
+import { BlockList } from "node:net";
+import {
+  canonicalCidr,
+  CidrSet,
+  cidrsOverlap,
+  cidrWithin,
+  holdsMappedBlock,
+  parseCidr,
+  type Cidr,
+} from "../../relay/contract/cidr.js";
 import { isNullMx, sortMx } from "../../relay/outbound/mx.js";
 import { groupRecipients, matchPolicy, routeFor } from "../../relay/outbound/route.js";
 import { identityChecker, planTransport } from "../../relay/outbound/transport-options.js";
@@ -484,6 +493,51 @@ describe("inbound requirements (strictest wins)", () => {
     assert.equal(cidrWithin(c("0.0.0.0/0"), c("10.0.0.0/8")), true);
     assert.equal(cidrWithin(c("10.0.0.0/8"), c("10.200.0.0/16")), true);
     assert.equal(cidrWithin(c("10.200.0.0/16"), c("10.0.0.0/8")), false);
+    // what older relays (BlockList alone) read as every IPv4 address: the operator refuses it in rules
+    for (const v of ["::/0", "::/80", "::fffe:0:0/95", "::/1"]) assert.equal(holdsMappedBlock(c(v)), true, v);
+    for (const v of ["2000::/3", "::ffff:0:0/96", "::1/128", "fc00::/7", "10.0.0.0/8"])
+      assert.equal(holdsMappedBlock(c(v)), false, v);
+  });
+  it("cidrWithin's bit arithmetic agrees with node's BlockList within a family", () => {
+    // a seeded walk over ranges of every prefix length, the inner one drawn near the outer
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    // an address as 16-bit groups (2 for IPv4, 8 for IPv6), masked to `prefix`, then spelled
+    const groups = (family: "ipv4" | "ipv6") =>
+      Array.from({ length: family === "ipv4" ? 2 : 8 }, () => rnd(65536));
+    const masked = (g: number[], prefix: number, family: "ipv4" | "ipv6"): Cidr => {
+      const m = g.map((x, i) => {
+        const n = Math.max(0, Math.min(16, prefix - i * 16));
+        return x & ((0xffff << (16 - n)) & 0xffff);
+      });
+      const address =
+        family === "ipv4"
+          ? [m[0]! >> 8, m[0]! & 0xff, m[1]! >> 8, m[1]! & 0xff].join(".")
+          : m.map((x) => x.toString(16)).join(":");
+      return { address, prefix, family };
+    };
+    for (let i = 0; i < 2000; i++) {
+      const family = rnd(2) ? "ipv4" : "ipv6";
+      const max = family === "ipv4" ? 32 : 128;
+      const base = groups(family);
+      const outer = masked(base, rnd(max + 1), family);
+      const near = rnd(2) ? base : groups(family);
+      const inner = masked(near, outer.prefix + rnd(max - outer.prefix + 1), family);
+      const ref = new BlockList();
+      ref.addSubnet(outer.address, outer.prefix, family);
+      const expected = ref.check(inner.address, family);
+      // ::ffff:0:0/96 and below read as IPv4 by canonicalCidr: compare within the family only
+      if (
+        family === "ipv6" &&
+        (canonicalCidr(outer).family === "ipv4") !== (canonicalCidr(inner).family === "ipv4")
+      )
+        continue;
+      assert.equal(
+        cidrWithin(outer, inner),
+        expected,
+        `${outer.address}/${outer.prefix} ⊇ ${inner.address}/${inner.prefix}`,
+      );
+    }
   });
 });
 
