@@ -21,17 +21,14 @@ const tcp = (ports: number[]) => ports.map((port) => ({ protocol: "TCP", port })
 function internet(except: string[]): Record<string, unknown>[] {
   const v6 = (c: string) => c.includes(":");
   const block = (cidr: string, ex: string[]) => ({ ipBlock: { cidr, ...(ex.length ? { except: ex } : {}) } });
-  // an except must lie inside its cidr and be strictly smaller (a /0 except would be refused)
-  const ok = (c: string) => !c.endsWith("/0");
+  // an except must lie inside its cidr and be strictly smaller (a /0 except would be refused): a /0
+  // except is the whole family, whose block is then left out (it used to be dropped from the
+  // excepts instead, so "no Internet egress" rendered as "all of it", the cluster's inside included)
+  const whole = (family: (c: string) => boolean) => except.some((c) => family(c) && c.endsWith("/0"));
+  const v4 = (c: string) => !v6(c);
   return [
-    block(
-      "0.0.0.0/0",
-      except.filter((c) => !v6(c) && ok(c)),
-    ),
-    block(
-      "::/0",
-      except.filter((c) => v6(c) && ok(c)),
-    ),
+    ...(whole(v4) ? [] : [block("0.0.0.0/0", except.filter(v4))]),
+    ...(whole(v6) ? [] : [block("::/0", except.filter(v6))]),
   ];
 }
 
@@ -60,8 +57,10 @@ export function renderNetworkPolicy(input: RelayRenderInput): KubeObject {
         { protocol: "TCP", port: 53 },
       ],
     },
-    { to: internet(np.egressExcept), ports: tcp([...smtpPorts, HTTPS_PORT]) },
   ];
+  // an egress rule with an empty `to` matches every destination: no Internet rule at all then
+  const net = internet(np.egressExcept);
+  if (net.length) egress.push({ to: net, ports: tcp([...smtpPorts, HTTPS_PORT]) });
   const hop = input.internalNextHop;
   if (hop) {
     const ns = isIP(hop.host) ? undefined : serviceNamespace(hop.host, input.owner.namespace);

@@ -73,6 +73,19 @@ describe("issue 22.4: Internet-bound egress excludes the cluster's own ranges", 
     assert.ok(egressAllows(np, "10.1.2.3", 25));
   });
 
+  it("the review of session 10: an egressExcept of a whole family (/0) closes that family, never opens it", () => {
+    // before: a /0 except was dropped from the excepts, so "no Internet egress" rendered as all of it
+    const v4 = netpol({ networkPolicy: { egressExcept: ["0.0.0.0/0"] } });
+    assert.ok(!egressAllows(v4, "198.51.100.7", 25));
+    assert.ok(!egressAllows(v4, "169.254.169.254", 443));
+    assert.ok(egressAllows(v4, "2001:db8::7", 25), "IPv6 as before");
+    const none = netpol({ networkPolicy: { egressExcept: ["0.0.0.0/0", "::/0"] } });
+    for (const ip of ["198.51.100.7", "10.1.2.3", "169.254.169.254", "2001:db8::7"])
+      assert.ok(!egressAllows(none, ip, 25), ip);
+    // the rule is gone, not left with an empty `to` (which would match every destination)
+    assert.ok(!(none.spec.egress as any[]).some((r) => Array.isArray(r.to) && r.to.length === 0));
+  });
+
   it("the internal next hop stays reachable: a Service by its namespace, an IP address by itself", () => {
     const svc = netpol({
       inbound: { localDomains: ["example.com"], internalNextHop: { host: "exchange.corp.svc", port: 2525 } },
