@@ -30,6 +30,7 @@ import { durationSeconds, quantityBytes } from "../api.js";
 import { keyOf } from "../objects.js";
 import type { ProjectedSource } from "../render/input.js";
 import { ADMIN_PORT, FLEET_SECRET_KEY, names, QUEUE_DIR } from "../render/meta.js";
+import { keptRanges } from "./relay-ranges.js";
 import { shadowedLogins } from "./login-names.js";
 import { CATCH_ALL, claimIndex, floorFor, type LocalClaim } from "./domain-claims.js";
 import { relayIdOf } from "./claim-age.js";
@@ -234,19 +235,19 @@ export function compileRelayConfig(
         enabled: listeners.smtp.enabled,
         port: listeners.smtp.port,
         host: "0.0.0.0",
-        ...proxyOf(listeners.smtp),
+        ...proxyOf(listeners.smtp, "smtp", relayProblems),
       },
       smtps: {
         enabled: listeners.smtps.enabled,
         port: listeners.smtps.port,
         host: "0.0.0.0",
-        ...proxyOf(listeners.smtps),
+        ...proxyOf(listeners.smtps, "smtps", relayProblems),
       },
       submission: {
         enabled: listeners.submission.enabled,
         port: listeners.submission.port,
         host: "0.0.0.0",
-        ...proxyOf(listeners.submission),
+        ...proxyOf(listeners.submission, "submission", relayProblems),
       },
     },
     admin: { port: ADMIN_PORT, host: "0.0.0.0", ...(adminToken ? { tokenFile: adminToken } : {}) },
@@ -254,7 +255,7 @@ export function compileRelayConfig(
     ...(fleetKey ? { fleet: { keyFile: fleetKey } } : {}),
     inbound: {
       require: inbound.require,
-      relayFrom: [...(inbound.relayFrom ?? [])],
+      relayFrom: keptRanges("spec.inbound.relayFrom", inbound.relayFrom, relayProblems),
       localDomains,
       ...(inbound.internalNextHop
         ? { internalNextHop: { host: inbound.internalNextHop.host, port: inbound.internalNextHop.port } }
@@ -285,7 +286,11 @@ export function compileRelayConfig(
       destinationConcurrencyLimit: spec.delivery.destinationConcurrencyLimit,
       attemptTimeoutSeconds: durationSeconds(spec.delivery.attemptTimeout),
       fetchTimeoutSeconds: durationSeconds(spec.delivery.fetchTimeout),
-      allowedInternalCidrs: [...(spec.delivery.allowedInternalCidrs ?? [])],
+      allowedInternalCidrs: keptRanges(
+        "spec.delivery.allowedInternalCidrs",
+        spec.delivery.allowedInternalCidrs,
+        relayProblems,
+      ),
     },
     dkim: dkim.entries,
     credentials: Object.fromEntries(Object.entries(credentials).sort((a, b) => a[0].localeCompare(b[0]))),
@@ -331,11 +336,27 @@ export function compileRelayConfig(
   };
 }
 
-function proxyOf(l: { proxyProtocol?: { enabled: boolean; trustedCidrs: string[] } | undefined }): {
+/** A listener's PROXY protocol; trusted ranges an older relay reads wider are left out (relay-ranges.ts). */
+function proxyOf(
+  l: { proxyProtocol?: { enabled: boolean; trustedCidrs: string[] } | undefined },
+  name: string,
+  problems: PolicyProblem[],
+): {
   proxyProtocol?: { enabled: boolean; trustedCidrs: string[] };
 } {
+  // with none left, PROXY stays required and no peer is trusted: the listener refuses every
+  // connection rather than take a client address from anyone
   return l.proxyProtocol?.enabled
-    ? { proxyProtocol: { enabled: true, trustedCidrs: [...l.proxyProtocol.trustedCidrs] } }
+    ? {
+        proxyProtocol: {
+          enabled: true,
+          trustedCidrs: keptRanges(
+            `spec.listeners.${name}.proxyProtocol.trustedCidrs`,
+            l.proxyProtocol.trustedCidrs,
+            problems,
+          ),
+        },
+      }
     : {};
 }
 

@@ -4,33 +4,35 @@
 // spec.image, a rollback) matches an IPv6 range holding the IPv4-mapped block ::ffff:0:0/96 (::/0,
 // say) against every IPv4 address as well. In relayFrom that is an open relay, in trustedCidrs a
 // PROXY header from anyone, in allowedInternalCidrs the cluster's inside (the review of CidrSet,
-// session 10). The operator refuses such a range before anything of the relay is applied. Pure.
-import type { MailRelaySpec } from "../../api/v1alpha1/mailrelay.js";
+// session 10). Such a range is left out of the compiled config and reported on the MailRelay
+// (Accepted=False, InvalidSpec): leaving it out only takes rights away (relaying, a trusted
+// balancer, an allowed destination), and the config is still applied, so the pods of the release
+// before that read ::/0 as every IPv4 address lose it at once instead of keeping it until someone
+// edits the spec (the review of refusing the whole relay instead). Pure.
 import { holdsMappedBlock, parseCidr } from "../../relay/contract/cidr.js";
+import type { PolicyProblem } from "./problems.js";
 
-/** Why the relay's own ranges must not be applied, or undefined. */
-export function mappedRangeProblem(spec: MailRelaySpec): string | undefined {
-  const fields: [string, readonly string[] | undefined][] = [
-    ["spec.inbound.relayFrom", spec.inbound.relayFrom],
-    ["spec.delivery.allowedInternalCidrs", spec.delivery.allowedInternalCidrs],
-    ...(["smtp", "smtps", "submission"] as const).map((n): [string, readonly string[] | undefined] => [
-      `spec.listeners.${n}.proxyProtocol.trustedCidrs`,
-      spec.listeners[n].proxyProtocol?.trustedCidrs,
-    ]),
-  ];
-  const hits = fields.flatMap(([field, ranges]) =>
-    (ranges ?? [])
-      .filter((r) => {
-        const c = parseCidr(r);
-        return c.ok && holdsMappedBlock(c.value);
-      })
-      .map((r) => `${field} ${r}`),
-  );
-  if (!hits.length) return undefined;
-  return (
-    `${hits.join("; ")}: an IPv6 range holding the IPv4-mapped block ::ffff:0:0/96, which relays before ` +
-    `this release match against every IPv4 address as well (relayFrom: anyone could relay). Fix: list ` +
-    `IPv6 ranges narrower than that (2000::/3 is every global IPv6 address) and IPv4 ranges as such. ` +
-    `Nothing of this relay is applied until then.`
-  );
+/** `ranges` without those an older relay reads as every IPv4 address; each one left out is a problem. */
+export function keptRanges(
+  field: string,
+  ranges: readonly string[] | undefined,
+  problems: PolicyProblem[],
+): string[] {
+  const kept: string[] = [];
+  for (const r of ranges ?? []) {
+    const c = parseCidr(r);
+    if (!c.ok || !holdsMappedBlock(c.value)) {
+      kept.push(r);
+      continue;
+    }
+    problems.push({
+      reason: "InvalidSpec",
+      message:
+        `${field} ${r} holds the IPv4-mapped block ::ffff:0:0/96, which relays before this release match ` +
+        `against every IPv4 address as well (in relayFrom: anyone could relay); it is left out of the ` +
+        `relay's config. Fix: list IPv6 ranges narrower than that (2000::/3 is every global IPv6 address) ` +
+        `and IPv4 ranges as such`,
+    });
+  }
+  return kept;
 }

@@ -15,7 +15,6 @@ import { renderRelayObjects } from "../../render/index.js";
 import { renderConfigMap } from "../../render/configmap.js";
 import { renderFleetSecret } from "../../render/secret.js";
 import { snatExposure } from "../../render/service.js";
-import { mappedRangeProblem } from "../../compile/relay-ranges.js";
 import type { RelayRenderInput } from "../../render/input.js";
 import { CONFIG_HASH_ANNOTATION, names, type Owner } from "../../render/meta.js";
 import type { ReconcileResult } from "../../runtime/controller.js";
@@ -173,14 +172,12 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   }
   const relay = parsed.data;
   const owner = ownerOf(raw);
-  // an open relay through kube-proxy's SNAT, or through a range older relays read wider: refused
-  // before anything is applied
-  const snat = snatExposure(relay.spec);
-  const unsafe = snat ?? mappedRangeProblem(relay.spec);
+  // an open relay through kube-proxy's SNAT: refused before anything is applied
+  const unsafe = snatExposure(relay.spec);
   if (unsafe) {
     const refusal = {
       status: "False" as const,
-      reason: snat ? "SnatInRelayFrom" : "InvalidSpec",
+      reason: "SnatInRelayFrom",
       message: unsafe,
       observedGeneration: generation,
     };
