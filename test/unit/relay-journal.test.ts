@@ -648,7 +648,9 @@ describe("journal under kill -9", () => {
           rest = lines.pop()!;
           for (const l of lines) (l.startsWith("rm ") ? removing : acked).add(l.slice(3));
         });
-        const exited = new Promise((r) => child.once("exit", r));
+        // "close", not "exit": exit can come before the last of the child's stdout is read, and an
+        // "rm <id>" line still in the pipe made a message the child removed look lost
+        const exited = new Promise((r) => child.once("close", r));
         await until(() => acked.size >= round * 700 || child.exitCode !== null);
         child.kill("SIGKILL"); // mid-round: accepts and done records being written
         await exited;
