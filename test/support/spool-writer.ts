@@ -1,6 +1,7 @@
 // Child process for the spool's kill -9 test (test/unit/relay-journal.test.ts): 8 concurrent writers
 // enqueue small messages into the spool at argv[2] until killed, printing "ok <id>" once an enqueue
-// resolved (the 250) and "rm <id>" before removing one message in three (as a delivery would).
+// resolved (the 250) and "rm <id>" before removing one message in three (as a delivery would), the
+// latter flushed to the pipe first.
 import { newQueueId, Spool } from "../../relay/queue/spool.js";
 
 const { spool } = await Spool.open(process.argv[2]!);
@@ -18,7 +19,10 @@ await Promise.all(
       if (!r.ok) throw new Error(r.message);
       process.stdout.write(`ok ${id}\n`);
       if (n % 3 === 0) {
-        process.stdout.write(`rm ${id}\n`);
+        // the "rm" line must be in the pipe before the removal can be durable: process.stdout to a
+        // pipe is asynchronous on POSIX, and kill -9 drops what it still holds, which made a message
+        // removed here (its done record written) look lost to the parent (found in CI, session 10)
+        await new Promise<void>((r) => process.stdout.write(`rm ${id}\n`, () => r()));
         void spool.remove(id);
       }
     }

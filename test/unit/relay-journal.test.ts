@@ -648,8 +648,8 @@ describe("journal under kill -9", () => {
           rest = lines.pop()!;
           for (const l of lines) (l.startsWith("rm ") ? removing : acked).add(l.slice(3));
         });
-        // "close", not "exit": exit can come before the last of the child's stdout is read, and an
-        // "rm <id>" line still in the pipe made a message the child removed look lost
+        // "close", not "exit": exit can come before the last of the child's stdout is read (the
+        // writer flushes each "rm <id>" before removing; a missed one makes a removed message look lost)
         const exited = new Promise((r) => child.once("close", r));
         await until(() => acked.size >= round * 700 || child.exitCode !== null);
         child.kill("SIGKILL"); // mid-round: accepts and done records being written
