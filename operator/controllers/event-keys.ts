@@ -58,6 +58,11 @@ export function policySpecChanged(old: PolicyObject | undefined, cur: PolicyObje
 
 /** Whether what the relay's policies see of it (selector, spec, deletion) differs between two versions. */
 export function relaySpecChanged(old: MailRelayObject | undefined, cur: MailRelayObject): boolean {
+  return specChanged(old, cur);
+}
+
+/** Whether an object's spec (or identity, or deletion) differs between two versions; no old: it does. */
+export function specChanged<T extends KubeObject>(old: T | undefined, cur: T): boolean {
   if (!old) return true;
   const a = old.metadata;
   const b = cur.metadata;

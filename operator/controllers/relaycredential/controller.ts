@@ -7,7 +7,9 @@ import { keyOf, type CredentialObject, type MailRelayObject } from "../../object
 import { Controller } from "../../runtime/controller.js";
 import type { ClusterState } from "../../state.js";
 import type { ReconcilerDeps } from "../deps.js";
-import { ownerKey, type ControllerOptions } from "../event-keys.js";
+import { ownerKey, specChanged, type ControllerOptions } from "../event-keys.js";
+import type { EventType } from "../../runtime/informer.js";
+import type { KubeObject } from "../../runtime/kube.js";
 import { credentialUsesSecret } from "../references.js";
 import { watch, type Watch } from "../watch.js";
 import { reconcileRelayCredential } from "./reconcile.js";
@@ -27,9 +29,9 @@ export function passwordCredentialsOwnedBy(
     .map(keyOf);
 }
 
-/** Whether an event changed an object's spec (add, delete, or a new generation). */
-const specEvent = <T extends { metadata: { generation?: number } }>(t: string, o: T, old?: T): boolean =>
-  t === "add" || t === "delete" || (t === "update" && o.metadata.generation !== old?.metadata.generation);
+/** Whether an event changed an object's spec: an add, a delete, or an update that specChanged says did. */
+const specEvent = <T extends KubeObject>(t: EventType, o: T, old?: T): boolean =>
+  t === "add" || t === "delete" || (t === "update" && specChanged(old, o));
 
 export function relayCredentialWatches(state: ClusterState): Watch[] {
   const c = state.caches;
