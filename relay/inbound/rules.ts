@@ -26,7 +26,7 @@ export function requirementOf(n: Need): Requirement {
   return n.tls && n.auth ? "tls+auth" : n.tls ? "tls" : n.auth ? "auth" : "none";
 }
 
-function blockList(cidrs: readonly string[], what: string): Result<CidrSet> {
+function cidrSet(cidrs: readonly string[], what: string): Result<CidrSet> {
   const ranges: Cidr[] = [];
   for (const c of cidrs) {
     const r = parseCidr(c);
@@ -34,10 +34,6 @@ function blockList(cidrs: readonly string[], what: string): Result<CidrSet> {
     ranges.push(r.value);
   }
   return ok(new CidrSet(ranges));
-}
-
-function contains(list: CidrSet, ip: string): boolean {
-  return list.has(ip);
 }
 
 interface CompiledRule {
@@ -55,12 +51,12 @@ export interface CompiledInbound {
 }
 
 export function compileInbound(c: RelayConfig): Result<CompiledInbound> {
-  const relayFrom = blockList(c.inbound.relayFrom, "inbound.relayFrom");
+  const relayFrom = cidrSet(c.inbound.relayFrom, "inbound.relayFrom");
   if (!relayFrom.ok) return relayFrom;
   const rules: CompiledRule[] = [];
   for (const p of c.policies) {
     if (!p.inbound) continue;
-    const hosts = blockList(p.inbound.hosts, `policy ${p.name} inbound.hosts`);
+    const hosts = cidrSet(p.inbound.hosts, `policy ${p.name} inbound.hosts`);
     if (!hosts.ok) return hosts;
     rules.push({
       policy: p.name,
@@ -92,7 +88,7 @@ export interface InboundDecision {
 
 /** Whether `ip` is in inbound.relayFrom (decideInbound's `relayFrom`, without the host rules). */
 export function inRelayFrom(ci: CompiledInbound, ip: string): boolean {
-  return contains(ci.relayFrom, ip);
+  return ci.relayFrom.has(ip);
 }
 
 /** What the relay requires of a host connecting from `ip` on `listener`. */
@@ -103,7 +99,7 @@ export function decideInbound(ci: CompiledInbound, ip: string, listener: Listene
   const policies: string[] = [];
   let credentials: string[] | undefined;
   for (const r of ci.rules) {
-    if (!contains(r.hosts, ip)) continue;
+    if (!r.hosts.has(ip)) continue;
     policies.push(r.policy);
     need = strictest(need, r.need);
     if (r.credentials) credentials = [...(credentials ?? []), ...r.credentials];
