@@ -107,7 +107,7 @@ export function hostRuleProblems(e: RelayClaimingPolicy, relay: RelayClaim): Pol
       if (!allowed.some(([, a]) => cidrWithin(a, c)))
         out.push({
           reason: "InvalidSpec",
-          message: `spec.inbound.hosts: ${h} is outside MailRelay ${relay.key}'s spec.inbound.partnerHosts (${relay.partnerHosts.join(", ")}), the ranges its administrator lets policies name: list the partner's sending servers within them, or ask the relay's administrator to add the partner's range there`,
+          message: `spec.inbound.hosts: ${h} is outside MailRelay ${relay.key}'s spec.inbound.partnerHosts (${relay.partnerHosts.join(", ") || "empty: no policy may name hosts"}), the ranges its administrator lets policies name: list the partner's sending servers within them, or ask the relay's administrator to add the partner's range there`,
         });
     return out;
   }
