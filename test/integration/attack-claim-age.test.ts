@@ -8,14 +8,11 @@
 // Now a claim's age is when it began (operator/compile/claim-age.ts, status.claims): the edit's
 // claim is the newer one, a tie decides nothing (the domain is deferred), and the exact policy under
 // a wildcard added later keeps its domain and its status (event-keys requeue covered patterns).
-/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-explicit-any -- assertions walk the apiserver's JSON */
+
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
-import type { Condition } from "../../operator/runtime/conditions.js";
-import { R, type KubeClient, type KubeObject } from "../../operator/runtime/kube.js";
-import { RelayConfig } from "../../relay/contract/config.js";
-import { configMapJson } from "../../relay/contract/config-encoding.js";
+import { R, type KubeClient } from "../../operator/runtime/kube.js";
 import type { ControlPlane } from "../support/controlplane.js";
 import { relayFixture, type RelayFixture } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
@@ -28,13 +25,10 @@ import {
   stopAll,
 } from "../support/operator.js";
 import { waitFor } from "../support/process.js";
+import { compiledConfigs, conditionOf as cond, type Obj } from "../support/compiled-config.js";
 import { routeDecision, tenantClient } from "../support/tenant.js";
 
 const NS = "mail";
-type Obj = KubeObject & { spec?: any; status?: any; data?: Record<string, string> };
-
-const cond = (o: Obj | undefined, type: string): Condition | undefined =>
-  (o?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === type);
 
 const decision = routeDecision;
 
@@ -44,12 +38,7 @@ describe("attack review 8: an older policy that claims a domain later does not t
   let tenant: KubeClient;
   let op: Operator;
 
-  const get = (r: (typeof R)[keyof typeof R], name: string) => admin.find<Obj>(r, NS, name);
-  const config = async (): Promise<RelayConfig | undefined> => {
-    const cm = await get(R.ConfigMap, "edge-config");
-    const json = cm ? configMapJson(cm) : undefined;
-    return json ? RelayConfig.parse(JSON.parse(json)) : undefined;
-  };
+  const { get, config } = compiledConfigs(() => admin, NS);
   const routes = (domain: string, want: string) =>
     waitFor(`${domain} -> ${want}`, async () => {
       const c = await config();

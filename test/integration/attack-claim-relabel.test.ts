@@ -4,14 +4,11 @@
 // claimed the same domain (or the catch-all) later: the parked claim was the older one there, and the
 // partner's mail (or every domain's, with the catch-all) went in clear to the tenant's host. A claim's
 // age on a relay is now the later of the claim's and the relay's selection (status.selectedBy).
-/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-explicit-any -- assertions walk the apiserver's JSON */
+/* eslint-disable @typescript-eslint/no-unsafe-member-access -- assertions walk the apiserver's JSON */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
-import type { Condition } from "../../operator/runtime/conditions.js";
-import { R, type KubeClient, type KubeObject } from "../../operator/runtime/kube.js";
-import { RelayConfig } from "../../relay/contract/config.js";
-import { configMapJson } from "../../relay/contract/config-encoding.js";
+import { R, type KubeClient } from "../../operator/runtime/kube.js";
 import type { ControlPlane } from "../support/controlplane.js";
 import {
   controlPlaneFor,
@@ -21,13 +18,10 @@ import {
   stopAll,
 } from "../support/operator.js";
 import { waitFor } from "../support/process.js";
+import { compiledConfigs, conditionOf as cond, type Obj } from "../support/compiled-config.js";
 import { routeDecision, tenantClient } from "../support/tenant.js";
 
 const NS = "mail";
-type Obj = KubeObject & { spec?: any; status?: any; data?: Record<string, string> };
-
-const cond = (o: Obj | undefined, type: string): Condition | undefined =>
-  (o?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === type);
 
 const decision = routeDecision;
 
@@ -37,12 +31,7 @@ describe("attack review 8: a claim made on no relay (or another) is not older on
   let tenant: KubeClient;
   let op: Operator;
 
-  const get = (r: (typeof R)[keyof typeof R], name: string) => admin.find<Obj>(r, NS, name);
-  const config = async (): Promise<RelayConfig | undefined> => {
-    const cm = await get(R.ConfigMap, "edge-config");
-    const json = cm ? configMapJson(cm) : undefined;
-    return json ? RelayConfig.parse(JSON.parse(json)) : undefined;
-  };
+  const { get, config } = compiledConfigs(() => admin, NS);
   const routes = (domain: string, want: string) =>
     waitFor(`${domain} -> ${want}`, async () => {
       const c = await config();

@@ -7,16 +7,13 @@
 // ceo@corp.example.com and as anyone@partner.example.com. Now a partner's login sends only as a domain
 // the relay routes by a policy naming it (relay/inbound/authority.ts checkSender): never a local
 // domain, nor one a more specific policy of someone else decides.
-/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-explicit-any -- assertions walk the apiserver's JSON */
+
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
-import type { Condition } from "../../operator/runtime/conditions.js";
-import { R, type KubeClient, type KubeObject } from "../../operator/runtime/kube.js";
-import { RelayConfig } from "../../relay/contract/config.js";
-import { configMapJson } from "../../relay/contract/config-encoding.js";
-import { allowedAccounts, checkSender, compileAuthority } from "../../relay/inbound/authority.js";
-import { compileInbound, decideInbound } from "../../relay/inbound/rules.js";
+import { R, type KubeClient } from "../../operator/runtime/kube.js";
+import type { RelayConfig } from "../../relay/contract/config.js";
+import { checkSender } from "../../relay/inbound/authority.js";
 import type { ControlPlane } from "../support/controlplane.js";
 import {
   controlPlaneFor,
@@ -26,21 +23,20 @@ import {
   stopAll,
 } from "../support/operator.js";
 import { waitFor } from "../support/process.js";
-import { tenantClient } from "../support/tenant.js";
+import {
+  compiledConfigs,
+  conditionOf as cond,
+  sealpostObject,
+  type Obj,
+} from "../support/compiled-config.js";
+import { loginAt, tenantClient } from "../support/tenant.js";
 
 const NS = "mail";
-type Obj = KubeObject & { spec?: any; status?: any; data?: Record<string, string> };
-
-const cond = (o: Obj | undefined, type: string): Condition | undefined =>
-  (o?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === type);
 
 /** What the relay lets `cred`, logged in from `ip`, use as MAIL FROM `from` (undefined: accepted). */
 function senderCheck(c: RelayConfig, ip: string, cred: string, from: string) {
-  const ci = compileInbound(c);
-  assert.ok(ci.ok);
-  const a = compileAuthority(c, new Map());
-  const d = decideInbound(ci.value, ip, "submission");
-  assert.ok(allowedAccounts(a, d).includes(cred), `${cred} may log in from ${ip}`);
+  const { allowed, authority: a } = loginAt(c, ip);
+  assert.ok(allowed.includes(cred), `${cred} may log in from ${ip}`);
   const g = a.grants.get(cred)!;
   return { reply: checkSender(a, g, from), senderDomains: g.senderDomains };
 }
@@ -51,23 +47,9 @@ describe("attack: a tenant's wildcard policy lends its login the organisation's 
   let tenant: KubeClient;
   let op: Operator;
 
-  const get = (r: (typeof R)[keyof typeof R], name: string) => admin.find<Obj>(r, NS, name);
-  const config = async (): Promise<RelayConfig | undefined> => {
-    const cm = await get(R.ConfigMap, "edge-config");
-    const json = cm ? configMapJson(cm) : undefined;
-    return json ? RelayConfig.parse(JSON.parse(json)) : undefined;
-  };
-  const configWith = (what: string, ok: (c: RelayConfig) => boolean) =>
-    waitFor(what, async () => {
-      const c = await config();
-      return c && ok(c) ? c : undefined;
-    });
-  const obj = (kind: string, name: string, spec: Record<string, unknown>): Obj => ({
-    apiVersion: "sealpost.dev/v1alpha1",
-    kind,
-    metadata: { name, namespace: NS },
-    spec,
-  });
+  const { get, configWith } = compiledConfigs(() => admin, NS);
+  const obj = (kind: string, name: string, spec: Record<string, unknown>) =>
+    sealpostObject(NS, kind, name, spec);
 
   before(async () => {
     ({ cp, admin } = await controlPlaneFor(NS, { crds: sealpostCrdFiles() }));

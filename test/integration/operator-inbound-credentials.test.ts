@@ -12,16 +12,13 @@
 //    now a credential several policies name is accepted only from hosts, and for sender domains, all
 //    of them allow (relay/inbound/authority.ts).
 // Checked on the ConfigMap the operator applies, through the relay's own authority functions.
-/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-explicit-any -- assertions walk the apiserver's JSON */
+/* eslint-disable @typescript-eslint/no-unsafe-member-access -- assertions walk the apiserver's JSON */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
-import type { Condition } from "../../operator/runtime/conditions.js";
-import { R, type KubeClient, type KubeObject } from "../../operator/runtime/kube.js";
-import { RelayConfig } from "../../relay/contract/config.js";
-import { configMapJson } from "../../relay/contract/config-encoding.js";
-import { allowedAccounts, checkSender, compileAuthority } from "../../relay/inbound/authority.js";
-import { compileInbound, decideInbound } from "../../relay/inbound/rules.js";
+import { R, type KubeClient } from "../../operator/runtime/kube.js";
+import type { RelayConfig } from "../../relay/contract/config.js";
+import { checkSender } from "../../relay/inbound/authority.js";
 import type { ControlPlane } from "../support/controlplane.js";
 import {
   controlPlaneFor,
@@ -31,13 +28,15 @@ import {
   stopAll,
 } from "../support/operator.js";
 import { waitFor } from "../support/process.js";
-import { tenantClient } from "../support/tenant.js";
+import {
+  compiledConfigs,
+  conditionOf as cond,
+  sealpostObject,
+  type Obj,
+} from "../support/compiled-config.js";
+import { loginAt, tenantClient } from "../support/tenant.js";
 
 const NS = "mail";
-type Obj = KubeObject & { spec?: any; status?: any; data?: Record<string, string> };
-
-const cond = (o: Obj | undefined, type: string): Condition | undefined =>
-  (o?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === type);
 
 /** What the relay decides for a login with `cred` from `ip` on the submission port. */
 function login(
@@ -45,13 +44,10 @@ function login(
   ip: string,
   cred: string,
 ): { allowed: boolean; partner?: boolean; senderDomains?: string[] } {
-  const ci = compileInbound(c);
-  assert.ok(ci.ok);
-  const a = compileAuthority(c, new Map());
-  const d = decideInbound(ci.value, ip, "submission");
-  const g = a.grants.get(cred);
+  const { allowed, authority } = loginAt(c, ip);
+  const g = authority.grants.get(cred);
   return {
-    allowed: allowedAccounts(a, d).includes(cred),
+    allowed: allowed.includes(cred),
     partner: g?.partner,
     senderDomains: g?.senderDomains,
   };
@@ -63,23 +59,9 @@ describe("attack review 8b: a policy author rebinds the relay's own and a partne
   let tenant: KubeClient;
   let op: Operator;
 
-  const get = (r: (typeof R)[keyof typeof R], name: string) => admin.find<Obj>(r, NS, name);
-  const config = async (): Promise<RelayConfig | undefined> => {
-    const cm = await get(R.ConfigMap, "edge-config");
-    const json = cm ? configMapJson(cm) : undefined;
-    return json ? RelayConfig.parse(JSON.parse(json)) : undefined;
-  };
-  const configWith = (what: string, ok: (c: RelayConfig) => boolean) =>
-    waitFor(what, async () => {
-      const c = await config();
-      return c && ok(c) ? c : undefined;
-    });
-  const obj = (kind: string, name: string, spec: Record<string, unknown>): Obj => ({
-    apiVersion: "sealpost.dev/v1alpha1",
-    kind,
-    metadata: { name, namespace: NS },
-    spec,
-  });
+  const { get, config, configWith } = compiledConfigs(() => admin, NS);
+  const obj = (kind: string, name: string, spec: Record<string, unknown>) =>
+    sealpostObject(NS, kind, name, spec);
   const secret = (name: string, password: string): Obj => ({
     apiVersion: "v1",
     kind: "Secret",
@@ -389,11 +371,8 @@ describe("attack review 8b: a policy author rebinds the relay's own and a partne
       "team-c compiled",
       (x) => x.policies.some((p) => p.name === "mail/team-c") && !x.heldCredentials.includes("team-c-login"),
     );
-    const ci = compileInbound(ok);
-    assert.ok(ci.ok);
-    const a = compileAuthority(ok, new Map());
-    const d = decideInbound(ci.value, "203.0.113.7", "submission");
-    assert.ok(allowedAccounts(a, d).includes("team-c-login"));
+    const { allowed, authority: a } = loginAt(ok, "203.0.113.7");
+    assert.ok(allowed.includes("team-c-login"));
     const g = a.grants.get("team-c-login")!;
     assert.equal(g.allowRelay, false);
     assert.equal(checkSender(a, g, "ceo@corp.example")?.code, 553);

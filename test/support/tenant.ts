@@ -1,9 +1,17 @@
 // A namespace user for the tenant-against-tenant attack tests: a ServiceAccount bound by a Role to
 // exactly the rules given (e.g. create MailDomainPolicies, update only its own by resourceNames),
-// and a client that speaks as it; and the relay's decision for a domain, as the attack tests compare it.
+// and a client that speaks as it; and the relay's decisions (a domain's route, who may log in from a
+// host) taken from a compiled config, as the attack tests compare them.
 import * as k8s from "@kubernetes/client-node";
 import { KubeClient } from "../../operator/runtime/kube.js";
 import type { RelayConfig } from "../../relay/contract/config.js";
+import { allowedAccounts, compileAuthority, type CompiledAuthority } from "../../relay/inbound/authority.js";
+import {
+  compileInbound,
+  decideInbound,
+  type InboundDecision,
+  type ListenerKind,
+} from "../../relay/inbound/rules.js";
 import { routeFor } from "../../relay/outbound/route.js";
 import type { ControlPlane } from "./controlplane.js";
 
@@ -66,4 +74,20 @@ export function routeDecision(domain: string, c: RelayConfig): string {
   const hop = r.route.nextHop ? `@${r.route.nextHop.host}:${r.route.nextHop.port}` : "";
   const by = r.route.catchAll ? `(${r.route.catchAll})` : "";
   return `${r.route.policy}${by}:${r.route.outbound.tls.mode}${hop}`;
+}
+
+/**
+ * What the relay compiled from `c` decides for a client at `ip` on `listener` (default submission):
+ * the accounts it may log in with, the authority (each account's grant) and the inbound decision.
+ */
+export function loginAt(
+  c: RelayConfig,
+  ip: string,
+  listener: ListenerKind = "submission",
+): { allowed: string[]; authority: CompiledAuthority; decision: InboundDecision } {
+  const ci = compileInbound(c);
+  if (!ci.ok) throw new Error(`the compiled config's inbound rules do not compile: ${ci.message}`);
+  const authority = compileAuthority(c, new Map());
+  const decision = decideInbound(ci.value, ip, listener);
+  return { allowed: allowedAccounts(authority, decision), authority, decision };
 }
