@@ -25,13 +25,7 @@ import {
   type LocalClaim,
   type PolicyVerdict,
 } from "./domain-claims.js";
-import {
-  cidrsOverlap,
-  cidrWithin,
-  holdsMappedBlock,
-  parseCidr,
-  type Cidr,
-} from "../../relay/contract/cidr.js";
+import { cidrsOverlap, cidrWithin, holdsMappedBlock, parsedCidrs } from "../../relay/contract/cidr.js";
 import type { PolicyProblem } from "./problems.js";
 
 /** What a relay claims that no policy may take: its local domains and its own inbound accounts. */
@@ -79,19 +73,13 @@ export function relayAccountProblems(e: RelayClaimingPolicy, relay: RelayClaim):
     }));
 }
 
-const ranges = (xs: readonly string[] = []): [string, Cidr][] =>
-  xs.flatMap((x): [string, Cidr][] => {
-    const c = parseCidr(x);
-    return c.ok ? [[x, c.value]] : [];
-  });
-
 /**
  * The InvalidSpec problems of a policy whose inbound.hosts leave the relay's partnerHosts, or, when
  * the relay sets none, reach into its relayFrom (a partner inside relayFrom, over a VPN, needs the
  * administrator to list its range in partnerHosts).
  */
 export function hostRuleProblems(e: RelayClaimingPolicy, relay: RelayClaim): PolicyProblem[] {
-  const hosts = ranges(e.policy?.inbound?.hosts);
+  const hosts = parsedCidrs(e.policy?.inbound?.hosts);
   const out: PolicyProblem[] = [];
   // a relay one release behind (pods not rolled yet, an older spec.image) reads ::/0 as every IPv4
   // address too: never hand it such a rule, whatever partnerHosts says
@@ -102,7 +90,7 @@ export function hostRuleProblems(e: RelayClaimingPolicy, relay: RelayClaim): Pol
         message: `spec.inbound.hosts: ${h} holds the IPv4-mapped block ::ffff:0:0/96, which older relays match against every IPv4 sender: list the partner's IPv6 ranges, narrower than that`,
       });
   if (relay.partnerHosts) {
-    const allowed = ranges(relay.partnerHosts);
+    const allowed = parsedCidrs(relay.partnerHosts);
     for (const [h, c] of hosts)
       if (!allowed.some(([, a]) => cidrWithin(a, c)))
         out.push({
@@ -111,7 +99,7 @@ export function hostRuleProblems(e: RelayClaimingPolicy, relay: RelayClaim): Pol
         });
     return out;
   }
-  const relayFrom = ranges(relay.relayFrom);
+  const relayFrom = parsedCidrs(relay.relayFrom);
   for (const [h, c] of hosts) {
     const internal = relayFrom.find(([, r]) => cidrsOverlap(c, r));
     if (internal)

@@ -1,7 +1,7 @@
 // The relay Service (25/465/587 → the pods' unprivileged listener ports) and ServiceAccount, and
 // the one decision about exposing it: what kube-proxy's SNAT does to relayFrom. Pure.
 import type { MailRelaySpec } from "../../api/v1alpha1/mailrelay.js";
-import { cidrsOverlap, parseCidr, type Cidr } from "../../relay/contract/cidr.js";
+import { cidrsOverlap, parsedCidrs } from "../../relay/contract/cidr.js";
 import type { KubeObject } from "../runtime/kube.js";
 import type { RelayRenderInput } from "./input.js";
 import { names, objectMeta, relayLabels, relaySelector } from "./meta.js";
@@ -30,13 +30,11 @@ export function externalTrafficPolicyOf(s: ServiceSpec): "Cluster" | "Local" | u
 export function snatExposure(spec: MailRelaySpec): string | undefined {
   const service = spec.service;
   if (externalTrafficPolicyOf(service) !== "Cluster") return undefined;
-  const parse = (c: string): Cidr[] => {
-    const parsed = parseCidr(c);
-    return parsed.ok ? [parsed.value] : [];
-  };
-  const cluster = service.clusterNetworks.flatMap(parse);
+  const cluster = parsedCidrs(service.clusterNetworks).map(([, n]) => n);
   const inCluster = (ranges: readonly string[]): string[] =>
-    ranges.filter((c) => parse(c).some((r) => cluster.some((n) => cidrsOverlap(r, n))));
+    parsedCidrs(ranges)
+      .filter(([, r]) => cluster.some((n) => cidrsOverlap(r, n)))
+      .map(([c]) => c);
   const listeners = spec.listeners;
   const enabled = (["smtp", "smtps", "submission"] as const).filter((n) => listeners[n].enabled);
   const forgeable = enabled.flatMap((n) => {

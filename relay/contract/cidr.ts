@@ -53,6 +53,17 @@ export function parseCidr(s: string): Result<Cidr> {
 }
 
 /**
+ * The ranges of `xs` that parse, each with its spelling (for messages). The rest are left out: the
+ * schema refuses them, and where one gets past it the caller's own check names it.
+ */
+export function parsedCidrs(xs: readonly string[] = []): [string, Cidr][] {
+  return xs.flatMap((x): [string, Cidr][] => {
+    const c = parseCidr(x);
+    return c.ok ? [[x, c.value]] : [];
+  });
+}
+
+/**
  * A range as the relay matches it: an IPv6 range inside ::ffff:0:0/96 is the IPv4 range it spells
  * (::ffff:10.0.0.0/104 is 10.0.0.0/8); every other IPv6 range holds IPv6 addresses only. node:net's
  * BlockList would match an IPv4 address against any IPv6 range holding its mapped form, so ::/0 or
