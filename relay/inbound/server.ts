@@ -172,6 +172,13 @@ export class InboundListeners {
   private proxies = new ProxyFronts();
   private sessions = new Map<string, SessionLog>();
   /**
+   * The sessions smtp-server has closed. A callback can still run for one after its onClose (a cut
+   * DATA that goes to a file is answered once the spool has discarded it): it gets a log of its own
+   * that is not kept, since nothing would delete it (attack review, session 11: each such hang-up
+   * left an entry behind).
+   */
+  private closed = new WeakSet<SMTPServerSession>();
+  /**
    * Sessions whose DATA is being written to the queue, with how many DATAs each (a pipelined next
    * transaction's DATA can begin before the previous one's bookkeeping ends).
    */
@@ -368,7 +375,7 @@ export class InboundListeners {
         queued: new BoundedList(LOGGED_ENTRIES),
         rejected: new BoundedList(LOGGED_ENTRIES),
       };
-      this.sessions.set(session.id, s);
+      if (!this.closed.has(session)) this.sessions.set(session.id, s);
     }
     return s;
   }
@@ -869,6 +876,7 @@ export class InboundListeners {
   }
 
   private onClose(session: SMTPServerSession): void {
+    this.closed.add(session);
     this.admission.cancel(session.id);
     this.endAdmission(session);
     this.limiter.release(session.id);
