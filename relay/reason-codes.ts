@@ -59,7 +59,7 @@ export const REASON_CODES = {
   REQUIRETLS_UNMET: {
     outcome: "bounce",
     meaning:
-      "The sender asked for REQUIRETLS (RFC 8689), but the next hop's TLS level under the policy does not authenticate the peer.",
+      "The sender asked for REQUIRETLS (RFC 8689), but the next hop's TLS level under the policy does not authenticate the peer. For a local domain delivered over the internal next hop in such a mode the relay refuses the recipient at RCPT TO instead (550 5.7.10), so no such message is accepted only to bounce.",
     fix: "Deliver such mail under a policy with mode verify, mta-sts or dane, or ask the sender not to require TLS.",
   },
   REQUIRETLS_NOT_SUPPORTED: {

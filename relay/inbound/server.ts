@@ -52,7 +52,7 @@ import { GREET_WAIT_OPTION, greetWaitMs, installGreetWait } from "./greet-wait.j
 import { ProxyFronts } from "./proxy-protocol.js";
 import { installReplyCodes, smtpError } from "./replies.js";
 import { receivedHeader } from "./trace.js";
-import { REQUIRETLS_SERVER_OPTIONS, requireTlsOf } from "./requiretls.js";
+import { REQUIRETLS_SERVER_OPTIONS, requireTlsOf, requireTlsRecipientRefusal } from "./requiretls.js";
 import {
   checkMailFrom,
   checkRecipient,
@@ -951,6 +951,7 @@ function envelopeRefusal(
   const relay = mayRelay(d, g);
   return (
     checkRecipient(cur.inbound, d, { mayRelay: relay }, domainOf(rcpt)) ??
-    checkLocalRecipient(cur.authority, relay, rcpt)
+    checkLocalRecipient(cur.authority, relay, rcpt) ??
+    requireTlsRecipientRefusal(session, rcpt, cur.loaded.config)
   );
 }
