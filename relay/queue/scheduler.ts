@@ -79,6 +79,23 @@ export interface SchedulerStats {
 /** The heap key of an entry; a NaN nextAttemptAt (never written by us) counts as due at once. */
 const dueAt = (e: Envelope): number => (Number.isNaN(e.nextAttemptAt) ? -Infinity : e.nextAttemptAt);
 
+/**
+ * How many of `workers` messages with the null sender (DSNs, bounces relayed) may hold at once.
+ * Their destinations are whoever MAIL FROM named, unchecked: an Internet client that forges MAIL
+ * FROMs at domains whose MX accepts and never speaks, and writes to users the internal server
+ * refuses, had every worker held by the bounces for whole attempt deadlines while the
+ * organisation's own mail waited (attack review, session 11; each domain its own, so the
+ * per-destination limit never applied). A quarter, at least one: the rest always delivers.
+ */
+export function bounceWorkers(workers: number): number {
+  return Math.max(1, Math.floor(workers / 4));
+}
+
+/** The bounce lane's one key in its gate. */
+const BOUNCES = "<>";
+/** The lane keys of a message: the bounce lane for the null sender, none otherwise. */
+const laneOf = (e: Envelope): string[] => (e.from === "" ? [BOUNCES] : []);
+
 /** setTimeout's longest delay (2^31 - 1 ms, about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -99,6 +116,10 @@ export class Scheduler {
   /** Messages whose destinations are all busy wait here, not in a worker (destination-gate.ts). */
   private readonly gate = new DestinationGate<Envelope>(
     () => this.d.config().config.delivery.destinationConcurrencyLimit,
+  );
+  /** Null-sender messages past their share of the workers wait here (bounceWorkers). */
+  private readonly bounceGate = new DestinationGate<Envelope>(() =>
+    bounceWorkers(this.d.config().config.queue.workers),
   );
   /** Message data the attempts hold in memory (issue 15.5). */
   readonly budget = new MemoryBudget(() => this.d.config().config.queue.memoryBytes);
@@ -141,6 +162,7 @@ export class Scheduler {
     for (const e of this.entries.values())
       if (!this.inFlight.has(e.id)) e.nextAttemptAt = Math.min(e.nextAttemptAt, this.now());
     this.gate.releaseAll(); // routes may have changed: the rebuild puts every one back on the heap
+    this.bounceGate.releaseAll(); // and the number of workers
     this.rebuild();
     this.kick();
   }
@@ -222,7 +244,13 @@ export class Scheduler {
       this.heap.pop();
       this.counters.pops++;
       this.scheduled.delete(n.env.id);
-      // every destination of it busy: park it without a worker, try the next due message
+      // the bounce lane full, or every destination of it busy: park it without a worker, try the
+      // next due message
+      const lane = this.bounceGate.blockedBy(laneOf(n.env));
+      if (lane !== undefined) {
+        this.bounceGate.park(lane, n.env);
+        continue;
+      }
       const keys = this.destinationsOf(n.env);
       const full = this.gate.blockedBy(keys);
       if (full !== undefined) this.gate.park(full, n.env);
@@ -250,6 +278,7 @@ export class Scheduler {
 
   private start(e: Envelope, keys: readonly string[]): void {
     this.gate.begin(keys);
+    this.bounceGate.begin(laneOf(e));
     const p = this.attempt(e)
       .catch((err) => {
         this.d.log.error({ event: "queue-error", queueId: e.id, err: errorMessage(err) }, "attempt failed");
@@ -271,6 +300,7 @@ export class Scheduler {
         // the messages parked for the slots this attempt frees go back on the heap, in due order
         const live = (x: Envelope) => this.entries.get(x.id) === x && !this.inFlight.has(x.id) && !x.held;
         for (const x of this.gate.end(keys, live)) this.schedule(x);
+        for (const x of this.bounceGate.end(laneOf(e), live)) this.schedule(x);
         this.kick();
       });
     this.inFlight.set(e.id, p);

@@ -16,7 +16,7 @@ import { STREAM_COST } from "../../relay/queue/memory-budget.js";
 import type { Deliverer, DeliveryRequest, RecipientResult } from "../../relay/outbound/deliver.js";
 import { backoffSeconds, DEFAULT_RETRY_JITTER, nextAttemptAt } from "../../relay/queue/backoff.js";
 import { DueHeap, type DueNode } from "../../relay/queue/due-heap.js";
-import { Scheduler } from "../../relay/queue/scheduler.js";
+import { bounceWorkers, Scheduler } from "../../relay/queue/scheduler.js";
 import type { Envelope } from "../../relay/queue/envelope.js";
 import type { Spool } from "../../relay/queue/spool.js";
 import { minimalRelayConfig } from "../support/minimal-relay-config.js";
@@ -420,6 +420,37 @@ describe("scheduler", () => {
     );
     assert.deepEqual([...h.removed].sort(), [...tarpit, other].map((e) => e.id).sort());
     assert.equal(h.s.depth(), 0);
+  });
+
+  it("attack: null-sender messages to many domains hold only the bounce lane; other mail starts, none lost or doubled", async () => {
+    // DSNs to forged senders' domains, each its own (the destination limit never applies), whose MX
+    // never answers: at most bounceWorkers(8) = 2 of them run at once
+    const h = harness({ workers: 8 });
+    const dsns = Array.from({ length: 10 }, (_, i) =>
+      env({ receivedAt: T0 - 10_000 + i, from: "", to: `victim@t${i}.attacker.test` }),
+    );
+    for (const e of dsns) h.s.add(e);
+    await settle();
+    assert.equal(h.running(), bounceWorkers(8));
+    assert.equal(bounceWorkers(8), 2);
+    const own = Array.from({ length: 5 }, (_, i) =>
+      env({ receivedAt: T0 - 5_000 + i, to: `u${i}@partner.test` }),
+    );
+    for (const e of own) h.s.add(e);
+    await until(() => own.every((e) => h.calls.includes(e.id)), "the organisation's messages started");
+    assert.equal(h.calls.filter((id) => dsns.some((e) => e.id === id)).length, 2, "still 2 DSNs at once");
+    while (h.running() > 0) {
+      h.release("delivered");
+      await settle();
+    }
+    const dsnCalls = h.calls.filter((id) => dsns.some((e) => e.id === id));
+    assert.deepEqual(
+      dsnCalls,
+      dsns.map((e) => e.id),
+      "every DSN once, in due order",
+    );
+    assert.deepEqual([...h.removed].sort(), [...dsns, ...own].map((e) => e.id).sort());
+    assert.deepEqual([bounceWorkers(1), bounceWorkers(3), bounceWorkers(16)], [1, 1, 4]);
   });
 
   it("stop(): no new attempts, and it waits for the running ones", async () => {

@@ -1,0 +1,137 @@
+// Attack review (inbound, Internet sender), session 11: an unauthenticated client that may send only
+// to the local domains uses forged MAIL FROMs at domains it controls (each its own domain, so the
+// per-destination limit never applies) and recipients the internal server refuses. Each message is
+// bounced with a DSN to an attacker-named domain whose MX accepts and never speaks (a tarpit). Every
+// such DSN held a queue worker for the whole attempt deadline, and new mail waited behind them: with
+// the defaults (16 workers, 600 s) every 16 such messages held all delivery for 10 minutes. Now
+// null-sender messages hold at most a quarter of the workers (relay/queue/scheduler.ts
+// bounceWorkers): the organisation's mail is delivered while the tarpit still holds the DSNs.
+import assert from "node:assert/strict";
+import * as net from "node:net";
+import { after, before, describe, it } from "node:test";
+import { startDnsServer, type DnsServer, type Zone } from "../support/dns-server.js";
+import { freePort } from "../support/ports.js";
+import { waitFor } from "../support/process.js";
+import {
+  rawSession,
+  relayFixture,
+  TEST_INTERNAL_CIDRS,
+  type LogCapture,
+  type RelayFixture,
+} from "../support/relay.js";
+import { startSink, type Sink } from "../support/sink.js";
+import { swaks } from "../support/swaks.js";
+import { bounceWorkers } from "../../relay/queue/scheduler.js";
+
+const WORKERS = 4;
+/** Longer than the test: a DSN attempt the tarpit holds does not end on its own meanwhile. */
+const ATTEMPT_SECONDS = 120;
+const ATTACK_MESSAGES = 8;
+const TARPIT = "127.0.0.5";
+
+let f: RelayFixture;
+let dns: DnsServer;
+let sink: Sink;
+let logs: LogCapture;
+let tarpitServer: net.Server;
+const tarpit = { open: 0, max: 0, total: 0, sockets: new Set<net.Socket>() };
+
+before(async () => {
+  f = await relayFixture("attack-dsn-tarpit");
+  // the internal server: knows alice, refuses everybody else (as an Exchange/Postfix would)
+  sink = await startSink({
+    rcptReply: (a) =>
+      a.toLowerCase().startsWith("alice@") ? undefined : "550 5.1.1 <" + a + ">: no such user",
+  });
+  const mxPort = await freePort();
+  tarpitServer = net.createServer((s) => {
+    tarpit.open++;
+    tarpit.total++;
+    tarpit.max = Math.max(tarpit.max, tarpit.open);
+    tarpit.sockets.add(s);
+    s.on("error", () => undefined);
+    s.on("close", () => {
+      tarpit.open--;
+      tarpit.sockets.delete(s);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    tarpitServer.once("error", reject);
+    tarpitServer.listen(mxPort, TARPIT, () => resolve());
+  });
+  const zone: Zone = { "mx.attacker.test": { A: [TARPIT] } };
+  for (let i = 0; i < ATTACK_MESSAGES; i++)
+    zone[`t${i}.attacker.test`] = { MX: [{ preference: 10, exchange: "mx.attacker.test" }] };
+  dns = await startDnsServer(zone);
+  await f.configure({
+    // nobody may relay: 127.0.0.1 is an Internet sender here, local.test its only destination
+    inbound: {
+      require: "none",
+      relayFrom: [],
+      localDomains: ["local.test"],
+      internalNextHop: { host: "127.0.0.1", port: sink.port },
+    },
+    dns: { servers: [dns.address] },
+    // the defaults scaled by the attempt deadline: 60 s / 3600 s retries for a 600 s deadline
+    queue: {
+      dir: `${f.work}/queue`,
+      retry: { initial: (60 / 600) * ATTEMPT_SECONDS, max: (3600 / 600) * ATTEMPT_SECONDS },
+      workers: WORKERS,
+    },
+    delivery: { attemptTimeoutSeconds: ATTEMPT_SECONDS, allowedInternalCidrs: TEST_INTERNAL_CIDRS },
+  });
+  ({ logs } = await f.start({ mxPort }));
+});
+
+after(async () => {
+  for (const s of tarpit.sockets) s.destroy();
+  await f?.stop(() =>
+    Promise.all([dns?.stop(), sink?.close(), new Promise<void>((r) => tarpitServer.close(() => r()))]),
+  );
+});
+
+describe("attack: DSNs to attacker-named tarpit domains hold every delivery worker", () => {
+  it("one unauthenticated session's bounces hold only the bounce lane: local mail is delivered meanwhile", async () => {
+    const s = await rawSession(f.ports.smtp);
+    try {
+      await s.cmd("EHLO attacker.test");
+      // not an open relay: the client is a plain Internet sender
+      assert.match(await s.cmd("MAIL FROM:<x@attacker.test>"), /^250/);
+      assert.match(await s.cmd("RCPT TO:<victim@elsewhere.test>"), /^550 5\.7\.1/);
+      assert.match(await s.cmd("RSET"), /^250/);
+      for (let i = 0; i < ATTACK_MESSAGES; i++) {
+        assert.match(await s.cmd(`MAIL FROM:<victim@t${i}.attacker.test>`), /^250/);
+        assert.match(await s.cmd(`RCPT TO:<nobody${i}@local.test>`), /^250/);
+        assert.match(await s.cmd("DATA"), /^354/);
+        assert.match(await s.data(`Subject: attack ${i}\n\nx\n`), /^250 2\.0\.0 Ok: queued/);
+      }
+    } finally {
+      s.close();
+    }
+    await waitFor(
+      "every attack message bounced with a DSN",
+      () => (logs.lines.filter((l) => l.event === "dsn").length >= ATTACK_MESSAGES ? true : undefined),
+      60_000,
+    );
+    const lane = bounceWorkers(WORKERS);
+    assert.ok(lane < WORKERS);
+    await waitFor("the tarpit holds the bounce lane", () => (tarpit.open >= lane ? true : undefined), 30_000);
+
+    // a legitimate Internet sender's mail to a real local user, while the DSNs are still held
+    const r = await swaks({
+      server: "127.0.0.1",
+      port: f.ports.smtp,
+      from: "friend@partner.test",
+      to: "alice@local.test",
+      headers: { "X-Test-Id": "legit" },
+    });
+    assert.equal(r.code, 0, r.transcript);
+    await waitFor(
+      "the legitimate message delivered",
+      () => sink.messages.find((m) => m.data.toString().includes("X-Test-Id: legit")),
+      30_000,
+    );
+    assert.equal(tarpit.open, lane, "the DSNs' attempts are still held by the tarpit");
+    assert.equal(tarpit.max, lane, "no more DSNs at once than the bounce lane's share of the workers");
+  });
+});
