@@ -53,7 +53,7 @@ export const PolicyException = z
       .regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, "must be a lower-case host name")
       .optional()
       .describe(
-        "Only this next hop (an MX host of the domain, or the policy's nextHop host), e.g. mx2.partner.example. Absent: every next hop of the domain.",
+        "Only this next hop (an MX host of the domain, or the policy's nextHop host), e.g. mx2.partner.example. Absent: every next hop of the domain. The MX name comes from DNS: unless the domain's MX answer is DNSSEC-signed, whoever can forge the relay's DNS answers can name this host as the domain's only MX and send all its mail through the exception, so grant it as you would a domain-wide one.",
       ),
     mode: z
       .enum(EXCEPTION_MODES)
