@@ -6,12 +6,23 @@
 // reload error, per-policy figures with the hosts delivered to, the drain's progress) only with
 // the admin bearer token. Every request must name the relay by an IP literal, localhost or a
 // configured name in its Host header (a DNS-rebinding page in a browser on the pod network names
-// its own domain), else 421.
+// its own domain), else 421. Connections are bounded (relay/net/http-limits.ts): the probes, the
+// operator and Prometheus need a few each, and silent ones must not hold the process's descriptors.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { isIP } from "node:net";
 import type { Registry } from "prom-client";
 import type { RelayStatus } from "./contract/status.js";
+import { boundConnections } from "./net/http-limits.js";
 import { safeJson } from "./printable.js";
+
+/** The admin port's bounds: a few connections per client (kubelet, Prometheus, the operator, a peer's drain). */
+export const ADMIN_LIMITS = {
+  total: 256,
+  perClient: 16,
+  headersMs: 10_000,
+  requestMs: 30_000,
+  keepAliveMs: 5_000,
+} as const;
 
 /** What /status tells a caller without the token. Pure. */
 export function publicStatus(s: RelayStatus): RelayStatus {
@@ -96,6 +107,7 @@ export async function startAdmin(
         return send(404, "text/plain", "not found\n");
     }
   });
+  boundConnections(server, ADMIN_LIMITS);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {

@@ -12,7 +12,6 @@
 // side counts them, inbound/throttle.ts), a handshake within HANDSHAKE_MS, and the bodies being read
 // together within BODY_BUDGET_REPORTS reports' worth, one report's worth per client (503 beyond).
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Socket } from "node:net";
 import { createServer, type Server } from "node:https";
 import {
   MTA_STS_POLICY_PATH,
@@ -20,8 +19,7 @@ import {
   TLSRPT_HTTPS_PATH,
   type MtaStsPublication,
 } from "../contract/own-domains.js";
-import { KeyCounts } from "../inbound/key-counts.js";
-import { clientKey } from "../inbound/throttle.js";
+import { boundConnections, httpClientOf } from "../net/http-limits.js";
 import { BodyParts } from "../queue/small-chunks.js";
 import { HeldBytes } from "./held-bytes.js";
 import type { TlsRptReceiver } from "./tlsrpt-receiver.js";
@@ -36,9 +34,6 @@ const MAX_CONNECTIONS = 256;
 const MAX_CONNECTIONS_PER_CLIENT = 8;
 const HANDSHAKE_MS = 5_000;
 const BODY_BUDGET_REPORTS = 4;
-
-/** The client a connection counts for: its IPv4 address, or its IPv6 /64. */
-const clientOf = (address: string | undefined): string => clientKey(address ?? "", 64);
 
 /** The domain a Host header names as mta-sts.<domain>, if it is one of `domains`. Pure. */
 export function domainOfHost(header: string | undefined, domains: readonly string[]): string | undefined {
@@ -75,7 +70,7 @@ function readBody(
   return new Promise((resolve) => {
     const declared = Number(req.headers["content-length"] ?? "0");
     if (declared > max) return resolve("too-large");
-    const client = clientOf(req.socket.remoteAddress);
+    const client = httpClientOf(req.socket.remoteAddress);
     // small chunks (a client's 1-byte TLS records) gathered: one Buffer each held 100+ bytes per byte
     const parts = new BodyParts([]);
     let size = 0;
@@ -144,20 +139,6 @@ function handle(d: EndpointDeps, budget: HeldBytes, req: IncomingMessage, res: S
     });
 }
 
-/** Closes a connection beyond MAX_CONNECTIONS_PER_CLIENT from its address. */
-function limitPerClient(server: Server): void {
-  const open = new KeyCounts<string>();
-  server.on("connection", (socket: Socket) => {
-    const ip = clientOf(socket.remoteAddress);
-    if (open.get(ip) >= MAX_CONNECTIONS_PER_CLIENT) {
-      socket.destroy();
-      return;
-    }
-    open.add(ip);
-    socket.once("close", () => open.remove(ip));
-  });
-}
-
 /** Starts the endpoint with the certificate of every mta-sts.<domain>; setCertificate on renewal. */
 export async function startMtaStsEndpoint(
   d: EndpointDeps,
@@ -168,11 +149,13 @@ export async function startMtaStsEndpoint(
     { cert: o.cert, key: o.key, minVersion: "TLSv1.2", handshakeTimeout: HANDSHAKE_MS },
     (req, res) => handle(d, budget, req, res),
   );
-  server.maxConnections = MAX_CONNECTIONS;
-  limitPerClient(server);
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
-  server.keepAliveTimeout = 5_000;
+  boundConnections(server, {
+    total: MAX_CONNECTIONS,
+    perClient: MAX_CONNECTIONS_PER_CLIENT,
+    headersMs: 10_000,
+    requestMs: 30_000,
+    keepAliveMs: 5_000,
+  });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(o.port, o.host, () => {

@@ -1,0 +1,46 @@
+// The connection bounds of the relay's HTTP servers (the admin port, the MTA-STS endpoint): at most
+// `total` connections, `perClient` from one client (an IPv4 address, an IPv6 /64, as the SMTP side
+// counts them: inbound/throttle.ts), and short header, request and keep-alive timeouts. Node's
+// http server has none of these by default (a silent connection waits for headersTimeout, 60 s),
+// so connections that never send a byte held the process's descriptors and memory: 20,000 idle
+// connections from one client to the admin port left the SMTP listeners unable to accept and
+// /readyz failing (attack review, session 11).
+import type { Server as HttpServer } from "node:http";
+import type { Server as HttpsServer } from "node:https";
+import type { Socket } from "node:net";
+import { KeyCounts } from "../inbound/key-counts.js";
+import { clientKey } from "../inbound/throttle.js";
+
+export interface HttpLimits {
+  /** Connections at once, every client together (Node's maxConnections: beyond it, closed at once). */
+  total: number;
+  /** Connections at once from one client; beyond it, closed at once. */
+  perClient: number;
+  /** The request's headers must arrive within this (ms). */
+  headersMs: number;
+  /** The whole request within this (ms). */
+  requestMs: number;
+  /** An idle kept-alive connection closes after this (ms). */
+  keepAliveMs: number;
+}
+
+/** The client a connection counts for: its IPv4 address, or its IPv6 /64. */
+export const httpClientOf = (address: string | undefined): string => clientKey(address ?? "", 64);
+
+/** Applies `l` to `server` (before it listens). */
+export function boundConnections(server: HttpServer | HttpsServer, l: HttpLimits): void {
+  server.maxConnections = l.total;
+  server.headersTimeout = l.headersMs;
+  server.requestTimeout = l.requestMs;
+  server.keepAliveTimeout = l.keepAliveMs;
+  const open = new KeyCounts<string>();
+  server.on("connection", (socket: Socket) => {
+    const client = httpClientOf(socket.remoteAddress);
+    if (open.get(client) >= l.perClient) {
+      socket.destroy();
+      return;
+    }
+    open.add(client);
+    socket.once("close", () => open.remove(client));
+  });
+}
