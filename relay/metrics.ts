@@ -2,6 +2,7 @@
 // test process).
 import { X509Certificate } from "node:crypto";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { DEFAULT_POLICY } from "./outbound/route.js";
 
 /**
  * Buckets of the delivery delay (seconds): a second to the queue's default lifetime (5 days), where a
@@ -195,16 +196,20 @@ export function createMetrics() {
     // sender or a DNS answer ever named (state review, round 7)
     partnerCertificateExpiry: new Gauge({
       name: `${p}partner_certificate_expiry_timestamp_seconds`,
-      help: "Not-after (Unix seconds) of the certificate a partner's next hop presented at its last session, per policy and host (the partner certificate watch).",
+      help: "Not-after (Unix seconds) of the certificate a partner's next hop presented at its last session, per MailDomainPolicy and host (the partner certificate watch; the default route's hosts only in the token's /status).",
       labelNames: ["policy", "host"],
       registers: [registry],
       collect() {
         this.reset();
-        for (const [policy, list] of Object.entries(certificates.snapshot()))
+        for (const [policy, list] of Object.entries(certificates.snapshot())) {
+          // the default route's hosts are whatever domains the relay delivered to: /metrics answers
+          // anyone on the pod network, so they stay in the token's /status (attack review, session 11)
+          if (policy === DEFAULT_POLICY) continue;
           for (const c of list) {
             const t = Date.parse(c.notAfter);
             if (Number.isFinite(t)) this.set({ policy, host: c.host }, Math.floor(t / 1000));
           }
+        }
       },
     }),
     configInfo: new Gauge({
