@@ -15,7 +15,7 @@ import {
   type TlsRptEvent,
   type TlsRptStore,
 } from "./outbound/tlsrpt.js";
-import type { Envelope } from "./queue/envelope.js";
+import { LOCAL_PEERS, type Envelope } from "./queue/envelope.js";
 import { newQueueId, type Spool } from "./queue/spool.js";
 
 /** The TLS-RPT record of an MTA-STS lookup, when it is a policy failure (sts-*); else undefined. */
@@ -78,7 +78,7 @@ export function startTlsRptReporting(d: TlsRptReportingDeps): TlsRptReporting {
             from,
             recipients: to.map((address) => ({ address, state: "pending" as const })),
             receivedAt: now,
-            peer: "local (tlsrpt)",
+            peer: LOCAL_PEERS.tlsRpt,
           },
           Buffer.alloc(0),
           message,

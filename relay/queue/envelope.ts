@@ -27,7 +27,7 @@ export interface Envelope {
   attempts: number;
   nextAttemptAt: number;
   size: number;
-  /** Client that handed it to us (for the DSN and logs). */
+  /** Client that handed it to us (for the DSN and logs); LOCAL_PEERS for what the relay wrote itself. */
   peer?: string;
   /** MAIL FROM carried REQUIRETLS (RFC 8689): deliver only over verified TLS, else bounce. */
   requireTls?: boolean;
@@ -47,3 +47,6 @@ export interface Envelope {
    */
   held?: boolean;
 }
+
+/** The `peer` of the messages the relay writes itself: its DSNs and its TLS-RPT reports (RFC 8460). */
+export const LOCAL_PEERS = { dsn: "local (dsn)", tlsRpt: "local (tlsrpt)" } as const;

@@ -30,7 +30,7 @@ import { DestinationGate } from "./destination-gate.js";
 import { DueHeap } from "./due-heap.js";
 import { deliveryCost, groupCost, MemoryBudget } from "./memory-budget.js";
 import type { MessageBody } from "./message-body.js";
-import type { Envelope } from "./envelope.js";
+import { LOCAL_PEERS, type Envelope } from "./envelope.js";
 import { newQueueId, type Spool } from "./spool.js";
 
 export interface SchedulerDeps {
@@ -80,21 +80,30 @@ export interface SchedulerStats {
 const dueAt = (e: Envelope): number => (Number.isNaN(e.nextAttemptAt) ? -Infinity : e.nextAttemptAt);
 
 /**
- * How many of `workers` messages with the null sender (DSNs, bounces relayed) may hold at once.
- * Their destinations are whoever MAIL FROM named, unchecked: an Internet client that forges MAIL
- * FROMs at domains whose MX accepts and never speaks, and writes to users the internal server
- * refuses, had every worker held by the bounces for whole attempt deadlines while the
+ * How many of `workers` messages in the bounce lane (bounceLane) may hold at once. Their
+ * destinations are whoever a MAIL FROM or a DNS record named, unchecked: an Internet client that
+ * forges MAIL FROMs at domains whose MX accepts and never speaks, and writes to users the internal
+ * server refuses, had every worker held by the bounces for whole attempt deadlines while the
  * organisation's own mail waited (attack review, session 11; each domain its own, so the
- * per-destination limit never applied). A quarter, at least one: the rest always delivers.
+ * per-destination limit never applied). A quarter, at least one: the rest always delivers. Under
+ * such an attack the lane's own messages wait (they are retried until queue.maxAge, never lost).
  */
 export function bounceWorkers(workers: number): number {
   return Math.max(1, Math.floor(workers / 4));
 }
 
+/**
+ * Whether a message goes through the bounce lane: the null sender (DSNs, the relay's and those it
+ * relays) and the relay's own TLS-RPT reports, whose mailto: targets come from the DNS of any domain
+ * it delivered to (the review of the lane, session 11) - unless all of it goes to the internal next
+ * hop, which no outsider chooses (a DSN to a local user does not wait behind an attacker's). Pure.
+ */
+export function inBounceLane(e: Envelope, internalOnly: () => boolean): boolean {
+  return (e.from === "" || e.peer === LOCAL_PEERS.tlsRpt) && !internalOnly();
+}
+
 /** The bounce lane's one key in its gate. */
 const BOUNCES = "<>";
-/** The lane keys of a message: the bounce lane for the null sender, none otherwise. */
-const laneOf = (e: Envelope): string[] => (e.from === "" ? [BOUNCES] : []);
 
 /** setTimeout's longest delay (2^31 - 1 ms, about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -246,15 +255,16 @@ export class Scheduler {
       this.scheduled.delete(n.env.id);
       // the bounce lane full, or every destination of it busy: park it without a worker, try the
       // next due message
-      const lane = this.bounceGate.blockedBy(laneOf(n.env));
-      if (lane !== undefined) {
-        this.bounceGate.park(lane, n.env);
+      const lane = this.laneOf(n.env);
+      const laneFull = this.bounceGate.blockedBy(lane);
+      if (laneFull !== undefined) {
+        this.bounceGate.park(laneFull, n.env);
         continue;
       }
       const keys = this.destinationsOf(n.env);
       const full = this.gate.blockedBy(keys);
       if (full !== undefined) this.gate.park(full, n.env);
-      else this.start(n.env, keys);
+      else this.start(n.env, keys, lane);
     }
     if (this.inFlight.size < workers) {
       const next = this.top();
@@ -267,6 +277,16 @@ export class Scheduler {
     }
   }
 
+  /** The bounce lane's key when `e` goes through it (inBounceLane), else none. */
+  private laneOf(e: Envelope): string[] {
+    const internalOnly = (): boolean => {
+      const pending = e.recipients.filter((r) => r.state === "pending").map((r) => r.address);
+      const groups = groupRecipients(pending, this.d.config().config);
+      return groups.length > 0 && groups.every((g) => g.route?.internal === true);
+    };
+    return inBounceLane(e, internalOnly) ? [BOUNCES] : [];
+  }
+
   /** Where the pending recipients' deliveries go (one key per route group), as the deliverer counts. */
   private destinationsOf(e: Envelope): string[] {
     const pending = e.recipients.filter((r) => r.state === "pending").map((r) => r.address);
@@ -276,9 +296,9 @@ export class Scheduler {
     );
   }
 
-  private start(e: Envelope, keys: readonly string[]): void {
+  private start(e: Envelope, keys: readonly string[], lane: readonly string[]): void {
     this.gate.begin(keys);
-    this.bounceGate.begin(laneOf(e));
+    this.bounceGate.begin(lane);
     const p = this.attempt(e)
       .catch((err) => {
         this.d.log.error({ event: "queue-error", queueId: e.id, err: errorMessage(err) }, "attempt failed");
@@ -300,7 +320,7 @@ export class Scheduler {
         // the messages parked for the slots this attempt frees go back on the heap, in due order
         const live = (x: Envelope) => this.entries.get(x.id) === x && !this.inFlight.has(x.id) && !x.held;
         for (const x of this.gate.end(keys, live)) this.schedule(x);
-        for (const x of this.bounceGate.end(laneOf(e), live)) this.schedule(x);
+        for (const x of this.bounceGate.end(lane, live)) this.schedule(x);
         this.kick();
       });
     this.inFlight.set(e.id, p);
@@ -574,7 +594,7 @@ export class Scheduler {
           from: "",
           recipients: [{ address: env.from, state: "pending" }],
           receivedAt: now,
-          peer: "local (dsn)",
+          peer: LOCAL_PEERS.dsn,
           ...(env.requireTls ? { requireTls: true } : {}),
         },
         Buffer.alloc(0),

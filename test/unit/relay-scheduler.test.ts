@@ -16,8 +16,8 @@ import { STREAM_COST } from "../../relay/queue/memory-budget.js";
 import type { Deliverer, DeliveryRequest, RecipientResult } from "../../relay/outbound/deliver.js";
 import { backoffSeconds, DEFAULT_RETRY_JITTER, nextAttemptAt } from "../../relay/queue/backoff.js";
 import { DueHeap, type DueNode } from "../../relay/queue/due-heap.js";
-import { bounceWorkers, Scheduler } from "../../relay/queue/scheduler.js";
-import type { Envelope } from "../../relay/queue/envelope.js";
+import { bounceWorkers, inBounceLane, Scheduler } from "../../relay/queue/scheduler.js";
+import { LOCAL_PEERS, type Envelope } from "../../relay/queue/envelope.js";
 import type { Spool } from "../../relay/queue/spool.js";
 import { minimalRelayConfig } from "../support/minimal-relay-config.js";
 
@@ -451,6 +451,16 @@ describe("scheduler", () => {
     );
     assert.deepEqual([...h.removed].sort(), [...dsns, ...own].map((e) => e.id).sort());
     assert.deepEqual([bounceWorkers(1), bounceWorkers(3), bounceWorkers(16)], [1, 1, 4]);
+  });
+
+  it("the bounce lane: the null sender and the relay's own TLS-RPT reports, unless all of it goes to the internal next hop", () => {
+    const outside = (): boolean => false;
+    const internalOnly = (): boolean => true;
+    assert.equal(inBounceLane(env({ from: "" }), outside), true);
+    const report = { ...env({ from: "tlsrpt-noreply@relay.test" }), peer: LOCAL_PEERS.tlsRpt };
+    assert.equal(inBounceLane(report, outside), true);
+    assert.equal(inBounceLane(env({ from: "a@x.test" }), outside), false);
+    assert.equal(inBounceLane(env({ from: "" }), internalOnly), false, "a DSN to a local user");
   });
 
   it("stop(): no new attempts, and it waits for the running ones", async () => {

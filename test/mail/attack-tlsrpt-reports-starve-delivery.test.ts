@@ -1,0 +1,148 @@
+// Review of 2e7c677 (the bounce lane). The fix bounds only null-sender messages, but the relay has
+// another kind of message whose destination an outsider chooses: its TLS-RPT reports (MailRelay
+// spec.tlsReporting.enabled). An unauthenticated client forges one MAIL FROM at a domain it controls
+// to a user the internal server refuses; the DSN goes to that domain (delivered: the relay records a
+// TLS-RPT session for it), whose _smtp._tls record names 5 mailto: receivers, each its own domain
+// whose MX is a tarpit. At the daily run the 5 reports (MAIL FROM tlsrpt-noreply@..., not the null
+// sender) go through the ordinary workers, each its own destination: with 4 workers every one is held
+// for the attempt deadline and the organisation's mail waits, as before the fix. One forged message a
+// day per 5 workers (4 for the default 16, 20 reports, then retried for queue.maxAge). Now the
+// relay's own reports go through the bounce lane with the DSNs (relay/queue/scheduler.ts
+// inBounceLane): they hold a quarter of the workers at most, and the organisation's mail goes on.
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import * as net from "node:net";
+import { makeLeaf } from "../support/certs.js";
+import { after, before, describe, it } from "node:test";
+import { startDnsServer, type DnsServer, type Zone } from "../support/dns-server.js";
+import { freePort } from "../support/ports.js";
+import { waitFor } from "../support/process.js";
+import { rawSession, relayFixture, TEST_INTERNAL_CIDRS, type RelayFixture } from "../support/relay.js";
+import { startSink, type Sink } from "../support/sink.js";
+import { swaks } from "../support/swaks.js";
+import { dayOf } from "../../relay/outbound/tlsrpt.js";
+import { bounceWorkers } from "../../relay/queue/scheduler.js";
+import type { Relay } from "../../relay/relay.js";
+
+const WORKERS = 4;
+const ATTEMPT_SECONDS = 120;
+const TARPIT = "127.0.0.5";
+const ATTACKER_MX = "127.0.0.6";
+const receivers = Array.from({ length: 5 }, (_, i) => `r${i}.attacker.test`);
+
+let f: RelayFixture;
+let relay: Relay;
+let dns: DnsServer;
+let sink: Sink;
+let attackerMx: Sink;
+let tarpitServer: net.Server;
+const tarpit = { open: 0, max: 0, total: 0, sockets: new Set<net.Socket>() };
+
+before(async () => {
+  f = await relayFixture("attack-tlsrpt-starve");
+  sink = await startSink({
+    rcptReply: (a) =>
+      a.toLowerCase().startsWith("alice@") ? undefined : "550 5.1.1 <" + a + ">: no such user",
+  });
+  const mxPort = await freePort();
+  const mxCert = await makeLeaf(f.ca, { cn: "mx.attacker.test", dnsNames: ["mx.attacker.test"] });
+  attackerMx = await startSink({
+    host: ATTACKER_MX,
+    port: mxPort,
+    tls: { cert: await readFile(mxCert.certFile), key: await readFile(mxCert.keyFile) },
+  });
+  tarpitServer = net.createServer((s) => {
+    tarpit.open++;
+    tarpit.total++;
+    tarpit.max = Math.max(tarpit.max, tarpit.open);
+    tarpit.sockets.add(s);
+    s.on("error", () => undefined);
+    s.on("close", () => {
+      tarpit.open--;
+      tarpit.sockets.delete(s);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    tarpitServer.once("error", reject);
+    tarpitServer.listen(mxPort, TARPIT, () => resolve());
+  });
+  const zone: Zone = {
+    "mx.attacker.test": { A: [ATTACKER_MX] },
+    "tarpit.attacker.test": { A: [TARPIT] },
+    "t0.attacker.test": { MX: [{ preference: 10, exchange: "mx.attacker.test" }] },
+    "_smtp._tls.t0.attacker.test": {
+      TXT: [`v=TLSRPTv1; rua=${receivers.map((r) => `mailto:rpt@${r}`).join(",")}`],
+    },
+  };
+  for (const r of receivers) zone[r] = { MX: [{ preference: 10, exchange: "tarpit.attacker.test" }] };
+  dns = await startDnsServer(zone);
+  await f.configure({
+    inbound: {
+      require: "none",
+      relayFrom: [],
+      localDomains: ["local.test"],
+      internalNextHop: { host: "127.0.0.1", port: sink.port },
+    },
+    dns: { servers: [dns.address] },
+    queue: {
+      dir: `${f.work}/queue`,
+      retry: { initial: (60 / 600) * ATTEMPT_SECONDS, max: (3600 / 600) * ATTEMPT_SECONDS },
+      workers: WORKERS,
+    },
+    delivery: { attemptTimeoutSeconds: ATTEMPT_SECONDS, allowedInternalCidrs: TEST_INTERNAL_CIDRS },
+    tlsRpt: { organizationName: "Example Corp", contactInfo: "postmaster@local.test" },
+  });
+  ({ relay } = await f.start({ mxPort }));
+});
+
+after(async () => {
+  for (const s of tarpit.sockets) s.destroy();
+  await f?.stop(() =>
+    Promise.all([
+      dns?.stop(),
+      sink?.close(),
+      attackerMx?.close(),
+      new Promise<void>((r) => tarpitServer.close(() => r())),
+    ]),
+  );
+});
+
+describe("attack: TLS-RPT reports to attacker-named receivers hold every delivery worker", () => {
+  it("one forged bounce, then the day's reports: they hold the bounce lane only, the organisation's mail goes on", async () => {
+    const s = await rawSession(f.ports.smtp);
+    try {
+      await s.cmd("EHLO attacker.test");
+      assert.match(await s.cmd("MAIL FROM:<victim@t0.attacker.test>"), /^250/);
+      assert.match(await s.cmd("RCPT TO:<nobody@local.test>"), /^250/);
+      assert.match(await s.cmd("DATA"), /^354/);
+      assert.match(await s.data("Subject: attack\n\nx\n"), /^250 2\.0\.0 Ok: queued/);
+    } finally {
+      s.close();
+    }
+    await waitFor(
+      "the DSN delivered to the attacker's domain",
+      () => attackerMx.messages.find((m) => m.from === ""),
+      30_000,
+    );
+    // the daily run (what the relay's timer does once the UTC day is over)
+    const sent = await relay.sendTlsReports(dayOf(Date.now()));
+    assert.equal(sent.filter((x) => x.result === "queued").length, receivers.length, JSON.stringify(sent));
+    const lane = bounceWorkers(WORKERS);
+    await waitFor("the tarpit holds the bounce lane", () => (tarpit.open >= lane ? true : undefined), 30_000);
+    const r = await swaks({
+      server: "127.0.0.1",
+      port: f.ports.smtp,
+      from: "friend@partner.test",
+      to: "alice@local.test",
+      headers: { "X-Test-Id": "legit" },
+    });
+    assert.equal(r.code, 0, r.transcript);
+    await waitFor(
+      "the legitimate message delivered",
+      () => sink.messages.find((x) => x.data.toString().includes("X-Test-Id: legit")),
+      20_000,
+    );
+    assert.equal(tarpit.open, lane, "the reports' attempts are still held by the tarpit");
+    assert.equal(tarpit.max, lane, "no more reports at once than the bounce lane's share of the workers");
+  });
+});
