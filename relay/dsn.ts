@@ -4,7 +4,10 @@
 // REPLY_TEXT_MAX characters (reply-text.ts), the human-readable part lists at most
 // DSN_LISTED_RECIPIENTS of them, the delivery-status part carries diagnostics up to
 // DSN_DIAGNOSTIC_BYTES in all (Diagnostic-Code is optional, RFC 3464 section 2.3.6), and the
-// returned headers are cut at DSN_HEADER_BYTES.
+// returned headers are cut at DSN_HEADER_BYTES. A message from a sender nobody checked (an Internet
+// client: its MAIL FROM may be anyone's) gets only the fields that identify it back (Message-ID,
+// Date): its whole header block let a client have the relay mail a Subject and From of its choosing
+// to any address it forged, past the local recipient table (attack review, session 11).
 import { randomBytes } from "node:crypto";
 import { headerText } from "./header-section.js";
 import { replyText } from "./reply-text.js";
@@ -36,6 +39,8 @@ export interface DsnInput {
   recipients: FailedRecipient[];
   /** The original message (only its header block is returned). */
   original: Buffer;
+  /** "identifying": only the header fields that identify the message (IDENTIFYING_FIELDS); default all. */
+  returned?: "headers" | "identifying";
   boundary?: string;
 }
 
@@ -43,6 +48,32 @@ export interface DsnInput {
 export function headerBlock(message: Buffer): string {
   const s = message.subarray(0, Math.min(message.length, DSN_HEADER_BYTES)).toString("latin1");
   return headerText(s, message.length <= DSN_HEADER_BYTES);
+}
+
+/** The header fields a DSN returns of a message from an unchecked sender. */
+export const IDENTIFYING_FIELDS = ["message-id", "date"] as const;
+
+/**
+ * Of a header block, only the fields named in IDENTIFYING_FIELDS (each with its folded lines), in
+ * their order. Pure.
+ */
+export function identifyingHeaders(block: string): string {
+  const out: string[] = [];
+  let keep = false;
+  for (const line of block.split("\r\n")) {
+    if (line === "") break;
+    if (/^[ \t]/.test(line)) {
+      if (keep) out.push(line);
+      continue;
+    }
+    const name = line
+      .slice(0, Math.max(0, line.indexOf(":")))
+      .trim()
+      .toLowerCase();
+    keep = (IDENTIFYING_FIELDS as readonly string[]).includes(name);
+    if (keep) out.push(line);
+  }
+  return out.join("\r\n");
 }
 
 /** Enhanced status code from an SMTP reply ("550 5.1.1 ..."), else a generic one for its class. */
@@ -109,7 +140,7 @@ export function composeDsn(i: DsnInput): Buffer {
     `--${boundary}`,
     `Content-Type: text/rfc822-headers`,
     ``,
-    headerBlock(i.original),
+    i.returned === "identifying" ? identifyingHeaders(headerBlock(i.original)) : headerBlock(i.original),
     ``,
     `--${boundary}--`,
     ``,

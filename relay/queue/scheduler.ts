@@ -579,6 +579,9 @@ export class Scheduler {
         arrivalDate: new Date(env.receivedAt),
         now: new Date(now),
         original,
+        // a sender nobody checked (not relayFrom, not logged in: the flag is set at accept time for
+        // those) may have forged MAIL FROM: its DSN returns only what identifies the message
+        returned: env.tlsRequiredNoTrusted ? "headers" : "identifying",
         recipients: failed.map((r) => ({
           address: r.address,
           status: r.lastError?.status ?? "5.0.0",

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import * as openpgp from "openpgp";
-import { composeDsn, headerBlock } from "../../relay/dsn.js";
+import { composeDsn, headerBlock, identifyingHeaders } from "../../relay/dsn.js";
 import { messageIdOf } from "../../relay/delivery-log.js";
 import { headerBounds } from "../../relay/header-section.js";
 import { dkimDecision } from "../../relay/outbound/dkim-decision.js";
@@ -95,6 +95,37 @@ describe("attack: a header section without its empty line", () => {
       original: headerless,
     });
     assert.doesNotMatch(dsn.toString("latin1"), /4711/);
+  });
+
+  it("attack: the DSN of a message from an unchecked sender returns only Message-ID and Date", () => {
+    const original = Buffer.from(
+      "Received: from h1.example by h2.example; Sun, 6 Dec 2026 08:00:00 +0000\r\n" +
+        "From: x@victim.test\r\nSubject: BUY NOW\r\n  at spam.example\r\nMessage-ID:\r\n <m1@victim.test>\r\n" +
+        "Date: Sun, 6 Dec 2026 08:00:00 +0000\r\nX-Ad: click here\r\n\r\nattacker text\r\n",
+    );
+    assert.equal(
+      identifyingHeaders(headerBlock(original)),
+      "Message-ID:\r\n <m1@victim.test>\r\nDate: Sun, 6 Dec 2026 08:00:00 +0000",
+    );
+    const input = {
+      reportingMta: "relay.test",
+      queueId: "Q2",
+      originalSender: "spam-target@victim.test",
+      arrivalDate: now,
+      now,
+      recipients: [
+        { address: "alice@local.test", status: "5.4.0", diagnostic: "554 5.4.0 too many hops", remote: true },
+      ],
+      original,
+    };
+    const unchecked = composeDsn({ ...input, returned: "identifying" }).toString("latin1");
+    assert.doesNotMatch(
+      unchecked,
+      /BUY NOW|spam\.example|click here|From: x@victim|h1\.example|attacker text/,
+    );
+    assert.match(unchecked, /Message-ID:\r\n <m1@victim\.test>/);
+    // a sender the relay checked (relayFrom, a login) gets its whole header block back, as before
+    assert.match(composeDsn(input).toString("latin1"), /Subject: BUY NOW/);
   });
 
   it("TLS-Required: and Message-ID: below such a line are body, not header", () => {
