@@ -14,6 +14,7 @@ import {
   type ResultType,
   type TlsRptEvent,
   type TlsRptStore,
+  reportSender,
 } from "./outbound/tlsrpt.js";
 import { LOCAL_PEERS, type Envelope } from "./queue/envelope.js";
 import { newQueueId, type Spool } from "./queue/spool.js";
@@ -61,7 +62,7 @@ export function startTlsRptReporting(d: TlsRptReportingDeps): TlsRptReporting {
           contactInfo: t.contactInfo,
           submitter: c.hostname,
           instance: hostname(),
-          from: c.tlsRpt?.from ?? `tlsrpt-noreply@${c.hostname}`,
+          from: reportSender(c),
         };
       },
       fetchDeadlineMs: () => d.loaded().config.delivery.fetchTimeoutSeconds * 1000,

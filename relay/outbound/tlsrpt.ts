@@ -102,6 +102,15 @@ export function eventOf(a: AttemptRecord, t: number): TlsRptEvent | undefined {
 }
 
 /** UTC day (YYYY-MM-DD) of a time. */
+/**
+ * The envelope and header sender of the relay's mailto: reports: spec.tlsReporting.from, else
+ * tlsrpt-noreply@<hostname>. The scheduler knows the reports by it too (queue/scheduler.ts
+ * inBounceLane), also on a fleet peer that took them over in a drain. Pure.
+ */
+export function reportSender(c: { hostname: string; tlsRpt?: { from?: string } | undefined }): string {
+  return c.tlsRpt?.from ?? `tlsrpt-noreply@${c.hostname}`;
+}
+
 export function dayOf(t: number): string {
   return new Date(t).toISOString().slice(0, 10);
 }

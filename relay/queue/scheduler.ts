@@ -21,6 +21,7 @@ import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
 import type { Deliverer, RecipientResult } from "../outbound/deliver.js";
 import { tlsRequiredNo } from "../outbound/requiretls.js";
+import { reportSender } from "../outbound/tlsrpt.js";
 import { destinationOf } from "../outbound/destination-slots.js";
 import { groupRecipients } from "../outbound/route.js";
 import { replyText } from "../reply-text.js";
@@ -95,11 +96,14 @@ export function bounceWorkers(workers: number): number {
 /**
  * Whether a message goes through the bounce lane: the null sender (DSNs, the relay's and those it
  * relays) and the relay's own TLS-RPT reports, whose mailto: targets come from the DNS of any domain
- * it delivered to (the review of the lane, session 11) - unless all of it goes to the internal next
- * hop, which no outsider chooses (a DSN to a local user does not wait behind an attacker's). Pure.
+ * it delivered to (the review of the lane, session 11): known by their sender (`reportSender`, so
+ * also on a fleet peer that took them over in a drain, where `peer` is the sending pod) or their
+ * peer - unless all of it goes to the internal next hop, which no outsider chooses (a DSN to a local
+ * user does not wait behind an attacker's). Pure.
  */
-export function inBounceLane(e: Envelope, internalOnly: () => boolean): boolean {
-  return (e.from === "" || e.peer === LOCAL_PEERS.tlsRpt) && !internalOnly();
+export function inBounceLane(e: Envelope, reportFrom: string, internalOnly: () => boolean): boolean {
+  const lane = e.from === "" || e.from === reportFrom || e.peer === LOCAL_PEERS.tlsRpt;
+  return lane && !internalOnly();
 }
 
 /** The bounce lane's one key in its gate. */
@@ -284,7 +288,7 @@ export class Scheduler {
       const groups = groupRecipients(pending, this.d.config().config);
       return groups.length > 0 && groups.every((g) => g.route?.internal === true);
     };
-    return inBounceLane(e, internalOnly) ? [BOUNCES] : [];
+    return inBounceLane(e, reportSender(this.d.config().config), internalOnly) ? [BOUNCES] : [];
   }
 
   /** Where the pending recipients' deliveries go (one key per route group), as the deliverer counts. */

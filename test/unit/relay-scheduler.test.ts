@@ -456,11 +456,14 @@ describe("scheduler", () => {
   it("the bounce lane: the null sender and the relay's own TLS-RPT reports, unless all of it goes to the internal next hop", () => {
     const outside = (): boolean => false;
     const internalOnly = (): boolean => true;
-    assert.equal(inBounceLane(env({ from: "" }), outside), true);
-    const report = { ...env({ from: "tlsrpt-noreply@relay.test" }), peer: LOCAL_PEERS.tlsRpt };
-    assert.equal(inBounceLane(report, outside), true);
-    assert.equal(inBounceLane(env({ from: "a@x.test" }), outside), false);
-    assert.equal(inBounceLane(env({ from: "" }), internalOnly), false, "a DSN to a local user");
+    const reports = "tlsrpt-noreply@relay.test";
+    assert.equal(inBounceLane(env({ from: "" }), reports, outside), true);
+    const report = { ...env({ from: reports }), peer: LOCAL_PEERS.tlsRpt };
+    assert.equal(inBounceLane(report, reports, outside), true);
+    // taken over from a draining peer: the peer is that pod, the sender still the reports'
+    assert.equal(inBounceLane({ ...report, peer: "10.0.0.7" }, reports, outside), true);
+    assert.equal(inBounceLane(env({ from: "a@x.test" }), reports, outside), false);
+    assert.equal(inBounceLane(env({ from: "" }), reports, internalOnly), false, "a DSN to a local user");
   });
 
   it("stop(): no new attempts, and it waits for the running ones", async () => {
