@@ -8,7 +8,8 @@
 // The DSN carried the attacker's whole header section (Subject: BUY NOW, ...) to an address of its
 // choosing: reflected advertising. Whether the internal server will refuse a message is its own
 // affair (its limits are not the relay's to know); what the relay controls is what the DSN says:
-// to a sender nobody checked it now returns only Message-ID and Date (relay/dsn.ts).
+// to a sender nobody checked it now returns only Message-ID and Date (relay/dsn.ts), and only
+// when they read as mail software writes them (the second review: folded and repeated fields).
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { startDnsServer, type DnsServer, type Zone } from "../support/dns-server.js";
@@ -94,5 +95,24 @@ describe("attack: messages the internal server must refuse are accepted, then bo
     assert.match(text, /Message-ID: <hops@victim\.test>/, "the message is still identified");
     assert.doesNotMatch(text, /BUY NOW|X-Test-Id|From: x@victim|h1\.example|attacker text/);
     assert.ok(logs.lines.some((l) => l.event === "dsn"));
+  });
+  it("folded Message-ID and Date lines: none of the forger's text crosses either", async () => {
+    const received = Array.from(
+      { length: 48 },
+      (_, i) => `Received: from h${i}.example by h${i + 1}.example; Sun, 6 Dec 2026 08:00:00 +0000`,
+    ).join("\n");
+    const reply = await send(
+      "spam-target@victim2.test",
+      `${received}\nFrom: x@victim.test\nTo: alice@local.test\nSubject: hi\n` +
+        `Message-ID: <hops2@victim.test>\n (BUY NOW) CHEAP PILLS AT http://evil.example/buy\n` +
+        `Date: Sun, 6 Dec 2026 08:00:00 +0000\n (WIN A PRIZE at http://evil.example/prize)\nDate: reply to win@evil.example\n\nbody\n`,
+    );
+    assert.match(reply, /^250/);
+    const dsn = await waitFor(
+      "DSN at the attacker-named MX",
+      () => attackerMx.messages.find((m) => m.to.includes("spam-target@victim2.test")),
+      30_000,
+    );
+    assert.doesNotMatch(dsn.data.toString(), /BUY NOW|CHEAP PILLS|evil\.example|WIN A PRIZE/);
   });
 });

@@ -105,7 +105,30 @@ describe("attack: a header section without its empty line", () => {
     );
     assert.equal(
       identifyingHeaders(headerBlock(original)),
-      "Message-ID:\r\n <m1@victim.test>\r\nDate: Sun, 6 Dec 2026 08:00:00 +0000",
+      "Message-ID: <m1@victim.test>\r\nDate: Sun, 6 Dec 2026 08:00:00 +0000",
+    );
+    // the review of the first version: folded lines, fields that are not what mail software
+    // writes, and repeated fields carried the forger's text
+    const forged = (h: string) => identifyingHeaders(headerBlock(Buffer.from(`${h}\r\n\r\nbody\r\n`)));
+    assert.equal(
+      forged(
+        "Message-ID: <hops@victim.test>\r\n (BUY NOW) CHEAP PILLS AT http://evil.example/buy\r\n" +
+          "Date: Sun, 6 Dec 2026 08:00:00 +0000\r\n (WIN A PRIZE at http://evil.example/prize)",
+      ),
+      "",
+    );
+    assert.equal(
+      forged(
+        "Message-ID: FREE GIFT CARD - claim at http://evil.example/gift\r\nDate: Line two of the advert\r\n" +
+          "Date: Line three, reply to win@evil.example",
+      ),
+      "",
+    );
+    assert.equal(
+      forged(
+        "Date: 6 Dec 2026 08:00 +0000 (UTC)\r\nMessage-ID: <CAF=x+y_z.1@mail.example.com>\r\nMessage-ID: <ad@evil>",
+      ),
+      "Message-ID: <CAF=x+y_z.1@mail.example.com>\r\nDate: 6 Dec 2026 08:00 +0000 (UTC)",
     );
     const input = {
       reportingMta: "relay.test",
@@ -123,7 +146,7 @@ describe("attack: a header section without its empty line", () => {
       unchecked,
       /BUY NOW|spam\.example|click here|From: x@victim|h1\.example|attacker text/,
     );
-    assert.match(unchecked, /Message-ID:\r\n <m1@victim\.test>/);
+    assert.match(unchecked, /\r\nMessage-ID: <m1@victim\.test>\r\n/);
     // a sender the relay checked (relayFrom, a login) gets its whole header block back, as before
     assert.match(composeDsn(input).toString("latin1"), /Subject: BUY NOW/);
   });
