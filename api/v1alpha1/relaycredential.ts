@@ -162,6 +162,16 @@ export const RelayCredentialSpec = z
         fieldPath: ".username",
         reason: "FieldValueForbidden",
       },
+      {
+        // the fleet's own login (relay/queue/handover.ts FLEET_USER): an account of that name would
+        // share its failure counter, so wrong passwords sent for it would lock a draining pod's
+        // handover out (in-cluster review, session 11)
+        rule: "self.usage != 'inbound' || !has(self.username) || self.username.lowerAscii() != 'sealpost-fleet'",
+        message:
+          "sealpost-fleet is the relay fleet's own login (a draining pod hands its queue over with it): choose another username",
+        fieldPath: ".username",
+        reason: "FieldValueInvalid",
+      },
       requiredFor("username", "password", "the login name"),
       requiredFor("passwordSecretRef", "password", "the Secret key holding the password"),
       requiredFor("dkim", "dkim", "the selector and the Secret key holding the private key"),

@@ -363,6 +363,12 @@ const cases: Case[] = [
   { kind: C, name: "password without a username", unset: ["username"], field: "spec.username" },
   {
     kind: C,
+    name: "an inbound login named as the fleet's own (any case)",
+    set: { usage: "inbound", username: "Sealpost-Fleet" },
+    field: "spec.username",
+  },
+  {
+    kind: C,
     name: "password credential with an issuer",
     set: { issuerRef: { name: "corp-ca" }, dnsNames: ["relay.example.com"] },
     field: "spec.issuerRef",
