@@ -145,10 +145,23 @@ export class Scheduler {
     return this.entries.size;
   }
 
+  /** oldestAgeSeconds' last walk: when, and the earliest receivedAt it found. */
+  private oldest: { at: number; receivedAt: number } | undefined;
+
+  /**
+   * The age of the oldest queued message. A walk over every entry, so its result is kept for a
+   * second: /metrics and /status answer anyone who reaches the admin port, and each asks (with
+   * 100,000 messages queued, a flood of requests would otherwise keep the event loop walking).
+   */
   oldestAgeSeconds(): number {
-    let oldest = Infinity;
-    for (const e of this.entries.values()) oldest = Math.min(oldest, e.receivedAt);
-    return oldest === Infinity ? 0 : Math.max(0, (this.now() - oldest) / 1000);
+    const now = this.now();
+    if (!this.oldest || now - this.oldest.at >= 1000 || now < this.oldest.at) {
+      let oldest = Infinity;
+      for (const e of this.entries.values()) oldest = Math.min(oldest, e.receivedAt);
+      this.oldest = { at: now, receivedAt: oldest };
+    }
+    const r = this.oldest.receivedAt;
+    return r === Infinity || this.entries.size === 0 ? 0 : Math.max(0, (now - r) / 1000);
   }
 
   stats(): SchedulerStats {

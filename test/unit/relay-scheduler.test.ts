@@ -466,6 +466,16 @@ describe("scheduler", () => {
     assert.equal(inBounceLane(env({ from: "" }), reports, internalOnly), false, "a DSN to a local user");
   });
 
+  it("the oldest message's age is walked at most once a second (/metrics and /status ask it for anyone)", () => {
+    const h = harness({ workers: 1 });
+    h.s.add(env({ receivedAt: T0 - 5_000, nextAttemptAt: T0 + HOUR }));
+    assert.equal(h.s.oldestAgeSeconds(), 5);
+    h.s.add(env({ receivedAt: T0 - 60_000, nextAttemptAt: T0 + HOUR }));
+    assert.equal(h.s.oldestAgeSeconds(), 5, "the last walk's answer, within the second");
+    h.setNow(T0 + 1_000);
+    assert.equal(h.s.oldestAgeSeconds(), 61, "walked again after a second");
+  });
+
   it("stop(): no new attempts, and it waits for the running ones", async () => {
     const h = harness({ workers: 1 });
     h.s.add(env());
