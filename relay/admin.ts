@@ -12,7 +12,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { isIP } from "node:net";
 import type { Registry } from "prom-client";
 import type { RelayStatus } from "./contract/status.js";
-import { boundConnections } from "./net/http-limits.js";
+import { boundConnections, oneAtATime } from "./net/http-limits.js";
 import { safeJson } from "./printable.js";
 
 /**
@@ -79,6 +79,7 @@ export async function startAdmin(
   host: string,
 ): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
+    if (!oneAtATime(req, res)) return;
     const send = (code: number, type: string, body: string): void => {
       res.writeHead(code, { "content-type": type, "cache-control": "no-store" });
       res.end(body);

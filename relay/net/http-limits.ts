@@ -4,8 +4,11 @@
 // http server has none of these by default (a silent connection waits for headersTimeout, 60 s),
 // so connections that never send a byte held the process's descriptors and memory: 20,000 idle
 // connections from one client to the admin port left the SMTP listeners unable to accept and
-// /readyz failing (attack review, session 11).
-import type { Server as HttpServer } from "node:http";
+// /readyz failing (attack review, session 11). And one request at a time per connection
+// (oneAtATime): Node parses pipelined requests at once and keeps every reply until the client reads
+// the ones before it, so 16 connections of pipelined GET /metrics that were never read held a
+// gigabyte (the third review of these bounds).
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from "node:http";
 import type { Server as HttpsServer } from "node:https";
 import type { Socket } from "node:net";
 import { KeyCounts } from "../inbound/key-counts.js";
@@ -43,4 +46,24 @@ export function boundConnections(server: HttpServer | HttpsServer, l: HttpLimits
     open.add(client);
     socket.once("close", () => open.remove(client));
   });
+}
+
+/** The connections with a request being answered (oneAtATime). */
+const answering = new WeakSet<Socket>();
+
+/**
+ * Admits a request when its connection has no other being answered; otherwise (a pipelined request
+ * that came before the previous reply was sent) closes the connection and returns false: do not
+ * answer it. Kubelet, Prometheus and the operator never pipeline.
+ */
+export function oneAtATime(req: IncomingMessage, res: ServerResponse): boolean {
+  const socket = req.socket;
+  if (answering.has(socket)) {
+    socket.destroy();
+    return false;
+  }
+  answering.add(socket);
+  // "close": the reply was sent, or the connection ended before it
+  res.once("close", () => answering.delete(socket));
+  return true;
 }

@@ -19,7 +19,7 @@ import {
   TLSRPT_HTTPS_PATH,
   type MtaStsPublication,
 } from "../contract/own-domains.js";
-import { boundConnections, httpClientOf } from "../net/http-limits.js";
+import { boundConnections, httpClientOf, oneAtATime } from "../net/http-limits.js";
 import { BodyParts } from "../queue/small-chunks.js";
 import { HeldBytes } from "./held-bytes.js";
 import type { TlsRptReceiver } from "./tlsrpt-receiver.js";
@@ -147,7 +147,7 @@ export async function startMtaStsEndpoint(
   const budget = new HeldBytes();
   const server = createServer(
     { cert: o.cert, key: o.key, minVersion: "TLSv1.2", handshakeTimeout: HANDSHAKE_MS },
-    (req, res) => handle(d, budget, req, res),
+    (req, res) => void (oneAtATime(req, res) && handle(d, budget, req, res)),
   );
   boundConnections(server, {
     total: MAX_CONNECTIONS,
