@@ -124,6 +124,19 @@ describe("attack: a header section without its empty line", () => {
       ),
       "",
     );
+    // the third review: URL-like atext and a long host fit the first pattern
+    assert.equal(
+      forged(
+        "Message-ID: <WWW.CHEAP-PILLS.EXAMPLE/buy?viagra=50%off&call=+1-555-0100@YOUR-PAYPAL-ACCOUNT.EXAMPLE>",
+      ),
+      "",
+    );
+    assert.equal(forged(`Message-ID: <a@${"x".repeat(64)}.example>`), "", "a label over 63 characters");
+    assert.equal(
+      forged(`Message-ID: <a@${"abcdefghi.".repeat(10)}example>`),
+      "",
+      "a host over 100 characters",
+    );
     assert.equal(
       forged(
         "Date: 6 Dec 2026 08:00 +0000 (UTC)\r\nMessage-ID: <CAF=x+y_z.1@mail.example.com>\r\nMessage-ID: <ad@evil>",
