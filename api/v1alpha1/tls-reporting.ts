@@ -46,7 +46,7 @@ export const TlsReporting = z
       .regex(MAILBOX_PATTERN, "must be a plain mailbox like tlsrpt@example.com")
       .optional()
       .describe(
-        "Envelope and header sender of reports sent by mail (rua=mailto:), e.g. tlsrpt-noreply@example.com; a report that cannot be delivered bounces to it. Default: tlsrpt-noreply@<spec.hostname>.",
+        "Envelope and header sender of reports sent by mail (rua=mailto:), e.g. tlsrpt-noreply@example.com; a report that cannot be delivered bounces to it. Default: tlsrpt-noreply@<spec.hostname>. Use an address only the reports send from: the relay schedules mail from it with its bounces, which hold at most a quarter of the delivery workers (their destinations are whatever other domains' DNS names), so other mail from it would wait behind them.",
       ),
   })
   .describe(
