@@ -7,7 +7,6 @@
 // null-sender messages hold at most a quarter of the workers (relay/queue/scheduler.ts
 // bounceWorkers): the organisation's mail is delivered while the tarpit still holds the DSNs.
 import assert from "node:assert/strict";
-import * as net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { startDnsServer, type DnsServer, type Zone } from "../support/dns-server.js";
 import { freePort } from "../support/ports.js";
@@ -19,6 +18,7 @@ import {
   type LogCapture,
   type RelayFixture,
 } from "../support/relay.js";
+import { startSilentMx, type SilentMx } from "../support/silent-mx.js";
 import { startSink, type Sink } from "../support/sink.js";
 import { swaks } from "../support/swaks.js";
 import { bounceWorkers } from "../../relay/queue/scheduler.js";
@@ -33,8 +33,7 @@ let f: RelayFixture;
 let dns: DnsServer;
 let sink: Sink;
 let logs: LogCapture;
-let tarpitServer: net.Server;
-const tarpit = { open: 0, max: 0, total: 0, sockets: new Set<net.Socket>() };
+let tarpit: SilentMx;
 
 before(async () => {
   f = await relayFixture("attack-dsn-tarpit");
@@ -44,21 +43,7 @@ before(async () => {
       a.toLowerCase().startsWith("alice@") ? undefined : "550 5.1.1 <" + a + ">: no such user",
   });
   const mxPort = await freePort();
-  tarpitServer = net.createServer((s) => {
-    tarpit.open++;
-    tarpit.total++;
-    tarpit.max = Math.max(tarpit.max, tarpit.open);
-    tarpit.sockets.add(s);
-    s.on("error", () => undefined);
-    s.on("close", () => {
-      tarpit.open--;
-      tarpit.sockets.delete(s);
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    tarpitServer.once("error", reject);
-    tarpitServer.listen(mxPort, TARPIT, () => resolve());
-  });
+  tarpit = await startSilentMx(TARPIT, mxPort);
   const zone: Zone = { "mx.attacker.test": { A: [TARPIT] } };
   for (let i = 0; i < ATTACK_MESSAGES; i++)
     zone[`t${i}.attacker.test`] = { MX: [{ preference: 10, exchange: "mx.attacker.test" }] };
@@ -84,10 +69,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const s of tarpit.sockets) s.destroy();
-  await f?.stop(() =>
-    Promise.all([dns?.stop(), sink?.close(), new Promise<void>((r) => tarpitServer.close(() => r()))]),
-  );
+  await f?.stop(() => Promise.all([dns?.stop(), sink?.close(), tarpit?.close()]));
 });
 
 describe("attack: DSNs to attacker-named tarpit domains hold every delivery worker", () => {

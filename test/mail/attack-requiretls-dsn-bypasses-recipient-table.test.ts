@@ -12,7 +12,6 @@
 // nothing is accepted that could only bounce, so no DSN is made and the tarpit is never reached.
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import * as net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { makeLeaf } from "../support/certs.js";
 import { startDnsServer, type DnsServer, type Zone } from "../support/dns-server.js";
@@ -26,6 +25,7 @@ import {
   type LogCapture,
   type RelayFixture,
 } from "../support/relay.js";
+import { startSilentMx, type SilentMx } from "../support/silent-mx.js";
 import { startSink, type Sink } from "../support/sink.js";
 import { swaks } from "../support/swaks.js";
 
@@ -40,8 +40,7 @@ let dns: DnsServer;
 let sink: Sink;
 let sts: MtaStsServer;
 let logs: LogCapture;
-let tarpitServer: net.Server;
-const tarpit = { open: 0, max: 0, total: 0, sockets: new Set<net.Socket>() };
+let tarpit: SilentMx;
 
 before(async () => {
   f = await relayFixture("attack-requiretls-dsn");
@@ -49,21 +48,7 @@ before(async () => {
   const web = await makeLeaf(f.ca, { cn: "mta-sts", dnsNames: attackDomains.map((d) => `mta-sts.${d}`) });
   sts = await startMtaStsServer({ cert: await readFile(web.certFile), key: await readFile(web.keyFile) });
   const mxPort = await freePort();
-  tarpitServer = net.createServer((s) => {
-    tarpit.open++;
-    tarpit.total++;
-    tarpit.max = Math.max(tarpit.max, tarpit.open);
-    tarpit.sockets.add(s);
-    s.on("error", () => undefined);
-    s.on("close", () => {
-      tarpit.open--;
-      tarpit.sockets.delete(s);
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    tarpitServer.once("error", reject);
-    tarpitServer.listen(mxPort, TARPIT, () => resolve());
-  });
+  tarpit = await startSilentMx(TARPIT, mxPort);
   const zone: Zone = { "mx.attacker.test": { A: [TARPIT] } };
   for (const d of attackDomains) {
     zone[d] = { MX: [{ preference: 10, exchange: "mx.attacker.test" }] };
@@ -99,15 +84,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const s of tarpit.sockets) s.destroy();
-  await f?.stop(() =>
-    Promise.all([
-      dns?.stop(),
-      sink?.close(),
-      sts?.close(),
-      new Promise<void>((r) => tarpitServer.close(() => r())),
-    ]),
-  );
+  await f?.stop(() => Promise.all([dns?.stop(), sink?.close(), sts?.close(), tarpit?.close()]));
 });
 
 describe("attack: REQUIRETLS bounces to a listed user feed the DSN tarpit despite localRecipients", () => {

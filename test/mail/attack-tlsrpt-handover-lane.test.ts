@@ -8,7 +8,6 @@
 // peer, running the same MailRelay's config, reads the same way.
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import * as net from "node:net";
 import { join } from "node:path";
 import { makeLeaf } from "../support/certs.js";
 import { after, before, describe, it } from "node:test";
@@ -16,6 +15,7 @@ import { startDnsServer, type DnsServer, type Zone } from "../support/dns-server
 import { freePort } from "../support/ports.js";
 import { waitFor } from "../support/process.js";
 import { rawSession, relayFixture, TEST_INTERNAL_CIDRS, type RelayFixture } from "../support/relay.js";
+import { startSilentMx, type SilentMx } from "../support/silent-mx.js";
 import { startSink, type Sink } from "../support/sink.js";
 import { swaks } from "../support/swaks.js";
 import { dayOf } from "../../relay/outbound/tlsrpt.js";
@@ -33,9 +33,8 @@ let b: RelayFixture;
 let dns: DnsServer;
 let sink: Sink;
 let attackerMx: Sink;
-let tarpitServer: net.Server;
 let mxPort = 0;
-const tarpit = { open: 0, max: 0, total: 0, sockets: new Set<net.Socket>() };
+let tarpit: SilentMx;
 
 async function configure(f: RelayFixture, attemptSeconds: number, handover?: { host: string; port: number }) {
   await f.configure(
@@ -80,22 +79,8 @@ before(async () => {
     port: mxPort,
     tls: { cert: await readFile(mxCert.certFile), key: await readFile(mxCert.keyFile) },
   });
-  tarpitServer = net.createServer((s) => {
-    tarpit.open++;
-    tarpit.total++;
-    tarpit.max = Math.max(tarpit.max, tarpit.open);
-    tarpit.sockets.add(s);
-    s.on("error", () => undefined);
-    s.write("220 tarpit.attacker.test ESMTP\r\n"); // then never another word (EHLO waits for the idle timeout)
-    s.on("close", () => {
-      tarpit.open--;
-      tarpit.sockets.delete(s);
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    tarpitServer.once("error", reject);
-    tarpitServer.listen(mxPort, TARPIT, () => resolve());
-  });
+  // its greeting, then never another word (EHLO waits for the idle timeout)
+  tarpit = await startSilentMx(TARPIT, mxPort, "220 tarpit.attacker.test ESMTP");
   const zone: Zone = {
     "mx.attacker.test": { A: [ATTACKER_MX] },
     "tarpit.attacker.test": { A: [TARPIT] },
@@ -113,16 +98,8 @@ before(async () => {
 });
 
 after(async () => {
-  for (const s of tarpit.sockets) s.destroy();
   await a?.stop();
-  await b?.stop(() =>
-    Promise.all([
-      dns?.stop(),
-      sink?.close(),
-      attackerMx?.close(),
-      new Promise<void>((r) => tarpitServer.close(() => r())),
-    ]),
-  );
+  await b?.stop(() => Promise.all([dns?.stop(), sink?.close(), attackerMx?.close(), tarpit?.close()]));
 });
 
 describe("rev2: TLS-RPT reports handed over in a drain leave the bounce lane", () => {

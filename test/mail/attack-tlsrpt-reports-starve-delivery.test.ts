@@ -11,13 +11,13 @@
 // inBounceLane): they hold a quarter of the workers at most, and the organisation's mail goes on.
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import * as net from "node:net";
 import { makeLeaf } from "../support/certs.js";
 import { after, before, describe, it } from "node:test";
 import { startDnsServer, type DnsServer, type Zone } from "../support/dns-server.js";
 import { freePort } from "../support/ports.js";
 import { waitFor } from "../support/process.js";
 import { rawSession, relayFixture, TEST_INTERNAL_CIDRS, type RelayFixture } from "../support/relay.js";
+import { startSilentMx, type SilentMx } from "../support/silent-mx.js";
 import { startSink, type Sink } from "../support/sink.js";
 import { swaks } from "../support/swaks.js";
 import { dayOf } from "../../relay/outbound/tlsrpt.js";
@@ -35,8 +35,7 @@ let relay: Relay;
 let dns: DnsServer;
 let sink: Sink;
 let attackerMx: Sink;
-let tarpitServer: net.Server;
-const tarpit = { open: 0, max: 0, total: 0, sockets: new Set<net.Socket>() };
+let tarpit: SilentMx;
 
 before(async () => {
   f = await relayFixture("attack-tlsrpt-starve");
@@ -51,21 +50,7 @@ before(async () => {
     port: mxPort,
     tls: { cert: await readFile(mxCert.certFile), key: await readFile(mxCert.keyFile) },
   });
-  tarpitServer = net.createServer((s) => {
-    tarpit.open++;
-    tarpit.total++;
-    tarpit.max = Math.max(tarpit.max, tarpit.open);
-    tarpit.sockets.add(s);
-    s.on("error", () => undefined);
-    s.on("close", () => {
-      tarpit.open--;
-      tarpit.sockets.delete(s);
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    tarpitServer.once("error", reject);
-    tarpitServer.listen(mxPort, TARPIT, () => resolve());
-  });
+  tarpit = await startSilentMx(TARPIT, mxPort);
   const zone: Zone = {
     "mx.attacker.test": { A: [ATTACKER_MX] },
     "tarpit.attacker.test": { A: [TARPIT] },
@@ -96,15 +81,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const s of tarpit.sockets) s.destroy();
-  await f?.stop(() =>
-    Promise.all([
-      dns?.stop(),
-      sink?.close(),
-      attackerMx?.close(),
-      new Promise<void>((r) => tarpitServer.close(() => r())),
-    ]),
-  );
+  await f?.stop(() => Promise.all([dns?.stop(), sink?.close(), attackerMx?.close(), tarpit?.close()]));
 });
 
 describe("attack: TLS-RPT reports to attacker-named receivers hold every delivery worker", () => {
