@@ -18,9 +18,8 @@ import {
   type LogCapture,
   type RelayFixture,
 } from "../support/relay.js";
-import { startSilentMx, type SilentMx } from "../support/silent-mx.js";
+import { legitDelivered, startSilentMx, type SilentMx } from "../support/silent-mx.js";
 import { startSink, type Sink } from "../support/sink.js";
-import { swaks } from "../support/swaks.js";
 import { bounceWorkers } from "../../relay/queue/scheduler.js";
 
 const WORKERS = 4;
@@ -100,19 +99,7 @@ describe("attack: DSNs to attacker-named tarpit domains hold every delivery work
     await waitFor("the tarpit holds the bounce lane", () => (tarpit.open >= lane ? true : undefined), 30_000);
 
     // a legitimate Internet sender's mail to a real local user, while the DSNs are still held
-    const r = await swaks({
-      server: "127.0.0.1",
-      port: f.ports.smtp,
-      from: "friend@partner.test",
-      to: "alice@local.test",
-      headers: { "X-Test-Id": "legit" },
-    });
-    assert.equal(r.code, 0, r.transcript);
-    await waitFor(
-      "the legitimate message delivered",
-      () => sink.messages.find((m) => m.data.toString().includes("X-Test-Id: legit")),
-      30_000,
-    );
+    await legitDelivered(f.ports.smtp, sink);
     assert.equal(tarpit.open, lane, "the DSNs' attempts are still held by the tarpit");
     assert.equal(tarpit.max, lane, "no more DSNs at once than the bounce lane's share of the workers");
   });

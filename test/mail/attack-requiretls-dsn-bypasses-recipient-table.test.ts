@@ -17,7 +17,6 @@ import { makeLeaf } from "../support/certs.js";
 import { startDnsServer, type DnsServer, type Zone } from "../support/dns-server.js";
 import { startMtaStsServer, stsPolicy, type MtaStsServer } from "../support/mta-sts-server.js";
 import { freePort } from "../support/ports.js";
-import { waitFor } from "../support/process.js";
 import {
   rawSession,
   relayFixture,
@@ -25,9 +24,8 @@ import {
   type LogCapture,
   type RelayFixture,
 } from "../support/relay.js";
-import { startSilentMx, type SilentMx } from "../support/silent-mx.js";
+import { legitDelivered, startSilentMx, type SilentMx } from "../support/silent-mx.js";
 import { startSink, type Sink } from "../support/sink.js";
-import { swaks } from "../support/swaks.js";
 
 const WORKERS = 2;
 const ATTEMPT_SECONDS = 3;
@@ -106,19 +104,7 @@ describe("attack: REQUIRETLS bounces to a listed user feed the DSN tarpit despit
     } finally {
       s.close();
     }
-    const r = await swaks({
-      server: "127.0.0.1",
-      port: f.ports.smtp,
-      from: "friend@partner.test",
-      to: "alice@local.test",
-      headers: { "X-Test-Id": "legit" },
-    });
-    assert.equal(r.code, 0, r.transcript);
-    await waitFor(
-      "the legitimate message delivered",
-      () => sink.messages.find((m) => m.data.toString().includes("X-Test-Id: legit")),
-      30_000,
-    );
+    await legitDelivered(f.ports.smtp, sink);
     assert.equal(sink.messages.length, 1, "only the legitimate message reached the internal server");
     assert.deepEqual(
       logs.lines.filter((l) => l.event === "dsn"),
