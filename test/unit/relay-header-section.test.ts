@@ -132,6 +132,11 @@ describe("attack: a header section without its empty line", () => {
       "",
     );
     assert.equal(forged(`Message-ID: <a@${"x".repeat(64)}.example>`), "", "a label over 63 characters");
+    // Outlook on a POP/IMAP account (the fourth review)
+    assert.equal(
+      forged("Message-ID: <000001dc6692$9e1d7a50$da586ef0$@victim2.test>"),
+      "Message-ID: <000001dc6692$9e1d7a50$da586ef0$@victim2.test>",
+    );
     assert.equal(
       forged(`Message-ID: <a@${"abcdefghi.".repeat(10)}example>`),
       "",
