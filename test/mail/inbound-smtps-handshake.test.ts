@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import * as net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { hostileConnect } from "../support/hostile-client.js";
+import { freePort } from "../support/ports.js";
 import { waitFor } from "../support/process.js";
 import { relayFixture, type RelayFixture } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
@@ -122,15 +123,17 @@ describe("attack: unfinished TLS handshakes on the implicit-TLS listener (465)",
   // took that connection's count over (and its close released it), so any number stayed open
   it("a port-25 session from a 465 connection's address and port does not take its count over", async () => {
     const limiter = (f.relay as unknown as { listeners: { limiter: { total: number } } }).listeners.limiter;
-    const base = 41000 + Math.floor(Math.random() * 15000);
     const replies: string[] = [];
     for (let i = 0; i < PER_IP; i++) {
-      opened.push(await openRaw(f.ports.smtps, HALF_HELLO, base + i));
+      // a reserved port below the ephemeral range: a random one in it was at times another
+      // connection's (CI run 35: bind EADDRINUSE)
+      const localPort = await freePort("127.0.0.1");
+      opened.push(await openRaw(f.ports.smtps, HALF_HELLO, localPort));
       await waitFor("the 465 connection counted", () => (limiter.total === i + 1 ? true : undefined), 5_000);
       const c = await hostileConnect(f.ports.smtp, {
         noGreeting: true,
         localAddress: "127.0.0.1",
-        localPort: base + i,
+        localPort,
       });
       replies.push((await c.replies(1))[0]!);
       c.close();
