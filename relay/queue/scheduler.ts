@@ -81,7 +81,7 @@ export interface SchedulerStats {
 const dueAt = (e: Envelope): number => (Number.isNaN(e.nextAttemptAt) ? -Infinity : e.nextAttemptAt);
 
 /**
- * How many of `workers` messages in the bounce lane (bounceLane) may hold at once. Their
+ * How many of `workers` messages in the bounce lane (inBounceLane) may hold at once. Their
  * destinations are whoever a MAIL FROM or a DNS record named, unchecked: an Internet client that
  * forges MAIL FROMs at domains whose MX accepts and never speaks, and writes to users the internal
  * server refuses, had every worker held by the bounces for whole attempt deadlines while the
@@ -104,6 +104,13 @@ export function bounceWorkers(workers: number): number {
 export function inBounceLane(e: Envelope, reportFrom: string, internalOnly: () => boolean): boolean {
   const lane = e.from === "" || e.from === reportFrom || e.peer === LOCAL_PEERS.tlsRpt;
   return lane && !internalOnly();
+}
+
+type RouteGroups = ReturnType<typeof groupRecipients>;
+
+/** Where route groups' deliveries go (one key per group with a route), as the deliverer counts. */
+function destinationsOf(groups: RouteGroups): string[] {
+  return groups.flatMap((g) => (g.route ? [destinationOf(g.route)] : []));
 }
 
 /** The bounce lane's one key in its gate. */
@@ -130,7 +137,7 @@ export class Scheduler {
   private readonly gate = new DestinationGate<Envelope>(
     () => this.d.config().config.delivery.destinationConcurrencyLimit,
   );
-  /** Null-sender messages past their share of the workers wait here (bounceWorkers). */
+  /** Bounce-lane messages past their share of the workers wait here (inBounceLane, bounceWorkers). */
   private readonly bounceGate = new DestinationGate<Envelope>(() =>
     bounceWorkers(this.d.config().config.queue.workers),
   );
@@ -272,13 +279,14 @@ export class Scheduler {
       this.scheduled.delete(n.env.id);
       // the bounce lane full, or every destination of it busy: park it without a worker, try the
       // next due message
-      const lane = this.laneOf(n.env);
+      const groups = this.pendingGroups(n.env);
+      const lane = this.laneOf(n.env, groups);
       const laneFull = this.bounceGate.blockedBy(lane);
       if (laneFull !== undefined) {
         this.bounceGate.park(laneFull, n.env);
         continue;
       }
-      const keys = this.destinationsOf(n.env);
+      const keys = destinationsOf(groups);
       const full = this.gate.blockedBy(keys);
       if (full !== undefined) this.gate.park(full, n.env);
       else this.start(n.env, keys, lane);
@@ -295,22 +303,15 @@ export class Scheduler {
   }
 
   /** The bounce lane's key when `e` goes through it (inBounceLane), else none. */
-  private laneOf(e: Envelope): string[] {
-    const internalOnly = (): boolean => {
-      const pending = e.recipients.filter((r) => r.state === "pending").map((r) => r.address);
-      const groups = groupRecipients(pending, this.d.config().config);
-      return groups.length > 0 && groups.every((g) => g.route?.internal === true);
-    };
+  private laneOf(e: Envelope, groups: RouteGroups): string[] {
+    const internalOnly = (): boolean => groups.length > 0 && groups.every((g) => g.route?.internal === true);
     return inBounceLane(e, reportSender(this.d.config().config), internalOnly) ? [BOUNCES] : [];
   }
 
-  /** Where the pending recipients' deliveries go (one key per route group), as the deliverer counts. */
-  private destinationsOf(e: Envelope): string[] {
+  /** The route groups of the pending recipients, under the config loaded now. */
+  private pendingGroups(e: Envelope): RouteGroups {
     const pending = e.recipients.filter((r) => r.state === "pending").map((r) => r.address);
-    if (pending.length === 0) return [];
-    return groupRecipients(pending, this.d.config().config).flatMap((g) =>
-      g.route ? [destinationOf(g.route)] : [],
-    );
+    return pending.length === 0 ? [] : groupRecipients(pending, this.d.config().config);
   }
 
   private start(e: Envelope, keys: readonly string[], lane: readonly string[]): void {
