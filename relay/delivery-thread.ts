@@ -241,7 +241,7 @@ function interrupted(req: DeliveryRequest, why: string): RecipientResult[] {
 
 /** The body as it crosses: a fresh copy the thread takes over, or the file and its head. */
 async function wireBody(b: DeliveryRequest["message"]): Promise<WireBody> {
-  if (!b.inMemory && b.file) return { file: b.file, size: b.size, head: Uint8Array.from(b.head) };
+  if (!b.inMemory && b.file) return { file: b.file, size: b.size, head: new Uint8Array(b.head) };
   // a copy of its own: a journal buffer may be a view of a larger one, which a transfer would take
-  return { bytes: Uint8Array.from(await b.load()) };
+  return { bytes: new Uint8Array(await b.load()) };
 }
