@@ -149,7 +149,7 @@ const RelayInbound = z
       .max(64)
       .optional()
       .describe(
-        'Your own domains: mail to them is accepted from anyone (see localRecipients) and forwarded to internalNextHop (STARTTLS when offered). Only a MailDomainPolicy that names a local domain exactly (not a *.domain wildcard, not the catch-all "*") changes how its mail leaves. Internationalised domains in their A-label form (xn--...), lower case; every spelling of the domain (U-labels, full-width letters, ideographic full stop) is matched.',
+        'Your own domains: mail to them is accepted from anyone (see localRecipients) and forwarded to internalNextHop (STARTTLS when offered). No MailDomainPolicy changes where or how its mail leaves: one naming a local domain exactly is refused for it (DomainConflict), and a *.domain wildcard or the catch-all "*" does not apply to it. Internationalised domains in their A-label form (xn--...), lower case; every spelling of the domain (U-labels, full-width letters, ideographic full stop) is matched.',
       )
       .meta({ "x-kubernetes-list-type": "set" }),
     internalNextHop: z
