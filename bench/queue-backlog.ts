@@ -14,7 +14,7 @@ import { RelayConfig } from "../relay/contract/config.js";
 import { createLogger } from "../relay/log.js";
 import { createMetrics } from "../relay/metrics.js";
 import { bufferBody } from "../relay/queue/message-body.js";
-import type { DeliveryRequest, RecipientResult } from "../relay/outbound/deliver.js";
+import type { Deliverer, DeliveryRequest, RecipientResult } from "../relay/outbound/deliver.js";
 import { Scheduler } from "../relay/queue/scheduler.js";
 import type { Envelope } from "../relay/queue/envelope.js";
 import type { Spool } from "../relay/queue/spool.js";
@@ -97,7 +97,7 @@ async function run(backlog: number): Promise<string[]> {
   const s = new Scheduler({
     spool: spool as unknown as Spool,
     config: () => loaded,
-    deliverer,
+    deliverer: deliverer as unknown as Deliverer,
     log: createLogger(undefined, "silent"),
     metrics: createMetrics(),
   });

@@ -10,18 +10,26 @@ import { AuditBook } from "./audit-figures.js";
 import { TransitBook } from "./transit-figures.js";
 import { PartnerCertificates } from "./partner-certificates.js";
 import type { RelayStatus } from "./contract/status.js";
-import { inboundState } from "./config/key-material.js";
+import {
+  dkimKeyFor,
+  inboundState,
+  materialFor,
+  openpgpMaterialFor,
+  smimeMaterialFor,
+} from "./config/key-material.js";
 import { fileOf, loadConfig, type LoadedConfig } from "./config/load.js";
 import { watchConfig, type ConfigWatcher } from "./config/watch.js";
 import { deliveryObservers } from "./delivery-observers.js";
-import { DeliveryThread, InProcessDelivery, type DeliveryEngine } from "./delivery-thread.js";
 import { DestinationFilter } from "./net/address-class.js";
 import { ownAddresses } from "./net/own-addresses.js";
 import { InboundListeners, type InboundState } from "./inbound/server.js";
 import { createLogger, type Logger } from "./log.js";
 import { createMetrics, type Metrics } from "./metrics.js";
+import { Deliverer } from "./outbound/deliver.js";
 import { MtaSts } from "./outbound/mta-sts.js";
 import { StsRefresher, type RefreshReport } from "./outbound/mta-sts-refresh.js";
+import { Wkd } from "./outbound/wkd.js";
+import { isSelfHop, type SelfView } from "./outbound/loop.js";
 import { TlsRptStore, type SentReport } from "./outbound/tlsrpt.js";
 import { makeResolver, type Dns } from "./outbound/mx.js";
 import { makeSecureDns } from "./outbound/dnssec.js";
@@ -59,11 +67,6 @@ export interface RelayOptions {
   now?: () => Date;
   /** The clock policy exceptions are judged by (tests move past an exception's until with it). */
   exceptionClock?: () => Date;
-  /**
-   * Deliveries on a thread of their own (delivery-thread.ts), the default; false: on the relay's
-   * thread. A relay given an `exceptionClock` delivers on its own thread always.
-   */
-  deliveryThread?: boolean;
   /** Tests: the body admission's window and bounds (relay/inbound/body-admission.ts). */
   bodyAdmission?: { window?: number; maxWaitMs?: number; lapseMs?: number };
 }
@@ -80,7 +83,7 @@ export class Relay {
   private destinations = new DestinationFilter([]);
   private listeners!: InboundListeners;
   private scheduler!: Scheduler;
-  private delivery!: DeliveryEngine;
+  private pool: ConnectionPool;
   private watcher: ConfigWatcher | undefined;
   private admin: { server: Server; port: number } | undefined;
   private listening = false;
@@ -107,6 +110,7 @@ export class Relay {
   private constructor(private o: RelayOptions) {
     this.log = o.logger ?? createLogger();
     this.metrics = createMetrics();
+    this.pool = new ConnectionPool(o.poolIdleMs ?? 5000, () => this.state.loaded.config.queue.workers);
   }
 
   get loaded(): LoadedConfig {
@@ -143,6 +147,19 @@ export class Relay {
     this.mtaSts = mtaSts;
     this.metrics.bindMtaSts(mtaSts);
     this.startStsRefresh(mtaSts);
+    const wkd = new Wkd({
+      dns: () => this.resolver,
+      cacheDir: () => c.queue.dir,
+      ca: () => {
+        const f = this.state.loaded.config.wkd.caFile;
+        return f ? fileOf(this.state.loaded, f) : undefined;
+      },
+      httpsPort: () => this.state.loaded.config.wkd.httpsPort ?? 443,
+      ttlMs: () => this.state.loaded.config.wkd.cacheTtlSeconds * 1000,
+      fetchDeadlineMs: () => this.state.loaded.config.delivery.fetchTimeoutSeconds * 1000,
+      destinations: () => this.destinations,
+      secureDns: () => makeSecureDns(this.state.loaded.config.dns.servers),
+    });
     const now = this.o.now ?? (() => new Date());
     this.audit = new AuditBook(join(c.queue.dir, "tls-audit.json"), now);
     this.transit = new TransitBook(join(c.queue.dir, "transit-report.json"), now);
@@ -158,38 +175,31 @@ export class Relay {
       config: () => this.state.loaded.config,
       tlsRpt: () => this.tlsRpt?.store,
     });
-    const timeouts = this.o.timeouts ?? DEFAULT_TIMEOUTS;
-    const mxPort = this.o.mxPort ?? 25;
-    const poolIdleMs = this.o.poolIdleMs ?? 5000;
-    // a clock of the test's own cannot cross to a thread: its deliveries stay on this one
-    this.delivery =
-      this.o.deliveryThread === false || this.o.exceptionClock
-        ? new InProcessDelivery({
-            loaded: () => this.state.loaded,
-            resolver: () => this.resolver,
-            destinations: () => this.destinations,
-            bound: () => this.listeners?.bound ?? [],
-            mtaSts: (domain) => mtaSts.lookup(domain),
-            observers,
-            log: this.log,
-            pool: new ConnectionPool(poolIdleMs, () => this.state.loaded.config.queue.workers),
-            timeouts,
-            mxPort,
-            ...(this.o.exceptionClock ? { exceptionClock: this.o.exceptionClock } : {}),
-          })
-        : new DeliveryThread({
-            loaded: () => this.state.loaded,
-            mtaSts: (domain) => mtaSts.lookup(domain),
-            observers,
-            log: this.log,
-            timeouts,
-            mxPort,
-            poolIdleMs,
-          });
+    const deliverer = new Deliverer({
+      pool: this.pool,
+      dns: () => this.resolver,
+      secureDns: () => makeSecureDns(this.state.loaded.config.dns.servers),
+      material: (route) => materialFor(this.state.loaded, route),
+      ehloName: () => this.state.loaded.config.hostname,
+      mtaSts: (domain) => mtaSts.lookup(domain),
+      smime: (route) => smimeMaterialFor(this.state.loaded, route, this.log),
+      dkim: () => this.state.loaded.config.dkim,
+      dkimKey: (entry) => dkimKeyFor(this.state.loaded, entry),
+      openpgp: (route) => openpgpMaterialFor(this.state.loaded, route, this.log),
+      wkd: (address) => wkd.lookup(address),
+      timeouts: this.o.timeouts ?? DEFAULT_TIMEOUTS,
+      limits: () => this.state.loaded.config.delivery,
+      maxConcurrent: () => this.state.loaded.config.queue.workers,
+      destinations: () => this.destinations,
+      mxPort: this.o.mxPort ?? 25,
+      isSelf: (hop) => isSelfHop(this.selfView(), hop),
+      ...(this.o.exceptionClock ? { exceptionClock: this.o.exceptionClock } : {}),
+      ...observers,
+    });
     this.scheduler = new Scheduler({
       spool,
       config: () => this.state.loaded,
-      deliverer: this.delivery,
+      deliverer,
       log: this.log,
       metrics: this.metrics,
       receipt: (env, line, r) => {
@@ -222,7 +232,6 @@ export class Relay {
       ...(this.o.bodyAdmission ? { bodyAdmission: this.o.bodyAdmission } : {}),
     });
     await this.listeners.start();
-    this.delivery.listening(this.listeners.bound);
     this.listening = true;
     this.recovering = true;
     this.recovered = this.recover(recovery);
@@ -385,7 +394,7 @@ export class Relay {
       return;
     }
     this.lastReloadError = undefined;
-    this.delivery.reloaded(next); // no connection set up under the old policies is reused
+    this.pool.clear(); // no connection set up under the old policies is reused
     this.metrics.reloads.inc({ result: "ok" });
     this.log.info(
       { event: "config-reload", result: "ok", generation: next.config.generation, configHash: next.hash },
@@ -397,6 +406,21 @@ export class Relay {
   /** Checks the config directory now (tests; the watcher does this on its own). */
   async checkConfig(): Promise<void> {
     await this.watcher?.check();
+  }
+
+  /** What loop detection compares next hops with: the listeners as bound, the host's addresses. */
+  private selfView(): SelfView {
+    const c = this.state.loaded.config;
+    const listeners = [...(this.listeners?.bound ?? [])].map(([kind, port]) => ({
+      host: c.listeners[kind].host,
+      port,
+    }));
+    return {
+      hostname: c.hostname,
+      listeners,
+      interfaceAddresses: ownAddresses(),
+      proxyAddresses: c.selfAddresses,
+    };
   }
 
   ports(): Record<string, number> {
@@ -526,7 +550,7 @@ export class Relay {
       await Promise.all([this.audit?.flush(), this.certificates?.flush(), this.transit?.flush()]);
       await this.spool?.close();
       this.listening = false;
-      await this.delivery?.close();
+      this.pool.clear();
       const admin = this.admin?.server;
       const closed = new Promise<void>((r) => (admin ? admin.close(() => r()) : r()));
       admin?.closeAllConnections();

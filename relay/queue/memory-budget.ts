@@ -15,9 +15,8 @@ export const STREAM_COST = 4 * 1024 * 1024;
 export const SMIME_FACTOR = 4;
 
 /**
- * The bytes an attempt may hold: a body in memory once on the relay's thread and once more per
- * route group (each transaction's copy in the delivery thread, relay/delivery-thread.ts), a
- * streamed one per route group, and for an S/MIME group the whole message several times over.
+ * The bytes an attempt may hold: a body in memory once, a streamed one per route group, and for an
+ * S/MIME group the whole message several times over.
  */
 export function deliveryCost(
   body: { size: number; inMemory: boolean },
@@ -28,9 +27,9 @@ export function deliveryCost(
   return cost;
 }
 
-/** What one route group's transaction holds on top of the relay's own read of the body. */
+/** What one route group's transaction holds on top of an in-memory body. */
 export function groupCost(body: { size: number; inMemory: boolean }, g: { smime: boolean }): number {
-  return g.smime ? SMIME_FACTOR * body.size : body.inMemory ? body.size : STREAM_COST;
+  return g.smime ? SMIME_FACTOR * body.size : body.inMemory ? 0 : STREAM_COST;
 }
 
 export class MemoryBudget {

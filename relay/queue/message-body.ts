@@ -14,8 +14,6 @@ export interface MessageBody {
   readonly size: number;
   /** The whole message is held in memory (a Buffer), not streamed from a file. */
   readonly inMemory: boolean;
-  /** A file-resident message's path (the delivery thread opens it there itself). */
-  readonly file?: string;
   /** The start of the message: its header section, at least up to HEAD_BYTES (or the whole of it). */
   readonly head: Buffer;
   /** The whole message for one transaction: the Buffer itself, or a fresh stream of the file. */
@@ -70,7 +68,6 @@ export function fileBody(path: string, size: number, head: Buffer, load: () => P
   return {
     size,
     inMemory: false,
-    file: path,
     head,
     open: () => createReadStream(path, { highWaterMark: STREAM_CHUNK }),
     load,

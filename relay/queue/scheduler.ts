@@ -37,7 +37,7 @@ import { newQueueId, type Spool } from "./spool.js";
 export interface SchedulerDeps {
   spool: Spool;
   config(): LoadedConfig;
-  deliverer: Pick<Deliverer, "deliver">;
+  deliverer: Deliverer;
   log: Logger;
   metrics: Metrics;
   now?: () => number;

@@ -58,8 +58,7 @@ before(async () => {
     queue: { dir: `${f.work}/queue`, retry: { initial: 30, max: 60 }, workers: 4 },
     delivery: { allowedInternalCidrs: TEST_INTERNAL_CIDRS },
   });
-  // deliveries on the relay's own thread: the last case reads its connection pool directly
-  await f.start({ mxPort, poolIdleMs: 300, deliveryThread: false });
+  await f.start({ mxPort, poolIdleMs: 300 });
 });
 
 after(async () => {
@@ -106,8 +105,7 @@ describe("attack: per-MX-host state grown by an outsider", () => {
   });
 
   it("the connection pool forgets a destination once it holds no idle connection", async () => {
-    type Engine = { v: { pool: { idle: Map<string, unknown[]> } } };
-    const pool = (f.relay as unknown as { delivery: Engine }).delivery.v.pool.idle;
+    const pool = (f.relay as unknown as { pool: { idle: Map<string, unknown[]> } }).pool.idle;
     // the idle connections to the attacker's hosts close after poolIdleMs (300 ms)
     await waitFor("the pool empty", () => (pool.size === 0 ? true : undefined), 10_000).catch(() => {
       const empty = [...pool.values()].filter((l) => l.length === 0).length;

@@ -13,7 +13,7 @@ import { createLogger } from "../../relay/log.js";
 import { createMetrics } from "../../relay/metrics.js";
 import { bufferBody, fileBody, type MessageBody } from "../../relay/queue/message-body.js";
 import { STREAM_COST } from "../../relay/queue/memory-budget.js";
-import type { DeliveryRequest, RecipientResult } from "../../relay/outbound/deliver.js";
+import type { Deliverer, DeliveryRequest, RecipientResult } from "../../relay/outbound/deliver.js";
 import { backoffSeconds, DEFAULT_RETRY_JITTER, nextAttemptAt } from "../../relay/queue/backoff.js";
 import { DueHeap, type DueNode } from "../../relay/queue/due-heap.js";
 import { bounceWorkers, inBounceLane, Scheduler } from "../../relay/queue/scheduler.js";
@@ -127,7 +127,7 @@ function harness(
   const s = new Scheduler({
     spool: spool as unknown as Spool,
     config: () => config,
-    deliverer: deliverer,
+    deliverer: deliverer as unknown as Deliverer,
     log: createLogger(undefined, "silent"),
     metrics: createMetrics(),
     now: () => now,
