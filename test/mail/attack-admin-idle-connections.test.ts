@@ -9,7 +9,7 @@ import { connect, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { ADMIN_LIMITS } from "../../relay/admin.js";
 import { waitFor } from "../support/process.js";
-import { relayFixture, type RelayFixture } from "../support/relay.js";
+import { outsiderInbound, relayFixture, type RelayFixture } from "../support/relay.js";
 
 const ATTACKER = "127.0.0.9";
 const ATTEMPTS = 4 * ADMIN_LIMITS.perClient;
@@ -19,7 +19,7 @@ const held: Socket[] = [];
 
 before(async () => {
   f = await relayFixture("attack-admin-idle");
-  await f.configure({ inbound: { require: "none", relayFrom: [], localDomains: ["local.test"] } });
+  await f.configure(outsiderInbound());
   await f.start();
 });
 

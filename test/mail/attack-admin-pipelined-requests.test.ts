@@ -10,14 +10,14 @@ import { connect, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { ADMIN_LIMITS } from "../../relay/admin.js";
 import { waitFor } from "../support/process.js";
-import { relayFixture, type RelayFixture } from "../support/relay.js";
+import { outsiderInbound, relayFixture, type RelayFixture } from "../support/relay.js";
 
 let f: RelayFixture;
 const held: Socket[] = [];
 
 before(async () => {
   f = await relayFixture("attack-admin-pipelined");
-  await f.configure({ inbound: { require: "none", relayFrom: [], localDomains: ["local.test"] } });
+  await f.configure(outsiderInbound());
   await f.start();
 });
 

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { ADMIN_LIMITS } from "../../relay/admin.js";
-import { relayFixture, type RelayFixture } from "../support/relay.js";
+import { outsiderInbound, relayFixture, type RelayFixture } from "../support/relay.js";
 
 /** The pods of the review, each holding its whole share. */
 const CLIENTS = 16;
@@ -18,7 +18,7 @@ const timers: NodeJS.Timeout[] = [];
 
 before(async () => {
   f = await relayFixture("attack-admin-probe-lockout");
-  await f.configure({ inbound: { require: "none", relayFrom: [], localDomains: ["local.test"] } });
+  await f.configure(outsiderInbound());
   await f.start();
 });
 

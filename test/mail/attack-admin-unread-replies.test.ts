@@ -11,7 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { ADMIN_LIMITS } from "../../relay/admin.js";
 import { waitFor } from "../support/process.js";
-import { relayFixture, type RelayFixture } from "../support/relay.js";
+import { outsiderInbound, relayFixture, type RelayFixture } from "../support/relay.js";
 
 const CLIENT = "127.0.0.10";
 const REQ = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
@@ -23,7 +23,7 @@ const held: Socket[] = [];
 
 before(async () => {
   f = await relayFixture("attack-admin-unread");
-  await f.configure({ inbound: { require: "none", relayFrom: [], localDomains: ["local.test"] } });
+  await f.configure(outsiderInbound());
   await f.start();
 });
 

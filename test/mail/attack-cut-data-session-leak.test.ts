@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { waitFor } from "../support/process.js";
-import { rawSession, relayFixture, type RelayFixture } from "../support/relay.js";
+import { outsiderInbound, rawSession, relayFixture, type RelayFixture } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
 
 let f: RelayFixture;
@@ -19,14 +19,7 @@ const ROUNDS = 5;
 before(async () => {
   f = await relayFixture("attack-cut-data");
   sink = await startSink();
-  await f.configure({
-    inbound: {
-      require: "none",
-      relayFrom: [],
-      localDomains: ["local.test"],
-      internalNextHop: { host: "127.0.0.1", port: sink.port },
-    },
-  });
+  await f.configure(outsiderInbound(sink));
   await f.start();
 });
 

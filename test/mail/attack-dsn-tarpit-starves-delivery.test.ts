@@ -12,14 +12,20 @@ import { startDnsServer, type DnsServer, type Zone } from "../support/dns-server
 import { freePort } from "../support/ports.js";
 import { waitFor } from "../support/process.js";
 import {
+  type LogCapture,
+  outsiderInbound,
   rawSession,
   relayFixture,
-  TEST_INTERNAL_CIDRS,
-  type LogCapture,
   type RelayFixture,
 } from "../support/relay.js";
-import { legitDelivered, startSilentMx, type SilentMx } from "../support/silent-mx.js";
-import { startSink, type Sink } from "../support/sink.js";
+import {
+  aliceOnlySink,
+  legitDelivered,
+  scaledDeadlines,
+  type SilentMx,
+  startSilentMx,
+} from "../support/silent-mx.js";
+import { type Sink } from "../support/sink.js";
 import { bounceWorkers } from "../../relay/queue/scheduler.js";
 
 const WORKERS = 4;
@@ -37,10 +43,7 @@ let tarpit: SilentMx;
 before(async () => {
   f = await relayFixture("attack-dsn-tarpit");
   // the internal server: knows alice, refuses everybody else (as an Exchange/Postfix would)
-  sink = await startSink({
-    rcptReply: (a) =>
-      a.toLowerCase().startsWith("alice@") ? undefined : "550 5.1.1 <" + a + ">: no such user",
-  });
+  sink = await aliceOnlySink();
   const mxPort = await freePort();
   tarpit = await startSilentMx(TARPIT, mxPort);
   const zone: Zone = { "mx.attacker.test": { A: [TARPIT] } };
@@ -49,20 +52,9 @@ before(async () => {
   dns = await startDnsServer(zone);
   await f.configure({
     // nobody may relay: 127.0.0.1 is an Internet sender here, local.test its only destination
-    inbound: {
-      require: "none",
-      relayFrom: [],
-      localDomains: ["local.test"],
-      internalNextHop: { host: "127.0.0.1", port: sink.port },
-    },
+    ...outsiderInbound(sink),
     dns: { servers: [dns.address] },
-    // the defaults scaled by the attempt deadline: 60 s / 3600 s retries for a 600 s deadline
-    queue: {
-      dir: `${f.work}/queue`,
-      retry: { initial: (60 / 600) * ATTEMPT_SECONDS, max: (3600 / 600) * ATTEMPT_SECONDS },
-      workers: WORKERS,
-    },
-    delivery: { attemptTimeoutSeconds: ATTEMPT_SECONDS, allowedInternalCidrs: TEST_INTERNAL_CIDRS },
+    ...scaledDeadlines(`${f.work}/queue`, ATTEMPT_SECONDS, WORKERS),
   });
   ({ logs } = await f.start({ mxPort }));
 });

@@ -17,11 +17,12 @@ import { freePort } from "../support/ports.js";
 import { startPostfix, type PostfixPeer } from "../support/postfix.js";
 import { waitFor } from "../support/process.js";
 import {
+  type LogCapture,
+  outsiderInbound,
   rawSession,
   relayFixture,
-  TEST_INTERNAL_CIDRS,
-  type LogCapture,
   type RelayFixture,
+  TEST_INTERNAL_CIDRS,
 } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
 
@@ -42,13 +43,7 @@ before(async () => {
     zone[d] = { MX: [{ preference: 10, exchange: "mx.attacker.test" }] };
   dns = await startDnsServer(zone);
   await f.configure({
-    inbound: {
-      require: "none",
-      relayFrom: [],
-      localDomains: ["local.test"],
-      internalNextHop: { host: internal.host, port: internal.port },
-      localRecipients: { addresses: ["alice@local.test"], files: [] },
-    },
+    ...outsiderInbound(internal, { localRecipients: { addresses: ["alice@local.test"], files: [] } }),
     defaultOutbound: { tls: { mode: "opportunistic" } },
     dns: { servers: [dns.address] },
     queue: { dir: `${f.work}/queue` },

@@ -18,13 +18,13 @@ import { startDnsServer, type DnsServer, type Zone } from "../support/dns-server
 import { startMtaStsServer, stsPolicy, type MtaStsServer } from "../support/mta-sts-server.js";
 import { freePort } from "../support/ports.js";
 import {
+  type LogCapture,
+  outsiderInbound,
   rawSession,
   relayFixture,
-  TEST_INTERNAL_CIDRS,
-  type LogCapture,
   type RelayFixture,
 } from "../support/relay.js";
-import { legitDelivered, startSilentMx, type SilentMx } from "../support/silent-mx.js";
+import { legitDelivered, scaledDeadlines, type SilentMx, startSilentMx } from "../support/silent-mx.js";
 import { startSink, type Sink } from "../support/sink.js";
 
 const WORKERS = 2;
@@ -57,24 +57,13 @@ before(async () => {
   dns = await startDnsServer(zone);
   await f.configure(
     {
-      inbound: {
-        require: "none",
-        relayFrom: [],
-        localDomains: ["local.test"],
-        internalNextHop: { host: "127.0.0.1", port: sink.port },
-        // the documented backscatter mitigation: only alice exists
-        localRecipients: { addresses: ["alice@local.test"], files: [] },
-      },
+      // the documented backscatter mitigation: only alice exists
+      ...outsiderInbound(sink, { localRecipients: { addresses: ["alice@local.test"], files: [] } }),
       // mandatory TLS for everything else (the catch-all "*" policy's mode)
       defaultOutbound: { tls: { mode: "mta-sts", minVersion: "TLSv1.2" } },
       dns: { servers: [dns.address] },
       mtaSts: { caFile: "ca.crt", httpsPort: sts.port },
-      queue: {
-        dir: `${f.work}/queue`,
-        retry: { initial: (60 / 600) * ATTEMPT_SECONDS, max: (3600 / 600) * ATTEMPT_SECONDS },
-        workers: WORKERS,
-      },
-      delivery: { attemptTimeoutSeconds: ATTEMPT_SECONDS, allowedInternalCidrs: TEST_INTERNAL_CIDRS },
+      ...scaledDeadlines(`${f.work}/queue`, ATTEMPT_SECONDS, WORKERS),
     },
     { files: { "ca.crt": await readFile(f.ca.certFile) } },
   );

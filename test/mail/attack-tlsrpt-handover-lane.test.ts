@@ -11,11 +11,18 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { makeLeaf } from "../support/certs.js";
 import { after, before, describe, it } from "node:test";
-import { startDnsServer, type DnsServer, type Zone } from "../support/dns-server.js";
+import { startDnsServer, type DnsServer } from "../support/dns-server.js";
 import { freePort } from "../support/ports.js";
 import { waitFor } from "../support/process.js";
 import { relayFixture, TEST_INTERNAL_CIDRS, type RelayFixture } from "../support/relay.js";
-import { forgedBounce, legitDelivered, startSilentMx, type SilentMx } from "../support/silent-mx.js";
+import {
+  aliceOnlySink,
+  forgedBounce,
+  legitDelivered,
+  type SilentMx,
+  startSilentMx,
+  tlsRptTarpitZone,
+} from "../support/silent-mx.js";
 import { startSink, type Sink } from "../support/sink.js";
 import { dayOf } from "../../relay/outbound/tlsrpt.js";
 import { bounceWorkers } from "../../relay/queue/scheduler.js";
@@ -67,10 +74,7 @@ async function configure(f: RelayFixture, attemptSeconds: number, handover?: { h
 before(async () => {
   a = await relayFixture("rev2-tlsrpt-handover-a");
   b = await relayFixture("rev2-tlsrpt-handover-b");
-  sink = await startSink({
-    rcptReply: (x) =>
-      x.toLowerCase().startsWith("alice@") ? undefined : "550 5.1.1 <" + x + ">: no such user",
-  });
+  sink = await aliceOnlySink();
   mxPort = await freePort();
   const mxCert = await makeLeaf(a.ca, { cn: "mx.attacker.test", dnsNames: ["mx.attacker.test"] });
   attackerMx = await startSink({
@@ -80,16 +84,7 @@ before(async () => {
   });
   // its greeting, then never another word (EHLO waits for the idle timeout)
   tarpit = await startSilentMx(TARPIT, mxPort, "220 tarpit.attacker.test ESMTP");
-  const zone: Zone = {
-    "mx.attacker.test": { A: [ATTACKER_MX] },
-    "tarpit.attacker.test": { A: [TARPIT] },
-    "t0.attacker.test": { MX: [{ preference: 10, exchange: "mx.attacker.test" }] },
-    "_smtp._tls.t0.attacker.test": {
-      TXT: [`v=TLSRPTv1; rua=${receivers.map((r) => `mailto:rpt@${r}`).join(",")}`],
-    },
-  };
-  for (const r of receivers) zone[r] = { MX: [{ preference: 10, exchange: "tarpit.attacker.test" }] };
-  dns = await startDnsServer(zone);
+  dns = await startDnsServer(tlsRptTarpitZone(ATTACKER_MX, TARPIT, receivers));
   await configure(b, 120);
   await b.start({ mxPort });
   await configure(a, 120, { host: "127.0.0.1", port: b.ports.smtp });

@@ -13,11 +13,19 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { makeLeaf } from "../support/certs.js";
 import { after, before, describe, it } from "node:test";
-import { startDnsServer, type DnsServer, type Zone } from "../support/dns-server.js";
+import { startDnsServer, type DnsServer } from "../support/dns-server.js";
 import { freePort } from "../support/ports.js";
 import { waitFor } from "../support/process.js";
-import { relayFixture, TEST_INTERNAL_CIDRS, type RelayFixture } from "../support/relay.js";
-import { forgedBounce, legitDelivered, startSilentMx, type SilentMx } from "../support/silent-mx.js";
+import { outsiderInbound, relayFixture, type RelayFixture } from "../support/relay.js";
+import {
+  aliceOnlySink,
+  forgedBounce,
+  legitDelivered,
+  scaledDeadlines,
+  type SilentMx,
+  startSilentMx,
+  tlsRptTarpitZone,
+} from "../support/silent-mx.js";
 import { startSink, type Sink } from "../support/sink.js";
 import { dayOf } from "../../relay/outbound/tlsrpt.js";
 import { bounceWorkers } from "../../relay/queue/scheduler.js";
@@ -38,10 +46,7 @@ let tarpit: SilentMx;
 
 before(async () => {
   f = await relayFixture("attack-tlsrpt-starve");
-  sink = await startSink({
-    rcptReply: (a) =>
-      a.toLowerCase().startsWith("alice@") ? undefined : "550 5.1.1 <" + a + ">: no such user",
-  });
+  sink = await aliceOnlySink();
   const mxPort = await freePort();
   const mxCert = await makeLeaf(f.ca, { cn: "mx.attacker.test", dnsNames: ["mx.attacker.test"] });
   attackerMx = await startSink({
@@ -50,30 +55,11 @@ before(async () => {
     tls: { cert: await readFile(mxCert.certFile), key: await readFile(mxCert.keyFile) },
   });
   tarpit = await startSilentMx(TARPIT, mxPort);
-  const zone: Zone = {
-    "mx.attacker.test": { A: [ATTACKER_MX] },
-    "tarpit.attacker.test": { A: [TARPIT] },
-    "t0.attacker.test": { MX: [{ preference: 10, exchange: "mx.attacker.test" }] },
-    "_smtp._tls.t0.attacker.test": {
-      TXT: [`v=TLSRPTv1; rua=${receivers.map((r) => `mailto:rpt@${r}`).join(",")}`],
-    },
-  };
-  for (const r of receivers) zone[r] = { MX: [{ preference: 10, exchange: "tarpit.attacker.test" }] };
-  dns = await startDnsServer(zone);
+  dns = await startDnsServer(tlsRptTarpitZone(ATTACKER_MX, TARPIT, receivers));
   await f.configure({
-    inbound: {
-      require: "none",
-      relayFrom: [],
-      localDomains: ["local.test"],
-      internalNextHop: { host: "127.0.0.1", port: sink.port },
-    },
+    ...outsiderInbound(sink),
     dns: { servers: [dns.address] },
-    queue: {
-      dir: `${f.work}/queue`,
-      retry: { initial: (60 / 600) * ATTEMPT_SECONDS, max: (3600 / 600) * ATTEMPT_SECONDS },
-      workers: WORKERS,
-    },
-    delivery: { attemptTimeoutSeconds: ATTEMPT_SECONDS, allowedInternalCidrs: TEST_INTERNAL_CIDRS },
+    ...scaledDeadlines(`${f.work}/queue`, ATTEMPT_SECONDS, WORKERS),
     tlsRpt: { organizationName: "Example Corp", contactInfo: "postmaster@local.test" },
   });
   ({ relay } = await f.start({ mxPort }));

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { hostileConnect, type HostileClient } from "../support/hostile-client.js";
-import { relayFixture, type RelayFixture } from "../support/relay.js";
+import { outsiderInbound, relayFixture, type RelayFixture } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
 
 let f: RelayFixture;
@@ -21,12 +21,7 @@ before(async () => {
   sink = await startSink();
   f = await relayFixture("tlsrpt-budget-one-client");
   await f.configure({
-    inbound: {
-      require: "none",
-      relayFrom: [],
-      localDomains: ["local.test"],
-      internalNextHop: { host: "127.0.0.1", port: sink.port },
-    },
+    ...outsiderInbound(sink),
     ownDomains: { tlsRpt: { addresses: ["tlsrpt@local.test"], maxReportBytes: MAX_REPORT } },
   });
   await f.start();

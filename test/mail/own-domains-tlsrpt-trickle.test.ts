@@ -9,7 +9,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { after, before, describe, it } from "node:test";
 import { hostileConnect, type HostileClient } from "../support/hostile-client.js";
-import { relayFixture, type RelayFixture } from "../support/relay.js";
+import { outsiderInbound, relayFixture, type RelayFixture } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
 
 setFlagsFromString("--expose-gc");
@@ -23,12 +23,7 @@ before(async () => {
   sink = await startSink();
   f = await relayFixture("tlsrpt-trickle");
   await f.configure({
-    inbound: {
-      require: "none",
-      relayFrom: [],
-      localDomains: ["local.test"],
-      internalNextHop: { host: "127.0.0.1", port: sink.port },
-    },
+    ...outsiderInbound(sink),
     ownDomains: { tlsRpt: { addresses: ["tlsrpt@local.test"] } },
   });
   await f.start();

@@ -19,7 +19,13 @@ import { makeLeaf } from "../support/certs.js";
 import { startDnsServer, type DnsServer, type Zone } from "../support/dns-server.js";
 import { freePort } from "../support/ports.js";
 import { waitFor } from "../support/process.js";
-import { rawSession, relayFixture, TEST_INTERNAL_CIDRS, type RelayFixture } from "../support/relay.js";
+import {
+  outsiderInbound,
+  rawSession,
+  relayFixture,
+  type RelayFixture,
+  TEST_INTERNAL_CIDRS,
+} from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
 
 /** Distinct attacker domains (each with its own MX host name); the watch keeps 50 per policy. */
@@ -48,12 +54,8 @@ before(async () => {
   }
   dns = await startDnsServer(zone);
   await f.configure({
-    inbound: {
-      require: "none",
-      relayFrom: [], // the client below is an outsider: it may only send to the local domain
-      localDomains: ["local.test"],
-      internalNextHop: { host: "127.0.0.1", port: internal.port },
-    },
+    // the client below is an outsider: it may only send to the local domain
+    ...outsiderInbound(internal),
     dns: { servers: [dns.address] },
     queue: { dir: `${f.work}/queue`, retry: { initial: 30, max: 60 }, workers: 4 },
     delivery: { allowedInternalCidrs: TEST_INTERNAL_CIDRS },

@@ -186,6 +186,26 @@ export function loopbackInbound(sinkPort: number, o: { stopped?: boolean } = {})
   };
 }
 
+/**
+ * The inbound side of a relay that relays for nobody (the attack tests' relay): its loopback clients
+ * are Internet senders who may write only to `local.test`, handed to `internal` when given; `more`
+ * adds to the inbound block (localRecipients, ...).
+ */
+export function outsiderInbound(
+  internal?: { host?: string; port: number },
+  more: Partial<NonNullable<RelayConfigInput["inbound"]>> = {},
+): Pick<RelayConfigInput, "inbound"> {
+  return {
+    inbound: {
+      require: "none",
+      relayFrom: [],
+      localDomains: ["local.test"],
+      ...(internal ? { internalNextHop: { host: internal.host ?? "127.0.0.1", port: internal.port } } : {}),
+      ...more,
+    },
+  };
+}
+
 export async function relayFixture(name: string, o: { caName?: string } = {}): Promise<RelayFixture> {
   const work = await mkdtemp(join(tmpdir(), `${name}-`));
   const ca = await makeCa(join(work, "ca"), o.caName);

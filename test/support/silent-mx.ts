@@ -5,8 +5,10 @@
 import assert from "node:assert/strict";
 import * as net from "node:net";
 import { waitFor } from "./process.js";
-import { rawSession } from "./relay.js";
-import type { Sink } from "./sink.js";
+import type { RelayConfigInput } from "../../relay/contract/config.js";
+import { rawSession, TEST_INTERNAL_CIDRS } from "./relay.js";
+import type { Zone } from "./dns-server.js";
+import { startSink, type Sink } from "./sink.js";
 import { swaks } from "./swaks.js";
 
 export interface SilentMx {
@@ -86,4 +88,49 @@ export async function legitDelivered(smtpPort: number, sink: Sink, tag = "legit"
     () => sink.messages.find((m) => m.data.toString().includes(`X-Test-Id: ${tag}`)),
     20_000,
   );
+}
+
+/**
+ * The queue and attempt deadline of a tarpit test: the defaults (60 s / 3600 s retries for a 600 s
+ * attempt deadline) scaled down to `attemptSeconds`, with `workers` queue workers.
+ */
+export function scaledDeadlines(
+  queueDir: string,
+  attemptSeconds: number,
+  workers: number,
+): Pick<RelayConfigInput, "queue" | "delivery"> {
+  return {
+    queue: {
+      dir: queueDir,
+      retry: { initial: (60 / 600) * attemptSeconds, max: (3600 / 600) * attemptSeconds },
+      workers,
+    },
+    delivery: { attemptTimeoutSeconds: attemptSeconds, allowedInternalCidrs: TEST_INTERNAL_CIDRS },
+  };
+}
+
+/** The internal server of a tarpit test: alice@ exists, every other address is refused 550 5.1.1. */
+export function aliceOnlySink(): Promise<Sink> {
+  return startSink({
+    rcptReply: (a) =>
+      a.toLowerCase().startsWith("alice@") ? undefined : "550 5.1.1 <" + a + ">: no such user",
+  });
+}
+
+/**
+ * The attacker's DNS for TLS-RPT reports into tarpits: t0.attacker.test (MX mx.attacker.test at
+ * `mx`) publishes a TLS-RPT policy whose rua lists rpt@ each of `receivers`, every receiver's MX the
+ * tarpit at `tarpit`.
+ */
+export function tlsRptTarpitZone(mx: string, tarpit: string, receivers: readonly string[]): Zone {
+  const zone: Zone = {
+    "mx.attacker.test": { A: [mx] },
+    "tarpit.attacker.test": { A: [tarpit] },
+    "t0.attacker.test": { MX: [{ preference: 10, exchange: "mx.attacker.test" }] },
+    "_smtp._tls.t0.attacker.test": {
+      TXT: [`v=TLSRPTv1; rua=${receivers.map((r) => `mailto:rpt@${r}`).join(",")}`],
+    },
+  };
+  for (const r of receivers) zone[r] = { MX: [{ preference: 10, exchange: "tarpit.attacker.test" }] };
+  return zone;
 }
