@@ -204,7 +204,7 @@ const RelayInbound = z
       .max(128)
       .default(64)
       .describe(
-        "IPv6 clients are counted per network of this prefix length for the connection and AUTH failure limits (one host usually holds a whole /64; per /128 an attacker gets a fresh counter per address).",
+        "IPv6 clients are counted per network of this prefix length for the connection and AUTH failure limits (one host usually holds a whole /64; per /128 an attacker gets a fresh counter per address). Clients inside an IPv6 range of spec.service.clusterNetworks are counted per address: each pod holds one, and a pod sharing a /64 with the relay pods must not spend their share.",
       ),
     credentialRefs: z
       .array(
@@ -431,7 +431,7 @@ export const MailRelaySpec = z
           .max(64)
           .default([...CLUSTER_NETWORKS])
           .describe(
-            "The node and pod address ranges of the cluster: the source addresses kube-proxy gives external clients of a LoadBalancer or NodePort Service under externalTrafficPolicy Cluster. Only checked against inbound.relayFrom in that case. Default: every private, shared (100.64.0.0/10), link-local and loopback range; add your nodes' public addresses if they have any. Narrowing it below your real node and pod ranges makes the relay an open relay.",
+            "The node and pod address ranges of the cluster: the source addresses kube-proxy gives external clients of a LoadBalancer or NodePort Service under externalTrafficPolicy Cluster. Checked against inbound.relayFrom in that case; its IPv6 ranges are also where inbound limits count clients per address (inbound.ipv6ClientPrefixLength). Default: every private, shared (100.64.0.0/10), link-local and loopback range; add your nodes' public addresses if they have any. Narrowing it below your real node and pod ranges makes the relay an open relay.",
           )
           .meta({ "x-kubernetes-list-type": "set" }),
         loadBalancerSourceRanges: z

@@ -276,6 +276,8 @@ export function compileRelayConfig(
       ...(relay.metadata.deletionTimestamp ? { stopped: true } : {}),
       limits: {
         ipv6PrefixLength: inbound.ipv6ClientPrefixLength,
+        // the cluster's IPv6 networks: one address per pod, counted by it (relay/inbound/throttle.ts)
+        ipv6ExactClients: spec.service.clusterNetworks.filter((c) => c.includes(":")),
         hardErrorLimit: inbound.hardErrorLimit,
         maxCommandsPerSession: inbound.maxCommandsPerSession,
       },

@@ -412,6 +412,12 @@ export const RelayConfig = z.strictObject({
          * one host usually holds a whole /64.
          */
         ipv6PrefixLength: z.number().int().min(1).max(128).default(64),
+        /**
+         * IPv6 ranges whose clients are counted by their whole address instead: the cluster's own
+         * networks, where each pod holds one address (a pod sharing a /64 with the fleet peers would
+         * otherwise spend their connections and AUTH failures).
+         */
+        ipv6ExactClients: z.array(Cidr).max(64).default([]),
         /** Error replies after which a session is closed, 421 4.7.0 (Postfix smtpd_hard_error_limit). */
         hardErrorLimit: z.number().int().positive().default(20),
         /** Commands of any kind after which a session is closed, 421 4.7.0. */

@@ -66,7 +66,7 @@ import {
 } from "./rules.js";
 import { normalizeIp } from "../contract/cidr.js";
 import { BoundedList, type SessionLimits } from "./session-limits.js";
-import { AuthThrottle, clientKey, sameAccount, throttleLimits } from "./throttle.js";
+import { AuthThrottle, clientKeys, sameAccount, throttleLimits } from "./throttle.js";
 import type { TlsRptReceiver } from "../own-domains/tlsrpt-receiver.js";
 import { isReportTransaction, receiveReportMail, reportRecipientRefusal } from "./tlsrpt-recipient.js";
 
@@ -266,7 +266,7 @@ export class InboundListeners {
       const limits = this.d.current().loaded.config.inbound.limits;
       const refused = this.pending.has(key)
         ? { code: 421 }
-        : this.limiter.admit(id, clientKey(normalizeIp(from.client), limits.ipv6PrefixLength), limits);
+        : this.limiter.admit(id, clientKeys(limits)(normalizeIp(from.client)), limits);
       if (refused) {
         this.d.metrics.rejected.inc({ reason: `CONNECT:${refused.code}` });
         socket.on("error", () => undefined);
@@ -411,7 +411,7 @@ export class InboundListeners {
   private onConnect(kind: ListenerKind, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     if (this.refusing()) return cb(this.reject(session, "CONNECT", SHUTTING_DOWN));
     const limits = this.d.current().loaded.config.inbound.limits;
-    const key = clientKey(this.state(session, kind).peer, limits.ipv6PrefixLength);
+    const key = clientKeys(limits)(this.state(session, kind).peer);
     // an implicit-TLS connection was counted at its accept (countBeforeHandshake): its session takes
     // that count over, a session of another listener never (its own connection is another one)
     const accepted =
@@ -478,23 +478,28 @@ export class InboundListeners {
     const { d, cur } = this.decision(session);
     const limits = cur.loaded.config.inbound.limits;
     const tl = throttleLimits(limits);
-    const client = clientKey(s.peer, limits.ipv6PrefixLength);
-    const verdict = this.throttle.check(client, auth.username ?? "", tl);
+    const client = clientKeys(limits)(s.peer);
+    const password = auth.method === "PLAIN" || auth.method === "LOGIN" ? (auth.password ?? "") : undefined;
+    // the fleet credential (a draining peer): reserved user name, its own key, never an account.
+    // The right one logs in whatever the throttle says: a 256-bit derived key needs no failure count
+    // to protect it, and other clients' failures must not stop a scale-down's handover (attack
+    // review, session 12); a wrong one is counted like any other failure
+    const fleet = auth.username === FLEET_USER;
+    const fleetOk = fleet && password !== undefined && isFleetPassword(fleetKey(cur.loaded), password);
+    const verdict = fleetOk ? ({ ok: true } as const) : this.throttle.check(client, auth.username ?? "", tl);
     if (!verdict.ok) {
       s.authOutcome = "failed";
       return cb(this.reject(session, "AUTH", verdict));
     }
-    // the fleet credential (a draining peer): reserved user name, its own key, never an account
-    const fleet = auth.username === FLEET_USER;
     const allowed = allowedAccounts(cur.authority, d);
     const user =
-      auth.method !== "PLAIN" && auth.method !== "LOGIN"
+      password === undefined
         ? undefined
         : fleet
-          ? isFleetPassword(fleetKey(cur.loaded), auth.password ?? "")
+          ? fleetOk
             ? FLEET_USER
             : undefined
-          : authenticate(cur.accounts, auth.username ?? "", auth.password ?? "", allowed);
+          : authenticate(cur.accounts, auth.username ?? "", password, allowed);
     if (!user) {
       s.authOutcome = "failed";
       this.d.metrics.authFailures.inc();
@@ -610,7 +615,7 @@ export class InboundListeners {
     const limits = this.d.current().loaded.config.inbound.limits;
     const a = await this.admission.admit(
       this.admission.estimate(Number.isNaN(declared) ? undefined : declared),
-      { id: session.id, client: clientKey(s0.peer, limits.ipv6PrefixLength) },
+      { id: session.id, client: clientKeys(limits)(s0.peer) },
     );
     if (!a) return false;
     if (a.released) return this.sessions.has(session.id); // stopping: refused by the caller
@@ -751,7 +756,7 @@ export class InboundListeners {
     }
     // a TLS-RPT report: read and counted, never queued
     if (this.d.tlsRpt && isReportTransaction(this.d.tlsRpt, rcpts)) {
-      const client = clientKey(s.peer, c.inbound.limits.ipv6PrefixLength);
+      const client = clientKeys(c.inbound.limits)(s.peer);
       const out = await receiveReportMail(this.d.tlsRpt, stream, from, client);
       return out.ok ? cb(null, out.text) : cb(this.reject(session, "DATA", out.reply));
     }

@@ -11,7 +11,7 @@
 // forgotten first; accounts are counted only when the username is a configured account's, so their
 // counters are bounded by the number of accounts and nothing an attacker sends can evict them.
 import { isIP } from "node:net";
-import { ipv6Groups, normalizeIp } from "../contract/cidr.js";
+import { CidrSet, ipv6Groups, normalizeIp, parsedCidrs } from "../contract/cidr.js";
 
 export interface ThrottleLimits {
   maxFailuresPerIp: number;
@@ -127,4 +127,34 @@ export function clientKey(ip: string, ipv6Prefix: number): string {
     return bits === 16 ? x : x & ((0xffff << (16 - bits)) & 0xffff);
   });
   return `${masked.map((x) => x.toString(16)).join(":")}/${ipv6Prefix}`;
+}
+
+export interface ClientCounting {
+  ipv6PrefixLength: number;
+  /** IPv6 ranges whose clients are counted by their whole address (the cluster's own networks). */
+  ipv6ExactClients: readonly string[];
+}
+
+const keyers = new WeakMap<ClientCounting, (ip: string) => string>();
+
+/**
+ * How a config counts its clients: clientKey() with its prefix length, except that an IPv6 client
+ * inside `ipv6ExactClients` is counted by its whole address. There each pod holds one address and
+ * cannot take another, so /128 keys give an attacker no fresh counters, while /64 keys let any pod
+ * of a node's /64 spend the connections and AUTH failures of the fleet peers beside it and stop a
+ * scale-down's handover (attack review, session 12). One function per loaded limits object.
+ */
+export function clientKeys(l: ClientCounting): (ip: string) => string {
+  let k = keyers.get(l);
+  if (!k) {
+    const exact = new CidrSet(
+      parsedCidrs(l.ipv6ExactClients)
+        .map(([, c]) => c)
+        .filter((c) => c.family === "ipv6"),
+    );
+    const prefix = l.ipv6PrefixLength;
+    k = (ip) => clientKey(ip, exact.has(ip) ? 128 : prefix);
+    keyers.set(l, k);
+  }
+  return k;
 }
