@@ -9,6 +9,13 @@ import type { CompiledOwnDomains } from "../compile/own-domains.js";
 const MAX_DOMAINS = 256;
 const MAX_TYPES = 32;
 
+/**
+ * Two counts added, held at Number.MAX_SAFE_INTEGER: each pod holds its own there, and a sum past it
+ * fails the status schema, which flapped the MailRelay between Accepted and InvalidSpec for as long
+ * as two forged reports stayed in the pods' figures (attack review, session 12).
+ */
+const add = (a: number, b: number): number => Math.min(a + b, Number.MAX_SAFE_INTEGER);
+
 export function ownDomainsStatus(
   own: CompiledOwnDomains,
   received: readonly TlsRptReceived[],
@@ -18,17 +25,17 @@ export function ownDomainsStatus(
   const domains = new Map<string, NonNullable<OwnDomainsStatus["tlsRptReports"]>[number]>();
   const refused: Record<string, number> = {};
   for (const r of received) {
-    for (const [reason, n] of Object.entries(r.refused)) refused[reason] = (refused[reason] ?? 0) + n;
+    for (const [reason, n] of Object.entries(r.refused)) refused[reason] = add(refused[reason] ?? 0, n);
     for (const [domain, f] of Object.entries(r.domains)) {
       const d = domains.get(domain) ?? { domain, reports: 0, successfulSessions: 0, failedSessions: 0 };
       if (!domains.has(domain) && domains.size >= MAX_DOMAINS) continue;
-      d.reports += f.reports;
-      d.successfulSessions += f.successfulSessions;
-      d.failedSessions += f.failedSessions;
+      d.reports = add(d.reports, f.reports);
+      d.successfulSessions = add(d.successfulSessions, f.successfulSessions);
+      d.failedSessions = add(d.failedSessions, f.failedSessions);
       for (const [type, n] of Object.entries(f.failures)) {
         const failures = (d.failures ??= {});
         if (type in failures || Object.keys(failures).length < MAX_TYPES)
-          failures[type] = (failures[type] ?? 0) + n;
+          failures[type] = add(failures[type] ?? 0, n);
       }
       if (f.lastReport && (!d.lastReportEnd || f.lastReport.end > d.lastReportEnd)) {
         d.lastReporter = f.lastReport.reporter;

@@ -169,7 +169,7 @@ export class TlsRptFigures {
       // failures the report counts but does not detail
       const rest = Math.max(0, failed - detailed);
       if (rest) {
-        f.failures[OTHER] = (f.failures[OTHER] ?? 0) + rest;
+        f.failures[OTHER] = capped((f.failures[OTHER] ?? 0) + rest);
         this.sessions.inc({ reporter, policy_domain: domain, result: OTHER }, rest);
       }
       f.lastReport = {
