@@ -79,7 +79,8 @@ export async function receiveReportMail(
   }
   if (busy) return { ok: false, reply: BUSY };
   parts.flush();
-  const out = receiver.receiveMessage(Buffer.concat(parts.parts), from);
+  const out = receiver.receiveMessage(Buffer.concat(parts.parts), from, client);
+  if (out === "busy") return { ok: false, reply: BUSY };
   if (out.ok) return { ok: true, text: "2.0.0 Ok: TLS-RPT report received" };
   const text =
     out.reason === "too-large"

@@ -128,7 +128,12 @@ function handle(d: EndpointDeps, budget: HeldBytes, req: IncomingMessage, res: S
         res.shouldKeepAlive = false;
         return send(res, 413, "report too large\n");
       }
-      const out = d.receiver.receive(body, encoding, "https", from);
+      const out = d.receiver.receive(body, encoding, "https", from, httpClientOf(from));
+      if (out === "busy") {
+        res.shouldKeepAlive = false;
+        res.setHeader("retry-after", "60");
+        return send(res, 503, "busy, try again later\n");
+      }
       if (out.ok) return send(res, 200, out.duplicate ? "duplicate report\n" : "report received\n");
       send(res, out.reason === "too-large" ? 413 : out.reason === "not-ours" ? 422 : 400, `${out.reason}\n`);
     })

@@ -3,6 +3,7 @@
 // limits, and one path from bytes to figures and a log line.
 import type { RelayConfig } from "../contract/config.js";
 import type { Logger } from "../log.js";
+import { DecodeBudget } from "./decode-budget.js";
 import { HeldBytes } from "./held-bytes.js";
 import type { TlsRptFigures, Outcome, Via } from "./tlsrpt-figures.js";
 import { reportOfMessage } from "./tlsrpt-mail.js";
@@ -14,6 +15,8 @@ export class TlsRptReceiver {
    * IPv6 network; relay/inbound/tlsrpt-recipient.ts), as the HTTPS endpoint's bodies are.
    */
   readonly mailBodies = new HeldBytes();
+  /** The event loop's time spent decoding reports a minute, per client and in all (decode-budget.ts). */
+  private readonly decoding = new DecodeBudget();
 
   constructor(
     readonly figures: TlsRptFigures,
@@ -46,10 +49,18 @@ export class TlsRptReceiver {
     return Math.ceil(((this.settings()?.maxReportBytes ?? 0) * 4) / 3) + 64 * 1024;
   }
 
-  receive(body: Buffer, encoding: ReportEncoding, via: Via, from: string): Outcome {
+  /**
+   * One report body from `client` (an IPv4 address, an IPv6 network: the key its bytes are held
+   * under), decoded and counted; "busy" when its decoding would pass the client's share of a minute
+   * or the whole (decode-budget.ts): nothing is decoded or counted then.
+   */
+  receive(body: Buffer, encoding: ReportEncoding, via: Via, from: string, client: string): Outcome | "busy" {
     const s = this.settings();
     if (!s) return this.figures.refuse(via, "not-a-report");
+    if (!this.decoding.allows(client, Date.now())) return "busy";
+    const started = performance.now();
     const decoded = decodeReport(body, encoding, s);
+    this.decoding.charge(client, performance.now() - started, Date.now());
     if (!decoded.ok) {
       this.log.warn(
         { event: "tlsrpt-received", via, from, result: decoded.reason, detail: decoded.detail },
@@ -74,10 +85,10 @@ export class TlsRptReceiver {
   }
 
   /** A whole report mail: its report part, decoded and counted. */
-  receiveMessage(message: Buffer, from: string): Outcome {
+  receiveMessage(message: Buffer, from: string, client: string): Outcome | "busy" {
     if (message.length > this.maxMessageBytes()) return this.figures.refuse("mail", "too-large");
     const part = reportOfMessage(message);
     if (!part) return this.figures.refuse("mail", "not-a-report");
-    return this.receive(part.data, part.encoding, "mail", from);
+    return this.receive(part.data, part.encoding, "mail", from, client);
   }
 }
