@@ -559,6 +559,18 @@ function stsRecord(req: DeliveryRequest, sts: StsLookup, intent: TlsResolution):
   };
 }
 
+/**
+ * Whether TLS-RPT counts this route's sessions for the recipient domain: they must be with the
+ * domain's own servers. Not a fallback's alternate next hop, and not the smarthost of the default
+ * route (a catch-all policy's or defaultOutbound's nextHop): every domain without a policy of its
+ * own goes there, so its failures reported to each recipient domain's rua named our egress host
+ * and address to anyone who could make the relay bounce to a domain of theirs (attack review,
+ * session 12).
+ */
+function reportsOn(route: Route): boolean {
+  return !route.alternate && !(route.policy === DEFAULT_POLICY && route.nextHop);
+}
+
 export class Deliverer {
   private readonly slots: Slots;
 
@@ -923,8 +935,7 @@ export class Deliverer {
       sts = await this.stsLookup(route.domain, budget.signal);
       input.sts = sts;
     }
-    // TLS-RPT reports on the recipient domain's servers, not on a fallback's alternate next hop
-    if (!route.alternate) base.tlsPolicy = tlsRptPolicy(sts);
+    if (reportsOn(route)) base.tlsPolicy = tlsRptPolicy(sts);
     const intent = resolveTlsPolicy(input);
     if (sts) this.d.onMtaSts?.(stsRecord(req, sts, intent));
     if (!intent.ok) {
@@ -953,7 +964,7 @@ export class Deliverer {
     const dane = new Map<Hop, HostDane>();
     let found: Result<Hop[]>;
     if (lookupKind(input) === "dane") {
-      base.tlsPolicy = { type: "no-policy-found", strings: [] };
+      if (reportsOn(route)) base.tlsPolicy = { type: "no-policy-found", strings: [] };
       const facts = await resolveDane(
         route.domain,
         route.nextHop,
