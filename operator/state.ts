@@ -7,7 +7,12 @@ import type { MailDomainPolicy, MailRelay, RelayCredential } from "./api.js";
 import { claimedDomains } from "./compile/domain-claims.js";
 import { claimingPatterns } from "../relay/contract/domains.js";
 import { passwordSecretFacts, relayOwnSecrets } from "./compile/password-secret.js";
-import type { ClusterView, SecretInfo, ServiceInfo } from "./compile/references.js";
+import {
+  CREDENTIAL_LABEL,
+  type ClusterView,
+  type SecretInfo,
+  type ServiceInfo,
+} from "./compile/references.js";
 import { serviceSelfAddresses, type ServiceAddressSource } from "./compile/self-addresses.js";
 import { selectorMatches } from "./compile/selector.js";
 import {
@@ -134,7 +139,9 @@ export function allInformers(c: Informers): Informer<KubeObject>[] {
 export function viewFingerprint(view: ClusterView): string {
   const parts: string[] = [];
   for (const [n, s] of view.secrets)
-    parts.push(`s:${n}:${s.type ?? ""}:${s.sealpostOwned ? "o" : ""}:${[...s.keys].join(",")}`);
+    parts.push(
+      `s:${n}:${s.type ?? ""}:${s.sealpostOwned ? "o" : ""}:${s.issuedFor ?? ""}:${[...s.keys].join(",")}`,
+    );
   for (const [n, what] of view.relaySecrets ?? []) parts.push(`o:${n}:${what}`);
   for (const [n, keys] of view.configMaps) parts.push(`c:${n}:${[...keys].join(",")}`);
   // the creation time decides which of two logins keeps a username (compile/login-names.ts)
@@ -228,6 +235,9 @@ export class ClusterState {
         keys: new Set(Object.keys(secret.data ?? {})),
         controllerUid: secret.metadata.ownerReferences?.find((o) => o.controller)?.uid,
         sealpostOwned: passwordSecretFacts(secret).sealpostOwned,
+        ...(secret.metadata.labels?.[CREDENTIAL_LABEL]
+          ? { issuedFor: secret.metadata.labels[CREDENTIAL_LABEL] }
+          : {}),
       });
     const configMaps = new Map<string, Set<string>>();
     for (const cm of caches.configMaps.list(namespace))

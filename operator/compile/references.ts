@@ -30,6 +30,29 @@ export interface SecretInfo {
   controllerUid?: string;
   /** Its controller owner is a sealpost.dev object (password-secret.ts). */
   sealpostOwned?: boolean;
+  /** The RelayCredential it was issued for: its sealpost.dev/credential label (issuedSecretRefusal). */
+  issuedFor?: string;
+}
+
+/** The label cert-manager copies onto a credential's issued Secret (render/certificate.ts secretTemplate). */
+export const CREDENTIAL_LABEL = "sealpost.dev/credential";
+
+/**
+ * Why the Secret an issuerRef credential would use is not its own, or undefined. The name is
+ * derived (`<credential>-client-tls`), not written in the spec, so the chart's admission rule (get
+ * on every Secret a spec names) never saw it: a tenant naming a credential `billing` made the relay
+ * present, or sign with, another application's `billing-client-tls` key (attack review, session 12),
+ * and its Certificate would have overwritten that Secret. Only a Secret cert-manager issued for this
+ * credential (its label) is used; `exists`: the Secret is there at all. Pure.
+ */
+export function issuedSecretRefusal(
+  ns: string,
+  credential: string,
+  secret: string,
+  found: { issuedFor?: string } | undefined,
+): string | undefined {
+  if (!found || found.issuedFor === credential) return undefined;
+  return `Secret ${ns}/${secret} exists and was not issued for RelayCredential ${ns}/${credential} (no ${CREDENTIAL_LABEL}=${credential} label): another application's Secret is never used or overwritten; rename the RelayCredential, or reference a Secret of yours with secretRef instead of issuerRef`;
 }
 
 export const secretPath = (secret: string, key: string): string => `secrets/${secret}/${key}`;
@@ -143,6 +166,10 @@ export class Refs {
     return this.view.secrets.get(name)?.type;
   }
 
+  secretInfo(name: string): SecretInfo | undefined {
+    return this.view.secrets.get(name);
+  }
+
   get namespace(): string {
     return this.ns;
   }
@@ -254,6 +281,18 @@ function compileCredential(credential: RelayCredential, refs: Refs): Credential 
   }
   if (credential.spec.type === "dkim") return undefined; // a key the relay signs with (dkim.ts), no login
   const secret = credentialSecretName(credential);
+  if (!credential.spec.secretRef) {
+    const foreign = issuedSecretRefusal(
+      refs.namespace,
+      credential.metadata.name ?? "",
+      secret,
+      refs.secretInfo(secret),
+    );
+    if (foreign) {
+      refs.invalid(foreign);
+      return undefined;
+    }
+  }
   if (credential.spec.secretRef) {
     const secretType = refs.secretType(secret);
     if (secretType !== undefined && secretType !== "kubernetes.io/tls") {

@@ -2,7 +2,7 @@
 // certificate when the credential names an issuer, and reports Accepted/Ready.
 import { RelayCredential as CredentialSchema } from "../../api.js";
 import { passwordSecretFacts, passwordSecretRefusal } from "../../compile/password-secret.js";
-import { credentialSecretName } from "../../compile/references.js";
+import { credentialSecretName, CREDENTIAL_LABEL, issuedSecretRefusal } from "../../compile/references.js";
 import { certificateState, renderClientCertificate } from "../../render/certificate.js";
 import type { ReconcileResult } from "../../runtime/controller.js";
 import { ApiError } from "../../runtime/kube.js";
@@ -49,7 +49,17 @@ export async function reconcileRelayCredential(
       problems.push(...passwordSecretProblems(namespace, ref, secretKeys(ref.name)));
     } else {
       secretName = credentialSecretName(credential);
-      if (credential.spec.issuerRef) {
+      const existing = secretKeys(secretName);
+      const foreign =
+        credential.spec.issuerRef &&
+        issuedSecretRefusal(
+          namespace,
+          name,
+          secretName,
+          existing && { issuedFor: existing.metadata.labels?.[CREDENTIAL_LABEL] },
+        );
+      if (foreign) problems.push({ reason: "InvalidReference", message: foreign });
+      else if (credential.spec.issuerRef) {
         try {
           await deps.client.apply(
             renderClientCertificate(
