@@ -2,10 +2,12 @@
 // relay image tag t1, no waiting for pods) and submit objects through kubectl, by default with the
 // operator's identity (impersonation of its ServiceAccount) and as a server-side dry run, so that
 // admission runs and nothing is stored. Shared by the admission-policy tests;
-// helmRelease installs or upgrades it with --set values and returns helm's output.
+// helmRelease installs or upgrades it with --set values and returns helm's output;
+// applyUserAdmissionPolicies puts only the policies that judge users beside an in-process operator.
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { parseAllDocuments } from "yaml";
 import type { ControlPlane } from "./controlplane.js";
 import { repoRoot, toolchainBin } from "./toolchain.js";
 
@@ -69,4 +71,50 @@ export function submitAs(
     );
     child.stdin!.end(JSON.stringify(obj));
   });
+}
+
+/**
+ * The chart's admission policies that judge users, rendered with `--set` values `sets` and applied
+ * to `cp` with their bindings: every ValidatingAdmissionPolicy of templates/admissionpolicy.yaml but
+ * those held to the operator's ServiceAccount (matchCondition is-the-operator), which would judge
+ * an in-process operator's writes as the chart's Deployment. Returns the policies' names.
+ */
+export async function applyUserAdmissionPolicies(
+  cp: ControlPlane,
+  sets: readonly string[] = [],
+): Promise<string[]> {
+  const { stdout } = await run(helmBin, [
+    "template",
+    "sealpost",
+    chartDir,
+    "-n",
+    OPERATOR_NS,
+    "--kube-version",
+    "1.30.0",
+    "--show-only",
+    "templates/admissionpolicy.yaml",
+    ...sets.flatMap((s) => ["--set", s]),
+  ]);
+  type Doc = {
+    kind?: string;
+    metadata: { name: string };
+    spec: { policyName?: string; matchConditions?: { name: string }[] };
+  };
+  const docs = parseAllDocuments(stdout)
+    .map((d) => d.toJS() as Doc | null)
+    .filter((d): d is Doc => !!d?.kind);
+  const policies = docs.filter(
+    (d) =>
+      d.kind === "ValidatingAdmissionPolicy" &&
+      !(d.spec.matchConditions ?? []).some((c) => c.name === "is-the-operator"),
+  );
+  const names = policies.map((p) => p.metadata.name);
+  const bindings = docs.filter(
+    (d) => d.kind === "ValidatingAdmissionPolicyBinding" && names.includes(d.spec.policyName ?? ""),
+  );
+  await cp.kubectl(
+    ["apply", "-f", "-"],
+    JSON.stringify({ apiVersion: "v1", kind: "List", items: [...policies, ...bindings] }),
+  );
+  return names;
 }
