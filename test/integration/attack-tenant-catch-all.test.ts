@@ -33,7 +33,7 @@ import { routeDecision, tenantClient } from "../support/tenant.js";
 const NS = "mail";
 const TENANT = `system:serviceaccount:${NS}:team-b`;
 const POLICIES = `/apis/sealpost.dev/v1alpha1/namespaces/${NS}/maildomainpolicies`;
-const WRITE = ["create", "get", "list", "watch", "update", "patch"];
+const WRITE = ["create", "get", "list", "watch", "update", "patch", "delete"];
 
 describe('attack: a tenant claims the catch-all "*" and takes every unclaimed domain\'s mail (real apiserver)', () => {
   let cp: ControlPlane;
@@ -182,7 +182,7 @@ describe('attack: a tenant claims the catch-all "*" and takes every unclaimed do
     });
   });
 
-  it("the tenant may not change, relabel or give up the administrator's catch-all", async () => {
+  it("the tenant may not change, relabel, give up or delete the administrator's catch-all", async () => {
     for (const [what, patch] of [
       [
         "the TLS and next hop",
@@ -204,6 +204,12 @@ describe('attack: a tenant claims the catch-all "*" and takes every unclaimed do
           tenant.mergePatch(R.MailDomainPolicy, NS, "corp-default", patch),
         ),
       );
+    // deleted, the relay would fall back to its opportunistic built-in default
+    catchAllRefusal(
+      await refused("team B deleting the catch-all", () =>
+        tenant.request("DELETE", `${POLICIES}/corp-default`),
+      ),
+    );
     const p = (await get(R.MailDomainPolicy, "corp-default"))!;
     assert.deepEqual(p.spec.domains, ["*"]);
     assert.equal(p.spec.outbound.tls.mode, "verify");
