@@ -17,12 +17,12 @@ import { after, before, describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
 import type { Operator } from "../../operator/operator.js";
 import { R, type KubeClient, type KubeObject } from "../../operator/runtime/kube.js";
-import { parsePodReport, type PodReport } from "../../relay/contract/status.js";
 import type { ControlPlane } from "../support/controlplane.js";
 import {
   controlPlaneFor,
   createReadyRelayPods,
   operatorIdentity,
+  relayProbe,
   startOperator,
   stopAll,
 } from "../support/operator.js";
@@ -40,7 +40,6 @@ describe("attack: two forged TLS-RPT reports make the MailRelay InvalidSpec", ()
   let admin: KubeClient;
   let op: Operator | undefined;
   const pods: Record<string, RelayFixture> = {};
-  let hash: string | undefined;
   const get = () => admin.find<Obj>(R.MailRelay, NS, "edge");
 
   before(async () => {
@@ -63,14 +62,7 @@ describe("attack: two forged TLS-RPT reports make the MailRelay InvalidSpec", ()
     op = await startOperator((await operatorIdentity(cp)).kubeConfig, {
       figuresPollMs: 200,
       // each pod's /status is its relay's own answer, under the ConfigMap's hash
-      probe: async (pod): Promise<PodReport | undefined> => {
-        const c = await admin.find<KubeObject>(R.ConfigMap, NS, "edge-config").catch(() => undefined);
-        hash = c?.metadata.annotations?.["sealpost.dev/config-hash"] ?? hash;
-        if (!hash) return undefined;
-        const f = pods[pod.metadata.name];
-        const own = f?.relay ? parsePodReport(JSON.parse(JSON.stringify(f.relay.status()))) : undefined;
-        return { ...(own ?? {}), configHash: hash };
-      },
+      probe: relayProbe(admin, NS, "edge-config", (pod) => pods[pod]?.relay),
     });
     await admin.apply(
       {

@@ -18,7 +18,6 @@ import { R, type KubeClient, type KubeObject } from "../../operator/runtime/kube
 import { RelayConfig } from "../../relay/contract/config.js";
 import { configMapJson } from "../../relay/contract/config-encoding.js";
 import { mtaStsPolicyId } from "../../relay/contract/own-domains.js";
-import { parsePodReport, type PodReport } from "../../relay/contract/status.js";
 import { DestinationFilter } from "../../relay/net/address-class.js";
 import { MtaSts } from "../../relay/outbound/mta-sts.js";
 import { CORP_CA, startCertManager, waitForCertificate, type CertManager } from "../support/cert-manager.js";
@@ -27,6 +26,7 @@ import {
   controlPlaneFor,
   createReadyRelayPods,
   operatorIdentity,
+  relayProbe,
   startOperator,
   stopAll,
 } from "../support/operator.js";
@@ -50,7 +50,6 @@ describe("own domains: MTA-STS published through cert-manager, TLS-RPT into stat
   let cm: CertManager | undefined;
   let op: Operator | undefined;
   let f: RelayFixture | undefined;
-  let hash: string | undefined;
 
   const get = (r: (typeof R)[keyof typeof R], name: string) => admin.find<Obj>(r, NS, name);
   const config = async () => {
@@ -66,13 +65,7 @@ describe("own domains: MTA-STS published through cert-manager, TLS-RPT into stat
     op = await startOperator((await operatorIdentity(cp)).kubeConfig, {
       figuresPollMs: 200,
       // the pods' /status is the test relay's own answer (once it runs), under the ConfigMap's hash
-      probe: async (): Promise<PodReport | undefined> => {
-        const c = await get(R.ConfigMap, "edge-config").catch(() => undefined);
-        hash = c?.metadata.annotations?.["sealpost.dev/config-hash"] ?? hash;
-        if (!hash) return undefined;
-        const own = f?.relay ? parsePodReport(JSON.parse(JSON.stringify(f.relay.status()))) : undefined;
-        return { ...(own ?? {}), configHash: hash };
-      },
+      probe: relayProbe(admin, NS, "edge-config", () => f?.relay),
     });
     await admin.apply(
       {

@@ -10,6 +10,8 @@ import { pino } from "pino";
 import { Operator, type OperatorOptions } from "../../operator/operator.js";
 import { operatorClusterRole, operatorLeaderElectionRole } from "../../operator/rbac.js";
 import { KubeClient, R, type KubeObject } from "../../operator/runtime/kube.js";
+import { parsePodReport, type PodReport } from "../../relay/contract/status.js";
+import type { Relay } from "../../relay/relay.js";
 import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from "./controlplane.js";
 import { waitFor } from "./process.js";
 import { toolchainBin, repoRoot } from "./toolchain.js";
@@ -217,4 +219,26 @@ export async function createReadyRelayPods(
       { subresource: "status" },
     );
   }
+}
+
+/**
+ * The operator's pod probe (OperatorOptions.probe) answered by in-process relays: each pod's /status
+ * is `relayOf(pod)`'s own answer (once it runs), under the config hash the ConfigMap `configMap`
+ * carries, as a pod running that config would report it.
+ */
+export function relayProbe(
+  admin: KubeClient,
+  namespace: string,
+  configMap: string,
+  relayOf: (pod: string) => Relay | undefined,
+): (pod: KubeObject) => Promise<PodReport | undefined> {
+  let hash: string | undefined;
+  return async (pod) => {
+    const c = await admin.find<KubeObject>(R.ConfigMap, namespace, configMap).catch(() => undefined);
+    hash = c?.metadata.annotations?.["sealpost.dev/config-hash"] ?? hash;
+    if (!hash) return undefined;
+    const relay = relayOf(pod.metadata.name);
+    const own = relay ? parsePodReport(JSON.parse(JSON.stringify(relay.status()))) : undefined;
+    return { ...(own ?? {}), configHash: hash };
+  };
 }
