@@ -9,6 +9,9 @@ import type { TlsRptFigures, Outcome, Via } from "./tlsrpt-figures.js";
 import { reportOfMessage } from "./tlsrpt-mail.js";
 import { decodeReport, type ReportEncoding } from "./tlsrpt-receive.js";
 
+/** Decompressed bytes of a report still taken from a client past its decoding budget. */
+export const SMALL_REPORT_BYTES = 64 * 1024;
+
 export class TlsRptReceiver {
   /**
    * Bytes of report mails being read, over all SMTP sessions and per client (an IPv4 address, an
@@ -22,6 +25,8 @@ export class TlsRptReceiver {
     readonly figures: TlsRptFigures,
     private readonly config: () => RelayConfig,
     private readonly log: Logger,
+    /** The clock of the decoding budget's minutes (tests hold it still). */
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** The reception settings, or undefined when the relay takes no reports. */
@@ -51,16 +56,36 @@ export class TlsRptReceiver {
 
   /**
    * One report body from `client` (an IPv4 address, an IPv6 network: the key its bytes are held
-   * under), decoded and counted; "busy" when its decoding would pass the client's share of a minute
-   * or the whole (decode-budget.ts): nothing is decoded or counted then.
+   * under), decoded and counted, the time it took charged to the client (decode-budget.ts). Past its
+   * share of the minute, or the whole, a report is still taken when it is small (SMALL_REPORT_BYTES
+   * decompressed: real reports are a few KB, and cost about a millisecond), so a few addresses
+   * spending the whole cannot shut out every real reporter (review of the budget, session 12);
+   * a larger one is "busy" then, and its sender retries later.
    */
   receive(body: Buffer, encoding: ReportEncoding, via: Via, from: string, client: string): Outcome | "busy" {
+    const started = performance.now();
+    try {
+      return this.decodeAndCount(body, encoding, via, from, client);
+    } finally {
+      this.decoding.charge(client, performance.now() - started, this.now());
+    }
+  }
+
+  private decodeAndCount(
+    body: Buffer,
+    encoding: ReportEncoding,
+    via: Via,
+    from: string,
+    client: string,
+  ): Outcome | "busy" {
     const s = this.settings();
     if (!s) return this.figures.refuse(via, "not-a-report");
-    if (!this.decoding.allows(client, Date.now())) return "busy";
-    const started = performance.now();
-    const decoded = decodeReport(body, encoding, s);
-    this.decoding.charge(client, performance.now() - started, Date.now());
+    const within = this.decoding.allows(client, this.now());
+    const limits = within
+      ? s
+      : { ...s, maxDecompressedBytes: Math.min(SMALL_REPORT_BYTES, s.maxDecompressedBytes) };
+    const decoded = decodeReport(body, encoding, limits);
+    if (!within && !decoded.ok && decoded.reason === "too-large") return "busy";
     if (!decoded.ok) {
       this.log.warn(
         { event: "tlsrpt-received", via, from, result: decoded.reason, detail: decoded.detail },
@@ -84,10 +109,12 @@ export class TlsRptReceiver {
     return out;
   }
 
-  /** A whole report mail: its report part, decoded and counted. */
+  /** A whole report mail: its report part, decoded and counted (the MIME walk charged too). */
   receiveMessage(message: Buffer, from: string, client: string): Outcome | "busy" {
     if (message.length > this.maxMessageBytes()) return this.figures.refuse("mail", "too-large");
+    const started = performance.now();
     const part = reportOfMessage(message);
+    this.decoding.charge(client, performance.now() - started, this.now());
     if (!part) return this.figures.refuse("mail", "not-a-report");
     return this.receive(part.data, part.encoding, "mail", from, client);
   }

@@ -2,7 +2,13 @@
 // the whole, and a new minute forgetting both.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { gzipSync } from "node:zlib";
+import { Registry } from "prom-client";
 import { DecodeBudget } from "../../relay/own-domains/decode-budget.js";
+import { TlsRptFigures } from "../../relay/own-domains/tlsrpt-figures.js";
+import { TlsRptReceiver } from "../../relay/own-domains/tlsrpt-receiver.js";
+import type { RelayConfig } from "../../relay/contract/config.js";
+import type { Logger } from "../../relay/log.js";
 
 const T0 = 60_000 * 1000; // the start of a minute
 
@@ -23,5 +29,67 @@ describe("decode budget", () => {
     assert.ok(!b.allows("fresh", T0 + 59_999));
     assert.ok(b.allows("fresh", T0 + 60_000));
     assert.ok(b.allows("c0", T0 + 60_000), "a new minute forgets the clients' counts too");
+  });
+});
+
+/** A valid report about own.test: `policies` of `details` failure details each. */
+function report(id: string, policies: number, details: number): Buffer {
+  const policy = {
+    policy: { "policy-type": "sts", "policy-domain": "own.test" },
+    summary: { "total-successful-session-count": 1, "total-failure-session-count": details },
+    "failure-details": Array(details).fill({
+      "result-type": "starttls-not-supported",
+      "failed-session-count": 1,
+    }),
+  };
+  return gzipSync(
+    JSON.stringify({
+      "organization-name": "reporter",
+      "date-range": { "start-datetime": "2026-12-01T00:00:00Z", "end-datetime": "2026-12-02T00:00:00Z" },
+      "contact-info": "x",
+      "report-id": id,
+      policies: Array(policies).fill(policy),
+    }),
+  );
+}
+
+describe("decode budget, from the attacker's side (review, session 12)", () => {
+  it("addresses spending the whole minute leave a real reporter its small report; their large ones are busy", () => {
+    const config = {
+      inbound: { localDomains: ["own.test"] },
+      ownDomains: {
+        mtaSts: { domains: ["own.test"] },
+        tlsRpt: {
+          addresses: ["tlsrpt@own.test"],
+          https: true,
+          maxReportBytes: 1 << 20,
+          maxDecompressedBytes: 16 << 20,
+        },
+      },
+    } as unknown as RelayConfig;
+    const log = { info: () => undefined, warn: () => undefined } as unknown as Logger;
+    // one minute throughout: the test does not depend on when it runs
+    const r = new TlsRptReceiver(
+      new TlsRptFigures(new Registry()),
+      () => config,
+      log,
+      () => T0,
+    );
+    const big = report("big", 100, 1000); // about 9 MB of JSON: a few hundred ms each
+    const busy = new Set<string>();
+    // each address until it is answered busy: 40 of them spend the whole, whatever this machine's speed
+    for (let a = 1; a <= 40; a++) {
+      const ip = `198.51.100.${a}`;
+      for (let i = 0; i < 20 && !busy.has(ip); i++)
+        if (r.receive(big, "gzip", "https", ip, ip) === "busy") busy.add(ip);
+    }
+    assert.equal(busy.size, 40, "every attacker address was answered busy in the end");
+    assert.equal(
+      r.receive(big, "gzip", "https", "198.51.100.99", "198.51.100.99"),
+      "busy",
+      "the whole is spent",
+    );
+    const out = r.receive(report("real-1", 1, 1), "gzip", "https", "209.85.0.1", "209.85.0.1");
+    assert.ok(out !== "busy" && out.ok, `a real reporter's small report: ${JSON.stringify(out)}`);
   });
 });
