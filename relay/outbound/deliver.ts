@@ -560,15 +560,16 @@ function stsRecord(req: DeliveryRequest, sts: StsLookup, intent: TlsResolution):
 }
 
 /**
- * Whether TLS-RPT counts this route's sessions for the recipient domain: they must be with the
- * domain's own servers. Not a fallback's alternate next hop, and not the smarthost of the default
- * route (a catch-all policy's or defaultOutbound's nextHop): every domain without a policy of its
- * own goes there, so its failures reported to each recipient domain's rua named our egress host
- * and address to anyone who could make the relay bounce to a domain of theirs (attack review,
- * session 12).
+ * Whether TLS-RPT counts this route's sessions for the recipient domain: RFC 8460 reports are about
+ * the domain's own servers, the ones its DNS names. Not a fallback's alternate next hop, and not a
+ * next hop the relay was told to use: a smarthost or gateway named by a policy (the catch-all's, or
+ * one covering `*.partner.test`) serves domains whose owners may be anyone able to make the relay
+ * send them mail (a bounce to a forged sender), and their reports named our egress host, its
+ * internal address and ours (attack reviews, session 12). The internal next hop of a local domain
+ * is reported: that report goes to our own domain's rua.
  */
 function reportsOn(route: Route): boolean {
-  return !route.alternate && !(route.policy === DEFAULT_POLICY && route.nextHop);
+  return !route.alternate && (!route.nextHop || route.internal === true);
 }
 
 export class Deliverer {

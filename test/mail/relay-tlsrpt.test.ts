@@ -27,7 +27,8 @@ import { certificateProblemOf } from "../../relay/outbound/certificate-problem.j
 import { makeLeaf } from "../support/certs.js";
 import { startDnsServer, type DnsServer } from "../support/dns-server.js";
 import { waitFor } from "../support/process.js";
-import { relayFixture, type LogCapture, type RelayFixture } from "../support/relay.js";
+import { freePort } from "../support/ports.js";
+import { relayFixture, TEST_INTERNAL_CIDRS, type LogCapture, type RelayFixture } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
 import { swaks } from "../support/swaks.js";
 
@@ -155,27 +156,34 @@ let f: RelayFixture;
 let relay: Relay;
 let logs: LogCapture;
 let dns: DnsServer;
-let tlsSink: Sink; // STARTTLS, certificate for mx.partner.test
-let clearSink: Sink; // no STARTTLS
+let tlsSink: Sink; // mx.partner.test (127.0.0.1): STARTTLS, certificate for mx.partner.test
+let clearSink: Sink; // mx.clear.test (127.0.0.2): no STARTTLS
 let reports: Sink; // the rua mailbox
 const RUA = "tlsrpt@reports.test";
 
 function config(broken: "tls" | "none"): Partial<RelayConfigInput> {
   const verify = (names: string[]) => ({ mode: "verify" as const, caFile: "ca.crt", matchNames: names });
-  const to = (domain: string, sink: Sink, tls: PolicyInput["outbound"]["tls"]): PolicyInput => ({
+  // delivered to the domains' MX hosts: TLS-RPT reports on a domain's own servers, never on a next
+  // hop the relay was told to use (relay/outbound/deliver.ts reportsOn)
+  const to = (domain: string, tls: PolicyInput["outbound"]["tls"]): PolicyInput => ({
     name: `p/${domain}`,
     domains: [domain],
-    outbound: { tls, nextHop: { host: "127.0.0.1", port: sink.port } },
+    outbound: { tls },
   });
   return {
     dns: { servers: [dns.address] },
+    delivery: { allowedInternalCidrs: TEST_INTERNAL_CIDRS },
     tlsRpt: { organizationName: "Sealpost Test", contactInfo: "postmaster@relay.test" },
     policies: [
-      to("good.test", tlsSink, verify(["mx.partner.test"])),
+      to("good.test", verify(["mx.partner.test"])),
       // after the failing day: clear delivery (mode none), so no further sessions are counted
-      to("nostarttls.test", clearSink, broken === "tls" ? { mode: "required" } : { mode: "none" }),
-      to("mismatch.test", tlsSink, broken === "tls" ? verify(["mx.elsewhere.test"]) : { mode: "none" }),
-      to("reports.test", reports, { mode: "none" }),
+      to("nostarttls.test", broken === "tls" ? { mode: "required" } : { mode: "none" }),
+      to("mismatch.test", broken === "tls" ? verify(["mx.elsewhere.test"]) : { mode: "none" }),
+      {
+        name: "p/reports.test",
+        domains: ["reports.test"],
+        outbound: { tls: { mode: "none" }, nextHop: { host: "127.0.0.1", port: reports.port } },
+      },
     ],
   };
 }
@@ -183,17 +191,28 @@ function config(broken: "tls" | "none"): Partial<RelayConfigInput> {
 before(async () => {
   f = await relayFixture("relay-tlsrpt");
   const mx = await makeLeaf(f.ca, { cn: "mx.partner.test", dnsNames: ["mx.partner.test"] });
+  const mxPort = await freePort();
   [tlsSink, clearSink, reports] = await Promise.all([
-    startSink({ tls: { cert: await readFile(mx.certFile), key: await readFile(mx.keyFile) } }),
-    startSink(),
+    startSink({
+      host: "127.0.0.1",
+      port: mxPort,
+      tls: { cert: await readFile(mx.certFile), key: await readFile(mx.keyFile) },
+    }),
+    startSink({ host: "127.0.0.2", port: mxPort }),
     startSink(),
   ]);
-  const zone: Parameters<typeof startDnsServer>[0] = {};
+  const zone: Parameters<typeof startDnsServer>[0] = {
+    "mx.partner.test": { A: ["127.0.0.1"] },
+    "mx.clear.test": { A: ["127.0.0.2"] },
+    "good.test": { MX: [{ preference: 10, exchange: "mx.partner.test" }] },
+    "mismatch.test": { MX: [{ preference: 10, exchange: "mx.partner.test" }] },
+    "nostarttls.test": { MX: [{ preference: 10, exchange: "mx.clear.test" }] },
+  };
   for (const d of ["good.test", "nostarttls.test", "mismatch.test"])
     zone[`_smtp._tls.${d}`] = { TXT: [`v=TLSRPTv1; rua=mailto:${RUA}`] };
   dns = await startDnsServer(zone);
   await f.configure(config("tls"), { files: { "ca.crt": await readFile(f.ca.certFile) } });
-  ({ relay, logs } = await f.start());
+  ({ relay, logs } = await f.start({ mxPort }));
 });
 
 after(async () => {
@@ -331,7 +350,8 @@ describe("TLS-RPT (RFC 8460)", () => {
     assert.deepEqual(validate(starttls, RFC8460_SCHEMA), []);
     assert.ok(starttls.policies[0]!.summary["total-failure-session-count"] >= 1);
     assert.equal(starttls.policies[0]!["failure-details"]![0]!["result-type"], "starttls-not-supported");
-    assert.equal(starttls.policies[0]!["failure-details"]![0]!["receiving-ip"], "127.0.0.1");
+    assert.equal(starttls.policies[0]!["failure-details"]![0]!["receiving-ip"], "127.0.0.2");
+    assert.equal(starttls.policies[0]!["failure-details"]![0]!["receiving-mx-hostname"], "mx.clear.test");
     // issue 20 item 5: the relay's own address on the failed connection (RFC 8460 sending-mta-ip)
     assert.equal(starttls.policies[0]!["failure-details"]![0]!["sending-mta-ip"], "127.0.0.1");
     const mismatch = buildReport(day, "mismatch.test", events, meta);
