@@ -140,7 +140,7 @@ export function viewFingerprint(view: ClusterView): string {
   const parts: string[] = [];
   for (const [n, s] of view.secrets)
     parts.push(
-      `s:${n}:${s.type ?? ""}:${s.sealpostOwned ? "o" : ""}:${s.issuedFor ?? ""}:${[...s.keys].join(",")}`,
+      `s:${n}:${s.type ?? ""}:${s.sealpostOwned ? "o" : ""}:${s.issuedFor ?? ""}:${s.created ?? ""}:${[...s.keys].join(",")}`,
     );
   for (const [n, what] of view.relaySecrets ?? []) parts.push(`o:${n}:${what}`);
   for (const [n, keys] of view.configMaps) parts.push(`c:${n}:${[...keys].join(",")}`);
@@ -238,6 +238,7 @@ export class ClusterState {
         ...(secret.metadata.labels?.[CREDENTIAL_LABEL]
           ? { issuedFor: secret.metadata.labels[CREDENTIAL_LABEL] }
           : {}),
+        ...(secret.metadata.creationTimestamp ? { created: secret.metadata.creationTimestamp } : {}),
       });
     const configMaps = new Map<string, Set<string>>();
     for (const cm of caches.configMaps.list(namespace))

@@ -96,7 +96,7 @@ export const RelayCredentialSpec = z
       "Name of the Secret in the same namespace.",
     ).optional(),
     issuerRef: IssuerRef.optional().describe(
-      "type clientCertificate: have cert-manager issue the certificate instead of referencing a Secret. The operator creates a Certificate (and its kubernetes.io/tls Secret, named in status.secretName) for dnsNames.",
+      "type clientCertificate: have cert-manager issue the certificate instead of referencing a Secret. The operator creates a Certificate (and its kubernetes.io/tls Secret <name>-client-tls, named in status.secretName) for dnsNames. A Secret of that name that cert-manager did not issue for this credential (another application's, or one left by a deleted credential of the same name) is never used or overwritten: Accepted=False, InvalidReference; delete or rename it.",
     ),
     dnsNames: z
       .array(domainName("A DNS name, e.g. relay.example.com."))

@@ -32,6 +32,8 @@ export interface SecretInfo {
   sealpostOwned?: boolean;
   /** The RelayCredential it was issued for: its sealpost.dev/credential label (issuedSecretRefusal). */
   issuedFor?: string;
+  /** Its creationTimestamp. */
+  created?: string;
 }
 
 /** The label cert-manager copies onto a credential's issued Secret (render/certificate.ts secretTemplate). */
@@ -43,16 +45,25 @@ export const CREDENTIAL_LABEL = "sealpost.dev/credential";
  * on every Secret a spec names) never saw it: a tenant naming a credential `billing` made the relay
  * present, or sign with, another application's `billing-client-tls` key (attack review, session 12),
  * and its Certificate would have overwritten that Secret. Only a Secret cert-manager issued for this
- * credential (its label) is used; `exists`: the Secret is there at all. Pure.
+ * credential is used: it carries the credential's label, and it is not older than the credential.
+ * A Secret issued for an earlier credential of the same name stays behind when that one is deleted
+ * (cert-manager leaves it), and a new credential of that name, a tenant's, would have signed with
+ * the administrator's old key (review of the fix, session 12). `found`: the Secret, when it exists.
+ * Pure.
  */
 export function issuedSecretRefusal(
   ns: string,
-  credential: string,
+  credential: { name: string; created?: string },
   secret: string,
-  found: { issuedFor?: string } | undefined,
+  found: { issuedFor?: string; created?: string } | undefined,
 ): string | undefined {
-  if (!found || found.issuedFor === credential) return undefined;
-  return `Secret ${ns}/${secret} exists and was not issued for RelayCredential ${ns}/${credential} (no ${CREDENTIAL_LABEL}=${credential} label): another application's Secret is never used or overwritten; rename the RelayCredential, or reference a Secret of yours with secretRef instead of issuerRef`;
+  if (!found) return undefined;
+  const name = credential.name;
+  if (found.issuedFor !== name)
+    return `Secret ${ns}/${secret} exists and was not issued for RelayCredential ${ns}/${name} (no ${CREDENTIAL_LABEL}=${name} label): another application's Secret is never used or overwritten; rename the RelayCredential, or reference a Secret of yours with secretRef instead of issuerRef`;
+  if (credential.created && found.created && Date.parse(found.created) < Date.parse(credential.created))
+    return `Secret ${ns}/${secret} was issued before RelayCredential ${ns}/${name} was created, for an earlier credential of that name: its key is never used by this one; delete the Secret to have cert-manager issue a new one`;
+  return undefined;
 }
 
 export const secretPath = (secret: string, key: string): string => `secrets/${secret}/${key}`;
@@ -284,7 +295,7 @@ function compileCredential(credential: RelayCredential, refs: Refs): Credential 
   if (!credential.spec.secretRef) {
     const foreign = issuedSecretRefusal(
       refs.namespace,
-      credential.metadata.name ?? "",
+      { name: credential.metadata.name ?? "", created: credential.metadata.creationTimestamp },
       secret,
       refs.secretInfo(secret),
     );

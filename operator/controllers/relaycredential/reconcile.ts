@@ -54,9 +54,12 @@ export async function reconcileRelayCredential(
         credential.spec.issuerRef &&
         issuedSecretRefusal(
           namespace,
-          name,
+          { name, created: raw.metadata.creationTimestamp },
           secretName,
-          existing && { issuedFor: existing.metadata.labels?.[CREDENTIAL_LABEL] },
+          existing && {
+            issuedFor: existing.metadata.labels?.[CREDENTIAL_LABEL],
+            created: existing.metadata.creationTimestamp,
+          },
         );
       if (foreign) problems.push({ reason: "InvalidReference", message: foreign });
       else if (credential.spec.issuerRef) {
