@@ -27,10 +27,15 @@ export class DecodeBudget {
     private readonly whole = TOTAL_MS_PER_MINUTE,
   ) {}
 
-  /** Whether `client` may have a report decoded now. */
-  allows(client: string, now: number): boolean {
+  /**
+   * What `client` may have decoded now: "any" report, only "small" ones (its own share is left but
+   * the whole is spent: a few addresses spending the whole must not shut out every real reporter),
+   * or "none" (its own share is spent).
+   */
+  allows(client: string, now: number): "any" | "small" | "none" {
     this.roll(now);
-    return this.total < this.whole && (this.byClient.get(client) ?? 0) < this.perClient;
+    if ((this.byClient.get(client) ?? 0) >= this.perClient) return "none";
+    return this.total < this.whole ? "any" : "small";
   }
 
   /** `ms` spent decoding for `client` (whether the report was then kept or refused). */

@@ -57,10 +57,11 @@ export class TlsRptReceiver {
   /**
    * One report body from `client` (an IPv4 address, an IPv6 network: the key its bytes are held
    * under), decoded and counted, the time it took charged to the client (decode-budget.ts). Past its
-   * share of the minute, or the whole, a report is still taken when it is small (SMALL_REPORT_BYTES
-   * decompressed: real reports are a few KB, and cost about a millisecond), so a few addresses
-   * spending the whole cannot shut out every real reporter (review of the budget, session 12);
-   * a larger one is "busy" then, and its sender retries later.
+   * own share of the minute it is "busy" before anything is decoded, and its sender retries later.
+   * Once the whole is spent, a client within its share still has a small report taken
+   * (SMALL_REPORT_BYTES decompressed: real reports are a few KB, about a millisecond), so a few
+   * addresses spending the whole cannot shut out every real reporter (reviews of the budget,
+   * session 12); a larger one is "busy".
    */
   receive(body: Buffer, encoding: ReportEncoding, via: Via, from: string, client: string): Outcome | "busy" {
     const started = performance.now();
@@ -80,12 +81,14 @@ export class TlsRptReceiver {
   ): Outcome | "busy" {
     const s = this.settings();
     if (!s) return this.figures.refuse(via, "not-a-report");
-    const within = this.decoding.allows(client, this.now());
-    const limits = within
-      ? s
-      : { ...s, maxDecompressedBytes: Math.min(SMALL_REPORT_BYTES, s.maxDecompressedBytes) };
+    const allowed = this.decoding.allows(client, this.now());
+    if (allowed === "none") return "busy";
+    const limits =
+      allowed === "any"
+        ? s
+        : { ...s, maxDecompressedBytes: Math.min(SMALL_REPORT_BYTES, s.maxDecompressedBytes) };
     const decoded = decodeReport(body, encoding, limits);
-    if (!within && !decoded.ok && decoded.reason === "too-large") return "busy";
+    if (allowed === "small" && !decoded.ok && decoded.reason === "too-large") return "busy";
     if (!decoded.ok) {
       this.log.warn(
         { event: "tlsrpt-received", via, from, result: decoded.reason, detail: decoded.detail },
@@ -109,9 +112,18 @@ export class TlsRptReceiver {
     return out;
   }
 
-  /** A whole report mail: its report part, decoded and counted (the MIME walk charged too). */
+  /**
+   * A whole report mail: its report part, decoded and counted (the MIME walk charged too). The
+   * budget is asked before the walk: a client past its share, or a mail larger than a small report
+   * could be once the whole is spent, is "busy" without being parsed (a quoted-printable part of
+   * escapes costs the walk about 150 ms a megabyte: review, session 12).
+   */
   receiveMessage(message: Buffer, from: string, client: string): Outcome | "busy" {
     if (message.length > this.maxMessageBytes()) return this.figures.refuse("mail", "too-large");
+    const allowed = this.decoding.allows(client, this.now());
+    if (allowed === "none") return "busy";
+    if (allowed === "small" && message.length > Math.ceil((SMALL_REPORT_BYTES * 4) / 3) + 64 * 1024)
+      return "busy";
     const started = performance.now();
     const part = reportOfMessage(message);
     this.decoding.charge(client, performance.now() - started, this.now());
