@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { promises as dnsp } from "node:dns";
 import { isIP, type LookupFunction } from "node:net";
-import type { DestinationFilter } from "../net/address-class.js";
+import { addressClass, type DestinationFilter } from "../net/address-class.js";
 import {
   errorCode,
   errorMessage,
@@ -76,17 +76,22 @@ export function resultTypeOf(
 export function eventOf(a: AttemptRecord, t: number): TlsRptEvent | undefined {
   if (!a.domain || !a.tlsPolicy || a.level === "none") return undefined;
   const src = a.source ?? a.session?.localAddress;
+  // an MX the domain's DNS points inside our networks (allowed by allowedInternalCidrs): the report
+  // goes to whoever owns that DNS, so it does not say how the name resolved inside, nor the error
+  // text of our internal server (review, session 12); the result type stays
+  const inside = a.address !== undefined && addressClass(a.address) !== "public";
   const where = {
     ...(a.nextHop ? { mx: a.nextHop } : {}),
-    ...(a.address ? { ip: a.address } : {}),
+    ...(a.address && !inside ? { ip: a.address } : {}),
     ...(src ? { src } : {}),
   };
+  const why = (reason: string | undefined) => (reason && !inside ? { reason } : {});
   // MTA-STS testing: a session delivered that enforce would have refused is a failure (RFC 8461 5);
   // so is a TLS fallback session that the policy it counts under was not met by (tlsrpt-fallback.ts)
   const tested = a.stsTesting ?? a.fallbackOf;
   if (tested) {
     const type = resultTypeOf(tested.code, tested.certificate) ?? "validation-failure";
-    return { t, domain: a.domain, policy: a.tlsPolicy, result: type, ...where, reason: tested.reason };
+    return { t, domain: a.domain, policy: a.tlsPolicy, result: type, ...where, ...why(tested.reason) };
   }
   if (a.session?.tlsVersion) return { t, domain: a.domain, policy: a.tlsPolicy, result: "success", ...where };
   const type = resultTypeOf(a.code, a.certificate);
@@ -97,7 +102,7 @@ export function eventOf(a: AttemptRecord, t: number): TlsRptEvent | undefined {
     policy: a.tlsPolicy,
     result: type,
     ...where,
-    ...(a.reason ? { reason: a.reason } : {}),
+    ...why(a.reason),
   };
 }
 

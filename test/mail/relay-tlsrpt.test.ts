@@ -350,7 +350,8 @@ describe("TLS-RPT (RFC 8460)", () => {
     assert.deepEqual(validate(starttls, RFC8460_SCHEMA), []);
     assert.ok(starttls.policies[0]!.summary["total-failure-session-count"] >= 1);
     assert.equal(starttls.policies[0]!["failure-details"]![0]!["result-type"], "starttls-not-supported");
-    assert.equal(starttls.policies[0]!["failure-details"]![0]!["receiving-ip"], "127.0.0.2");
+    // the MX hosts here are on loopback: an address inside our networks is not told to the domain
+    assert.equal(starttls.policies[0]!["failure-details"]![0]!["receiving-ip"], undefined);
     assert.equal(starttls.policies[0]!["failure-details"]![0]!["receiving-mx-hostname"], "mx.clear.test");
     // issue 20 item 5: the relay's own address on the failed connection (RFC 8460 sending-mta-ip)
     assert.equal(starttls.policies[0]!["failure-details"]![0]!["sending-mta-ip"], "127.0.0.1");

@@ -24,7 +24,7 @@ const rec = (r: Partial<AttemptRecord>): AttemptRecord => ({
   recipients: 1,
   domain: "partner.test",
   nextHop: "mx.partner.test",
-  address: "127.0.0.1",
+  address: "93.184.216.34", // a public address: an internal one's error text is not reported
   result: "deferred",
   ...r,
 });
