@@ -8,7 +8,7 @@ import { claimedDomains } from "./compile/domain-claims.js";
 import { claimingPatterns } from "../relay/contract/domains.js";
 import { passwordSecretFacts, relayOwnSecrets } from "./compile/password-secret.js";
 import {
-  CREDENTIAL_LABEL,
+  issuedSecretFacts,
   type ClusterView,
   type SecretInfo,
   type ServiceInfo,
@@ -235,10 +235,7 @@ export class ClusterState {
         keys: new Set(Object.keys(secret.data ?? {})),
         controllerUid: secret.metadata.ownerReferences?.find((o) => o.controller)?.uid,
         sealpostOwned: passwordSecretFacts(secret).sealpostOwned,
-        ...(secret.metadata.labels?.[CREDENTIAL_LABEL]
-          ? { issuedFor: secret.metadata.labels[CREDENTIAL_LABEL] }
-          : {}),
-        ...(secret.metadata.creationTimestamp ? { created: secret.metadata.creationTimestamp } : {}),
+        ...issuedSecretFacts(secret),
       });
     const configMaps = new Map<string, Set<string>>();
     for (const cm of caches.configMaps.list(namespace))

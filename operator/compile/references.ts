@@ -39,6 +39,15 @@ export interface SecretInfo {
 /** The label cert-manager copies onto a credential's issued Secret (render/certificate.ts secretTemplate). */
 export const CREDENTIAL_LABEL = "sealpost.dev/credential";
 
+/** What issuedSecretRefusal reads of a Secret: the credential it was issued for, its creation time. */
+export function issuedSecretFacts(secret: {
+  metadata: { labels?: Record<string, string>; creationTimestamp?: string };
+}): { issuedFor?: string; created?: string } {
+  const issuedFor = secret.metadata.labels?.[CREDENTIAL_LABEL];
+  const created = secret.metadata.creationTimestamp;
+  return { ...(issuedFor ? { issuedFor } : {}), ...(created ? { created } : {}) };
+}
+
 /**
  * Why the Secret an issuerRef credential would use is not its own, or undefined. The name is
  * derived (`<credential>-client-tls`), not written in the spec, so the chart's admission rule (get

@@ -2,7 +2,7 @@
 // certificate when the credential names an issuer, and reports Accepted/Ready.
 import { RelayCredential as CredentialSchema } from "../../api.js";
 import { passwordSecretFacts, passwordSecretRefusal } from "../../compile/password-secret.js";
-import { credentialSecretName, CREDENTIAL_LABEL, issuedSecretRefusal } from "../../compile/references.js";
+import { credentialSecretName, issuedSecretFacts, issuedSecretRefusal } from "../../compile/references.js";
 import { certificateState, renderClientCertificate } from "../../render/certificate.js";
 import type { ReconcileResult } from "../../runtime/controller.js";
 import { ApiError } from "../../runtime/kube.js";
@@ -56,10 +56,7 @@ export async function reconcileRelayCredential(
           namespace,
           { name, created: raw.metadata.creationTimestamp },
           secretName,
-          existing && {
-            issuedFor: existing.metadata.labels?.[CREDENTIAL_LABEL],
-            created: existing.metadata.creationTimestamp,
-          },
+          existing && issuedSecretFacts(existing),
         );
       if (foreign) problems.push({ reason: "InvalidReference", message: foreign });
       else if (credential.spec.issuerRef) {
