@@ -12,6 +12,9 @@ import { decodeReport, type ReportEncoding } from "./tlsrpt-receive.js";
 /** Decompressed bytes of a report still taken from a client past its decoding budget. */
 export const SMALL_REPORT_BYTES = 64 * 1024;
 
+/** Bytes a report mail carrying a report of `reportBytes` may have: base64 of it, plus headers. */
+const messageBytesOf = (reportBytes: number): number => Math.ceil((reportBytes * 4) / 3) + 64 * 1024;
+
 export class TlsRptReceiver {
   /**
    * Bytes of report mails being read, over all SMTP sessions and per client (an IPv4 address, an
@@ -51,7 +54,7 @@ export class TlsRptReceiver {
 
   /** Bytes a report mail may have before it is refused (the attachment base64-encoded, plus headers). */
   maxMessageBytes(): number {
-    return Math.ceil(((this.settings()?.maxReportBytes ?? 0) * 4) / 3) + 64 * 1024;
+    return messageBytesOf(this.settings()?.maxReportBytes ?? 0);
   }
 
   /**
@@ -122,8 +125,7 @@ export class TlsRptReceiver {
     if (message.length > this.maxMessageBytes()) return this.figures.refuse("mail", "too-large");
     const allowed = this.decoding.allows(client, this.now());
     if (allowed === "none") return "busy";
-    if (allowed === "small" && message.length > Math.ceil((SMALL_REPORT_BYTES * 4) / 3) + 64 * 1024)
-      return "busy";
+    if (allowed === "small" && message.length > messageBytesOf(SMALL_REPORT_BYTES)) return "busy";
     const started = performance.now();
     const part = reportOfMessage(message);
     this.decoding.charge(client, performance.now() - started, this.now());
