@@ -5,6 +5,7 @@ import { parseCidr } from "./cidr.js";
 import type { Credential, RelayConfig } from "./config.js";
 import { checkOwnDomains } from "./own-domains.js";
 import { dkimProblems } from "./dkim-config.js";
+import { domainDigest } from "./domains.js";
 
 /** Cross-field checks the schema cannot express. Pure; returns problems (empty when fine). */
 export function checkReferences(c: RelayConfig): string[] {
@@ -62,6 +63,15 @@ export function checkReferences(c: RelayConfig): string[] {
       owner.set(k, p.name);
     }
   }
+  // and a pattern deferred by digest (a policy left out because the config would not fit with it)
+  const digestOwner = new Map<string, string>();
+  for (const p of c.deferredPolicies) for (const d of p.domainDigests ?? []) digestOwner.set(d, p.name);
+  if (digestOwner.size)
+    for (const [k, name] of owner) {
+      const prev = digestOwner.get(domainDigest(k));
+      if (prev !== undefined && prev !== name)
+        problems.push(`domain pattern ${k} is claimed by both ${prev} and ${name}`);
+    }
   problems.push(...dkimProblems(c.dkim));
   const ranges = inboundRangeProblem(c);
   if (ranges) problems.push(ranges);

@@ -306,13 +306,26 @@ export type Policy = z.infer<typeof Policy>;
  * `reason` until the policy is fixed, never sent under a weaker policy or the default. "*" is a broken
  * catch-all: every domain no policy matches defers (local domains excepted).
  */
-export const DeferredPolicy = z.strictObject({
-  /** namespace/name of the MailDomainPolicy. */
-  name: z.string().min(1),
-  domains: z.array(z.union([DomainPattern, z.literal("*")])).min(1),
-  /** Why, as the policy's Accepted condition says it. */
-  reason: z.string().min(1),
-});
+export const DeferredPolicy = z
+  .strictObject({
+    /** namespace/name of the MailDomainPolicy. */
+    name: z.string().min(1),
+    domains: z.array(z.union([DomainPattern, z.literal("*")])).default([]),
+    /**
+     * Patterns deferred by digest (domains.ts domainDigest), not by name: those of a policy left out
+     * because the config would not fit with it (ConfigTooLarge), which must take little room.
+     */
+    domainDigests: z
+      .array(z.string().regex(/^[A-Za-z0-9_-]{22}$/))
+      .min(1)
+      .optional(),
+    /** Why, as the policy's Accepted condition says it. */
+    reason: z.string().min(1),
+  })
+  .refine((p) => p.domains.length > 0 || p.domainDigests !== undefined, {
+    message: "a deferred policy names at least one domain pattern (domains or domainDigests)",
+    path: ["domains"],
+  });
 export type DeferredPolicy = z.infer<typeof DeferredPolicy>;
 
 export const RelayConfig = z.strictObject({

@@ -13,6 +13,7 @@
 // a host name (LDH labels of 1-63 octets, 253 in all, a last label that starts with a letter): IP
 // addresses, address literals, underscores and names the mapping rejects (a bad xn-- label) have no
 // canonical form, and the relay refuses them instead of guessing (553 5.1.3 at RCPT).
+import { createHash } from "node:crypto";
 import { domainToASCII, domainToUnicode } from "node:url";
 
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -109,4 +110,28 @@ export const EXACT = 10_000;
 
 export function matchesAny(patterns: readonly string[], domain: string): boolean {
   return patterns.some((p) => matchSpecificity(p, domain) !== undefined);
+}
+
+/**
+ * A domain pattern's digest: the first 132 bits of its sha256, base64url (22 characters). A policy
+ * left out because the config would not fit (operator/compile/config-size.ts) has its domains deferred
+ * by digest (config deferredPolicies domainDigests): ~25 bytes each in the config instead of the name,
+ * which may be 253. Wide enough that no one finds another name with a policy's digest.
+ */
+export function domainDigest(pattern: string): string {
+  return createHash("sha256").update(pattern).digest("base64url").slice(0, 22);
+}
+
+/**
+ * The patterns that match the canonical `domain`, with their matchSpecificity, most specific first:
+ * the domain itself, then the wildcard of each of its parents (what a set of digests is asked for).
+ */
+export function matchingPatterns(domain: string): { pattern: string; score: number }[] {
+  const out = [{ pattern: domain, score: EXACT }];
+  for (let i = domain.indexOf("."); i >= 0; i = domain.indexOf(".", i + 1)) {
+    const pattern = `*${domain.slice(i)}`;
+    const score = matchSpecificity(pattern, domain);
+    if (score !== undefined) out.push({ pattern, score });
+  }
+  return out;
 }

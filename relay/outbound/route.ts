@@ -6,7 +6,8 @@
 // - the most specific pattern decides (exact over wildcard, longer wildcard over shorter); when that
 //   pattern belongs to a policy the operator could not compile (config.deferredPolicies), the mail is
 //   held (4.3.5, the policy's problem as reason) instead of going out under a weaker match or the
-//   default;
+//   default; a policy left out because the config would not fit with it names its patterns by digest
+//   (domainDigests), matched the same way;
 // - a local domain goes to the internal next hop, with opportunistic TLS and nothing else of any
 //   policy, unless a policy names it exactly (no wildcard, no catch-all): a catch-all with a next hop
 //   must not carry the organisation's own mail elsewhere, nor present its credentials to the internal
@@ -14,7 +15,15 @@
 //   routed like any domain: going out by MX, it must not drop to opportunistic TLS below the default;
 // - otherwise: no match, the catch-all (defaultOutbound), or a broken catch-all's hold.
 import type { DeferredPolicy, HostPort, Outbound, Policy, RelayConfig } from "../contract/config.js";
-import { canonicalDomain, domainPart, EXACT, matchesAny, matchSpecificity } from "../contract/domains.js";
+import {
+  canonicalDomain,
+  domainDigest,
+  domainPart,
+  EXACT,
+  matchesAny,
+  matchingPatterns,
+  matchSpecificity,
+} from "../contract/domains.js";
 import { stsApplies } from "./tls-policy.js";
 
 export const DEFAULT_POLICY = "default";
@@ -70,6 +79,34 @@ function bestMatch<T extends { domains: readonly string[] }>(
   return best;
 }
 
+/** Each deferred policy's domainDigests as a set (built once per config). */
+const digestSets = new WeakMap<DeferredPolicy, ReadonlySet<string>>();
+function digestSet(p: DeferredPolicy): ReadonlySet<string> {
+  let set = digestSets.get(p);
+  if (!set) digestSets.set(p, (set = new Set(p.domainDigests)));
+  return set;
+}
+
+/** bestMatch among the deferred policies: their patterns by name, and by digest (domainDigests). */
+function bestDeferred(
+  domain: string,
+  entries: readonly DeferredPolicy[],
+  exactOnly: boolean,
+): { entry: DeferredPolicy; score: number } | undefined {
+  let best = bestMatch(domain, entries, exactOnly);
+  if (!entries.some((e) => e.domainDigests)) return best;
+  const candidates = matchingPatterns(domain)
+    .filter((c) => !exactOnly || c.score === EXACT)
+    .map((c) => ({ ...c, digest: domainDigest(c.pattern) }));
+  for (const entry of entries) {
+    if (!entry.domainDigests) continue;
+    const set = digestSet(entry);
+    for (const c of candidates)
+      if (set.has(c.digest) && (!best || c.score > best.score)) best = { entry, score: c.score };
+  }
+  return best;
+}
+
 /** The policy whose pattern matches the canonical `domain` most specifically. */
 export function matchPolicy(domain: string, policies: readonly Policy[]): Policy | undefined {
   return bestMatch(domain, policies, false)?.entry;
@@ -107,7 +144,7 @@ export function routeFor(spelling: string, c: RelayConfig): Routing {
   const internalNextHop = c.inbound.internalNextHop;
   const local = internalNextHop !== undefined && matchesAny(c.inbound.localDomains, domain);
   const good = bestMatch(domain, c.policies, local);
-  const bad = bestMatch(domain, c.deferredPolicies, local);
+  const bad = bestDeferred(domain, c.deferredPolicies, local);
   if (bad && (!good || bad.score > good.score)) return held(bad.entry, domain);
   const p = good?.entry;
   if (p) {
