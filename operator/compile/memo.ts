@@ -19,6 +19,18 @@ import { compileRelayConfig, relayClaimOf, type CompileResult, type EncodedConfi
 import { relayVerdict } from "./relay-verdict.js";
 import { encodeConfigAsync } from "../../relay/contract/config-encoding.js";
 import { ConfigRevisions } from "./revisions.js";
+import {
+  configTooLarge,
+  fewestLeftOut,
+  leaveOutOrder,
+  tooLargeProblem,
+  type ConfigSizes,
+} from "./config-fit.js";
+
+const sizesOf = (e: EncodedConfig): ConfigSizes => ({
+  configBytes: e.stored.length,
+  configJsonBytes: Buffer.byteLength(e.json),
+});
 
 /** A relay's spec identity: uid and generation (or, without one, the spec itself). */
 function relaySpecId(r: MailRelay): string {
@@ -91,6 +103,13 @@ export class CompileMemo {
   private readonly births = new Map<string, Set<string> | undefined>();
   /** Per relay key: its last config's gzip (by hash), encoded on the thread pool. */
   private readonly stored = new Map<string, { hash: string; gz: Promise<Buffer> }>();
+  /** Per relay key: the config that fits (fitted), for one full compile, and the policies it leaves out. */
+  private readonly fits = new Map<
+    string,
+    { full: CompileResult; result: EncodedConfig; leftOut: ReadonlySet<string>; problem?: PolicyProblem }
+  >();
+  /** Called with the keys of the policies a new fit leaves out or takes back (their verdicts changed). */
+  private readonly leftOutWatchers: ((policyKeys: string[]) => void)[] = [];
   /** Memo hits and misses (tests, debugging). */
   readonly compileStats = { hits: 0, misses: 0 };
 
@@ -143,7 +162,20 @@ export class CompileMemo {
     if (this.relayError(relay)) return undefined;
     const e = this.policyEntry(p);
     const v = relayVerdict(e, (d) => this.claimants(relay, d), relayClaimOf(relay));
+    // left out of the last config that fits (fitted): the relay's reconcile decided it, read here
+    const fit = this.fits.get(keyOf(relay));
+    if (fit?.problem && fit.leftOut.has(e.key))
+      return {
+        included: false,
+        problems: [...v.problems, fit.problem],
+        deferred: v.problems.length ? v.deferred : [...e.domains].sort((a, b) => a.localeCompare(b)),
+      };
     return { included: !v.problems.length, ...v };
+  }
+
+  /** Calls `watcher` with the keys of the policies whose verdict a new fit changed (left out or back in). */
+  watchLeftOut(watcher: (policyKeys: string[]) => void): void {
+    this.leftOutWatchers.push(watcher);
   }
 
   /**
@@ -248,6 +280,56 @@ export class CompileMemo {
   }
 
   /**
+   * The relay's config as it is applied: compile(relay), gzipped (encoded), and when that does not fit
+   * (config-fit.ts), the compile with the fewest policies left out that does, each measured by its
+   * gzip (on the thread pool). Memoised per full compile; a full config that fits costs nothing more.
+   * When even leaving every policy out does not fit, the full compile (too large: not applied).
+   */
+  async fitted(relay: MailRelay): Promise<EncodedConfig> {
+    const full = this.compile(relay);
+    const k = keyOf(relay);
+    const hit = this.fits.get(k);
+    if (hit?.full === full) return hit.result;
+    const enc = await this.encoded(full);
+    let fit: { result: EncodedConfig; leftOut: ReadonlySet<string>; problem?: PolicyProblem } = {
+      result: enc,
+      leftOut: new Set<string>(),
+    };
+    if (configTooLarge(sizesOf(enc))) {
+      const selected = this.state.selectedPolicies(relay);
+      const ns = relay.metadata.namespace ?? "";
+      const { view, fp: viewFp } = this.state.viewOf(ns);
+      const now = this.now().getTime();
+      const entryOf = (raw: unknown): PolicyEntry => this.entryIn(raw as PolicyObject, ns, view, viewFp, now);
+      const order = leaveOutOrder(selected.map(entryOf), relayIdOf(relay.metadata));
+      const found = await fewestLeftOut(
+        order,
+        async (n) => {
+          const c = compileRelayConfig(relay, selected, view, entryOf, new Set(order.slice(0, n)));
+          const e = { ...c, stored: await encodeConfigAsync(c.json) };
+          return configTooLarge(sizesOf(e)) ? undefined : e;
+        },
+        hit?.leftOut.size ?? 0,
+      );
+      if (found) {
+        const leftOut = new Set(order.slice(0, found.n));
+        fit = { result: found.result, leftOut, problem: tooLargeProblem(k) };
+        this.revisions.remember(k, found.result.hash, found.result.tokens);
+      }
+    }
+    // a full compile from while this one was measured: it is the newer, keep it
+    if (this.fits.get(k) !== hit) return fit.result;
+    this.fits.set(k, { full, ...fit });
+    const before = hit?.leftOut ?? new Set<string>();
+    const changed = [
+      ...[...fit.leftOut].filter((p) => !before.has(p)),
+      ...[...before].filter((p) => !fit.leftOut.has(p)),
+    ];
+    if (changed.length) for (const w of this.leftOutWatchers) w(changed);
+    return fit.result;
+  }
+
+  /**
    * The compile with its config.json gzipped as the ConfigMap holds it: encoded on libuv's thread
    * pool (not on the event loop, where status writes and watches wait), once per relay and config hash.
    */
@@ -278,6 +360,7 @@ export class CompileMemo {
   forgetRelay(relayKey: string): void {
     this.compiled.delete(relayKey);
     this.stored.delete(relayKey);
+    this.fits.delete(relayKey);
     this.revisions.forget(relayKey);
     this.relayChecks.delete(relayKey);
     this.relays.delete(relayKey);

@@ -5,6 +5,7 @@ export const PROBLEM_REASONS = [
   "MissingReference",
   "InvalidReference",
   "InvalidSpec",
+  "ConfigTooLarge",
 ] as const;
 export type ProblemReason = (typeof PROBLEM_REASONS)[number];
 

@@ -24,7 +24,8 @@ import {
 import { checkReferences } from "../../relay/contract/config-checks.js";
 import { configJsonText, encodeConfig } from "../../relay/contract/config-encoding.js";
 import { parseRelayConfig } from "./config-parse.js";
-import { canonicalPattern } from "../../relay/contract/domains.js";
+import { canonicalPattern, domainDigest } from "../../relay/contract/domains.js";
+import { tooLargeProblem } from "./config-fit.js";
 import type { MailRelay } from "../api.js";
 import { durationSeconds, quantityBytes } from "../api.js";
 import { keyOf } from "../objects.js";
@@ -114,6 +115,8 @@ export function compileRelayConfig(
   view: ClusterView,
   entryOf: (raw: unknown) => PolicyEntry = (raw) =>
     compilePolicyEntry(raw, relay.metadata.namespace ?? "", view),
+  /** Policies left out because the config would not fit with them (config-fit.ts), by key. */
+  leftOut: ReadonlySet<string> = new Set(),
 ): CompileResult {
   const ns = relay.metadata.namespace ?? "";
   const problems = new Map<string, PolicyProblem[]>();
@@ -132,8 +135,27 @@ export function compileRelayConfig(
   const tokens = new Map<string, string>();
   const relayClaim = relayClaimOf(relay);
   const maxSeconds = relayMaxSeconds(relay);
+  // the inbound logins of policies left out for size: held when another policy brings them
+  const cutLogins = new Set<string>();
+  const tooLarge = leftOut.size ? tooLargeProblem(keyOf(relay)) : undefined;
   for (const entry of sorted) {
     const verdict = relayVerdict(entry, claimantsOf, relayClaim);
+    if (tooLarge && leftOut.has(entry.key)) {
+      // what it owns, by digest (a broken catch-all by name): deferred as a policy with a problem's are
+      problems.set(entry.key, [...verdict.problems, tooLarge]);
+      if (entry.inboundCredential && !relayClaim.accounts.includes(entry.inboundCredential))
+        cutLogins.add(entry.inboundCredential);
+      const owned = verdict.problems.length || !entry.policy ? verdict.deferred : entry.domains;
+      const digests = owned.filter((d) => d !== CATCH_ALL).map(domainDigest);
+      if (owned.length)
+        deferredPolicies.push({
+          name: entry.key,
+          domains: owned.includes(CATCH_ALL) ? [CATCH_ALL] : [],
+          ...(digests.length ? { domainDigests: digests } : {}),
+          reason: `${tooLarge.reason}: ${tooLarge.message}`,
+        });
+      continue;
+    }
     if (verdict.problems.length || !entry.policy) {
       problems.set(entry.key, verdict.problems);
       if (entry.inboundCredential && !relayClaim.accounts.includes(entry.inboundCredential))
@@ -181,6 +203,7 @@ export function compileRelayConfig(
     heldCredentials.add(name);
     relayProblems.push(problem);
   }
+  for (const name of cutLogins) if (credentials[name]) heldCredentials.add(name);
   // the recipients of the local domains: a missing ConfigMap keeps the inline list only (refusing
   // more, never accepting every address)
   const lr = inbound.localRecipients;

@@ -3,7 +3,8 @@
 //   - itself, and a policy claiming one of its domains (DomainConflict; ../event-keys.ts);
 //   - a relay selecting it, before or after the relay's change;
 //   - a Secret, ConfigMap or RelayCredential it (or a credential it uses) names;
-//   - a pod of a relay selecting it (Enforced reports what the pods run).
+//   - a pod of a relay selecting it (Enforced reports what the pods run);
+//   - a relay's compile that leaves it out for the config's size, or takes it back (memo.ts fitted).
 import { keyOf } from "../../objects.js";
 import { RELAY_LABEL } from "../../render/meta.js";
 import { Controller } from "../../runtime/controller.js";
@@ -55,5 +56,9 @@ export function newMailDomainPolicyController(deps: ReconcilerDeps, opts: Contro
     deps.compiler.forgetPolicy(keyOf(p));
   });
   for (const w of mailDomainPolicyWatches(deps.state)) w.start((k) => controller.enqueue(k));
+  // a relay's config that would not fit left policies out, or took them back (compile/config-fit.ts)
+  deps.compiler.watchLeftOut((keys) => {
+    for (const k of keys) controller.enqueue(k);
+  });
   return controller;
 }

@@ -6,15 +6,7 @@ import { everyFinding, firstFinding, type Check } from "../condition-chain.js";
 import { enforcedCondition, type PodTally } from "../enforced.js";
 import { orphanedQueueVolumesMessage } from "../../status/orphaned-volumes.js";
 import { MAX_CONFIG_JSON_BYTES, MAX_CONFIG_STORED_BYTES } from "../../../relay/contract/config-encoding.js";
-
-/**
- * A config whose gzip is above MAX_CONFIG_STORED_BYTES (a ConfigMap holds at most 1 MiB, metadata and
- * managedFields on top), or whose JSON the relay would not inflate (MAX_CONFIG_JSON_BYTES), is not
- * applied: the relay keeps the last applied config and the MailRelay reports Degraded=True, reason
- * ConfigTooLarge.
- */
-export const configTooLarge = (f: Pick<RelayFacts, "configBytes" | "configJsonBytes">): boolean =>
-  f.configBytes > MAX_CONFIG_STORED_BYTES || f.configJsonBytes > MAX_CONFIG_JSON_BYTES;
+import { configTooLarge } from "../../compile/config-fit.js";
 
 /** What the MailRelay reconcile gathered for its status. */
 export interface RelayFacts extends PodTally {
@@ -27,8 +19,9 @@ export interface RelayFacts extends PodTally {
   configJsonBytes: number;
   accepted: ConditionInput;
   certificate: { ready: boolean; problem?: string; message?: string; secret: string };
-  /** The selected policies left out of the config. */
+  /** The selected policies left out of the config; those of them left out only for its size (config-fit.ts). */
   excluded: readonly string[];
+  leftOutForSize: readonly string[];
   queueSize: { desired: string; live?: string | undefined };
   orphanedVolumes: readonly string[];
   statefulSet: string;
@@ -41,7 +34,12 @@ function tooLargeMessage(f: RelayFacts): string {
     f.configBytes > MAX_CONFIG_STORED_BYTES
       ? `its gzip is ${f.configBytes} bytes, over the ${MAX_CONFIG_STORED_BYTES}-byte limit of its ConfigMap (1 MiB with metadata)`
       : `over the ${MAX_CONFIG_JSON_BYTES}-byte limit the relay loads`;
-  return `config.json is ${f.configJsonBytes} bytes (${f.configBytes} gzipped), ${over}: not applied, the relay keeps its last applied configuration; narrow spec.policySelector to select fewer MailDomainPolicies, or split them across MailRelays`;
+  return `config.json is ${f.configJsonBytes} bytes (${f.configBytes} gzipped), ${over}, even with every selected policy left out: not applied, the relay keeps its last applied configuration; narrow spec.policySelector to select fewer MailDomainPolicies, or split them across MailRelays`;
+}
+
+function leftOutForSizeMessage(f: RelayFacts): string {
+  const n = f.leftOutForSize.length;
+  return `the configuration would be over its limit (${MAX_CONFIG_STORED_BYTES} bytes gzipped) with every selected policy: the ${n} the relay took in last are left out and mail to their domains is deferred: ${named(f.leftOutForSize)}; remove or shrink policies (fewer domains, shorter names), narrow spec.policySelector, or split them across MailRelays`;
 }
 
 // Enforced
@@ -65,21 +63,28 @@ export function relayEnforced(f: RelayFacts, g: number | undefined): ConditionIn
 
 // Degraded: every finding counts, the first names the reason
 
+/** The config is not applied at all (Ready and Degraded). */
 const configTooLargeFinding: Check<RelayFacts> = (f) =>
   configTooLarge(f) ? { reason: "ConfigTooLarge", message: tooLargeMessage(f) } : undefined;
 
+/** It is applied with policies left out for its size (Degraded only: the relay serves). */
+const leftOutForSize: Check<RelayFacts> = (f) =>
+  !configTooLarge(f) && f.leftOutForSize.length
+    ? { reason: "ConfigTooLarge", message: leftOutForSizeMessage(f) }
+    : undefined;
+
 /** How many left-out policies the Degraded message names (each policy's own status says why). */
 const NAMED_EXCLUDED = 10;
+
+/** The first NAMED_EXCLUDED of `keys`, and how many more. */
+const named = (keys: readonly string[]): string =>
+  `${keys.slice(0, NAMED_EXCLUDED).join(", ")}${keys.length > NAMED_EXCLUDED ? `, and ${keys.length - NAMED_EXCLUDED} more` : ""}`;
 
 const policiesExcluded: Check<RelayFacts> = (f) =>
   f.excluded.length
     ? {
         reason: "PoliciesExcluded",
-        message: `${f.excluded.length} selected policies left out (mail to the domains they own is deferred): ${f.excluded
-          .slice(0, NAMED_EXCLUDED)
-          .join(
-            ", ",
-          )}${f.excluded.length > NAMED_EXCLUDED ? `, and ${f.excluded.length - NAMED_EXCLUDED} more` : ""}`,
+        message: `${f.excluded.length} selected policies left out (mail to the domains they own is deferred): ${named(f.excluded)}`,
       }
     : undefined;
 
@@ -102,7 +107,7 @@ const orphanedQueueVolume: Check<RelayFacts> = (f) =>
 export function relayDegraded(f: RelayFacts, g: number | undefined): ConditionInput {
   return everyFinding(
     "Degraded",
-    [configTooLargeFinding, policiesExcluded, queueResizeUnsupported, orphanedQueueVolume],
+    [configTooLargeFinding, leftOutForSize, policiesExcluded, queueResizeUnsupported, orphanedQueueVolume],
     f,
     { reason: "AsExpected", message: "all selected policies compiled in" },
     g,

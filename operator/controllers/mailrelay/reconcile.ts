@@ -4,7 +4,8 @@
 // everything from the informer caches each time and holds nothing between runs.
 import { randomBytes } from "node:crypto";
 import { API_VERSION, MailRelay as MailRelaySchema, type MailRelay } from "../../api.js";
-import type { CompileResult, EncodedConfig } from "../../compile/relay-config.js";
+import type { EncodedConfig } from "../../compile/relay-config.js";
+import { configTooLarge } from "../../compile/config-fit.js";
 import {
   certificateState,
   renderMtaStsCertificate,
@@ -27,7 +28,7 @@ import { orphanedQueueVolumes } from "../../status/orphaned-volumes.js";
 import type { ReconcilerDeps } from "../deps.js";
 import { probeRelay, relayAdminToken } from "../relay-probe.js";
 import { writeStatus } from "../status-write.js";
-import { configTooLarge, relayDegraded, relayEnforced, relayReady, type RelayFacts } from "./conditions.js";
+import { relayDegraded, relayEnforced, relayReady, type RelayFacts } from "./conditions.js";
 import { relayImage } from "../../compile/relay-image.js";
 import { nextExceptionChange } from "../../compile/exceptions.js";
 import { relayPod } from "../../render/pod.js";
@@ -202,9 +203,11 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     return;
   }
   const fleetCreated = await ensureFleetSecret(deps, relay, owner);
-  let plain: CompileResult;
+  // the config as applied: with every selected policy, or the fewest left out that make it fit
+  // (compile/config-fit.ts)
+  let compiled: EncodedConfig;
   try {
-    plain = deps.compiler.compile(relay);
+    compiled = await deps.compiler.fitted(relay);
   } catch (e) {
     const message = (e as Error).message;
     await writeStatus(deps, raw, { observedGeneration: generation }, [
@@ -213,7 +216,6 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     ]);
     return;
   }
-  const compiled = await deps.compiler.encoded(plain);
 
   const sts = deps.state.caches.statefulSets.get(namespace, names.statefulSet(name));
   const desiredSize = relay.spec.queue.size;
@@ -316,6 +318,9 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
       secret: input.serverCertSecret,
     },
     excluded: [...compiled.problems.keys()],
+    leftOutForSize: [...compiled.problems].flatMap(([k, ps]) =>
+      ps.some((p) => p.reason === "ConfigTooLarge") ? [k] : [],
+    ),
     queueSize: { desired: desiredSize, live: liveSize },
     orphanedVolumes: orphans,
     statefulSet: names.statefulSet(name),
@@ -399,13 +404,12 @@ async function applyStoppedConfig(
   relay: MailRelay | undefined,
 ): Promise<string | undefined> {
   if (!relay) return "the MailRelay's spec does not parse";
-  let plain: CompileResult;
+  let compiled: EncodedConfig;
   try {
-    plain = deps.compiler.compile(relay);
+    compiled = await deps.compiler.fitted(relay);
   } catch (e) {
     return (e as Error).message;
   }
-  const compiled = await deps.compiler.encoded(plain);
   if (
     configTooLarge({ configBytes: compiled.stored.length, configJsonBytes: Buffer.byteLength(compiled.json) })
   )
