@@ -5,7 +5,7 @@
 import type { Credential } from "../../relay/contract/config.js";
 import { canonicalPattern } from "../../relay/contract/domains.js";
 import type { MailDomainPolicy, RelayCredential } from "../api.js";
-import { names } from "../render/meta.js";
+import { CREDENTIAL_LABEL, names } from "../render/meta.js";
 import { CATCH_ALL } from "./domain-claims.js";
 import { passwordSecretRefusal } from "./password-secret.js";
 import type { PolicyProblem } from "./problems.js";
@@ -35,9 +35,6 @@ export interface SecretInfo {
   /** Its creationTimestamp. */
   created?: string;
 }
-
-/** The label cert-manager copies onto a credential's issued Secret (render/certificate.ts secretTemplate). */
-export const CREDENTIAL_LABEL = "sealpost.dev/credential";
 
 /** What issuedSecretRefusal reads of a Secret: the credential it was issued for, its creation time. */
 export function issuedSecretFacts(secret: {

@@ -3,7 +3,15 @@
 import type * as cm from "../../api/cert-manager/v1.js";
 import type { IssuerRef } from "../api.js";
 import type { KubeObject } from "../runtime/kube.js";
-import { names, objectMeta, relayLabels, MANAGED_BY, MANAGED_BY_LABEL, type Owner } from "./meta.js";
+import {
+  names,
+  objectMeta,
+  relayLabels,
+  CREDENTIAL_LABEL,
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  type Owner,
+} from "./meta.js";
 
 /** A Certificate as the operator applies it: the generated cert-manager type with the metadata we set. */
 export type CertificateObject = Omit<cm.Certificate, "metadata"> & KubeObject & { spec: cm.CertificateSpec };
@@ -50,7 +58,7 @@ export function renderClientCertificate(
   dnsNames: string[],
   ref: IssuerRef,
 ): CertificateObject {
-  const labels = { [MANAGED_BY_LABEL]: MANAGED_BY, "sealpost.dev/credential": owner.name };
+  const labels = { [MANAGED_BY_LABEL]: MANAGED_BY, [CREDENTIAL_LABEL]: owner.name };
   return {
     apiVersion: "cert-manager.io/v1",
     kind: "Certificate",

@@ -19,6 +19,9 @@ export const QUEUE_DIR = "/var/spool/sealpost";
 /** The key of the fleet Secret (names.fleetSecret) holding the handover key. */
 export const FLEET_SECRET_KEY = "key";
 
+/** The credential an issued Secret and its Certificate are for (render/secret.ts, render/certificate.ts). */
+export const CREDENTIAL_LABEL = "sealpost.dev/credential";
+
 /** The relay's admin HTTP port (/healthz, /readyz, /metrics, /status). */
 export const ADMIN_PORT = 8080;
 

@@ -1,8 +1,21 @@
-// The fleet Secret `<relay>-fleet`: the relays' own key for the queue handover (AUTH credential and
-// MAC, relay/queue/handover.ts), separate from the admin token. The operator creates it once (the key
-// comes from the reconciler: rendering stays pure) and never rewrites it; deleting it rotates the key.
+// The Secrets the operator creates (never rewrites). The fleet Secret `<relay>-fleet`: the relays' own
+// key for the queue handover (AUTH credential and MAC, relay/queue/handover.ts), separate from the
+// admin token; created once (the key comes from the reconciler: rendering stays pure); deleting it
+// rotates the key. A RelayCredential's issued Secret `<credential>-client-tls`: created empty before
+// the Certificate that cert-manager issues into it, so that the Secret the credential uses is one the
+// operator made.
 import type { KubeObject } from "../runtime/kube.js";
-import { FLEET_SECRET_KEY, names, objectMeta, relayLabels, type Owner } from "./meta.js";
+import {
+  CREDENTIAL_LABEL,
+  FLEET_SECRET_KEY,
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  names,
+  objectMeta,
+  ownerReference,
+  relayLabels,
+  type Owner,
+} from "./meta.js";
 
 export function renderFleetSecret(owner: Owner, key: string): KubeObject {
   return {
@@ -11,5 +24,27 @@ export function renderFleetSecret(owner: Owner, key: string): KubeObject {
     metadata: objectMeta(owner, names.fleetSecret(owner.name), relayLabels(owner.name)),
     type: "Opaque",
     data: { [FLEET_SECRET_KEY]: Buffer.from(key).toString("base64") },
+  };
+}
+
+/**
+ * The empty kubernetes.io/tls Secret a RelayCredential's Certificate is issued into (cert-manager
+ * issues when tls.key or tls.crt is empty, and applies its data, labels and annotations over what is
+ * there, keeping the uid). Owned by the credential, so it goes with it; the owner reference is not the
+ * controller one: cert-manager run with --enable-certificate-owner-ref adds the Certificate as the
+ * Secret's controller, and an object has at most one.
+ */
+export function renderClientCertificateSecret(owner: Owner): KubeObject {
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: {
+      name: names.clientCertificateSecret(owner.name),
+      namespace: owner.namespace,
+      labels: { [MANAGED_BY_LABEL]: MANAGED_BY, [CREDENTIAL_LABEL]: owner.name },
+      ownerReferences: [{ ...ownerReference(owner), controller: false }],
+    },
+    type: "kubernetes.io/tls",
+    data: { "tls.crt": "", "tls.key": "" },
   };
 }

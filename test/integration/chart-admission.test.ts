@@ -12,7 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { renderMtaStsCertificate, renderServerCertificate } from "../../operator/render/certificate.js";
-import { renderFleetSecret } from "../../operator/render/secret.js";
+import { renderClientCertificateSecret, renderFleetSecret } from "../../operator/render/secret.js";
 import type { KubeObject } from "../../operator/runtime/kube.js";
 import {
   chartDir as chart,
@@ -191,6 +191,43 @@ describe("issue 15.9: the chart's admission policy holds the operator to its own
     assert.match((await submit(minted)).err, /only the fleet Secret/);
     const other = { apiVersion: "v1", kind: "Secret", metadata: meta("stolen"), type: "Opaque", data: {} };
     assert.match((await submit(other)).err, /only the fleet Secret/);
+  });
+
+  it("allows a RelayCredential's empty issued Secret, and refuses it with data, another name or type, or as controller", async () => {
+    const credOwner = {
+      apiVersion: "sealpost.dev/v1alpha1",
+      kind: "RelayCredential",
+      name: "billing",
+      namespace: "mail",
+      uid: "6a1b1c1d-0000-4000-8000-000000000002",
+    };
+    const secret = renderClientCertificateSecret(credOwner) as any;
+    const v = await submit(secret);
+    assert.ok(v.ok, v.err);
+    const only = /only the fleet Secret <relay>-fleet .* and a RelayCredential's empty Secret/;
+    const filled = { ...secret, data: { "tls.crt": "eA==", "tls.key": "eA==" } };
+    assert.match((await submit(filled)).err, only, "the operator writes no key material");
+    const renamed = { ...secret, metadata: { ...secret.metadata, name: "other-client-tls" } };
+    assert.match((await submit(renamed)).err, only);
+    const opaque = { ...secret, type: "Opaque" };
+    assert.match((await submit(opaque)).err, only);
+    const controlled = {
+      ...secret,
+      metadata: {
+        ...secret.metadata,
+        ownerReferences: [{ ...secret.metadata.ownerReferences[0], controller: true }],
+      },
+    };
+    assert.match(
+      (await submit(controlled)).err,
+      only,
+      "cert-manager may make the Certificate its controller",
+    );
+    const ofRelay = {
+      ...secret,
+      metadata: { ...secret.metadata, name: "edge-client-tls", ownerReferences: [owner] },
+    };
+    assert.match((await submit(ofRelay)).err, only);
   });
 
   it("refuses a certificate from an unlisted ClusterIssuer, for a foreign name, or a CA", async () => {
