@@ -29,8 +29,10 @@ export const operatorClusterRules: PolicyRule[] = [
     verbs: ["get", "patch", "update"],
   },
   // presence of referenced keys only; values are dropped from the operator's cache as they arrive.
-  // create: only the fleet Secret `<relay>-fleet` (never updated; the chart's admission policy holds
-  // the operator to that Secret, type Opaque, owned by a MailRelay)
+  // create: only the fleet Secret `<relay>-fleet` and a RelayCredential's empty issued Secret
+  // `<credential>-client-tls` that cert-manager fills (never updated; the chart's admission policy
+  // holds the operator to those two: Opaque owned by a MailRelay, empty kubernetes.io/tls owned by a
+  // RelayCredential)
   { apiGroups: [""], resources: ["secrets"], verbs: [...READ, "create"] },
   { apiGroups: [""], resources: ["configmaps", "services", "serviceaccounts"], verbs: MANAGE },
   // relay pods: readiness and pod IP for the /status probe

@@ -140,13 +140,16 @@ export function viewFingerprint(view: ClusterView): string {
   const parts: string[] = [];
   for (const [n, s] of view.secrets)
     parts.push(
-      `s:${n}:${s.type ?? ""}:${s.sealpostOwned ? "o" : ""}:${s.issuedFor ?? ""}:${s.created ?? ""}:${[...s.keys].join(",")}`,
+      `s:${n}:${s.type ?? ""}:${s.sealpostOwned ? "o" : ""}:${s.uid ?? ""}:${s.certificate ? "c" : ""}:${[...s.keys].join(",")}`,
     );
   for (const [n, what] of view.relaySecrets ?? []) parts.push(`o:${n}:${what}`);
   for (const [n, keys] of view.configMaps) parts.push(`c:${n}:${[...keys].join(",")}`);
-  // the creation time decides which of two logins keeps a username (compile/login-names.ts)
+  // the creation time decides which of two logins keeps a username (compile/login-names.ts); the
+  // recorded uid, which issued Secret is the credential's (references.ts issuedSecretRefusal)
   for (const [n, c] of view.credentials)
-    parts.push(`r:${n}:${String(c.metadata.creationTimestamp ?? "")}:${JSON.stringify(c.spec)}`);
+    parts.push(
+      `r:${n}:${String(c.metadata.creationTimestamp ?? "")}:${c.status?.issuedSecretUID ?? ""}:${JSON.stringify(c.spec)}`,
+    );
   for (const [n, v] of view.services) parts.push(`v:${n}:${v.controllerUid ?? ""}:${v.addresses.join(",")}`);
   return parts.join("\n");
 }

@@ -96,7 +96,7 @@ export const RelayCredentialSpec = z
       "Name of the Secret in the same namespace.",
     ).optional(),
     issuerRef: IssuerRef.optional().describe(
-      "type clientCertificate: have cert-manager issue the certificate instead of referencing a Secret. The operator creates a Certificate (and its kubernetes.io/tls Secret <name>-client-tls, named in status.secretName) for dnsNames. A Secret of that name that cert-manager did not issue for this credential (another application's, or one left by a deleted credential of the same name) is never used or overwritten: Accepted=False, InvalidReference; delete or rename it.",
+      "type clientCertificate: have cert-manager issue the certificate instead of referencing a Secret. The operator creates the kubernetes.io/tls Secret <name>-client-tls itself (named in status.secretName, its uid in status.issuedSecretUID, owned by the credential), then a Certificate for dnsNames that cert-manager issues into it. A Secret of that name the operator did not create for this credential (another application's, one created by someone else before or after, or one left by a deleted credential of the same name) is never used or overwritten: Accepted=False, InvalidReference; delete it so the operator creates its own, or rename the credential.",
     ),
     dnsNames: z
       .array(domainName("A DNS name, e.g. relay.example.com."))
@@ -242,6 +242,13 @@ export const RelayCredentialStatus = z
       .max(253)
       .optional()
       .describe("type clientCertificate: the kubernetes.io/tls Secret in use (issued or referenced)."),
+    issuedSecretUID: z
+      .string()
+      .max(64)
+      .optional()
+      .describe(
+        "issuerRef: the uid of the Secret <name>-client-tls the operator created (empty, for cert-manager to fill) before it applied the Certificate. Only the Secret of this uid is used; one of that name created by anyone else is refused.",
+      ),
   })
   .describe(
     "Set by the operator. Conditions: Accepted (the referenced Secret exists with the expected keys and type; an issued certificate is ready), Ready.",

@@ -5,7 +5,7 @@
 import type { Credential } from "../../relay/contract/config.js";
 import { canonicalPattern } from "../../relay/contract/domains.js";
 import type { MailDomainPolicy, RelayCredential } from "../api.js";
-import { CREDENTIAL_LABEL, names } from "../render/meta.js";
+import { names } from "../render/meta.js";
 import { CATCH_ALL } from "./domain-claims.js";
 import { passwordSecretRefusal } from "./password-secret.js";
 import type { PolicyProblem } from "./problems.js";
@@ -30,19 +30,24 @@ export interface SecretInfo {
   controllerUid?: string;
   /** Its controller owner is a sealpost.dev object (password-secret.ts). */
   sealpostOwned?: boolean;
-  /** The RelayCredential it was issued for: its sealpost.dev/credential label (issuedSecretRefusal). */
-  issuedFor?: string;
-  /** Its creationTimestamp. */
-  created?: string;
+  /** Its uid (issuedSecretRefusal: only the Secret the operator created for a credential is used). */
+  uid?: string;
+  /** A kubernetes.io/tls Secret whose tls.crt is not empty: cert-manager has issued into it. */
+  certificate?: boolean;
 }
 
-/** What issuedSecretRefusal reads of a Secret: the credential it was issued for, its creation time. */
+/**
+ * What issuedSecretRefusal and the compile read of a Secret: its uid, and whether it holds a
+ * certificate (the cache keeps a kubernetes.io/tls Secret's tls.crt, state.ts dropSecretValues).
+ */
 export function issuedSecretFacts(secret: {
-  metadata: { labels?: Record<string, string>; creationTimestamp?: string };
-}): { issuedFor?: string; created?: string } {
-  const issuedFor = secret.metadata.labels?.[CREDENTIAL_LABEL];
-  const created = secret.metadata.creationTimestamp;
-  return { ...(issuedFor ? { issuedFor } : {}), ...(created ? { created } : {}) };
+  metadata: { uid?: string };
+  type?: string;
+  data?: Record<string, string>;
+}): { uid?: string; certificate: boolean } {
+  const uid = secret.metadata.uid;
+  const certificate = secret.type === "kubernetes.io/tls" && !!secret.data?.["tls.crt"];
+  return { ...(uid ? { uid } : {}), certificate };
 }
 
 /**
@@ -50,26 +55,28 @@ export function issuedSecretFacts(secret: {
  * derived (`<credential>-client-tls`), not written in the spec, so the chart's admission rule (get
  * on every Secret a spec names) never saw it: a tenant naming a credential `billing` made the relay
  * present, or sign with, another application's `billing-client-tls` key (attack review, session 12),
- * and its Certificate would have overwritten that Secret. Only a Secret cert-manager issued for this
- * credential is used: it carries the credential's label, and it is not older than the credential.
- * A Secret issued for an earlier credential of the same name stays behind when that one is deleted
- * (cert-manager leaves it), and a new credential of that name, a tenant's, would have signed with
- * the administrator's old key (review of the fix, session 12). `found`: the Secret, when it exists.
- * Pure.
+ * and its Certificate would have overwritten that Secret. Nor does anything a Secret's creator
+ * writes tell whose it is: a label naming the credential and a creation time after it are also what
+ * a tenant who may create Secrets writes between the credential's creation and cert-manager's
+ * issuance (attack review, session 13), and a Secret left by a deleted credential of the same name
+ * carries them too. So the operator creates the Secret itself, empty, before it applies the
+ * Certificate, and records its uid in the credential's status.issuedSecretUID
+ * (controllers/relaycredential/reconcile.ts): only the Secret of that uid is the credential's.
+ * `found`: the Secret, when it exists (none: the operator creates it). Pure.
  */
 export function issuedSecretRefusal(
   ns: string,
-  credential: { name: string; created?: string },
+  credential: { name: string; issuedSecretUID?: string },
   secret: string,
-  found: { issuedFor?: string; created?: string } | undefined,
+  found: { uid?: string } | undefined,
 ): string | undefined {
   if (!found) return undefined;
-  const name = credential.name;
-  if (found.issuedFor !== name)
-    return `Secret ${ns}/${secret} exists and was not issued for RelayCredential ${ns}/${name} (no ${CREDENTIAL_LABEL}=${name} label): another application's Secret is never used or overwritten; rename the RelayCredential, or reference a Secret of yours with secretRef instead of issuerRef`;
-  if (credential.created && found.created && Date.parse(found.created) < Date.parse(credential.created))
-    return `Secret ${ns}/${secret} was issued before RelayCredential ${ns}/${name} was created, for an earlier credential of that name: its key is never used by this one; delete the Secret to have cert-manager issue a new one`;
-  return undefined;
+  const { name, issuedSecretUID: recorded } = credential;
+  if (recorded !== undefined && found.uid === recorded) return undefined;
+  const fix = `delete it so the operator creates its own (cert-manager then issues into it), or rename the RelayCredential`;
+  return recorded === undefined
+    ? `Secret ${ns}/${secret} exists and was not created by the operator for RelayCredential ${ns}/${name} (another application's, one created by someone else, or one left by a deleted credential of that name): it is never used or overwritten; ${fix}`
+    : `Secret ${ns}/${secret} was not created by the operator for RelayCredential ${ns}/${name}: it has uid ${found.uid ?? "(none)"}, status.issuedSecretUID records ${recorded} (the operator's Secret was deleted and this one created by someone else): it is never used or overwritten; ${fix}`;
 }
 
 export const secretPath = (secret: string, key: string): string => `secrets/${secret}/${key}`;
@@ -299,11 +306,20 @@ function compileCredential(credential: RelayCredential, refs: Refs): Credential 
   if (credential.spec.type === "dkim") return undefined; // a key the relay signs with (dkim.ts), no login
   const secret = credentialSecretName(credential);
   if (!credential.spec.secretRef) {
+    const found = refs.secretInfo(secret);
+    // the operator's own Secret is empty until cert-manager issues: nothing to use yet, whoever's it is
+    if (found && !found.certificate) {
+      refs.missing(`Secret ${refs.namespace}/${secret} of RelayCredential ${name} not issued yet`);
+      return undefined;
+    }
     const foreign = issuedSecretRefusal(
       refs.namespace,
-      { name: credential.metadata.name ?? "", created: credential.metadata.creationTimestamp },
+      {
+        name: credential.metadata.name ?? "",
+        issuedSecretUID: credential.status?.issuedSecretUID,
+      },
       secret,
-      refs.secretInfo(secret),
+      found,
     );
     if (foreign) {
       refs.invalid(foreign);

@@ -99,6 +99,20 @@ export function statusEvents(
 }
 
 /**
+ * The status `obj` has as this process last wrote it: its cached status, or the one written when the
+ * cache has not caught up with that write yet (WrittenStatus). What a reconcile carries forward from
+ * its own earlier writes (a RelayCredential's issuedSecretUID) is read here, not from the cache.
+ */
+export function currentStatus(
+  deps: Pick<StatusWriteDeps, "written">,
+  obj: KubeObject & { status?: unknown },
+): unknown {
+  return deps.written.current(statusKey(obj), obj);
+}
+
+const statusKey = (obj: KubeObject): string => `${obj.kind ?? ""}/${keyOf(obj)}`;
+
+/**
  * Writes status (server-side apply on the status subresource) when it differs from what the object
  * carries (level-triggered: a reconcile that finds nothing new writes nothing), and records the
  * Events statusEvents picks for the change. Returns whether it wrote.
@@ -109,7 +123,7 @@ export async function writeStatus(
   fields: Record<string, unknown>,
   desired: ConditionInput[],
 ): Promise<boolean> {
-  const key = `${obj.kind ?? ""}/${keyOf(obj)}`;
+  const key = statusKey(obj);
   const prev = (deps.written.current(key, obj) ?? {}) as {
     conditions?: Condition[];
   };

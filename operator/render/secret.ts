@@ -3,7 +3,7 @@
 // admin token; created once (the key comes from the reconciler: rendering stays pure); deleting it
 // rotates the key. A RelayCredential's issued Secret `<credential>-client-tls`: created empty before
 // the Certificate that cert-manager issues into it, so that the Secret the credential uses is one the
-// operator made.
+// operator made (its uid recorded in the credential's status; compile/references.ts issuedSecretRefusal).
 import type { KubeObject } from "../runtime/kube.js";
 import {
   CREDENTIAL_LABEL,

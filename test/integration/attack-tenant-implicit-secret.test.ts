@@ -6,8 +6,9 @@
 // checking that cert-manager issued it for this credential. A user who may create credentials (and
 // use them) but not read Secrets has the relay present, or S/MIME-sign with, the key of a
 // kubernetes.io/tls Secret of someone else named that way; the same spec with secretRef is refused.
-// The compile now uses an issuerRef credential's Secret only when cert-manager issued it for that
-// credential (its sealpost.dev/credential label: compile/references.ts issuedSecretRefusal).
+// The compile now uses an issuerRef credential's Secret only when the operator created it for that
+// credential, the uid recorded in its status.issuedSecretUID (compile/references.ts
+// issuedSecretRefusal; a label naming the credential was not enough: attack-squatted-issued-secret).
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { installChart, submitAs } from "../support/chart.js";
@@ -160,7 +161,16 @@ describe("attack: an issuerRef credential uses a Secret its author may not read"
         ],
       ]),
       secrets: new Map([
-        ["billing-client-tls", { type: "kubernetes.io/tls", keys: new Set(["tls.crt", "tls.key"]) }],
+        [
+          "billing-client-tls",
+          // billing's certificate and key, as the operator's cache sees them (uid, a tls.crt)
+          {
+            type: "kubernetes.io/tls",
+            keys: new Set(["tls.crt", "tls.key"]),
+            uid: "billing-app-secret",
+            certificate: true,
+          },
+        ],
       ]),
       configMaps: new Map([["tenant-certs", new Set(["r.pem"])]]),
       services: new Map(),

@@ -158,6 +158,22 @@ describe("examples/ on a real apiserver with cert-manager", () => {
       60_000,
     );
     assert.equal(cred.status.secretName, "partner-c-client-client-tls");
+    // the operator created that Secret (empty) before the Certificate; cert-manager issued into it,
+    // keeping its uid, labels and owner (compile/references.ts issuedSecretRefusal)
+    const issued = await get(R.Secret, "partner-c-client-client-tls");
+    assert.equal(issued?.metadata.uid, cred.status.issuedSecretUID);
+    assert.equal(issued?.type, "kubernetes.io/tls");
+    assert.ok(issued?.data?.["tls.crt"] && issued.data["tls.key"], "cert-manager filled the Secret");
+    assert.equal(
+      issued.metadata.annotations?.["cert-manager.io/certificate-name"],
+      "partner-c-client-client-tls",
+    );
+    assert.equal(issued.metadata.labels?.["sealpost.dev/credential"], "partner-c-client");
+    assert.ok(
+      issued.metadata.ownerReferences?.some(
+        (o) => o.kind === "RelayCredential" && o.uid === cred.metadata.uid,
+      ),
+    );
     for (const p of [
       "partner-a",
       "doug",

@@ -7,7 +7,9 @@
 // RelayCredential "billing" (issuerRef) and a policy signing with it: the compile uses the old key.
 // The tenant could equally pre-create (squat) "<name>-client-tls" with the label before the
 // administrator's credential exists: the label is something anyone who may create a Secret writes.
-// A Secret older than the credential is now never its own (compile/references.ts issuedSecretRefusal).
+// A Secret older than the credential was then never its own; since the squat after the credential's
+// creation (session 13, test/integration/attack-squatted-issued-secret.test.ts), only the Secret the
+// operator created and recorded in status.issuedSecretUID is (compile/references.ts issuedSecretRefusal).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { compileRelayConfig } from "../../operator/compile/relay-config.js";
@@ -71,8 +73,8 @@ describe("attack: a leftover issued Secret is adopted by a new credential of the
           {
             type: "kubernetes.io/tls",
             keys: new Set(["tls.crt", "tls.key"]),
-            issuedFor: "billing",
-            created: "2026-03-01T10:00:00Z",
+            uid: "s-old",
+            certificate: true,
           },
         ],
       ]),
@@ -87,18 +89,26 @@ describe("attack: a leftover issued Secret is adopted by a new credential of the
     );
   });
 
-  it("the Secret cert-manager issued for this credential, after it was created, is its own", () => {
-    const cred = { name: "billing", created: "2026-03-01T10:00:00Z" };
-    const issued = { issuedFor: "billing", created: "2026-03-01T10:00:03Z" };
-    assert.equal(issuedSecretRefusal(NS, cred, "billing-client-tls", issued), undefined);
-    assert.equal(issuedSecretRefusal(NS, cred, "billing-client-tls", undefined), undefined, "not issued yet");
-    assert.match(
-      issuedSecretRefusal(NS, cred, "billing-client-tls", { created: "2026-03-01T10:00:03Z" })!,
-      /not issued for RelayCredential mail\/billing/,
+  it("only the Secret the operator created for this credential (its uid in the status) is its own", () => {
+    const cred = { name: "billing", issuedSecretUID: "s-own" };
+    assert.equal(issuedSecretRefusal(NS, cred, "billing-client-tls", { uid: "s-own" }), undefined);
+    assert.equal(
+      issuedSecretRefusal(NS, cred, "billing-client-tls", undefined),
+      undefined,
+      "not created yet",
     );
     assert.match(
-      issuedSecretRefusal(NS, cred, "billing-client-tls", { ...issued, created: "2026-02-01T00:00:00Z" })!,
-      /issued before RelayCredential mail\/billing was created.*delete the Secret/,
+      issuedSecretRefusal(NS, { name: "billing" }, "billing-client-tls", { uid: "s-old" })!,
+      /not created by the operator for RelayCredential mail\/billing.*delete it so the operator creates its own/,
+    );
+    assert.match(
+      issuedSecretRefusal(NS, { name: "billing" }, "billing-client-tls", {})!,
+      /not created by the operator/,
+      "no uid recorded and none found is not a match",
+    );
+    assert.match(
+      issuedSecretRefusal(NS, cred, "billing-client-tls", { uid: "s-tenant" })!,
+      /uid s-tenant, status\.issuedSecretUID records s-own.*delete it/,
     );
   });
 });
