@@ -86,7 +86,7 @@ export function checkReferences(c: RelayConfig): string[] {
 function inboundRangeProblem(c: RelayConfig): string | undefined {
   const lists = [
     { what: "inbound.relayFrom", ranges: c.inbound.relayFrom },
-    ...c.policies.flatMap((p) =>
+    ...[...c.policies, ...c.deferredPolicies].flatMap((p) =>
       p.inbound ? [{ what: `policy ${p.name} inbound.hosts`, ranges: p.inbound.hosts }] : [],
     ),
   ];

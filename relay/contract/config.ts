@@ -9,7 +9,7 @@
 //   <dir>/tls/tls.crt, tls.key               the server certificate (cert-manager Secret)
 //   <dir>/secrets/<secret>/<key>             passwords, client keys, CA bundles, S/MIME certificates
 import { z } from "zod";
-import { canonicalPattern } from "./domains.js";
+import { canonicalPattern, DIGEST_LENGTH } from "./domains.js";
 import { OwnDomains } from "./own-domains.js";
 import { DkimSigning } from "./dkim-config.js";
 
@@ -316,11 +316,17 @@ export const DeferredPolicy = z
      * because the config would not fit with it (ConfigTooLarge), which must take little room.
      */
     domainDigests: z
-      .array(z.string().regex(/^[A-Za-z0-9_-]{22}$/))
+      .array(z.string().regex(new RegExp(`^[A-Za-z0-9_-]{${DIGEST_LENGTH}}$`)))
       .min(1)
       .optional(),
     /** Why, as the policy's Accepted condition says it. */
     reason: z.string().min(1),
+    /**
+     * Its host rule while it is left out for the config's size (hosts and requirement, no credentials:
+     * its login is out with it): its partner's hosts must still meet it (relay/inbound/rules.ts), never
+     * fall to the relay's default requirement (session 13's review).
+     */
+    inbound: InboundRule.omit({ credentials: true }).optional(),
   })
   .refine((p) => p.domains.length > 0 || p.domainDigests !== undefined, {
     message: "a deferred policy names at least one domain pattern (domains or domainDigests)",

@@ -119,8 +119,11 @@ export function matchesAny(patterns: readonly string[], domain: string): boolean
  * which may be 253. Wide enough that no one finds another name with a policy's digest.
  */
 export function domainDigest(pattern: string): string {
-  return createHash("sha256").update(pattern).digest("base64url").slice(0, 22);
+  return createHash("sha256").update(pattern).digest("base64url").slice(0, DIGEST_LENGTH);
 }
+
+/** The length of a domainDigest. */
+export const DIGEST_LENGTH = 22;
 
 /**
  * The patterns that match the canonical `domain`, with their matchSpecificity, most specific first:

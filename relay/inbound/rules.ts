@@ -54,7 +54,9 @@ export function compileInbound(c: RelayConfig): Result<CompiledInbound> {
   const relayFrom = cidrSet(c.inbound.relayFrom, "inbound.relayFrom");
   if (!relayFrom.ok) return relayFrom;
   const rules: CompiledRule[] = [];
-  for (const p of c.policies) {
+  // a policy left out for the config's size keeps its host rule, without its login (config.ts
+  // DeferredPolicy inbound): its partner's hosts never fall to a weaker default
+  for (const p of [...c.policies, ...c.deferredPolicies]) {
     if (!p.inbound) continue;
     const hosts = cidrSet(p.inbound.hosts, `policy ${p.name} inbound.hosts`);
     if (!hosts.ok) return hosts;
@@ -62,7 +64,7 @@ export function compileInbound(c: RelayConfig): Result<CompiledInbound> {
       policy: p.name,
       hosts: hosts.value,
       need: needOf(p.inbound.require),
-      ...(p.inbound.credentials ? { credentials: p.inbound.credentials } : {}),
+      ...("credentials" in p.inbound && p.inbound.credentials ? { credentials: p.inbound.credentials } : {}),
     });
   }
   return ok({
