@@ -345,6 +345,19 @@ export const MailDomainPolicyStatus = z
       .describe(
         "Since when each MailRelay selects this policy, recorded by the operator the first time it saw it: on a relay, this policy's claims date from no earlier than this, so a policy labelled onto a relay later is the newcomer there for every domain another of its policies claims.",
       ),
+    footprint: z
+      .object({
+        bytes: z
+          .number()
+          .int()
+          .nonnegative()
+          .describe("The policy's size in its relays' configuration, in bytes, when last dated."),
+        since: timestamp("When it last grew by more than 1 KiB over that (or was created)."),
+      })
+      .optional()
+      .describe(
+        "How much room this policy takes in its relays' configuration, and since when, recorded by the operator. A relay whose configuration would be over its size limit leaves out first the policies it took in last or that grew last (the later of this and selectedBy's date): a policy that grows to take room is the newcomer, whenever it was created; an edit that adds less than 1 KiB (a tightened TLS mode, one more domain) does not change its date.",
+      ),
     lastDelivery: z
       .object({
         time: timestamp("When the message was accepted by the partner."),

@@ -44,6 +44,19 @@ export interface ClaimAges {
   relays: ReadonlyMap<string, number>;
   /** The date of a selection not recorded: the creation (no records written yet) or UNDATED. */
   unrecordedRelay: number;
+  /** Its room in the config (status.footprint), recorded or not; `since` UNDATED when not known. */
+  footprint: { bytes?: number; since: number };
+  /** Its creation (UNDATED without one) and uid: what tells apart policies equally dated. */
+  created: number;
+  uid: string;
+}
+
+/** How much a policy may grow over its recorded footprint before it is dated again (config-fit.ts). */
+export const FOOTPRINT_SLACK_BYTES = 1024;
+
+export interface FootprintRecord {
+  bytes: number;
+  since: string;
 }
 
 /** How a relay is told apart in the records: its uid, or (objects without one: tests) its name. */
@@ -54,6 +67,7 @@ export function relayIdOf(meta: { name?: string; uid?: string }): string {
 interface RecordStatus {
   claims?: unknown;
   selectedBy?: unknown;
+  footprint?: unknown;
   conditions?: unknown;
 }
 
@@ -85,11 +99,50 @@ export function claimAges(raw: PolicyObject, domains: readonly string[]): ClaimA
   // dates from the creation: only the policy's own author can have changed its labels since, and
   // dating it by the first status write instead would let a tenant that relabels a parked claim onto
   // the relay right after the partner's create (before that write, seconds under load) be recorded first
+  const fp = status?.footprint as Partial<FootprintRecord> | undefined;
+  const fpSince = dateOf(fp?.since);
+  // an operator from before status.footprint recorded the claims only: the newest of them (or the
+  // creation) dates the policy's room, so an upgrade keeps the order its claims had
+  const claimed = Math.max(creation === UNDATED ? 0 : creation, ...recorded.values());
   return {
     patterns: new Map(domains.map((d) => [d, recorded.get(d) ?? unrecordedPattern])),
     relays,
     unrecordedRelay: status?.claims === undefined ? creation : UNDATED,
+    // not recorded yet: the creation for a policy never edited, or judged by an operator before
+    // these records; else unknown (newest)
+    footprint: !Number.isNaN(fpSince)
+      ? { ...(typeof fp?.bytes === "number" ? { bytes: fp.bytes } : {}), since: fpSince }
+      : { since: status?.claims !== undefined && claimed > 0 ? claimed : unrecordedPattern },
+    created: creation,
+    uid: raw.metadata.uid ?? "",
   };
+}
+
+/**
+ * The ages of a policy now taking `bytes` of the config: one that grew by more than
+ * FOOTPRINT_SLACK_BYTES since its footprint was recorded is the newest until the record says when
+ * (the relay may compile it before its own reconcile writes that). Pure.
+ */
+export function withSize(a: ClaimAges, bytes: number): ClaimAges {
+  const was = a.footprint.bytes;
+  return was !== undefined && bytes > was + FOOTPRINT_SLACK_BYTES
+    ? { ...a, footprint: { bytes: was, since: UNDATED } }
+    : a;
+}
+
+/**
+ * status.footprint as the operator writes it for a policy now taking `bytes` of its relays' config:
+ * dated again only when it grew by more than FOOTPRINT_SLACK_BYTES over the record (a tenant's
+ * policies grown to take the room after an administrator's were created, session 13's review);
+ * shrinking lowers the record and keeps the date. Pure.
+ */
+export function footprintRecord(a: ClaimAges, bytes: number, now: Date): FootprintRecord {
+  const at = (t: number) => new Date(t === UNDATED ? now.getTime() : t).toISOString();
+  const was = a.footprint.bytes;
+  if (was === undefined) return { bytes, since: at(a.footprint.since) };
+  return bytes > was + FOOTPRINT_SLACK_BYTES
+    ? { bytes, since: now.toISOString() }
+    : { bytes: Math.min(bytes, was), since: at(a.footprint.since) };
 }
 
 /**
@@ -126,7 +179,9 @@ export function claimRecords<R extends RelayMeta>(
   prev?: unknown,
   /** Whether the relay selected the policy when it was born (memo.ts selectedAtBirth). */
   bornWith: (relay: R) => boolean = () => false,
-): { claims: ClaimRecord[]; selectedBy: SelectionRecord[] } {
+  /** The policy's size in the config now (policy.ts PolicyEntry bytes): status.footprint. */
+  bytes?: number,
+): { claims: ClaimRecord[]; selectedBy: SelectionRecord[]; footprint?: FootprintRecord } {
   const a = claimAges(prev === undefined ? raw : ({ ...raw, status: prev } as PolicyObject), domains);
   const iso = (t: number) => new Date(t === UNDATED ? now.getTime() : t).toISOString();
   // a selection the relay was born with dates from the relay's creation, the same for all of them:
@@ -144,6 +199,7 @@ export function claimRecords<R extends RelayMeta>(
         since: iso(a.relays.get(relayIdOf(r.metadata)) ?? unrecorded(r)),
       }))
       .sort((x, y) => x.relay.localeCompare(y.relay)),
+    ...(bytes !== undefined ? { footprint: footprintRecord(a, bytes, now) } : {}),
   };
 }
 

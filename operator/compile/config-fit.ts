@@ -5,15 +5,15 @@
 // relay would not inflate, cannot be applied. Applying nothing then froze the relay for everyone:
 // whoever may create MailDomainPolicies (a tenant's namespace user) added policies of long random
 // domains until no change of anyone else reached the relay, an administrator's tightening or a
-// revocation included (tenant review, session 12). Now policies are left out instead, newest first by
-// when this relay took them in (claim-age.ts: status.selectedBy, never a date the author writes; ties:
-// the later namespace/name first), a catch-all last: a fresh flood is what goes, never an older
-// partner's policy, and only as many as the fit needs (a binary search over how many). Each left out
-// gets Accepted=False, reason ConfigTooLarge, and fails closed like every policy left out: its domains
-// are deferred (4.3.5), never sent under another policy or the default. Deferred by name they would
-// take the room the policy took, so they are deferred by digest (relay/contract/domains.ts
-// domainDigest, 22 characters a pattern; "*" by name, the relay's broken catch-all). Only when leaving
-// every policy out does not fit either is nothing applied (the MailRelay's Degraded ConfigTooLarge).
+// revocation included (tenant review, session 12). Now policies are left out instead: those that came
+// last to take their room first (leaveOutOrder: selected last, or grown last, by dates the operator
+// records and no author writes), as few as an upward search finds (fewestLeftOut). Each left out gets
+// Accepted=False, reason ConfigTooLarge, and fails closed like every policy left out: its domains are
+// deferred (4.3.5), never sent under another policy or the default, by name when the names are no
+// longer than their digests and by digest otherwise (relay/contract/domains.ts domainDigest, 22
+// characters a pattern; "*" by name, the relay's broken catch-all), and its partner's hosts keep its
+// host rule (relay-config.ts). Only when leaving every policy out does not fit either is nothing
+// applied (the MailRelay's Ready and Degraded ConfigTooLarge; frozenProblem for the policies).
 import { MAX_CONFIG_JSON_BYTES, MAX_CONFIG_STORED_BYTES } from "../../relay/contract/config-encoding.js";
 import { CATCH_ALL } from "./domain-claims.js";
 import type { PolicyEntry } from "./policy.js";
@@ -37,45 +37,87 @@ export function tooLargeProblem(relayKey: string): PolicyProblem {
   };
 }
 
-/**
- * The policies in the order they are left out: the one `relayId` took in last first (its selection's
- * date, claim-age.ts; unrecorded: newest), then the later key; a catch-all claimant after all others.
- */
-export function leaveOutOrder(entries: readonly PolicyEntry[], relayId: string): string[] {
-  const since = (e: PolicyEntry): number => e.ages.relays.get(relayId) ?? e.ages.unrecordedRelay;
-  const catchAll = (e: PolicyEntry): number => (e.domains.includes(CATCH_ALL) ? 1 : 0);
-  return [...entries]
-    .sort((a, b) => catchAll(a) - catchAll(b) || since(b) - since(a) || b.key.localeCompare(a.key))
-    .map((e) => e.key);
+/** The problem of a policy not in the config the relay keeps when even leaving policies out does not fit. */
+export function frozenProblem(relayKey: string): PolicyProblem {
+  return {
+    reason: "ConfigTooLarge",
+    message: `MailRelay ${relayKey}'s configuration would be over its limit (${MAX_CONFIG_STORED_BYTES} bytes gzipped) even with policies left out: nothing new is applied and the relay keeps its last applied configuration, which does not hold this policy; have the relay's administrator remove policies, narrow its spec.policySelector or split the policies across MailRelays`,
+  };
 }
 
 /**
- * The fewest of `order` to leave out so that the config fits: `fits(n)` compiles and measures the
- * config with the first n of `order` left out (undefined: it does not fit). Each left out makes the
- * config smaller, so a binary search over n; `lastN` (the previous fit's) is tried first, and its
- * neighbour, which settles a flood growing by one policy in two probes. undefined when even all of
- * them left out do not fit.
+ * The policies in the order they are left out: the one that came last to take its room first. A
+ * policy's date on relay `relayId` is the later of when the relay took it in (status.selectedBy) and
+ * when it last grew to take more room (status.footprint, claim-age.ts): a tenant's policies created
+ * early and grown after an administrator's are the newcomers (session 13's review). Equal dates (a
+ * relay born with all of them dates every selection at its own creation) are told apart by the
+ * footprint's date, then the creation, then the uid, never by a name the author chose; a catch-all
+ * claimant after all others.
+ */
+export function leaveOutOrder(entries: readonly PolicyEntry[], relayId: string): string[] {
+  const keyed = entries.map((e) => {
+    const a = e.ages;
+    const selected = a.relays.get(relayId) ?? a.unrecordedRelay;
+    return {
+      key: e.key,
+      rank: [
+        e.domains.includes(CATCH_ALL) ? 0 : 1,
+        Math.max(selected, a.footprint.since),
+        a.footprint.since,
+        a.created,
+      ],
+      uid: a.uid,
+    };
+  });
+  // newest first: the larger rank; Infinity (undated) is newest
+  const cmp = (x: number, y: number): number => (x === y ? 0 : x > y ? -1 : 1);
+  return keyed
+    .sort(
+      (a, b) =>
+        a.rank.reduce((c, v, i) => c || cmp(v, b.rank[i] ?? 0), 0) ||
+        b.uid.localeCompare(a.uid) ||
+        b.key.localeCompare(a.key),
+    )
+    .map((k) => k.key);
+}
+
+/**
+ * Few of `order` to leave out so that the config fits: `fits(n)` compiles and measures the config
+ * with the first n of `order` left out (undefined: it does not fit). Searched upward from the newest
+ * (1, 2, 4, ... until one fits, then halving the gap), never from "all left out": leaving a policy
+ * out does not always make the config smaller under gzip (a policy of short regular names costs less
+ * than its deferral's incompressible digests would; session 13's review of the first search, which
+ * bisected from the other end and left out a partner's policy that a fit of 3 spared). `lastN` (the
+ * previous fit's) is tried first, and the one below it: a flood growing by one is settled in two
+ * probes. undefined when even all of them left out do not fit (asked first when the last fit does not
+ * hold: one probe).
  */
 export async function fewestLeftOut<T>(
   order: readonly string[],
   fits: (n: number) => Promise<T | undefined>,
   lastN = 0,
 ): Promise<{ n: number; result: T } | undefined> {
-  let hi = order.length;
-  let best = await fits(hi);
-  if (best === undefined) return undefined;
-  let lo = 0; // n = lo does not fit (the caller found the whole config too large), n = hi does
-  const probe = async (n: number): Promise<void> => {
-    if (n <= lo || n >= hi) return;
+  const total = order.length;
+  if (!total) return undefined;
+  let lo = 0; // n = lo does not fit (the caller found the whole config too large)
+  let hi: { n: number; result: T } | undefined; // the fewest known to fit
+  const probe = async (n: number): Promise<boolean> => {
     const r = await fits(n);
-    if (r !== undefined) {
-      hi = n;
-      best = r;
-    } else lo = n;
+    if (r === undefined) {
+      lo = Math.max(lo, n);
+      return false;
+    }
+    if (!hi || n < hi.n) hi = { n, result: r };
+    return true;
   };
-  await probe(lastN);
-  await probe(lastN - 1);
-  await probe(lastN + 1);
-  while (hi - lo > 1) await probe((lo + hi) >> 1);
-  return { n: hi, result: best };
+  if (lastN > 0 && lastN <= total && (await probe(lastN))) {
+    if (lastN === 1 || !(await probe(lastN - 1))) return hi;
+  } else if (lastN > 0 && lastN < total) lo = lastN;
+  // whether anything fits at all, before a search that would end there (a flood past any fit)
+  if (!hi && !(await probe(total))) return undefined;
+  // upward from the newest: the first step that fits bounds the search
+  for (let step = 1; hi && hi.n - lo > step; step *= 2) if (await probe(lo + step)) break;
+  // halve the gap between the last miss and the fewest that fit
+  while (hi && hi.n - lo > 1) await probe((lo + hi.n) >> 1);
+  return hi;
 }

@@ -22,10 +22,22 @@ import { ConfigRevisions } from "./revisions.js";
 import {
   configTooLarge,
   fewestLeftOut,
+  frozenProblem,
   leaveOutOrder,
   tooLargeProblem,
   type ConfigSizes,
 } from "./config-fit.js";
+
+/** A relay's config as applied (memo.ts fitted), and the policies it does not enforce. */
+interface Fit {
+  result: EncodedConfig;
+  /** The policies left out for size. */
+  leftOut: ReadonlySet<string>;
+  /** Their problem (or, with `applied`, that of every policy not in it). */
+  problem?: PolicyProblem;
+  /** Nothing fits, nothing is applied: the policies of the last config applied (as this process knows). */
+  applied?: ReadonlySet<string>;
+}
 
 const sizesOf = (e: EncodedConfig): ConfigSizes => ({
   configBytes: e.stored.length,
@@ -49,9 +61,10 @@ function specId(p: PolicyObject, now: number): string {
 
 /** What of the status the claims' ages read (claim-age.ts): the records, or whether any status exists. */
 function claimsId(p: PolicyObject): string {
-  const st = p.status as { claims?: unknown; selectedBy?: unknown; conditions?: unknown[] } | undefined;
+  const st = p.status as
+    { claims?: unknown; selectedBy?: unknown; footprint?: unknown; conditions?: unknown[] } | undefined;
   return st?.claims !== undefined
-    ? JSON.stringify([st.claims, st.selectedBy])
+    ? JSON.stringify([st.claims, st.selectedBy, st.footprint])
     : st?.conditions?.length
       ? "older"
       : "";
@@ -104,10 +117,7 @@ export class CompileMemo {
   /** Per relay key: its last config's gzip (by hash), encoded on the thread pool. */
   private readonly stored = new Map<string, { hash: string; gz: Promise<Buffer> }>();
   /** Per relay key: the config that fits (fitted), for one full compile, and the policies it leaves out. */
-  private readonly fits = new Map<
-    string,
-    { full: CompileResult; result: EncodedConfig; leftOut: ReadonlySet<string>; problem?: PolicyProblem }
-  >();
+  private readonly fits = new Map<string, Fit & { full: CompileResult }>();
   /** Called with the keys of the policies a new fit leaves out or takes back (their verdicts changed). */
   private readonly leftOutWatchers: ((policyKeys: string[]) => void)[] = [];
   /** Memo hits and misses (tests, debugging). */
@@ -162,9 +172,10 @@ export class CompileMemo {
     if (this.relayError(relay)) return undefined;
     const e = this.policyEntry(p);
     const v = relayVerdict(e, (d) => this.claimants(relay, d), relayClaimOf(relay));
-    // left out of the last config that fits (fitted): the relay's reconcile decided it, read here
+    // left out of the last config that fits (fitted), or not in the last applied one when nothing
+    // fits: the relay's reconcile decided it, read here
     const fit = this.fits.get(keyOf(relay));
-    if (fit?.problem && fit.leftOut.has(e.key))
+    if (fit?.problem && (fit.leftOut.has(e.key) || (fit.applied && !fit.applied.has(e.key))))
       return {
         included: false,
         problems: [...v.problems, fit.problem],
@@ -291,10 +302,7 @@ export class CompileMemo {
     const hit = this.fits.get(k);
     if (hit?.full === full) return hit.result;
     const enc = await this.encoded(full);
-    let fit: { result: EncodedConfig; leftOut: ReadonlySet<string>; problem?: PolicyProblem } = {
-      result: enc,
-      leftOut: new Set<string>(),
-    };
+    let fit: Fit = { result: enc, leftOut: new Set<string>() };
     if (configTooLarge(sizesOf(enc))) {
       const selected = this.state.selectedPolicies(relay);
       const ns = relay.metadata.namespace ?? "";
@@ -315,16 +323,29 @@ export class CompileMemo {
         const leftOut = new Set(order.slice(0, found.n));
         fit = { result: found.result, leftOut, problem: tooLargeProblem(k) };
         this.revisions.remember(k, found.result.hash, found.result.tokens);
-      }
+      } else
+        // nothing fits: nothing is applied, the relay keeps the last config applied; only the policies
+        // in it (as far as this process knows: none after a restart) are in force
+        fit = {
+          result: enc,
+          leftOut: new Set<string>(),
+          problem: frozenProblem(k),
+          applied: hit ? (hit.applied ?? new Set(hit.result.included)) : new Set<string>(),
+        };
     }
     // a full compile from while this one was measured: it is the newer, keep it
     if (this.fits.get(k) !== hit) return fit.result;
     this.fits.set(k, { full, ...fit });
+    // the policies whose verdict this fit changed: those left out or taken back; all of them when the
+    // relay's config stops or starts being applied
     const before = hit?.leftOut ?? new Set<string>();
-    const changed = [
-      ...[...fit.leftOut].filter((p) => !before.has(p)),
-      ...[...before].filter((p) => !fit.leftOut.has(p)),
-    ];
+    const changed =
+      fit.applied || hit?.applied
+        ? [...new Set([...before, ...this.state.selectedPolicies(relay).map(keyOf)])]
+        : [
+            ...[...fit.leftOut].filter((p) => !before.has(p)),
+            ...[...before].filter((p) => !fit.leftOut.has(p)),
+          ];
     if (changed.length) for (const w of this.leftOutWatchers) w(changed);
     return fit.result;
   }

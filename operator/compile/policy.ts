@@ -10,7 +10,7 @@ import {
 import { canonicalPattern } from "../../relay/contract/domains.js";
 import { MailDomainPolicy as MailDomainPolicySchema, type MailDomainPolicy } from "../api.js";
 import { keyOf, type PolicyObject } from "../objects.js";
-import { claimAges, type ClaimAges } from "./claim-age.js";
+import { claimAges, withSize, type ClaimAges } from "./claim-age.js";
 import { CATCH_ALL, claimedDomains } from "./domain-claims.js";
 import { compileFallback } from "./fallback.js";
 import { compileExceptions } from "./exceptions.js";
@@ -197,6 +197,8 @@ export interface PolicyEntry {
    * brings). Two configs with the same token for a policy enforce it the same way.
    */
   token?: string;
+  /** About how many bytes of the config.json it takes (its token, or its domains): status.footprint. */
+  bytes: number;
   /** What the policy brings into the config: credentials, and the Secret/ConfigMap keys it mounts. */
   credentials: ReadonlyMap<string, Credential>;
   secrets: ReadonlyMap<string, ReadonlyMap<string, string>>;
@@ -219,15 +221,16 @@ export function compilePolicyEntry(
 ): PolicyEntry {
   const key = keyOf(raw as MailDomainPolicy);
   const domains = claimedDomains(raw);
-  const ages = claimAges(raw as PolicyObject, domains);
+  const recorded = claimAges(raw as PolicyObject, domains);
   const named = inboundCredentialNamed(raw);
   const parsed = MailDomainPolicySchema.safeParse(raw);
   if (!parsed.success)
     return {
       key,
-      ages,
       domains,
       ...(named ? { inboundCredential: named } : {}),
+      bytes: JSON.stringify(domains).length,
+      ages: withSize(recorded, JSON.stringify(domains).length),
       problems: [
         {
           reason: "InvalidSpec",
@@ -242,19 +245,19 @@ export function compilePolicyEntry(
   const policy = compilePolicy(parsed.data, refs, now);
   const ok = policy && !refs.problems.length;
   const tls = parsed.data.spec.outbound.tls;
+  const token = ok
+    ? JSON.stringify([policy, [...refs.credentials].sort((a, b) => a[0].localeCompare(b[0]))])
+    : undefined;
+  const bytes = token?.length ?? JSON.stringify(domains).length;
   return {
     key,
-    ages,
+    ages: withSize(recorded, bytes),
     domains,
     ...(named ? { inboundCredential: named } : {}),
+    bytes,
     problems: refs.problems,
     tlsAsked: { mode: tls.mode, minVersion: tls.minVersion ?? "TLSv1.2" },
-    ...(ok
-      ? {
-          policy,
-          token: JSON.stringify([policy, [...refs.credentials].sort((a, b) => a[0].localeCompare(b[0]))]),
-        }
-      : {}),
+    ...(policy && token !== undefined ? { policy, token } : {}),
     // most policies reference nothing: one shared empty map instead of three per policy
     credentials: refs.credentials.size ? refs.credentials : NONE,
     secrets: refs.secrets.size ? refs.secrets : NONE,

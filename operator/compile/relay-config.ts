@@ -24,7 +24,7 @@ import {
 import { checkReferences } from "../../relay/contract/config-checks.js";
 import { configJsonText, encodeConfig } from "../../relay/contract/config-encoding.js";
 import { parseRelayConfig } from "./config-parse.js";
-import { canonicalPattern, domainDigest } from "../../relay/contract/domains.js";
+import { canonicalPattern, DIGEST_LENGTH, domainDigest } from "../../relay/contract/domains.js";
 import { tooLargeProblem } from "./config-fit.js";
 import type { MailRelay } from "../api.js";
 import { durationSeconds, quantityBytes } from "../api.js";
@@ -146,13 +146,20 @@ export function compileRelayConfig(
       if (entry.inboundCredential && !relayClaim.accounts.includes(entry.inboundCredential))
         cutLogins.add(entry.inboundCredential);
       const owned = verdict.problems.length || !entry.policy ? verdict.deferred : entry.domains;
-      const digests = owned.filter((d) => d !== CATCH_ALL).map(domainDigest);
+      // by name when the names are no longer than their digests (short regular names compress; a
+      // deferral must not take more room than the policy did: config-fit.ts), else by digest
+      const byName = owned.every((d) => d.length <= DIGEST_LENGTH);
+      const digests = byName ? [] : owned.filter((d) => d !== CATCH_ALL).map(domainDigest);
       if (owned.length)
         deferredPolicies.push({
           name: entry.key,
-          domains: owned.includes(CATCH_ALL) ? [CATCH_ALL] : [],
+          domains: byName ? owned : owned.includes(CATCH_ALL) ? [CATCH_ALL] : [],
           ...(digests.length ? { domainDigests: digests } : {}),
           reason: `${tooLarge.reason}: ${tooLarge.message}`,
+          // its partner's hosts keep its requirement (a problem policy's rule was never checked)
+          ...(entry.policy?.inbound && !verdict.problems.length
+            ? { inbound: { hosts: entry.policy.inbound.hosts, require: entry.policy.inbound.require } }
+            : {}),
         });
       continue;
     }

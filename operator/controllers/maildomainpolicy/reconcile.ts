@@ -225,10 +225,18 @@ export async function reconcileMailDomainPolicy(
     key,
     relays.map((r) => relayIdOf(r.metadata)),
   );
-  const records = claimRecords(raw, claimedDomains(raw), relays, deps.now(), written, (r) => {
-    const parsed = deps.compiler.parsedRelay(r);
-    return parsed ? deps.compiler.selectedAtBirth(parsed, key) : false;
-  });
+  const records = claimRecords(
+    raw,
+    claimedDomains(raw),
+    relays,
+    deps.now(),
+    written,
+    (r) => {
+      const parsed = deps.compiler.parsedRelay(r);
+      return parsed ? deps.compiler.selectedAtBirth(parsed, key) : false;
+    },
+    deps.compiler.policyEntry(raw).bytes,
+  );
   const wrote = await writeStatus(
     deps,
     raw,
