@@ -29,10 +29,10 @@ export const operatorClusterRules: PolicyRule[] = [
     verbs: ["get", "patch", "update"],
   },
   // presence of referenced keys only; values are dropped from the operator's cache as they arrive.
-  // create: only the fleet Secret `<relay>-fleet` and a RelayCredential's empty issued Secret
-  // `<credential>-client-tls` that cert-manager fills (never updated; the chart's admission policy
-  // holds the operator to those two: Opaque owned by a MailRelay, empty kubernetes.io/tls owned by a
-  // RelayCredential)
+  // create: only the fleet Secret `<relay>-fleet` and the empty Secrets cert-manager fills, a
+  // RelayCredential's `<credential>-client-tls` and a MailRelay's `<relay>-tls` and `<relay>-mta-sts`
+  // (never updated; the chart's admission policy holds the operator to those: Opaque owned by a
+  // MailRelay, empty kubernetes.io/tls owned by the RelayCredential or MailRelay)
   { apiGroups: [""], resources: ["secrets"], verbs: [...READ, "create"] },
   { apiGroups: [""], resources: ["configmaps", "services", "serviceaccounts"], verbs: MANAGE },
   // relay pods: readiness and pod IP for the /status probe

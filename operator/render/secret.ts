@@ -1,9 +1,10 @@
 // The Secrets the operator creates (never rewrites). The fleet Secret `<relay>-fleet`: the relays' own
 // key for the queue handover (AUTH credential and MAC, relay/queue/handover.ts), separate from the
 // admin token; created once (the key comes from the reconciler: rendering stays pure); deleting it
-// rotates the key. A RelayCredential's issued Secret `<credential>-client-tls`: created empty before
-// the Certificate that cert-manager issues into it, so that the Secret the credential uses is one the
-// operator made (its uid recorded in the credential's status; compile/references.ts issuedSecretRefusal).
+// rotates the key. A RelayCredential's issued Secret `<credential>-client-tls`, and a MailRelay's
+// `<relay>-tls` and `<relay>-mta-sts` (issuerRef): created empty before the Certificate that
+// cert-manager issues into it, so that the Secret used is one the operator made (its uid recorded in
+// the owner's status; compile/references.ts issuedSecretRefusal).
 import type { KubeObject } from "../runtime/kube.js";
 import {
   CREDENTIAL_LABEL,
@@ -28,23 +29,39 @@ export function renderFleetSecret(owner: Owner, key: string): KubeObject {
 }
 
 /**
- * The empty kubernetes.io/tls Secret a RelayCredential's Certificate is issued into (cert-manager
- * issues when tls.key or tls.crt is empty, and applies its data, labels and annotations over what is
- * there, keeping the uid). Owned by the credential, so it goes with it; the owner reference is not the
- * controller one: cert-manager run with --enable-certificate-owner-ref adds the Certificate as the
- * Secret's controller, and an object has at most one.
+ * The empty kubernetes.io/tls Secret a cert-manager Certificate is issued into (cert-manager issues
+ * when tls.key or tls.crt is empty, and applies its data, labels and annotations over what is there,
+ * keeping the uid). Owned by the credential or relay, so it goes with it; the owner reference is not
+ * the controller one: cert-manager run with --enable-certificate-owner-ref adds the Certificate as
+ * the Secret's controller, and an object has at most one.
  */
-export function renderClientCertificateSecret(owner: Owner): KubeObject {
+function renderIssuedSecret(owner: Owner, name: string, labels: Record<string, string>): KubeObject {
   return {
     apiVersion: "v1",
     kind: "Secret",
     metadata: {
-      name: names.clientCertificateSecret(owner.name),
+      name,
       namespace: owner.namespace,
-      labels: { [MANAGED_BY_LABEL]: MANAGED_BY, [CREDENTIAL_LABEL]: owner.name },
+      labels,
       ownerReferences: [{ ...ownerReference(owner), controller: false }],
     },
     type: "kubernetes.io/tls",
     data: { "tls.crt": "", "tls.key": "" },
   };
+}
+
+/** A RelayCredential's issued Secret `<credential>-client-tls`. */
+export function renderClientCertificateSecret(owner: Owner): KubeObject {
+  return renderIssuedSecret(owner, names.clientCertificateSecret(owner.name), {
+    [MANAGED_BY_LABEL]: MANAGED_BY,
+    [CREDENTIAL_LABEL]: owner.name,
+  });
+}
+
+/**
+ * A MailRelay's issued Secret: `<relay>-tls` (server certificate) or `<relay>-mta-sts` (the MTA-STS
+ * endpoint's), labelled as the Certificate's secretTemplate labels it (render/certificate.ts).
+ */
+export function renderRelayIssuedSecret(owner: Owner, name: string): KubeObject {
+  return renderIssuedSecret(owner, name, relayLabels(owner.name));
 }

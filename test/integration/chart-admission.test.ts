@@ -12,7 +12,11 @@ import { after, before, describe, it } from "node:test";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { renderMtaStsCertificate, renderServerCertificate } from "../../operator/render/certificate.js";
-import { renderClientCertificateSecret, renderFleetSecret } from "../../operator/render/secret.js";
+import {
+  renderClientCertificateSecret,
+  renderFleetSecret,
+  renderRelayIssuedSecret,
+} from "../../operator/render/secret.js";
 import type { KubeObject } from "../../operator/runtime/kube.js";
 import {
   chartDir as chart,
@@ -204,7 +208,7 @@ describe("issue 15.9: the chart's admission policy holds the operator to its own
     const secret = renderClientCertificateSecret(credOwner) as any;
     const v = await submit(secret);
     assert.ok(v.ok, v.err);
-    const only = /only the fleet Secret <relay>-fleet .* and a RelayCredential's empty Secret/;
+    const only = /only the fleet Secret <relay>-fleet .* and the empty Secrets cert-manager issues into/;
     const filled = { ...secret, data: { "tls.crt": "eA==", "tls.key": "eA==" } };
     assert.match((await submit(filled)).err, only, "the operator writes no key material");
     const renamed = { ...secret, metadata: { ...secret.metadata, name: "other-client-tls" } };
@@ -228,6 +232,37 @@ describe("issue 15.9: the chart's admission policy holds the operator to its own
       metadata: { ...secret.metadata, name: "edge-client-tls", ownerReferences: [owner] },
     };
     assert.match((await submit(ofRelay)).err, only);
+  });
+
+  it("allows a MailRelay's empty <relay>-tls and <relay>-mta-sts, and refuses them with data, another name, or as controller", async () => {
+    const relayOwner = { ...owner, namespace: "mail" };
+    const only = /only the fleet Secret <relay>-fleet .* and the empty Secrets cert-manager issues into/;
+    for (const name of ["edge-tls", "edge-mta-sts"]) {
+      const secret = renderRelayIssuedSecret(relayOwner, name) as any;
+      assert.deepEqual(
+        secret.metadata.ownerReferences.map((o: { kind: string; controller?: boolean }) => [
+          o.kind,
+          o.controller,
+        ]),
+        [["MailRelay", false]],
+      );
+      const v = await submit(secret);
+      assert.ok(v.ok, `${name}: ${v.err}`);
+      const filled = { ...secret, data: { "tls.crt": "eA==", "tls.key": "eA==" } };
+      assert.match((await submit(filled)).err, only, "the operator writes no key material");
+      const controlled = {
+        ...secret,
+        metadata: {
+          ...secret.metadata,
+          ownerReferences: [{ ...secret.metadata.ownerReferences[0], controller: true }],
+        },
+      };
+      assert.match((await submit(controlled)).err, only);
+    }
+    for (const name of ["edge-client-tls", "other-tls", "edge-fleet"]) {
+      const other = renderRelayIssuedSecret(relayOwner, name) as any;
+      assert.match((await submit(other)).err, only, name);
+    }
   });
 
   it("refuses a certificate from an unlisted ClusterIssuer, for a foreign name, or a CA", async () => {

@@ -19,9 +19,9 @@ const REVIEWED_CLUSTER: Record<string, string[]> = {
   "sealpost.dev/mailrelays/status": ["get", "patch", "update"],
   "sealpost.dev/maildomainpolicies/status": ["get", "patch", "update"],
   "sealpost.dev/relaycredentials/status": ["get", "patch", "update"],
-  // create: only the fleet Secret of the queue handover (issue 15.2) and a RelayCredential's empty
-  // issued Secret (attack review, session 13), held to them by the chart's ValidatingAdmissionPolicy
-  // (issue 15.9)
+  // create: only the fleet Secret of the queue handover (issue 15.2) and the empty Secrets
+  // cert-manager issues into, a RelayCredential's (attack review, session 13) and a MailRelay's
+  // (attack-squatted-relay-secret), held to them by the chart's ValidatingAdmissionPolicy (issue 15.9)
   "core/secrets": ["create", "get", "list", "watch"],
   "core/configmaps": ["create", "get", "list", "patch", "watch"],
   "core/services": ["create", "get", "list", "patch", "watch"],
