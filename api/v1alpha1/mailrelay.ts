@@ -106,7 +106,9 @@ const Listeners = z
 
 const Certificate = z
   .object({
-    issuerRef: IssuerRef.optional(),
+    issuerRef: IssuerRef.optional().describe(
+      "Have cert-manager issue the certificate. The operator creates the kubernetes.io/tls Secret <name>-tls itself (its uid in status.issuedSecretUIDs.server, owned by the MailRelay), then a Certificate for spec.hostname that cert-manager issues into it (and likewise <name>-mta-sts with spec.mtaSts). A Secret of that name the operator did not create (another application's, one created by someone else before it, or one left by a deleted relay of the same name) is never mounted, served or overwritten: Ready=False, InvalidReference, and the StatefulSet is not applied; delete it so the operator creates its own.",
+    ),
     secretRef: localRef(
       "An existing Secret of type kubernetes.io/tls for the hostname, if you manage the certificate yourself.",
       "Name of the Secret in the same namespace.",
@@ -579,6 +581,27 @@ export const MailRelayStatus = z
       .optional()
       .describe("The server certificate."),
     ownDomains: OwnDomainsStatus.optional(),
+    issuedSecretUIDs: z
+      .object({
+        server: z
+          .string()
+          .max(64)
+          .optional()
+          .describe(
+            "The uid of the Secret <name>-tls the operator created (empty, for cert-manager to fill) before it applied the server Certificate. Only the Secret of this uid is mounted by the relay pods; one of that name created by anyone else is refused (Ready=False, InvalidReference: delete it so the operator creates its own).",
+          ),
+        mtaSts: z
+          .string()
+          .max(64)
+          .optional()
+          .describe(
+            "spec.mtaSts: the uid of the Secret <name>-mta-sts the operator created for the MTA-STS endpoint's Certificate. Only the Secret of this uid is served; one of that name created by anyone else is refused (Accepted=False, InvalidReference).",
+          ),
+      })
+      .optional()
+      .describe(
+        "certificate.issuerRef: the Secrets the operator created for cert-manager to issue the relay's certificates into, by uid.",
+      ),
     queuedMessages: int64("Messages waiting in the queues, summed over pods.").optional(),
     orphanedQueueVolumes: z
       .array(z.string().max(253))

@@ -71,7 +71,8 @@ function claimsId(p: PolicyObject): string {
 }
 
 /**
- * What compileRelayConfig reads, as a string: the relay's name, generation and spec; per selected
+ * What compileRelayConfig reads, as a string: the relay's name, generation, spec and recorded
+ * MTA-STS Secret (status.issuedSecretUIDs.mtaSts); per selected
  * policy its name and generation (the apiserver bumps it on every spec change; resourceVersion would
  * change with every status write) or, without one, its spec, and its recorded claims (status.claims:
  * which of two claims is older); and the view (viewFingerprint).
@@ -88,6 +89,8 @@ export function compileFingerprint(
     String(relay.metadata.generation ?? ""),
     relay.metadata.deletionTimestamp ? "deleted" : "",
     JSON.stringify(relay.spec),
+    // which MTA-STS Secret is the relay's own (own-domains.ts)
+    relay.status?.issuedSecretUIDs?.mtaSts ?? "",
   ];
   for (const p of selected) parts.push(`p:${p.metadata.name}:${specId(p, now)}`);
   parts.push(viewFp);

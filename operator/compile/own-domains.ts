@@ -2,6 +2,8 @@
 // (relay/contract/own-domains.ts), and the DNS records its status prints. Pure.
 // The MTA-STS endpoint is compiled in only once cert-manager has issued its certificate (the Secret
 // is in the cache): a pod never waits for it, and mail is never held up by a missing web certificate.
+// And only from the Secret the operator created for it (its uid in status.issuedSecretUIDs.mtaSts,
+// references.ts relayIssuedSecretRefusal): one a tenant created first is never served.
 import {
   MTA_STS_CONTAINER_PORT,
   mtaStsPolicyId,
@@ -14,7 +16,7 @@ import { canonicalPattern } from "../../relay/contract/domains.js";
 import type { MailRelay } from "../api.js";
 import { durationSeconds, quantityBytes } from "../api.js";
 import { names } from "../render/meta.js";
-import { secretPath, type ClusterView } from "./references.js";
+import { relayIssuedSecretRefusal, secretPath, type ClusterView } from "./references.js";
 
 /** Decompressed reports may be this many times their sent size (gzip of JSON compresses about 10:1). */
 const DECOMPRESSION_FACTOR = 16;
@@ -62,8 +64,18 @@ export function compileOwnDomains(relay: MailRelay, view: ClusterView): Compiled
   const reportAddresses = rx ? exactLocal(relay).map((d) => `${rx.localPart}@${d}`) : [];
   const https = Boolean(rx?.https && publication);
   const secret = names.mtaStsCertificate(relay.metadata.name ?? "");
-  const issued = view.secrets.get(secret);
-  const endpoint = Boolean(publication && issued?.keys.has("tls.crt") && issued.keys.has("tls.key"));
+  const found = publication ? view.secrets.get(secret) : undefined;
+  const refusal = relayIssuedSecretRefusal(
+    relay.metadata.namespace ?? "",
+    relay.metadata.name ?? "",
+    "mtaSts",
+    secret,
+    relay.status?.issuedSecretUIDs,
+    found,
+  );
+  // served only from the operator's own Secret once cert-manager filled it (a Secret refused here is
+  // reported by the relay's reconcile, which applies no Certificate over it: mailrelay/reconcile.ts)
+  const endpoint = Boolean(!refusal && found?.certificate && found.keys.has("tls.key"));
   const mounts = endpoint
     ? (["tls.crt", "tls.key"] as const).map((key) => ({ secret, key, path: secretPath(secret, key) }))
     : [];

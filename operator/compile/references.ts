@@ -30,7 +30,7 @@ export interface SecretInfo {
   controllerUid?: string;
   /** Its controller owner is a sealpost.dev object (password-secret.ts). */
   sealpostOwned?: boolean;
-  /** Its uid (issuedSecretRefusal: only the Secret the operator created for a credential is used). */
+  /** Its uid (issuedSecretRefusal: only the Secret the operator created for its owner is used). */
   uid?: string;
   /** A kubernetes.io/tls Secret whose tls.crt is not empty: cert-manager has issued into it. */
   certificate?: boolean;
@@ -51,32 +51,94 @@ export function issuedSecretFacts(secret: {
 }
 
 /**
- * Why the Secret an issuerRef credential would use is not its own, or undefined. The name is
- * derived (`<credential>-client-tls`), not written in the spec, so the chart's admission rule (get
+ * Why the Secret an issuerRef credential, or a MailRelay whose certificate cert-manager issues, would
+ * use is not its own, or undefined: the one rule for every Secret the operator creates empty for
+ * cert-manager to issue into (a credential's `<credential>-client-tls`, a relay's `<relay>-tls` and
+ * `<relay>-mta-sts`). The name is derived, not written in the spec, so the chart's admission rule (get
  * on every Secret a spec names) never saw it: a tenant naming a credential `billing` made the relay
  * present, or sign with, another application's `billing-client-tls` key (attack review, session 12),
  * and its Certificate would have overwritten that Secret. Nor does anything a Secret's creator
  * writes tell whose it is: a label naming the credential and a creation time after it are also what
  * a tenant who may create Secrets writes between the credential's creation and cert-manager's
- * issuance (attack review, session 13), and a Secret left by a deleted credential of the same name
- * carries them too. So the operator creates the Secret itself, empty, before it applies the
- * Certificate, and records its uid in the credential's status.issuedSecretUID
- * (controllers/relaycredential/reconcile.ts): only the Secret of that uid is the credential's.
- * `found`: the Secret, when it exists (none: the operator creates it). Pure.
+ * issuance (attack review, session 13), and a Secret left by a deleted owner of the same name
+ * carries them too. cert-manager does not tell either: it issues into an existing Secret only when
+ * one of its trigger policies fails, and a certificate for the Certificate's own names with a key
+ * of the spec's algorithm and size (and the issuer annotations, which anyone may write) fails none,
+ * so it keeps the tenant's key and reports the Certificate Ready
+ * (test/integration/attack-squatted-relay-secret.test.ts). So the operator creates the Secret itself,
+ * empty, before it applies the Certificate, and records its uid in the owner's status
+ * (`statusField`: a credential's status.issuedSecretUID, controllers/relaycredential/reconcile.ts; a
+ * relay's status.issuedSecretUIDs, controllers/mailrelay/reconcile.ts): only the Secret of that uid is
+ * the owner's. `found`: the Secret, when it exists (none: the operator creates it). Pure.
  */
 export function issuedSecretRefusal(
   ns: string,
-  credential: { name: string; issuedSecretUID?: string },
+  owner: {
+    /** Default RelayCredential. */
+    kind?: "RelayCredential" | "MailRelay";
+    name: string;
+    issuedSecretUID?: string;
+    /** Where the owner's status records the uid (default status.issuedSecretUID). */
+    statusField?: string;
+  },
   secret: string,
   found: { uid?: string } | undefined,
 ): string | undefined {
   if (!found) return undefined;
-  const { name, issuedSecretUID: recorded } = credential;
+  const { name, issuedSecretUID: recorded } = owner;
   if (recorded !== undefined && found.uid === recorded) return undefined;
-  const fix = `delete it so the operator creates its own (cert-manager then issues into it), or rename the RelayCredential`;
+  const kind = owner.kind ?? "RelayCredential";
+  const field = owner.statusField ?? "status.issuedSecretUID";
+  const fix =
+    kind === "RelayCredential"
+      ? `delete it so the operator creates its own (cert-manager then issues into it), or rename the RelayCredential`
+      : `delete it so the operator creates its own (cert-manager then issues into it)`;
+  const whose = kind === "RelayCredential" ? "credential" : "relay";
   return recorded === undefined
-    ? `Secret ${ns}/${secret} exists and was not created by the operator for RelayCredential ${ns}/${name} (another application's, one created by someone else, or one left by a deleted credential of that name): it is never used or overwritten; ${fix}`
-    : `Secret ${ns}/${secret} was not created by the operator for RelayCredential ${ns}/${name}: it has uid ${found.uid ?? "(none)"}, status.issuedSecretUID records ${recorded} (the operator's Secret was deleted and this one created by someone else): it is never used or overwritten; ${fix}`;
+    ? `Secret ${ns}/${secret} exists and was not created by the operator for ${kind} ${ns}/${name} (another application's, one created by someone else, or one left by a deleted ${whose} of that name): it is never used or overwritten; ${fix}`
+    : `Secret ${ns}/${secret} was not created by the operator for ${kind} ${ns}/${name}: it has uid ${found.uid ?? "(none)"}, ${field} records ${recorded} (the operator's Secret was deleted and this one created by someone else): it is never used or overwritten; ${fix}`;
+}
+
+/** The Secrets a MailRelay's cert-manager Certificates are issued into, which the operator creates. */
+export type RelayIssuedSecret = "server" | "mtaSts";
+
+/**
+ * The Secrets the operator creates for a relay (issuerRef): `<relay>-tls` for the server
+ * certificate, and `<relay>-mta-sts` with spec.mtaSts (which needs issuerRef). Their uids are in
+ * status.issuedSecretUIDs under these keys.
+ */
+export function relayIssuedSecrets(relay: {
+  metadata: { name?: string };
+  spec: { certificate: { issuerRef?: unknown }; mtaSts?: unknown };
+}): { role: RelayIssuedSecret; name: string }[] {
+  if (!relay.spec.certificate.issuerRef) return [];
+  const r = relay.metadata.name ?? "";
+  return [
+    { role: "server", name: names.serverCertificateSecret(r) },
+    ...(relay.spec.mtaSts ? [{ role: "mtaSts" as const, name: names.mtaStsCertificate(r) }] : []),
+  ];
+}
+
+/** issuedSecretRefusal for one of a relay's issued Secrets (`recorded`: status.issuedSecretUIDs). */
+export function relayIssuedSecretRefusal(
+  ns: string,
+  relay: string,
+  role: RelayIssuedSecret,
+  secret: string,
+  recorded: Partial<Record<RelayIssuedSecret, string>> | undefined,
+  found: { uid?: string } | undefined,
+): string | undefined {
+  return issuedSecretRefusal(
+    ns,
+    {
+      kind: "MailRelay",
+      name: relay,
+      issuedSecretUID: recorded?.[role],
+      statusField: `status.issuedSecretUIDs.${role}`,
+    },
+    secret,
+    found,
+  );
 }
 
 export const secretPath = (secret: string, key: string): string => `secrets/${secret}/${key}`;

@@ -1,7 +1,7 @@
 // Which MailDomainPolicies, MailRelays and RelayCredentials name a Secret, ConfigMap or
 // RelayCredential: what a change of that object requeues. Read from the raw cached specs (a spec the
 // API schema rejects still names what it names). Pure.
-import { policyReferences } from "../compile/references.js";
+import { policyReferences, relayIssuedSecrets } from "../compile/references.js";
 import { names } from "../render/meta.js";
 import type { CredentialObject, MailRelayObject, PolicyObject } from "../objects.js";
 import type { ClusterState } from "../state.js";
@@ -51,7 +51,8 @@ export function relayReferences(
       credentialRefs?: { name: string }[];
       localRecipients?: { configMapRef?: { name: string } };
     };
-    certificate?: { secretRef?: { name: string } };
+    certificate?: { secretRef?: { name: string }; issuerRef?: unknown };
+    mtaSts?: unknown;
     dkim?: { credentialRef?: { name: string } }[];
   };
   // inbound accounts and DKIM keys (spec.dkim) are credentials of the relay
@@ -64,6 +65,15 @@ export function relayReferences(
   if (kind === "configMaps") return spec.inbound?.localRecipients?.configMapRef?.name === name;
   if (spec.certificate?.secretRef?.name === name) return true;
   if (names.fleetSecret(r.metadata.name) === name) return true;
+  // the Secrets the operator creates for cert-manager to issue into (created, squatted or deleted:
+  // compile/references.ts relayIssuedSecrets)
+  if (
+    spec.certificate &&
+    relayIssuedSecrets({ ...r, spec: { ...spec, certificate: spec.certificate } }).some(
+      (s) => s.name === name,
+    )
+  )
+    return true;
   const creds = new Map(credentials.map((c) => [c.metadata.name, c]));
   return refs.some((ref) => {
     const c = creds.get(ref.name);

@@ -172,20 +172,26 @@ describe("attack: a credential author without Secret access has the relay send t
         "signing-key.asc": `-----BEGIN PGP PRIVATE KEY BLOCK-----\n\n${randomBytes(600).toString("base64")}\n-----END PGP PRIVATE KEY BLOCK-----\n`,
       }),
     );
-    // cert-manager does not run here: the Secret it would write for the relay's Certificate edge-tls
-    await admin.create(
-      secret(
-        "edge-tls",
-        { "tls.crt": await readFile(relayLeaf.certFile), "tls.key": await readFile(relayLeaf.keyFile) },
-        "kubernetes.io/tls",
-      ),
-    );
     await admin.apply(
       relayManifest({
         inbound: { relayFrom: ["127.0.0.1/32"] },
         admin: { tokenSecretRef: { name: "edge-admin", key: "token" } },
       }),
       { fieldManager: "relay-admin" },
+    );
+    // cert-manager does not run here: what it would write for the relay's Certificate edge-tls, into
+    // the Secret the operator created for it (empty, its uid in status.issuedSecretUIDs.server)
+    const edgeTls = await waitFor("edge-tls created by the operator", () => get(R.Secret, "edge-tls"));
+    await admin.mergePatch(R.Secret, NS, "edge-tls", {
+      data: {
+        "tls.crt": b64(await readFile(relayLeaf.certFile)),
+        "tls.key": b64(await readFile(relayLeaf.keyFile)),
+      },
+    });
+    await waitFor("edge-tls recorded as the relay's", async () =>
+      (await get(R.MailRelay, "edge"))?.status?.issuedSecretUIDs?.server === edgeTls.metadata.uid
+        ? true
+        : undefined,
     );
     // the operator's own fleet Secret (created for a relay with an admin token)
     await waitFor("edge-fleet", () => get(R.Secret, "edge-fleet"));

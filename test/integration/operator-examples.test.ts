@@ -140,10 +140,24 @@ describe("examples/ on a real apiserver with cert-manager", () => {
   });
 
   it("gets the certificates issued and reports them in status", async () => {
-    await waitFor(
+    const edge = await waitFor(
       "edge certificate ready in status",
-      async () => ((await get(R.MailRelay, "edge"))?.status?.certificate?.ready ? true : undefined),
+      async () => {
+        const r = await get(R.MailRelay, "edge");
+        return r?.status?.certificate?.ready ? r : undefined;
+      },
       60_000,
+    );
+    // the relay's server certificate too went into the Secret the operator created (empty) before the
+    // Certificate, under its uid (compile/references.ts relayIssuedSecretRefusal)
+    const server = await get(R.Secret, "edge-tls");
+    assert.equal(server?.metadata.uid, edge.status.issuedSecretUIDs?.server);
+    assert.ok(server?.data?.["tls.crt"] && server.data["tls.key"], "cert-manager filled the Secret");
+    assert.equal(server.metadata.annotations?.["cert-manager.io/certificate-name"], "edge-tls");
+    assert.ok(
+      server.metadata.ownerReferences?.some(
+        (o) => o.kind === "MailRelay" && o.uid === edge.metadata.uid && !o.controller,
+      ),
     );
     const cred = await waitFor(
       "client certificate credential Ready",

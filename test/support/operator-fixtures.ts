@@ -51,7 +51,10 @@ export function mailRelay(spec: Record<string, unknown> = {}, generation = 1): M
 /** What the compiler sees of the namespace: Secret and ConfigMap keys, and RelayCredentials. */
 export function clusterView(
   opts: {
-    secrets?: Record<string, string[] | { type: string; keys: string[]; controllerUid?: string }>;
+    secrets?: Record<
+      string,
+      string[] | { type: string; keys: string[]; controllerUid?: string; uid?: string; certificate?: boolean }
+    >;
     configMaps?: Record<string, string[]>;
     credentials?: RelayCredential[];
   } = {},
@@ -71,6 +74,8 @@ export function clusterView(
               type: v.type,
               keys: new Set(v.keys),
               ...(v.controllerUid ? { controllerUid: v.controllerUid } : {}),
+              ...(v.uid ? { uid: v.uid } : {}),
+              ...(v.certificate ? { certificate: true } : {}),
             },
       ]),
     ),
@@ -195,10 +200,16 @@ export function listCaches(relays: KubeObject[], policies: KubeObject[] = []): C
 export function fakeReconcilerDeps(relays: KubeObject[], policies: KubeObject[] = []) {
   const caches = listCaches(relays, policies);
   const applied: KubeObject[] = [];
+  const created: KubeObject[] = [];
   const state = new ClusterState(caches);
   const deps = {
     client: {
       apply: (o: KubeObject) => Promise.resolve((applied.push(o), o)),
+      // the Secrets the operator creates (a relay's issued Secrets: uid "<name>-uid")
+      create: (o: KubeObject) =>
+        Promise.resolve(
+          (created.push(o), { ...o, metadata: { ...o.metadata, uid: `${o.metadata.name}-uid` } }),
+        ),
       // the MailRelay queue finalizer (metadata only; not an applied object)
       mergePatch: (_r: unknown, _ns: string, name: string) => Promise.resolve({ metadata: { name } }),
     },
@@ -215,5 +226,5 @@ export function fakeReconcilerDeps(relays: KubeObject[], policies: KubeObject[] 
     reapplyMs: 0,
     written: new WrittenStatus(),
   } as unknown as ReconcilerDeps;
-  return { deps, applied };
+  return { deps, applied, created };
 }

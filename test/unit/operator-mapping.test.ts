@@ -191,7 +191,8 @@ describe("config size limit", () => {
     assert.ok(
       Buffer.from(cm.binaryData?.["config.json.gz"] ?? "", "base64").length <= MAX_CONFIG_STORED_BYTES,
     );
-    const status = applied.find((o) => "status" in o)?.status as {
+    // the last status written (the first records the relay's issued Secret it created)
+    const status = applied.findLast((o) => "status" in o)?.status as {
       conditions: { type: string; status: string; reason: string; message: string }[];
     };
     const degraded = status.conditions.find((x) => x.type === "Degraded")!;

@@ -258,7 +258,8 @@ describe("issue 15.9: a Certificate refused by the admission policy shows on the
           )
         : apply(o);
     await reconcileMailRelay(deps, "mail/edge");
-    const ready = (applied.find((o) => "status" in o) as any).status.conditions.find(
+    // the last status written (the first records the relay's issued Secret, created before the Certificate)
+    const ready = (applied.findLast((o) => "status" in o) as any).status.conditions.find(
       (c: any) => c.type === "Ready",
     );
     assert.equal(ready.reason, "CertificateNotReady");

@@ -26,7 +26,7 @@ import { TlsRptReportSchema, type TlsRptReport } from "../../relay/tlsrpt-report
 import { ownDomainsStatus } from "../../operator/status/own-domains.js";
 import { compileOwnDomains } from "../../operator/compile/own-domains.js";
 import { MailRelay } from "../../api/v1alpha1/mailrelay.js";
-import type { ClusterView } from "../../operator/compile/references.js";
+import type { ClusterView, SecretInfo } from "../../operator/compile/references.js";
 import type { KubeObject } from "../../operator/runtime/kube.js";
 import { clusterView, mailRelay as fixtureRelay, renderRelay } from "../support/operator-fixtures.js";
 
@@ -389,12 +389,29 @@ describe("operator: compile of spec.mtaSts and spec.tlsRptReceiver", () => {
       tlsRptReceiver: {},
     },
   });
-  const view = (secretKeys?: string[]): ClusterView => ({
+  // the Secret as the cache sees it: cert-manager issued into the one the operator created (uid own-1)
+  const view = (secretKeys?: string[], info: Partial<SecretInfo> = {}): ClusterView => ({
     credentials: new Map(),
-    secrets: new Map(secretKeys ? [["edge-mta-sts", { keys: new Set(secretKeys) }]] : []),
+    secrets: new Map(
+      secretKeys
+        ? [
+            [
+              "edge-mta-sts",
+              {
+                type: "kubernetes.io/tls",
+                keys: new Set(secretKeys),
+                uid: "own-1",
+                certificate: true,
+                ...info,
+              },
+            ],
+          ]
+        : [],
+    ),
     configMaps: new Map(),
     services: new Map(),
   });
+  const recorded = { ...relay, status: { issuedSecretUIDs: { mtaSts: "own-1" } } };
 
   it("before the certificate is issued: records and the certificate's names, no endpoint in the config", () => {
     const c = compileOwnDomains(relay, view());
@@ -407,7 +424,7 @@ describe("operator: compile of spec.mtaSts and spec.tlsRptReceiver", () => {
   });
 
   it("once issued: the endpoint with the Secret's files, mx defaulting to the hostname", () => {
-    const c = compileOwnDomains(relay, view(["tls.crt", "tls.key", "ca.crt"]));
+    const c = compileOwnDomains(recorded, view(["tls.crt", "tls.key", "ca.crt"]));
     assert.equal(c.endpoint, true);
     assert.deepEqual(c.ownDomains?.mtaSts, {
       port: 8443,
@@ -421,6 +438,21 @@ describe("operator: compile of spec.mtaSts and spec.tlsRptReceiver", () => {
     });
     assert.equal(c.ownDomains?.tlsRpt?.https, true);
     assert.equal(c.ownDomains?.tlsRpt?.maxDecompressedBytes, 16 * 1024 * 1024);
+  });
+
+  it("only from the Secret the operator created and cert-manager filled (attack-squatted-relay-secret)", () => {
+    const keys = ["tls.crt", "tls.key"];
+    for (const [what, r, v] of [
+      ["no uid recorded (a tenant's Secret there first)", relay, view(keys)],
+      ["another uid (created again by someone else)", recorded, view(keys, { uid: "tenant-1" })],
+      ["the operator's own, not issued yet", recorded, view(keys, { certificate: false })],
+      ["an Opaque Secret with those keys", recorded, view(keys, { type: "Opaque", certificate: false })],
+    ] as const) {
+      const c = compileOwnDomains(r, v);
+      assert.equal(c.endpoint, false, what);
+      assert.equal(c.ownDomains?.mtaSts, undefined, what);
+      assert.deepEqual(c.mounts, [], what);
+    }
   });
 });
 
@@ -442,8 +474,17 @@ describe("operator: the rendered objects of the MTA-STS endpoint", () => {
 
   it("once issued: Service 443 -> the container's mta-sts port, open in the NetworkPolicy, the Secret mounted", () => {
     const { objects, compiled } = renderRelay(
-      r,
-      clusterView({ secrets: { "edge-mta-sts": ["tls.crt", "tls.key"] } }),
+      { ...r, status: { issuedSecretUIDs: { mtaSts: "own-1" } } },
+      clusterView({
+        secrets: {
+          "edge-mta-sts": {
+            type: "kubernetes.io/tls",
+            keys: ["tls.crt", "tls.key"],
+            uid: "own-1",
+            certificate: true,
+          },
+        },
+      }),
     );
     assert.deepEqual(
       find(objects, "Service").spec.ports.find((p: { name: string }) => p.name === "mta-sts"),

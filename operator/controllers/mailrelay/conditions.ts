@@ -18,7 +18,8 @@ export interface RelayFacts extends PodTally {
   configBytes: number;
   configJsonBytes: number;
   accepted: ConditionInput;
-  certificate: { ready: boolean; problem?: string; message?: string; secret: string };
+  /** refused: the Secret at the server certificate's name is not the one the operator created for it. */
+  certificate: { ready: boolean; problem?: string; message?: string; refused?: string; secret: string };
   /** The selected policies left out of the config; those of them left out only for its size (config-fit.ts). */
   excluded: readonly string[];
   leftOutForSize: readonly string[];
@@ -119,6 +120,10 @@ export function relayDegraded(f: RelayFacts, g: number | undefined): ConditionIn
 const notAccepted: Check<RelayFacts> = ({ accepted: a }) =>
   a.status !== "True" ? { reason: a.reason, message: a.message } : undefined;
 
+/** Its server certificate's Secret is someone else's (controllers/mailrelay/reconcile.ts ensureIssuedSecrets). */
+const certificateSecretRefused: Check<RelayFacts> = ({ certificate: c }) =>
+  c.refused ? { reason: "InvalidReference", message: c.refused } : undefined;
+
 const certificateNotReady: Check<RelayFacts> = ({ certificate: c }) =>
   c.problem || !c.ready
     ? {
@@ -137,7 +142,14 @@ export function relayReady(f: RelayFacts, enforced: ConditionInput, g: number | 
     enforced.status === "False" ? { reason: enforced.reason, message: enforced.message } : undefined;
   return firstFinding(
     "Ready",
-    [notAccepted, configTooLargeFinding, certificateNotReady, replicasNotReady, notEnforced],
+    [
+      certificateSecretRefused,
+      notAccepted,
+      configTooLargeFinding,
+      certificateNotReady,
+      replicasNotReady,
+      notEnforced,
+    ],
     f,
     (x) => ({ reason: "Ready", message: `${x.readyReplicas} pods ready` }),
     g,

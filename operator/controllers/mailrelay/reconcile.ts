@@ -3,9 +3,20 @@
 // garbage collector remove them with the relay), then report status. Level-triggered: it reads
 // everything from the informer caches each time and holds nothing between runs.
 import { randomBytes } from "node:crypto";
-import { API_VERSION, MailRelay as MailRelaySchema, type MailRelay } from "../../api.js";
+import {
+  API_VERSION,
+  MailRelay as MailRelaySchema,
+  type MailRelay,
+  type MailRelayStatus,
+} from "../../api.js";
 import type { EncodedConfig } from "../../compile/relay-config.js";
 import { configTooLarge } from "../../compile/config-fit.js";
+import {
+  issuedSecretFacts,
+  relayIssuedSecretRefusal,
+  relayIssuedSecrets,
+  type RelayIssuedSecret,
+} from "../../compile/references.js";
 import {
   certificateState,
   renderMtaStsCertificate,
@@ -14,12 +25,12 @@ import {
 import { ownDomainsStatus } from "../../status/own-domains.js";
 import { renderRelayObjects } from "../../render/index.js";
 import { renderConfigMap } from "../../render/configmap.js";
-import { renderFleetSecret } from "../../render/secret.js";
+import { renderFleetSecret, renderRelayIssuedSecret } from "../../render/secret.js";
 import { snatExposure } from "../../render/service.js";
 import type { RelayRenderInput } from "../../render/input.js";
 import { CONFIG_HASH_ANNOTATION, names, type Owner } from "../../render/meta.js";
 import type { ReconcileResult } from "../../runtime/controller.js";
-import { problemsCondition, type ConditionInput } from "../../runtime/conditions.js";
+import { problemsCondition, type Condition, type ConditionInput } from "../../runtime/conditions.js";
 import { UNWATCHED, type LiveVersion } from "../../runtime/applied.js";
 import { ApiError, type KubeObject } from "../../runtime/kube.js";
 import { keyOf, splitKey, type MailRelayObject } from "../../objects.js";
@@ -27,7 +38,7 @@ import { certificateExpiringCondition, certificateNotAfter } from "../../status/
 import { orphanedQueueVolumes } from "../../status/orphaned-volumes.js";
 import type { ReconcilerDeps } from "../deps.js";
 import { probeRelay, relayAdminToken } from "../relay-probe.js";
-import { writeStatus } from "../status-write.js";
+import { currentStatus, writeStatus } from "../status-write.js";
 import { relayDegraded, relayEnforced, relayReady, type RelayFacts } from "./conditions.js";
 import { relayImage } from "../../compile/relay-image.js";
 import { nextExceptionChange } from "../../compile/exceptions.js";
@@ -163,9 +174,14 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   }
   await ensureQueueFinalizer(deps, raw);
   const generation = raw.metadata.generation;
+  // the Secrets this process created for cert-manager to issue into, as its last status write recorded
+  // them: carried in every status write (a server-side apply of the whole status drops what it omits)
+  let issuedUIDs = (currentStatus(deps, raw) as MailRelayStatus | undefined)?.issuedSecretUIDs;
+  const uidsField = () =>
+    issuedUIDs && Object.keys(issuedUIDs).length ? { issuedSecretUIDs: issuedUIDs } : {};
   if (!parsed.success) {
     const message = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
-    await writeStatus(deps, raw, { observedGeneration: generation }, [
+    await writeStatus(deps, raw, { observedGeneration: generation, ...uidsField() }, [
       { type: "Ready", status: "False", reason: "InvalidSpec", message, observedGeneration: generation },
       { type: "Accepted", status: "False", reason: "InvalidSpec", message, observedGeneration: generation },
     ]);
@@ -182,7 +198,7 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
       message: unsafe,
       observedGeneration: generation,
     };
-    await writeStatus(deps, raw, { observedGeneration: generation }, [
+    await writeStatus(deps, raw, { observedGeneration: generation, ...uidsField() }, [
       { type: "Ready", ...refusal },
       { type: "Accepted", ...refusal },
     ]);
@@ -196,21 +212,32 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
       message: image.refused,
       observedGeneration: generation,
     };
-    await writeStatus(deps, raw, { observedGeneration: generation }, [
+    await writeStatus(deps, raw, { observedGeneration: generation, ...uidsField() }, [
       { type: "Ready", ...refusal },
       { type: "Accepted", ...refusal },
     ]);
     return;
   }
+  const issued = await ensureIssuedSecrets(deps, raw, relay, owner, issuedUIDs ?? {});
+  issuedUIDs = issued.uids;
+  const serverRefused = issued.refused.get("server");
+  // the server certificate's Secret is not (known to be) the operator's own: see ensureIssuedSecrets
+  const serverHeld = serverRefused !== undefined || issued.pending.has("server");
+  const mtaStsHeld = issued.refused.has("mtaSts") || issued.pending.has("mtaSts");
   const fleetCreated = await ensureFleetSecret(deps, relay, owner);
   // the config as applied: with every selected policy, or the fewest left out that make it fit
-  // (compile/config-fit.ts)
+  // (compile/config-fit.ts); the MTA-STS endpoint only from the Secret recorded here (own-domains.ts),
+  // which the cached status may not carry yet
   let compiled: EncodedConfig;
   try {
-    compiled = await deps.compiler.fitted(relay);
+    compiled = await deps.compiler.fitted(
+      issuedUIDs && Object.keys(issuedUIDs).length
+        ? { ...relay, status: { ...relay.status, issuedSecretUIDs: issuedUIDs } }
+        : relay,
+    );
   } catch (e) {
     const message = (e as Error).message;
-    await writeStatus(deps, raw, { observedGeneration: generation }, [
+    await writeStatus(deps, raw, { observedGeneration: generation, ...uidsField() }, [
       { type: "Ready", status: "False", reason: "InvalidSpec", message, observedGeneration: generation },
       { type: "Accepted", status: "False", reason: "InvalidSpec", message, observedGeneration: generation },
     ]);
@@ -231,6 +258,8 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   let configApplied = false;
   for (const obj of renderRelayObjects(input)) {
     if (tooLarge && CONFIG_DERIVED_KINDS.has(obj.kind ?? "")) continue;
+    // pods mount <relay>-tls by name: none is created or rolled onto a Secret not the operator's
+    if (serverHeld && obj.kind === "StatefulSet") continue;
     const announced = obj.kind === "ConfigMap" ? deps.applied.lastAnnotations(obj) : undefined;
     let applied: boolean;
     try {
@@ -239,7 +268,7 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
       const refused = podSettingsRefusal(obj, e);
       if (!refused) throw e;
       const refusal = { status: "False" as const, reason: "InvalidPodSettings", message: refused };
-      await writeStatus(deps, raw, { observedGeneration: generation }, [
+      await writeStatus(deps, raw, { observedGeneration: generation, ...uidsField() }, [
         { type: "Ready", ...refusal, observedGeneration: generation },
         { type: "Accepted", ...refusal, observedGeneration: generation },
       ]);
@@ -254,8 +283,11 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   const issuerRef = relay.spec.certificate.issuerRef;
   if (issuerRef) {
     try {
-      await applyIfNeeded(deps, renderServerCertificate(owner, relay.spec.hostname, issuerRef));
-      if (compiled.own.certificateNames.length)
+      // never over a Secret the operator did not create: cert-manager would keep a tenant's key that
+      // matches the spec and report the Certificate Ready (compile/references.ts issuedSecretRefusal)
+      if (!serverHeld)
+        await applyIfNeeded(deps, renderServerCertificate(owner, relay.spec.hostname, issuerRef));
+      if (compiled.own.certificateNames.length && !mtaStsHeld)
         await applyIfNeeded(deps, renderMtaStsCertificate(owner, compiled.own.certificateNames, issuerRef));
     } catch (e) {
       if (!(e instanceof ApiError) || (e.code !== 404 && e.code !== 403)) throw e;
@@ -285,13 +317,18 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   const probe = readyPods.length
     ? await probeRelay(deps, readyPods, compiled.hash, await relayAdminToken(deps, relay))
     : undefined;
-  const cert = issuerRef
-    ? certificateState(deps.state.caches.certificates.get(namespace, names.serverCertificate(name)))
-    : { ready: deps.state.caches.secrets.get(namespace, input.serverCertSecret) !== undefined };
+  const cert = serverHeld
+    ? { ready: false }
+    : issuerRef
+      ? certificateState(deps.state.caches.certificates.get(namespace, names.serverCertificate(name)))
+      : { ready: deps.state.caches.secrets.get(namespace, input.serverCertSecret) !== undefined };
   const g = generation;
   const accepted = problemsCondition(
     "Accepted",
-    compiled.relayProblems,
+    [
+      ...[...issued.refused.values()].map((message) => ({ reason: "InvalidReference", message })),
+      ...compiled.relayProblems,
+    ],
     { reason: "Compiled", message: `configuration compiled with ${compiled.included.length} policies` },
     g,
   );
@@ -315,6 +352,12 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
       ready: cert?.ready ?? false,
       ...(certProblem ? { problem: certProblem } : {}),
       ...(cert?.message ? { message: cert.message } : {}),
+      ...(serverRefused ? { refused: serverRefused } : {}),
+      ...(issued.pending.has("server")
+        ? {
+            message: `Secret ${namespace}/${input.serverCertSecret} exists but is not in the operator's cache yet`,
+          }
+        : {}),
       secret: input.serverCertSecret,
     },
     excluded: [...compiled.problems.keys()],
@@ -332,7 +375,10 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     enforced,
     relayDegraded(facts, g),
   ];
-  const certSecret = deps.state.caches.secrets.get(namespace, input.serverCertSecret);
+  // a Secret the operator did not create says nothing about the relay's certificate
+  const certSecret = serverHeld
+    ? undefined
+    : deps.state.caches.secrets.get(namespace, input.serverCertSecret);
   const notAfter = certificateNotAfter(certSecret?.data?.["tls.crt"]);
   const expiring = certificateExpiringCondition(notAfter, deps.now(), g ?? 0);
   if (certSecret) conditions.push(expiring);
@@ -357,12 +403,15 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
       configHash: compiled.hash,
       policyCount: compiled.included.length,
       orphanedQueueVolumes: orphans.length ? orphans : undefined,
+      ...uidsField(),
       ownDomains: ownDomainsStatus(
         compiled.own,
         (probe?.reports ?? []).flatMap((r) => (r.report.tlsRptReceived ? [r.report.tlsRptReceived] : [])),
         compiled.own.certificateNames.length
-          ? (certificateState(deps.state.caches.certificates.get(namespace, names.mtaStsCertificate(name)))
-              ?.ready ?? false)
+          ? !mtaStsHeld &&
+              (certificateState(deps.state.caches.certificates.get(namespace, names.mtaStsCertificate(name)))
+                ?.ready ??
+                false)
           : undefined,
       ),
       certificate: {
@@ -386,6 +435,7 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   if (enforced.status === "False")
     return { requeueAfterMs: Math.min(deps.enforcePollMs, exceptionChange ?? Infinity) };
   if (fleetCreated) return { requeueAfterMs: 1000 }; // compile the handover in once the cache has it
+  if (issued.pending.size) return { requeueAfterMs: 1000 }; // judge the Secret once the cache has it
   // received TLS-RPT figures change without a cluster event: refreshed like the policies' figures;
   // an exception starts or ends without one too
   const tlsRptPoll = compiled.own.ownDomains?.tlsRpt && readyPods.length ? deps.figuresPollMs : undefined;
@@ -417,6 +467,96 @@ async function applyStoppedConfig(
   const input = renderInput(relay, ownerOf(raw), compiled, deps, relay.spec.queue.size);
   await applyIfNeeded(deps, renderConfigMap(input));
   return undefined;
+}
+
+/** What ensureIssuedSecrets found for a relay's issued Secrets (compile/references.ts relayIssuedSecrets). */
+interface IssuedSecrets {
+  /** The uids to record in status.issuedSecretUIDs. */
+  uids: Partial<Record<RelayIssuedSecret, string>>;
+  /** A Secret of that name the operator did not create: why it is never mounted, served or issued into. */
+  refused: Map<RelayIssuedSecret, string>;
+  /** Created by someone since the cache was read (409): judged once the cache has it. */
+  pending: Set<RelayIssuedSecret>;
+}
+
+/**
+ * The Secrets cert-manager issues a relay's certificates into (issuerRef): `<relay>-tls` and, with
+ * spec.mtaSts, `<relay>-mta-sts`. The operator creates each itself, empty, before the Certificate
+ * (render/secret.ts), and records its uid in status.issuedSecretUIDs at once, before anything else of
+ * the reconcile can fail; only the Secret of the recorded uid is the relay's (compile/references.ts
+ * issuedSecretRefusal, the rule the credentials' Secrets follow too). A tenant who may create Secrets
+ * could otherwise create them first with a key of theirs that matches the Certificate's spec:
+ * cert-manager keeps such a Secret and reports the Certificate Ready, and the pods presented the
+ * tenant's key on 25/465/587 and the MTA-STS endpoint (test/integration/attack-squatted-relay-secret).
+ *
+ * Fail-closed, for a Secret refused here: no Certificate is applied over it; the MTA-STS endpoint is
+ * not compiled in (own-domains.ts: neither served nor mounted); and for `<relay>-tls`, which the pod
+ * template mounts by name, the StatefulSet is not applied: a new relay gets no pods at all (none
+ * starts on the tenant's key), an existing one keeps its last applied template (no roll mounts the
+ * Secret anew) while the ConfigMap still carries config changes. Ready and Accepted are False,
+ * InvalidReference, naming the Secret and the fix. What the operator cannot do is take the Secret
+ * away from pods already running: kubelet refreshes a mounted Secret in place, by name. Stopping
+ * them (scaling to 0) would, but every relay upgraded from a release without this check has such a
+ * Secret (cert-manager's, issued before), and an upgrade must not stop every relay's mail: the
+ * administrator deletes the Secret (docs/upgrade.md), the operator creates its own at once and
+ * cert-manager issues into it.
+ */
+async function ensureIssuedSecrets(
+  deps: ReconcilerDeps,
+  raw: MailRelayObject,
+  relay: MailRelay,
+  owner: Owner,
+  recorded: Partial<Record<RelayIssuedSecret, string>>,
+): Promise<IssuedSecrets> {
+  // a role not used now keeps its uid: spec.mtaSts removed and added back finds its own Secret again
+  const uids: Partial<Record<RelayIssuedSecret, string>> = { ...recorded };
+  const refused = new Map<RelayIssuedSecret, string>();
+  const pending = new Set<RelayIssuedSecret>();
+  let created = false;
+  for (const { role, name } of relayIssuedSecrets(relay)) {
+    const existing = deps.state.caches.secrets.get(owner.namespace, name);
+    if (existing) {
+      const refusal = relayIssuedSecretRefusal(
+        owner.namespace,
+        owner.name,
+        role,
+        name,
+        recorded,
+        issuedSecretFacts(existing),
+      );
+      if (refusal) {
+        refused.set(role, refusal);
+        deps.log.warn({ relay: `${owner.namespace}/${owner.name}`, secret: name }, refusal);
+      }
+      continue;
+    }
+    try {
+      const s = await deps.client.create(renderRelayIssuedSecret(owner, name));
+      if (s.metadata.uid) {
+        uids[role] = s.metadata.uid;
+        created = true;
+      }
+      deps.log.info({ relay: `${owner.namespace}/${owner.name}`, secret: name }, "issued Secret created");
+    } catch (e) {
+      if (!(e instanceof ApiError) || e.code !== 409) throw e;
+      pending.add(role); // created by someone else since the cache was read: its add event requeues
+    }
+  }
+  if (created) {
+    // recorded at once, the rest of the status as it was: a failure later in this reconcile (a
+    // Certificate refused, the apiserver away) must not leave the operator's own Secret unrecorded,
+    // which the next reconcile would refuse
+    const { conditions, ...fields } = (currentStatus(deps, raw) ?? {}) as Record<string, unknown> & {
+      conditions?: Condition[];
+    };
+    await writeStatus(
+      deps,
+      raw,
+      { ...fields, issuedSecretUIDs: uids },
+      (conditions ?? []).map(({ lastTransitionTime: _t, ...c }) => c),
+    );
+  }
+  return { uids, refused, pending };
 }
 
 /**
