@@ -351,12 +351,14 @@ export const MailDomainPolicyStatus = z
           .number()
           .int()
           .nonnegative()
-          .describe("The policy's size in its relays' configuration, in bytes, when last dated."),
-        since: timestamp("When it last grew by more than 1 KiB over that (or was created)."),
+          .describe("The policy's size in its relays' configuration, compressed, in bytes."),
+        since: timestamp(
+          "When it last grew by more than 1 KiB over that, or named more than 1 KiB of new domains (or was created).",
+        ),
       })
       .optional()
       .describe(
-        "How much room this policy takes in its relays' configuration, and since when, recorded by the operator. A relay whose configuration would be over its size limit leaves out first the policies it took in last or that grew last (the later of this and selectedBy's date): a policy that grows to take room is the newcomer, whenever it was created; an edit that adds less than 1 KiB (a tightened TLS mode, one more domain) does not change its date.",
+        "How much room this policy takes in its relays' configuration, and since when, recorded by the operator. A relay whose configuration would be over its size limit leaves out first the policies it took in last or that grew last (the later of this and selectedBy's date): a policy that grows to take room is the newcomer, whenever it was created; an edit that adds less than 1 KiB, compressed, and less than 1 KiB of new domain names (a tightened TLS mode, one more domain) does not change its date.",
       ),
     lastDelivery: z
       .object({

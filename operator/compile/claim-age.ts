@@ -119,28 +119,40 @@ export function claimAges(raw: PolicyObject, domains: readonly string[]): ClaimA
 }
 
 /**
- * The ages of a policy now taking `bytes` of the config: one that grew by more than
- * FOOTPRINT_SLACK_BYTES since its footprint was recorded is the newest until the record says when
- * (the relay may compile it before its own reconcile writes that). Pure.
+ * Whether a policy now taking `bytes` of the config grew since its footprint was recorded: by more
+ * than FOOTPRINT_SLACK_BYTES of compressed size, or by new domain patterns (not yet in status.claims)
+ * longer than that in all. The second catches a swap of compressible names for random ones of the
+ * same length, which leaves the size of the policy alone but not the size of the config (the review
+ * of the first footprint, session 13).
  */
-export function withSize(a: ClaimAges, bytes: number): ClaimAges {
+function grew(a: ClaimAges, bytes: number): boolean {
   const was = a.footprint.bytes;
-  return was !== undefined && bytes > was + FOOTPRINT_SLACK_BYTES
-    ? { ...a, footprint: { bytes: was, since: UNDATED } }
-    : a;
+  if (was === undefined) return false;
+  let fresh = 0;
+  for (const [pattern, since] of a.patterns) if (since === UNDATED) fresh += pattern.length;
+  return bytes > was + FOOTPRINT_SLACK_BYTES || fresh > FOOTPRINT_SLACK_BYTES;
 }
 
 /**
- * status.footprint as the operator writes it for a policy now taking `bytes` of its relays' config:
- * dated again only when it grew by more than FOOTPRINT_SLACK_BYTES over the record (a tenant's
- * policies grown to take the room after an administrator's were created, session 13's review);
- * shrinking lowers the record and keeps the date. Pure.
+ * The ages of a policy now taking `bytes` of the config: one that grew since its footprint was
+ * recorded is the newest until the record says when (the relay may compile it before its own
+ * reconcile writes that). Pure.
+ */
+export function withSize(a: ClaimAges, bytes: number): ClaimAges {
+  return grew(a, bytes) ? { ...a, footprint: { ...a.footprint, since: UNDATED } } : a;
+}
+
+/**
+ * status.footprint as the operator writes it for a policy now taking `bytes` of its relays' config
+ * (compressed: policy.ts PolicyEntry bytes): dated again only when it grew (a tenant's policies grown
+ * to take the room after an administrator's were created, session 13's review); shrinking lowers the
+ * record and keeps the date. Pure.
  */
 export function footprintRecord(a: ClaimAges, bytes: number, now: Date): FootprintRecord {
   const at = (t: number) => new Date(t === UNDATED ? now.getTime() : t).toISOString();
   const was = a.footprint.bytes;
   if (was === undefined) return { bytes, since: at(a.footprint.since) };
-  return bytes > was + FOOTPRINT_SLACK_BYTES
+  return grew(a, bytes)
     ? { bytes, since: now.toISOString() }
     : { bytes: Math.min(bytes, was), since: at(a.footprint.since) };
 }
