@@ -43,6 +43,10 @@ export const operatorClusterRules: PolicyRule[] = [
   { apiGroups: ["policy"], resources: ["poddisruptionbudgets"], verbs: MANAGE },
   { apiGroups: ["networking.k8s.io"], resources: ["networkpolicies"], verbs: MANAGE },
   { apiGroups: ["cert-manager.io"], resources: ["certificates"], verbs: MANAGE },
+  // read once, only for a Secret at an issued Secret's name that the operator did not create (an
+  // upgrade): its proof that cert-manager issued it for the operator's Certificate
+  // (controllers/issued-secret-adoption.ts); never watched, never written
+  { apiGroups: ["cert-manager.io"], resources: ["certificaterequests"], verbs: ["get", "list"] },
   { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
 ];
 

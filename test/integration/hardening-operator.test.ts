@@ -32,6 +32,9 @@ const REVIEWED_CLUSTER: Record<string, string[]> = {
   "policy/poddisruptionbudgets": ["create", "get", "list", "patch", "watch"],
   "networking.k8s.io/networkpolicies": ["create", "get", "list", "patch", "watch"],
   "cert-manager.io/certificates": ["create", "get", "list", "patch", "watch"],
+  // read only for an issued Secret the operator did not create: cert-manager's proof that it issued it
+  // for the operator's Certificate (an upgrade: upgrade-issued-secret-adoption)
+  "cert-manager.io/certificaterequests": ["get", "list"],
   "events.k8s.io/events": ["create", "patch"],
 };
 const REVIEWED_LEADER: Record<string, string[]> = {
