@@ -2,6 +2,7 @@
 // what the namespace holds (ClusterView): every reference becomes a file path in the relay's config
 // directory, or a problem (MissingReference, InvalidReference) that leaves the policy out; and, the
 // other way round, which objects a policy names (policyReferences: what requeues it). Pure.
+import { X509Certificate, createPrivateKey } from "node:crypto";
 import type { Credential } from "../../relay/contract/config.js";
 import { canonicalPattern } from "../../relay/contract/domains.js";
 import type { MailDomainPolicy, RelayCredential } from "../api.js";
@@ -97,6 +98,155 @@ export function issuedSecretRefusal(
   return recorded === undefined
     ? `Secret ${ns}/${secret} exists and was not created by the operator for ${kind} ${ns}/${name} (another application's, one created by someone else, or one left by a deleted ${whose} of that name): it is never used or overwritten; ${fix}`
     : `Secret ${ns}/${secret} was not created by the operator for ${kind} ${ns}/${name}: it has uid ${found.uid ?? "(none)"}, ${field} records ${recorded} (the operator's Secret was deleted and this one created by someone else): it is never used or overwritten; ${fix}`;
+}
+
+/** cert-manager's annotation on a CertificateRequest naming the Certificate it was created for. */
+export const CERTIFICATE_NAME_ANNOTATION = "cert-manager.io/certificate-name";
+
+/** An issuerRef as cert-manager compares it (kind and group defaulted). */
+export interface IssuerRefFacts {
+  name: string;
+  kind?: string;
+  group?: string;
+}
+
+/** What issuedSecretAdoption reads of a cert-manager CertificateRequest (certificateRequestFacts). */
+export interface CertificateRequestFacts {
+  name: string;
+  /** Its cert-manager.io/certificate-name annotation. */
+  certificateName?: string;
+  /** The uids its controller ownerReferences of kind Certificate name. */
+  certificateOwnerUids: string[];
+  issuerRef?: IssuerRefFacts;
+  approved: boolean;
+  denied: boolean;
+  ready: boolean;
+  /** status.certificate: base64 of the PEM cert-manager wrote into the Secret's tls.crt. */
+  certificate?: string;
+}
+
+/** The facts of a CertificateRequest as the apiserver returns it. Pure. */
+export function certificateRequestFacts(cr: {
+  metadata: {
+    name?: string;
+    annotations?: Record<string, string>;
+    ownerReferences?: { kind?: string; uid?: string; controller?: boolean }[];
+  };
+  spec?: unknown;
+  status?: unknown;
+}): CertificateRequestFacts {
+  const spec = (cr.spec ?? {}) as { issuerRef?: IssuerRefFacts };
+  const status = (cr.status ?? {}) as {
+    certificate?: string;
+    conditions?: { type?: string; status?: string }[];
+  };
+  const is = (type: string) =>
+    status.conditions?.some((c) => c.type === type && c.status === "True") ?? false;
+  const certificateName = cr.metadata.annotations?.[CERTIFICATE_NAME_ANNOTATION];
+  return {
+    name: cr.metadata.name ?? "",
+    ...(certificateName !== undefined ? { certificateName } : {}),
+    certificateOwnerUids: (cr.metadata.ownerReferences ?? [])
+      .filter((o) => o.controller && o.kind === "Certificate" && o.uid)
+      .map((o) => o.uid!),
+    ...(spec.issuerRef ? { issuerRef: spec.issuerRef } : {}),
+    approved: is("Approved"),
+    denied: is("Denied"),
+    ready: is("Ready"),
+    ...(status.certificate ? { certificate: status.certificate } : {}),
+  };
+}
+
+/** What issuedSecretAdoption decides on: the facts the reconciler gathered, once, on that rare path. */
+export interface AdoptionFacts {
+  /** The Certificate (and the Secret) name. */
+  certificateName: string;
+  /** The credential's or relay's uid. */
+  ownerUid: string;
+  /** The operator's Certificate of that name as the cache holds it: its uid and controller owner's. */
+  certificate: { uid?: string; controllerUid?: string } | undefined;
+  /** The issuer the Certificate the operator applies names (render/certificate.ts, defaults filled). */
+  issuerRef: IssuerRefFacts;
+  /** The Secret at the name, read from the apiserver (base64 values, as in its data). */
+  secret: { tlsCrt?: string; tlsKey?: string };
+  /** The CertificateRequests of the namespace annotated with that certificate name. */
+  requests: CertificateRequestFacts[];
+}
+
+const sameIssuer = (a: IssuerRefFacts | undefined, b: IssuerRefFacts): boolean =>
+  !!a &&
+  a.name === b.name &&
+  (a.kind || "Issuer") === (b.kind || "Issuer") &&
+  (a.group || "cert-manager.io") === (b.group || "cert-manager.io");
+
+/** The first certificate of a base64-encoded PEM bundle (the leaf cert-manager puts first), or undefined. */
+function leafOf(b64: string | undefined): X509Certificate | undefined {
+  if (!b64) return undefined;
+  const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(
+    Buffer.from(b64, "base64").toString("latin1"),
+  )?.[0];
+  if (!pem) return undefined;
+  try {
+    return new X509Certificate(pem);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the operator may adopt a Secret it did not create (no uid recorded: one cert-manager issued
+ * under a release before the operator created these Secrets itself), or why not: undefined to adopt.
+ * Beside issuedSecretRefusal, the one exception to it. The evidence must be something a tenant who may
+ * create Secrets cannot write: a CertificateRequest owned by the operator's own Certificate of that
+ * name (itself controller-owned by the credential or relay, uid checked), approved and issued (Ready)
+ * by the issuer the operator's Certificate names, whose status.certificate has the same leaf as the
+ * Secret's tls.crt; and the Secret's tls.key is that certificate's key. cert-manager (v1.21.2,
+ * certificates/requestmanager) creates each CertificateRequest with that controller ownerReference
+ * and the annotations cert-manager.io/certificate-name and certificate-revision, and writes its
+ * status.certificate into the Secret's tls.crt as it is (certificates/issuing); its revision manager
+ * keeps the newest revisionHistoryLimit (default 1) of them once the Certificate is Ready, so the one
+ * whose certificate the Secret holds is there. A squatted Secret has none: cert-manager keeps a
+ * crafted Secret that matches the spec without issuing (attack-squatted-relay-secret).
+ *
+ * What remains: an ownerReference is data its creator writes, and the apiserver checks neither the
+ * owner's existence nor who wrote it. A tenant who may also create CertificateRequests can write one
+ * owned by the operator's Certificate; it is used here only when the named issuer approved and signed
+ * it, so that tenant holds a certificate that issuer signed for a key of theirs, which they could
+ * obtain without the operator. The requester's identity (spec.username, set by cert-manager's webhook
+ * from the creator, not forgeable) would close even that, but which identity cert-manager's
+ * controller runs as is the installation's and no webhook runs in some clusters: not checked. Pure.
+ */
+export function issuedSecretAdoption(facts: AdoptionFacts): string | undefined {
+  const { certificate, certificateName } = facts;
+  if (!certificate?.uid) return `no Certificate ${certificateName} to prove cert-manager issued it`;
+  if (certificate.controllerUid !== facts.ownerUid)
+    return `Certificate ${certificateName} is not the operator's (its controller is not this owner)`;
+  const leaf = leafOf(facts.secret.tlsCrt);
+  if (!leaf) return "its tls.crt holds no certificate";
+  const issuedFor = facts.requests.filter(
+    (r) => r.certificateName === certificateName && r.certificateOwnerUids.includes(certificate.uid!),
+  );
+  if (!issuedFor.length)
+    return `no CertificateRequest of the operator's Certificate ${certificateName} (cert-manager never issued into it)`;
+  const issued = issuedFor.filter((r) => leafOf(r.certificate)?.raw.equals(leaf.raw));
+  if (!issued.length)
+    return `no CertificateRequest of Certificate ${certificateName} holds its certificate (serial ${leaf.serialNumber})`;
+  const signed = issued.find(
+    (r) => r.approved && !r.denied && r.ready && sameIssuer(r.issuerRef, facts.issuerRef),
+  );
+  if (!signed)
+    return `CertificateRequest ${issued[0]!.name} is not approved and issued by ${facts.issuerRef.kind ?? "Issuer"} ${facts.issuerRef.name}`;
+  return keyMatches(leaf, facts.secret.tlsKey) ? undefined : "its tls.key is not the key of its certificate";
+}
+
+/** Whether a base64 PEM private key is the key of `leaf` (false when it does not parse). */
+function keyMatches(leaf: X509Certificate, tlsKey: string | undefined): boolean {
+  if (!tlsKey) return false;
+  try {
+    return leaf.checkPrivateKey(createPrivateKey(Buffer.from(tlsKey, "base64")));
+  } catch {
+    return false;
+  }
 }
 
 /** The Secrets a MailRelay's cert-manager Certificates are issued into, which the operator creates. */
