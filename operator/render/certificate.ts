@@ -16,7 +16,8 @@ import {
 /** A Certificate as the operator applies it: the generated cert-manager type with the metadata we set. */
 export type CertificateObject = Omit<cm.Certificate, "metadata"> & KubeObject & { spec: cm.CertificateSpec };
 
-function issuer(ref: IssuerRef): cm.CertificateSpec["issuerRef"] {
+/** The issuerRef of the Certificates the operator applies (kind and group defaulted). */
+export function issuer(ref: IssuerRef): cm.CertificateSpec["issuerRef"] {
   return { name: ref.name, kind: ref.kind ?? "Issuer", group: ref.group ?? "cert-manager.io" };
 }
 

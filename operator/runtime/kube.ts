@@ -108,6 +108,12 @@ export const R = {
     plural: "certificates",
     namespaced: true,
   },
+  CertificateRequest: {
+    apiVersion: "cert-manager.io/v1",
+    kind: "CertificateRequest",
+    plural: "certificaterequests",
+    namespaced: true,
+  },
   Lease: { apiVersion: "coordination.k8s.io/v1", kind: "Lease", plural: "leases", namespaced: true },
   Event: { apiVersion: "events.k8s.io/v1", kind: "Event", plural: "events", namespaced: true },
 } as const satisfies Record<string, Resource>;

@@ -38,6 +38,7 @@ import { certificateExpiringCondition, certificateNotAfter } from "../../status/
 import { orphanedQueueVolumes } from "../../status/orphaned-volumes.js";
 import type { ReconcilerDeps } from "../deps.js";
 import { probeRelay, relayAdminToken } from "../relay-probe.js";
+import { adoptIssuedSecret } from "../issued-secret-adoption.js";
 import { currentStatus, writeStatus } from "../status-write.js";
 import { relayDegraded, relayEnforced, relayReady, type RelayFacts } from "./conditions.js";
 import { relayImage } from "../../compile/relay-image.js";
@@ -497,8 +498,10 @@ interface IssuedSecrets {
  * InvalidReference, naming the Secret and the fix. What the operator cannot do is take the Secret
  * away from pods already running: kubelet refreshes a mounted Secret in place, by name. Stopping
  * them (scaling to 0) would, but every relay upgraded from a release without this check has such a
- * Secret (cert-manager's, issued before), and an upgrade must not stop every relay's mail: the
- * administrator deletes the Secret (docs/upgrade.md), the operator creates its own at once and
+ * Secret (cert-manager's, issued before), and an upgrade must not stop every relay's mail. Such a
+ * Secret is adopted instead when cert-manager provably issued it for the relay's own Certificate
+ * (controllers/issued-secret-adoption.ts, compile/references.ts issuedSecretAdoption); one without
+ * that proof the administrator deletes (docs/upgrade.md), the operator creates its own at once and
  * cert-manager issues into it.
  */
 async function ensureIssuedSecrets(
@@ -512,22 +515,27 @@ async function ensureIssuedSecrets(
   const uids: Partial<Record<RelayIssuedSecret, string>> = { ...recorded };
   const refused = new Map<RelayIssuedSecret, string>();
   const pending = new Set<RelayIssuedSecret>();
-  let created = false;
+  let created = false; // or adopted: recorded at once either way
   for (const { role, name } of relayIssuedSecrets(relay)) {
     const existing = deps.state.caches.secrets.get(owner.namespace, name);
     if (existing) {
-      const refusal = relayIssuedSecretRefusal(
-        owner.namespace,
-        owner.name,
-        role,
-        name,
-        recorded,
-        issuedSecretFacts(existing),
-      );
-      if (refusal) {
-        refused.set(role, refusal);
-        deps.log.warn({ relay: `${owner.namespace}/${owner.name}`, secret: name }, refusal);
+      const facts = issuedSecretFacts(existing);
+      const refusal = relayIssuedSecretRefusal(owner.namespace, owner.name, role, name, recorded, facts);
+      if (!refusal) continue;
+      // none recorded: cert-manager's own Secret from a release before the operator created them (an
+      // upgrade) is adopted on proof of that (compile/references.ts issuedSecretAdoption)
+      const adoption =
+        recorded[role] === undefined && facts.uid && relay.spec.certificate.issuerRef
+          ? await adoptIssuedSecret(deps, raw, name, relay.spec.certificate.issuerRef, facts.uid)
+          : undefined;
+      if (adoption && "uid" in adoption) {
+        uids[role] = adoption.uid;
+        created = true;
+        continue;
       }
+      const message = adoption ? `${refusal}; not adopted: ${adoption.refused}` : refusal;
+      refused.set(role, message);
+      deps.log.warn({ relay: `${owner.namespace}/${owner.name}`, secret: name }, message);
       continue;
     }
     try {

@@ -11,6 +11,7 @@ import type { ReconcileResult } from "../../runtime/controller.js";
 import { ApiError } from "../../runtime/kube.js";
 import { splitKey } from "../../objects.js";
 import type { ReconcilerDeps } from "../deps.js";
+import { adoptIssuedSecret } from "../issued-secret-adoption.js";
 import { currentStatus, writeStatus } from "../status-write.js";
 import { credentialConditions, passwordSecretProblems, tlsSecretProblems } from "./conditions.js";
 
@@ -64,6 +65,37 @@ export async function reconcileRelayCredential(
           uid: raw.metadata.uid ?? "",
         };
         let found = existing && issuedSecretFacts(existing);
+        // a Secret the operator did not create, none recorded: one cert-manager issued for this
+        // credential's Certificate under a release before the operator created them (an upgrade) is
+        // adopted on proof of that (compile/references.ts issuedSecretAdoption), anything else refused
+        let notAdopted: string | undefined;
+        if (found?.uid && issuedSecretUID === undefined) {
+          const adoption = await adoptIssuedSecret(
+            deps,
+            raw,
+            secretName,
+            credential.spec.issuerRef,
+            found.uid,
+          );
+          if ("uid" in adoption) {
+            issuedSecretUID = adoption.uid;
+            // recorded at once, as a Secret the operator creates is
+            await writeStatus(
+              deps,
+              raw,
+              { observedGeneration: generation, secretName, issuedSecretUID },
+              credentialConditions(
+                [
+                  {
+                    reason: "CertificateNotReady",
+                    message: `Secret ${namespace}/${secretName} adopted, its Certificate not applied yet`,
+                  },
+                ],
+                generation,
+              ),
+            );
+          } else notAdopted = adoption.refused;
+        }
         if (!found) {
           // the Secret the Certificate is issued into is the operator's own, made before the Certificate
           const uid = await createIssuedSecret(deps, owner);
@@ -88,7 +120,11 @@ export async function reconcileRelayCredential(
           }
         }
         const foreign = found && issuedSecretRefusal(namespace, { name, issuedSecretUID }, secretName, found);
-        if (foreign) problems.push({ reason: "InvalidReference", message: foreign });
+        if (foreign)
+          problems.push({
+            reason: "InvalidReference",
+            message: notAdopted ? `${foreign}; not adopted: ${notAdopted}` : foreign,
+          });
         else if (!found)
           // created by someone else since the cache was read: its add event queues this credential again
           problems.push({
