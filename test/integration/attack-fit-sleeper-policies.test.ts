@@ -6,7 +6,6 @@
 // last": the partner's, while the flood stayed in. Now a policy that grew to take room is dated by
 // its growth (status.footprint, compile/claim-age.ts), and the grown flood is what goes.
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
 import { R, type KubeClient } from "../../operator/runtime/kube.js";
@@ -22,6 +21,7 @@ import { waitFor } from "../support/process.js";
 import { compiledConfigs, conditionOf as cond, type Obj } from "../support/compiled-config.js";
 import { routeDecision, tenantClient } from "../support/tenant.js";
 import { routeFor } from "../../relay/outbound/route.js";
+import { floodDomains } from "../support/flood.js";
 
 const NS = "mail";
 /** The records the operator writes in a policy's status (compile/claim-age.ts). */
@@ -29,13 +29,6 @@ const records = (o: Obj | undefined) =>
   o?.status as
     | { selectedBy?: { since: string }[]; claims?: { since: string }[]; footprint?: { since: string } }
     | undefined;
-const label = (n: number): string => {
-  const abc = "abcdefghijklmnopqrstuvwxyz0123456789";
-  const b = randomBytes(n);
-  return "q" + [...b.subarray(1)].map((x) => abc[x % abc.length]).join("");
-};
-const bigDomains = (): string[] =>
-  Array.from({ length: 64 }, () => `${label(62)}.${label(62)}.${label(62)}.example`);
 
 describe("config fit review: planted policies grown later keep their place, the partner's policy goes (real apiserver)", () => {
   let cp: ControlPlane;
@@ -104,7 +97,7 @@ describe("config fit review: planted policies grown later keep their place, the 
     await new Promise((r) => setTimeout(r, 1500));
     // 3. the tenant grows the planted policies
     for (let i = 0; i < N; i++)
-      await tenant.mergePatch(R.MailDomainPolicy, NS, name(i), { spec: { domains: bigDomains() } });
+      await tenant.mergePatch(R.MailDomainPolicy, NS, name(i), { spec: { domains: floodDomains() } });
     const relay = await waitFor("edge Degraded ConfigTooLarge", async () => {
       const o = await get(R.MailRelay, "edge");
       return cond(o, "Degraded")?.reason === "ConfigTooLarge" ? o : undefined;

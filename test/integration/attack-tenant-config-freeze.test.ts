@@ -8,7 +8,6 @@
 // Accepted=False ConfigTooLarge, their domains deferred by digest (never sent under the default), and
 // everything else, the administrator's tightening included, reaches the relay.
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import type { Operator } from "../../operator/operator.js";
 import { R, type KubeClient } from "../../operator/runtime/kube.js";
@@ -24,17 +23,9 @@ import { waitFor } from "../support/process.js";
 import { compiledConfigs, conditionOf as cond, type Obj } from "../support/compiled-config.js";
 import { routeDecision, tenantClient } from "../support/tenant.js";
 import { routeFor } from "../../relay/outbound/route.js";
+import { floodDomains } from "../support/flood.js";
 
 const NS = "mail";
-
-/** A label of `n` random [a-z0-9] characters starting with a letter. */
-const label = (n: number): string => {
-  const abc = "abcdefghijklmnopqrstuvwxyz0123456789";
-  const b = randomBytes(n);
-  return "q" + [...b.subarray(1)].map((x) => abc[x % abc.length]).join("");
-};
-const bigDomains = (): string[] =>
-  Array.from({ length: 64 }, () => `${label(62)}.${label(62)}.${label(62)}.example`);
 
 describe("tenant review: a tenant's policies no longer freeze the relay's config for everyone (real apiserver)", () => {
   let cp: ControlPlane;
@@ -89,7 +80,7 @@ describe("tenant review: a tenant's policies no longer freeze the relay's config
     const domainsOf = new Map<string, string[]>();
     let n = 0;
     for (; n < 200; n++) {
-      const domains = bigDomains();
+      const domains = floodDomains();
       domainsOf.set(name(n), domains);
       await tenant.create<Obj>(policy(name(n), { domains, outbound: { tls: { mode: "opportunistic" } } }));
       if (n % 20 === 19) {

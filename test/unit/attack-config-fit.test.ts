@@ -4,7 +4,6 @@
 // in last until it fits (operator/compile/config-fit.ts), and their domains are deferred by digest
 // (relay/outbound/route.ts): never routed under a wider policy, the catch-all or the default.
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { MailRelay } from "../../operator/api.js";
 import { fewestLeftOut, leaveOutOrder } from "../../operator/compile/config-fit.js";
@@ -20,15 +19,11 @@ import {
   recordedSince,
   relayObject,
 } from "../support/operator-fixtures.js";
+import { floodDomains } from "../support/flood.js";
 
 /** A config.json read back, with `over` replacing some of its fields. */
 const reparse = (json: string, over: Record<string, unknown> = {}) =>
   parseRelayConfig({ ...(JSON.parse(json) as object), ...over } as Parameters<typeof parseRelayConfig>[0]);
-
-const label = (n: number): string =>
-  "q" + [...randomBytes(n - 1)].map((x) => "abcdefghijklmnopqrstuvwxyz0123456789"[x % 36]).join("");
-const bigDomains = (): string[] =>
-  Array.from({ length: 64 }, () => `${label(62)}.${label(62)}.${label(62)}.example`);
 
 describe("config fit: the fewest left out, found by binary search", () => {
   it("finds the threshold for every threshold and every hint", async () => {
@@ -109,7 +104,7 @@ describe("config fit: a relay flooded with policies of long random domains", () 
   );
   const flood = Array.from({ length: 140 }, (_, i) =>
     recordedSince(
-      policyObject(`flood-${String(i).padStart(3, "0")}`, bigDomains(), {
+      policyObject(`flood-${String(i).padStart(3, "0")}`, floodDomains(), {
         spec: { outbound: { tls: { mode: "required" } } },
       }),
       at(10 + i),

@@ -5,7 +5,6 @@
 // search left out 142 (the partner among them) where 3 fitted. Now it searches upward from the
 // newest, and a deferral by name is used where names are no longer than their digests.
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { MailRelay } from "../../operator/api.js";
 import { leaveOutOrder } from "../../operator/compile/config-fit.js";
@@ -17,11 +16,8 @@ import {
   recordedSince,
   relayObject,
 } from "../support/operator-fixtures.js";
+import { floodDomains } from "../support/flood.js";
 
-const label = (n: number): string =>
-  "q" + [...randomBytes(n - 1)].map((x) => "abcdefghijklmnopqrstuvwxyz0123456789"[x % 36]).join("");
-const bigDomains = (): string[] =>
-  Array.from({ length: 64 }, () => `${label(62)}.${label(62)}.${label(62)}.example`);
 const smallDomains = (i: number): string[] => Array.from({ length: 64 }, (_, j) => `c${i}x${j}.example`);
 
 const KO = 100;
@@ -36,7 +32,7 @@ describe("fit: leaving out more can make the config larger", () => {
     const at = (s: number): string => new Date(Date.UTC(2026, 0, 1, 0, 0, 0) + s * 1000).toISOString();
     const pols: KubeObject[] = [];
     for (let i = 0; i < KO; i++)
-      pols.push(recordedSince(policyObject(`o-${String(i).padStart(3, "0")}`, bigDomains()), at(i), edge));
+      pols.push(recordedSince(policyObject(`o-${String(i).padStart(3, "0")}`, floodDomains()), at(i), edge));
     pols.push(recordedSince(policyObject("partner", ["partner.example"]), at(1000), edge));
     for (let i = 0; i < KC; i++)
       pols.push(
@@ -44,7 +40,7 @@ describe("fit: leaving out more can make the config larger", () => {
       );
     for (let i = 0; i < KB; i++)
       pols.push(
-        recordedSince(policyObject(`b-${String(i).padStart(3, "0")}`, bigDomains()), at(3000 + i), edge),
+        recordedSince(policyObject(`b-${String(i).padStart(3, "0")}`, floodDomains()), at(3000 + i), edge),
       );
     const { deps } = fakeReconcilerDeps([relayRaw], pols);
     const full = deps.compiler.compile(relay);

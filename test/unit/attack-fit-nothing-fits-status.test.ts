@@ -3,7 +3,6 @@
 // by "nothing left out" and the watchers requeue those policies: their verdict says included
 // (Accepted=True) while the relay still defers their mail.
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { MailRelay } from "../../operator/api.js";
 import { MAX_CONFIG_STORED_BYTES } from "../../relay/contract/config-encoding.js";
@@ -14,11 +13,7 @@ import {
   recordedSince,
   relayObject,
 } from "../support/operator-fixtures.js";
-
-const abc = "abcdefghijklmnopqrstuvwxyz0123456789";
-const label = (n: number): string => "q" + [...randomBytes(n - 1)].map((x) => abc[x % 36]).join("");
-const bigDomains = (): string[] =>
-  Array.from({ length: 64 }, () => `${label(62)}.${label(62)}.${label(62)}.example`);
+import { floodDomains } from "../support/flood.js";
 
 describe("config fit: status when nothing fits", () => {
   it("a partner's policy deferred by the last applied config is not reported Accepted=True", async () => {
@@ -27,7 +22,7 @@ describe("config fit: status when nothing fits", () => {
     const edge = { name: "edge", uid: "u-edge" };
     const at = (i: number): string => new Date(Date.UTC(2026, 0, 1, 0, 0, 0) + i * 1000).toISOString();
     const items = Array.from({ length: 150 }, (_, i) =>
-      recordedSince(policyObject(`flood-${String(i).padStart(4, "0")}`, bigDomains()), at(10 + i), edge),
+      recordedSince(policyObject(`flood-${String(i).padStart(4, "0")}`, floodDomains()), at(10 + i), edge),
     );
     const partner = recordedSince(policyObject("partner", ["partner.example"]), at(5000), edge);
     items.push(partner);
@@ -39,7 +34,11 @@ describe("config fit: status when nothing fits", () => {
     // the flood grows until nothing fits
     for (let i = 150; i < 860; i++)
       items.push(
-        recordedSince(policyObject(`flood-${String(i).padStart(4, "0")}`, bigDomains()), at(6000 + i), edge),
+        recordedSince(
+          policyObject(`flood-${String(i).padStart(4, "0")}`, floodDomains()),
+          at(6000 + i),
+          edge,
+        ),
       );
     const t = Date.now();
     const now = await deps.compiler.fitted(relay);

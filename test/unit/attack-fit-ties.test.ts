@@ -5,7 +5,6 @@
 // later namespace/name first", a name the tenant chooses: a flood named "0-..." stays in, and the
 // administrator's older partner policy is what goes.
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { MailRelay } from "../../operator/api.js";
 import {
@@ -15,11 +14,7 @@ import {
   relayObject,
 } from "../support/operator-fixtures.js";
 import { routeFor } from "../../relay/outbound/route.js";
-
-const label = (n: number): string =>
-  "q" + [...randomBytes(n - 1)].map((x) => "abcdefghijklmnopqrstuvwxyz0123456789"[x % 36]).join("");
-const bigDomains = (): string[] =>
-  Array.from({ length: 64 }, () => `${label(62)}.${label(62)}.${label(62)}.example`);
+import { floodDomains } from "../support/flood.js";
 
 describe("config fit: ties in selection date", () => {
   const relayRaw = relayObject("edge", { relay: "edge" });
@@ -37,7 +32,7 @@ describe("config fit: ties in selection date", () => {
   );
   const flood = Array.from({ length: 140 }, (_, i) =>
     withCreation(
-      recordedSince(policyObject(`0-team-b-${String(i).padStart(3, "0")}`, bigDomains()), born, edge),
+      recordedSince(policyObject(`0-team-b-${String(i).padStart(3, "0")}`, floodDomains()), born, edge),
       new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(),
     ),
   );
