@@ -225,13 +225,14 @@ export function compilePolicyEntry(
   const recorded = claimAges(raw as PolicyObject, domains);
   const named = inboundCredentialNamed(raw);
   const parsed = MailDomainPolicySchema.safeParse(raw);
-  if (!parsed.success)
+  if (!parsed.success) {
+    const bytes = compressedBytes(JSON.stringify(domains));
     return {
       key,
       domains,
       ...(named ? { inboundCredential: named } : {}),
-      bytes: compressedBytes(JSON.stringify(domains)),
-      ages: withSize(recorded, compressedBytes(JSON.stringify(domains))),
+      bytes,
+      ages: withSize(recorded, bytes),
       problems: [
         {
           reason: "InvalidSpec",
@@ -242,6 +243,7 @@ export function compilePolicyEntry(
       secrets: NONE,
       configMaps: NONE,
     };
+  }
   const refs = new Refs(namespace, view);
   const policy = compilePolicy(parsed.data, refs, now);
   const ok = policy && !refs.problems.length;

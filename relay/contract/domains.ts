@@ -114,9 +114,9 @@ export function matchesAny(patterns: readonly string[], domain: string): boolean
 
 /**
  * A domain pattern's digest: the first 132 bits of its sha256, base64url (22 characters). A policy
- * left out because the config would not fit (operator/compile/config-size.ts) has its domains deferred
- * by digest (config deferredPolicies domainDigests): ~25 bytes each in the config instead of the name,
- * which may be 253. Wide enough that no one finds another name with a policy's digest.
+ * left out because the config would not fit (operator/compile/config-fit.ts) has its long domains
+ * deferred by digest (config deferredPolicies domainDigests): ~25 bytes each in the config instead of
+ * the name, which may be 253. Wide enough that no one finds another name with a policy's digest.
  */
 export function domainDigest(pattern: string): string {
   return createHash("sha256").update(pattern).digest("base64url").slice(0, DIGEST_LENGTH);
@@ -127,14 +127,12 @@ export const DIGEST_LENGTH = 22;
 
 /**
  * The patterns that match the canonical `domain`, with their matchSpecificity, most specific first:
- * the domain itself, then the wildcard of each of its parents (what a set of digests is asked for).
+ * claimingPatterns' (the domain itself, then the wildcard of each of its parents), scored; what a
+ * set of digests is asked for.
  */
 export function matchingPatterns(domain: string): { pattern: string; score: number }[] {
-  const out = [{ pattern: domain, score: EXACT }];
-  for (let i = domain.indexOf("."); i >= 0; i = domain.indexOf(".", i + 1)) {
-    const pattern = `*${domain.slice(i)}`;
+  return claimingPatterns(domain).flatMap((pattern) => {
     const score = matchSpecificity(pattern, domain);
-    if (score !== undefined) out.push({ pattern, score });
-  }
-  return out;
+    return score === undefined ? [] : [{ pattern, score }];
+  });
 }
