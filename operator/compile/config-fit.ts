@@ -12,8 +12,12 @@
 // deferred (4.3.5), never sent under another policy or the default, by name when the names are no
 // longer than their digests and by digest otherwise (relay/contract/domains.ts domainDigest, 22
 // characters a pattern; "*" by name, the relay's broken catch-all), and its partner's hosts keep its
-// host rule (relay-config.ts). Only when leaving every policy out does not fit either is nothing
-// applied (the MailRelay's Ready and Degraded ConfigTooLarge; frozenProblem for the policies).
+// host rule (left-out.ts). When leaving every policy out one by one does not fit either (a tenant's few
+// hundred policies of random names and hosts), the same search runs with the left-out policies
+// collapsed into a broken catch-all of bounded size (left-out.ts collapsedDeferrals, collapseOrder):
+// mail without an applied policy waits, nothing is sent weaker. Only when that does not fit either
+// (the relay's own settings are too large) is nothing applied (the MailRelay's Ready and Degraded
+// ConfigTooLarge; frozenProblem for the policies).
 import { MAX_CONFIG_JSON_BYTES, MAX_CONFIG_STORED_BYTES } from "../../relay/contract/config-encoding.js";
 import { CATCH_ALL } from "./domain-claims.js";
 import type { PolicyEntry } from "./policy.js";
@@ -35,6 +39,27 @@ export function tooLargeProblem(relayKey: string): PolicyProblem {
     reason: "ConfigTooLarge",
     message: `MailRelay ${relayKey}'s configuration would be over its limit (${MAX_CONFIG_STORED_BYTES} bytes gzipped, what a ConfigMap holds) with every policy it selects: the policies it took in last are left out until it fits, this one among them, and mail to their domains is deferred; use fewer or smaller policies (fewer domains, shorter names), or have the relay's administrator narrow its spec.policySelector or split the policies across MailRelays`,
   };
+}
+
+/**
+ * The problem of a policy left out when even leaving policies out one by one does not fit, and the
+ * left-out ones are written as a broken catch-all (left-out.ts collapsedDeferrals).
+ */
+export function collapsedProblem(relayKey: string): PolicyProblem {
+  return {
+    reason: "ConfigTooLarge",
+    message: `MailRelay ${relayKey}'s configuration would be over its limit (${MAX_CONFIG_STORED_BYTES} bytes gzipped) even with the policies it took in last left out one by one: they are left out together, this one among them, and the relay defers mail to every domain that no applied policy names (its catch-all policy is left out too) and holds the left-out partners' hosts to their rules over wider address ranges; have the relay's administrator remove policies, narrow its spec.policySelector or split the policies across MailRelays`,
+  };
+}
+
+/**
+ * The order policies are left out in when they are collapsed (left-out.ts): the relay's catch-all
+ * claimants first, because the broken catch-all replaces what they would do (their status must not
+ * say Accepted), then leaveOutOrder's.
+ */
+export function collapseOrder(entries: readonly PolicyEntry[], order: readonly string[]): string[] {
+  const catchAll = new Set(entries.filter((e) => e.domains.includes(CATCH_ALL)).map((e) => e.key));
+  return [...order.filter((k) => catchAll.has(k)), ...order.filter((k) => !catchAll.has(k))];
 }
 
 /** The problem of a policy not in the config the relay keeps when even leaving policies out does not fit. */

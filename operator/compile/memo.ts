@@ -20,6 +20,8 @@ import { relayVerdict } from "./relay-verdict.js";
 import { encodeConfigAsync } from "../../relay/contract/config-encoding.js";
 import { ConfigRevisions } from "./revisions.js";
 import {
+  collapsedProblem,
+  collapseOrder,
   configTooLarge,
   fewestLeftOut,
   frozenProblem,
@@ -37,6 +39,8 @@ interface Fit {
   problem?: PolicyProblem;
   /** Nothing fits, nothing is applied: the policies of the last config applied (as this process knows). */
   applied?: ReadonlySet<string>;
+  /** The left-out policies are collapsed into a broken catch-all (left-out.ts). */
+  collapsed?: boolean;
 }
 
 const sizesOf = (e: EncodedConfig): ConfigSizes => ({
@@ -312,19 +316,39 @@ export class CompileMemo {
       const { view, fp: viewFp } = this.state.viewOf(ns);
       const now = this.now().getTime();
       const entryOf = (raw: unknown): PolicyEntry => this.entryIn(raw as PolicyObject, ns, view, viewFp, now);
-      const order = leaveOutOrder(selected.map(entryOf), relayIdOf(relay.metadata));
-      const found = await fewestLeftOut(
-        order,
-        async (n) => {
-          const c = compileRelayConfig(relay, selected, view, entryOf, new Set(order.slice(0, n)));
-          const e = { ...c, stored: await encodeConfigAsync(c.json) };
-          return configTooLarge(sizesOf(e)) ? undefined : e;
-        },
-        hit?.leftOut.size ?? 0,
-      );
+      const entries = selected.map(entryOf);
+      const order = leaveOutOrder(entries, relayIdOf(relay.metadata));
+      // one by one first; collapsed (left-out.ts) only when that does not fit with every policy out
+      const search = (ordered: readonly string[], collapsed: boolean) =>
+        fewestLeftOut(
+          ordered,
+          async (n) => {
+            const c = compileRelayConfig(
+              relay,
+              selected,
+              view,
+              entryOf,
+              new Set(ordered.slice(0, n)),
+              collapsed,
+            );
+            const e = { ...c, stored: await encodeConfigAsync(c.json) };
+            return configTooLarge(sizesOf(e)) ? undefined : e;
+          },
+          (hit?.collapsed ?? false) === collapsed ? (hit?.leftOut.size ?? 0) : 0,
+        );
+      // (after a collapsed fit, one probe: every policy left out one by one)
+      const oneByOne = await search(order, false);
+      const collapsedOrder = oneByOne ? undefined : collapseOrder(entries, order);
+      const found = oneByOne ?? (collapsedOrder && (await search(collapsedOrder, true)));
       if (found) {
-        const leftOut = new Set(order.slice(0, found.n));
-        fit = { result: found.result, leftOut, problem: tooLargeProblem(k) };
+        const collapsed = !oneByOne;
+        const leftOut = new Set((collapsedOrder ?? order).slice(0, found.n));
+        fit = {
+          result: found.result,
+          leftOut,
+          problem: (collapsed ? collapsedProblem : tooLargeProblem)(k),
+          ...(collapsed ? { collapsed } : {}),
+        };
         this.revisions.remember(k, found.result.hash, found.result.tokens);
       } else
         // nothing fits: nothing is applied, the relay keeps the last config applied; only the policies

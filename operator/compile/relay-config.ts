@@ -24,8 +24,9 @@ import {
 import { checkReferences } from "../../relay/contract/config-checks.js";
 import { configJsonText, encodeConfig } from "../../relay/contract/config-encoding.js";
 import { parseRelayConfig } from "./config-parse.js";
-import { canonicalPattern, DIGEST_LENGTH, domainDigest } from "../../relay/contract/domains.js";
-import { tooLargeProblem } from "./config-fit.js";
+import { canonicalPattern } from "../../relay/contract/domains.js";
+import { collapsedProblem, tooLargeProblem } from "./config-fit.js";
+import { collapsedDeferrals, leftOutDeferral, type LeftOutPart } from "./left-out.js";
 import type { MailRelay } from "../api.js";
 import { durationSeconds, quantityBytes } from "../api.js";
 import { keyOf } from "../objects.js";
@@ -117,6 +118,8 @@ export function compileRelayConfig(
     compilePolicyEntry(raw, relay.metadata.namespace ?? "", view),
   /** Policies left out because the config would not fit with them (config-fit.ts), by key. */
   leftOut: ReadonlySet<string> = new Set(),
+  /** Write them as one broken catch-all (left-out.ts collapsedDeferrals), not one by one. */
+  collapsed = false,
 ): CompileResult {
   const ns = relay.metadata.namespace ?? "";
   const problems = new Map<string, PolicyProblem[]>();
@@ -137,30 +140,28 @@ export function compileRelayConfig(
   const maxSeconds = relayMaxSeconds(relay);
   // the inbound logins of policies left out for size: held when another policy brings them
   const cutLogins = new Set<string>();
-  const tooLarge = leftOut.size ? tooLargeProblem(keyOf(relay)) : undefined;
+  const tooLarge = leftOut.size ? (collapsed ? collapsedProblem : tooLargeProblem)(keyOf(relay)) : undefined;
+  const leftOutParts: LeftOutPart[] = [];
   for (const entry of sorted) {
     const verdict = relayVerdict(entry, claimantsOf, relayClaim);
     if (tooLarge && leftOut.has(entry.key)) {
-      // what it owns, by digest (a broken catch-all by name): deferred as a policy with a problem's are
+      // what it owns, deferred (left-out.ts); its partner's hosts keep its requirement (a problem
+      // policy's rule was never checked)
       problems.set(entry.key, [...verdict.problems, tooLarge]);
       if (entry.inboundCredential && !relayClaim.accounts.includes(entry.inboundCredential))
         cutLogins.add(entry.inboundCredential);
-      const owned = verdict.problems.length || !entry.policy ? verdict.deferred : entry.domains;
-      // by name when the names are no longer than their digests (short regular names compress; a
-      // deferral must not take more room than the policy did: config-fit.ts), else by digest
-      const byName = owned.every((d) => d.length <= DIGEST_LENGTH);
-      const digests = byName ? [] : owned.filter((d) => d !== CATCH_ALL).map(domainDigest);
-      if (owned.length)
-        deferredPolicies.push({
-          name: entry.key,
-          domains: byName ? owned : owned.includes(CATCH_ALL) ? [CATCH_ALL] : [],
-          ...(digests.length ? { domainDigests: digests } : {}),
-          reason: `${tooLarge.reason}: ${tooLarge.message}`,
-          // its partner's hosts keep its requirement (a problem policy's rule was never checked)
-          ...(entry.policy?.inbound && !verdict.problems.length
-            ? { inbound: { hosts: entry.policy.inbound.hosts, require: entry.policy.inbound.require } }
-            : {}),
-        });
+      const part: LeftOutPart = {
+        key: entry.key,
+        owned: verdict.problems.length || !entry.policy ? verdict.deferred : entry.domains,
+        ...(entry.policy?.inbound && !verdict.problems.length
+          ? { inbound: { hosts: entry.policy.inbound.hosts, require: entry.policy.inbound.require } }
+          : {}),
+      };
+      if (collapsed) leftOutParts.push(part);
+      else {
+        const deferred = leftOutDeferral(part, tooLarge);
+        if (deferred) deferredPolicies.push(deferred);
+      }
       continue;
     }
     if (verdict.problems.length || !entry.policy) {
@@ -224,6 +225,8 @@ export function compileRelayConfig(
   }
   const own = compileOwnDomains(relay, view);
   for (const m of own.mounts) mapIn(secretItems, m.secret).set(m.key, m.path);
+  if (tooLarge && collapsed)
+    deferredPolicies.push(...collapsedDeferrals(keyOf(relay), leftOutParts, tooLarge));
   // DKIM signing domains and their keys (dkim.ts): a problem leaves the domain deferred, not unsigned
   const localDomains = (inbound.localDomains ?? []).map((d) => canonicalPattern(d) ?? d);
   const dkim = compileDkim(relay, localDomains, view);

@@ -1,7 +1,8 @@
 // Review of the config fit (d673259): when nothing fits any more, the relay keeps its last applied
 // config (in which the policies an earlier fit left out are deferred), but the memo's fit is replaced
 // by "nothing left out" and the watchers requeue those policies: their verdict says included
-// (Accepted=True) while the relay still defers their mail.
+// (Accepted=True) while the relay still defers their mail. (Since the collapsed fit, session 14, this
+// flood is applied collapsed; the test holds the status to whatever the relay does.)
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { MailRelay } from "../../operator/api.js";
@@ -53,7 +54,17 @@ describe("config fit: status when nothing fits", () => {
         partnerVerdict: v,
       }),
     );
-    assert.ok(notApplied, "nothing fits: not applied, the relay keeps the config that defers the partner");
-    assert.equal(v?.included, false, "the partner's verdict says included while the relay defers its mail");
+    // since the collapsed fit (left-out.ts) a flood of this size is applied with its policies left out
+    // together; either way the partner's status must say what the relay does with its mail
+    if (notApplied)
+      assert.equal(v?.included, false, "the partner's verdict says included while the relay defers its mail");
+    else {
+      const r = routeFor("partner.example", now.config);
+      assert.equal(
+        v?.included,
+        r.route?.policy === "mail/partner",
+        `verdict ${JSON.stringify(v)} vs ${JSON.stringify(r)}`,
+      );
+    }
   });
 });

@@ -23,6 +23,8 @@ export interface RelayFacts extends PodTally {
   /** The selected policies left out of the config; those of them left out only for its size (config-fit.ts). */
   excluded: readonly string[];
   leftOutForSize: readonly string[];
+  /** They are left out together, as a broken catch-all (compile/left-out.ts collapsedDeferrals). */
+  leftOutCollapsed: boolean;
   queueSize: { desired: string; live?: string | undefined };
   orphanedVolumes: readonly string[];
   statefulSet: string;
@@ -40,7 +42,10 @@ function tooLargeMessage(f: RelayFacts): string {
 
 function leftOutForSizeMessage(f: RelayFacts): string {
   const n = f.leftOutForSize.length;
-  return `the configuration would be over its limit (${MAX_CONFIG_STORED_BYTES} bytes gzipped) with every selected policy: the ${n} the relay took in last are left out and mail to their domains is deferred: ${named(f.leftOutForSize)}; remove or shrink policies (fewer domains, shorter names), narrow spec.policySelector, or split them across MailRelays`;
+  const how = f.leftOutCollapsed
+    ? `even one by one they do not fit: the ${n} the relay took in or grew last are left out together, its catch-all policy with them, and mail to every domain that no applied policy names is deferred (their partners' hosts are held to their rules over wider address ranges)`
+    : `the ${n} the relay took in or grew last are left out and mail to their domains is deferred`;
+  return `the configuration would be over its limit (${MAX_CONFIG_STORED_BYTES} bytes gzipped) with every selected policy: ${how}: ${named(f.leftOutForSize)}; remove or shrink policies (fewer domains, shorter names), narrow spec.policySelector, or split them across MailRelays`;
 }
 
 // Enforced

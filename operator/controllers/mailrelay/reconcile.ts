@@ -11,6 +11,7 @@ import {
 } from "../../api.js";
 import type { EncodedConfig } from "../../compile/relay-config.js";
 import { configTooLarge } from "../../compile/config-fit.js";
+import { collapsedName } from "../../compile/left-out.js";
 import {
   issuedSecretFacts,
   relayIssuedSecretRefusal,
@@ -365,6 +366,7 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     leftOutForSize: [...compiled.problems].flatMap(([k, ps]) =>
       ps.some((p) => p.reason === "ConfigTooLarge") ? [k] : [],
     ),
+    leftOutCollapsed: compiled.config.deferredPolicies.some((d) => d.name === collapsedName(keyOf(raw))),
     queueSize: { desired: desiredSize, live: liveSize },
     orphanedVolumes: orphans,
     statefulSet: names.statefulSet(name),
