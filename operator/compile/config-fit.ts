@@ -19,6 +19,7 @@
 // (the relay's own settings are too large) is nothing applied (the MailRelay's Ready and Degraded
 // ConfigTooLarge; frozenProblem for the policies).
 import { MAX_CONFIG_JSON_BYTES, MAX_CONFIG_STORED_BYTES } from "../../relay/contract/config-encoding.js";
+import { claimingPatterns } from "../../relay/contract/domains.js";
 import { CATCH_ALL } from "./domain-claims.js";
 import type { PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
@@ -48,7 +49,7 @@ export function tooLargeProblem(relayKey: string): PolicyProblem {
 export function collapsedProblem(relayKey: string): PolicyProblem {
   return {
     reason: "ConfigTooLarge",
-    message: `MailRelay ${relayKey}'s configuration would be over its limit (${MAX_CONFIG_STORED_BYTES} bytes gzipped) even with the policies it took in last left out one by one: they are left out together, this one among them, and the relay defers mail to every domain that no applied policy names (its catch-all policy is left out too) and holds the left-out partners' hosts to their rules over wider address ranges; have the relay's administrator remove policies, narrow its spec.policySelector or split the policies across MailRelays`,
+    message: `MailRelay ${relayKey}'s configuration would be over its limit (${MAX_CONFIG_STORED_BYTES} bytes gzipped) even with the policies it took in last left out one by one: they are left out together, with every policy whose wildcard would decide one of their domains, this one among them, and the relay defers mail to every domain that no applied policy names (its catch-all policy is left out too) and holds the left-out partners' hosts to their rules over wider address ranges; have the relay's administrator remove policies, narrow its spec.policySelector or split the policies across MailRelays`,
   };
 }
 
@@ -60,6 +61,31 @@ export function collapsedProblem(relayKey: string): PolicyProblem {
 export function collapseOrder(entries: readonly PolicyEntry[], order: readonly string[]): string[] {
   const catchAll = new Set(entries.filter((e) => e.domains.includes(CATCH_ALL)).map((e) => e.key));
   return [...order.filter((k) => catchAll.has(k)), ...order.filter((k) => !catchAll.has(k))];
+}
+
+/**
+ * `leftOut` and, when they are collapsed, every policy whose wildcard would decide one of their
+ * patterns: one by one, a left-out "bank.example" is deferred by name or digest and beats an applied
+ * "*.example" (the more specific pattern decides); collapsed, only the broken catch-all remains, which
+ * decides nothing a policy matches, so the applied wildcard would carry bank.example's mail under its
+ * own, perhaps weaker, rule. Leaving the wildcard out too keeps it deferred (and the collapse bounded).
+ */
+export function withCovering(entries: readonly PolicyEntry[], leftOut: ReadonlySet<string>): Set<string> {
+  const out = new Set(leftOut);
+  const byWildcard = new Map<string, string[]>();
+  for (const e of entries)
+    for (const d of e.domains)
+      if (d.startsWith("*.")) byWildcard.set(d, [...(byWildcard.get(d) ?? []), e.key]);
+  const domainsOf = new Map(entries.map((e) => [e.key, e.domains]));
+  for (let todo = [...out]; todo.length;) {
+    const next: string[] = [];
+    for (const key of todo)
+      for (const d of domainsOf.get(key) ?? [])
+        for (const w of claimingPatterns(d).slice(1))
+          for (const k of byWildcard.get(w) ?? []) if (!out.has(k)) (out.add(k), next.push(k));
+    todo = next;
+  }
+  return out;
 }
 
 /** The problem of a policy not in the config the relay keeps when even leaving policies out does not fit. */

@@ -23,6 +23,7 @@ import {
   collapsedProblem,
   collapseOrder,
   configTooLarge,
+  withCovering,
   fewestLeftOut,
   frozenProblem,
   leaveOutOrder,
@@ -41,6 +42,8 @@ interface Fit {
   applied?: ReadonlySet<string>;
   /** The left-out policies are collapsed into a broken catch-all (left-out.ts). */
   collapsed?: boolean;
+  /** How many of the search's order it left out (withCovering may add more): the next search's hint. */
+  searched?: number;
 }
 
 const sizesOf = (e: EncodedConfig): ConfigSizes => ({
@@ -318,7 +321,10 @@ export class CompileMemo {
       const entryOf = (raw: unknown): PolicyEntry => this.entryIn(raw as PolicyObject, ns, view, viewFp, now);
       const entries = selected.map(entryOf);
       const order = leaveOutOrder(entries, relayIdOf(relay.metadata));
-      // one by one first; collapsed (left-out.ts) only when that does not fit with every policy out
+      // one by one first; collapsed (left-out.ts) only when that does not fit with every policy out;
+      // collapsed, the policies whose wildcards would decide a left-out pattern go too (withCovering)
+      const leftOutAt = (ordered: readonly string[], n: number, collapsed: boolean): Set<string> =>
+        collapsed ? withCovering(entries, new Set(ordered.slice(0, n))) : new Set(ordered.slice(0, n));
       const search = (ordered: readonly string[], collapsed: boolean) =>
         fewestLeftOut(
           ordered,
@@ -328,13 +334,13 @@ export class CompileMemo {
               selected,
               view,
               entryOf,
-              new Set(ordered.slice(0, n)),
+              leftOutAt(ordered, n, collapsed),
               collapsed,
             );
             const e = { ...c, stored: await encodeConfigAsync(c.json) };
             return configTooLarge(sizesOf(e)) ? undefined : e;
           },
-          (hit?.collapsed ?? false) === collapsed ? (hit?.leftOut.size ?? 0) : 0,
+          (hit?.collapsed ?? false) === collapsed ? (hit?.searched ?? 0) : 0,
         );
       // (after a collapsed fit, one probe: every policy left out one by one)
       const oneByOne = await search(order, false);
@@ -342,11 +348,12 @@ export class CompileMemo {
       const found = oneByOne ?? (collapsedOrder && (await search(collapsedOrder, true)));
       if (found) {
         const collapsed = !oneByOne;
-        const leftOut = new Set((collapsedOrder ?? order).slice(0, found.n));
+        const leftOut = leftOutAt(collapsedOrder ?? order, found.n, collapsed);
         fit = {
           result: found.result,
           leftOut,
           problem: (collapsed ? collapsedProblem : tooLargeProblem)(k),
+          searched: found.n,
           ...(collapsed ? { collapsed } : {}),
         };
         this.revisions.remember(k, found.result.hash, found.result.tokens);

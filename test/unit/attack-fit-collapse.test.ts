@@ -154,6 +154,43 @@ describe("config fit: a flood that weighs as much left out as kept in", () => {
   });
 });
 
+describe("config fit, collapsed: an applied wildcard never decides a left-out policy's domain", () => {
+  it("the administrator's bank.partners.example, left out, is not sent under the tenant's older *.partners.example", async () => {
+    const relayRaw = relayObject("edge", { relay: "edge" });
+    const relay = MailRelay.parse(relayRaw);
+    const wildcard = recordedSince(
+      policyObject("tenant-wide", ["*.partners.example"], {
+        spec: { outbound: { tls: { mode: "opportunistic" } } },
+      }),
+      at(1),
+      edge,
+    );
+    // newest of all: left out first
+    const bank = recordedSince(
+      policyObject("bank", ["bank.partners.example", "*.bank.partners.example"], {
+        spec: { outbound: { tls: { mode: "required", minVersion: "TLSv1.3" } } },
+      }),
+      at(99999),
+      edge,
+    );
+    const { deps } = fakeReconcilerDeps([relayRaw], [wildcard, ...tenantFlood(400, 0), bank]);
+    const fitted = await deps.compiler.fitted(relay);
+    assert.ok(
+      fitted.config.deferredPolicies.some((d) => d.domains.includes("*")),
+      "not collapsed",
+    );
+    assert.equal(deps.compiler.verdict(relay, bank)?.included, false);
+    for (const d of ["bank.partners.example", "www.bank.partners.example"]) {
+      const r = routeFor(d, fitted.config);
+      assert.ok(
+        r.hold,
+        `${d} went out under ${r.route?.policy} with ${JSON.stringify(r.route?.outbound.tls)}`,
+      );
+    }
+    assert.equal(deps.compiler.verdict(relay, wildcard)?.included, false, "the wildcard says Accepted");
+  });
+});
+
 describe("widenedHosts", () => {
   it("holds every range it was given, in at most the bound per family", () => {
     const cidrs = [
