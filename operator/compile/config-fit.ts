@@ -14,7 +14,7 @@
 // characters a pattern; "*" by name, the relay's broken catch-all), and its partner's hosts keep its
 // host rule (left-out.ts). When leaving every policy out one by one does not fit either (a tenant's few
 // hundred policies of random names and hosts), the same search runs with the left-out policies
-// collapsed into a broken catch-all of bounded size (left-out.ts collapsedDeferrals, collapseOrder):
+// collapsed into a broken catch-all of bounded size (left-out.ts collapsedDeferrals, collapsedLeftOut):
 // mail without an applied policy waits, nothing is sent weaker. Only when that does not fit either
 // (the relay's own settings are too large) is nothing applied (the MailRelay's Ready and Degraded
 // ConfigTooLarge; frozenProblem for the policies).
@@ -54,24 +54,19 @@ export function collapsedProblem(relayKey: string): PolicyProblem {
 }
 
 /**
- * The order policies are left out in when they are collapsed (left-out.ts): the relay's catch-all
- * claimants first, because the broken catch-all replaces what they would do (their status must not
- * say Accepted), then leaveOutOrder's.
+ * The policies left out when they are collapsed (left-out.ts), given the first of leaveOutOrder's:
+ * those, every catch-all claimant (the broken catch-all replaces what the relay's catch-all would
+ * do: its status must not say Accepted, nor may a tenant's "*" claims that lost their conflict come
+ * first in the order and spare it: session 14's review), and every policy whose wildcard would decide
+ * one of their patterns: one by one, a left-out "bank.example" is deferred by name or digest and beats
+ * an applied "*.example" (the more specific pattern decides); collapsed, only the broken catch-all
+ * remains, which decides nothing a policy matches, so the applied wildcard would carry bank.example's
+ * mail under its own, perhaps weaker, rule. Leaving the wildcard out too keeps it deferred (and the
+ * collapse bounded).
  */
-export function collapseOrder(entries: readonly PolicyEntry[], order: readonly string[]): string[] {
-  const catchAll = new Set(entries.filter((e) => e.domains.includes(CATCH_ALL)).map((e) => e.key));
-  return [...order.filter((k) => catchAll.has(k)), ...order.filter((k) => !catchAll.has(k))];
-}
-
-/**
- * `leftOut` and, when they are collapsed, every policy whose wildcard would decide one of their
- * patterns: one by one, a left-out "bank.example" is deferred by name or digest and beats an applied
- * "*.example" (the more specific pattern decides); collapsed, only the broken catch-all remains, which
- * decides nothing a policy matches, so the applied wildcard would carry bank.example's mail under its
- * own, perhaps weaker, rule. Leaving the wildcard out too keeps it deferred (and the collapse bounded).
- */
-export function withCovering(entries: readonly PolicyEntry[], leftOut: ReadonlySet<string>): Set<string> {
-  const out = new Set(leftOut);
+export function collapsedLeftOut(entries: readonly PolicyEntry[], first: Iterable<string>): Set<string> {
+  const out = new Set(first);
+  for (const e of entries) if (e.domains.includes(CATCH_ALL)) out.add(e.key);
   const byWildcard = new Map<string, string[]>();
   for (const e of entries)
     for (const d of e.domains)
@@ -82,7 +77,11 @@ export function withCovering(entries: readonly PolicyEntry[], leftOut: ReadonlyS
     for (const key of todo)
       for (const d of domainsOf.get(key) ?? [])
         for (const w of claimingPatterns(d).slice(1))
-          for (const k of byWildcard.get(w) ?? []) if (!out.has(k)) (out.add(k), next.push(k));
+          for (const k of byWildcard.get(w) ?? [])
+            if (!out.has(k)) {
+              out.add(k);
+              next.push(k);
+            }
     todo = next;
   }
   return out;

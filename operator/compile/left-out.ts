@@ -10,14 +10,24 @@
 //   (a tenant's few hundred policies of random names and hosts, session 13's third review: the relay
 //   then froze on its last applied config, and an administrator's tightening or a revocation never
 //   reached it). The left-out policies become a broken catch-all: every domain that no applied policy
-//   names is deferred (the relay's catch-all policy is left out first, config-fit.ts collapseOrder;
-//   the broken catch-all does not reach the relay's local domains, which no policy may claim:
-//   relay-verdict.ts); their host rules merge by requirement and widen to at most COLLAPSED_RANGES ranges per address
-//   family, so every host that one of them named still meets its rule, and some others with it.
+//   names is deferred (the catch-all policies, and the wildcards over a left-out pattern, are left out
+//   with them: config-fit.ts collapsedLeftOut; the broken catch-all does not reach the relay's local
+//   domains, which no policy may claim: relay-verdict.ts); their host rules merge by requirement and
+//   widen to about COLLAPSED_RANGES ranges per address family, within where a policy's hosts may be
+//   (HostBounds), so every host one of them named still meets its rule, and some others with it.
 //   Its size is bounded whatever the tenant writes: the relay's config fits unless its own settings do
 //   not. The cost is availability (mail without an applied policy waits), never a weaker delivery.
 import type { DeferredPolicy, Requirement } from "../../relay/contract/config.js";
-import { canonicalCidr, ipv6Groups, parseCidr, type Cidr } from "../../relay/contract/cidr.js";
+import {
+  canonicalCidr,
+  cidrsOverlap,
+  cidrWithin,
+  holdsMappedBlock,
+  ipv6Groups,
+  parseCidr,
+  parsedCidrs,
+  type Cidr,
+} from "../../relay/contract/cidr.js";
 import { DIGEST_LENGTH, domainDigest } from "../../relay/contract/domains.js";
 import { CATCH_ALL } from "./domain-claims.js";
 import type { PolicyProblem } from "./problems.js";
@@ -64,6 +74,7 @@ export function collapsedDeferrals(
   relayKey: string,
   parts: readonly LeftOutPart[],
   problem: PolicyProblem,
+  bounds: HostBounds,
 ): DeferredPolicy[] {
   const byRequirement = new Map<Requirement, Cidr[]>();
   for (const p of parts) {
@@ -76,7 +87,7 @@ export function collapsedDeferrals(
     byRequirement.set(p.inbound.require, list);
   }
   const rules = [...byRequirement]
-    .map(([require, cidrs]) => ({ require, hosts: widenedHosts(cidrs, COLLAPSED_RANGES) }))
+    .map(([require, cidrs]) => ({ require, hosts: widenedHosts(cidrs, COLLAPSED_RANGES, bounds) }))
     .filter((r) => r.hosts.length)
     .sort((a, b) => a.require.localeCompare(b.require));
   const name = collapsedName(relayKey);
@@ -94,11 +105,37 @@ export function collapsedDeferrals(
 }
 
 /**
- * `cidrs` as at most `max` ranges per address family that hold every one of them: each range widened
- * to the longest common prefix length at which the family's ranges number no more than `max`, then
- * those inside another dropped. Widening only adds hosts to a rule (fail closed).
+ * Where a widened host rule may reach: where a policy's own inbound.hosts may (relay-verdict.ts
+ * hostRuleProblems): within the relay's partnerHosts when it sets them, else clear of its relayFrom
+ * (the organisation's own senders); never over the IPv4-mapped block. A tenant's hosts spread over
+ * many /9s widened to /8s once held relayFrom, whose senders then had to log in (session 14's review).
  */
-export function widenedHosts(cidrs: readonly Cidr[], max: number): string[] {
+export interface HostBounds {
+  partnerHosts?: readonly string[] | undefined;
+  relayFrom?: readonly string[] | undefined;
+}
+
+/** Whether range `c` lies where a host rule may reach ("in"), nowhere it may ("out"), or partly. */
+function placeOf(c: Cidr, bounds: HostBounds): "in" | "out" | "split" {
+  if (holdsMappedBlock(c)) return "split";
+  if (bounds.partnerHosts) {
+    const allowed = parsedCidrs(bounds.partnerHosts).map(([, a]) => a);
+    if (allowed.some((a) => cidrWithin(a, c))) return "in";
+    return allowed.some((a) => cidrsOverlap(a, c)) ? "split" : "out";
+  }
+  const internal = parsedCidrs(bounds.relayFrom ?? []).map(([, r]) => r);
+  if (internal.some((r) => cidrWithin(r, c))) return "out";
+  return internal.some((r) => cidrsOverlap(r, c)) ? "split" : "in";
+}
+
+/**
+ * `cidrs` as at most about `max` ranges per address family that hold every one of them: each range
+ * widened to the longest common prefix length at which the family's ranges number no more than `max`,
+ * those inside another dropped, then each cut to `bounds` (halved where it crosses them, halves
+ * holding none of `cidrs` dropped: every range given passed the same bounds). Widening only adds
+ * hosts to a rule (fail closed), never the relay's own senders.
+ */
+export function widenedHosts(cidrs: readonly Cidr[], max: number, bounds: HostBounds = {}): string[] {
   const out: string[] = [];
   for (const [family, width] of [
     ["ipv4", 32],
@@ -128,7 +165,26 @@ export function widenedHosts(cidrs: readonly Cidr[], max: number): string[] {
       if (at(mid).size <= max) lo = mid;
       else hi = mid - 1;
     }
-    for (const r of at(lo).values()) out.push(`${spelled(r.v, family)}/${r.prefix}`);
+    const cut = (
+      r: { v: bigint; prefix: number },
+      inside: readonly { v: bigint; prefix: number }[],
+    ): void => {
+      if (!inside.length) return;
+      const place = placeOf({ address: spelled(r.v, family), prefix: r.prefix, family }, bounds);
+      if (place === "in") out.push(`${spelled(r.v, family)}/${r.prefix}`);
+      if (place !== "split" || r.prefix >= width) return;
+      const prefix = r.prefix + 1;
+      for (const v of [r.v, r.v | (1n << BigInt(width - prefix))])
+        cut(
+          { v, prefix },
+          inside.filter((x) => x.prefix >= prefix && truncated(x.v, prefix, width) === v),
+        );
+    };
+    for (const r of at(lo).values())
+      cut(
+        r,
+        ranges.filter((x) => x.prefix >= r.prefix && truncated(x.v, r.prefix, width) === r.v),
+      );
   }
   return out.sort();
 }

@@ -21,9 +21,8 @@ import { encodeConfigAsync } from "../../relay/contract/config-encoding.js";
 import { ConfigRevisions } from "./revisions.js";
 import {
   collapsedProblem,
-  collapseOrder,
   configTooLarge,
-  withCovering,
+  collapsedLeftOut,
   fewestLeftOut,
   frozenProblem,
   leaveOutOrder,
@@ -322,9 +321,9 @@ export class CompileMemo {
       const entries = selected.map(entryOf);
       const order = leaveOutOrder(entries, relayIdOf(relay.metadata));
       // one by one first; collapsed (left-out.ts) only when that does not fit with every policy out;
-      // collapsed, the policies whose wildcards would decide a left-out pattern go too (withCovering)
+      // collapsed, the catch-alls and the wildcards over a left-out pattern go too (collapsedLeftOut)
       const leftOutAt = (ordered: readonly string[], n: number, collapsed: boolean): Set<string> =>
-        collapsed ? withCovering(entries, new Set(ordered.slice(0, n))) : new Set(ordered.slice(0, n));
+        collapsed ? collapsedLeftOut(entries, ordered.slice(0, n)) : new Set(ordered.slice(0, n));
       const search = (ordered: readonly string[], collapsed: boolean) =>
         fewestLeftOut(
           ordered,
@@ -344,11 +343,10 @@ export class CompileMemo {
         );
       // (after a collapsed fit, one probe: every policy left out one by one)
       const oneByOne = await search(order, false);
-      const collapsedOrder = oneByOne ? undefined : collapseOrder(entries, order);
-      const found = oneByOne ?? (collapsedOrder && (await search(collapsedOrder, true)));
+      const found = oneByOne ?? (await search(order, true));
       if (found) {
         const collapsed = !oneByOne;
-        const leftOut = leftOutAt(collapsedOrder ?? order, found.n, collapsed);
+        const leftOut = leftOutAt(order, found.n, collapsed);
         fit = {
           result: found.result,
           leftOut,

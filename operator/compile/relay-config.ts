@@ -226,7 +226,7 @@ export function compileRelayConfig(
   const own = compileOwnDomains(relay, view);
   for (const m of own.mounts) mapIn(secretItems, m.secret).set(m.key, m.path);
   if (tooLarge && collapsed)
-    deferredPolicies.push(...collapsedDeferrals(keyOf(relay), leftOutParts, tooLarge));
+    deferredPolicies.push(...collapsedDeferrals(keyOf(relay), leftOutParts, tooLarge, relayClaim));
   // DKIM signing domains and their keys (dkim.ts): a problem leaves the domain deferred, not unsigned
   const localDomains = (inbound.localDomains ?? []).map((d) => canonicalPattern(d) ?? d);
   const dkim = compileDkim(relay, localDomains, view);

@@ -13,7 +13,7 @@ import { MailRelay } from "../../operator/api.js";
 import { configTooLarge } from "../../operator/compile/config-fit.js";
 import { COLLAPSED_RANGES, widenedHosts } from "../../operator/compile/left-out.js";
 import type { PolicyObject } from "../../operator/objects.js";
-import { parseCidr, CidrSet } from "../../relay/contract/cidr.js";
+import { parseCidr, CidrSet, type Cidr } from "../../relay/contract/cidr.js";
 import { routeFor } from "../../relay/outbound/route.js";
 import { compileInbound, decideInbound } from "../../relay/inbound/rules.js";
 import {
@@ -215,5 +215,20 @@ describe("widenedHosts", () => {
       (s) => (parseCidr(s) as { ok: true; value: never }).value,
     );
     assert.deepEqual(widenedHosts(cidrs, 4), ["192.0.2.0/24", "2001:db8:0:0:0:0:0:0/32"]);
+  });
+  it("widens only within the relay's partnerHosts, and never over relayFrom", () => {
+    const parse = (s: string): Cidr => (parseCidr(s) as { ok: true; value: Cidr }).value;
+    const named = ["192.0.2.1/32", "192.0.2.200/32", "198.51.100.7/32", "198.51.100.99/32"].map(parse);
+    const within = widenedHosts(named, 1, { partnerHosts: ["192.0.2.0/24", "198.51.100.0/24"] });
+    const bounds = new CidrSet(["192.0.2.0/24", "198.51.100.0/24"].map(parse));
+    const held = new CidrSet(within.map(parse));
+    for (const c of named) assert.ok(held.has(c.address), `${c.address} not held by ${within.join(", ")}`);
+    for (const r of within) assert.ok(bounds.has(parse(r).address), `${r} leaves partnerHosts`);
+    const clear = widenedHosts(named, 1, { relayFrom: ["192.0.2.128/26"] });
+    const heldClear = new CidrSet(clear.map(parse));
+    for (const c of named)
+      assert.ok(heldClear.has(c.address), `${c.address} not held by ${clear.join(", ")}`);
+    assert.ok(!heldClear.has("192.0.2.130"), `relayFrom reached: ${clear.join(", ")}`);
+    assert.ok(heldClear.has("198.51.0.1"), `not widened: ${clear.join(", ")}`);
   });
 });
