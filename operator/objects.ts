@@ -10,6 +10,16 @@ export type CredentialObject = RelayCredential & KubeObject;
 export interface SecretObject extends KubeObject {
   type?: string;
   data?: Record<string, string>;
+  /** Set by the Secret cache (state.ts dropSecretValues): the keys whose value was not empty. */
+  filledKeys?: string[];
+}
+
+/**
+ * Whether a Secret's `key` holds a value: read from the API server, or as the cache recorded it
+ * before it dropped the value (state.ts dropSecretValues).
+ */
+export function secretKeyFilled(s: SecretObject, key: string): boolean {
+  return !!s.data?.[key] || (s.filledKeys?.includes(key) ?? false);
 }
 export interface ConfigMapObject extends KubeObject {
   data?: Record<string, string>;

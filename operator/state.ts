@@ -61,11 +61,16 @@ export function stripManagedFields(o: KubeObject): void {
   delete o.metadata.managedFields;
 }
 
-/** Secret values never stay in the operator's memory: only which keys exist matters. */
+/**
+ * Secret values never stay in the operator's memory: only which keys exist, and which of them are
+ * not empty (an issued Secret the operator created empty is filled by cert-manager: the relay's
+ * StatefulSet waits for it, mailrelay/conditions.ts statefulSetHold).
+ */
 export function dropSecretValues(s: SecretObject): void {
   stripManagedFields(s);
   // a TLS Secret's certificate is public: kept for the relay's CertificateExpiring condition
   const keep = s.type === "kubernetes.io/tls" ? "tls.crt" : undefined;
+  if (s.data) s.filledKeys = Object.keys(s.data).filter((k) => s.data?.[k]);
   if (s.data) for (const k of Object.keys(s.data)) if (k !== keep) s.data[k] = "";
   delete (s as { stringData?: unknown }).stringData;
 }

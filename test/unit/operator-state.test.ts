@@ -17,12 +17,13 @@ import type { Condition } from "../../operator/runtime/conditions.js";
 import type { EventType, Handler } from "../../operator/runtime/informer.js";
 import type { KubeObject } from "../../operator/runtime/kube.js";
 import { CompileMemo } from "../../operator/compile/memo.js";
-import type {
-  ConfigMapObject,
-  CredentialObject,
-  MailRelayObject,
-  PolicyObject,
-  SecretObject,
+import {
+  secretKeyFilled,
+  type ConfigMapObject,
+  type CredentialObject,
+  type MailRelayObject,
+  type PolicyObject,
+  type SecretObject,
 } from "../../operator/objects.js";
 import {
   ClusterState,
@@ -323,7 +324,18 @@ describe("informer cache transforms", () => {
       metadata: { name: "s" },
       type: "kubernetes.io/tls",
       data: { "tls.crt": "Y2VydA==", "tls.key": "" },
+      filledKeys: ["tls.crt", "tls.key"],
     });
+    // the operator's own issued Secret before cert-manager fills it: the keys, none of them filled
+    const empty: SecretObject = {
+      metadata: { name: "e" },
+      type: "kubernetes.io/tls",
+      data: { "tls.crt": "", "tls.key": "" },
+    };
+    dropSecretValues(empty);
+    assert.deepEqual(empty.filledKeys, []);
+    assert.ok(!secretKeyFilled(empty, "tls.key"));
+    assert.ok(secretKeyFilled(s, "tls.key"), "filled, though its value is dropped");
     const cm: ConfigMapObject = {
       metadata: { name: "edge-config", managedFields, annotations: { "sealpost.dev/config-hash": "h" } },
       data: { "config.json": "{...900 KiB...}" },
