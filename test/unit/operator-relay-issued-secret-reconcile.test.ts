@@ -24,12 +24,14 @@ const relay = (status?: unknown) => ({
   },
   ...(status ? { status } : {}),
 });
+/** As the operator's cache holds it (state.ts dropSecretValues): a certificate is issued with its key. */
 const secret = (name: string, uid: string, crt = ""): KubeObject => ({
   apiVersion: "v1",
   kind: "Secret",
   metadata: { name, namespace: NS, uid },
   type: "kubernetes.io/tls",
   data: { "tls.crt": crt, "tls.key": "" },
+  ...(crt ? { filledKeys: ["tls.crt", "tls.key"] } : {}),
 });
 
 /** The reconciler's deps over caches holding the relay and `secrets`; what it creates and applies. */
@@ -65,7 +67,10 @@ describe("a MailRelay's cert-manager Secrets are the ones the operator created",
     ]);
     assert.ok(t.steps.includes("apply Certificate edge-tls"));
     assert.ok(t.steps.includes("apply Certificate edge-mta-sts"));
-    assert.ok(t.steps.includes("apply StatefulSet edge"));
+    // no pod starts on the empty certificate: the StatefulSet waits for cert-manager
+    assert.ok(!t.steps.includes("apply StatefulSet edge"), t.steps.join(", "));
+    assert.equal(t.condition("Ready").reason, "CertificatePending");
+    assert.match(t.condition("Ready").message, /waiting for cert-manager to issue edge-tls/);
     for (const s of t.created as any[]) {
       assert.equal(s.type, "kubernetes.io/tls");
       assert.deepEqual(s.data, { "tls.crt": "", "tls.key": "" });
@@ -92,6 +97,8 @@ describe("a MailRelay's cert-manager Secrets are the ones the operator created",
     assert.notEqual(t.condition("Ready")?.reason, "InvalidReference");
     assert.equal(t.condition("Accepted")?.status, "True", t.condition("Accepted")?.message);
     assert.deepEqual(t.status().issuedSecretUIDs, { server: "own-edge-tls", mtaSts: "own-edge-mta-sts" });
+    assert.ok(t.steps.includes("apply StatefulSet edge"), "created once its Secret holds a certificate");
+    assert.notEqual(t.condition("Ready")?.reason, "CertificatePending");
   });
 
   it("refuses Secrets it did not create: no Certificate over them, no StatefulSet mounting them", async () => {

@@ -2,7 +2,7 @@
 // chain of named checks (../condition-chain.ts), Enforced from the shared builder (../enforced.ts).
 // Pure.
 import type { ConditionInput } from "../../runtime/conditions.js";
-import { everyFinding, firstFinding, type Check } from "../condition-chain.js";
+import { everyFinding, firstFinding, type Check, type Finding } from "../condition-chain.js";
 import { enforcedCondition, type PodTally } from "../enforced.js";
 import { orphanedQueueVolumesMessage } from "../../status/orphaned-volumes.js";
 import { MAX_CONFIG_JSON_BYTES, MAX_CONFIG_STORED_BYTES } from "../../../relay/contract/config-encoding.js";
@@ -28,9 +28,60 @@ export interface RelayFacts extends PodTally {
   queueSize: { desired: string; live?: string | undefined };
   orphanedVolumes: readonly string[];
   statefulSet: string;
+  /** Why the StatefulSet was not applied (statefulSetHold), if it was not. */
+  held?: Finding | undefined;
 }
 
 const short = (hash: string): string => hash.slice(0, 12);
+
+// The StatefulSet: applied unless its pods would mount a server certificate they cannot start on
+
+/** What decides whether the reconcile applies the relay's StatefulSet (reconcile.ts does the I/O). */
+export interface StatefulSetFacts {
+  /** The StatefulSet exists (the operator's cache has it). */
+  exists: boolean;
+  /** The server certificate Secret is not (known to be) the operator's own (reconcile.ts ensureIssuedSecrets). */
+  secretHeld: boolean;
+  /** cert-manager issues the server certificate into that Secret (spec.certificate.issuerRef). */
+  issued: boolean;
+  /** Its tls.crt and tls.key are both non-empty (as the cache saw it last). */
+  secretFilled: boolean;
+  /** The server certificate Secret's name. */
+  secret: string;
+}
+
+/** Pods mount the Secret by name: none is created or rolled onto a Secret not the operator's. */
+const serverSecretNotOwn: Check<StatefulSetFacts> = (f) =>
+  f.secretHeld
+    ? {
+        reason: "InvalidReference",
+        message: `Secret ${f.secret} is not known to be the operator's own: no pod is created or rolled to mount it`,
+      }
+    : undefined;
+
+/**
+ * A new relay's pods wait for cert-manager: the operator creates the issued Secret empty, kubelet
+ * mounts it at once, and a pod started on an empty certificate exits and backs off until kubelet
+ * refreshes the volume (a minute and more; before, a missing Secret kept the pod waiting for its
+ * mount, retried within seconds). A StatefulSet that exists is always applied: holding back an
+ * update of a running fleet for a Secret's state would freeze it, and a renewal keeps it filled.
+ */
+const certificatePending: Check<StatefulSetFacts> = (f) =>
+  !f.exists && f.issued && !f.secretFilled
+    ? {
+        reason: "CertificatePending",
+        message: `waiting for cert-manager to issue ${f.secret}: the StatefulSet is created once it holds a certificate`,
+      }
+    : undefined;
+
+/** Why the StatefulSet is not applied in this reconcile, or undefined: it is. */
+export function statefulSetHold(f: StatefulSetFacts): Finding | undefined {
+  for (const check of [serverSecretNotOwn, certificatePending]) {
+    const found = check(f);
+    if (found) return found;
+  }
+  return undefined;
+}
 
 function tooLargeMessage(f: RelayFacts): string {
   const over =
@@ -129,6 +180,10 @@ const notAccepted: Check<RelayFacts> = ({ accepted: a }) =>
 const certificateSecretRefused: Check<RelayFacts> = ({ certificate: c }) =>
   c.refused ? { reason: "InvalidReference", message: c.refused } : undefined;
 
+/** No pods yet: the StatefulSet waits for the first certificate (statefulSetHold). */
+const certificateNotIssuedYet: Check<RelayFacts> = (f) =>
+  f.held?.reason === "CertificatePending" && !f.certificate.problem ? f.held : undefined;
+
 const certificateNotReady: Check<RelayFacts> = ({ certificate: c }) =>
   c.problem || !c.ready
     ? {
@@ -151,6 +206,7 @@ export function relayReady(f: RelayFacts, enforced: ConditionInput, g: number | 
       certificateSecretRefused,
       notAccepted,
       configTooLargeFinding,
+      certificateNotIssuedYet,
       certificateNotReady,
       replicasNotReady,
       notEnforced,

@@ -34,14 +34,14 @@ import type { ReconcileResult } from "../../runtime/controller.js";
 import { problemsCondition, type Condition, type ConditionInput } from "../../runtime/conditions.js";
 import { UNWATCHED, type LiveVersion } from "../../runtime/applied.js";
 import { ApiError, type KubeObject } from "../../runtime/kube.js";
-import { keyOf, splitKey, type MailRelayObject } from "../../objects.js";
+import { keyOf, secretKeyFilled, splitKey, type MailRelayObject } from "../../objects.js";
 import { certificateExpiringCondition, certificateNotAfter } from "../../status/certificate-expiry.js";
 import { orphanedQueueVolumes } from "../../status/orphaned-volumes.js";
 import type { ReconcilerDeps } from "../deps.js";
 import { probeRelay, relayAdminToken } from "../relay-probe.js";
 import { adoptIssuedSecret } from "../issued-secret-adoption.js";
 import { currentStatus, writeStatus } from "../status-write.js";
-import { relayDegraded, relayEnforced, relayReady, type RelayFacts } from "./conditions.js";
+import { relayDegraded, relayEnforced, relayReady, statefulSetHold, type RelayFacts } from "./conditions.js";
 import { relayImage } from "../../compile/relay-image.js";
 import { nextExceptionChange } from "../../compile/exceptions.js";
 import { relayPod } from "../../render/pod.js";
@@ -258,10 +258,25 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   const cm = deps.state.caches.configMaps.get(namespace, names.configMap(name));
   const hashBefore = cm?.metadata.annotations?.[CONFIG_HASH_ANNOTATION];
   let configApplied = false;
+  // a Secret the operator did not create says nothing about the relay's certificate
+  const certSecret = serverHeld
+    ? undefined
+    : deps.state.caches.secrets.get(namespace, input.serverCertSecret);
+  // pods mount <relay>-tls by name: none is created or rolled onto a Secret not the operator's, and a
+  // new relay's none before cert-manager issued into it (conditions.ts statefulSetHold)
+  const held = statefulSetHold({
+    exists: sts !== undefined,
+    secretHeld: serverHeld,
+    issued: relay.spec.certificate.issuerRef !== undefined,
+    secretFilled:
+      certSecret !== undefined &&
+      secretKeyFilled(certSecret, "tls.crt") &&
+      secretKeyFilled(certSecret, "tls.key"),
+    secret: input.serverCertSecret,
+  });
   for (const obj of renderRelayObjects(input)) {
     if (tooLarge && CONFIG_DERIVED_KINDS.has(obj.kind ?? "")) continue;
-    // pods mount <relay>-tls by name: none is created or rolled onto a Secret not the operator's
-    if (serverHeld && obj.kind === "StatefulSet") continue;
+    if (held && obj.kind === "StatefulSet") continue;
     const announced = obj.kind === "ConfigMap" ? deps.applied.lastAnnotations(obj) : undefined;
     let applied: boolean;
     try {
@@ -370,6 +385,7 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     queueSize: { desired: desiredSize, live: liveSize },
     orphanedVolumes: orphans,
     statefulSet: names.statefulSet(name),
+    held,
   };
   const enforced = relayEnforced(facts, g);
   const conditions: ConditionInput[] = [
@@ -378,10 +394,6 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     enforced,
     relayDegraded(facts, g),
   ];
-  // a Secret the operator did not create says nothing about the relay's certificate
-  const certSecret = serverHeld
-    ? undefined
-    : deps.state.caches.secrets.get(namespace, input.serverCertSecret);
   const notAfter = certificateNotAfter(certSecret?.data?.["tls.crt"]);
   const expiring = certificateExpiringCondition(notAfter, deps.now(), g ?? 0);
   if (certSecret) conditions.push(expiring);
