@@ -27,6 +27,7 @@ import {
   stopAll,
 } from "../support/operator.js";
 import { freePort } from "../support/ports.js";
+import { issueRelayCertificate } from "../support/issued-certificate.js";
 import { waitFor } from "../support/process.js";
 import { relayFixture, type RelayFixture } from "../support/relay.js";
 import { swaks } from "../support/swaks.js";
@@ -86,6 +87,8 @@ describe("attack: two forged TLS-RPT reports make the MailRelay InvalidSpec", ()
       { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "default", namespace: NS } },
       { fieldManager: "test-user" },
     );
+    // cert-manager does not run here: play it, the StatefulSet waits for the certificate
+    await issueRelayCertificate(admin, NS, "edge");
     await createReadyRelayPods(admin, NS, "edge", ["edge-0", "edge-1"]);
   });
 

@@ -12,6 +12,7 @@ import type { Condition } from "../../operator/runtime/conditions.js";
 import { RelayConfig } from "../../relay/contract/config.js";
 import { configMapJson } from "../../relay/contract/config-encoding.js";
 import type { ControlPlane } from "../support/controlplane.js";
+import { issueRelayCertificate } from "../support/issued-certificate.js";
 import { waitFor } from "../support/process.js";
 import { operatorIdentity, controlPlaneFor, startOperator, stopAll } from "../support/operator.js";
 
@@ -140,6 +141,8 @@ describe("DKIM keys and the S/MIME signing credential through the API (real apis
     await waitFor("Accepted=True", async () =>
       cond(await get(R.MailRelay, "edge"), "Accepted")?.status === "True" ? true : undefined,
     );
+    // cert-manager does not run here: play it, the StatefulSet waits for the certificate
+    await issueRelayCertificate(admin, NS, "edge");
     const mounted = await waitFor("the key projected into the relay pods", async () => {
       const sts = await get(R.StatefulSet, "edge");
       const sources = (sts?.spec.template.spec.volumes ?? []).find(

@@ -118,8 +118,11 @@ describe("examples/ on a real apiserver with cert-manager", () => {
     assert.equal(cfg.listeners.smtps.enabled, false);
 
     // applied one after another, after the ConfigMap (operator/render/index.ts): each waited for
-    const sts = await waitFor("the relay's StatefulSet", () => get(R.StatefulSet, "edge"));
+    const sts = await waitFor("the relay's StatefulSet", () => get(R.StatefulSet, "edge"), 60_000);
     assert.equal(sts.spec.replicas, 2);
+    // created only once cert-manager issued the relay's server certificate into the operator's Secret
+    const tls = await get(R.Secret, "edge-tls");
+    assert.ok(tls?.data?.["tls.crt"] && tls.data["tls.key"], "edge-tls holds a certificate");
     assert.deepEqual(
       sts.spec.template.spec.containers[0].ports.map((p: { containerPort: number }) => p.containerPort),
       [25, 587, 8080],

@@ -11,6 +11,7 @@ import { R, type KubeObject, type KubeClient } from "../../operator/runtime/kube
 import { configMapJson } from "../../relay/contract/config-encoding.js";
 import type { Condition } from "../../operator/runtime/conditions.js";
 import type { ControlPlane } from "../support/controlplane.js";
+import { issueRelayCertificate } from "../support/issued-certificate.js";
 import { waitFor } from "../support/process.js";
 import { operatorIdentity, controlPlaneFor, startOperator, stopAll } from "../support/operator.js";
 
@@ -122,6 +123,8 @@ describe("issue 15.1: the operator refuses an open relay through SNAT (real apis
     assert.equal(fleet.type, "Opaque");
     assert.equal(fleet.metadata.ownerReferences?.[0]?.kind, "MailRelay");
     const rv = fleet.metadata.resourceVersion;
+    // cert-manager does not run here: play it, the StatefulSet waits for the certificate
+    await issueRelayCertificate(admin, NS, "edge");
     await admin.mergePatch(R.MailRelay, NS, "edge", { spec: { replicas: 3 } });
     await waitFor("reconciled again", async () => {
       const sts = await admin.find<Obj>(R.StatefulSet, NS, "edge");

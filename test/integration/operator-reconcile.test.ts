@@ -14,6 +14,7 @@ import { isNotFound, R, type KubeObject, type KubeClient } from "../../operator/
 import type { Condition } from "../../operator/runtime/conditions.js";
 import type { PodObject } from "../../operator/objects.js";
 import type { ControlPlane } from "../support/controlplane.js";
+import { issueRelayCertificate } from "../support/issued-certificate.js";
 import { waitFor } from "../support/process.js";
 import {
   createReadyRelayPods,
@@ -137,9 +138,12 @@ describe("operator reconciles against a real apiserver", () => {
       ),
     );
 
-    const cfg = await waitFor("relay config with the policy", async () =>
-      (await policyNames()).includes("mail/partner-lab") ? config() : undefined,
-    );
+    // and with the relay's own Service address (applied in the same reconcile, compiled in once the
+    // cache has it): the config as it settles, which the status's configHash below is checked against
+    const cfg = await waitFor("relay config with the policy and its Service's address", async () => {
+      const c = await config();
+      return c?.policies.some((p) => p.name === "mail/partner-lab") && c.selfAddresses.length ? c : undefined;
+    });
     assert.deepEqual(await policyNames(), ["mail/partner-lab"]);
     const p = cfg.policies[0]!;
     assert.deepEqual(p.domains, ["partner.example", "*.partner.example"]);
@@ -161,6 +165,16 @@ describe("operator reconciles against a real apiserver", () => {
     assert.equal(cm.data?.["config.json"], undefined);
     const hash = createHash("sha256").update(configMapJson(cm)!).digest("hex");
     assert.equal(cm.metadata.annotations?.["sealpost.dev/config-hash"], hash);
+
+    // no pod starts on the empty Secret the operator made: the StatefulSet waits for cert-manager,
+    // which does not run here (issueRelayCertificate plays it)
+    const waiting = await waitFor("the relay waiting for its certificate", async () => {
+      const o = await get(R.MailRelay, "edge");
+      return cond(o, "Ready")?.reason === "CertificatePending" ? o : undefined;
+    });
+    assert.match(cond(waiting, "Ready")!.message, /waiting for cert-manager to issue edge-tls/);
+    assert.equal(await get(R.StatefulSet, "edge"), undefined);
+    await issueRelayCertificate(admin, NS, "edge");
 
     // the operator applies the relay's objects one after another: the ConfigMap may be there before
     // the StatefulSet (CI saw it once on a loaded machine)

@@ -15,6 +15,7 @@ import { R, type KubeClient, type KubeObject } from "../../operator/runtime/kube
 import type { CheckReport } from "../../relay/contract/check.js";
 import type { CheckStatus } from "../../api/v1alpha1/preflight-check.js";
 import type { ControlPlane } from "../support/controlplane.js";
+import { issueRelayCertificate } from "../support/issued-certificate.js";
 import { waitFor } from "../support/process.js";
 import {
   controlPlaneFor,
@@ -141,6 +142,8 @@ describe("annotation sealpost.dev/check -> a relay pod's /check -> status.check"
       },
     });
     await apply({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "default", namespace: NS } });
+    // cert-manager does not run here: play it, the StatefulSet waits for the certificate
+    await issueRelayCertificate(admin, NS, "edge");
     await createReadyRelayPods(admin, NS, "edge", ["edge-0"]);
   });
   after(async () => {

@@ -11,6 +11,7 @@ import type { PodReport, PolicyFigures } from "../../relay/contract/status.js";
 import { R, type KubeObject, type KubeClient } from "../../operator/runtime/kube.js";
 import type { PodObject } from "../../operator/objects.js";
 import type { ControlPlane } from "../support/controlplane.js";
+import { issueRelayCertificate } from "../support/issued-certificate.js";
 import { waitFor } from "../support/process.js";
 import {
   createReadyRelayPods,
@@ -91,6 +92,8 @@ describe("policy status from the relays' /status figures", () => {
     await apply(partnerPolicy(["partner.example"]));
     // no kube-controller-manager here: the namespace's default ServiceAccount, which pods need
     await apply({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "default", namespace: NS } });
+    // cert-manager does not run here: play it, the StatefulSet waits for the certificate
+    await issueRelayCertificate(admin, NS, "edge");
     await createReadyRelayPods(admin, NS, "edge", ["edge-0", "edge-1"]);
   });
   after(() => stopAll(op, cp));

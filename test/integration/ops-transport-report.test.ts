@@ -30,6 +30,7 @@ import {
   stopAll,
 } from "../support/operator.js";
 import { startPostfix, type PostfixPeer } from "../support/postfix.js";
+import { issueRelayCertificate } from "../support/issued-certificate.js";
 import { waitFor } from "../support/process.js";
 import { relayFixture, type LogCapture, type RelayFixture } from "../support/relay.js";
 import { swaks } from "../support/swaks.js";
@@ -191,6 +192,8 @@ before(async () => {
     audit: { mode: "verify", caBundle: { configMapRef: { name: "partner-ca" } } },
   });
   await apply({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "default", namespace: NS } });
+  // cert-manager does not run here: play it, the StatefulSet waits for the certificate
+  await issueRelayCertificate(admin, NS, "edge");
   await createReadyRelayPods(admin, NS, "edge", ["edge-0"]);
 });
 
