@@ -36,6 +36,7 @@ function relayFacts(held: ReturnType<typeof statefulSetHold>, problem?: string):
     certificate: { ready: false, secret: "edge-tls", ...(problem ? { problem } : {}) },
     excluded: [],
     leftOutForSize: [],
+    leftOutCollapsed: false,
     queueSize: { desired: "1Gi" },
     orphanedVolumes: [],
     statefulSet: "edge",
