@@ -7,6 +7,7 @@ import {
   type AuditTls,
   type Credential,
   type Policy,
+  type Requirement,
 } from "../../relay/contract/config.js";
 import { canonicalPattern } from "../../relay/contract/domains.js";
 import { MailDomainPolicy as MailDomainPolicySchema, type MailDomainPolicy } from "../api.js";
@@ -188,6 +189,12 @@ export interface PolicyEntry {
   /** The relay config's policy, when there are no problems. */
   policy?: Policy;
   /**
+   * Its host rule (hosts and requirement) whenever the spec parses, its references resolved or not:
+   * while the policy is left out (a problem, the config's size) its partner's hosts are still held to
+   * it (relay-config.ts), never to the relay's weaker default.
+   */
+  hostRule?: { hosts: string[]; require: Requirement };
+  /**
    * The TLS its spec asks for, whenever the spec parses, its references resolved or not: what a
    * catch-all's floor is read from (domain-claims.ts catchAllFloor), which a broken reference of the
    * catch-all must not lift for every other policy.
@@ -248,6 +255,7 @@ export function compilePolicyEntry(
   const policy = compilePolicy(parsed.data, refs, now);
   const ok = policy && !refs.problems.length;
   const tls = parsed.data.spec.outbound.tls;
+  const inbound = parsed.data.spec.inbound;
   const token = ok
     ? JSON.stringify([policy, [...refs.credentials].sort((a, b) => a[0].localeCompare(b[0]))])
     : undefined;
@@ -260,6 +268,9 @@ export function compilePolicyEntry(
     bytes,
     problems: refs.problems,
     tlsAsked: { mode: tls.mode, minVersion: tls.minVersion ?? "TLSv1.2" },
+    ...(inbound && !domains.includes(CATCH_ALL)
+      ? { hostRule: { hosts: [...inbound.hosts], require: inbound.require } }
+      : {}),
     ...(policy && token !== undefined ? { policy, token } : {}),
     // most policies reference nothing: one shared empty map instead of three per policy
     credentials: refs.credentials.size ? refs.credentials : NONE,

@@ -40,7 +40,7 @@ import { forRelay, relayMaxSeconds } from "./exceptions.js";
 import { compileDkim } from "./dkim.js";
 import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
-import { relayVerdict, type RelayClaim } from "./relay-verdict.js";
+import { keptHostRule, relayVerdict, type RelayClaim } from "./relay-verdict.js";
 import { Refs, secretPath, type ClusterView } from "./references.js";
 import { ownServiceAddresses } from "./self-addresses.js";
 import { compileOwnDomains, type CompiledOwnDomains } from "./own-domains.js";
@@ -144,18 +144,17 @@ export function compileRelayConfig(
   const leftOutParts: LeftOutPart[] = [];
   for (const entry of sorted) {
     const verdict = relayVerdict(entry, claimantsOf, relayClaim);
+    // left out, its partner's hosts keep its rule when the rule itself passed (relay-verdict.ts)
+    const hostRule = keptHostRule(entry, relayClaim);
     if (tooLarge && leftOut.has(entry.key)) {
-      // what it owns, deferred (left-out.ts); its partner's hosts keep its requirement (a problem
-      // policy's rule was never checked)
+      // what it owns, deferred (left-out.ts); its partner's hosts keep its requirement
       problems.set(entry.key, [...verdict.problems, tooLarge]);
       if (entry.inboundCredential && !relayClaim.accounts.includes(entry.inboundCredential))
         cutLogins.add(entry.inboundCredential);
       const part: LeftOutPart = {
         key: entry.key,
         owned: verdict.problems.length || !entry.policy ? verdict.deferred : entry.domains,
-        ...(entry.policy?.inbound && !verdict.problems.length
-          ? { inbound: { hosts: entry.policy.inbound.hosts, require: entry.policy.inbound.require } }
-          : {}),
+        ...(hostRule ? { inbound: hostRule } : {}),
       };
       if (collapsed) leftOutParts.push(part);
       else {
@@ -173,6 +172,7 @@ export function compileRelayConfig(
           name: entry.key,
           domains: verdict.deferred,
           reason: verdict.problems.map((p) => `${p.reason}: ${p.message}`).join("; "),
+          ...(hostRule ? { inbound: hostRule } : {}),
         });
       continue;
     }

@@ -27,6 +27,7 @@ import {
 } from "./domain-claims.js";
 import { cidrsOverlap, cidrWithin, holdsMappedBlock, parsedCidrs } from "../../relay/contract/cidr.js";
 import type { PolicyProblem } from "./problems.js";
+import type { Requirement } from "../../relay/contract/config.js";
 
 /** What a relay claims that no policy may take: its local domains and its own inbound accounts. */
 export interface RelayClaim extends LocalClaim {
@@ -74,12 +75,31 @@ export function relayAccountProblems(e: RelayClaimingPolicy, relay: RelayClaim):
 }
 
 /**
+ * The host rule a left-out policy (a problem, the config's size) still holds its partner's hosts to:
+ * its own, when its hosts pass the relay's checks (hostRuleProblems); a missing reference or a lost
+ * domain must not let those hosts send under the relay's weaker default (session 13's note).
+ */
+export function keptHostRule(
+  e: { hostRule?: { hosts: string[]; require: Requirement } },
+  relay: RelayClaim,
+): { hosts: string[]; require: Requirement } | undefined {
+  const rule = e.hostRule;
+  if (!rule || rule.require === "none") return undefined;
+  return hostsProblems(rule.hosts, relay).length ? undefined : rule;
+}
+
+/**
  * The InvalidSpec problems of a policy whose inbound.hosts leave the relay's partnerHosts, or, when
  * the relay sets none, reach into its relayFrom (a partner inside relayFrom, over a VPN, needs the
  * administrator to list its range in partnerHosts).
  */
 export function hostRuleProblems(e: RelayClaimingPolicy, relay: RelayClaim): PolicyProblem[] {
-  const hosts = parsedCidrs(e.policy?.inbound?.hosts);
+  return hostsProblems(e.policy?.inbound?.hosts, relay);
+}
+
+/** hostRuleProblems of a host list. */
+function hostsProblems(named: readonly string[] | undefined, relay: RelayClaim): PolicyProblem[] {
+  const hosts = parsedCidrs(named);
   const out: PolicyProblem[] = [];
   // a relay one release behind (pods not rolled yet, an older spec.image) reads ::/0 as every IPv4
   // address too: never hand it such a rule, whatever partnerHosts says

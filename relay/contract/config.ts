@@ -322,9 +322,9 @@ export const DeferredPolicy = z
     /** Why, as the policy's Accepted condition says it. */
     reason: z.string().min(1),
     /**
-     * Its host rule while it is left out for the config's size (hosts and requirement, no credentials:
-     * its login is out with it): its partner's hosts must still meet it (relay/inbound/rules.ts), never
-     * fall to the relay's default requirement (session 13's review).
+     * Its host rule while it is left out, for a problem or the config's size (hosts and requirement,
+     * no credentials: its login is out with it): its partner's hosts must still meet it
+     * (relay/inbound/rules.ts), never fall to the relay's default requirement (session 13's review).
      */
     inbound: InboundRule.omit({ credentials: true }).optional(),
   })
