@@ -62,20 +62,25 @@ export function collapsedProblem(relayKey: string): PolicyProblem {
  * an applied "*.example" (the more specific pattern decides); collapsed, only the broken catch-all
  * remains, which decides nothing a policy matches, so the applied wildcard would carry bank.example's
  * mail under its own, perhaps weaker, rule. Leaving the wildcard out too keeps it deferred (and the
- * collapse bounded).
+ * collapse bounded). Only what policies own counts: a tenant's name lost to an administrator's older
+ * wildcard must not take that wildcard out (session 14's second review).
  */
-export function collapsedLeftOut(entries: readonly PolicyEntry[], first: Iterable<string>): Set<string> {
+export function collapsedLeftOut(
+  entries: readonly PolicyEntry[],
+  first: Iterable<string>,
+  /** The patterns a policy owns (left-out.ts ownedWhenLeftOut): a name it lost decides nothing. */
+  owned: (e: PolicyEntry) => readonly string[],
+): Set<string> {
   const out = new Set(first);
   for (const e of entries) if (e.domains.includes(CATCH_ALL)) out.add(e.key);
+  const ownedOf = new Map(entries.map((e) => [e.key, owned(e)]));
   const byWildcard = new Map<string, string[]>();
-  for (const e of entries)
-    for (const d of e.domains)
-      if (d.startsWith("*.")) byWildcard.set(d, [...(byWildcard.get(d) ?? []), e.key]);
-  const domainsOf = new Map(entries.map((e) => [e.key, e.domains]));
+  for (const [key, domains] of ownedOf)
+    for (const d of domains) if (d.startsWith("*.")) byWildcard.set(d, [...(byWildcard.get(d) ?? []), key]);
   for (let todo = [...out]; todo.length;) {
     const next: string[] = [];
     for (const key of todo)
-      for (const d of domainsOf.get(key) ?? [])
+      for (const d of ownedOf.get(key) ?? [])
         for (const w of claimingPatterns(d).slice(1))
           for (const k of byWildcard.get(w) ?? [])
             if (!out.has(k)) {

@@ -31,6 +31,8 @@ import {
 import { DIGEST_LENGTH, domainDigest } from "../../relay/contract/domains.js";
 import { CATCH_ALL } from "./domain-claims.js";
 import type { PolicyProblem } from "./problems.js";
+import type { PolicyEntry } from "./policy.js";
+import type { PolicyVerdict } from "./domain-claims.js";
 
 /** A left-out policy's part in the config: the patterns it owns and its host rule. */
 export interface LeftOutPart {
@@ -42,6 +44,14 @@ export interface LeftOutPart {
 }
 
 const reasonOf = (p: PolicyProblem): string => `${p.reason}: ${p.message}`;
+
+/**
+ * The patterns a left-out policy owns, those its deferral holds: with a problem (or no compile), what
+ * its verdict kept; else all it names.
+ */
+export function ownedWhenLeftOut(entry: PolicyEntry, verdict: PolicyVerdict): readonly string[] {
+  return verdict.problems.length || !entry.policy ? verdict.deferred : entry.domains;
+}
 
 /** One left-out policy's deferred entry (undefined: it owns no domain). */
 export function leftOutDeferral(part: LeftOutPart, problem: PolicyProblem): DeferredPolicy | undefined {

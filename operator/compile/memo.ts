@@ -10,7 +10,8 @@ import { selectorMatches } from "./selector.js";
 import type { ClusterState } from "../state.js";
 import type { ClusterView } from "./references.js";
 import { claimingPatterns } from "../../relay/contract/domains.js";
-import { floorFor, type Claimant, type TlsFloor } from "./domain-claims.js";
+import { claimIndex, floorFor, type Claimant, type TlsFloor } from "./domain-claims.js";
+import { ownedWhenLeftOut } from "./left-out.js";
 import { relayIdOf } from "./claim-age.js";
 import { exceptionPhase } from "./exceptions.js";
 import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
@@ -322,8 +323,11 @@ export class CompileMemo {
       const order = leaveOutOrder(entries, relayIdOf(relay.metadata));
       // one by one first; collapsed (left-out.ts) only when that does not fit with every policy out;
       // collapsed, the catch-alls and the wildcards over a left-out pattern go too (collapsedLeftOut)
+      const claimantsOf = claimIndex(entries);
+      const owned = (e: PolicyEntry): readonly string[] =>
+        ownedWhenLeftOut(e, relayVerdict(e, claimantsOf, relayClaimOf(relay)));
       const leftOutAt = (ordered: readonly string[], n: number, collapsed: boolean): Set<string> =>
-        collapsed ? collapsedLeftOut(entries, ordered.slice(0, n)) : new Set(ordered.slice(0, n));
+        collapsed ? collapsedLeftOut(entries, ordered.slice(0, n), owned) : new Set(ordered.slice(0, n));
       const search = (ordered: readonly string[], collapsed: boolean) =>
         fewestLeftOut(
           ordered,

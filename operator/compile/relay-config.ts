@@ -26,7 +26,7 @@ import { configJsonText, encodeConfig } from "../../relay/contract/config-encodi
 import { parseRelayConfig } from "./config-parse.js";
 import { canonicalPattern } from "../../relay/contract/domains.js";
 import { collapsedProblem, tooLargeProblem } from "./config-fit.js";
-import { collapsedDeferrals, leftOutDeferral, type LeftOutPart } from "./left-out.js";
+import { collapsedDeferrals, leftOutDeferral, ownedWhenLeftOut, type LeftOutPart } from "./left-out.js";
 import type { MailRelay } from "../api.js";
 import { durationSeconds, quantityBytes } from "../api.js";
 import { keyOf } from "../objects.js";
@@ -153,7 +153,7 @@ export function compileRelayConfig(
         cutLogins.add(entry.inboundCredential);
       const part: LeftOutPart = {
         key: entry.key,
-        owned: verdict.problems.length || !entry.policy ? verdict.deferred : entry.domains,
+        owned: ownedWhenLeftOut(entry, verdict),
         ...(hostRule ? { inbound: hostRule } : {}),
       };
       if (collapsed) leftOutParts.push(part);

@@ -158,19 +158,24 @@ describe("config fit, collapsed: an applied wildcard never decides a left-out po
   it("the administrator's bank.partners.example, left out, is not sent under the tenant's older *.partners.example", async () => {
     const relayRaw = relayObject("edge", { relay: "edge" });
     const relay = MailRelay.parse(relayRaw);
-    const wildcard = recordedSince(
-      policyObject("tenant-wide", ["*.partners.example"], {
-        spec: { outbound: { tls: { mode: "opportunistic" } } },
+    // the bank claims its names first (so they stay the bank's), the tenant's wildcard over the rest
+    // comes after; the bank's policy later grows (its footprint re-dated): left out first
+    const bankClaim = recordedSince(
+      policyObject("bank", ["bank.partners.example", "*.bank.partners.example"], {
+        spec: { outbound: { tls: { mode: "required", minVersion: "TLSv1.3" } } },
       }),
       at(1),
       edge,
     );
-    // newest of all: left out first
-    const bank = recordedSince(
-      policyObject("bank", ["bank.partners.example", "*.bank.partners.example"], {
-        spec: { outbound: { tls: { mode: "required", minVersion: "TLSv1.3" } } },
+    const bank = {
+      ...bankClaim,
+      status: { ...(bankClaim.status as object), footprint: { bytes: 400, since: at(99999) } },
+    } as PolicyObject;
+    const wildcard = recordedSince(
+      policyObject("tenant-wide", ["*.partners.example"], {
+        spec: { outbound: { tls: { mode: "opportunistic" } } },
       }),
-      at(99999),
+      at(2),
       edge,
     );
     const { deps } = fakeReconcilerDeps([relayRaw], [wildcard, ...tenantFlood(400, 0), bank]);
