@@ -9,6 +9,7 @@
 // in conflict and its mail is deferred, since no order between them is the attacker's to lose. The
 // one place this is decided: the relay's compile (relay-config.ts), a policy's own verdict
 // (compile/memo.ts) and the watch mapping (what a claim change requeues) all read it here. Pure.
+import { publicSuffixWildcard } from "./public-suffix.js";
 import { MODE_FLOORS, weakerMode, type FlooredMode } from "../../api/v1alpha1/tls-floors.js";
 import { DomainPattern, TLS_VERSIONS, type TlsFallback } from "../../relay/contract/config.js";
 import { canonicalPattern, claimingPatterns, matchesAny } from "../../relay/contract/domains.js";
@@ -134,6 +135,16 @@ export function policyVerdict(
   const problems: PolicyProblem[] = [];
   const kept: string[] = [];
   for (const domain of [...e.domains].sort((a, b) => a.localeCompare(b))) {
+    // a wildcard over a public suffix claims nothing (public-suffix.ts): not deferred either, its
+    // domains keep the route they had
+    const suffix = publicSuffixWildcard(domain);
+    if (suffix !== undefined) {
+      problems.push({
+        reason: "InvalidSpec",
+        message: `spec.domains: ${domain} is a wildcard over ${suffix}, a public suffix (the Public Suffix List): it would take the mail of every domain registered under ${suffix} that no other policy names; name the partner's own domains instead (partner.${suffix}, *.partner.${suffix})`,
+      });
+      continue;
+    }
     // the relay's own claim comes first: its local domains go to its internal next hop, and a policy
     // naming one exactly would take that mail elsewhere (attack review 3a). Not deferred either: the
     // domain keeps the route the relay's administrator gave it.

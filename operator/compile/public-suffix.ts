@@ -1,0 +1,29 @@
+// Whether a policy's domain pattern is a wildcard over a public suffix: the one place that decides it.
+// Pure.
+//
+// "*.co.uk" names no partner: it claims the mail of every domain registered under co.uk that no other
+// policy names, as "*" claims every domain's. The catch-all is kept for the relay's administrator
+// (the chart's admission policy); a wildcard over a public suffix was not judged at all (session 12's
+// note): whoever may write MailDomainPolicies could send every unclaimed .co.uk domain's mail to a
+// nextHop of theirs. Such a pattern is refused and claims nothing (domain-claims.ts policyVerdict):
+// its domains keep the route they had, the relay's catch-all or default. One label ("*.com") the API's
+// own pattern refuses already.
+//
+// Which suffixes are public is the Public Suffix List's (ICANN and private sections: "*.github.io"
+// claims every user's pages' mail as "*.co.uk" does every registrant's); tldts ships it, kept current
+// upstream, instead of a copy of the list here.
+import { getDomain } from "tldts";
+
+const known = new Map<string, string | undefined>();
+
+/** The public suffix `pattern` ("*.<suffix>") is a wildcard over, or undefined. */
+export function publicSuffixWildcard(pattern: string): string | undefined {
+  if (!pattern.startsWith("*.")) return undefined;
+  const base = pattern.slice(2);
+  if (known.has(base)) return known.get(base);
+  // no registrable domain: base is a public suffix itself
+  const suffix = getDomain(base, { allowPrivateDomains: true }) === null ? base : undefined;
+  if (known.size > 10_000) known.clear();
+  known.set(base, suffix);
+  return suffix;
+}
