@@ -60,7 +60,7 @@ export interface ClaimingPolicy extends Claimant {
  */
 function claimedSince(c: Claimant, domain: string, relayId: string | undefined): [number, number] {
   let t: [number, number] = [Infinity, Infinity];
-  for (const p of claimingPatterns(domain)) {
+  for (const p of claimsOver(domain)) {
     if (!c.ages.patterns.has(p)) continue;
     const at: [number, number] = [claimAgeOn(c.ages, p, relayId), claimAgeAnywhere(c.ages, p)];
     if (at[0] < t[0] || (at[0] === t[0] && at[1] < t[1])) t = at;
@@ -100,7 +100,7 @@ export function ownershipOf(
  */
 function lostTo(domain: string, owners: readonly Claimant[]): PolicyProblem {
   const names = owners.map((o) => {
-    const by = claimingPatterns(domain).find((p) => p !== domain && o.domains?.includes(p));
+    const by = claimsOver(domain).find((p) => p !== domain && o.domains?.includes(p));
     return `MailDomainPolicy ${o.key}${by ? ` (as ${by}, which covers it)` : ""}`;
   });
   const who =
@@ -364,6 +364,15 @@ export function deferredNote(deferred: readonly string[]): string {
 }
 
 /**
+ * The patterns that claim `domain` (claimingPatterns) as claims count: a wildcard over a public suffix
+ * claims nothing (public-suffix.ts), nor does it take a domain under it from anyone (session 14's
+ * review: a refused "*.co.uk" still counted as the older claim on every .co.uk partner's domain).
+ */
+export function claimsOver(domain: string): string[] {
+  return claimingPatterns(domain).filter((p) => p === domain || publicSuffixWildcard(p) === undefined);
+}
+
+/**
  * Per claimed pattern, the entries claiming it; `claimantsOf(domain)`: those claiming the pattern or
  * an older wildcard covering it (claimingPatterns), what policyVerdict asks for.
  */
@@ -371,6 +380,7 @@ export function claimIndex(entries: readonly ClaimingPolicy[]): (domain: string)
   const owners = new Map<string, Claimant[]>();
   for (const e of entries)
     for (const d of e.domains) {
+      if (publicSuffixWildcard(d) !== undefined) continue;
       const list = owners.get(d);
       if (list) list.push(e);
       else owners.set(d, [e]);
@@ -380,7 +390,7 @@ export function claimIndex(entries: readonly ClaimingPolicy[]): (domain: string)
   return (d) => {
     let first: Claimant[] | undefined;
     let merged: Set<Claimant> | undefined;
-    for (const p of claimingPatterns(d)) {
+    for (const p of claimsOver(d)) {
       const list = owners.get(p);
       if (!list) continue;
       if (!first) first = list;

@@ -9,8 +9,7 @@ import { keyOf, type MailRelayObject, type PolicyObject } from "../objects.js";
 import { selectorMatches } from "./selector.js";
 import type { ClusterState } from "../state.js";
 import type { ClusterView } from "./references.js";
-import { claimingPatterns } from "../../relay/contract/domains.js";
-import { claimIndex, floorFor, type Claimant, type TlsFloor } from "./domain-claims.js";
+import { claimIndex, claimsOver, floorFor, type Claimant, type TlsFloor } from "./domain-claims.js";
 import { ownedWhenLeftOut } from "./left-out.js";
 import { relayIdOf } from "./claim-age.js";
 import { exceptionPhase } from "./exceptions.js";
@@ -160,8 +159,8 @@ export class CompileMemo {
   /** The policies `relay` selects that claim `domain` (parsed or not). */
   private claimants(relay: MailRelay, domain: string): Claimant[] {
     const ns = relay.metadata.namespace ?? "";
-    // the same pattern, or an older policy's wildcard covering it (claimingPatterns)
-    const patterns = claimingPatterns(domain);
+    // the same pattern, or an older policy's wildcard covering it (claimsOver)
+    const patterns = claimsOver(domain);
     const out: Claimant[] = [];
     for (const name of this.state.claimingNames(ns, patterns)) {
       const q = this.state.caches.policies.get(ns, name);
