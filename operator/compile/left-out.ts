@@ -39,7 +39,7 @@ export interface LeftOutPart {
   key: string;
   /** The domain patterns it owns (those it would route if it were in). */
   owned: readonly string[];
-  /** Its host rule, when it has one and its hosts were checked (it compiled). */
+  /** Its host rule, when it has one and its hosts pass the relay's checks (relay-verdict.ts keptHostRule). */
   inbound?: { hosts: readonly string[]; require: Requirement };
 }
 

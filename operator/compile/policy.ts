@@ -259,7 +259,9 @@ export function compilePolicyEntry(
   const token = ok
     ? JSON.stringify([policy, [...refs.credentials].sort((a, b) => a[0].localeCompare(b[0]))])
     : undefined;
-  const bytes = compressedBytes(token ?? JSON.stringify(domains));
+  // a broken policy's room: what it asks for (its spec), as it will take once fixed; its host rule
+  // takes room while it is left out too (relay-config.ts), which its domains alone did not count
+  const bytes = compressedBytes(token ?? JSON.stringify([domains, parsed.data.spec]));
   return {
     key,
     ages: withSize(recorded, bytes),
