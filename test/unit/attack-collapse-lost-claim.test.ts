@@ -7,7 +7,6 @@
 // Accepted=False ConfigTooLarge. One by one, the left-out tenant policy defers only what it owns
 // (verdict.deferred), so the lost name never touched the wildcard.
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { MailRelay } from "../../operator/api.js";
 import type { PolicyObject } from "../../operator/objects.js";
@@ -18,18 +17,15 @@ import {
   recordedSince,
   relayObject,
 } from "../support/operator-fixtures.js";
-import { floodDomains, randomLabel } from "../support/flood.js";
+import {
+  floodDomains,
+  randomLabel,
+  floodV6Hosts as v6hosts,
+  floodAt as at,
+  FLOOD_RELAY as edge,
+} from "../support/flood.js";
 
-const hex4 = (): string => randomBytes(2).toString("hex");
-const v6hosts = (): string[] =>
-  Array.from(
-    { length: 64 },
-    () => `2001:db8:${hex4()}:${hex4()}:${hex4()}:${hex4()}:${hex4()}:${hex4()}/128`,
-  );
-const at = (i: number): string => new Date(Date.UTC(2026, 0, 1, 0, 0, 0) + i * 1000).toISOString();
-const edge = { name: "edge", uid: "u-edge" };
-
-describe("rev2: collapsed closure and claims a left-out policy lost", () => {
+describe("collapsed fit: the closure and the names a left-out policy lost", () => {
   it("control: the same flood without the lost name keeps the wildcard applied", async () => {
     const relayRaw = relayObject("edge", { relay: "edge" });
     const relay = MailRelay.parse(relayRaw);

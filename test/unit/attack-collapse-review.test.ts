@@ -9,7 +9,6 @@
 //   first in that order, the fit was found among them, and the administrator's catch-all stayed
 //   Accepted and defaultOutbound while the collapsed "*" held every domain no policy names.
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { MailRelay } from "../../operator/api.js";
 import type { PolicyObject } from "../../operator/objects.js";
@@ -21,16 +20,13 @@ import {
   recordedSince,
   relayObject,
 } from "../support/operator-fixtures.js";
-import { floodDomains, randomLabel } from "../support/flood.js";
-
-const hex4 = (): string => randomBytes(2).toString("hex");
-const v6hosts = (): string[] =>
-  Array.from(
-    { length: 64 },
-    () => `2001:db8:${hex4()}:${hex4()}:${hex4()}:${hex4()}:${hex4()}:${hex4()}/128`,
-  );
-const at = (i: number): string => new Date(Date.UTC(2026, 0, 1, 0, 0, 0) + i * 1000).toISOString();
-const edge = { name: "edge", uid: "u-edge" };
+import {
+  floodDomains,
+  randomLabel,
+  floodV6Hosts as v6hosts,
+  floodAt as at,
+  FLOOD_RELAY as edge,
+} from "../support/flood.js";
 
 // two IPv4 hosts in each of 200 /8s (one in each /9 half): 400 /9s, more than 256, so they widen to /8s;
 // in 10/8 they stay clear of relayFrom 10.1.0.0/16

@@ -2,7 +2,6 @@
 // applied config does to a domain it claims: included -> routed by it; not included -> held (or routed by
 // the included owner of that very pattern), never by another policy or the default.
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { MailRelay } from "../../operator/api.js";
 import type { PolicyObject } from "../../operator/objects.js";
@@ -13,16 +12,13 @@ import {
   recordedSince,
   relayObject,
 } from "../support/operator-fixtures.js";
-import { floodDomains, randomLabel } from "../support/flood.js";
-
-const hex4 = (): string => randomBytes(2).toString("hex");
-const v6hosts = (): string[] =>
-  Array.from(
-    { length: 64 },
-    () => `2001:db8:${hex4()}:${hex4()}:${hex4()}:${hex4()}:${hex4()}:${hex4()}/128`,
-  );
-const at = (i: number): string => new Date(Date.UTC(2026, 0, 1, 0, 0, 0) + i * 1000).toISOString();
-const edge = { name: "edge", uid: "u-edge" };
+import {
+  floodDomains,
+  randomLabel,
+  floodV6Hosts as v6hosts,
+  floodAt as at,
+  FLOOD_RELAY as edge,
+} from "../support/flood.js";
 
 export function probeDomains(p: PolicyObject): string[] {
   const ds = (p.spec as { domains: string[] }).domains;

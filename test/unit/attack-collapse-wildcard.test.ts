@@ -5,7 +5,6 @@
 // so allowed) now decides bank.co.example: the bank's mail goes to the tenant's next hop without TLS.
 // One by one, the left-out bank.co.example was deferred by name (exact beats wildcard): held.
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { MailRelay } from "../../operator/api.js";
 import type { PolicyObject } from "../../operator/objects.js";
@@ -18,29 +17,7 @@ import {
   recordedSince,
   relayObject,
 } from "../support/operator-fixtures.js";
-import { floodDomains, randomLabel } from "../support/flood.js";
-
-const hex4 = (): string => randomBytes(2).toString("hex");
-const v6hosts = (): string[] =>
-  Array.from(
-    { length: 64 },
-    () => `2001:db8:${hex4()}:${hex4()}:${hex4()}:${hex4()}:${hex4()}:${hex4()}/128`,
-  );
-const at = (i: number): string => new Date(Date.UTC(2026, 0, 1, 0, 0, 0) + i * 1000).toISOString();
-const edge = { name: "edge", uid: "u-edge" };
-
-function tenantFlood(n: number, from: number): PolicyObject[] {
-  return Array.from({ length: n }, (_, i) =>
-    recordedSince(
-      policyObject(`t${randomLabel(200)}`, floodDomains(), {
-        uid: `u-t-${from + i}`,
-        spec: { inbound: { hosts: v6hosts(), require: "tls" } },
-      }),
-      at(1000 + from + i),
-      edge,
-    ),
-  );
-}
+import { floodAt as at, FLOOD_RELAY as edge, hostFlood as tenantFlood } from "../support/flood.js";
 
 function scenario(floodSize: number) {
   const relayRaw = relayObject("edge", { relay: "edge" });

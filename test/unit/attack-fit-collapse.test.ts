@@ -22,29 +22,7 @@ import {
   recordedSince,
   relayObject,
 } from "../support/operator-fixtures.js";
-import { floodDomains, randomLabel } from "../support/flood.js";
-
-const hex4 = (): string => randomBytes(2).toString("hex");
-const v6hosts = (): string[] =>
-  Array.from(
-    { length: 64 },
-    () => `2001:db8:${hex4()}:${hex4()}:${hex4()}:${hex4()}:${hex4()}:${hex4()}/128`,
-  );
-const at = (i: number): string => new Date(Date.UTC(2026, 0, 1, 0, 0, 0) + i * 1000).toISOString();
-const edge = { name: "edge", uid: "u-edge" };
-
-function tenantFlood(n: number, from: number): PolicyObject[] {
-  return Array.from({ length: n }, (_, i) =>
-    recordedSince(
-      policyObject(`t${randomLabel(200)}`, floodDomains(), {
-        uid: `u-t-${from + i}`,
-        spec: { inbound: { hosts: v6hosts(), require: "tls" } },
-      }),
-      at(1000 + from + i),
-      edge,
-    ),
-  );
-}
+import { hex4, floodAt as at, FLOOD_RELAY as edge, hostFlood as tenantFlood } from "../support/flood.js";
 
 describe("config fit: a flood that weighs as much left out as kept in", () => {
   it("never freezes the relay: the administrator's tightening lands, nothing goes weaker", async () => {
