@@ -49,7 +49,7 @@ export function tooLargeProblem(relayKey: string): PolicyProblem {
 export function collapsedProblem(relayKey: string): PolicyProblem {
   return {
     reason: "ConfigTooLarge",
-    message: `MailRelay ${relayKey}'s configuration would be over its limit (${MAX_CONFIG_STORED_BYTES} bytes gzipped) even with the policies it took in last left out one by one: they are left out together, with every policy whose wildcard would decide one of their domains, this one among them, and the relay defers mail to every domain that no applied policy names (its catch-all policy is left out too) and holds the left-out partners' hosts to their rules over wider address ranges; have the relay's administrator remove policies, narrow its spec.policySelector or split the policies across MailRelays`,
+    message: `MailRelay ${relayKey}'s configuration would be over its limit (${MAX_CONFIG_STORED_BYTES} bytes gzipped) even with the policies it took in last left out one by one: they are left out together, with every policy whose wildcard would decide one of their domains, this one among them, and the relay defers mail to every domain that no applied policy names (a catch-all policy is left out with them) and holds the left-out partners' hosts to their rules over wider address ranges; have the relay's administrator remove policies, narrow its spec.policySelector or split the policies across MailRelays`,
   };
 }
 

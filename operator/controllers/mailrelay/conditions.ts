@@ -94,7 +94,7 @@ function tooLargeMessage(f: RelayFacts): string {
 function leftOutForSizeMessage(f: RelayFacts): string {
   const n = f.leftOutForSize.length;
   const how = f.leftOutCollapsed
-    ? `even one by one they do not fit: the ${n} the relay took in or grew last are left out together, its catch-all policy with them, and mail to every domain that no applied policy names is deferred (their partners' hosts are held to their rules over wider address ranges)`
+    ? `even one by one they do not fit: the ${n} the relay took in or grew last are left out together, with any catch-all policy and any wildcard over their domains, and mail to every domain that no applied policy names is deferred (their partners' hosts are held to their rules over wider address ranges)`
     : `the ${n} the relay took in or grew last are left out and mail to their domains is deferred`;
   return `the configuration would be over its limit (${MAX_CONFIG_STORED_BYTES} bytes gzipped) with every selected policy: ${how}: ${named(f.leftOutForSize)}; remove or shrink policies (fewer domains, shorter names), narrow spec.policySelector, or split them across MailRelays`;
 }
