@@ -53,10 +53,10 @@ export function ownedWhenLeftOut(entry: PolicyEntry, verdict: PolicyVerdict): re
   return verdict.problems.length || !entry.policy ? verdict.deferred : entry.domains;
 }
 
-/** One left-out policy's deferred entry (undefined: it owns no domain). */
+/** One left-out policy's deferred entry (undefined: it owns no domain and keeps no host rule). */
 export function leftOutDeferral(part: LeftOutPart, problem: PolicyProblem): DeferredPolicy | undefined {
   const { owned } = part;
-  if (!owned.length) return undefined;
+  if (!owned.length && !part.inbound) return undefined;
   // by name when the names are no longer than their digests (short regular names compress; a deferral
   // must not take more room than the policy did: config-fit.ts), else by digest
   const byName = owned.every((d) => d.length <= DIGEST_LENGTH);

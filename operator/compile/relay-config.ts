@@ -167,7 +167,7 @@ export function compileRelayConfig(
       problems.set(entry.key, verdict.problems);
       if (entry.inboundCredential && !relayClaim.accounts.includes(entry.inboundCredential))
         heldCredentials.add(entry.inboundCredential);
-      if (verdict.deferred.length)
+      if (verdict.deferred.length || hostRule)
         deferredPolicies.push({
           name: entry.key,
           domains: verdict.deferred,
