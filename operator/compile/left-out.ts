@@ -53,6 +53,15 @@ export function ownedWhenLeftOut(entry: PolicyEntry, verdict: PolicyVerdict): re
   return verdict.problems.length || !entry.policy ? verdict.deferred : entry.domains;
 }
 
+/**
+ * What a deferred entry that owns no domain names, so that it can carry its host rule: the digest of
+ * the policy's key ("namespace/name", which no domain pattern spells: it matches no recipient). The
+ * relay's contract wants a pattern on every entry, and a relay one release behind reads digests
+ * already, so it takes such an entry too (session 14's review: an entry of the rule alone made the
+ * previous release refuse the whole config, one tenant policy sufficing).
+ */
+export const ruleOnlyDigests = (key: string): string[] => [domainDigest(key)];
+
 /** One left-out policy's deferred entry (undefined: it owns no domain and keeps no host rule). */
 export function leftOutDeferral(part: LeftOutPart, problem: PolicyProblem): DeferredPolicy | undefined {
   const { owned } = part;
@@ -60,7 +69,11 @@ export function leftOutDeferral(part: LeftOutPart, problem: PolicyProblem): Defe
   // by name when the names are no longer than their digests (short regular names compress; a deferral
   // must not take more room than the policy did: config-fit.ts), else by digest
   const byName = owned.every((d) => d.length <= DIGEST_LENGTH);
-  const digests = byName ? [] : owned.filter((d) => d !== CATCH_ALL).map(domainDigest);
+  const digests = !owned.length
+    ? ruleOnlyDigests(part.key)
+    : byName
+      ? []
+      : owned.filter((d) => d !== CATCH_ALL).map(domainDigest);
   return {
     name: part.key,
     domains: byName ? [...owned] : owned.includes(CATCH_ALL) ? [CATCH_ALL] : [],

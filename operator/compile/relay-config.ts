@@ -26,7 +26,13 @@ import { configJsonText, encodeConfig } from "../../relay/contract/config-encodi
 import { parseRelayConfig } from "./config-parse.js";
 import { canonicalPattern } from "../../relay/contract/domains.js";
 import { collapsedProblem, tooLargeProblem } from "./config-fit.js";
-import { collapsedDeferrals, leftOutDeferral, ownedWhenLeftOut, type LeftOutPart } from "./left-out.js";
+import {
+  collapsedDeferrals,
+  leftOutDeferral,
+  ownedWhenLeftOut,
+  ruleOnlyDigests,
+  type LeftOutPart,
+} from "./left-out.js";
 import type { MailRelay } from "../api.js";
 import { durationSeconds, quantityBytes } from "../api.js";
 import { keyOf } from "../objects.js";
@@ -171,6 +177,7 @@ export function compileRelayConfig(
         deferredPolicies.push({
           name: entry.key,
           domains: verdict.deferred,
+          ...(verdict.deferred.length ? {} : { domainDigests: ruleOnlyDigests(entry.key) }),
           reason: verdict.problems.map((p) => `${p.reason}: ${p.message}`).join("; "),
           ...(hostRule ? { inbound: hostRule } : {}),
         });

@@ -328,10 +328,8 @@ export const DeferredPolicy = z
      */
     inbound: InboundRule.omit({ credentials: true }).optional(),
   })
-  // a policy that lost every domain it names still holds its partner's hosts to its rule: an entry of
-  // its host rule alone (session 14's review)
-  .refine((p) => p.domains.length > 0 || p.domainDigests !== undefined || p.inbound !== undefined, {
-    message: "a deferred policy names at least one domain pattern (domains or domainDigests) or a host rule",
+  .refine((p) => p.domains.length > 0 || p.domainDigests !== undefined, {
+    message: "a deferred policy names at least one domain pattern (domains or domainDigests)",
     path: ["domains"],
   });
 export type DeferredPolicy = z.infer<typeof DeferredPolicy>;

@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { MailRelay } from "../../operator/api.js";
 import { compileInbound, decideInbound } from "../../relay/inbound/rules.js";
+import { RelayConfig } from "../../relay/contract/config.js";
+import { routeFor } from "../../relay/outbound/route.js";
 import {
   fakeReconcilerDeps,
   policyObject,
@@ -60,5 +62,25 @@ describe("a partner policy that lost every domain keeps its host rule", () => {
       rel,
     );
     assert.equal(needFrom([older, partner], "192.0.2.9").need.tls, true);
+  });
+
+  // review of 038b8b8: an entry of the rule alone (no pattern) made the relay one release behind (the
+  // same config version) refuse the whole config; it now names the digest of the policy's key, which
+  // the relay's contract (unchanged since session 13) reads and no recipient matches
+  it("the entry of a rule alone is one the relay's unchanged contract reads, matching no recipient", () => {
+    const older = recordedSince(policyObject("team", ["partner.example.com"]), "2026-01-01T00:00:00Z", rel);
+    const partner = recordedSince(
+      policyObject("partner", ["partner.example.com"], { spec: partnerSpec }),
+      "2026-06-01T00:00:00Z",
+      rel,
+    );
+    const relayRaw = relayObject("edge", { relay: "edge" });
+    const { deps } = fakeReconcilerDeps([relayRaw], [older, partner]);
+    const c = deps.compiler.compile(MailRelay.parse(relayRaw)).config;
+    const entry = c.deferredPolicies.find((d) => d.name === "mail/partner");
+    assert.ok(entry?.inbound && entry.domainDigests?.length === 1 && entry.domains.length === 0);
+    assert.ok(RelayConfig.safeParse(JSON.parse(JSON.stringify(c))).success);
+    assert.equal(routeFor("partner.example.com", c).route?.policy, "mail/team");
+    assert.equal(routeFor("unrelated.example", c).route?.policy, "default");
   });
 });
