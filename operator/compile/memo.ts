@@ -323,8 +323,14 @@ export class CompileMemo {
       // one by one first; collapsed (left-out.ts) only when that does not fit with every policy out;
       // collapsed, the catch-alls and the wildcards over a left-out pattern go too (collapsedLeftOut)
       const claimantsOf = claimIndex(entries);
-      const owned = (e: PolicyEntry): readonly string[] =>
-        ownedWhenLeftOut(e, relayVerdict(e, claimantsOf, relayClaimOf(relay)));
+      // what each policy owns does not change between the probes of one fit: asked once each
+      const ownedBy = new Map<string, readonly string[]>();
+      const relayClaim = relayClaimOf(relay);
+      const owned = (e: PolicyEntry): readonly string[] => {
+        let o = ownedBy.get(e.key);
+        if (!o) ownedBy.set(e.key, (o = ownedWhenLeftOut(e, relayVerdict(e, claimantsOf, relayClaim))));
+        return o;
+      };
       const leftOutAt = (ordered: readonly string[], n: number, collapsed: boolean): Set<string> =>
         collapsed ? collapsedLeftOut(entries, ordered.slice(0, n), owned) : new Set(ordered.slice(0, n));
       const search = (ordered: readonly string[], collapsed: boolean) =>
