@@ -24,6 +24,15 @@ export interface AllClear {
   message: string;
 }
 
+/** What the first check of `chain` that does not pass says, or undefined: every check passed. */
+export function firstOf<I>(chain: readonly Check<I>[], input: I): Finding | undefined {
+  for (const check of chain) {
+    const f = check(input);
+    if (f) return f;
+  }
+  return undefined;
+}
+
 /** The condition `type` as the first check of `chain` that does not pass says, else `clear`. */
 export function firstFinding<I>(
   type: string,
@@ -32,11 +41,9 @@ export function firstFinding<I>(
   clear: (input: I) => AllClear,
   observedGeneration: number | undefined,
 ): ConditionInput {
-  for (const check of chain) {
-    const f = check(input);
-    if (f)
-      return { type, status: f.status ?? "False", reason: f.reason, message: f.message, observedGeneration };
-  }
+  const f = firstOf(chain, input);
+  if (f)
+    return { type, status: f.status ?? "False", reason: f.reason, message: f.message, observedGeneration };
   return { type, status: "True", ...clear(input), observedGeneration };
 }
 

@@ -2,7 +2,7 @@
 // chain of named checks (../condition-chain.ts), Enforced from the shared builder (../enforced.ts).
 // Pure.
 import type { ConditionInput } from "../../runtime/conditions.js";
-import { everyFinding, firstFinding, type Check, type Finding } from "../condition-chain.js";
+import { everyFinding, firstFinding, firstOf, type Check, type Finding } from "../condition-chain.js";
 import { enforcedCondition, type PodTally } from "../enforced.js";
 import { orphanedQueueVolumesMessage } from "../../status/orphaned-volumes.js";
 import { MAX_CONFIG_JSON_BYTES, MAX_CONFIG_STORED_BYTES } from "../../../relay/contract/config-encoding.js";
@@ -76,11 +76,7 @@ const certificatePending: Check<StatefulSetFacts> = (f) =>
 
 /** Why the StatefulSet is not applied in this reconcile, or undefined: it is. */
 export function statefulSetHold(f: StatefulSetFacts): Finding | undefined {
-  for (const check of [serverSecretNotOwn, certificatePending]) {
-    const found = check(f);
-    if (found) return found;
-  }
-  return undefined;
+  return firstOf([serverSecretNotOwn, certificatePending], f);
 }
 
 function tooLargeMessage(f: RelayFacts): string {
