@@ -16,7 +16,7 @@ import { exceptionPhase } from "./exceptions.js";
 import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
 import { compileRelayConfig, relayClaimOf, type CompileResult, type EncodedConfig } from "./relay-config.js";
-import { relayVerdict } from "./relay-verdict.js";
+import { judgement, relayVerdict, type Judgement } from "./relay-verdict.js";
 import { encodeConfigAsync } from "../../relay/contract/config-encoding.js";
 import { ConfigRevisions } from "./revisions.js";
 import {
@@ -322,14 +322,16 @@ export class CompileMemo {
       const order = leaveOutOrder(entries, relayIdOf(relay.metadata));
       // one by one first; collapsed (left-out.ts) only when that does not fit with every policy out;
       // collapsed, the catch-alls and the wildcards over a left-out pattern go too (collapsedLeftOut)
-      const claimantsOf = claimIndex(entries);
-      // what each policy owns does not change between the probes of one fit: asked once each
-      const ownedBy = new Map<string, readonly string[]>();
+      // a policy's judgement (its verdict, the host rule it keeps) is the same in every probe of one
+      // fit: asked once each, here and by the probes' compiles (relay-config.ts FitProbe), with the
+      // claim index the compile builds (its entries in key order: equal claims name their owners in it)
+      const judgements = new Map<string, Judgement>();
+      const claimantsOf = claimIndex([...entries].sort((a, b) => a.key.localeCompare(b.key)));
       const relayClaim = relayClaimOf(relay);
       const owned = (e: PolicyEntry): readonly string[] => {
-        let o = ownedBy.get(e.key);
-        if (!o) ownedBy.set(e.key, (o = ownedWhenLeftOut(e, relayVerdict(e, claimantsOf, relayClaim))));
-        return o;
+        let j = judgements.get(e.key);
+        if (!j) judgements.set(e.key, (j = judgement(e, claimantsOf, relayClaim)));
+        return ownedWhenLeftOut(e, j.verdict);
       };
       const leftOutAt = (ordered: readonly string[], n: number, collapsed: boolean): Set<string> =>
         collapsed ? collapsedLeftOut(entries, ordered.slice(0, n), owned) : new Set(ordered.slice(0, n));
@@ -337,14 +339,11 @@ export class CompileMemo {
         fewestLeftOut(
           ordered,
           async (n) => {
-            const c = compileRelayConfig(
-              relay,
-              selected,
-              view,
-              entryOf,
-              leftOutAt(ordered, n, collapsed),
+            const c = compileRelayConfig(relay, selected, view, entryOf, {
+              leftOut: leftOutAt(ordered, n, collapsed),
               collapsed,
-            );
+              judgements,
+            });
             const e = { ...c, stored: await encodeConfigAsync(c.json) };
             return configTooLarge(sizesOf(e)) ? undefined : e;
           },

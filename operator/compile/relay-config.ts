@@ -46,7 +46,7 @@ import { forRelay, relayMaxSeconds } from "./exceptions.js";
 import { compileDkim } from "./dkim.js";
 import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
-import { keptHostRule, relayVerdict, type RelayClaim } from "./relay-verdict.js";
+import { judgement, type Judgement, type RelayClaim } from "./relay-verdict.js";
 import { Refs, secretPath, type ClusterView } from "./references.js";
 import { ownServiceAddresses } from "./self-addresses.js";
 import { compileOwnDomains, type CompiledOwnDomains } from "./own-domains.js";
@@ -111,6 +111,20 @@ export function restartRelevant(c: RelayConfig): unknown {
   return { listeners: c.listeners, admin: c.admin, queueDir: c.queue.dir };
 }
 
+/** How one probe of the config fit (memo.ts fitted) compiles the relay: which policies it leaves out, and how. */
+export interface FitProbe {
+  /** Policies left out because the config would not fit with them (config-fit.ts), by key. */
+  leftOut?: ReadonlySet<string>;
+  /** Write them as one broken catch-all (left-out.ts collapsedDeferrals), not one by one. */
+  collapsed?: boolean;
+  /**
+   * Each policy's judgement by key, kept across the probes of one fit: the same policies on the same
+   * relay are judged the same whatever a probe leaves out (a flood's verdicts and host checks were
+   * most of each probe's time). Valid only for one relay spec and one set of selected policies.
+   */
+  judgements?: Map<string, Judgement>;
+}
+
 /**
  * Compiles the relay. `policies` are the ones its policySelector matches (any order). Throws only if
  * the relay's own settings are invalid (the MailRelay reconciler reports that on the MailRelay).
@@ -122,11 +136,9 @@ export function compileRelayConfig(
   view: ClusterView,
   entryOf: (raw: unknown) => PolicyEntry = (raw) =>
     compilePolicyEntry(raw, relay.metadata.namespace ?? "", view),
-  /** Policies left out because the config would not fit with them (config-fit.ts), by key. */
-  leftOut: ReadonlySet<string> = new Set(),
-  /** Write them as one broken catch-all (left-out.ts collapsedDeferrals), not one by one. */
-  collapsed = false,
+  fit: FitProbe = {},
 ): CompileResult {
+  const { leftOut = new Set<string>(), collapsed = false } = fit;
   const ns = relay.metadata.namespace ?? "";
   const problems = new Map<string, PolicyProblem[]>();
   // objects from the cluster passed the CRD's schema; zod applies the API's defaults (and would catch a
@@ -149,9 +161,13 @@ export function compileRelayConfig(
   const tooLarge = leftOut.size ? (collapsed ? collapsedProblem : tooLargeProblem)(keyOf(relay)) : undefined;
   const leftOutParts: LeftOutPart[] = [];
   for (const entry of sorted) {
-    const verdict = relayVerdict(entry, claimantsOf, relayClaim);
     // left out, its partner's hosts keep its rule when the rule itself passed (relay-verdict.ts)
-    const hostRule = keptHostRule(entry, relayClaim);
+    let judged = fit.judgements?.get(entry.key);
+    if (!judged) {
+      judged = judgement(entry, claimantsOf, relayClaim);
+      fit.judgements?.set(entry.key, judged);
+    }
+    const { verdict, hostRule } = judged;
     if (tooLarge && leftOut.has(entry.key)) {
       // what it owns, deferred (left-out.ts); its partner's hosts keep its requirement
       problems.set(entry.key, [...verdict.problems, tooLarge]);

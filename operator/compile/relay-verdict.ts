@@ -74,6 +74,22 @@ export function relayAccountProblems(e: RelayClaimingPolicy, relay: RelayClaim):
     }));
 }
 
+/** What the relay's compile asks of each policy: its verdict, and the host rule it keeps when left out. */
+export interface Judgement {
+  verdict: PolicyVerdict;
+  hostRule?: { hosts: string[]; require: Requirement };
+}
+
+/** relayVerdict and keptHostRule of `e`, together. */
+export function judgement(
+  e: RelayClaimingPolicy & { hostRule?: { hosts: string[]; require: Requirement } },
+  claimants: (domain: string) => readonly Claimant[],
+  relay: RelayClaim,
+): Judgement {
+  const hostRule = keptHostRule(e, relay);
+  return { verdict: relayVerdict(e, claimants, relay), ...(hostRule ? { hostRule } : {}) };
+}
+
 /**
  * The host rule a left-out policy (a problem, the config's size) still holds its partner's hosts to:
  * its own, when its hosts pass the relay's checks (hostRuleProblems); a missing reference or a lost

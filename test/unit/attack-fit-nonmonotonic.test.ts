@@ -51,13 +51,9 @@ describe("fit: leaving out more can make the config larger", () => {
       const { ClusterState } = await import("../../operator/state.js");
       void ClusterState;
       const { view } = deps.state.viewOf("mail");
-      const c = compileRelayConfig(
-        relay,
-        deps.state.selectedPolicies(relay),
-        view,
-        undefined,
-        new Set(order.slice(0, n)),
-      );
+      const c = compileRelayConfig(relay, deps.state.selectedPolicies(relay), view, undefined, {
+        leftOut: new Set(order.slice(0, n)),
+      });
       return (await encodeConfigAsync(c.json)).length;
     };
     const { compilePolicyEntry } = await import("../../operator/compile/policy.js");
