@@ -60,8 +60,9 @@ export interface ClaimingPolicy extends Claimant {
  */
 function claimedSince(c: Claimant, domain: string, relayId: string | undefined): [number, number] {
   let t: [number, number] = [Infinity, Infinity];
-  for (const p of claimsOver(domain)) {
-    if (!c.ages.patterns.has(p)) continue;
+  // (claimsOver's patterns, the public-suffix lookup only for those `c` claims: it is the costly part)
+  for (const p of claimingPatterns(domain)) {
+    if (!c.ages.patterns.has(p) || !claimsUnder(domain, p)) continue;
     const at: [number, number] = [claimAgeOn(c.ages, p, relayId), claimAgeAnywhere(c.ages, p)];
     if (at[0] < t[0] || (at[0] === t[0] && at[1] < t[1])) t = at;
   }
@@ -100,7 +101,9 @@ export function ownershipOf(
  */
 function lostTo(domain: string, owners: readonly Claimant[]): PolicyProblem {
   const names = owners.map((o) => {
-    const by = claimsOver(domain).find((p) => p !== domain && o.domains?.includes(p));
+    const by = claimingPatterns(domain).find(
+      (p) => p !== domain && o.domains?.includes(p) && claimsUnder(domain, p),
+    );
     return `MailDomainPolicy ${o.key}${by ? ` (as ${by}, which covers it)` : ""}`;
   });
   const who =
@@ -369,7 +372,12 @@ export function deferredNote(deferred: readonly string[]): string {
  * review: a refused "*.co.uk" still counted as the older claim on every .co.uk partner's domain).
  */
 export function claimsOver(domain: string): string[] {
-  return claimingPatterns(domain).filter((p) => p === domain || publicSuffixWildcard(p) === undefined);
+  return claimingPatterns(domain).filter((p) => claimsUnder(domain, p));
+}
+
+/** Whether `pattern`, one of claimingPatterns(domain), claims it (claimsOver). */
+function claimsUnder(domain: string, pattern: string): boolean {
+  return pattern === domain || publicSuffixWildcard(pattern) === undefined;
 }
 
 /**
@@ -390,7 +398,9 @@ export function claimIndex(entries: readonly ClaimingPolicy[]): (domain: string)
   return (d) => {
     let first: Claimant[] | undefined;
     let merged: Set<Claimant> | undefined;
-    for (const p of claimsOver(d)) {
+    // claimsOver(d)'s patterns: `owners` holds no public-suffix wildcard, so only d's claimingPatterns
+    // need be looked up (a flood's thousands of unclaimed parent wildcards never reach the list)
+    for (const p of claimingPatterns(d)) {
       const list = owners.get(p);
       if (!list) continue;
       if (!first) first = list;
