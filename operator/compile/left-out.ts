@@ -18,16 +18,7 @@
 //   Its size is bounded whatever the tenant writes: the relay's config fits unless its own settings do
 //   not. The cost is availability (mail without an applied policy waits), never a weaker delivery.
 import type { DeferredPolicy, Requirement } from "../../relay/contract/config.js";
-import {
-  canonicalCidr,
-  cidrsOverlap,
-  cidrWithin,
-  holdsMappedBlock,
-  ipv6Groups,
-  parseCidr,
-  parsedCidrs,
-  type Cidr,
-} from "../../relay/contract/cidr.js";
+import { canonicalCidr, ipv6Groups, parseCidr, parsedCidrs, type Cidr } from "../../relay/contract/cidr.js";
 import { DIGEST_LENGTH, domainDigest } from "../../relay/contract/domains.js";
 import { CATCH_ALL } from "./domain-claims.js";
 import type { PolicyProblem } from "./problems.js";
@@ -138,17 +129,45 @@ export interface HostBounds {
   relayFrom?: readonly string[] | undefined;
 }
 
-/** Whether range `c` lies where a host rule may reach ("in"), nowhere it may ("out"), or partly. */
-function placeOf(c: Cidr, bounds: HostBounds): "in" | "out" | "split" {
-  if (holdsMappedBlock(c)) return "split";
-  if (bounds.partnerHosts) {
-    const allowed = parsedCidrs(bounds.partnerHosts).map(([, a]) => a);
-    if (allowed.some((a) => cidrWithin(a, c))) return "in";
-    return allowed.some((a) => cidrsOverlap(a, c)) ? "split" : "out";
-  }
-  const internal = parsedCidrs(bounds.relayFrom ?? []).map(([, r]) => r);
-  if (internal.some((r) => cidrWithin(r, c))) return "out";
-  return internal.some((r) => cidrsOverlap(r, c)) ? "split" : "in";
+/** A range as an unsigned integer of its family's width and a prefix length. */
+interface Bits {
+  v: bigint;
+  prefix: number;
+}
+
+/**
+ * Where a range of one family lies against `bounds` (see HostBounds): "in" where a host rule may
+ * reach, "out" nowhere it may, or "split". The bounds are read once per family (the collapsed fit
+ * asks this of every widened range and its halves, at every probe) and as the relay matches them
+ * (canonicalCidr).
+ */
+function placer(
+  bounds: HostBounds,
+  family: "ipv4" | "ipv6",
+  width: number,
+): (r: Bits) => "in" | "out" | "split" {
+  const bitsIn = (xs: readonly string[] = []): Bits[] =>
+    parsedCidrs(xs).flatMap(([, c]) => {
+      const k = canonicalCidr(c);
+      const v = k.family === family ? bitsOf(k) : undefined;
+      return v === undefined ? [] : [{ v: truncated(v, k.prefix, width), prefix: k.prefix }];
+    });
+  const within = (outer: Bits, inner: Bits): boolean =>
+    outer.prefix <= inner.prefix && truncated(inner.v, outer.prefix, width) === outer.v;
+  const overlap = (a: Bits, b: Bits): boolean => within(a, b) || within(b, a);
+  // ::ffff:0:0/96, which a relay older than CidrSet matches against every IPv4 address
+  const mapped: Bits | undefined = family === "ipv6" ? { v: 0xffffn << 32n, prefix: 96 } : undefined;
+  const allowed = bounds.partnerHosts ? bitsIn(bounds.partnerHosts) : undefined;
+  const internal = bitsIn(bounds.relayFrom);
+  return (r) => {
+    if (mapped && r.prefix < 96 && within(r, mapped)) return "split";
+    if (allowed) {
+      if (allowed.some((a) => within(a, r))) return "in";
+      return allowed.some((a) => overlap(a, r)) ? "split" : "out";
+    }
+    if (internal.some((i) => within(i, r))) return "out";
+    return internal.some((i) => overlap(i, r)) ? "split" : "in";
+  };
 }
 
 /**
@@ -188,12 +207,10 @@ export function widenedHosts(cidrs: readonly Cidr[], max: number, bounds: HostBo
       if (at(mid).size <= max) lo = mid;
       else hi = mid - 1;
     }
-    const cut = (
-      r: { v: bigint; prefix: number },
-      inside: readonly { v: bigint; prefix: number }[],
-    ): void => {
+    const placeOf = placer(bounds, family, width);
+    const cut = (r: Bits, inside: readonly Bits[]): void => {
       if (!inside.length) return;
-      const place = placeOf({ address: spelled(r.v, family), prefix: r.prefix, family }, bounds);
+      const place = placeOf(r);
       if (place === "in") out.push(`${spelled(r.v, family)}/${r.prefix}`);
       if (place !== "split" || r.prefix >= width) return;
       const prefix = r.prefix + 1;
@@ -203,11 +220,21 @@ export function widenedHosts(cidrs: readonly Cidr[], max: number, bounds: HostBo
           inside.filter((x) => x.prefix >= prefix && truncated(x.v, prefix, width) === v),
         );
     };
-    for (const r of at(lo).values())
-      cut(
-        r,
-        ranges.filter((x) => x.prefix >= r.prefix && truncated(x.v, r.prefix, width) === r.v),
-      );
+    // each range given to the one widened range holding it (they are disjoint: outermost), found by
+    // the few prefix lengths they have, not by testing every pair (a flood's 25,000 ranges)
+    const widened = at(lo);
+    const lengths = [...new Set([...widened.values()].map((r) => r.prefix))];
+    const held = new Map<string, Bits[]>();
+    for (const x of ranges)
+      for (const l of lengths) {
+        const k = `${l}/${truncated(x.v, l, width)}`;
+        if (l > x.prefix || !widened.has(k)) continue;
+        const list = held.get(k);
+        if (list) list.push(x);
+        else held.set(k, [x]);
+        break;
+      }
+    for (const [k, r] of widened) cut(r, held.get(k) ?? []);
   }
   return out.sort();
 }
