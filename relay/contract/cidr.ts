@@ -98,12 +98,20 @@ export class CidrSet {
 
 /** Whether range `inner` lies within range `outer`, as the relay matches them (CidrSet). */
 export function cidrWithin(outer: Cidr, inner: Cidr): boolean {
-  const [o, i] = [canonicalCidr(outer), canonicalCidr(inner)];
-  if (o.family !== i.family || o.prefix > i.prefix) return false;
+  const [o, i] = [canonicalGroups(outer), canonicalGroups(inner)];
+  if (!o || !i || o.family !== i.family || o.prefix > i.prefix) return false;
   // the first o.prefix bits, compared in 16-bit groups (no BlockList per pair: the operator asks this
   // for every host of every policy against every range of the relay's, at each compile)
-  const [a, b] = [groupsOf(o), groupsOf(i)];
-  return !!a && !!b && samePrefix(a, b, o.prefix);
+  return samePrefix(o.groups, i.groups, o.prefix);
+}
+
+/** canonicalCidr(c) as 16-bit groups, its address read once; undefined when it does not parse. */
+function canonicalGroups(c: Cidr): { family: Cidr["family"]; prefix: number; groups: number[] } | undefined {
+  const g = groupsOf(c);
+  if (!g) return undefined;
+  if (c.family === "ipv6" && c.prefix >= 96 && g.slice(0, 6).join(":") === "0:0:0:0:0:65535")
+    return { family: "ipv4", prefix: c.prefix - 96, groups: g.slice(6) };
+  return { family: c.family, prefix: c.prefix, groups: g };
 }
 
 /** Whether two addresses (16-bit groups) agree on their first `prefix` bits. */
