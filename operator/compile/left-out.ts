@@ -55,11 +55,28 @@ export const ruleOnlyDigests = (key: string): string[] => [domainDigest(key)];
 
 /** One left-out policy's deferred entry (undefined: it owns no domain and keeps no host rule). */
 export function leftOutDeferral(part: LeftOutPart, problem: PolicyProblem): DeferredPolicy | undefined {
-  const { owned } = part;
-  if (!owned.length && !part.inbound) return undefined;
   // by name when the names are no longer than their digests (short regular names compress; a deferral
   // must not take more room than the policy did: config-fit.ts), else by digest
-  const byName = owned.every((d) => d.length <= DIGEST_LENGTH);
+  return deferredEntry(
+    part,
+    reasonOf(problem),
+    part.owned.every((d) => d.length <= DIGEST_LENGTH),
+  );
+}
+
+/**
+ * A policy's deferred entry, the relay's hold on what it owns and on its partner's hosts: for one left
+ * out for size (leftOutDeferral) and for one left out for a problem (relay-config.ts, always by name:
+ * what its status names). Undefined when it owns no domain and keeps no host rule; an entry of the
+ * rule alone is named by ruleOnlyDigests.
+ */
+export function deferredEntry(
+  part: LeftOutPart,
+  reason: string,
+  byName: boolean,
+): DeferredPolicy | undefined {
+  const { owned } = part;
+  if (!owned.length && !part.inbound) return undefined;
   const digests = !owned.length
     ? ruleOnlyDigests(part.key)
     : byName
@@ -69,7 +86,7 @@ export function leftOutDeferral(part: LeftOutPart, problem: PolicyProblem): Defe
     name: part.key,
     domains: byName ? [...owned] : owned.includes(CATCH_ALL) ? [CATCH_ALL] : [],
     ...(digests.length ? { domainDigests: digests } : {}),
-    reason: reasonOf(problem),
+    reason,
     ...(part.inbound ? { inbound: { hosts: [...part.inbound.hosts], require: part.inbound.require } } : {}),
   };
 }

@@ -30,7 +30,7 @@ import {
   collapsedDeferrals,
   leftOutDeferral,
   ownedWhenLeftOut,
-  ruleOnlyDigests,
+  deferredEntry,
   type LeftOutPart,
 } from "./left-out.js";
 import type { MailRelay } from "../api.js";
@@ -189,14 +189,12 @@ export function compileRelayConfig(
       problems.set(entry.key, verdict.problems);
       if (entry.inboundCredential && !relayClaim.accounts.includes(entry.inboundCredential))
         heldCredentials.add(entry.inboundCredential);
-      if (verdict.deferred.length || hostRule)
-        deferredPolicies.push({
-          name: entry.key,
-          domains: verdict.deferred,
-          ...(verdict.deferred.length ? {} : { domainDigests: ruleOnlyDigests(entry.key) }),
-          reason: verdict.problems.map((p) => `${p.reason}: ${p.message}`).join("; "),
-          ...(hostRule ? { inbound: hostRule } : {}),
-        });
+      const deferred = deferredEntry(
+        { key: entry.key, owned: verdict.deferred, ...(hostRule ? { inbound: hostRule } : {}) },
+        verdict.problems.map((p) => `${p.reason}: ${p.message}`).join("; "),
+        true,
+      );
+      if (deferred) deferredPolicies.push(deferred);
       continue;
     }
     // exceptions longer than this relay allows, or below its catch-all's floor, are left out (the
