@@ -1240,14 +1240,9 @@ export class Deliverer {
             code: f.code,
             reason: f.message,
           });
-          return req.recipients.map((address) => ({
-            address,
-            outcome: "failed",
-            code: f.code,
-            message: f.message,
-            status: requireTlsStatus(f.code) ?? "5.7.30",
-            remoteMta: hop.name,
-          }));
+          // RFC 8689 4.2.1: QUIT and try the domain's next MX host; only when none carries it is the
+          // message returned (5.7.30, the attempt's last failure)
+          return f;
         }
         if (reused && !e.responseCode && tryNo === 0) continue; // stale pooled connection: once more, fresh
         if (!e.responseCode) return deferred(fail("CONNECTION_LOST", true, errorMessage(e)));
