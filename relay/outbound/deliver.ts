@@ -1030,6 +1030,10 @@ export class Deliverer {
     const audited = await this.auditInput(route, input, sts, budget.signal);
     const testing = stsPolicy?.mode === "testing" ? stsPolicy : undefined;
     let last: Failure = fail("NO_NEXT_HOP", true, "no next hop");
+    // a hop that failed for a passing reason (unreachable, a 4xx, a lost connection) may carry the
+    // message at the next attempt: a REQUIRETLS message waits for it instead of bouncing because a
+    // later hop cannot carry it
+    let passing: Failure | undefined;
     const refused: Failure[] = [];
     for (const hop of hops) {
       if (!budget.more()) break;
@@ -1109,6 +1113,7 @@ export class Deliverer {
       if (Array.isArray(r)) return r;
       tried.push(r.code);
       budget.failed(r);
+      if (r.temporary && !isTlsFailure(r.code)) passing = r;
       last = r;
     }
     if (refused.length === hops.length && last.code === "MTA_STS_MX_MISMATCH") {
@@ -1121,7 +1126,9 @@ export class Deliverer {
       return all(f);
     }
     if (budget.expired) last = budget.timeout();
-    // REQUIRETLS: no hop gave verified TLS: a bounce (5.7.10), not a deferral until expiry
+    // REQUIRETLS: a hop that only failed for now is tried again later (RFC 8689 4.2.1 tries every
+    // MX host); when none did, no hop gave verified TLS: a bounce (5.7.10), not a deferral until expiry
+    if (req.requireTls && passing && !budget.expired) return all(passing);
     if (req.requireTls && isTlsFailure(last.code)) return all({ ...last, temporary: false });
     return all(last);
   }
