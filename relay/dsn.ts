@@ -7,7 +7,10 @@
 // returned headers are cut at DSN_HEADER_BYTES. A message from a sender nobody checked (an Internet
 // client: its MAIL FROM may be anyone's) gets only the fields that identify it back (Message-ID,
 // Date): its whole header block let a client have the relay mail a Subject and From of its choosing
-// to any address it forged, past the local recipient table (attack review, session 11).
+// to any address it forged, past the local recipient table (attack review, session 11), and of each
+// recipient only the status and the next hop's own SMTP reply: neither Remote-MTA nor the relay's local
+// reason, which named the internal server the message was handed to, by name, address and port
+// ("last error: connect ECONNREFUSED 10.96.0.12:25"), to anyone on the Internet (session 15's review).
 import { randomBytes } from "node:crypto";
 import { headerText } from "./header-section.js";
 import { replyText } from "./reply-text.js";
@@ -93,6 +96,20 @@ export function identifyingHeaders(block: string): string {
   ].join("\r\n");
 }
 
+/**
+ * A recipient as a DSN to a sender nobody checked reports it: its status and the next hop's own SMTP
+ * reply, or a plain line in place of the relay's local reason; never the next hop's name.
+ */
+function forStranger(r: FailedRecipient): FailedRecipient {
+  const local = r.status === "4.4.7" ? "delivery time expired" : "not delivered";
+  return {
+    address: r.address,
+    status: r.status,
+    remote: r.remote,
+    diagnostic: r.remote ? r.diagnostic : local,
+  };
+}
+
 /** Enhanced status code from an SMTP reply ("550 5.1.1 ..."), else a generic one for its class. */
 export function statusFromReply(reply: string, permanent: boolean): string {
   const m = /^\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})\b/.exec(reply.trim());
@@ -101,6 +118,7 @@ export function statusFromReply(reply: string, permanent: boolean): string {
 }
 
 export function composeDsn(i: DsnInput): Buffer {
+  const recipients = i.returned === "identifying" ? i.recipients.map(forStranger) : i.recipients;
   const boundary = i.boundary ?? `dsn-${randomBytes(12).toString("hex")}`;
   const date = i.now.toUTCString().replace("GMT", "+0000");
   const lines: string[] = [
@@ -122,7 +140,7 @@ export function composeDsn(i: DsnInput): Buffer {
     ``,
     `Your message (queue id ${i.queueId}) could not be delivered to one or more recipients.`,
     ``,
-    ...i.recipients.slice(0, DSN_LISTED_RECIPIENTS).map((r) => `<${r.address}>: ${replyText(r.diagnostic)}`),
+    ...recipients.slice(0, DSN_LISTED_RECIPIENTS).map((r) => `<${r.address}>: ${replyText(r.diagnostic)}`),
     ...(i.recipients.length > DSN_LISTED_RECIPIENTS
       ? [
           `... and ${i.recipients.length - DSN_LISTED_RECIPIENTS} more recipients (see the delivery status below).`,
@@ -137,7 +155,7 @@ export function composeDsn(i: DsnInput): Buffer {
     `Arrival-Date: ${i.arrivalDate.toUTCString().replace("GMT", "+0000")}`,
   ];
   let diagnostics = 0;
-  for (const r of i.recipients) {
+  for (const r of recipients) {
     const diagnostic = replyText(r.diagnostic);
     diagnostics += diagnostic.length;
     lines.push(

@@ -605,9 +605,8 @@ export class Scheduler {
           status: r.lastError?.status ?? "5.0.0",
           diagnostic: r.lastError?.message ?? "failed",
           remote: /^\d{3}[ -]/.test(r.lastError?.message ?? ""),
-          // the next hop, for a sender the relay vouches for; a stranger (who can only write to the
-          // local domains) would learn the internal server's name or address from it
-          ...(r.lastError?.remoteMta && env.tlsRequiredNoTrusted ? { remoteMta: r.lastError.remoteMta } : {}),
+          // (a stranger's DSN leaves it out: relay/dsn.ts)
+          ...(r.lastError?.remoteMta ? { remoteMta: r.lastError.remoteMta } : {}),
         })),
       });
       const id = newQueueId(now);

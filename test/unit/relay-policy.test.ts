@@ -645,6 +645,43 @@ describe("DSN (RFC 3464)", () => {
     );
     assert.match(dsn, /\r\n--BOUNDARY--\r\n$/);
   });
+  it("to a sender nobody checked: the next hop's reply, never its name nor the relay's local reason", () => {
+    const stranger = composeDsn({
+      reportingMta: "relay.example.com",
+      queueId: "Q2",
+      originalSender: "probe@victim.example",
+      arrivalDate: new Date("2026-01-01T00:00:00Z"),
+      now: new Date("2026-01-02T00:00:00Z"),
+      original,
+      returned: "identifying",
+      recipients: [
+        {
+          address: "ghost@corp.example",
+          status: "5.1.1",
+          diagnostic: "550 5.1.1 no such user",
+          remote: true,
+          remoteMta: "mailstore.corp.internal",
+        },
+        {
+          address: "x@corp.example",
+          status: "4.4.7",
+          diagnostic: "delivery time expired; last error: connect ECONNREFUSED 10.96.0.12:25",
+          remote: false,
+          remoteMta: "mailstore.corp.internal",
+        },
+        {
+          address: "y@corp.example",
+          status: "5.3.0",
+          diagnostic: "mailstore.corp.internal said no",
+          remote: false,
+        },
+      ],
+    }).toString();
+    assert.doesNotMatch(stranger, /mailstore|10\.96|ECONNREFUSED|Remote-MTA/);
+    assert.match(stranger, /Status: 5\.1\.1\r\nDiagnostic-Code: smtp; 550 5\.1\.1 no such user\r\n/);
+    assert.match(stranger, /Status: 4\.4\.7\r\nDiagnostic-Code: x-local; delivery time expired\r\n/);
+    assert.match(stranger, /Status: 5\.3\.0\r\nDiagnostic-Code: x-local; not delivered\r\n/);
+  });
   it("has per-recipient Action/Status/Diagnostic-Code", () => {
     assert.match(
       dsn,
