@@ -5,6 +5,7 @@ import { claimedDomains } from "../../operator/compile/domain-claims.js";
 import { CompileMemo } from "../../operator/compile/memo.js";
 import type { ClusterView } from "../../operator/compile/references.js";
 import { compileRelayConfig, withStored } from "../../operator/compile/relay-config.js";
+import type { RelayFacts } from "../../operator/controllers/mailrelay/conditions.js";
 import { renderInput } from "../../operator/controllers/mailrelay/reconcile.js";
 import { renderRelayObjects } from "../../operator/render/index.js";
 import type { ReconcilerDeps } from "../../operator/controllers/deps.js";
@@ -227,4 +228,31 @@ export function fakeReconcilerDeps(relays: KubeObject[], policies: KubeObject[] 
     written: new WrittenStatus(),
   } as unknown as ReconcilerDeps;
   return { deps, applied, created };
+}
+
+/**
+ * What the MailRelay reconcile gathers about a relay (controllers/mailrelay/conditions.ts), for the
+ * pure condition tests: one relay "edge" of two replicas, its config compiled and small, no pods ready
+ * yet, its certificate pending; `o` overrides any of it.
+ */
+export function relayFactsOf(o: Partial<RelayFacts> = {}): RelayFacts {
+  return {
+    replicas: 2,
+    readyReplicas: 0,
+    readyPods: 0,
+    behindPods: [],
+    refusedPods: [],
+    configHash: "h".repeat(64),
+    configBytes: 1000,
+    configJsonBytes: 4000,
+    accepted: { type: "Accepted", status: "True", reason: "Compiled", message: "" },
+    certificate: { ready: false, secret: "edge-tls" },
+    excluded: [],
+    leftOutForSize: [],
+    leftOutCollapsed: false,
+    queueSize: { desired: "1Gi" },
+    orphanedVolumes: [],
+    statefulSet: "edge",
+    ...o,
+  };
 }

@@ -7,7 +7,13 @@ import { policyEventKeys, relayEventKeys } from "../../operator/controllers/even
 import { CompileMemo } from "../../operator/compile/memo.js";
 import type { MailRelayObject, PolicyObject } from "../../operator/objects.js";
 import { ClusterState, type Caches } from "../../operator/state.js";
-import { fakeReconcilerDeps, listCaches, policyObject, relayObject } from "../support/operator-fixtures.js";
+import {
+  fakeReconcilerDeps,
+  listCaches,
+  policyObject,
+  relayFactsOf,
+  relayObject,
+} from "../support/operator-fixtures.js";
 
 const relay = relayObject;
 const policy = (
@@ -209,24 +215,14 @@ describe("config size limit", () => {
   it("a config that does not fit even with every policy left out is not applied: Ready and Degraded say ConfigTooLarge", async () => {
     const { relayDegraded, relayReady, relayEnforced } =
       await import("../../operator/controllers/mailrelay/conditions.js");
-    const facts = {
+    const facts = relayFactsOf({
       replicas: 1,
       readyReplicas: 1,
       readyPods: 1,
-      behindPods: [],
-      refusedPods: [],
-      configHash: "h".repeat(64),
       configBytes: 2_000_000,
       configJsonBytes: 3_000_000,
-      accepted: { type: "Accepted", status: "True" as const, reason: "Compiled", message: "" },
       certificate: { ready: true, secret: "edge-tls" },
-      excluded: [],
-      leftOutForSize: [],
-      leftOutCollapsed: false,
-      queueSize: { desired: "1Gi" },
-      orphanedVolumes: [],
-      statefulSet: "edge",
-    };
+    });
     const degraded = relayDegraded(facts, 1);
     assert.equal(degraded.reason, "ConfigTooLarge");
     assert.match(

@@ -12,6 +12,7 @@ import {
   type RelayFacts,
   type StatefulSetFacts,
 } from "../../operator/controllers/mailrelay/conditions.js";
+import { relayFactsOf } from "../support/operator-fixtures.js";
 
 const newRelay: StatefulSetFacts = {
   exists: false,
@@ -22,27 +23,8 @@ const newRelay: StatefulSetFacts = {
 };
 
 /** What the reconcile gathered for a relay without pods yet, `held` as statefulSetHold said. */
-function relayFacts(held: ReturnType<typeof statefulSetHold>, problem?: string): RelayFacts {
-  return {
-    replicas: 2,
-    readyReplicas: 0,
-    readyPods: 0,
-    behindPods: [],
-    refusedPods: [],
-    configHash: "h".repeat(64),
-    configBytes: 1000,
-    configJsonBytes: 4000,
-    accepted: { type: "Accepted", status: "True", reason: "Compiled", message: "" },
-    certificate: { ready: false, secret: "edge-tls", ...(problem ? { problem } : {}) },
-    excluded: [],
-    leftOutForSize: [],
-    leftOutCollapsed: false,
-    queueSize: { desired: "1Gi" },
-    orphanedVolumes: [],
-    statefulSet: "edge",
-    held,
-  };
-}
+const relayFacts = (held: ReturnType<typeof statefulSetHold>, problem?: string): RelayFacts =>
+  relayFactsOf({ certificate: { ready: false, secret: "edge-tls", ...(problem ? { problem } : {}) }, held });
 
 describe("a new relay's StatefulSet waits for its issued server certificate", () => {
   it("new relay, its Secret still empty: no StatefulSet, CertificatePending naming the Secret", () => {
