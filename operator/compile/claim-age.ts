@@ -20,6 +20,7 @@
 // orders the policies it starts with by their claims, not by the order they are reconciled in.
 // Pure: the recording's clock is the caller's.
 import type { PolicyObject } from "../objects.js";
+import { publicSuffixWildcard } from "./public-suffix.js";
 
 /** A claim whose start is not known yet: newer than every dated one. */
 export const UNDATED = Infinity;
@@ -105,7 +106,16 @@ export function claimAges(raw: PolicyObject, domains: readonly string[]): ClaimA
   // creation) dates the policy's room, so an upgrade keeps the order its claims had
   const claimed = Math.max(creation === UNDATED ? 0 : creation, ...recorded.values());
   return {
-    patterns: new Map(domains.map((d) => [d, recorded.get(d) ?? unrecordedPattern])),
+    // a wildcard over a public suffix claims nothing and is never dated, unless the operator recorded
+    // its claim before the Public Suffix List named its base (public-suffix.ts): that one the relay
+    // keeps holding (domain-claims.ts policyVerdict)
+    patterns: new Map(
+      domains.flatMap((d): [string, number][] => {
+        const t = recorded.get(d);
+        if (t !== undefined) return [[d, t]];
+        return publicSuffixWildcard(d) === undefined ? [[d, unrecordedPattern]] : [];
+      }),
+    ),
     relays,
     unrecordedRelay: status?.claims === undefined ? creation : UNDATED,
     // not recorded yet: the creation for a policy never edited, or judged by an operator before

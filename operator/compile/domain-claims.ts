@@ -139,14 +139,20 @@ export function policyVerdict(
   const kept: string[] = [];
   for (const domain of [...e.domains].sort((a, b) => a.localeCompare(b))) {
     // a wildcard over a public suffix claims nothing (public-suffix.ts): not deferred either, its
-    // domains keep the route they had
+    // domains keep the route they had. Unless its claim was recorded before the list named its base
+    // (an update of the list, claim-age.ts keeps only such records): the policy decided those domains,
+    // and a problem must not send them by a weaker route, so it keeps holding them (deferred) against
+    // other holders of the same pattern, and still claims nothing beneath it
     const suffix = publicSuffixWildcard(domain);
     if (suffix !== undefined) {
+      const held = e.ages.patterns.has(domain);
       problems.push({
         reason: "InvalidSpec",
-        message: `spec.domains: ${domain} is a wildcard over ${suffix}, a public suffix (the Public Suffix List): it would take the mail of every domain registered under ${suffix} that no other policy names; name the partner's own domains instead (partner.${suffix}, *.partner.${suffix})`,
+        message: held
+          ? `spec.domains: ${domain} is a wildcard over ${suffix}, which the Public Suffix List has named a public suffix since this policy's claim was recorded: mail to the domains under it that no other policy names is deferred (never sent by another route) until it is removed; name the partner's own domains instead (partner.${suffix}, *.partner.${suffix})`
+          : `spec.domains: ${domain} is a wildcard over ${suffix}, a public suffix (the Public Suffix List): it would take the mail of every domain registered under ${suffix} that no other policy names; name the partner's own domains instead (partner.${suffix}, *.partner.${suffix})`,
       });
-      continue;
+      if (!held) continue;
     }
     // the relay's own claim comes first: its local domains go to its internal next hop, and a policy
     // naming one exactly would take that mail elsewhere (attack review 3a). Not deferred either: the
@@ -388,7 +394,9 @@ export function claimIndex(entries: readonly ClaimingPolicy[]): (domain: string)
   const owners = new Map<string, Claimant[]>();
   for (const e of entries)
     for (const d of e.domains) {
-      if (publicSuffixWildcard(d) !== undefined) continue;
+      // a public-suffix wildcard only when its claim was recorded (claim-age.ts): it holds that
+      // pattern, and the lookup below keeps it from claiming anything beneath
+      if (!e.ages.patterns.has(d) && publicSuffixWildcard(d) !== undefined) continue;
       const list = owners.get(d);
       if (list) list.push(e);
       else owners.set(d, [e]);
@@ -398,11 +406,11 @@ export function claimIndex(entries: readonly ClaimingPolicy[]): (domain: string)
   return (d) => {
     let first: Claimant[] | undefined;
     let merged: Set<Claimant> | undefined;
-    // claimsOver(d)'s patterns: `owners` holds no public-suffix wildcard, so only d's claimingPatterns
-    // need be looked up (a flood's thousands of unclaimed parent wildcards never reach the list)
+    // claimsOver(d)'s patterns, tldts asked only of a hit (a flood's thousands of unclaimed parent
+    // wildcards never reach it)
     for (const p of claimingPatterns(d)) {
       const list = owners.get(p);
-      if (!list) continue;
+      if (!list || !claimsUnder(d, p)) continue;
       if (!first) first = list;
       else {
         merged ??= new Set(first);
