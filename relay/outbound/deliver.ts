@@ -60,7 +60,8 @@ import { decideFallback, type FallbackNote } from "./fallback.js";
 import { withFallback, type FallbackDeps, type FallbackRecord } from "./fallback-delivery.js";
 import type { KeyObject } from "node:crypto";
 import type { DkimSigning } from "../contract/dkim-config.js";
-import { dkimDecision, type DkimDecision } from "./dkim-decision.js";
+import { dkimDecision, headerSection, type DkimDecision } from "./dkim-decision.js";
+import { disclosureGroups } from "./disclosure-groups.js";
 import { signDkim } from "./dkim.js";
 import { runTransforms, type Batch, type MessageSteps, type StepOutcome } from "./message-transforms.js";
 import { deliverOpenpgp, type OpenpgpDeps, type OpenpgpRecord } from "./openpgp-delivery.js";
@@ -603,10 +604,19 @@ export class Deliverer {
       ...(this.d.dkim?.().length ? { dkim: (b) => this.dkimStep(req, b) } : {}),
     };
     if (!steps.smime && !steps.openpgp && !steps.dkim) return this.transmit(req);
-    const { batches, results } = await runTransforms(
-      { recipients: req.recipients, message: req.message },
-      steps,
-    );
+    // an encrypted message shows every recipient it is encrypted to: a Bcc gets one of its own
+    // (disclosure-groups.ts)
+    const groups =
+      steps.smime || steps.openpgp
+        ? disclosureGroups(req.recipients, headerSection(req.message.head, req.message.size))
+        : [req.recipients];
+    const batches: Batch<RecipientResult>[] = [];
+    const results: RecipientResult[] = [];
+    for (const recipients of groups) {
+      const o = await runTransforms({ recipients, message: req.message }, steps);
+      batches.push(...o.batches);
+      results.push(...o.results);
+    }
     for (const b of batches) {
       // the TLS fallback's S/MIME re-encrypts the bytes before the signature and signs again: the
       // same signature of the same delivery, already logged and counted once (dkimStep's `again`)
@@ -724,7 +734,7 @@ export class Deliverer {
   }
 
   /**
-   * S/MIME: recipients with a usable certificate get one message encrypted to all of their
+   * S/MIME: recipients with a usable certificate (one disclosure group) get one message encrypted to all of their
    * certificates; the others get the policy's choice (defer, bounce, or the clear message).
    */
   private async smimeStep(

@@ -1,9 +1,10 @@
 // One delivery of a route group whose policy encrypts with OpenPGP (outbound.openpgp): which key each
 // recipient gets (the policy's keyrings first, then its domain's Web Key Directory when enabled),
 // what happens to those without one (the policy's missingKey; a failed lookup always defers), one
-// message encrypted to all keys found, sent through the ordinary transmission (deliver.ts). The
-// encryption itself is openpgp.ts's encryptMessage, a function of the message bytes and the keys,
-// so a later step of the outbound pipeline (e.g. DKIM signing) sees the encrypted bytes.
+// message encrypted to all keys found (deliver.ts hands it one disclosure group of recipients:
+// disclosure-groups.ts), sent through the ordinary transmission (deliver.ts). The encryption itself
+// is openpgp.ts's encryptMessage, a function of the message bytes and the keys, so a later step of
+// the outbound pipeline (e.g. DKIM signing) sees the encrypted bytes.
 import type * as openpgp from "openpgp";
 import { fail, type Failure } from "../contract/failure.js";
 import { bufferBody, type MessageBody } from "../queue/message-body.js";
@@ -88,7 +89,7 @@ async function keyFor(
 }
 
 /**
- * Recipients with a usable key get one message encrypted to all of their keys; the others get the
+ * Recipients with a usable key (one disclosure group, deliver.ts) get one message encrypted to all of their keys; the others get the
  * policy's choice (defer, bounce, or the clear message), a failed lookup always a deferral.
  */
 export async function deliverOpenpgp<T extends Request, R>(

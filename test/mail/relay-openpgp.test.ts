@@ -78,8 +78,13 @@ async function wkdUrl(address: string): Promise<{ host: string; path: string }> 
   return { host: u.hostname, path: `${u.pathname}${u.search}` };
 }
 
-async function submit(to: string[], tag: string): Promise<{ id: string; entity: Buffer }> {
-  const o = sampleMessage(tag, to.join(", "));
+async function submit(
+  to: string[],
+  tag: string,
+  /** The message's To: field (default: every recipient; the others are then Bcc). */
+  headerTo = to.join(", "),
+): Promise<{ id: string; entity: Buffer }> {
+  const o = sampleMessage(tag, headerTo);
   const r = await swaks({
     server: "127.0.0.1",
     port: f.ports.smtp,
@@ -333,6 +338,22 @@ describe("OpenPGP gateway encryption (PGP/MIME)", () => {
       metrics,
       /sealpost_relay_openpgp_recipients_total\{policy="partner\/pgp",result="encrypted"\} [3-9]/,
     );
+  });
+
+  it("attack (session 15): a Bcc recipient gets its own message; no copy names another recipient's key", async () => {
+    // an OpenPGP message names the id of every key it is encrypted to: one message for both showed
+    // bob that carol had a copy, though the sender put her in Bcc
+    const { entity } = await submit(
+      ["bob@partner.test", "carol@partner.test"],
+      "pgp-bcc",
+      "bob@partner.test",
+    );
+    const forBob = await delivered("pgp-bcc", "bob@partner.test");
+    const forCarol = await delivered("pgp-bcc", "carol@partner.test");
+    assert.notEqual(forBob.body, forCarol.body, "one ciphertext for both: each copy names both keys");
+    assert.deepEqual((await decrypt(forBob, bobHome)).entity, entity);
+    assert.deepEqual((await decrypt(forCarol, carolHome)).entity, entity);
+    await assert.rejects(decrypt(forBob, carolHome), "bob's copy is encrypted to carol's key too");
   });
 
   it("signed inside the encryption (RFC 3156 section 6.2): gpg verifies the relay's signature and recovers the entity", async () => {

@@ -117,8 +117,10 @@ async function submit(
   to: string[],
   tag: string,
   as?: { from: string; username: string; password: string },
+  /** The message's To: field (default: every recipient; the others are then Bcc). */
+  headerTo = to.join(", "),
 ): Promise<{ id: string; inner: Buffer }> {
-  const o = original(tag, to.join(", "));
+  const o = original(tag, headerTo);
   const r = await swaks({
     server: "127.0.0.1",
     port: ports.smtp,
@@ -220,6 +222,24 @@ describe("S/MIME gateway encryption", () => {
       metrics,
       /sealpost_relay_smime_recipients_total\{policy="partner\/smime",result="encrypted"\} 2/,
     );
+  });
+
+  it("attack (session 15): a Bcc recipient gets its own message; no copy names another recipient's certificate", async () => {
+    // an encrypted message names every certificate it is encrypted to (RecipientInfo): one message for
+    // both showed bob that carol had a copy, though the sender put her in Bcc
+    const { inner } = await submit(
+      ["bob@partner.test", "carol@partner.test"],
+      "sm-bcc",
+      undefined,
+      "bob@partner.test",
+    );
+    const forBob = await delivered("sm-bcc", "bob@partner.test");
+    const forCarol = await delivered("sm-bcc", "carol@partner.test");
+    assert.notEqual(forBob.body, forCarol.body, "one ciphertext for both: each copy names both certificates");
+    assert.deepEqual(await decrypt(forBob, bob), inner);
+    assert.deepEqual(await decrypt(forCarol, carol), inner);
+    await assert.rejects(decrypt(forBob, carol), "bob's copy is encrypted to carol's certificate too");
+    await assert.rejects(decrypt(forCarol, bob), "carol's copy is encrypted to bob's certificate too");
   });
 
   it("aes-256-gcm: AuthEnvelopedData (RFC 5083/5084) that openssl recovers exactly; a changed byte is refused", async () => {
