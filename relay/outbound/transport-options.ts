@@ -80,8 +80,15 @@ function carries(name: string, cert: PeerCertificate): boolean {
     .split(/,\s*/)
     .filter((x) => x.startsWith("DNS:"))
     .map((x) => x.slice(4).toLowerCase().replace(/\.$/, ""));
-  return dns.some((n) => n.endsWith(suffix) && n.length > suffix.length);
+  return dns.some((n) => HOST_NAME.test(n) && n.endsWith(suffix) && n.length > suffix.length);
 }
+
+/**
+ * A DNS name a certificate may carry: letters, digits and hyphens in labels, a "*" first label at
+ * most. A subjectAltName is the CA's text; "x dns:mx.partner.example" is no name under the domain,
+ * though it ends like one (the outbound review, session 15).
+ */
+const HOST_NAME = /^(\*\.)?([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /** A checkServerIdentity that accepts a certificate carrying any of `names`. */
 export function identityChecker(

@@ -339,6 +339,13 @@ describe("identity check (verify)", () => {
     assert.ok(identityChecker(["partner.example", ".partner.example"])("x", evil) instanceof Error);
     const bare = { subject: { CN: "x" }, subjectaltname: "DNS:partner.example" } as never;
     assert.ok(identityChecker([".partner.example"])("x", bare) instanceof Error);
+    // a subjectAltName that only ends like a name under the domain is none (session 15's review)
+    for (const odd of ["x dns:mx.partner.example", 'x" DNS:mx.partner.example', "x/mx.partner.example"]) {
+      const c = { subject: { CN: "x" }, subjectaltname: `DNS:${odd}` } as never;
+      assert.ok(identityChecker([".partner.example"])("x", c) instanceof Error, odd);
+    }
+    const wild = { subject: { CN: "x" }, subjectaltname: "DNS:*.mx.partner.example" } as never;
+    assert.equal(identityChecker([".partner.example"])("x", wild), undefined);
   });
 });
 
