@@ -1122,7 +1122,10 @@ export class Deliverer {
       );
       if (Array.isArray(r)) return r;
       tried.push(r.code);
-      budget.failed(r);
+      // a host without REQUIRETLS ends its session at the EHLO after STARTTLS: not one of the sessions
+      // mxSessionLimit bounds (RFC 8689 4.2.1 asks for every MX host; limitHops and the attempt's
+      // deadline still bound them), else two such hosts returned the message untried at the third
+      if (r.code !== "REQUIRETLS_NOT_SUPPORTED") budget.failed(r);
       if (r.temporary && !isTlsFailure(r.code)) passing = r;
       last = r;
     }
