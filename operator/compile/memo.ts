@@ -13,6 +13,7 @@ import { claimIndex, claimsOver, floorFor, type Claimant, type TlsFloor } from "
 import { ownedWhenLeftOut } from "./left-out.js";
 import { relayIdOf } from "./claim-age.js";
 import { exceptionPhase } from "./exceptions.js";
+import { publicSuffixWildcard } from "./public-suffix.js";
 import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
 import { compileRelayConfig, relayClaimOf, type CompileResult, type EncodedConfig } from "./relay-config.js";
@@ -167,7 +168,13 @@ export class CompileMemo {
       if (!q || q.metadata.deletionTimestamp) continue;
       if (!selectorMatches(relay.spec.policySelector ?? {}, q.metadata.labels)) continue;
       const e = this.policyEntry(q);
-      if (e.domains.some((d) => patterns.includes(d))) out.push(e);
+      // a wildcard over a public suffix claims only when its claim was recorded (claimIndex, claim-age.ts)
+      if (
+        e.domains.some(
+          (d) => patterns.includes(d) && (e.ages.patterns.has(d) || publicSuffixWildcard(d) === undefined),
+        )
+      )
+        out.push(e);
     }
     return out;
   }
