@@ -200,7 +200,9 @@ export function widenedHosts(cidrs: readonly Cidr[], max: number, bounds: HostBo
     ["ipv4", 32],
     ["ipv6", 128],
   ] as const) {
+    // as the relay reads them (canonicalCidr): the placer reads a range in its own family only
     const ranges = cidrs
+      .map(canonicalCidr)
       .filter((c) => c.family === family)
       .flatMap((c) => {
         const v = bitsOf(c);
