@@ -8,9 +8,10 @@
 // client: its MAIL FROM may be anyone's) gets only the fields that identify it back (Message-ID,
 // Date): its whole header block let a client have the relay mail a Subject and From of its choosing
 // to any address it forged, past the local recipient table (attack review, session 11), and of each
-// recipient only the status and the next hop's own SMTP reply: neither Remote-MTA nor the relay's local
-// reason, which named the internal server the message was handed to, by name, address and port
-// ("last error: connect ECONNREFUSED 10.96.0.12:25"), to anyone on the Internet (session 15's review).
+// recipient only the status and the next hop's reply code: neither Remote-MTA, nor the relay's local
+// reason, nor the reply's text, which named the internal server the message was handed to, by name,
+// address and port ("last error: connect ECONNREFUSED 10.96.0.12:25"), to anyone on the Internet
+// (session 15's reviews).
 import { randomBytes } from "node:crypto";
 import { headerText } from "./header-section.js";
 import { replyText } from "./reply-text.js";
@@ -97,16 +98,23 @@ export function identifyingHeaders(block: string): string {
 }
 
 /**
- * A recipient as a DSN to a sender nobody checked reports it: its status and the next hop's own SMTP
- * reply, or a plain line in place of the relay's local reason; never the next hop's name.
+ * A recipient as a DSN to a sender nobody checked reports it: its status, and of the next hop's reply
+ * only its code and enhanced status; a plain line in place of the relay's local reason. For such a
+ * sender, who may write only to the local domains, the next hop is the internal server, whose replies
+ * name it and its address as stock servers write them ("undeliverable address: host
+ * mailstore.corp.internal[10.0.0.5]:25 said: ...": session 15's review of the first cut, which kept
+ * the reply); the status says what the sender needs (5.1.1: no such mailbox).
  */
 function forStranger(r: FailedRecipient): FailedRecipient {
   const local = r.status === "4.4.7" ? "delivery time expired" : "not delivered";
+  const code = r.remote
+    ? /^\d{3}(?:[ -][245]\.\d{1,3}\.\d{1,3}(?=\s|$))?/.exec(r.diagnostic.trim())?.[0]
+    : undefined;
   return {
     address: r.address,
     status: r.status,
-    remote: r.remote,
-    diagnostic: r.remote ? r.diagnostic : local,
+    remote: code !== undefined,
+    diagnostic: code ? code.replace("-", " ") : local,
   };
 }
 
