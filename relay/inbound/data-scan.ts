@@ -2,8 +2,11 @@
 // looks at every byte of a message in JavaScript (`_feedDataStream`: a dot after a LF?), which shows
 // in the relay's CPU profile with 1 MB messages. Both things it looks for start with "\n.", so
 // `_feedDataStream` is replaced by the same function whose loop jumps from one "\n." to the next
-// with indexOf (native): every other line of it is smtp-server 3.21.6's, unchanged, including its
-// SMTP smuggling defences (the start-of-DATA rules, the terminator straddling chunks).
+// with indexOf (native), and which drops every escape dot of a chunk in that one pass (smtp-server
+// writes and goes on in a setImmediate at each one: a pass of the event loop per dot, attack review);
+// the rest is smtp-server 3.21.6's, unchanged, including its SMTP smuggling defences (the
+// start-of-DATA rules, the terminator straddling chunks). The bytes, their count and where DATA ends
+// are the original's for any input and chunking.
 // Installed only on the smtp-server version it was copied from: another version keeps its own
 // (correct, slower) code. test/unit/relay-data-scan.test.ts compares both on random input.
 import { createRequire } from "node:module";
@@ -49,33 +52,56 @@ export function feedDataStream(this: StreamInternals, chunk: Buffer, done: Done)
     this._atDataStart = false;
   }
   // seek for the stream ending: a dot at i in [2, len - 3] after a LF (the original's loop visits
-  // every i and tests chunk[i] === "." && chunk[i - 1] === "\n"; here p = i - 1)
+  // every i and tests chunk[i] === "." && chunk[i - 1] === "\n"; here p = i - 1). An escape dot is
+  // dropped from what is emitted and the scan goes on in the same pass: smtp-server writes what it
+  // has and scans the rest in a setImmediate instead, a write and a pass of the event loop per dot,
+  // which a body of "..\r\n" lines turned into a million of each per 4 MiB (attack review,
+  // test/mail/attack-dot-stuffed-data-cpu.test.ts). The bytes, their count and where DATA ends are
+  // the original's: after an escape at i its rest chunk[i + 1 ...] was scanned from its own index 2,
+  // i.e. from i + 3 here (i + 1 is the kept dot, i + 2 cannot follow a LF), with the same bound.
+  const kept: Buffer[] = [];
+  let start = 0;
   for (let p = chunk.indexOf(LF_DOT, 1); p !== -1 && p + 1 < len - 2; p = chunk.indexOf(LF_DOT, p + 1)) {
     const i = p + 1;
+    if (i < start + 2) continue; // inside the part the original's rescan skipped
     // if the dot matches end terminator
     if (Buffer.compare(chunk.subarray(i - 2, i + 3), END_SEQUENCE) === 0) {
-      buf = chunk.subarray(0, i);
-      this._countDataBytes(buf.length);
-      this._endDataMode(buf, chunk.subarray(i + 3), done);
+      buf = chunk.subarray(start, i);
+      const remainder = chunk.subarray(i + 3);
+      if (!kept.length) {
+        this._countDataBytes(buf.length);
+        this._endDataMode(buf, remainder, done);
+        return;
+      }
+      // after escapes the original ends DATA in a later turn of the event loop, never inside the
+      // call that fed it (continue() sets its callback to false after it returns: an end of data
+      // reached within it would lose the callback that resumes the commands): one turn here too
+      const before = kept.length === 1 ? kept[0]! : Buffer.concat(kept);
+      this._countDataBytes(before.length);
+      if (dataStream.writable) dataStream.write(before);
+      const last = buf;
+      setImmediate(() => {
+        this._countDataBytes(last.length);
+        this._endDataMode(last, remainder, done);
+      });
       return;
     }
-    // check if the dot is an escape char and remove it
+    // an escape dot: what comes before it is content, the dot itself is not
     if (chunk[i + 1] === 0x2e) {
-      buf = chunk.subarray(0, i);
+      kept.push(chunk.subarray(start, i));
       this._lastBytes = false; // clear remainder bytes
-      this._countDataBytes(buf.length); // increment byte counter
-      // emit what we already have and continue without the dot
-      if (dataStream.writable) dataStream.write(buf);
-      const rest = chunk.subarray(i + 1);
-      setImmediate(() => this._feedDataStream(rest, done));
-      return;
+      start = i + 1;
+      p = i; // the next LF can be at i + 1 at the earliest
     }
   }
+  const rest = start ? chunk.subarray(start) : chunk;
   // keep the last bytes
-  this._lastBytes = chunk.length < 4 ? chunk : chunk.subarray(chunk.length - 4);
-  // if current chunk is longer than the remainder bytes we keep for later emit the available bytes
-  if (this._lastBytes.length < chunk.length) {
-    buf = chunk.subarray(0, chunk.length - this._lastBytes.length);
+  this._lastBytes = rest.length < 4 ? rest : rest.subarray(rest.length - 4);
+  // emit what was kept and what comes before the remainder bytes
+  if (this._lastBytes.length < rest.length) kept.push(rest.subarray(0, rest.length - this._lastBytes.length));
+  const out = kept.length === 0 ? undefined : kept.length === 1 ? kept[0]! : Buffer.concat(kept);
+  if (out?.length) {
+    buf = out;
     this._countDataBytes(buf.length);
     // write to stream but stop if need to wait for drain
     if (dataStream.writable) {

@@ -79,6 +79,24 @@ describe("DATA scan by indexOf", () => {
     assert.ok(fast.messages[0]!.includes("\r\n.dot\r\n"));
   });
 
+  it("dot-stuffed lines in large chunks: the same message, not a write per escape dot", async () => {
+    const body = Buffer.from("Subject: dots\r\n\r\n" + "..\r\n".repeat(50_000) + "..x\r\n.\r\nQUIT\r\n", "latin1");
+    const chunks: Buffer[] = [];
+    for (let at = 0; at < body.length; at += 65536) chunks.push(body.subarray(at, at + 65536));
+    const [slow, fast] = [await parse(chunks, false), await parse(chunks, true)];
+    assert.deepEqual(fast, slow);
+    // the writes themselves: one per chunk (and the end), never one per dot
+    const s = new SMTPStream();
+    (s as unknown as { _feedDataStream: unknown })._feedDataStream = feedDataStream;
+    const d = s.startDataMode() as unknown as NodeJS.ReadableStream;
+    let writes = 0;
+    d.on("data", () => writes++);
+    s.oncommand = (_line: Buffer, next?: () => void) => next?.();
+    d.on("end", () => s.continue());
+    for (const c of chunks) await new Promise<void>((r) => s.write(c, () => r()));
+    assert.ok(writes <= 2 * chunks.length + 2, `${writes} writes for ${chunks.length} chunks`);
+  });
+
   it("is installed on the smtp-server version it was copied from", () => {
     assert.equal(installFastDataScan(), true);
     assert.equal(SMTPStream.prototype._feedDataStream, feedDataStream); // eslint-disable-line @typescript-eslint/unbound-method
