@@ -59,7 +59,9 @@ export function feedDataStream(this: StreamInternals, chunk: Buffer, done: Done)
   // test/mail/attack-dot-stuffed-data-cpu.test.ts). The bytes, their count and where DATA ends are
   // the original's: after an escape at i its rest chunk[i + 1 ...] was scanned from its own index 2,
   // i.e. from i + 3 here (i + 1 is the kept dot, i + 2 cannot follow a LF), with the same bound.
-  const kept: Buffer[] = [];
+  // the content kept so far when an escape dot was dropped (copied here, no object per line)
+  let kept: Buffer | undefined;
+  let pos = 0;
   let start = 0;
   for (let p = chunk.indexOf(LF_DOT, 1); p !== -1 && p + 1 < len - 2; p = chunk.indexOf(LF_DOT, p + 1)) {
     const i = p + 1;
@@ -68,7 +70,7 @@ export function feedDataStream(this: StreamInternals, chunk: Buffer, done: Done)
     if (Buffer.compare(chunk.subarray(i - 2, i + 3), END_SEQUENCE) === 0) {
       buf = chunk.subarray(start, i);
       const remainder = chunk.subarray(i + 3);
-      if (!kept.length) {
+      if (!kept) {
         this._countDataBytes(buf.length);
         this._endDataMode(buf, remainder, done);
         return;
@@ -76,7 +78,7 @@ export function feedDataStream(this: StreamInternals, chunk: Buffer, done: Done)
       // after escapes the original ends DATA in a later turn of the event loop, never inside the
       // call that fed it (continue() sets its callback to false after it returns: an end of data
       // reached within it would lose the callback that resumes the commands): one turn here too
-      const before = kept.length === 1 ? kept[0]! : Buffer.concat(kept);
+      const before = kept.subarray(0, pos);
       this._countDataBytes(before.length);
       if (dataStream.writable) dataStream.write(before);
       const last = buf;
@@ -88,7 +90,8 @@ export function feedDataStream(this: StreamInternals, chunk: Buffer, done: Done)
     }
     // an escape dot: what comes before it is content, the dot itself is not
     if (chunk[i + 1] === 0x2e) {
-      kept.push(chunk.subarray(start, i));
+      kept ??= Buffer.allocUnsafe(len);
+      pos += chunk.copy(kept, pos, start, i);
       this._lastBytes = false; // clear remainder bytes
       start = i + 1;
       p = i; // the next LF can be at i + 1 at the earliest
@@ -98,8 +101,9 @@ export function feedDataStream(this: StreamInternals, chunk: Buffer, done: Done)
   // keep the last bytes
   this._lastBytes = rest.length < 4 ? rest : rest.subarray(rest.length - 4);
   // emit what was kept and what comes before the remainder bytes
-  if (this._lastBytes.length < rest.length) kept.push(rest.subarray(0, rest.length - this._lastBytes.length));
-  const out = kept.length === 0 ? undefined : kept.length === 1 ? kept[0]! : Buffer.concat(kept);
+  const emit = rest.length - this._lastBytes.length;
+  if (kept && emit > 0) pos += rest.copy(kept, pos, 0, emit);
+  const out = kept ? kept.subarray(0, pos) : emit > 0 ? rest.subarray(0, emit) : undefined;
   if (out?.length) {
     buf = out;
     this._countDataBytes(buf.length);
