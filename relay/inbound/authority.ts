@@ -171,21 +171,37 @@ export function recipientTable(entries: readonly string[]): RecipientTable {
   const addresses = new Set<string>();
   const domains = new Set<string>();
   for (const raw of entries) {
-    const e = raw.replace(/#.*/, "").trim().toLowerCase();
+    const e = raw.replace(/#.*/, "").trim();
     if (!e) continue;
     // compared with recipients in canonical form (relay/contract/domains.ts); an entry without one matches nothing
     const canonical = e.startsWith("@") ? canonicalDomain(e.slice(1)) : canonicalAddress(e);
     if (canonical === undefined) continue;
     if (e.startsWith("@")) domains.add(canonical);
-    else addresses.add(canonical);
+    else addresses.add(tableKey(canonical));
   }
   return { addresses, domains };
 }
 
-/** An address as the table holds it: local part lower-cased, domain as domainOf (A-labels). */
+/**
+ * A local part as the table compares it: lower-cased, except a character that is not ASCII and
+ * lower-cases to ASCII (U+212A KELVIN SIGN to "k"): <\u212Aate@...> is not a listed kate@..., it is
+ * the address the relay would forward, a mailbox the internal server refuses, and its DSN went to a
+ * forged sender past the table (attack review: test/mail/attack-recipient-table-case-fold.test.ts).
+ */
+function foldLocal(local: string): string {
+  let out = "";
+  for (const c of local) {
+    const lower = c.toLowerCase();
+    const ascii = [...lower].every((x) => x.charCodeAt(0) <= 0x7f);
+    out += c.charCodeAt(0) > 0x7f && ascii ? c : lower;
+  }
+  return out;
+}
+
+/** An address as the table holds it: local part folded (foldLocal), domain as domainOf (A-labels). */
 function tableKey(address: string): string {
   const at = address.lastIndexOf("@");
-  return at < 0 ? address.toLowerCase() : `${address.slice(0, at).toLowerCase()}@${domainOf(address)}`;
+  return at < 0 ? foldLocal(address) : `${foldLocal(address.slice(0, at))}@${domainOf(address)}`;
 }
 
 /**
