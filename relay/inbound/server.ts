@@ -191,6 +191,8 @@ export class InboundListeners {
   private throttle = new AuthThrottle();
   private sessionTimers = new Map<string, NodeJS.Timeout>();
   private admission: BodyAdmission;
+  /** Per transaction (its envelope object): recipientsOf. */
+  private rcptIndex = new WeakMap<object, Map<string, string>>();
 
   constructor(private d: InboundDeps) {
     const a = d.bodyAdmission;
@@ -574,33 +576,57 @@ export class InboundListeners {
     // smtp-server keeps one entry per address compared in lower case: a later spelling replaces the
     // earlier one after both were answered 250. A local part that differs only in case is another
     // mailbox (RFC 5321 2.4), so it waits for a transaction of its own instead of being dropped.
+    const known = this.recipientsOf(session);
     const lower = address.toLowerCase();
-    if (
-      session.envelope.rcptTo.some(
-        (x) => x.address.toLowerCase() === lower && (canonicalAddress(x.address) ?? x.address) !== canonical,
-      )
-    )
-      return cb(this.reject(session, "RCPT", CASE_VARIANT));
-    const accepted = session.envelope.rcptTo.map((x) => canonicalAddress(x.address) ?? x.address);
+    const prior = known.get(lower);
+    if (prior !== undefined && prior !== canonical) return cb(this.reject(session, "RCPT", CASE_VARIANT));
+    // the recipients accepted so far are all report addresses or none is (each was checked against
+    // those before it): the first one stands for them all
+    const first = known.values().next().value;
     const r =
       envelopeRefusal(session, d, cur, g, canonical) ??
-      reportRecipientRefusal(this.d.tlsRpt, accepted, canonical);
+      reportRecipientRefusal(this.d.tlsRpt, first === undefined ? [] : [first], canonical);
     if (r) return cb(this.reject(session, "RCPT", r));
+    const accept = (): void => {
+      known.set(lower, canonical);
+      cb(null);
+    };
     // a fleet peer handing its queue over is not held (its drain has a deadline; it is authenticated)
-    if (accepted.length || this.state(session).fleet) return cb(null);
+    if (session.envelope.rcptTo.length || this.state(session).fleet) return accept();
     // stopped since MAIL FROM: told now, not after a wait in line
     if (this.refusing()) return cb(this.reject(session, "RCPT", SHUTTING_DOWN));
     // the transaction's first recipient: it waits here for its place among the bodies being taken;
     // a client gone meanwhile gets no answer (nor a session entry made again by reject())
     void this.admit(session).then(
       (here) => {
-        if (here) cb(this.refusing() ? this.reject(session, "RCPT", SHUTTING_DOWN) : null);
+        if (here) {
+          if (this.refusing()) cb(this.reject(session, "RCPT", SHUTTING_DOWN));
+          else accept();
+        }
       },
       () => {
         if (this.sessions.has(session.id))
           cb(this.reject(session, "RCPT", { code: 451, text: "4.3.0 Local error, try again later" }));
       },
     );
+  }
+
+  /**
+   * The transaction's accepted recipients by lower-cased address (smtp-server's own key for its list),
+   * each with its canonical form; smtp-server makes a new envelope for each transaction, so this is
+   * per transaction. RCPT TO looks up one entry here instead of going over every recipient accepted
+   * before it: each went through an IDNA mapping again at every RCPT TO, n recipients cost n²/2 of
+   * them (attack review: test/mail/attack-rcpt-quadratic.test.ts). Rebuilt from smtp-server's list
+   * should the two ever disagree.
+   */
+  private recipientsOf(session: SMTPServerSession): Map<string, string> {
+    const env = session.envelope;
+    let m = this.rcptIndex.get(env);
+    if (!m || m.size !== env.rcptTo.length) {
+      m = new Map(env.rcptTo.map((x) => [x.address.toLowerCase(), canonicalAddress(x.address) ?? x.address]));
+      this.rcptIndex.set(env, m);
+    }
+    return m;
   }
 
   /**
