@@ -40,7 +40,11 @@ async function recipients(n: number): Promise<number> {
     c.write(lines);
     const replies = await c.replies(n);
     const cpu = process.cpuUsage(cpu0);
-    assert.equal(replies.filter((r) => r.startsWith("250 ")).length, n, replies.find((r) => !r.startsWith("250 ")));
+    assert.equal(
+      replies.filter((r) => r.startsWith("250 ")).length,
+      n,
+      replies.find((r) => !r.startsWith("250 ")),
+    );
     return (cpu.user + cpu.system) / 1000;
   } finally {
     c.close();

@@ -80,7 +80,10 @@ describe("DATA scan by indexOf", () => {
   });
 
   it("dot-stuffed lines in large chunks: the same message, not a write per escape dot", async () => {
-    const body = Buffer.from("Subject: dots\r\n\r\n" + "..\r\n".repeat(50_000) + "..x\r\n.\r\nQUIT\r\n", "latin1");
+    const body = Buffer.from(
+      "Subject: dots\r\n\r\n" + "..\r\n".repeat(50_000) + "..x\r\n.\r\nQUIT\r\n",
+      "latin1",
+    );
     const chunks: Buffer[] = [];
     for (let at = 0; at < body.length; at += 65536) chunks.push(body.subarray(at, at + 65536));
     const [slow, fast] = [await parse(chunks, false), await parse(chunks, true)];
