@@ -10,6 +10,8 @@
 import { fail, type Failure, type FailureCode } from "../contract/failure.js";
 import { bufferBody, type MessageBody } from "../queue/message-body.js";
 import { runTransforms, type TransformStep } from "./message-transforms.js";
+import { headerSection } from "./dkim-decision.js";
+import { disclosureGroups } from "./disclosure-groups.js";
 import { fallbackRoute, type FallbackDecision, type FallbackNote } from "./fallback.js";
 import type { Route } from "./route.js";
 import {
@@ -153,7 +155,7 @@ async function viaSmime<Q extends Request, R extends FallbackResult>(
   // signing only what the relay is entitled to sign (its own senders' mail, not a partner's)
   const sign = s.sign && req.signable === true;
   const signer = sign ? material.signer : undefined;
-  const to = plan.encrypt.map((e) => e.address);
+  const certs = new Map(plan.encrypt.map((e) => [e.address, e.cert]));
   let refused: Failure | undefined;
   const encrypt: TransformStep<R> = async (b) => {
     const sealed =
@@ -161,7 +163,7 @@ async function viaSmime<Q extends Request, R extends FallbackResult>(
         ? fail("SMIME_SIGNER_MISSING", true, "the fallback signs but no signing certificate is loaded")
         : await protectMessage(
             await b.message.load(),
-            plan.encrypt.map((e) => e.cert),
+            b.recipients.flatMap((a) => certs.get(a) ?? []),
             signer,
             now,
             s.contentEncryption,
@@ -172,20 +174,31 @@ async function viaSmime<Q extends Request, R extends FallbackResult>(
     }
     return { batches: [{ recipients: b.recipients, message: bufferBody(sealed.value) }], results: [] };
   };
-  // the message before its signature, encrypted, then signed again (one order: message-transforms.ts)
-  const steps = await runTransforms<R>(
-    { recipients: to, message: d.resign?.unsigned ?? req.message },
-    { smime: encrypt, ...(d.resign ? { dkim: d.resign.dkim } : {}) },
-  );
-  if (refused) return [...out, ...refuse(to, refused, "4.7.5")];
-  const certOf = new Map(plan.encrypt.map((e) => [e.address, e.cert.fingerprint]));
   const smime = { algorithm: s.contentEncryption, signed: signer !== undefined };
-  out.push(...steps.results);
-  for (const b of steps.batches) {
-    const sent = await d.transmit({ ...req, route, recipients: b.recipients, message: b.message });
-    for (const r of b.annotate ? sent.map(b.annotate) : sent) {
-      const certificate = certOf.get(r.address);
-      out.push({ ...r, smime: certificate ? { ...smime, certificate } : smime });
+  // each message names the certificates it is encrypted to: a Bcc gets one of its own
+  // (disclosure-groups.ts), as on a policy's own S/MIME route
+  const groups = disclosureGroups(
+    plan.encrypt.map((e) => e.address),
+    headerSection(req.message.head, req.message.size),
+  );
+  for (const to of groups) {
+    refused = undefined;
+    // the message before its signature, encrypted, then signed again (one order: message-transforms.ts)
+    const steps = await runTransforms<R>(
+      { recipients: to, message: d.resign?.unsigned ?? req.message },
+      { smime: encrypt, ...(d.resign ? { dkim: d.resign.dkim } : {}) },
+    );
+    if (refused) {
+      out.push(...refuse(to, refused, "4.7.5"));
+      continue;
+    }
+    out.push(...steps.results);
+    for (const b of steps.batches) {
+      const sent = await d.transmit({ ...req, route, recipients: b.recipients, message: b.message });
+      for (const r of b.annotate ? sent.map(b.annotate) : sent) {
+        const certificate = certs.get(r.address)?.fingerprint;
+        out.push({ ...r, smime: certificate ? { ...smime, certificate } : smime });
+      }
     }
   }
   return out;

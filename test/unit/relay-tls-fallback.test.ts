@@ -227,6 +227,58 @@ describe("fallback-delivery.ts: the bytes a fallback sends", () => {
     assert.equal(`DKIM-Signature: resigned\r\n${signedOver[0]!}`, wire[0]);
   });
 
+  it("attack (session 15): the smime fallback gives a Bcc recipient its own message", async () => {
+    const carol = await makeLeaf(await makeCa(join(dir, "ca2")), {
+      cn: "Carol",
+      emails: ["carol@partner.example"],
+      rsa: true,
+    });
+    const both = [...certs, ...loadCertificates([await readFile(carol.certFile)]).certs];
+    const sent: string[][] = [];
+    const message =
+      "From: a@our.example\r\nTo: bob@partner.example\r\nContent-Type: text/plain\r\n\r\nhi\r\n";
+    const r: Route = {
+      policy: "p",
+      domain: "partner.example",
+      outbound: { tls: { mode: "verify", minVersion: "TLSv1.2" }, tlsFallback: smime },
+    };
+    const failed = ["bob@partner.example", "carol@partner.example"].map((address) => ({
+      ...first[0]!,
+      address,
+    }));
+    const results = await withFallback(
+      {
+        queueId: "Q",
+        recipients: ["bob@partner.example", "carol@partner.example"],
+        message: bufferBody(Buffer.from(message)),
+        route: r,
+      },
+      failed,
+      decideFallback(smime, failed, false),
+      {
+        transmit: (q: { recipients: string[] }) => {
+          sent.push(q.recipients);
+          return Promise.resolve(
+            q.recipients.map((address) => ({
+              address,
+              outcome: "delivered" as const,
+              code: "DELIVERED",
+              message: "250",
+              status: "2.0.0",
+            })),
+          );
+        },
+        smime: () => Promise.resolve({ certs: both }),
+        now: () => new Date(),
+      },
+    );
+    assert.deepEqual(sent, [["bob@partner.example"], ["carol@partner.example"]], "one message named both");
+    assert.deepEqual(
+      results.map((x) => x.outcome),
+      ["delivered", "delivered"],
+    );
+  });
+
   it("route (no re-encryption) sends the bytes as they were signed, not signed again", async () => {
     const { wire, signedOver } = await send(route);
     assert.deepEqual(wire, [signedBytes]);
