@@ -1,0 +1,56 @@
+// The one-pass DATA scan (relay/inbound/data-scan.ts) calls done() in the same turn after dropping
+// escape dots; smtp-server's own scan always finishes a chunk with an escape in a later turn. When the
+// parser's continue() replays the rest of a chunk (the commands pipelined after a message) and a
+// second message with an escape dot starts in it, that synchronous done() lets the Writable feed the
+// next buffered chunk at once: its terminator ends DATA inside continue(), which then overwrites the
+// callback that resumes the commands. The commands after the second message are never read.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { SMTPStream } from "smtp-server/lib/smtp-stream.js";
+import { feedDataStream } from "../../relay/inbound/data-scan.js";
+
+const original = SMTPStream.prototype._feedDataStream; // eslint-disable-line @typescript-eslint/unbound-method
+
+interface Outcome {
+  messages: string[];
+  commands: string[];
+}
+
+/** Writes every chunk at once (as a socket piped into the parser does) and returns what was parsed. */
+async function parse(chunks: Buffer[], fast: boolean): Promise<Outcome> {
+  const s = new SMTPStream();
+  (s as unknown as { _feedDataStream: unknown })._feedDataStream = fast ? feedDataStream : original;
+  const out: Outcome = { messages: [], commands: [] };
+  const data = (): void => {
+    const d = s.startDataMode() as unknown as NodeJS.ReadableStream;
+    const parts: Buffer[] = [];
+    d.on("data", (b: Buffer) => parts.push(Buffer.from(b)));
+    d.on("end", () => {
+      out.messages.push(Buffer.concat(parts).toString("latin1"));
+      s.continue();
+    });
+  };
+  s.oncommand = (line: Buffer, next?: () => void) => {
+    const text = line.toString("latin1");
+    out.commands.push(text);
+    if (text === "DATA") data();
+    next?.();
+  };
+  data();
+  for (const c of chunks) s.write(c);
+  await new Promise((r) => setTimeout(r, 50));
+  return out;
+}
+
+describe("attack: DATA scan loses the commands after a pipelined message", () => {
+  it("hands over the commands after a second message with an escape dot, as smtp-server does", async () => {
+    const chunks = [
+      Buffer.from("x\r\n.\r\nDATA\r\na\r\n..b\r\n", "latin1"),
+      Buffer.from("c\r\n.\r\nNOOP\r\n", "latin1"),
+    ];
+    const slow = await parse(chunks, false);
+    assert.deepEqual(slow.commands, ["DATA", "NOOP"]); // the original's result
+    const fast = await parse(chunks, true);
+    assert.deepEqual(fast, slow);
+  });
+});
