@@ -98,6 +98,13 @@ export function feedDataStream(this: StreamInternals, chunk: Buffer, done: Done)
     }
   }
   const rest = start ? chunk.subarray(start) : chunk;
+  // after escapes the original finishes the chunk in a later turn of the event loop: a done() in this
+  // one would let the Writable feed a buffered chunk at once, whose end of data, reached inside
+  // continue(), would lose the callback that resumes the commands (as above)
+  if (kept) {
+    const now = done;
+    done = (err?: Error) => void setImmediate(() => now(err));
+  }
   // keep the last bytes
   this._lastBytes = rest.length < 4 ? rest : rest.subarray(rest.length - 4);
   // emit what was kept and what comes before the remainder bytes
