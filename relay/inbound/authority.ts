@@ -193,7 +193,10 @@ function foldLocal(local: string): string {
   for (const c of local) {
     const lower = c.toLowerCase();
     const ascii = [...lower].every((x) => x.charCodeAt(0) <= 0x7f);
-    out += c.charCodeAt(0) > 0x7f && ascii ? c : lower;
+    // a compatibility character (a singleton canonical decomposition: U+212B ANGSTROM SIGN to U+00C5,
+    // U+2126 OHM SIGN to U+03A9) lower-cases onto a listed non-ASCII letter the same way
+    const compat = c.normalize("NFC") !== c;
+    out += c.charCodeAt(0) > 0x7f && (ascii || compat) ? c : lower;
   }
   return out;
 }
