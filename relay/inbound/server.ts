@@ -193,6 +193,8 @@ export class InboundListeners {
   private admission: BodyAdmission;
   /** Per transaction (its envelope object): recipientsOf. */
   private rcptIndex = new WeakMap<object, Map<string, string>>();
+  /** Per recipientsOf map: the TLS-RPT report addresses its recipients' kinds were last checked under. */
+  private rcptKinds = new WeakMap<object, unknown>();
 
   constructor(private d: InboundDeps) {
     const a = d.bodyAdmission;
@@ -581,14 +583,20 @@ export class InboundListeners {
     const prior = known.get(lower);
     if (prior !== undefined && prior !== canonical) return cb(this.reject(session, "RCPT", CASE_VARIANT));
     // the recipients accepted so far are all report addresses or none is (each was checked against
-    // those before it): the first one stands for them all
+    // those before it): the first one stands for them all, as long as the report addresses are the
+    // ones they were checked under; after a reload since, every one is compared again (a first
+    // recipient that became a report address does not stand for an ordinary one after it)
+    const reports = this.d.tlsRpt?.settings()?.addresses;
     const first = known.values().next().value;
+    const compared =
+      this.rcptKinds.get(known) === reports ? (first === undefined ? [] : [first]) : [...known.values()];
     const r =
       envelopeRefusal(session, d, cur, g, canonical) ??
-      reportRecipientRefusal(this.d.tlsRpt, first === undefined ? [] : [first], canonical);
+      reportRecipientRefusal(this.d.tlsRpt, compared, canonical);
     if (r) return cb(this.reject(session, "RCPT", r));
     const accept = (): void => {
       known.set(lower, canonical);
+      this.rcptKinds.set(known, reports);
       cb(null);
     };
     // a fleet peer handing its queue over is not held (its drain has a deadline; it is authenticated)
