@@ -54,3 +54,65 @@ describe("attack: DATA scan loses the commands after a pipelined message", () =>
     assert.deepEqual(fast, slow);
   });
 });
+
+/** Like parse, but done as soon as QUIT (the last command) is read; at most `ms` otherwise. */
+async function parseToQuit(chunks: Buffer[], fast: boolean, buffered: boolean, ms = 200): Promise<Outcome> {
+  const s = new SMTPStream();
+  (s as unknown as { _feedDataStream: unknown })._feedDataStream = fast ? feedDataStream : original;
+  const out: Outcome = { messages: [], commands: [] };
+  let quit: () => void = () => undefined;
+  const seen = new Promise<void>((r) => (quit = r));
+  const data = (): void => {
+    const d = s.startDataMode() as unknown as NodeJS.ReadableStream;
+    const parts: Buffer[] = [];
+    d.on("data", (b: Buffer) => parts.push(Buffer.from(b)));
+    d.on("end", () => {
+      out.messages.push(Buffer.concat(parts).toString("latin1"));
+      s.continue();
+    });
+  };
+  s.oncommand = (line: Buffer, next?: () => void) => {
+    const text = line.toString("latin1");
+    out.commands.push(text);
+    if (text === "DATA") data();
+    if (text === "QUIT") quit();
+    next?.();
+  };
+  data();
+  const written = (async () => {
+    if (buffered) for (const c of chunks) s.write(c);
+    else for (const c of chunks) await new Promise<void>((r) => s.write(c, () => r()));
+  })();
+  await Promise.race([Promise.all([seen, written]), new Promise((r) => setTimeout(r, ms))]);
+  await new Promise((r) => setImmediate(r));
+  return out;
+}
+
+describe("attack: DATA scan against smtp-server's, every split point, pipelined messages", () => {
+  it("the same messages and commands for every 1- and 2-split of pipelined bodies with escapes", async () => {
+    const bodies = [
+      "x\r\n.\r\nDATA\r\na\r\n..b\r\nc\r\n.\r\nNOOP\r\nQUIT\r\n",
+      "..\r\n.\r\nDATA\r\n..\r\n..\r\n.\r\nNOOP\r\nQUIT\r\n",
+      "a\r\n..\r\n.\r\nDATA\r\nb\r\n...\r\n.\r\nDATA\r\n\r\n..\r\n.\r\nQUIT\r\n",
+    ];
+    let rounds = 0;
+    for (const body of bodies) {
+      const b = Buffer.from(body, "latin1");
+      for (let i = 1; i < b.length; i++)
+        for (let j = i; j < b.length; j++) {
+          const chunks = [b.subarray(0, i), b.subarray(i, j), b.subarray(j)].filter((c) => c.length);
+          for (const buffered of [true, false]) {
+            const slow = await parseToQuit(chunks, false, buffered);
+            const fast = await parseToQuit(chunks, true, buffered);
+            rounds++;
+            assert.deepEqual(
+              fast,
+              slow,
+              JSON.stringify({ chunks: chunks.map((c) => c.toString("latin1")), buffered }),
+            );
+          }
+        }
+    }
+    assert.ok(rounds > 1000);
+  });
+});
