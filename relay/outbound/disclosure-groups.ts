@@ -8,7 +8,7 @@
 // header names (To, Cc, and the Resent- forms) see each other already and share one message; every
 // other recipient (a Bcc, or all of them when the header section cannot be read) gets one of its own.
 // An address is compared as the relay routes it (its domain canonical: relay/contract/domains.ts)
-// with its local part in lower case; a spelling that does not match counts as a Bcc (a message more,
+// with the ASCII letters of its local part in lower case; a spelling that does not match counts as a Bcc (a message more,
 // never a recipient shown).
 import addressparser from "nodemailer/lib/addressparser";
 import { canonicalDomain } from "../contract/domains.js";
@@ -21,7 +21,10 @@ function comparable(address: string): string | undefined {
   const at = address.lastIndexOf("@");
   if (at <= 0) return undefined;
   const domain = canonicalDomain(address.slice(at + 1));
-  return domain === undefined ? undefined : `${address.slice(0, at).toLowerCase()}@${domain}`;
+  // ASCII letters only: toLowerCase folds compatibility letters (KELVIN SIGN onto k, ANGSTROM SIGN
+  // onto å) that the relay keeps as other mailboxes (inbound/authority.ts)
+  const local = address.slice(0, at).replace(/[A-Z]+/g, (s) => s.toLowerCase());
+  return domain === undefined ? undefined : `${local}@${domain}`;
 }
 
 /**
