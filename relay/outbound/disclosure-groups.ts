@@ -16,6 +16,27 @@ import { headerFields } from "./dkim-decision.js";
 
 const VISIBLE_FIELDS = ["To", "Cc", "Resent-To", "Resent-Cc"];
 
+/**
+ * `field` without its quoted strings and comments: an address is read only from what is left, so a
+ * display name or comment that spells an address (a lone "bob@x", which addressparser reads as the
+ * address it spells) never shows a recipient; a quoted local part is not read either (a Bcc more).
+ */
+function withoutPhrases(field: string): string {
+  let out = "";
+  let depth = 0;
+  let quoted = false;
+  for (let i = 0; i < field.length; i++) {
+    const c = field[i]!;
+    if ((quoted || depth) && c === "\\") i++;
+    else if (quoted) quoted = c !== '"';
+    else if (c === "(") depth++;
+    else if (depth) depth -= c === ")" ? 1 : 0;
+    else if (c === '"') quoted = true;
+    else out += c;
+  }
+  return out;
+}
+
 /** An address as disclosureGroups compares it (undefined: no domain to compare). */
 function comparable(address: string): string | undefined {
   const at = address.lastIndexOf("@");
@@ -39,7 +60,9 @@ export function disclosureGroups(recipients: readonly string[], header: string |
     for (const name of VISIBLE_FIELDS)
       for (const field of headerFields(header, name))
         // raw UTF-8 (SMTPUTF8) is read as UTF-8; the header block was read byte for byte
-        for (const a of addressparser(Buffer.from(field, "latin1").toString("utf8"), { flatten: true })) {
+        for (const a of addressparser(withoutPhrases(Buffer.from(field, "latin1").toString("utf8")), {
+          flatten: true,
+        })) {
           const c = a.address ? comparable(a.address) : undefined;
           if (c) named.add(c);
         }
