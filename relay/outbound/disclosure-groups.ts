@@ -8,8 +8,8 @@
 // header names (To, Cc, and the Resent- forms) see each other already and share one message; every
 // other recipient (a Bcc, or all of them when the header section cannot be read) gets one of its own.
 // An address is compared as the relay routes it (its domain canonical: relay/contract/domains.ts)
-// with the ASCII letters of its local part in lower case; a spelling that does not match counts as a Bcc (a message more,
-// never a recipient shown).
+// with the ASCII letters of its local part in lower case, read outside quoted strings and comments;
+// a spelling that does not match counts as a Bcc (a message more, never a recipient shown).
 import addressparser from "nodemailer/lib/addressparser";
 import { canonicalDomain } from "../contract/domains.js";
 import { headerFields } from "./dkim-decision.js";

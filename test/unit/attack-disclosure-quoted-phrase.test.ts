@@ -22,7 +22,7 @@ describe("attack: disclosure groups and a To entry that is only a quoted string"
     );
   });
 
-  it('a group holding only a quoted string does not show bob', () => {
+  it("a group holding only a quoted string does not show bob", () => {
     assert.deepEqual(
       disclosureGroups(
         ["alice@partner.example", "bob@partner.example"],
