@@ -16,13 +16,8 @@ import { startDnsServer, type DnsServer } from "../support/dns-server.js";
 import { startMtaStsServer, stsPolicy, type MtaStsServer } from "../support/mta-sts-server.js";
 import { freePort } from "../support/ports.js";
 import { waitFor } from "../support/process.js";
-import {
-  rawSession,
-  relayFixture,
-  type LogCapture,
-  type RelayFixture,
-  type TestPorts,
-} from "../support/relay.js";
+import { relayFixture, type LogCapture, type RelayFixture, type TestPorts } from "../support/relay.js";
+import { submitRequireTls } from "../support/requiretls-client.js";
 import { startSink, type Sink } from "../support/sink.js";
 
 let f: RelayFixture;
@@ -103,29 +98,9 @@ after(async () => {
   );
 });
 
-async function submitRequireTls(rcpt: string, tag: string): Promise<string> {
-  const s = await rawSession(ports.smtp);
-  try {
-    await s.cmd("EHLO client.test");
-    assert.match(await s.starttls(), /^220/);
-    assert.match(await s.cmd("EHLO client.test"), /250[ -]REQUIRETLS/);
-    assert.match(await s.cmd("MAIL FROM:<alice@local.test> REQUIRETLS"), /^250/);
-    assert.match(await s.cmd(`RCPT TO:<${rcpt}>`), /^250/);
-    assert.match(await s.cmd("DATA"), /^354/);
-    const reply = await s.data(
-      `From: alice@local.test\nTo: ${rcpt}\nSubject: ${tag}\nX-Test-Id: ${tag}\n\nhi\n`,
-    );
-    const m = /queued as ([0-9A-F]+)/.exec(reply);
-    assert.ok(m, reply);
-    return m[1]!;
-  } finally {
-    s.close();
-  }
-}
-
 describe("attack: REQUIRETLS, the policy's one MX briefly down, a backup MX outside the policy", () => {
   it("the message waits for the primary (a deferral) and is delivered once it is back; it is not bounced", async () => {
-    const id = await submitRequireTls("bob@rt.test", "rt-backup");
+    const id = await submitRequireTls(ports.smtp, "bob@rt.test", "rt-backup");
     // the first attempt: mx1 refuses the connection, mx2 is outside the policy
     await waitFor("mx1 unreachable", () =>
       logs.find((l) => l.event === "delivery" && l.queueId === id && l.nextHop === "mx1.rt.test"),

@@ -15,6 +15,7 @@ import {
   type RelayFixture,
   type TestPorts,
 } from "../support/relay.js";
+import { submitRequireTls } from "../support/requiretls-client.js";
 import { startSink, type Sink } from "../support/sink.js";
 
 let f: RelayFixture;
@@ -75,27 +76,6 @@ after(async () => {
   await f?.stop(() => Promise.all([secure?.close(), noExt?.close(), local?.close()]));
 });
 
-/** STARTTLS, then MAIL FROM ... REQUIRETLS; returns the relay's queue id. */
-async function submitRequireTls(rcpt: string, tag: string, from = "alice@local.test"): Promise<string> {
-  const s = await rawSession(ports.smtp);
-  try {
-    await s.cmd("EHLO client.test");
-    assert.match(await s.starttls(), /^220/);
-    assert.match(await s.cmd("EHLO client.test"), /250[ -]REQUIRETLS/);
-    assert.match(await s.cmd(`MAIL FROM:<${from}> REQUIRETLS`), /^250/);
-    assert.match(await s.cmd(`RCPT TO:<${rcpt}>`), /^250/);
-    assert.match(await s.cmd("DATA"), /^354/);
-    const reply = await s.data(
-      `From: ${from}\nTo: ${rcpt}\nSubject: ${tag}\nX-Test-Id: ${tag}\n\nconfidential\n`,
-    );
-    const m = /queued as ([0-9A-F]+)/.exec(reply);
-    assert.ok(m, reply);
-    return m[1]!;
-  } finally {
-    s.close();
-  }
-}
-
 const tagged = (sink: Sink, tag: string) =>
   sink.messages.find((m) => m.data.toString().includes(`X-Test-Id: ${tag}`));
 
@@ -111,7 +91,7 @@ describe("REQUIRETLS", () => {
   });
 
   it("verified TLS to a next hop with REQUIRETLS: delivered with the option on MAIL FROM", async () => {
-    const id = await submitRequireTls("bob@verified.test", "rt-ok");
+    const id = await submitRequireTls(ports.smtp, "bob@verified.test", "rt-ok");
     const m = await waitFor("delivered", () => tagged(secure, "rt-ok"), 20_000);
     assert.equal(m.requireTls, true);
     assert.equal(m.secure, true);
@@ -122,7 +102,7 @@ describe("REQUIRETLS", () => {
   });
 
   it("unverified TLS (mode required): bounced at once with a 5.7.10 DSN, never sent", async () => {
-    const id = await submitRequireTls("carol@plain.test", "rt-unverified");
+    const id = await submitRequireTls(ports.smtp, "carol@plain.test", "rt-unverified");
     const l = await waitFor("failed attempt", () =>
       logs.find((x) => x.event === "delivery" && x.queueId === id && x.result === "failed"),
     );
@@ -142,7 +122,7 @@ describe("REQUIRETLS", () => {
   it("attack: the DSN of a REQUIRETLS message carries none of its headers", async () => {
     // the DSN goes to the sender's domain with REQUIRETLS; the message's Subject, To and other
     // headers stay out all the same
-    const id = await submitRequireTls("erin@plain.test", "rt-hdrs");
+    const id = await submitRequireTls(ports.smtp, "erin@plain.test", "rt-hdrs");
     const dsn = await waitFor(
       "DSN",
       () => local.messages.find((m) => m.data.toString().includes(`X-Queue-ID: ${id}`)),
@@ -159,7 +139,7 @@ describe("REQUIRETLS", () => {
     // ops@plain.test: its route (mode required) never authenticates the peer, so the DSN of its
     // REQUIRETLS message fails itself (REQUIRETLS_UNMET) and, a DSN's failure being never reported,
     // is dropped: the partner that would have read the bounce unverified gets nothing
-    const id = await submitRequireTls("dan@plain.test", "rt-dsn-unmet", "ops@plain.test");
+    const id = await submitRequireTls(ports.smtp, "dan@plain.test", "rt-dsn-unmet", "ops@plain.test");
     const queued = await waitFor("DSN queued", () => logs.find((x) => x.event === "dsn" && x.queueId === id));
     const dsnId = String(queued.dsnId);
     const l = await waitFor("the DSN's attempt", () =>
@@ -174,7 +154,7 @@ describe("REQUIRETLS", () => {
   });
 
   it("next hop without REQUIRETLS: bounced with 5.7.30", async () => {
-    const id = await submitRequireTls("dan@noext.test", "rt-noext");
+    const id = await submitRequireTls(ports.smtp, "dan@noext.test", "rt-noext");
     const l = await waitFor("failed attempt", () =>
       logs.find((x) => x.event === "delivery" && x.queueId === id && x.result === "failed"),
     );
