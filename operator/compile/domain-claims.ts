@@ -381,6 +381,15 @@ export function claimsOver(domain: string): string[] {
   return claimingPatterns(domain).filter((p) => claimsUnder(domain, p));
 }
 
+/**
+ * Whether `c` holds `pattern`, one it names: any pattern but a wildcard over a public suffix, which it
+ * holds only when its claim was recorded before the list named the suffix (claim-age.ts keeps only
+ * such records). What the relay's compile (claimIndex) and a policy's own verdict (memo.ts) count.
+ */
+export function holdsPattern(c: Claimant, pattern: string): boolean {
+  return c.ages.patterns.has(pattern) || publicSuffixWildcard(pattern) === undefined;
+}
+
 /** Whether `pattern`, one of claimingPatterns(domain), claims it (claimsOver). */
 function claimsUnder(domain: string, pattern: string): boolean {
   return pattern === domain || publicSuffixWildcard(pattern) === undefined;
@@ -394,9 +403,8 @@ export function claimIndex(entries: readonly ClaimingPolicy[]): (domain: string)
   const owners = new Map<string, Claimant[]>();
   for (const e of entries)
     for (const d of e.domains) {
-      // a public-suffix wildcard only when its claim was recorded (claim-age.ts): it holds that
-      // pattern, and the lookup below keeps it from claiming anything beneath
-      if (!e.ages.patterns.has(d) && publicSuffixWildcard(d) !== undefined) continue;
+      // the lookup below keeps a held public-suffix wildcard from claiming anything beneath
+      if (!holdsPattern(e, d)) continue;
       const list = owners.get(d);
       if (list) list.push(e);
       else owners.set(d, [e]);

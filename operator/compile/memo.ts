@@ -9,11 +9,17 @@ import { keyOf, type MailRelayObject, type PolicyObject } from "../objects.js";
 import { selectorMatches } from "./selector.js";
 import type { ClusterState } from "../state.js";
 import type { ClusterView } from "./references.js";
-import { claimIndex, claimsOver, floorFor, type Claimant, type TlsFloor } from "./domain-claims.js";
+import {
+  claimIndex,
+  claimsOver,
+  floorFor,
+  holdsPattern,
+  type Claimant,
+  type TlsFloor,
+} from "./domain-claims.js";
 import { ownedWhenLeftOut } from "./left-out.js";
 import { relayIdOf } from "./claim-age.js";
 import { exceptionPhase } from "./exceptions.js";
-import { publicSuffixWildcard } from "./public-suffix.js";
 import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
 import { compileRelayConfig, relayClaimOf, type CompileResult, type EncodedConfig } from "./relay-config.js";
@@ -168,13 +174,8 @@ export class CompileMemo {
       if (!q || q.metadata.deletionTimestamp) continue;
       if (!selectorMatches(relay.spec.policySelector ?? {}, q.metadata.labels)) continue;
       const e = this.policyEntry(q);
-      // a wildcard over a public suffix claims only when its claim was recorded (claimIndex, claim-age.ts)
-      if (
-        e.domains.some(
-          (d) => patterns.includes(d) && (e.ages.patterns.has(d) || publicSuffixWildcard(d) === undefined),
-        )
-      )
-        out.push(e);
+      // as the compile counts them (domain-claims.ts holdsPattern: a public-suffix wildcard only recorded)
+      if (e.domains.some((d) => patterns.includes(d) && holdsPattern(e, d))) out.push(e);
     }
     return out;
   }
