@@ -60,8 +60,8 @@ import { decideFallback, type FallbackNote } from "./fallback.js";
 import { withFallback, type FallbackDeps, type FallbackRecord } from "./fallback-delivery.js";
 import type { KeyObject } from "node:crypto";
 import type { DkimSigning } from "../contract/dkim-config.js";
-import { dkimDecision, headerSection, type DkimDecision } from "./dkim-decision.js";
-import { disclosureGroups } from "./disclosure-groups.js";
+import { dkimDecision, type DkimDecision } from "./dkim-decision.js";
+import { disclosureGroupsOf } from "./disclosure-groups.js";
 import { signDkim } from "./dkim.js";
 import { runTransforms, type Batch, type MessageSteps, type StepOutcome } from "./message-transforms.js";
 import { deliverOpenpgp, type OpenpgpDeps, type OpenpgpRecord } from "./openpgp-delivery.js";
@@ -607,9 +607,7 @@ export class Deliverer {
     // an encrypted message shows every recipient it is encrypted to: a Bcc gets one of its own
     // (disclosure-groups.ts)
     const groups =
-      steps.smime || steps.openpgp
-        ? disclosureGroups(req.recipients, headerSection(req.message.head, req.message.size))
-        : [req.recipients];
+      steps.smime || steps.openpgp ? disclosureGroupsOf(req.recipients, req.message) : [req.recipients];
     const batches: Batch<RecipientResult>[] = [];
     const results: RecipientResult[] = [];
     for (const recipients of groups) {

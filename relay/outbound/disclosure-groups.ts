@@ -12,7 +12,7 @@
 // a spelling that does not match counts as a Bcc (a message more, never a recipient shown).
 import addressparser from "nodemailer/lib/addressparser";
 import { canonicalDomain } from "../contract/domains.js";
-import { headerFields } from "./dkim-decision.js";
+import { headerFields, headerSection } from "./dkim-decision.js";
 
 const VISIBLE_FIELDS = ["To", "Cc", "Resent-To", "Resent-Cc"];
 
@@ -74,4 +74,12 @@ export function disclosureGroups(recipients: readonly string[], header: string |
     else alone.push([r]);
   }
   return shown.length ? [shown, ...alone] : alone;
+}
+
+/** disclosureGroups of a message's recipients, its header section read from its first bytes. */
+export function disclosureGroupsOf(
+  recipients: readonly string[],
+  message: { head: Buffer; size: number },
+): string[][] {
+  return disclosureGroups(recipients, headerSection(message.head, message.size));
 }

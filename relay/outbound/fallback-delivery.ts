@@ -10,8 +10,7 @@
 import { fail, type Failure, type FailureCode } from "../contract/failure.js";
 import { bufferBody, type MessageBody } from "../queue/message-body.js";
 import { runTransforms, type TransformStep } from "./message-transforms.js";
-import { headerSection } from "./dkim-decision.js";
-import { disclosureGroups } from "./disclosure-groups.js";
+import { disclosureGroupsOf } from "./disclosure-groups.js";
 import { fallbackRoute, type FallbackDecision, type FallbackNote } from "./fallback.js";
 import type { Route } from "./route.js";
 import {
@@ -177,9 +176,9 @@ async function viaSmime<Q extends Request, R extends FallbackResult>(
   const smime = { algorithm: s.contentEncryption, signed: signer !== undefined };
   // each message names the certificates it is encrypted to: a Bcc gets one of its own
   // (disclosure-groups.ts), as on a policy's own S/MIME route
-  const groups = disclosureGroups(
+  const groups = disclosureGroupsOf(
     plan.encrypt.map((e) => e.address),
-    headerSection(req.message.head, req.message.size),
+    req.message,
   );
   for (const to of groups) {
     refused = undefined;
