@@ -11,6 +11,12 @@ export interface Cidr {
   family: "ipv4" | "ipv6";
 }
 
+/** ::ffff:0:0, the IPv4-mapped block's address as 16-bit groups (its 96-bit prefix). */
+const MAPPED_BLOCK = [0, 0, 0, 0, 0, 0xffff, 0, 0];
+
+/** Whether the 8 groups of an IPv6 address lie in ::ffff:0:0/96 (an IPv4 address, mapped). */
+const inMappedBlock = (g: readonly number[]): boolean => samePrefix(g, MAPPED_BLOCK, 96);
+
 /** The 8 groups of an IPv6 address (with an embedded IPv4 tail), or undefined. */
 export function ipv6Groups(ip: string): number[] | undefined {
   let s = ip.replace(/%.*$/, "");
@@ -37,7 +43,7 @@ export function normalizeIp(ip: string): string {
   const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
   if (m) return m[1]!;
   const g = isIP(ip) === 6 ? ipv6Groups(ip) : undefined;
-  if (!g || g.slice(0, 6).join(":") !== "0:0:0:0:0:65535") return ip;
+  if (!g || !inMappedBlock(g)) return ip;
   return [g[6]! >> 8, g[6]! & 0xff, g[7]! >> 8, g[7]! & 0xff].join(".");
 }
 
@@ -73,7 +79,7 @@ export function parsedCidrs(xs: readonly string[] = []): [string, Cidr][] {
 export function canonicalCidr(c: Cidr): Cidr {
   if (c.family !== "ipv6" || c.prefix < 96) return c;
   const g = ipv6Groups(c.address);
-  if (!g || g.slice(0, 6).join(":") !== "0:0:0:0:0:65535") return c;
+  if (!g || !inMappedBlock(g)) return c;
   const v4 = [g[6]! >> 8, g[6]! & 0xff, g[7]! >> 8, g[7]! & 0xff].join(".");
   return { address: v4, prefix: c.prefix - 96, family: "ipv4" };
 }
@@ -109,7 +115,7 @@ export function cidrWithin(outer: Cidr, inner: Cidr): boolean {
 function canonicalGroups(c: Cidr): { family: Cidr["family"]; prefix: number; groups: number[] } | undefined {
   const g = groupsOf(c);
   if (!g) return undefined;
-  if (c.family === "ipv6" && c.prefix >= 96 && g.slice(0, 6).join(":") === "0:0:0:0:0:65535")
+  if (c.family === "ipv6" && c.prefix >= 96 && inMappedBlock(g))
     return { family: "ipv4", prefix: c.prefix - 96, groups: g.slice(6) };
   return { family: c.family, prefix: c.prefix, groups: g };
 }
@@ -123,8 +129,6 @@ function samePrefix(a: readonly number[], b: readonly number[], prefix: number):
   }
   return true;
 }
-
-const MAPPED_BLOCK = [0, 0, 0, 0, 0, 0xffff, 0, 0];
 
 /**
  * Whether an IPv6 range holds the whole IPv4-mapped block ::ffff:0:0/96 (::/0, ::/80,
