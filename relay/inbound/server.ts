@@ -167,6 +167,17 @@ function errFor(r: Reply): Error {
   return smtpError(r.code, r.text);
 }
 
+/** A transaction's accepted recipients (InboundListeners recipientsOf). */
+interface AcceptedRecipients {
+  /** By lower-cased address (smtp-server's key for its list): each one's canonical form. */
+  byLower: Map<string, string>;
+  /**
+   * The TLS-RPT report addresses the recipients' kinds were last checked under (undefined: not yet,
+   * or none configured): after a reload every one is compared again.
+   */
+  checkedUnder?: unknown;
+}
+
 export class InboundListeners {
   private servers = new Map<ListenerKind, SMTPServer>();
   private proxies = new ProxyFronts();
@@ -192,9 +203,7 @@ export class InboundListeners {
   private sessionTimers = new Map<string, NodeJS.Timeout>();
   private admission: BodyAdmission;
   /** Per transaction (its envelope object): recipientsOf. */
-  private rcptIndex = new WeakMap<object, Map<string, string>>();
-  /** Per recipientsOf map: the TLS-RPT report addresses its recipients' kinds were last checked under. */
-  private rcptKinds = new WeakMap<object, unknown>();
+  private rcptIndex = new WeakMap<object, AcceptedRecipients>();
 
   constructor(private d: InboundDeps) {
     const a = d.bodyAdmission;
@@ -578,7 +587,8 @@ export class InboundListeners {
     // smtp-server keeps one entry per address compared in lower case: a later spelling replaces the
     // earlier one after both were answered 250. A local part that differs only in case is another
     // mailbox (RFC 5321 2.4), so it waits for a transaction of its own instead of being dropped.
-    const known = this.recipientsOf(session);
+    const accepted = this.recipientsOf(session);
+    const known = accepted.byLower;
     const lower = address.toLowerCase();
     const prior = known.get(lower);
     if (prior !== undefined && prior !== canonical) return cb(this.reject(session, "RCPT", CASE_VARIANT));
@@ -589,14 +599,14 @@ export class InboundListeners {
     const reports = this.d.tlsRpt?.settings()?.addresses;
     const first = known.values().next().value;
     const compared =
-      this.rcptKinds.get(known) === reports ? (first === undefined ? [] : [first]) : [...known.values()];
+      accepted.checkedUnder === reports ? (first === undefined ? [] : [first]) : [...known.values()];
     const r =
       envelopeRefusal(session, d, cur, g, canonical) ??
       reportRecipientRefusal(this.d.tlsRpt, compared, canonical);
     if (r) return cb(this.reject(session, "RCPT", r));
     const accept = (): void => {
       known.set(lower, canonical);
-      this.rcptKinds.set(known, reports);
+      accepted.checkedUnder = reports;
       cb(null);
     };
     // a fleet peer handing its queue over is not held (its drain has a deadline; it is authenticated)
@@ -627,14 +637,17 @@ export class InboundListeners {
    * them (attack review: test/mail/attack-rcpt-quadratic.test.ts). Rebuilt from smtp-server's list
    * should the two ever disagree.
    */
-  private recipientsOf(session: SMTPServerSession): Map<string, string> {
+  private recipientsOf(session: SMTPServerSession): AcceptedRecipients {
     const env = session.envelope;
-    let m = this.rcptIndex.get(env);
-    if (!m || m.size !== env.rcptTo.length) {
-      m = new Map(env.rcptTo.map((x) => [x.address.toLowerCase(), canonicalAddress(x.address) ?? x.address]));
-      this.rcptIndex.set(env, m);
+    let a = this.rcptIndex.get(env);
+    if (!a || a.byLower.size !== env.rcptTo.length) {
+      const byLower = new Map(
+        env.rcptTo.map((x) => [x.address.toLowerCase(), canonicalAddress(x.address) ?? x.address]),
+      );
+      a = { byLower };
+      this.rcptIndex.set(env, a);
     }
-    return m;
+    return a;
   }
 
   /**
