@@ -20,7 +20,7 @@
 // orders the policies it starts with by their claims, not by the order they are reconciled in.
 // Pure: the recording's clock is the caller's.
 import type { PolicyObject } from "../objects.js";
-import { publicSuffixWildcard } from "./public-suffix.js";
+import { publicSuffixWildcard, suffixRefusal } from "./public-suffix.js";
 
 /** A claim whose start is not known yet: newer than every dated one. */
 export const UNDATED = Infinity;
@@ -74,6 +74,37 @@ interface RecordStatus {
 
 const dateOf = (s: unknown): number => (typeof s === "string" ? Date.parse(s) : NaN);
 
+/**
+ * The patterns of status.claims that the same status already refuses as wildcards over a public
+ * suffix (its Accepted condition says so). The operators before session 15 recorded every pattern a
+ * policy named, refused ones included; such a record was never an accepted claim, so it holds nothing
+ * (and is dropped): else one tenant's refused "*.co.uk" would, after the upgrade, defer every
+ * unclaimed .co.uk domain's mail. A record the status does not show refused (accepted before the list
+ * named its base) still holds its pattern. Pure.
+ */
+export function refusedSuffixRecords(status: unknown): string[] {
+  const st = status as RecordStatus | undefined;
+  if (!Array.isArray(st?.claims)) return [];
+  const refused: string[] = [];
+  let accepted: string | undefined;
+  for (const c of st.claims as Partial<ClaimRecord>[]) {
+    const pattern = c?.domain;
+    const suffix = typeof pattern === "string" ? publicSuffixWildcard(pattern) : undefined;
+    if (pattern === undefined || suffix === undefined) continue;
+    accepted ??= acceptedFalseMessage(st.conditions);
+    if (accepted.includes(suffixRefusal(pattern, suffix))) refused.push(pattern);
+  }
+  return refused;
+}
+
+/** The message of a status's Accepted condition when it is False, else "". */
+function acceptedFalseMessage(conditions: unknown): string {
+  if (!Array.isArray(conditions)) return "";
+  for (const c of conditions as { type?: unknown; status?: unknown; message?: unknown }[])
+    if (c?.type === "Accepted" && c.status === "False" && typeof c.message === "string") return c.message;
+  return "";
+}
+
 /** The ages of `raw`'s claims on `domains` (its canonical patterns: domain-claims.ts claimedDomains). */
 export function claimAges(raw: PolicyObject, domains: readonly string[]): ClaimAges {
   const status = raw.status as RecordStatus | undefined;
@@ -84,10 +115,12 @@ export function claimAges(raw: PolicyObject, domains: readonly string[]): ClaimA
   const g = raw.metadata.generation;
   const unrecordedPattern = olderOperator || g === undefined || g === 1 ? creation : UNDATED;
   const recorded = new Map<string, number>();
+  const refused = refusedSuffixRecords(status);
   if (Array.isArray(status?.claims))
     for (const c of status.claims as Partial<ClaimRecord>[]) {
       const t = dateOf(c?.since);
-      if (typeof c?.domain === "string" && !Number.isNaN(t)) recorded.set(c.domain, t);
+      if (typeof c?.domain === "string" && !Number.isNaN(t) && !refused.includes(c.domain))
+        recorded.set(c.domain, t);
     }
   const relays = new Map<string, number>();
   if (Array.isArray(status?.selectedBy))
@@ -107,8 +140,8 @@ export function claimAges(raw: PolicyObject, domains: readonly string[]): ClaimA
   const claimed = Math.max(creation === UNDATED ? 0 : creation, ...recorded.values());
   return {
     // a wildcard over a public suffix claims nothing and is never dated, unless the operator recorded
-    // its claim before the Public Suffix List named its base (public-suffix.ts): that one the relay
-    // keeps holding (domain-claims.ts policyVerdict)
+    // its claim before the Public Suffix List named its base (public-suffix.ts), and not as a refused
+    // one (refusedSuffixRecords): that one the relay keeps holding (domain-claims.ts policyVerdict)
     patterns: new Map(
       domains.flatMap((d): [string, number][] => {
         const t = recorded.get(d);

@@ -18,7 +18,7 @@ import {
   type TlsFloor,
 } from "./domain-claims.js";
 import { ownedWhenLeftOut } from "./left-out.js";
-import { relayIdOf } from "./claim-age.js";
+import { refusedSuffixRecords, relayIdOf } from "./claim-age.js";
 import { exceptionPhase } from "./exceptions.js";
 import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
@@ -72,12 +72,15 @@ function specId(p: PolicyObject, now: number): string {
   return `${p.metadata.uid ?? ""}:${g !== undefined ? g : JSON.stringify(p.spec)}:${exceptionPhase(p, now)}:${claimsId(p)}`;
 }
 
-/** What of the status the claims' ages read (claim-age.ts): the records, or whether any status exists. */
+/**
+ * What of the status the claims' ages read (claim-age.ts): the records (and which of them the status
+ * refuses as public-suffix wildcards), or whether any status exists.
+ */
 function claimsId(p: PolicyObject): string {
   const st = p.status as
     { claims?: unknown; selectedBy?: unknown; footprint?: unknown; conditions?: unknown[] } | undefined;
   return st?.claims !== undefined
-    ? JSON.stringify([st.claims, st.selectedBy, st.footprint])
+    ? JSON.stringify([st.claims, st.selectedBy, st.footprint, refusedSuffixRecords(st)])
     : st?.conditions?.length
       ? "older"
       : "";

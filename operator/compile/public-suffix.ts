@@ -27,3 +27,13 @@ export function publicSuffixWildcard(pattern: string): string | undefined {
   known.set(base, suffix);
   return suffix;
 }
+
+/**
+ * How a refused (not held) wildcard over a public suffix begins its problem's message: written by
+ * domain-claims.ts policyVerdict, and read back from the Accepted condition of a status an operator
+ * wrote (claim-age.ts refusedSuffixRecords), the only trace an older operator left of having refused
+ * a pattern whose claim it recorded anyway. Session 14's operator wrote the same words.
+ */
+export function suffixRefusal(pattern: string, suffix: string): string {
+  return `spec.domains: ${pattern} is a wildcard over ${suffix}, a public suffix (the Public Suffix List)`;
+}

@@ -23,7 +23,12 @@ import type { PolicyObject } from "../../operator/objects.js";
 const verify = { outbound: { tls: { mode: "verify" } } };
 
 /** The status session 14's operator wrote for a policy naming `domains`, refusing `suffixWildcard`. */
-function refusedBySession14(name: string, domains: string[], suffixWildcard: string, i: number): PolicyObject {
+function refusedBySession14(
+  name: string,
+  domains: string[],
+  suffixWildcard: string,
+  i: number,
+): PolicyObject {
   const p = recordedSince(policyObject(name, domains, { spec: verify }), at(i), edge);
   const suffix = suffixWildcard.slice(2);
   const status = p.status as Record<string, unknown>;
