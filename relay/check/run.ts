@@ -20,7 +20,8 @@ import { mxAllowed, type StsLookup } from "../outbound/mta-sts.js";
 import { resolveHops, type Dns } from "../outbound/mx.js";
 import { isMandatorySuite } from "../outbound/cipher-suites.js";
 import { spkiPin } from "../outbound/pins.js";
-import { carriesName, type AuditSession } from "../outbound/tls-audit.js";
+import type { AuditSession } from "../outbound/tls-audit.js";
+import { leafNamesAny } from "../outbound/server-names.js";
 import { resolveTlsPolicy } from "../outbound/tls-policy.js";
 import type { Hop } from "../outbound/hop.js";
 import { probeSmtp, type ProbeOptions, type ProbeResult } from "./probe.js";
@@ -165,7 +166,7 @@ async function checkHost(
     ...(tls ? { tls: { version: tls.version, cipher: clip(tls.cipher, 128) } } : {}),
     chain: chain.slice(0, 10).flatMap((c) => certInfo(c) ?? []),
     names: names.map((n) => clip(n, 255)),
-    nameMatches: chain[0] !== undefined && carriesName(chain[0], names),
+    nameMatches: chain[0] !== undefined && leafNamesAny(chain[0], names),
     verifies: tls?.authorized === true,
     ...(tls?.authorizationError
       ? { verifyError: clip(tls.authorizationError) }

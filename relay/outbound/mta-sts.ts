@@ -16,11 +16,11 @@ import { mkdir, readdir, readFile } from "node:fs/promises";
 import { writeFileDurable } from "../durable-file.js";
 import { request } from "node:https";
 import { join } from "node:path";
-import { checkServerIdentity } from "node:tls";
 import { promises as dns } from "node:dns";
 import { errorCode, errorMessage, fail, ok, type Result } from "../contract/failure.js";
 import type { Dns } from "./mx.js";
 import { SingleFlight } from "./single-flight.js";
+import { serverNameChecker } from "./server-names.js";
 
 export type StsMode = "enforce" | "testing" | "none";
 
@@ -294,7 +294,7 @@ export class MtaSts {
           timeout: this.o.timeoutMs ?? 10_000,
           rejectUnauthorized: true,
           ...(ca ? { ca } : {}),
-          checkServerIdentity: (_h, cert) => checkServerIdentity(host, cert),
+          checkServerIdentity: serverNameChecker([host]),
           agent: false,
         },
         (res) => {

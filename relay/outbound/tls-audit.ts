@@ -20,6 +20,7 @@ import type { Failure } from "../contract/failure.js";
 import { isMandatorySuite } from "./cipher-suites.js";
 import { issuerMayIssue } from "./issuer.js";
 import { spkiPin } from "./pins.js";
+import { leafNamesAny } from "./server-names.js";
 import { VERSION_ORDER } from "./tls-policy.js";
 
 /** What an audited policy says of one session: fine, or the code and reason it would have deferred with. */
@@ -105,25 +106,6 @@ export function chainVerifies(
   return false;
 }
 
-/** Whether the leaf carries one of `names` (".domain": any name strictly under it). */
-export function carriesName(leafDer: Buffer, names: readonly string[]): boolean {
-  let leaf: X509Certificate;
-  try {
-    leaf = new X509Certificate(leafDer);
-  } catch {
-    return false;
-  }
-  const dns = (leaf.subjectAltName ?? "")
-    .split(/,\s*/)
-    .filter((x) => x.startsWith("DNS:"))
-    .map((x) => x.slice(4).toLowerCase());
-  return names.some((n) =>
-    n.startsWith(".")
-      ? dns.some((d) => d.endsWith(n.toLowerCase()) && d.length > n.length)
-      : leaf.checkHost(n, { partialWildcards: false }) !== undefined,
-  );
-}
-
 /** The audited policy's verdict on one session. Pure (given `roots` and `now`). */
 export function auditSession(
   t: AuditTarget,
@@ -150,7 +132,7 @@ export function auditSession(
     const anchors = anchorsOf(t.ca ?? roots);
     if (!chainVerifies(s.chain, anchors, now))
       return no("TLS_VERIFY_FAILED", `certificate of ${host} does not chain to the audited trust anchors`);
-    if (!s.chain[0] || !carriesName(s.chain[0], d.names))
+    if (!s.chain[0] || !leafNamesAny(s.chain[0], d.names))
       return no("TLS_VERIFY_FAILED", `certificate of ${host} does not match ${d.names.join(", ")}`);
   }
   if (d.level === "dane") {

@@ -11,7 +11,7 @@
 // evaluated on the session (`audit`), never part of what the connection accepts.
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
-import { checkServerIdentity, type PeerCertificate, type TLSSocket } from "node:tls";
+import type { TLSSocket } from "node:tls";
 import type { SMTPConnectionOptions } from "nodemailer/lib/smtp-connection";
 import type { TlsVersion } from "../contract/config.js";
 import { fail, ok, type Failure, type Result } from "../contract/failure.js";
@@ -20,6 +20,7 @@ import { MANDATORY_CIPHERS, MIN_DH_BITS } from "./cipher-suites.js";
 import { matchChain, peerChain, tlsaText } from "./dane.js";
 import type { Hop } from "./hop.js";
 import { checkPins } from "./pins.js";
+import { serverNameChecker } from "./server-names.js";
 import { auditSession, type AuditTarget, type AuditVerdict } from "./tls-audit.js";
 import type { TlsDecision, TlsLevel, TlsResolution } from "./tls-policy.js";
 
@@ -69,39 +70,6 @@ export interface TransportPlan {
   audit?(socket: TLSSocket | undefined, version: string | undefined): AuditVerdict;
 }
 
-/**
- * Whether a certificate carries `name`: an exact name (wildcards as RFC 6125 allows), or, for
- * ".domain" (Postfix's dot-nexthop), any DNS name strictly under that domain.
- */
-function carries(name: string, cert: PeerCertificate): boolean {
-  if (!name.startsWith(".")) return checkServerIdentity(name, cert) === undefined;
-  const suffix = name.toLowerCase();
-  const dns = (cert.subjectaltname ?? "")
-    .split(/,\s*/)
-    .filter((x) => x.startsWith("DNS:"))
-    .map((x) => x.slice(4).toLowerCase().replace(/\.$/, ""));
-  return dns.some((n) => HOST_NAME.test(n) && n.endsWith(suffix) && n.length > suffix.length);
-}
-
-/**
- * A DNS name a certificate may carry: letters, digits and hyphens in labels, a "*" first label at
- * most. A subjectAltName is the CA's text; "x dns:mx.partner.example" is no name under the domain,
- * though it ends like one (the outbound review, session 15).
- */
-const HOST_NAME = /^(\*\.)?([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-
-/** A checkServerIdentity that accepts a certificate carrying any of `names`. */
-export function identityChecker(
-  names: readonly string[],
-): (host: string, cert: PeerCertificate) => Error | undefined {
-  return (_host, cert) => {
-    for (const n of names) if (carries(n, cert)) return undefined;
-    const e = new Error(`certificate does not match ${names.join(", ")}`) as Error & { code: string };
-    e.code = "ERR_TLS_CERT_ALTNAME_INVALID";
-    return e;
-  };
-}
-
 function digest(x: unknown): string {
   return createHash("sha256").update(JSON.stringify(x)).digest("hex").slice(0, 32);
 }
@@ -143,7 +111,7 @@ export function planTransport(
     ...(servername ? { servername } : {}),
     // verify refuses a chain outside it; other levels only read the verdict (MTA-STS testing reports it)
     ...(material.ca ? { ca: material.ca } : {}),
-    ...(verify ? { checkServerIdentity: identityChecker(expectedNames) } : {}),
+    ...(verify ? { checkServerIdentity: serverNameChecker(expectedNames) } : {}),
     ...(material.clientCert ? { cert: material.clientCert.cert, key: material.clientCert.key } : {}),
   };
   const options: SMTPConnectionOptions = {

@@ -32,7 +32,6 @@ import { promises as dns } from "node:dns";
 import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { request } from "node:https";
 import { join } from "node:path";
-import { checkServerIdentity } from "node:tls";
 import type { DestinationFilter } from "../net/address-class.js";
 import { errorCode, errorMessage } from "../contract/failure.js";
 import { fsyncDir } from "../queue/group-commit.js";
@@ -41,6 +40,7 @@ import type { SecureDns } from "./dnssec.js";
 import type { Dns } from "./mx.js";
 import { readKeyring } from "./openpgp.js";
 import { SingleFlight } from "./single-flight.js";
+import { serverNameChecker } from "./server-names.js";
 
 /** A WKD answer larger than this is refused (a key with its signatures is a few KiB). */
 export const MAX_KEY_BYTES = 256 * 1024;
@@ -371,7 +371,7 @@ export class Wkd {
           timeout: this.o.timeoutMs ?? 10_000,
           rejectUnauthorized: true,
           ...(ca ? { ca } : {}),
-          checkServerIdentity: (_h, cert) => checkServerIdentity(host, cert),
+          checkServerIdentity: serverNameChecker([host]),
           agent: false,
         },
         (res) => {

@@ -28,7 +28,8 @@ import {
 } from "../../relay/contract/cidr.js";
 import { isNullMx, sortMx } from "../../relay/outbound/mx.js";
 import { groupRecipients, matchPolicy, routeFor } from "../../relay/outbound/route.js";
-import { identityChecker, planTransport } from "../../relay/outbound/transport-options.js";
+import { serverNameChecker as identityChecker } from "../../relay/outbound/server-names.js";
+import { planTransport } from "../../relay/outbound/transport-options.js";
 import { resolveTlsPolicy } from "../../relay/outbound/tls-policy.js";
 import { backoffSeconds, expired } from "../../relay/queue/backoff.js";
 import { certificateProblemOf } from "../../relay/outbound/certificate-problem.js";
