@@ -102,6 +102,12 @@ export function passwordProblem(password: string): string | undefined {
   if (password.trim() === "") return "the password is empty or white space only";
   if (/[\r\n]/.test(password) || Buffer.byteLength(password) > MAX_PASSWORD_BYTES)
     return `the password is more than one line or over ${MAX_PASSWORD_BYTES} bytes: a key or a token, never sent or accepted as a password`;
+  // bytes that are not UTF-8 read as U+FFFD (secretText), and smtp-server decodes a client's AUTH
+  // password the same lossy way: any other invalid bytes in their place logged the account in
+  // (attack review: test/mail/attack-auth-password-not-utf8.test.ts). A U+FFFD in the file itself
+  // is the same mark, which a client's invalid bytes would match too.
+  if (password.includes("\uFFFD"))
+    return "the password is not UTF-8 text (raw random bytes?): its bytes cannot be compared; use printable text (e.g. base64 of the random bytes)";
   return undefined;
 }
 
