@@ -488,6 +488,17 @@ export class InboundListeners {
           text: "5.5.1 AUTH is not permitted during a mail transaction (RSET first)",
         }),
       );
+    // RFC 4616 section 2: an authorization identity other than the login itself must fail, as no
+    // login may act as another (smtp-server passes the authzid on and logs in as the authcid: a
+    // partner asking to act as a relay-wide account was told 235, attack review:
+    // test/mail/attack-auth-plain-authzid.test.ts). The authzid alone is the login (some clients put
+    // the username there). Refused before any password is compared: nothing is learnt or counted.
+    if (auth.method === "PLAIN" && auth.authzid && auth.authcid && auth.authzid !== auth.authcid) {
+      s.authOutcome = "failed";
+      return cb(
+        this.reject(session, "AUTH", { code: 535, text: "5.7.8 Authentication credentials invalid" }),
+      );
+    }
     const { d, cur } = this.decision(session);
     const limits = cur.loaded.config.inbound.limits;
     const tl = throttleLimits(limits);
