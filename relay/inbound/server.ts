@@ -510,12 +510,19 @@ export class InboundListeners {
     // review, session 12); a wrong one is counted like any other failure
     const fleet = auth.username === FLEET_USER;
     const fleetOk = fleet && password !== undefined && isFleetPassword(fleetKey(cur.loaded), password);
-    const verdict = fleetOk ? ({ ok: true } as const) : this.throttle.check(client, auth.username ?? "", tl);
+    const allowed = allowedAccounts(cur.authority, d);
+    // a login this host may use is counted as that account; any other name (made up, or an account
+    // of other hosts: from here it can never log in, and its failures would only lock its owner out)
+    // among the strangers, which lock alike, so the replies tell no one which usernames exist
+    const loginHere = (u: string): boolean =>
+      cur.accounts.some((a) => allowed.includes(a.name) && sameAccount(a.username, u));
+    const verdict = fleetOk
+      ? ({ ok: true } as const)
+      : this.throttle.check(client, auth.username ?? "", tl, loginHere);
     if (!verdict.ok) {
       s.authOutcome = "failed";
       return cb(this.reject(session, "AUTH", verdict));
     }
-    const allowed = allowedAccounts(cur.authority, d);
     const user =
       password === undefined
         ? undefined
@@ -527,11 +534,7 @@ export class InboundListeners {
     if (!user) {
       s.authOutcome = "failed";
       this.d.metrics.authFailures.inc();
-      // an account counts a failure only from a host that may use it: from elsewhere it can never
-      // log in, so those failures guess nothing and would only lock its owner out
-      this.throttle.failed(client, auth.username ?? "", tl, (u) =>
-        cur.accounts.some((a) => allowed.includes(a.name) && sameAccount(a.username, u)),
-      );
+      this.throttle.failed(client, auth.username ?? "", tl, loginHere);
       return cb(
         this.reject(session, "AUTH", { code: 535, text: "5.7.8 Authentication credentials invalid" }),
       );

@@ -8,8 +8,12 @@
 // for accounts nobody attacks). Clients are keyed by clientKey(): an IPv4 address, or an IPv6
 // network (/64 by default: one host usually holds a whole /64, so /128 keys would give an attacker
 // 2^64 fresh counters). Memory is bounded: at most `maxKeys` client keys, the least recently failed
-// forgotten first; accounts are counted only when the username is a configured account's, so their
-// counters are bounded by the number of accounts and nothing an attacker sends can evict them.
+// forgotten first. A username that is a login from the client's host (a configured account that
+// host may use) is counted in the accounts' table, bounded by the number of accounts, which nothing an
+// attacker sends can evict; any other username (made up, or a partner's login tried from outside its
+// hosts) in a table of its own, bounded like the client keys. Both lock alike: counting only the
+// accounts told a stranger which usernames exist (454 after the limit against 535 for ever: the
+// inbound review, session 16), and a partner's count from strangers never locks its own hosts out.
 import { isIP } from "node:net";
 import { CidrSet, ipv6Groups, normalizeIp, parsedCidrs } from "../contract/cidr.js";
 
@@ -69,6 +73,8 @@ class Window {
 export class AuthThrottle {
   private ips: Window;
   private accounts: Window;
+  /** Usernames that are no login from the host trying them. */
+  private strangers: Window;
 
   constructor(
     private now: () => number = Date.now,
@@ -76,31 +82,48 @@ export class AuthThrottle {
   ) {
     this.ips = new Window(maxKeys);
     this.accounts = new Window();
+    this.strangers = new Window(maxKeys);
   }
 
-  /** May `ip` try to log in as `username` now? */
-  check(ip: string, username: string, l: ThrottleLimits): ThrottleVerdict {
+  /**
+   * May `ip` try to log in as `username` now? `isAccount`: whether the username is a login the client
+   * may use (the same answer `failed` is given).
+   */
+  check(
+    ip: string,
+    username: string,
+    l: ThrottleLimits,
+    isAccount: (username: string) => boolean,
+  ): ThrottleVerdict {
     const now = this.now();
     if (this.ips.count(ip, now, l.windowMs) >= l.maxFailuresPerIp)
       return { ok: false, scope: "ip", code: 454, text: THROTTLED_TEXT };
-    if (username && this.accounts.count(account(username), now, l.windowMs) >= l.maxFailuresPerAccount)
+    if (
+      username &&
+      this.table(username, isAccount).count(account(username), now, l.windowMs) >= l.maxFailuresPerAccount
+    )
       return { ok: false, scope: "account", code: 454, text: THROTTLED_TEXT };
     return { ok: true };
   }
 
   /**
-   * Records a failed login from client key `ip`; the account's counter only when `username` is a
-   * configured account (`isAccount`), so made-up usernames cannot grow or flush that table.
+   * Records a failed login from client key `ip` as `username`: in the accounts' table when it is a
+   * login the client may use (`isAccount`), else in the strangers' (so made-up usernames can neither
+   * grow nor flush the accounts' table).
    */
   failed(ip: string, username: string, l: ThrottleLimits, isAccount: (username: string) => boolean): void {
     const now = this.now();
     this.ips.add(ip, now, l.maxFailuresPerIp);
-    if (username && isAccount(username)) this.accounts.add(account(username), now, l.maxFailuresPerAccount);
+    if (username) this.table(username, isAccount).add(account(username), now, l.maxFailuresPerAccount);
+  }
+
+  private table(username: string, isAccount: (username: string) => boolean): Window {
+    return isAccount(username) ? this.accounts : this.strangers;
   }
 
   /** Tracked keys (for tests of the memory bound). */
-  get tracked(): { ips: number; accounts: number } {
-    return { ips: this.ips.size, accounts: this.accounts.size };
+  get tracked(): { ips: number; accounts: number; strangers: number } {
+    return { ips: this.ips.size, accounts: this.accounts.size, strangers: this.strangers.size };
   }
 }
 

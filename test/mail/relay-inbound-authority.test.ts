@@ -355,13 +355,18 @@ describe("throttling and revocation (issue 15 finding 8)", () => {
 
   it("attack: failures from a host that may not use a partner's credential do not lock the partner out", async () => {
     // the partner's account can never log in from here, whatever the password: guessing it from
-    // here is no threat to count, only a way to trip the per-account limit (5) for the partner
+    // here is no threat to the partner's count, only a way to trip the per-account limit (5) for it.
+    // From here the name is counted as any made-up one is (locked after the limit, as a name that is
+    // no account would be: attack-auth-lockout-enumeration), never against the partner's own hosts
     const s = await rawSession(f.ports.smtp, { localAddress: "127.0.0.4" });
     await s.cmd("EHLO grief.test");
     await s.starttls();
     await s.cmd("EHLO grief.test");
+    // (the strangers' count of the name includes finding 3's attempt from another host)
+    const replies: string[] = [];
     for (let i = 0; i < 6; i++)
-      assert.match(await s.cmd(`AUTH PLAIN ${plainToken("partner", `guess${i}`)}`), /^535 /);
+      replies.push((await s.cmd(`AUTH PLAIN ${plainToken("partner", `guess${i}`)}`)).slice(0, 3));
+    assert.ok(replies.every((r) => r === "535" || r === "454") && replies.at(-1) === "454", replies.join());
     s.close();
     const p = await loggedIn(PARTNER, "partner", "partner-pw");
     p.close();

@@ -24,30 +24,30 @@ describe("AuthThrottle", () => {
     let now = 1_000_000;
     const t = new AuthThrottle(() => now);
     for (let i = 0; i < 3; i++) {
-      assert.deepEqual(t.check(`10.0.0.${i}`, "alice", L), { ok: true });
+      assert.deepEqual(t.check(`10.0.0.${i}`, "alice", L, ANY), { ok: true });
       t.failed(`10.0.0.${i}`, "alice", L, ANY);
     }
-    assert.deepEqual(t.check("10.9.9.9", "Alice", L), {
+    assert.deepEqual(t.check("10.9.9.9", "Alice", L, ANY), {
       ok: false,
       scope: "account",
       code: 454,
       text: THROTTLED_TEXT,
     });
-    assert.deepEqual(t.check("10.9.9.9", "bob", L), { ok: true });
+    assert.deepEqual(t.check("10.9.9.9", "bob", L, ANY), { ok: true });
     now += 60_001;
-    assert.deepEqual(t.check("10.9.9.9", "alice", L), { ok: true });
+    assert.deepEqual(t.check("10.9.9.9", "alice", L, ANY), { ok: true });
   });
 
   it("blocks an IP after its limit whatever the account; other IPs are not affected", () => {
     let now = 0;
     const t = new AuthThrottle(() => now);
     for (let i = 0; i < 4; i++) t.failed("192.0.2.1", `user${i}`, L, ANY);
-    assert.equal(t.check("192.0.2.1", "fresh", L).ok, false);
-    assert.equal(t.check("192.0.2.2", "fresh", L).ok, true);
+    assert.equal(t.check("192.0.2.1", "fresh", L, ANY).ok, false);
+    assert.equal(t.check("192.0.2.2", "fresh", L, ANY).ok, true);
     now += 30_000;
     t.failed("192.0.2.2", "x", L, ANY);
     now += 30_001; // the first four are out of the window now
-    assert.equal(t.check("192.0.2.1", "fresh", L).ok, true);
+    assert.equal(t.check("192.0.2.1", "fresh", L, ANY).ok, true);
   });
 
   it("memory stays bounded under a spray of IPs and made-up accounts", () => {
@@ -55,8 +55,8 @@ describe("AuthThrottle", () => {
     const configured = new Set(["alice", "bob"]);
     for (let i = 0; i < 5000; i++)
       t.failed(`ip${i}`, i % 2 ? `acct${i}` : "alice", L, (u) => configured.has(u));
-    // client keys: the LRU bound; accounts: only configured ones are ever counted
-    assert.deepEqual(t.tracked, { ips: 100, accounts: 1 });
+    // client keys and made-up names: the LRU bound; accounts: only configured ones
+    assert.deepEqual(t.tracked, { ips: 100, accounts: 1, strangers: 100 });
   });
 
   it("property: never more than the limit of failures are let through per account within one window", () => {
@@ -72,7 +72,7 @@ describe("AuthThrottle", () => {
           const t = new AuthThrottle(() => 0);
           const passed = new Map<string, number>();
           for (const a of attempts) {
-            if (!t.check(a.ip, a.user, L).ok) continue;
+            if (!t.check(a.ip, a.user, L, ANY).ok) continue;
             passed.set(a.user, (passed.get(a.user) ?? 0) + 1);
             t.failed(a.ip, a.user, L, ANY); // every guess is wrong
           }

@@ -23,9 +23,9 @@ describe("throttle keys and bounds (finding 8)", () => {
     const t = new AuthThrottle(() => 0, 100);
     const configured = (u: string): boolean => u === "alice";
     for (let i = 0; i < 5; i++) t.failed(`192.0.2.${i}`, "alice", L, configured);
-    assert.equal(t.check("198.51.100.1", "alice", L).ok, false);
+    assert.equal(t.check("198.51.100.1", "alice", L, configured).ok, false);
     for (let i = 0; i < 20_000; i++) t.failed(`203.0.113.${i % 250}-${i}`, `junk${i}`, L, configured);
-    assert.equal(t.check("198.51.100.1", "alice", L).ok, false, "alice is still locked");
+    assert.equal(t.check("198.51.100.1", "alice", L, configured).ok, false, "alice is still locked");
     assert.ok(t.tracked.accounts <= 1);
   });
 
