@@ -206,6 +206,10 @@ export function compileRelayConfig(
     for (const [name, m] of entry.secrets) for (const [k, v] of m) mapIn(secretItems, name).set(k, v);
     for (const [name, m] of entry.configMaps) for (const [k, v] of m) mapIn(configMapItems, name).set(k, v);
     if (pol.outbound.nextHop) egress.add(pol.outbound.nextHop.port);
+    // a TLS fallback's alternate next hop (an encryption portal) is a next hop too: without its port
+    // the NetworkPolicy dropped every fallback delivery while the policy read Accepted
+    const fb = pol.outbound.tlsFallback;
+    if (fb?.action === "route") egress.add(fb.nextHop.port);
   }
 
   const catchAll = compiled.find((p) => p.domains.includes(CATCH_ALL));
