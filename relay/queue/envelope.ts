@@ -50,3 +50,35 @@ export interface Envelope {
 
 /** The `peer` of the messages the relay writes itself: its DSNs and its TLS-RPT reports (RFC 8460). */
 export const LOCAL_PEERS = { dsn: "local (dsn)", tlsRpt: "local (tlsrpt)" } as const;
+
+const STATES: ReadonlySet<unknown> = new Set<RecipientStatus>(["pending", "delivered", "failed"]);
+const isNumber = (x: unknown): boolean => typeof x === "number" && Number.isFinite(x);
+
+/**
+ * Why `x` (an env/ file's JSON, named for queue id `id`) is not an envelope the scheduler can use,
+ * or undefined when it is. JSON that parses is not yet an envelope: a file of `{}`, `null` or a
+ * list (bit rot that keeps the JSON valid, a hand edit) threw in the scheduler's pump, an uncaught
+ * exception that ended the relay at every start, and one whose id is not its name (a copy under a
+ * second name) was queued as a second entry for another message. Such a file is kept aside like
+ * one that does not parse (test/mail/attack-bad-envelope.test.ts).
+ */
+export function envelopeProblem(x: unknown, id: string): string | undefined {
+  if (typeof x !== "object" || x === null || Array.isArray(x)) return "not an object";
+  const e = x as Record<string, unknown>;
+  if (e.id !== id) return `its id (${JSON.stringify(e.id)}) is not its file's name`;
+  if (typeof e.from !== "string") return "no sender";
+  if (
+    !Array.isArray(e.recipients) ||
+    !e.recipients.every(
+      (r: unknown) =>
+        typeof r === "object" &&
+        r !== null &&
+        typeof (r as RecipientState).address === "string" &&
+        STATES.has((r as RecipientState).state),
+    )
+  )
+    return "no list of recipients with their states";
+  for (const k of ["receivedAt", "attempts", "nextAttemptAt", "size"] as const)
+    if (!isNumber(e[k])) return `no ${k}`;
+  return undefined;
+}

@@ -32,7 +32,7 @@ import { BodyParts } from "./small-chunks.js";
 import { Journal, readHead, readRange, scanJournal, type AppendRecords } from "./journal.js";
 import { ReceiveBudget } from "./receive-budget.js";
 import { ReadTurns } from "./read-turns.js";
-import type { Envelope } from "./envelope.js";
+import { envelopeProblem, type Envelope } from "./envelope.js";
 import { fileBody, HEAD_BYTES, partsBody, type MessageBody } from "./message-body.js";
 
 // Random bytes for queue ids, drawn 4 KiB at a time: one call into the CSPRNG per ~800 messages,
@@ -276,7 +276,11 @@ export class Spool {
         while (next < names.length) {
           const f = names[next++]!;
           try {
-            envelopes.push(JSON.parse(await readFile(join(this.envDir, f), "utf8")) as Envelope);
+            const env: unknown = JSON.parse(await readFile(join(this.envDir, f), "utf8"));
+            // JSON is not yet an envelope (envelope.ts envelopeProblem): kept aside the same way
+            const problem = envelopeProblem(env, f.slice(0, -".json".length));
+            if (problem) throw new Error(`not an envelope: ${problem}`);
+            envelopes.push(env as Envelope);
           } catch (err) {
             // A torn envelope cannot happen with rename; a corrupt one is kept for a human to look at.
             problems.push(`${f}: ${errorMessage(err)}`);
