@@ -139,7 +139,13 @@ const CUT_HEAD_BYTES = 64 * 1024;
 const MAX_CUTS_PER_ROUND = 256;
 /** An envelope or id longer than this is garbage, not a record (recovery stops there). */
 const MAX_META = 16 * 1024 * 1024;
-const SEGMENT_NAME = /^(\d{12})\.log$/;
+// 12 digits and up to 15 (what a mark may hold, readHwm): a mark of 12 or more digits (damaged, or
+// above a stray segment 999999999999.log) numbered the next segment with 13, a name recovery did not
+// read: the mail accepted into it was gone after a restart (test/unit/attack-journal-hwm-digits.test.ts);
+// a 16th digit is never made (segment-roll.ts MAX_SEGMENT_SEQ)
+const SEGMENT_NAME = /^(\d{12,15})\.log$/;
+/** Segment names in number order (zero-padded to at least 12 digits: shorter is smaller). */
+const bySeq = (a: string, b: string): number => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 /** A segment kept for reuse: not a segment for recovery (its name does not match SEGMENT_NAME). */
 const SPARE = "spare";
 /** How long a done record waits for an accept's round before it gets one of its own. */
@@ -318,7 +324,7 @@ function emptyIfMissing(e: NodeJS.ErrnoException): string[] {
 
 /** Reads every segment of `dir` (read-only; a missing folder is an empty journal). */
 export async function scanJournal(dir: string): Promise<JournalScan> {
-  const names = (await readdir(dir).catch(emptyIfMissing)).filter((n) => SEGMENT_NAME.test(n)).sort();
+  const names = (await readdir(dir).catch(emptyIfMissing)).filter((n) => SEGMENT_NAME.test(n)).sort(bySeq);
   const scan: JournalScan = { segments: [], live: new Map() };
   const seqOf = (name: string): number => Number(SEGMENT_NAME.exec(name)![1]);
   // the cut records first: each one shortens an earlier segment

@@ -52,6 +52,9 @@ export interface RollHost {
   step?: (step: RollStep, seq: number) => Promise<void> | void;
 }
 
+/** The highest segment number recovery reads (15 digits: journal.ts SEGMENT_NAME). */
+export const MAX_SEGMENT_SEQ = 999_999_999_999_999;
+
 export function segmentName(seq: number): string {
   return `${String(seq).padStart(12, "0")}.log`;
 }
@@ -128,6 +131,9 @@ export class SegmentRoll {
   private async make(): Promise<MadeSegment> {
     const { dir, step } = this.h;
     const seq = this.h.nextSeq();
+    // a name of 16 digits is not read at recovery (journal.ts SEGMENT_NAME): refuse (the round's
+    // accepts get 4xx) rather than acknowledge records that a restart would not find
+    if (seq > MAX_SEGMENT_SEQ) throw new Error(`journal segment numbers exhausted (next: ${seq})`);
     // the mark before any file carries the number (durable with the name, below); a failure leaves
     // the number free and tried again
     await writeHwm(dir, seq);
