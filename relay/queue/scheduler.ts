@@ -118,6 +118,8 @@ const BOUNCES = "<>";
 
 /** setTimeout's longest delay (2^31 - 1 ms, about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** A wall clock moving back by more than this between two pumps has stepped (clockStepped). */
+const CLOCK_STEP_MS = 1000;
 
 /** Rebuild when the heap holds more than 2 x entries + this many nodes. */
 const REBUILD_SLACK = 1024;
@@ -130,6 +132,8 @@ export class Scheduler {
   private scheduled = new Map<string, DueEntry>();
   private counters = { pumps: 0, pushes: 0, pops: 0, dropped: 0, repushed: 0, rebuilds: 0 };
   private timer: NodeJS.Timeout | undefined;
+  /** The wall clock at the last pump (clockStepped). */
+  private lastNow = -Infinity;
   private pumpPending = false;
   private stopped = false;
   private readonly now: () => number;
@@ -183,7 +187,14 @@ export class Scheduler {
 
   /** The messages found at startup (oldest first): due staggered, not all at once (backoff.ts). */
   addRecovered(envs: readonly Envelope[]): void {
-    const due = staggerRecovery(envs, this.now(), this.d.config().config.queue.workers);
+    const now = this.now();
+    const queue = this.d.config().config.queue;
+    // no backoff is longer than retry.max: a later time was computed under a clock ahead of this
+    // one (the last life's, another node's) and would hold the message for the difference
+    // (test/unit/attack-clock-step-back.test.ts)
+    const latest = now + queue.retry.max * 1000;
+    for (const e of envs) if (e.nextAttemptAt > latest) e.nextAttemptAt = latest;
+    const due = staggerRecovery(envs, now, queue.workers);
     envs.forEach((e, i) => {
       e.nextAttemptAt = due[i]!;
       this.add(e);
@@ -271,6 +282,7 @@ export class Scheduler {
     this.timer = undefined;
     const workers = this.d.config().config.queue.workers;
     const now = this.now();
+    this.clockStepped(now);
     while (this.inFlight.size < workers) {
       const n = this.top();
       if (!n || n.at > now) break;
@@ -300,6 +312,21 @@ export class Scheduler {
         this.timer.unref();
       }
     }
+  }
+
+  /**
+   * A wall clock stepped back (NTP correcting a clock that ran ahead) by more than CLOCK_STEP_MS
+   * since the last pump: the times computed under the old clock lie that much further ahead than
+   * their backoff meant, and a step of a day held a deferred message for a day
+   * (test/unit/attack-clock-step-back.test.ts). They move back by the step (never before now). The
+   * heap keeps its order (the same shift for all), and top() re-pushes a node whose time changed.
+   */
+  private clockStepped(now: number): void {
+    const step = this.lastNow - now;
+    this.lastNow = now;
+    if (!(step > CLOCK_STEP_MS)) return;
+    for (const e of this.entries.values())
+      if (e.nextAttemptAt > now) e.nextAttemptAt = Math.max(now, e.nextAttemptAt - step);
   }
 
   /** The bounce lane's key when `e` goes through it (inBounceLane), else none. */
