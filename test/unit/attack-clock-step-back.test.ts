@@ -97,6 +97,26 @@ describe("attack: the wall clock steps back", () => {
     assert.equal(h.calls.length, 2, "attempted again within retry.max of the step, not a day later");
   });
 
+  it("after the step, every shifted message keeps its turn before one deferred later", async () => {
+    const h = harness(() => "delivered");
+    h.setNow(T0 + DAY);
+    h.s.add(env(T0 + DAY + 60_000, T0 + DAY - 2000));
+    h.s.add(env(T0 + DAY + 120_000, T0 + DAY - 1000));
+    await turns();
+    h.setNow(T0); // stepped back: due at T0 + 60 s and T0 + 120 s now
+    h.s.kick();
+    await turns();
+    h.s.add(env(T0 + 300_000, T0)); // deferred after the step, due later than both
+    h.setNow(T0 + 61_000);
+    h.s.kick();
+    await turns();
+    h.setNow(T0 + 121_000);
+    h.s.kick();
+    await turns();
+    await h.s.stop(0);
+    assert.equal(h.calls.length, 2, "the second shifted message waited behind the later one's old key");
+  });
+
   it("a message found at startup due a day ahead (the last life's clock) is attempted within retry.max", async () => {
     const h = harness(() => "delivered");
     h.s.addRecovered([env(T0 + DAY + 60_000, T0 + DAY - 1000)]);
