@@ -318,8 +318,9 @@ export class Scheduler {
    * A wall clock stepped back (NTP correcting a clock that ran ahead) by more than CLOCK_STEP_MS
    * since the last pump: the times computed under the old clock lie that much further ahead than
    * their backoff meant, and a step of a day held a deferred message for a day
-   * (test/unit/attack-clock-step-back.test.ts). They move back by the step (never before now). The
-   * heap keeps its order (the same shift for all), and top() re-pushes a node whose time changed.
+   * (test/unit/attack-clock-step-back.test.ts). They move back by the step (never before now), and
+   * the heap is built again from them: top() re-pushes only the node it looks at, so a stale node's
+   * old, later key would let a message deferred after the step run first and arm the timer for it.
    */
   private clockStepped(now: number): void {
     const step = this.lastNow - now;
@@ -327,6 +328,7 @@ export class Scheduler {
     if (!(step > CLOCK_STEP_MS)) return;
     for (const e of this.entries.values())
       if (e.nextAttemptAt > now) e.nextAttemptAt = Math.max(now, e.nextAttemptAt - step);
+    this.rebuild();
   }
 
   /** The bounce lane's key when `e` goes through it (inBounceLane), else none. */
