@@ -34,7 +34,10 @@ export const operatorClusterRules: PolicyRule[] = [
   // (never updated; the chart's admission policy holds the operator to those: Opaque owned by a
   // MailRelay, empty kubernetes.io/tls owned by the RelayCredential or MailRelay)
   { apiGroups: [""], resources: ["secrets"], verbs: [...READ, "create"] },
-  { apiGroups: [""], resources: ["configmaps", "services", "serviceaccounts"], verbs: MANAGE },
+  { apiGroups: [""], resources: ["services", "serviceaccounts"], verbs: MANAGE },
+  // delete: only a relay's own ConfigMap that someone else made immutable, to write it again
+  // (controllers/mailrelay/immutable-config.ts; the chart's admission policy holds the operator to those)
+  { apiGroups: [""], resources: ["configmaps"], verbs: [...MANAGE, "delete"] },
   // relay pods: readiness and pod IP for the /status probe
   { apiGroups: [""], resources: ["pods"], verbs: READ },
   // the relays' queue PVCs (never written): ones left beyond spec.replicas are reported on the status

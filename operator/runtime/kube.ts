@@ -485,10 +485,21 @@ export class KubeClient {
     return this.request<T>("PUT", resourcePath(r, obj.metadata.namespace, obj.metadata.name), { body: obj });
   }
 
-  async delete(r: Resource, namespace: string | undefined, name: string): Promise<void> {
+  /** DELETE; `preconditions`: only that object (uid) at that version (409 otherwise). */
+  async delete(
+    r: Resource,
+    namespace: string | undefined,
+    name: string,
+    preconditions?: { uid?: string; resourceVersion?: string },
+  ): Promise<void> {
     try {
       await this.request("DELETE", resourcePath(r, namespace, name), {
-        body: { kind: "DeleteOptions", apiVersion: "v1", propagationPolicy: "Background" },
+        body: {
+          kind: "DeleteOptions",
+          apiVersion: "v1",
+          propagationPolicy: "Background",
+          ...(preconditions ? { preconditions } : {}),
+        },
       });
     } catch (e) {
       if (!isNotFound(e)) throw e;

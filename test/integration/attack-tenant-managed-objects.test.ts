@@ -76,6 +76,7 @@ describe("tenant review: the operator's objects against a namespace editor (char
           { apiVersion: "v1", kind: "Secret", metadata: { name: "edge-fleet", namespace: NS, labels: managed }, stringData: { key: "k" } },
           { apiVersion: "v1", kind: "Secret", type: "kubernetes.io/tls", metadata: { name: "edge-tls", namespace: NS, labels: managed }, data: { "tls.crt": "", "tls.key": "" } },
           { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "tenant-own", namespace: NS }, data: { a: "1" } },
+          { apiVersion: "v1", kind: "ConfigMap", immutable: true, metadata: { name: "imm-config", namespace: NS, labels: managed, ownerReferences: [{ ...ownerReferences[0], name: "imm" }] }, data: { a: "1" } },
         ],
       }),
     ); // prettier-ignore
@@ -139,5 +140,15 @@ describe("tenant review: the operator's objects against a namespace editor (char
       "--dry-run=server",
     ]);
     assert.equal(r.ok, false, "cert-manager's identity wrote the relay's ConfigMap");
+  });
+
+  it("a stolen operator token deletes only a relay's own ConfigMap someone made immutable", async () => {
+    for (const name of ["edge-config", "tenant-own"]) {
+      const r = await kubectlAs(OPERATOR_USER, ["delete", "configmap", name, "--dry-run=server"]);
+      assert.equal(r.ok, false, `the operator deleted ${name}`);
+      assert.match(r.err, /'sealpost-operator-operator-deletes'.*denied request/s, name);
+    }
+    const r = await kubectlAs(OPERATOR_USER, ["delete", "configmap", "imm-config", "--dry-run=server"]);
+    assert.ok(r.ok, r.err);
   });
 });

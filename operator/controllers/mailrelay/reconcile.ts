@@ -33,7 +33,7 @@ import { CONFIG_HASH_ANNOTATION, names, type Owner } from "../../render/meta.js"
 import type { ReconcileResult } from "../../runtime/controller.js";
 import { problemsCondition, type Condition, type ConditionInput } from "../../runtime/conditions.js";
 import { UNWATCHED, type LiveVersion } from "../../runtime/applied.js";
-import { ApiError, type KubeObject } from "../../runtime/kube.js";
+import { ApiError, R, type KubeObject } from "../../runtime/kube.js";
 import { keyOf, secretKeyFilled, splitKey, type MailRelayObject } from "../../objects.js";
 import { certificateExpiringCondition, certificateNotAfter } from "../../status/certificate-expiry.js";
 import { orphanedQueueVolumes } from "../../status/orphaned-volumes.js";
@@ -47,6 +47,7 @@ import { nextExceptionChange } from "../../compile/exceptions.js";
 import { relayPod } from "../../render/pod.js";
 import { ensureQueueFinalizer, finalizeMailRelay } from "./deletion.js";
 import { podSettingsRefusal } from "./pod-settings-refusal.js";
+import { immutableRefusal, replaceable, type LiveConfigMap } from "./immutable-config.js";
 
 function ownerOf(r: MailRelayObject): Owner {
   return {
@@ -158,6 +159,36 @@ async function applyIfNeeded(deps: ReconcilerDeps, obj: KubeObject): Promise<boo
     { kind: obj.kind, name: obj.metadata.name, rv: result?.metadata?.resourceVersion },
     "applied",
   );
+  return true;
+}
+
+/**
+ * The relay's ConfigMap that someone made immutable (immutable-config.ts): deleted, that object at
+ * that version only, and written again, with a Warning Event; `refusal` is rethrown when it is not the
+ * operator's to replace.
+ */
+async function replaceImmutableConfig(
+  deps: ReconcilerDeps,
+  raw: MailRelayObject,
+  obj: KubeObject,
+  refusal: unknown,
+): Promise<boolean> {
+  const name = obj.metadata.name;
+  const live = await deps.client.get<KubeObject & LiveConfigMap>(R.ConfigMap, obj.metadata.namespace, name);
+  if (!replaceable(live, raw.metadata.uid)) throw refusal;
+  await deps.client.delete(R.ConfigMap, obj.metadata.namespace, name, {
+    ...(live.metadata.uid ? { uid: live.metadata.uid } : {}),
+    ...(live.metadata.resourceVersion ? { resourceVersion: live.metadata.resourceVersion } : {}),
+  });
+  await deps.events.record(raw, {
+    type: "Warning",
+    reason: "ConfigReplaced",
+    action: "Apply",
+    note: `ConfigMap ${name} was made immutable by someone other than the operator, which kept the relay on a configuration the operator did not write: deleted and written again; the chart's admission policy (<release>-managed-objects) refuses such changes`,
+  });
+  deps.log.warn({ configMap: name }, "relay ConfigMap made immutable by someone else: replaced");
+  const result = await deps.client.apply<KubeObject>(obj);
+  deps.applied.record(obj, result, Date.now());
   return true;
 }
 
@@ -280,7 +311,10 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     const announced = obj.kind === "ConfigMap" ? deps.applied.lastAnnotations(obj) : undefined;
     let applied: boolean;
     try {
-      applied = await applyIfNeeded(deps, obj);
+      applied = await applyIfNeeded(deps, obj).catch((e: unknown) => {
+        if (immutableRefusal(obj, e)) return replaceImmutableConfig(deps, raw, obj, e);
+        throw e;
+      });
     } catch (e) {
       const refused = podSettingsRefusal(obj, e);
       if (!refused) throw e;
