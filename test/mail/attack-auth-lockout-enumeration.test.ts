@@ -7,87 +7,27 @@
 // count), and all three answer alike. A partner's own host still logs in whatever strangers tried.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { RelayConfigInput } from "../../relay/contract/config.js";
-import { rawSession, relayFixture, type RawSession, type RelayFixture } from "../support/relay.js";
-import { startSink, type Sink } from "../support/sink.js";
+import { plainAuth, startAuthRelay, type AuthRelay } from "../support/auth-relay.js";
 
-let f: RelayFixture;
-let sink: Sink;
 const PARTNER = "127.0.0.23";
-
-function config(): Partial<RelayConfigInput> {
-  return {
-    listeners: {
-      smtp: { port: f.ports.smtp, host: "127.0.0.1" },
-      smtps: { port: f.ports.smtps, host: "127.0.0.1" },
-      submission: { port: f.ports.submission, host: "127.0.0.1" },
-    },
-    inbound: {
-      require: "none",
-      relayFrom: [],
-      localDomains: ["local.test"],
-      internalNextHop: { host: "127.0.0.1", port: sink.port },
-    },
-    credentials: {
-      "partner-in": {
-        type: "password",
-        usage: "inbound",
-        username: "partner",
-        passwordFile: "secrets/partner-in/password",
-      },
-      // the organisation's own account: it may relay anywhere
-      "app-in": {
-        type: "password",
-        usage: "inbound",
-        username: "app",
-        passwordFile: "secrets/app-in/password",
-        allowRelay: true,
-      },
-    },
-    policies: [
-      {
-        name: "mail/partner",
-        domains: ["partner.test"],
-        outbound: { tls: { mode: "none" }, nextHop: { host: "127.0.0.1", port: sink.port } },
-        inbound: { hosts: [`${PARTNER}/32`], require: "tls+auth", credentials: ["partner-in"] },
-      },
-    ],
-    defaultOutbound: { tls: { mode: "none" }, nextHop: { host: "127.0.0.1", port: sink.port } },
-  };
-}
+let r: AuthRelay;
 
 before(async () => {
-  f = await relayFixture("attack-auth-lockout-enumeration");
-  sink = await startSink();
-  await f.configure(config(), {
-    files: { "secrets/partner-in/password": "partner-pw", "secrets/app-in/password": "app-pw" },
-  });
-  await f.start();
+  r = await startAuthRelay("attack-auth-lockout-enumeration", { partnerHost: PARTNER });
 });
 
 after(async () => {
-  await f?.stop(async () => {
-    await sink?.close();
-  });
+  await r?.stop();
 });
 
-async function session(from: string): Promise<RawSession> {
-  const s = await rawSession(f.ports.smtp, { localAddress: from });
-  await s.cmd("EHLO client.test");
-  await s.starttls();
-  await s.cmd("EHLO client.test");
-  return s;
-}
-
-const plain = (user: string, password: string): string =>
-  `AUTH PLAIN ${Buffer.from(`\0${user}\0${password}`).toString("base64")}`;
+const plain = (user: string, password: string): string => plainAuth("", user, password);
 
 /** Five failed logins as `user` from `from` (the account limit), then one more from `then`. */
 async function sixthReply(user: string, from: string, then: string): Promise<string> {
-  const s = await session(from);
+  const s = await r.session(from);
   for (let i = 0; i < 5; i++) assert.match(await s.cmd(plain(user, `guess-${i}`)), /^535 /);
   s.close();
-  const t = await session(then);
+  const t = await r.session(then);
   const reply = await t.cmd(plain(user, "guess-6"));
   t.close();
   return reply;
@@ -105,7 +45,7 @@ describe("attack: the AUTH lockout as a username oracle", () => {
   });
 
   it("the partner's own host still logs in after strangers' failures on its username", async () => {
-    const s = await session(PARTNER);
+    const s = await r.session(PARTNER);
     const reply = await s.cmd(plain("partner", "partner-pw"));
     s.close();
     assert.equal(reply, "235 Authentication successful");

@@ -11,66 +11,26 @@
 // are refused (535), over AUTH PLAIN and AUTH LOGIN, and nothing is relayed on them.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { RelayConfigInput } from "../../relay/contract/config.js";
-import { rawSession, relayFixture, type RawSession, type RelayFixture } from "../support/relay.js";
-import { startSink, type Sink } from "../support/sink.js";
+import { startAuthRelay, type AuthRelay } from "../support/auth-relay.js";
+import type { RawSession } from "../support/relay.js";
 
-let f: RelayFixture;
-let sink: Sink;
 const STRANGER = "127.0.0.21";
+let r: AuthRelay;
 
 /** The Secret's bytes: an ASCII prefix, then bytes that are not UTF-8 (a random binary password). */
 const SECRET = Buffer.concat([Buffer.from("app-"), Buffer.from([0xff, 0xfe, 0xc0, 0x80, 0xf8, 0x9a])]);
 /** Another password: the same prefix, other bytes that are not UTF-8 either. */
 const GUESS = Buffer.concat([Buffer.from("app-"), Buffer.from([0x80, 0x80, 0x80, 0x80, 0x80, 0x80])]);
 
-function config(): Partial<RelayConfigInput> {
-  return {
-    listeners: {
-      smtp: { port: f.ports.smtp, host: "127.0.0.1" },
-      smtps: { port: f.ports.smtps, host: "127.0.0.1" },
-      submission: { port: f.ports.submission, host: "127.0.0.1" },
-    },
-    inbound: {
-      require: "none",
-      relayFrom: [],
-      localDomains: ["local.test"],
-      internalNextHop: { host: "127.0.0.1", port: sink.port },
-    },
-    credentials: {
-      // a relay-wide account of the organisation's own applications: it may relay anywhere
-      "app-in": {
-        type: "password",
-        usage: "inbound",
-        username: "app",
-        passwordFile: "secrets/app-in/password",
-        allowRelay: true,
-      },
-    },
-    defaultOutbound: { tls: { mode: "none" }, nextHop: { host: "127.0.0.1", port: sink.port } },
-  };
-}
-
 before(async () => {
-  f = await relayFixture("attack-auth-password-not-utf8");
-  sink = await startSink();
-  await f.configure(config(), { files: { "secrets/app-in/password": SECRET } });
-  await f.start();
+  r = await startAuthRelay("attack-auth-password-not-utf8", { appPassword: SECRET });
 });
 
 after(async () => {
-  await f?.stop(async () => {
-    await sink?.close();
-  });
+  await r?.stop();
 });
 
-async function tlsSession(): Promise<RawSession> {
-  const s = await rawSession(f.ports.smtp, { localAddress: STRANGER });
-  await s.cmd("EHLO attacker.test");
-  await s.starttls();
-  await s.cmd("EHLO attacker.test");
-  return s;
-}
+const tlsSession = () => r.session(STRANGER, "attacker.test");
 
 /** Tries to relay to the outside world; the replies to MAIL and RCPT. */
 async function relayAttempt(s: RawSession): Promise<string[]> {
