@@ -241,7 +241,7 @@ export const REASON_CODES = {
   CREDENTIAL_INVALID: {
     outcome: "defer",
     meaning:
-      "A credential the policy uses is unusable: a client certificate (presented in TLS, or signing S/MIME) whose certificate or key is not PEM, or whose key is not the certificate's; a password that is empty, more than one line, or not UTF-8 text (raw random bytes, which cannot be compared). Only the policies using it wait; the rest of the configuration is enforced.",
+      "A credential the policy uses is unusable: a client certificate (presented in TLS, or signing S/MIME) whose certificate or key is not PEM, or whose key is not the certificate's; a password that is empty, more than one line, not UTF-8 text (raw random bytes, which cannot be compared), or an example's REPLACE-ME placeholder. Only the policies using it wait; the rest of the configuration is enforced.",
     fix: "Put a PEM certificate and its private key (tls.crt, tls.key), or a password of one line of printable text (base64 of random bytes, for one), in the RelayCredential's Secret; the relay retries once the pods see the new files.",
   },
   CREDENTIAL_MISSING: {

@@ -54,7 +54,7 @@ function unusable(l: LoadedConfig, name: string, what: string): Failure | undefi
     : fail(
         "CREDENTIAL_INVALID",
         true,
-        `${what} ${name} is unusable (${why}): fix its Secret (a PEM certificate and its key in tls.crt and tls.key; a password that is not empty)`,
+        `${what} ${name} is unusable (${why}): fix its Secret (a PEM certificate and its key in tls.crt and tls.key; a password that is not empty, nor an example's REPLACE-ME placeholder)`,
       );
 }
 

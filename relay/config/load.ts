@@ -96,7 +96,8 @@ export const MAX_PASSWORD_BYTES = 512;
  * in (attack review, session 6). More than one line or over MAX_PASSWORD_BYTES: a key or a token
  * (PEM, armored OpenPGP, a service-account JWT), which a credential whose author could not read it
  * would otherwise send to a server of theirs as AUTH (attack review, session 9; the operator refuses
- * the relay's own Secrets by name, this is the floor for every other key).
+ * the relay's own Secrets by name, this is the floor for every other key). Starting with REPLACE-ME:
+ * a placeholder of examples/, a password everyone knows.
  */
 export function passwordProblem(password: string): string | undefined {
   if (password.trim() === "") return "the password is empty or white space only";
@@ -108,6 +109,10 @@ export function passwordProblem(password: string): string | undefined {
   // is the same mark, which a client's invalid bytes would match too.
   if (password.includes("\uFFFD"))
     return "the password is not UTF-8 text (raw random bytes?): its bytes cannot be compared; use printable text (e.g. base64 of the random bytes)";
+  // examples/' marked placeholders are published with this repository: a forgotten one would be a
+  // login anyone may use (an account with allowRelay: an open relay). Out-of-the-box review.
+  if (/^\s*REPLACE-ME/i.test(password))
+    return "the password is a placeholder of the examples (REPLACE-ME...), published with them: put a long random password in its Secret";
   return undefined;
 }
 
