@@ -20,7 +20,7 @@
 // orders the policies it starts with by their claims, not by the order they are reconciled in.
 // Pure: the recording's clock is the caller's.
 import type { PolicyObject } from "../objects.js";
-import { publicSuffixWildcard, suffixRefusal } from "./public-suffix.js";
+import { publicSuffixWildcard, suffixHeld, suffixRefusal } from "./public-suffix.js";
 
 /** A claim whose start is not known yet: newer than every dated one. */
 export const UNDATED = Infinity;
@@ -80,22 +80,32 @@ const dateOf = (s: unknown): number => (typeof s === "string" ? Date.parse(s) : 
  * policy named, refused ones included; such a record was never an accepted claim, so it holds nothing
  * (and is dropped): else one tenant's refused "*.co.uk" would, after the upgrade, defer every
  * unclaimed .co.uk domain's mail. A record the status does not show refused (accepted before the list
- * named its base) still holds its pattern. Pure.
+ * named its base) still holds its pattern. A message cut at CONDITION_MESSAGE_MAX that shows one
+ * such refusal was an older operator's refusing every wildcard over a suffix its list named: a record
+ * whose words fell past the cut is refused too, unless the message shows it held (a pattern's held
+ * words, this operator's). Else twenty refused wildcards with *.co.uk last kept *.co.uk's record
+ * (test/unit/attack-public-suffix-refusal-clipped.test.ts). Pure.
  */
 export function refusedSuffixRecords(status: unknown): string[] {
   const st = status as RecordStatus | undefined;
   if (!Array.isArray(st?.claims)) return [];
-  const refused: string[] = [];
-  let accepted: string | undefined;
+  const suffixRecords: [string, string][] = [];
   for (const c of st.claims as Partial<ClaimRecord>[]) {
     const pattern = c?.domain;
     const suffix = typeof pattern === "string" ? publicSuffixWildcard(pattern) : undefined;
-    if (pattern === undefined || suffix === undefined) continue;
-    accepted ??= acceptedFalseMessage(st.conditions);
-    if (accepted.includes(suffixRefusal(pattern, suffix))) refused.push(pattern);
+    if (pattern !== undefined && suffix !== undefined) suffixRecords.push([pattern, suffix]);
   }
-  return refused;
+  if (!suffixRecords.length) return [];
+  const accepted = acceptedFalseMessage(st.conditions);
+  const visible = suffixRecords.filter(([p, s]) => accepted.includes(suffixRefusal(p, s)));
+  const cut = visible.length > 0 && CUT_MESSAGE.test(accepted);
+  return suffixRecords
+    .filter(([p, s]) => visible.some(([v]) => v === p) || (cut && !accepted.includes(suffixHeld(p, s))))
+    .map(([p]) => p);
 }
+
+/** The end of a condition message cut to its limit (runtime/conditions.ts statusText). */
+const CUT_MESSAGE = / \.\.\. \(\d+ more characters\)$/;
 
 /** The message of a status's Accepted condition when it is False, else "". */
 function acceptedFalseMessage(conditions: unknown): string {

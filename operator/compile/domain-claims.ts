@@ -9,7 +9,7 @@
 // in conflict and its mail is deferred, since no order between them is the attacker's to lose. The
 // one place this is decided: the relay's compile (relay-config.ts), a policy's own verdict
 // (compile/memo.ts) and the watch mapping (what a claim change requeues) all read it here. Pure.
-import { publicSuffixWildcard, suffixRefusal } from "./public-suffix.js";
+import { publicSuffixWildcard, suffixHeld, suffixRefusal } from "./public-suffix.js";
 import { MODE_FLOORS, weakerMode, type FlooredMode } from "../../api/v1alpha1/tls-floors.js";
 import { DomainPattern, TLS_VERSIONS, type TlsFallback } from "../../relay/contract/config.js";
 import { canonicalPattern, claimingPatterns, matchesAny } from "../../relay/contract/domains.js";
@@ -149,7 +149,7 @@ export function policyVerdict(
       problems.push({
         reason: "InvalidSpec",
         message: held
-          ? `spec.domains: ${domain} is a wildcard over ${suffix}, which the Public Suffix List has named a public suffix since this policy's claim was recorded: mail to the domains under it that no other policy names is deferred (never sent by another route) until it is removed; name the partner's own domains instead (partner.${suffix}, *.partner.${suffix})`
+          ? `${suffixHeld(domain, suffix)}: mail to the domains under it that no other policy names is deferred (never sent by another route) until it is removed; name the partner's own domains instead (partner.${suffix}, *.partner.${suffix})`
           : `${suffixRefusal(domain, suffix)}: it would take the mail of every domain registered under ${suffix} that no other policy names; name the partner's own domains instead (partner.${suffix}, *.partner.${suffix})`,
       });
       if (!held) continue;

@@ -37,3 +37,11 @@ export function publicSuffixWildcard(pattern: string): string | undefined {
 export function suffixRefusal(pattern: string, suffix: string): string {
   return `spec.domains: ${pattern} is a wildcard over ${suffix}, a public suffix (the Public Suffix List)`;
 }
+
+/**
+ * How a held wildcard over a public suffix (its claim recorded before the list named its base) begins
+ * its problem's message (domain-claims.ts policyVerdict); read back like suffixRefusal's.
+ */
+export function suffixHeld(pattern: string, suffix: string): string {
+  return `spec.domains: ${pattern} is a wildcard over ${suffix}, which the Public Suffix List has named a public suffix since this policy's claim was recorded`;
+}
