@@ -1,6 +1,6 @@
 // Whether a server's certificate names a host: the one check for every outbound peer the relay must
 // find named (mode verify and mta-sts on SMTP, the audited policy's verdict and `sealpost check`, the
-// MTA-STS and WKD fetches over HTTPS). Pure.
+// MTA-STS and WKD fetches and the TLS-RPT report POST over HTTPS). Pure.
 //
 // A server is named by the DNS names of its subjectAltName (RFC 6125 6.4.4; RFC 8461 4.2 for MTA-STS:
 // "a subject alternative name ... with a DNS-ID"). Node's tls.checkServerIdentity and

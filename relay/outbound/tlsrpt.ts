@@ -25,6 +25,7 @@ import type { AttemptRecord } from "./attempt-record.js";
 import type { TlsRptPolicy } from "./tlsrpt-policy.js";
 import type { ResultType, TlsRptReport } from "../tlsrpt-report.js";
 import type { Dns } from "./mx.js";
+import { serverNameChecker } from "./server-names.js";
 
 export { RESULT_TYPES, type ResultType, type TlsRptReport } from "../tlsrpt-report.js";
 /** One session (or policy-level failure) as stored: one JSON line. */
@@ -386,6 +387,9 @@ export function postReport(
         headers: { "Content-Type": "application/tlsrpt+gzip", "Content-Length": gz.length },
         timeout: timeoutMs,
         ...(ca && u.protocol === "https:" ? { ca } : {}),
+        // named by its subjectAltName, never its CN alone, like every other outbound peer
+        // (server-names.ts; test/mail/attack-tlsrpt-cn-only-endpoint.test.ts)
+        ...(u.protocol === "https:" ? { checkServerIdentity: serverNameChecker([literal]) } : {}),
         ...(destinations ? { lookup: filteredLookup(destinations, resolver) } : {}),
       },
       (res) => {
