@@ -41,6 +41,12 @@ export interface SchedulerDeps {
   log: Logger;
   metrics: Metrics;
   now?: () => number;
+  /**
+   * A clock that never steps (performance.now), read beside `now` to tell a step of the wall clock
+   * from time passing (clockStepped). Default: performance.now, or `now` itself when `now` is given
+   * (a test's clock then never steps unless it gives both).
+   */
+  monotonic?: () => number;
   /** Draws the retry jitter (backoff.ts); default Math.random. */
   random?: () => number;
   /**
@@ -132,8 +138,10 @@ export class Scheduler {
   private scheduled = new Map<string, DueEntry>();
   private counters = { pumps: 0, pushes: 0, pops: 0, dropped: 0, repushed: 0, rebuilds: 0 };
   private timer: NodeJS.Timeout | undefined;
-  /** The wall clock at the last pump (clockStepped). */
-  private lastNow = -Infinity;
+  /** The wall clock and the monotonic clock at the last pump (clockStepped). */
+  private lastWall = NaN;
+  private lastMono = NaN;
+  private readonly monotonic: () => number;
   private pumpPending = false;
   private stopped = false;
   private readonly now: () => number;
@@ -150,6 +158,7 @@ export class Scheduler {
 
   constructor(private d: SchedulerDeps) {
     this.now = d.now ?? Date.now;
+    this.monotonic = d.monotonic ?? d.now ?? (() => performance.now());
   }
 
   depth(): number {
@@ -315,19 +324,27 @@ export class Scheduler {
   }
 
   /**
-   * A wall clock stepped back (NTP correcting a clock that ran ahead) by more than CLOCK_STEP_MS
-   * since the last pump: the times computed under the old clock lie that much further ahead than
-   * their backoff meant, and a step of a day held a deferred message for a day
-   * (test/unit/attack-clock-step-back.test.ts). They move back by the step (never before now), and
-   * the heap is built again from them: top() re-pushes only the node it looks at, so a stale node's
-   * old, later key would let a message deferred after the step run first and arm the timer for it.
+   * The wall clock stepped (NTP correcting a clock that ran ahead or behind, two time sources
+   * fighting) by more than CLOCK_STEP_MS since the last pump, measured against the monotonic clock:
+   * the waiting times were computed under the old clock, so they move by the step too, and each
+   * message waits the real time its backoff meant. Back: a step of a day held a deferred message
+   * for a day (test/unit/attack-clock-step-back.test.ts); never before now. Forward, only the times
+   * still ahead at the last pump: without it a clock jumping 30 s ahead and back every few seconds
+   * wore every wait away by 30 s a cycle (test/unit/attack-clock-oscillation.test.ts). The heap is
+   * built again from them: top() re-pushes only the node it looks at, so a stale node's key would
+   * let a message deferred after the step run first and arm the timer for it.
    */
   private clockStepped(now: number): void {
-    const step = this.lastNow - now;
-    this.lastNow = now;
-    if (!(step > CLOCK_STEP_MS)) return;
-    for (const e of this.entries.values())
-      if (e.nextAttemptAt > now) e.nextAttemptAt = Math.max(now, e.nextAttemptAt - step);
+    const mono = this.monotonic();
+    const before = this.lastWall;
+    const step = now - before - (mono - this.lastMono);
+    this.lastWall = now;
+    this.lastMono = mono;
+    if (!(Math.abs(step) > CLOCK_STEP_MS)) return;
+    for (const e of this.entries.values()) {
+      if (step > 0 && e.nextAttemptAt > before) e.nextAttemptAt += step;
+      else if (step < 0 && e.nextAttemptAt > now) e.nextAttemptAt = Math.max(now, e.nextAttemptAt + step);
+    }
     this.rebuild();
   }
 

@@ -24,6 +24,7 @@ const MAX = 3600; // queue.retry.max, seconds
 
 function harness(outcome: () => RecipientResult["outcome"]) {
   let now = T0;
+  let real = T0;
   const config = RelayConfig.parse({
     ...minimalRelayConfig(),
     queue: { dir: "/nonexistent/queue", workers: 4, retry: { initial: 60, max: MAX, jitter: 0 } },
@@ -58,8 +59,16 @@ function harness(outcome: () => RecipientResult["outcome"]) {
     log: createLogger(undefined, "silent"),
     metrics: createMetrics(),
     now: () => now,
+    monotonic: () => real,
   });
-  return { s, calls, setNow: (t: number) => void (now = t) };
+  return {
+    s,
+    calls,
+    /** Time passes: the wall clock and the real (monotonic) one move together. */
+    setNow: (t: number) => void ((real += t - now), (now = t)),
+    /** The wall clock alone is set (a step): real time does not move. */
+    stepClock: (t: number) => void (now = t),
+  };
 }
 
 const env = (nextAttemptAt: number, receivedAt: number): Envelope => ({
@@ -84,10 +93,11 @@ async function attempts(ahead: number): Promise<number[]> {
   await turns();
   // every 2 s of real time the clock jumps `ahead` forward, then is set back to the real time
   for (let real = T0 + 2000; real <= T0 + 240_000; real += 2000) {
-    h.setNow(real + ahead);
+    h.setNow(real); // 2 s pass
+    h.stepClock(real + ahead);
     h.s.kick();
     await turns(5);
-    h.setNow(real);
+    h.stepClock(real);
     h.s.kick();
     await turns(5);
   }

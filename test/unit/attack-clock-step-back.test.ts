@@ -25,6 +25,7 @@ const MAX = 3600; // queue.retry.max, seconds
 
 function harness(outcome: () => RecipientResult["outcome"]) {
   let now = T0;
+  let real = T0;
   const config = RelayConfig.parse({
     ...minimalRelayConfig(),
     queue: { dir: "/nonexistent/queue", workers: 4, retry: { initial: 60, max: MAX, jitter: 0 } },
@@ -59,8 +60,16 @@ function harness(outcome: () => RecipientResult["outcome"]) {
     log: createLogger(undefined, "silent"),
     metrics: createMetrics(),
     now: () => now,
+    monotonic: () => real,
   });
-  return { s, calls, setNow: (t: number) => void (now = t) };
+  return {
+    s,
+    calls,
+    /** Time passes: the wall clock and the real (monotonic) one move together. */
+    setNow: (t: number) => void ((real += t - now), (now = t)),
+    /** The wall clock alone is set (a step): real time does not move. */
+    stepClock: (t: number) => void (now = t),
+  };
 }
 
 const env = (nextAttemptAt: number, receivedAt: number): Envelope => ({
@@ -86,7 +95,7 @@ describe("attack: the wall clock steps back", () => {
     h.s.add(env(T0 + DAY, T0 + DAY - 1000));
     await turns();
     assert.equal(h.calls.length, 1, "attempted once, deferred (next: a day ahead + 60 s)");
-    h.setNow(T0); // NTP steps it back
+    h.stepClock(T0); // NTP steps it back
     h.s.kick();
     await turns();
     answer = "delivered";
@@ -103,7 +112,7 @@ describe("attack: the wall clock steps back", () => {
     h.s.add(env(T0 + DAY + 60_000, T0 + DAY - 2000));
     h.s.add(env(T0 + DAY + 120_000, T0 + DAY - 1000));
     await turns();
-    h.setNow(T0); // stepped back: due at T0 + 60 s and T0 + 120 s now
+    h.stepClock(T0); // stepped back: due at T0 + 60 s and T0 + 120 s now
     h.s.kick();
     await turns();
     h.s.add(env(T0 + 300_000, T0)); // deferred after the step, due later than both
