@@ -1,0 +1,104 @@
+// Tenant review of 9b0b9ac (<release>-managed-objects), on a real kube-apiserver with the chart's
+// policies. The policy keeps a namespace editor from rewriting the relay's ConfigMap or StatefulSet
+// (an open relay, a partner's mail in clear), but the relay's Service picks its pods by labels alone
+// (app.kubernetes.io/name=sealpost-relay, sealpost.dev/relay=<relay>), which the same editor may put
+// on a pod of their own, directly or through a Deployment's template (the pods are then created by
+// kube-system's replicaset controller). That pod, ready, takes its share of the connections to the
+// relay's address: the partners' mail, under whatever config the editor gives it (the relay image
+// with an open relayFrom). relay/contract/relay-pods.ts already keeps such a pod from the operator's
+// probes and the fleet tools; nothing keeps it from the Service. No kubelet runs here: the test reads
+// the apiserver's verdict on the tenant's writes. Promise broken: a namespace editor cannot make the
+// relay's address an open relay. No fix with this test: closing it needs a pod policy (and one on
+// workload templates) or a Service the operator fills with its own pods' endpoints.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { installChart } from "../support/chart.js";
+import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
+import { certManagerCrdFiles } from "../support/operator.js";
+
+const NS = "mail";
+const TENANT = "alice";
+const selector = { "app.kubernetes.io/name": "sealpost-relay", "sealpost.dev/relay": "edge" };
+const podSpec = {
+  containers: [{ name: "relay", image: "registry.example/sealpost:1", args: ["relay", "--config", "/mine"] }],
+};
+
+describe("tenant review: a look-alike relay pod behind the relay's Service (chart policy, real apiserver)", () => {
+  let cp: ControlPlane;
+
+  const kubectlAs = (as: string | null, args: string[], input?: string) =>
+    new Promise<{ ok: boolean; err: string }>((resolve) => {
+      const child = execFile(
+        join(cp.bin, "kubectl"),
+        ["--kubeconfig", cp.kubeconfigPath, ...(as ? [`--as=${as}`] : []), "-n", NS, ...args],
+        (e, _out, stderr) => resolve({ ok: !e, err: String(stderr) }),
+      );
+      child.stdin!.end(input ?? "");
+    });
+
+  before(async () => {
+    cp = await startControlPlane();
+    await cp.applyCrds(certManagerCrdFiles());
+    await installChart(cp, []);
+    await cp.kubectl(["create", "namespace", NS]);
+    // what the built-in edit role grants on these
+    await cp.kubectl([
+      "create",
+      "role",
+      "editor",
+      "-n",
+      NS,
+      "--verb=get,list,watch,create,update,patch,delete",
+      "--resource=pods,deployments.apps,configmaps",
+    ]);
+    await cp.kubectl(["create", "rolebinding", "tenant", "-n", NS, "--role=editor", `--user=${TENANT}`]);
+    // no kube-controller-manager here to make the namespace's default ServiceAccount
+    await cp.kubectl(["create", "serviceaccount", "default", "-n", NS]);
+    // the chart's policies are loaded: the managed-objects one refuses the tenant here
+    await cp.kubectl(
+      ["apply", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name: "edge-config", namespace: NS, labels: { "app.kubernetes.io/managed-by": "sealpost-operator" } },
+        data: { a: "1" },
+      }),
+    ); // prettier-ignore
+    for (let i = 0; i < 300; i++) {
+      const r = await kubectlAs(TENANT, ["annotate", "configmap", "edge-config", "p=1", "--dry-run=server"]);
+      if (!r.ok) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  });
+  after(async () => {
+    await cp?.stop();
+  });
+
+  it("attack: a tenant's pod with the relay's labels is refused", async () => {
+    const pod = {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "mx", namespace: NS, labels: selector },
+      spec: podSpec,
+    };
+    const r = await kubectlAs(TENANT, ["create", "--dry-run=server", "-f", "-"], JSON.stringify(pod));
+    assert.equal(r.ok, false, "the tenant's pod joins the relay's Service");
+    assert.doesNotMatch(r.err, /serviceaccount|not found/i);
+  });
+
+  it("attack: a tenant's Deployment whose pods carry the relay's labels is refused", async () => {
+    const deployment = {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: "mx", namespace: NS },
+      spec: {
+        selector: { matchLabels: selector },
+        template: { metadata: { labels: selector }, spec: podSpec },
+      },
+    };
+    const r = await kubectlAs(TENANT, ["create", "--dry-run=server", "-f", "-"], JSON.stringify(deployment));
+    assert.equal(r.ok, false, "the tenant's Deployment makes pods that join the relay's Service");
+  });
+});
