@@ -9,7 +9,8 @@
 // probes and the fleet tools; nothing keeps it from the Service. No kubelet runs here: the test reads
 // the apiserver's verdict on the tenant's writes. Promise broken: a namespace editor cannot make the
 // relay's address an open relay. No fix with this test: closing it needs a pod policy (and one on
-// workload templates) or a Service the operator fills with its own pods' endpoints.
+// workload templates) or a Service the operator fills with its own pods' endpoints; the chart's
+// <release>-relay-pod-labels is the pod policy.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { join } from "node:path";
@@ -51,7 +52,7 @@ describe("tenant review: a look-alike relay pod behind the relay's Service (char
       "-n",
       NS,
       "--verb=get,list,watch,create,update,patch,delete",
-      "--resource=pods,deployments.apps,configmaps",
+      "--resource=pods,deployments.apps,cronjobs.batch,configmaps",
     ]);
     await cp.kubectl(["create", "rolebinding", "tenant", "-n", NS, "--role=editor", `--user=${TENANT}`]);
     // no kube-controller-manager here to make the namespace's default ServiceAccount
@@ -100,5 +101,57 @@ describe("tenant review: a look-alike relay pod behind the relay's Service (char
     };
     const r = await kubectlAs(TENANT, ["create", "--dry-run=server", "-f", "-"], JSON.stringify(deployment));
     assert.equal(r.ok, false, "the tenant's Deployment makes pods that join the relay's Service");
+  });
+
+  it("attack: a tenant's CronJob whose pods carry the relay's labels is refused", async () => {
+    const cronjob = {
+      apiVersion: "batch/v1",
+      kind: "CronJob",
+      metadata: { name: "mx", namespace: NS },
+      spec: {
+        schedule: "* * * * *",
+        jobTemplate: {
+          spec: {
+            template: { metadata: { labels: selector }, spec: { ...podSpec, restartPolicy: "Never" } },
+          },
+        },
+      },
+    };
+    const r = await kubectlAs(TENANT, ["create", "--dry-run=server", "-f", "-"], JSON.stringify(cronjob));
+    assert.equal(r.ok, false, "the tenant's CronJob makes pods that join the relay's Service");
+  });
+
+  it("the tenant's other pods and workloads, and the cluster's controllers making relay pods, are admitted", async () => {
+    const other = { app: "web" };
+    for (const obj of [
+      {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name: "web", namespace: NS, labels: other },
+        spec: podSpec,
+      },
+      { apiVersion: "v1", kind: "Pod", metadata: { name: "bare", namespace: NS }, spec: podSpec },
+      {
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        metadata: { name: "web", namespace: NS },
+        spec: { selector: { matchLabels: other }, template: { metadata: { labels: other }, spec: podSpec } },
+      },
+    ]) {
+      const r = await kubectlAs(TENANT, ["create", "--dry-run=server", "-f", "-"], JSON.stringify(obj));
+      assert.ok(r.ok, `${obj.kind} ${obj.metadata.name}: ${r.err}`);
+    }
+    const relayPod = {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "edge-0", namespace: NS, labels: selector },
+      spec: podSpec,
+    };
+    const r = await kubectlAs(
+      "system:serviceaccount:kube-system:statefulset-controller",
+      ["create", "--dry-run=server", "-f", "-"],
+      JSON.stringify(relayPod),
+    );
+    assert.ok(r.ok, r.err);
   });
 });

@@ -130,6 +130,8 @@ describe("charts/sealpost", () => {
       "ValidatingAdmissionPolicy",
       "ValidatingAdmissionPolicy",
       "ValidatingAdmissionPolicy",
+      "ValidatingAdmissionPolicy",
+      "ValidatingAdmissionPolicyBinding",
       "ValidatingAdmissionPolicyBinding",
       "ValidatingAdmissionPolicyBinding",
       "ValidatingAdmissionPolicyBinding",
