@@ -124,6 +124,11 @@ export function createMetrics() {
         this.set(stats.depth());
       },
     }),
+    journalDamaged: new Gauge({
+      name: `${p}journal_damaged_segments`,
+      help: "Journal segments found damaged at the pod's start, or kept aside by an earlier start and still there: records that do not check although a later round of the segment says they were acknowledged (a bad sector, a flipped bit). Their messages are lost (each logged as queue-error); the segment is kept as journal/<seq>.log.damaged, never recycled. Above 0: check the volume.",
+      registers: [registry],
+    }),
     queueOldest: new Gauge({
       name: `${p}queue_oldest_age_seconds`,
       help: "Age of the oldest queued message.",

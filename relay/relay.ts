@@ -40,7 +40,7 @@ import { Drain, type DrainStatus } from "./queue/drain.js";
 import { fleetKeyOf } from "./queue/handover.js";
 import { Scheduler } from "./queue/scheduler.js";
 import type { Envelope } from "./queue/envelope.js";
-import { Spool } from "./queue/spool.js";
+import { damageText, Spool, type Recovered } from "./queue/spool.js";
 import { handleReceiptsRequest } from "./receipts/admin-api.js";
 import { CheckLimiter, handleCheckRequest } from "./check/admin-api.js";
 import { runCheck } from "./check/run.js";
@@ -334,11 +334,20 @@ export class Relay {
    * times staggered: backoff.ts), so the backlog goes out in order of due time whatever order the
    * files were read in. Mail accepted meanwhile is already queued and delivered.
    */
-  private async recover(recovery: Promise<{ envelopes: Envelope[]; problems: string[] }>): Promise<void> {
+  private async recover(recovery: Promise<Recovered>): Promise<void> {
     await this.o.recoveryGate;
-    const { envelopes, problems } = await recovery;
+    const { envelopes, problems, damaged, keptAside } = await recovery;
     for (const p of problems)
       this.log.error({ event: "queue-error", err: p }, "unreadable envelope kept aside");
+    // found now, and kept aside by an earlier start (until someone looks at them and deletes them)
+    this.metrics.journalDamaged.set(new Set(damaged.map((d) => d.seq)).size + keptAside.length);
+    for (const path of keptAside)
+      this.log.warn({ event: "queue-error", segment: path }, "damaged journal segment kept aside");
+    for (const d of damaged)
+      this.log.error(
+        { event: "queue-error", segment: d.path, from: d.from, to: d.to, err: damageText(d) },
+        "damaged journal records lost, segment kept aside",
+      );
     if (this.stopping) return;
     this.scheduler.addRecovered(envelopes);
     this.recovering = false;

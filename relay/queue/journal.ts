@@ -104,6 +104,22 @@
 //     nothing acknowledged. A segment whose head has no seal was written by an older relay and is read
 //     as before; an older relay reads a seal as the done record of no message (docs/upgrade.md).
 //     Recovered envelopes must also carry an id that can name a file (no path of any kind).
+//   - Damage (review: one flipped bit in a segment's first message record lost all three messages of
+//     the segment, silently, and the segment was recycled): a round's seal also has a body (SealProof:
+//     the CRC-32 of its records' headers, which hold their lengths and CRCs, so it vouches for exactly
+//     those records; and the segment's acknowledged length when the round started). Where a round
+//     does not check, recovery goes on at the next round a genuine seal marks (nextRound: the nonce,
+//     which no sender knows, and the seal's CRC; none of the bytes before it is read) and verifies
+//     each round on its own as before. Those rounds count only once one of them says it started
+//     after the failed round was acknowledged: the failed bytes were durable and no longer check
+//     (damage). Otherwise they may be a torn tail with a later pipelined round durable behind it
+//     (neither acknowledged), read as ever: nothing after it. Damage read past loses its round's
+//     records (accepts, and done records: a duplicate at worst), is reported (JournalDamage: logged,
+//     a metric) and keeps its segment from being recycled: it is renamed <seq>.log.damaged (DAMAGED)
+//     once its messages are done, a name recovery does not read. Not caught: damage in a segment's
+//     last rounds (no later round of it says they were acknowledged: a torn tail to recovery), and in
+//     its head seal (no nonce: read up to there). A seal without a body (an older relay's) proves
+//     nothing: such a segment is read as before. An older relay reads a seal's meta only.
 //   - Rolling (segment-roll.ts): the next segment (mark, name, open, directory fsync, as above) is
 //     made in the background once the current one nears its end (PREPARE_AT), so the round
 //     that fills a segment switches to a file already durable instead of paying those fsyncs on its
@@ -148,6 +164,12 @@ const SEGMENT_NAME = /^(\d{12,15})\.log$/;
 const bySeq = (a: string, b: string): number => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 /** A segment kept for reuse: not a segment for recovery (its name does not match SEGMENT_NAME). */
 const SPARE = "spare";
+/**
+ * A damaged segment (JournalDamage) is kept under its name with this added once its messages are
+ * done: for a human to look at, never recycled (its blocks may be the bad ones), not read by recovery.
+ */
+export const DAMAGED = ".damaged";
+const DAMAGED_NAME = /^(\d{12,15})\.log\.damaged$/;
 /** How long a done record waits for an accept's round before it gets one of its own. */
 export const DONE_DELAY_MS = 20;
 /**
@@ -238,8 +260,8 @@ export interface ParsedRecord {
  * The records of segment `seq`'s bytes, up to the first one that does not check (a torn tail, or
  * what a recycled segment held before). Pure.
  */
-export function* parseRecords(buf: Buffer, seq: number): Generator<ParsedRecord> {
-  for (let at = 0; at + HEADER_BYTES <= buf.length;) {
+export function* parseRecords(buf: Buffer, seq: number, from = 0): Generator<ParsedRecord> {
+  for (let at = from; at + HEADER_BYTES <= buf.length;) {
     const type = buf.readUInt32LE(at + 4);
     const metaLength = buf.readUInt32LE(at + 8);
     const bodyLength = buf.readUInt32LE(at + 12);
@@ -262,18 +284,45 @@ export function cutRecord(seq: number, length: number): Framed {
 const CUT_META = /^cut (\d{1,15}) (\d{1,15})$/;
 
 /**
- * A seal (a done record of no message): at a segment's head, its nonce (no `start`); at a round's
- * end, the nonce and where that round started, so that it vouches for its own round's records only.
+ * What a round's seal says of it beyond where it started (its body, SEAL_PROOF_BYTES): `digest`, the
+ * CRC-32 of the headers of the round's records before the seal (each header holds its record's
+ * lengths and CRC: the seal vouches for exactly those records), and `acked`, how many bytes of the
+ * segment were acknowledged when the round was started (recovery tells damage from a torn tail by it).
  */
-export function sealMark(nonce: string, start?: number): Framed {
-  return frameParts(
-    DONE,
-    Buffer.from(`seal ${nonce}${start === undefined ? "" : ` ${start}`}`, "latin1"),
-    [],
-  );
+export interface SealProof {
+  digest: number;
+  acked: number;
+}
+
+/** A round's seal body: u32 LE digest, u48 LE acked. */
+const SEAL_PROOF_BYTES = 10;
+
+/**
+ * A seal (a done record of no message): at a segment's head, its nonce (no `start`); at a round's
+ * end, the nonce and where that round started, so that it vouches for its own round's records only,
+ * and its proof (zeros unless given: a seal a journal writes always has one).
+ */
+export function sealMark(nonce: string, start?: number, proof?: SealProof): Framed {
+  const meta = Buffer.from(`seal ${nonce}${start === undefined ? "" : ` ${start}`}`, "latin1");
+  if (start === undefined) return frameParts(DONE, meta, []);
+  const body = Buffer.alloc(SEAL_PROOF_BYTES);
+  if (proof) {
+    body.writeUInt32LE(proof.digest >>> 0, 0);
+    body.writeUIntLE(proof.acked, 4, 6);
+  }
+  return frameParts(DONE, meta, [body]);
+}
+
+/** The digest of a round's records as written (each its buffers, header first): SealProof. */
+function headersDigest(records: readonly Buffer[][]): number {
+  let digest = 0;
+  for (const parts of records) digest = crc32(parts[0]!.subarray(0, HEADER_BYTES), digest);
+  return digest;
 }
 
 const SEAL_META = /^seal ([0-9a-f]{32})(?: (\d{1,15}))?$/;
+/** Longest meta of a seal (SEAL_META). */
+const SEAL_META_MAX = 64;
 
 /** Whether a record as written (its buffers, header first) is a seal (tests count their own records). */
 export function isSealRecord(parts: readonly Buffer[]): boolean {
@@ -310,11 +359,25 @@ export interface JournalEntry {
   length: number;
 }
 
+/**
+ * Bytes `from` to `to` of segment `seq` did not check although a later round of it (verified on its
+ * own) says they were acknowledged: damage, not a torn tail. Their records are lost (their accepts
+ * and done records: one or more rounds); the rounds from `to` on were recovered.
+ */
+export interface JournalDamage {
+  seq: number;
+  path: string;
+  from: number;
+  to: number;
+}
+
 export interface JournalScan {
   /** Every segment, oldest first, with the end of its last good record. */
   segments: { seq: number; path: string; end: number }[];
   /** Accepted and not done, in journal order. */
   live: Map<string, JournalEntry>;
+  /** Damage found in the segments, oldest first (none: an empty list). */
+  damaged: JournalDamage[];
 }
 
 function emptyIfMissing(e: NodeJS.ErrnoException): string[] {
@@ -325,7 +388,7 @@ function emptyIfMissing(e: NodeJS.ErrnoException): string[] {
 /** Reads every segment of `dir` (read-only; a missing folder is an empty journal). */
 export async function scanJournal(dir: string): Promise<JournalScan> {
   const names = (await readdir(dir).catch(emptyIfMissing)).filter((n) => SEGMENT_NAME.test(n)).sort(bySeq);
-  const scan: JournalScan = { segments: [], live: new Map() };
+  const scan: JournalScan = { segments: [], live: new Map(), damaged: [] };
   const seqOf = (name: string): number => Number(SEGMENT_NAME.exec(name)![1]);
   // the cut records first: each one shortens an earlier segment
   const cuts = new Map<number, number>();
@@ -353,50 +416,171 @@ export async function scanJournal(dir: string): Promise<JournalScan> {
     }
     const cut = cuts.get(seq);
     if (cut !== undefined && cut < buf.length) buf = buf.subarray(0, cut);
-    let end = 0;
-    // a sealed segment's nonce (its head's first record after the cut records), and the effects of
-    // its records since the last seal, applied only when a seal with that nonce follows them that
-    // says its round started where the round before it ended: a later round written while an
-    // earlier one was not (pipelined, then kill -9) vouches for its own records, never for the stale
-    // bytes in the earlier one's place (review of the first version)
-    let head = true;
-    let nonce: string | undefined;
-    let roundStart = 0;
-    let waiting: (() => void)[] = [];
-    for (const r of parseRecords(buf, seq)) {
-      const meta = r.type === DONE ? r.meta.toString("latin1") : undefined;
-      const seal = meta !== undefined ? SEAL_META.exec(meta) : null;
-      if (head && meta !== undefined && CUT_META.test(meta)) {
-        end = r.end; // a cut record (read above) deletes nothing
-        continue;
-      }
-      if (head) {
-        head = false;
-        if (seal && seal[2] === undefined) {
-          nonce = seal[1]; // the first round started at 0, its cut records and this seal included
-          end = r.end;
-          continue;
-        }
-      }
-      if (nonce !== undefined && seal) {
-        // another life's seal, or one whose round did not start where the last one ended: stop
-        if (seal[1] !== nonce || seal[2] === undefined || Number(seal[2]) !== roundStart) break;
-        for (const apply of waiting) apply();
-        waiting = [];
-        end = roundStart = r.end;
-        continue;
-      }
-      const apply = recordEffect(r, meta, scan, seq, path);
-      if (!apply) break; // a CRC-correct record that is not ours: treat like a torn tail
-      if (nonce !== undefined) waiting.push(apply);
-      else {
-        apply(); // a segment of an older relay, unsealed: read as it always was
-        end = r.end;
-      }
-    }
+    const { end, damage } = readSegment(buf, seq, path, scan);
+    for (const d of damage) scan.damaged.push({ seq, path, ...d });
     scan.segments.push({ seq, path, end });
   }
   return scan;
+}
+
+/**
+ * Reads segment `seq`'s bytes `buf` into `scan`: the end of its last good record, and the damage
+ * read past. A sealed segment's nonce is its head's first record after the cut records; its records
+ * take effect round by round, each round verified by its seal (readRound). Where a round does not
+ * verify, recovery goes on at the next round a genuine seal marks (nextRound), but that round and
+ * the ones after it take effect only once a round after the failed one says the failed one was
+ * acknowledged (its seal's `acked` past the failed round's start): then the failed bytes were
+ * durable and no longer check (damage). Until such a round, they may be a torn tail (kill -9 with
+ * rounds in flight: a later round durable, an earlier one not, neither acknowledged), read as ever:
+ * nothing after it. No byte between a failed round's start and the next genuine seal is trusted: its
+ * lengths may be damaged, and a body there may hold what looks like records.
+ */
+function readSegment(
+  buf: Buffer,
+  seq: number,
+  path: string,
+  scan: JournalScan,
+): { end: number; damage: { from: number; to: number }[] } {
+  let end = 0;
+  let nonce: string | undefined;
+  for (const r of parseRecords(buf, seq)) {
+    const meta = r.type === DONE ? r.meta.toString("latin1") : undefined;
+    if (meta !== undefined && CUT_META.test(meta)) {
+      end = r.end; // a cut record (read in scanJournal) deletes nothing
+      continue;
+    }
+    const seal = meta !== undefined ? SEAL_META.exec(meta) : null;
+    if (seal && seal[2] === undefined) {
+      nonce = seal[1]; // the first round started at 0, its cut records and this seal included
+      end = r.end;
+    }
+    break;
+  }
+  if (nonce === undefined) return { end: readUnsealed(buf, seq, path, scan, end), damage: [] };
+  const damage: { from: number; to: number }[] = [];
+  // read past a failed round, not yet shown to be damage: the rounds read since, their effects
+  // waiting, and where the last of them ended
+  const unproven: { from: number; to: number; effects: (() => void)[]; end?: number }[] = [];
+  for (let at = 0; ;) {
+    const round = readRound(buf, seq, path, scan, nonce, at);
+    if (!round) {
+      const next = nextRound(buf, seq, nonce, at);
+      if (next === undefined) break;
+      const last = unproven.at(-1);
+      if (last && last.end === undefined && last.to === at)
+        last.to = next; // one damaged stretch
+      else unproven.push({ from: at, to: next, effects: [] });
+      at = next;
+      continue;
+    }
+    while (unproven.length && round.acked !== undefined && unproven[0]!.from < round.acked) {
+      const d = unproven.shift()!;
+      for (const apply of d.effects) apply();
+      damage.push({ from: d.from, to: d.to });
+      end = d.end ?? end;
+    }
+    const last = unproven.at(-1);
+    if (last) {
+      last.effects.push(...round.effects);
+      last.end = round.end;
+    } else {
+      for (const apply of round.effects) apply();
+      end = round.end;
+    }
+    at = round.end;
+  }
+  return { end, damage };
+}
+
+/** A segment of an older relay, unsealed: read as it always was, up to the first record that fails. */
+function readUnsealed(buf: Buffer, seq: number, path: string, scan: JournalScan, end: number): number {
+  let head = true;
+  for (const r of parseRecords(buf, seq)) {
+    const meta = r.type === DONE ? r.meta.toString("latin1") : undefined;
+    if (head && meta !== undefined && CUT_META.test(meta)) continue;
+    head = false;
+    const apply = recordEffect(r, meta, scan, seq, path);
+    if (!apply) break; // a CRC-correct record that is not ours: treat like a torn tail
+    apply();
+    end = r.end;
+  }
+  return end;
+}
+
+/**
+ * The round of a sealed segment starting at `start` (at 0: its cut records and head seal first): its
+ * records' effects, applied by the caller, when they check one after the other up to a seal with the
+ * segment's nonce that says its round started at `start` and, if it has a proof (a seal written by
+ * an older relay has none), whose digest is that of their headers. Undefined otherwise.
+ */
+function readRound(
+  buf: Buffer,
+  seq: number,
+  path: string,
+  scan: JournalScan,
+  nonce: string,
+  start: number,
+): { end: number; effects: (() => void)[]; acked?: number } | undefined {
+  const effects: (() => void)[] = [];
+  let digest = 0;
+  let head = start === 0;
+  for (const r of parseRecords(buf, seq, start)) {
+    const header = buf.subarray(r.bodyOffset - r.meta.length - HEADER_BYTES, r.bodyOffset - r.meta.length);
+    const meta = r.type === DONE ? r.meta.toString("latin1") : undefined;
+    const seal = meta !== undefined ? SEAL_META.exec(meta) : null;
+    if (head && meta !== undefined && CUT_META.test(meta)) {
+      digest = crc32(header, digest); // a cut record (read in scanJournal) deletes nothing
+      continue;
+    }
+    if (head && seal && seal[2] === undefined && seal[1] === nonce) {
+      digest = crc32(header, digest); // the head's seal: the nonce
+      head = false;
+      continue;
+    }
+    head = false;
+    if (seal) {
+      // another life's seal, or one whose round did not start here: not this round's
+      if (seal[1] !== nonce || seal[2] === undefined || Number(seal[2]) !== start) return undefined;
+      if (r.bodyLength === 0) return { end: r.end, effects }; // an older relay's seal
+      if (r.bodyLength !== SEAL_PROOF_BYTES || buf.readUInt32LE(r.bodyOffset) !== digest) return undefined;
+      return { end: r.end, effects, acked: buf.readUIntLE(r.bodyOffset + 4, 6) };
+    }
+    digest = crc32(header, digest);
+    const apply = recordEffect(r, meta, scan, seq, path);
+    if (!apply) return undefined; // a CRC-correct record that is not ours
+    effects.push(apply);
+  }
+  return undefined; // no seal: torn, or damaged
+}
+
+/**
+ * Where the first round after `from` starts that a genuine seal (this segment's nonce, its CRC
+ * right) marks: the end of the seal of the round that started at `from`, or the start of a later
+ * round whose seal is found first. Only the seal's own bytes are read (a sender cannot make one:
+ * the nonce is the segment's secret), never the records before it. Undefined: none.
+ */
+function nextRound(buf: Buffer, seq: number, nonce: string, from: number): number | undefined {
+  const magic = Buffer.alloc(4);
+  magic.writeUInt32LE(MAGIC);
+  for (
+    let p = buf.indexOf(magic, from);
+    p !== -1 && p + HEADER_BYTES <= buf.length;
+    p = buf.indexOf(magic, p + 1)
+  ) {
+    // a seal's shape first (cheap): the CRC only then, over its few bytes
+    const metaLength = buf.readUInt32LE(p + 8);
+    const bodyLength = buf.readUInt32LE(p + 12);
+    if (buf.readUInt8(p + 4) !== DONE || metaLength > SEAL_META_MAX) continue;
+    if (bodyLength !== 0 && bodyLength !== SEAL_PROOF_BYTES) continue;
+    const r = parseRecords(buf.subarray(0, p + HEADER_BYTES + metaLength + bodyLength), seq, p).next();
+    if (r.done) continue;
+    const seal = SEAL_META.exec(r.value.meta.toString("latin1"));
+    if (!seal || seal[1] !== nonce || seal[2] === undefined) continue;
+    const start = Number(seal[2]);
+    if (start < from || start > p) continue; // not a round after the failed one
+    return start > from ? start : r.value.end;
+  }
+  return undefined;
 }
 
 /** What a record does to the live messages, or undefined when it is not one of ours. */
@@ -490,6 +674,8 @@ interface Segment {
   fh?: FileHandle;
   /** Deleted (or made the spare), and the directory fsync'd after: its records are durably gone. */
   gone?: boolean;
+  /** Damage was read past in it at startup: kept aside (DAMAGED), never deleted or recycled. */
+  damaged?: boolean;
 }
 
 interface Pending {
@@ -656,20 +842,24 @@ export class Journal {
     dir: string,
     moved: ReadonlySet<string>,
     o: JournalOptions,
-  ): Promise<{ journal: Journal; envelopes: Envelope[] }> {
+  ): Promise<{ journal: Journal; envelopes: Envelope[]; damaged: JournalDamage[]; keptAside: string[] }> {
     await mkdir(dir, { recursive: true });
     const j = new Journal(dir, o);
     const hwm = await readHwm(dir);
-    if ((await readdir(dir)).includes(SPARE)) {
+    const names = await readdir(dir);
+    if (names.includes(SPARE)) {
       // a spare from a relay that kept no mark: its number is unknown, so it is not recycled
       if (hwm === undefined) await unlink(j.sparePath);
       else j.hasSpare = true;
     }
-    j.lastSeq = hwm ?? 0;
+    // a segment kept aside keeps its number (its name is never made again, even without a mark)
+    j.lastSeq = Math.max(hwm ?? 0, ...names.map((n) => Number(DAMAGED_NAME.exec(n)?.[1] ?? 0)));
     const scan = await scanJournal(dir);
+    const damagedSeqs = new Set(scan.damaged.map((d) => d.seq));
     const bySeq = new Map<number, Segment>();
     for (const s of scan.segments) {
       const seg: Segment = { seq: s.seq, path: s.path, size: s.end, end: s.end, live: 0 };
+      if (damagedSeqs.has(s.seq)) seg.damaged = true;
       j.segments.push(seg);
       bySeq.set(s.seq, seg);
       j.lastSeq = Math.max(j.lastSeq, s.seq);
@@ -689,7 +879,9 @@ export class Journal {
     j.collect();
     await j.collecting;
     if (!j.hasSpare && o.prepareSpare !== false) j.prepareSpare();
-    return { journal: j, envelopes };
+    // segments kept aside by an earlier start (still there: nobody has looked at them yet)
+    const keptAside = names.filter((n) => DAMAGED_NAME.test(n)).map((n) => join(dir, n));
+    return { journal: j, envelopes, damaged: scan.damaged, keptAside };
   }
 
   private get sparePath(): string {
@@ -994,8 +1186,13 @@ export class Journal {
   }
 
   /** A seal record for a round (fresh: a framed record is sealed for one segment). */
-  private sealPending(nonce: string, start?: number): Pending {
-    return { record: sealMark(nonce, start), seal: true, resolve: () => undefined, reject: () => undefined };
+  private sealPending(nonce: string, start?: number, proof?: SealProof): Pending {
+    return {
+      record: sealMark(nonce, start, proof),
+      seal: true,
+      resolve: () => undefined,
+      reject: () => undefined,
+    };
   }
 
   /** The cut records for a round opening a new segment, first in it (recovery reads them there). */
@@ -1079,8 +1276,13 @@ export class Journal {
       round.splice(cuts.length, 0, this.sealPending(seg.nonce));
     }
     const offset = seg.end;
-    round.push(this.sealPending(seg.nonce!, offset)); // nonce: set by the segment's first round (end 0)
     const records = round.map((p) => sealParts(p.record, seg.seq));
+    // the seal vouches for exactly these records (the digest of their headers) and says how much of
+    // the segment was acknowledged as this round starts (recovery: damage before that is no torn tail)
+    const proof = { digest: headersDigest(records), acked: seg.size };
+    const seal = this.sealPending(seg.nonce!, offset, proof); // nonce: set by the segment's first round (end 0)
+    round.push(seal);
+    records.push(sealParts(seal.record, seg.seq));
     const bytes = round.reduce((n, p) => n + p.record.bytes, 0);
     seg.end += bytes;
     // an append that throws instead of rejecting fails its round all the same (the journal goes on);
@@ -1300,8 +1502,10 @@ export class Journal {
     this.collecting = this.collecting.then(async () => {
       for (let s = this.segments[0]; s && s !== this.current && s.live === 0; s = this.segments[0]) {
         try {
-          // the first dead segment becomes the spare: gone for recovery all the same
-          if (this.hasSpare) await unlink(s.path);
+          // the first dead segment becomes the spare: gone for recovery all the same; a damaged
+          // one is kept aside under a name recovery does not read (gone for it just the same)
+          if (s.damaged) await rename(s.path, `${s.path}${DAMAGED}`);
+          else if (this.hasSpare) await unlink(s.path);
           else {
             await rename(s.path, this.sparePath);
             this.hasSpare = true;

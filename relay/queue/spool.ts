@@ -29,7 +29,15 @@ import { errorMessage, fail, ok, type Result } from "../contract/failure.js";
 import { fsyncDir, GroupCommit } from "./group-commit.js";
 import { readChunks } from "./read-chunks.js";
 import { BodyParts } from "./small-chunks.js";
-import { Journal, readHead, readRange, scanJournal, type AppendRecords } from "./journal.js";
+import {
+  DAMAGED,
+  Journal,
+  readHead,
+  readRange,
+  scanJournal,
+  type AppendRecords,
+  type JournalDamage,
+} from "./journal.js";
 import { ReceiveBudget } from "./receive-budget.js";
 import { ReadTurns } from "./read-turns.js";
 import { envelopeProblem, type Envelope } from "./envelope.js";
@@ -176,6 +184,27 @@ export async function readSpool(dir: string): Promise<SpoolMessage[]> {
   return [...out.values()];
 }
 
+/** What recovery found at startup. */
+export interface Recovered {
+  /** Every live message, oldest first (journal ones included). */
+  envelopes: Envelope[];
+  /** Envelopes in env/ that could not be read, each kept aside with its message (file: why). */
+  problems: string[];
+  /** Damage read past in journal segments (their records lost; each segment kept aside). */
+  damaged: JournalDamage[];
+  /** Damaged journal segments kept aside by an earlier start (journal/<seq>.log.damaged), by path. */
+  keptAside: string[];
+}
+
+/** A log line's words for `d`: where, what was lost, where the segment is kept. */
+export function damageText(d: JournalDamage): string {
+  return (
+    `${d.path}: bytes ${d.from} to ${d.to} do not check though a later round says they were ` +
+    `acknowledged: the accepted messages and done records there are lost (done ones may be ` +
+    `delivered again); the rounds after them were recovered; the segment is kept as ${d.path}${DAMAGED}`
+  );
+}
+
 export class Spool {
   private readonly commits: GroupCommit;
   private journal!: Journal;
@@ -221,10 +250,7 @@ export class Spool {
    * Opens (creating) the spool and recovers it: removes temp files and orphaned messages, then reads
    * the journal and every envelope. Returns the live messages' envelopes, oldest first.
    */
-  static async open(
-    dir: string,
-    o: SpoolOptions = {},
-  ): Promise<{ spool: Spool; envelopes: Envelope[]; problems: string[] }> {
+  static async open(dir: string, o: SpoolOptions = {}): Promise<{ spool: Spool } & Recovered> {
     const { spool, recovery } = await Spool.openForNew(dir, o);
     return { spool, ...(await recovery) };
   }
@@ -240,7 +266,7 @@ export class Spool {
   static async openForNew(
     dir: string,
     o: SpoolOptions = {},
-  ): Promise<{ spool: Spool; recovery: Promise<{ envelopes: Envelope[]; problems: string[] }> }> {
+  ): Promise<{ spool: Spool; recovery: Promise<Recovered> }> {
     const s = new Spool(dir, o);
     for (const d of [s.tmpDir, s.msgDir, s.envDir]) await mkdir(d, { recursive: true });
     await rm(s.tmpDir, { recursive: true, force: true });
@@ -251,7 +277,12 @@ export class Spool {
     for (const f of await readdir(s.msgDir)) {
       if (!ids.has(f)) await unlink(join(s.msgDir, f)).catch(() => undefined);
     }
-    const { journal, envelopes: journaled } = await Journal.open(join(dir, "journal"), ids, {
+    const {
+      journal,
+      envelopes: journaled,
+      damaged,
+      keptAside,
+    } = await Journal.open(join(dir, "journal"), ids, {
       segmentBytes: s.o.segmentBytes,
       cacheBytes: s.o.cacheBytes,
       receiving: () => s.receiving,
@@ -261,7 +292,7 @@ export class Spool {
     const recovery = s.readEnvelopes(names).then(({ envelopes, problems }) => {
       envelopes.push(...journaled);
       envelopes.sort((a, b) => a.receivedAt - b.receivedAt);
-      return { envelopes, problems };
+      return { envelopes, problems, damaged, keptAside };
     });
     return { spool: s, recovery };
   }

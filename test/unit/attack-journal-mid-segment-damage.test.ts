@@ -28,6 +28,7 @@ import {
   segmentName,
   type AppendRecords,
 } from "../../relay/queue/journal.js";
+import { damageText, Spool } from "../../relay/queue/spool.js";
 import { envelope, journalDirs } from "../support/journal-dirs.js";
 
 const { fresh, track } = journalDirs("attack-journal-damage-");
@@ -61,14 +62,6 @@ function craftedBody(prefix: string, bodyAt: number): Buffer {
   }
   return Buffer.concat(parts);
 }
-
-/** The damage a scan or an open reports (JournalScan.damaged, Journal.open's damaged). */
-interface Damage {
-  seq: number;
-  from: number;
-  to: number;
-}
-const reported = (x: object): Damage[] | undefined => (x as { damaged?: Damage[] }).damaged;
 
 /** Where the accept record of `env` starts in `buf` (its header precedes the envelope JSON). */
 const recordOf = (buf: Buffer, env: Envelope): number =>
@@ -114,7 +107,7 @@ describe("attack: one damaged record in the middle of a journal segment", () => 
 
     const scan = await scanJournal(dir);
     assert.deepEqual([...scan.live.keys()], [b!.id, c!.id], "the undamaged rounds are recovered");
-    const damage = reported(scan) ?? [];
+    const damage = scan.damaged;
     assert.equal(damage.length, 1, "the damage is reported");
     assert.equal(damage[0]!.seq, 1);
     assert.ok(damage[0]!.from <= bodyOfA, "from where");
@@ -127,7 +120,7 @@ describe("attack: one damaged record in the middle of a journal segment", () => 
       [b!.id, c!.id],
     );
     assert.ok(!opened.envelopes.some((e) => e.id === a!.id), "the damaged record is not trusted");
-    assert.equal(reported(opened)?.length, 1, "Journal.open reports the damage");
+    assert.equal(opened.damaged.length, 1, "Journal.open reports the damage");
     assert.equal((await journal.read(b!.id))?.toString(), "Subject: b\r\n\r\nbody-of-b\r\n");
     assert.equal((await journal.read(c!.id))?.toString(), "Subject: c\r\n\r\nbody-of-c\r\n");
 
@@ -145,10 +138,29 @@ describe("attack: one damaged record in the middle of a journal segment", () => 
     // and the next start neither reads it again nor numbers a segment over it
     const next = track(await Journal.open(dir, new Set(), OPTIONS));
     assert.deepEqual(next.envelopes, []);
-    assert.deepEqual(reported(next), []);
+    assert.deepEqual(next.damaged, []);
+    assert.deepEqual(next.keptAside, [join(dir, `${SEGMENT}.damaged`)], "still reported as kept aside");
     await next.journal.accept(envelope(), [Buffer.from("later\r\n")]);
     await next.journal.close();
     assert.deepEqual(await readFile(join(dir, `${SEGMENT}.damaged`)), damagedBytes, "still as found");
+  });
+
+  it("is reported by the spool at startup (the relay logs it and counts it)", async () => {
+    const q = fresh();
+    const dir = join(q, "journal");
+    const [, b, c] = await threeRounds(dir, [
+      Buffer.from("Subject: a\r\n\r\nbody-of-a\r\n"),
+      Buffer.from("Subject: b\r\n\r\nbody-of-b\r\n"),
+      Buffer.from("Subject: c\r\n\r\nbody-of-c\r\n"),
+    ]);
+    await flip(dir, await offsetOf(dir, "body-of-a"));
+    const { spool, envelopes, damaged } = await Spool.open(q);
+    await spool.close();
+    assert.deepEqual(envelopes.map((e) => e.id).sort(), [b!.id, c!.id].sort());
+    assert.equal(damaged.length, 1);
+    const text = damageText(damaged[0]!);
+    assert.match(text, new RegExp(`${SEGMENT}: bytes ${damaged[0]!.from} to ${damaged[0]!.to} `));
+    assert.match(text, new RegExp(`kept as .*${SEGMENT}\\.damaged$`));
   });
 
   it("a damaged record's header (lengths unknown) loses its round only", async () => {
@@ -162,7 +174,7 @@ describe("attack: one damaged record in the middle of a journal segment", () => 
     await flip(dir, recordOf(await readFile(join(dir, SEGMENT)), b!) + 13);
     const scan = await scanJournal(dir);
     assert.deepEqual([...scan.live.keys()], [a!.id, c!.id], "a and c are recovered");
-    assert.equal(reported(scan)?.length, 1);
+    assert.equal(scan.damaged.length, 1);
   });
 
   for (const where of ["the damaged record's own body", "the next record, in the damaged round"] as const)
@@ -201,6 +213,20 @@ describe("attack: one damaged record in the middle of a journal segment", () => 
       );
     });
 
+  it("damage in the last round reads as a torn tail (no later round says it was acknowledged)", async () => {
+    // what is still lost, without a word: recovery cannot tell this from a crash mid-round
+    const dir = fresh();
+    const [a, b] = await threeRounds(dir, [
+      Buffer.from("Subject: a\r\n\r\nbody-of-a\r\n"),
+      Buffer.from("Subject: b\r\n\r\nbody-of-b\r\n"),
+      Buffer.from("Subject: c\r\n\r\nbody-of-c\r\n"),
+    ]);
+    await flip(dir, await offsetOf(dir, "body-of-c"));
+    const scan = await scanJournal(dir);
+    assert.deepEqual([...scan.live.keys()], [a!.id, b!.id]);
+    assert.deepEqual(scan.damaged, []);
+  });
+
   it("a torn tail after kill -9 is read as before: a later pipelined round is not resumed at", async () => {
     // round 2 is held (never reaches the disk), round 3 is written meanwhile at its own offset; a
     // crash now leaves a hole where round 2 was. Neither was acknowledged: recovery stops there as it
@@ -235,13 +261,13 @@ describe("attack: one damaged record in the middle of a journal segment", () => 
     await journal.close();
     const scan = await scanJournal(crashed);
     assert.deepEqual([...scan.live.keys()], [a.id], "as before: nothing after the torn round");
-    assert.deepEqual(reported(scan) ?? [], [], "a torn tail is no damage");
+    assert.deepEqual(scan.damaged, [], "a torn tail is no damage");
     const opened = track(await Journal.open(crashed, new Set(), OPTIONS));
     assert.deepEqual(
       opened.envelopes.map((e) => e.id),
       [a.id],
     );
-    assert.deepEqual(reported(opened) ?? [], []);
+    assert.deepEqual(opened.damaged, []);
     await opened.journal.done(a.id);
     await opened.journal.close();
     const names = await readdir(crashed);
