@@ -14,7 +14,7 @@ import { CORP_CA, startCertManager } from "./cert-manager.js";
 import { makeCa, makeLeaf } from "./certs.js";
 import { makeDkimKey } from "./dkim.js";
 import { startDnsServer, type DnsServer } from "./dns-server.js";
-import { HOST_IP, IMAGE, type KubeNode } from "./node.js";
+import { BRIDGE_IP, HOST_IP, IMAGE, type KubeNode } from "./node.js";
 import { startPostfix, type PostfixPeer } from "./postfix.js";
 import { swaksSafePassword } from "./swaks.js";
 import { repoRoot, toolchainBin } from "./toolchain.js";
@@ -128,9 +128,16 @@ export async function applyExamples(node: KubeNode, ns: string): Promise<Example
   // whose partners sit behind a private link sets too. Without it, partner-a's mail would be deferred
   // for its MX address and never reach the STARTTLS check this setup is there to show.
   const relay = filled.find((d) => d.kind === "MailRelay") as Manifest & {
-    spec: { delivery?: Record<string, unknown> };
+    spec: { delivery?: Record<string, unknown>; inbound?: { relayFrom?: string[] } };
   };
   relay.spec.delivery = { ...relay.spec.delivery, allowedInternalCidrs: [`${HOST_IP}/32`] };
+  // The tests' internal senders (swaks on the host side) reach the relay's Service through the node's
+  // bridge, so the relay sees them at its address: listed in relayFrom, as a user lists their mail
+  // servers in place of the example's subnet (never the pod network: examples/README.md)
+  relay.spec.inbound = {
+    ...relay.spec.inbound,
+    relayFrom: [...(relay.spec.inbound?.relayFrom ?? []), `${BRIDGE_IP}/32`],
+  };
 
   const started: { stop(): Promise<unknown> }[] = [];
   try {

@@ -44,6 +44,8 @@ const run = promisify(execFile);
 export const NETNS = "sealpost-e2e";
 export const HOST_IP = "10.250.0.1";
 export const NODE_IP = "10.250.0.2";
+/** The node's bridge: the pods' gateway, and the address host-side clients of a Service arrive from. */
+export const BRIDGE_IP = "10.244.0.1";
 export const POD_CIDR = "10.244.0.0/24";
 export const SERVICE_CIDR = "10.96.0.0/16";
 export const NODE_NAME = "sealpost-e2e-node";
@@ -445,7 +447,7 @@ async function makeNetwork(): Promise<void> {
   await n("link", "set", VETH_NODE, "up");
   // the bridge the CNI plugin uses, made here so its address exists before the first pod
   await n("link", "add", BRIDGE, "type", "bridge");
-  await n("addr", "add", "10.244.0.1/24", "dev", BRIDGE);
+  await n("addr", "add", `${BRIDGE_IP}/24`, "dev", BRIDGE);
   await n("link", "set", BRIDGE, "up");
   // the host reaches pods and Services through the node; the routes go with the veth
   await ip("route", "add", POD_CIDR, "via", NODE_IP, "dev", VETH_HOST);
@@ -631,7 +633,7 @@ function cniConfig(dir: string): string {
           ipam: {
             type: "host-local",
             dataDir: join(dir, "cni", "ipam"),
-            ranges: [[{ subnet: POD_CIDR, gateway: "10.244.0.1" }]],
+            ranges: [[{ subnet: POD_CIDR, gateway: BRIDGE_IP }]],
             routes: [{ dst: "0.0.0.0/0" }],
           },
         },
