@@ -111,8 +111,9 @@
 //     does not check, recovery goes on at the next round a genuine seal marks (nextRound: the nonce,
 //     which no sender knows, and the seal's CRC; none of the bytes before it is read) and verifies
 //     each round on its own as before. Those rounds count only once one of them says it started
-//     after the failed round was acknowledged: the failed bytes were durable and no longer check
-//     (damage). Otherwise they may be a torn tail with a later pipelined round durable behind it
+//     after every byte read past was acknowledged (its `acked` at or past the verified round's
+//     start; up to `acked` only, the rest stays in doubt): the failed bytes were durable and no
+//     longer check (damage). Otherwise they may be a torn tail with a later pipelined round durable behind it
 //     (neither acknowledged), read as ever: nothing after it. Damage read past loses its round's
 //     records (accepts, and done records: a duplicate at worst), is reported (JournalDamage: logged,
 //     a metric) and keeps its segment from being recycled: it is renamed <seq>.log.damaged (DAMAGED)
@@ -429,7 +430,8 @@ export async function scanJournal(dir: string): Promise<JournalScan> {
  * take effect round by round, each round verified by its seal (readRound). Where a round does not
  * verify, recovery goes on at the next round a genuine seal marks (nextRound), but that round and
  * the ones after it take effect only once a round after the failed one says the failed one was
- * acknowledged (its seal's `acked` past the failed round's start): then the failed bytes were
+ * acknowledged (its seal's `acked` at or past the start of the round verified after it; `acked` within
+ * the stretch proves its head only, and the rest stays in doubt): then the failed bytes were
  * durable and no longer check (damage). Until such a round, they may be a torn tail (kill -9 with
  * rounds in flight: a later round durable, an earlier one not, neither acknowledged), read as ever:
  * nothing after it. No byte between a failed round's start and the next genuine seal is trusted: its
@@ -473,10 +475,19 @@ function readSegment(
       at = next;
       continue;
     }
+    // `acked` proves the bytes before it only: a stretch read past may hold a damaged round and,
+    // after it, a torn one (kill -9 with rounds in flight); the rounds after the stretch count only
+    // once all of it was acknowledged (test/unit/attack-journal-damage-torn-round.test.ts)
     while (unproven.length && round.acked !== undefined && unproven[0]!.from < round.acked) {
-      const d = unproven.shift()!;
+      const d = unproven[0]!;
+      if (round.acked < d.to) {
+        addDamage(damage, d.from, round.acked); // its acknowledged head (acked: a round's end)
+        d.from = round.acked; // the rest may still be a torn tail
+        break;
+      }
+      unproven.shift();
       for (const apply of d.effects) apply();
-      damage.push({ from: d.from, to: d.to });
+      addDamage(damage, d.from, d.to);
       end = d.end ?? end;
     }
     const last = unproven.at(-1);
@@ -490,6 +501,13 @@ function readSegment(
     at = round.end;
   }
   return { end, damage };
+}
+
+/** Adds bytes `from` to `to` to `damage` (one stretch with the one before if they meet). */
+function addDamage(damage: { from: number; to: number }[], from: number, to: number): void {
+  const last = damage.at(-1);
+  if (last && last.to === from) last.to = to;
+  else damage.push({ from, to });
 }
 
 /** A segment of an older relay, unsealed: read as it always was, up to the first record that fails. */
