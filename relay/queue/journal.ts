@@ -106,8 +106,8 @@
 //     Recovered envelopes must also carry an id that can name a file (no path of any kind).
 //   - Damage (review: one flipped bit in a segment's first message record lost all three messages of
 //     the segment, silently, and the segment was recycled): a round's seal also has a body (SealProof:
-//     the CRC-32 of its records' headers, which hold their lengths and CRCs, so it vouches for exactly
-//     those records; and the segment's acknowledged length when the round started). Where a round
+//     a digest of its records' headers keyed by the segment's nonce, headers that hold the records'
+//     lengths and CRCs, so it vouches for exactly those records; and the segment's acknowledged length when the round started). Where a round
 //     does not check, recovery goes on at the next round a genuine seal marks (nextRound: the nonce,
 //     which no sender knows, and the seal's CRC; none of the bytes before it is read) and verifies
 //     each round on its own as before. Those rounds count only once one of them says it started
@@ -132,7 +132,7 @@
 // on its first state update), so a segment normally goes within seconds of its last record. A message
 // whose first attempt takes long (a slow next hop, up to the delivery timeouts) pins its segment and
 // every later one until it is done; that costs disk space, never correctness.
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { writevSync } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, statfs, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
@@ -286,7 +286,7 @@ const CUT_META = /^cut (\d{1,15}) (\d{1,15})$/;
 
 /**
  * What a round's seal says of it beyond where it started (its body, SEAL_PROOF_BYTES): `digest`, the
- * CRC-32 of the headers of the round's records before the seal (each header holds its record's
+ * keyed digest (headersDigest) of the headers of the round's records before the seal (each holds its record's
  * lengths and CRC: the seal vouches for exactly those records), and `acked`, how many bytes of the
  * segment were acknowledged when the round was started (recovery tells damage from a torn tail by it).
  */
@@ -314,11 +314,17 @@ export function sealMark(nonce: string, start?: number, proof?: SealProof): Fram
   return frameParts(DONE, meta, [body]);
 }
 
-/** The digest of a round's records as written (each its buffers, header first): SealProof. */
-function headersDigest(records: readonly Buffer[][]): number {
-  let digest = 0;
-  for (const parts of records) digest = crc32(parts[0]!.subarray(0, HEADER_BYTES), digest);
-  return digest;
+/**
+ * The digest of a round's record headers: HMAC-SHA256 keyed by the segment's nonce, its first 32 bits.
+ * Keyed, not a CRC: a CRC is linear, and a sender who knows its queue ids can predict the headers
+ * of a round of done records, so bytes of theirs left in a stale page of a torn write could be made
+ * to match it (the review of the seal's proof); without the nonce, which never leaves the journal,
+ * no one can.
+ */
+function headersDigest(nonce: string, headers: Iterable<Buffer>): number {
+  const h = createHmac("sha256", nonce);
+  for (const header of headers) h.update(header);
+  return h.digest().readUInt32LE(0);
 }
 
 const SEAL_META = /^seal ([0-9a-f]{32})(?: (\d{1,15}))?$/;
@@ -540,18 +546,18 @@ function readRound(
   start: number,
 ): { end: number; effects: (() => void)[]; acked?: number } | undefined {
   const effects: (() => void)[] = [];
-  let digest = 0;
+  const headers: Buffer[] = [];
   let head = start === 0;
   for (const r of parseRecords(buf, seq, start)) {
     const header = buf.subarray(r.bodyOffset - r.meta.length - HEADER_BYTES, r.bodyOffset - r.meta.length);
     const meta = r.type === DONE ? r.meta.toString("latin1") : undefined;
     const seal = meta !== undefined ? SEAL_META.exec(meta) : null;
     if (head && meta !== undefined && CUT_META.test(meta)) {
-      digest = crc32(header, digest); // a cut record (read in scanJournal) deletes nothing
+      headers.push(header); // a cut record (read in scanJournal) deletes nothing
       continue;
     }
     if (head && seal && seal[2] === undefined && seal[1] === nonce) {
-      digest = crc32(header, digest); // the head's seal: the nonce
+      headers.push(header); // the head's seal: the nonce
       head = false;
       continue;
     }
@@ -560,10 +566,11 @@ function readRound(
       // another life's seal, or one whose round did not start here: not this round's
       if (seal[1] !== nonce || seal[2] === undefined || Number(seal[2]) !== start) return undefined;
       if (r.bodyLength === 0) return { end: r.end, effects }; // an older relay's seal
-      if (r.bodyLength !== SEAL_PROOF_BYTES || buf.readUInt32LE(r.bodyOffset) !== digest) return undefined;
+      if (r.bodyLength !== SEAL_PROOF_BYTES) return undefined;
+      if (buf.readUInt32LE(r.bodyOffset) !== headersDigest(nonce, headers)) return undefined;
       return { end: r.end, effects, acked: buf.readUIntLE(r.bodyOffset + 4, 6) };
     }
-    digest = crc32(header, digest);
+    headers.push(header);
     const apply = recordEffect(r, meta, scan, seq, path);
     if (!apply) return undefined; // a CRC-correct record that is not ours
     effects.push(apply);
@@ -1297,7 +1304,8 @@ export class Journal {
     const records = round.map((p) => sealParts(p.record, seg.seq));
     // the seal vouches for exactly these records (the digest of their headers) and says how much of
     // the segment was acknowledged as this round starts (recovery: damage before that is no torn tail)
-    const proof = { digest: headersDigest(records), acked: seg.size };
+    const headers = records.map((parts) => parts[0]!.subarray(0, HEADER_BYTES));
+    const proof = { digest: headersDigest(seg.nonce!, headers), acked: seg.size };
     const seal = this.sealPending(seg.nonce!, offset, proof); // nonce: set by the segment's first round (end 0)
     round.push(seal);
     records.push(sealParts(seal.record, seg.seq));
