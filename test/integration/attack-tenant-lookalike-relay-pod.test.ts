@@ -12,12 +12,9 @@
 // workload templates) or a Service the operator fills with its own pods' endpoints; the chart's
 // <release>-relay-pod-labels is the pod policy.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { installChart } from "../support/chart.js";
-import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
-import { certManagerCrdFiles } from "../support/operator.js";
+import { chartWithEditors, kubectlAs as kubectlAsIn } from "../support/chart.js";
+import type { ControlPlane } from "../support/controlplane.js";
 
 const NS = "mail";
 const TENANT = "alice";
@@ -30,48 +27,12 @@ describe("tenant review: a look-alike relay pod behind the relay's Service (char
   let cp: ControlPlane;
 
   const kubectlAs = (as: string | null, args: string[], input?: string) =>
-    new Promise<{ ok: boolean; err: string }>((resolve) => {
-      const child = execFile(
-        join(cp.bin, "kubectl"),
-        ["--kubeconfig", cp.kubeconfigPath, ...(as ? [`--as=${as}`] : []), "-n", NS, ...args],
-        (e, _out, stderr) => resolve({ ok: !e, err: String(stderr) }),
-      );
-      child.stdin!.end(input ?? "");
-    });
+    kubectlAsIn(cp, as, NS, args, input);
 
   before(async () => {
-    cp = await startControlPlane();
-    await cp.applyCrds(certManagerCrdFiles());
-    await installChart(cp, []);
-    await cp.kubectl(["create", "namespace", NS]);
-    // what the built-in edit role grants on these
-    await cp.kubectl([
-      "create",
-      "role",
-      "editor",
-      "-n",
-      NS,
-      "--verb=get,list,watch,create,update,patch,delete",
-      "--resource=pods,deployments.apps,cronjobs.batch,configmaps",
-    ]);
-    await cp.kubectl(["create", "rolebinding", "tenant", "-n", NS, "--role=editor", `--user=${TENANT}`]);
+    cp = await chartWithEditors(NS, [TENANT], ["pods", "deployments.apps", "cronjobs.batch", "configmaps"]);
     // no kube-controller-manager here to make the namespace's default ServiceAccount
     await cp.kubectl(["create", "serviceaccount", "default", "-n", NS]);
-    // the chart's policies are loaded: the managed-objects one refuses the tenant here
-    await cp.kubectl(
-      ["apply", "-f", "-"],
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "ConfigMap",
-        metadata: { name: "edge-config", namespace: NS, labels: { "app.kubernetes.io/managed-by": "sealpost-operator" } },
-        data: { a: "1" },
-      }),
-    ); // prettier-ignore
-    for (let i = 0; i < 300; i++) {
-      const r = await kubectlAs(TENANT, ["annotate", "configmap", "edge-config", "p=1", "--dry-run=server"]);
-      if (!r.ok) break;
-      await new Promise((res) => setTimeout(res, 100));
-    }
   });
   after(async () => {
     await cp?.stop();

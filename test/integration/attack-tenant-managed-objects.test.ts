@@ -6,12 +6,9 @@
 // What the operator writes is changed only by the operator, the cluster's controllers, cert-manager
 // in the Secrets it issues, system:masters and the writers the chart lists.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { installChart, OPERATOR_USER } from "../support/chart.js";
-import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
-import { certManagerCrdFiles } from "../support/operator.js";
+import { chartWithEditors, kubectlAs as kubectlAsIn, OPERATOR_USER } from "../support/chart.js";
+import type { ControlPlane } from "../support/controlplane.js";
 
 const NS = "mail";
 const TENANT = "alice";
@@ -21,16 +18,8 @@ const REFUSED = /'sealpost-operator-managed-objects'.*denied request.*written by
 describe("tenant review: the operator's objects against a namespace editor (chart policy, real apiserver)", () => {
   let cp: ControlPlane;
 
-  /** kubectl as `as` (null: the admin); the apiserver's verdict. */
   const kubectlAs = (as: string | null, args: string[], input?: string) =>
-    new Promise<{ ok: boolean; err: string }>((resolve) => {
-      const child = execFile(
-        join(cp.bin, "kubectl"),
-        ["--kubeconfig", cp.kubeconfigPath, ...(as ? [`--as=${as}`] : []), "-n", NS, ...args],
-        (e, _out, stderr) => resolve({ ok: !e, err: String(stderr) }),
-      );
-      child.stdin!.end(input ?? "");
-    });
+    kubectlAsIn(cp, as, NS, args, input);
   const managed = { "app.kubernetes.io/managed-by": "sealpost-operator", "sealpost.dev/relay": "edge" };
   /** A controller ownerReference to MailRelay edge (none exists: no garbage collector runs here). */
   const ownerReferences = [
@@ -44,28 +33,8 @@ describe("tenant review: the operator's objects against a namespace editor (char
   ];
 
   before(async () => {
-    cp = await startControlPlane();
-    await cp.applyCrds(certManagerCrdFiles());
-    await installChart(cp, []);
-    await cp.kubectl(["create", "namespace", NS]);
-    // what the built-in edit role grants on these (its aggregation needs kube-controller-manager, which
-    // this control plane does not run); cert-manager's own chart grants it the same on Secrets, so
-    // the verdicts below are the policy's
-    const verbs = "get,list,watch,create,update,patch,delete";
-    await cp.kubectl([
-      "create",
-      "role",
-      "editor",
-      "-n",
-      NS,
-      `--verb=${verbs}`,
-      "--resource=configmaps,secrets",
-    ]);
-    for (const [name, user] of [
-      ["tenant", TENANT],
-      ["cert-manager", CERT_MANAGER],
-    ] as const)
-      await cp.kubectl(["create", "rolebinding", name, "-n", NS, "--role=editor", `--user=${user}`]);
+    // cert-manager's own chart grants it what edit grants on Secrets: the verdicts are the policy's
+    cp = await chartWithEditors(NS, [TENANT, CERT_MANAGER], ["configmaps", "secrets"]);
     await cp.kubectl(
       ["apply", "-f", "-"],
       JSON.stringify({
@@ -80,18 +49,6 @@ describe("tenant review: the operator's objects against a namespace editor (char
         ],
       }),
     ); // prettier-ignore
-    // the policy is enforced once the apiserver's admission has loaded it (a few seconds)
-    for (let i = 0; i < 300; i++) {
-      const r = await kubectlAs(TENANT, [
-        "annotate",
-        "configmap",
-        "edge-config",
-        "probe=1",
-        "--dry-run=server",
-      ]);
-      if (!r.ok) break;
-      await new Promise((res) => setTimeout(res, 100));
-    }
   });
   after(async () => {
     await cp?.stop();

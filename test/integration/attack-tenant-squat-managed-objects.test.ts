@@ -10,12 +10,9 @@
 // editor's additions run with the relay's volumes, and this policy now keeps them from everyone.
 // Promise broken: only the operator decides what it writes for a relay.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { installChart, OPERATOR_USER } from "../support/chart.js";
-import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
-import { certManagerCrdFiles } from "../support/operator.js";
+import { chartWithEditors, kubectlAs as kubectlAsIn, OPERATOR_USER } from "../support/chart.js";
+import type { ControlPlane } from "../support/controlplane.js";
 
 const NS = "mail";
 const TENANT = "alice";
@@ -27,14 +24,7 @@ describe("tenant review: squatting the operator's objects before it writes them 
   let cp: ControlPlane;
 
   const kubectlAs = (as: string | null, args: string[], input?: string) =>
-    new Promise<{ ok: boolean; err: string }>((resolve) => {
-      const child = execFile(
-        join(cp.bin, "kubectl"),
-        ["--kubeconfig", cp.kubeconfigPath, ...(as ? [`--as=${as}`] : []), "-n", NS, ...args],
-        (e, _out, stderr) => resolve({ ok: !e, err: String(stderr) }),
-      );
-      child.stdin!.end(input ?? "");
-    });
+    kubectlAsIn(cp, as, NS, args, input);
   const labels = {
     "app.kubernetes.io/managed-by": "sealpost-operator",
     "app.kubernetes.io/name": "sealpost-relay",
@@ -78,42 +68,7 @@ describe("tenant review: squatting the operator's objects before it writes them 
   }; // prettier-ignore
 
   before(async () => {
-    cp = await startControlPlane();
-    await cp.applyCrds(certManagerCrdFiles());
-    await installChart(cp, []);
-    await cp.kubectl(["create", "namespace", NS]);
-    // what the built-in edit role grants on these
-    await cp.kubectl([
-      "create",
-      "role",
-      "editor",
-      "-n",
-      NS,
-      "--verb=get,list,watch,create,update,patch,delete",
-      "--resource=configmaps,secrets,statefulsets.apps,services",
-    ]);
-    await cp.kubectl(["create", "rolebinding", "tenant", "-n", NS, "--role=editor", `--user=${TENANT}`]);
-    await cp.kubectl(
-      ["apply", "-f", "-"],
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "ConfigMap",
-        metadata: { name: "edge-config", namespace: NS, labels },
-        data: { a: "1" },
-      }),
-    );
-    // the policy is enforced once the apiserver's admission has loaded it (a few seconds)
-    for (let i = 0; i < 300; i++) {
-      const r = await kubectlAs(TENANT, [
-        "annotate",
-        "configmap",
-        "edge-config",
-        "probe=1",
-        "--dry-run=server",
-      ]);
-      if (!r.ok) break;
-      await new Promise((res) => setTimeout(res, 100));
-    }
+    cp = await chartWithEditors(NS, [TENANT], ["configmaps", "secrets", "statefulsets.apps", "services"]);
   });
   after(async () => {
     await cp?.stop();

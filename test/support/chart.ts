@@ -3,12 +3,14 @@
 // operator's identity (impersonation of its ServiceAccount) and as a server-side dry run, so that
 // admission runs and nothing is stored. Shared by the admission-policy tests;
 // helmRelease installs or upgrades it with --set values and returns helm's output;
-// applyUserAdmissionPolicies puts only the policies that judge users beside an in-process operator.
+// applyUserAdmissionPolicies puts only the policies that judge users beside an in-process operator;
+// chartWithEditors and kubectlAs are what the tenant attacks on the chart's policies stand on.
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { parseAllDocuments } from "yaml";
-import type { ControlPlane } from "./controlplane.js";
+import { startControlPlane, type ControlPlane } from "./controlplane.js";
+import { certManagerCrdFiles } from "./operator.js";
 import { repoRoot, toolchainBin } from "./toolchain.js";
 
 const run = promisify(execFile);
@@ -117,4 +119,79 @@ export async function applyUserAdmissionPolicies(
     JSON.stringify({ apiVersion: "v1", kind: "List", items: [...policies, ...bindings] }),
   );
   return names;
+}
+
+/** kubectl as `as` (null: the admin) in namespace `ns`, `input` on stdin; the apiserver's verdict. */
+export function kubectlAs(
+  cp: ControlPlane,
+  as: string | null,
+  ns: string,
+  args: readonly string[],
+  input?: string,
+): Promise<{ ok: boolean; err: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      join(cp.bin, "kubectl"),
+      ["--kubeconfig", cp.kubeconfigPath, ...(as ? [`--as=${as}`] : []), "-n", ns, ...args],
+      (e, _out, stderr) => resolve({ ok: !e, err: String(stderr) }),
+    );
+    child.stdin!.end(input ?? "");
+  });
+}
+
+/**
+ * A control plane with the chart installed (its admission policies loaded) and namespace `ns`, where
+ * `users` hold what the built-in edit role grants on `resources` (kubectl's --resource form; its
+ * aggregation needs kube-controller-manager, which this control plane does not run). Returns once
+ * the chart's managed-objects policy refuses `users[0]` a change of a labelled ConfigMap, so the
+ * tests read the policies' verdicts, not a policy still loading.
+ */
+export async function chartWithEditors(
+  ns: string,
+  users: readonly string[],
+  resources: readonly string[],
+): Promise<ControlPlane> {
+  const cp = await startControlPlane();
+  try {
+    await cp.applyCrds(certManagerCrdFiles());
+    await installChart(cp, []);
+    await cp.kubectl(["create", "namespace", ns]);
+    const verbs = "get,list,watch,create,update,patch,delete";
+    await cp.kubectl([
+      "create",
+      "role",
+      "editor",
+      "-n",
+      ns,
+      `--verb=${verbs}`,
+      `--resource=${resources.join(",")}`,
+    ]);
+    for (const [i, user] of users.entries())
+      await cp.kubectl(["create", "rolebinding", `editor-${i}`, "-n", ns, "--role=editor", `--user=${user}`]);
+    const probe = {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: {
+        name: "policy-probe",
+        namespace: ns,
+        labels: { "app.kubernetes.io/managed-by": "sealpost-operator" },
+      },
+    };
+    await cp.kubectl(["apply", "-f", "-"], JSON.stringify(probe));
+    for (let i = 0; i < 300; i++) {
+      const r = await kubectlAs(cp, users[0]!, ns, [
+        "annotate",
+        "configmap",
+        "policy-probe",
+        "p=1",
+        "--dry-run=server",
+      ]);
+      if (!r.ok) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    return cp;
+  } catch (e) {
+    await cp.stop();
+    throw e;
+  }
 }
