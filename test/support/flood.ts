@@ -1,7 +1,8 @@
 // A tenant's policy flood, as the config-fit attack tests write it: domain names gzip cannot shrink.
 import { randomBytes } from "node:crypto";
+import { MailRelay } from "../../operator/api.js";
 import type { PolicyObject } from "../../operator/objects.js";
-import { policyObject, recordedSince } from "./operator-fixtures.js";
+import { fakeReconcilerDeps, policyObject, recordedSince, relayObject } from "./operator-fixtures.js";
 
 const ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
 
@@ -45,4 +46,19 @@ export function hostFlood(n: number, from = 0): PolicyObject[] {
       FLOOD_RELAY,
     ),
   );
+}
+
+/**
+ * FLOOD_RELAY (MailRelay "edge" with its uid, which the claim records name) compiled over `policies`
+ * by the operator's compiler, and a policy's verdict on it.
+ */
+export function compiledOnFloodRelay(policies: PolicyObject[]) {
+  const relayRaw = relayObject(FLOOD_RELAY.name, { relay: FLOOD_RELAY.name });
+  (relayRaw.metadata as { uid: string }).uid = FLOOD_RELAY.uid;
+  const relay = MailRelay.parse(relayRaw);
+  const { deps } = fakeReconcilerDeps([relayRaw], policies);
+  return {
+    config: deps.compiler.compile(relay).config,
+    verdict: (p: PolicyObject) => deps.compiler.verdict(relay, p),
+  };
 }

@@ -10,9 +10,8 @@
 // tenant's policy claims it, while the relay's config defers it under the holder alone.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { MailRelay } from "../../operator/api.js";
-import { floodAt as at, FLOOD_RELAY as edge } from "../support/flood.js";
-import { fakeReconcilerDeps, policyObject, relayObject } from "../support/operator-fixtures.js";
+import { compiledOnFloodRelay, floodAt as at } from "../support/flood.js";
+import { policyObject } from "../support/operator-fixtures.js";
 import type { PolicyObject } from "../../operator/objects.js";
 
 const verify = { outbound: { tls: { mode: "verify" } } };
@@ -28,14 +27,10 @@ describe("a held public-suffix wildcard: the status verdict and the relay's comp
     } as PolicyObject;
     // the tenant's: "*.co.uk" is never recorded, it claims nothing
     const tenant = policyObject("a-tenant", ["*.co.uk", "tenant.example"], { spec: verify, generation: 2 });
-    const relayRaw = relayObject("edge", { relay: "edge" });
-    (relayRaw.metadata as { uid: string }).uid = edge.uid;
-    const relay = MailRelay.parse(relayRaw);
-    const { deps } = fakeReconcilerDeps([relayRaw], [legacy, tenant]);
-    const config = deps.compiler.compile(relay).config;
+    const { config, verdict } = compiledOnFloodRelay([legacy, tenant]);
     const inConfig = config.deferredPolicies.filter((d) => d.domains.includes("*.co.uk")).map((d) => d.name);
     assert.deepEqual(inConfig, ["mail/legacy"], "the relay defers *.co.uk under the holder");
-    const v = deps.compiler.verdict(relay, legacy);
+    const v = verdict(legacy);
     const conflicts = (v?.problems ?? []).filter((p) => p.reason === "DomainConflict").map((p) => p.message);
     assert.deepEqual(
       { deferred: v?.deferred, conflicts },

@@ -9,18 +9,12 @@
 // tldts's list).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { MailRelay } from "../../operator/api.js";
 import { claimRecords } from "../../operator/compile/claim-age.js";
 import { claimedDomains } from "../../operator/compile/domain-claims.js";
 import { checkReferences } from "../../relay/contract/config-checks.js";
 import { routeFor } from "../../relay/outbound/route.js";
-import { floodAt as at, FLOOD_RELAY as edge } from "../support/flood.js";
-import {
-  fakeReconcilerDeps,
-  policyObject,
-  recordedSince,
-  relayObject,
-} from "../support/operator-fixtures.js";
+import { compiledOnFloodRelay, floodAt as at, FLOOD_RELAY as edge } from "../support/flood.js";
+import { policyObject, recordedSince } from "../support/operator-fixtures.js";
 import type { PolicyObject } from "../../operator/objects.js";
 
 const verify = { outbound: { tls: { mode: "verify" } } };
@@ -30,14 +24,7 @@ const recorded = (name: string, domains: string[], i: number): PolicyObject => {
   return { ...p, metadata: { ...p.metadata, generation: 2 } };
 };
 
-function compiled(policies: PolicyObject[]) {
-  const relayRaw = relayObject("edge", { relay: "edge" });
-  (relayRaw.metadata as { uid: string }).uid = edge.uid;
-  const relay = MailRelay.parse(relayRaw);
-  const { deps } = fakeReconcilerDeps([relayRaw], policies);
-  const c = deps.compiler.compile(relay);
-  return { config: c.config, verdict: (p: PolicyObject) => deps.compiler.verdict(relay, p) };
-}
+const compiled = compiledOnFloodRelay;
 
 describe("a wildcard whose base the Public Suffix List names after its claim was recorded", () => {
   it("keeps its domains deferred, never sent by the default route; a partner's own name stays the partner's", () => {

@@ -8,18 +8,12 @@
 // very thing the drop of refused records promised one tenant could not do.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { MailRelay } from "../../operator/api.js";
 import { claimRecords } from "../../operator/compile/claim-age.js";
 import { publicSuffixWildcard, suffixRefusal } from "../../operator/compile/public-suffix.js";
 import { conditionMessage } from "../../operator/runtime/conditions.js";
 import { routeFor } from "../../relay/outbound/route.js";
-import { floodAt as at, FLOOD_RELAY as edge } from "../support/flood.js";
-import {
-  fakeReconcilerDeps,
-  policyObject,
-  recordedSince,
-  relayObject,
-} from "../support/operator-fixtures.js";
+import { compiledOnFloodRelay, floodAt as at, FLOOD_RELAY as edge } from "../support/flood.js";
+import { policyObject, recordedSince } from "../support/operator-fixtures.js";
 import type { PolicyObject } from "../../operator/objects.js";
 
 const verify = { outbound: { tls: { mode: "verify" } } };
@@ -56,13 +50,7 @@ function refusedBySession14(): PolicyObject {
   }; // prettier-ignore
 }
 
-function compiled(policies: PolicyObject[]) {
-  const relayRaw = relayObject("edge", { relay: "edge" });
-  (relayRaw.metadata as { uid: string }).uid = edge.uid;
-  const relay = MailRelay.parse(relayRaw);
-  const { deps } = fakeReconcilerDeps([relayRaw], policies);
-  return deps.compiler.compile(relay).config;
-}
+const compiled = (policies: PolicyObject[]) => compiledOnFloodRelay(policies).config;
 
 describe("attack: refused suffix wildcards past the cut of an old status's message", () => {
   it("hold no one's mail after the upgrade: an unclaimed .co.uk domain keeps its route", () => {

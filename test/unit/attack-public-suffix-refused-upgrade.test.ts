@@ -7,17 +7,11 @@
 // already shows refused as a public suffix was never an accepted claim, so it holds nothing.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { MailRelay } from "../../operator/api.js";
 import { claimRecords } from "../../operator/compile/claim-age.js";
 import { checkReferences } from "../../relay/contract/config-checks.js";
 import { routeFor } from "../../relay/outbound/route.js";
-import { floodAt as at, FLOOD_RELAY as edge } from "../support/flood.js";
-import {
-  fakeReconcilerDeps,
-  policyObject,
-  recordedSince,
-  relayObject,
-} from "../support/operator-fixtures.js";
+import { compiledOnFloodRelay, floodAt as at, FLOOD_RELAY as edge } from "../support/flood.js";
+import { policyObject, recordedSince } from "../support/operator-fixtures.js";
 import type { PolicyObject } from "../../operator/objects.js";
 
 const verify = { outbound: { tls: { mode: "verify" } } };
@@ -52,13 +46,7 @@ function refusedBySession14(
   };
 }
 
-function compiled(policies: PolicyObject[]) {
-  const relayRaw = relayObject("edge", { relay: "edge" });
-  (relayRaw.metadata as { uid: string }).uid = edge.uid;
-  const relay = MailRelay.parse(relayRaw);
-  const { deps } = fakeReconcilerDeps([relayRaw], policies);
-  return deps.compiler.compile(relay).config;
-}
+const compiled = (policies: PolicyObject[]) => compiledOnFloodRelay(policies).config;
 
 describe("a public-suffix wildcard an older operator recorded but already refused", () => {
   it("holds no one's mail after the upgrade: other .co.uk domains keep the route they had", () => {
