@@ -20,7 +20,7 @@ import {
 import { ownedWhenLeftOut } from "./left-out.js";
 import { refusedSuffixRecords, relayIdOf } from "./claim-age.js";
 import { exceptionPhase } from "./exceptions.js";
-import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
+import { compilePolicyCore, withClaimAges, type PolicyCore, type PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
 import { compileRelayConfig, relayClaimOf, type CompileResult, type EncodedConfig } from "./relay-config.js";
 import { judgement, relayVerdict, type Judgement } from "./relay-verdict.js";
@@ -68,8 +68,13 @@ function relaySpecId(r: MailRelay): string {
  * spec), and of the clock: which of its exceptions are active (compile/exceptions.ts).
  */
 function specId(p: PolicyObject, now: number): string {
+  return `${coreId(p, now)}:${claimsId(p)}`;
+}
+
+/** specId without the status: what the policy's own compile reads (policy.ts PolicyCore). */
+function coreId(p: PolicyObject, now: number): string {
   const g = p.metadata.generation;
-  return `${p.metadata.uid ?? ""}:${g !== undefined ? g : JSON.stringify(p.spec)}:${exceptionPhase(p, now)}:${claimsId(p)}`;
+  return `${p.metadata.uid ?? ""}:${g !== undefined ? g : JSON.stringify(p.spec)}:${exceptionPhase(p, now)}`;
 }
 
 /**
@@ -122,8 +127,15 @@ export interface PolicyVerdict {
 }
 
 export class CompileMemo {
-  /** Per policy key: its own compile, valid for one spec (specId) and one view. */
-  private readonly entries = new Map<string, { id: string; viewFp: string; entry: PolicyEntry }>();
+  /**
+   * Per policy key: its own compile (core), valid for one spec (coreId) and one view, and its entry,
+   * valid for those and one status (claimsId): the operator's status write that follows a policy's
+   * first compile dates its claims without compiling it again.
+   */
+  private readonly entries = new Map<
+    string,
+    { id: string; viewFp: string; core: PolicyCore; claims: string; entry: PolicyEntry }
+  >();
   private readonly relays = new Map<string, { id: string; relay: MailRelay | undefined }>();
   private readonly relayChecks = new Map<string, { id: string; viewFp: string; error: unknown }>();
   private readonly compiled = new Map<
@@ -158,11 +170,18 @@ export class CompileMemo {
   /** policyEntry with the namespace's view and the clock read once by the caller (a compile's N policies). */
   private entryIn(p: PolicyObject, ns: string, view: ClusterView, fp: string, now: number): PolicyEntry {
     const k = keyOf(p);
-    const id = specId(p, now);
+    const id = coreId(p, now);
+    const claims = claimsId(p);
     const hit = this.entries.get(k);
-    if (hit && hit.id === id && hit.viewFp === fp) return hit.entry;
-    const entry = compilePolicyEntry(p, ns, view, now);
-    this.entries.set(k, { id, viewFp: fp, entry });
+    if (hit && hit.id === id && hit.viewFp === fp) {
+      if (hit.claims === claims) return hit.entry;
+      const entry = withClaimAges(hit.core, p);
+      this.entries.set(k, { ...hit, claims, entry });
+      return entry;
+    }
+    const core = compilePolicyCore(p, ns, view, now);
+    const entry = withClaimAges(core, p);
+    this.entries.set(k, { id, viewFp: fp, core, claims, entry });
     return entry;
   }
 

@@ -227,9 +227,30 @@ export function compilePolicyEntry(
   /** The time (epoch ms) exceptions are judged at; absent: none is compiled in. */
   now?: number,
 ): PolicyEntry {
+  return withClaimAges(compilePolicyCore(raw, namespace, view, now), raw);
+}
+
+/**
+ * A policy's entry without its claims' ages: all that its spec, metadata and namespace view give,
+ * nothing of its status. The operator's own status write (claims, footprint) changes the ages only,
+ * so a memo keeps this across it (memo.ts) instead of compiling the policy again. Pure.
+ */
+export type PolicyCore = Omit<PolicyEntry, "ages">;
+
+/** The entry of `core` with the ages `raw`'s status records (claim-age.ts), sized by its bytes. Pure. */
+export function withClaimAges(core: PolicyCore, raw: unknown): PolicyEntry {
+  return { ...core, ages: withSize(claimAges(raw as PolicyObject, core.domains), core.bytes) };
+}
+
+/** compilePolicyEntry without the ages (PolicyCore). */
+export function compilePolicyCore(
+  raw: unknown,
+  namespace: string,
+  view: ClusterView,
+  now?: number,
+): PolicyCore {
   const key = keyOf(raw as MailDomainPolicy);
   const domains = claimedDomains(raw);
-  const recorded = claimAges(raw as PolicyObject, domains);
   const named = inboundCredentialNamed(raw);
   const parsed = MailDomainPolicySchema.safeParse(raw);
   if (!parsed.success) {
@@ -239,7 +260,6 @@ export function compilePolicyEntry(
       domains,
       ...(named ? { inboundCredential: named } : {}),
       bytes,
-      ages: withSize(recorded, bytes),
       problems: [
         {
           reason: "InvalidSpec",
@@ -264,7 +284,6 @@ export function compilePolicyEntry(
   const bytes = compressedBytes(token ?? JSON.stringify([domains, parsed.data.spec]));
   return {
     key,
-    ages: withSize(recorded, bytes),
     domains,
     ...(named ? { inboundCredential: named } : {}),
     bytes,
