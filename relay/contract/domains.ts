@@ -26,8 +26,29 @@ const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const URL_SYNTAX = /[/\\?#:@%]/;
 const TOP_LABEL = /^[a-z]/;
 
+/**
+ * Spellings already mapped, with their canonical form (undefined: none). The UTS #46 mapping is most
+ * of a domain's cost, and the same few spellings come back at every recipient (relay) and every
+ * compile (operator); the memo is dropped whole when full, so a flood of new spellings costs what no
+ * memo would, never memory past its bound. Long spellings are not kept.
+ */
+const canonicalMemo = new Map<string, string | undefined>();
+const CANONICAL_MEMO_ENTRIES = 4096;
+const CANONICAL_MEMO_SPELLING = 255;
+
 /** The canonical form of a domain as spelled anywhere (see the header), or undefined when it has none. */
 export function canonicalDomain(spelling: string): string | undefined {
+  const hit = canonicalMemo.get(spelling);
+  if (hit !== undefined || canonicalMemo.has(spelling)) return hit;
+  const canonical = canonicalOf(spelling);
+  if (spelling.length <= CANONICAL_MEMO_SPELLING) {
+    if (canonicalMemo.size >= CANONICAL_MEMO_ENTRIES) canonicalMemo.clear();
+    canonicalMemo.set(spelling, canonical);
+  }
+  return canonical;
+}
+
+function canonicalOf(spelling: string): string | undefined {
   if (URL_SYNTAX.test(spelling)) return undefined;
   const ascii = domainToASCII(spelling.trim()).toLowerCase().replace(/\.$/, "");
   if (!ascii || ascii.length > 253) return undefined;
