@@ -252,7 +252,9 @@ export function compilePolicyCore(
   const key = keyOf(raw as MailDomainPolicy);
   const domains = claimedDomains(raw);
   const named = inboundCredentialNamed(raw);
-  const parsed = MailDomainPolicySchema.safeParse(raw);
+  // the spec and metadata only: the core must not read the status (the memo keeps it across status
+  // writes), and a status the operator wrote is not the author's spec to refuse
+  const parsed = MailDomainPolicySchema.safeParse(withoutStatus(raw));
   if (!parsed.success) {
     const bytes = compressedBytes(JSON.stringify(domains));
     return {
@@ -298,6 +300,13 @@ export function compilePolicyCore(
     secrets: refs.secrets.size ? refs.secrets : NONE,
     configMaps: refs.configMaps.size ? refs.configMaps : NONE,
   };
+}
+
+/** `raw` without its status (a shallow copy when it has one). */
+function withoutStatus(raw: unknown): unknown {
+  if (typeof raw !== "object" || raw === null || !("status" in raw)) return raw;
+  const { status: _status, ...rest } = raw as Record<string, unknown>;
+  return rest;
 }
 
 const NONE: ReadonlyMap<string, never> = new Map<string, never>();
