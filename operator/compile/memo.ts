@@ -104,6 +104,7 @@ export function compileFingerprint(
   selected: readonly PolicyObject[],
   viewFp: string,
   now = 0,
+  mounted?: ReadonlySet<string>,
 ): string {
   const parts: string[] = [
     keyOf(relay),
@@ -115,6 +116,8 @@ export function compileFingerprint(
   ];
   for (const p of selected) parts.push(`p:${p.metadata.name}:${specId(p, now)}`);
   parts.push(viewFp);
+  // what the relay's pods mount (relay-config.ts FitProbe.mounted)
+  parts.push(mounted ? `m:${[...mounted].sort().join("\0")}` : "m-");
   return parts.join("\n");
 }
 
@@ -149,6 +152,8 @@ export class CompileMemo {
   private readonly stored = new Map<string, { hash: string; gz: Promise<Buffer> }>();
   /** Per relay key: the config that fits (fitted), for one full compile, and the policies it leaves out. */
   private readonly fits = new Map<string, Fit & { full: CompileResult }>();
+  /** Per relay key: the policies its applied config leaves out until its pods mount their material. */
+  private readonly pending = new Map<string, ReadonlyMap<string, PolicyProblem>>();
   /** Called with the keys of the policies a new fit leaves out or takes back (their verdicts changed). */
   private readonly leftOutWatchers: ((policyKeys: string[]) => void)[] = [];
   /** Memo hits and misses (tests, debugging). */
@@ -214,6 +219,11 @@ export class CompileMemo {
     // left out of the last config that fits (fitted), or not in the last applied one when nothing
     // fits: the relay's reconcile decided it, read here
     const fit = this.fits.get(keyOf(relay));
+    // its material not mounted in the relay's pods yet (render/mounted-sources.ts): the reconcile's
+    // compile decided it, read here
+    const mount = v.problems.length ? undefined : this.pending.get(keyOf(relay))?.get(e.key);
+    if (mount && !fit?.leftOut.has(e.key))
+      return { included: false, problems: [mount], deferred: [...ownedWhenLeftOut(e, v)].sort() };
     if (fit?.problem && (fit.leftOut.has(e.key) || (fit.applied && !fit.applied.has(e.key))))
       return {
         included: false,
@@ -301,13 +311,13 @@ export class CompileMemo {
    * Secret/ConfigMap keys and credential specs), and each policy's own part per policy (policyEntry),
    * so a new compile after one policy changed re-parses that policy only.
    */
-  compile(relay: MailRelay): CompileResult {
+  compile(relay: MailRelay, mounted?: ReadonlySet<string>): CompileResult {
     const selected = this.state.selectedPolicies(relay);
     this.noteBirth(relay, selected);
     const ns = relay.metadata.namespace ?? "";
     const { view, fp: viewFp } = this.state.viewOf(ns);
     const now = this.now().getTime();
-    const fp = compileFingerprint(relay, selected, viewFp, now);
+    const fp = compileFingerprint(relay, selected, viewFp, now, mounted);
     const k = keyOf(relay);
     const hit = this.compiled.get(k);
     if (hit?.fp === fp) {
@@ -317,8 +327,12 @@ export class CompileMemo {
     }
     this.compileStats.misses++;
     try {
-      const result = compileRelayConfig(relay, selected, view, (raw) =>
-        this.entryIn(raw as PolicyObject, ns, view, viewFp, now),
+      const result = compileRelayConfig(
+        relay,
+        selected,
+        view,
+        (raw) => this.entryIn(raw as PolicyObject, ns, view, viewFp, now),
+        mounted ? { mounted } : {},
       );
       this.compiled.set(k, { fp, result });
       this.revisions.remember(k, result.hash, result.tokens);
@@ -335,8 +349,8 @@ export class CompileMemo {
    * gzip (on the thread pool). Memoised per full compile; a full config that fits costs nothing more.
    * When even leaving every policy out does not fit, the full compile (too large: not applied).
    */
-  async fitted(relay: MailRelay): Promise<EncodedConfig> {
-    const full = this.compile(relay);
+  async fitted(relay: MailRelay, mounted?: ReadonlySet<string>): Promise<EncodedConfig> {
+    const full = this.compile(relay, mounted);
     const k = keyOf(relay);
     const hit = this.fits.get(k);
     if (hit?.full === full) return hit.result;
@@ -373,6 +387,7 @@ export class CompileMemo {
               leftOut: leftOutAt(ordered, n, collapsed),
               collapsed,
               judgements,
+              ...(mounted ? { mounted } : {}),
             });
             const e = { ...c, stored: await encodeConfigAsync(c.json) };
             return configTooLarge(sizesOf(e)) ? undefined : e;
@@ -406,6 +421,15 @@ export class CompileMemo {
     // a full compile from while this one was measured: it is the newer, keep it
     if (this.fits.get(k) !== hit) return fit.result;
     this.fits.set(k, { full, ...fit });
+    // the policies waiting for their material to be mounted (relay-config.ts MountPending)
+    const pendingBefore = this.pending.get(k) ?? new Map<string, PolicyProblem>();
+    const pendingNow = new Map<string, PolicyProblem>();
+    for (const [p, problems] of fit.result.problems) {
+      const mount = problems.find((x) => x.reason === "MountPending");
+      if (mount) pendingNow.set(p, mount);
+    }
+    if (pendingNow.size) this.pending.set(k, pendingNow);
+    else this.pending.delete(k);
     // the policies whose verdict this fit changed: those left out or taken back; all of them when the
     // relay's config stops or starts being applied
     const before = hit?.leftOut ?? new Set<string>();
@@ -415,6 +439,8 @@ export class CompileMemo {
         : [
             ...[...fit.leftOut].filter((p) => !before.has(p)),
             ...[...before].filter((p) => !fit.leftOut.has(p)),
+            ...[...pendingNow.keys()].filter((p) => !pendingBefore.has(p)),
+            ...[...pendingBefore.keys()].filter((p) => !pendingNow.has(p)),
           ];
     if (changed.length) for (const w of this.leftOutWatchers) w(changed);
     return fit.result;
@@ -452,6 +478,7 @@ export class CompileMemo {
     this.compiled.delete(relayKey);
     this.stored.delete(relayKey);
     this.fits.delete(relayKey);
+    this.pending.delete(relayKey);
     this.revisions.forget(relayKey);
     this.relayChecks.delete(relayKey);
     this.relays.delete(relayKey);

@@ -6,6 +6,8 @@ export const PROBLEM_REASONS = [
   "InvalidReference",
   "InvalidSpec",
   "ConfigTooLarge",
+  // its material is not mounted in the relay's pods yet (render/mounted-sources.ts): resolves itself
+  "MountPending",
 ] as const;
 export type ProblemReason = (typeof PROBLEM_REASONS)[number];
 

@@ -37,6 +37,7 @@ import type { MailRelay } from "../api.js";
 import { durationSeconds, quantityBytes } from "../api.js";
 import { keyOf } from "../objects.js";
 import type { ProjectedSource } from "../render/input.js";
+import { MOUNT_INTERVAL_MS } from "../render/mounted-sources.js";
 import { ADMIN_PORT, FLEET_SECRET_KEY, names, QUEUE_DIR } from "../render/meta.js";
 import { keptRanges } from "./relay-ranges.js";
 import { shadowedLogins } from "./login-names.js";
@@ -75,8 +76,18 @@ export interface CompileResult {
   problems: Map<string, PolicyProblem[]>;
   /** Problems of the relay's own references (spec.inbound.credentialRefs); those credentials are left out. */
   relayProblems: PolicyProblem[];
-  /** Secrets and ConfigMaps to project into /etc/sealpost. */
+  /** Secrets and ConfigMaps to project into /etc/sealpost: everything this config reads. */
   sources: ProjectedSource[];
+  /**
+   * The paths of `sources` the relay's own settings read (its spec's references, the Secrets the
+   * operator made for it); the others are policy material (render/mounted-sources.ts).
+   */
+  relayPaths: ReadonlySet<string>;
+  /**
+   * The material of the policies left out because the relay's pods do not mount all of it
+   * (FitProbe.mounted, MountPending): what the pod template would need to take them in.
+   */
+  pending: ProjectedSource[];
   /** TCP ports the relay connects out to besides 25/465/587. */
   egressPorts: number[];
   /** MTA-STS and TLS-RPT for the relay's own domains (own-domains.ts). */
@@ -123,6 +134,12 @@ export interface FitProbe {
    * most of each probe's time). Valid only for one relay spec and one set of selected policies.
    */
   judgements?: Map<string, Judgement>;
+  /**
+   * The paths the relay's pod template mounts (render/mounted-sources.ts liveMounts); absent: no
+   * template yet, everything may be mounted. A policy whose material is not all among them is left
+   * out (MountPending) and its domains deferred: the config never names a file its pods lack.
+   */
+  mounted?: ReadonlySet<string>;
 }
 
 /**
@@ -152,6 +169,15 @@ export function compileRelayConfig(
   const credentials: Record<string, Credential> = {};
   const secretItems = new Map<string, Map<string, string>>();
   const configMapItems = new Map<string, Map<string, string>>();
+  // the material of the policies left out for want of a mount (MountPending)
+  const pendingSecrets = new Map<string, Map<string, string>>();
+  const pendingConfigMaps = new Map<string, Map<string, string>>();
+  // what the relay's own settings read (not policy material: render/mounted-sources.ts)
+  const relayPaths = new Set<string>();
+  const relayItem = (items: Map<string, Map<string, string>>, name: string, key: string, path: string) => {
+    mapIn(items, name).set(key, path);
+    relayPaths.add(path);
+  };
   const egress = new Set<number>();
   const tokens = new Map<string, string>();
   const relayClaim = relayClaimOf(relay);
@@ -167,7 +193,8 @@ export function compileRelayConfig(
       judged = judgement(entry, claimantsOf, relayClaim);
       fit.judgements?.set(entry.key, judged);
     }
-    const { verdict, hostRule } = judged;
+    const { hostRule } = judged;
+    let { verdict } = judged;
     if (tooLarge && leftOut.has(entry.key)) {
       // what it owns, deferred (left-out.ts); its partner's hosts keep its requirement
       problems.set(entry.key, [...verdict.problems, tooLarge]);
@@ -184,6 +211,20 @@ export function compileRelayConfig(
         if (deferred) deferredPolicies.push(deferred);
       }
       continue;
+    }
+    // its material not all mounted in the relay's pods yet (render/mounted-sources.ts): left out,
+    // its domains deferred, until the pod template takes it
+    const unmounted =
+      fit.mounted && entry.policy && !verdict.problems.length ? unmountedOf(entry, fit.mounted) : [];
+    if (unmounted.length) {
+      verdict = {
+        ...verdict,
+        problems: [mountPending(keyOf(relay), unmounted)],
+        deferred: [...ownedWhenLeftOut(entry, verdict)],
+      };
+      for (const [name, m] of entry.secrets) for (const [k, v] of m) mapIn(pendingSecrets, name).set(k, v);
+      for (const [name, m] of entry.configMaps)
+        for (const [k, v] of m) mapIn(pendingConfigMaps, name).set(k, v);
     }
     if (verdict.problems.length || !entry.policy) {
       problems.set(entry.key, verdict.problems);
@@ -224,7 +265,7 @@ export function compileRelayConfig(
     relayProblems.push(...refs.problems);
     if (!credential) continue;
     for (const [name, c] of refs.credentials) credentials[name] = c;
-    for (const [name, m] of refs.secrets) for (const [k, v] of m) mapIn(secretItems, name).set(k, v);
+    for (const [name, m] of refs.secrets) for (const [k, v] of m) relayItem(secretItems, name, k, v);
   }
   // one username, one login (login-names.ts): a second credential with a login's username is held
   for (const [name, problem] of shadowedLogins(
@@ -245,23 +286,23 @@ export function compileRelayConfig(
     const refs = new Refs(ns, view);
     const path = refs.configMapKey(lr.configMapRef.name, lr.configMapRef.key);
     relayProblems.push(...refs.problems);
-    for (const [name, m] of refs.configMaps) for (const [k, v] of m) mapIn(configMapItems, name).set(k, v);
+    for (const [name, m] of refs.configMaps) for (const [k, v] of m) relayItem(configMapItems, name, k, v);
     if (path) recipientFiles = [path];
   }
   const own = compileOwnDomains(relay, view);
-  for (const m of own.mounts) mapIn(secretItems, m.secret).set(m.key, m.path);
+  for (const m of own.mounts) relayItem(secretItems, m.secret, m.key, m.path);
   if (tooLarge && collapsed)
     deferredPolicies.push(...collapsedDeferrals(keyOf(relay), leftOutParts, tooLarge, relayClaim));
   // DKIM signing domains and their keys (dkim.ts): a problem leaves the domain deferred, not unsigned
   const localDomains = (inbound.localDomains ?? []).map((d) => canonicalPattern(d) ?? d);
   const dkim = compileDkim(relay, localDomains, view);
   relayProblems.push(...dkim.problems);
-  for (const [name, m] of dkim.secrets) for (const [k, v] of m) mapIn(secretItems, name).set(k, v);
+  for (const [name, m] of dkim.secrets) for (const [k, v] of m) relayItem(secretItems, name, k, v);
   const listeners = spec.listeners;
   // the /queue admin endpoints' bearer token (absent: they are disabled)
   const tokenRef = spec.admin?.tokenSecretRef;
   const adminToken = tokenRef ? secretPath(tokenRef.name, tokenRef.key) : undefined;
-  if (tokenRef && adminToken) mapIn(secretItems, tokenRef.name).set(tokenRef.key, adminToken);
+  if (tokenRef && adminToken) relayItem(secretItems, tokenRef.name, tokenRef.key, adminToken);
   // scale-down drain (relay/queue/drain.ts): a pod that goes hands its queue over to the fleet's
   // Service on 25, authenticated with the fleet's own key (relay/queue/handover.ts: the Secret
   // `<relay>-fleet` the operator creates); needs the admin token (the preStop hook calls the local
@@ -277,7 +318,7 @@ export function compileRelayConfig(
     fleetInfo.controllerUid === relay.metadata.uid
       ? secretPath(fleetSecret, FLEET_SECRET_KEY)
       : undefined;
-  if (fleetKey) mapIn(secretItems, fleetSecret).set(FLEET_SECRET_KEY, fleetKey);
+  if (fleetKey) relayItem(secretItems, fleetSecret, FLEET_SECRET_KEY, fleetKey);
   const handover =
     adminToken && fleetKey && listeners.smtp.enabled && !listeners.smtp.proxyProtocol?.enabled
       ? { host: `${names.service(relay.metadata.name ?? "")}.${ns}.svc`, port: listeners.smtp.port }
@@ -391,6 +432,11 @@ export function compileRelayConfig(
     problems,
     relayProblems,
     sources,
+    relayPaths,
+    pending: [
+      ...[...pendingSecrets].map(([name, m]) => source("secret", name, m)),
+      ...[...pendingConfigMaps].map(([name, m]) => source("configMap", name, m)),
+    ],
     egressPorts: [...egress].filter((p) => ![25, 465, 587].includes(p)).sort((a, b) => a - b),
     own,
   };
@@ -424,6 +470,24 @@ function mapIn<K, V>(m: Map<K, Map<string, V>>, k: K): Map<string, V> {
   let v = m.get(k);
   if (!v) m.set(k, (v = new Map<string, V>()));
   return v;
+}
+
+/** The paths of `entry`'s material that `mounted` lacks. */
+function unmountedOf(entry: PolicyEntry, mounted: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (const items of [entry.secrets, entry.configMaps])
+    for (const m of items.values()) for (const path of m.values()) if (!mounted.has(path)) out.push(path);
+  return out.sort();
+}
+
+/** Why a policy whose material the relay's pods do not mount yet is left out (MountPending). */
+function mountPending(relayKey: string, unmounted: readonly string[]): PolicyProblem {
+  const shown =
+    unmounted.slice(0, 3).join(", ") + (unmounted.length > 3 ? ` and ${unmounted.length - 3} more` : "");
+  return {
+    reason: "MountPending",
+    message: `relay ${relayKey}'s pods do not mount ${shown} yet: a Secret or ConfigMap new to a relay joins its pod template (which rolls every pod) at most once every ${MOUNT_INTERVAL_MS / 60_000} minutes, so that no policy author can keep the relay's pods rolling; the policy comes in then`,
+  };
 }
 
 function source(kind: ProjectedSource["kind"], name: string, m: Map<string, string>): ProjectedSource {

@@ -77,8 +77,14 @@ export interface RelayRenderInput {
   drainTokenFile?: string;
   /** sha256 of the parts of the config the relay cannot hot-reload (listeners, admin, queue dir). */
   restartHash: string;
-  /** Secrets and ConfigMaps the compiled config references (besides the config and server certificate). */
+  /**
+   * Secrets and ConfigMaps the pod template mounts (besides the config and server certificate):
+   * what the compiled config references, or, once the StatefulSet exists, what
+   * render/mounted-sources.ts decideMounts keeps (policy material is sticky and rate-limited).
+   */
   sources: ProjectedSource[];
+  /** The StatefulSet's annotations of that decision (decideMounts); absent: none written. */
+  mounts?: { base: string; mountedAt?: string };
   /** TCP ports the relay connects out to (25, 465, 587 and explicit next hops). */
   egressPorts: number[];
   /** spec.networkPolicy: who may scrape the admin port, what Internet-bound egress excludes. */

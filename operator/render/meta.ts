@@ -11,6 +11,10 @@ export const MANAGED_BY = "sealpost-operator";
 export const RESTART_HASH_ANNOTATION = "sealpost.dev/restart-hash";
 /** ConfigMap annotation: sha256 (hex) of config.json, what the relay reports on /status. */
 export const CONFIG_HASH_ANNOTATION = "sealpost.dev/config-hash";
+/** StatefulSet annotation: sha256 of its pod template without policy material (render/mounted-sources.ts). */
+export const TEMPLATE_BASE_ANNOTATION = "sealpost.dev/template-base";
+/** StatefulSet annotation: when policy material last changed its pod template (render/mounted-sources.ts). */
+export const MATERIAL_MOUNTED_ANNOTATION = "sealpost.dev/material-mounted-at";
 
 /** The relay's config directory inside the pod, and what the container is started with. */
 export const CONFIG_DIR = "/etc/sealpost";

@@ -1,5 +1,6 @@
 // The relay StatefulSet: one queue volume per pod, config directory projected read-only from the
-// config ConfigMap, the server certificate Secret and the referenced Secrets/ConfigMaps; no API
+// config ConfigMap, the server certificate Secret and the referenced Secrets/ConfigMaps (which of
+// them: mounted-sources.ts, the one decision); no API
 // access (no token mounted), non-root, read-only root filesystem, no capabilities. Pure.
 import type { KubeObject } from "../runtime/kube.js";
 import type { ProjectedSource, RelayPodSettings, RelayRenderInput } from "./input.js";
@@ -10,9 +11,11 @@ import {
   objectMeta,
   ADMIN_PORT,
   QUEUE_DIR,
+  MATERIAL_MOUNTED_ANNOTATION,
   relayLabels,
   relaySelector,
   RESTART_HASH_ANNOTATION,
+  TEMPLATE_BASE_ANNOTATION,
 } from "./meta.js";
 
 const RUN_AS = 65532;
@@ -148,7 +151,19 @@ export function renderStatefulSet(input: RelayRenderInput): KubeObject {
   return {
     apiVersion: "apps/v1",
     kind: "StatefulSet",
-    metadata: objectMeta(input.owner, names.statefulSet(relay), labels),
+    // which sources the template mounts, and since when policy material last changed them
+    // (mounted-sources.ts decideMounts): on the StatefulSet, not its template, so no pod rolls for them
+    metadata: objectMeta(
+      input.owner,
+      names.statefulSet(relay),
+      labels,
+      input.mounts
+        ? {
+            [TEMPLATE_BASE_ANNOTATION]: input.mounts.base,
+            ...(input.mounts.mountedAt ? { [MATERIAL_MOUNTED_ANNOTATION]: input.mounts.mountedAt } : {}),
+          }
+        : undefined,
+    ),
     spec: {
       replicas: input.replicas,
       serviceName: names.service(relay),

@@ -162,7 +162,14 @@ describe("tenant review: a policy author cannot keep the relay's pods rolling (r
         mountedItems(sts).some((m) => m.endsWith(`->${caFile}`)),
         `${caFile} is mounted in the pod template: ${mountedItems(sts).join(", ")}`,
       );
-    } else assert.match(decision, /^hold:/, "not compiled with its CA: deferred, never without it");
+    } else {
+      assert.match(decision, /^hold:/, "not compiled with its CA: deferred, never without it");
+      // and its author is told why, and that it resolves itself
+      const accepted = (await get(R.MailDomainPolicy, "tenant"))?.status?.conditions?.find(
+        (x: { type: string }) => x.type === "Accepted",
+      );
+      assert.equal(accepted?.reason, "MountPending", JSON.stringify(accepted));
+    }
     console.log(`at the end: tenant.example -> ${decision}; mounted: ${mountedItems(sts).join(", ")}`);
   });
 });

@@ -45,6 +45,7 @@ import { relayDegraded, relayEnforced, relayReady, statefulSetHold, type RelayFa
 import { relayImage } from "../../compile/relay-image.js";
 import { nextExceptionChange } from "../../compile/exceptions.js";
 import { relayPod } from "../../render/pod.js";
+import { decideMounts, liveMounts, templateBase, wantedMounts } from "../../render/mounted-sources.js";
 import { ensureQueueFinalizer, finalizeMailRelay } from "./deletion.js";
 import { podSettingsRefusal } from "./pod-settings-refusal.js";
 import { immutableRefusal, replaceable, type LiveConfigMap } from "./immutable-config.js";
@@ -261,13 +262,17 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   // the config as applied: with every selected policy, or the fewest left out that make it fit
   // (compile/config-fit.ts); the MTA-STS endpoint only from the Secret recorded here (own-domains.ts),
   // which the cached status may not carry yet
+  // only with the material the pod template mounts (render/mounted-sources.ts): a policy that needs
+  // more is left out (MountPending) until the template takes it
+  const sts = deps.state.caches.statefulSets.get(namespace, names.statefulSet(name));
+  const live = liveMounts(sts);
+  const compileRelay =
+    issuedUIDs && Object.keys(issuedUIDs).length
+      ? { ...relay, status: { ...relay.status, issuedSecretUIDs: issuedUIDs } }
+      : relay;
   let compiled: EncodedConfig;
   try {
-    compiled = await deps.compiler.fitted(
-      issuedUIDs && Object.keys(issuedUIDs).length
-        ? { ...relay, status: { ...relay.status, issuedSecretUIDs: issuedUIDs } }
-        : relay,
-    );
+    compiled = await deps.compiler.fitted(compileRelay, live?.paths);
   } catch (e) {
     const message = (e as Error).message;
     await writeStatus(deps, raw, { observedGeneration: generation, ...uidsField() }, [
@@ -277,15 +282,9 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     return;
   }
 
-  const sts = deps.state.caches.statefulSets.get(namespace, names.statefulSet(name));
   const desiredSize = relay.spec.queue.size;
   const liveSize = liveQueueSize(sts);
-  const input = renderInput(relay, owner, compiled, deps, liveSize ?? desiredSize, image.image);
-  const configBytes = compiled.stored.length;
-  const configJsonBytes = Buffer.byteLength(compiled.json);
-  const tooLarge = configTooLarge({ configBytes, configJsonBytes });
-  // too large: nothing derived from the new config is applied (no half-apply: the ConfigMap, the pod
-  // template's mounted sources and the egress rules stay as last applied, consistent with each other)
+  let input = renderInput(relay, owner, compiled, deps, liveSize ?? desiredSize, image.image);
   const cm = deps.state.caches.configMaps.get(namespace, names.configMap(name));
   const hashBefore = cm?.metadata.annotations?.[CONFIG_HASH_ANNOTATION];
   let configApplied = false;
@@ -305,6 +304,32 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
       secretKeyFilled(certSecret, "tls.key"),
     secret: input.serverCertSecret,
   });
+  // which sources the pod template carries: policy material is sticky and joins it at most once per
+  // MOUNT_INTERVAL_MS (render/mounted-sources.ts, the one decision)
+  const wanted = wantedMounts(compiled);
+  const mounts = decideMounts(
+    wanted,
+    templateBase(input, wanted.own),
+    live,
+    deps.now().getTime(),
+    // the StatefulSet is applied this time (not held, nor frozen too large below)
+    !held &&
+      !configTooLarge({
+        configBytes: compiled.stored.length,
+        configJsonBytes: Buffer.byteLength(compiled.json),
+      }),
+  );
+  if (mounts.remount) {
+    // the template takes the pending material now: the policies waiting for it come in
+    compiled = await deps.compiler.fitted(compileRelay, mounts.paths);
+    input = renderInput(relay, owner, compiled, deps, liveSize ?? desiredSize, image.image);
+  }
+  input = { ...input, sources: mounts.sources, mounts: mounts.annotations };
+  const configBytes = compiled.stored.length;
+  const configJsonBytes = Buffer.byteLength(compiled.json);
+  const tooLarge = configTooLarge({ configBytes, configJsonBytes });
+  // too large: nothing derived from the new config is applied (no half-apply: the ConfigMap, the pod
+  // template's mounted sources and the egress rules stay as last applied, consistent with each other)
   for (const obj of renderRelayObjects(input)) {
     if (tooLarge && CONFIG_DERIVED_KINDS.has(obj.kind ?? "")) continue;
     if (held && obj.kind === "StatefulSet") continue;
@@ -488,7 +513,10 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   // received TLS-RPT figures change without a cluster event: refreshed like the policies' figures;
   // an exception starts or ends without one too
   const tlsRptPoll = compiled.own.ownDomains?.tlsRpt && readyPods.length ? deps.figuresPollMs : undefined;
-  const next = Math.min(tlsRptPoll ?? Infinity, exceptionChange ?? Infinity);
+  // material waiting for the pod template: taken in once the rate limit allows
+  const mountAt =
+    mounts.retryAt !== undefined ? Math.max(1000, mounts.retryAt - deps.now().getTime()) : undefined;
+  const next = Math.min(tlsRptPoll ?? Infinity, exceptionChange ?? Infinity, mountAt ?? Infinity);
   if (next !== Infinity) return { requeueAfterMs: next };
 }
 
