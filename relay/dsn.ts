@@ -11,7 +11,11 @@
 // recipient only the status and the next hop's reply code: neither Remote-MTA, nor the relay's local
 // reason, nor the reply's text, which named the internal server the message was handed to, by name,
 // address and port ("last error: connect ECONNREFUSED 10.96.0.12:25"), to anyone on the Internet
-// (session 15's reviews).
+// (session 15's reviews). The same of each recipient for a partner's login (`diagnostics: "codes"`):
+// its MAIL FROM is checked, so it gets its own headers back, but it writes to the local domains
+// only, over the internal next hop, whose name, address and port are no more a partner's business
+// than a stranger's (the DSN review: attack-dsn-partner-login-internal-hop). Only the
+// organisation's own senders (relayFrom, relay-wide accounts) get the next hops and local reasons.
 import { randomBytes } from "node:crypto";
 import { headerText } from "./header-section.js";
 import { replyText } from "./reply-text.js";
@@ -45,6 +49,11 @@ export interface DsnInput {
   original: Buffer;
   /** "identifying": only what identifies the message (identifyingHeaders); default its whole header block. */
   returned?: "headers" | "identifying";
+  /**
+   * "codes": of each recipient its status and the next hop's reply code only (forStranger), as
+   * always with `returned: "identifying"`; default "full" (Remote-MTA, the reply, the local reason).
+   */
+  diagnostics?: "full" | "codes";
   boundary?: string;
 }
 
@@ -98,12 +107,13 @@ export function identifyingHeaders(block: string): string {
 }
 
 /**
- * A recipient as a DSN to a sender nobody checked reports it: its status, and of the next hop's reply
- * only its code and enhanced status; a plain line in place of the relay's local reason. For such a
- * sender, who may write only to the local domains, the next hop is the internal server, whose replies
- * name it and its address as stock servers write them ("undeliverable address: host
- * mailstore.corp.internal[10.0.0.5]:25 said: ...": session 15's review of the first cut, which kept
- * the reply); the status says what the sender needs (5.1.1: no such mailbox).
+ * A recipient as a DSN to an outsider (a sender nobody checked, a partner's login) reports it: its
+ * status, and of the next hop's reply only its code and enhanced status; a plain line in place of the
+ * relay's local reason. For such a sender, who may write only to the local domains, the next hop
+ * is the internal server, whose replies name it and its address as stock servers write them
+ * ("undeliverable address: host mailstore.corp.internal[10.0.0.5]:25 said: ...": session 15's
+ * review of the first cut, which kept the reply); the status says what the sender needs (5.1.1: no
+ * such mailbox).
  */
 function forStranger(r: FailedRecipient): FailedRecipient {
   const local = r.status === "4.4.7" ? "delivery time expired" : "not delivered";
@@ -126,7 +136,8 @@ export function statusFromReply(reply: string, permanent: boolean): string {
 }
 
 export function composeDsn(i: DsnInput): Buffer {
-  const recipients = i.returned === "identifying" ? i.recipients.map(forStranger) : i.recipients;
+  const outsider = i.returned === "identifying" || i.diagnostics === "codes";
+  const recipients = outsider ? i.recipients.map(forStranger) : i.recipients;
   const boundary = i.boundary ?? `dsn-${randomBytes(12).toString("hex")}`;
   const date = i.now.toUTCString().replace("GMT", "+0000");
   const lines: string[] = [

@@ -313,6 +313,15 @@ export function checkLocalRecipient(
   };
 }
 
+/**
+ * Whether the session is one of the organisation's own senders: logged in with a relay-wide account,
+ * or from relayFrom without a login. Not a partner's login (an outsider whose MAIL FROM is checked),
+ * not a stranger. Pure.
+ */
+export function ownSender(d: InboundDecision, g: Grant | undefined): boolean {
+  return g ? !g.partner : d.relayFrom;
+}
+
 /** May the relay sign this message (S/MIME sign: true)? Only its own domains' mail from its own senders. */
 export function entitledToSign(
   a: CompiledAuthority,
@@ -320,6 +329,5 @@ export function entitledToSign(
   g: Grant | undefined,
   from: string,
 ): boolean {
-  const internal = g ? !g.partner : d.relayFrom;
-  return internal && from !== "" && matchesAny(a.localDomains, domainOf(from));
+  return ownSender(d, g) && from !== "" && matchesAny(a.localDomains, domainOf(from));
 }

@@ -31,6 +31,7 @@ import {
   entitledToSign,
   FLEET_GRANT,
   mayRelay,
+  ownSender,
   REVOKED,
   REVOKED_AT_DATA,
   type CompiledAuthority,
@@ -868,6 +869,9 @@ export class InboundListeners {
         ...(signable && !s.fleet ? { signable: true } : {}),
         // only a trusted sender's TLS-Required: No may relax anything (issue 22 finding 6)
         ...((session.user || d.relayFrom) && !s.fleet ? { tlsRequiredNoTrusted: true } : {}),
+        // only the organisation's own senders' DSNs name the next hops (relay/dsn.ts); a fleet
+        // peer's handover does not carry it: such a message's DSN gives the status and code only
+        ...(ownSender(d, g) && !s.fleet ? { ownSender: true } : {}),
       },
       received,
       checks,

@@ -42,6 +42,14 @@ export interface Envelope {
    */
   tlsRequiredNoTrusted?: boolean;
   /**
+   * Decided at accept time: the sender is one of the organisation's own (relayFrom, a relay-wide
+   * account: relay/inbound/authority.ts ownSender), so its DSN may name the next hops and give their
+   * replies and the relay's local reasons. Absent (a partner's login, a stranger, a message a fleet
+   * peer handed over, one queued by an older relay): each recipient's status and reply code only
+   * (relay/dsn.ts).
+   */
+  ownSender?: boolean;
+  /**
    * On hold (`sealpost queue hold`, postsuper -h): never attempted until released; kept in env/, so
    * it survives a restart. A relay older than this field ignores it (delivers held mail): docs/operations.md.
    */

@@ -646,12 +646,15 @@ export class Scheduler {
         // a sender nobody checked (not relayFrom, not logged in: the flag is set at accept time for
         // those) may have forged MAIL FROM: its DSN returns only what identifies the message
         returned: env.tlsRequiredNoTrusted ? "headers" : "identifying",
+        // a sender outside the organisation, checked or not (a partner's login writes only to the
+        // local domains, over the internal next hop), learns no next hop's name nor local reason
+        diagnostics: env.ownSender ? "full" : "codes",
         recipients: failed.map((r) => ({
           address: r.address,
           status: r.lastError?.status ?? "5.0.0",
           diagnostic: r.lastError?.message ?? "failed",
           remote: /^\d{3}[ -]/.test(r.lastError?.message ?? ""),
-          // (a stranger's DSN leaves it out: relay/dsn.ts)
+          // (an outsider's DSN leaves it out: relay/dsn.ts)
           ...(r.lastError?.remoteMta ? { remoteMta: r.lastError.remoteMta } : {}),
         })),
       });

@@ -691,6 +691,37 @@ describe("DSN (RFC 3464)", () => {
     assert.match(stranger, /Status: 4\.4\.7\r\nDiagnostic-Code: x-local; delivery time expired\r\n/);
     assert.match(stranger, /Status: 5\.3\.0\r\nDiagnostic-Code: x-local; not delivered\r\n/);
   });
+  it("to a partner's login: its headers back, but of each recipient the status and reply code only", () => {
+    const partner = composeDsn({
+      reportingMta: "relay.example.com",
+      queueId: "Q3",
+      originalSender: "billing@partner.example",
+      arrivalDate: new Date("2026-01-01T00:00:00Z"),
+      now: new Date("2026-01-02T00:00:00Z"),
+      original,
+      returned: "headers",
+      diagnostics: "codes",
+      recipients: [
+        {
+          address: "ghost@corp.example",
+          status: "5.1.1",
+          diagnostic: "550 5.1.1 host mailstore.corp.internal[10.0.0.5]:25 said: no such user",
+          remote: true,
+          remoteMta: "mailstore.corp.internal",
+        },
+        {
+          address: "x@corp.example",
+          status: "4.4.7",
+          diagnostic: "delivery time expired; last error: connect ECONNREFUSED 10.96.0.12:25",
+          remote: false,
+        },
+      ],
+    }).toString();
+    assert.doesNotMatch(partner, /mailstore|10\.0\.0\.5|10\.96|ECONNREFUSED|Remote-MTA/);
+    assert.match(partner, /Status: 5\.1\.1\r\nDiagnostic-Code: smtp; 550 5\.1\.1\r\n/);
+    assert.match(partner, /Status: 4\.4\.7\r\nDiagnostic-Code: x-local; delivery time expired\r\n/);
+    assert.match(partner, /Subject: hi\r\n/, "its own headers are returned");
+  });
   it("has per-recipient Action/Status/Diagnostic-Code", () => {
     assert.match(
       dsn,
