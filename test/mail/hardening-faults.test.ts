@@ -10,25 +10,28 @@
 //   - kill -9 right after a config swap (child process): the relay restarts with one whole config
 //     (old or new, never a mix of the two) and its queue intact.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { createHash, X509Certificate } from "node:crypto";
-import { mkdir, open, readdir, readFile, unlink } from "node:fs/promises";
+import { readFile, unlink } from "node:fs/promises";
 import * as net from "node:net";
 import { join } from "node:path";
 import * as tls from "node:tls";
-import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
-import SMTPConnection from "nodemailer/lib/smtp-connection";
 import type { Counter } from "prom-client";
 import type { RelayConfigInput } from "../../relay/contract/config.js";
-import { scanJournal } from "../../relay/queue/journal.js";
 import { makeLeaf, type Leaf } from "../support/certs.js";
 import { startDnsServer, type DnsServer } from "../support/dns-server.js";
 import { waitFor, type Managed } from "../support/process.js";
 import { relayFixture, startRelayProcess, type RelayFixture } from "../support/relay.js";
+import {
+  fillVolume,
+  idsAt,
+  mountTmpfs,
+  newQueueIds,
+  queueFiles,
+  sendMessage,
+  unmountTmpfs,
+} from "../support/queue-volume.js";
 import { startSink, type Sink } from "../support/sink.js";
-
-const run = promisify(execFile);
 
 /** Sum of a counter's values whose labels include `labels`. */
 async function count(c: Counter, labels: Record<string, string> = {}): Promise<number> {
@@ -36,76 +39,6 @@ async function count(c: Counter, labels: Record<string, string> = {}): Promise<n
   return m.values
     .filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))
     .reduce((s, v) => s + v.value, 0);
-}
-
-/** One message over plain SMTP (or STARTTLS); resolves with the final reply line (or the error's). */
-async function sendMessage(
-  port: number,
-  to: string,
-  tag: string,
-  o: { size?: number; starttls?: boolean } = {},
-): Promise<string> {
-  const conn = new SMTPConnection({
-    host: "127.0.0.1",
-    port,
-    ...(o.starttls ? { requireTLS: true, tls: { rejectUnauthorized: false } } : { ignoreTLS: true }),
-    connectionTimeout: 5000,
-    greetingTimeout: 5000,
-    socketTimeout: 20_000,
-  });
-  conn.on("error", () => undefined);
-  try {
-    await new Promise<void>((res, rej) => {
-      conn.once("error", rej);
-      conn.connect(() => res());
-    });
-    const pad = o.size ? "x".repeat(76) + "\r\n" : "";
-    const body =
-      `Subject: ${tag}\r\nX-Fault-Id: ${tag}\r\n\r\n` +
-      (pad ? pad.repeat(Math.ceil(o.size! / 78)) : "body\r\n");
-    return await new Promise<string>((res) => {
-      conn.send({ from: "sender@local.test", to: [to] }, body, (e, info) =>
-        res(e ? String((e as { response?: string }).response ?? e.message) : info.response),
-      );
-    });
-  } finally {
-    conn.close();
-  }
-}
-
-function idsAt(sink: Sink): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const m of sink.messages) {
-    const id = /X-Fault-Id: (\S+)/.exec(m.data.toString("latin1"))?.[1];
-    if (id) out.set(id, (out.get(id) ?? 0) + 1);
-  }
-  return out;
-}
-
-/**
- * What the queue holds: its message files (msg/, env/ and enqueue temp files tmp/<id>.msg|.env; not
- * the short-lived tmp/<random>.tmp of an envelope update that may be in flight at that moment) and
- * the journal's live messages (as journal/<id>: accepted, not done).
- */
-async function queueFiles(dir: string, o: { updates?: boolean } = {}): Promise<string[]> {
-  const out: string[] = [];
-  for (const d of ["tmp", "msg", "env"])
-    for (const f of await readdir(join(dir, d)).catch(() => [] as string[]))
-      if (o.updates || !f.endsWith(".tmp")) out.push(`${d}/${f}`);
-  for (const id of (await scanJournal(join(dir, "journal"))).live.keys()) out.push(`journal/${id}`);
-  return out.sort();
-}
-
-/**
- * Queue ids that have anything on the volume now and had nothing at `before` (a queueFiles listing).
- * By id, not by file: a message queued earlier moves from the journal to its own files when its
- * state changes (spool.ts update: msg/ and env/ first, the journal's done record last, written when
- * the volume lets it), which is not something new.
- */
-async function newQueueIds(dir: string, before: string[]): Promise<string[]> {
-  const idOf = (f: string): string => f.slice(f.indexOf("/") + 1).split(".")[0]!;
-  const had = new Set(before.map(idOf));
-  return [...new Set((await queueFiles(dir)).map(idOf))].filter((id) => !had.has(id));
 }
 
 /** The SHA-256 fingerprint of the certificate served after STARTTLS on `port`. */
@@ -165,38 +98,13 @@ describe("disk full on the queue volume", () => {
     held = await startSink();
     held.setDown(true);
     qfs = join(f.work, "qfs");
-    await mkdir(qfs);
-    try {
-      await run("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", qfs]);
-      mounted = true;
-    } catch {
-      mounted = false;
-    }
+    mounted = await mountTmpfs(qfs, "256k");
   });
   after(async () => {
     await f.relay?.stop();
-    if (mounted) await run("umount", ["-l", qfs]).catch(() => undefined);
+    if (mounted) await unmountTmpfs(qfs);
     await f.stop(() => Promise.all([sink.close(), held.close()]));
   });
-
-  /** Fills the volume until ENOSPC, leaving `leave` bytes free (approximately: tmpfs counts pages). */
-  async function fill(name: string, leave = 0): Promise<void> {
-    const fh = await open(join(qfs, name), "w");
-    try {
-      const chunk = Buffer.alloc(4096, 0x61);
-      for (let i = 0; i < 1000; i++) {
-        try {
-          await fh.write(chunk);
-        } catch (e) {
-          if ((e as { code?: string }).code === "ENOSPC") break;
-          throw e;
-        }
-      }
-      if (leave) await fh.truncate(Math.max(0, (await fh.stat()).size - leave));
-    } finally {
-      await fh.close();
-    }
-  }
 
   it("4xx while full, nothing half-written left or delivered, accepts again after space frees", async (t) => {
     if (!mounted) return t.skip("mounting a tmpfs is not permitted here");
@@ -221,7 +129,7 @@ describe("disk full on the queue volume", () => {
 
     // queued before the disk fills, its next hop down: it must still get out while the disk is full
     assert.match(await sendMessage(f.ports.smtp, "b@held.test", "disk-queued"), /^250 /);
-    await fill("filler");
+    await fillVolume(qfs, "filler");
     // with no space at all: 452 4.3.1 and nothing of the message on the volume (16 KB each: more than
     // the rest of the journal segment's last page, where a small message would still fit)
     const filesFull = await queueFiles(qfs);
@@ -244,7 +152,7 @@ describe("disk full on the queue volume", () => {
 
     // a little space: a large message is partly written before the volume is full again (half-written)
     await unlink(join(qfs, "filler"));
-    await fill("filler", 24 * 1024);
+    await fillVolume(qfs, "filler", 24 * 1024);
     const filesPartial = await queueFiles(qfs);
     const big = await sendMessage(f.ports.smtp, "d@sink.test", "disk-half", { size: 120 * 1024 });
     assert.match(big, /^452 4\.3\.1 /, big);
