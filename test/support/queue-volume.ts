@@ -52,7 +52,8 @@ export async function fillVolume(dir: string, name: string, leave = 0): Promise<
 
 /**
  * One message over plain SMTP (or STARTTLS), tagged `X-Fault-Id: <tag>`, with a body of about
- * `size` bytes; resolves with the final reply line (or the error's), whichever command it came at.
+ * `size` bytes, its SIZE= declared; resolves with the final reply line (or the error's), whichever
+ * command it came at.
  */
 export async function sendMessage(
   port: number,
@@ -79,7 +80,13 @@ export async function sendMessage(
       `Subject: ${tag}\r\nX-Fault-Id: ${tag}\r\n\r\n` +
       (pad ? pad.repeat(Math.ceil(o.size! / 78)) : "body\r\n");
     return await new Promise<string>((res) => {
-      conn.send({ from: o.from ?? "sender@local.test", to: Array.isArray(to) ? to : [to] }, body, (e, info) =>
+      // SIZE= declared as an MTA does (when the server offers SIZE)
+      const envelope = {
+        from: o.from ?? "sender@local.test",
+        to: Array.isArray(to) ? to : [to],
+        size: body.length,
+      };
+      conn.send(envelope, body, (e, info) =>
         res(e ? String((e as { response?: string }).response ?? e.message) : info.response),
       );
     });
