@@ -15,6 +15,13 @@ export interface QueueStats {
   oldestAgeSeconds(): number;
 }
 
+/** The queue volume's free space and its reserve (relay/queue/free-space.ts, space-reserve.ts). */
+export interface VolumeStats {
+  /** Estimated free bytes; undefined: unreadable. */
+  freeBytes(): number | undefined;
+  reserveBytes(): number;
+}
+
 /** The body admission's places (relay/inbound/body-admission.ts). */
 export interface AdmissionStats {
   stats(): { used: number; waiting: number };
@@ -36,6 +43,7 @@ export function createMetrics() {
   let sts: StsProblemStats = { fetchProblems: () => [] };
   let admission: AdmissionStats = { stats: () => ({ used: 0, waiting: 0 }) };
   let certificates: PartnerCertificateStats = { snapshot: () => ({}) };
+  let volume: VolumeStats = { freeBytes: () => undefined, reserveBytes: () => 0 };
   const p = "sealpost_relay_";
   const m = {
     registry,
@@ -127,6 +135,30 @@ export function createMetrics() {
     journalDamaged: new Gauge({
       name: `${p}journal_damaged_segments`,
       help: "Journal segments found damaged at the pod's start, or kept aside by an earlier start and still there: records that do not check although a later round of the segment says they were acknowledged (a bad sector, a flipped bit). Their messages are lost (each logged as queue-error); the segment is kept as journal/<seq>.log.damaged, never recycled. Above 0: check the volume.",
+      registers: [registry],
+    }),
+    queueVolumeFree: new Gauge({
+      name: `${p}queue_volume_free_bytes`,
+      help: "Free bytes on the queue volume (statfs, read once a second, less what the queue wrote since). Below queue_volume_reserve_bytes, new mail is refused with 452 4.3.1 while deliveries, DSNs and the queue's records still write: grow the volume, or find why the queue does not drain.",
+      registers: [registry],
+      collect() {
+        const free = volume.freeBytes();
+        if (free === undefined) this.reset();
+        else this.set(free);
+      },
+    }),
+    queueVolumeReserve: new Gauge({
+      name: `${p}queue_volume_reserve_bytes`,
+      help: "Bytes of the queue volume new mail may not take (spec.queue.minFree; default 1.5 x maxMessageSize, at least 8 MiB; 0: none).",
+      registers: [registry],
+      collect() {
+        this.set(volume.reserveBytes());
+      },
+    }),
+    storageRefusals: new Counter({
+      name: `${p}queue_storage_refusals_total`,
+      help: "New transactions refused with 452 4.3.1 because the queue volume's free space is within its reserve, by stage: MAIL (with its SIZE=) or DATA (the message received).",
+      labelNames: ["stage"],
       registers: [registry],
     }),
     queueOldest: new Gauge({
@@ -226,6 +258,9 @@ export function createMetrics() {
     bindQueue(s: QueueStats): void {
       stats = s;
     },
+    bindVolume(s: VolumeStats): void {
+      volume = s;
+    },
     bindAdmission(s: AdmissionStats): void {
       admission = s;
     },
@@ -245,6 +280,7 @@ export function createMetrics() {
     },
   };
   for (const r of ["ok", "failed"]) m.reloads.inc({ result: r }, 0);
+  for (const stage of ["MAIL", "DATA"]) m.storageRefusals.inc({ stage }, 0);
   return m;
 }
 export type Metrics = ReturnType<typeof createMetrics>;

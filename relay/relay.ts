@@ -41,6 +41,7 @@ import { fleetKeyOf } from "./queue/handover.js";
 import { Scheduler } from "./queue/scheduler.js";
 import type { Envelope } from "./queue/envelope.js";
 import { damageText, Spool, type Recovered } from "./queue/spool.js";
+import { reserveBytes } from "./queue/space-reserve.js";
 import { handleReceiptsRequest } from "./receipts/admin-api.js";
 import { CheckLimiter, handleCheckRequest } from "./check/admin-api.js";
 import { runCheck } from "./check/run.js";
@@ -101,6 +102,8 @@ export class Relay {
   recovered: Promise<void> = Promise.resolve();
   /** The queue found at startup is not in the scheduler yet: depth() does not count it. */
   private recovering = false;
+  /** New mail refused for the reserve at the last reading: logged when that changes, not per message. */
+  private inReserve = false;
   private audit!: AuditBook;
   /** MTA-STS published and TLS-RPT received for our own domains (relay/own-domains/). */
   private own!: OwnDomainsService;
@@ -129,8 +132,14 @@ export class Relay {
     this.apply(result.value, true);
     const c = result.value.config;
     // new mail is accepted before the queued messages are read (a large backlog takes seconds)
-    const { spool, recovery } = await Spool.openForNew(c.queue.dir);
+    const { spool, recovery } = await Spool.openForNew(c.queue.dir, {
+      space: { onReading: () => this.watchReserve() },
+    });
     this.spool = spool;
+    this.metrics.bindVolume({
+      freeBytes: () => spool.space.freeBytes,
+      reserveBytes: () => this.reserve(),
+    });
     const receipts = await ReceiptLog.open({ queueDir: c.queue.dir, relay: c.relay, log: this.log });
     this.receipts = receipts;
     const mtaSts = new MtaSts({
@@ -544,6 +553,35 @@ export class Relay {
   async sendTlsReports(day: string): Promise<SentReport[]> {
     if (!this.tlsRpt) return [];
     return this.tlsRpt.reporter.day(day);
+  }
+
+  /** The queue volume's reserve under the config loaded now (relay/queue/space-reserve.ts). */
+  private reserve(): number {
+    const c = this.state.loaded.config;
+    return reserveBytes(c.inbound.maxMessageSize, c.queue.minFreeBytes);
+  }
+
+  /** At each reading of the queue volume's free space (once a second): logs entering or leaving the reserve. */
+  private watchReserve(): void {
+    if (!this.spool) return; // the first reading, at the spool's opening
+    const now = !this.spool.roomForNewMail(this.reserve());
+    if (now === this.inReserve) return;
+    this.inReserve = now;
+    const figures = {
+      event: "queue-reserve",
+      freeBytes: this.spool.space.freeBytes,
+      reserveBytes: this.reserve(),
+    };
+    if (now)
+      this.log.warn(
+        { ...figures, state: "entered" },
+        "queue volume within its reserve: new mail refused (452 4.3.1) while deliveries, DSNs and the queue's records still write",
+      );
+    else
+      this.log.info(
+        { ...figures, state: "left" },
+        "queue volume out of its reserve: new mail accepted again",
+      );
   }
 
   /** Graceful shutdown: stop accepting, let sessions and deliveries finish (grace), close. */

@@ -498,6 +498,13 @@ export const RelayConfig = z.strictObject({
       .positive()
       .default(128 * 1024 * 1024),
     /**
+     * Bytes of the queue volume kept free for the queue's own writes (relay/queue/space-reserve.ts):
+     * while less is free, new mail is refused with 452 4.3.1 at MAIL FROM (a SIZE= counted), and at
+     * the end of DATA if the message would take it; deliveries, DSNs and the rest still write there.
+     * Absent: 1.5 x inbound.maxMessageSize, at least 8 MiB; 0: no reserve.
+     */
+    minFreeBytes: z.number().int().min(0).optional(),
+    /**
      * Scale-down drain (relay/queue/drain.ts): hand the queued messages over by SMTP to this target
      * (the fleet's Service); absent: a drain delivers them normally.
      */

@@ -3,7 +3,9 @@
 // next command of an open session, without dropping it): the host's requirement is checked at
 // MAIL FROM, relaying at RCPT TO, and the whole envelope again at DATA (one transaction is never
 // judged by two configs); AUTH is neither advertised nor accepted before TLS. DATA is
-// written to the durable queue and acknowledged only once it is on disk.
+// written to the durable queue and acknowledged only once it is on disk. New mail may not take the
+// queue volume's reserve (relay/queue/space-reserve.ts): 452 4.3.1 at MAIL FROM (SIZE= counted) and
+// at the end of DATA, so deliveries and DSNs can still write when a client floods the volume.
 import {
   SMTPServer,
   type SMTPServerAddress,
@@ -21,6 +23,7 @@ import type { Metrics } from "../metrics.js";
 import { fleetKeyOf as fleetKey, FLEET_USER, handoverVerdict, isFleetPassword } from "../queue/handover.js";
 import type { Envelope } from "../queue/envelope.js";
 import { newQueueId, type Spool } from "../queue/spool.js";
+import { reserveBytes } from "../queue/space-reserve.js";
 import { authenticate, type InboundAccount } from "./auth.js";
 import {
   accountKey,
@@ -569,7 +572,23 @@ export class InboundListeners {
     const r =
       checkMailFrom(d, { secure: session.secure, authenticated: Boolean(session.user) }) ??
       (g ? checkSender(cur.authority, g, canonicalAddress(sender) ?? sender) : undefined);
-    cb(r ? this.reject(session, "MAIL", r) : null);
+    if (r) return cb(this.reject(session, "MAIL", r));
+    // the queue volume's reserve (relay/queue/space-reserve.ts), with the size SIZE= declares
+    const declared = addr?.args && typeof addr.args === "object" ? Number(addr.args.SIZE) : NaN;
+    if (!this.roomForNewMail(Number.isFinite(declared) ? declared : 0))
+      return cb(this.storageRefusal(session, "MAIL"));
+    cb(null);
+  }
+
+  /** Whether new mail of `size` bytes leaves the queue volume's reserve free (a cached reading). */
+  private roomForNewMail(size: number): boolean {
+    const c = this.d.current().loaded.config;
+    return this.d.spool.roomForNewMail(reserveBytes(c.inbound.maxMessageSize, c.queue.minFreeBytes), size);
+  }
+
+  private storageRefusal(session: SMTPServerSession, stage: "MAIL" | "DATA"): Error {
+    this.d.metrics.storageRefusals.inc({ stage });
+    return this.reject(session, stage, INSUFFICIENT_STORAGE);
   }
 
   private onRcptTo(
@@ -836,6 +855,8 @@ export class InboundListeners {
     // and an envelope rewritten after the commit could fail after the message was durable (a 451
     // to the sending pod, which hands it over again: two pods would deliver it)
     let verdict: ReturnType<typeof handoverVerdict> | undefined;
+    /** The message received would take the queue volume's reserve: 452, nothing written. */
+    let noRoom = false;
     const admit = (env: Envelope): boolean => {
       if (sizeExceeded() || checks.violation) return false;
       verdict = handoverVerdict({
@@ -855,7 +876,9 @@ export class InboundListeners {
       // the maxAge clock (and the DSN's arrival date) keeps the original time
       if (verdict.queuedAt !== undefined && verdict.queuedAt < env.receivedAt)
         env.receivedAt = verdict.queuedAt;
-      return true;
+      // the reserve again, with the size received (SIZE= is optional, and a client may lie)
+      noRoom = !this.roomForNewMail(env.size);
+      return !noRoom;
     };
     const r = await this.d.spool.enqueue(
       {
@@ -887,6 +910,7 @@ export class InboundListeners {
       );
       return cb(this.reject(session, "DATA", { code: 550, text: `5.7.1 ${verdict.reason}` }));
     }
+    if (noRoom && !r.ok) return cb(this.storageRefusal(session, "DATA"));
     if (!r.ok || sizeExceeded() || violation) {
       const reply: Reply =
         violation && !sizeExceeded()
@@ -894,7 +918,7 @@ export class InboundListeners {
           : r.ok || r.code === "MESSAGE_TOO_BIG" || sizeExceeded()
             ? { code: 552, text: "5.3.4 Message too big" }
             : /\b(ENOSPC|EDQUOT)\b|short write/.test(r.message) // queue volume full (RFC 3463 4.3.1)
-              ? { code: 452, text: "4.3.1 Insufficient system storage, try again later" }
+              ? INSUFFICIENT_STORAGE
               : { code: 451, text: "4.3.0 Queue write failed, try again later" };
       if (r.ok) await this.d.spool.remove(id);
       // a client gone in the middle of DATA is no queue error (nothing was queued, nobody to answer)
@@ -989,6 +1013,12 @@ const CASE_VARIANT: Reply = {
   code: 452,
   text: "4.5.3 A recipient differing only in case is already in this transaction; send to it in another",
 };
+
+/**
+ * The queue volume is full, or its free space is within the reserve new mail may not take
+ * (relay/queue/space-reserve.ts): RFC 3463 4.3.1, a temporary failure the client retries.
+ */
+const INSUFFICIENT_STORAGE: Reply = { code: 452, text: "4.3.1 Insufficient system storage, try again later" };
 
 /** No new mail: the listeners are closing (drain, stop) or the config stops inbound (deletion). */
 const SHUTTING_DOWN: Reply = { code: 421, text: "4.3.2 Service shutting down" };

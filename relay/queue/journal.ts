@@ -840,6 +840,11 @@ export class Journal {
   private readonly clock: () => number;
   /** Makes the next segment, ahead of the round that needs it. */
   private readonly roll: SegmentRoll;
+  /**
+   * Body bytes of the live messages (accepted, not done): what moving them all to the spool's files
+   * would still write (relay/queue/space-reserve.ts counts it as promised space).
+   */
+  liveBytes = 0;
   /** Rounds run and records written so far (figures, tests). */
   rounds = 0;
   records = 0;
@@ -898,6 +903,7 @@ export class Journal {
         continue;
       }
       seg.live++;
+      j.liveBytes += e.length;
       j.where.set(id, { seg, offset: e.offset, length: e.length });
       envelopes.push(e.env);
     }
@@ -931,6 +937,7 @@ export class Journal {
     await this.enqueue(record, (seg, offset) => {
       this.where.set(env.id, { seg, offset: offset + bodyOffset, length });
       seg.live++;
+      this.liveBytes += length;
       this.remember(env.id, body, length);
     });
   }
@@ -984,9 +991,10 @@ export class Journal {
   }
 
   /** Message `id` (at `at`) is no longer live: its segment may go once it holds no other. */
-  private left(id: string, at: { seg: Segment }): void {
+  private left(id: string, at: { seg: Segment; length: number }): void {
     if (this.where.get(id) !== at) return; // gone already (two done records for one message)
     this.where.delete(id);
+    this.liveBytes -= at.length;
     this.forget(id);
     at.seg.live--;
   }

@@ -42,6 +42,8 @@ import { ReceiveBudget } from "./receive-budget.js";
 import { ReadTurns } from "./read-turns.js";
 import { envelopeProblem, type Envelope } from "./envelope.js";
 import { fileBody, HEAD_BYTES, partsBody, type MessageBody } from "./message-body.js";
+import { FreeSpace, type FreeSpaceOptions } from "./free-space.js";
+import { spaceNeeded } from "./space-reserve.js";
 
 // Random bytes for queue ids, drawn 4 KiB at a time: one call into the CSPRNG per ~800 messages,
 // not one per message (it showed in the relay's CPU profile).
@@ -141,6 +143,8 @@ export interface SpoolOptions {
   journalAppend?: AppendRecords;
   /** Tests: stands in for a folder's fsync (group-commit.ts fsyncDir). */
   syncDir?: (dir: string) => Promise<void>;
+  /** The volume's free space readings (free-space.ts): its interval, a callback per reading. */
+  space?: FreeSpaceOptions;
 }
 
 /** Envelope files read at once at startup (libuv's thread pool has 4 threads; more only queue). */
@@ -218,7 +222,9 @@ export class Spool {
   private busy = new Map<string, Promise<void>>();
   /** Journal messages whose failed move may have left msg/ + env/ files behind (moveOut). */
   private readonly strays = new Set<string>();
-  private readonly o: Required<Omit<SpoolOptions, "journalAppend" | "syncDir">>;
+  private readonly o: Required<Omit<SpoolOptions, "journalAppend" | "syncDir" | "space">>;
+  /** The volume's free space, read at most once a second (free-space.ts). */
+  space!: FreeSpace;
 
   private constructor(
     readonly dir: string,
@@ -289,6 +295,7 @@ export class Spool {
       ...(o.journalAppend ? { append: o.journalAppend } : {}),
     });
     s.journal = journal;
+    s.space = await FreeSpace.open(dir, o.space);
     const recovery = s.readEnvelopes(names).then(({ envelopes, problems }) => {
       envelopes.push(...journaled);
       envelopes.sort((a, b) => a.receivedAt - b.receivedAt);
@@ -324,7 +331,18 @@ export class Spool {
 
   /** Stopping: waits for the journal's queued rounds and closes its segment. */
   close(): Promise<void> {
+    this.space.close();
     return this.journal.close();
+  }
+
+  /**
+   * Whether new mail of `size` bytes (0: not known yet) may be taken with `reserve` bytes of the
+   * volume kept for the queue's own writes (space-reserve.ts). From the cached reading: no system
+   * call. A volume whose free space cannot be read refuses nothing.
+   */
+  roomForNewMail(reserve: number, size = 0): boolean {
+    const free = this.space.freeBytes;
+    return free === undefined || free >= spaceNeeded({ reserve, promised: this.journal.liveBytes, size });
   }
 
   /** Bytes of bodies held in memory while being received (0 when idle; tests, figures). */
@@ -344,8 +362,10 @@ export class Spool {
       await rename(tmp, final);
     } catch (e) {
       await unlink(tmp).catch(() => undefined); // a failed write (ENOSPC) leaves no temp file behind
+      this.space.failed(e);
       throw e;
     }
+    this.space.charge(data.length);
     await this.commits.sync(finalDir);
   }
 
@@ -425,8 +445,10 @@ export class Spool {
         journaled = reserved;
         await this.journal.accept(full, parts);
       }
+      this.space.charge(size);
       return ok(full);
     } catch (e) {
+      this.space.failed(e);
       if (file) {
         await file.discard();
         await unlink(join(this.tmpDir, `${env.id}.env`)).catch(() => undefined);
