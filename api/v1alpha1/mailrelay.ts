@@ -268,6 +268,9 @@ const Queue = z
       .max(253)
       .optional()
       .describe("StorageClass of the queue volumes; absent: the cluster's default."),
+    minFree: quantity(
+      "Free space each pod keeps on its queue volume for the queue's own writes (like Postfix's queue_minfree), e.g. 100Mi. While less is free (less what the messages on their first attempt may still write), new mail is refused with 452 4.3.1 Insufficient system storage at MAIL FROM (a SIZE= counted) and at the end of DATA, and senders retry later; deliveries, bounces (DSNs), receipts and the queue's records keep writing into it, so a flooded queue still drains. Absent: 1.5 x spec.inbound.maxMessageSize, at least 8Mi. 0 turns it off (new mail may fill the volume: a bounce may then not be queued). Keep it well below size.",
+    ).optional(),
     maxAge: duration(
       "How long a message may wait for delivery before it is returned to its sender with a failure notice, e.g. 120h (5 days).",
     ).default("120h"),

@@ -408,6 +408,9 @@ export function compileRelayConfig(
       retry: { initial: durationSeconds(queue.retry.initial), max: durationSeconds(queue.retry.max) },
       // bodies in flight stay well inside the pod's memory limit (relay/queue/memory-budget.ts)
       memoryBytes: Math.floor(quantityBytes(spec.resources.limits.memory) / 4),
+      // the volume's reserve for the queue's own writes (relay/queue/space-reserve.ts); absent: the
+      // relay's default from maxMessageSize
+      ...(queue.minFree !== undefined ? { minFreeBytes: quantityBytes(queue.minFree) } : {}),
       ...(handover ? { handover } : {}),
     },
   };
