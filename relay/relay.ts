@@ -134,6 +134,7 @@ export class Relay {
     // new mail is accepted before the queued messages are read (a large backlog takes seconds)
     const { spool, recovery } = await Spool.openForNew(c.queue.dir, {
       space: { onReading: () => this.watchReserve() },
+      onNewMailRefused: () => this.watchReserve(true),
     });
     this.spool = spool;
     this.metrics.bindVolume({
@@ -561,10 +562,15 @@ export class Relay {
     return reserveBytes(c.inbound.maxMessageSize, c.queue.minFreeBytes);
   }
 
-  /** At each reading of the queue volume's free space (once a second): logs entering or leaving the reserve. */
-  private watchReserve(): void {
+  /**
+   * At each reading of the queue volume's free space (once a second), and at a refusal of new mail
+   * for the reserve: logs entering or leaving it, once per change.
+   */
+  private watchReserve(refused = false): void {
     if (!this.spool) return; // the first reading, at the spool's opening
-    const now = !this.spool.roomForNewMail(this.reserve());
+    // a refusal logs entering at once; only a reading (after a second without one) logs leaving
+    if (refused && this.inReserve) return;
+    const now = refused || this.spool.withinReserve(this.reserve());
     if (now === this.inReserve) return;
     this.inReserve = now;
     const figures = {

@@ -145,6 +145,8 @@ export interface SpoolOptions {
   syncDir?: (dir: string) => Promise<void>;
   /** The volume's free space readings (free-space.ts): its interval, a callback per reading. */
   space?: FreeSpaceOptions;
+  /** Each refusal of new mail for the reserve (roomForNewMail): the relay logs the first at once. */
+  onNewMailRefused?: () => void;
 }
 
 /** Envelope files read at once at startup (libuv's thread pool has 4 threads; more only queue). */
@@ -222,7 +224,10 @@ export class Spool {
   private busy = new Map<string, Promise<void>>();
   /** Journal messages whose failed move may have left msg/ + env/ files behind (moveOut). */
   private readonly strays = new Set<string>();
-  private readonly o: Required<Omit<SpoolOptions, "journalAppend" | "syncDir" | "space">>;
+  private readonly o: Required<
+    Omit<SpoolOptions, "journalAppend" | "syncDir" | "space" | "onNewMailRefused">
+  >;
+  private readonly onNewMailRefused: (() => void) | undefined;
   /** The volume's free space, read at most once a second (free-space.ts). */
   space!: FreeSpace;
 
@@ -231,6 +236,7 @@ export class Spool {
     o: SpoolOptions,
   ) {
     this.o = { ...DEFAULTS, ...o };
+    this.onNewMailRefused = o.onNewMailRefused;
     this.commits = new GroupCommit(o.syncDir ?? fsyncDir);
     this.budget = new ReceiveBudget(this.o.bufferBytes);
     this.turns = new ReadTurns(this.o.readTurns);
@@ -335,6 +341,9 @@ export class Spool {
     return this.journal.close();
   }
 
+  /** New mail refused for the reserve since withinReserve was last asked. */
+  private refusedSinceAsked = 0;
+
   /**
    * Whether new mail of `size` bytes (0: not known yet) may be taken with `reserve` bytes of the
    * volume kept for the queue's own writes (space-reserve.ts). From the cached reading: no system
@@ -342,7 +351,28 @@ export class Spool {
    */
   roomForNewMail(reserve: number, size = 0): boolean {
     const free = this.space.freeBytes;
-    return free === undefined || free >= spaceNeeded({ reserve, promised: this.journal.liveBytes, size });
+    const room =
+      free === undefined || free >= spaceNeeded({ reserve, promised: this.journal.liveBytes, size });
+    if (!room) {
+      this.refusedSinceAsked++;
+      this.onNewMailRefused?.();
+    }
+    return room;
+  }
+
+  /**
+   * Whether new mail is being refused for the reserve: some was since the last call (its size
+   * counted, as the refusal counted it), or even a message of unknown size would be now. For the log
+   * of the reserve's state at each reading (relay.ts): judged as the refusals were, not by a size-0
+   * probe that a flood of large messages, refused for their SIZE=, would pass.
+   */
+  withinReserve(reserve: number): boolean {
+    const refused = this.refusedSinceAsked > 0;
+    this.refusedSinceAsked = 0;
+    const free = this.space.freeBytes;
+    const room =
+      free === undefined || free >= spaceNeeded({ reserve, promised: this.journal.liveBytes, size: 0 });
+    return refused || !room;
   }
 
   /** Bytes of bodies held in memory while being received (0 when idle; tests, figures). */
