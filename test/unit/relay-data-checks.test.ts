@@ -1,6 +1,8 @@
 // relay/inbound/data-checks.ts (issue 18): the one-pass DataChecks gives what the chain it replaces
 // (HandoverFilter -> ContentGuard -> HopCounter, each a stream) gave, on random messages cut into
-// random chunks: the bytes queued, the handover headers found and the digest, the hop count, and the
+// random chunks: the bytes queued (the chain's, with the fields cleanup(8) drops removed from the
+// whole message: message-drop-headers.ts), the handover headers found and the digest (of the bytes
+// before that drop), the hop count, and the
 // reply of a refused message (the content checks' first violation, else the hop limit's). Read by
 // relay/queue/read-chunks.ts as the spool reads it. A client gone in the middle of DATA fails the
 // checks, so the spool's read ends and its memory is given back (the chain's read never ended).
@@ -13,8 +15,9 @@ import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import { DataChecks } from "../../relay/inbound/data-checks.js";
 import { ContentGuard } from "../../relay/inbound/limits.js";
+import { dropHeaderFields } from "../../relay/inbound/message-drop-headers.js";
 import { HopCounter } from "../../relay/inbound/trace.js";
-import { HandoverFilter } from "../../relay/queue/handover.js";
+import { HandoverFilter, messageDigest } from "../../relay/queue/handover.js";
 import { readChunks } from "../../relay/queue/read-chunks.js";
 import { newQueueId, Spool } from "../../relay/queue/spool.js";
 import { cut } from "../support/smuggling.js";
@@ -50,7 +53,7 @@ async function reference(chunks: Buffer[], limit: number): Promise<Outcome> {
   await drain(hops);
   const v = guard.violation ?? hops.violation;
   return {
-    out: Buffer.concat(passed).toString("latin1"),
+    out: dropHeaderFields(Buffer.concat(passed)).toString("latin1"),
     found: handover.found,
     digest: handover.digest.hex(),
     hops: hops.hops,
@@ -90,6 +93,10 @@ const piece = fc.oneof(
     "Received : x\r\n",
     "X-Sealpost-Handover: v=1; id=a; mac=m\r\n",
     "x-sealpost-queued-at: 1\r\n",
+    "Bcc: b@x\r\n",
+    "resent-bcc:\r\n",
+    "RETURN-PATH : <a@x>\r\n",
+    "Content-Length: 1\r\n",
     " folded\r\n",
     "\tfolded\r\n",
     "Subject: s\r\n",
@@ -130,6 +137,18 @@ describe("DataChecks", () => {
       ),
       { numRuns: 400 },
     );
+  });
+
+  it("drops Bcc and its fold after the handover digest, which covers the bytes as handed over", async () => {
+    const msg = Buffer.from("Received: a\r\nBcc: s@x,\r\n t@x\r\nTo: t@x\r\n\r\nBcc: body\r\n", "latin1");
+    for (const sizes of [[msg.length], [17, 3, 9], [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]]) {
+      const got = await merged(cut(msg, sizes), 50);
+      assert.equal(got.reply, undefined);
+      assert.equal(got.out, "Received: a\r\nTo: t@x\r\n\r\nBcc: body\r\n");
+      assert.equal(got.hops, 1);
+      assert.equal(got.digest, (await reference(cut(msg, sizes), 50)).digest);
+      assert.equal(got.digest, messageDigest(msg), "the digest of the message as it came, Bcc and all");
+    }
   });
 
   it("a hop-limit violation is reported after a later bare LF as the content violation", async () => {
