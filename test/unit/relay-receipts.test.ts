@@ -252,6 +252,23 @@ describe("receipt chain", () => {
     assert.equal(after.last, 6); // 3 receipts, checkpoint, receipt, checkpoint
   });
 
+  it("a short write (a volume filling up) is cut by recovery: the next entries do not follow half a line", async () => {
+    const { path } = await writeLog("short", 2);
+    const log = await ReceiptLog.open({ queueDir: join(dir, "short"), relay: "t/edge", log: silent });
+    // the volume takes only part of the next batch: the handle writes 30 bytes and says so
+    const fh = (log as unknown as { fh: { write(t: string): Promise<{ bytesWritten: number }> } }).fh;
+    const write = fh.write.bind(fh);
+    fh.write = async (t: string) => write(t.slice(0, 30));
+    await log.append(receipt("carol@b.test", 7));
+    fh.write = write;
+    await log.append(receipt("bob@a.test", 8));
+    await log.close();
+    const after = verifyReceipts(await readFile(path, "utf8"));
+    assert.equal(after.ok, true, JSON.stringify(after.bad));
+    assert.equal(after.partialTail, undefined);
+    assert.equal(after.last, 5); // 2 receipts, checkpoint, receipt (the lost one's seq reused), checkpoint
+  });
+
   it("attack: with --domain a log line that does not parse goes out as its line number only", async () => {
     const { path } = await writeLog("unparsed", 2);
     await appendFile(path, '{"seq":9,"receipt":{"to":"carol@b.test"\n');
