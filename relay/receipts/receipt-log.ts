@@ -181,7 +181,11 @@ export class ReceiptLog {
         unsigned = e.kind === "checkpoint" ? 0 : unsigned + 1;
       }
       try {
-        await this.fh.write(text); // O_DSYNC: durable on return
+        // O_DSYNC: durable on return. A short write (a volume filling up) left part of a line:
+        // failed like any write, so recovery cuts it instead of the next entries following it
+        const bytes = Buffer.byteLength(text);
+        const { bytesWritten } = await this.fh.write(text);
+        if (bytesWritten !== bytes) throw new Error(`short write (${bytesWritten} of ${bytes} bytes)`);
         Object.assign(this, { seq, head, unsigned });
       } catch (e) {
         this.o.log.error(
