@@ -876,9 +876,14 @@ export class InboundListeners {
       // the maxAge clock (and the DSN's arrival date) keeps the original time
       if (verdict.queuedAt !== undefined && verdict.queuedAt < env.receivedAt)
         env.receivedAt = verdict.queuedAt;
-      // the reserve again, with the size received (SIZE= is optional, and a client may lie)
-      noRoom = !this.roomForNewMail(env.size);
-      return !noRoom;
+      return true;
+    };
+    // the reserve again, as the message is written (SIZE= is optional, and a client may lie): a body
+    // going to a temp file before each write, the rest once admitted (spool.ts enqueue)
+    const room = (bytes: number): boolean => {
+      if (this.roomForNewMail(bytes)) return true;
+      noRoom = true;
+      return false;
     };
     const r = await this.d.spool.enqueue(
       {
@@ -900,6 +905,7 @@ export class InboundListeners {
       checks,
       c.inbound.maxMessageSize + allowance.bytes,
       admit,
+      room,
     );
     if (stream.readable) stream.resume(); // drain whatever an early failure left unread
     const violation = checks.violation;

@@ -7,8 +7,10 @@
 // full (every page a delivery freed was taken by its next message): those writes failed, DSNs were
 // not queued and a delivered recipient's state was lost, so it was delivered again after a restart
 // (test/mail/attack-queue-volume-flood.test.ts). So new mail (at MAIL FROM, with the size its SIZE=
-// declares, and again at the end of DATA with the size received) may not take the reserve; the
-// queue's own writes may (nothing else checks it).
+// declares; as a body going to a temp file is written, before each write, since a body held open
+// took the reserve unseen (attack-queue-reserve-streaming.test.ts); and at the end of DATA for the
+// rest, charged before it is written: spool.ts enqueue `room`) may not take the reserve; the queue's
+// own writes may (nothing else checks it).
 // What the journal's live messages may still write counts as taken already (`promised`): a message
 // leaves the journal for msg/ + env/ on its first deferral, a second copy of its body until its
 // segment goes, and a flood to a slow or dead destination defers them all.

@@ -414,6 +414,13 @@ export class Spool {
     body: Readable | Buffer,
     limit = Infinity,
     admit?: (env: Envelope) => boolean,
+    /**
+     * Whether `bytes` more of this message may be written to the queue volume now (its reserve:
+     * space-reserve.ts): asked before each write of a body going to a file, as it arrives, and for
+     * the rest once `admit` took it. A refusal writes nothing more (the client's data is drained),
+     * removes what was written and fails MESSAGE_REFUSED. Absent: no reserve.
+     */
+    room?: (bytes: number) => boolean,
   ): Promise<Result<Envelope>> {
     const parts: Buffer[] = [head];
     // tiny chunks (a client's tiny TCP segments) are held joined: small-chunks.ts
@@ -424,12 +431,31 @@ export class Spool {
     let journaled = 0;
     let file: MessageFile | undefined;
     let tooBig = false;
+    /** `room` refused a write: the rest is drained, nothing more written. */
+    let noRoom = false;
+    /** Bytes charged against the volume's free space so far (free-space.ts). */
+    let charged = 0;
+    /**
+     * Before `bytes` go to the volume: room for them (the reserve), and charged at once, so that
+     * the other transactions' checks count them before the write returns. Bytes a temp file takes
+     * count as much as queued mail: held open, a body would otherwise take the reserve unseen
+     * (test/mail/attack-queue-reserve-streaming.test.ts).
+     */
+    const mayWrite = (bytes: number): boolean => {
+      if (noRoom || (room && !room(bytes))) {
+        noRoom = true;
+        return false;
+      }
+      this.space.charge(bytes);
+      charged += bytes;
+      return true;
+    };
     // each chunk as it is read: sync while it goes to memory, a promise while a file is written
     const take = (chunk: Buffer): Promise<void> | undefined => {
       size += chunk.length;
       if (size > limit) tooBig = true; // keep draining the client's data, write nothing more
-      if (tooBig) return undefined;
-      if (file) return file.write(chunk);
+      if (tooBig || noRoom) return undefined;
+      if (file) return mayWrite(chunk.length) ? file.write(chunk) : undefined;
       if (size > this.o.journalMaxBytes) return toFile(chunk);
       if (this.budget.take(chunk.length)) return hold(chunk);
       // memory is short: wait for what the journal's rounds in flight free, else a file
@@ -443,6 +469,7 @@ export class Spool {
     // too large for the journal, or memory is short: a file, starting with what was buffered
     const toFile = async (chunk: Buffer): Promise<void> => {
       held.flush();
+      if (!mayWrite(size)) return; // what was held and this chunk: the file would take the reserve
       file = await MessageFile.create(join(this.tmpDir, `${env.id}.msg`));
       for (const p of parts.splice(0)) await file.write(p);
       await file.write(chunk);
@@ -457,6 +484,10 @@ export class Spool {
         await file?.discard();
         return fail("MESSAGE_TOO_BIG", false, `message exceeds ${limit} bytes`);
       }
+      if (noRoom) {
+        await file?.discard();
+        return fail("MESSAGE_REFUSED", false, "the queue volume is within its reserve: nothing queued");
+      }
       const full: Envelope = {
         v: 1,
         ...env,
@@ -468,6 +499,11 @@ export class Spool {
         await file?.discard();
         return fail("MESSAGE_REFUSED", false, "refused by the checks after its data: nothing queued");
       }
+      // the rest of the message (all of it on the journal's path), charged before it is written
+      if (!mayWrite(Math.max(0, size - charged))) {
+        await file?.discard();
+        return fail("MESSAGE_REFUSED", false, "the queue volume is within its reserve: nothing queued");
+      }
       if (file) await this.commitFile(full, file);
       else {
         held.flush();
@@ -475,7 +511,6 @@ export class Spool {
         journaled = reserved;
         await this.journal.accept(full, parts);
       }
-      this.space.charge(size);
       return ok(full);
     } catch (e) {
       this.space.failed(e);
