@@ -137,5 +137,13 @@ describe("a relaying client holds large bodies open on the queue volume", () => 
       free >= RESERVE - SESSIONS * 64 * 1024,
       `the bodies being received took the reserve: ${free} bytes free of a ${RESERVE}-byte reserve`,
     );
+    // their dots: each queued or refused as the volume's reserve asks (452 4.3.1), none a queue error
+    const replies = await Promise.all(opened.map(({ c }) => c.cmd("\r\n.")));
+    t.diagnostic(`replies: ${replies.join(" | ")}`);
+    for (const r of replies) assert.match(r, /^(250 |452 4\.3\.1 )/);
+    assert.ok(
+      replies.some((r) => r.startsWith("452 ")),
+      "some were refused",
+    );
   });
 });
