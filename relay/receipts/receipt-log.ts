@@ -1,11 +1,12 @@
 // The encryption receipt log on the queue volume (<queue.dir>/receipts/): `log.jsonl`, one hash-
 // chained entry per line (relay/contract/receipt.ts, chain.ts), and `ed25519.pem`, the relay's
 // signing key, generated at the first start and kept with the queue (a pod keeps its key as long as
-// its volume). Appends are group-committed: every entry waiting is written in one write, durable when
-// it returns (the file is opened O_DSYNC: the data and the size that reads it, as fdatasync after it
-// would flush, in one trip to the thread pool instead of two), then their appenders resume; the scheduler awaits a recipient's receipt before it
-// records the recipient as delivered, so a receipt is never missing for mail the queue counts as
-// delivered (a crash in between re-sends the message and writes its receipt then).
+// its volume). Appends are group-committed: every entry waiting is written in one write, durable
+// when it returns (the file is opened O_DSYNC: the data and the size that reads it, as fdatasync
+// after it would flush, in one trip to the thread pool instead of two), then their appenders
+// resume; the scheduler awaits a recipient's receipt before it records the recipient as delivered,
+// so a receipt is never missing for mail the queue counts as delivered (a crash in between re-sends
+// the message and writes its receipt then).
 // A crash mid-append leaves a partial last line: the next open cuts it (logged) and continues the
 // chain from the last whole entry. A checkpoint entry signs the head every `checkpointMs` (when
 // anything was appended since) and at close.
