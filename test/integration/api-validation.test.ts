@@ -317,6 +317,12 @@ const cases: Case[] = [
   { kind: R, name: "queue size in GB", set: { "queue.size": "10GB" }, field: "spec.queue.size" },
   {
     kind: R,
+    name: "queue reserve as large as the queue volume (every new message refused)",
+    set: { "queue.size": "1Gi", "queue.minFree": "1Gi" },
+    field: "spec.queue.minFree",
+  },
+  {
+    kind: R,
     name: "first retry later than the longest retry",
     set: { "queue.retry": { initial: "2h", max: "1h" } },
     field: "spec.queue.retry.initial",
