@@ -305,6 +305,13 @@ const Queue = z
         message: "retry.max must not be longer than maxAge, or a message would expire between two attempts",
         fieldPath: ".retry.max",
       },
+      {
+        // at or above the volume's size, every new message would be refused for good (452 4.3.1)
+        rule: "!has(self.minFree) || !isQuantity(self.minFree) || !isQuantity(self.size) || quantity(self.minFree).isLessThan(quantity(self.size))",
+        message:
+          "queue.minFree must be below queue.size: at or above it every new message is refused; lower minFree or grow size",
+        fieldPath: ".minFree",
+      },
     ),
   );
 
