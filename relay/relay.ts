@@ -41,7 +41,7 @@ import { fleetKeyOf } from "./queue/handover.js";
 import { Scheduler } from "./queue/scheduler.js";
 import type { Envelope } from "./queue/envelope.js";
 import { damageText, Spool, type Recovered } from "./queue/spool.js";
-import { reserveBytes } from "./queue/space-reserve.js";
+import { configuredReserve } from "./queue/space-reserve.js";
 import { handleReceiptsRequest } from "./receipts/admin-api.js";
 import { CheckLimiter, handleCheckRequest } from "./check/admin-api.js";
 import { runCheck } from "./check/run.js";
@@ -558,8 +558,7 @@ export class Relay {
 
   /** The queue volume's reserve under the config loaded now (relay/queue/space-reserve.ts). */
   private reserve(): number {
-    const c = this.state.loaded.config;
-    return reserveBytes(c.inbound.maxMessageSize, c.queue.minFreeBytes);
+    return configuredReserve(this.state.loaded.config);
   }
 
   /**
@@ -570,14 +569,11 @@ export class Relay {
     if (!this.spool) return; // the first reading, at the spool's opening
     // a refusal logs entering at once; only a reading (after a second without one) logs leaving
     if (refused && this.inReserve) return;
-    const now = refused || this.spool.withinReserve(this.reserve());
+    const reserve = this.reserve();
+    const now = refused || this.spool.withinReserve(reserve);
     if (now === this.inReserve) return;
     this.inReserve = now;
-    const figures = {
-      event: "queue-reserve",
-      freeBytes: this.spool.space.freeBytes,
-      reserveBytes: this.reserve(),
-    };
+    const figures = { event: "queue-reserve", freeBytes: this.spool.space.freeBytes, reserveBytes: reserve };
     if (now)
       this.log.warn(
         { ...figures, state: "entered" },

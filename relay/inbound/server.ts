@@ -23,7 +23,7 @@ import type { Metrics } from "../metrics.js";
 import { fleetKeyOf as fleetKey, FLEET_USER, handoverVerdict, isFleetPassword } from "../queue/handover.js";
 import type { Envelope } from "../queue/envelope.js";
 import { newQueueId, type Spool } from "../queue/spool.js";
-import { reserveBytes } from "../queue/space-reserve.js";
+import { configuredReserve } from "../queue/space-reserve.js";
 import { authenticate, type InboundAccount } from "./auth.js";
 import {
   accountKey,
@@ -582,8 +582,7 @@ export class InboundListeners {
 
   /** Whether new mail of `size` bytes leaves the queue volume's reserve free (a cached reading). */
   private roomForNewMail(size: number): boolean {
-    const c = this.d.current().loaded.config;
-    return this.d.spool.roomForNewMail(reserveBytes(c.inbound.maxMessageSize, c.queue.minFreeBytes), size);
+    return this.d.spool.roomForNewMail(configuredReserve(this.d.current().loaded.config), size);
   }
 
   private storageRefusal(session: SMTPServerSession, stage: "MAIL" | "DATA"): Error {

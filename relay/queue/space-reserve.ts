@@ -19,6 +19,8 @@
 // moved messages would not fit in less with small message limits). The I/O (statfs, cached) is in
 // free-space.ts; this file decides only.
 
+import type { RelayConfig } from "../contract/config.js";
+
 /** The smallest default reserve, whatever the message size limit. */
 export const RESERVE_FLOOR_BYTES = 8 * 1024 * 1024;
 
@@ -26,6 +28,11 @@ export const RESERVE_FLOOR_BYTES = 8 * 1024 * 1024;
 export function reserveBytes(maxMessageSize: number, configured?: number): number {
   if (configured !== undefined) return Math.max(0, configured);
   return Math.max(RESERVE_FLOOR_BYTES, Math.ceil(1.5 * maxMessageSize));
+}
+
+/** The reserve `config` asks for (its queue.minFreeBytes, else its inbound.maxMessageSize's default). */
+export function configuredReserve(config: RelayConfig): number {
+  return reserveBytes(config.inbound.maxMessageSize, config.queue.minFreeBytes);
 }
 
 /**

@@ -350,9 +350,7 @@ export class Spool {
    * call. A volume whose free space cannot be read refuses nothing.
    */
   roomForNewMail(reserve: number, size = 0): boolean {
-    const free = this.space.freeBytes;
-    const room =
-      free === undefined || free >= spaceNeeded({ reserve, promised: this.journal.liveBytes, size });
+    const room = this.hasRoom(reserve, size);
     if (!room) {
       this.refusedSinceAsked++;
       this.onNewMailRefused?.();
@@ -369,10 +367,13 @@ export class Spool {
   withinReserve(reserve: number): boolean {
     const refused = this.refusedSinceAsked > 0;
     this.refusedSinceAsked = 0;
+    return refused || !this.hasRoom(reserve, 0);
+  }
+
+  /** The cached free space leaves `reserve` after `size` more bytes (unreadable: room). */
+  private hasRoom(reserve: number, size: number): boolean {
     const free = this.space.freeBytes;
-    const room =
-      free === undefined || free >= spaceNeeded({ reserve, promised: this.journal.liveBytes, size: 0 });
-    return refused || !room;
+    return free === undefined || free >= spaceNeeded({ reserve, promised: this.journal.liveBytes, size });
   }
 
   /** Bytes of bodies held in memory while being received (0 when idle; tests, figures). */
