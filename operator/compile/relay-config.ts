@@ -222,9 +222,8 @@ export function compileRelayConfig(
         problems: [mountPending(keyOf(relay), unmounted)],
         deferred: [...ownedWhenLeftOut(entry, verdict)],
       };
-      for (const [name, m] of entry.secrets) for (const [k, v] of m) mapIn(pendingSecrets, name).set(k, v);
-      for (const [name, m] of entry.configMaps)
-        for (const [k, v] of m) mapIn(pendingConfigMaps, name).set(k, v);
+      addItems(pendingSecrets, entry.secrets);
+      addItems(pendingConfigMaps, entry.configMaps);
     }
     if (verdict.problems.length || !entry.policy) {
       problems.set(entry.key, verdict.problems);
@@ -244,8 +243,8 @@ export function compileRelayConfig(
     compiled.push(pol);
     tokens.set(entry.key, entry.token ?? "");
     for (const [name, c] of entry.credentials) credentials[name] = c;
-    for (const [name, m] of entry.secrets) for (const [k, v] of m) mapIn(secretItems, name).set(k, v);
-    for (const [name, m] of entry.configMaps) for (const [k, v] of m) mapIn(configMapItems, name).set(k, v);
+    addItems(secretItems, entry.secrets);
+    addItems(configMapItems, entry.configMaps);
     if (pol.outbound.nextHop) egress.add(pol.outbound.nextHop.port);
     // a TLS fallback's alternate next hop (an encryption portal) is a next hop too: without its port
     // the NetworkPolicy dropped every fallback delivery while the policy read Accepted
@@ -265,7 +264,7 @@ export function compileRelayConfig(
     relayProblems.push(...refs.problems);
     if (!credential) continue;
     for (const [name, c] of refs.credentials) credentials[name] = c;
-    for (const [name, m] of refs.secrets) for (const [k, v] of m) relayItem(secretItems, name, k, v);
+    addItems(secretItems, refs.secrets, relayPaths);
   }
   // one username, one login (login-names.ts): a second credential with a login's username is held
   for (const [name, problem] of shadowedLogins(
@@ -286,7 +285,7 @@ export function compileRelayConfig(
     const refs = new Refs(ns, view);
     const path = refs.configMapKey(lr.configMapRef.name, lr.configMapRef.key);
     relayProblems.push(...refs.problems);
-    for (const [name, m] of refs.configMaps) for (const [k, v] of m) relayItem(configMapItems, name, k, v);
+    addItems(configMapItems, refs.configMaps, relayPaths);
     if (path) recipientFiles = [path];
   }
   const own = compileOwnDomains(relay, view);
@@ -297,7 +296,7 @@ export function compileRelayConfig(
   const localDomains = (inbound.localDomains ?? []).map((d) => canonicalPattern(d) ?? d);
   const dkim = compileDkim(relay, localDomains, view);
   relayProblems.push(...dkim.problems);
-  for (const [name, m] of dkim.secrets) for (const [k, v] of m) relayItem(secretItems, name, k, v);
+  addItems(secretItems, dkim.secrets, relayPaths);
   const listeners = spec.listeners;
   // the /queue admin endpoints' bearer token (absent: they are disabled)
   const tokenRef = spec.admin?.tokenSecretRef;
@@ -467,6 +466,19 @@ function proxyOf(
         },
       }
     : {};
+}
+
+/** Adds `from`'s items (name, then key to path) to `into`; `paths`, when given, gets their paths. */
+function addItems(
+  into: Map<string, Map<string, string>>,
+  from: ReadonlyMap<string, ReadonlyMap<string, string>>,
+  paths?: Set<string>,
+): void {
+  for (const [name, m] of from)
+    for (const [k, v] of m) {
+      mapIn(into, name).set(k, v);
+      paths?.add(v);
+    }
 }
 
 function mapIn<K, V>(m: Map<K, Map<string, V>>, k: K): Map<string, V> {
