@@ -352,6 +352,12 @@ export const REASON_CODES = {
     meaning: "The message exceeds the relay's size limit (552 to the client).",
     fix: "Raise the MailRelay's inbound.maxMessageSize (default 50Mi) or send smaller messages.",
   },
+  QUEUE_RESERVE: {
+    outcome: "refuse",
+    meaning:
+      "The message would have taken the queue volume's reserve (spec.queue.minFree), which is kept for the mail already queued (452 4.3.1 to the client, which retries); nothing was queued.",
+    fix: "Let the queue drain (the relay's log line queue-reserve says when the volume went short), or give the MailRelay a larger spec.queue.size.",
+  },
   QUEUE_WRITE_FAILED: {
     outcome: "refuse",
     meaning: "The relay could not write the message to its queue volume (451 to the client, which retries).",

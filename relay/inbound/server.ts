@@ -854,8 +854,6 @@ export class InboundListeners {
     // and an envelope rewritten after the commit could fail after the message was durable (a 451
     // to the sending pod, which hands it over again: two pods would deliver it)
     let verdict: ReturnType<typeof handoverVerdict> | undefined;
-    /** The message received would take the queue volume's reserve: 452, nothing written. */
-    let noRoom = false;
     const admit = (env: Envelope): boolean => {
       if (sizeExceeded() || checks.violation) return false;
       verdict = handoverVerdict({
@@ -878,12 +876,8 @@ export class InboundListeners {
       return true;
     };
     // the reserve again, as the message is written (SIZE= is optional, and a client may lie): a body
-    // going to a temp file before each write, the rest once admitted (spool.ts enqueue)
-    const room = (bytes: number): boolean => {
-      if (this.roomForNewMail(bytes)) return true;
-      noRoom = true;
-      return false;
-    };
+    // going to a temp file before each write, the rest once admitted (spool.ts enqueue); a refusal
+    // fails the enqueue with QUEUE_RESERVE
     const r = await this.d.spool.enqueue(
       {
         id,
@@ -904,7 +898,7 @@ export class InboundListeners {
       checks,
       c.inbound.maxMessageSize + allowance.bytes,
       admit,
-      room,
+      (bytes) => this.roomForNewMail(bytes),
     );
     if (stream.readable) stream.resume(); // drain whatever an early failure left unread
     const violation = checks.violation;
@@ -915,7 +909,8 @@ export class InboundListeners {
       );
       return cb(this.reject(session, "DATA", { code: 550, text: `5.7.1 ${verdict.reason}` }));
     }
-    if (noRoom && !r.ok) return cb(this.storageRefusal(session, "DATA"));
+    // the message received would take the queue volume's reserve: 452, nothing written
+    if (!r.ok && r.code === "QUEUE_RESERVE") return cb(this.storageRefusal(session, "DATA"));
     if (!r.ok || sizeExceeded() || violation) {
       const reply: Reply =
         violation && !sizeExceeded()

@@ -419,7 +419,7 @@ export class Spool {
      * Whether `bytes` more of this message may be written to the queue volume now (its reserve:
      * space-reserve.ts): asked before each write of a body going to a file, as it arrives, and for
      * the rest once `admit` took it. A refusal writes nothing more (the client's data is drained),
-     * removes what was written and fails MESSAGE_REFUSED. Absent: no reserve.
+     * removes what was written and fails QUEUE_RESERVE. Absent: no reserve.
      */
     room?: (bytes: number) => boolean,
   ): Promise<Result<Envelope>> {
@@ -487,7 +487,7 @@ export class Spool {
       }
       if (noRoom) {
         await file?.discard();
-        return fail("MESSAGE_REFUSED", false, "the queue volume is within its reserve: nothing queued");
+        return fail("QUEUE_RESERVE", true, "the queue volume is within its reserve: nothing queued");
       }
       const full: Envelope = {
         v: 1,
@@ -503,7 +503,7 @@ export class Spool {
       // the rest of the message (all of it on the journal's path), charged before it is written
       if (!mayWrite(Math.max(0, size - charged))) {
         await file?.discard();
-        return fail("MESSAGE_REFUSED", false, "the queue volume is within its reserve: nothing queued");
+        return fail("QUEUE_RESERVE", true, "the queue volume is within its reserve: nothing queued");
       }
       if (file) await this.commitFile(full, file);
       else {
