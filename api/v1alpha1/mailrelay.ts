@@ -565,9 +565,19 @@ export const MailRelaySpec = z
     mtaSts: MtaStsSpec.optional(),
     tlsRptReceiver: TlsRptReceiverSpec.optional(),
     policyExceptions: RelayPolicyExceptions,
+    policyMountInterval: duration(
+      "How often the Secrets and ConfigMaps that this relay's MailDomainPolicies name (CA bundles, client certificates, S/MIME and OpenPGP keys, their credentials' Secrets) may join its pod template, which rolls every relay pod (each drained, its SMTP sessions ended). A policy naming one the pods do not mount yet waits for the next turn (Accepted=False, reason MountPending; its mail deferred, never sent without it); one no policy names any more stays mounted until the template changes. e.g. 1h (the default): whoever may edit a selected policy can roll the relay's pods at most once an hour. 0s: at once, so every such edit may roll the pods; keep it above 0s when policy authors are not the relay's administrators. At most 24h.",
+    ).default("1h"),
   })
   .describe("A relay fleet and what it enforces.")
-  .meta(cel(...ownDomainsRules));
+  .meta(
+    cel(...ownDomainsRules, {
+      rule: durations(["policyMountInterval"], "duration(self.policyMountInterval) <= duration('24h')"),
+      message:
+        "policyMountInterval must be at most 24h: a policy naming a Secret or ConfigMap new to the relay waits up to this long",
+      fieldPath: ".policyMountInterval",
+    }),
+  );
 export type MailRelaySpec = z.infer<typeof MailRelaySpec>;
 export type MailRelaySpecInput = z.input<typeof MailRelaySpec>;
 

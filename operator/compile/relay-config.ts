@@ -37,7 +37,6 @@ import type { MailRelay } from "../api.js";
 import { durationSeconds, quantityBytes } from "../api.js";
 import { keyOf } from "../objects.js";
 import type { ProjectedSource } from "../render/input.js";
-import { MOUNT_INTERVAL_MS } from "../render/mounted-sources.js";
 import { ADMIN_PORT, FLEET_SECRET_KEY, names, QUEUE_DIR } from "../render/meta.js";
 import { keptRanges } from "./relay-ranges.js";
 import { shadowedLogins } from "./login-names.js";
@@ -219,7 +218,7 @@ export function compileRelayConfig(
     if (unmounted.length) {
       verdict = {
         ...verdict,
-        problems: [mountPending(keyOf(relay), unmounted)],
+        problems: [mountPending(keyOf(relay), relay.spec.policyMountInterval, unmounted)],
         deferred: [...ownedWhenLeftOut(entry, verdict)],
       };
       addItems(pendingSecrets, entry.secrets);
@@ -496,12 +495,12 @@ function unmountedOf(entry: PolicyEntry, mounted: ReadonlySet<string>): string[]
 }
 
 /** Why a policy whose material the relay's pods do not mount yet is left out (MountPending). */
-function mountPending(relayKey: string, unmounted: readonly string[]): PolicyProblem {
+function mountPending(relayKey: string, interval: string, unmounted: readonly string[]): PolicyProblem {
   const shown =
     unmounted.slice(0, 3).join(", ") + (unmounted.length > 3 ? ` and ${unmounted.length - 3} more` : "");
   return {
     reason: "MountPending",
-    message: `relay ${relayKey}'s pods do not mount ${shown} yet: a Secret or ConfigMap new to a relay joins its pod template (which rolls every pod) at most once every ${MOUNT_INTERVAL_MS / 60_000} minutes, so that no policy author can keep the relay's pods rolling; the policy comes in then`,
+    message: `relay ${relayKey}'s pods do not mount ${shown} yet: a Secret or ConfigMap new to a relay joins its pod template (which rolls every pod) at most once per the relay's spec.policyMountInterval (${interval}), so that no policy author can keep the relay's pods rolling; the policy comes in then`,
   };
 }
 

@@ -10,26 +10,35 @@
 //
 // - a source the template mounts stays while the template does not change for another reason, even
 //   when no policy reads it any more (toggling a reference off and on changes nothing);
-// - policy material no pod mounts yet joins the template at most once per MOUNT_INTERVAL_MS per
-//   relay (the time of the last such change is the StatefulSet's annotation
+// - policy material no pod mounts yet joins the template at most once per mount interval per relay
+//   (the MailRelay's spec.policyMountInterval, an hour by default: its administrator's choice; the
+//   time of the last such change is the StatefulSet's annotation
 //   sealpost.dev/material-mounted-at, which only the operator writes); until then the policies that
 //   need it are left out of the config (compile/relay-config.ts, MountPending) and their mail is
 //   deferred, never delivered without their material;
 // - whenever the template changes (that roll, the relay's own change, a new StatefulSet), the
 //   sources become exactly what the config reads: unused ones go then, never on their own.
 //
-// A policy author therefore changes the template at most once per MOUNT_INTERVAL_MS per relay,
+// A policy author therefore changes the template at most once per mount interval per relay,
 // however often they toggle or rename a reference. Whether the template changes for another reason
 // is read from the StatefulSet's annotation sealpost.dev/template-base: the sha256 of the template
 // rendered with the relay's own sources only (templateBase).
 import { createHash } from "node:crypto";
+import { durationSeconds } from "../../api/v1alpha1/units.js";
 import type { KubeObject } from "../runtime/kube.js";
 import type { ProjectedSource, RelayRenderInput } from "./input.js";
 import { MATERIAL_MOUNTED_ANNOTATION, TEMPLATE_BASE_ANNOTATION } from "./meta.js";
 import { renderStatefulSet } from "./statefulset.js";
 
-/** How often policy material may change a relay's pod template (and so roll its pods): once an hour. */
+/** How often policy material may change a relay's pod template (and so roll its pods), by default: once an hour. */
 export const MOUNT_INTERVAL_MS = 60 * 60_000;
+
+/** The relay's mount interval in ms: its spec.policyMountInterval (absent: MOUNT_INTERVAL_MS). */
+export function mountIntervalMs(spec: { policyMountInterval?: string | undefined }): number {
+  return spec.policyMountInterval === undefined
+    ? MOUNT_INTERVAL_MS
+    : durationSeconds(spec.policyMountInterval) * 1000;
+}
 
 /** The path a Secret's or ConfigMap's key is mounted at in the config directory (compile/references.ts). */
 const pathOf = (kind: ProjectedSource["kind"], name: string, key: string): string =>
@@ -145,7 +154,8 @@ export interface MountDecision {
 /**
  * The sources the template carries. `base`: templateBase of the input being rendered. `live`: the
  * StatefulSet as applied (none: it is created now). `mayChange`: false when the StatefulSet is not
- * applied this time (statefulSetHold), so the template stays as it is whatever waits.
+ * applied this time (statefulSetHold), so the template stays as it is whatever waits. `interval`:
+ * the relay's mount interval (mountIntervalMs).
  */
 export function decideMounts(
   wanted: WantedMounts,
@@ -153,6 +163,7 @@ export function decideMounts(
   live: LiveMounts | undefined,
   now: number,
   mayChange = true,
+  interval = MOUNT_INTERVAL_MS,
 ): MountDecision {
   const exact = (mountedAt: string | undefined, remount: boolean): MountDecision => {
     const sources = mergeSources(wanted.own, wanted.material, wanted.pending);
@@ -170,7 +181,7 @@ export function decideMounts(
   if (mayChange && live.base !== base) return exact(live.mountedAt, waiting);
   // a time more than an interval ahead is no clock's skew but a written value: it does not hold mounts
   const stamped = live.mountedAt ? Date.parse(live.mountedAt) : NaN;
-  const next = Number.isNaN(stamped) || stamped > now + MOUNT_INTERVAL_MS ? now : stamped + MOUNT_INTERVAL_MS;
+  const next = Number.isNaN(stamped) || stamped > now + interval ? now : stamped + interval;
   if (waiting && mayChange && now >= next) return exact(new Date(now).toISOString(), true);
   // sticky: the template as it is, sources no policy reads any more included
   return {

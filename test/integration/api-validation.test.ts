@@ -323,6 +323,12 @@ const cases: Case[] = [
   },
   {
     kind: R,
+    name: "policy material mounted once a week (a new CA bundle would wait that long)",
+    set: { policyMountInterval: "168h" },
+    field: "spec.policyMountInterval",
+  },
+  {
+    kind: R,
     name: "first retry later than the longest retry",
     set: { "queue.retry": { initial: "2h", max: "1h" } },
     field: "spec.queue.retry.initial",
@@ -713,6 +719,8 @@ describe("the apiserver rejects invalid Sealpost objects, naming the field", () 
         service: { type: "ClusterIP", clusterNetworks: [...CLUSTER_NETWORKS] },
         // issue 19 item 5: the longest a policy exception may last on this relay
         policyExceptions: { maxDuration: "168h" },
+        // how often policy material may roll the relay's pods (operator/render/mounted-sources.ts)
+        policyMountInterval: "1h",
       },
     );
   });

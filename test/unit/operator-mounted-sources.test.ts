@@ -1,6 +1,7 @@
 // Which Secrets and ConfigMaps the relay's pod template mounts (operator/render/mounted-sources.ts)
 // and what the compile does with a policy whose material the pods lack (MountPending): policy
-// material is sticky and joins the template at most once per MOUNT_INTERVAL_MS, the relay's own
+// material is sticky and joins the template at most once per mount interval (the MailRelay's
+// spec.policyMountInterval, MOUNT_INTERVAL_MS by default), the relay's own
 // sources follow its spec, and a policy waiting for a mount is left out and its domains deferred.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -12,6 +13,7 @@ import {
   decideMounts,
   liveMounts,
   MOUNT_INTERVAL_MS,
+  mountIntervalMs,
   templateBase,
   type LiveMounts,
   wantedMounts,
@@ -92,6 +94,24 @@ describe("decideMounts: policy material is sticky and rate-limited", () => {
     assert.deepEqual(d.annotations, { base: "b2", mountedAt: new Date(T0).toISOString() });
   });
 
+  it("the relay's own interval: 10m waits 10 minutes; 0s lets new material join at once, even right after another", () => {
+    assert.equal(mountIntervalMs({ policyMountInterval: "10m" }), 600_000);
+    assert.equal(mountIntervalMs({ policyMountInterval: "0s" }), 0);
+    assert.equal(mountIntervalMs({}), MOUNT_INTERVAL_MS);
+    const now = live([...own, cm("a")], "b1", T0);
+    const wanted = { own, material: [cm("a")], pending: [cm("b")] };
+    const ten = decideMounts(wanted, "b1", now, T0 + 60_000, true, 600_000);
+    assert.equal(ten.remount, false);
+    assert.equal(ten.retryAt, T0 + 600_000);
+    assert.equal(decideMounts(wanted, "b1", now, T0 + 600_000, true, 600_000).remount, true);
+    const zero = decideMounts(wanted, "b1", now, T0 + 1, true, 0);
+    assert.equal(zero.remount, true);
+    assert.deepEqual(names(zero.sources), ["a", "b", "local-recipients"]);
+    // a stamp a little ahead (another replica's clock) holds nothing when the interval is 0s
+    const ahead = decideMounts(wanted, "b1", live([...own, cm("a")], "b1", T0 + 5_000), T0, true, 0);
+    assert.equal(ahead.remount, true);
+  });
+
   it("a StatefulSet not applied this time (held) keeps its template and schedules nothing", () => {
     const now = live([...own, cm("a")], "b1");
     const d = decideMounts({ own, material: [], pending: [cm("b")] }, "b2", now, T0, false);
@@ -121,6 +141,7 @@ describe("the compile leaves out a policy whose material the pods do not mount (
     assert.deepEqual(r.included, []);
     assert.equal(r.problems.get("mail/tenant")?.[0]?.reason, "MountPending");
     assert.match(r.problems.get("mail/tenant")![0]!.message, /configmaps\/kube-root-ca\.crt\/ca\.crt/);
+    assert.match(r.problems.get("mail/tenant")![0]!.message, /spec\.policyMountInterval \(1h\)/);
     assert.deepEqual(names(r.pending), ["kube-root-ca.crt"]);
     assert.ok(!r.sources.some((s) => s.name === "kube-root-ca.crt"), "the config reads no unmounted file");
     assert.equal(routeFor("tenant.example", r.config).hold?.policy, "mail/tenant");

@@ -45,7 +45,13 @@ import { relayDegraded, relayEnforced, relayReady, statefulSetHold, type RelayFa
 import { relayImage } from "../../compile/relay-image.js";
 import { nextExceptionChange } from "../../compile/exceptions.js";
 import { relayPod } from "../../render/pod.js";
-import { decideMounts, liveMounts, templateBase, wantedMounts } from "../../render/mounted-sources.js";
+import {
+  decideMounts,
+  liveMounts,
+  mountIntervalMs,
+  templateBase,
+  wantedMounts,
+} from "../../render/mounted-sources.js";
 import { ensureQueueFinalizer, finalizeMailRelay } from "./deletion.js";
 import { podSettingsRefusal } from "./pod-settings-refusal.js";
 import { immutableRefusal, replaceable, type LiveConfigMap } from "./immutable-config.js";
@@ -305,7 +311,7 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     secret: input.serverCertSecret,
   });
   // which sources the pod template carries: policy material is sticky and joins it at most once per
-  // MOUNT_INTERVAL_MS (render/mounted-sources.ts, the one decision)
+  // the relay's spec.policyMountInterval (render/mounted-sources.ts, the one decision)
   const wanted = wantedMounts(compiled);
   const mounts = decideMounts(
     wanted,
@@ -318,6 +324,7 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
         configBytes: compiled.stored.length,
         configJsonBytes: Buffer.byteLength(compiled.json),
       }),
+    mountIntervalMs(relay.spec),
   );
   if (mounts.remount) {
     // the template takes the pending material now: the policies waiting for it come in
