@@ -6,7 +6,7 @@
 // Explicitly configured next hops (a policy's nextHop, inbound.internalNextHop) are trusted and do
 // not come through here. Pure: the pod's addresses are passed in.
 import { BlockList, isIP } from "node:net";
-import { CidrSet, normalizeIp, parseCidr } from "../contract/cidr.js";
+import { CidrSet, ipv6Groups, normalizeIp, parseCidr } from "../contract/cidr.js";
 import { fail, ok, type Result } from "../contract/failure.js";
 
 export type AddressClass =
@@ -66,16 +66,19 @@ const lists = SPECIAL.map(([cidr, cls]) => {
   return { l, family: c.value.family, cls };
 });
 
-/** An IP address in canonical form for the checks: IPv4-mapped and NAT64 (64:ff9b::/96) as IPv4. */
+/** 64:ff9b::, the NAT64 well-known prefix (RFC 6052) as 16-bit groups: the first six of its /96. */
+const NAT64_PREFIX = [0x64, 0xff9b, 0, 0, 0, 0];
+
+/**
+ * An IP address in canonical form for the checks: IPv4-mapped and NAT64 (64:ff9b::/96) as IPv4,
+ * however the IPv6 address is spelled (an MX named by a literal keeps its DNS label's spelling, e.g.
+ * 64:ff9b:0:0:0:0:a00:5: attack review, session 18), so read by its groups rather than its text.
+ */
 function canonical(ip: string): string {
   const a = normalizeIp(ip.trim());
-  const nat64 = /^64:ff9b::(\d+\.\d+\.\d+\.\d+)$/i.exec(a);
-  if (nat64) return nat64[1]!;
-  const hex = /^64:ff9b::([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(a);
-  if (hex) {
-    const n = (parseInt(hex[1]!, 16) << 16) | parseInt(hex[2]!, 16);
-    return [24, 16, 8, 0].map((s) => (n >>> s) & 255).join(".");
-  }
+  const g = isIP(a) === 6 ? ipv6Groups(a) : undefined;
+  if (g && NAT64_PREFIX.every((x, i) => g[i] === x))
+    return [g[6]! >> 8, g[6]! & 0xff, g[7]! >> 8, g[7]! & 0xff].join(".");
   return a;
 }
 
