@@ -281,8 +281,14 @@ function routedFor(a: CompiledAuthority, name: string, domain: string): boolean 
   return a.config.policies.some((p) => p.name === policy && (p.inbound?.credentials ?? []).includes(name));
 }
 
-/** May this session send to domains that are not local? */
+/**
+ * May this session send to domains that are not local? A login that may relay; relayFrom without a
+ * login, or with one of ours. A partner's login never, even from a host in relayFrom (a partner
+ * sending over a VPN, its range in partnerHosts): logged in, it has the partner's authority, local
+ * domains only (attack review: test/mail/attack-partner-login-in-relayfrom.test.ts).
+ */
 export function mayRelay(d: InboundDecision, g: Grant | undefined): boolean {
+  if (g?.partner) return false;
   return d.relayFrom || (g?.allowRelay ?? false);
 }
 

@@ -133,17 +133,18 @@ export function checkMailFrom(
 }
 
 /**
- * Checked at RCPT TO: not an open relay. `mayRelay`: the session may send anywhere (relayFrom, or a
- * login whose credential grants relaying: authority.ts).
+ * Checked at RCPT TO: not an open relay. `mayRelay`: the session may send anywhere, the one answer
+ * (authority.ts mayRelay: relayFrom, or a login whose credential grants relaying; never a partner's
+ * login, whose host may be in relayFrom too).
  */
 export function checkRecipient(
   ci: CompiledInbound,
-  d: InboundDecision,
+  _d: InboundDecision,
   s: { mayRelay: boolean },
   domain: string,
 ): Reply | undefined {
   if (!domain) return { code: 550, text: "5.1.3 Recipient address must have a domain" };
   if (matchesAny(ci.localDomains, domain)) return undefined;
-  if (s.mayRelay || d.relayFrom) return undefined;
+  if (s.mayRelay) return undefined;
   return { code: 550, text: "5.7.1 Relaying denied" };
 }
