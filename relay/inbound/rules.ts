@@ -139,7 +139,6 @@ export function checkMailFrom(
  */
 export function checkRecipient(
   ci: CompiledInbound,
-  _d: InboundDecision,
   s: { mayRelay: boolean },
   domain: string,
 ): Reply | undefined {

@@ -1050,7 +1050,7 @@ function envelopeRefusal(
   if (sender || rcpt === undefined) return sender;
   const relay = mayRelay(d, g);
   return (
-    checkRecipient(cur.inbound, d, { mayRelay: relay }, domainOf(rcpt)) ??
+    checkRecipient(cur.inbound, { mayRelay: relay }, domainOf(rcpt)) ??
     checkLocalRecipient(cur.authority, relay, rcpt) ??
     requireTlsRecipientRefusal(session, rcpt, cur.loaded.config)
   );

@@ -19,6 +19,7 @@ import { describe, it } from "node:test";
 import { parseAllDocuments } from "yaml";
 import { MailRelay } from "../../api/v1alpha1/index.js";
 import { cidrsOverlap, parsedCidrs } from "../../relay/contract/cidr.js";
+import { mayRelay } from "../../relay/inbound/authority.js";
 import { checkRecipient, compileInbound, decideInbound } from "../../relay/inbound/rules.js";
 import { clusterView, renderRelay } from "../support/operator-fixtures.js";
 import { repoRoot } from "../support/toolchain.js";
@@ -89,7 +90,7 @@ describe("attack: a pod of the cluster relays through the example MailRelay", ()
       assert.equal(d.relayFrom, false, `${file}: the pod is a relayFrom client`);
       assert.equal(d.need.auth, false, "no login asked of it (inbound.require: none)");
       assert.deepEqual(
-        checkRecipient(ci.value, d, { mayRelay: false }, "victim.example.net"),
+        checkRecipient(ci.value, { mayRelay: mayRelay(d, undefined) }, "victim.example.net"),
         { code: 550, text: "5.7.1 Relaying denied" },
         `${file}: mail from a pod to any domain is accepted`,
       );
