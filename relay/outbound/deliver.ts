@@ -493,7 +493,7 @@ function send(
     conn.send(envelope, body, (err, info) => {
       conn.off("end", onEnd);
       close();
-      if (err) done({ kind: "error", err: err });
+      if (err) done({ kind: "error", err: withRcptRefusals(conn, err) });
       else
         done({
           kind: "sent",
@@ -503,6 +503,20 @@ function send(
         });
     });
   });
+}
+
+/**
+ * A failed send's error with the recipients the next hop refused at RCPT attached. A reply at the end
+ * of DATA (or to DATA itself) is the server's answer for the recipients it took; one refused at RCPT
+ * keeps its own reply (a 450 there is retried, not bounced by another recipient's 554: Postfix's smtp
+ * client does the same). nodemailer keeps those refusals on its transaction (`_envelope`) and attaches
+ * them to a success, not to a DATA error, so they are read from there
+ * (test/mail/attack-rcpt-deferred-data-refused.test.ts fails if a nodemailer release moves them).
+ */
+function withRcptRefusals(conn: SMTPConnection, err: Errorish): Errorish {
+  if (err.rejectedErrors?.length || err.command !== "DATA") return err;
+  const kept = (conn as unknown as { _envelope?: { rejectedErrors?: Errorish[] } })._envelope?.rejectedErrors;
+  return kept?.length ? Object.assign(err, { rejectedErrors: [...kept] }) : err;
 }
 
 /** The facts of an established session that MTA-STS testing mode judges (sts-testing.ts). */
