@@ -149,7 +149,11 @@ export function buildReport(day: string, domain: string, events: TlsRptEvent[], 
   const byPolicy = new Map<string, TlsRptEvent[]>();
   for (const e of mine) {
     const k = JSON.stringify([e.policy.type, e.policy.strings, e.policy.mxHosts ?? []]);
-    byPolicy.set(k, [...(byPolicy.get(k) ?? []), e]);
+    // appended in place: a copy per session made a busy domain's report quadratic in its sessions
+    // (test/unit/attack-tlsrpt-report-quadratic.test.ts)
+    const list = byPolicy.get(k);
+    if (list) list.push(e);
+    else byPolicy.set(k, [e]);
   }
   const policies = [...byPolicy.values()].map((list) => {
     const p = list[0]!.policy;
@@ -614,11 +618,17 @@ export async function sendDay(
   d: SendDeps,
   state: DayState = { targets: {} },
 ): Promise<SentReport[]> {
-  const events = await d.store.events(day);
+  // the day's lines by domain in one pass: each report reads its own domain's, not all of them
+  const byDomain = new Map<string, TlsRptEvent[]>();
+  for (const e of await d.store.events(day)) {
+    const list = byDomain.get(e.domain);
+    if (list) list.push(e);
+    else byDomain.set(e.domain, [e]);
+  }
   const meta = d.meta();
   const out: SentReport[] = [];
   const perReceiver = new Map<string, number>();
-  for (const domain of [...new Set(events.map((e) => e.domain))].sort()) {
+  for (const domain of [...byDomain.keys()].sort()) {
     const found = await discoverRua(d.dns(), domain);
     // a target still due that this run cannot try (the lookup failed, or the record no longer names
     // it) counts an attempt, so a domain's day ends within MAX_REPORT_ATTEMPTS runs whatever its DNS
@@ -646,7 +656,7 @@ export async function sendDay(
       (u) => due(state, domain, u) && (state.targets[targetKey(domain, u)] || fresh.indexOf(u) < room),
     );
     if (!rua?.length) continue;
-    const gz = gzipReport(buildReport(day, domain, events, meta));
+    const gz = gzipReport(buildReport(day, domain, byDomain.get(domain)!, meta));
     for (const target of rua) {
       const receiver = receiverOf(target);
       const n = (perReceiver.get(receiver) ?? 0) + 1;
