@@ -1,12 +1,13 @@
-// Structured logs (pino, JSON lines). The protocol log is one line per inbound session and one per
-// delivery attempt; the delivery log one per recipient per attempt (delivery-log.ts). Passwords and
-// AUTH payloads are never passed to the logger; the redact list is a second line of defence.
+// Structured logs (pino, JSON lines, with the controls JSON.stringify leaves raw escaped: printable.ts
+// jsonControlsEscaped). The protocol log is one line per inbound session and one per delivery
+// attempt; the delivery log one per recipient per attempt (delivery-log.ts). Passwords and AUTH
+// payloads are never passed to the logger; the redact list is a second line of defence.
 // `text` format (--log-format text / SEALPOST_LOG_FORMAT=text): the same records as one line of
 // text each, the delivery lines Postfix-like for grep; rendered here by hand because pino-pretty
 // (not a dependency) would render neither them nor a stable key order.
 import { pino, type DestinationStream, type Logger } from "pino";
 import { DELIVERY_EVENT, DeliveryLine, deliveryText } from "./delivery-log.js";
-import { logJson, logText, logValue } from "./printable.js";
+import { jsonControlsEscaped, logJson, logText, logValue } from "./printable.js";
 
 export type { Logger };
 
@@ -28,6 +29,9 @@ export function createLogger(
     // top-level keys: pino's own per-key redaction (cheap); one level down: censorNested
     redact: { paths: ["password", "pass", "auth.credentials"], censor: CENSOR },
     formatters: { log: censorNested },
+    // the JSON line as written: C1 controls (U+009B is a CSI to xterm), bidi overrides and line
+    // separators in the sender's text escaped, as the text format does (attack review, session 18)
+    hooks: { streamWrite: jsonControlsEscaped },
   };
   const log =
     format === "text"

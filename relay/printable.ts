@@ -10,14 +10,17 @@ export { printable } from "./contract/printable.js";
 const RAW_IN_JSON = /[\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
 
 /**
- * JSON text with the control characters JSON.stringify leaves raw (C1, zero-width, bidi: C0 it
- * already escapes) written as \uNNNN escapes: the same JSON value, safe to print.
+ * JSON text (`JSON.stringify`'s, or pino's log lines) with the control characters it leaves raw (C1,
+ * zero-width, bidi, line separators: C0 it already escapes) written as \uNNNN escapes: the same JSON
+ * value, safe to print. Outside strings JSON text is ASCII, so only string contents change.
  */
+export function jsonControlsEscaped(json: string): string {
+  return json.replace(RAW_IN_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** JSON of `value` as jsonControlsEscaped writes it. */
 export function safeJson(value: unknown, space?: number): string {
-  return JSON.stringify(value, null, space).replace(
-    RAW_IN_JSON,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
+  return jsonControlsEscaped(JSON.stringify(value, null, space));
 }
 
 // The text log format (relay/log.ts, relay/delivery-log.ts) is `key=value, key=value, ...` on one
