@@ -15,6 +15,26 @@ export interface EventInput {
   note: string;
 }
 
+/**
+ * The longest note the apiserver takes: 1,024 bytes of UTF-8 (it refuses the whole Event past them,
+ * and text from outside, a partner certificate's issuer, is not ASCII-only: attack review, session 18).
+ */
+export const NOTE_MAX_BYTES = 1024;
+
+/** The longest start of `s` within `maxBytes` of UTF-8, never cutting a character in two. Pure. */
+export function utf8Prefix(s: string, maxBytes: number): string {
+  if (s.length * 3 <= maxBytes || Buffer.byteLength(s) <= maxBytes) return s;
+  let bytes = 0;
+  let end = 0;
+  for (const ch of s) {
+    const n = Buffer.byteLength(ch);
+    if (bytes + n > maxBytes) break;
+    bytes += n;
+    end += ch.length;
+  }
+  return s.slice(0, end);
+}
+
 /** events.k8s.io/v1 MicroTime: RFC 3339 with microseconds. */
 export function microTime(d: Date): string {
   return d.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
@@ -40,7 +60,7 @@ export function renderEvent(
     reason: e.reason.slice(0, 128),
     type: e.type,
     // text from outside (a partner certificate's issuer) with its control characters escaped
-    note: printable(e.note).slice(0, 1024),
+    note: utf8Prefix(printable(e.note), NOTE_MAX_BYTES),
     regarding: {
       apiVersion: regarding.apiVersion,
       kind: regarding.kind,
