@@ -4,7 +4,7 @@
 // (`partnerCertificates`); the operator turns an expiry within its window or an unpinned key into a
 // Warning on the policy; the metric gives alerting the seconds left. Kept on the queue volume
 // (state-file.ts). The clock is injected.
-import type { PartnerCertificate } from "./contract/status.js";
+import { PARTNER_ISSUER_MAX, type PartnerCertificate } from "./contract/status.js";
 import { StateFile } from "./state-file.js";
 
 /** Hosts kept per policy. */
@@ -20,6 +20,16 @@ export interface SeenCertificate {
 
 type Book = Record<string, Record<string, PartnerCertificate>>;
 
+/**
+ * An issuer as the book keeps it: at most PARTNER_ISSUER_MAX characters, marked when cut. The next
+ * hop chooses it (a 90 KB leaf's is 90,000 characters), and the default route's hosts are whoever the
+ * relay delivered to: 50 such made /status too large for the operator to read (attack review,
+ * session 18). Pure.
+ */
+export function issuerKept(issuer: string): string {
+  return issuer.length <= PARTNER_ISSUER_MAX ? issuer : `${issuer.slice(0, PARTNER_ISSUER_MAX - 3)}...`;
+}
+
 export class PartnerCertificates {
   private book: Book = {};
   private readonly file: StateFile | undefined;
@@ -31,6 +41,10 @@ export class PartnerCertificates {
     this.file = path ? new StateFile(path, () => this.book) : undefined;
     const stored = this.file?.read();
     if (stored && typeof stored === "object") this.book = stored as Book;
+    // a book an older relay kept, issuers uncut
+    for (const hosts of Object.values(this.book))
+      for (const c of Object.values(hosts ?? {}))
+        if (typeof c?.issuer === "string") c.issuer = issuerKept(c.issuer);
   }
 
   /** A session with `host` under `policy` showed `cert`; `pins`: the policy's pinned keys (any). */
@@ -43,7 +57,7 @@ export class PartnerCertificates {
     const entry: PartnerCertificate = {
       host,
       notAfter: cert.notAfter,
-      ...(cert.issuer ? { issuer: cert.issuer } : {}),
+      ...(cert.issuer ? { issuer: issuerKept(cert.issuer) } : {}),
       spki: cert.spki,
       firstSeen: same ? before.firstSeen : t,
       lastSeen: t,

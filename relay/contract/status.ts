@@ -197,6 +197,12 @@ const AuditFiguresSchema = z
   })
   .transform((a): AuditFigures => a);
 
+/**
+ * Characters of a partner certificate's issuer /status carries and the operator reads: the issuer is
+ * the next hop's text, of any length (relay/partner-certificates.ts cuts it to this).
+ */
+export const PARTNER_ISSUER_MAX = 512;
+
 const Time = z
   .string()
   .max(64)
@@ -205,7 +211,7 @@ const PartnerCertificateSchema = z
   .object({
     host: z.string().min(1).max(253),
     notAfter: Time,
-    issuer: OptionalText(512),
+    issuer: OptionalText(PARTNER_ISSUER_MAX),
     spki: z.string().min(1).max(64),
     firstSeen: Time,
     lastSeen: Time,
