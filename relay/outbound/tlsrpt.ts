@@ -5,7 +5,9 @@
 // sent to the rua URIs of the domain's `_smtp._tls.<domain>` TXT record: mailto: as a
 // multipart/report message through the relay's own queue, https: as a POST.
 import { randomBytes } from "node:crypto";
-import { appendFile, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import type { ReadStream } from "node:fs";
+import { appendFile, mkdir, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { createInterface } from "node:readline";
 import * as http from "node:http";
 import * as https from "node:https";
 import { join } from "node:path";
@@ -142,64 +144,97 @@ export function reportId(day: string, domain: string, submitter: string, instanc
   return `${day}T00:00:00Z_${domain}${instance ? `_${instance}` : ""}@${submitter}`;
 }
 
-/** The RFC 8460 report of one policy domain for one UTC day. Pure. */
-export function buildReport(day: string, domain: string, events: TlsRptEvent[], m: ReportMeta): TlsRptReport {
-  const { start, end } = dayRange(day);
-  const mine = events.filter((e) => e.domain === domain && dayOf(e.t) === day);
-  const byPolicy = new Map<string, TlsRptEvent[]>();
-  for (const e of mine) {
+/** Distinct failure details (result, MX, address, source) one policy's report lists at most. */
+export const MAX_FAILURE_DETAILS = 1000;
+
+/** One policy's sessions of a day, counted. */
+interface PolicyTally {
+  policy: TlsRptEvent["policy"];
+  sessions: number;
+  failed: number;
+  /** By result, MX, address and source: the first such session (for its fields) and how many. */
+  failures: Map<string, { e: TlsRptEvent; n: number }>;
+}
+
+/**
+ * A day's sessions counted per policy domain, policy and failure detail, as they are read: what the
+ * day's reports need, in memory proportional to those counts, not to the sessions (a day's file is a
+ * line per outbound session; read whole, a few hundred thousand of them took more heap than a relay
+ * pod has: test/unit/attack-tlsrpt-day-memory.test.ts). Sessions of another day are not counted.
+ * Beyond MAX_FAILURE_DETAILS distinct details a policy's further failures count in its summary only.
+ */
+export class DayTally {
+  private readonly byDomain = new Map<string, Map<string, PolicyTally>>();
+
+  constructor(readonly day: string) {}
+
+  add(e: TlsRptEvent): void {
+    if (dayOf(e.t) !== this.day) return;
+    let policies = this.byDomain.get(e.domain);
+    if (!policies) this.byDomain.set(e.domain, (policies = new Map<string, PolicyTally>()));
     const k = JSON.stringify([e.policy.type, e.policy.strings, e.policy.mxHosts ?? []]);
-    // appended in place: a copy per session made a busy domain's report quadratic in its sessions
-    // (test/unit/attack-tlsrpt-report-quadratic.test.ts)
-    const list = byPolicy.get(k);
-    if (list) list.push(e);
-    else byPolicy.set(k, [e]);
+    let p = policies.get(k);
+    if (!p) policies.set(k, (p = { policy: e.policy, sessions: 0, failed: 0, failures: new Map() }));
+    p.sessions++;
+    if (e.result === "success") return;
+    p.failed++;
+    const fk = JSON.stringify([e.result, e.mx ?? "", e.ip ?? "", e.src ?? ""]);
+    const f = p.failures.get(fk);
+    if (f) f.n++;
+    else if (p.failures.size < MAX_FAILURE_DETAILS) p.failures.set(fk, { e, n: 1 });
   }
-  const policies = [...byPolicy.values()].map((list) => {
-    const p = list[0]!.policy;
-    const failures = new Map<string, { e: TlsRptEvent; n: number }>();
-    for (const e of list) {
-      if (e.result === "success") continue;
-      const k = JSON.stringify([e.result, e.mx ?? "", e.ip ?? "", e.src ?? ""]);
-      const f = failures.get(k);
-      if (f) f.n++;
-      else failures.set(k, { e, n: 1 });
-    }
-    const failed = [...failures.values()].reduce((s, f) => s + f.n, 0);
+
+  /** The policy domains with sessions that day. */
+  domains(): string[] {
+    return [...this.byDomain.keys()];
+  }
+
+  /** The RFC 8460 report of `domain` for the day. */
+  report(domain: string, m: ReportMeta): TlsRptReport {
+    const { start, end } = dayRange(this.day);
+    const policies = [...(this.byDomain.get(domain)?.values() ?? [])].map(
+      ({ policy: p, sessions, failed, failures }) => ({
+        policy: {
+          "policy-type": p.type,
+          ...(p.strings.length ? { "policy-string": p.strings } : {}),
+          "policy-domain": domain,
+          ...(p.mxHosts?.length ? { "mx-host": p.mxHosts } : {}),
+        },
+        summary: {
+          "total-successful-session-count": sessions - failed,
+          "total-failure-session-count": failed,
+        },
+        ...(failures.size
+          ? {
+              "failure-details": [...failures.values()].map(({ e, n }) => ({
+                "result-type": e.result as ResultType,
+                ...(e.src ? { "sending-mta-ip": e.src } : {}),
+                ...(e.mx ? { "receiving-mx-hostname": e.mx } : {}),
+                ...(e.ip ? { "receiving-ip": e.ip } : {}),
+                "failed-session-count": n,
+                // an MTA-STS fetch's error (refused, reset, TLS alert) would tell the domain's owner
+                // what listens at the address its DNS pointed the relay at: the result type only
+                ...(e.reason && !e.result.startsWith("sts-") ? { "additional-information": e.reason } : {}),
+              })),
+            }
+          : {}),
+      }),
+    );
     return {
-      policy: {
-        "policy-type": p.type,
-        ...(p.strings.length ? { "policy-string": p.strings } : {}),
-        "policy-domain": domain,
-        ...(p.mxHosts?.length ? { "mx-host": p.mxHosts } : {}),
-      },
-      summary: {
-        "total-successful-session-count": list.length - failed,
-        "total-failure-session-count": failed,
-      },
-      ...(failures.size
-        ? {
-            "failure-details": [...failures.values()].map(({ e, n }) => ({
-              "result-type": e.result as ResultType,
-              ...(e.src ? { "sending-mta-ip": e.src } : {}),
-              ...(e.mx ? { "receiving-mx-hostname": e.mx } : {}),
-              ...(e.ip ? { "receiving-ip": e.ip } : {}),
-              "failed-session-count": n,
-              // an MTA-STS fetch's error (refused, reset, TLS alert) would tell the domain's owner
-              // what listens at the address its DNS pointed the relay at: the result type only
-              ...(e.reason && !e.result.startsWith("sts-") ? { "additional-information": e.reason } : {}),
-            })),
-          }
-        : {}),
+      "organization-name": m.organizationName,
+      "date-range": { "start-datetime": start.toISOString(), "end-datetime": end.toISOString() },
+      "contact-info": m.contactInfo,
+      "report-id": reportId(this.day, domain, m.submitter, m.instance),
+      policies,
     };
-  });
-  return {
-    "organization-name": m.organizationName,
-    "date-range": { "start-datetime": start.toISOString(), "end-datetime": end.toISOString() },
-    "contact-info": m.contactInfo,
-    "report-id": reportId(day, domain, m.submitter, m.instance),
-    policies,
-  };
+  }
+}
+
+/** The RFC 8460 report of one policy domain for one UTC day, from that day's events. Pure. */
+export function buildReport(day: string, domain: string, events: TlsRptEvent[], m: ReportMeta): TlsRptReport {
+  const tally = new DayTally(day);
+  for (const e of events) if (e.domain === domain) tally.add(e);
+  return tally.report(domain, m);
 }
 
 /** Most rua targets of one domain the relay reports to (issue 22 finding 5: no spam cannon). */
@@ -470,6 +505,31 @@ export class TlsRptStore {
     return this.chain;
   }
 
+  /**
+   * The day's sessions counted as they are read, line by line (DayTally): what sendDay reads. A torn
+   * last line after a crash is skipped.
+   */
+  async tally(day: string): Promise<DayTally> {
+    const tally = new DayTally(day);
+    let input: ReadStream;
+    try {
+      const handle = await open(join(this.dir, `${day}.jsonl`), "r");
+      input = handle.createReadStream({ encoding: "utf8" });
+    } catch {
+      return tally;
+    }
+    for await (const l of createInterface({ input, crlfDelay: Infinity })) {
+      if (!l.trim()) continue;
+      try {
+        tally.add(JSON.parse(l) as TlsRptEvent);
+      } catch {
+        // a torn last line after a crash: skip it
+      }
+    }
+    return tally;
+  }
+
+  /** The day's sessions, every one in memory: for tests and tools (sendDay reads tally()). */
   async events(day: string): Promise<TlsRptEvent[]> {
     let text: string;
     try {
@@ -618,17 +678,12 @@ export async function sendDay(
   d: SendDeps,
   state: DayState = { targets: {} },
 ): Promise<SentReport[]> {
-  // the day's lines by domain in one pass: each report reads its own domain's, not all of them
-  const byDomain = new Map<string, TlsRptEvent[]>();
-  for (const e of await d.store.events(day)) {
-    const list = byDomain.get(e.domain);
-    if (list) list.push(e);
-    else byDomain.set(e.domain, [e]);
-  }
+  // the day's sessions counted per domain as they are read (never all of them in memory at once)
+  const tally = await d.store.tally(day);
   const meta = d.meta();
   const out: SentReport[] = [];
   const perReceiver = new Map<string, number>();
-  for (const domain of [...byDomain.keys()].sort()) {
+  for (const domain of tally.domains().sort()) {
     const found = await discoverRua(d.dns(), domain);
     // a target still due that this run cannot try (the lookup failed, or the record no longer names
     // it) counts an attempt, so a domain's day ends within MAX_REPORT_ATTEMPTS runs whatever its DNS
@@ -656,7 +711,7 @@ export async function sendDay(
       (u) => due(state, domain, u) && (state.targets[targetKey(domain, u)] || fresh.indexOf(u) < room),
     );
     if (!rua?.length) continue;
-    const gz = gzipReport(buildReport(day, domain, byDomain.get(domain)!, meta));
+    const gz = gzipReport(tally.report(domain, meta));
     for (const target of rua) {
       const receiver = receiverOf(target);
       const n = (perReceiver.get(receiver) ?? 0) + 1;

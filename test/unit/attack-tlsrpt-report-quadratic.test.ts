@@ -13,6 +13,7 @@ import { describe, it } from "node:test";
 import { gunzipSync } from "node:zlib";
 import {
   buildReport,
+  DayTally,
   sendDay,
   type SendDeps,
   type TlsRptEvent,
@@ -79,7 +80,14 @@ async function run(events: TlsRptEvent[]): Promise<{ reports: TlsRptReport[]; do
   });
   const reports: TlsRptReport[] = [];
   const d: SendDeps = {
-    store: { events: () => Promise.resolve(counted) } as unknown as TlsRptStore,
+    // the store's day as sendDay reads it: the sessions counted as they come (TlsRptStore.tally)
+    store: {
+      tally: (day: string) => {
+        const t = new DayTally(day);
+        for (const e of counted) t.add(e);
+        return Promise.resolve(t);
+      },
+    } as unknown as TlsRptStore,
     dns: () =>
       ({
         resolveTxt: (name: string) =>
