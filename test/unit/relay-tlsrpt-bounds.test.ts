@@ -8,6 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
+  buildReport,
+  MAX_FAILURE_DETAILS,
   MAX_REPORT_ATTEMPTS,
   MAX_REPORTS_PER_RECEIVER_RUN,
   MAX_RUA_TARGETS,
@@ -81,6 +83,23 @@ describe("issue 22 finding 5: TLS-RPT spam cannon", () => {
       parseTlsRptTxt([["v=TLSRPTv1; rua=mailto:a%0d%0ab@x.example,https://u:p@r.example/"]]),
       undefined,
     );
+  });
+
+  it(`a policy's report lists at most ${MAX_FAILURE_DETAILS} failure details; the rest count in its summary`, () => {
+    const n = MAX_FAILURE_DETAILS + 500;
+    const events = Array.from({ length: n }, (_, i) => ({
+      t: Date.parse(`${DAY}T12:00:00Z`) + i,
+      domain: "attacker.example",
+      policy: { type: "no-policy-found" as const, strings: [] },
+      result: "starttls-not-supported" as const,
+      // each failure at another MX host: a domain's owner chooses its MX names
+      mx: `mx${i}.attacker.example`,
+      ip: "192.0.2.1",
+    }));
+    const meta = { organizationName: "o", contactInfo: "c", submitter: "s", from: "f@s" };
+    const p = buildReport(DAY, "attacker.example", events, meta).policies[0]!;
+    assert.equal(p.summary["total-failure-session-count"], n);
+    assert.equal(p["failure-details"]?.length, MAX_FAILURE_DETAILS);
   });
 
   it(`at most ${MAX_RUA_TARGETS} rua targets, duplicates once`, () => {
