@@ -15,6 +15,7 @@ import {
   buildReport,
   DayTally,
   sendDay,
+  type DayState,
   type SendDeps,
   type TlsRptEvent,
   type TlsRptStore,
@@ -66,7 +67,10 @@ function iterationSteps<T>(fn: () => T): { value: T; steps: number } {
 }
 
 /** The day's reports, with the number of reads of a session line's domain sendDay made. */
-async function run(events: TlsRptEvent[]): Promise<{ reports: TlsRptReport[]; domainReads: number }> {
+async function run(
+  events: TlsRptEvent[],
+  state?: DayState,
+): Promise<{ reports: TlsRptReport[]; domainReads: number }> {
   let domainReads = 0;
   const counted = events.map((e) => {
     const { domain, ...rest } = e;
@@ -100,7 +104,7 @@ async function run(events: TlsRptEvent[]): Promise<{ reports: TlsRptReport[]; do
       return Promise.resolve(200);
     },
   };
-  await sendDay(DAY, d);
+  await sendDay(DAY, d, state);
   return { reports, domainReads };
 }
 
@@ -124,5 +128,24 @@ describe("attack: a day's TLS-RPT reports cost work quadratic in its sessions", 
     assert.equal(reports.length, domains);
     // the day's lines filtered once per domain: domains x sessions reads (2.5 million here)
     assert.ok(domainReads <= 5 * n, `${domainReads} reads of a session's domain for ${n} sessions`);
+  });
+
+  it("a later run of a day of 500 domains lists the day's saved state once, not once per domain", async () => {
+    const domains = 500;
+    const events = Array.from({ length: domains }, (_, i) => session(`d${i}.attacker.example`, i));
+    // the state an earlier run left: each domain's target failed once, to be tried again
+    const targets: DayState["targets"] = {};
+    for (let i = 0; i < domains; i++)
+      targets[`d${i}.attacker.example https://d${i}.attacker.example/v1`] = { result: "failed", attempts: 1 };
+    let listings = 0;
+    const counted = new Proxy(targets, {
+      ownKeys: (t) => {
+        listings++;
+        return Reflect.ownKeys(t);
+      },
+    });
+    const { reports } = await run(events, { targets: counted });
+    assert.equal(reports.length, domains);
+    assert.ok(listings <= 2, `the day's state was listed ${listings} times for ${domains} domains`);
   });
 });
