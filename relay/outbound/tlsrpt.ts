@@ -629,18 +629,28 @@ const targetKey = (domain: string, rua: string): string => `${domain} ${rua}`;
 /** Targets of one domain a day may have tried at most (a record names at most MAX_RUA_TARGETS). */
 const MAX_TARGETS_PER_DOMAIN = 2 * MAX_RUA_TARGETS;
 
-/** The rua targets (not the lookup) a day's state holds for `domain`. */
-function targetsOf(state: DayState, domain: string): string[] {
-  const prefix = `${domain} `;
-  return Object.keys(state.targets)
-    .filter((k) => k.startsWith(prefix))
-    .map((k) => k.slice(prefix.length))
-    .filter((u) => u !== RUA_LOOKUP);
+/**
+ * The rua targets (not the lookup) a day's state holds, by domain: the state listed once per run,
+ * not once per domain (domains x targets: a day of tens of thousands of domains, which a stranger
+ * makes with the bounces of mail forged as from as many of its own, held the loop for minutes).
+ */
+function targetsByDomain(state: DayState): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const k of Object.keys(state.targets)) {
+    const at = k.indexOf(" ");
+    const rua = k.slice(at + 1);
+    if (at < 0 || rua === RUA_LOOKUP) continue;
+    const domain = k.slice(0, at);
+    const list = out.get(domain);
+    if (list) list.push(rua);
+    else out.set(domain, [rua]);
+  }
+  return out;
 }
 
-/** Those still due: tried before, failed fewer than MAX_REPORT_ATTEMPTS times (or deferred). */
-function dueTargets(state: DayState, domain: string): string[] {
-  return targetsOf(state, domain).filter((u) => due(state, domain, u));
+/** Of a domain's `known` targets, those still due: failed fewer than MAX_REPORT_ATTEMPTS times (or deferred). */
+function dueTargets(state: DayState, known: readonly string[], domain: string): string[] {
+  return known.filter((u) => due(state, domain, u));
 }
 
 /** Whether a target of the day is still to be sent: never tried, or failed fewer than the limit. */
@@ -680,6 +690,7 @@ export async function sendDay(
 ): Promise<SentReport[]> {
   // the day's sessions counted per domain as they are read (never all of them in memory at once)
   const tally = await d.store.tally(day);
+  const stateTargets = targetsByDomain(state);
   const meta = d.meta();
   const out: SentReport[] = [];
   const perReceiver = new Map<string, number>();
@@ -689,8 +700,9 @@ export async function sendDay(
     // it) counts an attempt, so a domain's day ends within MAX_REPORT_ATTEMPTS runs whatever its DNS
     // does (the review of the lookup fix, round 7: a target hidden behind failing lookups, or
     // dropped from a record that named a new one every run, kept the day open for a week)
+    const known = stateTargets.get(domain) ?? [];
     const untried = (why: string, listed: readonly string[] = []): void => {
-      for (const u of dueTargets(state, domain))
+      for (const u of dueTargets(state, known, domain))
         if (!listed.includes(u)) out.push({ domain, rua: u, result: "failed", detail: why });
     };
     if (!found.ok) {
@@ -704,9 +716,8 @@ export async function sendDay(
     if (lookup?.result === "failed") out.push({ domain, rua: RUA_LOOKUP, result: "resolved" });
     untried("no longer named by the domain's TLS-RPT record", found.rua);
     // at most MAX_TARGETS_PER_DOMAIN targets a day: a record that names new ones every run gets no more
-    const known = targetsOf(state, domain).length;
     const fresh = (found.rua ?? []).filter((u) => !state.targets[targetKey(domain, u)]);
-    const room = Math.max(0, MAX_TARGETS_PER_DOMAIN - known);
+    const room = Math.max(0, MAX_TARGETS_PER_DOMAIN - known.length);
     const rua = found.rua?.filter(
       (u) => due(state, domain, u) && (state.targets[targetKey(domain, u)] || fresh.indexOf(u) < room),
     );
