@@ -47,6 +47,7 @@ import { CheckLimiter, handleCheckRequest } from "./check/admin-api.js";
 import { runCheck } from "./check/run.js";
 import { receiptOf } from "./receipts/receipt.js";
 import { ReceiptLog } from "./receipts/receipt-log.js";
+import { figuresWithinBudget } from "./status-figures.js";
 import { startTlsRptReporting, type TlsRptReporting } from "./tlsrpt-reporting.js";
 import { startOwnDomains, type OwnDomainsService } from "./own-domains/service.js";
 
@@ -474,15 +475,13 @@ export class Relay {
     };
   }
 
-  private tlsWatchStatus(): Pick<RelayStatus, "audit" | "partnerCertificates" | "report"> {
-    const audit = this.audit?.snapshot() ?? {};
-    const certs = this.certificates?.snapshot() ?? {};
-    const report = this.transit?.snapshot() ?? {};
-    return {
-      ...(Object.keys(audit).length ? { audit } : {}),
-      ...(Object.keys(report).length ? { report } : {}),
-      ...(Object.keys(certs).length ? { partnerCertificates: certs } : {}),
-    };
+  private tlsWatchStatus(): Pick<RelayStatus, "audit" | "partnerCertificates" | "report" | "figuresOmitted"> {
+    // within a byte budget, so no policy's figures make the answer too large for the operator to read
+    return figuresWithinBudget({
+      audit: this.audit?.snapshot() ?? {},
+      partnerCertificates: this.certificates?.snapshot() ?? {},
+      report: this.transit?.snapshot() ?? {},
+    });
   }
 
   private stsStatus(): Pick<RelayStatus, "mtaSts"> {

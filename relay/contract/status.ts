@@ -78,6 +78,11 @@ export interface RelayStatus {
   partnerCertificates?: Record<string, PartnerCertificate[]>;
   /** The transport security report per policy key over the last days (transit-report.ts); token only. */
   report?: Record<string, TransitFigures>;
+  /**
+   * Policies whose figures (audit, partnerCertificates, report) this answer leaves out to stay within
+   * its budget, the largest first (relay/status-figures.ts); the relay still keeps them.
+   */
+  figuresOmitted?: number;
   /** A scale-down drain runs or ran (relay/queue/drain.ts): no new mail; `drain` has its progress. */
   draining?: boolean;
   drain?: unknown;
