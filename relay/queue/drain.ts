@@ -27,6 +27,11 @@ export interface DrainQueue {
   stop(graceMs: number): Promise<void>;
   /** The message left the queue another way (handed over): forget it. */
   forget(id: string): void;
+  /**
+   * Queues the DSN of the message's recipients that failed and were not reported yet (after a
+   * running attempt ends); rejects when it cannot be queued. false: not queued (any more).
+   */
+  notifyFailed(id: string): Promise<boolean>;
 }
 
 export interface HandoverTarget {
@@ -244,8 +249,19 @@ export class Drain {
    * session is unusable (throws for that).
    */
   private async handOver(conn: SMTPConnection, env: Envelope, key: string): Promise<boolean> {
+    // a recipient that failed for good and whose DSN is not queued yet (a kill -9 or a failed write
+    // after its failure was recorded: scheduler.ts notify): the DSN is queued on this pod first and
+    // handed over with the rest, else the message left below with nobody ever told
+    // (test/mail/attack-drain-unreported-failure.test.ts)
+    if (env.recipients.some((r) => r.state === "failed" && !r.notified))
+      await this.d.queue.notifyFailed(env.id);
     const pending = env.recipients.filter((r) => r.state === "pending");
-    if (!pending.length) return true;
+    if (!pending.length) {
+      // nothing left to hand over (every failure reported): it leaves as after its last attempt
+      await this.d.spool.remove(env.id, { delivered: true });
+      this.d.queue.forget(env.id);
+      return true;
+    }
     const message = await this.d.spool.readMessage(env.id);
     const head = Buffer.from(
       handoverHeader(key, {

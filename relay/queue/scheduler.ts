@@ -802,6 +802,15 @@ export class Scheduler {
     });
   }
 
+  /**
+   * Drain (drain.ts): queues the DSN of recipients that failed and were never reported (a crash or
+   * a failed write between their failure and their DSN) before the rest is handed over; rejects
+   * when the DSN cannot be queued (the message stays). false: not queued.
+   */
+  notifyFailed(id: string): Promise<boolean> {
+    return this.exclusive(id, (env) => this.notify(env, this.d.config(), this.now()));
+  }
+
   /** Drain (drain.ts): the message left the queue another way (handed over); forget it. */
   forget(id: string): void {
     this.entries.delete(id);

@@ -27,6 +27,7 @@ const emptied: DrainQueue = {
   retryAll: () => undefined,
   stop: () => Promise.resolve(),
   forget: () => undefined,
+  notifyFailed: () => Promise.resolve(false),
 };
 
 function drainOf(spool: Spool): Drain {
