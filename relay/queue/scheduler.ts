@@ -332,7 +332,10 @@ export class Scheduler {
    * still ahead at the last pump: without it a clock jumping 30 s ahead and back every few seconds
    * wore every wait away by 30 s a cycle (test/unit/attack-clock-oscillation.test.ts). The heap is
    * built again from them: top() re-pushes only the node it looks at, so a stale node's key would
-   * let a message deferred after the step run first and arm the timer for it.
+   * let a message deferred after the step run first and arm the timer for it. A message's age
+   * (queue.maxAge, the DSN's arrival date) is real time too: receivedAt moves by every step, both
+   * ways, so a clock corrected six days forward does not bounce mail deferred two minutes ago as
+   * expired, nor does an oscillating one keep it young (test/unit/attack-clock-step-forward-expiry.test.ts).
    */
   private clockStepped(now: number): void {
     const mono = this.monotonic();
@@ -342,6 +345,8 @@ export class Scheduler {
     this.lastMono = mono;
     if (!(Math.abs(step) > CLOCK_STEP_MS)) return;
     for (const e of this.entries.values()) {
+      e.receivedAt += step;
+      if (e.acceptedAt !== undefined) e.acceptedAt += step;
       if (step > 0 && e.nextAttemptAt > before) e.nextAttemptAt += step;
       else if (step < 0 && e.nextAttemptAt > now) e.nextAttemptAt = Math.max(now, e.nextAttemptAt + step);
     }
