@@ -28,10 +28,12 @@ export interface DrainQueue {
   /** The message left the queue another way (handed over): forget it. */
   forget(id: string): void;
   /**
-   * Queues the DSN of the message's recipients that failed and were not reported yet (after a
-   * running attempt ends); rejects when it cannot be queued. false: not queued (any more).
+   * Runs `fn` on a queued message with no attempt or admin command running on it meanwhile (those
+   * wait for it); false: not queued (any more).
    */
-  notifyFailed(id: string): Promise<boolean>;
+  claim(id: string, fn: (env: Envelope) => Promise<void>): Promise<boolean>;
+  /** Within claim(): queues the DSN of the recipients that failed unreported; rejects if it cannot. */
+  notifyFailed(env: Envelope): Promise<void>;
 }
 
 export interface HandoverTarget {
@@ -164,19 +166,24 @@ export class Drain {
         try {
           for (let env = todo.shift(); env && Date.now() < deadline; env = todo.shift()) {
             conn ??= await this.connect(target, key);
-            const ok = await this.handOver(conn, env, key).catch((e: unknown) => {
-              this.s.lastError = errorMessage(e);
-              const code = (e as { responseCode?: unknown }).responseCode;
-              if (typeof code === "number" && code >= 500 && code < 600) {
-                this.refused.add(env.id);
-                this.s.refused = this.refused.size;
-              }
-              this.d.log.warn(
-                { event: "drain-handover", queueId: env.id, err: this.s.lastError },
-                "handover failed; kept",
-              );
-              return "broken" as const;
-            });
+            const c = conn;
+            // claimed: an admin command on this message waits for the handover's end, never acts
+            // on what the peer is taking (test/mail/attack-drain-admin-race.test.ts)
+            const ok = await this.d.queue
+              .claim(env.id, (cur) => this.handOver(c, cur, key))
+              .catch((e: unknown) => {
+                this.s.lastError = errorMessage(e);
+                const code = (e as { responseCode?: unknown }).responseCode;
+                if (typeof code === "number" && code >= 500 && code < 600) {
+                  this.refused.add(env.id);
+                  this.s.refused = this.refused.size;
+                }
+                this.d.log.warn(
+                  { event: "drain-handover", queueId: env.id, err: this.s.lastError },
+                  "handover failed; kept",
+                );
+                return "broken" as const;
+              });
             if (ok === "broken") {
               conn.close();
               conn = undefined;
@@ -245,22 +252,22 @@ export class Drain {
 
   /**
    * Hands one message over. The target's 250 for every pending recipient removes it from the spool;
-   * recipients it accepted are marked delivered (persisted) and the rest stay queued. "broken": the
-   * session is unusable (throws for that).
+   * recipients it accepted are marked delivered (persisted) and the rest stay queued. Throws when
+   * the session is unusable. Runs claimed (DrainQueue.claim): `env` is the queued message now.
    */
-  private async handOver(conn: SMTPConnection, env: Envelope, key: string): Promise<boolean> {
+  private async handOver(conn: SMTPConnection, env: Envelope, key: string): Promise<void> {
+    if (env.held) return; // held meanwhile (pass)
     // a recipient that failed for good and whose DSN is not queued yet (a kill -9 or a failed write
     // after its failure was recorded: scheduler.ts notify): the DSN is queued on this pod first and
     // handed over with the rest, else the message left below with nobody ever told
     // (test/mail/attack-drain-unreported-failure.test.ts)
-    if (env.recipients.some((r) => r.state === "failed" && !r.notified))
-      await this.d.queue.notifyFailed(env.id);
+    if (env.recipients.some((r) => r.state === "failed" && !r.notified)) await this.d.queue.notifyFailed(env);
     const pending = env.recipients.filter((r) => r.state === "pending");
     if (!pending.length) {
       // nothing left to hand over (every failure reported): it leaves as after its last attempt
       await this.d.spool.remove(env.id, { delivered: true });
       this.d.queue.forget(env.id);
-      return true;
+      return;
     }
     const message = await this.d.spool.readMessage(env.id);
     const head = Buffer.from(
@@ -313,13 +320,12 @@ export class Drain {
     );
     if (left) {
       await this.d.spool.update(env);
-      return true;
+      return;
     }
     // delivered (to the peer): a late done record, made durable by the flush before "drained"; a
     // removal that failed here would hand the message over again in the next pass
     await this.d.spool.remove(env.id, { delivered: true });
     this.d.queue.forget(env.id);
     this.s.handedOver++;
-    return true;
   }
 }

@@ -808,12 +808,21 @@ export class Scheduler {
   }
 
   /**
-   * Drain (drain.ts): queues the DSN of recipients that failed and were never reported (a crash or
-   * a failed write between their failure and their DSN) before the rest is handed over; rejects
-   * when the DSN cannot be queued (the message stays). false: not queued.
+   * Drain (drain.ts): runs `fn` (a handover) on a queued message once a running attempt or admin
+   * command ended, and none starts until it has: an administrator's bounce, hold or delete waits for
+   * the handover instead of acting on a message the peer is taking. false: not queued (any more).
    */
-  notifyFailed(id: string): Promise<boolean> {
-    return this.exclusive(id, (env) => this.notify(env, this.d.config(), this.now()));
+  claim(id: string, fn: (env: Envelope) => Promise<void>): Promise<boolean> {
+    return this.exclusive(id, fn);
+  }
+
+  /**
+   * Drain, within claim(): queues the DSN of recipients that failed and were never reported (a
+   * crash or a failed write between their failure and their DSN) before the rest is handed over;
+   * rejects when the DSN cannot be queued (the message stays).
+   */
+  notifyFailed(env: Envelope): Promise<void> {
+    return this.notify(env, this.d.config(), this.now());
   }
 
   /** Drain (drain.ts): the message left the queue another way (handed over); forget it. */

@@ -27,7 +27,8 @@ const emptied: DrainQueue = {
   retryAll: () => undefined,
   stop: () => Promise.resolve(),
   forget: () => undefined,
-  notifyFailed: () => Promise.resolve(false),
+  claim: () => Promise.resolve(false),
+  notifyFailed: () => Promise.resolve(),
 };
 
 function drainOf(spool: Spool): Drain {
