@@ -297,7 +297,8 @@ export type HandoverVerdict =
  * What the receiver does with a message, from its session and the filter's findings. Pure.
  * - not a fleet session: no handover header may be present;
  * - a fleet session: exactly one handover header whose MAC verifies for this envelope and message
- *   digest, with a queue time not in the future.
+ *   digest; a queue time ahead of the receiver's clock counts as its now (two nodes' clocks differ:
+ *   refused, a draining pod's newest messages stayed on its volume: attack-handover-clock-skew).
  */
 export function handoverVerdict(o: {
   fleetSession: boolean;
@@ -331,7 +332,6 @@ export function handoverVerdict(o: {
   const have = Buffer.from(got);
   if (want.length !== have.length || !timingSafeEqual(want, have))
     return { ok: false, reason: "handover MAC does not verify for this envelope and message" };
-  if (!Number.isFinite(queuedAt) || queuedAt > o.now)
-    return { ok: false, reason: "queue time in the future" };
-  return { ok: true, queuedAt, ...trust };
+  if (!Number.isFinite(queuedAt)) return { ok: false, reason: "malformed handover header" };
+  return { ok: true, queuedAt: Math.min(queuedAt, o.now), ...trust };
 }
