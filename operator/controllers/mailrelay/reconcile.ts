@@ -26,6 +26,7 @@ import {
 import { ownDomainsStatus } from "../../status/own-domains.js";
 import { renderRelayObjects } from "../../render/index.js";
 import { renderConfigMap } from "../../render/configmap.js";
+import { renderStatefulSet } from "../../render/statefulset.js";
 import { renderFleetSecret, renderRelayIssuedSecret } from "../../render/secret.js";
 import { snatExposure } from "../../render/service.js";
 import type { RelayRenderInput } from "../../render/input.js";
@@ -313,7 +314,7 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   // which sources the pod template carries: policy material is sticky and joins it at most once per
   // the relay's spec.policyMountInterval (render/mounted-sources.ts, the one decision)
   const wanted = wantedMounts(compiled);
-  const mounts = decideMounts(
+  let mounts = decideMounts(
     wanted,
     templateBase(input, wanted.own),
     live,
@@ -326,10 +327,50 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
       }),
     mountIntervalMs(relay.spec),
   );
+  // a remount's StatefulSet, applied ahead of the ConfigMap; why the apiserver refused it
+  let statefulSetDone = false;
+  let remountRefused: Error | undefined;
   if (mounts.remount) {
     // the template takes the pending material now: the policies waiting for it come in
-    compiled = await deps.compiler.fitted(compileRelay, mounts.paths);
-    input = renderInput(relay, owner, compiled, deps, liveSize ?? desiredSize, image.image);
+    const remounted = await deps.compiler.fitted(compileRelay, mounts.paths);
+    const remountInput: RelayRenderInput = {
+      ...renderInput(relay, owner, remounted, deps, liveSize ?? desiredSize, image.image),
+      sources: mounts.sources,
+      mounts: mounts.annotations,
+    };
+    try {
+      // the template first: the config naming the new files is applied only once the pod template
+      // mounts them. One the apiserver refuses (too large for etcd: thousands of long keys made live
+      // at once) must not leave a ConfigMap naming files no pod mounts, which every pod refuses, so
+      // that no later change reached the relay (test/integration/attack-tenant-template-size)
+      if (
+        !configTooLarge({
+          configBytes: remounted.stored.length,
+          configJsonBytes: Buffer.byteLength(remounted.json),
+        })
+      ) {
+        await applyIfNeeded(deps, renderStatefulSet(remountInput));
+        statefulSetDone = true;
+      }
+      compiled = remounted;
+      input = remountInput;
+    } catch (e) {
+      remountRefused = e instanceof Error ? e : new Error(String(e));
+      deps.log.warn(
+        { relay: keyOf(raw), err: remountRefused.message },
+        "the pod template could not take the policy material waiting for it: its policies stay left out",
+      );
+      // as if nothing waited: the config stays compiled against what the pods mount, and the
+      // template keeps its sources (or takes exactly those the config reads, when it changes anyway)
+      mounts = decideMounts(
+        { ...wanted, pending: [] },
+        templateBase(input, wanted.own),
+        live,
+        deps.now().getTime(),
+        !held,
+        mountIntervalMs(relay.spec),
+      );
+    }
   }
   input = { ...input, sources: mounts.sources, mounts: mounts.annotations };
   const configBytes = compiled.stored.length;
@@ -339,7 +380,7 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
   // template's mounted sources and the egress rules stay as last applied, consistent with each other)
   for (const obj of renderRelayObjects(input)) {
     if (tooLarge && CONFIG_DERIVED_KINDS.has(obj.kind ?? "")) continue;
-    if (held && obj.kind === "StatefulSet") continue;
+    if ((held || statefulSetDone) && obj.kind === "StatefulSet") continue;
     const announced = obj.kind === "ConfigMap" ? deps.applied.lastAnnotations(obj) : undefined;
     let applied: boolean;
     try {
@@ -511,6 +552,8 @@ export async function reconcileMailRelay(deps: ReconcilerDeps, key: string): Pro
     { relay: keyOf(raw), hash: compiled.hash, policies: compiled.included.length },
     "relay reconciled",
   );
+  // everything else applied and reported: the remount is tried again with the retry's backoff
+  if (remountRefused !== undefined) throw remountRefused;
   // a selected policy's exception starts or ends: compile again then (compile/exceptions.ts)
   const exceptionChange = nextExceptionChange(deps.state.selectedPolicies(relay), deps.now().getTime());
   if (enforced.status === "False")
