@@ -55,6 +55,55 @@ function userIdFor(key: PgpKey, address: string): openpgp.UserID | undefined {
   return key.users.find((u) => u.userID?.email.toLowerCase() === a)?.userID ?? undefined;
 }
 
+/**
+ * The most signatures one key may bring that OpenPGP.js verifies for one address (the key's own and
+ * its revocations, those of the user IDs with the address, every subkey's bindings and revocations).
+ * All of them are verified on every delivery, on the event loop; a key whose expiry was extended
+ * every year for a decade has a few dozen.
+ */
+export const MAX_KEY_SIGNATURES = 64;
+
+/** FIPS 186-5 section A.1.1: an RSA public exponent is below 2^256. */
+export const MAX_RSA_EXPONENT_BITS = 256;
+
+const RSA_ALGORITHMS: ReadonlySet<openpgp.enums.publicKey> = new Set([
+  openpgp.enums.publicKey.rsaEncryptSign,
+  openpgp.enums.publicKey.rsaSign,
+  openpgp.enums.publicKey.rsaEncrypt,
+]);
+
+function bitLength(bytes: Uint8Array): number {
+  const i = bytes.findIndex((b) => b !== 0);
+  return i < 0 ? 0 : (bytes.length - i) * 8 - (Math.clz32(bytes[i]!) - 24);
+}
+
+/**
+ * Why verifying `key`'s signatures for `address` would cost more than a key's worth; undefined when
+ * it would not. Decided before OpenPGP.js verifies anything: it refuses a DSA or ElGamal key as too
+ * weak only after it verified the key's signatures, DSA in JavaScript with whatever parameter
+ * lengths the key names (seconds to minutes for one signature), an RSA exponent as long as the
+ * modulus costs a private-key operation per signature, and each copy of a signature is verified
+ * again. A Web Key Directory answer is written by the recipient's domain (attack review, session
+ * 18). Pure.
+ */
+export function verificationCostReason(key: PgpKey, address: string): string | undefined {
+  const primary = key.keyPacket;
+  if (openpgp.config.rejectPublicKeyAlgorithms.has(primary.algorithm))
+    return `${openpgp.enums.read(openpgp.enums.publicKey, primary.algorithm)} keys are refused`;
+  const e = (primary.publicParams as { e?: Uint8Array }).e;
+  if (RSA_ALGORITHMS.has(primary.algorithm) && e && bitLength(e) > MAX_RSA_EXPONENT_BITS)
+    return `RSA public exponent of ${bitLength(e)} bits (at most ${MAX_RSA_EXPONENT_BITS})`;
+  const a = address.toLowerCase();
+  const own = key as PgpKey & { directSignatures?: unknown[] };
+  let count = (own.directSignatures?.length ?? 0) + key.revocationSignatures.length;
+  for (const u of key.users)
+    if (u.userID?.email.toLowerCase() === a)
+      count += u.selfCertifications.length + u.revocationSignatures.length;
+  for (const s of key.subkeys) count += s.bindingSignatures.length + s.revocationSignatures.length;
+  if (count > MAX_KEY_SIGNATURES) return `${count} signatures to verify (at most ${MAX_KEY_SIGNATURES})`;
+  return undefined;
+}
+
 /** Why `key` cannot encrypt to `address` at `now`; undefined when it can. */
 export async function unusableKeyReason(
   key: PgpKey,
@@ -63,6 +112,8 @@ export async function unusableKeyReason(
 ): Promise<string | undefined> {
   const uid = userIdFor(key, address);
   if (!uid) return "no user ID with this address";
+  const cost = verificationCostReason(key, address);
+  if (cost) return cost;
   const who = { name: uid.name, email: uid.email, comment: uid.comment };
   try {
     // checks the primary key (not revoked, not expired), that user ID's self-signature, and an
