@@ -13,7 +13,7 @@
 import { randomBytes } from "node:crypto";
 import * as openpgp from "openpgp";
 import { errorMessage, fail, ok, type Result } from "../contract/failure.js";
-import { innerEntity, splitMessage } from "./smime.js";
+import { innerEntity, matchingForm, splitMessage } from "./smime.js";
 
 export type PgpKey = openpgp.Key;
 
@@ -51,8 +51,8 @@ function publicOnly(k: PgpKey): PgpKey {
 
 /** The user ID of `key` whose email is `address` (case-insensitively), if any. Pure. */
 function userIdFor(key: PgpKey, address: string): openpgp.UserID | undefined {
-  const a = address.toLowerCase();
-  return key.users.find((u) => u.userID?.email.toLowerCase() === a)?.userID ?? undefined;
+  const a = matchingForm(address);
+  return key.users.find((u) => u.userID && matchingForm(u.userID.email) === a)?.userID ?? undefined;
 }
 
 /**
@@ -93,11 +93,11 @@ export function verificationCostReason(key: PgpKey, address: string): string | u
   const e = (primary.publicParams as { e?: Uint8Array }).e;
   if (RSA_ALGORITHMS.has(primary.algorithm) && e && bitLength(e) > MAX_RSA_EXPONENT_BITS)
     return `RSA public exponent of ${bitLength(e)} bits (at most ${MAX_RSA_EXPONENT_BITS})`;
-  const a = address.toLowerCase();
+  const a = matchingForm(address);
   const own = key as PgpKey & { directSignatures?: unknown[] };
   let count = (own.directSignatures?.length ?? 0) + key.revocationSignatures.length;
   for (const u of key.users)
-    if (u.userID?.email.toLowerCase() === a)
+    if (u.userID && matchingForm(u.userID.email) === a)
       count += u.selfCertifications.length + u.revocationSignatures.length;
   for (const s of key.subkeys) count += s.bindingSignatures.length + s.revocationSignatures.length;
   if (count > MAX_KEY_SIGNATURES) return `${count} signatures to verify (at most ${MAX_KEY_SIGNATURES})`;

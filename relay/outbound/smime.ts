@@ -149,6 +149,16 @@ export interface RecipientCertificate {
   cert: pkijs.Certificate;
 }
 
+/**
+ * An address as a certificate or key is matched to it: its ASCII letters in lower case, nothing else
+ * folded. toLowerCase folds compatibility letters onto other letters (KELVIN SIGN onto k), which the
+ * relay keeps as other mailboxes: mail to \u212Aate was encrypted to kate's key (attack review,
+ * session 18). Pure.
+ */
+export function matchingForm(address: string): string {
+  return address.replace(/[A-Z]+/g, (s) => s.toLowerCase());
+}
+
 /** DER blocks of every CERTIFICATE in a PEM file (or the file itself when it is DER). */
 export function pemCertificates(data: Buffer): Buffer[] {
   const text = data.toString("latin1");
@@ -172,7 +182,7 @@ export function parseCertificate(der: Buffer): Result<RecipientCertificate> {
     const ext = (oid: string) => cert.extensions?.find((e) => e.extnID === oid);
     const emails: string[] = [];
     const san = ext(OID.subjectAltName)?.parsedValue as pkijs.AltName | undefined;
-    for (const n of san?.altNames ?? []) if (n.type === 1) emails.push(String(n.value).toLowerCase());
+    for (const n of san?.altNames ?? []) if (n.type === 1) emails.push(matchingForm(String(n.value)));
     let keyUsage: RecipientCertificate["keyUsage"];
     const ku = ext(OID.keyUsage)?.parsedValue as asn1js.BitString | undefined;
     if (ku) {
@@ -224,7 +234,7 @@ export const MIN_RSA_BITS = 2048;
 
 /** Why a certificate cannot encrypt to `address` now; undefined when it can. Pure. */
 export function unusableReason(c: RecipientCertificate, address: string, now: Date): string | undefined {
-  if (!c.emails.includes(address.toLowerCase())) return "no matching email SAN";
+  if (!c.emails.includes(matchingForm(address))) return "no matching email SAN";
   if (now < c.notBefore) return "not yet valid";
   if (now > c.notAfter) return "expired";
   if (c.keyAlgorithm === "other") return "unsupported key algorithm";
@@ -258,7 +268,7 @@ export function chooseCertificates(
   now: Date,
 ): CertificateChoice[] {
   return recipients.map((address) => {
-    const matching = certs.filter((c) => c.emails.includes(address.toLowerCase()));
+    const matching = certs.filter((c) => c.emails.includes(matchingForm(address)));
     if (!matching.length) return { address, ok: false, reason: "no certificate for this address" };
     const usable = matching
       .filter((c) => unusableReason(c, address, now) === undefined)

@@ -4,7 +4,7 @@
 //   advanced: https://openpgpkey.<domain>/.well-known/openpgpkey/<domain>/hu/<hash>?l=<local-part>
 //   direct:   https://<domain>/.well-known/openpgpkey/hu/<hash>?l=<local-part>
 //
-// <hash> is the z-base-32 of the SHA-1 of the lower-cased local part. The direct method is used only
+// <hash> is the z-base-32 of the SHA-1 of the local part, its ASCII letters lower-cased. The direct method is used only
 // when openpgpkey.<domain> does not exist in DNS (NXDOMAIN, section 3.1); any other failure of the
 // advanced method (a name without an A record, ENODATA, included) is a failure, not a reason to try
 // elsewhere. An NXDOMAIN is one forgeable DNS answer, so a key found by the direct method is used,
@@ -39,6 +39,7 @@ import { armFetchDeadline } from "./attempt-limits.js";
 import type { SecureDns } from "./dnssec.js";
 import type { Dns } from "./mx.js";
 import { readKeyring } from "./openpgp.js";
+import { matchingForm } from "./smime.js";
 import { SingleFlight } from "./single-flight.js";
 import { serverNameChecker } from "./server-names.js";
 
@@ -89,7 +90,7 @@ export function wkdLocation(address: string): WkdLocation | undefined {
     .toLowerCase()
     .replace(/\.$/, "");
   if (!DOMAIN.test(domain)) return undefined;
-  const hash = zbase32(createHash("sha1").update(local.toLowerCase(), "utf8").digest());
+  const hash = zbase32(createHash("sha1").update(matchingForm(local), "utf8").digest());
   const l = encodeURIComponent(local);
   return {
     domain,
@@ -227,11 +228,11 @@ export class Wkd {
 
   /** The key of `address` (lower-cased), from the cache while fresh, else from its directory. */
   lookup(address: string): Promise<WkdResult> {
-    return this.inflight.run(address.toLowerCase(), () => this.doLookup(address));
+    return this.inflight.run(matchingForm(address), () => this.doLookup(address));
   }
 
   private async doLookup(address: string): Promise<WkdResult> {
-    const a = address.toLowerCase();
+    const a = matchingForm(address);
     const cached = await this.readCache(a);
     if (cached?.key)
       return {
@@ -295,8 +296,8 @@ export class Wkd {
   /** A served key is used only when one of its keys carries a user ID with the address. */
   private async checked(body: Buffer, address: string, url: string): Promise<WkdResult> {
     const { keys, problems } = await readKeyring(body);
-    const a = address.toLowerCase();
-    const mine = keys.filter((k) => k.users.some((u) => u.userID?.email.toLowerCase() === a));
+    const a = matchingForm(address);
+    const mine = keys.filter((k) => k.users.some((u) => u.userID && matchingForm(u.userID.email) === a));
     if (!mine.length)
       return {
         kind: "failed",
