@@ -288,6 +288,12 @@ export const REASON_CODES = {
     meaning: "The policy asks for S/MIME, but the relay's configuration has no S/MIME section for it.",
     fix: "The operator and the relay disagree (a version skew during an upgrade); it clears when the pods run the same version.",
   },
+  TOO_LARGE_FOR_MEMORY: {
+    outcome: "defer",
+    meaning:
+      "Encrypting (S/MIME, OpenPGP) or DKIM-signing the message would hold more than half of the relay pod's memory (many times the message's size), so the attempt is not started; nothing is sent in clear.",
+    fix: "Raise the MailRelay's spec.resources.limits.memory (the reply says how much the message needs), or lower spec.inbound.maxMessageSize so such messages are refused when they are sent.",
+  },
   // ---- OpenPGP ----
   OPENPGP_NO_KEY: {
     outcome: "defer",

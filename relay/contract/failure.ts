@@ -65,6 +65,7 @@ export const FAILURE_CODES = [
   "TLS_REQUIRED",
   "TLS_STARTTLS_REFUSED",
   "TLS_VERIFY_FAILED",
+  "TOO_LARGE_FOR_MEMORY",
 ] as const;
 export type FailureCode = (typeof FAILURE_CODES)[number];
 

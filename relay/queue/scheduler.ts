@@ -29,7 +29,7 @@ import { errorMessage } from "../contract/failure.js";
 import { expired, nextAttemptAt, staggerRecovery } from "./backoff.js";
 import { DestinationGate } from "./destination-gate.js";
 import { DueHeap } from "./due-heap.js";
-import { deliveryCost, groupCost, MemoryBudget } from "./memory-budget.js";
+import { deliveryCost, groupCost, holdOf, MemoryBudget, tooLargeToHold } from "./memory-budget.js";
 import type { MessageBody } from "./message-body.js";
 import { LOCAL_PEERS, type Envelope } from "./envelope.js";
 import { newQueueId, type Spool } from "./spool.js";
@@ -129,6 +129,9 @@ const CLOCK_STEP_MS = 1000;
 
 /** Rebuild when the heap holds more than 2 x entries + this many nodes. */
 const REBUILD_SLACK = 1024;
+
+/** Bytes as MiB, one decimal, for a reply text. */
+const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
 
 export class Scheduler {
   private entries = new Map<string, Envelope>();
@@ -411,27 +414,30 @@ export class Scheduler {
         pending.map((r) => r.address),
         config,
       );
-      // admitted once what it may hold fits in the budget (a large body is streamed, not held)
-      // held groups send nothing
-      // S/MIME and DKIM (which a signable message may get) hold the whole message, several times; a
-      // smime TLS fallback (relay/outbound/fallback.ts) may encrypt the message too, and OpenPGP holds it like S/MIME: their cost is reserved
-      const whole = env.signable === true && config.dkim.length > 0;
-      const smime = (g: (typeof groups)[number]) => ({
-        smime:
-          whole ||
-          !!g.route?.outbound.smime ||
-          !!g.route?.outbound.openpgp ||
-          g.route?.outbound.tlsFallback?.action === "smime",
-      });
-      const cost = message ? deliveryCost(message, groups.filter((g) => g.route).map(smime)) : 0;
+      // admitted once what it may hold fits in the budget (a large body is streamed, not held);
+      // held groups send nothing, nor do those that would hold more than the pod can (deliverGroups)
+      const hold = (g: (typeof groups)[number]) =>
+        holdOf(g.route?.outbound, env.signable === true && config.dkim.length > 0);
+      // what a group would hold, when more than the pod can (its transaction is not started)
+      const tooLarge = (g: (typeof groups)[number]): number | undefined =>
+        message !== undefined && tooLargeToHold(message, hold(g), config.queue.memoryBytes)
+          ? groupCost(message, hold(g))
+          : undefined;
+      const cost = message
+        ? deliveryCost(message, groups.filter((g) => g.route && tooLarge(g) === undefined).map(hold))
+        : 0;
       const granted = Math.min(cost, config.queue.memoryBytes);
       const release = message ? await this.budget.acquire(cost) : () => undefined;
       // the groups share what was granted: more of them than it pays for take turns (one at a time
       // when nothing is left of it beside the body)
       const share = new MemoryBudget(() => Math.max(1, granted - (message?.inMemory ? message.size : 0)));
       try {
-        await this.deliverGroups(env, message, groups, (g) =>
-          share.acquire(message ? groupCost(message, smime(g)) : 0),
+        await this.deliverGroups(
+          env,
+          message,
+          groups,
+          (g) => share.acquire(message ? groupCost(message, hold(g)) : 0),
+          tooLarge,
         );
       } finally {
         release();
@@ -446,6 +452,7 @@ export class Scheduler {
     message: MessageBody | undefined,
     groups: ReturnType<typeof groupRecipients>,
     admit: (g: ReturnType<typeof groupRecipients>[number]) => Promise<() => void>,
+    tooLarge: (g: ReturnType<typeof groupRecipients>[number]) => number | undefined,
   ): Promise<void> {
     const { spool, metrics, log } = this.d;
     let writes = Promise.resolve();
@@ -468,6 +475,18 @@ export class Scheduler {
           code: "MESSAGE_UNREADABLE",
           message: "message file unreadable",
           status: "4.3.0",
+        }));
+      const holds = tooLarge(group);
+      if (holds !== undefined)
+        return group.recipients.map((address) => ({
+          address,
+          outcome: "deferred",
+          code: "TOO_LARGE_FOR_MEMORY",
+          message:
+            `message of ${mib(message.size)} MiB too large to encrypt or sign within the relay's memory ` +
+            `(it would hold about ${mib(holds)} MiB): raise the MailRelay's ` +
+            `spec.resources.limits.memory`,
+          status: "4.3.4",
         }));
       const release = await admit(group);
       try {

@@ -4,7 +4,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { staggerRecovery } from "../../relay/queue/backoff.js";
-import { deliveryCost, MemoryBudget, SMIME_FACTOR, STREAM_COST } from "../../relay/queue/memory-budget.js";
+import {
+  deliveryCost,
+  HOLD_FACTOR,
+  holdOf,
+  MemoryBudget,
+  STREAM_COST,
+  tooLargeToHold,
+} from "../../relay/queue/memory-budget.js";
 
 const MIB = 2 ** 20;
 const tick = () => new Promise((r) => setImmediate(r));
@@ -47,18 +54,32 @@ describe("issue 15.5: memory budget for message bodies in flight", () => {
   });
 
   it("16 workers on 50 MiB messages streamed from disk fit in far less than a 512 MiB pod", () => {
-    const streamed = deliveryCost({ size: 50 * MIB, inMemory: false }, [{ smime: false }]);
+    const streamed = deliveryCost({ size: 50 * MIB, inMemory: false }, [{ factor: 0 }]);
     assert.equal(streamed, STREAM_COST);
     assert.ok(16 * streamed <= 64 * MIB);
     // in memory (a journal message) once, however many route groups; S/MIME several times over
+    assert.equal(deliveryCost({ size: 200_000, inMemory: true }, [{ factor: 0 }, { factor: 0 }]), 200_000);
     assert.equal(
-      deliveryCost({ size: 200_000, inMemory: true }, [{ smime: false }, { smime: false }]),
-      200_000,
+      deliveryCost({ size: 50 * MIB, inMemory: false }, [{ factor: HOLD_FACTOR.smime }]),
+      HOLD_FACTOR.smime * 50 * MIB,
     );
-    assert.equal(
-      deliveryCost({ size: 50 * MIB, inMemory: false }, [{ smime: true }]),
-      SMIME_FACTOR * 50 * MIB,
-    );
+  });
+
+  it("a group's hold is the most of its transforms; more than half the pod's memory is not started", () => {
+    const smime = { smime: { certificateFiles: ["c.pem"] } } as unknown as Parameters<typeof holdOf>[0];
+    const openpgp = { openpgp: {} } as unknown as Parameters<typeof holdOf>[0];
+    assert.equal(holdOf(undefined, false).factor, 0);
+    assert.equal(holdOf(undefined, true).factor, HOLD_FACTOR.dkim);
+    assert.equal(holdOf(smime, true).factor, HOLD_FACTOR.smime);
+    assert.equal(holdOf(openpgp, false).factor, HOLD_FACTOR.openpgp);
+    // a 512 MiB pod (memoryBytes 128 MiB): S/MIME up to 16 MiB, OpenPGP up to about 10 MiB
+    const budget = 128 * MIB;
+    const body = (size: number) => ({ size, inMemory: false });
+    assert.equal(tooLargeToHold(body(16 * MIB), { factor: HOLD_FACTOR.smime }, budget), false);
+    assert.equal(tooLargeToHold(body(32 * MIB), { factor: HOLD_FACTOR.smime }, budget), true);
+    assert.equal(tooLargeToHold(body(12 * MIB), { factor: HOLD_FACTOR.openpgp }, budget), true);
+    assert.equal(tooLargeToHold(body(50 * MIB), { factor: 0 }, budget), false, "a streamed body never");
+    assert.equal(tooLargeToHold(body(50 * MIB), { factor: HOLD_FACTOR.dkim }, budget), false);
   });
 });
 
