@@ -12,11 +12,11 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { after, before, describe, it } from "node:test";
-import SMTPConnection from "nodemailer/lib/smtp-connection";
 import { makeLeaf } from "../support/certs.js";
 import { waitFor } from "../support/process.js";
 import { relayFixture, type RelayFixture } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
+import { submitPlain } from "../support/submit.js";
 
 let f: RelayFixture;
 let partner: Sink;
@@ -62,29 +62,12 @@ after(async () => {
   await f?.stop(() => Promise.all([partner?.close(), local?.close()]));
 });
 
-async function submit(to: string, body: string): Promise<string> {
-  const conn = new SMTPConnection({
-    host: "127.0.0.1",
-    port: f.ports.smtp,
-    ignoreTLS: true,
-    name: "client.test",
+const submit = (to: string, body: string): Promise<string> =>
+  submitPlain(f.ports.smtp, {
+    from: "alice@local.test",
+    to: [to],
+    data: `From: <alice@local.test>\r\nTo: <${to}>\r\nSubject: large\r\n\r\n${body}`,
   });
-  await new Promise<void>((res, rej) => {
-    conn.once("error", rej);
-    conn.connect(() => res());
-  });
-  const info = await new Promise<SMTPConnection.SentMessageInfo>((res, rej) =>
-    conn.send(
-      { from: "alice@local.test", to },
-      `From: <alice@local.test>\r\nTo: <${to}>\r\nSubject: large\r\n\r\n${body}`,
-      (e, i) => (e ? rej(e) : res(i)),
-    ),
-  );
-  conn.quit();
-  const m = /queued as ([0-9A-F]+)/.exec(info.response);
-  assert.ok(m, info.response);
-  return m[1]!;
-}
 
 describe("attack: encrypting one large message takes the pod's memory", () => {
   it("a message whose encryption would hold more than half the pod's memory is deferred, not encrypted", async () => {

@@ -7,11 +7,11 @@
 import assert from "node:assert/strict";
 import * as net from "node:net";
 import { after, before, describe, it } from "node:test";
-import SMTPConnection from "nodemailer/lib/smtp-connection";
 import { freePort } from "../support/ports.js";
 import { waitFor } from "../support/process.js";
 import { relayFixture, type RelayFixture } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
+import { submitPlain } from "../support/submit.js";
 
 let f: RelayFixture;
 let localSink: Sink;
@@ -63,27 +63,8 @@ async function startRefusingMta(): Promise<typeof mta> {
   };
 }
 
-async function submit(from: string, to: string[]): Promise<string> {
-  const conn = new SMTPConnection({
-    host: "127.0.0.1",
-    port: f.ports.smtp,
-    ignoreTLS: true,
-    name: "client.test",
-  });
-  await new Promise<void>((res, rej) => {
-    conn.once("error", rej);
-    conn.connect(() => res());
-  });
-  const info = await new Promise<SMTPConnection.SentMessageInfo>((res, rej) =>
-    conn.send({ from, to }, `From: <${from}>\r\nSubject: split\r\n\r\nhello\r\n`, (e, i) =>
-      e ? rej(e) : res(i),
-    ),
-  );
-  conn.quit();
-  const m = /queued as ([0-9A-F]+)/.exec(info.response);
-  assert.ok(m, info.response);
-  return m[1]!;
-}
+const submit = (from: string, to: string[]): Promise<string> =>
+  submitPlain(f.ports.smtp, { from, to, data: `From: <${from}>\r\nSubject: split\r\n\r\nhello\r\n` });
 
 before(async () => {
   f = await relayFixture("rcpt-deferred-data-refused");

@@ -7,13 +7,13 @@
 // control characters, the DSN is bounded, and the relay's RSS stays flat.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import SMTPConnection from "nodemailer/lib/smtp-connection";
 import { join } from "node:path";
 import { readSpool } from "../../relay/queue/spool.js";
 import { startHostileMta, hugeReply, type HostileMta } from "../support/hostile-mta.js";
 import { waitFor } from "../support/process.js";
 import { relayFixture, type RelayFixture } from "../support/relay.js";
 import { startSink, type Sink } from "../support/sink.js";
+import { submitPlain } from "../support/submit.js";
 
 let f: RelayFixture;
 let localSink: Sink;
@@ -23,26 +23,12 @@ let escapes: HostileMta;
 
 const RECIPIENTS = 50;
 
-async function submit(from: string, to: string[], tag: string): Promise<string> {
-  const conn = new SMTPConnection({
-    host: "127.0.0.1",
-    port: f.ports.smtp,
-    ignoreTLS: true,
-    name: "client.test",
+const submit = (from: string, to: string[], tag: string): Promise<string> =>
+  submitPlain(f.ports.smtp, {
+    from,
+    to,
+    data: `From: <${from}>\r\nSubject: ${tag}\r\nX-Test-Id: ${tag}\r\n\r\nhello\r\n`,
   });
-  await new Promise<void>((res, rej) => {
-    conn.once("error", rej);
-    conn.connect(() => res());
-  });
-  const body = `From: <${from}>\r\nSubject: ${tag}\r\nX-Test-Id: ${tag}\r\n\r\nhello\r\n`;
-  const info = await new Promise<SMTPConnection.SentMessageInfo>((res, rej) =>
-    conn.send({ from, to }, body, (e, i) => (e ? rej(e) : res(i))),
-  );
-  conn.quit();
-  const m = /queued as ([0-9A-F]+)/.exec(info.response);
-  assert.ok(m, info.response);
-  return m[1]!;
-}
 
 const policy = (name: string, mta: HostileMta) => ({
   name: `p/${name}`,
