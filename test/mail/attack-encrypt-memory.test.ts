@@ -15,6 +15,7 @@ import { after, before, describe, it } from "node:test";
 import { makeLeaf } from "../support/certs.js";
 import { waitFor } from "../support/process.js";
 import { relayFixture, type RelayFixture } from "../support/relay.js";
+import { sendMessage } from "../support/queue-volume.js";
 import { startSink, type Sink } from "../support/sink.js";
 import { submitPlain } from "../support/submit.js";
 
@@ -93,5 +94,19 @@ describe("attack: encrypting one large message takes the pod's memory", () => {
       60_000,
     );
     assert.match(partner.messages[0]!.data.toString("latin1"), /application\/pkcs7-mime/i);
+  });
+
+  it("a client that declares the size (SIZE=) is told at RCPT for that recipient; the others go on", async () => {
+    const size = 1024 * 1024;
+    const refused = await sendMessage(f.ports.smtp, "bob@partner.test", "declared", {
+      size,
+      from: "alice@local.test",
+    });
+    assert.match(refused, /^552 5\.3\.4 Message too large to encrypt for partner\.test/, refused);
+    const other = await sendMessage(f.ports.smtp, ["bob@partner.test", "carol@local.test"], "mixed", {
+      size,
+      from: "alice@local.test",
+    });
+    assert.match(other, /^250 /, "the local recipient's copy is queued");
   });
 });
