@@ -57,6 +57,7 @@ import { ProxyFronts } from "./proxy-protocol.js";
 import { installReplyCodes, smtpError } from "./replies.js";
 import { receivedHeader } from "./trace.js";
 import { REQUIRETLS_SERVER_OPTIONS, requireTlsOf, requireTlsRecipientRefusal } from "./requiretls.js";
+import { encryptionSizeRefusal } from "./encrypt-size.js";
 import {
   checkMailFrom,
   checkRecipient,
@@ -1052,6 +1053,7 @@ function envelopeRefusal(
   return (
     checkRecipient(cur.inbound, { mayRelay: relay }, domainOf(rcpt)) ??
     checkLocalRecipient(cur.authority, relay, rcpt) ??
-    requireTlsRecipientRefusal(session, rcpt, cur.loaded.config)
+    requireTlsRecipientRefusal(session, rcpt, cur.loaded.config) ??
+    encryptionSizeRefusal(session, rcpt, cur.loaded.config)
   );
 }
