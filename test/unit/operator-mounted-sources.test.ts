@@ -112,6 +112,34 @@ describe("decideMounts: policy material is sticky and rate-limited", () => {
     assert.equal(ahead.remount, true);
   });
 
+  it("pending material joins only while the template has room: a tenant's thousands of long keys wait, a CA bundle joins", () => {
+    // 2,100 keys of 253 characters in one ConfigMap (made live at once): about 1.1 MB of items
+    const long = (i: number) => `k${String(i).padStart(4, "0")}${"x".repeat(248)}`;
+    const huge: ProjectedSource = {
+      kind: "configMap",
+      name: "n".repeat(253),
+      items: Array.from({ length: 2100 }, (_, i) => ({
+        key: long(i),
+        path: `configmaps/${"n".repeat(253)}/${long(i)}`,
+      })),
+      optional: true,
+    };
+    const now = live(own, "b1");
+    const d = decideMounts({ own, material: [], pending: [huge, cm("partner-ca")] }, "b1", now, T0);
+    assert.equal(d.remount, true);
+    assert.deepEqual(
+      names(d.sources),
+      ["local-recipients", "partner-ca"],
+      "the CA bundle joins, the flood waits",
+    );
+    assert.ok(!d.paths.has(huge.items[0]!.path));
+    // alone, the flood never joins, and nothing is scheduled for it (only a change of material makes room)
+    const alone = decideMounts({ own, material: [], pending: [huge] }, "b1", now, T0);
+    assert.equal(alone.remount, false);
+    assert.deepEqual(alone.sources, now.sources);
+    assert.equal(alone.retryAt, undefined);
+  });
+
   it("a StatefulSet not applied this time (held) keeps its template and schedules nothing", () => {
     const now = live([...own, cm("a")], "b1");
     const d = decideMounts({ own, material: [], pending: [cm("b")] }, "b2", now, T0, false);
