@@ -13,6 +13,7 @@
 // patterns are compiled to the one canonical form (relay/contract/domains.ts).
 // This file assembles the relay's config from the relay's own settings and the policies compiled one
 // by one (policy.ts, references.ts).
+import { MATERIAL_BUDGET_BYTES } from "../render/mounted-sources.js";
 import { createHash } from "node:crypto";
 import {
   CONFIG_VERSION,
@@ -500,7 +501,7 @@ function mountPending(relayKey: string, interval: string, unmounted: readonly st
     unmounted.slice(0, 3).join(", ") + (unmounted.length > 3 ? ` and ${unmounted.length - 3} more` : "");
   return {
     reason: "MountPending",
-    message: `relay ${relayKey}'s pods do not mount ${shown} yet: a Secret or ConfigMap new to a relay joins its pod template (which rolls every pod) at most once per the relay's spec.policyMountInterval (${interval}), so that no policy author can keep the relay's pods rolling; the policy comes in then`,
+    message: `relay ${relayKey}'s pods do not mount ${shown} yet: a Secret or ConfigMap new to a relay joins its pod template (which rolls every pod) at most once per the relay's spec.policyMountInterval (${interval}), so that no policy author can keep the relay's pods rolling, and only while the template has room for it (${MATERIAL_BUDGET_BYTES / 1024} KiB of mounted policy material, smallest first); the policy comes in then`,
   };
 }
 

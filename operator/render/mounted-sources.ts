@@ -15,7 +15,8 @@
 //   time of the last such change is the StatefulSet's annotation
 //   sealpost.dev/material-mounted-at, which only the operator writes); until then the policies that
 //   need it are left out of the config (compile/relay-config.ts, MountPending) and their mail is
-//   deferred, never delivered without their material;
+//   deferred, never delivered without their material; material also joins only while the template
+//   has room for it (MATERIAL_BUDGET_BYTES, smallest source first: admittedPending);
 // - whenever the template changes (that roll, the relay's own change, a new StatefulSet), the
 //   sources become exactly what the config reads: unused ones go then, never on their own.
 //
@@ -32,6 +33,37 @@ import { renderStatefulSet } from "./statefulset.js";
 
 /** How often policy material may change a relay's pod template (and so roll its pods), by default: once an hour. */
 export const MOUNT_INTERVAL_MS = 60 * 60_000;
+
+/**
+ * Bytes of policy material (its projected items, as JSON) the pod template carries at most. The
+ * template is one object in etcd: a policy author who made thousands of long keys live at once
+ * (one ConfigMap) made a StatefulSet the apiserver refused (test/integration/attack-tenant-template-
+ * size.test.ts), and no new material could join for anyone. Pending material joins, smallest
+ * source first, while it fits; the rest waits (its policies MountPending). Real relays' material is
+ * a CA bundle or a key per partner, some hundred bytes each.
+ */
+export const MATERIAL_BUDGET_BYTES = 512 * 1024;
+
+const sourceBytes = (s: ProjectedSource): number => Buffer.byteLength(JSON.stringify(s));
+
+/** Of `pending`, the sources that join a template already carrying `kept`, smallest first, within the budget. */
+export function admittedPending(
+  kept: readonly ProjectedSource[],
+  pending: readonly ProjectedSource[],
+  budget = MATERIAL_BUDGET_BYTES,
+): ProjectedSource[] {
+  let used = kept.reduce((n, s) => n + sourceBytes(s), 0);
+  const out: ProjectedSource[] = [];
+  const bySize = pending
+    .map((s) => ({ s, bytes: sourceBytes(s) }))
+    .sort((a, b) => a.bytes - b.bytes || a.s.name.localeCompare(b.s.name));
+  for (const { s, bytes } of bySize) {
+    if (used + bytes > budget) continue;
+    used += bytes;
+    out.push(s);
+  }
+  return out;
+}
 
 /** The relay's mount interval in ms: its spec.policyMountInterval (absent: MOUNT_INTERVAL_MS). */
 export function mountIntervalMs(spec: { policyMountInterval?: string | undefined }): number {
@@ -165,8 +197,11 @@ export function decideMounts(
   mayChange = true,
   interval = MOUNT_INTERVAL_MS,
 ): MountDecision {
+  // what the config reads stays mounted; pending material joins while the template has room (what
+  // has none waits without a time: only a change of the material makes room)
+  const admitted = admittedPending(wanted.material, wanted.pending);
   const exact = (mountedAt: string | undefined, remount: boolean): MountDecision => {
-    const sources = mergeSources(wanted.own, wanted.material, wanted.pending);
+    const sources = mergeSources(wanted.own, wanted.material, admitted);
     return {
       sources,
       paths: new Set(sources.flatMap((s) => s.items.map((i) => i.path))),
@@ -177,7 +212,7 @@ export function decideMounts(
   // a new StatefulSet, or a template that changes anyway (the relay's own change): exactly what the
   // config reads, the unused sources go; the rate limit's clock is the policy material's, untouched
   if (!live) return exact(undefined, false);
-  const waiting = wanted.pending.length > 0;
+  const waiting = admitted.length > 0;
   if (mayChange && live.base !== base) return exact(live.mountedAt, waiting);
   // a time more than an interval ahead is no clock's skew but a written value: it does not hold mounts
   const stamped = live.mountedAt ? Date.parse(live.mountedAt) : NaN;
