@@ -148,6 +148,11 @@ export interface DeliveryRequest {
   signable?: boolean;
   /** `TLS-Required: No` (RFC 8689 section 5), as the inbound side recorded it for a trusted sender. */
   tlsRequiredNo?: boolean;
+  /**
+   * queue.memoryBytes: a smime TLS fallback that applies defers TOO_LARGE_FOR_MEMORY a message whose
+   * encryption would hold more than twice it (memory-budget.ts tooLargeToHold). Absent: no limit.
+   */
+  memoryBytes?: number;
 }
 
 /** What S/MIME needs for a route: the recipient certificates and, when signing, the signer. */

@@ -8,6 +8,7 @@
 // message steps again in their one order (message-transforms.ts: its encryption, then DKIM), so the
 // signature covers what is sent; route sends the bytes as they were signed. Its types are structural (no import of deliver.ts, which calls it: no cycle).
 import { fail, type Failure, type FailureCode } from "../contract/failure.js";
+import { groupCost, HOLD_FACTOR, tooLargeResult, tooLargeToHold } from "../queue/memory-budget.js";
 import { bufferBody, type MessageBody } from "../queue/message-body.js";
 import { runTransforms, type TransformStep } from "./message-transforms.js";
 import { disclosureGroupsOf } from "./disclosure-groups.js";
@@ -27,6 +28,8 @@ interface Request {
   message: MessageBody;
   route: Route;
   signable?: boolean;
+  /** queue.memoryBytes (DeliveryRequest.memoryBytes); absent: no limit. */
+  memoryBytes?: number;
 }
 
 export interface FallbackResult {
@@ -129,6 +132,11 @@ async function viaSmime<Q extends Request, R extends FallbackResult>(
 ): Promise<(R | FallbackResult)[]> {
   const fb = req.route.outbound.tlsFallback;
   if (fb?.action !== "smime") return [];
+  // it encrypts now: a message whose encryption would hold more than the pod can waits, never sent
+  // (the scheduler leaves this to the fallback, which applies only when TLS fails: memory-budget.ts)
+  const hold = { factor: HOLD_FACTOR.smime };
+  if (req.memoryBytes !== undefined && tooLargeToHold(req.message, hold, req.memoryBytes))
+    return recipients.map((a) => tooLargeResult(a, req.message.size, groupCost(req.message, hold)));
   const s = fb.smime;
   const material = d.smime
     ? await d.smime({

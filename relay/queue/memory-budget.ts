@@ -29,9 +29,25 @@ export interface GroupHold {
  * fallback that encrypts with S/MIME, DKIM when the message is signed); none: it streams the message.
  */
 export function holdOf(outbound: Outbound | undefined, dkim: boolean): GroupHold {
+  return {
+    factor: Math.max(
+      certainHoldOf(outbound, dkim).factor,
+      outbound?.tlsFallback?.action === "smime" ? HOLD_FACTOR.smime : 0,
+    ),
+  };
+}
+
+/**
+ * What a route group to `outbound` holds whatever its attempt finds: holdOf without a TLS fallback,
+ * which encrypts only when the partner's TLS requirement is not met (fallback-delivery.ts judges its
+ * own hold then). What tooLargeToHold is asked about before the attempt starts: counted with the
+ * fallback, a message over 16 MiB to a partner that offers verified TLS was deferred at every attempt
+ * and bounced at maxAge (test/mail/attack-fallback-memory-never-used.test.ts).
+ */
+export function certainHoldOf(outbound: Outbound | undefined, dkim: boolean): GroupHold {
   const factor = Math.max(
     outbound?.openpgp ? HOLD_FACTOR.openpgp : 0,
-    outbound?.smime || outbound?.tlsFallback?.action === "smime" ? HOLD_FACTOR.smime : 0,
+    outbound?.smime ? HOLD_FACTOR.smime : 0,
     dkim ? HOLD_FACTOR.dkim : 0,
   );
   return { factor };
@@ -68,6 +84,27 @@ export function tooLargeToHold(
 ): boolean {
   return g.factor > 0 && groupCost(body, g) > 2 * memoryBytes;
 }
+
+/** A recipient's result when its group would hold `holds` bytes of a `size`-byte message (tooLargeToHold). */
+export function tooLargeResult(
+  address: string,
+  size: number,
+  holds: number,
+): { address: string; outcome: "deferred"; code: string; message: string; status: string } {
+  return {
+    address,
+    outcome: "deferred",
+    code: "TOO_LARGE_FOR_MEMORY",
+    message:
+      `message of ${mib(size)} MiB too large to encrypt or sign within the relay's memory ` +
+      `(it would hold about ${mib(holds)} MiB): raise the MailRelay's ` +
+      `spec.resources.limits.memory`,
+    status: "4.3.4",
+  };
+}
+
+/** Bytes as MiB, one decimal, for a reply text. */
+const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
 
 export class MemoryBudget {
   private used = 0;

@@ -29,7 +29,15 @@ import { errorMessage } from "../contract/failure.js";
 import { expired, nextAttemptAt, staggerRecovery } from "./backoff.js";
 import { DestinationGate } from "./destination-gate.js";
 import { DueHeap } from "./due-heap.js";
-import { deliveryCost, groupCost, holdOf, MemoryBudget, tooLargeToHold } from "./memory-budget.js";
+import {
+  certainHoldOf,
+  deliveryCost,
+  groupCost,
+  holdOf,
+  MemoryBudget,
+  tooLargeResult,
+  tooLargeToHold,
+} from "./memory-budget.js";
 import type { MessageBody } from "./message-body.js";
 import { LOCAL_PEERS, type Envelope } from "./envelope.js";
 import { newQueueId, type Spool } from "./spool.js";
@@ -129,9 +137,6 @@ const CLOCK_STEP_MS = 1000;
 
 /** Rebuild when the heap holds more than 2 x entries + this many nodes. */
 const REBUILD_SLACK = 1024;
-
-/** Bytes as MiB, one decimal, for a reply text. */
-const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
 
 export class Scheduler {
   private entries = new Map<string, Envelope>();
@@ -416,13 +421,16 @@ export class Scheduler {
       );
       // admitted once what it may hold fits in the budget (a large body is streamed, not held);
       // held groups send nothing, nor do those that would hold more than the pod can (deliverGroups)
-      const hold = (g: (typeof groups)[number]) =>
-        holdOf(g.route?.outbound, env.signable === true && config.dkim.length > 0);
-      // what a group would hold, when more than the pod can (its transaction is not started)
-      const tooLarge = (g: (typeof groups)[number]): number | undefined =>
-        message !== undefined && tooLargeToHold(message, hold(g), config.queue.memoryBytes)
-          ? groupCost(message, hold(g))
+      const dkim = env.signable === true && config.dkim.length > 0;
+      const hold = (g: (typeof groups)[number]) => holdOf(g.route?.outbound, dkim);
+      // what a group would hold whatever its attempt finds, when more than the pod can (its
+      // transaction is not started); a smime TLS fallback judges its own when it applies
+      const tooLarge = (g: (typeof groups)[number]): number | undefined => {
+        const certain = certainHoldOf(g.route?.outbound, dkim);
+        return message !== undefined && tooLargeToHold(message, certain, config.queue.memoryBytes)
+          ? groupCost(message, certain)
           : undefined;
+      };
       const cost = message
         ? deliveryCost(message, groups.filter((g) => g.route && tooLarge(g) === undefined).map(hold))
         : 0;
@@ -478,16 +486,7 @@ export class Scheduler {
         }));
       const holds = tooLarge(group);
       if (holds !== undefined)
-        return group.recipients.map((address) => ({
-          address,
-          outcome: "deferred",
-          code: "TOO_LARGE_FOR_MEMORY",
-          message:
-            `message of ${mib(message.size)} MiB too large to encrypt or sign within the relay's memory ` +
-            `(it would hold about ${mib(holds)} MiB): raise the MailRelay's ` +
-            `spec.resources.limits.memory`,
-          status: "4.3.4",
-        }));
+        return group.recipients.map((address) => tooLargeResult(address, message.size, holds));
       const release = await admit(group);
       try {
         return await this.d.deliverer.deliver({
@@ -496,6 +495,8 @@ export class Scheduler {
           recipients: group.recipients,
           message,
           route: group.route,
+          // a smime TLS fallback, which encrypts only when it applies, judges its hold against it
+          memoryBytes: this.d.config().config.queue.memoryBytes,
           ...(env.requireTls ? { requireTls: true } : {}),
           ...(env.signable ? { signable: true } : {}),
           ...(env.tlsRequiredNoTrusted && tlsRequiredNo(message.head) ? { tlsRequiredNo: true } : {}),
