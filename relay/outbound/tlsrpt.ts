@@ -147,6 +147,13 @@ export function reportId(day: string, domain: string, submitter: string, instanc
 /** Distinct failure details (result, MX, address, source) one policy's report lists at most. */
 export const MAX_FAILURE_DETAILS = 1000;
 
+/**
+ * Domains, policies and failure details one day's tally holds in all: the domains are the sessions'
+ * own, and a stranger has the relay send to as many as it likes (bounces of mail forged as from a
+ * wildcard domain), each about 700 bytes of heap (test/unit/attack-tlsrpt-day-many-domains.test.ts).
+ */
+export const MAX_TALLY_ENTRIES = 20_000;
+
 /** One policy's sessions of a day, counted. */
 interface PolicyTally {
   policy: TlsRptEvent["policy"];
@@ -165,23 +172,42 @@ interface PolicyTally {
  */
 export class DayTally {
   private readonly byDomain = new Map<string, Map<string, PolicyTally>>();
+  /** Domains, policies and failure details held (at most MAX_TALLY_ENTRIES). */
+  private entries = 0;
+  /** Sessions left out: of a domain or policy that came after MAX_TALLY_ENTRIES. */
+  omitted = 0;
 
-  constructor(readonly day: string) {}
+  constructor(
+    readonly day: string,
+    private readonly maxEntries = MAX_TALLY_ENTRIES,
+  ) {}
 
   add(e: TlsRptEvent): void {
     if (dayOf(e.t) !== this.day) return;
-    let policies = this.byDomain.get(e.domain);
-    if (!policies) this.byDomain.set(e.domain, (policies = new Map<string, PolicyTally>()));
     const k = JSON.stringify([e.policy.type, e.policy.strings, e.policy.mxHosts ?? []]);
-    let p = policies.get(k);
-    if (!p) policies.set(k, (p = { policy: e.policy, sessions: 0, failed: 0, failures: new Map() }));
+    let policies = this.byDomain.get(e.domain);
+    let p = policies?.get(k);
+    if (!p) {
+      // a new policy (and maybe domain): held while the tally has room, else left out
+      const cost = policies ? 1 : 2;
+      if (this.entries + cost > this.maxEntries) {
+        this.omitted++;
+        return;
+      }
+      this.entries += cost;
+      if (!policies) this.byDomain.set(e.domain, (policies = new Map<string, PolicyTally>()));
+      policies.set(k, (p = { policy: e.policy, sessions: 0, failed: 0, failures: new Map() }));
+    }
     p.sessions++;
     if (e.result === "success") return;
     p.failed++;
     const fk = JSON.stringify([e.result, e.mx ?? "", e.ip ?? "", e.src ?? ""]);
     const f = p.failures.get(fk);
     if (f) f.n++;
-    else if (p.failures.size < MAX_FAILURE_DETAILS) p.failures.set(fk, { e, n: 1 });
+    else if (p.failures.size < MAX_FAILURE_DETAILS && this.entries < this.maxEntries) {
+      this.entries++;
+      p.failures.set(fk, { e, n: 1 });
+    }
   }
 
   /** The policy domains with sessions that day. */
