@@ -10,11 +10,12 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { after, before, describe, it } from "node:test";
-import SMTPConnection from "nodemailer/lib/smtp-connection";
 import { makeLeaf } from "../support/certs.js";
 import { waitFor } from "../support/process.js";
 import { relayFixture, type RelayFixture } from "../support/relay.js";
+import { sendMessage } from "../support/queue-volume.js";
 import { startSink, type Sink } from "../support/sink.js";
+import { submitPlain } from "../support/submit.js";
 
 let f: RelayFixture;
 let partner: Sink; // verified TLS: the fallback never applies
@@ -84,24 +85,12 @@ after(async () => {
   await f?.stop(() => Promise.all([partner?.close(), clear?.close(), local?.close()]));
 });
 
-async function submit(to: string, body: string): Promise<string> {
-  const conn = new SMTPConnection({ host: "127.0.0.1", port: f.ports.smtp, ignoreTLS: true, name: "c.test" });
-  await new Promise<void>((res, rej) => {
-    conn.once("error", rej);
-    conn.connect(() => res());
+const submit = (to: string, body: string): Promise<string> =>
+  submitPlain(f.ports.smtp, {
+    from: "alice@local.test",
+    to: [to],
+    data: `From: <alice@local.test>\r\nTo: <${to}>\r\nSubject: large\r\n\r\n${body}`,
   });
-  const info = await new Promise<SMTPConnection.SentMessageInfo>((res, rej) =>
-    conn.send(
-      { from: "alice@local.test", to },
-      `From: <alice@local.test>\r\nTo: <${to}>\r\nSubject: large\r\n\r\n${body}`,
-      (e, i) => (e ? rej(e) : res(i)),
-    ),
-  );
-  conn.quit();
-  const m = /queued as ([0-9A-F]+)/.exec(info.response);
-  assert.ok(m, info.response);
-  return m[1]!;
-}
 
 const large = (): string => {
   const line = `${"x".repeat(76)}\r\n`;
@@ -130,5 +119,13 @@ describe("attack: a TLS fallback that never applies makes large mail wait for me
     assert.equal(first.status, "deferred", JSON.stringify(first));
     assert.equal(first.code, "TOO_LARGE_FOR_MEMORY", JSON.stringify(first));
     assert.equal(clear.messages.length, 0, "nothing sent, in clear or encrypted");
+  });
+
+  it("a client declaring that size (SIZE=) to the partner with verified TLS is not refused at RCPT", async () => {
+    const reply = await sendMessage(f.ports.smtp, "bob@partner.test", "declared", {
+      size: 1024 * 1024,
+      from: "alice@local.test",
+    });
+    assert.match(reply, /^250 /, reply);
   });
 });
