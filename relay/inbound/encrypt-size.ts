@@ -8,7 +8,7 @@ import type { SMTPServerSession } from "smtp-server";
 import type { RelayConfig } from "../contract/config.js";
 import { domainOf } from "../contract/domains.js";
 import { routeFor } from "../outbound/route.js";
-import { holdOf, tooLargeToHold } from "../queue/memory-budget.js";
+import { certainHoldOf, tooLargeToHold } from "../queue/memory-budget.js";
 import type { Reply } from "./rules.js";
 
 /** The refusal of `rcpt` (canonical) for the transaction's declared size; undefined: none. */
@@ -22,10 +22,11 @@ export function encryptionSizeRefusal(
   if (!Number.isFinite(declared) || declared <= 0) return undefined;
   const route = routeFor(domainOf(rcpt), c).route;
   if (!route) return undefined;
-  // encryption only: whether the message will be DKIM-signed is known once its data is read
-  const hold = holdOf(route.outbound, false);
+  // what always encrypts (S/MIME, OpenPGP): a TLS fallback encrypts only when TLS fails, and is
+  // judged then (fallback-delivery.ts); whether the message is DKIM-signed is known with its data
+  const hold = certainHoldOf(route.outbound, false);
   if (!tooLargeToHold({ size: declared, inMemory: false }, hold, c.queue.memoryBytes)) return undefined;
-  const most = Math.floor((2 * c.queue.memoryBytes) / hold.factor / 2 ** 20);
+  const most = ((2 * c.queue.memoryBytes) / hold.factor / 2 ** 20).toFixed(1);
   return {
     code: 552,
     text: `5.3.4 Message too large to encrypt for ${route.domain}: at most ${most} MiB on this relay`,
