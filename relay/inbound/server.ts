@@ -54,6 +54,7 @@ import { KeyCounts } from "./key-counts.js";
 import { installFastDataScan } from "./data-scan.js";
 import { GREET_WAIT_OPTION, greetWaitMs, installGreetWait } from "./greet-wait.js";
 import { ProxyFronts } from "./proxy-protocol.js";
+import { resetOnClose } from "./socket-reset.js";
 import { installReplyCodes, smtpError } from "./replies.js";
 import { receivedHeader } from "./trace.js";
 import { REQUIRETLS_SERVER_OPTIONS, requireTlsOf, requireTlsRecipientRefusal } from "./requiretls.js";
@@ -230,6 +231,8 @@ export class InboundListeners {
       const l = c.listeners[kind];
       if (!l.enabled) continue;
       const server = this.create(kind);
+      // every accepted connection (a PROXY front hands its own over through the same event)
+      server.server.prependListener("connection", resetOnClose);
       if (server.options.secure) this.countBeforeHandshake(kind, server);
       this.servers.set(kind, server);
       const socket = l.proxyProtocol?.enabled
