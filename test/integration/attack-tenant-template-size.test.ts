@@ -10,7 +10,10 @@
 // every relay pod refuses every later configuration (CONFIG_FILES_MISSING) and keeps its last good one:
 // the administrator's and every other tenant's changes stop reaching the relay, and a pod started
 // anew has no good configuration to keep. The bound held here: whatever the StatefulSet apply does,
-// the relay's ConfigMap never names a policy file its pod template does not mount.
+// the relay's ConfigMap never names a policy file its pod template does not mount. And the flood does
+// not keep others' material out: policy material joins the template within a byte budget, smallest
+// source first (render/mounted-sources.ts admittedPending), so a partner's CA bundle named after the
+// flood still joins, its policy comes in, and the flood's policies wait (MountPending).
 /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-argument -- the test walks the apiserver's JSON */
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -67,6 +70,13 @@ describe("tenant review: a policy author cannot leave the relay on a config its 
         ),
       ),
     );
+  };
+
+  /** The reason of a policy's Accepted condition. */
+  const acceptedReason = async (name: string): Promise<string | undefined> => {
+    const conditions: { type: string; reason?: string }[] =
+      (await get(R.MailDomainPolicy, name))?.status?.conditions ?? [];
+    return conditions.find((c) => c.type === "Accepted")?.reason;
   };
 
   before(async () => {
@@ -129,14 +139,18 @@ describe("tenant review: a policy author cannot leave the relay on a config its 
       metadata: { name: CM_NAME, namespace: NS },
       data: Object.fromEntries(Array.from({ length: POLICIES }, (_, i) => [keyOf(i), "x"])),
     });
-    // the operator acted: the template took the material, or the config names it, or the relay failed
+    // the operator acted: the template took the material, or the config names it, or the relay failed,
+    // or the policies wait for a mount (MountPending)
     const relayErrors = async () =>
       (await op.metrics.errors.get()).values.find((v) => v.labels.controller === "mailrelay")?.value ?? 0;
     const errors0 = errorsBefore.values.find((v) => v.labels.controller === "mailrelay")?.value ?? 0;
     await waitFor(
       "the operator's remount attempt",
       async () =>
-        (await mountedPaths()).size > 0 || (await relayErrors()) > errors0 || (await configFiles()).length > 0
+        (await mountedPaths()).size > 0 ||
+        (await relayErrors()) > errors0 ||
+        (await configFiles()).length > 0 ||
+        (await acceptedReason("t0")) === "MountPending"
           ? true
           : undefined,
       120_000,
@@ -152,6 +166,40 @@ describe("tenant review: a policy author cannot leave the relay on a config its 
       unmounted.length,
       0,
       `the relay's ConfigMap names ${unmounted.length} files its pod template does not mount (e.g. ${unmounted[0]?.slice(0, 80)}...)`,
+    );
+  });
+
+  it("a partner's CA bundle named after the flood still joins the template, and its policy comes in", async () => {
+    await admin.create<Obj>({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "partner-ca", namespace: NS },
+      data: { "ca.crt": "placeholder" },
+    });
+    await admin.create<Obj>(
+      sealpostObject(NS, "MailDomainPolicy", "partner", {
+        domains: ["partner.example"],
+        outbound: {
+          tls: { mode: "verify", caBundle: { configMapRef: { name: "partner-ca", key: "ca.crt" } } },
+        },
+      }),
+    );
+    await waitFor(
+      "the partner's CA bundle in the pod template",
+      async () => ((await mountedPaths()).has("configmaps/partner-ca/ca.crt") ? true : undefined),
+      120_000,
+    );
+    await waitFor(
+      "the partner's policy in the relay's config",
+      async () => ((await configFiles()).includes("configmaps/partner-ca/ca.crt") ? true : undefined),
+      60_000,
+    );
+    assert.equal(await acceptedReason("t0"), "MountPending", "the flood's policies still wait");
+    const files = await configFiles();
+    const mounted = await mountedPaths();
+    assert.deepEqual(
+      files.filter((f) => !mounted.has(f)),
+      [],
     );
   });
 });
