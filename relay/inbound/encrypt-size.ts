@@ -9,6 +9,7 @@ import type { RelayConfig } from "../contract/config.js";
 import { domainOf } from "../contract/domains.js";
 import { routeFor } from "../outbound/route.js";
 import { certainHoldOf, tooLargeToHold } from "../queue/memory-budget.js";
+import { declaredSize } from "./limits.js";
 import type { Reply } from "./rules.js";
 
 /** The refusal of `rcpt` (canonical) for the transaction's declared size; undefined: none. */
@@ -17,8 +18,7 @@ export function encryptionSizeRefusal(
   rcpt: string,
   c: RelayConfig,
 ): Reply | undefined {
-  const args = session.envelope.mailFrom ? session.envelope.mailFrom.args : undefined;
-  const declared = args && typeof args === "object" ? Number((args as { SIZE?: unknown }).SIZE) : NaN;
+  const declared = declaredSize(session.envelope.mailFrom ? session.envelope.mailFrom.args : undefined);
   if (!Number.isFinite(declared) || declared <= 0) return undefined;
   const route = routeFor(domainOf(rcpt), c).route;
   if (!route) return undefined;

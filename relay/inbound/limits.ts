@@ -133,6 +133,11 @@ const KNOWN_PARAMS = {
   RCPT: new Set(["NOTIFY", "ORCPT"]),
 };
 
+/** The size a MAIL FROM's parameters declare (SIZE=, RFC 1870); NaN when they declare none. */
+export function declaredSize(args: unknown): number {
+  return args && typeof args === "object" ? Number((args as Record<string, unknown>).SIZE) : NaN;
+}
+
 /** RFC 5321 4.1.1.11: a parameter the server does not know is refused with 555. */
 export function checkParams(stage: "MAIL" | "RCPT", args: unknown): Reply | undefined {
   if (!args || typeof args !== "object") return undefined;

@@ -44,6 +44,7 @@ import {
   checkAddressCharset,
   checkParams,
   ConnectionLimiter,
+  declaredSize,
   installProtocolLimits,
   MAX_COMMAND_LENGTH,
   SESSION_LIMITS_OPTION,
@@ -578,7 +579,7 @@ export class InboundListeners {
       (g ? checkSender(cur.authority, g, canonicalAddress(sender) ?? sender) : undefined);
     if (r) return cb(this.reject(session, "MAIL", r));
     // the queue volume's reserve (relay/queue/space-reserve.ts), with the size SIZE= declares
-    const declared = addr?.args && typeof addr.args === "object" ? Number(addr.args.SIZE) : NaN;
+    const declared = declaredSize(addr?.args);
     if (!this.roomForNewMail(Number.isFinite(declared) ? declared : 0))
       return cb(this.storageRefusal(session, "MAIL"));
     cb(null);
@@ -693,8 +694,7 @@ export class InboundListeners {
    */
   private async admit(session: SMTPServerSession): Promise<boolean> {
     this.endAdmission(session);
-    const args = session.envelope.mailFrom ? session.envelope.mailFrom.args : undefined;
-    const declared = args && typeof args === "object" ? Number((args as Record<string, unknown>).SIZE) : NaN;
+    const declared = declaredSize(session.envelope.mailFrom ? session.envelope.mailFrom.args : undefined);
     const s0 = this.state(session);
     const limits = this.d.current().loaded.config.inbound.limits;
     const a = await this.admission.admit(
