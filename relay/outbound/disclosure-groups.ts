@@ -13,6 +13,7 @@
 import addressparser from "nodemailer/lib/addressparser";
 import { canonicalDomain } from "../contract/domains.js";
 import { headerFields, headerSection } from "./dkim-decision.js";
+import { matchingForm } from "./mailbox-form.js";
 
 const VISIBLE_FIELDS = ["To", "Cc", "Resent-To", "Resent-Cc"];
 
@@ -42,9 +43,8 @@ function comparable(address: string): string | undefined {
   const at = address.lastIndexOf("@");
   if (at <= 0) return undefined;
   const domain = canonicalDomain(address.slice(at + 1));
-  // ASCII letters only: toLowerCase folds compatibility letters (KELVIN SIGN onto k, ANGSTROM SIGN
-  // onto å) that the relay keeps as other mailboxes (inbound/authority.ts)
-  const local = address.slice(0, at).replace(/[A-Z]+/g, (s) => s.toLowerCase());
+  // ASCII letters only (mailbox-form.ts): the relay keeps compatibility letters as other mailboxes
+  const local = matchingForm(address.slice(0, at));
   return domain === undefined ? undefined : `${local}@${domain}`;
 }
 

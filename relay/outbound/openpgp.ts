@@ -13,7 +13,8 @@
 import { randomBytes } from "node:crypto";
 import * as openpgp from "openpgp";
 import { errorMessage, fail, ok, type Result } from "../contract/failure.js";
-import { innerEntity, matchingForm, splitMessage } from "./smime.js";
+import { matchingForm } from "./mailbox-form.js";
+import { innerEntity, splitMessage } from "./smime.js";
 
 export type PgpKey = openpgp.Key;
 

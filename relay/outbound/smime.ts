@@ -22,6 +22,7 @@ import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 import { errorMessage, fail, ok, type Failure, type Result } from "../contract/failure.js";
 import { headerBounds } from "../header-section.js";
+import { matchingForm } from "./mailbox-form.js";
 
 type CryptoKey = Parameters<pkijs.SignedData["sign"]>[0];
 type Algorithm = Parameters<pkijs.EnvelopedData["encrypt"]>[0];
@@ -147,16 +148,6 @@ export interface RecipientCertificate {
   subject: string;
   /** Parsed certificate for the CMS code. */
   cert: pkijs.Certificate;
-}
-
-/**
- * An address as a certificate or key is matched to it: its ASCII letters in lower case, nothing else
- * folded. toLowerCase folds compatibility letters onto other letters (KELVIN SIGN onto k), which the
- * relay keeps as other mailboxes: mail to \u212Aate was encrypted to kate's key (attack review,
- * session 18). Pure.
- */
-export function matchingForm(address: string): string {
-  return address.replace(/[A-Z]+/g, (s) => s.toLowerCase());
 }
 
 /** DER blocks of every CERTIFICATE in a PEM file (or the file itself when it is DER). */

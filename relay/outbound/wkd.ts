@@ -39,7 +39,7 @@ import { armFetchDeadline } from "./attempt-limits.js";
 import type { SecureDns } from "./dnssec.js";
 import type { Dns } from "./mx.js";
 import { readKeyring } from "./openpgp.js";
-import { matchingForm } from "./smime.js";
+import { matchingForm } from "./mailbox-form.js";
 import { SingleFlight } from "./single-flight.js";
 import { serverNameChecker } from "./server-names.js";
 
