@@ -13,7 +13,7 @@
 import { z } from "zod";
 import type { AttemptTrace, RecipientResult } from "./outbound/deliver.js";
 import { headerText } from "./header-section.js";
-import { logBracketed, logText, logValue } from "./printable.js";
+import { clipped, logBracketed, logText, logValue } from "./printable.js";
 
 export const DELIVERY_EVENT = "recipient";
 
@@ -178,7 +178,7 @@ export function messageIdOf(head: Buffer): string | undefined {
     v = v.slice(0, close);
   }
   if (!v) return undefined;
-  return v.length > MESSAGE_ID_MAX ? `${v.slice(0, MESSAGE_ID_MAX - 3)}...` : v;
+  return clipped(v, MESSAGE_ID_MAX);
 }
 
 const fixed = (n: number): string => String(Math.round(n * 1000) / 1000);

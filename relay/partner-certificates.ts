@@ -5,6 +5,7 @@
 // Warning on the policy; the metric gives alerting the seconds left. Kept on the queue volume
 // (state-file.ts). The clock is injected.
 import { PARTNER_ISSUER_MAX, type PartnerCertificate } from "./contract/status.js";
+import { clipped } from "./printable.js";
 import { StateFile } from "./state-file.js";
 
 /** Hosts kept per policy. */
@@ -27,7 +28,7 @@ type Book = Record<string, Record<string, PartnerCertificate>>;
  * session 18). Pure.
  */
 export function issuerKept(issuer: string): string {
-  return issuer.length <= PARTNER_ISSUER_MAX ? issuer : `${issuer.slice(0, PARTNER_ISSUER_MAX - 3)}...`;
+  return clipped(issuer, PARTNER_ISSUER_MAX);
 }
 
 export class PartnerCertificates {

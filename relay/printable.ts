@@ -6,6 +6,15 @@
 
 export { printable } from "./contract/printable.js";
 
+/**
+ * `s` at most `max` characters, its start and "..." when cut: a value from outside (a certificate's
+ * subject or issuer, a Message-ID) kept whole in a log line, a receipt or /status would be as long
+ * as its sender chose.
+ */
+export function clipped(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max - 3)}...`;
+}
+
 /** What JSON.stringify leaves raw inside strings (it escapes C0; raw newlines are its formatting). */
 const RAW_IN_JSON = /[\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
 

@@ -9,6 +9,7 @@ import { createSecureContext, type SecureContext, type TLSSocket } from "node:tl
 import { statusFromReply } from "../dsn.js";
 import { filterHops, type DestinationFilter } from "../net/address-class.js";
 import { bufferBody, type MessageBody } from "../queue/message-body.js";
+import { clipped } from "../printable.js";
 import { REPLY_READ_MAX, replyText } from "../reply-text.js";
 import type { AuditTls, TlsVersion } from "../contract/config.js";
 import { errorMessage, fail, ok, type Failure, type Result } from "../contract/failure.js";
@@ -302,7 +303,7 @@ export function subjectText(subject: Record<string, unknown>): string {
   const text = Object.entries(subject)
     .map(([k, v]) => `${k}=${String(v)}`)
     .join(",");
-  return text.length <= PEER_SUBJECT_MAX ? text : `${text.slice(0, PEER_SUBJECT_MAX - 3)}...`;
+  return clipped(text, PEER_SUBJECT_MAX);
 }
 
 /** The partner certificate watch's facts of a leaf (DER): its key as a pin, notAfter, issuer. */
