@@ -10,13 +10,11 @@
 // Measured without time: a child process with a small heap (--max-old-space-size) builds the reports
 // of a day whose file alone is larger than that heap.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { createWriteStream } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { ltsNodeBinary, repoRoot } from "../support/toolchain.js";
+import { reportInSmallHeap, writeDay } from "../support/tlsrpt-day.js";
 
 const DAY = "2026-01-01";
 const SESSIONS = 400_000;
@@ -25,59 +23,23 @@ const HEAP_MB = 96;
 let dir: string;
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "tlsrpt-day-memory-"));
-  await mkdir(join(dir, "tlsrpt"));
   // 400,000 sessions of one domain (about 100 MB of lines): one policy, a failure every tenth
-  const out = createWriteStream(join(dir, "tlsrpt", `${DAY}.jsonl`));
-  const t0 = Date.parse(`${DAY}T12:00:00Z`);
-  for (let i = 0; i < SESSIONS; i++) {
-    const line = JSON.stringify({
-      t: t0 + (i % 3_600_000),
-      domain: "busy.example",
-      policy: { type: "no-policy-found", strings: [] },
-      result: i % 10 ? "success" : "starttls-not-supported",
-      mx: "mx1.busy.example",
-      ip: "192.0.2.1",
-      src: "198.51.100.7",
-      reason: "the next hop offered no STARTTLS, so the message was deferred for now".slice(
-        0,
-        i % 10 ? 0 : 80,
-      ),
-    });
-    if (!out.write(line + "\n")) await new Promise((r) => out.once("drain", r));
-  }
-  await new Promise<void>((r) => out.end(r));
+  await writeDay(dir, DAY, SESSIONS, (i, t0) => ({
+    t: t0 + (i % 3_600_000),
+    domain: "busy.example",
+    policy: { type: "no-policy-found", strings: [] },
+    result: i % 10 ? "success" : "starttls-not-supported",
+    mx: "mx1.busy.example",
+    ip: "192.0.2.1",
+    src: "198.51.100.7",
+    reason: "the next hop offered no STARTTLS, so the message was deferred for now".slice(0, i % 10 ? 0 : 80),
+  }));
 });
 after(() => rm(dir, { recursive: true, force: true }));
 
-// the child: sendDay over the store, POSTs captured, one line of JSON on stdout
-const CHILD = `
-import { gunzipSync } from "node:zlib";
-import { sendDay, TlsRptStore } from "./relay/outbound/tlsrpt.ts";
-const reports = [];
-await sendDay(${JSON.stringify(DAY)}, {
-  store: new TlsRptStore(process.env.QUEUE_DIR),
-  dns: () => ({ resolveTxt: async () => [["v=TLSRPTv1; rua=https://reports.busy.example/v1"]] }),
-  meta: () => ({ organizationName: "Relay", contactInfo: "postmaster@relay.example", submitter: "relay.example", from: "tlsrpt@relay.example" }),
-  enqueue: async () => "Q1",
-  post: async (_url, gz) => { reports.push(JSON.parse(gunzipSync(gz).toString("utf8"))); return 200; },
-});
-process.stdout.write(JSON.stringify(reports.map((r) => r.policies.map((p) => p.summary))));
-`;
-
 describe("attack: a day of many sessions does not take the relay's memory", () => {
   it(`${SESSIONS} sessions (about 100 MB of lines): reported by a process with a ${HEAP_MB} MB heap`, () => {
-    const r = spawnSync(
-      ltsNodeBinary(),
-      [`--max-old-space-size=${HEAP_MB}`, "--import", "tsx", "--input-type=module", "-e", CHILD],
-      { cwd: repoRoot, env: { ...process.env, QUEUE_DIR: dir }, encoding: "utf8", maxBuffer: 1 << 20 },
-    );
-    const fatal = /heap out of memory|Invalid string length|ERR_STRING_TOO_LONG/.exec(r.stderr)?.[0];
-    assert.equal(
-      r.status,
-      0,
-      `the report run died (${fatal ?? `exit ${r.status}`}): ${r.stderr.slice(-600)}`,
-    );
-    assert.deepEqual(JSON.parse(r.stdout), [
+    assert.deepEqual(reportInSmallHeap(dir, DAY, HEAP_MB, "busy.example"), [
       [{ "total-successful-session-count": SESSIONS * 0.9, "total-failure-session-count": SESSIONS * 0.1 }],
     ]);
   });
