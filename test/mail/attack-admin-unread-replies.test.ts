@@ -5,13 +5,13 @@
 // and 318 MB of one client's unread /metrics replies after six rounds. The relay now closes a
 // connection it gives up on with a reset (relay/net/http-limits.ts), which drops the queue.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { connect, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { ADMIN_LIMITS } from "../../relay/admin.js";
 import { waitFor } from "../support/process.js";
 import { outsiderInbound, relayFixture, type RelayFixture } from "../support/relay.js";
+import { serverSockets } from "../support/socket-queues.js";
 
 const CLIENT = "127.0.0.10";
 const REQ = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
@@ -33,18 +33,7 @@ after(async () => {
 });
 
 /** The relay's sockets on the admin port to CLIENT, in any state, with their send queues. */
-function relaySide(): { states: string[]; sendQ: number } {
-  const out = execFileSync("ss", ["-tanH", `( sport = :${f.ports.admin} )`], { encoding: "utf8" });
-  const states: string[] = [];
-  let sendQ = 0;
-  for (const line of out.split("\n")) {
-    const c = line.trim().split(/\s+/);
-    if (c.length < 5 || !c[4]!.startsWith(`${CLIENT}:`)) continue;
-    states.push(c[0]!);
-    sendQ += Number(c[2]);
-  }
-  return { states, sendQ };
-}
+const relaySide = (): { states: string[]; sendQ: number } => serverSockets(f.ports.admin, CLIENT);
 
 describe("attack: requests one after another, replies never read", () => {
   it("the relay's closes leave nothing of the client's unread replies in the kernel", async () => {

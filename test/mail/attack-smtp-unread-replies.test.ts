@@ -6,11 +6,11 @@
 // closed, its per-address slot was free), so the client opened the next sessions and stacked another
 // megabyte of the relay's memory per session, past maxConnectionsPerIp and maxConnections.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { connect, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { waitFor } from "../support/process.js";
 import { outsiderInbound, relayFixture, type RelayFixture } from "../support/relay.js";
+import { serverSockets } from "../support/socket-queues.js";
 
 const CLIENT = "127.0.0.12";
 const SESSIONS = 4;
@@ -37,18 +37,7 @@ after(async () => {
 });
 
 /** The relay's sockets on port 25 to CLIENT, in any state, with their send queues. */
-function relaySide(): { states: string[]; sendQ: number } {
-  const out = execFileSync("ss", ["-tanH", `( sport = :${f.ports.smtp} )`], { encoding: "utf8" });
-  const states: string[] = [];
-  let sendQ = 0;
-  for (const line of out.split("\n")) {
-    const c = line.trim().split(/\s+/);
-    if (c.length < 5 || !c[4]!.startsWith(`${CLIENT}:`)) continue;
-    states.push(c[0]!);
-    sendQ += Number(c[2]);
-  }
-  return { states, sendQ };
-}
+const relaySide = (): { states: string[]; sendQ: number } => serverSockets(f.ports.smtp, CLIENT);
 
 describe("attack: pipelined commands, replies never read, on port 25", () => {
   it("the relay's closes leave nothing of the client's unread replies in the kernel", async () => {
