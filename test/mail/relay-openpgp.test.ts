@@ -366,6 +366,24 @@ describe("OpenPGP gateway encryption (PGP/MIME)", () => {
     await waitFor("openpgp log", pgpLog(id, "signed-encrypted"));
   });
 
+  it("attack: a From: the envelope sender's domain does not vouch for is encrypted, not signed with the relay's key", async () => {
+    const o = sampleMessage("pgp-forged", "erin@signed.test", "Bank CEO <ceo@bank.test>");
+    const r = await swaks({
+      server: "127.0.0.1",
+      port: f.ports.smtp,
+      from: "alice@local.test",
+      to: ["erin@signed.test"],
+      data: o.data,
+    });
+    assert.equal(r.code, 0, r.transcript);
+    const m = await delivered("pgp-forged", "erin@signed.test");
+    const { entity, status } = await decrypt(m, erinHome);
+    assert.deepEqual(entity, o.entity);
+    assert.doesNotMatch(status, /GOODSIG/, "signed by the relay for a From: it does not vouch for");
+    const l = await waitFor("openpgp log", pgpLog(r.queueId!, "encrypted"));
+    assert.match(String(l.notSigned), /envelope sender domain local\.test is not bank\.test/);
+  });
+
   it("no key in the keyring nor in WKD (404) with missingKey defer: deferred 4.7.5, nothing leaves", async () => {
     const { id } = await submit(["dave@partner.test"], "pgp-nokey");
     const d = await deferredTwiceNothingSent(id, "pgp-nokey", "OPENPGP_NO_KEY");

@@ -308,6 +308,33 @@ describe("S/MIME gateway encryption", () => {
     await waitFor("smime log", smimeLog(id, "signed-encrypted"));
   });
 
+  it("attack: a From: the envelope sender's domain does not vouch for is encrypted, not signed with the relay's key", async () => {
+    // an own sender (here relayFrom) writes a bank's CEO in From: over its own envelope domain: a
+    // signature by the relay's certificate would vouch for that From: (DKIM's rule: relay-dkim)
+    await configure({
+      certificateFiles: ["secrets/partner-smime/certs.pem"],
+      sign: true,
+      signingCredential: "smime-signer",
+    });
+    const o = sampleMessage("sm-forged", "bob@partner.test", "Bank CEO <ceo@bank.test>");
+    const r = await swaks({
+      server: "127.0.0.1",
+      port: ports.smtp,
+      from: "alice@local.test",
+      to: ["bob@partner.test"],
+      data: o.data,
+    });
+    assert.equal(r.code, 0, r.transcript);
+    const m = await delivered("sm-forged", "bob@partner.test");
+    assert.deepEqual(
+      await decrypt(m, bob),
+      o.entity,
+      "signed by the relay for a From: it does not vouch for",
+    );
+    const l = await waitFor("smime log", smimeLog(r.queueId!, "encrypted"));
+    assert.match(String(l.notSigned), /envelope sender domain local\.test is not bank\.test/);
+  });
+
   // a partner's login never relays (session 9: authority.ts clamps it even in a config that says
   // otherwise, as this one does), so its mail never reaches the signer; entitledToSign refusing a
   // partner is the unit tests' (relay-authority)
