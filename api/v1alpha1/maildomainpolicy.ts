@@ -173,7 +173,7 @@ const Smime = z
       .boolean()
       .default(false)
       .describe(
-        "Also sign the message (before encrypting it) with signingCredentialRef's certificate, or without it the relay's server certificate. Only mail the relay is entitled to sign is signed: from relayFrom or a relay-wide account, sender in localDomains; a partner's mail is encrypted, never signed.",
+        "Also sign the message (before encrypting it) with signingCredentialRef's certificate, or without it the relay's server certificate. Only mail the relay is entitled to sign is signed: from relayFrom or a relay-wide account, sender in localDomains, and exactly one From: address, in the envelope sender's domain; anything else (a partner's mail, a From: of another domain) is encrypted, not signed, and its log line says why (notSigned).",
       ),
     signingCredentialRef: localRef(
       "The RelayCredential (type clientCertificate, usage outbound) whose certificate and key sign: an S/MIME certificate (extendedKeyUsage emailProtection) for the senders' addresses, which their partners' clients accept. Its restrictTo.domains, if any, must cover this policy's domains. Absent: the relay's server certificate, which most clients do not accept for S/MIME. Only with sign: true.",

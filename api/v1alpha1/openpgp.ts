@@ -48,7 +48,7 @@ export const Openpgp = z
         "What to do with a recipient who has no usable key: defer (retry until one is added or published, or the queue lifetime ends), bounce (return to sender now), sendClear (deliver unencrypted; only TLS protects it). A failed Web Key Directory lookup always defers.",
       ),
     signingKeyRef: keyRef(
-      "A Secret key holding the relay's OpenPGP secret key (ASCII-armored, without a passphrase). Set: mail of the relay's own senders is signed inside the encryption (RFC 3156 section 6.2); a partner's mail relayed through the relay never is.",
+      "A Secret key holding the relay's OpenPGP secret key (ASCII-armored, without a passphrase). Set: mail of the relay's own senders is signed inside the encryption (RFC 3156 section 6.2) when its one From: address is in the envelope sender's domain; a partner's mail, or a From: of another domain, is encrypted, not signed (the log line's notSigned says why).",
       "Secret",
       "signing-key.asc",
     ).optional(),

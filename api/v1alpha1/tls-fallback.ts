@@ -122,7 +122,12 @@ export const TlsFallback = z
           .describe(
             "aes-256-cbc (CMS EnvelopedData, every S/MIME client) or aes-256-gcm (AuthEnvelopedData, RFC 5083/5084).",
           ),
-        sign: z.boolean().default(false).describe("Also sign the message with the relay's certificate."),
+        sign: z
+          .boolean()
+          .default(false)
+          .describe(
+            "Also sign the message with the relay's certificate: only mail the relay is entitled to sign (as messageEncryption.smime.sign: its own senders' mail, one From: address in the envelope sender's domain).",
+          ),
         session: z
           .enum(["required", "opportunistic"])
           .default("required")

@@ -62,6 +62,7 @@ import { withFallback, type FallbackDeps, type FallbackRecord } from "./fallback
 import type { KeyObject } from "node:crypto";
 import type { DkimSigning } from "../contract/dkim-config.js";
 import { dkimDecision, type DkimDecision } from "./dkim-decision.js";
+import { vouchOf } from "./signing-entitlement.js";
 import { disclosureGroupsOf } from "./disclosure-groups.js";
 import { signDkim } from "./dkim.js";
 import { runTransforms, type Batch, type MessageSteps, type StepOutcome } from "./message-transforms.js";
@@ -145,7 +146,7 @@ export interface DeliveryRequest {
   route: Route;
   /** REQUIRETLS (RFC 8689): verified TLS and a next hop offering REQUIRETLS, else bounce. */
   requireTls?: boolean;
-  /** The relay may sign it (Envelope.signable): a policy's smime.sign applies only then. */
+  /** The sender may have the relay sign it (Envelope.signable; signing-entitlement.ts reads it). */
   signable?: boolean;
   /** `TLS-Required: No` (RFC 8689 section 5), as the inbound side recorded it for a trusted sender. */
   tlsRequiredNo?: boolean;
@@ -170,6 +171,8 @@ export interface SmimeRecord {
   recipients: string[];
   code?: string;
   reason?: string;
+  /** Why a policy that signs left this message unsigned (signing-entitlement.ts). */
+  notSigned?: string;
   /** Content encryption (encrypted, signed-encrypted). */
   algorithm?: string;
   /** Certificates encrypted to (subject and sha256 fingerprint). */
@@ -813,8 +816,9 @@ export class Deliverer {
     }
     if (plan.encrypt.length) {
       const to = plan.encrypt.map((e) => e.address);
-      // signing only what the relay is entitled to sign (its own senders' mail, not a partner's)
-      const sign = smime.sign && req.signable === true;
+      // signing only what the relay vouches for (its own senders' mail from their own From: domain)
+      const vouch = vouchOf(req);
+      const sign = smime.sign && vouch.ok;
       const signer = sign ? material.signer : undefined;
       const certs = plan.encrypt.map((e) => e.cert);
       const sealed =
@@ -835,6 +839,7 @@ export class Deliverer {
           ...base,
           result: signer ? "signed-encrypted" : "encrypted",
           recipients: to,
+          ...(smime.sign && !vouch.ok ? { notSigned: vouch.why } : {}),
           algorithm: smime.contentEncryption,
           certificates: certs.map((c) => ({ subject: c.subject, fingerprint: c.fingerprint })),
         });

@@ -12,7 +12,7 @@
 // a spelling that does not match counts as a Bcc (a message more, never a recipient shown).
 import addressparser from "nodemailer/lib/addressparser";
 import { canonicalDomain } from "../contract/domains.js";
-import { headerFields, headerSection } from "./dkim-decision.js";
+import { headerFields, headerSection } from "./signing-entitlement.js";
 import { matchingForm } from "./mailbox-form.js";
 
 const VISIBLE_FIELDS = ["To", "Cc", "Resent-To", "Resent-Cc"];

@@ -14,6 +14,7 @@ import { runTransforms, type TransformStep } from "./message-transforms.js";
 import { disclosureGroupsOf } from "./disclosure-groups.js";
 import { fallbackRoute, type FallbackDecision, type FallbackNote } from "./fallback.js";
 import type { Route } from "./route.js";
+import { vouchOf } from "./signing-entitlement.js";
 import {
   chooseCertificates,
   planSmime,
@@ -27,6 +28,7 @@ interface Request {
   recipients: string[];
   message: MessageBody;
   route: Route;
+  from: string;
   signable?: boolean;
   /** queue.memoryBytes (DeliveryRequest.memoryBytes); absent: no limit. */
   memoryBytes?: number;
@@ -159,8 +161,8 @@ async function viaSmime<Q extends Request, R extends FallbackResult>(
     status: "4.7.5",
   }));
   if (!plan.encrypt.length) return out;
-  // signing only what the relay is entitled to sign (its own senders' mail, not a partner's)
-  const sign = s.sign && req.signable === true;
+  // signing only what the relay vouches for (its own senders' mail from their own From: domain)
+  const sign = s.sign && vouchOf(req).ok;
   const signer = sign ? material.signer : undefined;
   const certs = new Map(plan.encrypt.map((e) => [e.address, e.cert]));
   let refused: Failure | undefined;

@@ -17,6 +17,7 @@ import {
   type PgpKey,
 } from "./openpgp.js";
 import type { Route } from "./route.js";
+import { vouchOf } from "./signing-entitlement.js";
 import type { WkdResult } from "./wkd.js";
 
 /** What OpenPGP needs for a route: the keyring keys and, when the policy signs, the signing key. */
@@ -33,6 +34,8 @@ export interface OpenpgpRecord {
   recipients: string[];
   code?: string;
   reason?: string;
+  /** Why a policy that signs left this message unsigned (signing-entitlement.ts). */
+  notSigned?: string;
   /** Keys encrypted to: fingerprint and where it came from. */
   keys?: { address: string; fingerprint: string; source: "keyring" | "wkd" }[];
 }
@@ -51,6 +54,7 @@ interface Request {
   recipients: string[];
   message: MessageBody;
   route: Route;
+  from: string;
   signable?: boolean;
 }
 
@@ -141,9 +145,10 @@ export async function deliverOpenpgp<T extends Request, R>(
     results.push(...refuse([r.address], f.code, f.message, f.temporary));
   }
   let encrypt = plan.encrypt;
+  const vouch = vouchOf(req);
   if (encrypt.length) {
-    // signing only what the relay is entitled to sign (its own senders' mail, not a partner's)
-    const sign = pgp.signingKeyFile !== undefined && req.signable === true;
+    // signing only what the relay vouches for (its own senders' mail from their own From: domain)
+    const sign = pgp.signingKeyFile !== undefined && vouch.ok;
     const signer = sign ? material.signer : undefined;
     const seal = async (keys: readonly PgpKey[]) =>
       sign && !signer
@@ -183,6 +188,7 @@ export async function deliverOpenpgp<T extends Request, R>(
         ...base,
         result: signer ? "signed-encrypted" : "encrypted",
         recipients: to,
+        ...(pgp.signingKeyFile !== undefined && !vouch.ok ? { notSigned: vouch.why } : {}),
         keys: encrypt.map((e) => ({
           address: e.address,
           fingerprint: e.key.getFingerprint(),

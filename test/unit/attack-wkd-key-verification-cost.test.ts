@@ -170,6 +170,7 @@ async function deliver(address: string, key: Buffer): Promise<{ clear: string[][
   const out = await deliverOpenpgp(
     {
       queueId: "Q1",
+      from: "alice@local.test",
       recipients: [address],
       message,
       route,

@@ -190,6 +190,7 @@ describe("fallback-delivery.ts: the bytes a fallback sends", () => {
     await withFallback(
       {
         queueId: "Q",
+        from: "alice@local.test",
         recipients: ["bob@partner.example"],
         message: bufferBody(Buffer.from(signedBytes)),
         route: r,
@@ -249,6 +250,7 @@ describe("fallback-delivery.ts: the bytes a fallback sends", () => {
     const results = await withFallback(
       {
         queueId: "Q",
+        from: "alice@local.test",
         recipients: ["bob@partner.example", "carol@partner.example"],
         message: bufferBody(Buffer.from(message)),
         route: r,

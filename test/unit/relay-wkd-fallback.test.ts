@@ -157,6 +157,7 @@ function request() {
   } as unknown as Route;
   return {
     queueId: "Q1",
+    from: "alice@local.test",
     recipients: [VICTIM],
     message: bufferBody(Buffer.from("Subject: x\r\n\r\nsecret\r\n")),
     route,
@@ -239,6 +240,7 @@ describe("attack (review, session 6): one recipient's published key that cannot 
     const out = await deliverOpenpgp(
       {
         queueId: "Q1",
+        from: "alice@local.test",
         recipients: ["alice@victim.test", "mallory@evil.test"],
         message: bufferBody(Buffer.from("From: a@local.test\r\nSubject: s\r\n\r\nsecret\r\n")),
         route,
