@@ -10,6 +10,7 @@ import type { MtaStsRecord } from "./outbound/deliver.js";
 import type { Dns } from "./outbound/mx.js";
 import {
   dayOf,
+  MAX_TALLY_ENTRIES,
   TlsRptReporter,
   type ResultType,
   type TlsRptEvent,
@@ -67,6 +68,12 @@ export function startTlsRptReporting(d: TlsRptReportingDeps): TlsRptReporting {
       },
       fetchDeadlineMs: () => d.loaded().config.delivery.fetchTimeoutSeconds * 1000,
       destinations: () => d.destinations(),
+      // the reports of domains or policies past the tally's bound are not sent (tlsrpt.ts DayTally)
+      onOmitted: (day, sessions) =>
+        d.log.warn(
+          { event: "tlsrpt-omitted", day, sessions, limit: MAX_TALLY_ENTRIES },
+          `TLS-RPT: ${sessions} sessions of ${day} left out of its reports (more domains and policies than the day's ${MAX_TALLY_ENTRIES} entries)`,
+        ),
       httpsCa: () => {
         const f = d.loaded().config.tlsRpt?.caFile;
         return f ? fileOf(d.loaded(), f) : undefined;

@@ -631,6 +631,8 @@ export interface SendDeps {
   fetchDeadlineMs?(): number;
   /** Where an https: rua endpoint may be (relay/net/address-class.ts); absent: anywhere. */
   destinations?(): DestinationFilter;
+  /** The day's sessions its tally left out (DayTally.omitted), when there were any. */
+  onOmitted?(day: string, sessions: number): void;
   now?(): Date;
 }
 
@@ -716,6 +718,7 @@ export async function sendDay(
 ): Promise<SentReport[]> {
   // the day's sessions counted per domain as they are read (never all of them in memory at once)
   const tally = await d.store.tally(day);
+  if (tally.omitted) d.onOmitted?.(day, tally.omitted);
   const stateTargets = targetsByDomain(state);
   const meta = d.meta();
   const out: SentReport[] = [];

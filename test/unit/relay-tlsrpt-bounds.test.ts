@@ -13,6 +13,7 @@ import {
   MAX_REPORT_ATTEMPTS,
   MAX_REPORTS_PER_RECEIVER_RUN,
   MAX_RUA_TARGETS,
+  MAX_TALLY_ENTRIES,
   parseTlsRptTxt,
   reportMessage,
   sendDay,
@@ -22,6 +23,7 @@ import {
 } from "../../relay/outbound/tlsrpt.js";
 import { DestinationFilter } from "../../relay/net/address-class.js";
 import type { Dns } from "../../relay/outbound/mx.js";
+import { writeDay } from "../support/tlsrpt-day.js";
 
 const DAY = "2026-01-01";
 const INJECT =
@@ -100,6 +102,24 @@ describe("issue 22 finding 5: TLS-RPT spam cannon", () => {
     const p = buildReport(DAY, "attacker.example", events, meta).policies[0]!;
     assert.equal(p.summary["total-failure-session-count"], n);
     assert.equal(p["failure-details"]?.length, MAX_FAILURE_DETAILS);
+  });
+
+  it(`sessions beyond the day's ${MAX_TALLY_ENTRIES} tally entries are left out and said so, once a run`, async () => {
+    // a domain and its policy take two entries: the domains past half the bound are left out of the
+    // day's reports (session 18), which the administrator learns from the run, not from a partner
+    const domains = MAX_TALLY_ENTRIES / 2 + 7;
+    await writeDay(join(dir, "omitted"), DAY, domains, (i, t0) => ({
+      t: t0,
+      domain: `d${i}.example`,
+      policy: { type: "no-policy-found", strings: [] },
+      result: "success",
+    }));
+    const omitted: [string, number][] = [];
+    const { d } = deps(new TlsRptStore(join(dir, "omitted")), "v=spf1", {
+      onOmitted: (day, sessions) => omitted.push([day, sessions]),
+    });
+    await sendDay(DAY, d);
+    assert.deepEqual(omitted, [[DAY, 7]]);
   });
 
   it(`at most ${MAX_RUA_TARGETS} rua targets, duplicates once`, () => {
