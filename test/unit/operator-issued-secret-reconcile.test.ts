@@ -87,6 +87,37 @@ describe("an issuerRef credential's Secret is the one the operator created", () 
     assert.equal(t.accepted().reason, "CertificateNotReady");
   });
 
+  it("applies its Certificate again only when it changed or drifted (no PATCH per reconcile)", async () => {
+    const t = setup([]);
+    const apply = t.deps.client.apply.bind(t.deps.client);
+    let rv = 77;
+    // the apiserver's answer carries the resourceVersion the informer's cache shows next
+    (t.deps.client as any).apply = async (o: KubeObject, opts?: unknown) => {
+      const r = await apply(o, opts as never);
+      return o.kind === "Certificate"
+        ? { ...r, metadata: { ...r.metadata, resourceVersion: String(rv) } }
+        : r;
+    };
+    await reconcileRelayCredential(t.deps, `${NS}/billing`);
+    const cert = t.applied.find((o) => o.kind === "Certificate")!;
+    const cached = (version: number) => ({
+      ...cert,
+      metadata: { ...cert.metadata, resourceVersion: String(version) },
+    });
+    const caches = t.deps.state.caches as any;
+    caches.secrets = listInformer([secret("own-1")]);
+    caches.certificates = listInformer([cached(77)]);
+    t.steps.length = 0;
+    await reconcileRelayCredential(t.deps, `${NS}/billing`);
+    await reconcileRelayCredential(t.deps, `${NS}/billing`);
+    assert.deepEqual(t.steps, [], "the Certificate as applied, nothing to write");
+    // someone edited it: applied again at once
+    rv = 79;
+    caches.certificates = listInformer([cached(78)]);
+    await reconcileRelayCredential(t.deps, `${NS}/billing`);
+    assert.deepEqual(t.steps, ["apply Certificate"]);
+  });
+
   it("keeps its Secret recorded when the Certificate apply fails", async () => {
     const t = setup([]);
     const apply = t.deps.client.apply.bind(t.deps.client);
