@@ -33,12 +33,12 @@ import type { RelayRenderInput } from "../../render/input.js";
 import { CONFIG_HASH_ANNOTATION, names, type Owner } from "../../render/meta.js";
 import type { ReconcileResult } from "../../runtime/controller.js";
 import { problemsCondition, type Condition, type ConditionInput } from "../../runtime/conditions.js";
-import { UNWATCHED, type LiveVersion } from "../../runtime/applied.js";
 import { ApiError, R, type KubeObject } from "../../runtime/kube.js";
 import { keyOf, secretKeyFilled, splitKey, type MailRelayObject } from "../../objects.js";
 import { certificateExpiringCondition, certificateNotAfter } from "../../status/certificate-expiry.js";
 import { orphanedQueueVolumes } from "../../status/orphaned-volumes.js";
 import type { ReconcilerDeps } from "../deps.js";
+import { applyIfNeeded } from "../apply-if-needed.js";
 import { probeRelay, relayAdminToken } from "../relay-probe.js";
 import { adoptIssuedSecret } from "../issued-secret-adoption.js";
 import { currentStatus, writeStatus } from "../status-write.js";
@@ -136,38 +136,6 @@ export function renderInput(
     pod: relayPod(relay.spec, image),
     settings: deps.settings,
   };
-}
-
-/** The kinds the operator watches (informer caches), by kind: their cached resourceVersion. */
-function cachedVersion(deps: ReconcilerDeps, obj: KubeObject): LiveVersion {
-  const c = deps.state.caches;
-  const ns = obj.metadata.namespace ?? "";
-  const cache =
-    obj.kind === "ConfigMap"
-      ? c.configMaps
-      : obj.kind === "StatefulSet"
-        ? c.statefulSets
-        : obj.kind === "Certificate"
-          ? c.certificates
-          : undefined;
-  if (!cache) return UNWATCHED;
-  return { resourceVersion: cache.get(ns, obj.metadata.name)?.metadata.resourceVersion };
-}
-
-/**
- * Server-side apply of one rendered object, skipped when this process applied exactly this body
- * last and the object has not changed since (runtime/applied.ts). Returns whether it applied.
- */
-async function applyIfNeeded(deps: ReconcilerDeps, obj: KubeObject): Promise<boolean> {
-  const now = Date.now();
-  if (!deps.applied.needsApply(obj, cachedVersion(deps, obj), now, deps.reapplyMs)) return false;
-  const result = await deps.client.apply<KubeObject>(obj);
-  deps.applied.record(obj, result, now);
-  deps.log.debug(
-    { kind: obj.kind, name: obj.metadata.name, rv: result?.metadata?.resourceVersion },
-    "applied",
-  );
-  return true;
 }
 
 /**

@@ -11,6 +11,7 @@ import type { ReconcileResult } from "../../runtime/controller.js";
 import { ApiError } from "../../runtime/kube.js";
 import { splitKey } from "../../objects.js";
 import type { ReconcilerDeps } from "../deps.js";
+import { applyIfNeeded } from "../apply-if-needed.js";
 import { adoptIssuedSecret } from "../issued-secret-adoption.js";
 import { currentStatus, writeStatus } from "../status-write.js";
 import { credentialConditions, passwordSecretProblems, tlsSecretProblems } from "./conditions.js";
@@ -133,7 +134,8 @@ export async function reconcileRelayCredential(
           });
         else {
           try {
-            await deps.client.apply(
+            await applyIfNeeded(
+              deps,
               renderClientCertificate(
                 owner,
                 secretName,
