@@ -446,6 +446,7 @@ export class Scheduler {
           groups,
           (g) => share.acquire(message ? groupCost(message, hold(g)) : 0),
           tooLarge,
+          config.queue.memoryBytes,
         );
       } finally {
         release();
@@ -461,6 +462,8 @@ export class Scheduler {
     groups: ReturnType<typeof groupRecipients>,
     admit: (g: ReturnType<typeof groupRecipients>[number]) => Promise<() => void>,
     tooLarge: (g: ReturnType<typeof groupRecipients>[number]) => number | undefined,
+    /** queue.memoryBytes of the config the groups and their ceiling were judged under. */
+    memoryBytes: number,
   ): Promise<void> {
     const { spool, metrics, log } = this.d;
     let writes = Promise.resolve();
@@ -495,8 +498,9 @@ export class Scheduler {
           recipients: group.recipients,
           message,
           route: group.route,
-          // a smime TLS fallback, which encrypts only when it applies, judges its hold against it
-          memoryBytes: this.d.config().config.queue.memoryBytes,
+          // a smime TLS fallback, which encrypts only when it applies, judges its hold against the
+          // same ceiling as the groups were (a reload meanwhile does not change it mid-attempt)
+          memoryBytes,
           ...(env.requireTls ? { requireTls: true } : {}),
           ...(env.signable ? { signable: true } : {}),
           ...(env.tlsRequiredNoTrusted && tlsRequiredNo(message.head) ? { tlsRequiredNo: true } : {}),
