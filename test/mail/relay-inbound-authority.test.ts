@@ -301,6 +301,35 @@ describe("recipient validation and address tricks (issue 15 finding 7)", () => {
     s.close();
   });
 
+  it("RFC 5321 4.5.1: postmaster is accepted at every local domain and without a domain, whatever the table", async () => {
+    // the recipient table lists bob and alice only; a stranger reporting abuse must reach postmaster
+    for (const [rcpt, tag, queued] of [
+      ["Postmaster", "pm-bare", "postmaster@local.test"],
+      // the local part as the sender spelt it (RFC 5321 2.4: the receiver's to interpret)
+      ["POSTMASTER@local.test", "pm-local", "POSTMASTER@local.test"],
+    ] as const) {
+      const s = await rawSession(f.ports.smtp, { localAddress: STRANGER });
+      await s.cmd("EHLO reporter.test");
+      assert.match(await s.cmd("MAIL FROM:<abuse@reporter.test>"), /^250 /);
+      assert.match(await s.cmd(`RCPT TO:<${rcpt}>`), /^250 /, rcpt);
+      assert.match(await s.cmd("DATA"), /^354 /);
+      assert.match(await s.data(`Subject: ${tag}\r\n\r\nhi`), /^250 /);
+      s.close();
+      const m = await waitFor(tag, () =>
+        sink.messages.find((x) => x.data.toString().includes(`Subject: ${tag}`)),
+      );
+      assert.deepEqual(m.to, [queued]);
+    }
+    // only postmaster: another local part still needs the table, and a bare name is no local address
+    const s = await rawSession(f.ports.smtp, { localAddress: STRANGER });
+    await s.cmd("EHLO reporter.test");
+    assert.match(await s.cmd("MAIL FROM:<abuse@reporter.test>"), /^250 /);
+    assert.match(await s.cmd("RCPT TO:<postmasters@local.test>"), /^550 5\.1\.1 /);
+    assert.match(await s.cmd("RCPT TO:<bob>"), /^5(01|53) /);
+    assert.match(await s.cmd("RCPT TO:<postmaster@elsewhere.test>"), /^550 5\.7\.1 /);
+    s.close();
+  });
+
   it("finding 7: percent-hack and bang paths are refused (550 5.7.1) for a client that may not relay", async () => {
     const s = await rawSession(f.ports.smtp, { localAddress: STRANGER });
     await s.cmd("EHLO trick.test");
