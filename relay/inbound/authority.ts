@@ -298,6 +298,23 @@ export function routesOn(address: string): boolean {
   return /[%!@]/.test(at < 0 ? address : address.slice(0, at));
 }
 
+/** Postmaster's local part, in any case (RFC 5321 4.5.1: case-insensitive). */
+function isPostmaster(address: string): boolean {
+  const at = address.lastIndexOf("@");
+  return at >= 0 && address.slice(0, at).toLowerCase() === "postmaster";
+}
+
+/**
+ * What RCPT TO:<Postmaster> without a domain (RFC 5321 4.5.1) stands for: postmaster of the first
+ * local domain that is a name, not a wildcard; undefined for any other address without a domain, or
+ * when there is no such domain (then it is refused as any address without a domain is).
+ */
+export function bareRecipient(a: CompiledAuthority, address: string): string | undefined {
+  if (address.toLowerCase() !== "postmaster") return undefined;
+  const domain = a.localDomains.find((d) => !d.includes("*"));
+  return domain === undefined ? undefined : `postmaster@${domain}`;
+}
+
 /**
  * RCPT TO checks for a local-domain recipient (after the relay check): no address tricks for a
  * client that may not relay, and the address must exist when there is a recipient table.
@@ -312,7 +329,9 @@ export function checkLocalRecipient(
   if (!relay && routesOn(address))
     return { code: 550, text: "5.7.1 Relaying denied: source routing in the local part is not allowed" };
   const t = a.recipients;
-  if (!t || t.domains.has(domain) || t.addresses.has(tableKey(address))) return undefined;
+  // RFC 5321 4.5.1: postmaster of every domain served is accepted, listed or not
+  if (!t || t.domains.has(domain) || t.addresses.has(tableKey(address)) || isPostmaster(address))
+    return undefined;
   return {
     code: 550,
     text: `5.1.1 <${address}>: Recipient address rejected: User unknown in local recipient table`,

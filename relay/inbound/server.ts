@@ -28,6 +28,7 @@ import { authenticate, type InboundAccount } from "./auth.js";
 import {
   accountKey,
   allowedAccounts,
+  bareRecipient,
   checkLocalRecipient,
   checkSender,
   currentGrant,
@@ -380,7 +381,7 @@ export class InboundListeners {
       onSecure: (socket, session, cb) => this.onSecure(socket, session, cb),
       onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),
       onMailFrom: (addr, session, cb) => this.onMailFrom(session, cb, addr),
-      onRcptTo: (addr, session, cb) => this.onRcptTo(addr.address, session, cb, addr.args),
+      onRcptTo: (addr, session, cb) => this.onRcptTo(addr, session, cb),
       onData: (stream, session, cb) => void this.onData(kind, stream, session, cb),
       onClose: (session) => this.onClose(session),
     });
@@ -596,12 +597,15 @@ export class InboundListeners {
   }
 
   private onRcptTo(
-    address: string,
+    addr: SMTPServerAddress,
     session: SMTPServerSession,
     cb: (err?: Error | null) => void,
-    args?: unknown,
   ): void {
     const { d, cur } = this.decision(session);
+    // <Postmaster> without a domain is a local domain's postmaster (RFC 5321 4.5.1): smtp-server keeps
+    // `addr` in the envelope's recipients as it is when accepted, so the transaction carries that one
+    addr.address = bareRecipient(cur.authority, addr.address) ?? addr.address;
+    const { address, args } = addr;
     const bad =
       checkParams("RCPT", args) ??
       checkAddressCharset(canonicalAddress(address) ?? address, Boolean(session.envelope.smtpUtf8));
