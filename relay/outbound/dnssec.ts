@@ -119,12 +119,16 @@ function matches(r: packet.DecodedPacket, id: number, name: string, type: string
 function udpQuery(s: Server, query: Buffer, check: (r: packet.DecodedPacket) => boolean, timeoutMs: number) {
   return new Promise<packet.DecodedPacket | undefined>((resolve) => {
     const sock = createSocket(isIP(s.host) === 6 ? "udp6" : "udp4");
+    let closed = false;
     const done = (r: packet.DecodedPacket | undefined): void => {
+      if (closed) return;
+      closed = true;
       clearTimeout(timer);
       sock.close();
       resolve(r);
     };
     const timer = setTimeout(() => done(undefined), timeoutMs);
+    // a connected socket also reports the server's ICMP port unreachable here: no answer
     sock.on("error", () => done(undefined));
     sock.on("message", (msg) => {
       try {
@@ -134,7 +138,10 @@ function udpQuery(s: Server, query: Buffer, check: (r: packet.DecodedPacket) => 
         // not DNS: ignore
       }
     });
-    sock.send(query, s.port, s.host);
+    // connected: the kernel passes on only datagrams from the server asked (RFC 5452 section 9.1);
+    // unconnected, any host that reached the port could answer in its place, AD bit included
+    // (test/unit/attack-dns-answer-source.test.ts)
+    sock.connect(s.port, s.host, () => closed || sock.send(query));
   });
 }
 
