@@ -9,6 +9,7 @@ import { claimingPatterns } from "../relay/contract/domains.js";
 import { passwordSecretFacts, relayOwnSecrets } from "./compile/password-secret.js";
 import {
   issuedSecretFacts,
+  operatorLabelled,
   type ClusterView,
   type SecretInfo,
   type ServiceInfo,
@@ -145,7 +146,7 @@ export function viewFingerprint(view: ClusterView): string {
   const parts: string[] = [];
   for (const [n, s] of view.secrets)
     parts.push(
-      `s:${n}:${s.type ?? ""}:${s.sealpostOwned ? "o" : ""}:${s.uid ?? ""}:${s.certificate ? "c" : ""}:${[...s.keys].join(",")}`,
+      `s:${n}:${s.type ?? ""}:${s.sealpostOwned ? "o" : ""}:${s.operatorLabelled ? "l" : ""}:${s.controllerUid ?? ""}:${s.uid ?? ""}:${s.certificate ? "c" : ""}:${[...s.keys].join(",")}`,
     );
   for (const [n, what] of view.relaySecrets ?? []) parts.push(`o:${n}:${what}`);
   for (const [n, keys] of view.configMaps) parts.push(`c:${n}:${[...keys].join(",")}`);
@@ -242,6 +243,7 @@ export class ClusterState {
         type: secret.type,
         keys: new Set(Object.keys(secret.data ?? {})),
         controllerUid: secret.metadata.ownerReferences?.find((o) => o.controller)?.uid,
+        operatorLabelled: operatorLabelled(secret),
         sealpostOwned: passwordSecretFacts(secret).sealpostOwned,
         ...issuedSecretFacts(secret),
       });

@@ -6,7 +6,7 @@ import { X509Certificate, createPrivateKey } from "node:crypto";
 import type { Credential } from "../../relay/contract/config.js";
 import { canonicalPattern } from "../../relay/contract/domains.js";
 import type { MailDomainPolicy, RelayCredential } from "../api.js";
-import { names } from "../render/meta.js";
+import { MANAGED_BY, MANAGED_BY_LABEL, names } from "../render/meta.js";
 import { CATCH_ALL } from "./domain-claims.js";
 import { passwordSecretRefusal } from "./password-secret.js";
 import type { PolicyProblem } from "./problems.js";
@@ -27,14 +27,42 @@ export interface ClusterView {
 export interface SecretInfo {
   type?: string;
   keys: ReadonlySet<string>;
-  /** uid of the object its controller ownerReference names (who created it, for the fleet Secret). */
+  /** uid of the object its controller ownerReference names (data its creator writes: see operatorLabelled). */
   controllerUid?: string;
+  /**
+   * It carries the operator's label app.kubernetes.io/managed-by=sealpost-operator, which the chart's
+   * admission policy (<release>-managed-objects) lets nobody else create or add: with the controller
+   * uid, what tells the fleet Secret the operator created from one a tenant planted (ownFleetSecret).
+   */
+  operatorLabelled?: boolean;
   /** Its controller owner is a sealpost.dev object (password-secret.ts). */
   sealpostOwned?: boolean;
   /** Its uid (issuedSecretRefusal: only the Secret the operator created for its owner is used). */
   uid?: string;
   /** A kubernetes.io/tls Secret whose tls.crt is not empty: cert-manager has issued into it. */
   certificate?: boolean;
+}
+
+/**
+ * Whether a relay's fleet Secret `<relay>-fleet` is the one the operator created for it: its
+ * controller ownerReference names the relay's uid, and it carries the operator's managed-by label. An
+ * ownerReference alone is data its creator writes: a tenant who may create Secrets and read the
+ * MailRelay (its uid) planted one, unlabelled, before the relay had an admin token (only then does the
+ * operator create its own), and its key became the fleet's login on port 25
+ * (test/integration/attack-planted-fleet-secret.test.ts). The label is the chart's admission policy's
+ * to guard (<release>-managed-objects: only the operator creates or adds it), as it guards the Secret's
+ * data against being rewritten. Pure.
+ */
+export function ownFleetSecret(
+  info: Pick<SecretInfo, "controllerUid" | "operatorLabelled"> | undefined,
+  relayUid: string | undefined,
+): boolean {
+  return !!relayUid && info?.controllerUid === relayUid && info.operatorLabelled === true;
+}
+
+/** Whether an object carries the operator's label app.kubernetes.io/managed-by=sealpost-operator. Pure. */
+export function operatorLabelled(o: { metadata: { labels?: Record<string, string> } }): boolean {
+  return o.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY;
 }
 
 /**

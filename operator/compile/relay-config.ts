@@ -48,7 +48,7 @@ import { compileDkim } from "./dkim.js";
 import { compilePolicyEntry, type PolicyEntry } from "./policy.js";
 import type { PolicyProblem } from "./problems.js";
 import { judgement, type Judgement, type RelayClaim } from "./relay-verdict.js";
-import { Refs, secretPath, type ClusterView } from "./references.js";
+import { ownFleetSecret, Refs, secretPath, type ClusterView } from "./references.js";
 import { ownServiceAddresses } from "./self-addresses.js";
 import { compileOwnDomains, type CompiledOwnDomains } from "./own-domains.js";
 import { compileTlsReporting } from "./tls-reporting.js";
@@ -306,15 +306,13 @@ export function compileRelayConfig(
   // Service on 25, authenticated with the fleet's own key (relay/queue/handover.ts: the Secret
   // `<relay>-fleet` the operator creates); needs the admin token (the preStop hook calls the local
   // /queue/drain) and a direct (non-PROXY) smtp listener
-  // Only the Secret the operator created for this very relay (its controller ownerReference names the
-  // relay's uid): a `<relay>-fleet` planted by anyone who may create Secrets, before the relay exists or
+  // Only the Secret the operator created for this very relay (references.ts ownFleetSecret): a
+  // `<relay>-fleet` planted by anyone who may create Secrets, before the relay has an admin token or
   // while a replace has the old one garbage-collected, would hand them the fleet's AUTH (relaying).
   const fleetSecret = names.fleetSecret(relay.metadata.name ?? "");
   const fleetInfo = view.secrets.get(fleetSecret);
   const fleetKey =
-    fleetInfo?.keys.has(FLEET_SECRET_KEY) &&
-    relay.metadata.uid &&
-    fleetInfo.controllerUid === relay.metadata.uid
+    fleetInfo?.keys.has(FLEET_SECRET_KEY) && ownFleetSecret(fleetInfo, relay.metadata.uid)
       ? secretPath(fleetSecret, FLEET_SECRET_KEY)
       : undefined;
   if (fleetKey) relayItem(secretItems, fleetSecret, FLEET_SECRET_KEY, fleetKey);

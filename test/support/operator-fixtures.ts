@@ -54,7 +54,15 @@ export function clusterView(
   opts: {
     secrets?: Record<
       string,
-      string[] | { type: string; keys: string[]; controllerUid?: string; uid?: string; certificate?: boolean }
+      | string[]
+      | {
+          type: string;
+          keys: string[];
+          controllerUid?: string;
+          operatorLabelled?: boolean;
+          uid?: string;
+          certificate?: boolean;
+        }
     >;
     configMaps?: Record<string, string[]>;
     credentials?: RelayCredential[];
@@ -69,12 +77,13 @@ export function clusterView(
             {
               type: "Opaque",
               keys: new Set(v),
-              ...(n.endsWith("-fleet") ? { controllerUid: relayOwner.uid } : {}),
+              ...(n.endsWith("-fleet") ? { controllerUid: relayOwner.uid, operatorLabelled: true } : {}),
             }
           : {
               type: v.type,
               keys: new Set(v.keys),
               ...(v.controllerUid ? { controllerUid: v.controllerUid } : {}),
+              ...(v.operatorLabelled ? { operatorLabelled: true } : {}),
               ...(v.uid ? { uid: v.uid } : {}),
               ...(v.certificate ? { certificate: true } : {}),
             },

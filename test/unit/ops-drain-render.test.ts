@@ -98,7 +98,9 @@ describe("scale-down drain: compiled handover and the preStop hook", () => {
     // edge-fleet before the relay exists, or while a GitOps replace has the old one garbage-collected:
     // its key, known to them, must not become the handover's credential (AUTH as the fleet relays)
     const relay = mailRelay({ admin: { tokenSecretRef: { name: "edge-admin" } } });
-    for (const controllerUid of [undefined, "uid-of-another-relay"]) {
+    // the relay's own uid in an unlabelled Secret: an ownerReference is data its creator writes
+    // (test/integration/attack-planted-fleet-secret.test.ts)
+    for (const controllerUid of [undefined, "uid-of-another-relay", relayOwner.uid]) {
       const planted = renderRelay(
         relay,
         clusterView({

@@ -14,6 +14,8 @@ import { configTooLarge } from "../../compile/config-fit.js";
 import { collapsedName } from "../../compile/left-out.js";
 import {
   issuedSecretFacts,
+  operatorLabelled,
+  ownFleetSecret,
   relayIssuedSecretRefusal,
   relayIssuedSecrets,
   type RelayIssuedSecret,
@@ -671,7 +673,8 @@ async function ensureFleetSecret(deps: ReconcilerDeps, relay: MailRelay, owner: 
   if (!relay.spec.admin?.tokenSecretRef || !smtp.enabled || smtp.proxyProtocol?.enabled) return false;
   const existing = deps.state.caches.secrets.get(owner.namespace, names.fleetSecret(owner.name));
   if (existing) {
-    if (!existing.metadata.ownerReferences?.some((o) => o.controller && o.uid === owner.uid))
+    const controllerUid = existing.metadata.ownerReferences?.find((o) => o.controller)?.uid;
+    if (!ownFleetSecret({ controllerUid, operatorLabelled: operatorLabelled(existing) }, owner.uid))
       deps.log.warn(
         { relay: `${owner.namespace}/${owner.name}`, secret: names.fleetSecret(owner.name) },
         "the fleet Secret was not created for this relay: the queue handover stays off; delete the Secret so the operator creates its own",
