@@ -192,7 +192,7 @@ export class Relay {
       secureDns: () => makeSecureDns(this.state.loaded.config.dns.servers),
       material: (route) => materialFor(this.state.loaded, route),
       ehloName: () => this.state.loaded.config.hostname,
-      mtaSts: (domain) => mtaSts.lookup(domain),
+      mtaSts: (domain, carried) => mtaSts.lookup(domain, carried),
       smime: (route) => smimeMaterialFor(this.state.loaded, route, this.log),
       dkim: () => this.state.loaded.config.dkim,
       dkimKey: (entry) => dkimKeyFor(this.state.loaded, entry),
@@ -511,6 +511,7 @@ export class Relay {
       ehloName: () => this.state.loaded.config.hostname,
       key: () => Promise.resolve(fleetKeyOf(this.state.loaded)),
       fleetCertificate: () => this.state.loaded.files.get(this.state.loaded.config.tls.certFile),
+      carriedSts: (env, domains) => this.mtaSts?.carry(domains, env.mtaSts) ?? Promise.resolve([]),
       graceMs: this.o.graceMs ?? 20_000,
     });
     // the whole queue is handed over: the backlog found at startup is in the scheduler first

@@ -878,6 +878,8 @@ export class InboundListeners {
       // a fleet peer's handover: the trust the sending pod gave the message, under the MAC
       if (verdict.signable) env.signable = true;
       if (verdict.tlsRequiredNoTrusted) env.tlsRequiredNoTrusted = true;
+      // the MTA-STS policies the sending pod enforced for it, kept with the message (crash-safe)
+      if (verdict.sts) env.mtaSts = verdict.sts;
       // the maxAge clock (and the DSN's arrival date) keeps the original time
       if (verdict.queuedAt !== undefined && verdict.queuedAt < env.receivedAt)
         env.receivedAt = verdict.queuedAt;

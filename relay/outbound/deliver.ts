@@ -30,7 +30,7 @@ import { DEFAULT_DESTINATION_CONCURRENCY, DestinationSlots, destinationOf } from
 import { certificateProblemOf } from "./certificate-problem.js";
 import { makeSecureDns, type SecureDns } from "./dnssec.js";
 import type { ConnectionPool, Pooled, SessionInfo } from "./pool.js";
-import { mxAllowed, type StsLookup, type StsPolicy } from "./mta-sts.js";
+import { carriedPolicy, mxAllowed, type CachedPolicy, type StsLookup, type StsPolicy } from "./mta-sts.js";
 import { spkiPin } from "./pins.js";
 import { isTlsFailure, requireTlsStatus } from "./requiretls.js";
 import { watchSourceAddress } from "./source-address.js";
@@ -146,6 +146,8 @@ export interface DeliveryRequest {
   route: Route;
   /** REQUIRETLS (RFC 8689): verified TLS and a next hop offering REQUIRETLS, else bounce. */
   requireTls?: boolean;
+  /** MTA-STS policies a fleet peer handed the message over with (Envelope.mtaSts; mta-sts.ts). */
+  carriedSts?: readonly unknown[];
   /** The sender may have the relay sign it (Envelope.signable; signing-entitlement.ts reads it). */
   signable?: boolean;
   /** `TLS-Required: No` (RFC 8689 section 5), as the inbound side recorded it for a trusted sender. */
@@ -203,7 +205,8 @@ export interface MtaStsRecord {
 
 export interface DelivererDeps extends OpenpgpDeps {
   /** MTA-STS policy of a recipient domain (mode mta-sts). */
-  mtaSts?(domain: string): Promise<StsLookup>;
+  /** `carried`: the policy a fleet peer handed the message over with (mta-sts.ts CarriedPolicy). */
+  mtaSts?(domain: string, carried?: CachedPolicy): Promise<StsLookup>;
   onMtaSts?(r: MtaStsRecord): void;
   /** S/MIME material of a route whose policy has outbound.smime. */
   smime?(route: Route): Promise<SmimeMaterial | Failure>;
@@ -977,7 +980,8 @@ export class Deliverer {
     // MTA-STS: the recipient's published policy is one of the engine's inputs
     let sts: StsLookup | undefined;
     if (stsApplies(input)) {
-      sts = await this.stsLookup(route.domain, budget.signal);
+      const carried = req.carriedSts?.map(carriedPolicy).find((c) => c?.domain === route.domain);
+      sts = await this.stsLookup(route.domain, budget.signal, carried);
       input.sts = sts;
     }
     if (reportsOn(route)) base.tlsPolicy = tlsRptPolicy(sts);
@@ -1184,10 +1188,10 @@ export class Deliverer {
    * The recipient domain's MTA-STS policy (mta-sts.ts: its own fetch deadline), within the attempt's
    * deadline too: past it, a fetch error (the attempt then ends as ATTEMPT_TIMEOUT before any hop).
    */
-  private async stsLookup(domain: string, signal: AbortSignal): Promise<StsLookup> {
+  private async stsLookup(domain: string, signal: AbortSignal, carried?: CachedPolicy): Promise<StsLookup> {
     if (!this.d.mtaSts)
       return { source: "none", failure: { type: "sts-policy-fetch-error", reason: "MTA-STS not wired" } };
-    return untilAborted(this.d.mtaSts(domain), signal, {
+    return untilAborted(this.d.mtaSts(domain, carried), signal, {
       source: "none",
       failure: { type: "sts-policy-fetch-error", reason: "delivery attempt deadline passed" },
     });

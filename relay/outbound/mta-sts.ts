@@ -84,6 +84,53 @@ export interface CachedPolicy {
   fetchedAt: number;
 }
 
+/**
+ * An enforce policy a fleet peer had cached for a recipient domain, handed over with the message
+ * (relay/queue/handover.ts, kept in the envelope: Envelope.mtaSts). RFC 8461's defence against an
+ * attacker on the path is the cached policy, and the cache is each pod's own (its queue volume): the
+ * pod that takes a drained message may never have fetched the partner's policy, and with the TXT
+ * record removed by the attacker it had none, a first contact, opportunistic TLS to the attacker's MX
+ * (test/mail/attack-mta-sts-handover-cache.test.ts). The receiver takes it as its own cache would
+ * have been (MtaSts.lookup): only while it is valid and it has no valid policy of its own.
+ */
+export interface CarriedPolicy extends CachedPolicy {
+  domain: string;
+}
+
+/** At most this many carried policies travel with one message (the domains it goes to). */
+export const MAX_CARRIED = 16;
+
+/**
+ * `x` (from a handover header or a queued envelope) as a carried enforce policy, checked as a fetched
+ * policy is (parseStsPolicy); undefined when it is not one. Pure.
+ */
+export function carriedPolicy(x: unknown): CarriedPolicy | undefined {
+  if (typeof x !== "object" || x === null) return undefined;
+  const c = x as Record<string, unknown>;
+  const p = c.policy as Record<string, unknown> | null | undefined;
+  if (
+    typeof c.domain !== "string" ||
+    !/^[a-z0-9.-]{1,253}$/.test(c.domain) ||
+    typeof c.id !== "string" ||
+    !/^[A-Za-z0-9]{1,32}$/.test(c.id) ||
+    typeof c.fetchedAt !== "number" ||
+    !Number.isFinite(c.fetchedAt) ||
+    typeof p !== "object" ||
+    p === null ||
+    p.mode !== "enforce" ||
+    typeof p.maxAge !== "number" ||
+    !Number.isInteger(p.maxAge) ||
+    !Array.isArray(p.mx) ||
+    !p.mx.every((m) => typeof m === "string" && /^[a-z0-9*.-]{1,253}$/.test(m))
+  )
+    return undefined;
+  const mx = p.mx as string[];
+  const parsed = parseStsPolicy(
+    `version: STSv1\nmode: enforce\n${mx.map((m) => `mx: ${m}\n`).join("")}max_age: ${p.maxAge}\n`,
+  );
+  return parsed.ok ? { domain: c.domain, id: c.id, fetchedAt: c.fetchedAt, policy: parsed.value } : undefined;
+}
+
 /** Whether a cached policy is still valid at `now` (fetch time + max_age). Pure. */
 export function cacheValid(c: CachedPolicy | undefined, now: number): c is CachedPolicy {
   return c !== undefined && c.fetchedAt + c.policy.maxAge * 1000 > now;
@@ -331,16 +378,43 @@ export class MtaSts {
     });
   }
 
-  /** The domain's policy (section 5): from the cache while its id is current, else fetched. */
-  lookup(domain: string): Promise<StsLookup> {
+  /**
+   * The domain's policy (section 5): from the cache while its id is current, else fetched. `carried`:
+   * a fleet peer's cached policy the message was handed over with (CarriedPolicy), taken as this
+   * pod's cache when it has no valid policy of its own (and written to it).
+   */
+  lookup(domain: string, carried?: CachedPolicy): Promise<StsLookup> {
     const d = domain.toLowerCase();
-    return this.inflight.run(d, () => this.doLookup(d));
+    // a lookup with a carried policy never joins one without (that one may find no policy at all)
+    return this.inflight.run(carried ? `${d}\0carried` : d, () => this.doLookup(d, carried));
   }
 
-  private async doLookup(domain: string): Promise<StsLookup> {
+  /** This pod's valid enforce policies of `domains`, then those `carried` adds (CarriedPolicy). */
+  async carry(domains: readonly string[], carried: readonly unknown[] = []): Promise<CarriedPolicy[]> {
+    const now = this.now();
+    const out: CarriedPolicy[] = [];
+    for (const domain of [...new Set(domains.map((d) => d.toLowerCase()))]) {
+      if (out.length >= MAX_CARRIED) break;
+      const own = await this.readCache(domain);
+      const found = cacheValid(own, now)
+        ? own.policy.mode === "enforce"
+          ? { domain, ...own }
+          : undefined
+        : carried.map(carriedPolicy).find((c) => c?.domain === domain && cacheValid(c, now));
+      if (found) out.push(found);
+    }
+    return out;
+  }
+
+  private async doLookup(domain: string, carried?: CachedPolicy): Promise<StsLookup> {
     const now = this.now();
     const cached = await this.readCache(domain);
-    const valid = cacheValid(cached, now) ? cached : undefined;
+    let valid = cacheValid(cached, now) ? cached : undefined;
+    if (!valid && cacheValid(carried, now)) {
+      // the policy a fleet peer enforced for this message: this pod's cache from now on
+      valid = { id: carried.id, policy: carried.policy, fetchedAt: Math.min(carried.fetchedAt, now) };
+      await this.writeCache(domain, valid).catch(() => undefined);
+    }
     const txt = await this.txt(domain);
     const id = txt.ok ? txt.value : undefined;
     if (!id) {

@@ -15,6 +15,8 @@ import type { Logger } from "../log.js";
 import { errorMessage } from "../contract/failure.js";
 import { FLEET_USER, fleetPassword, handoverHeader, messageDigest } from "./handover.js";
 import type { Envelope } from "./envelope.js";
+import { domainOf } from "../contract/domains.js";
+import type { CarriedPolicy } from "../outbound/mta-sts.js";
 import type { Spool } from "./spool.js";
 
 /** What the drain needs of the scheduler (relay/queue/scheduler.ts). */
@@ -53,6 +55,11 @@ export interface DrainDeps {
   key(): Promise<string | undefined>;
   /** This pod's own server certificate (PEM): the handover target must present the same one. */
   fleetCertificate(): Buffer | undefined;
+  /**
+   * The MTA-STS enforce policies to hand `env` over with: this pod's valid ones for `domains`, then
+   * those the message came with (relay/outbound/mta-sts.ts MtaSts.carry); absent: none.
+   */
+  carriedSts?(env: Envelope, domains: string[]): Promise<CarriedPolicy[]>;
   /** Concurrent handover connections. */
   connections?: number;
   /** In-flight deliveries get this long to finish before the handover starts. */
@@ -270,6 +277,12 @@ export class Drain {
       return;
     }
     const message = await this.d.spool.readMessage(env.id);
+    // the MTA-STS policies this pod enforced for it: the target may never have fetched them
+    const sts =
+      (await this.d.carriedSts?.(
+        env,
+        pending.map((r) => domainOf(r.address)),
+      )) ?? [];
     const head = Buffer.from(
       handoverHeader(key, {
         id: env.id,
@@ -281,6 +294,7 @@ export class Drain {
         // the trust this pod gave the message travels under the MAC, never by the fleet session
         ...(env.signable ? { signable: true } : {}),
         ...(env.tlsRequiredNoTrusted ? { tlsRequiredNoTrusted: true } : {}),
+        ...(sts.length ? { sts } : {}),
       }),
       "latin1",
     );

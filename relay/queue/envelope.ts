@@ -1,5 +1,6 @@
 // A queued message's envelope and per-recipient state, as the spool (spool.ts: env/<id>.json) and
 // the journal (journal.ts: accept records) store it.
+import type { CarriedPolicy } from "../outbound/mta-sts.js";
 
 export type RecipientStatus = "pending" | "delivered" | "failed";
 
@@ -50,6 +51,12 @@ export interface Envelope {
    * (relay/dsn.ts).
    */
   ownSender?: boolean;
+  /**
+   * The MTA-STS enforce policies a fleet peer had cached for the recipients' domains when it handed
+   * the message over (relay/outbound/mta-sts.ts CarriedPolicy, re-checked where read): each applies
+   * as this pod's cache would, while valid and when this pod has no valid policy of its own.
+   */
+  mtaSts?: CarriedPolicy[];
   /**
    * On hold (`sealpost queue hold`, postsuper -h): never attempted until released; kept in env/, so
    * it survives a restart. A relay older than this field ignores it (delivers held mail): docs/operations.md.

@@ -8,7 +8,10 @@
 //     its MAC (HMAC-SHA256 under a key derived for this purpose) covers the queue id, the original
 //     queue time, the whole envelope (MAIL FROM, every RCPT, REQUIRETLS), the SHA-256 of the message
 //     and the trust the sending pod gave it (f: `signable`, `tls-required-no`), so it cannot be moved
-//     onto another message or envelope. The receiver takes that trust from the header, never from
+//     onto another message or envelope, and (s=) the MTA-STS enforce policies the sending pod had
+//     cached for the recipients' domains (relay/outbound/mta-sts.ts CarriedPolicy: the receiver may
+//     never have fetched them, and an attacker who removed the TXT record would have it deliver to
+//     any MX). The receiver takes that trust from the header, never from
 //     the fleet session (which is trusted as a peer, not as the message's sender): an outsider's
 //     message does not become signable, nor its TLS-Required: No honoured, by being handed over. A
 //     header without f= (a pod of the previous version) carries no trust;
@@ -18,6 +21,8 @@
 import { createHash, createHmac, timingSafeEqual, type Hash } from "node:crypto";
 import { Transform, type TransformCallback } from "node:stream";
 import { secretText, type LoadedConfig } from "../config/load.js";
+import { domainOf } from "../contract/domains.js";
+import { carriedPolicy, MAX_CARRIED, type CarriedPolicy } from "../outbound/mta-sts.js";
 
 export const HANDOVER_HEADER = "X-Sealpost-Handover";
 /** The previous, admin-token-signed header: no longer honoured, removed and refused like a forgery. */
@@ -61,6 +66,28 @@ export interface HandoverEnvelope {
   signable?: boolean;
   /** The sending pod honours its TLS-Required: No (spool Envelope.tlsRequiredNoTrusted). */
   tlsRequiredNoTrusted?: boolean;
+  /** The MTA-STS enforce policies it had cached for the recipients' domains (CarriedPolicy). */
+  sts?: readonly CarriedPolicy[];
+}
+
+/** The s= value: the carried policies as base64url JSON; "" for none. Pure. */
+function stsOf(e: Pick<HandoverEnvelope, "sts">): string {
+  return e.sts?.length ? Buffer.from(JSON.stringify(e.sts.slice(0, MAX_CARRIED))).toString("base64url") : "";
+}
+
+/** The policies of an s= value that are carried policies of the recipients' domains. Pure. */
+function stsFrom(value: string, to: readonly string[]): CarriedPolicy[] {
+  let list: unknown;
+  try {
+    list = JSON.parse(Buffer.from(value, "base64url").toString("utf8"));
+  } catch {
+    return [];
+  }
+  const domains = new Set(to.map((a) => domainOf(a)));
+  return (Array.isArray(list) ? list : [])
+    .slice(0, MAX_CARRIED)
+    .map(carriedPolicy)
+    .filter((c): c is CarriedPolicy => c !== undefined && domains.has(c.domain));
 }
 
 /** What the sending pod trusted the message with, as the header's f= value ("" for nothing). */
@@ -70,7 +97,8 @@ function trustOf(e: Pick<HandoverEnvelope, "signable" | "tlsRequiredNoTrusted">)
   );
 }
 
-function mac(key: string, e: HandoverEnvelope, iso: string): string {
+/** `sts`: the s= value as sent (stsOf), which the receiver verifies as it came, not re-encoded. */
+function mac(key: string, e: HandoverEnvelope, iso: string, sts: string): string {
   const text = [
     "sealpost-handover-v1",
     e.id,
@@ -81,6 +109,7 @@ function mac(key: string, e: HandoverEnvelope, iso: string): string {
     e.digest,
     // absent when empty: a previous version's header (no trust) still verifies
     ...(trustOf(e) ? [trustOf(e)] : []),
+    ...(sts ? [`sts:${sts}`] : []),
   ].join("\0");
   return createHmac("sha256", sub(key, "sealpost-handover-mac-v1")).update(text).digest("base64url");
 }
@@ -89,7 +118,10 @@ function mac(key: string, e: HandoverEnvelope, iso: string): string {
 export function handoverHeader(key: string, e: HandoverEnvelope): string {
   const iso = new Date(e.queuedAt).toISOString();
   const f = trustOf(e);
-  return `${HANDOVER_HEADER}: v=1; id=${e.id}; t=${iso}${f ? `; f=${f}` : ""}; mac=${mac(key, e, iso)}\r\n`;
+  const sts = stsOf(e);
+  // folded: a line of the header section stays under 998 bytes (RFC 5322 2.1.1) whatever s= holds
+  const s = sts ? `; s=${sts.replace(/(.{900})(?=.)/g, "$1\r\n ")}` : "";
+  return `${HANDOVER_HEADER}: v=1; id=${e.id}; t=${iso}${f ? `; f=${f}` : ""}${s}; mac=${mac(key, e, iso, sts)}\r\n`;
 }
 
 /**
@@ -290,6 +322,8 @@ export type HandoverVerdict =
       /** The trust the sending pod gave the message (under the MAC); absent: none. */
       signable?: boolean;
       tlsRequiredNoTrusted?: boolean;
+      /** The MTA-STS policies it carried for the recipients' domains (under the MAC). */
+      sts?: CarriedPolicy[];
     }
   | { ok: false; reason: string };
 
@@ -317,21 +351,23 @@ export function handoverVerdict(o: {
   if (h.length !== 1 || o.found.length !== 1)
     return { ok: false, reason: "a fleet session must carry exactly one handover header" };
   const m =
-    /^v=1; id=([A-Za-z0-9_-]{1,64}); t=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)(?:; f=(signable|tls-required-no|signable,tls-required-no))?; mac=([A-Za-z0-9_-]{43})$/.exec(
+    /^v=1; id=([A-Za-z0-9_-]{1,64}); t=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)(?:; f=(signable|tls-required-no|signable,tls-required-no))?(?:; s=([A-Za-z0-9_-]+(?:[ \t]+[A-Za-z0-9_-]+)*))?; mac=([A-Za-z0-9_-]{43})$/.exec(
       h[0]!.value,
     );
   if (!m) return { ok: false, reason: "malformed handover header" };
-  const [, id = "", iso = "", f = "", got = ""] = m;
+  const [, id = "", iso = "", f = "", folded = "", got = ""] = m;
+  const s = folded.replace(/[ \t]+/g, "");
   const queuedAt = Date.parse(iso);
   const trust = {
     ...(f.split(",").includes("signable") ? { signable: true } : {}),
     ...(f.split(",").includes("tls-required-no") ? { tlsRequiredNoTrusted: true } : {}),
   };
   const envelope = { id, queuedAt, from: o.from, to: o.to, requireTls: o.requireTls, digest: o.digest };
-  const want = Buffer.from(mac(o.key, { ...envelope, ...trust }, iso));
+  const want = Buffer.from(mac(o.key, { ...envelope, ...trust }, iso, s));
   const have = Buffer.from(got);
   if (want.length !== have.length || !timingSafeEqual(want, have))
     return { ok: false, reason: "handover MAC does not verify for this envelope and message" };
   if (!Number.isFinite(queuedAt)) return { ok: false, reason: "malformed handover header" };
-  return { ok: true, queuedAt: Math.min(queuedAt, o.now), ...trust };
+  const sts = s ? stsFrom(s, o.to) : [];
+  return { ok: true, queuedAt: Math.min(queuedAt, o.now), ...trust, ...(sts.length ? { sts } : {}) };
 }

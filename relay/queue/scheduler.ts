@@ -504,6 +504,7 @@ export class Scheduler {
           ...(env.requireTls ? { requireTls: true } : {}),
           ...(env.signable ? { signable: true } : {}),
           ...(env.tlsRequiredNoTrusted && tlsRequiredNo(message.head) ? { tlsRequiredNo: true } : {}),
+          ...(env.mtaSts?.length ? { carriedSts: env.mtaSts } : {}),
         });
       } finally {
         release();

@@ -144,5 +144,13 @@ describe("MTA-STS: a drained message keeps the policy that held it (attacker: DN
         decision.stsMode,
       )}; attempt ${String(attempt.result)}, level ${String(attempt.level)}: ${String(attempt.why)})`,
     );
+    // held by the policy A handed over with it, now B's own cache
+    assert.equal(decision.source, "cache");
+    assert.equal(decision.stsMode, "enforce");
+    await waitFor(
+      "B's mx-mismatch under the policy A handed over",
+      stsLine(b, (l) => l.result === "mx-mismatch"),
+    );
+    assert.equal(arrived(), false);
   });
 });

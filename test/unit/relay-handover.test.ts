@@ -4,7 +4,12 @@
 import assert from "node:assert/strict";
 import { Readable } from "node:stream";
 import { describe, it } from "node:test";
-import { HandoverFilter, messageDigest } from "../../relay/queue/handover.js";
+import {
+  HandoverFilter,
+  handoverHeader,
+  handoverVerdict,
+  messageDigest,
+} from "../../relay/queue/handover.js";
 
 async function filter(message: string, chunk: number) {
   const f = new HandoverFilter();
@@ -44,5 +49,60 @@ describe("HandoverFilter", () => {
   it("the digest ignores trailing line breaks (SMTP's end of data)", () => {
     assert.equal(messageDigest(Buffer.from("a\r\nb\r\n")), messageDigest(Buffer.from("a\r\nb")));
     assert.notEqual(messageDigest(Buffer.from("a\r\nb")), messageDigest(Buffer.from("a\r\nc")));
+  });
+});
+
+describe("the MTA-STS policies a handover carries (s=, under the MAC)", () => {
+  const now = Date.parse("2030-01-01T00:00:00.000Z");
+  const policy = (domain: string, mx = [`mx.${domain}`]) => ({
+    domain,
+    id: "20300101T000000",
+    fetchedAt: now - 60_000,
+    policy: { version: "STSv1" as const, mode: "enforce" as const, mx, maxAge: 604_800 },
+  });
+  const body = "Subject: s\r\n\r\nbody\r\n";
+  const env = {
+    id: "q1",
+    queuedAt: now - 1_000,
+    from: "a@local.test",
+    to: Array.from({ length: 12 }, (_, i) => `bob@p${i}.test`),
+    requireTls: false,
+    digest: messageDigest(Buffer.from(body)),
+  };
+  const sts = env.to.map((a) => policy(a.split("@")[1]!, ["mx1.example", "*.mx.example", "mx2.example"]));
+  const verdictOf = async (header: string) => {
+    const r = await filter(header + body, 50);
+    return handoverVerdict({ fleetSession: true, key: "k", found: r.found, ...env, now });
+  };
+
+  it("travel folded (no line of 998 bytes or more) and come back as sent", async () => {
+    const header = handoverHeader("k", { ...env, sts });
+    assert.ok(header.length > 2_000);
+    assert.ok(header.split("\r\n").every((l) => l.length < 998));
+    const v = await verdictOf(header);
+    assert.deepEqual(v, { ok: true, queuedAt: env.queuedAt, sts });
+  });
+
+  it("attack: a policy changed on the way (or added to a header without one) does not verify", async () => {
+    const header = handoverHeader("k", { ...env, sts: [policy("p0.test")] });
+    const forged = handoverHeader("k", { ...env, sts: [policy("p0.test", ["mx.attacker.test"])] });
+    const s = (h: string) => /; s=([^;]+);/.exec(h)![1]!;
+    assert.equal((await verdictOf(header.replace(s(header), s(forged)))).ok, false);
+    const bare = handoverHeader("k", env);
+    assert.equal((await verdictOf(bare.replace("; mac=", `; s=${s(forged)}; mac=`))).ok, false);
+  });
+
+  it("only enforce policies of the recipients' domains are taken", async () => {
+    const testing = {
+      ...policy("p1.test"),
+      policy: { ...policy("p1.test").policy, mode: "testing" as const },
+    };
+    const v = await verdictOf(
+      handoverHeader("k", {
+        ...env,
+        sts: [policy("p0.test"), policy("elsewhere.test"), testing, { ...policy("p2.test"), id: "bad id" }],
+      }),
+    );
+    assert.deepEqual(v.ok && v.sts, [policy("p0.test")]);
   });
 });
