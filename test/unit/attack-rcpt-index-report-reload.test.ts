@@ -12,7 +12,11 @@ import type { SMTPServerSession } from "smtp-server";
 import { InboundListeners } from "../../relay/inbound/server.js";
 
 interface Fake {
-  onRcptTo(address: string, session: SMTPServerSession, cb: (err?: Error | null) => void): void;
+  onRcptTo(
+    addr: { address: string; args: false },
+    session: SMTPServerSession,
+    cb: (err?: Error | null) => void,
+  ): void;
 }
 
 /** The TLS-RPT settings of the config loaded now (a reload replaces them). */
@@ -50,7 +54,7 @@ function listeners(loaded: Loaded): Fake {
 /** RCPT TO as smtp-server runs it: the handler, then the address added to envelope.rcptTo. */
 function rcpt(l: Fake, session: SMTPServerSession, address: string): Promise<string> {
   return new Promise((resolve) =>
-    l.onRcptTo(address, session, (err) => {
+    l.onRcptTo({ address, args: false }, session, (err) => {
       if (err) return resolve(err.message);
       const list = session.envelope.rcptTo;
       const i = list.findIndex((x) => x.address.toLowerCase() === address.toLowerCase());
