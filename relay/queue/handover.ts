@@ -70,9 +70,17 @@ export interface HandoverEnvelope {
   sts?: readonly CarriedPolicy[];
 }
 
-/** The s= value: the carried policies as base64url JSON; "" for none. Pure. */
+/**
+ * The s= value: the carried policies as base64url JSON, as many (in order) as fit in MAX_STS (a fleet
+ * session's header scan must hold the whole header: HandoverScan); "" for none. Pure.
+ */
 function stsOf(e: Pick<HandoverEnvelope, "sts">): string {
-  return e.sts?.length ? Buffer.from(JSON.stringify(e.sts.slice(0, MAX_CARRIED))).toString("base64url") : "";
+  const list = e.sts?.slice(0, MAX_CARRIED) ?? [];
+  for (let n = list.length; n > 0; n--) {
+    const value = Buffer.from(JSON.stringify(list.slice(0, n))).toString("base64url");
+    if (value.length <= MAX_STS) return value;
+  }
+  return "";
 }
 
 /** The policies of an s= value that are carried policies of the recipients' domains. Pure. */
@@ -119,8 +127,9 @@ export function handoverHeader(key: string, e: HandoverEnvelope): string {
   const iso = new Date(e.queuedAt).toISOString();
   const f = trustOf(e);
   const sts = stsOf(e);
-  // folded: a line of the header section stays under 998 bytes (RFC 5322 2.1.1) whatever s= holds
-  const s = sts ? `; s=${sts.replace(/(.{900})(?=.)/g, "$1\r\n ")}` : "";
+  // folded: a line of the header section stays under 998 bytes (RFC 5322 2.1.1) whatever s= holds,
+  // the first one too (up to 153 bytes before s=: a 64-character id, both trust flags)
+  const s = sts ? `; s=${sts.replace(/(.{800})(?=.)/g, "$1\r\n ")}` : "";
   return `${HANDOVER_HEADER}: v=1; id=${e.id}; t=${iso}${f ? `; f=${f}` : ""}${s}; mac=${mac(key, e, iso, sts)}\r\n`;
 }
 
@@ -164,6 +173,15 @@ export function messageDigest(message: Buffer): string {
 const HEADER_RE = /^(X-Sealpost-Handover|X-Sealpost-Queued-At)[ \t]*:/i;
 /** The header section is held and scanned up to this size (a handover header is the first line). */
 const MAX_SCAN = 256 * 1024;
+/**
+ * A fleet peer's session (digesting) holds more: its handover header carries up to MAX_CARRIED MTA-STS
+ * policies (s=), each as long as its domain published (up to the 64 KiB a fetch reads), ~1.4 MiB in
+ * base64url; past the scan, the header would be cut and the handover refused
+ * (test/unit/attack-handover-sts-size.test.ts). The sender keeps s= within MAX_STS.
+ */
+const MAX_SCAN_FLEET = 2 * 1024 * 1024;
+/** The longest s= value a handover header carries (stsOf), well within MAX_SCAN_FLEET. */
+const MAX_STS = 1536 * 1024;
 /** Of a line past MAX_SCAN, the start looked at (a longer header line is refused: limits.ts). */
 const LINE_LOOK = 1000;
 
@@ -217,7 +235,7 @@ export class HandoverScan {
       if (at >= 0) end = before - this.tail.length + at;
       this.tail = Buffer.from(win.subarray(Math.max(0, win.length - 3)));
     }
-    if (end < 0 && this.headLen < MAX_SCAN) return undefined;
+    if (end < 0 && this.headLen < (this.digesting ? MAX_SCAN_FLEET : MAX_SCAN)) return undefined;
     const all = this.head.length === 1 ? chunk : Buffer.concat(this.head, this.headLen);
     this.scanning = false;
     this.head = [];
