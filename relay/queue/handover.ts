@@ -71,16 +71,28 @@ export interface HandoverEnvelope {
 }
 
 /**
- * The s= value: the carried policies as base64url JSON, as many (in order) as fit in MAX_STS (a fleet
- * session's header scan must hold the whole header: HandoverScan); "" for none. Pure.
+ * The carried policies' JSON in one handover header at most (stsOf): room for 16 policies of a few mx
+ * patterns each (a partner's is some 200 bytes), and what each handed-over message may add to the
+ * receiver's memory (Envelope.mtaSts).
+ */
+const MAX_STS_JSON = 4 * 1024;
+
+/**
+ * The s= value: the carried policies as base64url JSON, those (in order) that fit in MAX_STS_JSON; "" for
+ * none. A partner's policy is a few lines; a long one is its domain's owner's doing (an attacker on the
+ * path cannot lengthen what the partner publishes), and carried it would make every handed-over
+ * message to that domain hold it in the receiver's memory (attack-handover-sts-size). Pure.
  */
 function stsOf(e: Pick<HandoverEnvelope, "sts">): string {
-  const list = e.sts?.slice(0, MAX_CARRIED) ?? [];
-  for (let n = list.length; n > 0; n--) {
-    const value = Buffer.from(JSON.stringify(list.slice(0, n))).toString("base64url");
-    if (value.length <= MAX_STS) return value;
+  const kept: CarriedPolicy[] = [];
+  let bytes = 2;
+  for (const p of e.sts?.slice(0, MAX_CARRIED) ?? []) {
+    const n = Buffer.byteLength(JSON.stringify(p)) + 1;
+    if (bytes + n > MAX_STS_JSON) continue;
+    kept.push(p);
+    bytes += n;
   }
-  return "";
+  return kept.length ? Buffer.from(JSON.stringify(kept)).toString("base64url") : "";
 }
 
 /** The policies of an s= value that are carried policies of the recipients' domains. Pure. */
@@ -173,15 +185,6 @@ export function messageDigest(message: Buffer): string {
 const HEADER_RE = /^(X-Sealpost-Handover|X-Sealpost-Queued-At)[ \t]*:/i;
 /** The header section is held and scanned up to this size (a handover header is the first line). */
 const MAX_SCAN = 256 * 1024;
-/**
- * A fleet peer's session (digesting) holds more: its handover header carries up to MAX_CARRIED MTA-STS
- * policies (s=), each as long as its domain published (up to the 64 KiB a fetch reads), ~1.4 MiB in
- * base64url; past the scan, the header would be cut and the handover refused
- * (test/unit/attack-handover-sts-size.test.ts). The sender keeps s= within MAX_STS.
- */
-const MAX_SCAN_FLEET = 2 * 1024 * 1024;
-/** The longest s= value a handover header carries (stsOf), well within MAX_SCAN_FLEET. */
-const MAX_STS = 1536 * 1024;
 /** Of a line past MAX_SCAN, the start looked at (a longer header line is refused: limits.ts). */
 const LINE_LOOK = 1000;
 
@@ -235,7 +238,7 @@ export class HandoverScan {
       if (at >= 0) end = before - this.tail.length + at;
       this.tail = Buffer.from(win.subarray(Math.max(0, win.length - 3)));
     }
-    if (end < 0 && this.headLen < (this.digesting ? MAX_SCAN_FLEET : MAX_SCAN)) return undefined;
+    if (end < 0 && this.headLen < MAX_SCAN) return undefined;
     const all = this.head.length === 1 ? chunk : Buffer.concat(this.head, this.headLen);
     this.scanning = false;
     this.head = [];
