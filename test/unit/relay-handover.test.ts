@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { Readable } from "node:stream";
 import { describe, it } from "node:test";
+import { carriedPolicy, parseStsPolicy } from "../../relay/outbound/mta-sts.js";
 import {
   HandoverFilter,
   handoverHeader,
@@ -104,5 +105,21 @@ describe("the MTA-STS policies a handover carries (s=, under the MAC)", () => {
       }),
     );
     assert.deepEqual(v.ok && v.sts, [policy("p0.test")]);
+  });
+});
+
+describe("attack (session review): a carried policy the sender enforced is the receiver's too", () => {
+  it("an mx pattern the policy parser takes (an underscore, a trailing dot) is not dropped", () => {
+    const text =
+      "version: STSv1\nmode: enforce\nmx: mx_1.partner.test\nmx: *.mail.partner.test.\nmax_age: 86400\n";
+    const parsed = parseStsPolicy(text);
+    assert.ok(parsed.ok);
+    const carried = { domain: "partner.test", id: "abc123", fetchedAt: Date.now(), policy: parsed.value };
+    assert.deepEqual(carriedPolicy(carried), carried);
+  });
+
+  it("a line break in a pattern never makes another line of the policy", () => {
+    const p = { version: "STSv1", mode: "enforce", mx: ["mx.partner.test\nmode: none"], maxAge: 86400 };
+    assert.equal(carriedPolicy({ domain: "partner.test", id: "abc123", fetchedAt: 1, policy: p }), undefined);
   });
 });
