@@ -121,7 +121,8 @@ export function carriedPolicy(x: unknown): CarriedPolicy | undefined {
     typeof p.maxAge !== "number" ||
     !Number.isInteger(p.maxAge) ||
     !Array.isArray(p.mx) ||
-    !p.mx.every((m) => typeof m === "string" && /^[a-z0-9*.-]{1,253}$/.test(m))
+    // whatever the policy parser took (it keeps a pattern as published), one line each
+    !p.mx.every((m) => typeof m === "string" && m.length > 0 && m.length <= 1024 && !/[\r\n]/.test(m))
   )
     return undefined;
   const mx = p.mx as string[];
@@ -401,7 +402,8 @@ export class MtaSts {
           ? { domain, ...own }
           : undefined
         : carried.map(carriedPolicy).find((c) => c?.domain === domain && cacheValid(c, now));
-      if (found) out.push(found);
+      // a fetch time ahead of this pod's clock is taken as now: a carried policy ends when it would here
+      if (found) out.push({ ...found, fetchedAt: Math.min(found.fetchedAt, now) });
     }
     return out;
   }
