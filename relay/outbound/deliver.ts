@@ -262,18 +262,28 @@ function verifyFailed(message: string, tlsError = message): Failure {
   return { ...fail("TLS_VERIFY_FAILED", true, message), ...(certificate ? { certificate } : {}) };
 }
 
+/**
+ * The message of an SMTP client error as a failure keeps it: one bounded line (reply-text.ts). It
+ * carries the next hop's reply when there was one (a refused greeting, EHLO, STARTTLS or AUTH, in
+ * full, twice: "Invalid greeting. response=<reply>: <reply>"), up to REPLY_READ_MAX and its line
+ * breaks, into every attempt's log line, every recipient's and /status (test/mail/
+ * attack-greeting-reason-status.test.ts).
+ */
+const clientErrorText = (e: unknown): string => replyText(errorMessage(e));
+
 /** Maps an SMTP client error during connect/STARTTLS/EHLO to a reason. */
 export function classifyConnectError(
   e: Errorish,
   plan: Pick<TransportPlan, "verify">,
   upgrading = false,
 ): Failure {
-  const msg = errorMessage(e);
-  if (msg.includes(STARTTLS_NOT_OFFERED)) return fail("TLS_NOT_OFFERED", true, STARTTLS_NOT_OFFERED);
-  if (plan.verify && isVerifyError(msg)) return verifyFailed(msg);
+  const raw = errorMessage(e);
+  const msg = clientErrorText(e);
+  if (raw.includes(STARTTLS_NOT_OFFERED)) return fail("TLS_NOT_OFFERED", true, STARTTLS_NOT_OFFERED);
+  if (plan.verify && isVerifyError(raw)) return verifyFailed(msg, raw);
   if (e.code === "ETLS" || upgrading) {
     if (e.command === "STARTTLS" && e.responseCode) return fail("TLS_STARTTLS_REFUSED", true, msg);
-    if (plan.verify && isVerifyError(msg)) return verifyFailed(msg);
+    if (plan.verify && isVerifyError(raw)) return verifyFailed(msg, raw);
     return fail("TLS_HANDSHAKE_FAILED", true, msg);
   }
   if (e.code === "EAUTH") return fail("AUTH_FAILED", true, msg);
@@ -486,7 +496,9 @@ async function openConn(conn: SMTPConnection, plan: TransportPlan): Promise<Pool
     if (mech) info.authMechanism = mech;
     info.authOutcome = authErr ? "failed" : "ok";
     if (authErr)
-      return bail(fail("AUTH_FAILED", true, `AUTH failed: ${authErr.response ?? errorMessage(authErr)}`));
+      return bail(
+        fail("AUTH_FAILED", true, `AUTH failed: ${replyText(authErr.response ?? errorMessage(authErr))}`),
+      );
   }
   return { conn, info, key: plan.poolKey };
 }
@@ -1303,7 +1315,7 @@ export class Deliverer {
           return f;
         }
         if (reused && !e.responseCode && tryNo === 0) continue; // stale pooled connection: once more, fresh
-        if (!e.responseCode) return deferred(fail("CONNECTION_LOST", true, errorMessage(e)));
+        if (!e.responseCode) return deferred(fail("CONNECTION_LOST", true, clientErrorText(e)));
         // A reply: per recipient (RCPT) or for all of them (MAIL FROM, DATA).
         const byRcpt = new Map((e.rejectedErrors ?? []).map((x) => [x.recipient ?? "", x]));
         const results = req.recipients.map((a) => replyResult(a, byRcpt.get(a) ?? e, hop));
