@@ -128,11 +128,17 @@ function forStranger(r: FailedRecipient): FailedRecipient {
   };
 }
 
-/** Enhanced status code from an SMTP reply ("550 5.1.1 ..."), else a generic one for its class. */
+/**
+ * Enhanced status code from an SMTP reply ("550 5.1.1 ..."), else a generic one for its class. A
+ * code of another class than the reply's ("550 4.2.2", "450 5.1.1") is not taken (RFC 3463: the
+ * class is the reply's; Postfix's smtp_chat.c does the same): a next hop's "550 2.1.5" made a DSN
+ * say Action: failed with Status: 2.1.5 (test/unit/attack-dsn-status-class.test.ts).
+ */
 export function statusFromReply(reply: string, permanent: boolean): string {
-  const m = /^\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})\b/.exec(reply.trim());
-  if (m?.[1]) return m[1];
-  return permanent ? "5.0.0" : "4.0.0";
+  const cls = permanent ? "5" : "4";
+  const m = /^\d{3}[ -]([245])(\.\d{1,3}\.\d{1,3})\b/.exec(reply.trim());
+  if (m?.[1] === cls && m[2]) return `${cls}${m[2]}`;
+  return `${cls}.0.0`;
 }
 
 export function composeDsn(i: DsnInput): Buffer {
