@@ -195,15 +195,15 @@ export function composeDsn(i: DsnInput): Buffer {
       `Last-Attempt-Date: ${date}`,
     );
   }
-  lines.push(
-    ``,
-    `--${boundary}`,
-    `Content-Type: text/rfc822-headers`,
-    ``,
-    i.returned === "identifying" ? identifyingHeaders(headerBlock(i.original)) : headerBlock(i.original),
-    ``,
-    `--${boundary}--`,
-    ``,
-  );
-  return Buffer.from(lines.join("\r\n"), "utf8");
+  lines.push(``, `--${boundary}`, `Content-Type: text/rfc822-headers`, ``, ``);
+  const returned =
+    i.returned === "identifying" ? identifyingHeaders(headerBlock(i.original)) : headerBlock(i.original);
+  // the returned block is the sender's bytes: headerBlock reads them one character per byte, so they
+  // are written back as latin1 (as UTF-8, every byte above 0x7f became two:
+  // test/unit/attack-dsn-8bit-headers.test.ts); the relay's own text is UTF-8 (a UTF-8 address)
+  return Buffer.concat([
+    Buffer.from(lines.join("\r\n"), "utf8"),
+    Buffer.from(returned, "latin1"),
+    Buffer.from(["", "", `--${boundary}--`, ""].join("\r\n"), "utf8"),
+  ]);
 }
