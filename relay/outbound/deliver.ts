@@ -13,6 +13,7 @@ import { clipped } from "../printable.js";
 import { REPLY_READ_MAX, replyText } from "../reply-text.js";
 import type { AuditTls, TlsVersion } from "../contract/config.js";
 import { errorMessage, fail, ok, type Failure, type Result } from "../contract/failure.js";
+import { PARTNER_ISSUER_MAX } from "../contract/status.js";
 import type { Dns } from "./mx.js";
 import { MAIL_LOOPS, withoutSelf } from "./loop.js";
 import { resolveHops } from "./mx.js";
@@ -331,7 +332,9 @@ function peerFacts(raw: Buffer | undefined): Pick<SessionInfo, "peerSpki" | "pee
     return {
       ...(spki ? { peerSpki: spki } : {}),
       peerNotAfter: new Date(x.validTo).toISOString(),
-      peerIssuer: x.issuer.replace(/\n/g, ","),
+      // the next hop's text (its CA's subject), as long as it likes: the attempt's log line carries
+      // the session (test/mail/attack-peer-issuer-log.test.ts); the book keeps as much
+      peerIssuer: clipped(x.issuer.replace(/\n/g, ","), PARTNER_ISSUER_MAX),
     };
   } catch {
     return {};
