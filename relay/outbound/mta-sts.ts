@@ -55,7 +55,8 @@ export function parseStsPolicy(text: string): Result<StsPolicy> {
     return fail("MTA_STS_POLICY_INVALID", true, "version is not STSv1");
   const mode = fields.get("mode")?.[0];
   if (mode !== "enforce" && mode !== "testing" && mode !== "none")
-    return fail("MTA_STS_POLICY_INVALID", true, `invalid mode ${String(mode)}`);
+    // the domain's text, as long as its file: cut as a malformed line is (attack-sts-mode-reason)
+    return fail("MTA_STS_POLICY_INVALID", true, `invalid mode ${String(mode).slice(0, 80)}`);
   const maxAgeText = fields.get("max_age")?.[0] ?? "";
   if (!/^\d{1,10}$/.test(maxAgeText)) return fail("MTA_STS_POLICY_INVALID", true, "invalid max_age");
   const mx = (fields.get("mx") ?? []).map((m) => m.toLowerCase().replace(/\.$/, ""));
