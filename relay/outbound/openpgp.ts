@@ -19,9 +19,9 @@ import { innerEntity, splitMessage } from "./smime.js";
 export type PgpKey = openpgp.Key;
 
 /**
- * Unreadable blocks reported one by one, at most this many (the rest counted): a Web Key Directory's
- * answer of 256 KiB held 3,449 blocks that do not parse, about 400 KB of reasons in each recipient's
- * log line (test/mail/attack-wkd-junk-reason.test.ts).
+ * Unreadable blocks (and unusable keys: chooseKey) reported one by one, at most this many (the rest
+ * counted): a Web Key Directory's answer of 256 KiB held 3,449 blocks that do not parse, about 400 KB
+ * of reasons in each recipient's log line (test/mail/attack-wkd-junk-reason.test.ts).
  */
 const MAX_PROBLEMS = 3;
 
@@ -155,7 +155,12 @@ export async function chooseKey(keys: readonly PgpKey[], address: string, now: D
   }
   usable.sort((a, b) => b.getCreationTime().getTime() - a.getCreationTime().getTime());
   if (usable[0]) return { address, ok: true, key: usable[0] };
-  return { address, ok: false, reason: `no usable OpenPGP key (${[...new Set(reasons)].join(", ")})` };
+  // a few reasons named, the rest counted: OpenPGP.js names the key in each, and a Web Key Directory
+  // may serve hundreds of keys (test/unit/attack-key-choice-reasons.test.ts)
+  const distinct = [...new Set(reasons)];
+  const more = distinct.length - MAX_PROBLEMS;
+  const listed = distinct.slice(0, MAX_PROBLEMS).join(", ") + (more > 0 ? `, and ${more} more` : "");
+  return { address, ok: false, reason: `no usable OpenPGP key (${listed})` };
 }
 
 export type MissingKey = "defer" | "bounce" | "sendClear";
