@@ -14,6 +14,7 @@ import { z } from "zod";
 import type { AttemptTrace, RecipientResult } from "./outbound/deliver.js";
 import { headerText } from "./header-section.js";
 import { clipped, logBracketed, logText, logValue } from "./printable.js";
+import { replyText } from "./reply-text.js";
 
 export const DELIVERY_EVENT = "recipient";
 
@@ -120,7 +121,9 @@ export function deliveryLine(c: DeliveryContext, r: RecipientResult): DeliveryLi
     dsn: r.status,
     status: r.outcome === "delivered" ? "sent" : r.outcome === "failed" ? "bounced" : "deferred",
     code: r.code,
-    response: r.message,
+    // what the envelope keeps: one bounded line, whoever wrote the failure (copied per recipient:
+    // test/unit/attack-recipient-line-response.test.ts)
+    response: replyText(r.message),
     attempt: c.attempt,
     tls: {
       ...((rec?.policy ?? c.policy) ? { policy: rec?.policy ?? c.policy } : {}),
