@@ -5,7 +5,7 @@ import type { RelayConfig } from "./contract/config.js";
 import type { Logger } from "./log.js";
 import type { Metrics } from "./metrics.js";
 import type { DelivererDeps } from "./outbound/deliver.js";
-import { eventOf, type TlsRptStore } from "./outbound/tlsrpt.js";
+import { eventOf, recordedPolicy, type TlsRptStore } from "./outbound/tlsrpt.js";
 import { stsFailureEvent } from "./tlsrpt-reporting.js";
 import type { PolicyFiguresBook } from "./queue/admin-api.js";
 import type { AuditBook } from "./audit-figures.js";
@@ -117,7 +117,9 @@ export function deliveryObservers(
         d.metrics.tlsException.inc({ policy: a.policy, exception: a.exception, result: a.result });
       if (a.session?.tlsVersion) d.metrics.tls.inc({ direction: "outbound", version: a.session.tlsVersion });
       const level = a.result === "delivered" || a.result === "partial" ? "info" : "warn";
-      d.log[level]({ event: "delivery", ...a }, `delivery ${a.result}`);
+      // the policy as the day's TLS-RPT file keeps it: a domain's policy text is bounded there too
+      const logged = a.tlsPolicy ? { ...a, tlsPolicy: recordedPolicy(a.tlsPolicy) } : a;
+      d.log[level]({ event: "delivery", ...logged }, `delivery ${a.result}`);
     },
   };
 }

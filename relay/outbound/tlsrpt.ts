@@ -75,9 +75,34 @@ export function resultTypeOf(
   return RESULT_TYPE_OF_CODE.get(code);
 }
 
+/** The policy text an attempt's records keep at most (recordedPolicy). */
+export const MAX_POLICY_TEXT = 2048;
+
+/**
+ * The policy as an attempt's records keep it (its TLS-RPT event on the queue volume, its log line):
+ * its lines while they fit in MAX_POLICY_TEXT characters, and the mx patterns of those lines. A
+ * policy file is the recipient domain's text, up to the 64 KiB a fetch reads (3,000 mx patterns): kept
+ * whole, every attempt to that domain wrote it twice to the day's file and to its log line
+ * (test/mail/attack-sts-mx-list-log.test.ts). A partner's policy of a few lines is kept as it is; a
+ * longer one is reported by its first lines. Pure.
+ */
+export function recordedPolicy(p: TlsRptPolicy): TlsRptPolicy {
+  let room = MAX_POLICY_TEXT;
+  const strings: string[] = [];
+  for (const line of p.strings) {
+    if (line.length > room) break;
+    strings.push(line);
+    room -= line.length;
+  }
+  if (strings.length === p.strings.length) return p;
+  const kept = new Set(strings.filter((l) => l.startsWith("mx: ")).map((l) => l.slice(4)));
+  return { ...p, strings, ...(p.mxHosts ? { mxHosts: p.mxHosts.filter((m) => kept.has(m)) } : {}) };
+}
+
 /** The event of one attempt record; undefined when TLS played no part (clear mode, DNS, refusals). */
 export function eventOf(a: AttemptRecord, t: number): TlsRptEvent | undefined {
   if (!a.domain || !a.tlsPolicy || a.level === "none") return undefined;
+  const policy = recordedPolicy(a.tlsPolicy);
   const src = a.source ?? a.session?.localAddress;
   // an MX the domain's DNS points inside our networks (allowed by allowedInternalCidrs): the report
   // goes to whoever owns that DNS, so it does not say how the name resolved inside, nor the error
@@ -94,15 +119,15 @@ export function eventOf(a: AttemptRecord, t: number): TlsRptEvent | undefined {
   const tested = a.stsTesting ?? a.fallbackOf;
   if (tested) {
     const type = resultTypeOf(tested.code, tested.certificate) ?? "validation-failure";
-    return { t, domain: a.domain, policy: a.tlsPolicy, result: type, ...where, ...why(tested.reason) };
+    return { t, domain: a.domain, policy, result: type, ...where, ...why(tested.reason) };
   }
-  if (a.session?.tlsVersion) return { t, domain: a.domain, policy: a.tlsPolicy, result: "success", ...where };
+  if (a.session?.tlsVersion) return { t, domain: a.domain, policy, result: "success", ...where };
   const type = resultTypeOf(a.code, a.certificate);
   if (!type) return undefined;
   return {
     t,
     domain: a.domain,
-    policy: a.tlsPolicy,
+    policy,
     result: type,
     ...where,
     ...why(a.reason),
