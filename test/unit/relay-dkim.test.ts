@@ -120,6 +120,29 @@ describe("dkimDecision", () => {
     const alone = Buffer.from("From\t: a@example.com\r\n\r\nx\r\n");
     assert.equal(fromDomain(alone, alone.length), "example.com");
   });
+  it("attack: a From: that a receiver may read as another mailbox is not signed (session 19 review)", () => {
+    // addressparser reads each as a@example.com; text around or after the angle address is no
+    // RFC 5322 mailbox, and a receiver (a mail client, a DMARC check) may take bank.test's instead
+    for (const from of [
+      "<a@example.com> <ceo@bank.test>",
+      '"A" <a@example.com> "ceo"@bank.test',
+      "<a@example.com>ceo@bank.test",
+      "a@example.com (x) ceo@bank.test",
+      "ceo@bank.test <a@example.com>",
+      "Bank <a@example.com>@bank.test",
+    ])
+      assert.equal(signs({ signable: true, from: "a@example.com", head: head(from) }), "unsigned", from);
+    // what a mailbox is stays signed: a quoted or commented @, a display name, a bare address
+    for (const from of [
+      '"ceo@bank.test" <a@example.com>',
+      "A (ceo@bank.test) <a@example.com>",
+      "a@example.com (A)",
+      "a@example.com",
+      "A. B. <a@example.com>",
+    ])
+      assert.equal(signs({ signable: true, from: "a@example.com", head: head(from) }), "sign", from);
+  });
+
   it("a listed domain without its key defers (never sent unsigned)", () => {
     const d = dkimDecision(LIST, {
       signable: true,
