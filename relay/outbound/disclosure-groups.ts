@@ -12,31 +12,10 @@
 // a spelling that does not match counts as a Bcc (a message more, never a recipient shown).
 import addressparser from "nodemailer/lib/addressparser";
 import { canonicalDomain } from "../contract/domains.js";
-import { headerFields, headerSection } from "./signing-entitlement.js";
+import { headerFields, headerSection, withoutPhrases } from "./signing-entitlement.js";
 import { matchingForm } from "./mailbox-form.js";
 
 const VISIBLE_FIELDS = ["To", "Cc", "Resent-To", "Resent-Cc"];
-
-/**
- * `field` without its quoted strings and comments: an address is read only from what is left, so a
- * display name or comment that spells an address (a lone "bob@x", which addressparser reads as the
- * address it spells) never shows a recipient; a quoted local part is not read either (a Bcc more).
- */
-function withoutPhrases(field: string): string {
-  let out = "";
-  let depth = 0;
-  let quoted = false;
-  for (let i = 0; i < field.length; i++) {
-    const c = field[i]!;
-    if ((quoted || depth) && c === "\\") i++;
-    else if (quoted) quoted = c !== '"';
-    else if (c === "(") depth++;
-    else if (depth) depth -= c === ")" ? 1 : 0;
-    else if (c === '"') quoted = true;
-    else out += c;
-  }
-  return out;
-}
 
 /** An address as disclosureGroups compares it (undefined: no domain to compare). */
 function comparable(address: string): string | undefined {

@@ -6,7 +6,8 @@
 //      relayFrom or a relay-wide account, not a partner's; envelope sender in localDomains),
 //   2. whose header From: is one mailbox (exactly one From: field in the WHOLE header section: the
 //      DKIM signer signs the bottom-most From:, so a header section that does not end within the
-//      bytes read is not signed), and
+//      bytes read is not signed; and one that every receiver reads as the same address: oneMailbox),
+//      and
 //   3. whose envelope sender is in the From:'s domain, exactly: an account's senderDomains are checked
 //      on MAIL FROM only (relay/inbound/authority.ts checkSender), so the envelope domain is what the
 //      sender is proven entitled to; an account limited to sub.example.com gets no signature for a
@@ -70,13 +71,57 @@ export function fromDomain(head: Buffer, size: number): string | undefined {
   return fromDomainOf(headerSection(head, size));
 }
 
+/**
+ * `field` without its quoted strings and comments: an address is read only from what is left, so a
+ * display name or comment that spells an address (a lone "bob@x", which addressparser reads as the
+ * address it spells) counts for nothing (disclosure-groups.ts: never shows a recipient; oneMailbox).
+ */
+export function withoutPhrases(field: string): string {
+  let out = "";
+  let depth = 0;
+  let quoted = false;
+  for (let i = 0; i < field.length; i++) {
+    const c = field[i]!;
+    if ((quoted || depth) && c === "\\") i++;
+    else if (quoted) quoted = c !== '"';
+    else if (c === "(") depth++;
+    else if (depth) depth -= c === ")" ? 1 : 0;
+    else if (c === '"') quoted = true;
+    else out += c;
+  }
+  return out;
+}
+
+/**
+ * Whether a From: field's value is one RFC 5322 mailbox, read as every receiver reads it: outside
+ * quoted strings and comments, one "@", and either nothing but that addr-spec, or a phrase and one
+ * angle address with nothing after it. addressparser reads "<a@x> <ceo@y>" or "B <a@x>@y" as a@x,
+ * which a mail client or a DMARC check may read as y's: such a field is signed by nobody. Pure.
+ */
+function oneMailbox(value: string): boolean {
+  const t = withoutPhrases(value).trim();
+  if (t.split("@").length !== 2) return false;
+  const open = t.indexOf("<");
+  if (open < 0) return !t.includes(">") && /^\S+$/.test(t);
+  const close = t.indexOf(">");
+  return (
+    t.lastIndexOf("<") === open &&
+    t.lastIndexOf(">") === close &&
+    open < t.indexOf("@") &&
+    t.indexOf("@") < close &&
+    t.slice(close + 1).trim() === ""
+  );
+}
+
 /** fromDomain of a header section already read (undefined: it did not end within the bytes read). */
 function fromDomainOf(block: string | undefined): string | undefined {
   if (block === undefined) return undefined;
   const fields = headerFields(block, "From");
   if (fields.length !== 1) return undefined;
   // raw UTF-8 (SMTPUTF8) is read as UTF-8; the header block was read byte for byte
-  const parsed = addressparser(Buffer.from(fields[0]!, "latin1").toString("utf8"), { flatten: true });
+  const value = Buffer.from(fields[0]!, "latin1").toString("utf8");
+  if (!oneMailbox(value)) return undefined;
+  const parsed = addressparser(value, { flatten: true });
   if (parsed.length !== 1 || !parsed[0]!.address) return undefined;
   const addr = parsed[0]!.address;
   const at = addr.lastIndexOf("@");
