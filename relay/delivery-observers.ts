@@ -12,6 +12,7 @@ import type { AuditBook } from "./audit-figures.js";
 import type { PartnerCertificates } from "./partner-certificates.js";
 import type { TransitBook } from "./transit-figures.js";
 import { transitOutcome } from "./outbound/transit-outcome.js";
+import { clipped } from "./printable.js";
 
 export interface ObserverDeps {
   metrics: Metrics;
@@ -25,6 +26,20 @@ export interface ObserverDeps {
   certificates?: PartnerCertificates;
   /** The transport security report's figures (absent: not kept). */
   transit?: TransitBook;
+}
+
+/**
+ * As many characters of an event's reason as its log line keeps. A reason comes from outside (a next
+ * hop's reply, a WKD answer, a policy file, a certificate) and is logged per recipient and attempt:
+ * each source is bounded where it is read, and the log line bounds it again here, in one place.
+ */
+export const MAX_LOGGED_REASON = 1024;
+
+/** `r` as its log line writes it: its reason within MAX_LOGGED_REASON. */
+function logged<T extends { reason?: string | undefined }>(r: T): T {
+  return r.reason !== undefined && r.reason.length > MAX_LOGGED_REASON
+    ? { ...r, reason: clipped(r.reason, MAX_LOGGED_REASON) }
+    : r;
 }
 
 /** The keys a policy pins, enforced or audited: a certificate outside them is a key change to look at. */
@@ -51,12 +66,12 @@ export function deliveryObservers(
       const bad = /mismatch|error|invalid/.test(r.result);
       const rpt = d.config().tlsRpt ? stsFailureEvent(r, Date.now()) : undefined;
       if (rpt) void d.tlsRpt()?.record(rpt);
-      d.log[bad ? "warn" : "info"]({ event: "mta-sts", ...r }, `MTA-STS ${r.result}`);
+      d.log[bad ? "warn" : "info"]({ event: "mta-sts", ...logged(r) }, `MTA-STS ${r.result}`);
     },
     onSmime: (r) => {
       for (const _ of r.recipients) d.metrics.smime.inc({ policy: r.policy, result: r.result });
       const level = r.result === "encrypted" || r.result === "signed-encrypted" ? "info" : "warn";
-      d.log[level]({ event: "smime", ...r }, `S/MIME ${r.result}`);
+      d.log[level]({ event: "smime", ...logged(r) }, `S/MIME ${r.result}`);
     },
     onFallback: (r) => {
       for (const _ of r.recipients)
@@ -66,16 +81,16 @@ export function deliveryObservers(
           trigger: r.trigger,
           result: r.result,
         });
-      d.log.warn({ event: "tls-fallback", ...r }, `TLS fallback ${r.action} ${r.result}`);
+      d.log.warn({ event: "tls-fallback", ...logged(r) }, `TLS fallback ${r.action} ${r.result}`);
     },
     onDkim: (r) => {
       for (const _ of r.recipients) d.metrics.dkim.inc({ domain: r.domain, result: r.result });
-      d.log[r.result === "signed" ? "info" : "warn"]({ event: "dkim", ...r }, `DKIM ${r.result}`);
+      d.log[r.result === "signed" ? "info" : "warn"]({ event: "dkim", ...logged(r) }, `DKIM ${r.result}`);
     },
     onOpenpgp: (r) => {
       for (const _ of r.recipients) d.metrics.openpgp.inc({ policy: r.policy, result: r.result });
       const level = r.result === "encrypted" || r.result === "signed-encrypted" ? "info" : "warn";
-      d.log[level]({ event: "openpgp", ...r }, `OpenPGP ${r.result}`);
+      d.log[level]({ event: "openpgp", ...logged(r) }, `OpenPGP ${r.result}`);
     },
     onAttempt: (a) => {
       d.figures.record(a);
@@ -118,8 +133,8 @@ export function deliveryObservers(
       if (a.session?.tlsVersion) d.metrics.tls.inc({ direction: "outbound", version: a.session.tlsVersion });
       const level = a.result === "delivered" || a.result === "partial" ? "info" : "warn";
       // the policy as the day's TLS-RPT file keeps it: a domain's policy text is bounded there too
-      const logged = a.tlsPolicy ? { ...a, tlsPolicy: recordedPolicy(a.tlsPolicy) } : a;
-      d.log[level]({ event: "delivery", ...logged }, `delivery ${a.result}`);
+      const line = logged(a.tlsPolicy ? { ...a, tlsPolicy: recordedPolicy(a.tlsPolicy) } : a);
+      d.log[level]({ event: "delivery", ...line }, `delivery ${a.result}`);
     },
   };
 }
