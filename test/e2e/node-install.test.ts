@@ -14,7 +14,7 @@ import { randomBytes, X509Certificate } from "node:crypto";
 import { toYaml } from "../../demo/examples.js";
 import type { DnsServer } from "../support/dns-server.js";
 import { ADMIN_PORT } from "../../operator/render/meta.js";
-import { HOST_IP, IMAGE, NODE_IP, startNode, type KubeNode } from "../support/node.js";
+import { BRIDGE_IP, HOST_IP, IMAGE, NODE_IP, startNode, type KubeNode } from "../support/node.js";
 import {
   applyExamples,
   helm,
@@ -380,6 +380,167 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
       "relay -> the operator's health port",
     );
     await kubectl(["delete", "namespace", "intruder", "--wait=false"]);
+  });
+
+  // An ordinary workload of another namespace turned hostile: root in its container with the
+  // container runtime's default capabilities (CAP_NET_RAW among them), no Pod Security profile.
+  const ATTACKER_NS = "attacker";
+  let attacker: { netns: string; ip: string } | undefined;
+  /** An HTTP(S) GET from the attacker pod's network namespace: "<status> <body>", or the error code. */
+  const attackerGet = async (host: string, port: number, path: string, tls = false): Promise<string> => {
+    const script = `const r = require(process.argv[5] === "tls" ? "node:https" : "node:http").get({ host: process.argv[1], port: Number(process.argv[2]), path: process.argv[3], headers: { host: process.argv[4] }, rejectUnauthorized: false, timeout: 5000 }, (res) => { let b = ""; res.on("data", (d) => (b += d)); res.on("end", () => { console.log(res.statusCode + " " + b.slice(0, 2000)); process.exit(0); }); });
+      r.on("timeout", () => { console.log("timeout"); process.exit(0); }); r.on("error", (e) => { console.log(e.code); process.exit(0); });`;
+    const args = [host, String(port), path, host, tls ? "tls" : "plain"];
+    const { stdout } = await run("nsenter", [
+      `--net=${attacker!.netns}`,
+      process.execPath,
+      "-e",
+      script,
+      ...args,
+    ]);
+    return stdout.trim();
+  };
+  /** An SMTP dialogue from the attacker pod: each reply's last line (or the error code). */
+  const attackerSmtp = async (host: string, port: number, commands: string[]): Promise<string[]> => {
+    const script = `const s = require("node:net").connect({ host: process.argv[1], port: Number(process.argv[2]) });
+      const cmds = JSON.parse(process.argv[3]); const out = []; let buf = "";
+      const done = () => { console.log(JSON.stringify(out)); process.exit(0); };
+      setTimeout(() => { out.push("timeout"); done(); }, 15000);
+      s.on("error", (e) => { out.push(e.code); done(); });
+      s.on("data", (d) => { buf += d; let i; while ((i = buf.indexOf("\\r\\n")) >= 0) { const l = buf.slice(0, i); buf = buf.slice(i + 2); if (l[3] === "-") continue; out.push(l); const c = cmds.shift(); if (c === undefined) return done(); s.write(c + "\\r\\n"); } });`;
+    const { stdout } = await run("nsenter", [
+      `--net=${attacker!.netns}`,
+      process.execPath,
+      "-e",
+      script,
+      host,
+      String(port),
+      JSON.stringify(commands),
+    ]);
+    return JSON.parse(stdout.trim()) as string[];
+  };
+  /** Mail for a partner from an address of ours: accepted (250) only from relayFrom or a login. */
+  const RELAY_ATTEMPT = [
+    "EHLO exchange.example.com",
+    "MAIL FROM:<ceo@example.com>",
+    "RCPT TO:<victim@partner-a.example>",
+    "QUIT",
+  ];
+
+  it("attacker pod of another namespace: no relaying from its own address through the pod IP, the ClusterIP or the node port; no kubelet API", async () => {
+    await kubectl(["create", "namespace", ATTACKER_NS]);
+    await kubectl(
+      ["apply", "-n", ATTACKER_NS, "-f", "-"],
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name: "attacker" },
+        spec: {
+          containers: [
+            {
+              name: "idle",
+              image: IMAGE,
+              imagePullPolicy: "IfNotPresent",
+              command: ["node", "-e", "setInterval(() => {}, 1 << 30)"],
+              securityContext: { runAsUser: 0 },
+            },
+          ],
+        },
+      }),
+    );
+    const ip = await waitFor(
+      "the attacker pod running",
+      async () => {
+        const p = await getJson(["get", "pod", "-n", ATTACKER_NS, "attacker"]).catch(() => undefined);
+        return p?.status?.phase === "Running" && p.status.podIP ? (p.status.podIP as string) : undefined;
+      },
+      120_000,
+      500,
+    ).catch(async (e: Error) => {
+      throw new Error(`${e.message}\n${await diagnose()}`);
+    });
+    attacker = { ip, netns: await podNetns(ip) };
+    const [relay] = await relayPods();
+    assert.ok(relay?.ip, "a relay pod with an address");
+    const svc = await getJson(["get", "service", "-n", NS, RELAY]);
+    const nodePort = (svc.spec.ports as any[]).find((p) => p.port === 25).nodePort as number;
+    for (const [how, host, port] of [
+      ["the relay pod's address", relay.ip, 25],
+      ["the ClusterIP", svc.spec.clusterIP as string, 25],
+      ["the node port (Local)", NODE_IP, nodePort],
+    ] as const) {
+      const replies = await attackerSmtp(host, port, RELAY_ATTEMPT);
+      assert.match(replies[0] ?? "", /^220 /, `${how}: the mail port answers (${replies.join(" / ")})`);
+      assert.match(replies[3] ?? "", /^550 5\.7\.1 /, `${how}: relaying denied (${replies.join(" / ")})`);
+    }
+    assert.doesNotMatch(await attackerGet(relay.ip, ADMIN_PORT, "/metrics"), /^\d/, "no admin port");
+    assert.match(
+      await attackerGet(NODE_IP, 10250, "/pods", true),
+      /^401 /,
+      "kubelet's API: no anonymous access",
+    );
+  });
+
+  it("attacker pod forging a source address on the bridge (CAP_NET_RAW): relayFrom's subnet relays nothing, the operator's address opens no admin port", async (t) => {
+    assert.ok(attacker, "the attacker pod of the previous case");
+    const [relay] = await relayPods();
+    const relayNs = (await podNetns(relay!.ip)).split("/").pop()!;
+    const relayMac = JSON.parse((await run("ip", ["-n", relayNs, "-j", "link", "show", "eth0"])).stdout)[0]
+      .address as string;
+    const operatorIp = ((await getJson(["get", "pods", "-n", OPERATOR_NS])).items as any[]).find(
+      (p) => p.status?.podIP,
+    ).status.podIP as string;
+    /** test/support/forged-source.py in the attacker's netns, with CAP_NET_RAW only (a pod's root). */
+    const forged = async (port: number, forgedIp: string, arpIp: string, mode: string, arg: string) => {
+      try {
+        const { stdout } = await run("nsenter", [
+          `--net=${attacker!.netns}`,
+          "setpriv",
+          "--bounding-set=-all,+net_raw",
+          "--inh-caps=-all",
+          "python3",
+          join(repoRoot, "test/support/forged-source.py"),
+          "eth0",
+          relay!.ip,
+          relayMac,
+          String(port),
+          forgedIp,
+          arpIp,
+          mode,
+          arg,
+        ]);
+        return JSON.parse(stdout) as { connected: boolean; replies: string[]; text: string };
+      } finally {
+        // what the forgery taught the relay pod's ARP cache goes (the pod would relearn it itself)
+        await run("ip", ["-n", relayNs, "neigh", "flush", "all"]).catch(() => undefined);
+      }
+    };
+    try {
+      // examples/00-mailrelay.yaml: relayFrom 10.20.30.0/24, "the Exchange servers' subnet", reached
+      // through the pods' gateway
+      const relayed = await forged(25, "10.20.30.7", BRIDGE_IP, "smtp", JSON.stringify(RELAY_ATTEMPT));
+      t.diagnostic(`forged 10.20.30.7 -> ${relay!.ip}:25: ${JSON.stringify(relayed)}`);
+      const status = await forged(
+        ADMIN_PORT,
+        operatorIp,
+        operatorIp,
+        "raw",
+        `GET /status HTTP/1.0\r\nHost: ${relay!.ip}\r\n\r\n`,
+      );
+      t.diagnostic(
+        `forged ${operatorIp} (operator) -> ${relay!.ip}:${ADMIN_PORT}: ${JSON.stringify(status)}`,
+      );
+      assert.ok(
+        !relayed.connected || !/^250 /.test(relayed.replies[3] ?? ""),
+        `a pod forging a relayFrom address relays to any domain: ${relayed.replies.join(" / ")}`,
+      );
+      assert.ok(
+        !status.connected || !/^HTTP\/1\.1 200 /.test(status.text),
+        `a pod forging the operator's address reads the admin port: ${status.text.split("\r\n")[0]}`,
+      );
+    } finally {
+      await kubectl(["delete", "namespace", ATTACKER_NS, "--wait=false"]);
+    }
   });
 
   it("a policy edit reaches the running pods through kubelet's ConfigMap update (no restart), and Enforced follows", async () => {
