@@ -427,6 +427,47 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
     "QUIT",
   ];
 
+  /** A pod's network namespace name and MAC (eth0). */
+  const podLink = async (ip: string) => {
+    const ns = (await podNetns(ip)).split("/").pop()!;
+    const mac = JSON.parse((await run("ip", ["-n", ns, "-j", "link", "show", "eth0"])).stdout)[0]
+      .address as string;
+    return { ns, mac };
+  };
+  /** test/support/forged-source.py in the attacker's netns, with CAP_NET_RAW only (a pod's root). */
+  const forgedTo = async (
+    target: string,
+    port: number,
+    forgedIp: string,
+    arpIp: string,
+    mode: string,
+    arg: string,
+  ) => {
+    const link = await podLink(target);
+    try {
+      const { stdout } = await run("nsenter", [
+        `--net=${attacker!.netns}`,
+        "setpriv",
+        "--bounding-set=-all,+net_raw",
+        "--inh-caps=-all",
+        "python3",
+        join(repoRoot, "test/support/forged-source.py"),
+        "eth0",
+        target,
+        link.mac,
+        String(port),
+        forgedIp,
+        arpIp,
+        mode,
+        arg,
+      ]);
+      return JSON.parse(stdout) as { connected: boolean; replies: string[]; text: string };
+    } finally {
+      // what the forgery taught the target pod's ARP cache goes (the pod would relearn it itself)
+      await run("ip", ["-n", link.ns, "neigh", "flush", "all"]).catch(() => undefined);
+    }
+  };
+
   it("attacker pod of another namespace: no relaying from its own address through the pod IP, the ClusterIP or the node port; no kubelet API", async () => {
     await kubectl(["create", "namespace", ATTACKER_NS]);
     await kubectl(
@@ -484,38 +525,12 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
   it("attacker pod forging a source address on the bridge (CAP_NET_RAW): relayFrom's subnet relays nothing, the operator's address opens no admin port", async (t) => {
     assert.ok(attacker, "the attacker pod of the previous case");
     const [relay] = await relayPods();
-    const relayNs = (await podNetns(relay!.ip)).split("/").pop()!;
-    const relayMac = JSON.parse((await run("ip", ["-n", relayNs, "-j", "link", "show", "eth0"])).stdout)[0]
-      .address as string;
     const operatorIp = ((await getJson(["get", "pods", "-n", OPERATOR_NS])).items as any[]).find(
       (p) => p.status?.podIP,
     ).status.podIP as string;
-    /** test/support/forged-source.py in the attacker's netns, with CAP_NET_RAW only (a pod's root). */
-    const forged = async (port: number, forgedIp: string, arpIp: string, mode: string, arg: string) => {
-      try {
-        const { stdout } = await run("nsenter", [
-          `--net=${attacker!.netns}`,
-          "setpriv",
-          "--bounding-set=-all,+net_raw",
-          "--inh-caps=-all",
-          "python3",
-          join(repoRoot, "test/support/forged-source.py"),
-          "eth0",
-          relay!.ip,
-          relayMac,
-          String(port),
-          forgedIp,
-          arpIp,
-          mode,
-          arg,
-        ]);
-        return JSON.parse(stdout) as { connected: boolean; replies: string[]; text: string };
-      } finally {
-        // what the forgery taught the relay pod's ARP cache goes (the pod would relearn it itself)
-        await run("ip", ["-n", relayNs, "neigh", "flush", "all"]).catch(() => undefined);
-      }
-    };
-    try {
+    const forged = (port: number, forgedIp: string, arpIp: string, mode: string, arg: string) =>
+      forgedTo(relay!.ip, port, forgedIp, arpIp, mode, arg);
+    {
       // examples/00-mailrelay.yaml: relayFrom 10.20.30.0/24, "the Exchange servers' subnet", reached
       // through the pods' gateway
       const relayed = await forged(25, "10.20.30.7", BRIDGE_IP, "smtp", JSON.stringify(RELAY_ATTEMPT));
@@ -538,8 +553,6 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
         !status.connected || !/^HTTP\/1\.1 200 /.test(status.text),
         `a pod forging the operator's address reads the admin port: ${status.text.split("\r\n")[0]}`,
       );
-    } finally {
-      await kubectl(["delete", "namespace", ATTACKER_NS, "--wait=false"]);
     }
   });
 
@@ -835,6 +848,58 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
     }
     return n;
   };
+
+  it("attacker pod posing as the relay pod on the bridge (CAP_NET_RAW) never reads the admin token from the operator's requests", async (t) => {
+    assert.ok(attacker, "the attacker pod of the earlier cases");
+    const [relay] = await relayPods();
+    const operators = await Promise.all(
+      ((await getJson(["get", "pods", "-n", OPERATOR_NS])).items as any[])
+        .filter((p) => p.status?.podIP)
+        .map(async (p) => ({ ip: p.status.podIP as string, ...(await podLink(p.status.podIP as string)) })),
+    );
+    const secret = await getJson(["get", "secret", "-n", NS, "edge-admin"]);
+    const realToken = Buffer.from(secret.data.token as string, "base64").toString("utf8");
+    try {
+      // the operator asks the relay pods for /status (with the token, for the figures) every few seconds
+      const { stdout } = await run("nsenter", [
+        `--net=${attacker.netns}`,
+        "setpriv",
+        "--bounding-set=-all,+net_raw",
+        "--inh-caps=-all",
+        "python3",
+        join(repoRoot, "test/support/impersonated-server.py"),
+        "eth0",
+        relay!.ip,
+        String(ADMIN_PORT),
+        "90",
+        ...operators.map((o) => `${o.ip}=${o.mac}`),
+      ]);
+      for (const o of operators)
+        await run("ip", ["-n", o.ns, "neigh", "flush", "all"]).catch(() => undefined);
+      const request = (JSON.parse(stdout) as { request: string | null }).request ?? "";
+      const token = /^authorization: Bearer (\S+)/im.exec(request)?.[1];
+      t.diagnostic(
+        `the operator's request, as the attacker read it: ${JSON.stringify(request.replace(token ?? "\u0000", "<token>"))}`,
+      );
+      if (token) {
+        t.diagnostic(`the admin token of Secret edge-admin: ${token === realToken ? "yes" : "no"}`);
+        const queue = await forgedTo(
+          relay!.ip,
+          ADMIN_PORT,
+          operators[0]!.ip,
+          operators[0]!.ip,
+          "raw",
+          `GET /queue HTTP/1.0\r\nHost: ${relay!.ip}\r\nAuthorization: Bearer ${token}\r\n\r\n`,
+        );
+        t.diagnostic(`then GET /queue as the operator with it: ${JSON.stringify(queue.text.slice(0, 400))}`);
+      }
+      assert.equal(token, undefined, "the attacker read the admin token from the operator's request");
+    } finally {
+      for (const o of operators)
+        await run("ip", ["-n", o.ns, "neigh", "flush", "all"]).catch(() => undefined);
+      await kubectl(["delete", "namespace", ATTACKER_NS, "--wait=false"]);
+    }
+  });
 
   it("kubectl rollout restart of the relay under steady load: no 5xx, every accepted message delivered exactly once", async (t) => {
     await patchRelay({ replicas: 2 });
