@@ -5,6 +5,7 @@
 // that no reconcile waits a minute for partner servers, and keeps the outcome until the reconcile
 // that writes it: nothing half-written, a failed request is retried after RETRY_MS.
 import { request } from "node:http";
+import { signAdminRequest } from "../../relay/contract/admin-auth.js";
 import { CHECK_ANSWER_MAX, CheckReport, type CheckRequest } from "../../relay/contract/check.js";
 import type { PodObject } from "../objects.js";
 
@@ -28,13 +29,16 @@ export const httpCheckAsk: CheckAsk = (pod, port, token, body) =>
     if (!ip) return resolve({ ok: false, reason: "Unreachable", message: "the pod has no IP" });
     const host = ip.includes(":") ? `[${ip}]` : ip;
     const payload = JSON.stringify(body);
+    const hostHeader = `${host}:${port}`;
     const req = request(
-      `http://${host}:${port}/check`,
+      `http://${hostHeader}/check`,
       {
         method: "POST",
         timeout: ASK_TIMEOUT_MS,
         headers: {
-          authorization: `Bearer ${token}`,
+          host: hostHeader,
+          // signed with the token, which never crosses the pod network (relay/contract/admin-auth.ts)
+          authorization: signAdminRequest(token, "POST", "/check", hostHeader),
           "content-type": "application/json",
           "content-length": Buffer.byteLength(payload),
         },

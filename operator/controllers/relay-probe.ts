@@ -1,6 +1,7 @@
 // Asking relay pods what they run: their admin /status (relay/contract/status.ts says what it holds),
 // with the relay's admin token for the figures, shared by every reconcile that asks within a poll.
 import { request } from "node:http";
+import { signAdminRequest } from "../../relay/contract/admin-auth.js";
 import { parsePodReport, type PodReport } from "../../relay/contract/status.js";
 import type { MailRelay } from "../api.js";
 import { ADMIN_PORT } from "../render/meta.js";
@@ -18,8 +19,13 @@ export const httpStatusProbe: StatusProbe = (pod, port, token) =>
     const ip = pod.status?.podIP;
     if (!ip) return resolve(undefined);
     const host = ip.includes(":") ? `[${ip}]` : ip;
-    const headers = token ? { authorization: `Bearer ${token}` } : {};
-    const req = request(`http://${host}:${port}/status`, { timeout: 2000, headers }, (res) => {
+    // the token signs the request and never crosses the pod network (relay/contract/admin-auth.ts)
+    const hostHeader = `${host}:${port}`;
+    const headers = {
+      host: hostHeader,
+      ...(token ? { authorization: signAdminRequest(token, "GET", "/status", hostHeader) } : {}),
+    };
+    const req = request(`http://${hostHeader}/status`, { timeout: 2000, headers }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on("data", (c: Buffer) => {

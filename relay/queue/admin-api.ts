@@ -12,14 +12,16 @@
 //                                 /queue/retry without a selection retries all, as before
 //   POST   /queue/drain[?wait=true]  scale-down drain (drain.ts): stop accepting, empty the queue;
 //                                 202 with its status, or with wait: 200 drained / 503 incomplete
-// Every /queue request needs `Authorization: Bearer <token>`, the token being the content of the
-// config's admin.tokenFile (read at each request, so a rotated Secret applies at once); without a
-// tokenFile the endpoints answer 403. The listing carries addresses: it is not for everyone either.
+// Every /queue request needs `Authorization: Bearer <token>` or a request signed with it
+// (relay/contract/admin-auth.ts: what the operator and `sealpost queue` send, so that the token does
+// not cross the pod network), the token being the content of the config's admin.tokenFile (read at
+// each request, so a rotated Secret applies at once); without a tokenFile the endpoints answer 403. The listing carries addresses: it is not for everyone either.
 // Also here: per-policy delivery figures for /status (the operator's MailDomainPolicy status).
 import { timingSafeEqual } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { join } from "node:path";
+import { AdminSignatures } from "../contract/admin-auth.js";
 import type { RelayConfig } from "../contract/config.js";
 import type { PolicyFigures } from "../contract/status.js";
 import { domainPart } from "../contract/domains.js";
@@ -190,6 +192,9 @@ function tokenMatches(header: string | undefined, token: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/** The signed requests this process let in (each nonce once). */
+const signatures = new AdminSignatures();
+
 /** Why a request is not let in: the token is not configured (403) or not presented (401). */
 export type AdminRefusal = { code: 401 | 403; error: string } | undefined;
 
@@ -207,7 +212,11 @@ export async function checkAdminToken(
   );
   if (token === undefined)
     return { code: 403, error: "queue administration is disabled: admin.tokenFile is unreadable" };
-  if (!tokenMatches(req.headers.authorization, token))
+  const auth = req.headers.authorization;
+  if (
+    !tokenMatches(auth, token) &&
+    !signatures.verify(auth, token, req.method ?? "GET", req.url ?? "/", req.headers.host ?? "")
+  )
     return { code: 401, error: "missing or wrong bearer token" };
   return undefined;
 }

@@ -15,6 +15,7 @@
 // from --token-file or SEALPOST_ADMIN_TOKEN.
 import { parseArgs } from "node:util";
 import { printable, safeJson } from "../printable.js";
+import { signAdminRequest } from "../contract/admin-auth.js";
 import type { MessageView, QueueAction } from "./admin-api.js";
 import {
   adminToken,
@@ -204,9 +205,13 @@ export async function runQueueCli(argv: string[], io: QueueCliIo): Promise<numbe
   const admins = adminUrls(args.values.admin);
   const fetchAt = async (baseUrl: string, method: string, path: string): Promise<unknown> => {
     const url = `${baseUrl.replace(/\/+$/, "")}${path}`;
+    // signed with the token, which never crosses the network (relay/contract/admin-auth.ts); an
+    // unparsable URL is fetch's to report
+    const u = URL.canParse(url) ? new URL(url) : undefined;
     const r = await (io.fetch ?? fetch)(url, {
       method,
-      headers: token ? { authorization: `Bearer ${token}` } : {},
+      headers:
+        token && u ? { authorization: signAdminRequest(token, method, u.pathname + u.search, u.host) } : {},
     }).catch((e: unknown) => {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
       throw new Error(`cannot reach the admin port at ${url}: ${cause?.code ?? cause?.message ?? String(e)}`);

@@ -894,6 +894,23 @@ describe("Sealpost on a real node: image, helm install, kubelet-run pods, mail",
         t.diagnostic(`then GET /queue as the operator with it: ${JSON.stringify(queue.text.slice(0, 400))}`);
       }
       assert.equal(token, undefined, "the attacker read the admin token from the operator's request");
+      // not vacuous: the attacker did read a request of the operator's, without the token in it, and
+      // what it read opens nothing else (replayed to /queue as the operator)
+      assert.match(request, /^GET \/status /, "the attacker read the operator's request");
+      assert.ok(!request.includes(realToken), "the admin token in clear in the operator's request");
+      const auth = /^authorization: (.+)$/im.exec(request)?.[1];
+      const host = /^host: (.+)$/im.exec(request)?.[1] ?? relay!.ip;
+      const replay = await forgedTo(
+        relay!.ip,
+        ADMIN_PORT,
+        operators[0]!.ip,
+        operators[0]!.ip,
+        "raw",
+        `GET /queue HTTP/1.0\r\nHost: ${host}\r\nAuthorization: ${auth}\r\n\r\n`,
+      );
+      t.diagnostic(`its authorization replayed to GET /queue: ${replay.text.split("\r\n")[0]}`);
+      assert.ok(replay.connected, "the replay reached the admin port (the forgery works on this node)");
+      assert.match(replay.text, /^HTTP\/1\.1 401 /, "the operator's signed request opens /queue");
     } finally {
       for (const o of operators)
         await run("ip", ["-n", o.ns, "neigh", "flush", "all"]).catch(() => undefined);

@@ -12,6 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { httpCheckAsk } from "../../operator/controllers/check-ask.js";
 import type { Operator } from "../../operator/operator.js";
 import { R, type KubeClient, type KubeObject } from "../../operator/runtime/kube.js";
+import { AdminSignatures } from "../../relay/contract/admin-auth.js";
 import type { CheckReport } from "../../relay/contract/check.js";
 import type { CheckStatus } from "../../api/v1alpha1/preflight-check.js";
 import type { ControlPlane } from "../support/controlplane.js";
@@ -82,7 +83,7 @@ describe("annotation sealpost.dev/check -> a relay pod's /check -> status.check"
   let server: Server;
   let port: number;
   let answer: "report" | "timeout" = "report";
-  const seen: { auth?: string; body: string; url?: string; method?: string }[] = [];
+  const seen: { auth?: string; body: string; url?: string; method?: string; host?: string }[] = [];
 
   const get = () => admin.find<Obj>(R.MailDomainPolicy, NS, "partner");
   const apply = (o: Obj) => admin.apply(o, { fieldManager: "test-user" });
@@ -100,7 +101,13 @@ describe("annotation sealpost.dev/check -> a relay pod's /check -> status.check"
       let body = "";
       req.on("data", (c: Buffer) => (body += c.toString()));
       req.on("end", () => {
-        seen.push({ auth: req.headers.authorization, body, url: req.url, method: req.method });
+        seen.push({
+          auth: req.headers.authorization,
+          body,
+          url: req.url,
+          method: req.method,
+          host: req.headers.host,
+        });
         res.writeHead(answer === "report" ? 200 : 504, { "content-type": "application/json" });
         res.end(JSON.stringify(answer === "report" ? report : { error: "the check did not finish in time" }));
       });
@@ -160,7 +167,12 @@ describe("annotation sealpost.dev/check -> a relay pod's /check -> status.check"
     assert.equal(seen.length, 1);
     assert.equal(seen[0]!.method, "POST");
     assert.equal(seen[0]!.url, "/check");
-    assert.equal(seen[0]!.auth, `Bearer ${TOKEN}`);
+    // signed with the token, which itself never crosses the pod network (relay/contract/admin-auth.ts)
+    assert.ok(!seen[0]!.auth?.includes(TOKEN), `the token in clear: ${seen[0]!.auth}`);
+    assert.ok(
+      new AdminSignatures().verify(seen[0]!.auth, TOKEN, "POST", "/check", seen[0]!.host ?? ""),
+      `a signature of POST /check by the token: ${seen[0]!.auth}`,
+    );
     assert.deepEqual(JSON.parse(seen[0]!.body), { policy: "mail/partner", domain: "partner.example" });
     const c = p.status.check as NonNullable<CheckStatus>;
     assert.equal(c.pod, "mail/edge-0");

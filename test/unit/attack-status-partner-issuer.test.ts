@@ -17,6 +17,7 @@ import { Registry } from "prom-client";
 import { httpStatusProbe } from "../../operator/controllers/relay-probe.js";
 import type { PodObject } from "../../operator/objects.js";
 import { startAdmin } from "../../relay/admin.js";
+import { AdminSignatures } from "../../relay/contract/admin-auth.js";
 import type { RelayStatus } from "../../relay/contract/status.js";
 import { DEFAULT_POLICY } from "../../relay/outbound/route.js";
 import { PartnerCertificates } from "../../relay/partner-certificates.js";
@@ -51,12 +52,24 @@ describe("attack: partner certificate issuers grow /status past what the operato
       queue: { depth: 0, oldestAgeSeconds: 0 },
       partnerCertificates: book.snapshot(),
     });
+    const signatures = new AdminSignatures();
     const started = await startAdmin(
       {
         ready: () => true,
         status,
         registry: new Registry(),
-        authorized: (req) => Promise.resolve(req.headers.authorization === `Bearer ${TOKEN}`),
+        // as the relay's own check: the bearer token, or a request signed with it (the operator's)
+        authorized: (req) =>
+          Promise.resolve(
+            req.headers.authorization === `Bearer ${TOKEN}` ||
+              signatures.verify(
+                req.headers.authorization,
+                TOKEN,
+                req.method ?? "GET",
+                req.url ?? "/",
+                req.headers.host ?? "",
+              ),
+          ),
       },
       0,
       "127.0.0.1",

@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import { describe, it } from "node:test";
 import { Registry } from "prom-client";
 import { startAdmin } from "../../relay/admin.js";
+import { AdminSignatures } from "../../relay/contract/admin-auth.js";
 import type { RelayStatus } from "../../relay/contract/status.js";
 import type { MessageView } from "../../relay/queue/admin-api.js";
 import { formatList, formatShow, runQueueCli } from "../../relay/queue/queue-cli.js";
@@ -173,7 +174,7 @@ describe("issue 22 finding 7: operator-facing output", () => {
     });
   });
 
-  it("the operator's /status probe sends the relay's admin token", async () => {
+  it("the operator's /status probe proves the relay's admin token without sending it", async () => {
     let seen: IncomingHttpHeaders | undefined;
     const srv = createServer((req, res) => {
       seen = req.headers;
@@ -184,7 +185,19 @@ describe("issue 22 finding 7: operator-facing output", () => {
       const pod = { metadata: { name: "edge-0" }, status: { podIP: "127.0.0.1" } } as PodObject;
       const r = await httpStatusProbe(pod, (srv.address() as AddressInfo).port, "s3cret");
       assert.equal(r?.configHash, "abc");
-      assert.equal(seen?.authorization, "Bearer s3cret");
+      assert.ok(!seen?.authorization?.includes("s3cret"), `the token in clear: ${seen?.authorization}`);
+      const verify = new AdminSignatures();
+      const host = seen?.host ?? "";
+      assert.ok(verify.verify(seen?.authorization, "s3cret", "GET", "/status", host), "signed by the token");
+      assert.ok(!verify.verify(seen?.authorization, "s3cret", "GET", "/status", host), "once only");
+      assert.ok(
+        !new AdminSignatures().verify(seen?.authorization, "s3cret", "GET", "/queue", host),
+        "not /queue",
+      );
+      assert.ok(
+        !new AdminSignatures().verify(seen?.authorization, "other", "GET", "/status", host),
+        "not another token",
+      );
     } finally {
       srv.close();
     }
