@@ -5,32 +5,13 @@
 // Rendered with the real helm; the operator's objects from its pure renderers.
 /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-explicit-any -- manifests are plain JSON */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { join } from "node:path";
 import { describe, it } from "node:test";
-import { promisify } from "node:util";
-import { parseAllDocuments } from "yaml";
 import { ADMIN_PORT } from "../../operator/render/meta.js";
 import { clusterView, mailRelay, renderRelay } from "../support/operator-fixtures.js";
-import { repoRoot, toolchainBin } from "../support/toolchain.js";
-
-const run = promisify(execFile);
-const helmBin = join(toolchainBin(["helm"]), "helm");
+import { renderChart } from "../support/chart.js";
 
 async function podMonitors(...set: string[]): Promise<any[]> {
-  const { stdout } = await run(helmBin, [
-    "template",
-    "sealpost",
-    join(repoRoot, "charts/sealpost"),
-    "-n",
-    "sealpost-system",
-    "--kube-version",
-    "1.36.3",
-    ...set.flatMap((s) => ["--set", s]),
-  ]);
-  return parseAllDocuments(stdout)
-    .map((d) => d.toJS())
-    .filter((o) => o?.kind === "PodMonitor");
+  return (await renderChart(...set)).filter((o) => o.kind === "PodMonitor");
 }
 
 describe("issue 17: the relays' PodMonitor", () => {

@@ -37,6 +37,27 @@ export async function installChart(cp: ControlPlane, sets: readonly string[]): P
   ]);
 }
 
+/** The objects `helm template` renders of the chart with these --set values (release "sealpost"). */
+export async function renderChart(...set: string[]): Promise<Record<string, unknown>[]> {
+  const { stdout } = await run(
+    helmBin,
+    [
+      "template",
+      "sealpost",
+      chartDir,
+      "-n",
+      OPERATOR_NS,
+      "--kube-version",
+      "1.36.3",
+      ...set.flatMap((s) => ["--set", s]),
+    ],
+    { maxBuffer: 32 << 20 },
+  );
+  return parseAllDocuments(stdout)
+    .map((d) => d.toJS() as Record<string, unknown> | null)
+    .filter((o): o is Record<string, unknown> => o !== null);
+}
+
 export const CHART = chartDir;
 export const CHART_NS = OPERATOR_NS;
 
