@@ -35,7 +35,9 @@ export function valueEntries(text: string): { path: string; value: string; comme
       const path = `${prefix}${key}`;
       const value = pair.value;
       const nested = isMap(value) && !value.flow && value.items.length > 0;
-      const rendered = nested ? "" : stringify(value).trim();
+      // a default that YAML writes over several lines (a list of maps) is shown as one line of JSON
+      const yaml = nested ? "" : stringify(value).trim();
+      const rendered = yaml.includes("\n") ? JSON.stringify((value as { toJSON(): unknown }).toJSON()) : yaml;
       const trailing = clean(isScalar(value) ? value.comment : undefined);
       out.push({ path, value: rendered, comment: [comment, trailing].filter(Boolean).join(" ") });
       if (nested) walk(value, `${path}.`, clean(value.commentBefore));

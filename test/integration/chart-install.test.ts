@@ -118,6 +118,7 @@ describe("charts/sealpost", () => {
       "CustomResourceDefinition",
       "CustomResourceDefinition",
       "Deployment",
+      "NetworkPolicy",
       "PodDisruptionBudget",
       "Role",
       "RoleBinding",
