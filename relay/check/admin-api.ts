@@ -5,8 +5,8 @@
 // config (the MX port delivery uses, dns.servers, the policy's caFile, the relay's MTA-STS cache),
 // addresses DNS gives are filtered as delivery filters them (delivery.allowedInternalCidrs), and any
 // other field in the body is refused. One check runs at a time, a domain is checked at most once per
-// DOMAIN_INTERVAL_MS, and the answer comes within ANSWER_DEADLINE_MS or is 504 (a check that overruns
-// still holds its slot until it ends: no pile-up).
+// DOMAIN_INTERVAL_MS, and the answer comes within ANSWER_DEADLINE_MS or is 504 (the deadline ends the
+// check too; it holds its slot until it has ended: no pile-up).
 //   200 CheckReport JSON | 400 malformed | 401/403 token | 403 not the policy's domain | 405 |
 //   409 the policy has a nextHop (the check probes MX) | 413 body too large | 429 busy or too soon | 504
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -122,10 +122,17 @@ export function handleCheckRequest(d: CheckAdminDeps, req: IncomingMessage, res:
     const slot = d.limiter.acquire(target.domain);
     if (typeof slot !== "function")
       return json(429, { error: slot.reason }, { "retry-after": String(slot.retryAfter) });
-    const run = d.run(target.domain, d.checkDeps(target.policy)).finally(slot);
+    // the deadline also ends the check (run.ts: the probe under way closed, no address probed after
+    // it): an overrunning check held the one slot for as long as its MX hosts stalled every step
+    // (test/mail/attack-check-tarpit-slot.test.ts)
+    const end = new AbortController();
+    const run = d.run(target.domain, { ...d.checkDeps(target.policy), signal: end.signal }).finally(slot);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), d.deadlineMs ?? ANSWER_DEADLINE_MS);
+      timer = setTimeout(() => {
+        end.abort();
+        resolve("timeout");
+      }, d.deadlineMs ?? ANSWER_DEADLINE_MS);
     });
     const r = await Promise.race([run, deadline]).finally(() => clearTimeout(timer));
     if (r === "timeout") {

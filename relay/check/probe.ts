@@ -27,6 +27,8 @@ export interface ProbeOptions {
   ca?: Buffer;
   /** Offer only what mandatory delivery offers (cipher-suites.ts); absent: Node's default list. */
   mandatorySuites?: boolean;
+  /** Aborted: the connection is closed at once (the check's deadline passed: run.ts). */
+  signal?: AbortSignal;
 }
 
 export interface ProbeResult {
@@ -125,19 +127,27 @@ class ReplyReader {
   }
 }
 
-function open(t: ProbeTarget, timeoutMs: number): Promise<Socket> {
+function open(t: ProbeTarget, timeoutMs: number, signal?: AbortSignal): Promise<Socket> {
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new Error("the check's deadline passed"));
     const s = netConnect({ host: t.address, port: t.port });
+    const onAbort = (): void => {
+      s.destroy(new Error("the check's deadline passed"));
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
     const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
       s.destroy();
       reject(new Error("connection timed out"));
     }, timeoutMs);
     s.once("connect", () => {
       clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
       resolve(s);
     });
     s.once("error", (e) => {
       clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
       reject(e);
     });
   });
@@ -184,12 +194,19 @@ export async function probeSmtp(
 ): Promise<ProbeResult> {
   let socket: Socket;
   try {
-    socket = await open(t, o.timeoutMs);
+    socket = await open(t, o.timeoutMs, o.signal);
   } catch (e) {
     return { error: `connect: ${errorMessage(e)}`, starttls: false };
   }
   let current: Socket = socket;
   const reader = new ReplyReader(socket);
+  // the deadline closes whichever socket is current: a reply or the handshake waiting fails at once
+  const onAbort = (): void => {
+    current.on("error", () => undefined);
+    current.destroy(new Error("the check's deadline passed"));
+  };
+  if (o.signal?.aborted) onAbort();
+  else o.signal?.addEventListener("abort", onAbort, { once: true });
   try {
     const greeting = await reader.next(o.timeoutMs);
     if (greeting.code !== 220) return { error: `greeting: ${greeting.lines.join(" ")}`, starttls: false };
@@ -231,6 +248,7 @@ export async function probeSmtp(
   } catch (e) {
     return { error: errorMessage(e), starttls: false };
   } finally {
+    o.signal?.removeEventListener("abort", onAbort);
     reader.detach();
     current.on("error", () => undefined);
     current.end();

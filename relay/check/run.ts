@@ -39,6 +39,11 @@ export interface CheckDeps {
   /** Why an address DNS gave may not be connected to (relay/net/address-class.ts); absent: any. */
   refusal?(address: string): string | undefined;
   now?: () => Date;
+  /**
+   * The check's end (the admin API's answer deadline): the probe under way is closed and no address
+   * is probed after it, so a check never holds the relay's one check slot past its answer.
+   */
+  signal?: AbortSignal;
 }
 
 const clip = (s: string, max = CHECK_TEXT_MAX): string => {
@@ -130,20 +135,21 @@ async function checkHost(
     const d = resolveTlsPolicy(routeInput("verify", facts), { name: hop.name });
     return d.ok ? d.names.slice(0, 16) : [];
   })();
-  const refused = deps.refusal?.(hop.address);
+  const refused = deps.signal?.aborted ? "the check's deadline passed" : deps.refusal?.(hop.address);
+  const probe: ProbeOptions = deps.signal ? { ...deps.probe, signal: deps.signal } : deps.probe;
   const v13 = refused
     ? { error: `not probed: ${refused}`, starttls: false }
-    : await probeSmtp(hop, deps.probe, "TLSv1.3");
+    : await probeSmtp(hop, probe, "TLSv1.3");
   // TLS 1.2 twice when it matters: with Node's broad list, as opportunistic delivery offers it, and
   // with the mandatory list when that session's suite is not on it (or it failed). A server picking
   // in its own order picks from what it is offered, so each level is judged on the session its own
   // offer gets (the reviews of the suite list, round 7: check failed a partner that verify reached,
   // then said opportunistic would succeed where its broad offer got a refused DH group)
-  const broad12 = refused || v13.error ? v13 : await probeSmtp(hop, deps.probe, "TLSv1.2");
+  const broad12 = refused || v13.error ? v13 : await probeSmtp(hop, probe, "TLSv1.2");
   const mandatory12 =
     refused || v13.error || !broad12.starttls || (broad12.tls?.ok && isMandatorySuite(broad12.tls.suite))
       ? broad12
-      : await probeSmtp(hop, { ...deps.probe, mandatorySuites: true }, "TLSv1.2");
+      : await probeSmtp(hop, { ...probe, mandatorySuites: true }, "TLSv1.2");
   const broad = sessionOf(v13, broad12);
   const { r, session } = sessionOf(v13, mandatory12);
   const v12 = mandatory12.tls?.ok ? mandatory12 : broad12;
@@ -197,7 +203,7 @@ export async function runCheck(domain: string, deps: CheckDeps): Promise<CheckRe
     .sort((a, b) => a.priority - b.priority)
     .slice(0, 32);
   const [hops, daneFacts, sts] = await Promise.all([
-    resolveHops(domain, undefined, deps.dns, deps.port),
+    resolveHops(domain, undefined, deps.dns, deps.port, deps.signal),
     dnssec === "secure"
       ? resolveDane(domain, undefined, deps.secureDns, deps.port)
       : Promise.resolve(undefined),
