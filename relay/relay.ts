@@ -43,8 +43,8 @@ import type { Envelope } from "./queue/envelope.js";
 import { damageText, Spool, type Recovered } from "./queue/spool.js";
 import { configuredReserve } from "./queue/space-reserve.js";
 import { handleReceiptsRequest } from "./receipts/admin-api.js";
-import { CheckLimiter, handleCheckRequest } from "./check/admin-api.js";
-import { runCheck } from "./check/run.js";
+import { CheckLimiter, DOMAIN_INTERVAL_MS, handleCheckRequest } from "./check/admin-api.js";
+import { ProbeCache, runCheck } from "./check/run.js";
 import { receiptOf } from "./receipts/receipt.js";
 import { ReceiptLog } from "./receipts/receipt-log.js";
 import { figuresWithinBudget } from "./status-figures.js";
@@ -247,6 +247,7 @@ export class Relay {
     this.recovering = true;
     this.recovered = this.recover(recovery);
     const checkLimiter = new CheckLimiter();
+    const checkProbes = new ProbeCache(DOMAIN_INTERVAL_MS);
     this.admin = await startAdmin(
       {
         ready: () => this.listening && !this.stopping && !this.drainer,
@@ -283,6 +284,7 @@ export class Relay {
                   sts: (domain) => mtaSts.lookup(domain),
                   port: this.o.mxPort ?? 25,
                   refusal: (address) => this.destinations.refusal(address),
+                  probes: checkProbes,
                   probe: {
                     ehloName: this.state.loaded.config.hostname,
                     timeoutMs: 10_000,

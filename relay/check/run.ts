@@ -5,7 +5,7 @@
 // and by the relay's admin POST /check (admin-api.ts), which passes its own resolvers, MTA-STS cache
 // and destination filter, so a check from a relay pod sees what that relay's delivery would see.
 import { rootCertificates } from "node:tls";
-import { X509Certificate } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import { printable } from "../printable.js";
 import {
   CHECK_HOSTS_MAX,
@@ -39,6 +39,8 @@ export interface CheckDeps {
   /** Why an address DNS gave may not be connected to (relay/net/address-class.ts); absent: any. */
   refusal?(address: string): string | undefined;
   now?: () => Date;
+  /** Probes of an MX address made within the last interval, reused (the relay's: ProbeCache). */
+  probes?: ProbeCache;
   /**
    * The check's end (the admin API's answer deadline): the probe under way is closed and no address
    * is probed after it, so a check never holds the relay's one check slot past its answer.
@@ -123,6 +125,96 @@ function sessionOf(v13: ProbeResult, v12: ProbeResult): { r: ProbeResult; sessio
   };
 }
 
+/** The probes of one next hop: what its sessions show, whatever domain names it as its MX. */
+interface HostProbes {
+  v13: ProbeResult;
+  broad12: ProbeResult;
+  mandatory12: ProbeResult;
+}
+
+async function probeHost(hop: Hop, probe: ProbeOptions): Promise<HostProbes> {
+  const v13 = await probeSmtp(hop, probe, "TLSv1.3");
+  // TLS 1.2 twice when it matters: with Node's broad list, as opportunistic delivery offers it, and
+  // with the mandatory list when that session's suite is not on it (or it failed). A server picking
+  // in its own order picks from what it is offered, so each level is judged on the session its own
+  // offer gets (the reviews of the suite list, round 7: check failed a partner that verify reached,
+  // then said opportunistic would succeed where its broad offer got a refused DH group)
+  const broad12 = v13.error ? v13 : await probeSmtp(hop, probe, "TLSv1.2");
+  const mandatory12 =
+    v13.error || !broad12.starttls || (broad12.tls?.ok && isMandatorySuite(broad12.tls.suite))
+      ? broad12
+      : await probeSmtp(hop, { ...probe, mandatorySuites: true }, "TLSv1.2");
+  return { v13, broad12, mandatory12 };
+}
+
+/**
+ * Probes of MX addresses, reused for `ttlMs`. The relay limits checks per domain, but a provider's MX
+ * serves thousands of domains: checks of many of them, one after another, opened fresh SMTP sessions
+ * without mail to the same address at the relay's full check rate, which the provider charges to the
+ * relay's address and so to every tenant's mail (test/mail/attack-check-shared-mx.test.ts). What a
+ * probe sees does not depend on the domain checked (the relay's EHLO name, the MX name as SNI, the
+ * trust anchors: all in the key), only the verdicts do, and those are judged afresh. Bounded.
+ */
+export class ProbeCache {
+  private readonly entries = new Map<string, { at: number; probes: HostProbes; bytes: number }>();
+  private bytes = 0;
+
+  constructor(
+    private readonly ttlMs: number,
+    /** At most this many certificate bytes kept (a hostile MX sends a large chain). */
+    private readonly maxBytes = 8 * 1024 * 1024,
+    private readonly max = 1024,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get(key: string): HostProbes | undefined {
+    const e = this.entries.get(key);
+    if (e && this.now() - e.at < this.ttlMs) return e.probes;
+    this.drop(key);
+    return undefined;
+  }
+
+  set(key: string, probes: HostProbes): void {
+    const t = this.now();
+    const bytes = [probes.v13, probes.broad12, probes.mandatory12]
+      .flatMap((p) => (p.tls?.ok ? p.tls.chain : []))
+      .reduce((n, c) => n + c.length, 0);
+    this.drop(key);
+    if (bytes > this.maxBytes) return;
+    for (const [k, v] of this.entries) if (t - v.at >= this.ttlMs) this.drop(k);
+    // still full: the oldest go (insertion order)
+    while (this.entries.size > 0 && (this.entries.size >= this.max || this.bytes + bytes > this.maxBytes))
+      this.drop(this.entries.keys().next().value!);
+    this.entries.set(key, { at: t, probes, bytes });
+    this.bytes += bytes;
+  }
+
+  private drop(key: string): void {
+    const e = this.entries.get(key);
+    if (!e) return;
+    this.bytes -= e.bytes;
+    this.entries.delete(key);
+  }
+}
+
+async function probeHostCached(hop: Hop, deps: CheckDeps): Promise<HostProbes> {
+  const probe: ProbeOptions = deps.signal ? { ...deps.probe, signal: deps.signal } : deps.probe;
+  if (!deps.probes) return probeHost(hop, probe);
+  const key = [
+    hop.name.toLowerCase().replace(/\.$/, ""),
+    hop.address,
+    hop.port,
+    probe.ehloName,
+    probe.ca ? createHash("sha256").update(probe.ca).digest("hex") : "",
+  ].join("\0");
+  const cached = deps.probes.get(key);
+  if (cached) return cached;
+  const probes = await probeHost(hop, probe);
+  // a probe the deadline cut short says nothing about the host
+  if (!deps.signal?.aborted) deps.probes.set(key, probes);
+  return probes;
+}
+
 async function checkHost(
   hop: Hop,
   dane: HostDane | undefined,
@@ -136,20 +228,12 @@ async function checkHost(
     return d.ok ? d.names.slice(0, 16) : [];
   })();
   const refused = deps.signal?.aborted ? "the check's deadline passed" : deps.refusal?.(hop.address);
-  const probe: ProbeOptions = deps.signal ? { ...deps.probe, signal: deps.signal } : deps.probe;
-  const v13 = refused
-    ? { error: `not probed: ${refused}`, starttls: false }
-    : await probeSmtp(hop, probe, "TLSv1.3");
-  // TLS 1.2 twice when it matters: with Node's broad list, as opportunistic delivery offers it, and
-  // with the mandatory list when that session's suite is not on it (or it failed). A server picking
-  // in its own order picks from what it is offered, so each level is judged on the session its own
-  // offer gets (the reviews of the suite list, round 7: check failed a partner that verify reached,
-  // then said opportunistic would succeed where its broad offer got a refused DH group)
-  const broad12 = refused || v13.error ? v13 : await probeSmtp(hop, probe, "TLSv1.2");
-  const mandatory12 =
-    refused || v13.error || !broad12.starttls || (broad12.tls?.ok && isMandatorySuite(broad12.tls.suite))
-      ? broad12
-      : await probeSmtp(hop, { ...probe, mandatorySuites: true }, "TLSv1.2");
+  const { v13, broad12, mandatory12 } = refused
+    ? (() => {
+        const none: ProbeResult = { error: `not probed: ${refused}`, starttls: false };
+        return { v13: none, broad12: none, mandatory12: none };
+      })()
+    : await probeHostCached(hop, deps);
   const broad = sessionOf(v13, broad12);
   const { r, session } = sessionOf(v13, mandatory12);
   const v12 = mandatory12.tls?.ok ? mandatory12 : broad12;
