@@ -135,7 +135,7 @@ const RelayInbound = z
       .max(64)
       .optional()
       .describe(
-        "Internal senders (e.g. your Exchange or application servers) allowed to send mail to any domain. Everyone else may only send to localDomains, unless logged in with an inbound RelayCredential. Unless partnerHosts lists them, a MailDomainPolicy whose inbound.hosts overlap these ranges is not accepted on this relay (InvalidSpec).",
+        "Internal senders (e.g. your Exchange or application servers) allowed to send mail to any domain. Everyone else may only send to localDomains, unless logged in with an inbound RelayCredential. Unless partnerHosts lists them, a MailDomainPolicy whose inbound.hosts overlap these ranges is not accepted on this relay (InvalidSpec). Never list the cluster's node or pod addresses: kube-proxy gives a Service's clients a node's address (externalTrafficPolicy Cluster, or a NodePort Service someone makes with the relay's pods as its endpoints), and the pods reach the mail ports; where pods can forge source addresses, see docs/operations.md (Forged source addresses).",
       )
       .meta({ "x-kubernetes-list-type": "set" }),
     partnerHosts: z
