@@ -898,10 +898,8 @@ export class InboundListeners {
         ...(requireTlsOf(session) ? { requireTls: true } : {}),
         // a fleet peer's message gets only the trust its handover header vouches for (below)
         ...(signable && !s.fleet ? { signable: true } : {}),
-        // only the organisation's own senders' TLS-Required: No may relax anything (issue 22 finding
-        // 6); a partner's login is not one of them (it reaches only local domains today, whose route
-        // TLS-Required: No does not relax, so this holds the line rather than closes a path)
-        ...(ownSender(d, g) && !s.fleet ? { tlsRequiredNoTrusted: true } : {}),
+        // only a trusted sender's TLS-Required: No may relax anything (issue 22 finding 6)
+        ...((session.user || d.relayFrom) && !s.fleet ? { tlsRequiredNoTrusted: true } : {}),
         // only the organisation's own senders' DSNs name the next hops (relay/dsn.ts); a fleet
         // peer's handover does not carry it: such a message's DSN gives the status and code only
         ...(ownSender(d, g) && !s.fleet ? { ownSender: true } : {}),

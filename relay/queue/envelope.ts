@@ -38,8 +38,7 @@ export interface Envelope {
    */
   signable?: boolean;
   /**
-   * Decided at accept time: the sender is one of the organisation's own (authority.ts ownSender:
-   * relayFrom or a relay-wide account, not a partner's login), so the message's
+   * Decided at accept time: the sender was authenticated or in relayFrom, so the message's
    * `TLS-Required: No` header field (RFC 8689 section 5) may be honoured; absent: it never is.
    */
   tlsRequiredNoTrusted?: boolean;
