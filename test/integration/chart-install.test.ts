@@ -9,9 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { parseAllDocuments } from "yaml";
 import { operatorClusterRules, operatorLeaderElectionRules } from "../../operator/rbac.js";
 import { renderRulesFile, RULES_FILE } from "../../scripts/gen-chart-rbac.js";
+import { renderChart } from "../support/chart.js";
 import { startControlPlane, type ControlPlane } from "../support/controlplane.js";
 import { repoRoot, toolchainBin } from "../support/toolchain.js";
 
@@ -39,21 +39,7 @@ async function helm(args: string[]): Promise<string> {
 }
 
 /** `helm template` of the chart (release "sealpost" in sealpost-system) with these --set values. */
-async function template(...set: string[]): Promise<Obj[]> {
-  const out = await helm([
-    "template",
-    "sealpost",
-    chart,
-    "--namespace",
-    NS,
-    "--kube-version",
-    "1.36.3",
-    ...set.flatMap((s) => ["--set", s]),
-  ]);
-  return parseAllDocuments(out)
-    .map((d) => d.toJS() as Obj | null)
-    .filter((o): o is Obj => o !== null);
-}
+const template = async (...set: string[]): Promise<Obj[]> => (await renderChart(...set)) as unknown as Obj[];
 
 function find(objs: Obj[], kind: string, name?: string): Obj {
   const o = objs.find((x) => x.kind === kind && (name === undefined || x.metadata.name === name));
