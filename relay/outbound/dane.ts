@@ -33,7 +33,7 @@ import type { HostPort } from "../contract/config.js";
 import { errorMessage, fail, ok, type Failure, type Result } from "../contract/failure.js";
 import { dnsDeadline, MX_NAMES_MAX, untilAborted } from "./attempt-limits.js";
 import type { SecureAnswer, SecureDns } from "./dnssec.js";
-import { isNullMx, sortMx } from "./mx.js";
+import { isNullMx, malformedMxMessage, usableMxNames } from "./mx.js";
 import type { TlsRptPolicy } from "./tlsrpt-policy.js";
 import type { Hop } from "./hop.js";
 import { issuerMayIssue } from "./issuer.js";
@@ -303,7 +303,10 @@ export async function resolveDane(
     const records = mx.answers.flatMap((r) => (r.type === "MX" ? [r.data] : []));
     const list = records.map((r) => ({ exchange: r.exchange, priority: r.preference ?? 0 }));
     if (isNullMx(list)) return fail("NULL_MX", false, `domain ${domain} accepts no mail (null MX)`);
-    hosts = (list.length ? sortMx(list).map((m) => m.exchange) : [domain])
+    const usable = usableMxNames(list);
+    if (list.length && !usable.names.length)
+      return fail("MX_UNRESOLVABLE", true, malformedMxMessage(domain, usable.skipped));
+    hosts = (list.length ? usable.names : [domain])
       .slice(0, MX_NAMES_MAX)
       .map((name) => ({ name: name.replace(/\.$/, ""), port: mxPort }));
   }

@@ -62,6 +62,45 @@ export function sortMx(
   return [...records].sort((a, b) => a.priority - b.priority);
 }
 
+/**
+ * The name of a mail exchanger as a host may be named, without the root's dot; undefined when it is
+ * no host name: labels of letters, digits, hyphens (not first or last) and underscores (which
+ * Postfix lets pass too), 1-63 characters, 253 in all, a last label that is not all digits. A name
+ * with a space, a line break or an escape (c-ares hands "mx\\010evil" back for a line break) is the
+ * zone's mistake or an attack on what the name travels into (the SNI, logs, the DSN's Remote-MTA,
+ * TLS-RPT): the MX is skipped, as Postfix's valid_rr_name (dns_lookup.c) skips it. A numeric name
+ * passes as Postfix's does; its address meets the same address checks as any other
+ * (test/unit/attack-mx-name-malformed.test.ts). Pure.
+ */
+export function mxHostName(exchange: string): string | undefined {
+  const name = exchange.replace(/\.$/, "");
+  if (isIP(name)) return name;
+  if (!name || name.length > 253) return undefined;
+  const labels = name.split(".");
+  if (!labels.every((l) => HOST_LABEL.test(l)) || /^\d+$/.test(labels.at(-1)!)) return undefined;
+  return name;
+}
+const HOST_LABEL = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
+
+/**
+ * The MX names of `records` a relay may use, in preference order (sortMx), malformed ones left out
+ * (mxHostName); `skipped` counts those, for the failure's message when none is left.
+ */
+export function usableMxNames(records: readonly { exchange: string; priority: number }[]): {
+  names: string[];
+  skipped: string[];
+} {
+  const names: string[] = [];
+  const skipped: string[] = [];
+  for (const r of sortMx(records)) (mxHostName(r.exchange) === undefined ? skipped : names).push(r.exchange);
+  return { names, skipped };
+}
+
+/** The message of a domain whose MX names are all malformed: the first one, escaped and clipped. */
+export function malformedMxMessage(domain: string, skipped: readonly string[]): string {
+  return `no address for the mail exchangers of ${domain}: ${skipped.length} MX name(s) not a host name, e.g. ${JSON.stringify(skipped[0]!.slice(0, 64))}`;
+}
+
 export function isNullMx(records: readonly { exchange: string; priority: number }[]): boolean {
   return records.length === 1 && (records[0]?.exchange === "" || records[0]?.exchange === ".");
 }
@@ -100,7 +139,10 @@ export async function resolveHops(
     else return fail("DNS_FAILED", true, `MX lookup for ${domain} failed: ${c || errorMessage(e)}`);
   }
   if (isNullMx(mx)) return fail("NULL_MX", false, `domain ${domain} accepts no mail (null MX)`);
-  const names = (mx.length ? sortMx(mx).map((m) => m.exchange) : [domain]).slice(0, MX_NAMES_MAX);
+  const usable = usableMxNames(mx);
+  if (mx.length && !usable.names.length)
+    return fail("MX_UNRESOLVABLE", true, malformedMxMessage(domain, usable.skipped));
+  const names = (mx.length ? usable.names : [domain]).slice(0, MX_NAMES_MAX);
   const hops: Hop[] = [];
   for (const name of names) {
     const addrs = await untilAborted(addressesOf(name.replace(/\.$/, ""), resolver, false), signal, ABORTED);
