@@ -1,5 +1,6 @@
 // Queue lifetime and bounces: a message whose next hop stays unreachable past queue.maxAge bounces
-// with a DSN (Status 4.4.7) to its sender; a bounce itself (null sender) never gets a DSN.
+// with a DSN (Status 4.4.7) to its sender; a bounce itself (null sender) never gets a DSN. A UTF-8
+// sender's DSN is RFC 6533's kind, and reaches it over SMTPUTF8.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
@@ -48,13 +49,14 @@ after(async () => {
   await f?.stop(() => local?.close());
 });
 
-async function send(from: string, to: string, tag: string): Promise<string> {
+async function send(from: string, to: string, tag: string, subject = tag): Promise<string> {
   const s = await rawSession(ports.smtp);
   await s.cmd("EHLO client.test");
-  assert.match(await s.cmd(`MAIL FROM:<${from}>`), /^250 /);
+  const utf8 = /[\u0080-\uffff]/.test(from + to) ? " SMTPUTF8" : "";
+  assert.match(await s.cmd(`MAIL FROM:<${from}>${utf8}`), /^250 /);
   assert.match(await s.cmd(`RCPT TO:<${to}>`), /^250 /);
   await s.cmd("DATA");
-  const r = await s.data(`Subject: ${tag}\r\nX-Test-Id: ${tag}\r\n\r\nbody`);
+  const r = await s.data(`Subject: ${subject}\r\nX-Test-Id: ${tag}\r\n\r\nbody`);
   s.close();
   return r.split(" ").pop()!;
 }
@@ -85,4 +87,19 @@ it("expires after queue.maxAge with a 4.4.7 DSN; none for the null sender", asyn
     await relay.metrics.registry.metrics(),
     /sealpost_relay_recipients_bounced_total\{policy="n\/a",reason="EXPIRED"\} 2/,
   );
+});
+
+it("a UTF-8 sender's DSN: RFC 6533's global parts, delivered with SMTPUTF8", async () => {
+  const id = await send("jürgen@local.test", "bob@dead.test", "expire-utf8", "Grüße");
+  const dsn = await waitFor(
+    "DSN to the UTF-8 sender",
+    () => local.messages.find((m) => m.data.toString().includes(`X-Queue-ID: ${id}`)),
+    20_000,
+  );
+  assert.deepEqual([dsn.from, dsn.to, dsn.smtpUtf8], ["", ["jürgen@local.test"], true]);
+  const text = dsn.data.toString("utf8");
+  assert.match(text, /^Content-Type: message\/global-delivery-status\r\n/m);
+  assert.match(text, /Final-Recipient: rfc822; bob@dead\.test\r\nAction: failed\r\nStatus: 4\.4\.7\r\n/);
+  assert.match(text, /^Content-Type: message\/global-headers\r\nContent-Transfer-Encoding: 8bit\r\n/m);
+  assert.match(text, /^Subject: Grüße\r\n/m);
 });

@@ -17,6 +17,8 @@ export interface SinkMessage {
   authUser?: string;
   /** MAIL FROM carried REQUIRETLS (RFC 8689). */
   requireTls?: boolean;
+  /** MAIL FROM carried SMTPUTF8 (RFC 6531). */
+  smtpUtf8?: boolean;
 }
 
 export interface SinkOptions {
@@ -108,6 +110,7 @@ export async function startSink(o: SinkOptions = {}): Promise<Sink> {
           ...(t?.sni ? { sni: t.sni } : {}),
           ...(session.user ? { authUser: String(session.user) } : {}),
           ...(session.envelope.requireTLS ? { requireTls: true } : {}),
+          ...(session.envelope.smtpUtf8 ? { smtpUtf8: true } : {}),
         });
         const answer = (): void => cb(null, "2.0.0 Ok: sunk");
         const delayed = (): void => void (o.dataDelayMs ? setTimeout(answer, o.dataDelayMs) : answer());
