@@ -16,6 +16,12 @@
 // only, over the internal next hop, whose name, address and port are no more a partner's business
 // than a stranger's (the DSN review: attack-dsn-partner-login-internal-hop). Only the
 // organisation's own senders (relayFrom, relay-wide accounts) get the next hops and local reasons.
+//
+// Internationalised mail (RFC 6533): when the message's sender or a recipient is a UTF-8 address (the
+// relay took it only with SMTPUTF8: inbound/limits.ts), the DSN is the global kind, as Postfix's
+// bounce_notify_util.c writes it for a message that requested SMTPUTF8: message/global-delivery-status
+// with the "utf-8" address type for UTF-8 addresses, message/global-headers for the returned block.
+// RFC 3464's parts are ASCII only; any part with 8-bit text in it says so (Content-Transfer-Encoding).
 import { randomBytes } from "node:crypto";
 import { headerText } from "./header-section.js";
 import { replyText } from "./reply-text.js";
@@ -141,9 +147,16 @@ export function statusFromReply(reply: string, permanent: boolean): string {
   return `${cls}.0.0`;
 }
 
+/** Whether `s` holds a character outside US-ASCII. Pure. */
+const notAscii = (s: string): boolean => /[\u0080-\uffff]/.test(s);
+
 export function composeDsn(i: DsnInput): Buffer {
   const outsider = i.returned === "identifying" || i.diagnostics === "codes";
   const recipients = outsider ? i.recipients.map(forStranger) : i.recipients;
+  // RFC 6533 (the header): a UTF-8 address means the message came with SMTPUTF8
+  const global = notAscii(i.originalSender) || i.recipients.some((r) => notAscii(r.address));
+  const eightBit = global ? [`Content-Transfer-Encoding: 8bit`] : [];
+  const addressType = (address: string): string => (global && notAscii(address) ? "utf-8" : "rfc822");
   const boundary = i.boundary ?? `dsn-${randomBytes(12).toString("hex")}`;
   const date = i.now.toUTCString().replace("GMT", "+0000");
   const lines: string[] = [
@@ -159,7 +172,8 @@ export function composeDsn(i: DsnInput): Buffer {
     `This is a MIME-encapsulated message.`,
     ``,
     `--${boundary}`,
-    `Content-Type: text/plain; charset=us-ascii`,
+    `Content-Type: text/plain; charset=${global ? "utf-8" : "us-ascii"}`,
+    ...eightBit,
     ``,
     `This is the mail system at host ${i.reportingMta}.`,
     ``,
@@ -173,7 +187,8 @@ export function composeDsn(i: DsnInput): Buffer {
       : []),
     ``,
     `--${boundary}`,
-    `Content-Type: message/delivery-status`,
+    `Content-Type: message/${global ? "global-" : ""}delivery-status`,
+    ...eightBit,
     ``,
     `Reporting-MTA: dns; ${i.reportingMta}`,
     `X-Queue-ID: ${i.queueId}`,
@@ -185,7 +200,7 @@ export function composeDsn(i: DsnInput): Buffer {
     diagnostics += diagnostic.length;
     lines.push(
       ``,
-      `Final-Recipient: rfc822; ${r.address}`,
+      `Final-Recipient: ${addressType(r.address)}; ${r.address}`,
       `Action: failed`,
       `Status: ${r.status}`,
       ...(r.remoteMta ? [`Remote-MTA: dns; ${r.remoteMta}`] : []),
@@ -195,9 +210,17 @@ export function composeDsn(i: DsnInput): Buffer {
       `Last-Attempt-Date: ${date}`,
     );
   }
-  lines.push(``, `--${boundary}`, `Content-Type: text/rfc822-headers`, ``, ``);
   const returned =
     i.returned === "identifying" ? identifyingHeaders(headerBlock(i.original)) : headerBlock(i.original);
+  lines.push(
+    ``,
+    `--${boundary}`,
+    `Content-Type: ${global ? "message/global-headers" : "text/rfc822-headers"}`,
+    // the block was read one character per byte (headerBlock): a character above 0xff is not in it
+    ...(/[\x80-\xff]/.test(returned) ? [`Content-Transfer-Encoding: 8bit`] : []),
+    ``,
+    ``,
+  );
   // the returned block is the sender's bytes: headerBlock reads them one character per byte, so they
   // are written back as latin1 (as UTF-8, every byte above 0x7f became two:
   // test/unit/attack-dsn-8bit-headers.test.ts); the relay's own text is UTF-8 (a UTF-8 address)
