@@ -115,6 +115,35 @@ export function verificationCostReason(key: PgpKey, address: string): string | u
   return undefined;
 }
 
+/**
+ * Why verifying a signing key's signatures would cost more than a key's worth; undefined when it
+ * would not. What verificationCostReason is for a recipient's key, for the key a policy signs with
+ * (its signingKeyRef: a Secret its author writes, read at the policy's first delivery under each
+ * loaded config): OpenPGP.js getSigningKey verifies every user's self-certifications, each subkey's
+ * bindings and a signing subkey's back-signature (made with the subkey's own algorithm) before it
+ * checks any algorithm, on the event loop: a DSA key of 64 Kibit parameters stalled the relay for
+ * minutes at every reload (test/unit/attack-openpgp-signing-key-cost.test.ts). So every key
+ * packet's algorithm and RSA exponent, and every signature of the key, are counted first. Pure.
+ */
+export function signingKeyCostReason(key: PgpKey): string | undefined {
+  for (const [what, packet] of [
+    ["primary key", key.keyPacket],
+    ...key.subkeys.map((s) => ["subkey", s.keyPacket] as const),
+  ] as const) {
+    if (openpgp.config.rejectPublicKeyAlgorithms.has(packet.algorithm))
+      return `${what}: ${openpgp.enums.read(openpgp.enums.publicKey, packet.algorithm)} keys are refused`;
+    const e = (packet.publicParams as { e?: Uint8Array }).e;
+    if (RSA_ALGORITHMS.has(packet.algorithm) && e && bitLength(e) > MAX_RSA_EXPONENT_BITS)
+      return `${what}: RSA public exponent of ${bitLength(e)} bits (at most ${MAX_RSA_EXPONENT_BITS})`;
+  }
+  const own = key as PgpKey & { directSignatures?: unknown[] };
+  let count = (own.directSignatures?.length ?? 0) + key.revocationSignatures.length;
+  for (const u of key.users) count += u.selfCertifications.length + u.revocationSignatures.length;
+  for (const s of key.subkeys) count += 2 * s.bindingSignatures.length + s.revocationSignatures.length;
+  if (count > MAX_KEY_SIGNATURES) return `${count} signatures to verify (at most ${MAX_KEY_SIGNATURES})`;
+  return undefined;
+}
+
 /** Why `key` cannot encrypt to `address` at `now`; undefined when it can. */
 export async function unusableKeyReason(
   key: PgpKey,
@@ -203,6 +232,9 @@ export async function readSigningKey(data: Buffer): Promise<Result<openpgp.Priva
         true,
         "signing key is protected by a passphrase; store it without",
       );
+    // before OpenPGP.js verifies any of its signatures (getSigningKey), as for a recipient's key
+    const cost = signingKeyCostReason(key);
+    if (cost) return fail("OPENPGP_SIGNER_INVALID", true, `signing key unusable: ${cost}`);
     await key.getSigningKey();
     return ok(key);
   } catch (e) {
