@@ -398,8 +398,22 @@ function withSecureContext(plan: TransportPlan): TransportPlan["options"] {
 }
 
 async function open(plan: TransportPlan, signal?: AbortSignal): Promise<Pooled | OpenFailure> {
+  // OpenSSL refuses some material the load accepts (relay/config/load.ts clientCertificateProblem
+  // skips its security level on purpose: an RSA-1024 key that only signs S/MIME stays usable): in
+  // TLS that is this attempt's deferral with its reason, never an error thrown out of the delivery
+  // (which ended the message's whole attempt unlogged: test/unit/attack-client-cert-tls-refused)
+  let options: TransportPlan["options"];
+  try {
+    options = withSecureContext(plan);
+  } catch (e) {
+    return fail(
+      "CREDENTIAL_INVALID",
+      true,
+      `TLS refuses the policy's client certificate or key (${errorMessage(e)}): fix its Secret (e.g. RSA of at least 2048 bits)`,
+    );
+  }
   // a next hop's reply is read up to REPLY_READ_MAX (nodemailer's default is 1 MB); longer: lost session
-  const conn = new SMTPConnection({ ...withSecureContext(plan), maxResponseSize: REPLY_READ_MAX });
+  const conn = new SMTPConnection({ ...options, maxResponseSize: REPLY_READ_MAX });
   fastDotStuffing(conn); // the same bytes on the wire, found with indexOf (dot-stuff.ts)
   const source = watchSourceAddress(conn); // TLS-RPT's sending-mta-ip
   const abort = (): void => conn.close(); // the attempt's deadline passed
