@@ -33,6 +33,12 @@ export interface LoadedConfig {
    * revocation, a stricter policy) on the last good config (attack review, session 6).
    */
   unusableCredentials: ReadonlyMap<string, string>;
+  /**
+   * The kubelet generation directory it was read from (the target of `..data`), when the directory
+   * has one: kubelet never changes a file inside a generation, it writes a new one and swaps
+   * `..data`, so a poll that finds the same one need not read anything again.
+   */
+  generation?: string;
   loadedAt: Date;
 }
 
@@ -177,6 +183,10 @@ async function readReferenced(
  */
 export async function unchangedFingerprint(dir: string, known: LoadedConfig): Promise<string | undefined> {
   const root = await generationRoot(dir);
+  // the same kubelet generation: the same bytes. Reading every referenced file again, every second,
+  // cost each pod as much reading and hashing as the policies' material weighs, which their authors
+  // size (Secrets of up to 1 MiB each; test/unit/attack-material-poll-cost.test.ts)
+  if (known.generation !== undefined && root === known.generation) return known.fingerprint;
   const stored = await readStored(root);
   if (!stored.ok || sha256(stored.value.bytes) !== known.storedHash) return undefined;
   return (await readReferenced(root, stored.value.bytes, referencedFiles(known.config))).fingerprint;
@@ -261,6 +271,7 @@ export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome>
       fingerprint,
       files,
       unusableCredentials,
+      ...(root !== dir ? { generation: root } : {}),
       loadedAt: new Date(),
     }),
     fingerprint,
