@@ -377,6 +377,11 @@ export class Relay {
     this.metrics.configInfo.reset();
     this.metrics.configInfo.set({ hash: l.hash, generation: String(l.config.generation) }, 1);
     this.metrics.serverCertificate(fileOf(l, l.config.tls.certFile));
+    for (const [policy, files] of l.heldForMaterial ?? [])
+      this.log.warn(
+        { event: "held", policy, code: "POLICY_PROBLEM", files },
+        "policy held: this pod does not mount its material yet (an older pod template); its mail waits until the pod is replaced",
+      );
     for (const [credential, err] of l.unusableCredentials)
       this.log.warn(
         { event: "credential-unusable", credential, code: "CREDENTIAL_INVALID", err },

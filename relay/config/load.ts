@@ -9,7 +9,13 @@ import { join } from "node:path";
 import { createSecureContext } from "node:tls";
 import { checkReferences } from "../contract/config-checks.js";
 import { errorMessage, fail, ok, type Result } from "../contract/failure.js";
-import { CONFIG_FILE, RelayConfig } from "../contract/config.js";
+import {
+  CONFIG_FILE,
+  RelayConfig,
+  type DeferredPolicy,
+  type Outbound,
+  type Policy,
+} from "../contract/config.js";
 import { CONFIG_GZ_FILE, decodeConfig } from "../contract/config-encoding.js";
 
 export interface LoadedConfig {
@@ -39,6 +45,11 @@ export interface LoadedConfig {
    * `..data`, so a poll that finds the same one need not read anything again.
    */
   generation?: string;
+  /**
+   * Policies held because this pod lacks their material (withoutUnmounted): name → the missing
+   * files. Their mail waits until the pod runs a template that mounts it.
+   */
+  heldForMaterial?: ReadonlyMap<string, string[]>;
   loadedAt: Date;
 }
 
@@ -65,17 +76,86 @@ export function referencedFiles(c: RelayConfig): string[] {
   if (c.wkd.caFile) out.add(c.wkd.caFile);
   for (const f of c.inbound.localRecipients?.files ?? []) out.add(f);
   for (const d of c.dkim) if (d.keyFile) out.add(d.keyFile);
-  for (const o of [c.defaultOutbound, ...c.policies.map((p) => p.outbound)]) {
-    if (o.tls.caFile) out.add(o.tls.caFile);
-    if (o.tls.audit?.caFile) out.add(o.tls.audit.caFile);
-    for (const f of o.smime?.certificateFiles ?? []) out.add(f);
-    const fb = o.tlsFallback;
-    if (fb?.action === "smime") for (const f of fb.smime.certificateFiles) out.add(f);
-    if (fb?.action === "route" && fb.tls.caFile) out.add(fb.tls.caFile);
-    for (const f of o.openpgp?.keyringFiles ?? []) out.add(f);
-    if (o.openpgp?.signingKeyFile) out.add(o.openpgp.signingKeyFile);
-  }
+  for (const o of [c.defaultOutbound, ...c.policies.map((p) => p.outbound)])
+    for (const f of outboundFiles(o)) out.add(f);
   return [...out];
+}
+
+/** The files a policy's outbound section reads (its material, besides its credentials'). Pure. */
+function outboundFiles(o: Outbound): string[] {
+  const out: string[] = [];
+  if (o.tls.caFile) out.push(o.tls.caFile);
+  if (o.tls.audit?.caFile) out.push(o.tls.audit.caFile);
+  out.push(...(o.smime?.certificateFiles ?? []));
+  const fb = o.tlsFallback;
+  if (fb?.action === "smime") out.push(...fb.smime.certificateFiles);
+  if (fb?.action === "route" && fb.tls.caFile) out.push(fb.tls.caFile);
+  out.push(...(o.openpgp?.keyringFiles ?? []));
+  if (o.openpgp?.signingKeyFile) out.push(o.openpgp.signingKeyFile);
+  return out;
+}
+
+/**
+ * The config as a pod that lacks some policy material runs it, or undefined when a file the relay as
+ * a whole needs is missing (its certificates, fleet key, local recipients, DKIM keys). The operator
+ * applies the pod template that mounts a policy's new Secret or ConfigMap and, in the same reconcile,
+ * the config that names it; the pods not replaced yet (a roll goes one pod at a time, and stops at a
+ * pod that never gets Ready) see the new config without the file. Refusing the whole generation there
+ * kept every other change (a partner's tightening, a revoked login) off those pods for the whole roll
+ * (test/unit/attack-remount-old-pods-freeze.test.ts). So a policy whose material is missing is held
+ * here as the operator holds one left out (a deferred policy: its mail waits, its partner's hosts keep
+ * their rule, its login is refused), a credential whose file is missing is unusable (load's
+ * unusableCredentials), and the rest of the generation applies. Pure.
+ */
+export function withoutUnmounted(
+  c: RelayConfig,
+  missing: ReadonlySet<string>,
+): { config: RelayConfig; held: Map<string, string[]> } | undefined {
+  const credentialFiles = new Set<string>();
+  for (const k of Object.values(c.credentials))
+    for (const f of k.type === "password" ? [k.passwordFile] : [k.certFile, k.keyFile])
+      credentialFiles.add(f);
+  const held = new Map<string, string[]>();
+  const lacking = (o: Outbound) => outboundFiles(o).filter((f) => missing.has(f));
+  const kept: Policy[] = [];
+  const deferred: DeferredPolicy[] = [];
+  const heldLogins = new Set(c.heldCredentials);
+  const reason = (files: readonly string[]) =>
+    `MountPending: this pod does not mount ${files.join(", ")} yet (it runs the pod template before the one that mounts it): the policy's mail waits until the pod is replaced`;
+  for (const p of c.policies) {
+    const files = lacking(p.outbound);
+    if (!files.length) {
+      kept.push(p);
+      continue;
+    }
+    held.set(p.name, files);
+    deferred.push({
+      name: p.name,
+      domains: [...p.domains],
+      reason: reason(files),
+      ...(p.inbound && p.inbound.require !== "none"
+        ? { inbound: { hosts: [...p.inbound.hosts], require: p.inbound.require } }
+        : {}),
+    });
+    for (const n of p.inbound?.credentials ?? []) heldLogins.add(n);
+  }
+  const defaultFiles = lacking(c.defaultOutbound);
+  if (defaultFiles.length) {
+    const name = c.defaultOutboundPolicy ?? "default";
+    held.set(name, defaultFiles);
+    deferred.push({ name, domains: ["*"], reason: reason(defaultFiles) });
+  }
+  const heldFiles = new Set([...held.values()].flat());
+  if ([...missing].some((f) => !credentialFiles.has(f) && !heldFiles.has(f))) return undefined;
+  return {
+    config: {
+      ...c,
+      policies: kept,
+      deferredPolicies: [...c.deferredPolicies, ...deferred],
+      heldCredentials: [...heldLogins].sort(),
+    },
+    held,
+  };
 }
 
 function sha256(...parts: Buffer[]): string {
@@ -158,17 +238,17 @@ async function readReferenced(
   root: string,
   raw: Buffer,
   referenced: string[],
-): Promise<{ files: Map<string, Buffer>; missing: string[]; fingerprint: string }> {
+): Promise<{ files: Map<string, Buffer>; missing: Map<string, string>; fingerprint: string }> {
   const files = new Map<string, Buffer>();
   const parts: Buffer[] = [raw];
-  const missing: string[] = [];
+  const missing = new Map<string, string>();
   for (const rel of [...referenced].sort()) {
     try {
       const b = await readFile(join(root, rel));
       files.set(rel, b);
       parts.push(Buffer.from(`\0${rel}\0`), b);
     } catch (e) {
-      missing.push(`${rel}: ${errorMessage(e)}`);
+      missing.set(rel, `${rel}: ${errorMessage(e)}`);
       parts.push(Buffer.from(`\0${rel}\0missing`));
     }
   }
@@ -228,7 +308,7 @@ export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome>
       .join("; ");
     return { result: fail("CONFIG_INVALID", false, msg), fingerprint: storedHash };
   }
-  const config = parsed.data;
+  let config = parsed.data;
   const { files, missing, fingerprint } = await readReferenced(
     root,
     stored.value.bytes,
@@ -236,9 +316,16 @@ export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome>
   );
   // kubelet removes the old generation right after swapping `..data`: a read that started in it is
   // not a broken config; read the new generation instead (bounded)
-  if (missing.length && retries > 0 && (await generationRoot(dir)) !== root)
+  if (missing.size && retries > 0 && (await generationRoot(dir)) !== root)
     return loadConfig(dir, retries - 1);
-  if (missing.length) return { result: fail("CONFIG_FILES_MISSING", true, missing.join("; ")), fingerprint };
+  // policy material this pod does not mount yet holds those policies only (withoutUnmounted)
+  const partial = missing.size ? withoutUnmounted(config, new Set(missing.keys())) : undefined;
+  if (missing.size && !partial)
+    return {
+      result: fail("CONFIG_FILES_MISSING", true, [...missing.values()].join("; ")),
+      fingerprint,
+    };
+  if (partial) config = partial.config;
   const problems = checkReferences(config);
   // The server certificate must load; a broken renewal keeps the last good one.
   try {
@@ -255,8 +342,11 @@ export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome>
     }
   const unusableCredentials = new Map<string, string>();
   for (const [name, k] of Object.entries(config.credentials)) {
-    const why =
-      k.type === "clientCertificate"
+    const own = k.type === "clientCertificate" ? [k.certFile, k.keyFile] : [k.passwordFile];
+    const unmounted = own.filter((f) => missing.has(f));
+    const why = unmounted.length
+      ? `this pod does not mount ${unmounted.join(", ")} yet (it runs the pod template before the one that mounts it)`
+      : k.type === "clientCertificate"
         ? clientCertificateProblem(files.get(k.certFile), files.get(k.keyFile))
         : passwordProblem(secretText(files.get(k.passwordFile) ?? Buffer.alloc(0)));
     if (why) unusableCredentials.set(name, why);
@@ -266,11 +356,14 @@ export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome>
     result: ok({
       dir,
       config,
-      hash,
+      // holding policies, the pod does not run the config the operator compiled: not its hash, so
+      // that no policy reads Enforced on it (the pod is "behind" until it is replaced)
+      hash: partial ? sha256(raw, Buffer.from(`\0held:${[...partial.held.keys()].join(",")}`)) : hash,
       storedHash,
       fingerprint,
       files,
       unusableCredentials,
+      ...(partial ? { heldForMaterial: partial.held } : {}),
       ...(root !== dir ? { generation: root } : {}),
       loadedAt: new Date(),
     }),
