@@ -23,9 +23,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
-import type { MailDomainPolicy } from "../../api/v1alpha1/index.js";
+import type { MailDomainPolicy, RelayCredential } from "../../api/v1alpha1/index.js";
 import { compileRelayConfig } from "../../operator/compile/relay-config.js";
 import { loadConfig } from "../../relay/config/load.js";
+import { inboundState } from "../../relay/config/key-material.js";
+import { allowedAccounts } from "../../relay/inbound/authority.js";
+import { decideInbound } from "../../relay/inbound/rules.js";
 import { routeFor } from "../../relay/outbound/route.js";
 import { clusterView, mailRelay } from "../support/operator-fixtures.js";
 
@@ -98,5 +101,42 @@ describe("attack: a tenant's new material freezes the pods not rolled yet", () =
     assert.equal(partner.route?.outbound.tls.mode, "verify", "the partner's tightening is enforced");
     // the tenant's policy, whose material this pod lacks, is held there, never sent without its CA
     assert.ok(routeFor("tenant.example", result.value.config).hold, "the tenant's mail is held");
+  });
+
+  it("held there, its partner's hosts keep its rule and its login is refused", async () => {
+    const login: RelayCredential = {
+      apiVersion: "sealpost.dev/v1alpha1",
+      kind: "RelayCredential",
+      metadata: { name: "tenant-login", namespace: "mail", creationTimestamp: "2026-01-01T00:00:00Z" },
+      spec: {
+        type: "password",
+        usage: "inbound",
+        username: "tenant-partner",
+        passwordSecretRef: { name: "tenant-login", key: "password" },
+      },
+    };
+    const v = clusterView({
+      configMaps: { "tenant-ca": ["ca.crt"] },
+      secrets: { "tenant-login": ["password"] },
+      credentials: [login],
+    });
+    const withLogin = {
+      ...tenant,
+      spec: {
+        ...tenant.spec,
+        inbound: { hosts: ["198.51.100.0/24"], require: "tls+auth", credentialRef: { name: "tenant-login" } },
+      },
+    } as MailDomainPolicy;
+    const c = compileRelayConfig(relay, [tightened, withLogin], v, undefined, {
+      mounted: new Set(["configmaps/tenant-ca/ca.crt", "secrets/tenant-login/password"]),
+    });
+    assert.deepEqual(c.included.sort(), ["mail/partner", "mail/tenant"]);
+    const old = await podDir("old-login", c.json, { "secrets/tenant-login/password": "a-long-password-1" });
+    const { result } = await loadConfig(old);
+    assert.ok(result.ok, result.ok ? "" : result.message);
+    const state = inboundState(result.value);
+    const d = decideInbound(state.inbound, "198.51.100.7", "smtp");
+    assert.deepEqual(d.need, { tls: true, auth: true }, "the partner's hosts keep the rule");
+    assert.deepEqual(allowedAccounts(state.authority, d), [], "no login while the policy is held");
   });
 });
