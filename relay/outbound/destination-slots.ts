@@ -4,9 +4,11 @@
 // when the limit is lower). The destination is where the connection goes: a route's configured next
 // hop (host:port), else its recipient domain (whose MX hosts DNS gives), as Postfix's nexthop.
 // The scheduler does not start a message whose destinations are all full (queue/destination-gate.ts,
-// as Postfix's qmgr): it waits without a queue worker. What still waits here, first come first served,
-// is a group of a message that also goes elsewhere, and an admin's immediate run. The limit is read
-// at each start and end, so a reload applies from the next one.
+// as Postfix's qmgr): it waits without a queue worker; one that also goes elsewhere is started without
+// its groups to the full ones, which it comes back for. What still waits here, first come first
+// served, is a group whose slot was taken meanwhile (two groups of one message to one destination,
+// a reload lowering the limit), and an admin's immediate run. The limit is read at each start and end, so a reload applies from
+// the next one.
 
 export { DEFAULT_DESTINATION_CONCURRENCY } from "../contract/config.js";
 

@@ -27,6 +27,11 @@ export class DestinationGate<T extends { id: string }> {
     return this.started.get(key) ?? 0;
   }
 
+  /** Whether `key` has no free slot (its attempts running are at the limit). */
+  full(key: string): boolean {
+    return this.running(key) >= this.lim();
+  }
+
   /** Items parked now (all destinations). */
   get parkedCount(): number {
     return this.parkedIn.size;
@@ -38,7 +43,7 @@ export class DestinationGate<T extends { id: string }> {
    */
   blockedBy(keys: readonly string[]): string | undefined {
     if (keys.length === 0) return undefined;
-    return keys.every((k) => this.running(k) >= this.lim()) ? keys[0] : undefined;
+    return keys.every((k) => this.full(k)) ? keys[0] : undefined;
   }
 
   /** Parks `item` under `key` (once: an item parked already stays where it is). */

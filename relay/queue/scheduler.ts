@@ -318,7 +318,19 @@ export class Scheduler {
       const keys = destinationsOf(groups);
       const full = this.gate.blockedBy(keys);
       if (full !== undefined) this.gate.park(full, n.env);
-      else this.start(n.env, keys, lane);
+      else {
+        // a destination of it that is full now is left out of this attempt (its groups are not
+        // sent, the message comes back for them: finishAttempt): waited for inside the attempt, a
+        // tarpit partner on Cc of a few messages held every worker
+        // (test/mail/attack-tarpit-cc-holds-workers.test.ts)
+        const busy = new Set(keys.filter((k) => this.gate.full(k)));
+        this.start(
+          n.env,
+          keys.filter((k) => !busy.has(k)),
+          lane,
+          busy,
+        );
+      }
     }
     if (this.inFlight.size < workers) {
       const next = this.top();
@@ -373,10 +385,15 @@ export class Scheduler {
     return pending.length === 0 ? [] : groupRecipients(pending, this.d.config().config);
   }
 
-  private start(e: Envelope, keys: readonly string[], lane: readonly string[]): void {
+  private start(
+    e: Envelope,
+    keys: readonly string[],
+    lane: readonly string[],
+    busy: ReadonlySet<string> = new Set(),
+  ): void {
     this.gate.begin(keys);
     this.bounceGate.begin(lane);
-    const p = this.attempt(e)
+    const p = this.attempt(e, busy)
       .catch((err) => {
         this.d.log.error({ event: "queue-error", queueId: e.id, err: errorMessage(err) }, "attempt failed");
         // e.g. its state could not be written (disk full): back off like a deferral, never retry at once
@@ -403,11 +420,16 @@ export class Scheduler {
     this.inFlight.set(e.id, p);
   }
 
-  private async attempt(env: Envelope): Promise<void> {
+  /**
+   * One attempt of `env`; the route groups to a destination in `busy` (full when it was started:
+   * pump) are not sent this time, their recipients stay pending (finishAttempt brings it back).
+   */
+  private async attempt(env: Envelope, busy: ReadonlySet<string> = new Set()): Promise<void> {
     const loaded = this.d.config();
     const config = loaded.config;
     const { spool, log } = this.d;
     const pending = env.recipients.filter((r) => r.state === "pending");
+    const waiting = new Set<string>();
     if (pending.length) {
       let message: MessageBody | undefined;
       try {
@@ -415,10 +437,12 @@ export class Scheduler {
       } catch (e) {
         log.error({ event: "queue-error", queueId: env.id, err: errorMessage(e) }, "message file unreadable");
       }
-      const groups = groupRecipients(
+      const all = groupRecipients(
         pending.map((r) => r.address),
         config,
       );
+      const groups = all.filter((g) => !(g.route && busy.has(destinationOf(g.route))));
+      for (const g of all) if (!groups.includes(g)) for (const a of g.recipients) waiting.add(a);
       // admitted once what it may hold fits in the budget (a large body is streamed, not held);
       // held groups send nothing, nor do those that would hold more than the pod can (deliverGroups)
       const dkim = env.signable === true && config.dkim.length > 0;
@@ -452,7 +476,7 @@ export class Scheduler {
         release();
       }
     }
-    await this.finishAttempt(env, loaded);
+    await this.finishAttempt(env, loaded, waiting);
   }
 
   /** Delivers each route group of `env` (in parallel), persisting per-recipient state as it goes. */
@@ -557,11 +581,22 @@ export class Scheduler {
     await writes;
   }
 
-  /** After the deliveries: expiry, the DSN, and removal or the next attempt's time. */
-  private async finishAttempt(env: Envelope, loaded: LoadedConfig): Promise<void> {
+  /**
+   * After the deliveries: expiry, the DSN, and removal or the next attempt's time. `waiting`: the
+   * recipients whose destination was full (not sent this time, attempt's `busy`); when they are all
+   * that is left pending, the message is due again at once and no attempt is counted: the next pump
+   * parks it under that destination without a worker (destination-gate.ts) or sends it.
+   */
+  private async finishAttempt(
+    env: Envelope,
+    loaded: LoadedConfig,
+    waiting: ReadonlySet<string> = new Set(),
+  ): Promise<void> {
     const config = loaded.config;
     const { spool, metrics, log } = this.d;
-    env.attempts += 1;
+    const onlyWaiting =
+      waiting.size > 0 && env.recipients.every((r) => r.state !== "pending" || waiting.has(r.address));
+    if (!onlyWaiting) env.attempts += 1;
     const now = this.now();
     if (
       env.recipients.some((r) => r.state === "pending") &&
@@ -604,14 +639,9 @@ export class Scheduler {
       return;
     }
     const retry = config.queue.retry;
-    env.nextAttemptAt = nextAttemptAt(
-      now,
-      env.attempts,
-      retry.initial,
-      retry.max,
-      retry.jitter,
-      this.d.random,
-    );
+    env.nextAttemptAt = onlyWaiting
+      ? now
+      : nextAttemptAt(now, env.attempts, retry.initial, retry.max, retry.jitter, this.d.random);
     await spool.update(env);
   }
 

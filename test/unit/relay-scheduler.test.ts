@@ -34,6 +34,10 @@ interface Harness {
   running(): number;
   /** answers the oldest running delivery */
   release(outcome?: Outcome): void;
+  /** the recipients of each running delivery, oldest first */
+  runningTo(): string[][];
+  /** answers the oldest running delivery to `domain` */
+  releaseTo(domain: string, outcome?: Outcome): void;
   setNow(t: number): void;
   setWorkers(n: number): void;
   updates: string[];
@@ -141,6 +145,13 @@ function harness(
       const w = waiting.shift();
       assert.ok(w, "no delivery is running");
       w.done(results(w.req, outcome));
+    },
+    runningTo: () => waiting.map((w) => [...w.req.recipients]),
+    releaseTo(domain, outcome = "delivered") {
+      const i = waiting.findIndex((w) => w.req.route.domain === domain);
+      assert.ok(i >= 0, `no delivery to ${domain} is running`);
+      const [w] = waiting.splice(i, 1);
+      w!.done(results(w!.req, outcome));
     },
     setNow: (t) => void (now = t),
     setWorkers: (n) => void (config = loaded(n)),
@@ -420,6 +431,47 @@ describe("scheduler", () => {
     );
     assert.deepEqual([...h.removed].sort(), [...tarpit, other].map((e) => e.id).sort());
     assert.equal(h.s.depth(), 0);
+  });
+
+  it("attack: a message to a full destination and another one sends the other at once and waits for the full one without a worker", async () => {
+    // a tarpit partner on Cc (test/mail/attack-tarpit-cc-holds-workers.test.ts): its group used to
+    // wait inside the attempt for a slot (destination-slots.ts), holding a worker
+    const h = harness({ workers: 2, destinationLimit: 1 });
+    const first = env({ receivedAt: T0 - 10_000, to: "u0@tarpit.test" });
+    h.s.add(first);
+    await until(() => h.running() === 1, "the tarpit's own message runs");
+    const mixed: Envelope = {
+      ...env({ receivedAt: T0 - 5_000 }),
+      recipients: [
+        { address: "cc@healthy.test", state: "pending" },
+        { address: "v@tarpit.test", state: "pending" },
+      ],
+    };
+    h.s.add(mixed);
+    await until(() => h.running() === 2, "the mixed message's healthy group runs");
+    assert.deepEqual(h.runningTo()[1], ["cc@healthy.test"], "only the destination with a free slot");
+    h.releaseTo("healthy.test");
+    await settle();
+    assert.equal(h.s.get(mixed.id)?.inFlight, false, "it holds no worker while the tarpit is full");
+    assert.equal(mixed.attempts, 0, "waiting for a slot is no attempt");
+    const other = env({ receivedAt: T0, to: "carol@healthy.test" });
+    h.s.add(other);
+    await until(() => h.calls.includes(other.id), "a third party's message starts");
+    h.releaseTo("healthy.test");
+    await until(() => h.removed.includes(other.id), "and is done");
+    h.releaseTo("tarpit.test"); // the tarpit's slot frees: the mixed message's tarpit group goes
+    await until(() => h.runningTo().some((r) => r.includes("v@tarpit.test")), "the parked group runs");
+    h.releaseTo("tarpit.test");
+    await until(() => h.removed.includes(mixed.id), "the mixed message is done");
+    assert.deepEqual(
+      h.calls.filter((id) => id === mixed.id).length,
+      2,
+      "one delivery per destination, none doubled",
+    );
+    assert.deepEqual(
+      mixed.recipients.map((r) => r.state),
+      ["delivered", "delivered"],
+    );
   });
 
   it("attack: null-sender messages to many domains hold only the bounce lane; other mail starts, none lost or doubled", async () => {
