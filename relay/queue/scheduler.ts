@@ -108,6 +108,19 @@ export function bounceWorkers(workers: number): number {
 }
 
 /**
+ * How many of `workers` the messages to one destination may hold at once (the scheduler's gate,
+ * destination-gate.ts): its `limit` (delivery.destinationConcurrencyLimit), but never more than the
+ * workers less the bounce lane's share, so a quarter of them is always left to other destinations.
+ * The gate's limit was the destination limit alone, 20 by default, with 16 workers: a destination was
+ * never full before every worker was on it, and a partner whose MX accepts and stays silent, with
+ * 16 messages queued, held them all (test/mail/attack-tarpit-default-limits.test.ts). The sessions
+ * to it stay bounded by `limit` (outbound/destination-slots.ts). Pure.
+ */
+export function destinationWorkers(limit: number, workers: number): number {
+  return Math.max(1, Math.min(limit, workers - bounceWorkers(workers)));
+}
+
+/**
  * Whether a message goes through the bounce lane: the null sender (DSNs, the relay's and those it
  * relays) and the relay's own TLS-RPT reports, whose mailto: targets come from the DNS of any domain
  * it delivered to (the review of the lane, session 11): known by their sender (`reportSender`, so
@@ -154,9 +167,10 @@ export class Scheduler {
   private stopped = false;
   private readonly now: () => number;
   /** Messages whose destinations are all busy wait here, not in a worker (destination-gate.ts). */
-  private readonly gate = new DestinationGate<Envelope>(
-    () => this.d.config().config.delivery.destinationConcurrencyLimit,
-  );
+  private readonly gate = new DestinationGate<Envelope>(() => {
+    const c = this.d.config().config;
+    return destinationWorkers(c.delivery.destinationConcurrencyLimit, c.queue.workers);
+  });
   /** Bounce-lane messages past their share of the workers wait here (inBounceLane, bounceWorkers). */
   private readonly bounceGate = new DestinationGate<Envelope>(() =>
     bounceWorkers(this.d.config().config.queue.workers),

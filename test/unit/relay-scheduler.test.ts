@@ -16,7 +16,7 @@ import { STREAM_COST } from "../../relay/queue/memory-budget.js";
 import type { Deliverer, DeliveryRequest, RecipientResult } from "../../relay/outbound/deliver.js";
 import { backoffSeconds, DEFAULT_RETRY_JITTER, nextAttemptAt } from "../../relay/queue/backoff.js";
 import { DueHeap, type DueNode } from "../../relay/queue/due-heap.js";
-import { bounceWorkers, inBounceLane, Scheduler } from "../../relay/queue/scheduler.js";
+import { bounceWorkers, destinationWorkers, inBounceLane, Scheduler } from "../../relay/queue/scheduler.js";
 import { LOCAL_PEERS, type Envelope } from "../../relay/queue/envelope.js";
 import type { Spool } from "../../relay/queue/spool.js";
 import { minimalRelayConfig } from "../support/minimal-relay-config.js";
@@ -218,7 +218,8 @@ describe("scheduler", () => {
 
   it("keeps at most queue.workers attempts in flight, read from the live config", async () => {
     const h = harness({ workers: 3 });
-    for (let i = 0; i < 10; i++) h.s.add(env());
+    // each to a domain of its own: one destination holds only part of the workers (destinationWorkers)
+    for (let i = 0; i < 10; i++) h.s.add(env({ to: `b@y${i}.test` }));
     await until(() => h.running() === 3, "three running");
     await settle();
     assert.equal(h.running(), 3);
@@ -389,7 +390,7 @@ describe("scheduler", () => {
   it("stale nodes are bounded: repeated retryAll and retries do not grow the heap", async () => {
     let outcome: Outcome = "deferred";
     const h = harness({ answer: () => outcome, workers: 4 });
-    for (let i = 0; i < 100; i++) h.s.add(env({ nextAttemptAt: T0 + HOUR }));
+    for (let i = 0; i < 100; i++) h.s.add(env({ nextAttemptAt: T0 + HOUR, to: `b@y${i}.test` }));
     await settle();
     for (let round = 0; round < 30; round++) {
       for (const e of h.s.list()) h.s.retry(e.id);
@@ -503,6 +504,14 @@ describe("scheduler", () => {
     );
     assert.deepEqual([...h.removed].sort(), [...dsns, ...own].map((e) => e.id).sort());
     assert.deepEqual([bounceWorkers(1), bounceWorkers(3), bounceWorkers(16)], [1, 1, 4]);
+  });
+
+  it("one destination's messages hold at most the workers less the bounce lane's share", () => {
+    // the defaults (limit 20, 16 workers): a quarter is left to other destinations
+    assert.equal(destinationWorkers(20, 16), 12);
+    assert.equal(destinationWorkers(3, 16), 3, "a lower limit stands");
+    assert.equal(destinationWorkers(2, 3), 2);
+    assert.equal(destinationWorkers(20, 1), 1, "one worker: it may take it");
   });
 
   it("the bounce lane: the null sender and the relay's own TLS-RPT reports, unless all of it goes to the internal next hop", () => {
