@@ -1,0 +1,132 @@
+// Attack (hostile partner MX): a partner whose MX accepts TCP and then says nothing (a tarpit) is
+// sent a few large messages the relay signs with DKIM (the organisation's own mail, e.g. the
+// attachments the partner asked for). Each attempt is admitted into the queue's memory budget
+// (memory-budget.ts: queue.memoryBytes, 128 MiB by default) with its cost, 4x the size for a DKIM
+// group, before it connects, and keeps it while the partner hangs (up to attemptTimeout, 10 min; 30 s
+// here, the greeting timeout of a partner that never greets). The budget admits in arrival order: once
+// one attempt waits for more than is left, every later attempt waits behind it, however little it
+// needs. Four 8 MiB signed messages to the tarpit (3 x 32 MiB held, the fourth waiting) and a third
+// party's message to a healthy domain waits until a tarpit session times out, round after round while
+// the partner has such mail queued. The relay runs its defaults (workers, memoryBytes, limits).
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import * as net from "node:net";
+import { after, before, describe, it } from "node:test";
+import { makeDkimKey } from "../support/dkim.js";
+import { freePort } from "../support/ports.js";
+import { waitFor } from "../support/process.js";
+import { rawSession, relayFixture, type RelayFixture } from "../support/relay.js";
+import { startSink, type Sink } from "../support/sink.js";
+
+const KEY_FILE = "secrets/dkim-local/private.key";
+const MIB = 1024 * 1024;
+const LARGE = 4;
+
+/** A partner that accepts TCP and then says nothing at all (no greeting): every session hangs. */
+async function startTarpit() {
+  const host = "127.0.0.1";
+  const port = await freePort(host);
+  const sockets = new Set<net.Socket>();
+  const t = { host, port, open: 0, closed: 0 };
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    t.open++;
+    s.on("error", () => undefined);
+    s.on("close", () => {
+      sockets.delete(s);
+      t.open--;
+      t.closed++;
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, host, resolve));
+  const close = () =>
+    new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    });
+  return { t, close };
+}
+
+let g: RelayFixture;
+let tarpit: Awaited<ReturnType<typeof startTarpit>>;
+let healthy: Sink;
+
+before(async () => {
+  g = await relayFixture("attack-tarpit-memory-budget");
+  tarpit = await startTarpit();
+  healthy = await startSink();
+  const key = await makeDkimKey(g.work, "local");
+  await g.configure(
+    {
+      queue: { dir: `${g.work}/queue`, retry: { initial: 60, max: 60 } },
+      delivery: { allowedInternalCidrs: ["127.0.0.0/8"] },
+      dkim: [{ domain: "local.test", selector: "sel1", keyFile: KEY_FILE }],
+      policies: [
+        {
+          name: "partners/tarpit",
+          domains: ["tarpit.test"],
+          outbound: { tls: { mode: "none" }, nextHop: { host: tarpit.t.host, port: tarpit.t.port } },
+        },
+        {
+          name: "partners/healthy",
+          domains: ["healthy.test"],
+          outbound: { tls: { mode: "none" }, nextHop: { host: healthy.host, port: healthy.port } },
+        },
+      ],
+    },
+    { files: { [KEY_FILE]: await readFile(key.keyFile) } },
+  );
+  await g.start();
+});
+
+after(async () => {
+  await tarpit?.close(); // the hung sessions end, so the relay stops without waiting for them
+  await g?.stop(() => healthy?.close());
+});
+
+describe("attack: a tarpit partner holds the memory budget", () => {
+  // Open (session 20): found by the session's "250 never lost" review, no fix yet. It fails on main
+  // and is kept as a todo so it runs and reports in every suite run until the budget is made fair
+  // (a destination's share of queue.memoryBytes capped, or a small request let past a large one
+  // that waits): see docs/operations.md "A silent partner and the memory budget".
+  it(
+    "signed large messages to a silent partner do not stop everyone's delivery: a third party's mail still goes out while it hangs",
+    { todo: "open finding: the memory budget admits in arrival order (session 20)" },
+    async () => {
+      const line = `${"x".repeat(76)}\r\n`;
+      const body = line.repeat(Math.ceil((8 * MIB) / line.length));
+      const s = await rawSession(g.ports.smtp);
+      assert.match(await s.cmd("EHLO client.test"), /^250/);
+      for (let i = 0; i < LARGE; i++) {
+        assert.match(await s.cmd("MAIL FROM:<alice@local.test>"), /^250/);
+        assert.match(await s.cmd(`RCPT TO:<user${i}@tarpit.test>`), /^250/);
+        assert.match(await s.cmd("DATA"), /^354/);
+        const head = `From: alice@local.test\r\nTo: user${i}@tarpit.test\r\nSubject: documents ${i}\r\n\r\n`;
+        assert.match(await s.data(head + body), /^250/);
+      }
+      await waitFor("the tarpit holds the relay's sessions", () => (tarpit.t.open > 0 ? true : undefined));
+      assert.match(await s.cmd("MAIL FROM:<bob@local.test>"), /^250/);
+      assert.match(await s.cmd("RCPT TO:<carol@healthy.test>"), /^250/);
+      assert.match(await s.cmd("DATA"), /^354/);
+      assert.match(
+        await s.data("From: bob@local.test\r\nSubject: third party\r\nX-Test-Id: third-party\r\n\r\nbody"),
+        /^250/,
+      );
+      await s.cmd("QUIT").catch(() => undefined);
+      s.close();
+      await waitFor(
+        "the third party's message delivered",
+        () => (healthy.messages.length ? true : undefined),
+        90_000,
+      );
+      assert.match(healthy.messages[0]!.data.toString("latin1"), /X-Test-Id: third-party/);
+      // delivered only once a tarpit session gave up (its greeting timeout) and freed its budget
+      assert.equal(
+        tarpit.t.closed,
+        0,
+        `the third party waited for the tarpit: ${tarpit.t.closed} tarpit session(s) had to time out first`,
+      );
+      assert.ok(tarpit.t.open > 0, "the tarpit still hangs");
+    },
+  );
+});
