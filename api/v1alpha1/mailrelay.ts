@@ -342,7 +342,7 @@ const Delivery = z
       .max(1000)
       .default(20)
       .describe(
-        "Deliveries (connections) at once to one destination, over all queue workers of a relay pod: a policy's nextHop, else the recipient domain (Postfix default_destination_concurrency_limit). Past it a message waits for a slot without taking a queue worker, so a slow or silent partner never holds up other destinations; however many messages are queued for a partner, it never sees more sessions than this from one pod. Default 20.",
+        "Deliveries (connections) at once to one destination, over all queue workers of a relay pod: a policy's nextHop, else the recipient domain (Postfix default_destination_concurrency_limit). Past it a message waits for a slot without taking a queue worker, so a slow or silent partner never holds up other destinations; however many messages are queued for a partner, it never sees more sessions than this from one pod. Whatever this limit, one destination's messages hold at most three quarters of the pod's queue workers (12 of 16), so the rest always serve other destinations. Default 20.",
       ),
     attemptTimeout: duration(
       "Overall deadline of one delivery attempt over all its next hops, its DNS lookups included, e.g. 10m; past it the connection is closed and the recipients are deferred. The per-stage timeouts (connect 30s, greeting 30s, idle 300s, like Postfix smtp_connect_timeout / smtp_helo_timeout) still apply inside it. Default 10m.",
