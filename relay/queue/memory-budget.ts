@@ -108,27 +108,92 @@ const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
 
 export class MemoryBudget {
   private used = 0;
-  private waiting: { bytes: number; admit: () => void }[] = [];
+  private waiting: { bytes: number; key: string | undefined; admit: () => void }[] = [];
+  /** Bytes held per key (acquire's `key`), for keyShare. */
+  private held = new Map<string, number>();
+  /** Requests past their key's share, in arrival order per key: they wait outside `waiting`. */
+  private overShare = new Map<string, { bytes: number; admit: () => void }[]>();
 
-  /** `total()` is read at each admission (a config reload may change it). */
-  constructor(private readonly total: () => number) {}
+  /**
+   * `total()` is read at each admission (a config reload may change it). `keyShare(total)`: the most
+   * one key may hold while it holds anything (undefined: no per-key bound).
+   */
+  constructor(
+    private readonly total: () => number,
+    private readonly keyShare?: (total: number) => number,
+  ) {}
 
-  /** Waits until `bytes` fit (in arrival order); resolves with the function that gives them back. */
-  async acquire(bytes: number): Promise<() => void> {
+  /**
+   * Waits until `bytes` fit (in arrival order); resolves with the function that gives them back. With
+   * a `key` (the scheduler's: the destinations the attempt goes to), a key that would hold more than
+   * its share waits in a line of its own, not in the shared one: in arrival order alone, a silent
+   * partner's few large signed messages held most of the budget, the next one waited for more than
+   * was left, and every later attempt waited behind it, a third party's small message included
+   * (test/mail/attack-tarpit-memory-budget.test.ts). A key holding nothing is always within its share.
+   */
+  async acquire(bytes: number, key?: string): Promise<() => void> {
     const n = Math.max(0, Math.min(bytes, this.total()));
-    if (!this.waiting.length && this.used + n <= this.total()) this.used += n;
-    else await new Promise<void>((admit) => this.waiting.push({ bytes: n, admit }));
+    if (key !== undefined && this.pastShare(key, n))
+      await new Promise<void>((admit) => {
+        const line = this.overShare.get(key) ?? [];
+        line.push({ bytes: n, admit });
+        this.overShare.set(key, line);
+      });
+    else if (!this.waiting.length && this.used + n <= this.total()) this.take(key, n);
+    else await new Promise<void>((admit) => this.waiting.push({ bytes: n, key, admit }));
     let released = false;
     return () => {
       if (released) return;
       released = true;
       this.used -= n;
+      if (key !== undefined) {
+        const h = (this.held.get(key) ?? 0) - n;
+        if (h > 0) this.held.set(key, h);
+        else this.held.delete(key);
+        this.promote(key);
+      }
       this.admit();
     };
   }
 
   stats(): { used: number; waiting: number } {
-    return { used: this.used, waiting: this.waiting.length };
+    let over = 0;
+    for (const line of this.overShare.values()) over += line.length;
+    return { used: this.used, waiting: this.waiting.length + over };
+  }
+
+  /** Whether `key` holding `n` more would be past its share (never while it holds nothing). */
+  private pastShare(key: string, n: number): boolean {
+    if (!this.keyShare) return false;
+    if (this.overShare.get(key)?.length) return true; // behind its own line
+    const h = this.claimed(key);
+    return h > 0 && h + n > this.keyShare(this.total());
+  }
+
+  /** What `key` holds and asks for in the shared line. */
+  private claimed(key: string): number {
+    let h = this.held.get(key) ?? 0;
+    for (const w of this.waiting) if (w.key === key) h += w.bytes;
+    return h;
+  }
+
+  private take(key: string | undefined, n: number): void {
+    this.used += n;
+    if (key !== undefined) this.held.set(key, (this.held.get(key) ?? 0) + n);
+  }
+
+  /** Moves `key`'s first requests past its share into the shared line, as far as its share allows. */
+  private promote(key: string): void {
+    const line = this.overShare.get(key);
+    if (!line?.length) return;
+    const share = this.keyShare ? this.keyShare(this.total()) : Infinity;
+    let h = this.claimed(key);
+    while (line.length && (h === 0 || h + line[0]!.bytes <= share)) {
+      const w = line.shift()!;
+      h += w.bytes;
+      this.waiting.push({ bytes: w.bytes, key, admit: w.admit });
+    }
+    if (!line.length) this.overShare.delete(key);
   }
 
   private admit(): void {
@@ -137,7 +202,7 @@ export class MemoryBudget {
       // the first in line goes first; one larger than the budget goes when nothing else is held
       if (this.used + n > this.total() && this.used > 0) return;
       this.waiting.shift();
-      this.used += n;
+      this.take(w.key, n);
       w.admit();
     }
   }

@@ -85,48 +85,40 @@ after(async () => {
 });
 
 describe("attack: a tarpit partner holds the memory budget", () => {
-  // Open (session 20): found by the session's "250 never lost" review, no fix yet. It fails on main
-  // and is kept as a todo so it runs and reports in every suite run until the budget is made fair
-  // (a destination's share of queue.memoryBytes capped, or a small request let past a large one
-  // that waits): see docs/operations.md "A silent partner and the memory budget".
-  it(
-    "signed large messages to a silent partner do not stop everyone's delivery: a third party's mail still goes out while it hangs",
-    { todo: "open finding: the memory budget admits in arrival order (session 20)" },
-    async () => {
-      const line = `${"x".repeat(76)}\r\n`;
-      const body = line.repeat(Math.ceil((8 * MIB) / line.length));
-      const s = await rawSession(g.ports.smtp);
-      assert.match(await s.cmd("EHLO client.test"), /^250/);
-      for (let i = 0; i < LARGE; i++) {
-        assert.match(await s.cmd("MAIL FROM:<alice@local.test>"), /^250/);
-        assert.match(await s.cmd(`RCPT TO:<user${i}@tarpit.test>`), /^250/);
-        assert.match(await s.cmd("DATA"), /^354/);
-        const head = `From: alice@local.test\r\nTo: user${i}@tarpit.test\r\nSubject: documents ${i}\r\n\r\n`;
-        assert.match(await s.data(head + body), /^250/);
-      }
-      await waitFor("the tarpit holds the relay's sessions", () => (tarpit.t.open > 0 ? true : undefined));
-      assert.match(await s.cmd("MAIL FROM:<bob@local.test>"), /^250/);
-      assert.match(await s.cmd("RCPT TO:<carol@healthy.test>"), /^250/);
+  it("signed large messages to a silent partner do not stop everyone's delivery: a third party's mail still goes out while it hangs", async () => {
+    const line = `${"x".repeat(76)}\r\n`;
+    const body = line.repeat(Math.ceil((8 * MIB) / line.length));
+    const s = await rawSession(g.ports.smtp);
+    assert.match(await s.cmd("EHLO client.test"), /^250/);
+    for (let i = 0; i < LARGE; i++) {
+      assert.match(await s.cmd("MAIL FROM:<alice@local.test>"), /^250/);
+      assert.match(await s.cmd(`RCPT TO:<user${i}@tarpit.test>`), /^250/);
       assert.match(await s.cmd("DATA"), /^354/);
-      assert.match(
-        await s.data("From: bob@local.test\r\nSubject: third party\r\nX-Test-Id: third-party\r\n\r\nbody"),
-        /^250/,
-      );
-      await s.cmd("QUIT").catch(() => undefined);
-      s.close();
-      await waitFor(
-        "the third party's message delivered",
-        () => (healthy.messages.length ? true : undefined),
-        90_000,
-      );
-      assert.match(healthy.messages[0]!.data.toString("latin1"), /X-Test-Id: third-party/);
-      // delivered only once a tarpit session gave up (its greeting timeout) and freed its budget
-      assert.equal(
-        tarpit.t.closed,
-        0,
-        `the third party waited for the tarpit: ${tarpit.t.closed} tarpit session(s) had to time out first`,
-      );
-      assert.ok(tarpit.t.open > 0, "the tarpit still hangs");
-    },
-  );
+      const head = `From: alice@local.test\r\nTo: user${i}@tarpit.test\r\nSubject: documents ${i}\r\n\r\n`;
+      assert.match(await s.data(head + body), /^250/);
+    }
+    await waitFor("the tarpit holds the relay's sessions", () => (tarpit.t.open > 0 ? true : undefined));
+    assert.match(await s.cmd("MAIL FROM:<bob@local.test>"), /^250/);
+    assert.match(await s.cmd("RCPT TO:<carol@healthy.test>"), /^250/);
+    assert.match(await s.cmd("DATA"), /^354/);
+    assert.match(
+      await s.data("From: bob@local.test\r\nSubject: third party\r\nX-Test-Id: third-party\r\n\r\nbody"),
+      /^250/,
+    );
+    await s.cmd("QUIT").catch(() => undefined);
+    s.close();
+    await waitFor(
+      "the third party's message delivered",
+      () => (healthy.messages.length ? true : undefined),
+      90_000,
+    );
+    assert.match(healthy.messages[0]!.data.toString("latin1"), /X-Test-Id: third-party/);
+    // delivered only once a tarpit session gave up (its greeting timeout) and freed its budget
+    assert.equal(
+      tarpit.t.closed,
+      0,
+      `the third party waited for the tarpit: ${tarpit.t.closed} tarpit session(s) had to time out first`,
+    );
+    assert.ok(tarpit.t.open > 0, "the tarpit still hangs");
+  });
 });

@@ -17,6 +17,41 @@ const MIB = 2 ** 20;
 const tick = () => new Promise((r) => setImmediate(r));
 
 describe("issue 15.5: memory budget for message bodies in flight", () => {
+  it("a key past its share waits in its own line; other keys are not held behind it (attack-tarpit-memory-budget)", async () => {
+    const budget = new MemoryBudget(
+      () => 100 * MIB,
+      (t) => (t * 3) / 4,
+    );
+    const admitted: string[] = [];
+    const t1 = await budget.acquire(30 * MIB, "tarpit");
+    const t2 = await budget.acquire(30 * MIB, "tarpit");
+    const t3 = budget.acquire(30 * MIB, "tarpit").then((r) => (admitted.push("t3"), r)); // 90 > 75
+    const t4 = budget.acquire(1 * MIB, "tarpit").then((r) => (admitted.push("t4"), r)); // behind t3
+    const other = budget.acquire(30 * MIB, "healthy").then((r) => (admitted.push("other"), r));
+    await tick();
+    assert.deepEqual(admitted, ["other"], "the other destination waited behind the tarpit's line");
+    assert.deepEqual(budget.stats(), { used: 90 * MIB, waiting: 2 });
+    t1(); // the tarpit holds 30: t3 (30) fits its share again and the budget (60 + 30 <= 100)
+    await tick();
+    assert.deepEqual(admitted, ["other", "t3", "t4"]);
+    t2();
+    (await t3)();
+    (await t4)();
+    (await other)();
+    assert.deepEqual(budget.stats(), { used: 0, waiting: 0 });
+  });
+
+  it("a key holding nothing is within its share, however large its request", async () => {
+    const budget = new MemoryBudget(
+      () => 100 * MIB,
+      (t) => (t * 3) / 4,
+    );
+    const big = await budget.acquire(90 * MIB, "a");
+    assert.equal(budget.stats().used, 90 * MIB);
+    big();
+    assert.deepEqual(budget.stats(), { used: 0, waiting: 0 });
+  });
+
   it("admits while the costs fit, then makes the next wait (in arrival order) instead of overcommitting", async () => {
     const budget = new MemoryBudget(() => 100 * MIB);
     const a = await budget.acquire(60 * MIB);
