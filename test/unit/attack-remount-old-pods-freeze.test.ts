@@ -25,7 +25,7 @@ import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import type { MailDomainPolicy, RelayCredential } from "../../api/v1alpha1/index.js";
 import { compileRelayConfig } from "../../operator/compile/relay-config.js";
-import { loadConfig } from "../../relay/config/load.js";
+import { loadConfig, unchangedFingerprint } from "../../relay/config/load.js";
 import { inboundState } from "../../relay/config/key-material.js";
 import { allowedAccounts } from "../../relay/inbound/authority.js";
 import { decideInbound } from "../../relay/inbound/rules.js";
@@ -138,5 +138,46 @@ describe("attack: a tenant's new material freezes the pods not rolled yet", () =
     const d = decideInbound(state.inbound, "198.51.100.7", "smtp");
     assert.deepEqual(d.need, { tls: true, auth: true }, "the partner's hosts keep the rule");
     assert.deepEqual(allowedAccounts(state.authority, d), [], "no login while the policy is held");
+  });
+});
+
+// The session's review of the fix: only a file absent from the generation holds a policy. A read
+// that fails otherwise (EMFILE, EIO; here the path is a directory) is that read's failure: before,
+// the policy was held and the generation shortcut (unchangedFingerprint) never read the file again,
+// so its mail waited until it expired. And a `..data` that is a plain directory (edited in place)
+// gives no shortcut.
+describe("review: what the generation may hold, and when a poll may skip reading", () => {
+  const relay = mailRelay({ inbound: { relayFrom: ["10.0.0.0/8"] } });
+  const view = clusterView({ configMaps: { "tenant-ca": ["ca.crt"] } });
+  const tenant = policy("tenant", "tenant.example", {
+    mode: "verify",
+    caBundle: { configMapRef: { name: "tenant-ca", key: "ca.crt" } },
+  });
+  const compiled = () =>
+    compileRelayConfig(relay, [tenant], view, undefined, {
+      mounted: new Set(["configmaps/tenant-ca/ca.crt"]),
+    });
+
+  it("a material file the pod has but cannot read refuses the generation, to be read again", async () => {
+    const root = await podDir("unreadable", compiled().json, {});
+    await mkdir(join(root, "..data", "configmaps", "tenant-ca", "ca.crt"), { recursive: true }); // EISDIR
+    const { result } = await loadConfig(root);
+    assert.equal(result.ok ? "loaded, the policy held" : result.code, "CONFIG_FILES_MISSING");
+    assert.equal(!result.ok && result.temporary, true);
+  });
+
+  it("a ..data that is a plain directory: a file changed in place is seen by the next poll", async () => {
+    const root = join(dir, "plain-data");
+    const kubelet = await podDir("plain-src", compiled().json, { "configmaps/tenant-ca/ca.crt": "one" });
+    await mkdir(root, { recursive: true });
+    await sh("cp", ["-rL", join(kubelet, "..data"), join(root, "..data")]);
+    const first = await loadConfig(root);
+    assert.ok(first.result.ok, first.result.ok ? "" : first.result.message);
+    await writeFile(join(root, "..data", "configmaps", "tenant-ca", "ca.crt"), "two");
+    assert.notEqual(
+      await unchangedFingerprint(root, first.result.value),
+      first.result.value.fingerprint,
+      "the poll took the generation shortcut over a file changed in place",
+    );
   });
 });
