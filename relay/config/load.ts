@@ -4,11 +4,11 @@
 // never mixes files of two generations. The config is config.json.gz (what the operator writes:
 // contract/config-encoding.ts) or a plain config.json (tests, hand-written directories), never both.
 import { createHash, createPrivateKey, X509Certificate } from "node:crypto";
-import { readFile, realpath } from "node:fs/promises";
+import { lstat, readFile, realpath } from "node:fs/promises";
 import { join } from "node:path";
 import { createSecureContext } from "node:tls";
 import { checkReferences } from "../contract/config-checks.js";
-import { errorMessage, fail, ok, type Result } from "../contract/failure.js";
+import { errorCode, errorMessage, fail, ok, type Result } from "../contract/failure.js";
 import {
   CONFIG_FILE,
   RelayConfig,
@@ -173,6 +173,19 @@ async function generationRoot(dir: string): Promise<string> {
   }
 }
 
+/**
+ * Whether `dir` is kubelet's layout, whose `..data` is a symlink swapped to each new generation: only
+ * then does an unchanged target mean unchanged files (a `..data` that is a plain directory, a copied
+ * volume say, is edited in place: the session's review).
+ */
+async function swappedGeneration(dir: string): Promise<boolean> {
+  try {
+    return (await lstat(join(dir, "..data"))).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
 /** Strips one trailing newline (files created with `echo`/kubectl from-file often carry one). */
 /** The longest password the relay sends or accepts (SMTP AUTH passwords are far shorter). */
 export const MAX_PASSWORD_BYTES = 512;
@@ -238,21 +251,32 @@ async function readReferenced(
   root: string,
   raw: Buffer,
   referenced: string[],
-): Promise<{ files: Map<string, Buffer>; missing: Map<string, string>; fingerprint: string }> {
+): Promise<{
+  files: Map<string, Buffer>;
+  missing: Map<string, string>;
+  unreadable: string[];
+  fingerprint: string;
+}> {
   const files = new Map<string, Buffer>();
   const parts: Buffer[] = [raw];
   const missing = new Map<string, string>();
+  const unreadable: string[] = [];
   for (const rel of [...referenced].sort()) {
     try {
       const b = await readFile(join(root, rel));
       files.set(rel, b);
       parts.push(Buffer.from(`\0${rel}\0`), b);
     } catch (e) {
-      missing.set(rel, `${rel}: ${errorMessage(e)}`);
+      // absent from the generation (a pod of the template before the one that mounts it) is what a
+      // policy may be held for (withoutUnmounted); any other error (EMFILE, EIO, a directory) is
+      // this read's, not the generation's: it refuses the generation and the next poll reads again
+      // (the session's review: held for an EMFILE, the generation shortcut never read it again)
+      if (errorCode(e) === "ENOENT") missing.set(rel, `${rel}: ${errorMessage(e)}`);
+      else unreadable.push(`${rel}: ${errorMessage(e)}`);
       parts.push(Buffer.from(`\0${rel}\0missing`));
     }
   }
-  return { files, missing, fingerprint: sha256(...parts) };
+  return { files, missing, unreadable, fingerprint: sha256(...parts) };
 }
 
 /**
@@ -309,15 +333,17 @@ export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome>
     return { result: fail("CONFIG_INVALID", false, msg), fingerprint: storedHash };
   }
   let config = parsed.data;
-  const { files, missing, fingerprint } = await readReferenced(
+  const { files, missing, unreadable, fingerprint } = await readReferenced(
     root,
     stored.value.bytes,
     referencedFiles(config),
   );
   // kubelet removes the old generation right after swapping `..data`: a read that started in it is
   // not a broken config; read the new generation instead (bounded)
-  if (missing.size && retries > 0 && (await generationRoot(dir)) !== root)
+  if ((missing.size || unreadable.length) && retries > 0 && (await generationRoot(dir)) !== root)
     return loadConfig(dir, retries - 1);
+  if (unreadable.length)
+    return { result: fail("CONFIG_FILES_MISSING", true, unreadable.join("; ")), fingerprint };
   // policy material this pod does not mount yet holds those policies only (withoutUnmounted)
   const partial = missing.size ? withoutUnmounted(config, new Set(missing.keys())) : undefined;
   if (missing.size && !partial)
@@ -364,7 +390,7 @@ export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome>
       files,
       unusableCredentials,
       ...(partial ? { heldForMaterial: partial.held } : {}),
-      ...(root !== dir ? { generation: root } : {}),
+      ...((await swappedGeneration(dir)) ? { generation: root } : {}),
       loadedAt: new Date(),
     }),
     fingerprint,

@@ -33,7 +33,13 @@ export function watchConfig(o: WatchOptions): ConfigWatcher {
   const run = async (): Promise<void> => {
     if ((await unchangedFingerprint(o.dir, known)) === seen) return;
     const { result, fingerprint } = await loadConfig(o.dir);
-    if (closed || fingerprint === seen) return;
+    if (closed) return;
+    if (fingerprint === seen) {
+      // the same files in a new kubelet generation (only an unreferenced file changed): known is the
+      // same config, read from there, so the next poll's generation shortcut holds again
+      if (result.ok && known.fingerprint === fingerprint) known = result.value;
+      return;
+    }
     seen = fingerprint;
     if (!result.ok) {
       o.onInvalid(result, fingerprint);
