@@ -409,7 +409,7 @@ async function open(plan: TransportPlan, signal?: AbortSignal): Promise<Pooled |
     return fail(
       "CREDENTIAL_INVALID",
       true,
-      `TLS refuses the policy's client certificate or key (${errorMessage(e)}): fix its Secret (e.g. RSA of at least 2048 bits)`,
+      `TLS refuses the policy's TLS material, its client certificate or key most likely (${errorMessage(e)}): fix its Secret (e.g. RSA of at least 2048 bits)`,
     );
   }
   // a next hop's reply is read up to REPLY_READ_MAX (nodemailer's default is 1 MB); longer: lost session

@@ -129,7 +129,8 @@ export class MemoryBudget {
    * its share waits in a line of its own, not in the shared one: in arrival order alone, a silent
    * partner's few large signed messages held most of the budget, the next one waited for more than
    * was left, and every later attempt waited behind it, a third party's small message included
-   * (test/mail/attack-tarpit-memory-budget.test.ts). A key holding nothing is always within its share.
+   * (test/mail/attack-tarpit-memory-budget.test.ts). A key that holds and asks for nothing yet is
+   * within its share, however large its request.
    */
   async acquire(bytes: number, key?: string): Promise<() => void> {
     const n = Math.max(0, Math.min(bytes, this.total()));
