@@ -9,49 +9,24 @@
 // message to the tarpit alone, two to the tarpit and a healthy domain, then a victim's message to the
 // healthy domain, which should go out while the tarpit still hangs (no tarpit session has ended).
 import assert from "node:assert/strict";
-import * as net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { freePort } from "../support/ports.js";
 import { waitFor } from "../support/process.js";
 import { rawSession, relayFixture, type RelayFixture } from "../support/relay.js";
+import { startSilentMx, type SilentMx } from "../support/silent-mx.js";
 import { startSink, type Sink } from "../support/sink.js";
 
 const WORKERS = 3;
 const TARPIT_LIMIT = 1;
 
-/** A partner that accepts TCP and then says nothing at all (no greeting): every session hangs. */
-async function startTarpit() {
-  const host = "127.0.0.1";
-  const port = await freePort(host);
-  const sockets = new Set<net.Socket>();
-  const t = { host, port, open: 0, closed: 0, total: 0 };
-  const server = net.createServer((s) => {
-    sockets.add(s);
-    t.open++;
-    t.total++;
-    s.on("error", () => undefined);
-    s.on("close", () => {
-      sockets.delete(s);
-      t.open--;
-      t.closed++;
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(port, host, resolve));
-  const close = () =>
-    new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    });
-  return { t, close };
-}
-
 let g: RelayFixture;
-let tarpit: Awaited<ReturnType<typeof startTarpit>>;
+/** A partner that accepts TCP and then says nothing at all (no greeting): every session hangs. */
+let tarpit: SilentMx;
 let healthy: Sink;
 
 before(async () => {
   g = await relayFixture("attack-tarpit-cc-holds-workers");
-  tarpit = await startTarpit();
+  tarpit = await startSilentMx("127.0.0.1", await freePort("127.0.0.1"));
   healthy = await startSink();
   await g.configure({
     queue: { dir: `${g.work}/queue`, workers: WORKERS },
@@ -60,7 +35,7 @@ before(async () => {
       {
         name: "partners/tarpit",
         domains: ["tarpit.test"],
-        outbound: { tls: { mode: "none" }, nextHop: { host: tarpit.t.host, port: tarpit.t.port } },
+        outbound: { tls: { mode: "none" }, nextHop: { host: tarpit.host, port: tarpit.port } },
       },
       {
         name: "partners/healthy",
@@ -92,7 +67,7 @@ describe("attack: a tarpit partner on Cc", () => {
     assert.match(await s.cmd("EHLO client.test"), /^250/);
     // the tarpit's own message takes its one slot
     await send(s, "alice@local.test", ["victim0@tarpit.test"], "tarpit-only");
-    await waitFor("the tarpit holds its session", () => (tarpit.t.open === TARPIT_LIMIT ? true : undefined));
+    await waitFor("the tarpit holds its session", () => (tarpit.open === TARPIT_LIMIT ? true : undefined));
     // reply-alls with the tarpit on Cc: their healthy copies go out at once...
     for (let i = 1; i < WORKERS; i++)
       await send(s, "alice@local.test", [`cc${i}@healthy.test`, `victim${i}@tarpit.test`], `mixed-${i}`);
@@ -116,10 +91,10 @@ describe("attack: a tarpit partner on Cc", () => {
     // delivered only once a tarpit session gave up (its greeting timeout) and freed a worker: the
     // workers were all held by the tarpit, the partner's choice, not by the per-destination limit
     assert.equal(
-      tarpit.t.closed,
+      tarpit.total - tarpit.open,
       0,
-      `the third party waited for the tarpit: ${tarpit.t.closed} tarpit session(s) had to time out first`,
+      `the third party waited for the tarpit: ${tarpit.total - tarpit.open} tarpit session(s) had to time out first`,
     );
-    assert.equal(tarpit.t.open, TARPIT_LIMIT);
+    assert.equal(tarpit.open, TARPIT_LIMIT);
   });
 });

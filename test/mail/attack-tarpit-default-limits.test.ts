@@ -10,47 +10,23 @@
 // while the partner has mail queued. Here the relay runs with those defaults (neither workers nor
 // destinationConcurrencyLimit set); the third party's message should go out while the tarpit hangs.
 import assert from "node:assert/strict";
-import * as net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { RelayConfig } from "../../relay/contract/config.js";
 import { freePort } from "../support/ports.js";
 import { waitFor } from "../support/process.js";
 import { rawSession, relayFixture, type RelayFixture } from "../support/relay.js";
+import { startSilentMx, type SilentMx } from "../support/silent-mx.js";
 import { startSink, type Sink } from "../support/sink.js";
 
-/** A partner that accepts TCP and then says nothing at all (no greeting): every session hangs. */
-async function startTarpit() {
-  const host = "127.0.0.1";
-  const port = await freePort(host);
-  const sockets = new Set<net.Socket>();
-  const t = { host, port, open: 0, closed: 0 };
-  const server = net.createServer((s) => {
-    sockets.add(s);
-    t.open++;
-    s.on("error", () => undefined);
-    s.on("close", () => {
-      sockets.delete(s);
-      t.open--;
-      t.closed++;
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(port, host, resolve));
-  const close = () =>
-    new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    });
-  return { t, close };
-}
-
 let g: RelayFixture;
-let tarpit: Awaited<ReturnType<typeof startTarpit>>;
+/** A partner that accepts TCP and then says nothing at all (no greeting): every session hangs. */
+let tarpit: SilentMx;
 let healthy: Sink;
 let workers = 0;
 
 before(async () => {
   g = await relayFixture("attack-tarpit-default-limits");
-  tarpit = await startTarpit();
+  tarpit = await startSilentMx("127.0.0.1", await freePort("127.0.0.1"));
   healthy = await startSink();
   const cfg = await g.configure({
     // the relay's defaults for queue.workers and delivery.destinationConcurrencyLimit (the operator
@@ -61,7 +37,7 @@ before(async () => {
       {
         name: "partners/tarpit",
         domains: ["tarpit.test"],
-        outbound: { tls: { mode: "none" }, nextHop: { host: tarpit.t.host, port: tarpit.t.port } },
+        outbound: { tls: { mode: "none" }, nextHop: { host: tarpit.host, port: tarpit.port } },
       },
       {
         name: "partners/healthy",
@@ -93,7 +69,7 @@ describe("attack: a tarpit partner under the default limits", () => {
       assert.match(await s.data(`Subject: t${i}\r\n\r\nbody ${i}`), /^250/);
     }
     // each was started as it was queued (the workers were free): the tarpit holds them now
-    await waitFor("the tarpit holds the relay's sessions", () => (tarpit.t.open > 0 ? true : undefined));
+    await waitFor("the tarpit holds the relay's sessions", () => (tarpit.open > 0 ? true : undefined));
     assert.match(await s.cmd("MAIL FROM:<bob@local.test>"), /^250/);
     assert.match(await s.cmd("RCPT TO:<carol@healthy.test>"), /^250/);
     assert.match(await s.cmd("DATA"), /^354/);
@@ -108,10 +84,10 @@ describe("attack: a tarpit partner under the default limits", () => {
     assert.match(healthy.messages[0]!.data.toString("latin1"), /X-Test-Id: third-party/);
     // delivered only once a tarpit session gave up (its greeting timeout) and freed a worker
     assert.equal(
-      tarpit.t.closed,
+      tarpit.total - tarpit.open,
       0,
-      `the third party waited for the tarpit: ${tarpit.t.closed} tarpit session(s) had to time out first`,
+      `the third party waited for the tarpit: ${tarpit.total - tarpit.open} tarpit session(s) had to time out first`,
     );
-    assert.ok(tarpit.t.open > 0, "the tarpit still hangs");
+    assert.ok(tarpit.open > 0, "the tarpit still hangs");
   });
 });

@@ -10,50 +10,26 @@
 // the partner has such mail queued. The relay runs its defaults (workers, memoryBytes, limits).
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import * as net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { makeDkimKey } from "../support/dkim.js";
 import { freePort } from "../support/ports.js";
 import { waitFor } from "../support/process.js";
 import { rawSession, relayFixture, type RelayFixture } from "../support/relay.js";
+import { startSilentMx, type SilentMx } from "../support/silent-mx.js";
 import { startSink, type Sink } from "../support/sink.js";
 
 const KEY_FILE = "secrets/dkim-local/private.key";
 const MIB = 1024 * 1024;
 const LARGE = 4;
 
-/** A partner that accepts TCP and then says nothing at all (no greeting): every session hangs. */
-async function startTarpit() {
-  const host = "127.0.0.1";
-  const port = await freePort(host);
-  const sockets = new Set<net.Socket>();
-  const t = { host, port, open: 0, closed: 0 };
-  const server = net.createServer((s) => {
-    sockets.add(s);
-    t.open++;
-    s.on("error", () => undefined);
-    s.on("close", () => {
-      sockets.delete(s);
-      t.open--;
-      t.closed++;
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(port, host, resolve));
-  const close = () =>
-    new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    });
-  return { t, close };
-}
-
 let g: RelayFixture;
-let tarpit: Awaited<ReturnType<typeof startTarpit>>;
+/** A partner that accepts TCP and then says nothing at all (no greeting): every session hangs. */
+let tarpit: SilentMx;
 let healthy: Sink;
 
 before(async () => {
   g = await relayFixture("attack-tarpit-memory-budget");
-  tarpit = await startTarpit();
+  tarpit = await startSilentMx("127.0.0.1", await freePort("127.0.0.1"));
   healthy = await startSink();
   const key = await makeDkimKey(g.work, "local");
   await g.configure(
@@ -65,7 +41,7 @@ before(async () => {
         {
           name: "partners/tarpit",
           domains: ["tarpit.test"],
-          outbound: { tls: { mode: "none" }, nextHop: { host: tarpit.t.host, port: tarpit.t.port } },
+          outbound: { tls: { mode: "none" }, nextHop: { host: tarpit.host, port: tarpit.port } },
         },
         {
           name: "partners/healthy",
@@ -97,7 +73,7 @@ describe("attack: a tarpit partner holds the memory budget", () => {
       const head = `From: alice@local.test\r\nTo: user${i}@tarpit.test\r\nSubject: documents ${i}\r\n\r\n`;
       assert.match(await s.data(head + body), /^250/);
     }
-    await waitFor("the tarpit holds the relay's sessions", () => (tarpit.t.open > 0 ? true : undefined));
+    await waitFor("the tarpit holds the relay's sessions", () => (tarpit.open > 0 ? true : undefined));
     assert.match(await s.cmd("MAIL FROM:<bob@local.test>"), /^250/);
     assert.match(await s.cmd("RCPT TO:<carol@healthy.test>"), /^250/);
     assert.match(await s.cmd("DATA"), /^354/);
@@ -115,10 +91,10 @@ describe("attack: a tarpit partner holds the memory budget", () => {
     assert.match(healthy.messages[0]!.data.toString("latin1"), /X-Test-Id: third-party/);
     // delivered only once a tarpit session gave up (its greeting timeout) and freed its budget
     assert.equal(
-      tarpit.t.closed,
+      tarpit.total - tarpit.open,
       0,
-      `the third party waited for the tarpit: ${tarpit.t.closed} tarpit session(s) had to time out first`,
+      `the third party waited for the tarpit: ${tarpit.total - tarpit.open} tarpit session(s) had to time out first`,
     );
-    assert.ok(tarpit.t.open > 0, "the tarpit still hangs");
+    assert.ok(tarpit.open > 0, "the tarpit still hangs");
   });
 });
