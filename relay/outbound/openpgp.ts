@@ -89,6 +89,24 @@ function bitLength(bytes: Uint8Array): number {
 }
 
 /**
+ * Why one key packet costs more to verify than a key's worth: an algorithm OpenPGP.js refuses (DSA,
+ * ElGamal: checked only after verifying, with unbounded parameters) or an RSA exponent over
+ * MAX_RSA_EXPONENT_BITS; undefined when neither. The one check of a recipient's primary key
+ * (verificationCostReason) and of every packet of a signing key (signingKeyCostReason). Pure.
+ */
+function packetCostReason(packet: {
+  algorithm: openpgp.enums.publicKey;
+  publicParams: object;
+}): string | undefined {
+  if (openpgp.config.rejectPublicKeyAlgorithms.has(packet.algorithm))
+    return `${openpgp.enums.read(openpgp.enums.publicKey, packet.algorithm)} keys are refused`;
+  const e = (packet.publicParams as { e?: Uint8Array }).e;
+  if (RSA_ALGORITHMS.has(packet.algorithm) && e && bitLength(e) > MAX_RSA_EXPONENT_BITS)
+    return `RSA public exponent of ${bitLength(e)} bits (at most ${MAX_RSA_EXPONENT_BITS})`;
+  return undefined;
+}
+
+/**
  * Why verifying `key`'s signatures for `address` would cost more than a key's worth; undefined when
  * it would not. Decided before OpenPGP.js verifies anything: it refuses a DSA or ElGamal key as too
  * weak only after it verified the key's signatures, DSA in JavaScript with whatever parameter
@@ -98,12 +116,8 @@ function bitLength(bytes: Uint8Array): number {
  * 18). Pure.
  */
 export function verificationCostReason(key: PgpKey, address: string): string | undefined {
-  const primary = key.keyPacket;
-  if (openpgp.config.rejectPublicKeyAlgorithms.has(primary.algorithm))
-    return `${openpgp.enums.read(openpgp.enums.publicKey, primary.algorithm)} keys are refused`;
-  const e = (primary.publicParams as { e?: Uint8Array }).e;
-  if (RSA_ALGORITHMS.has(primary.algorithm) && e && bitLength(e) > MAX_RSA_EXPONENT_BITS)
-    return `RSA public exponent of ${bitLength(e)} bits (at most ${MAX_RSA_EXPONENT_BITS})`;
+  const packet = packetCostReason(key.keyPacket);
+  if (packet) return packet;
   const a = matchingForm(address);
   const own = key as PgpKey & { directSignatures?: unknown[] };
   let count = (own.directSignatures?.length ?? 0) + key.revocationSignatures.length;
@@ -130,11 +144,8 @@ export function signingKeyCostReason(key: PgpKey): string | undefined {
     ["primary key", key.keyPacket],
     ...key.subkeys.map((s) => ["subkey", s.keyPacket] as const),
   ] as const) {
-    if (openpgp.config.rejectPublicKeyAlgorithms.has(packet.algorithm))
-      return `${what}: ${openpgp.enums.read(openpgp.enums.publicKey, packet.algorithm)} keys are refused`;
-    const e = (packet.publicParams as { e?: Uint8Array }).e;
-    if (RSA_ALGORITHMS.has(packet.algorithm) && e && bitLength(e) > MAX_RSA_EXPONENT_BITS)
-      return `${what}: RSA public exponent of ${bitLength(e)} bits (at most ${MAX_RSA_EXPONENT_BITS})`;
+    const why = packetCostReason(packet);
+    if (why) return `${what}: ${why}`;
   }
   const own = key as PgpKey & { directSignatures?: unknown[] };
   let count = (own.directSignatures?.length ?? 0) + key.revocationSignatures.length;
