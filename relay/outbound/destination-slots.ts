@@ -7,8 +7,8 @@
 // as Postfix's qmgr): it waits without a queue worker; one that also goes elsewhere is started without
 // its groups to the full ones, which it comes back for. What still waits here, first come first
 // served, is a group whose slot was taken meanwhile (two groups of one message to one destination,
-// a reload lowering the limit), and an admin's immediate run. The limit is read at each start and end, so a reload applies from
-// the next one.
+// a reload lowering the limit), and an admin's immediate run. The limit is read at each start and
+// end, so a reload applies from the next one.
 
 export { DEFAULT_DESTINATION_CONCURRENCY } from "../contract/config.js";
 

@@ -175,11 +175,11 @@ export class Scheduler {
   private readonly bounceGate = new DestinationGate<Envelope>(() =>
     bounceWorkers(this.d.config().config.queue.workers),
   );
-  /** Message data the attempts hold in memory (issue 15.5). */
   /**
-   * The attempts' memory (queue.memoryBytes); the attempts to one set of destinations hold at most
-   * three quarters of it while others wait (MemoryBudget's key share), as with the workers
-   * (destinationWorkers): a silent partner's large signed mail never holds all of it.
+   * Message data the attempts hold in memory (issue 15.5: queue.memoryBytes); the attempts to one
+   * set of destinations hold at most three quarters of it while others wait (MemoryBudget's key
+   * share), as with the workers (destinationWorkers): a silent partner's large signed mail never
+   * holds all of it.
    */
   readonly budget = new MemoryBudget(
     () => this.d.config().config.queue.memoryBytes,
@@ -481,10 +481,8 @@ export class Scheduler {
         ? deliveryCost(message, groups.filter((g) => g.route && tooLarge(g) === undefined).map(hold))
         : 0;
       const granted = Math.min(cost, config.queue.memoryBytes);
-      const destinations = [...new Set(groups.flatMap((g) => (g.route ? [destinationOf(g.route)] : [])))];
-      const release = message
-        ? await this.budget.acquire(cost, destinations.sort().join(" "))
-        : () => undefined;
+      const destinations = [...new Set(destinationsOf(groups))].sort().join(" ");
+      const release = message ? await this.budget.acquire(cost, destinations) : () => undefined;
       // the groups share what was granted: more of them than it pays for take turns (one at a time
       // when nothing is left of it beside the body)
       const share = new MemoryBudget(() => Math.max(1, granted - (message?.inMemory ? message.size : 0)));
