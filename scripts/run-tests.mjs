@@ -3,9 +3,10 @@
 // node's standard one. `node scripts/run-tests.mjs [unit|integration|mail|e2e|<path fragment>...]`
 // picks files whose path contains any of the words; no word runs everything.
 // The files run on the pinned Node LTS (scripts/lts-node.mjs), whatever Node started npm.
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join, relative } from "node:path";
+import { watchTestFiles } from "./file-watchdog.mjs";
 import { ltsNode } from "./lts-node.mjs";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -36,7 +37,7 @@ if (files.length === 0) {
 // One file at a time: integration files each start a control plane or mail peers, and the machine
 // has two cores; parallel files would only race each other for them.
 const e2e = files.some((f) => f.startsWith("test/e2e/"));
-const r = spawnSync(
+const child = spawn(
   ltsNode(),
   [
     "--import",
@@ -54,4 +55,15 @@ const r = spawnSync(
   ],
   { stdio: "inherit", cwd: root },
 );
-process.exit(r.status ?? 1);
+
+// The last line of defence (scripts/file-watchdog.mjs): node's runner waits for each file's process
+// to exit, with no limit of its own, so a process that never exits held the whole run until CI's 90
+// minutes were gone (stop 42). One alive for longer than this is killed, with what it started; the
+// runner fails that file and goes on. No file comes near it: the longest take a few minutes.
+const stop = watchTestFiles(child.pid, { limitMs: (e2e ? 60 : 20) * 60_000 });
+child.on("exit", (code, signal) => {
+  stop();
+  process.exit(code ?? (signal ? 1 : 0));
+});
+// a plain kill of this launcher reaches the files too (Ctrl-C reaches them through the terminal)
+process.on("SIGTERM", () => child.kill("SIGTERM"));

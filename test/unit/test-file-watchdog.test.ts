@@ -1,0 +1,53 @@
+// The test harness's own guards (scripts/file-watchdog.mjs): a test file's process that never exits
+// after its verdicts is killed and the run goes on with the next file (stop 42: one such process
+// held CI's whole 90 minutes).
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { watchTestFiles } from "../../scripts/file-watchdog.mjs";
+
+describe("test harness guards", () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "watchdog-"));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it("a file whose process never exits is killed; the runner fails it and runs the next", async () => {
+    // passes, then never exits (as a process spinning in Node's teardown did)
+    await writeFile(
+      join(dir, "a-hangs.test.mjs"),
+      `import { test } from "node:test";\n` +
+        `test("passes, then its process never exits", () => { process.on("exit", () => { for (;;); }); });\n`,
+    );
+    await writeFile(
+      join(dir, "b-next.test.mjs"),
+      `import { test } from "node:test";\ntest("the next file runs", () => {});\n`,
+    );
+    const lines: string[] = [];
+    const child = spawn(
+      process.execPath,
+      ["--test", "--test-concurrency=1", "--test-reporter=spec", "a-hangs.test.mjs", "b-next.test.mjs"],
+      // a runner of its own, not a file of this one
+      { cwd: dir, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NODE_TEST_CONTEXT: undefined } },
+    );
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    const stop = watchTestFiles(child.pid, {
+      limitMs: 1500,
+      everyMs: 100,
+      log: (l: string) => lines.push(l),
+    });
+    const code = await new Promise<number | null>((res) => child.on("close", res));
+    stop();
+    assert.equal(code, 1, out);
+    assert.equal(lines.length, 1, lines.join(""));
+    assert.match(lines[0]!, /a-hangs\.test\.mjs still running .* killed/);
+    assert.match(out, /✔ the next file runs/);
+    assert.match(out, /✖ a-hangs\.test\.mjs/);
+    assert.match(out, /ℹ pass 2/);
+  });
+});
