@@ -43,8 +43,10 @@ const child = spawn(
     "--import",
     "tsx",
     // a file that stays alive after its tests ended is ended 5 minutes later, saying what held it
-    // (test/support/exit-guard.ts); end-to-end files tear a node down in their hooks and go without
-    ...(e2e ? [] : ["--import", "./test/support/exit-guard.ts"]),
+    // (test/support/exit-guard.ts); end-to-end files tear a node down in their hooks and go without.
+    // Every file that ends by itself skips Node's environment teardown (skip-teardown.ts)
+    "--import",
+    e2e ? "./test/support/skip-teardown.ts" : "./test/support/exit-guard.ts",
     "--test",
     "--test-concurrency=1",
     // a hung test fails after 5 minutes instead of eating CI's whole budget; an end-to-end file (one

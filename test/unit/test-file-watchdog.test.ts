@@ -1,6 +1,7 @@
-// The test harness's own guards (scripts/file-watchdog.mjs): a test file's process that never exits
-// after its verdicts is killed and the run goes on with the next file (stop 42: one such process
-// held CI's whole 90 minutes).
+// The test harness's own guards (scripts/file-watchdog.mjs, test/support/skip-teardown.ts): a test
+// file's process that never exits after its verdicts is killed and the run goes on with the next
+// file (stop 42: one such process held CI's whole 90 minutes), and a file that leaves without
+// Node's environment teardown still runs its own 'exit' listeners and keeps its exit code.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -8,6 +9,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { watchTestFiles } from "../../scripts/file-watchdog.mjs";
+
+const root = new URL("../..", import.meta.url).pathname;
+
+/** Runs `args` on this Node; resolves with its exit code and output. */
+function run(args: string[]): Promise<{ code: number | null; out: string }> {
+  const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+  return new Promise((res) => child.on("close", (code) => res({ code, out })));
+}
 
 describe("test harness guards", () => {
   let dir: string;
@@ -49,5 +61,22 @@ describe("test harness guards", () => {
     assert.match(out, /✔ the next file runs/);
     assert.match(out, /✖ a-hangs\.test\.mjs/);
     assert.match(out, /ℹ pass 2/);
+  });
+
+  it("a file leaving without the teardown runs its 'exit' listeners and keeps its exit code", async () => {
+    await writeFile(
+      join(dir, "exits.mjs"),
+      `process.on("exit", (c) => process.stdout.write("exit listener ran with " + c + "\\n"));\n` +
+        `process.exitCode = 3;\n`,
+    );
+    const r = await run([
+      "--import",
+      "tsx",
+      "--import",
+      "./test/support/skip-teardown.ts",
+      join(dir, "exits.mjs"),
+    ]);
+    assert.equal(r.code, 3, r.out);
+    assert.match(r.out, /exit listener ran with 3/);
   });
 });
