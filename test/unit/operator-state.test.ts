@@ -29,7 +29,7 @@ import {
   ClusterState,
   dropConfigMapValues,
   dropSecretValues,
-  stripManagedFields,
+  forCache,
   type Caches,
   type ServiceObject,
 } from "../../operator/state.js";
@@ -312,8 +312,31 @@ describe("informer cache transforms", () => {
     const managedFields = [{ manager: "kubectl", fieldsV1: { "f:data": {} } }];
     const p = policy("a", ["a.example"]);
     p.metadata.managedFields = managedFields;
-    stripManagedFields(p);
+    forCache(p);
     assert.equal(p.metadata.managedFields, undefined);
+    // kubectl's copy of the object as last applied goes too; the rest of the object stays as it was
+    const q = policy("q", ["q.example"]);
+    q.metadata.annotations = {
+      "kubectl.kubernetes.io/last-applied-configuration": JSON.stringify(q),
+      "example.com/team": "b",
+    };
+    q.status = {
+      conditions: [
+        {
+          type: "Ready",
+          status: "True",
+          reason: "Enforced",
+          message: "m",
+          lastTransitionTime: "2026-12-07T17:40:32Z",
+        },
+      ],
+    };
+    const before = structuredClone(q);
+    forCache(q);
+    assert.deepEqual(q, {
+      ...before,
+      metadata: { ...before.metadata, annotations: { "example.com/team": "b" } },
+    });
     const s: SecretObject = {
       metadata: { name: "s", managedFields },
       type: "kubernetes.io/tls",
