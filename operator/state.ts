@@ -235,8 +235,11 @@ export interface NamespaceView {
 export class ClusterState {
   /** Per namespace: the view and its fingerprint, valid while the informers' versions stay the same. */
   private readonly views = new Map<string, NamespaceView & { versions: string }>();
-  /** Per namespace: normalized domain pattern → names of the policies claiming it (raw specs). */
-  private readonly claims = new Map<string, Map<string, Set<string>>>();
+  /**
+   * Per namespace: normalized domain pattern → names of the policies claiming it (raw specs): one
+   * name as itself, more as a Set (a Set per domain was 2.3 MB at 10,000 policies, session 21).
+   */
+  private readonly claims = new Map<string, Map<string, string | Set<string>>>();
 
   constructor(readonly caches: Caches) {
     caches.policies.on((t, p, old) => this.observePolicy(t, p, old));
@@ -247,12 +250,13 @@ export class ClusterState {
     const ns = p.metadata.namespace ?? "";
     const name = p.metadata.name;
     let byDomain = this.claims.get(ns);
-    if (!byDomain) this.claims.set(ns, (byDomain = new Map<string, Set<string>>()));
+    if (!byDomain) this.claims.set(ns, (byDomain = new Map<string, string | Set<string>>()));
     const drop = (q: PolicyObject): void => {
       for (const d of claimedDomains(q)) {
-        const set = byDomain.get(d);
-        set?.delete(name);
-        if (set?.size === 0) byDomain.delete(d);
+        const names = byDomain.get(d);
+        if (names === name) byDomain.delete(d);
+        else if (typeof names === "object" && names.delete(name) && names.size === 1)
+          byDomain.set(d, names.values().next().value!);
       }
     };
     if (old && old !== p) drop(old);
@@ -261,9 +265,10 @@ export class ClusterState {
       return;
     }
     for (const d of claimedDomains(p)) {
-      const set = byDomain.get(d);
-      if (set) set.add(name);
-      else byDomain.set(d, new Set([name]));
+      const names = byDomain.get(d);
+      if (names === undefined) byDomain.set(d, name);
+      else if (typeof names === "object") names.add(name);
+      else if (names !== name) byDomain.set(d, new Set([names, name]));
     }
   }
 
@@ -350,7 +355,14 @@ export class ClusterState {
   /** The names of the policies in `namespace` claiming any of `patterns` (raw specs). */
   claimingNames(namespace: string, patterns: readonly string[]): string[] {
     const byDomain = this.claims.get(namespace);
-    return [...new Set(patterns.flatMap((d) => [...(byDomain?.get(d) ?? [])]))];
+    return [
+      ...new Set(
+        patterns.flatMap((d) => {
+          const names = byDomain?.get(d);
+          return names === undefined ? [] : typeof names === "string" ? [names] : [...names];
+        }),
+      ),
+    ];
   }
 
   /** Relay pods that are Ready and not terminating. */

@@ -182,6 +182,7 @@ describe("a policy's verdict on its own equals the relay's compile", () => {
     const r = MailRelay.parse(edge);
     assert.deepEqual(compiler.verdict(r, a), { included: true, problems: [], deferred: [] });
     fakes.policies.set(b);
+    assert.deepEqual(state.domainClaimants("mail", "shared.example").sort(), ["mail/a", "mail/b"]);
     // issue 14 finding 1: the older claim keeps the domain
     assert.deepEqual(compiler.verdict(r, a), { included: true, problems: [], deferred: [] });
     assert.equal(compiler.verdict(r, b)?.problems[0]?.reason, "DomainConflict");
@@ -196,6 +197,8 @@ describe("a policy's verdict on its own equals the relay's compile", () => {
     fakes.policies.remove(b);
     assert.deepEqual(compiler.verdict(r, a), { included: true, problems: [], deferred: [] });
     assert.deepEqual(state.domainClaimants("mail", "shared.example"), ["mail/a"]);
+    fakes.policies.remove(a);
+    assert.deepEqual(state.domainClaimants("mail", "shared.example"), []);
   });
 
   it("memoises each policy's compile per spec: a status write reuses it, a spec change recompiles", () => {
