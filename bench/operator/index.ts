@@ -176,6 +176,14 @@ export function chartNodeOptions(): string[] {
   return (values.nodeOptions ?? "").split(" ").filter(Boolean);
 }
 
+/** The operator's environment as the chart sets it beyond its own settings (values.yaml `mallocArenaMax`). */
+export function chartOperatorEnv(): Record<string, string> {
+  const values = parseYaml(readFileSync(join(repoRoot, "charts/sealpost/values.yaml"), "utf8")) as {
+    mallocArenaMax?: number | null;
+  };
+  return values.mallocArenaMax != null ? { MALLOC_ARENA_MAX: String(values.mallocArenaMax) } : {};
+}
+
 interface OperatorProcess {
   m: Managed;
   metricsPort: number;
@@ -227,7 +235,8 @@ async function startOperatorProcess(
       ...(process.env.SEALPOST_BENCH_OPERATOR_ARGS ?? "").split(" ").filter(Boolean),
     ], // prettier-ignore
     join(cp.dir, `operator-${label}.log`),
-    { cwd: root, env: { ...process.env } },
+    // the chart's environment (what a cluster runs) unless the experiment sets its own
+    { cwd: root, env: { ...chartOperatorEnv(), ...process.env } },
   );
   await waitFor(
     "operator /readyz",
