@@ -87,8 +87,9 @@ const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
  * the few seconds of one burst's timestamps were 16,903 copies of "no ready relay pod to confirm
  * the configuration" and about 4 MB in all (heap snapshot, session 21). What is pooled: apiVersion,
  * kind, metadata.namespace, and every string of status up to POOLED_LENGTH characters. The pool is
- * emptied when it reaches POOL_SIZE strings (a cluster whose statuses are all different): what was
- * shared stays shared, and pooling starts again.
+ * emptied when it reaches POOL_SIZE strings (a policy's domains in status.claims are its own:
+ * 10,000 policies of a domain or two each fit): what was shared stays shared, and pooling starts
+ * again. So at most POOL_SIZE short strings (5 MB) outlive the objects that held them.
  */
 export function sharedStrings(o: KubeObject): void {
   if (o.apiVersion !== undefined) o.apiVersion = pooled(o.apiVersion);
@@ -98,7 +99,7 @@ export function sharedStrings(o: KubeObject): void {
 }
 
 const POOLED_LENGTH = 256;
-const POOL_SIZE = 50_000;
+const POOL_SIZE = 20_000;
 const pool = new Map<string, string>();
 
 function pooled(s: string): string {
