@@ -6,22 +6,28 @@
 // fails (the runner reports its signal) and the run goes on with the next file.
 // By hand rather than a library: the runner spawns the files itself, and what is needed is its
 // children's ages, read from /proc (Linux, where the tests run).
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 
 /**
- * Watches the children of `runnerPid` (one per test file): one alive `limitMs` after it was first
- * seen is killed with SIGKILL, with every process it started, and a line on stderr names its file.
- * Returns the function that stops watching.
+ * Watches the children of `runnerPid` whose last argument is one of `files` (node's runner starts a
+ * process per file so; its other children, such as tsx's esbuild service, are left alone): one alive
+ * `limitMs` after it was first seen is killed with SIGKILL, with every process it started, and a line
+ * on stderr names its file. Without /proc (not Linux) it watches nothing. Returns the function that
+ * stops watching.
  */
 export function watchTestFiles(
   runnerPid,
-  { limitMs, everyMs = 10_000, log = (l) => process.stderr.write(l) },
+  { files, limitMs, everyMs = 10_000, log = (l) => process.stderr.write(l) },
 ) {
+  if (!existsSync("/proc/self/stat")) return () => {};
+  const watched = new Set(files);
   const firstSeen = new Map();
   const timer = setInterval(() => {
     const now = performance.now();
     const table = processTable();
-    const alive = new Set(childrenOf(table, runnerPid));
+    const alive = new Set(
+      childrenOf(table, runnerPid).filter((pid) => watched.has(table.get(pid)?.args.at(-1))),
+    );
     for (const pid of firstSeen.keys()) if (!alive.has(pid)) firstSeen.delete(pid);
     for (const pid of alive) {
       if (!firstSeen.has(pid)) firstSeen.set(pid, now);

@@ -62,10 +62,10 @@ const child = spawn(
 // to exit, with no limit of its own, so a process that never exits held the whole run until CI's 90
 // minutes were gone (stop 42). One alive for longer than this is killed, with what it started; the
 // runner fails that file and goes on. No file comes near it: the longest take a few minutes.
-const stop = watchTestFiles(child.pid, { limitMs: (e2e ? 60 : 20) * 60_000 });
+const stop = watchTestFiles(child.pid, { files, limitMs: (e2e ? 60 : 20) * 60_000 });
 child.on("exit", (code, signal) => {
   stop();
   process.exit(code ?? (signal ? 1 : 0));
 });
 // a plain kill of this launcher reaches the files too (Ctrl-C reaches them through the terminal)
-process.on("SIGTERM", () => child.kill("SIGTERM"));
+for (const sig of ["SIGTERM", "SIGHUP"]) process.on(sig, () => child.kill(sig));

@@ -15,9 +15,18 @@
 // Preloaded with exit-guard.ts into every test file's process, and alone into the end-to-end files'
 // (scripts/run-tests.mjs).
 
+// An exception nothing catches emits 'exit' before Node prints it: leaving there would end the
+// process with its exit code but without the stack on stderr (review of this file, session 21).
+// Such an exit goes through the teardown, as before.
+let fatal = false;
+process.on("uncaughtExceptionMonitor", () => {
+  if (process.listenerCount("uncaughtException") === 0) fatal = true;
+});
+
 // the file's own 'exit' listeners after this one (registered later: it is preloaded) run first,
 // then the process leaves
 function leave(code: number): void {
+  if (fatal) return;
   const listeners = process.listeners("exit");
   for (const l of listeners.slice(listeners.indexOf(leave) + 1)) l.call(process, code);
   process.exit();

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { watchTestFiles } from "../../scripts/file-watchdog.mjs";
+import { waitFor } from "../support/process.js";
 
 const root = new URL("../..", import.meta.url).pathname;
 
@@ -49,6 +50,7 @@ describe("test harness guards", () => {
     let out = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     const stop = watchTestFiles(child.pid, {
+      files: ["a-hangs.test.mjs", "b-next.test.mjs"],
       limitMs: 1500,
       everyMs: 100,
       log: (l: string) => lines.push(l),
@@ -78,5 +80,47 @@ describe("test harness guards", () => {
     ]);
     assert.equal(r.code, 3, r.out);
     assert.match(r.out, /exit listener ran with 3/);
+  });
+
+  it("an exception nothing catches is still printed, with the exit code of a crash", async () => {
+    await writeFile(join(dir, "throws.mjs"), `throw new Error("visible-" + "stack");\n`);
+    const r = await run([
+      "--import",
+      "tsx",
+      "--import",
+      "./test/support/skip-teardown.ts",
+      join(dir, "throws.mjs"),
+    ]);
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /Error: visible-stack/);
+  });
+
+  it("watches only the test files' processes, not another child of the runner", async () => {
+    // a runner with a long-lived child of its own that is no test file (tsx's esbuild service, say)
+    // beside a file's process that outlives its limit
+    await writeFile(
+      join(dir, "runner.mjs"),
+      `import { spawn } from "node:child_process";\n` +
+        `const sleep = (last) => spawn(process.execPath, ["-e", "setTimeout(() => {}, 60000)", "--", last], { stdio: "ignore" });\n` +
+        `const kids = [sleep("--ping"), sleep("c-file.test.mjs")];\n` +
+        `process.on("SIGTERM", () => { for (const k of kids) k.kill("SIGKILL"); process.exit(0); });\n`,
+    );
+    const child = spawn(process.execPath, ["runner.mjs"], { cwd: dir, stdio: "ignore" });
+    const lines: string[] = [];
+    const stop = watchTestFiles(child.pid, {
+      files: ["c-file.test.mjs"],
+      limitMs: 0,
+      everyMs: 100,
+      log: (l: string) => lines.push(l),
+    });
+    try {
+      await waitFor("the file's process killed", () => (lines.length ? true : undefined));
+      await new Promise((r) => setTimeout(r, 300)); // more rounds: the helper stays
+    } finally {
+      stop();
+      child.kill("SIGTERM");
+    }
+    assert.equal(lines.length, 1, lines.join(""));
+    assert.match(lines[0]!, /c-file\.test\.mjs still running/);
   });
 });
