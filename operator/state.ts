@@ -86,21 +86,33 @@ const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
  * copy, and at 10,000 policies the same condition reasons and messages, API version and kind, and
  * the few seconds of one burst's timestamps were 16,903 copies of "no ready relay pod to confirm
  * the configuration" and about 4 MB in all (heap snapshot, session 21). What is pooled: apiVersion,
- * kind, metadata.namespace, and every string of status up to POOLED_LENGTH characters. The pool is
- * emptied when it reaches POOL_SIZE strings (a policy's domains in status.claims are its own:
- * 10,000 policies of a domain or two each fit): what was shared stays shared, and pooling starts
- * again. So at most POOL_SIZE short strings (5 MB) outlive the objects that held them.
+ * kind, metadata.namespace, the string fields of status.conditions, and the timestamps anywhere in
+ * status (status.claims' since, ...), each up to POOLED_LENGTH characters; not the rest of status,
+ * which holds what is each object's own (its claimed domains). The pool is emptied when it reaches
+ * POOL_SIZE strings: what was shared stays shared, and pooling starts again. So at most POOL_SIZE
+ * strings (about 6 MB, two-byte characters and the Map counted) outlive the objects that held them,
+ * whatever a tenant names (the review of this pool, session 21).
  */
 export function sharedStrings(o: KubeObject): void {
   if (o.apiVersion !== undefined) o.apiVersion = pooled(o.apiVersion);
   if (o.kind !== undefined) o.kind = pooled(o.kind);
   if (o.metadata.namespace !== undefined) o.metadata.namespace = pooled(o.metadata.namespace);
-  if (o.status !== undefined) o.status = poolDeep(o.status, 0);
+  const status = o.status as { conditions?: unknown } | undefined;
+  if (status === undefined || status === null || typeof status !== "object") return;
+  poolTimestamps(status, 0);
+  if (Array.isArray(status.conditions))
+    for (const c of status.conditions as unknown[]) {
+      if (c === null || typeof c !== "object") continue;
+      const r = c as Record<string, unknown>;
+      for (const k of Object.keys(r)) if (typeof r[k] === "string") r[k] = pooled(r[k]);
+    }
 }
 
-const POOLED_LENGTH = 256;
+const POOLED_LENGTH = 128;
 const POOL_SIZE = 20_000;
 const pool = new Map<string, string>();
+/** An RFC 3339 time as the apiserver and the operator write it (seconds, or milliseconds). */
+const TIMESTAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
 
 function pooled(s: string): string {
   if (s.length > POOLED_LENGTH) return s;
@@ -111,17 +123,16 @@ function pooled(s: string): string {
   return s;
 }
 
-/** `v` with its strings pooled, arrays and objects in place (a status is a few levels deep). */
-function poolDeep(v: unknown, depth: number): unknown {
-  if (typeof v === "string") return pooled(v);
-  if (depth > 8 || v === null || typeof v !== "object") return v;
-  if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) v[i] = poolDeep(v[i], depth + 1);
-    return v;
-  }
+/** Pools the timestamps among `v`'s strings, arrays and objects in place (a status is a few levels deep). */
+function poolTimestamps(v: object, depth: number): void {
+  if (depth > 8) return;
   const r = v as Record<string, unknown>;
-  for (const k of Object.keys(r)) r[k] = poolDeep(r[k], depth + 1);
-  return v;
+  for (const k of Object.keys(r)) {
+    const x = r[k];
+    if (typeof x === "string") {
+      if (TIMESTAMP.test(x)) r[k] = pooled(x);
+    } else if (x !== null && typeof x === "object") poolTimestamps(x, depth + 1);
+  }
 }
 
 /**
@@ -336,7 +347,7 @@ export class ClusterState {
     const relaySecrets = relayOwnSecrets(caches.relays.list(namespace), credentials.values());
     const view = { secrets, configMaps, credentials, services, relaySecrets };
     const fp = viewFingerprint(view);
-    // an unchanged fingerprint keeps the previous string: the memo's entries compare it by identity
+    // an unchanged fingerprint keeps the previous string (a cheaper comparison for the memo's entries)
     const entry = { versions, view, fp: hit?.fp === fp ? hit.fp : fp };
     this.views.set(namespace, entry);
     return entry;

@@ -333,6 +333,7 @@ describe("informer cache transforms", () => {
           lastTransitionTime: "2026-12-07T17:40:32Z",
         },
       ],
+      claims: [{ domain: "q.example", since: "2026-12-07T17:40:32.000Z" }],
     };
     const before = structuredClone(q);
     forCache(q);
