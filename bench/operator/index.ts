@@ -168,20 +168,23 @@ async function pool<T>(items: T[], width: number, fn: (t: T) => Promise<unknown>
   );
 }
 
+/** What the bench reads of the chart's values.yaml: how the chart runs the operator process. */
+function chartValues(): { nodeOptions?: string; mallocArenaMax?: number | null } {
+  return parseYaml(readFileSync(join(repoRoot, "charts/sealpost/values.yaml"), "utf8")) as {
+    nodeOptions?: string;
+    mallocArenaMax?: number | null;
+  };
+}
+
 /** The operator's Node.js options as the chart sets them (values.yaml `nodeOptions`). */
 export function chartNodeOptions(): string[] {
-  const values = parseYaml(readFileSync(join(repoRoot, "charts/sealpost/values.yaml"), "utf8")) as {
-    nodeOptions?: string;
-  };
-  return (values.nodeOptions ?? "").split(" ").filter(Boolean);
+  return (chartValues().nodeOptions ?? "").split(" ").filter(Boolean);
 }
 
 /** The operator's environment as the chart sets it beyond its own settings (values.yaml `mallocArenaMax`). */
 export function chartOperatorEnv(): Record<string, string> {
-  const values = parseYaml(readFileSync(join(repoRoot, "charts/sealpost/values.yaml"), "utf8")) as {
-    mallocArenaMax?: number | null;
-  };
-  return values.mallocArenaMax != null ? { MALLOC_ARENA_MAX: String(values.mallocArenaMax) } : {};
+  const { mallocArenaMax } = chartValues();
+  return mallocArenaMax != null ? { MALLOC_ARENA_MAX: String(mallocArenaMax) } : {};
 }
 
 interface OperatorProcess {
