@@ -93,7 +93,7 @@ const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
  * strings (about 6 MB, two-byte characters and the Map counted) outlive the objects that held them,
  * whatever a tenant names (the review of this pool, session 21).
  */
-export function sharedStrings(o: KubeObject): void {
+function sharedStrings(o: KubeObject): void {
   if (o.apiVersion !== undefined) o.apiVersion = pooled(o.apiVersion);
   if (o.kind !== undefined) o.kind = pooled(o.kind);
   if (o.metadata.namespace !== undefined) o.metadata.namespace = pooled(o.metadata.namespace);
