@@ -55,8 +55,10 @@ export function relayVerdict(
   relay: RelayClaim,
 ): PolicyVerdict {
   const v = policyVerdict(e, claimants, relay);
-  const taken = [...relayAccountProblems(e, relay), ...hostRuleProblems(e, relay)];
-  if (!taken.length) return v;
+  const accounts = relayAccountProblems(e, relay);
+  const hosts = hostRuleProblems(e, relay);
+  if (!accounts.length && !hosts.length) return v;
+  const taken = [...accounts, ...hosts];
   // without another problem, policyVerdict kept every domain the policy claims (a domain it does not
   // keep is a problem of its own): the policy is left out now, so they are all deferred
   const deferred = v.problems.length ? v.deferred : [...e.domains].sort((a, b) => a.localeCompare(b));
@@ -65,8 +67,10 @@ export function relayVerdict(
 
 /** The InvalidReference problems of a policy whose inbound.credentialRef names one of the relay's own accounts. */
 export function relayAccountProblems(e: RelayClaimingPolicy, relay: RelayClaim): PolicyProblem[] {
+  const named = e.policy?.inbound?.credentials;
+  if (!named?.length) return [];
   const ns = relay.key.split("/")[0] ?? "";
-  return (e.policy?.inbound?.credentials ?? [])
+  return named
     .filter((name) => relay.accounts.includes(name))
     .map((name): PolicyProblem => ({
       reason: "InvalidReference",
@@ -87,7 +91,8 @@ export function judgement(
   relay: RelayClaim,
 ): Judgement {
   const hostRule = keptHostRule(e, relay);
-  return { verdict: relayVerdict(e, claimants, relay), ...(hostRule ? { hostRule } : {}) };
+  const verdict = relayVerdict(e, claimants, relay);
+  return hostRule ? { verdict, hostRule } : { verdict };
 }
 
 /**
@@ -113,8 +118,45 @@ export function hostRuleProblems(e: RelayClaimingPolicy, relay: RelayClaim): Pol
   return hostsProblems(e.policy?.inbound?.hosts, relay);
 }
 
+/**
+ * hostsProblems' answers, per host list and per relay's ranges (claimId). A policy's compile is
+ * memoised (memo.ts), so its host lists are the same arrays from one relay compile to the next: a
+ * compile after one policy changed checks that policy's hosts only, not 10,000 policies' hosts against
+ * the relay's ranges again (the check parses every range it compares: 40% of such a compile, issue 18).
+ * Entries go with their arrays (a WeakMap); a list checked against more than a few relays' ranges
+ * starts over. The answers are shared: callers must not mutate them.
+ */
+const checkedHosts = new WeakMap<readonly string[], Map<string, PolicyProblem[]>>();
+/** Most relays' answers kept per host list. */
+const CHECKED_PER_LIST = 8;
+
+/** What of a RelayClaim hostsProblems reads, as one string (its messages name the relay). */
+const claimIds = new WeakMap<RelayClaim, string>();
+function claimId(relay: RelayClaim): string {
+  let id = claimIds.get(relay);
+  if (id === undefined) {
+    id = JSON.stringify([relay.key, relay.partnerHosts ?? null, relay.relayFrom ?? []]);
+    claimIds.set(relay, id);
+  }
+  return id;
+}
+
 /** hostRuleProblems of a host list. */
 function hostsProblems(named: readonly string[] | undefined, relay: RelayClaim): PolicyProblem[] {
+  if (!named?.length) return [];
+  const id = claimId(relay);
+  let answers = checkedHosts.get(named);
+  const known = answers?.get(id);
+  if (known) return known;
+  const problems = checkHosts(named, relay);
+  if (!answers || answers.size >= CHECKED_PER_LIST)
+    checkedHosts.set(named, (answers = new Map<string, PolicyProblem[]>()));
+  answers.set(id, problems);
+  return problems;
+}
+
+/** hostsProblems, computed. */
+function checkHosts(named: readonly string[], relay: RelayClaim): PolicyProblem[] {
   const hosts = parsedCidrs(named);
   const out: PolicyProblem[] = [];
   // a relay one release behind (pods not rolled yet, an older spec.image) reads ::/0 as every IPv4
