@@ -164,6 +164,11 @@ export function compileExceptions(
   return out;
 }
 
+/** Whether a policy's compile does not depend on the clock: its spec lists no exception. */
+export function clockFree(raw: unknown): boolean {
+  return exceptionsOf(raw).length === 0;
+}
+
 /** The names of the exceptions active at `now`, as a string: what a memoised compile depends on of the clock. */
 export function exceptionPhase(raw: unknown, now: number): string {
   const list = exceptionsOf(raw);

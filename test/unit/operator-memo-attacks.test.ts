@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
 import { MailRelay } from "../../operator/api.js";
+import { CompileMemo } from "../../operator/compile/memo.js";
 import type { PolicyObject } from "../../operator/objects.js";
 import { decodeConfig } from "../../relay/contract/config-encoding.js";
 import { fakeReconcilerDeps, policyObject, relayObject } from "../support/operator-fixtures.js";
@@ -59,5 +60,61 @@ describe("compile memo under attack", () => {
       assert.equal(back.value.toString("utf8"), c.json);
       assert.equal(createHash("sha256").update(back.value).digest("hex"), e.hash);
     }
+  });
+
+  // the memo answers from what it kept for a policy object it saw before (issue 18: a one-policy
+  // change at 10,000 policies): what that object's compile depends on beyond the object must still
+  // change the answer
+  it("a cached policy object's exception starts and ends by the clock, not by a new object", () => {
+    const iso = (ms: number) => new Date(ms).toISOString().replace(/\.000Z$/, "Z");
+    const T0 = Date.parse("2026-03-01T09:00:00Z");
+    const H = 3_600_000;
+    const p = policyObject("p", ["p.example"], {
+      spec: {
+        outbound: { tls: { mode: "verify", trustSystemRoots: true } },
+        exceptions: [
+          {
+            name: "cert-expired",
+            domain: "p.example",
+            mode: "required",
+            reason: "TICKET-1",
+            requestedBy: "alice@ops",
+            from: iso(T0 + H),
+            until: iso(T0 + 2 * H),
+          },
+        ],
+      },
+    });
+    const { deps, relay } = setup([p]);
+    let now = T0;
+    const memo = new CompileMemo(deps.state, () => new Date(now));
+    const active = () =>
+      memo.compile(relay).config.policies.find((x) => x.name === "mail/p")?.outbound.tls.exceptions?.length ??
+      0;
+    assert.equal(active(), 0);
+    now = T0 + H;
+    assert.equal(active(), 1, "the same object, an hour later: its exception is in force");
+    now = T0 + 2 * H;
+    assert.equal(active(), 0, "and out of the config when it ends");
+  });
+
+  it("a policy's host rule is checked again when its relay's relayFrom comes to overlap it", () => {
+    // the policy object (and so its host list) stays the same; the relay's ranges change
+    const p = policyObject("p", ["p.example"], {
+      spec: { inbound: { hosts: ["192.0.2.0/24"], require: "tls" } },
+    });
+    const r1 = relayObject("edge", { relay: "edge" });
+    const r2 = relayObject("edge", { relay: "edge" }, 2);
+    (r2.spec as { inbound: { relayFrom: string[] } }).inbound.relayFrom = ["192.0.2.0/25"];
+    const { deps } = fakeReconcilerDeps([r1], [p]);
+    const memo = deps.compiler;
+    const first = memo.compile(MailRelay.parse(r1));
+    assert.deepEqual(first.included, ["mail/p"]);
+    const second = memo.compile(MailRelay.parse(r2));
+    assert.deepEqual(second.included, [], "192.0.2.0/24 reaches into relayFrom 192.0.2.0/25");
+    assert.match(second.problems.get("mail/p")?.[0]?.message ?? "", /overlaps 192\.0\.2\.0\/25/);
+    assert.equal(memo.verdict(MailRelay.parse(r2), p)?.included, false, "and its own verdict says so");
+    // and back: the relay's administrator narrows relayFrom again
+    assert.deepEqual(memo.compile(MailRelay.parse(r1)).included, ["mail/p"]);
   });
 });
