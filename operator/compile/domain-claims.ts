@@ -137,7 +137,9 @@ export function policyVerdict(
 ): PolicyVerdict {
   const problems: PolicyProblem[] = [];
   const kept: string[] = [];
-  for (const domain of [...e.domains].sort((a, b) => a.localeCompare(b))) {
+  // (one domain, the usual policy: no copy to sort)
+  const domains = e.domains.length > 1 ? [...e.domains].sort((a, b) => a.localeCompare(b)) : e.domains;
+  for (const domain of domains) {
     // a wildcard over a public suffix claims nothing (public-suffix.ts): not deferred either, its
     // domains keep the route they had. Unless its claim was recorded before the list named its base
     // (an update of the list, claim-age.ts keeps only such records): the policy decided those domains,
@@ -321,6 +323,29 @@ export function catchAllFloor(
   claimants: (domain: string) => readonly Claimant[],
   relayId: string | undefined,
 ): TlsFloor | undefined {
+  let byRelay = floors.get(claimants);
+  const k = relayId ?? "";
+  if (byRelay?.has(k)) return byRelay.get(k);
+  const floor = computeCatchAllFloor(claimants, relayId);
+  if (!byRelay) floors.set(claimants, (byRelay = new Map<string, TlsFloor | undefined>()));
+  byRelay.set(k, floor);
+  return floor;
+}
+
+/**
+ * catchAllFloor per claimants function and relay: a relay's compile asks it of every policy it
+ * includes, twice (its verdict, its compile), against one claim index (claimIndex: the same answers
+ * for as long as it lives); 20,000 times at 10,000 policies (issue 18). A claimants function must
+ * answer the same every time it is asked (an index, or a closure used for one verdict).
+ */
+const floors = new WeakMap<(domain: string) => readonly Claimant[], Map<string, TlsFloor | undefined>>();
+
+const NO_CLAIMANTS: readonly Claimant[] = Object.freeze([]);
+
+function computeCatchAllFloor(
+  claimants: (domain: string) => readonly Claimant[],
+  relayId: string | undefined,
+): TlsFloor | undefined {
   const all = claimants(CATCH_ALL);
   if (!all.length) return undefined;
   // catch-alls claimed equally early decide nothing: the stricter of their floors holds
@@ -399,7 +424,7 @@ function claimsUnder(domain: string, pattern: string): boolean {
  * Per claimed pattern, the entries claiming it; `claimantsOf(domain)`: those claiming the pattern or
  * an older wildcard covering it (claimingPatterns), what policyVerdict asks for.
  */
-export function claimIndex(entries: readonly ClaimingPolicy[]): (domain: string) => Claimant[] {
+export function claimIndex(entries: readonly ClaimingPolicy[]): (domain: string) => readonly Claimant[] {
   const owners = new Map<string, Claimant[]>();
   for (const e of entries)
     for (const d of e.domains) {
@@ -425,6 +450,8 @@ export function claimIndex(entries: readonly ClaimingPolicy[]): (domain: string)
         for (const c of list) merged.add(c);
       }
     }
-    return merged ? [...merged] : first ? [...first] : [];
+    // the index's own list (the answer is read-only): asked per policy per compile, a copy each time
+    // was garbage enough to bring a full collection into a one-policy change's compile (issue 18)
+    return merged ? [...merged] : (first ?? NO_CLAIMANTS);
   };
 }

@@ -19,7 +19,9 @@ export function selectorMatches(
 ): boolean {
   if (!selector) return false;
   const l = labels ?? {};
-  for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (l[k] !== v) return false;
+  // (for...in, not Object.entries: asked per selected policy per relay compile, an array per call)
+  const want = selector.matchLabels;
+  if (want) for (const k in want) if (Object.hasOwn(want, k) && l[k] !== want[k]) return false;
   for (const e of selector.matchExpressions ?? []) {
     const has = Object.prototype.hasOwnProperty.call(l, e.key);
     const vals = e.values ?? [];

@@ -11,39 +11,39 @@ import { domainDigest } from "./domains.js";
 export function checkReferences(c: RelayConfig): string[] {
   const problems: string[] = [];
   const cred = (name: string): Credential | undefined => c.credentials[name];
-  const outbounds = [
-    { what: "defaultOutbound", o: c.defaultOutbound },
-    ...c.policies.map((p) => ({ what: `policy ${p.name}`, o: p.outbound })),
-  ];
-  for (const { what, o } of outbounds) {
+  // one outbound at a time, its label built only for a problem: the operator runs this on every
+  // compile of every relay (10,000 policies: issue 18), the relay on every load
+  const checkOutbound = (policy: string | undefined, o: RelayConfig["defaultOutbound"]): void => {
+    const what = (): string => (policy === undefined ? "defaultOutbound" : `policy ${policy}`);
     if (o.authCredential !== undefined) {
       const k = cred(o.authCredential);
       if (!k || k.type !== "password" || k.usage !== "outbound")
-        problems.push(`${what}: authCredential ${o.authCredential} is not an outbound password credential`);
+        problems.push(`${what()}: authCredential ${o.authCredential} is not an outbound password credential`);
     }
-    const fb = o.tlsFallback;
-    for (const [field, signing] of [
-      ["smime.signingCredential", o.smime?.signingCredential],
-      [
-        "tlsFallback.smime.signingCredential",
-        fb?.action === "smime" ? fb.smime.signingCredential : undefined,
-      ],
-    ] as const) {
-      if (signing === undefined) continue;
-      const k = cred(signing);
+    const signing = (field: string, name: string | undefined): void => {
+      if (name === undefined) return;
+      const k = cred(name);
       if (!k || k.type !== "clientCertificate" || k.usage !== "outbound")
-        problems.push(`${what}: ${field} ${signing} is not an outbound clientCertificate credential`);
-    }
+        problems.push(`${what()}: ${field} ${name} is not an outbound clientCertificate credential`);
+    };
+    signing("smime.signingCredential", o.smime?.signingCredential);
+    const fb = o.tlsFallback;
+    signing(
+      "tlsFallback.smime.signingCredential",
+      fb?.action === "smime" ? fb.smime.signingCredential : undefined,
+    );
     if (o.smime && o.openpgp)
-      problems.push(`${what}: smime and openpgp both set; a message is encrypted with one of them`);
+      problems.push(`${what()}: smime and openpgp both set; a message is encrypted with one of them`);
     if (o.tls.clientCredential !== undefined) {
       const k = cred(o.tls.clientCredential);
       if (!k || k.type !== "clientCertificate" || k.usage !== "outbound")
         problems.push(
-          `${what}: clientCredential ${o.tls.clientCredential} is not an outbound clientCertificate credential`,
+          `${what()}: clientCredential ${o.tls.clientCredential} is not an outbound clientCertificate credential`,
         );
     }
-  }
+  };
+  checkOutbound(undefined, c.defaultOutbound);
+  for (const p of c.policies) checkOutbound(p.name, p.outbound);
   for (const p of c.policies) {
     for (const n of p.inbound?.credentials ?? []) {
       const k = cred(n);
@@ -54,15 +54,15 @@ export function checkReferences(c: RelayConfig): string[] {
   // Exactly one policy decides a domain: the same pattern in two policies (or in a policy and a
   // deferred one) is ambiguous.
   const owner = new Map<string, string>();
-  for (const p of [...c.policies, ...c.deferredPolicies]) {
-    for (const d of p.domains) {
-      const k = d.toLowerCase();
-      const prev = owner.get(k);
-      if (prev !== undefined && prev !== p.name)
-        problems.push(`domain pattern ${d} is claimed by both ${prev} and ${p.name}`);
-      owner.set(k, p.name);
-    }
-  }
+  for (const list of [c.policies, c.deferredPolicies])
+    for (const p of list)
+      for (const d of p.domains) {
+        const k = d.toLowerCase();
+        const prev = owner.get(k);
+        if (prev !== undefined && prev !== p.name)
+          problems.push(`domain pattern ${d} is claimed by both ${prev} and ${p.name}`);
+        owner.set(k, p.name);
+      }
   // and a pattern deferred by digest (a policy left out because the config would not fit with it)
   const digestOwner = new Map<string, string>();
   for (const p of c.deferredPolicies) for (const d of p.domainDigests ?? []) digestOwner.set(d, p.name);
