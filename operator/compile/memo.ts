@@ -86,6 +86,7 @@ function claimsId(p: PolicyObject): string {
   const st = p.status as
     { claims?: unknown; selectedBy?: unknown; footprint?: unknown; conditions?: unknown[] } | undefined;
   if (!st) return "";
+  if (typeof st !== "object") return statusClaimsId(st);
   let id = claimsIds.get(st);
   if (id === undefined) claimsIds.set(st, (id = statusClaimsId(st)));
   return id;
@@ -162,7 +163,15 @@ export class CompileMemo {
    */
   private readonly entries = new Map<
     string,
-    { id: string; viewFp: string; core: PolicyCore; claims: string; entry: PolicyEntry; raw: PolicyObject }
+    {
+      id: string;
+      viewFp: string;
+      core: PolicyCore;
+      claims: string;
+      entry: PolicyEntry;
+      raw: PolicyObject;
+      rv: string | undefined;
+    }
   >();
   private readonly relays = new Map<string, { id: string; relay: MailRelay | undefined }>();
   private readonly relayChecks = new Map<string, { id: string; viewFp: string; error: unknown }>();
@@ -201,24 +210,27 @@ export class CompileMemo {
   private entryIn(p: PolicyObject, ns: string, view: ClusterView, fp: string, now: number): PolicyEntry {
     const k = keyOf(p);
     const hit = this.entries.get(k);
-    // the very object of the last compile (informers replace a changed object, never edit it), in the
-    // same view, and no exception to start or end with the clock: nothing the entry depends on
-    // changed, without building its ids again (10,000 per relay compile, issue 18)
-    if (hit && hit.raw === p && hit.viewFp === fp && clockFree(p)) return hit.entry;
+    // the very object of the last compile (informers replace a changed object, never edit it; its
+    // resourceVersion compared too, against an edit in place), in the same view, and no exception to
+    // start or end with the clock: nothing the entry depends on changed, without building its ids
+    // again (10,000 per relay compile, issue 18)
+    if (hit && hit.raw === p && hit.rv === p.metadata.resourceVersion && hit.viewFp === fp && clockFree(p))
+      return hit.entry;
     const id = coreId(p, now);
     const claims = claimsId(p);
     if (hit && hit.id === id && hit.viewFp === fp) {
       if (hit.claims === claims) {
         hit.raw = p;
+        hit.rv = p.metadata.resourceVersion;
         return hit.entry;
       }
       const entry = withClaimAges(hit.core, p);
-      this.entries.set(k, { ...hit, claims, entry, raw: p });
+      this.entries.set(k, { ...hit, claims, entry, raw: p, rv: p.metadata.resourceVersion });
       return entry;
     }
     const core = compilePolicyCore(p, ns, view, now);
     const entry = withClaimAges(core, p);
-    this.entries.set(k, { id, viewFp: fp, core, claims, entry, raw: p });
+    this.entries.set(k, { id, viewFp: fp, core, claims, entry, raw: p, rv: p.metadata.resourceVersion });
     return entry;
   }
 

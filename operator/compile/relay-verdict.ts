@@ -155,7 +155,7 @@ function hostsProblems(named: readonly string[] | undefined, relay: RelayClaim):
   return problems;
 }
 
-/** hostsProblems, computed. */
+/** hostsProblems, computed. Reads of the relay only what claimId names: keep the two together. */
 function checkHosts(named: readonly string[], relay: RelayClaim): PolicyProblem[] {
   const hosts = parsedCidrs(named);
   const out: PolicyProblem[] = [];
