@@ -173,15 +173,27 @@ export function policyObject(
  * Secrets, ConfigMaps or RelayCredentials, the only caches whose version the state reads).
  */
 export function listInformer<T extends KubeObject>(items: T[]) {
+  // frozen as handed out, as a real informer's objects are never edited (operator/compile/memo.ts
+  // reuses a policy's compile for the very object it saw): an edit in place throws in the test
+  const out = (o: T | undefined): T | undefined => (o ? deepFreeze(o) : o);
   return {
-    list: (ns?: string) => items.filter((o) => ns === undefined || o.metadata.namespace === ns),
+    list: (ns?: string) =>
+      items.filter((o) => ns === undefined || o.metadata.namespace === ns).map((o) => out(o)!),
     get: (ns: string, name: string) =>
-      items.find((o) => o.metadata.namespace === ns && o.metadata.name === name),
+      out(items.find((o) => o.metadata.namespace === ns && o.metadata.name === name)),
     on: (h: (type: "add", o: T) => void) => {
-      for (const o of items) h("add", o);
+      for (const o of items) h("add", out(o)!);
     },
     version: () => 0,
   };
+}
+
+/** `o` and everything it holds, frozen (Object.freeze is shallow). */
+function deepFreeze<T>(o: T): T {
+  if (o === null || typeof o !== "object" || Object.isFrozen(o)) return o;
+  Object.freeze(o);
+  for (const v of Object.values(o as object)) deepFreeze(v);
+  return o;
 }
 
 /** Caches holding `relays` and `policies` as the apiserver sends them, every other kind empty. */
