@@ -346,6 +346,12 @@ export const REASON_CODES = {
     meaning: "The message file in the spool could not be read.",
     fix: "Check the queue volume (disk errors, a restore that copied the journal without the spool).",
   },
+  DELIVERY_ERROR: {
+    outcome: "defer",
+    meaning:
+      "A delivery step failed in a way it does not report as a result (an error thrown by the relay's own code or a library it calls); its recipients are deferred like any other, retried (a duplicate if the step had already handed the message over, never a loss), and bounced at queue.maxAge if it keeps failing.",
+    fix: "A bug: the relay's log has the error (a queue-error line with this code and the queue id); report it with that line.",
+  },
   // ---- accepting mail ----
   MESSAGE_REFUSED: {
     outcome: "refuse",

@@ -72,11 +72,12 @@ export type FailureCode = (typeof FAILURE_CODES)[number];
 /**
  * The codes a recipient's outcome carries that are no Failure of a step: the next hop's own answer
  * (REJECTED, TEMPORARY_REJECT, DELIVERED), the route (POLICY_PROBLEM, INVALID_DOMAIN) and the queue
- * (EXPIRED, ADMIN_BOUNCE, MESSAGE_UNREADABLE).
+ * (EXPIRED, ADMIN_BOUNCE, MESSAGE_UNREADABLE, DELIVERY_ERROR).
  */
 export const OUTCOME_CODES = [
   "ADMIN_BOUNCE",
   "DELIVERED",
+  "DELIVERY_ERROR",
   "EXPIRED",
   "INVALID_DOMAIN",
   "MESSAGE_UNREADABLE",

@@ -553,6 +553,21 @@ export class Scheduler {
           ...(env.tlsRequiredNoTrusted && tlsRequiredNo(message.head) ? { tlsRequiredNo: true } : {}),
           ...(env.mtaSts?.length ? { carriedSts: env.mtaSts } : {}),
         });
+      } catch (err) {
+        // a step that threw instead of answering (a bug, ours or a library's): its recipients are
+        // deferred like any other (a retry may send twice, never lose), so finishAttempt's expiry and
+        // DSN still apply; thrown out of the attempt, the message was retried for ever, never bounced
+        log.error(
+          { event: "queue-error", queueId: env.id, code: "DELIVERY_ERROR", err: errorMessage(err) },
+          "delivery step threw",
+        );
+        return group.recipients.map((address) => ({
+          address,
+          outcome: "deferred",
+          code: "DELIVERY_ERROR",
+          message: "internal error in the delivery",
+          status: "4.3.0",
+        }));
       } finally {
         release();
       }

@@ -557,6 +557,75 @@ describe("scheduler", () => {
   });
 });
 
+describe("a delivery step that throws instead of answering", () => {
+  const DAY = 24 * HOUR;
+  /** The harness's spool, queueing DSNs into `dsns` instead of refusing them. */
+  function acceptDsns(h: Harness): Envelope[] {
+    const dsns: Envelope[] = [];
+    (h.spool as unknown as { enqueue: (e: Envelope) => Promise<unknown> }).enqueue = (e) => {
+      dsns.push(e);
+      return Promise.resolve({ ok: true, value: e });
+    };
+    return dsns;
+  }
+
+  it("attack: a step that throws at every attempt defers, and the message still bounces at queue.maxAge", async () => {
+    const h = harness({
+      answer: () => {
+        throw new Error("a bug in a delivery step");
+      },
+    });
+    const dsns = acceptDsns(h);
+    const e = env({ receivedAt: T0, nextAttemptAt: T0 });
+    h.s.add(e);
+    await until(() => e.attempts === 1, "the first attempt finished");
+    // deferred like any other failure: counted, backed off, its reason kept for the DSN
+    assert.equal(e.recipients[0]!.state, "pending");
+    assert.equal(e.recipients[0]!.lastError?.code, "DELIVERY_ERROR");
+    assert.equal(e.recipients[0]!.lastError?.status, "4.3.0");
+    assert.equal(e.nextAttemptAt, T0 + 60_000, "backed off by retry.initial, never retried at once");
+    assert.equal(h.s.depth(), 1);
+    // past queue.maxAge (5 days by default): the next attempt throws too, and the message expires
+    h.setNow(T0 + 5 * DAY + HOUR);
+    h.s.kick();
+    await until(() => h.removed.includes(e.id), "expired and removed");
+    assert.equal(e.recipients[0]!.state, "failed");
+    assert.equal(e.recipients[0]!.lastError?.code, "EXPIRED");
+    assert.match(e.recipients[0]!.lastError?.message ?? "", /internal error in the delivery/);
+    assert.equal(dsns.length, 1, "the sender is told, once");
+    assert.deepEqual(
+      dsns[0]!.recipients.map((r) => r.address),
+      ["a@x.test"],
+    );
+    await h.s.stop(100);
+  });
+
+  it("a step that throws for one destination leaves the other's delivery and state alone", async () => {
+    const h = harness({
+      answer: (req) => {
+        if (req.route.domain === "broken.test") throw new Error("a bug in a delivery step");
+        return "delivered";
+      },
+    });
+    const e = env({ receivedAt: T0, nextAttemptAt: T0 });
+    e.recipients = [
+      { address: "a@broken.test", state: "pending" },
+      { address: "b@fine.test", state: "pending" },
+    ];
+    h.s.add(e);
+    await until(() => e.attempts === 1, "the first attempt finished");
+    assert.deepEqual(
+      e.recipients.map((r) => [r.address, r.state, r.lastError?.code]),
+      [
+        ["a@broken.test", "pending", "DELIVERY_ERROR"],
+        ["b@fine.test", "delivered", undefined],
+      ],
+    );
+    assert.equal(h.s.depth(), 1);
+    await h.s.stop(100);
+  });
+});
+
 /** A seeded PRNG (mulberry32): the same draws every run, so the spread checks are reproducible. */
 function seeded(seed: number): () => number {
   let a = seed >>> 0;
