@@ -57,6 +57,31 @@ export interface LoadOutcome {
   result: Result<LoadedConfig>;
   /** Fingerprint of what was read, also for an invalid config (so a watcher reports it once). */
   fingerprint: string;
+  /** With a refusal that reading the same input again would repeat: what it depends on (refusalStands). */
+  refusal?: Refusal;
+}
+
+/**
+ * What a refused config's answer depends on, so that a poll can tell it stands without reading,
+ * decoding and validating the config again: at 10,000 policies that is a few hundred milliseconds of
+ * the event loop, every second, on every pod, for as long as the refused config stays mounted (an
+ * operator newer than the relay writes one until the image is upgraded). A refusal for a read that
+ * failed (EMFILE, EIO) has none: the next poll reads again.
+ */
+export interface Refusal {
+  /** The kubelet generation it was read from (swapped layout only): the same one holds the same files. */
+  generation?: string;
+  /** sha256 of the stored config, when its bytes alone refused it (decoding, JSON, the schema). */
+  storedHash?: string;
+}
+
+/** Whether `dir` still shows what `r` was refused for (the same generation, or the same stored bytes). */
+export async function refusalStands(dir: string, r: Refusal): Promise<boolean> {
+  const root = await generationRoot(dir);
+  if (r.generation !== undefined && root === r.generation) return true;
+  if (r.storedHash === undefined) return false;
+  const stored = await readStored(root);
+  return stored.ok && sha256(stored.value.bytes) === r.storedHash;
 }
 
 /** Paths (relative to the config directory) the config references. Pure. */
@@ -304,10 +329,14 @@ export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome>
     return { result: stored, fingerprint: "" };
   }
   const storedHash = sha256(stored.value.bytes);
+  const generation = (await swappedGeneration(dir)) ? root : undefined;
+  // refused for these bytes, or for this generation's files (refusalStands)
+  const byBytes: Refusal = { storedHash, ...(generation !== undefined ? { generation } : {}) };
+  const byGeneration: Refusal | undefined = generation !== undefined ? { generation } : undefined;
   // a corrupt or oversized config.json.gz is refused like invalid JSON: the last good config stays
   const decoded =
     stored.value.name === CONFIG_GZ_FILE ? decodeConfig(stored.value.bytes) : ok(stored.value.bytes);
-  if (!decoded.ok) return { result: decoded, fingerprint: storedHash };
+  if (!decoded.ok) return { result: decoded, fingerprint: storedHash, refusal: byBytes };
   const raw = decoded.value;
   const hash = sha256(raw);
   let json: unknown;
@@ -317,6 +346,7 @@ export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome>
     return {
       result: fail("CONFIG_INVALID", false, `${stored.value.name}: ${errorMessage(e)}`),
       fingerprint: storedHash,
+      refusal: byBytes,
     };
   }
   const parsed = RelayConfig.safeParse(json);
@@ -330,7 +360,7 @@ export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome>
           (i.code === "unrecognized_keys" ? " (written for a newer relay: upgrade the relay's image)" : ""),
       )
       .join("; ");
-    return { result: fail("CONFIG_INVALID", false, msg), fingerprint: storedHash };
+    return { result: fail("CONFIG_INVALID", false, msg), fingerprint: storedHash, refusal: byBytes };
   }
   let config = parsed.data;
   const { files, missing, unreadable, fingerprint } = await readReferenced(
@@ -350,6 +380,7 @@ export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome>
     return {
       result: fail("CONFIG_FILES_MISSING", true, [...missing.values()].join("; ")),
       fingerprint,
+      ...(byGeneration ? { refusal: byGeneration } : {}),
     };
   if (partial) config = partial.config;
   const problems = checkReferences(config);
@@ -377,7 +408,12 @@ export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome>
         : passwordProblem(secretText(files.get(k.passwordFile) ?? Buffer.alloc(0)));
     if (why) unusableCredentials.set(name, why);
   }
-  if (problems.length) return { result: fail("CONFIG_INVALID", false, problems.join("; ")), fingerprint };
+  if (problems.length)
+    return {
+      result: fail("CONFIG_INVALID", false, problems.join("; ")),
+      fingerprint,
+      ...(byGeneration ? { refusal: byGeneration } : {}),
+    };
   return {
     result: ok({
       dir,
@@ -390,7 +426,7 @@ export async function loadConfig(dir: string, retries = 3): Promise<LoadOutcome>
       files,
       unusableCredentials,
       ...(partial ? { heldForMaterial: partial.held } : {}),
-      ...((await swappedGeneration(dir)) ? { generation: root } : {}),
+      ...(generation !== undefined ? { generation } : {}),
       loadedAt: new Date(),
     }),
     fingerprint,
