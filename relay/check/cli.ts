@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { canonicalDomain } from "../contract/domains.js";
 import { safeJson } from "../printable.js";
-import { parseServer, makeSecureDns } from "../outbound/dnssec.js";
+import { makeSecureDns } from "../outbound/dnssec.js";
+import { parseDnsServer } from "../contract/dns-server.js";
 import { MtaSts } from "../outbound/mta-sts.js";
 import { makeResolver } from "../outbound/mx.js";
 import { helpText, positiveInt, UsageError, type HelpDoc } from "../../bin/usage.js";
@@ -76,7 +77,7 @@ function parse(argv: string[]): Args | "help" {
   if (positionals.length !== 1) throw new UsageError("give exactly one domain to check");
   const domain = canonicalDomain(positionals[0]!);
   if (!domain || !domain.includes(".")) throw new UsageError(`"${positionals[0]}" is not a domain name`);
-  if (values.dns !== undefined && !parseServer(values.dns))
+  if (values.dns !== undefined && !parseDnsServer(values.dns))
     throw new UsageError(
       `--dns must be an IP address with an optional port (HOST:PORT), not "${values.dns}"`,
     );

@@ -12,6 +12,7 @@ import { z } from "zod";
 import { canonicalPattern, DIGEST_LENGTH } from "./domains.js";
 import { OwnDomains } from "./own-domains.js";
 import { DkimSigning } from "./dkim-config.js";
+import { parseDnsServer } from "./dns-server.js";
 
 /** Postfix's default_destination_concurrency_limit: deliveries in flight to one destination. */
 export const DEFAULT_DESTINATION_CONCURRENCY = 20;
@@ -534,7 +535,20 @@ export const RelayConfig = z.strictObject({
     })
     .prefault({}),
   /** DNS servers (ip or ip:port) for MX lookups; absent: the system resolver. Tests use loopback. */
-  dns: z.strictObject({ servers: z.array(z.string()).optional() }).default({}),
+  dns: z
+    .strictObject({
+      servers: z
+        .array(
+          z
+            .string()
+            .refine(
+              (s) => parseDnsServer(s) !== undefined,
+              "must be an IP address, optionally with a port 1-65535: 10.0.0.10, 10.0.0.10:5353, [fd00::53]:53",
+            ),
+        )
+        .optional(),
+    })
+    .default({}),
   /**
    * MTA-STS policy fetch (mode mta-sts). For tests only: caFile trusts a private CA for
    * https://mta-sts.<domain>/ instead of the system roots; httpsPort replaces 443. Leave unset.

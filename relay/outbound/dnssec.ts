@@ -16,6 +16,7 @@ import dns from "node:dns";
 import { randomInt } from "node:crypto";
 import { connect, isIP } from "node:net";
 import * as packet from "dns-packet";
+import { parseDnsServer, type DnsServer } from "../contract/dns-server.js";
 
 export type SecureQueryType = "MX" | "A" | "AAAA" | "TLSA" | "CNAME";
 
@@ -35,20 +36,6 @@ export interface SecureDns {
 }
 
 const RCODES = ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"];
-
-interface Server {
-  host: string;
-  port: number;
-}
-
-/** "ip", "ip:port", "[v6]" or "[v6]:port" (the forms Resolver.setServers takes). Pure. */
-export function parseServer(s: string): Server | undefined {
-  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(s);
-  if (v6) return isIP(v6[1]!) ? { host: v6[1]!, port: Number(v6[2] ?? 53) } : undefined;
-  if (isIP(s)) return { host: s, port: 53 };
-  const m = /^([^:]+):(\d+)$/.exec(s);
-  return m && isIP(m[1]!) ? { host: m[1]!, port: Number(m[2]) } : undefined;
-}
 
 function norm(name: string): string {
   return name.toLowerCase().replace(/\.$/, "");
@@ -116,7 +103,12 @@ function matches(r: packet.DecodedPacket, id: number, name: string, type: string
   );
 }
 
-function udpQuery(s: Server, query: Buffer, check: (r: packet.DecodedPacket) => boolean, timeoutMs: number) {
+function udpQuery(
+  s: DnsServer,
+  query: Buffer,
+  check: (r: packet.DecodedPacket) => boolean,
+  timeoutMs: number,
+) {
   return new Promise<packet.DecodedPacket | undefined>((resolve) => {
     const sock = createSocket(isIP(s.host) === 6 ? "udp6" : "udp4");
     let closed = false;
@@ -145,7 +137,12 @@ function udpQuery(s: Server, query: Buffer, check: (r: packet.DecodedPacket) => 
   });
 }
 
-function tcpQuery(s: Server, query: Buffer, check: (r: packet.DecodedPacket) => boolean, timeoutMs: number) {
+function tcpQuery(
+  s: DnsServer,
+  query: Buffer,
+  check: (r: packet.DecodedPacket) => boolean,
+  timeoutMs: number,
+) {
   return new Promise<packet.DecodedPacket | undefined>((resolve) => {
     const sock = connect({ host: s.host, port: s.port });
     let buf = Buffer.alloc(0);
@@ -183,8 +180,8 @@ function tcpQuery(s: Server, query: Buffer, check: (r: packet.DecodedPacket) => 
 export function makeSecureDns(servers: string[] | undefined, timeoutMs = 3000): SecureDns {
   const trustAd = (servers?.length ?? 0) > 0;
   const list = (trustAd ? servers! : dns.getServers())
-    .map(parseServer)
-    .filter((s): s is Server => s !== undefined);
+    .map(parseDnsServer)
+    .filter((s): s is DnsServer => s !== undefined);
   return {
     async query(name, type) {
       for (let attempt = 0; attempt < 2; attempt++) {

@@ -476,6 +476,52 @@ describe("certificate Secret replaced with garbage", () => {
 
 // ---------------------------------------------------------------------------------------------------
 
+describe("a config naming a DNS server node:dns cannot use", () => {
+  let f: RelayFixture;
+  let sink: Sink;
+  let patch: Partial<RelayConfigInput>;
+  before(async () => {
+    f = await relayFixture("faults-dns-server");
+    sink = await startSink();
+    patch = {
+      generation: 1,
+      policies: [
+        {
+          name: "t/sink",
+          domains: ["sink.test"],
+          outbound: { tls: { mode: "none" }, nextHop: { host: "127.0.0.1", port: sink.port } },
+        },
+      ],
+    };
+  });
+  after(() => f.stop(() => sink.close()));
+
+  it("is refused whole and reported; before, half of it applied and /status said it ran", async () => {
+    await f.configure(patch);
+    const { relay } = await f.start();
+    const hash = relay.status().configHash;
+    // 10.0.0.300: node:dns's setServers throws while the relay applies the config (after the zod
+    // schema had taken it, the new inbound rules were in force, the resolver the old one, and the
+    // pod's /status showed the new hash with no lastReloadError: the operator read it as running)
+    for (const servers of [["10.0.0.300"], ["127.0.0.1:99999"]]) {
+      await f.configure({ ...patch, generation: 2, dns: { servers } });
+      await relay.checkConfig();
+      const st = relay.status();
+      assert.match(st.lastReloadError ?? "", /dns\.servers\.0: must be an IP address/, servers[0]);
+      assert.equal(st.configHash, hash, `${servers[0]}: the last good config stays`);
+    }
+    assert.match(await sendMessage(f.ports.smtp, "a@sink.test", "dns-1", { starttls: true }), /^250 /);
+    await waitFor("delivered under the last good config", () =>
+      idsAt(sink).has("dns-1") ? true : undefined,
+    );
+    await f.configure({ ...patch, generation: 3 });
+    await relay.checkConfig();
+    assert.equal(relay.status().lastReloadError, undefined);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+
 describe("kill -9 during a config reload", () => {
   let f: RelayFixture;
   let sink: Sink;

@@ -2,6 +2,7 @@
 // openssl CLI computes), chain matching for DANE-EE and DANE-TA, the per-host decisions of
 // resolveDane over a scripted resolver, reading AD/CNAMEs from a response, TLS-RPT result types.
 import assert from "node:assert/strict";
+import dns from "node:dns";
 import { execFile } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -17,7 +18,8 @@ import {
   usableTlsa,
   type Tlsa,
 } from "../../relay/outbound/dane.js";
-import { parseServer, readAnswer, type SecureAnswer, type SecureDns } from "../../relay/outbound/dnssec.js";
+import { readAnswer, type SecureAnswer, type SecureDns } from "../../relay/outbound/dnssec.js";
+import { parseDnsServer } from "../../relay/contract/dns-server.js";
 import { resultTypeOf } from "../../relay/outbound/tlsrpt.js";
 import { resolveTlsPolicy } from "../../relay/outbound/tls-policy.js";
 import { makeCa, makeLeaf } from "../support/certs.js";
@@ -334,12 +336,28 @@ describe("DNSSEC answers and TLS-RPT", () => {
     assert.deepEqual([servfail.rcode, servfail.secure], ["SERVFAIL", false]);
   });
 
-  it("parseServer takes the dns.servers forms", () => {
-    assert.deepEqual(parseServer("127.0.0.1"), { host: "127.0.0.1", port: 53 });
-    assert.deepEqual(parseServer("127.0.0.1:5353"), { host: "127.0.0.1", port: 5353 });
-    assert.deepEqual(parseServer("[::1]:53"), { host: "::1", port: 53 });
-    assert.deepEqual(parseServer("::1"), { host: "::1", port: 53 });
-    assert.equal(parseServer("resolver.local"), undefined);
+  it("parseDnsServer takes the dns.servers forms, and nothing node:dns's setServers refuses", () => {
+    assert.deepEqual(parseDnsServer("127.0.0.1"), { host: "127.0.0.1", port: 53 });
+    assert.deepEqual(parseDnsServer("127.0.0.1:5353"), { host: "127.0.0.1", port: 5353 });
+    assert.deepEqual(parseDnsServer("[::1]:53"), { host: "::1", port: 53 });
+    assert.deepEqual(parseDnsServer("[::1]"), { host: "::1", port: 53 });
+    assert.deepEqual(parseDnsServer("::1"), { host: "::1", port: 53 });
+    for (const bad of [
+      "resolver.local",
+      "10.0.0.300",
+      "10.0.0.1:99999",
+      "10.0.0.1:0",
+      "[::1]:0",
+      ":::",
+      "1:2",
+      "[10.0.0.1]x",
+    ])
+      assert.equal(parseDnsServer(bad), undefined, bad);
+    // what it takes, node:dns takes (the relay builds its resolver from the same list: mx.ts)
+    for (const good of ["127.0.0.1", "127.0.0.1:5353", "[::1]:53", "[::1]", "::1", "10.0.0.1:65535"]) {
+      assert.ok(parseDnsServer(good), good);
+      assert.doesNotThrow(() => new dns.Resolver().setServers([good]), good);
+    }
   });
 
   it("DANE failure codes map to RFC 8460 result types", () => {
