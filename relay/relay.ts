@@ -10,6 +10,7 @@ import { AuditBook } from "./audit-figures.js";
 import { TransitBook } from "./transit-figures.js";
 import { PartnerCertificates } from "./partner-certificates.js";
 import type { RelayStatus } from "./contract/status.js";
+import { errorMessage } from "./contract/failure.js";
 import {
   dkimKeyFor,
   inboundState,
@@ -370,10 +371,14 @@ export class Relay {
 
   private apply(l: LoadedConfig, first: boolean): void {
     const prev = first ? undefined : this.state.loaded;
-    this.state = inboundState(l);
-    this.resolver = makeResolver(l.config.dns.servers);
+    // what can throw is built before anything is replaced: a reload that fails changes nothing
+    const state = inboundState(l);
+    const resolver = makeResolver(l.config.dns.servers);
     // the pod's own addresses: a destination DNS chose must not be one of them
-    this.destinations = new DestinationFilter(l.config.delivery.allowedInternalCidrs, ownAddresses());
+    const destinations = new DestinationFilter(l.config.delivery.allowedInternalCidrs, ownAddresses());
+    this.state = state;
+    this.resolver = resolver;
+    this.destinations = destinations;
     this.metrics.configInfo.reset();
     this.metrics.configInfo.set({ hash: l.hash, generation: String(l.config.generation) }, 1);
     this.metrics.serverCertificate(fileOf(l, l.config.tls.certFile));
@@ -416,6 +421,8 @@ export class Relay {
     try {
       this.apply(next, false);
     } catch (e) {
+      // /status says so (lastReloadError): the operator does not read the pod as running it
+      this.lastReloadError = `CONFIG_INVALID: ${errorMessage(e)}`;
       this.metrics.reloads.inc({ result: "failed" });
       this.log.error({ event: "config-reload", result: "failed", err: String(e) }, "reload failed");
       return;
