@@ -315,9 +315,22 @@ const Queue = z
     ),
   );
 
-/** ip, ip:port, [v6] or [v6]:port (what relay/outbound/dnssec.ts parseServer takes). */
+/** ip, ip:port, [v6] or [v6]:port (what relay/contract/dns-server.ts parseDnsServer takes). */
 const DNS_SERVER_PATTERN =
   /^(?:(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?|[0-9a-fA-F:]*:[0-9a-fA-F:.]*|\[[0-9a-fA-F:.]+\](?::\d{1,5})?)$/;
+/**
+ * What the pattern cannot say: the address is one (10.0.0.300 is not), the port is 1-65535. The relay's
+ * resolver (node:dns setServers) throws on either, and its config schema refuses them.
+ */
+const DNS_SERVER_PORT_OK = (from: string) =>
+  `int(self.substring(${from})) >= 1 && int(self.substring(${from})) <= 65535`;
+const DNS_SERVER_RULE =
+  "isIP(self) || (self.startsWith('[') ? " +
+  `isIP(self.substring(1, self.indexOf(']'))) && (self.endsWith(']') || ${DNS_SERVER_PORT_OK("self.indexOf(']') + 2")})` +
+  " : " +
+  `!self.substring(0, self.lastIndexOf(':')).contains(':') && isIP(self.substring(0, self.lastIndexOf(':'))) && ${DNS_SERVER_PORT_OK("self.lastIndexOf(':') + 1")})`;
+const DNS_SERVER_MESSAGE =
+  "must be an IP address, optionally with a port 1-65535: 10.0.0.10, 10.0.0.10:5353, [fd00::53]:53";
 const Delivery = z
   .object({
     mxAddressLimit: z
@@ -526,7 +539,8 @@ export const MailRelaySpec = z
                 DNS_SERVER_PATTERN,
                 "must be an IP address, optionally with a port: 10.0.0.10, 10.0.0.10:5353, [fd00::53]:53",
               )
-              .describe("A resolver's address, ip or ip:port ([v6]:port for IPv6)."),
+              .describe("A resolver's address, ip or ip:port ([v6]:port for IPv6).")
+              .meta(cel({ rule: DNS_SERVER_RULE, message: DNS_SERVER_MESSAGE })),
           )
           .min(1)
           .max(3)

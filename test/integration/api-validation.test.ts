@@ -347,6 +347,24 @@ const cases: Case[] = [
   },
   {
     kind: R,
+    name: "a DNS server that is no IP address (node:dns refuses it: the relay could not apply it)",
+    set: { dns: { servers: ["10.0.0.300"] } },
+    field: "spec.dns.servers[0]",
+  },
+  {
+    kind: R,
+    name: "a DNS server's port above 65535",
+    set: { dns: { servers: ["10.0.0.10:53", "10.0.0.10:99999"] } },
+    field: "spec.dns.servers[1]",
+  },
+  {
+    kind: R,
+    name: "a bracketed DNS server that is no IPv6 address, or port 0",
+    set: { dns: { servers: ["[fd00::53]:0"] } },
+    field: "spec.dns.servers[0]",
+  },
+  {
+    kind: R,
     name: "local domains without an internal next hop",
     unset: ["inbound.internalNextHop"],
     field: "spec.inbound.internalNextHop",
@@ -563,6 +581,14 @@ describe("the apiserver rejects invalid Sealpost objects, naming the field", () 
 
   it("accepts the valid bases the cases start from", async () => {
     for (const [kind, spec] of Object.entries(bases)) await create(kind as Kind, spec);
+  });
+
+  it("accepts every form of a DNS server the relay takes (relay/contract/dns-server.ts)", async () => {
+    for (const servers of [
+      ["10.0.0.10", "10.0.0.10:5353", "[fd00::53]:53"],
+      ["fd00::53", "[fd00::53]"],
+    ])
+      await create(R, { ...relay, dns: { servers } });
   });
 
   it("accepts and keeps every relay pod setting (issue 17), affinity unpruned", async () => {
