@@ -85,8 +85,8 @@ function coreId(p: PolicyObject, now: number): string {
 function claimsId(p: PolicyObject): string {
   const st = p.status as
     { claims?: unknown; selectedBy?: unknown; footprint?: unknown; conditions?: unknown[] } | undefined;
-  if (!st) return "";
-  if (typeof st !== "object") return statusClaimsId(st);
+  // no status, or one the CRD cannot produce (not an object): no claims recorded
+  if (!st || typeof st !== "object") return "";
   let id = claimsIds.get(st);
   if (id === undefined) claimsIds.set(st, (id = statusClaimsId(st)));
   return id;
