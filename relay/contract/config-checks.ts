@@ -75,6 +75,7 @@ export function checkReferences(c: RelayConfig): string[] {
   problems.push(...dkimProblems(c.dkim));
   const ranges = inboundRangeProblem(c);
   if (ranges) problems.push(ranges);
+  problems.push(...portClashes(c));
   problems.push(...checkOwnDomains(c.ownDomains, c.inbound.localDomains));
   return problems;
 }
@@ -86,6 +87,11 @@ export function checkReferences(c: RelayConfig): string[] {
 function inboundRangeProblem(c: RelayConfig): string | undefined {
   const lists = [
     { what: "inbound.relayFrom", ranges: c.inbound.relayFrom },
+    // a listener's PROXY protocol sources (relay/inbound/proxy-protocol.ts throws at its start)
+    ...LISTENERS.flatMap((n) => {
+      const pp = c.listeners[n].proxyProtocol;
+      return pp ? [{ what: `listeners.${n}.proxyProtocol.trustedCidrs`, ranges: pp.trustedCidrs }] : [];
+    }),
     ...[...c.policies, ...c.deferredPolicies].flatMap((p) =>
       p.inbound ? [{ what: `policy ${p.name} inbound.hosts`, ranges: p.inbound.hosts }] : [],
     ),
@@ -96,4 +102,32 @@ function inboundRangeProblem(c: RelayConfig): string | undefined {
       if (!parsed.ok) return `${what}: ${parsed.message}`;
     }
   return undefined;
+}
+
+const LISTENERS = ["smtp", "smtps", "submission"] as const;
+
+/**
+ * Two of the pod's sockets on one port: the enabled listeners, the admin port and the MTA-STS
+ * endpoint bind at start, where a clash is EADDRINUSE (a pod that cannot start); a reload takes
+ * listener changes only at the next restart, so the config was taken silently and the next pod
+ * crash-looped. Port 0 is any free port. Hosts that differ and are no wildcard do not clash.
+ */
+function portClashes(c: RelayConfig): string[] {
+  const binds = [
+    ...LISTENERS.filter((n) => c.listeners[n].enabled).map((n) => ({
+      what: `listeners.${n}`,
+      ...c.listeners[n],
+    })),
+    { what: "admin", port: c.admin.port, host: c.admin.host },
+    ...(c.ownDomains?.mtaSts
+      ? [{ what: "ownDomains.mtaSts", port: c.ownDomains.mtaSts.port, host: c.ownDomains.mtaSts.host }]
+      : []),
+  ].filter((b) => b.port !== 0);
+  const wildcard = (h: string): boolean => h === "" || h === "0.0.0.0" || h === "::";
+  const problems: string[] = [];
+  for (const [i, a] of binds.entries())
+    for (const b of binds.slice(i + 1))
+      if (a.port === b.port && (a.host === b.host || wildcard(a.host) || wildcard(b.host)))
+        problems.push(`${a.what} and ${b.what} both bind port ${a.port}: give each its own port`);
+  return problems;
 }

@@ -77,6 +77,14 @@ export const DomainPattern = z
     message: "must be in canonical form: IDNA A-labels (xn--...), lower case, no trailing dot",
   });
 
+/**
+ * The longest wait node's timers take (2^31 - 1 ms, about 24.8 days), in seconds: a longer one fires
+ * at once (TimeoutOverflowWarning), so an attempt deadline of 600 hours timed every delivery out.
+ */
+export const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+/** A timeout in seconds that a timer can wait for. */
+const timerSeconds = z.number().positive().max(MAX_TIMER_SECONDS);
+
 export const HostPort = z.strictObject({
   host: z.string().min(1),
   port: z.number().int().min(1).max(65535).default(25),
@@ -364,7 +372,7 @@ export const RelayConfig = z.strictObject({
   }),
   admin: z
     .object({
-      port: z.number().int().default(8080),
+      port: z.number().int().min(0).max(65535).default(8080),
       host: z.string().default("0.0.0.0"),
       /**
        * Bearer token for the /queue endpoints and the /status details (read at each request);
@@ -421,9 +429,9 @@ export const RelayConfig = z.strictObject({
         maxConnections: z.number().int().positive().default(500),
         maxConnectionsPerIp: z.number().int().positive().default(20),
         /** No input from the client for this long: 421 and close (RFC 5321 4.5.3.2: >= 5 min). */
-        idleTimeoutSeconds: z.number().positive().default(300),
+        idleTimeoutSeconds: timerSeconds.default(300),
         /** A whole session, however busy: 421 and close. */
-        sessionTimeoutSeconds: z.number().positive().default(1800),
+        sessionTimeoutSeconds: timerSeconds.default(1800),
         authMaxFailuresPerIp: z.number().int().positive().default(10),
         authMaxFailuresPerAccount: z.number().int().positive().default(5),
         authWindowSeconds: z.number().positive().default(900),
@@ -524,9 +532,9 @@ export const RelayConfig = z.strictObject({
        */
       destinationConcurrencyLimit: z.number().int().positive().default(DEFAULT_DESTINATION_CONCURRENCY),
       /** Overall deadline of one delivery attempt (all hops): the recipients are deferred. */
-      attemptTimeoutSeconds: z.number().positive().default(600),
+      attemptTimeoutSeconds: timerSeconds.default(600),
       /** Overall deadline of one MTA-STS policy fetch or TLS-RPT POST. */
-      fetchTimeoutSeconds: z.number().positive().default(60),
+      fetchTimeoutSeconds: timerSeconds.default(60),
       /**
        * Internal ranges a destination chosen by DNS (MX, mta-sts.<domain>, https: TLS-RPT) may be
        * in (relay/net/address-class.ts); everything else non-public is refused. Tests: 127.0.0.0/8.

@@ -15,7 +15,8 @@ export function parseDnsServer(s: string): DnsServer | undefined {
   const v6 = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(s);
   const v4 = /^([^:]+):(\d{1,5})$/.exec(s);
   const [host, port] = v6 ? [v6[1]!, v6[2]] : v4 ? [v4[1]!, v4[2]] : [s, undefined];
-  if (!isIP(host) || (v4 && isIP(host) !== 4)) return undefined;
+  // a zone (fe80::1%eth0): isIP takes it, setServers drops it and every lookup then fails
+  if (host.includes("%") || !isIP(host) || (v4 && isIP(host) !== 4)) return undefined;
   const n = Number(port ?? 53);
   return n >= 1 && n <= 65535 ? { host, port: n } : undefined;
 }
