@@ -15,6 +15,8 @@ import { InboundRequirement } from "./maildomainpolicy.js";
 import { relayPodFields } from "./relay-pod.js";
 import { MtaStsSpec, OwnDomainsStatus, ownDomainsRules, TlsRptReceiverSpec } from "./own-domains.js";
 import { TlsReporting } from "./tls-reporting.js";
+import { MTA_STS_CONTAINER_PORT } from "../../relay/contract/own-domains.js";
+import { ADMIN_CONTAINER_PORT as ADMIN_PORT } from "../../relay/contract/relay-pods.js";
 
 /**
  * Address ranges that are never the Internet: private (RFC 1918, RFC 4193), shared (RFC 6598),
@@ -71,11 +73,22 @@ const listener = (what: string, defaultPort: number) =>
   z
     .object({
       enabled: z.boolean().default(true).describe("Whether the relay listens for this service."),
-      port: port(`Container and Service port (default ${defaultPort}).`).default(defaultPort),
+      port: port(
+        `Container and Service port (default ${defaultPort}); not ${ADMIN_PORT} or ${MTA_STS_CONTAINER_PORT}, the pod's admin and MTA-STS ports.`,
+      ).default(defaultPort),
       proxyProtocol: ProxyProtocol.optional(),
     })
     .prefault({})
-    .describe(what);
+    .describe(what)
+    .meta(
+      cel({
+        // the pod binds these itself: a listener on one could not start (EADDRINUSE), and a reload
+        // takes listener changes only at the next restart, which then crash-loops
+        rule: `!self.enabled || (self.port != ${ADMIN_PORT} && self.port != ${MTA_STS_CONTAINER_PORT})`,
+        message: `ports ${ADMIN_PORT} (admin, metrics) and ${MTA_STS_CONTAINER_PORT} (MTA-STS endpoint) are the relay pod's own: give the listener another port`,
+        fieldPath: ".port",
+      }),
+    );
 
 const Listeners = z
   .object({
@@ -328,7 +341,7 @@ const DNS_SERVER_RULE =
   "isIP(self) || (self.startsWith('[') ? " +
   `isIP(self.substring(1, self.indexOf(']'))) && (self.endsWith(']') || ${DNS_SERVER_PORT_OK("self.indexOf(']') + 2")})` +
   " : " +
-  `!self.substring(0, self.lastIndexOf(':')).contains(':') && isIP(self.substring(0, self.lastIndexOf(':'))) && ${DNS_SERVER_PORT_OK("self.lastIndexOf(':') + 1")})`;
+  `self.contains(':') && !self.substring(0, self.lastIndexOf(':')).contains(':') && isIP(self.substring(0, self.lastIndexOf(':'))) && ${DNS_SERVER_PORT_OK("self.lastIndexOf(':') + 1")})`;
 const DNS_SERVER_MESSAGE =
   "must be an IP address, optionally with a port 1-65535: 10.0.0.10, 10.0.0.10:5353, [fd00::53]:53";
 const Delivery = z
@@ -358,10 +371,10 @@ const Delivery = z
         "Deliveries (connections) at once to one destination, over all queue workers of a relay pod: a policy's nextHop, else the recipient domain (Postfix default_destination_concurrency_limit). Past it a message waits for a slot without taking a queue worker, so a slow or silent partner never holds up other destinations; however many messages are queued for a partner, it never sees more sessions than this from one pod. Whatever this limit, one destination's messages hold at most three quarters of the pod's queue workers (12 of 16), so the rest always serve other destinations. Default 20.",
       ),
     attemptTimeout: duration(
-      "Overall deadline of one delivery attempt over all its next hops, its DNS lookups included, e.g. 10m; past it the connection is closed and the recipients are deferred. The per-stage timeouts (connect 30s, greeting 30s, idle 300s, like Postfix smtp_connect_timeout / smtp_helo_timeout) still apply inside it. Default 10m.",
+      "Overall deadline of one delivery attempt over all its next hops, its DNS lookups included, e.g. 10m (1s to 24h); past it the connection is closed and the recipients are deferred. The per-stage timeouts (connect 30s, greeting 30s, idle 300s, like Postfix smtp_connect_timeout / smtp_helo_timeout) still apply inside it. Default 10m.",
     ).default("10m"),
     fetchTimeout: duration(
-      "Overall deadline of one MTA-STS policy fetch or TLS-RPT report POST, however slowly the server answers, e.g. 60s. Default 60s.",
+      "Overall deadline of one MTA-STS policy fetch or TLS-RPT report POST, however slowly the server answers, e.g. 60s (1s to 1h). Default 60s.",
     ).default("60s"),
     allowedInternalCidrs: z
       .array(cidr("An address or CIDR range, e.g. 10.20.0.0/16."))
@@ -379,13 +392,19 @@ const Delivery = z
   .meta(
     cel(
       {
-        rule: durations(["attemptTimeout"], "duration(self.attemptTimeout) >= duration('1s')"),
-        message: "attemptTimeout must be at least 1s",
+        rule: durations(
+          ["attemptTimeout"],
+          "duration(self.attemptTimeout) >= duration('1s') && duration(self.attemptTimeout) <= duration('24h')",
+        ),
+        message: "attemptTimeout must be between 1s and 24h",
         fieldPath: ".attemptTimeout",
       },
       {
-        rule: durations(["fetchTimeout"], "duration(self.fetchTimeout) >= duration('1s')"),
-        message: "fetchTimeout must be at least 1s",
+        rule: durations(
+          ["fetchTimeout"],
+          "duration(self.fetchTimeout) >= duration('1s') && duration(self.fetchTimeout) <= duration('1h')",
+        ),
+        message: "fetchTimeout must be between 1s and 1h",
         fieldPath: ".fetchTimeout",
       },
     ),

@@ -26,8 +26,8 @@ export const FLEET_SECRET_KEY = "key";
 /** The credential an issued Secret and its Certificate are for (render/secret.ts, render/certificate.ts). */
 export const CREDENTIAL_LABEL = "sealpost.dev/credential";
 
-/** The relay's admin HTTP port (/healthz, /readyz, /metrics, /status). */
-export const ADMIN_PORT = 8080;
+/** The relay's admin HTTP port (/healthz, /readyz, /metrics, /status): the contract's, which the API checks listeners against. */
+export { ADMIN_CONTAINER_PORT as ADMIN_PORT } from "../../relay/contract/relay-pods.js";
 
 export interface Owner {
   apiVersion: string;

@@ -12,6 +12,12 @@
 // strictly: no leading zeros, no huge numbers), and a pod that carries the label
 // controller-revision-hash must name the set's current or update revision. Pure.
 
+/**
+ * The relay pod's admin HTTP port (/healthz, /readyz, /metrics, /status): the operator renders and
+ * probes it, and a MailRelay's listeners may not take it (api/v1alpha1/mailrelay.ts).
+ */
+export const ADMIN_CONTAINER_PORT = 8080;
+
 /** The StatefulSet of MailRelay `relay` (the operator's render/meta.ts names it this way). */
 export function relayStatefulSetName(relay: string): string {
   return relay;

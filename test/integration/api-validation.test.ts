@@ -347,6 +347,30 @@ const cases: Case[] = [
   },
   {
     kind: R,
+    name: "a listener on the pod's admin port",
+    set: { "listeners.smtp.port": 8080 },
+    field: "spec.listeners.smtp.port",
+  },
+  {
+    kind: R,
+    name: "a listener on the pod's MTA-STS endpoint port",
+    set: { "listeners.submission.port": 8443 },
+    field: "spec.listeners.submission.port",
+  },
+  {
+    kind: R,
+    name: "an attempt deadline longer than a day (600h: node's timers fired it at once)",
+    set: { "delivery.attemptTimeout": "600h" },
+    field: "spec.delivery.attemptTimeout",
+  },
+  {
+    kind: R,
+    name: "a fetch deadline longer than an hour",
+    set: { "delivery.fetchTimeout": "2h" },
+    field: "spec.delivery.fetchTimeout",
+  },
+  {
+    kind: R,
     name: "a DNS server that is no IP address (node:dns refuses it: the relay could not apply it)",
     set: { dns: { servers: ["10.0.0.300"] } },
     field: "spec.dns.servers[0]",
@@ -583,7 +607,7 @@ describe("the apiserver rejects invalid Sealpost objects, naming the field", () 
     for (const [kind, spec] of Object.entries(bases)) await create(kind as Kind, spec);
   });
 
-  it("accepts every form of a DNS server the relay takes (relay/contract/dns-server.ts)", async () => {
+  it("accepts the DNS server forms the API documents (ip, ip:port, [v6], [v6]:port)", async () => {
     for (const servers of [
       ["10.0.0.10", "10.0.0.10:5353", "[fd00::53]:53"],
       ["fd00::53", "[fd00::53]"],
