@@ -13,6 +13,7 @@ import type { PartnerCertificates } from "./partner-certificates.js";
 import type { TransitBook } from "./transit-figures.js";
 import { transitOutcome } from "./outbound/transit-outcome.js";
 import { clipped } from "./printable.js";
+import { errorMessage } from "./contract/failure.js";
 
 export interface ObserverDeps {
   metrics: Metrics;
@@ -48,14 +49,45 @@ function pinsOf(config: RelayConfig, policy: string): string[] {
   return [...(tls?.pins ?? []), ...(tls?.audit?.pins ?? [])];
 }
 
-export function deliveryObservers(
-  d: ObserverDeps,
-): Required<
+type Observers = Required<
   Pick<
     DelivererDeps,
     "onMtaSts" | "onSmime" | "onFallback" | "onDkim" | "onOpenpgp" | "onAttempt" | "onTransmitted"
   >
-> {
+>;
+
+/**
+ * The observers, each one's throw logged and swallowed: what the relay records of a delivery (a
+ * metric, a book, a log line) never changes its outcome. Thrown into the Deliverer after a next hop's
+ * 250, it discarded the results: the message was sent again at every retry and, at queue.maxAge,
+ * reported to its sender as failed (scheduler.ts DELIVERY_ERROR).
+ */
+export function deliveryObservers(d: ObserverDeps): Observers {
+  const o = observers(d);
+  const guard =
+    <A>(name: string, f: (a: A) => void) =>
+    (a: A): void => {
+      try {
+        f(a);
+      } catch (e) {
+        d.log.error(
+          { event: "observer-error", observer: name, err: errorMessage(e) },
+          "delivery observer threw",
+        );
+      }
+    };
+  return {
+    onMtaSts: guard("onMtaSts", o.onMtaSts),
+    onSmime: guard("onSmime", o.onSmime),
+    onFallback: guard("onFallback", o.onFallback),
+    onDkim: guard("onDkim", o.onDkim),
+    onOpenpgp: guard("onOpenpgp", o.onOpenpgp),
+    onAttempt: guard("onAttempt", o.onAttempt),
+    onTransmitted: guard("onTransmitted", o.onTransmitted),
+  };
+}
+
+function observers(d: ObserverDeps): Observers {
   return {
     onTransmitted: (t) => {
       const o = transitOutcome(t.last, t.results);

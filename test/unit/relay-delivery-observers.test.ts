@@ -49,3 +49,31 @@ describe("the delivery log bounds an outsider's reason in one place", () => {
       );
   });
 });
+
+describe("an observer that throws never changes a delivery's outcome", () => {
+  it("attack: a throw in what the relay records of a delivery is logged, not thrown into the Deliverer", () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = (o: Record<string, unknown>) => lines.push(o);
+    const d = {
+      metrics: new Proxy({}, { get: () => ({ inc: () => undefined }) }),
+      log: { info: log, warn: log, error: log, debug: log },
+      // the per-policy figures book fails (a bug, a full map): thrown after the next hop's 250, it
+      // discarded the delivered results (sent again at every retry, then a "failed" DSN at maxAge)
+      figures: {
+        record: () => {
+          throw new Error("figures book broken");
+        },
+      },
+      config: () => ({ policies: [] }),
+      tlsRpt: () => undefined,
+    } as unknown as ObserverDeps;
+    const o = deliveryObservers(d);
+    assert.doesNotThrow(() =>
+      o.onAttempt({ queueId: "Q", policy: "p", recipients: ["a@x.test"], result: "delivered" } as never),
+    );
+    assert.deepEqual(
+      lines.map((l) => [l.event, l.observer, l.err]),
+      [["observer-error", "onAttempt", "figures book broken"]],
+    );
+  });
+});
