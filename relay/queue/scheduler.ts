@@ -572,7 +572,10 @@ export class Scheduler {
         release();
       }
     };
-    await Promise.all(
+    // every group settles before the attempt ends, even when one's bookkeeping throws (a receipt, a
+    // state write on a full disk): ended early, the attempt freed its budget and its in-flight mark
+    // while the other groups were still sending, and a retry could send them again alongside
+    const settled = await Promise.allSettled(
       groups.map(async (group) => {
         const results = await deliver(group);
         const policy = (group.route ?? group.hold).policy;
@@ -617,6 +620,8 @@ export class Scheduler {
       }),
     );
     await writes;
+    const failed = settled.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
   }
 
   /**

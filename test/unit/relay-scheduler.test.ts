@@ -557,7 +557,7 @@ describe("scheduler", () => {
   });
 });
 
-describe("a delivery step that throws instead of answering", () => {
+describe("an attempt whose delivery step or bookkeeping throws", () => {
   const DAY = 24 * HOUR;
   /** The harness's spool, queueing DSNs into `dsns` instead of refusing them. */
   function acceptDsns(h: Harness): Envelope[] {
@@ -597,6 +597,30 @@ describe("a delivery step that throws instead of answering", () => {
       dsns[0]!.recipients.map((r) => r.address),
       ["a@x.test"],
     );
+    await h.s.stop(100);
+  });
+
+  it("a group whose state write fails keeps the attempt in flight until the other groups settle", async () => {
+    const h = harness();
+    const e = env({ receivedAt: T0, nextAttemptAt: T0 });
+    e.recipients = [
+      { address: "a@one.test", state: "pending" },
+      { address: "b@two.test", state: "pending" },
+    ];
+    let fails = 1;
+    const update = h.spool.update;
+    h.spool.update = (x) => (fails-- > 0 ? Promise.reject(new Error("disk full")) : update(x));
+    h.s.add(e);
+    await until(() => h.running() === 2, "both groups sending");
+    h.releaseTo("one.test"); // delivered; writing that down fails
+    await settle();
+    // ended early, the attempt freed its in-flight mark while two.test was still being sent: a
+    // retry could have sent it again alongside
+    assert.equal(h.s.get(e.id)?.inFlight, true, "the attempt waits for two.test");
+    h.releaseTo("two.test");
+    await until(() => h.s.get(e.id)?.inFlight === false, "the attempt ended");
+    assert.equal(e.attempts, 1, "backed off like a deferral (the state write failed)");
+    assert.ok(e.nextAttemptAt > T0, "never retried at once");
     await h.s.stop(100);
   });
 
