@@ -289,7 +289,9 @@ const Queue = z
     ).default("120h"),
     retry: z
       .object({
-        initial: duration("Wait before the first retry of a deferred message, e.g. 60s.").default("60s"),
+        initial: duration(
+          "Wait before the first retry of a deferred message, e.g. 60s; at least 1s.",
+        ).default("60s"),
         max: duration(
           "Longest wait between retries; the wait doubles from initial up to this, e.g. 1h.",
         ).default("1h"),
@@ -297,11 +299,20 @@ const Queue = z
       .prefault({})
       .describe("Retry schedule of deferred messages (exponential backoff).")
       .meta(
-        cel({
-          rule: durations(["initial", "max"], "duration(self.initial) <= duration(self.max)"),
-          message: "retry.initial must not be longer than retry.max",
-          fieldPath: ".initial",
-        }),
+        cel(
+          {
+            rule: durations(["initial", "max"], "duration(self.initial) <= duration(self.max)"),
+            message: "retry.initial must not be longer than retry.max",
+            fieldPath: ".initial",
+          },
+          {
+            // 1ms had every deferred message attempted again a thousand times a second: the relay's
+            // CPU, and the partner's connection limits, for as long as it stays deferred
+            rule: durations(["initial"], "duration(self.initial) >= duration('1s')"),
+            message: "retry.initial must be at least 1s",
+            fieldPath: ".initial",
+          },
+        ),
       ),
   })
   .prefault({})

@@ -347,6 +347,12 @@ const cases: Case[] = [
   },
   {
     kind: R,
+    name: "a first retry sooner than a second (1ms: a thousand attempts a second)",
+    set: { "queue.retry": { initial: "1ms", max: "1h" } },
+    field: "spec.queue.retry.initial",
+  },
+  {
+    kind: R,
     name: "a listener on the pod's admin port",
     set: { "listeners.smtp.port": 8080 },
     field: "spec.listeners.smtp.port",
