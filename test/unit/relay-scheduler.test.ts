@@ -608,7 +608,7 @@ describe("an attempt whose delivery step or bookkeeping throws", () => {
       { address: "b@two.test", state: "pending" },
     ];
     let fails = 1;
-    const update = h.spool.update;
+    const update = h.spool.update.bind(h.spool);
     h.spool.update = (x) => (fails-- > 0 ? Promise.reject(new Error("disk full")) : update(x));
     h.s.add(e);
     await until(() => h.running() === 2, "both groups sending");
