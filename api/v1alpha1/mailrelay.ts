@@ -43,6 +43,23 @@ export const CLUSTER_NETWORKS = [
 const durations = (fields: string[], comparison: string) =>
   fields.map((f) => `!self.${f}.matches('${DURATION_PATTERN.source}')`).join(" || ") + ` || ${comparison}`;
 
+/**
+ * A rule on a duration field itself, `min` to `max` (either may be absent): on the field, not its
+ * object, so a stored value it refuses blocks only an edit of that field (CRD validation ratcheting
+ * skips a rule whose own value is unchanged), not of its neighbours.
+ */
+const durationWithin = (field: string, min?: string, max?: string) =>
+  cel({
+    rule:
+      `!self.matches('${DURATION_PATTERN.source}') || (` +
+      [
+        ...(min ? [`duration(self) >= duration('${min}')`] : []),
+        ...(max ? [`duration(self) <= duration('${max}')`] : []),
+      ].join(" && ") +
+      ")",
+    message: `${field} must be ${min && max ? `between ${min} and ${max}` : min ? `at least ${min}` : `at most ${max}`}`,
+  });
+
 const ProxyProtocol = z
   .object({
     enabled: z
@@ -74,7 +91,7 @@ const listener = (what: string, defaultPort: number) =>
     .object({
       enabled: z.boolean().default(true).describe("Whether the relay listens for this service."),
       port: port(
-        `Container and Service port (default ${defaultPort}); not ${ADMIN_PORT} or ${MTA_STS_CONTAINER_PORT}, the pod's admin and MTA-STS ports.`,
+        `Container and Service port (default ${defaultPort}); not ${ADMIN_PORT}, the pod's admin port, nor ${MTA_STS_CONTAINER_PORT} with spec.mtaSts (its endpoint's).`,
       ).default(defaultPort),
       proxyProtocol: ProxyProtocol.optional(),
     })
@@ -82,10 +99,11 @@ const listener = (what: string, defaultPort: number) =>
     .describe(what)
     .meta(
       cel({
-        // the pod binds these itself: a listener on one could not start (EADDRINUSE), and a reload
-        // takes listener changes only at the next restart, which then crash-loops
-        rule: `!self.enabled || (self.port != ${ADMIN_PORT} && self.port != ${MTA_STS_CONTAINER_PORT})`,
-        message: `ports ${ADMIN_PORT} (admin, metrics) and ${MTA_STS_CONTAINER_PORT} (MTA-STS endpoint) are the relay pod's own: give the listener another port`,
+        // the pod binds it itself: a listener on it could not start (EADDRINUSE), and a reload takes
+        // listener changes only at the next restart, which then crash-loops (8443, the MTA-STS
+        // endpoint's, is refused where spec.mtaSts is set: MailRelaySpec)
+        rule: `!self.enabled || self.port != ${ADMIN_PORT}`,
+        message: `port ${ADMIN_PORT} is the relay pod's admin port (/metrics, /status): give the listener another port`,
         fieldPath: ".port",
       }),
     );
@@ -289,9 +307,11 @@ const Queue = z
     ).default("120h"),
     retry: z
       .object({
-        initial: duration(
-          "Wait before the first retry of a deferred message, e.g. 60s; at least 1s.",
-        ).default("60s"),
+        // 1ms had every deferred message attempted again a thousand times a second: the relay's CPU,
+        // and the partner's connection limits, for as long as it stays deferred
+        initial: duration("Wait before the first retry of a deferred message, e.g. 60s; at least 1s.")
+          .meta(durationWithin("retry.initial", "1s"))
+          .default("60s"),
         max: duration(
           "Longest wait between retries; the wait doubles from initial up to this, e.g. 1h.",
         ).default("1h"),
@@ -299,20 +319,11 @@ const Queue = z
       .prefault({})
       .describe("Retry schedule of deferred messages (exponential backoff).")
       .meta(
-        cel(
-          {
-            rule: durations(["initial", "max"], "duration(self.initial) <= duration(self.max)"),
-            message: "retry.initial must not be longer than retry.max",
-            fieldPath: ".initial",
-          },
-          {
-            // 1ms had every deferred message attempted again a thousand times a second: the relay's
-            // CPU, and the partner's connection limits, for as long as it stays deferred
-            rule: durations(["initial"], "duration(self.initial) >= duration('1s')"),
-            message: "retry.initial must be at least 1s",
-            fieldPath: ".initial",
-          },
-        ),
+        cel({
+          rule: durations(["initial", "max"], "duration(self.initial) <= duration(self.max)"),
+          message: "retry.initial must not be longer than retry.max",
+          fieldPath: ".initial",
+        }),
       ),
   })
   .prefault({})
@@ -383,10 +394,14 @@ const Delivery = z
       ),
     attemptTimeout: duration(
       "Overall deadline of one delivery attempt over all its next hops, its DNS lookups included, e.g. 10m (1s to 24h); past it the connection is closed and the recipients are deferred. The per-stage timeouts (connect 30s, greeting 30s, idle 300s, like Postfix smtp_connect_timeout / smtp_helo_timeout) still apply inside it. Default 10m.",
-    ).default("10m"),
+    )
+      .meta(durationWithin("attemptTimeout", "1s", "24h"))
+      .default("10m"),
     fetchTimeout: duration(
       "Overall deadline of one MTA-STS policy fetch or TLS-RPT report POST, however slowly the server answers, e.g. 60s (1s to 1h). Default 60s.",
-    ).default("60s"),
+    )
+      .meta(durationWithin("fetchTimeout", "1s", "1h"))
+      .default("60s"),
     allowedInternalCidrs: z
       .array(cidr("An address or CIDR range, e.g. 10.20.0.0/16."))
       .max(64)
@@ -400,26 +415,7 @@ const Delivery = z
   .describe(
     "Bounds of outbound delivery, so hostile DNS or slow servers cannot hold the delivery workers: at most queue workers (16) attempts run at once, over all messages and their route groups.",
   )
-  .meta(
-    cel(
-      {
-        rule: durations(
-          ["attemptTimeout"],
-          "duration(self.attemptTimeout) >= duration('1s') && duration(self.attemptTimeout) <= duration('24h')",
-        ),
-        message: "attemptTimeout must be between 1s and 24h",
-        fieldPath: ".attemptTimeout",
-      },
-      {
-        rule: durations(
-          ["fetchTimeout"],
-          "duration(self.fetchTimeout) >= duration('1s') && duration(self.fetchTimeout) <= duration('1h')",
-        ),
-        message: "fetchTimeout must be between 1s and 1h",
-        fieldPath: ".fetchTimeout",
-      },
-    ),
-  );
+  .meta(cel());
 
 export const MailRelaySpec = z
   .object({
@@ -615,12 +611,29 @@ export const MailRelaySpec = z
   })
   .describe("A relay fleet and what it enforces.")
   .meta(
-    cel(...ownDomainsRules, {
-      rule: durations(["policyMountInterval"], "duration(self.policyMountInterval) <= duration('24h')"),
-      message:
-        "policyMountInterval must be at most 24h: a policy naming a Secret or ConfigMap new to the relay waits up to this long",
-      fieldPath: ".policyMountInterval",
-    }),
+    cel(
+      ...ownDomainsRules,
+      {
+        rule: durations(["policyMountInterval"], "duration(self.policyMountInterval) <= duration('24h')"),
+        message:
+          "policyMountInterval must be at most 24h: a policy naming a Secret or ConfigMap new to the relay waits up to this long",
+        fieldPath: ".policyMountInterval",
+      },
+      {
+        // with spec.mtaSts the pod binds the endpoint's port itself (relay/contract/own-domains.ts)
+        // (each listener its own CEL type: no list of them)
+        rule:
+          "!has(self.mtaSts) || !(" +
+          ["smtp", "smtps", "submission"]
+            .map(
+              (l) => `(self.listeners.${l}.enabled && self.listeners.${l}.port == ${MTA_STS_CONTAINER_PORT})`,
+            )
+            .join(" || ") +
+          ")",
+        message: `with spec.mtaSts, port ${MTA_STS_CONTAINER_PORT} is the relay pod's MTA-STS endpoint: give the listener another port`,
+        fieldPath: ".listeners",
+      },
+    ),
   );
 export type MailRelaySpec = z.infer<typeof MailRelaySpec>;
 export type MailRelaySpecInput = z.input<typeof MailRelaySpec>;

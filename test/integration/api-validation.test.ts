@@ -359,9 +359,9 @@ const cases: Case[] = [
   },
   {
     kind: R,
-    name: "a listener on the pod's MTA-STS endpoint port",
-    set: { "listeners.submission.port": 8443 },
-    field: "spec.listeners.submission.port",
+    name: "with spec.mtaSts, a listener on the pod's MTA-STS endpoint port",
+    set: { mtaSts: {}, "listeners.submission.port": 8443 },
+    field: "spec.listeners",
   },
   {
     kind: R,
@@ -611,6 +611,10 @@ describe("the apiserver rejects invalid Sealpost objects, naming the field", () 
 
   it("accepts the valid bases the cases start from", async () => {
     for (const [kind, spec] of Object.entries(bases)) await create(kind as Kind, spec);
+  });
+
+  it("accepts a listener on 8443 without spec.mtaSts (the pod binds 8443 only for the endpoint)", async () => {
+    await create(R, { ...relay, listeners: { submission: { port: 8443 } } });
   });
 
   it("accepts the DNS server forms the API documents (ip, ip:port, [v6], [v6]:port)", async () => {
