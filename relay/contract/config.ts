@@ -82,6 +82,8 @@ export const DomainPattern = z
  * at once (TimeoutOverflowWarning), so an attempt deadline of 600 hours timed every delivery out.
  */
 export const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+/** The shortest retry wait a config may set (queue.retry), in seconds. */
+export const MIN_RETRY_SECONDS = 0.1;
 /** A timeout in seconds that a timer can wait for. */
 const timerSeconds = z.number().positive().max(MAX_TIMER_SECONDS);
 
@@ -488,8 +490,12 @@ export const RelayConfig = z.strictObject({
       .default(5 * 24 * 3600),
     retry: z
       .object({
-        initial: z.number().positive().default(60),
-        max: z.number().positive().default(3600),
+        /**
+         * Seconds; at least 0.1 (the MailRelay API: 1s): 1 ms had a deferred message attempted a
+         * thousand times a second. The tests' relays retry after 0.2-1 s.
+         */
+        initial: z.number().min(MIN_RETRY_SECONDS).default(60),
+        max: z.number().min(MIN_RETRY_SECONDS).default(3600),
         /** Share of each retry delay drawn at random, shortening it (relay/queue/backoff.ts). */
         jitter: z.number().min(0).max(1).default(DEFAULT_RETRY_JITTER),
       })

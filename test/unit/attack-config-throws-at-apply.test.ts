@@ -88,6 +88,14 @@ describe("attack: a config the relay's schema took, that failed only when used",
     );
   });
 
+  it("a retry wait under 0.1 s is refused (1 ms: a thousand attempts a second per message)", () => {
+    for (const retry of [{ initial: 0.001 }, { initial: 1, max: 0.01 }]) {
+      const r = parse({ queue: { dir: "/nonexistent/queue", retry } });
+      assert.equal(r.success, false, JSON.stringify(retry));
+    }
+    assert.ok(parse({ queue: { dir: "/nonexistent/queue", retry: { initial: 0.2, max: 2 } } }).success);
+  });
+
   it("a DNS server with a zone is refused (setServers would drop it)", () => {
     for (const s of ["fe80::1%eth0", "[fe80::1%eth0]:53"]) {
       assert.equal(parseDnsServer(s), undefined, s);
