@@ -1,6 +1,7 @@
 // The checks a RelayConfig must pass beyond its zod schema (config.ts): cross-references between its
 // parts. Both sides run them: the operator before it writes a config (operator/compile/), the relay
 // when it loads one (relay/config/load.ts), so a config the relay would refuse is never applied. Pure.
+import { isIP, SocketAddress } from "node:net";
 import { parseCidr } from "./cidr.js";
 import type { Credential, RelayConfig } from "./config.js";
 import { checkOwnDomains } from "./own-domains.js";
@@ -123,11 +124,33 @@ function portClashes(c: RelayConfig): string[] {
       ? [{ what: "ownDomains.mtaSts", port: c.ownDomains.mtaSts.port, host: c.ownDomains.mtaSts.host }]
       : []),
   ].filter((b) => b.port !== 0);
-  const wildcard = (h: string): boolean => h === "" || h === "0.0.0.0" || h === "::";
   const problems: string[] = [];
   for (const [i, a] of binds.entries())
     for (const b of binds.slice(i + 1))
-      if (a.port === b.port && (a.host === b.host || wildcard(a.host) || wildcard(b.host)))
+      if (a.port === b.port && sameSocket(a.host, b.host))
         problems.push(`${a.what} and ${b.what} both bind port ${a.port}: give each its own port`);
   return problems;
+}
+
+/**
+ * Whether two hosts bound on one port collide: the same address, or a wildcard and an address it
+ * covers. node binds "::" dual-stack, so it covers every address; "0.0.0.0" covers the IPv4 ones
+ * (and a name, which may resolve to one). Addresses are compared as parsed (::0 is ::). Pure.
+ */
+function sameSocket(a: string, b: string): boolean {
+  const kind = (h: string): "any" | "any4" | 4 | 6 | "name" => {
+    const family = isIP(h);
+    if (h === "" || (family === 6 && /^[0:]+$/.test(h))) return "any";
+    if (family === 4 && /^0+\.0+\.0+\.0+$/.test(h)) return "any4";
+    return family === 4 ? 4 : family === 6 ? 6 : "name";
+  };
+  const [ka, kb] = [kind(a), kind(b)];
+  if (ka === "any" || kb === "any") return true;
+  if (ka === "any4" || kb === "any4") return ka !== 6 && kb !== 6;
+  return canonicalHost(a) === canonicalHost(b);
+}
+
+/** An IPv6 address in one spelling (::1 and 0:0:0:0:0:0:0:1 alike); anything else as written. */
+function canonicalHost(h: string): string {
+  return isIP(h) === 6 ? new SocketAddress({ address: h, family: "ipv6" }).address : h.toLowerCase();
 }

@@ -77,6 +77,25 @@ describe("attack: a config the relay's schema took, that failed only when used",
     );
   });
 
+  it("port clashes are judged by address: wildcards, families and spellings", () => {
+    const clash = (a: string, b: string): boolean =>
+      problemsOf({
+        listeners: {
+          smtp: { enabled: true, port: 2525, host: a },
+          smtps: { enabled: true, port: 2525, host: b },
+        },
+      }).length > 0;
+    // node binds :: dual-stack: it covers every address (any spelling of it)
+    for (const any of ["::", "::0", "0:0:0:0:0:0:0:0"]) {
+      assert.equal(clash(any, "127.0.0.1"), true, any);
+      assert.equal(clash(any, "::1"), true, any);
+    }
+    assert.equal(clash("0.0.0.0", "127.0.0.1"), true);
+    assert.equal(clash("0.0.0.0", "::1"), false, "0.0.0.0 covers IPv4 only");
+    assert.equal(clash("::1", "0:0:0:0:0:0:0:1"), true, "one address, two spellings");
+    assert.equal(clash("127.0.0.1", "127.0.0.2"), false);
+  });
+
   it("a PROXY protocol source that is no range is refused before the listener starts", () => {
     assert.deepEqual(
       problemsOf({
