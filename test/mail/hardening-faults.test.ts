@@ -43,6 +43,15 @@ async function count(c: Counter, labels: Record<string, string> = {}): Promise<n
 }
 
 /** The SHA-256 fingerprint of the certificate served after STARTTLS on `port`. */
+/** The policy sending sink.test in clear to the test's sink on `port`. */
+function sinkPolicy(port: number): NonNullable<RelayConfigInput["policies"]>[number] {
+  return {
+    name: "t/sink",
+    domains: ["sink.test"],
+    outbound: { tls: { mode: "none" }, nextHop: { host: "127.0.0.1", port } },
+  };
+}
+
 async function servedCert(port: number): Promise<string> {
   const sock = net.connect({ host: "127.0.0.1", port });
   let buf = "";
@@ -115,11 +124,7 @@ describe("disk full on the queue volume", () => {
       // attack-queue-volume-flood.test.ts)
       queue: { dir: qfs, retry: { initial: 0.2, max: 1 }, workers: 4, minFreeBytes: 0 },
       policies: [
-        {
-          name: "t/sink",
-          domains: ["sink.test"],
-          outbound: { tls: { mode: "none" }, nextHop: { host: "127.0.0.1", port: sink.port } },
-        },
+        sinkPolicy(sink.port),
         {
           name: "t/held",
           domains: ["held.test"],
@@ -410,13 +415,7 @@ describe("certificate Secret replaced with garbage", () => {
     sink = await startSink();
     patch = {
       generation: 1,
-      policies: [
-        {
-          name: "t/sink",
-          domains: ["sink.test"],
-          outbound: { tls: { mode: "none" }, nextHop: { host: "127.0.0.1", port: sink.port } },
-        },
-      ],
+      policies: [sinkPolicy(sink.port)],
     };
   });
   after(() => f.stop(() => sink.close()));
@@ -485,13 +484,7 @@ describe("a config naming a DNS server node:dns cannot use", () => {
     sink = await startSink();
     patch = {
       generation: 1,
-      policies: [
-        {
-          name: "t/sink",
-          domains: ["sink.test"],
-          outbound: { tls: { mode: "none" }, nextHop: { host: "127.0.0.1", port: sink.port } },
-        },
-      ],
+      policies: [sinkPolicy(sink.port)],
     };
   });
   after(() => f.stop(() => sink.close()));
@@ -538,13 +531,7 @@ describe("kill -9 during a config reload", () => {
   it("comes back with one whole config (old or new) and the queue intact", async (t) => {
     const certs = [f.relayCert, await makeLeaf(f.ca, { cn: "relay.test", dnsNames: ["relay.test"] })];
     const fps = await Promise.all(certs.map(fingerprintOf));
-    const policies: RelayConfigInput["policies"] = [
-      {
-        name: "t/sink",
-        domains: ["sink.test"],
-        outbound: { tls: { mode: "none" }, nextHop: { host: "127.0.0.1", port: sink.port } },
-      },
-    ];
+    const policies: RelayConfigInput["policies"] = [sinkPolicy(sink.port)];
     // generation g pairs config.json (hostname relay-<g>.test) with certificate g % 2
     const hashes = new Map<string, number>();
     const write = async (g: number): Promise<void> => {

@@ -16,9 +16,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
-import { CONFIG_VERSION } from "../../relay/contract/config.js";
 import { loadConfig, refusalStands } from "../../relay/config/load.js";
 import { watchConfig } from "../../relay/config/watch.js";
+import { minimalRelayConfig } from "../support/minimal-relay-config.js";
 
 const sh = promisify(execFile);
 const require = createRequire(import.meta.url);
@@ -34,19 +34,9 @@ function config(extra: Record<string, unknown> = {}): string {
     policies.push({
       name: `tenant/p${i}`,
       domains: [`p${i}.tenant.example`],
-      outbound: { tls: { mode: "verify", minVersion: "TLSv1.2" } },
+      outbound: { tls: { mode: "verify" as const, minVersion: "TLSv1.2" as const } },
     });
-  return JSON.stringify({
-    version: CONFIG_VERSION,
-    relay: "mail/edge",
-    hostname: "relay.example.com",
-    listeners: {},
-    tls: { certFile: "tls/tls.crt", keyFile: "tls/tls.key" },
-    inbound: {},
-    queue: { dir: "/nonexistent/queue" },
-    policies,
-    ...extra,
-  });
+  return JSON.stringify({ ...minimalRelayConfig({ policies }), ...extra });
 }
 /** A config written for a newer relay: an unknown key refuses it (load.ts: never dropped). */
 const NEWER = (): string => config({ futureSetting: true });
@@ -87,6 +77,22 @@ async function counting(fn: () => Promise<void>): Promise<{ bytes: number; parse
   return seen;
 }
 
+/** A watcher of `dir` (whose config loads) that records what it applies and refuses; polls are the test's. */
+async function watching(dir: string) {
+  const first = await loadConfig(dir);
+  assert.ok(first.result.ok);
+  const invalid: string[] = [];
+  const applied: string[] = [];
+  const w = watchConfig({
+    dir,
+    current: first.result.value,
+    intervalMs: 1e9,
+    onChange: (c) => void applied.push(c.fingerprint),
+    onInvalid: (err) => void invalid.push(err.message),
+  });
+  return { w, invalid, applied };
+}
+
 before(async () => {
   base = await mkdtemp(join(tmpdir(), "attack-refused-poll-"));
   await sh("openssl", [
@@ -105,17 +111,7 @@ describe("attack: a refused config is loaded again at every poll", () => {
     const dir = join(base, "swapped");
     await mkdir(dir);
     await generation(dir, "..2026_01_01_00_00_00.000000001", config());
-    const first = await loadConfig(dir);
-    assert.ok(first.result.ok);
-    const invalid: string[] = [];
-    const applied: string[] = [];
-    const w = watchConfig({
-      dir,
-      current: first.result.value,
-      intervalMs: 1e9, // polls below are the test's own
-      onChange: (c) => void applied.push(c.fingerprint),
-      onInvalid: (err) => void invalid.push(err.message),
-    });
+    const { w, invalid, applied } = await watching(dir);
     try {
       await generation(dir, "..2026_01_01_00_00_00.000000002", NEWER());
       await w.check();
@@ -150,17 +146,7 @@ describe("attack: a refused config is loaded again at every poll", () => {
     await writeFile(join(dir, "tls", "tls.crt"), cert);
     await writeFile(join(dir, "tls", "tls.key"), key);
     await writeFile(join(dir, "config.json"), config());
-    const first = await loadConfig(dir);
-    assert.ok(first.result.ok);
-    const invalid: string[] = [];
-    const applied: string[] = [];
-    const w = watchConfig({
-      dir,
-      current: first.result.value,
-      intervalMs: 1e9,
-      onChange: (c) => void applied.push(c.fingerprint),
-      onInvalid: (err) => void invalid.push(err.message),
-    });
+    const { w, invalid, applied } = await watching(dir);
     try {
       await writeFile(join(dir, "config.json"), NEWER());
       await w.check();
