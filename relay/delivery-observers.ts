@@ -125,6 +125,12 @@ function observers(d: ObserverDeps): Observers {
       d.log[level]({ event: "openpgp", ...logged(r) }, `OpenPGP ${r.result}`);
     },
     onAttempt: (a) => {
+      // the attempt's log line first: a book below that throws (deliveryObservers' guard) loses its
+      // own record, not the line an administrator reads
+      const level = a.result === "delivered" || a.result === "partial" ? "info" : "warn";
+      // the policy as the day's TLS-RPT file keeps it: a domain's policy text is bounded there too
+      const line = logged(a.tlsPolicy ? { ...a, tlsPolicy: recordedPolicy(a.tlsPolicy) } : a);
+      d.log[level]({ event: "delivery", ...line }, `delivery ${a.result}`);
       d.figures.record(a);
       const verdict = a.session?.audit;
       if (verdict && a.nextHop) {
@@ -163,10 +169,6 @@ function observers(d: ObserverDeps): Observers {
       if (a.exception)
         d.metrics.tlsException.inc({ policy: a.policy, exception: a.exception, result: a.result });
       if (a.session?.tlsVersion) d.metrics.tls.inc({ direction: "outbound", version: a.session.tlsVersion });
-      const level = a.result === "delivered" || a.result === "partial" ? "info" : "warn";
-      // the policy as the day's TLS-RPT file keeps it: a domain's policy text is bounded there too
-      const line = logged(a.tlsPolicy ? { ...a, tlsPolicy: recordedPolicy(a.tlsPolicy) } : a);
-      d.log[level]({ event: "delivery", ...line }, `delivery ${a.result}`);
     },
   };
 }
