@@ -63,8 +63,8 @@ export interface LoadOutcome {
 
 /**
  * What a refused config's answer depends on, so that a poll can tell it stands without reading,
- * decoding and validating the config again: at 10,000 policies that is a few hundred milliseconds of
- * the event loop, every second, on every pod, for as long as the refused config stays mounted (an
+ * decoding and validating the config again: at 10,000 policies that is 50-120 ms of the event loop
+ * (docs/benchmarks.md, session 23), every second, on every pod, for as long as the refused config stays mounted (an
  * operator newer than the relay writes one until the image is upgraded). A refusal for a read that
  * failed (EMFILE, EIO) has none: the next poll reads again.
  */
